@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
+pub mod g711;
 pub mod ids;
 pub mod rtcp;
 pub mod rtp;
