@@ -5,6 +5,7 @@
 pub mod error;
 pub mod g711;
 pub mod ids;
+pub mod jitter;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
