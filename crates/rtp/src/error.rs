@@ -107,3 +107,18 @@ pub enum Error {
         detail: String,
     },
 }
+impl Error {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+        move |source| Error::Io { what, source }
+    }
+
+    pub(crate) fn wav(what: &'static str) -> impl FnOnce(hound::Error) -> Error {
+        move |e| match e {
+            hound::Error::IoError(source) => Error::Io { what, source },
+            other => Error::Wav {
+                what,
+                detail: other.to_string(),
+            },
+        }
+    }
+}

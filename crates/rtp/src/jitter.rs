@@ -208,6 +208,14 @@ impl JitterBuffer {
         (self.jitter_q4 >> 4) as u32
     }
 
+    /// Extended highest sequence number received, as an RTCP report block
+    /// carries it (cycle count in the high 16 bits, starting at 0).
+    #[must_use]
+    pub fn highest_seq(&self) -> u32 {
+        self.last_ext
+            .map_or(0, |e| e.0.saturating_sub(1 << 16) as u32)
+    }
+
     /// The SSRC being played.
     #[must_use]
     pub fn ssrc(&self) -> Option<Ssrc> {

@@ -7,9 +7,13 @@ pub mod error;
 pub mod g711;
 pub mod ids;
 pub mod jitter;
+pub mod ports;
+pub mod recorder;
 pub mod resample;
 pub mod rtcp;
 pub mod rtp;
+pub mod sender;
+pub mod stream;
 
 pub use error::{Error, ParseError};
 pub use ids::{ExtSeqNo, PayloadType, SeqNo, Ssrc};

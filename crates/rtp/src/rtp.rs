@@ -264,13 +264,22 @@ impl RtpHeader {
                 have: out.len(),
             });
         };
+        self.write_header(out);
+        out[RTP_HEADER_LEN..].copy_from_slice(payload);
+        Ok(need)
+    }
+
+    /// Writes the 12-byte header into `out[..12]`, for callers that encode
+    /// the payload in place after it.
+    ///
+    /// # Panics
+    /// If `out` is shorter than [`RTP_HEADER_LEN`] (a caller bug).
+    pub fn write_header(&self, out: &mut [u8]) {
         out[0] = 0x80;
         out[1] = (u8::from(self.marker) << 7) | self.payload_type.get();
         out[2..4].copy_from_slice(&self.seq.0.to_be_bytes());
         out[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
         out[8..12].copy_from_slice(&self.ssrc.0.to_be_bytes());
-        out[RTP_HEADER_LEN..].copy_from_slice(payload);
-        Ok(need)
     }
 }
 

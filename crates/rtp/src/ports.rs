@@ -1,0 +1,216 @@
+//! The RTP port pool: hands out even UDP ports from a configured range,
+//! binds the RTP socket (and the RTCP socket on port + 1 when asked), and
+//! takes the port back when the [`PortLease`] is dropped.
+//!
+//! Ports are handed out round-robin, so a port just released is reused as
+//! late as possible (stray packets of a finished call do not reach the next
+//! one). A port another process holds is skipped and retried later.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::UdpSocket;
+
+use crate::error::Error;
+
+/// Port pool configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortPoolConfig {
+    /// Address to bind (e.g. 0.0.0.0, or 127.0.0.1 in tests).
+    pub bind_ip: IpAddr,
+    /// Ports to use; only the even ones carry RTP.
+    pub range: RangeInclusive<u16>,
+    /// Also bind port + 1 for RTCP.
+    pub rtcp: bool,
+}
+
+#[derive(Debug)]
+struct Inner {
+    free: VecDeque<u16>,
+    total: usize,
+}
+
+/// A shared pool of even RTP ports. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PortPool {
+    cfg: Arc<PortPoolConfig>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// The sockets bound for one stream.
+#[derive(Debug)]
+pub struct BoundPorts {
+    /// The RTP socket (even port).
+    pub rtp: UdpSocket,
+    /// The RTCP socket (port + 1), when configured.
+    pub rtcp: Option<UdpSocket>,
+    /// Returns the port to the pool when dropped.
+    pub lease: PortLease,
+}
+
+/// Ownership of one port of the pool; dropping it returns the port.
+#[derive(Debug)]
+pub struct PortLease {
+    port: u16,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl PortLease {
+    /// The RTP port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.free.push_back(self.port);
+    }
+}
+
+impl PortPool {
+    /// A pool over the even ports of `cfg.range` (with room for port + 1
+    /// when RTCP is on).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the range holds no usable port.
+    pub fn new(cfg: PortPoolConfig) -> Result<PortPool, Error> {
+        let (lo, hi) = (*cfg.range.start(), *cfg.range.end());
+        let free: VecDeque<u16> = (lo..=hi)
+            .filter(|p| p % 2 == 0 && *p != 0)
+            .filter(|p| !cfg.rtcp || (*p < hi && *p < u16::MAX))
+            .collect();
+        if free.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "RTP port range holds no even port",
+            });
+        }
+        let total = free.len();
+        Ok(PortPool {
+            cfg: Arc::new(cfg),
+            inner: Arc::new(Mutex::new(Inner { free, total })),
+        })
+    }
+
+    /// Ports currently free.
+    #[must_use]
+    pub fn available(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .free
+            .len()
+    }
+
+    /// Ports the pool manages.
+    #[must_use]
+    pub fn capacity(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .total
+    }
+
+    /// Binds the next free port (and port + 1 for RTCP). Must be called
+    /// inside a tokio runtime.
+    ///
+    /// # Errors
+    /// [`Error::PortsExhausted`] when every port is leased or cannot be
+    /// bound.
+    pub fn bind(&self) -> Result<BoundPorts, Error> {
+        let attempts = self.capacity();
+        for _ in 0..attempts {
+            let Some(port) = self
+                .inner
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .free
+                .pop_front()
+            else {
+                break;
+            };
+            let lease = PortLease {
+                port,
+                inner: Arc::clone(&self.inner),
+            };
+            match self.try_bind(port) {
+                Ok((rtp, rtcp)) => return Ok(BoundPorts { rtp, rtcp, lease }),
+                Err(e) => {
+                    // Held by someone else: the lease goes back to the end.
+                    tracing::debug!(port, error = %e, "RTP port busy, skipping");
+                }
+            }
+        }
+        Err(Error::PortsExhausted)
+    }
+
+    fn try_bind(&self, port: u16) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+        let rtp = std::net::UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port))?;
+        rtp.set_nonblocking(true)?;
+        let rtp = UdpSocket::from_std(rtp)?;
+        let rtcp = if self.cfg.rtcp {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1))?;
+            s.set_nonblocking(true)?;
+            Some(UdpSocket::from_std(s)?)
+        } else {
+            None
+        };
+        Ok((rtp, rtcp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(range: RangeInclusive<u16>, rtcp: bool) -> PortPoolConfig {
+        PortPoolConfig {
+            bind_ip: "127.0.0.1".parse().unwrap(),
+            range,
+            rtcp,
+        }
+    }
+
+    #[test]
+    fn only_even_ports_with_room_for_rtcp() {
+        assert_eq!(
+            PortPool::new(cfg(41001..=41009, false)).unwrap().capacity(),
+            4
+        );
+        assert_eq!(
+            PortPool::new(cfg(41000..=41008, true)).unwrap().capacity(),
+            4
+        );
+        assert!(PortPool::new(cfg(41001..=41001, false)).is_err());
+    }
+
+    #[tokio::test]
+    async fn lease_returns_port_and_exhaustion_is_an_error() {
+        let pool = PortPool::new(cfg(41100..=41103, true)).unwrap();
+        let a = pool.bind().unwrap();
+        let b = pool.bind().unwrap();
+        assert_eq!(a.lease.port() % 2, 0);
+        assert_eq!(
+            a.rtcp.as_ref().unwrap().local_addr().unwrap().port(),
+            a.lease.port() + 1
+        );
+        assert!(matches!(pool.bind(), Err(Error::PortsExhausted)));
+        drop(a);
+        assert_eq!(pool.available(), 1);
+        let c = pool.bind().unwrap();
+        assert_ne!(c.lease.port(), b.lease.port());
+    }
+
+    #[tokio::test]
+    async fn busy_port_is_skipped() {
+        let _squatter = std::net::UdpSocket::bind("127.0.0.1:41200").unwrap();
+        let pool = PortPool::new(cfg(41200..=41203, false)).unwrap();
+        let a = pool.bind().unwrap();
+        assert_eq!(a.lease.port(), 41202);
+        assert_eq!(pool.available(), 1, "the busy port stays in the pool");
+    }
+}

@@ -1,0 +1,264 @@
+//! The media stream driver against a peer socket on 127.0.0.1, with tokio's
+//! clock paused (the 20 ms ticks run in simulated time).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use callbridge_rtp::g711::Law;
+use callbridge_rtp::jitter::Playout;
+use callbridge_rtp::ports::{PortPool, PortPoolConfig};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
+use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
+use tokio::net::UdpSocket;
+
+fn pool(base: u16) -> PortPool {
+    PortPool::new(PortPoolConfig {
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        range: base..=base + 19,
+        rtcp: true,
+    })
+    .unwrap()
+}
+
+async fn peer() -> (UdpSocket, SocketAddr) {
+    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a = s.local_addr().unwrap();
+    (s, a)
+}
+
+fn cfg(remote: Option<SocketAddr>) -> MediaConfig {
+    let mut c = MediaConfig::new(Law::MuLaw, remote, Ssrc(0xabc), SeqNo(65534), 1000);
+    c.inactivity = Duration::from_secs(2);
+    c
+}
+
+async fn recv_rtp(s: &UdpSocket) -> RtpPacket {
+    let mut buf = vec![0u8; 1500];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    buf.truncate(n);
+    RtpPacket::parse(Bytes::from(buf)).unwrap()
+}
+
+fn rtp(pt: u8, seq: u16, ts: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    let h = RtpHeader {
+        marker,
+        payload_type: PayloadType::new(pt).unwrap(),
+        seq: SeqNo(seq),
+        timestamp: ts,
+        ssrc: Ssrc(77),
+    };
+    let mut out = vec![0u8; RtpHeader::encoded_len(payload.len())];
+    h.write_to(payload, &mut out).unwrap();
+    out
+}
+
+async fn next_matching(s: &mut MediaStream, f: impl Fn(&MediaEvent) -> bool) -> MediaEvent {
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(60), s.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if f(&ev) {
+            return ev;
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(42000);
+    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(recv_rtp(&peer).await);
+    }
+    stream.play([1000; 160]).await.unwrap();
+    stream.play([1000; 160]).await.unwrap();
+    for _ in 0..4 {
+        got.push(recv_rtp(&peer).await);
+    }
+    for (i, p) in got.iter().enumerate() {
+        assert_eq!(p.ssrc(), Ssrc(0xabc));
+        assert_eq!(p.seq(), SeqNo(65534u16.wrapping_add(i as u16)));
+        assert_eq!(p.timestamp(), 1000 + 160 * i as u32);
+        assert_eq!(p.payload().len(), 160);
+    }
+    let kinds: Vec<(bool, u8)> = got.iter().map(|p| (p.marker(), p.payload()[0])).collect();
+    // Silence (0xff) until the frames are queued, then one marked voice
+    // packet, one unmarked, then silence again.
+    let first_voice = kinds.iter().position(|k| k.1 != 0xff).unwrap();
+    assert!(first_voice >= 3);
+    assert_eq!(kinds[first_voice], (true, 0xce));
+    assert_eq!(kinds[first_voice + 1], (false, 0xce));
+    assert!(kinds[first_voice + 2..].iter().all(|k| *k == (false, 0xff)));
+    stream.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
+    let (peer, _) = peer().await;
+    let pool = pool(42100);
+    // No SDP address: nothing is sent until the peer's first packet.
+    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
+    let to = stream.local_addr();
+    for i in 0..6u16 {
+        peer.send_to(
+            &rtp(0, 100 + i, 160 * u32::from(i), i == 0, &[0x80; 160]),
+            to,
+        )
+        .await
+        .unwrap();
+    }
+    let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Latched(_))).await;
+    assert_eq!(ev, MediaEvent::Latched(peer.local_addr().unwrap()));
+    let ev = next_matching(&mut stream, |e| {
+        matches!(
+            e,
+            MediaEvent::Audio {
+                playout: Playout::Audio { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    let MediaEvent::Audio { pcm, .. } = ev else {
+        unreachable!()
+    };
+    assert!(pcm.iter().all(|&v| v == 32124));
+    // Symmetric RTP: our packets now go to the peer's source address.
+    assert_eq!(recv_rtp(&peer).await.ssrc(), Ssrc(0xabc));
+    // Digit 7: two updates and three end packets.
+    for (k, (end, dur)) in [
+        (false, 160u16),
+        (false, 320),
+        (true, 480),
+        (true, 480),
+        (true, 480),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = dur.to_be_bytes();
+        let payload = [7, if *end { 0x8a } else { 0x0a }, d[0], d[1]];
+        peer.send_to(&rtp(101, 200 + k as u16, 5000, k == 0, &payload), to)
+            .await
+            .unwrap();
+    }
+    let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Dtmf(_))).await;
+    let MediaEvent::Dtmf(d) = ev else {
+        unreachable!()
+    };
+    assert_eq!((d.key, d.duration), (Some('7'), 480));
+    // No second report for the repeated end packets.
+    let more = tokio::time::timeout(
+        Duration::from_secs(1),
+        next_matching(&mut stream, |e| matches!(e, MediaEvent::Dtmf(_))),
+    )
+    .await;
+    assert!(more.is_err(), "digit reported twice");
+    stream.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn source_outside_allowlist_is_ignored() {
+    let (peer, _) = peer().await;
+    let pool = pool(42200);
+    let mut c = cfg(None);
+    c.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    let mut stream = MediaStream::open(&pool, c).unwrap();
+    for i in 0..5u16 {
+        peer.send_to(
+            &rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]),
+            stream.local_addr(),
+        )
+        .await
+        .unwrap();
+    }
+    // Audio events keep coming (buffering silence), but never a latch.
+    for _ in 0..20 {
+        let ev = stream.recv().await.unwrap();
+        assert!(
+            matches!(
+                ev,
+                MediaEvent::Audio {
+                    playout: Playout::Buffering,
+                    ..
+                }
+            ),
+            "{ev:?}"
+        );
+    }
+    let s = stream.stats();
+    assert_eq!(s.rejected_source, 5);
+    assert_eq!(s.packets_in, 0);
+    stream.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn inactivity_is_reported_once_after_the_configured_time() {
+    let pool = pool(42300);
+    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
+    let start = tokio::time::Instant::now();
+    let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Inactive { .. })).await;
+    let MediaEvent::Inactive { silent_for } = ev else {
+        unreachable!()
+    };
+    assert!(silent_for >= Duration::from_secs(2) && silent_for < Duration::from_millis(2100));
+    assert!(start.elapsed() >= Duration::from_secs(2));
+    let again = tokio::time::timeout(
+        Duration::from_secs(5),
+        next_matching(&mut stream, |e| matches!(e, MediaEvent::Inactive { .. })),
+    )
+    .await;
+    assert!(again.is_err(), "inactivity reported twice");
+    stream.close().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn rtcp_bye_from_peer_is_reported_and_ours_is_sent_on_close() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(42400);
+    let mut stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    let rtcp_addr = SocketAddr::new(stream.local_addr().ip(), stream.local_addr().port() + 1);
+    peer.send_to(&[0x81, 203, 0, 1, 0, 0, 0, 77], rtcp_addr)
+        .await
+        .unwrap();
+    next_matching(&mut stream, |e| *e == MediaEvent::RtcpBye).await;
+    // Our RTCP goes to the peer's port + 1.
+    let rtcp_peer = UdpSocket::bind(SocketAddr::new(peer_addr.ip(), peer_addr.port() + 1)).await;
+    stream.close().await;
+    if let Ok(rtcp_peer) = rtcp_peer {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(1), rtcp_peer.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let c = callbridge_rtp::rtcp::RtcpCompound::parse(&buf[..n]).unwrap();
+        assert_eq!(c.bye_ssrcs().collect::<Vec<_>>(), vec![Ssrc(0xabc)]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn clear_playback_drops_queued_frames() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(42500);
+    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    for _ in 0..50 {
+        stream.play([1000; 160]).await.unwrap();
+    }
+    stream.clear_playback();
+    // After at most a couple of ticks, only silence is sent.
+    let mut voice = 0;
+    for _ in 0..20 {
+        if recv_rtp(&peer).await.payload()[0] != 0xff {
+            voice += 1;
+        }
+    }
+    assert!(voice <= 2, "{voice} voice packets after clear");
+    stream.close().await;
+}
