@@ -14,6 +14,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sender;
 pub mod stream;
+pub mod transcode;
 
 pub use error::{Error, ParseError};
 pub use ids::{ExtSeqNo, PayloadType, SeqNo, Ssrc};
