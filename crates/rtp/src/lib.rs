@@ -1,4 +1,21 @@
-//! Media for callbridge: RTP/RTCP packets, G.711, resampling, jitter buffer, RFC 4733 DTMF, the per-call media socket and the call recorder.
+//! Media for callbridge: RTP/RTCP packets, G.711, resampling, jitter buffer,
+//! RFC 4733 DTMF, the per-call media socket and the call recorder.
+//!
+//! | module | owns | spec |
+//! |---|---|---|
+//! | [`rtp`], [`ids`] | RTP packet view and header writer; `Ssrc`, `SeqNo`, `ExtSeqNo`, `PayloadType` | RFC 3550 section 5 |
+//! | [`rtcp`] | compound RTCP parser (SR, RR, SDES, BYE); RR, SDES CNAME and BYE writers | RFC 3550 section 6 |
+//! | [`g711`] | mu-law and A-law on slices | ITU-T G.711 / G.191 |
+//! | [`resample`] | 20 ms streaming resampler 8 kHz <-> 16/24 kHz (rubato `Fft`), 2 ms delay | |
+//! | [`jitter`] | sans-IO jitter buffer with concealment and adaptive depth | RFC 3550 A.1, A.8 |
+//! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
+//! | [`sender`] | sans-IO outbound packetizer (silence, marker) and symmetric-RTP latch | RFC 3551, RFC 4961 |
+//! | [`ports`] | even-port pool for RTP (+ RTCP) sockets | |
+//! | [`stream`] | the tokio driver: one task per call, 20 ms paced | |
+//! | [`recorder`] | stereo 8 kHz WAV recorder (caller left, agent right) | |
+//! | [`transcode`] | offline conversion used by the `transcode` example | |
+//!
+//! Everything but [`stream`] and [`ports`] is free of IO and of tokio.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

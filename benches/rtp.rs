@@ -1,0 +1,152 @@
+//! Media hot paths of callbridge-rtp: G.711 throughput, RTP parse/build,
+//! the resamplers alone, and the full inbound and outbound 20 ms frame
+//! paths of a call.
+//!
+//! Run: `cargo bench --bench rtp -- --measurement-time 3 --warm-up-time 1`
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use callbridge_rtp::g711::{self, Law};
+use callbridge_rtp::jitter::{JitterBuffer, JitterConfig};
+use callbridge_rtp::resample::StreamResampler;
+use callbridge_rtp::sender::RtpSender;
+use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+
+fn speech_like(n: usize) -> Vec<i16> {
+    // A deterministic mix of tones and a little noise, full of varied codes.
+    let mut x = 12345u32;
+    (0..n)
+        .map(|i| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let t = i as f64 / 8000.0;
+            let v = 9000.0 * (t * 2.0 * std::f64::consts::PI * 310.0).sin()
+                + 4000.0 * (t * 2.0 * std::f64::consts::PI * 1870.0).sin()
+                + f64::from((x >> 16) as i16 % 500);
+            v as i16
+        })
+        .collect()
+}
+
+fn g711_bench(c: &mut Criterion) {
+    const N: usize = 8000;
+    let pcm = speech_like(N);
+    let mut codes = vec![0u8; N];
+    g711::ulaw_encode(&pcm, &mut codes);
+    let mut out_codes = vec![0u8; N];
+    let mut out_pcm = vec![0i16; N];
+    let mut g = c.benchmark_group("g711");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("ulaw_encode", |b| {
+        b.iter(|| g711::ulaw_encode(black_box(&pcm), black_box(&mut out_codes)));
+    });
+    g.bench_function("ulaw_decode", |b| {
+        b.iter(|| g711::ulaw_decode(black_box(&codes), black_box(&mut out_pcm)));
+    });
+    g.bench_function("alaw_encode", |b| {
+        b.iter(|| g711::alaw_encode(black_box(&pcm), black_box(&mut out_codes)));
+    });
+    g.bench_function("alaw_decode", |b| {
+        b.iter(|| g711::alaw_decode(black_box(&codes), black_box(&mut out_pcm)));
+    });
+    g.finish();
+}
+
+fn header(seq: u16, ts: u32) -> RtpHeader {
+    RtpHeader {
+        marker: false,
+        payload_type: PayloadType::PCMU,
+        seq: SeqNo(seq),
+        timestamp: ts,
+        ssrc: Ssrc(0x1234_5678),
+    }
+}
+
+fn rtp_bench(c: &mut Criterion) {
+    let mut buf = [0u8; 172];
+    header(1, 160).write_to(&[0xff; 160], &mut buf).unwrap();
+    let packet = Bytes::copy_from_slice(&buf);
+    let mut g = c.benchmark_group("rtp");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("parse", |b| {
+        b.iter(|| RtpPacket::parse(black_box(packet.clone())).map(|p| p.payload().len()));
+    });
+    let payload = [0x55u8; 160];
+    let mut out = [0u8; 172];
+    let mut seq = 0u16;
+    g.bench_function("build", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            header(seq, u32::from(seq) * 160).write_to(black_box(&payload), black_box(&mut out))
+        });
+    });
+    g.finish();
+}
+
+fn resample_bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("resample_frame");
+    for (a, b_rate) in [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000)] {
+        let mut r = StreamResampler::new(a, b_rate).unwrap();
+        let input = speech_like(r.input_frame_len());
+        let mut out = vec![0i16; r.output_frame_len()];
+        g.bench_function(format!("{a}_to_{b_rate}"), |b| {
+            b.iter(|| r.process(black_box(&input), black_box(&mut out)).unwrap());
+        });
+    }
+    g.finish();
+}
+
+fn path_bench(c: &mut Criterion) {
+    // Inbound: RTP packet -> jitter buffer -> mu-law decode -> 8k -> 16k.
+    const PACKETS: usize = 1 << 16;
+    let pcm = speech_like(160);
+    let mut codes = [0u8; 160];
+    g711::ulaw_encode(&pcm, &mut codes);
+    let packets: Vec<Bytes> = (0..PACKETS)
+        .map(|i| {
+            let mut buf = [0u8; 172];
+            header(i as u16, i as u32 * 160)
+                .write_to(&codes, &mut buf)
+                .unwrap();
+            Bytes::copy_from_slice(&buf)
+        })
+        .collect();
+    let mut jb = JitterBuffer::new(JitterConfig::default(), Law::MuLaw, PayloadType::PCMU);
+    let mut up = StreamResampler::new(8000, 16000).unwrap();
+    let mut frame8 = [0i16; 160];
+    let mut frame16 = [0i16; 320];
+    let t0 = Instant::now();
+    let mut i = 0usize;
+    let mut g = c.benchmark_group("frame_path");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("inbound_rtp_jitter_ulaw_8k_to_16k", |b| {
+        b.iter(|| {
+            let now = t0 + Duration::from_millis(20 * i as u64);
+            if let Ok(p) = RtpPacket::parse(packets[i % PACKETS].clone()) {
+                jb.handle_packet(now, &p);
+            }
+            i += 1;
+            jb.poll_frame(&mut frame8);
+            up.process(&frame8, &mut frame16).unwrap();
+            black_box(&frame16);
+        });
+    });
+    // Outbound: 480 samples at 24 kHz -> 8 kHz -> mu-law -> RTP packet.
+    let model = speech_like(480);
+    let mut down = StreamResampler::new(24000, 8000).unwrap();
+    let mut sender = RtpSender::new(Law::MuLaw, PayloadType::PCMU, Ssrc(1), SeqNo(0), 0);
+    let mut pkt = [0u8; 172];
+    g.bench_function("outbound_24k_to_8k_ulaw_rtp", |b| {
+        b.iter(|| {
+            down.process(black_box(&model), &mut frame8).unwrap();
+            let n = sender.next_packet(Some(&frame8), &mut pkt).unwrap();
+            black_box(&pkt[..n]);
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, g711_bench, rtp_bench, resample_bench, path_bench);
+criterion_main!(benches);
