@@ -49,6 +49,8 @@ pub type Frame = [i16; MAX_FRAME];
 pub const PTIME: Duration = Duration::from_millis(20);
 /// Largest datagram read; bigger ones are truncated and fail to parse.
 const MAX_DATAGRAM: usize = 1500;
+/// Receive buffer block size.
+const RECV_BLOCK: usize = 64 * 1024;
 /// RTCP report interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -336,11 +338,16 @@ impl Driver {
         let mut tick = tokio::time::interval_at(Instant::now() + PTIME, PTIME);
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut rtcp_tick = tokio::time::interval_at(Instant::now() + RTCP_INTERVAL, RTCP_INTERVAL);
-        let mut buf = BytesMut::with_capacity(MAX_DATAGRAM);
+        // Datagrams are received into one large buffer and split off as
+        // `Bytes` (the jitter buffer keeps them without copying); a new block
+        // is allocated once per ~40 packets, or reclaimed when every packet
+        // split from it has been played.
+        let mut buf = BytesMut::with_capacity(RECV_BLOCK);
         let mut rtcp_buf = vec![0u8; MAX_DATAGRAM];
         loop {
-            buf.clear();
-            buf.reserve(MAX_DATAGRAM);
+            if buf.capacity() < MAX_DATAGRAM {
+                buf.reserve(RECV_BLOCK);
+            }
             tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
