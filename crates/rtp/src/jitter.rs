@@ -139,6 +139,8 @@ pub struct JitterBuffer {
     /// Next frame to play; None until the first packet.
     next: Option<ExtSeqNo>,
     playing: bool,
+    /// True once a frame of this stream has been played or concealed.
+    started: bool,
     /// Ticks spent prefetching with something buffered.
     waited: usize,
     /// Adaptive target in frames.
@@ -177,6 +179,7 @@ impl JitterBuffer {
             highest: None,
             next: None,
             playing: false,
+            started: false,
             waited: 0,
             target_frames,
             min_frames,
@@ -244,6 +247,7 @@ impl JitterBuffer {
         self.highest = None;
         self.next = None;
         self.playing = false;
+        self.started = false;
         self.waited = 0;
         self.prev_transit = None;
     }
@@ -275,8 +279,15 @@ impl JitterBuffer {
                 self.flush();
                 ext = ExtSeqNo::extend(None, packet.seq());
             } else if ext < next {
-                self.stats.late += 1;
-                return Accepted::Late;
+                // Late once playout has begun; before that, only when taking
+                // it would make the buffered span exceed the ring.
+                let span_too_wide = self
+                    .highest
+                    .is_some_and(|h| h.0 - ext.0 >= CAPACITY as u64 - 1);
+                if self.started || span_too_wide {
+                    self.stats.late += 1;
+                    return Accepted::Late;
+                }
             }
         }
         if self.slot(ext).seq == Some(ext) {
@@ -298,7 +309,9 @@ impl JitterBuffer {
         if self.highest.is_none_or(|h| ext > h) {
             self.highest = Some(ext);
         }
-        if self.next.is_none_or(|n| ext < n) && !self.playing {
+        // Before the first frame is played, an earlier packet moves the
+        // start back (reordering at the start of the stream).
+        if self.next.is_none_or(|n| ext < n) && !self.started {
             self.next = Some(ext);
         }
         // A talkspurt starts on an empty buffer: refill to the target
@@ -370,6 +383,7 @@ impl JitterBuffer {
                 return self.fill_idle(out);
             }
         }
+        self.started = true;
         let mut next = next;
         // Too much delay: drop the oldest frames down to the target.
         while self.buffered_frames() > self.target_frames + 2 {
@@ -679,6 +693,16 @@ mod tests {
     }
 
     #[test]
+    fn reordering_before_playout_starts_is_kept() {
+        let mut sim = Sim::new();
+        sim.send(1, 11, 11 * 160, false);
+        assert_eq!(sim.send(1, 10, 10 * 160, false), Accepted::Stored);
+        sim.send(1, 12, 12 * 160, false);
+        let played: Vec<u16> = (0..3).filter_map(|_| sim.tick_seq()).collect();
+        assert_eq!(played, vec![10, 11, 12]);
+    }
+
+    #[test]
     fn last_frames_of_a_talkspurt_are_not_held_back() {
         let mut b = jb();
         let played: Vec<u16> = drive(&mut b, &[1], 5).into_iter().flatten().collect();
@@ -717,18 +741,19 @@ mod tests {
 
     proptest! {
         /// Any arrival order with losses and duplicates: what is played is
-        /// strictly increasing, never more than was sent, the buffer never
-        /// holds more than its ring, and every packet is accounted for.
+        /// strictly increasing (between resyncs), the buffer never holds
+        /// more than its ring, and every packet is accounted for.
         #[test]
         fn playout_is_ordered_and_bounded(
             start: u16,
-            ops in proptest::collection::vec((0u16..8, any::<bool>(), any::<bool>()), 1..300),
+            ops in proptest::collection::vec((0u16..100, any::<bool>(), any::<bool>()), 1..300),
         ) {
             let mut b = jb();
             let t0 = Instant::now();
             let mut out = [0i16; 160];
             let mut last: Option<ExtSeqNo> = None;
             let mut sent = 0u64;
+            let mut resyncs = 0;
             for (i, (jitter, dup, poll)) in ops.iter().enumerate() {
                 let seq = start.wrapping_add((i as u16).saturating_sub(*jitter));
                 let at = t0 + Duration::from_millis(20 * i as u64);
@@ -738,6 +763,11 @@ mod tests {
                 if *dup {
                     b.handle_packet(at, &p);
                     sent += 1;
+                }
+                if b.stats().resyncs != resyncs {
+                    // A resync starts a new stream: ordering restarts.
+                    resyncs = b.stats().resyncs;
+                    last = None;
                 }
                 if *poll {
                     if let Playout::Audio { seq, .. } = b.poll_frame(&mut out) {
