@@ -262,3 +262,38 @@ async fn clear_playback_drops_queued_frames() {
     assert!(voice <= 2, "{voice} voice packets after clear");
     stream.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(42600);
+    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    recv_rtp(&peer).await;
+    stream.send_dtmf('#', Duration::from_millis(60));
+    let mut events = Vec::new();
+    let mut audio_after = 0;
+    while audio_after < 2 {
+        let p = recv_rtp(&peer).await;
+        if p.payload_type().get() == 101 {
+            events.push(p);
+        } else if !events.is_empty() {
+            audio_after += 1;
+        }
+    }
+    assert_eq!(events.len(), 2 + 3, "two updates and three end packets");
+    assert!(events[0].marker() && events[1..].iter().all(|p| !p.marker()));
+    let ts = events[0].timestamp();
+    assert!(events.iter().all(|p| p.timestamp() == ts));
+    let parsed: Vec<_> = events
+        .iter()
+        .map(|p| callbridge_rtp::dtmf::TelephoneEvent::parse(p.payload()).unwrap())
+        .collect();
+    assert!(parsed.iter().all(|e| e.event == 11));
+    assert_eq!(parsed.iter().filter(|e| e.end).count(), 3);
+    assert_eq!(parsed.last().unwrap().duration, 480);
+    // Sequence numbers stay continuous across the event.
+    for w in events.windows(2) {
+        assert_eq!(w[1].seq(), w[0].seq().next());
+    }
+    stream.close().await;
+}
