@@ -125,12 +125,15 @@ impl MediaConfig {
     reason = "boxing the frame would allocate every 20 ms; events sit in a bounded channel"
 )]
 pub enum MediaEvent {
-    /// One 20 ms tick of caller audio at 8 kHz.
+    /// One 20 ms tick: the caller's audio received and the agent's audio
+    /// sent in the same tick, both at 8 kHz, aligned for the recorder.
     Audio {
-        /// The samples.
+        /// Caller audio out of the jitter buffer.
         pcm: Frame,
-        /// Where they came from (audio, concealment, buffering silence).
+        /// Where it came from (audio, concealment, buffering silence).
         playout: Playout,
+        /// What this tick sent (zeros for silence or a DTMF event).
+        sent: Frame,
     },
     /// A completed DTMF key press.
     Dtmf(Digit),
@@ -429,28 +432,30 @@ impl Driver {
     }
 
     async fn on_tick(&mut self) {
-        // Inbound: one frame from the jitter buffer.
-        let mut pcm = [0i16; MAX_FRAME];
-        let playout = self.jitter.poll_frame(&mut pcm);
-        if self
-            .events
-            .try_send(MediaEvent::Audio { pcm, playout })
-            .is_err()
-        {
-            self.local_stats.events_dropped += 1;
-        }
-        // Outbound: DTMF, queued audio, or silence.
+        // Outbound: DTMF, queued audio, or silence; `sent` keeps the PCM
+        // for the call's recording.
+        let mut sent = [0i16; MAX_FRAME];
         let mut out = [0u8; 12 + MAX_FRAME];
         let n = match (&mut self.dtmf_tx, self.cfg.telephone_event) {
             (Some((generator, start)), Some(pt)) => match generator.next() {
                 Some(p) => self.sender.event_packet(&p, pt, *start, &mut out),
                 None => {
                     self.dtmf_tx = None;
-                    self.next_audio_packet(&mut out)
+                    self.next_audio_packet(&mut out, &mut sent)
                 }
             },
-            _ => self.next_audio_packet(&mut out),
+            _ => self.next_audio_packet(&mut out, &mut sent),
         };
+        // Inbound: one frame from the jitter buffer.
+        let mut pcm = [0i16; MAX_FRAME];
+        let playout = self.jitter.poll_frame(&mut pcm);
+        if self
+            .events
+            .try_send(MediaEvent::Audio { pcm, playout, sent })
+            .is_err()
+        {
+            self.local_stats.events_dropped += 1;
+        }
         if let (Ok(n), Some(remote)) = (n, self.latch.remote()) {
             match self.rtp.send_to(&out[..n], remote).await {
                 Ok(_) => self.local_stats.packets_out += 1,
@@ -467,9 +472,12 @@ impl Driver {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.local_stats;
     }
 
-    fn next_audio_packet(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+    fn next_audio_packet(&mut self, out: &mut [u8], sent: &mut Frame) -> Result<usize, Error> {
         match self.frames.try_recv() {
-            Ok(frame) => self.sender.next_packet(Some(&frame[..]), out),
+            Ok(frame) => {
+                *sent = frame;
+                self.sender.next_packet(Some(&frame[..]), out)
+            }
             Err(_) => self.sender.next_packet(None, out),
         }
     }

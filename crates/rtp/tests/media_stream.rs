@@ -72,7 +72,7 @@ async fn next_matching(s: &mut MediaStream, f: impl Fn(&MediaEvent) -> bool) -> 
 async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(42000);
-    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    let mut stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
     let mut got = Vec::new();
     for _ in 0..3 {
         got.push(recv_rtp(&peer).await);
@@ -96,6 +96,16 @@ async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time()
     assert_eq!(kinds[first_voice], (true, 0xce));
     assert_eq!(kinds[first_voice + 1], (false, 0xce));
     assert!(kinds[first_voice + 2..].iter().all(|k| *k == (false, 0xff)));
+    // The tick events carry what was sent, for the recorder.
+    let mut sent_voice = 0;
+    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), stream.recv()).await {
+        if let MediaEvent::Audio { sent, .. } = ev {
+            if sent == [1000; 160] {
+                sent_voice += 1;
+            }
+        }
+    }
+    assert_eq!(sent_voice, 2);
     stream.close().await;
 }
 
