@@ -43,6 +43,7 @@ mod model;
 mod policy;
 mod recovery;
 pub mod schema;
+mod session_types;
 mod sessions;
 mod store;
 mod users;
@@ -59,9 +60,10 @@ pub use model::{
 };
 pub use policy::{CallingWindow, RetryPolicy, Weekdays};
 pub use recovery::{OrphanRecording, ReconcileReport, RecoveryReport};
-pub use sessions::{
+pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
+pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
 pub use store::{OpenOptions, Store, WriterId};
 pub use users::{ApiToken, User};
