@@ -10,8 +10,8 @@ use jiff::Timestamp;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId,
-    SessionState, Speaker, UserId,
+    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
+    Speaker, UserId,
 };
 
 /// A session to create at call start.
@@ -316,4 +316,3 @@ pub struct SessionPage {
     /// Pass to the next call for the following page; `None` at the end.
     pub next: Option<Cursor>,
 }
-

@@ -152,8 +152,16 @@ fn events_batch_keeps_order_and_json_detail() {
     ];
     s.append_events(id, &evs).unwrap();
     let rec = s.load_session(id).unwrap();
-    let tail: Vec<_> = rec.events.iter().skip(1).map(|e| (e.kind, e.detail.clone())).collect();
-    assert_eq!(tail[0], (EventKind::Dtmf, serde_json::json!({"digit": "5"})));
+    let tail: Vec<_> = rec
+        .events
+        .iter()
+        .skip(1)
+        .map(|e| (e.kind, e.detail.clone()))
+        .collect();
+    assert_eq!(
+        tail[0],
+        (EventKind::Dtmf, serde_json::json!({"digit": "5"}))
+    );
     assert_eq!(tail[1].0, EventKind::ToolCall);
 }
 
@@ -180,7 +188,10 @@ fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
     .unwrap();
     let ses = s.get_session(id).unwrap();
     assert_eq!(ses.model.as_deref(), Some("gemini-live"));
-    assert_eq!(ses.recording_path.as_deref(), Some(std::path::Path::new("/rec/a.wav")));
+    assert_eq!(
+        ses.recording_path.as_deref(),
+        Some(std::path::Path::new("/rec/a.wav"))
+    );
     assert_eq!(ses.recording_bytes, Some(1234));
     assert_eq!(ses.usage.output_tokens, Some(20));
     assert!(!format!("{ses:?}").contains("billing"));
@@ -211,7 +222,9 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = s.list_sessions(&SessionFilter::default(), 4, cursor).unwrap();
+        let page = s
+            .list_sessions(&SessionFilter::default(), 4, cursor)
+            .unwrap();
         seen.extend(page.items.iter().map(|x| (x.created_at, x.id)));
         match page.next {
             Some(c) => cursor = Some(c.to_string().parse().unwrap()),
@@ -229,7 +242,10 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
         ..Default::default()
     };
     let got = s.list_sessions(&f, 100, None).unwrap().items;
-    assert_eq!(got.len(), (0..25).filter(|i| i % 2 == 0 && i % 3 == 0).count());
+    assert_eq!(
+        got.len(),
+        (0..25).filter(|i| i % 2 == 0 && i % 3 == 0).count()
+    );
     let f = SessionFilter {
         campaign: Some(c),
         since: Some(t(2)),
@@ -237,6 +253,8 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
         ..Default::default()
     };
     let got = s.list_sessions(&f, 100, None).unwrap().items;
-    let want = (0..25i64).filter(|i| i % 5 == 0 && (2..7).contains(&(i / 3))).count();
+    let want = (0..25i64)
+        .filter(|i| i % 5 == 0 && (2..7).contains(&(i / 3)))
+        .count();
     assert_eq!(got.len(), want);
 }
