@@ -53,13 +53,17 @@ pub use dnc::DncEntry;
 pub use error::{DbError, Entity, Error, Result};
 pub use import::{ImportMode, ImportReport, RowError};
 pub use jiff;
-pub use leads::{AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, NewLead};
+pub use leads::{
+    AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, MAX_CLAIM, MAX_FIELDS_JSON, NewLead,
+};
 pub use model::{
     CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, UserId,
 };
-pub use policy::{CallingWindow, RetryPolicy, Weekdays};
-pub use recovery::{OrphanRecording, ReconcileReport, RecoveryReport};
+pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
+pub use recovery::{
+    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecoveryReport,
+};
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,

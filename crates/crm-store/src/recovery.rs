@@ -314,3 +314,20 @@ impl Store {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_is_found_anywhere_in_a_file_name() {
+        let id = SessionId::new_v4();
+        assert_eq!(uuid_in(&format!("{id}.wav")), Some(id));
+        assert_eq!(uuid_in(&format!("call-{id}-caller.wav")), Some(id));
+        assert_eq!(
+            uuid_in("é-not-a-uuid-at-all-but-long-enough-to-scan.wav"),
+            None
+        );
+        assert_eq!(uuid_in("short.wav"), None);
+    }
+}

@@ -132,7 +132,7 @@ impl Finish {
     }
 }
 
-/// What [`Store::finish_session`] did.
+/// What [`Store::finish_session`](crate::Store::finish_session) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FinishResult {
     /// This call ended the session.

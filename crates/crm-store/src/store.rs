@@ -201,3 +201,21 @@ pub(crate) fn to_i64(v: u64, field: &'static str) -> Result<i64> {
 pub(crate) fn to_u64(v: i64, what: &'static str) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::Corrupt { what })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_writer_is_alive_and_malformed_or_unknown_writers_are_dead() {
+        assert!(WriterId::current().is_alive());
+        assert!(!WriterId::from_string("garbage".into()).is_alive());
+        if cfg!(target_os = "linux") {
+            let me = WriterId::current();
+            let (pid, _) = me.as_str().split_once(':').unwrap();
+            // Same pid, different start time: a reused pid is not our process.
+            assert!(!WriterId::from_string(format!("{pid}:1")).is_alive());
+            assert!(!WriterId::from_string(format!("{}:0", u32::MAX)).is_alive());
+        }
+    }
+}
