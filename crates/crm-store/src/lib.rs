@@ -31,6 +31,32 @@
 //! assert_eq!(rec.session.state, SessionState::Ended);
 //! assert_eq!(rec.turns.len(), 1);
 //! ```
+//!
+//! A campaign dialer's loop: claim, call, record the outcome.
+//!
+//! ```
+//! use callbridge_crm_store::*;
+//! let mut store = Store::open(":memory:").unwrap();
+//! let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+//! let mut settings = CampaignSettings::new("spring", "gemini");
+//! settings.max_concurrent = 2;
+//! let c = store.create_campaign(&settings, now).unwrap();
+//! store.set_campaign_status(c, CampaignStatus::Active, now).unwrap();
+//! let csv = "phone,name\n+14155550100,Ada\n+14155550101,Bob\n";
+//! store.import_leads_csv(c, csv.as_bytes(), ImportMode::AllOrNothing, now).unwrap();
+//! store.recover(now).unwrap(); // on start: release what a dead dialer left
+//! for claimed in store.claim_due_leads(c, now, 10).unwrap() {
+//!     let id = SessionId::new_v4();
+//!     let mut s = NewSession::outbound(id, now);
+//!     s.campaign = Some(c);
+//!     s.lead = Some(claimed.lead.id);
+//!     store.create_session(&s).unwrap();
+//!     // ... dial claimed.lead.phone.as_str(), run the call ...
+//!     store.finish_session(id, &Finish::failed(EndReason::Busy, now)).unwrap();
+//!     let next = store.record_attempt(claimed.lead.id, Outcome::Busy, Some(id), now).unwrap();
+//!     assert_eq!(next.status, LeadStatus::Retry);
+//! }
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

@@ -27,6 +27,11 @@ pub struct OpenOptions {
     /// Open at this schema version instead of the newest (tests of
     /// migrations only). `None` = newest.
     pub schema_version: Option<i64>,
+    /// `synchronous = FULL` (fsync the WAL on every commit) instead of the
+    /// default `NORMAL`. Both keep every committed transaction when a
+    /// process dies; only `FULL` also keeps the last ones through a power
+    /// loss or OS crash, at the price of one fsync per write.
+    pub sync_full: bool,
 }
 
 impl Default for OpenOptions {
@@ -34,6 +39,7 @@ impl Default for OpenOptions {
         OpenOptions {
             busy_timeout: Duration::from_secs(10),
             schema_version: None,
+            sync_full: false,
         }
     }
 }
@@ -129,7 +135,8 @@ impl Store {
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(mode, "CRM store is not in WAL mode");
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let sync = if opts.sync_full { "FULL" } else { "NORMAL" };
+        conn.pragma_update(None, "synchronous", sync)?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         schema::migrate_to(
