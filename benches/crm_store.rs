@@ -79,6 +79,15 @@ fn claims(c: &mut Criterion) {
         .map(|i| NewLead::new(PhoneNumber::parse(&format!("+1555{i:07}")).unwrap()))
         .collect();
     s.add_leads(camp, &leads, at(0)).unwrap();
+    // A second campaign of 100,000 leads whose window is closed: the claim
+    // must answer without walking its queue.
+    let mut closed = cs.clone();
+    closed.name = "closed".into();
+    closed.window = CallingWindow::new(0, 1, Weekdays::NONE).unwrap();
+    let shut = s.create_campaign(&closed, at(0)).unwrap();
+    s.set_campaign_status(shut, CampaignStatus::Active, at(0))
+        .unwrap();
+    s.add_leads(shut, &leads, at(0)).unwrap();
     let mut clock = 1;
     let mut g = c.benchmark_group("crm_store/claim_due_leads_100k");
     for limit in [1u32, 10] {
@@ -101,6 +110,12 @@ fn claims(c: &mut Criterion) {
             })
         });
     }
+    g.bench_function("window_closed", |b| {
+        b.iter(|| {
+            let got = s.claim_due_leads(shut, at(clock), 10).unwrap();
+            assert!(got.is_empty());
+        })
+    });
     g.finish();
 }
 

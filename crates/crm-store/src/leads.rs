@@ -9,8 +9,6 @@
 //! list, and `now` is inside the campaign's calling window in the lead's
 //! time zone (or the campaign's).
 
-use std::collections::HashMap;
-
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
@@ -396,42 +394,60 @@ impl Store {
         let room = i64::from(c.settings.max_concurrent)
             .saturating_sub(busy)
             .max(0);
-        let want = usize::try_from(room.min(i64::from(limit.min(MAX_CLAIM)))).unwrap_or(0);
-        if want == 0 {
+        let want = room.min(i64::from(limit.min(MAX_CLAIM)));
+        if want <= 0 {
             return Ok(Vec::new());
         }
-        let default_tz = zone(&c.settings.time_zone)?;
-        let mut open: HashMap<Option<String>, bool> = HashMap::new();
-        let mut picked: Vec<(LeadId, String)> = Vec::with_capacity(want);
+        // Which of the campaign's zones are inside the window now: the
+        // default zone (leads without their own) and each distinct lead
+        // zone (an index range, not a scan of the queue). If none is open
+        // the claim ends here, before touching the due queue.
+        let window = c.settings.window;
+        let default_open = window.is_open(now, &zone(&c.settings.time_zone)?);
+        let mut open_zones: Vec<String> = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT DISTINCT time_zone FROM leads \
+                 WHERE campaign_id = ?1 AND time_zone IS NOT NULL",
+            )?;
+            let mut rows = st.query([campaign.0])?;
+            while let Some(r) = rows.next()? {
+                let name: String = r.get(0)?;
+                // A zone that no longer resolves falls back to the default.
+                let open = zone(&name).map_or(default_open, |tz| window.is_open(now, &tz));
+                if open {
+                    open_zones.push(name);
+                }
+            }
+        }
+        if !default_open && open_zones.is_empty() {
+            return Ok(Vec::new());
+        }
+        let open_json =
+            serde_json::to_string(&open_zones).map_err(|_| Error::Corrupt { what: "time zone" })?;
+        let mut picked: Vec<(LeadId, String)> =
+            Vec::with_capacity(usize::try_from(want).unwrap_or(0));
         {
             let mut st = tx.prepare_cached(
                 "SELECT id, time_zone FROM leads WHERE campaign_id = ?1 \
                  AND status IN ('pending', 'retry') AND next_attempt_at <= ?2 AND attempts < ?3 \
+                 AND ((time_zone IS NULL AND ?4) \
+                      OR time_zone IN (SELECT value FROM json_each(?5))) \
                  AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = leads.phone) \
-                 ORDER BY next_attempt_at, id",
+                 ORDER BY next_attempt_at, id LIMIT ?6",
             )?;
-            let mut rows = st.query(params![campaign.0, ms(now), c.settings.retry.max_attempts])?;
+            let mut rows = st.query(params![
+                campaign.0,
+                ms(now),
+                c.settings.retry.max_attempts,
+                default_open,
+                open_json,
+                want
+            ])?;
             while let Some(r) = rows.next()? {
-                let tz_name: Option<String> = r.get(1)?;
-                let is_open = match open.get(&tz_name) {
-                    Some(o) => *o,
-                    None => {
-                        let tz = match tz_name.as_deref().map(zone) {
-                            Some(Ok(tz)) => tz,
-                            Some(Err(_)) | None => default_tz.clone(),
-                        };
-                        let o = c.settings.window.is_open(now, &tz);
-                        open.insert(tz_name.clone(), o);
-                        o
-                    }
-                };
-                if is_open {
-                    let tz = tz_name.unwrap_or_else(|| c.settings.time_zone.clone());
-                    picked.push((LeadId(r.get(0)?), tz));
-                    if picked.len() == want {
-                        break;
-                    }
-                }
+                let tz: Option<String> = r.get(1)?;
+                let tz = tz.unwrap_or_else(|| c.settings.time_zone.clone());
+                picked.push((LeadId(r.get(0)?), tz));
             }
         }
         let mut out = Vec::with_capacity(picked.len());

@@ -151,6 +151,12 @@ CREATE INDEX leads_due ON leads(campaign_id, next_attempt_at, id)
 CREATE INDEX leads_status ON leads(campaign_id, status);
 "#;
 
+/// v4: the time zones of a campaign's leads, so a claim can tell which
+/// calling windows are open without scanning the due queue.
+const V4_LEAD_ZONES: &str = r#"
+CREATE INDEX leads_zone ON leads(campaign_id, time_zone);
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -165,6 +171,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "query, claim and recovery indexes",
         sql: V3_INDEXES,
+    },
+    Migration {
+        description: "lead time zone index",
+        sql: V4_LEAD_ZONES,
     },
 ];
 

@@ -258,3 +258,25 @@ fn dnc_add_is_idempotent_and_remove_list_check_work() {
         Err(Error::NotFound { .. })
     ));
 }
+
+#[test]
+fn outside_the_window_nothing_is_claimed_and_inside_it_is() {
+    let (_d, mut s) = fresh();
+    let mut cs = CampaignSettings::new("w", "gemini");
+    cs.window = CallingWindow::new(9 * 60, 17 * 60, Weekdays::ALL).unwrap();
+    cs.max_concurrent = 10;
+    let c = s.create_campaign(&cs, t(0)).unwrap();
+    s.set_campaign_status(c, CampaignStatus::Active, t(0))
+        .unwrap();
+    let mut ls = leads(3);
+    ls[2].time_zone = Some("Asia/Kolkata".into());
+    s.add_leads(c, &ls, t(0)).unwrap();
+    // 20:00 UTC: closed in UTC, 01:30 in Kolkata: closed.
+    assert!(s.claim_due_leads(c, t(8 * 3600), 10).unwrap().is_empty());
+    // 04:00 UTC next day: UTC closed, 09:30 in Kolkata: open.
+    let got = s.claim_due_leads(c, t(16 * 3600), 10).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].time_zone, "Asia/Kolkata");
+    // 10:00 UTC: the two UTC leads.
+    assert_eq!(s.claim_due_leads(c, t(22 * 3600), 10).unwrap().len(), 2);
+}
