@@ -1,22 +1,11 @@
-//! Leads: create, read, update, delete; the atomic due-lead claim; and
-//! recording an attempt's outcome through the campaign's retry policy.
-//!
-//! The claim runs in one `BEGIN IMMEDIATE` transaction: it reads the due
-//! leads and marks them `in-progress` (with this process's writer id) before
-//! any other process can write, so two dialers never claim the same lead.
-//! A lead is due when its status is `pending` or `retry`, its next attempt
-//! time has passed, it has attempts left, its number is not on the DNC
-//! list, and `now` is inside the campaign's calling window in the lead's
-//! time zone (or the campaign's).
+//! Leads: create, read, update, delete, and the lead types the dialer
+//! uses (the claim and attempt recording live in `dialing`).
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use crate::campaigns::{CAMPAIGN_COLS, campaign_from_row};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
-use crate::model::{
-    CampaignId, CampaignStatus, LeadId, LeadStatus, Outcome, PersonName, PhoneNumber, SessionId,
-};
+use crate::model::{CampaignId, LeadId, LeadStatus, Outcome, PersonName, PhoneNumber, SessionId};
 use crate::policy::zone;
 use crate::store::{Store, ms, ts};
 
@@ -25,8 +14,8 @@ pub const MAX_CLAIM: u32 = 1_000;
 /// Longest JSON of a lead's extra fields, in bytes.
 pub const MAX_FIELDS_JSON: usize = 64 * 1024;
 
-/// A lead to add.
-#[derive(Debug, Clone, PartialEq)]
+/// A lead to add. `Debug` shows the field names, never their values.
+#[derive(Clone, PartialEq)]
 pub struct NewLead {
     /// The number to dial.
     pub phone: PhoneNumber,
@@ -57,8 +46,48 @@ impl NewLead {
     }
 }
 
-/// Fields to change on a lead; `None` leaves a field unchanged.
-#[derive(Debug, Clone, Default)]
+/// Field names of a lead's extra fields, for `Debug` (values may be
+/// personal data).
+struct FieldNames<'a>(&'a serde_json::Map<String, serde_json::Value>);
+
+impl std::fmt::Debug for FieldNames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl std::fmt::Debug for NewLead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewLead")
+            .field("phone", &self.phone)
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("fields", &FieldNames(&self.fields))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Lead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lead")
+            .field("id", &self.id)
+            .field("campaign", &self.campaign)
+            .field("phone", &self.phone)
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("fields", &FieldNames(&self.fields))
+            .field("status", &self.status)
+            .field("attempts", &self.attempts)
+            .field("next_attempt_at", &self.next_attempt_at)
+            .field("last_outcome", &self.last_outcome)
+            .field("last_session", &self.last_session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Fields to change on a lead; `None` leaves a field unchanged. `Debug`
+/// shows only the names of replacement fields.
+#[derive(Clone, Default)]
 pub struct LeadUpdate {
     /// New name.
     pub name: Option<PersonName>,
@@ -68,8 +97,19 @@ pub struct LeadUpdate {
     pub fields: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
-/// A stored lead.
-#[derive(Debug, Clone, PartialEq)]
+impl std::fmt::Debug for LeadUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeadUpdate")
+            .field("name", &self.name)
+            .field("time_zone", &self.time_zone)
+            .field("fields", &self.fields.as_ref().map(FieldNames))
+            .finish()
+    }
+}
+
+/// A stored lead. `Debug` redacts the phone and name and shows only the
+/// names of the extra fields.
+#[derive(Clone, PartialEq)]
 pub struct Lead {
     /// Its id.
     pub id: LeadId,
@@ -346,214 +386,6 @@ impl Store {
             return Err(Error::NotFound {
                 entity: Entity::Lead,
                 id: id.to_string(),
-            });
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Claims up to `limit` due leads of an active campaign (see the module
-    /// docs), oldest due first, marking them `in-progress` and counting the
-    /// attempt. Never exceeds the campaign's `max_concurrent` leads in
-    /// progress. Returns an empty list when nothing is due; a campaign that
-    /// is not `active` is an [`Error::Conflict`].
-    pub fn claim_due_leads(
-        &mut self,
-        campaign: CampaignId,
-        now: Timestamp,
-        limit: u32,
-    ) -> Result<Vec<ClaimedLead>> {
-        let writer = self.writer.as_str().to_owned();
-        let tx = self.write_tx()?;
-        let c = {
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
-            ))?;
-            let mut rows = st.query([campaign.0])?;
-            match rows.next()? {
-                Some(r) => campaign_from_row(r)?,
-                None => {
-                    return Err(Error::NotFound {
-                        entity: Entity::Campaign,
-                        id: campaign.to_string(),
-                    });
-                }
-            }
-        };
-        if c.status != CampaignStatus::Active {
-            return Err(Error::Conflict {
-                entity: Entity::Campaign,
-                reason: "campaign is not active",
-            });
-        }
-        let busy: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM leads WHERE campaign_id = ?1 AND status = 'in-progress'",
-            [campaign.0],
-            |r| r.get(0),
-        )?;
-        let room = i64::from(c.settings.max_concurrent)
-            .saturating_sub(busy)
-            .max(0);
-        let want = room.min(i64::from(limit.min(MAX_CLAIM)));
-        if want <= 0 {
-            return Ok(Vec::new());
-        }
-        // Which of the campaign's zones are inside the window now: the
-        // default zone (leads without their own) and each distinct lead
-        // zone (an index range, not a scan of the queue). If none is open
-        // the claim ends here, before touching the due queue.
-        let window = c.settings.window;
-        let default_open = window.is_open(now, &zone(&c.settings.time_zone)?);
-        let mut open_zones: Vec<String> = Vec::new();
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT DISTINCT time_zone FROM leads \
-                 WHERE campaign_id = ?1 AND time_zone IS NOT NULL",
-            )?;
-            let mut rows = st.query([campaign.0])?;
-            while let Some(r) = rows.next()? {
-                let name: String = r.get(0)?;
-                // A zone that no longer resolves falls back to the default.
-                let open = zone(&name).map_or(default_open, |tz| window.is_open(now, &tz));
-                if open {
-                    open_zones.push(name);
-                }
-            }
-        }
-        if !default_open && open_zones.is_empty() {
-            return Ok(Vec::new());
-        }
-        let open_json =
-            serde_json::to_string(&open_zones).map_err(|_| Error::Corrupt { what: "time zone" })?;
-        let mut picked: Vec<(LeadId, String)> =
-            Vec::with_capacity(usize::try_from(want).unwrap_or(0));
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT id, time_zone FROM leads WHERE campaign_id = ?1 \
-                 AND status IN ('pending', 'retry') AND next_attempt_at <= ?2 AND attempts < ?3 \
-                 AND ((time_zone IS NULL AND ?4) \
-                      OR time_zone IN (SELECT value FROM json_each(?5))) \
-                 AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = leads.phone) \
-                 ORDER BY next_attempt_at, id LIMIT ?6",
-            )?;
-            let mut rows = st.query(params![
-                campaign.0,
-                ms(now),
-                c.settings.retry.max_attempts,
-                default_open,
-                open_json,
-                want
-            ])?;
-            while let Some(r) = rows.next()? {
-                let tz: Option<String> = r.get(1)?;
-                let tz = tz.unwrap_or_else(|| c.settings.time_zone.clone());
-                picked.push((LeadId(r.get(0)?), tz));
-            }
-        }
-        let mut out = Vec::with_capacity(picked.len());
-        {
-            let mut st = tx.prepare_cached(
-                "UPDATE leads SET status = 'in-progress', attempts = attempts + 1, \
-                 claimed_by = ?2, updated_at = ?3 WHERE id = ?1",
-            )?;
-            for (id, _) in &picked {
-                st.execute(params![id.0, writer, ms(now)])?;
-            }
-        }
-        for (id, time_zone) in picked {
-            out.push(ClaimedLead {
-                lead: get_lead_in(&tx, id)?,
-                time_zone,
-            });
-        }
-        tx.commit()?;
-        Ok(out)
-    }
-
-    /// Records the outcome of a claimed lead's attempt and moves it on
-    /// through the campaign's retry policy ([`RetryPolicy::next`]). A
-    /// `do-not-call` outcome also puts the number on the global DNC list.
-    /// The lead must be `in-progress` ([`Error::Conflict`] otherwise, so an
-    /// outcome is never recorded twice).
-    ///
-    /// [`RetryPolicy::next`]: crate::RetryPolicy::next
-    pub fn record_attempt(
-        &mut self,
-        lead: LeadId,
-        outcome: Outcome,
-        session: Option<SessionId>,
-        now: Timestamp,
-    ) -> Result<AttemptResult> {
-        let tx = self.write_tx()?;
-        let l = get_lead_in(&tx, lead)?;
-        if l.status != LeadStatus::InProgress {
-            return Err(Error::Conflict {
-                entity: Entity::Lead,
-                reason: "lead is not in progress",
-            });
-        }
-        let c = {
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
-            ))?;
-            let mut rows = st.query([l.campaign.0])?;
-            match rows.next()? {
-                Some(r) => campaign_from_row(r)?,
-                None => {
-                    return Err(Error::Corrupt {
-                        what: "lead campaign",
-                    });
-                }
-            }
-        };
-        let (status, next) = c.settings.retry.next(l.attempts, outcome, now);
-        tx.execute(
-            "UPDATE leads SET status = ?2, next_attempt_at = ?3, last_outcome = ?4, \
-             last_session = COALESCE(?5, last_session), claimed_by = NULL, updated_at = ?6 \
-             WHERE id = ?1",
-            params![
-                lead.0,
-                status.as_str(),
-                ms(next),
-                outcome.as_str(),
-                session.map(|s| s.to_string()),
-                ms(now)
-            ],
-        )
-        .map_err(conflict_on_constraint(
-            Entity::Lead,
-            "session does not exist",
-        ))?;
-        if outcome == Outcome::DoNotCall {
-            tx.execute(
-                "INSERT INTO dnc (phone, reason, added_at) VALUES (?1, 'asked during call', ?2) \
-                 ON CONFLICT (phone) DO NOTHING",
-                params![l.phone.as_str(), ms(now)],
-            )?;
-        }
-        tx.commit()?;
-        Ok(AttemptResult {
-            status,
-            next_attempt_at: next,
-            attempts: l.attempts,
-        })
-    }
-
-    /// Gives back a claimed lead that was never dialled (the dialer stopped
-    /// first): the claim's attempt is uncounted and the lead is due again.
-    pub fn release_lead(&mut self, lead: LeadId, now: Timestamp) -> Result<()> {
-        let tx = self.write_tx()?;
-        let n = tx.execute(
-            "UPDATE leads SET attempts = MAX(attempts - 1, 0), \
-             status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'retry' END, \
-             claimed_by = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in-progress'",
-            params![lead.0, ms(now)],
-        )?;
-        if n == 0 {
-            get_lead_in(&tx, lead)?;
-            return Err(Error::Conflict {
-                entity: Entity::Lead,
-                reason: "lead is not in progress",
             });
         }
         tx.commit()?;

@@ -61,6 +61,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod campaigns;
+mod dialing;
 mod dnc;
 mod error;
 pub mod import;

@@ -194,6 +194,10 @@ fn lead_crud_and_duplicate_phone_conflict() {
     assert_eq!(got.time_zone.as_deref(), Some("Europe/London"));
     assert_eq!(got.fields["plan"], "gold");
     assert!(!format!("{got:?}").contains("Grace"));
+    assert!(
+        !format!("{got:?}").contains("gold"),
+        "field values stay out of Debug"
+    );
     assert_eq!(
         s.list_leads(c, LeadFilter::default(), None, 10)
             .unwrap()
