@@ -1,3 +1,100 @@
-//! The callbridge CRM store: one SQLite file holding users, campaigns, leads, call sessions, transcripts, call events and recordings.
+//! The callbridge CRM store: one SQLite file holding users, campaigns, leads,
+//! call sessions, transcripts, call events and recordings.
+//!
+//! The API is typed and synchronous: no SQL leaves this crate. Open a
+//! [`Store`] per thread (async callers: a dedicated thread or
+//! `spawn_blocking`); the agent and the campaign dialer may use the same
+//! file from different processes at the same time.
+//!
+//! - Sessions ([`Store::create_session`], [`Store::set_state`],
+//!   [`Store::append_turns`], [`Store::append_events`],
+//!   [`Store::finish_session`], [`Store::list_sessions`],
+//!   [`Store::load_session`]).
+//! - Campaigns and leads ([`Store::create_campaign`], [`Store::add_leads`],
+//!   [`Store::claim_due_leads`], [`Store::record_attempt`],
+//!   [`Store::import_leads_csv`]).
+//! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`]),
+//!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
+//! - Crash recovery ([`Store::recover`], [`Store::reconcile`]).
+//!
+//! ```
+//! use callbridge_crm_store::*;
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut store = Store::open(dir.path().join("crm.sqlite")).unwrap();
+//! let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+//! let id = SessionId::new_v4();
+//! store.create_session(&NewSession::inbound(id, now)).unwrap();
+//! store.set_state(id, SessionState::Active, now).unwrap();
+//! store.append_turns(id, &[NewTurn::new(0, Speaker::Caller, "hello", 0)]).unwrap();
+//! store.finish_session(id, &Finish::ended(EndReason::CallerHangup, now)).unwrap();
+//! let rec = store.load_session(id).unwrap();
+//! assert_eq!(rec.session.state, SessionState::Ended);
+//! assert_eq!(rec.turns.len(), 1);
+//! ```
+//!
+//! A campaign dialer's loop: claim, call, record the outcome.
+//!
+//! ```
+//! use callbridge_crm_store::*;
+//! let mut store = Store::open(":memory:").unwrap();
+//! let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+//! let mut settings = CampaignSettings::new("spring", "gemini");
+//! settings.max_concurrent = 2;
+//! let c = store.create_campaign(&settings, now).unwrap();
+//! store.set_campaign_status(c, CampaignStatus::Active, now).unwrap();
+//! let csv = "phone,name\n+14155550100,Ada\n+14155550101,Bob\n";
+//! store.import_leads_csv(c, csv.as_bytes(), ImportMode::AllOrNothing, now).unwrap();
+//! store.recover(now).unwrap(); // on start: release what a dead dialer left
+//! for claimed in store.claim_due_leads(c, now, 10).unwrap() {
+//!     let id = SessionId::new_v4();
+//!     let mut s = NewSession::outbound(id, now);
+//!     s.campaign = Some(c);
+//!     s.lead = Some(claimed.lead.id);
+//!     store.create_session(&s).unwrap();
+//!     // ... dial claimed.lead.phone.as_str(), run the call ...
+//!     store.finish_session(id, &Finish::failed(EndReason::Busy, now)).unwrap();
+//!     let next = store.record_attempt(claimed.lead.id, Outcome::Busy, Some(id), now).unwrap();
+//!     assert_eq!(next.status, LeadStatus::Retry);
+//! }
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod campaigns;
+mod dialing;
+mod dnc;
+mod error;
+pub mod import;
+mod leads;
+mod model;
+mod policy;
+mod recovery;
+pub mod schema;
+mod session_types;
+mod sessions;
+mod store;
+mod users;
+
+pub use campaigns::{Campaign, CampaignSettings};
+pub use dnc::DncEntry;
+pub use error::{DbError, Entity, Error, Result};
+pub use import::{ImportMode, ImportReport, RowError};
+pub use jiff;
+pub use leads::{
+    AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, MAX_CLAIM, MAX_FIELDS_JSON, NewLead,
+};
+pub use model::{
+    CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
+    Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, UserId,
+};
+pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
+pub use recovery::{
+    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecoveryReport,
+};
+pub use session_types::{
+    Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
+    SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+};
+pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
+pub use store::{OpenOptions, Store, WriterId};
+pub use users::{ApiToken, User};

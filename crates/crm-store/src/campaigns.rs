@@ -1,0 +1,328 @@
+//! Campaigns: create, read, update, delete, and status changes. A
+//! campaign's settings hold what the dialer and the agent need: the prompt
+//! and greeting, the model provider and voice, the calling window and its
+//! default time zone, the retry policy, and the concurrency and pacing
+//! limits.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::error::{Entity, Error, Result, conflict_on_constraint};
+use crate::model::{CampaignId, CampaignStatus, UserId};
+use crate::policy::{CallingWindow, RetryPolicy, Weekdays, zone};
+use crate::store::{Store, ms, ts};
+
+/// Everything about a campaign that an operator sets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignSettings {
+    /// Unique name (1 to 200 bytes).
+    pub name: String,
+    /// Owning user.
+    pub owner: Option<UserId>,
+    /// The model's system prompt.
+    pub system_prompt: String,
+    /// What the agent says first.
+    pub greeting: String,
+    /// Model provider (`gemini`, `openai`).
+    pub model_provider: String,
+    /// Model voice.
+    pub voice: Option<String>,
+    /// When leads may be dialled, in their local time.
+    pub window: CallingWindow,
+    /// IANA time zone for leads without their own.
+    pub time_zone: String,
+    /// Attempts and retry delays.
+    pub retry: RetryPolicy,
+    /// Most leads in progress at once.
+    pub max_concurrent: u32,
+    /// Dial pacing for the dialer (the store does not enforce it).
+    pub calls_per_minute: u32,
+}
+
+impl CampaignSettings {
+    /// Settings with defaults: always-open window in UTC, default retry
+    /// policy, 1 concurrent call, 10 calls per minute, empty prompt.
+    pub fn new(name: impl Into<String>, model_provider: impl Into<String>) -> Self {
+        CampaignSettings {
+            name: name.into(),
+            owner: None,
+            system_prompt: String::new(),
+            greeting: String::new(),
+            model_provider: model_provider.into(),
+            voice: None,
+            window: CallingWindow::ALWAYS,
+            time_zone: "UTC".into(),
+            retry: RetryPolicy::default(),
+            max_concurrent: 1,
+            calls_per_minute: 10,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |field, reason| Err(Error::InvalidInput { field, reason });
+        if self.name.trim().is_empty() || self.name.len() > 200 {
+            return bad("name", "must be 1 to 200 bytes");
+        }
+        if self.system_prompt.len() > 64 * 1024 || self.greeting.len() > 64 * 1024 {
+            return bad("system_prompt", "prompt and greeting are limited to 64 KiB");
+        }
+        if self.model_provider.is_empty() || self.model_provider.len() > 64 {
+            return bad("model_provider", "must be 1 to 64 bytes");
+        }
+        if self.voice.as_ref().is_some_and(|v| v.len() > 64) {
+            return bad("voice", "longer than 64 bytes");
+        }
+        zone(&self.time_zone)?;
+        self.retry.validate()?;
+        if self.max_concurrent == 0 {
+            return bad("max_concurrent", "must be at least 1");
+        }
+        if self.calls_per_minute == 0 {
+            return bad("calls_per_minute", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// A stored campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    /// Its id.
+    pub id: CampaignId,
+    /// Its status.
+    pub status: CampaignStatus,
+    /// Its settings.
+    pub settings: CampaignSettings,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+}
+
+pub(crate) const CAMPAIGN_COLS: &str = "id, status, name, owner, system_prompt, greeting, \
+    model_provider, voice, window_start_min, window_end_min, window_days, time_zone, \
+    max_attempts, retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, \
+    max_concurrent, calls_per_minute, created_at, updated_at";
+
+fn secs(v: i64) -> Result<Duration> {
+    Ok(Duration::from_secs(u64::try_from(v).map_err(|_| {
+        Error::Corrupt {
+            what: "retry delay",
+        }
+    })?))
+}
+
+fn u32_col(v: i64, what: &'static str) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::Corrupt { what })
+}
+
+pub(crate) fn campaign_from_row(r: &Row<'_>) -> Result<Campaign> {
+    let corrupt = |what| move |_| Error::Corrupt { what };
+    let window = CallingWindow::new(
+        u16::try_from(r.get::<_, i64>(8)?).map_err(corrupt("window"))?,
+        u16::try_from(r.get::<_, i64>(9)?).map_err(corrupt("window"))?,
+        Weekdays::from_bits(u8::try_from(r.get::<_, i64>(10)?).map_err(corrupt("window"))?),
+    )
+    .map_err(|_| Error::Corrupt { what: "window" })?;
+    Ok(Campaign {
+        id: CampaignId(r.get(0)?),
+        status: CampaignStatus::from_db(&r.get::<_, String>(1)?)?,
+        settings: CampaignSettings {
+            name: r.get(2)?,
+            owner: r.get::<_, Option<i64>>(3)?.map(UserId),
+            system_prompt: r.get(4)?,
+            greeting: r.get(5)?,
+            model_provider: r.get(6)?,
+            voice: r.get(7)?,
+            window,
+            time_zone: r.get(11)?,
+            retry: RetryPolicy {
+                max_attempts: u32_col(r.get(12)?, "max_attempts")?,
+                busy: secs(r.get(13)?)?,
+                no_answer: secs(r.get(14)?)?,
+                failed: secs(r.get(15)?)?,
+                voicemail: secs(r.get(16)?)?,
+            },
+            max_concurrent: u32_col(r.get(17)?, "max_concurrent")?,
+            calls_per_minute: u32_col(r.get(18)?, "calls_per_minute")?,
+        },
+        created_at: ts(r.get(19)?)?,
+        updated_at: ts(r.get(20)?)?,
+    })
+}
+
+/// Seconds of a delay validated to be at most a year (fits `i64`).
+fn delay_s(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Creates a campaign in `draft` status.
+    pub fn create_campaign(&mut self, s: &CampaignSettings, now: Timestamp) -> Result<CampaignId> {
+        s.validate()?;
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO campaigns (name, owner, status, system_prompt, greeting, model_provider, \
+             voice, window_start_min, window_end_min, window_days, time_zone, max_attempts, \
+             retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, \
+             calls_per_minute, created_at, updated_at) VALUES \
+             (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
+            params![
+                s.name,
+                s.owner.map(|u| u.0),
+                s.system_prompt,
+                s.greeting,
+                s.model_provider,
+                s.voice,
+                s.window.start_minute(),
+                s.window.end_minute(),
+                s.window.days().bits(),
+                s.time_zone,
+                s.retry.max_attempts,
+                delay_s(s.retry.busy),
+                delay_s(s.retry.no_answer),
+                delay_s(s.retry.failed),
+                delay_s(s.retry.voicemail),
+                s.max_concurrent,
+                s.calls_per_minute,
+                ms(now),
+            ],
+        )
+        .map_err(conflict_on_constraint(
+            Entity::Campaign,
+            "name already used, or owner does not exist",
+        ))?;
+        let id = CampaignId(tx.last_insert_rowid());
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// One campaign.
+    pub fn get_campaign(&self, id: CampaignId) -> Result<Campaign> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
+        ))?;
+        let mut rows = st.query([id.0])?;
+        match rows.next()? {
+            Some(r) => campaign_from_row(r),
+            None => Err(Error::NotFound {
+                entity: Entity::Campaign,
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// A campaign by its unique name.
+    pub fn find_campaign(&self, name: &str) -> Result<Option<Campaign>> {
+        let id: Option<i64> = self
+            .conn
+            .query_row("SELECT id FROM campaigns WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        id.map(|id| self.get_campaign(CampaignId(id))).transpose()
+    }
+
+    /// Every campaign, by id.
+    pub fn list_campaigns(&self) -> Result<Vec<Campaign>> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM campaigns ORDER BY id"
+        ))?;
+        let mut rows = st.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(campaign_from_row(r)?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces a campaign's settings.
+    pub fn update_campaign(
+        &mut self,
+        id: CampaignId,
+        s: &CampaignSettings,
+        now: Timestamp,
+    ) -> Result<()> {
+        s.validate()?;
+        let tx = self.write_tx()?;
+        let n = tx
+            .execute(
+                "UPDATE campaigns SET name = ?2, owner = ?3, system_prompt = ?4, greeting = ?5, \
+                 model_provider = ?6, voice = ?7, window_start_min = ?8, window_end_min = ?9, \
+                 window_days = ?10, time_zone = ?11, max_attempts = ?12, retry_busy_s = ?13, \
+                 retry_no_answer_s = ?14, retry_failed_s = ?15, retry_voicemail_s = ?16, \
+                 max_concurrent = ?17, calls_per_minute = ?18, updated_at = ?19 WHERE id = ?1",
+                params![
+                    id.0,
+                    s.name,
+                    s.owner.map(|u| u.0),
+                    s.system_prompt,
+                    s.greeting,
+                    s.model_provider,
+                    s.voice,
+                    s.window.start_minute(),
+                    s.window.end_minute(),
+                    s.window.days().bits(),
+                    s.time_zone,
+                    s.retry.max_attempts,
+                    delay_s(s.retry.busy),
+                    delay_s(s.retry.no_answer),
+                    delay_s(s.retry.failed),
+                    delay_s(s.retry.voicemail),
+                    s.max_concurrent,
+                    s.calls_per_minute,
+                    ms(now),
+                ],
+            )
+            .map_err(conflict_on_constraint(
+                Entity::Campaign,
+                "name already used, or owner does not exist",
+            ))?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: Entity::Campaign,
+                id: id.to_string(),
+            });
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets a campaign's status (only `active` campaigns hand out leads).
+    pub fn set_campaign_status(
+        &mut self,
+        id: CampaignId,
+        status: CampaignStatus,
+        now: Timestamp,
+    ) -> Result<()> {
+        let tx = self.write_tx()?;
+        let n = tx.execute(
+            "UPDATE campaigns SET status = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id.0, status.as_str(), ms(now)],
+        )?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: Entity::Campaign,
+                id: id.to_string(),
+            });
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a campaign and its leads; its sessions stay, detached.
+    pub fn delete_campaign(&mut self, id: CampaignId) -> Result<()> {
+        let tx = self.write_tx()?;
+        let n = tx.execute("DELETE FROM campaigns WHERE id = ?1", [id.0])?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: Entity::Campaign,
+                id: id.to_string(),
+            });
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}

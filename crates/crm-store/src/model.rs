@@ -1,0 +1,570 @@
+//! Identifiers and the closed vocabularies of the store: newtypes for ids,
+//! redacting wrappers for personal data (phone numbers, names), and the
+//! enums for direction, session state, speaker, role, lead status, campaign
+//! status, end reason, attempt outcome and event kind. Each enum is stored as
+//! its lower-case kebab name (`as_str`), which is also its `Display`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+
+/// A call session's id: a UUID, the same id the agent uses in logs and
+/// recording file names. Stored as the hyphenated lower-case string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(uuid::Uuid);
+
+impl SessionId {
+    /// A fresh random (v4) id.
+    pub fn new_v4() -> Self {
+        SessionId(uuid::Uuid::new_v4())
+    }
+    /// Wraps an existing UUID.
+    pub fn from_uuid(u: uuid::Uuid) -> Self {
+        SessionId(u)
+    }
+    /// The UUID.
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl FromStr for SessionId {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        uuid::Uuid::parse_str(s)
+            .map(SessionId)
+            .map_err(|_| Error::InvalidInput {
+                field: "session_id",
+                reason: "not a UUID",
+            })
+    }
+}
+
+macro_rules! int_id {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub i64);
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+int_id!(
+    /// A campaign's row id.
+    CampaignId
+);
+int_id!(
+    /// A lead's row id.
+    LeadId
+);
+int_id!(
+    /// A user's row id.
+    UserId
+);
+
+/// Writes `s` with everything but its first `keep_head` and last `keep_tail`
+/// characters replaced by `*`.
+fn redact(f: &mut fmt::Formatter<'_>, s: &str, keep_head: usize, keep_tail: usize) -> fmt::Result {
+    let n = s.chars().count();
+    if n <= keep_head + keep_tail {
+        return f.write_str(&"*".repeat(n));
+    }
+    for (i, c) in s.chars().enumerate() {
+        if i < keep_head || i >= n - keep_tail {
+            write!(f, "{c}")?;
+        } else {
+            f.write_str("*")?;
+        }
+    }
+    Ok(())
+}
+
+/// A phone number in E.164 form (`+` then 7 to 15 digits, the first not 0).
+/// `Debug` and `Display` redact it (`+44*******21`); [`PhoneNumber::as_str`]
+/// gives the real value for dialling and storage.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    /// Parses a number, accepting and removing the visual separators people
+    /// type (spaces, `-`, `.`, `(`, `)`); the result must be E.164.
+    ///
+    /// ```
+    /// use callbridge_crm_store::PhoneNumber;
+    /// let p = PhoneNumber::parse("+1 (415) 555-0100").unwrap();
+    /// assert_eq!(p.as_str(), "+14155550100");
+    /// assert_eq!(p.to_string(), "+14*******00");
+    /// assert!(PhoneNumber::parse("4155550100").is_err());
+    /// ```
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |reason| Error::InvalidInput {
+            field: "phone",
+            reason,
+        };
+        let s = s.trim();
+        let rest = s
+            .strip_prefix('+')
+            .ok_or(bad("must start with + (E.164)"))?;
+        let mut out = String::with_capacity(16);
+        out.push('+');
+        for c in rest.chars() {
+            match c {
+                '0'..='9' => out.push(c),
+                ' ' | '-' | '.' | '(' | ')' => {}
+                _ => return Err(bad("only digits may follow +")),
+            }
+        }
+        let digits = out.len() - 1;
+        if !(7..=15).contains(&digits) {
+            return Err(bad("E.164 numbers have 7 to 15 digits"));
+        }
+        if out.as_bytes()[1] == b'0' {
+            return Err(bad("country code cannot start with 0"));
+        }
+        Ok(PhoneNumber(out))
+    }
+
+    /// The E.164 string, unredacted.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds a number read back from the database (already validated).
+    pub(crate) fn from_db(s: String) -> Self {
+        PhoneNumber(s)
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PhoneNumber(")?;
+        redact(f, &self.0, 3, 2)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redact(f, &self.0, 3, 2)
+    }
+}
+
+/// A call party as signalled (the user part of a SIP URI: an E.164 number,
+/// an extension, `anonymous`...). At most [`Party::MAX_LEN`] bytes.
+/// Redacted in `Debug` and `Display`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Party(String);
+
+impl Party {
+    /// Longest accepted party string, in bytes.
+    pub const MAX_LEN: usize = 256;
+
+    /// Wraps a party string, refusing an over-long one.
+    pub fn new(s: impl Into<String>) -> Result<Self> {
+        let s = s.into();
+        if s.len() > Self::MAX_LEN {
+            return Err(Error::InvalidInput {
+                field: "party",
+                reason: "longer than 256 bytes",
+            });
+        }
+        Ok(Party(s))
+    }
+    /// The unredacted value.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        Party(s)
+    }
+}
+
+impl fmt::Debug for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Party(")?;
+        redact(f, &self.0, 0, 2)?;
+        f.write_str(")")
+    }
+}
+
+impl fmt::Display for Party {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        redact(f, &self.0, 0, 2)
+    }
+}
+
+/// A person's name. At most [`PersonName::MAX_LEN`] bytes. `Debug` and
+/// `Display` show only its length.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Longest accepted name, in bytes.
+    pub const MAX_LEN: usize = 512;
+
+    /// Wraps a name, refusing an over-long one.
+    pub fn new(s: impl Into<String>) -> Result<Self> {
+        let s = s.into();
+        if s.len() > Self::MAX_LEN {
+            return Err(Error::InvalidInput {
+                field: "name",
+                reason: "longer than 512 bytes",
+            });
+        }
+        Ok(PersonName(s))
+    }
+    /// The unredacted name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub(crate) fn from_db(s: String) -> Self {
+        PersonName(s)
+    }
+}
+
+impl fmt::Debug for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PersonName(<{} chars>)", self.0.chars().count())
+    }
+}
+
+impl fmt::Display for PersonName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<name, {} chars>", self.0.chars().count())
+    }
+}
+
+/// Free text that may hold personal data (a transcript turn, a call
+/// summary). `Debug` and `Display` show only its length.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    /// Wraps text.
+    pub fn new(s: impl Into<String>) -> Self {
+        Sensitive(s.into())
+    }
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// Unwraps the text.
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sensitive(<{} chars>)", self.0.chars().count())
+    }
+}
+
+impl fmt::Display for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<text, {} chars>", self.0.chars().count())
+    }
+}
+
+/// Declares a closed vocabulary stored as text.
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident, $field:literal { $($(#[$vm:meta])* $var:ident => $s:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($(#[$vm])* $var),+ }
+
+        impl $name {
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+            /// The stored and displayed name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $s),+ }
+            }
+            /// Decodes a stored name.
+            pub(crate) fn from_db(s: &str) -> Result<Self> {
+                match s {
+                    $($s => Ok($name::$var),)+
+                    _ => Err(Error::Corrupt { what: $field }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                Self::from_db(s).map_err(|_| Error::InvalidInput { field: $field, reason: "unknown value" })
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which side started the call.
+    Direction, "direction" {
+        /// The caller dialled us.
+        Inbound => "inbound",
+        /// We dialled out.
+        Outbound => "outbound",
+        /// Not known (a session rebuilt from an orphan recording).
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
+    /// A call session's lifecycle state.
+    ///
+    /// ```text
+    /// created -> ringing -> answered -> active --+--> ended
+    ///    |          |           |                 +--> failed
+    ///    +----------+-----------+---(forward only)-+--> interrupted (by recover)
+    /// ```
+    /// Live states only move forward (skipping is allowed); `ended`,
+    /// `failed` and `interrupted` are terminal.
+    SessionState, "state" {
+        /// Row written, nothing signalled yet.
+        Created => "created",
+        /// INVITE sent or received, not answered.
+        Ringing => "ringing",
+        /// 200 OK exchanged.
+        Answered => "answered",
+        /// Media and model are flowing.
+        Active => "active",
+        /// Ended normally (see the end reason).
+        Ended => "ended",
+        /// Never connected or broke (see the end reason).
+        Failed => "failed",
+        /// Its process died; marked by [`Store::recover`](crate::Store::recover).
+        Interrupted => "interrupted",
+    }
+);
+
+impl SessionState {
+    /// True for `ended`, `failed` and `interrupted`.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            SessionState::Ended | SessionState::Failed | SessionState::Interrupted
+        )
+    }
+
+    fn rank(self) -> u8 {
+        match self {
+            SessionState::Created => 0,
+            SessionState::Ringing => 1,
+            SessionState::Answered => 2,
+            SessionState::Active => 3,
+            SessionState::Ended | SessionState::Failed | SessionState::Interrupted => 4,
+        }
+    }
+
+    /// Whether the state machine allows `self -> to`: live states move
+    /// strictly forward (or to a terminal state); terminal states never move.
+    pub fn can_transition_to(self, to: SessionState) -> bool {
+        !self.is_terminal() && to.rank() > self.rank()
+    }
+}
+
+text_enum!(
+    /// Who spoke a transcript turn.
+    Speaker, "speaker" {
+        /// The person on the phone.
+        Caller => "caller",
+        /// The voice model.
+        Agent => "agent",
+    }
+);
+
+text_enum!(
+    /// A user's role.
+    Role, "role" {
+        /// Everything, including users.
+        Admin => "admin",
+        /// Runs calls and campaigns.
+        AgentOperator => "agent-operator",
+        /// Reads only.
+        Viewer => "viewer",
+    }
+);
+
+text_enum!(
+    /// Where a lead is in its campaign.
+    LeadStatus, "lead_status" {
+        /// Never tried.
+        Pending => "pending",
+        /// Claimed by a dialer; a call is (or was, if it crashed) under way.
+        InProgress => "in-progress",
+        /// Tried; due again at its next attempt time.
+        Retry => "retry",
+        /// Reached; finished.
+        Done => "done",
+        /// Out of attempts.
+        Failed => "failed",
+        /// Must not be called (on the DNC list or asked not to be called).
+        DoNotCall => "do-not-call",
+    }
+);
+
+text_enum!(
+    /// A campaign's status; only `active` campaigns hand out leads.
+    CampaignStatus, "campaign_status" {
+        /// Being set up.
+        Draft => "draft",
+        /// Dialling.
+        Active => "active",
+        /// Stopped for now.
+        Paused => "paused",
+        /// Finished.
+        Done => "done",
+    }
+);
+
+text_enum!(
+    /// Why a call ended: exactly one per session.
+    #[non_exhaustive]
+    EndReason, "end_reason" {
+        /// The caller hung up (BYE from the caller).
+        CallerHangup => "caller-hangup",
+        /// The agent hung up (model's end_call tool or goodbye).
+        AgentHangup => "agent-hangup",
+        /// Nobody spoke for too long.
+        NoSpeechTimeout => "no-speech-timeout",
+        /// The maximum call duration was reached.
+        MaxDuration => "max-duration",
+        /// RTP stopped arriving.
+        RtpTimeout => "rtp-timeout",
+        /// The model connection failed.
+        ModelFailure => "model-failure",
+        /// The process shut down gracefully.
+        Shutdown => "shutdown",
+        /// The far end answered the INVITE with a final error (see the SIP status).
+        Rejected => "rejected",
+        /// The INVITE was cancelled before an answer.
+        Cancelled => "cancelled",
+        /// The callee was busy (486/600).
+        Busy => "busy",
+        /// Nobody answered in time.
+        NoAnswer => "no-answer",
+        /// An internal error.
+        Error => "error",
+        /// The process died mid-call (set by [`Store::recover`](crate::Store::recover)).
+        ProcessDied => "process-died",
+        /// Rebuilt from a recording file with no session row.
+        OrphanRecording => "orphan-recording",
+    }
+);
+
+text_enum!(
+    /// The outcome of one dial attempt of a lead.
+    Outcome, "outcome" {
+        /// The call connected and finished: the lead is done.
+        Completed => "completed",
+        /// Busy: retry after the campaign's busy delay.
+        Busy => "busy",
+        /// No answer: retry after the no-answer delay.
+        NoAnswer => "no-answer",
+        /// Failed to connect: retry after the failed delay.
+        Failed => "failed",
+        /// Reached voicemail: retry after the voicemail delay.
+        Voicemail => "voicemail",
+        /// The person asked not to be called again.
+        DoNotCall => "do-not-call",
+    }
+);
+
+text_enum!(
+    /// What a call event records.
+    #[non_exhaustive]
+    EventKind, "event_kind" {
+        /// The session changed state (written by the store itself).
+        StateChanged => "state-changed",
+        /// A SIP message or transaction event.
+        Sip => "sip",
+        /// The model called a tool.
+        ToolCall => "tool-call",
+        /// A DTMF digit.
+        Dtmf => "dtmf",
+        /// The caller talked over the agent.
+        BargeIn => "barge-in",
+        /// A model connection event.
+        Model => "model",
+        /// The recording started, finished or failed.
+        Recording => "recording",
+        /// An error.
+        Error => "error",
+        /// Anything else worth keeping.
+        Note => "note",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_debug_and_display_never_show_the_middle_digits() {
+        let p = PhoneNumber::parse("+442079460021").unwrap();
+        assert_eq!(format!("{p:?}"), "PhoneNumber(+44********21)");
+        assert!(!format!("{p}").contains("2079460"));
+    }
+
+    #[test]
+    fn phone_rejects_letters_short_long_and_leading_zero() {
+        for bad in [
+            "+1abc5550100",
+            "+123456",
+            "+1234567890123456",
+            "+0123456789",
+            "",
+        ] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_debug_shows_only_length() {
+        let n = PersonName::new("Ada Lovelace").unwrap();
+        assert_eq!(format!("{n:?}"), "PersonName(<12 chars>)");
+    }
+
+    #[test]
+    fn enums_round_trip_through_their_stored_names() {
+        for s in SessionState::ALL {
+            assert_eq!(s.as_str().parse::<SessionState>().unwrap(), *s);
+        }
+        for s in LeadStatus::ALL {
+            assert_eq!(s.as_str().parse::<LeadStatus>().unwrap(), *s);
+        }
+        for s in EndReason::ALL {
+            assert_eq!(s.as_str().parse::<EndReason>().unwrap(), *s);
+        }
+        assert!("bogus".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn ended_session_never_moves_and_live_states_only_go_forward() {
+        use SessionState::*;
+        assert!(Created.can_transition_to(Active));
+        assert!(Active.can_transition_to(Ended));
+        assert!(!Active.can_transition_to(Ringing));
+        assert!(!Ended.can_transition_to(Failed));
+        assert!(!Interrupted.can_transition_to(Ended));
+        assert!(!Ringing.can_transition_to(Ringing));
+    }
+}

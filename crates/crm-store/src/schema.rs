@@ -1,0 +1,230 @@
+//! The schema, as an ordered list of migrations, and the code that applies
+//! them on open.
+//!
+//! `PRAGMA user_version` holds the number of migrations applied. Opening a
+//! file runs every missing migration in order, each in its own `BEGIN
+//! IMMEDIATE` transaction together with its `user_version` bump, so a crash
+//! leaves the file at a whole version. A file whose version is above
+//! [`SCHEMA_VERSION`] was written by a newer build and is refused with
+//! [`Error::SchemaTooNew`].
+//!
+//! To change the schema, append a [`Migration`] to [`MIGRATIONS`]; never
+//! edit a published one. Timestamps are integer milliseconds since the Unix
+//! epoch (UTC); enums are stored as their kebab-case names.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// One schema step.
+#[derive(Debug)]
+pub struct Migration {
+    /// What it does, for logs.
+    pub description: &'static str,
+    /// The SQL batch.
+    pub sql: &'static str,
+}
+
+/// v1: the base tables.
+const V1_BASE: &str = r#"
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT    NOT NULL,
+    role        TEXT    NOT NULL CHECK (role IN ('admin', 'agent-operator', 'viewer')),
+    token_id    TEXT    NOT NULL UNIQUE,
+    token_hash  BLOB    NOT NULL,
+    created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE campaigns (
+    id                  INTEGER PRIMARY KEY,
+    name                TEXT    NOT NULL UNIQUE,
+    owner               INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    status              TEXT    NOT NULL CHECK (status IN ('draft', 'active', 'paused', 'done')),
+    system_prompt       TEXT    NOT NULL,
+    greeting            TEXT    NOT NULL,
+    model_provider      TEXT    NOT NULL,
+    voice               TEXT,
+    window_start_min    INTEGER NOT NULL CHECK (window_start_min BETWEEN 0 AND 1439),
+    window_end_min      INTEGER NOT NULL CHECK (window_end_min BETWEEN 0 AND 1440),
+    window_days         INTEGER NOT NULL CHECK (window_days BETWEEN 0 AND 127),
+    time_zone           TEXT    NOT NULL,
+    max_attempts        INTEGER NOT NULL CHECK (max_attempts >= 1),
+    retry_busy_s        INTEGER NOT NULL,
+    retry_no_answer_s   INTEGER NOT NULL,
+    retry_failed_s      INTEGER NOT NULL,
+    retry_voicemail_s   INTEGER NOT NULL,
+    max_concurrent      INTEGER NOT NULL CHECK (max_concurrent >= 1),
+    calls_per_minute    INTEGER NOT NULL CHECK (calls_per_minute >= 1),
+    created_at          INTEGER NOT NULL,
+    updated_at          INTEGER NOT NULL
+);
+
+CREATE TABLE leads (
+    id               INTEGER PRIMARY KEY,
+    campaign_id      INTEGER NOT NULL REFERENCES campaigns(id) ON DELETE CASCADE,
+    phone            TEXT    NOT NULL,
+    name             TEXT,
+    time_zone        TEXT,
+    fields           TEXT    NOT NULL DEFAULT '{}',
+    status           TEXT    NOT NULL CHECK (status IN
+                         ('pending', 'in-progress', 'retry', 'done', 'failed', 'do-not-call')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL,
+    last_outcome     TEXT,
+    last_session     TEXT REFERENCES call_sessions(id) ON DELETE SET NULL,
+    claimed_by       TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    UNIQUE (campaign_id, phone)
+);
+
+CREATE TABLE dnc (
+    phone     TEXT    PRIMARY KEY,
+    reason    TEXT    NOT NULL,
+    added_at  INTEGER NOT NULL
+);
+
+CREATE TABLE call_sessions (
+    id              TEXT    PRIMARY KEY,
+    direction       TEXT    NOT NULL CHECK (direction IN ('inbound', 'outbound', 'unknown')),
+    campaign_id     INTEGER REFERENCES campaigns(id) ON DELETE SET NULL,
+    lead_id         INTEGER REFERENCES leads(id) ON DELETE SET NULL,
+    owner           INTEGER REFERENCES users(id) ON DELETE SET NULL,
+    from_number     TEXT,
+    to_number       TEXT,
+    sip_call_id     TEXT,
+    state           TEXT    NOT NULL CHECK (state IN
+                        ('created', 'ringing', 'answered', 'active', 'ended', 'failed', 'interrupted')),
+    end_reason      TEXT,
+    sip_status      INTEGER,
+    model_provider  TEXT,
+    model           TEXT,
+    writer          TEXT,
+    created_at      INTEGER NOT NULL,
+    answered_at     INTEGER,
+    ended_at        INTEGER,
+    duration_ms     INTEGER,
+    summary         TEXT,
+    input_tokens    INTEGER,
+    output_tokens   INTEGER,
+    audio_ms        INTEGER
+);
+
+CREATE TABLE transcript_turns (
+    session_id  TEXT    NOT NULL REFERENCES call_sessions(id) ON DELETE CASCADE,
+    seq         INTEGER NOT NULL,
+    speaker     TEXT    NOT NULL CHECK (speaker IN ('caller', 'agent')),
+    text        TEXT    NOT NULL,
+    start_ms    INTEGER NOT NULL,
+    end_ms      INTEGER,
+    PRIMARY KEY (session_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE call_events (
+    id          INTEGER PRIMARY KEY,
+    session_id  TEXT    NOT NULL REFERENCES call_sessions(id) ON DELETE CASCADE,
+    at          INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    detail      TEXT    NOT NULL DEFAULT '{}'
+);
+"#;
+
+/// v2: recordings on the session row.
+const V2_RECORDINGS: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN recording_path TEXT;
+ALTER TABLE call_sessions ADD COLUMN recording_bytes INTEGER;
+CREATE UNIQUE INDEX call_sessions_recording_path ON call_sessions(recording_path)
+    WHERE recording_path IS NOT NULL;
+"#;
+
+/// v3: indexes for the session list, event loading, due-lead claims and
+/// crash recovery.
+const V3_INDEXES: &str = r#"
+CREATE INDEX call_sessions_created ON call_sessions(created_at, id);
+CREATE INDEX call_sessions_campaign ON call_sessions(campaign_id, created_at);
+CREATE INDEX call_sessions_live ON call_sessions(state)
+    WHERE state IN ('created', 'ringing', 'answered', 'active');
+CREATE INDEX call_events_session ON call_events(session_id, id);
+CREATE INDEX leads_due ON leads(campaign_id, next_attempt_at, id)
+    WHERE status IN ('pending', 'retry');
+CREATE INDEX leads_status ON leads(campaign_id, status);
+"#;
+
+/// v4: the time zones of a campaign's leads, so a claim can tell which
+/// calling windows are open without scanning the due queue.
+const V4_LEAD_ZONES: &str = r#"
+CREATE INDEX leads_zone ON leads(campaign_id, time_zone);
+"#;
+
+/// Every migration, in order. Migration `i` takes the file from version `i`
+/// to `i + 1`. Append only.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        description: "base tables",
+        sql: V1_BASE,
+    },
+    Migration {
+        description: "recording path and size on sessions",
+        sql: V2_RECORDINGS,
+    },
+    Migration {
+        description: "query, claim and recovery indexes",
+        sql: V3_INDEXES,
+    },
+    Migration {
+        description: "lead time zone index",
+        sql: V4_LEAD_ZONES,
+    },
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Reads `PRAGMA user_version`.
+pub fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
+
+/// Brings the file up to `target` (at most [`SCHEMA_VERSION`]), one
+/// transaction per migration. Returns the version found before.
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64> {
+    let found = user_version(conn)?;
+    if found > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let target = target.min(SCHEMA_VERSION);
+    let mut version = found;
+    while version < target {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now = user_version(&tx)?;
+        if now > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                found: now,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if now >= target {
+            break;
+        }
+        let idx = usize::try_from(now).map_err(|_| Error::Corrupt {
+            what: "user_version",
+        })?;
+        let m = &MIGRATIONS[idx];
+        tracing::info!(
+            from = now,
+            to = now + 1,
+            what = m.description,
+            "migrating CRM store"
+        );
+        tx.execute_batch(m.sql)?;
+        tx.pragma_update(None, "user_version", now + 1)?;
+        tx.commit()?;
+        version = now + 1;
+    }
+    Ok(found)
+}

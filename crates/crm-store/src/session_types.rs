@@ -1,0 +1,318 @@
+//! The data types of call sessions: what the agent writes at call start
+//! ([`NewSession`]), updates ([`SessionUpdate`], [`Finish`]), turns and
+//! events to append, what a read returns ([`Session`], [`SessionRecord`]),
+//! and the list filter and keyset cursor.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::error::{Error, Result};
+use crate::model::{
+    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
+    Speaker, UserId,
+};
+
+/// A session to create at call start.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// The id the agent uses everywhere for this call.
+    pub id: SessionId,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// The campaign, for campaign calls.
+    pub campaign: Option<CampaignId>,
+    /// The lead, for campaign calls.
+    pub lead: Option<LeadId>,
+    /// The user the call belongs to.
+    pub owner: Option<UserId>,
+    /// The calling party.
+    pub from: Option<Party>,
+    /// The called party.
+    pub to: Option<Party>,
+    /// The SIP Call-ID, once known.
+    pub sip_call_id: Option<String>,
+    /// Initial state: `created` or `ringing` (never terminal).
+    pub state: SessionState,
+    /// Model provider (`gemini`, `openai`...).
+    pub model_provider: Option<String>,
+    /// Model name.
+    pub model: Option<String>,
+    /// When the call started.
+    pub created_at: Timestamp,
+}
+
+impl NewSession {
+    fn with(id: SessionId, direction: Direction, now: Timestamp) -> Self {
+        NewSession {
+            id,
+            direction,
+            campaign: None,
+            lead: None,
+            owner: None,
+            from: None,
+            to: None,
+            sip_call_id: None,
+            state: SessionState::Created,
+            model_provider: None,
+            model: None,
+            created_at: now,
+        }
+    }
+    /// An inbound session in state `created`, other fields empty.
+    pub fn inbound(id: SessionId, now: Timestamp) -> Self {
+        Self::with(id, Direction::Inbound, now)
+    }
+    /// An outbound session in state `created`, other fields empty.
+    pub fn outbound(id: SessionId, now: Timestamp) -> Self {
+        Self::with(id, Direction::Outbound, now)
+    }
+}
+
+/// Token and audio usage reported by the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// Input tokens.
+    pub input_tokens: Option<u64>,
+    /// Output tokens.
+    pub output_tokens: Option<u64>,
+    /// Audio streamed, in milliseconds.
+    pub audio_ms: Option<u64>,
+}
+
+/// Fields set on a live or ended session; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct SessionUpdate {
+    /// The SIP Call-ID.
+    pub sip_call_id: Option<String>,
+    /// Model provider.
+    pub model_provider: Option<String>,
+    /// Model name.
+    pub model: Option<String>,
+    /// Recording file path and size in bytes.
+    pub recording: Option<(PathBuf, u64)>,
+    /// Call summary.
+    pub summary: Option<Sensitive>,
+    /// Model usage.
+    pub usage: Option<Usage>,
+}
+
+/// How a session ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    /// `ended` or `failed`.
+    pub state: SessionState,
+    /// Why.
+    pub reason: EndReason,
+    /// The SIP final status code, if one was sent or received.
+    pub sip_status: Option<u16>,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl Finish {
+    /// A normal end (`ended`) for `reason`.
+    pub fn ended(reason: EndReason, at: Timestamp) -> Self {
+        Finish {
+            state: SessionState::Ended,
+            reason,
+            sip_status: None,
+            at,
+        }
+    }
+    /// A failed call (`failed`) for `reason`.
+    pub fn failed(reason: EndReason, at: Timestamp) -> Self {
+        Finish {
+            state: SessionState::Failed,
+            reason,
+            sip_status: None,
+            at,
+        }
+    }
+}
+
+/// What [`Store::finish_session`](crate::Store::finish_session) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishResult {
+    /// This call ended the session.
+    Finished,
+    /// The session had already ended; the first end is kept.
+    AlreadyFinished {
+        /// The stored terminal state.
+        state: SessionState,
+        /// The stored end reason.
+        reason: Option<EndReason>,
+    },
+}
+
+/// A stored call session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Its id.
+    pub id: SessionId,
+    /// Inbound, outbound or unknown.
+    pub direction: Direction,
+    /// Campaign, if any.
+    pub campaign: Option<CampaignId>,
+    /// Lead, if any.
+    pub lead: Option<LeadId>,
+    /// Owner, if any.
+    pub owner: Option<UserId>,
+    /// Calling party.
+    pub from: Option<Party>,
+    /// Called party.
+    pub to: Option<Party>,
+    /// SIP Call-ID.
+    pub sip_call_id: Option<String>,
+    /// Current state.
+    pub state: SessionState,
+    /// Why it ended.
+    pub end_reason: Option<EndReason>,
+    /// SIP final status code.
+    pub sip_status: Option<u16>,
+    /// Model provider.
+    pub model_provider: Option<String>,
+    /// Model name.
+    pub model: Option<String>,
+    /// When the call started.
+    pub created_at: Timestamp,
+    /// When it was answered.
+    pub answered_at: Option<Timestamp>,
+    /// When it ended.
+    pub ended_at: Option<Timestamp>,
+    /// Talk time: from answer to end (`None` if never answered).
+    pub duration: Option<Duration>,
+    /// Recording file.
+    pub recording_path: Option<PathBuf>,
+    /// Recording size in bytes.
+    pub recording_bytes: Option<u64>,
+    /// Summary.
+    pub summary: Option<Sensitive>,
+    /// Model usage.
+    pub usage: Usage,
+}
+
+/// A transcript turn to append.
+#[derive(Debug, Clone)]
+pub struct NewTurn {
+    /// Sequence number, unique within the session.
+    pub seq: u32,
+    /// Who spoke.
+    pub speaker: Speaker,
+    /// What was said.
+    pub text: Sensitive,
+    /// Start, milliseconds from the call start.
+    pub start_ms: u64,
+    /// End, milliseconds from the call start.
+    pub end_ms: Option<u64>,
+}
+
+impl NewTurn {
+    /// A turn with no end offset.
+    pub fn new(seq: u32, speaker: Speaker, text: impl Into<String>, start_ms: u64) -> Self {
+        NewTurn {
+            seq,
+            speaker,
+            text: Sensitive::new(text),
+            start_ms,
+            end_ms: None,
+        }
+    }
+}
+
+/// A stored transcript turn (same fields as [`NewTurn`]).
+pub type Turn = NewTurn;
+
+/// An audit event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What kind.
+    pub kind: EventKind,
+    /// Details as JSON (keep personal data out).
+    pub detail: serde_json::Value,
+}
+
+/// A stored event.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// Row id (increasing in insertion order).
+    pub id: i64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// What kind.
+    pub kind: EventKind,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// One session with its transcript (by sequence) and events (by insertion).
+#[derive(Debug, Clone)]
+pub struct SessionRecord {
+    /// The session row.
+    pub session: Session,
+    /// Its transcript.
+    pub turns: Vec<Turn>,
+    /// Its events.
+    pub events: Vec<Event>,
+}
+
+/// Which sessions to list; every set field must match.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// State.
+    pub state: Option<SessionState>,
+    /// Direction.
+    pub direction: Option<Direction>,
+    /// Campaign.
+    pub campaign: Option<CampaignId>,
+    /// Owner.
+    pub owner: Option<UserId>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+}
+
+/// Where the next page starts (keyset paging, newest first). Its `Display`
+/// form can travel in a URL and be parsed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub(crate) created_ms: i64,
+    pub(crate) id: SessionId,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.created_ms, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = Error::InvalidInput {
+            field: "cursor",
+            reason: "malformed",
+        };
+        let (a, b) = s.split_once('_').ok_or(bad)?;
+        Ok(Cursor {
+            created_ms: a.parse().map_err(|_| Error::InvalidInput {
+                field: "cursor",
+                reason: "malformed",
+            })?,
+            id: b.parse()?,
+        })
+    }
+}
+
+/// One page of sessions, newest first.
+#[derive(Debug, Clone)]
+pub struct SessionPage {
+    /// The sessions.
+    pub items: Vec<Session>,
+    /// Pass to the next call for the following page; `None` at the end.
+    pub next: Option<Cursor>,
+}

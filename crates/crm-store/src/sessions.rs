@@ -1,0 +1,509 @@
+//! Call sessions: the row written when a call starts (inbound or outbound,
+//! before any audio flows), its forward-only state changes, transcript turns
+//! and audit events appended in batches (one transaction per batch), the
+//! idempotent finish (the first end wins), filtered and paged listing, and
+//! loading one session with its transcript and events.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::types::Value;
+use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use crate::error::{Entity, Error, Result, conflict_on_constraint};
+use crate::model::{
+    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
+    Speaker, UserId,
+};
+use crate::session_types::{
+    Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
+    SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+};
+use crate::store::{Store, ms, to_i64, to_u64, ts, ts_opt};
+
+/// Most turns or events accepted in one batch.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest turn text, summary or event detail, in bytes.
+pub const MAX_TEXT: usize = 256 * 1024;
+/// Most sessions returned by one page.
+pub const MAX_PAGE: u32 = 1_000;
+
+const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
+     sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
+     ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
+     output_tokens, audio_ms";
+
+fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
+    v.map(|v| to_u64(v, what)).transpose()
+}
+
+fn session_from_row(r: &Row<'_>) -> Result<Session> {
+    let id: String = r.get(0)?;
+    Ok(Session {
+        id: id
+            .parse()
+            .map_err(|_| Error::Corrupt { what: "session id" })?,
+        direction: Direction::from_db(&r.get::<_, String>(1)?)?,
+        campaign: r.get::<_, Option<i64>>(2)?.map(CampaignId),
+        lead: r.get::<_, Option<i64>>(3)?.map(LeadId),
+        owner: r.get::<_, Option<i64>>(4)?.map(UserId),
+        from: r.get::<_, Option<String>>(5)?.map(Party::from_db),
+        to: r.get::<_, Option<String>>(6)?.map(Party::from_db),
+        sip_call_id: r.get(7)?,
+        state: SessionState::from_db(&r.get::<_, String>(8)?)?,
+        end_reason: r
+            .get::<_, Option<String>>(9)?
+            .map(|s| EndReason::from_db(&s))
+            .transpose()?,
+        sip_status: r
+            .get::<_, Option<i64>>(10)?
+            .map(|v| u16::try_from(v).map_err(|_| Error::Corrupt { what: "sip_status" }))
+            .transpose()?,
+        model_provider: r.get(11)?,
+        model: r.get(12)?,
+        created_at: ts(r.get(13)?)?,
+        answered_at: ts_opt(r.get(14)?)?,
+        ended_at: ts_opt(r.get(15)?)?,
+        duration: opt_u64(r.get(16)?, "duration_ms")?.map(Duration::from_millis),
+        recording_path: r.get::<_, Option<String>>(17)?.map(PathBuf::from),
+        recording_bytes: opt_u64(r.get(18)?, "recording_bytes")?,
+        summary: r.get::<_, Option<String>>(19)?.map(Sensitive::new),
+        usage: Usage {
+            input_tokens: opt_u64(r.get(20)?, "input_tokens")?,
+            output_tokens: opt_u64(r.get(21)?, "output_tokens")?,
+            audio_ms: opt_u64(r.get(22)?, "audio_ms")?,
+        },
+    })
+}
+
+fn check_text(s: &str, field: &'static str) -> Result<()> {
+    if s.len() > MAX_TEXT {
+        return Err(Error::InvalidInput {
+            field,
+            reason: "longer than 256 KiB",
+        });
+    }
+    Ok(())
+}
+
+/// Reads a session's state inside a transaction.
+pub(crate) fn state_of(tx: &Transaction<'_>, id: SessionId) -> Result<SessionState> {
+    let s: Option<String> = tx
+        .query_row(
+            "SELECT state FROM call_sessions WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let s = s.ok_or_else(|| Error::NotFound {
+        entity: Entity::Session,
+        id: id.to_string(),
+    })?;
+    SessionState::from_db(&s)
+}
+
+/// Appends one state-change event inside a transaction.
+pub(crate) fn log_state_change(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    at: Timestamp,
+    from: SessionState,
+    to: SessionState,
+    reason: Option<EndReason>,
+) -> Result<()> {
+    let detail = serde_json::json!({
+        "from": from.as_str(),
+        "to": to.as_str(),
+        "reason": reason.map(EndReason::as_str),
+    });
+    tx.execute(
+        "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            id.to_string(),
+            ms(at),
+            EventKind::StateChanged.as_str(),
+            detail.to_string()
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Writes the session row at call start. Fails with
+    /// [`Error::Conflict`] if the id exists.
+    pub fn create_session(&mut self, s: &NewSession) -> Result<()> {
+        if s.state.is_terminal() {
+            return Err(Error::InvalidInput {
+                field: "state",
+                reason: "a new session cannot start in a terminal state",
+            });
+        }
+        if let Some(c) = &s.sip_call_id {
+            check_text(c, "sip_call_id")?;
+        }
+        let writer = self.writer.as_str().to_owned();
+        let tx = self.write_tx()?;
+        tx.execute(
+            "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
+             to_number, sip_call_id, state, model_provider, model, writer, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            params![
+                s.id.to_string(),
+                s.direction.as_str(),
+                s.campaign.map(|c| c.0),
+                s.lead.map(|l| l.0),
+                s.owner.map(|u| u.0),
+                s.from.as_ref().map(Party::as_str),
+                s.to.as_ref().map(Party::as_str),
+                s.sip_call_id,
+                s.state.as_str(),
+                s.model_provider,
+                s.model,
+                writer,
+                ms(s.created_at),
+            ],
+        )
+        .map_err(conflict_on_constraint(
+            Entity::Session,
+            "session id exists, or campaign/lead/owner does not",
+        ))?;
+        log_state_change(&tx, s.id, s.created_at, s.state, s.state, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves a live session forward (`ringing`, `answered`, `active`);
+    /// records `answered_at` on the first answered-or-later state and logs a
+    /// `state-changed` event. Ending goes through [`Store::finish_session`].
+    pub fn set_state(&mut self, id: SessionId, to: SessionState, at: Timestamp) -> Result<()> {
+        if to.is_terminal() {
+            return Err(Error::InvalidInput {
+                field: "state",
+                reason: "end a session with finish_session",
+            });
+        }
+        let tx = self.write_tx()?;
+        let from = state_of(&tx, id)?;
+        if !from.can_transition_to(to) {
+            return Err(Error::InvalidTransition { from, to });
+        }
+        let answered = matches!(to, SessionState::Answered | SessionState::Active);
+        tx.execute(
+            "UPDATE call_sessions SET state = ?2, \
+             answered_at = CASE WHEN ?3 AND answered_at IS NULL THEN ?4 ELSE answered_at END \
+             WHERE id = ?1",
+            params![id.to_string(), to.as_str(), answered, ms(at)],
+        )?;
+        log_state_change(&tx, id, at, from, to, None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sets the given fields of a session (any state).
+    pub fn update_session(&mut self, id: SessionId, u: &SessionUpdate) -> Result<()> {
+        for (s, f) in [
+            (&u.sip_call_id, "sip_call_id"),
+            (&u.model_provider, "model_provider"),
+            (&u.model, "model"),
+        ] {
+            if let Some(s) = s {
+                check_text(s, f)?;
+            }
+        }
+        if let Some(s) = &u.summary {
+            check_text(s.as_str(), "summary")?;
+        }
+        let (path, bytes) = match &u.recording {
+            Some((p, b)) => (
+                Some(p.to_str().ok_or(Error::InvalidInput {
+                    field: "recording_path",
+                    reason: "not UTF-8",
+                })?),
+                Some(to_i64(*b, "recording_bytes")?),
+            ),
+            None => (None, None),
+        };
+        let usage = u.usage.unwrap_or_default();
+        let opt = |v: Option<u64>, f| v.map(|v| to_i64(v, f)).transpose();
+        let (it, ot, am) = (
+            opt(usage.input_tokens, "input_tokens")?,
+            opt(usage.output_tokens, "output_tokens")?,
+            opt(usage.audio_ms, "audio_ms")?,
+        );
+        let tx = self.write_tx()?;
+        let n = tx
+            .execute(
+                "UPDATE call_sessions SET \
+                 sip_call_id = COALESCE(?2, sip_call_id), \
+                 model_provider = COALESCE(?3, model_provider), model = COALESCE(?4, model), \
+                 recording_path = COALESCE(?5, recording_path), \
+                 recording_bytes = COALESCE(?6, recording_bytes), \
+                 summary = COALESCE(?7, summary), input_tokens = COALESCE(?8, input_tokens), \
+                 output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms) \
+                 WHERE id = ?1",
+                params![
+                    id.to_string(),
+                    u.sip_call_id,
+                    u.model_provider,
+                    u.model,
+                    path,
+                    bytes,
+                    u.summary.as_ref().map(Sensitive::as_str),
+                    it,
+                    ot,
+                    am
+                ],
+            )
+            .map_err(conflict_on_constraint(
+                Entity::Session,
+                "recording path belongs to another session",
+            ))?;
+        if n == 0 {
+            return Err(Error::NotFound {
+                entity: Entity::Session,
+                id: id.to_string(),
+            });
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Ends a session. Idempotent: if it already ended (or failed, or was
+    /// interrupted) nothing changes and the first end is reported back.
+    pub fn finish_session(&mut self, id: SessionId, f: &Finish) -> Result<FinishResult> {
+        if !matches!(f.state, SessionState::Ended | SessionState::Failed) {
+            return Err(Error::InvalidInput {
+                field: "state",
+                reason: "a session finishes as ended or failed",
+            });
+        }
+        let tx = self.write_tx()?;
+        let from = state_of(&tx, id)?;
+        if from.is_terminal() {
+            let reason: Option<String> = tx.query_row(
+                "SELECT end_reason FROM call_sessions WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )?;
+            return Ok(FinishResult::AlreadyFinished {
+                state: from,
+                reason: reason.map(|r| EndReason::from_db(&r)).transpose()?,
+            });
+        }
+        tx.execute(
+            "UPDATE call_sessions SET state = ?2, end_reason = ?3, \
+             sip_status = COALESCE(?4, sip_status), ended_at = ?5, \
+             duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+                                ELSE MAX(0, ?5 - answered_at) END \
+             WHERE id = ?1",
+            params![
+                id.to_string(),
+                f.state.as_str(),
+                f.reason.as_str(),
+                f.sip_status,
+                ms(f.at)
+            ],
+        )?;
+        log_state_change(&tx, id, f.at, from, f.state, Some(f.reason))?;
+        tx.commit()?;
+        Ok(FinishResult::Finished)
+    }
+
+    /// Appends transcript turns in one transaction: all or none. A sequence
+    /// number already stored is an [`Error::Conflict`].
+    pub fn append_turns(&mut self, id: SessionId, turns: &[NewTurn]) -> Result<()> {
+        if turns.len() > MAX_BATCH {
+            return Err(Error::InvalidInput {
+                field: "turns",
+                reason: "more than 10000 in one batch",
+            });
+        }
+        let mut rows = Vec::with_capacity(turns.len());
+        for t in turns {
+            check_text(t.text.as_str(), "text")?;
+            let end = t.end_ms.map(|e| to_i64(e, "end_ms")).transpose()?;
+            rows.push((to_i64(t.start_ms, "start_ms")?, end));
+        }
+        let tx = self.write_tx()?;
+        state_of(&tx, id)?;
+        {
+            let sid = id.to_string();
+            let mut st = tx.prepare_cached(
+                "INSERT INTO transcript_turns (session_id, seq, speaker, text, start_ms, end_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for (t, (start, end)) in turns.iter().zip(rows) {
+                st.execute(params![
+                    sid,
+                    t.seq,
+                    t.speaker.as_str(),
+                    t.text.as_str(),
+                    start,
+                    end
+                ])
+                .map_err(conflict_on_constraint(
+                    Entity::Turn,
+                    "sequence number already stored",
+                ))?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends audit events in one transaction: all or none.
+    pub fn append_events(&mut self, id: SessionId, events: &[NewEvent]) -> Result<()> {
+        if events.len() > MAX_BATCH {
+            return Err(Error::InvalidInput {
+                field: "events",
+                reason: "more than 10000 in one batch",
+            });
+        }
+        let details: Vec<String> = events.iter().map(|e| e.detail.to_string()).collect();
+        for d in &details {
+            check_text(d, "detail")?;
+        }
+        let tx = self.write_tx()?;
+        state_of(&tx, id)?;
+        {
+            let sid = id.to_string();
+            let mut st = tx.prepare_cached(
+                "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (e, d) in events.iter().zip(&details) {
+                st.execute(params![sid, ms(e.at), e.kind.as_str(), d])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// One session row.
+    pub fn get_session(&self, id: SessionId) -> Result<Session> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SESSION_COLS} FROM call_sessions WHERE id = ?1"
+        ))?;
+        let mut rows = st.query([id.to_string()])?;
+        match rows.next()? {
+            Some(r) => session_from_row(r),
+            None => Err(Error::NotFound {
+                entity: Entity::Session,
+                id: id.to_string(),
+            }),
+        }
+    }
+
+    /// One session with its transcript and events, read as one snapshot.
+    pub fn load_session(&self, id: SessionId) -> Result<SessionRecord> {
+        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let session = self.get_session(id)?;
+        let sid = id.to_string();
+        let mut turns = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT seq, speaker, text, start_ms, end_ms FROM transcript_turns \
+                 WHERE session_id = ?1 ORDER BY seq",
+            )?;
+            let mut rows = st.query([&sid])?;
+            while let Some(r) = rows.next()? {
+                turns.push(Turn {
+                    seq: u32::try_from(r.get::<_, i64>(0)?)
+                        .map_err(|_| Error::Corrupt { what: "turn seq" })?,
+                    speaker: Speaker::from_db(&r.get::<_, String>(1)?)?,
+                    text: Sensitive::new(r.get::<_, String>(2)?),
+                    start_ms: to_u64(r.get(3)?, "start_ms")?,
+                    end_ms: opt_u64(r.get(4)?, "end_ms")?,
+                });
+            }
+        }
+        let mut events = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "SELECT id, at, kind, detail FROM call_events WHERE session_id = ?1 ORDER BY id",
+            )?;
+            let mut rows = st.query([&sid])?;
+            while let Some(r) = rows.next()? {
+                events.push(Event {
+                    id: r.get(0)?,
+                    at: ts(r.get(1)?)?,
+                    kind: EventKind::from_db(&r.get::<_, String>(2)?)?,
+                    detail: serde_json::from_str(&r.get::<_, String>(3)?).map_err(|_| {
+                        Error::Corrupt {
+                            what: "event detail",
+                        }
+                    })?,
+                });
+            }
+        }
+        tx.finish()?;
+        Ok(SessionRecord {
+            session,
+            turns,
+            events,
+        })
+    }
+
+    /// Sessions matching `filter`, newest first, at most `limit` (capped at
+    /// [`MAX_PAGE`]), starting after `cursor`.
+    pub fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        limit: u32,
+        cursor: Option<Cursor>,
+    ) -> Result<SessionPage> {
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut sql = format!("SELECT {SESSION_COLS} FROM call_sessions WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        let mut push = |cond: &str, v: Value, sql: &mut String| {
+            args.push(v);
+            sql.push_str(&format!(" AND {cond} ?{}", args.len()));
+        };
+        if let Some(s) = filter.state {
+            push("state =", Value::Text(s.as_str().into()), &mut sql);
+        }
+        if let Some(d) = filter.direction {
+            push("direction =", Value::Text(d.as_str().into()), &mut sql);
+        }
+        if let Some(c) = filter.campaign {
+            push("campaign_id =", Value::Integer(c.0), &mut sql);
+        }
+        if let Some(o) = filter.owner {
+            push("owner =", Value::Integer(o.0), &mut sql);
+        }
+        if let Some(t) = filter.since {
+            push("created_at >=", Value::Integer(ms(t)), &mut sql);
+        }
+        if let Some(t) = filter.until {
+            push("created_at <", Value::Integer(ms(t)), &mut sql);
+        }
+        if let Some(c) = cursor {
+            args.push(Value::Integer(c.created_ms));
+            args.push(Value::Text(c.id.to_string()));
+            let (a, b) = (args.len() - 1, args.len());
+            sql.push_str(&format!(
+                " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))"
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, id DESC LIMIT {}",
+            limit + 1
+        ));
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = st.query(rusqlite::params_from_iter(args))?;
+        let mut items = Vec::new();
+        while let Some(r) = rows.next()? {
+            items.push(session_from_row(r)?);
+        }
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|s| Cursor {
+                created_ms: ms(s.created_at),
+                id: s.id,
+            })
+        } else {
+            None
+        };
+        Ok(SessionPage { items, next })
+    }
+}

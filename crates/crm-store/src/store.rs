@@ -1,0 +1,228 @@
+//! [`Store`]: one connection to the CRM file, opened with migrations, WAL,
+//! a busy timeout and foreign keys on.
+//!
+//! The store is synchronous (SQLite is). Async callers own it on a
+//! dedicated thread or call it through `tokio::task::spawn_blocking`; never
+//! from an async worker thread directly. One `Store` per thread; several
+//! processes (the agent and the campaign dialer) may open the same file at
+//! once: every write runs in a `BEGIN IMMEDIATE` transaction, so writers
+//! queue on SQLite's lock (waiting up to the busy timeout) instead of
+//! failing with `database is locked` on a read-to-write upgrade.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::error::{Error, Result};
+use crate::schema;
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How long a write waits for another process's lock before
+    /// [`Error::Busy`]. Default 10 s.
+    pub busy_timeout: Duration,
+    /// Open at this schema version instead of the newest (tests of
+    /// migrations only). `None` = newest.
+    pub schema_version: Option<i64>,
+    /// `synchronous = FULL` (fsync the WAL on every commit) instead of the
+    /// default `NORMAL`. Both keep every committed transaction when a
+    /// process dies; only `FULL` also keeps the last ones through a power
+    /// loss or OS crash, at the price of one fsync per write.
+    pub sync_full: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            busy_timeout: Duration::from_secs(10),
+            schema_version: None,
+            sync_full: false,
+        }
+    }
+}
+
+/// Identifies the process that wrote a live session or claimed a lead, so
+/// that [`Store::recover`] touches only rows whose process is dead. On Linux
+/// it is `pid:starttime` (start time from `/proc/self/stat`, so a reused pid
+/// does not look alive); elsewhere `pid:0`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WriterId(String);
+
+impl WriterId {
+    /// The id of the current process.
+    pub fn current() -> Self {
+        let pid = std::process::id();
+        WriterId(format!("{pid}:{}", process_start_time(pid).unwrap_or(0)))
+    }
+
+    /// Wraps a stored writer string.
+    pub fn from_string(s: String) -> Self {
+        WriterId(s)
+    }
+
+    /// The stored form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether the process this id names still runs. On Linux this reads
+    /// `/proc/<pid>/stat` and compares the start time; on other systems it
+    /// cannot tell and answers `true` for any well-formed id (so recovery
+    /// there must be given a liveness check, see
+    /// [`Store::recover_with`]).
+    pub fn is_alive(&self) -> bool {
+        let Some((pid, start)) = self.0.split_once(':') else {
+            return false;
+        };
+        let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+            return false;
+        };
+        if !cfg!(target_os = "linux") {
+            return true;
+        }
+        process_start_time(pid) == Some(start)
+    }
+}
+
+/// Field 22 of `/proc/<pid>/stat`: the process start time in clock ticks
+/// since boot.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields resume after ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A connection to the CRM store. See the module docs for threading.
+pub struct Store {
+    pub(crate) conn: Connection,
+    pub(crate) writer: WriterId,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("writer", &self.writer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `path` with default options,
+    /// applying any missing migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, &OpenOptions::default())
+    }
+
+    /// Opens the store with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let mut conn = Connection::open_with_flags(&path, flags)?;
+        conn.busy_timeout(opts.busy_timeout)?;
+        // journal_mode returns a row; switching to WAL needs a brief lock,
+        // covered by the busy timeout above.
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "wal", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(mode, "CRM store is not in WAL mode");
+        }
+        let sync = if opts.sync_full { "FULL" } else { "NORMAL" };
+        conn.pragma_update(None, "synchronous", sync)?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        schema::migrate_to(
+            &mut conn,
+            opts.schema_version.unwrap_or(schema::SCHEMA_VERSION),
+        )?;
+        Ok(Store {
+            conn,
+            writer: WriterId::current(),
+            path,
+        })
+    }
+
+    /// The file this store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version of the open file.
+    pub fn schema_version(&self) -> Result<i64> {
+        schema::user_version(&self.conn)
+    }
+
+    /// This process's writer id (recorded on sessions and lead claims).
+    pub fn writer(&self) -> &WriterId {
+        &self.writer
+    }
+
+    /// Runs `PRAGMA integrity_check` and returns true when it answers `ok`.
+    pub fn integrity_ok(&self) -> Result<bool> {
+        let s: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        Ok(s == "ok")
+    }
+
+    /// Starts a write transaction (`BEGIN IMMEDIATE`).
+    pub(crate) fn write_tx(&mut self) -> Result<Transaction<'_>> {
+        Ok(self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    }
+}
+
+/// Milliseconds since the epoch, as stored.
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// Decodes a stored millisecond timestamp.
+pub(crate) fn ts(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|_| Error::Corrupt { what: "timestamp" })
+}
+
+/// Decodes an optional stored timestamp.
+pub(crate) fn ts_opt(ms: Option<i64>) -> Result<Option<Timestamp>> {
+    ms.map(ts).transpose()
+}
+
+/// Converts a count to `i64` for SQLite, refusing absurd values.
+pub(crate) fn to_i64(v: u64, field: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::InvalidInput {
+        field,
+        reason: "too large",
+    })
+}
+
+/// Converts a stored non-negative integer back.
+pub(crate) fn to_u64(v: i64, what: &'static str) -> Result<u64> {
+    u64::try_from(v).map_err(|_| Error::Corrupt { what })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_writer_is_alive_and_malformed_or_unknown_writers_are_dead() {
+        assert!(WriterId::current().is_alive());
+        assert!(!WriterId::from_string("garbage".into()).is_alive());
+        if cfg!(target_os = "linux") {
+            let me = WriterId::current();
+            let (pid, _) = me.as_str().split_once(':').unwrap();
+            // Same pid, different start time: a reused pid is not our process.
+            assert!(!WriterId::from_string(format!("{pid}:1")).is_alive());
+            assert!(!WriterId::from_string(format!("{}:0", u32::MAX)).is_alive());
+        }
+    }
+}

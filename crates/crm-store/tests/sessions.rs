@@ -1,0 +1,260 @@
+//! Call sessions through the public API: lifecycle, batches, listing.
+mod common;
+
+use callbridge_crm_store::*;
+use common::{fresh, t};
+
+#[test]
+fn session_goes_forward_and_records_answer_end_and_duration() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    let mut new = NewSession::outbound(id, t(0));
+    new.from = Some(Party::new("+15550001111").unwrap());
+    new.sip_call_id = Some("abc@host".into());
+    s.create_session(&new).unwrap();
+    s.set_state(id, SessionState::Ringing, t(1)).unwrap();
+    s.set_state(id, SessionState::Answered, t(5)).unwrap();
+    s.set_state(id, SessionState::Active, t(6)).unwrap();
+    let mut f = Finish::ended(EndReason::AgentHangup, t(65));
+    f.sip_status = Some(200);
+    assert_eq!(s.finish_session(id, &f).unwrap(), FinishResult::Finished);
+    let rec = s.load_session(id).unwrap();
+    let ses = &rec.session;
+    assert_eq!(ses.state, SessionState::Ended);
+    assert_eq!(ses.end_reason, Some(EndReason::AgentHangup));
+    assert_eq!(ses.answered_at, Some(t(5)));
+    assert_eq!(ses.ended_at, Some(t(65)));
+    assert_eq!(ses.duration, Some(std::time::Duration::from_secs(60)));
+    assert_eq!(ses.sip_status, Some(200));
+    assert_eq!(ses.from.as_ref().unwrap().as_str(), "+15550001111");
+    // created + 3 transitions + finish, each logged once.
+    let kinds: Vec<_> = rec.events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::StateChanged; 5]);
+    assert_eq!(rec.events[4].detail["reason"], "agent-hangup");
+}
+
+#[test]
+fn finishing_twice_keeps_the_first_end() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    s.finish_session(id, &Finish::ended(EndReason::CallerHangup, t(10)))
+        .unwrap();
+    let again = s
+        .finish_session(id, &Finish::failed(EndReason::Error, t(20)))
+        .unwrap();
+    assert_eq!(
+        again,
+        FinishResult::AlreadyFinished {
+            state: SessionState::Ended,
+            reason: Some(EndReason::CallerHangup)
+        }
+    );
+    let ses = s.get_session(id).unwrap();
+    assert_eq!(ses.ended_at, Some(t(10)));
+    assert_eq!(ses.duration, None, "never answered");
+}
+
+#[test]
+fn no_state_change_after_end_and_no_going_back() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    s.set_state(id, SessionState::Active, t(1)).unwrap();
+    assert!(matches!(
+        s.set_state(id, SessionState::Ringing, t(2)),
+        Err(Error::InvalidTransition { .. })
+    ));
+    s.finish_session(id, &Finish::ended(EndReason::CallerHangup, t(3)))
+        .unwrap();
+    assert!(matches!(
+        s.set_state(id, SessionState::Active, t(4)),
+        Err(Error::InvalidTransition {
+            from: SessionState::Ended,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.set_state(id, SessionState::Ended, t(4)),
+        Err(Error::InvalidInput { field: "state", .. })
+    ));
+}
+
+#[test]
+fn duplicate_session_id_is_a_conflict_and_unknown_id_not_found() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    assert!(matches!(
+        s.create_session(&NewSession::inbound(id, t(0))),
+        Err(Error::Conflict { .. })
+    ));
+    let other = SessionId::new_v4();
+    assert!(matches!(
+        s.set_state(other, SessionState::Active, t(1)),
+        Err(Error::NotFound {
+            entity: Entity::Session,
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.append_turns(other, &[NewTurn::new(0, Speaker::Agent, "x", 0)]),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn a_turn_batch_with_a_duplicate_sequence_writes_nothing() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    s.append_turns(
+        id,
+        &[
+            NewTurn::new(0, Speaker::Agent, "Hello", 0),
+            NewTurn::new(1, Speaker::Caller, "Hi", 900),
+        ],
+    )
+    .unwrap();
+    let bad = [
+        NewTurn::new(2, Speaker::Agent, "new", 2000),
+        NewTurn::new(1, Speaker::Caller, "dup", 2500),
+    ];
+    assert!(matches!(
+        s.append_turns(id, &bad),
+        Err(Error::Conflict {
+            entity: Entity::Turn,
+            ..
+        })
+    ));
+    let rec = s.load_session(id).unwrap();
+    assert_eq!(rec.turns.len(), 2, "the failed batch left nothing behind");
+    assert_eq!(rec.turns[1].text.as_str(), "Hi");
+    assert!(!format!("{:?}", rec.turns[1]).contains("Hi\""));
+}
+
+#[test]
+fn events_batch_keeps_order_and_json_detail() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    let evs = [
+        NewEvent {
+            at: t(1),
+            kind: EventKind::Dtmf,
+            detail: serde_json::json!({"digit": "5"}),
+        },
+        NewEvent {
+            at: t(2),
+            kind: EventKind::ToolCall,
+            detail: serde_json::json!({"name": "end_call"}),
+        },
+    ];
+    s.append_events(id, &evs).unwrap();
+    let rec = s.load_session(id).unwrap();
+    let tail: Vec<_> = rec
+        .events
+        .iter()
+        .skip(1)
+        .map(|e| (e.kind, e.detail.clone()))
+        .collect();
+    assert_eq!(
+        tail[0],
+        (EventKind::Dtmf, serde_json::json!({"digit": "5"}))
+    );
+    assert_eq!(tail[1].0, EventKind::ToolCall);
+}
+
+#[test]
+fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
+    let (_d, mut s) = fresh();
+    let id = SessionId::new_v4();
+    let mut n = NewSession::inbound(id, t(0));
+    n.model = Some("gemini-live".into());
+    s.create_session(&n).unwrap();
+    s.update_session(
+        id,
+        &SessionUpdate {
+            recording: Some(("/rec/a.wav".into(), 1234)),
+            summary: Some(Sensitive::new("asked about billing")),
+            usage: Some(Usage {
+                input_tokens: Some(10),
+                output_tokens: Some(20),
+                audio_ms: None,
+            }),
+            ..SessionUpdate::default()
+        },
+    )
+    .unwrap();
+    let ses = s.get_session(id).unwrap();
+    assert_eq!(ses.model.as_deref(), Some("gemini-live"));
+    assert_eq!(
+        ses.recording_path.as_deref(),
+        Some(std::path::Path::new("/rec/a.wav"))
+    );
+    assert_eq!(ses.recording_bytes, Some(1234));
+    assert_eq!(ses.usage.output_tokens, Some(20));
+    assert!(!format!("{ses:?}").contains("billing"));
+}
+
+#[test]
+fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
+    let (_d, mut s) = fresh();
+    let c = common::active_campaign(&mut s, "c", 5);
+    let mut ids = Vec::new();
+    for i in 0..25 {
+        let id = SessionId::new_v4();
+        let mut n = if i % 2 == 0 {
+            NewSession::inbound(id, t(i / 3))
+        } else {
+            NewSession::outbound(id, t(i / 3))
+        };
+        if i % 5 == 0 {
+            n.campaign = Some(c);
+        }
+        s.create_session(&n).unwrap();
+        if i % 3 == 0 {
+            s.finish_session(id, &Finish::ended(EndReason::CallerHangup, t(100)))
+                .unwrap();
+        }
+        ids.push(id);
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .list_sessions(&SessionFilter::default(), 4, cursor)
+            .unwrap();
+        seen.extend(page.items.iter().map(|x| (x.created_at, x.id)));
+        match page.next {
+            Some(c) => cursor = Some(c.to_string().parse().unwrap()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 25);
+    let mut sorted = seen.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(seen, sorted);
+
+    let f = SessionFilter {
+        direction: Some(Direction::Inbound),
+        state: Some(SessionState::Ended),
+        ..Default::default()
+    };
+    let got = s.list_sessions(&f, 100, None).unwrap().items;
+    assert_eq!(
+        got.len(),
+        (0..25).filter(|i| i % 2 == 0 && i % 3 == 0).count()
+    );
+    let f = SessionFilter {
+        campaign: Some(c),
+        since: Some(t(2)),
+        until: Some(t(7)),
+        ..Default::default()
+    };
+    let got = s.list_sessions(&f, 100, None).unwrap().items;
+    let want = (0..25i64)
+        .filter(|i| i % 5 == 0 && (2..7).contains(&(i / 3)))
+        .count();
+    assert_eq!(got.len(), want);
+}
