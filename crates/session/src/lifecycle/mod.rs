@@ -1,0 +1,119 @@
+//! The lifecycle of one call as a sans-IO state machine: the one place that
+//! decides a call's life (ARCHITECTURE.md, "Why it exists"; issue 6).
+//!
+//! [`CallMachine`] takes inputs ([`Input`]: SIP, model and media events,
+//! operator commands) with the current time, and produces [`Action`]s and
+//! the next deadline. It does no IO, reads no clock and spawns nothing; the
+//! session manager maps the sip, rtp and llm-bridge events into [`Input`]s
+//! and executes the actions. SIP semantics follow RFC 3261 (INVITE, CANCEL,
+//! BYE, ACK and Timer H in section 13.3.1.4), RFC 3264 section 8.4 (hold)
+//! and RFC 3515 (REFER).
+//!
+//! # States
+//!
+//! ```text
+//!                 new(Inbound)                         new(Outbound)
+//!                      |  (WriteStoreState created)          |
+//!                      v                                     v
+//!                  +-------+  Invite                 Dial +-------+
+//!                  |Created|----------+       +-----------|Created|
+//!                  +-------+          |       |           +-------+
+//!                                     v       v
+//!      SendRinging, OpenModel   +-------+   +--------+  SendInvite,
+//!      (pre-warm)               |Ringing|   |Dialling|  OpenModel at dial
+//!                               +-------+   +--------+  (or at answer)
+//!        model Ready: Answer +      |           |  2xx
+//!        StartGreeting;             |           |
+//!        AnswerWait: Answer only    v           v
+//!                               +--------------------+
+//!                               | Answered           |  model not ready yet
+//!                               +--------------------+
+//!                                     | model Ready: StartGreeting
+//!                                     v   (outbound: if the agent speaks first)
+//!      re-INVITE hold   +--------+  +------+  transfer_call  +------------+
+//!      <--------------> | OnHold |--|Active|---------------->|Transferring|
+//!      (Pause/Resume)   +--------+  +------+ <---------------+------------+
+//!                                     |       REFER failed/timeout
+//!                                     |       (TransferFailed, call goes on)
+//!   any end cause, from any live state (the first one wins):
+//!     BYE, CANCEL, final error, end_call, REFER accepted, timers, RTP
+//!     timeout, model failure, hangup, shutdown
+//!                                     v
+//!                               +------------------------------------+
+//!                               | Ending { reason, outstanding steps}|
+//!                               |  1 farewell: wait PlaybackDrained   |
+//!                               |    (bounded by Drain)               |
+//!                               |  2 SIP: SendBye | SendCancel |      |
+//!                               |    Reject | nothing (peer ended)    |
+//!                               |  3 CloseModel, StopMedia            |
+//!                               |  4 wait model Closed / INVITE final |
+//!                               |    (bounded by Cleanup)             |
+//!                               |  5 FinalizeRecording, WriteStoreEnd |
+//!                               +------------------------------------+
+//!                                     | Closed (last action)
+//!                                     v
+//!                               +------------------+
+//!                               | Closed { reason }|  ignores every input
+//!                               +------------------+
+//! ```
+//!
+//! # Timers
+//!
+//! A table of `Option<Instant>` ([`Timer`]); [`CallMachine::poll_timeout`]
+//! is the earliest, [`CallMachine::handle_timeout`] fires the expired ones.
+//! Durations come from [`Config`].
+//!
+//! | timer | armed | cleared | on hold | fires |
+//! |---|---|---|---|---|
+//! | `AnswerWait` | INVITE (inbound) | answer | - | answer without a ready model (`Answered`) |
+//! | `ModelSetup` | `OpenModel` | model ready | - | model failure (503 or answer-then-end before the answer; BYE after) |
+//! | `Ring` | dial (outbound) | final response | - | CANCEL, `NoAnswer` |
+//! | `NoSpeech` | conversation starts | ending | paused (remaining kept) | polite end after the farewell, `NoSpeechTimeout`; reset by caller speech, barge-in and DTMF |
+//! | `MaxDuration` | answer | ending | keeps running (hard cap) | BYE, `MaxDuration` |
+//! | `Drain` | ending with playback queued | playback drained | - | stop waiting for the farewell; BYE |
+//! | `Transfer` | REFER sent | REFER outcome | - | `TransferFailed`, back to `Active` |
+//! | `Cleanup` | waiting for the model's close or the INVITE's final response | both arrived | - | stop waiting; finish the cleanup |
+//! | `ShutdownDrain` | graceful shutdown of an answered call | ending | keeps running | BYE, `Shutdown` |
+//!
+//! # Guarantees (each has a test)
+//!
+//! - Every input is accepted in every state; unexpected ones are ignored
+//!   with a debug log, never a panic.
+//! - The model is opened at most once: `OpenModel` can only be produced by
+//!   spending a one-per-call token ([`model`](self) slot).
+//! - `CloseModel` is emitted exactly once if `OpenModel` was; `StopMedia`,
+//!   `FinalizeRecording` and `WriteStoreEnd` exactly once per call; at most
+//!   one BYE, never after the peer's BYE.
+//! - The end reason is the first cause; later causes are logged and ignored.
+//! - `WriteStoreState { Created }` is the first action, before anything is
+//!   signalled or played; nothing follows [`Action::Closed`].
+//! - The farewell after `end_call` plays out (bounded by `Drain`) before BYE.
+//!
+//! # Choices the issue left open
+//!
+//! - A failed or timed-out transfer keeps the call (`TransferFailed`, back
+//!   to `Active`), so the model can tell the caller and carry on.
+//! - An outbound final error 5xx (`FailureOutcome::Unavailable`) is stored
+//!   as `Rejected` with its SIP status; the store has no `unavailable`.
+//! - Model failure after the answer plays the fallback announcement and
+//!   ends politely (BYE after the playback drains).
+
+mod action;
+mod config;
+mod input;
+mod machine;
+mod model;
+mod state;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, EndOutcome, Metric, StoreState};
+pub use config::{Config, FirstSpeaker, ModelFailurePolicy, OutboundModelOpen};
+pub use input::{
+    Command, DtmfDigit, FailureOutcome, Input, MediaInput, ModelInput, SipInput, TransferTarget,
+};
+pub use machine::CallMachine;
+pub use state::{Direction, EndReason, Phase};
+pub use timer::Timer;
