@@ -303,6 +303,10 @@ impl CallMachine {
         }
         match (state, input) {
             (State::Ending(e), input) => self.ending_model(now, e, input),
+            (State::Active { at }, ModelInput::TurnComplete) if !self.playback.busy() => {
+                self.reset_no_speech(now);
+                State::Active { at }
+            }
             (state, ModelInput::TurnComplete) => state,
             (state, ModelInput::Ready) if self.model.is_opening() => {
                 self.timers.clear(Timer::ModelSetup);
@@ -424,6 +428,11 @@ impl CallMachine {
                 self.reset_no_speech(now);
                 State::Active { at }
             }
+            (State::Active { at }, MediaInput::PlaybackDrained) => {
+                // The caller's silence counts from the end of our speech.
+                self.reset_no_speech(now);
+                State::Active { at }
+            }
             (state, MediaInput::PlaybackDrained) => state,
             (
                 state
@@ -483,6 +492,11 @@ impl CallMachine {
             }
             (state @ State::Dialling { .. }, Timer::Ring) => {
                 self.end_ours(now, state, EndReason::NoAnswer, false)
+            }
+            (State::Active { at }, Timer::NoSpeech) if self.playback.busy() => {
+                // The caller is listening to a long reply, not silent: the
+                // timer stays disarmed until our playback ends.
+                State::Active { at }
             }
             (state @ State::Active { .. }, Timer::NoSpeech) => {
                 self.end_ours(now, state, EndReason::NoSpeechTimeout, true)

@@ -68,7 +68,7 @@
 //! | `AnswerWait` | INVITE (inbound) | answer | - | answer without a ready model (`Answered`) |
 //! | `ModelSetup` | `OpenModel` | model ready | - | model failure (503 or answer-then-end before the answer; BYE after) |
 //! | `Ring` | dial (outbound) | final response | - | CANCEL, `NoAnswer` |
-//! | `NoSpeech` | conversation starts | ending | paused (remaining kept) | polite end after the farewell, `NoSpeechTimeout`; reset by caller speech, barge-in and DTMF |
+//! | `NoSpeech` | conversation starts | ending | paused (remaining kept) | `NoSpeechTimeout` (BYE); while our reply is still playing it stays disarmed until the playback ends; reset by caller speech, barge-in, DTMF and the end of our playback |
 //! | `MaxDuration` | answer | ending | keeps running (hard cap) | BYE, `MaxDuration` |
 //! | `Drain` | ending with playback queued | playback drained | - | stop waiting for the farewell; BYE |
 //! | `Transfer` | REFER sent | REFER outcome | - | `TransferFailed`, back to `Active` |

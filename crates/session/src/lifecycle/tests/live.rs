@@ -220,3 +220,37 @@ fn graceful_shutdown_rejects_ringing_call_with_503() {
     }));
     assert_eq!(call.m.end_reason(), Some(EndReason::Shutdown));
 }
+
+#[test]
+fn no_speech_counts_from_end_of_agent_speech() {
+    let mut call = Call::active_inbound();
+    let no_speech = Config::default().no_speech;
+    // A reply longer than the no-speech bound does not end the call.
+    call.model(ModelInput::Audio);
+    assert!(call.advance(no_speech + 5 * SEC).is_empty());
+    call.model(ModelInput::TurnComplete);
+    call.media(MediaInput::PlaybackDrained);
+    assert!(call.advance(no_speech - MS).is_empty());
+    assert!(call.advance(MS).contains(&Action::SendBye));
+    assert_eq!(call.m.end_reason(), Some(EndReason::NoSpeechTimeout));
+}
+
+#[test]
+fn no_speech_timer_never_spins_while_reply_plays() {
+    let config = Config {
+        no_speech: std::time::Duration::ZERO,
+        ..Config::default()
+    };
+    let mut call = Call::new(Direction::Inbound, config);
+    call.sip(SipInput::Invite);
+    call.model(ModelInput::Ready);
+    call.model(ModelInput::Audio);
+    call.advance(MS);
+    // Fired once while busy and left disarmed: the next deadline is in the
+    // future, so a driver sleeping until it cannot spin.
+    assert_eq!(call.m.timer(Timer::NoSpeech), None);
+    assert!(call.m.poll_timeout().is_some_and(|d| d > call.now));
+    call.model(ModelInput::TurnComplete);
+    call.media(MediaInput::PlaybackDrained);
+    assert!(call.advance(MS).contains(&Action::SendBye));
+}
