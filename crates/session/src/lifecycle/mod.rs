@@ -80,7 +80,8 @@
 //! - Every input is accepted in every state; unexpected ones are ignored
 //!   with a debug log, never a panic.
 //! - The model is opened at most once: `OpenModel` can only be produced by
-//!   spending a one-per-call token ([`model`](self) slot).
+//!   spending a one-per-call token that is not `Clone` (the private
+//!   `ModelSlot`).
 //! - `CloseModel` is emitted exactly once if `OpenModel` was; `StopMedia`,
 //!   `FinalizeRecording` and `WriteStoreEnd` exactly once per call; at most
 //!   one BYE, never after the peer's BYE.

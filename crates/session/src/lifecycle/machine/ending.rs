@@ -24,7 +24,14 @@ impl CallMachine {
         farewell: bool,
     ) -> State {
         let sip = match &state {
-            State::Created | State::Ending(_) | State::Closed { .. } => SipStep::Done,
+            State::Ending(_) | State::Closed { .. } => {
+                debug!(
+                    reason = reason.as_str(),
+                    "already ending; first end reason stands"
+                );
+                return state;
+            }
+            State::Created => SipStep::Done,
             State::Ringing { .. } => {
                 let (code, retry_after) = match reason {
                     EndReason::Cancelled => (487, None),

@@ -2,6 +2,7 @@
 //! feeds inputs, jumps the fake clock and records every action.
 
 mod ending;
+mod every_input;
 mod inbound;
 mod live;
 mod outbound;
