@@ -135,7 +135,11 @@ pub enum Command {
 }
 
 /// A DTMF key (RFC 4733 events 0-15: `0`-`9`, `*`, `#`, `A`-`D`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+///
+/// Keys can spell PINs and card numbers, so `Debug` redacts the key (it
+/// reaches the debug log of ignored inputs); read it with
+/// [`DtmfDigit::as_char`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DtmfDigit(char);
 
 impl DtmfDigit {
@@ -159,9 +163,9 @@ impl DtmfDigit {
     }
 }
 
-impl fmt::Display for DtmfDigit {
+impl fmt::Debug for DtmfDigit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
+        f.write_str("DtmfDigit(<redacted>)")
     }
 }
 
@@ -244,6 +248,8 @@ mod tests {
         assert_eq!(DtmfDigit::from_event(10).map(DtmfDigit::as_char), Some('*'));
         assert_eq!(DtmfDigit::from_event(15).map(DtmfDigit::as_char), Some('D'));
         assert_eq!(DtmfDigit::from_event(16), None);
+        let d = DtmfDigit::new('7').unwrap();
+        assert!(!format!("{d:?}").contains('7'));
     }
 
     #[test]

@@ -42,6 +42,31 @@ impl Playback {
 /// and call [`handle_timeout`](Self::handle_timeout) when the deadline
 /// passes. After [`Action::Closed`] the machine emits nothing more.
 ///
+/// The session task's loop, in outline (the machine itself never awaits):
+///
+/// ```text
+/// let mut call = CallMachine::new(Direction::Inbound, config);
+/// call.handle_input(now(), Input::Sip(SipInput::Invite));
+/// loop {
+///     while let Some(action) = call.poll_action() {
+///         if action == Action::Closed { join tasks; remove registry entry; return }
+///         execute(action)            // send 180/200/BYE, open model, write store, ...
+///     }
+///     let deadline = call.poll_timeout();
+///     select! {
+///         ev = sip_mailbox.recv()   => call.handle_input(now(), Input::Sip(map(ev))),
+///         ev = model_events.recv()  => call.handle_input(now(), Input::Model(map(ev))),
+///         ev = media_events.recv()  => call.handle_input(now(), Input::Media(map(ev))),
+///         cmd = operator.recv()     => call.handle_input(now(), Input::Command(cmd)),
+///         _ = sleep_until(deadline) => call.handle_timeout(now()),
+///     }
+/// }
+/// ```
+///
+/// Every model `Audio` chunk, `TurnComplete` and every playback-queue
+/// `PlaybackDrained` must be fed: the machine tracks whether playback is
+/// busy from them (the farewell wait and the no-speech timer depend on it).
+///
 /// ```
 /// use std::time::{Duration, Instant};
 /// use callbridge_session::lifecycle::{
