@@ -316,7 +316,11 @@ impl CallMachine {
                 self.playback.speaking = true;
                 return state;
             }
-            ModelInput::TurnComplete => self.playback.speaking = false,
+            // A model that finished its turn, closed or broke sends no
+            // more audio: only what is queued may still play.
+            ModelInput::TurnComplete
+            | ModelInput::Closed { .. }
+            | ModelInput::Error { fatal: true } => self.playback.speaking = false,
             ModelInput::GoingAway => {
                 self.metric(Metric::ModelGoingAway);
                 return state;

@@ -176,3 +176,15 @@ fn no_action_after_closed() {
     assert!(call.advance(Config::default().max_duration).is_empty());
     assert_eq!(call.m.poll_timeout(), None);
 }
+
+#[test]
+fn model_close_during_farewell_stops_waiting_for_its_turn() {
+    let mut call = Call::active_inbound();
+    call.model(ModelInput::Audio);
+    call.model(ModelInput::EndCall);
+    call.media(MediaInput::PlaybackDrained);
+    // No TurnComplete: the model closes instead. Nothing more can come.
+    let a = call.model(ModelInput::Closed { clean: true });
+    assert_eq!(a[0], Action::SendBye);
+    call.assert_closed_once();
+}

@@ -5,6 +5,7 @@ mod ending;
 mod every_input;
 mod inbound;
 mod live;
+mod many;
 mod outbound;
 mod properties;
 
