@@ -298,9 +298,39 @@ impl CallMachine {
             (state @ State::Transferring { .. }, SipInput::ReferAccepted) => {
                 self.end_ours(now, state, EndReason::Transferred, false)
             }
-            (State::Transferring { at, target }, SipInput::ReferFailed { code }) => {
+            (State::Transferring { at, target, held }, SipInput::ReferFailed { code }) => {
                 debug!(?code, "REFER failed");
-                self.transfer_fallback(now, at, target)
+                self.transfer_fallback(now, at, target, held)
+            }
+            (
+                State::Transferring {
+                    at,
+                    target,
+                    held: false,
+                },
+                SipInput::Hold,
+            ) => {
+                self.emit(Action::PauseCallerAudio);
+                State::Transferring {
+                    at,
+                    target,
+                    held: true,
+                }
+            }
+            (
+                State::Transferring {
+                    at,
+                    target,
+                    held: true,
+                },
+                SipInput::Resume,
+            ) => {
+                self.emit(Action::ResumeCallerAudio);
+                State::Transferring {
+                    at,
+                    target,
+                    held: false,
+                }
             }
             (State::Ending(e), input) => self.ending_sip(now, e, input),
             (state, input) => Self::ignore(state, &input),
@@ -378,7 +408,11 @@ impl CallMachine {
                 self.timers.clear(Timer::NoSpeech);
                 self.timers
                     .set(Timer::Transfer, now + self.config.transfer_timeout);
-                State::Transferring { at, target }
+                State::Transferring {
+                    at,
+                    target,
+                    held: false,
+                }
             }
             (
                 state
@@ -415,6 +449,9 @@ impl CallMachine {
                 State::Active { at }
             }
             (state, MediaInput::PlaybackDrained) => state,
+            (state @ State::Transferring { held: true, .. }, MediaInput::RtpTimeout) => {
+                Self::ignore(state, &input)
+            }
             (
                 state
                 @ (State::Answered { .. } | State::Active { .. } | State::Transferring { .. }),
@@ -496,9 +533,9 @@ impl CallMachine {
                 | State::Transferring { .. }),
                 Timer::ShutdownDrain,
             ) => self.end_ours(now, state, EndReason::Shutdown, false),
-            (State::Transferring { at, target }, Timer::Transfer) => {
+            (State::Transferring { at, target, held }, Timer::Transfer) => {
                 debug!("REFER outcome not received in time");
-                self.transfer_fallback(now, at, target)
+                self.transfer_fallback(now, at, target, held)
             }
             (State::Ending(e), timer) => self.ending_timer(now, e, timer),
             (state, timer) => Self::ignore(state, &timer),

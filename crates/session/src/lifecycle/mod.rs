@@ -93,7 +93,14 @@
 //! # Choices the issue left open
 //!
 //! - A failed or timed-out transfer keeps the call (`TransferFailed`, back
-//!   to `Active`), so the model can tell the caller and carry on.
+//!   to `Active`, or to `OnHold` if the peer held us during the transfer),
+//!   so the model can tell the caller and carry on. The REFER is sent at
+//!   once; queued playback is not awaited first.
+//! - Hold is honoured in `Active` and `Transferring`; a re-INVITE hold while
+//!   `Answered` (model not ready) is ignored.
+//! - An operator hangup of an outbound call before the answer is stored as
+//!   `AgentHangup` (the CANCEL is how it is carried out), not `Cancelled`,
+//!   which is kept for the caller's CANCEL of an inbound INVITE.
 //! - An outbound final error 5xx (`FailureOutcome::Unavailable`) is stored
 //!   as `Rejected` with its SIP status; the store has no `unavailable`.
 //! - Model failure after the answer plays the fallback announcement and

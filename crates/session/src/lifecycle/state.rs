@@ -132,6 +132,9 @@ pub(crate) enum State {
         at: Instant,
         /// The REFER's target.
         target: TransferTarget,
+        /// The peer put us on hold meanwhile (transferees often do before
+        /// acting on a REFER): caller audio is paused.
+        held: bool,
     },
     /// Cleaning up.
     Ending(Ending),

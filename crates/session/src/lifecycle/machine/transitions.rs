@@ -146,10 +146,17 @@ impl CallMachine {
         now: Instant,
         at: Instant,
         target: TransferTarget,
+        held: bool,
     ) -> State {
         self.timers.clear(Timer::Transfer);
         self.emit(Action::TransferFailed { target });
         self.metric(Metric::TransferFailed);
+        if held {
+            return State::OnHold {
+                at,
+                no_speech_left: self.config.no_speech,
+            };
+        }
         self.reset_no_speech(now);
         State::Active { at }
     }

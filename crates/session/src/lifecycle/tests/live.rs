@@ -254,3 +254,26 @@ fn no_speech_timer_never_spins_while_reply_plays() {
     call.media(MediaInput::PlaybackDrained);
     assert!(call.advance(MS).contains(&Action::SendBye));
 }
+
+#[test]
+fn hold_during_transfer_pauses_audio_and_failure_returns_on_hold() {
+    let mut call = Call::active_inbound();
+    let target = TransferTarget::new("2001").unwrap();
+    call.model(ModelInput::TransferCall {
+        target: target.clone(),
+    });
+    assert_eq!(call.sip(SipInput::Hold), vec![Action::PauseCallerAudio]);
+    assert!(
+        call.media(MediaInput::RtpTimeout).is_empty(),
+        "held: no RTP expected"
+    );
+    call.sip(SipInput::ReferFailed { code: Some(486) });
+    assert_eq!(call.m.phase(), Phase::OnHold);
+    assert_eq!(call.m.timer(Timer::NoSpeech), None);
+    assert_eq!(call.sip(SipInput::Resume), vec![Action::ResumeCallerAudio]);
+    assert_eq!(call.m.phase(), Phase::Active);
+    assert_eq!(
+        call.m.timer(Timer::NoSpeech),
+        Some(call.now + Config::default().no_speech)
+    );
+}
