@@ -12,49 +12,48 @@
 //! # States
 //!
 //! ```text
-//!                 new(Inbound)                         new(Outbound)
-//!                      |  (WriteStoreState created)          |
-//!                      v                                     v
-//!                  +-------+  Invite                 Dial +-------+
-//!                  |Created|----------+       +-----------|Created|
-//!                  +-------+          |       |           +-------+
-//!                                     v       v
-//!      SendRinging, OpenModel   +-------+   +--------+  SendInvite,
-//!      (pre-warm)               |Ringing|   |Dialling|  OpenModel at dial
-//!                               +-------+   +--------+  (or at answer)
-//!        model Ready: Answer +      |           |  2xx
-//!        StartGreeting;             |           |
-//!        AnswerWait: Answer only    v           v
-//!                               +--------------------+
-//!                               | Answered           |  model not ready yet
-//!                               +--------------------+
-//!                                     | model Ready: StartGreeting
-//!                                     v   (outbound: if the agent speaks first)
-//!      re-INVITE hold   +--------+  +------+  transfer_call  +------------+
-//!      <--------------> | OnHold |--|Active|---------------->|Transferring|
-//!      (Pause/Resume)   +--------+  +------+ <---------------+------------+
-//!                                     |       REFER failed/timeout
-//!                                     |       (TransferFailed, call goes on)
-//!   any end cause, from any live state (the first one wins):
-//!     BYE, CANCEL, final error, end_call, REFER accepted, timers, RTP
-//!     timeout, model failure, hangup, shutdown
-//!                                     v
-//!                               +------------------------------------+
-//!                               | Ending { reason, outstanding steps}|
-//!                               |  1 farewell: wait PlaybackDrained   |
-//!                               |    (bounded by Drain)               |
-//!                               |  2 SIP: SendBye | SendCancel |      |
-//!                               |    Reject | nothing (peer ended)    |
-//!                               |  3 CloseModel, StopMedia            |
-//!                               |  4 wait model Closed / INVITE final |
-//!                               |    (bounded by Cleanup)             |
-//!                               |  5 FinalizeRecording, WriteStoreEnd |
-//!                               +------------------------------------+
-//!                                     | Closed (last action)
-//!                                     v
-//!                               +------------------+
-//!                               | Closed { reason }|  ignores every input
-//!                               +------------------+
+//!  new(Inbound) / new(Outbound): WriteStoreState{created}
+//!
+//!   +-------+ Invite: WriteStoreState{ringing},     +-------+ Dial: WriteStoreState{ringing},
+//!   |Created|  SendRinging, OpenModel (pre-warm)    |Created|  SendInvite, OpenModel (if at dial)
+//!   +-------+                                       +-------+
+//!       |                                               |
+//!       v                                               v
+//!   +-------+                                      +--------+
+//!   |Ringing|                                      |Dialling|
+//!   +-------+                                      +--------+
+//!       | model Ready, or AnswerWait expired:          | 2xx (OpenModel if at answer)
+//!       | Answer, WriteStoreState{answered}            | WriteStoreState{answered}
+//!       +-----------------------+----------------------+
+//!                               | is the model ready?
+//!                       no      v       yes
+//!              +--------+ <-----+-----> +------+ WriteStoreState{active}, StartGreeting
+//!              |Answered| --model Ready->|Active| (outbound: only if the agent speaks first)
+//!              +--------+               +------+
+//!                                        ^  |  \  transfer_call: Refer
+//!           re-INVITE hold:              |  |   v
+//!           PauseCallerAudio  +------+   |  |  +------------+  REFER failed / Transfer
+//!           <---------------> |OnHold|<--+  |  |Transferring|  timer: TransferFailed,
+//!           resume: Resume... +------+      |  +------------+  back to Active (or OnHold)
+//!                                           |
+//!   any end cause in any live state; the FIRST one is the reason:
+//!   BYE, CANCEL, final error, end_call, REFER accepted, timers, RTP timeout,
+//!   model failure, hangup, shutdown
+//!                                           v
+//!              +----------------------------------------------------+
+//!              | Ending { reason, outstanding steps }               |
+//!              |  1 farewell: wait until playback is idle (Drain)   |
+//!              |  2 SIP: SendBye | SendCancel | Reject | nothing    |
+//!              |  3 CloseModel (if opened), StopMedia               |
+//!              |  4 wait: model Closed, INVITE final after CANCEL   |
+//!              |    (bounded by Cleanup)                            |
+//!              |  5 FinalizeRecording, WriteStoreEnd, Closed        |
+//!              +----------------------------------------------------+
+//!                                           |
+//!                                           v
+//!                                 +------------------+
+//!                                 | Closed { reason }|  ignores every input
+//!                                 +------------------+
 //! ```
 //!
 //! # Timers
