@@ -31,10 +31,10 @@
 //!              |Answered| --model Ready->|Active| (outbound: only if the agent speaks first)
 //!              +--------+               +------+
 //!                                        ^  |  \  transfer_call: Refer
-//!           re-INVITE hold:              |  |   v
-//!           PauseCallerAudio  +------+   |  |  +------------+  REFER failed / Transfer
-//!           <---------------> |OnHold|<--+  |  |Transferring|  timer: TransferFailed,
-//!           resume: Resume... +------+      |  +------------+  back to Active (or OnHold)
+//!    hold: PauseCallerAudio              |  |   v
+//!    un-hold: ResumeCallerAudio +------+ |  |  +------------+  REFER failed / Transfer
+//!    (no-speech timer paused)   |OnHold|<+  |  |Transferring|  timer: TransferFailed,
+//!                               +------+    |  +------------+  back to Active (or OnHold)
 //!                                           |
 //!   any end cause in any live state; the FIRST one is the reason:
 //!   BYE, CANCEL, final error, end_call, REFER accepted, timers, RTP timeout,
