@@ -229,6 +229,30 @@ impl Headers {
             .unwrap_or(Err(Error::MissingHeader("Via")))
     }
 
+    /// Replace the top Via value (e.g. after adding `received`/`rport`,
+    /// RFC 3261 section 18.2.1), keeping any further values that shared its
+    /// header line.
+    pub fn set_top_via(&mut self, via: &Via) {
+        let Some(first) = self.list.iter().position(|h| h.name == HeaderName::Via) else {
+            self.push_typed(HeaderName::Via, via);
+            return;
+        };
+        let line = self.list[first].value.clone();
+        let mut parts = lex::split_commas(&line);
+        parts.next();
+        let rest: Vec<Bytes> = parts.map(|p| line.slice_ref(p)).collect();
+        self.list[first].value = via.to_bytes();
+        for (k, v) in rest.into_iter().enumerate() {
+            self.list.insert(
+                first + 1 + k,
+                Header {
+                    name: HeaderName::Via,
+                    value: v,
+                },
+            );
+        }
+    }
+
     fn addr(&self, name: &HeaderName) -> Result<NameAddr, Error> {
         let v = self.single(name)?;
         parse_name_addr(v, v).map_err(|r| header_err(name, r))

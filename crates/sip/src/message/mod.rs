@@ -161,14 +161,19 @@ impl Request {
 
     /// Build a response to this request (RFC 3261 section 8.2.6.2): copies
     /// every Via, From, To, Call-ID and CSeq; adds `to_tag` to To when To
-    /// has no tag and the status is not 100; Content-Length 0 and the
-    /// canonical reason phrase. Add a body with [`Response::set_body`].
+    /// has no tag and the status is not 100; copies Record-Route for 101..=299
+    /// (responses that can establish a dialog, section 12.1.1);
+    /// Content-Length 0 and the canonical reason phrase. Add a body with
+    /// [`Response::set_body`].
     pub fn make_response(&self, status: StatusCode, to_tag: Option<&Tag>) -> Response {
         let mut headers = Headers::with_capacity(8);
         for h in self.headers.iter() {
             match h.name() {
                 HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                     headers.push(h.name().clone(), h.value().clone());
+                }
+                HeaderName::RecordRoute if (101..300).contains(&status.as_u16()) => {
+                    headers.push(HeaderName::RecordRoute, h.value().clone());
                 }
                 HeaderName::To => {
                     let value = match to_tag {

@@ -145,3 +145,32 @@ fn builder_requires_mandatory_headers() {
     let again = Message::parse(req.to_bytes()).unwrap();
     assert_eq!(again, Message::Request(req));
 }
+
+#[test]
+fn set_top_via_keeps_the_other_values_of_a_shared_line() {
+    let mut r = request(
+        b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h1;branch=z9hG4bK1;rport, SIP/2.0/UDP h2;branch=z9hG4bK2\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    );
+    let mut top = r.headers().top_via().unwrap();
+    top.set_received("192.0.2.9".parse().unwrap());
+    top.set_rport(5099);
+    r.headers_mut().set_top_via(&top);
+    let vias: Vec<_> = r.headers().vias().map(|v| v.unwrap()).collect();
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[0].rport(), Some(Some(5099)));
+    assert_eq!(vias[0].received(), Some("192.0.2.9".parse().unwrap()));
+    assert_eq!(vias[1].branch(), Some(Branch::from("z9hG4bK2")));
+}
+
+#[test]
+fn dialog_creating_responses_copy_record_route() {
+    let r = request(
+        b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h1;branch=z9hG4bK1\r\nRecord-Route: <sip:p1;lr>\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n\r\n",
+    );
+    let ok = r.make_response(StatusCode::OK, Some(&Tag::from("t")));
+    assert_eq!(ok.headers().record_routes().unwrap().len(), 1);
+    let busy = r.make_response(StatusCode::BUSY_HERE, Some(&Tag::from("t")));
+    assert!(busy.headers().get(&HeaderName::RecordRoute).is_none());
+}

@@ -52,6 +52,9 @@ struct Framed {
     start: (usize, usize),
     headers: Headers,
     body_start: usize,
+    /// The first malformed header line; the others were still collected so
+    /// that the request can be answered.
+    bad_line: Option<Error>,
 }
 
 fn frame(buf: &Bytes, limits: &Limits) -> Result<Framed, Error> {
@@ -70,6 +73,7 @@ fn frame(buf: &Bytes, limits: &Limits) -> Result<Framed, Error> {
     let start = (at, end);
     at = next;
     let mut headers = Headers::with_capacity(24);
+    let mut bad_line = None;
     loop {
         let (end, next) = line_end(b, at).ok_or(Error::Incomplete)?;
         if end == at {
@@ -77,6 +81,7 @@ fn frame(buf: &Bytes, limits: &Limits) -> Result<Framed, Error> {
                 start,
                 headers,
                 body_start: next,
+                bad_line,
             });
         }
         // A header line plus its continuation lines.
@@ -111,12 +116,18 @@ fn frame(buf: &Bytes, limits: &Limits) -> Result<Framed, Error> {
         }
         let line = &b[at..value_end];
         let name_len = line.iter().take_while(|&&c| lex::is_token_char(c)).count();
-        if name_len == 0 {
-            return Err(Error::HeaderLine("no header name"));
-        }
         let rest = match line[name_len..].iter().position(|&c| !lex::is_wsp(c)) {
-            Some(k) if line[name_len + k] == b':' => &line[name_len + k + 1..],
-            _ => return Err(Error::HeaderLine("no colon after header name")),
+            _ if name_len == 0 => Err(Error::HeaderLine("no header name")),
+            Some(k) if line[name_len + k] == b':' => Ok(&line[name_len + k + 1..]),
+            _ => Err(Error::HeaderLine("no colon after header name")),
+        };
+        let rest = match rest {
+            Ok(rest) => rest,
+            Err(e) => {
+                bad_line.get_or_insert(e);
+                at = line_next;
+                continue;
+            }
         };
         let name = HeaderName::from_bytes(&line[..name_len]);
         let value = if folded {
@@ -254,6 +265,9 @@ pub(crate) fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> 
         Ok(s) => s,
         Err(e) => return Err(fail(e, headers)),
     };
+    if let Some(e) = framed.bad_line {
+        return Err(fail(e, headers));
+    }
     if let Err(e) = headers.validate() {
         return Err(fail(e, headers));
     }
