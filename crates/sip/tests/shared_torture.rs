@@ -3,7 +3,7 @@
 //! (requests that can be answered get 400, or 505 for `badvers`).
 
 use bytes::Bytes;
-use callbridge_sip::{Disposition, Message, StatusCode};
+use callbridge_sip::{Branch, CallId, Disposition, HeaderName, Message, Method, StatusCode, Tag};
 use std::path::PathBuf;
 
 fn corpus_dir() -> Option<PathBuf> {
@@ -71,6 +71,152 @@ fn verdict(name: &str) -> Verdict {
     }
 }
 
+/// The values RFC 4475 section 3.1.1 describes for the valid messages.
+fn check_values(name: &str, m: &Message) {
+    let h = m.headers();
+    let req = || match m {
+        Message::Request(r) => r,
+        Message::Response(_) => panic!("{name}: expected a request"),
+    };
+    match name {
+        "wsinv" => {
+            assert_eq!(h.to_addr().unwrap().tag(), Some(Tag::from("1918181833n")));
+            let from = h.from_addr().unwrap();
+            assert_eq!(
+                from.display_name().as_deref(),
+                Some(&br#"J Rosenberg \""#[..])
+            );
+            assert_eq!(from.tag(), Some(Tag::from("98asjd8")));
+            assert_eq!(h.max_forwards().unwrap(), Some(68));
+            assert_eq!(h.cseq().unwrap().seq, 9);
+            let vias: Vec<_> = h.vias().map(Result::unwrap).collect();
+            assert_eq!(vias.len(), 3);
+            assert_eq!(vias[1].branch(), Some(Branch::from("z9hG4bK9ikj8")));
+            assert_eq!(vias[2].branch(), Some(Branch::from("z9hG4bK30239")));
+            let contact = &h.contacts().unwrap()[0];
+            assert_eq!(
+                contact.display_name().as_deref(),
+                Some(&br#"Quoted string """#[..])
+            );
+            assert_eq!(
+                contact.params().get("newparam").flatten().as_deref(),
+                Some(&b"newvalue"[..])
+            );
+            assert_eq!(h.routes().unwrap().len(), 1);
+            assert_eq!(m.body().len(), 150);
+        }
+        "esc01" => {
+            let uri = req().uri().as_sip().unwrap().clone();
+            assert_eq!(
+                uri.user_unescaped().as_deref(),
+                Some(&b"sips:user@example.com"[..])
+            );
+            let to = h.to_addr().unwrap();
+            assert_eq!(
+                to.uri().as_sip().unwrap().user_unescaped().as_deref(),
+                Some(&b"user"[..])
+            );
+            let from = h.from_addr().unwrap();
+            assert_eq!(
+                from.uri().as_sip().unwrap().user_unescaped().as_deref(),
+                Some(&b"I have spaces"[..])
+            );
+            let contact = &h.contacts().unwrap()[0];
+            assert_eq!(
+                contact.uri().as_sip().unwrap().user_unescaped().as_deref(),
+                Some(&b"caller"[..])
+            );
+        }
+        "escnull" => {
+            let to = h.to_addr().unwrap();
+            assert_eq!(
+                to.uri().as_sip().unwrap().user_unescaped().as_deref(),
+                Some(&b"null-\0-null"[..])
+            );
+            assert_eq!(h.contacts().unwrap().len(), 2);
+        }
+        "esc02" => {
+            assert_eq!(req().method(), &Method::from_token(b"RE%47IST%45R"));
+            // C%6Fntact is an unknown header, not a Contact.
+            assert_eq!(h.contacts().unwrap().len(), 2);
+            assert!(h.get(&HeaderName::from_bytes(b"C%6Fntact")).is_some());
+        }
+        "intmeth" => {
+            assert_eq!(
+                req().method().as_bytes(),
+                b"!interesting-Method0123456789_*+`.%indeed'~"
+            );
+            assert_eq!(
+                h.call_id().unwrap(),
+                CallId::from(r#"intmeth.word%ZK-!.*_+'@word`~)(><:\/"][?}{"#)
+            );
+            assert_eq!(h.max_forwards().unwrap(), Some(255));
+        }
+        "lwsdisp" => {
+            assert_eq!(
+                h.from_addr().unwrap().display_name().as_deref(),
+                Some(&b"caller"[..])
+            );
+        }
+        "dblreq" => {
+            assert_eq!(req().method(), &Method::Register);
+            assert!(m.body().is_empty());
+        }
+        "semiuri" => {
+            let uri = req().uri().as_sip().unwrap().clone();
+            assert_eq!(
+                uri.user().map(|u| &u[..]),
+                Some(&b"user;par=u%40example.net"[..])
+            );
+            assert!(uri.params().is_empty());
+            assert_eq!(h.values(&HeaderName::Accept).count(), 6);
+        }
+        "transports" => {
+            let t: Vec<_> = h.vias().map(|v| v.unwrap().transport().clone()).collect();
+            assert_eq!(
+                t,
+                ["UDP", "SCTP", "TLS", "UNKNOWN", "TCP"].map(|s| Bytes::from_static(s.as_bytes()))
+            );
+        }
+        "mpart01" => {
+            assert_eq!(m.body().len(), 553);
+            assert!(
+                h.content_type()
+                    .unwrap()
+                    .unwrap()
+                    .kind()
+                    .eq_ignore_ascii_case(b"multipart")
+            );
+        }
+        "unreason" => {
+            let Message::Response(r) = m else {
+                panic!("response")
+            };
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(std::str::from_utf8(r.reason()).is_ok());
+            assert_eq!(m.body().len(), 154);
+        }
+        "noreason" => {
+            let Message::Response(r) = m else {
+                panic!("response")
+            };
+            assert_eq!(r.status(), StatusCode::TRYING);
+            assert!(r.reason().is_empty());
+        }
+        "longreq" => {
+            assert!(h.vias().count() > 30);
+            assert!(
+                h.to_addr()
+                    .unwrap()
+                    .display_name()
+                    .is_some_and(|d| d.len() > 90)
+            );
+            assert_eq!(m.body().len(), 150);
+        }
+        _ => {}
+    }
+}
+
 #[test]
 fn every_shared_torture_file_gets_the_rfc_4475_verdict() {
     let Some(dir) = corpus_dir() else {
@@ -90,7 +236,11 @@ fn every_shared_torture_file_gets_the_rfc_4475_verdict() {
         let bytes = Bytes::from(std::fs::read(path).unwrap());
         let result = Message::parse(bytes);
         let ok = match (verdict(&name), &result) {
-            (Verdict::Valid, r) => r.is_ok(),
+            (Verdict::Valid, Ok(m)) => {
+                check_values(&name, m);
+                true
+            }
+            (Verdict::Valid, Err(_)) => false,
             (Verdict::Invalid, Ok(_)) => false,
             (Verdict::Invalid, Err(e)) => match e.disposition() {
                 Disposition::Respond(s) if name == "badvers" => {
