@@ -20,6 +20,7 @@ mod message;
 mod method;
 mod params;
 mod parse;
+pub mod sdp;
 mod status;
 mod uri;
 
