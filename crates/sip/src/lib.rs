@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod digest;
 mod encode;
 mod error;
 pub mod header;
