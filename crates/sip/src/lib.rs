@@ -23,6 +23,7 @@ mod params;
 mod parse;
 pub mod sdp;
 mod status;
+pub mod transaction;
 mod uri;
 
 pub use encode::Encode;
