@@ -12,18 +12,23 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
+pub mod dialog;
 pub mod digest;
 mod encode;
 mod error;
+pub mod filter;
 pub mod header;
 mod ids;
 mod message;
 mod method;
 mod params;
 mod parse;
+pub mod random;
 pub mod sdp;
 mod status;
 pub mod transaction;
+pub mod ua;
 mod uri;
 
 pub use encode::Encode;

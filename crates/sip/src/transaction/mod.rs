@@ -404,6 +404,11 @@ impl Transactions {
         Ok(key)
     }
 
+    /// Whether a client transaction with this key is alive.
+    pub fn has_client(&self, key: &ClientKey) -> bool {
+        self.clients.contains_key(key)
+    }
+
     /// Whether an INVITE client transaction has had any response (a
     /// CANCEL may be sent only then, RFC 3261 section 9.1).
     pub fn client_invite_has_response(&self, key: &ClientKey) -> bool {

@@ -1,0 +1,382 @@
+//! User-agent tests: two sans-IO cores over a simulated link (loss, delay,
+//! reordering) with a fake clock, and one core against a scripted raw peer.
+
+use super::*;
+use crate::auth::Credentials;
+use crate::random::SeededRandom;
+use crate::status::StatusCode as S;
+use crate::uri::Uri;
+
+pub(crate) const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 4000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n";
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn ua(port: u16, seed: u64) -> UserAgent {
+    let mut cfg = Config::new(addr(port));
+    cfg.ring_timeout = Duration::from_secs(20);
+    UserAgent::new(cfg, SeededRandom::new(seed))
+}
+
+fn uri(s: &'static str) -> Uri {
+    Uri::parse(&Bytes::from_static(s.as_bytes())).unwrap()
+}
+
+fn originate(target: SocketAddr) -> Originate {
+    Originate {
+        to: uri("sip:bob@127.0.0.1:5062"),
+        from: NameAddr::new(uri("sip:alice@127.0.0.1:5061")),
+        target,
+        offer: Bytes::from_static(SDP.as_bytes()),
+        credentials: None,
+    }
+}
+
+type Loss = Box<dyn FnMut(usize, &[u8]) -> Option<Duration>>;
+
+/// Two user agents, A (port 5061) and B (port 5062), and the link between.
+/// `link` returns `None` to drop datagram number n, else its delay.
+pub(crate) struct Pair {
+    pub t0: Instant,
+    pub now: Instant,
+    pub a: UserAgent,
+    pub b: UserAgent,
+    flight: Vec<(Instant, usize, SocketAddr, SocketAddr, Bytes)>,
+    link: Loss,
+    n: usize,
+    pub a_events: Vec<Event>,
+    pub b_events: Vec<Event>,
+    pub wire: Vec<(Duration, bool, String)>,
+}
+
+impl Pair {
+    pub fn new(link: Loss) -> Pair {
+        let t0 = Instant::now();
+        Pair {
+            t0,
+            now: t0,
+            a: ua(5061, 1),
+            b: ua(5062, 2),
+            flight: Vec::new(),
+            link,
+            n: 0,
+            a_events: Vec::new(),
+            b_events: Vec::new(),
+            wire: Vec::new(),
+        }
+    }
+
+    fn lossless() -> Pair {
+        Pair::new(Box::new(|_, _| Some(Duration::from_millis(10))))
+    }
+
+    fn pump(&mut self) {
+        for from_a in [true, false] {
+            loop {
+                let (src, t) = if from_a {
+                    (addr(5061), self.a.poll_transmit())
+                } else {
+                    (addr(5062), self.b.poll_transmit())
+                };
+                let Some(t) = t else { break };
+                let first_line = t.data.split(|&c| c == b'\r').next().unwrap_or(&[]);
+                let label = String::from_utf8_lossy(first_line).into_owned();
+                self.wire.push((self.now - self.t0, from_a, label));
+                let n = self.n;
+                self.n += 1;
+                if let Some(delay) = (self.link)(n, &t.data) {
+                    self.flight.push((self.now + delay, n, src, t.dest, t.data));
+                }
+            }
+            let events = if from_a {
+                &mut self.a_events
+            } else {
+                &mut self.b_events
+            };
+            let ua = if from_a { &mut self.a } else { &mut self.b };
+            events.extend(std::iter::from_fn(|| ua.poll_event()));
+        }
+    }
+
+    /// Run the simulation for `d` of simulated time.
+    pub fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.pump();
+            let next_flight = self.flight.iter().map(|f| f.0).min();
+            let next = [next_flight, self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min();
+            let Some(next) = next.filter(|&n| n <= end) else {
+                self.now = end;
+                break;
+            };
+            self.now = self.now.max(next);
+            let now = self.now;
+            self.flight.sort_by_key(|f| (f.0, f.1));
+            let due: Vec<_> = self.flight.iter().filter(|f| f.0 <= now).cloned().collect();
+            self.flight.retain(|f| f.0 > now);
+            for (_, _, src, dst, data) in due {
+                if dst == addr(5061) {
+                    self.a.handle_datagram(now, src, data);
+                } else if dst == addr(5062) {
+                    self.b.handle_datagram(now, src, data);
+                }
+            }
+            self.a.handle_timeout(now);
+            self.b.handle_timeout(now);
+        }
+    }
+
+    fn sent_by(&self, from_a: bool, prefix: &str) -> usize {
+        self.wire
+            .iter()
+            .filter(|(_, a, l)| *a == from_a && l.starts_with(prefix))
+            .count()
+    }
+}
+
+fn incoming(events: &[Event]) -> Vec<CallRef> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::IncomingCall(c) => Some(c.call),
+            _ => None,
+        })
+        .collect()
+}
+
+fn answer_all(p: &mut Pair) {
+    let now = p.now;
+    for call in incoming(&p.b_events) {
+        let _ = p.b.ring(now, call);
+        let _ = p.b.answer(now, call, Bytes::from_static(SDP.as_bytes()));
+    }
+}
+
+#[test]
+fn outbound_call_is_answered_acked_and_ended_by_bye() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    let inbound = incoming(&p.b_events);
+    assert_eq!(inbound.len(), 1);
+    answer_all(&mut p);
+    p.run(Duration::from_millis(100));
+    assert!(
+        matches!(p.a_events[..], [Event::Progress { status: S::RINGING, .. }, Event::Answered { call: c, .. }] if c == call)
+    );
+    assert!(matches!(
+        p.b_events[..],
+        [Event::IncomingCall(_), Event::Confirmed { .. }]
+    ));
+    p.a.hangup(p.now, call).unwrap();
+    p.run(Duration::from_millis(100));
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::Ended {
+            reason: EndReason::LocalHangup,
+            ..
+        })
+    ));
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        })
+    ));
+    assert_eq!((p.a.call_count(), p.b.call_count()), (0, 0));
+    assert_eq!(
+        p.sent_by(false, "SIP/2.0 200"),
+        2,
+        "one 200 for INVITE, one for BYE"
+    );
+}
+
+#[test]
+fn a_retransmitted_invite_never_makes_a_second_call() {
+    // Drop everything B sends for the first 2 seconds: A retransmits the
+    // INVITE at 0.5 s and 1.5 s; B absorbs both.
+    let mut p = Pair::new(Box::new(|_, d| {
+        let from_b = d.starts_with(b"SIP/2.0");
+        (!from_b).then_some(Duration::from_millis(5))
+    }));
+    p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_secs(2));
+    assert_eq!(p.sent_by(true, "INVITE"), 3);
+    assert_eq!(incoming(&p.b_events).len(), 1);
+    assert_eq!(p.b.stats().retransmissions_absorbed, 2);
+}
+
+#[test]
+fn a_lost_ack_makes_the_uas_retransmit_its_200_and_the_uac_ack_again() {
+    let mut dropped = false;
+    let mut p = Pair::new(Box::new(move |_, d| {
+        if d.starts_with(b"ACK") && !dropped {
+            dropped = true;
+            return None;
+        }
+        Some(Duration::from_millis(5))
+    }));
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(20));
+    answer_all(&mut p);
+    p.run(Duration::from_secs(3));
+    assert_eq!(
+        p.sent_by(false, "SIP/2.0 200"),
+        2,
+        "200 at 0 s and once at T1"
+    );
+    assert_eq!(p.sent_by(true, "ACK"), 2);
+    let answered = p
+        .a_events
+        .iter()
+        .filter(|e| matches!(e, Event::Answered { .. }))
+        .count();
+    assert_eq!(answered, 1);
+    assert!(matches!(p.b_events.last(), Some(Event::Confirmed { .. })));
+    let _ = call;
+}
+
+#[test]
+fn cancel_before_answer_gets_487_and_both_sides_end_once() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    let inbound = incoming(&p.b_events)[0];
+    p.b.ring(p.now, inbound).unwrap();
+    p.run(Duration::from_millis(50));
+    p.a.hangup(p.now, call).unwrap();
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.sent_by(true, "CANCEL"), 1);
+    assert_eq!(p.sent_by(false, "SIP/2.0 487"), 1);
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::Failed {
+            outcome: Outcome::Cancelled,
+            ..
+        })
+    ));
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Ended {
+            reason: EndReason::RemoteCancel,
+            ..
+        })
+    ));
+    assert_eq!(
+        p.b.answer(p.now, inbound, Bytes::new()),
+        Err(UaError::UnknownCall)
+    );
+    assert_eq!((p.a.call_count(), p.b.call_count()), (0, 0));
+}
+
+#[test]
+fn final_responses_map_to_typed_outcomes() {
+    for (status, outcome) in [
+        (S::BUSY_HERE, Outcome::Busy),
+        (S::BUSY_EVERYWHERE, Outcome::Busy),
+        (S::DECLINE, Outcome::Rejected),
+        (S::TEMPORARILY_UNAVAILABLE, Outcome::Unavailable),
+        (S::SERVICE_UNAVAILABLE, Outcome::Unavailable),
+        (S::NOT_FOUND, Outcome::Failed(S::NOT_FOUND)),
+    ] {
+        let mut p = Pair::lossless();
+        let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+        p.run(Duration::from_millis(50));
+        p.b.reject(p.now, incoming(&p.b_events)[0], status).unwrap();
+        p.run(Duration::from_millis(50));
+        assert!(
+            matches!(p.a_events.last(), Some(Event::Failed { call: c, outcome: o }) if *c == call && *o == outcome),
+            "{status:?}: {:?}",
+            p.a_events
+        );
+        assert_eq!(
+            p.sent_by(true, "ACK"),
+            1,
+            "the transaction ACKs the {status:?}"
+        );
+        assert_eq!((p.a.call_count(), p.b.call_count()), (0, 0));
+    }
+}
+
+#[test]
+fn no_response_at_all_is_unreachable_after_timer_b() {
+    let mut p = Pair::new(Box::new(|_, _| None));
+    p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_secs(31));
+    assert!(p.a_events.is_empty());
+    p.run(Duration::from_secs(2));
+    assert!(matches!(
+        p.a_events[..],
+        [Event::Failed {
+            outcome: Outcome::Unreachable,
+            ..
+        }]
+    ));
+    assert_eq!(p.sent_by(true, "INVITE"), 7);
+}
+
+#[test]
+fn ringing_past_the_ring_timeout_is_cancelled_as_no_answer() {
+    let mut p = Pair::lossless();
+    p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    p.b.ring(p.now, incoming(&p.b_events)[0]).unwrap();
+    p.run(Duration::from_secs(21));
+    assert_eq!(p.sent_by(true, "CANCEL"), 1);
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::Failed {
+            outcome: Outcome::NoAnswer,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn shutdown_refuses_new_invites_with_503_while_calls_end() {
+    let mut p = Pair::lossless();
+    let first = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    answer_all(&mut p);
+    p.run(Duration::from_millis(50));
+    p.b.shutdown();
+    assert!(!p.b.is_drained());
+    p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::Failed {
+            outcome: Outcome::Unavailable,
+            ..
+        })
+    ));
+    assert_eq!(p.b.stats().refused_shutting_down, 1);
+    p.a.hangup(p.now, first).unwrap();
+    p.run(Duration::from_millis(50));
+    assert!(p.b.is_drained());
+}
+
+#[test]
+fn a_407_without_a_usable_challenge_fails_as_auth_failed() {
+    let mut p = Pair::lossless();
+    let mut o = originate(addr(5062));
+    o.credentials = Some(Credentials::new("alice", "pw"));
+    let call = p.a.originate(p.now, o).unwrap();
+    p.run(Duration::from_millis(50));
+    let inbound = incoming(&p.b_events)[0];
+    // B plays a proxy asking for credentials: answer the INVITE with 407.
+    p.b.reject(p.now, inbound, S::PROXY_AUTHENTICATION_REQUIRED)
+        .unwrap();
+    p.run(Duration::from_millis(50));
+    // Without a challenge header the 407 cannot be answered: auth failure.
+    assert!(
+        matches!(p.a_events.last(), Some(Event::Failed { call: c, outcome: Outcome::AuthFailed }) if *c == call)
+    );
+}
