@@ -32,6 +32,8 @@ mod uas;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_raw;
 
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,

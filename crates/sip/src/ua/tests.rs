@@ -380,3 +380,62 @@ fn a_407_without_a_usable_challenge_fails_as_auth_failed() {
         matches!(p.a_events.last(), Some(Event::Failed { call: c, outcome: Outcome::AuthFailed }) if *c == call)
     );
 }
+
+mod interleavings {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn count(events: &[Event], f: impl Fn(&Event) -> bool) -> usize {
+        events.iter().filter(|e| f(e)).count()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Any pattern of loss and reordering over the first 40 datagrams,
+        /// any answer and hangup times: B sees at most one call, A's call
+        /// ends in exactly one terminal event, and every event matches the
+        /// tables (no call left behind on A; B's live calls are exactly
+        /// those offered and not ended).
+        #[test]
+        fn any_loss_and_timing_ends_in_one_terminal_state_and_never_a_second_call(
+            drops in prop::collection::vec(prop::bool::weighted(0.3), 40),
+            delays in prop::collection::vec(0u64..700, 40),
+            answer_ms in 0u64..3000,
+            hangup_ms in 0u64..6000,
+        ) {
+            let link: Loss = Box::new(move |n, _| {
+                if n < drops.len() && drops[n] {
+                    None
+                } else {
+                    Some(Duration::from_millis(delays.get(n).copied().unwrap_or(5)))
+                }
+            });
+            let mut p = Pair::new(link);
+            let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+            let mut actions = [(answer_ms, true), (hangup_ms, false)];
+            actions.sort();
+            let mut t = 0;
+            for (at, is_answer) in actions {
+                p.run(Duration::from_millis(at - t));
+                t = at;
+                if is_answer {
+                    answer_all(&mut p);
+                } else {
+                    let _ = p.a.hangup(p.now, call);
+                }
+            }
+            p.run(Duration::from_secs(200));
+            let offered = incoming(&p.b_events).len();
+            prop_assert!(offered <= 1, "second call: {:?}", p.wire);
+            let a_terminal = count(&p.a_events, |e| matches!(e, Event::Failed { .. } | Event::Ended { .. }));
+            prop_assert_eq!(a_terminal, 1, "A events {:?}", p.a_events);
+            prop_assert_eq!(p.a.call_count(), 0);
+            let b_ended = count(&p.b_events, |e| matches!(e, Event::Ended { .. }));
+            prop_assert!(b_ended <= offered);
+            prop_assert_eq!(p.b.call_count(), offered - b_ended);
+            let answered = count(&p.a_events, |e| matches!(e, Event::Answered { .. }));
+            prop_assert!(answered <= 1);
+        }
+    }
+}

@@ -171,7 +171,8 @@ impl UserAgent {
                 },
             },
         );
-        self.events.push_back(Event::IncomingCall(Box::new(incoming)));
+        self.events
+            .push_back(Event::IncomingCall(Box::new(incoming)));
     }
 
     fn on_ack(&mut self, _now: Instant, req: &Request) {
