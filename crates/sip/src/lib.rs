@@ -15,6 +15,7 @@
 pub mod auth;
 pub mod dialog;
 pub mod digest;
+pub mod driver;
 mod encode;
 mod error;
 pub mod filter;
