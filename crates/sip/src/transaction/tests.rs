@@ -306,3 +306,120 @@ fn the_table_is_bounded() {
         Err(TooManyTransactions { limit: 2 })
     );
 }
+
+mod interleavings {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        /// A response with this status arrives (client side).
+        Response(u16),
+        /// The INVITE (or request) is retransmitted, or its ACK arrives.
+        Retransmit,
+        Ack,
+        /// Time passes.
+        Wait(u64),
+    }
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            prop::sample::select(vec![100u16, 180, 200, 486, 603]).prop_map(Input::Response),
+            Just(Input::Retransmit),
+            Just(Input::Ack),
+            (0u64..40_000).prop_map(Input::Wait),
+        ]
+    }
+
+    proptest! {
+        /// A client INVITE transaction, whatever responses arrive and
+        /// however time passes: the TU gets at most one non-2xx final and
+        /// at most one timeout, never both, and the transaction ends.
+        #[test]
+        fn client_invite_reports_one_outcome_and_terminates(inputs in prop::collection::vec(input(), 0..30)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut tx = table();
+            let req = request(Method::Invite, "z9hG4bKp");
+            tx.send_request(now, req.clone(), peer()).unwrap();
+            let (mut finals, mut timeouts) = (0, 0);
+            let mut count = |tx: &mut Transactions| {
+                while let Some(e) = tx.poll_event() {
+                    match e {
+                        TxEvent::Response { response, .. } if response.status().as_u16() >= 300 => finals += 1,
+                        TxEvent::ClientTimeout { .. } => timeouts += 1,
+                        _ => {}
+                    }
+                }
+            };
+            for i in inputs {
+                match i {
+                    Input::Response(code) => {
+                        let s = S::new(code).unwrap();
+                        tx.route_response(now, req.make_response(s, Some(&Tag::from("t"))));
+                    }
+                    Input::Wait(ms) => {
+                        now += Duration::from_millis(ms);
+                        tx.handle_timeout(now);
+                    }
+                    Input::Retransmit | Input::Ack => {}
+                }
+                count(&mut tx);
+            }
+            now += Duration::from_secs(100);
+            tx.handle_timeout(now);
+            count(&mut tx);
+            prop_assert!(finals <= 1 && timeouts <= 1 && finals + timeouts <= 1);
+            // Only a transaction stuck in Proceeding (1xx, no final) may live on:
+            // Timer B does not run there (the TU cancels).
+            let proceeding = tx.client_invite_has_response(&ClientKey { branch: Branch::from("z9hG4bKp"), method: Method::Invite });
+            prop_assert!(tx.is_empty() || proceeding);
+        }
+
+        /// A server INVITE transaction after a non-2xx final: retransmits and
+        /// ACKs in any order and timing end it, with at most one Timer H.
+        #[test]
+        fn server_invite_after_a_final_ends_with_at_most_one_timeout(inputs in prop::collection::vec(input(), 0..30)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut tx = table();
+            let req = request(Method::Invite, "z9hG4bKq");
+            let Ok(Routed::New(key)) = tx.route_request(now, &req, peer()) else {
+                return Err(TestCaseError::fail("no transaction"));
+            };
+            let busy = req.make_response(S::BUSY_HERE, Some(&Tag::from("s")));
+            tx.respond(now, &key, &busy);
+            let ack = ack_for(&req, busy.headers().get(&crate::HeaderName::To));
+            let mut timeouts = 0;
+            for i in inputs {
+                match i {
+                    // Once Timer I or H ended the transaction a copy would be a
+                    // new request (RFC 3261 section 17.2.3); the peer stops
+                    // retransmitting long before that.
+                    Input::Retransmit if !tx.is_empty() => {
+                        let r = tx.route_request(now, &req, peer());
+                        prop_assert_eq!(r, Ok(Routed::Absorbed));
+                    }
+                    Input::Ack => {
+                        let _ = tx.route_request(now, &ack, peer());
+                    }
+                    Input::Wait(ms) => {
+                        now += Duration::from_millis(ms);
+                        tx.handle_timeout(now);
+                    }
+                    Input::Response(_) | Input::Retransmit => {}
+                }
+                while let Some(e) = tx.poll_event() {
+                    if matches!(e, TxEvent::ServerTimeout { .. }) {
+                        timeouts += 1;
+                    }
+                }
+            }
+            now += Duration::from_secs(100);
+            tx.handle_timeout(now);
+            timeouts += std::iter::from_fn(|| tx.poll_event()).count();
+            prop_assert!(timeouts <= 1);
+            prop_assert!(tx.is_empty());
+        }
+    }
+}

@@ -103,6 +103,9 @@ pub enum EndReason {
     LocalHangup,
     /// Our 2xx was never ACKed (RFC 3261 section 13.3.1.4): we sent BYE.
     AckTimeout,
+    /// The application neither answered nor rejected within
+    /// [`crate::ua::Config::answer_timeout`]: the core sent 480.
+    Unanswered,
 }
 
 /// Registration progress.

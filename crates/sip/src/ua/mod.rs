@@ -50,6 +50,7 @@ use crate::ids::{CallId, Tag};
 use crate::message::{Message, Request, Response};
 use crate::parse::Limits;
 use crate::random::{Ids, Random};
+use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
 use crate::uri::{Host, SipUri};
 use bytes::Bytes;
@@ -84,6 +85,9 @@ pub struct Config {
     pub limits: Limits,
     /// Delay before retrying a failed registration.
     pub register_retry: Duration,
+    /// How long an inbound call may wait for the application's answer or
+    /// rejection before the core answers 480 itself.
+    pub answer_timeout: Duration,
 }
 
 impl Config {
@@ -100,6 +104,7 @@ impl Config {
             retry_after: 30,
             limits: Limits::default(),
             register_retry: Duration::from_secs(30),
+            answer_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -226,6 +231,8 @@ enum CallState {
         key: ServerKey,
         invite: Request,
         dialog: Dialog,
+        /// When the core gives up waiting for the application (480).
+        deadline: Instant,
     },
     /// Our 2xx is out; retransmitted until the ACK.
     Answered { dialog: Dialog, retx: Retransmit },
@@ -258,6 +265,7 @@ struct Call {
 impl Call {
     fn deadline(&self) -> Option<Instant> {
         match &self.state {
+            CallState::Offered { deadline, .. } => Some(*deadline),
             CallState::Answered { retx, .. } => Some(retx.deadline()),
             CallState::Calling(c) if c.cancel.is_none() || c.cancel_sent => Some(c.ring_deadline),
             CallState::Established {
@@ -482,6 +490,23 @@ impl UserAgent {
             return;
         };
         let peer = c.peer;
+        if let CallState::Offered { deadline, .. } = &c.state {
+            if *deadline <= now
+                && let Some(Call {
+                    state: CallState::Offered { key, invite, .. },
+                    local_tag,
+                    ..
+                }) = self.end_call(call)
+            {
+                tracing::info!(?call, "inbound call never answered by the application");
+                let r = invite.make_response(StatusCode::TEMPORARILY_UNAVAILABLE, Some(&local_tag));
+                let r = self.decorate(r);
+                self.tx.respond(now, &key, &r);
+                let reason = EndReason::Unanswered;
+                self.events.push_back(Event::Ended { call, reason });
+            }
+            return;
+        }
         let (retx, is_setup) = match &mut c.state {
             CallState::Answered { retx, .. } => (retx, true),
             CallState::Established {

@@ -454,3 +454,23 @@ fn register_answers_a_401_then_refreshes_before_expiry_reusing_the_nonce() {
         "nonce reused with the next count"
     );
 }
+
+#[test]
+fn an_inbound_call_the_application_ignores_gets_480_after_the_answer_timeout() {
+    let mut r = Raw::new();
+    r.send(&request("INVITE", "slow", "c9", None, 1, "", SDP));
+    assert_eq!(statuses(&r.out()), vec![100]);
+    assert!(r.advance(Duration::from_secs(119)).is_empty());
+    let sent = r.advance(Duration::from_secs(120));
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, Duration::from_secs(120));
+    assert_eq!(status(&sent[0].1), 480);
+    assert!(matches!(
+        r.events.last(),
+        Some(Event::Ended {
+            reason: EndReason::Unanswered,
+            ..
+        })
+    ));
+    assert_eq!(r.ua.call_count(), 0);
+}

@@ -168,6 +168,7 @@ impl UserAgent {
                     key,
                     invite: req,
                     dialog,
+                    deadline: now + self.cfg.answer_timeout,
                 },
             },
         );
@@ -361,6 +362,7 @@ impl UserAgent {
                 key,
                 invite,
                 dialog,
+                ..
             } => (key, invite, Some(dialog)),
             CallState::Established {
                 dialog,
