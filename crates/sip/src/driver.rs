@@ -87,6 +87,8 @@ enum Command {
     Hangup(CallRef, Reply<()>),
     Originate(Box<Originate>, Reply<CallRef>),
     Register(Box<Register>, Reply<RegistrationId>),
+    Unregister(RegistrationId, Reply<()>),
+    Reinvite(CallRef, Bytes, Reply<()>),
     Shutdown,
 }
 
@@ -134,6 +136,17 @@ impl Handle {
     /// Start a registration.
     pub async fn register(&self, spec: Register) -> Result<RegistrationId, DriverError> {
         self.ask(|r| Command::Register(Box::new(spec), r)).await
+    }
+
+    /// Remove a registration's binding (REGISTER with Expires: 0).
+    pub async fn unregister(&self, id: RegistrationId) -> Result<(), DriverError> {
+        self.ask(|r| Command::Unregister(id, r)).await
+    }
+
+    /// Send a re-INVITE with a new offer (hold: `a=sendonly`; resume:
+    /// `a=sendrecv`).
+    pub async fn reinvite(&self, call: CallRef, sdp: Bytes) -> Result<(), DriverError> {
+        self.ask(|r| Command::Reinvite(call, sdp, r)).await
     }
 
     /// Start a graceful shutdown (like the `shutdown` future of
@@ -261,6 +274,8 @@ impl Driver {
             Command::Hangup(c, r) => drop(r.send(ua.hangup(now, c))),
             Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
+            Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
+            Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),
             Command::Shutdown => {}
         }
     }

@@ -117,7 +117,10 @@ pub enum RegistrationState {
         /// Granted expiry.
         expires: u32,
     },
-    /// The registrar refused (or never answered: 408); retried later.
+    /// The binding was removed ([`crate::ua::UserAgent::unregister`]).
+    Unregistered,
+    /// The registrar refused (or never answered: 408); retried later
+    /// (an unregistration is not retried).
     Failed {
         /// The final status (408 for a timeout).
         status: StatusCode,
@@ -174,6 +177,21 @@ pub enum Event {
         offer: Bytes,
         /// Whether the offer puts us on hold (sendonly, inactive, 0.0.0.0).
         hold: bool,
+    },
+    /// The peer accepted our re-INVITE ([`crate::ua::UserAgent::reinvite`]).
+    ReinviteAnswered {
+        /// The call.
+        call: CallRef,
+        /// The SDP answer.
+        answer: Bytes,
+    },
+    /// The peer refused our re-INVITE (491: try again later); the call
+    /// goes on with the previous session.
+    ReinviteFailed {
+        /// The call.
+        call: CallRef,
+        /// The final status (408 when it timed out).
+        status: StatusCode,
     },
     /// A DTMF digit from an INFO with `application/dtmf-relay`.
     Dtmf {

@@ -204,7 +204,8 @@ struct Calling {
     ring_deadline: Instant,
 }
 
-/// A re-INVITE from the peer inside an established dialog.
+/// A re-INVITE inside an established dialog, from the peer or from us
+/// (only one at a time: a second gets 491, RFC 3261 section 14.2).
 #[derive(Debug)]
 #[allow(
     clippy::large_enum_variant,
@@ -215,6 +216,8 @@ enum Reinvite {
     Offered { key: ServerKey, request: Request },
     /// 2xx sent, retransmitting until the ACK.
     Answered { retx: Retransmit },
+    /// Our own re-INVITE (hold/resume) is waiting for its final response.
+    Sent { key: ClientKey },
 }
 
 /// The states of one call. Inbound calls go Offered -> Answered ->

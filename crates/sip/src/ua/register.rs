@@ -67,6 +67,18 @@ impl UserAgent {
         Ok(id)
     }
 
+    /// Remove the binding (REGISTER with `Expires: 0`) and forget the
+    /// registration once the registrar answers.
+    pub fn unregister(&mut self, now: Instant, id: RegistrationId) -> Result<(), UaError> {
+        let r = self
+            .registrations
+            .get_mut(&id)
+            .ok_or(UaError::UnknownCall)?;
+        r.spec.expires = 0;
+        r.challenges = 0;
+        self.send_register(now, id)
+    }
+
     fn send_register(&mut self, now: Instant, id: RegistrationId) -> Result<(), UaError> {
         let via = self.our_via();
         let contact = self.contact();
@@ -122,6 +134,11 @@ impl UserAgent {
             return;
         }
         r.pending = None;
+        if status.is_success() && r.spec.expires == 0 {
+            self.registrations.remove(&id);
+            let state = RegistrationState::Unregistered;
+            return self.events.push_back(Event::Registration { id, state });
+        }
         if status.is_success() {
             r.challenges = 0;
             let expires = granted_expires(resp).unwrap_or(r.spec.expires);
@@ -152,6 +169,9 @@ impl UserAgent {
         if let Some(r) = self.registrations.get_mut(&id) {
             r.challenges = 0;
             r.next = Some(now + retry);
+            if r.spec.expires == 0 {
+                self.registrations.remove(&id);
+            }
         }
         let state = RegistrationState::Failed { status };
         self.events.push_back(Event::Registration { id, state });
@@ -172,6 +192,9 @@ impl UserAgent {
         }
         r.pending = None;
         r.next = Some(now + retry);
+        if r.spec.expires == 0 {
+            self.registrations.remove(&id);
+        }
         let state = RegistrationState::Failed {
             status: StatusCode::REQUEST_TIMEOUT,
         };

@@ -439,3 +439,62 @@ mod interleavings {
         }
     }
 }
+
+#[test]
+fn our_reinvite_holds_the_call_and_a_refused_one_leaves_it_up() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    answer_all(&mut p);
+    p.run(Duration::from_millis(50));
+    let b_call = incoming(&p.b_events)[0];
+    let hold = SDP.replace("a=sendrecv", "a=sendonly");
+    p.a.reinvite(p.now, call, Bytes::from(hold)).unwrap();
+    assert_eq!(
+        p.a.reinvite(p.now, call, Bytes::new()),
+        Err(UaError::WrongState(
+            "not established, or a re-INVITE is pending"
+        ))
+    );
+    p.run(Duration::from_millis(50));
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Reinvite { hold: true, .. })
+    ));
+    p.b.answer(p.now, b_call, Bytes::from_static(SDP.as_bytes()))
+        .unwrap();
+    p.run(Duration::from_secs(2));
+    assert!(
+        matches!(p.a_events.last(), Some(Event::ReinviteAnswered { call: c, .. }) if *c == call)
+    );
+    assert_eq!(
+        p.sent_by(false, "SIP/2.0 200"),
+        2,
+        "the re-INVITE's 200 was ACKed"
+    );
+    p.a.reinvite(p.now, call, Bytes::from_static(SDP.as_bytes()))
+        .unwrap();
+    p.run(Duration::from_millis(50));
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Reinvite { hold: false, .. })
+    ));
+    p.b.reject(p.now, b_call, S::NOT_ACCEPTABLE_HERE).unwrap();
+    p.run(Duration::from_millis(50));
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::ReinviteFailed {
+            status: S::NOT_ACCEPTABLE_HERE,
+            ..
+        })
+    ));
+    p.a.hangup(p.now, call).unwrap();
+    p.run(Duration::from_millis(50));
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        })
+    ));
+}

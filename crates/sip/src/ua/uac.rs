@@ -3,8 +3,8 @@
 //! retries on 401/407, and BYE.
 
 use super::{
-    Call, CallRef, CallState, Calling, EndReason, Event, Originate, Outcome, Owner, UaError,
-    UserAgent, uas::placeholder,
+    Call, CallRef, CallState, Calling, EndReason, Event, Originate, Outcome, Owner, Reinvite,
+    UaError, UserAgent, uas::placeholder,
 };
 use crate::auth::DigestClient;
 use crate::dialog::Dialog;
@@ -96,6 +96,90 @@ impl UserAgent {
         }
     }
 
+    /// Send a re-INVITE with a new offer in an established call, e.g. to
+    /// hold (`a=sendonly`, see [`crate::sdp::make_offer`]) or resume
+    /// (`a=sendrecv`). The result arrives as [`Event::ReinviteAnswered`] or
+    /// [`Event::ReinviteFailed`].
+    pub fn reinvite(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
+        let via = self.our_via();
+        let contact = self.contact();
+        let ua = self.cfg.user_agent.clone();
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let peer = c.peer;
+        let CallState::Established {
+            dialog,
+            reinvite: None,
+            ..
+        } = &mut c.state
+        else {
+            return Err(UaError::WrongState(
+                "not established, or a re-INVITE is pending",
+            ));
+        };
+        let invite = dialog
+            .request(Method::Invite, &via, None)
+            .contact(&contact)
+            .header(HeaderName::Allow, super::ALLOW)
+            .header(HeaderName::UserAgent, ua)
+            .body(MediaType::sdp(), sdp)
+            .build()?;
+        let key = self
+            .tx
+            .send_request(now, invite, peer)
+            .map_err(|_| UaError::Overloaded)?;
+        self.owners.insert(key.clone(), Owner::Call(call));
+        if let Some(Call {
+            state: CallState::Established { reinvite, .. },
+            ..
+        }) = self.calls.get_mut(&call)
+        {
+            *reinvite = Some(Reinvite::Sent { key });
+        }
+        Ok(())
+    }
+
+    /// The final response to our re-INVITE: ACK a 2xx (and remember the ACK
+    /// for its retransmissions); the transaction ACKs anything else.
+    fn on_reinvite_response(&mut self, call: CallRef, key: &ClientKey, resp: Response) {
+        let status = resp.status();
+        if status.is_provisional() {
+            return;
+        }
+        let via = self.our_via();
+        let Some(Call {
+            state:
+                CallState::Established {
+                    dialog,
+                    ack,
+                    reinvite,
+                },
+            peer,
+            ..
+        }) = self.calls.get_mut(&call)
+        else {
+            return;
+        };
+        *reinvite = None;
+        let peer = *peer;
+        if !status.is_success() {
+            return self
+                .events
+                .push_back(Event::ReinviteFailed { call, status });
+        }
+        let seq = dialog.local_seq();
+        dialog.refresh_target(crate::dialog::first_contact(resp.headers()).as_ref());
+        let wire = match dialog.request(Method::Ack, &via, Some(seq)).build() {
+            Ok(a) => a.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        *ack = Some((key.clone(), wire.clone()));
+        self.send(peer, wire);
+        self.events.push_back(Event::ReinviteAnswered {
+            call,
+            answer: resp.body().clone(),
+        });
+    }
+
     /// Send the CANCEL of a call whose hangup was asked for, once the
     /// INVITE has had a provisional response (RFC 3261 section 9.1).
     pub(super) fn try_cancel(&mut self, now: Instant, call: CallRef) {
@@ -183,6 +267,10 @@ impl UserAgent {
                 self.on_invite_response(now, call, resp)
             }
             CallState::Established {
+                reinvite: Some(Reinvite::Sent { key: k }),
+                ..
+            } if k == key => self.on_reinvite_response(call, key, resp),
+            CallState::Established {
                 ack: Some((k, ack)),
                 ..
             } if k == key && resp.status().is_success() => {
@@ -202,9 +290,18 @@ impl UserAgent {
     }
 
     pub(super) fn on_call_timeout(&mut self, _now: Instant, call: CallRef, key: &ClientKey) {
-        let Some(c) = self.calls.get(&call) else {
+        let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
+        if let CallState::Established { reinvite, .. } = &mut c.state
+            && matches!(reinvite, Some(Reinvite::Sent { key: k }) if k == key)
+        {
+            *reinvite = None;
+            let status = StatusCode::REQUEST_TIMEOUT;
+            return self
+                .events
+                .push_back(Event::ReinviteFailed { call, status });
+        }
         match &c.state {
             CallState::Calling(calling) if &calling.key == key => {
                 // Timer B: not a single response (a CANCEL needs one first).
