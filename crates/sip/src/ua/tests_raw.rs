@@ -210,6 +210,33 @@ fn options_gets_200_with_allow_and_unknown_methods_get_405_with_allow() {
 }
 
 #[test]
+fn required_extensions_get_420_with_unsupported_and_foreign_uri_schemes_416() {
+    let mut r = Raw::new();
+    r.send(&request(
+        "INVITE",
+        "x1",
+        "c7",
+        None,
+        1,
+        "Require: 100rel\r\n",
+        SDP,
+    ));
+    let out = r.out();
+    assert_eq!(statuses(&out), vec![420]);
+    assert_eq!(
+        out[0].1.headers().get(&HeaderName::Unsupported).unwrap(),
+        "100rel"
+    );
+    let mailto = request("OPTIONS", "x2", "c8", None, 1, "", "").replace(
+        "OPTIONS sip:bob@127.0.0.1:5062",
+        "OPTIONS mailto:bob@example.com",
+    );
+    r.send(&mailto);
+    assert_eq!(statuses(&r.out()), vec![416]);
+    assert!(r.events.is_empty());
+}
+
+#[test]
 fn malformed_requests_are_answered_400_with_a_reason_or_dropped_and_counted() {
     let mut r = Raw::new();
     let bad_cseq = request("OPTIONS", "m", "c4", None, 1, "", "")

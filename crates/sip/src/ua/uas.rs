@@ -67,6 +67,20 @@ impl UserAgent {
                 return;
             }
         };
+        // RFC 3261 section 8.2.2: URI scheme (416), then extensions (420).
+        // CANCEL carries no Require of its own (section 9.1).
+        if matches!(req.uri(), crate::uri::Uri::Other(_)) {
+            return self.reply_status(now, &key, &req, StatusCode::UNSUPPORTED_URI_SCHEME);
+        }
+        let required = req.headers().require().unwrap_or_default();
+        if !required.is_empty() && req.method() != &Method::Cancel {
+            let tag = self.ids.tag();
+            let mut r = req.make_response(StatusCode::BAD_EXTENSION, Some(&tag));
+            for ext in required {
+                r.headers_mut().push(HeaderName::Unsupported, ext);
+            }
+            return self.reply(now, &key, r);
+        }
         let in_dialog = route_key(&req).is_some();
         match req.method() {
             Method::Invite if in_dialog => self.on_reinvite(now, key, req),
