@@ -298,6 +298,12 @@ impl Transactions {
         }
     }
 
+    /// Queue a datagram sent outside any transaction (stateless answers,
+    /// 2xx retransmissions, the ACK of a 2xx), in order with the rest.
+    pub fn send_raw(&mut self, dest: SocketAddr, data: Bytes) {
+        self.transmits.push_back(Transmit { dest, data });
+    }
+
     /// Queue the datagram of a server transaction's output (server
     /// transactions only report to the TU from `handle_timeout`).
     fn send(&mut self, dest: SocketAddr, out: Output) {

@@ -293,7 +293,6 @@ pub struct UserAgent {
     owners: HashMap<ClientKey, Owner>,
     registrations: HashMap<RegistrationId, Registration>,
     next_id: u64,
-    transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
     draining: bool,
@@ -323,7 +322,6 @@ impl UserAgent {
             owners: HashMap::new(),
             registrations: HashMap::new(),
             next_id: 1,
-            transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             draining: false,
@@ -394,9 +392,7 @@ impl UserAgent {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.tx
-            .poll_transmit()
-            .or_else(|| self.transmits.pop_front())
+        self.tx.poll_transmit()
     }
 
     /// The next event for the application.
@@ -428,8 +424,9 @@ impl UserAgent {
         id
     }
 
+    /// Send outside a transaction; one queue keeps the wire order.
     fn send(&mut self, dest: SocketAddr, data: Bytes) {
-        self.transmits.push_back(Transmit { dest, data });
+        self.tx.send_raw(dest, data);
     }
 
     /// Our Via for a new client transaction, asking for `rport` (RFC 3581).

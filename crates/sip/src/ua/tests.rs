@@ -498,3 +498,48 @@ fn our_reinvite_holds_the_call_and_a_refused_one_leaves_it_up() {
         })
     ));
 }
+
+#[test]
+fn a_200_crossing_our_cancel_is_acked_then_ended_with_bye() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    let b_call = incoming(&p.b_events)[0];
+    p.b.ring(p.now, b_call).unwrap();
+    p.run(Duration::from_millis(50));
+    // Same instant: A cancels, B answers; each message crosses the other.
+    p.a.hangup(p.now, call).unwrap();
+    p.b.answer(p.now, b_call, Bytes::from_static(SDP.as_bytes()))
+        .unwrap();
+    p.run(Duration::from_millis(200));
+    let a_sent: Vec<&str> = p
+        .wire
+        .iter()
+        .filter(|(_, from_a, _)| *from_a)
+        .map(|(_, _, l)| l.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(a_sent, vec!["INVITE", "CANCEL", "ACK", "BYE"]);
+    assert!(matches!(
+        p.a_events.last(),
+        Some(Event::Failed {
+            outcome: Outcome::Cancelled,
+            ..
+        })
+    ));
+    assert_eq!(
+        p.a_events
+            .iter()
+            .filter(|e| matches!(e, Event::Ended { .. }))
+            .count(),
+        0,
+        "the call's end is reported once, as Failed"
+    );
+    assert!(matches!(
+        p.b_events.last(),
+        Some(Event::Ended {
+            reason: EndReason::RemoteBye,
+            ..
+        })
+    ));
+    assert_eq!((p.a.call_count(), p.b.call_count()), (0, 0));
+}
