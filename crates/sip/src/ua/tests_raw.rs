@@ -501,3 +501,30 @@ fn an_inbound_call_the_application_ignores_gets_480_after_the_answer_timeout() {
     ));
     assert_eq!(r.ua.call_count(), 0);
 }
+
+#[test]
+fn shutting_down_answers_new_invites_503_with_retry_after() {
+    let mut r = Raw::new();
+    r.ua.shutdown();
+    assert!(r.ua.is_drained());
+    r.send(&request("INVITE", "sd", "c10", None, 1, "", SDP));
+    let out = r.out();
+    assert_eq!(statuses(&out), vec![503]);
+    assert_eq!(
+        out[0].1.headers().get(&HeaderName::RetryAfter).unwrap(),
+        "30"
+    );
+    assert!(r.events.is_empty());
+}
+
+#[test]
+fn a_full_transaction_table_answers_503_statelessly_and_counts_it() {
+    let mut cfg = Config::new("127.0.0.1:5062".parse().unwrap());
+    cfg.max_transactions = 1;
+    let mut r = Raw::with(cfg);
+    r.send(&request("OPTIONS", "t1", "c11", None, 1, "", ""));
+    r.send(&request("INVITE", "t2", "c12", None, 1, "", SDP));
+    assert_eq!(statuses(&r.out()), vec![200, 503]);
+    assert_eq!(r.ua.stats().overloaded, 1);
+    assert!(r.events.is_empty());
+}
