@@ -528,3 +528,11 @@ fn a_full_transaction_table_answers_503_statelessly_and_counts_it() {
     assert_eq!(r.ua.stats().overloaded, 1);
     assert!(r.events.is_empty());
 }
+
+#[test]
+fn a_reinvite_before_the_ack_of_the_initial_invite_gets_491() {
+    let mut r = Raw::new();
+    let (_, tag) = answered_call(&mut r, false);
+    r.send(&request("INVITE", "early", "c1", Some(&tag), 2, "", SDP));
+    assert_eq!(statuses(&r.out()), vec![491]);
+}

@@ -332,6 +332,10 @@ impl UserAgent {
                     Some(StatusCode::SERVER_INTERNAL_ERROR)
                 }
             }
+            // The initial INVITE is still in progress (RFC 3261 section 14.2).
+            Some(
+                CallState::Offered { .. } | CallState::Answered { .. } | CallState::Calling(_),
+            ) => Some(StatusCode::REQUEST_PENDING),
             _ => Some(StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST),
         };
         let status = status.or_else(|| offer_problem(&req));
