@@ -6,7 +6,8 @@
 use crate::encode::Encode;
 use crate::error::Error;
 use crate::params::Params;
-use crate::parse::lex::{self, check_escaped, is_unreserved};
+use crate::parse::lex::Source;
+use crate::parse::lex::{self, check_escaped};
 use bytes::Bytes;
 use std::borrow::Cow;
 use std::fmt;
@@ -347,24 +348,31 @@ impl From<TelUri> for Uri {
     }
 }
 
+static HOST: [bool; 256] = lex::class(b"-.");
+static USER: [bool; 256] = lex::uri_class(b"&=+$,;?/");
+static PASSWORD: [bool; 256] = lex::uri_class(b"&=+$,");
+static PARAM: [bool; 256] = lex::uri_class(b"[]/:&+$");
+static HEADER: [bool; 256] = lex::uri_class(b"[]/?:+$");
+static URIC: [bool; 256] = lex::uri_class(b";/?:@&=+$,");
+
 fn is_user_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,;?/".contains(&c)
+    USER[usize::from(c)]
 }
 
 fn is_password_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,".contains(&c)
+    PASSWORD[usize::from(c)]
 }
 
 fn is_param_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/:&+$".contains(&c)
+    PARAM[usize::from(c)]
 }
 
 fn is_header_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/?:+$".contains(&c)
+    HEADER[usize::from(c)]
 }
 
 fn is_uric(c: u8) -> bool {
-    is_unreserved(c) || b";/?:@&=+$,".contains(&c)
+    URIC[usize::from(c)]
 }
 
 fn is_scheme_char(c: u8) -> bool {
@@ -372,8 +380,8 @@ fn is_scheme_char(c: u8) -> bool {
 }
 
 /// Parse `s` (a sub-slice of `src`) as one whole URI.
-pub(crate) fn parse_uri(src: &Bytes, s: &[u8], ctx: UriContext) -> Result<Uri, &'static str> {
-    let colon = s.iter().position(|&c| c == b':').ok_or("no scheme")?;
+pub(crate) fn parse_uri(src: impl Source, s: &[u8], ctx: UriContext) -> Result<Uri, &'static str> {
+    let colon = memchr::memchr(b':', s).ok_or("no scheme")?;
     let scheme = &s[..colon];
     if scheme.is_empty()
         || !scheme[0].is_ascii_alphabetic()
@@ -391,14 +399,19 @@ pub(crate) fn parse_uri(src: &Bytes, s: &[u8], ctx: UriContext) -> Result<Uri, &
             return Err("bad characters in URI");
         }
         Ok(Uri::Other(OtherUri {
-            scheme: src.slice_ref(scheme),
-            rest: src.slice_ref(rest),
+            scheme: src.slice(scheme),
+            rest: src.slice(rest),
         }))
     }
 }
 
-fn parse_sip(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<SipUri, &'static str> {
-    let (user, password, hostpart) = match s.iter().position(|&c| c == b'@') {
+fn parse_sip(
+    src: impl Source,
+    s: &[u8],
+    secure: bool,
+    ctx: UriContext,
+) -> Result<SipUri, &'static str> {
+    let (user, password, hostpart) = match memchr::memchr(b'@', s) {
         Some(at) => {
             let userinfo = &s[..at];
             let (user, pw) = match userinfo.iter().position(|&c| c == b':') {
@@ -414,8 +427,8 @@ fn parse_sip(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<Sip
                 }
             }
             (
-                Some(src.slice_ref(user)),
-                pw.map(|p| src.slice_ref(p)),
+                Some(src.slice(user)),
+                pw.map(|p| src.slice(p)),
                 &s[at + 1..],
             )
         }
@@ -431,7 +444,7 @@ fn parse_sip(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<Sip
         }
         None => (None, rest),
     };
-    let (params, headers) = match rest.iter().position(|&c| c == b'?') {
+    let (params, headers) = match memchr::memchr(b'?', rest) {
         Some(q) => (&rest[..q], Some(&rest[q + 1..])),
         None => (rest, None),
     };
@@ -476,12 +489,12 @@ fn parse_sip(src: &Bytes, s: &[u8], secure: bool, ctx: UriContext) -> Result<Sip
         password,
         host,
         port,
-        params: Params::from_raw(src.slice_ref(params)),
-        headers: headers.map(|h| src.slice_ref(h)),
+        params: Params::from_raw(src.slice(params)),
+        headers: headers.map(|h| src.slice(h)),
     })
 }
 
-fn parse_tel(src: &Bytes, s: &[u8]) -> Result<TelUri, &'static str> {
+fn parse_tel(src: impl Source, s: &[u8]) -> Result<TelUri, &'static str> {
     let end = s.iter().position(|&c| c == b';').unwrap_or(s.len());
     let number = &s[..end];
     if number.is_empty()
@@ -500,13 +513,44 @@ fn parse_tel(src: &Bytes, s: &[u8]) -> Result<TelUri, &'static str> {
         }
     }
     Ok(TelUri {
-        number: src.slice_ref(number),
-        params: Params::from_raw(src.slice_ref(params)),
+        number: src.slice(number),
+        params: Params::from_raw(src.slice(params)),
     })
 }
 
+/// A dotted-quad IPv4 address (four decimal octets, no leading `+`).
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut k = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &c in s {
+        if c == b'.' {
+            if digits == 0 || k == 3 {
+                return None;
+            }
+            // value <= 255, checked below as each digit arrives.
+            octets[k] = value as u8;
+            k += 1;
+            value = 0;
+            digits = 0;
+        } else {
+            value = value * 10 + u16::from(c.wrapping_sub(b'0'));
+            digits += 1;
+            if !c.is_ascii_digit() || digits > 3 || value > 255 {
+                return None;
+            }
+        }
+    }
+    if digits == 0 || k != 3 {
+        return None;
+    }
+    octets[3] = value as u8;
+    Some(Ipv4Addr::from(octets))
+}
+
 /// Parse a host at the start of `s`; returns it and the rest.
-pub(crate) fn parse_host<'a>(src: &Bytes, s: &'a [u8]) -> Option<(Host, &'a [u8])> {
+pub(crate) fn parse_host(src: impl Source, s: &[u8]) -> Option<(Host, &[u8])> {
     if s.first() == Some(&b'[') {
         let end = s.iter().position(|&c| c == b']')?;
         let text = std::str::from_utf8(&s[1..end]).ok()?;
@@ -515,24 +559,27 @@ pub(crate) fn parse_host<'a>(src: &Bytes, s: &'a [u8]) -> Option<(Host, &'a [u8]
     }
     let n = s
         .iter()
-        .take_while(|&&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.')
-        .count();
+        .position(|&c| !HOST[usize::from(c)])
+        .unwrap_or(s.len());
     let name = &s[..n];
+    let numeric = name.iter().all(|&c| c.is_ascii_digit() || c == b'.');
+    if !numeric {
+        // hostname = *( domainlabel "." ) toplabel [ "." ]
+        let trimmed = name.strip_suffix(b".").unwrap_or(name);
+        for label in trimmed.split(|&c| c == b'.') {
+            match (label.first(), label.last()) {
+                (Some(&a), Some(&z)) if a != b'-' && z != b'-' => {}
+                _ => return None,
+            }
+        }
+    }
     if name.is_empty() {
         return None;
     }
-    if name.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
-        let text = std::str::from_utf8(name).ok()?;
-        return Some((Host::Ipv4(text.parse().ok()?), &s[n..]));
+    if numeric {
+        return Some((Host::Ipv4(parse_ipv4(name)?), &s[n..]));
     }
-    // hostname = *( domainlabel "." ) toplabel [ "." ]
-    let trimmed = name.strip_suffix(b".").unwrap_or(name);
-    for label in trimmed.split(|&c| c == b'.') {
-        if label.is_empty() || label[0] == b'-' || label[label.len() - 1] == b'-' {
-            return None;
-        }
-    }
-    Some((Host::Domain(src.slice_ref(name)), &s[n..]))
+    Some((Host::Domain(src.slice(name)), &s[n..]))
 }
 
 #[cfg(test)]
@@ -618,6 +665,26 @@ mod tests {
             "sip:user@example.com?Route",
         ] {
             assert!(uri(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn ipv4_hosts_are_four_octets_of_at_most_255() {
+        assert_eq!(parse_ipv4(b"192.0.2.1"), Some(Ipv4Addr::new(192, 0, 2, 1)));
+        assert_eq!(
+            parse_ipv4(b"010.0.0.255"),
+            Some(Ipv4Addr::new(10, 0, 0, 255))
+        );
+        for bad in [
+            &b"1.2.3"[..],
+            b"1..2.3",
+            b"256.1.1.1",
+            b"1.2.3.4.5",
+            b"1.2.3.",
+            b".1.2.3",
+            b"1.2.3.0004",
+        ] {
+            assert_eq!(parse_ipv4(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
