@@ -9,6 +9,11 @@
 //!   [`ParseError::response`]) or to drop and count it.
 //! - [`Request::builder`], [`Request::make_response`] and [`Encode`]
 //!   build and serialize messages to exact bytes.
+//! - Identifiers are newtypes: [`CallId`], [`Branch`], [`Tag`].
+//!
+//! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264);
+//! digest authentication computations are in [`digest`] (RFC 2617, 7616,
+//! 8760).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

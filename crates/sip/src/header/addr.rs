@@ -4,6 +4,7 @@
 use crate::encode::Encode;
 use crate::ids::Tag;
 use crate::params::Params;
+use crate::parse::lex::Source;
 use crate::parse::lex::{self, generic_params, is_wsp, quoted_string, sws, token};
 use crate::uri::{Uri, UriContext, parse_uri};
 use bytes::Bytes;
@@ -122,7 +123,7 @@ impl Encode for NameAddr {
 }
 
 /// Parse one name-addr or addr-spec with header parameters.
-pub(crate) fn parse_name_addr(src: &Bytes, s: &[u8]) -> Result<NameAddr, &'static str> {
+pub(crate) fn parse_name_addr(src: impl Source, s: &[u8]) -> Result<NameAddr, &'static str> {
     let s = lex::trim(s);
     let mut display = None;
     let mut rest = s;
@@ -151,9 +152,9 @@ pub(crate) fn parse_name_addr(src: &Bytes, s: &[u8]) -> Result<NameAddr, &'stati
         }
     }
     let (uri, angle, after) = if let Some(r) = rest.strip_prefix(b"<") {
-        let end = r.iter().position(|&c| c == b'>').ok_or("missing >")?;
+        let end = memchr::memchr(b'>', r).ok_or("missing >")?;
         let inner = &r[..end];
-        if inner.iter().any(|&c| is_wsp(c)) {
+        if memchr::memchr2(b' ', b'\t', inner).is_some() {
             return Err("white space inside <...>");
         }
         let uri = parse_uri(src, inner, UriContext::NameAddr)?;
@@ -172,9 +173,9 @@ pub(crate) fn parse_name_addr(src: &Bytes, s: &[u8]) -> Result<NameAddr, &'stati
         return Err("junk after address");
     }
     Ok(NameAddr {
-        display: display.map(|d| src.slice_ref(d)),
+        display: display.map(|d| src.slice(d)),
         uri,
-        params: Params::from_raw(src.slice_ref(params)),
+        params: Params::from_raw(src.slice(params)),
         angle,
     })
 }

@@ -21,7 +21,7 @@ use crate::encode::Encode;
 use crate::error::Error;
 use crate::ids::CallId;
 use crate::method::Method;
-use crate::parse::lex;
+use crate::parse::lex::{self, Validate};
 use bytes::Bytes;
 
 /// One header line: a name and its raw value (white space trimmed, line
@@ -81,6 +81,26 @@ fn static_name(h: &HeaderName) -> &'static str {
         HeaderName::ProxyAuthenticate => "Proxy-Authenticate",
         HeaderName::Reason => "Reason",
         _ => "other",
+    }
+}
+
+/// What [`Headers::check`] learns for the parser.
+pub(crate) struct Checked {
+    pub(crate) cseq_method: Method,
+    pub(crate) content_length: Option<usize>,
+}
+
+/// `callid = word [ "@" word ]` (RFC 3261 section 25.1).
+fn check_call_id(v: &[u8]) -> Result<(), Error> {
+    let word = |s: &[u8]| !s.is_empty() && s.iter().all(|&c| lex::is_word_char(c));
+    let ok = match memchr::memchr(b'@', v) {
+        Some(at) => word(&v[..at]) && word(&v[at + 1..]),
+        None => word(v),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(header_err(&HeaderName::CallId, "not a word[@word]"))
     }
 }
 
@@ -186,12 +206,12 @@ impl Headers {
     pub fn values<'a>(&'a self, name: &'a HeaderName) -> impl Iterator<Item = Bytes> + 'a {
         let split = name.is_list();
         self.get_all(name).flat_map(move |v| {
-            let parts: Vec<Bytes> = if split {
-                lex::split_commas(v).map(|p| v.slice_ref(p)).collect()
-            } else {
-                vec![v.clone()]
-            };
-            parts
+            let mut whole = Some(v.clone());
+            let mut parts = split.then(|| lex::split_commas(v));
+            std::iter::from_fn(move || match &mut parts {
+                Some(p) => p.next().map(|p| v.slice_ref(p)),
+                None => whole.take(),
+            })
         })
     }
 
@@ -271,21 +291,8 @@ impl Headers {
     /// The Call-ID.
     pub fn call_id(&self) -> Result<CallId, Error> {
         let v = self.single(&HeaderName::CallId)?;
-        // callid = word [ "@" word ]
-        let ok = !v.is_empty() && {
-            let mut parts = v.split(|&c| c == b'@');
-            let first = parts.next().unwrap_or(&[]);
-            let second = parts.next();
-            parts.next().is_none()
-                && !first.is_empty()
-                && first.iter().all(|&c| lex::is_word_char(c))
-                && second.is_none_or(|s| !s.is_empty() && s.iter().all(|&c| lex::is_word_char(c)))
-        };
-        if ok {
-            Ok(CallId::new(v.clone()))
-        } else {
-            Err(header_err(&HeaderName::CallId, "not a word[@word]"))
-        }
+        check_call_id(v)?;
+        Ok(CallId::new(v.clone()))
     }
 
     /// The CSeq.
@@ -442,32 +449,109 @@ impl Headers {
     /// Via, From, To, Call-ID, CSeq, Max-Forwards, Contact, Route,
     /// Record-Route, Content-Length, Content-Type, Expires and Date.
     pub fn validate(&self) -> Result<(), Error> {
-        for v in self.vias() {
-            if &v?.version()[..] != b"2.0" {
-                return Err(Error::Version);
+        self.check().map(|_| ())
+    }
+
+    /// One pass over the headers validating each one the stack relies on;
+    /// returns what the parser needs for framing.
+    pub(crate) fn check(&self) -> Result<Checked, Error> {
+        let mut vias = 0usize;
+        let (mut from, mut to, mut call_id, mut max_fwd, mut ctype, mut expires) =
+            (0u8, 0u8, 0u8, 0u8, 0u8, 0u8);
+        let mut cseq: Option<Method> = None;
+        let mut content_length: Option<u64> = None;
+        let once = |count: &mut u8, name: &HeaderName| -> Result<(), Error> {
+            *count += 1;
+            if *count > 1 {
+                return Err(header_err(name, "appears more than once"));
+            }
+            Ok(())
+        };
+        for h in &self.list {
+            let v = &h.value;
+            let name = &h.name;
+            match name {
+                HeaderName::Via => {
+                    for part in lex::split_commas(v) {
+                        let (_, v2) = via::parse_via_versioned(Validate, part)
+                            .map_err(|r| header_err(name, r))?;
+                        if !v2 {
+                            return Err(Error::Version);
+                        }
+                        vias += 1;
+                    }
+                }
+                HeaderName::From | HeaderName::To => {
+                    once(
+                        if matches!(name, HeaderName::From) {
+                            &mut from
+                        } else {
+                            &mut to
+                        },
+                        name,
+                    )?;
+                    parse_name_addr(Validate, v).map_err(|r| header_err(name, r))?;
+                }
+                HeaderName::CallId => {
+                    once(&mut call_id, name)?;
+                    check_call_id(v)?;
+                }
+                HeaderName::CSeq => {
+                    if cseq.is_some() {
+                        return Err(header_err(name, "appears more than once"));
+                    }
+                    cseq = Some(parse_cseq(v).map_err(|r| header_err(name, r))?.method);
+                }
+                HeaderName::MaxForwards => {
+                    once(&mut max_fwd, name)?;
+                    lex::decimal(v, 255)
+                        .ok_or_else(|| header_err(name, "not a number in range"))?;
+                }
+                HeaderName::Expires => {
+                    once(&mut expires, name)?;
+                    lex::decimal(v, u64::from(u32::MAX))
+                        .ok_or_else(|| header_err(name, "not a number in range"))?;
+                }
+                HeaderName::Contact if &v[..] == b"*" => {}
+                HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute => {
+                    for part in lex::split_commas(v) {
+                        parse_name_addr(Validate, part).map_err(|r| header_err(name, r))?;
+                    }
+                }
+                HeaderName::ContentLength => {
+                    let n = lex::decimal(v, u64::from(u32::MAX))
+                        .ok_or_else(|| header_err(name, "not a number in range"))?;
+                    if content_length.is_some_and(|old| old != n) {
+                        return Err(header_err(name, "conflicting values"));
+                    }
+                    content_length = Some(n);
+                }
+                HeaderName::ContentType => {
+                    once(&mut ctype, name)?;
+                    parse_media_type(Validate, v).map_err(|r| header_err(name, r))?;
+                }
+                // rfc1123-date ends in "GMT" (RFC 3261 section 20.17).
+                HeaderName::Date if !v.ends_with(b" GMT") => {
+                    return Err(header_err(name, "time zone is not GMT"));
+                }
+                _ => {}
             }
         }
-        if self.get(&HeaderName::Via).is_none() {
-            return Err(Error::MissingHeader("Via"));
-        }
-        self.from_addr()?;
-        self.to_addr()?;
-        self.call_id()?;
-        self.cseq()?;
-        self.max_forwards()?;
-        self.contacts()?;
-        self.routes()?;
-        self.record_routes()?;
-        self.content_length()?;
-        self.content_type()?;
-        self.expires()?;
-        if let Some(date) = self.get(&HeaderName::Date) {
-            // rfc1123-date ends in "GMT" (RFC 3261 section 20.17).
-            if !date.ends_with(b" GMT") {
-                return Err(header_err(&HeaderName::Date, "time zone is not GMT"));
+        for (count, missing) in [
+            (vias.min(1) as u8, "Via"),
+            (from, "From"),
+            (to, "To"),
+            (call_id, "Call-ID"),
+        ] {
+            if count == 0 {
+                return Err(Error::MissingHeader(missing));
             }
         }
-        Ok(())
+        Ok(Checked {
+            cseq_method: cseq.ok_or(Error::MissingHeader("CSeq"))?,
+            // Bounded by u32::MAX, which fits usize on every supported target.
+            content_length: content_length.map(|n| n as usize),
+        })
     }
 
     /// Write `Name: value\r\n` for every line (canonical long names).

@@ -6,6 +6,7 @@
 use crate::encode::Encode;
 use crate::method::Method;
 use crate::params::Params;
+use crate::parse::lex::Source;
 use crate::parse::lex::{self, generic_params, lws, quoted_string, sep, sws, token};
 use bytes::Bytes;
 
@@ -96,7 +97,7 @@ impl Encode for MediaType {
     }
 }
 
-pub(crate) fn parse_media_type(src: &Bytes, s: &[u8]) -> Result<MediaType, &'static str> {
+pub(crate) fn parse_media_type(src: impl Source, s: &[u8]) -> Result<MediaType, &'static str> {
     let bad = |_| "malformed media type";
     let (i, kind) = token(lex::trim(s)).map_err(bad)?;
     let (i, _) = sep(b'/')(i).map_err(bad)?;
@@ -107,9 +108,9 @@ pub(crate) fn parse_media_type(src: &Bytes, s: &[u8]) -> Result<MediaType, &'sta
         return Err("junk after media type");
     }
     Ok(MediaType {
-        kind: src.slice_ref(kind),
-        subtype: src.slice_ref(subtype),
-        params: Params::from_raw(src.slice_ref(params)),
+        kind: src.slice(kind),
+        subtype: src.slice(subtype),
+        params: Params::from_raw(src.slice(params)),
     })
 }
 
@@ -177,7 +178,7 @@ impl Encode for Reason {
     }
 }
 
-pub(crate) fn parse_reason(src: &Bytes, s: &[u8]) -> Result<Reason, &'static str> {
+pub(crate) fn parse_reason(src: impl Source, s: &[u8]) -> Result<Reason, &'static str> {
     let bad = |_| "malformed Reason";
     let (i, protocol) = token(lex::trim(s)).map_err(bad)?;
     let (i, params) = generic_params(i).map_err(bad)?;
@@ -186,8 +187,8 @@ pub(crate) fn parse_reason(src: &Bytes, s: &[u8]) -> Result<Reason, &'static str
         return Err("junk after Reason");
     }
     Ok(Reason {
-        protocol: src.slice_ref(protocol),
-        params: Params::from_raw(src.slice_ref(params)),
+        protocol: src.slice(protocol),
+        params: Params::from_raw(src.slice(params)),
     })
 }
 
@@ -279,12 +280,12 @@ impl Encode for AuthValue {
     }
 }
 
-pub(crate) fn parse_auth(src: &Bytes, s: &[u8]) -> Result<AuthValue, &'static str> {
+pub(crate) fn parse_auth(src: impl Source, s: &[u8]) -> Result<AuthValue, &'static str> {
     let s = lex::trim(s);
     let (i, scheme) = token(s).map_err(|_| "bad scheme")?;
     if i.is_empty() {
         return Ok(AuthValue {
-            scheme: src.slice_ref(scheme),
+            scheme: src.slice(scheme),
             params: Bytes::new(),
         });
     }
@@ -311,8 +312,8 @@ pub(crate) fn parse_auth(src: &Bytes, s: &[u8]) -> Result<AuthValue, &'static st
         }
     }
     Ok(AuthValue {
-        scheme: src.slice_ref(scheme),
-        params: src.slice_ref(lex::trim(params)),
+        scheme: src.slice(scheme),
+        params: src.slice(lex::trim(params)),
     })
 }
 

@@ -4,7 +4,8 @@
 use crate::encode::Encode;
 use crate::ids::Branch;
 use crate::params::Params;
-use crate::parse::lex::{self, generic_params, sep, sws, token};
+use crate::parse::lex::Source;
+use crate::parse::lex::{self, generic_params_with, sep, sws, token};
 use crate::uri::{Host, parse_host};
 use bytes::Bytes;
 use std::net::IpAddr;
@@ -123,7 +124,12 @@ impl Encode for Via {
 }
 
 /// Parse one Via value (`s` is a sub-slice of `src`, already split at commas).
-pub(crate) fn parse_via(src: &Bytes, s: &[u8]) -> Result<Via, &'static str> {
+pub(crate) fn parse_via(src: impl Source, s: &[u8]) -> Result<Via, &'static str> {
+    parse_via_versioned(src, s).map(|(via, _)| via)
+}
+
+/// [`parse_via`], also telling whether the version is `2.0`.
+pub(crate) fn parse_via_versioned(src: impl Source, s: &[u8]) -> Result<(Via, bool), &'static str> {
     let bad = |_| "malformed sent-protocol";
     let (i, name) = token(s).map_err(bad)?;
     let (i, _) = sep(b'/')(i).map_err(bad)?;
@@ -146,32 +152,35 @@ pub(crate) fn parse_via(src: &Bytes, s: &[u8]) -> Result<Via, &'static str> {
         }
         Err(_) => (i, None),
     };
-    let (i, params) = generic_params(i).map_err(|_| "bad parameter")?;
+    let mut bad_param = None;
+    let (i, params) = generic_params_with(i, |n, v| {
+        let problem = if n.eq_ignore_ascii_case(b"received") && v.and_then(parse_ip).is_none() {
+            Some("received is not an IP address")
+        } else if n.eq_ignore_ascii_case(b"branch") && v.is_none() {
+            Some("empty branch")
+        } else if n.eq_ignore_ascii_case(b"rport")
+            && v.is_some_and(|v| lex::decimal(v, u64::from(u16::MAX)).is_none())
+        {
+            Some("bad rport")
+        } else {
+            None
+        };
+        bad_param = bad_param.or(problem);
+        problem.is_none()
+    })
+    .map_err(|_| bad_param.unwrap_or("bad parameter"))?;
     let (i, _) = sws(i).map_err(|_| "bad parameter")?;
     if !i.is_empty() {
         return Err("junk after parameters");
     }
-    let params = Params::from_raw(src.slice_ref(params));
-    for (n, v) in lex::split_params(params.as_bytes()) {
-        if n.eq_ignore_ascii_case(b"received") && v.and_then(parse_ip).is_none() {
-            return Err("received is not an IP address");
-        }
-        if n.eq_ignore_ascii_case(b"branch") && v.is_none_or(<[u8]>::is_empty) {
-            return Err("empty branch");
-        }
-        if n.eq_ignore_ascii_case(b"rport") {
-            if let Some(v) = v {
-                lex::decimal(v, u64::from(u16::MAX)).ok_or("bad rport")?;
-            }
-        }
-    }
-    Ok(Via {
-        version: src.slice_ref(version),
-        transport: src.slice_ref(transport),
+    let via = Via {
+        version: src.slice(version),
+        transport: src.slice(transport),
         host,
         port,
-        params,
-    })
+        params: Params::from_raw(src.slice(params)),
+    };
+    Ok((via, version == b"2.0"))
 }
 
 #[cfg(test)]

@@ -3,23 +3,74 @@
 //! Header values reach these parsers with line folding already replaced by a
 //! single space, so linear white space (LWS) is a run of SP / HTAB here.
 
+use bytes::Bytes;
 use nom::IResult;
 use nom::Parser;
 use nom::bytes::complete::{tag, take_while, take_while1};
 use nom::combinator::recognize;
 
+/// Where the typed parsers take the bytes of the values they return: the
+/// header's buffer (views, reference counted), or nowhere when the parser
+/// only validates.
+pub(crate) trait Source: Copy {
+    /// The value for `s`, a sub-slice of the parsed input.
+    fn slice(self, s: &[u8]) -> Bytes;
+}
+
+impl Source for &Bytes {
+    #[inline]
+    fn slice(self, s: &[u8]) -> Bytes {
+        // Callers only pass sub-slices of the input they were given.
+        self.slice_ref(s)
+    }
+}
+
+/// Validation only: parts come back empty, with no reference counting.
+#[derive(Clone, Copy)]
+pub(crate) struct Validate;
+
+impl Source for Validate {
+    #[inline]
+    fn slice(self, _: &[u8]) -> Bytes {
+        Bytes::new()
+    }
+}
+
 /// Result of the internal parsers; the error carries no data because every
 /// caller maps a failure to its own typed [`crate::Error`].
 pub(crate) type PResult<'a, T> = IResult<&'a [u8], T, ()>;
 
+/// A 256-entry membership table for a character class: ASCII letters and
+/// digits plus `extra`.
+pub(crate) const fn class(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric();
+        c += 1;
+    }
+    let mut k = 0;
+    while k < extra.len() {
+        t[extra[k] as usize] = true;
+        k += 1;
+    }
+    t
+}
+
+static TOKEN: [bool; 256] = class(b"-.!%*_+`'~");
+static WORD: [bool; 256] = class(b"-.!%*_+`'~()<>:\\\"/[]?{}");
+
 /// `token` characters (RFC 3261 section 25.1).
+#[inline]
 pub(crate) fn is_token_char(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    TOKEN[usize::from(c)]
 }
 
 /// `word` characters, used by Call-ID (RFC 3261 section 25.1).
+#[inline]
 pub(crate) fn is_word_char(c: u8) -> bool {
-    is_token_char(c) || b"()<>:\\\"/[]?{}".contains(&c)
+    WORD[usize::from(c)]
 }
 
 /// White space inside a header value.
@@ -27,9 +78,16 @@ pub(crate) fn is_wsp(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
-/// `unreserved` characters of URIs (RFC 3261 section 25.1).
-pub(crate) fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c)
+/// Build a character-class table for URI parts: `unreserved` (RFC 3261
+/// section 25.1) plus `extra`.
+pub(crate) const fn uri_class(extra: &[u8]) -> [bool; 256] {
+    let mut t = class(b"-_.!~*'()");
+    let mut k = 0;
+    while k < extra.len() {
+        t[extra[k] as usize] = true;
+        k += 1;
+    }
+    t
 }
 
 /// Optional white space.
@@ -116,6 +174,10 @@ pub(crate) fn decimal(i: &[u8], max: u64) -> Option<u64> {
 /// Check that every `%` in `s` starts a two-hex-digit escape and every other
 /// byte satisfies `allowed`.
 pub(crate) fn check_escaped(s: &[u8], allowed: impl Fn(u8) -> bool) -> bool {
+    // Fast path: no escapes.
+    if !s.contains(&b'%') {
+        return s.iter().all(|&c| allowed(c));
+    }
     let mut k = 0;
     while k < s.len() {
         if s[k] == b'%' {
@@ -172,15 +234,30 @@ pub(crate) fn gen_value(i: &[u8]) -> PResult<'_, &[u8]> {
 
 /// `*( SEMI generic-param )` as in header parameters; returns the raw span.
 pub(crate) fn generic_params(i: &[u8]) -> PResult<'_, &[u8]> {
+    generic_params_with(i, |_, _| true)
+}
+
+/// [`generic_params`], calling `check(name, value)` for each parameter (the
+/// value raw, quotes included); a `false` fails the parse.
+pub(crate) fn generic_params_with(
+    i: &[u8],
+    mut check: impl FnMut(&[u8], Option<&[u8]>) -> bool,
+) -> PResult<'_, &[u8]> {
     let start = i;
     let mut i = i;
     loop {
         let Ok((r, _)) = sep(b';')(i) else { break };
-        let (r, _) = token(r)?;
-        let r = match sep(b'=')(r) {
-            Ok((r2, _)) => gen_value(r2)?.0,
-            Err(_) => r,
+        let (r, name) = token(r)?;
+        let (r, value) = match sep(b'=')(r) {
+            Ok((r2, _)) => {
+                let (r3, v) = gen_value(r2)?;
+                (r3, Some(v))
+            }
+            Err(_) => (r, None),
         };
+        if !check(name, value) {
+            return Err(nom::Err::Error(()));
+        }
         i = r;
     }
     let used = start.len() - i.len();
@@ -201,6 +278,11 @@ impl<'a> Iterator for CommaSplit<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
         let s = self.rest?;
+        // Most values have no comma at all.
+        if memchr::memchr(b',', s).is_none() {
+            self.rest = None;
+            return Some(trim(s));
+        }
         let mut in_quote = false;
         let mut in_angle = false;
         let mut k = 0;

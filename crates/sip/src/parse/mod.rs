@@ -39,7 +39,7 @@ impl Default for Limits {
 /// Find the end of the line starting at `at`: returns (content end, next
 /// line start). Accepts CRLF and, leniently, a bare LF.
 fn line_end(buf: &[u8], at: usize) -> Option<(usize, usize)> {
-    let lf = buf[at..].iter().position(|&c| c == b'\n')? + at;
+    let lf = memchr::memchr(b'\n', &buf[at..])? + at;
     let end = if lf > at && buf[lf - 1] == b'\r' {
         lf - 1
     } else {
@@ -129,7 +129,8 @@ fn frame(buf: &Bytes, limits: &Limits) -> Result<Framed, Error> {
                 continue;
             }
         };
-        let name = HeaderName::from_bytes(&line[..name_len]);
+        let name = HeaderName::known(&line[..name_len])
+            .unwrap_or_else(|| HeaderName::Other(buf.slice_ref(&line[..name_len])));
         let value = if folded {
             Bytes::from(unfold(rest))
         } else {
@@ -268,12 +269,13 @@ pub(crate) fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> 
     if let Some(e) = framed.bad_line {
         return Err(fail(e, headers));
     }
-    if let Err(e) = headers.validate() {
-        return Err(fail(e, headers));
-    }
+    let checked = match headers.check() {
+        Ok(c) => c,
+        Err(e) => return Err(fail(e, headers)),
+    };
     let available = buf.len() - framed.body_start.min(buf.len());
-    let body = match headers.content_length() {
-        Ok(Some(n)) if n > available => {
+    let body = match checked.content_length {
+        Some(n) if n > available => {
             return Err(fail(
                 Error::BodyTruncated {
                     declared: n,
@@ -282,17 +284,13 @@ pub(crate) fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> 
                 headers,
             ));
         }
-        Ok(Some(n)) => buf.slice(framed.body_start..framed.body_start + n),
-        Ok(None) => buf.slice(framed.body_start.min(buf.len())..),
-        Err(e) => return Err(fail(e, headers)),
+        Some(n) => buf.slice(framed.body_start..framed.body_start + n),
+        None => buf.slice(framed.body_start.min(buf.len())..),
     };
     match start {
         StartLine::Request(method, uri) => {
-            // validate() checked CSeq.
-            match headers.cseq() {
-                Ok(c) if c.method == method => {}
-                Ok(_) => return Err(fail(Error::CSeqMethodMismatch, headers)),
-                Err(e) => return Err(fail(e, headers)),
+            if checked.cseq_method != method {
+                return Err(fail(Error::CSeqMethodMismatch, headers));
             }
             Ok(Message::Request(Request::from_parts(
                 method, uri, headers, body,

@@ -1,7 +1,7 @@
 //! SDP (RFC 4566): the session description carried in INVITE and 200 OK
 //! bodies, parsed into sessions and media sections and written back in the
 //! RFC's line order; offer/answer for G.711 audio (RFC 3264) lives in
-//! [`negotiate`].
+//! [`answer`], [`make_offer`], [`process_answer`] and [`hold_state`].
 //!
 //! SDP is parsed once per offer, never per packet, so values are owned
 //! strings; the input is bounded by [`MAX_SDP_LEN`], [`MAX_LINES`] and
