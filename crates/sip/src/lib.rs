@@ -1,3 +1,49 @@
 //! SIP for callbridge: messages, SDP offer/answer, transactions and dialogs as a sans-IO core, digest auth, and a thin tokio UDP driver.
+//!
+//! The message layer (RFC 3261 sections 7, 19, 20, 25):
+//! - [`Message::parse`] parses one UDP datagram into a [`Request`] or
+//!   [`Response`] whose header values are views of the datagram's buffer;
+//!   typed headers are decoded on demand by the accessors of [`Headers`].
+//! - Invalid input is a [`ParseError`]: its [`Disposition`] says whether to
+//!   answer (400/505 with a reason phrase, built by
+//!   [`ParseError::response`]) or to drop and count it.
+//! - [`Request::builder`], [`Request::make_response`] and [`Encode`]
+//!   build and serialize messages to exact bytes.
+//! - Identifiers are newtypes: [`CallId`], [`Branch`], [`Tag`].
+//!
+//! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264);
+//! digest authentication computations are in [`digest`] (RFC 2617, 7616,
+//! 8760).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod auth;
+pub mod dialog;
+pub mod digest;
+pub mod driver;
+mod encode;
+mod error;
+pub mod filter;
+pub mod header;
+mod ids;
+mod message;
+mod method;
+mod params;
+mod parse;
+pub mod random;
+pub mod sdp;
+mod status;
+pub mod transaction;
+pub mod ua;
+mod uri;
+
+pub use encode::Encode;
+pub use error::{Disposition, Error, ParseError};
+pub use header::{AuthValue, CSeq, Header, HeaderName, Headers, MediaType, NameAddr, Reason, Via};
+pub use ids::{BRANCH_MAGIC_COOKIE, Branch, CallId, Tag};
+pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};
+pub use method::Method;
+pub use params::Params;
+pub use parse::Limits;
+pub use status::StatusCode;
+pub use uri::{Host, OtherUri, SipUri, TelUri, Uri};

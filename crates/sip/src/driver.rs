@@ -1,0 +1,317 @@
+//! The tokio driver: one UDP socket, the clock, and the run loop around the
+//! sans-IO [`UserAgent`] (RFC 3261 section 18 over UDP). It feeds each
+//! datagram (with its real source, for `received`/`rport`, RFC 3581) and
+//! each command to the core, sends what the core wants sent, hands events
+//! to the application through a bounded channel, and sleeps until the
+//! core's next deadline or the next input. Nothing else lives here.
+//!
+//! ```no_run
+//! use callbridge_sip::driver::{Driver, DriverConfig};
+//! use callbridge_sip::random::OsRandom;
+//! use callbridge_sip::ua::{Config, Event};
+//! # async fn demo() -> std::io::Result<()> {
+//! let cfg = DriverConfig::new("0.0.0.0:5060".parse().unwrap(), Config::new("192.0.2.10:5060".parse().unwrap()));
+//! let (driver, handle, mut events) = Driver::bind(cfg, OsRandom::new()).await?;
+//! let run = tokio::spawn(driver.run(async { let _ = tokio::signal::ctrl_c().await; }));
+//! while let Some(event) = events.recv().await {
+//!     if let Event::IncomingCall(call) = event {
+//!         let _ = handle.answer(call.call, bytes::Bytes::from_static(b"v=0\r\n")).await;
+//!     }
+//! }
+//! let _stats = run.await;
+//! # Ok(()) }
+//! ```
+
+use crate::random::Random;
+use crate::status::StatusCode;
+use crate::ua::{
+    CallRef, Config, Event, Originate, Register, RegistrationId, Stats, UaError, UserAgent,
+};
+use bytes::Bytes;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// Settings of the driver.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// Where the socket binds (`0.0.0.0:5060`, `[::]:5060`, port 0 for any).
+    pub bind: SocketAddr,
+    /// The core's settings. A `contact_addr` with port 0 or an unspecified
+    /// IP takes the bound socket's.
+    pub ua: Config,
+    /// Capacity of the event channel to the application.
+    pub event_capacity: usize,
+    /// Capacity of the command channel from [`Handle`]s.
+    pub command_capacity: usize,
+    /// After shutdown starts, how long calls may take to end.
+    pub shutdown_grace: Duration,
+}
+
+impl DriverConfig {
+    /// Defaults: 256 events, 256 commands, 30 s shutdown grace.
+    pub fn new(bind: SocketAddr, ua: Config) -> DriverConfig {
+        DriverConfig {
+            bind,
+            ua,
+            event_capacity: 256,
+            command_capacity: 256,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A failed command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The driver has stopped.
+    #[error("SIP driver stopped")]
+    Stopped,
+    /// The core refused the command.
+    #[error(transparent)]
+    Ua(#[from] UaError),
+}
+
+type Reply<T> = oneshot::Sender<Result<T, UaError>>;
+
+/// What a [`Handle`] asks of the driver.
+#[derive(Debug)]
+enum Command {
+    Ring(CallRef, Reply<()>),
+    Answer(CallRef, Bytes, Reply<()>),
+    Reject(CallRef, StatusCode, Reply<()>),
+    Hangup(CallRef, Reply<()>),
+    Originate(Box<Originate>, Reply<CallRef>),
+    Register(Box<Register>, Reply<RegistrationId>),
+    Unregister(RegistrationId, Reply<()>),
+    Reinvite(CallRef, Bytes, Reply<()>),
+    Shutdown,
+}
+
+/// Sends commands to a running driver. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Handle {
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, DriverError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        Ok(rx.await.map_err(|_| DriverError::Stopped)??)
+    }
+
+    /// Send 180 Ringing.
+    pub async fn ring(&self, call: CallRef) -> Result<(), DriverError> {
+        self.ask(|r| Command::Ring(call, r)).await
+    }
+
+    /// Answer with 200 OK and this SDP (also answers a pending re-INVITE).
+    pub async fn answer(&self, call: CallRef, sdp: Bytes) -> Result<(), DriverError> {
+        self.ask(|r| Command::Answer(call, sdp, r)).await
+    }
+
+    /// Refuse an inbound call or a re-INVITE with a 3xx-6xx.
+    pub async fn reject(&self, call: CallRef, status: StatusCode) -> Result<(), DriverError> {
+        self.ask(|r| Command::Reject(call, status, r)).await
+    }
+
+    /// Hang up (CANCEL, BYE or 603, whichever fits).
+    pub async fn hangup(&self, call: CallRef) -> Result<(), DriverError> {
+        self.ask(|r| Command::Hangup(call, r)).await
+    }
+
+    /// Place a call.
+    pub async fn originate(&self, spec: Originate) -> Result<CallRef, DriverError> {
+        self.ask(|r| Command::Originate(Box::new(spec), r)).await
+    }
+
+    /// Start a registration.
+    pub async fn register(&self, spec: Register) -> Result<RegistrationId, DriverError> {
+        self.ask(|r| Command::Register(Box::new(spec), r)).await
+    }
+
+    /// Remove a registration's binding (REGISTER with Expires: 0).
+    pub async fn unregister(&self, id: RegistrationId) -> Result<(), DriverError> {
+        self.ask(|r| Command::Unregister(id, r)).await
+    }
+
+    /// Send a re-INVITE with a new offer (hold: `a=sendonly`; resume:
+    /// `a=sendrecv`).
+    pub async fn reinvite(&self, call: CallRef, sdp: Bytes) -> Result<(), DriverError> {
+        self.ask(|r| Command::Reinvite(call, sdp, r)).await
+    }
+
+    /// Start a graceful shutdown (like the `shutdown` future of
+    /// [`Driver::run`]).
+    pub async fn shutdown(&self) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::Shutdown)
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+}
+
+/// The socket, the core and the channels.
+pub struct Driver {
+    socket: UdpSocket,
+    local: SocketAddr,
+    ua: UserAgent,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl Driver {
+    /// Bind the socket and build the core. Returns the driver (run it with
+    /// [`Driver::run`]), a command handle and the event receiver.
+    pub async fn bind(
+        cfg: DriverConfig,
+        random: impl Random + 'static,
+    ) -> std::io::Result<(Driver, Handle, mpsc::Receiver<Event>)> {
+        let socket = UdpSocket::bind(cfg.bind).await?;
+        let local = socket.local_addr()?;
+        let mut ua_cfg = cfg.ua;
+        if ua_cfg.contact_addr.port() == 0 {
+            ua_cfg.contact_addr.set_port(local.port());
+        }
+        if ua_cfg.contact_addr.ip().is_unspecified() {
+            ua_cfg.contact_addr.set_ip(local.ip());
+        }
+        let (cmd_tx, commands) = mpsc::channel(cfg.command_capacity.max(1));
+        let (events, ev_rx) = mpsc::channel(cfg.event_capacity.max(1));
+        let driver = Driver {
+            socket,
+            local,
+            ua: UserAgent::new(ua_cfg, random),
+            commands,
+            events,
+            grace: cfg.shutdown_grace,
+        };
+        Ok((driver, Handle { tx: cmd_tx }, ev_rx))
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Run until `shutdown` completes (or a [`Handle::shutdown`]), then
+    /// refuse new INVITEs (503) while existing calls end, for at most the
+    /// shutdown grace. Returns the core's counters. Stops early when the
+    /// event receiver is dropped.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) -> std::io::Result<Stats> {
+        let mut buf = vec![0u8; 65_535];
+        let mut commands_open = true;
+        let mut drain_until: Option<Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            self.flush().await;
+            if !self.deliver().await {
+                tracing::info!("event receiver dropped; SIP driver stops");
+                break;
+            }
+            if self.ua.is_drained() {
+                break;
+            }
+            let deadline = self.ua.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                r = self.socket.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
+                        let src = SocketAddr::new(src.ip().to_canonical(), src.port());
+                        let data = Bytes::copy_from_slice(&buf[..n]);
+                        self.ua.handle_datagram(now(), src, data);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "UDP receive failed"),
+                },
+                cmd = self.commands.recv(), if commands_open => match cmd {
+                    Some(Command::Shutdown) => {
+                        drain_until.get_or_insert_with(|| Instant::now() + self.grace);
+                        self.ua.shutdown();
+                    }
+                    Some(cmd) => self.command(cmd),
+                    None => commands_open = false,
+                },
+                _ = sleep_until(deadline), if deadline.is_some() => self.ua.handle_timeout(now()),
+                _ = &mut shutdown, if drain_until.is_none() => {
+                    tracing::info!(calls = self.ua.call_count(), "SIP shutdown: refusing new calls");
+                    drain_until = Some(Instant::now() + self.grace);
+                    self.ua.shutdown();
+                }
+                _ = sleep_until(drain_until), if drain_until.is_some() => {
+                    tracing::warn!(calls = self.ua.call_count(), "SIP shutdown grace over");
+                    break;
+                }
+            }
+        }
+        self.flush().await;
+        Ok(self.ua.stats())
+    }
+
+    fn command(&mut self, cmd: Command) {
+        let now = now();
+        let ua = &mut self.ua;
+        // A dropped reply receiver only means the caller stopped waiting.
+        match cmd {
+            Command::Ring(c, r) => drop(r.send(ua.ring(now, c))),
+            Command::Answer(c, sdp, r) => drop(r.send(ua.answer(now, c, sdp))),
+            Command::Reject(c, s, r) => drop(r.send(ua.reject(now, c, s))),
+            Command::Hangup(c, r) => drop(r.send(ua.hangup(now, c))),
+            Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),
+            Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
+            Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
+            Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),
+            Command::Shutdown => {}
+        }
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.ua.poll_transmit() {
+            let dest = match (self.local.ip(), t.dest.ip()) {
+                (IpAddr::V6(_), IpAddr::V4(v4)) => {
+                    SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), t.dest.port())
+                }
+                _ => t.dest,
+            };
+            if let Err(e) = self.socket.send_to(&t.data, dest).await {
+                tracing::warn!(%dest, error = %e, "UDP send failed");
+            }
+        }
+    }
+
+    /// Hand events to the application; false when it is gone.
+    async fn deliver(&mut self) -> bool {
+        while let Some(e) = self.ua.poll_event() {
+            if self.events.send(e).await.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

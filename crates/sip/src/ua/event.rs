@@ -1,0 +1,252 @@
+//! What the user-agent core tells the application ([`Event`]) and the
+//! inputs it takes besides datagrams ([`Originate`], [`Register`]), with
+//! the typed outcome of an outbound call ([`Outcome`]).
+
+use crate::auth::Credentials;
+use crate::dialog::DialogId;
+use crate::header::NameAddr;
+use crate::ids::CallId;
+use crate::status::StatusCode;
+use crate::uri::Uri;
+use bytes::Bytes;
+use std::fmt;
+use std::net::SocketAddr;
+
+/// The core's handle for one call, inbound or outbound, for its whole life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallRef(pub u64);
+
+/// The core's handle for one registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegistrationId(pub u64);
+
+/// A new inbound call: answer it with [`crate::ua::UserAgent::answer`],
+/// ring with `ring`, or refuse with `reject`.
+#[derive(Clone)]
+pub struct IncomingCall {
+    /// The call's handle.
+    pub call: CallRef,
+    /// The SIP Call-ID (the session manager's deduplication key).
+    pub call_id: CallId,
+    /// The dialog this call makes once answered.
+    pub dialog: DialogId,
+    /// The caller.
+    pub from: NameAddr,
+    /// The callee as addressed.
+    pub to: NameAddr,
+    /// The SDP offer (empty for an offerless INVITE).
+    pub offer: Bytes,
+    /// Where the INVITE came from.
+    pub source: SocketAddr,
+}
+
+impl fmt::Debug for IncomingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // From and To carry phone numbers: never in logs.
+        f.debug_struct("IncomingCall")
+            .field("call", &self.call)
+            .field("call_id", &self.call_id)
+            .field("from", &"<redacted>")
+            .field("to", &"<redacted>")
+            .field("offer_len", &self.offer.len())
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// How an outbound call ended before or at its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// 486 Busy Here or 600 Busy Everywhere.
+    Busy,
+    /// Nobody answered before the ring timeout (we cancelled), or 408.
+    NoAnswer,
+    /// 603 Decline.
+    Rejected,
+    /// 480 Temporarily Unavailable or 503 Service Unavailable.
+    Unavailable,
+    /// We hung up before the answer (CANCEL).
+    Cancelled,
+    /// No response at all (Timer B).
+    Unreachable,
+    /// 401/407 we could not answer, or our credentials were refused.
+    AuthFailed,
+    /// Any other final response.
+    Failed(StatusCode),
+}
+
+impl Outcome {
+    /// The outcome of a final non-2xx response.
+    pub fn from_status(status: StatusCode) -> Outcome {
+        match status.as_u16() {
+            486 | 600 => Outcome::Busy,
+            408 => Outcome::NoAnswer,
+            603 => Outcome::Rejected,
+            480 | 503 => Outcome::Unavailable,
+            487 => Outcome::Cancelled,
+            401 | 407 => Outcome::AuthFailed,
+            _ => Outcome::Failed(status),
+        }
+    }
+}
+
+/// Why an established (or answered) call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    /// The peer sent BYE.
+    RemoteBye,
+    /// The peer cancelled before we answered (we sent 487).
+    RemoteCancel,
+    /// We hung up (our BYE was answered or timed out).
+    LocalHangup,
+    /// Our 2xx was never ACKed (RFC 3261 section 13.3.1.4): we sent BYE.
+    AckTimeout,
+    /// The application neither answered nor rejected within
+    /// [`crate::ua::Config::answer_timeout`]: the core sent 480.
+    Unanswered,
+}
+
+/// Registration progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistrationState {
+    /// The registrar accepted us for this many seconds.
+    Registered {
+        /// Granted expiry.
+        expires: u32,
+    },
+    /// The binding was removed ([`crate::ua::UserAgent::unregister`]).
+    Unregistered,
+    /// The registrar refused (or never answered: 408); retried later
+    /// (an unregistration is not retried).
+    Failed {
+        /// The final status (408 for a timeout).
+        status: StatusCode,
+    },
+}
+
+/// Something the application must know or act on.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Event {
+    /// A new inbound call (boxed: it is much larger than the others).
+    IncomingCall(Box<IncomingCall>),
+    /// Our 2xx to an inbound INVITE was ACKed: media may flow both ways.
+    Confirmed {
+        /// The call.
+        call: CallRef,
+    },
+    /// A provisional response to our INVITE (180, 183).
+    Progress {
+        /// The call.
+        call: CallRef,
+        /// The status.
+        status: StatusCode,
+    },
+    /// Our outbound call was answered (and ACKed).
+    Answered {
+        /// The call.
+        call: CallRef,
+        /// The dialog.
+        dialog: DialogId,
+        /// The SDP answer.
+        answer: Bytes,
+    },
+    /// An outbound call ended without an answer.
+    Failed {
+        /// The call.
+        call: CallRef,
+        /// How.
+        outcome: Outcome,
+    },
+    /// A call that was answered (or offered to us) ended.
+    Ended {
+        /// The call.
+        call: CallRef,
+        /// Why.
+        reason: EndReason,
+    },
+    /// The peer sent a re-INVITE; answer it with `answer` (hold and resume
+    /// per RFC 3264 section 8.4).
+    Reinvite {
+        /// The call.
+        call: CallRef,
+        /// The new offer.
+        offer: Bytes,
+        /// Whether the offer puts us on hold (sendonly, inactive, 0.0.0.0).
+        hold: bool,
+    },
+    /// The peer accepted our re-INVITE ([`crate::ua::UserAgent::reinvite`]).
+    ReinviteAnswered {
+        /// The call.
+        call: CallRef,
+        /// The SDP answer.
+        answer: Bytes,
+    },
+    /// The peer refused our re-INVITE (491: try again later); the call
+    /// goes on with the previous session.
+    ReinviteFailed {
+        /// The call.
+        call: CallRef,
+        /// The final status (408 when it timed out).
+        status: StatusCode,
+    },
+    /// A DTMF digit from an INFO with `application/dtmf-relay`.
+    Dtmf {
+        /// The call.
+        call: CallRef,
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Duration in milliseconds (0 when not given).
+        duration_ms: u32,
+    },
+    /// A registration changed state.
+    Registration {
+        /// The registration.
+        id: RegistrationId,
+        /// Its state.
+        state: RegistrationState,
+    },
+}
+
+/// An outbound call to place.
+#[derive(Clone)]
+pub struct Originate {
+    /// The Request-URI (and To), e.g. `sip:+15551234@trunk.example`.
+    pub to: Uri,
+    /// Our identity (From); the core adds the tag.
+    pub from: NameAddr,
+    /// The address the INVITE goes to (the trunk or the callee).
+    pub target: SocketAddr,
+    /// The SDP offer.
+    pub offer: Bytes,
+    /// Credentials for 401/407 challenges.
+    pub credentials: Option<Credentials>,
+}
+
+impl fmt::Debug for Originate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Originate")
+            .field("to", &"<redacted>")
+            .field("target", &self.target)
+            .field("offer_len", &self.offer.len())
+            .finish()
+    }
+}
+
+/// A registration to keep alive (RFC 3261 section 10).
+#[derive(Debug, Clone)]
+pub struct Register {
+    /// The registrar's URI (the REGISTER Request-URI), e.g. `sip:trunk.example`.
+    pub registrar: Uri,
+    /// Where REGISTER is sent.
+    pub target: SocketAddr,
+    /// The address of record (To and From).
+    pub aor: NameAddr,
+    /// Requested expiry in seconds.
+    pub expires: u32,
+    /// Credentials for 401/407 challenges.
+    pub credentials: Option<Credentials>,
+}

@@ -1,0 +1,550 @@
+//! The user-agent core (RFC 3261 sections 8, 12, 13, 15, 17): a sans-IO
+//! [`UserAgent`] that takes datagrams, commands and the time, and yields
+//! datagrams to send, [`Event`]s for the application and its next deadline.
+//!
+//! Layers, from the wire up: the parser; the source filter
+//! ([`crate::filter`]); the transaction layer ([`crate::transaction`]),
+//! which absorbs every retransmission; the dialogs and calls here. An
+//! inbound INVITE becomes one [`Event::IncomingCall`] however often it is
+//! retransmitted. Every table the network can grow is bounded (transactions
+//! by [`Config::max_transactions`], calls by [`Config::max_calls`]).
+//!
+//! The run loop of a driver:
+//!
+//! ```
+//! use callbridge_sip::ua::{Config, UserAgent};
+//! use callbridge_sip::random::SeededRandom;
+//! use std::time::Instant;
+//! let mut ua = UserAgent::new(Config::new("127.0.0.1:5060".parse()?), SeededRandom::new(1));
+//! let now = Instant::now();
+//! // ... ua.handle_datagram(now, source, bytes) for each datagram ...
+//! ua.handle_timeout(now);
+//! while let Some(t) = ua.poll_transmit() { /* socket.send_to(&t.data, t.dest) */ }
+//! while let Some(e) = ua.poll_event() { /* hand to the application */ }
+//! let _sleep_until = ua.poll_timeout();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod event;
+mod register;
+mod uac;
+mod uas;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_raw;
+
+pub use event::{
+    CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
+    RegistrationState,
+};
+
+use crate::auth::{Credentials, DigestClient};
+use crate::dialog::Dialog;
+use crate::encode::Encode;
+use crate::error::{Disposition, Error};
+use crate::filter::SourceFilter;
+use crate::header::{HeaderName, NameAddr, Via};
+use crate::ids::{CallId, Tag};
+use crate::message::{Message, Request, Response};
+use crate::parse::Limits;
+use crate::random::{Ids, Random};
+use crate::status::StatusCode;
+use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
+use crate::uri::{Host, SipUri};
+use bytes::Bytes;
+use register::Registration;
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// The methods this user agent implements (the `Allow` header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+
+/// Configuration of the core.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The address written in Via and Contact (the socket's public address).
+    pub contact_addr: SocketAddr,
+    /// `User-Agent` / `Server` header value.
+    pub user_agent: String,
+    /// T1, T2, T4 and D.
+    pub timers: TimerConfig,
+    /// Most live transactions; beyond it new requests get a stateless 503.
+    pub max_transactions: usize,
+    /// Most live calls; beyond it new INVITEs get 486 Busy Here.
+    pub max_calls: usize,
+    /// Who may send us requests.
+    pub filter: SourceFilter,
+    /// How long an outbound call may ring before we cancel it.
+    pub ring_timeout: Duration,
+    /// `Retry-After` seconds in the 503 answering INVITEs while shutting down.
+    pub retry_after: u32,
+    /// Parser limits.
+    pub limits: Limits,
+    /// Delay before retrying a failed registration.
+    pub register_retry: Duration,
+    /// How long an inbound call may wait for the application's answer or
+    /// rejection before the core answers 480 itself.
+    pub answer_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for a user agent reachable at `contact_addr`.
+    pub fn new(contact_addr: SocketAddr) -> Config {
+        Config {
+            contact_addr,
+            user_agent: "callbridge".to_string(),
+            timers: TimerConfig::default(),
+            max_transactions: 4096,
+            max_calls: 1024,
+            filter: SourceFilter::allow_all(),
+            ring_timeout: Duration::from_secs(60),
+            retry_after: 30,
+            limits: Limits::default(),
+            register_retry: Duration::from_secs(30),
+            answer_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Counters of what the core did with its input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handled.
+    pub datagrams: u64,
+    /// Unparsable datagrams dropped (no answer possible).
+    pub malformed_dropped: u64,
+    /// Unparsable requests answered 400 (or 505/513).
+    pub malformed_answered: u64,
+    /// Requests from sources outside the allowlist.
+    pub filtered: u64,
+    /// Retransmitted requests absorbed by a server transaction.
+    pub retransmissions_absorbed: u64,
+    /// Responses that matched no transaction.
+    pub stray_responses: u64,
+    /// Requests refused because a table was full.
+    pub overloaded: u64,
+    /// INVITEs refused with 503 while shutting down.
+    pub refused_shutting_down: u64,
+    /// Inbound calls offered to the application.
+    pub inbound_calls: u64,
+    /// Outbound calls started.
+    pub outbound_calls: u64,
+}
+
+/// A command the core refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UaError {
+    /// No such call (it ended, or never existed).
+    #[error("unknown call")]
+    UnknownCall,
+    /// The call is not in a state where the command applies.
+    #[error("call is {0}")]
+    WrongState(&'static str),
+    /// The transaction or call table is full.
+    #[error("too many transactions or calls")]
+    Overloaded,
+    /// The core is shutting down and starts no new calls.
+    #[error("shutting down")]
+    ShuttingDown,
+    /// A message could not be built from the given parts.
+    #[error("cannot build request: {0}")]
+    Build(#[from] Error),
+}
+
+/// Who started a client transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// An INVITE or BYE of a call.
+    Call(CallRef),
+    /// A REGISTER.
+    Registration(RegistrationId),
+}
+
+/// 2xx retransmission until the ACK (RFC 3261 section 13.3.1.4): every
+/// T1 doubling to T2, giving up after 64*T1.
+#[derive(Debug)]
+struct Retransmit {
+    wire: Bytes,
+    interval: Duration,
+    next: Instant,
+    give_up: Instant,
+}
+
+impl Retransmit {
+    fn start(now: Instant, wire: Bytes, t: &TimerConfig) -> Retransmit {
+        Retransmit {
+            wire,
+            interval: t.t1,
+            next: now + t.t1,
+            give_up: now + t.timeout(),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.next.min(self.give_up)
+    }
+}
+
+/// An outbound INVITE waiting for its final response.
+#[derive(Debug)]
+struct Calling {
+    key: ClientKey,
+    invite: Request,
+    credentials: Option<Credentials>,
+    auth: DigestClient,
+    challenges: u8,
+    /// Set once the application hung up (or the ring timer fired): the
+    /// outcome to report; a CANCEL goes out once a provisional arrived.
+    cancel: Option<Outcome>,
+    cancel_sent: bool,
+    ring_deadline: Instant,
+}
+
+/// A re-INVITE inside an established dialog, from the peer or from us
+/// (only one at a time: a second gets 491, RFC 3261 section 14.2).
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "at most one per call, kept in place"
+)]
+enum Reinvite {
+    /// Waiting for the application's answer.
+    Offered { key: ServerKey, request: Request },
+    /// 2xx sent, retransmitting until the ACK.
+    Answered { retx: Retransmit },
+    /// Our own re-INVITE (hold/resume) is waiting for its final response.
+    Sent { key: ClientKey },
+}
+
+/// The states of one call. Inbound calls go Offered -> Answered ->
+/// Established, outbound ones Calling -> Established; both may end through
+/// Ending (our BYE in flight).
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per call, kept in place in the call table"
+)]
+enum CallState {
+    /// Inbound INVITE handed to the application, no final response yet.
+    Offered {
+        key: ServerKey,
+        invite: Request,
+        dialog: Dialog,
+        /// When the core gives up waiting for the application (480).
+        deadline: Instant,
+    },
+    /// Our 2xx is out; retransmitted until the ACK.
+    Answered { dialog: Dialog, retx: Retransmit },
+    /// Outbound INVITE in progress.
+    Calling(Box<Calling>),
+    /// Confirmed dialog.
+    Established {
+        dialog: Dialog,
+        /// For outbound calls: the INVITE transaction and our ACK, resent
+        /// for each retransmitted 2xx.
+        ack: Option<(ClientKey, Bytes)>,
+        reinvite: Option<Reinvite>,
+    },
+    /// Our BYE is in flight; `reason` is reported when it completes
+    /// (`None` when the call's end was already reported).
+    Ending {
+        bye: ClientKey,
+        reason: Option<EndReason>,
+    },
+}
+
+#[derive(Debug)]
+struct Call {
+    peer: SocketAddr,
+    call_id: CallId,
+    local_tag: Tag,
+    state: CallState,
+}
+
+impl Call {
+    fn deadline(&self) -> Option<Instant> {
+        match &self.state {
+            CallState::Offered { deadline, .. } => Some(*deadline),
+            CallState::Answered { retx, .. } => Some(retx.deadline()),
+            CallState::Calling(c) if c.cancel.is_none() || c.cancel_sent => Some(c.ring_deadline),
+            CallState::Established {
+                reinvite: Some(Reinvite::Answered { retx }),
+                ..
+            } => Some(retx.deadline()),
+            _ => None,
+        }
+    }
+}
+
+/// The sans-IO SIP user agent.
+pub struct UserAgent {
+    cfg: Config,
+    ids: Ids,
+    tx: Transactions,
+    calls: HashMap<CallRef, Call>,
+    /// In-dialog routing: (Call-ID, our tag) -> call.
+    dialogs: HashMap<(CallId, Tag), CallRef>,
+    /// Inbound INVITE server transactions -> call (for CANCEL).
+    invites: HashMap<ServerKey, CallRef>,
+    owners: HashMap<ClientKey, Owner>,
+    registrations: HashMap<RegistrationId, Registration>,
+    next_id: u64,
+    events: VecDeque<Event>,
+    stats: Stats,
+    draining: bool,
+}
+
+impl std::fmt::Debug for UserAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAgent")
+            .field("calls", &self.calls.len())
+            .field("transactions", &self.tx.len())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl UserAgent {
+    /// A user agent with `cfg`, drawing tags, branches, Call-IDs and client
+    /// nonces from `random`.
+    pub fn new(cfg: Config, random: impl Random + 'static) -> UserAgent {
+        UserAgent {
+            tx: Transactions::new(cfg.timers, cfg.max_transactions),
+            cfg,
+            ids: Ids::new(Box::new(random)),
+            calls: HashMap::new(),
+            dialogs: HashMap::new(),
+            invites: HashMap::new(),
+            owners: HashMap::new(),
+            registrations: HashMap::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            draining: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Live calls.
+    pub fn call_count(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// One datagram from `source`.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        self.stats.datagrams += 1;
+        match Message::parse_with(datagram, &self.cfg.limits) {
+            Ok(Message::Request(req)) => self.on_request(now, source, req),
+            Ok(Message::Response(resp)) => {
+                if !self.tx.route_response(now, resp) {
+                    self.stats.stray_responses += 1;
+                }
+            }
+            Err(e) => match e.disposition() {
+                Disposition::Respond(_) if self.cfg.filter.allows(source.ip()) => {
+                    let tag = self.ids.tag();
+                    if let Some(resp) = e.response(&tag) {
+                        tracing::debug!(%source, error = %e, "answering malformed request");
+                        self.stats.malformed_answered += 1;
+                        self.send(source, resp.to_bytes());
+                    }
+                }
+                _ => {
+                    tracing::debug!(%source, error = %e, "dropping malformed datagram");
+                    self.stats.malformed_dropped += 1;
+                }
+            },
+        }
+        self.process_tx_events(now);
+    }
+
+    /// Fire every timer due at `now` (an early or repeated call is harmless).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        self.process_tx_events(now);
+        let due: Vec<CallRef> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.deadline().is_some_and(|d| d <= now))
+            .map(|(r, _)| *r)
+            .collect();
+        for call in due {
+            self.call_timeout(now, call);
+        }
+        self.registration_timeouts(now);
+        self.process_tx_events(now);
+        let tx = &self.tx;
+        self.owners.retain(|k, _| tx.has_client(k));
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.poll_transmit()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When to call [`UserAgent::handle_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.calls.values().filter_map(Call::deadline);
+        let regs = self.registrations.values().filter_map(|r| r.deadline());
+        calls.chain(regs).chain(self.tx.poll_timeout()).min()
+    }
+
+    /// Stop taking new calls: INVITEs get 503 with Retry-After while the
+    /// existing calls end (hang them up, or let the peers do it).
+    pub fn shutdown(&mut self) {
+        self.draining = true;
+    }
+
+    /// Whether [`UserAgent::shutdown`] was called and no call is left.
+    pub fn is_drained(&self) -> bool {
+        self.draining && self.calls.is_empty()
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Send outside a transaction; one queue keeps the wire order.
+    fn send(&mut self, dest: SocketAddr, data: Bytes) {
+        self.tx.send_raw(dest, data);
+    }
+
+    /// Our Via for a new client transaction, asking for `rport` (RFC 3581).
+    fn our_via(&mut self) -> Via {
+        let a = self.cfg.contact_addr;
+        let mut via = Via::new(
+            "UDP",
+            Host::from(a.ip()),
+            Some(a.port()),
+            &self.ids.branch(),
+        );
+        via.params_mut().push("rport", None);
+        via
+    }
+
+    fn contact(&self) -> NameAddr {
+        let a = self.cfg.contact_addr;
+        NameAddr::new(SipUri::new(Host::from(a.ip())).with_port(a.port()))
+    }
+
+    fn end_call(&mut self, call: CallRef) -> Option<Call> {
+        let c = self.calls.remove(&call)?;
+        self.dialogs
+            .remove(&(c.call_id.clone(), c.local_tag.clone()));
+        self.invites.retain(|_, r| *r != call);
+        Some(c)
+    }
+
+    fn process_tx_events(&mut self, now: Instant) {
+        while let Some(e) = self.tx.poll_event() {
+            match e {
+                TxEvent::Response { key, response } => match self.owners.get(&key).copied() {
+                    Some(Owner::Call(call)) => self.on_call_response(now, call, &key, response),
+                    Some(Owner::Registration(id)) => {
+                        self.on_register_response(now, id, &key, &response)
+                    }
+                    None => {}
+                },
+                TxEvent::ClientTimeout { key } => match self.owners.remove(&key) {
+                    Some(Owner::Call(call)) => self.on_call_timeout(now, call, &key),
+                    Some(Owner::Registration(id)) => self.on_register_timeout(now, id, &key),
+                    None => {}
+                },
+                TxEvent::ServerTimeout { key } => {
+                    tracing::debug!(?key, "no ACK for a non-2xx final response");
+                }
+            }
+        }
+    }
+
+    /// A response with our `Server` header.
+    fn decorate(&self, mut resp: Response) -> Response {
+        resp.headers_mut()
+            .push(HeaderName::Server, self.cfg.user_agent.clone());
+        resp
+    }
+
+    fn call_timeout(&mut self, now: Instant, call: CallRef) {
+        let t = self.cfg.timers;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let peer = c.peer;
+        if let CallState::Offered { deadline, .. } = &c.state {
+            if *deadline <= now
+                && let Some(Call {
+                    state: CallState::Offered { key, invite, .. },
+                    local_tag,
+                    ..
+                }) = self.end_call(call)
+            {
+                tracing::info!(?call, "inbound call never answered by the application");
+                let r = invite.make_response(StatusCode::TEMPORARILY_UNAVAILABLE, Some(&local_tag));
+                let r = self.decorate(r);
+                self.tx.respond(now, &key, &r);
+                let reason = EndReason::Unanswered;
+                self.events.push_back(Event::Ended { call, reason });
+            }
+            return;
+        }
+        let (retx, is_setup) = match &mut c.state {
+            CallState::Answered { retx, .. } => (retx, true),
+            CallState::Established {
+                reinvite: Some(Reinvite::Answered { retx }),
+                ..
+            } => (retx, false),
+            CallState::Calling(calling) => {
+                if calling.ring_deadline > now {
+                    return;
+                }
+                if calling.cancel_sent {
+                    // RFC 3261 section 9.1: no final response 64*T1 after
+                    // the CANCEL; the INVITE is over.
+                    let outcome = calling.cancel.unwrap_or(Outcome::NoAnswer);
+                    self.end_call(call);
+                    self.events.push_back(Event::Failed { call, outcome });
+                } else if calling.cancel.is_none() {
+                    calling.cancel = Some(Outcome::NoAnswer);
+                    self.try_cancel(now, call);
+                }
+                return;
+            }
+            _ => return,
+        };
+        if now >= retx.give_up {
+            if is_setup {
+                tracing::info!(?call, "2xx never ACKed; ending the call");
+                self.send_bye(now, call, Some(EndReason::AckTimeout));
+            } else if let CallState::Established { reinvite, .. } = &mut c.state {
+                *reinvite = None;
+            }
+            return;
+        }
+        if now >= retx.next {
+            let wire = retx.wire.clone();
+            retx.interval = (retx.interval * 2).min(t.t2);
+            retx.next = now + retx.interval;
+            self.send(peer, wire);
+        }
+    }
+}

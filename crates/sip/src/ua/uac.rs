@@ -1,0 +1,443 @@
+//! The UAC half of the core (RFC 3261 sections 8.1, 9.1, 13.2, 15.1.1,
+//! 22.2): outbound calls, their ACKs, CANCEL before the answer, digest
+//! retries on 401/407, and BYE.
+
+use super::{
+    Call, CallRef, CallState, Calling, EndReason, Event, Originate, Outcome, Owner, Reinvite,
+    UaError, UserAgent, uas::placeholder,
+};
+use crate::auth::DigestClient;
+use crate::dialog::Dialog;
+use crate::encode::Encode;
+use crate::header::{HeaderName, Headers, MediaType, NameAddr};
+use crate::message::{Request, Response};
+use crate::method::Method;
+use crate::status::StatusCode;
+use crate::transaction::ClientKey;
+use bytes::Bytes;
+use std::time::Instant;
+
+/// At most this many 401/407 rounds per request before giving up.
+const MAX_CHALLENGES: u8 = 2;
+
+impl UserAgent {
+    /// Place an outbound call: sends the INVITE with the SDP offer. The
+    /// call's fate arrives as [`Event::Progress`], then [`Event::Answered`]
+    /// or [`Event::Failed`].
+    pub fn originate(&mut self, now: Instant, o: Originate) -> Result<CallRef, UaError> {
+        if self.draining {
+            return Err(UaError::ShuttingDown);
+        }
+        if self.calls.len() >= self.cfg.max_calls {
+            return Err(UaError::Overloaded);
+        }
+        let call_id = self.ids.call_id();
+        let local_tag = self.ids.tag();
+        let via = self.our_via();
+        let invite = Request::builder(Method::Invite, o.to.clone())
+            .via(&via)
+            .from_addr(&o.from.clone().with_tag(&local_tag))
+            .to_addr(&NameAddr::new(o.to.clone()))
+            .call_id(&call_id)
+            .cseq(1)
+            .contact(&self.contact())
+            .header(HeaderName::Allow, super::ALLOW)
+            .header(HeaderName::UserAgent, self.cfg.user_agent.clone())
+            .body(MediaType::sdp(), o.offer)
+            .build()?;
+        let key = self
+            .tx
+            .send_request(now, invite.clone(), o.target)
+            .map_err(|_| UaError::Overloaded)?;
+        let call = CallRef(self.next_id());
+        self.stats.outbound_calls += 1;
+        self.owners.insert(key.clone(), Owner::Call(call));
+        self.dialogs
+            .insert((call_id.clone(), local_tag.clone()), call);
+        self.calls.insert(
+            call,
+            Call {
+                peer: o.target,
+                call_id,
+                local_tag,
+                state: CallState::Calling(Box::new(Calling {
+                    key,
+                    invite,
+                    credentials: o.credentials,
+                    auth: DigestClient::default(),
+                    challenges: 0,
+                    cancel: None,
+                    cancel_sent: false,
+                    ring_deadline: now + self.cfg.ring_timeout,
+                })),
+            },
+        );
+        Ok(call)
+    }
+
+    /// End a call: CANCEL before the answer, BYE after it, 603 for an
+    /// inbound call not yet answered.
+    pub fn hangup(&mut self, now: Instant, call: CallRef) -> Result<(), UaError> {
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        match &mut c.state {
+            CallState::Offered { .. } => self.reject(now, call, StatusCode::DECLINE),
+            CallState::Calling(calling) => {
+                if calling.cancel.is_none() {
+                    calling.cancel = Some(Outcome::Cancelled);
+                }
+                self.try_cancel(now, call);
+                Ok(())
+            }
+            CallState::Answered { .. } | CallState::Established { .. } => {
+                self.send_bye(now, call, Some(EndReason::LocalHangup));
+                Ok(())
+            }
+            CallState::Ending { .. } => Ok(()),
+        }
+    }
+
+    /// Send a re-INVITE with a new offer in an established call, e.g. to
+    /// hold (`a=sendonly`, see [`crate::sdp::make_offer`]) or resume
+    /// (`a=sendrecv`). The result arrives as [`Event::ReinviteAnswered`] or
+    /// [`Event::ReinviteFailed`].
+    pub fn reinvite(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
+        let via = self.our_via();
+        let contact = self.contact();
+        let ua = self.cfg.user_agent.clone();
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let peer = c.peer;
+        let CallState::Established {
+            dialog,
+            reinvite: None,
+            ..
+        } = &mut c.state
+        else {
+            return Err(UaError::WrongState(
+                "not established, or a re-INVITE is pending",
+            ));
+        };
+        let invite = dialog
+            .request(Method::Invite, &via, None)
+            .contact(&contact)
+            .header(HeaderName::Allow, super::ALLOW)
+            .header(HeaderName::UserAgent, ua)
+            .body(MediaType::sdp(), sdp)
+            .build()?;
+        let key = self
+            .tx
+            .send_request(now, invite, peer)
+            .map_err(|_| UaError::Overloaded)?;
+        self.owners.insert(key.clone(), Owner::Call(call));
+        if let Some(Call {
+            state: CallState::Established { reinvite, .. },
+            ..
+        }) = self.calls.get_mut(&call)
+        {
+            *reinvite = Some(Reinvite::Sent { key });
+        }
+        Ok(())
+    }
+
+    /// The final response to our re-INVITE: ACK a 2xx (and remember the ACK
+    /// for its retransmissions); the transaction ACKs anything else.
+    fn on_reinvite_response(&mut self, call: CallRef, key: &ClientKey, resp: Response) {
+        let status = resp.status();
+        if status.is_provisional() {
+            return;
+        }
+        let via = self.our_via();
+        let Some(Call {
+            state:
+                CallState::Established {
+                    dialog,
+                    ack,
+                    reinvite,
+                },
+            peer,
+            ..
+        }) = self.calls.get_mut(&call)
+        else {
+            return;
+        };
+        *reinvite = None;
+        let peer = *peer;
+        if !status.is_success() {
+            return self
+                .events
+                .push_back(Event::ReinviteFailed { call, status });
+        }
+        let seq = dialog.local_seq();
+        dialog.refresh_target(crate::dialog::first_contact(resp.headers()).as_ref());
+        let wire = match dialog.request(Method::Ack, &via, Some(seq)).build() {
+            Ok(a) => a.to_bytes(),
+            Err(_) => Bytes::new(),
+        };
+        *ack = Some((key.clone(), wire.clone()));
+        self.send(peer, wire);
+        self.events.push_back(Event::ReinviteAnswered {
+            call,
+            answer: resp.body().clone(),
+        });
+    }
+
+    /// Send the CANCEL of a call whose hangup was asked for, once the
+    /// INVITE has had a provisional response (RFC 3261 section 9.1).
+    pub(super) fn try_cancel(&mut self, now: Instant, call: CallRef) {
+        let Some(Call {
+            state: CallState::Calling(calling),
+            peer,
+            ..
+        }) = self.calls.get_mut(&call)
+        else {
+            return;
+        };
+        if calling.cancel.is_none()
+            || calling.cancel_sent
+            || !self.tx.client_invite_has_response(&calling.key)
+        {
+            return;
+        }
+        let cancel = cancel_for(&calling.invite);
+        calling.cancel_sent = true;
+        calling.ring_deadline = now + self.cfg.timers.timeout();
+        let peer = *peer;
+        if self.tx.send_request(now, cancel, peer).is_err() {
+            tracing::warn!(?call, "transaction table full: CANCEL not sent");
+        }
+    }
+
+    /// Send BYE in the call's dialog and wait for its answer.
+    pub(super) fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<EndReason>) {
+        let via = self.our_via();
+        let ua = self.cfg.user_agent.clone();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let mut dialog = match std::mem::replace(&mut c.state, placeholder()) {
+            CallState::Answered { dialog, .. } | CallState::Established { dialog, .. } => dialog,
+            other => {
+                c.state = other;
+                return;
+            }
+        };
+        let peer = c.peer;
+        let bye = dialog
+            .request(Method::Bye, &via, None)
+            .header(HeaderName::UserAgent, ua)
+            .build();
+        let key = bye
+            .ok()
+            .and_then(|bye| self.tx.send_request(now, bye, peer).ok());
+        match key {
+            Some(key) => {
+                self.owners.insert(key.clone(), Owner::Call(call));
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.state = CallState::Ending { bye: key, reason };
+                }
+            }
+            None => {
+                tracing::warn!(?call, "BYE could not be sent; ending the call");
+                self.end_call(call);
+                if let Some(reason) = reason {
+                    self.events.push_back(Event::Ended { call, reason });
+                }
+            }
+        }
+    }
+
+    fn set_state(&mut self, call: CallRef, state: CallState) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.state = state;
+        }
+    }
+
+    pub(super) fn on_call_response(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        key: &ClientKey,
+        resp: Response,
+    ) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let peer = c.peer;
+        match &c.state {
+            CallState::Calling(calling) if &calling.key == key => {
+                self.on_invite_response(now, call, resp)
+            }
+            CallState::Established {
+                reinvite: Some(Reinvite::Sent { key: k }),
+                ..
+            } if k == key => self.on_reinvite_response(call, key, resp),
+            CallState::Established {
+                ack: Some((k, ack)),
+                ..
+            } if k == key && resp.status().is_success() => {
+                // A retransmitted 2xx: our ACK was lost (section 13.2.2.4).
+                let ack = ack.clone();
+                self.send(peer, ack);
+            }
+            CallState::Ending { bye, reason } if bye == key && resp.status().is_final() => {
+                let reason = *reason;
+                self.end_call(call);
+                if let Some(reason) = reason {
+                    self.events.push_back(Event::Ended { call, reason });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_call_timeout(&mut self, _now: Instant, call: CallRef, key: &ClientKey) {
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        if let CallState::Established { reinvite, .. } = &mut c.state
+            && matches!(reinvite, Some(Reinvite::Sent { key: k }) if k == key)
+        {
+            *reinvite = None;
+            let status = StatusCode::REQUEST_TIMEOUT;
+            return self
+                .events
+                .push_back(Event::ReinviteFailed { call, status });
+        }
+        match &c.state {
+            CallState::Calling(calling) if &calling.key == key => {
+                // Timer B: not a single response (a CANCEL needs one first).
+                let outcome = match calling.cancel {
+                    Some(Outcome::Cancelled) => Outcome::Cancelled,
+                    _ => Outcome::Unreachable,
+                };
+                self.end_call(call);
+                self.events.push_back(Event::Failed { call, outcome });
+            }
+            CallState::Ending { bye, reason } if bye == key => {
+                let reason = *reason;
+                self.end_call(call);
+                if let Some(reason) = reason {
+                    self.events.push_back(Event::Ended { call, reason });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, now: Instant, call: CallRef, resp: Response) {
+        let status = resp.status();
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let peer = c.peer;
+        let mut calling = match std::mem::replace(&mut c.state, placeholder()) {
+            CallState::Calling(calling) => calling,
+            other => {
+                c.state = other;
+                return;
+            }
+        };
+        if status.is_provisional() {
+            if status != StatusCode::TRYING && calling.cancel.is_none() {
+                self.events.push_back(Event::Progress { call, status });
+            }
+            self.set_state(call, CallState::Calling(calling));
+            return self.try_cancel(now, call);
+        }
+        if status.is_success() {
+            let via = self.our_via();
+            let seq = calling.invite.headers().cseq().map_or(1, |c| c.seq);
+            let Ok(mut dialog) = Dialog::uac(&calling.invite, &resp) else {
+                tracing::warn!(?call, "2xx without a To tag; call failed");
+                self.end_call(call);
+                let outcome = Outcome::Failed(status);
+                return self.events.push_back(Event::Failed { call, outcome });
+            };
+            let ack = dialog.request(Method::Ack, &via, Some(seq)).build();
+            let ack = match ack {
+                Ok(a) => a.to_bytes(),
+                Err(_) => Bytes::new(),
+            };
+            self.send(peer, ack.clone());
+            let id = dialog.id().clone();
+            let state = CallState::Established {
+                dialog,
+                ack: Some((calling.key.clone(), ack)),
+                reinvite: None,
+            };
+            self.set_state(call, state);
+            match calling.cancel {
+                // Answered while our CANCEL was on its way: ACK, then BYE.
+                Some(outcome) => {
+                    self.events.push_back(Event::Failed { call, outcome });
+                    self.send_bye(now, call, None);
+                }
+                None => self.events.push_back(Event::Answered {
+                    call,
+                    dialog: id,
+                    answer: resp.body().clone(),
+                }),
+            }
+            return;
+        }
+        let challenged = matches!(status.as_u16(), 401 | 407);
+        if challenged
+            && calling.cancel.is_none()
+            && calling.challenges < MAX_CHALLENGES
+            && let Some(creds) = calling.credentials.clone()
+            && calling.auth.challenge(&resp).is_ok()
+        {
+            calling.challenges += 1;
+            let mut invite = calling.invite.clone();
+            let via = self.our_via();
+            let h = invite.headers_mut();
+            h.set_top_via(&via);
+            let seq = h.cseq().map_or(1, |c| c.seq).wrapping_add(1);
+            h.set(HeaderName::CSeq, format!("{seq} INVITE"));
+            h.remove(&HeaderName::Authorization);
+            h.remove(&HeaderName::ProxyAuthorization);
+            let cnonce = self.ids.hex();
+            if let Some((name, value)) =
+                calling
+                    .auth
+                    .authorize(&creds, "INVITE", invite.uri(), &cnonce)
+            {
+                invite.headers_mut().push_typed(name, &value);
+            }
+            if let Ok(key) = self.tx.send_request(now, invite.clone(), peer) {
+                self.owners.insert(key.clone(), Owner::Call(call));
+                calling.key = key;
+                calling.invite = invite;
+                return self.set_state(call, CallState::Calling(calling));
+            }
+        }
+        let outcome = match calling.cancel {
+            Some(o) if status == StatusCode::REQUEST_TERMINATED => o,
+            _ => Outcome::from_status(status),
+        };
+        self.end_call(call);
+        self.events.push_back(Event::Failed { call, outcome });
+    }
+}
+
+/// The CANCEL of an INVITE (RFC 3261 section 9.1): same Request-URI,
+/// Call-ID, To, From, CSeq number and single top Via (same branch).
+pub(crate) fn cancel_for(invite: &Request) -> Request {
+    let src = invite.headers();
+    let mut headers = Headers::with_capacity(8);
+    if let Ok(via) = src.top_via() {
+        headers.push_typed(HeaderName::Via, &via);
+    }
+    for name in [HeaderName::From, HeaderName::To, HeaderName::CallId] {
+        if let Some(v) = src.get(&name) {
+            headers.push(name, v.clone());
+        }
+    }
+    let seq = src.cseq().map_or(1, |c| c.seq);
+    headers.push(HeaderName::CSeq, format!("{seq} CANCEL"));
+    for r in src.get_all(&HeaderName::Route) {
+        headers.push(HeaderName::Route, r.clone());
+    }
+    headers.push(HeaderName::MaxForwards, "70");
+    headers.push(HeaderName::ContentLength, "0");
+    Request::from_parts(Method::Cancel, invite.uri().clone(), headers, Bytes::new())
+}

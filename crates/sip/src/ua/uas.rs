@@ -1,0 +1,540 @@
+//! The UAS half of the core (RFC 3261 sections 8.2, 9.2, 12.2.2, 13.3,
+//! 15.1.2; RFC 3581; RFC 6086 INFO): requests we receive and the answers
+//! the application gives to inbound calls.
+
+use super::{
+    Call, CallRef, CallState, EndReason, Event, IncomingCall, Reinvite, Retransmit, UaError,
+    UserAgent,
+};
+use crate::dialog::{Dialog, first_contact, route_key};
+use crate::encode::Encode;
+use crate::filter::Rejection;
+use crate::header::{HeaderName, MediaType};
+use crate::message::{Request, Response};
+use crate::method::Method;
+use crate::sdp::{HoldState, Session, hold_state};
+use crate::status::StatusCode;
+use crate::transaction::{Routed, ServerKey};
+use crate::uri::Host;
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+impl UserAgent {
+    pub(super) fn on_request(&mut self, now: Instant, source: SocketAddr, mut req: Request) {
+        let is_ack = req.method() == &Method::Ack;
+        if !self.cfg.filter.allows(source.ip()) {
+            self.stats.filtered += 1;
+            tracing::debug!(%source, method = %req.method(), "request from a source outside the allowlist");
+            if self.cfg.filter.rejection() == Rejection::Forbidden && !is_ack {
+                self.stateless(&req, StatusCode::FORBIDDEN, source);
+            }
+            return;
+        }
+        // RFC 3261 section 18.2.1 and RFC 3581 section 4: note where the
+        // request really came from; answer there when rport asks for it.
+        let Ok(mut via) = req.headers().top_via() else {
+            self.stats.malformed_dropped += 1;
+            return;
+        };
+        let reply_to = if via.rport().is_some() {
+            via.set_received(source.ip());
+            via.set_rport(source.port());
+            source
+        } else {
+            if via.host() != &Host::from(source.ip()) {
+                via.set_received(source.ip());
+            }
+            SocketAddr::new(source.ip(), via.port().unwrap_or(5060))
+        };
+        req.headers_mut().set_top_via(&via);
+        let key = match self.tx.route_request(now, &req, reply_to) {
+            Ok(Routed::New(key)) => key,
+            Ok(Routed::Absorbed) => {
+                self.stats.retransmissions_absorbed += 1;
+                return;
+            }
+            Ok(Routed::Ack) => return self.on_ack(now, &req),
+            Ok(Routed::Full) => {
+                self.stats.overloaded += 1;
+                if !is_ack {
+                    self.stateless(&req, StatusCode::SERVICE_UNAVAILABLE, reply_to);
+                }
+                return;
+            }
+            Err(_) => {
+                self.stats.malformed_dropped += 1;
+                return;
+            }
+        };
+        // RFC 3261 section 8.2.2: URI scheme (416), then extensions (420).
+        // CANCEL carries no Require of its own (section 9.1).
+        if matches!(req.uri(), crate::uri::Uri::Other(_)) {
+            return self.reply_status(now, &key, &req, StatusCode::UNSUPPORTED_URI_SCHEME);
+        }
+        let required = req.headers().require().unwrap_or_default();
+        if !required.is_empty() && req.method() != &Method::Cancel {
+            let tag = self.ids.tag();
+            let mut r = req.make_response(StatusCode::BAD_EXTENSION, Some(&tag));
+            for ext in required {
+                r.headers_mut().push(HeaderName::Unsupported, ext);
+            }
+            return self.reply(now, &key, r);
+        }
+        let in_dialog = route_key(&req).is_some();
+        match req.method() {
+            Method::Invite if in_dialog => self.on_reinvite(now, key, req),
+            Method::Invite => self.on_invite(now, key, req, source),
+            Method::Cancel => self.on_cancel(now, &key, &req),
+            Method::Bye => self.on_bye(now, &key, &req),
+            Method::Info => self.on_info(now, &key, &req),
+            Method::Options => {
+                let tag = self.ids.tag();
+                let mut r = req.make_response(StatusCode::OK, Some(&tag));
+                allow_headers(&mut r);
+                self.reply(now, &key, r);
+            }
+            _ => {
+                let tag = self.ids.tag();
+                let mut r = req.make_response(StatusCode::METHOD_NOT_ALLOWED, Some(&tag));
+                r.headers_mut().push(HeaderName::Allow, super::ALLOW);
+                self.reply(now, &key, r);
+            }
+        }
+    }
+
+    /// A response sent outside any transaction (filter, overload).
+    fn stateless(&mut self, req: &Request, status: StatusCode, dest: SocketAddr) {
+        let tag = self.ids.tag();
+        let resp = self.decorate(req.make_response(status, Some(&tag)));
+        self.send(dest, resp.to_bytes());
+    }
+
+    fn reply(&mut self, now: Instant, key: &ServerKey, resp: Response) {
+        let resp = self.decorate(resp);
+        self.tx.respond(now, key, &resp);
+    }
+
+    fn reply_status(&mut self, now: Instant, key: &ServerKey, req: &Request, status: StatusCode) {
+        let tag = self.ids.tag();
+        let r = req.make_response(status, Some(&tag));
+        self.reply(now, key, r);
+    }
+
+    fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, source: SocketAddr) {
+        if self.draining || self.calls.len() >= self.cfg.max_calls {
+            if self.draining {
+                self.stats.refused_shutting_down += 1;
+            } else {
+                self.stats.overloaded += 1;
+            }
+            let tag = self.ids.tag();
+            let mut r = req.make_response(StatusCode::SERVICE_UNAVAILABLE, Some(&tag));
+            r.headers_mut()
+                .push(HeaderName::RetryAfter, self.cfg.retry_after.to_string());
+            return self.reply(now, &key, r);
+        }
+        let h = req.headers();
+        let (Ok(call_id), Ok(from), Ok(to)) = (h.call_id(), h.from_addr(), h.to_addr()) else {
+            return self.reply_status(now, &key, &req, StatusCode::BAD_REQUEST);
+        };
+        // A second INVITE of a live Call-ID on a new branch is a loop or a
+        // fork's duplicate: never a second call (RFC 3261 section 8.2.2.2).
+        if self.calls.values().any(|c| c.call_id == call_id) {
+            return self.reply_status(now, &key, &req, StatusCode::LOOP_DETECTED);
+        }
+        if let Some(status) = offer_problem(&req) {
+            return self.reply_status(now, &key, &req, status);
+        }
+        let local_tag = self.ids.tag();
+        let dialog = match Dialog::uas(&req, local_tag.clone()) {
+            Ok(d) => d,
+            Err(e) => {
+                let mut r = req.make_response(e.status(), Some(&local_tag));
+                r.set_reason(e.reason_phrase());
+                return self.reply(now, &key, r);
+            }
+        };
+        self.reply(now, &key, req.make_response(StatusCode::TRYING, None));
+        let call = CallRef(self.next_id());
+        self.stats.inbound_calls += 1;
+        let incoming = IncomingCall {
+            call,
+            call_id: call_id.clone(),
+            dialog: dialog.id().clone(),
+            from,
+            to: to.with_tag(&local_tag),
+            offer: req.body().clone(),
+            source,
+        };
+        self.dialogs
+            .insert((call_id.clone(), local_tag.clone()), call);
+        self.invites.insert(key.clone(), call);
+        self.calls.insert(
+            call,
+            Call {
+                // In-dialog requests go back where the INVITE came from
+                // (the trunk), like its responses.
+                peer: source,
+                call_id,
+                local_tag,
+                state: CallState::Offered {
+                    key,
+                    invite: req,
+                    dialog,
+                    deadline: now + self.cfg.answer_timeout,
+                },
+            },
+        );
+        self.events
+            .push_back(Event::IncomingCall(Box::new(incoming)));
+    }
+
+    fn on_ack(&mut self, _now: Instant, req: &Request) {
+        let Some(call) = route_key(req).and_then(|k| self.dialogs.get(&k).copied()) else {
+            return;
+        };
+        let Some(c) = self.calls.get_mut(&call) else {
+            return;
+        };
+        let state = std::mem::replace(&mut c.state, placeholder());
+        c.state = match state {
+            CallState::Answered { dialog, .. } => {
+                self.events.push_back(Event::Confirmed { call });
+                CallState::Established {
+                    dialog,
+                    ack: None,
+                    reinvite: None,
+                }
+            }
+            CallState::Established {
+                dialog,
+                ack,
+                reinvite: Some(Reinvite::Answered { .. }),
+            } => CallState::Established {
+                dialog,
+                ack,
+                reinvite: None,
+            },
+            other => other,
+        };
+    }
+
+    fn on_cancel(&mut self, now: Instant, key: &ServerKey, req: &Request) {
+        let Some(call) = self.invites.get(&key.invite()).copied() else {
+            return self.reply_status(
+                now,
+                key,
+                req,
+                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
+            );
+        };
+        let tag = self.calls.get(&call).map(|c| c.local_tag.clone());
+        let ok = req.make_response(StatusCode::OK, tag.as_ref());
+        self.reply(now, key, ok);
+        let offered = matches!(
+            self.calls.get(&call).map(|c| &c.state),
+            Some(CallState::Offered { .. })
+        );
+        if offered && let Some(c) = self.end_call(call) {
+            if let CallState::Offered { key, invite, .. } = c.state {
+                let r = invite.make_response(StatusCode::REQUEST_TERMINATED, Some(&c.local_tag));
+                self.reply(now, &key, r);
+            }
+            self.events.push_back(Event::Ended {
+                call,
+                reason: EndReason::RemoteCancel,
+            });
+        }
+    }
+
+    fn on_bye(&mut self, now: Instant, key: &ServerKey, req: &Request) {
+        let Some(call) = route_key(req).and_then(|k| self.dialogs.get(&k).copied()) else {
+            return self.reply_status(
+                now,
+                key,
+                req,
+                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
+            );
+        };
+        if matches!(
+            self.calls.get(&call).map(|c| &c.state),
+            Some(CallState::Calling(_))
+        ) {
+            return self.reply_status(now, key, req, StatusCode::OK);
+        }
+        self.reply_status(now, key, req, StatusCode::OK);
+        let Some(c) = self.end_call(call) else {
+            return;
+        };
+        let reason = match c.state {
+            CallState::Offered { key, invite, .. } => {
+                let r = invite.make_response(StatusCode::REQUEST_TERMINATED, Some(&c.local_tag));
+                self.reply(now, &key, r);
+                Some(EndReason::RemoteBye)
+            }
+            // BYEs crossed: ours was already on its way.
+            CallState::Ending { reason, .. } => reason,
+            _ => Some(EndReason::RemoteBye),
+        };
+        if let Some(reason) = reason {
+            self.events.push_back(Event::Ended { call, reason });
+        }
+    }
+
+    fn on_info(&mut self, now: Instant, key: &ServerKey, req: &Request) {
+        let Some(call) = route_key(req).and_then(|k| self.dialogs.get(&k).copied()) else {
+            return self.reply_status(
+                now,
+                key,
+                req,
+                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
+            );
+        };
+        let is_dtmf = req
+            .headers()
+            .content_type()
+            .ok()
+            .flatten()
+            .is_some_and(|t| {
+                t.kind().eq_ignore_ascii_case(b"application")
+                    && t.subtype().eq_ignore_ascii_case(b"dtmf-relay")
+            });
+        if is_dtmf && let Some((digit, duration_ms)) = parse_dtmf_relay(req.body()) {
+            self.events.push_back(Event::Dtmf {
+                call,
+                digit,
+                duration_ms,
+            });
+        }
+        self.reply_status(now, key, req, StatusCode::OK);
+    }
+
+    fn on_reinvite(&mut self, now: Instant, key: ServerKey, req: Request) {
+        let Some(call) = route_key(&req).and_then(|k| self.dialogs.get(&k).copied()) else {
+            return self.reply_status(
+                now,
+                &key,
+                &req,
+                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
+            );
+        };
+        let seq = req.headers().cseq().map(|c| c.seq).unwrap_or(0);
+        let status = match self.calls.get_mut(&call).map(|c| &mut c.state) {
+            Some(CallState::Established {
+                reinvite: Some(_), ..
+            }) => Some(StatusCode::REQUEST_PENDING),
+            Some(CallState::Established { dialog, .. }) => {
+                if dialog.accept_remote_seq(seq) {
+                    dialog.refresh_target(first_contact(req.headers()).as_ref());
+                    None
+                } else {
+                    Some(StatusCode::SERVER_INTERNAL_ERROR)
+                }
+            }
+            // The initial INVITE is still in progress (RFC 3261 section 14.2).
+            Some(
+                CallState::Offered { .. } | CallState::Answered { .. } | CallState::Calling(_),
+            ) => Some(StatusCode::REQUEST_PENDING),
+            _ => Some(StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST),
+        };
+        let status = status.or_else(|| offer_problem(&req));
+        if let Some(status) = status {
+            return self.reply_status(now, &key, &req, status);
+        }
+        self.reply(now, &key, req.make_response(StatusCode::TRYING, None));
+        let hold = Session::parse(req.body()).is_ok_and(|s| hold_state(&s) == HoldState::Held);
+        let offer = req.body().clone();
+        if let Some(Call {
+            state: CallState::Established { reinvite, .. },
+            ..
+        }) = self.calls.get_mut(&call)
+        {
+            *reinvite = Some(Reinvite::Offered { key, request: req });
+        }
+        self.events.push_back(Event::Reinvite { call, offer, hold });
+    }
+
+    /// Send 180 Ringing for an inbound call.
+    pub fn ring(&mut self, now: Instant, call: CallRef) -> Result<(), UaError> {
+        let c = self.calls.get(&call).ok_or(UaError::UnknownCall)?;
+        let CallState::Offered { key, invite, .. } = &c.state else {
+            return Err(UaError::WrongState("not ringing"));
+        };
+        let mut r = invite.make_response(StatusCode::RINGING, Some(&c.local_tag));
+        r.headers_mut()
+            .push_typed(HeaderName::Contact, &self.contact());
+        let key = key.clone();
+        self.reply(now, &key, r);
+        Ok(())
+    }
+
+    /// Answer an inbound call (or a pending re-INVITE) with 200 OK and an
+    /// SDP answer; the 200 is retransmitted until the ACK.
+    pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
+        let contact = self.contact();
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let local_tag = c.local_tag.clone();
+        let (key, request, state) = match std::mem::replace(&mut c.state, placeholder()) {
+            CallState::Offered {
+                key,
+                invite,
+                dialog,
+                ..
+            } => (key, invite, Some(dialog)),
+            CallState::Established {
+                dialog,
+                ack,
+                reinvite: Some(Reinvite::Offered { key, request }),
+            } => {
+                c.state = CallState::Established {
+                    dialog,
+                    ack,
+                    reinvite: None,
+                };
+                (key, request, None)
+            }
+            other => {
+                c.state = other;
+                return Err(UaError::WrongState("not waiting for an answer"));
+            }
+        };
+        let mut ok = request.make_response(StatusCode::OK, Some(&local_tag));
+        ok.headers_mut().push_typed(HeaderName::Contact, &contact);
+        allow_headers(&mut ok);
+        ok.set_body(&MediaType::sdp(), sdp);
+        let ok = self.decorate(ok);
+        self.tx.respond(now, &key, &ok);
+        self.invites.remove(&key);
+        let retx = Retransmit::start(now, ok.to_bytes(), &self.cfg.timers);
+        if let Some(c) = self.calls.get_mut(&call) {
+            match (state, &mut c.state) {
+                (Some(dialog), state) => *state = CallState::Answered { dialog, retx },
+                (None, CallState::Established { reinvite, .. }) => {
+                    *reinvite = Some(Reinvite::Answered { retx });
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuse an inbound call (or a pending re-INVITE) with a 3xx-6xx.
+    pub fn reject(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+    ) -> Result<(), UaError> {
+        if !status.is_final() || status.is_success() {
+            return Err(UaError::WrongState("a rejection needs a 3xx-6xx status"));
+        }
+        let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
+        let tag = c.local_tag.clone();
+        match &mut c.state {
+            CallState::Offered { .. } => {
+                if let Some(Call {
+                    state: CallState::Offered { key, invite, .. },
+                    ..
+                }) = self.end_call(call)
+                {
+                    let r = invite.make_response(status, Some(&tag));
+                    self.reply(now, &key, r);
+                }
+                Ok(())
+            }
+            CallState::Established { reinvite, .. }
+                if matches!(reinvite, Some(Reinvite::Offered { .. })) =>
+            {
+                if let Some(Reinvite::Offered { key, request }) = reinvite.take() {
+                    let r = request.make_response(status, Some(&tag));
+                    self.reply(now, &key, r);
+                }
+                Ok(())
+            }
+            _ => Err(UaError::WrongState("not waiting for an answer")),
+        }
+    }
+}
+
+/// Allow, Accept and Supported for OPTIONS and INVITE answers.
+fn allow_headers(r: &mut Response) {
+    let h = r.headers_mut();
+    h.push(HeaderName::Allow, super::ALLOW);
+    h.push(HeaderName::Accept, "application/sdp");
+}
+
+/// 415 for a body that is not SDP, the SDP error's status (488) for an SDP
+/// body that does not parse; `None` for a usable (or absent) offer.
+fn offer_problem(req: &Request) -> Option<StatusCode> {
+    if req.body().is_empty() {
+        return None;
+    }
+    match req.headers().content_type() {
+        Ok(Some(t)) if t.is_sdp() => {}
+        _ => return Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    }
+    Session::parse(req.body()).err().map(|e| e.status())
+}
+
+/// `Signal=5` / `Duration=160` lines of `application/dtmf-relay`.
+pub(crate) fn parse_dtmf_relay(body: &[u8]) -> Option<(char, u32)> {
+    let text = std::str::from_utf8(body).ok()?;
+    let mut digit = None;
+    let mut duration = 0;
+    for line in text.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        let v = v.trim();
+        match k.trim().to_ascii_lowercase().as_str() {
+            "signal" => {
+                digit = match v {
+                    "10" => Some('*'),
+                    "11" => Some('#'),
+                    _ if v.len() == 1 => v
+                        .chars()
+                        .next()
+                        .map(|c| c.to_ascii_uppercase())
+                        .filter(|c| c.is_ascii_digit() || "*#ABCD".contains(*c)),
+                    _ => None,
+                }
+            }
+            "duration" => duration = v.parse().unwrap_or(0),
+            _ => {}
+        }
+    }
+    digit.map(|d| (d, duration))
+}
+
+/// The value a call's state holds for the moment its old state is moved
+/// out to build the next one; always overwritten before returning.
+pub(super) fn placeholder() -> CallState {
+    CallState::Ending {
+        bye: crate::transaction::ClientKey {
+            branch: crate::ids::Branch::new(Bytes::new()),
+            method: Method::Bye,
+        },
+        reason: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_dtmf_relay;
+
+    #[test]
+    fn dtmf_relay_bodies_give_digit_and_duration() {
+        assert_eq!(
+            parse_dtmf_relay(b"Signal=5\r\nDuration=160\r\n"),
+            Some(('5', 160))
+        );
+        assert_eq!(parse_dtmf_relay(b"Signal= #\r\n"), Some(('#', 0)));
+        assert_eq!(
+            parse_dtmf_relay(b"Signal=11\r\nDuration=100"),
+            Some(('#', 100))
+        );
+        assert_eq!(parse_dtmf_relay(b"Signal=x\r\n"), None);
+        assert_eq!(parse_dtmf_relay(b"Duration=100"), None);
+    }
+}

@@ -1,0 +1,128 @@
+//! Property tests of SDP: parsing never panics, written sessions parse back
+//! equal, and answers to any offer with G.711 pick a codec that was offered.
+
+use callbridge_sip::sdp::{
+    Address, Attribute, Codec, Connection, Direction, LocalMedia, Media, Origin, Session, answer,
+    make_offer, process_answer,
+};
+use proptest::prelude::*;
+use std::net::IpAddr;
+
+fn tok() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9][a-zA-Z0-9/._+-]{0,10}"
+}
+
+fn address() -> impl Strategy<Value = Address> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(|a| Address::Ip(IpAddr::from(a))),
+        any::<[u16; 8]>().prop_map(|a| Address::Ip(IpAddr::from(a))),
+        "[a-z]{1,8}\\.example".prop_map(|h| Address::Other {
+            addr_type: "IP4".into(),
+            address: h
+        }),
+    ]
+}
+
+fn attribute() -> impl Strategy<Value = Attribute> {
+    ("[a-z][a-z0-9-]{0,8}", proptest::option::of("[ -~]{0,20}"))
+        .prop_map(|(name, value)| Attribute { name, value })
+}
+
+fn media() -> impl Strategy<Value = Media> {
+    (
+        "(audio|video|text)",
+        any::<u16>(),
+        proptest::collection::vec(0u8..128, 1..6),
+        proptest::option::of(address()),
+        proptest::collection::vec(attribute(), 0..5),
+    )
+        .prop_map(|(kind, port, pts, c, attributes)| Media {
+            kind,
+            port,
+            port_count: None,
+            protocol: "RTP/AVP".into(),
+            formats: pts.iter().map(u8::to_string).collect(),
+            connection: c.map(|address| Connection { address }),
+            bandwidth: Vec::new(),
+            other: Vec::new(),
+            attributes,
+        })
+}
+
+fn session() -> impl Strategy<Value = Session> {
+    (
+        tok(),
+        any::<u64>(),
+        any::<u64>(),
+        address(),
+        "[ -~]{1,12}",
+        proptest::option::of(address()),
+        proptest::collection::vec(attribute(), 0..4),
+        proptest::collection::vec(media(), 0..4),
+    )
+        .prop_map(
+            |(username, id, ver, addr, name, c, attributes, media)| Session {
+                origin: Origin {
+                    username,
+                    session_id: id,
+                    session_version: ver,
+                    address: addr,
+                },
+                name,
+                connection: c.map(|address| Connection { address }),
+                bandwidth: vec!["AS:64".into()],
+                timing: vec!["0 0".into()],
+                other: Vec::new(),
+                attributes,
+                media,
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_input_never_panics(data in proptest::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(s) = Session::parse(&data) {
+            let _ = answer(&s, &LocalMedia::new([127, 0, 0, 1].into(), 4000));
+        }
+    }
+
+    #[test]
+    fn line_shaped_input_never_panics(lines in proptest::collection::vec("[vosctmab]=[ -~]{0,30}", 0..12)) {
+        let text = format!("v=0\r\n{}", lines.join("\r\n"));
+        if let Ok(s) = Session::parse(text.as_bytes()) {
+            let _ = answer(&s, &LocalMedia::new([127, 0, 0, 1].into(), 4000));
+        }
+    }
+
+    #[test]
+    fn written_sessions_parse_back_equal(s in session()) {
+        let text = s.to_text();
+        let parsed = Session::parse(text.as_bytes()).map_err(|e| TestCaseError::fail(format!("{e}: {text}")))?;
+        prop_assert_eq!(parsed, s);
+    }
+
+    #[test]
+    fn answers_pick_an_offered_codec(pcmu in any::<bool>(), pcma in any::<bool>(), te in any::<bool>(), prefer_a in any::<bool>()) {
+        let mut offerer = LocalMedia::new([198, 51, 100, 1].into(), 5000);
+        offerer.codecs = [(pcmu, Codec::Pcmu), (pcma, Codec::Pcma)].into_iter().filter(|(on, _)| *on).map(|(_, c)| c).collect();
+        offerer.telephone_event = te.then_some(101);
+        let offer = make_offer(&offerer, Direction::SendRecv);
+        let mut us = LocalMedia::new([192, 0, 2, 1].into(), 6000);
+        if prefer_a {
+            us.codecs = vec![Codec::Pcma, Codec::Pcmu];
+        }
+        match answer(&offer, &us) {
+            Ok((ans, neg)) => {
+                prop_assert!(offerer.codecs.contains(&neg.codec));
+                prop_assert_eq!(neg.codec, *us.codecs.iter().find(|c| offerer.codecs.contains(c)).unwrap());
+                prop_assert_eq!(neg.telephone_event.is_some(), te);
+                let back = process_answer(&offer, &ans).unwrap();
+                prop_assert_eq!(back.codec, neg.codec);
+            }
+            Err(_) => prop_assert!(offerer.codecs.is_empty()),
+        }
+    }
+}

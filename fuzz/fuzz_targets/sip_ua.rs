@@ -1,0 +1,37 @@
+//! Fuzz the user-agent core: the input is a sequence of datagrams separated
+//! by NUL bytes, fed to one `UserAgent` from three sources with time passing
+//! between them; every incoming call is answered, every third one hung up.
+//! The core must never panic and must keep its tables within their bounds.
+#![no_main]
+
+use bytes::Bytes;
+use callbridge_sip::random::SeededRandom;
+use callbridge_sip::ua::{Config, Event, UserAgent};
+use libfuzzer_sys::fuzz_target;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fuzz_target!(|data: &[u8]| {
+    let mut cfg = Config::new("127.0.0.1:5060".parse().unwrap());
+    cfg.max_transactions = 16;
+    cfg.max_calls = 4;
+    let mut ua = UserAgent::new(cfg, SeededRandom::new(1));
+    let mut now = Instant::now();
+    for (i, chunk) in data.split(|&b| b == 0).take(64).enumerate() {
+        let src = SocketAddr::from(([127, 0, 0, 1], 5070 + (i % 3) as u16));
+        ua.handle_datagram(now, src, Bytes::copy_from_slice(chunk));
+        while let Some(e) = ua.poll_event() {
+            if let Event::IncomingCall(c) = e {
+                let _ = ua.ring(now, c.call);
+                let _ = ua.answer(now, c.call, Bytes::from_static(b"v=0\r\n"));
+                if c.call.0 % 3 == 0 {
+                    let _ = ua.hangup(now, c.call);
+                }
+            }
+        }
+        while ua.poll_transmit().is_some() {}
+        now += Duration::from_millis(700 * (chunk.len() as u64 % 8));
+        ua.handle_timeout(now);
+        assert!(ua.call_count() <= 4);
+    }
+});
