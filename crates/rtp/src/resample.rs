@@ -36,7 +36,7 @@
 //! 4.2 us (24k->8k, 96 taps), its cubic polynomial resampler 3.5 us
 //! (8k->16k, and it has no anti-aliasing filter for the way down).
 
-use audioadapter_buffers::direct::InterleavedSlice;
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler, WindowFunction};
 
 use crate::error::Error;
