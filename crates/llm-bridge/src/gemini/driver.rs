@@ -215,7 +215,6 @@ impl Driver {
                     let clean = close_opt(&mut self.conn, self.params.config.close_timeout).await;
                     Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean })
                 }
-                msg = next_frame(&mut self.conn) => self.on_frame(msg).await,
                 cmd = self.ctx.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
                     None => {
@@ -223,6 +222,7 @@ impl Driver {
                         Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean })
                     }
                 },
+                msg = next_frame(&mut self.conn) => self.on_frame(msg).await,
                 () = sleep_until_opt(deadline) => self.switch_connection().await,
             };
             if let Step::End(outcome) = step {

@@ -402,7 +402,17 @@ fn rate_of(mime: &str) -> SampleRate {
 /// what it says to `out` in handling order: setup, content (audio, then
 /// transcripts, interrupted, generation/turn complete), tool calls, usage,
 /// resumption, go-away.
+/// On error nothing is appended.
 pub fn decode_server_message(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError> {
+    let start = out.len();
+    let r = decode_into(payload, out);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError> {
     let msg: ServerMessage =
         serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
     if !msg.has_known_key() {

@@ -73,6 +73,11 @@ pub struct GeminiScript {
     /// Drop the TCP connection (no close frame) in the middle of the reply
     /// to this caller turn.
     pub close_mid_response_at_turn: Option<u32>,
+    /// Close the connection (with `close_code`, reason "Internal error
+    /// occurred.") once the reply to this caller turn has finished.
+    pub close_after_turn: Option<u32>,
+    /// Close code for `close_after_turn`.
+    pub close_code: u16,
     /// Audio per `serverContent` message, in milliseconds.
     pub chunk_ms: u32,
     /// How much faster than real time a reply "plays" before `turnComplete`.
@@ -94,6 +99,8 @@ impl Default for GeminiScript {
             go_away_after_turns: None,
             go_away_time_left: Duration::from_secs(10),
             close_mid_response_at_turn: None,
+            close_after_turn: None,
+            close_code: 1011,
             chunk_ms: 100,
             playback_speed: 1.0,
             vad_threshold: 500,
@@ -541,6 +548,11 @@ impl Conversation {
                 return Flow::Stop;
             }
             self.go_away_deadline = Some(Instant::now() + left);
+        }
+        if playing.turn.is_some() && playing.turn == self.script.close_after_turn {
+            conn.close(self.script.close_code, "Internal error occurred.")
+                .await;
+            return Flow::Stop;
         }
         Flow::Continue
     }
