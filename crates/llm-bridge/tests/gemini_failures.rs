@@ -357,3 +357,90 @@ async fn manual_turn_detection_uses_activity_signals() {
         .await;
     assert!(st.violations.is_empty(), "{:?}", st.violations);
 }
+
+#[tokio::test]
+async fn go_away_during_a_reply_switches_at_the_deadline_with_the_last_handle() {
+    let book = ScriptBook {
+        per_connection: vec![GeminiScript {
+            go_away_mid_reply_at_turn: Some(2),
+            go_away_time_left: Duration::from_millis(200),
+            playback_speed: 50.0,
+            ..Default::default()
+        }],
+        default: GeminiScript {
+            playback_speed: 50.0,
+            ..Default::default()
+        },
+    };
+    let mock = MockGemini::start_with(book).await.unwrap();
+    // The second reply "plays" for 1.75 s / 50 = 35 ms; the switch waits
+    // for the end of the turn or half the time left (100 ms).
+    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    send_frames(&mut s, &caller_turn(400, 500));
+    let one = events_until(&mut s, |e| matches!(e, ModelEvent::ResumptionHandle(_))).await;
+    let Some(ModelEvent::ResumptionHandle(h1)) = one.last().cloned() else {
+        panic!("{one:?}")
+    };
+    send_frames(&mut s, &caller_turn(400, 500));
+    let two = events_until(&mut s, |e| matches!(e, ModelEvent::Resumed)).await;
+    let going = two
+        .iter()
+        .position(|e| matches!(e, ModelEvent::GoingAway { .. }))
+        .expect("goAway");
+    let complete = two
+        .iter()
+        .position(|e| matches!(e, ModelEvent::TurnComplete))
+        .expect("turn end");
+    assert!(
+        going < complete,
+        "the reply was not cut by the switch: {two:?}"
+    );
+    assert!(matches!(two.last(), Some(ModelEvent::Resumed)));
+    assert!(
+        matches!(&two[going], ModelEvent::GoingAway { time_left: Some(t) } if *t == Duration::from_millis(200))
+    );
+    assert!(
+        !two.iter()
+            .any(|e| matches!(e, ModelEvent::Error { .. } | ModelEvent::Closed { .. }))
+    );
+    // The new connection answers the next turn.
+    send_frames(&mut s, &caller_turn(400, 500));
+    let three = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
+    assert!(audio_ms(&three) > 1000);
+    assert!(s.close().await.clean);
+    let (st, _) = mock
+        .server()
+        .wait_for(Duration::from_secs(1), |s| s.open_connections == 0)
+        .await;
+    assert_eq!((st.setups, st.resumed_setups), (2, 1));
+    assert!(st.violations.is_empty(), "{:?}", st.violations);
+    assert!(h1.starts_with("mock-handle-"));
+}
+
+#[tokio::test]
+async fn close_completes_even_when_nobody_reads_events() {
+    let mock = MockGemini::start(GeminiScript::default()).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.event_capacity = 2;
+    cfg.greeting = callbridge_llm_bridge::Greeting::OnOpen {
+        prompt: "greet".into(),
+    };
+    let s = GeminiLive.open(cfg, meta()).await.unwrap();
+    // The greeting's ~30 audio messages fill the 2-slot queue; the driver
+    // waits for room, but a close request still gets through.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(2), s.close())
+        .await
+        .expect("close returned");
+    assert!(outcome.clean, "{outcome:?}");
+    assert_eq!(outcome.reason, CloseReason::ClientClosed);
+}
+
+#[test]
+fn handles_can_move_between_tasks() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<callbridge_llm_bridge::ModelSession>();
+    assert_send::<callbridge_llm_bridge::ModelEvent>();
+    let boxed: Box<dyn RealtimeModel> = Box::new(GeminiLive);
+    assert_eq!(boxed.provider(), callbridge_llm_bridge::Provider::Gemini);
+}

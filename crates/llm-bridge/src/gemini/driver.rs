@@ -226,6 +226,20 @@ impl Driver {
                 () = sleep_until_opt(deadline) => self.switch_connection().await,
             };
             if let Step::End(outcome) = step {
+                // The server ended the connection after its goAway but before
+                // the turn was over: resume now rather than end the call.
+                let resumable_end = matches!(
+                    outcome.reason,
+                    CloseReason::ServerClosed { .. } | CloseReason::ConnectionLost
+                );
+                if resumable_end && matches!(self.switch, Switch::Pending { .. }) {
+                    tracing::info!(reason = %outcome.reason, "connection ended during goAway; resuming");
+                    self.conn = None;
+                    if let Step::End(outcome) = self.switch_connection().await {
+                        return outcome;
+                    }
+                    continue;
+                }
                 return outcome;
             }
             if matches!(self.switch, Switch::Pending { .. }) && !self.generating && self.resumable {

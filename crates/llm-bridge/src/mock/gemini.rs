@@ -68,6 +68,10 @@ pub struct GeminiScript {
     pub end_call_after_turns: Option<u32>,
     /// Send `goAway` once the reply to this caller turn has finished.
     pub go_away_after_turns: Option<u32>,
+    /// Send `goAway` right after the reply audio to this caller turn, while
+    /// the reply is still playing (the client must wait or switch at its
+    /// deadline, not cut the reply).
+    pub go_away_mid_reply_at_turn: Option<u32>,
     /// `goAway.timeLeft`; the mock closes the connection itself when it runs out.
     pub go_away_time_left: Duration,
     /// Drop the TCP connection (no close frame) in the middle of the reply
@@ -97,6 +101,7 @@ impl Default for GeminiScript {
             malformed_after_setup: false,
             end_call_after_turns: None,
             go_away_after_turns: None,
+            go_away_mid_reply_at_turn: None,
             go_away_time_left: Duration::from_secs(10),
             close_mid_response_at_turn: None,
             close_after_turn: None,
@@ -495,6 +500,13 @@ impl Conversation {
         if !send(conn, json!({"serverContent": {"generationComplete": true}})).await {
             return Flow::Stop;
         }
+        if turn.is_some()
+            && turn == self.script.go_away_mid_reply_at_turn
+            && self.go_away_deadline.is_none()
+            && !self.send_go_away(conn).await
+        {
+            return Flow::Stop;
+        }
         if turn.is_some() && turn == self.script.end_call_after_turns {
             let id = format!(
                 "mock-call-{}",
@@ -519,6 +531,13 @@ impl Conversation {
         Flow::Continue
     }
 
+    async fn send_go_away(&mut self, conn: &mut MockConnection) -> bool {
+        let left = self.script.go_away_time_left;
+        let time_left = format!("{}s", left.as_secs_f64());
+        self.go_away_deadline = Some(Instant::now() + left);
+        send(conn, json!({"goAway": {"timeLeft": time_left}})).await
+    }
+
     async fn finish_reply(&mut self, conn: &mut MockConnection) -> Flow {
         let Some(playing) = self.playing.take() else {
             return Flow::Continue;
@@ -541,13 +560,9 @@ impl Conversation {
         if playing.turn.is_some()
             && playing.turn == self.script.go_away_after_turns
             && self.go_away_deadline.is_none()
+            && !self.send_go_away(conn).await
         {
-            let left = self.script.go_away_time_left;
-            let time_left = format!("{}s", left.as_secs_f64());
-            if !send(conn, json!({"goAway": {"timeLeft": time_left}})).await {
-                return Flow::Stop;
-            }
-            self.go_away_deadline = Some(Instant::now() + left);
+            return Flow::Stop;
         }
         if playing.turn.is_some() && playing.turn == self.script.close_after_turn {
             conn.close(self.script.close_code, "Internal error occurred.")
