@@ -232,13 +232,34 @@ impl Upsampler {
     /// Upsamples `input`, appending `input.len() * factor` samples to `out`
     /// as s16le bytes.
     pub fn process_into(&mut self, input: impl Iterator<Item = i16>, out: &mut BytesMut) {
-        let f = self.factor as i32;
+        // Constant factors let the compiler turn the division into a multiply.
+        match self.factor {
+            1 => input.for_each(|s| out.put_i16_le(s)),
+            2 => self.run::<2>(input, out),
+            3 => self.run::<3>(input, out),
+            f => {
+                let f = f as i32;
+                for s in input {
+                    let (a, b) = (i32::from(self.last), i32::from(s));
+                    for k in 1..=f {
+                        out.put_i16_le((a + (b - a) * k / f) as i16);
+                    }
+                    self.last = s;
+                }
+            }
+        }
+    }
+
+    fn run<const F: i32>(&mut self, input: impl Iterator<Item = i16>, out: &mut BytesMut) {
         for s in input {
             let (a, b) = (i32::from(self.last), i32::from(s));
-            for k in 1..=f {
-                let v = a + (b - a) * k / f;
-                out.put_i16_le(v as i16);
+            let mut buf = [0u8; 6];
+            for k in 1..=F {
+                let v = (a + (b - a) * k / F) as i16;
+                let i = (k as usize - 1) * 2;
+                buf[i..i + 2].copy_from_slice(&v.to_le_bytes());
             }
+            out.extend_from_slice(&buf[..F as usize * 2]);
             self.last = s;
         }
     }

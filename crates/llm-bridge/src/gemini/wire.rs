@@ -8,6 +8,7 @@
 //! frames; a server message may carry several keys at once, all handled;
 //! int64 values are strings.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -233,9 +234,10 @@ pub fn tool_response_message(id: &str, name: &str, result: &crate::session::Tool
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct ServerMessage {
+struct ServerMessage<'a> {
     setup_complete: Option<Value>,
-    server_content: Option<ServerContent>,
+    #[serde(borrow)]
+    server_content: Option<ServerContent<'a>>,
     tool_call: Option<ToolCallMsg>,
     tool_call_cancellation: Option<ToolCallCancellation>,
     go_away: Option<GoAway>,
@@ -244,7 +246,7 @@ struct ServerMessage {
     voice_activity: Option<Value>,
 }
 
-impl ServerMessage {
+impl ServerMessage<'_> {
     fn has_known_key(&self) -> bool {
         self.setup_complete.is_some()
             || self.server_content.is_some()
@@ -259,8 +261,9 @@ impl ServerMessage {
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct ServerContent {
-    model_turn: Option<Content>,
+struct ServerContent<'a> {
+    #[serde(borrow)]
+    model_turn: Option<Content<'a>>,
     #[serde(default)]
     interrupted: bool,
     #[serde(default)]
@@ -272,24 +275,27 @@ struct ServerContent {
 }
 
 #[derive(Deserialize, Default)]
-struct Content {
-    #[serde(default)]
-    parts: Vec<Part>,
+struct Content<'a> {
+    #[serde(default, borrow)]
+    parts: Vec<Part<'a>>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
-struct Part {
-    inline_data: Option<Blob>,
+struct Part<'a> {
+    #[serde(borrow)]
+    inline_data: Option<Blob<'a>>,
 }
 
+/// Borrowed from the frame when the JSON string has no escapes (base64
+/// never does), so audio is decoded straight from the payload.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Blob {
-    #[serde(default)]
-    mime_type: String,
-    #[serde(default)]
-    data: String,
+struct Blob<'a> {
+    #[serde(default, borrow)]
+    mime_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    data: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
@@ -413,7 +419,7 @@ pub fn decode_server_message(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(
 }
 
 fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError> {
-    let msg: ServerMessage =
+    let msg: ServerMessage<'_> =
         serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;
     if !msg.has_known_key() {
         return Err(DecodeError::Unknown);
