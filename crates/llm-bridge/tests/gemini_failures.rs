@@ -291,7 +291,7 @@ async fn end_call_after_two_turns_is_a_typed_event_and_can_be_answered() {
     send_frames(&mut s, &caller_turn(400, 500));
     let two = events_until(&mut s, |e| matches!(e, ModelEvent::EndCall { .. })).await;
     let Some(ModelEvent::EndCall { id, reason }) = two.last().cloned() else {
-        panic!("{two:?}")
+        panic!("{:?}", summary(&two))
     };
     assert_eq!(reason.as_deref(), Some("the caller's request is handled"));
     s.send_tool_result(id.clone(), ToolResult::Ok(serde_json::json!("hanging up")))
@@ -358,12 +358,21 @@ async fn manual_turn_detection_uses_activity_signals() {
     assert!(st.violations.is_empty(), "{:?}", st.violations);
 }
 
-#[tokio::test]
-async fn go_away_during_a_reply_switches_at_the_deadline_with_the_last_handle() {
+/// Two turns against a mock that sends goAway in the middle of the second
+/// reply; returns the events up to `Resumed` and the first handle.
+async fn go_away_mid_reply(
+    time_left: Duration,
+    endless: bool,
+) -> (
+    MockGemini,
+    callbridge_llm_bridge::ModelSession,
+    Vec<ModelEvent>,
+) {
     let book = ScriptBook {
         per_connection: vec![GeminiScript {
             go_away_mid_reply_at_turn: Some(2),
-            go_away_time_left: Duration::from_millis(200),
+            go_away_time_left: time_left,
+            endless_reply_at_turn: endless.then_some(2),
             playback_speed: 50.0,
             ..Default::default()
         }],
@@ -373,40 +382,32 @@ async fn go_away_during_a_reply_switches_at_the_deadline_with_the_last_handle() 
         },
     };
     let mock = MockGemini::start_with(book).await.unwrap();
-    // The second reply "plays" for 1.75 s / 50 = 35 ms; the switch waits
-    // for the end of the turn or half the time left (100 ms).
     let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let one = events_until(&mut s, |e| matches!(e, ModelEvent::ResumptionHandle(_))).await;
-    let Some(ModelEvent::ResumptionHandle(h1)) = one.last().cloned() else {
-        panic!("{one:?}")
-    };
+    assert!(
+        matches!(one.last(), Some(ModelEvent::ResumptionHandle(_))),
+        "{:?}",
+        summary(&one)
+    );
     send_frames(&mut s, &caller_turn(400, 500));
     let two = events_until(&mut s, |e| matches!(e, ModelEvent::Resumed)).await;
-    let going = two
-        .iter()
-        .position(|e| matches!(e, ModelEvent::GoingAway { .. }))
-        .expect("goAway");
-    let complete = two
-        .iter()
-        .position(|e| matches!(e, ModelEvent::TurnComplete))
-        .expect("turn end");
     assert!(
-        going < complete,
-        "the reply was not cut by the switch: {two:?}"
-    );
-    assert!(matches!(two.last(), Some(ModelEvent::Resumed)));
-    assert!(
-        matches!(&two[going], ModelEvent::GoingAway { time_left: Some(t) } if *t == Duration::from_millis(200))
+        matches!(two.last(), Some(ModelEvent::Resumed)),
+        "{:?}",
+        summary(&two)
     );
     assert!(
         !two.iter()
             .any(|e| matches!(e, ModelEvent::Error { .. } | ModelEvent::Closed { .. }))
     );
-    // The new connection answers the next turn.
+    (mock, s, two)
+}
+
+async fn finish_resumed(mock: MockGemini, mut s: callbridge_llm_bridge::ModelSession) {
     send_frames(&mut s, &caller_turn(400, 500));
     let three = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
-    assert!(audio_ms(&three) > 1000);
+    assert!(audio_ms(&three) > 1000, "the new connection answers");
     assert!(s.close().await.clean);
     let (st, _) = mock
         .server()
@@ -414,7 +415,48 @@ async fn go_away_during_a_reply_switches_at_the_deadline_with_the_last_handle() 
         .await;
     assert_eq!((st.setups, st.resumed_setups), (2, 1));
     assert!(st.violations.is_empty(), "{:?}", st.violations);
-    assert!(h1.starts_with("mock-handle-"));
+}
+
+#[tokio::test]
+async fn go_away_during_a_reply_waits_for_the_turn_to_end_before_resuming() {
+    // The reply plays 35 ms; the switch may wait up to 1 s (half of 2 s).
+    let (mock, s, two) = go_away_mid_reply(Duration::from_secs(2), false).await;
+    let going = two
+        .iter()
+        .position(|e| matches!(e, ModelEvent::GoingAway { .. }))
+        .expect("goAway");
+    assert!(matches!(&two[going],
+        ModelEvent::GoingAway { time_left: Some(t) } if *t == Duration::from_secs(2)));
+    let complete = two
+        .iter()
+        .rposition(|e| matches!(e, ModelEvent::TurnComplete))
+        .expect("turn end");
+    assert!(
+        going < complete,
+        "the reply was not cut by the switch: {:?}",
+        summary(&two)
+    );
+    finish_resumed(mock, s).await;
+}
+
+#[tokio::test]
+async fn go_away_during_an_endless_reply_resumes_at_the_deadline() {
+    // The reply never ends; the switch happens at half of 200 ms.
+    let started = std::time::Instant::now();
+    let (mock, s, two) = go_away_mid_reply(Duration::from_millis(200), true).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let going = two
+        .iter()
+        .position(|e| matches!(e, ModelEvent::GoingAway { .. }))
+        .expect("goAway");
+    assert!(
+        !two[going..]
+            .iter()
+            .any(|e| matches!(e, ModelEvent::TurnComplete)),
+        "{:?}",
+        summary(&two)
+    );
+    finish_resumed(mock, s).await;
 }
 
 #[tokio::test]

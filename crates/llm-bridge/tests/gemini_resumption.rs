@@ -95,22 +95,16 @@ async fn go_away_resumes_on_one_new_connection_without_losing_input_audio() {
         }
     }
     let pos = |pred: &dyn Fn(&ModelEvent) -> bool| events.iter().position(pred);
-    let summary: Vec<String> = events
-        .iter()
-        .map(|e| match e {
-            ModelEvent::Audio(_) => "A".to_string(),
-            o => format!("{o:?}"),
-        })
-        .collect();
     let going = pos(&|e| matches!(e, ModelEvent::GoingAway { .. }))
-        .unwrap_or_else(|| panic!("no goAway: {summary:?}"));
+        .unwrap_or_else(|| panic!("no goAway: {:?}", summary(&events)));
     let resumed = pos(&|e| matches!(e, ModelEvent::Resumed)).expect("resumed");
     assert!(going < resumed);
     assert!(
         events[resumed..]
             .iter()
             .any(|e| matches!(e, ModelEvent::TurnComplete)),
-        "the second turn is answered on the new connection: {events:?}"
+        "the second turn is answered on the new connection: {:?}",
+        summary(&events)
     );
     assert!(
         !events

@@ -212,6 +212,7 @@ impl Driver {
             let step = tokio::select! {
                 biased;
                 () = self.ctx.close.cancelled() => {
+                    self.flush_queued().await;
                     let clean = close_opt(&mut self.conn, self.params.config.close_timeout).await;
                     Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean })
                 }
@@ -353,6 +354,24 @@ impl Driver {
                 self.emit(ModelEvent::GoingAway { time_left }).await;
             }
         }
+    }
+
+    /// On close: sends what the handle queued before asking to close (the
+    /// last frames of the call), bounded by the queue's capacity and the
+    /// close timeout.
+    async fn flush_queued(&mut self) {
+        if matches!(self.switch, Switch::Pending { .. }) || self.conn.is_none() {
+            return;
+        }
+        let timeout = self.params.config.close_timeout;
+        let flush = async {
+            while let Ok(cmd) = self.ctx.commands.try_recv() {
+                if self.send_command(cmd).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, flush).await;
     }
 
     /// Holds a command during a switch (bounded; the oldest audio goes first).

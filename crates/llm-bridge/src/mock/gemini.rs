@@ -82,6 +82,9 @@ pub struct GeminiScript {
     pub close_after_turn: Option<u32>,
     /// Close code for `close_after_turn`.
     pub close_code: u16,
+    /// The reply to this caller turn never finishes playing (no
+    /// `turnComplete` unless the caller interrupts it).
+    pub endless_reply_at_turn: Option<u32>,
     /// Audio per `serverContent` message, in milliseconds.
     pub chunk_ms: u32,
     /// How much faster than real time a reply "plays" before `turnComplete`.
@@ -106,6 +109,7 @@ impl Default for GeminiScript {
             close_mid_response_at_turn: None,
             close_after_turn: None,
             close_code: 1011,
+            endless_reply_at_turn: None,
             chunk_ms: 100,
             playback_speed: 1.0,
             vad_threshold: 500,
@@ -524,8 +528,13 @@ impl Conversation {
         } else {
             1.0
         };
+        let plays_for = if turn.is_some() && turn == self.script.endless_reply_at_turn {
+            Duration::from_secs(24 * 3600)
+        } else {
+            clip.duration().div_f64(speed)
+        };
         self.playing = Some(Playing {
-            ends_at: Instant::now() + clip.duration().div_f64(speed),
+            ends_at: Instant::now() + plays_for,
             turn,
         });
         Flow::Continue

@@ -75,3 +75,14 @@ pub fn audio_ms(events: &[ModelEvent]) -> u128 {
         })
         .sum()
 }
+
+/// Events with audio payloads summarised, for assertion messages.
+pub fn summary(events: &[ModelEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e {
+            ModelEvent::Audio(c) => format!("Audio({} ms)", c.duration().as_millis()),
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
