@@ -191,6 +191,30 @@ mod tests {
         assert!(matches!(r, Err(Error::Connect { attempts: 1, .. })));
     }
 
+    /// A wss:// endpoint that does not speak TLS fails the handshake with a
+    /// typed error (and the TLS stack has a crypto provider: no panic).
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn wss_to_a_non_tls_server_is_a_typed_failure() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((mut tcp, _)) = listener.accept().await {
+                let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let url = format!("wss://127.0.0.1:{port}/ws");
+        let r = connect(&url, &[], Duration::from_secs(2)).await;
+        assert!(
+            matches!(r, Err(ConnectFailure::Tls | ConnectFailure::Io(_))),
+            "{r:?}"
+        );
+        server.abort();
+    }
+
     #[tokio::test]
     async fn invalid_url_is_a_typed_failure() {
         let r = connect("not a url", &[], Duration::from_secs(1)).await;
