@@ -18,6 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
+use super::resume::Resumption;
 use super::wire::{self, Inbound};
 use crate::config::{CallMetadata, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
@@ -35,9 +36,6 @@ pub(crate) struct Params {
     pub(crate) metadata: CallMetadata,
 }
 
-/// How long a pending switch may wait for the model's turn to end when the
-/// server did not say how much time is left.
-const DEFAULT_SWITCH_WAIT: Duration = Duration::from_secs(5);
 /// Bound on non-audio commands held during a switch.
 const MAX_HELD_COMMANDS: usize = 64;
 
@@ -142,16 +140,6 @@ pub(crate) async fn open_connection(
     .await
 }
 
-/// Where the session stands with respect to a `goAway`.
-#[derive(Debug)]
-enum Switch {
-    /// Normal operation.
-    None,
-    /// A `goAway` arrived: hold input, switch once the turn is over or at
-    /// the deadline.
-    Pending { deadline: Instant },
-}
-
 /// Outcome of one step of the run loop.
 enum Step {
     Continue,
@@ -166,11 +154,8 @@ pub(crate) struct Driver {
     ctx: DriverContext,
     out: BytesMut,
     items: Vec<Inbound>,
-    handle: Option<String>,
-    resumable: bool,
-    generating: bool,
+    resumption: Resumption,
     greeted: bool,
-    switch: Switch,
     held: VecDeque<Command>,
     held_audio_bytes: usize,
 }
@@ -188,11 +173,8 @@ impl Driver {
             ctx,
             out: BytesMut::with_capacity(64 * 1024),
             items: Vec::with_capacity(8),
-            handle: None,
-            resumable: false,
-            generating: false,
+            resumption: Resumption::default(),
             greeted,
-            switch: Switch::None,
             held: VecDeque::new(),
             held_audio_bytes: 0,
         }
@@ -205,10 +187,7 @@ impl Driver {
 
     pub(crate) async fn run(mut self) -> CloseOutcome {
         loop {
-            let deadline = match self.switch {
-                Switch::Pending { deadline } => Some(deadline),
-                Switch::None => None,
-            };
+            let deadline = self.resumption.deadline().map(Instant::from_std);
             let step = tokio::select! {
                 biased;
                 () = self.ctx.close.cancelled() => {
@@ -233,7 +212,7 @@ impl Driver {
                     outcome.reason,
                     CloseReason::ServerClosed { .. } | CloseReason::ConnectionLost
                 );
-                if resumable_end && matches!(self.switch, Switch::Pending { .. }) {
+                if resumable_end && self.resumption.is_pending() {
                     tracing::info!(reason = %outcome.reason, "connection ended during goAway; resuming");
                     self.conn = None;
                     if let Step::End(outcome) = self.switch_connection().await {
@@ -243,7 +222,7 @@ impl Driver {
                 }
                 return outcome;
             }
-            if matches!(self.switch, Switch::Pending { .. }) && !self.generating && self.resumable {
+            if self.resumption.switch_due(Instant::now().into_std()) {
                 if let Step::End(outcome) = self.switch_connection().await {
                     return outcome;
                 }
@@ -320,8 +299,8 @@ impl Driver {
             }
             Inbound::Event(ev) => {
                 match &ev {
-                    ModelEvent::Audio(_) => self.generating = true,
-                    ModelEvent::TurnComplete => self.generating = false,
+                    ModelEvent::Audio(_) => self.resumption.on_model_audio(),
+                    ModelEvent::TurnComplete => self.resumption.on_turn_complete(),
                     _ => {}
                 }
                 let ev = match ev {
@@ -333,9 +312,7 @@ impl Driver {
                 self.emit(ev).await;
             }
             Inbound::Resumption { handle, resumable } => {
-                self.resumable = resumable;
-                if let Some(h) = handle {
-                    self.handle = Some(h.clone());
+                if let Some(h) = self.resumption.on_update(handle, resumable) {
                     self.emit(ModelEvent::ResumptionHandle(h)).await;
                 }
             }
@@ -344,13 +321,8 @@ impl Driver {
                     ?time_left,
                     "gemini goAway: preparing to resume on a new connection"
                 );
-                let wait =
-                    time_left.map_or(DEFAULT_SWITCH_WAIT, |t| (t / 2).min(DEFAULT_SWITCH_WAIT));
-                if matches!(self.switch, Switch::None) {
-                    self.switch = Switch::Pending {
-                        deadline: Instant::now() + wait,
-                    };
-                }
+                self.resumption
+                    .on_go_away(Instant::now().into_std(), time_left);
                 self.emit(ModelEvent::GoingAway { time_left }).await;
             }
         }
@@ -360,7 +332,7 @@ impl Driver {
     /// last frames of the call), bounded by the queue's capacity and the
     /// close timeout.
     async fn flush_queued(&mut self) {
-        if matches!(self.switch, Switch::Pending { .. }) || self.conn.is_none() {
+        if self.resumption.is_pending() || self.conn.is_none() {
             return;
         }
         let timeout = self.params.config.close_timeout;
@@ -418,7 +390,7 @@ impl Driver {
     }
 
     async fn on_command(&mut self, cmd: Command) -> Step {
-        if matches!(self.switch, Switch::Pending { .. }) {
+        if self.resumption.is_pending() {
             self.hold(cmd).await;
             return Step::Continue;
         }
@@ -500,10 +472,10 @@ impl Driver {
         self.conn = None;
         tracing::info!(
             clean,
-            has_handle = self.handle.is_some(),
+            has_handle = self.resumption.handle().is_some(),
             "gemini: old connection closed, resuming"
         );
-        let handle = self.handle.clone();
+        let handle = self.resumption.handle().map(str::to_owned);
         if handle.is_none() {
             self.emit(ModelEvent::Error {
                 kind: ErrorKind::ContextLost,
@@ -529,9 +501,7 @@ impl Driver {
         match new_conn {
             Ok(conn) => {
                 self.conn = Some(conn);
-                self.switch = Switch::None;
-                self.generating = false;
-                self.resumable = false;
+                self.resumption.on_switched();
                 self.emit(ModelEvent::Resumed).await;
                 self.held_audio_bytes = 0;
                 while let Some(cmd) = self.held.pop_front() {

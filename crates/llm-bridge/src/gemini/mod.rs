@@ -14,6 +14,7 @@ use crate::provider::{BoxFuture, Provider, RealtimeModel};
 use crate::session::ModelSession;
 
 mod driver;
+mod resume;
 pub mod wire;
 
 /// The public Gemini API endpoint (v1beta).
