@@ -82,7 +82,7 @@ async fn api_key_travels_in_the_header_only() {
     cfg.api_key = Some(ApiKey::new("k-1"));
     let s = GeminiLive.open(cfg, meta()).await.unwrap();
     assert!(s.close().await.clean);
-    assert!(mock.stats().violations.is_empty());
+    mock.assert_no_violations();
 }
 
 #[tokio::test]
@@ -272,7 +272,7 @@ async fn talking_over_the_reply_interrupts_it() {
         [&ModelEvent::Interrupted, &ModelEvent::TurnComplete]
     );
     assert!(s.close().await.clean);
-    assert!(mock.stats().violations.is_empty());
+    mock.assert_no_violations();
 }
 
 #[tokio::test]

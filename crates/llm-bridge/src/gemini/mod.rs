@@ -1,9 +1,33 @@
 //! Google Gemini Live (`BidiGenerateContent` over WebSocket), protocols.md §1.
 //!
 //! Owns: the [`GeminiLive`] provider. [`wire`] is the sans-IO message codec;
-//! `driver` is the tokio task that owns the connection. The API key goes in
-//! the `x-goog-api-key` request header (never in the URL, so it cannot leak
-//! through a logged or formatted URL).
+//! `resume` is the sans-IO resumption state machine; `driver` is the tokio
+//! task that owns the connection. The API key goes in the `x-goog-api-key`
+//! request header (never in the URL, so it cannot leak through a logged or
+//! formatted URL).
+//!
+//! Covered: `setup` (model, AUDIO modality, voice, language, system
+//! instruction + call context, function declarations incl. the built-in
+//! `end_call` / `transfer_call`, automatic activity detection with
+//! sensitivities / padding / silence and barge-in, or manual activity,
+//! input and output transcription, session resumption, sliding-window
+//! context compression); `setupComplete` awaited before anything else;
+//! `realtimeInput` audio (16 kHz), text (also DTMF), `audioStreamEnd`,
+//! `activityStart` / `activityEnd`; `clientContent` for the greeting turn;
+//! `toolResponse`; server messages in text or binary frames, several keys
+//! per message: `serverContent` (every `modelTurn` audio part,
+//! `interrupted`, `generationComplete`, `turnComplete`, both
+//! transcriptions), `toolCall`, `toolCallCancellation`, `goAway`,
+//! `sessionResumptionUpdate`, `usageMetadata`; close codes reported.
+//!
+//! Not covered: ephemeral tokens (`access_token`, v1alpha constrained
+//! endpoint) and Vertex AI auth; `transparent` resumption with replay from
+//! `lastConsumedClientMessageIndex`; NON_BLOCKING function `behavior` and
+//! `scheduling`; text or thought parts in `modelTurn` (skipped);
+//! `voiceActivity`, `turnCompleteReason`, `waitingForInput`,
+//! `groundingMetadata` (accepted, not reported); `generationConfig`
+//! sampling knobs, `proactivity`, `historyConfig`, `turnCoverage`,
+//! `safetySettings`; video input; custom `triggerTokens` for compression.
 
 use std::sync::Arc;
 

@@ -156,6 +156,11 @@ impl MockGemini {
         self.server.stats()
     }
 
+    /// Panics (for tests) if the client broke the protocol.
+    pub fn assert_no_violations(&self) {
+        self.server.assert_no_violations();
+    }
+
     /// The underlying server (for `wait_for`).
     pub fn server(&self) -> &MockServer {
         &self.server

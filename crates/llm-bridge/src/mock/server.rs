@@ -194,6 +194,12 @@ impl MockServer {
         }
     }
 
+    /// Panics (for tests) if the client broke the protocol.
+    pub fn assert_no_violations(&self) {
+        let v = self.stats().violations;
+        assert!(v.is_empty(), "client protocol violations: {v:#?}");
+    }
+
     /// Stops accepting, ends every connection, and waits for the tasks.
     pub async fn shutdown(self) {
         self.cancel.cancel();
