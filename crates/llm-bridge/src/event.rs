@@ -1,0 +1,182 @@
+//! What a model session reports: the provider-neutral [`ModelEvent`] stream.
+//!
+//! Owns: [`ModelEvent`] and its payload types. Every session's stream ends
+//! with exactly one [`ModelEvent::Closed`]; after it the stream yields `None`.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::audio::AudioChunk;
+
+/// A tool call id as issued by the model (opaque).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ToolCallId(pub String);
+
+impl ToolCallId {
+    /// The id as sent by the model.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ToolCallId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ToolCallId({})", self.0)
+    }
+}
+
+/// A function call requested by the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// Answer with [`crate::ModelSession::send_tool_result`] using this id.
+    pub id: ToolCallId,
+    /// Function name.
+    pub name: String,
+    /// Arguments (a JSON object; `{}` when the model sent none).
+    pub args: serde_json::Value,
+}
+
+/// Token usage reported by the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Input (prompt) tokens.
+    pub input_tokens: u64,
+    /// Output (response) tokens.
+    pub output_tokens: u64,
+    /// Total tokens as reported (may include thoughts and tool prompts).
+    pub total_tokens: u64,
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// [`crate::ModelSession::close`] was called.
+    ClientClosed,
+    /// The server sent a close frame.
+    ServerClosed {
+        /// WebSocket close code.
+        code: u16,
+        /// Close reason text.
+        reason: String,
+    },
+    /// The connection ended without a close frame (TCP reset or EOF, 1006).
+    ConnectionLost,
+    /// A reconnect for session resumption failed.
+    ResumptionFailed,
+    /// The server broke the protocol so the session cannot go on.
+    ProtocolError(&'static str),
+    /// The handle was dropped without `close` (tasks were cancelled).
+    Cancelled,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::ClientClosed => f.write_str("closed by the client"),
+            CloseReason::ServerClosed { code, reason } => {
+                write!(f, "closed by the server (code {code}: {reason})")
+            }
+            CloseReason::ConnectionLost => f.write_str("connection lost without a close frame"),
+            CloseReason::ResumptionFailed => f.write_str("session resumption failed"),
+            CloseReason::ProtocolError(what) => write!(f, "protocol error: {what}"),
+            CloseReason::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+/// What kind of problem a [`ModelEvent::Error`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A server message could not be parsed (bad JSON or shape); it was skipped.
+    MalformedMessage,
+    /// The server reported an error (OpenAI `error` event).
+    Server,
+    /// Input audio was dropped (buffer bound reached during a reconnect).
+    InputDropped,
+    /// The server sent a message type this client does not know; skipped.
+    UnknownMessage,
+    /// A reconnect could not resume the conversation; it goes on in a new
+    /// session without the earlier context.
+    ContextLost,
+}
+
+/// Events from a model session, in arrival order.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum ModelEvent {
+    /// Model speech.
+    Audio(AudioChunk),
+    /// Incremental transcript of the caller.
+    InputTranscript {
+        /// The text delta.
+        text: String,
+        /// Whether the transcript of this utterance is final.
+        finished: bool,
+    },
+    /// Incremental transcript of the model's speech.
+    OutputTranscript {
+        /// The text delta.
+        text: String,
+        /// Whether the transcript of this reply is final.
+        finished: bool,
+    },
+    /// The model finished generating the current reply (its audio may still
+    /// be playing on the caller's side).
+    GenerationComplete,
+    /// The model's turn is over.
+    TurnComplete,
+    /// The caller barged in: flush queued playback now.
+    Interrupted,
+    /// A user tool call.
+    ToolCall(ToolCall),
+    /// The model withdrew tool calls (an interruption invalidated them).
+    ToolCallCancelled {
+        /// The withdrawn calls.
+        ids: Vec<ToolCallId>,
+    },
+    /// The built-in `end_call` tool: the conversation is over; hang up once
+    /// the farewell has played.
+    EndCall {
+        /// The call id, if the caller wants to answer it.
+        id: ToolCallId,
+        /// The model's reason, if given.
+        reason: Option<String>,
+    },
+    /// The built-in `transfer_call` tool.
+    TransferCall {
+        /// Answer with the transfer's outcome using this id.
+        id: ToolCallId,
+        /// Where to transfer (number, SIP URI or department, as the model said).
+        target: String,
+        /// Why, if given.
+        reason: Option<String>,
+    },
+    /// The server will end this connection soon; the client reconnects by
+    /// itself where the provider supports resumption.
+    GoingAway {
+        /// Time left before the server closes, if it said.
+        time_left: Option<Duration>,
+    },
+    /// The session was resumed on a new connection (after a `GoingAway`).
+    Resumed,
+    /// The server issued a new session resumption handle.
+    ResumptionHandle(String),
+    /// Token usage.
+    Usage(Usage),
+    /// A non-fatal problem; the session continues.
+    Error {
+        /// What kind.
+        kind: ErrorKind,
+        /// Details (never contains the API key).
+        message: String,
+    },
+    /// The session ended; always the last event.
+    Closed {
+        /// Why.
+        reason: CloseReason,
+        /// Whether the close handshake completed (code 1000 both ways).
+        clean: bool,
+    },
+}

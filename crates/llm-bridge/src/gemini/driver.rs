@@ -1,0 +1,539 @@
+//! The Gemini Live session task (tokio): the only owner of the WebSocket.
+//!
+//! Owns: connect + `setup` + wait for `setupComplete` (per attempt, under
+//! the retry policy), the run loop (server messages -> events, commands ->
+//! client messages), and transparent session resumption: on `goAway` input
+//! is held back, the switch waits until the model's turn is over (bounded),
+//! the old connection is closed cleanly (1000) and only then a new one is
+//! opened with the latest resumption handle, so there are never two live
+//! connections; held input is replayed on the new connection in order.
+
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use super::resume::Resumption;
+use super::wire::{self, Inbound};
+use crate::config::{CallMetadata, SessionConfig, TurnDetection};
+use crate::error::{ConnectFailure, Error};
+use crate::event::{CloseReason, ErrorKind, ModelEvent};
+use crate::provider::Provider;
+use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::transport::{self, Connection};
+
+/// Everything needed to (re)connect, shared by `open` and the task.
+#[derive(Debug)]
+pub(crate) struct Params {
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) config: SessionConfig,
+    pub(crate) metadata: CallMetadata,
+}
+
+/// Bound on non-audio commands held during a switch.
+const MAX_HELD_COMMANDS: usize = 64;
+
+async fn send_text(
+    conn: &mut Connection,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), tungstenite::Error> {
+    conn.ws.send(Message::Text(text.into())).await
+}
+
+async fn send_on(
+    conn: &mut Option<Connection>,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), tungstenite::Error> {
+    match conn {
+        Some(c) => send_text(c, text).await,
+        None => Err(tungstenite::Error::AlreadyClosed),
+    }
+}
+
+async fn next_frame(conn: &mut Option<Connection>) -> Option<Result<Message, tungstenite::Error>> {
+    match conn {
+        Some(c) => c.ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn close_opt(conn: &mut Option<Connection>, timeout: Duration) -> bool {
+    match conn {
+        Some(c) => transport::close_connection(c, timeout).await,
+        None => true,
+    }
+}
+
+/// One attempt: connect, send `setup`, wait for `setupComplete`.
+pub(crate) async fn connect_and_setup(
+    params: &Params,
+    resume: Option<&str>,
+) -> Result<Connection, ConnectFailure> {
+    let cfg = &params.config;
+    let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
+    let setup = wire::setup_message(cfg, &params.metadata, resume);
+    send_text(&mut conn, setup)
+        .await
+        .map_err(|e| transport::connect_failure(&e))?;
+    let wait = async {
+        let mut items = Vec::new();
+        loop {
+            let payload = match conn.ws.next().await {
+                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+                Some(Ok(Message::Binary(b))) => b.to_vec(),
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = transport::close_parts(frame.as_ref());
+                    return Err(ConnectFailure::ClosedDuringSetup { code, reason });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => {
+                    return Err(match e {
+                        tungstenite::Error::ConnectionClosed
+                        | tungstenite::Error::AlreadyClosed => ConnectFailure::ClosedDuringSetup {
+                            code: 1006,
+                            reason: String::new(),
+                        },
+                        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
+                        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
+                    });
+                }
+                None => {
+                    return Err(ConnectFailure::ClosedDuringSetup {
+                        code: 1006,
+                        reason: String::new(),
+                    });
+                }
+            };
+            items.clear();
+            if wire::decode_server_message(&payload, &mut items).is_err() {
+                return Err(ConnectFailure::Protocol(
+                    "malformed message before setupComplete",
+                ));
+            }
+            if items.iter().any(|i| matches!(i, Inbound::SetupComplete)) {
+                return Ok(());
+            }
+        }
+    };
+    match tokio::time::timeout(cfg.setup_timeout, wait).await {
+        Ok(Ok(())) => Ok(conn),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ConnectFailure::SetupTimeout(cfg.setup_timeout)),
+    }
+}
+
+/// Opens with retries.
+pub(crate) async fn open_connection(
+    params: &Params,
+    resume: Option<&str>,
+) -> Result<Connection, Error> {
+    transport::with_retry(Provider::Gemini, &params.config.retry, |attempt| {
+        tracing::debug!(attempt, resume = resume.is_some(), "gemini connect");
+        connect_and_setup(params, resume)
+    })
+    .await
+}
+
+/// Outcome of one step of the run loop.
+enum Step {
+    Continue,
+    End(CloseOutcome),
+}
+
+pub(crate) struct Driver {
+    params: Arc<Params>,
+    /// `None` only inside `switch_connection`, between closing the old
+    /// connection and opening the new one.
+    conn: Option<Connection>,
+    ctx: DriverContext,
+    out: BytesMut,
+    items: Vec<Inbound>,
+    resumption: Resumption,
+    greeted: bool,
+    held: VecDeque<Command>,
+    held_audio_bytes: usize,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        params: Arc<Params>,
+        conn: Connection,
+        ctx: DriverContext,
+        greeted: bool,
+    ) -> Self {
+        Driver {
+            params,
+            conn: Some(conn),
+            ctx,
+            out: BytesMut::with_capacity(64 * 1024),
+            items: Vec::with_capacity(8),
+            resumption: Resumption::default(),
+            greeted,
+            held: VecDeque::new(),
+            held_audio_bytes: 0,
+        }
+    }
+
+    fn max_held_audio_bytes(&self) -> usize {
+        // 16 kHz s16le: 32 bytes per millisecond.
+        (self.params.config.max_buffered_input.as_millis() as usize).saturating_mul(32)
+    }
+
+    pub(crate) async fn run(mut self) -> CloseOutcome {
+        loop {
+            let deadline = self.resumption.deadline().map(Instant::from_std);
+            let step = tokio::select! {
+                biased;
+                () = self.ctx.close.cancelled() => {
+                    self.flush_queued().await;
+                    let clean = close_opt(&mut self.conn, self.params.config.close_timeout).await;
+                    Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean })
+                }
+                cmd = self.ctx.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => {
+                        let clean = close_opt(&mut self.conn, self.params.config.close_timeout).await;
+                        Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean })
+                    }
+                },
+                msg = next_frame(&mut self.conn) => self.on_frame(msg).await,
+                () = sleep_until_opt(deadline) => self.switch_connection().await,
+            };
+            if let Step::End(outcome) = step {
+                // The server ended the connection after its goAway but before
+                // the turn was over: resume now rather than end the call.
+                let resumable_end = matches!(
+                    outcome.reason,
+                    CloseReason::ServerClosed { .. } | CloseReason::ConnectionLost
+                );
+                if resumable_end && self.resumption.is_pending() {
+                    tracing::info!(reason = %outcome.reason, "connection ended during goAway; resuming");
+                    self.conn = None;
+                    if let Step::End(outcome) = self.switch_connection().await {
+                        return outcome;
+                    }
+                    continue;
+                }
+                return outcome;
+            }
+            if self.resumption.switch_due(Instant::now().into_std()) {
+                if let Step::End(outcome) = self.switch_connection().await {
+                    return outcome;
+                }
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
+        let payload = match msg {
+            Some(Ok(Message::Text(t))) => t.into(),
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = transport::close_parts(frame.as_ref());
+                // tungstenite queued the close reply; drive it out.
+                while let Some(Ok(_)) = next_frame(&mut self.conn).await {}
+                tracing::info!(code, %reason, "gemini server closed the session");
+                return Step::End(CloseOutcome {
+                    clean: code == 1000,
+                    reason: CloseReason::ServerClosed { code, reason },
+                });
+            }
+            Some(Ok(_)) => return Step::Continue,
+            Some(Err(tungstenite::Error::Capacity(_))) => {
+                return Step::End(CloseOutcome {
+                    reason: CloseReason::ProtocolError("server message over the size limit"),
+                    clean: false,
+                });
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "gemini connection failed");
+                return Step::End(CloseOutcome {
+                    reason: CloseReason::ConnectionLost,
+                    clean: false,
+                });
+            }
+            None => {
+                return Step::End(CloseOutcome {
+                    reason: CloseReason::ConnectionLost,
+                    clean: false,
+                });
+            }
+        };
+        let mut items = std::mem::take(&mut self.items);
+        items.clear();
+        if let Err(e) = wire::decode_server_message(&payload, &mut items) {
+            self.items = items;
+            let kind = match e {
+                wire::DecodeError::Unknown => ErrorKind::UnknownMessage,
+                _ => ErrorKind::MalformedMessage,
+            };
+            tracing::warn!(error = %e, "skipping gemini server message");
+            self.emit(ModelEvent::Error {
+                kind,
+                message: e.to_string(),
+            })
+            .await;
+            return Step::Continue;
+        }
+        for item in items.drain(..) {
+            self.on_inbound(item).await;
+        }
+        self.items = items;
+        Step::Continue
+    }
+
+    async fn emit(&self, ev: ModelEvent) {
+        self.ctx.events.emit(ev).await;
+    }
+
+    async fn on_inbound(&mut self, item: Inbound) {
+        match item {
+            Inbound::SetupComplete => {
+                tracing::debug!("duplicate setupComplete ignored");
+            }
+            Inbound::Event(ev) => {
+                match &ev {
+                    ModelEvent::Audio(_) => self.resumption.on_model_audio(),
+                    ModelEvent::TurnComplete => self.resumption.on_turn_complete(),
+                    _ => {}
+                }
+                let ev = match ev {
+                    ModelEvent::ToolCall(call) => {
+                        crate::tools::classify(call, self.params.config.builtin_tools)
+                    }
+                    other => other,
+                };
+                self.emit(ev).await;
+            }
+            Inbound::Resumption { handle, resumable } => {
+                if let Some(h) = self.resumption.on_update(handle, resumable) {
+                    self.emit(ModelEvent::ResumptionHandle(h)).await;
+                }
+            }
+            Inbound::GoAway(time_left) => {
+                tracing::info!(
+                    ?time_left,
+                    "gemini goAway: preparing to resume on a new connection"
+                );
+                self.resumption
+                    .on_go_away(Instant::now().into_std(), time_left);
+                self.emit(ModelEvent::GoingAway { time_left }).await;
+            }
+        }
+    }
+
+    /// On close: sends what the handle queued before asking to close (the
+    /// last frames of the call), bounded by the queue's capacity and the
+    /// close timeout.
+    async fn flush_queued(&mut self) {
+        if self.resumption.is_pending() || self.conn.is_none() {
+            return;
+        }
+        let timeout = self.params.config.close_timeout;
+        let flush = async {
+            while let Ok(cmd) = self.ctx.commands.try_recv() {
+                if self.send_command(cmd).await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, flush).await;
+    }
+
+    /// Holds a command during a switch (bounded; the oldest audio goes first).
+    async fn hold(&mut self, cmd: Command) {
+        match &cmd {
+            Command::Audio(b) => {
+                self.held_audio_bytes += b.len();
+                let max = self.max_held_audio_bytes();
+                let mut dropped = false;
+                while self.held_audio_bytes > max {
+                    let Some(pos) = self
+                        .held
+                        .iter()
+                        .position(|c| matches!(c, Command::Audio(_)))
+                    else {
+                        break;
+                    };
+                    if let Some(Command::Audio(old)) = self.held.remove(pos) {
+                        self.held_audio_bytes -= old.len();
+                        dropped = true;
+                    }
+                }
+                if dropped {
+                    self.emit(ModelEvent::Error {
+                        kind: ErrorKind::InputDropped,
+                        message: "input audio held during reconnect exceeded its bound".into(),
+                    })
+                    .await;
+                }
+            }
+            Command::PlaybackProgress(_) => return,
+            _ => {
+                if self.held.len() >= MAX_HELD_COMMANDS {
+                    self.emit(ModelEvent::Error {
+                        kind: ErrorKind::InputDropped,
+                        message: "too many commands held during reconnect".into(),
+                    })
+                    .await;
+                    return;
+                }
+            }
+        }
+        self.held.push_back(cmd);
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Step {
+        if self.resumption.is_pending() {
+            self.hold(cmd).await;
+            return Step::Continue;
+        }
+        match self.send_command(cmd).await {
+            Ok(()) => Step::Continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "gemini send failed");
+                Step::End(CloseOutcome {
+                    reason: CloseReason::ConnectionLost,
+                    clean: false,
+                })
+            }
+        }
+    }
+
+    async fn send_command(&mut self, cmd: Command) -> Result<(), tungstenite::Error> {
+        let manual = matches!(self.params.config.turn_detection, TurnDetection::Manual);
+        match cmd {
+            Command::Audio(pcm) => {
+                self.out.clear();
+                wire::encode_audio_into(&pcm, &mut self.out);
+                let bytes = self.out.split().freeze();
+                // The encoder writes ASCII only (JSON punctuation and base64).
+                let text = Utf8Bytes::try_from(bytes)
+                    .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
+                send_on(&mut self.conn, text).await
+            }
+            Command::AudioStreamEnd if !manual => {
+                send_on(&mut self.conn, wire::audio_stream_end_message()).await
+            }
+            Command::ActivityStart if manual => {
+                send_on(&mut self.conn, wire::activity_start_message()).await
+            }
+            Command::ActivityEnd if manual => {
+                send_on(&mut self.conn, wire::activity_end_message()).await
+            }
+            Command::AudioStreamEnd | Command::ActivityStart | Command::ActivityEnd => {
+                tracing::debug!(
+                    "activity signal does not apply to the configured turn detection; skipped"
+                );
+                Ok(())
+            }
+            Command::Text(t) => send_on(&mut self.conn, wire::text_message(&t)).await,
+            Command::ToolResult { id, name, result } => {
+                send_on(
+                    &mut self.conn,
+                    wire::tool_response_message(id.as_str(), &name, &result),
+                )
+                .await
+            }
+            Command::PlaybackProgress(played) => {
+                // Gemini assumes playback itself (turnComplete lags); nothing to send.
+                tracing::trace!(?played, "playback progress");
+                Ok(())
+            }
+            Command::StartGreeting => {
+                if self.greeted {
+                    return Ok(());
+                }
+                self.greeted = true;
+                let prompt = self
+                    .params
+                    .config
+                    .greeting
+                    .prompt()
+                    .unwrap_or(crate::config::Greeting::DEFAULT_PROMPT)
+                    .to_owned();
+                send_on(&mut self.conn, wire::user_turn_message(&prompt)).await
+            }
+        }
+    }
+
+    /// Closes the current connection cleanly, opens a resumed one, replays
+    /// the held input.
+    async fn switch_connection(&mut self) -> Step {
+        let close_timeout = self.params.config.close_timeout;
+        let clean = close_opt(&mut self.conn, close_timeout).await;
+        // Drop the old connection before dialling the new one: never two.
+        self.conn = None;
+        tracing::info!(
+            clean,
+            has_handle = self.resumption.handle().is_some(),
+            "gemini: old connection closed, resuming"
+        );
+        let handle = self.resumption.handle().map(str::to_owned);
+        if handle.is_none() {
+            self.emit(ModelEvent::Error {
+                kind: ErrorKind::ContextLost,
+                message: "no resumption handle yet: continuing in a new session".into(),
+            })
+            .await;
+        }
+        let params = self.params.clone();
+        let mut reconnect = pin!(async move { open_connection(&params, handle.as_deref()).await });
+        let new_conn = loop {
+            tokio::select! {
+                biased;
+                () = self.ctx.close.cancelled() => {
+                    return Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean });
+                }
+                r = &mut reconnect => break r,
+                cmd = self.ctx.commands.recv() => match cmd {
+                    Some(cmd) => self.hold(cmd).await,
+                    None => return Step::End(CloseOutcome { reason: CloseReason::ClientClosed, clean }),
+                },
+            }
+        };
+        match new_conn {
+            Ok(conn) => {
+                self.conn = Some(conn);
+                self.resumption.on_switched();
+                self.emit(ModelEvent::Resumed).await;
+                self.held_audio_bytes = 0;
+                while let Some(cmd) = self.held.pop_front() {
+                    if let Err(e) = self.send_command(cmd).await {
+                        tracing::warn!(error = %e, "gemini send failed after resumption");
+                        return Step::End(CloseOutcome {
+                            reason: CloseReason::ConnectionLost,
+                            clean: false,
+                        });
+                    }
+                }
+                Step::Continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gemini resumption failed");
+                self.emit(ModelEvent::Error {
+                    kind: ErrorKind::Server,
+                    message: e.to_string(),
+                })
+                .await;
+                Step::End(CloseOutcome {
+                    reason: CloseReason::ResumptionFailed,
+                    clean,
+                })
+            }
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

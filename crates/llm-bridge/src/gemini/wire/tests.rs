@@ -1,0 +1,281 @@
+use super::*;
+use crate::config::{BuiltinTools, Greeting};
+use crate::event::ToolCallId;
+use proptest::prelude::*;
+
+fn cfg() -> SessionConfig {
+    let mut c = SessionConfig {
+        model: "gemini-3.1-flash-live-preview".into(),
+        voice: Some("Kore".into()),
+        instructions: "Be brief.".into(),
+        greeting: Greeting::CallerFirst,
+        ..Default::default()
+    };
+    c.tools.push(ToolSpec {
+        name: "book_table".into(),
+        description: "Book".into(),
+        parameters: json!({"type": "object", "properties": {
+            "people": {"type": "integer"}, "names": {"type": "array", "items": {"type": "string"}}}}),
+    });
+    c
+}
+
+fn parse(s: &str) -> Value {
+    serde_json::from_str(s).unwrap()
+}
+
+#[test]
+fn setup_carries_every_required_part() {
+    let meta = CallMetadata {
+        context: vec![("customer".into(), "Ada".into())],
+        ..Default::default()
+    };
+    let v = parse(&setup_message(&cfg(), &meta, None));
+    let s = &v["setup"];
+    assert_eq!(s["model"], "models/gemini-3.1-flash-live-preview");
+    assert_eq!(
+        s["generationConfig"]["responseModalities"],
+        json!(["AUDIO"])
+    );
+    assert_eq!(
+        s["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"],
+        "Kore"
+    );
+    let text = s["systemInstruction"]["parts"][0]["text"].as_str().unwrap();
+    assert!(text.starts_with("Be brief.") && text.contains("customer: Ada"));
+    let decls = s["tools"][0]["functionDeclarations"].as_array().unwrap();
+    let names: Vec<&str> = decls.iter().map(|d| d["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["book_table", "end_call", "transfer_call"]);
+    assert_eq!(decls[0]["parameters"]["type"], "OBJECT");
+    assert_eq!(
+        decls[0]["parameters"]["properties"]["people"]["type"],
+        "INTEGER"
+    );
+    assert_eq!(
+        decls[0]["parameters"]["properties"]["names"]["items"]["type"],
+        "STRING"
+    );
+    let aad = &s["realtimeInputConfig"]["automaticActivityDetection"];
+    assert_eq!(aad["disabled"], false);
+    assert_eq!(aad["silenceDurationMs"], 500);
+    assert_eq!(
+        s["realtimeInputConfig"]["activityHandling"],
+        "START_OF_ACTIVITY_INTERRUPTS"
+    );
+    assert_eq!(s["inputAudioTranscription"], json!({}));
+    assert_eq!(s["outputAudioTranscription"], json!({}));
+    assert_eq!(s["sessionResumption"], json!({}));
+    assert_eq!(s["contextWindowCompression"], json!({"slidingWindow": {}}));
+}
+
+#[test]
+fn resumed_setup_carries_the_handle_and_manual_mode_disables_aad() {
+    let mut c = cfg();
+    c.turn_detection = TurnDetection::Manual;
+    c.builtin_tools = BuiltinTools {
+        end_call: false,
+        transfer_call: false,
+    };
+    c.tools.clear();
+    let v = parse(&setup_message(&c, &CallMetadata::default(), Some("h-7")));
+    assert_eq!(v["setup"]["sessionResumption"], json!({"handle": "h-7"}));
+    assert_eq!(
+        v["setup"]["realtimeInputConfig"]["automaticActivityDetection"]["disabled"],
+        true
+    );
+    assert!(v["setup"].get("tools").is_none());
+}
+
+#[cfg(feature = "mock")]
+#[test]
+fn every_client_message_passes_the_mock_validator() {
+    use crate::mock::gemini_validate::{ClientMsg, parse_client_message};
+    let msgs = [
+        setup_message(&cfg(), &CallMetadata::default(), Some("h")),
+        text_message("hi"),
+        user_turn_message(Greeting::DEFAULT_PROMPT),
+        audio_stream_end_message().to_owned(),
+        activity_start_message().to_owned(),
+        activity_end_message().to_owned(),
+        tool_response_message("c1", "f", &crate::session::ToolResult::Ok(json!({"a": 1}))),
+        tool_response_message("c1", "f", &crate::session::ToolResult::Err("no".into())),
+    ];
+    for m in msgs {
+        parse_client_message(&parse(&m)).unwrap_or_else(|e| panic!("{e}: {m}"));
+    }
+    let mut out = BytesMut::new();
+    encode_audio_into(&[1, 0, 2, 0], &mut out);
+    let v: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        parse_client_message(&v).unwrap(),
+        ClientMsg::Audio(vec![1, 0, 2, 0])
+    );
+}
+
+#[test]
+fn audio_encoding_is_byte_exact() {
+    let mut out = BytesMut::new();
+    encode_audio_into(&[0, 0, 1, 0], &mut out);
+    assert_eq!(
+        &out[..],
+        br#"{"realtimeInput":{"audio":{"mimeType":"audio/pcm;rate=16000","data":"AAABAA=="}}}"#
+    );
+    // Appends; a 20 ms frame is 640 bytes -> 856 base64 characters.
+    let first = out.len();
+    encode_audio_into(&[0u8; 640], &mut out);
+    assert_eq!(
+        out.len(),
+        first + AUDIO_PREFIX.len() + 856 + AUDIO_SUFFIX.len()
+    );
+}
+
+fn decode(s: &str) -> Result<Vec<Inbound>, DecodeError> {
+    let mut v = Vec::new();
+    decode_server_message(s.as_bytes(), &mut v).map(|()| v)
+}
+
+#[test]
+fn content_parts_are_all_decoded_in_order() {
+    let items = decode(
+        r#"{"serverContent":{"modelTurn":{"parts":[
+            {"inlineData":{"mimeType":"audio/pcm;rate=24000","data":"AAABAA=="}},
+            {"text":"thinking"},
+            {"inlineData":{"mimeType":"audio/pcm;rate=24000","data":"AgA="}}]},
+          "outputTranscription":{"text":"Hi"},"inputTranscription":{"text":"yo","finished":true},
+          "generationComplete":true,"turnComplete":true},
+          "usageMetadata":{"promptTokenCount":3,"responseTokenCount":4,"totalTokenCount":7}}"#,
+    )
+    .unwrap();
+    let audio = |b: &[u8]| {
+        Inbound::Event(ModelEvent::Audio(AudioChunk {
+            format: AudioFormat::PCM_24K,
+            data: Bytes::copy_from_slice(b),
+        }))
+    };
+    assert_eq!(
+        items,
+        vec![
+            audio(&[0, 0, 1, 0]),
+            audio(&[2, 0]),
+            Inbound::Event(ModelEvent::InputTranscript {
+                text: "yo".into(),
+                finished: true
+            }),
+            Inbound::Event(ModelEvent::OutputTranscript {
+                text: "Hi".into(),
+                finished: false
+            }),
+            Inbound::Event(ModelEvent::GenerationComplete),
+            Inbound::Event(ModelEvent::TurnComplete),
+            Inbound::Event(ModelEvent::Usage(Usage {
+                input_tokens: 3,
+                output_tokens: 4,
+                total_tokens: 7
+            })),
+        ]
+    );
+}
+
+#[test]
+fn control_messages_decode() {
+    assert_eq!(
+        decode(r#"{"setupComplete":{}}"#).unwrap(),
+        vec![Inbound::SetupComplete]
+    );
+    assert_eq!(
+        decode(r#"{"goAway":{"timeLeft":"50s"}}"#).unwrap(),
+        vec![Inbound::GoAway(Some(Duration::from_secs(50)))]
+    );
+    assert_eq!(
+        decode(r#"{"goAway":{}}"#).unwrap(),
+        vec![Inbound::GoAway(None)]
+    );
+    assert_eq!(
+        decode(r#"{"sessionResumptionUpdate":{"newHandle":"","resumable":false}}"#).unwrap(),
+        vec![Inbound::Resumption {
+            handle: None,
+            resumable: false
+        }]
+    );
+    assert_eq!(
+        decode(r#"{"sessionResumptionUpdate":{"newHandle":"h1","resumable":true,"lastConsumedClientMessageIndex":"12"}}"#)
+            .unwrap(),
+        vec![Inbound::Resumption {
+            handle: Some("h1".into()),
+            resumable: true
+        }]
+    );
+    assert_eq!(
+        decode(r#"{"toolCall":{"functionCalls":[{"id":"c1","name":"end_call","args":{"reason":"bye"}}]}}"#)
+            .unwrap(),
+        vec![Inbound::Event(ModelEvent::ToolCall(ToolCall {
+            id: ToolCallId("c1".into()),
+            name: "end_call".into(),
+            args: json!({"reason": "bye"})
+        }))]
+    );
+    assert_eq!(
+        decode(r#"{"toolCallCancellation":{"ids":["c1","c2"]}}"#).unwrap(),
+        vec![Inbound::Event(ModelEvent::ToolCallCancelled {
+            ids: vec![ToolCallId("c1".into()), ToolCallId("c2".into())]
+        })]
+    );
+    assert!(
+        decode(r#"{"serverContent":{"waitingForInput":true}}"#)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn bad_messages_are_typed_errors_and_append_nothing() {
+    assert!(matches!(decode("{not json"), Err(DecodeError::Json(_))));
+    assert!(matches!(
+        decode(r#"{"whatIsThis":{}}"#),
+        Err(DecodeError::Unknown)
+    ));
+    assert!(matches!(decode("[]"), Err(DecodeError::Json(_))));
+    let mut v = vec![Inbound::SetupComplete];
+    let r = decode_server_message(
+        br#"{"serverContent":{"modelTurn":{"parts":[{"inlineData":{"mimeType":"audio/pcm","data":"AAAA"}},{"inlineData":{"mimeType":"audio/pcm","data":"!!"}}]}}}"#,
+        &mut v,
+    );
+    assert_eq!(r, Err(DecodeError::Base64));
+    assert_eq!(v, vec![Inbound::SetupComplete]);
+}
+
+#[test]
+fn durations_parse_like_proto_json() {
+    assert_eq!(
+        parse_duration(&json!("1.5s")),
+        Some(Duration::from_millis(1500))
+    );
+    assert_eq!(parse_duration(&json!("10")), None);
+    assert_eq!(parse_duration(&json!("-1s")), None);
+    assert_eq!(parse_duration(&json!(5)), None);
+}
+
+proptest! {
+    #[test]
+    fn decoder_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut out = Vec::new();
+        let _ = decode_server_message(&bytes, &mut out);
+    }
+
+    #[test]
+    fn audio_roundtrips_through_encode_and_decode(pcm in proptest::collection::vec(any::<u8>(), 0..2000)) {
+        let mut out = BytesMut::new();
+        encode_audio_into(&pcm, &mut out);
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let data = v["realtimeInput"]["audio"]["data"].as_str().unwrap();
+        let msg = format!(r#"{{"serverContent":{{"modelTurn":{{"parts":[{{"inlineData":{{"mimeType":"audio/pcm;rate=24000","data":"{data}"}}}}]}}}}}}"#);
+        let mut items = Vec::new();
+        decode_server_message(msg.as_bytes(), &mut items).unwrap();
+        let expected: Vec<Inbound> = if pcm.is_empty() {
+            vec![Inbound::Event(ModelEvent::Audio(AudioChunk { format: AudioFormat::PCM_24K, data: Bytes::new() }))]
+        } else {
+            vec![Inbound::Event(ModelEvent::Audio(AudioChunk { format: AudioFormat::PCM_24K, data: Bytes::from(pcm.clone()) }))]
+        };
+        prop_assert_eq!(items, expected);
+    }
+}

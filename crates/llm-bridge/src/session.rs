@@ -1,0 +1,359 @@
+//! The per-call handle, [`ModelSession`], and the plumbing between it and
+//! the provider's driver task.
+//!
+//! Owns: the bounded command queue (handle -> driver), the bounded event
+//! queue (driver -> handle), the input audio conversion, the close request,
+//! and the task set. The driver task is the only owner of the WebSocket, so
+//! there is exactly one reader by construction. Dropping the handle cancels
+//! and aborts every task it started; [`ModelSession::close`] closes cleanly
+//! (close frame 1000, wait for the peer's close) and joins them.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::audio::{AudioFormat, AudioFrame, InputConverter};
+use crate::error::Error;
+use crate::event::{CloseReason, ModelEvent, ToolCallId};
+use crate::provider::Provider;
+use crate::stats::TaskGuard;
+
+/// The answer to a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolResult {
+    /// The tool ran; its output (any JSON value).
+    Ok(serde_json::Value),
+    /// The tool failed; a message for the model.
+    Err(String),
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseOutcome {
+    /// Why.
+    pub reason: CloseReason,
+    /// Whether the close handshake completed.
+    pub clean: bool,
+}
+
+/// What the handle asks of the driver (crate-internal; each provider maps
+/// these onto its wire messages).
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Audio already converted to the model's input format.
+    Audio(Bytes),
+    /// The caller's audio stream paused (mic closed).
+    AudioStreamEnd,
+    /// User text (also DTMF as text).
+    Text(String),
+    /// Answer to a tool call (`name` as the model called it).
+    ToolResult {
+        id: ToolCallId,
+        name: String,
+        result: ToolResult,
+    },
+    /// Client-side activity detection: the caller started speaking.
+    ActivityStart,
+    /// Client-side activity detection: the caller stopped speaking.
+    ActivityEnd,
+    /// How much of the current reply has actually been played to the caller.
+    PlaybackProgress(Duration),
+    /// Make the model speak first now.
+    StartGreeting,
+}
+
+/// The driver's side of a session: commands in, events out, close request.
+#[derive(Debug)]
+pub(crate) struct DriverContext {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) events: EventSink,
+    /// Cancelled when [`ModelSession::close`] is called.
+    pub(crate) close: CancellationToken,
+}
+
+/// The bounded sender of events. Waits for room (backpressure onto the
+/// socket) except once a close was requested, when events are dropped so
+/// that close never deadlocks on a consumer that stopped reading.
+#[derive(Debug, Clone)]
+pub(crate) struct EventSink {
+    tx: mpsc::Sender<ModelEvent>,
+    close: CancellationToken,
+}
+
+impl EventSink {
+    /// Sends one event; `false` when the handle is gone or closing.
+    pub(crate) async fn emit(&self, event: ModelEvent) -> bool {
+        tokio::select! {
+            biased;
+            r = self.tx.send(event) => r.is_ok(),
+            () = self.close.cancelled() => false,
+        }
+    }
+
+    /// Sends without waiting (for the final `Closed`).
+    pub(crate) fn try_emit(&self, event: ModelEvent) {
+        let _ = self.tx.try_send(event);
+    }
+}
+
+/// One call's connection to a realtime model.
+///
+/// Obtained only from [`crate::RealtimeModel::open`]. Send audio with
+/// [`send_audio`](Self::send_audio) (non-blocking, for the 20 ms loop),
+/// read events with [`next_event`](Self::next_event), end with
+/// [`close`](Self::close). Dropping it without `close` still stops every
+/// task and connection it owns (uncleanly).
+#[derive(Debug)]
+pub struct ModelSession {
+    provider: Provider,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<ModelEvent>,
+    converter: InputConverter,
+    scratch: BytesMut,
+    close: CancellationToken,
+    cancel: CancellationToken,
+    tasks: JoinSet<CloseOutcome>,
+    join_timeout: Duration,
+    /// Tool calls seen by `next_event` and not answered yet (id, name),
+    /// oldest first, bounded.
+    pending_tools: VecDeque<(ToolCallId, String)>,
+}
+
+/// Bound on remembered unanswered tool calls.
+const MAX_PENDING_TOOLS: usize = 64;
+
+/// Scratch capacity for converted audio; frames are split off it, so its
+/// storage is reused once earlier frames have been sent (no allocation per
+/// frame in the steady state).
+const SCRATCH_BYTES: usize = 64 * 1024;
+
+impl ModelSession {
+    /// Spawns `driver` as the session's task and returns the handle. The
+    /// driver returns how the session ended; the `Closed` event is emitted
+    /// here, after it returns.
+    pub(crate) fn spawn<F, Fut>(
+        provider: Provider,
+        input_format: AudioFormat,
+        command_capacity: usize,
+        event_capacity: usize,
+        close_timeout: Duration,
+        driver: F,
+    ) -> ModelSession
+    where
+        F: FnOnce(DriverContext) -> Fut,
+        Fut: Future<Output = CloseOutcome> + Send + 'static,
+    {
+        let (cmd_tx, cmd_rx) = mpsc::channel(command_capacity.max(1));
+        let (ev_tx, ev_rx) = mpsc::channel(event_capacity.max(1));
+        let close = CancellationToken::new();
+        let cancel = CancellationToken::new();
+        let sink = EventSink {
+            tx: ev_tx,
+            close: close.clone(),
+        };
+        let fut = driver(DriverContext {
+            commands: cmd_rx,
+            events: sink.clone(),
+            close: close.clone(),
+        });
+        let mut tasks = JoinSet::new();
+        let guard = TaskGuard::new();
+        let task_cancel = cancel.clone();
+        tasks.spawn(async move {
+            let _guard = guard;
+            let outcome = tokio::select! {
+                o = fut => o,
+                () = task_cancel.cancelled() => CloseOutcome {
+                    reason: CloseReason::Cancelled,
+                    clean: false,
+                },
+            };
+            sink.try_emit(ModelEvent::Closed {
+                reason: outcome.reason.clone(),
+                clean: outcome.clean,
+            });
+            outcome
+        });
+        crate::stats::note_session_opened();
+        ModelSession {
+            provider,
+            commands: cmd_tx,
+            events: ev_rx,
+            converter: InputConverter::new(input_format),
+            scratch: BytesMut::with_capacity(SCRATCH_BYTES),
+            close,
+            cancel,
+            tasks,
+            pending_tools: VecDeque::new(),
+            join_timeout: close_timeout + Duration::from_secs(1),
+        }
+    }
+
+    /// The provider behind this session.
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
+    /// The audio format the model receives (frames are converted to it).
+    pub fn model_input_format(&self) -> AudioFormat {
+        self.converter.target()
+    }
+
+    fn try_command(&self, cmd: Command) -> Result<(), Error> {
+        self.commands.try_send(cmd).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Error::Closed,
+        })
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), Error> {
+        self.commands.send(cmd).await.map_err(|_| Error::Closed)
+    }
+
+    /// Queues one frame of caller audio without waiting. The frame is
+    /// converted to the model's input format here. [`Error::QueueFull`]
+    /// means the connection is not keeping up and the frame was dropped.
+    pub fn send_audio(&mut self, frame: AudioFrame<'_>) -> Result<(), Error> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        if self.scratch.capacity() - self.scratch.len() < 4096 {
+            self.scratch.reserve(SCRATCH_BYTES);
+        }
+        self.converter.convert_into(frame, &mut self.scratch)?;
+        let bytes = self.scratch.split().freeze();
+        self.try_command(Command::Audio(bytes))
+    }
+
+    /// Tells the model the caller's audio stream paused (server VAD only).
+    pub fn audio_stream_end(&self) -> Result<(), Error> {
+        self.try_command(Command::AudioStreamEnd)
+    }
+
+    /// Sends user text (a complete user turn; the model answers it).
+    pub async fn send_text(&self, text: impl Into<String>) -> Result<(), Error> {
+        self.command(Command::Text(text.into())).await
+    }
+
+    /// Tells the model which phone keys the caller pressed (as text;
+    /// digits `0-9 * # A-D`).
+    pub async fn send_dtmf(&self, digits: &str) -> Result<(), Error> {
+        let text = crate::tools::dtmf_text(digits)?;
+        self.command(Command::Text(text)).await
+    }
+
+    /// Answers a tool call (including `transfer_call` / `end_call`) that
+    /// was returned by [`next_event`](Self::next_event).
+    /// [`Error::UnknownToolCall`] if no such call is outstanding.
+    pub async fn send_tool_result(
+        &mut self,
+        id: ToolCallId,
+        result: ToolResult,
+    ) -> Result<(), Error> {
+        let pos = self
+            .pending_tools
+            .iter()
+            .position(|(i, _)| *i == id)
+            .ok_or(Error::UnknownToolCall)?;
+        let Some((id, name)) = self.pending_tools.remove(pos) else {
+            return Err(Error::UnknownToolCall);
+        };
+        self.command(Command::ToolResult { id, name, result }).await
+    }
+
+    fn track_tools(&mut self, ev: &ModelEvent) {
+        let (id, name) = match ev {
+            ModelEvent::ToolCall(c) => (c.id.clone(), c.name.clone()),
+            ModelEvent::EndCall { id, .. } => (id.clone(), crate::tools::END_CALL.to_owned()),
+            ModelEvent::TransferCall { id, .. } => {
+                (id.clone(), crate::tools::TRANSFER_CALL.to_owned())
+            }
+            ModelEvent::ToolCallCancelled { ids } => {
+                self.pending_tools.retain(|(i, _)| !ids.contains(i));
+                return;
+            }
+            _ => return,
+        };
+        if self.pending_tools.len() >= MAX_PENDING_TOOLS {
+            self.pending_tools.pop_front();
+        }
+        self.pending_tools.push_back((id, name));
+    }
+
+    /// Client-side turn detection: the caller started speaking.
+    pub async fn activity_start(&self) -> Result<(), Error> {
+        self.command(Command::ActivityStart).await
+    }
+
+    /// Client-side turn detection: the caller stopped speaking.
+    pub async fn activity_end(&self) -> Result<(), Error> {
+        self.command(Command::ActivityEnd).await
+    }
+
+    /// Reports how much of the model's current reply has actually been
+    /// played to the caller (used to truncate the reply on barge-in where the
+    /// provider supports it). Dropped silently if the queue is full: a later
+    /// report supersedes it.
+    pub fn playback_progress(&self, played: Duration) {
+        let _ = self.try_command(Command::PlaybackProgress(played));
+    }
+
+    /// Makes the model greet the caller now (with
+    /// [`crate::Greeting::OnRequest`]: open while ringing, greet on answer).
+    pub async fn start_greeting(&self) -> Result<(), Error> {
+        self.command(Command::StartGreeting).await
+    }
+
+    /// The next event; `None` after [`ModelEvent::Closed`] was returned.
+    /// Cancel safe.
+    pub async fn next_event(&mut self) -> Option<ModelEvent> {
+        let ev = self.events.recv().await?;
+        self.track_tools(&ev);
+        Some(ev)
+    }
+
+    /// Closes cleanly: the driver sends close 1000 and waits for the peer's
+    /// close (bounded by the close timeout), then its task is joined.
+    pub async fn close(mut self) -> CloseOutcome {
+        self.close.cancel();
+        let join_all = async {
+            let mut first = None;
+            while let Some(r) = self.tasks.join_next().await {
+                if let (None, Ok(o)) = (&first, r) {
+                    first = Some(o);
+                }
+            }
+            first
+        };
+        match tokio::time::timeout(self.join_timeout, join_all).await {
+            Ok(Some(o)) => o,
+            Ok(None) => CloseOutcome {
+                reason: CloseReason::Cancelled,
+                clean: false,
+            },
+            Err(_) => {
+                self.cancel.cancel();
+                self.tasks.abort_all();
+                while self.tasks.join_next().await.is_some() {}
+                CloseOutcome {
+                    reason: CloseReason::Cancelled,
+                    clean: false,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for ModelSession {
+    fn drop(&mut self) {
+        // JoinSet's own drop aborts every task; cancelling first lets a task
+        // that is between polls see the request too.
+        self.cancel.cancel();
+        self.tasks.abort_all();
+    }
+}

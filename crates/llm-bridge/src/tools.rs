@@ -1,0 +1,165 @@
+//! Built-in telephony tools (`end_call`, `transfer_call`) declared to the
+//! model next to the user's tools, the mapping of their calls to typed
+//! events, and caller DTMF digits turned into text for the model
+//! (protocols.md §5: Gemini Live has no DTMF concept).
+
+use serde_json::{Value, json};
+
+use crate::config::{BuiltinTools, ToolSpec};
+use crate::error::Error;
+use crate::event::{ModelEvent, ToolCall};
+
+/// Name of the built-in hang-up tool.
+pub const END_CALL: &str = "end_call";
+/// Name of the built-in transfer tool.
+pub const TRANSFER_CALL: &str = "transfer_call";
+
+/// Whether `name` is a built-in tool's name.
+pub fn is_builtin(name: &str) -> bool {
+    name == END_CALL || name == TRANSFER_CALL
+}
+
+/// The declarations of the enabled built-in tools.
+pub fn builtin_specs(enabled: BuiltinTools) -> Vec<ToolSpec> {
+    let mut v = Vec::with_capacity(2);
+    if enabled.end_call {
+        v.push(ToolSpec {
+            name: END_CALL.into(),
+            description: "End the phone call. Call this only after you have said goodbye \
+                          and the conversation is over."
+                .into(),
+            parameters: json!({"type": "object", "properties": {
+                "reason": {"type": "string", "description": "Why the call ends."}}}),
+        });
+    }
+    if enabled.transfer_call {
+        v.push(ToolSpec {
+            name: TRANSFER_CALL.into(),
+            description: "Transfer the caller to a person, department or phone number. \
+                          Tell the caller you are transferring them first."
+                .into(),
+            parameters: json!({"type": "object", "properties": {
+                "target": {"type": "string", "description": "Who or what number to transfer to."},
+                "reason": {"type": "string", "description": "Why the caller is transferred."}},
+                "required": ["target"]}),
+        });
+    }
+    v
+}
+
+/// User tools followed by the enabled built-ins.
+pub fn all_specs(user: &[ToolSpec], enabled: BuiltinTools) -> Vec<ToolSpec> {
+    let mut v = user.to_vec();
+    v.extend(builtin_specs(enabled));
+    v
+}
+
+fn str_arg(args: &Value, key: &str) -> Option<String> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Turns a tool call into the event to report: built-ins become
+/// [`ModelEvent::EndCall`] / [`ModelEvent::TransferCall`] when enabled
+/// (a `transfer_call` without a target stays a plain tool call, so the
+/// caller can answer it with an error).
+pub fn classify(call: ToolCall, enabled: BuiltinTools) -> ModelEvent {
+    match call.name.as_str() {
+        END_CALL if enabled.end_call => ModelEvent::EndCall {
+            reason: str_arg(&call.args, "reason"),
+            id: call.id,
+        },
+        TRANSFER_CALL if enabled.transfer_call => match str_arg(&call.args, "target") {
+            Some(target) => ModelEvent::TransferCall {
+                target,
+                reason: str_arg(&call.args, "reason"),
+                id: call.id,
+            },
+            None => ModelEvent::ToolCall(call),
+        },
+        _ => ModelEvent::ToolCall(call),
+    }
+}
+
+/// The user-turn text that tells the model which keys the caller pressed.
+/// Digits are `0-9 * # A-D` (RFC 4733 events 0-15).
+///
+/// ```
+/// assert_eq!(
+///     callbridge_llm_bridge::tools::dtmf_text("12#").unwrap(),
+///     "[The caller pressed the phone keys: 1 2 #]"
+/// );
+/// ```
+pub fn dtmf_text(digits: &str) -> Result<String, Error> {
+    let mut s = String::from("[The caller pressed the phone keys:");
+    let mut any = false;
+    for c in digits.chars() {
+        if !(c.is_ascii_digit() || matches!(c, '*' | '#' | 'A'..='D')) {
+            return Err(Error::InvalidDtmf(c));
+        }
+        s.push(' ');
+        s.push(c);
+        any = true;
+    }
+    if !any {
+        return Err(Error::Config("no DTMF digits"));
+    }
+    s.push(']');
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ToolCallId;
+
+    fn call(name: &str, args: Value) -> ToolCall {
+        ToolCall {
+            id: ToolCallId("c1".into()),
+            name: name.into(),
+            args,
+        }
+    }
+
+    #[test]
+    fn end_call_and_transfer_become_typed_events() {
+        let on = BuiltinTools::default();
+        assert!(matches!(
+            classify(call("end_call", json!({"reason": "done"})), on),
+            ModelEvent::EndCall { reason: Some(r), .. } if r == "done"
+        ));
+        assert!(matches!(
+            classify(call("transfer_call", json!({"target": "sales"})), on),
+            ModelEvent::TransferCall { target, reason: None, .. } if target == "sales"
+        ));
+    }
+
+    #[test]
+    fn transfer_without_target_and_disabled_builtins_stay_tool_calls() {
+        let on = BuiltinTools::default();
+        assert!(matches!(
+            classify(call("transfer_call", json!({})), on),
+            ModelEvent::ToolCall(_)
+        ));
+        let off = BuiltinTools {
+            end_call: false,
+            transfer_call: false,
+        };
+        assert!(matches!(
+            classify(call("end_call", json!({})), off),
+            ModelEvent::ToolCall(_)
+        ));
+    }
+
+    #[test]
+    fn dtmf_rejects_non_keys() {
+        assert!(matches!(dtmf_text("1x"), Err(Error::InvalidDtmf('x'))));
+        assert!(dtmf_text("").is_err());
+        assert_eq!(
+            dtmf_text("*9D").unwrap(),
+            "[The caller pressed the phone keys: * 9 D]"
+        );
+    }
+}

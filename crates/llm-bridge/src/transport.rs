@@ -1,0 +1,223 @@
+//! WebSocket plumbing shared by the provider drivers (tokio).
+//!
+//! Owns: connecting with a timeout, request headers and bounded frame sizes
+//! (RFC 6455 over tokio-tungstenite); the counted [`Connection`]; the clean
+//! close handshake (send close 1000, wait for the peer's close with a
+//! timeout); and the retry loop of the [`RetryPolicy`]. Error values carry
+//! typed causes only, never the URL (which may hold a key).
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::config::RetryPolicy;
+use crate::error::{ConnectFailure, Error};
+use crate::provider::Provider;
+use crate::stats::ConnectionGuard;
+
+/// Largest message accepted from a model server (audio deltas are tens of kB).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// The client WebSocket stream type.
+pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// One open client connection, counted in [`crate::stats::live_connections`]
+/// until dropped.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) ws: Ws,
+    _guard: ConnectionGuard,
+}
+
+/// The WebSocket limits used for model connections.
+pub(crate) fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_MESSAGE_BYTES))
+}
+
+/// Maps a tungstenite error during connect to a typed failure.
+pub(crate) fn connect_failure(e: &tungstenite::Error) -> ConnectFailure {
+    match e {
+        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
+        tungstenite::Error::Tls(_) => ConnectFailure::Tls,
+        tungstenite::Error::Url(_) => ConnectFailure::InvalidUrl,
+        tungstenite::Error::Http(resp) => ConnectFailure::HttpStatus(resp.status().as_u16()),
+        _ => ConnectFailure::Handshake,
+    }
+}
+
+/// Opens a WebSocket to `url` with extra `headers` within `timeout`.
+pub(crate) async fn connect(
+    url: &str,
+    headers: &[(&'static str, String)],
+    timeout: Duration,
+) -> Result<Connection, ConnectFailure> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|_| ConnectFailure::InvalidUrl)?;
+    for (name, value) in headers {
+        let v = HeaderValue::from_str(value).map_err(|_| ConnectFailure::InvalidUrl)?;
+        request.headers_mut().insert(*name, v);
+    }
+    let fut = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true);
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Err(ConnectFailure::ConnectTimeout(timeout)),
+        Ok(Err(e)) => Err(connect_failure(&e)),
+        Ok(Ok((ws, _response))) => Ok(Connection {
+            ws,
+            _guard: ConnectionGuard::new(),
+        }),
+    }
+}
+
+/// The close frame of a normal end.
+pub(crate) fn normal_close() -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
+
+/// Clean close: send close 1000, then read (discarding) until the peer's
+/// close arrives or `timeout` passes. Returns whether the handshake completed.
+pub(crate) async fn close_connection(conn: &mut Connection, timeout: Duration) -> bool {
+    let handshake = async {
+        if conn.ws.send(normal_close()).await.is_err() {
+            return false;
+        }
+        loop {
+            match conn.ws.next().await {
+                Some(Ok(Message::Close(_))) => {
+                    // Let tungstenite finish its side (flush) before dropping.
+                    while let Some(Ok(_)) = conn.ws.next().await {}
+                    return true;
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(tungstenite::Error::ConnectionClosed)) | None => return true,
+                Some(Err(_)) => return false,
+            }
+        }
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or(false)
+}
+
+/// Runs `attempt` (1-based attempt number) until it succeeds, fails with a
+/// non-retryable cause, or `policy.max_attempts` is reached, sleeping the
+/// policy's backoff between attempts.
+pub(crate) async fn with_retry<T, F, Fut>(
+    provider: Provider,
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, ConnectFailure>>,
+{
+    let max = policy.max_attempts.max(1);
+    let mut n = 1;
+    loop {
+        match attempt(n).await {
+            Ok(v) => return Ok(v),
+            Err(last) => {
+                tracing::warn!(%provider, attempt = n, max, cause = %last, "model connect attempt failed");
+                if n >= max || !last.is_retryable() {
+                    return Err(Error::Connect {
+                        provider,
+                        attempts: n,
+                        last,
+                    });
+                }
+                tokio::time::sleep(policy.backoff(n)).await;
+                n += 1;
+            }
+        }
+    }
+}
+
+/// Text of a close frame's reason, bounded (RFC 6455: at most 123 bytes).
+pub(crate) fn close_parts(frame: Option<&CloseFrame>) -> (u16, String) {
+    match frame {
+        Some(f) => (
+            u16::from(f.code),
+            f.reason.as_str().chars().take(123).collect(),
+        ),
+        None => (1005, String::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_stops_after_max_attempts_with_the_last_cause() {
+        let mut calls = 0;
+        let r: Result<(), Error> = with_retry(Provider::Gemini, &RetryPolicy::default(), |_| {
+            calls += 1;
+            async { Err(ConnectFailure::Io(std::io::ErrorKind::ConnectionRefused)) }
+        })
+        .await;
+        assert_eq!(calls, 3);
+        let e = r.unwrap_err();
+        assert!(matches!(e, Error::Connect { attempts: 3, .. }));
+        assert!(e.to_string().contains("after 3 attempt(s)"), "{e}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_does_not_repeat_a_rejected_setup() {
+        let mut calls = 0;
+        let r: Result<(), Error> = with_retry(Provider::Gemini, &RetryPolicy::default(), |_| {
+            calls += 1;
+            async {
+                Err(ConnectFailure::ClosedDuringSetup {
+                    code: 1008,
+                    reason: "Requested entity was not found".into(),
+                })
+            }
+        })
+        .await;
+        assert_eq!(calls, 1);
+        assert!(matches!(r, Err(Error::Connect { attempts: 1, .. })));
+    }
+
+    /// A wss:// endpoint that does not speak TLS fails the handshake with a
+    /// typed error (and the TLS stack has a crypto provider: no panic).
+    #[cfg(feature = "tls")]
+    #[tokio::test]
+    async fn wss_to_a_non_tls_server_is_a_typed_failure() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            if let Ok((mut tcp, _)) = listener.accept().await {
+                let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let url = format!("wss://127.0.0.1:{port}/ws");
+        let r = connect(&url, &[], Duration::from_secs(2)).await;
+        assert!(
+            matches!(r, Err(ConnectFailure::Tls | ConnectFailure::Io(_))),
+            "{r:?}"
+        );
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn invalid_url_is_a_typed_failure() {
+        let r = connect("not a url", &[], Duration::from_secs(1)).await;
+        assert_eq!(r.unwrap_err(), ConnectFailure::InvalidUrl);
+    }
+}
