@@ -2,7 +2,8 @@
 //!
 //! Owns: the [`OpenAiRealtime`] provider, the choice of audio formats on
 //! the model leg, and the endpoint URL (`?model=` added). [`wire`] is the
-//! sans-IO event codec; `driver` is the tokio task that owns the
+//! sans-IO event codec; `core` is the sans-IO session logic (barge-in,
+//! responses, tool calls); `driver` is the tokio task that owns the
 //! connection. The API key goes in the `Authorization: Bearer` header only
 //! (never in the URL, never logged); no `OpenAI-Beta` header is sent (that
 //! selects the retired beta shape).
@@ -21,6 +22,7 @@ use crate::error::Error;
 use crate::provider::{BoxFuture, Provider, RealtimeModel};
 use crate::session::ModelSession;
 
+mod core;
 mod driver;
 pub mod wire;
 

@@ -331,6 +331,8 @@ pub enum Inbound {
     },
     /// `response.output_audio_transcript.done` (the full transcript).
     OutputTranscriptDone {
+        /// The response it belongs to.
+        response_id: String,
         /// The assistant item.
         item_id: String,
         /// The whole transcript of the item.
@@ -513,6 +515,7 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
         "response.output_audio_transcript.done" | "response.audio_transcript.done" => {
             const E: &str = "response.output_audio_transcript.done";
             Inbound::OutputTranscriptDone {
+                response_id: owned(raw.response_id).unwrap_or_default(),
                 item_id: owned(raw.item_id).unwrap_or_default(),
                 transcript: need(raw.transcript, E, "transcript")?,
             }
