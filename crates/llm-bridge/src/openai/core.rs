@@ -123,6 +123,8 @@ pub(crate) struct Core {
     cancelled: Option<String>,
     playing: Option<PlayingItem>,
     pending_calls: HashSet<String>,
+    /// Function names by call id, from `response.output_item.added` (bounded).
+    call_names: VecDeque<(String, String)>,
     input_text: TranscriptSoFar,
     output_text: TranscriptSoFar,
     out: VecDeque<Output>,
@@ -149,6 +151,7 @@ impl Core {
             cancelled: None,
             playing: None,
             pending_calls: HashSet::new(),
+            call_names: VecDeque::new(),
             input_text: TranscriptSoFar::default(),
             output_text: TranscriptSoFar::default(),
             out: VecDeque::with_capacity(8),
@@ -264,11 +267,28 @@ impl Core {
                 ErrorKind::Server,
                 format!("input transcription failed: {message}"),
             ),
+            Inbound::FunctionCallItem { call_id, name } => {
+                if self.call_names.len() >= MAX_PENDING_CALLS {
+                    self.call_names.pop_front();
+                }
+                self.call_names.push_back((call_id, name));
+            }
             Inbound::FunctionCall {
                 call_id,
                 name,
                 arguments,
-            } => self.on_function_call(call_id, name, &arguments),
+            } => {
+                let name = name.or_else(|| {
+                    self.call_names
+                        .iter()
+                        .find(|(id, _)| *id == call_id)
+                        .map(|(_, n)| n.clone())
+                });
+                match name {
+                    Some(name) => self.on_function_call(call_id, name, &arguments),
+                    None => self.refuse_call(&call_id, "function call without a name".into()),
+                }
+            }
             Inbound::ResponseDone {
                 response_id,
                 status,
@@ -321,17 +341,8 @@ impl Core {
             Ok(serde_json::Value::Null) => serde_json::json!({}),
             _ if arguments.trim().is_empty() => serde_json::json!({}),
             _ => {
-                // Tell the model at once; the call never reaches the caller.
-                self.error(
-                    ErrorKind::MalformedMessage,
-                    format!("function call {name}: arguments are not a JSON object"),
-                );
-                let out = wire::tool_output(&ToolResult::Err(
-                    "the arguments were not a valid JSON object".into(),
-                ));
-                self.send(wire::function_output_message(&call_id, &out));
-                self.request_response();
-                return;
+                let why = format!("function call {name}: arguments are not a JSON object");
+                return self.refuse_call(&call_id, why);
             }
         };
         if self.pending_calls.len() >= MAX_PENDING_CALLS {
@@ -345,6 +356,17 @@ impl Core {
         };
         let ev = crate::tools::classify(call, self.builtin);
         self.emit(ev);
+    }
+
+    /// A call the caller cannot act on: reported as an error, and answered
+    /// to the model at once (it waits for an output) with a new response.
+    fn refuse_call(&mut self, call_id: &str, why: String) {
+        self.error(ErrorKind::MalformedMessage, why);
+        let out = wire::tool_output(&ToolResult::Err(
+            "the call was malformed (no name, or arguments that are not a JSON object)".into(),
+        ));
+        self.send(wire::function_output_message(call_id, &out));
+        self.request_response();
     }
 
     /// Sends `response.create` now, or once the response in progress is done.

@@ -226,6 +226,18 @@ struct Raw<'a> {
     rate_limits: Option<Vec<RawRateLimit>>,
     #[serde(default)]
     error: Option<RawError>,
+    #[serde(default)]
+    item: Option<RawItem>,
+}
+
+#[derive(Deserialize)]
+struct RawItem {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -357,12 +369,21 @@ pub enum Inbound {
         /// The server's message.
         message: String,
     },
+    /// A `function_call` item announced by `response.output_item.added` /
+    /// `.done` (its name, for servers whose arguments event lacks it).
+    FunctionCallItem {
+        /// The call id.
+        call_id: String,
+        /// Function name.
+        name: String,
+    },
     /// `response.function_call_arguments.done`.
     FunctionCall {
         /// The call id (answer with it).
         call_id: String,
-        /// Function name.
-        name: String,
+        /// Function name (absent in the older event shape: then it comes
+        /// from the [`Inbound::FunctionCallItem`] with the same call id).
+        name: Option<String>,
         /// The arguments, a JSON text as sent.
         arguments: String,
     },
@@ -430,8 +451,6 @@ const IGNORED: &[&str] = &[
     "output_audio_buffer.started",
     "output_audio_buffer.stopped",
     "output_audio_buffer.cleared",
-    "response.output_item.added",
-    "response.output_item.done",
     "response.content_part.added",
     "response.content_part.done",
     "response.output_text.delta",
@@ -504,6 +523,14 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
             }
         }
         "response.output_audio.done" | "response.audio.done" => Inbound::AudioDone,
+        "response.output_item.added" | "response.output_item.done" => match raw.item {
+            Some(RawItem {
+                kind: Some(kind),
+                call_id: Some(call_id),
+                name: Some(name),
+            }) if kind == "function_call" => Inbound::FunctionCallItem { call_id, name },
+            _ => Inbound::Ignored,
+        },
         "response.output_audio_transcript.delta" | "response.audio_transcript.delta" => {
             const E: &str = "response.output_audio_transcript.delta";
             Inbound::OutputTranscriptDelta {
@@ -544,7 +571,7 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
             const E: &str = "response.function_call_arguments.done";
             Inbound::FunctionCall {
                 call_id: need(raw.call_id, E, "call_id")?,
-                name: need(raw.name, E, "name")?,
+                name: owned(raw.name),
                 arguments: need(raw.arguments, E, "arguments")?,
             }
         }

@@ -60,7 +60,7 @@ fn speech_started(c: &mut Core) {
 fn call(c: &mut Core, id: &str, name: &str, args: &str) {
     c.handle_server(Inbound::FunctionCall {
         call_id: id.into(),
-        name: name.into(),
+        name: Some(name.into()),
         arguments: args.into(),
     });
 }
@@ -222,6 +222,36 @@ fn invalid_arguments_are_answered_to_the_model_not_the_caller() {
 }
 
 #[test]
+fn a_call_without_a_name_takes_it_from_its_item_or_is_refused_to_the_model() {
+    let mut c = core();
+    c.handle_server(Inbound::FunctionCallItem {
+        call_id: "c1".into(),
+        name: "lookup".into(),
+    });
+    for id in ["c1", "c2"] {
+        c.handle_server(Inbound::FunctionCall {
+            call_id: id.into(),
+            name: None,
+            arguments: "{}".into(),
+        });
+    }
+    let (evs, sent) = drain(&mut c);
+    assert!(matches!(&evs[0], ModelEvent::ToolCall(t) if t.name == "lookup"));
+    assert!(matches!(
+        &evs[1],
+        ModelEvent::Error {
+            kind: ErrorKind::MalformedMessage,
+            ..
+        }
+    ));
+    assert_eq!(
+        types(&sent),
+        ["conversation.item.create", "response.create"]
+    );
+    assert_eq!(sent[0]["item"]["call_id"], "c2");
+}
+
+#[test]
 fn server_errors_from_expected_races_are_not_reported() {
     let mut c = core();
     c.handle_command(Command::Text("hi".into()));
@@ -352,7 +382,7 @@ fn inbound() -> impl Strategy<Value = Inbound> {
         }),
         "[a-c]".prop_map(|c| Inbound::FunctionCall {
             call_id: c,
-            name: "f".into(),
+            name: Some("f".into()),
             arguments: "{}".into(),
         }),
         Just(Inbound::Error {

@@ -114,7 +114,7 @@ fn decodes_function_call_response_done_rate_limits_and_error() {
                     "response_id": "r", "output_index": 1});
     assert!(matches!(
         decode_server_event(fc.to_string().as_bytes()).unwrap(),
-        Inbound::FunctionCall { call_id, name, .. } if call_id == "c1" && name == "end_call"
+        Inbound::FunctionCall { call_id, name, .. } if call_id == "c1" && name.as_deref() == Some("end_call")
     ));
     let done = json!({"type": "response.done", "response": {"id": "r1", "status": "completed",
         "output": [], "usage": {"total_tokens": 30, "input_tokens": 10, "output_tokens": 20}}});
@@ -174,6 +174,30 @@ fn missing_fields_unknown_types_and_bad_json_are_typed_errors() {
         decode_server_event(br#"{"type":"conversation.item.added","item":{}}"#),
         Ok(Inbound::Ignored)
     );
+}
+
+#[test]
+fn function_call_items_carry_the_name_and_other_items_are_ignored() {
+    let added = json!({"type": "response.output_item.added", "response_id": "r", "output_index": 1,
+        "item": {"id": "i", "type": "function_call", "call_id": "c9", "name": "lookup", "arguments": ""}});
+    assert_eq!(
+        decode_server_event(added.to_string().as_bytes()).unwrap(),
+        Inbound::FunctionCallItem {
+            call_id: "c9".into(),
+            name: "lookup".into()
+        }
+    );
+    let msg = json!({"type": "response.output_item.done", "item": {"id": "i", "type": "message"}});
+    assert_eq!(
+        decode_server_event(msg.to_string().as_bytes()).unwrap(),
+        Inbound::Ignored
+    );
+    let no_name = json!({"type": "response.function_call_arguments.done", "call_id": "c9",
+        "arguments": "{}", "item_id": "i", "response_id": "r", "output_index": 1});
+    assert!(matches!(
+        decode_server_event(no_name.to_string().as_bytes()).unwrap(),
+        Inbound::FunctionCall { name: None, .. }
+    ));
 }
 
 #[test]
