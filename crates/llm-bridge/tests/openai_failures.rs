@@ -115,6 +115,35 @@ async fn server_that_never_sends_session_created_times_out() {
 }
 
 #[tokio::test]
+async fn server_that_never_answers_session_update_times_out() {
+    let mock = MockOpenAi::start(OpenAiScript {
+        session: SessionReply::NeverUpdated,
+        ..fast_script()
+    })
+    .await
+    .unwrap();
+    let mut cfg = config(mock.url());
+    cfg.retry.max_attempts = 1;
+    let err = OpenAiRealtime
+        .open(cfg, CallMetadata::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Connect {
+                attempts: 1,
+                last: ConnectFailure::SetupTimeout(_),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(mock.stats().setups, 0);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
 async fn rejected_session_update_fails_once_without_retrying() {
     let mock = MockOpenAi::start(OpenAiScript {
         session: SessionReply::RejectUpdate,

@@ -118,6 +118,24 @@ async fn pcmu_greeting_on_request_then_caller_turn_round_trips() {
 }
 
 #[tokio::test]
+async fn greeting_on_open_speaks_first_without_being_asked() {
+    let mock = MockOpenAi::start(fast_script()).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.greeting = Greeting::OnOpen {
+        prompt: "Say hello.".into(),
+    };
+    let mut s = OpenAiRealtime
+        .open(cfg, CallMetadata::default())
+        .await
+        .unwrap();
+    let greet = events_until(&mut s, is_turn_complete).await;
+    assert_eq!(output_text(&greet), clips::GREETING_TEXT);
+    assert!(s.close().await.clean);
+    assert_eq!(mock.log().user_messages, ["Say hello."]);
+    mock.shutdown().await;
+}
+
+#[tokio::test]
 async fn pcm_8k_input_is_sent_as_pcm_24k_and_pcm_24k_comes_back() {
     let mock = MockOpenAi::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());

@@ -52,6 +52,8 @@ pub enum SessionReply {
     Delay(Duration),
     /// Never send `session.created` (the client must time out).
     Never,
+    /// Send `session.created` but never answer `session.update`.
+    NeverUpdated,
     /// Answer `session.update` with an `error` event instead of `session.updated`.
     RejectUpdate,
     /// Close the connection with this code and reason instead.
@@ -382,7 +384,7 @@ async fn run_connection(h: Arc<OpenAiHandler>, mut conn: MockConnection) {
         conn.violation("connection URL without a model query parameter");
     }
     match c.script.session.clone() {
-        SessionReply::Ready | SessionReply::RejectUpdate => {}
+        SessionReply::Ready | SessionReply::RejectUpdate | SessionReply::NeverUpdated => {}
         SessionReply::Delay(d) => tokio::time::sleep(d).await,
         SessionReply::Never => loop {
             match conn.recv().await {
@@ -496,6 +498,9 @@ impl Conversation {
         };
         match ev {
             ClientEvent::SessionUpdate(info) => {
+                if self.script.session == SessionReply::NeverUpdated {
+                    return Flow::Continue;
+                }
                 if self.script.session == SessionReply::RejectUpdate {
                     self.error(conn, "invalid_value", "Invalid session configuration.")
                         .await;

@@ -6,7 +6,10 @@
 //! responses, tool calls); `driver` is the tokio task that owns the
 //! connection. The API key goes in the `Authorization: Bearer` header only
 //! (never in the URL, never logged); no `OpenAI-Beta` header is sent (that
-//! selects the retired beta shape).
+//! selects the retired beta shape). Caution for log filters: tungstenite
+//! itself logs the raw upgrade request, headers included, at `trace` level
+//! (through the `log` crate), so keep `tungstenite` at `debug` or above in
+//! production.
 //!
 //! Audio formats: G.711 µ-law (`audio/pcmu`) or A-law (`audio/pcma`) frames
 //! go to the model untouched, so the telephone path needs no resampling;
