@@ -111,6 +111,8 @@ pub(crate) struct Core {
     builtin: BuiltinTools,
     transcribe_out: bool,
     manual_turns: bool,
+    /// Whether caller speech cuts off the model (server VAD `interrupt_response`).
+    interrupt: bool,
     greeting_prompt: String,
     greeted: bool,
     /// The response in progress (between `response.created` and `response.done`).
@@ -139,6 +141,12 @@ impl Core {
             builtin: config.builtin_tools,
             transcribe_out: config.transcription.output,
             manual_turns: matches!(config.turn_detection, TurnDetection::Manual),
+            interrupt: match config.turn_detection {
+                TurnDetection::Server {
+                    interrupt_response, ..
+                } => interrupt_response,
+                TurnDetection::Manual => true,
+            },
             greeting_prompt: config
                 .greeting
                 .prompt()
@@ -191,7 +199,8 @@ impl Core {
             | Inbound::SessionUpdated
             | Inbound::SpeechStopped
             | Inbound::Ignored => {}
-            Inbound::SpeechStarted { .. } => self.barge_in(),
+            Inbound::SpeechStarted { .. } if self.interrupt => self.barge_in(),
+            Inbound::SpeechStarted { .. } => {}
             Inbound::ResponseCreated { response_id } => {
                 self.response = Some(response_id);
                 self.response_requested = false;

@@ -105,6 +105,28 @@ fn barge_in_during_a_response_interrupts_cancels_and_truncates_to_the_played_ms(
 }
 
 #[test]
+fn without_interrupt_response_caller_speech_does_not_cut_the_reply() {
+    let config = SessionConfig {
+        model: "m".into(),
+        turn_detection: TurnDetection::Server {
+            start_sensitivity: crate::config::Sensitivity::Default,
+            end_sensitivity: crate::config::Sensitivity::Default,
+            prefix_padding: Duration::from_millis(300),
+            silence_duration: Duration::from_millis(500),
+            interrupt_response: false,
+        },
+        ..Default::default()
+    };
+    let mut c = Core::new(&config, AudioFormat::Pcmu);
+    created(&mut c, "r1");
+    audio(&mut c, "r1", "i1", 200);
+    c.handle_command(Command::PlaybackProgress(Duration::from_millis(100)));
+    drain(&mut c);
+    speech_started(&mut c);
+    assert_eq!(drain(&mut c), (vec![], vec![]));
+}
+
+#[test]
 fn playback_progress_is_clamped_to_the_audio_received() {
     let mut c = core();
     created(&mut c, "r1");
