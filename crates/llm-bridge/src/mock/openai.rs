@@ -157,6 +157,23 @@ pub struct OpenAiLog {
 }
 
 /// A running mock OpenAI Realtime server.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// use callbridge_llm_bridge::mock::openai::{MockOpenAi, OpenAiScript};
+/// use callbridge_llm_bridge::{AudioFormat, CallMetadata, OpenAiRealtime, RealtimeModel, SessionConfig};
+/// let mock = MockOpenAi::start(OpenAiScript::default()).await.unwrap();
+/// let mut config = SessionConfig::default();
+/// config.endpoint = Some(mock.url());
+/// config.model = "gpt-realtime".into();
+/// config.input_format = AudioFormat::Pcmu;
+/// config.output_format = AudioFormat::Pcmu;
+/// let session = OpenAiRealtime.open(config, CallMetadata::default()).await.unwrap();
+/// assert!(session.close().await.clean);
+/// assert_eq!(mock.stats().setups, 1);
+/// mock.shutdown().await;
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct MockOpenAi {
     server: MockServer,
