@@ -32,10 +32,9 @@ async fn pcmu_greeting_on_request_then_caller_turn_round_trips() {
     cfg.greeting = Greeting::OnRequest {
         prompt: Greeting::DEFAULT_PROMPT.into(),
     };
-    let mut s = OpenAiRealtime
-        .open(cfg, CallMetadata::with_call_id("oa-rt-1"))
-        .await
-        .unwrap();
+    let mut meta = CallMetadata::with_call_id("oa-rt-1");
+    meta.context.push(("account tier".into(), "gold".into()));
+    let mut s = OpenAiRealtime.open(cfg, meta).await.unwrap();
     assert_eq!(s.model_input_format(), AudioFormat::Pcmu);
     // Pre-warmed: configured, but nothing is said until the call is answered.
     assert_eq!(mock.stats().setups, 1);
@@ -112,6 +111,16 @@ async fn pcmu_greeting_on_request_then_caller_turn_round_trips() {
     assert_eq!(update.output_format, Some(AudioFormat::Pcmu));
     assert_eq!(update.turn_detection, Some(Some(true)));
     assert_eq!(update.voice.as_deref(), Some("marin"));
+    let instructions = update.instructions.as_deref().unwrap_or_default();
+    assert!(
+        instructions.starts_with("You are a test agent."),
+        "{instructions}"
+    );
+    assert!(
+        instructions.contains("account tier: gold"),
+        "{instructions}"
+    );
+    assert_eq!(update.transcription, Some(true));
     let tools = update.tools.clone().unwrap();
     assert!(tools.contains(&"end_call".into()) && tools.contains(&"transfer_call".into()));
     mock.shutdown().await;
