@@ -47,6 +47,19 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
+/// One rate limit as reported by the provider (OpenAI `rate_limits.updated`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateLimit {
+    /// What is limited (`requests` or `tokens`).
+    pub name: String,
+    /// The limit.
+    pub limit: u64,
+    /// What is left of it.
+    pub remaining: u64,
+    /// Time until the limit resets.
+    pub reset: Duration,
+}
+
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,6 +178,8 @@ pub enum ModelEvent {
     ResumptionHandle(String),
     /// Token usage.
     Usage(Usage),
+    /// The provider's current rate limits (sent when a response starts).
+    RateLimits(Vec<RateLimit>),
     /// A non-fatal problem; the session continues.
     Error {
         /// What kind.

@@ -37,6 +37,7 @@ pub mod event;
 pub mod gemini;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod openai;
 pub mod provider;
 pub mod session;
 pub mod stats;
@@ -49,7 +50,8 @@ pub use config::{
     SessionConfig, ToolSpec, Transcription, TurnDetection,
 };
 pub use error::{ConnectFailure, Error};
-pub use event::{CloseReason, ErrorKind, ModelEvent, ToolCall, ToolCallId, Usage};
+pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};
 pub use gemini::GeminiLive;
+pub use openai::OpenAiRealtime;
 pub use provider::{BoxFuture, Provider, RealtimeModel};
 pub use session::{CloseOutcome, ModelSession, ToolResult};

@@ -6,7 +6,8 @@
 //! per-connection scripts, handshake refusal, counters), the energy VAD
 //! ([`vad`]), the embedded speech clips ([`clips`]) and the Gemini Live mock
 //! ([`gemini`], with its strict client-message validator
-//! [`gemini_validate`]).
+//! [`gemini_validate`]) and the OpenAI Realtime mock ([`openai`], validated
+//! by [`openai_validate`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -21,6 +22,8 @@
 pub mod clips;
 pub mod gemini;
 pub mod gemini_validate;
+pub mod openai;
+pub mod openai_validate;
 pub mod server;
 pub mod vad;
 

@@ -1,0 +1,263 @@
+//! The OpenAI Realtime session task (tokio): the only owner of the WebSocket.
+//!
+//! Owns: connect + wait for `session.created` + `session.update` + wait for
+//! `session.updated` (per attempt, under the retry policy), and the thin
+//! run loop: frames are decoded and fed to the sans-IO [`Core`], commands
+//! too (caller audio is encoded straight into a reused buffer), and the
+//! core's outputs (events, client events) are carried out in order.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
+
+use super::core::{Core, Output};
+use super::wire::{self, Inbound};
+use crate::audio::AudioFormat;
+use crate::config::{CallMetadata, SessionConfig};
+use crate::error::{ConnectFailure, Error};
+use crate::event::CloseReason;
+use crate::provider::Provider;
+use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::transport::{self, Connection};
+
+/// Everything needed to connect, shared by `open` and the task.
+#[derive(Debug)]
+pub(crate) struct Params {
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) config: SessionConfig,
+    pub(crate) metadata: CallMetadata,
+    /// Audio format sent to the model.
+    pub(crate) input: AudioFormat,
+    /// Audio format the model sends.
+    pub(crate) output: AudioFormat,
+}
+
+async fn send_text(
+    conn: &mut Connection,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), tungstenite::Error> {
+    conn.ws.send(Message::Text(text.into())).await
+}
+
+fn setup_failure(e: tungstenite::Error) -> ConnectFailure {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            ConnectFailure::ClosedDuringSetup {
+                code: 1006,
+                reason: String::new(),
+            }
+        }
+        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
+        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
+    }
+}
+
+/// Reads server events until `want` is seen. An `error` event or a frame
+/// that is not an event fails the setup (not retryable: the configuration
+/// or the server is wrong).
+async fn wait_for(conn: &mut Connection, want: &Inbound) -> Result<(), ConnectFailure> {
+    loop {
+        let payload = match conn.ws.next().await {
+            Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
+            Some(Ok(Message::Binary(b))) => b.to_vec(),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = transport::close_parts(frame.as_ref());
+                return Err(ConnectFailure::ClosedDuringSetup { code, reason });
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(setup_failure(e)),
+            None => {
+                return Err(ConnectFailure::ClosedDuringSetup {
+                    code: 1006,
+                    reason: String::new(),
+                });
+            }
+        };
+        match wire::decode_server_event(&payload) {
+            Ok(ev) if ev == *want => return Ok(()),
+            Ok(Inbound::Error { code, message }) => {
+                tracing::warn!(?code, %message, "openai rejected the session setup");
+                return Err(ConnectFailure::Protocol(
+                    "the server answered the session setup with an error event",
+                ));
+            }
+            Ok(_) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "openai: bad event during setup");
+                return Err(ConnectFailure::Protocol(
+                    "malformed event during session setup",
+                ));
+            }
+        }
+    }
+}
+
+/// One attempt: connect, wait for `session.created`, send `session.update`,
+/// wait for `session.updated`.
+pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, ConnectFailure> {
+    let cfg = &params.config;
+    let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
+    let update = wire::session_update_message(cfg, &params.metadata, params.input, params.output);
+    let setup = async {
+        wait_for(&mut conn, &Inbound::SessionCreated).await?;
+        send_text(&mut conn, update).await.map_err(setup_failure)?;
+        wait_for(&mut conn, &Inbound::SessionUpdated).await
+    };
+    match tokio::time::timeout(cfg.setup_timeout, setup).await {
+        Ok(Ok(())) => Ok(conn),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ConnectFailure::SetupTimeout(cfg.setup_timeout)),
+    }
+}
+
+/// Opens with retries.
+pub(crate) async fn open_connection(params: &Params) -> Result<Connection, Error> {
+    transport::with_retry(Provider::OpenAi, &params.config.retry, |attempt| {
+        tracing::debug!(attempt, "openai connect");
+        connect_and_setup(params)
+    })
+    .await
+}
+
+enum Step {
+    Continue,
+    End(CloseOutcome),
+}
+
+pub(crate) struct Driver {
+    params: Arc<Params>,
+    conn: Connection,
+    ctx: DriverContext,
+    out: BytesMut,
+    core: Core,
+}
+
+impl Driver {
+    pub(crate) fn new(params: Arc<Params>, conn: Connection, ctx: DriverContext) -> Self {
+        let core = Core::new(&params.config, params.output);
+        Driver {
+            params,
+            conn,
+            ctx,
+            out: BytesMut::with_capacity(16 * 1024),
+            core,
+        }
+    }
+
+    pub(crate) async fn run(mut self) -> CloseOutcome {
+        loop {
+            let step = tokio::select! {
+                biased;
+                () = self.ctx.close.cancelled() => self.client_close().await,
+                msg = self.conn.ws.next() => self.on_frame(msg).await,
+                cmd = self.ctx.commands.recv() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => self.client_close().await,
+                },
+            };
+            if let Step::End(outcome) = step {
+                return outcome;
+            }
+        }
+    }
+
+    async fn client_close(&mut self) -> Step {
+        let clean =
+            transport::close_connection(&mut self.conn, self.params.config.close_timeout).await;
+        Step::End(CloseOutcome {
+            reason: CloseReason::ClientClosed,
+            clean,
+        })
+    }
+
+    fn lost(e: &tungstenite::Error) -> Step {
+        tracing::warn!(error = %e, "openai connection failed");
+        Step::End(CloseOutcome {
+            reason: CloseReason::ConnectionLost,
+            clean: false,
+        })
+    }
+
+    /// Carries out what the core asked for, in order.
+    async fn drain(&mut self) -> Step {
+        while let Some(o) = self.core.poll_output() {
+            match o {
+                Output::Event(ev) => {
+                    self.ctx.events.emit(ev).await;
+                }
+                Output::Send(msg) => {
+                    let text = match msg {
+                        Cow::Borrowed(s) => Utf8Bytes::from_static(s),
+                        Cow::Owned(s) => Utf8Bytes::from(s),
+                    };
+                    if let Err(e) = send_text(&mut self.conn, text).await {
+                        return Self::lost(&e);
+                    }
+                }
+            }
+        }
+        Step::Continue
+    }
+
+    async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
+        let payload = match msg {
+            Some(Ok(Message::Text(t))) => t.into(),
+            Some(Ok(Message::Binary(b))) => b,
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = transport::close_parts(frame.as_ref());
+                // tungstenite queued the close reply; drive it out.
+                while let Some(Ok(_)) = self.conn.ws.next().await {}
+                tracing::info!(code, %reason, "openai server closed the session");
+                return Step::End(CloseOutcome {
+                    clean: code == 1000,
+                    reason: CloseReason::ServerClosed { code, reason },
+                });
+            }
+            Some(Ok(_)) => return Step::Continue,
+            Some(Err(tungstenite::Error::Capacity(_))) => {
+                return Step::End(CloseOutcome {
+                    reason: CloseReason::ProtocolError("server message over the size limit"),
+                    clean: false,
+                });
+            }
+            Some(Err(e)) => return Self::lost(&e),
+            None => {
+                return Step::End(CloseOutcome {
+                    reason: CloseReason::ConnectionLost,
+                    clean: false,
+                });
+            }
+        };
+        match wire::decode_server_event(&payload) {
+            Ok(ev) => self.core.handle_server(ev),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping openai server event");
+                self.core.handle_decode_error(&e);
+            }
+        }
+        self.drain().await
+    }
+
+    async fn on_command(&mut self, cmd: Command) -> Step {
+        if let Command::Audio(audio) = cmd {
+            // Hot path: encode into the reused buffer, no per-frame JSON value.
+            self.out.clear();
+            wire::encode_audio_into(&audio, &mut self.out);
+            let bytes = self.out.split().freeze();
+            // The encoder writes ASCII only (JSON punctuation and base64).
+            let Ok(text) = Utf8Bytes::try_from(bytes) else {
+                return Step::Continue;
+            };
+            return match send_text(&mut self.conn, text).await {
+                Ok(()) => Step::Continue,
+                Err(e) => Self::lost(&e),
+            };
+        }
+        self.core.handle_command(cmd);
+        self.drain().await
+    }
+}
