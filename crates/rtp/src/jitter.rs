@@ -357,11 +357,8 @@ impl JitterBuffer {
     }
 
     /// Writes the next 20 ms frame of PCM into `out[..frame_samples]` and
-    /// says where it came from. Call once per playout tick.
-    ///
-    /// # Panics
-    /// Never for network input; `out` shorter than `frame_samples` is a
-    /// caller bug and is filled as far as it goes.
+    /// says where it came from. Call once per playout tick. An `out`
+    /// shorter than `frame_samples` is filled as far as it goes.
     pub fn poll_frame(&mut self, out: &mut [i16]) -> Playout {
         let n = self.cfg.frame_samples.min(out.len());
         let out = &mut out[..n];
