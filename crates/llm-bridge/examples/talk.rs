@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use callbridge_llm_bridge::mock::clips::downsample;
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{
     ApiKey, AudioFrame, CallMetadata, GeminiLive, Greeting, ModelEvent, Provider, RealtimeModel,
@@ -121,44 +122,6 @@ fn resample_linear(input: &[i16], from: u32, to: u32) -> Vec<i16> {
             let a = f64::from(input[k.min(input.len() - 1)]);
             let b = f64::from(input[(k + 1).min(input.len() - 1)]);
             (a + (b - a) * frac) as i16
-        })
-        .collect()
-}
-
-/// 24 kHz (or 16 kHz) -> 8 kHz: windowed-sinc low-pass at 3.4 kHz, then
-/// decimation.
-fn to_8k(input: &[i16], rate: u32) -> Vec<i16> {
-    if rate == 8000 {
-        return input.to_vec();
-    }
-    const TAPS: usize = 63;
-    let fc = 3400.0 / f64::from(rate);
-    let mid = (TAPS / 2) as f64;
-    let h: Vec<f64> = (0..TAPS)
-        .map(|n| {
-            let x = n as f64 - mid;
-            let sinc = if x == 0.0 {
-                2.0 * fc
-            } else {
-                (2.0 * std::f64::consts::PI * fc * x).sin() / (std::f64::consts::PI * x)
-            };
-            let w = 0.54 - 0.46 * (2.0 * std::f64::consts::PI * n as f64 / (TAPS - 1) as f64).cos();
-            sinc * w
-        })
-        .collect();
-    let step = f64::from(rate) / 8000.0;
-    let out_len = (input.len() as f64 / step) as usize;
-    (0..out_len)
-        .map(|i| {
-            let centre = (i as f64 * step) as isize;
-            let mut acc = 0.0;
-            for (k, hk) in h.iter().enumerate() {
-                let idx = centre + k as isize - (TAPS / 2) as isize;
-                if idx >= 0 && (idx as usize) < input.len() {
-                    acc += hk * f64::from(input[idx as usize]);
-                }
-            }
-            acc.clamp(-32768.0, 32767.0) as i16
         })
         .collect()
 }
@@ -284,7 +247,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(m) = mock {
         m.shutdown().await;
     }
-    let pcm8k = to_8k(&reply, reply_rate);
+    let pcm8k = downsample(&reply, reply_rate, 8000);
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
