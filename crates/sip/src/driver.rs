@@ -27,6 +27,7 @@ use crate::status::StatusCode;
 use crate::ua::{
     CallRef, Config, Event, Originate, Register, RegistrationId, Stats, UaError, UserAgent,
 };
+use crate::uri::Uri;
 use bytes::Bytes;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -89,6 +90,7 @@ enum Command {
     Register(Box<Register>, Reply<RegistrationId>),
     Unregister(RegistrationId, Reply<()>),
     Reinvite(CallRef, Bytes, Reply<()>),
+    Refer(CallRef, Box<Uri>, Reply<()>),
     Shutdown,
 }
 
@@ -147,6 +149,14 @@ impl Handle {
     /// `a=sendrecv`).
     pub async fn reinvite(&self, call: CallRef, sdp: Bytes) -> Result<(), DriverError> {
         self.ask(|r| Command::Reinvite(call, sdp, r)).await
+    }
+
+    /// Blind-transfer an established call to `target` (REFER, RFC 3515);
+    /// the outcome arrives as [`Event::TransferAccepted`] or
+    /// [`Event::TransferFailed`].
+    pub async fn refer(&self, call: CallRef, target: Uri) -> Result<(), DriverError> {
+        self.ask(|r| Command::Refer(call, Box::new(target), r))
+            .await
     }
 
     /// Start a graceful shutdown (like the `shutdown` future of
@@ -276,6 +286,7 @@ impl Driver {
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
             Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),
+            Command::Refer(c, target, r) => drop(r.send(ua.refer(now, c, *target))),
             Command::Shutdown => {}
         }
     }

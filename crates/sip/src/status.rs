@@ -58,6 +58,7 @@ codes! {
     BUSY_HERE = 486, "Busy Here";
     REQUEST_TERMINATED = 487, "Request Terminated";
     NOT_ACCEPTABLE_HERE = 488, "Not Acceptable Here";
+    BAD_EVENT = 489, "Bad Event";
     REQUEST_PENDING = 491, "Request Pending";
     SERVER_INTERNAL_ERROR = 500, "Server Internal Error";
     NOT_IMPLEMENTED = 501, "Not Implemented";

@@ -202,6 +202,24 @@ pub enum Event {
         /// Duration in milliseconds (0 when not given).
         duration_ms: u32,
     },
+    /// The transfer asked for with [`crate::ua::UserAgent::refer`]
+    /// succeeded: a NOTIFY reported a 2xx for the transferee's INVITE to
+    /// the target (RFC 3515 section 2.4.5). Reported once per REFER.
+    TransferAccepted {
+        /// The call that was transferred.
+        call: CallRef,
+    },
+    /// The transfer failed: the final status of the REFER (e.g. 403), the
+    /// one a NOTIFY reported for the transferee's INVITE (e.g. 503), or 408
+    /// when no outcome came (REFER timeout,
+    /// [`crate::ua::Config::transfer_timeout`], subscription ended without
+    /// a final status). The call goes on.
+    TransferFailed {
+        /// The call.
+        call: CallRef,
+        /// Why.
+        status: StatusCode,
+    },
     /// A registration changed state.
     Registration {
         /// The registration.

@@ -9,6 +9,11 @@
 //! retransmitted. Every table the network can grow is bounded (transactions
 //! by [`Config::max_transactions`], calls by [`Config::max_calls`]).
 //!
+//! Besides calls, registrations and re-INVITEs, the core does outbound
+//! blind transfer ([`UserAgent::refer`]: REFER and its `refer` NOTIFYs,
+//! RFC 3515 / RFC 5589). An incoming REFER is refused with 405 (we do not
+//! act as transferee).
+//!
 //! The run loop of a driver:
 //!
 //! ```
@@ -26,6 +31,7 @@
 //! ```
 
 mod event;
+mod refer;
 mod register;
 mod uac;
 mod uas;
@@ -34,6 +40,8 @@ mod uas;
 mod tests;
 #[cfg(test)]
 mod tests_raw;
+#[cfg(test)]
+mod tests_refer;
 
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
@@ -60,7 +68,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The methods this user agent implements (the `Allow` header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
 
 /// Configuration of the core.
 #[derive(Debug, Clone)]
@@ -88,6 +96,9 @@ pub struct Config {
     /// How long an inbound call may wait for the application's answer or
     /// rejection before the core answers 480 itself.
     pub answer_timeout: Duration,
+    /// How long after sending a REFER we wait for the NOTIFY with the
+    /// transfer's final status before reporting it failed (408).
+    pub transfer_timeout: Duration,
 }
 
 impl Config {
@@ -105,6 +116,7 @@ impl Config {
             limits: Limits::default(),
             register_retry: Duration::from_secs(30),
             answer_timeout: Duration::from_secs(120),
+            transfer_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -162,6 +174,8 @@ enum Owner {
     Call(CallRef),
     /// A REGISTER.
     Registration(RegistrationId),
+    /// A REFER of a call (a transfer).
+    Refer(CallRef),
 }
 
 /// 2xx retransmission until the ACK (RFC 3261 section 13.3.1.4): every
@@ -263,6 +277,8 @@ struct Call {
     call_id: CallId,
     local_tag: Tag,
     state: CallState,
+    /// Our REFER in progress, if any.
+    transfer: Option<refer::Transfer>,
 }
 
 impl Call {
@@ -385,6 +401,7 @@ impl UserAgent {
             self.call_timeout(now, call);
         }
         self.registration_timeouts(now);
+        self.transfer_timeouts(now);
         self.process_tx_events(now);
         let tx = &self.tx;
         self.owners.retain(|k, _| tx.has_client(k));
@@ -404,7 +421,15 @@ impl UserAgent {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(Call::deadline);
         let regs = self.registrations.values().filter_map(|r| r.deadline());
-        calls.chain(regs).chain(self.tx.poll_timeout()).min()
+        let transfers = self
+            .calls
+            .values()
+            .filter_map(|c| c.transfer.as_ref().map(refer::Transfer::deadline));
+        calls
+            .chain(regs)
+            .chain(transfers)
+            .chain(self.tx.poll_timeout())
+            .min()
     }
 
     /// Stop taking new calls: INVITEs get 503 with Retry-After while the
@@ -463,11 +488,13 @@ impl UserAgent {
                     Some(Owner::Registration(id)) => {
                         self.on_register_response(now, id, &key, &response)
                     }
+                    Some(Owner::Refer(call)) => self.on_refer_response(call, &key, &response),
                     None => {}
                 },
                 TxEvent::ClientTimeout { key } => match self.owners.remove(&key) {
                     Some(Owner::Call(call)) => self.on_call_timeout(now, call, &key),
                     Some(Owner::Registration(id)) => self.on_register_timeout(now, id, &key),
+                    Some(Owner::Refer(call)) => self.on_refer_timeout(call, &key),
                     None => {}
                 },
                 TxEvent::ServerTimeout { key } => {

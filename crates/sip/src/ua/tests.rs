@@ -543,3 +543,35 @@ fn a_200_crossing_our_cancel_is_acked_then_ended_with_bye() {
     ));
     assert_eq!((p.a.call_count(), p.b.call_count()), (0, 0));
 }
+
+#[test]
+fn refer_between_two_cores_is_refused_405_and_reported_as_transfer_failed_once() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    answer_all(&mut p);
+    p.run(Duration::from_millis(100));
+    p.a.refer(p.now, call, uri("sip:carol@127.0.0.1:5080"))
+        .unwrap();
+    p.run(Duration::from_secs(100));
+    let transfers: Vec<_> = p
+        .a_events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TransferAccepted { .. } | Event::TransferFailed { .. }
+            )
+        })
+        .collect();
+    assert!(matches!(
+        transfers[..],
+        [Event::TransferFailed { call: c, status: S::METHOD_NOT_ALLOWED }] if *c == call
+    ));
+    assert_eq!(p.sent_by(true, "REFER sip:"), 1);
+    assert_eq!(
+        (p.a.call_count(), p.b.call_count()),
+        (1, 1),
+        "the call goes on"
+    );
+}

@@ -12,23 +12,23 @@ use crate::uri::Uri;
 
 const PEER: &str = "127.0.0.1:5070";
 
-struct Raw {
-    t0: Instant,
-    now: Instant,
-    ua: UserAgent,
-    events: Vec<Event>,
+pub(super) struct Raw {
+    pub(super) t0: Instant,
+    pub(super) now: Instant,
+    pub(super) ua: UserAgent,
+    pub(super) events: Vec<Event>,
 }
 
-fn peer() -> SocketAddr {
+pub(super) fn peer() -> SocketAddr {
     PEER.parse().unwrap()
 }
 
 impl Raw {
-    fn new() -> Raw {
+    pub(super) fn new() -> Raw {
         Raw::with(Config::new("127.0.0.1:5062".parse().unwrap()))
     }
 
-    fn with(cfg: Config) -> Raw {
+    pub(super) fn with(cfg: Config) -> Raw {
         let t0 = Instant::now();
         Raw {
             t0,
@@ -38,26 +38,26 @@ impl Raw {
         }
     }
 
-    fn send_from(&mut self, from: SocketAddr, text: &str) {
+    pub(super) fn send_from(&mut self, from: SocketAddr, text: &str) {
         self.ua
             .handle_datagram(self.now, from, Bytes::from(text.to_string()));
         self.events
             .extend(std::iter::from_fn(|| self.ua.poll_event()));
     }
 
-    fn send(&mut self, text: &str) {
+    pub(super) fn send(&mut self, text: &str) {
         self.send_from(peer(), text);
     }
 
     /// Everything the UA sent, parsed, with its destination.
-    fn out(&mut self) -> Vec<(SocketAddr, Message)> {
+    pub(super) fn out(&mut self) -> Vec<(SocketAddr, Message)> {
         std::iter::from_fn(|| self.ua.poll_transmit())
             .map(|t| (t.dest, Message::parse(t.data).unwrap()))
             .collect()
     }
 
     /// Advance to `at` (from t0), firing timers; returns (offset, message).
-    fn advance(&mut self, at: Duration) -> Vec<(Duration, Message)> {
+    pub(super) fn advance(&mut self, at: Duration) -> Vec<(Duration, Message)> {
         let mut sent = Vec::new();
         while let Some(next) = self.ua.poll_timeout() {
             if next > self.t0 + at {
@@ -76,19 +76,19 @@ impl Raw {
     }
 }
 
-fn status(m: &Message) -> u16 {
+pub(super) fn status(m: &Message) -> u16 {
     match m {
         Message::Response(r) => r.status().as_u16(),
         Message::Request(_) => 0,
     }
 }
 
-fn statuses(out: &[(SocketAddr, Message)]) -> Vec<u16> {
+pub(super) fn statuses(out: &[(SocketAddr, Message)]) -> Vec<u16> {
     out.iter().map(|(_, m)| status(m)).collect()
 }
 
 #[allow(clippy::too_many_arguments, reason = "test message template")]
-fn request(
+pub(super) fn request(
     method: &str,
     branch: &str,
     call_id: &str,
@@ -102,6 +102,8 @@ fn request(
         String::new()
     } else if method == "INFO" {
         "Content-Type: application/dtmf-relay\r\n".to_string()
+    } else if method == "NOTIFY" {
+        "Content-Type: message/sipfrag\r\n".to_string()
     } else {
         "Content-Type: application/sdp\r\n".to_string()
     };
@@ -119,7 +121,7 @@ fn request(
 }
 
 /// Send an INVITE, answer it; returns the call and our tag.
-fn answered_call(r: &mut Raw, ack: bool) -> (CallRef, String) {
+pub(super) fn answered_call(r: &mut Raw, ack: bool) -> (CallRef, String) {
     r.send(&request("INVITE", "inv", "c1", None, 1, "", SDP));
     let Some(Event::IncomingCall(inc)) = r.events.first().cloned() else {
         panic!("no call: {:?}", r.events)

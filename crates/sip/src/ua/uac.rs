@@ -70,6 +70,7 @@ impl UserAgent {
                     cancel_sent: false,
                     ring_deadline: now + self.cfg.ring_timeout,
                 })),
+                transfer: None,
             },
         );
         Ok(call)

@@ -88,6 +88,7 @@ impl UserAgent {
             Method::Cancel => self.on_cancel(now, &key, &req),
             Method::Bye => self.on_bye(now, &key, &req),
             Method::Info => self.on_info(now, &key, &req),
+            Method::Notify => self.on_notify(now, &key, &req),
             Method::Options => {
                 let tag = self.ids.tag();
                 let mut r = req.make_response(StatusCode::OK, Some(&tag));
@@ -110,7 +111,7 @@ impl UserAgent {
         self.send(dest, resp.to_bytes());
     }
 
-    fn reply(&mut self, now: Instant, key: &ServerKey, resp: Response) {
+    pub(super) fn reply(&mut self, now: Instant, key: &ServerKey, resp: Response) {
         let resp = self.decorate(resp);
         self.tx.respond(now, key, &resp);
     }
@@ -184,6 +185,7 @@ impl UserAgent {
                     dialog,
                     deadline: now + self.cfg.answer_timeout,
                 },
+                transfer: None,
             },
         );
         self.events
