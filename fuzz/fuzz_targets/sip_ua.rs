@@ -1,11 +1,14 @@
 //! Fuzz the user-agent core: the input is a sequence of datagrams separated
 //! by NUL bytes, fed to one `UserAgent` from three sources with time passing
-//! between them; every incoming call is answered, every third one hung up.
+//! between them; every incoming call is answered, every third one hung up,
+//! every confirmed one transferred (REFER), so NOTIFYs reach a live
+//! `refer` subscription.
 //! The core must never panic and must keep its tables within their bounds.
 #![no_main]
 
 use bytes::Bytes;
 use callbridge_sip::random::SeededRandom;
+use callbridge_sip::Uri;
 use callbridge_sip::ua::{Config, Event, UserAgent};
 use libfuzzer_sys::fuzz_target;
 use std::net::SocketAddr;
@@ -26,6 +29,11 @@ fuzz_target!(|data: &[u8]| {
                 let _ = ua.answer(now, c.call, Bytes::from_static(b"v=0\r\n"));
                 if c.call.0 % 3 == 0 {
                     let _ = ua.hangup(now, c.call);
+                }
+            } else if let Event::Confirmed { call } = e {
+                let target = Uri::parse(&Bytes::from_static(b"sip:t@127.0.0.1:5080"));
+                if let Ok(target) = target {
+                    let _ = ua.refer(now, call, target);
                 }
             }
         }
