@@ -5,24 +5,36 @@
 //!     --provider gemini --mock gemini --wav caller.wav --out reply.wav --transcript
 //! GEMINI_API_KEY=... cargo run -p callbridge-llm-bridge --example talk -- \
 //!     --provider gemini --wav caller.wav --out reply.wav
+//! cargo run -p callbridge-llm-bridge --example talk -- \
+//!     --provider openai --mock openai --wav caller.wav --out reply.wav --transcript
+//! OPENAI_API_KEY=... cargo run -p callbridge-llm-bridge --example talk -- \
+//!     --provider openai --wav caller.wav --out reply.wav
 //! ```
 //!
-//! Opens one session (key from the environment; none needed for a mock
-//! URL), streams the WAV in real time in 20 ms frames followed by a second
-//! of silence so the server's VAD ends the turn, writes everything the model
-//! says to `--out` at 8 kHz, prints events (and transcripts with
-//! `--transcript`), closes cleanly and exits 0. A failed connect, a protocol
-//! error or an unclean end exits non-zero with a message.
+//! Opens one session (key from the environment, never printed; none needed
+//! for a mock URL), streams the WAV in real time in 20 ms frames followed by
+//! a second of silence so the server's VAD ends the turn, "plays" the
+//! model's audio in real time (printing the playback position every
+//! second), writes everything the model says to `--out` at 8 kHz, prints
+//! events (and transcripts with `--transcript`), closes cleanly and exits 0.
+//! A failed connect, a protocol error or an unclean end exits non-zero with
+//! a message.
+//!
+//! Gemini gets 16-bit PCM (16 kHz, or 8 kHz as it is). OpenAI gets the
+//! telephone format: G.711 µ-law at 8 kHz both ways (`audio/pcmu`), the
+//! caller's WAV brought down to 8 kHz first.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use callbridge_llm_bridge::audio::linear_to_ulaw;
 use callbridge_llm_bridge::mock::clips::downsample;
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_bridge::mock::openai::{MockOpenAi, OpenAiScript};
 use callbridge_llm_bridge::{
-    ApiKey, AudioFrame, CallMetadata, GeminiLive, Greeting, ModelEvent, Provider, RealtimeModel,
-    SampleRate, SessionConfig, gemini,
+    ApiKey, AudioFormat, AudioFrame, CallMetadata, GeminiLive, Greeting, ModelEvent,
+    OpenAiRealtime, Provider, RealtimeModel, SampleRate, SessionConfig, gemini, openai,
 };
 use clap::{Parser, ValueEnum};
 
@@ -127,18 +139,27 @@ fn resample_linear(input: &[i16], from: u32, to: u32) -> Vec<i16> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let provider = match args.provider {
-        ProviderArg::Gemini => Provider::Gemini,
+    let mut config = SessionConfig::default();
+    let (provider, model, default_model): (_, Box<dyn RealtimeModel>, _) = match args.provider {
+        ProviderArg::Gemini => (
+            Provider::Gemini,
+            Box::new(GeminiLive),
+            gemini::DEFAULT_MODEL,
+        ),
         ProviderArg::Openai => {
-            return Err("the OpenAI Realtime client is not part of this build yet".into());
+            config.input_format = AudioFormat::Pcmu;
+            config.output_format = AudioFormat::Pcmu;
+            (
+                Provider::OpenAi,
+                Box::new(OpenAiRealtime),
+                openai::DEFAULT_MODEL,
+            )
         }
     };
-    let model: Box<dyn RealtimeModel> = Box::new(GeminiLive);
-    let mut config = SessionConfig::default();
-    config.model = args
-        .model
-        .clone()
-        .unwrap_or_else(|| gemini::DEFAULT_MODEL.into());
+    if args.mock.is_some_and(|m| m != args.provider) {
+        return Err("--mock must match --provider".into());
+    }
+    config.model = args.model.clone().unwrap_or_else(|| default_model.into());
     config.instructions = "You are a friendly phone agent. Keep answers short.".into();
     if args.greet {
         config.greeting = Greeting::OnOpen {
@@ -146,12 +167,16 @@ async fn run(args: Args) -> Result<(), String> {
         };
     }
     let mock = match args.mock {
-        Some(ProviderArg::Gemini) => Some(
+        Some(ProviderArg::Gemini) => Some(Mock::Gemini(
             MockGemini::start(GeminiScript::default())
                 .await
                 .map_err(|e| format!("mock: {e}"))?,
-        ),
-        Some(ProviderArg::Openai) => return Err("no OpenAI mock in this build yet".into()),
+        )),
+        Some(ProviderArg::Openai) => Some(Mock::OpenAi(
+            MockOpenAi::start(OpenAiScript::default())
+                .await
+                .map_err(|e| format!("mock: {e}"))?,
+        )),
         None => None,
     };
     if let Some(m) = &mock {
@@ -171,20 +196,29 @@ async fn run(args: Args) -> Result<(), String> {
         }
     }
     let (rate, caller) = read_caller(&args.wav)?;
+    let input = match args.provider {
+        ProviderArg::Gemini => CallerAudio::Pcm {
+            rate,
+            samples: caller,
+        },
+        ProviderArg::Openai => CallerAudio::Pcmu(
+            downsample(&caller, rate.hz(), 8000)
+                .into_iter()
+                .map(linear_to_ulaw)
+                .collect(),
+        ),
+    };
     let mut session = model
         .open(config, CallMetadata::with_call_id("talk"))
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("[open] {provider} session ready");
 
-    let frame_len = rate.samples_in_ms(20);
-    let silence = vec![0i16; frame_len];
-    let mut frames = caller
-        .chunks(frame_len)
-        .chain(std::iter::repeat_n(&silence[..], 50));
+    let mut frames = input.frames();
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut reply: Vec<i16> = Vec::new();
     let mut reply_rate = 24000;
+    let mut player = Playback::default();
     let mut failed: Option<String> = None;
     let mut input_done_at: Option<tokio::time::Instant> = None;
     let mut turns = 0usize;
@@ -192,22 +226,32 @@ async fn run(args: Args) -> Result<(), String> {
     let wait = Duration::from_secs(args.wait);
     let mut end_call = false;
     loop {
-        let give_up = input_done_at.map(|t| t + wait);
+        let replied = input_done_at.is_some() && (turns >= needed || end_call);
+        // Once the reply is complete only its playback is left to wait for.
+        let give_up = input_done_at.filter(|_| !replied).map(|t| t + wait);
+        if replied && player.drained(reply.len()) {
+            break;
+        }
         tokio::select! {
-            _ = tick.tick(), if input_done_at.is_none() => match frames.next() {
-                Some(f) => {
-                    if let Err(e) = session.send_audio(AudioFrame::Pcm16 { rate, samples: f }) {
-                        failed = Some(format!("sending audio: {e}"));
-                        break;
+            _ = tick.tick() => {
+                player.advance(reply_rate, reply.len());
+                if input_done_at.is_none() {
+                    match frames.next() {
+                        Some(f) => {
+                            if let Err(e) = session.send_audio(f) {
+                                failed = Some(format!("sending audio: {e}"));
+                                break;
+                            }
+                        }
+                        None => input_done_at = Some(tokio::time::Instant::now()),
                     }
                 }
-                None => input_done_at = Some(tokio::time::Instant::now()),
             },
             () = async { match give_up { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {
                 eprintln!("[wait] no reply within {}s after the input ended", args.wait);
                 break;
             }
-            ev = session.next_event() => {
+            ev = session.next_event(), if !replied => {
                 let Some(ev) = ev else { break };
                 match ev {
                     ModelEvent::Audio(chunk) => {
@@ -236,16 +280,15 @@ async fn run(args: Args) -> Result<(), String> {
                     }
                     other => eprintln!("[event] {other:?}"),
                 }
-                if input_done_at.is_some() && (turns >= needed || end_call) {
-                    break;
-                }
             }
         }
     }
     let outcome = session.close().await;
     eprintln!("[close] {} (clean: {})", outcome.reason, outcome.clean);
-    if let Some(m) = mock {
-        m.shutdown().await;
+    match mock {
+        Some(Mock::Gemini(m)) => m.shutdown().await,
+        Some(Mock::OpenAi(m)) => m.shutdown().await,
+        None => {}
     }
     let pcm8k = downsample(&reply, reply_rate, 8000);
     let spec = hound::WavSpec {
@@ -272,4 +315,141 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("unclean close: {}", outcome.reason));
     }
     Ok(())
+}
+
+/// A running mock server.
+enum Mock {
+    Gemini(MockGemini),
+    OpenAi(MockOpenAi),
+}
+
+impl Mock {
+    fn url(&self) -> String {
+        match self {
+            Mock::Gemini(m) => m.url(),
+            Mock::OpenAi(m) => m.url(),
+        }
+    }
+}
+
+/// The caller's audio in the format sent to the model.
+enum CallerAudio {
+    /// 16-bit PCM (Gemini).
+    Pcm { rate: SampleRate, samples: Vec<i16> },
+    /// G.711 µ-law at 8 kHz (OpenAI `audio/pcmu`, as from a phone).
+    Pcmu(Vec<u8>),
+}
+
+impl CallerAudio {
+    /// 20 ms frames of the audio, then a second of silence.
+    fn frames(&self) -> Box<dyn Iterator<Item = AudioFrame<'_>> + '_> {
+        const SILENCE_FRAMES: usize = 50;
+        const PCM_SILENCE: [i16; 320] = [0; 320];
+        const ULAW_SILENCE: [u8; 160] = [0xFF; 160];
+        match self {
+            CallerAudio::Pcm { rate, samples } => {
+                let rate = *rate;
+                let n = rate.samples_in_ms(20);
+                let silence = &PCM_SILENCE[..n.min(PCM_SILENCE.len())];
+                Box::new(
+                    samples
+                        .chunks(n)
+                        .chain(std::iter::repeat_n(silence, SILENCE_FRAMES))
+                        .map(move |samples| AudioFrame::Pcm16 { rate, samples }),
+                )
+            }
+            CallerAudio::Pcmu(bytes) => Box::new(
+                bytes
+                    .chunks(160)
+                    .chain(std::iter::repeat_n(&ULAW_SILENCE[..], SILENCE_FRAMES))
+                    .map(AudioFrame::Pcmu),
+            ),
+        }
+    }
+}
+
+/// The playback position in the model's reply, advanced in real time (one
+/// 20 ms tick at a time) as a phone would play it.
+#[derive(Debug, Default)]
+struct Playback {
+    played: usize,
+    reported_s: usize,
+}
+
+impl Playback {
+    /// Plays up to 20 ms more of the `received` samples at `rate`; prints
+    /// the position at each new second.
+    fn advance(&mut self, rate: u32, received: usize) {
+        let step = rate as usize / 50;
+        self.played = (self.played + step).min(received);
+        let seconds = self.played / (rate as usize).max(1);
+        if seconds > self.reported_s {
+            self.reported_s = seconds;
+            eprintln!(
+                "[play] {seconds} s played of {:.2} s received",
+                received as f64 / f64::from(rate.max(1))
+            );
+        }
+    }
+
+    /// Whether everything received has been played.
+    fn drained(&self, received: usize) -> bool {
+        self.played >= received
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the example against its own mock of `provider` with the
+    /// repository's 16 kHz "hello" clip; returns the reply WAV's samples.
+    async fn talk_to_mock(provider: &str) -> Vec<i16> {
+        let wav = concat!(env!("CARGO_MANIFEST_DIR"), "/../rtp/testdata/hello-16k.wav");
+        let out = std::env::temp_dir().join(format!(
+            "callbridge-talk-{provider}-{}.wav",
+            std::process::id()
+        ));
+        let out_arg = out.to_str().unwrap().to_string();
+        let args = Args::try_parse_from([
+            "talk",
+            "--provider",
+            provider,
+            "--mock",
+            provider,
+            "--wav",
+            wav,
+            "--out",
+            &out_arg,
+        ])
+        .unwrap();
+        run(args).await.unwrap();
+        let reader = hound::WavReader::open(&out).unwrap();
+        assert_eq!(
+            (reader.spec().sample_rate, reader.spec().channels),
+            (8000, 1)
+        );
+        let samples: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
+        let _ = std::fs::remove_file(&out);
+        samples
+    }
+
+    fn rms(s: &[i16]) -> f64 {
+        let sum: f64 = s.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
+        (sum / s.len().max(1) as f64).sqrt()
+    }
+
+    #[tokio::test]
+    async fn openai_mock_over_pcmu_gives_a_spoken_reply_at_8_khz() {
+        let reply = talk_to_mock("openai").await;
+        assert!(reply.len() > 8000, "{} samples", reply.len());
+        assert!(rms(&reply) > 1000.0, "rms {}", rms(&reply));
+    }
+
+    #[tokio::test]
+    async fn gemini_mock_gives_a_spoken_reply_at_8_khz() {
+        let reply = talk_to_mock("gemini").await;
+        assert!(reply.len() > 8000, "{} samples", reply.len());
+        assert!(rms(&reply) > 1000.0, "rms {}", rms(&reply));
+    }
 }
