@@ -53,6 +53,8 @@ enum App {
     Ring,
     /// Hang up outbound calls once answered.
     HangupOnAnswer,
+    /// Answer every call and blind-transfer it once confirmed.
+    Transfer,
 }
 
 struct Running {
@@ -81,7 +83,7 @@ async fn start(mode: App) -> Running {
             match &e {
                 Event::IncomingCall(c) if mode != App::HangupOnAnswer => {
                     h.ring(c.call).await.unwrap();
-                    if mode == App::Answer {
+                    if matches!(mode, App::Answer | App::Transfer) {
                         h.answer(c.call, Bytes::from_static(ANSWER_SDP.as_bytes()))
                             .await
                             .unwrap();
@@ -89,6 +91,10 @@ async fn start(mode: App) -> Running {
                 }
                 Event::Answered { call, .. } if mode == App::HangupOnAnswer => {
                     h.hangup(*call).await.unwrap();
+                }
+                Event::Confirmed { call } if mode == App::Transfer => {
+                    let target = Uri::parse(&Bytes::from_static(b"sip:carol@127.0.0.1:5099"));
+                    h.refer(*call, target.unwrap()).await.unwrap();
                 }
                 _ => {}
             }
@@ -249,6 +255,33 @@ async fn sipp_cancel_before_answer_gets_487() {
         events.last(),
         Some(Event::Ended {
             reason: EndReason::RemoteCancel,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn sipp_accepts_our_refer_202_and_notifies_200_so_the_transfer_is_accepted_once() {
+    let r = start(App::Transfer).await;
+    run_sipp(&uac_args("uac_refer_notify.xml", r.addr)).await;
+    let (events, _) = r.finish().await;
+    let transfers: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::TransferAccepted { .. } | Event::TransferFailed { .. }
+            )
+        })
+        .collect();
+    assert!(
+        matches!(transfers[..], [Event::TransferAccepted { .. }]),
+        "{events:?}"
+    );
+    assert!(matches!(
+        events.last(),
+        Some(Event::Ended {
+            reason: EndReason::RemoteBye,
             ..
         })
     ));
