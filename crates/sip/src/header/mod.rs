@@ -572,3 +572,6 @@ impl Headers {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -122,6 +122,15 @@ pub(super) fn parse(body: &[u8]) -> Result<Session, SdpError> {
     if !version {
         return Err(SdpError::Missing("v="));
     }
+    // The writer emits i/u/e/p before c= and r/z/k after t= (RFC 4566
+    // section 5 order); keep the stored order the same so that a written
+    // session parses back equal.
+    session
+        .other
+        .sort_by_key(|(c, _)| matches!(c, 'r' | 'z' | 'k'));
+    for m in &mut session.media {
+        m.other.sort_by_key(|(c, _)| *c == 'k');
+    }
     session.origin = origin.ok_or(SdpError::Missing("o="))?;
     session.name = name.ok_or(SdpError::Missing("s="))?;
     if session.timing.is_empty() {
