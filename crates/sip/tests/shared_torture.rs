@@ -12,7 +12,10 @@ fn corpus_dir() -> Option<PathBuf> {
         if dir.is_dir() {
             return Some(dir);
         }
-        println!("CALLBRIDGE_SIP_TORTURE={} is not a directory", dir.display());
+        println!(
+            "CALLBRIDGE_SIP_TORTURE={} is not a directory",
+            dir.display()
+        );
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     // crates/sip -> workspace root -> its parent holds `shared/` for /work/main,
