@@ -8,7 +8,14 @@ use std::path::PathBuf;
 
 fn corpus_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("CALLBRIDGE_SIP_TORTURE") {
-        return Some(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        if dir.is_dir() {
+            return Some(dir);
+        }
+        println!(
+            "CALLBRIDGE_SIP_TORTURE={} is not a directory",
+            dir.display()
+        );
     }
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     // crates/sip -> workspace root -> its parent holds `shared/` for /work/main,
