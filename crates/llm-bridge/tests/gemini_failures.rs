@@ -10,6 +10,7 @@ use callbridge_llm_bridge::{
     ApiKey, CallMetadata, CloseReason, ConnectFailure, Error, ErrorKind, GeminiLive, ModelEvent,
     RealtimeModel, ToolResult, TurnDetection,
 };
+use common::gemini::*;
 use common::*;
 
 fn meta() -> CallMetadata {

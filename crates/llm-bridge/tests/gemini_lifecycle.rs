@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{CallMetadata, GeminiLive, RealtimeModel, stats};
-use common::*;
+use common::gemini::*;
 
 async fn wait_for_zero() -> (usize, usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);

@@ -10,6 +10,7 @@ use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use callbridge_llm_bridge::{
     AudioFrame, CallMetadata, GeminiLive, ModelEvent, RealtimeModel, SampleRate, stats,
 };
+use common::gemini::*;
 use common::*;
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{
     AudioFormat, CallMetadata, CloseReason, GeminiLive, Greeting, ModelEvent, RealtimeModel,
 };
+use common::gemini::*;
 use common::*;
 
 fn fast_script() -> GeminiScript {

@@ -2,7 +2,7 @@
 //! connect retries, giving up, setup timeouts and rejections, the server
 //! closing mid-response, malformed frames.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use callbridge_llm_bridge::{
     ApiKey, CallMetadata, CloseReason, ConnectFailure, Error, ErrorKind, ModelEvent,
     OpenAiRealtime, RealtimeModel,
 };
-use openai_common::*;
+use common::openai::*;
+use common::*;
 
 fn script(handshake: Handshake) -> OpenAiScript {
     OpenAiScript {

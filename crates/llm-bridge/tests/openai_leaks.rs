@@ -3,13 +3,13 @@
 //! both sides, whether the handle was closed or dropped. Its own test
 //! binary, so the process-wide gauges count only these sessions.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
 use callbridge_llm_bridge::mock::openai::MockOpenAi;
 use callbridge_llm_bridge::{CallMetadata, OpenAiRealtime, RealtimeModel, stats};
-use openai_common::*;
+use common::openai::*;
 
 #[tokio::test]
 async fn five_hundred_sequential_sessions_leave_no_tasks_or_connections() {

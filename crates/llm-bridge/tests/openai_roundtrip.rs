@@ -1,7 +1,7 @@
 //! Round trips against the mock OpenAI Realtime server: greeting, caller
 //! speech, reply, transcripts, barge-in, tool calls, end_call.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use callbridge_llm_bridge::{
     ApiKey, AudioFormat, AudioFrame, CallMetadata, CloseReason, Greeting, ModelEvent,
     OpenAiRealtime, RealtimeModel, SampleRate, ToolResult, ToolSpec, TurnDetection,
 };
-use openai_common::*;
+use common::openai::*;
+use common::*;
 use serde_json::json;
 
 fn is_turn_complete(e: &ModelEvent) -> bool {
