@@ -15,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::config::RetryPolicy;
@@ -110,6 +110,61 @@ pub(crate) async fn close_connection(conn: &mut Connection, timeout: Duration) -
     tokio::time::timeout(timeout, handshake)
         .await
         .unwrap_or(false)
+}
+
+/// Sends one text frame.
+pub(crate) async fn send_text(
+    conn: &mut Connection,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), tungstenite::Error> {
+    conn.ws.send(Message::Text(text.into())).await
+}
+
+/// Maps a WebSocket error while waiting for the setup answer to a typed
+/// failure (a vanished peer is an abnormal close, 1006).
+pub(crate) fn setup_failure(e: tungstenite::Error) -> ConnectFailure {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            ConnectFailure::ClosedDuringSetup {
+                code: 1006,
+                reason: String::new(),
+            }
+        }
+        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
+        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
+    }
+}
+
+/// The payload of the next text or binary frame during setup (control
+/// frames are skipped); a close, an error or the end of the stream fails
+/// the setup.
+pub(crate) async fn setup_payload(conn: &mut Connection) -> Result<Vec<u8>, ConnectFailure> {
+    loop {
+        return match conn.ws.next().await {
+            Some(Ok(Message::Text(t))) => Ok(t.as_bytes().to_vec()),
+            Some(Ok(Message::Binary(b))) => Ok(b.to_vec()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = close_parts(frame.as_ref());
+                Err(ConnectFailure::ClosedDuringSetup { code, reason })
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => Err(setup_failure(e)),
+            None => Err(ConnectFailure::ClosedDuringSetup {
+                code: 1006,
+                reason: String::new(),
+            }),
+        };
+    }
+}
+
+/// Runs the setup exchange `setup` within `timeout`.
+pub(crate) async fn within_setup_timeout(
+    timeout: Duration,
+    setup: impl Future<Output = Result<(), ConnectFailure>>,
+) -> Result<(), ConnectFailure> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .unwrap_or(Err(ConnectFailure::SetupTimeout(timeout)))
 }
 
 /// Runs `attempt` (1-based attempt number) until it succeeds, fails with a

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
@@ -39,19 +39,12 @@ pub(crate) struct Params {
 /// Bound on non-audio commands held during a switch.
 const MAX_HELD_COMMANDS: usize = 64;
 
-async fn send_text(
-    conn: &mut Connection,
-    text: impl Into<Utf8Bytes>,
-) -> Result<(), tungstenite::Error> {
-    conn.ws.send(Message::Text(text.into())).await
-}
-
 async fn send_on(
     conn: &mut Option<Connection>,
     text: impl Into<Utf8Bytes>,
 ) -> Result<(), tungstenite::Error> {
     match conn {
-        Some(c) => send_text(c, text).await,
+        Some(c) => transport::send_text(c, text).await,
         None => Err(tungstenite::Error::AlreadyClosed),
     }
 }
@@ -78,38 +71,13 @@ pub(crate) async fn connect_and_setup(
     let cfg = &params.config;
     let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
     let setup = wire::setup_message(cfg, &params.metadata, resume);
-    send_text(&mut conn, setup)
+    transport::send_text(&mut conn, setup)
         .await
         .map_err(|e| transport::connect_failure(&e))?;
     let wait = async {
         let mut items = Vec::new();
         loop {
-            let payload = match conn.ws.next().await {
-                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
-                Some(Ok(Message::Binary(b))) => b.to_vec(),
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = transport::close_parts(frame.as_ref());
-                    return Err(ConnectFailure::ClosedDuringSetup { code, reason });
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    return Err(match e {
-                        tungstenite::Error::ConnectionClosed
-                        | tungstenite::Error::AlreadyClosed => ConnectFailure::ClosedDuringSetup {
-                            code: 1006,
-                            reason: String::new(),
-                        },
-                        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
-                        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
-                    });
-                }
-                None => {
-                    return Err(ConnectFailure::ClosedDuringSetup {
-                        code: 1006,
-                        reason: String::new(),
-                    });
-                }
-            };
+            let payload = transport::setup_payload(&mut conn).await?;
             items.clear();
             if wire::decode_server_message(&payload, &mut items).is_err() {
                 return Err(ConnectFailure::Protocol(
@@ -121,11 +89,8 @@ pub(crate) async fn connect_and_setup(
             }
         }
     };
-    match tokio::time::timeout(cfg.setup_timeout, wait).await {
-        Ok(Ok(())) => Ok(conn),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ConnectFailure::SetupTimeout(cfg.setup_timeout)),
-    }
+    transport::within_setup_timeout(cfg.setup_timeout, wait).await?;
+    Ok(conn)
 }
 
 /// Opens with retries.
