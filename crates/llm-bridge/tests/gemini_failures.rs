@@ -53,14 +53,7 @@ async fn gives_up_after_three_failures_with_a_clear_error_and_no_key() {
     let err = GeminiLive.open(cfg, meta()).await.unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 3,
-                last: ConnectFailure::HttpStatus(503),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 3), ConnectFailure::HttpStatus(503)),
         "{err:?}"
     );
     assert_eq!(
@@ -131,11 +124,7 @@ async fn setup_that_never_completes_times_out() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(err.to_string().contains("did not complete setup"));
     // The client never sent anything before setupComplete.
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
 }
 
 #[tokio::test]
@@ -235,13 +224,7 @@ async fn malformed_frames_become_error_events_and_the_session_goes_on() {
         )
     })
     .await;
-    let kinds: Vec<ErrorKind> = errs
-        .iter()
-        .filter_map(|e| match e {
-            ModelEvent::Error { kind, .. } => Some(*kind),
-            _ => None,
-        })
-        .collect();
+    let kinds = error_kinds(&errs);
     assert_eq!(
         kinds,
         [

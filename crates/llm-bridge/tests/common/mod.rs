@@ -8,7 +8,9 @@ pub mod openai;
 
 use std::time::Duration;
 
-use callbridge_llm_bridge::{ModelEvent, ModelSession, RetryPolicy, SessionConfig};
+use callbridge_llm_bridge::{
+    ConnectFailure, Error, ErrorKind, ModelEvent, ModelSession, RetryPolicy, SessionConfig,
+};
 
 /// A config for the mock at `url` with `model` and short timeouts.
 pub fn base_config(url: String, model: &str) -> SessionConfig {
@@ -96,4 +98,28 @@ pub fn errors(events: &[ModelEvent]) -> Vec<&ModelEvent> {
         .iter()
         .filter(|e| matches!(e, ModelEvent::Error { .. }))
         .collect()
+}
+
+/// The kinds of the error events in `events`, in order.
+pub fn error_kinds(events: &[ModelEvent]) -> Vec<ErrorKind> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::Error { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last failure of `err`, which must be a connect error after exactly
+/// `attempts` attempts.
+pub fn connect_failure(err: &Error, attempts: u32) -> &ConnectFailure {
+    match err {
+        Error::Connect {
+            attempts: made,
+            last,
+            ..
+        } if *made == attempts => last,
+        other => panic!("expected a connect error after {attempts} attempt(s), got {other:?}"),
+    }
 }

@@ -4,7 +4,10 @@
 use callbridge_llm_bridge::audio::linear_to_ulaw;
 use callbridge_llm_bridge::mock::openai::OpenAiScript;
 use callbridge_llm_bridge::mock::vad::tone;
-use callbridge_llm_bridge::{AudioFormat, AudioFrame, ModelSession, SessionConfig};
+use callbridge_llm_bridge::{
+    AudioFormat, AudioFrame, CallMetadata, Error, ModelSession, OpenAiRealtime, RealtimeModel,
+    SessionConfig,
+};
 
 /// A config for the mock at `url`: µ-law both ways, short timeouts.
 pub fn config(url: String) -> SessionConfig {
@@ -13,6 +16,16 @@ pub fn config(url: String) -> SessionConfig {
     c.input_format = AudioFormat::Pcmu;
     c.output_format = AudioFormat::Pcmu;
     c
+}
+
+/// Opens an OpenAI Realtime session with `config` and default metadata.
+pub async fn open_with(config: SessionConfig) -> Result<ModelSession, Error> {
+    OpenAiRealtime.open(config, CallMetadata::default()).await
+}
+
+/// Opens an OpenAI Realtime session on the mock at `url` with [`config`].
+pub async fn open(url: String) -> Result<ModelSession, Error> {
+    open_with(config(url)).await
 }
 
 /// A script whose replies "play" 50 times faster than real time.
