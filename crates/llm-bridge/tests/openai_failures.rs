@@ -22,6 +22,16 @@ fn script(handshake: Handshake) -> OpenAiScript {
     }
 }
 
+/// A mock that answers the session setup with `reply`.
+async fn mock_answering(reply: SessionReply) -> MockOpenAi {
+    MockOpenAi::start(OpenAiScript {
+        session: reply,
+        ..fast_script()
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn connect_retries_after_refusals_then_succeeds() {
     let mock = MockOpenAi::start_with(ScriptBook {
@@ -65,12 +75,7 @@ async fn gives_up_after_three_failures_with_a_clear_error_without_the_key() {
 
 #[tokio::test]
 async fn server_that_never_sends_session_created_times_out() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::Never,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
+    let mock = mock_answering(SessionReply::Never).await;
     let err = open(mock.url()).await.unwrap_err();
     assert!(
         matches!(connect_failure(&err, 3), ConnectFailure::SetupTimeout(_)),
@@ -91,12 +96,7 @@ async fn server_that_never_sends_session_created_times_out() {
 
 #[tokio::test]
 async fn server_that_never_answers_session_update_times_out() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::NeverUpdated,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
+    let mock = mock_answering(SessionReply::NeverUpdated).await;
     let mut cfg = config(mock.url());
     cfg.retry.max_attempts = 1;
     let err = open_with(cfg).await.unwrap_err();
@@ -110,12 +110,7 @@ async fn server_that_never_answers_session_update_times_out() {
 
 #[tokio::test]
 async fn rejected_session_update_fails_once_without_retrying() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::RejectUpdate,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
+    let mock = mock_answering(SessionReply::RejectUpdate).await;
     let err = open(mock.url()).await.unwrap_err();
     assert!(
         matches!(connect_failure(&err, 1), ConnectFailure::Protocol(_)),
@@ -126,12 +121,7 @@ async fn rejected_session_update_fails_once_without_retrying() {
 
 #[tokio::test]
 async fn slow_session_created_within_the_timeout_is_fine() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::Delay(Duration::from_millis(100)),
-        ..fast_script()
-    })
-    .await
-    .unwrap();
+    let mock = mock_answering(SessionReply::Delay(Duration::from_millis(100))).await;
     let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
     assert_eq!(mock.stats().connections, 1);

@@ -1,11 +1,26 @@
 //! Gemini Live test helpers: config and 16 kHz PCM caller turns.
 
 use callbridge_llm_bridge::mock::vad::tone;
-use callbridge_llm_bridge::{AudioFrame, ModelSession, SampleRate, SessionConfig};
+use callbridge_llm_bridge::{
+    AudioFrame, CallMetadata, Error, GeminiLive, ModelSession, RealtimeModel, SampleRate,
+    SessionConfig,
+};
 
 /// A config for the mock at `url` with short timeouts.
 pub fn config(url: String) -> SessionConfig {
     super::base_config(url, "gemini-mock")
+}
+
+/// Opens a Gemini Live session with `config` (call id `test`).
+pub async fn open_with(config: SessionConfig) -> Result<ModelSession, Error> {
+    GeminiLive
+        .open(config, CallMetadata::with_call_id("test"))
+        .await
+}
+
+/// Opens a Gemini Live session on the mock at `url` with [`config`].
+pub async fn open(url: String) -> Result<ModelSession, Error> {
+    open_with(config(url)).await
 }
 
 /// 20 ms frames of a caller turn at 16 kHz: `speech_ms` of tone then `silence_ms`.
