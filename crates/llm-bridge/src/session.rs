@@ -24,6 +24,14 @@ use crate::event::{CloseReason, ModelEvent, ToolCallId};
 use crate::provider::Provider;
 use crate::stats::TaskGuard;
 
+/// Outcome of one step of a driver's run loop.
+pub(crate) enum Step {
+    /// Keep running.
+    Continue,
+    /// The session is over.
+    End(CloseOutcome),
+}
+
 /// The answer to a tool call.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ToolResult {

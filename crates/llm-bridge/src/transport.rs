@@ -18,9 +18,13 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use bytes::Bytes;
+
 use crate::config::RetryPolicy;
 use crate::error::{ConnectFailure, Error};
+use crate::event::CloseReason;
 use crate::provider::Provider;
+use crate::session::{CloseOutcome, Step};
 use crate::stats::ConnectionGuard;
 
 /// Largest message accepted from a model server (audio deltas are tens of kB).
@@ -165,6 +169,52 @@ pub(crate) async fn within_setup_timeout(
     tokio::time::timeout(timeout, setup)
         .await
         .unwrap_or(Err(ConnectFailure::SetupTimeout(timeout)))
+}
+
+/// The payload of a frame the run loop received on `conn`, or the step to
+/// take instead: control frames are skipped; the server's close frame
+/// (after driving out tungstenite's queued close reply), an oversized
+/// message, a failure or the end of the stream end the session. `who`
+/// names the provider in logs.
+pub(crate) async fn frame_payload(
+    conn: Option<&mut Connection>,
+    msg: Option<Result<Message, tungstenite::Error>>,
+    who: &'static str,
+) -> Result<Bytes, Step> {
+    match msg {
+        Some(Ok(Message::Text(t))) => Ok(t.into()),
+        Some(Ok(Message::Binary(b))) => Ok(b),
+        Some(Ok(Message::Close(frame))) => {
+            let (code, reason) = close_parts(frame.as_ref());
+            if let Some(conn) = conn {
+                while let Some(Ok(_)) = conn.ws.next().await {}
+            }
+            tracing::info!(code, %reason, "{who} server closed the session");
+            Err(Step::End(CloseOutcome {
+                clean: code == 1000,
+                reason: CloseReason::ServerClosed { code, reason },
+            }))
+        }
+        Some(Ok(_)) => Err(Step::Continue),
+        Some(Err(tungstenite::Error::Capacity(_))) => Err(Step::End(CloseOutcome {
+            reason: CloseReason::ProtocolError("server message over the size limit"),
+            clean: false,
+        })),
+        Some(Err(e)) => Err(connection_lost(&e, who)),
+        None => Err(Step::End(CloseOutcome {
+            reason: CloseReason::ConnectionLost,
+            clean: false,
+        })),
+    }
+}
+
+/// The end of a session whose connection failed with `e` (logged).
+pub(crate) fn connection_lost(e: &tungstenite::Error, who: &'static str) -> Step {
+    tracing::warn!(error = %e, "{who} connection failed");
+    Step::End(CloseOutcome {
+        reason: CloseReason::ConnectionLost,
+        clean: false,
+    })
 }
 
 /// Runs `attempt` (1-based attempt number) until it succeeds, fails with a

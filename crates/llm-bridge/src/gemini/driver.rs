@@ -24,7 +24,7 @@ use crate::config::{CallMetadata, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
 use crate::event::{CloseReason, ErrorKind, ModelEvent};
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::session::{CloseOutcome, Command, DriverContext, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to (re)connect, shared by `open` and the task.
@@ -103,12 +103,6 @@ pub(crate) async fn open_connection(
         connect_and_setup(params, resume)
     })
     .await
-}
-
-/// Outcome of one step of the run loop.
-enum Step {
-    Continue,
-    End(CloseOutcome),
 }
 
 pub(crate) struct Driver {
@@ -196,39 +190,9 @@ impl Driver {
     }
 
     async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
-        let payload = match msg {
-            Some(Ok(Message::Text(t))) => t.into(),
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = transport::close_parts(frame.as_ref());
-                // tungstenite queued the close reply; drive it out.
-                while let Some(Ok(_)) = next_frame(&mut self.conn).await {}
-                tracing::info!(code, %reason, "gemini server closed the session");
-                return Step::End(CloseOutcome {
-                    clean: code == 1000,
-                    reason: CloseReason::ServerClosed { code, reason },
-                });
-            }
-            Some(Ok(_)) => return Step::Continue,
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ProtocolError("server message over the size limit"),
-                    clean: false,
-                });
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "gemini connection failed");
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
-            None => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
+        let payload = match transport::frame_payload(self.conn.as_mut(), msg, "gemini").await {
+            Ok(payload) => payload,
+            Err(step) => return step,
         };
         let mut items = std::mem::take(&mut self.items);
         items.clear();

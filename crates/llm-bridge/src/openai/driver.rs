@@ -20,7 +20,7 @@ use crate::config::{CallMetadata, SessionConfig};
 use crate::error::{ConnectFailure, Error};
 use crate::event::CloseReason;
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::session::{CloseOutcome, Command, DriverContext, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to connect, shared by `open` and the task.
@@ -87,11 +87,6 @@ pub(crate) async fn open_connection(params: &Params) -> Result<Connection, Error
     .await
 }
 
-enum Step {
-    Continue,
-    End(CloseOutcome),
-}
-
 pub(crate) struct Driver {
     params: Arc<Params>,
     conn: Connection,
@@ -138,14 +133,6 @@ impl Driver {
         })
     }
 
-    fn lost(e: &tungstenite::Error) -> Step {
-        tracing::warn!(error = %e, "openai connection failed");
-        Step::End(CloseOutcome {
-            reason: CloseReason::ConnectionLost,
-            clean: false,
-        })
-    }
-
     /// Carries out what the core asked for, in order.
     async fn drain(&mut self) -> Step {
         while let Some(o) = self.core.poll_output() {
@@ -159,7 +146,7 @@ impl Driver {
                         Cow::Owned(s) => Utf8Bytes::from(s),
                     };
                     if let Err(e) = transport::send_text(&mut self.conn, text).await {
-                        return Self::lost(&e);
+                        return transport::connection_lost(&e, "openai");
                     }
                 }
             }
@@ -168,33 +155,9 @@ impl Driver {
     }
 
     async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
-        let payload = match msg {
-            Some(Ok(Message::Text(t))) => t.into(),
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = transport::close_parts(frame.as_ref());
-                // tungstenite queued the close reply; drive it out.
-                while let Some(Ok(_)) = self.conn.ws.next().await {}
-                tracing::info!(code, %reason, "openai server closed the session");
-                return Step::End(CloseOutcome {
-                    clean: code == 1000,
-                    reason: CloseReason::ServerClosed { code, reason },
-                });
-            }
-            Some(Ok(_)) => return Step::Continue,
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ProtocolError("server message over the size limit"),
-                    clean: false,
-                });
-            }
-            Some(Err(e)) => return Self::lost(&e),
-            None => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
+        let payload = match transport::frame_payload(Some(&mut self.conn), msg, "openai").await {
+            Ok(payload) => payload,
+            Err(step) => return step,
         };
         match wire::decode_server_event(&payload) {
             Ok(ev) => self.core.handle_server(ev),
@@ -218,7 +181,7 @@ impl Driver {
             };
             return match transport::send_text(&mut self.conn, text).await {
                 Ok(()) => Step::Continue,
-                Err(e) => Self::lost(&e),
+                Err(e) => transport::connection_lost(&e, "openai"),
             };
         }
         self.core.handle_command(cmd);
