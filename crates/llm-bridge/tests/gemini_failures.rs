@@ -198,8 +198,7 @@ async fn server_close_frame_is_reported_with_code_and_reason() {
 async fn malformed_frames_become_error_events_and_the_session_goes_on() {
     let mock = MockGemini::start(GeminiScript {
         malformed_after_setup: true,
-        playback_speed: 50.0,
-        ..Default::default()
+        ..fast_script()
     })
     .await
     .unwrap();
@@ -253,8 +252,7 @@ async fn talking_over_the_reply_interrupts_it() {
 async fn end_call_after_two_turns_is_a_typed_event_and_can_be_answered() {
     let mock = MockGemini::start(GeminiScript {
         end_call_after_turns: Some(2),
-        playback_speed: 50.0,
-        ..Default::default()
+        ..fast_script()
     })
     .await
     .unwrap();
@@ -288,12 +286,7 @@ async fn end_call_after_two_turns_is_a_typed_event_and_can_be_answered() {
 
 #[tokio::test]
 async fn dtmf_digits_reach_the_model_as_text() {
-    let mock = MockGemini::start(GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mock = MockGemini::start(fast_script()).await.unwrap();
     let mut s = open(mock.url()).await.unwrap();
     s.send_dtmf("12#").await.unwrap();
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
@@ -308,12 +301,7 @@ async fn dtmf_digits_reach_the_model_as_text() {
 
 #[tokio::test]
 async fn manual_turn_detection_uses_activity_signals() {
-    let mock = MockGemini::start(GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mock = MockGemini::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());
     cfg.turn_detection = TurnDetection::Manual;
     let mut s = open_with(cfg).await.unwrap();
@@ -347,13 +335,9 @@ async fn go_away_mid_reply(
             go_away_mid_reply_at_turn: Some(2),
             go_away_time_left: time_left,
             endless_reply_at_turn: endless.then_some(2),
-            playback_speed: 50.0,
-            ..Default::default()
+            ..fast_script()
         }],
-        default: GeminiScript {
-            playback_speed: 50.0,
-            ..Default::default()
-        },
+        default: fast_script(),
     };
     let mock = MockGemini::start_with(book).await.unwrap();
     let mut s = open(mock.url()).await.unwrap();

@@ -3,19 +3,12 @@
 mod common;
 
 use callbridge_llm_bridge::mock::clips;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_bridge::mock::gemini::MockGemini;
 use callbridge_llm_bridge::{
     AudioFormat, CallMetadata, CloseReason, GeminiLive, Greeting, ModelEvent, RealtimeModel,
 };
 use common::gemini::*;
 use common::*;
-
-fn fast_script() -> GeminiScript {
-    GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn greeting_on_request_then_one_caller_turn_round_trips() {

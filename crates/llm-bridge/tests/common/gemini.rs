@@ -1,5 +1,6 @@
 //! Gemini Live test helpers: config and 16 kHz PCM caller turns.
 
+use callbridge_llm_bridge::mock::gemini::GeminiScript;
 use callbridge_llm_bridge::mock::vad::tone;
 use callbridge_llm_bridge::{
     AudioFrame, CallMetadata, Error, GeminiLive, ModelSession, RealtimeModel, SampleRate,
@@ -9,6 +10,14 @@ use callbridge_llm_bridge::{
 /// A config for the mock at `url` with short timeouts.
 pub fn config(url: String) -> SessionConfig {
     super::base_config(url, "gemini-mock")
+}
+
+/// A script whose replies "play" 50 times faster than real time.
+pub fn fast_script() -> GeminiScript {
+    GeminiScript {
+        playback_speed: 50.0,
+        ..Default::default()
+    }
 }
 
 /// Opens a Gemini Live session with `config` (call id `test`).
