@@ -9,7 +9,7 @@ pub mod openai;
 use std::time::Duration;
 
 use callbridge_llm_bridge::{
-    ConnectFailure, Error, ErrorKind, ModelEvent, ModelSession, RetryPolicy, SessionConfig,
+    ConnectFailure, Error, ErrorKind, ModelEvent, ModelSession, RetryPolicy, SessionConfig, stats,
 };
 
 /// A config for the mock at `url` with `model` and short timeouts.
@@ -121,5 +121,18 @@ pub fn connect_failure(err: &Error, attempts: u32) -> &ConnectFailure {
             ..
         } if *made == attempts => last,
         other => panic!("expected a connect error after {attempts} attempt(s), got {other:?}"),
+    }
+}
+
+/// The process-wide (live tasks, live connections) once both are zero, or
+/// as they are when `within` has passed.
+pub async fn live_tasks_and_connections_after(within: Duration) -> (usize, usize) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = (stats::live_tasks(), stats::live_connections());
+        if now == (0, 0) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
