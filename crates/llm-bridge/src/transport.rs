@@ -217,6 +217,15 @@ pub(crate) fn connection_lost(e: &tungstenite::Error, who: &'static str) -> Step
     })
 }
 
+/// Sleeps until `deadline`, or forever without one (an optional timer arm
+/// of a `select!`).
+pub(crate) async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs `attempt` (1-based attempt number) until it succeeds, fails with a
 /// non-retryable cause, or `policy.max_attempts` is reached, sleeping the
 /// policy's backoff between attempts.

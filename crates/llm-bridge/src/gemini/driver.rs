@@ -162,7 +162,7 @@ impl Driver {
                     }
                 },
                 msg = next_frame(&mut self.conn) => self.on_frame(msg).await,
-                () = sleep_until_opt(deadline) => self.switch_connection().await,
+                () = transport::sleep_until_opt(deadline) => self.switch_connection().await,
             };
             if let Step::End(outcome) = step {
                 // The server ended the connection after its goAway but before
@@ -457,12 +457,5 @@ impl Driver {
                 })
             }
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -129,7 +129,7 @@ impl Conversation {
             let reply_end = self.playing.as_ref().map(|p| p.ends_at);
             let flow = tokio::select! {
                 inc = conn.recv() => self.on_incoming(&mut conn, inc, &mut updated).await,
-                () = sleep_opt(reply_end) => self.finish_reply(&mut conn).await,
+                () = crate::transport::sleep_until_opt(reply_end) => self.finish_reply(&mut conn).await,
             };
             match flow {
                 Flow::Continue => {}
@@ -626,12 +626,5 @@ impl Conversation {
             )
             .await;
         if ok { Flow::Continue } else { Flow::Stop }
-    }
-}
-
-async fn sleep_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
