@@ -18,10 +18,19 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::audio::{AudioFormat, AudioFrame, InputConverter};
+use crate::config::{Greeting, SessionConfig};
 use crate::error::Error;
 use crate::event::{CloseReason, ModelEvent, ToolCallId};
 use crate::provider::Provider;
 use crate::stats::TaskGuard;
+
+/// Outcome of one step of a driver's run loop.
+pub(crate) enum Step {
+    /// Keep running.
+    Continue,
+    /// The session is over.
+    End(CloseOutcome),
+}
 
 /// The answer to a tool call.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +201,35 @@ impl ModelSession {
             pending_tools: VecDeque::new(),
             join_timeout: close_timeout + Duration::from_secs(1),
         }
+    }
+
+    /// Spawns the driver of an opened connection, instrumented with `span`,
+    /// with the queue capacities and close timeout of `config`, then starts
+    /// the greeting when `config` asks for one on open.
+    pub(crate) async fn start<F, Fut>(
+        provider: Provider,
+        input_format: AudioFormat,
+        config: &SessionConfig,
+        span: tracing::Span,
+        driver: F,
+    ) -> Result<ModelSession, Error>
+    where
+        F: FnOnce(DriverContext) -> Fut,
+        Fut: Future<Output = CloseOutcome> + Send + 'static,
+    {
+        let greet_now = matches!(config.greeting, Greeting::OnOpen { .. });
+        let session = ModelSession::spawn(
+            provider,
+            input_format,
+            config.command_capacity,
+            config.event_capacity,
+            config.close_timeout,
+            move |ctx| tracing::Instrument::instrument(driver(ctx), span),
+        );
+        if greet_now {
+            session.start_greeting().await?;
+        }
+        Ok(session)
     }
 
     /// The provider behind this session.

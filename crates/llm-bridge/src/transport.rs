@@ -15,12 +15,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use bytes::Bytes;
 
 use crate::config::RetryPolicy;
 use crate::error::{ConnectFailure, Error};
+use crate::event::CloseReason;
 use crate::provider::Provider;
+use crate::session::{CloseOutcome, Step};
 use crate::stats::ConnectionGuard;
 
 /// Largest message accepted from a model server (audio deltas are tens of kB).
@@ -110,6 +114,116 @@ pub(crate) async fn close_connection(conn: &mut Connection, timeout: Duration) -
     tokio::time::timeout(timeout, handshake)
         .await
         .unwrap_or(false)
+}
+
+/// Sends one text frame.
+pub(crate) async fn send_text(
+    conn: &mut Connection,
+    text: impl Into<Utf8Bytes>,
+) -> Result<(), tungstenite::Error> {
+    conn.ws.send(Message::Text(text.into())).await
+}
+
+/// Maps a WebSocket error while waiting for the setup answer to a typed
+/// failure (a vanished peer is an abnormal close, 1006).
+pub(crate) fn setup_failure(e: tungstenite::Error) -> ConnectFailure {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
+            ConnectFailure::ClosedDuringSetup {
+                code: 1006,
+                reason: String::new(),
+            }
+        }
+        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
+        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
+    }
+}
+
+/// The payload of the next text or binary frame during setup (control
+/// frames are skipped); a close, an error or the end of the stream fails
+/// the setup.
+pub(crate) async fn setup_payload(conn: &mut Connection) -> Result<Vec<u8>, ConnectFailure> {
+    loop {
+        return match conn.ws.next().await {
+            Some(Ok(Message::Text(t))) => Ok(t.as_bytes().to_vec()),
+            Some(Ok(Message::Binary(b))) => Ok(b.to_vec()),
+            Some(Ok(Message::Close(frame))) => {
+                let (code, reason) = close_parts(frame.as_ref());
+                Err(ConnectFailure::ClosedDuringSetup { code, reason })
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => Err(setup_failure(e)),
+            None => Err(ConnectFailure::ClosedDuringSetup {
+                code: 1006,
+                reason: String::new(),
+            }),
+        };
+    }
+}
+
+/// Runs the setup exchange `setup` within `timeout`.
+pub(crate) async fn within_setup_timeout(
+    timeout: Duration,
+    setup: impl Future<Output = Result<(), ConnectFailure>>,
+) -> Result<(), ConnectFailure> {
+    tokio::time::timeout(timeout, setup)
+        .await
+        .unwrap_or(Err(ConnectFailure::SetupTimeout(timeout)))
+}
+
+/// The payload of a frame the run loop received on `conn`, or the step to
+/// take instead: control frames are skipped; the server's close frame
+/// (after driving out tungstenite's queued close reply), an oversized
+/// message, a failure or the end of the stream end the session. `who`
+/// names the provider in logs.
+pub(crate) async fn frame_payload(
+    conn: Option<&mut Connection>,
+    msg: Option<Result<Message, tungstenite::Error>>,
+    who: &'static str,
+) -> Result<Bytes, Step> {
+    match msg {
+        Some(Ok(Message::Text(t))) => Ok(t.into()),
+        Some(Ok(Message::Binary(b))) => Ok(b),
+        Some(Ok(Message::Close(frame))) => {
+            let (code, reason) = close_parts(frame.as_ref());
+            if let Some(conn) = conn {
+                while let Some(Ok(_)) = conn.ws.next().await {}
+            }
+            tracing::info!(code, %reason, "{who} server closed the session");
+            Err(Step::End(CloseOutcome {
+                clean: code == 1000,
+                reason: CloseReason::ServerClosed { code, reason },
+            }))
+        }
+        Some(Ok(_)) => Err(Step::Continue),
+        Some(Err(tungstenite::Error::Capacity(_))) => Err(Step::End(CloseOutcome {
+            reason: CloseReason::ProtocolError("server message over the size limit"),
+            clean: false,
+        })),
+        Some(Err(e)) => Err(connection_lost(&e, who)),
+        None => Err(Step::End(CloseOutcome {
+            reason: CloseReason::ConnectionLost,
+            clean: false,
+        })),
+    }
+}
+
+/// The end of a session whose connection failed with `e` (logged).
+pub(crate) fn connection_lost(e: &tungstenite::Error, who: &'static str) -> Step {
+    tracing::warn!(error = %e, "{who} connection failed");
+    Step::End(CloseOutcome {
+        reason: CloseReason::ConnectionLost,
+        clean: false,
+    })
+}
+
+/// Sleeps until `deadline`, or forever without one (an optional timer arm
+/// of a `select!`).
+pub(crate) async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs `attempt` (1-based attempt number) until it succeeds, fails with a

@@ -7,14 +7,11 @@ use std::time::Duration;
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use callbridge_llm_bridge::mock::{Handshake, ScriptBook};
 use callbridge_llm_bridge::{
-    ApiKey, CallMetadata, CloseReason, ConnectFailure, Error, ErrorKind, GeminiLive, ModelEvent,
-    RealtimeModel, ToolResult, TurnDetection,
+    ApiKey, CloseReason, ConnectFailure, Error, ErrorKind, GeminiLive, ModelEvent, RealtimeModel,
+    ToolResult, TurnDetection,
 };
+use common::gemini::*;
 use common::*;
-
-fn meta() -> CallMetadata {
-    CallMetadata::with_call_id("test")
-}
 
 #[tokio::test]
 async fn connect_retries_then_succeeds_on_the_third_attempt() {
@@ -32,7 +29,7 @@ async fn connect_retries_then_succeeds_on_the_third_attempt() {
         default: GeminiScript::default(),
     };
     let mock = MockGemini::start_with(book).await.unwrap();
-    let s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
     let st = mock.stats();
     assert_eq!((st.connections, st.setups), (3, 1));
@@ -49,17 +46,10 @@ async fn gives_up_after_three_failures_with_a_clear_error_and_no_key() {
     .unwrap();
     let mut cfg = config(mock.url());
     cfg.api_key = Some(ApiKey::new("secret-key-123"));
-    let err = GeminiLive.open(cfg, meta()).await.unwrap_err();
+    let err = open_with(cfg).await.unwrap_err();
     let msg = err.to_string();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 3,
-                last: ConnectFailure::HttpStatus(503),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 3), ConnectFailure::HttpStatus(503)),
         "{err:?}"
     );
     assert_eq!(
@@ -80,7 +70,7 @@ async fn api_key_travels_in_the_header_only() {
     .unwrap();
     let mut cfg = config(mock.url());
     cfg.api_key = Some(ApiKey::new("k-1"));
-    let s = GeminiLive.open(cfg, meta()).await.unwrap();
+    let s = open_with(cfg).await.unwrap();
     assert!(s.close().await.clean);
     mock.assert_no_violations();
 }
@@ -96,10 +86,7 @@ async fn an_invalid_setup_is_not_retried() {
     })
     .await
     .unwrap();
-    let err = GeminiLive
-        .open(config(mock.url()), meta())
-        .await
-        .unwrap_err();
+    let err = open(mock.url()).await.unwrap_err();
     match err {
         Error::Connect {
             attempts: 1,
@@ -119,10 +106,7 @@ async fn setup_that_never_completes_times_out() {
     .await
     .unwrap();
     let started = std::time::Instant::now();
-    let err = GeminiLive
-        .open(config(mock.url()), meta())
-        .await
-        .unwrap_err();
+    let err = open(mock.url()).await.unwrap_err();
     assert!(
         matches!(err, Error::Connect { attempts: 3, last: ConnectFailure::SetupTimeout(d), .. } if d == Duration::from_millis(300)),
         "{err:?}"
@@ -130,11 +114,7 @@ async fn setup_that_never_completes_times_out() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert!(err.to_string().contains("did not complete setup"));
     // The client never sent anything before setupComplete.
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
 }
 
 #[tokio::test]
@@ -145,7 +125,7 @@ async fn slow_setup_within_the_timeout_succeeds() {
     })
     .await
     .unwrap();
-    let s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
     assert_eq!(mock.stats().connections, 1);
 }
@@ -158,7 +138,7 @@ async fn server_dropping_mid_response_gives_a_closed_event_with_reason() {
     })
     .await
     .unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::Closed { .. })).await;
     assert!(audio_ms(&evs) > 0, "part of the reply arrived first");
@@ -192,7 +172,7 @@ async fn server_close_frame_is_reported_with_code_and_reason() {
     })
     .await
     .unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::Closed { .. })).await;
     assert!(evs.iter().any(|e| matches!(e, ModelEvent::TurnComplete)));
@@ -218,12 +198,11 @@ async fn server_close_frame_is_reported_with_code_and_reason() {
 async fn malformed_frames_become_error_events_and_the_session_goes_on() {
     let mock = MockGemini::start(GeminiScript {
         malformed_after_setup: true,
-        playback_speed: 50.0,
-        ..Default::default()
+        ..fast_script()
     })
     .await
     .unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     let errs = events_until(&mut s, |e| {
         matches!(
             e,
@@ -234,13 +213,7 @@ async fn malformed_frames_become_error_events_and_the_session_goes_on() {
         )
     })
     .await;
-    let kinds: Vec<ErrorKind> = errs
-        .iter()
-        .filter_map(|e| match e {
-            ModelEvent::Error { kind, .. } => Some(*kind),
-            _ => None,
-        })
-        .collect();
+    let kinds = error_kinds(&errs);
     assert_eq!(
         kinds,
         [
@@ -258,7 +231,7 @@ async fn malformed_frames_become_error_events_and_the_session_goes_on() {
 #[tokio::test]
 async fn talking_over_the_reply_interrupts_it() {
     let mock = MockGemini::start(GeminiScript::default()).await.unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let first = events_until(&mut s, |e| matches!(e, ModelEvent::GenerationComplete)).await;
     assert!(audio_ms(&first) > 1000);
@@ -279,12 +252,11 @@ async fn talking_over_the_reply_interrupts_it() {
 async fn end_call_after_two_turns_is_a_typed_event_and_can_be_answered() {
     let mock = MockGemini::start(GeminiScript {
         end_call_after_turns: Some(2),
-        playback_speed: 50.0,
-        ..Default::default()
+        ..fast_script()
     })
     .await
     .unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let one = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
     assert!(!one.iter().any(|e| matches!(e, ModelEvent::EndCall { .. })));
@@ -314,13 +286,8 @@ async fn end_call_after_two_turns_is_a_typed_event_and_can_be_answered() {
 
 #[tokio::test]
 async fn dtmf_digits_reach_the_model_as_text() {
-    let mock = MockGemini::start(GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mock = MockGemini::start(fast_script()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     s.send_dtmf("12#").await.unwrap();
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
     assert!(evs.iter().any(|e| matches!(e,
@@ -334,15 +301,10 @@ async fn dtmf_digits_reach_the_model_as_text() {
 
 #[tokio::test]
 async fn manual_turn_detection_uses_activity_signals() {
-    let mock = MockGemini::start(GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let mock = MockGemini::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());
     cfg.turn_detection = TurnDetection::Manual;
-    let mut s = GeminiLive.open(cfg, meta()).await.unwrap();
+    let mut s = open_with(cfg).await.unwrap();
     s.activity_start().await.unwrap();
     send_frames(&mut s, &caller_turn(200, 0));
     // Not valid in manual mode: skipped by the client, never sent.
@@ -373,16 +335,12 @@ async fn go_away_mid_reply(
             go_away_mid_reply_at_turn: Some(2),
             go_away_time_left: time_left,
             endless_reply_at_turn: endless.then_some(2),
-            playback_speed: 50.0,
-            ..Default::default()
+            ..fast_script()
         }],
-        default: GeminiScript {
-            playback_speed: 50.0,
-            ..Default::default()
-        },
+        default: fast_script(),
     };
     let mock = MockGemini::start_with(book).await.unwrap();
-    let mut s = GeminiLive.open(config(mock.url()), meta()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_frames(&mut s, &caller_turn(400, 500));
     let one = events_until(&mut s, |e| matches!(e, ModelEvent::ResumptionHandle(_))).await;
     assert!(
@@ -467,7 +425,7 @@ async fn close_completes_even_when_nobody_reads_events() {
     cfg.greeting = callbridge_llm_bridge::Greeting::OnOpen {
         prompt: "greet".into(),
     };
-    let s = GeminiLive.open(cfg, meta()).await.unwrap();
+    let s = open_with(cfg).await.unwrap();
     // The greeting's ~30 audio messages fill the 2-slot queue; the driver
     // waits for room, but a close request still gets through.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,18 +7,8 @@ use std::time::Duration;
 
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{CallMetadata, GeminiLive, RealtimeModel, stats};
+use common::gemini::*;
 use common::*;
-
-async fn wait_for_zero() -> (usize, usize) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
-        let now = (stats::live_tasks(), stats::live_connections());
-        if now == (0, 0) || tokio::time::Instant::now() > deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_and_closed_sessions_leave_no_tasks_or_connections() {
@@ -32,7 +22,10 @@ async fn dropped_and_closed_sessions_leave_no_tasks_or_connections() {
     send_frames(&mut s, &caller_turn(100, 0));
     assert_eq!((stats::live_tasks(), stats::live_connections()), (1, 1));
     drop(s);
-    assert_eq!(wait_for_zero().await, (0, 0));
+    assert_eq!(
+        live_tasks_and_connections_after(Duration::from_secs(2)).await,
+        (0, 0)
+    );
 
     // 500 sequential sessions, each opened, fed a frame and closed cleanly.
     let before = mock.stats();
@@ -49,7 +42,10 @@ async fn dropped_and_closed_sessions_leave_no_tasks_or_connections() {
         assert!(outcome.clean, "session {i}: {outcome:?}");
         assert_eq!(stats::live_tasks(), 0, "session {i} left its task");
     }
-    assert_eq!(wait_for_zero().await, (0, 0));
+    assert_eq!(
+        live_tasks_and_connections_after(Duration::from_secs(2)).await,
+        (0, 0)
+    );
     let (st, ok) = mock
         .server()
         .wait_for(Duration::from_secs(2), |s| s.open_connections == 0)

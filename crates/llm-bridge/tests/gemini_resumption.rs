@@ -10,6 +10,7 @@ use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use callbridge_llm_bridge::{
     AudioFrame, CallMetadata, GeminiLive, ModelEvent, RealtimeModel, SampleRate, stats,
 };
+use common::gemini::*;
 use common::*;
 
 #[tokio::test]
@@ -18,21 +19,16 @@ async fn go_away_resumes_on_one_new_connection_without_losing_input_audio() {
         per_connection: vec![
             GeminiScript {
                 go_away_after_turns: Some(1),
-                playback_speed: 50.0,
-                ..Default::default()
+                ..fast_script()
             },
             // A slow resumed setup: ~50 frames arrive while the switch is
             // in progress and must be held, then replayed.
             GeminiScript {
                 setup: SetupReply::Delay(Duration::from_millis(50)),
-                playback_speed: 50.0,
-                ..Default::default()
+                ..fast_script()
             },
         ],
-        default: GeminiScript {
-            playback_speed: 50.0,
-            ..Default::default()
-        },
+        default: fast_script(),
     };
     let mock = MockGemini::start_with(book).await.unwrap();
     let mut s = GeminiLive

@@ -3,18 +3,13 @@
 mod common;
 
 use callbridge_llm_bridge::mock::clips;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_bridge::mock::gemini::MockGemini;
 use callbridge_llm_bridge::{
     AudioFormat, CallMetadata, CloseReason, GeminiLive, Greeting, ModelEvent, RealtimeModel,
 };
+use common::gemini::*;
+use common::openai::{caller_turn_ulaw, send_ulaw};
 use common::*;
-
-fn fast_script() -> GeminiScript {
-    GeminiScript {
-        playback_speed: 50.0,
-        ..Default::default()
-    }
-}
 
 #[tokio::test]
 async fn greeting_on_request_then_one_caller_turn_round_trips() {
@@ -88,10 +83,6 @@ async fn greeting_on_request_then_one_caller_turn_round_trips() {
 
 #[tokio::test]
 async fn telephone_mu_law_input_is_upsampled_to_16k_for_the_model() {
-    use callbridge_llm_bridge::AudioFrame;
-    use callbridge_llm_bridge::audio::linear_to_ulaw;
-    use callbridge_llm_bridge::mock::vad::tone;
-
     let mock = MockGemini::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());
     cfg.input_format = AudioFormat::Pcmu;
@@ -100,11 +91,7 @@ async fn telephone_mu_law_input_is_upsampled_to_16k_for_the_model() {
         .await
         .unwrap();
     assert_eq!(s.model_input_format(), AudioFormat::PCM_16K);
-    let mut ulaw: Vec<u8> = tone(8000, 400).into_iter().map(linear_to_ulaw).collect();
-    ulaw.extend(std::iter::repeat_n(0xFFu8, 8 * 500));
-    for frame in ulaw.chunks(160) {
-        s.send_audio(AudioFrame::Pcmu(frame)).unwrap();
-    }
+    let sent = send_ulaw(&mut s, &caller_turn_ulaw(400, 500));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
     assert!(audio_ms(&evs) > 1000, "the mock heard a caller turn");
     assert!(s.close().await.clean);
@@ -116,7 +103,7 @@ async fn telephone_mu_law_input_is_upsampled_to_16k_for_the_model() {
         .await;
     assert_eq!(
         st.audio_bytes_in,
-        ulaw.len() as u64 * 4,
+        sent as u64 * 4,
         "8 kHz bytes -> 16 kHz s16le"
     );
     assert!(st.violations.is_empty(), "{:?}", st.violations);

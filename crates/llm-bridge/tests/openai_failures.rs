@@ -2,7 +2,7 @@
 //! connect retries, giving up, setup timeouts and rejections, the server
 //! closing mid-response, malformed frames.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
@@ -11,17 +11,25 @@ use callbridge_llm_bridge::mock::openai::{
     MidResponseClose, MockOpenAi, OpenAiScript, SessionReply,
 };
 use callbridge_llm_bridge::mock::{Handshake, ScriptBook};
-use callbridge_llm_bridge::{
-    ApiKey, CallMetadata, CloseReason, ConnectFailure, Error, ErrorKind, ModelEvent,
-    OpenAiRealtime, RealtimeModel,
-};
-use openai_common::*;
+use callbridge_llm_bridge::{ApiKey, CloseReason, ConnectFailure, ErrorKind, ModelEvent};
+use common::openai::*;
+use common::*;
 
 fn script(handshake: Handshake) -> OpenAiScript {
     OpenAiScript {
         handshake,
         ..fast_script()
     }
+}
+
+/// A mock that answers the session setup with `reply`.
+async fn mock_answering(reply: SessionReply) -> MockOpenAi {
+    MockOpenAi::start(OpenAiScript {
+        session: reply,
+        ..fast_script()
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -35,10 +43,7 @@ async fn connect_retries_after_refusals_then_succeeds() {
     })
     .await
     .unwrap();
-    let s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
     let stats = mock.stats();
     assert_eq!(stats.connections, 3);
@@ -53,19 +58,9 @@ async fn gives_up_after_three_failures_with_a_clear_error_without_the_key() {
         .unwrap();
     let mut cfg = config(mock.url());
     cfg.api_key = Some(ApiKey::new("sk-super-secret-value"));
-    let err = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap_err();
+    let err = open_with(cfg).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 3,
-                last: ConnectFailure::HttpStatus(503),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 3), ConnectFailure::HttpStatus(503)),
         "{err:?}"
     );
     let text = err.to_string();
@@ -80,25 +75,10 @@ async fn gives_up_after_three_failures_with_a_clear_error_without_the_key() {
 
 #[tokio::test]
 async fn server_that_never_sends_session_created_times_out() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::Never,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
-    let err = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap_err();
+    let mock = mock_answering(SessionReply::Never).await;
+    let err = open(mock.url()).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 3,
-                last: ConnectFailure::SetupTimeout(_),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 3), ConnectFailure::SetupTimeout(_)),
         "{err:?}"
     );
     let (stats, ok) = mock
@@ -116,27 +96,12 @@ async fn server_that_never_sends_session_created_times_out() {
 
 #[tokio::test]
 async fn server_that_never_answers_session_update_times_out() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::NeverUpdated,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
+    let mock = mock_answering(SessionReply::NeverUpdated).await;
     let mut cfg = config(mock.url());
     cfg.retry.max_attempts = 1;
-    let err = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap_err();
+    let err = open_with(cfg).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 1,
-                last: ConnectFailure::SetupTimeout(_),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 1), ConnectFailure::SetupTimeout(_)),
         "{err:?}"
     );
     assert_eq!(mock.stats().setups, 0);
@@ -145,25 +110,10 @@ async fn server_that_never_answers_session_update_times_out() {
 
 #[tokio::test]
 async fn rejected_session_update_fails_once_without_retrying() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::RejectUpdate,
-        ..fast_script()
-    })
-    .await
-    .unwrap();
-    let err = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap_err();
+    let mock = mock_answering(SessionReply::RejectUpdate).await;
+    let err = open(mock.url()).await.unwrap_err();
     assert!(
-        matches!(
-            err,
-            Error::Connect {
-                attempts: 1,
-                last: ConnectFailure::Protocol(_),
-                ..
-            }
-        ),
+        matches!(connect_failure(&err, 1), ConnectFailure::Protocol(_)),
         "{err:?}"
     );
     mock.shutdown().await;
@@ -171,16 +121,8 @@ async fn rejected_session_update_fails_once_without_retrying() {
 
 #[tokio::test]
 async fn slow_session_created_within_the_timeout_is_fine() {
-    let mock = MockOpenAi::start(OpenAiScript {
-        session: SessionReply::Delay(Duration::from_millis(100)),
-        ..fast_script()
-    })
-    .await
-    .unwrap();
-    let s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mock = mock_answering(SessionReply::Delay(Duration::from_millis(100))).await;
+    let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
     assert_eq!(mock.stats().connections, 1);
     mock.shutdown().await;
@@ -200,10 +142,7 @@ async fn server_close_frame_mid_response_ends_with_its_code_and_reason() {
     })
     .await
     .unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::Closed { .. })).await;
     assert!(audio_ms(&evs) > 0);
@@ -231,10 +170,7 @@ async fn dropped_connection_mid_response_ends_with_connection_lost() {
     })
     .await
     .unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::Closed { .. })).await;
     assert_eq!(
@@ -257,22 +193,13 @@ async fn malformed_frames_become_error_events_and_the_session_continues() {
     })
     .await
     .unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     let bad = events_until(&mut s, |e| {
         matches!(e, ModelEvent::Error { kind: ErrorKind::MalformedMessage, message }
             if message.contains("delta"))
     })
     .await;
-    let kinds: Vec<ErrorKind> = bad
-        .iter()
-        .filter_map(|e| match e {
-            ModelEvent::Error { kind, .. } => Some(*kind),
-            _ => None,
-        })
-        .collect();
+    let kinds = error_kinds(&bad);
     assert_eq!(
         kinds,
         [
@@ -295,15 +222,8 @@ async fn beta_header_is_never_sent_and_the_model_is_in_the_url() {
     // The mock closes with 4000 on an OpenAI-Beta header and records a
     // violation when the URL lacks `model=`.
     let mock = MockOpenAi::start(fast_script()).await.unwrap();
-    let s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let s = open(mock.url()).await.unwrap();
     assert!(s.close().await.clean);
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
     mock.shutdown().await;
 }

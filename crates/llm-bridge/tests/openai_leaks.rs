@@ -3,13 +3,14 @@
 //! both sides, whether the handle was closed or dropped. Its own test
 //! binary, so the process-wide gauges count only these sessions.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
 use callbridge_llm_bridge::mock::openai::MockOpenAi;
 use callbridge_llm_bridge::{CallMetadata, OpenAiRealtime, RealtimeModel, stats};
-use openai_common::*;
+use common::openai::*;
+use common::*;
 
 #[tokio::test]
 async fn five_hundred_sequential_sessions_leave_no_tasks_or_connections() {
@@ -33,18 +34,9 @@ async fn five_hundred_sequential_sessions_leave_no_tasks_or_connections() {
         }
     }
     assert_eq!(stats::sessions_opened() - sessions_before, 500);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-    while (stats::live_tasks() != 0 || stats::live_connections() != 0)
-        && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert_eq!(stats::live_tasks(), 0, "tasks outlived their sessions");
-    assert_eq!(
-        stats::live_connections(),
-        0,
-        "connections outlived their sessions"
-    );
+    let (tasks, connections) = live_tasks_and_connections_after(Duration::from_secs(3)).await;
+    assert_eq!(tasks, 0, "tasks outlived their sessions");
+    assert_eq!(connections, 0, "connections outlived their sessions");
     let (st, ok) = mock
         .server()
         .wait_for(Duration::from_secs(3), |s| s.open_connections == 0)

@@ -1,7 +1,7 @@
 //! Round trips against the mock OpenAI Realtime server: greeting, caller
 //! speech, reply, transcripts, barge-in, tool calls, end_call.
 
-mod openai_common;
+mod common;
 
 use std::time::Duration;
 
@@ -12,7 +12,8 @@ use callbridge_llm_bridge::{
     ApiKey, AudioFormat, AudioFrame, CallMetadata, CloseReason, Greeting, ModelEvent,
     OpenAiRealtime, RealtimeModel, SampleRate, ToolResult, ToolSpec, TurnDetection,
 };
-use openai_common::*;
+use common::openai::*;
+use common::*;
 use serde_json::json;
 
 fn is_turn_complete(e: &ModelEvent) -> bool {
@@ -133,10 +134,7 @@ async fn greeting_on_open_speaks_first_without_being_asked() {
     cfg.greeting = Greeting::OnOpen {
         prompt: "Say hello.".into(),
     };
-    let mut s = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open_with(cfg).await.unwrap();
     let greet = events_until(&mut s, is_turn_complete).await;
     assert_eq!(output_text(&greet), clips::GREETING_TEXT);
     assert!(s.close().await.clean);
@@ -187,10 +185,7 @@ async fn sixteen_khz_pcm_input_is_refused_at_open_without_connecting() {
     let mock = MockOpenAi::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());
     cfg.input_format = AudioFormat::PCM_16K;
-    let err = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap_err();
+    let err = open_with(cfg).await.unwrap_err();
     assert!(err.to_string().contains("24 kHz"), "{err}");
     assert_eq!(mock.stats().connections, 0);
     mock.shutdown().await;
@@ -251,10 +246,7 @@ async fn barge_in_cancels_the_response_and_truncates_to_the_played_ms() {
 #[tokio::test]
 async fn barge_in_without_playback_progress_cancels_but_does_not_truncate() {
     let mock = MockOpenAi::start(OpenAiScript::default()).await.unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
     events_until(&mut s, |e| {
         matches!(e, ModelEvent::OutputTranscript { finished: true, .. })
@@ -284,10 +276,7 @@ async fn tool_call_round_trips_output_then_one_new_response() {
         description: "Look up an order".into(),
         parameters: json!({"type": "object", "properties": {"order": {"type": "string"}}}),
     });
-    let mut s = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open_with(cfg).await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::ToolCall(_))).await;
     let Some(ModelEvent::ToolCall(call)) = evs.last() else {
@@ -312,11 +301,7 @@ async fn tool_call_round_trips_output_then_one_new_response() {
     assert_eq!(log.function_outputs[0].0, call.id.as_str());
     assert_eq!(log.function_outputs[0].1, r#"{"status":"shipped"}"#);
     assert_eq!(log.response_creates, 1);
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
     mock.shutdown().await;
 }
 
@@ -328,10 +313,7 @@ async fn end_call_surfaces_as_a_typed_event_and_its_answer_starts_no_response() 
     })
     .await
     .unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
     let evs = events_until(&mut s, |e| matches!(e, ModelEvent::EndCall { .. })).await;
     let Some(ModelEvent::EndCall { id, reason }) = evs.last() else {
@@ -346,21 +328,14 @@ async fn end_call_surfaces_as_a_typed_event_and_its_answer_starts_no_response() 
     let log = mock.log();
     assert_eq!(log.function_outputs.len(), 1);
     assert_eq!(log.response_creates, 0);
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
     mock.shutdown().await;
 }
 
 #[tokio::test]
 async fn dtmf_goes_to_the_model_as_a_user_message_and_gets_a_reply() {
     let mock = MockOpenAi::start(fast_script()).await.unwrap();
-    let mut s = OpenAiRealtime
-        .open(config(mock.url()), CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open(mock.url()).await.unwrap();
     s.send_dtmf("12#").await.unwrap();
     let evs = events_until(&mut s, is_turn_complete).await;
     assert!(audio_ms(&evs) > 1000);
@@ -379,10 +354,7 @@ async fn manual_turns_commit_and_create_a_response() {
     let mock = MockOpenAi::start(fast_script()).await.unwrap();
     let mut cfg = config(mock.url());
     cfg.turn_detection = TurnDetection::Manual;
-    let mut s = OpenAiRealtime
-        .open(cfg, CallMetadata::default())
-        .await
-        .unwrap();
+    let mut s = open_with(cfg).await.unwrap();
     s.activity_start().await.unwrap();
     send_ulaw(&mut s, &caller_turn_ulaw(300, 0));
     s.activity_end().await.unwrap();
@@ -391,10 +363,6 @@ async fn manual_turns_commit_and_create_a_response() {
     assert!(s.close().await.clean);
     assert_eq!(mock.log().session_updates[0].turn_detection, Some(None));
     assert_eq!(mock.stats().caller_turns, 1);
-    assert!(
-        mock.stats().violations.is_empty(),
-        "{:?}",
-        mock.stats().violations
-    );
+    mock.server().assert_no_violations();
     mock.shutdown().await;
 }

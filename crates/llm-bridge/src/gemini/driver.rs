@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
@@ -24,7 +24,7 @@ use crate::config::{CallMetadata, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
 use crate::event::{CloseReason, ErrorKind, ModelEvent};
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::session::{CloseOutcome, Command, DriverContext, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to (re)connect, shared by `open` and the task.
@@ -39,19 +39,12 @@ pub(crate) struct Params {
 /// Bound on non-audio commands held during a switch.
 const MAX_HELD_COMMANDS: usize = 64;
 
-async fn send_text(
-    conn: &mut Connection,
-    text: impl Into<Utf8Bytes>,
-) -> Result<(), tungstenite::Error> {
-    conn.ws.send(Message::Text(text.into())).await
-}
-
 async fn send_on(
     conn: &mut Option<Connection>,
     text: impl Into<Utf8Bytes>,
 ) -> Result<(), tungstenite::Error> {
     match conn {
-        Some(c) => send_text(c, text).await,
+        Some(c) => transport::send_text(c, text).await,
         None => Err(tungstenite::Error::AlreadyClosed),
     }
 }
@@ -78,38 +71,13 @@ pub(crate) async fn connect_and_setup(
     let cfg = &params.config;
     let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
     let setup = wire::setup_message(cfg, &params.metadata, resume);
-    send_text(&mut conn, setup)
+    transport::send_text(&mut conn, setup)
         .await
         .map_err(|e| transport::connect_failure(&e))?;
     let wait = async {
         let mut items = Vec::new();
         loop {
-            let payload = match conn.ws.next().await {
-                Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
-                Some(Ok(Message::Binary(b))) => b.to_vec(),
-                Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = transport::close_parts(frame.as_ref());
-                    return Err(ConnectFailure::ClosedDuringSetup { code, reason });
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => {
-                    return Err(match e {
-                        tungstenite::Error::ConnectionClosed
-                        | tungstenite::Error::AlreadyClosed => ConnectFailure::ClosedDuringSetup {
-                            code: 1006,
-                            reason: String::new(),
-                        },
-                        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
-                        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
-                    });
-                }
-                None => {
-                    return Err(ConnectFailure::ClosedDuringSetup {
-                        code: 1006,
-                        reason: String::new(),
-                    });
-                }
-            };
+            let payload = transport::setup_payload(&mut conn).await?;
             items.clear();
             if wire::decode_server_message(&payload, &mut items).is_err() {
                 return Err(ConnectFailure::Protocol(
@@ -121,11 +89,8 @@ pub(crate) async fn connect_and_setup(
             }
         }
     };
-    match tokio::time::timeout(cfg.setup_timeout, wait).await {
-        Ok(Ok(())) => Ok(conn),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ConnectFailure::SetupTimeout(cfg.setup_timeout)),
-    }
+    transport::within_setup_timeout(cfg.setup_timeout, wait).await?;
+    Ok(conn)
 }
 
 /// Opens with retries.
@@ -138,12 +103,6 @@ pub(crate) async fn open_connection(
         connect_and_setup(params, resume)
     })
     .await
-}
-
-/// Outcome of one step of the run loop.
-enum Step {
-    Continue,
-    End(CloseOutcome),
 }
 
 pub(crate) struct Driver {
@@ -203,7 +162,7 @@ impl Driver {
                     }
                 },
                 msg = next_frame(&mut self.conn) => self.on_frame(msg).await,
-                () = sleep_until_opt(deadline) => self.switch_connection().await,
+                () = transport::sleep_until_opt(deadline) => self.switch_connection().await,
             };
             if let Step::End(outcome) = step {
                 // The server ended the connection after its goAway but before
@@ -231,39 +190,9 @@ impl Driver {
     }
 
     async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
-        let payload = match msg {
-            Some(Ok(Message::Text(t))) => t.into(),
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = transport::close_parts(frame.as_ref());
-                // tungstenite queued the close reply; drive it out.
-                while let Some(Ok(_)) = next_frame(&mut self.conn).await {}
-                tracing::info!(code, %reason, "gemini server closed the session");
-                return Step::End(CloseOutcome {
-                    clean: code == 1000,
-                    reason: CloseReason::ServerClosed { code, reason },
-                });
-            }
-            Some(Ok(_)) => return Step::Continue,
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ProtocolError("server message over the size limit"),
-                    clean: false,
-                });
-            }
-            Some(Err(e)) => {
-                tracing::warn!(error = %e, "gemini connection failed");
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
-            None => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
+        let payload = match transport::frame_payload(self.conn.as_mut(), msg, "gemini").await {
+            Ok(payload) => payload,
+            Err(step) => return step,
         };
         let mut items = std::mem::take(&mut self.items);
         items.clear();
@@ -528,12 +457,5 @@ impl Driver {
                 })
             }
         }
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -32,7 +32,7 @@
 use std::sync::Arc;
 
 use crate::audio::AudioFormat;
-use crate::config::{CallMetadata, Greeting, SessionConfig};
+use crate::config::{CallMetadata, SessionConfig};
 use crate::error::Error;
 use crate::provider::{BoxFuture, Provider, RealtimeModel};
 use crate::session::ModelSession;
@@ -100,23 +100,13 @@ async fn open(config: SessionConfig, metadata: CallMetadata) -> Result<ModelSess
     let conn =
         tracing::Instrument::instrument(driver::open_connection(&params, None), span.clone())
             .await?;
-    let cfg = &params.config;
-    let greet_now = matches!(cfg.greeting, Greeting::OnOpen { .. });
-    let (cmd_cap, ev_cap, close_timeout) =
-        (cfg.command_capacity, cfg.event_capacity, cfg.close_timeout);
-    let session = ModelSession::spawn(
+    let p = Arc::clone(&params);
+    ModelSession::start(
         Provider::Gemini,
         AudioFormat::PCM_16K,
-        cmd_cap,
-        ev_cap,
-        close_timeout,
-        move |ctx| {
-            let d = driver::Driver::new(params, conn, ctx, false);
-            tracing::Instrument::instrument(d.run(), span)
-        },
-    );
-    if greet_now {
-        session.start_greeting().await?;
-    }
-    Ok(session)
+        &params.config,
+        span,
+        move |ctx| driver::Driver::new(p, conn, ctx, false).run(),
+    )
+    .await
 }

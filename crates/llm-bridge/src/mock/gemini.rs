@@ -14,7 +14,6 @@
 //! `usageMetadata` and a resumable `sessionResumptionUpdate` follow.
 
 use std::collections::HashSet;
-use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -332,8 +331,8 @@ impl Conversation {
             let go_away = self.go_away_deadline;
             let flow = tokio::select! {
                 inc = conn.recv() => self.on_incoming(&mut conn, inc).await,
-                () = sleep_opt(reply_end) => self.finish_reply(&mut conn).await,
-                () = sleep_opt(go_away) => {
+                () = crate::transport::sleep_until_opt(reply_end) => self.finish_reply(&mut conn).await,
+                () = crate::transport::sleep_until_opt(go_away) => {
                     conn.close(1000, "session time limit reached").await;
                     Flow::Stop
                 }
@@ -584,15 +583,5 @@ impl Conversation {
             return Flow::Stop;
         }
         Flow::Continue
-    }
-}
-
-async fn sleep_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => {
-            let sleep = pin!(tokio::time::sleep_until(d));
-            sleep.await;
-        }
-        None => std::future::pending().await,
     }
 }

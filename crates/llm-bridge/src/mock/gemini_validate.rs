@@ -11,7 +11,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::validate::{R, obj, one_of, opt_bool, opt_uint, string};
 
 /// A validated client message.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,62 +56,6 @@ pub struct SetupInfo {
     pub transcription: (bool, bool),
     /// System instruction text.
     pub instructions: String,
-}
-
-type R<T> = Result<T, String>;
-
-fn obj<'a>(
-    v: &'a Value,
-    path: &str,
-    allowed: &[&str],
-    required: &[&str],
-) -> R<&'a Map<String, Value>> {
-    let m = v
-        .as_object()
-        .ok_or_else(|| format!("{path}: expected an object"))?;
-    for k in m.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!("{path}: unknown field `{k}`"));
-        }
-    }
-    for r in required {
-        if !m.contains_key(*r) {
-            return Err(format!("{path}: missing required field `{r}`"));
-        }
-    }
-    Ok(m)
-}
-
-fn string<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> R<&'a str> {
-    m.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{path}.{key}: expected a string"))
-}
-
-fn opt_bool(m: &Map<String, Value>, key: &str, path: &str) -> R<Option<bool>> {
-    match m.get(key) {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(format!("{path}.{key}: expected a boolean")),
-    }
-}
-
-fn opt_uint(m: &Map<String, Value>, key: &str, path: &str) -> R<()> {
-    match m.get(key) {
-        None => Ok(()),
-        Some(v) if v.as_u64().is_some() => Ok(()),
-        // int64 may also come as a string.
-        Some(Value::String(s)) if s.parse::<u64>().is_ok() => Ok(()),
-        Some(_) => Err(format!("{path}.{key}: expected an unsigned integer")),
-    }
-}
-
-fn one_of(m: &Map<String, Value>, key: &str, path: &str, allowed: &[&str]) -> R<()> {
-    match m.get(key) {
-        None => Ok(()),
-        Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(()),
-        Some(other) => Err(format!("{path}.{key}: invalid value {other}")),
-    }
 }
 
 fn text_parts(v: &Value, path: &str) -> R<String> {

@@ -26,5 +26,6 @@ pub mod openai;
 pub mod openai_validate;
 pub mod server;
 pub mod vad;
+mod validate;
 
 pub use server::{Handshake, MockServer, MockStats, ScriptBook};

@@ -12,7 +12,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::validate::{R, obj, opt_kind, opt_string, string, uint};
 
 use crate::audio::AudioFormat;
 
@@ -77,57 +79,6 @@ pub struct SessionInfo {
     pub voice: Option<String>,
     /// Declared function names.
     pub tools: Option<Vec<String>>,
-}
-
-type R<T> = Result<T, String>;
-
-fn obj<'a>(
-    v: &'a Value,
-    path: &str,
-    allowed: &[&str],
-    required: &[&str],
-) -> R<&'a Map<String, Value>> {
-    let m = v
-        .as_object()
-        .ok_or_else(|| format!("{path}: expected an object"))?;
-    for k in m.keys() {
-        if !allowed.contains(&k.as_str()) {
-            return Err(format!("{path}: unknown field `{k}`"));
-        }
-    }
-    for r in required {
-        if !m.contains_key(*r) {
-            return Err(format!("{path}: missing required field `{r}`"));
-        }
-    }
-    Ok(m)
-}
-
-fn string<'a>(m: &'a Map<String, Value>, key: &str, path: &str) -> R<&'a str> {
-    m.get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("{path}.{key}: expected a string"))
-}
-
-fn opt_string(m: &Map<String, Value>, key: &str, path: &str) -> R<Option<String>> {
-    match m.get(key) {
-        None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(format!("{path}.{key}: expected a string")),
-    }
-}
-
-fn uint(m: &Map<String, Value>, key: &str, path: &str) -> R<u64> {
-    m.get(key)
-        .and_then(Value::as_u64)
-        .ok_or_else(|| format!("{path}.{key}: expected a non-negative integer"))
-}
-
-fn opt_kind(m: &Map<String, Value>, key: &str, path: &str, check: fn(&Value) -> bool) -> R<()> {
-    match m.get(key) {
-        Some(v) if !check(v) => Err(format!("{path}.{key}: wrong type")),
-        _ => Ok(()),
-    }
 }
 
 fn format(v: &Value, path: &str) -> R<AudioFormat> {

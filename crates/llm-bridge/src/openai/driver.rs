@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::core::{Core, Output};
@@ -20,7 +20,7 @@ use crate::config::{CallMetadata, SessionConfig};
 use crate::error::{ConnectFailure, Error};
 use crate::event::CloseReason;
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext};
+use crate::session::{CloseOutcome, Command, DriverContext, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to connect, shared by `open` and the task.
@@ -36,47 +36,12 @@ pub(crate) struct Params {
     pub(crate) output: AudioFormat,
 }
 
-async fn send_text(
-    conn: &mut Connection,
-    text: impl Into<Utf8Bytes>,
-) -> Result<(), tungstenite::Error> {
-    conn.ws.send(Message::Text(text.into())).await
-}
-
-fn setup_failure(e: tungstenite::Error) -> ConnectFailure {
-    match e {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            ConnectFailure::ClosedDuringSetup {
-                code: 1006,
-                reason: String::new(),
-            }
-        }
-        tungstenite::Error::Io(io) => ConnectFailure::Io(io.kind()),
-        _ => ConnectFailure::Protocol("invalid WebSocket frame during setup"),
-    }
-}
-
 /// Reads server events until `want` is seen. An `error` event or a frame
 /// that is not an event fails the setup (not retryable: the configuration
 /// or the server is wrong).
 async fn wait_for(conn: &mut Connection, want: &Inbound) -> Result<(), ConnectFailure> {
     loop {
-        let payload = match conn.ws.next().await {
-            Some(Ok(Message::Text(t))) => t.as_bytes().to_vec(),
-            Some(Ok(Message::Binary(b))) => b.to_vec(),
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = transport::close_parts(frame.as_ref());
-                return Err(ConnectFailure::ClosedDuringSetup { code, reason });
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(e)) => return Err(setup_failure(e)),
-            None => {
-                return Err(ConnectFailure::ClosedDuringSetup {
-                    code: 1006,
-                    reason: String::new(),
-                });
-            }
-        };
+        let payload = transport::setup_payload(conn).await?;
         match wire::decode_server_event(&payload) {
             Ok(ev) if ev == *want => return Ok(()),
             Ok(Inbound::Error { code, message }) => {
@@ -104,14 +69,13 @@ pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, Con
     let update = wire::session_update_message(cfg, &params.metadata, params.input, params.output);
     let setup = async {
         wait_for(&mut conn, &Inbound::SessionCreated).await?;
-        send_text(&mut conn, update).await.map_err(setup_failure)?;
+        transport::send_text(&mut conn, update)
+            .await
+            .map_err(transport::setup_failure)?;
         wait_for(&mut conn, &Inbound::SessionUpdated).await
     };
-    match tokio::time::timeout(cfg.setup_timeout, setup).await {
-        Ok(Ok(())) => Ok(conn),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(ConnectFailure::SetupTimeout(cfg.setup_timeout)),
-    }
+    transport::within_setup_timeout(cfg.setup_timeout, setup).await?;
+    Ok(conn)
 }
 
 /// Opens with retries.
@@ -121,11 +85,6 @@ pub(crate) async fn open_connection(params: &Params) -> Result<Connection, Error
         connect_and_setup(params)
     })
     .await
-}
-
-enum Step {
-    Continue,
-    End(CloseOutcome),
 }
 
 pub(crate) struct Driver {
@@ -174,14 +133,6 @@ impl Driver {
         })
     }
 
-    fn lost(e: &tungstenite::Error) -> Step {
-        tracing::warn!(error = %e, "openai connection failed");
-        Step::End(CloseOutcome {
-            reason: CloseReason::ConnectionLost,
-            clean: false,
-        })
-    }
-
     /// Carries out what the core asked for, in order.
     async fn drain(&mut self) -> Step {
         while let Some(o) = self.core.poll_output() {
@@ -194,8 +145,8 @@ impl Driver {
                         Cow::Borrowed(s) => Utf8Bytes::from_static(s),
                         Cow::Owned(s) => Utf8Bytes::from(s),
                     };
-                    if let Err(e) = send_text(&mut self.conn, text).await {
-                        return Self::lost(&e);
+                    if let Err(e) = transport::send_text(&mut self.conn, text).await {
+                        return transport::connection_lost(&e, "openai");
                     }
                 }
             }
@@ -204,33 +155,9 @@ impl Driver {
     }
 
     async fn on_frame(&mut self, msg: Option<Result<Message, tungstenite::Error>>) -> Step {
-        let payload = match msg {
-            Some(Ok(Message::Text(t))) => t.into(),
-            Some(Ok(Message::Binary(b))) => b,
-            Some(Ok(Message::Close(frame))) => {
-                let (code, reason) = transport::close_parts(frame.as_ref());
-                // tungstenite queued the close reply; drive it out.
-                while let Some(Ok(_)) = self.conn.ws.next().await {}
-                tracing::info!(code, %reason, "openai server closed the session");
-                return Step::End(CloseOutcome {
-                    clean: code == 1000,
-                    reason: CloseReason::ServerClosed { code, reason },
-                });
-            }
-            Some(Ok(_)) => return Step::Continue,
-            Some(Err(tungstenite::Error::Capacity(_))) => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ProtocolError("server message over the size limit"),
-                    clean: false,
-                });
-            }
-            Some(Err(e)) => return Self::lost(&e),
-            None => {
-                return Step::End(CloseOutcome {
-                    reason: CloseReason::ConnectionLost,
-                    clean: false,
-                });
-            }
+        let payload = match transport::frame_payload(Some(&mut self.conn), msg, "openai").await {
+            Ok(payload) => payload,
+            Err(step) => return step,
         };
         match wire::decode_server_event(&payload) {
             Ok(ev) => self.core.handle_server(ev),
@@ -252,9 +179,9 @@ impl Driver {
             let Ok(text) = Utf8Bytes::try_from(bytes) else {
                 return Step::Continue;
             };
-            return match send_text(&mut self.conn, text).await {
+            return match transport::send_text(&mut self.conn, text).await {
                 Ok(()) => Step::Continue,
-                Err(e) => Self::lost(&e),
+                Err(e) => transport::connection_lost(&e, "openai"),
             };
         }
         self.core.handle_command(cmd);

@@ -20,7 +20,7 @@
 use std::sync::Arc;
 
 use crate::audio::{AudioFormat, SampleRate};
-use crate::config::{CallMetadata, Greeting, SessionConfig};
+use crate::config::{CallMetadata, SessionConfig};
 use crate::error::Error;
 use crate::provider::{BoxFuture, Provider, RealtimeModel};
 use crate::session::ModelSession;
@@ -144,25 +144,11 @@ async fn open(config: SessionConfig, metadata: CallMetadata) -> Result<ModelSess
     });
     let conn =
         tracing::Instrument::instrument(driver::open_connection(&params), span.clone()).await?;
-    let cfg = &params.config;
-    let greet_now = matches!(cfg.greeting, Greeting::OnOpen { .. });
-    let (cmd_cap, ev_cap, close_timeout) =
-        (cfg.command_capacity, cfg.event_capacity, cfg.close_timeout);
-    let session = ModelSession::spawn(
-        Provider::OpenAi,
-        input,
-        cmd_cap,
-        ev_cap,
-        close_timeout,
-        move |ctx| {
-            let d = driver::Driver::new(params, conn, ctx);
-            tracing::Instrument::instrument(d.run(), span)
-        },
-    );
-    if greet_now {
-        session.start_greeting().await?;
-    }
-    Ok(session)
+    let p = Arc::clone(&params);
+    ModelSession::start(Provider::OpenAi, input, &params.config, span, move |ctx| {
+        driver::Driver::new(p, conn, ctx).run()
+    })
+    .await
 }
 
 #[cfg(test)]

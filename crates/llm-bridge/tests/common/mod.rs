@@ -1,18 +1,22 @@
-//! Shared helpers for the integration tests.
+//! Shared helpers for the integration tests: the mock-friendly session
+//! config, event collection and event summaries. Provider-specific helpers
+//! live in [`gemini`] and [`openai`].
 #![allow(dead_code, reason = "each test binary uses a subset")]
+
+pub mod gemini;
+pub mod openai;
 
 use std::time::Duration;
 
-use callbridge_llm_bridge::mock::vad::tone;
 use callbridge_llm_bridge::{
-    AudioFrame, ModelEvent, ModelSession, RetryPolicy, SampleRate, SessionConfig,
+    ConnectFailure, Error, ErrorKind, ModelEvent, ModelSession, RetryPolicy, SessionConfig, stats,
 };
 
-/// A config for the mock at `url` with short timeouts.
-pub fn config(url: String) -> SessionConfig {
+/// A config for the mock at `url` with `model` and short timeouts.
+pub fn base_config(url: String, model: &str) -> SessionConfig {
     let mut c = SessionConfig::default();
     c.endpoint = Some(url);
-    c.model = "gemini-mock".into();
+    c.model = model.into();
     c.instructions = "You are a test agent.".into();
     c.connect_timeout = Duration::from_millis(500);
     c.setup_timeout = Duration::from_millis(300);
@@ -23,28 +27,6 @@ pub fn config(url: String) -> SessionConfig {
         max_backoff: Duration::from_millis(40),
     };
     c
-}
-
-/// 20 ms frames of a caller turn at 16 kHz: `speech_ms` of tone then `silence_ms`.
-pub fn caller_turn(speech_ms: u32, silence_ms: u32) -> Vec<Vec<i16>> {
-    let mut all = tone(16000, speech_ms);
-    all.extend(std::iter::repeat_n(0i16, 16 * silence_ms as usize));
-    all.chunks(320).map(<[i16]>::to_vec).collect()
-}
-
-/// Sends frames, returning the bytes sent.
-pub fn send_frames(session: &mut ModelSession, frames: &[Vec<i16>]) -> usize {
-    let mut bytes = 0;
-    for f in frames {
-        session
-            .send_audio(AudioFrame::Pcm16 {
-                rate: SampleRate::HZ_16000,
-                samples: f,
-            })
-            .expect("queue has room");
-        bytes += f.len() * 2;
-    }
-    bytes
 }
 
 /// Collects events until `stop` matches one (inclusive) or 5 s pass.
@@ -66,6 +48,7 @@ pub async fn events_until(
     out
 }
 
+/// Milliseconds of model audio in `events`.
 pub fn audio_ms(events: &[ModelEvent]) -> u128 {
     events
         .iter()
@@ -85,4 +68,71 @@ pub fn summary(events: &[ModelEvent]) -> Vec<String> {
             other => format!("{other:?}"),
         })
         .collect()
+}
+
+/// The output transcript text in `events` (deltas and the final rest joined).
+pub fn output_text(events: &[ModelEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::OutputTranscript { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The input transcript text in `events`.
+pub fn input_text(events: &[ModelEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::InputTranscript { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Error events in `events`.
+pub fn errors(events: &[ModelEvent]) -> Vec<&ModelEvent> {
+    events
+        .iter()
+        .filter(|e| matches!(e, ModelEvent::Error { .. }))
+        .collect()
+}
+
+/// The kinds of the error events in `events`, in order.
+pub fn error_kinds(events: &[ModelEvent]) -> Vec<ErrorKind> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::Error { kind, .. } => Some(*kind),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The last failure of `err`, which must be a connect error after exactly
+/// `attempts` attempts.
+pub fn connect_failure(err: &Error, attempts: u32) -> &ConnectFailure {
+    match err {
+        Error::Connect {
+            attempts: made,
+            last,
+            ..
+        } if *made == attempts => last,
+        other => panic!("expected a connect error after {attempts} attempt(s), got {other:?}"),
+    }
+}
+
+/// The process-wide (live tasks, live connections) once both are zero, or
+/// as they are when `within` has passed.
+pub async fn live_tasks_and_connections_after(within: Duration) -> (usize, usize) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let now = (stats::live_tasks(), stats::live_connections());
+        if now == (0, 0) || tokio::time::Instant::now() > deadline {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }

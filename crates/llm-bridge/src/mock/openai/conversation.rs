@@ -129,7 +129,7 @@ impl Conversation {
             let reply_end = self.playing.as_ref().map(|p| p.ends_at);
             let flow = tokio::select! {
                 inc = conn.recv() => self.on_incoming(&mut conn, inc, &mut updated).await,
-                () = sleep_opt(reply_end) => self.finish_reply(&mut conn).await,
+                () = crate::transport::sleep_until_opt(reply_end) => self.finish_reply(&mut conn).await,
             };
             match flow {
                 Flow::Continue => {}
@@ -393,19 +393,9 @@ impl Conversation {
     }
 
     async fn cancel(&mut self, conn: &mut MockConnection, reason: &str) -> Flow {
-        let Some(p) = self.playing.take() else {
-            return Flow::Continue;
-        };
-        let ok = self
-            .send(
-                conn,
-                json!({"type": "response.done", "response": {
-                "id": p.response_id, "object": "realtime.response", "status": "cancelled",
-                "status_details": {"type": "cancelled", "reason": reason}, "output": [],
-                "usage": {"total_tokens": 20, "input_tokens": 15, "output_tokens": 5}}}),
-            )
-            .await;
-        if ok { Flow::Continue } else { Flow::Stop }
+        let details = json!({"type": "cancelled", "reason": reason});
+        self.end_response(conn, "cancelled", details, [20, 15, 5])
+            .await
     }
 
     async fn caller_turn(&mut self, conn: &mut MockConnection, respond: bool) -> Flow {
@@ -610,6 +600,19 @@ impl Conversation {
     }
 
     async fn finish_reply(&mut self, conn: &mut MockConnection) -> Flow {
+        self.end_response(conn, "completed", Value::Null, [150, 100, 50])
+            .await
+    }
+
+    /// Ends the playing response (if any) with `response.done` in `status`,
+    /// with `details` and `[total, input, output]` token usage.
+    async fn end_response(
+        &mut self,
+        conn: &mut MockConnection,
+        status: &str,
+        details: Value,
+        [total, input, output]: [u32; 3],
+    ) -> Flow {
         let Some(p) = self.playing.take() else {
             return Flow::Continue;
         };
@@ -617,18 +620,11 @@ impl Conversation {
             .send(
                 conn,
                 json!({"type": "response.done", "response": {
-                "id": p.response_id, "object": "realtime.response", "status": "completed",
-                "status_details": null, "output": [],
-                "usage": {"total_tokens": 150, "input_tokens": 100, "output_tokens": 50}}}),
+                "id": p.response_id, "object": "realtime.response", "status": status,
+                "status_details": details, "output": [],
+                "usage": {"total_tokens": total, "input_tokens": input, "output_tokens": output}}}),
             )
             .await;
         if ok { Flow::Continue } else { Flow::Stop }
-    }
-}
-
-async fn sleep_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
