@@ -76,7 +76,7 @@ async fn gives_up_after_three_failures_with_a_clear_error_without_the_key() {
 #[tokio::test]
 async fn server_that_never_sends_session_created_times_out() {
     let mock = mock_answering(SessionReply::Never).await;
-    let err = open(mock.url()).await.unwrap_err();
+    let err = open_with(impatient(config(mock.url()))).await.unwrap_err();
     assert!(
         matches!(connect_failure(&err, 3), ConnectFailure::SetupTimeout(_)),
         "{err:?}"
@@ -97,7 +97,7 @@ async fn server_that_never_sends_session_created_times_out() {
 #[tokio::test]
 async fn server_that_never_answers_session_update_times_out() {
     let mock = mock_answering(SessionReply::NeverUpdated).await;
-    let mut cfg = config(mock.url());
+    let mut cfg = impatient(config(mock.url()));
     cfg.retry.max_attempts = 1;
     let err = open_with(cfg).await.unwrap_err();
     assert!(

@@ -12,15 +12,17 @@ use callbridge_llm_bridge::{
     ConnectFailure, Error, ErrorKind, ModelEvent, ModelSession, RetryPolicy, SessionConfig, stats,
 };
 
-/// A config for the mock at `url` with `model` and short timeouts.
+/// A config for the mock at `url` with `model`, fast retries and timeouts
+/// long enough that a loaded machine never turns a slow connect, setup or
+/// close into a retry or an unclean close (tests count those exactly).
 pub fn base_config(url: String, model: &str) -> SessionConfig {
     let mut c = SessionConfig::default();
     c.endpoint = Some(url);
     c.model = model.into();
     c.instructions = "You are a test agent.".into();
-    c.connect_timeout = Duration::from_millis(500);
-    c.setup_timeout = Duration::from_millis(300);
-    c.close_timeout = Duration::from_millis(500);
+    c.connect_timeout = Duration::from_secs(5);
+    c.setup_timeout = Duration::from_secs(5);
+    c.close_timeout = Duration::from_secs(2);
     c.retry = RetryPolicy {
         max_attempts: 3,
         initial_backoff: Duration::from_millis(10),
@@ -28,6 +30,16 @@ pub fn base_config(url: String, model: &str) -> SessionConfig {
     };
     c
 }
+
+/// `c` with a short setup timeout, for the tests of servers that never
+/// finish setup.
+pub fn impatient(mut c: SessionConfig) -> SessionConfig {
+    c.setup_timeout = IMPATIENT_SETUP;
+    c
+}
+
+/// The setup timeout of [`impatient`].
+pub const IMPATIENT_SETUP: Duration = Duration::from_millis(300);
 
 /// Collects events until `stop` matches one (inclusive) or 5 s pass.
 pub async fn events_until(
