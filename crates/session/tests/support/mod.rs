@@ -43,13 +43,14 @@ pub struct Rig {
 }
 
 pub fn fast_machine() -> callbridge_session::lifecycle::Config {
-    let mut m = callbridge_session::lifecycle::Config::default();
-    m.answer_wait = Duration::from_millis(1500);
-    m.model_setup = Duration::from_secs(3);
-    m.no_speech = Duration::from_secs(8);
-    m.farewell_drain = Duration::from_secs(4);
-    m.cleanup_join = Duration::from_secs(2);
-    m
+    callbridge_session::lifecycle::Config {
+        answer_wait: Duration::from_millis(1500),
+        model_setup: Duration::from_secs(3),
+        no_speech: Duration::from_secs(8),
+        farewell_drain: Duration::from_secs(4),
+        cleanup_join: Duration::from_secs(2),
+        ..Default::default()
+    }
 }
 
 pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
