@@ -207,3 +207,140 @@ async fn shutdown_mid_call_sends_bye_and_stores_shutdown() {
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
     caller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        playback_speed: 1.0,
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    // 200 ms into the 2.9 s greeting, the caller talks over it.
+    for _ in 0..10 {
+        let _ = leg.media.recv().await;
+    }
+    let t0 = tokio::time::Instant::now();
+    speak(&leg.media).await;
+    assert!(
+        until_quiet(&mut leg.media, 5, SECS(2)).await,
+        "playback stops after the barge-in"
+    );
+    let stopped_after = t0.elapsed();
+    assert!(
+        stopped_after < Duration::from_millis(1500),
+        "the rest of the greeting (2.7 s) was not played: quiet after {stopped_after:?}"
+    );
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
+        "barge-in event stored"
+    );
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_capacity_invite_gets_503_and_no_session() {
+    let r = rig(fast_script(), |c| c.max_calls = 1).await;
+    let mut caller = Caller::new().await;
+    let first = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&first).await);
+    let second = caller.dial(r.manager.sip_addr()).await;
+    match caller.ended(SECS(3)).await {
+        Some(Event::Failed { call, outcome }) => {
+            assert_eq!(call, second.call);
+            assert_eq!(outcome, callbridge_sip::ua::Outcome::Unavailable);
+        }
+        other => panic!("expected 503 for the second call, got {other:?}"),
+    }
+    second.media.close().await;
+    caller.sip.hangup(first.call).await.unwrap();
+    first.media.close().await;
+    r.idle().await;
+    assert_eq!(r.all_ids().len(), 1, "the refused INVITE made no session");
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
+    use callbridge_rtp::stream::MediaStream;
+    let r = rig(fast_script(), |_| {}).await;
+    let mut callee = Caller::new().await;
+    let callee_addr = callee.sip_addr().await;
+    let (campaign, lead) = {
+        use callbridge_crm_store::{CampaignSettings, NewLead, PhoneNumber, Store};
+        let mut s = Store::open(&r.db).unwrap();
+        let now = callbridge_crm_store::jiff::Timestamp::now();
+        let c = s
+            .create_campaign(&CampaignSettings::new("t", "gemini"), now)
+            .unwrap();
+        let phone = PhoneNumber::parse("+15550002222").unwrap();
+        let l = s.add_leads(c, &[NewLead::new(phone)], now).unwrap()[0];
+        (Some(c), Some(l))
+    };
+    let mut req = callbridge_session::OriginateRequest::new(
+        format!("sip:+15550002222@{callee_addr}"),
+        "sip:agent@127.0.0.1",
+        callee_addr,
+    );
+    req.lead = lead;
+    req.campaign = campaign;
+    let id = r.manager.originate(req.clone()).await.unwrap();
+    assert!(matches!(
+        r.manager.originate(req).await,
+        Err(callbridge_session::ManagerError::LeadBusy)
+    ));
+    let inc = loop {
+        match callee.next(SECS(3)).await {
+            Some(Event::IncomingCall(inc)) => break inc,
+            Some(_) => {}
+            None => panic!("no INVITE reached the callee"),
+        }
+    };
+    // The row exists before the callee answers.
+    r.manager.flush_store().await;
+    assert_eq!(
+        r.record(id).session.direction,
+        callbridge_crm_store::Direction::Outbound
+    );
+    let media = MediaStream::open(
+        &callee.pool,
+        callbridge_rtp::stream::MediaConfig::new(
+            callbridge_rtp::g711::Law::MuLaw,
+            None,
+            callbridge_rtp::ids::Ssrc(9),
+            callbridge_rtp::ids::SeqNo(1),
+            0,
+        ),
+    )
+    .unwrap();
+    let local = callbridge_sip::sdp::LocalMedia::new(LOCAL, media.local_addr().port());
+    let offer = callbridge_sip::sdp::Session::parse(&inc.offer).unwrap();
+    let (answer, n) = callbridge_sip::sdp::answer(&offer, &local).unwrap();
+    media.set_remote(n.remote_rtp);
+    callee
+        .sip
+        .answer(inc.call, answer.to_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.manager.snapshot().calls.len(), 1);
+    callee.sip.hangup(inc.call).await.unwrap();
+    media.close().await;
+    r.idle().await;
+    let rec = r.record(id);
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert_eq!(rec.session.lead, lead);
+    r.manager.shutdown().await;
+    callee.stop().await;
+}

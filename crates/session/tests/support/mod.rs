@@ -116,6 +116,7 @@ impl Rig {
 
 /// A SIP caller with one RTP peer.
 pub struct Caller {
+    pub addr: SocketAddr,
     pub sip: Handle,
     pub events: mpsc::Receiver<Event>,
     pub pool: PortPool,
@@ -134,6 +135,7 @@ impl Caller {
             ua::Config::new(SocketAddr::new(LOCAL, 0)),
         );
         let (driver, sip, events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+        let addr = driver.local_addr();
         let driver = tokio::spawn(async move {
             let _ = driver.run(std::future::pending::<()>()).await;
         });
@@ -144,11 +146,17 @@ impl Caller {
         })
         .unwrap();
         Caller {
+            addr,
             sip,
             events,
             pool,
             driver,
         }
+    }
+
+    /// The caller's SIP address.
+    pub async fn sip_addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Sends an INVITE to the manager; returns the leg (not answered yet).
