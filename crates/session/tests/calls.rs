@@ -22,7 +22,16 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
     assert_eq!(snap.calls.len(), 1);
     assert_eq!(snap.media_sockets, 1);
     let ticks = hear(&mut leg.media, 300.0, SECS(3)).await;
-    assert!(ticks.is_some(), "greeting heard after the answer");
+    let ticks = ticks.expect("greeting heard after the answer");
+    eprintln!(
+        "greeting heard {} ms after the 200 OK reached the caller",
+        ticks * 20
+    );
+    assert!(
+        ticks * 20 <= 300,
+        "pre-warmed greeting within 300 ms of the answer (measured at the caller, jitter buffer included), took {} ms",
+        ticks * 20
+    );
     assert!(
         until_quiet(&mut leg.media, 25, SECS(6)).await,
         "greeting ends"
@@ -48,6 +57,11 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
     assert_eq!(rec.session.state, SessionState::Ended);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
     assert!(rec.session.sip_call_id.is_some());
+    assert_eq!(
+        rec.session.summary.as_ref().map(|s| s.as_str()),
+        Some("a fixed summary"),
+        "post-call summary stored"
+    );
     assert!(
         rec.turns.iter().any(|t| t.speaker == Speaker::Agent),
         "agent turns stored"

@@ -292,6 +292,7 @@ impl Call {
                         self.recorder = None;
                     }
                 }
+                self.check_rtp_inactivity(matches!(playout, Playout::Audio { .. }));
                 if matches!(playout, Playout::Audio { .. }) {
                     if !self.first_audio_seen {
                         self.first_audio_seen = true;
@@ -324,11 +325,42 @@ impl Call {
                 }
             }
             MediaEvent::Inactive { silent_for } => {
-                info!(?silent_for, "no RTP from the peer");
-                self.inputs.push_back(Input::Media(MediaInput::RtpTimeout));
+                // Measured from the stream's opening; the call's own check
+                // (from the answer) decides.
+                debug!(?silent_for, "media stream reports no RTP");
             }
             MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
             _ => {}
+        }
+    }
+
+    /// Ends the call (`RtpTimeout`, once) when no RTP arrived for the
+    /// configured time since the answer or the last packet; not while held.
+    fn check_rtp_inactivity(&mut self, packet: bool) {
+        let now = super::now();
+        if packet {
+            self.last_rx = Some(now);
+        }
+        if self.answered_at.is_none()
+            && matches!(
+                self.machine.phase(),
+                crate::lifecycle::Phase::Answered | crate::lifecycle::Phase::Active
+            )
+        {
+            self.answered_at = Some(now);
+        }
+        let Some(answered) = self.answered_at else {
+            return;
+        };
+        if self.rtp_timeout_sent || self.caller_audio_paused {
+            self.last_rx = Some(now);
+            return;
+        }
+        let since = self.last_rx.map_or(answered, |t| t.max(answered));
+        if now.saturating_duration_since(since) >= self.shared.cfg.rtp_inactivity {
+            self.rtp_timeout_sent = true;
+            info!("no RTP from the peer since the answer or its last packet");
+            self.inputs.push_back(Input::Media(MediaInput::RtpTimeout));
         }
     }
 

@@ -255,7 +255,12 @@ impl Manager {
             SeqNo(rand_u32() as u16),
             rand_u32(),
         );
-        mc.inactivity = self.shared.cfg.rtp_inactivity;
+        // The call measures inactivity itself, from the answer.
+        mc.inactivity = self
+            .shared
+            .cfg
+            .rtp_inactivity
+            .max(Duration::from_secs(3600));
         mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
         Ok(MediaStream::open(&self.inner.ports, mc)?)
     }
@@ -504,7 +509,6 @@ impl Manager {
                 shared.store.send(StoreOp::Finish(id, f)).await;
             }
             shared.registry().remove(id, reason);
-            drop(guard);
             if let (Some(s), Some(r)) = (&inner.summarizer, report) {
                 if !r.transcript.is_empty() {
                     match s.summarize(&r.transcript).await {
@@ -519,6 +523,7 @@ impl Manager {
                     }
                 }
             }
+            drop(guard);
         });
     }
 

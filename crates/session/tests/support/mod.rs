@@ -88,12 +88,12 @@ pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -
 impl Rig {
     /// Waits (bounded) until no call is live.
     pub async fn idle(&self) {
-        for _ in 0..400 {
+        for _ in 0..2000 {
             let s = self.manager.snapshot();
             if s.calls.is_empty() && s.call_tasks == 0 {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.manager.flush_store().await;
     }
