@@ -168,3 +168,81 @@ impl Registry {
         self.ended.iter().map(|(r, n)| (*r, *n)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(call_id: Option<&str>, lead: Option<i64>) -> (Entry, mpsc::Receiver<CallMsg>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            Entry {
+                mailbox: tx,
+                direction: Direction::Inbound,
+                phase: Phase::Created,
+                call_id: call_id.map(str::to_owned),
+                call_ref: None,
+                lead: lead.map(LeadId),
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn a_second_session_for_a_live_call_id_or_lead_is_refused() {
+        let mut r = Registry::new();
+        let (a, _ra) = entry(Some("c1"), None);
+        let (b, _rb) = entry(Some("c1"), None);
+        r.admit(SessionId::new_v4(), a, 10).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), b, 10), Err(Refusal::Duplicate));
+        let (c, _rc) = entry(None, Some(5));
+        let (d, _rd) = entry(None, Some(5));
+        r.admit(SessionId::new_v4(), c, 10).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), d, 10), Err(Refusal::LeadBusy));
+        assert_eq!(r.calls().len(), 2);
+    }
+
+    #[test]
+    fn capacity_and_shutdown_refuse_admission() {
+        let mut r = Registry::new();
+        let (a, _ra) = entry(Some("a"), None);
+        let (b, _rb) = entry(Some("b"), None);
+        r.admit(SessionId::new_v4(), a, 1).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), b, 1), Err(Refusal::Full));
+        r.admitting = false;
+        let (c, _rc) = entry(Some("c"), None);
+        assert_eq!(r.admit(SessionId::new_v4(), c, 10), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn removal_frees_every_key_once_and_counts_the_reason_once() {
+        let mut r = Registry::new();
+        let id = SessionId::new_v4();
+        let (a, _ra) = entry(Some("c1"), Some(1));
+        r.admit(id, a, 10).unwrap();
+        r.bind(id, CallRef(9));
+        r.remove(id, Some(EndReason::CallerHangup));
+        r.remove(id, Some(EndReason::Error));
+        assert!(r.calls().is_empty());
+        assert_eq!(r.ended(), vec![(EndReason::CallerHangup, 1)]);
+        let (again, _rb) = entry(Some("c1"), Some(1));
+        r.admit(SessionId::new_v4(), again, 10).unwrap();
+    }
+
+    #[test]
+    fn events_before_binding_reach_the_call_when_it_binds() {
+        let mut r = Registry::new();
+        let id = SessionId::new_v4();
+        let (a, mut rx) = entry(None, None);
+        r.admit(id, a, 10).unwrap();
+        r.route(CallRef(3), SipEvent::Confirmed { call: CallRef(3) });
+        assert!(rx.try_recv().is_err());
+        r.bind(id, CallRef(3));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(CallMsg::Sip(SipEvent::Confirmed { .. }))
+        ));
+        r.route(CallRef(3), SipEvent::Confirmed { call: CallRef(3) });
+        assert!(rx.try_recv().is_ok());
+    }
+}
