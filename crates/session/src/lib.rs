@@ -13,5 +13,10 @@ pub mod manager;
 pub mod store_writer;
 pub mod summary;
 
+/// The llm-bridge mock model servers (feature `mock`), for the keyless
+/// demo: start a `mock::gemini::MockGemini` and point the manager's model
+/// endpoint at its URL.
+#[cfg(feature = "mock")]
+pub use callbridge_llm_bridge::mock;
 pub use manager::{CallInfo, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot};
 pub use summary::{FixedSummarizer, Summarizer};

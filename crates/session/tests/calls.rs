@@ -66,6 +66,10 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
         rec.turns.iter().any(|t| t.speaker == Speaker::Agent),
         "agent turns stored"
     );
+    assert!(
+        rec.turns.iter().any(|t| t.speaker == Speaker::Caller),
+        "caller turns stored"
+    );
     let path = rec
         .session
         .recording_path
@@ -357,4 +361,90 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     assert_eq!(rec.session.lead, lead);
     r.manager.shutdown().await;
     callee.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_by_reinvite_and_dtmf_reaches_the_model() {
+    use callbridge_session::lifecycle::Phase;
+    use callbridge_sip::sdp;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let r = rig(fast_script(), |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    let phase = || r.manager.snapshot().calls.first().map(|c| c.phase);
+    assert_eq!(phase(), Some(Phase::Active));
+    let mut local = sdp::LocalMedia::new(LOCAL, leg.media.local_addr().port());
+    local.session_version = 1;
+    let hold = sdp::make_offer(&local, sdp::Direction::SendOnly).to_bytes();
+    caller.sip.reinvite(leg.call, hold).await.unwrap();
+    let mut held = false;
+    for _ in 0..100 {
+        if phase() == Some(Phase::OnHold) {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(held, "re-INVITE sendonly puts the call on hold");
+    local.session_version = 2;
+    let resume = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
+    caller.sip.reinvite(leg.call, resume).await.unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        if phase() == Some(Phase::Active) {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(resumed, "re-INVITE sendrecv resumes the call");
+    // An RFC 4733 key press goes to the model as text; the mock answers it.
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    leg.media.send_dtmf('5', Duration::from_millis(120));
+    assert!(
+        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        "the model answered the key press"
+    );
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.kind == callbridge_crm_store::EventKind::Dtmf),
+        "DTMF event stored: {:?}",
+        rec.events
+            .iter()
+            .map(|e| (e.kind, e.detail.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_caller_is_ended_by_the_no_speech_timeout() {
+    let r = rig(fast_script(), |c| c.machine.no_speech = SECS(1)).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    match caller.ended(SECS(10)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected BYE after the no-speech timeout, got {other:?}"),
+    }
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::NoSpeechTimeout));
+    r.manager.shutdown().await;
+    caller.stop().await;
 }
