@@ -8,9 +8,42 @@
 //! and the live-resource gauges; [`Manager::shutdown`] stops admitting,
 //! ends every call with the machine's `Shutdown` command and joins
 //! everything.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use callbridge_crm_store::Store;
+//! use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+//! use callbridge_session::{FixedSummarizer, Manager, ManagerConfig, OriginateRequest};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut model = SessionConfig::default();
+//! model.model = "gemini-3.1-flash-live-preview".into();
+//! let cfg = ManagerConfig::new(
+//!     "0.0.0.0:5060".parse()?,
+//!     "192.0.2.10".parse()?,
+//!     20000..=20999,
+//!     model,
+//! );
+//! let store = Store::open("callbridge.db")?;
+//! let summarizer = Arc::new(FixedSummarizer("summary".into()));
+//! // Binds SIP, starts the SIP driver, the event router and the store thread.
+//! let manager = Manager::start(cfg, Arc::new(GeminiLive::new()), store, Some(summarizer)).await?;
+//! let id = manager
+//!     .originate(OriginateRequest::new(
+//!         "sip:+15551234@trunk.example",
+//!         "sip:agent@192.0.2.10",
+//!         "198.51.100.7:5060".parse()?,
+//!     ))
+//!     .await?;
+//! let snapshot = manager.snapshot(); // health and metrics
+//! assert!(snapshot.calls.iter().any(|c| c.id == id));
+//! manager.hangup(id).await?;
+//! manager.shutdown().await; // 503 to new INVITEs, drain, BYE, join
+//! # Ok(()) }
+//! ```
 
 mod config;
 mod registry;
+mod supervise;
 
 pub use config::{ManagerConfig, OriginateRequest};
 
@@ -18,7 +51,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_crm_store::{SessionId, SessionUpdate, Store};
+use callbridge_crm_store::{SessionId, Store};
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
@@ -35,10 +68,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::bridge::{CallMsg, CallSpec, run_call};
+use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
-use crate::store_writer::{StoreOp, StoreThread, StoreWriter};
+use crate::store_writer::{StoreThread, StoreWriter};
 use crate::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
 
@@ -478,55 +511,6 @@ impl Manager {
         }
     }
 
-    fn spawn_call(&self, spec: CallSpec) {
-        let shared = Arc::clone(&self.shared);
-        let inner = Arc::clone(&self.inner);
-        let guard = shared.gauges.hold(Gauge::CallTask);
-        let id = spec.id;
-        let token = spec.token.clone();
-        let join_timeout = shared.cfg.join_timeout;
-        self.inner.tracker.spawn(async move {
-            let mut task = tokio::spawn(run_call(Arc::clone(&shared), spec));
-            let report = tokio::select! {
-                r = &mut task => r.ok(),
-                _ = token.cancelled() => match tokio::time::timeout(join_timeout, &mut task).await {
-                    Ok(r) => r.ok(),
-                    Err(_) => {
-                        warn!(session = %id, "call task did not end in time; aborted");
-                        task.abort();
-                        let _ = task.await;
-                        None
-                    }
-                },
-            };
-            let reason = report.as_ref().and_then(|r| r.reason);
-            if reason.is_none() {
-                // The task died or was aborted: its end must still be stored.
-                let f = callbridge_crm_store::Finish::failed(
-                    callbridge_crm_store::EndReason::Error,
-                    jiff::Timestamp::now(),
-                );
-                shared.store.send(StoreOp::Finish(id, f)).await;
-            }
-            shared.registry().remove(id, reason);
-            if let (Some(s), Some(r)) = (&inner.summarizer, report) {
-                if !r.transcript.is_empty() {
-                    match s.summarize(&r.transcript).await {
-                        Ok(text) => {
-                            let u = SessionUpdate {
-                                summary: Some(callbridge_crm_store::Sensitive::new(text)),
-                                ..Default::default()
-                            };
-                            shared.store.send(StoreOp::Update(id, Box::new(u))).await;
-                        }
-                        Err(e) => warn!(session = %id, error = %e, "summary failed"),
-                    }
-                }
-            }
-            drop(guard);
-        });
-    }
-
     /// Waits until every queued store write is done.
     pub async fn flush_store(&self) {
         self.shared.store.flush().await;
@@ -567,9 +551,17 @@ impl Manager {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         );
-        for t in tasks {
-            t.abort();
-            let _ = t.await;
+        // The SIP driver (first) ends once its calls and transactions are
+        // gone (bounded: lingering transactions may wait for Timer K/J);
+        // the router ends with it.
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+                let _ = t.await;
+            }
         }
         // Detach the store thread: it ends once the last writer (held by
         // any remaining clone of this manager) is dropped, after writing
