@@ -426,7 +426,6 @@ impl Call {
                         .send_tool_result(id, ToolResult::Ok(json!({"status": "ending"})))
                         .await;
                 }
-                self.end_call_id = None;
                 ModelInput::EndCall
             }
             ModelEvent::TransferCall { id, target, .. } => {

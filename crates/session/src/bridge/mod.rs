@@ -125,7 +125,6 @@ pub(crate) struct Call {
     caller_text: String,
     agent_text: String,
     transcript: Vec<crate::summary::TranscriptLine>,
-    end_call_id: Option<ToolCallId>,
     transfer_id: Option<ToolCallId>,
     closed: bool,
 }
@@ -219,7 +218,6 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         caller_text: String::new(),
         agent_text: String::new(),
         transcript: Vec::new(),
-        end_call_id: None,
         transfer_id: None,
         closed: false,
     };
