@@ -467,6 +467,8 @@ text_enum!(
         ProcessDied => "process-died",
         /// Rebuilt from a recording file with no session row.
         OrphanRecording => "orphan-recording",
+        /// The call was handed off with a SIP REFER that the peer accepted.
+        Transferred => "transferred",
     }
 );
 

@@ -1,7 +1,22 @@
 //! The call session for callbridge: the pure lifecycle state machine of one
-//! call ([`lifecycle`]). The session manager (one task tree per call) and the
-//! media bridge build on it.
+//! call ([`lifecycle`]), the per-call media bridge that executes it
+//! ([`bridge`]), the [`Manager`] that runs every call as one task tree,
+//! the store writer thread ([`store_writer`]), live-resource [`gauges`] and
+//! post-call [`summary`] support.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bridge;
+pub mod gauges;
 pub mod lifecycle;
+pub mod manager;
+pub mod store_writer;
+pub mod summary;
+
+/// The llm-bridge mock model servers (feature `mock`), for the keyless
+/// demo: start a `mock::gemini::MockGemini` and point the manager's model
+/// endpoint at its URL.
+#[cfg(feature = "mock")]
+pub use callbridge_llm_bridge::mock;
+pub use manager::{CallInfo, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot};
+pub use summary::{FixedSummarizer, Summarizer};

@@ -1,0 +1,569 @@
+//! The call task's handlers: executing the machine's actions, and turning
+//! media and model events into machine inputs (the audio paths live in
+//! [`super::audio`]).
+
+use callbridge_crm_store::{
+    EventKind, Finish, NewEvent, NewSession, NewTurn, Party, SessionState, SessionUpdate, Speaker,
+};
+use callbridge_llm_bridge::{AudioFrame, ModelEvent, ModelSession, SampleRate, ToolResult};
+use callbridge_rtp::jitter::Playout;
+use callbridge_rtp::stream::MediaEvent;
+use callbridge_sip::StatusCode;
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::audio::Uplink;
+use super::{Call, send_refer};
+use crate::gauges::Gauge;
+use crate::lifecycle::{
+    Action, Direction, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
+    TransferTarget,
+};
+use crate::store_writer::StoreOp;
+
+/// Caller energy (RMS) above which a frame counts as speech.
+const SPEECH_RMS: f64 = 400.0;
+/// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
+const SPEECH_EVERY: u32 = 10;
+/// Ticks between two store batch flushes (1 s).
+const FLUSH_EVERY: u64 = 50;
+
+impl Call {
+    pub(super) async fn execute(&mut self, action: Action) {
+        debug!(?action, "action");
+        let sip = self.shared.sip.clone();
+        match action {
+            Action::WriteStoreState { state } => self.write_state(state).await,
+            Action::SendInvite => {
+                let Some(orig) = self.originate.clone() else {
+                    self.inputs
+                        .push_back(Input::Sip(SipInput::Failed { code: 500 }));
+                    return;
+                };
+                match sip.originate(orig).await {
+                    Ok(call) => {
+                        self.call = Some(call);
+                        self.shared.bind_call_ref(self.id, call);
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "INVITE could not be sent");
+                        self.inputs
+                            .push_back(Input::Sip(SipInput::Failed { code: 503 }));
+                    }
+                }
+            }
+            Action::SendRinging => {
+                if let Some(call) = self.call {
+                    if let Err(e) = sip.ring(call).await {
+                        warn!(error = %e, "180 failed");
+                    }
+                }
+            }
+            Action::Answer => {
+                if let (Some(call), Some(sdp)) = (self.call, self.answer_sdp.clone()) {
+                    if let Err(e) = sip.answer(call, sdp).await {
+                        warn!(error = %e, "200 OK failed");
+                        self.inputs.push_back(Input::Sip(SipInput::Cancel));
+                    }
+                }
+            }
+            Action::Reject { code, .. } => {
+                if let (Some(call), Some(status)) = (self.call, StatusCode::new(code)) {
+                    if let Err(e) = sip.reject(call, status).await {
+                        debug!(error = %e, code, "rejection not sent (call already gone)");
+                    }
+                }
+            }
+            Action::SendBye | Action::SendCancel => {
+                if let Some(call) = self.call {
+                    if let Err(e) = sip.hangup(call).await {
+                        debug!(error = %e, "hangup not sent (dialog already gone)");
+                    }
+                }
+            }
+            Action::Refer { target } => {
+                let r = match self.call {
+                    Some(call) => send_refer(&sip, call, &target).await,
+                    None => Err("no dialog"),
+                };
+                self.event(EventKind::Sip, json!({"refer": r.is_ok()}));
+                self.inputs.push_back(Input::Sip(match r {
+                    Ok(()) => SipInput::ReferAccepted,
+                    Err(_) => SipInput::ReferFailed { code: None },
+                }));
+            }
+            Action::TransferFailed { .. } => {
+                if let (Some(m), Some(id)) = (&mut self.model, self.transfer_id.take()) {
+                    let _ = m
+                        .send_tool_result(id, ToolResult::Err("the transfer failed".into()))
+                        .await;
+                }
+            }
+            Action::OpenModel => self.open_model(),
+            Action::StartGreeting => {
+                if let Some(m) = &self.model {
+                    if let Err(e) = m.start_greeting().await {
+                        warn!(error = %e, "greeting request failed");
+                    }
+                }
+            }
+            Action::SendDtmfToModel { digit } => {
+                self.event(EventKind::Dtmf, json!({}));
+                if let Some(m) = &self.model {
+                    let _ = m.send_dtmf(&digit.as_char().to_string()).await;
+                }
+            }
+            Action::ClearPlayback => {
+                if let Some(s) = &self.stream {
+                    s.clear_playback();
+                }
+                self.downlink.clear();
+                self.event(EventKind::BargeIn, json!({}));
+            }
+            Action::ReportPlayedToModel => {
+                if let Some(m) = &self.model {
+                    m.playback_progress(self.downlink.played());
+                }
+            }
+            Action::PlayFallback => {
+                if !self.downlink.is_busy() {
+                    self.inputs
+                        .push_back(Input::Media(MediaInput::PlaybackDrained));
+                }
+            }
+            Action::PauseCallerAudio => self.caller_audio_paused = true,
+            Action::ResumeCallerAudio => self.caller_audio_paused = false,
+            Action::CloseModel => self.close_model().await,
+            Action::StopMedia => {
+                if let Some(s) = self.stream.take() {
+                    s.close().await;
+                }
+                self.stream_guard = None;
+            }
+            Action::FinalizeRecording => self.finalize_recording().await,
+            Action::WriteStoreEnd {
+                reason,
+                outcome,
+                sip_status,
+            } => {
+                self.flush_store().await;
+                let mut f = match outcome {
+                    EndOutcome::Ended => {
+                        Finish::ended(store_reason(reason), jiff::Timestamp::now())
+                    }
+                    EndOutcome::Failed => {
+                        Finish::failed(store_reason(reason), jiff::Timestamp::now())
+                    }
+                };
+                f.sip_status = sip_status;
+                info!(reason = reason.as_str(), ?sip_status, "call ended");
+                self.shared.store.send(StoreOp::Finish(self.id, f)).await;
+            }
+            Action::EmitMetric(m) => debug!(?m, "metric"),
+            Action::Closed => self.closed = true,
+        }
+    }
+
+    async fn write_state(&mut self, state: StoreState) {
+        let store = &self.shared.store;
+        match state {
+            StoreState::Created => {
+                let mut s = match self.direction {
+                    Direction::Inbound => NewSession::inbound(self.id, jiff::Timestamp::now()),
+                    Direction::Outbound => NewSession::outbound(self.id, jiff::Timestamp::now()),
+                };
+                s.sip_call_id = self.sip_call_id.clone();
+                s.from = self.from.as_deref().and_then(|p| Party::new(p).ok());
+                s.to = self.to.as_deref().and_then(|p| Party::new(p).ok());
+                s.campaign = self.campaign;
+                s.lead = self.lead;
+                s.model = Some(self.shared.cfg.model.model.clone());
+                s.model_provider = Some(self.shared.model.provider().to_string());
+                if !store.create(s).await {
+                    warn!("session row could not be written");
+                }
+            }
+            StoreState::Ringing => {
+                store
+                    .send(StoreOp::State(self.id, SessionState::Ringing))
+                    .await
+            }
+            StoreState::Answered => {
+                store
+                    .send(StoreOp::State(self.id, SessionState::Answered))
+                    .await
+            }
+            StoreState::Active => {
+                store
+                    .send(StoreOp::State(self.id, SessionState::Active))
+                    .await
+            }
+        }
+    }
+
+    fn open_model(&mut self) {
+        let Some(cfg) = self.model_config.take() else {
+            warn!("OpenModel a second time refused");
+            return;
+        };
+        let rate = match self.shared.model.input_format(&cfg) {
+            callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
+            _ => 8000,
+        };
+        match Uplink::new(rate) {
+            Ok(u) => self.uplink = Some(u),
+            Err(e) => warn!(error = %e, "unsupported model input rate; sending 8 kHz"),
+        }
+        self.model_guard = Some(self.shared.gauges.hold(Gauge::ModelSession));
+        let model = std::sync::Arc::clone(&self.shared.model);
+        let meta = self.metadata.clone();
+        self.opening = Some(Box::pin(async move { model.open(cfg, meta).await }));
+    }
+
+    pub(super) fn on_opened(&mut self, r: Result<ModelSession, callbridge_llm_bridge::Error>) {
+        match r {
+            Ok(m) => {
+                self.model = Some(m);
+                self.event(EventKind::Model, json!({"ready": true}));
+                self.inputs.push_back(Input::Model(ModelInput::Ready));
+            }
+            Err(e) => {
+                warn!(error = %e, "model session could not be opened");
+                self.event(EventKind::Model, json!({"open_failed": e.to_string()}));
+                self.model_guard = None;
+                self.inputs
+                    .push_back(Input::Model(ModelInput::Error { fatal: true }));
+            }
+        }
+    }
+
+    async fn close_model(&mut self) {
+        self.opening = None;
+        let clean = match self.model.take() {
+            Some(m) => {
+                let o = m.close().await;
+                debug!(clean = o.clean, reason = %o.reason, "model session closed");
+                self.model_closed_clean.unwrap_or(o.clean)
+            }
+            None => false,
+        };
+        self.model_guard = None;
+        self.inputs
+            .push_back(Input::Model(ModelInput::Closed { clean }));
+    }
+
+    async fn finalize_recording(&mut self) {
+        let Some(mut r) = self.recorder.take() else {
+            return;
+        };
+        if let Err(e) = r.finish() {
+            warn!(error = %e, "recording could not be finalized");
+            return;
+        }
+        if let Some(path) = self.recording_path.clone() {
+            let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            let u = SessionUpdate {
+                recording: Some((path, bytes)),
+                ..Default::default()
+            };
+            self.shared
+                .store
+                .send(StoreOp::Update(self.id, Box::new(u)))
+                .await;
+        }
+    }
+
+    pub(super) fn on_media(&mut self, ev: Option<MediaEvent>) {
+        let Some(ev) = ev else {
+            if self.stream.is_some() {
+                warn!("media stream stopped by itself");
+                self.stream = None;
+                self.stream_guard = None;
+                self.inputs.push_back(Input::Media(MediaInput::RtpTimeout));
+            }
+            return;
+        };
+        match ev {
+            MediaEvent::Audio { pcm, playout, sent } => {
+                self.ticks += 1;
+                if let Some(r) = &mut self.recorder {
+                    if let Err(e) = r.write(&pcm, &sent) {
+                        warn!(error = %e, "recording write failed; recording stops");
+                        self.recorder = None;
+                    }
+                }
+                self.check_rtp_inactivity(matches!(playout, Playout::Audio { .. }));
+                if matches!(playout, Playout::Audio { .. }) {
+                    if !self.first_audio_seen {
+                        self.first_audio_seen = true;
+                        self.inputs
+                            .push_back(Input::Media(MediaInput::FirstCallerAudio));
+                    }
+                    self.speech_cooldown = self.speech_cooldown.saturating_sub(1);
+                    if self.speech_cooldown == 0 && rms(&pcm) > SPEECH_RMS {
+                        self.speech_cooldown = SPEECH_EVERY;
+                        self.inputs
+                            .push_back(Input::Media(MediaInput::CallerSpeech));
+                    }
+                }
+                self.send_caller_audio(&pcm);
+                let stream = self.stream.as_ref();
+                let drained = self
+                    .downlink
+                    .on_tick(|f| stream.is_some_and(|s| s.try_play(f)));
+                if drained {
+                    self.inputs
+                        .push_back(Input::Media(MediaInput::PlaybackDrained));
+                }
+                if self.ticks.is_multiple_of(FLUSH_EVERY) {
+                    self.flush_store_now();
+                }
+            }
+            MediaEvent::Dtmf(d) => {
+                if let Some(d) = DtmfDigit::from_event(d.event) {
+                    self.inputs.push_back(Input::Sip(SipInput::Dtmf(d)));
+                }
+            }
+            MediaEvent::Inactive { silent_for } => {
+                // Measured from the stream's opening; the call's own check
+                // (from the answer) decides.
+                debug!(?silent_for, "media stream reports no RTP");
+            }
+            MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
+            _ => {}
+        }
+    }
+
+    /// Ends the call (`RtpTimeout`, once) when no RTP arrived for the
+    /// configured time since the answer or the last packet; not while held.
+    fn check_rtp_inactivity(&mut self, packet: bool) {
+        let now = super::now();
+        if packet {
+            self.last_rx = Some(now);
+        }
+        if self.answered_at.is_none()
+            && matches!(
+                self.machine.phase(),
+                crate::lifecycle::Phase::Answered | crate::lifecycle::Phase::Active
+            )
+        {
+            self.answered_at = Some(now);
+        }
+        let Some(answered) = self.answered_at else {
+            return;
+        };
+        if self.rtp_timeout_sent || self.caller_audio_paused {
+            self.last_rx = Some(now);
+            return;
+        }
+        let since = self.last_rx.map_or(answered, |t| t.max(answered));
+        if now.saturating_duration_since(since) >= self.shared.cfg.rtp_inactivity {
+            self.rtp_timeout_sent = true;
+            info!("no RTP from the peer since the answer or its last packet");
+            self.inputs.push_back(Input::Media(MediaInput::RtpTimeout));
+        }
+    }
+
+    fn send_caller_audio(&mut self, pcm: &[i16; 160]) {
+        if self.caller_audio_paused
+            || !matches!(self.machine.phase(), crate::lifecycle::Phase::Active)
+        {
+            return;
+        }
+        let (Some(m), Some(up)) = (&mut self.model, &mut self.uplink) else {
+            return;
+        };
+        let rate = SampleRate::new(up.rate());
+        let samples = up.process(pcm);
+        if let Err(e) = m.send_audio(AudioFrame::Pcm16 { rate, samples }) {
+            debug!(error = %e, "caller audio frame not sent to the model");
+        }
+    }
+
+    pub(super) async fn on_model(&mut self, ev: Option<ModelEvent>) {
+        let Some(ev) = ev else {
+            self.model_events_done = true;
+            return;
+        };
+        let input = match ev {
+            ModelEvent::Audio(chunk) => {
+                if !self.downlink.is_busy() {
+                    self.downlink.new_reply();
+                }
+                self.downlink.push_model_audio(|v| chunk.decode_into(v));
+                ModelInput::Audio
+            }
+            ModelEvent::InputTranscript { text, finished } => {
+                self.caller_text.push_str(&text);
+                if finished {
+                    self.finish_turn(true);
+                }
+                self.inputs
+                    .push_back(Input::Media(MediaInput::CallerSpeech));
+                return;
+            }
+            ModelEvent::OutputTranscript { text, finished } => {
+                self.agent_text.push_str(&text);
+                if finished {
+                    self.finish_turn(false);
+                }
+                return;
+            }
+            ModelEvent::TurnComplete => {
+                self.downlink.flush_partial();
+                self.finish_turn(true);
+                self.finish_turn(false);
+                ModelInput::TurnComplete
+            }
+            ModelEvent::Interrupted => {
+                self.finish_turn(false);
+                ModelInput::Interrupted
+            }
+            ModelEvent::EndCall { id, .. } => {
+                self.event(EventKind::ToolCall, json!({"tool": "end_call"}));
+                if let Some(m) = &mut self.model {
+                    let _ = m
+                        .send_tool_result(id, ToolResult::Ok(json!({"status": "ending"})))
+                        .await;
+                }
+                ModelInput::EndCall
+            }
+            ModelEvent::TransferCall { id, target, .. } => {
+                self.event(EventKind::ToolCall, json!({"tool": "transfer_call"}));
+                match TransferTarget::new(&target) {
+                    Some(target) => {
+                        self.transfer_id = Some(id);
+                        ModelInput::TransferCall { target }
+                    }
+                    None => {
+                        if let Some(m) = &mut self.model {
+                            let _ = m
+                                .send_tool_result(id, ToolResult::Err("invalid target".into()))
+                                .await;
+                        }
+                        return;
+                    }
+                }
+            }
+            ModelEvent::ToolCall(call) => {
+                self.event(EventKind::ToolCall, json!({"tool": call.name}));
+                if let Some(m) = &mut self.model {
+                    let _ = m
+                        .send_tool_result(call.id, ToolResult::Err("no such tool".into()))
+                        .await;
+                }
+                return;
+            }
+            ModelEvent::GoingAway { .. } => ModelInput::GoingAway,
+            ModelEvent::Error { kind, .. } => {
+                self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
+                ModelInput::Error { fatal: false }
+            }
+            ModelEvent::Closed { reason, clean } => {
+                info!(%reason, clean, "model session closed");
+                self.model_events_done = true;
+                self.model_closed_clean = Some(clean);
+                self.event(
+                    EventKind::Model,
+                    json!({"closed": reason.to_string(), "clean": clean}),
+                );
+                ModelInput::Closed { clean }
+            }
+            _ => return,
+        };
+        self.inputs.push_back(Input::Model(input));
+    }
+
+    fn finish_turn(&mut self, caller: bool) {
+        let text = if caller {
+            std::mem::take(&mut self.caller_text)
+        } else {
+            std::mem::take(&mut self.agent_text)
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return;
+        }
+        let at = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let speaker = if caller {
+            Speaker::Caller
+        } else {
+            Speaker::Agent
+        };
+        self.pending_turns
+            .push(NewTurn::new(self.turn_seq, speaker, text, at));
+        self.turn_seq += 1;
+        self.transcript.push(crate::summary::TranscriptLine {
+            caller,
+            text: text.to_owned(),
+        });
+    }
+
+    fn event(&mut self, kind: EventKind, detail: serde_json::Value) {
+        if self.pending_events.len() < 256 {
+            self.pending_events.push(NewEvent {
+                at: jiff::Timestamp::now(),
+                kind,
+                detail,
+            });
+        }
+    }
+
+    /// Queues the batched turns and events without waiting (a full store
+    /// queue keeps them for the next flush).
+    fn flush_store_now(&mut self) {
+        let tx = &self.shared.store;
+        if !self.pending_turns.is_empty() {
+            let t = std::mem::take(&mut self.pending_turns);
+            if let Err(StoreOp::Turns(_, t)) = tx.try_send(StoreOp::Turns(self.id, t)) {
+                self.pending_turns = t;
+            }
+        }
+        if !self.pending_events.is_empty() {
+            let e = std::mem::take(&mut self.pending_events);
+            if let Err(StoreOp::Events(_, e)) = tx.try_send(StoreOp::Events(self.id, e)) {
+                self.pending_events = e;
+            }
+        }
+    }
+
+    /// Writes every batched turn and event (waiting for queue room).
+    pub(super) async fn flush_store(&mut self) {
+        self.finish_turn(true);
+        self.finish_turn(false);
+        if !self.pending_turns.is_empty() {
+            let t = std::mem::take(&mut self.pending_turns);
+            self.shared.store.send(StoreOp::Turns(self.id, t)).await;
+        }
+        if !self.pending_events.is_empty() {
+            let e = std::mem::take(&mut self.pending_events);
+            self.shared.store.send(StoreOp::Events(self.id, e)).await;
+        }
+    }
+}
+
+fn rms(x: &[i16]) -> f64 {
+    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / x.len().max(1) as f64).sqrt()
+}
+
+/// The machine's end reason as the store's (one to one).
+pub(crate) fn store_reason(r: crate::lifecycle::EndReason) -> callbridge_crm_store::EndReason {
+    use crate::lifecycle::EndReason as M;
+    use callbridge_crm_store::EndReason as S;
+    match r {
+        M::CallerHangup => S::CallerHangup,
+        M::AgentHangup => S::AgentHangup,
+        M::NoSpeechTimeout => S::NoSpeechTimeout,
+        M::MaxDuration => S::MaxDuration,
+        M::RtpTimeout => S::RtpTimeout,
+        M::ModelFailure => S::ModelFailure,
+        M::Shutdown => S::Shutdown,
+        M::Rejected => S::Rejected,
+        M::Cancelled => S::Cancelled,
+        M::Busy => S::Busy,
+        M::NoAnswer => S::NoAnswer,
+        M::Error => S::Error,
+        M::Transferred => S::Transferred,
+    }
+}

@@ -1,0 +1,434 @@
+//! The per-call task: the media bridge and the executor of the lifecycle
+//! machine's actions (issue 6, "Media bridge, per call").
+//!
+//! One task per call owns the call's media stream (RTP socket), both
+//! resamplers and the playback queue ([`audio`]), the one model session
+//! (opened only by the machine's `OpenModel`, so never twice), the
+//! recorder and the [`CallMachine`]. One `select!` loop takes SIP events
+//! from the manager's mailbox, media ticks, model events, the model's
+//! opening, the machine's next deadline and the call's cancellation token;
+//! every event becomes a machine input, and the machine's actions are
+//! executed in order. SIP per RFC 3261 (BYE/CANCEL), RFC 3264 section 8.4
+//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER, not wired yet: see
+//! [`send_refer`]).
+
+pub mod audio;
+mod exec;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use callbridge_crm_store::{CampaignId, LeadId, NewEvent, NewTurn, SessionId};
+use callbridge_llm_bridge::{
+    BoxFuture, CallMetadata, Error as ModelError, ModelEvent, ModelSession, SessionConfig,
+    ToolCallId,
+};
+use callbridge_rtp::recorder::CallRecorder;
+use callbridge_rtp::stream::{MediaEvent, MediaStream};
+use callbridge_sip::sdp::LocalMedia;
+use callbridge_sip::ua::{CallRef, Event as SipEvent, Originate};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::gauges::GaugeGuard;
+use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
+use crate::manager::Shared;
+use audio::{Downlink, Uplink};
+
+/// What the manager puts in a call's mailbox.
+#[derive(Debug)]
+pub enum CallMsg {
+    /// A SIP event of this call's dialog.
+    Sip(SipEvent),
+    /// An operator command (hang up, shutdown).
+    Command(Command),
+}
+
+/// Everything a call task starts with.
+pub(crate) struct CallSpec {
+    pub id: SessionId,
+    pub direction: Direction,
+    pub call: Option<CallRef>,
+    pub sip_call_id: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub campaign: Option<CampaignId>,
+    pub lead: Option<LeadId>,
+    pub stream: MediaStream,
+    pub stream_guard: GaugeGuard,
+    pub local_media: LocalMedia,
+    /// Inbound: our SDP answer to the INVITE's offer.
+    pub answer_sdp: Option<Bytes>,
+    /// Outbound: the INVITE to send at `SendInvite`.
+    pub originate: Option<Originate>,
+    pub model_config: SessionConfig,
+    pub metadata: CallMetadata,
+    pub mailbox: mpsc::Receiver<CallMsg>,
+    pub token: CancellationToken,
+}
+
+/// What the call leaves behind for the manager.
+#[derive(Debug, Default)]
+pub(crate) struct CallReport {
+    pub reason: Option<EndReason>,
+    pub transcript: Vec<crate::summary::TranscriptLine>,
+}
+
+type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
+
+/// The state of one running call (see the module docs).
+pub(crate) struct Call {
+    shared: Arc<Shared>,
+    id: SessionId,
+    direction: Direction,
+    call: Option<CallRef>,
+    sip_call_id: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    campaign: Option<CampaignId>,
+    lead: Option<LeadId>,
+    machine: CallMachine,
+    inputs: VecDeque<Input>,
+    stream: Option<MediaStream>,
+    stream_guard: Option<GaugeGuard>,
+    local_media: LocalMedia,
+    answer_sdp: Option<Bytes>,
+    originate: Option<Originate>,
+    model_config: Option<SessionConfig>,
+    metadata: CallMetadata,
+    opening: Option<Opening>,
+    model: Option<ModelSession>,
+    model_guard: Option<GaugeGuard>,
+    model_events_done: bool,
+    model_closed_clean: Option<bool>,
+    uplink: Option<Uplink>,
+    downlink: Downlink,
+    caller_audio_paused: bool,
+    recorder: Option<CallRecorder>,
+    recording_path: Option<PathBuf>,
+    first_audio_seen: bool,
+    /// RTP inactivity is measured from the answer (or the last packet),
+    /// not from the stream's opening: a slow answer is not a dead peer.
+    answered_at: Option<Instant>,
+    last_rx: Option<Instant>,
+    rtp_timeout_sent: bool,
+    speech_cooldown: u32,
+    ticks: u64,
+    started: Instant,
+    pending_turns: Vec<NewTurn>,
+    pending_events: Vec<NewEvent>,
+    turn_seq: u32,
+    caller_text: String,
+    agent_text: String,
+    transcript: Vec<crate::summary::TranscriptLine>,
+    transfer_id: Option<ToolCallId>,
+    closed: bool,
+}
+
+/// Runs one call to its end. The span carries the session id and Call-ID
+/// (never phone numbers).
+pub(crate) async fn run_call(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
+    let span = info_span!(
+        "call",
+        session = %spec.id,
+        call_id = spec.sip_call_id.as_deref().unwrap_or("-"),
+        direction = ?spec.direction,
+    );
+    run(shared, spec).instrument(span).await
+}
+
+async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
+    let CallSpec {
+        id,
+        direction,
+        call,
+        sip_call_id,
+        from,
+        to,
+        campaign,
+        lead,
+        stream,
+        stream_guard,
+        local_media,
+        answer_sdp,
+        originate,
+        model_config,
+        metadata,
+        mut mailbox,
+        token,
+    } = spec;
+    let machine_cfg = shared.cfg.machine.clone();
+    let out_rate = match model_config.output_format {
+        callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
+        _ => 8000,
+    };
+    let downlink = match Downlink::new(out_rate) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(error = %e, "unsupported model output rate; using 24 kHz");
+            match Downlink::new(24_000) {
+                Ok(d) => d,
+                Err(_) => return CallReport::default(),
+            }
+        }
+    };
+    let mut c = Call {
+        shared,
+        id,
+        direction,
+        call,
+        sip_call_id,
+        from,
+        to,
+        campaign,
+        lead,
+        machine: CallMachine::new(direction, machine_cfg),
+        inputs: VecDeque::with_capacity(8),
+        stream: Some(stream),
+        stream_guard: Some(stream_guard),
+        local_media,
+        answer_sdp,
+        originate,
+        model_config: Some(model_config),
+        metadata,
+        opening: None,
+        model: None,
+        model_guard: None,
+        model_events_done: false,
+        model_closed_clean: None,
+        uplink: None,
+        downlink,
+        caller_audio_paused: false,
+        recorder: None,
+        recording_path: None,
+        first_audio_seen: false,
+        answered_at: None,
+        last_rx: None,
+        rtp_timeout_sent: false,
+        speech_cooldown: 0,
+        ticks: 0,
+        started: now(),
+        pending_turns: Vec::new(),
+        pending_events: Vec::new(),
+        turn_seq: 0,
+        caller_text: String::new(),
+        agent_text: String::new(),
+        transcript: Vec::new(),
+        transfer_id: None,
+        closed: false,
+    };
+    c.open_recorder();
+    c.inputs.push_back(match direction {
+        Direction::Inbound => Input::Sip(crate::lifecycle::SipInput::Invite),
+        Direction::Outbound => Input::Command(Command::Dial),
+    });
+    let mut cancelled = false;
+    loop {
+        c.pump().await;
+        if c.closed {
+            break;
+        }
+        let deadline = c.machine.poll_timeout();
+        tokio::select! {
+            _ = token.cancelled(), if !cancelled => {
+                cancelled = true;
+                c.inputs.push_back(Input::Command(Command::ShutdownNow));
+            }
+            msg = mailbox.recv() => match msg {
+                Some(CallMsg::Sip(ev)) => c.on_sip(ev).await,
+                Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
+                None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
+            },
+            ev = media_next(&mut c.stream) => c.on_media(ev),
+            ev = model_next(&mut c.model, c.model_events_done) => c.on_model(ev).await,
+            r = opening_next(&mut c.opening) => c.on_opened(r),
+            _ = sleep_until(deadline) => c.machine.handle_timeout(now()),
+        }
+    }
+    c.flush_store().await;
+    CallReport {
+        reason: c.machine.end_reason(),
+        transcript: std::mem::take(&mut c.transcript),
+    }
+}
+
+async fn media_next(stream: &mut Option<MediaStream>) -> Option<MediaEvent> {
+    match stream {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn model_next(model: &mut Option<ModelSession>, done: bool) -> Option<ModelEvent> {
+    match model {
+        Some(m) if !done => m.next_event().await,
+        _ => std::future::pending().await,
+    }
+}
+
+async fn opening_next(opening: &mut Option<Opening>) -> Result<ModelSession, ModelError> {
+    match opening {
+        Some(f) => {
+            let r = f.await;
+            *opening = None;
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The clock the machine is fed (tokio's, so tests may pause it).
+pub(crate) fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Blind transfer (RFC 3515 REFER). The SIP driver has no REFER command
+/// yet (branch `sip-refer`); until it is wired here, every transfer fails
+/// and the machine takes its `TransferFailed` path (the call goes on).
+pub(crate) async fn send_refer(
+    _sip: &callbridge_sip::driver::Handle,
+    _call: CallRef,
+    target: &crate::lifecycle::TransferTarget,
+) -> Result<(), &'static str> {
+    warn!(%target, "transfer requested but SIP REFER is not available yet");
+    Err("REFER not supported by the SIP driver yet")
+}
+
+impl Call {
+    /// Feeds queued inputs and executes the machine's actions until both
+    /// are empty.
+    async fn pump(&mut self) {
+        loop {
+            if let Some(input) = self.inputs.pop_front() {
+                self.machine.handle_input(now(), input);
+            }
+            let mut any = false;
+            while let Some(action) = self.machine.poll_action() {
+                any = true;
+                self.execute(action).await;
+            }
+            self.publish_phase();
+            if self.inputs.is_empty() && !any {
+                return;
+            }
+        }
+    }
+
+    fn publish_phase(&self) {
+        self.shared.set_phase(self.id, self.machine.phase());
+    }
+
+    fn open_recorder(&mut self) {
+        let Some(dir) = &self.shared.cfg.recordings_dir else {
+            return;
+        };
+        let path = dir.join(format!("{}.wav", self.id));
+        match CallRecorder::create(&path) {
+            Ok(r) => {
+                self.recorder = Some(r);
+                self.recording_path = Some(path);
+            }
+            Err(e) => warn!(error = %e, "recording could not start"),
+        }
+    }
+
+    async fn on_sip(&mut self, ev: SipEvent) {
+        use crate::lifecycle::SipInput as S;
+        use callbridge_sip::ua::{EndReason as SipEnd, Outcome};
+        let input = match ev {
+            SipEvent::Confirmed { .. } => S::Ack,
+            SipEvent::Progress { status, .. } => S::Provisional {
+                code: status.as_u16(),
+            },
+            SipEvent::Answered { answer, .. } => {
+                self.apply_answer(&answer);
+                S::Answered
+            }
+            SipEvent::Failed { outcome, .. } => S::Failed {
+                code: match outcome {
+                    Outcome::Busy => 486,
+                    Outcome::NoAnswer | Outcome::Unreachable => 408,
+                    Outcome::Rejected => 603,
+                    Outcome::Unavailable => 503,
+                    Outcome::Cancelled => 487,
+                    Outcome::AuthFailed => 401,
+                    Outcome::Failed(s) => s.as_u16(),
+                    _ => 500,
+                },
+            },
+            SipEvent::Ended { reason, .. } => match reason {
+                SipEnd::RemoteBye => S::Bye,
+                SipEnd::RemoteCancel | SipEnd::Unanswered => S::Cancel,
+                SipEnd::AckTimeout => S::AckTimeout,
+                _ => {
+                    debug!(?reason, "SIP dialog ended");
+                    return;
+                }
+            },
+            SipEvent::Reinvite { offer, hold, .. } => {
+                self.answer_reinvite(&offer).await;
+                if hold { S::Hold } else { S::Resume }
+            }
+            SipEvent::Dtmf { digit, .. } => match crate::lifecycle::DtmfDigit::new(digit) {
+                Some(d) => S::Dtmf(d),
+                None => return,
+            },
+            other => {
+                debug!(?other, "SIP event ignored");
+                return;
+            }
+        };
+        self.inputs.push_back(Input::Sip(input));
+    }
+
+    fn apply_answer(&mut self, answer: &Bytes) {
+        let Some(orig) = &self.originate else { return };
+        let offer = callbridge_sip::sdp::Session::parse(&orig.offer);
+        let ans = callbridge_sip::sdp::Session::parse(answer);
+        match (offer, ans) {
+            (Ok(o), Ok(a)) => match callbridge_sip::sdp::process_answer(&o, &a) {
+                Ok(n) => {
+                    if let Some(s) = &self.stream {
+                        s.set_remote(n.remote_rtp);
+                    }
+                }
+                Err(e) => warn!(error = %e, "SDP answer not usable"),
+            },
+            _ => warn!("SDP answer unparsable"),
+        }
+    }
+
+    async fn answer_reinvite(&mut self, offer: &Bytes) {
+        let Some(call) = self.call else { return };
+        let parsed = callbridge_sip::sdp::Session::parse(offer);
+        self.local_media.session_version += 1;
+        let sip = self.shared.sip.clone();
+        match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.local_media)) {
+            Ok((answer, n)) => {
+                if let (Some(s), Some(r)) = (&self.stream, n.remote_rtp) {
+                    s.set_remote(Some(r));
+                }
+                if let Err(e) = sip.answer(call, answer.to_bytes()).await {
+                    warn!(error = %e, "re-INVITE answer failed");
+                }
+            }
+            Err(e) => {
+                let status = e.status();
+                if let Err(e) = sip.reject(call, status).await {
+                    warn!(error = %e, "re-INVITE rejection failed");
+                }
+            }
+        }
+    }
+}

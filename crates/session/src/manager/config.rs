@@ -1,0 +1,123 @@
+//! The manager's configuration and the outbound call request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use callbridge_crm_store::{CampaignId, LeadId};
+use callbridge_llm_bridge::{Greeting, SessionConfig};
+use callbridge_rtp::ports::PortPoolConfig;
+
+/// Everything the manager needs besides the model, the store and the
+/// summarizer.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Where the SIP socket binds.
+    pub sip_bind: SocketAddr,
+    /// The SIP core's settings (contact address, filter, timers...);
+    /// `max_calls` and `retry_after` are taken from this struct.
+    pub sip: callbridge_sip::ua::Config,
+    /// The RTP port range.
+    pub rtp: PortPoolConfig,
+    /// The address written in our SDP (`c=`).
+    pub media_ip: IpAddr,
+    /// Most concurrent calls; beyond it INVITEs get 503 + Retry-After.
+    pub max_calls: usize,
+    /// The Retry-After of that 503.
+    pub retry_after: Duration,
+    /// No RTP for this long ends the call (`RtpTimeout`).
+    pub rtp_inactivity: Duration,
+    /// The lifecycle policies and timers of each call.
+    pub machine: crate::lifecycle::Config,
+    /// The model session template (endpoint, key, model, voice,
+    /// instructions, formats). Inbound calls use `Greeting::OnRequest`
+    /// with [`ManagerConfig::greeting_prompt`] (pre-warm while ringing).
+    pub model: SessionConfig,
+    /// The prompt that makes the model greet an inbound caller.
+    pub greeting_prompt: String,
+    /// Where recordings go (`<session id>.wav`); `None` records nothing.
+    pub recordings_dir: Option<PathBuf>,
+    /// How long a cancelled call task may take to end before it is aborted.
+    pub join_timeout: Duration,
+    /// How long answered calls may go on after a graceful shutdown starts.
+    pub shutdown_drain: Duration,
+}
+
+impl ManagerConfig {
+    /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
+    /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
+    /// machine's defaults, join timeout 5 s, shutdown drain 10 s.
+    pub fn new(
+        sip_bind: SocketAddr,
+        media_ip: IpAddr,
+        rtp_ports: std::ops::RangeInclusive<u16>,
+        model: SessionConfig,
+    ) -> ManagerConfig {
+        ManagerConfig {
+            sip_bind,
+            sip: callbridge_sip::ua::Config::new(sip_bind),
+            rtp: PortPoolConfig {
+                bind_ip: media_ip,
+                range: rtp_ports,
+                rtcp: false,
+            },
+            media_ip,
+            max_calls: 100,
+            retry_after: Duration::from_secs(30),
+            rtp_inactivity: Duration::from_secs(30),
+            machine: crate::lifecycle::Config::default(),
+            model,
+            greeting_prompt: Greeting::DEFAULT_PROMPT.to_owned(),
+            recordings_dir: None,
+            join_timeout: Duration::from_secs(5),
+            shutdown_drain: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An outbound call to place with [`crate::Manager::originate`].
+#[derive(Clone)]
+pub struct OriginateRequest {
+    /// The Request-URI, e.g. `sip:+15551234@trunk.example`.
+    pub to: String,
+    /// Our identity (From URI).
+    pub from: String,
+    /// Where the INVITE goes (trunk or callee).
+    pub target: SocketAddr,
+    /// The campaign, for campaign calls.
+    pub campaign: Option<CampaignId>,
+    /// The lead; a second originate for a live lead is refused.
+    pub lead: Option<LeadId>,
+    /// Instructions replacing the configured ones.
+    pub instructions: Option<String>,
+    /// Greeting replacing the configured one.
+    pub greeting: Option<Greeting>,
+    /// Facts for the model (appended to its instructions).
+    pub metadata: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for OriginateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OriginateRequest")
+            .field("to", &"<redacted>")
+            .field("target", &self.target)
+            .field("lead", &self.lead)
+            .finish()
+    }
+}
+
+impl OriginateRequest {
+    /// A request to `to` from `from`, sent to `target`, nothing else set.
+    pub fn new(to: impl Into<String>, from: impl Into<String>, target: SocketAddr) -> Self {
+        OriginateRequest {
+            to: to.into(),
+            from: from.into(),
+            target,
+            campaign: None,
+            lead: None,
+            instructions: None,
+            greeting: None,
+            metadata: Vec::new(),
+        }
+    }
+}

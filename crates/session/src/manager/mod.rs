@@ -1,0 +1,583 @@
+//! The session manager (issue 6, "Session manager"): owns the SIP driver,
+//! the RTP port pool, the store writer and the [`registry`] of live calls;
+//! admits inbound INVITEs and outbound originates atomically, routes SIP
+//! events to each call's mailbox, runs every call as one task tree under one
+//! cancellation token, and removes a call from the registry in exactly one
+//! place: its supervisor, after the call task has been joined (bounded
+//! wait, then abort). Snapshots report active calls, end-reason counters
+//! and the live-resource gauges; [`Manager::shutdown`] stops admitting,
+//! ends every call with the machine's `Shutdown` command and joins
+//! everything.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use callbridge_crm_store::Store;
+//! use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+//! use callbridge_session::{FixedSummarizer, Manager, ManagerConfig, OriginateRequest};
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut model = SessionConfig::default();
+//! model.model = "gemini-3.1-flash-live-preview".into();
+//! let cfg = ManagerConfig::new(
+//!     "0.0.0.0:5060".parse()?,
+//!     "192.0.2.10".parse()?,
+//!     20000..=20999,
+//!     model,
+//! );
+//! let store = Store::open("callbridge.db")?;
+//! let summarizer = Arc::new(FixedSummarizer("summary".into()));
+//! // Binds SIP, starts the SIP driver, the event router and the store thread.
+//! let manager = Manager::start(cfg, Arc::new(GeminiLive::new()), store, Some(summarizer)).await?;
+//! let id = manager
+//!     .originate(OriginateRequest::new(
+//!         "sip:+15551234@trunk.example",
+//!         "sip:agent@192.0.2.10",
+//!         "198.51.100.7:5060".parse()?,
+//!     ))
+//!     .await?;
+//! let snapshot = manager.snapshot(); // health and metrics
+//! assert!(snapshot.calls.iter().any(|c| c.id == id));
+//! manager.hangup(id).await?;
+//! manager.shutdown().await; // 503 to new INVITEs, drain, BYE, join
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod registry;
+mod supervise;
+
+pub use config::{ManagerConfig, OriginateRequest};
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use callbridge_crm_store::{SessionId, Store};
+use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
+use callbridge_rtp::g711::Law;
+use callbridge_rtp::ids::{SeqNo, Ssrc};
+use callbridge_rtp::ports::PortPool;
+use callbridge_rtp::stream::{MediaConfig, MediaStream};
+use callbridge_sip::driver::{Driver, DriverConfig, Handle};
+use callbridge_sip::random::OsRandom;
+use callbridge_sip::sdp::{self, Codec, LocalMedia};
+use callbridge_sip::ua::{CallRef, Event as SipEvent, IncomingCall, Originate};
+use callbridge_sip::{NameAddr, StatusCode, Uri};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::bridge::{CallMsg, CallSpec};
+use crate::gauges::{Gauge, Gauges};
+use crate::lifecycle::{Command, Direction, EndReason, Phase};
+use crate::store_writer::{StoreThread, StoreWriter};
+use crate::summary::Summarizer;
+use registry::{Entry, Refusal, Registry};
+
+/// Capacity of each call's SIP mailbox.
+const MAILBOX: usize = 32;
+
+/// Why a manager operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// Binding a socket or spawning the store thread failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The RTP port range or a media socket failed.
+    #[error("media: {0}")]
+    Media(#[from] callbridge_rtp::Error),
+    /// The manager is at its call limit or shutting down.
+    #[error("at capacity or shutting down")]
+    Unavailable,
+    /// A call for this lead is already live.
+    #[error("a call for this lead is already live")]
+    LeadBusy,
+    /// The destination could not be parsed as a SIP URI.
+    #[error("invalid destination URI")]
+    BadUri,
+    /// No such live session.
+    #[error("no such live session")]
+    UnknownSession,
+}
+
+/// What the manager shares with its call tasks.
+pub(crate) struct Shared {
+    pub cfg: ManagerConfig,
+    pub sip: Handle,
+    pub store: StoreWriter,
+    pub gauges: Arc<Gauges>,
+    pub model: Arc<dyn RealtimeModel>,
+    registry: Mutex<Registry>,
+}
+
+impl Shared {
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn set_phase(&self, id: SessionId, phase: Phase) {
+        self.registry().set_phase(id, phase);
+    }
+
+    pub(crate) fn bind_call_ref(&self, id: SessionId, call: CallRef) {
+        self.registry().bind(id, call);
+    }
+}
+
+/// One live call in a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallInfo {
+    /// The session id.
+    pub id: SessionId,
+    /// Inbound or outbound.
+    pub direction: Direction,
+    /// Its lifecycle phase.
+    pub phase: Phase,
+}
+
+/// The manager's state for health and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Live calls.
+    pub calls: Vec<CallInfo>,
+    /// Calls ended since start, by end reason.
+    pub ended: Vec<(EndReason, u64)>,
+    /// Live call supervisor tasks.
+    pub call_tasks: usize,
+    /// Open media streams (RTP sockets).
+    pub media_sockets: usize,
+    /// Model sessions open or opening (this manager's).
+    pub model_sessions: usize,
+    /// Model WebSocket connections alive in the process (llm-bridge).
+    pub model_connections: usize,
+    /// Whether new calls are admitted.
+    pub admitting: bool,
+}
+
+/// The session manager. Cheap to clone.
+#[derive(Clone)]
+pub struct Manager {
+    shared: Arc<Shared>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    sip_addr: SocketAddr,
+    ports: PortPool,
+    summarizer: Option<Arc<dyn Summarizer>>,
+    root: CancellationToken,
+    tracker: TaskTracker,
+    background: Mutex<Vec<JoinHandle<()>>>,
+    store_thread: Mutex<Option<StoreThread>>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manager")
+            .field("sip_addr", &self.inner.sip_addr)
+            .finish()
+    }
+}
+
+impl Manager {
+    /// Binds the SIP socket, starts the SIP driver, the event router and the
+    /// store thread. `model` opens each call's model session from
+    /// `cfg.model`; `summarizer`, if any, summarizes each call afterwards.
+    ///
+    /// # Errors
+    /// A socket or the port range could not be set up.
+    pub async fn start(
+        cfg: ManagerConfig,
+        model: Arc<dyn RealtimeModel>,
+        store: Store,
+        summarizer: Option<Arc<dyn Summarizer>>,
+    ) -> Result<Manager, ManagerError> {
+        let ports = PortPool::new(cfg.rtp.clone())?;
+        let mut ua = cfg.sip.clone();
+        // The SIP core answers INVITEs over the limit (and while shutting
+        // down) with 503 and Retry-After itself.
+        ua.max_calls = cfg.max_calls;
+        ua.retry_after = u32::try_from(cfg.retry_after.as_secs()).unwrap_or(u32::MAX);
+        let mut dcfg = DriverConfig::new(cfg.sip_bind, ua);
+        dcfg.shutdown_grace = cfg.shutdown_drain + Duration::from_secs(2);
+        let (driver, sip, events) = Driver::bind(dcfg, OsRandom::new()).await?;
+        let sip_addr = driver.local_addr();
+        let (store, store_thread) = StoreWriter::start(store)?;
+        let shared = Arc::new(Shared {
+            cfg,
+            sip,
+            store,
+            gauges: Arc::new(Gauges::default()),
+            model,
+            registry: Mutex::new(Registry::new()),
+        });
+        let root = CancellationToken::new();
+        let driver_task = tokio::spawn(async move {
+            match driver.run(std::future::pending::<()>()).await {
+                Ok(stats) => info!(?stats, "SIP driver stopped"),
+                Err(e) => warn!(error = %e, "SIP driver failed"),
+            }
+        });
+        let manager = Manager {
+            shared,
+            inner: Arc::new(Inner {
+                sip_addr,
+                ports,
+                summarizer,
+                root,
+                tracker: TaskTracker::new(),
+                background: Mutex::new(vec![driver_task]),
+                store_thread: Mutex::new(Some(store_thread)),
+            }),
+        };
+        let router = tokio::spawn(manager.clone().route(events));
+        manager
+            .inner
+            .background
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(router);
+        info!(%sip_addr, "session manager started");
+        Ok(manager)
+    }
+
+    /// The SIP socket's address.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.inner.sip_addr
+    }
+
+    /// The live-resource gauges.
+    pub fn gauges(&self) -> &Gauges {
+        &self.shared.gauges
+    }
+
+    async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
+        while let Some(ev) = events.recv().await {
+            let call = match &ev {
+                SipEvent::IncomingCall(inc) => {
+                    self.admit_inbound(inc).await;
+                    continue;
+                }
+                SipEvent::Confirmed { call }
+                | SipEvent::Progress { call, .. }
+                | SipEvent::Answered { call, .. }
+                | SipEvent::Failed { call, .. }
+                | SipEvent::Ended { call, .. }
+                | SipEvent::Reinvite { call, .. }
+                | SipEvent::ReinviteAnswered { call, .. }
+                | SipEvent::ReinviteFailed { call, .. }
+                | SipEvent::Dtmf { call, .. } => *call,
+                _ => continue,
+            };
+            self.shared.registry().route(call, ev);
+        }
+    }
+
+    fn open_media(
+        &self,
+        remote: Option<SocketAddr>,
+        law: Law,
+        te: Option<u8>,
+    ) -> Result<MediaStream, ManagerError> {
+        let mut mc = MediaConfig::new(
+            law,
+            remote,
+            Ssrc(rand_u32()),
+            SeqNo(rand_u32() as u16),
+            rand_u32(),
+        );
+        // The call measures inactivity itself, from the answer.
+        mc.inactivity = self
+            .shared
+            .cfg
+            .rtp_inactivity
+            .max(Duration::from_secs(3600));
+        mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
+        Ok(MediaStream::open(&self.inner.ports, mc)?)
+    }
+
+    fn local_media(&self, port: u16) -> LocalMedia {
+        let mut lm = LocalMedia::new(self.shared.cfg.media_ip, port);
+        lm.session_id = u64::from(rand_u32());
+        lm
+    }
+
+    async fn admit_inbound(&self, inc: &IncomingCall) {
+        let sip = &self.shared.sip;
+        let reject = |s: StatusCode| async move {
+            let _ = sip.reject(inc.call, s).await;
+        };
+        let Ok(offer) = sdp::Session::parse(&inc.offer) else {
+            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        };
+        // Negotiate against a placeholder port first to learn the codec,
+        // then bind the stream and answer with its real port.
+        let probe = self.local_media(0);
+        let (law, te, remote) = match sdp::answer(&offer, &probe) {
+            Ok((_, n)) => (
+                match n.codec {
+                    Codec::Pcmu => Law::MuLaw,
+                    Codec::Pcma => Law::ALaw,
+                },
+                n.telephone_event,
+                n.remote_rtp,
+            ),
+            Err(e) => return reject(e.status()).await,
+        };
+        let call_id = inc.call_id.to_string();
+        let stream = match self.open_media(remote, law, te) {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "no media port for an inbound call");
+                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
+            }
+        };
+        let local = self.local_media(stream.local_addr().port());
+        let Ok((answer, _)) = sdp::answer(&offer, &local) else {
+            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        };
+        let id = SessionId::new_v4();
+        let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let entry = Entry {
+            mailbox: tx,
+            direction: Direction::Inbound,
+            phase: Phase::Created,
+            call_id: Some(call_id.clone()),
+            call_ref: Some(inc.call),
+            lead: None,
+        };
+        let admitted = self
+            .shared
+            .registry()
+            .admit(id, entry, self.shared.cfg.max_calls);
+        match admitted {
+            Ok(()) => {}
+            Err(Refusal::Duplicate) => {
+                warn!(call_id = %call_id, "second INVITE for a live Call-ID refused");
+                stream.close().await;
+                return reject(StatusCode::LOOP_DETECTED).await;
+            }
+            Err(_) => {
+                stream.close().await;
+                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
+            }
+        }
+        let mut model_config = self.shared.cfg.model.clone();
+        model_config.greeting = Greeting::OnRequest {
+            prompt: self.shared.cfg.greeting_prompt.clone(),
+        };
+        let spec = CallSpec {
+            id,
+            direction: Direction::Inbound,
+            call: Some(inc.call),
+            sip_call_id: Some(call_id.clone()),
+            from: inc
+                .from
+                .uri()
+                .user()
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            to: inc
+                .to
+                .uri()
+                .user()
+                .map(|u| String::from_utf8_lossy(u).into_owned()),
+            campaign: None,
+            lead: None,
+            stream,
+            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
+            local_media: local,
+            answer_sdp: Some(answer.to_bytes()),
+            originate: None,
+            model_config,
+            metadata: CallMetadata::with_call_id(call_id),
+            mailbox,
+            token: self.inner.root.child_token(),
+        };
+        self.spawn_call(spec);
+    }
+
+    /// Places an outbound call: admits it (refused while another call for
+    /// the same lead is live, at capacity or shutting down), then the call
+    /// task writes the session row and only then sends the INVITE with our
+    /// SDP offer. Returns the session id at once.
+    ///
+    /// # Errors
+    /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
+    /// [`ManagerError::BadUri`] or a media error.
+    pub async fn originate(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
+        let to =
+            Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
+        let from =
+            Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
+        let stream = self.open_media(None, Law::MuLaw, Some(101))?;
+        let local = self.local_media(stream.local_addr().port());
+        let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
+        let id = SessionId::new_v4();
+        let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let entry = Entry {
+            mailbox: tx,
+            direction: Direction::Outbound,
+            phase: Phase::Created,
+            call_id: None,
+            call_ref: None,
+            lead: req.lead,
+        };
+        let admitted = self
+            .shared
+            .registry()
+            .admit(id, entry, self.shared.cfg.max_calls);
+        if let Err(r) = admitted {
+            stream.close().await;
+            return Err(match r {
+                Refusal::LeadBusy => ManagerError::LeadBusy,
+                _ => ManagerError::Unavailable,
+            });
+        }
+        let mut model_config = self.shared.cfg.model.clone();
+        if let Some(i) = req.instructions {
+            model_config.instructions = i;
+        }
+        if let Some(g) = req.greeting {
+            model_config.greeting = g;
+        }
+        let mut metadata = CallMetadata::with_call_id(id.to_string());
+        metadata.context = req.metadata;
+        let spec = CallSpec {
+            id,
+            direction: Direction::Outbound,
+            call: None,
+            sip_call_id: None,
+            from: from.user().map(|u| String::from_utf8_lossy(u).into_owned()),
+            to: to.user().map(|u| String::from_utf8_lossy(u).into_owned()),
+            campaign: req.campaign,
+            lead: req.lead,
+            stream,
+            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
+            local_media: local,
+            answer_sdp: None,
+            originate: Some(Originate {
+                to,
+                from: NameAddr::new(from),
+                target: req.target,
+                offer,
+                credentials: None,
+            }),
+            model_config,
+            metadata,
+            mailbox,
+            token: self.inner.root.child_token(),
+        };
+        self.spawn_call(spec);
+        Ok(id)
+    }
+
+    /// Hangs up a live call (`AgentHangup`).
+    ///
+    /// # Errors
+    /// [`ManagerError::UnknownSession`] when it is not live.
+    pub async fn hangup(&self, id: SessionId) -> Result<(), ManagerError> {
+        let mb = self
+            .shared
+            .registry()
+            .mailbox(id)
+            .ok_or(ManagerError::UnknownSession)?;
+        mb.send(CallMsg::Command(Command::Hangup))
+            .await
+            .map_err(|_| ManagerError::UnknownSession)
+    }
+
+    /// The live calls, end-reason counters and gauges.
+    pub fn snapshot(&self) -> Snapshot {
+        let reg = self.shared.registry();
+        let g = &self.shared.gauges;
+        Snapshot {
+            calls: reg
+                .calls()
+                .into_iter()
+                .map(|(id, direction, phase)| CallInfo {
+                    id,
+                    direction,
+                    phase,
+                })
+                .collect(),
+            ended: reg.ended(),
+            call_tasks: g.get(Gauge::CallTask),
+            media_sockets: g.get(Gauge::MediaSocket),
+            model_sessions: g.get(Gauge::ModelSession),
+            model_connections: callbridge_llm_bridge::stats::live_connections(),
+            admitting: reg.admitting,
+        }
+    }
+
+    /// Waits until every queued store write is done.
+    pub async fn flush_store(&self) {
+        self.shared.store.flush().await;
+    }
+
+    /// Graceful shutdown: stops admitting (the SIP core answers new INVITEs
+    /// 503), sends every call the machine's `Shutdown` command with a drain
+    /// deadline of `cfg.shutdown_drain`, waits for the calls (cancelling the
+    /// stragglers after the deadline plus the join timeout), stops the SIP
+    /// driver and the router, and flushes the store.
+    pub async fn shutdown(&self) {
+        let cfg = &self.shared.cfg;
+        let deadline = crate::bridge::now() + cfg.shutdown_drain;
+        let mailboxes = {
+            let mut reg = self.shared.registry();
+            reg.admitting = false;
+            reg.mailboxes()
+        };
+        let _ = self.shared.sip.shutdown().await;
+        for mb in mailboxes {
+            let _ = mb.try_send(CallMsg::Command(Command::Shutdown { deadline }));
+        }
+        self.inner.tracker.close();
+        let bound = cfg.shutdown_drain + cfg.machine.cleanup_join + Duration::from_secs(1);
+        if tokio::time::timeout(bound, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("calls still live after the drain; cancelling them");
+            self.inner.root.cancel();
+            self.inner.tracker.wait().await;
+        }
+        self.shared.store.flush().await;
+        let tasks: Vec<_> = std::mem::take(
+            &mut *self
+                .inner
+                .background
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // The SIP driver (first) ends once its calls and transactions are
+        // gone (bounded: lingering transactions may wait for Timer K/J);
+        // the router ends with it.
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+                let _ = t.await;
+            }
+        }
+        // Detach the store thread: it ends once the last writer (held by
+        // any remaining clone of this manager) is dropped, after writing
+        // everything queued.
+        drop(
+            self.inner
+                .store_thread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+    }
+}
+
+fn rand_u32() -> u32 {
+    let b = uuid::Uuid::new_v4();
+    let x = b.as_bytes();
+    u32::from_le_bytes([x[0], x[1], x[2], x[3]])
+}

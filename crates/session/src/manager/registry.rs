@@ -1,0 +1,248 @@
+//! The one registry of live calls, keyed by session id, SIP Call-ID, the
+//! SIP core's `CallRef` and (for campaign calls) the lead. Admission is one
+//! locked insert that checks every key, so a duplicate INVITE or a second
+//! originate for a live lead never makes a second session; removal happens
+//! in one place ([`Registry::remove`], called by the call's supervisor).
+
+use std::collections::{HashMap, VecDeque};
+
+use callbridge_crm_store::{LeadId, SessionId};
+use callbridge_sip::ua::{CallRef, Event as SipEvent};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::bridge::CallMsg;
+use crate::lifecycle::{Direction, EndReason, Phase};
+
+/// SIP events kept for a `CallRef` not bound yet (an outbound call whose
+/// first response raced its binding).
+const MAX_ORPHANS: usize = 64;
+
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub mailbox: mpsc::Sender<CallMsg>,
+    pub direction: Direction,
+    pub phase: Phase,
+    pub call_id: Option<String>,
+    pub call_ref: Option<CallRef>,
+    pub lead: Option<LeadId>,
+}
+
+/// Why admission was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Duplicate,
+    LeadBusy,
+    Full,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    by_id: HashMap<SessionId, Entry>,
+    by_call_id: HashMap<String, SessionId>,
+    by_ref: HashMap<CallRef, SessionId>,
+    by_lead: HashMap<LeadId, SessionId>,
+    orphans: VecDeque<(CallRef, SipEvent)>,
+    ended: HashMap<EndReason, u64>,
+    pub admitting: bool,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            admitting: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn admit(&mut self, id: SessionId, e: Entry, capacity: usize) -> Result<(), Refusal> {
+        if let Some(cid) = &e.call_id {
+            if self.by_call_id.contains_key(cid) {
+                return Err(Refusal::Duplicate);
+            }
+        }
+        if let Some(lead) = e.lead {
+            if self.by_lead.contains_key(&lead) {
+                return Err(Refusal::LeadBusy);
+            }
+        }
+        if !self.admitting || self.by_id.len() >= capacity {
+            return Err(Refusal::Full);
+        }
+        if let Some(cid) = &e.call_id {
+            self.by_call_id.insert(cid.clone(), id);
+        }
+        if let Some(r) = e.call_ref {
+            self.by_ref.insert(r, id);
+        }
+        if let Some(lead) = e.lead {
+            self.by_lead.insert(lead, id);
+        }
+        self.by_id.insert(id, e);
+        Ok(())
+    }
+
+    /// Binds an outbound call's `CallRef` and hands it any events that
+    /// arrived before.
+    pub fn bind(&mut self, id: SessionId, call: CallRef) {
+        let Some(e) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        e.call_ref = Some(call);
+        self.by_ref.insert(call, id);
+        let mailbox = e.mailbox.clone();
+        let mut keep = VecDeque::with_capacity(self.orphans.len());
+        for (r, ev) in self.orphans.drain(..) {
+            if r == call {
+                if mailbox.try_send(CallMsg::Sip(ev)).is_err() {
+                    warn!(session = %id, "call mailbox full; SIP event dropped");
+                }
+            } else {
+                keep.push_back((r, ev));
+            }
+        }
+        self.orphans = keep;
+    }
+
+    /// Routes a SIP event to its call's mailbox.
+    pub fn route(&mut self, call: CallRef, ev: SipEvent) {
+        match self.by_ref.get(&call).and_then(|id| self.by_id.get(id)) {
+            Some(e) => {
+                if e.mailbox.try_send(CallMsg::Sip(ev)).is_err() {
+                    warn!(?call, "call mailbox full; SIP event dropped");
+                }
+            }
+            None => {
+                if self.orphans.len() >= MAX_ORPHANS {
+                    self.orphans.pop_front();
+                }
+                self.orphans.push_back((call, ev));
+            }
+        }
+    }
+
+    pub fn set_phase(&mut self, id: SessionId, phase: Phase) {
+        if let Some(e) = self.by_id.get_mut(&id) {
+            e.phase = phase;
+        }
+    }
+
+    pub fn mailbox(&self, id: SessionId) -> Option<mpsc::Sender<CallMsg>> {
+        self.by_id.get(&id).map(|e| e.mailbox.clone())
+    }
+
+    pub fn mailboxes(&self) -> Vec<mpsc::Sender<CallMsg>> {
+        self.by_id.values().map(|e| e.mailbox.clone()).collect()
+    }
+
+    /// Removes a call (the one place a call leaves the registry) and counts
+    /// its end reason.
+    pub fn remove(&mut self, id: SessionId, reason: Option<EndReason>) {
+        let Some(e) = self.by_id.remove(&id) else {
+            return;
+        };
+        if let Some(cid) = e.call_id {
+            self.by_call_id.remove(&cid);
+        }
+        if let Some(r) = e.call_ref {
+            self.by_ref.remove(&r);
+            self.orphans.retain(|(o, _)| *o != r);
+        }
+        if let Some(l) = e.lead {
+            self.by_lead.remove(&l);
+        }
+        *self
+            .ended
+            .entry(reason.unwrap_or(EndReason::Error))
+            .or_default() += 1;
+    }
+
+    pub fn calls(&self) -> Vec<(SessionId, Direction, Phase)> {
+        self.by_id
+            .iter()
+            .map(|(id, e)| (*id, e.direction, e.phase))
+            .collect()
+    }
+
+    pub fn ended(&self) -> Vec<(EndReason, u64)> {
+        self.ended.iter().map(|(r, n)| (*r, *n)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(call_id: Option<&str>, lead: Option<i64>) -> (Entry, mpsc::Receiver<CallMsg>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            Entry {
+                mailbox: tx,
+                direction: Direction::Inbound,
+                phase: Phase::Created,
+                call_id: call_id.map(str::to_owned),
+                call_ref: None,
+                lead: lead.map(LeadId),
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn a_second_session_for_a_live_call_id_or_lead_is_refused() {
+        let mut r = Registry::new();
+        let (a, _ra) = entry(Some("c1"), None);
+        let (b, _rb) = entry(Some("c1"), None);
+        r.admit(SessionId::new_v4(), a, 10).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), b, 10), Err(Refusal::Duplicate));
+        let (c, _rc) = entry(None, Some(5));
+        let (d, _rd) = entry(None, Some(5));
+        r.admit(SessionId::new_v4(), c, 10).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), d, 10), Err(Refusal::LeadBusy));
+        assert_eq!(r.calls().len(), 2);
+    }
+
+    #[test]
+    fn capacity_and_shutdown_refuse_admission() {
+        let mut r = Registry::new();
+        let (a, _ra) = entry(Some("a"), None);
+        let (b, _rb) = entry(Some("b"), None);
+        r.admit(SessionId::new_v4(), a, 1).unwrap();
+        assert_eq!(r.admit(SessionId::new_v4(), b, 1), Err(Refusal::Full));
+        r.admitting = false;
+        let (c, _rc) = entry(Some("c"), None);
+        assert_eq!(r.admit(SessionId::new_v4(), c, 10), Err(Refusal::Full));
+    }
+
+    #[test]
+    fn removal_frees_every_key_once_and_counts_the_reason_once() {
+        let mut r = Registry::new();
+        let id = SessionId::new_v4();
+        let (a, _ra) = entry(Some("c1"), Some(1));
+        r.admit(id, a, 10).unwrap();
+        r.bind(id, CallRef(9));
+        r.remove(id, Some(EndReason::CallerHangup));
+        r.remove(id, Some(EndReason::Error));
+        assert!(r.calls().is_empty());
+        assert_eq!(r.ended(), vec![(EndReason::CallerHangup, 1)]);
+        let (again, _rb) = entry(Some("c1"), Some(1));
+        r.admit(SessionId::new_v4(), again, 10).unwrap();
+    }
+
+    #[test]
+    fn events_before_binding_reach_the_call_when_it_binds() {
+        let mut r = Registry::new();
+        let id = SessionId::new_v4();
+        let (a, mut rx) = entry(None, None);
+        r.admit(id, a, 10).unwrap();
+        r.route(CallRef(3), SipEvent::Confirmed { call: CallRef(3) });
+        assert!(rx.try_recv().is_err());
+        r.bind(id, CallRef(3));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(CallMsg::Sip(SipEvent::Confirmed { .. }))
+        ));
+        r.route(CallRef(3), SipEvent::Confirmed { call: CallRef(3) });
+        assert!(rx.try_recv().is_ok());
+    }
+}

@@ -1,0 +1,66 @@
+//! A call's supervisor: runs the call task under its cancellation token,
+//! joins it (bounded wait after cancellation, then abort and log), stores
+//! an end for a task that died, removes the registry entry (the one place
+//! a call leaves the registry), runs the post-call summary, and only then
+//! gives back its call-task gauge.
+
+use std::sync::Arc;
+
+use callbridge_crm_store::SessionUpdate;
+use tracing::warn;
+
+use super::Manager;
+use crate::bridge::{CallSpec, run_call};
+use crate::gauges::Gauge;
+use crate::store_writer::StoreOp;
+
+impl Manager {
+    pub(super) fn spawn_call(&self, spec: CallSpec) {
+        let shared = Arc::clone(&self.shared);
+        let inner = Arc::clone(&self.inner);
+        let guard = shared.gauges.hold(Gauge::CallTask);
+        let id = spec.id;
+        let token = spec.token.clone();
+        let join_timeout = shared.cfg.join_timeout;
+        self.inner.tracker.spawn(async move {
+            let mut task = tokio::spawn(run_call(Arc::clone(&shared), spec));
+            let report = tokio::select! {
+                r = &mut task => r.ok(),
+                _ = token.cancelled() => match tokio::time::timeout(join_timeout, &mut task).await {
+                    Ok(r) => r.ok(),
+                    Err(_) => {
+                        warn!(session = %id, "call task did not end in time; aborted");
+                        task.abort();
+                        let _ = task.await;
+                        None
+                    }
+                },
+            };
+            let reason = report.as_ref().and_then(|r| r.reason);
+            if reason.is_none() {
+                // The task died or was aborted: its end must still be stored.
+                let f = callbridge_crm_store::Finish::failed(
+                    callbridge_crm_store::EndReason::Error,
+                    jiff::Timestamp::now(),
+                );
+                shared.store.send(StoreOp::Finish(id, f)).await;
+            }
+            shared.registry().remove(id, reason);
+            if let (Some(s), Some(r)) = (&inner.summarizer, report) {
+                if !r.transcript.is_empty() {
+                    match s.summarize(&r.transcript).await {
+                        Ok(text) => {
+                            let u = SessionUpdate {
+                                summary: Some(callbridge_crm_store::Sensitive::new(text)),
+                                ..Default::default()
+                            };
+                            shared.store.send(StoreOp::Update(id, Box::new(u))).await;
+                        }
+                        Err(e) => warn!(session = %id, error = %e, "summary failed"),
+                    }
+                }
+            }
+            drop(guard);
+        });
+    }
+}

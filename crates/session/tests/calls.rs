@@ -1,0 +1,450 @@
+//! End-to-end calls over loopback: a SIP caller with an RTP peer, the
+//! manager, the mock Gemini model, a temporary store.
+
+mod support;
+
+use std::time::Duration;
+
+use callbridge_crm_store::{EndReason, SessionState, Speaker};
+use callbridge_llm_bridge::mock::gemini::SetupReply;
+use callbridge_sip::ua::{EndReason as SipEnd, Event};
+use support::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
+    let r = rig(fast_script(), |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await, "call answered");
+    let snap = r.manager.snapshot();
+    assert_eq!(snap.calls.len(), 1);
+    assert_eq!(snap.media_sockets, 1);
+    let ticks = hear(&mut leg.media, 300.0, SECS(3)).await;
+    let ticks = ticks.expect("greeting heard after the answer");
+    eprintln!(
+        "greeting heard {} ms after the 200 OK reached the caller",
+        ticks * 20
+    );
+    assert!(
+        ticks * 20 <= 300,
+        "pre-warmed greeting within 300 ms of the answer (measured at the caller, jitter buffer included), took {} ms",
+        ticks * 20
+    );
+    assert!(
+        until_quiet(&mut leg.media, 25, SECS(6)).await,
+        "greeting ends"
+    );
+    speak(&leg.media).await;
+    assert!(
+        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        "reply heard after the caller spoke"
+    );
+    assert!(until_quiet(&mut leg.media, 10, SECS(6)).await);
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let snap = r.manager.snapshot();
+    assert!(snap.calls.is_empty());
+    assert_eq!(
+        (snap.call_tasks, snap.media_sockets, snap.model_sessions),
+        (0, 0, 0)
+    );
+    let ids = r.all_ids();
+    assert_eq!(ids.len(), 1);
+    let rec = r.record(ids[0]);
+    assert_eq!(rec.session.state, SessionState::Ended);
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert!(rec.session.sip_call_id.is_some());
+    assert_eq!(
+        rec.session.summary.as_ref().map(|s| s.as_str()),
+        Some("a fixed summary"),
+        "post-call summary stored"
+    );
+    assert!(
+        rec.turns.iter().any(|t| t.speaker == Speaker::Agent),
+        "agent turns stored"
+    );
+    assert!(
+        rec.turns.iter().any(|t| t.speaker == Speaker::Caller),
+        "caller turns stored"
+    );
+    let path = rec
+        .session
+        .recording_path
+        .clone()
+        .expect("recording stored");
+    let mut wav = hound::WavReader::open(&path).unwrap();
+    assert_eq!(wav.spec().channels, 2);
+    let samples: Vec<i16> = wav.samples::<i16>().map(Result::unwrap).collect();
+    let caller_ch: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let agent_ch: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(
+        rms(&caller_ch) > 50.0,
+        "caller channel has the caller's speech"
+    );
+    assert!(rms(&agent_ch) > 50.0, "agent channel has what was played");
+    assert_eq!(r.mock.stats().setups, 1, "one model session for the call");
+    assert_eq!(r.mock.stats().clean_closes, 1, "closed cleanly");
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_call_plays_the_farewell_then_sends_bye() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        end_call_after_turns: Some(1),
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    speak(&leg.media).await;
+    assert!(
+        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        "the farewell is heard before the BYE"
+    );
+    match caller.ended(SECS(8)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected the agent's BYE, got {other:?}"),
+    }
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::AgentHangup));
+    assert_eq!(rec.session.state, SessionState::Ended);
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_dropping_mid_call_ends_the_call_as_model_failure() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        close_mid_response_at_turn: Some(1),
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    speak(&leg.media).await;
+    match caller.ended(SECS(10)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected BYE after the model failure, got {other:?}"),
+    }
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::ModelFailure));
+    assert_eq!(rec.session.state, SessionState::Failed);
+    let s = r.manager.snapshot();
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_while_ringing_stores_cancelled() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        setup: SetupReply::Delay(SECS(2)),
+        ..fast_script()
+    };
+    let r = rig(script, |c| c.machine.answer_wait = SECS(5)).await;
+    let mut caller = Caller::new().await;
+    let leg = caller.dial(r.manager.sip_addr()).await;
+    // Ringing: wait for the 180.
+    loop {
+        match caller.next(SECS(3)).await {
+            Some(Event::Progress { .. }) => break,
+            Some(_) => {}
+            None => panic!("no 180"),
+        }
+    }
+    caller.sip.hangup(leg.call).await.unwrap();
+    let end = caller.ended(SECS(5)).await;
+    assert!(end.is_some(), "the INVITE ends after CANCEL: {end:?}");
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::Cancelled));
+    assert_eq!(rec.session.sip_status, Some(487));
+    let s = r.manager.snapshot();
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_vanishing_without_bye_ends_with_rtp_timeout_and_bye() {
+    let r = rig(fast_script(), |c| c.rtp_inactivity = SECS(1)).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    // The peer's RTP stops (its socket closes); SIP stays up.
+    leg.media.close().await;
+    match caller.ended(SECS(8)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected BYE after the RTP timeout, got {other:?}"),
+    }
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::RtpTimeout));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_mid_call_sends_bye_and_stores_shutdown() {
+    let r = rig(fast_script(), |c| {
+        c.shutdown_drain = Duration::from_millis(300)
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    let m = r.manager.clone();
+    let shut = tokio::spawn(async move { m.shutdown().await });
+    match caller.ended(SECS(8)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected BYE at shutdown, got {other:?}"),
+    }
+    shut.await.unwrap();
+    leg.media.close().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::Shutdown));
+    let s = r.manager.snapshot();
+    assert!(s.calls.is_empty() && !s.admitting);
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        playback_speed: 1.0,
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    // 200 ms into the 2.9 s greeting, the caller talks over it.
+    for _ in 0..10 {
+        let _ = leg.media.recv().await;
+    }
+    let t0 = tokio::time::Instant::now();
+    speak(&leg.media).await;
+    assert!(
+        until_quiet(&mut leg.media, 5, SECS(2)).await,
+        "playback stops after the barge-in"
+    );
+    let stopped_after = t0.elapsed();
+    assert!(
+        stopped_after < Duration::from_millis(1500),
+        "the rest of the greeting (2.7 s) was not played: quiet after {stopped_after:?}"
+    );
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
+        "barge-in event stored"
+    );
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_capacity_invite_gets_503_and_no_session() {
+    let r = rig(fast_script(), |c| c.max_calls = 1).await;
+    let mut caller = Caller::new().await;
+    let first = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&first).await);
+    let second = caller.dial(r.manager.sip_addr()).await;
+    match caller.ended(SECS(3)).await {
+        Some(Event::Failed { call, outcome }) => {
+            assert_eq!(call, second.call);
+            assert_eq!(outcome, callbridge_sip::ua::Outcome::Unavailable);
+        }
+        other => panic!("expected 503 for the second call, got {other:?}"),
+    }
+    second.media.close().await;
+    caller.sip.hangup(first.call).await.unwrap();
+    first.media.close().await;
+    r.idle().await;
+    assert_eq!(r.all_ids().len(), 1, "the refused INVITE made no session");
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
+    use callbridge_rtp::stream::MediaStream;
+    let r = rig(fast_script(), |_| {}).await;
+    let mut callee = Caller::new().await;
+    let callee_addr = callee.sip_addr().await;
+    let (campaign, lead) = {
+        use callbridge_crm_store::{CampaignSettings, NewLead, PhoneNumber, Store};
+        let mut s = Store::open(&r.db).unwrap();
+        let now = callbridge_crm_store::jiff::Timestamp::now();
+        let c = s
+            .create_campaign(&CampaignSettings::new("t", "gemini"), now)
+            .unwrap();
+        let phone = PhoneNumber::parse("+15550002222").unwrap();
+        let l = s.add_leads(c, &[NewLead::new(phone)], now).unwrap()[0];
+        (Some(c), Some(l))
+    };
+    let mut req = callbridge_session::OriginateRequest::new(
+        format!("sip:+15550002222@{callee_addr}"),
+        "sip:agent@127.0.0.1",
+        callee_addr,
+    );
+    req.lead = lead;
+    req.campaign = campaign;
+    let id = r.manager.originate(req.clone()).await.unwrap();
+    assert!(matches!(
+        r.manager.originate(req).await,
+        Err(callbridge_session::ManagerError::LeadBusy)
+    ));
+    let inc = loop {
+        match callee.next(SECS(3)).await {
+            Some(Event::IncomingCall(inc)) => break inc,
+            Some(_) => {}
+            None => panic!("no INVITE reached the callee"),
+        }
+    };
+    // The row exists before the callee answers.
+    r.manager.flush_store().await;
+    assert_eq!(
+        r.record(id).session.direction,
+        callbridge_crm_store::Direction::Outbound
+    );
+    let media = MediaStream::open(
+        &callee.pool,
+        callbridge_rtp::stream::MediaConfig::new(
+            callbridge_rtp::g711::Law::MuLaw,
+            None,
+            callbridge_rtp::ids::Ssrc(9),
+            callbridge_rtp::ids::SeqNo(1),
+            0,
+        ),
+    )
+    .unwrap();
+    let local = callbridge_sip::sdp::LocalMedia::new(LOCAL, media.local_addr().port());
+    let offer = callbridge_sip::sdp::Session::parse(&inc.offer).unwrap();
+    let (answer, n) = callbridge_sip::sdp::answer(&offer, &local).unwrap();
+    media.set_remote(n.remote_rtp);
+    callee
+        .sip
+        .answer(inc.call, answer.to_bytes())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(r.manager.snapshot().calls.len(), 1);
+    callee.sip.hangup(inc.call).await.unwrap();
+    media.close().await;
+    r.idle().await;
+    let rec = r.record(id);
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert_eq!(rec.session.lead, lead);
+    r.manager.shutdown().await;
+    callee.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_and_resume_by_reinvite_and_dtmf_reaches_the_model() {
+    use callbridge_session::lifecycle::Phase;
+    use callbridge_sip::sdp;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let r = rig(fast_script(), |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    let phase = || r.manager.snapshot().calls.first().map(|c| c.phase);
+    assert_eq!(phase(), Some(Phase::Active));
+    let mut local = sdp::LocalMedia::new(LOCAL, leg.media.local_addr().port());
+    local.session_version = 1;
+    let hold = sdp::make_offer(&local, sdp::Direction::SendOnly).to_bytes();
+    caller.sip.reinvite(leg.call, hold).await.unwrap();
+    let mut held = false;
+    for _ in 0..100 {
+        if phase() == Some(Phase::OnHold) {
+            held = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(held, "re-INVITE sendonly puts the call on hold");
+    local.session_version = 2;
+    let resume = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
+    caller.sip.reinvite(leg.call, resume).await.unwrap();
+    let mut resumed = false;
+    for _ in 0..100 {
+        if phase() == Some(Phase::Active) {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(resumed, "re-INVITE sendrecv resumes the call");
+    // An RFC 4733 key press goes to the model as text; the mock answers it.
+    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    leg.media.send_dtmf('5', Duration::from_millis(120));
+    assert!(
+        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        "the model answered the key press"
+    );
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.kind == callbridge_crm_store::EventKind::Dtmf),
+        "DTMF event stored: {:?}",
+        rec.events
+            .iter()
+            .map(|e| (e.kind, e.detail.to_string()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_caller_is_ended_by_the_no_speech_timeout() {
+    let r = rig(fast_script(), |c| c.machine.no_speech = SECS(1)).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
+    match caller.ended(SECS(10)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected BYE after the no-speech timeout, got {other:?}"),
+    }
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::NoSpeechTimeout));
+    r.manager.shutdown().await;
+    caller.stop().await;
+}

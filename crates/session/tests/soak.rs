@@ -1,0 +1,143 @@
+//! Many calls in a row and at once (failure table: "after N calls the
+//! server needs a restart"): afterwards the registry is empty, the task,
+//! socket and model gauges are zero, the process has the file descriptors
+//! it started with, and the mock saw one setup and one clean close per
+//! call. Alone in its own test binary so the fd count is this test's.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use callbridge_crm_store::EndReason;
+use support::*;
+
+/// Sequential calls (the issue asks 300; see the report for the timing).
+const SEQUENTIAL: usize = 300;
+/// Concurrent calls (the issue asks 50).
+const CONCURRENT: usize = 50;
+
+async fn one_call(r: &Rig, caller: &mut Caller) -> bool {
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    if !caller.answered(&leg).await {
+        return false;
+    }
+    let heard = hear(&mut leg.media, 300.0, Duration::from_secs(5))
+        .await
+        .is_some();
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    heard
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_sequential_then_concurrent_calls_return_every_resource() {
+    let r = rig(fast_script(), |c| {
+        c.max_calls = CONCURRENT + 5;
+        // 50 model setups at once on a loaded 2-core machine in debug.
+        c.machine.model_setup = Duration::from_secs(15);
+        c.rtp_inactivity = Duration::from_secs(10);
+        c.rtp = callbridge_rtp::ports::PortPoolConfig {
+            bind_ip: LOCAL,
+            range: port_range(CONCURRENT as u16 + 8),
+            rtcp: false,
+        };
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    // Warm up once so lazily created process-wide fds (runtime, DNS...)
+    // are in the baseline.
+    assert!(one_call(&r, &mut caller).await);
+    r.idle().await;
+    let fds = fd_count();
+    let t0 = Instant::now();
+    for i in 0..SEQUENTIAL {
+        assert!(
+            one_call(&r, &mut caller).await,
+            "call {i} heard its greeting"
+        );
+        r.idle().await;
+    }
+    let seq_time = t0.elapsed();
+    let s = r.manager.snapshot();
+    assert!(s.calls.is_empty());
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    assert_eq!(
+        fd_count(),
+        fds,
+        "fds back to baseline after the sequential calls"
+    );
+
+    let t1 = Instant::now();
+    let mut callers = Vec::new();
+    for _ in 0..CONCURRENT {
+        callers.push(Caller::new().await);
+    }
+    let fds_with_callers = fd_count();
+    let mut legs = Vec::new();
+    for c in &mut callers {
+        let leg = c.dial(r.manager.sip_addr()).await;
+        legs.push(leg);
+    }
+    let mut answered = 0;
+    for (c, leg) in callers.iter_mut().zip(&legs) {
+        if c.answered(leg).await {
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, CONCURRENT);
+    assert_eq!(r.manager.snapshot().calls.len(), CONCURRENT);
+    for (c, leg) in callers.iter_mut().zip(legs) {
+        if let Err(e) = c.sip.hangup(leg.call).await {
+            eprintln!(
+                "hangup failed: {e}; ended: {:?}",
+                r.manager.snapshot().ended
+            );
+        }
+        leg.media.close().await;
+    }
+    r.idle().await;
+    let conc_time = t1.elapsed();
+    let s = r.manager.snapshot();
+    assert!(s.calls.is_empty());
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    assert_eq!(
+        fd_count(),
+        fds_with_callers,
+        "fds back after the concurrent calls"
+    );
+    for c in callers {
+        c.stop().await;
+    }
+
+    let total = 1 + SEQUENTIAL + CONCURRENT;
+    let ended: u64 = s
+        .ended
+        .iter()
+        .filter(|(r, _)| *r == callbridge_session::lifecycle::EndReason::CallerHangup)
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(ended, total as u64, "every call ended by the caller's BYE");
+    let ids = r.all_ids();
+    assert_eq!(ids.len(), total);
+    for id in &ids {
+        assert_eq!(
+            r.record(*id).session.end_reason,
+            Some(EndReason::CallerHangup)
+        );
+    }
+    // Model connections close asynchronously on the mock's side.
+    r.mock
+        .server()
+        .wait_for(Duration::from_secs(5), |s| s.clean_closes >= total as u64)
+        .await;
+    let m = r.mock.stats();
+    assert_eq!(m.setups, total as u64, "one model setup per call");
+    assert_eq!(m.clean_closes, total as u64, "one clean close per call");
+    assert_eq!(m.open_connections, 0);
+    r.mock.assert_no_violations();
+    eprintln!(
+        "{SEQUENTIAL} sequential calls: {seq_time:?}; {CONCURRENT} concurrent: {conc_time:?}"
+    );
+    r.manager.shutdown().await;
+    caller.stop().await;
+}

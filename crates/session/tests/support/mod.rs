@@ -1,0 +1,301 @@
+//! Test support: a manager on loopback with the mock Gemini model and a
+//! temporary store, and a small SIP caller with an RTP peer that plays
+//! speech frames and captures what it hears.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use callbridge_crm_store::{SessionId, SessionRecord, Store};
+use callbridge_llm_bridge::mock::clips;
+use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+use callbridge_rtp::g711::Law;
+use callbridge_rtp::ids::{SeqNo, Ssrc};
+use callbridge_rtp::ports::{PortPool, PortPoolConfig};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
+use callbridge_session::{FixedSummarizer, Manager, ManagerConfig};
+use callbridge_sip::driver::{Driver, DriverConfig, Handle};
+use callbridge_sip::random::OsRandom;
+use callbridge_sip::sdp::{self, LocalMedia};
+use callbridge_sip::ua::{self, CallRef, Event, Originate};
+use callbridge_sip::{NameAddr, Uri};
+use tokio::sync::mpsc;
+
+pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Each test gets its own RTP port ranges.
+static NEXT_RANGE: AtomicU16 = AtomicU16::new(20_000);
+
+pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
+    let lo = NEXT_RANGE.fetch_add(n * 2 + 2, Ordering::SeqCst);
+    lo..=lo + n * 2
+}
+
+pub struct Rig {
+    pub mock: MockGemini,
+    pub manager: Manager,
+    pub db: std::path::PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn fast_machine() -> callbridge_session::lifecycle::Config {
+    callbridge_session::lifecycle::Config {
+        answer_wait: Duration::from_millis(1500),
+        model_setup: Duration::from_secs(3),
+        no_speech: Duration::from_secs(8),
+        farewell_drain: Duration::from_secs(4),
+        cleanup_join: Duration::from_secs(2),
+        ..Default::default()
+    }
+}
+
+pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
+    let mock = MockGemini::start(script).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.db");
+    let store = Store::open(&db).unwrap();
+    let mut model = SessionConfig::default();
+    model.endpoint = Some(mock.url());
+    model.model = "mock-model".into();
+    let sip_bind = SocketAddr::new(LOCAL, 0);
+    let mut cfg = ManagerConfig::new(sip_bind, LOCAL, port_range(64), model);
+    cfg.machine = fast_machine();
+    cfg.rtp_inactivity = Duration::from_secs(2);
+    cfg.recordings_dir = Some(dir.path().to_path_buf());
+    cfg.shutdown_drain = Duration::from_secs(2);
+    cfg.join_timeout = Duration::from_secs(3);
+    tweak(&mut cfg);
+    let manager = Manager::start(
+        cfg,
+        Arc::new(GeminiLive::new()),
+        store,
+        Some(Arc::new(FixedSummarizer("a fixed summary".into()))),
+    )
+    .await
+    .unwrap();
+    Rig {
+        mock,
+        manager,
+        db,
+        dir,
+    }
+}
+
+impl Rig {
+    /// Waits (bounded) until no call is live.
+    pub async fn idle(&self) {
+        for _ in 0..2000 {
+            let s = self.manager.snapshot();
+            if s.calls.is_empty() && s.call_tasks == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.manager.flush_store().await;
+    }
+
+    pub fn record(&self, id: SessionId) -> SessionRecord {
+        Store::open(&self.db).unwrap().load_session(id).unwrap()
+    }
+
+    pub fn all_ids(&self) -> Vec<SessionId> {
+        let store = Store::open(&self.db).unwrap();
+        store
+            .list_sessions(&Default::default(), 1000, None)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    }
+}
+
+/// A SIP caller with one RTP peer.
+pub struct Caller {
+    pub addr: SocketAddr,
+    pub sip: Handle,
+    pub events: mpsc::Receiver<Event>,
+    pub pool: PortPool,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+pub struct Leg {
+    pub call: CallRef,
+    pub media: MediaStream,
+}
+
+impl Caller {
+    pub async fn new() -> Caller {
+        let cfg = DriverConfig::new(
+            SocketAddr::new(LOCAL, 0),
+            ua::Config::new(SocketAddr::new(LOCAL, 0)),
+        );
+        let (driver, sip, events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+        let addr = driver.local_addr();
+        let driver = tokio::spawn(async move {
+            let _ = driver.run(std::future::pending::<()>()).await;
+        });
+        let pool = PortPool::new(PortPoolConfig {
+            bind_ip: LOCAL,
+            range: port_range(64),
+            rtcp: false,
+        })
+        .unwrap();
+        Caller {
+            addr,
+            sip,
+            events,
+            pool,
+            driver,
+        }
+    }
+
+    /// The caller's SIP address.
+    pub async fn sip_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends an INVITE to the manager; returns the leg (not answered yet).
+    pub async fn dial(&self, manager: SocketAddr) -> Leg {
+        let media = MediaStream::open(
+            &self.pool,
+            MediaConfig::new(Law::MuLaw, None, Ssrc(7), SeqNo(1), 0),
+        )
+        .unwrap();
+        let local = LocalMedia::new(LOCAL, media.local_addr().port());
+        let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
+        let to = Uri::parse(&Bytes::from(format!("sip:agent@{manager}"))).unwrap();
+        let from = Uri::parse(&Bytes::from_static(b"sip:+15550001111@127.0.0.1")).unwrap();
+        let call = self
+            .sip
+            .originate(Originate {
+                to,
+                from: NameAddr::new(from),
+                target: manager,
+                offer,
+                credentials: None,
+            })
+            .await
+            .unwrap();
+        Leg { call, media }
+    }
+
+    /// The next event of `call` within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Event> {
+        tokio::time::timeout(within, self.events.recv())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// Waits for the answer and points the RTP peer at the agent.
+    pub async fn answered(&mut self, leg: &Leg) -> bool {
+        loop {
+            match self.next(Duration::from_secs(6)).await {
+                Some(Event::Answered { call, answer, .. }) if call == leg.call => {
+                    let a = sdp::Session::parse(&answer).unwrap();
+                    let m = a.media.first().unwrap();
+                    let ip = LOCAL;
+                    leg.media.set_remote(Some(SocketAddr::new(ip, m.port)));
+                    return true;
+                }
+                Some(Event::Failed { .. }) | None => return false,
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Waits for the end of `call`; returns the event.
+    pub async fn ended(&mut self, within: Duration) -> Option<Event> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(e @ (Event::Ended { .. } | Event::Failed { .. })) => return Some(e),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.driver.abort();
+        let _ = self.driver.await;
+    }
+}
+
+pub fn rms(x: &[i16]) -> f64 {
+    let s: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (s / x.len().max(1) as f64).sqrt()
+}
+
+/// Receives frames until one is louder than `level`, within `within`;
+/// returns the number of ticks waited.
+pub async fn hear(media: &mut MediaStream, level: f64, within: Duration) -> Option<u32> {
+    let mut ticks = 0;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, media.recv()).await {
+            Ok(Some(MediaEvent::Audio { pcm, .. })) => {
+                ticks += 1;
+                if rms(&pcm) > level {
+                    return Some(ticks);
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Receives frames until `quiet` consecutive frames are silent.
+pub async fn until_quiet(media: &mut MediaStream, quiet: u32, within: Duration) -> bool {
+    let mut run = 0;
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, media.recv()).await {
+            Ok(Some(MediaEvent::Audio { pcm, .. })) => {
+                if rms(&pcm) < 50.0 {
+                    run += 1;
+                    if run >= quiet {
+                        return true;
+                    }
+                } else {
+                    run = 0;
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Plays the reply clip (8 kHz) as the caller's speech, then returns.
+pub async fn speak(media: &MediaStream) {
+    let pcm = clips::reply().samples_at(8000);
+    for chunk in pcm.chunks(160) {
+        let mut f = [0i16; 160];
+        f[..chunk.len()].copy_from_slice(chunk);
+        media.play(f).await.unwrap();
+    }
+}
+
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+pub fn fast_script() -> GeminiScript {
+    GeminiScript {
+        playback_speed: 4.0,
+        chunk_ms: 100,
+        ..GeminiScript::default()
+    }
+}
