@@ -292,6 +292,25 @@ mod tests {
         assert!(out.ends_with("é\n"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn rendered_transcript_is_bounded_and_keeps_the_end(
+            lines in proptest::collection::vec((proptest::bool::ANY, "\\PC{0,80}"), 1..60),
+            max in 40usize..2000,
+        ) {
+            let t: Vec<_> = lines.iter().map(|(c, s)| line(*c, s)).collect();
+            let full = render_transcript(&t, usize::MAX);
+            let out = render_transcript(&t, max);
+            proptest::prop_assert!(out.len() <= max);
+            if full.len() <= max {
+                proptest::prop_assert_eq!(&out, &full);
+            } else {
+                proptest::prop_assert!(out.starts_with(OMITTED));
+                proptest::prop_assert!(full.ends_with(&out[OMITTED.len()..]));
+            }
+        }
+    }
+
     #[test]
     fn error_message_prefers_the_json_error_message_and_is_bounded() {
         assert_eq!(

@@ -145,6 +145,36 @@ mod tests {
         assert_eq!(req.await.unwrap().json()["model"], "om");
     }
 
+    /// An `https://` endpoint really goes through rustls (ring provider, no
+    /// process-wide default needed): the first bytes the server sees are a
+    /// TLS handshake record, and the failed handshake is a Provider error.
+    #[tokio::test]
+    async fn https_endpoint_starts_a_tls_handshake() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut first = [0u8; 3];
+            sock.read_exact(&mut first).await.unwrap();
+            first
+            // Dropping the socket fails the handshake.
+        });
+        let s = OpenAiSummarizer::new("k")
+            .unwrap()
+            .with_endpoint(format!("https://{addr}"))
+            .with_timeout(std::time::Duration::from_secs(10));
+        let line = [TranscriptLine {
+            caller: true,
+            text: "hello".into(),
+        }];
+        let err = s.summarize(&line).await.unwrap_err();
+        assert!(matches!(err, SummaryError::Provider(_)), "{err:?}");
+        let first = server.await.unwrap();
+        assert_eq!(first[0], 0x16, "TLS handshake record");
+        assert_eq!(first[1], 0x03, "TLS major version");
+    }
+
     #[test]
     fn defaults_are_the_public_endpoints() {
         let g = GeminiSummarizer::new("k").unwrap();
