@@ -246,6 +246,16 @@ mod tests {
         assert_eq!(s.summarize(&[]).await, Err(SummaryError::Empty));
     }
 
+    #[tokio::test]
+    async fn key_unusable_as_a_header_is_an_error_that_does_not_show_it() {
+        let s = GeminiSummarizer::new("bad\nkey-part")
+            .unwrap()
+            .with_endpoint("http://127.0.0.1:9");
+        let err = s.summarize(&transcript()).await.unwrap_err();
+        assert!(matches!(err, SummaryError::Provider(_)), "{err:?}");
+        assert!(!format!("{err} {err:?}").contains("key-part"), "{err:?}");
+    }
+
     #[test]
     fn parse_skips_thought_parts() {
         let v: serde_json::Value = serde_json::from_str(
