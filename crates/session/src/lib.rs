@@ -19,4 +19,6 @@ pub mod summary;
 #[cfg(feature = "mock")]
 pub use callbridge_llm_bridge::mock;
 pub use manager::{CallInfo, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot};
-pub use summary::{FixedSummarizer, Summarizer};
+pub use summary::{
+    FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,
+};
