@@ -86,11 +86,11 @@ impl Call {
                     Some(call) => send_refer(&sip, call, &target).await,
                     None => Err("no dialog"),
                 };
-                self.event(EventKind::Sip, json!({"refer": r.is_ok()}));
-                self.inputs.push_back(Input::Sip(match r {
-                    Ok(()) => SipInput::ReferAccepted,
-                    Err(_) => SipInput::ReferFailed { code: None },
-                }));
+                self.event(EventKind::Sip, json!({"refer_sent": r.is_ok()}));
+                if r.is_err() {
+                    self.inputs
+                        .push_back(Input::Sip(SipInput::ReferFailed { code: None }));
+                }
             }
             Action::TransferFailed { .. } => {
                 if let (Some(m), Some(id)) = (&mut self.model, self.transfer_id.take()) {

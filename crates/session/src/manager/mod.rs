@@ -268,7 +268,9 @@ impl Manager {
                 | SipEvent::Reinvite { call, .. }
                 | SipEvent::ReinviteAnswered { call, .. }
                 | SipEvent::ReinviteFailed { call, .. }
-                | SipEvent::Dtmf { call, .. } => *call,
+                | SipEvent::Dtmf { call, .. }
+                | SipEvent::TransferAccepted { call }
+                | SipEvent::TransferFailed { call, .. } => *call,
                 _ => continue,
             };
             self.shared.registry().route(call, ev);

@@ -25,6 +25,8 @@ use callbridge_sip::ua::{self, CallRef, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
 use tokio::sync::mpsc;
 
+pub mod raw;
+
 pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Each test gets its own RTP port ranges.
