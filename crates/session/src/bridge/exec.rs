@@ -40,10 +40,21 @@ impl Call {
                         .push_back(Input::Sip(SipInput::Failed { code: 500 }));
                     return;
                 };
-                match sip.originate(orig).await {
-                    Ok(call) => {
+                match sip.originate_with_call_id(orig).await {
+                    Ok((call, call_id)) => {
+                        let call_id = call_id.to_string();
                         self.call = Some(call);
                         self.shared.bind_call_ref(self.id, call);
+                        self.shared.bind_call_id(self.id, call_id.clone());
+                        self.sip_call_id = Some(call_id.clone());
+                        let u = SessionUpdate {
+                            sip_call_id: Some(call_id),
+                            ..Default::default()
+                        };
+                        self.shared
+                            .store
+                            .send(StoreOp::Update(self.id, Box::new(u)))
+                            .await;
                     }
                     Err(e) => {
                         warn!(error = %e, "INVITE could not be sent");

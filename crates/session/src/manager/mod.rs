@@ -124,6 +124,11 @@ impl Shared {
     pub(crate) fn bind_call_ref(&self, id: SessionId, call: CallRef) {
         self.registry().bind(id, call);
     }
+
+    /// Indexes an outbound call by the Call-ID its INVITE carries.
+    pub(crate) fn bind_call_id(&self, id: SessionId, call_id: String) {
+        self.registry().bind_call_id(id, call_id);
+    }
 }
 
 /// One live call in a [`Snapshot`].
