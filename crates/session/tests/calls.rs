@@ -87,6 +87,9 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
     assert!(rms(&agent_ch) > 50.0, "agent channel has what was played");
     assert_eq!(r.mock.stats().setups, 1, "one model session for the call");
     assert_eq!(r.mock.stats().clean_closes, 1, "closed cleanly");
+    // The caller's BYE left a server transaction (Timer J, 64*T1): gone
+    // once that has passed.
+    assert_eq!(r.sip_transactions_after_timer_j().await, 0);
     r.manager.shutdown().await;
     caller.stop().await;
 }

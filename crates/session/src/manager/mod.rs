@@ -518,6 +518,13 @@ impl Manager {
         }
     }
 
+    /// Live SIP transactions in the driver (RFC 3261 section 17). They
+    /// linger after a call by design, for Timer J (64*T1) or K (T4), and
+    /// must be gone once that has passed. `None` once the driver stopped.
+    pub async fn sip_transactions(&self) -> Option<usize> {
+        self.shared.sip.transaction_count().await.ok()
+    }
+
     /// Waits until every queued store write is done.
     pub async fn flush_store(&self) {
         self.shared.store.flush().await;
