@@ -115,6 +115,14 @@ async fn refused_refer_keeps_the_call_until_the_caller_hangs_up() {
     assert_eq!(ids.len(), 1);
     let rec = r.record(ids[0]);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert!(
+        rec.events.iter().any(|e| {
+            let d = e.detail.to_string();
+            d.contains("\"result\":\"failed\"") && d.contains("\"model_told\":true")
+        }),
+        "the model got the transfer's tool error: {:?}",
+        rec.events
+    );
     let s = r.manager.snapshot();
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
     // The model's transfer_call was answered (with the error): no

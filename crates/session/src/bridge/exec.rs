@@ -104,11 +104,17 @@ impl Call {
                 }
             }
             Action::TransferFailed { .. } => {
+                let mut told = false;
                 if let (Some(m), Some(id)) = (&mut self.model, self.transfer_id.take()) {
-                    let _ = m
+                    told = m
                         .send_tool_result(id, ToolResult::Err("the transfer failed".into()))
-                        .await;
+                        .await
+                        .is_ok();
                 }
+                self.event(
+                    EventKind::ToolCall,
+                    json!({"tool": "transfer_call", "result": "failed", "model_told": told}),
+                );
             }
             Action::OpenModel => self.open_model(),
             Action::StartGreeting => {
