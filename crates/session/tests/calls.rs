@@ -87,6 +87,9 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
     assert!(rms(&agent_ch) > 50.0, "agent channel has what was played");
     assert_eq!(r.mock.stats().setups, 1, "one model session for the call");
     assert_eq!(r.mock.stats().clean_closes, 1, "closed cleanly");
+    // The caller's BYE left a server transaction (Timer J, 64*T1): gone
+    // once that has passed.
+    assert_eq!(r.sip_transactions_after_timer_j().await, 0);
     r.manager.shutdown().await;
     caller.stop().await;
 }
@@ -331,6 +334,18 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
         r.record(id).session.direction,
         callbridge_crm_store::Direction::Outbound
     );
+    // ...and gets the Call-ID of the INVITE the callee got (written once
+    // the driver has placed the call: allow the store a moment).
+    let mut row_call_id = None;
+    for _ in 0..100 {
+        r.manager.flush_store().await;
+        row_call_id = r.record(id).session.sip_call_id;
+        if row_call_id.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(row_call_id, Some(inc.call_id.to_string()));
     let media = MediaStream::open(
         &callee.pool,
         callbridge_rtp::stream::MediaConfig::new(

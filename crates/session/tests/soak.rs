@@ -105,6 +105,11 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
         fds_with_callers,
         "fds back after the concurrent calls"
     );
+    assert_eq!(
+        r.sip_transactions_after_timer_j().await,
+        0,
+        "SIP transaction table empty once Timer J has passed"
+    );
     for c in callers {
         c.stop().await;
     }

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::ids::CallId;
 use crate::random::Random;
 use crate::status::StatusCode;
 use crate::ua::{
@@ -87,6 +88,8 @@ enum Command {
     Reject(CallRef, StatusCode, Reply<()>),
     Hangup(CallRef, Reply<()>),
     Originate(Box<Originate>, Reply<CallRef>),
+    OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
+    TransactionCount(Reply<usize>),
     Register(Box<Register>, Reply<RegistrationId>),
     Unregister(RegistrationId, Reply<()>),
     Reinvite(CallRef, Bytes, Reply<()>),
@@ -133,6 +136,22 @@ impl Handle {
     /// Place a call.
     pub async fn originate(&self, spec: Originate) -> Result<CallRef, DriverError> {
         self.ask(|r| Command::Originate(Box::new(spec), r)).await
+    }
+
+    /// Place a call, and learn the Call-ID its INVITE carries (to index
+    /// the call by it before any response arrives).
+    pub async fn originate_with_call_id(
+        &self,
+        spec: Originate,
+    ) -> Result<(CallRef, CallId), DriverError> {
+        self.ask(|r| Command::OriginateWithCallId(Box::new(spec), r))
+            .await
+    }
+
+    /// The number of live SIP transactions (see
+    /// [`UserAgent::transaction_count`]).
+    pub async fn transaction_count(&self) -> Result<usize, DriverError> {
+        self.ask(Command::TransactionCount).await
     }
 
     /// Start a registration.
@@ -283,6 +302,14 @@ impl Driver {
             Command::Reject(c, s, r) => drop(r.send(ua.reject(now, c, s))),
             Command::Hangup(c, r) => drop(r.send(ua.hangup(now, c))),
             Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),
+            Command::OriginateWithCallId(o, r) => {
+                let placed = ua.originate(now, *o).and_then(|call| {
+                    let id = ua.call_id(call).cloned().ok_or(UaError::UnknownCall)?;
+                    Ok((call, id))
+                });
+                drop(r.send(placed));
+            }
+            Command::TransactionCount(r) => drop(r.send(Ok(ua.transaction_count()))),
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
             Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),

@@ -65,6 +65,9 @@ pub struct GeminiScript {
     pub malformed_after_setup: bool,
     /// Call `end_call` with the reply to this caller turn (1-based).
     pub end_call_after_turns: Option<u32>,
+    /// Call `transfer_call` with this target with the reply to this caller
+    /// turn (1-based).
+    pub transfer_after_turns: Option<(u32, String)>,
     /// Send `goAway` once the reply to this caller turn has finished.
     pub go_away_after_turns: Option<u32>,
     /// Send `goAway` right after the reply audio to this caller turn, while
@@ -102,6 +105,7 @@ impl Default for GeminiScript {
             expect_api_key: None,
             malformed_after_setup: false,
             end_call_after_turns: None,
+            transfer_after_turns: None,
             go_away_after_turns: None,
             go_away_mid_reply_at_turn: None,
             go_away_time_left: Duration::from_secs(10),
@@ -525,6 +529,20 @@ impl Conversation {
                 {"id": id, "name": "end_call", "args": {"reason": "the caller's request is handled"}}]}});
             if !send(conn, call).await {
                 return Flow::Stop;
+            }
+        }
+        if let Some((at, target)) = &self.script.transfer_after_turns {
+            if turn == Some(*at) {
+                let id = format!(
+                    "mock-call-{}",
+                    self.h.next_id.fetch_add(1, Ordering::SeqCst)
+                );
+                self.outstanding.insert(id.clone());
+                let call = json!({"toolCall": {"functionCalls": [
+                    {"id": id, "name": "transfer_call", "args": {"target": target, "reason": "the caller asked for a person"}}]}});
+                if !send(conn, call).await {
+                    return Flow::Stop;
+                }
             }
         }
         let speed = if self.script.playback_speed > 0.0 {

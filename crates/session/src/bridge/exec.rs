@@ -40,10 +40,21 @@ impl Call {
                         .push_back(Input::Sip(SipInput::Failed { code: 500 }));
                     return;
                 };
-                match sip.originate(orig).await {
-                    Ok(call) => {
+                match sip.originate_with_call_id(orig).await {
+                    Ok((call, call_id)) => {
+                        let call_id = call_id.to_string();
                         self.call = Some(call);
                         self.shared.bind_call_ref(self.id, call);
+                        self.shared.bind_call_id(self.id, call_id.clone());
+                        self.sip_call_id = Some(call_id.clone());
+                        let u = SessionUpdate {
+                            sip_call_id: Some(call_id),
+                            ..Default::default()
+                        };
+                        self.shared
+                            .store
+                            .send(StoreOp::Update(self.id, Box::new(u)))
+                            .await;
                     }
                     Err(e) => {
                         warn!(error = %e, "INVITE could not be sent");
@@ -86,18 +97,24 @@ impl Call {
                     Some(call) => send_refer(&sip, call, &target).await,
                     None => Err("no dialog"),
                 };
-                self.event(EventKind::Sip, json!({"refer": r.is_ok()}));
-                self.inputs.push_back(Input::Sip(match r {
-                    Ok(()) => SipInput::ReferAccepted,
-                    Err(_) => SipInput::ReferFailed { code: None },
-                }));
+                self.event(EventKind::Sip, json!({"refer_sent": r.is_ok()}));
+                if r.is_err() {
+                    self.inputs
+                        .push_back(Input::Sip(SipInput::ReferFailed { code: None }));
+                }
             }
             Action::TransferFailed { .. } => {
+                let mut told = false;
                 if let (Some(m), Some(id)) = (&mut self.model, self.transfer_id.take()) {
-                    let _ = m
+                    told = m
                         .send_tool_result(id, ToolResult::Err("the transfer failed".into()))
-                        .await;
+                        .await
+                        .is_ok();
                 }
+                self.event(
+                    EventKind::ToolCall,
+                    json!({"tool": "transfer_call", "result": "failed", "model_told": told}),
+                );
             }
             Action::OpenModel => self.open_model(),
             Action::StartGreeting => {

@@ -9,8 +9,7 @@
 //! opening, the machine's next deadline and the call's cancellation token;
 //! every event becomes a machine input, and the machine's actions are
 //! executed in order. SIP per RFC 3261 (BYE/CANCEL), RFC 3264 section 8.4
-//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER, not wired yet: see
-//! [`send_refer`]).
+//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: [`send_refer`]).
 
 pub mod audio;
 mod exec;
@@ -293,16 +292,24 @@ pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
-/// Blind transfer (RFC 3515 REFER). The SIP driver has no REFER command
-/// yet (branch `sip-refer`); until it is wired here, every transfer fails
-/// and the machine takes its `TransferFailed` path (the call goes on).
+/// Blind transfer (RFC 3515 REFER, RFC 5589 section 6): sends the REFER
+/// in the call's dialog. `Ok` only means it was sent; the outcome comes
+/// back as `TransferAccepted` / `TransferFailed` SIP events in the call's
+/// mailbox. A target that is not a URI (a bare number) is sent as a
+/// `tel:` URI (RFC 3966).
 pub(crate) async fn send_refer(
-    _sip: &callbridge_sip::driver::Handle,
-    _call: CallRef,
+    sip: &callbridge_sip::driver::Handle,
+    call: CallRef,
     target: &crate::lifecycle::TransferTarget,
 ) -> Result<(), &'static str> {
-    warn!(%target, "transfer requested but SIP REFER is not available yet");
-    Err("REFER not supported by the SIP driver yet")
+    let raw = target.expose();
+    let uri = callbridge_sip::Uri::parse(&Bytes::copy_from_slice(raw.as_bytes()))
+        .or_else(|_| callbridge_sip::Uri::parse(&Bytes::from(format!("tel:{raw}"))))
+        .map_err(|_| "transfer target is not a URI")?;
+    sip.refer(call, uri).await.map_err(|e| {
+        warn!(error = %e, "REFER could not be sent");
+        "REFER could not be sent"
+    })
 }
 
 impl Call {
@@ -383,6 +390,10 @@ impl Call {
             SipEvent::Dtmf { digit, .. } => match crate::lifecycle::DtmfDigit::new(digit) {
                 Some(d) => S::Dtmf(d),
                 None => return,
+            },
+            SipEvent::TransferAccepted { .. } => S::ReferAccepted,
+            SipEvent::TransferFailed { status, .. } => S::ReferFailed {
+                code: Some(status.as_u16()),
             },
             other => {
                 debug!(?other, "SIP event ignored");

@@ -124,6 +124,11 @@ impl Shared {
     pub(crate) fn bind_call_ref(&self, id: SessionId, call: CallRef) {
         self.registry().bind(id, call);
     }
+
+    /// Indexes an outbound call by the Call-ID its INVITE carries.
+    pub(crate) fn bind_call_id(&self, id: SessionId, call_id: String) {
+        self.registry().bind_call_id(id, call_id);
+    }
 }
 
 /// One live call in a [`Snapshot`].
@@ -268,7 +273,9 @@ impl Manager {
                 | SipEvent::Reinvite { call, .. }
                 | SipEvent::ReinviteAnswered { call, .. }
                 | SipEvent::ReinviteFailed { call, .. }
-                | SipEvent::Dtmf { call, .. } => *call,
+                | SipEvent::Dtmf { call, .. }
+                | SipEvent::TransferAccepted { call }
+                | SipEvent::TransferFailed { call, .. } => *call,
                 _ => continue,
             };
             self.shared.registry().route(call, ev);
@@ -509,6 +516,13 @@ impl Manager {
             model_connections: callbridge_llm_bridge::stats::live_connections(),
             admitting: reg.admitting,
         }
+    }
+
+    /// Live SIP transactions in the driver (RFC 3261 section 17). They
+    /// linger after a call by design, for Timer J (64*T1) or K (T4), and
+    /// must be gone once that has passed. `None` once the driver stopped.
+    pub async fn sip_transactions(&self) -> Option<usize> {
+        self.shared.sip.transaction_count().await.ok()
     }
 
     /// Waits until every queued store write is done.

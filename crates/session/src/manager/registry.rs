@@ -82,6 +82,20 @@ impl Registry {
         Ok(())
     }
 
+    /// Indexes an outbound call by its Call-ID (our own, fresh from the
+    /// UA, so it cannot collide with a live one; an existing index entry is
+    /// left alone all the same).
+    pub fn bind_call_id(&mut self, id: SessionId, call_id: String) {
+        let Some(e) = self.by_id.get_mut(&id) else {
+            return;
+        };
+        if e.call_id.is_some() || self.by_call_id.contains_key(&call_id) {
+            return;
+        }
+        self.by_call_id.insert(call_id.clone(), id);
+        e.call_id = Some(call_id);
+    }
+
     /// Binds an outbound call's `CallRef` and hands it any events that
     /// arrived before.
     pub fn bind(&mut self, id: SessionId, call: CallRef) {
@@ -200,6 +214,17 @@ mod tests {
         r.admit(SessionId::new_v4(), c, 10).unwrap();
         assert_eq!(r.admit(SessionId::new_v4(), d, 10), Err(Refusal::LeadBusy));
         assert_eq!(r.calls().len(), 2);
+    }
+
+    #[test]
+    fn an_outbound_call_id_bound_later_is_indexed_and_refuses_a_duplicate() {
+        let mut r = Registry::new();
+        let out = SessionId::new_v4();
+        let (a, _ra) = entry(None, Some(7));
+        r.admit(out, a, 10).unwrap();
+        r.bind_call_id(out, "our-cid".into());
+        let (b, _rb) = entry(Some("our-cid"), None);
+        assert_eq!(r.admit(SessionId::new_v4(), b, 10), Err(Refusal::Duplicate));
     }
 
     #[test]

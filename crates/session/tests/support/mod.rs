@@ -25,6 +25,8 @@ use callbridge_sip::ua::{self, CallRef, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
 use tokio::sync::mpsc;
 
+pub mod raw;
+
 pub const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Each test gets its own RTP port ranges.
@@ -34,6 +36,9 @@ pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
     let lo = NEXT_RANGE.fetch_add(n * 2 + 2, Ordering::SeqCst);
     lo..=lo + n * 2
 }
+
+/// The manager's SIP T1 in tests.
+pub const SIP_T1: Duration = Duration::from_millis(50);
 
 pub struct Rig {
     pub mock: MockGemini,
@@ -68,6 +73,12 @@ pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -
     cfg.recordings_dir = Some(dir.path().to_path_buf());
     cfg.shutdown_drain = Duration::from_secs(2);
     cfg.join_timeout = Duration::from_secs(3);
+    // A small T1 so Timer J (64*T1 = 3.2 s) passes quickly in tests;
+    // T2 and T4 scaled with it.
+    cfg.sip.timers.t1 = SIP_T1;
+    cfg.sip.timers.t2 = SIP_T1 * 8;
+    cfg.sip.timers.t4 = SIP_T1 * 10;
+    cfg.sip.timers.d = SIP_T1 * 64;
     tweak(&mut cfg);
     let manager = Manager::start(
         cfg,
@@ -96,6 +107,20 @@ impl Rig {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.manager.flush_store().await;
+    }
+
+    /// Waits until the SIP transaction table is empty, at most Timer J
+    /// (64*T1, the longest a transaction may linger after its call) plus
+    /// a margin for a loaded machine; returns the count left.
+    pub async fn sip_transactions_after_timer_j(&self) -> usize {
+        let deadline = tokio::time::Instant::now() + SIP_T1 * 64 + Duration::from_secs(2);
+        loop {
+            let n = self.manager.sip_transactions().await.unwrap();
+            if n == 0 || tokio::time::Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub fn record(&self, id: SessionId) -> SessionRecord {

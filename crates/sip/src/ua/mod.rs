@@ -359,6 +359,19 @@ impl UserAgent {
         self.calls.len()
     }
 
+    /// The Call-ID of a live call (for an originated call, the one our
+    /// INVITE carries); `None` once the call is gone.
+    pub fn call_id(&self, call: CallRef) -> Option<&crate::CallId> {
+        self.calls.get(&call).map(|c| &c.call_id)
+    }
+
+    /// Live transactions, client and server (RFC 3261 section 17): they
+    /// linger after a call for Timer J/K (64*T1 / T4) by design, then the
+    /// table is empty.
+    pub fn transaction_count(&self) -> usize {
+        self.tx.len()
+    }
+
     /// One datagram from `source`.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
         self.stats.datagrams += 1;

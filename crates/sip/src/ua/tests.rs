@@ -199,6 +199,31 @@ fn outbound_call_is_answered_acked_and_ended_by_bye() {
 }
 
 #[test]
+fn originated_call_id_is_known_and_transactions_are_gone_after_timer_j() {
+    let mut p = Pair::lossless();
+    let call = p.a.originate(p.now, originate(addr(5062))).unwrap();
+    let ours = p.a.call_id(call).cloned();
+    p.run(Duration::from_millis(50));
+    let theirs = p.b_events.iter().find_map(|e| match e {
+        Event::IncomingCall(c) => Some(c.call_id.clone()),
+        _ => None,
+    });
+    assert!(ours.is_some());
+    assert_eq!(ours, theirs, "the INVITE carried the Call-ID we report");
+    answer_all(&mut p);
+    p.run(Duration::from_millis(100));
+    p.a.hangup(p.now, call).unwrap();
+    p.run(Duration::from_millis(100));
+    assert_eq!(p.a.call_id(call), None, "gone with the call");
+    assert!(
+        p.b.transaction_count() > 0,
+        "the BYE's server transaction lingers"
+    );
+    p.run(Duration::from_secs(33));
+    assert_eq!((p.a.transaction_count(), p.b.transaction_count()), (0, 0));
+}
+
+#[test]
 fn a_retransmitted_invite_never_makes_a_second_call() {
     // Drop everything B sends for the first 2 seconds: A retransmits the
     // INVITE at 0.5 s and 1.5 s; B absorbs both.
