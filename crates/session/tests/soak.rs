@@ -21,7 +21,9 @@ async fn one_call(r: &Rig, caller: &mut Caller) -> bool {
     if !caller.answered(&leg).await {
         return false;
     }
-    let heard = hear(&mut leg.media, 300.0, Duration::from_secs(5))
+    // Generous: a loaded machine must not fail a call that is merely slow;
+    // the latency itself is asserted elsewhere.
+    let heard = hear(&mut leg.media, 300.0, Duration::from_secs(15))
         .await
         .is_some();
     caller.sip.hangup(leg.call).await.unwrap();
