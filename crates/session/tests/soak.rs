@@ -31,6 +31,28 @@ async fn one_call(r: &Rig, caller: &mut Caller) -> bool {
     heard
 }
 
+/// One whole conversation: the greeting is heard, the caller speaks, and the
+/// model's reply is heard. Used on the first and the last sequential call,
+/// so call 300 is shown to sound like call 1.
+async fn conversation(r: &Rig, caller: &mut Caller) -> (bool, bool) {
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    if !caller.answered(&leg).await {
+        return (false, false);
+    }
+    let greeting = hear(&mut leg.media, 300.0, Duration::from_secs(15))
+        .await
+        .is_some();
+    let quiet = until_quiet(&mut leg.media, 25, Duration::from_secs(15)).await;
+    speak(&leg.media).await;
+    let reply = quiet
+        && hear(&mut leg.media, 300.0, Duration::from_secs(15))
+            .await
+            .is_some();
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    (greeting, reply)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sequential_then_concurrent_calls_return_every_resource() {
     let r = rig(fast_script(), |c| {
@@ -53,10 +75,18 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
     let fds = fd_count();
     let t0 = Instant::now();
     for i in 0..SEQUENTIAL {
-        assert!(
-            one_call(&r, &mut caller).await,
-            "call {i} heard its greeting"
-        );
+        if i == 0 || i == SEQUENTIAL - 1 {
+            assert_eq!(
+                conversation(&r, &mut caller).await,
+                (true, true),
+                "call {i}: (greeting heard, reply heard after the caller spoke)"
+            );
+        } else {
+            assert!(
+                one_call(&r, &mut caller).await,
+                "call {i} heard its greeting"
+            );
+        }
         r.idle().await;
     }
     let seq_time = t0.elapsed();
