@@ -6,8 +6,6 @@
 //! [{"role": "user", "parts": [{"text": transcript}]}]}`. Response: the text
 //! is `candidates[0].content.parts[*].text` (thought parts skipped).
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::http::{self, HttpSettings, SYSTEM_PROMPT};
@@ -52,12 +50,6 @@ impl GeminiSummarizer {
         })
     }
 
-    /// Uses another base URL (scheme, host, port; `http://` works).
-    pub fn with_endpoint(mut self, endpoint: impl AsRef<str>) -> Self {
-        self.settings.endpoint = endpoint.as_ref().trim_end_matches('/').to_owned();
-        self
-    }
-
     /// Uses another model (`models/` prefix optional).
     pub fn with_model(mut self, model: impl AsRef<str>) -> Self {
         let model = model.as_ref();
@@ -65,28 +57,7 @@ impl GeminiSummarizer {
         self
     }
 
-    /// Bounds each request (connect, send, read) to `timeout`.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// Bounds the response body; a larger one is an error.
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.settings.max_response_bytes = max;
-        self
-    }
-
-    /// Bounds the transcript text sent (its end is kept).
-    pub fn with_max_transcript_bytes(mut self, max: usize) -> Self {
-        self.settings.max_transcript_bytes = max;
-        self
-    }
-
-    /// The model used.
-    pub fn model(&self) -> &str {
-        &self.settings.model
-    }
+    http::settings_builder!();
 
     async fn run(&self, transcript: &[TranscriptLine]) -> Result<String, SummaryError> {
         if transcript.is_empty() {

@@ -10,6 +10,43 @@ use std::time::Duration;
 
 use super::{SummaryError, TranscriptLine};
 
+/// The builder methods every HTTP summarizer shares, written once: invoked
+/// inside `impl` blocks of types with a `settings: HttpSettings` field.
+macro_rules! settings_builder {
+    () => {
+        /// Uses another base URL (scheme, host, port, without the API's
+        /// version path; `http://` works).
+        pub fn with_endpoint(mut self, endpoint: impl AsRef<str>) -> Self {
+            self.settings.endpoint = endpoint.as_ref().trim_end_matches('/').to_owned();
+            self
+        }
+
+        /// Bounds each request (connect, send, read) to `timeout`.
+        pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.settings.timeout = timeout;
+            self
+        }
+
+        /// Bounds the response body; a larger one is an error.
+        pub fn with_max_response_bytes(mut self, max: usize) -> Self {
+            self.settings.max_response_bytes = max;
+            self
+        }
+
+        /// Bounds the transcript text sent (its end is kept).
+        pub fn with_max_transcript_bytes(mut self, max: usize) -> Self {
+            self.settings.max_transcript_bytes = max;
+            self
+        }
+
+        /// The model used.
+        pub fn model(&self) -> &str {
+            &self.settings.model
+        }
+    };
+}
+pub(crate) use settings_builder;
+
 /// Default per-request timeout (connect + request + response body).
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Default bound on a response body.

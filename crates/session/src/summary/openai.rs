@@ -6,8 +6,6 @@
 //! `choices[0].message.content` (a string; `null` with a `refusal` is an
 //! error).
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::http::{self, HttpSettings, SYSTEM_PROMPT};
@@ -50,41 +48,13 @@ impl OpenAiSummarizer {
         })
     }
 
-    /// Uses another base URL (scheme, host, port, without `/v1`; `http://`
-    /// works).
-    pub fn with_endpoint(mut self, endpoint: impl AsRef<str>) -> Self {
-        self.settings.endpoint = endpoint.as_ref().trim_end_matches('/').to_owned();
-        self
-    }
-
     /// Uses another model.
     pub fn with_model(mut self, model: impl AsRef<str>) -> Self {
         self.settings.model = model.as_ref().to_owned();
         self
     }
 
-    /// Bounds each request (connect, send, read) to `timeout`.
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.settings.timeout = timeout;
-        self
-    }
-
-    /// Bounds the response body; a larger one is an error.
-    pub fn with_max_response_bytes(mut self, max: usize) -> Self {
-        self.settings.max_response_bytes = max;
-        self
-    }
-
-    /// Bounds the transcript text sent (its end is kept).
-    pub fn with_max_transcript_bytes(mut self, max: usize) -> Self {
-        self.settings.max_transcript_bytes = max;
-        self
-    }
-
-    /// The model used.
-    pub fn model(&self) -> &str {
-        &self.settings.model
-    }
+    http::settings_builder!();
 
     async fn run(&self, transcript: &[TranscriptLine]) -> Result<String, SummaryError> {
         if transcript.is_empty() {
@@ -137,6 +107,7 @@ impl Summarizer for OpenAiSummarizer {
 mod tests {
     use super::super::test_server::{Canned, serve_one};
     use super::*;
+    use std::time::Duration;
 
     fn transcript() -> Vec<TranscriptLine> {
         vec![
