@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, ToSql, params, params_from_iter};
 
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{CampaignId, CampaignStatus, UserId};
@@ -154,6 +154,31 @@ pub(crate) fn campaign_from_row(r: &Row<'_>) -> Result<Campaign> {
 }
 
 /// Seconds of a delay validated to be at most a year (fits `i64`).
+/// The settings' columns, then `now`, as both [`Store::create_campaign`]
+/// and [`Store::update_campaign`] bind them: `?1`..`?17`, then `?18`.
+fn setting_values(s: &CampaignSettings, now: Timestamp) -> [Box<dyn ToSql + '_>; 18] {
+    [
+        Box::new(&s.name),
+        Box::new(s.owner.map(|u| u.0)),
+        Box::new(&s.system_prompt),
+        Box::new(&s.greeting),
+        Box::new(&s.model_provider),
+        Box::new(&s.voice),
+        Box::new(s.window.start_minute()),
+        Box::new(s.window.end_minute()),
+        Box::new(s.window.days().bits()),
+        Box::new(&s.time_zone),
+        Box::new(s.retry.max_attempts),
+        Box::new(delay_s(s.retry.busy)),
+        Box::new(delay_s(s.retry.no_answer)),
+        Box::new(delay_s(s.retry.failed)),
+        Box::new(delay_s(s.retry.voicemail)),
+        Box::new(s.max_concurrent),
+        Box::new(s.calls_per_minute),
+        Box::new(ms(now)),
+    ]
+}
+
 fn delay_s(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -169,26 +194,7 @@ impl Store {
              retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, \
              calls_per_minute, created_at, updated_at) VALUES \
              (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
-            params![
-                s.name,
-                s.owner.map(|u| u.0),
-                s.system_prompt,
-                s.greeting,
-                s.model_provider,
-                s.voice,
-                s.window.start_minute(),
-                s.window.end_minute(),
-                s.window.days().bits(),
-                s.time_zone,
-                s.retry.max_attempts,
-                delay_s(s.retry.busy),
-                delay_s(s.retry.no_answer),
-                delay_s(s.retry.failed),
-                delay_s(s.retry.voicemail),
-                s.max_concurrent,
-                s.calls_per_minute,
-                ms(now),
-            ],
+            params_from_iter(setting_values(s, now)),
         )
         .map_err(conflict_on_constraint(
             Entity::Campaign,
@@ -249,32 +255,16 @@ impl Store {
         let tx = self.write_tx()?;
         let n = tx
             .execute(
-                "UPDATE campaigns SET name = ?2, owner = ?3, system_prompt = ?4, greeting = ?5, \
-                 model_provider = ?6, voice = ?7, window_start_min = ?8, window_end_min = ?9, \
-                 window_days = ?10, time_zone = ?11, max_attempts = ?12, retry_busy_s = ?13, \
-                 retry_no_answer_s = ?14, retry_failed_s = ?15, retry_voicemail_s = ?16, \
-                 max_concurrent = ?17, calls_per_minute = ?18, updated_at = ?19 WHERE id = ?1",
-                params![
-                    id.0,
-                    s.name,
-                    s.owner.map(|u| u.0),
-                    s.system_prompt,
-                    s.greeting,
-                    s.model_provider,
-                    s.voice,
-                    s.window.start_minute(),
-                    s.window.end_minute(),
-                    s.window.days().bits(),
-                    s.time_zone,
-                    s.retry.max_attempts,
-                    delay_s(s.retry.busy),
-                    delay_s(s.retry.no_answer),
-                    delay_s(s.retry.failed),
-                    delay_s(s.retry.voicemail),
-                    s.max_concurrent,
-                    s.calls_per_minute,
-                    ms(now),
-                ],
+                "UPDATE campaigns SET name = ?1, owner = ?2, system_prompt = ?3, greeting = ?4, \
+                 model_provider = ?5, voice = ?6, window_start_min = ?7, window_end_min = ?8, \
+                 window_days = ?9, time_zone = ?10, max_attempts = ?11, retry_busy_s = ?12, \
+                 retry_no_answer_s = ?13, retry_failed_s = ?14, retry_voicemail_s = ?15, \
+                 max_concurrent = ?16, calls_per_minute = ?17, updated_at = ?18 WHERE id = ?19",
+                params_from_iter(
+                    setting_values(s, now)
+                        .into_iter()
+                        .chain([Box::new(id.0) as Box<dyn ToSql + '_>]),
+                ),
             )
             .map_err(conflict_on_constraint(
                 Entity::Campaign,

@@ -26,10 +26,18 @@ fn campaign_crud_round_trips_every_setting() {
         s.create_campaign(&cs, t(0)),
         Err(Error::Conflict { .. })
     ));
+    // Every setting column is written by the update, each to its own field.
     cs.greeting = "Hello!".into();
+    cs.window = CallingWindow::new(8 * 60, 20 * 60, Weekdays::MON_FRI).unwrap();
+    cs.time_zone = "America/New_York".into();
+    cs.retry.max_attempts = 2;
+    cs.retry.busy = Duration::from_secs(600);
+    cs.retry.voicemail = Duration::from_secs(3600);
+    cs.max_concurrent = 9;
+    cs.calls_per_minute = 12;
     s.update_campaign(id, &cs, t(5)).unwrap();
     let c = s.find_campaign("spring").unwrap().unwrap();
-    assert_eq!(c.settings.greeting, "Hello!");
+    assert_eq!(c.settings, cs);
     assert_eq!(c.updated_at, t(5));
     cs.time_zone = "Nowhere/Land".into();
     assert!(matches!(
