@@ -102,10 +102,7 @@ async fn end_call_plays_the_farewell_then_sends_bye() {
     };
     let r = rig(script, |_| {}).await;
     let mut caller = Caller::new().await;
-    let mut leg = caller.dial(r.manager.sip_addr()).await;
-    assert!(caller.answered(&leg).await);
-    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
-    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
     speak(&leg.media).await;
     assert!(
         hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
@@ -132,10 +129,7 @@ async fn model_dropping_mid_call_ends_the_call_as_model_failure() {
     };
     let r = rig(script, |_| {}).await;
     let mut caller = Caller::new().await;
-    let mut leg = caller.dial(r.manager.sip_addr()).await;
-    assert!(caller.answered(&leg).await);
-    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
-    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    let leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
     speak(&leg.media).await;
     match caller.ended(SECS(10)).await {
         Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
@@ -388,10 +382,7 @@ async fn hold_and_resume_by_reinvite_and_dtmf_reaches_the_model() {
         .try_init();
     let r = rig(fast_script(), |_| {}).await;
     let mut caller = Caller::new().await;
-    let mut leg = caller.dial(r.manager.sip_addr()).await;
-    assert!(caller.answered(&leg).await);
-    assert!(hear(&mut leg.media, 300.0, SECS(3)).await.is_some());
-    assert!(until_quiet(&mut leg.media, 25, SECS(6)).await);
+    let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
     let phase = || r.manager.snapshot().calls.first().map(|c| c.phase);
     assert_eq!(phase(), Some(Phase::Active));
     let mut local = sdp::LocalMedia::new(LOCAL, leg.media.local_addr().port());

@@ -185,6 +185,24 @@ impl Caller {
     }
 
     /// Sends an INVITE to the manager; returns the leg (not answered yet).
+    /// Dials the manager, waits for the answer, hears the greeting and
+    /// waits until it has ended: the start of most call tests.
+    pub async fn dial_through_greeting(&mut self, manager: SocketAddr) -> Leg {
+        let mut leg = self.dial(manager).await;
+        assert!(self.answered(&leg).await, "call answered");
+        assert!(
+            hear(&mut leg.media, 300.0, Duration::from_secs(3))
+                .await
+                .is_some(),
+            "greeting heard"
+        );
+        assert!(
+            until_quiet(&mut leg.media, 25, Duration::from_secs(6)).await,
+            "greeting ends"
+        );
+        leg
+    }
+
     pub async fn dial(&self, manager: SocketAddr) -> Leg {
         let media = MediaStream::open(
             &self.pool,
