@@ -3,3 +3,5 @@
 //! (`tests/`) and criterion benchmarks (`benches/`); the code lives in the
 //! `callbridge-*` crates under `crates/` and the binaries under `bins/`.
 #![deny(missing_docs)]
+
+pub mod api;
