@@ -1,7 +1,8 @@
 //! The per-call task: the media bridge and the executor of the lifecycle
 //! machine's actions (issue 6, "Media bridge, per call").
 //!
-//! One task per call owns the call's media stream (RTP socket), both
+//! One task per call owns the call's media [`transport`] (an RTP socket
+//! or a carrier WebSocket: everything below is shared by both), both
 //! resamplers and the playback queue ([`audio`]), the one model session
 //! (opened only by the machine's `OpenModel`, so never twice), the
 //! recorder and the [`CallMachine`]. One `select!` loop takes SIP events
@@ -13,6 +14,7 @@
 
 pub mod audio;
 mod exec;
+pub mod transport;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -26,7 +28,6 @@ use callbridge_llm_bridge::{
     ToolCallId,
 };
 use callbridge_rtp::recorder::CallRecorder;
-use callbridge_rtp::stream::{MediaEvent, MediaStream};
 use callbridge_sip::sdp::LocalMedia;
 use callbridge_sip::ua::{CallRef, Event as SipEvent, Originate};
 use tokio::sync::mpsc;
@@ -37,6 +38,7 @@ use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
 use audio::{Downlink, Uplink};
+use transport::{Transport, TransportEvent};
 
 /// What the manager puts in a call's mailbox.
 #[derive(Debug)]
@@ -57,7 +59,7 @@ pub(crate) struct CallSpec {
     pub to: Option<String>,
     pub campaign: Option<CampaignId>,
     pub lead: Option<LeadId>,
-    pub stream: MediaStream,
+    pub transport: Transport,
     pub stream_guard: GaugeGuard,
     pub local_media: LocalMedia,
     /// Inbound: our SDP answer to the INVITE's offer.
@@ -92,7 +94,7 @@ pub(crate) struct Call {
     lead: Option<LeadId>,
     machine: CallMachine,
     inputs: VecDeque<Input>,
-    stream: Option<MediaStream>,
+    stream: Option<Transport>,
     stream_guard: Option<GaugeGuard>,
     local_media: LocalMedia,
     answer_sdp: Option<Bytes>,
@@ -125,6 +127,11 @@ pub(crate) struct Call {
     agent_text: String,
     transcript: Vec<crate::summary::TranscriptLine>,
     transfer_id: Option<ToolCallId>,
+    /// Frames the transport had sent when the current reply began.
+    reply_base: u64,
+    /// Frames of the reply the carrier confirmed played at the last
+    /// barge-in (for the model's truncation).
+    played_at_clear: Option<u64>,
     closed: bool,
 }
 
@@ -150,7 +157,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         to,
         campaign,
         lead,
-        stream,
+        transport,
         stream_guard,
         local_media,
         answer_sdp,
@@ -187,7 +194,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         lead,
         machine: CallMachine::new(direction, machine_cfg),
         inputs: VecDeque::with_capacity(8),
-        stream: Some(stream),
+        stream: Some(transport),
         stream_guard: Some(stream_guard),
         local_media,
         answer_sdp,
@@ -218,9 +225,18 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         agent_text: String::new(),
         transcript: Vec::new(),
         transfer_id: None,
+        reply_base: 0,
+        played_at_clear: None,
         closed: false,
     };
     c.open_recorder();
+    if let Some(Transport::Carrier(m)) = &c.stream {
+        let carrier = m.carrier().as_str();
+        c.event(
+            callbridge_crm_store::EventKind::Note,
+            serde_json::json!({ "carrier": carrier }),
+        );
+    }
     c.inputs.push_back(match direction {
         Direction::Inbound => Input::Sip(crate::lifecycle::SipInput::Invite),
         Direction::Outbound => Input::Command(Command::Dial),
@@ -255,7 +271,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     }
 }
 
-async fn media_next(stream: &mut Option<MediaStream>) -> Option<MediaEvent> {
+async fn media_next(stream: &mut Option<Transport>) -> Option<TransportEvent> {
     match stream {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
@@ -410,7 +426,7 @@ impl Call {
         match (offer, ans) {
             (Ok(o), Ok(a)) => match callbridge_sip::sdp::process_answer(&o, &a) {
                 Ok(n) => {
-                    if let Some(s) = &self.stream {
+                    if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
                         s.set_remote(n.remote_rtp);
                     }
                 }
@@ -427,7 +443,9 @@ impl Call {
         let sip = self.shared.sip.clone();
         match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.local_media)) {
             Ok((answer, n)) => {
-                if let (Some(s), Some(r)) = (&self.stream, n.remote_rtp) {
+                if let (Some(s), Some(r)) =
+                    (self.stream.as_ref().and_then(Transport::rtp), n.remote_rtp)
+                {
                     s.set_remote(Some(r));
                 }
                 if let Err(e) = sip.answer(call, answer.to_bytes()).await {

@@ -41,10 +41,12 @@
 //! # Ok(()) }
 //! ```
 
+mod carrier;
 mod config;
 mod registry;
 mod supervise;
 
+pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest};
 
 use std::net::SocketAddr;
@@ -100,6 +102,9 @@ pub enum ManagerError {
     /// No such live session.
     #[error("no such live session")]
     UnknownSession,
+    /// A call with this carrier call id is already live.
+    #[error("a stream for this carrier call is already live")]
+    AlreadyLive,
 }
 
 /// What the manager shares with its call tasks.
@@ -392,7 +397,7 @@ impl Manager {
                 .map(|u| String::from_utf8_lossy(u).into_owned()),
             campaign: None,
             lead: None,
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: Some(answer.to_bytes()),
@@ -460,7 +465,7 @@ impl Manager {
             to: to.user().map(|u| String::from_utf8_lossy(u).into_owned()),
             campaign: req.campaign,
             lead: req.lead,
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: None,
