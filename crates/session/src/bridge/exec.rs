@@ -3,7 +3,7 @@
 //! [`super::audio`]).
 
 use callbridge_crm_store::{
-    EventKind, Finish, NewEvent, NewSession, NewTurn, Party, SessionState, SessionUpdate, Speaker,
+    EventKind, Finish, NewEvent, NewTurn, SessionState, SessionUpdate, Speaker,
 };
 use callbridge_llm_bridge::{AudioFrame, ModelEvent, ModelSession, SampleRate, ToolResult};
 use callbridge_rtp::jitter::Playout;
@@ -16,7 +16,7 @@ use super::audio::Uplink;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
-    Action, Direction, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
+    Action, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
     TransferTarget,
 };
 use crate::store_writer::StoreOp;
@@ -185,19 +185,11 @@ impl Call {
         let store = &self.shared.store;
         match state {
             StoreState::Created => {
-                let mut s = match self.direction {
-                    Direction::Inbound => NewSession::inbound(self.id, jiff::Timestamp::now()),
-                    Direction::Outbound => NewSession::outbound(self.id, jiff::Timestamp::now()),
-                };
-                s.sip_call_id = self.sip_call_id.clone();
-                s.from = self.from.as_deref().and_then(|p| Party::new(p).ok());
-                s.to = self.to.as_deref().and_then(|p| Party::new(p).ok());
-                s.campaign = self.campaign;
-                s.lead = self.lead;
-                s.model = Some(self.shared.cfg.model.model.clone());
-                s.model_provider = Some(self.shared.model.provider().to_string());
-                if !store.create(s).await {
-                    warn!("session row could not be written");
+                // Outbound rows were written by `Manager::originate`.
+                if let Some(row) = self.row.take() {
+                    if !store.create(row).await {
+                        warn!("session row could not be written");
+                    }
                 }
             }
             StoreState::Ringing => {

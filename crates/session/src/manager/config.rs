@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use callbridge_crm_store::{CampaignId, LeadId};
+use callbridge_crm_store::{CampaignId, LeadId, UserId};
 use callbridge_llm_bridge::{Greeting, SessionConfig};
 use callbridge_rtp::ports::PortPoolConfig;
 
@@ -88,6 +88,9 @@ pub struct OriginateRequest {
     pub campaign: Option<CampaignId>,
     /// The lead; a second originate for a live lead is refused.
     pub lead: Option<LeadId>,
+    /// The user the call belongs to (written to the session row; the HTTP
+    /// API shows a non-admin only their own direct calls).
+    pub owner: Option<UserId>,
     /// Instructions replacing the configured ones.
     pub instructions: Option<String>,
     /// Greeting replacing the configured one.
@@ -102,6 +105,7 @@ impl std::fmt::Debug for OriginateRequest {
             .field("to", &"<redacted>")
             .field("target", &self.target)
             .field("lead", &self.lead)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -115,6 +119,7 @@ impl OriginateRequest {
             target,
             campaign: None,
             lead: None,
+            owner: None,
             instructions: None,
             greeting: None,
             metadata: Vec::new(),
