@@ -36,6 +36,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
+use crate::metrics::call::CallMetrics;
 use audio::{Downlink, Uplink};
 
 /// What the manager puts in a call's mailbox.
@@ -121,6 +122,8 @@ pub(crate) struct Call {
     agent_text: String,
     transcript: Vec<crate::summary::TranscriptLine>,
     transfer_id: Option<ToolCallId>,
+    /// What this call adds to the manager's metrics (see `crate::metrics`).
+    metrics: CallMetrics,
     closed: bool,
 }
 
@@ -168,6 +171,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             }
         }
     };
+    let metrics = CallMetrics::new(Arc::clone(&shared.metrics));
     let mut c = Call {
         shared,
         id,
@@ -207,6 +211,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         agent_text: String::new(),
         transcript: Vec::new(),
         transfer_id: None,
+        metrics,
         closed: false,
     };
     c.open_recorder();

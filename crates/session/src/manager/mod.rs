@@ -71,6 +71,7 @@ use tracing::{info, warn};
 use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::store_writer::{StoreThread, StoreWriter};
 use crate::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
@@ -112,6 +113,7 @@ pub(crate) struct Shared {
     pub sip: Handle,
     pub store: StoreWriter,
     pub gauges: Arc<Gauges>,
+    pub metrics: Arc<Metrics>,
     pub model: Arc<dyn RealtimeModel>,
     registry: Mutex<Registry>,
 }
@@ -219,6 +221,7 @@ impl Manager {
             sip,
             store,
             gauges: Arc::new(Gauges::default()),
+            metrics: Arc::new(Metrics::default()),
             model,
             registry: Mutex::new(Registry::new()),
         });
@@ -260,6 +263,14 @@ impl Manager {
     /// The live-resource gauges.
     pub fn gauges(&self) -> &Gauges {
         &self.shared.gauges
+    }
+
+    /// The counters, histograms and gauges of [`crate::metrics`] as of now
+    /// (lock-free reads, plus one short lock for the model reachability).
+    /// With [`Manager::snapshot`] and `callbridge_llm_bridge::stats` this
+    /// is everything `GET /metrics` shows.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
     }
 
     async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
