@@ -27,7 +27,18 @@ pub struct ManagerConfig {
     pub retry_after: Duration,
     /// No RTP for this long ends the call (`RtpTimeout`).
     pub rtp_inactivity: Duration,
-    /// The lifecycle policies and timers of each call.
+    /// The lifecycle policies and timers of each call. Among them,
+    /// `machine.model_failure_before_answer` is what an inbound call does
+    /// when its model session cannot be opened before the answer:
+    /// [`ModelFailurePolicy::Reject503`](crate::lifecycle::ModelFailurePolicy::Reject503)
+    /// (the default: 503 to the INVITE, nothing answered) or
+    /// [`ModelFailurePolicy::AnswerThenEnd`](crate::lifecycle::ModelFailurePolicy::AnswerThenEnd)
+    /// (answer, play the fallback, which is silence for now, then BYE).
+    /// Either way the session ends `failed` with reason `model-failure`. A
+    /// model that fails only after `machine.answer_wait` (the call was
+    /// answered while it was still opening) ends with BYE whatever the
+    /// setting. The 503 carries no Retry-After header (the SIP handle's
+    /// `reject` takes none).
     pub machine: crate::lifecycle::Config,
     /// The model session template (endpoint, key, model, voice,
     /// instructions, formats). Inbound calls use `Greeting::OnRequest`
