@@ -7,7 +7,8 @@
 //!
 //! Everything is atomics and fixed-bucket [`histogram`]s allocated once at
 //! start: a call's media path adds to counters through its per-call
-//! recorder (the private `call` module) and never allocates or locks per 20 ms frame.
+//! recorder (the private `call` module) and never allocates or locks per
+//! 20 ms frame.
 //!
 //! # What each figure means
 //! - **Calls started**: calls the manager admitted (inbound INVITEs it took
@@ -40,8 +41,8 @@
 //! - **Caller stop to agent audio**: from the end of the caller's speech to
 //!   the first agent audio sent after it. The end of speech comes from an
 //!   energy detector on the caller's decoded audio as it leaves the jitter
-//!   buffer (see the private `call` module): the first silent frame after at least 100 ms of
-//!   speech (RMS above 400), while the agent is silent. A reply that has
+//!   buffer (the private `call` module): the first silent frame after at
+//!   least 100 ms of speech (RMS above 400), while the agent is silent. A reply that has
 //!   not started when the caller speaks again (100 ms) is not measured.
 //! - **Call duration**: the machine's `Metric::CallDuration`, from the
 //!   answer to the end (answered calls only).
