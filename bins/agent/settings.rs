@@ -443,13 +443,14 @@ impl Settings {
                 )
             })?;
         let rtp_ports = port_min..=port_max;
-        let ports = usize::from(port_max - port_min) / 2 + 1;
+        // One even port per call (RTP, RFC 3550 section 11).
+        let ports = usize::from(port_max / 2) + 1 - usize::from(port_min.div_ceil(2));
         if ports < max_concurrent {
             return Err(c.invalid(
                 "calls.max_concurrent",
                 max_concurrent,
                 &format!(
-                    "at most {ports}, the calls rtp.port_min..rtp.port_max has even ports for"
+                    "at most {ports} (one even RTP port per call: rtp.port_min = {port_min} to rtp.port_max = {port_max} has {ports})"
                 ),
             ));
         }
@@ -827,7 +828,16 @@ bind = "127.0.0.1:0"
             "{m}"
         );
         let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MAX", "20009")]);
-        assert!(m.contains("at most 5"), "{m}");
+        assert!(m.contains("at most 5 (one even RTP port per call"), "{m}");
+        let odd = [
+            ("CALLBRIDGE_RTP_PORT_MIN", "20001"),
+            ("CALLBRIDGE_RTP_PORT_MAX", "20003"),
+        ];
+        let m = err(GOOD, &odd);
+        assert!(
+            m.contains("at most 1 "),
+            "20001..=20003 holds one even port: {m}"
+        );
     }
 
     #[test]
