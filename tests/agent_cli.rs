@@ -59,7 +59,7 @@ fn agent(args: &[&str], env: &[(&str, &str)]) -> Output {
     c.output().unwrap()
 }
 
-fn text(b: &[u8]) -> String {
+fn text_of(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -75,10 +75,10 @@ fn help_works_for_every_subcommand() {
     ] {
         let out = agent(&args, &[]);
         assert_eq!(out.status.code(), Some(0), "{args:?}");
-        assert!(text(&out.stdout).contains("Usage: agent"), "{args:?}");
+        assert!(text_of(&out.stdout).contains("Usage: agent"), "{args:?}");
     }
     let out = agent(&["--help"], &[]);
-    assert!(text(&out.stdout).contains("CALLBRIDGE_<SECTION>_<KEY>"));
+    assert!(text_of(&out.stdout).contains("CALLBRIDGE_<SECTION>_<KEY>"));
 }
 
 #[test]
@@ -93,8 +93,8 @@ fn check_config_accepts_a_good_file() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "provider = \"mock\"", 40000);
     let out = agent(&["check-config", "--config", cfg.to_str().unwrap()], &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
+    let so = text_of(&out.stdout);
     assert!(so.contains("OK") && so.contains("model mock"), "{so}");
 }
 
@@ -105,13 +105,13 @@ fn check_config_accepts_the_example_file_given_its_key() {
         &["check-config", "--config", example],
         &[("GEMINI_API_KEY", "k")],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
     let out = agent(&["check-config", "--config", example], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr).contains("GEMINI_API_KEY is not set"),
+        text_of(&out.stderr).contains("GEMINI_API_KEY is not set"),
         "{}",
-        text(&out.stderr)
+        text_of(&out.stderr)
     );
 }
 
@@ -143,7 +143,7 @@ fn check_config_refuses_bad_files_with_key_value_and_expectation() {
         std::fs::write(&path, body).unwrap();
         let out = agent(&["check-config", "--config", path.to_str().unwrap()], &[]);
         assert_eq!(out.status.code(), Some(2), "{body}");
-        let err = text(&out.stderr);
+        let err = text_of(&out.stderr);
         assert!(err.contains(message), "{body}: {err}");
         assert!(out.stdout.is_empty());
     }
@@ -152,7 +152,7 @@ fn check_config_refuses_bad_files_with_key_value_and_expectation() {
         &[],
     );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("cannot read /nonexistent/agent.toml"));
+    assert!(text_of(&out.stderr).contains("cannot read /nonexistent/agent.toml"));
 }
 
 #[test]
@@ -168,8 +168,8 @@ fn environment_overrides_keys_and_is_named_in_errors() {
             ("OPENAI_API_KEY", "k"),
         ],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
+    let so = text_of(&out.stdout);
     assert!(
         so.contains("http 127.0.0.1:9911") && so.contains("model openai"),
         "{so}"
@@ -180,10 +180,10 @@ fn environment_overrides_keys_and_is_named_in_errors() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr)
+        text_of(&out.stderr)
             .contains("sip.bind (from CALLBRIDGE_SIP_BIND) = \"nowhere\": expected ip:port"),
         "{}",
-        text(&out.stderr)
+        text_of(&out.stderr)
     );
     let out = agent(
         &["check-config", "--config", cfg],
@@ -191,7 +191,7 @@ fn environment_overrides_keys_and_is_named_in_errors() {
     );
     assert_eq!(out.status.code(), Some(2), "a misspelt variable is refused");
     let out = agent(&["check-config", "--list-env", "--config", cfg], &[]);
-    assert!(text(&out.stdout).contains("CALLBRIDGE_SIP_TRUNK_USERNAME\tsip.trunk.username"));
+    assert!(text_of(&out.stdout).contains("CALLBRIDGE_SIP_TRUNK_USERNAME\tsip.trunk.username"));
 }
 
 #[test]
@@ -210,8 +210,8 @@ fn user_add_prints_only_a_working_token() {
         ],
         &[],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
+    let so = text_of(&out.stdout);
     assert_eq!(so.lines().count(), 1, "one line: {so}");
     let token = so.trim();
     assert!(token.starts_with("cbt_"), "{token}");
@@ -233,10 +233,10 @@ fn user_add_prints_only_a_working_token() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        text(&out.stderr)
+        text_of(&out.stderr)
             .contains("--role = \"boss\": expected one of admin, agent-operator, viewer"),
         "{}",
-        text(&out.stderr)
+        text_of(&out.stderr)
     );
 }
 
@@ -511,4 +511,45 @@ async fn the_api_key_never_reaches_stdout_or_stderr_at_log_level_trace() {
     assert!(!err.contains(KEY), "key on stderr");
     assert!(!err.contains("7f3a9c2e"), "part of the key on stderr");
     assert!(greeted, "greeting heard");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
+    let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = registrar.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "provider = \"mock\"", 40400);
+    let trunk = format!(
+        "[sip.trunk]\nregistrar = \"sip:{addr}\"\nusername = \"cb-trunk-user\"\nregister_expires = \"2m\"\n"
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap() + &trunk;
+    std::fs::write(&cfg, text).unwrap();
+    let out = agent(&["check-config", "--config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(2), "the trunk needs its password");
+    assert!(text_of(&out.stderr).contains("CALLBRIDGE_SIP_TRUNK_PASSWORD is not set"));
+    let r = start(
+        &cfg,
+        &[("CALLBRIDGE_SIP_TRUNK_PASSWORD", "pw-never-logged")],
+    )
+    .await;
+    let mut buf = vec![0u8; 4096];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), registrar.recv_from(&mut buf))
+        .await
+        .expect("REGISTER within 5 s")
+        .unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(
+        msg.starts_with(&format!("REGISTER sip:{addr} SIP/2.0")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("sip:cb-trunk-user@127.0.0.1"),
+        "address of record: {msg}"
+    );
+    assert!(msg.to_ascii_lowercase().contains("expires: 120"), "{msg}");
+    assert_eq!(from, r.sip, "sent from the agent's SIP socket");
+    signal(&r.child, libc::SIGTERM);
+    let (code, _, err) = finish(r).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!err.contains("pw-never-logged"));
 }
