@@ -553,3 +553,51 @@ async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
     assert_eq!(code, Some(0), "{err}");
     assert!(!err.contains("pw-never-logged"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_recovers_sessions_a_killed_agent_left_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "provider = \"mock\"", 40500);
+    let mut r = start(&cfg, &[]).await;
+    let mut caller = Caller::dial(r.sip, 40560..=40579).await;
+    assert!(caller.hear_speech().await, "greeting heard");
+    signal(&r.child, libc::SIGKILL);
+    r.child.wait().await.unwrap();
+    caller.hang_up().await;
+    let live = |s: &callbridge_crm_store::Session| !s.state.is_terminal();
+    let store = Store::open(dir.path().join("agent.db")).unwrap();
+    let before = store
+        .list_sessions(&Default::default(), 10, None)
+        .unwrap()
+        .items;
+    assert!(before.iter().all(live) && before.len() == 1, "{before:?}");
+    drop(store);
+    let r = start(&cfg, &[]).await;
+    let store = Store::open(dir.path().join("agent.db")).unwrap();
+    let after = store
+        .list_sessions(&Default::default(), 10, None)
+        .unwrap()
+        .items;
+    assert_eq!(after[0].state, SessionState::Interrupted, "{after:?}");
+    signal(&r.child, libc::SIGTERM);
+    let (code, _, err) = finish(r).await;
+    assert_eq!(code, Some(0));
+    assert!(err.contains("crash recovery"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_http_port_fails_start_up_with_status_1_and_no_ready_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "provider = \"mock\"", 40600);
+    let bind = format!("127.0.0.1:{port}");
+    let out = agent(
+        &["run", "--config", cfg.to_str().unwrap()],
+        &[("CALLBRIDGE_HTTP_BIND", bind.as_str())],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty(), "no ready line");
+    let err = text_of(&out.stderr);
+    assert!(err.contains(&format!("http.bind {bind}")), "{err}");
+}

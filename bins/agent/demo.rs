@@ -209,6 +209,10 @@ pub async fn run(args: DemoArgs) -> i32 {
     if args.keep {
         let kept: PathBuf = dir.keep();
         println!("kept             {}", kept.display());
+    } else {
+        println!(
+            "(the temporary database and recording are removed now; `agent demo --keep` keeps them)"
+        );
     }
     status
 }
