@@ -144,6 +144,18 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 
+/// A handler panicked: logged, answered 500 (the panic text stays in the
+/// log, it may hold request data).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "HTTP handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+}
+
 /// Outermost middleware: an error answer that is not JSON already (axum's
 /// own 405, 413 from the body limit, ...) gets a JSON body with the
 /// status's reason; its other headers (`Allow`) are kept.

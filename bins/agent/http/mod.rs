@@ -29,7 +29,7 @@ mod tests;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -41,6 +41,10 @@ pub const MAX_BODY: usize = 64 * 1024;
 
 /// Read connections to the store the HTTP layer keeps at most.
 pub const READ_POOL: usize = 4;
+
+/// Longest time a request may take until its response starts (408 after;
+/// a recording's body streams on without this limit).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where outbound calls go and who they come from.
 #[derive(Debug, Clone)]
@@ -104,12 +108,27 @@ pub fn router(state: AppState) -> Router {
             ctx.clone(),
             auth::require_token,
         ));
-    Router::new()
+    let api = Router::new()
         .route("/api/health", get(health::get))
         .route("/metrics", get(metrics::handler))
         .merge(protected)
         .fallback(error::not_found)
+        .with_state(ctx);
+    harden(api, REQUEST_TIMEOUT)
+}
+
+/// The layers around every route, inside out: the body limit, the request
+/// timeout (408), a caught panic (500, logged), and last the rewrite of any
+/// non-JSON error into `{"error": ...}`.
+fn harden(router: Router, timeout: Duration) -> Router {
+    router
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
         .layer(axum::middleware::map_response(error::json_errors))
-        .with_state(ctx)
 }

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod calls;
+mod layers;
 mod reads;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
