@@ -13,7 +13,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -138,6 +139,24 @@ pub fn session_id(raw: &str) -> Result<SessionId, ApiError> {
         let shown: String = raw.chars().take(64).collect();
         ApiError::no_session(&shown)
     })
+}
+
+/// The `{id}` of a session route. Anything that is not a UUID, even a
+/// segment that does not decode, is a session that does not exist (404).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPath(pub SessionId);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(raw)) => session_id(&raw).map(SessionPath),
+            Err(_) => Err(ApiError::NotFound(
+                "session does not exist (the id is not a UUID)".into(),
+            )),
+        }
+    }
 }
 
 #[cfg(test)]

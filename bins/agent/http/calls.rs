@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, outcome_of};
@@ -24,7 +24,7 @@ use callbridge_session::{ManagerError, OriginateRequest};
 use tracing::{info, warn};
 
 use super::Ctx;
-use super::auth::{Caller, owns_campaign, session_id, visible_session};
+use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
 use super::error::{ApiError, Json};
 use super::pool::store_error;
 use super::sessions::live_ids;
@@ -267,9 +267,8 @@ pub fn status(s: &Session, live: bool) -> CallStatus {
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
+    SessionPath(id): SessionPath,
 ) -> Result<Json<CallStatus>, ApiError> {
-    let id = session_id(&raw)?;
     let s = ctx
         .pool
         .run(move |st| visible_session(st, &caller, id))
@@ -282,10 +281,10 @@ pub async fn get(
 pub async fn hangup(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
+    path: Result<SessionPath, ApiError>,
 ) -> Result<Response, ApiError> {
     caller.require_operator()?;
-    let id = session_id(&raw)?;
+    let SessionPath(id) = path?;
     let s = ctx
         .pool
         .run(move |st| visible_session(st, &caller, id))

@@ -12,7 +12,7 @@ use std::path::{Path as FsPath, PathBuf};
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -20,7 +20,7 @@ use tokio_util::io::ReaderStream;
 use tracing::warn;
 
 use super::Ctx;
-use super::auth::{Caller, session_id, visible_session};
+use super::auth::{Caller, SessionPath, visible_session};
 use super::error::ApiError;
 
 /// What to send for a `Range` header over a file of some length.
@@ -120,10 +120,9 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
+    SessionPath(id): SessionPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let id = session_id(&raw)?;
     let session = ctx
         .pool
         .run(move |s| visible_session(s, &caller, id))

@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use axum::Extension;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use callbridge::api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
     CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionRecord,
@@ -21,7 +21,7 @@ use callbridge_crm_store::{
 use serde::Deserialize;
 
 use super::Ctx;
-use super::auth::{Caller, may_see, session_id};
+use super::auth::{Caller, SessionPath, may_see};
 use super::error::{ApiError, Json, Query};
 use super::pool::store_error;
 
@@ -272,9 +272,8 @@ pub async fn list(
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
-    Path(raw): Path<String>,
+    SessionPath(id): SessionPath,
 ) -> Result<Json<SessionDetail>, ApiError> {
-    let id = session_id(&raw)?;
     let record = ctx
         .pool
         .run(move |s| {

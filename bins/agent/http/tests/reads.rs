@@ -385,14 +385,16 @@ async fn a_session_comes_with_its_transcript_and_events_and_unknown_ids_are_404(
         "not-a-uuid",
         "1",
         "%00",
+        "%FF%FE",
         "6f1c1f7e-58a3-4a47-9f53-2b1b2e6f7a1",
     ] {
-        for path in [
-            format!("/api/sessions/{bad}"),
-            format!("/api/sessions/{bad}/recording"),
-            format!("/api/calls/{bad}"),
+        for (m, path) in [
+            (Method::GET, format!("/api/sessions/{bad}")),
+            (Method::GET, format!("/api/sessions/{bad}/recording")),
+            (Method::GET, format!("/api/calls/{bad}")),
+            (Method::DELETE, format!("/api/calls/{bad}")),
         ] {
-            let a = r.get(&path, &r.admin).await;
+            let a = r.req(m, &path, Some(&r.admin)).await;
             assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
             assert!(
                 a.error().contains("does not exist"),
@@ -401,6 +403,11 @@ async fn a_session_comes_with_its_transcript_and_events_and_unknown_ids_are_404(
             );
         }
     }
+    // A viewer's DELETE is refused for the role before the id is looked at.
+    let a = r
+        .req(Method::DELETE, "/api/calls/nope", Some(&r.viewer))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
