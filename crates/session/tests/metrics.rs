@@ -28,6 +28,19 @@ async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_sto
     );
     assert!(live.calls_ended.is_empty(), "still live");
     assert_eq!(live.answer_to_first_audio.count, 1, "greeting measured");
+    // The caller's RTP (silence) has flowed for over a second: the call is
+    // in the depth gauge, with a depth the buffer can hold (at most 200 ms
+    // by default, plus a frame or two in flight).
+    assert_eq!(live.jitter_buffer_streams, 1);
+    eprintln!(
+        "live jitter buffer depth {} ms",
+        live.jitter_buffer_depth_ms
+    );
+    assert!(live.jitter_buffer_depth_ms <= 260.0);
+    assert!(
+        live.rtp_packets_in > 0,
+        "RTP counted while the call is live"
+    );
     speak(&leg.media).await;
     assert!(
         hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
