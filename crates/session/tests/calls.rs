@@ -259,6 +259,10 @@ async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
             .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
         "barge-in event stored"
     );
+    assert!(
+        r.manager.metrics().barge_ins >= 1,
+        "the interrupted greeting counts as a barge-in"
+    );
     r.manager.shutdown().await;
     caller.stop().await;
 }
