@@ -1,8 +1,8 @@
 //! The call session for callbridge: the pure lifecycle state machine of one
 //! call ([`lifecycle`]), the per-call media bridge that executes it
 //! ([`bridge`]), the [`Manager`] that runs every call as one task tree,
-//! the store writer thread ([`store_writer`]), live-resource [`gauges`] and
-//! post-call [`summary`] support.
+//! the store writer thread ([`store_writer`]), live-resource [`gauges`], the
+//! [`metrics`] registry and post-call [`summary`] support.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -11,6 +11,7 @@ pub mod carrier;
 pub mod gauges;
 pub mod lifecycle;
 pub mod manager;
+pub mod metrics;
 pub mod store_writer;
 pub mod summary;
 
@@ -22,6 +23,7 @@ pub use callbridge_llm_bridge::mock;
 pub use manager::{
     CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot,
 };
+pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{
     FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,
 };

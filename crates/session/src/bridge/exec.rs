@@ -4,7 +4,7 @@
 
 use super::transport::TransportEvent;
 use callbridge_crm_store::{
-    EventKind, Finish, NewEvent, NewSession, NewTurn, Party, SessionState, SessionUpdate, Speaker,
+    EventKind, Finish, NewEvent, NewTurn, SessionState, SessionUpdate, Speaker,
 };
 use callbridge_llm_bridge::{AudioFrame, ModelEvent, ModelSession, SampleRate, ToolResult};
 use callbridge_sip::StatusCode;
@@ -15,13 +15,11 @@ use super::audio::Uplink;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
-    Action, Direction, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
-    TransferTarget,
+    Action, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState, TransferTarget,
 };
+use crate::metrics::call::{SPEECH_RMS, rms};
 use crate::store_writer::StoreOp;
 
-/// Caller energy (RMS) above which a frame counts as speech.
-const SPEECH_RMS: f64 = 400.0;
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
 const SPEECH_EVERY: u32 = 10;
 /// Ticks between two store batch flushes (1 s).
@@ -167,6 +165,7 @@ impl Call {
             Action::CloseModel => self.close_model().await,
             Action::StopMedia => {
                 if let Some(s) = self.stream.take() {
+                    self.metrics.media_stopped(s.stats().as_ref());
                     s.close().await;
                 }
                 self.stream_guard = None;
@@ -190,7 +189,10 @@ impl Call {
                 info!(reason = reason.as_str(), ?sip_status, "call ended");
                 self.shared.store.send(StoreOp::Finish(self.id, f)).await;
             }
-            Action::EmitMetric(m) => debug!(?m, "metric"),
+            Action::EmitMetric(m) => {
+                debug!(?m, "metric");
+                self.metrics.on_metric(m);
+            }
             Action::Closed => self.closed = true,
         }
     }
@@ -199,19 +201,11 @@ impl Call {
         let store = &self.shared.store;
         match state {
             StoreState::Created => {
-                let mut s = match self.direction {
-                    Direction::Inbound => NewSession::inbound(self.id, jiff::Timestamp::now()),
-                    Direction::Outbound => NewSession::outbound(self.id, jiff::Timestamp::now()),
-                };
-                s.sip_call_id = self.sip_call_id.clone();
-                s.from = self.from.as_deref().and_then(|p| Party::new(p).ok());
-                s.to = self.to.as_deref().and_then(|p| Party::new(p).ok());
-                s.campaign = self.campaign;
-                s.lead = self.lead;
-                s.model = Some(self.shared.cfg.model.model.clone());
-                s.model_provider = Some(self.shared.model.provider().to_string());
-                if !store.create(s).await {
-                    warn!("session row could not be written");
+                // Outbound rows were written by `Manager::originate`.
+                if let Some(row) = self.row.take() {
+                    if !store.create(row).await {
+                        warn!("session row could not be written");
+                    }
                 }
             }
             StoreState::Ringing => {
@@ -220,6 +214,7 @@ impl Call {
                     .await
             }
             StoreState::Answered => {
+                self.metrics.answered(super::now());
                 store
                     .send(StoreOp::State(self.id, SessionState::Answered))
                     .await
@@ -254,11 +249,13 @@ impl Call {
     pub(super) fn on_opened(&mut self, r: Result<ModelSession, callbridge_llm_bridge::Error>) {
         match r {
             Ok(m) => {
+                self.metrics.model_opened(true);
                 self.model = Some(m);
                 self.event(EventKind::Model, json!({"ready": true}));
                 self.inputs.push_back(Input::Model(ModelInput::Ready));
             }
             Err(e) => {
+                self.metrics.model_opened(false);
                 warn!(error = %e, "model session could not be opened");
                 self.event(EventKind::Model, json!({"open_failed": e.to_string()}));
                 self.model_guard = None;
@@ -306,7 +303,8 @@ impl Call {
 
     pub(super) fn on_media(&mut self, ev: Option<TransportEvent>) {
         let Some(ev) = ev else {
-            if self.stream.is_some() {
+            if let Some(s) = &self.stream {
+                self.metrics.media_stopped(s.stats().as_ref());
                 warn!("media stream stopped by itself");
                 self.stream = None;
                 self.stream_guard = None;
@@ -337,6 +335,9 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
+                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, heard, &sent) {
+                    self.event(EventKind::Note, n.detail());
+                }
                 self.send_caller_audio(&pcm);
                 let mut stream = self.stream.as_mut();
                 let drained = self
@@ -347,6 +348,9 @@ impl Call {
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
                 }
                 if self.ticks.is_multiple_of(FLUSH_EVERY) {
+                    if let Some(st) = self.stream.as_ref().and_then(|s| s.stats()) {
+                        self.metrics.media_stats(&st);
+                    }
                     self.flush_store_now();
                 }
             }
@@ -484,6 +488,10 @@ impl Call {
                 return;
             }
             ModelEvent::GoingAway { .. } => ModelInput::GoingAway,
+            ModelEvent::Resumed => {
+                self.metrics.model_resumed();
+                return;
+            }
             ModelEvent::Error { kind, .. } => {
                 self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
                 ModelInput::Error { fatal: false }
@@ -569,11 +577,6 @@ impl Call {
             self.shared.store.send(StoreOp::Events(self.id, e)).await;
         }
     }
-}
-
-fn rms(x: &[i16]) -> f64 {
-    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum / x.len().max(1) as f64).sqrt()
 }
 
 /// The machine's end reason as the store's (one to one).

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use callbridge_crm_store::{CampaignId, LeadId, NewEvent, NewTurn, SessionId};
+use callbridge_crm_store::{NewEvent, NewSession, NewTurn, SessionId};
 use callbridge_llm_bridge::{
     BoxFuture, CallMetadata, Error as ModelError, ModelEvent, ModelSession, SessionConfig,
     ToolCallId,
@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
+use crate::metrics::call::CallMetrics;
 use audio::{Downlink, Uplink};
 use transport::{Transport, TransportEvent};
 
@@ -55,10 +56,10 @@ pub(crate) struct CallSpec {
     pub direction: Direction,
     pub call: Option<CallRef>,
     pub sip_call_id: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub campaign: Option<CampaignId>,
-    pub lead: Option<LeadId>,
+    /// The session row the call writes at the machine's
+    /// `WriteStoreState{Created}`; `None` when the manager already wrote it
+    /// (outbound: before `originate` returns).
+    pub row: Option<NewSession>,
     pub transport: Transport,
     pub stream_guard: GaugeGuard,
     pub local_media: LocalMedia,
@@ -85,13 +86,9 @@ type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
 pub(crate) struct Call {
     shared: Arc<Shared>,
     id: SessionId,
-    direction: Direction,
     call: Option<CallRef>,
     sip_call_id: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    campaign: Option<CampaignId>,
-    lead: Option<LeadId>,
+    row: Option<NewSession>,
     machine: CallMachine,
     inputs: VecDeque<Input>,
     stream: Option<Transport>,
@@ -132,6 +129,8 @@ pub(crate) struct Call {
     /// Frames of the reply the carrier confirmed played at the last
     /// barge-in (for the model's truncation).
     played_at_clear: Option<u64>,
+    /// What this call adds to the manager's metrics (see `crate::metrics`).
+    metrics: CallMetrics,
     closed: bool,
 }
 
@@ -153,10 +152,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         direction,
         call,
         sip_call_id,
-        from,
-        to,
-        campaign,
-        lead,
+        row,
         transport,
         stream_guard,
         local_media,
@@ -182,16 +178,13 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             }
         }
     };
+    let metrics = CallMetrics::new(Arc::clone(&shared.metrics));
     let mut c = Call {
         shared,
         id,
-        direction,
         call,
         sip_call_id,
-        from,
-        to,
-        campaign,
-        lead,
+        row,
         machine: CallMachine::new(direction, machine_cfg),
         inputs: VecDeque::with_capacity(8),
         stream: Some(transport),
@@ -227,6 +220,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         transfer_id: None,
         reply_base: 0,
         played_at_clear: None,
+        metrics,
         closed: false,
     };
     c.open_recorder();

@@ -7,7 +7,7 @@
 //! lives here.
 
 use callbridge_rtp::jitter::Playout;
-use callbridge_rtp::stream::{Frame, MediaEvent, MediaStream};
+use callbridge_rtp::stream::{Frame, MediaEvent, MediaStats, MediaStream};
 use tracing::debug;
 
 use crate::carrier::media::{CarrierMedia, CarrierMediaEvent};
@@ -128,6 +128,11 @@ impl Transport {
             Transport::Rtp(s) => Some(s),
             Transport::Carrier(_) => None,
         }
+    }
+
+    /// The RTP stream's counters (a carrier socket has none).
+    pub fn stats(&self) -> Option<MediaStats> {
+        self.rtp().map(MediaStream::stats)
     }
 
     /// Whether a carrier carries this call (no SIP dialog).
