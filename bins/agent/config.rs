@@ -312,6 +312,8 @@ pub struct RawConfig {
     pub http: RawHttp,
     /// `[log]`.
     pub log: RawLog,
+    /// `[carrier.twilio]`, `[carrier.vonage]`.
+    pub carrier: crate::http::carrier_config::RawCarrier,
 }
 
 /// Which override variable set each key (dotted path -> variable name).
@@ -375,6 +377,7 @@ impl RawConfig {
                 format: String::new(),
                 level: String::new(),
             },
+            carrier: crate::http::carrier_config::RawCarrier::key_tree(),
         };
         #[allow(
             clippy::expect_used,
@@ -734,7 +737,7 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), vars.len());
-        assert_eq!(vars.len(), 33);
+        assert_eq!(vars.len(), 33 + 8, "8 carrier keys");
     }
 
     #[test]

@@ -196,6 +196,9 @@ impl Agent {
             started: Instant::now(),
             provider: settings.provider.name().to_owned(),
             outbound: settings.outbound(),
+            carrier: Some(Arc::new(http::carrier::CarrierState::new(
+                secrets.carrier.clone(),
+            ))),
         });
         let (http_stop, stopped) = oneshot::channel::<()>();
         let app = http::router(state);

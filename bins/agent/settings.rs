@@ -141,6 +141,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Log filter directive (as configured; see [`crate::logging`]).
     pub log_level: String,
+    /// `[carrier.*]` as written (validated with its secrets by [`Secrets::from_env`]).
+    pub carrier: crate::http::carrier_config::RawCarrier,
 }
 
 /// Secrets, from the environment only. `Debug` never shows them.
@@ -150,6 +152,8 @@ pub struct Secrets {
     pub model_key: Option<String>,
     /// The trunk's digest password.
     pub trunk_password: Option<String>,
+    /// The enabled carriers with their secrets.
+    pub carrier: crate::http::carrier_config::CarrierSettings,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -197,6 +201,7 @@ impl Secrets {
         Ok(Secrets {
             model_key,
             trunk_password,
+            carrier: crate::http::carrier_config::CarrierSettings::load(&settings.carrier, env)?,
         })
     }
 }
@@ -599,6 +604,7 @@ impl Settings {
             http_bind,
             log_format,
             log_level,
+            carrier: raw.carrier.clone(),
         })
     }
 

@@ -10,6 +10,7 @@
 //! | `GET /api/sessions/{id}/recording` | any role | [`recording`] |
 //! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | [`calls`] |
 //! | `GET /api/calls/{id}` | any role | [`calls`] |
+//! | `/carrier/...` | carrier signature | [`carrier`] |
 //!
 //! Every error is JSON `{"error": "..."}` ([`error`]); request bodies are
 //! limited to [`MAX_BODY`] bytes; store reads run on a small pool of
@@ -17,6 +18,8 @@
 
 mod auth;
 mod calls;
+pub mod carrier;
+pub mod carrier_config;
 mod error;
 mod health;
 mod metrics;
@@ -72,6 +75,8 @@ pub struct State {
     pub provider: String,
     /// Outbound call routing.
     pub outbound: Outbound,
+    /// Carrier webhooks and sockets (`None`: their routes answer 404).
+    pub carrier: Option<Arc<carrier::CarrierState>>,
 }
 
 /// Shared handle to [`State`].
@@ -112,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health", get(health::get))
         .route("/metrics", get(metrics::handler))
         .merge(protected)
+        .merge(carrier::routes())
         .fallback(error::not_found)
         .with_state(ctx);
     harden(api, REQUEST_TIMEOUT)

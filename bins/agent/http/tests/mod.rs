@@ -159,6 +159,7 @@ pub async fn rig(mode: Callee, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
             domain: None,
             from: "+15550100000".into(),
         },
+        carrier: None,
     });
     Rig {
         app: super::router(state),

@@ -48,6 +48,8 @@ pub enum CallMsg {
     Sip(SipEvent),
     /// An operator command (hang up, shutdown).
     Command(Command),
+    /// A fact to keep in the call's events (a carrier's status callback).
+    Note(serde_json::Value),
 }
 
 /// Everything a call task starts with.
@@ -250,6 +252,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             msg = mailbox.recv() => match msg {
                 Some(CallMsg::Sip(ev)) => c.on_sip(ev).await,
                 Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
+                Some(CallMsg::Note(detail)) => c.event(callbridge_crm_store::EventKind::Note, detail),
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
             ev = media_next(&mut c.stream) => c.on_media(ev),

@@ -50,6 +50,18 @@ impl std::fmt::Debug for CarrierCall {
 }
 
 impl Manager {
+    /// Adds `detail` to the events of the live call registered under
+    /// `key` (`<carrier>:<call id>`, or a SIP Call-ID); returns its
+    /// session id, or `None` when no such call is live (or its mailbox is
+    /// full).
+    pub fn note(&self, key: &str, detail: serde_json::Value) -> Option<SessionId> {
+        let (id, mailbox) = self.shared.registry().by_call_id(key)?;
+        mailbox
+            .try_send(crate::bridge::CallMsg::Note(detail))
+            .ok()
+            .map(|()| id)
+    }
+
     /// Admits a carrier call and starts its task; returns its session id.
     /// The session row carries the direction and `<carrier>:<call id>` in
     /// its call-id column.

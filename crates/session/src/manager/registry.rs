@@ -145,6 +145,11 @@ impl Registry {
         self.by_id.get(&id).map(|e| e.mailbox.clone())
     }
 
+    pub fn by_call_id(&self, call_id: &str) -> Option<(SessionId, mpsc::Sender<CallMsg>)> {
+        let id = *self.by_call_id.get(call_id)?;
+        self.by_id.get(&id).map(|e| (id, e.mailbox.clone()))
+    }
+
     pub fn mailboxes(&self) -> Vec<mpsc::Sender<CallMsg>> {
         self.by_id.values().map(|e| e.mailbox.clone()).collect()
     }
