@@ -1,0 +1,302 @@
+//! Carrier calls through the real `agent` binary (`CARGO_BIN_EXE_agent`,
+//! built-in mock model): the webhooks refuse unsigned and wrongly signed
+//! requests with 403 and answer signed ones with TwiML / an NCCO; a fake
+//! Twilio connects to the Media Streams socket with the token from the
+//! TwiML, hears the greeting, a second stream for the same call is refused
+//! (close 1008), the caller hangs up, and the store row says inbound and
+//! `twilio:<CallSid>` with the caller's hangup.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use callbridge_crm_store::{Direction, EndReason, SessionState, Store};
+use callbridge_session::carrier::signature::{payload_hash, sign_hs256, twilio_signature};
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+
+const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+const TOKEN: &str = "twilio-test-token";
+const SECRET: &str = "vonage-test-secret";
+const PUBLIC: &str = "http://agent.test";
+
+fn config(dir: &Path) -> std::path::PathBuf {
+    let text = format!(
+        "[sip]\nbind = \"127.0.0.1:0\"\nallowed_peers = [\"127.0.0.1/32\"]\n\
+         [rtp]\nport_min = 41000\nport_max = 41039\n[calls]\nmax_concurrent = 4\n\
+         [model]\nprovider = \"mock\"\n\
+         [store]\ndatabase = \"agent.db\"\nrecordings_dir = \"rec\"\n\
+         [http]\nbind = \"127.0.0.1:0\"\n\
+         [carrier.twilio]\nenabled = true\npublic_url = \"{PUBLIC}\"\nverify_signatures = true\n\
+         [carrier.vonage]\nenabled = true\npublic_url = \"{PUBLIC}\"\nverify_signatures = true\n"
+    );
+    let path = dir.join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start(cfg: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(AGENT)
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .env_remove("GEMINI_API_KEY")
+        .env("TWILIO_AUTH_TOKEN", TOKEN)
+        .env("VONAGE_SIGNATURE_SECRET", SECRET)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
+        .await
+        .expect("ready within 30 s")
+        .unwrap();
+    let http = line.trim().split_once(" http=").unwrap().1.parse().unwrap();
+    (child, http)
+}
+
+/// One HTTP/1.1 request; returns the status and the body.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: agent.test\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
+    let i = s.find(a).unwrap() + a.len();
+    &s[i..i + s[i..].find(b).unwrap()]
+}
+
+fn start_msg(call_sid: &str, token: &str) -> String {
+    format!(
+        r#"{{"event":"start","sequenceNumber":"1","streamSid":"MZ{call_sid}","start":{{"streamSid":"MZ{call_sid}","accountSid":"ACtest","callSid":"{call_sid}","tracks":["inbound"],"customParameters":{{"token":"{token}","from":"+15550001111","to":"+15550002222"}},"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}}}}"#
+    )
+}
+
+fn rms(b: &[u8]) -> f64 {
+    let mut pcm = vec![0i16; b.len()];
+    callbridge_rtp::g711::ulaw_decode(b, &mut pcm);
+    let s: f64 = pcm.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+    (s / pcm.len().max(1) as f64).sqrt()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_calls_through_the_agent_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(&config(dir.path())).await;
+    let form = "CallSid=CA0e2e&From=%2B15550001111&To=%2B15550002222";
+    let params = [
+        ("CallSid", "CA0e2e"),
+        ("From", "+15550001111"),
+        ("To", "+15550002222"),
+    ];
+    let url = format!("{PUBLIC}/carrier/twilio/voice");
+    let ct = ("content-type", "application/x-www-form-urlencoded");
+    // Unsigned and wrongly signed webhooks: 403.
+    let (st, _) = http(addr, "POST", "/carrier/twilio/voice", &[ct], form).await;
+    assert_eq!(st, 403, "unsigned");
+    let bad = twilio_signature(b"other-token", &url, &params);
+    let (st, _) = http(
+        addr,
+        "POST",
+        "/carrier/twilio/voice",
+        &[ct, ("x-twilio-signature", &bad)],
+        form,
+    )
+    .await;
+    assert_eq!(st, 403, "wrong key");
+    let sig = twilio_signature(TOKEN.as_bytes(), &url, &params);
+    let (st, twiml) = http(
+        addr,
+        "POST",
+        "/carrier/twilio/voice",
+        &[ct, ("x-twilio-signature", &sig)],
+        form,
+    )
+    .await;
+    assert_eq!(st, 200, "{twiml}");
+    assert!(
+        twiml.contains(r#"<Connect><Stream url="ws://agent.test/carrier/twilio/ws">"#),
+        "{twiml}"
+    );
+    let token = between(&twiml, r#"<Parameter name="token" value=""#, "\"").to_owned();
+
+    // Vonage: unsigned answer 403, signed answer an NCCO, signed event 204.
+    let (st, _) = http(
+        addr,
+        "GET",
+        "/carrier/vonage/answer?uuid=u-1&from=447700900001&to=447700900002",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(st, 403);
+    let now = jiff::Timestamp::now().as_second();
+    let jwt = sign_hs256(SECRET.as_bytes(), &serde_json::json!({"iat": now}));
+    let auth = format!("Bearer {jwt}");
+    let (st, ncco) = http(
+        addr,
+        "GET",
+        "/carrier/vonage/answer?uuid=u-1&from=447700900001&to=447700900002",
+        &[("authorization", &auth)],
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{ncco}");
+    let ncco: serde_json::Value = serde_json::from_str(&ncco).unwrap();
+    assert_eq!(
+        ncco[0]["endpoint"][0]["uri"],
+        "ws://agent.test/carrier/vonage/ws"
+    );
+    assert_eq!(
+        ncco[0]["endpoint"][0]["content-type"],
+        "audio/l16;rate=16000"
+    );
+    assert_eq!(ncco[0]["endpoint"][0]["headers"]["uuid"], "u-1");
+    let ev = r#"{"status":"ringing","uuid":"u-1","direction":"inbound"}"#;
+    let jwt = sign_hs256(
+        SECRET.as_bytes(),
+        &serde_json::json!({"iat": now, "payload_hash": payload_hash(ev.as_bytes())}),
+    );
+    let auth = format!("Bearer {jwt}");
+    let (st, _) = http(
+        addr,
+        "POST",
+        "/carrier/vonage/events",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        ev,
+    )
+    .await;
+    assert_eq!(st, 204);
+    let tampered = ev.replace("ringing", "answered");
+    let (st, _) = http(
+        addr,
+        "POST",
+        "/carrier/vonage/events",
+        &[("authorization", &auth)],
+        &tampered,
+    )
+    .await;
+    assert_eq!(st, 403, "payload hash checked");
+
+    // The Twilio stream.
+    let ws_url = format!("ws://{addr}/carrier/twilio/ws");
+    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    ws.send(Message::text(
+        r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::text(start_msg("CA0e2e", &token)))
+        .await
+        .unwrap();
+    let mut heard = false;
+    let mut media = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !heard {
+        let m = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .expect("greeting within 15 s");
+        let Some(Ok(Message::Text(t))) = m else {
+            panic!("socket ended: {m:?}")
+        };
+        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+        match v["event"].as_str() {
+            Some("media") => {
+                media += 1;
+                let b = B64.decode(v["media"]["payload"].as_str().unwrap()).unwrap();
+                assert_eq!(b.len(), 160);
+                heard = rms(&b) > 300.0;
+            }
+            Some("mark") => ws.send(Message::text(t.as_str().to_owned())).await.unwrap(),
+            _ => {}
+        }
+    }
+    assert!(media > 0);
+    // A second stream for the same call is refused.
+    let (mut second, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    second
+        .send(Message::text(start_msg("CA0e2e", &token)))
+        .await
+        .unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = second.next().await {
+            if let Message::Close(f) = m {
+                return f.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, Some(1008));
+    // The caller hangs up.
+    ws.send(Message::text(r#"{"event":"stop","streamSid":"MZCA0e2e","stop":{"accountSid":"ACtest","callSid":"CA0e2e"}}"#)).await.unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = i32::try_from(child.id().unwrap()).unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGTERM)
+    };
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let store = Store::open(dir.path().join("agent.db")).unwrap();
+    let list = store
+        .list_sessions(&Default::default(), 10, None)
+        .unwrap()
+        .items;
+    assert_eq!(list.len(), 1, "one session: the refused stream made none");
+    let s = &list[0];
+    assert_eq!(s.direction, Direction::Inbound);
+    assert_eq!(s.sip_call_id.as_deref(), Some("twilio:CA0e2e"));
+    assert_eq!(s.state, SessionState::Ended);
+    assert_eq!(s.end_reason, Some(EndReason::CallerHangup));
+}
