@@ -22,6 +22,8 @@ use crate::store_writer::StoreOp;
 
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
 const SPEECH_EVERY: u32 = 10;
+/// Ticks between two playback progress reports to the model (100 ms).
+const PROGRESS_EVERY: u64 = 5;
 /// Ticks between two store batch flushes (1 s).
 const FLUSH_EVERY: u64 = 50;
 
@@ -347,6 +349,9 @@ impl Call {
                     self.inputs
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
                 }
+                if self.ticks.is_multiple_of(PROGRESS_EVERY) {
+                    self.report_progress();
+                }
                 if self.ticks.is_multiple_of(FLUSH_EVERY) {
                     if let Some(st) = self.stream.as_ref().and_then(|s| s.stats()) {
                         self.metrics.media_stats(&st);
@@ -358,6 +363,28 @@ impl Call {
             TransportEvent::Hangup => {
                 info!("the carrier ended the stream");
                 self.inputs.push_back(Input::Sip(SipInput::Bye));
+            }
+        }
+    }
+
+    /// Tells the model how much of the reply playing now the caller has
+    /// heard (what the carrier confirmed by marks, else what our pacing
+    /// sent), when it changed: a barge-in truncates the reply there
+    /// (OpenAI `conversation.item.truncate`).
+    fn report_progress(&mut self) {
+        if !self.downlink.is_busy() {
+            return;
+        }
+        let played = match self.stream.as_ref().and_then(|s| s.frames_played()) {
+            Some(f) => std::time::Duration::from_millis(
+                f.saturating_sub(self.reply_base).saturating_mul(20),
+            ),
+            None => self.downlink.played(),
+        };
+        if self.last_progress != Some(played) {
+            self.last_progress = Some(played);
+            if let Some(m) = &self.model {
+                m.playback_progress(played);
             }
         }
     }
@@ -417,6 +444,7 @@ impl Call {
             ModelEvent::Audio(chunk) => {
                 if !self.downlink.is_busy() {
                     self.downlink.new_reply();
+                    self.last_progress = None;
                     self.reply_base = self
                         .stream
                         .as_ref()

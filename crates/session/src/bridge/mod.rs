@@ -131,6 +131,8 @@ pub(crate) struct Call {
     /// Frames of the reply the carrier confirmed played at the last
     /// barge-in (for the model's truncation).
     played_at_clear: Option<u64>,
+    /// The playback progress last reported to the model.
+    last_progress: Option<std::time::Duration>,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
     closed: bool,
@@ -222,6 +224,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         transfer_id: None,
         reply_base: 0,
         played_at_clear: None,
+        last_progress: None,
         metrics,
         closed: false,
     };

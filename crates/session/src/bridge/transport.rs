@@ -122,6 +122,14 @@ impl Transport {
         }
     }
 
+    /// Frames the far end confirmed played, where it can (carrier marks).
+    pub fn frames_played(&self) -> Option<u64> {
+        match self {
+            Transport::Rtp(_) => None,
+            Transport::Carrier(c) => Some(c.frames_played()),
+        }
+    }
+
     /// The RTP stream, for what only RTP has (the peer's address).
     pub fn rtp(&self) -> Option<&MediaStream> {
         match self {

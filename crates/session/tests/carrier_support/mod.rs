@@ -22,6 +22,8 @@ pub struct FakeCarrier {
     ends: SocketEnds,
     /// Answer markers (Twilio `mark`, Vonage `notify`) as they arrive.
     pub echo_marks: bool,
+    /// Stop answering markers after this many (the rest "not played yet").
+    pub echo_limit: Option<usize>,
     pub marks: Vec<u64>,
     pub clears: usize,
     pub media_frames: usize,
@@ -75,6 +77,7 @@ impl FakeCarrier {
             kind,
             ends,
             echo_marks: true,
+            echo_limit: None,
             marks: Vec::new(),
             clears: 0,
             media_frames: 0,
@@ -132,7 +135,9 @@ impl FakeCarrier {
                         "mark" => {
                             let name = v["mark"]["name"].as_str().unwrap().to_owned();
                             self.marks.push(name[1..].parse().unwrap());
-                            if self.echo_marks {
+                            if self.echo_marks
+                                && self.echo_limit.is_none_or(|l| self.marks.len() <= l)
+                            {
                                 let sid = v["streamSid"].as_str().unwrap();
                                 self.send(WsMessage::Text(format!(
                                     r#"{{"event":"mark","streamSid":"{sid}","mark":{{"name":"{name}"}}}}"#
