@@ -77,20 +77,20 @@ fn hundred_sequential_calls_leave_nothing_behind() {
         assert_eq!(m.value(g), Some(0.0), "{g} after 100 calls");
     }
 
+    let growth = rss_100 as i64 - rss_10 as i64;
+    println!("== 100 sequential calls through the agent binary ({wall:.1?} wall, debug build) ==");
+    println!(
+        "VmRSS after call 10: {rss_10} KiB, after call 100: {rss_100} KiB, growth {growth} KiB"
+    );
+    println!("live tasks now: {:?}", m.value("callbridge_live_tasks"));
     let first_audio = m
         .histogram("callbridge_answer_to_first_audio_seconds")
         .expect("answer-to-first-audio histogram");
     let reply = m
         .histogram("callbridge_caller_stop_to_agent_audio_seconds")
         .expect("caller-stop-to-agent-audio histogram");
-    let growth = rss_100 as i64 - rss_10 as i64;
-    println!("== 100 sequential calls through the agent binary ({wall:.1?} wall, debug build) ==");
     println!("answer-to-first-audio:       {first_audio}");
     println!("caller-stop-to-agent-audio:  {reply}");
-    println!(
-        "VmRSS after call 10: {rss_10} KiB, after call 100: {rss_100} KiB, growth {growth} KiB"
-    );
-    println!("live tasks now: {:?}", m.value("callbridge_live_tasks"));
     assert!(
         first_audio.count >= 90.0,
         "first audio measured on {first_audio}"

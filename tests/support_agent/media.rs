@@ -49,10 +49,9 @@ impl MockModel {
 impl Drop for MockModel {
     fn drop(&mut self) {
         if let (Some(mock), Some(rt)) = (self.mock.take(), self.rt.take()) {
-            let _ = rt.block_on(tokio::time::timeout(
-                Duration::from_secs(5),
-                mock.shutdown(),
-            ));
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), mock.shutdown()).await
+            });
             rt.shutdown_timeout(Duration::from_secs(2));
         }
     }
