@@ -11,7 +11,7 @@ mod support_agent;
 use std::time::{Duration, Instant};
 
 use support_agent::sipp::Sipp;
-use support_agent::{Agent, Opts, check_wav};
+use support_agent::{Agent, Opts, check_wav, latency_notes, summary_ms};
 
 /// Short calls: INVITE, answer, greeting for this long, BYE.
 const SHORT_CALL_MS: u64 = 300;
@@ -89,8 +89,29 @@ fn hundred_sequential_calls_leave_nothing_behind() {
     let reply = m
         .histogram("callbridge_caller_stop_to_agent_audio_seconds")
         .expect("caller-stop-to-agent-audio histogram");
-    println!("answer-to-first-audio:       {first_audio}");
-    println!("caller-stop-to-agent-audio:  {reply}");
+    let store = agent.store();
+    let notes_first = latency_notes(&store, &sessions, "answer_to_first_audio_ms");
+    let notes_reply = latency_notes(&store, &sessions, "caller_stop_to_agent_audio_ms");
+    println!(
+        "answer-to-first-audio (store, per call):      {}",
+        summary_ms(&notes_first)
+    );
+    println!("answer-to-first-audio (/metrics histogram):   {first_audio}");
+    println!(
+        "caller-stop-to-agent-audio (store, per turn): {}",
+        summary_ms(&notes_reply)
+    );
+    println!("caller-stop-to-agent-audio (/metrics):        {reply}");
+    assert_eq!(
+        notes_first.len() as f64,
+        first_audio.count,
+        "store and /metrics agree"
+    );
+    assert_eq!(
+        notes_reply.len() as f64,
+        reply.count,
+        "store and /metrics agree"
+    );
     assert!(
         first_audio.count >= 90.0,
         "first audio measured on {first_audio}"

@@ -606,3 +606,38 @@ pub fn wav_channel_rms(path: &Path) -> (f64, f64) {
     };
     (rms(0), rms(1))
 }
+
+/// Latency figures (ms) a set of sessions carry as store events (kind
+/// `note`, `{"metric": NAME, "value": N}`), sorted.
+pub fn latency_notes(store: &Store, sessions: &[Session], metric: &str) -> Vec<u64> {
+    let mut out = Vec::new();
+    for s in sessions {
+        let rec = store.load_session(s.id).unwrap();
+        for e in &rec.events {
+            if e.kind == callbridge_crm_store::EventKind::Note && e.detail["metric"] == metric {
+                if let Some(v) = e.detail["value"].as_u64() {
+                    out.push(v);
+                }
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// "n=.. min=.. p50=.. p95=.. max=.. mean=.. ms" of sorted figures.
+pub fn summary_ms(sorted: &[u64]) -> String {
+    if sorted.is_empty() {
+        return "n=0".into();
+    }
+    let pick = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let mean = sorted.iter().sum::<u64>() as f64 / sorted.len() as f64;
+    format!(
+        "n={} min={} p50={} p95={} max={} mean={mean:.1} ms",
+        sorted.len(),
+        sorted[0],
+        pick(0.5),
+        pick(0.95),
+        sorted[sorted.len() - 1]
+    )
+}
