@@ -1,12 +1,13 @@
 //! End-to-end: SIGTERM with calls up (drain, BYE, valid recordings, exit
-//! 0) and a second signal during the drain (exit at once, sessions marked
-//! interrupted).
+//! 0) and a second signal during the drain (new calls refused with 503
+//! meanwhile; exit at once, sessions marked interrupted).
 
 mod support_agent;
 
 use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{EndReason, SessionState};
+use serde_json::json;
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts, check_wav};
 
@@ -85,6 +86,20 @@ fn second_signal_during_drain_exits_at_once_and_marks_calls_interrupted() {
         let h = support_agent::http::request(agent.http, "GET", "/api/health", None, None).ok()?;
         (h.json()["admitting"] == false).then_some(())
     });
+    // While draining, a new caller gets 503 and an API call request too.
+    Sipp::uac("uac_rejected_503.xml", agent.sip)
+        .within(Duration::from_secs(15))
+        .run()
+        .assert_ok("INVITE during the drain gets 503");
+    let r = agent.request("POST", "/api/calls", Some(&json!({"to": "+15550100777"})));
+    assert_eq!(
+        r.status,
+        503,
+        "POST /api/calls while draining: {}",
+        r.text()
+    );
+    assert!(r.header("Retry-After").is_some(), "503 without Retry-After");
+
     let t0 = Instant::now();
     agent.signal("INT");
     let status = agent.wait_exit(Duration::from_secs(10));
