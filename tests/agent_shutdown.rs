@@ -74,6 +74,9 @@ fn sigterm_with_calls_up_byes_them_finalizes_recordings_and_exits_0() {
 fn second_signal_during_drain_exits_at_once_and_marks_calls_interrupted() {
     let mut agent = Agent::start(Opts {
         drain_timeout: "60s",
+        // Somewhere to call, so POST /api/calls is refused for the drain
+        // and not for a missing target (nothing is dialled).
+        outbound_target: Some(([127, 0, 0, 1], support_agent::free_udp_port()).into()),
         ..Opts::default()
     });
     let callers = Sipp::uac("uac_wait_bye.xml", agent.sip)
