@@ -34,7 +34,6 @@ fn api_turns(v: &Value) -> Vec<(String, String)> {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn inbound_call_with_speech_is_greeted_answered_recorded_and_transcribed() {
     let agent = Agent::start(Opts::default());
     let tap = RtpTap::start(Duration::from_secs(20));
@@ -133,7 +132,6 @@ fn inbound_call_with_speech_is_greeted_answered_recorded_and_transcribed() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn duplicate_bye_is_answered_twice_and_the_call_ends_once() {
     let agent = Agent::start(Opts::default());
     // The second BYE (new transaction, same dialog) must get 200 or 481.
@@ -157,7 +155,6 @@ fn duplicate_bye_is_answered_twice_and_the_call_ends_once() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn bye_from_outside_allowed_peers_is_refused_and_the_call_goes_on() {
     let agent = Agent::start(Opts {
         allowed_peers: vec!["127.0.0.1/32"],
@@ -198,7 +195,6 @@ fn bye_from_outside_allowed_peers_is_refused_and_the_call_goes_on() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn cancel_before_answer_gets_487_and_ends_the_session_cancelled() {
     // The agent rings while the model session is set up and answers once it
     // is ready (or after its answer wait): a model that takes 8 s to set up

@@ -37,7 +37,6 @@ fn talk_call(agent: &Agent) {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn hundred_sequential_calls_leave_nothing_behind() {
     let agent = Agent::start(Opts {
         log_level: "warn",
@@ -127,7 +126,6 @@ fn hundred_sequential_calls_leave_nothing_behind() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn twenty_concurrent_calls_are_all_answered_and_recorded() {
     let agent = Agent::start(Opts {
         log_level: "warn",

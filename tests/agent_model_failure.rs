@@ -56,7 +56,6 @@ fn assert_failed_for_the_model(agent: &Agent) {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn model_refusing_setup_answers_then_hangs_up_politely() {
     let model = refusing_model();
     let agent = agent_for(&model, "answer-then-hangup");
@@ -72,7 +71,6 @@ fn model_refusing_setup_answers_then_hangs_up_politely() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn model_refusing_setup_rejects_with_503_when_configured() {
     let model = refusing_model();
     let agent = agent_for(&model, "reject");

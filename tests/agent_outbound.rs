@@ -31,7 +31,6 @@ fn place_call(agent: &Agent) -> String {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn outbound_call_to_an_answering_uas_runs_ends_and_is_stored() {
     let uas = Sipp::uas("uas_answer.xml").within(Duration::from_secs(30));
     let sipp = uas.spawn();
@@ -65,7 +64,6 @@ fn outbound_call_to_an_answering_uas_runs_ends_and_is_stored() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn outbound_call_to_a_busy_uas_fails_with_486() {
     let uas = Sipp::uas("uas_busy.xml").within(Duration::from_secs(30));
     let sipp = uas.spawn();

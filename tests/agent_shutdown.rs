@@ -24,7 +24,6 @@ fn wait_answered(agent: &Agent, n: usize) {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn sigterm_with_calls_up_byes_them_finalizes_recordings_and_exits_0() {
     let mut agent = Agent::start(Opts {
         drain_timeout: "1s",
@@ -70,7 +69,6 @@ fn sigterm_with_calls_up_byes_them_finalizes_recordings_and_exits_0() {
 }
 
 #[test]
-#[ignore = "needs the agent binary (issue 7: agent-core, agent-http); un-ignored when it lands in main"]
 fn second_signal_during_drain_exits_at_once_and_marks_calls_interrupted() {
     let mut agent = Agent::start(Opts {
         drain_timeout: "60s",

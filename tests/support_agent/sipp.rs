@@ -3,7 +3,7 @@
 //! on 127.0.0.1, and a background sipp is killed when its guard drops.
 
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -14,6 +14,26 @@ use super::{free_udp_port, wait_child};
 /// Media port bases for sipp (its RTP echo socket and rtp_stream sockets
 /// are searched upward from there).
 static NEXT_MEDIA: AtomicU16 = AtomicU16::new(46_000);
+
+/// An even media port base for sipp's `-mp` whose four ports (audio and
+/// video RTP/RTCP, which sipp binds at start) are free right now; sipp's
+/// rtp_stream sockets are searched upward from there. Another process may
+/// still take one before sipp binds it, which is why `Sipp::run` retries a
+/// run that failed to bind before making any call.
+fn free_media_base() -> u16 {
+    for _ in 0..200 {
+        let base = NEXT_MEDIA.fetch_add(20, Ordering::SeqCst);
+        if base > 59_000 {
+            NEXT_MEDIA.store(46_000, Ordering::SeqCst);
+            continue;
+        }
+        let free = (base..base + 4).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no free UDP port block for sipp's media in 46000..59000");
+}
 
 /// The sipp binary; a missing sipp fails the test with the way to get it.
 pub fn sipp_bin() -> PathBuf {
@@ -118,7 +138,7 @@ impl Sipp {
 
     fn base(scenario_name: &str) -> Sipp {
         let port = free_udp_port();
-        let media = NEXT_MEDIA.fetch_add(40, Ordering::SeqCst);
+        let media = free_media_base();
         let args = [
             "-sf",
             &scenario(scenario_name),
@@ -199,9 +219,42 @@ impl Sipp {
         cmd
     }
 
-    /// Runs sipp to completion (bounded by `limit`).
+    /// Runs sipp to completion (bounded by `limit`). A run that could not
+    /// bind its sockets (before any call) is retried on fresh ports, twice.
     pub fn run(&self) -> SippRun {
-        self.spawn().finish()
+        let mut attempt = self.clone();
+        for _ in 0..2 {
+            let run = attempt.spawn().finish();
+            let bind_failed = !run.status.success()
+                && run.stderr.contains("Unable to bind")
+                && run.successful_calls().unwrap_or(0) == 0
+                && run.failed_calls().unwrap_or(0) == 0;
+            if !bind_failed {
+                return run;
+            }
+            eprintln!("sipp could not bind its sockets; retrying on other ports");
+            attempt = attempt.reseat();
+        }
+        attempt.spawn().finish()
+    }
+
+    /// The same run with a new SIP port and media base.
+    fn reseat(&self) -> Sipp {
+        let port = free_udp_port();
+        let media = free_media_base();
+        let mut args = self.args.clone();
+        for i in 0..args.len().saturating_sub(1) {
+            match args[i].as_str() {
+                "-p" => args[i + 1] = port.to_string(),
+                "-mp" => args[i + 1] = media.to_string(),
+                _ => {}
+            }
+        }
+        Sipp {
+            args,
+            port,
+            limit: self.limit,
+        }
     }
 
     /// Starts sipp in the background.
