@@ -49,6 +49,24 @@ pub fn free_udp_port() -> u16 {
     s.local_addr().unwrap().port()
 }
 
+/// Makes `cmd`'s process get SIGKILL when the thread that spawned it (the
+/// test) goes away, so an agent or sipp never outlives a test binary that
+/// was itself killed (a panicking test already kills them in `Drop`).
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    #[allow(unsafe_code, reason = "pre_exec runs prctl, async-signal-safe")]
+    // SAFETY: the closure only calls prctl(2), which is async-signal-safe,
+    // and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Which model the agent talks to.
 #[derive(Debug, Clone)]
 pub enum Model {
@@ -200,6 +218,7 @@ fn command(o: &Opts) -> Command {
         }
     }
     cmd.env_remove("RUST_LOG");
+    die_with_parent(&mut cmd);
     for (k, v) in &o.env {
         cmd.env(k, v);
     }

@@ -201,6 +201,7 @@ impl Sipp {
 
     fn command(&self) -> Command {
         let mut cmd = Command::new(sipp_bin());
+        super::die_with_parent(&mut cmd);
         let mut args = self.args.clone();
         if !args.iter().any(|a| a == "-m") {
             args.extend(["-m".into(), "1".into()]);
