@@ -3,9 +3,9 @@
 //! are `callbridge::api::{CallRequest, CallAccepted, CallStatus}`.
 //!
 //! A request is checked in this order: role (403), body (415/413/400),
-//! numbers (E.164 via `PhoneNumber`, 400), sizes (400), campaign and lead
-//! (400 when missing, 403 for another user's campaign), routing (501 when
-//! no outbound target is configured); then `Manager::originate` (409 lead
+//! numbers (E.164 via `PhoneNumber`, 400), sizes (400), routing (501 when
+//! no outbound target is configured), campaign and lead (400 when missing,
+//! 403 for another user's campaign); then `Manager::originate` (409 lead
 //! busy, 503 + `Retry-After` at capacity, shutting down or when the row
 //! cannot be written). `originate` returns once the session row (owner =
 //! the caller) is in the store, so the 202 comes after it.
@@ -167,7 +167,11 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
     }
 }
 
-/// `POST /api/calls`.
+/// `POST /api/calls`. The numbers become `sip:+NUMBER@domain` (the
+/// outbound domain, else the target's address); `prompt` replaces the
+/// instructions; `greeting` becomes the prompt that makes the model speak
+/// first once the callee answers (`Greeting::OnRequest`; without it the
+/// configured greeting applies); `metadata` goes to the model as context.
 pub async fn create(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -177,16 +181,16 @@ pub async fn create(
     let Json(req) = body?;
     let out = &ctx.state.outbound;
     let mut dial = validate(&req, &out.from)?;
-    let checker = caller.clone();
-    dial = ctx
-        .pool
-        .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
-        .await?;
     let Some(target) = out.target else {
         return Err(ApiError::NotConfigured(
             "outbound calls are not configured (outbound.target)".into(),
         ));
     };
+    let checker = caller.clone();
+    dial = ctx
+        .pool
+        .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
+        .await?;
     let domain = out.domain.clone().unwrap_or_else(|| target.to_string());
     let mut o = OriginateRequest::new(
         format!("sip:{}@{domain}", dial.to.as_str()),

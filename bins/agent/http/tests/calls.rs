@@ -191,6 +191,21 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
         assert_eq!(a.status, status, "{body}");
         assert!(a.error().contains(word), "{body}: {}", a.error());
     }
+    // Without an outbound target nothing can be dialled: 501.
+    let unrouted = super::app(
+        &r.manager,
+        &r.db,
+        r.dir.path(),
+        super::Outbound {
+            target: None,
+            domain: None,
+            from: "+15550100000".into(),
+        },
+    );
+    let req = super::call_request(&r.operator, &json!({"to": "+14155550100"}));
+    let a = super::send(&unrouted, req).await;
+    assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(a.error().contains("outbound.target"), "{}", a.error());
     assert!(r.manager.snapshot().calls.is_empty(), "nothing was dialled");
     assert!(
         r.store()
