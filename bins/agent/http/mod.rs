@@ -123,7 +123,8 @@ pub fn router(state: AppState) -> Router {
 /// The layers around every route, inside out: the body limit, the request
 /// timeout (408), at most `max_in_flight` requests at once (503 beyond,
 /// never queued), a caught panic (500, logged), and last the rewrite of
-/// any non-JSON error into `{"error": ...}`.
+/// any non-JSON error into `{"error": ...}`; around it all, one debug log
+/// line per request (method, path without the query, status, time).
 fn harden(router: Router, timeout: Duration, max_in_flight: usize) -> Router {
     let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     router
@@ -137,4 +138,24 @@ fn harden(router: Router, timeout: Duration, max_in_flight: usize) -> Router {
             error::panicked,
         ))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// Logs each request at debug level once its response starts.
+async fn access_log(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = res.status().as_u16(),
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "http request"
+    );
+    res
 }
