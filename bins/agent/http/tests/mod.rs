@@ -7,6 +7,7 @@
 mod calls;
 mod layers;
 mod reads;
+mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
