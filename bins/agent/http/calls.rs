@@ -5,7 +5,7 @@
 //! A request is checked in this order: role (403), body (415/413/400),
 //! numbers (E.164 via `PhoneNumber`, 400), sizes (400), routing (501 when
 //! no outbound target is configured), campaign and lead (400 when missing,
-//! 403 for another user's campaign); then `Manager::originate` (409 lead
+//! 403 for a campaign the user does not own); then `Manager::originate` (409 lead
 //! busy, 503 + `Retry-After` at capacity, shutting down or when the row
 //! cannot be written). `originate` returns once the session row (owner =
 //! the caller) is in the store, so the 202 comes after it.
@@ -136,7 +136,7 @@ fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiErr
         }
         if !caller.is_admin() && !owns_campaign(store, &caller.0, c)? {
             return Err(ApiError::Forbidden(format!(
-                "campaign {c} belongs to another user"
+                "campaign {c} is not yours (only its owner or an admin may call for it)"
             )));
         }
     }

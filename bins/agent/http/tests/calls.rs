@@ -167,13 +167,13 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
         (
             json!({"to": "+14155550100", "campaign_id": theirs.0}),
             StatusCode::FORBIDDEN,
-            "another user",
+            "is not yours",
         ),
         // The lead's campaign counts when none is given.
         (
             json!({"to": "+14155550100", "lead_id": lead_in_theirs.0}),
             StatusCode::FORBIDDEN,
-            "another user",
+            "is not yours",
         ),
         (
             json!({"to": "+14155550100", "campaign_id": mine.0, "lead_id": lead_in_theirs.0}),
