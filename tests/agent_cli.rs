@@ -308,6 +308,20 @@ async fn finish(mut r: Running) -> (Option<i32>, String, String) {
     (status.code(), out, err)
 }
 
+/// A plain HTTP/1.1 GET; returns the whole response.
+async fn get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .expect("HTTP answer within 5 s")
+        .unwrap();
+    out
+}
+
 /// A one-call SIP caller with an RTP peer.
 struct Caller {
     sip: Handle,
@@ -451,8 +465,14 @@ async fn sigterm_ends_a_live_call_and_a_second_signal_marks_it_interrupted() {
     let r = start(&cfg, &[("CALLBRIDGE_CALLS_DRAIN_TIMEOUT", "30s")]).await;
     let mut caller = Caller::dial(r.sip, 40280..=40299).await;
     assert!(caller.hear_speech().await, "greeting heard");
+    let health = get(r.http, "/api/health").await;
+    assert!(health.contains("\"admitting\":true"), "{health}");
     signal(&r.child, libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Draining: HTTP still answers, and says no calls are admitted.
+    let health = get(r.http, "/api/health").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"admitting\":false"), "{health}");
     signal(&r.child, libc::SIGINT);
     let started = std::time::Instant::now();
     let (code, _, err) = finish(r).await;
