@@ -568,9 +568,27 @@ async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
     );
     assert!(msg.to_ascii_lowercase().contains("expires: 120"), "{msg}");
     assert_eq!(from, r.sip, "sent from the agent's SIP socket");
+    // Accept it: a 200 OK echoing the request's dialog headers.
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for line in msg.split("\r\n") {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" | "contact" => ok += &format!("{line}\r\n"),
+            "to" => ok += &format!("{line};tag=reg1\r\n"),
+            _ => {}
+        }
+    }
+    ok += "Expires: 120\r\nContent-Length: 0\r\n\r\n";
+    registrar.send_to(ok.as_bytes(), from).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     signal(&r.child, libc::SIGTERM);
     let (code, _, err) = finish(r).await;
     assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("registered with the trunk"), "{err}");
     assert!(!err.contains("pw-never-logged"));
 }
 

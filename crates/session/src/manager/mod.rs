@@ -292,6 +292,10 @@ impl Manager {
                 | SipEvent::Dtmf { call, .. }
                 | SipEvent::TransferAccepted { call }
                 | SipEvent::TransferFailed { call, .. } => *call,
+                SipEvent::Registration { id, state } => {
+                    trunk::registration_changed(*id, state);
+                    continue;
+                }
                 _ => continue,
             };
             self.shared.registry().route(call, ev);
