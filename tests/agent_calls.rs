@@ -11,10 +11,11 @@ use std::time::Duration;
 use callbridge_crm_store::{EndReason, SessionState, Speaker};
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
 use serde_json::Value;
+use support_agent::checks::{check_wav, wav_channel_rms};
 use support_agent::media::{MockModel, RtpTap};
 use support_agent::raw_sip::{RawCall, status};
 use support_agent::sipp::Sipp;
-use support_agent::{Agent, Model, Opts, check_wav, wav_channel_rms};
+use support_agent::{Agent, Model, Opts};
 
 /// The transcript turns of a `GET /api/sessions/{id}` body as (speaker, text).
 fn api_turns(v: &Value) -> Vec<(String, String)> {

@@ -10,8 +10,9 @@ mod support_agent;
 
 use std::time::{Duration, Instant};
 
+use support_agent::checks::{check_wav, latency_notes, summary_ms};
 use support_agent::sipp::Sipp;
-use support_agent::{Agent, Opts, check_wav, latency_notes, summary_ms};
+use support_agent::{Agent, Opts};
 
 /// Short calls: INVITE, answer, greeting for this long, BYE.
 const SHORT_CALL_MS: u64 = 300;

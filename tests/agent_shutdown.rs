@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{EndReason, SessionState};
 use serde_json::json;
+use support_agent::checks::check_wav;
 use support_agent::sipp::Sipp;
-use support_agent::{Agent, Opts, check_wav};
+use support_agent::{Agent, Opts};
 
 /// Waits until `n` calls are answered (store) and health shows them.
 fn wait_answered(agent: &Agent, n: usize) {
