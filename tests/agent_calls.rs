@@ -136,11 +136,19 @@ fn inbound_call_with_speech_is_greeted_answered_recorded_and_transcribed() {
 fn duplicate_bye_is_answered_twice_and_the_call_ends_once() {
     let agent = Agent::start(Opts::default());
     // The second BYE (new transaction, same dialog) must get 200 or 481.
-    Sipp::uac("uac_bye_twice.xml", agent.sip)
+    let run = Sipp::uac("uac_bye_twice.xml", agent.sip)
         .pause_ms(600)
         .within(Duration::from_secs(20))
-        .run()
-        .assert_ok("BYE twice");
+        .run();
+    run.assert_ok("BYE twice");
+    println!(
+        "second BYE answered: {}",
+        if run.responses(481) == 1 {
+            "481"
+        } else {
+            "200"
+        }
+    );
     let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
     assert_eq!(sessions.len(), 1, "one INVITE, one session");
     assert_eq!(sessions[0].state, SessionState::Ended);

@@ -96,6 +96,22 @@ impl SippRun {
         stat(&self.stdout, "Successful call")
     }
 
+    /// How many `code` responses the scenario's step counted (sipp's
+    /// message screen, `  481 <----------  1 ...`), summed over the steps
+    /// that expect that code.
+    pub fn responses(&self, code: u16) -> u64 {
+        let screen = self
+            .stdout
+            .rsplit("Messages  Retrans")
+            .next()
+            .unwrap_or_default();
+        screen
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&format!("{code} <")))
+            .filter_map(|l| l.split_whitespace().nth(2)?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The "Failed call" total from sipp's final statistics screen.
     pub fn failed_calls(&self) -> Option<u64> {
         stat(&self.stdout, "Failed call")
