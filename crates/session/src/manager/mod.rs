@@ -41,11 +41,13 @@
 //! # Ok(()) }
 //! ```
 
+mod carrier;
 mod config;
 mod registry;
 mod supervise;
 mod trunk;
 
+pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest};
 
 use std::net::SocketAddr;
@@ -102,6 +104,9 @@ pub enum ManagerError {
     /// No such live session.
     #[error("no such live session")]
     UnknownSession,
+    /// A call with this carrier call id is already live.
+    #[error("a stream for this carrier call is already live")]
+    AlreadyLive,
     /// The session row could not be written (or not within 5 s); the call
     /// was not started.
     #[error("the session row could not be written to the store")]
@@ -412,7 +417,7 @@ impl Manager {
                 None,
                 None,
             )),
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: Some(answer.to_bytes()),
@@ -498,7 +503,7 @@ impl Manager {
             call: None,
             sip_call_id: None,
             row: None,
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: None,
