@@ -1,0 +1,546 @@
+//! The campaign dialer end to end against an in-test fake of the agent's
+//! call API (`campaign_support::fake_agent`), which writes session rows
+//! into the same store: pacing and concurrency, retry and failure over
+//! successive runs, overlapping runs, SIGKILL and rerun, 503 back-off and
+//! the agent-down exit, dry run, DNC, import errors, report, exit codes.
+
+mod campaign_support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use callbridge_crm_store::{LeadStatus, Outcome, PhoneNumber};
+use campaign_support::fake_agent::{FakeAgent, Script};
+use campaign_support::*;
+
+const MS: fn(u64) -> Duration = Duration::from_millis;
+
+fn answer(ms: u64) -> impl Fn(&str) -> Script + Send + Sync + 'static {
+    move |_| Script::Answer(MS(100), MS(ms))
+}
+
+fn run_args<'a>(name: &'a str, agent: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        name,
+        "--agent",
+        agent,
+        "--poll",
+        "50ms",
+        "--agent-wait",
+        "3s",
+    ]
+}
+
+#[test]
+fn run_dials_every_lead_once_within_concurrency_and_rate_and_marks_them_done() {
+    let env = Env::new();
+    let c = env.campaign(
+        "paced",
+        8,
+        &[
+            "--concurrency",
+            "2",
+            "--rate",
+            "240/min",
+            "--max-attempts",
+            "3",
+        ],
+    );
+    let agent = FakeAgent::start(&env.db, answer(600));
+    let out = env.run(&run_args("paced", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // One line per call and a summary (no terminal: no progress bar).
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("lead ")).count(),
+        8,
+        "{stdout}"
+    );
+    assert!(stdout.contains("campaign paced: 8 calls"), "{stdout}");
+    for l in env.leads(&c) {
+        assert_eq!(l.status, LeadStatus::Done, "lead {}", l.id);
+        assert_eq!(l.attempts, 1);
+        assert_eq!(l.last_outcome, Some(Outcome::Completed));
+        assert!(l.last_session.is_some());
+    }
+    let sessions = env.sessions(&c);
+    assert_eq!(sessions.len(), 8);
+    assert!(sessions_per_lead(&sessions).values().all(|&n| n == 1));
+    assert!(
+        max_overlap(&sessions) <= 2,
+        "overlap {}",
+        max_overlap(&sessions)
+    );
+    assert!(agent.seen(|s| s.max_live) <= 2);
+    // 240/min = one call start per 250 ms (a few ms of scheduling slack).
+    assert!(
+        min_start_gap(&sessions) >= MS(240),
+        "{:?}",
+        min_start_gap(&sessions)
+    );
+}
+
+#[test]
+fn busy_and_no_answer_go_to_retry_at_the_policy_delay_then_fail_after_max_attempts() {
+    let env = Env::new();
+    let c = env.campaign(
+        "mixed",
+        3,
+        &[
+            "--concurrency",
+            "3",
+            "--rate",
+            "600/min",
+            "--max-attempts",
+            "2",
+            "--retry-busy",
+            "2s",
+            "--retry-no-answer",
+            "3s",
+        ],
+    );
+    // Lead 0 answers, lead 1 is busy, lead 2 never answers.
+    let agent = FakeAgent::start(&env.db, |to| match index_of(to) {
+        0 => Script::Answer(MS(50), MS(200)),
+        1 => Script::Busy(MS(100)),
+        _ => Script::NoAnswer(MS(300)),
+    });
+    let out = env.run(&run_args("mixed", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let leads = env.leads(&c);
+    assert_eq!(leads[0].status, LeadStatus::Done);
+    for (l, outcome, delay) in [
+        (&leads[1], Outcome::Busy, 2),
+        (&leads[2], Outcome::NoAnswer, 3),
+    ] {
+        assert_eq!(l.status, LeadStatus::Retry);
+        assert_eq!(l.attempts, 1);
+        assert_eq!(l.last_outcome, Some(outcome));
+        // Due again at the policy's delay after the attempt was recorded.
+        let due = l.updated_at.duration_until(l.next_attempt_at);
+        assert_eq!(due.as_secs(), delay, "lead {}", l.id);
+    }
+    // Not due yet: a second run now dials nothing and says nothing.
+    let quiet = env.run(&run_args("mixed", &agent.url()));
+    assert!(
+        quiet.status.success() && quiet.stdout.is_empty(),
+        "{}",
+        show(&quiet)
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let out = env.run(&run_args("mixed", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let leads = env.leads(&c);
+    assert_eq!(leads[0].status, LeadStatus::Done);
+    for l in &leads[1..] {
+        assert_eq!(l.status, LeadStatus::Failed, "lead {}", l.id);
+        assert_eq!(l.attempts, 2);
+    }
+    let per_lead = sessions_per_lead(&env.sessions(&c));
+    assert_eq!(per_lead[&leads[0].id], 1);
+    assert_eq!(per_lead[&leads[1].id], 2);
+    assert_eq!(per_lead[&leads[2].id], 2);
+}
+
+#[test]
+fn two_runs_started_together_one_runs_the_other_exits_0_at_once() {
+    let env = Env::new();
+    let c = env.campaign("twice", 6, &["--concurrency", "3", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, answer(800));
+    let url = agent.url();
+    let args = run_args("twice", &url);
+    let spawn = || {
+        env.cmd(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (
+        wait_bounded(a, Duration::from_secs(30)),
+        wait_bounded(b, Duration::from_secs(30)),
+    );
+    assert!(
+        a.status.success() && b.status.success(),
+        "{}\n{}",
+        show(&a),
+        show(&b)
+    );
+    let held: Vec<_> = [&a, &b]
+        .iter()
+        .filter(|o| String::from_utf8_lossy(&o.stdout).contains("another run holds"))
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().count())
+        .collect();
+    assert_eq!(held, vec![1], "exactly one run stepped aside with one line");
+    let sessions = env.sessions(&c);
+    assert_eq!(sessions.len(), 6);
+    assert!(agent.seen(|s| s.posts_per_lead.values().all(|&n| n == 1)));
+    assert!(env.leads(&c).iter().all(|l| l.status == LeadStatus::Done));
+}
+
+#[test]
+fn sigkill_mid_run_then_rerun_leaves_every_lead_in_one_final_state_never_over_its_attempts() {
+    let env = Env::new();
+    let c = env.campaign("killed", 10, &["--concurrency", "3", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, answer(700));
+    let child = env
+        .cmd(&run_args("killed", &agent.url()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it while calls are live and some leads already finished.
+    wait_until(Duration::from_secs(20), "calls done and live", || {
+        let done = env
+            .leads(&c)
+            .iter()
+            .filter(|l| l.status == LeadStatus::Done)
+            .count();
+        done >= 2 && agent.live() >= 2
+    });
+    let mut child = child;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let in_progress = env
+        .leads(&c)
+        .iter()
+        .filter(|l| l.status == LeadStatus::InProgress)
+        .count();
+    assert!(in_progress >= 1, "the kill left claims behind");
+    let out = env.run(&run_args("killed", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("killed run"), "{stdout}");
+    let sessions = env.sessions(&c);
+    let per_lead = sessions_per_lead(&sessions);
+    for l in env.leads(&c) {
+        assert_eq!(l.status, LeadStatus::Done, "lead {}", l.id);
+        let calls = per_lead.get(&l.id).copied().unwrap_or(0);
+        assert_eq!(calls, 1, "lead {} dialled {calls} times", l.id);
+        assert!(calls <= l.attempts);
+    }
+    assert!(agent.seen(|s| s.posts_per_lead.values().all(|&n| n == 1)));
+}
+
+#[test]
+fn at_capacity_503_backs_off_without_using_attempts_then_dials_when_capacity_returns() {
+    let env = Env::new();
+    let c = env.campaign("capacity", 3, &["--concurrency", "1", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, answer(100));
+    agent.set_unavailable(true);
+    let child = env
+        .cmd(&[
+            "run",
+            "capacity",
+            "--agent",
+            &agent.url(),
+            "--poll",
+            "50ms",
+            "--agent-wait",
+            "20s",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "two refused POSTs", || {
+        agent.seen(|s| s.refused_503) >= 2
+    });
+    // While refused, no lead has used an attempt.
+    assert!(
+        env.leads(&c)
+            .iter()
+            .all(|l| l.attempts <= 1 && l.status != LeadStatus::Retry)
+    );
+    agent.set_unavailable(false);
+    let out = wait_bounded(child, Duration::from_secs(30));
+    assert!(out.status.success(), "{}", show(&out));
+    for l in env.leads(&c) {
+        assert_eq!(
+            (l.status, l.attempts),
+            (LeadStatus::Done, 1),
+            "lead {}",
+            l.id
+        );
+    }
+    let refused = agent.seen(|s| s.refused_503);
+    // Retry-After: 1 s and exponential back-off: a few tries, not a storm.
+    assert!((2..=6).contains(&refused), "{refused} refused POSTs");
+}
+
+#[test]
+fn agent_down_exits_1_with_a_clear_message_and_leaves_leads_untouched() {
+    let env = Env::new();
+    let c = env.campaign("down", 2, &["--concurrency", "1"]);
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = env.run(&["run", "down", "--agent", &url, "--agent-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("was unavailable for 2 s"), "{stderr}");
+    for l in env.leads(&c) {
+        assert_eq!((l.status, l.attempts), (LeadStatus::Pending, 0));
+    }
+    // 503 for longer than --agent-wait: the same.
+    let agent = FakeAgent::start(&env.db, answer(100));
+    agent.set_unavailable(true);
+    let out = env.run(&["run", "down", "--agent", &agent.url(), "--agent-wait", "2s"]);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at capacity"));
+    assert!(env.leads(&c).iter().all(|l| l.attempts == 0));
+}
+
+#[test]
+fn wrong_token_exits_1_and_gives_the_claim_back() {
+    let env = Env::new();
+    let c = env.campaign("token", 1, &[]);
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let out = env
+        .cmd(&run_args("token", &agent.url()))
+        .env("CALLBRIDGE_TOKEN", "cbt_wrong")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
+    assert_eq!(env.leads(&c)[0].attempts, 0);
+    // No token at all is a usage error.
+    let out = env
+        .cmd(&run_args("token", &agent.url()))
+        .env_remove("CALLBRIDGE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+}
+
+#[test]
+fn dry_run_lists_due_leads_and_says_why_others_are_skipped() {
+    let env = Env::new();
+    // A window open now in UTC (the hour around now), closed in a zone 12 h away.
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let start = (now.hour() as u16 * 60 + now.minute() as u16 + 1440 - 60) % 1440;
+    let end = (start + 120) % 1440;
+    let window = format!(
+        "{:02}:{:02}-{:02}:{:02}",
+        start / 60,
+        start % 60,
+        end / 60,
+        end % 60
+    );
+    let c = env.campaign(
+        "window",
+        0,
+        &[
+            "--window",
+            &window,
+            "--days",
+            "all",
+            "--tz",
+            "UTC",
+            "--max-attempts",
+            "1",
+            "--concurrency",
+            "5",
+        ],
+    );
+    let csv = format!(
+        "phone,time_zone\n{},\n{},Pacific/Kiritimati\n{},\n{},\n",
+        number(0),
+        number(1),
+        number(2),
+        number(3)
+    );
+    let f = env.file("w.csv", &csv);
+    env.ok(&["import", "window", f.to_str().unwrap()]);
+    env.ok(&["dnc", "add", &number(2)]);
+    // Leads 0 and 3 use their only attempt (lead 1's window is closed,
+    // lead 2 is on the DNC list: the claim hands out just these two).
+    {
+        let mut s = env.store();
+        let now = jiff::Timestamp::now();
+        let claimed = s.claim_due_leads(c.id, now, 10).unwrap();
+        assert_eq!(claimed.len(), 2);
+        for cl in claimed {
+            s.record_attempt(cl.lead.id, Outcome::Busy, None, now)
+                .unwrap();
+        }
+    }
+    let out = env.ok(&["run", "window", "--dry-run"]);
+    assert!(out.contains("would dial 0 leads"), "{out}");
+    assert!(
+        out.contains("outside the calling window in Pacific/Kiritimati"),
+        "{out}"
+    );
+    assert!(
+        out.contains("status do-not-call") || out.contains("on the do-not-call list"),
+        "{out}"
+    );
+    assert!(out.contains("status failed"), "{out}");
+    // The zone's window really is closed for the claim too: nothing dialled.
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let run = env.run(&run_args("window", &agent.url()));
+    assert!(run.status.success(), "{}", show(&run));
+    assert!(agent.seen(|s| s.posts_per_lead.is_empty()));
+}
+
+#[test]
+fn dry_run_reports_not_due_and_due_leads() {
+    let env = Env::new();
+    let c = env.campaign("due", 2, &["--retry-busy", "1h"]);
+    {
+        let mut s = env.store();
+        let now = jiff::Timestamp::now();
+        let cl = s.claim_due_leads(c.id, now, 1).unwrap();
+        s.record_attempt(cl[0].lead.id, Outcome::Busy, None, now)
+            .unwrap();
+    }
+    let out = env.ok(&["run", "due", "--dry-run"]);
+    assert!(out.contains("would dial 1 leads"), "{out}");
+    assert!(out.contains("(attempt 1)"), "{out}");
+    assert!(out.contains("not due until"), "{out}");
+}
+
+#[test]
+fn a_dnc_number_is_never_dialled_even_when_imported_later() {
+    let env = Env::new();
+    env.ok(&["dnc", "add", &number(1), "--reason", "asked by phone"]);
+    let c = env.campaign("dnc", 3, &["--concurrency", "3", "--rate", "600/min"]);
+    // Added to the list after import: also never dialled.
+    env.ok(&["dnc", "add", &number(2)]);
+    let list = env.ok(&["dnc", "list"]);
+    assert!(
+        list.contains(&number(1)) && list.contains(&number(2)),
+        "{list}"
+    );
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let out = env.run(&run_args("dnc", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let leads = env.leads(&c);
+    assert_eq!(leads[0].status, LeadStatus::Done);
+    assert_eq!(leads[1].status, LeadStatus::DoNotCall);
+    assert_eq!(leads[2].status, LeadStatus::DoNotCall);
+    assert_eq!(agent.seen(|s| s.posts_per_lead.len()), 1);
+    assert!(env.sessions(&c).iter().all(|s| s.lead == Some(leads[0].id)));
+    // Removing it does not revive its leads.
+    env.ok(&["dnc", "remove", &number(2)]);
+    assert!(
+        !env.store()
+            .is_dnc(&PhoneNumber::parse(&number(2)).unwrap())
+            .unwrap()
+    );
+}
+
+#[test]
+fn import_with_a_bad_row_names_its_line_and_imports_nothing() {
+    let env = Env::new();
+    let c = env.campaign("import", 0, &[]);
+    let f = env.file(
+        "bad.csv",
+        &format!(
+            "phone,name\n{},Ada\n12345,Bob\n{},Cy\n",
+            number(0),
+            number(1)
+        ),
+    );
+    let out = env.run(&["import", "import", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.csv:3: phone"), "{stderr}");
+    assert!(env.leads(&c).is_empty());
+}
+
+#[test]
+fn report_has_one_row_per_call_in_every_format_and_show_has_the_funnel() {
+    let env = Env::new();
+    let c = env.campaign("report", 2, &["--concurrency", "2", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, |to| match index_of(to) {
+        0 => Script::Answer(MS(50), MS(300)),
+        _ => Script::Busy(MS(50)),
+    });
+    assert!(env.run(&run_args("report", &agent.url())).status.success());
+    let json = env.ok(&["report", "report", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.len(), 2);
+    let by_phone = |p: &str| rows.iter().find(|r| r["phone"] == p).unwrap().clone();
+    let a = by_phone(&number(0));
+    assert_eq!(a["outcome"], "completed");
+    assert_eq!(a["name"], "Lead 0");
+    assert!(a["duration_s"].as_f64().unwrap() > 0.2);
+    let b = by_phone(&number(1));
+    assert_eq!(
+        (b["outcome"].as_str(), b["sip_status"].as_u64()),
+        (Some("busy"), Some(486))
+    );
+    let csv = env.ok(&["report", "report", "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("started,session,lead,phone,name,outcome"));
+    let table = env.ok(&["report", "report"]);
+    assert_eq!(table.lines().count(), 3, "{table}");
+    let since = env.ok(&[
+        "report",
+        "report",
+        "--since",
+        "2099-01-01T00:00:00Z",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(since.lines().count(), 1, "{since}");
+    let show_out = env.ok(&["show", "report"]);
+    assert!(
+        show_out.contains("completed    1") && show_out.contains("busy         1"),
+        "{show_out}"
+    );
+    assert!(show_out.contains("answer rate 50.0%"), "{show_out}");
+    assert!(show_out.contains("done         1"), "{show_out}");
+    let _ = c;
+}
+
+#[test]
+fn paused_campaign_and_nothing_due_are_quiet_exit_0_and_bad_usage_is_exit_2() {
+    let env = Env::new();
+    let c = env.campaign("quiet", 1, &["--paused"]);
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let out = env.run(&run_args("quiet", &agent.url()));
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(env.leads(&c)[0].attempts, 0);
+    env.ok(&["resume", "quiet"]);
+    assert!(env.run(&run_args("quiet", &agent.url())).status.success());
+    // Everything done: quiet.
+    let out = env.run(&run_args("quiet", &agent.url()));
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "{}",
+        show(&out)
+    );
+    for bad in [
+        vec!["create", "x", "--window", "9-18"],
+        vec!["create", "x", "--rate", "0/min"],
+        vec!["run", "no-such-campaign"],
+        vec!["frobnicate"],
+    ] {
+        let out = env.run(&bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", show(&out));
+    }
+    let p = env.file("p.txt", "prompt");
+    let out = env.run(&[
+        "create",
+        "y",
+        "--prompt-file",
+        p.to_str().unwrap(),
+        "--tz",
+        "Mars/Base",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let out = env.run(&["list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("quiet"));
+}
