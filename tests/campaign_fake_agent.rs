@@ -544,3 +544,89 @@ fn paused_campaign_and_nothing_due_are_quiet_exit_0_and_bad_usage_is_exit_2() {
     let out = env.run(&["list"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("quiet"));
 }
+
+#[test]
+fn voicemail_reported_by_the_agent_follows_the_voicemail_retry_delay() {
+    let env = Env::new();
+    let c = env.campaign(
+        "voicemail",
+        1,
+        &["--retry-voicemail", "2h", "--retry-failed", "1m"],
+    );
+    let agent = FakeAgent::start(&env.db, |_| Script::Voicemail(MS(50), MS(200)));
+    let out = env.run(&run_args("voicemail", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let l = &env.leads(&c)[0];
+    assert_eq!(
+        (l.status, l.last_outcome),
+        (LeadStatus::Retry, Some(Outcome::Voicemail))
+    );
+    assert_eq!(
+        l.updated_at.duration_until(l.next_attempt_at).as_secs(),
+        7200
+    );
+}
+
+#[test]
+fn sigterm_stops_claiming_lets_live_calls_finish_and_exits_0() {
+    let env = Env::new();
+    let c = env.campaign("term", 6, &["--concurrency", "2", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, answer(1500));
+    let child = env
+        .cmd(&run_args("term", &agent.url()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "two live calls", || {
+        agent.live() == 2
+    });
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = wait_bounded(child, Duration::from_secs(20));
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SIGTERM: no new calls"));
+    let leads = env.leads(&c);
+    let done = leads
+        .iter()
+        .filter(|l| l.status == LeadStatus::Done)
+        .count();
+    assert_eq!(done, 2, "the two live calls finished and were recorded");
+    assert!(
+        leads
+            .iter()
+            .filter(|l| l.status != LeadStatus::Done)
+            .all(|l| l.status == LeadStatus::Pending && l.attempts == 0)
+    );
+}
+
+#[test]
+fn max_duration_stops_claiming_new_leads() {
+    let env = Env::new();
+    // One call start every 2 s; the run may claim for 1 s: one call.
+    let c = env.campaign("short", 3, &["--concurrency", "3", "--rate", "30/min"]);
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let url = agent.url();
+    let mut args = run_args("short", &url);
+    args.extend(["--max-duration", "1s"]);
+    let out = env.run(&args);
+    assert!(out.status.success(), "{}", show(&out));
+    let leads = env.leads(&c);
+    assert_eq!(
+        leads
+            .iter()
+            .filter(|l| l.status == LeadStatus::Done)
+            .count(),
+        1
+    );
+    assert_eq!(
+        leads
+            .iter()
+            .filter(|l| l.status == LeadStatus::Pending)
+            .count(),
+        2
+    );
+}

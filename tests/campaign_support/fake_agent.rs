@@ -18,7 +18,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody, outcome_of};
 use callbridge_crm_store::{
-    CampaignId, EndReason, Finish, LeadId, NewSession, Party, SessionId, SessionState, Store,
+    CampaignId, EndReason, Finish, LeadId, NewSession, Outcome, Party, SessionId, SessionState,
+    Store,
 };
 use jiff::Timestamp;
 
@@ -35,6 +36,9 @@ pub enum Script {
     Busy(Duration),
     /// Rings until the ring timeout (the duration), then 480.
     NoAnswer(Duration),
+    /// Answered by voicemail after the first duration, which takes the
+    /// message for the second; the agent reports the outcome `voicemail`.
+    Voicemail(Duration, Duration),
 }
 
 /// What the fake saw.
@@ -51,6 +55,7 @@ pub struct Seen {
 struct Inner {
     store: Mutex<Store>,
     live: Mutex<HashMap<SessionId, Option<i64>>>,
+    voicemail: Mutex<std::collections::HashSet<SessionId>>,
     script: Box<dyn Fn(&str) -> Script + Send + Sync>,
     unavailable: Mutex<bool>,
     seen: Mutex<Seen>,
@@ -147,6 +152,14 @@ async fn play(inner: Arc<Inner>, id: SessionId, script: Script) {
             tokio::time::sleep(talk).await;
             Finish::ended(EndReason::CallerHangup, now())
         }
+        Script::Voicemail(ring, talk) => {
+            inner.voicemail.lock().unwrap().insert(id);
+            tokio::time::sleep(ring).await;
+            set(SessionState::Answered);
+            set(SessionState::Active);
+            tokio::time::sleep(talk).await;
+            Finish::ended(EndReason::AgentHangup, now())
+        }
         Script::Busy(after) => {
             tokio::time::sleep(after).await;
             let mut f = Finish::failed(EndReason::Busy, now());
@@ -179,6 +192,14 @@ async fn status(
         return err(StatusCode::NOT_FOUND, "no such call");
     };
     let live = inner.live.lock().unwrap().contains_key(&sid);
+    let voicemail = inner.voicemail.lock().unwrap().contains(&sid);
+    let outcome = outcome_of(s.state, s.end_reason, s.sip_status).map(|o| {
+        if voicemail && o == Outcome::Completed {
+            "voicemail".to_owned()
+        } else {
+            o.as_str().to_owned()
+        }
+    });
     Json(CallStatus {
         id,
         state: s.state.as_str().into(),
@@ -188,7 +209,7 @@ async fn status(
         lead_id: s.lead.map(|l| l.0),
         end_reason: s.end_reason.map(|r| r.as_str().into()),
         sip_status: s.sip_status,
-        outcome: outcome_of(s.state, s.end_reason, s.sip_status).map(|o| o.as_str().into()),
+        outcome,
         created_at: s.created_at.to_string(),
         answered_at: s.answered_at.map(|t| t.to_string()),
         ended_at: s.ended_at.map(|t| t.to_string()),
@@ -203,6 +224,7 @@ impl FakeAgent {
         let inner = Arc::new(Inner {
             store: Mutex::new(Store::open(db).unwrap()),
             live: Mutex::new(HashMap::new()),
+            voicemail: Mutex::new(std::collections::HashSet::new()),
             script: Box::new(script),
             unavailable: Mutex::new(false),
             seen: Mutex::new(Seen::default()),

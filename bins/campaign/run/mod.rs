@@ -342,6 +342,8 @@ impl Runner {
                 Some(b) if b > next_dial => b,
                 _ => next_dial,
             };
+            // Wake at the deadline too, so a run past it stops at once.
+            let wake = self.deadline.map_or(wake, |d| wake.min(d));
             let can_dial = claiming && !idle && tasks.len() < self.concurrency;
             tokio::select! {
                 Some(sig) = sig_rx.recv() => {
@@ -370,6 +372,11 @@ impl Runner {
                     self.out.update(tasks.len(), self.tally.calls, remaining);
                 }
                 () = tokio::time::sleep_until(wake), if can_dial => {
+                    // The deadline or the agent wait may have passed while asleep.
+                    if !self.may_claim() {
+                        claiming = false;
+                        continue;
+                    }
                     match self.claim().await {
                         Ok(Some(lead)) => {
                             next_dial = Instant::now() + self.period;

@@ -70,3 +70,90 @@ pub fn reconcile(store: &mut Store, c: CampaignId, now: Timestamp) -> Result<Rec
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use callbridge_crm_store::{
+        CampaignSettings, CampaignStatus, EndReason, Finish, LeadStatus, NewLead, NewSession,
+        PhoneNumber,
+    };
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_763_380_800 + s).unwrap()
+    }
+
+    #[test]
+    fn each_leftover_claim_is_released_recorded_or_adopted_by_its_session() {
+        let mut store = Store::open(":memory:").unwrap();
+        let mut s = CampaignSettings::new("c", "gemini");
+        s.max_concurrent = 10;
+        let c = store.create_campaign(&s, t(0)).unwrap();
+        store
+            .set_campaign_status(c, CampaignStatus::Active, t(0))
+            .unwrap();
+        let leads: Vec<NewLead> = (0..4)
+            .map(|i| NewLead::new(PhoneNumber::parse(&format!("+1555000000{i}")).unwrap()))
+            .collect();
+        let ids = store.add_leads(c, &leads, t(0)).unwrap();
+        assert_eq!(store.claim_due_leads(c, t(1), 10).unwrap().len(), 4);
+        let call = |store: &mut Store, lead| {
+            let id = SessionId::new_v4();
+            let mut n = NewSession::outbound(id, t(2));
+            n.campaign = Some(c);
+            n.lead = Some(lead);
+            store.create_session(&n).unwrap();
+            id
+        };
+        // ids[0]: killed before the POST (no session).
+        // ids[1]: its call ended (answered, hung up).
+        let ended = call(&mut store, ids[1]);
+        store
+            .finish_session(ended, &Finish::ended(EndReason::CallerHangup, t(3)))
+            .unwrap();
+        // ids[2]: its call is still live in a running agent (this process).
+        let live = call(&mut store, ids[2]);
+        // ids[3]: its call failed busy.
+        let busy = call(&mut store, ids[3]);
+        let mut f = Finish::failed(EndReason::Busy, t(3));
+        f.sip_status = Some(486);
+        store.finish_session(busy, &f).unwrap();
+
+        let r = reconcile(&mut store, c, t(4)).unwrap();
+        assert_eq!(
+            r.released.iter().map(|l| l.id).collect::<Vec<_>>(),
+            [ids[0]]
+        );
+        let mut recorded: Vec<_> = r.recorded.iter().map(|(l, s, o)| (l.id, *s, *o)).collect();
+        recorded.sort_by_key(|r| r.0);
+        assert_eq!(
+            recorded,
+            [
+                (ids[1], ended, Outcome::Completed),
+                (ids[3], busy, Outcome::Busy)
+            ]
+        );
+        assert_eq!(
+            r.adopted
+                .iter()
+                .map(|(l, s)| (l.id, *s))
+                .collect::<Vec<_>>(),
+            [(ids[2], live)]
+        );
+        let get = |i: usize| store.get_lead(ids[i]).unwrap();
+        // Released: the attempt is given back.
+        assert_eq!((get(0).status, get(0).attempts), (LeadStatus::Pending, 0));
+        assert_eq!((get(1).status, get(1).attempts), (LeadStatus::Done, 1));
+        assert_eq!(get(1).last_session, Some(ended));
+        assert_eq!(
+            (get(2).status, get(2).attempts),
+            (LeadStatus::InProgress, 1)
+        );
+        assert_eq!((get(3).status, get(3).attempts), (LeadStatus::Retry, 1));
+        // A second reconcile finds only the adopted live call, which it
+        // adopts again (this process claims it); nothing is recorded twice.
+        let again = reconcile(&mut store, c, t(5)).unwrap();
+        assert!(again.released.is_empty() && again.recorded.is_empty());
+        assert_eq!(again.adopted.len(), 1);
+    }
+}
