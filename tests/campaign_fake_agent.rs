@@ -298,25 +298,52 @@ fn agent_down_exits_1_with_a_clear_message_and_leaves_leads_untouched() {
 }
 
 #[test]
-fn wrong_token_exits_1_and_gives_the_claim_back() {
+fn token_refused_by_the_agent_exits_1_and_gives_the_claim_back() {
     let env = Env::new();
     let c = env.campaign("token", 1, &[]);
     let agent = FakeAgent::start(&env.db, answer(100));
-    let out = env
-        .cmd(&run_args("token", &agent.url()))
-        .env("CALLBRIDGE_TOKEN", "cbt_wrong")
-        .output()
-        .unwrap();
+    agent.set_reject_tokens(true);
+    let out = env.run(&run_args("token", &agent.url()));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
     assert_eq!(env.leads(&c)[0].attempts, 0);
-    // No token at all is a usage error.
-    let out = env
-        .cmd(&run_args("token", &agent.url()))
-        .env_remove("CALLBRIDGE_TOKEN")
-        .output()
+}
+
+#[test]
+fn unknown_missing_or_non_owner_tokens_are_usage_errors_before_any_claim() {
+    let env = Env::new();
+    let c = env.campaign("owned", 1, &[]);
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let run = |token: Option<&str>| {
+        let mut cmd = env.cmd(&run_args("owned", &agent.url()));
+        match token {
+            Some(t) => cmd.env("CALLBRIDGE_TOKEN", t),
+            None => cmd.env_remove("CALLBRIDGE_TOKEN"),
+        };
+        cmd.output().unwrap()
+    };
+    let unknown = run(Some(
+        "cbt_0123456789abcdef_0123456789abcdef0123456789abcdef0123456789abcdef",
+    ));
+    assert_eq!(unknown.status.code(), Some(2), "{}", show(&unknown));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not known to the store"));
+    let missing = run(None);
+    assert_eq!(missing.status.code(), Some(2), "{}", show(&missing));
+    // Another operator, who does not own the campaign.
+    let other = callbridge_crm_store::ApiToken::generate().unwrap();
+    env.store()
+        .create_user(
+            &callbridge_crm_store::PersonName::new("other").unwrap(),
+            callbridge_crm_store::Role::AgentOperator,
+            &other,
+            jiff::Timestamp::now(),
+        )
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let not_owner = run(Some(&other.expose()));
+    assert_eq!(not_owner.status.code(), Some(2), "{}", show(&not_owner));
+    assert!(String::from_utf8_lossy(&not_owner.stderr).contains("--owner other"));
+    assert!(agent.seen(|s| s.posts_per_lead.is_empty()));
+    assert_eq!(env.leads(&c)[0].attempts, 0);
 }
 
 #[test]

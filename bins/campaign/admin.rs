@@ -7,7 +7,7 @@ use std::time::Duration;
 use callbridge::api::outcome_of;
 use callbridge_crm_store::{
     CallingWindow, Campaign, CampaignSettings, CampaignStatus, ImportMode, PhoneNumber,
-    SessionFilter, Store,
+    SessionFilter, Store, UserId,
 };
 use jiff::Timestamp;
 
@@ -29,8 +29,30 @@ fn read_file(path: &std::path::Path) -> Result<String> {
     })
 }
 
+/// The user called `name` (names are not unique: more than one is an error).
+fn user_named(store: &Store, name: &str) -> Result<UserId> {
+    let found: Vec<UserId> = store
+        .list_users()?
+        .into_iter()
+        .filter(|u| u.name.as_str() == name)
+        .map(|u| u.id)
+        .collect();
+    match found.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(CampaignError::Usage(format!(
+            "--owner `{name}`: no such user (create it with `agent user add {name} --role agent-operator`)"
+        ))),
+        _ => Err(CampaignError::Usage(format!(
+            "--owner `{name}`: several users have that name"
+        ))),
+    }
+}
+
 /// Applies the given options onto `s`.
-fn apply(s: &mut CampaignSettings, a: &SettingsArgs) -> Result<()> {
+fn apply(store: &Store, s: &mut CampaignSettings, a: &SettingsArgs) -> Result<()> {
+    if let Some(o) = &a.owner {
+        s.owner = Some(user_named(store, o)?);
+    }
     if let Some(p) = &a.prompt_file {
         s.system_prompt = read_file(p)?;
     }
@@ -89,7 +111,7 @@ pub fn create(store: &mut Store, a: &CreateArgs, now: Timestamp) -> Result<()> {
         ));
     }
     let mut s = CampaignSettings::new(&a.name, "gemini");
-    apply(&mut s, &a.settings)?;
+    apply(store, &mut s, &a.settings)?;
     let id = store.create_campaign(&s, now)?;
     let status = if a.paused {
         CampaignStatus::Paused
@@ -105,7 +127,7 @@ pub fn create(store: &mut Store, a: &CreateArgs, now: Timestamp) -> Result<()> {
 pub fn update(store: &mut Store, a: &UpdateArgs, now: Timestamp) -> Result<()> {
     let c = find(store, &a.name)?;
     let mut s = c.settings.clone();
-    apply(&mut s, &a.settings)?;
+    apply(store, &mut s, &a.settings)?;
     if let Some(n) = &a.rename {
         s.name = n.clone();
     }
@@ -202,6 +224,10 @@ pub fn show(store: &Store, name: &str) -> Result<()> {
     let c = find(store, name)?;
     let s = &c.settings;
     println!("campaign {} (id {}), {}", s.name, c.id, c.status);
+    if let Some(o) = s.owner {
+        let name = store.get_user(o).map(|u| u.name.as_str().to_owned());
+        println!("  owner       {}", name.unwrap_or_else(|_| o.to_string()));
+    }
     println!(
         "  window      {}-{} {} ({} for leads without a zone)",
         hhmm(s.window.start_minute()),

@@ -133,6 +133,11 @@ pub struct SettingsArgs {
     /// Model voice.
     #[arg(long)]
     pub voice: Option<String>,
+    /// The user (`agent user add NAME`) that owns the campaign. The agent
+    /// lets an agent-operator token dial and follow only the calls of
+    /// campaigns its user owns (an admin token dials any campaign).
+    #[arg(long)]
+    pub owner: Option<String>,
 }
 
 /// `campaign create`.

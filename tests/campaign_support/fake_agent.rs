@@ -18,13 +18,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody, outcome_of};
 use callbridge_crm_store::{
-    CampaignId, EndReason, Finish, LeadId, NewSession, Outcome, Party, SessionId, SessionState,
-    Store,
+    CampaignId, EndReason, Finish, LeadId, NewSession, Outcome, Party, Role, SessionId,
+    SessionState, Store, User,
 };
 use jiff::Timestamp;
-
-/// The token the fake agent accepts.
-pub const TOKEN: &str = "cbt_fake_operator_token";
 
 /// How a call to a number goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +55,7 @@ struct Inner {
     voicemail: Mutex<std::collections::HashSet<SessionId>>,
     script: Box<dyn Fn(&str) -> Script + Send + Sync>,
     unavailable: Mutex<bool>,
+    reject_tokens: Mutex<bool>,
     seen: Mutex<Seen>,
 }
 
@@ -79,10 +77,17 @@ fn err(status: StatusCode, msg: &str) -> Response {
         .into_response()
 }
 
-fn authorized(h: &HeaderMap) -> bool {
-    h.get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}"))
+/// The token's user, verified against the store as the agent does (and
+/// refused while `reject_tokens` is on).
+fn caller(inner: &Inner, h: &HeaderMap) -> Option<User> {
+    if *inner.reject_tokens.lock().unwrap() {
+        return None;
+    }
+    let token = h
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())?
+        .strip_prefix("Bearer ")?;
+    inner.store.lock().unwrap().verify_token(token).ok()
 }
 
 fn now() -> Timestamp {
@@ -94,8 +99,19 @@ async fn place(
     headers: HeaderMap,
     Json(req): Json<CallRequest>,
 ) -> Response {
-    if !authorized(&headers) {
+    let Some(user) = caller(&inner, &headers) else {
         return err(StatusCode::UNAUTHORIZED, "missing or bad token");
+    };
+    if let Some(c) = req.campaign_id {
+        let owner = inner
+            .store
+            .lock()
+            .unwrap()
+            .get_campaign(CampaignId(c))
+            .map(|c| c.settings.owner);
+        if user.role != Role::Admin && owner.ok().flatten() != Some(user.id) {
+            return err(StatusCode::FORBIDDEN, "campaign belongs to another user");
+        }
     }
     if *inner.unavailable.lock().unwrap() {
         inner.seen.lock().unwrap().refused_503 += 1;
@@ -182,7 +198,7 @@ async fn status(
     headers: HeaderMap,
     UrlPath(id): UrlPath<String>,
 ) -> Response {
-    if !authorized(&headers) {
+    if caller(&inner, &headers).is_none() {
         return err(StatusCode::UNAUTHORIZED, "missing or bad token");
     }
     let Ok(sid) = id.parse::<SessionId>() else {
@@ -227,6 +243,7 @@ impl FakeAgent {
             voicemail: Mutex::new(std::collections::HashSet::new()),
             script: Box::new(script),
             unavailable: Mutex::new(false),
+            reject_tokens: Mutex::new(false),
             seen: Mutex::new(Seen::default()),
         });
         let app = Router::new()
@@ -269,6 +286,11 @@ impl FakeAgent {
     /// Answer every POST with 503 + `Retry-After: 1` (or stop doing so).
     pub fn set_unavailable(&self, on: bool) {
         *self.inner.unavailable.lock().unwrap() = on;
+    }
+
+    /// Answer 401 to every request (or stop doing so).
+    pub fn set_reject_tokens(&self, on: bool) {
+        *self.inner.reject_tokens.lock().unwrap() = on;
     }
 
     /// What it saw so far.

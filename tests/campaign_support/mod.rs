@@ -9,21 +9,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use callbridge_crm_store::{Campaign, Lead, LeadFilter, LeadId, Session, SessionFilter, Store};
+use callbridge_crm_store::{
+    ApiToken, Campaign, Lead, LeadFilter, LeadId, PersonName, Role, Session, SessionFilter, Store,
+};
 
 /// A temporary directory holding the store (and the lock files).
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
+    /// The token of user `dialer` (agent-operator), which owns the
+    /// campaigns `campaign` creates.
+    pub token: String,
 }
 
 impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("crm.sqlite");
-        // Create the schema once, before processes race to.
-        drop(Store::open(&db).unwrap());
-        Env { dir, db }
+        // Create the schema once, before processes race to, and the user.
+        let mut store = Store::open(&db).unwrap();
+        let token = ApiToken::generate().unwrap();
+        store
+            .create_user(
+                &PersonName::new("dialer").unwrap(),
+                Role::AgentOperator,
+                &token,
+                jiff::Timestamp::now(),
+            )
+            .unwrap();
+        Env {
+            dir,
+            db,
+            token: token.expose(),
+        }
     }
 
     /// The `campaign` command with the store and the fake agent's token in
@@ -32,7 +50,7 @@ impl Env {
         let mut c = Command::new(env!("CARGO_BIN_EXE_campaign"));
         c.args(args)
             .env("CALLBRIDGE_STORE_DATABASE", &self.db)
-            .env("CALLBRIDGE_TOKEN", fake_agent::TOKEN)
+            .env("CALLBRIDGE_TOKEN", &self.token)
             .env_remove("CALLBRIDGE_AGENT_URL")
             .env_remove("CALLBRIDGE_CAMPAIGN_LOCK_DIR")
             .stdin(Stdio::null());
@@ -84,6 +102,8 @@ impl Env {
             prompt.to_str().unwrap(),
             "--greeting",
             "Hello, this is Example Ltd.",
+            "--owner",
+            "dialer",
         ];
         args.extend_from_slice(extra);
         self.ok(&args);

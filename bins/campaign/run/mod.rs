@@ -29,7 +29,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge_crm_store::{CampaignStatus, ClaimedLead, Entity, Lead, LeadStatus, Store};
+use callbridge_crm_store::{CampaignStatus, ClaimedLead, Entity, Lead, LeadStatus, Role, Store};
 use jiff::Timestamp;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -58,6 +58,36 @@ pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
             args.token_env
         ))
     })?;
+    // The agent checks the same: a non-admin token dials only campaigns
+    // its user owns. Said here, before anything is claimed.
+    let user = store.verify_token(&token).map_err(|e| match e {
+        callbridge_crm_store::Error::Unauthorized => CampaignError::Usage(format!(
+            "the token in {} is not known to the store (create one with `agent user add NAME --role agent-operator`)",
+            args.token_env
+        )),
+        e => e.into(),
+    })?;
+    match user.role {
+        Role::Admin => {}
+        Role::AgentOperator if c.settings.owner == Some(user.id) => {}
+        Role::AgentOperator => {
+            return Err(CampaignError::Usage(format!(
+                "campaign {} is not owned by {}, the user of the token in {}: \
+                 `campaign update {} --owner {}`, or use an admin token",
+                c.settings.name,
+                user.name.as_str(),
+                args.token_env,
+                c.settings.name,
+                user.name.as_str()
+            )));
+        }
+        _ => {
+            return Err(CampaignError::Usage(format!(
+                "the token in {} belongs to a {} user; dialling needs agent-operator or admin",
+                args.token_env, user.role
+            )));
+        }
+    }
     let agent = Agent::new(&args.agent, token)?;
     let lock_dir = match &args.lock_dir {
         Some(d) => d.clone(),
