@@ -44,6 +44,7 @@
 mod config;
 mod registry;
 mod supervise;
+mod trunk;
 
 pub use config::{ManagerConfig, OriginateRequest};
 
