@@ -307,6 +307,17 @@ fn token_refused_by_the_agent_exits_1_and_gives_the_claim_back() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused the token"));
     assert_eq!(env.leads(&c)[0].attempts, 0);
+    // An address without the call API (wrong URL): exit 1, claim given back.
+    agent.set_reject_tokens(false);
+    let wrong = format!("{}/not-the-agent", agent.url());
+    let out = env.run(&run_args("token", &wrong));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no call API"),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(env.leads(&c)[0].attempts, 0);
 }
 
 #[test]

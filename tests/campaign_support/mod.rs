@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
 pub mod fake_agent;
+pub mod real;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -71,8 +71,9 @@ pub enum CallEnd {
         /// Why.
         why: String,
     },
-    /// The token is refused (401/403); the claim was given back.
-    Auth {
+    /// The agent cannot be used at all (token refused, no call API at the
+    /// address); the claim was given back and the run stops.
+    Fatal {
         /// Why.
         why: String,
     },
@@ -226,7 +227,17 @@ pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
         }
         Err(PostError::Ambiguous(why)) => settle_unknown(ctx, lead, why).await,
         Err(PostError::LeadBusy(why)) => settle_unknown(ctx, lead, why).await,
-        Err(PostError::Auth(why)) => release(&ctx, lead, CallEnd::Auth { why }).await,
+        Err(PostError::Auth(why)) => {
+            let why = format!("the agent refused the token ({why}); check --token-env");
+            release(&ctx, lead, CallEnd::Fatal { why }).await
+        }
+        Err(PostError::NoApi(why)) => {
+            let why = format!(
+                "no call API at {} ({why}); is --agent the agent's HTTP address?",
+                ctx.agent.base()
+            );
+            release(&ctx, lead, CallEnd::Fatal { why }).await
+        }
         Err(PostError::Rejected(why)) => {
             let id = lead.id;
             match ctx

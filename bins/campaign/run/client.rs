@@ -35,6 +35,9 @@ pub enum PostError {
     LeadBusy(String),
     /// 401 or 403: the token is wrong or lacks the role.
     Auth(String),
+    /// 404 or 405: no call API at this address (not the agent, or the
+    /// wrong URL).
+    NoApi(String),
     /// Another 4xx: the agent refuses this call (bad number...).
     Rejected(String),
 }
@@ -146,6 +149,9 @@ impl Agent {
             StatusCode::CONFLICT => Err(PostError::LeadBusy(error_text(status, &bytes))),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(PostError::Auth(error_text(status, &bytes)))
+            }
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                Err(PostError::NoApi(error_text(status, &bytes)))
             }
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
                 Err(PostError::Unavailable {

@@ -188,7 +188,7 @@ struct Tally {
     refused: u64,
     abandoned: u64,
     store_errors: u64,
-    auth: Option<String>,
+    fatal: Option<String>,
     gave_up: Option<String>,
 }
 
@@ -236,7 +236,7 @@ fn line_for(end: &CallEnd) -> String {
             "lead {} {}: the agent refused the call ({why}); recorded as failed",
             lead.id, lead.phone
         ),
-        CallEnd::Auth { why } => format!("the agent refused the token: {why}"),
+        CallEnd::Fatal { why } => format!("stopping: {why}"),
         CallEnd::Abandoned { lead, why } => format!(
             "lead {} {}: lost track of the call ({why}); left for the next run",
             lead.id, lead.phone
@@ -300,7 +300,7 @@ impl Runner {
                 self.backoff.failed(*retry_after, why.clone());
             }
             CallEnd::Refused { .. } => t.refused += 1,
-            CallEnd::Auth { why } => t.auth = Some(why.clone()),
+            CallEnd::Fatal { why } => t.fatal = Some(why.clone()),
             CallEnd::Abandoned { .. } => t.abandoned += 1,
             CallEnd::Store { .. } => t.store_errors += 1,
         }
@@ -308,7 +308,7 @@ impl Runner {
 
     /// Whether new leads may be claimed; records why not once it stops.
     fn may_claim(&mut self) -> bool {
-        if self.tally.auth.is_some() || self.tally.gave_up.is_some() {
+        if self.tally.fatal.is_some() || self.tally.gave_up.is_some() {
             return false;
         }
         if self.backoff.gave_up(self.agent_wait) {
@@ -429,9 +429,9 @@ impl Runner {
         if let Some(e) = fatal {
             return Err(e);
         }
-        if let Some(why) = self.tally.auth.take() {
+        if let Some(why) = self.tally.fatal.take() {
             return Err(CampaignError::Failed(format!(
-                "campaign {}: the agent refused the token ({why}); check --token-env",
+                "campaign {}: {why}",
                 self.name()
             )));
         }
@@ -455,7 +455,7 @@ impl Runner {
     fn summary(&self) {
         let t = &self.tally;
         let touched = t.calls + t.released + t.refused + t.abandoned + t.store_errors;
-        if touched == 0 && self.reconciled == 0 && t.auth.is_none() && t.gave_up.is_none() {
+        if touched == 0 && self.reconciled == 0 && t.fatal.is_none() && t.gave_up.is_none() {
             // Nothing to do: quiet, so cron sends no mail.
             return;
         }
