@@ -260,3 +260,110 @@ fn overlapping_runs_and_a_sigkilled_run_never_dial_a_lead_twice_with_the_real_ag
     }
     assert!(sessions.iter().all(|s| s.state.is_terminal()));
 }
+
+/// The README's example crontab: its variables and its command line.
+fn readme_crontab() -> (Vec<(String, String)>, String) {
+    let readme = include_str!("../README.md");
+    let block = readme
+        .split("```crontab\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("README has a ```crontab block");
+    let mut vars = Vec::new();
+    let mut command = None;
+    for line in block.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or_default();
+        match first.split_once('=') {
+            Some((k, v)) if !k.is_empty() => vars.push((k.to_owned(), v.to_owned())),
+            _ => {
+                // Five schedule fields, then the command.
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                assert!(fields.len() > 5, "schedule line: {line}");
+                command = Some(fields[5..].join(" "));
+            }
+        }
+    }
+    (vars, command.expect("a schedule line"))
+}
+
+#[test]
+fn the_readme_crontab_runs_a_campaign_end_to_end_in_crons_bare_environment() {
+    let (vars, command) = readme_crontab();
+    let keys: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+    for needed in [
+        "PATH",
+        "CALLBRIDGE_STORE_DATABASE",
+        "CALLBRIDGE_AGENT_URL",
+        "CALLBRIDGE_TOKEN",
+    ] {
+        assert!(
+            keys.contains(&needed),
+            "the crontab sets {needed}: {keys:?}"
+        );
+    }
+    let env = Env::new();
+    let sipp = Sipp::start(&env, Duration::from_secs(90));
+    let agent = Agent::start(&env, sipp.addr, 47600);
+    let name = command
+        .split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .expect("campaign run NAME");
+    let c = env.campaign(name, 3, &["--concurrency", "3", "--rate", "600/min"]);
+    // The machine's values for the example's: binary on PATH, store, agent,
+    // token, and the log directory.
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_campaign"))
+        .parent()
+        .unwrap();
+    let logs = env.dir.path().join("log");
+    std::fs::create_dir(&logs).unwrap();
+    let value = |k: &str, v: &str| -> String {
+        match k {
+            "PATH" => format!("{}:{v}", bin_dir.display()),
+            "CALLBRIDGE_STORE_DATABASE" => env.db.display().to_string(),
+            "CALLBRIDGE_AGENT_URL" => agent.url(),
+            "CALLBRIDGE_TOKEN" => env.token.clone(),
+            _ => v.to_owned(),
+        }
+    };
+    let command = command.replace("/var/log/callbridge/", &format!("{}/", logs.display()));
+    let cron = || {
+        let mut sh = std::process::Command::new("/bin/sh");
+        sh.arg("-c").arg(&command).env_clear();
+        for (k, v) in &vars {
+            sh.env(k, value(k, v));
+        }
+        sh.current_dir(env.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        wait_bounded(sh.spawn().unwrap(), Duration::from_secs(60))
+    };
+    let out = cron();
+    // Nothing on stdout or stderr: cron mails nothing when all went well.
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        show(&out)
+    );
+    let log_file = std::fs::read_dir(&logs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let log = std::fs::read_to_string(&log_file).unwrap();
+    assert_eq!(
+        log.lines().filter(|l| l.starts_with("lead ")).count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains(&format!("campaign {name}: 3 calls")), "{log}");
+    assert!(env.leads(&c).iter().all(|l| l.status == LeadStatus::Done));
+    // The next cron run has nothing to do: quiet, nothing logged.
+    let again = cron();
+    assert!(again.status.success() && again.stdout.is_empty() && again.stderr.is_empty());
+    assert_eq!(std::fs::read_to_string(&log_file).unwrap(), log);
+}

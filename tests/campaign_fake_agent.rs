@@ -668,3 +668,32 @@ fn max_duration_stops_claiming_new_leads() {
         2
     );
 }
+
+#[test]
+fn on_a_terminal_the_run_draws_a_progress_bar_with_live_done_and_remaining() {
+    let env = Env::new();
+    let c = env.campaign("tty", 4, &["--concurrency", "2", "--rate", "600/min"]);
+    let agent = FakeAgent::start(&env.db, answer(600));
+    // util-linux `script` gives the run a pseudo-terminal as stdout.
+    let cmdline = format!(
+        "{} run tty --agent {} --poll 50ms",
+        env!("CARGO_BIN_EXE_campaign"),
+        agent.url()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("CALLBRIDGE_STORE_DATABASE", &env.db)
+        .env("CALLBRIDGE_TOKEN", &env.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = wait_bounded(script.spawn().unwrap(), Duration::from_secs(30));
+    assert!(out.status.success(), "{}", show(&out));
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("remaining"), "no bar drawn: {screen:?}");
+    assert!(screen.contains("live "), "{screen:?}");
+    // The per-call lines are still printed above the bar.
+    assert_eq!(screen.matches("-> done").count(), 4, "{screen:?}");
+    assert!(env.leads(&c).iter().all(|l| l.status == LeadStatus::Done));
+}

@@ -1,11 +1,12 @@
-//! What a run shows: on a terminal an indicatif progress bar (calls live,
-//! done, remaining) with the per-call lines above it; without one (cron)
-//! only the per-call lines and the summary, one line each on stdout.
+//! What a run shows: when stdout is a terminal, an indicatif progress bar
+//! on stdout (calls live, done, remaining) with the per-call lines printed
+//! above it; otherwise (cron) only the per-call lines and the summary, one
+//! line each on stdout.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// The run's output.
 #[derive(Debug)]
@@ -17,7 +18,7 @@ impl Progress {
     /// A bar when stdout is a terminal, plain lines otherwise.
     pub fn new() -> Self {
         let bar = std::io::stdout().is_terminal().then(|| {
-            let bar = ProgressBar::new(0);
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout());
             let style = ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}",
             )
