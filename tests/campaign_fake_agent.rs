@@ -697,3 +697,57 @@ fn on_a_terminal_the_run_draws_a_progress_bar_with_live_done_and_remaining() {
     assert_eq!(screen.matches("-> done").count(), 4, "{screen:?}");
     assert!(env.leads(&c).iter().all(|l| l.status == LeadStatus::Done));
 }
+
+/// A window `HH:MM-HH:MM` (UTC) that opens `from_h` hours from now and
+/// lasts an hour.
+fn window_from_now(from_h: i64) -> String {
+    let t = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC);
+    let m = (i64::from(t.hour()) * 60 + i64::from(t.minute()) + from_h * 60).rem_euclid(1440);
+    let e = (m + 60) % 1440;
+    format!("{:02}:{:02}-{:02}:{:02}", m / 60, m % 60, e / 60, e % 60)
+}
+
+#[test]
+fn when_the_window_closes_mid_run_claiming_stops_and_the_live_call_finishes() {
+    let env = Env::new();
+    let c = env.campaign(
+        "closing",
+        6,
+        &["--concurrency", "1", "--rate", "600/min", "--tz", "UTC"],
+    );
+    let agent = FakeAgent::start(&env.db, answer(1000));
+    let child = env
+        .cmd(&run_args("closing", &agent.url()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(15), "a call done and one live", || {
+        let done = env
+            .leads(&c)
+            .iter()
+            .filter(|l| l.status == LeadStatus::Done)
+            .count();
+        done >= 1 && agent.live() == 1
+    });
+    // The window now closes (as if its end time passed): the store's claim
+    // checks it each time, so the run claims nothing more.
+    let closed = window_from_now(3);
+    env.ok(&["update", "closing", "--window", &closed, "--days", "all"]);
+    let out = wait_bounded(child, Duration::from_secs(20));
+    assert!(out.status.success(), "{}", show(&out));
+    let leads = env.leads(&c);
+    let done = leads
+        .iter()
+        .filter(|l| l.status == LeadStatus::Done)
+        .count();
+    let untouched = leads
+        .iter()
+        .filter(|l| l.status == LeadStatus::Pending && l.attempts == 0)
+        .count();
+    // The call live at the change finished and was recorded.
+    assert!((2..=3).contains(&done), "{done} done");
+    assert_eq!(done + untouched, 6, "{leads:?}");
+    let dry = env.ok(&["run", "closing", "--dry-run"]);
+    assert!(dry.contains("outside the calling window in UTC"), "{dry}");
+}
