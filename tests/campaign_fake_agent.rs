@@ -11,7 +11,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use callbridge_crm_store::{LeadStatus, Outcome};
-use campaign_support::fake_agent::{FakeAgent, Script};
+use campaign_support::fake_agent::{FakeAgent, PostMode, Script};
 use campaign_support::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
@@ -496,4 +496,64 @@ fn when_the_window_closes_mid_run_claiming_stops_and_the_live_call_finishes() {
     assert_eq!(done + untouched, 6, "{leads:?}");
     let dry = env.ok(&["run", "closing", "--dry-run"]);
     assert!(dry.contains("outside the calling window in UTC"), "{dry}");
+}
+
+/// Starts a run, waits until the fake holds its POST, SIGKILLs it.
+fn kill_during_post(env: &Env, agent: &FakeAgent, name: &str) {
+    let mut child = env
+        .cmd(&run_args(name, &agent.url()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "a held POST", || {
+        agent.seen(|s| s.hung) >= 1
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    agent.set_post_mode(PostMode::Normal);
+}
+
+#[test]
+fn killed_after_the_agent_wrote_the_call_but_before_the_202_the_rerun_never_redials() {
+    let env = Env::new();
+    let c = env.campaign("after-row", 1, &[]);
+    let agent = FakeAgent::start(&env.db, answer(300));
+    agent.set_post_mode(PostMode::HangAfterRow);
+    kill_during_post(&env, &agent, "after-row");
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::InProgress, 1));
+    let out = env.run(&run_args("after-row", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("killed run"),
+        "{}",
+        show(&out)
+    );
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::Done, 1));
+    // The call the dead run never heard of is this attempt's: not dialled again.
+    assert_eq!(agent.seen(|s| s.posts_per_lead[&l.id.0]), 1);
+    assert_eq!(env.sessions(&c).len(), 1);
+    assert_eq!(l.last_session, Some(env.sessions(&c)[0].id));
+}
+
+#[test]
+fn killed_before_the_call_reached_the_agent_the_rerun_releases_the_claim_and_dials_once() {
+    let env = Env::new();
+    let c = env.campaign("before-row", 1, &[]);
+    let agent = FakeAgent::start(&env.db, answer(300));
+    agent.set_post_mode(PostMode::HangBeforeRow);
+    kill_during_post(&env, &agent, "before-row");
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::InProgress, 1));
+    assert!(env.sessions(&c).is_empty());
+    let out = env.run(&run_args("before-row", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("never dialled; released"), "{said}");
+    // Released (the attempt given back), then dialled once by this run.
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::Done, 1));
+    assert_eq!(env.sessions(&c).len(), 1);
 }

@@ -38,6 +38,19 @@ pub enum Script {
     Voicemail(Duration, Duration),
 }
 
+/// How `POST /api/calls` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostMode {
+    /// Row, then 202 at once.
+    Normal,
+    /// No row and no answer until the mode changes (a request the agent
+    /// never acted on).
+    HangBeforeRow,
+    /// Row and call started, but no answer until the mode changes (the
+    /// dialer dies between the agent's row and the 202).
+    HangAfterRow,
+}
+
 /// What the fake saw.
 #[derive(Debug, Default)]
 pub struct Seen {
@@ -47,6 +60,8 @@ pub struct Seen {
     pub refused_503: u32,
     /// Most calls live at once.
     pub max_live: usize,
+    /// POSTs held without an answer (`PostMode::Hang*`).
+    pub hung: u32,
 }
 
 struct Inner {
@@ -55,6 +70,7 @@ struct Inner {
     voicemail: Mutex<std::collections::HashSet<SessionId>>,
     script: Box<dyn Fn(&str) -> Script + Send + Sync>,
     unavailable: Mutex<bool>,
+    post_mode: Mutex<PostMode>,
     reject_tokens: Mutex<bool>,
     seen: Mutex<Seen>,
 }
@@ -120,6 +136,11 @@ async fn place(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return r;
     }
+    let mode = *inner.post_mode.lock().unwrap();
+    if mode == PostMode::HangBeforeRow {
+        hold(&inner, mode).await;
+        return err(StatusCode::SERVICE_UNAVAILABLE, "held, then refused");
+    }
     {
         let live = inner.live.lock().unwrap();
         if req.lead_id.is_some() && live.values().any(|l| *l == req.lead_id) {
@@ -145,6 +166,9 @@ async fn place(
     }
     let script = (inner.script)(&req.to);
     tokio::spawn(play(Arc::clone(&inner), id, script));
+    if mode == PostMode::HangAfterRow {
+        hold(&inner, mode).await;
+    }
     (
         StatusCode::ACCEPTED,
         Json(CallAccepted {
@@ -153,6 +177,17 @@ async fn place(
         }),
     )
         .into_response()
+}
+
+/// Holds a request while the mode stays `mode` (at most 30 s).
+async fn hold(inner: &Inner, mode: PostMode) {
+    inner.seen.lock().unwrap().hung += 1;
+    for _ in 0..600 {
+        if *inner.post_mode.lock().unwrap() != mode {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn play(inner: Arc<Inner>, id: SessionId, script: Script) {
@@ -243,6 +278,7 @@ impl FakeAgent {
             voicemail: Mutex::new(std::collections::HashSet::new()),
             script: Box::new(script),
             unavailable: Mutex::new(false),
+            post_mode: Mutex::new(PostMode::Normal),
             reject_tokens: Mutex::new(false),
             seen: Mutex::new(Seen::default()),
         });
@@ -286,6 +322,11 @@ impl FakeAgent {
     /// Answer every POST with 503 + `Retry-After: 1` (or stop doing so).
     pub fn set_unavailable(&self, on: bool) {
         *self.inner.unavailable.lock().unwrap() = on;
+    }
+
+    /// How POSTs are answered from now on.
+    pub fn set_post_mode(&self, mode: PostMode) {
+        *self.inner.post_mode.lock().unwrap() = mode;
     }
 
     /// Answer 401 to every request (or stop doing so).
