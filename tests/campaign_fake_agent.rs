@@ -34,7 +34,7 @@ fn run_args<'a>(name: &'a str, agent: &'a str) -> Vec<&'a str> {
 }
 
 #[test]
-fn run_dials_every_lead_once_within_concurrency_and_rate_and_marks_them_done() {
+fn run_dials_every_lead_once_never_above_concurrency_and_marks_them_done() {
     let env = Env::new();
     let c = env.campaign(
         "paced",
@@ -43,11 +43,13 @@ fn run_dials_every_lead_once_within_concurrency_and_rate_and_marks_them_done() {
             "--concurrency",
             "2",
             "--rate",
-            "240/min",
+            "600/min",
             "--max-attempts",
             "3",
         ],
     );
+    // Calls of 700 ms at up to 10 starts a second: the concurrency bound
+    // (2) is what holds them back.
     let agent = FakeAgent::start(&env.db, answer(600));
     let out = env.run(&run_args("paced", &agent.url()));
     assert!(out.status.success(), "{}", show(&out));
@@ -74,12 +76,24 @@ fn run_dials_every_lead_once_within_concurrency_and_rate_and_marks_them_done() {
         max_overlap(&sessions)
     );
     assert!(agent.seen(|s| s.max_live) <= 2);
-    // 240/min = one call start per 250 ms (a few ms of scheduling slack).
-    assert!(
-        min_start_gap(&sessions) >= MS(240),
-        "{:?}",
-        min_start_gap(&sessions)
-    );
+    assert_eq!(max_overlap(&sessions), 2, "both slots used");
+}
+
+#[test]
+fn run_starts_at_most_rate_calls_per_minute_when_concurrency_would_allow_more() {
+    let env = Env::new();
+    let c = env.campaign("rate", 8, &["--concurrency", "8", "--rate", "240/min"]);
+    // Short calls and 8 slots: the rate (one start per 250 ms) holds them back.
+    let agent = FakeAgent::start(&env.db, answer(100));
+    let out = env.run(&run_args("rate", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let sessions = env.sessions(&c);
+    assert_eq!(sessions.len(), 8);
+    assert_paced(&sessions, MS(250));
+    let first = sessions.first().unwrap().created_at;
+    let last = sessions.last().unwrap().created_at;
+    // 8 starts at 250 ms: the last no sooner than 1.75 s after the first.
+    assert!(first.duration_until(last).as_millis() >= 1_700);
 }
 
 #[test]
