@@ -234,7 +234,10 @@ impl CallMetrics {
         let now = RtpCounts::of(s);
         self.shared.rtp(now.since(self.reported));
         self.reported = now;
-        let consumed = self.played + s.jitter.discarded;
+        // Ticks whose event the call did not read in time are counted as
+        // played (most ticks play a packet while audio flows; the estimate
+        // errs low and stops at zero).
+        let consumed = self.played + s.jitter.discarded + s.events_dropped;
         if s.jitter.resyncs != self.resyncs {
             // The buffer started over: so does the estimate.
             self.resyncs = s.jitter.resyncs;
