@@ -69,15 +69,21 @@ fn sixty_leads_all_end_done_within_concurrency_and_pacing_with_the_real_agent() 
     );
     let leads = env.leads(&c);
     assert_eq!(leads.len(), 60);
+    let sessions = env.sessions(&c);
     for l in &leads {
+        let calls: Vec<String> = sessions
+            .iter()
+            .filter(|s| s.lead == Some(l.id))
+            .map(|s| format!("{} {:?} {:?}", s.state, s.end_reason, s.sip_status))
+            .collect();
         assert_eq!(
             (l.status, l.attempts, l.last_outcome),
             (LeadStatus::Done, 1, Some(Outcome::Completed)),
-            "lead {}\n{stdout}",
-            l.id
+            "lead {}: its calls {calls:?}\n--- agent log\n{}",
+            l.id,
+            agent.log()
         );
     }
-    let sessions = env.sessions(&c);
     assert_eq!(sessions.len(), 60);
     let per_lead = sessions_per_lead(&sessions);
     assert_eq!(per_lead.len(), 60);
@@ -90,9 +96,13 @@ fn sixty_leads_all_end_done_within_concurrency_and_pacing_with_the_real_agent() 
     }
     let overlap = max_overlap(&sessions);
     assert!(overlap <= 5, "{overlap} calls at once");
-    // 120/min: one start per 500 ms (the agent stamps the row within a
-    // few ms of the POST).
-    assert_paced(&sessions, Duration::from_millis(500));
+    // 120/min: one start per 500 ms; the agent stamps the row after the
+    // POST, within 1.5 s even on a loaded machine.
+    assert_paced(
+        &sessions,
+        Duration::from_millis(500),
+        Duration::from_millis(1500),
+    );
     let gap = min_start_gap(&sessions);
     let cpm = calls_per_minute(&sessions);
     eprintln!(
