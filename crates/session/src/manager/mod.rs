@@ -139,6 +139,8 @@ impl Shared {
 
     /// Indexes an outbound call by the Call-ID its INVITE carries.
     pub(crate) fn bind_call_id(&self, id: SessionId, call_id: String) {
+        // Called from the call's task: its span learns the Call-ID now.
+        tracing::Span::current().record("call_id", call_id.as_str());
         self.registry().bind_call_id(id, call_id);
     }
 }
@@ -297,6 +299,10 @@ impl Manager {
                 | SipEvent::Dtmf { call, .. }
                 | SipEvent::TransferAccepted { call }
                 | SipEvent::TransferFailed { call, .. } => *call,
+                SipEvent::Registration { id, state } => {
+                    trunk::registration_changed(*id, state);
+                    continue;
+                }
                 _ => continue,
             };
             self.shared.registry().route(call, ev);
