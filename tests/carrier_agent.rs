@@ -186,6 +186,10 @@ async fn carrier_calls_through_the_agent_binary() {
         "audio/l16;rate=16000"
     );
     assert_eq!(ncco[0]["endpoint"][0]["headers"]["uuid"], "u-1");
+    let vonage_token = ncco[0]["endpoint"][0]["headers"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let ev = r#"{"status":"ringing","uuid":"u-1","direction":"inbound"}"#;
     let jwt = sign_hs256(
         SECRET.as_bytes(),
@@ -276,6 +280,35 @@ async fn carrier_calls_through_the_agent_binary() {
         }
     })
     .await;
+    // A Vonage stream: metadata with the NCCO's token, binary L16 frames
+    // both ways; the caller hangs up by closing the socket.
+    let (mut vws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/carrier/vonage/ws"))
+        .await
+        .unwrap();
+    let meta = format!(
+        r#"{{"event":"websocket:connected","content-type":"audio/l16;rate=16000","uuid":"u-1","token":"{vonage_token}","from":"447700900001","to":"447700900002"}}"#
+    );
+    vws.send(Message::text(meta)).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut heard = false;
+    while !heard {
+        let m = tokio::time::timeout_at(deadline, vws.next())
+            .await
+            .expect("Vonage greeting within 15 s");
+        match m {
+            Some(Ok(Message::Binary(b))) => {
+                assert_eq!(b.len(), 640, "one 20 ms L16 16 kHz frame per message");
+                let pcm: Vec<f64> = b
+                    .chunks_exact(2)
+                    .map(|c| f64::from(i16::from_le_bytes([c[0], c[1]])))
+                    .collect();
+                heard = (pcm.iter().map(|v| v * v).sum::<f64>() / 320.0).sqrt() > 300.0;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("Vonage socket ended: {other:?}"),
+        }
+    }
+    vws.close(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = i32::try_from(child.id().unwrap()).unwrap();
     // SAFETY: kill(2) on our own child's pid.
@@ -293,10 +326,31 @@ async fn carrier_calls_through_the_agent_binary() {
         .list_sessions(&Default::default(), 10, None)
         .unwrap()
         .items;
-    assert_eq!(list.len(), 1, "one session: the refused stream made none");
-    let s = &list[0];
-    assert_eq!(s.direction, Direction::Inbound);
-    assert_eq!(s.sip_call_id.as_deref(), Some("twilio:CA0e2e"));
-    assert_eq!(s.state, SessionState::Ended);
-    assert_eq!(s.end_reason, Some(EndReason::CallerHangup));
+    assert_eq!(
+        list.len(),
+        2,
+        "one session per call: the refused stream made none"
+    );
+    for key in ["twilio:CA0e2e", "vonage:u-1"] {
+        let s = list
+            .iter()
+            .find(|s| s.sip_call_id.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no row for {key}"));
+        assert_eq!(s.direction, Direction::Inbound);
+        assert_eq!(s.state, SessionState::Ended);
+        assert_eq!(s.end_reason, Some(EndReason::CallerHangup), "{key}");
+    }
+    // The Vonage status that came before the stream is in the call's events.
+    let v = list
+        .iter()
+        .find(|s| s.sip_call_id.as_deref() == Some("vonage:u-1"))
+        .unwrap();
+    let rec = store.load_session(v.id).unwrap();
+    assert!(
+        rec.events
+            .iter()
+            .any(|e| e.detail["carrier"] == "vonage" && e.detail["status"] == "ringing"),
+        "Vonage ringing status stored: {:?}",
+        rec.events
+    );
 }
