@@ -13,6 +13,7 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until};
 
 use crate::media::{Audio, MediaResult, Plan, Script};
 use crate::relay::Relay;
+use crate::rxstamp;
 use crate::uac::{self, Dialog, Incoming};
 
 /// RFC 3261 T1.
@@ -122,6 +123,7 @@ pub async fn run(shared: Arc<Shared>, index: u64, kind: Kind) -> CallResult {
 async fn run_inner(shared: &Shared, res: &mut CallResult) -> std::io::Result<()> {
     let sip = UdpSocket::bind("127.0.0.1:0").await?;
     let rtp = UdpSocket::bind("127.0.0.1:0").await?;
+    rxstamp::enable(&rtp)?;
     let relay = if res.kind == Kind::Lossy {
         Some(Relay::start(rtp.local_addr()?, res.index.wrapping_mul(0x9e37) + 1).await?)
     } else {
@@ -259,9 +261,13 @@ async fn media(
     };
     let mut tick = tokio::time::interval_at(start, Duration::from_millis(20));
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-    let ssrc = 0x10ad_0000 ^ (d.from_tag.len() as u32) ^ start.elapsed().subsec_nanos();
+    let ssrc = 0x10ad_0000
+        ^ d.call_id
+            .bytes()
+            .fold(0u32, |h, b| h.rotate_left(5) ^ u32::from(b));
     let mut out = Vec::with_capacity(200);
     let mut rbuf = vec![0u8; 2048];
+    let mut cmsg = rxstamp::cmsg_buffer();
     let mut sbuf = vec![0u8; 4096];
     loop {
         tokio::select! {
@@ -270,9 +276,9 @@ async fn media(
                 // A full socket buffer drops the packet, like a network would.
                 let _ = rtp.try_send_to(&out, dest);
             }
-            r = rtp.recv_from(&mut rbuf) => {
-                let (n, _) = r?;
-                script.on_packet(Instant::now(), &rbuf[..n]);
+            r = rxstamp::recv(rtp, &mut rbuf, &mut cmsg) => {
+                let (n, at) = r?;
+                script.on_packet(at, &rbuf[..n]);
             }
             r = sip.recv_from(&mut sbuf) => {
                 let (n, _) = r?;

@@ -30,8 +30,6 @@ pub fn kind_of(i: u64, faults: bool) -> Kind {
 /// What the sampler saw of the agent during the calls.
 #[derive(Debug, Clone, Default)]
 pub struct Watch {
-    /// The first and last readings.
-    pub first: Option<Sample>,
     /// The last reading.
     pub last: Option<Sample>,
     /// Largest RSS.
@@ -66,7 +64,6 @@ pub async fn drive(
                 let s = procstat::sample(pid);
                 let Ok(mut w) = watch.lock() else { return };
                 if let Some(s) = s {
-                    w.first.get_or_insert(s);
                     w.last = Some(s);
                     w.peak_rss = w.peak_rss.max(s.rss);
                     if w.rss_after_100.is_none() && done.load(Ordering::Relaxed) >= 100 {

@@ -17,6 +17,7 @@ mod procstat;
 mod relay;
 mod report;
 mod run;
+mod rxstamp;
 mod stats;
 mod uac;
 

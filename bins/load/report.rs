@@ -163,6 +163,10 @@ pub struct Report {
     pub agent: Option<AgentFigures>,
     /// The mock model's counters.
     pub mock: Option<MockReport>,
+    /// CPU seconds the mock model process used over the calls phase.
+    pub mock_cpu_s: Option<f64>,
+    /// CPU seconds the load tool itself used over the calls phase.
+    pub tool_cpu_s: Option<f64>,
     /// The checks and whether each passed.
     pub checks: Vec<Check>,
 }
@@ -320,6 +324,12 @@ impl Report {
         if !self.dup_bye_statuses.is_empty() {
             let _ = writeln!(o, "duplicate BYE statuses: {:?}", self.dup_bye_statuses);
         }
+        let _ = writeln!(
+            o,
+            "other processes over the calls phase: mock model {} CPU s, load tool {} CPU s",
+            self.mock_cpu_s.map_or("-".into(), |v| format!("{v:.1}")),
+            self.tool_cpu_s.map_or("-".into(), |v| format!("{v:.1}"))
+        );
         if let Some(m) = &self.mock {
             let _ = writeln!(
                 o,

@@ -240,16 +240,25 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         speak: !args.silent,
         barge: !args.silent,
     };
+    let hold = Duration::from_secs_f64(args.hold_s);
     let shared = Arc::new(Shared {
         agent: sip,
-        hold: Duration::from_secs_f64(args.hold_s),
+        hold,
         plan,
         audio: Audio::new(&clips::reply().samples_at(8000)),
         run: u64::from(std::process::id()) << 16 ^ jiff::Timestamp::now().as_second() as u64,
     });
     let pid = started.as_ref().map(|s| s.agent.pid());
-    // Warm-up: one call, so lazily created resources are in the baseline.
-    let warm = call::run(shared.clone(), 0, Kind::Normal).await;
+    // Warm-up: one short call, so lazily created resources are in the
+    // baseline.
+    let warm_up = Arc::new(Shared {
+        agent: sip,
+        hold: hold.min(Duration::from_secs(9)),
+        plan,
+        audio: shared.audio.clone(),
+        run: shared.run ^ 1,
+    });
+    let warm = call::run(warm_up, 0, Kind::Normal).await;
     if warm.outcome != Outcome::Completed {
         return Err(format!("the warm-up call failed: {:?}", warm.outcome));
     }
@@ -257,6 +266,9 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         idle_gauges(s.http).await;
     }
     let base = pid.and_then(procstat::sample);
+    let mock_pid = started.as_ref().map(|s| s.mock.pid());
+    let mock_base = mock_pid.and_then(procstat::sample);
+    let tool_base = procstat::sample(std::process::id());
     let total = args.calls.unwrap_or(args.concurrent as u64);
     let (calls, watch, wall) = drive::drive(
         shared,
@@ -267,7 +279,14 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         pid,
     )
     .await;
+    let cpu_since = |pid: Option<u32>, base: Option<procstat::Sample>| {
+        Some(procstat::sample(pid?)?.cpu_s - base?.cpu_s)
+    };
+    let mock_cpu_s = cpu_since(mock_pid, mock_base);
+    let tool_cpu_s = cpu_since(Some(std::process::id()), tool_base);
     let mut report = Report {
+        mock_cpu_s,
+        tool_cpu_s,
         name: args.name.clone(),
         date: jiff::Timestamp::now()
             .round(jiff::Unit::Second)
