@@ -10,6 +10,14 @@
 //! | `POST /api/calls` | [`CallRequest`] | 202 [`CallAccepted`]; 400/401/403/409 (lead busy)/503 (+ `Retry-After`) [`ErrorBody`] |
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
 //! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 404 |
+//! | `GET /api/health` (no auth) | | 200 [`Health`] |
+//! | `GET /api/sessions?state=&direction=&campaign_id=&since=&until=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
+//! | `GET /api/sessions/{id}` | | 200 [`SessionDetail`]; 404 |
+//! | `GET /api/sessions/{id}/recording` | | 200/206 `audio/wav` (`Range: bytes=`); 404; 416 |
+//!
+//! Every endpoint but health takes `Authorization: Bearer cbt_...`: 401
+//! without a valid token, 403 for a role that may not do this, 404 for a
+//! session the user may not see (so ids do not leak).
 
 use std::collections::BTreeMap;
 
@@ -126,4 +134,137 @@ pub fn outcome_of(
         S::Interrupted => Some(O::Failed),
         S::Created | S::Ringing | S::Answered | S::Active => None,
     }
+}
+
+/// `GET /api/health` (no auth): liveness for load balancers, no caller data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok` while the agent admits calls and the store answers; `draining`
+    /// once a shutdown stopped admission; `degraded` when the store failed
+    /// its check.
+    pub status: String,
+    /// The agent's version.
+    pub version: String,
+    /// Seconds since the agent started.
+    pub uptime_s: u64,
+    /// Live calls.
+    pub active_sessions: usize,
+    /// Their session ids (UUIDs).
+    pub active_ids: Vec<String>,
+    /// Whether new calls are admitted (false while shutting down).
+    pub admitting: bool,
+    /// The model provider as last seen.
+    pub model: ModelHealth,
+    /// Whether the store answered a trivial query just now.
+    pub store_ok: bool,
+}
+
+/// The model provider's reachability in [`Health`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelHealth {
+    /// `gemini`, `openai` or `mock`.
+    pub provider: String,
+    /// Whether the provider answered when last checked; `null` when the
+    /// agent has no check result.
+    pub reachable: Option<bool>,
+    /// When it was last checked (RFC 3339), if ever.
+    pub last_checked: Option<String>,
+}
+
+/// `GET /api/sessions`: one page of sessions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionList {
+    /// The sessions on this page.
+    pub sessions: Vec<SessionView>,
+    /// Pass as `cursor=` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One session row as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// The session id (UUID).
+    pub id: String,
+    /// `inbound`, `outbound` or `unknown`.
+    pub direction: String,
+    /// The store's session state.
+    pub state: String,
+    /// Whether the call is live in this agent now.
+    pub live: bool,
+    /// Why it ended, once terminal.
+    pub end_reason: Option<String>,
+    /// The final SIP status, if any.
+    pub sip_status: Option<u16>,
+    /// The campaign, if any.
+    pub campaign_id: Option<i64>,
+    /// The lead, if any.
+    pub lead_id: Option<i64>,
+    /// The user the call belongs to, if any.
+    pub owner_id: Option<i64>,
+    /// The calling party (E.164 or SIP user part).
+    pub from: Option<String>,
+    /// The called party.
+    pub to: Option<String>,
+    /// The SIP Call-ID.
+    pub sip_call_id: Option<String>,
+    /// Model provider.
+    pub model_provider: Option<String>,
+    /// Model name.
+    pub model: Option<String>,
+    /// When the call started.
+    pub created_at: String,
+    /// When it was answered.
+    pub answered_at: Option<String>,
+    /// When it ended.
+    pub ended_at: Option<String>,
+    /// Answered duration in milliseconds.
+    pub duration_ms: Option<u64>,
+    /// The recording's size in bytes, when there is one (fetch it from
+    /// `GET /api/sessions/{id}/recording`).
+    pub recording_bytes: Option<u64>,
+    /// The post-call summary.
+    pub summary: Option<String>,
+    /// Model input tokens.
+    pub input_tokens: Option<u64>,
+    /// Model output tokens.
+    pub output_tokens: Option<u64>,
+    /// Audio streamed to the model, in milliseconds.
+    pub audio_ms: Option<u64>,
+}
+
+/// `GET /api/sessions/{id}`: the session, its transcript and its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionDetail {
+    /// The session row.
+    pub session: SessionView,
+    /// Transcript turns by sequence number.
+    pub transcript: Vec<TurnView>,
+    /// Call events in the order they were written.
+    pub events: Vec<EventView>,
+}
+
+/// One transcript turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TurnView {
+    /// Sequence number within the session.
+    pub seq: u32,
+    /// `caller` or `agent`.
+    pub speaker: String,
+    /// What was said.
+    pub text: String,
+    /// Start, milliseconds from the call start.
+    pub start_ms: u64,
+    /// End, milliseconds from the call start.
+    pub end_ms: Option<u64>,
+}
+
+/// One call event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventView {
+    /// When it happened (RFC 3339).
+    pub at: String,
+    /// The store's event kind.
+    pub kind: String,
+    /// Details (JSON, no personal data).
+    pub detail: serde_json::Value,
 }

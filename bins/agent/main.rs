@@ -1,12 +1,116 @@
 //! `agent`: the callbridge call server. Configuration, wiring, HTTP and
 //! process life only; the call logic lives in `callbridge-session`.
-#![allow(dead_code, reason = "skeleton: issue 7 wires the HTTP state into run")]
-mod http;
+//!
+//! Modules: [`cli`] (clap), [`config`] (the TOML key tree and environment
+//! overrides), [`settings`] (validation and the mapping onto the session
+//! manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
+//! (the README's first command), [`users`] (`user add`) and `http` (the
+//! API, owned by the HTTP module's authors).
 
-fn main() {
-    // Placeholder until the CLI lands (issue 7): the HTTP module's contract
-    // is referenced here so the skeleton builds warning-free.
-    let _ = http::router;
-    eprintln!("agent: not yet wired (issue 7)");
-    std::process::exit(2);
+mod caller;
+mod cli;
+mod config;
+mod demo;
+#[allow(
+    dead_code,
+    reason = "the HTTP handlers that read State and Outbound land with the agent-http branch"
+)]
+mod http;
+mod logging;
+mod run;
+mod settings;
+mod users;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command, UserCommand};
+use settings::{Secrets, Settings};
+
+/// The process environment (variables that are not valid UTF-8 skipped).
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Settings and secrets, or the message to print before exiting 2.
+fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<(Settings, Secrets), String> {
+    let settings = Settings::load(path, env).map_err(|e| e.to_string())?;
+    let secrets = Secrets::from_env(&settings, env).map_err(|e| e.to_string())?;
+    Ok((settings, secrets))
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn main() -> ExitCode {
+    // clap exits 2 on usage errors and 0 for --help and --version.
+    let cli = Cli::parse();
+    let env = environment();
+    match cli.command {
+        Command::Run(args) => {
+            let (settings, secrets) = match load(&args.config, &env) {
+                Ok(s) => s,
+                Err(m) => {
+                    eprintln!("agent: {m}");
+                    return exit(2);
+                }
+            };
+            logging::init(settings.log_format, &settings.log_level);
+            match runtime() {
+                Ok(rt) => exit(rt.block_on(run::serve(settings, secrets))),
+                Err(e) => {
+                    eprintln!("agent: cannot start the async runtime: {e}");
+                    exit(1)
+                }
+            }
+        }
+        Command::CheckConfig(args) => match load(&args.file.config, &env) {
+            Ok((s, _)) => {
+                println!(
+                    "{}: OK (sip {} public {}, http {}, model {} {}, database {}, recordings {})",
+                    args.file.config.display(),
+                    s.sip_bind,
+                    s.public_ip,
+                    s.http_bind,
+                    s.provider.name(),
+                    s.model,
+                    s.database.display(),
+                    s.recordings_dir.display()
+                );
+                if args.list_env {
+                    for (var, key) in config::env_keys() {
+                        println!("{var}\t{key}");
+                    }
+                }
+                exit(0)
+            }
+            Err(m) => {
+                eprintln!("agent: {m}");
+                exit(2)
+            }
+        },
+        Command::Demo(args) => {
+            logging::init(settings::LogFormat::Text, "warn");
+            match runtime() {
+                Ok(rt) => exit(rt.block_on(demo::run(args))),
+                Err(e) => {
+                    eprintln!("agent: cannot start the async runtime: {e}");
+                    exit(1)
+                }
+            }
+        }
+        Command::User(UserCommand::Add(args)) => exit(users::add(&args, &env)),
+    }
 }

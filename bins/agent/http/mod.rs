@@ -1,16 +1,50 @@
 //! The agent's HTTP API (axum): health, metrics, sessions, recordings and
 //! calls, with bearer-token auth against the store's users. Wire types are
 //! in `callbridge::api`.
+//!
+//! | route | auth | module |
+//! |---|---|---|
+//! | `GET /api/health` | none | [`health`] |
+//! | `GET /metrics` | none | `metrics` |
+//! | `GET /api/sessions`, `GET /api/sessions/{id}` | any role | [`sessions`] |
+//! | `GET /api/sessions/{id}/recording` | any role | [`recording`] |
+//! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | [`calls`] |
+//! | `GET /api/calls/{id}` | any role | [`calls`] |
+//!
+//! Every error is JSON `{"error": "..."}` ([`error`]); request bodies are
+//! limited to [`MAX_BODY`] bytes; store reads run on a small pool of
+//! blocking connections ([`pool`]), never on the async runtime.
 
+mod auth;
+mod calls;
+mod error;
+mod health;
 mod metrics;
+mod pool;
+mod recording;
+mod sessions;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::get;
 use callbridge_session::Manager;
+
+/// The largest request body accepted (413 above it).
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Read connections to the store the HTTP layer keeps at most.
+pub const READ_POOL: usize = 4;
+
+/// Longest time a request may take until its response starts (408 after;
+/// a recording's body streams on without this limit).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where outbound calls go and who they come from.
 #[derive(Debug, Clone)]
@@ -43,9 +77,58 @@ pub struct State {
 /// Shared handle to [`State`].
 pub type AppState = Arc<State>;
 
+/// What the handlers get: the shared [`State`] and the store read pool.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The agent's state.
+    pub state: AppState,
+    /// Read connections to the store.
+    pub pool: Arc<pool::ReadPool>,
+}
+
+impl FromRef<Ctx> for AppState {
+    fn from_ref(ctx: &Ctx) -> AppState {
+        Arc::clone(&ctx.state)
+    }
+}
+
 /// The whole API as one router.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/metrics", axum::routing::get(metrics::handler))
-        .with_state(state)
+    let ctx = Ctx {
+        pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
+        state,
+    };
+    let protected = Router::new()
+        .route("/api/sessions", get(sessions::list))
+        .route("/api/sessions/{id}", get(sessions::get))
+        .route("/api/sessions/{id}/recording", get(recording::get))
+        .route("/api/calls", axum::routing::post(calls::create))
+        .route("/api/calls/{id}", get(calls::get).delete(calls::hangup))
+        .route_layer(axum::middleware::from_fn_with_state(
+            ctx.clone(),
+            auth::require_token,
+        ));
+    let api = Router::new()
+        .route("/api/health", get(health::get))
+        .route("/metrics", get(metrics::handler))
+        .merge(protected)
+        .fallback(error::not_found)
+        .with_state(ctx);
+    harden(api, REQUEST_TIMEOUT)
+}
+
+/// The layers around every route, inside out: the body limit, the request
+/// timeout (408), a caught panic (500, logged), and last the rewrite of any
+/// non-JSON error into `{"error": ...}`.
+fn harden(router: Router, timeout: Duration) -> Router {
+    router
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            error::panicked,
+        ))
+        .layer(axum::middleware::map_response(error::json_errors))
 }

@@ -1,8 +1,8 @@
 //! The call session for callbridge: the pure lifecycle state machine of one
 //! call ([`lifecycle`]), the per-call media bridge that executes it
 //! ([`bridge`]), the [`Manager`] that runs every call as one task tree,
-//! the store writer thread ([`store_writer`]), live-resource [`gauges`] and
-//! post-call [`summary`] support.
+//! the store writer thread ([`store_writer`]), live-resource [`gauges`], the
+//! [`metrics`] registry and post-call [`summary`] support.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod gauges;
 pub mod lifecycle;
 pub mod manager;
+pub mod metrics;
 pub mod store_writer;
 pub mod summary;
 
@@ -19,6 +20,7 @@ pub mod summary;
 #[cfg(feature = "mock")]
 pub use callbridge_llm_bridge::mock;
 pub use manager::{CallInfo, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot};
+pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{
     FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,
 };

@@ -292,8 +292,10 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     let r = rig(fast_script(), |_| {}).await;
     let mut callee = Caller::new().await;
     let callee_addr = callee.sip_addr().await;
-    let (campaign, lead) = {
-        use callbridge_crm_store::{CampaignSettings, NewLead, PhoneNumber, Store};
+    let (campaign, lead, owner) = {
+        use callbridge_crm_store::{
+            ApiToken, CampaignSettings, NewLead, PersonName, PhoneNumber, Role, Store,
+        };
         let mut s = Store::open(&r.db).unwrap();
         let now = callbridge_crm_store::jiff::Timestamp::now();
         let c = s
@@ -301,7 +303,12 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
             .unwrap();
         let phone = PhoneNumber::parse("+15550002222").unwrap();
         let l = s.add_leads(c, &[NewLead::new(phone)], now).unwrap()[0];
-        (Some(c), Some(l))
+        let name = PersonName::new("operator").unwrap();
+        let token = ApiToken::generate().unwrap();
+        let u = s
+            .create_user(&name, Role::AgentOperator, &token, now)
+            .unwrap();
+        (Some(c), Some(l), Some(u))
     };
     let mut req = callbridge_session::OriginateRequest::new(
         format!("sip:+15550002222@{callee_addr}"),
@@ -310,7 +317,13 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     );
     req.lead = lead;
     req.campaign = campaign;
+    req.owner = owner;
     let id = r.manager.originate(req.clone()).await.unwrap();
+    // The row is in the store when `originate` returns (no flush), with
+    // its owner, campaign and lead.
+    let row = r.record(id).session;
+    assert_eq!(row.direction, callbridge_crm_store::Direction::Outbound);
+    assert_eq!((row.owner, row.campaign, row.lead), (owner, campaign, lead));
     assert!(matches!(
         r.manager.originate(req).await,
         Err(callbridge_session::ManagerError::LeadBusy)
@@ -322,12 +335,6 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
             None => panic!("no INVITE reached the callee"),
         }
     };
-    // The row exists before the callee answers.
-    r.manager.flush_store().await;
-    assert_eq!(
-        r.record(id).session.direction,
-        callbridge_crm_store::Direction::Outbound
-    );
     // ...and gets the Call-ID of the INVITE the callee got (written once
     // the driver has placed the call: allow the store a moment).
     let mut row_call_id = None;

@@ -3,7 +3,7 @@
 //! [`super::audio`]).
 
 use callbridge_crm_store::{
-    EventKind, Finish, NewEvent, NewSession, NewTurn, Party, SessionState, SessionUpdate, Speaker,
+    EventKind, Finish, NewEvent, NewTurn, SessionState, SessionUpdate, Speaker,
 };
 use callbridge_llm_bridge::{AudioFrame, ModelEvent, ModelSession, SampleRate, ToolResult};
 use callbridge_rtp::jitter::Playout;
@@ -16,13 +16,12 @@ use super::audio::Uplink;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
-    Action, Direction, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
+    Action, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
     TransferTarget,
 };
+use crate::metrics::call::{SPEECH_RMS, rms};
 use crate::store_writer::StoreOp;
 
-/// Caller energy (RMS) above which a frame counts as speech.
-const SPEECH_RMS: f64 = 400.0;
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
 const SPEECH_EVERY: u32 = 10;
 /// Ticks between two store batch flushes (1 s).
@@ -153,6 +152,7 @@ impl Call {
             Action::CloseModel => self.close_model().await,
             Action::StopMedia => {
                 if let Some(s) = self.stream.take() {
+                    self.metrics.media_stopped(Some(&s.stats()));
                     s.close().await;
                 }
                 self.stream_guard = None;
@@ -176,7 +176,10 @@ impl Call {
                 info!(reason = reason.as_str(), ?sip_status, "call ended");
                 self.shared.store.send(StoreOp::Finish(self.id, f)).await;
             }
-            Action::EmitMetric(m) => debug!(?m, "metric"),
+            Action::EmitMetric(m) => {
+                debug!(?m, "metric");
+                self.metrics.on_metric(m);
+            }
             Action::Closed => self.closed = true,
         }
     }
@@ -185,19 +188,11 @@ impl Call {
         let store = &self.shared.store;
         match state {
             StoreState::Created => {
-                let mut s = match self.direction {
-                    Direction::Inbound => NewSession::inbound(self.id, jiff::Timestamp::now()),
-                    Direction::Outbound => NewSession::outbound(self.id, jiff::Timestamp::now()),
-                };
-                s.sip_call_id = self.sip_call_id.clone();
-                s.from = self.from.as_deref().and_then(|p| Party::new(p).ok());
-                s.to = self.to.as_deref().and_then(|p| Party::new(p).ok());
-                s.campaign = self.campaign;
-                s.lead = self.lead;
-                s.model = Some(self.shared.cfg.model.model.clone());
-                s.model_provider = Some(self.shared.model.provider().to_string());
-                if !store.create(s).await {
-                    warn!("session row could not be written");
+                // Outbound rows were written by `Manager::originate`.
+                if let Some(row) = self.row.take() {
+                    if !store.create(row).await {
+                        warn!("session row could not be written");
+                    }
                 }
             }
             StoreState::Ringing => {
@@ -206,6 +201,7 @@ impl Call {
                     .await
             }
             StoreState::Answered => {
+                self.metrics.answered(super::now());
                 store
                     .send(StoreOp::State(self.id, SessionState::Answered))
                     .await
@@ -240,11 +236,13 @@ impl Call {
     pub(super) fn on_opened(&mut self, r: Result<ModelSession, callbridge_llm_bridge::Error>) {
         match r {
             Ok(m) => {
+                self.metrics.model_opened(true);
                 self.model = Some(m);
                 self.event(EventKind::Model, json!({"ready": true}));
                 self.inputs.push_back(Input::Model(ModelInput::Ready));
             }
             Err(e) => {
+                self.metrics.model_opened(false);
                 warn!(error = %e, "model session could not be opened");
                 self.event(EventKind::Model, json!({"open_failed": e.to_string()}));
                 self.model_guard = None;
@@ -292,7 +290,8 @@ impl Call {
 
     pub(super) fn on_media(&mut self, ev: Option<MediaEvent>) {
         let Some(ev) = ev else {
-            if self.stream.is_some() {
+            if let Some(s) = &self.stream {
+                self.metrics.media_stopped(Some(&s.stats()));
                 warn!("media stream stopped by itself");
                 self.stream = None;
                 self.stream_guard = None;
@@ -323,6 +322,9 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
+                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, &playout, &sent) {
+                    self.event(EventKind::Note, n.detail());
+                }
                 self.send_caller_audio(&pcm);
                 let stream = self.stream.as_ref();
                 let drained = self
@@ -333,6 +335,9 @@ impl Call {
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
                 }
                 if self.ticks.is_multiple_of(FLUSH_EVERY) {
+                    if let Some(s) = &self.stream {
+                        self.metrics.media_stats(&s.stats());
+                    }
                     self.flush_store_now();
                 }
             }
@@ -472,6 +477,10 @@ impl Call {
                 return;
             }
             ModelEvent::GoingAway { .. } => ModelInput::GoingAway,
+            ModelEvent::Resumed => {
+                self.metrics.model_resumed();
+                return;
+            }
             ModelEvent::Error { kind, .. } => {
                 self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
                 ModelInput::Error { fatal: false }
@@ -557,11 +566,6 @@ impl Call {
             self.shared.store.send(StoreOp::Events(self.id, e)).await;
         }
     }
-}
-
-fn rms(x: &[i16]) -> f64 {
-    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum / x.len().max(1) as f64).sqrt()
 }
 
 /// The machine's end reason as the store's (one to one).

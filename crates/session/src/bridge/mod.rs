@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use callbridge_crm_store::{CampaignId, LeadId, NewEvent, NewTurn, SessionId};
+use callbridge_crm_store::{NewEvent, NewSession, NewTurn, SessionId};
 use callbridge_llm_bridge::{
     BoxFuture, CallMetadata, Error as ModelError, ModelEvent, ModelSession, SessionConfig,
     ToolCallId,
@@ -36,6 +36,7 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
+use crate::metrics::call::CallMetrics;
 use audio::{Downlink, Uplink};
 
 /// What the manager puts in a call's mailbox.
@@ -53,10 +54,10 @@ pub(crate) struct CallSpec {
     pub direction: Direction,
     pub call: Option<CallRef>,
     pub sip_call_id: Option<String>,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub campaign: Option<CampaignId>,
-    pub lead: Option<LeadId>,
+    /// The session row the call writes at the machine's
+    /// `WriteStoreState{Created}`; `None` when the manager already wrote it
+    /// (outbound: before `originate` returns).
+    pub row: Option<NewSession>,
     pub stream: MediaStream,
     pub stream_guard: GaugeGuard,
     pub local_media: LocalMedia,
@@ -83,13 +84,9 @@ type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
 pub(crate) struct Call {
     shared: Arc<Shared>,
     id: SessionId,
-    direction: Direction,
     call: Option<CallRef>,
     sip_call_id: Option<String>,
-    from: Option<String>,
-    to: Option<String>,
-    campaign: Option<CampaignId>,
-    lead: Option<LeadId>,
+    row: Option<NewSession>,
     machine: CallMachine,
     inputs: VecDeque<Input>,
     stream: Option<MediaStream>,
@@ -125,6 +122,8 @@ pub(crate) struct Call {
     agent_text: String,
     transcript: Vec<crate::summary::TranscriptLine>,
     transfer_id: Option<ToolCallId>,
+    /// What this call adds to the manager's metrics (see `crate::metrics`).
+    metrics: CallMetrics,
     closed: bool,
 }
 
@@ -146,10 +145,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         direction,
         call,
         sip_call_id,
-        from,
-        to,
-        campaign,
-        lead,
+        row,
         stream,
         stream_guard,
         local_media,
@@ -175,16 +171,13 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             }
         }
     };
+    let metrics = CallMetrics::new(Arc::clone(&shared.metrics));
     let mut c = Call {
         shared,
         id,
-        direction,
         call,
         sip_call_id,
-        from,
-        to,
-        campaign,
-        lead,
+        row,
         machine: CallMachine::new(direction, machine_cfg),
         inputs: VecDeque::with_capacity(8),
         stream: Some(stream),
@@ -218,6 +211,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         agent_text: String::new(),
         transcript: Vec::new(),
         transfer_id: None,
+        metrics,
         closed: false,
     };
     c.open_recorder();

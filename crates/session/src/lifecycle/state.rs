@@ -15,6 +15,27 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// Both directions, in [`Direction::index`] order.
+    pub const ALL: [Direction; 2] = [Direction::Inbound, Direction::Outbound];
+
+    /// `inbound` or `outbound` (the store's and the metrics' label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    /// Its position in [`Direction::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Direction::Inbound => 0,
+            Direction::Outbound => 1,
+        }
+    }
+}
+
 /// Why a call ended: exactly one per call, the first cause that happened.
 ///
 /// The variants are named like the crm-store `EndReason` (kebab-case in the
@@ -51,6 +72,42 @@ pub enum EndReason {
 }
 
 impl EndReason {
+    /// Every reason, in [`EndReason::index`] order.
+    pub const ALL: [EndReason; 13] = [
+        EndReason::CallerHangup,
+        EndReason::AgentHangup,
+        EndReason::NoSpeechTimeout,
+        EndReason::MaxDuration,
+        EndReason::RtpTimeout,
+        EndReason::ModelFailure,
+        EndReason::Shutdown,
+        EndReason::Rejected,
+        EndReason::Cancelled,
+        EndReason::Busy,
+        EndReason::NoAnswer,
+        EndReason::Error,
+        EndReason::Transferred,
+    ];
+
+    /// Its position in [`EndReason::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            EndReason::CallerHangup => 0,
+            EndReason::AgentHangup => 1,
+            EndReason::NoSpeechTimeout => 2,
+            EndReason::MaxDuration => 3,
+            EndReason::RtpTimeout => 4,
+            EndReason::ModelFailure => 5,
+            EndReason::Shutdown => 6,
+            EndReason::Rejected => 7,
+            EndReason::Cancelled => 8,
+            EndReason::Busy => 9,
+            EndReason::NoAnswer => 10,
+            EndReason::Error => 11,
+            EndReason::Transferred => 12,
+        }
+    }
+
     /// The store's kebab-case name (`transferred` is not in the store yet).
     pub fn as_str(self) -> &'static str {
         match self {

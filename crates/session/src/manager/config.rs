@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use callbridge_crm_store::{CampaignId, LeadId};
+use callbridge_crm_store::{CampaignId, LeadId, UserId};
 use callbridge_llm_bridge::{Greeting, SessionConfig};
 use callbridge_rtp::ports::PortPoolConfig;
 
@@ -27,7 +27,18 @@ pub struct ManagerConfig {
     pub retry_after: Duration,
     /// No RTP for this long ends the call (`RtpTimeout`).
     pub rtp_inactivity: Duration,
-    /// The lifecycle policies and timers of each call.
+    /// The lifecycle policies and timers of each call. Among them,
+    /// `machine.model_failure_before_answer` is what an inbound call does
+    /// when its model session cannot be opened before the answer:
+    /// [`ModelFailurePolicy::Reject503`](crate::lifecycle::ModelFailurePolicy::Reject503)
+    /// (the default: 503 to the INVITE, nothing answered) or
+    /// [`ModelFailurePolicy::AnswerThenEnd`](crate::lifecycle::ModelFailurePolicy::AnswerThenEnd)
+    /// (answer, play the fallback, which is silence for now, then BYE).
+    /// Either way the session ends `failed` with reason `model-failure`. A
+    /// model that fails only after `machine.answer_wait` (the call was
+    /// answered while it was still opening) ends with BYE whatever the
+    /// setting. The 503 carries no Retry-After header (the SIP handle's
+    /// `reject` takes none).
     pub machine: crate::lifecycle::Config,
     /// The model session template (endpoint, key, model, voice,
     /// instructions, formats). Inbound calls use `Greeting::OnRequest`
@@ -88,6 +99,9 @@ pub struct OriginateRequest {
     pub campaign: Option<CampaignId>,
     /// The lead; a second originate for a live lead is refused.
     pub lead: Option<LeadId>,
+    /// The user the call belongs to (written to the session row; the HTTP
+    /// API shows a non-admin only their own direct calls).
+    pub owner: Option<UserId>,
     /// Instructions replacing the configured ones.
     pub instructions: Option<String>,
     /// Greeting replacing the configured one.
@@ -102,6 +116,7 @@ impl std::fmt::Debug for OriginateRequest {
             .field("to", &"<redacted>")
             .field("target", &self.target)
             .field("lead", &self.lead)
+            .field("owner", &self.owner)
             .finish()
     }
 }
@@ -115,6 +130,7 @@ impl OriginateRequest {
             target,
             campaign: None,
             lead: None,
+            owner: None,
             instructions: None,
             greeting: None,
             metadata: Vec::new(),

@@ -44,6 +44,7 @@
 mod config;
 mod registry;
 mod supervise;
+mod trunk;
 
 pub use config::{ManagerConfig, OriginateRequest};
 
@@ -51,7 +52,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_crm_store::{SessionId, Store};
+use callbridge_crm_store::{NewSession, Party, SessionId, Store};
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
@@ -71,6 +72,7 @@ use tracing::{info, warn};
 use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
+use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::store_writer::{StoreThread, StoreWriter};
 use crate::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
@@ -100,6 +102,10 @@ pub enum ManagerError {
     /// No such live session.
     #[error("no such live session")]
     UnknownSession,
+    /// The session row could not be written (or not within 5 s); the call
+    /// was not started.
+    #[error("the session row could not be written to the store")]
+    Store,
 }
 
 /// What the manager shares with its call tasks.
@@ -108,6 +114,7 @@ pub(crate) struct Shared {
     pub sip: Handle,
     pub store: StoreWriter,
     pub gauges: Arc<Gauges>,
+    pub metrics: Arc<Metrics>,
     pub model: Arc<dyn RealtimeModel>,
     registry: Mutex<Registry>,
 }
@@ -215,6 +222,7 @@ impl Manager {
             sip,
             store,
             gauges: Arc::new(Gauges::default()),
+            metrics: Arc::new(Metrics::default()),
             model,
             registry: Mutex::new(Registry::new()),
         });
@@ -256,6 +264,14 @@ impl Manager {
     /// The live-resource gauges.
     pub fn gauges(&self) -> &Gauges {
         &self.shared.gauges
+    }
+
+    /// The counters, histograms and gauges of [`crate::metrics`] as of now
+    /// (lock-free reads, plus one short lock for the model reachability).
+    /// With [`Manager::snapshot`] and `callbridge_llm_bridge::stats` this
+    /// is everything `GET /metrics` shows.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
     }
 
     async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
@@ -380,18 +396,16 @@ impl Manager {
             direction: Direction::Inbound,
             call: Some(inc.call),
             sip_call_id: Some(call_id.clone()),
-            from: inc
-                .from
-                .uri()
-                .user()
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
-            to: inc
-                .to
-                .uri()
-                .user()
-                .map(|u| String::from_utf8_lossy(u).into_owned()),
-            campaign: None,
-            lead: None,
+            row: Some(self.session_row(
+                id,
+                Direction::Inbound,
+                Some(call_id.clone()),
+                user_part(inc.from.uri()),
+                user_part(inc.to.uri()),
+                None,
+                None,
+                None,
+            )),
             stream,
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
@@ -406,13 +420,16 @@ impl Manager {
     }
 
     /// Places an outbound call: admits it (refused while another call for
-    /// the same lead is live, at capacity or shutting down), then the call
-    /// task writes the session row and only then sends the INVITE with our
-    /// SDP offer. Returns the session id at once.
+    /// the same lead is live, at capacity or shutting down), writes the
+    /// session row (with the request's campaign, lead and owner) through
+    /// the store thread and waits until it is in the store, then starts the
+    /// call task, which sends the INVITE with our SDP offer. Returns the
+    /// session id once the row is stored, before the INVITE goes out.
     ///
     /// # Errors
     /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
-    /// [`ManagerError::BadUri`] or a media error.
+    /// [`ManagerError::BadUri`], [`ManagerError::Store`] (the row could not
+    /// be written: nothing was started) or a media error.
     pub async fn originate(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
         let to =
             Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
@@ -442,6 +459,24 @@ impl Manager {
                 _ => ManagerError::Unavailable,
             });
         }
+        // The row is in the store before `originate` returns (the HTTP
+        // API answers 202 "row already in the store"); the call task does
+        // not write it again.
+        let row = self.session_row(
+            id,
+            Direction::Outbound,
+            None,
+            user_part(&from),
+            user_part(&to),
+            req.campaign,
+            req.lead,
+            req.owner,
+        );
+        if !self.shared.store.create(row).await {
+            self.shared.registry().withdraw(id);
+            stream.close().await;
+            return Err(ManagerError::Store);
+        }
         let mut model_config = self.shared.cfg.model.clone();
         if let Some(i) = req.instructions {
             model_config.instructions = i;
@@ -456,10 +491,7 @@ impl Manager {
             direction: Direction::Outbound,
             call: None,
             sip_call_id: None,
-            from: from.user().map(|u| String::from_utf8_lossy(u).into_owned()),
-            to: to.user().map(|u| String::from_utf8_lossy(u).into_owned()),
-            campaign: req.campaign,
-            lead: req.lead,
+            row: None,
             stream,
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
@@ -478,6 +510,38 @@ impl Manager {
         };
         self.spawn_call(spec);
         Ok(id)
+    }
+
+    /// The session row of a new call (state `created`).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one row's columns, named at the call sites"
+    )]
+    fn session_row(
+        &self,
+        id: SessionId,
+        direction: Direction,
+        sip_call_id: Option<String>,
+        from: Option<String>,
+        to: Option<String>,
+        campaign: Option<callbridge_crm_store::CampaignId>,
+        lead: Option<callbridge_crm_store::LeadId>,
+        owner: Option<callbridge_crm_store::UserId>,
+    ) -> NewSession {
+        let now = jiff::Timestamp::now();
+        let mut s = match direction {
+            Direction::Inbound => NewSession::inbound(id, now),
+            Direction::Outbound => NewSession::outbound(id, now),
+        };
+        s.sip_call_id = sip_call_id;
+        s.from = from.as_deref().and_then(|p| Party::new(p).ok());
+        s.to = to.as_deref().and_then(|p| Party::new(p).ok());
+        s.campaign = campaign;
+        s.lead = lead;
+        s.owner = owner;
+        s.model = Some(self.shared.cfg.model.model.clone());
+        s.model_provider = Some(self.shared.model.provider().to_string());
+        s
     }
 
     /// Hangs up a live call (`AgentHangup`).
@@ -588,6 +652,11 @@ impl Manager {
                 .take(),
         );
     }
+}
+
+/// The user part of a SIP URI (the phone number, for the store's parties).
+fn user_part(uri: &Uri) -> Option<String> {
+    uri.user().map(|u| String::from_utf8_lossy(u).into_owned())
 }
 
 fn rand_u32() -> u32 {

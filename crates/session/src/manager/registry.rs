@@ -152,9 +152,22 @@ impl Registry {
     /// Removes a call (the one place a call leaves the registry) and counts
     /// its end reason.
     pub fn remove(&mut self, id: SessionId, reason: Option<EndReason>) {
-        let Some(e) = self.by_id.remove(&id) else {
-            return;
-        };
+        if self.unindex(id).is_some() {
+            *self
+                .ended
+                .entry(reason.unwrap_or(EndReason::Error))
+                .or_default() += 1;
+        }
+    }
+
+    /// Takes back an admission whose call never started (its row could
+    /// not be written): frees its keys, counts no end.
+    pub fn withdraw(&mut self, id: SessionId) {
+        self.unindex(id);
+    }
+
+    fn unindex(&mut self, id: SessionId) -> Option<Direction> {
+        let e = self.by_id.remove(&id)?;
         if let Some(cid) = e.call_id {
             self.by_call_id.remove(&cid);
         }
@@ -165,10 +178,7 @@ impl Registry {
         if let Some(l) = e.lead {
             self.by_lead.remove(&l);
         }
-        *self
-            .ended
-            .entry(reason.unwrap_or(EndReason::Error))
-            .or_default() += 1;
+        Some(e.direction)
     }
 
     pub fn calls(&self) -> Vec<(SessionId, Direction, Phase)> {

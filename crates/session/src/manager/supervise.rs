@@ -20,6 +20,8 @@ impl Manager {
         let inner = Arc::clone(&self.inner);
         let guard = shared.gauges.hold(Gauge::CallTask);
         let id = spec.id;
+        let direction = spec.direction;
+        shared.metrics.call_started(direction);
         let token = spec.token.clone();
         let join_timeout = shared.cfg.join_timeout;
         self.inner.tracker.spawn(async move {
@@ -46,6 +48,10 @@ impl Manager {
                 shared.store.send(StoreOp::Finish(id, f)).await;
             }
             shared.registry().remove(id, reason);
+            shared.metrics.call_ended(
+                direction,
+                reason.unwrap_or(crate::lifecycle::EndReason::Error),
+            );
             if let (Some(s), Some(r)) = (&inner.summarizer, report) {
                 if !r.transcript.is_empty() {
                     match s.summarize(&r.transcript).await {

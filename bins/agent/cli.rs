@@ -1,0 +1,130 @@
+//! The command line (clap): `run`, `check-config`, `demo`, `user add`.
+//! Usage errors exit with status 2 (clap's own), as do configuration errors.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Where the configuration file is, unless `--config` says otherwise.
+const DEFAULT_CONFIG: &str = "agent.toml";
+
+/// callbridge call server: connects SIP/RTP phone calls to realtime voice
+/// models, records them and writes every call to the SQLite CRM store.
+#[derive(Debug, Parser)]
+#[command(name = "agent", version, about, long_about = None, after_help = ENV_HELP)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const ENV_HELP: &str = "\
+Every configuration key can be overridden by an environment variable
+CALLBRIDGE_<SECTION>_<KEY> (e.g. CALLBRIDGE_SIP_BIND, CALLBRIDGE_SIP_TRUNK_USERNAME).
+Secrets come only from the environment: GEMINI_API_KEY, OPENAI_API_KEY,
+CALLBRIDGE_SIP_TRUNK_PASSWORD. See agent.example.toml for every key.";
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the call server: SIP, RTP, the model bridge and the HTTP API.
+    ///
+    /// Prints one line `ready sip=<ip:port> http=<ip:port>` on stdout once
+    /// everything is up; logs go to stderr. SIGTERM/SIGINT drain calls
+    /// (up to calls.drain_timeout) and exit 0; a second signal exits at once.
+    Run(ConfigArg),
+    /// Validate a configuration file (and the environment) without starting.
+    ///
+    /// Exits 0 and prints a summary when valid; exits 2 with a message
+    /// naming the key, the value and what was expected otherwise.
+    CheckConfig(CheckArgs),
+    /// The first command to try: a complete call on loopback, no keys, no network.
+    ///
+    /// Starts the agent in-process with the built-in mock model, a temporary
+    /// database and recordings directory, calls it from a built-in SIP
+    /// caller that plays a recorded sentence, waits for the reply, hangs up,
+    /// then prints the call as the store has it.
+    Demo(DemoArgs),
+    /// Manage API users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `--config FILE`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// The TOML configuration file (see agent.example.toml).
+    #[arg(long, short, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+/// `check-config` arguments.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    /// The file.
+    pub file: ConfigArg,
+    /// Also list every environment variable that overrides a key.
+    #[arg(long)]
+    pub list_env: bool,
+}
+
+/// `demo` arguments.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the temporary directory (database and recording) and print its path.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `user` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an API user and print its bearer token (once, on stdout, alone).
+    Add(UserAdd),
+}
+
+/// `user add` arguments.
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// The user's name.
+    pub name: String,
+    /// admin, agent-operator or viewer.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+    #[command(flatten)]
+    /// The configuration (for store.database).
+    pub file: ConfigArg,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let c = Cli::try_parse_from(["agent", "run", "--config", "a.toml"]).unwrap();
+        assert!(
+            matches!(c.command, Command::Run(ConfigArg { ref config }) if config == &PathBuf::from("a.toml"))
+        );
+        let c = Cli::try_parse_from(["agent", "user", "add", "ann", "--role", "viewer"]).unwrap();
+        match c.command {
+            Command::User(UserCommand::Add(u)) => {
+                assert_eq!((u.name.as_str(), u.role.as_str()), ("ann", "viewer"));
+                assert_eq!(u.file.config, PathBuf::from(DEFAULT_CONFIG));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            Cli::try_parse_from(["agent", "user", "add", "ann"]).is_err(),
+            "role is required"
+        );
+        assert!(Cli::try_parse_from(["agent", "fly"]).is_err());
+    }
+}

@@ -1,0 +1,305 @@
+//! `agent demo`, the README's first command: the whole agent in-process on
+//! loopback (the built-in mock model, a temporary database and recordings
+//! directory), one call into it from the built-in [`crate::caller`], then
+//! the call as the store has it: states and times, transcript, end reason,
+//! recording, latency figures (the store's and the caller's) and events.
+//! No keys, no network.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use callbridge_crm_store::{SessionRecord, Store};
+
+use crate::caller::{self, CLIP_TEXT, CallerReport};
+use crate::cli::DemoArgs;
+use crate::config::{Origins, RawConfig};
+use crate::run::Agent;
+use crate::settings::{Secrets, Settings};
+
+/// RTP ports of the demo agent and of its caller.
+const AGENT_RTP: (i64, i64) = (31000, 31199);
+const CALLER_RTP: std::ops::RangeInclusive<u16> = 31200..=31239;
+
+/// The demo's settings: everything on loopback, ports chosen by the OS.
+fn demo_settings(dir: &Path) -> Result<Settings, String> {
+    let mut raw = RawConfig::default();
+    raw.sip.bind = "127.0.0.1:0".into();
+    raw.sip.allowed_peers = vec!["127.0.0.1/32".into()];
+    raw.rtp.port_min = AGENT_RTP.0;
+    raw.rtp.port_max = AGENT_RTP.1;
+    raw.calls.max_concurrent = 4;
+    raw.calls.drain_timeout = "2s".into();
+    raw.model.provider = "mock".into();
+    raw.model.system_prompt = Some("You are the demo receptionist of Example Ltd.".into());
+    raw.store.database = "demo.db".into();
+    raw.store.recordings_dir = "recordings".into();
+    raw.http.bind = "127.0.0.1:0".into();
+    Settings::validate(&raw, &Origins::new(), dir).map_err(|e| e.to_string())
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "not measured".into(),
+        |d| format!("{} ms", d.as_millis()),
+    )
+}
+
+/// Seconds from the call's creation to `t`.
+fn offset(start: jiff::Timestamp, t: jiff::Timestamp) -> String {
+    let d = t.duration_since(start);
+    format!("+{:.2} s", d.as_secs_f64())
+}
+
+/// The recording's length and format, from its header.
+fn recording_info(path: &Path) -> String {
+    match hound::WavReader::open(path) {
+        Ok(r) => {
+            let s = r.spec();
+            let secs = f64::from(r.duration()) / f64::from(s.sample_rate.max(1));
+            let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            format!(
+                "{secs:.2} s, {} channel(s) at {} Hz, {} KiB",
+                s.channels,
+                s.sample_rate,
+                bytes / 1024
+            )
+        }
+        Err(e) => format!("unreadable ({e})"),
+    }
+}
+
+/// Latency figures in the store: events whose details carry a figure in
+/// milliseconds or seconds named after a latency.
+fn store_latencies(rec: &SessionRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &rec.events {
+        let Some(obj) = e.detail.as_object() else {
+            continue;
+        };
+        for (k, v) in obj {
+            let latency =
+                k.contains("latency") || k.contains("first_audio") || k.contains("to_agent_audio");
+            if latency && (v.is_number() || v.is_string()) {
+                out.push(format!("{k} = {v} ({})", e.kind));
+            }
+        }
+        if let Some(name) = obj.get("metric").and_then(|m| m.as_str()) {
+            let value = obj
+                .get("ms")
+                .or_else(|| obj.get("value"))
+                .or_else(|| obj.get("seconds"));
+            if let Some(v) = value {
+                out.push(format!("{name} = {v}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The call as the store has it.
+pub fn describe(rec: &SessionRecord) -> String {
+    let s = &rec.session;
+    let mut o = String::new();
+    let _ = writeln!(o, "session {}", s.id);
+    let _ = writeln!(o, "  direction      {}", s.direction);
+    let _ = writeln!(
+        o,
+        "  state          {}, end reason: {}",
+        s.state,
+        s.end_reason.map_or("-".to_owned(), |r| r.to_string())
+    );
+    let _ = writeln!(o, "  created        {}", s.created_at);
+    if let Some(a) = s.answered_at {
+        let _ = writeln!(o, "  answered       {a} ({})", offset(s.created_at, a));
+    }
+    if let Some(e) = s.ended_at {
+        let _ = writeln!(o, "  ended          {e} ({})", offset(s.created_at, e));
+    }
+    if let Some(d) = s.duration {
+        let _ = writeln!(o, "  talk time      {}", secs(d));
+    }
+    let _ = writeln!(
+        o,
+        "  model          {} / {}",
+        s.model_provider.as_deref().unwrap_or("-"),
+        s.model.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(
+        o,
+        "  SIP Call-ID    {}",
+        s.sip_call_id.as_deref().unwrap_or("-")
+    );
+    match &s.recording_path {
+        Some(p) => {
+            let _ = writeln!(o, "  recording      {}", p.display());
+            let _ = writeln!(o, "                 {}", recording_info(p));
+        }
+        None => {
+            let _ = writeln!(o, "  recording      none");
+        }
+    }
+    let _ = writeln!(o, "transcript");
+    if rec.turns.is_empty() {
+        let _ = writeln!(o, "  (empty)");
+    }
+    for t in &rec.turns {
+        let _ = writeln!(
+            o,
+            "  [{:>6.2} s] {:<6} {}",
+            t.start_ms as f64 / 1000.0,
+            t.speaker.to_string(),
+            t.text.as_str()
+        );
+    }
+    o
+}
+
+/// Runs the demo; returns the exit status.
+pub async fn run(args: DemoArgs) -> i32 {
+    let dir = match tempfile::Builder::new()
+        .prefix("callbridge-demo-")
+        .tempdir()
+    {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("agent demo: cannot create a temporary directory: {e}");
+            return 1;
+        }
+    };
+    let settings = match demo_settings(dir.path()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("agent demo: {e}");
+            return 1;
+        }
+    };
+    println!("callbridge demo: one call into the agent on loopback (mock model, temporary store)");
+    let agent = match Agent::start(&settings, &Secrets::default()).await {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("agent demo: the agent did not start: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "  agent          sip {}, http {}",
+        agent.sip_addr, agent.http_addr
+    );
+    println!("  caller says    \"{CLIP_TEXT}\" (bins/agent/assets/caller-8k.wav, espeak-ng)");
+    let outcome = caller::call(agent.sip_addr, CALLER_RTP).await;
+    // Let the agent finish the call (store end, recording) before reading.
+    for _ in 0..500 {
+        let s = agent.manager.snapshot();
+        if s.calls.is_empty() && s.call_tasks == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    agent.manager.flush_store().await;
+    let database = agent.database.clone();
+    agent.shutdown().await;
+    let status = print_outcome(&database, &outcome);
+    if args.keep {
+        let kept: PathBuf = dir.keep();
+        println!("kept             {}", kept.display());
+    } else {
+        println!(
+            "(the temporary database and recording are removed now; `agent demo --keep` keeps them)"
+        );
+    }
+    status
+}
+
+fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerError>) -> i32 {
+    let report = match outcome {
+        Ok(r) => {
+            println!(
+                "  caller         said its sentence ({}), {}",
+                secs(r.spoken),
+                r.ended
+            );
+            Some(r)
+        }
+        Err(e) => {
+            println!("  caller         FAILED: {e}");
+            None
+        }
+    };
+    let record = Store::open(database).and_then(|s| {
+        let page = s.list_sessions(&Default::default(), 10, None)?;
+        page.items.first().map(|x| s.load_session(x.id)).transpose()
+    });
+    let rec = match record {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            println!("the store has no session: the call never reached the agent");
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("agent demo: cannot read the store: {e}");
+            return 1;
+        }
+    };
+    println!();
+    print!("{}", describe(&rec));
+    println!("latency");
+    let stored = store_latencies(&rec);
+    if stored.is_empty() {
+        println!("  (the store has no latency events for this session)");
+    }
+    for l in stored {
+        println!("  store          {l}");
+    }
+    if let Some(r) = report {
+        println!(
+            "  caller         answer to first agent audio      {}",
+            ms(r.answer_to_first_audio)
+        );
+        println!(
+            "  caller         caller stop to agent audio       {}",
+            ms(r.stop_to_reply_audio)
+        );
+        println!(
+            "                 (measured at the caller: includes its jitter buffer, 20 ms ticks; greeting heard {}, reply heard {})",
+            secs(r.greeting_heard),
+            secs(r.reply_heard)
+        );
+    }
+    println!("events");
+    for e in &rec.events {
+        println!(
+            "  {:>9}  {:<14} {}",
+            offset(rec.session.created_at, e.at),
+            e.kind.to_string(),
+            e.detail
+        );
+    }
+    let complete = report.is_some() && rec.session.end_reason.is_some() && !rec.turns.is_empty();
+    if complete { 0 } else { 1 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_settings_are_valid_and_on_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = demo_settings(dir.path()).unwrap();
+        assert!(s.sip_bind.ip().is_loopback() && s.http_bind.ip().is_loopback());
+        assert_eq!(s.provider.name(), "mock");
+        assert!(s.database.starts_with(dir.path()));
+        let caller_lo = *CALLER_RTP.start();
+        assert!(
+            u16::try_from(AGENT_RTP.1).unwrap() < caller_lo,
+            "agent and caller ports apart"
+        );
+    }
+}

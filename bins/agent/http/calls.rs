@@ -1,0 +1,363 @@
+//! `POST /api/calls` (place an outbound call), `GET /api/calls/{id}` (its
+//! state and outcome) and `DELETE /api/calls/{id}` (hang up). Wire types
+//! are `callbridge::api::{CallRequest, CallAccepted, CallStatus}`.
+//!
+//! A request is checked in this order: role (403), body (415/413/400),
+//! numbers (E.164 via `PhoneNumber`, 400), sizes (400), campaign and lead
+//! (400 when missing, 403 for another user's campaign), routing (501 when
+//! no outbound target is configured); then `Manager::originate` (409 lead
+//! busy, 503 + `Retry-After` at capacity or shutting down). The 202 is sent
+//! once the session row is readable in the store.
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use callbridge::api::{CallAccepted, CallRequest, CallStatus, outcome_of};
+use callbridge_crm_store::{
+    CampaignId, Error as StoreError, LeadId, PhoneNumber, Session, SessionId, Store,
+};
+use callbridge_llm_bridge::Greeting;
+use callbridge_session::{ManagerError, OriginateRequest};
+use tracing::{info, warn};
+
+use super::Ctx;
+use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
+use super::error::{ApiError, Json};
+use super::pool::store_error;
+use super::sessions::live_ids;
+
+/// Longest `prompt`, bytes.
+pub const MAX_PROMPT: usize = 32 * 1024;
+/// Longest `greeting`, bytes.
+pub const MAX_GREETING: usize = 4 * 1024;
+/// Most `metadata` entries.
+pub const MAX_METADATA: usize = 32;
+/// Longest metadata key, bytes.
+pub const MAX_METADATA_KEY: usize = 64;
+/// Longest metadata value, bytes.
+pub const MAX_METADATA_VALUE: usize = 1024;
+/// `Retry-After` (seconds) of a 503 from `POST /api/calls`.
+pub const RETRY_AFTER_S: u64 = 5;
+/// How long `POST /api/calls` waits for the call's row to be written.
+const ROW_WAIT: Duration = Duration::from_secs(3);
+
+/// A validated call request, before the store checks.
+#[derive(Debug)]
+struct Dial {
+    to: PhoneNumber,
+    from: PhoneNumber,
+    campaign: Option<CampaignId>,
+    lead: Option<LeadId>,
+}
+
+fn phone(field: &str, v: &str) -> Result<PhoneNumber, ApiError> {
+    PhoneNumber::parse(v).map_err(|e| {
+        let why = match e {
+            StoreError::InvalidInput { reason, .. } => reason,
+            _ => "not a phone number",
+        };
+        ApiError::BadRequest(format!("{field}: not an E.164 number ({why})"))
+    })
+}
+
+/// Checks numbers and sizes (400 naming the field).
+fn validate(req: &CallRequest, default_from: &str) -> Result<Dial, ApiError> {
+    let to = phone("to", &req.to)?;
+    let from = phone("from", req.from.as_deref().unwrap_or(default_from))?;
+    let too_long =
+        |field: &str, max: usize| ApiError::BadRequest(format!("{field}: longer than {max} bytes"));
+    if req.prompt.as_ref().is_some_and(|p| p.len() > MAX_PROMPT) {
+        return Err(too_long("prompt", MAX_PROMPT));
+    }
+    if req
+        .greeting
+        .as_ref()
+        .is_some_and(|g| g.len() > MAX_GREETING)
+    {
+        return Err(too_long("greeting", MAX_GREETING));
+    }
+    if req.metadata.len() > MAX_METADATA {
+        return Err(ApiError::BadRequest(format!(
+            "metadata: more than {MAX_METADATA} entries"
+        )));
+    }
+    for (k, v) in &req.metadata {
+        if k.is_empty() || k.len() > MAX_METADATA_KEY {
+            return Err(ApiError::BadRequest(format!(
+                "metadata: keys must be 1 to {MAX_METADATA_KEY} bytes"
+            )));
+        }
+        if v.len() > MAX_METADATA_VALUE {
+            return Err(too_long("metadata value", MAX_METADATA_VALUE));
+        }
+    }
+    let positive = |field: &str, v: Option<i64>| match v {
+        Some(n) if n <= 0 => Err(ApiError::BadRequest(format!("{field}: must be positive"))),
+        _ => Ok(v),
+    };
+    Ok(Dial {
+        to,
+        from,
+        campaign: positive("campaign_id", req.campaign_id)?.map(CampaignId),
+        lead: positive("lead_id", req.lead_id)?.map(LeadId),
+    })
+}
+
+/// The store checks: the campaign and lead exist and agree (the lead's
+/// campaign is used when none is given), and a non-admin owns the campaign.
+fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiError> {
+    if let Some(l) = d.lead {
+        let lead = match store.get_lead(l) {
+            Ok(lead) => lead,
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::BadRequest(format!(
+                    "lead_id: lead {l} does not exist"
+                )));
+            }
+            Err(e) => return Err(store_error(e)),
+        };
+        match d.campaign {
+            Some(c) if c != lead.campaign => {
+                return Err(ApiError::BadRequest(format!(
+                    "lead_id: lead {l} belongs to campaign {}, not {c}",
+                    lead.campaign
+                )));
+            }
+            _ => d.campaign = Some(lead.campaign),
+        }
+    }
+    if let Some(c) = d.campaign {
+        match store.get_campaign(c) {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                return Err(ApiError::BadRequest(format!(
+                    "campaign_id: campaign {c} does not exist"
+                )));
+            }
+            Err(e) => return Err(store_error(e)),
+        }
+        if !caller.is_admin() && !owns_campaign(store, &caller.0, c)? {
+            return Err(ApiError::Forbidden(format!(
+                "campaign {c} belongs to another user"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
+    match e {
+        ManagerError::LeadBusy => ApiError::Conflict("a call for this lead is already live".into()),
+        ManagerError::Unavailable if !admitting => ApiError::Unavailable {
+            message: "the agent is shutting down".into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
+        ManagerError::Unavailable => ApiError::Unavailable {
+            message: "the agent is at its call limit".into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
+        ManagerError::Media(_) => ApiError::Unavailable {
+            message: "no media port is free".into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
+        ManagerError::BadUri => ApiError::BadRequest("the number does not make a SIP URI".into()),
+        other => ApiError::internal(other),
+    }
+}
+
+/// `POST /api/calls`.
+pub async fn create(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    body: Result<Json<CallRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require_operator()?;
+    let Json(req) = body?;
+    let out = &ctx.state.outbound;
+    let mut dial = validate(&req, &out.from)?;
+    let checker = caller.clone();
+    dial = ctx
+        .pool
+        .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
+        .await?;
+    let Some(target) = out.target else {
+        return Err(ApiError::NotConfigured(
+            "outbound calls are not configured (outbound.target)".into(),
+        ));
+    };
+    let domain = out.domain.clone().unwrap_or_else(|| target.to_string());
+    let mut o = OriginateRequest::new(
+        format!("sip:{}@{domain}", dial.to.as_str()),
+        format!("sip:{}@{domain}", dial.from.as_str()),
+        target,
+    );
+    o.campaign = dial.campaign;
+    o.lead = dial.lead;
+    o.instructions = req.prompt;
+    o.greeting = req.greeting.map(|prompt| Greeting::OnRequest { prompt });
+    o.metadata = req.metadata.into_iter().collect();
+    let manager = &ctx.state.manager;
+    let id = match manager.originate(o).await {
+        Ok(id) => id,
+        Err(e) => return Err(manager_error(e, manager.snapshot().admitting)),
+    };
+    info!(session = %id, user = caller.0.id.0, to = %dial.to, "outbound call requested");
+    if !row_written(&ctx, id).await {
+        warn!(session = %id, "the call's session row was not readable in time");
+    }
+    let mut res = (
+        StatusCode::ACCEPTED,
+        Json(CallAccepted {
+            id: id.to_string(),
+            state: "created".into(),
+        }),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/calls/{id}")) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(res)
+}
+
+/// Waits (bounded) until the call task has written the session row.
+async fn row_written(ctx: &Ctx, id: SessionId) -> bool {
+    let deadline = tokio::time::Instant::now() + ROW_WAIT;
+    loop {
+        let found = ctx
+            .pool
+            .run(move |s| Ok(s.get_session(id).is_ok()))
+            .await
+            .unwrap_or(false);
+        if found {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The API view of a call.
+pub fn status(s: &Session, live: bool) -> CallStatus {
+    let ts = |t: callbridge_crm_store::jiff::Timestamp| t.to_string();
+    CallStatus {
+        id: s.id.to_string(),
+        state: s.state.as_str().into(),
+        live,
+        direction: s.direction.as_str().into(),
+        campaign_id: s.campaign.map(|c| c.0),
+        lead_id: s.lead.map(|l| l.0),
+        end_reason: s.end_reason.map(|r| r.as_str().into()),
+        sip_status: s.sip_status,
+        outcome: outcome_of(s.state, s.end_reason, s.sip_status).map(|o| o.as_str().into()),
+        created_at: ts(s.created_at),
+        answered_at: s.answered_at.map(ts),
+        ended_at: s.ended_at.map(ts),
+        duration_ms: s
+            .duration
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    }
+}
+
+/// `GET /api/calls/{id}`.
+pub async fn get(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    SessionPath(id): SessionPath,
+) -> Result<Json<CallStatus>, ApiError> {
+    let s = ctx
+        .pool
+        .run(move |st| visible_session(st, &caller, id))
+        .await?;
+    Ok(Json(status(&s, live_ids(&ctx).contains(&id))))
+}
+
+/// `DELETE /api/calls/{id}`: asks the call to hang up (`agent-hangup`);
+/// 202 with its status, also when it had already ended.
+pub async fn hangup(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    path: Result<SessionPath, ApiError>,
+) -> Result<Response, ApiError> {
+    caller.require_operator()?;
+    let SessionPath(id) = path?;
+    let s = ctx
+        .pool
+        .run(move |st| visible_session(st, &caller, id))
+        .await?;
+    match ctx.state.manager.hangup(id).await {
+        Ok(()) => info!(session = %id, "hang-up requested"),
+        Err(ManagerError::UnknownSession) => {}
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let live = live_ids(&ctx).contains(&id);
+    Ok((StatusCode::ACCEPTED, Json(status(&s, live))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(to: &str) -> CallRequest {
+        CallRequest {
+            to: to.into(),
+            ..CallRequest::default()
+        }
+    }
+
+    #[test]
+    fn numbers_must_be_e164_and_separators_are_dropped() {
+        let d = validate(&req("+1 (415) 555-0100"), "+15550100000").unwrap();
+        assert_eq!(d.to.as_str(), "+14155550100");
+        assert_eq!(d.from.as_str(), "+15550100000");
+        for bad in ["4155550100", "+0123456789", "+1", "+1415555x100", ""] {
+            let e = validate(&req(bad), "+15550100000").unwrap_err();
+            assert!(
+                e.to_string().starts_with("to: not an E.164 number"),
+                "{bad}: {e}"
+            );
+        }
+        let mut r = req("+14155550100");
+        r.from = Some("0800 123".into());
+        assert!(
+            validate(&r, "+15550100000")
+                .unwrap_err()
+                .to_string()
+                .starts_with("from:")
+        );
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let mut r = req("+14155550100");
+        r.prompt = Some("x".repeat(MAX_PROMPT + 1));
+        assert!(
+            validate(&r, "+15550100000")
+                .unwrap_err()
+                .to_string()
+                .starts_with("prompt")
+        );
+        let mut r = req("+14155550100");
+        r.greeting = Some("x".repeat(MAX_GREETING + 1));
+        assert!(validate(&r, "+15550100000").is_err());
+        let mut r = req("+14155550100");
+        r.metadata = (0..=MAX_METADATA)
+            .map(|i| (i.to_string(), "v".into()))
+            .collect();
+        assert!(validate(&r, "+15550100000").is_err());
+        let mut r = req("+14155550100");
+        r.metadata
+            .insert("k".into(), "v".repeat(MAX_METADATA_VALUE + 1));
+        assert!(validate(&r, "+15550100000").is_err());
+        let mut r = req("+14155550100");
+        r.metadata.insert(String::new(), "v".into());
+        assert!(validate(&r, "+15550100000").is_err());
+        let mut r = req("+14155550100");
+        r.campaign_id = Some(0);
+        assert!(validate(&r, "+15550100000").is_err());
+    }
+}

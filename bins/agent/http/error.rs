@@ -1,0 +1,252 @@
+//! The API's one error type, [`ApiError`], and the guarantees that every
+//! error answer is JSON `{"error": "..."}` (`callbridge::api::ErrorBody`):
+//! extractor rejections go through [`Json`] and [`Query`] (our wrappers
+//! around axum's), unknown routes through [`not_found`], and
+//! [`json_errors`] rewrites any remaining non-JSON error (axum's 405, a
+//! body-limit 413) into the same shape, keeping headers such as `Allow`.
+
+use axum::body::Body;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use callbridge::api::ErrorBody;
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+/// Why a request failed; each variant is one HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// 400: the request is malformed or a value is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no token, or a token the store does not know.
+    #[error("{}", if *.presented { "invalid API token" } else { "missing bearer token" })]
+    Unauthorized {
+        /// Whether a token was presented (RFC 6750 `invalid_token`).
+        presented: bool,
+    },
+    /// 403: the user's role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such thing (or not visible to this user).
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a conflicting call is live.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the request body is over the limit.
+    #[error("request body larger than {0} bytes")]
+    TooLarge(usize),
+    /// 415: the body is not `application/json`.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 416: the Range cannot be served from a file of `len` bytes.
+    #[error("range not satisfiable (the recording has {len} bytes)")]
+    RangeNotSatisfiable {
+        /// The file's length.
+        len: u64,
+    },
+    /// 501: the agent is not set up for this.
+    #[error("{0}")]
+    NotConfigured(String),
+    /// 503: try again after `retry_after` seconds (`Retry-After`).
+    #[error("{message}")]
+    Unavailable {
+        /// Why.
+        message: String,
+        /// Seconds for `Retry-After`, if any.
+        retry_after: Option<u64>,
+    },
+    /// 500: logged with its cause; the client sees a generic message.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The 500 for an unexpected failure: logs `what` (never sent out).
+    pub fn internal(what: impl std::fmt::Display) -> Self {
+        let what = what.to_string();
+        warn!(error = %what, "HTTP request failed");
+        ApiError::Internal(what)
+    }
+
+    /// The status code of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A 404 naming the session that does not exist.
+    pub fn no_session(id: &str) -> Self {
+        ApiError::NotFound(format!("session {id} does not exist"))
+    }
+}
+
+/// `{"error": message}` with `status`.
+pub fn error_response(status: StatusCode, message: String) -> Response {
+    let body = serde_json::to_vec(&ErrorBody { error: message })
+        .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let mut res = error_response(status, self.to_string());
+        let h = res.headers_mut();
+        match &self {
+            ApiError::Unauthorized { presented } => {
+                let v = if *presented {
+                    r#"Bearer realm="callbridge", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="callbridge""#
+                };
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+            }
+            ApiError::Unavailable {
+                retry_after: Some(s),
+                ..
+            } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*s));
+            }
+            ApiError::RangeNotSatisfiable { len } => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    h.insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// The router's fallback: unknown paths are a JSON 404.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+/// A handler panicked: logged, answered 500 (the panic text stays in the
+/// log, it may hold request data).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %what, "HTTP handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
+}
+
+/// Outermost middleware: an error answer that is not JSON already (axum's
+/// own 405, 413 from the body limit, ...) gets a JSON body with the
+/// status's reason; its other headers (`Allow`) are kept.
+pub async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return res;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed for this endpoint".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_owned(),
+        s => s.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&ErrorBody { error: message })
+        .unwrap_or_else(|_| br#"{"error":"internal error"}"#.to_vec());
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// axum's `Json` with rejections as [`ApiError`]: 415 for a missing or
+/// wrong content type, 413 over the body limit, 400 for anything else
+/// (bad syntax, wrong or unknown fields).
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::TooLarge(super::MAX_BODY);
+    }
+    match e {
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
+        }
+        JsonRejection::JsonDataError(e) => ApiError::BadRequest(e.body_text()),
+        JsonRejection::JsonSyntaxError(e) => ApiError::BadRequest(e.body_text()),
+        other => ApiError::BadRequest(other.body_text()),
+    }
+}
+
+/// axum's `Query` with rejections as 400 [`ApiError`]s.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Query(v)),
+            Err(e) => Err(query_rejection(e)),
+        }
+    }
+}
+
+fn query_rejection(e: QueryRejection) -> ApiError {
+    ApiError::BadRequest(e.body_text())
+}

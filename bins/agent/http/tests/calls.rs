@@ -1,0 +1,199 @@
+//! `POST/GET/DELETE /api/calls` against a real manager and a SIP callee.
+
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode, header};
+use callbridge::api::{CallAccepted, CallStatus};
+use callbridge_crm_store::{NewLead, PhoneNumber, SessionId, jiff::Timestamp};
+use serde_json::json;
+
+use super::{Callee, rig};
+
+fn accepted(a: &super::Answer) -> SessionId {
+    assert_eq!(
+        a.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&a.body)
+    );
+    let c: CallAccepted = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(c.state, "created");
+    assert_eq!(a.header(header::LOCATION), format!("/api/calls/{}", c.id));
+    c.id.parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
+    let mut r = rig(Callee::Ring, |_| {}).await;
+    let a = r
+        .post_call(
+            &r.operator,
+            json!({"to": "+1 (415) 555-0100", "greeting": "Say hi", "metadata": {"name": "Ada"}}),
+        )
+        .await;
+    let id = accepted(&a);
+    // The row is in the store before the 202.
+    let row = r.store().get_session(id).unwrap();
+    assert_eq!(row.direction, callbridge_crm_store::Direction::Outbound);
+    assert_eq!(row.to.as_ref().map(|p| p.as_str()), Some("+14155550100"));
+    assert_eq!(row.from.as_ref().map(|p| p.as_str()), Some("+15550100000"));
+    // The INVITE went to the outbound target, to the E.164 number.
+    let user = tokio::time::timeout(Duration::from_secs(3), r.invites.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(user, "+14155550100");
+
+    let s: CallStatus = r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+    assert!(s.live);
+    assert_eq!(s.direction, "outbound");
+    assert_eq!(s.outcome, None);
+    let h = r.req(Method::GET, "/api/health", None).await.json();
+    assert_eq!(h["active_ids"], json!([id.to_string()]));
+
+    let a = r
+        .req(Method::DELETE, &format!("/api/calls/{id}"), Some(&r.admin))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    r.until_not_live(id).await;
+    let s: CallStatus = r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+    assert!(!s.live);
+    assert!(
+        matches!(s.state.as_str(), "ended" | "failed"),
+        "terminal: {s:?}"
+    );
+    assert!(s.end_reason.is_some() && s.outcome.is_some(), "{s:?}");
+    assert!(s.ended_at.is_some());
+    // A second DELETE of the ended call is harmless.
+    let a = r
+        .req(Method::DELETE, &format!("/api/calls/{id}"), Some(&r.admin))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_callee_gives_a_failed_call_with_486_and_outcome_busy() {
+    let r = rig(Callee::Busy, |_| {}).await;
+    let id = accepted(&r.post_call(&r.admin, json!({"to": "+14155550101"})).await);
+    r.until_not_live(id).await;
+    let s: CallStatus = r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+    assert_eq!(s.state, "failed");
+    assert_eq!(s.sip_status, Some(486));
+    assert_eq!(s.outcome.as_deref(), Some("busy"));
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let mine = r.campaign("mine", Some(r.operator_id));
+    let theirs = r.campaign("theirs", Some(r.other_id));
+    let lead_in_theirs = r
+        .store()
+        .add_leads(
+            theirs,
+            &[NewLead::new(PhoneNumber::parse("+14155550102").unwrap())],
+            Timestamp::now(),
+        )
+        .unwrap()[0];
+    let cases = [
+        (
+            json!({"to": "4155550100"}),
+            StatusCode::BAD_REQUEST,
+            "to: not an E.164",
+        ),
+        (
+            json!({"to": "+14155550100", "from": "abc"}),
+            StatusCode::BAD_REQUEST,
+            "from:",
+        ),
+        (
+            json!({"to": "+14155550100", "campaign_id": 999}),
+            StatusCode::BAD_REQUEST,
+            "does not exist",
+        ),
+        (
+            json!({"to": "+14155550100", "lead_id": 999}),
+            StatusCode::BAD_REQUEST,
+            "does not exist",
+        ),
+        (
+            json!({"to": "+14155550100", "campaign_id": theirs.0}),
+            StatusCode::FORBIDDEN,
+            "another user",
+        ),
+        // The lead's campaign counts when none is given.
+        (
+            json!({"to": "+14155550100", "lead_id": lead_in_theirs.0}),
+            StatusCode::FORBIDDEN,
+            "another user",
+        ),
+        (
+            json!({"to": "+14155550100", "campaign_id": mine.0, "lead_id": lead_in_theirs.0}),
+            StatusCode::BAD_REQUEST,
+            "belongs to campaign",
+        ),
+        (
+            json!({"to": "+14155550100", "greeting": "x".repeat(5000)}),
+            StatusCode::BAD_REQUEST,
+            "greeting",
+        ),
+    ];
+    for (body, status, word) in cases {
+        let a = r.post_call(&r.operator, body.clone()).await;
+        assert_eq!(a.status, status, "{body}");
+        assert!(a.error().contains(word), "{body}: {}", a.error());
+    }
+    assert!(r.manager.snapshot().calls.is_empty(), "nothing was dialled");
+    assert!(
+        r.store()
+            .list_sessions(&Default::default(), 10, None)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_busy_is_409_capacity_and_shutdown_are_503_with_retry_after() {
+    let r = rig(Callee::Ring, |c| c.max_calls = 2).await;
+    let c = r.campaign("c", Some(r.operator_id));
+    let lead = r
+        .store()
+        .add_leads(
+            c,
+            &[NewLead::new(PhoneNumber::parse("+14155550103").unwrap())],
+            Timestamp::now(),
+        )
+        .unwrap()[0];
+    let body = json!({"to": "+14155550103", "lead_id": lead.0});
+    let first = accepted(&r.post_call(&r.operator, body.clone()).await);
+    let a = r.post_call(&r.operator, body).await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.error().contains("lead"));
+
+    accepted(
+        &r.post_call(&r.operator, json!({"to": "+14155550104"}))
+            .await,
+    );
+    let a = r
+        .post_call(&r.operator, json!({"to": "+14155550105"}))
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(a.header(header::RETRY_AFTER), "5");
+    assert!(a.error().contains("call limit"));
+
+    r.manager.shutdown().await;
+    let a = r
+        .post_call(&r.operator, json!({"to": "+14155550105"}))
+        .await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(a.error().contains("shutting down"));
+    assert_eq!(a.header(header::RETRY_AFTER), "5");
+    let s: CallStatus = r
+        .get(&format!("/api/calls/{first}"), &r.operator)
+        .await
+        .json_as();
+    assert!(!s.live);
+}

@@ -1,0 +1,433 @@
+//! The per-call recorder: what one call adds to the shared [`Metrics`], and
+//! its latency figures for the store. The bridge makes a few calls into it
+//! (the answer, each media tick, the machine's metrics, media stats once a
+//! second and at the end, model openings and resumptions); the logic lives
+//! here. Nothing allocates per tick.
+//!
+//! The end of the caller's speech ([`TurnTimer`]) is found by an energy
+//! detector on the caller's decoded audio as it leaves the jitter buffer:
+//! a frame is speech when it was played from a packet (not concealment or
+//! buffering) and its RMS is above [`SPEECH_RMS`]. A caller turn is at
+//! least [`MIN_SPEECH_FRAMES`] speech frames, with pauses shorter than
+//! [`HANGOVER_FRAMES`] inside it; its end is the tick of the first silent
+//! frame after speech, provided the agent was silent at that tick. The
+//! reply is the first later tick that sent agent audio; speech of
+//! [`MIN_SPEECH_FRAMES`] before it voids the measurement (a new turn).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use callbridge_rtp::jitter::Playout;
+use callbridge_rtp::stream::{Frame, MediaStats};
+use serde_json::json;
+
+use super::Metrics;
+use crate::lifecycle::Metric;
+
+/// Caller energy (RMS of the 8 kHz frame) above which a frame is speech.
+pub(crate) const SPEECH_RMS: f64 = 400.0;
+/// Speech frames (20 ms) a caller turn needs: 100 ms.
+pub(crate) const MIN_SPEECH_FRAMES: u32 = 5;
+/// Silent frames that end a turn's speech run: 300 ms (shorter pauses stay
+/// inside the turn).
+pub(crate) const HANGOVER_FRAMES: u32 = 15;
+/// The depth estimate's cap: 50 frames (1 s).
+const MAX_DEPTH_FRAMES: u64 = 50;
+
+/// RTP counters of one call (totals or a delta).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RtpCounts {
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub lost: u64,
+    pub late: u64,
+}
+
+impl RtpCounts {
+    fn of(s: &MediaStats) -> RtpCounts {
+        RtpCounts {
+            packets_in: s.packets_in,
+            packets_out: s.packets_out,
+            lost: s.jitter.lost,
+            late: s.jitter.late,
+        }
+    }
+
+    fn since(self, before: RtpCounts) -> RtpCounts {
+        RtpCounts {
+            packets_in: self.packets_in.saturating_sub(before.packets_in),
+            packets_out: self.packets_out.saturating_sub(before.packets_out),
+            lost: self.lost.saturating_sub(before.lost),
+            late: self.late.saturating_sub(before.late),
+        }
+    }
+}
+
+/// A latency figure for the store (an `EventKind::Note` on the session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LatencyNote {
+    /// `answer_to_first_audio_ms` or `caller_stop_to_agent_audio_ms`.
+    pub metric: &'static str,
+    /// Milliseconds.
+    pub ms: u64,
+}
+
+impl LatencyNote {
+    fn new(metric: &'static str, d: Duration) -> LatencyNote {
+        LatencyNote {
+            metric,
+            ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// The event detail: `{"metric": ..., "value": ms}`.
+    pub(crate) fn detail(&self) -> serde_json::Value {
+        json!({"metric": self.metric, "value": self.ms})
+    }
+}
+
+/// End of caller speech to the first agent audio (see the module docs).
+/// Sans-IO: fed one tick at a time with its instant.
+#[derive(Debug, Default)]
+pub(crate) struct TurnTimer {
+    in_turn: bool,
+    speech: u32,
+    silence: u32,
+    /// The end of the last caller turn, while its reply is awaited.
+    armed: Option<Instant>,
+}
+
+impl TurnTimer {
+    /// One tick: whether the caller's frame was speech and whether agent
+    /// audio was sent. Returns the latency when this tick starts a reply.
+    pub(crate) fn on_tick(
+        &mut self,
+        now: Instant,
+        caller_speech: bool,
+        agent_audible: bool,
+    ) -> Option<Duration> {
+        let mut measured = None;
+        if agent_audible {
+            if let Some(end) = self.armed.take() {
+                measured = Some(now.saturating_duration_since(end));
+            }
+        }
+        if caller_speech {
+            if !self.in_turn {
+                self.in_turn = true;
+                self.speech = 0;
+            }
+            self.silence = 0;
+            self.speech += 1;
+            if self.speech >= MIN_SPEECH_FRAMES {
+                // The caller is talking again: an earlier end is void.
+                self.armed = None;
+            }
+        } else if self.in_turn {
+            self.silence += 1;
+            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible {
+                self.armed = Some(now);
+            }
+            if self.silence >= HANGOVER_FRAMES {
+                self.in_turn = false;
+                self.speech = 0;
+            }
+        }
+        measured
+    }
+}
+
+/// One call's recorder (see the module docs). Dropping it takes the call's
+/// depth out of the gauge, whatever way the call ended.
+#[derive(Debug)]
+pub(crate) struct CallMetrics {
+    shared: Arc<Metrics>,
+    answered_at: Option<Instant>,
+    first_audio_done: bool,
+    turns: TurnTimer,
+    reported: RtpCounts,
+    played: u64,
+    depth_base: u64,
+    resyncs: u64,
+    depth_ms: Option<u64>,
+    media_done: bool,
+}
+
+impl CallMetrics {
+    pub(crate) fn new(shared: Arc<Metrics>) -> CallMetrics {
+        CallMetrics {
+            shared,
+            answered_at: None,
+            first_audio_done: false,
+            turns: TurnTimer::default(),
+            reported: RtpCounts::default(),
+            played: 0,
+            depth_base: 0,
+            resyncs: 0,
+            depth_ms: None,
+            media_done: false,
+        }
+    }
+
+    /// The 200 OK was sent (inbound) or received (outbound).
+    pub(crate) fn answered(&mut self, now: Instant) {
+        if self.answered_at.is_none() {
+            self.answered_at = Some(now);
+        }
+    }
+
+    /// One media tick: the caller's decoded frame, where it came from, and
+    /// the frame sent to the caller. Returns a latency figure to store.
+    pub(crate) fn on_tick(
+        &mut self,
+        now: Instant,
+        caller: &Frame,
+        playout: &Playout,
+        sent: &Frame,
+    ) -> Option<LatencyNote> {
+        let from_packet = matches!(playout, Playout::Audio { .. });
+        if from_packet {
+            self.played += 1;
+        }
+        let audible = sent.iter().any(|&s| s != 0);
+        let speech = from_packet && rms(caller) > SPEECH_RMS;
+        let reply = self.turns.on_tick(now, speech, audible);
+        if audible && !self.first_audio_done {
+            if let Some(at) = self.answered_at {
+                self.first_audio_done = true;
+                let d = now.saturating_duration_since(at);
+                self.shared.answer_to_first_audio(d);
+                return Some(LatencyNote::new("answer_to_first_audio_ms", d));
+            }
+        }
+        reply.map(|d| {
+            self.shared.caller_stop_to_agent_audio(d);
+            LatencyNote::new("caller_stop_to_agent_audio_ms", d)
+        })
+    }
+
+    /// The machine's metrics that the registry counts.
+    pub(crate) fn on_metric(&self, m: Metric) {
+        match m {
+            Metric::BargeIn => self.shared.barge_in(),
+            Metric::CallDuration(d) => self.shared.call_duration(d),
+            _ => {}
+        }
+    }
+
+    /// A model session opening finished.
+    pub(crate) fn model_opened(&self, ok: bool) {
+        self.shared.model_opened(ok);
+    }
+
+    /// The model session resumed on a new connection.
+    pub(crate) fn model_resumed(&self) {
+        self.shared.model_reconnected();
+    }
+
+    /// Adds the stream's new RTP counts and updates the depth estimate
+    /// (once a second while the media runs).
+    pub(crate) fn media_stats(&mut self, s: &MediaStats) {
+        if self.media_done {
+            return;
+        }
+        let now = RtpCounts::of(s);
+        self.shared.rtp(now.since(self.reported));
+        self.reported = now;
+        let consumed = self.played + s.jitter.discarded;
+        if s.jitter.resyncs != self.resyncs {
+            // The buffer started over: so does the estimate.
+            self.resyncs = s.jitter.resyncs;
+            self.depth_base = s.jitter.received.saturating_sub(consumed);
+        }
+        if s.jitter.received == 0 {
+            return;
+        }
+        let frames = s
+            .jitter
+            .received
+            .saturating_sub(consumed)
+            .saturating_sub(self.depth_base)
+            .min(MAX_DEPTH_FRAMES);
+        let ms = Some(frames * 20);
+        self.shared.depth(self.depth_ms, ms);
+        self.depth_ms = ms;
+    }
+
+    /// The media stopped: the last counts (if the stream could still be
+    /// read) go in, the call leaves the depth gauge.
+    pub(crate) fn media_stopped(&mut self, last: Option<&MediaStats>) {
+        if let Some(s) = last {
+            self.media_stats(s);
+        }
+        self.media_done = true;
+        self.shared.depth(self.depth_ms.take(), None);
+    }
+}
+
+impl Drop for CallMetrics {
+    fn drop(&mut self) {
+        self.shared.depth(self.depth_ms.take(), None);
+    }
+}
+
+/// The RMS of a frame.
+pub(crate) fn rms(x: &[i16]) -> f64 {
+    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / x.len().max(1) as f64).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(20);
+
+    /// Feeds `n` ticks of (speech, agent audio); returns the measurements.
+    fn feed(
+        t: &mut TurnTimer,
+        at: &mut Instant,
+        n: u32,
+        speech: bool,
+        audible: bool,
+    ) -> Vec<Duration> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            if let Some(d) = t.on_tick(*at, speech, audible) {
+                out.push(d);
+            }
+            *at += TICK;
+        }
+        out
+    }
+
+    #[test]
+    fn reply_latency_runs_from_the_first_silent_frame_to_the_first_agent_audio() {
+        let mut t = TurnTimer::default();
+        let mut at = Instant::now();
+        assert!(feed(&mut t, &mut at, 50, true, false).is_empty());
+        // 35 silent ticks (700 ms), then the reply.
+        assert!(feed(&mut t, &mut at, 35, false, false).is_empty());
+        let got = feed(&mut t, &mut at, 10, false, true);
+        assert_eq!(
+            got,
+            vec![TICK * 35],
+            "measured once, from the first silent frame"
+        );
+    }
+
+    #[test]
+    fn pauses_inside_a_turn_move_its_end_and_a_click_does_not() {
+        let mut t = TurnTimer::default();
+        let mut at = Instant::now();
+        feed(&mut t, &mut at, 20, true, false);
+        feed(&mut t, &mut at, 5, false, false); // a 100 ms pause
+        feed(&mut t, &mut at, 20, true, false); // the turn goes on
+        // The turn ends; 400 ms later a click (40 ms) is not a new turn.
+        feed(&mut t, &mut at, 20, false, false);
+        feed(&mut t, &mut at, 2, true, false);
+        feed(&mut t, &mut at, 8, false, false);
+        let got = feed(&mut t, &mut at, 1, false, true);
+        assert_eq!(
+            got,
+            vec![TICK * 30],
+            "measured from the end before the click"
+        );
+    }
+
+    #[test]
+    fn no_measurement_without_a_turn_or_while_the_agent_talks_over_it() {
+        let mut t = TurnTimer::default();
+        let mut at = Instant::now();
+        // Too short to be a turn.
+        feed(&mut t, &mut at, 3, true, false);
+        feed(&mut t, &mut at, 20, false, false);
+        assert!(feed(&mut t, &mut at, 5, false, true).is_empty());
+        // The caller speaks while the agent keeps talking (no barge-in):
+        // the agent's ongoing audio is not a reply.
+        feed(&mut t, &mut at, 20, true, true);
+        assert!(feed(&mut t, &mut at, 20, false, true).is_empty());
+        // Speaking again before the reply voids the earlier end.
+        feed(&mut t, &mut at, 20, true, false);
+        feed(&mut t, &mut at, 10, false, false);
+        feed(&mut t, &mut at, 20, true, false);
+        feed(&mut t, &mut at, 3, false, false);
+        assert_eq!(feed(&mut t, &mut at, 1, false, true), vec![TICK * 3]);
+    }
+
+    fn stats(received: u64, discarded: u64, resyncs: u64, packets_out: u64) -> MediaStats {
+        let mut s = MediaStats {
+            packets_in: received,
+            packets_out,
+            ..Default::default()
+        };
+        s.jitter.received = received;
+        s.jitter.discarded = discarded;
+        s.jitter.resyncs = resyncs;
+        s
+    }
+
+    #[test]
+    fn media_counts_are_added_as_deltas_and_depth_leaves_the_gauge_at_the_end() {
+        let shared = Arc::new(Metrics::default());
+        let mut c = CallMetrics::new(Arc::clone(&shared));
+        let now = Instant::now();
+        let audio = Playout::Audio {
+            seq: callbridge_rtp::ids::ExtSeqNo(1),
+            timestamp: 0,
+        };
+        for _ in 0..10 {
+            c.on_tick(now, &[0; 160], &audio, &[0; 160]);
+        }
+        c.media_stats(&stats(13, 0, 0, 10));
+        let s = shared.snapshot();
+        assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (13, 10));
+        assert_eq!(s.jitter_buffer_depth_ms, 60.0, "13 accepted - 10 played");
+        c.media_stats(&stats(20, 1, 0, 17));
+        let s = shared.snapshot();
+        assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (20, 17));
+        assert_eq!(s.jitter_buffer_depth_ms, 180.0);
+        // A resync restarts the estimate from zero.
+        c.media_stats(&stats(22, 1, 1, 19));
+        assert_eq!(shared.snapshot().jitter_buffer_depth_ms, 0.0);
+        c.media_stopped(Some(&stats(25, 1, 1, 20)));
+        let s = shared.snapshot();
+        assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (25, 20));
+        assert_eq!(s.jitter_buffer_streams, 0);
+        c.media_stats(&stats(99, 0, 0, 99));
+        assert_eq!(
+            shared.snapshot().rtp_packets_in,
+            25,
+            "nothing after the end"
+        );
+    }
+
+    #[test]
+    fn first_agent_audio_after_the_answer_is_measured_once() {
+        let shared = Arc::new(Metrics::default());
+        let mut c = CallMetrics::new(Arc::clone(&shared));
+        let t0 = Instant::now();
+        let loud = [1000i16; 160];
+        let idle = Playout::Buffering;
+        assert_eq!(c.on_tick(t0, &[0; 160], &idle, &loud), None, "not answered");
+        c.answered(t0);
+        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], &idle, &[0; 160]), None);
+        let note = c.on_tick(t0 + TICK * 9, &[0; 160], &idle, &loud);
+        assert_eq!(
+            note.map(|n| n.detail()),
+            Some(json!({"metric": "answer_to_first_audio_ms", "value": 180}))
+        );
+        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], &idle, &loud), None);
+        assert_eq!(shared.snapshot().answer_to_first_audio.count, 1);
+    }
+
+    #[test]
+    fn dropping_a_call_takes_its_depth_out() {
+        let shared = Arc::new(Metrics::default());
+        let mut c = CallMetrics::new(Arc::clone(&shared));
+        c.media_stats(&stats(5, 0, 0, 0));
+        assert_eq!(shared.snapshot().jitter_buffer_streams, 1);
+        drop(c);
+        assert_eq!(shared.snapshot().jitter_buffer_streams, 0);
+    }
+}

@@ -1,0 +1,95 @@
+//! An inbound call whose model cannot be opened (the mock refuses the
+//! setup with close code 1008, which is not retried), under each setting
+//! of `ManagerConfig::machine.model_failure_before_answer`: rejected with
+//! 503 before any answer, or answered and then ended with BYE. Either way
+//! the session ends `failed` with reason `model-failure`, and the metrics
+//! show the model as unreachable.
+
+mod support;
+
+use std::time::Duration;
+
+use callbridge_crm_store::{EndReason, SessionState};
+use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
+use callbridge_session::lifecycle::{self, ModelFailurePolicy};
+use callbridge_sip::ua::{EndReason as SipEnd, Event, Outcome};
+use support::*;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn refusing() -> GeminiScript {
+    GeminiScript {
+        setup: SetupReply::Close {
+            code: 1008,
+            reason: "setup refused".into(),
+        },
+        ..fast_script()
+    }
+}
+
+async fn assert_failed_as_model_failure(r: &Rig, sip_status: u16) {
+    r.idle().await;
+    let ids = r.all_ids();
+    assert_eq!(ids.len(), 1);
+    let rec = r.record(ids[0]);
+    assert_eq!(rec.session.state, SessionState::Failed);
+    assert_eq!(rec.session.end_reason, Some(EndReason::ModelFailure));
+    assert_eq!(rec.session.sip_status, Some(sip_status));
+    let m = r.manager.metrics();
+    assert_eq!(m.model.map(|x| x.reachable), Some(false));
+    assert_eq!(
+        m.calls_ended,
+        vec![(
+            lifecycle::Direction::Inbound,
+            lifecycle::EndReason::ModelFailure,
+            1
+        )]
+    );
+    let s = r.manager.snapshot();
+    assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_refusing_setup_rejects_the_invite_with_503_when_so_configured() {
+    let r = rig(refusing(), |c| {
+        c.machine.model_failure_before_answer = ModelFailurePolicy::Reject503 {
+            retry_after: Some(SECS(30)),
+        }
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    let leg = caller.dial(r.manager.sip_addr()).await;
+    match caller.ended(SECS(5)).await {
+        Some(Event::Failed { call, outcome }) => {
+            assert_eq!(call, leg.call);
+            assert_eq!(outcome, Outcome::Unavailable, "503 before any answer");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    leg.media.close().await;
+    assert_failed_as_model_failure(&r, 503).await;
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_refusing_setup_answers_then_ends_with_bye_when_so_configured() {
+    let r = rig(refusing(), |c| {
+        c.machine.model_failure_before_answer = ModelFailurePolicy::AnswerThenEnd
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    let leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await, "answered despite the model");
+    match caller.ended(SECS(6)).await {
+        Some(Event::Ended { call, reason }) => {
+            assert_eq!(call, leg.call);
+            assert_eq!(reason, SipEnd::RemoteBye, "the agent ends it with BYE");
+        }
+        other => panic!("expected the agent's BYE, got {other:?}"),
+    }
+    leg.media.close().await;
+    assert_failed_as_model_failure(&r, 200).await;
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
