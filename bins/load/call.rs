@@ -277,7 +277,8 @@ async fn media(
                 let _ = rtp.try_send_to(&out, dest);
             }
             r = rxstamp::recv(rtp, &mut rbuf, &mut cmsg) => {
-                let (n, at) = r?;
+                let (n, at, stamped) = r?;
+                script.result.unstamped += u64::from(!stamped);
                 script.on_packet(at, &rbuf[..n]);
             }
             r = sip.recv_from(&mut sbuf) => {

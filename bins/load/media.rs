@@ -143,6 +143,8 @@ pub struct MediaResult {
     pub send_lag: Samples,
     /// Packets sent.
     pub sent: u64,
+    /// Packets timed by their read, for want of a kernel stamp.
+    pub unstamped: u64,
 }
 
 /// The caller side of one call's media.

@@ -34,6 +34,8 @@ pub struct Timing {
     pub packets_late: u64,
     /// Agent packets out of order.
     pub packets_reordered: u64,
+    /// Agent packets timed at their read (no kernel stamp).
+    pub packets_unstamped: u64,
     /// Calls whose caller spoke and heard no reply.
     pub replies_missing: usize,
     /// Calls that never heard the greeting.
@@ -62,7 +64,9 @@ impl Timing {
             }
             match m.first_audio {
                 Some(d) => a2fa.push(d),
-                None if c.setup.is_some() => t.greetings_missing += 1,
+                // Only calls held to the end must have heard it: a call
+                // the agent ended (a model fault) is counted by outcome.
+                None if c.outcome == Outcome::Completed => t.greetings_missing += 1,
                 None => {}
             }
             if let Some(d) = m.stop_to_audio {
@@ -71,7 +75,8 @@ impl Timing {
             if let Some(d) = m.barge_flush {
                 barge.push(d);
             }
-            t.replies_missing += usize::from(m.reply_missing);
+            t.replies_missing += usize::from(m.reply_missing && c.outcome == Outcome::Completed);
+            t.packets_unstamped += m.unstamped;
             interval.extend(&m.rx.interval_error);
             lag.extend(&m.send_lag);
             t.packets_received += m.rx.received;
@@ -273,8 +278,9 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  packets: {} received, {} lost, {} late (>10 ms), {} reordered; greetings missing {}, replies missing {}",
+            "  packets: {} received ({} without kernel stamp), {} lost, {} late (>10 ms), {} reordered; greetings missing {}, replies missing {}",
             t.packets_received,
+            t.packets_unstamped,
             t.packets_lost,
             t.packets_late,
             t.packets_reordered,

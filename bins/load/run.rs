@@ -319,7 +319,16 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         let metrics = procs::http_get(s.http, "/metrics")
             .await
             .unwrap_or_default();
-        let end = procstat::sample(s.agent.pid());
+        // The fewest fds over two seconds: a connection in its last close
+        // steps (the /metrics GET just made) is not a leak.
+        let mut end = procstat::sample(s.agent.pid());
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let (Some(e), Some(now)) = (end.as_mut(), procstat::sample(s.agent.pid())) {
+                e.fds = e.fds.min(now.fds);
+                e.rss = now.rss;
+            }
+        }
         let base = base.unwrap_or_default();
         let last = watch.last.unwrap_or_default();
         let cpu_s = last.cpu_s - base.cpu_s;

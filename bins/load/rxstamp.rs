@@ -27,13 +27,13 @@ pub fn cmsg_buffer() -> Vec<u8> {
     nix::cmsg_space!(TimeSpec)
 }
 
-/// Receives one datagram into `buf`; returns its length and its arrival
-/// time on the tokio clock.
+/// Receives one datagram into `buf`; returns its length, its arrival time
+/// on the tokio clock and whether that came from a kernel stamp.
 pub async fn recv(
     sock: &UdpSocket,
     buf: &mut [u8],
     cmsg: &mut [u8],
-) -> std::io::Result<(usize, Instant)> {
+) -> std::io::Result<(usize, Instant, bool)> {
     let fd = sock.as_raw_fd();
     let (n, stamp) = sock
         .async_io(Interest::READABLE, || {
@@ -51,20 +51,25 @@ pub async fn recv(
             Ok((msg.bytes, stamp))
         })
         .await?;
-    Ok((n, to_instant(stamp)))
+    let (at, stamped) = to_instant(stamp);
+    Ok((n, at, stamped))
 }
 
 /// Maps a wall-clock stamp to the monotonic clock through "now" on both.
-fn to_instant(stamp: Option<Duration>) -> Instant {
+fn to_instant(stamp: Option<Duration>) -> (Instant, bool) {
     let now = Instant::now();
-    let Some(stamp) = stamp else { return now };
+    let Some(stamp) = stamp else {
+        return (now, false);
+    };
     let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     match wall.checked_sub(stamp) {
         // Bounded: a stamp from the future or from long ago is not trusted.
-        Some(ago) if ago < Duration::from_secs(5) => now.checked_sub(ago).unwrap_or(now),
-        _ => now,
+        Some(ago) if ago < Duration::from_secs(5) => {
+            now.checked_sub(ago).map_or((now, false), |t| (t, true))
+        }
+        _ => (now, false),
     }
 }
 
@@ -88,8 +93,9 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let mut buf = [0u8; 16];
         let mut cmsg = cmsg_buffer();
-        let (n, at) = recv(&rx, &mut buf, &mut cmsg).await.unwrap();
+        let (n, at, stamped) = recv(&rx, &mut buf, &mut cmsg).await.unwrap();
         assert_eq!(&buf[..n], b"hello");
+        assert!(stamped);
         let after_send = at.saturating_duration_since(sent);
         assert!(
             after_send < Duration::from_millis(25),
