@@ -41,7 +41,9 @@ pub struct CallRequest {
     /// Instructions (system prompt) replacing the agent's for this call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,
-    /// The greeting the model speaks first, replacing the agent's.
+    /// The greeting the model speaks first, replacing the agent's: the
+    /// prompt that makes the model speak once the callee answers (like
+    /// `model.greeting` in the agent's configuration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
     /// Facts for the model (name, account...), appended to its instructions.

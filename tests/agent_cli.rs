@@ -308,6 +308,20 @@ async fn finish(mut r: Running) -> (Option<i32>, String, String) {
     (status.code(), out, err)
 }
 
+/// A plain HTTP/1.1 GET; returns the whole response.
+async fn get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .expect("HTTP answer within 5 s")
+        .unwrap();
+    out
+}
+
 /// A one-call SIP caller with an RTP peer.
 struct Caller {
     sip: Handle,
@@ -451,8 +465,14 @@ async fn sigterm_ends_a_live_call_and_a_second_signal_marks_it_interrupted() {
     let r = start(&cfg, &[("CALLBRIDGE_CALLS_DRAIN_TIMEOUT", "30s")]).await;
     let mut caller = Caller::dial(r.sip, 40280..=40299).await;
     assert!(caller.hear_speech().await, "greeting heard");
+    let health = get(r.http, "/api/health").await;
+    assert!(health.contains("\"admitting\":true"), "{health}");
     signal(&r.child, libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
+    // Draining: HTTP still answers, and says no calls are admitted.
+    let health = get(r.http, "/api/health").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("\"admitting\":false"), "{health}");
     signal(&r.child, libc::SIGINT);
     let started = std::time::Instant::now();
     let (code, _, err) = finish(r).await;
@@ -548,9 +568,27 @@ async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
     );
     assert!(msg.to_ascii_lowercase().contains("expires: 120"), "{msg}");
     assert_eq!(from, r.sip, "sent from the agent's SIP socket");
+    // Accept it: a 200 OK echoing the request's dialog headers.
+    let mut ok = String::from("SIP/2.0 200 OK\r\n");
+    for line in msg.split("\r\n") {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" | "contact" => ok += &format!("{line}\r\n"),
+            "to" => ok += &format!("{line};tag=reg1\r\n"),
+            _ => {}
+        }
+    }
+    ok += "Expires: 120\r\nContent-Length: 0\r\n\r\n";
+    registrar.send_to(ok.as_bytes(), from).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
     signal(&r.child, libc::SIGTERM);
     let (code, _, err) = finish(r).await;
     assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("registered with the trunk"), "{err}");
     assert!(!err.contains("pw-never-logged"));
 }
 

@@ -27,11 +27,15 @@ fn demo_places_one_call_and_prints_it_from_the_store() {
     let transcript = so
         .split("transcript\n")
         .nth(1)
-        .and_then(|t| t.split("latency\n").next())
+        .and_then(|t| t.split("latency, agent side").next())
         .unwrap_or_default();
     assert!(transcript.contains("agent"), "agent turns: {transcript}");
     assert!(transcript.contains("caller"), "caller turns: {transcript}");
     assert!(so.contains("answer to first agent audio"), "{so}");
+    // The agent-side figures (the session's latency note events) are
+    // printed when present but not asserted: on a heavily loaded machine a
+    // run was seen without them (reported to the session crate's authors).
+    assert!(so.contains("latency, agent side"), "{so}");
     assert!(
         !so.contains("not measured"),
         "both latencies measured: {so}"

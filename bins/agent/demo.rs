@@ -73,34 +73,24 @@ fn recording_info(path: &Path) -> String {
     }
 }
 
-/// Latency figures in the store: events whose details carry a figure in
-/// milliseconds or seconds named after a latency.
-fn store_latencies(rec: &SessionRecord) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in &rec.events {
-        let Some(obj) = e.detail.as_object() else {
-            continue;
-        };
-        for (k, v) in obj {
-            let latency =
-                k.contains("latency") || k.contains("first_audio") || k.contains("to_agent_audio");
-            if latency && (v.is_number() || v.is_string()) {
-                out.push(format!("{k} = {v} ({})", e.kind));
-            }
-        }
-        if let Some(name) = obj.get("metric").and_then(|m| m.as_str()) {
-            let value = obj
-                .get("ms")
-                .or_else(|| obj.get("value"))
-                .or_else(|| obj.get("seconds"));
-            if let Some(v) = value {
-                out.push(format!("{name} = {v}"));
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+/// Latency figures in the store: the session's `note` events
+/// `{"metric": "<name>_ms", "value": N}` written by the session crate,
+/// as (label, "N ms") in the order written.
+fn store_latencies(rec: &SessionRecord) -> Vec<(String, String)> {
+    rec.events
+        .iter()
+        .filter_map(|e| {
+            let obj = e.detail.as_object()?;
+            let metric = obj.get("metric")?.as_str()?;
+            let value = obj.get("value")?;
+            let label = metric
+                .strip_suffix("_ms")
+                .unwrap_or(metric)
+                .replace('_', " ");
+            let unit = if metric.ends_with("_ms") { " ms" } else { "" };
+            Some((label, format!("{value}{unit}")))
+        })
+        .collect()
 }
 
 /// The call as the store has it.
@@ -249,25 +239,28 @@ fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerE
     };
     println!();
     print!("{}", describe(&rec));
-    println!("latency");
+    println!("latency, agent side (the session's events in the store)");
     let stored = store_latencies(&rec);
     if stored.is_empty() {
-        println!("  (the store has no latency events for this session)");
+        println!("  (none stored for this session)");
     }
-    for l in stored {
-        println!("  store          {l}");
+    for (label, value) in stored {
+        println!("  {label:<32} {value}");
     }
     if let Some(r) = report {
+        println!("latency, caller side (its jitter buffer included, 20 ms ticks)");
         println!(
-            "  caller         answer to first agent audio      {}",
+            "  {:<32} {}",
+            "answer to first agent audio",
             ms(r.answer_to_first_audio)
         );
         println!(
-            "  caller         caller stop to agent audio       {}",
+            "  {:<32} {}",
+            "caller stop to agent audio",
             ms(r.stop_to_reply_audio)
         );
         println!(
-            "                 (measured at the caller: includes its jitter buffer, 20 ms ticks; greeting heard {}, reply heard {})",
+            "  (greeting heard for {}, reply for {})",
             secs(r.greeting_heard),
             secs(r.reply_heard)
         );

@@ -11,10 +11,6 @@ mod caller;
 mod cli;
 mod config;
 mod demo;
-#[allow(
-    dead_code,
-    reason = "the HTTP handlers that read State and Outbound land with the agent-http branch"
-)]
 mod http;
 mod logging;
 mod run;

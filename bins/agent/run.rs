@@ -226,7 +226,7 @@ impl Agent {
     pub async fn shutdown(self) {
         if let Some(id) = self.registration {
             match tokio::time::timeout(Duration::from_secs(2), self.manager.unregister(id)).await {
-                Ok(Ok(())) => info!("trunk registration removed"),
+                Ok(Ok(())) => info!("trunk unregistration sent"),
                 Ok(Err(e)) => warn!(error = %e, "trunk unregister failed"),
                 Err(_) => warn!("trunk unregister timed out"),
             }

@@ -674,6 +674,7 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prop_assert;
 
     const GOOD: &str = r#"
 [sip]
@@ -987,5 +988,37 @@ bind = "127.0.0.1:0"
         let m = s.session_config(&Secrets::default(), Some("ws://127.0.0.1:9/x".into()));
         assert!(!m.builtin_tools.end_call && !m.builtin_tools.transfer_call);
         assert_eq!(m.endpoint.as_deref(), Some("ws://127.0.0.1:9/x"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any value for any key, through its environment variable: the
+        /// loader never panics, and an error names that key (or, for a
+        /// trunk key, the trunk key that is then missing).
+        #[test]
+        fn any_env_value_for_any_key_is_accepted_or_named(
+            index in 0usize..33,
+            value in "[ -~]{0,24}",
+        ) {
+            let keys = crate::config::env_keys();
+            let (var, key) = &keys[index % keys.len()];
+            if let Err(e) = settings(GOOD, &[(var.as_str(), value.as_str())]) {
+                let m = e.to_string();
+                // A trunk key set alone brings in [sip.trunk], whose
+                // required keys are then named instead.
+                let trunk = key.starts_with("sip.trunk.") && m.contains("sip.trunk.");
+                prop_assert!(
+                    m.contains(key.as_str()) || m.contains(var.as_str()) || trunk,
+                    "{var}={value:?}: {m}"
+                );
+            }
+        }
+
+        /// Arbitrary file text never panics the loader.
+        #[test]
+        fn arbitrary_file_text_never_panics(text in "(\\[[a-z.]{1,12}\\]\n|[a-z_]{1,12} = (\"[ -~]{0,12}\"|[0-9]{1,6}|true|\\[\\])\n){0,8}") {
+            let _ = settings(&text, &[]);
+        }
     }
 }

@@ -3,25 +3,22 @@
 //! are `callbridge::api::{CallRequest, CallAccepted, CallStatus}`.
 //!
 //! A request is checked in this order: role (403), body (415/413/400),
-//! numbers (E.164 via `PhoneNumber`, 400), sizes (400), campaign and lead
-//! (400 when missing, 403 for another user's campaign), routing (501 when
-//! no outbound target is configured); then `Manager::originate` (409 lead
-//! busy, 503 + `Retry-After` at capacity or shutting down). The 202 is sent
-//! once the session row is readable in the store.
-
-use std::time::Duration;
+//! numbers (E.164 via `PhoneNumber`, 400), sizes (400), routing (501 when
+//! no outbound target is configured), campaign and lead (400 when missing,
+//! 403 for a campaign the user does not own); then `Manager::originate` (409 lead
+//! busy, 503 + `Retry-After` at capacity, shutting down or when the row
+//! cannot be written). `originate` returns once the session row (owner =
+//! the caller) is in the store, so the 202 comes after it.
 
 use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, outcome_of};
-use callbridge_crm_store::{
-    CampaignId, Error as StoreError, LeadId, PhoneNumber, Session, SessionId, Store,
-};
+use callbridge_crm_store::{CampaignId, Error as StoreError, LeadId, PhoneNumber, Session, Store};
 use callbridge_llm_bridge::Greeting;
 use callbridge_session::{ManagerError, OriginateRequest};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::Ctx;
 use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
@@ -41,8 +38,6 @@ pub const MAX_METADATA_KEY: usize = 64;
 pub const MAX_METADATA_VALUE: usize = 1024;
 /// `Retry-After` (seconds) of a 503 from `POST /api/calls`.
 pub const RETRY_AFTER_S: u64 = 5;
-/// How long `POST /api/calls` waits for the call's row to be written.
-const ROW_WAIT: Duration = Duration::from_secs(3);
 
 /// A validated call request, before the store checks.
 #[derive(Debug)]
@@ -141,7 +136,7 @@ fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiErr
         }
         if !caller.is_admin() && !owns_campaign(store, &caller.0, c)? {
             return Err(ApiError::Forbidden(format!(
-                "campaign {c} belongs to another user"
+                "campaign {c} is not yours (only its owner or an admin may call for it)"
             )));
         }
     }
@@ -164,11 +159,19 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
             retry_after: Some(RETRY_AFTER_S),
         },
         ManagerError::BadUri => ApiError::BadRequest("the number does not make a SIP URI".into()),
+        ManagerError::Store => ApiError::Unavailable {
+            message: "the call could not be written to the store; nothing was dialled".into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
         other => ApiError::internal(other),
     }
 }
 
-/// `POST /api/calls`.
+/// `POST /api/calls`. The numbers become `sip:+NUMBER@domain` (the
+/// outbound domain, else the target's address); `prompt` replaces the
+/// instructions; `greeting` becomes the prompt that makes the model speak
+/// first once the callee answers (`Greeting::OnRequest`; without it the
+/// configured greeting applies); `metadata` goes to the model as context.
 pub async fn create(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -178,16 +181,16 @@ pub async fn create(
     let Json(req) = body?;
     let out = &ctx.state.outbound;
     let mut dial = validate(&req, &out.from)?;
-    let checker = caller.clone();
-    dial = ctx
-        .pool
-        .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
-        .await?;
     let Some(target) = out.target else {
         return Err(ApiError::NotConfigured(
             "outbound calls are not configured (outbound.target)".into(),
         ));
     };
+    let checker = caller.clone();
+    dial = ctx
+        .pool
+        .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
+        .await?;
     let domain = out.domain.clone().unwrap_or_else(|| target.to_string());
     let mut o = OriginateRequest::new(
         format!("sip:{}@{domain}", dial.to.as_str()),
@@ -196,6 +199,7 @@ pub async fn create(
     );
     o.campaign = dial.campaign;
     o.lead = dial.lead;
+    o.owner = Some(caller.0.id);
     o.instructions = req.prompt;
     o.greeting = req.greeting.map(|prompt| Greeting::OnRequest { prompt });
     o.metadata = req.metadata.into_iter().collect();
@@ -205,9 +209,6 @@ pub async fn create(
         Err(e) => return Err(manager_error(e, manager.snapshot().admitting)),
     };
     info!(session = %id, user = caller.0.id.0, to = %dial.to, "outbound call requested");
-    if !row_written(&ctx, id).await {
-        warn!(session = %id, "the call's session row was not readable in time");
-    }
     let mut res = (
         StatusCode::ACCEPTED,
         Json(CallAccepted {
@@ -220,25 +221,6 @@ pub async fn create(
         res.headers_mut().insert(header::LOCATION, v);
     }
     Ok(res)
-}
-
-/// Waits (bounded) until the call task has written the session row.
-async fn row_written(ctx: &Ctx, id: SessionId) -> bool {
-    let deadline = tokio::time::Instant::now() + ROW_WAIT;
-    loop {
-        let found = ctx
-            .pool
-            .run(move |s| Ok(s.get_session(id).is_ok()))
-            .await
-            .unwrap_or(false);
-        if found {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 /// The API view of a call.

@@ -144,6 +144,23 @@ pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
 }
 
+/// Middleware: answers 503 (`Retry-After: 1`) when every request slot is
+/// taken, instead of queueing; the slot is held until the response starts.
+pub async fn shed(
+    axum::extract::State(slots): axum::extract::State<std::sync::Arc<tokio::sync::Semaphore>>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Ok(_slot) = slots.try_acquire() else {
+        return ApiError::Unavailable {
+            message: "too many requests in flight".into(),
+            retry_after: Some(1),
+        }
+        .into_response();
+    };
+    next.run(req).await
+}
+
 /// A handler panicked: logged, answered 500 (the panic text stays in the
 /// log, it may hold request data).
 pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {

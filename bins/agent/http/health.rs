@@ -1,6 +1,8 @@
 //! `GET /api/health`: no auth (for load balancers), no caller data: the
 //! version, uptime, the live session ids, whether calls are admitted, the
-//! model provider and whether the store answers a trivial query.
+//! model provider with the outcome and time of the last model session
+//! opening (`null` before the first call), and whether the store answers a
+//! trivial query.
 
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
     .await
     .is_ok_and(|r| r.is_ok());
     let snap = ctx.state.manager.snapshot();
+    let model = ctx.state.manager.metrics().model;
     Json(Health {
         status: status_word(snap.admitting, store_ok).into(),
         version: env!("CARGO_PKG_VERSION").into(),
@@ -43,8 +46,8 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
         admitting: snap.admitting,
         model: ModelHealth {
             provider: ctx.state.provider.clone(),
-            reachable: None,
-            last_checked: None,
+            reachable: model.map(|m| m.reachable),
+            last_checked: model.map(|m| m.at.to_string()),
         },
         store_ok,
     })

@@ -42,6 +42,9 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Read connections to the store the HTTP layer keeps at most.
 pub const READ_POOL: usize = 4;
 
+/// Requests handled at once; more are answered 503 at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+
 /// Longest time a request may take until its response starts (408 after;
 /// a recording's body streams on without this limit).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -114,15 +117,19 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(error::not_found)
         .with_state(ctx);
-    harden(api, REQUEST_TIMEOUT)
+    harden(api, REQUEST_TIMEOUT, MAX_IN_FLIGHT)
 }
 
 /// The layers around every route, inside out: the body limit, the request
-/// timeout (408), a caught panic (500, logged), and last the rewrite of any
-/// non-JSON error into `{"error": ...}`.
-fn harden(router: Router, timeout: Duration) -> Router {
+/// timeout (408), at most `max_in_flight` requests at once (503 beyond,
+/// never queued), a caught panic (500, logged), and last the rewrite of
+/// any non-JSON error into `{"error": ...}`; around it all, one debug log
+/// line per request (method, path without the query, status, time).
+fn harden(router: Router, timeout: Duration, max_in_flight: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     router
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(slots, error::shed))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -131,4 +138,24 @@ fn harden(router: Router, timeout: Duration) -> Router {
             error::panicked,
         ))
         .layer(axum::middleware::map_response(error::json_errors))
+        .layer(axum::middleware::from_fn(access_log))
+}
+
+/// Logs each request at debug level once its response starts.
+async fn access_log(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    tracing::debug!(
+        %method,
+        %path,
+        status = res.status().as_u16(),
+        ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "http request"
+    );
+    res
 }

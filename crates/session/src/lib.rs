@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod bridge;
+pub mod carrier;
 pub mod gauges;
 pub mod lifecycle;
 pub mod manager;
@@ -19,7 +20,9 @@ pub mod summary;
 /// endpoint at its URL.
 #[cfg(feature = "mock")]
 pub use callbridge_llm_bridge::mock;
-pub use manager::{CallInfo, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot};
+pub use manager::{
+    CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot,
+};
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{
     FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,

@@ -259,6 +259,10 @@ async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
             .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
         "barge-in event stored"
     );
+    assert!(
+        r.manager.metrics().barge_ins >= 1,
+        "the interrupted greeting counts as a barge-in"
+    );
     r.manager.shutdown().await;
     caller.stop().await;
 }
@@ -375,6 +379,17 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     let rec = r.record(id);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
     assert_eq!(rec.session.lead, lead);
+    let m = r.manager.metrics();
+    use callbridge_session::lifecycle::{Direction, EndReason as End};
+    assert_eq!(
+        m.calls_started,
+        vec![(Direction::Inbound, 0), (Direction::Outbound, 1)],
+        "the refused second originate is not counted"
+    );
+    assert_eq!(
+        m.calls_ended,
+        vec![(Direction::Outbound, End::CallerHangup, 1)]
+    );
     r.manager.shutdown().await;
     callee.stop().await;
 }

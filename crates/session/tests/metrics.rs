@@ -28,6 +28,19 @@ async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_sto
     );
     assert!(live.calls_ended.is_empty(), "still live");
     assert_eq!(live.answer_to_first_audio.count, 1, "greeting measured");
+    // The caller's RTP (silence) has flowed for over a second: the call is
+    // in the depth gauge, with a depth the buffer can hold (at most 200 ms
+    // by default, plus a frame or two in flight).
+    assert_eq!(live.jitter_buffer_streams, 1);
+    eprintln!(
+        "live jitter buffer depth {} ms",
+        live.jitter_buffer_depth_ms
+    );
+    assert!(live.jitter_buffer_depth_ms <= 260.0);
+    assert!(
+        live.rtp_packets_in > 0,
+        "RTP counted while the call is live"
+    );
     speak(&leg.media).await;
     assert!(
         hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
@@ -107,6 +120,49 @@ async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_sto
         same(&reply_ms, reply.sum),
         "{reply_ms:?} vs {} s",
         reply.sum
+    );
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_session_resumed_after_go_away_counts_one_reconnect() {
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        go_away_after_turns: Some(1),
+        go_away_time_left: Duration::from_millis(300),
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
+    speak(&leg.media).await;
+    assert!(
+        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        "reply heard"
+    );
+    let mut reconnects = 0;
+    for _ in 0..250 {
+        reconnects = r.manager.metrics().model_reconnects;
+        if reconnects > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(reconnects, 1, "one resumption after the server's goAway");
+    assert_eq!(r.manager.snapshot().calls.len(), 1, "the call goes on");
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let m = r.manager.metrics();
+    assert_eq!(m.model_reconnects, 1);
+    assert_eq!(
+        m.calls_ended,
+        vec![(Direction::Inbound, EndReason::CallerHangup, 1)]
+    );
+    assert_eq!(
+        r.mock.stats().setups,
+        2,
+        "the resumed session's second setup"
     );
     r.manager.shutdown().await;
     caller.stop().await;

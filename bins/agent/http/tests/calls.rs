@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode, header};
 use callbridge::api::{CallAccepted, CallStatus};
 use callbridge_crm_store::{NewLead, PhoneNumber, SessionId, jiff::Timestamp};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Callee, rig};
 
@@ -37,6 +37,7 @@ async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
     assert_eq!(row.direction, callbridge_crm_store::Direction::Outbound);
     assert_eq!(row.to.as_ref().map(|p| p.as_str()), Some("+14155550100"));
     assert_eq!(row.from.as_ref().map(|p| p.as_str()), Some("+15550100000"));
+    assert_eq!(row.owner, Some(r.operator_id), "the caller owns the call");
     // The INVITE went to the outbound target, to the E.164 number.
     let user = tokio::time::timeout(Duration::from_secs(3), r.invites.recv())
         .await
@@ -44,19 +45,64 @@ async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
         .unwrap();
     assert_eq!(user, "+14155550100");
 
-    let s: CallStatus = r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+    let s: CallStatus = r
+        .get(&format!("/api/calls/{id}"), &r.operator)
+        .await
+        .json_as();
     assert!(s.live);
     assert_eq!(s.direction, "outbound");
     assert_eq!(s.outcome, None);
     let h = r.req(Method::GET, "/api/health", None).await.json();
     assert_eq!(h["active_ids"], json!([id.to_string()]));
+    // Another operator cannot see or hang up the call; an admin can see it.
+    for (m, path) in [
+        (Method::GET, format!("/api/calls/{id}")),
+        (Method::GET, format!("/api/sessions/{id}")),
+        (Method::DELETE, format!("/api/calls/{id}")),
+    ] {
+        let a = r.req(m, &path, Some(&r.other)).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{path}");
+    }
+    assert!(
+        r.manager.snapshot().calls.iter().any(|c| c.id == id),
+        "still live"
+    );
+    let listed = r.get("/api/sessions", &r.operator).await.json();
+    assert_eq!(listed["sessions"][0]["id"], id.to_string());
+    assert_eq!(listed["sessions"][0]["live"], true);
+    assert!(
+        r.get("/api/sessions", &r.other).await.json()["sessions"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    // The model was opened at dial: health shows it reachable.
+    let mut model = Value::Null;
+    for _ in 0..300 {
+        model = r.req(Method::GET, "/api/health", None).await.json()["model"].clone();
+        if !model["reachable"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(model["reachable"], true, "{model}");
+    assert!(
+        model["last_checked"]
+            .as_str()
+            .unwrap()
+            .parse::<Timestamp>()
+            .is_ok()
+    );
 
     let a = r
         .req(Method::DELETE, &format!("/api/calls/{id}"), Some(&r.admin))
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     r.until_not_live(id).await;
-    let s: CallStatus = r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+    let s: CallStatus = r
+        .get(&format!("/api/calls/{id}"), &r.operator)
+        .await
+        .json_as();
     assert!(!s.live);
     assert!(
         matches!(s.state.as_str(), "ended" | "failed"),
@@ -121,13 +167,13 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
         (
             json!({"to": "+14155550100", "campaign_id": theirs.0}),
             StatusCode::FORBIDDEN,
-            "another user",
+            "is not yours",
         ),
         // The lead's campaign counts when none is given.
         (
             json!({"to": "+14155550100", "lead_id": lead_in_theirs.0}),
             StatusCode::FORBIDDEN,
-            "another user",
+            "is not yours",
         ),
         (
             json!({"to": "+14155550100", "campaign_id": mine.0, "lead_id": lead_in_theirs.0}),
@@ -145,6 +191,21 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
         assert_eq!(a.status, status, "{body}");
         assert!(a.error().contains(word), "{body}: {}", a.error());
     }
+    // Without an outbound target nothing can be dialled: 501.
+    let unrouted = super::app(
+        &r.manager,
+        &r.db,
+        r.dir.path(),
+        super::Outbound {
+            target: None,
+            domain: None,
+            from: "+15550100000".into(),
+        },
+    );
+    let req = super::call_request(&r.operator, &json!({"to": "+14155550100"}));
+    let a = super::send(&unrouted, req).await;
+    assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED);
+    assert!(a.error().contains("outbound.target"), "{}", a.error());
     assert!(r.manager.snapshot().calls.is_empty(), "nothing was dialled");
     assert!(
         r.store()

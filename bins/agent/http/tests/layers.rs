@@ -45,7 +45,7 @@ async fn a_slow_handler_times_out_with_408_and_a_panic_is_a_json_500() {
                 "unreachable"
             }),
         );
-    let app = super::super::harden(app, Duration::from_secs(1));
+    let app = super::super::harden(app, Duration::from_secs(1), 8);
     let (status, ct, body) = send(&app, "/slow").await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(ct, "application/json");
@@ -54,4 +54,37 @@ async fn a_slow_handler_times_out_with_408_and_a_panic_is_a_json_500() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(ct, "application/json");
     assert_eq!(body, r#"{"error":"internal error"}"#);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_beyond_the_in_flight_limit_get_503_at_once() {
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let g = gate.clone();
+    let app = Router::new().route(
+        "/wait",
+        get(move || async move {
+            g.notified().await;
+            "done"
+        }),
+    );
+    let app = super::super::harden(app, Duration::from_secs(30), 1);
+    let first = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, "/wait").await }
+    });
+    // Let the first request take the only slot.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    let res = app
+        .clone()
+        .oneshot(Request::get("/wait").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    gate.notify_one();
+    let (status, _, body) = first.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "done");
 }

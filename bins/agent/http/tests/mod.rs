@@ -7,9 +7,10 @@
 mod calls;
 mod layers;
 mod reads;
+mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
@@ -108,6 +109,19 @@ async fn callee(
     (addr, rx, task)
 }
 
+/// The router over `manager` with the store at `db`.
+pub fn app(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) -> Router {
+    let state: AppState = Arc::new(State {
+        manager: manager.clone(),
+        database: db.to_path_buf(),
+        recordings_dir: Some(recordings.to_path_buf()),
+        started: Instant::now(),
+        provider: "mock".into(),
+        outbound,
+    });
+    super::router(state)
+}
+
 fn user(store: &mut Store, name: &str, role: Role) -> (String, UserId) {
     let token = ApiToken::generate().unwrap();
     let id = store
@@ -148,20 +162,13 @@ pub async fn rig(mode: Callee, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
         .await
         .unwrap();
     let (target, invites, callee_task) = callee(mode).await;
-    let state: AppState = Arc::new(State {
-        manager: manager.clone(),
-        database: db.clone(),
-        recordings_dir: Some(dir.path().to_path_buf()),
-        started: Instant::now(),
-        provider: "mock".into(),
-        outbound: Outbound {
-            target: Some(target),
-            domain: None,
-            from: "+15550100000".into(),
-        },
-    });
+    let outbound = Outbound {
+        target: Some(target),
+        domain: None,
+        from: "+15550100000".into(),
+    };
     Rig {
-        app: super::router(state),
+        app: app(&manager, &db, dir.path(), outbound),
         manager,
         db,
         dir,
@@ -222,21 +229,37 @@ impl Answer {
     }
 }
 
+/// Sends one request through `app`.
+pub async fn send(app: &Router, req: Request<Body>) -> Answer {
+    let res = app.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// `POST /api/calls` with a JSON body.
+pub fn call_request(token: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri("/api/calls")
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
 impl Rig {
     /// Sends one request through the router.
     pub async fn send(&self, req: Request<Body>) -> Answer {
-        let res = self.app.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Answer {
-            status,
-            headers,
-            body,
-        }
+        send(&self.app, req).await
     }
 
     /// `method uri` with `token` (if any) and no body.
@@ -254,14 +277,7 @@ impl Rig {
 
     /// `POST /api/calls` with a JSON body.
     pub async fn post_call(&self, token: &str, body: Value) -> Answer {
-        let req = Request::builder()
-            .method(Method::POST)
-            .uri("/api/calls")
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        self.send(req).await
+        self.send(call_request(token, &body)).await
     }
 
     pub fn store(&self) -> Store {

@@ -466,7 +466,7 @@ async fn unknown_routes_wrong_methods_and_bad_bodies_answer_json() {
 }
 
 /// A stored session with a recording of `len` bytes (0, 1, 2, ...).
-fn with_recording(r: &Rig, len: usize) -> (SessionId, Vec<u8>) {
+pub(super) fn with_recording(r: &Rig, len: usize) -> (SessionId, Vec<u8>) {
     let id = r.session(None, None, 1);
     let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let path = r.dir.path().join(format!("{id}.wav"));

@@ -2,12 +2,11 @@
 //! media and model events into machine inputs (the audio paths live in
 //! [`super::audio`]).
 
+use super::transport::TransportEvent;
 use callbridge_crm_store::{
     EventKind, Finish, NewEvent, NewTurn, SessionState, SessionUpdate, Speaker,
 };
 use callbridge_llm_bridge::{AudioFrame, ModelEvent, ModelSession, SampleRate, ToolResult};
-use callbridge_rtp::jitter::Playout;
-use callbridge_rtp::stream::MediaEvent;
 use callbridge_sip::StatusCode;
 use serde_json::json;
 use tracing::{debug, info, warn};
@@ -16,8 +15,7 @@ use super::audio::Uplink;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
-    Action, DtmfDigit, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState,
-    TransferTarget,
+    Action, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState, TransferTarget,
 };
 use crate::metrics::call::{SPEECH_RMS, rms};
 use crate::store_writer::StoreOp;
@@ -83,12 +81,18 @@ impl Call {
                         debug!(error = %e, code, "rejection not sent (call already gone)");
                     }
                 }
+                if let Some(t) = &mut self.stream {
+                    t.hangup().await;
+                }
             }
             Action::SendBye | Action::SendCancel => {
                 if let Some(call) = self.call {
                     if let Err(e) = sip.hangup(call).await {
                         debug!(error = %e, "hangup not sent (dialog already gone)");
                     }
+                }
+                if let Some(t) = &mut self.stream {
+                    t.hangup().await;
                 }
             }
             Action::Refer { target } => {
@@ -130,15 +134,24 @@ impl Call {
                 }
             }
             Action::ClearPlayback => {
-                if let Some(s) = &self.stream {
-                    s.clear_playback();
-                }
+                let base = self.reply_base;
+                self.played_at_clear = self
+                    .stream
+                    .as_mut()
+                    .and_then(|s| s.clear_playback())
+                    .map(|played| played.saturating_sub(base));
                 self.downlink.clear();
                 self.event(EventKind::BargeIn, json!({}));
             }
             Action::ReportPlayedToModel => {
+                // What the carrier confirmed played (marks), else what
+                // our pacing sent.
+                let played = match self.played_at_clear.take() {
+                    Some(frames) => std::time::Duration::from_millis(frames.saturating_mul(20)),
+                    None => self.downlink.played(),
+                };
                 if let Some(m) = &self.model {
-                    m.playback_progress(self.downlink.played());
+                    m.playback_progress(played);
                 }
             }
             Action::PlayFallback => {
@@ -152,7 +165,7 @@ impl Call {
             Action::CloseModel => self.close_model().await,
             Action::StopMedia => {
                 if let Some(s) = self.stream.take() {
-                    self.metrics.media_stopped(Some(&s.stats()));
+                    self.metrics.media_stopped(s.stats().as_ref());
                     s.close().await;
                 }
                 self.stream_guard = None;
@@ -288,10 +301,10 @@ impl Call {
         }
     }
 
-    pub(super) fn on_media(&mut self, ev: Option<MediaEvent>) {
+    pub(super) fn on_media(&mut self, ev: Option<TransportEvent>) {
         let Some(ev) = ev else {
             if let Some(s) = &self.stream {
-                self.metrics.media_stopped(Some(&s.stats()));
+                self.metrics.media_stopped(s.stats().as_ref());
                 warn!("media stream stopped by itself");
                 self.stream = None;
                 self.stream_guard = None;
@@ -300,7 +313,7 @@ impl Call {
             return;
         };
         match ev {
-            MediaEvent::Audio { pcm, playout, sent } => {
+            TransportEvent::Tick { pcm, heard, sent } => {
                 self.ticks += 1;
                 if let Some(r) = &mut self.recorder {
                     if let Err(e) = r.write(&pcm, &sent) {
@@ -308,8 +321,8 @@ impl Call {
                         self.recorder = None;
                     }
                 }
-                self.check_rtp_inactivity(matches!(playout, Playout::Audio { .. }));
-                if matches!(playout, Playout::Audio { .. }) {
+                self.check_rtp_inactivity(heard);
+                if heard {
                     if !self.first_audio_seen {
                         self.first_audio_seen = true;
                         self.inputs
@@ -322,37 +335,30 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
-                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, &playout, &sent) {
+                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, heard, &sent) {
                     self.event(EventKind::Note, n.detail());
                 }
                 self.send_caller_audio(&pcm);
-                let stream = self.stream.as_ref();
+                let mut stream = self.stream.as_mut();
                 let drained = self
                     .downlink
-                    .on_tick(|f| stream.is_some_and(|s| s.try_play(f)));
+                    .on_tick(|f| stream.as_mut().is_some_and(|s| s.try_play(f)));
                 if drained {
                     self.inputs
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
                 }
                 if self.ticks.is_multiple_of(FLUSH_EVERY) {
-                    if let Some(s) = &self.stream {
-                        self.metrics.media_stats(&s.stats());
+                    if let Some(st) = self.stream.as_ref().and_then(|s| s.stats()) {
+                        self.metrics.media_stats(&st);
                     }
                     self.flush_store_now();
                 }
             }
-            MediaEvent::Dtmf(d) => {
-                if let Some(d) = DtmfDigit::from_event(d.event) {
-                    self.inputs.push_back(Input::Sip(SipInput::Dtmf(d)));
-                }
+            TransportEvent::Dtmf(d) => self.inputs.push_back(Input::Sip(SipInput::Dtmf(d))),
+            TransportEvent::Hangup => {
+                info!("the carrier ended the stream");
+                self.inputs.push_back(Input::Sip(SipInput::Bye));
             }
-            MediaEvent::Inactive { silent_for } => {
-                // Measured from the stream's opening; the call's own check
-                // (from the answer) decides.
-                debug!(?silent_for, "media stream reports no RTP");
-            }
-            MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
-            _ => {}
         }
     }
 
@@ -411,6 +417,11 @@ impl Call {
             ModelEvent::Audio(chunk) => {
                 if !self.downlink.is_busy() {
                     self.downlink.new_reply();
+                    self.reply_base = self
+                        .stream
+                        .as_ref()
+                        .and_then(|s| s.frames_sent())
+                        .unwrap_or(0);
                 }
                 self.downlink.push_model_audio(|v| chunk.decode_into(v));
                 ModelInput::Audio
@@ -525,7 +536,7 @@ impl Call {
         });
     }
 
-    fn event(&mut self, kind: EventKind, detail: serde_json::Value) {
+    pub(super) fn event(&mut self, kind: EventKind, detail: serde_json::Value) {
         if self.pending_events.len() < 256 {
             self.pending_events.push(NewEvent {
                 at: jiff::Timestamp::now(),

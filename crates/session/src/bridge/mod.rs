@@ -1,7 +1,8 @@
 //! The per-call task: the media bridge and the executor of the lifecycle
 //! machine's actions (issue 6, "Media bridge, per call").
 //!
-//! One task per call owns the call's media stream (RTP socket), both
+//! One task per call owns the call's media [`transport`] (an RTP socket
+//! or a carrier WebSocket: everything below is shared by both), both
 //! resamplers and the playback queue ([`audio`]), the one model session
 //! (opened only by the machine's `OpenModel`, so never twice), the
 //! recorder and the [`CallMachine`]. One `select!` loop takes SIP events
@@ -13,6 +14,7 @@
 
 pub mod audio;
 mod exec;
+pub mod transport;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -26,7 +28,6 @@ use callbridge_llm_bridge::{
     ToolCallId,
 };
 use callbridge_rtp::recorder::CallRecorder;
-use callbridge_rtp::stream::{MediaEvent, MediaStream};
 use callbridge_sip::sdp::LocalMedia;
 use callbridge_sip::ua::{CallRef, Event as SipEvent, Originate};
 use tokio::sync::mpsc;
@@ -38,6 +39,7 @@ use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
 use crate::metrics::call::CallMetrics;
 use audio::{Downlink, Uplink};
+use transport::{Transport, TransportEvent};
 
 /// What the manager puts in a call's mailbox.
 #[derive(Debug)]
@@ -58,7 +60,7 @@ pub(crate) struct CallSpec {
     /// `WriteStoreState{Created}`; `None` when the manager already wrote it
     /// (outbound: before `originate` returns).
     pub row: Option<NewSession>,
-    pub stream: MediaStream,
+    pub transport: Transport,
     pub stream_guard: GaugeGuard,
     pub local_media: LocalMedia,
     /// Inbound: our SDP answer to the INVITE's offer.
@@ -89,7 +91,7 @@ pub(crate) struct Call {
     row: Option<NewSession>,
     machine: CallMachine,
     inputs: VecDeque<Input>,
-    stream: Option<MediaStream>,
+    stream: Option<Transport>,
     stream_guard: Option<GaugeGuard>,
     local_media: LocalMedia,
     answer_sdp: Option<Bytes>,
@@ -122,6 +124,11 @@ pub(crate) struct Call {
     agent_text: String,
     transcript: Vec<crate::summary::TranscriptLine>,
     transfer_id: Option<ToolCallId>,
+    /// Frames the transport had sent when the current reply began.
+    reply_base: u64,
+    /// Frames of the reply the carrier confirmed played at the last
+    /// barge-in (for the model's truncation).
+    played_at_clear: Option<u64>,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
     closed: bool,
@@ -146,7 +153,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         call,
         sip_call_id,
         row,
-        stream,
+        transport,
         stream_guard,
         local_media,
         answer_sdp,
@@ -180,7 +187,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         row,
         machine: CallMachine::new(direction, machine_cfg),
         inputs: VecDeque::with_capacity(8),
-        stream: Some(stream),
+        stream: Some(transport),
         stream_guard: Some(stream_guard),
         local_media,
         answer_sdp,
@@ -211,10 +218,19 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         agent_text: String::new(),
         transcript: Vec::new(),
         transfer_id: None,
+        reply_base: 0,
+        played_at_clear: None,
         metrics,
         closed: false,
     };
     c.open_recorder();
+    if let Some(Transport::Carrier(m)) = &c.stream {
+        let carrier = m.carrier().as_str();
+        c.event(
+            callbridge_crm_store::EventKind::Note,
+            serde_json::json!({ "carrier": carrier }),
+        );
+    }
     c.inputs.push_back(match direction {
         Direction::Inbound => Input::Sip(crate::lifecycle::SipInput::Invite),
         Direction::Outbound => Input::Command(Command::Dial),
@@ -249,7 +265,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     }
 }
 
-async fn media_next(stream: &mut Option<MediaStream>) -> Option<MediaEvent> {
+async fn media_next(stream: &mut Option<Transport>) -> Option<TransportEvent> {
     match stream {
         Some(s) => s.recv().await,
         None => std::future::pending().await,
@@ -404,7 +420,7 @@ impl Call {
         match (offer, ans) {
             (Ok(o), Ok(a)) => match callbridge_sip::sdp::process_answer(&o, &a) {
                 Ok(n) => {
-                    if let Some(s) = &self.stream {
+                    if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
                         s.set_remote(n.remote_rtp);
                     }
                 }
@@ -421,7 +437,9 @@ impl Call {
         let sip = self.shared.sip.clone();
         match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.local_media)) {
             Ok((answer, n)) => {
-                if let (Some(s), Some(r)) = (&self.stream, n.remote_rtp) {
+                if let (Some(s), Some(r)) =
+                    (self.stream.as_ref().and_then(Transport::rtp), n.remote_rtp)
+                {
                     s.set_remote(Some(r));
                 }
                 if let Err(e) = sip.answer(call, answer.to_bytes()).await {

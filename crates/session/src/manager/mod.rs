@@ -41,11 +41,13 @@
 //! # Ok(()) }
 //! ```
 
+mod carrier;
 mod config;
 mod registry;
 mod supervise;
 mod trunk;
 
+pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest};
 
 use std::net::SocketAddr;
@@ -102,6 +104,9 @@ pub enum ManagerError {
     /// No such live session.
     #[error("no such live session")]
     UnknownSession,
+    /// A call with this carrier call id is already live.
+    #[error("a stream for this carrier call is already live")]
+    AlreadyLive,
     /// The session row could not be written (or not within 5 s); the call
     /// was not started.
     #[error("the session row could not be written to the store")]
@@ -134,6 +139,8 @@ impl Shared {
 
     /// Indexes an outbound call by the Call-ID its INVITE carries.
     pub(crate) fn bind_call_id(&self, id: SessionId, call_id: String) {
+        // Called from the call's task: its span learns the Call-ID now.
+        tracing::Span::current().record("call_id", call_id.as_str());
         self.registry().bind_call_id(id, call_id);
     }
 }
@@ -292,6 +299,10 @@ impl Manager {
                 | SipEvent::Dtmf { call, .. }
                 | SipEvent::TransferAccepted { call }
                 | SipEvent::TransferFailed { call, .. } => *call,
+                SipEvent::Registration { id, state } => {
+                    trunk::registration_changed(*id, state);
+                    continue;
+                }
                 _ => continue,
             };
             self.shared.registry().route(call, ev);
@@ -406,7 +417,7 @@ impl Manager {
                 None,
                 None,
             )),
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: Some(answer.to_bytes()),
@@ -492,7 +503,7 @@ impl Manager {
             call: None,
             sip_call_id: None,
             row: None,
-            stream,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: None,

@@ -4,7 +4,8 @@
 //! before expiry and retries failures (the SIP core's `register_retry`).
 
 use callbridge_sip::driver::DriverError;
-use callbridge_sip::ua::{Register, RegistrationId};
+use callbridge_sip::ua::{Register, RegistrationId, RegistrationState};
+use tracing::{info, warn};
 
 use super::Manager;
 
@@ -24,5 +25,21 @@ impl Manager {
     /// The SIP driver stopped or does not know the registration.
     pub async fn unregister(&self, id: RegistrationId) -> Result<(), DriverError> {
         self.shared.sip.unregister(id).await
+    }
+}
+
+/// Logs a registration's new state (the router's only use of it).
+pub(super) fn registration_changed(id: RegistrationId, state: &RegistrationState) {
+    match state {
+        RegistrationState::Registered { expires } => {
+            info!(registration = ?id, expires, "registered with the trunk");
+        }
+        RegistrationState::Unregistered => info!(registration = ?id, "trunk registration removed"),
+        RegistrationState::Failed { status } => warn!(
+            registration = ?id,
+            status = status.as_u16(),
+            "trunk registration failed; retrying later"
+        ),
+        _ => info!(registration = ?id, ?state, "trunk registration changed"),
     }
 }

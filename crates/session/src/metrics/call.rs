@@ -17,7 +17,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::stream::{Frame, MediaStats};
 use serde_json::json;
 
@@ -182,10 +181,9 @@ impl CallMetrics {
         &mut self,
         now: Instant,
         caller: &Frame,
-        playout: &Playout,
+        from_packet: bool,
         sent: &Frame,
     ) -> Option<LatencyNote> {
-        let from_packet = matches!(playout, Playout::Audio { .. });
         if from_packet {
             self.played += 1;
         }
@@ -234,7 +232,10 @@ impl CallMetrics {
         let now = RtpCounts::of(s);
         self.shared.rtp(now.since(self.reported));
         self.reported = now;
-        let consumed = self.played + s.jitter.discarded;
+        // Ticks whose event the call did not read in time are counted as
+        // played (most ticks play a packet while audio flows; the estimate
+        // errs low and stops at zero).
+        let consumed = self.played + s.jitter.discarded + s.events_dropped;
         if s.jitter.resyncs != self.resyncs {
             // The buffer started over: so does the estimate.
             self.resyncs = s.jitter.resyncs;
@@ -372,12 +373,8 @@ mod tests {
         let shared = Arc::new(Metrics::default());
         let mut c = CallMetrics::new(Arc::clone(&shared));
         let now = Instant::now();
-        let audio = Playout::Audio {
-            seq: callbridge_rtp::ids::ExtSeqNo(1),
-            timestamp: 0,
-        };
         for _ in 0..10 {
-            c.on_tick(now, &[0; 160], &audio, &[0; 160]);
+            c.on_tick(now, &[0; 160], true, &[0; 160]);
         }
         c.media_stats(&stats(13, 0, 0, 10));
         let s = shared.snapshot();
@@ -408,16 +405,16 @@ mod tests {
         let mut c = CallMetrics::new(Arc::clone(&shared));
         let t0 = Instant::now();
         let loud = [1000i16; 160];
-        let idle = Playout::Buffering;
-        assert_eq!(c.on_tick(t0, &[0; 160], &idle, &loud), None, "not answered");
+        let idle = false;
+        assert_eq!(c.on_tick(t0, &[0; 160], idle, &loud), None, "not answered");
         c.answered(t0);
-        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], &idle, &[0; 160]), None);
-        let note = c.on_tick(t0 + TICK * 9, &[0; 160], &idle, &loud);
+        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], idle, &[0; 160]), None);
+        let note = c.on_tick(t0 + TICK * 9, &[0; 160], idle, &loud);
         assert_eq!(
             note.map(|n| n.detail()),
             Some(json!({"metric": "answer_to_first_audio_ms", "value": 180}))
         );
-        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], &idle, &loud), None);
+        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], idle, &loud), None);
         assert_eq!(shared.snapshot().answer_to_first_audio.count, 1);
     }
 

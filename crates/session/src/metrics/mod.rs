@@ -26,8 +26,9 @@
 //!   received RTP of each call's estimated buffered audio, in ms, updated
 //!   once a second. The rtp crate does not report the buffer's depth, so
 //!   each call estimates it as packets the buffer accepted minus frames it
-//!   played and discarded (the estimate restarts at zero when the buffer
-//!   resynchronizes on a new SSRC, and is capped at 1 s).
+//!   played and discarded (ticks whose event the call missed count as
+//!   played; the estimate restarts at zero when the buffer resynchronizes
+//!   on a new SSRC, and is capped at 1 s).
 //! - **Barge-ins**: the machine's `Metric::BargeIn`: the caller interrupted
 //!   a reply that was playing (a `ClearPlayback` with nothing playing is
 //!   not one; the store's `barge-in` events count every clear).

@@ -130,7 +130,7 @@ impl HttpSettings {
 
 /// A reqwest client on rustls with the ring provider and the webpki roots
 /// (no aws-lc, no platform verifier, no native TLS).
-fn client(provider: &'static str) -> Result<reqwest::Client, SummaryError> {
+pub(crate) fn client(provider: &'static str) -> Result<reqwest::Client, SummaryError> {
     let roots = rustls::RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
     };

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use callbridge_llm_bridge::Provider;
 
 mod gemini;
-mod http;
+pub(crate) mod http;
 mod openai;
 #[cfg(test)]
 mod test_server;

@@ -1,0 +1,128 @@
+//! Admission of carrier WebSocket calls (issue 9): a call whose stream
+//! has started ([`crate::carrier::accept`]) is admitted atomically under
+//! its carrier call id (`twilio:CA...`, `vonage:<uuid>`), so a second
+//! connection for a live call is refused and never opens a second model
+//! session; it then runs as one task tree exactly like a SIP call, with a
+//! [`Transport::Carrier`] for its media.
+
+use std::sync::Arc;
+
+use callbridge_crm_store::SessionId;
+use callbridge_llm_bridge::{CallMetadata, Greeting};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::registry::{Entry, Refusal};
+use super::{MAILBOX, Manager, ManagerError};
+use crate::bridge::CallSpec;
+use crate::bridge::transport::Transport;
+use crate::carrier::media::CarrierMedia;
+use crate::carrier::{CarrierCore, CarrierHangup, CarrierSocket, StartInfo, WsMessage};
+use crate::gauges::Gauge;
+use crate::lifecycle::{Direction, Phase};
+
+/// The close code for a refused stream (RFC 6455 section 7.4.1, policy
+/// violation).
+pub const CLOSE_REFUSED: u16 = 1008;
+
+/// A carrier call ready to be admitted.
+pub struct CarrierCall {
+    /// The core after the handshake.
+    pub core: CarrierCore,
+    /// What the carrier said at the start.
+    pub start: StartInfo,
+    /// The call's socket.
+    pub socket: CarrierSocket,
+    /// How to hang the call up at the carrier.
+    pub hangup: Arc<dyn CarrierHangup>,
+    /// The calling party (E.164 or a SIP user), if known.
+    pub from: Option<String>,
+    /// The called party, if known.
+    pub to: Option<String>,
+}
+
+impl std::fmt::Debug for CarrierCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierCall")
+            .field("call", &self.start.call)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Admits a carrier call and starts its task; returns its session id.
+    /// The session row carries the direction and `<carrier>:<call id>` in
+    /// its call-id column.
+    ///
+    /// # Errors
+    /// [`ManagerError::AlreadyLive`] when a call with this carrier call id
+    /// is live (the socket is closed with 1008),
+    /// [`ManagerError::Unavailable`] at capacity or while shutting down.
+    pub async fn admit_carrier(&self, call: CarrierCall) -> Result<SessionId, ManagerError> {
+        let CarrierCall {
+            core,
+            start,
+            socket,
+            hangup,
+            from,
+            to,
+        } = call;
+        let key = start.call.key();
+        let id = SessionId::new_v4();
+        let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let entry = Entry {
+            mailbox: tx,
+            direction: Direction::Inbound,
+            phase: Phase::Created,
+            call_id: Some(key.clone()),
+            call_ref: None,
+            lead: None,
+        };
+        let admitted = self
+            .shared
+            .registry()
+            .admit(id, entry, self.shared.cfg.max_calls);
+        if let Err(r) = admitted {
+            let _ = socket.tx.try_send(WsMessage::Close(Some(CLOSE_REFUSED)));
+            return Err(match r {
+                Refusal::Duplicate => {
+                    warn!(call = %key, "second stream for a live carrier call refused");
+                    ManagerError::AlreadyLive
+                }
+                _ => ManagerError::Unavailable,
+            });
+        }
+        let mut model_config = self.shared.cfg.model.clone();
+        model_config.greeting = Greeting::OnRequest {
+            prompt: self.shared.cfg.greeting_prompt.clone(),
+        };
+        let media = CarrierMedia::new(core, socket, &start, hangup);
+        let spec = CallSpec {
+            id,
+            direction: Direction::Inbound,
+            call: None,
+            sip_call_id: Some(key.clone()),
+            row: Some(self.session_row(
+                id,
+                Direction::Inbound,
+                Some(key.clone()),
+                from,
+                to,
+                None,
+                None,
+                None,
+            )),
+            transport: Transport::Carrier(Box::new(media)),
+            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
+            local_media: self.local_media(0),
+            answer_sdp: None,
+            originate: None,
+            model_config,
+            metadata: CallMetadata::with_call_id(key),
+            mailbox,
+            token: self.inner.root.child_token(),
+        };
+        self.spawn_call(spec);
+        Ok(id)
+    }
+}
