@@ -231,6 +231,7 @@ fn load_avg() -> Option<f64> {
 /// Runs the load and returns the report (checks filled in).
 pub async fn run(args: RunArgs) -> Result<Report, String> {
     let load_before = load_avg();
+    let revision = revision();
     let (started, sip) = match args.sip {
         Some(addr) => (None, addr),
         None => {
@@ -294,7 +295,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
             .round(jiff::Unit::Second)
             .unwrap_or_default()
             .to_string(),
-        revision: revision(),
+        revision,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         load_before,
         command: std::env::args().collect::<Vec<_>>().join(" "),
