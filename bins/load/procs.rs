@@ -63,9 +63,29 @@ pub fn ready_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
 }
 
+/// How a child ended: its exit code, or the signal that ended it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Exit {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// Terminating signal.
+    pub signal: Option<i32>,
+    /// It had already exited before we asked it to.
+    pub before_sigterm: bool,
+}
+
 /// Sends SIGTERM (through kill(1)) and waits up to `within` for the exit;
-/// kills it after that. Returns the exit code (`None` when killed).
-pub async fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
+/// kills it after that.
+pub async fn terminate(child: &mut Child, within: Duration) -> Exit {
+    use std::os::unix::process::ExitStatusExt as _;
+    let status = |st: std::process::ExitStatus, before: bool| Exit {
+        code: st.code(),
+        signal: st.signal(),
+        before_sigterm: before,
+    };
+    if let Ok(Some(st)) = child.try_wait() {
+        return status(st, true);
+    }
     if let Some(pid) = child.id() {
         let _ = Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -73,10 +93,10 @@ pub async fn terminate(child: &mut Child, within: Duration) -> Option<i32> {
             .await;
     }
     match tokio::time::timeout(within, child.wait()).await {
-        Ok(Ok(st)) => st.code(),
+        Ok(Ok(st)) => status(st, false),
         _ => {
             let _ = child.kill().await;
-            None
+            Exit::default()
         }
     }
 }

@@ -123,6 +123,8 @@ pub struct AgentFigures {
     pub counters: BTreeMap<String, f64>,
     /// Exit code after SIGTERM.
     pub exit_code: Option<i32>,
+    /// How it exited (code or signal, and whether before our SIGTERM).
+    pub exit: crate::procs::Exit,
     /// Sessions in the store by end reason ("unfinished" for none).
     pub store_end_reasons: BTreeMap<String, u64>,
 }
@@ -174,6 +176,9 @@ pub struct Report {
     pub tool_cpu_s: Option<f64>,
     /// The checks and whether each passed.
     pub checks: Vec<Check>,
+    /// Where the agent's config, log, store and recordings are (kept with
+    /// `--keep` or when a check failed).
+    pub agent_dir: Option<String>,
 }
 
 /// One pass/fail check.
@@ -319,8 +324,8 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "agent fds: baseline {}, end {}; exit code {:?}",
-                a.fds_baseline, a.fds_end, a.exit_code
+                "agent fds: baseline {}, end {}; exit {:?}",
+                a.fds_baseline, a.fds_end, a.exit
             );
             let _ = writeln!(o, "agent gauges at end: {:?}", a.gauges_end);
             let _ = writeln!(o, "agent counters: {:?}", a.counters);

@@ -353,7 +353,8 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
                 .collect(),
             ..AgentFigures::default()
         };
-        a.exit_code = procs::terminate(&mut s.agent.child, Duration::from_secs(30)).await;
+        a.exit = procs::terminate(&mut s.agent.child, Duration::from_secs(30)).await;
+        a.exit_code = a.exit.code.filter(|_| !a.exit.before_sigterm);
         a.store_end_reasons = store_reasons(&s.dir.join("crm.db"));
         report.agent = Some(a);
         drop(s.mock.child.stdin.take());
@@ -363,13 +364,18 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
             report.mock = serde_json::from_str::<MockReport>(&line).ok();
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), s.mock.child.wait()).await;
-        if args.keep {
-            eprintln!("callbridge-load: agent files kept in {}", s.dir.display());
-        } else {
-            let _ = std::fs::remove_dir_all(&s.dir);
-        }
+        report.agent_dir = Some(s.dir.display().to_string());
     }
     report.checks = check(&args.targets, &report);
+    if let Some(dir) = report.agent_dir.clone() {
+        // Kept when asked, or when a check failed (the agent's log says why).
+        if args.keep || !report.passed() {
+            eprintln!("callbridge-load: agent files kept in {dir}");
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+            report.agent_dir = None;
+        }
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
         std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
