@@ -401,6 +401,21 @@ mod tests {
         Audio::new(&vec![3000i16; FRAME * 5])
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_rtp_and_the_script_never_panic_on_any_datagram(
+            pkt in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        ) {
+            if let Some((_, _, payload)) = parse_rtp(&pkt) {
+                proptest::prop_assert!(payload.len() <= pkt.len());
+            }
+            let t0 = Instant::now();
+            let mut s = Script::new(audio(), Plan { speak: true, barge: true }, t0, 0);
+            s.on_packet(t0, &pkt);
+            s.on_packet(t0 + Duration::from_millis(20), &pkt);
+        }
+    }
+
     #[test]
     fn parse_rtp_skips_csrcs_extension_and_padding() {
         let mut p = vec![0xb1, 0, 0, 9, 0, 0, 1, 0, 0, 0, 0, 1];

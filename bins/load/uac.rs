@@ -283,6 +283,16 @@ mod tests {
         assert_eq!((status, cseq), (200, 9));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn classify_and_answer_addr_never_panic(
+            d in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let _ = classify(&d);
+            let _ = answer_addr(&d);
+        }
+    }
+
     #[test]
     fn garbage_is_not_a_message() {
         assert_eq!(classify(b"\x00\x01hello"), Incoming::Garbage);
