@@ -61,6 +61,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod campaigns;
+mod claims;
 mod dialing;
 mod dnc;
 mod error;
@@ -76,6 +77,7 @@ mod store;
 mod users;
 
 pub use campaigns::{Campaign, CampaignSettings};
+pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
 pub use error::{DbError, Entity, Error, Result};
 pub use import::{ImportMode, ImportReport, RowError};

@@ -170,6 +170,7 @@ async fn cancel_while_ringing_stores_cancelled() {
     r.idle().await;
     let rec = r.record(r.all_ids()[0]);
     assert_eq!(rec.session.end_reason, Some(EndReason::Cancelled));
+    assert_eq!(rec.session.state, SessionState::Ended);
     assert_eq!(rec.session.sip_status, Some(487));
     let s = r.manager.snapshot();
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));

@@ -99,7 +99,9 @@
 //!   `Answered` (model not ready) is ignored.
 //! - An operator hangup of an outbound call before the answer is stored as
 //!   `AgentHangup` (the CANCEL is how it is carried out), not `Cancelled`,
-//!   which is kept for the caller's CANCEL of an inbound INVITE.
+//!   which is kept for the caller's CANCEL of an inbound INVITE. That one
+//!   is stored `ended` (the caller gave up; nothing failed), while every
+//!   other unanswered call is stored `failed`.
 //! - An outbound final error 5xx (`FailureOutcome::Unavailable`) is stored
 //!   as `Rejected` with its SIP status; the store has no `unavailable`.
 //! - Model failure after the answer plays the fallback announcement and

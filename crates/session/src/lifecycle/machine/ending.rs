@@ -125,7 +125,10 @@ impl CallMachine {
             e.reason,
             EndReason::ModelFailure | EndReason::RtpTimeout | EndReason::Error
         );
-        let outcome = if e.answered_at.is_none() || broke {
+        // A caller who gives up before the answer (CANCEL) ended the call
+        // normally: nothing failed on our side.
+        let gave_up = e.reason == EndReason::Cancelled;
+        let outcome = if (e.answered_at.is_none() && !gave_up) || broke {
             EndOutcome::Failed
         } else {
             EndOutcome::Ended

@@ -147,7 +147,7 @@ fn cancel_while_ringing_ends_cancelled() {
     assert_eq!(call.count(&Action::SendBye), 0);
     assert_eq!(
         call.store_end(),
-        Some((EndReason::Cancelled, EndOutcome::Failed, Some(487)))
+        Some((EndReason::Cancelled, EndOutcome::Ended, Some(487)))
     );
     call.assert_closed_once();
 }

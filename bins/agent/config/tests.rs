@@ -1,0 +1,190 @@
+//! Unit tests of the key tree, the schema check and the environment
+//! overrides.
+use super::*;
+
+fn load(text: &str, env: &[(&str, &str)]) -> Result<(RawConfig, Origins), ConfigError> {
+    let env = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    RawConfig::load(Path::new("agent.toml"), text, &env)
+}
+
+#[test]
+fn the_example_file_parses_with_every_commented_key_uncommented() {
+    let text = include_str!("../../../agent.example.toml");
+    let (raw, _) = load(text, &[]).unwrap();
+    assert_eq!(raw.sip.bind, "0.0.0.0:5060");
+    // Uncomment the optional keys: each must be a known key.
+    let full: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest) if rest.starts_with("[sip.trunk]") => rest,
+            Some(rest)
+                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                    k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                }) =>
+            {
+                rest
+            }
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (raw, _) = load(&full, &[]).unwrap();
+    let trunk = raw.sip.trunk.unwrap();
+    assert_eq!(trunk.username, "callbridge");
+    assert!(raw.model.endpoint.is_some());
+    assert!(raw.model.system_prompt_file.is_some());
+}
+
+#[test]
+fn every_key_of_the_example_is_in_the_key_tree_and_back() {
+    let text = include_str!("../../../agent.example.toml");
+    let mut documented = String::new();
+    for l in text.lines() {
+        let l = l.trim_start_matches("# ");
+        if let Some((k, _)) = l.split_once(" = ") {
+            if !k.contains(' ') && !k.starts_with('#') {
+                documented.push_str(k);
+                documented.push('\n');
+            }
+        }
+    }
+    for (_, key) in env_keys() {
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(
+            documented.lines().any(|d| d == leaf),
+            "{key} is not documented in agent.example.toml"
+        );
+    }
+}
+
+#[test]
+fn unknown_key_is_an_error_naming_it() {
+    let e = load("[sip]\nbnd = \"1.2.3.4:5\"\n", &[]).unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("unknown key sip.bnd in agent.toml"), "{m}");
+    assert!(m.contains("bind"), "lists the valid keys: {m}");
+}
+
+#[test]
+fn unknown_section_is_an_error() {
+    let m = load("[sipp]\nbind = \"x\"\n", &[]).unwrap_err().to_string();
+    assert!(m.contains("unknown key sipp"), "{m}");
+}
+
+#[test]
+fn a_password_in_the_file_is_refused_with_the_variable_to_use() {
+    let m = load("[sip.trunk]\npassword = \"hunter2\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("CALLBRIDGE_SIP_TRUNK_PASSWORD"), "{m}");
+    assert!(!m.contains("hunter2"), "never echoes the secret: {m}");
+}
+
+#[test]
+fn wrong_type_names_key_value_and_type() {
+    let m = load("[calls]\nmax_concurrent = \"many\"\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(m, "calls.max_concurrent = \"many\": expected an integer");
+    let m = load("[sip]\nallowed_peers = [1]\n", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("expected a list of strings"), "{m}");
+    let m = load("sip = 3\n", &[]).unwrap_err().to_string();
+    assert_eq!(m, "sip = 3: expected a table");
+}
+
+#[test]
+fn syntax_error_names_the_file() {
+    let m = load("[sip\n", &[]).unwrap_err().to_string();
+    assert!(m.starts_with("agent.toml: not valid TOML"), "{m}");
+}
+
+#[test]
+fn env_overrides_strings_integers_booleans_and_lists() {
+    let (raw, origins) = load(
+        "[sip]\nbind = \"1.2.3.4:5060\"\n",
+        &[
+            ("CALLBRIDGE_SIP_BIND", "127.0.0.1:0"),
+            ("CALLBRIDGE_CALLS_MAX_CONCURRENT", "7"),
+            ("CALLBRIDGE_MODEL_TOOLS", "false"),
+            ("CALLBRIDGE_SIP_ALLOWED_PEERS", "10.0.0.0/8, 192.0.2.7/32"),
+            ("CALLBRIDGE_SIP_TRUNK_USERNAME", "bob"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(raw.sip.bind, "127.0.0.1:0");
+    assert_eq!(raw.calls.max_concurrent, 7);
+    assert!(!raw.model.tools);
+    assert_eq!(raw.sip.allowed_peers, ["10.0.0.0/8", "192.0.2.7/32"]);
+    assert_eq!(raw.sip.trunk.unwrap().username, "bob");
+    assert_eq!(origins["sip.bind"], "CALLBRIDGE_SIP_BIND");
+}
+
+#[test]
+fn every_key_has_its_variable() {
+    let vars: Vec<String> = env_keys().into_iter().map(|(v, _)| v).collect();
+    for v in [
+        "CALLBRIDGE_SIP_BIND",
+        "CALLBRIDGE_SIP_PUBLIC_ADDR",
+        "CALLBRIDGE_SIP_TRUNK_REGISTER_EXPIRES",
+        "CALLBRIDGE_RTP_PORT_MIN",
+        "CALLBRIDGE_CALLS_ON_MODEL_FAILURE",
+        "CALLBRIDGE_OUTBOUND_TARGET",
+        "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
+        "CALLBRIDGE_STORE_RECORDINGS_DIR",
+        "CALLBRIDGE_HTTP_BIND",
+        "CALLBRIDGE_LOG_LEVEL",
+    ] {
+        assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
+    }
+    // One variable per leaf of the key tree, none twice.
+    let mut sorted = vars.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), vars.len());
+    assert_eq!(vars.len(), 33);
+}
+
+#[test]
+fn bad_env_integer_names_variable_and_key() {
+    let m = load("", &[("CALLBRIDGE_RTP_PORT_MIN", "low")])
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        m,
+        "rtp.port_min (from CALLBRIDGE_RTP_PORT_MIN) = \"low\": expected an integer"
+    );
+    let m = load("", &[("CALLBRIDGE_MODEL_TOOLS", "maybe")])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("expected true or false"), "{m}");
+}
+
+#[test]
+fn unknown_variable_in_our_sections_is_an_error_others_are_ignored() {
+    let m = load("", &[("CALLBRIDGE_SIP_BIDN", "x")])
+        .unwrap_err()
+        .to_string();
+    assert!(m.contains("CALLBRIDGE_SIP_BIDN"), "{m}");
+    assert!(
+        load(
+            "",
+            &[
+                ("CALLBRIDGE_TOKEN", "x"),
+                ("CALLBRIDGE_SIP_TRUNK_PASSWORD", "p")
+            ]
+        )
+        .is_ok()
+    );
+}
+
+#[test]
+fn empty_file_takes_defaults() {
+    let (raw, origins) = load("", &[]).unwrap();
+    assert_eq!(raw.calls.max_concurrent, 100);
+    assert!(origins.is_empty());
+}

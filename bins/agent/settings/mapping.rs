@@ -1,0 +1,84 @@
+//! The mapping of validated [`Settings`] onto what the crates take: the
+//! model's `SessionConfig`, the session manager's `ManagerConfig` (SIP
+//! filter, timers, RTP range, limits, recordings, drain), the HTTP layer's
+//! outbound routing and the trunk's digest credentials.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
+use callbridge_session::ManagerConfig;
+use callbridge_sip::auth::Credentials;
+use callbridge_sip::filter::SourceFilter;
+
+use super::{Provider, Secrets, Settings};
+
+impl Settings {
+    /// The model session template. `endpoint` replaces the configured one
+    /// (the in-process mock's URL for `provider = "mock"`).
+    pub fn session_config(&self, secrets: &Secrets, endpoint: Option<String>) -> SessionConfig {
+        let mut m = SessionConfig::default();
+        m.endpoint = endpoint.or_else(|| self.endpoint.clone());
+        m.api_key = secrets.model_key.clone().map(ApiKey::new);
+        m.model = self.model.clone();
+        m.voice = self.voice.clone();
+        m.instructions = self.system_prompt.clone();
+        m.builtin_tools = BuiltinTools {
+            end_call: self.tools,
+            transfer_call: self.tools,
+        };
+        m.setup_timeout = self.setup_timeout;
+        if self.provider == Provider::OpenAi {
+            // G.711 both ways: no resampling on the phone path.
+            m.input_format = AudioFormat::Pcmu;
+            m.output_format = AudioFormat::Pcmu;
+        }
+        m
+    }
+
+    /// The session manager's configuration.
+    pub fn manager_config(&self, model: SessionConfig) -> ManagerConfig {
+        let mut cfg =
+            ManagerConfig::new(self.sip_bind, self.public_ip, self.rtp_ports.clone(), model);
+        // Media sockets bind where SIP binds; SDP carries the public address.
+        cfg.rtp.bind_ip = self.sip_bind.ip();
+        cfg.sip.contact_addr = SocketAddr::new(self.public_ip, self.sip_bind.port());
+        cfg.sip.filter = if self.allowed_peers.is_empty() {
+            SourceFilter::allow_all()
+        } else {
+            SourceFilter::only(self.allowed_peers.clone(), self.reject_unlisted)
+        };
+        // The machine cancels at ring_timeout; the SIP core's own bound is
+        // a backstop behind it.
+        cfg.sip.ring_timeout = self.ring_timeout + Duration::from_secs(5);
+        cfg.max_calls = self.max_concurrent;
+        cfg.rtp_inactivity = self.rtp_inactivity;
+        cfg.machine.no_speech = self.no_speech_timeout;
+        cfg.machine.max_duration = self.max_duration;
+        cfg.machine.ring_timeout = self.ring_timeout;
+        cfg.machine.model_setup = self.setup_timeout;
+        cfg.machine.model_failure_before_answer = self.on_model_failure;
+        cfg.greeting_prompt = self.greeting.clone();
+        cfg.recordings_dir = Some(self.recordings_dir.clone());
+        cfg.shutdown_drain = self.drain_timeout;
+        cfg
+    }
+
+    /// Outbound routing for the HTTP layer.
+    pub fn outbound(&self) -> crate::http::Outbound {
+        crate::http::Outbound {
+            target: self.outbound_target,
+            domain: self.trunk.as_ref().map(|t| t.domain.clone()),
+            from: self.outbound_from.clone(),
+        }
+    }
+
+    /// The trunk's digest credentials, if a trunk is configured.
+    pub fn trunk_credentials(&self, secrets: &Secrets) -> Option<Credentials> {
+        let t = self.trunk.as_ref()?;
+        Some(Credentials::new(
+            t.username.clone(),
+            secrets.trunk_password.clone()?,
+        ))
+    }
+}

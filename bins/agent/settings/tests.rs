@@ -1,0 +1,349 @@
+//! Unit tests of validation: every error path names its key, value and
+//! expectation; the mapping onto the manager and the model.
+use super::*;
+use callbridge_llm_bridge::AudioFormat;
+use proptest::prop_assert;
+
+const GOOD: &str = r#"
+[sip]
+bind = "127.0.0.1:0"
+allowed_peers = ["127.0.0.1/32", "::1"]
+[model]
+provider = "mock"
+[store]
+database = "db.sqlite"
+recordings_dir = "rec"
+[http]
+bind = "127.0.0.1:0"
+"#;
+
+fn settings(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (raw, origins) = RawConfig::load(Path::new("agent.toml"), text, &env)?;
+    Settings::validate(&raw, &origins, Path::new("/etc/cb"))
+}
+
+fn err(text: &str, env: &[(&str, &str)]) -> String {
+    settings(text, env).unwrap_err().to_string()
+}
+
+#[test]
+fn good_file_validates_and_maps_onto_the_manager() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.sip_bind, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(s.public_ip, "127.0.0.1".parse::<IpAddr>().unwrap());
+    assert_eq!(s.allowed_peers.len(), 2);
+    assert_eq!(s.provider, Provider::Mock);
+    assert_eq!(s.model, "mock-model");
+    assert_eq!(s.database, PathBuf::from("/etc/cb/db.sqlite"));
+    assert_eq!(s.on_model_failure, ModelFailurePolicy::AnswerThenEnd);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.max_calls, 100);
+    assert_eq!(m.machine.no_speech, Duration::from_secs(30));
+    assert_eq!(m.machine.max_duration, Duration::from_secs(1800));
+    assert_eq!(m.shutdown_drain, Duration::from_secs(30));
+    assert_eq!(m.recordings_dir, Some(PathBuf::from("/etc/cb/rec")));
+    assert!(m.sip.filter.allows("127.0.0.1".parse().unwrap()));
+    assert!(!m.sip.filter.allows("192.0.2.1".parse().unwrap()));
+}
+
+#[test]
+fn the_example_file_validates() {
+    let raw = include_str!("../../../agent.example.toml");
+    let s = settings(raw, &[]).unwrap();
+    assert_eq!(s.public_ip, "203.0.113.10".parse::<IpAddr>().unwrap());
+    assert_eq!(
+        s.outbound_target,
+        Some("198.51.100.7:5060".parse().unwrap())
+    );
+    assert_eq!(s.provider, Provider::Gemini);
+}
+
+#[test]
+fn bad_sip_bind_names_key_value_and_expectation() {
+    let m = err(
+        &GOOD.replace("\"127.0.0.1:0\"\nallowed", "\"abc\"\nallowed"),
+        &[],
+    );
+    assert!(m.starts_with("sip.bind = \"abc\": expected ip:port"), "{m}");
+}
+
+#[test]
+fn env_origin_is_named_in_errors() {
+    let m = err(GOOD, &[("CALLBRIDGE_HTTP_BIND", "localhost")]);
+    assert!(
+        m.starts_with("http.bind (from CALLBRIDGE_HTTP_BIND) = \"localhost\": expected ip:port"),
+        "{m}"
+    );
+}
+
+#[test]
+fn wildcard_bind_needs_public_addr() {
+    let m = err(
+        &GOOD.replace("127.0.0.1:0\"\nallowed", "0.0.0.0:5060\"\nallowed"),
+        &[],
+    );
+    assert!(m.starts_with("sip.public_addr is missing"), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_PUBLIC_ADDR", "0.0.0.0")]);
+    assert!(m.contains("not a wildcard"), "{m}");
+}
+
+#[test]
+fn bad_peer_network() {
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_ALLOWED_PEERS", "10.0.0.0/33")]);
+    assert!(
+        m.contains("sip.allowed_peers") && m.contains("\"10.0.0.0/33\"") && m.contains("CIDR"),
+        "{m}"
+    );
+}
+
+#[test]
+fn bad_choices_list_the_options() {
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_REJECT_UNLISTED", "ignore")]);
+    assert!(m.contains("one of \"forbidden\", \"drop\""), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_MODEL_PROVIDER", "claude")]);
+    assert!(
+        m.contains("model.provider") && m.contains("\"gemini\", \"openai\", \"mock\""),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "shrug")]);
+    assert!(m.contains("\"answer-then-hangup\", \"reject\""), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_LOG_FORMAT", "xml")]);
+    assert!(m.contains("log.format"), "{m}");
+}
+
+#[test]
+fn reject_policy_maps_to_503() {
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "reject")]).unwrap();
+    assert!(matches!(
+        s.on_model_failure,
+        ModelFailurePolicy::Reject503 { .. }
+    ));
+}
+
+#[test]
+fn bad_durations() {
+    let m = err(GOOD, &[("CALLBRIDGE_CALLS_MAX_DURATION", "forever")]);
+    assert!(
+        m.contains("calls.max_duration") && m.contains("expected a duration like"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_CALLS_DRAIN_TIMEOUT", "0s")]);
+    assert!(m.contains("above zero"), "{m}");
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_NO_SPEECH_TIMEOUT", "1m 30s")]).unwrap();
+    assert_eq!(s.no_speech_timeout, Duration::from_secs(90));
+}
+
+#[test]
+fn bad_ports_and_capacity() {
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MIN", "70000")]);
+    assert!(
+        m.contains("rtp.port_min") && m.contains("1 to 65535"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MIN", "30000")]);
+    assert!(
+        m.contains("rtp.port_max = 20999: expected a port above rtp.port_min"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_CALLS_MAX_CONCURRENT", "0")]);
+    assert!(
+        m.contains("calls.max_concurrent") && m.contains("1 to 10000"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MAX", "20009")]);
+    assert!(m.contains("at most 5 (one even RTP port per call"), "{m}");
+    let odd = [
+        ("CALLBRIDGE_RTP_PORT_MIN", "20001"),
+        ("CALLBRIDGE_RTP_PORT_MAX", "20003"),
+    ];
+    let m = err(GOOD, &odd);
+    assert!(
+        m.contains("at most 1 "),
+        "20001..=20003 holds one even port: {m}"
+    );
+}
+
+#[test]
+fn bad_outbound() {
+    let m = err(GOOD, &[("CALLBRIDGE_OUTBOUND_FROM", "5551234")]);
+    assert!(m.contains("outbound.from") && m.contains("E.164"), "{m}");
+    let m = err(
+        GOOD,
+        &[("CALLBRIDGE_OUTBOUND_TARGET", "nowhere.invalid:99999")],
+    );
+    assert!(m.contains("outbound.target"), "{m}");
+}
+
+#[test]
+fn bad_model_settings() {
+    let m = err(GOOD, &[("CALLBRIDGE_MODEL_ENDPOINT", "http://x")]);
+    assert!(m.contains("ws:// or wss://"), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_MODEL_ENDPOINT", "ws://127.0.0.1:1/x")]);
+    assert!(m.contains("no endpoint with provider = \"mock\""), "{m}");
+    let m = err(
+        GOOD,
+        &[
+            ("CALLBRIDGE_MODEL_SYSTEM_PROMPT", "a"),
+            ("CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE", "b"),
+        ],
+    );
+    assert!(m.contains("not both"), "{m}");
+    let m = err(
+        GOOD,
+        &[("CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE", "missing.txt")],
+    );
+    assert!(
+        m.contains(
+            "model.system_prompt_file (from CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE) = \"missing.txt\": expected a readable file"
+        ),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_MODEL_SETUP_TIMEOUT", "soon")]);
+    assert!(m.contains("model.setup_timeout"), "{m}");
+}
+
+#[test]
+fn prompt_file_is_read_relative_to_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.txt"), "be brief").unwrap();
+    std::fs::write(dir.path().join("agent.toml"), GOOD).unwrap();
+    let env = [(
+        "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE".to_owned(),
+        "p.txt".to_owned(),
+    )]
+    .into();
+    let s = Settings::load(&dir.path().join("agent.toml"), &env).unwrap();
+    assert_eq!(s.system_prompt, "be brief");
+    assert_eq!(s.database, dir.path().join("db.sqlite"));
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let m = Settings::load(Path::new("/nonexistent/agent.toml"), &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(m.starts_with("cannot read /nonexistent/agent.toml"), "{m}");
+}
+
+#[test]
+fn bad_store_and_log() {
+    let m = err(GOOD, &[("CALLBRIDGE_STORE_DATABASE", " ")]);
+    assert!(m.contains("store.database"), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_LOG_LEVEL", "loud")]);
+    assert!(
+        m.starts_with("log.level (from CALLBRIDGE_LOG_LEVEL) = \"loud\": expected a level"),
+        "{m}"
+    );
+}
+
+#[test]
+fn trunk_needs_registrar_username_and_password() {
+    let t = format!("{GOOD}\n[sip.trunk]\nusername = \"u\"\n");
+    assert!(err(&t, &[]).starts_with("sip.trunk.registrar is missing"));
+    let t = format!("{GOOD}\n[sip.trunk]\nregistrar = \"sip:127.0.0.1:5070\"\n");
+    assert!(err(&t, &[]).starts_with("sip.trunk.username is missing"));
+    let t = format!("{GOOD}\n[sip.trunk]\nregistrar = \"not a uri\"\nusername = \"u\"\n");
+    assert!(err(&t, &[]).contains("a SIP URI"), "{}", err(&t, &[]));
+    let t = format!(
+        "{GOOD}\n[sip.trunk]\nregistrar = \"sip:127.0.0.1:5070\"\nusername = \"u\"\nregister_expires = \"5m\"\n"
+    );
+    let s = settings(&t, &[]).unwrap();
+    let trunk = s.trunk.clone().unwrap();
+    assert_eq!(trunk.target, "127.0.0.1:5070".parse().unwrap());
+    assert_eq!(trunk.expires, Duration::from_secs(300));
+    assert_eq!(
+        s.outbound_target,
+        Some(trunk.target),
+        "outbound defaults to the trunk"
+    );
+    assert_eq!(s.outbound().domain.as_deref(), Some("127.0.0.1"));
+    let e = Secrets::from_env(&s, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("CALLBRIDGE_SIP_TRUNK_PASSWORD is not set"),
+        "{e}"
+    );
+    let env = [("CALLBRIDGE_SIP_TRUNK_PASSWORD".to_owned(), "pw".to_owned())].into();
+    let secrets = Secrets::from_env(&s, &env).unwrap();
+    assert!(!format!("{secrets:?}").contains("pw\""));
+    assert_eq!(s.trunk_credentials(&secrets).unwrap().username, "u");
+}
+
+#[test]
+fn providers_need_their_key_from_the_environment() {
+    let s = settings(GOOD, &[("CALLBRIDGE_MODEL_PROVIDER", "gemini")]).unwrap();
+    let e = Secrets::from_env(&s, &BTreeMap::new())
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "GEMINI_API_KEY is not set: model.provider = \"gemini\" needs its API key"
+    );
+    let env = [("GEMINI_API_KEY".to_owned(), "k-123".to_owned())].into();
+    let secrets = Secrets::from_env(&s, &env).unwrap();
+    assert_eq!(secrets.model_key.as_deref(), Some("k-123"));
+    let s = settings(GOOD, &[("CALLBRIDGE_MODEL_PROVIDER", "openai")]).unwrap();
+    assert!(
+        Secrets::from_env(&s, &BTreeMap::new())
+            .unwrap_err()
+            .to_string()
+            .starts_with("OPENAI_API_KEY")
+    );
+    let m = s.session_config(&Secrets::default(), None);
+    assert_eq!(
+        (m.input_format, m.output_format),
+        (AudioFormat::Pcmu, AudioFormat::Pcmu)
+    );
+    let mock = settings(GOOD, &[]).unwrap();
+    assert!(
+        Secrets::from_env(&mock, &BTreeMap::new())
+            .unwrap()
+            .model_key
+            .is_none()
+    );
+}
+
+#[test]
+fn tools_switch_maps_onto_builtin_tools() {
+    let s = settings(GOOD, &[("CALLBRIDGE_MODEL_TOOLS", "false")]).unwrap();
+    let m = s.session_config(&Secrets::default(), Some("ws://127.0.0.1:9/x".into()));
+    assert!(!m.builtin_tools.end_call && !m.builtin_tools.transfer_call);
+    assert_eq!(m.endpoint.as_deref(), Some("ws://127.0.0.1:9/x"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// Any value for any key, through its environment variable: the
+    /// loader never panics, and an error names that key (or, for a
+    /// trunk key, the trunk key that is then missing).
+    #[test]
+    fn any_env_value_for_any_key_is_accepted_or_named(
+        index in 0usize..33,
+        value in "[ -~]{0,24}",
+    ) {
+        let keys = crate::config::env_keys();
+        let (var, key) = &keys[index % keys.len()];
+        if let Err(e) = settings(GOOD, &[(var.as_str(), value.as_str())]) {
+            let m = e.to_string();
+            // A trunk key set alone brings in [sip.trunk], whose
+            // required keys are then named instead.
+            let trunk = key.starts_with("sip.trunk.") && m.contains("sip.trunk.");
+            prop_assert!(
+                m.contains(key.as_str()) || m.contains(var.as_str()) || trunk,
+                "{var}={value:?}: {m}"
+            );
+        }
+    }
+
+    /// Arbitrary file text never panics the loader.
+    #[test]
+    fn arbitrary_file_text_never_panics(text in "(\\[[a-z.]{1,12}\\]\n|[a-z_]{1,12} = (\"[ -~]{0,12}\"|[0-9]{1,6}|true|\\[\\])\n){0,8}") {
+        let _ = settings(&text, &[]);
+    }
+}

@@ -1,0 +1,190 @@
+//! `campaign report`: one row per call of a campaign (oldest first) with
+//! its lead, outcome, duration, end reason, summary and recording path, as
+//! a table, CSV or JSON. This is the operator's export, so numbers and
+//! names are written in full.
+
+use std::io::Write;
+
+use callbridge::api::outcome_of;
+use callbridge_crm_store::{Session, SessionFilter, Store};
+use serde::Serialize;
+
+use crate::admin::find;
+use crate::cli::{Format, ReportArgs};
+use crate::error::{CampaignError, Result};
+
+/// One call.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// When the call started (RFC 3339).
+    pub started: String,
+    /// The session id.
+    pub session: String,
+    /// The lead id.
+    pub lead: Option<i64>,
+    /// The number dialled.
+    pub phone: String,
+    /// The lead's name.
+    pub name: String,
+    /// The dialer's outcome (`live` while not ended).
+    pub outcome: String,
+    /// Answered talk time in seconds.
+    pub duration_s: Option<f64>,
+    /// The store's end reason.
+    pub end_reason: String,
+    /// The final SIP status of a failed call.
+    pub sip_status: Option<u16>,
+    /// The post-call summary.
+    pub summary: String,
+    /// The recording file.
+    pub recording: String,
+}
+
+fn row(store: &Store, s: &Session) -> Result<Row> {
+    let lead = s
+        .lead
+        .map(|l| store.get_lead(l))
+        .transpose()
+        .or_else(|e| match e {
+            callbridge_crm_store::Error::NotFound { .. } => Ok(None),
+            e => Err(CampaignError::from(e)),
+        })?;
+    Ok(Row {
+        started: s.created_at.to_string(),
+        session: s.id.to_string(),
+        lead: s.lead.map(|l| l.0),
+        phone: lead
+            .as_ref()
+            .map(|l| l.phone.as_str().to_owned())
+            .or_else(|| s.to.as_ref().map(|p| p.as_str().to_owned()))
+            .unwrap_or_default(),
+        name: lead
+            .as_ref()
+            .and_then(|l| l.name.as_ref())
+            .map(|n| n.as_str().to_owned())
+            .unwrap_or_default(),
+        outcome: outcome_of(s.state, s.end_reason, s.sip_status)
+            .map_or("live", |o| o.as_str())
+            .to_owned(),
+        duration_s: s
+            .duration
+            .map(|d| (d.as_millis() as f64 / 100.0).round() / 10.0),
+        end_reason: s
+            .end_reason
+            .map(|r| r.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        sip_status: s.sip_status,
+        summary: s
+            .summary
+            .as_ref()
+            .map(|t| t.as_str().to_owned())
+            .unwrap_or_default(),
+        recording: s
+            .recording_path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+    })
+}
+
+/// Every call of the campaign since `since`, oldest first.
+pub fn rows(store: &Store, a: &ReportArgs) -> Result<Vec<Row>> {
+    let c = find(store, &a.name)?;
+    let filter = SessionFilter {
+        campaign: Some(c.id),
+        since: a.since,
+        ..SessionFilter::default()
+    };
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store.list_sessions(&filter, callbridge_crm_store::MAX_PAGE, cursor)?;
+        for s in &page.items {
+            out.push(row(store, s)?);
+        }
+        match page.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
+fn cut(s: &str, max: usize) -> String {
+    let one_line = s.replace(['\n', '\r', '\t'], " ");
+    if one_line.chars().count() <= max {
+        return one_line;
+    }
+    let mut t: String = one_line.chars().take(max.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+/// Writes the report to `out`.
+pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
+    let io = |source| CampaignError::Io {
+        path: "stdout".into(),
+        source,
+    };
+    match format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut *out, rows)
+                .map_err(|e| CampaignError::Failed(format!("report: {e}")))?;
+            writeln!(out).map_err(io)?;
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            for r in rows {
+                w.serialize(r)
+                    .map_err(|e| CampaignError::Failed(format!("report: {e}")))?;
+            }
+            if rows.is_empty() {
+                w.write_record([
+                    "started",
+                    "session",
+                    "lead",
+                    "phone",
+                    "name",
+                    "outcome",
+                    "duration_s",
+                    "end_reason",
+                    "sip_status",
+                    "summary",
+                    "recording",
+                ])
+                .map_err(|e| CampaignError::Failed(format!("report: {e}")))?;
+            }
+            w.flush().map_err(io)?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} recording",
+                "started", "lead", "phone", "name", "outcome", "dur s", "end reason", "summary"
+            )
+            .map_err(io)?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} {}",
+                    r.started,
+                    r.lead.map(|l| l.to_string()).unwrap_or_default(),
+                    r.phone,
+                    cut(&r.name, 16),
+                    r.outcome,
+                    r.duration_s.map(|d| format!("{d:.1}")).unwrap_or_default(),
+                    match r.sip_status {
+                        Some(code) => format!("{} ({code})", r.end_reason),
+                        None => r.end_reason.clone(),
+                    },
+                    cut(&r.summary, 40),
+                    r.recording
+                )
+                .map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The agent's HTTP API from the dialer's side: `POST /api/calls` and
+//! `GET /api/calls/{id}` with the shared wire types of `callbridge::api`.
+//! Answers are read up to [`MAX_BODY`] bytes; the token is sent as a bearer
+//! header and never logged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody};
+use reqwest::StatusCode;
+
+use crate::error::{CampaignError, Result};
+
+/// Largest answer body read from the agent.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Per-request time limit.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why `POST /api/calls` did not place a call.
+#[derive(Debug)]
+pub enum PostError {
+    /// 503 (at capacity or draining) or another 5xx: try again later.
+    Unavailable {
+        /// The agent's `Retry-After`, if any.
+        retry_after: Option<Duration>,
+        /// What it said.
+        why: String,
+    },
+    /// The request never reached the agent (connection refused...).
+    NotSent(String),
+    /// The request may have reached the agent, but no answer came back
+    /// (timeout, connection reset): the call may exist.
+    Ambiguous(String),
+    /// 409: the lead already has a live call.
+    LeadBusy(String),
+    /// 401 or 403: the token is wrong or lacks the role.
+    Auth(String),
+    /// 404 or 405: no call API at this address (not the agent, or the
+    /// wrong URL).
+    NoApi(String),
+    /// Another 4xx: the agent refuses this call (bad number...).
+    Rejected(String),
+}
+
+/// A client of one agent.
+#[derive(Clone)]
+pub struct Agent {
+    http: reqwest::Client,
+    base: Arc<str>,
+    token: Arc<str>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads at most [`MAX_BODY`] bytes of an answer.
+async fn body(mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(format!("answer longer than {MAX_BODY} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn error_text(status: StatusCode, bytes: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => format!("{status}: {}", e.error),
+        Err(_) => status.to_string(),
+    }
+}
+
+impl Agent {
+    /// A client for the agent at `base` (`http://127.0.0.1:8080`).
+    pub fn new(base: &str, token: String) -> Result<Self> {
+        let base = base.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CampaignError::Usage(format!(
+                "--agent `{base}`: expected an http:// or https:// URL"
+            )));
+        }
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CampaignError::Failed(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| CampaignError::Failed(format!("HTTP client setup: {e}")))?;
+        Ok(Agent {
+            http,
+            base: base.into(),
+            token: token.into(),
+        })
+    }
+
+    /// The agent's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /api/calls`.
+    pub async fn place(&self, req: &CallRequest) -> std::result::Result<CallAccepted, PostError> {
+        let json = serde_json::to_vec(req).map_err(|e| PostError::Rejected(e.to_string()))?;
+        let sent = self
+            .http
+            .post(format!("{}/api/calls", self.base))
+            .bearer_auth(&*self.token)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(json)
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Err(PostError::NotSent(e.to_string())),
+            Err(e) => return Err(PostError::Ambiguous(e.to_string())),
+        };
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(300)));
+        let bytes = match body(resp).await {
+            Ok(b) => b,
+            Err(e) if status.is_success() => return Err(PostError::Ambiguous(e)),
+            Err(_) => Vec::new(),
+        };
+        match status {
+            s if s.is_success() => serde_json::from_slice::<CallAccepted>(&bytes)
+                .map_err(|e| PostError::Ambiguous(format!("{s} with an unreadable body: {e}"))),
+            StatusCode::CONFLICT => Err(PostError::LeadBusy(error_text(status, &bytes))),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Err(PostError::Auth(error_text(status, &bytes)))
+            }
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => {
+                Err(PostError::NoApi(error_text(status, &bytes)))
+            }
+            s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
+                Err(PostError::Unavailable {
+                    retry_after,
+                    why: error_text(status, &bytes),
+                })
+            }
+            _ => Err(PostError::Rejected(error_text(status, &bytes))),
+        }
+    }
+
+    /// `GET /api/calls/{id}`: `Ok(None)` when the agent does not know the
+    /// call (404).
+    pub async fn status(&self, id: &str) -> std::result::Result<Option<CallStatus>, String> {
+        let resp = self
+            .http
+            .get(format!("{}/api/calls/{id}", self.base))
+            .bearer_auth(&*self.token)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let bytes = body(resp).await?;
+        if !status.is_success() {
+            return Err(error_text(status, &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| format!("unreadable call status: {e}"))
+    }
+}
