@@ -13,6 +13,9 @@
 //! frame after speech, provided the agent was silent at that tick. The
 //! reply is the first later tick that sent agent audio; speech of
 //! [`MIN_SPEECH_FRAMES`] before it voids the measurement (a new turn).
+//! The agent's first audio after the answer (the greeting) is measured
+//! only as answer-to-first-audio: a caller turn that ended before it, or
+//! was still going on when it started, is not measured at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +97,9 @@ pub(crate) struct TurnTimer {
     silence: u32,
     /// The end of the last caller turn, while its reply is awaited.
     armed: Option<Instant>,
+    /// The turn in progress began before the greeting: its end awaits no
+    /// reply (the greeting is not one).
+    void: bool,
 }
 
 impl TurnTimer {
@@ -114,6 +120,7 @@ impl TurnTimer {
         if caller_speech {
             if !self.in_turn {
                 self.in_turn = true;
+                self.void = false;
                 self.speech = 0;
             }
             self.silence = 0;
@@ -124,7 +131,8 @@ impl TurnTimer {
             }
         } else if self.in_turn {
             self.silence += 1;
-            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible {
+            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible && !self.void
+            {
                 self.armed = Some(now);
             }
             if self.silence >= HANGOVER_FRAMES {
@@ -133,6 +141,13 @@ impl TurnTimer {
             }
         }
         measured
+    }
+
+    /// The agent's first audio (the greeting) starts: caller speech before
+    /// it, ended or still going on, gets no reply measurement.
+    pub(crate) fn greeting_started(&mut self) {
+        self.armed = None;
+        self.void = self.in_turn;
     }
 }
 
@@ -189,16 +204,19 @@ impl CallMetrics {
         }
         let audible = sent.iter().any(|&s| s != 0);
         let speech = from_packet && rms(caller) > SPEECH_RMS;
-        let reply = self.turns.on_tick(now, speech, audible);
         if audible && !self.first_audio_done {
             if let Some(at) = self.answered_at {
+                // The greeting counts only as answer-to-first-audio, never
+                // as the reply to speech that came before it.
                 self.first_audio_done = true;
+                self.turns.greeting_started();
+                self.turns.on_tick(now, speech, audible);
                 let d = now.saturating_duration_since(at);
                 self.shared.answer_to_first_audio(d);
                 return Some(LatencyNote::new("answer_to_first_audio_ms", d));
             }
         }
-        reply.map(|d| {
+        self.turns.on_tick(now, speech, audible).map(|d| {
             self.shared.caller_stop_to_agent_audio(d);
             LatencyNote::new("caller_stop_to_agent_audio_ms", d)
         })
@@ -416,6 +434,44 @@ mod tests {
         );
         assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], idle, &loud), None);
         assert_eq!(shared.snapshot().answer_to_first_audio.count, 1);
+    }
+
+    #[test]
+    fn a_greeting_after_early_caller_speech_is_only_answer_to_first_audio() {
+        let shared = Arc::new(Metrics::default());
+        let mut c = CallMetrics::new(Arc::clone(&shared));
+        let t0 = Instant::now();
+        let (loud, quiet) = ([1000i16; 160], [0i16; 160]);
+        let mut at = t0;
+        let mut notes = Vec::new();
+        let mut tick = |c: &mut CallMetrics, n: u32, caller: &Frame, agent: &Frame| {
+            for _ in 0..n {
+                notes.extend(c.on_tick(at, caller, true, agent).map(|n| n.metric));
+                at += TICK;
+            }
+            notes.clone()
+        };
+        c.answered(t0);
+        tick(&mut c, 10, &quiet, &quiet);
+        // "Hello? Hello?" before the greeting, still talking when it
+        // starts, and stopping in a short gap inside the greeting.
+        tick(&mut c, 20, &loud, &quiet);
+        tick(&mut c, 5, &loud, &loud);
+        tick(&mut c, 3, &quiet, &quiet);
+        tick(&mut c, 20, &quiet, &loud);
+        let notes = tick(&mut c, 20, &quiet, &quiet);
+        assert_eq!(notes, vec!["answer_to_first_audio_ms"]);
+        let s = shared.snapshot();
+        assert_eq!(s.answer_to_first_audio.count, 1);
+        assert_eq!(
+            s.caller_stop_to_agent_audio.count, 0,
+            "the greeting is no reply"
+        );
+        // The next caller turn and its reply are measured as usual.
+        tick(&mut c, 30, &loud, &quiet);
+        tick(&mut c, 10, &quiet, &quiet);
+        tick(&mut c, 5, &quiet, &loud);
+        assert_eq!(shared.snapshot().caller_stop_to_agent_audio.count, 1);
     }
 
     #[test]
