@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
 use callbridge_session::ManagerConfig;
+use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::auth::Credentials;
 use callbridge_sip::filter::{Rejection, SourceFilter};
@@ -111,6 +112,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Inbound model failure before the answer.
     pub on_model_failure: ModelFailurePolicy,
+    /// The clip played before hanging up on a model failure (checked
+    /// here: readable mono 16-bit 8 kHz WAV); `None` plays the built-in one.
+    pub fallback_clip: Option<PathBuf>,
     /// Where outbound INVITEs go.
     pub outbound_target: Option<SocketAddr>,
     /// Default caller id.
@@ -555,6 +559,20 @@ impl Settings {
             &raw.store.recordings_dir,
             "a directory path",
         )?;
+        let fallback_clip = match raw.calls.fallback_clip.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => {
+                let path = base.join(v);
+                if let Err(e) = FallbackClip::load(&path) {
+                    return Err(c.invalid(
+                        "calls.fallback_clip",
+                        format!("{v:?}"),
+                        &format!("a mono 16-bit PCM WAV file at 8000 Hz, at most 30 s ({e})"),
+                    ));
+                }
+                Some(path)
+            }
+        };
         let http_bind = c.socket("http.bind", &raw.http.bind)?;
         let log_format = c.choice(
             "log.format",
@@ -584,6 +602,7 @@ impl Settings {
             rtp_inactivity: c.duration("calls.rtp_inactivity", &raw.calls.rtp_inactivity)?,
             drain_timeout: c.duration("calls.drain_timeout", &raw.calls.drain_timeout)?,
             on_model_failure,
+            fallback_clip,
             outbound_target,
             outbound_from,
             provider,
@@ -646,6 +665,7 @@ impl Settings {
         cfg.machine.ring_timeout = self.ring_timeout;
         cfg.machine.model_setup = self.setup_timeout;
         cfg.machine.model_failure_before_answer = self.on_model_failure;
+        cfg.fallback_clip = self.fallback_clip.clone();
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
         cfg.shutdown_drain = self.drain_timeout;
@@ -732,6 +752,30 @@ bind = "127.0.0.1:0"
             Some("198.51.100.7:5060".parse().unwrap())
         );
         assert_eq!(s.provider, Provider::Gemini);
+    }
+
+    #[test]
+    fn fallback_clip_from_the_environment_is_checked_and_passed_to_the_manager() {
+        let s = settings(GOOD, &[]).unwrap();
+        assert_eq!(
+            s.manager_config(s.session_config(&Secrets::default(), None))
+                .fallback_clip,
+            None
+        );
+        let clip = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/crates/session/assets/fallback-apology-8k.wav"
+        );
+        let s = settings(GOOD, &[("CALLBRIDGE_CALLS_FALLBACK_CLIP", clip)]).unwrap();
+        let m = s.manager_config(s.session_config(&Secrets::default(), None));
+        assert_eq!(m.fallback_clip, Some(PathBuf::from(clip)));
+        let not_wav = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let m = err(GOOD, &[("CALLBRIDGE_CALLS_FALLBACK_CLIP", not_wav)]);
+        assert!(
+            m.starts_with("calls.fallback_clip (from CALLBRIDGE_CALLS_FALLBACK_CLIP) = ")
+                && m.contains("a mono 16-bit PCM WAV file at 8000 Hz"),
+            "{m}"
+        );
     }
 
     #[test]

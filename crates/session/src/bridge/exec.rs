@@ -155,6 +155,12 @@ impl Call {
                 }
             }
             Action::PlayFallback => {
+                self.downlink.new_reply();
+                self.downlink.push_pcm_8k(self.shared.fallback.samples());
+                self.event(
+                    EventKind::Note,
+                    json!({"fallback_played_ms": self.shared.fallback.duration().as_millis() as u64}),
+                );
                 if !self.downlink.is_busy() {
                     self.inputs
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
