@@ -136,3 +136,29 @@ async fn model_refusing_setup_answers_then_ends_with_bye_when_so_configured() {
     r.manager.shutdown().await;
     caller.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_503_for_a_model_failure_carries_the_policys_retry_after() {
+    let r = rig(refusing(), |c| {
+        c.machine.model_failure_before_answer = ModelFailurePolicy::Reject503 {
+            retry_after: Some(SECS(45)),
+        }
+    })
+    .await;
+    let mut peer = raw::RawPeer::new(r.manager.sip_addr(), "raw-503-retry@127.0.0.1").await;
+    let offer = raw::pcmu_offer(
+        peer.rtp.local_addr().unwrap().port(),
+        "0",
+        "a=rtpmap:0 PCMU/8000\r\n",
+    );
+    let inv = peer.request("INVITE", "z9hG4bK-raw-503", "", "application/sdp", &offer);
+    peer.send(&inv).await;
+    let resp = peer
+        .response("z9hG4bK-raw-503", SECS(5))
+        .await
+        .expect("a final response to the INVITE");
+    assert_eq!(raw::status(&resp), 503, "{resp}");
+    assert_eq!(raw::header(&resp, "retry-after"), Some("45"), "{resp}");
+    assert_failed_as_model_failure(&r, 503).await;
+    r.manager.shutdown().await;
+}

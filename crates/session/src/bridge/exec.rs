@@ -75,9 +75,13 @@ impl Call {
                     }
                 }
             }
-            Action::Reject { code, .. } => {
+            Action::Reject { code, retry_after } => {
                 if let (Some(call), Some(status)) = (self.call, StatusCode::new(code)) {
-                    if let Err(e) = sip.reject(call, status).await {
+                    let sent = match retry_after {
+                        Some(after) => sip.reject_retry_after(call, status, after).await,
+                        None => sip.reject(call, status).await,
+                    };
+                    if let Err(e) = sent {
                         debug!(error = %e, code, "rejection not sent (call already gone)");
                     }
                 }

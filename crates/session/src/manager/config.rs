@@ -38,8 +38,8 @@ pub struct ManagerConfig {
     /// Either way the session ends `failed` with reason `model-failure`. A
     /// model that fails only after `machine.answer_wait` (the call was
     /// answered while it was still opening) ends with BYE whatever the
-    /// setting. The 503 carries no Retry-After header (the SIP handle's
-    /// `reject` takes none).
+    /// setting. The 503 carries the policy's `retry_after` as a
+    /// Retry-After header when it has one.
     pub machine: crate::lifecycle::Config,
     /// The WAV file (mono, 16-bit PCM, 8000 Hz, at most 30 s) played when
     /// the model fails on an answered call, before the BYE; `None` plays
