@@ -33,8 +33,6 @@ pub(crate) const MIN_SPEECH_FRAMES: u32 = 5;
 /// Silent frames that end a turn's speech run: 300 ms (shorter pauses stay
 /// inside the turn).
 pub(crate) const HANGOVER_FRAMES: u32 = 15;
-/// The depth estimate's cap: 50 frames (1 s).
-const MAX_DEPTH_FRAMES: u64 = 50;
 
 /// RTP counters of one call (totals or a delta).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,9 +158,6 @@ pub(crate) struct CallMetrics {
     first_audio_done: bool,
     turns: TurnTimer,
     reported: RtpCounts,
-    played: u64,
-    depth_base: u64,
-    resyncs: u64,
     depth_ms: Option<u64>,
     media_done: bool,
 }
@@ -175,9 +170,6 @@ impl CallMetrics {
             first_audio_done: false,
             turns: TurnTimer::default(),
             reported: RtpCounts::default(),
-            played: 0,
-            depth_base: 0,
-            resyncs: 0,
             depth_ms: None,
             media_done: false,
         }
@@ -199,9 +191,6 @@ impl CallMetrics {
         from_packet: bool,
         sent: &Frame,
     ) -> Option<LatencyNote> {
-        if from_packet {
-            self.played += 1;
-        }
         let audible = sent.iter().any(|&s| s != 0);
         let speech = from_packet && rms(caller) > SPEECH_RMS;
         if audible && !self.first_audio_done {
@@ -241,8 +230,9 @@ impl CallMetrics {
         self.shared.model_reconnected();
     }
 
-    /// Adds the stream's new RTP counts and updates the depth estimate
-    /// (once a second while the media runs).
+    /// Adds the stream's new RTP counts and sets the call's jitter buffer
+    /// depth (the stream's `jitter_depth`: the audio buffered after the
+    /// last playout), once a second while the media runs.
     pub(crate) fn media_stats(&mut self, s: &MediaStats) {
         if self.media_done {
             return;
@@ -250,25 +240,10 @@ impl CallMetrics {
         let now = RtpCounts::of(s);
         self.shared.rtp(now.since(self.reported));
         self.reported = now;
-        // Ticks whose event the call did not read in time are counted as
-        // played (most ticks play a packet while audio flows; the estimate
-        // errs low and stops at zero).
-        let consumed = self.played + s.jitter.discarded + s.events_dropped;
-        if s.jitter.resyncs != self.resyncs {
-            // The buffer started over: so does the estimate.
-            self.resyncs = s.jitter.resyncs;
-            self.depth_base = s.jitter.received.saturating_sub(consumed);
-        }
         if s.jitter.received == 0 {
             return;
         }
-        let frames = s
-            .jitter
-            .received
-            .saturating_sub(consumed)
-            .saturating_sub(self.depth_base)
-            .min(MAX_DEPTH_FRAMES);
-        let ms = Some(frames * 20);
+        let ms = Some(u64::try_from(s.jitter_depth.as_millis()).unwrap_or(u64::MAX));
         self.shared.depth(self.depth_ms, ms);
         self.depth_ms = ms;
     }
@@ -374,42 +349,36 @@ mod tests {
         assert_eq!(feed(&mut t, &mut at, 1, false, true), vec![TICK * 3]);
     }
 
-    fn stats(received: u64, discarded: u64, resyncs: u64, packets_out: u64) -> MediaStats {
+    fn stats(received: u64, packets_out: u64, depth_ms: u64) -> MediaStats {
         let mut s = MediaStats {
             packets_in: received,
             packets_out,
+            jitter_depth: Duration::from_millis(depth_ms),
             ..Default::default()
         };
         s.jitter.received = received;
-        s.jitter.discarded = discarded;
-        s.jitter.resyncs = resyncs;
         s
     }
 
     #[test]
-    fn media_counts_are_added_as_deltas_and_depth_leaves_the_gauge_at_the_end() {
+    fn media_counts_are_added_as_deltas_and_depth_is_the_streams_and_leaves_at_the_end() {
         let shared = Arc::new(Metrics::default());
         let mut c = CallMetrics::new(Arc::clone(&shared));
-        let now = Instant::now();
-        for _ in 0..10 {
-            c.on_tick(now, &[0; 160], true, &[0; 160]);
-        }
-        c.media_stats(&stats(13, 0, 0, 10));
+        c.media_stats(&stats(13, 10, 60));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (13, 10));
-        assert_eq!(s.jitter_buffer_depth_ms, 60.0, "13 accepted - 10 played");
-        c.media_stats(&stats(20, 1, 0, 17));
+        assert_eq!(s.jitter_buffer_depth_ms, 60.0, "the stream's own figure");
+        c.media_stats(&stats(20, 17, 180));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (20, 17));
         assert_eq!(s.jitter_buffer_depth_ms, 180.0);
-        // A resync restarts the estimate from zero.
-        c.media_stats(&stats(22, 1, 1, 19));
+        c.media_stats(&stats(22, 19, 0));
         assert_eq!(shared.snapshot().jitter_buffer_depth_ms, 0.0);
-        c.media_stopped(Some(&stats(25, 1, 1, 20)));
+        c.media_stopped(Some(&stats(25, 20, 40)));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (25, 20));
         assert_eq!(s.jitter_buffer_streams, 0);
-        c.media_stats(&stats(99, 0, 0, 99));
+        c.media_stats(&stats(99, 99, 20));
         assert_eq!(
             shared.snapshot().rtp_packets_in,
             25,
@@ -478,7 +447,7 @@ mod tests {
     fn dropping_a_call_takes_its_depth_out() {
         let shared = Arc::new(Metrics::default());
         let mut c = CallMetrics::new(Arc::clone(&shared));
-        c.media_stats(&stats(5, 0, 0, 0));
+        c.media_stats(&stats(5, 0, 20));
         assert_eq!(shared.snapshot().jitter_buffer_streams, 1);
         drop(c);
         assert_eq!(shared.snapshot().jitter_buffer_streams, 0);
