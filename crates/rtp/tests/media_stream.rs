@@ -336,7 +336,7 @@ async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
     assert!(
         d >= Duration::from_millis(20)
             && d <= Duration::from_millis(120)
-            && d.as_millis() % 20 == 0,
+            && d.as_millis().is_multiple_of(20),
         "six 20 ms packets, one or two played: {d:?}"
     );
     // Everything played: nothing left buffered.
