@@ -163,6 +163,8 @@ pub struct RawCalls {
     pub drain_timeout: String,
     /// `answer-then-hangup` or `reject`.
     pub on_model_failure: String,
+    /// WAV played before hanging up when the model fails (None: built in).
+    pub fallback_clip: Option<String>,
 }
 
 impl Default for RawCalls {
@@ -175,6 +177,7 @@ impl Default for RawCalls {
             rtp_inactivity: "30s".into(),
             drain_timeout: "30s".into(),
             on_model_failure: "answer-then-hangup".into(),
+            fallback_clip: None,
         }
     }
 }
@@ -350,6 +353,7 @@ impl RawConfig {
                 rtp_inactivity: String::new(),
                 drain_timeout: String::new(),
                 on_model_failure: String::new(),
+                fallback_clip: s(),
             },
             outbound: RawOutbound {
                 target: s(),

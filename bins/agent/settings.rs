@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
 use callbridge_sip::{Host, Uri};
@@ -109,6 +110,9 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Inbound model failure before the answer.
     pub on_model_failure: ModelFailurePolicy,
+    /// The clip played before hanging up on a model failure (checked
+    /// here: readable mono 16-bit 8 kHz WAV); `None` plays the built-in one.
+    pub fallback_clip: Option<PathBuf>,
     /// Where outbound INVITEs go.
     pub outbound_target: Option<SocketAddr>,
     /// Default caller id.
@@ -470,6 +474,20 @@ impl Settings {
                 ),
             ],
         )?;
+        let fallback_clip = match raw.calls.fallback_clip.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) => {
+                let path = base.join(v);
+                if let Err(e) = FallbackClip::load(&path) {
+                    return Err(c.invalid(
+                        "calls.fallback_clip",
+                        format!("{v:?}"),
+                        &format!("a mono 16-bit PCM WAV file at 8000 Hz, at most 30 s ({e})"),
+                    ));
+                }
+                Some(path)
+            }
+        };
         let outbound_target = match &raw.outbound.target {
             Some(t) => Some(resolve(t.trim()).ok_or_else(|| {
                 c.invalid(
@@ -587,6 +605,7 @@ impl Settings {
             rtp_inactivity: c.duration("calls.rtp_inactivity", &raw.calls.rtp_inactivity)?,
             drain_timeout: c.duration("calls.drain_timeout", &raw.calls.drain_timeout)?,
             on_model_failure,
+            fallback_clip,
             outbound_target,
             outbound_from,
             provider,

@@ -133,6 +133,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_TRUNK_REGISTER_EXPIRES",
         "CALLBRIDGE_RTP_PORT_MIN",
         "CALLBRIDGE_CALLS_ON_MODEL_FAILURE",
+        "CALLBRIDGE_CALLS_FALLBACK_CLIP",
         "CALLBRIDGE_OUTBOUND_TARGET",
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
@@ -146,7 +147,7 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 33 + 8, "8 carrier keys");
+    assert_eq!(vars.len(), 34 + 8, "8 carrier keys");
 }
 
 #[test]

@@ -58,6 +58,7 @@ impl Settings {
         cfg.machine.ring_timeout = self.ring_timeout;
         cfg.machine.model_setup = self.setup_timeout;
         cfg.machine.model_failure_before_answer = self.on_model_failure;
+        cfg.fallback_clip = self.fallback_clip.clone();
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
         cfg.shutdown_drain = self.drain_timeout;

@@ -347,3 +347,27 @@ proptest::proptest! {
         let _ = settings(&text, &[]);
     }
 }
+
+#[test]
+fn fallback_clip_from_the_environment_is_checked_and_passed_to_the_manager() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(
+        s.manager_config(s.session_config(&Secrets::default(), None))
+            .fallback_clip,
+        None
+    );
+    let clip = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/session/assets/fallback-apology-8k.wav"
+    );
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_FALLBACK_CLIP", clip)]).unwrap();
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.fallback_clip, Some(PathBuf::from(clip)));
+    let not_wav = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let m = err(GOOD, &[("CALLBRIDGE_CALLS_FALLBACK_CLIP", not_wav)]);
+    assert!(
+        m.starts_with("calls.fallback_clip (from CALLBRIDGE_CALLS_FALLBACK_CLIP) = ")
+            && m.contains("a mono 16-bit PCM WAV file at 8000 Hz"),
+        "{m}"
+    );
+}

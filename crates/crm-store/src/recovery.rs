@@ -156,7 +156,7 @@ impl Store {
                 &tx,
                 id,
                 now,
-                from,
+                Some(from),
                 SessionState::Interrupted,
                 Some(EndReason::ProcessDied),
             )?;

@@ -103,17 +103,19 @@ pub(crate) fn state_of(tx: &Transaction<'_>, id: SessionId) -> Result<SessionSta
     SessionState::from_db(&s)
 }
 
-/// Appends one state-change event inside a transaction.
+/// Appends one state-change event inside a transaction. `from` is `None`
+/// for the session's creation (detail `{"from": null, "to": <state>}`), so
+/// the first event is never a self-transition.
 pub(crate) fn log_state_change(
     tx: &Transaction<'_>,
     id: SessionId,
     at: Timestamp,
-    from: SessionState,
+    from: Option<SessionState>,
     to: SessionState,
     reason: Option<EndReason>,
 ) -> Result<()> {
     let detail = serde_json::json!({
-        "from": from.as_str(),
+        "from": from.map(SessionState::as_str),
         "to": to.as_str(),
         "reason": reason.map(EndReason::as_str),
     });
@@ -168,7 +170,7 @@ impl Store {
             Entity::Session,
             "session id exists, or campaign/lead/owner does not",
         ))?;
-        log_state_change(&tx, s.id, s.created_at, s.state, s.state, None)?;
+        log_state_change(&tx, s.id, s.created_at, None, s.state, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -195,7 +197,7 @@ impl Store {
              WHERE id = ?1",
             params![id.to_string(), to.as_str(), answered, ms(at)],
         )?;
-        log_state_change(&tx, id, at, from, to, None)?;
+        log_state_change(&tx, id, at, Some(from), to, None)?;
         tx.commit()?;
         Ok(())
     }
@@ -305,7 +307,7 @@ impl Store {
                 ms(f.at)
             ],
         )?;
-        log_state_change(&tx, id, f.at, from, f.state, Some(f.reason))?;
+        log_state_change(&tx, id, f.at, Some(from), f.state, Some(f.reason))?;
         tx.commit()?;
         Ok(FinishResult::Finished)
     }

@@ -30,6 +30,11 @@ fn session_goes_forward_and_records_answer_end_and_duration() {
     // created + 3 transitions + finish, each logged once.
     let kinds: Vec<_> = rec.events.iter().map(|e| e.kind).collect();
     assert_eq!(kinds, vec![EventKind::StateChanged; 5]);
+    // The first event is the creation, not a created -> created self-loop.
+    assert_eq!(rec.events[0].detail["from"], serde_json::Value::Null);
+    assert_eq!(rec.events[0].detail["to"], "created");
+    assert_eq!(rec.events[1].detail["from"], "created");
+    assert_eq!(rec.events[1].detail["to"], "ringing");
     assert_eq!(rec.events[4].detail["reason"], "agent-hangup");
 }
 

@@ -234,6 +234,15 @@ impl JitterBuffer {
         }
     }
 
+    /// The audio buffered, as time: [`JitterBuffer::buffered_frames`]
+    /// times the frame length (what the playout is behind the newest
+    /// packet; the depth gauge of the metrics).
+    #[must_use]
+    pub fn buffered(&self) -> Duration {
+        let frame_us = self.cfg.frame_samples as u64 * 1_000_000 / 8000;
+        Duration::from_micros(self.buffered_frames() as u64 * frame_us)
+    }
+
     fn slot(&mut self, seq: ExtSeqNo) -> &mut Slot {
         &mut self.slots[(seq.0 % CAPACITY as u64) as usize]
     }
@@ -533,6 +542,18 @@ mod tests {
         }
         std::mem::swap(&mut sim.jb, jb);
         played
+    }
+
+    #[test]
+    fn buffered_reports_the_depth_as_time() {
+        let mut sim = Sim::new();
+        assert_eq!(sim.jb.buffered(), Duration::ZERO);
+        for s in 0..3u16 {
+            sim.send(1, s, u32::from(s) * 160, false);
+        }
+        assert_eq!(sim.jb.buffered(), Duration::from_millis(60));
+        assert_eq!(sim.tick_seq(), Some(0));
+        assert_eq!(sim.jb.buffered(), Duration::from_millis(40));
     }
 
     #[test]

@@ -165,6 +165,9 @@ pub struct MediaStats {
     pub send_errors: u64,
     /// The jitter buffer's counters.
     pub jitter: JitterStats,
+    /// The audio in the jitter buffer after the last tick's playout
+    /// ([`JitterBuffer::buffered`](crate::jitter::JitterBuffer::buffered)).
+    pub jitter_depth: Duration,
 }
 
 enum Control {
@@ -469,6 +472,7 @@ impl Driver {
             let _ = self.events.try_send(MediaEvent::Inactive { silent_for });
         }
         self.local_stats.jitter = self.jitter.stats();
+        self.local_stats.jitter_depth = self.jitter.buffered();
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.local_stats;
     }
 

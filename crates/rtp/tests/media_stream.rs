@@ -307,3 +307,42 @@ async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
     }
     stream.close().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
+    let (peer, _) = peer().await;
+    let pool = pool(43400);
+    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
+    assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
+    for i in 0..6u16 {
+        peer.send_to(
+            &rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]),
+            stream.local_addr(),
+        )
+        .await
+        .unwrap();
+    }
+    next_matching(&mut stream, |e| {
+        matches!(
+            e,
+            MediaEvent::Audio {
+                playout: Playout::Audio { .. },
+                ..
+            }
+        )
+    })
+    .await;
+    let d = stream.stats().jitter_depth;
+    assert!(
+        d >= Duration::from_millis(20)
+            && d <= Duration::from_millis(120)
+            && d.as_millis().is_multiple_of(20),
+        "six 20 ms packets, one or two played: {d:?}"
+    );
+    // Everything played: nothing left buffered.
+    for _ in 0..20 {
+        stream.recv().await.unwrap();
+    }
+    assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
+    stream.close().await;
+}

@@ -85,7 +85,7 @@ type Reply<T> = oneshot::Sender<Result<T, UaError>>;
 enum Command {
     Ring(CallRef, Reply<()>),
     Answer(CallRef, Bytes, Reply<()>),
-    Reject(CallRef, StatusCode, Reply<()>),
+    Reject(CallRef, StatusCode, Option<Duration>, Reply<()>),
     Hangup(CallRef, Reply<()>),
     Originate(Box<Originate>, Reply<CallRef>),
     OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
@@ -125,7 +125,19 @@ impl Handle {
 
     /// Refuse an inbound call or a re-INVITE with a 3xx-6xx.
     pub async fn reject(&self, call: CallRef, status: StatusCode) -> Result<(), DriverError> {
-        self.ask(|r| Command::Reject(call, status, r)).await
+        self.ask(|r| Command::Reject(call, status, None, r)).await
+    }
+
+    /// Refuse like [`Handle::reject`], with a `Retry-After` header of
+    /// `retry_after` (seconds, rounded up): e.g. a 503 before the answer.
+    pub async fn reject_retry_after(
+        &self,
+        call: CallRef,
+        status: StatusCode,
+        retry_after: Duration,
+    ) -> Result<(), DriverError> {
+        self.ask(|r| Command::Reject(call, status, Some(retry_after), r))
+            .await
     }
 
     /// Hang up (CANCEL, BYE or 603, whichever fits).
@@ -299,7 +311,10 @@ impl Driver {
         match cmd {
             Command::Ring(c, r) => drop(r.send(ua.ring(now, c))),
             Command::Answer(c, sdp, r) => drop(r.send(ua.answer(now, c, sdp))),
-            Command::Reject(c, s, r) => drop(r.send(ua.reject(now, c, s))),
+            Command::Reject(c, s, None, r) => drop(r.send(ua.reject(now, c, s))),
+            Command::Reject(c, s, Some(after), r) => {
+                drop(r.send(ua.reject_retry_after(now, c, s, after)))
+            }
             Command::Hangup(c, r) => drop(r.send(ua.hangup(now, c))),
             Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),
             Command::OriginateWithCallId(o, r) => {

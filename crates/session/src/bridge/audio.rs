@@ -153,6 +153,22 @@ impl Downlink {
         }
     }
 
+    /// Queues 8 kHz audio as it is (no resampling), in 20 ms frames, the
+    /// last one padded with silence: the fallback announcement. Frames
+    /// beyond the queue's bound are dropped (counted).
+    pub fn push_pcm_8k(&mut self, samples: &[i16]) {
+        for chunk in samples.chunks(FRAME_8K) {
+            let mut frame = [0i16; FRAME_8K];
+            frame[..chunk.len()].copy_from_slice(chunk);
+            if self.queue.len() < MAX_QUEUED_FRAMES {
+                self.queue.push_back(frame);
+                self.busy = true;
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
     /// The model's reply is over: play its last partial frame (padded).
     pub fn flush_partial(&mut self) {
         if self.pending.is_empty() {
@@ -242,6 +258,26 @@ mod tests {
         assert_eq!(played.len(), 3);
         assert_eq!(drained, 1, "drain is reported exactly once");
         assert_eq!(d.played(), Duration::from_millis(60));
+    }
+
+    #[test]
+    fn pcm_8k_is_queued_as_padded_frames_and_drains() {
+        let mut d = Downlink::new(24_000).unwrap();
+        d.push_pcm_8k(&[7; 400]);
+        assert!(d.is_busy());
+        let mut frames = Vec::new();
+        let mut drained = false;
+        for _ in 0..10 {
+            drained |= d.on_tick(|f| {
+                frames.push(f);
+                true
+            });
+        }
+        assert!(drained && !d.is_busy());
+        assert_eq!(frames.len(), 3);
+        assert!(frames[..2].iter().all(|f| f.iter().all(|&s| s == 7)));
+        assert!(frames[2][..80].iter().all(|&s| s == 7));
+        assert!(frames[2][80..].iter().all(|&s| s == 0));
     }
 
     #[test]

@@ -77,9 +77,13 @@ impl Call {
                     }
                 }
             }
-            Action::Reject { code, .. } => {
+            Action::Reject { code, retry_after } => {
                 if let (Some(call), Some(status)) = (self.call, StatusCode::new(code)) {
-                    if let Err(e) = sip.reject(call, status).await {
+                    let sent = match retry_after {
+                        Some(after) => sip.reject_retry_after(call, status, after).await,
+                        None => sip.reject(call, status).await,
+                    };
+                    if let Err(e) = sent {
                         debug!(error = %e, code, "rejection not sent (call already gone)");
                     }
                 }
@@ -157,6 +161,12 @@ impl Call {
                 }
             }
             Action::PlayFallback => {
+                self.downlink.new_reply();
+                self.downlink.push_pcm_8k(self.shared.fallback.samples());
+                self.event(
+                    EventKind::Note,
+                    json!({"fallback_played_ms": self.shared.fallback.duration().as_millis() as u64}),
+                );
                 if !self.downlink.is_busy() {
                     self.inputs
                         .push_back(Input::Media(MediaInput::PlaybackDrained));

@@ -14,6 +14,7 @@
 
 pub mod audio;
 mod exec;
+pub mod fallback;
 pub mod transport;
 
 use std::collections::VecDeque;

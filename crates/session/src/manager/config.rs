@@ -33,13 +33,20 @@ pub struct ManagerConfig {
     /// [`ModelFailurePolicy::Reject503`](crate::lifecycle::ModelFailurePolicy::Reject503)
     /// (the default: 503 to the INVITE, nothing answered) or
     /// [`ModelFailurePolicy::AnswerThenEnd`](crate::lifecycle::ModelFailurePolicy::AnswerThenEnd)
-    /// (answer, play the fallback, which is silence for now, then BYE).
+    /// (answer, play [`ManagerConfig::fallback_clip`], then BYE once it
+    /// has played).
     /// Either way the session ends `failed` with reason `model-failure`. A
     /// model that fails only after `machine.answer_wait` (the call was
     /// answered while it was still opening) ends with BYE whatever the
-    /// setting. The 503 carries no Retry-After header (the SIP handle's
-    /// `reject` takes none).
+    /// setting. The 503 carries the policy's `retry_after` as a
+    /// Retry-After header when it has one.
     pub machine: crate::lifecycle::Config,
+    /// The WAV file (mono, 16-bit PCM, 8000 Hz, at most 30 s) played when
+    /// the model fails on an answered call, before the BYE; `None` plays
+    /// the built-in apology ([`crate::bridge::fallback::BUILTIN_WAV`]).
+    /// Checked at [`crate::Manager::start`], which also raises
+    /// `machine.farewell_drain` to the clip's length plus 1 s if shorter.
+    pub fallback_clip: Option<PathBuf>,
     /// The model session template (endpoint, key, model, voice,
     /// instructions, formats). Inbound calls use `Greeting::OnRequest`
     /// with [`ManagerConfig::greeting_prompt`] (pre-warm while ringing).
@@ -57,7 +64,8 @@ pub struct ManagerConfig {
 impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
-    /// machine's defaults, join timeout 5 s, shutdown drain 10 s.
+    /// machine's defaults, the built-in fallback clip, join timeout 5 s,
+    /// shutdown drain 10 s.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -77,6 +85,7 @@ impl ManagerConfig {
             retry_after: Duration::from_secs(30),
             rtp_inactivity: Duration::from_secs(30),
             machine: crate::lifecycle::Config::default(),
+            fallback_clip: None,
             model,
             greeting_prompt: Greeting::DEFAULT_PROMPT.to_owned(),
             recordings_dir: None,

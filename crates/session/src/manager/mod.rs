@@ -71,6 +71,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::bridge::fallback::FallbackClip;
 use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
@@ -92,6 +93,10 @@ pub enum ManagerError {
     /// The RTP port range or a media socket failed.
     #[error("media: {0}")]
     Media(#[from] callbridge_rtp::Error),
+    /// The fallback clip (`ManagerConfig::fallback_clip`, or the built-in
+    /// one) is unusable.
+    #[error("fallback clip: {0}")]
+    FallbackClip(#[from] crate::bridge::fallback::ClipError),
     /// The manager is at its call limit or shutting down.
     #[error("at capacity or shutting down")]
     Unavailable,
@@ -121,6 +126,8 @@ pub(crate) struct Shared {
     pub gauges: Arc<Gauges>,
     pub metrics: Arc<Metrics>,
     pub model: Arc<dyn RealtimeModel>,
+    /// The announcement `PlayFallback` plays.
+    pub fallback: FallbackClip,
     registry: Mutex<Registry>,
 }
 
@@ -206,13 +213,27 @@ impl Manager {
     /// `cfg.model`; `summarizer`, if any, summarizes each call afterwards.
     ///
     /// # Errors
-    /// A socket or the port range could not be set up.
+    /// A socket or the port range could not be set up, or the fallback
+    /// clip is unusable ([`ManagerError::FallbackClip`]: unreadable, not
+    /// mono 16-bit 8 kHz WAV, empty or longer than 30 s). The machine's
+    /// `farewell_drain` is raised to the clip's length plus 1 s when it is
+    /// shorter, so the BYE never cuts the clip.
     pub async fn start(
         cfg: ManagerConfig,
         model: Arc<dyn RealtimeModel>,
         store: Store,
         summarizer: Option<Arc<dyn Summarizer>>,
     ) -> Result<Manager, ManagerError> {
+        let fallback = match &cfg.fallback_clip {
+            Some(path) => FallbackClip::load(path)?,
+            None => FallbackClip::builtin()?,
+        };
+        let mut cfg = cfg;
+        let need = fallback.duration() + Duration::from_secs(1);
+        if cfg.machine.farewell_drain < need {
+            info!(?need, "farewell drain raised to cover the fallback clip");
+            cfg.machine.farewell_drain = need;
+        }
         let ports = PortPool::new(cfg.rtp.clone())?;
         let mut ua = cfg.sip.clone();
         // The SIP core answers INVITEs over the limit (and while shutting
@@ -231,6 +252,7 @@ impl Manager {
             gauges: Arc::new(Gauges::default()),
             metrics: Arc::new(Metrics::default()),
             model,
+            fallback,
             registry: Mutex::new(Registry::new()),
         });
         let root = CancellationToken::new();

@@ -13,6 +13,9 @@
 //! frame after speech, provided the agent was silent at that tick. The
 //! reply is the first later tick that sent agent audio; speech of
 //! [`MIN_SPEECH_FRAMES`] before it voids the measurement (a new turn).
+//! The agent's first audio after the answer (the greeting) is measured
+//! only as answer-to-first-audio: a caller turn that ended before it, or
+//! was still going on when it started, is not measured at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,8 +33,6 @@ pub(crate) const MIN_SPEECH_FRAMES: u32 = 5;
 /// Silent frames that end a turn's speech run: 300 ms (shorter pauses stay
 /// inside the turn).
 pub(crate) const HANGOVER_FRAMES: u32 = 15;
-/// The depth estimate's cap: 50 frames (1 s).
-const MAX_DEPTH_FRAMES: u64 = 50;
 
 /// RTP counters of one call (totals or a delta).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,6 +95,9 @@ pub(crate) struct TurnTimer {
     silence: u32,
     /// The end of the last caller turn, while its reply is awaited.
     armed: Option<Instant>,
+    /// The turn in progress began before the greeting: its end awaits no
+    /// reply (the greeting is not one).
+    void: bool,
 }
 
 impl TurnTimer {
@@ -114,6 +118,7 @@ impl TurnTimer {
         if caller_speech {
             if !self.in_turn {
                 self.in_turn = true;
+                self.void = false;
                 self.speech = 0;
             }
             self.silence = 0;
@@ -124,7 +129,8 @@ impl TurnTimer {
             }
         } else if self.in_turn {
             self.silence += 1;
-            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible {
+            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible && !self.void
+            {
                 self.armed = Some(now);
             }
             if self.silence >= HANGOVER_FRAMES {
@@ -133,6 +139,13 @@ impl TurnTimer {
             }
         }
         measured
+    }
+
+    /// The agent's first audio (the greeting) starts: caller speech before
+    /// it, ended or still going on, gets no reply measurement.
+    pub(crate) fn greeting_started(&mut self) {
+        self.armed = None;
+        self.void = self.in_turn;
     }
 }
 
@@ -145,9 +158,6 @@ pub(crate) struct CallMetrics {
     first_audio_done: bool,
     turns: TurnTimer,
     reported: RtpCounts,
-    played: u64,
-    depth_base: u64,
-    resyncs: u64,
     depth_ms: Option<u64>,
     media_done: bool,
 }
@@ -160,9 +170,6 @@ impl CallMetrics {
             first_audio_done: false,
             turns: TurnTimer::default(),
             reported: RtpCounts::default(),
-            played: 0,
-            depth_base: 0,
-            resyncs: 0,
             depth_ms: None,
             media_done: false,
         }
@@ -184,21 +191,21 @@ impl CallMetrics {
         from_packet: bool,
         sent: &Frame,
     ) -> Option<LatencyNote> {
-        if from_packet {
-            self.played += 1;
-        }
         let audible = sent.iter().any(|&s| s != 0);
         let speech = from_packet && rms(caller) > SPEECH_RMS;
-        let reply = self.turns.on_tick(now, speech, audible);
         if audible && !self.first_audio_done {
             if let Some(at) = self.answered_at {
+                // The greeting counts only as answer-to-first-audio, never
+                // as the reply to speech that came before it.
                 self.first_audio_done = true;
+                self.turns.greeting_started();
+                self.turns.on_tick(now, speech, audible);
                 let d = now.saturating_duration_since(at);
                 self.shared.answer_to_first_audio(d);
                 return Some(LatencyNote::new("answer_to_first_audio_ms", d));
             }
         }
-        reply.map(|d| {
+        self.turns.on_tick(now, speech, audible).map(|d| {
             self.shared.caller_stop_to_agent_audio(d);
             LatencyNote::new("caller_stop_to_agent_audio_ms", d)
         })
@@ -223,8 +230,9 @@ impl CallMetrics {
         self.shared.model_reconnected();
     }
 
-    /// Adds the stream's new RTP counts and updates the depth estimate
-    /// (once a second while the media runs).
+    /// Adds the stream's new RTP counts and sets the call's jitter buffer
+    /// depth (the stream's `jitter_depth`: the audio buffered after the
+    /// last playout), once a second while the media runs.
     pub(crate) fn media_stats(&mut self, s: &MediaStats) {
         if self.media_done {
             return;
@@ -232,25 +240,10 @@ impl CallMetrics {
         let now = RtpCounts::of(s);
         self.shared.rtp(now.since(self.reported));
         self.reported = now;
-        // Ticks whose event the call did not read in time are counted as
-        // played (most ticks play a packet while audio flows; the estimate
-        // errs low and stops at zero).
-        let consumed = self.played + s.jitter.discarded + s.events_dropped;
-        if s.jitter.resyncs != self.resyncs {
-            // The buffer started over: so does the estimate.
-            self.resyncs = s.jitter.resyncs;
-            self.depth_base = s.jitter.received.saturating_sub(consumed);
-        }
         if s.jitter.received == 0 {
             return;
         }
-        let frames = s
-            .jitter
-            .received
-            .saturating_sub(consumed)
-            .saturating_sub(self.depth_base)
-            .min(MAX_DEPTH_FRAMES);
-        let ms = Some(frames * 20);
+        let ms = Some(u64::try_from(s.jitter_depth.as_millis()).unwrap_or(u64::MAX));
         self.shared.depth(self.depth_ms, ms);
         self.depth_ms = ms;
     }
@@ -356,42 +349,36 @@ mod tests {
         assert_eq!(feed(&mut t, &mut at, 1, false, true), vec![TICK * 3]);
     }
 
-    fn stats(received: u64, discarded: u64, resyncs: u64, packets_out: u64) -> MediaStats {
+    fn stats(received: u64, packets_out: u64, depth_ms: u64) -> MediaStats {
         let mut s = MediaStats {
             packets_in: received,
             packets_out,
+            jitter_depth: Duration::from_millis(depth_ms),
             ..Default::default()
         };
         s.jitter.received = received;
-        s.jitter.discarded = discarded;
-        s.jitter.resyncs = resyncs;
         s
     }
 
     #[test]
-    fn media_counts_are_added_as_deltas_and_depth_leaves_the_gauge_at_the_end() {
+    fn media_counts_are_added_as_deltas_and_depth_is_the_streams_and_leaves_at_the_end() {
         let shared = Arc::new(Metrics::default());
         let mut c = CallMetrics::new(Arc::clone(&shared));
-        let now = Instant::now();
-        for _ in 0..10 {
-            c.on_tick(now, &[0; 160], true, &[0; 160]);
-        }
-        c.media_stats(&stats(13, 0, 0, 10));
+        c.media_stats(&stats(13, 10, 60));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (13, 10));
-        assert_eq!(s.jitter_buffer_depth_ms, 60.0, "13 accepted - 10 played");
-        c.media_stats(&stats(20, 1, 0, 17));
+        assert_eq!(s.jitter_buffer_depth_ms, 60.0, "the stream's own figure");
+        c.media_stats(&stats(20, 17, 180));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (20, 17));
         assert_eq!(s.jitter_buffer_depth_ms, 180.0);
-        // A resync restarts the estimate from zero.
-        c.media_stats(&stats(22, 1, 1, 19));
+        c.media_stats(&stats(22, 19, 0));
         assert_eq!(shared.snapshot().jitter_buffer_depth_ms, 0.0);
-        c.media_stopped(Some(&stats(25, 1, 1, 20)));
+        c.media_stopped(Some(&stats(25, 20, 40)));
         let s = shared.snapshot();
         assert_eq!((s.rtp_packets_in, s.rtp_packets_out), (25, 20));
         assert_eq!(s.jitter_buffer_streams, 0);
-        c.media_stats(&stats(99, 0, 0, 99));
+        c.media_stats(&stats(99, 99, 20));
         assert_eq!(
             shared.snapshot().rtp_packets_in,
             25,
@@ -419,10 +406,48 @@ mod tests {
     }
 
     #[test]
+    fn a_greeting_after_early_caller_speech_is_only_answer_to_first_audio() {
+        let shared = Arc::new(Metrics::default());
+        let mut c = CallMetrics::new(Arc::clone(&shared));
+        let t0 = Instant::now();
+        let (loud, quiet) = ([1000i16; 160], [0i16; 160]);
+        let mut at = t0;
+        let mut notes = Vec::new();
+        let mut tick = |c: &mut CallMetrics, n: u32, caller: &Frame, agent: &Frame| {
+            for _ in 0..n {
+                notes.extend(c.on_tick(at, caller, true, agent).map(|n| n.metric));
+                at += TICK;
+            }
+            notes.clone()
+        };
+        c.answered(t0);
+        tick(&mut c, 10, &quiet, &quiet);
+        // "Hello? Hello?" before the greeting, still talking when it
+        // starts, and stopping in a short gap inside the greeting.
+        tick(&mut c, 20, &loud, &quiet);
+        tick(&mut c, 5, &loud, &loud);
+        tick(&mut c, 3, &quiet, &quiet);
+        tick(&mut c, 20, &quiet, &loud);
+        let notes = tick(&mut c, 20, &quiet, &quiet);
+        assert_eq!(notes, vec!["answer_to_first_audio_ms"]);
+        let s = shared.snapshot();
+        assert_eq!(s.answer_to_first_audio.count, 1);
+        assert_eq!(
+            s.caller_stop_to_agent_audio.count, 0,
+            "the greeting is no reply"
+        );
+        // The next caller turn and its reply are measured as usual.
+        tick(&mut c, 30, &loud, &quiet);
+        tick(&mut c, 10, &quiet, &quiet);
+        tick(&mut c, 5, &quiet, &loud);
+        assert_eq!(shared.snapshot().caller_stop_to_agent_audio.count, 1);
+    }
+
+    #[test]
     fn dropping_a_call_takes_its_depth_out() {
         let shared = Arc::new(Metrics::default());
         let mut c = CallMetrics::new(Arc::clone(&shared));
-        c.media_stats(&stats(5, 0, 0, 0));
+        c.media_stats(&stats(5, 0, 20));
         assert_eq!(shared.snapshot().jitter_buffer_streams, 1);
         drop(c);
         assert_eq!(shared.snapshot().jitter_buffer_streams, 0);

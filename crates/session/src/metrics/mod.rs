@@ -23,12 +23,9 @@
 //!   (every 50 media ticks) and the rest when its media stops. A stream
 //!   that stops by itself loses at most its last second.
 //! - **Jitter buffer depth**: the **mean over live calls** whose stream has
-//!   received RTP of each call's estimated buffered audio, in ms, updated
-//!   once a second. The rtp crate does not report the buffer's depth, so
-//!   each call estimates it as packets the buffer accepted minus frames it
-//!   played and discarded (ticks whose event the call missed count as
-//!   played; the estimate restarts at zero when the buffer resynchronizes
-//!   on a new SSRC, and is capped at 1 s).
+//!   received RTP of each call's buffered audio, in ms, updated once a
+//!   second: the rtp stream's `MediaStats::jitter_depth` (from the next
+//!   frame to play to the newest packet, sampled after a tick's playout).
 //! - **Barge-ins**: the machine's `Metric::BargeIn`: the caller interrupted
 //!   a reply that was playing (a `ClearPlayback` with nothing playing is
 //!   not one; the store's `barge-in` events count every clear).
@@ -142,7 +139,7 @@ pub struct MetricsSnapshot {
     pub rtp_packets_lost: u64,
     /// Packets that arrived after their frame was played or concealed.
     pub rtp_packets_late: u64,
-    /// Mean estimated jitter buffer depth over live calls receiving RTP,
+    /// Mean jitter buffer depth over live calls receiving RTP,
     /// in ms (0 when there are none).
     pub jitter_buffer_depth_ms: f64,
     /// How many live calls that mean is over.
@@ -242,7 +239,7 @@ impl Metrics {
         self.rtp_late.fetch_add(delta.late, Ordering::Relaxed);
     }
 
-    /// A call's depth estimate joins (`joined`) or changes from `old` to
+    /// A call's depth joins (`joined`) or changes from `old` to
     /// `new` ms.
     pub(crate) fn depth(&self, old: Option<u64>, new: Option<u64>) {
         match (old, new) {

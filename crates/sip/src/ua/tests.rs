@@ -600,3 +600,50 @@ fn refer_between_two_cores_is_refused_405_and_reported_as_transfer_failed_once()
         "the call goes on"
     );
 }
+
+#[test]
+fn reject_retry_after_sends_the_header_in_whole_seconds_and_plain_reject_none() {
+    for (after, header) in [
+        (
+            Some(Duration::from_millis(29_500)),
+            Some("Retry-After: 30\r\n"),
+        ),
+        (None, None),
+    ] {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        let log = std::rc::Rc::clone(&seen);
+        let mut p = Pair::new(Box::new(move |_, d| {
+            log.borrow_mut()
+                .push(String::from_utf8_lossy(d).into_owned());
+            Some(Duration::from_millis(10))
+        }));
+        p.a.originate(p.now, originate(addr(5062))).unwrap();
+        p.run(Duration::from_millis(50));
+        let inbound = incoming(&p.b_events)[0];
+        match after {
+            Some(d) => {
+                p.b.reject_retry_after(p.now, inbound, S::SERVICE_UNAVAILABLE, d)
+                    .unwrap()
+            }
+            None => p.b.reject(p.now, inbound, S::SERVICE_UNAVAILABLE).unwrap(),
+        }
+        p.run(Duration::from_millis(50));
+        let resp = seen
+            .borrow()
+            .iter()
+            .find(|m| m.starts_with("SIP/2.0 503"))
+            .cloned()
+            .unwrap();
+        match header {
+            Some(h) => assert!(resp.contains(&format!("\r\n{h}")), "{resp}"),
+            None => assert!(!resp.contains("Retry-After"), "{resp}"),
+        }
+        assert!(matches!(
+            p.a_events.last(),
+            Some(Event::Failed {
+                outcome: Outcome::Unavailable,
+                ..
+            })
+        ));
+    }
+}

@@ -428,6 +428,37 @@ impl UserAgent {
         call: CallRef,
         status: StatusCode,
     ) -> Result<(), UaError> {
+        self.reject_with(now, call, status, None)
+    }
+
+    /// Like [`reject`](Self::reject), with a `Retry-After` header of
+    /// `retry_after` (whole seconds, rounded up; RFC 3261 section 20.33):
+    /// typically a 503 that tells the caller when to try again.
+    pub fn reject_retry_after(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        retry_after: std::time::Duration,
+    ) -> Result<(), UaError> {
+        self.reject_with(now, call, status, Some(retry_after))
+    }
+
+    fn reject_with(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        retry_after: Option<std::time::Duration>,
+    ) -> Result<(), UaError> {
+        let with_retry = |mut r: Response| {
+            if let Some(d) = retry_after {
+                let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+                r.headers_mut()
+                    .push(HeaderName::RetryAfter, secs.to_string());
+            }
+            r
+        };
         if !status.is_final() || status.is_success() {
             return Err(UaError::WrongState("a rejection needs a 3xx-6xx status"));
         }
@@ -440,7 +471,7 @@ impl UserAgent {
                     ..
                 }) = self.end_call(call)
                 {
-                    let r = invite.make_response(status, Some(&tag));
+                    let r = with_retry(invite.make_response(status, Some(&tag)));
                     self.reply(now, &key, r);
                 }
                 Ok(())
@@ -449,7 +480,7 @@ impl UserAgent {
                 if matches!(reinvite, Some(Reinvite::Offered { .. })) =>
             {
                 if let Some(Reinvite::Offered { key, request }) = reinvite.take() {
-                    let r = request.make_response(status, Some(&tag));
+                    let r = with_retry(request.make_response(status, Some(&tag)));
                     self.reply(now, &key, r);
                 }
                 Ok(())
