@@ -102,10 +102,10 @@ pub async fn drive(
         s.abort();
     }
     let mut w = watch.lock().map(|w| w.clone()).unwrap_or_default();
-    if let Some(pid) = agent_pid {
-        if let Some(s) = procstat::sample(pid) {
-            w.last = Some(s);
-        }
+    if let Some(pid) = agent_pid
+        && let Some(s) = procstat::sample(pid)
+    {
+        w.last = Some(s);
     }
     let results = std::mem::take(&mut *results.lock().await);
     (results, w, wall)

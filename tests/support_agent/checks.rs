@@ -51,10 +51,11 @@ pub fn latency_notes(store: &Store, sessions: &[Session], metric: &str) -> Vec<u
     for s in sessions {
         let rec = store.load_session(s.id).unwrap();
         for e in &rec.events {
-            if e.kind == callbridge_crm_store::EventKind::Note && e.detail["metric"] == metric {
-                if let Some(v) = e.detail["value"].as_u64() {
-                    out.push(v);
-                }
+            if e.kind == callbridge_crm_store::EventKind::Note
+                && e.detail["metric"] == metric
+                && let Some(v) = e.detail["value"].as_u64()
+            {
+                out.push(v);
             }
         }
     }

@@ -44,11 +44,12 @@ fn every_key_of_the_example_is_in_the_key_tree_and_back() {
     let mut documented = String::new();
     for l in text.lines() {
         let l = l.trim_start_matches("# ");
-        if let Some((k, _)) = l.split_once(" = ") {
-            if !k.contains(' ') && !k.starts_with('#') {
-                documented.push_str(k);
-                documented.push('\n');
-            }
+        if let Some((k, _)) = l.split_once(" = ")
+            && !k.contains(' ')
+            && !k.starts_with('#')
+        {
+            documented.push_str(k);
+            documented.push('\n');
         }
     }
     for (_, key) in env_keys() {

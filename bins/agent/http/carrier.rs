@@ -129,10 +129,10 @@ impl CarrierState {
     fn remember(&self, key: &str, status: serde_json::Value) {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         if !p.statuses.contains_key(key) {
-            if p.order.len() >= MAX_PENDING {
-                if let Some(old) = p.order.pop_front() {
-                    p.statuses.remove(&old);
-                }
+            if p.order.len() >= MAX_PENDING
+                && let Some(old) = p.order.pop_front()
+            {
+                p.statuses.remove(&old);
             }
             p.order.push_back(key.to_owned());
         }

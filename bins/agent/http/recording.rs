@@ -52,11 +52,11 @@ pub async fn get(
         .await?;
     let no_recording = || ApiError::NotFound(format!("session {id} has no recording"));
     let path: PathBuf = session.recording_path.ok_or_else(no_recording)?;
-    if let Some(dir) = &ctx.state.recordings_dir {
-        if !inside(&path, dir).await {
-            warn!(session = %id, "recording path missing or outside the recordings directory");
-            return Err(no_recording());
-        }
+    if let Some(dir) = &ctx.state.recordings_dir
+        && !inside(&path, dir).await
+    {
+        warn!(session = %id, "recording path missing or outside the recordings directory");
+        return Err(no_recording());
     }
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,

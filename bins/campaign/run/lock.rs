@@ -37,13 +37,7 @@ pub fn try_lock(dir: &Path, id: i64) -> Result<Lock> {
         .write(true)
         .open(&p)
         .map_err(io)?;
-    // `File::try_lock` is std since Rust 1.89; the workspace still declares
-    // 1.87 (raising it turns on lints the other crates do not pass yet), and
-    // the toolchain in use is newer.
-    #[allow(
-        clippy::incompatible_msrv,
-        reason = "std's file lock needs Rust 1.89; the workspace MSRV is not raised yet"
-    )]
+    // `File::try_lock` (std since Rust 1.89, the workspace's MSRV).
     let locked = f.try_lock();
     match locked {
         Ok(()) => {

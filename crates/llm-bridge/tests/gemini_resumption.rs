@@ -58,14 +58,13 @@ async fn go_away_resumes_on_one_new_connection_without_losing_input_audio() {
             .iter()
             .any(|e| matches!(e, ModelEvent::GoingAway { .. }));
         let resumed_at = events.iter().position(|e| matches!(e, ModelEvent::Resumed));
-        if let Some(r) = resumed_at {
-            if i2 == turn2.len()
-                && events[r..]
-                    .iter()
-                    .any(|e| matches!(e, ModelEvent::TurnComplete))
-            {
-                break;
-            }
+        if let Some(r) = resumed_at
+            && i2 == turn2.len()
+            && events[r..]
+                .iter()
+                .any(|e| matches!(e, ModelEvent::TurnComplete))
+        {
+            break;
         }
         tokio::select! {
             _ = tick.tick() => {

@@ -140,17 +140,17 @@ impl DtmfReceiver {
             // A repeated end packet (or a stray update) of a reported event.
             return done;
         }
-        if let Some((ts, event, duration)) = self.current {
-            if ts != timestamp {
-                done[0] = Some(Digit {
-                    event,
-                    key: event_key(event),
-                    duration,
-                    timestamp: ts,
-                    end_lost: true,
-                });
-                self.current = None;
-            }
+        if let Some((ts, event, duration)) = self.current
+            && ts != timestamp
+        {
+            done[0] = Some(Digit {
+                event,
+                key: event_key(event),
+                duration,
+                timestamp: ts,
+                end_lost: true,
+            });
+            self.current = None;
         }
         if ev.end {
             self.current = None;

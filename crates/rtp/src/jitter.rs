@@ -787,12 +787,11 @@ mod tests {
                     resyncs = b.stats().resyncs;
                     last = None;
                 }
-                if *poll {
-                    if let Playout::Audio { seq, .. } = b.poll_frame(&mut out) {
+                if *poll
+                    && let Playout::Audio { seq, .. } = b.poll_frame(&mut out) {
                         prop_assert!(last.is_none_or(|l| seq > l));
                         last = Some(seq);
                     }
-                }
                 prop_assert!(b.buffered_frames() <= CAPACITY);
             }
             let s = b.stats();

@@ -411,10 +411,10 @@ impl Driver {
     }
 
     fn on_rtcp(&mut self, data: &[u8]) {
-        if let Ok(c) = RtcpCompound::parse(data) {
-            if c.bye_ssrcs().next().is_some() {
-                let _ = self.events.try_send(MediaEvent::RtcpBye);
-            }
+        if let Ok(c) = RtcpCompound::parse(data)
+            && c.bye_ssrcs().next().is_some()
+        {
+            let _ = self.events.try_send(MediaEvent::RtcpBye);
         }
     }
 

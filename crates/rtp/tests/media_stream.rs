@@ -99,10 +99,10 @@ async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time()
     // The tick events carry what was sent, for the recorder.
     let mut sent_voice = 0;
     while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), stream.recv()).await {
-        if let MediaEvent::Audio { sent, .. } = ev {
-            if sent == [1000; 160] {
-                sent_voice += 1;
-            }
+        if let MediaEvent::Audio { sent, .. } = ev
+            && sent == [1000; 160]
+        {
+            sent_voice += 1;
         }
     }
     assert_eq!(sent_voice, 2);

@@ -181,10 +181,10 @@ impl Driver {
                 }
                 return outcome;
             }
-            if self.resumption.switch_due(Instant::now().into_std()) {
-                if let Step::End(outcome) = self.switch_connection().await {
-                    return outcome;
-                }
+            if self.resumption.switch_due(Instant::now().into_std())
+                && let Step::End(outcome) = self.switch_connection().await
+            {
+                return outcome;
             }
         }
     }

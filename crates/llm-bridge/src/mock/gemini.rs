@@ -188,10 +188,10 @@ impl GeminiHandler {
             "mock-handle-{}",
             self.next_id.fetch_add(1, Ordering::SeqCst)
         );
-        if let Ok(mut set) = self.handles.lock() {
-            if set.len() < 100_000 {
-                set.insert(h.clone());
-            }
+        if let Ok(mut set) = self.handles.lock()
+            && set.len() < 100_000
+        {
+            set.insert(h.clone());
         }
         h
     }
@@ -219,12 +219,12 @@ async fn send(conn: &mut MockConnection, v: Value) -> bool {
 
 async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
     let script = h.book.for_connection(conn.index());
-    if let Some(key) = &script.expect_api_key {
-        if conn.header("x-goog-api-key") != Some(key.as_str()) {
-            conn.violation("missing or wrong x-goog-api-key header");
-            conn.close(1008, "API key not valid").await;
-            return;
-        }
+    if let Some(key) = &script.expect_api_key
+        && conn.header("x-goog-api-key") != Some(key.as_str())
+    {
+        conn.violation("missing or wrong x-goog-api-key header");
+        conn.close(1008, "API key not valid").await;
+        return;
     }
     let setup = match conn.recv().await {
         Incoming::Json(v) => match parse_client_message(&v) {
@@ -247,12 +247,12 @@ async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
         }
         Incoming::Closed { .. } | Incoming::Gone => return,
     };
-    if let Some(handle) = &setup.resume_handle {
-        if !h.knows(handle) {
-            conn.violation(format!("resumption with a handle never issued: {handle}"));
-            conn.close(1008, "Invalid session handle").await;
-            return;
-        }
+    if let Some(handle) = &setup.resume_handle
+        && !h.knows(handle)
+    {
+        conn.violation(format!("resumption with a handle never issued: {handle}"));
+        conn.close(1008, "Invalid session handle").await;
+        return;
     }
     match &script.setup {
         SetupReply::Complete => {}
@@ -531,18 +531,18 @@ impl Conversation {
                 return Flow::Stop;
             }
         }
-        if let Some((at, target)) = &self.script.transfer_after_turns {
-            if turn == Some(*at) {
-                let id = format!(
-                    "mock-call-{}",
-                    self.h.next_id.fetch_add(1, Ordering::SeqCst)
-                );
-                self.outstanding.insert(id.clone());
-                let call = json!({"toolCall": {"functionCalls": [
+        if let Some((at, target)) = &self.script.transfer_after_turns
+            && turn == Some(*at)
+        {
+            let id = format!(
+                "mock-call-{}",
+                self.h.next_id.fetch_add(1, Ordering::SeqCst)
+            );
+            self.outstanding.insert(id.clone());
+            let call = json!({"toolCall": {"functionCalls": [
                     {"id": id, "name": "transfer_call", "args": {"target": target, "reason": "the caller asked for a person"}}]}});
-                if !send(conn, call).await {
-                    return Flow::Stop;
-                }
+            if !send(conn, call).await {
+                return Flow::Stop;
             }
         }
         let speed = if self.script.playback_speed > 0.0 {

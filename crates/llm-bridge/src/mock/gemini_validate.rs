@@ -156,12 +156,12 @@ fn setup(v: &Value) -> R<SetupInfo> {
             ],
             &[],
         )?;
-        if let Some(rm) = gm.get("responseModalities") {
-            if rm != &serde_json::json!(["AUDIO"]) {
-                return Err(format!(
-                    "{gp}.responseModalities must be [\"AUDIO\"], got {rm}"
-                ));
-            }
+        if let Some(rm) = gm.get("responseModalities")
+            && rm != &serde_json::json!(["AUDIO"])
+        {
+            return Err(format!(
+                "{gp}.responseModalities must be [\"AUDIO\"], got {rm}"
+            ));
         }
         if let Some(sc) = gm.get("speechConfig") {
             let sp = format!("{gp}.speechConfig");

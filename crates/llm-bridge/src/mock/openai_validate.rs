@@ -85,10 +85,10 @@ fn format(v: &Value, path: &str) -> R<AudioFormat> {
     let m = obj(v, path, &["type", "rate"], &["type"])?;
     match string(m, "type", path)? {
         "audio/pcm" => {
-            if let Some(r) = m.get("rate") {
-                if r.as_u64() != Some(24000) {
-                    return Err(format!("{path}.rate: audio/pcm is 24000 Hz only"));
-                }
+            if let Some(r) = m.get("rate")
+                && r.as_u64() != Some(24000)
+            {
+                return Err(format!("{path}.rate: audio/pcm is 24000 Hz only"));
             }
             Ok(AudioFormat::PCM_24K)
         }
@@ -173,10 +173,10 @@ fn tools(v: &Value, path: &str) -> R<Vec<String>> {
             return Err(format!("{p}.name: 1-64 characters"));
         }
         opt_kind(m, "description", &p, Value::is_string)?;
-        if let Some(params) = m.get("parameters") {
-            if params.get("type").and_then(Value::as_str) != Some("object") {
-                return Err(format!("{p}.parameters: expected an object schema"));
-            }
+        if let Some(params) = m.get("parameters")
+            && params.get("type").and_then(Value::as_str) != Some("object")
+        {
+            return Err(format!("{p}.parameters: expected an object schema"));
         }
         names.push(name.to_owned());
     }
@@ -212,15 +212,16 @@ fn session_update(v: &Value) -> R<SessionInfo> {
         instructions: opt_string(m, "instructions", p)?,
         ..Default::default()
     };
-    if let Some(om) = m.get("output_modalities") {
-        if *om != serde_json::json!(["audio"]) && *om != serde_json::json!(["text"]) {
-            return Err("session.output_modalities: [\"audio\"] or [\"text\"]".into());
-        }
+    if let Some(om) = m.get("output_modalities")
+        && *om != serde_json::json!(["audio"])
+        && *om != serde_json::json!(["text"])
+    {
+        return Err("session.output_modalities: [\"audio\"] or [\"text\"]".into());
     }
-    if let Some(tc) = m.get("tool_choice") {
-        if !(tc.is_string() || tc.is_object()) {
-            return Err("session.tool_choice: wrong type".into());
-        }
+    if let Some(tc) = m.get("tool_choice")
+        && !(tc.is_string() || tc.is_object())
+    {
+        return Err("session.tool_choice: wrong type".into());
     }
     if let Some(t) = m.get("tools") {
         info.tools = Some(tools(t, "session.tools")?);
@@ -337,10 +338,10 @@ pub fn parse_client_event(v: &Value, input: AudioFormat) -> R<ClientEvent> {
         .get("type")
         .and_then(Value::as_str)
         .ok_or("client event without a string `type`")?;
-    if let Some(id) = v.get("event_id") {
-        if !id.is_string() {
-            return Err(format!("{kind}.event_id: expected a string"));
-        }
+    if let Some(id) = v.get("event_id")
+        && !id.is_string()
+    {
+        return Err(format!("{kind}.event_id: expected a string"));
     }
     let p = kind;
     match kind {

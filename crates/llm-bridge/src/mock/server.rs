@@ -351,10 +351,10 @@ impl MockConnection {
     pub fn violation(&self, what: impl Into<String>) {
         let msg = format!("connection {}: {}", self.index, what.into());
         tracing::warn!(%msg, "mock: client protocol violation");
-        if let Ok(mut v) = self.counters.violations.lock() {
-            if v.len() < 1000 {
-                v.push(msg);
-            }
+        if let Ok(mut v) = self.counters.violations.lock()
+            && v.len() < 1000
+        {
+            v.push(msg);
         }
     }
 

@@ -63,18 +63,18 @@ impl Call {
                 }
             }
             Action::SendRinging => {
-                if let Some(call) = self.call {
-                    if let Err(e) = sip.ring(call).await {
-                        warn!(error = %e, "180 failed");
-                    }
+                if let Some(call) = self.call
+                    && let Err(e) = sip.ring(call).await
+                {
+                    warn!(error = %e, "180 failed");
                 }
             }
             Action::Answer => {
-                if let (Some(call), Some(sdp)) = (self.call, self.answer_sdp.clone()) {
-                    if let Err(e) = sip.answer(call, sdp).await {
-                        warn!(error = %e, "200 OK failed");
-                        self.inputs.push_back(Input::Sip(SipInput::Cancel));
-                    }
+                if let (Some(call), Some(sdp)) = (self.call, self.answer_sdp.clone())
+                    && let Err(e) = sip.answer(call, sdp).await
+                {
+                    warn!(error = %e, "200 OK failed");
+                    self.inputs.push_back(Input::Sip(SipInput::Cancel));
                 }
             }
             Action::Reject { code, retry_after } => {
@@ -92,10 +92,10 @@ impl Call {
                 }
             }
             Action::SendBye | Action::SendCancel => {
-                if let Some(call) = self.call {
-                    if let Err(e) = sip.hangup(call).await {
-                        debug!(error = %e, "hangup not sent (dialog already gone)");
-                    }
+                if let Some(call) = self.call
+                    && let Err(e) = sip.hangup(call).await
+                {
+                    debug!(error = %e, "hangup not sent (dialog already gone)");
                 }
                 if let Some(t) = &mut self.stream {
                     t.hangup().await;
@@ -127,10 +127,10 @@ impl Call {
             }
             Action::OpenModel => self.open_model(),
             Action::StartGreeting => {
-                if let Some(m) = &self.model {
-                    if let Err(e) = m.start_greeting().await {
-                        warn!(error = %e, "greeting request failed");
-                    }
+                if let Some(m) = &self.model
+                    && let Err(e) = m.start_greeting().await
+                {
+                    warn!(error = %e, "greeting request failed");
                 }
             }
             Action::SendDtmfToModel { digit } => {
@@ -214,10 +214,10 @@ impl Call {
         match state {
             StoreState::Created => {
                 // Outbound rows were written by `Manager::originate`.
-                if let Some(row) = self.row.take() {
-                    if !store.create(row).await {
-                        warn!("session row could not be written");
-                    }
+                if let Some(row) = self.row.take()
+                    && !store.create(row).await
+                {
+                    warn!("session row could not be written");
                 }
             }
             StoreState::Ringing => {
@@ -327,11 +327,11 @@ impl Call {
         match ev {
             TransportEvent::Tick { pcm, heard, sent } => {
                 self.ticks += 1;
-                if let Some(r) = &mut self.recorder {
-                    if let Err(e) = r.write(&pcm, &sent) {
-                        warn!(error = %e, "recording write failed; recording stops");
-                        self.recorder = None;
-                    }
+                if let Some(r) = &mut self.recorder
+                    && let Err(e) = r.write(&pcm, &sent)
+                {
+                    warn!(error = %e, "recording write failed; recording stops");
+                    self.recorder = None;
                 }
                 self.check_rtp_inactivity(heard);
                 if heard {

@@ -56,15 +56,15 @@ impl Registry {
     }
 
     pub fn admit(&mut self, id: SessionId, e: Entry, capacity: usize) -> Result<(), Refusal> {
-        if let Some(cid) = &e.call_id {
-            if self.by_call_id.contains_key(cid) {
-                return Err(Refusal::Duplicate);
-            }
+        if let Some(cid) = &e.call_id
+            && self.by_call_id.contains_key(cid)
+        {
+            return Err(Refusal::Duplicate);
         }
-        if let Some(lead) = e.lead {
-            if self.by_lead.contains_key(&lead) {
-                return Err(Refusal::LeadBusy);
-            }
+        if let Some(lead) = e.lead
+            && self.by_lead.contains_key(&lead)
+        {
+            return Err(Refusal::LeadBusy);
         }
         if !self.admitting || self.by_id.len() >= capacity {
             return Err(Refusal::Full);

@@ -52,18 +52,18 @@ impl Manager {
                 direction,
                 reason.unwrap_or(crate::lifecycle::EndReason::Error),
             );
-            if let (Some(s), Some(r)) = (&inner.summarizer, report) {
-                if !r.transcript.is_empty() {
-                    match s.summarize(&r.transcript).await {
-                        Ok(text) => {
-                            let u = SessionUpdate {
-                                summary: Some(callbridge_crm_store::Sensitive::new(text)),
-                                ..Default::default()
-                            };
-                            shared.store.send(StoreOp::Update(id, Box::new(u))).await;
-                        }
-                        Err(e) => warn!(session = %id, error = %e, "summary failed"),
+            if let (Some(s), Some(r)) = (&inner.summarizer, report)
+                && !r.transcript.is_empty()
+            {
+                match s.summarize(&r.transcript).await {
+                    Ok(text) => {
+                        let u = SessionUpdate {
+                            summary: Some(callbridge_crm_store::Sensitive::new(text)),
+                            ..Default::default()
+                        };
+                        shared.store.send(StoreOp::Update(id, Box::new(u))).await;
                     }
+                    Err(e) => warn!(session = %id, error = %e, "summary failed"),
                 }
             }
             drop(guard);

@@ -110,10 +110,8 @@ impl TurnTimer {
         agent_audible: bool,
     ) -> Option<Duration> {
         let mut measured = None;
-        if agent_audible {
-            if let Some(end) = self.armed.take() {
-                measured = Some(now.saturating_duration_since(end));
-            }
+        if agent_audible && let Some(end) = self.armed.take() {
+            measured = Some(now.saturating_duration_since(end));
         }
         if caller_speech {
             if !self.in_turn {
@@ -193,17 +191,18 @@ impl CallMetrics {
     ) -> Option<LatencyNote> {
         let audible = sent.iter().any(|&s| s != 0);
         let speech = from_packet && rms(caller) > SPEECH_RMS;
-        if audible && !self.first_audio_done {
-            if let Some(at) = self.answered_at {
-                // The greeting counts only as answer-to-first-audio, never
-                // as the reply to speech that came before it.
-                self.first_audio_done = true;
-                self.turns.greeting_started();
-                self.turns.on_tick(now, speech, audible);
-                let d = now.saturating_duration_since(at);
-                self.shared.answer_to_first_audio(d);
-                return Some(LatencyNote::new("answer_to_first_audio_ms", d));
-            }
+        if audible
+            && !self.first_audio_done
+            && let Some(at) = self.answered_at
+        {
+            // The greeting counts only as answer-to-first-audio, never
+            // as the reply to speech that came before it.
+            self.first_audio_done = true;
+            self.turns.greeting_started();
+            self.turns.on_tick(now, speech, audible);
+            let d = now.saturating_duration_since(at);
+            self.shared.answer_to_first_audio(d);
+            return Some(LatencyNote::new("answer_to_first_audio_ms", d));
         }
         self.turns.on_tick(now, speech, audible).map(|d| {
             self.shared.caller_stop_to_agent_audio(d);

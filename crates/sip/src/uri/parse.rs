@@ -79,10 +79,10 @@ fn parse_sip(
             if user.is_empty() || !check_escaped(user, is_user_char) {
                 return Err("bad user part");
             }
-            if let Some(pw) = pw {
-                if !check_escaped(pw, is_password_char) {
-                    return Err("bad password");
-                }
+            if let Some(pw) = pw
+                && !check_escaped(pw, is_password_char)
+            {
+                return Err("bad password");
             }
             (
                 Some(src.slice(user)),
@@ -118,10 +118,10 @@ fn parse_sip(
             if name.is_empty() || !check_escaped(name, is_param_char) {
                 return Err("bad URI parameter");
             }
-            if let Some(v) = value {
-                if v.is_empty() || !check_escaped(v, is_param_char) {
-                    return Err("bad URI parameter value");
-                }
+            if let Some(v) = value
+                && (v.is_empty() || !check_escaped(v, is_param_char))
+            {
+                return Err("bad URI parameter value");
             }
         }
     }

@@ -579,10 +579,11 @@ impl Conversation {
                 .function_call(conn, &response_id, "end_call", &args)
                 .await;
         }
-        if let Some((t, name, args)) = self.script.tool_call_at_turn.clone() {
-            if ok && turn == Some(t) {
-                ok = self.function_call(conn, &response_id, &name, &args).await;
-            }
+        if let Some((t, name, args)) = self.script.tool_call_at_turn.clone()
+            && ok
+            && turn == Some(t)
+        {
+            ok = self.function_call(conn, &response_id, &name, &args).await;
         }
         if !ok {
             return Flow::Stop;
