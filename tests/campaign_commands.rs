@@ -9,27 +9,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use callbridge_crm_store::{LeadStatus, Outcome, PhoneNumber};
-use campaign_support::fake_agent::{FakeAgent, Script};
+use campaign_support::fake_agent::{FakeAgent, Script, answer, run_args};
 use campaign_support::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
-
-fn answer(ms: u64) -> impl Fn(&str) -> Script + Send + Sync + 'static {
-    move |_| Script::Answer(MS(100), MS(ms))
-}
-
-fn run_args<'a>(name: &'a str, agent: &'a str) -> Vec<&'a str> {
-    vec![
-        "run",
-        name,
-        "--agent",
-        agent,
-        "--poll",
-        "50ms",
-        "--agent-wait",
-        "3s",
-    ]
-}
 
 #[test]
 fn dry_run_lists_due_leads_and_says_why_others_are_skipped() {

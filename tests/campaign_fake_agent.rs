@@ -11,27 +11,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use callbridge_crm_store::{LeadStatus, Outcome};
-use campaign_support::fake_agent::{FakeAgent, PostMode, Script};
+use campaign_support::fake_agent::{FakeAgent, PostMode, Script, answer, run_args};
 use campaign_support::*;
 
 const MS: fn(u64) -> Duration = Duration::from_millis;
-
-fn answer(ms: u64) -> impl Fn(&str) -> Script + Send + Sync + 'static {
-    move |_| Script::Answer(MS(100), MS(ms))
-}
-
-fn run_args<'a>(name: &'a str, agent: &'a str) -> Vec<&'a str> {
-    vec![
-        "run",
-        name,
-        "--agent",
-        agent,
-        "--poll",
-        "50ms",
-        "--agent-wait",
-        "3s",
-    ]
-}
 
 #[test]
 fn run_dials_every_lead_once_never_above_concurrency_and_marks_them_done() {

@@ -355,3 +355,23 @@ impl Drop for FakeAgent {
         }
     }
 }
+
+/// A script answering every call after 100 ms and ending it after `ms`.
+pub fn answer(ms: u64) -> impl Fn(&str) -> Script + Send + Sync + 'static {
+    move |_| Script::Answer(Duration::from_millis(100), Duration::from_millis(ms))
+}
+
+/// `campaign run NAME` against `agent`, polling fast and giving up on an
+/// unreachable agent after 3 s.
+pub fn run_args<'a>(name: &'a str, agent: &'a str) -> Vec<&'a str> {
+    vec![
+        "run",
+        name,
+        "--agent",
+        agent,
+        "--poll",
+        "50ms",
+        "--agent-wait",
+        "3s",
+    ]
+}
