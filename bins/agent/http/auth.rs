@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use callbridge_crm_store::{
-    CampaignId, Error as StoreError, Role, Session, SessionId, Store, User,
+    CampaignId, Error as StoreError, Role, Session, SessionId, SessionRecord, Store, User,
 };
 
 use super::Ctx;
@@ -107,7 +107,7 @@ pub fn owns_campaign(store: &Store, user: &User, c: CampaignId) -> Result<bool, 
 }
 
 /// Whether `caller` may see `s`.
-pub fn may_see(store: &Store, caller: &Caller, s: &Session) -> Result<bool, ApiError> {
+fn may_see(store: &Store, caller: &Caller, s: &Session) -> Result<bool, ApiError> {
     if caller.is_admin() || s.owner == Some(caller.0.id) {
         return Ok(true);
     }
@@ -120,13 +120,34 @@ pub fn may_see(store: &Store, caller: &Caller, s: &Session) -> Result<bool, ApiE
 /// The session `id` if it exists and `caller` may see it; otherwise the
 /// same 404 either way.
 pub fn visible_session(store: &Store, caller: &Caller, id: SessionId) -> Result<Session, ApiError> {
-    let s = match store.get_session(id) {
-        Ok(s) => s,
+    visible(store, caller, id, Store::get_session, |s| s)
+}
+
+/// [`visible_session`] with the transcript and events.
+pub fn visible_record(
+    store: &Store,
+    caller: &Caller,
+    id: SessionId,
+) -> Result<SessionRecord, ApiError> {
+    visible(store, caller, id, Store::load_session, |r| &r.session)
+}
+
+/// Loads `id` with `load`, then answers the same 404 whether it does not
+/// exist or `caller` may not see it.
+fn visible<T>(
+    store: &Store,
+    caller: &Caller,
+    id: SessionId,
+    load: impl FnOnce(&Store, SessionId) -> Result<T, StoreError>,
+    session: impl Fn(&T) -> &Session,
+) -> Result<T, ApiError> {
+    let found = match load(store, id) {
+        Ok(found) => found,
         Err(StoreError::NotFound { .. }) => return Err(ApiError::no_session(&id.to_string())),
         Err(e) => return Err(store_error(e)),
     };
-    if may_see(store, caller, &s)? {
-        Ok(s)
+    if may_see(store, caller, session(&found))? {
+        Ok(found)
     } else {
         Err(ApiError::no_session(&id.to_string()))
     }

@@ -21,7 +21,7 @@ use callbridge_crm_store::{
 use serde::Deserialize;
 
 use super::Ctx;
-use super::auth::{Caller, SessionPath, may_see};
+use super::auth::{Caller, SessionPath, visible_record};
 use super::error::{ApiError, Json, Query};
 use super::pool::store_error;
 
@@ -276,20 +276,7 @@ pub async fn get(
 ) -> Result<Json<SessionDetail>, ApiError> {
     let record = ctx
         .pool
-        .run(move |s| {
-            let r = match s.load_session(id) {
-                Ok(r) => r,
-                Err(callbridge_crm_store::Error::NotFound { .. }) => {
-                    return Err(ApiError::no_session(&id.to_string()));
-                }
-                Err(e) => return Err(store_error(e)),
-            };
-            if may_see(s, &caller, &r.session)? {
-                Ok(r)
-            } else {
-                Err(ApiError::no_session(&id.to_string()))
-            }
-        })
+        .run(move |s| visible_record(s, &caller, id))
         .await?;
     let live = live_ids(&ctx).contains(&id);
     Ok(Json(detail(record, live)))
