@@ -396,6 +396,46 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_originate_dropped_half_way_still_places_the_call_and_leaves_nothing_behind() {
+    // An HTTP client that disconnects while `POST /api/calls` waits makes
+    // hyper drop the handler, and with it `originate`'s future. Poll it
+    // once (it is then waiting for the store) and drop it: the call must
+    // still go out and end, not stay admitted with a row forever live.
+    let r = rig(fast_script(), |_| {}).await;
+    let mut callee = Caller::new().await;
+    let callee_addr = callee.sip_addr().await;
+    let req = callbridge_session::OriginateRequest::new(
+        format!("sip:+15550002223@{callee_addr}"),
+        "sip:agent@127.0.0.1",
+        callee_addr,
+    );
+    let dropped = tokio::time::timeout(Duration::ZERO, r.manager.originate(req)).await;
+    assert!(dropped.is_err(), "originate finished within its first poll");
+    let inc = loop {
+        match callee.next(SECS(5)).await {
+            Some(Event::IncomingCall(inc)) => break inc,
+            Some(_) => {}
+            None => panic!("the dropped originate never sent its INVITE"),
+        }
+    };
+    callee
+        .sip
+        .reject(inc.call, callbridge_sip::StatusCode::BUSY_HERE)
+        .await
+        .unwrap();
+    r.idle().await;
+    let s = r.manager.snapshot();
+    assert!(s.calls.is_empty() && s.call_tasks == 0, "{:?}", s.calls);
+    let ids = r.all_ids();
+    assert_eq!(ids.len(), 1);
+    let row = r.record(ids[0]).session;
+    assert_eq!(row.state, SessionState::Failed);
+    assert_eq!(row.sip_status, Some(486));
+    r.manager.shutdown().await;
+    callee.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_and_resume_by_reinvite_and_dtmf_reaches_the_model() {
     use callbridge_session::lifecycle::Phase;
     use callbridge_sip::sdp;

@@ -463,7 +463,27 @@ impl Manager {
     /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
     /// [`ManagerError::BadUri`], [`ManagerError::Store`] (the row could not
     /// be written: nothing was started) or a media error.
+    ///
+    /// # Cancellation
+    /// Safe to drop at any point: the work runs in a task of its own, so a
+    /// caller that stops waiting (an HTTP client that disconnects makes
+    /// hyper drop its handler) still gets all or nothing: the admission,
+    /// the row and the call task, or none of them. Dropping the work
+    /// half-way would leave a stored row that never becomes a call and an
+    /// admitted entry nothing removes.
     pub async fn originate(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
+        let this = self.clone();
+        match tokio::spawn(async move { this.originate_now(req).await }).await {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "originate task failed");
+                Err(ManagerError::Unavailable)
+            }
+        }
+    }
+
+    /// [`Manager::originate`]'s work, in its own task.
+    async fn originate_now(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
         let to =
             Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
         let from =
