@@ -87,7 +87,8 @@ pub use leads::{
 };
 pub use model::{
     CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
-    Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, UserId,
+    Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
+    UserId,
 };
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
 pub use recovery::{

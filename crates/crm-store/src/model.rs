@@ -1,7 +1,7 @@
 //! Identifiers and the closed vocabularies of the store: newtypes for ids,
 //! redacting wrappers for personal data (phone numbers, names), and the
-//! enums for direction, session state, speaker, role, lead status, campaign
-//! status, end reason, attempt outcome and event kind. Each enum is stored as
+//! enums for direction, media transport, session state, speaker, role, lead
+//! status, campaign status, end reason, attempt outcome and event kind. Each enum is stored as
 //! its lower-case kebab name (`as_str`), which is also its `Display`.
 
 use std::fmt;
@@ -328,6 +328,29 @@ text_enum!(
 );
 
 text_enum!(
+    /// How the call's media reached us: the companion of [`Direction`] on
+    /// a session row (`inbound` over `twilio`, `outbound` over `sip`).
+    ///
+    /// ```
+    /// use callbridge_crm_store::Transport;
+    /// assert_eq!("twilio".parse::<Transport>().unwrap(), Transport::Twilio);
+    /// assert_eq!(Transport::Sip.to_string(), "sip");
+    /// assert!("Twilio".parse::<Transport>().is_err());
+    /// ```
+    #[non_exhaustive]
+    Transport, "transport" {
+        /// SIP signalling with RTP media (a trunk, gateway or PBX).
+        Sip => "sip",
+        /// Twilio Media Streams over a WebSocket.
+        Twilio => "twilio",
+        /// The Vonage Voice API WebSocket.
+        Vonage => "vonage",
+        /// Not known (a session rebuilt from an orphan recording).
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
     /// A call session's lifecycle state.
     ///
     /// ```text
@@ -556,6 +579,10 @@ mod tests {
         for s in EndReason::ALL {
             assert_eq!(s.as_str().parse::<EndReason>().unwrap(), *s);
         }
+        for s in Transport::ALL {
+            assert_eq!(s.as_str().parse::<Transport>().unwrap(), *s);
+            assert_eq!(s.to_string(), s.as_str());
+        }
         assert!("bogus".parse::<Role>().is_err());
     }
 
@@ -568,5 +595,27 @@ mod tests {
         assert!(!Ended.can_transition_to(Failed));
         assert!(!Interrupted.can_transition_to(Ended));
         assert!(!Ringing.can_transition_to(Ringing));
+    }
+
+    proptest::proptest! {
+        /// Parsing accepts exactly the stored names: whatever parses
+        /// displays back to the same string, and nothing else parses (no
+        /// case folding, trimming or carrier-prefixed call ids).
+        #[test]
+        fn transport_parses_exactly_its_stored_names(
+            s in "(sip|twilio|vonage|unknown|SIP|Twilio| sip|sip |twilio:CA1|vonage:|)[a-z:]{0,2}"
+        ) {
+            match s.parse::<Transport>() {
+                Ok(t) => proptest::prop_assert_eq!(t.to_string(), s),
+                Err(e) => {
+                    proptest::prop_assert!(Transport::ALL.iter().all(|t| t.as_str() != s));
+                    let is_input_error = matches!(
+                        e,
+                        Error::InvalidInput { field: "transport", .. }
+                    );
+                    proptest::prop_assert!(is_input_error);
+                }
+            }
+        }
     }
 }

@@ -24,7 +24,7 @@ use jiff::Timestamp;
 use rusqlite::params;
 
 use crate::error::{Error, Result};
-use crate::model::{Direction, EndReason, EventKind, SessionId, SessionState};
+use crate::model::{Direction, EndReason, EventKind, SessionId, SessionState, Transport};
 use crate::sessions::log_state_change;
 use crate::store::{Store, WriterId, ms, to_i64};
 
@@ -286,16 +286,17 @@ impl Store {
                 let sid = id.unwrap_or_else(SessionId::new_v4);
                 let at = ms(modified.unwrap_or(now));
                 tx.execute(
-                    "INSERT INTO call_sessions (id, direction, state, end_reason, created_at, \
-                     ended_at, recording_path, recording_bytes) \
-                     VALUES (?1, ?2, 'interrupted', ?3, ?4, ?4, ?5, ?6)",
+                    "INSERT INTO call_sessions (id, direction, transport, state, end_reason, \
+                     created_at, ended_at, recording_path, recording_bytes) \
+                     VALUES (?1, ?2, ?7, 'interrupted', ?3, ?4, ?4, ?5, ?6)",
                     params![
                         sid.to_string(),
                         Direction::Unknown.as_str(),
                         EndReason::OrphanRecording.as_str(),
                         at,
                         p,
-                        to_i64(bytes, "recording_bytes")?
+                        to_i64(bytes, "recording_bytes")?,
+                        Transport::Unknown.as_str()
                     ],
                 )?;
                 tx.execute(

@@ -157,6 +157,21 @@ const V4_LEAD_ZONES: &str = r#"
 CREATE INDEX leads_zone ON leads(campaign_id, time_zone);
 "#;
 
+/// v5: how each call's media came in (`sip`, `twilio`, `vonage`,
+/// `unknown`), beside its direction. Rows written before it get `sip`,
+/// except carrier calls, recognisable by the `<carrier>:` prefix their
+/// admission key left in `sip_call_id`, and sessions rebuilt from orphan
+/// recordings, whose transport nobody knows. No `CHECK` on the values:
+/// like `end_reason`, the vocabulary grows with new carriers, and a
+/// `CHECK` cannot be changed without rebuilding the table.
+const V5_TRANSPORT: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN transport TEXT NOT NULL DEFAULT 'sip';
+UPDATE call_sessions SET transport = 'twilio' WHERE sip_call_id GLOB 'twilio:?*';
+UPDATE call_sessions SET transport = 'vonage' WHERE sip_call_id GLOB 'vonage:?*';
+UPDATE call_sessions SET transport = 'unknown' WHERE end_reason = 'orphan-recording';
+CREATE INDEX call_sessions_transport ON call_sessions(transport, created_at);
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -175,6 +190,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "lead time zone index",
         sql: V4_LEAD_ZONES,
+    },
+    Migration {
+        description: "media transport on sessions",
+        sql: V5_TRANSPORT,
     },
 ];
 

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use crate::error::{Error, Result};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, UserId,
+    Speaker, Transport, UserId,
 };
 
 /// A session to create at call start.
@@ -21,6 +21,8 @@ pub struct NewSession {
     pub id: SessionId,
     /// Inbound or outbound.
     pub direction: Direction,
+    /// How the call's media comes in; [`Transport::Sip`] unless set.
+    pub transport: Transport,
     /// The campaign, for campaign calls.
     pub campaign: Option<CampaignId>,
     /// The lead, for campaign calls.
@@ -48,6 +50,7 @@ impl NewSession {
         NewSession {
             id,
             direction,
+            transport: Transport::Sip,
             campaign: None,
             lead: None,
             owner: None,
@@ -60,11 +63,11 @@ impl NewSession {
             created_at: now,
         }
     }
-    /// An inbound session in state `created`, other fields empty.
+    /// An inbound SIP session in state `created`, other fields empty.
     pub fn inbound(id: SessionId, now: Timestamp) -> Self {
         Self::with(id, Direction::Inbound, now)
     }
-    /// An outbound session in state `created`, other fields empty.
+    /// An outbound SIP session in state `created`, other fields empty.
     pub fn outbound(id: SessionId, now: Timestamp) -> Self {
         Self::with(id, Direction::Outbound, now)
     }
@@ -153,6 +156,8 @@ pub struct Session {
     pub id: SessionId,
     /// Inbound, outbound or unknown.
     pub direction: Direction,
+    /// SIP, a carrier's WebSocket, or unknown.
+    pub transport: Transport,
     /// Campaign, if any.
     pub campaign: Option<CampaignId>,
     /// Lead, if any.
@@ -266,6 +271,8 @@ pub struct SessionFilter {
     pub state: Option<SessionState>,
     /// Direction.
     pub direction: Option<Direction>,
+    /// Media transport.
+    pub transport: Option<Transport>,
     /// Campaign.
     pub campaign: Option<CampaignId>,
     /// Owner.

@@ -14,7 +14,7 @@ use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params}
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, UserId,
+    Speaker, Transport, UserId,
 };
 use crate::session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
@@ -32,7 +32,7 @@ pub const MAX_PAGE: u32 = 1_000;
 const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
-     output_tokens, audio_ms";
+     output_tokens, audio_ms, transport";
 
 fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
     v.map(|v| to_u64(v, what)).transpose()
@@ -45,6 +45,7 @@ fn session_from_row(r: &Row<'_>) -> Result<Session> {
             .parse()
             .map_err(|_| Error::Corrupt { what: "session id" })?,
         direction: Direction::from_db(&r.get::<_, String>(1)?)?,
+        transport: Transport::from_db(&r.get::<_, String>(23)?)?,
         campaign: r.get::<_, Option<i64>>(2)?.map(CampaignId),
         lead: r.get::<_, Option<i64>>(3)?.map(LeadId),
         owner: r.get::<_, Option<i64>>(4)?.map(UserId),
@@ -148,8 +149,8 @@ impl Store {
         let tx = self.write_tx()?;
         tx.execute(
             "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
-             to_number, sip_call_id, state, model_provider, model, writer, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+             to_number, sip_call_id, state, model_provider, model, writer, created_at, transport) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 s.id.to_string(),
                 s.direction.as_str(),
@@ -164,6 +165,7 @@ impl Store {
                 s.model,
                 writer,
                 ms(s.created_at),
+                s.transport.as_str(),
             ],
         )
         .map_err(conflict_on_constraint(
@@ -466,6 +468,9 @@ impl Store {
         }
         if let Some(d) = filter.direction {
             push("direction =", Value::Text(d.as_str().into()), &mut sql);
+        }
+        if let Some(t) = filter.transport {
+            push("transport =", Value::Text(t.as_str().into()), &mut sql);
         }
         if let Some(c) = filter.campaign {
             push("campaign_id =", Value::Integer(c.0), &mut sql);

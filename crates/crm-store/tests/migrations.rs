@@ -18,14 +18,42 @@ fn schema_sql(path: &std::path::Path) -> Vec<String> {
         .unwrap()
 }
 
-/// Writes data using only the parts of the API that the v1 tables carry.
-fn write_v1_data(s: &mut Store) -> (CampaignId, SessionId) {
+/// Inserts a session row the way a build before v5 did: only the v1
+/// columns, no `transport`.
+fn insert_old_session(path: &std::path::Path, id: SessionId, sip_call_id: &str, end: Option<&str>) {
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.execute(
+        "INSERT INTO call_sessions (id, direction, sip_call_id, state, end_reason, writer, \
+         created_at) VALUES (?1, 'outbound', ?2, ?3, ?4, 'old-build', ?5)",
+        rusqlite::params![
+            id.to_string(),
+            sip_call_id,
+            if end.is_some() {
+                "interrupted"
+            } else {
+                "created"
+            },
+            end,
+            t(0).as_millisecond()
+        ],
+    )
+    .unwrap();
+}
+
+/// Writes data using only the parts of the API that the v1 tables carry
+/// (the session row itself as an old build wrote it).
+fn write_v1_data(s: &mut Store, path: &std::path::Path) -> (CampaignId, SessionId) {
     let c = common::active_campaign(s, "old", 2);
     s.add_leads(c, &leads(3), t(0)).unwrap();
     let id = SessionId::new_v4();
-    let mut n = NewSession::outbound(id, t(0));
-    n.campaign = Some(c);
-    s.create_session(&n).unwrap();
+    insert_old_session(path, id, "a84b4c76e66710@pc33.example.com", None);
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute(
+            "UPDATE call_sessions SET campaign_id = ?2 WHERE id = ?1",
+            rusqlite::params![id.to_string(), c.0],
+        )
+        .unwrap();
     s.set_state(id, SessionState::Active, t(1)).unwrap();
     s.append_turns(id, &[NewTurn::new(0, Speaker::Agent, "hello", 0)])
         .unwrap();
@@ -44,7 +72,7 @@ fn a_file_at_every_earlier_version_migrates_with_its_data() {
     drop(Store::open(&fresh_path).unwrap());
     let want_schema = schema_sql(&fresh_path);
     assert_eq!(SCHEMA_VERSION as usize, MIGRATIONS.len());
-    const { assert!(SCHEMA_VERSION >= 3) };
+    const { assert!(SCHEMA_VERSION >= 5) };
 
     for v in 0..SCHEMA_VERSION {
         let dir = tempfile::tempdir().unwrap();
@@ -56,7 +84,7 @@ fn a_file_at_every_earlier_version_migrates_with_its_data() {
         let data = {
             let mut old = Store::open_with(&path, &opts).unwrap();
             assert_eq!(old.schema_version().unwrap(), v);
-            (v >= 1).then(|| write_v1_data(&mut old))
+            (v >= 1).then(|| write_v1_data(&mut old, &path))
         };
         let mut s = Store::open(&path).unwrap();
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION, "from v{v}");
@@ -69,6 +97,8 @@ fn a_file_at_every_earlier_version_migrates_with_its_data() {
         if let Some((c, id)) = data {
             let rec = s.load_session(id).unwrap();
             assert_eq!(rec.session.state, SessionState::Ended);
+            assert_eq!(rec.session.campaign, Some(c));
+            assert_eq!(rec.session.transport, Transport::Sip);
             assert_eq!(rec.session.recording_path, None);
             assert_eq!(rec.turns.len(), 1);
             assert_eq!(s.claim_due_leads(c, t(10), 5).unwrap().len(), 2);
@@ -84,6 +114,70 @@ fn a_file_at_every_earlier_version_migrates_with_its_data() {
             assert_eq!(s.get_session(id).unwrap().recording_bytes, Some(5));
         }
     }
+}
+
+/// The last version without `sessions.transport`.
+const BEFORE_TRANSPORT: i64 = 4;
+
+#[test]
+fn a_v4_file_migrates_old_rows_to_sip_and_carrier_rows_to_their_carrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crm.sqlite");
+    let opts = OpenOptions {
+        schema_version: Some(BEFORE_TRANSPORT),
+        ..OpenOptions::default()
+    };
+    let old = Store::open_with(&path, &opts).unwrap();
+    assert_eq!(old.schema_version().unwrap(), BEFORE_TRANSPORT);
+    let rows = [
+        ("a84b4c76e66710@pc33.example.com", None, Transport::Sip),
+        (
+            "twilio:CA5f0e0a1b2c3d4e5f60718293a4b5c6d7",
+            None,
+            Transport::Twilio,
+        ),
+        (
+            "vonage:63f61863-4a51-4f6b-86e1-46edebcf9356",
+            None,
+            Transport::Vonage,
+        ),
+        // A prefix with nothing after it is no carrier key.
+        ("twilio:", None, Transport::Sip),
+        // Case matters: carrier keys are written lower-case.
+        ("Vonage:63f61863", None, Transport::Sip),
+        ("/r/x.wav", Some("orphan-recording"), Transport::Unknown),
+    ];
+    let ids: Vec<SessionId> = rows
+        .iter()
+        .map(|(call_id, end, _)| {
+            let id = SessionId::new_v4();
+            insert_old_session(&path, id, call_id, *end);
+            id
+        })
+        .collect();
+    drop(old);
+
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    for (id, (call_id, _, want)) in ids.iter().zip(&rows) {
+        let got = s.get_session(*id).unwrap();
+        assert_eq!(got.transport, *want, "{call_id}");
+        assert_eq!(got.sip_call_id.as_deref(), Some(*call_id), "call id kept");
+    }
+    let twilio = SessionFilter {
+        transport: Some(Transport::Twilio),
+        ..Default::default()
+    };
+    let listed = s.list_sessions(&twilio, 10, None).unwrap().items;
+    assert_eq!(listed.iter().map(|x| x.id).collect::<Vec<_>>(), [ids[1]]);
+    // A row written after the migration without naming a transport (an
+    // older writer sharing the file cannot, it refuses the newer schema)
+    // and one written by this build both read back.
+    let new = SessionId::new_v4();
+    let mut n = NewSession::inbound(new, t(1));
+    n.transport = Transport::Vonage;
+    s.create_session(&n).unwrap();
+    assert_eq!(s.get_session(new).unwrap().transport, Transport::Vonage);
 }
 
 #[test]

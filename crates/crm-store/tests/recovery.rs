@@ -144,6 +144,7 @@ fn reconcile_attaches_reports_imports_orphans_and_finds_missing_files() {
     assert!(r.imported.contains(&lost));
     let ses = s.get_session(lost).unwrap();
     assert_eq!(ses.direction, Direction::Unknown);
+    assert_eq!(ses.transport, Transport::Unknown);
     assert_eq!(ses.state, SessionState::Interrupted);
     assert_eq!(ses.end_reason, Some(EndReason::OrphanRecording));
 

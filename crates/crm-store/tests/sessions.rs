@@ -263,3 +263,66 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
         .count();
     assert_eq!(got.len(), want);
 }
+
+#[test]
+fn transport_is_stored_read_back_and_filters_the_list() {
+    let (_d, mut s) = fresh();
+    let mut want = Vec::new();
+    for (i, transport) in [
+        Transport::Sip,
+        Transport::Twilio,
+        Transport::Vonage,
+        Transport::Twilio,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = SessionId::new_v4();
+        let mut n = NewSession::inbound(id, t(i as i64));
+        n.transport = transport;
+        s.create_session(&n).unwrap();
+        want.push((id, transport));
+    }
+    let plain = SessionId::new_v4();
+    s.create_session(&NewSession::outbound(plain, t(9)))
+        .unwrap();
+    want.push((plain, Transport::Sip));
+    for (id, transport) in &want {
+        assert_eq!(s.get_session(*id).unwrap().transport, *transport);
+        assert_eq!(s.load_session(*id).unwrap().session.transport, *transport);
+    }
+    for transport in Transport::ALL {
+        let f = SessionFilter {
+            transport: Some(*transport),
+            ..Default::default()
+        };
+        let mut got: Vec<SessionId> = s
+            .list_sessions(&f, 100, None)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|x| {
+                assert_eq!(x.transport, *transport);
+                x.id
+            })
+            .collect();
+        let mut expected: Vec<SessionId> = want
+            .iter()
+            .filter(|(_, t)| t == transport)
+            .map(|(id, _)| *id)
+            .collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "{transport}");
+    }
+    let f = SessionFilter {
+        transport: Some(Transport::Sip),
+        direction: Some(Direction::Inbound),
+        ..Default::default()
+    };
+    assert_eq!(
+        s.list_sessions(&f, 100, None).unwrap().items.len(),
+        1,
+        "filters combine"
+    );
+}
