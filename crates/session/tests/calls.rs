@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use callbridge_crm_store::{EndReason, SessionState, Speaker};
+use callbridge_crm_store::{
+    Direction as StoreDirection, EndReason, SessionState, Speaker, Transport,
+};
 use callbridge_llm_bridge::mock::gemini::SetupReply;
 use callbridge_sip::ua::{EndReason as SipEnd, Event};
 use support::*;
@@ -56,6 +58,8 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
     let rec = r.record(ids[0]);
     assert_eq!(rec.session.state, SessionState::Ended);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert_eq!(rec.session.direction, StoreDirection::Inbound);
+    assert_eq!(rec.session.transport, Transport::Sip);
     assert!(rec.session.sip_call_id.is_some());
     assert_eq!(
         rec.session.summary.as_ref().map(|s| s.as_str()),
@@ -327,7 +331,8 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     // The row is in the store when `originate` returns (no flush), with
     // its owner, campaign and lead.
     let row = r.record(id).session;
-    assert_eq!(row.direction, callbridge_crm_store::Direction::Outbound);
+    assert_eq!(row.direction, StoreDirection::Outbound);
+    assert_eq!(row.transport, Transport::Sip);
     assert_eq!((row.owner, row.campaign, row.lead), (owner, campaign, lead));
     assert!(matches!(
         r.manager.originate(req).await,

@@ -9,7 +9,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge_crm_store::{Direction as StoreDirection, EndReason, EventKind, SessionState};
+use callbridge_crm_store::{
+    Direction as StoreDirection, EndReason, EventKind, SessionState, Transport,
+};
 use callbridge_session::carrier::{self, Carrier, RecordingHangup};
 use callbridge_session::{CarrierCall, ManagerError};
 use carrier_support::FakeCarrier;
@@ -85,6 +87,7 @@ async fn twilio_call_greets_hears_the_caller_replies_and_ends_on_stop() {
     );
     let rec = r.record(id);
     assert_eq!(rec.session.direction, StoreDirection::Inbound);
+    assert_eq!(rec.session.transport, Transport::Twilio);
     assert_eq!(rec.session.state, SessionState::Ended);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
     assert_eq!(rec.session.sip_call_id.as_deref(), Some("twilio:CA0001"));
@@ -179,6 +182,8 @@ async fn vonage_call_with_dtmf_replies_and_ends_when_the_socket_closes() {
     assert_all_released(&r).await;
     let rec = r.record(id);
     assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    assert_eq!(rec.session.direction, StoreDirection::Inbound);
+    assert_eq!(rec.session.transport, Transport::Vonage);
     assert_eq!(rec.session.sip_call_id.as_deref(), Some("vonage:aaaa-0004"));
     assert!(
         rec.events.iter().any(|e| e.kind == EventKind::Dtmf),

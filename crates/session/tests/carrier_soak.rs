@@ -2,7 +2,7 @@
 //! one manager: each is greeted and hung up by the caller; afterwards no
 //! call is live, every gauge is back to zero, the mock saw one model
 //! session per call, and every call has a complete row (direction,
-//! carrier call id, end reason). Alone in its own test binary.
+//! transport, carrier call id, end reason). Alone in its own test binary.
 
 mod carrier_support;
 mod support;
@@ -74,6 +74,11 @@ async fn hundred_sequential_carrier_calls_leave_gauges_at_zero_and_rows_complete
     for (id, kind, call_id) in ids {
         let rec = r.record(id);
         assert_eq!(rec.session.direction, StoreDirection::Inbound);
+        assert_eq!(
+            rec.session.transport.as_str(),
+            kind.as_str(),
+            "carrier stored"
+        );
         assert_eq!(rec.session.state, SessionState::Ended);
         assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
         assert_eq!(

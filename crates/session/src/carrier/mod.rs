@@ -62,6 +62,21 @@ impl Carrier {
             Carrier::Vonage => "vonage",
         }
     }
+
+    /// The session row's transport for this carrier's calls.
+    ///
+    /// ```
+    /// use callbridge_session::carrier::Carrier;
+    /// use callbridge_crm_store::Transport;
+    /// assert_eq!(Carrier::Twilio.transport(), Transport::Twilio);
+    /// assert_eq!(Carrier::Vonage.transport().as_str(), Carrier::Vonage.as_str());
+    /// ```
+    pub fn transport(self) -> callbridge_crm_store::Transport {
+        match self {
+            Carrier::Twilio => callbridge_crm_store::Transport::Twilio,
+            Carrier::Vonage => callbridge_crm_store::Transport::Vonage,
+        }
+    }
 }
 
 impl fmt::Display for Carrier {

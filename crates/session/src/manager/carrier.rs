@@ -63,8 +63,8 @@ impl Manager {
     }
 
     /// Admits a carrier call and starts its task; returns its session id.
-    /// The session row carries the direction and `<carrier>:<call id>` in
-    /// its call-id column.
+    /// The session row carries the direction, the carrier as its transport
+    /// and `<carrier>:<call id>` (the admission key) in its call-id column.
     ///
     /// # Errors
     /// [`ManagerError::AlreadyLive`] when a call with this carrier call id
@@ -117,6 +117,7 @@ impl Manager {
             row: Some(self.session_row(
                 id,
                 Direction::Inbound,
+                start.call.carrier().transport(),
                 Some(key.clone()),
                 from,
                 to,

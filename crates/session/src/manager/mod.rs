@@ -54,7 +54,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_crm_store::{NewSession, Party, SessionId, Store};
+use callbridge_crm_store::{NewSession, Party, SessionId, Store, Transport as StoreTransport};
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
@@ -432,6 +432,7 @@ impl Manager {
             row: Some(self.session_row(
                 id,
                 Direction::Inbound,
+                StoreTransport::Sip,
                 Some(call_id.clone()),
                 user_part(inc.from.uri()),
                 user_part(inc.to.uri()),
@@ -518,6 +519,7 @@ impl Manager {
         let row = self.session_row(
             id,
             Direction::Outbound,
+            StoreTransport::Sip,
             None,
             user_part(&from),
             user_part(&to),
@@ -574,6 +576,7 @@ impl Manager {
         &self,
         id: SessionId,
         direction: Direction,
+        transport: StoreTransport,
         sip_call_id: Option<String>,
         from: Option<String>,
         to: Option<String>,
@@ -586,6 +589,7 @@ impl Manager {
             Direction::Inbound => NewSession::inbound(id, now),
             Direction::Outbound => NewSession::outbound(id, now),
         };
+        s.transport = transport;
         s.sip_call_id = sip_call_id;
         s.from = from.as_deref().and_then(|p| Party::new(p).ok());
         s.to = to.as_deref().and_then(|p| Party::new(p).ok());
