@@ -3,7 +3,8 @@
 //!
 //! Every error body is [`ErrorBody`]: `{"error": "message"}`. Times are RFC
 //! 3339 strings in UTC. Enumerations use the store's kebab-case names
-//! (`SessionState::as_str`, `EndReason::as_str`, `Outcome::as_str`).
+//! (`SessionState::as_str`, `EndReason::as_str`, `Outcome::as_str`,
+//! `Transport::as_str`).
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
@@ -11,13 +12,18 @@
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
 //! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 404 |
 //! | `GET /api/health` (no auth) | | 200 [`Health`] |
-//! | `GET /api/sessions?state=&direction=&campaign_id=&since=&until=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
+//! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
 //! | `GET /api/sessions/{id}` | | 200 [`SessionDetail`]; 404 |
 //! | `GET /api/sessions/{id}/recording` | | 200/206 `audio/wav` (`Range: bytes=`); 404; 416 |
 //!
 //! Every endpoint but health takes `Authorization: Bearer cbt_...`: 401
 //! without a valid token, 403 for a role that may not do this, 404 for a
 //! session the user may not see (so ids do not leak).
+//!
+//! Fields are only added, never renamed or removed. `transport` (`sip`,
+//! `twilio`, `vonage`, `unknown`: how the call's media came in), added
+//! after the first release, is `#[serde(default)]`, so a client still
+//! reads an older agent's answers (it is then `null`).
 
 use std::collections::BTreeMap;
 
@@ -72,6 +78,11 @@ pub struct CallStatus {
     pub live: bool,
     /// `inbound` or `outbound`.
     pub direction: String,
+    /// How the call's media came in: `sip`, `twilio`, `vonage` or
+    /// `unknown` (the store's transport). Always set by this agent; `None`
+    /// only in an answer from an agent older than the field.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// The campaign, if any.
     pub campaign_id: Option<i64>,
     /// The lead, if any.
@@ -189,6 +200,11 @@ pub struct SessionView {
     pub id: String,
     /// `inbound`, `outbound` or `unknown`.
     pub direction: String,
+    /// How the call's media came in: `sip`, `twilio`, `vonage` or
+    /// `unknown` (filter with `transport=`). Always set by this agent;
+    /// `None` only in an answer from an agent older than the field.
+    #[serde(default)]
+    pub transport: Option<String>,
     /// The store's session state.
     pub state: String,
     /// Whether the call is live in this agent now.
@@ -207,7 +223,8 @@ pub struct SessionView {
     pub from: Option<String>,
     /// The called party.
     pub to: Option<String>,
-    /// The SIP Call-ID.
+    /// The SIP Call-ID; for a carrier call `<carrier>:<call id>`
+    /// (`twilio:CA...`, `vonage:<uuid>`).
     pub sip_call_id: Option<String>,
     /// Model provider.
     pub model_provider: Option<String>,
@@ -269,4 +286,34 @@ pub struct EventView {
     pub kind: String,
     /// Details (JSON, no personal data).
     pub detail: serde_json::Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `GET /api/calls/{id}` answer as an agent before `transport`
+    /// wrote it.
+    const OLD_CALL_STATUS: &str = r#"{"id":"6c1f8d2e-8a52-4b1e-9d0c-2f3b4a5c6d7e",
+        "state":"ended","live":false,"direction":"inbound","campaign_id":null,
+        "lead_id":null,"end_reason":"caller-hangup","sip_status":null,
+        "outcome":"completed","created_at":"2026-11-22T08:00:00Z",
+        "answered_at":"2026-11-22T08:00:01Z","ended_at":"2026-11-22T08:01:00Z",
+        "duration_ms":59000}"#;
+
+    #[test]
+    fn an_older_agents_call_status_without_transport_still_parses() {
+        let s: CallStatus = serde_json::from_str(OLD_CALL_STATUS).unwrap();
+        assert_eq!(s.transport, None);
+        assert_eq!(s.direction, "inbound");
+    }
+
+    #[test]
+    fn transport_goes_on_the_wire_and_back() {
+        let mut s: CallStatus = serde_json::from_str(OLD_CALL_STATUS).unwrap();
+        s.transport = Some("twilio".into());
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["transport"], "twilio");
+        assert_eq!(serde_json::from_value::<CallStatus>(v).unwrap(), s);
+    }
 }

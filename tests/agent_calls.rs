@@ -8,7 +8,7 @@ mod support_agent;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use callbridge_crm_store::{EndReason, SessionState, Speaker};
+use callbridge_crm_store::{EndReason, SessionState, Speaker, Transport};
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
 use serde_json::Value;
 use support_agent::checks::{check_wav, wav_channel_rms};
@@ -69,6 +69,7 @@ fn inbound_call_with_speech_is_greeted_answered_recorded_and_transcribed() {
     let s = &sessions[0];
     assert_eq!(s.state, SessionState::Ended, "{s:?}");
     assert_eq!(s.end_reason, Some(EndReason::CallerHangup), "{s:?}");
+    assert_eq!(s.transport, Transport::Sip, "{s:?}");
     assert!(s.answered_at.is_some(), "{s:?}");
 
     // The recording: stereo, caller left (sipp's speech), agent right.
@@ -102,6 +103,8 @@ fn inbound_call_with_speech_is_greeted_answered_recorded_and_transcribed() {
 
     // The same through the API.
     let v = agent.get_json(&format!("/api/sessions/{}", s.id));
+    assert_eq!(v["session"]["transport"], "sip", "{v}");
+    assert_eq!(v["session"]["direction"], "inbound", "{v}");
     let turns = api_turns(&v);
     assert!(turns.iter().any(|(who, _)| who == "caller"), "{v}");
     assert!(turns.iter().any(|(who, _)| who == "agent"), "{v}");

@@ -54,6 +54,7 @@ fn outbound_call_to_an_answering_uas_runs_ends_and_is_stored() {
     });
     println!("answered outbound call: {st:?}");
     assert_eq!(st.direction, "outbound");
+    assert_eq!(st.transport.as_deref(), Some("sip"), "{st:?}");
     assert_eq!(st.state, "ended", "{st:?}");
     assert!(st.answered_at.is_some(), "{st:?}");
     assert!(st.duration_ms.unwrap_or(0) >= 500, "{st:?}");

@@ -3,8 +3,9 @@
 //! requests with 403 and answer signed ones with TwiML / an NCCO; a fake
 //! Twilio connects to the Media Streams socket with the token from the
 //! TwiML, hears the greeting, a second stream for the same call is refused
-//! (close 1008), the caller hangs up, and the store row says inbound and
-//! `twilio:<CallSid>` with the caller's hangup.
+//! (close 1008), the caller hangs up, and the store row says inbound,
+//! transport `twilio` and `twilio:<CallSid>` with the caller's hangup; the
+//! HTTP API shows each call's transport and filters the list on it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -14,7 +15,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use callbridge_crm_store::{Direction, EndReason, SessionState, Store};
+use callbridge_crm_store::{
+    ApiToken, Direction, EndReason, PersonName, Role, SessionState, Store, Transport,
+};
 use callbridge_session::carrier::signature::{payload_hash, sign_hs256, twilio_signature};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -116,6 +119,18 @@ fn rms(b: &[u8]) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carrier_calls_through_the_agent_binary() {
     let dir = tempfile::tempdir().unwrap();
+    // An admin token for the session API, in the store the agent opens.
+    let admin = ApiToken::generate().unwrap();
+    Store::open(dir.path().join("agent.db"))
+        .unwrap()
+        .create_user(
+            &PersonName::new("ops").unwrap(),
+            Role::Admin,
+            &admin,
+            jiff::Timestamp::now(),
+        )
+        .unwrap();
+    let bearer = format!("Bearer {}", admin.expose());
     let (mut child, addr) = start(&config(dir.path())).await;
     let form = "CallSid=CA0e2e&From=%2B15550001111&To=%2B15550002222";
     let params = [
@@ -309,6 +324,37 @@ async fn carrier_calls_through_the_agent_binary() {
         }
     }
     vws.close(None).await.unwrap();
+    // The API shows each call's transport (set when its row was written)
+    // and filters the list on it.
+    let api = |path: String| {
+        let bearer = bearer.clone();
+        async move {
+            let (st, body) = http(addr, "GET", &path, &[("authorization", &bearer)], "").await;
+            assert_eq!(st, 200, "GET {path}: {body}");
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let mut carrier_ids = Vec::new();
+    for (transport, key) in [("twilio", "twilio:CA0e2e"), ("vonage", "vonage:u-1")] {
+        let v = api(format!("/api/sessions?transport={transport}")).await;
+        let listed = v["sessions"].as_array().unwrap();
+        assert_eq!(listed.len(), 1, "transport={transport}: {v}");
+        assert_eq!(listed[0]["transport"], transport);
+        assert_eq!(listed[0]["direction"], "inbound");
+        assert_eq!(listed[0]["sip_call_id"], key);
+        let id = listed[0]["id"].as_str().unwrap().to_owned();
+        let detail = api(format!("/api/sessions/{id}")).await;
+        assert_eq!(detail["session"]["transport"], transport);
+        let call = api(format!("/api/calls/{id}")).await;
+        assert_eq!(call["transport"], transport, "{call}");
+        carrier_ids.push(id);
+    }
+    let sip = api("/api/sessions?transport=sip".into()).await;
+    assert_eq!(
+        sip["sessions"],
+        serde_json::json!([]),
+        "no SIP call was made"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let pid = i32::try_from(child.id().unwrap()).unwrap();
     // SAFETY: kill(2) on our own child's pid.
@@ -337,6 +383,10 @@ async fn carrier_calls_through_the_agent_binary() {
             .find(|s| s.sip_call_id.as_deref() == Some(key))
             .unwrap_or_else(|| panic!("no row for {key}"));
         assert_eq!(s.direction, Direction::Inbound);
+        let carrier = key.split_once(':').unwrap().0;
+        assert_eq!(s.transport.as_str(), carrier, "{key}");
+        assert!(carrier_ids.contains(&s.id.to_string()), "{key}");
+        assert_ne!(s.transport, Transport::Sip);
         assert_eq!(s.state, SessionState::Ended);
         assert_eq!(s.end_reason, Some(EndReason::CallerHangup), "{key}");
     }

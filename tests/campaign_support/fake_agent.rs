@@ -256,6 +256,7 @@ async fn status(
         state: s.state.as_str().into(),
         live,
         direction: s.direction.as_str().into(),
+        transport: Some(s.transport.as_str().into()),
         campaign_id: s.campaign.map(|c| c.0),
         lead_id: s.lead.map(|l| l.0),
         end_reason: s.end_reason.map(|r| r.as_str().into()),

@@ -16,7 +16,7 @@ use axum::extract::State;
 use callbridge::api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
     CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionRecord,
-    SessionState, Store, jiff::Timestamp,
+    SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
 
@@ -38,6 +38,7 @@ pub const MAX_MERGED_CAMPAIGNS: usize = 200;
 pub struct ListQuery {
     state: Option<String>,
     direction: Option<String>,
+    transport: Option<String>,
     campaign_id: Option<String>,
     since: Option<String>,
     until: Option<String>,
@@ -82,6 +83,11 @@ impl ListQuery {
                 &self.direction,
                 "direction",
                 "inbound, outbound or unknown",
+            )?,
+            transport: parse_field::<Transport>(
+                &self.transport,
+                "transport",
+                "sip, twilio, vonage or unknown",
             )?,
             campaign: parse_field::<i64>(&self.campaign_id, "campaign_id", "an integer id")?
                 .map(CampaignId),
@@ -184,6 +190,7 @@ pub fn view(s: &Session, live: bool) -> SessionView {
     SessionView {
         id: s.id.to_string(),
         direction: s.direction.as_str().into(),
+        transport: Some(s.transport.as_str().into()),
         state: s.state.as_str().into(),
         live,
         end_reason: s.end_reason.map(|r| r.as_str().into()),

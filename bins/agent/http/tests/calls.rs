@@ -51,6 +51,7 @@ async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
         .json_as();
     assert!(s.live);
     assert_eq!(s.direction, "outbound");
+    assert_eq!(s.transport.as_deref(), Some("sip"));
     assert_eq!(s.outcome, None);
     let h = r.req(Method::GET, "/api/health", None).await.json();
     assert_eq!(h["active_ids"], json!([id.to_string()]));

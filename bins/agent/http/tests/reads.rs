@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use callbridge_crm_store::{
-    Direction, EndReason, EventKind, Finish, NewEvent, NewTurn, SessionFilter, SessionId,
-    SessionState, SessionUpdate, Speaker, jiff::Timestamp,
+    Direction, EndReason, EventKind, Finish, NewEvent, NewSession, NewTurn, SessionFilter,
+    SessionId, SessionState, SessionUpdate, Speaker, Transport, jiff::Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -309,11 +309,74 @@ async fn listing_filters_and_pages_newest_first_for_admins_and_owners() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_and_calls_show_their_transport_and_the_list_filters_on_it() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let sip = r.session(None, None, 30);
+    let carrier = |transport: Transport, age_s: i64| {
+        let id = SessionId::new_v4();
+        let at = Timestamp::now() - callbridge_crm_store::jiff::SignedDuration::from_secs(age_s);
+        let mut s = NewSession::inbound(id, at);
+        s.transport = transport;
+        s.sip_call_id = Some(format!("{transport}:call-{age_s}"));
+        r.store().create_session(&s).unwrap();
+        id
+    };
+    let twilio = carrier(Transport::Twilio, 20);
+    let vonage = carrier(Transport::Vonage, 10);
+
+    let rr = &r;
+    let only = |q: &'static str| async move { walk(rr, &rr.admin, q, 100).await };
+    assert_eq!(only("&transport=twilio").await, vec![twilio.to_string()]);
+    assert_eq!(only("&transport=vonage").await, vec![vonage.to_string()]);
+    assert_eq!(only("&transport=sip").await, vec![sip.to_string()]);
+    assert!(only("&transport=unknown").await.is_empty());
+    assert_eq!(
+        only("&transport=&direction=inbound").await,
+        vec![vonage.to_string(), twilio.to_string(), sip.to_string()],
+        "an empty transport is no filter"
+    );
+
+    let list = r.get("/api/sessions", &r.admin).await.json();
+    let shown: Vec<(&str, &str)> = list["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["transport"].as_str().unwrap(),
+                s["direction"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("vonage", "inbound"),
+            ("twilio", "inbound"),
+            ("sip", "inbound")
+        ]
+    );
+    let detail = r
+        .get(&format!("/api/sessions/{vonage}"), &r.admin)
+        .await
+        .json();
+    assert_eq!(detail["session"]["transport"], "vonage");
+    assert_eq!(detail["session"]["sip_call_id"], "vonage:call-10");
+    for (id, want) in [(sip, "sip"), (twilio, "twilio"), (vonage, "vonage")] {
+        let s: callbridge::api::CallStatus =
+            r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
+        assert_eq!(s.transport.as_deref(), Some(want));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_listing_parameters_are_400_with_the_parameter_named() {
     let r = rig(Callee::Ring, |_| {}).await;
     for (q, word) in [
         ("state=bogus", "state"),
         ("direction=sideways", "direction"),
+        ("transport=pigeon", "transport"),
+        ("transport=Twilio", "transport"),
         ("campaign_id=x", "campaign_id"),
         ("since=yesterday", "since"),
         ("until=2024-13-01T00:00:00Z", "until"),
