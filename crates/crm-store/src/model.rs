@@ -1,8 +1,9 @@
 //! Identifiers and the closed vocabularies of the store: newtypes for ids,
 //! redacting wrappers for personal data (phone numbers, names), and the
 //! enums for direction, media transport, session state, speaker, role, lead
-//! status, campaign status, end reason, attempt outcome and event kind. Each enum is stored as
-//! its lower-case kebab name (`as_str`), which is also its `Display`.
+//! status, campaign status, end reason, attempt outcome and event kind. Each
+//! enum is stored as its lower-case kebab name (`as_str`), which is also its
+//! `Display`.
 
 use std::fmt;
 use std::str::FromStr;
