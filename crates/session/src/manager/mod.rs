@@ -48,7 +48,7 @@ mod supervise;
 mod trunk;
 
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
-pub use config::{ManagerConfig, OriginateRequest};
+pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -539,6 +539,12 @@ impl Manager {
         }
         let mut metadata = CallMetadata::with_call_id(id.to_string());
         metadata.context = req.metadata;
+        let credentials = self
+            .shared
+            .cfg
+            .outbound_auth
+            .as_ref()
+            .and_then(|a| a.for_target(req.target));
         let spec = CallSpec {
             id,
             direction: Direction::Outbound,
@@ -554,7 +560,7 @@ impl Manager {
                 from: NameAddr::new(from),
                 target: req.target,
                 offer,
-                credentials: None,
+                credentials,
             }),
             model_config,
             metadata,
