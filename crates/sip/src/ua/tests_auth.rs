@@ -258,6 +258,55 @@ fn challenges_with_ever_new_nonces_are_answered_twice_then_the_call_fails() {
 }
 
 #[test]
+fn a_proxy_challenge_then_a_far_end_challenge_are_both_answered() {
+    let mut r = Raw::new();
+    let call =
+        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
+            .unwrap();
+    let first = only_request(r.out(), Method::Invite);
+    r.send(&reply(
+        &first,
+        407,
+        &proxy(r#"realm="proxy", nonce="p1""#),
+        "",
+    ));
+    let second = only_request(r.out(), Method::Invite);
+    assert_eq!(second.headers().proxy_authorization().unwrap().len(), 1);
+    assert!(second.headers().authorization().unwrap().is_empty());
+    r.send(&reply(
+        &second,
+        401,
+        &www(r#"realm="far", nonce="f1", qop="auth""#),
+        "",
+    ));
+    let third = only_request(r.out(), Method::Invite);
+    assert_eq!(third.headers().cseq().unwrap().seq, 3);
+    let pa = &third.headers().proxy_authorization().unwrap()[0];
+    assert_eq!(
+        (param(pa, "realm"), param(pa, "nonce")),
+        ("proxy".into(), "p1".into())
+    );
+    let expect = request_digest(
+        Algorithm::Md5,
+        "agent",
+        "proxy",
+        "pw",
+        "p1",
+        "INVITE",
+        TO,
+        None,
+    );
+    assert_eq!(param(pa, "response"), expect);
+    let wa = &third.headers().authorization().unwrap()[0];
+    assert_eq!(
+        (param(wa, "realm"), param(wa, "nonce"), param(wa, "nc")),
+        ("far".into(), "f1".into(), "00000001".into())
+    );
+    r.send(&reply(&third, 200, "", SDP));
+    assert!(matches!(r.events.last(), Some(Event::Answered { call: c, .. }) if *c == call));
+}
+
+#[test]
 fn a_challenge_to_a_call_without_credentials_fails_auth_failed_at_once() {
     let mut r = Raw::new();
     r.ua.originate(r.now, originate(None)).unwrap();
@@ -391,9 +440,15 @@ proptest! {
             let challenged = matches!(s, Step::Challenge { .. });
             prop_assert!(challenged);
             if let Step::Challenge { proxy: p, .. } = s {
+                // The challenged header is answered once; the other one
+                // only if its realm challenged an earlier INVITE.
                 let h = next.headers();
-                prop_assert_eq!(h.proxy_authorization().unwrap().len(), usize::from(*p));
-                prop_assert_eq!(h.authorization().unwrap().len(), usize::from(!*p));
+                let (proxies, fars) = (
+                    h.proxy_authorization().unwrap().len(),
+                    h.authorization().unwrap().len(),
+                );
+                prop_assert_eq!(if *p { proxies } else { fars }, 1);
+                prop_assert!(proxies <= 1 && fars <= 1);
             }
             prop_assert_eq!(
                 next.headers().cseq().unwrap().seq,

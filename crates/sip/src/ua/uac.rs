@@ -17,7 +17,9 @@ use crate::transaction::ClientKey;
 use bytes::Bytes;
 use std::time::Instant;
 
-/// At most this many 401/407 rounds per request before giving up.
+/// At most this many 401/407 rounds per call before giving up: the first
+/// challenge and one more (a stale nonce, or a second realm: a proxy's 407
+/// then the far end's 401). A third challenge fails the call `AuthFailed`.
 const MAX_CHALLENGES: u8 = 2;
 
 impl UserAgent {
@@ -405,7 +407,8 @@ impl UserAgent {
     /// INVITE in the same call (same Call-ID, From tag and To), CSeq one
     /// higher, a new branch, and the Authorization (401) or
     /// Proxy-Authorization (407) computed by [`DigestClient`] from the
-    /// challenge. The transaction has already ACKed the error response.
+    /// challenge, next to the answers to earlier challenges of other
+    /// realms (a proxy's 407, then the far end's 401). The transaction has already ACKed the error response.
     /// The caller ends the call when this refuses, with the reason given
     /// (for the log; the credentials are never part of it).
     fn retry_with_credentials(
@@ -437,11 +440,15 @@ impl UserAgent {
         h.remove(&HeaderName::Authorization);
         h.remove(&HeaderName::ProxyAuthorization);
         let cnonce = self.ids.hex();
-        let (name, value) = calling
+        let answers = calling
             .auth
-            .authorize(creds, "INVITE", invite.uri(), &cnonce)
-            .ok_or("no Digest challenge we can answer")?;
-        invite.headers_mut().push_typed(name, &value);
+            .authorize(creds, "INVITE", invite.uri(), &cnonce);
+        if answers.is_empty() {
+            return Err("no Digest challenge we can answer");
+        }
+        for (name, value) in answers {
+            invite.headers_mut().push_typed(name, &value);
+        }
         let key = self
             .tx
             .send_request(now, invite.clone(), peer)
