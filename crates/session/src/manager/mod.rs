@@ -458,6 +458,10 @@ impl Manager {
     /// the store thread and waits until it is in the store, then starts the
     /// call task, which sends the INVITE with our SDP offer. Returns the
     /// session id once the row is stored, before the INVITE goes out.
+    /// A call sent to [`ManagerConfig::outbound_auth`]'s target answers
+    /// 401/407 challenges with the trunk's credentials (RFC 3261 section
+    /// 22.2); any other call carries none, and a challenge fails it
+    /// (`rejected`, SIP status 401, an `auth_failed` event).
     ///
     /// # Errors
     /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
