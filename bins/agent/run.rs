@@ -160,7 +160,17 @@ impl Agent {
             Provider::Gemini | Provider::Mock => Arc::new(GeminiLive::new()),
             Provider::OpenAi => Arc::new(OpenAiRealtime::new()),
         };
-        let cfg = settings.manager_config(settings.session_config(secrets, endpoint));
+        let mut cfg = settings.manager_config(settings.session_config(secrets, endpoint));
+        cfg.outbound_auth = settings.outbound_auth(secrets);
+        if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
+            && auth.target != target
+        {
+            warn!(
+                %target,
+                trunk = %auth.target,
+                "outbound.target is not the trunk's address: outbound calls carry no trunk credentials"
+            );
+        }
         let manager = Manager::start(cfg, model, store, summarizer(settings, secrets))
             .await
             .map_err(|source| StartError::Manager {

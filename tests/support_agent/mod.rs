@@ -86,6 +86,9 @@ pub struct Opts {
     pub on_model_failure: &'static str,
     /// `outbound.target`.
     pub outbound_target: Option<SocketAddr>,
+    /// `[sip.trunk]`: registrar `sip:<addr>` and username (the password
+    /// goes in `env` as CALLBRIDGE_SIP_TRUNK_PASSWORD).
+    pub trunk: Option<(SocketAddr, &'static str)>,
     /// `sip.allowed_peers`.
     pub allowed_peers: Vec<&'static str>,
     /// `calls.drain_timeout`.
@@ -106,6 +109,7 @@ impl Default for Opts {
             model: Model::Mock,
             on_model_failure: "answer-then-hangup",
             outbound_target: None,
+            trunk: None,
             allowed_peers: vec!["127.0.0.1/32"],
             drain_timeout: "2s",
             no_speech_timeout: "20s",
@@ -135,6 +139,13 @@ fn render_config(o: &Opts, dir: &Path, rtp: (u16, u16)) -> String {
         Some(t) => format!("[outbound]\ntarget = \"{t}\"\nfrom = \"+15550100000\"\n"),
         None => "[outbound]\nfrom = \"+15550100000\"\n".to_string(),
     };
+    let trunk = match o.trunk {
+        Some((registrar, user)) => format!(
+            "[sip.trunk]\nregistrar = \"sip:{registrar}\"\nusername = \"{user}\"\n\
+             register_expires = \"10m\"\n"
+        ),
+        None => String::new(),
+    };
     format!(
         r#"# written by tests/support_agent
 [sip]
@@ -142,7 +153,7 @@ bind = "127.0.0.1:0"
 public_addr = "127.0.0.1"
 allowed_peers = [{peers}]
 reject_unlisted = "forbidden"
-
+{trunk}
 [rtp]
 port_min = {rtp_min}
 port_max = {rtp_max}

@@ -1,13 +1,14 @@
 //! The mapping of validated [`Settings`] onto what the crates take: the
 //! model's `SessionConfig`, the session manager's `ManagerConfig` (SIP
 //! filter, timers, RTP range, limits, recordings, drain), the HTTP layer's
-//! outbound routing and the trunk's digest credentials.
+//! outbound routing and the trunk's digest credentials (for REGISTER, and
+//! for outbound INVITEs sent to the trunk).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
-use callbridge_session::ManagerConfig;
+use callbridge_session::{ManagerConfig, OutboundAuth};
 use callbridge_sip::auth::Credentials;
 use callbridge_sip::filter::SourceFilter;
 
@@ -81,5 +82,20 @@ impl Settings {
             t.username.clone(),
             secrets.trunk_password.clone()?,
         ))
+    }
+
+    /// The trunk's credentials for challenged outbound INVITEs (RFC 3261
+    /// section 22.2), tied to the trunk's address (its outbound proxy,
+    /// else its registrar): calls sent there answer 401/407 with them.
+    /// When `outbound.target` names another address, calls go there
+    /// without credentials, so a host other than the trunk never gets a
+    /// digest computed from the trunk's password. `None` without a trunk
+    /// or without its password.
+    pub fn outbound_auth(&self, secrets: &Secrets) -> Option<OutboundAuth> {
+        let t = self.trunk.as_ref()?;
+        Some(OutboundAuth {
+            target: t.target,
+            credentials: self.trunk_credentials(secrets)?,
+        })
     }
 }

@@ -272,6 +272,39 @@ fn trunk_needs_registrar_username_and_password() {
     let secrets = Secrets::from_env(&s, &env).unwrap();
     assert!(!format!("{secrets:?}").contains("pw\""));
     assert_eq!(s.trunk_credentials(&secrets).unwrap().username, "u");
+    let auth = s.outbound_auth(&secrets).unwrap();
+    assert_eq!(auth.target, trunk.target, "credentials go with the trunk");
+    assert!(auth.for_target(trunk.target).is_some());
+    assert!(auth.for_target("192.0.2.9:5060".parse().unwrap()).is_none());
+    assert!(!format!("{auth:?}").contains("\"pw\""));
+}
+
+#[test]
+fn outbound_credentials_only_for_calls_sent_to_the_trunk() {
+    let trunk = "[sip.trunk]\nregistrar = \"sip:127.0.0.1:5070\"\nusername = \"u\"\n\
+                 outbound_proxy = \"127.0.0.1:5080\"\n";
+    let env: BTreeMap<String, String> =
+        [("CALLBRIDGE_SIP_TRUNK_PASSWORD".to_owned(), "pw".to_owned())].into();
+    let s = settings(&format!("{GOOD}\n{trunk}"), &[]).unwrap();
+    let secrets = Secrets::from_env(&s, &env).unwrap();
+    let auth = s.outbound_auth(&secrets).unwrap();
+    assert_eq!(
+        auth.target,
+        "127.0.0.1:5080".parse().unwrap(),
+        "the outbound proxy"
+    );
+    assert_eq!(s.outbound_target, Some(auth.target));
+    // outbound.target elsewhere: the manager gives those calls none.
+    let s = settings(
+        &format!("{GOOD}\n{trunk}[outbound]\ntarget = \"127.0.0.1:6000\"\n"),
+        &[],
+    )
+    .unwrap();
+    let auth = s.outbound_auth(&secrets).unwrap();
+    assert!(auth.for_target(s.outbound_target.unwrap()).is_none());
+    // No trunk, no credentials.
+    let s = settings(GOOD, &[]).unwrap();
+    assert!(s.outbound_auth(&Secrets::default()).is_none());
 }
 
 #[test]

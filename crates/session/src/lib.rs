@@ -21,7 +21,8 @@ pub mod summary;
 #[cfg(feature = "mock")]
 pub use callbridge_llm_bridge::mock;
 pub use manager::{
-    CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, Snapshot,
+    CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, OutboundAuth,
+    Snapshot,
 };
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{

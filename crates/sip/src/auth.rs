@@ -1,7 +1,9 @@
 //! The client side of SIP digest authentication (RFC 3261 section 22.2,
 //! RFC 2617, RFC 8760): pick a challenge out of a 401/407, answer it with
 //! [`crate::digest`], count nonce uses (`nc`) and reuse the nonce for later
-//! requests (REGISTER refreshes) until the server issues a new one.
+//! requests (REGISTER refreshes) until the server issues a new one. A
+//! request challenged by a proxy (407) and then by the far end (401)
+//! carries an answer for each realm (RFC 3261 section 22.3).
 
 use crate::digest::{self, Algorithm, Challenge};
 use crate::header::{AuthValue, HeaderName};
@@ -39,26 +41,42 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// The last challenge of a server, and how often its nonce was used.
+/// At most this many challenges are answered at once, one per header and
+/// realm: the far end's (401) and the proxies' on the path (407).
+const MAX_REALMS: usize = 4;
+
+/// The challenges a request has to answer (RFC 3261 section 22.3: one
+/// Authorization or Proxy-Authorization per realm that challenged it, kept
+/// for the retries that follow), and how often each nonce was used.
 #[derive(Debug, Default)]
 pub(crate) struct DigestClient {
-    current: Option<(Challenge, HeaderName)>,
+    answered: Vec<Answered>,
+}
+
+/// One realm's latest challenge.
+#[derive(Debug)]
+struct Answered {
+    challenge: Challenge,
+    header: HeaderName,
+    /// Requests sent with this nonce (the next `nc` is one more).
     nc: u32,
 }
 
 /// Why a challenge was not answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
-    /// No Digest challenge we can compute (unknown algorithm, auth-int).
+    /// No Digest challenge we can compute (unknown algorithm, auth-int),
+    /// or more realms than we keep.
     Unusable,
     /// The server rejected our answer to this very nonce: wrong password.
     Rejected,
 }
 
 impl DigestClient {
-    /// Take the challenge of a 401 or 407. A challenge with the nonce we
-    /// just answered (and not `stale=true`) means the credentials are
-    /// wrong.
+    /// Take the challenge of a 401 or 407. A challenge for a realm we
+    /// answered, with the nonce we answered (and not `stale=true`), means
+    /// the credentials are wrong. A challenge for a new realm is answered
+    /// alongside the earlier ones.
     pub(crate) fn challenge(&mut self, response: &Response) -> Result<(), Refusal> {
         let h = response.headers();
         let (values, header) = if response.status() == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
@@ -77,40 +95,58 @@ impl DigestClient {
             _ => 1,
         });
         let best = challenges.into_iter().next().ok_or(Refusal::Unusable)?;
-        let answered_before = self
-            .current
-            .as_ref()
-            .is_some_and(|(c, _)| c.nonce == best.nonce && self.nc > 0);
-        if answered_before && !best.stale {
-            return Err(Refusal::Rejected);
+        let same_realm = self
+            .answered
+            .iter()
+            .position(|a| a.header == header && a.challenge.realm == best.realm);
+        match same_realm {
+            Some(i) => {
+                let a = &mut self.answered[i];
+                if a.challenge.nonce == best.nonce && a.nc > 0 && !best.stale {
+                    return Err(Refusal::Rejected);
+                }
+                a.challenge = best;
+                a.nc = 0;
+            }
+            None if self.answered.len() >= MAX_REALMS => return Err(Refusal::Unusable),
+            None => self.answered.push(Answered {
+                challenge: best,
+                header,
+                nc: 0,
+            }),
         }
-        self.current = Some((best, header));
-        self.nc = 0;
         Ok(())
     }
 
-    /// The header answering the current challenge for a request, counting
-    /// one more use of its nonce. `None` before any challenge.
+    /// The headers answering the kept challenges for a request, counting
+    /// one more use of each nonce. Empty before any challenge.
     pub(crate) fn authorize(
         &mut self,
         credentials: &Credentials,
         method: &str,
         uri: &Uri,
         cnonce: &str,
-    ) -> Option<(HeaderName, AuthValue)> {
-        let (challenge, header) = self.current.as_ref()?;
-        self.nc += 1;
+    ) -> Vec<(HeaderName, AuthValue)> {
+        if self.answered.is_empty() {
+            return Vec::new();
+        }
         let uri = String::from_utf8_lossy(&crate::encode::Encode::to_bytes(uri)).into_owned();
-        let value = digest::authorization(
-            challenge,
-            &credentials.username,
-            &credentials.password,
-            method,
-            &uri,
-            self.nc,
-            cnonce,
-        );
-        Some((header.clone(), value))
+        self.answered
+            .iter_mut()
+            .map(|a| {
+                a.nc += 1;
+                let value = digest::authorization(
+                    &a.challenge,
+                    &credentials.username,
+                    &credentials.password,
+                    method,
+                    &uri,
+                    a.nc,
+                    cnonce,
+                );
+                (a.header.clone(), value)
+            })
+            .collect()
     }
 }
 
@@ -141,11 +177,11 @@ mod tests {
         c.challenge(&r).unwrap();
         let creds = Credentials::new("alice", "secret");
         let uri = Uri::parse(&bytes::Bytes::from_static(b"sip:h")).unwrap();
-        let (name, v1) = c.authorize(&creds, "REGISTER", &uri, "cn").unwrap();
+        let (name, v1) = c.authorize(&creds, "REGISTER", &uri, "cn").remove(0);
         assert_eq!(name, HeaderName::Authorization);
         assert_eq!(v1.param("algorithm").as_deref(), Some(&b"SHA-256"[..]));
         assert_eq!(v1.param("nc").as_deref(), Some(&b"00000001"[..]));
-        let (_, v2) = c.authorize(&creds, "REGISTER", &uri, "cn").unwrap();
+        let (_, v2) = c.authorize(&creds, "REGISTER", &uri, "cn").remove(0);
         assert_eq!(v2.param("nc").as_deref(), Some(&b"00000002"[..]));
         // The same nonce challenged again: the password is wrong.
         assert_eq!(c.challenge(&r), Err(Refusal::Rejected));

@@ -367,6 +367,24 @@ impl Call {
         }
     }
 
+    /// Records why an outbound call failed on a 401/407: the end row
+    /// then says `rejected` with SIP status 401, and this event says it
+    /// was the credentials (the SIP core answers each challenge at most
+    /// as often as RFC 3261 section 22 needs, so there is no retry loop).
+    fn auth_failed(&mut self) {
+        warn!(
+            "outbound INVITE challenged (401/407) and not authorized: \
+             the trunk refused our credentials, or none are configured for this target"
+        );
+        self.event(
+            callbridge_crm_store::EventKind::Sip,
+            serde_json::json!({
+                "auth_failed": "the INVITE was challenged (401/407) and our digest \
+                    credentials were refused, or none are configured for this target"
+            }),
+        );
+    }
+
     async fn on_sip(&mut self, ev: SipEvent) {
         use crate::lifecycle::SipInput as S;
         use callbridge_sip::ua::{EndReason as SipEnd, Outcome};
@@ -381,12 +399,15 @@ impl Call {
             }
             SipEvent::Failed { outcome, .. } => S::Failed {
                 code: match outcome {
+                    Outcome::AuthFailed => {
+                        self.auth_failed();
+                        401
+                    }
                     Outcome::Busy => 486,
                     Outcome::NoAnswer | Outcome::Unreachable => 408,
                     Outcome::Rejected => 603,
                     Outcome::Unavailable => 503,
                     Outcome::Cancelled => 487,
-                    Outcome::AuthFailed => 401,
                     Outcome::Failed(s) => s.as_u16(),
                     _ => 500,
                 },

@@ -59,13 +59,36 @@ pub struct ManagerConfig {
     pub join_timeout: Duration,
     /// How long answered calls may go on after a graceful shutdown starts.
     pub shutdown_drain: Duration,
+    /// The trunk's digest credentials for outbound calls, and the one
+    /// address they are used for; `None`: outbound INVITEs carry no
+    /// credentials and a 401/407 fails the call.
+    pub outbound_auth: Option<OutboundAuth>,
+}
+
+/// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
+/// INVITE goes to one address: the trunk's outbound proxy or registrar.
+/// A call sent anywhere else carries none, so a challenge from another
+/// host never gets an answer computed from the trunk's password.
+#[derive(Debug, Clone)]
+pub struct OutboundAuth {
+    /// Calls sent to this address answer its 401/407 challenges.
+    pub target: SocketAddr,
+    /// The username and password (`Debug` redacts the password).
+    pub credentials: callbridge_sip::auth::Credentials,
+}
+
+impl OutboundAuth {
+    /// The credentials for a call sent to `target`, if it is ours.
+    pub fn for_target(&self, target: SocketAddr) -> Option<callbridge_sip::auth::Credentials> {
+        (self.target == target).then(|| self.credentials.clone())
+    }
 }
 
 impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
-    /// shutdown drain 10 s.
+    /// shutdown drain 10 s, no outbound credentials.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -91,6 +114,7 @@ impl ManagerConfig {
             recordings_dir: None,
             join_timeout: Duration::from_secs(5),
             shutdown_drain: Duration::from_secs(10),
+            outbound_auth: None,
         }
     }
 }

@@ -48,7 +48,7 @@ mod supervise;
 mod trunk;
 
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
-pub use config::{ManagerConfig, OriginateRequest};
+pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -459,6 +459,10 @@ impl Manager {
     /// the store thread and waits until it is in the store, then starts the
     /// call task, which sends the INVITE with our SDP offer. Returns the
     /// session id once the row is stored, before the INVITE goes out.
+    /// A call sent to [`ManagerConfig::outbound_auth`]'s target answers
+    /// 401/407 challenges with the trunk's credentials (RFC 3261 section
+    /// 22.2); any other call carries none, and a challenge fails it
+    /// (`rejected`, SIP status 401, an `auth_failed` event).
     ///
     /// # Errors
     /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
@@ -541,6 +545,12 @@ impl Manager {
         }
         let mut metadata = CallMetadata::with_call_id(id.to_string());
         metadata.context = req.metadata;
+        let credentials = self
+            .shared
+            .cfg
+            .outbound_auth
+            .as_ref()
+            .and_then(|a| a.for_target(req.target));
         let spec = CallSpec {
             id,
             direction: Direction::Outbound,
@@ -556,7 +566,7 @@ impl Manager {
                 from: NameAddr::new(from),
                 target: req.target,
                 offer,
-                credentials: None,
+                credentials,
             }),
             model_config,
             metadata,

@@ -39,6 +39,8 @@ mod uas;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_auth;
+#[cfg(test)]
 mod tests_raw;
 #[cfg(test)]
 mod tests_refer;

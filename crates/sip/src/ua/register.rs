@@ -98,12 +98,13 @@ impl UserAgent {
             .header(HeaderName::Expires, r.spec.expires.to_string())
             .header(HeaderName::UserAgent, ua)
             .build()?;
-        if let Some(creds) = &r.spec.credentials
-            && let Some((name, value)) =
-                r.auth
-                    .authorize(creds, "REGISTER", &r.spec.registrar, &cnonce)
-        {
-            req.headers_mut().push_typed(name, &value);
+        if let Some(creds) = &r.spec.credentials {
+            for (name, value) in r
+                .auth
+                .authorize(creds, "REGISTER", &r.spec.registrar, &cnonce)
+            {
+                req.headers_mut().push_typed(name, &value);
+            }
         }
         r.next = None;
         let target = r.spec.target;

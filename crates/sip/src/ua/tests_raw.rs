@@ -353,7 +353,7 @@ fn an_invite_reusing_a_live_call_id_on_a_new_branch_is_a_loop() {
     assert_eq!(calls, 1);
 }
 
-fn param(v: &crate::AuthValue, name: &str) -> String {
+pub(super) fn param(v: &crate::AuthValue, name: &str) -> String {
     String::from_utf8(v.param(name).unwrap().to_vec()).unwrap()
 }
 
@@ -374,7 +374,7 @@ fn challenge(req: &Request, code: u16, header: &str, alg: &str, nonce: &str) -> 
     )
 }
 
-fn only_request(out: Vec<(SocketAddr, Message)>, method: Method) -> Request {
+pub(super) fn only_request(out: Vec<(SocketAddr, Message)>, method: Method) -> Request {
     let reqs: Vec<Request> = out
         .into_iter()
         .filter_map(|(_, m)| match m {

@@ -6,7 +6,7 @@ use super::{
     Call, CallRef, CallState, Calling, EndReason, Event, Originate, Outcome, Owner, Reinvite,
     UaError, UserAgent, uas::placeholder,
 };
-use crate::auth::DigestClient;
+use crate::auth::{DigestClient, Refusal};
 use crate::dialog::Dialog;
 use crate::encode::Encode;
 use crate::header::{HeaderName, Headers, MediaType, NameAddr};
@@ -17,7 +17,9 @@ use crate::transaction::ClientKey;
 use bytes::Bytes;
 use std::time::Instant;
 
-/// At most this many 401/407 rounds per request before giving up.
+/// At most this many 401/407 rounds per call before giving up: the first
+/// challenge and one more (a stale nonce, or a second realm: a proxy's 407
+/// then the far end's 401). A third challenge fails the call `AuthFailed`.
 const MAX_CHALLENGES: u8 = 2;
 
 impl UserAgent {
@@ -381,42 +383,85 @@ impl UserAgent {
             return;
         }
         let challenged = matches!(status.as_u16(), 401 | 407);
-        if challenged
-            && calling.cancel.is_none()
-            && calling.challenges < MAX_CHALLENGES
-            && let Some(creds) = calling.credentials.clone()
-            && calling.auth.challenge(&resp).is_ok()
-        {
-            calling.challenges += 1;
-            let mut invite = calling.invite.clone();
-            let via = self.our_via();
-            let h = invite.headers_mut();
-            h.set_top_via(&via);
-            let seq = h.cseq().map_or(1, |c| c.seq).wrapping_add(1);
-            h.set(HeaderName::CSeq, format!("{seq} INVITE"));
-            h.remove(&HeaderName::Authorization);
-            h.remove(&HeaderName::ProxyAuthorization);
-            let cnonce = self.ids.hex();
-            if let Some((name, value)) =
-                calling
-                    .auth
-                    .authorize(&creds, "INVITE", invite.uri(), &cnonce)
-            {
-                invite.headers_mut().push_typed(name, &value);
-            }
-            if let Ok(key) = self.tx.send_request(now, invite.clone(), peer) {
-                self.owners.insert(key.clone(), Owner::Call(call));
-                calling.key = key;
-                calling.invite = invite;
-                return self.set_state(call, CallState::Calling(calling));
+        if challenged && calling.cancel.is_none() {
+            match self.retry_with_credentials(now, call, peer, &mut calling, &resp) {
+                Ok(()) => return self.set_state(call, CallState::Calling(calling)),
+                Err(why) => tracing::warn!(
+                    ?call,
+                    status = status.as_u16(),
+                    why,
+                    "outbound INVITE challenged; not retried, call failed"
+                ),
             }
         }
         let outcome = match calling.cancel {
-            Some(o) if status == StatusCode::REQUEST_TERMINATED => o,
+            // We asked to stop: a 487, or a challenge we no longer answer.
+            Some(o) if status == StatusCode::REQUEST_TERMINATED || challenged => o,
             _ => Outcome::from_status(status),
         };
         self.end_call(call);
         self.events.push_back(Event::Failed { call, outcome });
+    }
+
+    /// Answer a 401/407 to our INVITE (RFC 3261 section 22.2): a new
+    /// INVITE in the same call (same Call-ID, From tag and To), CSeq one
+    /// higher, a new branch, and the Authorization (401) or
+    /// Proxy-Authorization (407) computed by [`DigestClient`] from the
+    /// challenge, next to the answers to earlier challenges of other
+    /// realms (a proxy's 407, then the far end's 401). The transaction has already ACKed the error response.
+    /// The caller ends the call when this refuses, with the reason given
+    /// (for the log; the credentials are never part of it).
+    fn retry_with_credentials(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        peer: std::net::SocketAddr,
+        calling: &mut Calling,
+        resp: &Response,
+    ) -> Result<(), &'static str> {
+        let Some(creds) = calling.credentials.as_ref() else {
+            return Err("no credentials for this call");
+        };
+        if calling.challenges >= MAX_CHALLENGES {
+            return Err("challenged again after our answers");
+        }
+        match calling.auth.challenge(resp) {
+            Ok(()) => {}
+            Err(Refusal::Unusable) => return Err("no Digest challenge we can answer"),
+            Err(Refusal::Rejected) => return Err("our credentials were refused"),
+        }
+        calling.challenges += 1;
+        let mut invite = calling.invite.clone();
+        let via = self.our_via();
+        let h = invite.headers_mut();
+        h.set_top_via(&via);
+        let seq = h.cseq().map_or(1, |c| c.seq).wrapping_add(1);
+        h.set(HeaderName::CSeq, format!("{seq} INVITE"));
+        h.remove(&HeaderName::Authorization);
+        h.remove(&HeaderName::ProxyAuthorization);
+        let cnonce = self.ids.hex();
+        let answers = calling
+            .auth
+            .authorize(creds, "INVITE", invite.uri(), &cnonce);
+        if answers.is_empty() {
+            return Err("no Digest challenge we can answer");
+        }
+        for (name, value) in answers {
+            invite.headers_mut().push_typed(name, &value);
+        }
+        let key = self
+            .tx
+            .send_request(now, invite.clone(), peer)
+            .map_err(|_| "transaction table full")?;
+        self.owners.insert(key.clone(), Owner::Call(call));
+        tracing::debug!(
+            ?call,
+            cseq = seq,
+            "INVITE challenged; sent again with credentials"
+        );
+        calling.key = key;
+        calling.invite = invite;
+        Ok(())
     }
 }
 
