@@ -77,7 +77,7 @@ mod store;
 mod users;
 
 pub use campaigns::{Campaign, CampaignSettings};
-pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
+pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
 pub use error::{DbError, Entity, Error, Result};
 pub use import::{ImportMode, ImportReport, RowError};

@@ -157,6 +157,14 @@ const V4_LEAD_ZONES: &str = r#"
 CREATE INDEX leads_zone ON leads(campaign_id, time_zone);
 "#;
 
+/// v5: the token of a lead's current claim, which the agent's session
+/// insert must present (see `claims`), and the sessions of a lead, so the
+/// attempt-session check of an insert or a release is an index lookup.
+const V5_CLAIM_TOKENS: &str = r#"
+ALTER TABLE leads ADD COLUMN claim_token TEXT;
+CREATE INDEX call_sessions_lead ON call_sessions(lead_id) WHERE lead_id IS NOT NULL;
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -175,6 +183,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "lead time zone index",
         sql: V4_LEAD_ZONES,
+    },
+    Migration {
+        description: "claim tokens on leads, sessions by lead",
+        sql: V5_CLAIM_TOKENS,
     },
 ];
 
