@@ -8,7 +8,7 @@
 //!
 //! | method and path | body | answer |
 //! |---|---|---|
-//! | `POST /api/calls` | [`CallRequest`] | 202 [`CallAccepted`]; 400/401/403/409 (lead busy)/503 (+ `Retry-After`) [`ErrorBody`] |
+//! | `POST /api/calls` | [`CallRequest`] | 202 [`CallAccepted`]; 400/401/403/409 (lead busy, or its claim no longer held)/503 (+ `Retry-After`) [`ErrorBody`] |
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
 //! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 404 |
 //! | `GET /api/health` (no auth) | | 200 [`Health`] |
@@ -44,6 +44,15 @@ pub struct CallRequest {
     /// The lead this call is for; a second live call for one lead is refused (409).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<i64>,
+    /// The dialer's claim of `lead_id` this call belongs to (the store's
+    /// `ClaimToken`, 32 hex digits; needs `lead_id`). The agent writes the
+    /// call's session row, and so dials, only while the store still holds
+    /// the lead claimed under this token, checked atomically with the
+    /// insert; otherwise nothing is dialled and the answer is 409 ("the
+    /// lead's claim is no longer held"). Without it the call is placed as
+    /// before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_token: Option<String>,
     /// Instructions (system prompt) replacing the agent's for this call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt: Option<String>,

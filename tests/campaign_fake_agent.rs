@@ -3,7 +3,8 @@
 //! same store: pacing and concurrency, retry and failure over successive
 //! runs, voicemail, overlapping runs, SIGKILL and rerun, SIGTERM,
 //! `--max-duration`, a window closing mid-run, 503 back-off, the agent
-//! down, refused and unknown tokens.
+//! down, refused and unknown tokens, and a killed run's POST that reaches
+//! the agent only after the rerun dialled the lead again.
 
 mod campaign_support;
 
@@ -553,4 +554,47 @@ fn killed_before_the_call_reached_the_agent_the_rerun_releases_the_claim_and_dia
     let l = &env.leads(&c)[0];
     assert_eq!((l.status, l.attempts), (LeadStatus::Done, 1));
     assert_eq!(env.sessions(&c).len(), 1);
+}
+
+#[test]
+fn a_killed_runs_post_that_reaches_the_agent_after_the_rerun_redialled_dials_nothing() {
+    let env = Env::new();
+    let c = env.campaign("late-post", 1, &[]);
+    let agent = FakeAgent::start(&env.db, answer(300));
+    // Run A claims the lead and POSTs; the fake holds that POST before its
+    // row (a request still on its way to the agent) and A is SIGKILLed.
+    agent.hold_next_post();
+    let mut child = env
+        .cmd(&run_args("late-post", &agent.url()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(Duration::from_secs(10), "a held POST", || {
+        agent.seen(|s| s.hung) >= 1
+    });
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::InProgress, 1));
+    assert!(env.sessions(&c).is_empty());
+    // Run B finds no row for A's claim: releases it, claims the lead again
+    // for the same attempt, dials it and records the call.
+    let out = env.run(&run_args("late-post", &agent.url()));
+    assert!(out.status.success(), "{}", show(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("never dialled; released"), "{said}");
+    assert_eq!(env.sessions(&c).len(), 1);
+    // Only now does A's POST reach the agent's row insert.
+    agent.release_held();
+    wait_until(Duration::from_secs(10), "the held POST acted on", || {
+        agent.seen(|s| s.held_done) >= 1
+    });
+    let sessions = env.sessions(&c);
+    assert_eq!(sessions.len(), 1, "one call for the attempt, not two");
+    assert_eq!(agent.seen(|s| s.claim_refused), 1, "A's claim was refused");
+    let l = &env.leads(&c)[0];
+    assert_eq!((l.status, l.attempts), (LeadStatus::Done, 1));
+    assert_eq!(l.last_session, Some(sessions[0].id));
+    assert_eq!(agent.seen(|s| s.posts_per_lead[&l.id.0]), 1);
 }

@@ -3,7 +3,11 @@
 //! session rows into the same store the way the agent does (row with the
 //! lead id first, then ringing, answered, ended or failed) and plays each
 //! call by a per-number script. It can answer 503 on demand, so the dialer's
-//! back-off and agent-down paths are tested without SIP.
+//! back-off and agent-down paths are tested without SIP. Like the agent, it
+//! writes a row carrying the request's claim token through the store's
+//! claim rule (409 when the claim is no longer held), and it can hold one
+//! POST before its row and act on it later (a request that reaches the
+//! agent late), in a task of its own that outlives the client.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,8 +22,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody, outcome_of};
 use callbridge_crm_store::{
-    CampaignId, EndReason, Finish, LeadId, NewSession, Outcome, Party, Role, SessionId,
-    SessionState, Store, User,
+    CampaignId, ClaimToken, EndReason, Error as StoreError, Finish, LeadId, NewSession, Outcome,
+    Party, Role, SessionId, SessionState, Store, User,
 };
 use jiff::Timestamp;
 
@@ -60,8 +64,12 @@ pub struct Seen {
     pub refused_503: u32,
     /// Most calls live at once.
     pub max_live: usize,
-    /// POSTs held without an answer (`PostMode::Hang*`).
+    /// POSTs held without an answer (`PostMode::Hang*`, `hold_next_post`).
     pub hung: u32,
+    /// Held POSTs (`hold_next_post`) acted on after `release_held`.
+    pub held_done: u32,
+    /// POSTs refused with 409 because their claim was no longer held.
+    pub claim_refused: u32,
 }
 
 struct Inner {
@@ -72,6 +80,9 @@ struct Inner {
     unavailable: Mutex<bool>,
     post_mode: Mutex<PostMode>,
     reject_tokens: Mutex<bool>,
+    /// The next POST is held before its row until `held_open`.
+    hold_next: Mutex<bool>,
+    held_open: Mutex<bool>,
     seen: Mutex<Seen>,
 }
 
@@ -136,24 +147,63 @@ async fn place(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return r;
     }
+    if std::mem::take(&mut *inner.hold_next.lock().unwrap()) {
+        // Acted on later in a task of its own, like the agent's originate:
+        // a client that dies meanwhile does not cancel it.
+        let task = tokio::spawn(async move {
+            inner.seen.lock().unwrap().hung += 1;
+            for _ in 0..600 {
+                if *inner.held_open.lock().unwrap() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let r = admit(&inner, req, PostMode::Normal).await;
+            inner.seen.lock().unwrap().held_done += 1;
+            r
+        });
+        return task
+            .await
+            .unwrap_or_else(|_| err(StatusCode::INTERNAL_SERVER_ERROR, "held POST failed"));
+    }
     let mode = *inner.post_mode.lock().unwrap();
     if mode == PostMode::HangBeforeRow {
         hold(&inner, mode).await;
         return err(StatusCode::SERVICE_UNAVAILABLE, "held, then refused");
     }
+    admit(&inner, req, mode).await
+}
+
+/// Writes the row (through the store's claim rule, as the agent does) and
+/// starts the call.
+async fn admit(inner: &Arc<Inner>, req: CallRequest, mode: PostMode) -> Response {
     {
         let live = inner.live.lock().unwrap();
         if req.lead_id.is_some() && live.values().any(|l| *l == req.lead_id) {
             return err(StatusCode::CONFLICT, "lead already has a live call");
         }
     }
+    let claim = match req.claim_token.as_deref().map(ClaimToken::parse) {
+        None => None,
+        Some(Ok(t)) => Some(t),
+        Some(Err(_)) => return err(StatusCode::BAD_REQUEST, "claim_token: not a claim token"),
+    };
     let id = SessionId::new_v4();
     let mut s = NewSession::outbound(id, now());
     s.campaign = req.campaign_id.map(CampaignId);
     s.lead = req.lead_id.map(LeadId);
+    s.claim = claim;
     s.to = Party::new(req.to.clone()).ok();
-    if let Err(e) = inner.store.lock().unwrap().create_session(&s) {
-        return err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    match inner.store.lock().unwrap().create_session(&s) {
+        Ok(()) => {}
+        Err(StoreError::ClaimNotHeld { .. }) => {
+            inner.seen.lock().unwrap().claim_refused += 1;
+            return err(
+                StatusCode::CONFLICT,
+                "the lead's claim is no longer held; nothing was dialled",
+            );
+        }
+        Err(e) => return err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
     {
         let mut live = inner.live.lock().unwrap();
@@ -165,9 +215,9 @@ async fn place(
         }
     }
     let script = (inner.script)(&req.to);
-    tokio::spawn(play(Arc::clone(&inner), id, script));
+    tokio::spawn(play(Arc::clone(inner), id, script));
     if mode == PostMode::HangAfterRow {
-        hold(&inner, mode).await;
+        hold(inner, mode).await;
     }
     (
         StatusCode::ACCEPTED,
@@ -281,6 +331,8 @@ impl FakeAgent {
             unavailable: Mutex::new(false),
             post_mode: Mutex::new(PostMode::Normal),
             reject_tokens: Mutex::new(false),
+            hold_next: Mutex::new(false),
+            held_open: Mutex::new(false),
             seen: Mutex::new(Seen::default()),
         });
         let app = Router::new()
@@ -328,6 +380,19 @@ impl FakeAgent {
     /// How POSTs are answered from now on.
     pub fn set_post_mode(&self, mode: PostMode) {
         *self.inner.post_mode.lock().unwrap() = mode;
+    }
+
+    /// Holds the next POST before its row (counted in `hung`) until
+    /// [`FakeAgent::release_held`] (at most 30 s), then acts on it as usual
+    /// (`held_done`); later POSTs are not held.
+    pub fn hold_next_post(&self) {
+        *self.inner.held_open.lock().unwrap() = false;
+        *self.inner.hold_next.lock().unwrap() = true;
+    }
+
+    /// Lets the held POST go on.
+    pub fn release_held(&self) {
+        *self.inner.held_open.lock().unwrap() = true;
     }
 
     /// Answer 401 to every request (or stop doing so).

@@ -15,7 +15,9 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callbridge::api::{CallAccepted, CallRequest, CallStatus, outcome_of};
-use callbridge_crm_store::{CampaignId, Error as StoreError, LeadId, PhoneNumber, Session, Store};
+use callbridge_crm_store::{
+    CampaignId, ClaimToken, Error as StoreError, LeadId, PhoneNumber, Session, Store,
+};
 use callbridge_llm_bridge::Greeting;
 use callbridge_session::{ManagerError, OriginateRequest};
 use tracing::info;
@@ -46,6 +48,7 @@ struct Dial {
     from: PhoneNumber,
     campaign: Option<CampaignId>,
     lead: Option<LeadId>,
+    claim: Option<ClaimToken>,
 }
 
 fn phone(field: &str, v: &str) -> Result<PhoneNumber, ApiError> {
@@ -93,11 +96,24 @@ fn validate(req: &CallRequest, default_from: &str) -> Result<Dial, ApiError> {
         Some(n) if n <= 0 => Err(ApiError::BadRequest(format!("{field}: must be positive"))),
         _ => Ok(v),
     };
+    let lead = positive("lead_id", req.lead_id)?.map(LeadId);
+    let claim = match req.claim_token.as_deref() {
+        None => None,
+        Some(_) if lead.is_none() => {
+            return Err(ApiError::BadRequest(
+                "claim_token: needs the lead_id it was claimed for".into(),
+            ));
+        }
+        Some(t) => Some(ClaimToken::parse(t).map_err(|_| {
+            ApiError::BadRequest("claim_token: not a claim token (32 hex digits)".into())
+        })?),
+    };
     Ok(Dial {
         to,
         from,
         campaign: positive("campaign_id", req.campaign_id)?.map(CampaignId),
-        lead: positive("lead_id", req.lead_id)?.map(LeadId),
+        lead,
+        claim,
     })
 }
 
@@ -146,6 +162,10 @@ fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiErr
 fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
     match e {
         ManagerError::LeadBusy => ApiError::Conflict("a call for this lead is already live".into()),
+        ManagerError::ClaimNotHeld => ApiError::Conflict(
+            "the lead's claim is no longer held (released or claimed again); nothing was dialled"
+                .into(),
+        ),
         ManagerError::Unavailable if !admitting => ApiError::Unavailable {
             message: "the agent is shutting down".into(),
             retry_after: Some(RETRY_AFTER_S),
@@ -199,6 +219,7 @@ pub async fn create(
     );
     o.campaign = dial.campaign;
     o.lead = dial.lead;
+    o.claim = dial.claim;
     o.owner = Some(caller.0.id);
     o.instructions = req.prompt;
     o.greeting = req.greeting.map(|prompt| Greeting::OnRequest { prompt });
@@ -342,5 +363,19 @@ mod tests {
         let mut r = req("+14155550100");
         r.campaign_id = Some(0);
         assert!(validate(&r, "+15550100000").is_err());
+    }
+
+    #[test]
+    fn a_claim_token_must_be_32_hex_digits_and_come_with_its_lead() {
+        let token = ClaimToken::generate().unwrap();
+        let mut r = req("+14155550100");
+        r.claim_token = Some(token.as_str().into());
+        let e = validate(&r, "+15550100000").unwrap_err().to_string();
+        assert!(e.contains("needs the lead_id"), "{e}");
+        r.lead_id = Some(7);
+        assert_eq!(validate(&r, "+15550100000").unwrap().claim, Some(token));
+        r.claim_token = Some("not-a-token".into());
+        let e = validate(&r, "+15550100000").unwrap_err().to_string();
+        assert!(e.starts_with("claim_token"), "{e}");
     }
 }

@@ -1,25 +1,38 @@
 //! One claimed lead's attempt: place the call through the agent, follow it
 //! until it ends, record the outcome on the lead.
 //!
-//! The lead is claimed (in progress, attempt counted) before the POST, and
-//! the agent writes the session row with the lead id before it answers
-//! 202, so at every moment the store says whether this attempt's call
+//! The lead is claimed (in progress, attempt counted, a fresh claim token)
+//! before the POST, and the agent writes the session row with the lead id
+//! before it answers 202, so the store says whether this attempt's call
 //! exists: a run killed anywhere here is reconciled by the next one
 //! (`reconcile`). When the agent cannot take the call (503, unreachable)
 //! the claim is released, which gives the attempt back.
+//!
+//! "No row yet" is final because the POST carries the claim's token
+//! (`CallRequest::claim_token`): the agent's row insert succeeds only while
+//! the lead is still claimed under that token, in the same SQLite
+//! transaction as the insert, and a release succeeds only while the
+//! attempt has no row. So a POST still in flight when its claim is
+//! released (this run after an unanswered POST, or the next run after a
+//! SIGKILL) can no longer become a call: the agent answers 409 and dials
+//! nothing, and a lead is never dialled twice for one attempt. A 409 (lead
+//! busy, or claim no longer held) is settled like an unanswered POST: the
+//! store decides.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge::api::{CallRequest, outcome_of};
 use callbridge_crm_store::{
-    AttemptResult, Campaign, ClaimedLead, Lead, LeadId, Outcome, SessionId,
+    AttemptResult, Campaign, ClaimToken, ClaimedLead, Error as StoreError, Lead, LeadId, Outcome,
+    SessionId,
 };
 use jiff::Timestamp;
 use tokio::time::Instant;
 
 use super::client::{Agent, PostError};
 use crate::db::Db;
+use crate::error::CampaignError;
 
 /// What an attempt's task needs.
 #[derive(Debug, Clone)]
@@ -94,7 +107,7 @@ pub enum CallEnd {
     },
 }
 
-fn request(ctx: &Ctx, lead: &Lead) -> CallRequest {
+fn request(ctx: &Ctx, lead: &Lead, claim: &ClaimToken) -> CallRequest {
     let s = &ctx.campaign.settings;
     let mut metadata = std::collections::BTreeMap::new();
     if let Some(n) = &lead.name {
@@ -112,6 +125,7 @@ fn request(ctx: &Ctx, lead: &Lead) -> CallRequest {
         from: ctx.from.clone(),
         campaign_id: Some(ctx.campaign.id.0),
         lead_id: Some(lead.id.0),
+        claim_token: Some(claim.as_str().to_owned()),
         prompt: (!s.system_prompt.is_empty()).then(|| s.system_prompt.clone()),
         greeting: (!s.greeting.is_empty()).then(|| s.greeting.clone()),
         metadata,
@@ -194,7 +208,7 @@ async fn in_store(ctx: &Ctx, lead: LeadId) -> Result<InStore, String> {
 /// Places the call for a claimed lead and follows it to its end.
 pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
     let lead = claimed.lead;
-    match ctx.agent.place(&request(&ctx, &lead)).await {
+    match ctx.agent.place(&request(&ctx, &lead, &claimed.claim)).await {
         Ok(acc) => match acc.id.parse::<SessionId>() {
             Ok(id) => follow(ctx, lead, id).await,
             Err(_) => {
@@ -226,7 +240,7 @@ pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
             release(&ctx, lead, then).await
         }
         Err(PostError::Ambiguous(why)) => settle_unknown(ctx, lead, why).await,
-        Err(PostError::LeadBusy(why)) => settle_unknown(ctx, lead, why).await,
+        Err(PostError::Conflict(why)) => settle_unknown(ctx, lead, why).await,
         Err(PostError::Auth(why)) => {
             let why = format!("the agent refused the token ({why}); check --token-env");
             release(&ctx, lead, CallEnd::Fatal { why }).await
@@ -257,23 +271,46 @@ pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
 
 /// The POST's fate is unknown (no answer, 409): the store decides. A
 /// session for this attempt is followed (or recorded); none means no call,
-/// so the claim goes back.
+/// so the claim goes back. The release also revokes the claim token, so
+/// the POST cannot become a call afterwards; it is refused if the row
+/// landed in between, and then that row decides.
 async fn settle_unknown(ctx: Ctx, lead: Lead, why: String) -> CallEnd {
     // The agent writes the row before it answers; give a slow answer a
     // moment to land before concluding there is none.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    match in_store(&ctx, lead.id).await {
-        Ok(InStore::Live(id)) => follow(ctx, lead, id).await,
-        Ok(InStore::Ended(id, o)) => record(&ctx, lead, id, o).await,
-        Ok(InStore::None) => {
-            let then = CallEnd::Released {
-                lead: lead.clone(),
-                retry_after: None,
-                why,
-            };
-            release(&ctx, lead, then).await
+    for _ in 0..2 {
+        match in_store(&ctx, lead.id).await {
+            Ok(InStore::Live(id)) => return follow(ctx, lead, id).await,
+            Ok(InStore::Ended(id, o)) => return record(&ctx, lead, id, o).await,
+            Ok(InStore::None) => {}
+            Err(e) => return CallEnd::Store { lead, why: e },
         }
-        Err(e) => CallEnd::Store { lead, why: e },
+        let id = lead.id;
+        match ctx
+            .db
+            .call(move |s| s.release_lead(id, Timestamp::now()))
+            .await
+        {
+            Ok(()) => {
+                return CallEnd::Released {
+                    lead,
+                    retry_after: None,
+                    why,
+                };
+            }
+            // The call's row landed after the read: settle from it.
+            Err(CampaignError::Store(StoreError::Conflict { .. })) => {}
+            Err(e) => {
+                return CallEnd::Store {
+                    lead,
+                    why: format!("releasing the claim: {e}"),
+                };
+            }
+        }
+    }
+    CallEnd::Store {
+        lead,
+        why: "the lead is no longer in progress as this run claimed it".to_owned(),
     }
 }
 

@@ -31,8 +31,10 @@ pub enum PostError {
     /// The request may have reached the agent, but no answer came back
     /// (timeout, connection reset): the call may exist.
     Ambiguous(String),
-    /// 409: the lead already has a live call.
-    LeadBusy(String),
+    /// 409: the lead already has a live call, or the claim token the
+    /// request carried no longer holds the lead's claim (nothing was
+    /// dialled). Either way the store says whether this attempt has a call.
+    Conflict(String),
     /// 401 or 403: the token is wrong or lacks the role.
     Auth(String),
     /// 404 or 405: no call API at this address (not the agent, or the
@@ -146,7 +148,7 @@ impl Agent {
         match status {
             s if s.is_success() => serde_json::from_slice::<CallAccepted>(&bytes)
                 .map_err(|e| PostError::Ambiguous(format!("{s} with an unreadable body: {e}"))),
-            StatusCode::CONFLICT => Err(PostError::LeadBusy(error_text(status, &bytes))),
+            StatusCode::CONFLICT => Err(PostError::Conflict(error_text(status, &bytes))),
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Err(PostError::Auth(error_text(status, &bytes)))
             }

@@ -9,9 +9,19 @@
 //! - a session still live in a running agent: the claim is adopted and the
 //!   call followed to its end like one this run placed;
 //! - a live session whose agent died: recorded as a failed attempt.
+//!
+//! Releasing on "no session" is safe against the dead run's POST still on
+//! its way to the agent (killed after sending it, before the agent wrote
+//! the row): the release clears the claim's token in the same transaction
+//! that checks there is no session, and the agent writes a row for that
+//! POST only while the lead is claimed under the token it carries. So the
+//! late POST dials nothing (409), also after this run claimed the lead
+//! again (a new token). If the row lands between the read and the release,
+//! the release is refused and the row decides. (crm-store `claims` module
+//! docs.)
 
 use callbridge::api::outcome_of;
-use callbridge_crm_store::{CampaignId, Lead, Outcome, SessionId, Store};
+use callbridge_crm_store::{CampaignId, Error as StoreError, Lead, Outcome, SessionId, Store};
 use jiff::Timestamp;
 
 use crate::error::Result;
@@ -43,11 +53,22 @@ pub fn reconcile(store: &mut Store, c: CampaignId, now: Timestamp) -> Result<Rec
             continue;
         }
         let lead = claim.lead;
-        match store.attempt_session(lead.id)? {
-            None => {
-                store.release_lead(lead.id, now)?;
-                out.released.push(lead);
-            }
+        let attempt = match store.attempt_session(lead.id)? {
+            None => match store.release_lead(lead.id, now) {
+                Ok(()) => {
+                    out.released.push(lead);
+                    continue;
+                }
+                // The attempt's row landed after the read (the dead run's
+                // POST reached the agent just now): it decides below.
+                Err(StoreError::Conflict { .. }) => store.attempt_session(lead.id)?,
+                Err(e) => return Err(e.into()),
+            },
+            some => some,
+        };
+        match attempt {
+            // No longer in progress: settled by someone else meanwhile.
+            None => {}
             Some(a) => {
                 let s = &a.session;
                 let writer_alive = a.writer.as_ref().is_none_or(|w| w.is_alive());

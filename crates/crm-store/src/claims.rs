@@ -1,6 +1,7 @@
 //! What a campaign dialer needs to reconcile its own claims after a crash:
 //! the leads left `in-progress` (with the process that claimed them), the
-//! session of a lead's attempt in progress, and taking over a claim.
+//! session of a lead's attempt in progress, and taking over a claim; and
+//! the claim token that ties a call to the claim it was placed for.
 //!
 //! The attempt in progress is the lead's newest session inserted after the
 //! session of its last recorded attempt (`last_session`, which
@@ -8,6 +9,33 @@
 //! row with its lead id before it dials, so a session found here means the
 //! call for this attempt started, and none means it never did (the claim
 //! can be released without consuming the attempt).
+//!
+//! # Claim tokens: at most one call per claim, and never after a release
+//!
+//! "No session yet" is only final if no session can appear later. A dialer
+//! killed after sending its `POST /api/calls` leaves a request the agent may
+//! still act on after the next run has reconciled the claim (found no row,
+//! released it) and claimed the lead again: two calls for one attempt. So
+//! each claim carries a fresh random [`ClaimToken`] ([`ClaimedLead::claim`]),
+//! the dialer sends it with the call, and two writes, each in one `BEGIN
+//! IMMEDIATE` transaction, make "this attempt has a call" and "this attempt
+//! was given back" exclude each other:
+//!
+//! - a session inserted with a token ([`NewSession::claim`]) is written only
+//!   while the lead is `in-progress` under that same token, else
+//!   [`Error::ClaimNotHeld`] and nothing is written (the agent dials only
+//!   after the row is written);
+//! - [`Store::release_lead`] gives a claim back only while no session exists
+//!   for the attempt, and clears the token; recording the attempt
+//!   ([`Store::record_attempt`]) and crash recovery clear it too.
+//!
+//! SQLite runs the two one after the other: a late insert finds the token
+//! gone (or replaced by the next claim's), and a release finds the call. A
+//! session inserted without a token (direct API users) is written as
+//! before.
+//!
+//! [`ClaimedLead::claim`]: crate::ClaimedLead::claim
+//! [`NewSession::claim`]: crate::NewSession::claim
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
@@ -17,6 +45,78 @@ use crate::leads::{Lead, LeadFilter};
 use crate::model::{CampaignId, LeadId, LeadStatus, SessionId};
 use crate::session_types::Session;
 use crate::store::{Store, WriterId, ms};
+use crate::users::hex;
+
+/// Random bytes in a [`ClaimToken`].
+const TOKEN_BYTES: usize = 16;
+
+/// Identifies one claim of one lead (see the module docs): 32 lowercase hex
+/// digits from the OS random source, new for every claim, so a claim that
+/// was released and claimed again (even for the same attempt number, even
+/// by the same process) has a different token. `Debug` shows only its
+/// first 8 digits.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ClaimToken(String);
+
+impl ClaimToken {
+    /// A fresh token; [`Error::Entropy`] when the OS random source fails.
+    pub fn generate() -> Result<Self> {
+        let mut b = [0u8; TOKEN_BYTES];
+        getrandom::fill(&mut b).map_err(|_| Error::Entropy)?;
+        Ok(ClaimToken(hex(&b)))
+    }
+
+    /// A token received from elsewhere (the agent's HTTP API):
+    /// [`Error::InvalidInput`] unless it is 32 hex digits.
+    pub fn parse(s: &str) -> Result<Self> {
+        if s.len() != 2 * TOKEN_BYTES || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::InvalidInput {
+                field: "claim_token",
+                reason: "not 32 hex digits",
+            });
+        }
+        Ok(ClaimToken(s.to_ascii_lowercase()))
+    }
+
+    /// The token as stored and sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClaimToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ClaimToken({}..)", self.0.get(..8).unwrap_or(""))
+    }
+}
+
+/// The SQL condition "lead `l` has a session for its attempt in progress"
+/// (see the module docs).
+pub(crate) const HAS_ATTEMPT_SESSION: &str = "EXISTS (SELECT 1 FROM call_sessions s \
+     WHERE s.lead_id = l.id AND s.rowid > COALESCE((SELECT p.rowid FROM call_sessions p \
+     WHERE p.id = l.last_session), 0))";
+
+/// Inside a session insert: [`Error::ClaimNotHeld`] unless `lead` is
+/// `in-progress` under `token`.
+pub(crate) fn check_claim_held(
+    tx: &rusqlite::Transaction<'_>,
+    lead: LeadId,
+    token: &ClaimToken,
+) -> Result<()> {
+    let held = tx
+        .query_row(
+            "SELECT 1 FROM leads WHERE id = ?1 AND status = 'in-progress' AND claim_token = ?2",
+            params![lead.0, token.as_str()],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    if held {
+        Ok(())
+    } else {
+        Err(Error::ClaimNotHeld { lead })
+    }
+}
 
 /// A lead left `in-progress`, and who claimed it.
 #[derive(Debug, Clone)]
@@ -122,8 +222,8 @@ impl Store {
 mod tests {
     use super::*;
     use crate::{
-        CampaignSettings, CampaignStatus, EndReason, Finish, NewLead, NewSession, Outcome,
-        PhoneNumber,
+        CampaignSettings, CampaignStatus, EndReason, Finish, LeadStatus, NewLead, NewSession,
+        Outcome, PhoneNumber,
     };
 
     fn t(s: i64) -> Timestamp {
@@ -185,6 +285,143 @@ mod tests {
         assert!(store.attempt_session(lead).unwrap().is_none());
         let s2 = call(&mut store, c, lead, 10_001);
         assert_eq!(store.attempt_session(lead).unwrap().unwrap().session.id, s2);
+    }
+
+    /// A campaign call for `lead` carrying `claim`.
+    fn claimed_call(c: CampaignId, lead: LeadId, claim: Option<&ClaimToken>) -> NewSession {
+        let mut s = NewSession::outbound(SessionId::new_v4(), t(2));
+        s.campaign = Some(c);
+        s.lead = Some(lead);
+        s.claim = claim.cloned();
+        s
+    }
+
+    fn sessions_of(store: &Store, lead: LeadId) -> i64 {
+        store
+            .conn
+            .query_row(
+                "SELECT COUNT(*) FROM call_sessions WHERE lead_id = ?1",
+                [lead.0],
+                |r| r.get(0),
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_session_with_the_current_claim_token_is_written() {
+        let (mut store, c, lead) = setup();
+        let claimed = store.claim_due_leads(c, t(1), 1).unwrap().remove(0);
+        let s = claimed_call(c, lead, Some(&claimed.claim));
+        store.create_session(&s).unwrap();
+        assert_eq!(
+            store.attempt_session(lead).unwrap().unwrap().session.id,
+            s.id
+        );
+    }
+
+    #[test]
+    fn a_stale_claim_token_is_refused_after_a_release_and_nothing_is_written() {
+        let (mut store, c, lead) = setup();
+        let a = store.claim_due_leads(c, t(1), 1).unwrap().remove(0);
+        store.release_lead(lead, t(2)).unwrap();
+        let err = store
+            .create_session(&claimed_call(c, lead, Some(&a.claim)))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::ClaimNotHeld { lead: l } if l == lead),
+            "{err}"
+        );
+        assert_eq!(sessions_of(&store, lead), 0);
+    }
+
+    #[test]
+    fn a_stale_claim_token_is_refused_after_a_reclaim_of_the_same_attempt() {
+        let (mut store, c, lead) = setup();
+        let a = store.claim_due_leads(c, t(1), 1).unwrap().remove(0);
+        store.release_lead(lead, t(2)).unwrap();
+        // Claimed again by the same process, for the same attempt number.
+        let b = store.claim_due_leads(c, t(3), 1).unwrap().remove(0);
+        assert_eq!((a.lead.attempts, b.lead.attempts), (1, 1));
+        assert_ne!(a.claim, b.claim);
+        let stale = store.create_session(&claimed_call(c, lead, Some(&a.claim)));
+        assert!(
+            matches!(stale, Err(Error::ClaimNotHeld { .. })),
+            "{stale:?}"
+        );
+        assert_eq!(sessions_of(&store, lead), 0);
+        store
+            .create_session(&claimed_call(c, lead, Some(&b.claim)))
+            .unwrap();
+        assert_eq!(sessions_of(&store, lead), 1);
+    }
+
+    #[test]
+    fn a_claim_token_is_refused_once_the_attempt_is_recorded() {
+        let (mut store, c, lead) = setup();
+        let a = store.claim_due_leads(c, t(1), 1).unwrap().remove(0);
+        let first = claimed_call(c, lead, Some(&a.claim));
+        store.create_session(&first).unwrap();
+        store
+            .finish_session(first.id, &Finish::failed(EndReason::Busy, t(3)))
+            .unwrap();
+        store
+            .record_attempt(lead, Outcome::Busy, Some(first.id), t(3))
+            .unwrap();
+        let late = store.create_session(&claimed_call(c, lead, Some(&a.claim)));
+        assert!(matches!(late, Err(Error::ClaimNotHeld { .. })), "{late:?}");
+        assert_eq!(sessions_of(&store, lead), 1);
+    }
+
+    #[test]
+    fn a_session_without_a_claim_token_is_written_as_before() {
+        let (mut store, c, lead) = setup();
+        // Not claimed at all (a direct API call for the lead), then claimed.
+        store.create_session(&claimed_call(c, lead, None)).unwrap();
+        store.claim_due_leads(c, t(10), 1).unwrap();
+        store.create_session(&claimed_call(c, lead, None)).unwrap();
+        assert_eq!(sessions_of(&store, lead), 2);
+        // A token without its lead is a caller error.
+        let mut s = NewSession::outbound(SessionId::new_v4(), t(2));
+        s.claim = Some(ClaimToken::generate().unwrap());
+        assert!(matches!(
+            store.create_session(&s),
+            Err(Error::InvalidInput {
+                field: "claim_token",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_release_is_refused_once_the_attempt_has_a_session() {
+        let (mut store, c, lead) = setup();
+        let a = store.claim_due_leads(c, t(1), 1).unwrap().remove(0);
+        store
+            .create_session(&claimed_call(c, lead, Some(&a.claim)))
+            .unwrap();
+        let e = store.release_lead(lead, t(3)).unwrap_err();
+        assert!(
+            matches!(e, Error::Conflict { reason, .. } if reason.contains("call started")),
+            "{e}"
+        );
+        let l = store.get_lead(lead).unwrap();
+        assert_eq!((l.status, l.attempts), (LeadStatus::InProgress, 1));
+    }
+
+    #[test]
+    fn claim_tokens_parse_only_as_32_hex_digits_and_debug_shows_a_prefix() {
+        let t = ClaimToken::generate().unwrap();
+        assert_eq!(t.as_str().len(), 32);
+        assert_eq!(ClaimToken::parse(t.as_str()).unwrap(), t);
+        assert_eq!(
+            ClaimToken::parse(&t.as_str().to_ascii_uppercase()).unwrap(),
+            t
+        );
+        for bad in ["", "abc", &"g".repeat(32), &"a".repeat(33)] {
+            assert!(ClaimToken::parse(bad).is_err(), "{bad}");
+        }
+        let shown = format!("{t:?}");
+        assert!(shown.contains(&t.as_str()[..8]) && !shown.contains(t.as_str()));
     }
 
     #[test]

@@ -10,11 +10,17 @@
 //! time zone (or the campaign's). The open zones are worked out first from
 //! the campaign's distinct lead zones (an index range), so a campaign whose
 //! windows are all closed answers at once without reading its queue.
+//!
+//! Every claim gets a fresh [`ClaimToken`]; recording or releasing the
+//! attempt clears it, and a release is refused once the attempt's call
+//! started. The `claims` module docs say why (no lead dialled twice for one
+//! attempt).
 
 use jiff::Timestamp;
 use rusqlite::params;
 
 use crate::campaigns::{CAMPAIGN_COLS, campaign_from_row};
+use crate::claims::{ClaimToken, HAS_ATTEMPT_SESSION};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::leads::{AttemptResult, ClaimedLead, MAX_CLAIM, get_lead_in};
 use crate::model::{CampaignId, CampaignStatus, LeadId, LeadStatus, Outcome, SessionId};
@@ -25,8 +31,10 @@ impl Store {
     /// Claims up to `limit` due leads of an active campaign (see the module
     /// docs), oldest due first, marking them `in-progress` and counting the
     /// attempt. Never exceeds the campaign's `max_concurrent` leads in
-    /// progress. Returns an empty list when nothing is due; a campaign that
-    /// is not `active` is an [`Error::Conflict`].
+    /// progress. Each claim gets a fresh [`ClaimToken`]
+    /// ([`ClaimedLead::claim`]) for the call placed for it. Returns an empty
+    /// list when nothing is due; a campaign that is not `active` is an
+    /// [`Error::Conflict`].
     pub fn claim_due_leads(
         &mut self,
         campaign: CampaignId,
@@ -124,17 +132,17 @@ impl Store {
         {
             let mut st = tx.prepare_cached(
                 "UPDATE leads SET status = 'in-progress', attempts = attempts + 1, \
-                 claimed_by = ?2, updated_at = ?3 WHERE id = ?1",
+                 claimed_by = ?2, claim_token = ?3, updated_at = ?4 WHERE id = ?1",
             )?;
-            for (id, _) in &picked {
-                st.execute(params![id.0, writer, ms(now)])?;
+            for (id, time_zone) in picked {
+                let claim = ClaimToken::generate()?;
+                st.execute(params![id.0, writer, claim.as_str(), ms(now)])?;
+                out.push(ClaimedLead {
+                    lead: get_lead_in(&tx, id)?,
+                    time_zone,
+                    claim,
+                });
             }
-        }
-        for (id, time_zone) in picked {
-            out.push(ClaimedLead {
-                lead: get_lead_in(&tx, id)?,
-                time_zone,
-            });
         }
         tx.commit()?;
         Ok(out)
@@ -179,7 +187,8 @@ impl Store {
         let (status, next) = c.settings.retry.next(l.attempts, outcome, now);
         tx.execute(
             "UPDATE leads SET status = ?2, next_attempt_at = ?3, last_outcome = ?4, \
-             last_session = COALESCE(?5, last_session), claimed_by = NULL, updated_at = ?6 \
+             last_session = COALESCE(?5, last_session), claimed_by = NULL, claim_token = NULL, \
+             updated_at = ?6 \
              WHERE id = ?1",
             params![
                 lead.0,
@@ -210,20 +219,32 @@ impl Store {
     }
 
     /// Gives back a claimed lead that was never dialled (the dialer stopped
-    /// first): the claim's attempt is uncounted and the lead is due again.
+    /// first): the claim's attempt is uncounted, its token cleared (a call
+    /// request still carrying it is refused from now on) and the lead is due
+    /// again. Refused with [`Error::Conflict`] when the lead is not in
+    /// progress, or when a session exists for this attempt (its call
+    /// started: record its outcome instead), checked in the same
+    /// transaction (see the `claims` module docs).
     pub fn release_lead(&mut self, lead: LeadId, now: Timestamp) -> Result<()> {
         let tx = self.write_tx()?;
         let n = tx.execute(
-            "UPDATE leads SET attempts = MAX(attempts - 1, 0), \
-             status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'retry' END, \
-             claimed_by = NULL, updated_at = ?2 WHERE id = ?1 AND status = 'in-progress'",
+            &format!(
+                "UPDATE leads AS l SET attempts = MAX(attempts - 1, 0), \
+                 status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'retry' END, \
+                 claimed_by = NULL, claim_token = NULL, updated_at = ?2 \
+                 WHERE l.id = ?1 AND l.status = 'in-progress' AND NOT {HAS_ATTEMPT_SESSION}"
+            ),
             params![lead.0, ms(now)],
         )?;
         if n == 0 {
-            get_lead_in(&tx, lead)?;
+            let l = get_lead_in(&tx, lead)?;
             return Err(Error::Conflict {
                 entity: Entity::Lead,
-                reason: "lead is not in progress",
+                reason: if l.status == LeadStatus::InProgress {
+                    "the attempt's call started; record its outcome instead"
+                } else {
+                    "lead is not in progress"
+                },
             });
         }
         tx.commit()?;

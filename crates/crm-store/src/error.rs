@@ -2,7 +2,7 @@
 //!
 //! Every variant is something a caller can act on: retry later ([`Error::Busy`]),
 //! show a 404 ([`Error::NotFound`]), a 409 ([`Error::Conflict`],
-//! [`Error::InvalidTransition`]), a 400 ([`Error::InvalidInput`],
+//! [`Error::InvalidTransition`], [`Error::ClaimNotHeld`]), a 400 ([`Error::InvalidInput`],
 //! [`Error::ImportRejected`]), or stop and upgrade ([`Error::SchemaTooNew`]).
 //! SQLite's own error type never appears in the public API: it is wrapped in
 //! the opaque [`DbError`] and only reachable through `source()`.
@@ -67,6 +67,14 @@ pub enum Error {
         entity: Entity,
         /// Why it conflicts.
         reason: &'static str,
+    },
+    /// A session for a lead's claim was refused: the lead is no longer
+    /// claimed under the token presented (the claim was released, recorded
+    /// or claimed again). Nothing was written; a 409 for the agent's API.
+    #[error("lead {lead}: the claim is no longer held")]
+    ClaimNotHeld {
+        /// The lead.
+        lead: crate::model::LeadId,
     },
     /// A session state change that its state machine forbids (for example
     /// anything after `ended`).

@@ -4,6 +4,7 @@
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
+use crate::claims::ClaimToken;
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{CampaignId, LeadId, LeadStatus, Outcome, PersonName, PhoneNumber, SessionId};
 use crate::policy::zone;
@@ -146,6 +147,9 @@ pub struct ClaimedLead {
     pub lead: Lead,
     /// The time zone its window was checked in.
     pub time_zone: String,
+    /// This claim's token: the call placed for it carries it, and the
+    /// session row is written only while the claim is still held.
+    pub claim: ClaimToken,
 }
 
 /// The result of [`Store::record_attempt`].

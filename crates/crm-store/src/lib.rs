@@ -12,7 +12,9 @@
 //!   [`Store::load_session`]).
 //! - Campaigns and leads ([`Store::create_campaign`], [`Store::add_leads`],
 //!   [`Store::claim_due_leads`], [`Store::record_attempt`],
-//!   [`Store::import_leads_csv`]).
+//!   [`Store::release_lead`], [`Store::import_leads_csv`]); each claim's
+//!   [`ClaimToken`] ties the call placed for it to the claim, so a lead is
+//!   never dialled twice for one attempt.
 //! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`]),
 //!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
 //! - Crash recovery ([`Store::recover`], [`Store::reconcile`]).
@@ -50,6 +52,7 @@
 //!     let mut s = NewSession::outbound(id, now);
 //!     s.campaign = Some(c);
 //!     s.lead = Some(claimed.lead.id);
+//!     s.claim = Some(claimed.claim.clone()); // written only while the claim is held
 //!     store.create_session(&s).unwrap();
 //!     // ... dial claimed.lead.phone.as_str(), run the call ...
 //!     store.finish_session(id, &Finish::failed(EndReason::Busy, now)).unwrap();
@@ -77,7 +80,7 @@ mod store;
 mod users;
 
 pub use campaigns::{Campaign, CampaignSettings};
-pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
+pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
 pub use error::{DbError, Entity, Error, Result};
 pub use import::{ImportMode, ImportReport, RowError};

@@ -178,7 +178,7 @@ impl Store {
         for (id, exhausted) in leads {
             tx.execute(
                 "UPDATE leads SET status = ?2, next_attempt_at = ?3, claimed_by = NULL, \
-                 updated_at = ?3 WHERE id = ?1",
+                 claim_token = NULL, updated_at = ?3 WHERE id = ?1",
                 params![id, if exhausted { "failed" } else { "retry" }, ms(now)],
             )?;
             if exhausted {

@@ -172,6 +172,14 @@ UPDATE call_sessions SET transport = 'unknown' WHERE end_reason = 'orphan-record
 CREATE INDEX call_sessions_transport ON call_sessions(transport, created_at);
 "#;
 
+/// v6: the token of a lead's current claim, which the agent's session
+/// insert must present (see `claims`), and the sessions of a lead, so the
+/// attempt-session check of an insert or a release is an index lookup.
+const V6_CLAIM_TOKENS: &str = r#"
+ALTER TABLE leads ADD COLUMN claim_token TEXT;
+CREATE INDEX call_sessions_lead ON call_sessions(lead_id) WHERE lead_id IS NOT NULL;
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -194,6 +202,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "media transport on sessions",
         sql: V5_TRANSPORT,
+    },
+    Migration {
+        description: "claim tokens on leads, sessions by lead",
+        sql: V6_CLAIM_TOKENS,
     },
 ];
 

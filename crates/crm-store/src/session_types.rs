@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::claims::ClaimToken;
 use crate::error::{Error, Result};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
@@ -27,6 +28,10 @@ pub struct NewSession {
     pub campaign: Option<CampaignId>,
     /// The lead, for campaign calls.
     pub lead: Option<LeadId>,
+    /// The claim of `lead` this call is placed for: when set, the row is
+    /// written only while the lead is still claimed under this token
+    /// ([`Error::ClaimNotHeld`] otherwise; see `Store::claim_due_leads`).
+    pub claim: Option<ClaimToken>,
     /// The user the call belongs to.
     pub owner: Option<UserId>,
     /// The calling party.
@@ -53,6 +58,7 @@ impl NewSession {
             transport: Transport::Sip,
             campaign: None,
             lead: None,
+            claim: None,
             owner: None,
             from: None,
             to: None,

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
+use crate::claims::check_claim_held;
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
@@ -134,7 +135,11 @@ pub(crate) fn log_state_change(
 
 impl Store {
     /// Writes the session row at call start. Fails with
-    /// [`Error::Conflict`] if the id exists.
+    /// [`Error::Conflict`] if the id exists. A session with a claim token
+    /// ([`NewSession::claim`], which needs its lead) is written only while
+    /// that lead is `in-progress` under that token, checked in the same
+    /// transaction as the insert: [`Error::ClaimNotHeld`] otherwise, and
+    /// nothing is written (see the `claims` module docs).
     pub fn create_session(&mut self, s: &NewSession) -> Result<()> {
         if s.state.is_terminal() {
             return Err(Error::InvalidInput {
@@ -145,8 +150,17 @@ impl Store {
         if let Some(c) = &s.sip_call_id {
             check_text(c, "sip_call_id")?;
         }
+        if s.claim.is_some() && s.lead.is_none() {
+            return Err(Error::InvalidInput {
+                field: "claim_token",
+                reason: "a claim token needs the lead it was claimed for",
+            });
+        }
         let writer = self.writer.as_str().to_owned();
         let tx = self.write_tx()?;
+        if let (Some(token), Some(lead)) = (&s.claim, s.lead) {
+            check_claim_held(&tx, lead, token)?;
+        }
         tx.execute(
             "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
              to_number, sip_call_id, state, model_provider, model, writer, created_at, transport) \

@@ -15,7 +15,7 @@ use crate::store::{Store, ms, ts};
 
 const PREFIX: &str = "cbt_";
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

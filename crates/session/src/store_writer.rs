@@ -20,11 +20,28 @@ use tracing::{debug, warn};
 /// Operations queued at most before senders wait (backpressure).
 pub const STORE_QUEUE: usize = 1024;
 
+/// Why [`StoreWriter::create`] did not write a session row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateRefused {
+    /// The row names a lead claim ([`NewSession::claim`]) that is no
+    /// longer held: the lead's claim was released, recorded or claimed
+    /// again. Nothing was written.
+    #[error("the lead's claim is no longer held")]
+    ClaimNotHeld,
+    /// The write failed, or was not confirmed within 5 s.
+    #[error("the session row could not be written")]
+    Failed,
+}
+
 /// One write for the store thread.
 #[derive(Debug)]
 pub enum StoreOp {
-    /// Insert the session row (acknowledged when written).
-    Create(Box<NewSession>, Option<oneshot::Sender<bool>>),
+    /// Insert the session row (acknowledged when written or refused).
+    Create(
+        Box<NewSession>,
+        Option<oneshot::Sender<Result<(), CreateRefused>>>,
+    ),
     /// Move the session to a live state.
     State(SessionId, SessionState),
     /// Append transcript turns.
@@ -86,14 +103,18 @@ impl StoreWriter {
     }
 
     /// Writes the session row and waits (bounded) until it is in the store.
-    /// Returns whether it was written.
-    pub async fn create(&self, s: NewSession) -> bool {
+    ///
+    /// # Errors
+    /// [`CreateRefused::ClaimNotHeld`] when the row's lead claim is no
+    /// longer held (nothing written), [`CreateRefused::Failed`] when the
+    /// write failed or was not confirmed within 5 s.
+    pub async fn create(&self, s: NewSession) -> Result<(), CreateRefused> {
         let (ack, rx) = oneshot::channel();
         self.send(StoreOp::Create(Box::new(s), Some(ack))).await;
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), rx).await,
-            Ok(Ok(true))
-        )
+        match tokio::time::timeout(Duration::from_secs(5), rx).await {
+            Ok(Ok(r)) => r,
+            _ => Err(CreateRefused::Failed),
+        }
     }
 
     /// Waits until every operation queued before it is done.
@@ -129,7 +150,13 @@ fn apply(store: &mut Store, op: StoreOp) {
         StoreOp::Create(s, ack) => {
             let r = store.create_session(&s);
             if let Some(ack) = ack {
-                let _ = ack.send(r.is_ok());
+                let _ = ack.send(match &r {
+                    Ok(()) => Ok(()),
+                    Err(callbridge_crm_store::Error::ClaimNotHeld { .. }) => {
+                        Err(CreateRefused::ClaimNotHeld)
+                    }
+                    Err(_) => Err(CreateRefused::Failed),
+                });
             }
             (s.id, r.map(drop))
         }

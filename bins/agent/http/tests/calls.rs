@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
 use callbridge::api::{CallAccepted, CallStatus};
-use callbridge_crm_store::{NewLead, PhoneNumber, SessionId, jiff::Timestamp};
+use callbridge_crm_store::{
+    CampaignStatus, ClaimToken, NewLead, PhoneNumber, SessionFilter, SessionId, jiff::Timestamp,
+};
 use serde_json::{Value, json};
 
 use super::{Callee, rig};
@@ -258,4 +260,67 @@ async fn lead_busy_is_409_capacity_and_shutdown_are_503_with_retry_after() {
         .await
         .json_as();
     assert!(!s.live);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_for_a_claim_no_longer_held_is_409_and_dials_nothing() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let c = r.campaign("claims", Some(r.operator_id));
+    let mut store = r.store();
+    store
+        .set_campaign_status(c, CampaignStatus::Active, Timestamp::now())
+        .unwrap();
+    let lead = store
+        .add_leads(
+            c,
+            &[NewLead::new(PhoneNumber::parse("+14155550106").unwrap())],
+            Timestamp::now(),
+        )
+        .unwrap()[0];
+    // A dialer's claim (token A), released; the lead claimed again (token B).
+    let a = store
+        .claim_due_leads(c, Timestamp::now(), 1)
+        .unwrap()
+        .remove(0);
+    store.release_lead(lead, Timestamp::now()).unwrap();
+    let b = store
+        .claim_due_leads(c, Timestamp::now(), 1)
+        .unwrap()
+        .remove(0);
+    let body = |claim: &ClaimToken| json!({"to": "+14155550106", "lead_id": lead.0, "claim_token": claim.as_str()});
+
+    let stale = r.post_call(&r.operator, body(&a.claim)).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert!(
+        stale.error().contains("claim is no longer held"),
+        "{}",
+        stale.error()
+    );
+    assert!(r.manager.snapshot().calls.is_empty(), "nothing dialled");
+    let of_lead = SessionFilter {
+        campaign: Some(c),
+        ..SessionFilter::default()
+    };
+    assert!(
+        store
+            .list_sessions(&of_lead, 10, None)
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // The current claim's call goes out, and its row names the lead.
+    let id = accepted(&r.post_call(&r.operator, body(&b.claim)).await);
+    let s = store.get_session(id).unwrap();
+    assert_eq!(s.lead, Some(lead));
+    assert_eq!(store.attempt_session(lead).unwrap().unwrap().session.id, id);
+    // A request without a token is placed as before (here: lead busy).
+    let a = r
+        .post_call(
+            &r.operator,
+            json!({"to": "+14155550106", "lead_id": lead.0}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.error().contains("already live"), "{}", a.error());
 }

@@ -215,7 +215,7 @@ impl Call {
             StoreState::Created => {
                 // Outbound rows were written by `Manager::originate`.
                 if let Some(row) = self.row.take()
-                    && !store.create(row).await
+                    && store.create(row).await.is_err()
                 {
                     warn!("session row could not be written");
                 }

@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use callbridge_crm_store::{CampaignId, LeadId, UserId};
+use callbridge_crm_store::{CampaignId, ClaimToken, LeadId, UserId};
 use callbridge_llm_bridge::{Greeting, SessionConfig};
 use callbridge_rtp::ports::PortPoolConfig;
 
@@ -132,6 +132,10 @@ pub struct OriginateRequest {
     pub campaign: Option<CampaignId>,
     /// The lead; a second originate for a live lead is refused.
     pub lead: Option<LeadId>,
+    /// The dialer's claim of `lead` this call is for: the call is placed
+    /// only while the store still holds the lead claimed under it
+    /// ([`crate::ManagerError::ClaimNotHeld`] otherwise).
+    pub claim: Option<ClaimToken>,
     /// The user the call belongs to (written to the session row; the HTTP
     /// API shows a non-admin only their own direct calls).
     pub owner: Option<UserId>,
@@ -149,6 +153,7 @@ impl std::fmt::Debug for OriginateRequest {
             .field("to", &"<redacted>")
             .field("target", &self.target)
             .field("lead", &self.lead)
+            .field("claim", &self.claim)
             .field("owner", &self.owner)
             .finish()
     }
@@ -163,6 +168,7 @@ impl OriginateRequest {
             target,
             campaign: None,
             lead: None,
+            claim: None,
             owner: None,
             instructions: None,
             greeting: None,

@@ -76,7 +76,7 @@ use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::store_writer::{StoreThread, StoreWriter};
+use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
 use crate::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
 
@@ -116,6 +116,11 @@ pub enum ManagerError {
     /// was not started.
     #[error("the session row could not be written to the store")]
     Store,
+    /// The request names a lead claim ([`OriginateRequest::claim`]) that is
+    /// no longer held in the store (released, recorded or claimed again):
+    /// no row was written and nothing was dialled.
+    #[error("the lead's claim is no longer held")]
+    ClaimNotHeld,
 }
 
 /// What the manager shares with its call tasks.
@@ -455,19 +460,24 @@ impl Manager {
 
     /// Places an outbound call: admits it (refused while another call for
     /// the same lead is live, at capacity or shutting down), writes the
-    /// session row (with the request's campaign, lead and owner) through
-    /// the store thread and waits until it is in the store, then starts the
-    /// call task, which sends the INVITE with our SDP offer. Returns the
-    /// session id once the row is stored, before the INVITE goes out.
-    /// A call sent to [`ManagerConfig::outbound_auth`]'s target answers
-    /// 401/407 challenges with the trunk's credentials (RFC 3261 section
-    /// 22.2); any other call carries none, and a challenge fails it
-    /// (`rejected`, SIP status 401, an `auth_failed` event).
+    /// session row (with the request's campaign, lead, claim token and
+    /// owner) through the store thread and waits until it is in the store,
+    /// then starts the call task, which sends the INVITE with our SDP
+    /// offer. Returns the session id once the row is stored, before the
+    /// INVITE goes out. With a claim token the store writes the row only
+    /// while the lead is still claimed under it (same transaction), so a
+    /// request from a dialer whose claim was since released or claimed
+    /// again dials nothing. A call sent to [`ManagerConfig::outbound_auth`]'s
+    /// target answers 401/407 challenges with the trunk's credentials
+    /// (RFC 3261 section 22.2); any other call carries none, and a
+    /// challenge fails it (`rejected`, SIP status 401, an `auth_failed`
+    /// event).
     ///
     /// # Errors
     /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
     /// [`ManagerError::BadUri`], [`ManagerError::Store`] (the row could not
-    /// be written: nothing was started) or a media error.
+    /// be written: nothing was started), [`ManagerError::ClaimNotHeld`]
+    /// (nothing was started) or a media error.
     ///
     /// # Cancellation
     /// Safe to drop at any point: the work runs in a task of its own, so a
@@ -520,7 +530,7 @@ impl Manager {
         // The row is in the store before `originate` returns (the HTTP
         // API answers 202 "row already in the store"); the call task does
         // not write it again.
-        let row = self.session_row(
+        let mut row = self.session_row(
             id,
             Direction::Outbound,
             StoreTransport::Sip,
@@ -531,10 +541,14 @@ impl Manager {
             req.lead,
             req.owner,
         );
-        if !self.shared.store.create(row).await {
+        row.claim = req.claim;
+        if let Err(refused) = self.shared.store.create(row).await {
             self.shared.registry().withdraw(id);
             stream.close().await;
-            return Err(ManagerError::Store);
+            return Err(match refused {
+                CreateRefused::ClaimNotHeld => ManagerError::ClaimNotHeld,
+                _ => ManagerError::Store,
+            });
         }
         let mut model_config = self.shared.cfg.model.clone();
         if let Some(i) = req.instructions {
