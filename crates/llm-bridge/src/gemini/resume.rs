@@ -11,6 +11,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::event::CloseReason;
+
 /// Longest wait for the end of the model's turn after a `goAway`.
 pub(crate) const MAX_SWITCH_WAIT: Duration = Duration::from_secs(5);
 
@@ -76,6 +78,35 @@ impl Resumption {
     /// The handle to resume with.
     pub(crate) fn handle(&self) -> Option<&str> {
         self.handle.as_deref()
+    }
+
+    /// Whether the model is generating a reply (audio came, no turn end yet).
+    pub(crate) fn is_generating(&self) -> bool {
+        self.generating
+    }
+
+    /// Whether a connection that ended this way, with no `goAway` pending,
+    /// is worth resuming: it dropped (1006, no close frame) or the server
+    /// closed it for a transient reason of its own (1001 going away, 1011
+    /// internal error, 1012 restart, 1013 try again later, 1014 bad
+    /// gateway; RFC 6455 §7.4.1 and the IANA registry), and a handle is
+    /// known. A normal close (1000), our own fault (1007, 1008) or a
+    /// protocol error end the session.
+    pub(crate) fn resumes_after(&self, reason: &CloseReason) -> bool {
+        let transient = match reason {
+            CloseReason::ConnectionLost => true,
+            CloseReason::ServerClosed { code, .. } => {
+                matches!(code, 1001 | 1006 | 1011 | 1012 | 1013 | 1014)
+            }
+            _ => false,
+        };
+        transient && self.handle.is_some()
+    }
+
+    /// The connection dropped: returns whether it cut a reply short (the
+    /// reply is over either way; the resumed session starts between turns).
+    pub(crate) fn on_dropped(&mut self) -> bool {
+        std::mem::take(&mut self.generating)
     }
 
     /// The new connection is set up: nothing pending, and nothing known
@@ -158,6 +189,40 @@ mod tests {
         let mut r = Resumption::default();
         r.on_go_away(t0, None);
         assert_eq!(r.deadline(), Some(at(t0, 5_000)));
+    }
+
+    #[test]
+    fn only_transient_ends_with_a_known_handle_are_resumed() {
+        let lost = CloseReason::ConnectionLost;
+        let closed = |code| CloseReason::ServerClosed {
+            code,
+            reason: String::new(),
+        };
+        let mut r = Resumption::default();
+        assert!(!r.resumes_after(&lost), "no handle yet");
+        r.on_update(Some(String::new()), false);
+        assert!(!r.resumes_after(&lost), "empty handles do not count");
+        r.on_update(Some("h1".into()), true);
+        assert!(r.resumes_after(&lost));
+        for code in [1001, 1006, 1011, 1012, 1013, 1014] {
+            assert!(r.resumes_after(&closed(code)), "{code}");
+        }
+        for code in [1000, 1005, 1007, 1008, 4000] {
+            assert!(!r.resumes_after(&closed(code)), "{code}");
+        }
+        assert!(!r.resumes_after(&CloseReason::ProtocolError("x")));
+        assert!(!r.resumes_after(&CloseReason::ClientClosed));
+    }
+
+    #[test]
+    fn a_drop_reports_and_ends_the_reply_in_progress() {
+        let mut r = Resumption::default();
+        assert!(!r.on_dropped());
+        r.on_model_audio();
+        assert!(r.is_generating());
+        assert!(r.on_dropped(), "the drop cut a reply");
+        assert!(!r.is_generating());
+        assert!(!r.on_dropped());
     }
 
     #[test]
