@@ -7,6 +7,17 @@
 //! the old connection is closed cleanly (1000) and only then a new one is
 //! opened with the latest resumption handle, so there are never two live
 //! connections; held input is replayed on the new connection in order.
+//!
+//! A connection that ends unexpectedly with no `goAway` (no close frame,
+//! or close 1001/1011-1014: `Resumption::resumes_after`) while a handle is
+//! known is resumed the same way under `SessionConfig::reconnect`, the
+//! whole attempt bounded by `SessionConfig::reconnect_budget`: a reply the
+//! drop cut short is ended with `TurnComplete`, `Reconnecting` is reported,
+//! input is held, then `Resumed` (held input replayed) or
+//! `Closed { ResumptionFailed }`. Without a handle, or for any other end,
+//! the session ends with the connection's own reason. What the caller said
+//! after the last handle was issued may be lost with the old connection
+//! (transparent resumption with replay is not used).
 
 use std::collections::VecDeque;
 use std::pin::pin;
