@@ -16,6 +16,11 @@ use crate::event::CloseReason;
 /// Longest wait for the end of the model's turn after a `goAway`.
 pub(crate) const MAX_SWITCH_WAIT: Duration = Duration::from_secs(5);
 
+/// Unexpected drops resumed in a row without a model turn completing in
+/// between; one more ends the session (a server that drops every new
+/// connection is not retried forever).
+pub(crate) const MAX_DROPS_WITHOUT_PROGRESS: u32 = 3;
+
 /// Resumption bookkeeping of one session.
 #[derive(Debug, Default)]
 pub(crate) struct Resumption {
@@ -24,6 +29,8 @@ pub(crate) struct Resumption {
     generating: bool,
     /// Set by a `goAway`: the latest moment to switch.
     deadline: Option<Instant>,
+    /// Drops since the last completed model turn.
+    drops: u32,
 }
 
 impl Resumption {
@@ -35,6 +42,7 @@ impl Resumption {
     /// The model's turn is over.
     pub(crate) fn on_turn_complete(&mut self) {
         self.generating = false;
+        self.drops = 0;
     }
 
     /// A `sessionResumptionUpdate`. Returns the handle to report when it is
@@ -89,8 +97,9 @@ impl Resumption {
     /// is worth resuming: it dropped (1006, no close frame) or the server
     /// closed it for a transient reason of its own (1001 going away, 1011
     /// internal error, 1012 restart, 1013 try again later, 1014 bad
-    /// gateway; RFC 6455 §7.4.1 and the IANA registry), and a handle is
-    /// known. A normal close (1000), our own fault (1007, 1008) or a
+    /// gateway; RFC 6455 §7.4.1 and the IANA registry), a handle is
+    /// known, and fewer than [`MAX_DROPS_WITHOUT_PROGRESS`] drops were
+    /// resumed since the model last completed a turn. A normal close (1000), our own fault (1007, 1008) or a
     /// protocol error end the session.
     pub(crate) fn resumes_after(&self, reason: &CloseReason) -> bool {
         let transient = match reason {
@@ -100,12 +109,13 @@ impl Resumption {
             }
             _ => false,
         };
-        transient && self.handle.is_some()
+        transient && self.handle.is_some() && self.drops < MAX_DROPS_WITHOUT_PROGRESS
     }
 
     /// The connection dropped: returns whether it cut a reply short (the
     /// reply is over either way; the resumed session starts between turns).
     pub(crate) fn on_dropped(&mut self) -> bool {
+        self.drops = self.drops.saturating_add(1);
         std::mem::take(&mut self.generating)
     }
 
@@ -212,6 +222,23 @@ mod tests {
         }
         assert!(!r.resumes_after(&CloseReason::ProtocolError("x")));
         assert!(!r.resumes_after(&CloseReason::ClientClosed));
+    }
+
+    #[test]
+    fn drops_in_a_row_without_a_completed_turn_stop_being_resumed() {
+        let mut r = Resumption::default();
+        r.on_update(Some("h1".into()), true);
+        for _ in 0..MAX_DROPS_WITHOUT_PROGRESS {
+            assert!(r.resumes_after(&CloseReason::ConnectionLost));
+            r.on_dropped();
+            r.on_switched();
+        }
+        assert!(!r.resumes_after(&CloseReason::ConnectionLost));
+        r.on_turn_complete();
+        assert!(
+            r.resumes_after(&CloseReason::ConnectionLost),
+            "progress resets it"
+        );
     }
 
     #[test]
