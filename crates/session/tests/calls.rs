@@ -276,7 +276,9 @@ async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
         rec.events
             .iter()
             .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
-        "barge-in event stored"
+        "barge-in event stored: {:?} ({:?})",
+        rec.events,
+        rec.session.end_reason
     );
     assert!(
         r.manager.metrics().barge_ins >= 1,
