@@ -10,8 +10,9 @@
 //! Timing: reply audio is sent at once (faster than real time, like the real
 //! server), then the reply "plays" for the clip's duration divided by
 //! `playback_speed`; caller speech during that time interrupts it
-//! (`interrupted`, then `turnComplete`); otherwise `turnComplete`,
-//! `usageMetadata` and a resumable `sessionResumptionUpdate` follow.
+//! (`interrupted`, then `turnComplete` and a resumable
+//! `sessionResumptionUpdate`); otherwise `turnComplete`, `usageMetadata`
+//! and a resumable `sessionResumptionUpdate` follow.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -474,6 +475,13 @@ impl Conversation {
             let _ = send(conn, json!({"toolCallCancellation": {"ids": ids}})).await;
         }
         let _ = send(conn, json!({"serverContent": {"turnComplete": true}})).await;
+        // Generation stopped: the session is at a resumable point again.
+        let handle = self.h.issue_handle();
+        let _ = send(
+            conn,
+            json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
+        )
+        .await;
         true
     }
 
