@@ -153,6 +153,9 @@ pub struct RawCalls {
     pub max_concurrent: i64,
     /// No caller speech for this long ends the call.
     pub no_speech_timeout: String,
+    /// The model owing a reply (caller's turn over, or the greeting) and
+    /// silent for this long ends the call as a model failure; `off`: never.
+    pub model_reply_timeout: String,
     /// Longest call.
     pub max_duration: String,
     /// How long an outbound call may ring.
@@ -172,6 +175,7 @@ impl Default for RawCalls {
         RawCalls {
             max_concurrent: 100,
             no_speech_timeout: "30s".into(),
+            model_reply_timeout: "8s".into(),
             max_duration: "30m".into(),
             ring_timeout: "45s".into(),
             rtp_inactivity: "30s".into(),
@@ -348,6 +352,7 @@ impl RawConfig {
             calls: RawCalls {
                 max_concurrent: 0,
                 no_speech_timeout: String::new(),
+                model_reply_timeout: String::new(),
                 max_duration: String::new(),
                 ring_timeout: String::new(),
                 rtp_inactivity: String::new(),

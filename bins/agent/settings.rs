@@ -100,6 +100,9 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// No-speech timeout.
     pub no_speech_timeout: Duration,
+    /// How long the model may stay silent when it owes a reply; `None`:
+    /// no bound (`off`).
+    pub model_reply_timeout: Option<Duration>,
     /// Longest call.
     pub max_duration: Duration,
     /// Outbound ring timeout.
@@ -600,6 +603,16 @@ impl Settings {
             max_concurrent,
             no_speech_timeout: c
                 .duration("calls.no_speech_timeout", &raw.calls.no_speech_timeout)?,
+            model_reply_timeout: match raw.calls.model_reply_timeout.trim() {
+                "off" => None,
+                v => Some(c.duration("calls.model_reply_timeout", v).map_err(|_| {
+                    c.invalid(
+                        "calls.model_reply_timeout",
+                        format!("{v:?}"),
+                        "a duration like \"8s\", or \"off\"",
+                    )
+                })?),
+            },
             max_duration: c.duration("calls.max_duration", &raw.calls.max_duration)?,
             ring_timeout: c.duration("calls.ring_timeout", &raw.calls.ring_timeout)?,
             rtp_inactivity: c.duration("calls.rtp_inactivity", &raw.calls.rtp_inactivity)?,

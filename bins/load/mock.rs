@@ -4,11 +4,16 @@
 //! Prints `ready ws=<url>` on stdout, serves until stdin closes, then prints
 //! one JSON line of its counters. Model faults go by connection number:
 //! connection `i` drops its TCP connection in the middle of the reply to
-//! the second caller turn when `i % drop_every == drop_every - 1`, and never
-//! answers `setup` (a stalled model) when `i % stall_every == stall_every / 2`.
+//! the second caller turn when `i % drop_every == drop_every - 1` (the agent
+//! resumes the session with the handle of the greeting or the first turn),
+//! and stalls mid-call when `i % stall_every == stall_every / 2`: the
+//! greeting is answered, the first caller turn is transcribed and never
+//! answered (the agent's reply timeout ends the call as a model failure).
+//! A resumed session takes the next connection number, so the pattern is
+//! per connection, not per call.
 
 use callbridge_llm_bridge::mock::ScriptBook;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini, SetupReply};
+use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 
@@ -21,7 +26,8 @@ pub struct MockArgs {
     /// Every Nth connection drops mid-reply (0: never).
     #[arg(long, default_value_t = 0)]
     pub drop_every: usize,
-    /// Every Nth connection never completes setup (0: never).
+    /// Every Nth connection stalls after the greeting: the first caller
+    /// turn is never answered (0: never).
     #[arg(long, default_value_t = 0)]
     pub stall_every: usize,
     /// How many connections the fault pattern covers.
@@ -74,7 +80,7 @@ pub async fn main(args: MockArgs) -> Result<(), String> {
             if is_drop(i, args.drop_every) {
                 s.close_mid_response_at_turn = Some(2);
             } else if is_stall(i, args.stall_every) {
-                s.setup = SetupReply::Never;
+                s.stall_after_turns = Some(1);
             }
             s
         })

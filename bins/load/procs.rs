@@ -123,6 +123,7 @@ port_max = {hi}
 [calls]
 max_concurrent = {max_calls}
 no_speech_timeout = "60s"
+model_reply_timeout = "2s"
 max_duration = "10m"
 rtp_inactivity = "{rtp_inactivity}"
 drain_timeout = "5s"

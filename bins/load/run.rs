@@ -32,7 +32,7 @@ pub const GAUGES: [&str; 6] = [
 ];
 
 /// Counters reported.
-const COUNTERS: [&str; 8] = [
+const COUNTERS: [&str; 9] = [
     "callbridge_calls_started_total",
     "callbridge_calls_ended_total",
     "callbridge_rtp_packets_in_total",
@@ -41,6 +41,7 @@ const COUNTERS: [&str; 8] = [
     "callbridge_rtp_packets_late_total",
     "callbridge_barge_ins_total",
     "callbridge_model_reconnects_total",
+    "callbridge_model_reply_timeouts_total",
 ];
 
 /// `run` options.
@@ -62,7 +63,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2.0)]
     pub ramp_s: f64,
     /// Caller faults (vanish, duplicate BYE, CANCEL, lossy relay) and model
-    /// faults (drop mid-reply, stalled setup) on a share of calls.
+    /// faults (drop mid-reply, stall after the greeting: no reply to the
+    /// caller's turn) on a share of model connections.
     #[arg(long)]
     pub faults: bool,
     /// The caller only listens (no speech, no barge-in).

@@ -135,6 +135,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_RTP_PORT_MIN",
         "CALLBRIDGE_CALLS_ON_MODEL_FAILURE",
         "CALLBRIDGE_CALLS_FALLBACK_CLIP",
+        "CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT",
         "CALLBRIDGE_OUTBOUND_TARGET",
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
@@ -148,7 +149,7 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 34 + 8, "8 carrier keys");
+    assert_eq!(vars.len(), 35 + 8, "8 carrier keys");
 }
 
 #[test]

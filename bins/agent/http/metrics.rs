@@ -100,7 +100,7 @@ pub fn render(s: &Snapshot, m: &MetricsSnapshot, live_tasks: usize) -> String {
         out.family(name, "gauge", help);
         out.sample(name, &[], v);
     }
-    let counters: [(&str, &str, u64); 6] = [
+    let counters: [(&str, &str, u64); 7] = [
         (
             "callbridge_rtp_packets_in_total",
             "RTP packets received.",
@@ -128,8 +128,13 @@ pub fn render(s: &Snapshot, m: &MetricsSnapshot, live_tasks: usize) -> String {
         ),
         (
             "callbridge_model_reconnects_total",
-            "Model sessions resumed on a new connection.",
+            "Model sessions resumed on a new connection (after goAway or a drop).",
             m.model_reconnects,
+        ),
+        (
+            "callbridge_model_reply_timeouts_total",
+            "Calls ended because the model owed a reply and stayed silent.",
+            m.model_reply_timeouts,
         ),
     ];
     for (name, help, v) in counters {

@@ -55,6 +55,7 @@ impl Settings {
         cfg.max_calls = self.max_concurrent;
         cfg.rtp_inactivity = self.rtp_inactivity;
         cfg.machine.no_speech = self.no_speech_timeout;
+        cfg.machine.model_reply_timeout = self.model_reply_timeout;
         cfg.machine.max_duration = self.max_duration;
         cfg.machine.ring_timeout = self.ring_timeout;
         cfg.machine.model_setup = self.setup_timeout;

@@ -138,6 +138,29 @@ fn bad_durations() {
 }
 
 #[test]
+fn model_reply_timeout_defaults_to_8s_takes_overrides_and_off() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.model_reply_timeout, Some(Duration::from_secs(8)));
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.machine.model_reply_timeout, Some(Duration::from_secs(8)));
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT", "3s")]).unwrap();
+    assert_eq!(s.model_reply_timeout, Some(Duration::from_secs(3)));
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT", "off")]).unwrap();
+    assert_eq!(s.model_reply_timeout, None);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.machine.model_reply_timeout, None);
+    for bad in ["0s", "soon"] {
+        let m = err(GOOD, &[("CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT", bad)]);
+        assert!(
+            m.contains("calls.model_reply_timeout")
+                && m.contains("CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT")
+                && m.contains("\"off\""),
+            "{m}"
+        );
+    }
+}
+
+#[test]
 fn bad_ports_and_capacity() {
     let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MIN", "70000")]);
     assert!(

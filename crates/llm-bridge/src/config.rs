@@ -270,6 +270,14 @@ pub struct SessionConfig {
     pub event_capacity: usize,
     /// Input audio kept while a resumption reconnect is in progress.
     pub max_buffered_input: Duration,
+    /// Attempts and backoff for resuming a session whose connection dropped
+    /// unexpectedly mid-call (Gemini, with a known resumption handle).
+    /// `max_attempts: 0` turns it off: a drop then ends the session.
+    /// Default two attempts, 200 ms then 1 s apart at most.
+    pub reconnect: RetryPolicy,
+    /// Bound on the whole mid-call reconnect (every attempt and backoff);
+    /// the caller hears silence meanwhile. Default 6 s.
+    pub reconnect_budget: Duration,
 }
 
 impl Default for SessionConfig {
@@ -294,6 +302,12 @@ impl Default for SessionConfig {
             command_capacity: 256,
             event_capacity: 512,
             max_buffered_input: Duration::from_secs(10),
+            reconnect: RetryPolicy {
+                max_attempts: 2,
+                initial_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(1),
+            },
+            reconnect_budget: Duration::from_secs(6),
         }
     }
 }

@@ -52,6 +52,10 @@ pub enum Error {
     /// A DTMF digit outside `0-9 * # A-D`.
     #[error("invalid DTMF digit {0:?}")]
     InvalidDtmf(char),
+    /// A mid-call reconnect did not succeed within its budget
+    /// ([`crate::SessionConfig::reconnect_budget`]).
+    #[error("the reconnect did not succeed within {0:?}")]
+    ReconnectTimeout(Duration),
     /// A tool result for a call id the model never issued (or already answered).
     #[error("no outstanding tool call with that id")]
     UnknownToolCall,

@@ -172,8 +172,23 @@ pub enum ModelEvent {
         /// Time left before the server closes, if it said.
         time_left: Option<Duration>,
     },
-    /// The session was resumed on a new connection (after a `GoingAway`).
+    /// The connection dropped unexpectedly (TCP reset, close 1011, no
+    /// `goAway` first) and the client is resuming the session on a new
+    /// connection with the last resumption handle (Gemini). Input is held
+    /// meanwhile; [`ModelEvent::Resumed`] or [`ModelEvent::Closed`] follows
+    /// within [`crate::SessionConfig::reconnect_budget`]. A reply the drop
+    /// cut short was ended with [`ModelEvent::TurnComplete`] first.
+    Reconnecting {
+        /// How the old connection ended.
+        reason: CloseReason,
+    },
+    /// The session was resumed on a new connection (after a `GoingAway` or
+    /// a [`ModelEvent::Reconnecting`]).
     Resumed,
+    /// The model's turn detection ended the caller's turn: a reply is due
+    /// (OpenAI `input_audio_buffer.speech_stopped`; Gemini: the caller's
+    /// input transcription finished while no reply was being generated).
+    CallerTurnEnded,
     /// The server issued a new session resumption handle.
     ResumptionHandle(String),
     /// Token usage.

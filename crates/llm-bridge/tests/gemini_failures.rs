@@ -163,8 +163,10 @@ async fn server_dropping_mid_response_gives_a_closed_event_with_reason() {
 
 #[tokio::test]
 async fn server_close_frame_is_reported_with_code_and_reason() {
+    // 1008 is the server refusing us, not a transient drop: not resumed.
     let mock = MockGemini::start(GeminiScript {
         close_after_turn: Some(1),
+        close_code: 1008,
         playback_speed: 100.0,
         ..Default::default()
     })
@@ -178,18 +180,24 @@ async fn server_close_frame_is_reported_with_code_and_reason() {
         evs.last(),
         Some(&ModelEvent::Closed {
             reason: CloseReason::ServerClosed {
-                code: 1011,
-                reason: "Internal error occurred.".into()
+                code: 1008,
+                reason: "Requested entity was not found.".into()
             },
             clean: false
         })
+    );
+    assert!(
+        !evs.iter()
+            .any(|e| matches!(e, ModelEvent::Reconnecting { .. })),
+        "a policy close is not resumed"
     );
     assert_eq!(s.next_event().await, None);
     let outcome = s.close().await;
     assert!(matches!(
         outcome.reason,
-        CloseReason::ServerClosed { code: 1011, .. }
+        CloseReason::ServerClosed { code: 1008, .. }
     ));
+    assert_eq!(mock.stats().connections, 1);
 }
 
 #[tokio::test]

@@ -126,12 +126,28 @@ async fn end_call_plays_the_farewell_then_sends_bye() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn model_dropping_mid_call_ends_the_call_as_model_failure() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
-        close_mid_response_at_turn: Some(1),
-        ..fast_script()
-    };
-    let r = rig(script, |_| {}).await;
+async fn model_dropping_mid_call_ends_the_call_as_model_failure_when_resumption_is_refused() {
+    use callbridge_llm_bridge::mock::ScriptBook;
+    use callbridge_llm_bridge::mock::gemini::GeminiScript;
+    // The drop comes after the greeting's handle was issued, so the agent
+    // tries to resume; the server refuses it (1008, not retried).
+    let r = rig_book(
+        ScriptBook {
+            per_connection: vec![GeminiScript {
+                close_mid_response_at_turn: Some(1),
+                ..fast_script()
+            }],
+            default: GeminiScript {
+                setup: SetupReply::Close {
+                    code: 1008,
+                    reason: "Invalid session handle".into(),
+                },
+                ..fast_script()
+            },
+        },
+        |_| {},
+    )
+    .await;
     let mut caller = Caller::new().await;
     let leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
     speak(&leg.media).await;
@@ -144,6 +160,8 @@ async fn model_dropping_mid_call_ends_the_call_as_model_failure() {
     let rec = r.record(r.all_ids()[0]);
     assert_eq!(rec.session.end_reason, Some(EndReason::ModelFailure));
     assert_eq!(rec.session.state, SessionState::Failed);
+    assert_eq!(r.mock.stats().connections, 2, "one resumption attempt");
+    assert_eq!(r.manager.metrics().model_reconnects, 0);
     let s = r.manager.snapshot();
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
     r.manager.shutdown().await;
@@ -262,7 +280,9 @@ async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
         rec.events
             .iter()
             .any(|e| e.kind == callbridge_crm_store::EventKind::BargeIn),
-        "barge-in event stored"
+        "barge-in event stored: {:?} ({:?})",
+        rec.events,
+        rec.session.end_reason
     );
     assert!(
         r.manager.metrics().barge_ins >= 1,

@@ -7,6 +7,17 @@
 //! the old connection is closed cleanly (1000) and only then a new one is
 //! opened with the latest resumption handle, so there are never two live
 //! connections; held input is replayed on the new connection in order.
+//!
+//! A connection that ends unexpectedly with no `goAway` (no close frame,
+//! or close 1001/1011-1014: `Resumption::resumes_after`) while a handle is
+//! known is resumed the same way under `SessionConfig::reconnect`, the
+//! whole attempt bounded by `SessionConfig::reconnect_budget`: a reply the
+//! drop cut short is ended with `TurnComplete`, `Reconnecting` is reported,
+//! input is held, then `Resumed` (held input replayed) or
+//! `Closed { ResumptionFailed }`. Without a handle, or for any other end,
+//! the session ends with the connection's own reason. What the caller said
+//! after the last handle was issued may be lost with the old connection
+//! (transparent resumption with replay is not used).
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -20,7 +31,7 @@ use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::resume::Resumption;
 use super::wire::{self, Inbound};
-use crate::config::{CallMetadata, SessionConfig, TurnDetection};
+use crate::config::{CallMetadata, RetryPolicy, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
 use crate::event::{CloseReason, ErrorKind, ModelEvent};
 use crate::provider::Provider;
@@ -179,6 +190,15 @@ impl Driver {
                     }
                     continue;
                 }
+                // An unexpected drop mid-call: resume with the last handle
+                // (bounded), or end when none is known or it is off.
+                let may_reconnect = self.params.config.reconnect.max_attempts > 0;
+                if may_reconnect && self.resumption.resumes_after(&outcome.reason) {
+                    if let Step::End(outcome) = self.recover(outcome.reason).await {
+                        return outcome;
+                    }
+                    continue;
+                }
                 return outcome;
             }
             if self.resumption.switch_due(Instant::now().into_std())
@@ -232,6 +252,11 @@ impl Driver {
                     ModelEvent::TurnComplete => self.resumption.on_turn_complete(),
                     _ => {}
                 }
+                // The caller's finished transcript while no reply is being
+                // generated ends their turn (a late transcript of a turn
+                // already being answered does not).
+                let turn_ended = matches!(ev, ModelEvent::InputTranscript { finished: true, .. })
+                    && !self.resumption.is_generating();
                 let ev = match ev {
                     ModelEvent::ToolCall(call) => {
                         crate::tools::classify(call, self.params.config.builtin_tools)
@@ -239,6 +264,9 @@ impl Driver {
                     other => other,
                 };
                 self.emit(ev).await;
+                if turn_ended {
+                    self.emit(ModelEvent::CallerTurnEnded).await;
+                }
             }
             Inbound::Resumption { handle, resumable } => {
                 if let Some(h) = self.resumption.on_update(handle, resumable) {
@@ -412,8 +440,54 @@ impl Driver {
             })
             .await;
         }
+        let retry = self.params.config.retry.clone();
+        self.resume_on_new_connection(handle, retry, None, clean)
+            .await
+    }
+
+    /// The connection dropped mid-call (no `goAway`): ends a reply it cut
+    /// short, reports `Reconnecting`, then resumes with the last handle
+    /// under the reconnect policy, bounded by the reconnect budget.
+    async fn recover(&mut self, lost: CloseReason) -> Step {
+        self.conn = None;
+        tracing::warn!(reason = %lost, "gemini connection dropped mid-call; resuming with the last handle");
+        if self.resumption.on_dropped() {
+            self.emit(ModelEvent::TurnComplete).await;
+        }
+        self.emit(ModelEvent::Reconnecting { reason: lost }).await;
+        let handle = self.resumption.handle().map(str::to_owned);
+        let retry = self.params.config.reconnect.clone();
+        let budget = self.params.config.reconnect_budget;
+        self.resume_on_new_connection(handle, retry, Some(budget), false)
+            .await
+    }
+
+    /// Opens a connection resuming `handle` (a new session without one)
+    /// under `retry`, within `budget` if given, holding input meanwhile;
+    /// then replays the held input. `clean` is how the old one closed.
+    async fn resume_on_new_connection(
+        &mut self,
+        handle: Option<String>,
+        retry: RetryPolicy,
+        budget: Option<Duration>,
+        clean: bool,
+    ) -> Step {
         let params = self.params.clone();
-        let mut reconnect = pin!(async move { open_connection(&params, handle.as_deref()).await });
+        let open = async move {
+            transport::with_retry(Provider::Gemini, &retry, |attempt| {
+                tracing::debug!(attempt, resume = handle.is_some(), "gemini reconnect");
+                connect_and_setup(&params, handle.as_deref())
+            })
+            .await
+        };
+        let mut reconnect = pin!(async move {
+            match budget {
+                Some(b) => tokio::time::timeout(b, open)
+                    .await
+                    .unwrap_or(Err(Error::ReconnectTimeout(b))),
+                None => open.await,
+            }
+        });
         let new_conn = loop {
             tokio::select! {
                 biased;

@@ -18,7 +18,9 @@
 //! per message: `serverContent` (every `modelTurn` audio part,
 //! `interrupted`, `generationComplete`, `turnComplete`, both
 //! transcriptions), `toolCall`, `toolCallCancellation`, `goAway`,
-//! `sessionResumptionUpdate`, `usageMetadata`; close codes reported.
+//! `sessionResumptionUpdate`, `usageMetadata`; close codes reported;
+//! resumption with the last handle after `goAway` and after an unexpected
+//! drop mid-call (bounded; `driver`).
 //!
 //! Not covered: ephemeral tokens (`access_token`, v1alpha constrained
 //! endpoint) and Vertex AI auth; `transparent` resumption with replay from

@@ -11,8 +11,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::event::CloseReason;
+
 /// Longest wait for the end of the model's turn after a `goAway`.
 pub(crate) const MAX_SWITCH_WAIT: Duration = Duration::from_secs(5);
+
+/// Unexpected drops resumed in a row without a model turn completing in
+/// between; one more ends the session (a server that drops every new
+/// connection is not retried forever).
+pub(crate) const MAX_DROPS_WITHOUT_PROGRESS: u32 = 3;
 
 /// Resumption bookkeeping of one session.
 #[derive(Debug, Default)]
@@ -22,6 +29,8 @@ pub(crate) struct Resumption {
     generating: bool,
     /// Set by a `goAway`: the latest moment to switch.
     deadline: Option<Instant>,
+    /// Drops since the last completed model turn.
+    drops: u32,
 }
 
 impl Resumption {
@@ -33,6 +42,7 @@ impl Resumption {
     /// The model's turn is over.
     pub(crate) fn on_turn_complete(&mut self) {
         self.generating = false;
+        self.drops = 0;
     }
 
     /// A `sessionResumptionUpdate`. Returns the handle to report when it is
@@ -76,6 +86,37 @@ impl Resumption {
     /// The handle to resume with.
     pub(crate) fn handle(&self) -> Option<&str> {
         self.handle.as_deref()
+    }
+
+    /// Whether the model is generating a reply (audio came, no turn end yet).
+    pub(crate) fn is_generating(&self) -> bool {
+        self.generating
+    }
+
+    /// Whether a connection that ended this way, with no `goAway` pending,
+    /// is worth resuming: it dropped (1006, no close frame) or the server
+    /// closed it for a transient reason of its own (1001 going away, 1011
+    /// internal error, 1012 restart, 1013 try again later, 1014 bad
+    /// gateway; RFC 6455 §7.4.1 and the IANA registry), a handle is
+    /// known, and fewer than [`MAX_DROPS_WITHOUT_PROGRESS`] drops were
+    /// resumed since the model last completed a turn. A normal close (1000), our own fault (1007, 1008) or a
+    /// protocol error end the session.
+    pub(crate) fn resumes_after(&self, reason: &CloseReason) -> bool {
+        let transient = match reason {
+            CloseReason::ConnectionLost => true,
+            CloseReason::ServerClosed { code, .. } => {
+                matches!(code, 1001 | 1006 | 1011 | 1012 | 1013 | 1014)
+            }
+            _ => false,
+        };
+        transient && self.handle.is_some() && self.drops < MAX_DROPS_WITHOUT_PROGRESS
+    }
+
+    /// The connection dropped: returns whether it cut a reply short (the
+    /// reply is over either way; the resumed session starts between turns).
+    pub(crate) fn on_dropped(&mut self) -> bool {
+        self.drops = self.drops.saturating_add(1);
+        std::mem::take(&mut self.generating)
     }
 
     /// The new connection is set up: nothing pending, and nothing known
@@ -158,6 +199,57 @@ mod tests {
         let mut r = Resumption::default();
         r.on_go_away(t0, None);
         assert_eq!(r.deadline(), Some(at(t0, 5_000)));
+    }
+
+    #[test]
+    fn only_transient_ends_with_a_known_handle_are_resumed() {
+        let lost = CloseReason::ConnectionLost;
+        let closed = |code| CloseReason::ServerClosed {
+            code,
+            reason: String::new(),
+        };
+        let mut r = Resumption::default();
+        assert!(!r.resumes_after(&lost), "no handle yet");
+        r.on_update(Some(String::new()), false);
+        assert!(!r.resumes_after(&lost), "empty handles do not count");
+        r.on_update(Some("h1".into()), true);
+        assert!(r.resumes_after(&lost));
+        for code in [1001, 1006, 1011, 1012, 1013, 1014] {
+            assert!(r.resumes_after(&closed(code)), "{code}");
+        }
+        for code in [1000, 1005, 1007, 1008, 4000] {
+            assert!(!r.resumes_after(&closed(code)), "{code}");
+        }
+        assert!(!r.resumes_after(&CloseReason::ProtocolError("x")));
+        assert!(!r.resumes_after(&CloseReason::ClientClosed));
+    }
+
+    #[test]
+    fn drops_in_a_row_without_a_completed_turn_stop_being_resumed() {
+        let mut r = Resumption::default();
+        r.on_update(Some("h1".into()), true);
+        for _ in 0..MAX_DROPS_WITHOUT_PROGRESS {
+            assert!(r.resumes_after(&CloseReason::ConnectionLost));
+            r.on_dropped();
+            r.on_switched();
+        }
+        assert!(!r.resumes_after(&CloseReason::ConnectionLost));
+        r.on_turn_complete();
+        assert!(
+            r.resumes_after(&CloseReason::ConnectionLost),
+            "progress resets it"
+        );
+    }
+
+    #[test]
+    fn a_drop_reports_and_ends_the_reply_in_progress() {
+        let mut r = Resumption::default();
+        assert!(!r.on_dropped());
+        r.on_model_audio();
+        assert!(r.is_generating());
+        assert!(r.on_dropped(), "the drop cut a reply");
+        assert!(!r.is_generating());
+        assert!(!r.on_dropped());
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //! Timing: reply audio is sent at once (faster than real time, like the real
 //! server), then the reply "plays" for the clip's duration divided by
 //! `playback_speed`; caller speech during that time interrupts it
-//! (`interrupted`, then `turnComplete`); otherwise `turnComplete`,
-//! `usageMetadata` and a resumable `sessionResumptionUpdate` follow.
+//! (`interrupted`, then `turnComplete` and a resumable
+//! `sessionResumptionUpdate`); otherwise `turnComplete`, `usageMetadata`
+//! and a resumable `sessionResumptionUpdate` follow.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -82,8 +83,16 @@ pub struct GeminiScript {
     /// Close the connection (with `close_code`, reason "Internal error
     /// occurred.") once the reply to this caller turn has finished.
     pub close_after_turn: Option<u32>,
-    /// Close code for `close_after_turn`.
+    /// Close code for `close_after_turn` (the reason text is the real
+    /// server's for that code: [`close_reason_text`]).
     pub close_code: u16,
+    /// Drop the TCP connection (no close frame, 1006) once the reply to
+    /// this caller turn has finished and its resumption handle was issued:
+    /// the abnormal drop a client should resume from.
+    pub abort_after_turn: Option<u32>,
+    /// From this caller turn on (1-based), the model stalls: the turn is
+    /// transcribed but never answered, and the connection stays open.
+    pub stall_after_turns: Option<u32>,
     /// The reply to this caller turn never finishes playing (no
     /// `turnComplete` unless the caller interrupts it).
     pub endless_reply_at_turn: Option<u32>,
@@ -112,6 +121,8 @@ impl Default for GeminiScript {
             close_mid_response_at_turn: None,
             close_after_turn: None,
             close_code: 1011,
+            abort_after_turn: None,
+            stall_after_turns: None,
             endless_reply_at_turn: None,
             chunk_ms: 100,
             playback_speed: 1.0,
@@ -212,6 +223,17 @@ impl ConnectionHandler for GeminiHandler {
 }
 
 const INVALID_ARGUMENT: &str = "Request contains an invalid argument.";
+
+/// The close reason the real server sends with `code` (protocols.md §1.7).
+pub fn close_reason_text(code: u16) -> &'static str {
+    match code {
+        1000 => "",
+        1007 => INVALID_ARGUMENT,
+        1008 => "Requested entity was not found.",
+        1013 => "The service is currently unavailable.",
+        _ => "Internal error occurred.",
+    }
+}
 
 async fn send(conn: &mut MockConnection, v: Value) -> bool {
     conn.send_json(&v, true).await.is_ok()
@@ -453,6 +475,13 @@ impl Conversation {
             let _ = send(conn, json!({"toolCallCancellation": {"ids": ids}})).await;
         }
         let _ = send(conn, json!({"serverContent": {"turnComplete": true}})).await;
+        // Generation stopped: the session is at a resumable point again.
+        let handle = self.h.issue_handle();
+        let _ = send(
+            conn,
+            json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
+        )
+        .await;
         true
     }
 
@@ -475,6 +504,9 @@ impl Conversation {
         }
         self.interrupt_if_playing(conn).await;
         let turn = self.turns;
+        if self.script.stall_after_turns.is_some_and(|n| turn >= n) {
+            return Flow::Continue;
+        }
         self.start_reply(conn, clips::reply(), Some(turn)).await
     }
 
@@ -596,9 +628,12 @@ impl Conversation {
             return Flow::Stop;
         }
         if playing.turn.is_some() && playing.turn == self.script.close_after_turn {
-            conn.close(self.script.close_code, "Internal error occurred.")
-                .await;
+            let code = self.script.close_code;
+            conn.close(code, close_reason_text(code)).await;
             return Flow::Stop;
+        }
+        if playing.turn.is_some() && playing.turn == self.script.abort_after_turn {
+            return Flow::Abort;
         }
         Flow::Continue
     }

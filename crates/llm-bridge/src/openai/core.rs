@@ -195,10 +195,9 @@ impl Core {
     /// One decoded server event.
     pub(crate) fn handle_server(&mut self, ev: Inbound) {
         match ev {
-            Inbound::SessionCreated
-            | Inbound::SessionUpdated
-            | Inbound::SpeechStopped
-            | Inbound::Ignored => {}
+            Inbound::SessionCreated | Inbound::SessionUpdated | Inbound::Ignored => {}
+            // Server VAD committed the caller's turn: a reply is due.
+            Inbound::SpeechStopped => self.emit(ModelEvent::CallerTurnEnded),
             Inbound::SpeechStarted { .. } if self.interrupt => self.barge_in(),
             Inbound::SpeechStarted { .. } => {}
             Inbound::ResponseCreated { response_id } => {

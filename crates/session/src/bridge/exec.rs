@@ -203,6 +203,12 @@ impl Call {
             }
             Action::EmitMetric(m) => {
                 debug!(?m, "metric");
+                if let crate::lifecycle::Metric::ModelReplyTimeout(waited) = m {
+                    self.event(
+                        EventKind::Note,
+                        json!({"model_failure": "no reply", "model_reply_timeout_ms": waited.as_millis() as u64}),
+                    );
+                }
                 self.metrics.on_metric(m);
             }
             Action::Closed => self.closed = true,
@@ -451,6 +457,13 @@ impl Call {
             return;
         };
         let input = match ev {
+            // A model that failed (a stalled one that wakes up) must not
+            // talk over the apology.
+            ModelEvent::Audio(_)
+                if self.machine.end_reason() == Some(crate::lifecycle::EndReason::ModelFailure) =>
+            {
+                return;
+            }
             ModelEvent::Audio(chunk) => {
                 if !self.downlink.is_busy() {
                     self.downlink.new_reply();
@@ -526,10 +539,20 @@ impl Call {
                 return;
             }
             ModelEvent::GoingAway { .. } => ModelInput::GoingAway,
+            ModelEvent::Reconnecting { reason } => {
+                warn!(%reason, "model connection dropped; the session is resuming");
+                self.event(
+                    EventKind::Note,
+                    json!({"model_reconnecting": reason.to_string()}),
+                );
+                ModelInput::Reconnecting
+            }
             ModelEvent::Resumed => {
                 self.metrics.model_resumed();
+                self.event(EventKind::Note, json!({"model_resumed": true}));
                 return;
             }
+            ModelEvent::CallerTurnEnded => ModelInput::CallerTurnEnded,
             ModelEvent::Error { kind, .. } => {
                 self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
                 ModelInput::Error { fatal: false }

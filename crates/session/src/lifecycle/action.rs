@@ -130,6 +130,9 @@ pub enum Metric {
     ModelGoingAway,
     /// The model reported a non-fatal error.
     ModelError,
+    /// The model owed a reply and sent nothing within
+    /// `Config::model_reply_timeout` (the call ends as a model failure).
+    ModelReplyTimeout(Duration),
     /// A transfer failed or timed out.
     TransferFailed,
     /// From the answer to the end of the call (answered calls only).

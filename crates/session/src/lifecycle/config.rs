@@ -51,6 +51,11 @@ pub struct Config {
     pub ring_timeout: Duration,
     /// No caller speech for this long ends the call (`NoSpeechTimeout`).
     pub no_speech: Duration,
+    /// The longest the model may stay silent when it owes a reply (after
+    /// the end of a caller turn, or the greeting request) before the call
+    /// is handled as a model failure (fallback clip, BYE, `ModelFailure`);
+    /// `None` never gives up on it.
+    pub model_reply_timeout: Option<Duration>,
     /// The longest call, from the answer (`MaxDuration`).
     pub max_duration: Duration,
     /// The longest wait for the farewell to finish playing.
@@ -67,7 +72,8 @@ pub struct Config {
 
 impl Default for Config {
     /// Defaults an operator would expect: answer within 2 s of the INVITE,
-    /// model ready within 10 s, ring 30 s, no-speech 15 s (issue 6), calls
+    /// model ready within 10 s, ring 30 s, no-speech 15 s (issue 6), a
+    /// reply owed by the model within 8 s (issue 10), calls
     /// capped at one hour, farewell bounded at 8 s, transfers at 15 s,
     /// cleanup at 5 s.
     fn default() -> Self {
@@ -81,6 +87,7 @@ impl Default for Config {
             outbound_first_speaker: FirstSpeaker::Callee,
             ring_timeout: Duration::from_secs(30),
             no_speech: Duration::from_secs(15),
+            model_reply_timeout: Some(Duration::from_secs(8)),
             max_duration: Duration::from_secs(3600),
             farewell_drain: Duration::from_secs(8),
             transfer_timeout: Duration::from_secs(15),

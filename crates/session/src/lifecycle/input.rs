@@ -92,6 +92,14 @@ pub enum ModelInput {
     /// The server will end this connection soon (the client resumes by
     /// itself where the provider supports it).
     GoingAway,
+    /// The model's turn detection ended the caller's turn: a reply is due
+    /// (arms the reply timer unless a reply is already playing).
+    CallerTurnEnded,
+    /// The connection dropped and the client is resuming the session on a
+    /// new one (bounded by the client); no reply can come meanwhile, and a
+    /// turn in flight may be lost with the old connection, so the reply
+    /// timer is disarmed.
+    Reconnecting,
     /// The session ended; always the model's last event.
     Closed {
         /// Whether the close handshake completed (code 1000 both ways).

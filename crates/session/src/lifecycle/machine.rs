@@ -283,6 +283,7 @@ impl CallMachine {
                     .get(Timer::NoSpeech)
                     .map_or(self.config.no_speech, |d| d.saturating_duration_since(now));
                 self.timers.clear(Timer::NoSpeech);
+                self.timers.clear(Timer::ReplyWait);
                 State::OnHold { at, no_speech_left }
             }
             (State::OnHold { at, no_speech_left }, SipInput::Resume) => {
@@ -342,10 +343,26 @@ impl CallMachine {
     fn on_model(&mut self, now: Instant, state: State, input: ModelInput) -> State {
         match input {
             ModelInput::Audio => {
+                // The model replied: it owes nothing any more.
+                self.timers.clear(Timer::ReplyWait);
                 self.playback.queued = true;
                 self.playback.speaking = true;
                 return state;
             }
+            ModelInput::Reconnecting => {
+                self.timers.clear(Timer::ReplyWait);
+                return state;
+            }
+            // Any sign of the model answering, or of the caller talking
+            // over it, settles what it owed.
+            ModelInput::TurnComplete
+            | ModelInput::EndCall
+            | ModelInput::TransferCall { .. }
+            | ModelInput::Interrupted
+            | ModelInput::SpeechStarted => self.timers.clear(Timer::ReplyWait),
+            _ => {}
+        }
+        match input {
             // A model that finished its turn, closed or broke sends no
             // more audio: only what is queued may still play.
             ModelInput::TurnComplete
@@ -363,6 +380,13 @@ impl CallMachine {
         }
         match (state, input) {
             (State::Ending(e), input) => self.ending_model(now, e, input),
+            (State::Active { at }, ModelInput::CallerTurnEnded) => {
+                self.reset_no_speech(now);
+                if !self.playback.speaking {
+                    self.expect_reply(now);
+                }
+                State::Active { at }
+            }
             (State::Active { at }, ModelInput::TurnComplete) if !self.playback.busy() => {
                 self.reset_no_speech(now);
                 State::Active { at }
@@ -441,6 +465,10 @@ impl CallMachine {
             }
             (State::Active { at }, MediaInput::CallerSpeech) => {
                 self.reset_no_speech(now);
+                // The caller is still talking: the model may wait for them.
+                if self.timers.get(Timer::ReplyWait).is_some() {
+                    self.expect_reply(now);
+                }
                 State::Active { at }
             }
             (State::Active { at }, MediaInput::PlaybackDrained) => {
@@ -518,6 +546,12 @@ impl CallMachine {
             }
             (state @ State::Active { .. }, Timer::NoSpeech) => {
                 self.end_ours(now, state, EndReason::NoSpeechTimeout, true)
+            }
+            (state @ State::Active { .. }, Timer::ReplyWait) => {
+                let waited = self.config.model_reply_timeout.unwrap_or_default();
+                warn!(?waited, "the model owed a reply and sent nothing");
+                self.metric(Metric::ModelReplyTimeout(waited));
+                self.model_failed(now, state)
             }
             (
                 state @ (State::Answered { .. }

@@ -68,6 +68,7 @@
 //! | `ModelSetup` | `OpenModel` | model ready | - | model failure (503 or answer-then-end before the answer; BYE after) |
 //! | `Ring` | dial (outbound) | final response | - | CANCEL, `NoAnswer` |
 //! | `NoSpeech` | conversation starts | ending | paused (remaining kept) | `NoSpeechTimeout` (BYE); while our reply is still playing it stays disarmed until the playback ends; reset by caller speech, barge-in, DTMF and the end of our playback |
+//! | `ReplyWait` | the model owes a reply: the caller's turn ended (`CallerTurnEnded`, not while a reply plays) or `StartGreeting`; pushed back by caller speech | model audio, turn complete, tool calls, barge-in, `Reconnecting`, ending | cleared | model failure: `PlayFallback`, BYE after it, `ModelFailure` (issue 10, "the model stalls") |
 //! | `MaxDuration` | answer | ending | keeps running (hard cap) | BYE, `MaxDuration` |
 //! | `Drain` | ending with playback queued | playback drained | - | stop waiting for the farewell; BYE |
 //! | `Transfer` | REFER sent | REFER outcome | - | `TransferFailed`, back to `Active` |
@@ -105,7 +106,11 @@
 //! - An outbound final error 5xx (`FailureOutcome::Unavailable`) is stored
 //!   as `Rejected` with its SIP status; the store has no `unavailable`.
 //! - Model failure after the answer plays the fallback announcement and
-//!   ends politely (BYE after the playback drains).
+//!   ends politely (BYE after the playback drains). That covers a model
+//!   connection that ends mid-call (`Closed`: OpenAI Realtime has no
+//!   resumption; a Gemini session reports `Closed` only once its own
+//!   bounded resumption failed or no handle was known) and a model that
+//!   stays silent when it owes a reply (`ReplyWait`).
 
 mod action;
 mod config;

@@ -18,6 +18,9 @@ pub enum Timer {
     Ring,
     /// No caller speech for this long: polite end (`NoSpeechTimeout`).
     NoSpeech,
+    /// The model owes a reply (the caller's turn ended, or the greeting was
+    /// requested) and sent nothing for this long: model failure.
+    ReplyWait,
     /// The call has lasted its maximum duration since the answer.
     MaxDuration,
     /// Bound on waiting for the farewell (queued playback) to finish.
@@ -36,11 +39,12 @@ impl Timer {
     /// expired ones.
     ///
     /// [`CallMachine::handle_timeout`]: crate::lifecycle::CallMachine::handle_timeout
-    pub const ALL: [Timer; 9] = [
+    pub const ALL: [Timer; 10] = [
         Timer::AnswerWait,
         Timer::ModelSetup,
         Timer::Ring,
         Timer::NoSpeech,
+        Timer::ReplyWait,
         Timer::MaxDuration,
         Timer::Drain,
         Timer::Transfer,

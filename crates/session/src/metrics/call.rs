@@ -215,6 +215,7 @@ impl CallMetrics {
         match m {
             Metric::BargeIn => self.shared.barge_in(),
             Metric::CallDuration(d) => self.shared.call_duration(d),
+            Metric::ModelReplyTimeout(_) => self.shared.model_reply_timeout(),
             _ => {}
         }
     }

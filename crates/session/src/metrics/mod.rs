@@ -30,7 +30,12 @@
 //!   a reply that was playing (a `ClearPlayback` with nothing playing is
 //!   not one; the store's `barge-in` events count every clear).
 //! - **Model reconnects**: `ModelEvent::Resumed`, a model session resumed
-//!   on a new connection after the server's `GoingAway`.
+//!   on a new connection after the server's `GoingAway`, or after an
+//!   unexpected drop while a resumption handle was known (Gemini).
+//! - **Model reply timeouts**: the machine's `Metric::ModelReplyTimeout`:
+//!   the model owed a reply and sent nothing within
+//!   `lifecycle::Config::model_reply_timeout`; the call ended as a model
+//!   failure (also counted there).
 //! - **Answer to first audio**: from the 200 OK (sent, inbound; received,
 //!   outbound) to the first media tick that sent agent audio (a frame that
 //!   is not all zeros: the stream sends zeros when nothing is queued).
@@ -85,6 +90,7 @@ pub struct Metrics {
     depth_streams: AtomicU64,
     barge_ins: AtomicU64,
     model_reconnects: AtomicU64,
+    model_reply_timeouts: AtomicU64,
     answer_to_first_audio: Histogram,
     caller_stop_to_agent_audio: Histogram,
     call_duration: Histogram,
@@ -104,6 +110,7 @@ impl Default for Metrics {
             depth_streams: AtomicU64::new(0),
             barge_ins: AtomicU64::new(0),
             model_reconnects: AtomicU64::new(0),
+            model_reply_timeouts: AtomicU64::new(0),
             answer_to_first_audio: Histogram::new(LATENCY_BUCKETS),
             caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS),
             call_duration: Histogram::new(DURATION_BUCKETS),
@@ -148,6 +155,8 @@ pub struct MetricsSnapshot {
     pub barge_ins: u64,
     /// Model sessions resumed on a new connection.
     pub model_reconnects: u64,
+    /// Calls whose model owed a reply and stayed silent past the bound.
+    pub model_reply_timeouts: u64,
     /// 200 OK to the first agent audio sent, seconds.
     pub answer_to_first_audio: HistogramSnapshot,
     /// End of caller speech to the first agent audio sent, seconds.
@@ -190,6 +199,7 @@ impl Metrics {
             jitter_buffer_streams: streams,
             barge_ins: load(&self.barge_ins),
             model_reconnects: load(&self.model_reconnects),
+            model_reply_timeouts: load(&self.model_reply_timeouts),
             answer_to_first_audio: self.answer_to_first_audio.snapshot(),
             caller_stop_to_agent_audio: self.caller_stop_to_agent_audio.snapshot(),
             call_duration: self.call_duration.snapshot(),
@@ -214,6 +224,10 @@ impl Metrics {
 
     pub(crate) fn model_reconnected(&self) {
         self.model_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn model_reply_timeout(&self) {
+        self.model_reply_timeouts.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn barge_in(&self) {

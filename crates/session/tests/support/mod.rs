@@ -10,9 +10,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_crm_store::{SessionId, SessionRecord, Store};
+use callbridge_llm_bridge::mock::ScriptBook;
 use callbridge_llm_bridge::mock::clips;
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
-use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+use callbridge_llm_bridge::mock::openai::{MockOpenAi, OpenAiScript};
+use callbridge_llm_bridge::{
+    AudioFormat, GeminiLive, OpenAiRealtime, RealtimeModel, SessionConfig,
+};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -40,8 +44,8 @@ pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
 /// The manager's SIP T1 in tests.
 pub const SIP_T1: Duration = Duration::from_millis(50);
 
-pub struct Rig {
-    pub mock: MockGemini,
+pub struct Rig<M = MockGemini> {
+    pub mock: M,
     pub manager: Manager,
     pub db: std::path::PathBuf,
     pub dir: tempfile::TempDir,
@@ -59,12 +63,51 @@ pub fn fast_machine() -> callbridge_session::lifecycle::Config {
 }
 
 pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
-    let mock = MockGemini::start(script).await.unwrap();
+    rig_book(ScriptBook::all(script), tweak).await
+}
+
+/// A rig whose mock Gemini follows `book` (connection by connection).
+pub async fn rig_book(
+    book: ScriptBook<GeminiScript>,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig {
+    let mock = MockGemini::start_with(book).await.unwrap();
+    let url = mock.url();
+    rig_with(
+        mock,
+        url,
+        SessionConfig::default(),
+        Arc::new(GeminiLive::new()),
+        tweak,
+    )
+    .await
+}
+
+/// A rig with the mock OpenAI Realtime model (µ-law both ways, as the
+/// phone path uses it).
+pub async fn rig_openai(
+    script: OpenAiScript,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig<MockOpenAi> {
+    let mock = MockOpenAi::start(script).await.unwrap();
+    let url = mock.url();
+    let mut model = SessionConfig::default();
+    model.input_format = AudioFormat::Pcmu;
+    model.output_format = AudioFormat::Pcmu;
+    rig_with(mock, url, model, Arc::new(OpenAiRealtime::new()), tweak).await
+}
+
+async fn rig_with<M>(
+    mock: M,
+    url: String,
+    mut model: SessionConfig,
+    provider: Arc<dyn RealtimeModel>,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig<M> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crm.db");
     let store = Store::open(&db).unwrap();
-    let mut model = SessionConfig::default();
-    model.endpoint = Some(mock.url());
+    model.endpoint = Some(url);
     model.model = "mock-model".into();
     let sip_bind = SocketAddr::new(LOCAL, 0);
     let mut cfg = ManagerConfig::new(sip_bind, LOCAL, port_range(64), model);
@@ -82,7 +125,7 @@ pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -
     tweak(&mut cfg);
     let manager = Manager::start(
         cfg,
-        Arc::new(GeminiLive::new()),
+        provider,
         store,
         Some(Arc::new(FixedSummarizer("a fixed summary".into()))),
     )
@@ -96,7 +139,7 @@ pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -
     }
 }
 
-impl Rig {
+impl<M> Rig<M> {
     /// Waits (bounded) until no call is live.
     pub async fn idle(&self) {
         for _ in 0..2000 {

@@ -58,6 +58,8 @@ impl Session {
 struct Playing {
     ends_at: Instant,
     response_id: String,
+    /// The caller turn it answers (`None` for the greeting).
+    turn: Option<u32>,
 }
 
 enum Flow {
@@ -434,6 +436,16 @@ impl Conversation {
         if !respond {
             return Flow::Continue;
         }
+        if self
+            .script
+            .stall_after_turns
+            .is_some_and(|n| self.turns >= n)
+        {
+            if self.playing.is_some() {
+                return self.cancel(conn, "turn_detected").await;
+            }
+            return Flow::Continue;
+        }
         if self.playing.is_some() {
             self.cancel(conn, "turn_detected").await;
         }
@@ -596,13 +608,26 @@ impl Conversation {
         self.playing = Some(Playing {
             ends_at: Instant::now() + clip.duration().div_f64(speed),
             response_id,
+            turn,
         });
         Flow::Continue
     }
 
     async fn finish_reply(&mut self, conn: &mut MockConnection) -> Flow {
-        self.end_response(conn, "completed", Value::Null, [150, 100, 50])
-            .await
+        let turn = self.playing.as_ref().and_then(|p| p.turn);
+        let flow = self
+            .end_response(conn, "completed", Value::Null, [150, 100, 50])
+            .await;
+        match &self.script.close_after_turn {
+            Some((t, how)) if turn == Some(*t) && matches!(flow, Flow::Continue) => match how {
+                MidResponseClose::Abort => Flow::Abort,
+                MidResponseClose::Close { code, reason } => {
+                    conn.close(*code, reason).await;
+                    Flow::Stop
+                }
+            },
+            _ => flow,
+        }
     }
 
     /// Ends the playing response (if any) with `response.done` in `status`,

@@ -96,6 +96,13 @@ pub struct OpenAiScript {
     pub tool_call_at_turn: Option<(u32, String, Value)>,
     /// End the connection this way in the middle of the reply to this turn.
     pub close_mid_response: Option<(u32, MidResponseClose)>,
+    /// End the connection this way once the reply to this turn is done
+    /// (`response.done` sent): a drop between turns.
+    pub close_after_turn: Option<(u32, MidResponseClose)>,
+    /// From this caller turn on (1-based), the model stalls: the turn is
+    /// committed (and transcribed) but no response is ever created, and
+    /// the connection stays open.
+    pub stall_after_turns: Option<u32>,
     /// Send `rate_limits.updated` when a response starts.
     pub rate_limits: bool,
     /// Audio per delta, in milliseconds.
@@ -118,6 +125,8 @@ impl Default for OpenAiScript {
             end_call_after_turns: None,
             tool_call_at_turn: None,
             close_mid_response: None,
+            close_after_turn: None,
+            stall_after_turns: None,
             rate_limits: true,
             chunk_ms: 100,
             playback_speed: 1.0,

@@ -74,6 +74,16 @@ fn result(c: &mut Core, id: &str, name: &str) {
 }
 
 #[test]
+fn speech_stopped_ends_the_callers_turn_and_sends_nothing() {
+    let mut c = core();
+    drain(&mut c);
+    c.handle_server(Inbound::SpeechStopped);
+    let (evs, sent) = drain(&mut c);
+    assert_eq!(evs, vec![ModelEvent::CallerTurnEnded]);
+    assert!(sent.is_empty(), "{sent:?}");
+}
+
+#[test]
 fn barge_in_during_a_response_interrupts_cancels_and_truncates_to_the_played_ms() {
     let mut c = core();
     created(&mut c, "r1");

@@ -130,10 +130,19 @@ impl CallMachine {
             || self.config.outbound_first_speaker == FirstSpeaker::Agent;
         if agent_first {
             self.emit(Action::StartGreeting);
+            self.expect_reply(now);
         }
         self.timers
             .set(Timer::NoSpeech, now + self.config.no_speech);
         State::Active { at }
+    }
+
+    /// The model owes a reply from `now`: (re)arms the reply timer, if
+    /// one is configured.
+    pub(super) fn expect_reply(&mut self, now: Instant) {
+        if let Some(t) = self.config.model_reply_timeout {
+            self.timers.set(Timer::ReplyWait, now + t);
+        }
     }
 
     pub(super) fn reset_no_speech(&mut self, now: Instant) {

@@ -111,6 +111,8 @@ fn all_inputs(call: &Call) -> Vec<Input> {
             ModelInput::EndCall,
             ModelInput::TransferCall { target: target() },
             ModelInput::GoingAway,
+            ModelInput::CallerTurnEnded,
+            ModelInput::Reconnecting,
             ModelInput::Closed { clean: true },
             ModelInput::Closed { clean: false },
             ModelInput::Error { fatal: false },
@@ -166,7 +168,7 @@ fn every_input_in_every_phase_is_accepted_and_the_call_still_closes_once() {
             combos += 1;
         }
     }
-    assert_eq!(combos, PHASES.len() * 35);
+    assert_eq!(combos, PHASES.len() * 37);
 }
 
 #[test]

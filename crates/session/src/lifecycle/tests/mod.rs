@@ -8,6 +8,7 @@ mod live;
 mod many;
 mod outbound;
 mod properties;
+mod reply;
 
 use std::time::{Duration, Instant};
 
@@ -42,8 +43,19 @@ impl Call {
         Self::new(Direction::Outbound, config)
     }
 
-    /// An inbound call that is answered and talking (greeting started).
+    /// An inbound call that is answered and talking: the greeting was
+    /// requested, played and finished.
     fn active_inbound() -> Self {
+        let mut call = Self::greeting_inbound();
+        call.model(ModelInput::Audio);
+        call.model(ModelInput::TurnComplete);
+        call.media(MediaInput::PlaybackDrained);
+        call
+    }
+
+    /// An inbound call that is answered with the greeting requested and
+    /// nothing heard from the model yet.
+    fn greeting_inbound() -> Self {
         let mut call = Self::inbound();
         call.sip(SipInput::Invite);
         call.model(ModelInput::Ready);

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::lifecycle::{
-    DtmfDigit, FirstSpeaker, ModelFailurePolicy, OutboundModelOpen, TransferTarget,
+    DtmfDigit, FirstSpeaker, Metric, ModelFailurePolicy, OutboundModelOpen, TransferTarget,
 };
 
 /// One step of a generated scenario.
@@ -67,6 +67,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(model(ModelInput::Interrupted)),
         2 => Just(model(ModelInput::SpeechStarted)),
         4 => Just(model(ModelInput::TurnComplete)),
+        3 => Just(model(ModelInput::CallerTurnEnded)),
+        1 => Just(model(ModelInput::Reconnecting)),
         2 => Just(model(ModelInput::TransferCall { target })),
         1 => Just(model(ModelInput::GoingAway)),
         1 => Just(model(ModelInput::Error { fatal: false })),
@@ -116,12 +118,14 @@ fn config() -> impl Strategy<Value = Config> {
         (ms(4_000), ms(12_000), ms(40_000), ms(30_000)),
         (ms(300_000), ms(10_000), ms(20_000), ms(6_000)),
         (any::<bool>(), any::<bool>(), any::<bool>()),
+        prop::option::of(ms(20_000)),
     )
         .prop_map(
             |(
                 (answer_wait, model_setup, ring_timeout, no_speech),
                 (max_duration, farewell_drain, transfer_timeout, cleanup_join),
                 (answer_then_end, at_dial, agent_first),
+                model_reply_timeout,
             )| Config {
                 answer_wait,
                 model_setup,
@@ -144,6 +148,7 @@ fn config() -> impl Strategy<Value = Config> {
                 },
                 ring_timeout,
                 no_speech,
+                model_reply_timeout,
                 max_duration,
                 farewell_drain,
                 transfer_timeout,
@@ -171,6 +176,19 @@ impl Tracker {
         }
         if call.m.is_closed() {
             prop_assert_eq!(call.m.poll_timeout(), None);
+        }
+        // The model owes a reply only in a live conversation.
+        if call.m.timer(Timer::ReplyWait).is_some() {
+            prop_assert_eq!(call.m.phase(), Phase::Active);
+        }
+        // A reply timeout ends the call as a model failure (unless it was
+        // already ending), with the apology first.
+        if let Some(i) = new
+            .iter()
+            .position(|a| matches!(a, Action::EmitMetric(Metric::ModelReplyTimeout(_))))
+        {
+            prop_assert!(new[i..].contains(&Action::PlayFallback), "{:?}", new);
+            prop_assert_eq!(call.m.end_reason(), Some(EndReason::ModelFailure));
         }
         Ok(())
     }
