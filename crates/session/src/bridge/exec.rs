@@ -147,6 +147,7 @@ impl Call {
                     .and_then(|s| s.clear_playback())
                     .map(|played| played.saturating_sub(base));
                 self.downlink.clear();
+                self.model_turn_open = false;
                 self.event(EventKind::BargeIn, json!({}));
             }
             Action::ReportPlayedToModel => {
@@ -162,6 +163,7 @@ impl Call {
             }
             Action::PlayFallback => {
                 self.downlink.new_reply();
+                self.replies += 1;
                 self.downlink.push_pcm_8k(self.shared.fallback.samples());
                 self.event(
                     EventKind::Note,
@@ -347,7 +349,11 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
-                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, heard, &sent) {
+                let reply = self.replies;
+                if let Some(n) = self
+                    .metrics
+                    .on_tick(super::now(), &pcm, heard, &sent, reply)
+                {
                     self.event(EventKind::Note, n.detail());
                 }
                 self.send_caller_audio(&pcm);
@@ -460,7 +466,13 @@ impl Call {
                         .as_ref()
                         .and_then(|s| s.frames_sent())
                         .unwrap_or(0);
+                    // Nothing of an earlier reply is left to send: from
+                    // here on every frame sent is this model turn's.
+                    if !self.model_turn_open {
+                        self.replies += 1;
+                    }
                 }
+                self.model_turn_open = true;
                 self.downlink.push_model_audio(|v| chunk.decode_into(v));
                 ModelInput::Audio
             }
@@ -481,12 +493,14 @@ impl Call {
                 return;
             }
             ModelEvent::TurnComplete => {
+                self.model_turn_open = false;
                 self.downlink.flush_partial();
                 self.finish_turn(true);
                 self.finish_turn(false);
                 ModelInput::TurnComplete
             }
             ModelEvent::Interrupted => {
+                self.model_turn_open = false;
                 self.finish_turn(false);
                 ModelInput::Interrupted
             }

@@ -134,6 +134,15 @@ pub(crate) struct Call {
     played_at_clear: Option<u64>,
     /// The playback progress last reported to the model.
     last_progress: Option<std::time::Duration>,
+    /// Replies started (the greeting is the first): a model turn's first
+    /// audio once nothing of an earlier one is left to send, or the
+    /// fallback announcement. The latency recorder tells a new reply
+    /// from the tail of one still playing by it.
+    replies: u64,
+    /// The model is in a turn (audio came, no turn complete or
+    /// interruption since): audio after a drained queue inside one turn is
+    /// not a new reply.
+    model_turn_open: bool,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
     closed: bool,
@@ -226,6 +235,8 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         reply_base: 0,
         played_at_clear: None,
         last_progress: None,
+        replies: 0,
+        model_turn_open: false,
         metrics,
         closed: false,
     };
