@@ -409,8 +409,24 @@ async fn an_originate_dropped_half_way_still_places_the_call_and_leaves_nothing_
         "sip:agent@127.0.0.1",
         callee_addr,
     );
-    let dropped = tokio::time::timeout(Duration::ZERO, r.manager.originate(req)).await;
-    assert!(dropped.is_err(), "originate finished within its first poll");
+    // Exactly one poll (a zero timeout is not one: its timer may not have
+    // fired at the first poll, and the future is polled again), while the
+    // database's write lock is held so the row cannot be written yet: the
+    // originate is surely still waiting for the store, however the OS
+    // schedules the test thread and the originate's task.
+    let blocker = rusqlite::Connection::open(&r.db).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    {
+        let mut originate = std::pin::pin!(r.manager.originate(req));
+        let first =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(originate.as_mut().poll(cx))).await;
+        assert!(
+            first.is_pending(),
+            "originate finished within its first poll: {first:?}"
+        );
+    }
+    blocker.execute_batch("ROLLBACK").unwrap();
+    drop(blocker);
     let inc = loop {
         match callee.next(SECS(5)).await {
             Some(Event::IncomingCall(inc)) => break inc,
