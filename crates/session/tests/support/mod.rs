@@ -40,6 +40,12 @@ pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
 /// The manager's SIP T1 in tests.
 pub const SIP_T1: Duration = Duration::from_millis(50);
 
+/// How long a test waits for the greeting after the answer, or for a
+/// reply: generous, because a loaded 2-core machine can take seconds to
+/// set up a model session; the latency itself is measured elsewhere
+/// (metrics tests, benches, the load tool), never asserted by a wait.
+pub const AUDIO_WITHIN: Duration = Duration::from_secs(15);
+
 pub struct Rig {
     pub mock: MockGemini,
     pub manager: Manager,
@@ -315,6 +321,39 @@ pub async fn until_quiet(media: &mut MediaStream, quiet: u32, within: Duration) 
             }
             Ok(Some(_)) => {}
             _ => return false,
+        }
+    }
+}
+
+/// Receives frames until `quiet` consecutive frames are silent, within
+/// `within`; returns whether that happened and how many loud frames (RMS
+/// above 300) came before.
+pub async fn count_loud_until_quiet(
+    media: &mut MediaStream,
+    quiet: u32,
+    within: Duration,
+) -> (bool, usize) {
+    let (mut run, mut loud) = (0, 0);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, media.recv()).await {
+            Ok(Some(MediaEvent::Audio { pcm, .. })) => {
+                let level = rms(&pcm);
+                if level > 300.0 {
+                    loud += 1;
+                }
+                if level < 50.0 {
+                    run += 1;
+                    if run >= quiet {
+                        return (true, loud);
+                    }
+                } else {
+                    run = 0;
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => return (false, loud),
         }
     }
 }
