@@ -368,6 +368,21 @@ pub async fn speak(media: &MediaStream) {
     }
 }
 
+/// Waits (bounded, 15 s) until the process has `want` file descriptors:
+/// sockets closed by tasks that are ending (the mock model's side of a
+/// WebSocket, a media task) go a moment after the call has left the
+/// registry. Returns the last count.
+pub async fn fds_back_to(want: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = fd_count();
+        if n == want || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 pub fn fd_count() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
