@@ -40,6 +40,9 @@ pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
 /// The manager's SIP T1 in tests.
 pub const SIP_T1: Duration = Duration::from_millis(50);
 
+/// How long [`Rig::idle`] waits for the live calls to end.
+pub const IDLE_WITHIN: Duration = Duration::from_secs(30);
+
 /// How long a test waits for the greeting after the answer, or for a
 /// reply: generous, because a loaded 2-core machine can take seconds to
 /// set up a model session; the latency itself is measured elsewhere
@@ -103,11 +106,16 @@ pub async fn rig(script: GeminiScript, tweak: impl FnOnce(&mut ManagerConfig)) -
 }
 
 impl Rig {
-    /// Waits (bounded) until no call is live.
+    /// Waits (bounded by [`IDLE_WITHIN`], generous for a loaded machine)
+    /// until no call is live, then until the store has written everything
+    /// queued. Returns early; a call still live after the bound is left to
+    /// the test's own assertions.
     pub async fn idle(&self) {
-        for _ in 0..2000 {
+        let deadline = tokio::time::Instant::now() + IDLE_WITHIN;
+        loop {
             let s = self.manager.snapshot();
-            if s.calls.is_empty() && s.call_tasks == 0 {
+            if (s.calls.is_empty() && s.call_tasks == 0) || tokio::time::Instant::now() >= deadline
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -119,7 +127,7 @@ impl Rig {
     /// (64*T1, the longest a transaction may linger after its call) plus
     /// a margin for a loaded machine; returns the count left.
     pub async fn sip_transactions_after_timer_j(&self) -> usize {
-        let deadline = tokio::time::Instant::now() + SIP_T1 * 64 + Duration::from_secs(2);
+        let deadline = tokio::time::Instant::now() + SIP_T1 * 64 + Duration::from_secs(10);
         loop {
             let n = self.manager.sip_transactions().await.unwrap();
             if n == 0 || tokio::time::Instant::now() >= deadline {
@@ -197,13 +205,11 @@ impl Caller {
         let mut leg = self.dial(manager).await;
         assert!(self.answered(&leg).await, "call answered");
         assert!(
-            hear(&mut leg.media, 300.0, Duration::from_secs(3))
-                .await
-                .is_some(),
+            hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
             "greeting heard"
         );
         assert!(
-            until_quiet(&mut leg.media, 25, Duration::from_secs(6)).await,
+            until_quiet(&mut leg.media, 25, AUDIO_WITHIN).await,
             "greeting ends"
         );
         leg
@@ -241,10 +247,13 @@ impl Caller {
             .flatten()
     }
 
-    /// Waits for the answer and points the RTP peer at the agent.
+    /// Waits (bounded, 20 s) for the answer and points the RTP peer at
+    /// the agent.
     pub async fn answered(&mut self, leg: &Leg) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            match self.next(Duration::from_secs(6)).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
                 Some(Event::Answered { call, answer, .. }) if call == leg.call => {
                     let a = sdp::Session::parse(&answer).unwrap();
                     let m = a.media.first().unwrap();
