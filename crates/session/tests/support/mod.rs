@@ -127,7 +127,14 @@ impl Rig {
     /// (64*T1, the longest a transaction may linger after its call) plus
     /// a margin for a loaded machine; returns the count left.
     pub async fn sip_transactions_after_timer_j(&self) -> usize {
-        let deadline = tokio::time::Instant::now() + SIP_T1 * 64 + Duration::from_secs(10);
+        self.sip_transactions_within(SIP_T1 * 64 + Duration::from_secs(10))
+            .await
+    }
+
+    /// Waits until the SIP transaction table is empty, at most `within`;
+    /// returns the count left.
+    pub async fn sip_transactions_within(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let n = self.manager.sip_transactions().await.unwrap();
             if n == 0 || tokio::time::Instant::now() >= deadline {
