@@ -147,7 +147,7 @@ impl Call {
                     .and_then(|s| s.clear_playback())
                     .map(|played| played.saturating_sub(base));
                 self.downlink.clear();
-                self.model_turn_open = false;
+                self.replies.on_clear();
                 self.event(EventKind::BargeIn, json!({}));
             }
             Action::ReportPlayedToModel => {
@@ -162,8 +162,8 @@ impl Call {
                 }
             }
             Action::PlayFallback => {
+                self.replies.on_announcement(self.downlink.frames_ahead());
                 self.downlink.new_reply();
-                self.replies += 1;
                 self.downlink.push_pcm_8k(self.shared.fallback.samples());
                 self.event(
                     EventKind::Note,
@@ -349,7 +349,7 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
-                let reply = self.replies;
+                let reply = self.replies.on_tick();
                 if let Some(n) = self
                     .metrics
                     .on_tick(super::now(), &pcm, heard, &sent, reply)
@@ -466,13 +466,8 @@ impl Call {
                         .as_ref()
                         .and_then(|s| s.frames_sent())
                         .unwrap_or(0);
-                    // Nothing of an earlier reply is left to send: from
-                    // here on every frame sent is this model turn's.
-                    if !self.model_turn_open {
-                        self.replies += 1;
-                    }
                 }
-                self.model_turn_open = true;
+                self.replies.on_model_audio(self.downlink.frames_ahead());
                 self.downlink.push_model_audio(|v| chunk.decode_into(v));
                 ModelInput::Audio
             }
@@ -493,14 +488,14 @@ impl Call {
                 return;
             }
             ModelEvent::TurnComplete => {
-                self.model_turn_open = false;
+                self.replies.on_turn_end();
                 self.downlink.flush_partial();
                 self.finish_turn(true);
                 self.finish_turn(false);
                 ModelInput::TurnComplete
             }
             ModelEvent::Interrupted => {
-                self.model_turn_open = false;
+                self.replies.on_turn_end();
                 self.finish_turn(false);
                 ModelInput::Interrupted
             }

@@ -134,15 +134,8 @@ pub(crate) struct Call {
     played_at_clear: Option<u64>,
     /// The playback progress last reported to the model.
     last_progress: Option<std::time::Duration>,
-    /// Replies started (the greeting is the first): a model turn's first
-    /// audio once nothing of an earlier one is left to send, or the
-    /// fallback announcement. The latency recorder tells a new reply
-    /// from the tail of one still playing by it.
-    replies: u64,
-    /// The model is in a turn (audio came, no turn complete or
-    /// interruption since): audio after a drained queue inside one turn is
-    /// not a new reply.
-    model_turn_open: bool,
+    /// Which reply the frames sent belong to (for the latency recorder).
+    replies: crate::metrics::call::ReplyCounter,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
     closed: bool,
@@ -235,8 +228,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         reply_base: 0,
         played_at_clear: None,
         last_progress: None,
-        replies: 0,
-        model_turn_open: false,
+        replies: Default::default(),
         metrics,
         closed: false,
     };

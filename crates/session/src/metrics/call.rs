@@ -156,6 +156,70 @@ impl TurnTimer {
     }
 }
 
+/// Which reply the frames sent belong to (the greeting is reply 1): the
+/// latency recorder tells a new reply from the tail of one still playing
+/// by it. A reply starts with a model turn's first audio (or the fallback
+/// announcement); its first frame goes out after the frames queued ahead
+/// of it, so the count moves when the ticks reach it.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyCounter {
+    started: u64,
+    /// Ticks until the next reply's first frame is sent.
+    next_in: Option<u64>,
+    turn_open: bool,
+}
+
+impl ReplyCounter {
+    /// Model audio arrived with `ahead` frames of earlier audio still to
+    /// send; the first audio of a model turn starts a reply.
+    pub(crate) fn on_model_audio(&mut self, ahead: u64) {
+        if !self.turn_open {
+            self.turn_open = true;
+            self.start(ahead);
+        }
+    }
+
+    /// Our own announcement (the fallback) is queued behind `ahead` frames.
+    pub(crate) fn on_announcement(&mut self, ahead: u64) {
+        self.start(ahead);
+    }
+
+    fn start(&mut self, ahead: u64) {
+        if ahead == 0 {
+            self.started += 1;
+            self.next_in = None;
+        } else {
+            self.next_in = Some(ahead);
+        }
+    }
+
+    /// The model's turn is over (complete or interrupted): its next audio
+    /// is a new reply.
+    pub(crate) fn on_turn_end(&mut self) {
+        self.turn_open = false;
+    }
+
+    /// Barge-in: everything queued is dropped, a reply waiting behind it
+    /// too.
+    pub(crate) fn on_clear(&mut self) {
+        self.turn_open = false;
+        self.next_in = None;
+    }
+
+    /// One tick sent one frame; returns the reply it belongs to.
+    pub(crate) fn on_tick(&mut self) -> u64 {
+        match self.next_in {
+            Some(0) => {
+                self.started += 1;
+                self.next_in = None;
+            }
+            Some(n) => self.next_in = Some(n - 1),
+            None => {}
+        }
+        self.started
+    }
+}
+
 /// One call's recorder (see the module docs). Dropping it takes the call's
 /// depth out of the gauge, whatever way the call ended.
 #[derive(Debug)]
@@ -381,6 +445,27 @@ mod tests {
             vec![TICK * 40],
             "reply 2 measured from the caller's stop"
         );
+    }
+
+    #[test]
+    fn a_reply_queued_behind_another_counts_when_its_first_frame_goes_out() {
+        let mut r = ReplyCounter::default();
+        r.on_model_audio(0);
+        assert_eq!(r.on_tick(), 1, "the greeting, nothing ahead of it");
+        r.on_model_audio(40);
+        assert_eq!(r.on_tick(), 1, "a later chunk of the same turn");
+        r.on_turn_end();
+        // The next turn arrives while 3 frames of the last are unsent.
+        r.on_model_audio(3);
+        let seen: Vec<u64> = (0..5).map(|_| r.on_tick()).collect();
+        assert_eq!(seen, vec![1, 1, 1, 2, 2]);
+        // A turn queued behind audio that a barge-in drops never starts.
+        r.on_turn_end();
+        r.on_model_audio(10);
+        r.on_clear();
+        assert_eq!(r.on_tick(), 2);
+        r.on_model_audio(0);
+        assert_eq!(r.on_tick(), 3);
     }
 
     fn stats(received: u64, packets_out: u64, depth_ms: u64) -> MediaStats {
