@@ -288,6 +288,23 @@ fn signal(child: &Child, sig: i32) {
     };
 }
 
+/// Reads the agent's stderr until it contains `needle` or `within` has
+/// passed; returns what was read (`finish` returns the rest).
+async fn stderr_until(r: &mut Running, needle: &str, within: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let pipe = r.child.stderr.as_mut().unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&bytes).contains(needle) {
+        match tokio::time::timeout_at(deadline, pipe.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Waits for the exit; returns (status, rest of stdout, stderr).
 async fn finish(mut r: Running) -> (Option<i32>, String, String) {
     let mut err = String::new();
@@ -468,10 +485,17 @@ async fn sigterm_ends_a_live_call_and_a_second_signal_marks_it_interrupted() {
     let health = get(r.http, "/api/health").await;
     assert!(health.contains("\"admitting\":true"), "{health}");
     signal(&r.child, libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Draining: HTTP still answers, and says no calls are admitted.
-    let health = get(r.http, "/api/health").await;
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    // Draining: HTTP still answers, and says no calls are admitted (the
+    // signal is handled asynchronously: wait for it, bounded).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let health = loop {
+        let health = get(r.http, "/api/health").await;
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        if health.contains("\"admitting\":false") || tokio::time::Instant::now() >= deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(health.contains("\"admitting\":false"), "{health}");
     signal(&r.child, libc::SIGINT);
     let started = std::time::Instant::now();
@@ -547,15 +571,15 @@ async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
     let out = agent(&["check-config", "--config", cfg.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(2), "the trunk needs its password");
     assert!(text_of(&out.stderr).contains("CALLBRIDGE_SIP_TRUNK_PASSWORD is not set"));
-    let r = start(
+    let mut r = start(
         &cfg,
         &[("CALLBRIDGE_SIP_TRUNK_PASSWORD", "pw-never-logged")],
     )
     .await;
     let mut buf = vec![0u8; 4096];
-    let (n, from) = tokio::time::timeout(Duration::from_secs(5), registrar.recv_from(&mut buf))
+    let (n, from) = tokio::time::timeout(Duration::from_secs(15), registrar.recv_from(&mut buf))
         .await
-        .expect("REGISTER within 5 s")
+        .expect("REGISTER within 15 s")
         .unwrap();
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
     assert!(
@@ -584,9 +608,12 @@ async fn a_configured_trunk_gets_a_register_from_the_sip_socket() {
     }
     ok += "Expires: 120\r\nContent-Length: 0\r\n\r\n";
     registrar.send_to(ok.as_bytes(), from).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The agent logs the registration once it has handled the 200: wait
+    // for that line (bounded) instead of a fixed pause before the signal.
+    let logged = stderr_until(&mut r, "registered with the trunk", Duration::from_secs(15)).await;
     signal(&r.child, libc::SIGTERM);
-    let (code, _, err) = finish(r).await;
+    let (code, _, rest) = finish(r).await;
+    let err = logged + &rest;
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("registered with the trunk"), "{err}");
     assert!(!err.contains("pw-never-logged"));

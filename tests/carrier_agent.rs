@@ -355,7 +355,25 @@ async fn carrier_calls_through_the_agent_binary() {
         serde_json::json!([]),
         "no SIP call was made"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both hangups are handled before the shutdown signal (else the
+    // shutdown would be the first end reason): wait until both rows are
+    // terminal, bounded, instead of a fixed pause.
+    let db = dir.path().join("agent.db");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ended = Store::open(&db)
+            .unwrap()
+            .list_sessions(&Default::default(), 10, None)
+            .unwrap()
+            .items
+            .iter()
+            .filter(|s| s.state.is_terminal())
+            .count();
+        if ended >= 2 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let pid = i32::try_from(child.id().unwrap()).unwrap();
     // SAFETY: kill(2) on our own child's pid.
     #[allow(unsafe_code)]

@@ -41,6 +41,19 @@ fn sipp_path() -> PathBuf {
     })
 }
 
+/// Whether some process has a UDP socket bound to `port`
+/// (`/proc/net/udp`, IPv4: the tests bind 127.0.0.1).
+fn udp_port_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|t| {
+        t.lines().skip(1).any(|l| {
+            l.split_whitespace()
+                .nth(1)
+                .is_some_and(|a| a.ends_with(&suffix))
+        })
+    })
+}
+
 impl Sipp {
     /// Starts the leads UAS; it stops by itself after `limit`.
     pub fn start(env: &Env, limit: Duration) -> Self {
@@ -61,8 +74,13 @@ impl Sipp {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        // sipp binds at once; give it a moment before the agent dials.
-        std::thread::sleep(Duration::from_millis(300));
+        // The agent must not dial before sipp has bound its SIP port (a
+        // loaded machine can take well over the 300 ms this used to
+        // sleep): wait for the socket, bounded.
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while !udp_port_bound(port) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Sipp {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -11,8 +11,6 @@ use callbridge_crm_store::EventKind;
 use callbridge_session::lifecycle::{Direction, EndReason};
 use support::*;
 
-const SECS: fn(u64) -> Duration = Duration::from_secs;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_store() {
     let r = rig(fast_script(), |_| {}).await;
@@ -43,10 +41,10 @@ async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_sto
     );
     speak(&leg.media).await;
     assert!(
-        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
         "reply heard"
     );
-    assert!(until_quiet(&mut leg.media, 10, SECS(6)).await);
+    assert!(until_quiet(&mut leg.media, 10, AUDIO_WITHIN).await);
     caller.sip.hangup(leg.call).await.unwrap();
     leg.media.close().await;
     r.idle().await;
@@ -137,7 +135,7 @@ async fn a_model_session_resumed_after_go_away_counts_one_reconnect() {
     let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
     speak(&leg.media).await;
     assert!(
-        hear(&mut leg.media, 300.0, SECS(5)).await.is_some(),
+        hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
         "reply heard"
     );
     let mut reconnects = 0;

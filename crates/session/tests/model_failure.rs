@@ -80,7 +80,7 @@ async fn model_refusing_setup_rejects_the_invite_with_503_when_so_configured() {
     .await;
     let mut caller = Caller::new().await;
     let leg = caller.dial(r.manager.sip_addr()).await;
-    match caller.ended(SECS(5)).await {
+    match caller.ended(SECS(20)).await {
         Some(Event::Failed { call, outcome }) => {
             assert_eq!(call, leg.call);
             assert_eq!(outcome, Outcome::Unavailable, "503 before any answer");

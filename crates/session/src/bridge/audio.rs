@@ -225,6 +225,12 @@ impl Downlink {
         self.reply_frames = 0;
     }
 
+    /// Frames still to be sent before anything pushed now: queued here
+    /// plus handed to the stream and not yet reported sent.
+    pub fn frames_ahead(&self) -> u64 {
+        (self.queue.len() + self.in_stream) as u64
+    }
+
     /// Whether anything is queued or in the stream.
     pub fn is_busy(&self) -> bool {
         self.busy

@@ -147,6 +147,7 @@ impl Call {
                     .and_then(|s| s.clear_playback())
                     .map(|played| played.saturating_sub(base));
                 self.downlink.clear();
+                self.replies.on_clear();
                 self.event(EventKind::BargeIn, json!({}));
             }
             Action::ReportPlayedToModel => {
@@ -161,6 +162,7 @@ impl Call {
                 }
             }
             Action::PlayFallback => {
+                self.replies.on_announcement(self.downlink.frames_ahead());
                 self.downlink.new_reply();
                 self.downlink.push_pcm_8k(self.shared.fallback.samples());
                 self.event(
@@ -353,7 +355,11 @@ impl Call {
                             .push_back(Input::Media(MediaInput::CallerSpeech));
                     }
                 }
-                if let Some(n) = self.metrics.on_tick(super::now(), &pcm, heard, &sent) {
+                let reply = self.replies.on_tick();
+                if let Some(n) = self
+                    .metrics
+                    .on_tick(super::now(), &pcm, heard, &sent, reply)
+                {
                     self.event(EventKind::Note, n.detail());
                 }
                 self.send_caller_audio(&pcm);
@@ -474,6 +480,7 @@ impl Call {
                         .and_then(|s| s.frames_sent())
                         .unwrap_or(0);
                 }
+                self.replies.on_model_audio(self.downlink.frames_ahead());
                 self.downlink.push_model_audio(|v| chunk.decode_into(v));
                 ModelInput::Audio
             }
@@ -494,12 +501,14 @@ impl Call {
                 return;
             }
             ModelEvent::TurnComplete => {
+                self.replies.on_turn_end();
                 self.downlink.flush_partial();
                 self.finish_turn(true);
                 self.finish_turn(false);
                 ModelInput::TurnComplete
             }
             ModelEvent::Interrupted => {
+                self.replies.on_turn_end();
                 self.finish_turn(false);
                 ModelInput::Interrupted
             }

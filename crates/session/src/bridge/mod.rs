@@ -134,6 +134,8 @@ pub(crate) struct Call {
     played_at_clear: Option<u64>,
     /// The playback progress last reported to the model.
     last_progress: Option<std::time::Duration>,
+    /// Which reply the frames sent belong to (for the latency recorder).
+    replies: crate::metrics::call::ReplyCounter,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
     closed: bool,
@@ -226,6 +228,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         reply_base: 0,
         played_at_clear: None,
         last_progress: None,
+        replies: Default::default(),
         metrics,
         closed: false,
     };

@@ -10,8 +10,10 @@
 //! buffering) and its RMS is above [`SPEECH_RMS`]. A caller turn is at
 //! least [`MIN_SPEECH_FRAMES`] speech frames, with pauses shorter than
 //! [`HANGOVER_FRAMES`] inside it; its end is the tick of the first silent
-//! frame after speech, provided the agent was silent at that tick. The
-//! reply is the first later tick that sent agent audio; speech of
+//! frame after speech. The reply is the first later tick that sent agent
+//! audio of a reply that started after that end (the call counts replies:
+//! the tail of a reply that was still playing when the caller stopped is
+//! not the answer to the caller, the next reply is); speech of
 //! [`MIN_SPEECH_FRAMES`] before it voids the measurement (a new turn).
 //! The agent's first audio after the answer (the greeting) is measured
 //! only as answer-to-first-audio: a caller turn that ended before it, or
@@ -93,24 +95,32 @@ pub(crate) struct TurnTimer {
     in_turn: bool,
     speech: u32,
     silence: u32,
-    /// The end of the last caller turn, while its reply is awaited.
-    armed: Option<Instant>,
+    /// The end of the last caller turn and the reply count then, while
+    /// its reply (a later one) is awaited.
+    armed: Option<(Instant, u64)>,
     /// The turn in progress began before the greeting: its end awaits no
     /// reply (the greeting is not one).
     void: bool,
 }
 
 impl TurnTimer {
-    /// One tick: whether the caller's frame was speech and whether agent
-    /// audio was sent. Returns the latency when this tick starts a reply.
+    /// One tick: whether the caller's frame was speech, whether agent
+    /// audio was sent, and how many replies have started so far (the
+    /// audio sent belongs to the last one). Returns the latency when this
+    /// tick starts the reply to the caller's last turn.
     pub(crate) fn on_tick(
         &mut self,
         now: Instant,
         caller_speech: bool,
         agent_audible: bool,
+        reply: u64,
     ) -> Option<Duration> {
         let mut measured = None;
-        if agent_audible && let Some(end) = self.armed.take() {
+        if agent_audible
+            && let Some((end, before)) = self.armed
+            && reply > before
+        {
+            self.armed = None;
             measured = Some(now.saturating_duration_since(end));
         }
         if caller_speech {
@@ -127,9 +137,8 @@ impl TurnTimer {
             }
         } else if self.in_turn {
             self.silence += 1;
-            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !agent_audible && !self.void
-            {
-                self.armed = Some(now);
+            if self.silence == 1 && self.speech >= MIN_SPEECH_FRAMES && !self.void {
+                self.armed = Some((now, reply));
             }
             if self.silence >= HANGOVER_FRAMES {
                 self.in_turn = false;
@@ -144,6 +153,70 @@ impl TurnTimer {
     pub(crate) fn greeting_started(&mut self) {
         self.armed = None;
         self.void = self.in_turn;
+    }
+}
+
+/// Which reply the frames sent belong to (the greeting is reply 1): the
+/// latency recorder tells a new reply from the tail of one still playing
+/// by it. A reply starts with a model turn's first audio (or the fallback
+/// announcement); its first frame goes out after the frames queued ahead
+/// of it, so the count moves when the ticks reach it.
+#[derive(Debug, Default)]
+pub(crate) struct ReplyCounter {
+    started: u64,
+    /// Ticks until the next reply's first frame is sent.
+    next_in: Option<u64>,
+    turn_open: bool,
+}
+
+impl ReplyCounter {
+    /// Model audio arrived with `ahead` frames of earlier audio still to
+    /// send; the first audio of a model turn starts a reply.
+    pub(crate) fn on_model_audio(&mut self, ahead: u64) {
+        if !self.turn_open {
+            self.turn_open = true;
+            self.start(ahead);
+        }
+    }
+
+    /// Our own announcement (the fallback) is queued behind `ahead` frames.
+    pub(crate) fn on_announcement(&mut self, ahead: u64) {
+        self.start(ahead);
+    }
+
+    fn start(&mut self, ahead: u64) {
+        if ahead == 0 {
+            self.started += 1;
+            self.next_in = None;
+        } else {
+            self.next_in = Some(ahead);
+        }
+    }
+
+    /// The model's turn is over (complete or interrupted): its next audio
+    /// is a new reply.
+    pub(crate) fn on_turn_end(&mut self) {
+        self.turn_open = false;
+    }
+
+    /// Barge-in: everything queued is dropped, a reply waiting behind it
+    /// too.
+    pub(crate) fn on_clear(&mut self) {
+        self.turn_open = false;
+        self.next_in = None;
+    }
+
+    /// One tick sent one frame; returns the reply it belongs to.
+    pub(crate) fn on_tick(&mut self) -> u64 {
+        match self.next_in {
+            Some(0) => {
+                self.started += 1;
+                self.next_in = None;
+            }
+            Some(n) => self.next_in = Some(n - 1),
+            None => {}
+        }
+        self.started
     }
 }
 
@@ -180,14 +253,16 @@ impl CallMetrics {
         }
     }
 
-    /// One media tick: the caller's decoded frame, where it came from, and
-    /// the frame sent to the caller. Returns a latency figure to store.
+    /// One media tick: the caller's decoded frame, where it came from, the
+    /// frame sent to the caller and the replies started so far (the
+    /// downlink's count). Returns a latency figure to store.
     pub(crate) fn on_tick(
         &mut self,
         now: Instant,
         caller: &Frame,
         from_packet: bool,
         sent: &Frame,
+        reply: u64,
     ) -> Option<LatencyNote> {
         let audible = sent.iter().any(|&s| s != 0);
         let speech = from_packet && rms(caller) > SPEECH_RMS;
@@ -199,12 +274,12 @@ impl CallMetrics {
             // as the reply to speech that came before it.
             self.first_audio_done = true;
             self.turns.greeting_started();
-            self.turns.on_tick(now, speech, audible);
+            self.turns.on_tick(now, speech, audible, reply);
             let d = now.saturating_duration_since(at);
             self.shared.answer_to_first_audio(d);
             return Some(LatencyNote::new("answer_to_first_audio_ms", d));
         }
-        self.turns.on_tick(now, speech, audible).map(|d| {
+        self.turns.on_tick(now, speech, audible, reply).map(|d| {
             self.shared.caller_stop_to_agent_audio(d);
             LatencyNote::new("caller_stop_to_agent_audio_ms", d)
         })
@@ -277,17 +352,19 @@ mod tests {
 
     const TICK: Duration = Duration::from_millis(20);
 
-    /// Feeds `n` ticks of (speech, agent audio); returns the measurements.
+    /// Feeds `n` ticks of (caller speech, agent audio of reply number
+    /// `reply`: 0 before the first); returns the measurements.
     fn feed(
         t: &mut TurnTimer,
         at: &mut Instant,
         n: u32,
         speech: bool,
         audible: bool,
+        reply: u64,
     ) -> Vec<Duration> {
         let mut out = Vec::new();
         for _ in 0..n {
-            if let Some(d) = t.on_tick(*at, speech, audible) {
+            if let Some(d) = t.on_tick(*at, speech, audible, reply) {
                 out.push(d);
             }
             *at += TICK;
@@ -299,10 +376,10 @@ mod tests {
     fn reply_latency_runs_from_the_first_silent_frame_to_the_first_agent_audio() {
         let mut t = TurnTimer::default();
         let mut at = Instant::now();
-        assert!(feed(&mut t, &mut at, 50, true, false).is_empty());
+        assert!(feed(&mut t, &mut at, 50, true, false, 0).is_empty());
         // 35 silent ticks (700 ms), then the reply.
-        assert!(feed(&mut t, &mut at, 35, false, false).is_empty());
-        let got = feed(&mut t, &mut at, 10, false, true);
+        assert!(feed(&mut t, &mut at, 35, false, false, 0).is_empty());
+        let got = feed(&mut t, &mut at, 10, false, true, 1);
         assert_eq!(
             got,
             vec![TICK * 35],
@@ -314,14 +391,14 @@ mod tests {
     fn pauses_inside_a_turn_move_its_end_and_a_click_does_not() {
         let mut t = TurnTimer::default();
         let mut at = Instant::now();
-        feed(&mut t, &mut at, 20, true, false);
-        feed(&mut t, &mut at, 5, false, false); // a 100 ms pause
-        feed(&mut t, &mut at, 20, true, false); // the turn goes on
+        feed(&mut t, &mut at, 20, true, false, 0);
+        feed(&mut t, &mut at, 5, false, false, 0); // a 100 ms pause
+        feed(&mut t, &mut at, 20, true, false, 0); // the turn goes on
         // The turn ends; 400 ms later a click (40 ms) is not a new turn.
-        feed(&mut t, &mut at, 20, false, false);
-        feed(&mut t, &mut at, 2, true, false);
-        feed(&mut t, &mut at, 8, false, false);
-        let got = feed(&mut t, &mut at, 1, false, true);
+        feed(&mut t, &mut at, 20, false, false, 0);
+        feed(&mut t, &mut at, 2, true, false, 0);
+        feed(&mut t, &mut at, 8, false, false, 0);
+        let got = feed(&mut t, &mut at, 1, false, true, 1);
         assert_eq!(
             got,
             vec![TICK * 30],
@@ -334,19 +411,62 @@ mod tests {
         let mut t = TurnTimer::default();
         let mut at = Instant::now();
         // Too short to be a turn.
-        feed(&mut t, &mut at, 3, true, false);
-        feed(&mut t, &mut at, 20, false, false);
-        assert!(feed(&mut t, &mut at, 5, false, true).is_empty());
+        feed(&mut t, &mut at, 3, true, false, 0);
+        feed(&mut t, &mut at, 20, false, false, 0);
+        assert!(feed(&mut t, &mut at, 5, false, true, 1).is_empty());
         // The caller speaks while the agent keeps talking (no barge-in):
         // the agent's ongoing audio is not a reply.
-        feed(&mut t, &mut at, 20, true, true);
-        assert!(feed(&mut t, &mut at, 20, false, true).is_empty());
+        feed(&mut t, &mut at, 20, true, true, 1);
+        assert!(feed(&mut t, &mut at, 20, false, true, 1).is_empty());
         // Speaking again before the reply voids the earlier end.
-        feed(&mut t, &mut at, 20, true, false);
-        feed(&mut t, &mut at, 10, false, false);
-        feed(&mut t, &mut at, 20, true, false);
-        feed(&mut t, &mut at, 3, false, false);
-        assert_eq!(feed(&mut t, &mut at, 1, false, true), vec![TICK * 3]);
+        feed(&mut t, &mut at, 20, true, false, 1);
+        feed(&mut t, &mut at, 10, false, false, 1);
+        feed(&mut t, &mut at, 20, true, false, 1);
+        feed(&mut t, &mut at, 3, false, false, 1);
+        assert_eq!(feed(&mut t, &mut at, 1, false, true, 2), vec![TICK * 3]);
+    }
+
+    #[test]
+    fn a_turn_that_ends_while_a_reply_still_plays_is_answered_by_the_next_reply() {
+        // The caller talks over the end of a reply without interrupting it
+        // (the model had already finished it) and stops while it still
+        // plays; that reply's tail is not the answer, the next reply is,
+        // and it is measured from the caller's stop.
+        let mut t = TurnTimer::default();
+        let mut at = Instant::now();
+        feed(&mut t, &mut at, 10, false, true, 1);
+        feed(&mut t, &mut at, 40, true, true, 1);
+        assert!(
+            feed(&mut t, &mut at, 15, false, true, 1).is_empty(),
+            "the tail of reply 1 is no answer"
+        );
+        assert!(feed(&mut t, &mut at, 25, false, false, 1).is_empty());
+        assert_eq!(
+            feed(&mut t, &mut at, 5, false, true, 2),
+            vec![TICK * 40],
+            "reply 2 measured from the caller's stop"
+        );
+    }
+
+    #[test]
+    fn a_reply_queued_behind_another_counts_when_its_first_frame_goes_out() {
+        let mut r = ReplyCounter::default();
+        r.on_model_audio(0);
+        assert_eq!(r.on_tick(), 1, "the greeting, nothing ahead of it");
+        r.on_model_audio(40);
+        assert_eq!(r.on_tick(), 1, "a later chunk of the same turn");
+        r.on_turn_end();
+        // The next turn arrives while 3 frames of the last are unsent.
+        r.on_model_audio(3);
+        let seen: Vec<u64> = (0..5).map(|_| r.on_tick()).collect();
+        assert_eq!(seen, vec![1, 1, 1, 2, 2]);
+        // A turn queued behind audio that a barge-in drops never starts.
+        r.on_turn_end();
+        r.on_model_audio(10);
+        r.on_clear();
+        assert_eq!(r.on_tick(), 2);
+        r.on_model_audio(0);
+        assert_eq!(r.on_tick(), 3);
     }
 
     fn stats(received: u64, packets_out: u64, depth_ms: u64) -> MediaStats {
@@ -393,15 +513,19 @@ mod tests {
         let t0 = Instant::now();
         let loud = [1000i16; 160];
         let idle = false;
-        assert_eq!(c.on_tick(t0, &[0; 160], idle, &loud), None, "not answered");
+        assert_eq!(
+            c.on_tick(t0, &[0; 160], idle, &loud, 0),
+            None,
+            "not answered"
+        );
         c.answered(t0);
-        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], idle, &[0; 160]), None);
-        let note = c.on_tick(t0 + TICK * 9, &[0; 160], idle, &loud);
+        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], idle, &[0; 160], 0), None);
+        let note = c.on_tick(t0 + TICK * 9, &[0; 160], idle, &loud, 1);
         assert_eq!(
             note.map(|n| n.detail()),
             Some(json!({"metric": "answer_to_first_audio_ms", "value": 180}))
         );
-        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], idle, &loud), None);
+        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], idle, &loud, 1), None);
         assert_eq!(shared.snapshot().answer_to_first_audio.count, 1);
     }
 
@@ -413,22 +537,23 @@ mod tests {
         let (loud, quiet) = ([1000i16; 160], [0i16; 160]);
         let mut at = t0;
         let mut notes = Vec::new();
-        let mut tick = |c: &mut CallMetrics, n: u32, caller: &Frame, agent: &Frame| {
+        // `reply`: the replies started so far (the greeting is reply 1).
+        let mut tick = |c: &mut CallMetrics, n: u32, caller: &Frame, agent: &Frame, reply: u64| {
             for _ in 0..n {
-                notes.extend(c.on_tick(at, caller, true, agent).map(|n| n.metric));
+                notes.extend(c.on_tick(at, caller, true, agent, reply).map(|n| n.metric));
                 at += TICK;
             }
             notes.clone()
         };
         c.answered(t0);
-        tick(&mut c, 10, &quiet, &quiet);
+        tick(&mut c, 10, &quiet, &quiet, 0);
         // "Hello? Hello?" before the greeting, still talking when it
         // starts, and stopping in a short gap inside the greeting.
-        tick(&mut c, 20, &loud, &quiet);
-        tick(&mut c, 5, &loud, &loud);
-        tick(&mut c, 3, &quiet, &quiet);
-        tick(&mut c, 20, &quiet, &loud);
-        let notes = tick(&mut c, 20, &quiet, &quiet);
+        tick(&mut c, 20, &loud, &quiet, 0);
+        tick(&mut c, 5, &loud, &loud, 1);
+        tick(&mut c, 3, &quiet, &quiet, 1);
+        tick(&mut c, 20, &quiet, &loud, 1);
+        let notes = tick(&mut c, 20, &quiet, &quiet, 1);
         assert_eq!(notes, vec!["answer_to_first_audio_ms"]);
         let s = shared.snapshot();
         assert_eq!(s.answer_to_first_audio.count, 1);
@@ -437,9 +562,9 @@ mod tests {
             "the greeting is no reply"
         );
         // The next caller turn and its reply are measured as usual.
-        tick(&mut c, 30, &loud, &quiet);
-        tick(&mut c, 10, &quiet, &quiet);
-        tick(&mut c, 5, &quiet, &loud);
+        tick(&mut c, 30, &loud, &quiet, 1);
+        tick(&mut c, 10, &quiet, &quiet, 1);
+        tick(&mut c, 5, &quiet, &loud, 2);
         assert_eq!(shared.snapshot().caller_stop_to_agent_audio.count, 1);
     }
 

@@ -42,11 +42,13 @@
 //!   Inbound this is the greeting; outbound with the callee speaking first
 //!   it is the first reply.
 //! - **Caller stop to agent audio**: from the end of the caller's speech to
-//!   the first agent audio sent after it. The end of speech comes from an
-//!   energy detector on the caller's decoded audio as it leaves the jitter
-//!   buffer (the private `call` module): the first silent frame after at
-//!   least 100 ms of speech (RMS above 400), while the agent is silent. A reply that has
-//!   not started when the caller speaks again (100 ms) is not measured.
+//!   the first agent audio sent of the next reply that starts after it (a
+//!   reply still playing when the caller stops is not the answer). The end
+//!   of speech comes from an energy detector on the caller's decoded audio
+//!   as it leaves the jitter buffer (the private `call` module): the first
+//!   silent frame after at least 100 ms of speech (RMS above 400). A reply
+//!   that has not started when the caller speaks again (100 ms) is not
+//!   measured.
 //! - **Call duration**: the machine's `Metric::CallDuration`, from the
 //!   answer to the end (answered calls only).
 //! - **Model reachability**: the outcome and time of the last model

@@ -44,6 +44,15 @@ pub fn port_range(n: u16) -> std::ops::RangeInclusive<u16> {
 /// The manager's SIP T1 in tests.
 pub const SIP_T1: Duration = Duration::from_millis(50);
 
+/// How long [`Rig::idle`] waits for the live calls to end.
+pub const IDLE_WITHIN: Duration = Duration::from_secs(30);
+
+/// How long a test waits for the greeting after the answer, or for a
+/// reply: generous, because a loaded 2-core machine can take seconds to
+/// set up a model session; the latency itself is measured elsewhere
+/// (metrics tests, benches, the load tool), never asserted by a wait.
+pub const AUDIO_WITHIN: Duration = Duration::from_secs(15);
+
 pub struct Rig<M = MockGemini> {
     pub mock: M,
     pub manager: Manager,
@@ -140,11 +149,16 @@ async fn rig_with<M>(
 }
 
 impl<M> Rig<M> {
-    /// Waits (bounded) until no call is live.
+    /// Waits (bounded by [`IDLE_WITHIN`], generous for a loaded machine)
+    /// until no call is live, then until the store has written everything
+    /// queued. Returns early; a call still live after the bound is left to
+    /// the test's own assertions.
     pub async fn idle(&self) {
-        for _ in 0..2000 {
+        let deadline = tokio::time::Instant::now() + IDLE_WITHIN;
+        loop {
             let s = self.manager.snapshot();
-            if s.calls.is_empty() && s.call_tasks == 0 {
+            if (s.calls.is_empty() && s.call_tasks == 0) || tokio::time::Instant::now() >= deadline
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -156,7 +170,14 @@ impl<M> Rig<M> {
     /// (64*T1, the longest a transaction may linger after its call) plus
     /// a margin for a loaded machine; returns the count left.
     pub async fn sip_transactions_after_timer_j(&self) -> usize {
-        let deadline = tokio::time::Instant::now() + SIP_T1 * 64 + Duration::from_secs(2);
+        self.sip_transactions_within(SIP_T1 * 64 + Duration::from_secs(10))
+            .await
+    }
+
+    /// Waits until the SIP transaction table is empty, at most `within`;
+    /// returns the count left.
+    pub async fn sip_transactions_within(&self, within: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let n = self.manager.sip_transactions().await.unwrap();
             if n == 0 || tokio::time::Instant::now() >= deadline {
@@ -234,13 +255,11 @@ impl Caller {
         let mut leg = self.dial(manager).await;
         assert!(self.answered(&leg).await, "call answered");
         assert!(
-            hear(&mut leg.media, 300.0, Duration::from_secs(3))
-                .await
-                .is_some(),
+            hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
             "greeting heard"
         );
         assert!(
-            until_quiet(&mut leg.media, 25, Duration::from_secs(6)).await,
+            until_quiet(&mut leg.media, 25, AUDIO_WITHIN).await,
             "greeting ends"
         );
         leg
@@ -278,10 +297,13 @@ impl Caller {
             .flatten()
     }
 
-    /// Waits for the answer and points the RTP peer at the agent.
+    /// Waits (bounded, 20 s) for the answer and points the RTP peer at
+    /// the agent.
     pub async fn answered(&mut self, leg: &Leg) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            match self.next(Duration::from_secs(6)).await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
                 Some(Event::Answered { call, answer, .. }) if call == leg.call => {
                     let a = sdp::Session::parse(&answer).unwrap();
                     let m = a.media.first().unwrap();
@@ -362,6 +384,39 @@ pub async fn until_quiet(media: &mut MediaStream, quiet: u32, within: Duration) 
     }
 }
 
+/// Receives frames until `quiet` consecutive frames are silent, within
+/// `within`; returns whether that happened and how many loud frames (RMS
+/// above 300) came before.
+pub async fn count_loud_until_quiet(
+    media: &mut MediaStream,
+    quiet: u32,
+    within: Duration,
+) -> (bool, usize) {
+    let (mut run, mut loud) = (0, 0);
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, media.recv()).await {
+            Ok(Some(MediaEvent::Audio { pcm, .. })) => {
+                let level = rms(&pcm);
+                if level > 300.0 {
+                    loud += 1;
+                }
+                if level < 50.0 {
+                    run += 1;
+                    if run >= quiet {
+                        return (true, loud);
+                    }
+                } else {
+                    run = 0;
+                }
+            }
+            Ok(Some(_)) => {}
+            _ => return (false, loud),
+        }
+    }
+}
+
 /// Plays the reply clip (8 kHz) as the caller's speech, then returns.
 pub async fn speak(media: &MediaStream) {
     let pcm = clips::reply().samples_at(8000);
@@ -369,6 +424,21 @@ pub async fn speak(media: &MediaStream) {
         let mut f = [0i16; 160];
         f[..chunk.len()].copy_from_slice(chunk);
         media.play(f).await.unwrap();
+    }
+}
+
+/// Waits (bounded, 15 s) until the process has `want` file descriptors:
+/// sockets closed by tasks that are ending (the mock model's side of a
+/// WebSocket, a media task) go a moment after the call has left the
+/// registry. Returns the last count.
+pub async fn fds_back_to(want: usize) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = fd_count();
+        if n == want || tokio::time::Instant::now() >= deadline {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -112,7 +112,7 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
         .await
         .unwrap();
     loop {
-        match tokio::time::timeout(SECS(6), events.recv()).await {
+        match tokio::time::timeout(SECS(20), events.recv()).await {
             Ok(Some(Event::Answered {
                 call: c, answer, ..
             })) if c == call => {
@@ -125,20 +125,23 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
             Ok(Some(_)) => {}
         }
     }
-    assert!(until(&mut media, true, SECS(3)).await, "greeting heard");
-    assert!(until(&mut media, false, SECS(6)).await, "greeting ends");
+    // Generous bounds: a loaded machine is slow, not wrong (the latency
+    // figures are checked below, not by these waits).
+    assert!(until(&mut media, true, SECS(15)).await, "greeting heard");
+    assert!(until(&mut media, false, SECS(15)).await, "greeting ends");
     for chunk in clips::reply().samples_at(8000).chunks(160) {
         let mut f = [0i16; 160];
         f[..chunk.len()].copy_from_slice(chunk);
         media.play(f).await.unwrap();
     }
-    assert!(until(&mut media, true, SECS(5)).await, "reply heard");
-    assert!(until(&mut media, false, SECS(6)).await, "reply ends");
+    assert!(until(&mut media, true, SECS(15)).await, "reply heard");
+    assert!(until(&mut media, false, SECS(15)).await, "reply ends");
     sip.hangup(call).await.unwrap();
     media.close().await;
-    for _ in 0..1000 {
+    let deadline = tokio::time::Instant::now() + SECS(30);
+    loop {
         let s = manager.snapshot();
-        if s.calls.is_empty() && s.call_tasks == 0 {
+        if (s.calls.is_empty() && s.call_tasks == 0) || tokio::time::Instant::now() >= deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
