@@ -72,7 +72,7 @@ pub enum JwtError {
     NotRsa,
     /// An RSA key that `ring` refuses: bad encoding, smaller than 2048 or
     /// larger than 4096 bits, inconsistent components.
-    #[error("the RSA private key is not usable: {0}")]
+    #[error("ring refused the RSA key: {0}")]
     Rejected(&'static str),
     /// Signing failed (an RSA key that parsed always signs; kept so that
     /// this is an error and not a panic).
