@@ -220,8 +220,8 @@ impl CarrierSettings {
 /// The Vonage REST hangup's bearer from the environment: `VONAGE_API_JWT`
 /// as is when set, else tokens minted from `VONAGE_APPLICATION_ID` and the
 /// key in `VONAGE_PRIVATE_KEY` or the file `VONAGE_PRIVATE_KEY_PATH`. The
-/// key is parsed (and one token signed) here, so that a bad key stops the
-/// start, not a hangup.
+/// key is parsed (and one token signed, by [`VonageSigner::from_pem`])
+/// here, so that a bad key stops the start, not a hangup.
 fn vonage_bearer(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<VonageBearer>, ConfigError> {
@@ -259,12 +259,9 @@ fn vonage_bearer(
         (Some(app), Some((var, pem))) => {
             let app =
                 ApplicationId::new(&app).map_err(|e| bad(VONAGE_APPLICATION_ID, e.to_string()))?;
-            let signer = VonageSigner::from_pem(app, &pem).map_err(|e| bad(var, e.to_string()))?;
-            // Sign once now: an error here is a start-up error.
-            signer
-                .mint(0, vonage_jwt::TOKEN_TTL, "start-up-check")
-                .map_err(|e: JwtError| bad(var, e.to_string()))?;
-            Some(signer)
+            // The key is parsed and signs once here: an error is a
+            // start-up error, never a hang-up's.
+            Some(VonageSigner::from_pem(app, &pem).map_err(|e| bad(var, e.to_string()))?)
         }
     };
     Ok(match (get(VONAGE_API_JWT), signer) {

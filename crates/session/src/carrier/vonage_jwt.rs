@@ -71,7 +71,8 @@ pub enum JwtError {
     #[error("the private key is not an RSA key (Vonage application keys are RSA)")]
     NotRsa,
     /// An RSA key that `ring` refuses: bad encoding, smaller than 2048 or
-    /// larger than 4096 bits, inconsistent components.
+    /// larger than 4096 bits, inconsistent components, or components that
+    /// do not produce valid signatures.
     #[error("ring refused the RSA key: {0}")]
     Rejected(&'static str),
     /// Signing failed (an RSA key that parsed always signs; kept so that
@@ -134,7 +135,8 @@ impl VonageSigner {
     ///
     /// # Errors
     /// [`JwtError::TooLarge`], [`JwtError::NotPem`], [`JwtError::NotRsa`],
-    /// [`JwtError::Rejected`].
+    /// [`JwtError::Rejected`] (also for a key that parses but does not
+    /// sign: one signature is made here).
     pub fn from_pem(application_id: ApplicationId, pem: &[u8]) -> Result<VonageSigner, JwtError> {
         if pem.len() > MAX_PEM {
             return Err(JwtError::TooLarge);
@@ -161,11 +163,18 @@ impl VonageSigner {
             "TooLarge" => JwtError::Rejected("larger than 4096 bits"),
             _ => JwtError::Rejected("invalid encoding or inconsistent components"),
         })?;
-        Ok(VonageSigner {
+        let signer = VonageSigner {
             application_id,
             key,
             rng: SystemRandom::new(),
-        })
+        };
+        // ring checks each signature against the public key; components
+        // that parse but do not sign (the fuzzer found some) are refused
+        // here rather than at the first hang-up.
+        signer
+            .mint(0, TOKEN_TTL, "key-check")
+            .map_err(|_| JwtError::Rejected("it does not produce valid signatures"))?;
+        Ok(signer)
     }
 
     /// The application the tokens are for.
@@ -442,6 +451,14 @@ udh/AcMVwGzT9X22aHUE/VvoMlehRANCAAQugCihJjiGIBXoa6pzLRKoCVQ5nE3w
 ";
         assert_eq!(err(ec_sec1.as_bytes()), JwtError::NotRsa);
         assert_eq!(err(ec_pkcs8.as_bytes()), JwtError::NotRsa);
+        // The test key with one base64 character changed (found by the
+        // vonage_key fuzz target): ring parses it but cannot sign with it.
+        let no_sign = include_bytes!("../../tests/data/vonage-test-key-does-not-sign.pem");
+        assert!(
+            matches!(err(no_sign), JwtError::Rejected(_)),
+            "{:?}",
+            err(no_sign)
+        );
         for e in [err(b""), err(cut.as_bytes())] {
             let text = e.to_string();
             assert!(!text.contains("MII"), "{text}");
