@@ -5,7 +5,10 @@
 //! TwiML, hears the greeting, a second stream for the same call is refused
 //! (close 1008), the caller hangs up, and the store row says inbound,
 //! transport `twilio` and `twilio:<CallSid>` with the caller's hangup; the
-//! HTTP API shows each call's transport and filters the list on it.
+//! HTTP API shows each call's transport and filters the list on it. The
+//! Media Streams upgrade itself must carry a valid `X-Twilio-Signature`.
+//! The agent starts with a Vonage application key (the test key) and
+//! refuses to start, exit 2, with an unusable one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
@@ -23,11 +26,20 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const AGENT: &str = env!("CARGO_BIN_EXE_agent");
 const TOKEN: &str = "twilio-test-token";
 const SECRET: &str = "vonage-test-secret";
 const PUBLIC: &str = "http://agent.test";
+const VONAGE_APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+
+fn test_key_path() -> String {
+    format!(
+        "{}/crates/session/tests/data/vonage-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
 
 fn config(dir: &Path) -> std::path::PathBuf {
     let text = format!(
@@ -50,6 +62,11 @@ async fn start(cfg: &Path) -> (Child, SocketAddr) {
         .env_remove("GEMINI_API_KEY")
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .env("VONAGE_SIGNATURE_SECRET", SECRET)
+        // The REST hangup mints its JWTs from the committed test key.
+        .env_remove("VONAGE_API_JWT")
+        .env_remove("VONAGE_PRIVATE_KEY")
+        .env("VONAGE_APPLICATION_ID", VONAGE_APP)
+        .env("VONAGE_PRIVATE_KEY_PATH", test_key_path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -234,9 +251,23 @@ async fn carrier_calls_through_the_agent_binary() {
     .await;
     assert_eq!(st, 403, "payload hash checked");
 
-    // The Twilio stream.
+    // The Twilio stream: the upgrade is signed over the stream URL of the
+    // TwiML (an unsigned one is refused with 403 before any upgrade).
     let ws_url = format!("ws://{addr}/carrier/twilio/ws");
-    let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    match tokio_tungstenite::connect_async(&ws_url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status().as_u16(), 403, "unsigned upgrade");
+        }
+        other => panic!("unsigned upgrade not refused: {:?}", other.map(|_| ())),
+    }
+    let ws_sig = twilio_signature(TOKEN.as_bytes(), "ws://agent.test/carrier/twilio/ws", &[]);
+    let signed = || {
+        let mut req = ws_url.as_str().into_client_request().unwrap();
+        req.headers_mut()
+            .insert("x-twilio-signature", ws_sig.parse().unwrap());
+        req
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(signed()).await.unwrap();
     ws.send(Message::text(
         r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
     ))
@@ -269,7 +300,7 @@ async fn carrier_calls_through_the_agent_binary() {
     }
     assert!(media > 0);
     // A second stream for the same call is refused.
-    let (mut second, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let (mut second, _) = tokio_tungstenite::connect_async(signed()).await.unwrap();
     second
         .send(Message::text(start_msg("CA0e2e", &token)))
         .await
@@ -421,4 +452,37 @@ async fn carrier_calls_through_the_agent_binary() {
         "Vonage ringing status stored: {:?}",
         rec.events
     );
+}
+
+#[test]
+fn an_unusable_vonage_private_key_stops_the_start_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(AGENT);
+        cmd.args(["run", "--config", cfg.to_str().unwrap()])
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("VONAGE_API_JWT")
+            .env_remove("VONAGE_PRIVATE_KEY_PATH")
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("VONAGE_SIGNATURE_SECRET", SECRET)
+            .env("VONAGE_APPLICATION_ID", VONAGE_APP);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let secret_ish =
+        "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+    let (code, err) = run(&[("VONAGE_PRIVATE_KEY", secret_ish)]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("VONAGE_PRIVATE_KEY is not usable"), "{err}");
+    assert!(!err.contains("c2VjcmV0"), "the key is not echoed: {err}");
+    let (code, err) = run(&[("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/vonage.key")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("VONAGE_PRIVATE_KEY_PATH"), "{err}");
 }

@@ -82,6 +82,15 @@ pub enum ConfigError {
         /// Which setting needs it.
         why: String,
     },
+    /// A secret in the environment that cannot be used (the message
+    /// never repeats the secret).
+    #[error("{var} is not usable: {why}")]
+    BadSecret {
+        /// The variable.
+        var: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
 }
 
 /// `[sip]`.

@@ -10,11 +10,13 @@
 //! | `GET /carrier/vonage/ws` | Vonage Voice WebSocket |
 //!
 //! Webhooks with a missing or wrong signature get 403 (when the carrier's
-//! `verify_signatures` is on). The sockets are bound to a webhook that
-//! passed: the TwiML / NCCO carries a per-call token (HMAC-SHA256 of the
-//! carrier call id under a key drawn at start) that must come back in the
-//! stream's start (`customParameters` / the metadata frame). A disabled
-//! carrier's routes answer 404.
+//! `verify_signatures` is on), and so does a Twilio Media Streams upgrade
+//! (Twilio signs it with `X-Twilio-Signature` over the stream's `wss://`
+//! URL). The sockets are also bound to a webhook that passed: the TwiML /
+//! NCCO carries a per-call token (HMAC-SHA256 of the carrier call id under
+//! a key drawn at start) that must come back in the stream's start
+//! (`customParameters` / the metadata frame); both checks must pass. A
+//! disabled carrier's routes answer 404.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -71,8 +74,8 @@ impl std::fmt::Debug for CarrierState {
 
 impl CarrierState {
     /// The routes' state; REST hangups go through the configured API
-    /// bases (Vonage's only with `VONAGE_API_JWT`; without it the call
-    /// ends when we close the socket).
+    /// bases (Vonage's only with an application key or `VONAGE_API_JWT`;
+    /// without one the call ends when we close the socket).
     pub fn new(settings: CarrierSettings) -> CarrierState {
         let twilio_hangup: Arc<dyn CarrierHangup> = match &settings.twilio {
             Some(t) => match (
@@ -85,8 +88,8 @@ impl CarrierState {
             None => Arc::new(NoHangup),
         };
         let vonage_hangup: Arc<dyn CarrierHangup> = match &settings.vonage {
-            Some(v) => match &v.api_token {
-                Some(tok) => match VonageRest::new(&v.api_base, tok.clone()) {
+            Some(v) => match &v.hangup_bearer {
+                Some(bearer) => match VonageRest::new(&v.api_base, bearer.clone()) {
                     Ok(r) => Arc::new(r),
                     Err(_) => Arc::new(NoHangup),
                 },
@@ -363,11 +366,52 @@ async fn vonage_events(State(state): State<AppState>, headers: HeaderMap, body: 
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn twilio_ws(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    if let Err(r) = enabled(&state, Carrier::Twilio) {
+/// The Media Streams upgrade. Twilio signs it like a webhook: the
+/// `X-Twilio-Signature` of the stream's URL (the `wss://` URL our TwiML
+/// gave it, as this agent's `ws_base`, plus the request's path and query)
+/// with no POST parameters. With signatures on, a missing or wrong one is
+/// refused with 403 before the upgrade; the per-call token in the stream's
+/// `start` is checked afterwards as well.
+async fn twilio_ws(
+    State(state): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let entry = match enabled(&state, Carrier::Twilio) {
+        Ok((_, e)) => e,
+        Err(r) => return r.into_response(),
+    };
+    if let Err(r) = twilio_upgrade_check(entry, &uri, &headers) {
         return r.into_response();
     }
-    upgrade(state, ws, Carrier::Twilio)
+    match ws {
+        Ok(ws) => upgrade(state, ws, Carrier::Twilio),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+fn twilio_upgrade_check(
+    entry: &CarrierEntry,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<(), Refusal> {
+    if !entry.verify_signatures {
+        return Ok(());
+    }
+    let token = entry.secret.as_deref().unwrap_or_default();
+    let url = format!(
+        "{}{}",
+        entry.ws_base(),
+        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+    );
+    let sig = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    signature::verify_twilio(token.as_bytes(), &url, &[], sig).map_err(|e| {
+        warn!(error = %e, "Twilio Media Streams upgrade refused");
+        Refusal::Signature
+    })
 }
 
 async fn vonage_ws(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {

@@ -7,12 +7,24 @@
 //!
 //! | variable | used for |
 //! |---|---|
-//! | `TWILIO_AUTH_TOKEN` | `X-Twilio-Signature` checks and the REST hangup |
+//! | `TWILIO_AUTH_TOKEN` | `X-Twilio-Signature` checks (webhooks and the Media Streams upgrade) and the REST hangup |
 //! | `VONAGE_SIGNATURE_SECRET` | signed webhook (JWT HS256) checks |
-//! | `VONAGE_API_JWT` | the REST hangup's bearer token (optional: without it the call ends when we close the socket) |
+//! | `VONAGE_APPLICATION_ID` | the Vonage application whose JWTs authorize the REST hangup |
+//! | `VONAGE_PRIVATE_KEY` | that application's private key, PEM text (literal `\n` accepted for line breaks) |
+//! | `VONAGE_PRIVATE_KEY_PATH` | or the path of a file holding it (set one of the two, not both) |
+//! | `VONAGE_API_JWT` | a ready-made bearer token, used as is instead of minting (it expires; for tests and short trials) |
+//!
+//! Without an application id and key (or `VONAGE_API_JWT`) Vonage calls end
+//! when the agent closes the socket, with no REST hangup. A key that is
+//! not a usable RSA PEM, an application id that is not a UUID, or one of
+//! the pair without the other is a configuration error at start.
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 
+use callbridge_session::carrier::vonage_jwt::{
+    self, ApplicationId, JwtError, VonageBearer, VonageSigner,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -21,8 +33,14 @@ use crate::config::ConfigError;
 pub const TWILIO_AUTH_TOKEN: &str = "TWILIO_AUTH_TOKEN";
 /// The Vonage signature secret's variable.
 pub const VONAGE_SIGNATURE_SECRET: &str = "VONAGE_SIGNATURE_SECRET";
-/// The Vonage REST bearer token's variable.
+/// The Vonage REST bearer token's variable (a fixed override).
 pub const VONAGE_API_JWT: &str = "VONAGE_API_JWT";
+/// The Vonage application id's variable.
+pub const VONAGE_APPLICATION_ID: &str = "VONAGE_APPLICATION_ID";
+/// The Vonage application private key's variable (PEM text).
+pub const VONAGE_PRIVATE_KEY: &str = "VONAGE_PRIVATE_KEY";
+/// The variable naming a file that holds the Vonage private key.
+pub const VONAGE_PRIVATE_KEY_PATH: &str = "VONAGE_PRIVATE_KEY_PATH";
 
 /// `[carrier]`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -87,8 +105,9 @@ pub struct CarrierEntry {
     /// Twilio auth token / Vonage signature secret (needed when signatures
     /// are checked).
     pub secret: Option<String>,
-    /// Vonage REST bearer token.
-    pub api_token: Option<String>,
+    /// The Vonage REST hangup's bearer (minted or fixed); `None`: no
+    /// REST hangup.
+    pub hangup_bearer: Option<VonageBearer>,
 }
 
 impl std::fmt::Debug for CarrierEntry {
@@ -98,7 +117,7 @@ impl std::fmt::Debug for CarrierEntry {
             .field("verify_signatures", &self.verify_signatures)
             .field("api_base", &self.api_base)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("hangup_bearer", &self.hangup_bearer)
             .finish()
     }
 }
@@ -176,7 +195,7 @@ impl CarrierSettings {
                     .trim_end_matches('/')
                     .to_owned(),
                 secret,
-                api_token: None,
+                hangup_bearer: None,
             }))
         };
         let twilio = entry(
@@ -192,10 +211,81 @@ impl CarrierSettings {
             "https://api.nexmo.com",
         )?;
         if let Some(v) = &mut vonage {
-            v.api_token = get(VONAGE_API_JWT);
+            v.hangup_bearer = vonage_bearer(&get)?;
         }
         Ok(CarrierSettings { twilio, vonage })
     }
+}
+
+/// The Vonage REST hangup's bearer from the environment: `VONAGE_API_JWT`
+/// as is when set, else tokens minted from `VONAGE_APPLICATION_ID` and the
+/// key in `VONAGE_PRIVATE_KEY` or the file `VONAGE_PRIVATE_KEY_PATH`. The
+/// key is parsed (and one token signed, by [`VonageSigner::from_pem`])
+/// here, so that a bad key stops the start, not a hangup.
+fn vonage_bearer(
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<VonageBearer>, ConfigError> {
+    let bad = |var: &'static str, why: String| ConfigError::BadSecret { var, why };
+    let app = get(VONAGE_APPLICATION_ID);
+    let pem = match (get(VONAGE_PRIVATE_KEY), get(VONAGE_PRIVATE_KEY_PATH)) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                VONAGE_PRIVATE_KEY_PATH,
+                format!(
+                    "set {VONAGE_PRIVATE_KEY} (the PEM text) or {VONAGE_PRIVATE_KEY_PATH} (a file), not both"
+                ),
+            ));
+        }
+        (Some(text), None) => Some((VONAGE_PRIVATE_KEY, text.into_bytes())),
+        (None, Some(path)) => Some((VONAGE_PRIVATE_KEY_PATH, read_key_file(&path)?)),
+        (None, None) => None,
+    };
+    let signer = match (app, pem) {
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(ConfigError::MissingSecret {
+                var: VONAGE_PRIVATE_KEY,
+                why: format!(
+                    "{VONAGE_APPLICATION_ID} is set: the REST hangup's JWTs are signed with the application's private key ({VONAGE_PRIVATE_KEY} or {VONAGE_PRIVATE_KEY_PATH})"
+                ),
+            });
+        }
+        (None, Some((var, _))) => {
+            return Err(ConfigError::MissingSecret {
+                var: VONAGE_APPLICATION_ID,
+                why: format!("{var} is set: the REST hangup's JWTs name the application"),
+            });
+        }
+        (Some(app), Some((var, pem))) => {
+            let app =
+                ApplicationId::new(&app).map_err(|e| bad(VONAGE_APPLICATION_ID, e.to_string()))?;
+            // The key is parsed and signs once here: an error is a
+            // start-up error, never a hang-up's.
+            Some(VonageSigner::from_pem(app, &pem).map_err(|e| bad(var, e.to_string()))?)
+        }
+    };
+    Ok(match (get(VONAGE_API_JWT), signer) {
+        (Some(fixed), _) => Some(VonageBearer::fixed(fixed)),
+        (None, Some(signer)) => Some(VonageBearer::minted(signer)),
+        (None, None) => None,
+    })
+}
+
+/// The key file named by `VONAGE_PRIVATE_KEY_PATH`, bounded in size.
+fn read_key_file(path: &str) -> Result<Vec<u8>, ConfigError> {
+    let bad = |why: String| ConfigError::BadSecret {
+        var: VONAGE_PRIVATE_KEY_PATH,
+        why,
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open {path}: {e}")))?;
+    let mut pem = Vec::with_capacity(4096);
+    file.take(vonage_jwt::MAX_PEM as u64 + 1)
+        .read_to_end(&mut pem)
+        .map_err(|e| bad(format!("cannot read {path}: {e}")))?;
+    if pem.len() > vonage_jwt::MAX_PEM {
+        return Err(bad(format!("{path}: {}", JwtError::TooLarge)));
+    }
+    Ok(pem)
 }
 
 #[cfg(test)]
@@ -228,6 +318,128 @@ mod tests {
         assert_eq!(t.ws_base(), "wss://agent.example");
         assert_eq!(t.api_base, "https://api.twilio.com");
         assert!(!format!("{t:?}").contains("tok\""), "secret redacted");
+    }
+
+    const TEST_KEY: &str = include_str!("../../../crates/session/tests/data/vonage-test-key.pem");
+    const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+
+    fn vonage_with(env: &[(&str, &str)]) -> Result<Option<VonageBearer>, String> {
+        let raw = RawCarrier {
+            twilio: None,
+            vonage: entry("https://agent.example", false),
+        };
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        CarrierSettings::load(&raw, &env)
+            .map(|s| s.vonage.unwrap().hangup_bearer)
+            .map_err(|e| e.to_string())
+    }
+
+    fn key_path() -> String {
+        format!(
+            "{}/crates/session/tests/data/vonage-test-key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn vonage_hangup_tokens_are_minted_from_the_application_key_in_env_or_file() {
+        let b = vonage_with(&[(VONAGE_APPLICATION_ID, APP), (VONAGE_PRIVATE_KEY, TEST_KEY)])
+            .unwrap()
+            .expect("a bearer");
+        assert!(b.is_minted());
+        let shown = format!("{b:?}");
+        assert!(shown.contains(APP) && !shown.contains("MII"), "{shown}");
+        let path = key_path();
+        let b = vonage_with(&[
+            (VONAGE_APPLICATION_ID, APP),
+            (VONAGE_PRIVATE_KEY_PATH, &path),
+        ])
+        .unwrap()
+        .expect("a bearer");
+        assert!(b.is_minted());
+        // One line with literal \n, as PEM often sits in an env file.
+        let one_line = TEST_KEY.replace('\n', "\\n");
+        assert!(
+            vonage_with(&[
+                (VONAGE_APPLICATION_ID, APP),
+                (VONAGE_PRIVATE_KEY, &one_line)
+            ])
+            .unwrap()
+            .is_some_and(|b| b.is_minted())
+        );
+        // Nothing configured: no REST hangup.
+        assert!(vonage_with(&[]).unwrap().is_none());
+    }
+
+    #[test]
+    fn vonage_api_jwt_overrides_minting() {
+        let b = vonage_with(&[
+            (VONAGE_API_JWT, "eyJ.fixed.sig"),
+            (VONAGE_APPLICATION_ID, APP),
+            (VONAGE_PRIVATE_KEY, TEST_KEY),
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(!b.is_minted());
+        assert_eq!(&*b.token().unwrap(), "eyJ.fixed.sig");
+        let b = vonage_with(&[(VONAGE_API_JWT, "eyJ.fixed.sig")])
+            .unwrap()
+            .unwrap();
+        assert!(!b.is_minted());
+    }
+
+    #[test]
+    fn bad_or_incomplete_vonage_credentials_name_the_variable_and_hide_the_secret() {
+        let path = key_path();
+        let garbage =
+            "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n";
+        let cases: [(&[(&str, &str)], &str); 7] = [
+            (&[(VONAGE_APPLICATION_ID, APP)], VONAGE_PRIVATE_KEY),
+            (&[(VONAGE_PRIVATE_KEY, TEST_KEY)], VONAGE_APPLICATION_ID),
+            (
+                &[(VONAGE_APPLICATION_ID, APP), (VONAGE_PRIVATE_KEY, garbage)],
+                VONAGE_PRIVATE_KEY,
+            ),
+            (
+                &[
+                    (VONAGE_APPLICATION_ID, APP),
+                    (VONAGE_PRIVATE_KEY, "hunter2"),
+                ],
+                VONAGE_PRIVATE_KEY,
+            ),
+            (
+                &[
+                    (VONAGE_APPLICATION_ID, "not-a-uuid"),
+                    (VONAGE_PRIVATE_KEY, TEST_KEY),
+                ],
+                VONAGE_APPLICATION_ID,
+            ),
+            (
+                &[
+                    (VONAGE_APPLICATION_ID, APP),
+                    (VONAGE_PRIVATE_KEY, TEST_KEY),
+                    (VONAGE_PRIVATE_KEY_PATH, &path),
+                ],
+                VONAGE_PRIVATE_KEY_PATH,
+            ),
+            (
+                &[
+                    (VONAGE_APPLICATION_ID, APP),
+                    (VONAGE_PRIVATE_KEY_PATH, "/nonexistent/vonage.key"),
+                ],
+                VONAGE_PRIVATE_KEY_PATH,
+            ),
+        ];
+        for (env, var) in cases {
+            let m = vonage_with(env).unwrap_err();
+            assert!(m.starts_with(var), "{env:?}: {m}");
+            for secret in ["c2VjcmV0", "hunter2", "MII"] {
+                assert!(!m.contains(secret), "{m}");
+            }
+        }
     }
 
     #[test]

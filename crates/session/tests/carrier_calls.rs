@@ -12,7 +12,7 @@ use std::time::Duration;
 use callbridge_crm_store::{
     Direction as StoreDirection, EndReason, EventKind, SessionState, Transport,
 };
-use callbridge_session::carrier::{self, Carrier, RecordingHangup};
+use callbridge_session::carrier::{self, Carrier, CarrierHangup, RecordingHangup};
 use callbridge_session::{CarrierCall, ManagerError};
 use carrier_support::FakeCarrier;
 use support::*;
@@ -24,6 +24,18 @@ async fn admit(
     kind: Carrier,
     id: &str,
     hangup: &RecordingHangup,
+) -> (
+    FakeCarrier,
+    Result<callbridge_crm_store::SessionId, ManagerError>,
+) {
+    admit_with(r, kind, id, Arc::new(hangup.clone())).await
+}
+
+async fn admit_with(
+    r: &Rig,
+    kind: Carrier,
+    id: &str,
+    hangup: Arc<dyn CarrierHangup>,
 ) -> (
     FakeCarrier,
     Result<callbridge_crm_store::SessionId, ManagerError>,
@@ -40,7 +52,7 @@ async fn admit(
             core,
             start,
             socket,
-            hangup: Arc::new(hangup.clone()),
+            hangup,
             from,
             to: Some("+15550002222".into()),
         })
@@ -216,4 +228,120 @@ async fn vonage_agent_hangup_after_end_call_uses_rest_and_closes() {
         Some(EndReason::AgentHangup)
     );
     r.manager.shutdown().await;
+}
+
+/// The Vonage REST hang-up end to end: the model ends the call, the session
+/// asks `VonageRest` (minting an RS256 application JWT from the committed
+/// test key) and a loopback stand-in for api.nexmo.com receives
+/// `PUT /v1/calls/{uuid}` with a bearer token that verifies with the
+/// test key's public half and carries Vonage's claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vonage_agent_hangup_sends_a_minted_jwt_that_verifies() {
+    use callbridge_session::carrier::hangup::VonageRest;
+    use callbridge_session::carrier::vonage_jwt::{ApplicationId, VonageBearer, VonageSigner};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const KEY: &str = include_str!("data/vonage-test-key.pem");
+    const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+    // One request: read the head and the body its content-length names,
+    // answer 204, hand back the request text.
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", api.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut s, _) = api.accept().await.unwrap();
+        let mut buf = Vec::with_capacity(4096);
+        let mut chunk = [0u8; 2048];
+        loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "request incomplete");
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len {
+                    break;
+                }
+            }
+        }
+        s.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let signer = VonageSigner::from_pem(ApplicationId::new(APP).unwrap(), KEY.as_bytes()).unwrap();
+    let rest = VonageRest::new(&base, VonageBearer::minted(signer)).unwrap();
+
+    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+        end_call_after_turns: Some(1),
+        ..fast_script()
+    };
+    let r = rig(script, |_| {}).await;
+    let (mut fake, id) = admit_with(&r, Carrier::Vonage, "aaaa-0006", Arc::new(rest)).await;
+    let id = id.unwrap();
+    assert!(fake.hear(300.0, SECS(5)).await.is_some());
+    assert!(fake.until_quiet(Duration::from_millis(400), SECS(8)).await);
+    fake.speak().await;
+    assert_eq!(fake.closed_by_agent(SECS(15)).await, Some(Some(1000)));
+    let req = tokio::time::timeout(SECS(10), server)
+        .await
+        .expect("the REST hangup arrives")
+        .unwrap();
+    assert!(req.starts_with("PUT /v1/calls/aaaa-0006 HTTP/1.1"), "{req}");
+    assert!(req.ends_with(r#"{"action":"hangup"}"#), "{req}");
+    let jwt = req
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("authorization")
+                .then(|| v.trim().strip_prefix("Bearer "))?
+        })
+        .expect("Authorization: Bearer <jwt>");
+    let claims = jwt_support::verify_rs256(jwt);
+    assert_eq!(claims["application_id"], APP);
+    let iat = claims["iat"].as_i64().unwrap();
+    assert_eq!(claims["exp"].as_i64().unwrap() - iat, 900);
+    assert!(!claims["jti"].as_str().unwrap().is_empty());
+    assert_all_released(&r).await;
+    assert_eq!(
+        r.record(id).session.end_reason,
+        Some(EndReason::AgentHangup)
+    );
+    r.manager.shutdown().await;
+}
+
+mod jwt_support {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+
+    const PUB: &str = include_str!("data/vonage-test-key.pub.pem");
+
+    /// Checks an RS256 JWT against the test key's public half (PKCS#1,
+    /// decoded from its PEM by hand) and returns its claims; panics when
+    /// the header or signature is wrong.
+    pub fn verify_rs256(jwt: &str) -> serde_json::Value {
+        let der = STANDARD
+            .decode(
+                PUB.lines()
+                    .filter(|l| !l.starts_with('#') && !l.starts_with("-----"))
+                    .collect::<String>(),
+            )
+            .unwrap();
+        let (signed, sig) = jwt.rsplit_once('.').unwrap();
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+            .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
+            .expect("the JWT's signature verifies with the public key");
+        let (h, c) = signed.split_once('.').unwrap();
+        let header: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap();
+        assert_eq!(header, serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).unwrap()).unwrap()
+    }
 }

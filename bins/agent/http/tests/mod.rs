@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
 mod calls;
+mod carrier;
 mod layers;
 mod reads;
 mod wire;

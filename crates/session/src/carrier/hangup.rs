@@ -7,15 +7,16 @@
 //!   with the form `Status=completed`, HTTP basic auth (RFC 7617) with the
 //!   account SID and auth token.
 //! - Vonage: `PUT {base}/v1/calls/{uuid}` with `{"action":"hangup"}` and a
-//!   bearer JWT (RFC 6750). Vonage's application JWTs are RS256-signed
-//!   with the application's private key; this crate takes a ready token
-//!   from configuration instead of minting one.
+//!   bearer JWT (RFC 6750): an application JWT minted and cached by
+//!   [`super::vonage_jwt::VonageBearer`] (RS256 with the application's
+//!   private key), or a fixed token from configuration.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use callbridge_llm_bridge::BoxFuture;
 
+use super::vonage_jwt::VonageBearer;
 use super::{Carrier, CarrierCallId};
 
 /// Bound on one REST hangup request.
@@ -49,6 +50,10 @@ pub enum HangupError {
     /// The target lacks what the API needs (Twilio's AccountSid).
     #[error("{0}: hangup target incomplete")]
     Target(Carrier),
+    /// The bearer token could not be made (see
+    /// [`super::vonage_jwt::JwtError`]).
+    #[error("{0}: hangup token not signed")]
+    Token(Carrier),
 }
 
 /// Hangs up a carrier call (mockable).
@@ -160,21 +165,21 @@ impl CarrierHangup for TwilioRest {
 pub struct VonageRest {
     client: reqwest::Client,
     base: String,
-    bearer: Secret,
+    bearer: VonageBearer,
 }
 
 impl VonageRest {
-    /// Hangs up through `base` (`https://api.nexmo.com`) with the bearer
-    /// JWT `bearer`.
+    /// Hangs up through `base` (`https://api.nexmo.com`), authorized by
+    /// `bearer` (a token minted per request, or reused while fresh).
     ///
     /// # Errors
     /// The HTTP client could not be built.
-    pub fn new(base: &str, bearer: String) -> Result<VonageRest, HangupError> {
+    pub fn new(base: &str, bearer: VonageBearer) -> Result<VonageRest, HangupError> {
         Ok(VonageRest {
             client: crate::summary::http::client("vonage")
                 .map_err(|_| HangupError::Transport(Carrier::Vonage))?,
             base: base.trim_end_matches('/').to_owned(),
-            bearer: Secret(bearer.into()),
+            bearer,
         })
     }
 }
@@ -184,11 +189,15 @@ impl CarrierHangup for VonageRest {
         let this = self.clone();
         Box::pin(async move {
             let url = format!("{}/v1/calls/{}", this.base, target.call.as_str());
+            let bearer = this
+                .bearer
+                .token()
+                .map_err(|_| HangupError::Token(Carrier::Vonage))?;
             let r = this
                 .client
                 .put(url)
                 .timeout(HANGUP_TIMEOUT)
-                .bearer_auth(&*this.bearer.0)
+                .bearer_auth(&*bearer)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(r#"{"action":"hangup"}"#)
                 .send()
@@ -263,7 +272,7 @@ mod tests {
     #[tokio::test]
     async fn vonage_hangup_puts_action_hangup_and_reports_refusal() {
         let (base, h) = one_request(404).await;
-        let rest = VonageRest::new(&base, "jwt".into()).unwrap();
+        let rest = VonageRest::new(&base, VonageBearer::fixed("jwt".into())).unwrap();
         let target = HangupTarget {
             call: CarrierCallId::new(Carrier::Vonage, "u-1").unwrap(),
             account: None,
@@ -282,6 +291,37 @@ mod tests {
                 .contains("authorization: bearer jwt")
         );
         assert!(req.ends_with(r#"{"action":"hangup"}"#));
+    }
+
+    #[tokio::test]
+    async fn vonage_hangup_sends_a_minted_rs256_jwt_that_verifies() {
+        use crate::carrier::vonage_jwt::test_key;
+        let (base, h) = one_request(204).await;
+        let bearer = VonageBearer::minted(test_key::signer(test_key::KEY));
+        let rest = VonageRest::new(&base, bearer).unwrap();
+        let target = HangupTarget {
+            call: CarrierCallId::new(Carrier::Vonage, "u-2").unwrap(),
+            account: None,
+        };
+        let before = jiff::Timestamp::now().as_second();
+        rest.hangup(target).await.unwrap();
+        let req = h.await.unwrap();
+        assert!(req.starts_with("PUT /v1/calls/u-2 HTTP/1.1"), "{req}");
+        let jwt = req
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("authorization")
+                    .then(|| v.trim().strip_prefix("Bearer "))?
+            })
+            .expect("a bearer token");
+        let (header, claims) = test_key::verify(jwt);
+        assert_eq!(header["alg"], "RS256");
+        assert_eq!(claims["application_id"], test_key::APP);
+        let iat = claims["iat"].as_i64().unwrap();
+        assert!((before..before + 60).contains(&iat), "{iat}");
+        assert_eq!(claims["exp"].as_i64().unwrap() - iat, 900);
+        assert!(!format!("{rest:?}").contains(jwt), "token redacted");
     }
 
     #[test]

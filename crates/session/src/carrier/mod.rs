@@ -14,6 +14,8 @@
 //! - [`core`]: one value per call that turns WebSocket messages into
 //!   [`CarrierEvent`]s and 8 kHz frames, and 8 kHz frames into messages;
 //! - [`hangup`]: the carriers' REST hangup behind a mockable trait;
+//! - [`vonage_jwt`]: the RS256 application JWTs (RFC 7519) that authorize
+//!   Vonage's REST hangup, minted from the application's private key;
 //! - [`media`]: the thin tokio driver that runs a core on a call's socket
 //!   with a 20 ms tick (it is the call's media transport).
 //!
@@ -27,6 +29,7 @@ pub mod media;
 pub mod signature;
 pub mod twilio;
 pub mod vonage;
+pub mod vonage_jwt;
 
 use std::fmt;
 

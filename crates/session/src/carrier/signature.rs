@@ -4,7 +4,8 @@
 //! - Twilio (`X-Twilio-Signature`): base64 (RFC 4648) of HMAC-SHA1
 //!   (RFC 2104, FIPS 180-4) keyed with the account's auth token, over the
 //!   full request URL followed by every POST parameter's name and value,
-//!   sorted by name (for a GET, the URL with its query alone).
+//!   sorted by name (for a GET, the URL with its query alone; for the Media
+//!   Streams WebSocket upgrade, the stream's `wss://` URL alone).
 //! - Vonage signed webhooks: `Authorization: Bearer <JWT>` (RFC 7519),
 //!   signed HS256 (HMAC-SHA256, RFC 7515 / RFC 7518 section 3.2) with the
 //!   account's signature secret; its `payload_hash` claim is the hex
@@ -287,6 +288,9 @@ mod tests {
     const TW_SIG: &str = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
     const TW_GET_URL: &str = "https://agent.example/twilio/voice?CallSid=CA1&From=%2B15551234567";
     const TW_GET_SIG: &str = "0+VMjtqedpEMzgXVve8qiE4TBao=";
+    // The Media Streams upgrade: the stream's wss:// URL, no parameters.
+    const TW_WS_URL: &str = "wss://agent.example/carrier/twilio/ws";
+    const TW_WS_SIG: &str = "21hpo1E09NH3kYb6mvdY96m32qU=";
 
     const VN_SECRET: &[u8] = b"vonage-signature-secret-0123456789";
     const VN_BODY: &[u8] = br#"{"status":"completed","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22","direction":"inbound","timestamp":"2026-11-22T05:00:00.000Z"}"#;
@@ -316,6 +320,29 @@ mod tests {
         assert_eq!(
             verify_twilio(b"secret-token", TW_GET_URL, &[], Some(TW_GET_SIG)),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn twilio_websocket_upgrade_vector_signs_the_wss_url_alone() {
+        assert_eq!(twilio_signature(b"secret-token", TW_WS_URL, &[]), TW_WS_SIG);
+        assert_eq!(
+            verify_twilio(b"secret-token", TW_WS_URL, &[], Some(TW_WS_SIG)),
+            Ok(())
+        );
+        // The https:// form of the same address is another URL.
+        assert_eq!(
+            verify_twilio(
+                b"secret-token",
+                "https://agent.example/carrier/twilio/ws",
+                &[],
+                Some(TW_WS_SIG)
+            ),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_twilio(b"secret-token", TW_WS_URL, &[], None),
+            Err(SignatureError::Missing)
         );
     }
 
