@@ -8,7 +8,7 @@
 //! one non-blocking `sendto`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::{Frame, MediaEvent, MediaStats};
-use crate::clock::Paced;
+use crate::clock::{Paced, Tick};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;
 use crate::jitter::JitterBuffer;
@@ -59,15 +59,43 @@ impl Shared {
     pub(super) fn stats(&self) -> MediaStats {
         *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// One tick from the stream's own task ([`Pacing::Runtime`](super::Pacing::Runtime)).
+    pub(super) fn tick_now(&self, now: Instant) {
+        if let Some(stats) = self.with(|core| core.tick(now)) {
+            self.set_stats(stats);
+        }
+    }
+
+    fn set_stats(&self, stats: MediaStats) {
+        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    }
+
+    /// The clock copies the counters only when no reader holds them (it
+    /// never waits on a lock); the next tick copies them again.
+    fn try_set_stats(&self, stats: MediaStats) {
+        match self.stats.try_lock() {
+            Ok(mut s) => *s = stats,
+            Err(TryLockError::Poisoned(p)) => *p.into_inner() = stats,
+            Err(TryLockError::WouldBlock) => {}
+        }
+    }
 }
 
 impl Paced for Shared {
-    fn tick(&self, now: Instant) -> bool {
-        let Some(stats) = self.with(|core| core.tick(now)) else {
-            return false;
+    fn tick(&self, now: Instant) -> Tick {
+        let mut guard = match self.core.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => return Tick::Busy,
         };
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = stats;
-        true
+        let Some(core) = guard.as_mut() else {
+            return Tick::Closed;
+        };
+        let stats = core.tick(now);
+        drop(guard);
+        self.try_set_stats(stats);
+        Tick::Done
     }
 }
 

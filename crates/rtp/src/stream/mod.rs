@@ -407,9 +407,7 @@ impl Driver {
                         self.shared.with(|c| c.on_rtcp(&rtcp_buf[..n]));
                     }
                 }
-                () = next_tick(tick.as_mut()) => {
-                    clock::Paced::tick(&*self.shared, now());
-                }
+                () = next_tick(tick.as_mut()) => self.shared.tick_now(now()),
                 _ = rtcp_tick.tick() => self.send_rtcp(false).await,
             }
         }
