@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callbridge_rtp::clock::{MAX_CATCH_UP, Schedule, WAKE_TOLERANCE};
+use callbridge_rtp::clock::{MAX_CATCH_UP, Schedule, Tick, WAKE_TOLERANCE};
 use callbridge_rtp::g711::{self, Law};
 use callbridge_rtp::jitter::{JitterBuffer, JitterConfig};
 use callbridge_rtp::resample::StreamResampler;
@@ -173,7 +173,7 @@ fn clock_bench(c: &mut Criterion) {
                 }
                 table.run_due(d, |i| {
                     ticks += black_box(*i) & 1;
-                    true
+                    Tick::Done
                 });
             }
             black_box(ticks);
