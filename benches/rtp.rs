@@ -171,7 +171,7 @@ fn clock_bench(c: &mut Criterion) {
                 if d >= end {
                     break;
                 }
-                table.run_due(d, |i| {
+                table.run_due(d, |i, _| {
                     ticks += black_box(*i) & 1;
                     Tick::Done
                 });

@@ -223,11 +223,11 @@ impl<T> Schedule<T> {
     }
 
     /// Ticks every entry due by `now` (within the tolerance) and returns
-    /// what happened. An entry behind by several periods is ticked once per
+    /// what happened; `tick` gets the entry and the deadline it serves. An entry behind by several periods is ticked once per
     /// missed period, at most `max_catch_up` times; the rest are skipped
     /// and its schedule restarts one period after `now`. An entry that
     /// answers [`Tick::Busy`] keeps its deadline (still due: call again).
-    pub fn run_due(&mut self, now: Instant, mut tick: impl FnMut(&T) -> Tick) -> RunStats {
+    pub fn run_due(&mut self, now: Instant, mut tick: impl FnMut(&T, Instant) -> Tick) -> RunStats {
         let mut stats = RunStats::default();
         let horizon = now + self.tolerance;
         let mut i = 0;
@@ -236,7 +236,7 @@ impl<T> Schedule<T> {
             let mut outcome = Tick::Done;
             let mut burst = 0;
             while *deadline <= horizon && burst < self.max_catch_up {
-                outcome = tick(item);
+                outcome = tick(item, *deadline);
                 if outcome != Tick::Done {
                     break;
                 }
@@ -373,7 +373,18 @@ fn run(rx: Receiver<Registration>, generation: u64) {
             }
         }
         let now = Instant::now();
-        let stats = table.run_due(now, |stream| stream.tick(now));
+        let stats = table.run_due(now, |stream, deadline| {
+            let outcome = stream.tick(now);
+            if outcome == Tick::Done {
+                COUNTERS.ticks.fetch_add(1, Ordering::Relaxed);
+                if now.saturating_duration_since(deadline) > LATE {
+                    COUNTERS.late.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            outcome
+        });
+        COUNTERS.busy.fetch_add(stats.busy, Ordering::Relaxed);
+        COUNTERS.skipped.fetch_add(stats.skipped, Ordering::Relaxed);
         if stats.skipped > 0 {
             tracing::warn!(
                 skipped = stats.skipped,
@@ -389,6 +400,49 @@ fn run(rx: Receiver<Registration>, generation: u64) {
     }
 }
 
+/// A tick served more than this after its deadline counts as late in
+/// [`ClockCounters::late`].
+pub const LATE: Duration = Duration::from_millis(2);
+
+/// Process-wide counters of the media clock (since the process started).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClockCounters {
+    /// Ticks served.
+    pub ticks: u64,
+    /// Ticks served more than [`LATE`] after their deadline.
+    pub late: u64,
+    /// Retries of a stream whose state was locked elsewhere.
+    pub busy: u64,
+    /// Periods skipped because the clock was over [`MAX_CATCH_UP`]
+    /// periods behind.
+    pub skipped: u64,
+}
+
+struct Counters {
+    ticks: AtomicU64,
+    late: AtomicU64,
+    busy: AtomicU64,
+    skipped: AtomicU64,
+}
+
+static COUNTERS: Counters = Counters {
+    ticks: AtomicU64::new(0),
+    late: AtomicU64::new(0),
+    busy: AtomicU64::new(0),
+    skipped: AtomicU64::new(0),
+};
+
+/// The clock's counters so far.
+#[must_use]
+pub fn clock_counters() -> ClockCounters {
+    ClockCounters {
+        ticks: COUNTERS.ticks.load(Ordering::Relaxed),
+        late: COUNTERS.late.load(Ordering::Relaxed),
+        busy: COUNTERS.busy.load(Ordering::Relaxed),
+        skipped: COUNTERS.skipped.load(Ordering::Relaxed),
+    }
+}
+
 /// With an empty table: takes a registration that raced in, or gives up
 /// the clock (under its lock) and returns `None`.
 fn leave_or_take(rx: &Receiver<Registration>, generation: u64) -> Option<Registration> {
@@ -399,6 +453,14 @@ fn leave_or_take(rx: &Receiver<Registration>, generation: u64) -> Option<Registr
     if clock.as_ref().is_some_and(|r| r.generation == generation) {
         *clock = None;
     }
+    let c = clock_counters();
+    tracing::info!(
+        ticks = c.ticks,
+        late = c.late,
+        busy = c.busy,
+        skipped = c.skipped,
+        "media clock thread stops (no stream left)"
+    );
     None
 }
 
@@ -430,7 +492,7 @@ mod tests {
             }
             let now = d + late(wake);
             wake += 1;
-            table.run_due(now, |&i| {
+            table.run_due(now, |&i, _| {
                 ticks[i].push(now - t0);
                 Tick::Done
             });
@@ -465,7 +527,7 @@ mod tests {
                 break;
             }
             let mut who = Vec::new();
-            table.run_due(d, |&i| {
+            table.run_due(d, |&i, _| {
                 who.push(i);
                 Tick::Done
             });
@@ -486,7 +548,7 @@ mod tests {
         table.insert(t0 + P, 0);
         // 3 periods late: the 3 missed ticks and the current one go out now.
         let mut n = 0;
-        let s = table.run_due(t0 + P * 4, |_| {
+        let s = table.run_due(t0 + P * 4, |_, _| {
             n += 1;
             Tick::Done
         });
@@ -494,7 +556,7 @@ mod tests {
         assert_eq!(table.next_deadline(), Some(t0 + P * 5));
         // 1 s late: 5 ticks, the rest skipped, next one a period from now.
         let now = t0 + ms(1_000) + P * 5;
-        let s = table.run_due(now, |_| Tick::Done);
+        let s = table.run_due(now, |_, _| Tick::Done);
         assert_eq!(s.ticks, 5);
         assert!(s.skipped >= 40, "{s:?}");
         assert_eq!(table.next_deadline(), Some(now + P));
@@ -509,13 +571,13 @@ mod tests {
         }
         let s = table.run_due(
             t0 + P,
-            |&i| {
+            |&i, _| {
                 if i % 2 == 0 { Tick::Done } else { Tick::Closed }
             },
         );
         assert_eq!((s.ticks, s.removed), (2, 2));
         assert_eq!(table.len(), 2);
-        let s = table.run_due(t0 + P * 2, |_| Tick::Closed);
+        let s = table.run_due(t0 + P * 2, |_, _| Tick::Closed);
         assert_eq!(s.removed, 2);
         assert!(table.is_empty());
         assert_eq!(table.next_deadline(), None);
@@ -529,7 +591,7 @@ mod tests {
             table.insert(t0 + P, i);
         }
         let mut ticked = Vec::new();
-        let s = table.run_due(t0 + P, |&i| {
+        let s = table.run_due(t0 + P, |&i, _| {
             if i == 1 {
                 return Tick::Busy;
             }
@@ -541,7 +603,7 @@ mod tests {
         // Still due at its old deadline; the retry ticks it alone.
         assert_eq!(table.next_deadline(), Some(t0 + P));
         let mut retried = Vec::new();
-        let s = table.run_due(t0 + P + ms(1), |&i| {
+        let s = table.run_due(t0 + P + ms(1), |&i, _| {
             retried.push(i);
             Tick::Done
         });
@@ -554,9 +616,9 @@ mod tests {
         let t0 = Instant::now();
         let mut table = Schedule::new(P, TOL, MAX_CATCH_UP);
         table.insert(t0 + P, 0);
-        let s = table.run_due(t0 + P - ms(1), |_| Tick::Done);
+        let s = table.run_due(t0 + P - ms(1), |_, _| Tick::Done);
         assert_eq!(s.ticks, 0);
-        let s = table.run_due(t0 + P - Duration::from_micros(400), |_| Tick::Done);
+        let s = table.run_due(t0 + P - Duration::from_micros(400), |_, _| Tick::Done);
         assert_eq!(s.ticks, 1);
         assert_eq!(table.next_deadline(), Some(t0 + P * 2));
     }

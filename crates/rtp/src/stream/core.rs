@@ -1,13 +1,18 @@
-//! The state of one stream that its ticks and its received packets share:
-//! jitter buffer, packetizer, latch, DTMF, the playback queue's receiving
-//! end and the call's event channel. It sits behind a mutex in [`Shared`],
-//! because the ticks come from the media clock's thread (or the stream's
-//! own task, with [`Pacing::Runtime`](super::Pacing::Runtime)) while
-//! received packets and control come from the tokio side. Every use holds
-//! the lock for one tick's or one packet's work: microseconds, no IO but
+//! The state of one stream that its ticks work on: jitter buffer,
+//! packetizer, latch, DTMF, the receiving ends of the playback queue and of
+//! the received packets, and the call's event channel. It sits behind a
+//! mutex in [`Shared`] because the ticks come from the media clock's
+//! thread (or the stream's own task, with
+//! [`Pacing::Runtime`](super::Pacing::Runtime)) while control (barge-in,
+//! DTMF, a new peer address, the 5 s RTCP report) comes from the tokio
+//! side. Received packets do not take the lock: the receiving task queues
+//! them (bounded) and the tick handles them, so a runtime worker preempted
+//! by the OS is rarely holding a stream's state when its tick is due.
+//! Every use holds the lock for one tick's work: microseconds, no IO but
 //! one non-blocking `sendto`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
@@ -21,9 +26,16 @@ use crate::clock::{Paced, Tick};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;
 use crate::jitter::JitterBuffer;
-use crate::rtcp::{self, ReportBlock, RtcpCompound};
+use crate::rtcp::{self, ReportBlock};
 use crate::rtp::{RTP_HEADER_LEN, RtpPacket};
 use crate::sender::{Latch, LatchDecision, MAX_FRAME, RtpSender};
+
+/// A datagram received on the RTP socket, waiting for the next tick.
+pub(super) struct Inbound {
+    pub(super) data: Bytes,
+    pub(super) src: SocketAddr,
+    pub(super) at: Instant,
+}
 
 /// What the stream's handle, its task and the clock share.
 pub(super) struct Shared {
@@ -31,6 +43,8 @@ pub(super) struct Shared {
     core: Mutex<Option<Core>>,
     /// The counters as of the last tick.
     stats: Mutex<MediaStats>,
+    /// Datagrams dropped because the inbound queue was full.
+    inbound_dropped: AtomicU64,
 }
 
 impl Shared {
@@ -38,7 +52,13 @@ impl Shared {
         Shared {
             core: Mutex::new(Some(core)),
             stats: Mutex::new(MediaStats::default()),
+            inbound_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a datagram the full inbound queue could not take.
+    pub(super) fn inbound_dropped(&self) {
+        self.inbound_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Core>> {
@@ -62,7 +82,8 @@ impl Shared {
 
     /// One tick from the stream's own task ([`Pacing::Runtime`](super::Pacing::Runtime)).
     pub(super) fn tick_now(&self, now: Instant) {
-        if let Some(stats) = self.with(|core| core.tick(now)) {
+        if let Some(mut stats) = self.with(|core| core.tick(now)) {
+            stats.inbound_dropped = self.inbound_dropped.load(Ordering::Relaxed);
             self.set_stats(stats);
         }
     }
@@ -92,8 +113,9 @@ impl Paced for Shared {
         let Some(core) = guard.as_mut() else {
             return Tick::Closed;
         };
-        let stats = core.tick(now);
+        let mut stats = core.tick(now);
         drop(guard);
+        stats.inbound_dropped = self.inbound_dropped.load(Ordering::Relaxed);
         self.try_set_stats(stats);
         Tick::Done
     }
@@ -113,6 +135,8 @@ pub(super) struct Core {
     /// sends on it without waiting (a full send buffer drops the packet).
     pub(super) rtp: Arc<UdpSocket>,
     pub(super) frames: mpsc::Receiver<Frame>,
+    /// Datagrams the receiving task queued since the last tick.
+    pub(super) inbound: mpsc::Receiver<Inbound>,
     pub(super) events: mpsc::Sender<MediaEvent>,
     pub(super) stats: MediaStats,
     pub(super) last_rx: Instant,
@@ -120,7 +144,7 @@ pub(super) struct Core {
 }
 
 impl Core {
-    pub(super) fn on_datagram(&mut self, data: Bytes, src: SocketAddr, now: Instant) {
+    fn on_datagram(&mut self, data: Bytes, src: SocketAddr, now: Instant) {
         let Ok(packet) = RtpPacket::parse(data) else {
             self.stats.malformed += 1;
             return;
@@ -155,14 +179,6 @@ impl Core {
         self.jitter.handle_packet(now, &packet);
     }
 
-    pub(super) fn on_rtcp(&mut self, data: &[u8]) {
-        if let Ok(c) = RtcpCompound::parse(data)
-            && c.bye_ssrcs().next().is_some()
-        {
-            let _ = self.events.try_send(MediaEvent::RtcpBye);
-        }
-    }
-
     /// Barge-in: drops every queued frame.
     pub(super) fn clear_playback(&mut self) {
         while self.frames.try_recv().is_ok() {}
@@ -181,8 +197,9 @@ impl Core {
     }
 
     /// One 20 ms tick: sends the packet (DTMF, queued audio or silence),
-    /// then hands the call the caller's frame out of the jitter buffer and
-    /// the frame sent, checks inactivity, and returns the counters.
+    /// takes in the datagrams received since the last tick, hands the call
+    /// the caller's frame out of the jitter buffer and the frame sent,
+    /// checks inactivity, and returns the counters.
     pub(super) fn tick(&mut self, now: Instant) -> MediaStats {
         let mut sent = [0i16; MAX_FRAME];
         let mut out = [0u8; RTP_HEADER_LEN + MAX_FRAME];
@@ -203,6 +220,9 @@ impl Core {
                 Ok(_) => self.stats.packets_out += 1,
                 Err(_) => self.stats.send_errors += 1,
             }
+        }
+        while let Ok(Inbound { data, src, at }) = self.inbound.try_recv() {
+            self.on_datagram(data, src, at);
         }
         let mut pcm = [0i16; MAX_FRAME];
         let playout = self.jitter.poll_frame(&mut pcm);

@@ -12,11 +12,13 @@
 //! wait for a busy tokio worker) or, with [`Pacing::Runtime`], from a tokio
 //! interval in the stream's own task (tokio's clock, so tests run it with
 //! `tokio::time::pause()`). One tokio task per stream owns receiving on the
-//! RTP (and optional RTCP) socket from the [`PortPool`]: received packets
-//! go through the symmetric-RTP [`Latch`]; telephone events become
-//! [`MediaEvent::Dtmf`]; an RTCP BYE becomes [`MediaEvent::RtcpBye`].
-//! Every 5 s an RTCP RR + SDES goes out when RTCP is on, and a BYE on
-//! close. The state both sides touch lives in [`core`] behind a mutex.
+//! RTP (and optional RTCP) socket from the [`PortPool`]: it queues received
+//! datagrams (bounded, [`INBOUND_CAPACITY`]) for the next tick, which puts
+//! them through the symmetric-RTP [`Latch`], turns telephone events into
+//! [`MediaEvent::Dtmf`] and feeds the jitter buffer; an RTCP BYE becomes
+//! [`MediaEvent::RtcpBye`]. Every 5 s an RTCP RR + SDES goes out when RTCP
+//! is on, and a BYE on close. The state the ticks work on lives in
+//! the private `core` module behind a mutex.
 //!
 //! Everything is bounded: the playback queue and the event channel have
 //! fixed capacities, and a full event channel drops audio events (counted)
@@ -38,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use self::core::{Core, Shared};
+use self::core::{Core, Inbound, Shared};
 use crate::clock;
 use crate::dtmf::{Digit, DtmfReceiver};
 use crate::error::Error;
@@ -46,6 +48,7 @@ use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::ports::{BoundPorts, PortLease, PortPool};
+use crate::rtcp::RtcpCompound;
 use crate::sender::{Latch, MAX_FRAME, RtpSender};
 
 /// One 20 ms frame at 8 kHz.
@@ -57,6 +60,9 @@ pub const PTIME: Duration = Duration::from_millis(20);
 const MAX_DATAGRAM: usize = 1500;
 /// Receive buffer block size.
 const RECV_BLOCK: usize = 64 * 1024;
+/// Datagrams that may wait for the next tick (a peer sends one per 20 ms;
+/// the rest is a burst or a flood, dropped and counted).
+pub const INBOUND_CAPACITY: usize = 64;
 /// RTCP report interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -192,6 +198,9 @@ pub struct MediaStats {
     /// The audio in the jitter buffer after the last tick's playout
     /// ([`JitterBuffer::buffered`](crate::jitter::JitterBuffer::buffered)).
     pub jitter_depth: Duration,
+    /// Datagrams dropped because more than [`INBOUND_CAPACITY`] arrived
+    /// between two ticks.
+    pub inbound_dropped: u64,
 }
 
 /// Handle to one call's media stream. See the module docs.
@@ -231,6 +240,7 @@ impl MediaStream {
         let rtp = Arc::new(rtp);
         let (frames_tx, frames_rx) = mpsc::channel(cfg.playback_capacity.max(1));
         let (events_tx, events_rx) = mpsc::channel(cfg.event_capacity.max(1));
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let opened = now();
         let shared = Arc::new(Shared::new(Core {
@@ -249,7 +259,8 @@ impl MediaStream {
             dtmf_tx: None,
             rtp: Arc::clone(&rtp),
             frames: frames_rx,
-            events: events_tx,
+            inbound: inbound_rx,
+            events: events_tx.clone(),
             stats: MediaStats::default(),
             last_rx: opened,
             inactive_reported: false,
@@ -259,6 +270,8 @@ impl MediaStream {
         }
         let driver = Driver {
             shared: Arc::clone(&shared),
+            inbound: inbound_tx,
+            events: events_tx,
             rtp,
             rtcp,
             cname: cfg.cname,
@@ -358,6 +371,10 @@ impl Drop for MediaStream {
 /// abort) stops the stream.
 struct Driver {
     shared: Arc<Shared>,
+    /// Received datagrams, for the next tick.
+    inbound: mpsc::Sender<Inbound>,
+    /// For an RTCP BYE (ticks send the rest).
+    events: mpsc::Sender<MediaEvent>,
     rtp: Arc<UdpSocket>,
     rtcp: Option<UdpSocket>,
     cname: String,
@@ -398,13 +415,18 @@ impl Driver {
                 _ = &mut shutdown => break,
                 r = self.rtp.recv_buf_from(&mut buf) => {
                     if let Ok((_, src)) = r {
-                        let data = buf.split().freeze();
-                        self.shared.with(|c| c.on_datagram(data, src, now()));
+                        let packet = Inbound { data: buf.split().freeze(), src, at: now() };
+                        if self.inbound.try_send(packet).is_err() {
+                            self.shared.inbound_dropped();
+                        }
                     }
                 }
                 r = recv_opt(self.rtcp.as_ref(), &mut rtcp_buf) => {
-                    if let Ok((n, _)) = r {
-                        self.shared.with(|c| c.on_rtcp(&rtcp_buf[..n]));
+                    if let Ok((n, _)) = r
+                        && let Ok(c) = RtcpCompound::parse(&rtcp_buf[..n])
+                        && c.bye_ssrcs().next().is_some()
+                    {
+                        let _ = self.events.try_send(MediaEvent::RtcpBye);
                     }
                 }
                 () = next_tick(tick.as_mut()) => self.shared.tick_now(now()),
