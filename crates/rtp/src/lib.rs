@@ -11,14 +11,17 @@
 //! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
 //! | [`sender`] | sans-IO outbound packetizer (silence, marker) and symmetric-RTP latch | RFC 3551, RFC 4961 |
 //! | [`ports`] | even-port pool for RTP (+ RTCP) sockets | |
-//! | [`stream`] | the tokio driver: one task per call, 20 ms paced | |
+//! | [`stream`] | the tokio driver: one receiving task per call, 20 ms ticks from the clock | |
+//! | [`clock`] | the media clock: one thread pacing every stream on absolute 20 ms deadlines | RFC 3551 section 4.5 |
 //! | [`recorder`] | stereo 8 kHz WAV recorder (caller left, agent right) | |
 //! | [`transcode`] | offline conversion used by the `transcode` example | |
 //!
-//! Everything but [`stream`] and [`ports`] is free of IO and of tokio.
+//! Everything but [`stream`], [`clock`] and [`ports`] is free of IO and of
+//! tokio ([`clock`]'s table, [`clock::Schedule`], is free of IO too).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clock;
 pub mod dtmf;
 pub mod error;
 pub mod g711;

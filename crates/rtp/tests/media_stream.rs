@@ -1,5 +1,7 @@
 //! The media stream driver against a peer socket on 127.0.0.1, with tokio's
-//! clock paused (the 20 ms ticks run in simulated time).
+//! clock paused: the streams tick from their own task
+//! ([`Pacing::Runtime`]), so the 20 ms ticks run in simulated time. The
+//! media clock's real-time pacing is tested in `media_clock.rs`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use bytes::Bytes;
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
-use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, Pacing};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
@@ -30,6 +32,7 @@ async fn peer() -> (UdpSocket, SocketAddr) {
 fn cfg(remote: Option<SocketAddr>) -> MediaConfig {
     let mut c = MediaConfig::new(Law::MuLaw, remote, Ssrc(0xabc), SeqNo(65534), 1000);
     c.inactivity = Duration::from_secs(2);
+    c.pacing = Pacing::Runtime;
     c
 }
 

@@ -1,7 +1,10 @@
-//! Opening and closing 1,000 media streams leaks neither ports nor file
-//! descriptors. Alone in its test binary so that no other test opens files
-//! while the descriptors are counted.
+//! Opening and closing 1,000 media streams leaks neither ports, file
+//! descriptors nor the media clock's thread. Alone in its test binary so
+//! that no other test opens files (or streams) while they are counted.
 
+use std::time::{Duration, Instant};
+
+use callbridge_rtp::clock::clock_threads;
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
@@ -14,7 +17,7 @@ fn open_fds() -> usize {
 }
 
 #[tokio::test]
-async fn thousand_streams_open_and_close_without_leaking_ports_or_fds() {
+async fn thousand_streams_open_and_close_without_leaking_ports_fds_or_the_clock_thread() {
     if std::fs::read_dir("/proc/self/fd").is_err() {
         eprintln!("skipping: /proc/self/fd not available");
         return;
@@ -45,4 +48,15 @@ async fn thousand_streams_open_and_close_without_leaking_ports_or_fds() {
     }
     assert_eq!(pool.available(), ports_before);
     assert_eq!(open_fds(), fds_before);
+    // The clock forgets a stopped stream at its next deadline and its
+    // thread leaves with the last one (a period later; 10 s is generous).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clock_threads() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        clock_threads(),
+        0,
+        "the media clock thread outlived its streams"
+    );
 }

@@ -1,46 +1,55 @@
-//! The per-call media stream: a thin tokio driver around the sans-IO parts
-//! of this crate. One task per call owns the RTP (and optional RTCP)
-//! socket from the [`PortPool`], and each 20 ms tick it
+//! The per-call media stream: thin drivers around the sans-IO parts of
+//! this crate. Each 20 ms tick of a stream
 //!
-//! - takes one decoded frame out of the [`JitterBuffer`] and hands it to the
-//!   call as [`MediaEvent::Audio`] (silence while buffering),
 //! - sends one packet built by the [`RtpSender`]: the next frame queued
 //!   with [`MediaStream::play`], a pending DTMF event, or silence,
+//! - takes one decoded frame out of the [`JitterBuffer`] and hands it to the
+//!   call as [`MediaEvent::Audio`] (silence while buffering),
 //! - checks for RTP inactivity ([`MediaEvent::Inactive`]).
 //!
-//! Received packets go through the symmetric-RTP [`Latch`]; telephone
-//! events become [`MediaEvent::Dtmf`]; an RTCP BYE becomes
+//! The ticks come from the process's [media clock](crate::clock) (one OS
+//! thread on absolute 20 ms deadlines for every stream, so pacing does not
+//! wait for a busy tokio worker) or, with [`Pacing::Runtime`], from a tokio
+//! interval in the stream's own task (tokio's clock, so tests run it with
+//! `tokio::time::pause()`). One tokio task per stream owns receiving on the
+//! RTP (and optional RTCP) socket from the [`PortPool`]: it queues received
+//! datagrams (bounded, [`INBOUND_CAPACITY`]) for the next tick, which puts
+//! them through the symmetric-RTP [`Latch`], turns telephone events into
+//! [`MediaEvent::Dtmf`] and feeds the jitter buffer; an RTCP BYE becomes
 //! [`MediaEvent::RtcpBye`]. Every 5 s an RTCP RR + SDES goes out when RTCP
-//! is on, and a BYE on close.
+//! is on, and a BYE on close. The state the ticks work on lives in
+//! the private `core` module behind a mutex.
 //!
 //! Everything is bounded: the playback queue and the event channel have
 //! fixed capacities, and a full event channel drops audio events (counted)
-//! rather than blocking the socket. [`MediaStream::close`] stops the task
-//! and waits for it, so the sockets are closed and the port is back in the
-//! pool when it returns; dropping the stream aborts the task with the same
-//! effect shortly after. The clock is tokio's, so tests run it with
-//! `tokio::time::pause()`.
+//! rather than blocking the tick. [`MediaStream::close`] stops the task and
+//! waits for it, so the sockets are closed, the clock has let go of the
+//! stream and the port is back in the pool when it returns; dropping the
+//! stream aborts the task with the same effect shortly after.
+
+mod core;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use ipnet::IpNet;
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Interval, MissedTickBehavior};
 
-use crate::dtmf::{Digit, DtmfGenerator, DtmfReceiver, TelephoneEvent};
+use self::core::{Core, Inbound, Shared};
+use crate::clock;
+use crate::dtmf::{Digit, DtmfReceiver};
 use crate::error::Error;
 use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
 use crate::ports::{BoundPorts, PortLease, PortPool};
-use crate::rtcp::{self, ReportBlock, RtcpCompound};
-use crate::rtp::RtpPacket;
-use crate::sender::{Latch, LatchDecision, MAX_FRAME, RtpSender};
+use crate::rtcp::RtcpCompound;
+use crate::sender::{Latch, MAX_FRAME, RtpSender};
 
 /// One 20 ms frame at 8 kHz.
 pub type Frame = [i16; MAX_FRAME];
@@ -51,6 +60,9 @@ pub const PTIME: Duration = Duration::from_millis(20);
 const MAX_DATAGRAM: usize = 1500;
 /// Receive buffer block size.
 const RECV_BLOCK: usize = 64 * 1024;
+/// Datagrams that may wait for the next tick (a peer sends one per 20 ms;
+/// the rest is a burst or a flood, dropped and counted).
+pub const INBOUND_CAPACITY: usize = 64;
 /// RTCP report interval.
 const RTCP_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -83,11 +95,28 @@ pub struct MediaConfig {
     pub event_capacity: usize,
     /// The SDES CNAME for RTCP.
     pub cname: String,
+    /// Where the 20 ms ticks come from.
+    pub pacing: Pacing,
+}
+
+/// Where a stream's 20 ms ticks come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Pacing {
+    /// The process's [media clock](crate::clock): a dedicated thread on
+    /// absolute deadlines, independent of how busy the tokio runtime is.
+    /// Real time only (it does not follow `tokio::time::pause()`).
+    #[default]
+    MediaClock,
+    /// A tokio interval in the stream's own task: follows tokio's clock
+    /// (so tests can pause it), but ticks only when a runtime worker gets
+    /// to it, so it runs late on a busy runtime.
+    Runtime,
 }
 
 impl MediaConfig {
     /// A configuration with defaults: 30 s inactivity, default jitter
-    /// buffer, 5 s playback queue, 64 events.
+    /// buffer, 5 s playback queue, 64 events, paced by the media clock.
     #[must_use]
     pub fn new(
         law: Law,
@@ -113,6 +142,7 @@ impl MediaConfig {
             playback_capacity: 250,
             event_capacity: 64,
             cname: "callbridge".to_owned(),
+            pacing: Pacing::MediaClock,
         }
     }
 }
@@ -168,46 +198,54 @@ pub struct MediaStats {
     /// The audio in the jitter buffer after the last tick's playout
     /// ([`JitterBuffer::buffered`](crate::jitter::JitterBuffer::buffered)).
     pub jitter_depth: Duration,
+    /// Datagrams dropped because more than [`INBOUND_CAPACITY`] arrived
+    /// between two ticks.
+    pub inbound_dropped: u64,
 }
 
-enum Control {
-    ClearPlayback,
-    Dtmf { event: u8, duration: u16 },
-    SetRemote(Option<SocketAddr>),
-}
-
-/// Handle to one call's media task. See the module docs.
-#[derive(Debug)]
+/// Handle to one call's media stream. See the module docs.
 pub struct MediaStream {
     local: SocketAddr,
     frames: mpsc::Sender<Frame>,
-    control: mpsc::Sender<Control>,
     events: mpsc::Receiver<MediaEvent>,
-    stats: Arc<Mutex<MediaStats>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for Control {
+impl std::fmt::Debug for MediaStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Control")
+        f.debug_struct("MediaStream")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
     }
 }
 
+/// The clock's reading, on tokio's clock (which is the system's monotonic
+/// clock unless a test paused it).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 impl MediaStream {
-    /// Binds a port from `pool` and starts the media task.
+    /// Binds a port from `pool`, starts the receiving task and puts the
+    /// stream on its clock (first tick one period from now).
     ///
     /// # Errors
-    /// [`Error::PortsExhausted`] or [`Error::Io`].
+    /// [`Error::PortsExhausted`] or [`Error::Io`] (binding, or starting the
+    /// media clock thread).
     pub fn open(pool: &PortPool, cfg: MediaConfig) -> Result<MediaStream, Error> {
         let BoundPorts { rtp, rtcp, lease } = pool.bind()?;
         let local = rtp.local_addr().map_err(Error::io("local_addr"))?;
+        let rtp = Arc::new(rtp);
         let (frames_tx, frames_rx) = mpsc::channel(cfg.playback_capacity.max(1));
-        let (control_tx, control_rx) = mpsc::channel(16);
         let (events_tx, events_rx) = mpsc::channel(cfg.event_capacity.max(1));
-        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel();
-        let stats = Arc::new(Mutex::new(MediaStats::default()));
-        let driver = Driver {
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
+        let (shutdown_tx, shutdown_rx) = oneshot::channel();
+        let opened = now();
+        let shared = Arc::new(Shared::new(Core {
+            telephone_event: cfg.telephone_event,
+            inactivity: cfg.inactivity,
             jitter: JitterBuffer::new(cfg.jitter, cfg.law, cfg.payload_type),
             sender: RtpSender::new(
                 cfg.law,
@@ -219,25 +257,33 @@ impl MediaStream {
             latch: Latch::new(cfg.remote, cfg.allow.clone()),
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
-            cfg,
+            rtp: Arc::clone(&rtp),
+            frames: frames_rx,
+            inbound: inbound_rx,
+            events: events_tx.clone(),
+            stats: MediaStats::default(),
+            last_rx: opened,
+            inactive_reported: false,
+        }));
+        if cfg.pacing == Pacing::MediaClock {
+            clock::register(Arc::clone(&shared) as Arc<dyn clock::Paced>, opened + PTIME)?;
+        }
+        let driver = Driver {
+            shared: Arc::clone(&shared),
+            inbound: inbound_tx,
+            events: events_tx,
             rtp,
             rtcp,
+            cname: cfg.cname,
+            pacing: cfg.pacing,
             _lease: lease,
-            frames: frames_rx,
-            control: control_rx,
-            events: events_tx,
-            stats: Arc::clone(&stats),
-            local_stats: MediaStats::default(),
-            last_rx: Instant::now(),
-            inactive_reported: false,
         };
         let task = tokio::spawn(driver.run(shutdown_rx));
         Ok(MediaStream {
             local,
             frames: frames_tx,
-            control: control_tx,
             events: events_rx,
-            stats,
+            shared,
             shutdown: Some(shutdown_tx),
             task: Some(task),
         })
@@ -268,9 +314,10 @@ impl MediaStream {
         self.frames.try_send(frame).is_ok()
     }
 
-    /// Drops every queued frame at the next tick (barge-in).
+    /// Drops every queued frame (barge-in): the next tick sends what is
+    /// queued after this call, or silence.
     pub fn clear_playback(&self) {
-        let _ = self.control.try_send(Control::ClearPlayback);
+        self.shared.with(Core::clear_playback);
     }
 
     /// Sends a DTMF key (RFC 4733) lasting `duration` (e.g. 100 ms) in place
@@ -278,16 +325,16 @@ impl MediaStream {
     pub fn send_dtmf(&self, key: char, duration: Duration) {
         if let Some(event) = crate::dtmf::key_event(key) {
             let duration = u16::try_from(duration.as_millis() * 8).unwrap_or(u16::MAX);
-            let _ = self.control.try_send(Control::Dtmf { event, duration });
+            self.shared.with(|c| c.start_dtmf(event, duration));
         }
     }
 
     /// Changes the peer's address (re-INVITE); the latch starts over.
     pub fn set_remote(&self, remote: Option<SocketAddr>) {
-        let _ = self.control.try_send(Control::SetRemote(remote));
+        self.shared.with(|c| c.latch.set_signalled(remote));
     }
 
-    /// The next event; `None` once the task has stopped.
+    /// The next event; `None` once the stream has stopped.
     pub async fn recv(&mut self) -> Option<MediaEvent> {
         self.events.recv().await
     }
@@ -295,12 +342,12 @@ impl MediaStream {
     /// The counters as of the last tick.
     #[must_use]
     pub fn stats(&self) -> MediaStats {
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.stats()
     }
 
-    /// Stops the task (sending an RTCP BYE when RTCP is on) and waits for
-    /// it: on return the sockets are closed and the port is back in the
-    /// pool.
+    /// Stops the stream (sending an RTCP BYE when RTCP is on) and waits
+    /// for its task: on return the sockets are closed, the clock no longer
+    /// uses the stream and the port is back in the pool.
     pub async fn close(mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -319,31 +366,40 @@ impl Drop for MediaStream {
     }
 }
 
+/// The stream's task: receives on its sockets, sends RTCP, and ticks the
+/// stream itself with [`Pacing::Runtime`]. Dropping it (on return or
+/// abort) stops the stream.
 struct Driver {
-    cfg: MediaConfig,
-    jitter: JitterBuffer,
-    sender: RtpSender,
-    latch: Latch,
-    dtmf_rx: DtmfReceiver,
-    /// Outgoing event in progress: generator and its start timestamp.
-    dtmf_tx: Option<(DtmfGenerator, u32)>,
-    rtp: UdpSocket,
-    rtcp: Option<UdpSocket>,
-    _lease: PortLease,
-    frames: mpsc::Receiver<Frame>,
-    control: mpsc::Receiver<Control>,
+    shared: Arc<Shared>,
+    /// Received datagrams, for the next tick.
+    inbound: mpsc::Sender<Inbound>,
+    /// For an RTCP BYE (ticks send the rest).
     events: mpsc::Sender<MediaEvent>,
-    stats: Arc<Mutex<MediaStats>>,
-    local_stats: MediaStats,
-    last_rx: Instant,
-    inactive_reported: bool,
+    rtp: Arc<UdpSocket>,
+    rtcp: Option<UdpSocket>,
+    cname: String,
+    pacing: Pacing,
+    _lease: PortLease,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // The core holds the other reference to the RTP socket: taking it
+        // out here (the clock waits for the lock, never the reverse) leaves
+        // this task the only owner, so the socket closes with the task.
+        drop(self.shared.stop());
+    }
 }
 
 impl Driver {
-    async fn run(mut self, mut shutdown: tokio::sync::oneshot::Receiver<()>) {
-        let mut tick = tokio::time::interval_at(Instant::now() + PTIME, PTIME);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let mut rtcp_tick = tokio::time::interval_at(Instant::now() + RTCP_INTERVAL, RTCP_INTERVAL);
+    async fn run(mut self, mut shutdown: oneshot::Receiver<()>) {
+        let start = tokio::time::Instant::now();
+        let mut tick = (self.pacing == Pacing::Runtime).then(|| {
+            let mut t = tokio::time::interval_at(start + PTIME, PTIME);
+            t.set_missed_tick_behavior(MissedTickBehavior::Burst);
+            t
+        });
+        let mut rtcp_tick = tokio::time::interval_at(start + RTCP_INTERVAL, RTCP_INTERVAL);
         // Datagrams are received into one large buffer and split off as
         // `Bytes` (the jitter buffer keeps them without copying); a new block
         // is allocated once per ~40 packets, or reclaimed when every packet
@@ -359,156 +415,48 @@ impl Driver {
                 _ = &mut shutdown => break,
                 r = self.rtp.recv_buf_from(&mut buf) => {
                     if let Ok((_, src)) = r {
-                        self.on_datagram(buf.split().freeze(), src);
+                        let packet = Inbound { data: buf.split().freeze(), src, at: now() };
+                        if self.inbound.try_send(packet).is_err() {
+                            self.shared.inbound_dropped();
+                        }
                     }
                 }
                 r = recv_opt(self.rtcp.as_ref(), &mut rtcp_buf) => {
-                    if let Ok((n, _)) = r {
-                        self.on_rtcp(&rtcp_buf[..n]);
+                    if let Ok((n, _)) = r
+                        && let Ok(c) = RtcpCompound::parse(&rtcp_buf[..n])
+                        && c.bye_ssrcs().next().is_some()
+                    {
+                        let _ = self.events.try_send(MediaEvent::RtcpBye);
                     }
                 }
-                _ = tick.tick() => self.on_tick().await,
+                () = next_tick(tick.as_mut()) => self.shared.tick_now(now()),
                 _ = rtcp_tick.tick() => self.send_rtcp(false).await,
-                Some(c) = self.control.recv() => self.on_control(c),
             }
         }
         self.send_rtcp(true).await;
     }
 
-    fn on_datagram(&mut self, data: Bytes, src: SocketAddr) {
-        let Ok(packet) = RtpPacket::parse(data) else {
-            self.local_stats.malformed += 1;
-            return;
-        };
-        match self.latch.check(src) {
-            LatchDecision::Reject => {
-                self.local_stats.rejected_source += 1;
-                return;
-            }
-            LatchDecision::Latched(addr) => {
-                tracing::debug!(%addr, "RTP latched");
-                let _ = self.events.try_send(MediaEvent::Latched(addr));
-            }
-            LatchDecision::Accept => {}
-        }
-        self.local_stats.packets_in += 1;
-        self.last_rx = Instant::now();
-        self.inactive_reported = false;
-        if Some(packet.payload_type()) == self.cfg.telephone_event {
-            if let Ok(ev) = TelephoneEvent::parse(packet.payload()) {
-                for d in self
-                    .dtmf_rx
-                    .handle(packet.timestamp(), ev)
-                    .into_iter()
-                    .flatten()
-                {
-                    let _ = self.events.try_send(MediaEvent::Dtmf(d));
-                }
-            }
-            return;
-        }
-        self.jitter.handle_packet(self.last_rx.into_std(), &packet);
-    }
-
-    fn on_rtcp(&mut self, data: &[u8]) {
-        if let Ok(c) = RtcpCompound::parse(data)
-            && c.bye_ssrcs().next().is_some()
-        {
-            let _ = self.events.try_send(MediaEvent::RtcpBye);
-        }
-    }
-
-    fn on_control(&mut self, c: Control) {
-        match c {
-            Control::ClearPlayback => while self.frames.try_recv().is_ok() {},
-            Control::Dtmf { event, duration } => {
-                if self.cfg.telephone_event.is_some() && self.dtmf_tx.is_none() {
-                    let start = self.sender.next_timestamp();
-                    self.dtmf_tx = Some((
-                        DtmfGenerator::new(event, duration, 10, MAX_FRAME as u16),
-                        start,
-                    ));
-                }
-            }
-            Control::SetRemote(r) => self.latch.set_signalled(r),
-        }
-    }
-
-    async fn on_tick(&mut self) {
-        // Outbound: DTMF, queued audio, or silence; `sent` keeps the PCM
-        // for the call's recording.
-        let mut sent = [0i16; MAX_FRAME];
-        let mut out = [0u8; 12 + MAX_FRAME];
-        let n = match (&mut self.dtmf_tx, self.cfg.telephone_event) {
-            (Some((generator, start)), Some(pt)) => match generator.next() {
-                Some(p) => self.sender.event_packet(&p, pt, *start, &mut out),
-                None => {
-                    self.dtmf_tx = None;
-                    self.next_audio_packet(&mut out, &mut sent)
-                }
-            },
-            _ => self.next_audio_packet(&mut out, &mut sent),
-        };
-        // Inbound: one frame from the jitter buffer.
-        let mut pcm = [0i16; MAX_FRAME];
-        let playout = self.jitter.poll_frame(&mut pcm);
-        if self
-            .events
-            .try_send(MediaEvent::Audio { pcm, playout, sent })
-            .is_err()
-        {
-            self.local_stats.events_dropped += 1;
-        }
-        if let (Ok(n), Some(remote)) = (n, self.latch.remote()) {
-            match self.rtp.send_to(&out[..n], remote).await {
-                Ok(_) => self.local_stats.packets_out += 1,
-                Err(_) => self.local_stats.send_errors += 1,
-            }
-        }
-        // Inactivity.
-        let silent_for = self.last_rx.elapsed();
-        if silent_for >= self.cfg.inactivity && !self.inactive_reported {
-            self.inactive_reported = true;
-            let _ = self.events.try_send(MediaEvent::Inactive { silent_for });
-        }
-        self.local_stats.jitter = self.jitter.stats();
-        self.local_stats.jitter_depth = self.jitter.buffered();
-        *self.stats.lock().unwrap_or_else(PoisonError::into_inner) = self.local_stats;
-    }
-
-    fn next_audio_packet(&mut self, out: &mut [u8], sent: &mut Frame) -> Result<usize, Error> {
-        match self.frames.try_recv() {
-            Ok(frame) => {
-                *sent = frame;
-                self.sender.next_packet(Some(&frame[..]), out)
-            }
-            Err(_) => self.sender.next_packet(None, out),
-        }
-    }
-
     async fn send_rtcp(&mut self, bye: bool) {
-        let (Some(sock), Some(remote)) = (self.rtcp.as_ref(), self.latch.remote()) else {
+        let Some(sock) = self.rtcp.as_ref() else {
             return;
         };
-        let remote = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
         let mut out = [0u8; 512];
-        let ssrc = self.sender.ssrc();
-        let block = self.jitter.ssrc().map(|peer| ReportBlock {
-            ssrc: peer.0,
-            fraction_lost: 0,
-            cumulative_lost: i32::try_from(self.jitter.stats().lost).unwrap_or(i32::MAX),
-            highest_seq: self.jitter.highest_seq(),
-            jitter: self.jitter.jitter(),
-            last_sr: 0,
-            delay_since_last_sr: 0,
-        });
-        let blocks = block.as_slice();
-        let mut n = rtcp::write_receiver_report(ssrc, blocks, &mut out).unwrap_or(0);
-        n += rtcp::write_sdes_cname(ssrc, self.cfg.cname.as_bytes(), &mut out[n..]).unwrap_or(0);
-        if bye {
-            n += rtcp::write_bye(&[ssrc], None, &mut out[n..]).unwrap_or(0);
-        }
+        let Some(Some((n, remote))) = self
+            .shared
+            .with(|c| c.write_rtcp(&self.cname, bye, &mut out))
+        else {
+            return;
+        };
         let _ = sock.send_to(&out[..n], remote).await;
+    }
+}
+
+async fn next_tick(tick: Option<&mut Interval>) {
+    match tick {
+        Some(t) => {
+            t.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 
