@@ -23,6 +23,17 @@ fn originate(credentials: Option<Credentials>) -> Originate {
     }
 }
 
+/// Places a call with `credentials`; returns it and the INVITE sent.
+fn dial(r: &mut Raw, credentials: Option<Credentials>) -> (CallRef, Request) {
+    let call = r.ua.originate(r.now, originate(credentials)).unwrap();
+    (call, only_request(r.out(), Method::Invite))
+}
+
+/// Answers `req` with a `code` challenge carrying the `header` line.
+fn challenge(r: &mut Raw, req: &Request, code: u16, header: &str) {
+    r.send(&reply(req, code, header, ""));
+}
+
 fn text(req: &Request, name: HeaderName) -> String {
     String::from_utf8(req.headers().get(&name).unwrap().to_vec()).unwrap()
 }
@@ -88,17 +99,14 @@ fn invites(out: &[(SocketAddr, Message)]) -> Vec<Request> {
 #[test]
 fn a_401_with_qop_auth_is_answered_by_a_new_invite_in_the_same_call() {
     let mut r = Raw::new();
-    let call =
-        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "s3cret"))))
-            .unwrap();
-    let first = only_request(r.out(), Method::Invite);
+    let (call, first) = dial(&mut r, Some(Credentials::new("agent", "s3cret")));
     assert!(first.headers().authorization().unwrap().is_empty());
-    r.send(&reply(
+    challenge(
+        &mut r,
         &first,
         401,
         &www(r#"realm="trunk.example", nonce="n1", qop="auth,auth-int", opaque="op4""#),
-        "",
-    ));
+    );
     let out = r.out();
     // The 401 is ACKed on the first INVITE's branch and CSeq.
     let ack = only_request(out.clone(), Method::Ack);
@@ -149,15 +157,13 @@ fn a_401_with_qop_auth_is_answered_by_a_new_invite_in_the_same_call() {
 #[test]
 fn a_407_without_qop_gets_a_proxy_authorization_with_the_plain_rfc2069_digest() {
     let mut r = Raw::new();
-    r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
-        .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(
+    let (_, first) = dial(&mut r, Some(Credentials::new("agent", "pw")));
+    challenge(
+        &mut r,
         &first,
         407,
         &proxy(r#"realm="proxy", nonce="abc", algorithm=MD5"#),
-        "",
-    ));
+    );
     let retry = only_request(r.out(), Method::Invite);
     assert!(retry.headers().authorization().unwrap().is_empty());
     let auth = &retry.headers().proxy_authorization().unwrap()[0];
@@ -180,23 +186,20 @@ fn a_407_without_qop_gets_a_proxy_authorization_with_the_plain_rfc2069_digest() 
 #[test]
 fn a_stale_nonce_is_answered_once_more_then_the_call_is_answered() {
     let mut r = Raw::new();
-    let call =
-        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
-            .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(
+    let (call, first) = dial(&mut r, Some(Credentials::new("agent", "pw")));
+    challenge(
+        &mut r,
         &first,
         401,
         &www(r#"realm="t", nonce="old", qop="auth""#),
-        "",
-    ));
+    );
     let second = only_request(r.out(), Method::Invite);
-    r.send(&reply(
+    challenge(
+        &mut r,
         &second,
         401,
         &www(r#"realm="t", nonce="new", qop="auth", stale=true"#),
-        "",
-    ));
+    );
     let third = only_request(r.out(), Method::Invite);
     assert_eq!(third.headers().cseq().unwrap().seq, 3);
     assert_ne!(branch(&third), branch(&second));
@@ -210,13 +213,11 @@ fn a_stale_nonce_is_answered_once_more_then_the_call_is_answered() {
 #[test]
 fn the_same_nonce_challenged_again_ends_the_call_auth_failed_without_a_third_invite() {
     let mut r = Raw::new();
-    r.ua.originate(r.now, originate(Some(Credentials::new("agent", "wrong"))))
-        .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    let challenge = www(r#"realm="t", nonce="n1", qop="auth""#);
-    r.send(&reply(&first, 401, &challenge, ""));
+    let (_, first) = dial(&mut r, Some(Credentials::new("agent", "wrong")));
+    let same = www(r#"realm="t", nonce="n1", qop="auth""#);
+    challenge(&mut r, &first, 401, &same);
     let second = only_request(r.out(), Method::Invite);
-    r.send(&reply(&second, 401, &challenge, ""));
+    challenge(&mut r, &second, 401, &same);
     let out = r.out();
     assert!(invites(&out).is_empty(), "no third INVITE");
     let ack = only_request(out, Method::Ack);
@@ -234,17 +235,15 @@ fn the_same_nonce_challenged_again_ends_the_call_auth_failed_without_a_third_inv
 #[test]
 fn challenges_with_ever_new_nonces_are_answered_twice_then_the_call_fails() {
     let mut r = Raw::new();
-    r.ua.originate(r.now, originate(Some(Credentials::new("agent", "wrong"))))
-        .unwrap();
-    let mut invite = only_request(r.out(), Method::Invite);
+    let (_, mut invite) = dial(&mut r, Some(Credentials::new("agent", "wrong")));
     let mut sent = 1;
     for n in 0..5 {
-        r.send(&reply(
+        challenge(
+            &mut r,
             &invite,
             401,
             &www(&format!(r#"realm="t", nonce="n{n}""#)),
-            "",
-        ));
+        );
         match invites(&r.out()).pop() {
             Some(next) => {
                 sent += 1;
@@ -260,25 +259,17 @@ fn challenges_with_ever_new_nonces_are_answered_twice_then_the_call_fails() {
 #[test]
 fn a_proxy_challenge_then_a_far_end_challenge_are_both_answered() {
     let mut r = Raw::new();
-    let call =
-        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
-            .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(
-        &first,
-        407,
-        &proxy(r#"realm="proxy", nonce="p1""#),
-        "",
-    ));
+    let (call, first) = dial(&mut r, Some(Credentials::new("agent", "pw")));
+    challenge(&mut r, &first, 407, &proxy(r#"realm="proxy", nonce="p1""#));
     let second = only_request(r.out(), Method::Invite);
     assert_eq!(second.headers().proxy_authorization().unwrap().len(), 1);
     assert!(second.headers().authorization().unwrap().is_empty());
-    r.send(&reply(
+    challenge(
+        &mut r,
         &second,
         401,
         &www(r#"realm="far", nonce="f1", qop="auth""#),
-        "",
-    ));
+    );
     let third = only_request(r.out(), Method::Invite);
     assert_eq!(third.headers().cseq().unwrap().seq, 3);
     let pa = &third.headers().proxy_authorization().unwrap()[0];
@@ -309,9 +300,8 @@ fn a_proxy_challenge_then_a_far_end_challenge_are_both_answered() {
 #[test]
 fn a_challenge_to_a_call_without_credentials_fails_auth_failed_at_once() {
     let mut r = Raw::new();
-    r.ua.originate(r.now, originate(None)).unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(&first, 407, &proxy(r#"realm="p", nonce="x""#), ""));
+    let (_, first) = dial(&mut r, None);
+    challenge(&mut r, &first, 407, &proxy(r#"realm="p", nonce="x""#));
     let out = r.out();
     assert!(invites(&out).is_empty());
     only_request(out, Method::Ack);
@@ -321,15 +311,13 @@ fn a_challenge_to_a_call_without_credentials_fails_auth_failed_at_once() {
 #[test]
 fn an_unusable_challenge_fails_auth_failed() {
     let mut r = Raw::new();
-    r.ua.originate(r.now, originate(Some(Credentials::new("a", "b"))))
-        .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(
+    let (_, first) = dial(&mut r, Some(Credentials::new("a", "b")));
+    challenge(
+        &mut r,
         &first,
         401,
         &www(r#"realm="t", nonce="x", qop="auth-int", algorithm=MD5"#),
-        "",
-    ));
+    );
     assert!(invites(&r.out()).is_empty());
     assert_eq!(failed(&r), vec![Outcome::AuthFailed]);
 }
@@ -337,11 +325,8 @@ fn an_unusable_challenge_fails_auth_failed() {
 #[test]
 fn cancel_after_a_retry_uses_the_retried_invites_branch_and_cseq() {
     let mut r = Raw::new();
-    let call =
-        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
-            .unwrap();
-    let first = only_request(r.out(), Method::Invite);
-    r.send(&reply(&first, 407, &proxy(r#"realm="p", nonce="x""#), ""));
+    let (call, first) = dial(&mut r, Some(Credentials::new("agent", "pw")));
+    challenge(&mut r, &first, 407, &proxy(r#"realm="p", nonce="x""#));
     let retry = only_request(r.out(), Method::Invite);
     r.send(&reply(&retry, 180, "", ""));
     r.ua.hangup(r.now, call).unwrap();
@@ -361,13 +346,10 @@ fn cancel_after_a_retry_uses_the_retried_invites_branch_and_cseq() {
 #[test]
 fn a_challenge_after_hangup_is_not_answered_and_the_call_ends_cancelled() {
     let mut r = Raw::new();
-    let call =
-        r.ua.originate(r.now, originate(Some(Credentials::new("agent", "pw"))))
-            .unwrap();
-    let first = only_request(r.out(), Method::Invite);
+    let (call, first) = dial(&mut r, Some(Credentials::new("agent", "pw")));
     // Hung up before any response: the CANCEL waits for a provisional.
     r.ua.hangup(r.now, call).unwrap();
-    r.send(&reply(&first, 401, &www(r#"realm="t", nonce="x""#), ""));
+    challenge(&mut r, &first, 401, &www(r#"realm="t", nonce="x""#));
     let out = r.out();
     assert!(invites(&out).is_empty());
     only_request(out, Method::Ack);
