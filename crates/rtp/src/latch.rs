@@ -223,11 +223,13 @@ impl LatchRules {
     /// allowlist, or (outside it) a source the policy allows could still
     /// latch. `false` means no media could ever flow (policy `strict` and
     /// an SDP address outside the allowlist): refuse the offer with 488.
+    /// No address yet (`c=0.0.0.0`, port 0) is serviceable: a re-INVITE
+    /// may bring one.
     #[must_use]
     pub fn serviceable(&self, addr: Option<SocketAddr>) -> bool {
         match addr {
-            Some(a) if self.allows(a.ip()) => true,
-            _ => self.policy != LatchPolicy::Strict,
+            Some(a) => self.allows(a.ip()) || self.policy != LatchPolicy::Strict,
+            None => true,
         }
     }
 }
