@@ -7,7 +7,10 @@
 //! caller (the recording's caller channel, a superset of what the model
 //! was sent, never carries the attacker's level), and the attacker gets at
 //! most [`ATTACKER_BOUND`] packets from the signalling IP, none from
-//! outside the allowlist.
+//! outside the allowlist. And an offer whose `c=` is outside the
+//! allowlist: refused with 488 under `rtp.latch = "strict"`, otherwise
+//! answered with nothing ever sent to it until the caller's media from
+//! the signalling IP latches.
 
 mod support_agent;
 
@@ -131,6 +134,61 @@ impl Drop for Sprayer {
     }
 }
 
+/// Sends an INVITE offering PCMU at `call.rtp`'s address; returns the
+/// final answer.
+fn invite(call: &mut RawCall) -> String {
+    let me = call.rtp.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=raw 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        ip = me.ip(),
+        port = me.port()
+    );
+    let local = call.sock.local_addr().unwrap();
+    let (invite, branch) = call.request_text("INVITE", local, &sdp);
+    call.sock.send_to(invite.as_bytes(), call.agent).unwrap();
+    RawCall::response_on(&call.sock, &branch, Duration::from_secs(20), false)
+        .expect("a final answer to the INVITE")
+}
+
+/// ACKs the 200 OK `ok`.
+fn ack(call: &mut RawCall, ok: &str) {
+    call.to_tag = header(ok, "To")
+        .and_then(|to| to.split(';').find_map(|p| p.trim().strip_prefix("tag=")))
+        .map(str::to_string);
+    let local = call.sock.local_addr().unwrap();
+    let (ack, _) = call.request_text("ACK", local, "");
+    call.sock.send_to(ack.as_bytes(), call.agent).unwrap();
+}
+
+/// The agent's RTP address from its answer.
+fn agent_media(agent: &Agent, ok: &str) -> SocketAddr {
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|m| m.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio port in the answer: {ok}"));
+    SocketAddr::new(agent.sip.ip(), port)
+}
+
+/// Sends `n` packets from `sock` to `to`, 20 ms apart, then waits 100 ms;
+/// returns how many RTP packets `sock` received meanwhile.
+fn talk(sock: &UdpSocket, to: SocketAddr, n: u16) -> usize {
+    sock.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    for seq in 0..n {
+        sock.send_to(&rtp(seq, 0x00ca_11e4, CALLER_BYTE), to)
+            .unwrap();
+        drain(sock, &mut got);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    drain(sock, &mut got);
+    got.len()
+}
+
 /// What one attacked call left.
 struct Outcome {
     agent: Agent,
@@ -154,30 +212,14 @@ fn attacked_call(attacker_ip: &str) -> Outcome {
 
     let mut call = RawCall::new("127.0.0.1", agent.sip);
     let media = call.rtp.try_clone().unwrap();
-    let me = call.rtp.local_addr().unwrap();
-    let sdp = format!(
-        "v=0\r\no=raw 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
-        ip = me.ip(),
-        port = me.port()
-    );
-    let local = call.sock.local_addr().unwrap();
-    let (invite, branch) = call.request_text("INVITE", local, &sdp);
-    call.sock.send_to(invite.as_bytes(), agent.sip).unwrap();
-    let ok = RawCall::response_on(&call.sock, &branch, Duration::from_secs(20), false)
-        .expect("a final answer to the INVITE");
+    let ok = invite(&mut call);
     assert_eq!(status(&ok), Some(200), "INVITE answered: {ok}");
     // The caller speaks as soon as it knows the agent's port, and keeps
     // speaking; its ACK follows.
-    let port: u16 = ok
-        .lines()
-        .find_map(|l| l.strip_prefix("m=audio "))
-        .and_then(|m| m.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no m=audio port in the answer: {ok}"));
-    let to = SocketAddr::new(agent.sip.ip(), port);
-    media.send_to(&rtp(1000, 0x00ca_11e4, CALLER_BYTE), to).unwrap();
+    let to = agent_media(&agent, &ok);
+    media
+        .send_to(&rtp(1000, 0x00ca_11e4, CALLER_BYTE), to)
+        .unwrap();
     let speaker = std::thread::spawn(move || {
         media.set_nonblocking(true).unwrap();
         let mut heard = Vec::new();
@@ -192,11 +234,7 @@ fn attacked_call(attacker_ip: &str) -> Outcome {
         drain(&media, &mut heard);
         heard
     });
-    call.to_tag = header(&ok, "To")
-        .and_then(|to| to.split(';').find_map(|p| p.trim().strip_prefix("tag=")))
-        .map(str::to_string);
-    let (ack, _) = call.request_text("ACK", local, "");
-    call.sock.send_to(ack.as_bytes(), agent.sip).unwrap();
+    ack(&mut call, &ok);
     let caller = speaker.join().unwrap();
     let from = call.sock.try_clone().unwrap();
     let bye = call.bye_from(&from, Duration::from_secs(10));
@@ -240,8 +278,15 @@ fn check_caller_served_and_only_caller_heard(o: &Outcome) {
         o.caller.len()
     );
     let voiced = o.caller.iter().filter(|r| **r > 300.0).count();
-    assert!(voiced >= 10, "only {voiced} voiced packets: no greeting reached the caller");
-    let attacker_frames = o.recorded.iter().filter(|l| **l > (loud + quiet) / 2).count();
+    assert!(
+        voiced >= 10,
+        "only {voiced} voiced packets: no greeting reached the caller"
+    );
+    let attacker_frames = o
+        .recorded
+        .iter()
+        .filter(|l| **l > (loud + quiet) / 2)
+        .count();
     let caller_frames = o
         .recorded
         .iter()
@@ -252,7 +297,10 @@ fn check_caller_served_and_only_caller_heard(o: &Outcome) {
         o.recorded.len()
     );
     assert_eq!(attacker_frames, 0, "the agent heard the attacker");
-    assert!(caller_frames >= 60, "the agent heard the caller in only {caller_frames} frames");
+    assert!(
+        caller_frames >= 60,
+        "the agent heard the caller in only {caller_frames} frames"
+    );
     let logged = o
         .agent
         .stderr()
@@ -264,7 +312,10 @@ fn check_caller_served_and_only_caller_heard(o: &Outcome) {
 #[test]
 fn rtp_spray_from_the_signalling_ip_is_never_heard_and_served_only_until_the_caller_speaks() {
     let o = attacked_call("127.0.0.1");
-    println!("the attacker on the signalling IP got {} packets", o.attacker.len());
+    println!(
+        "the attacker on the signalling IP got {} packets",
+        o.attacker.len()
+    );
     check_caller_served_and_only_caller_heard(&o);
     assert!(
         o.attacker.len() <= ATTACKER_BOUND,
@@ -272,7 +323,12 @@ fn rtp_spray_from_the_signalling_ip_is_never_heard_and_served_only_until_the_cal
         o.attacker.len()
     );
     let m = o.agent.metrics();
-    let rejected = |reason| m.value_with("callbridge_rtp_rejected_packets_total", &[("reason", reason)]);
+    let rejected = |reason| {
+        m.value_with(
+            "callbridge_rtp_rejected_packets_total",
+            &[("reason", reason)],
+        )
+    };
     println!(
         "rejected: before_answer {}, not_peer {}",
         rejected("before_answer"),
@@ -300,4 +356,66 @@ fn rtp_spray_from_outside_allowed_peers_is_never_heard_nor_served() {
         &[("reason", "outside_allowed_peers")],
     );
     assert!(rejected >= 100.0, "only {rejected} rejections counted");
+}
+
+/// An offer whose media address is outside `sip.allowed_peers`: under
+/// `rtp.latch = "strict"` no media could ever flow, so it is refused.
+#[test]
+fn offer_with_media_outside_allowed_peers_is_refused_488_when_strict() {
+    let agent = Agent::start(Opts {
+        env: vec![("CALLBRIDGE_RTP_LATCH".into(), "strict".into())],
+        ..Opts::default()
+    });
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    call.rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let answer = invite(&mut call);
+    assert_eq!(status(&answer), Some(488), "{answer}");
+    // An offer inside the allowlist is fine under strict.
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    let ok = invite(&mut call);
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    ack(&mut call, &ok);
+    let to = agent_media(&agent, &ok);
+    let media = call.rtp.try_clone().unwrap();
+    assert!(
+        talk(&media, to, 25) >= 20,
+        "the SDP peer is served under strict"
+    );
+    let from = call.sock.try_clone().unwrap();
+    let bye = call.bye_from(&from, Duration::from_secs(10));
+    assert_eq!(bye.as_deref().and_then(status), Some(200), "BYE: {bye:?}");
+}
+
+/// The same offer under the default policy is answered, but nothing is
+/// ever sent to (or taken from) its address; the caller's media from the
+/// signalling IP (a NAT) latches and is served.
+#[test]
+fn offer_with_media_outside_allowed_peers_is_never_sent_to_and_waits_for_a_latch() {
+    let agent = Agent::start(Opts::default());
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    call.rtp = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let ok = invite(&mut call);
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    ack(&mut call, &ok);
+    let to = agent_media(&agent, &ok);
+    let outside = call.rtp.try_clone().unwrap();
+    assert_eq!(
+        talk(&outside, to, 25),
+        0,
+        "media was sent to the SDP address outside sip.allowed_peers"
+    );
+    let nat = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let got = talk(&nat, to, 25);
+    assert!(got >= 20, "the caller behind a NAT got {got} packets");
+    assert_eq!(talk(&outside, to, 5), 0);
+    let from = call.sock.try_clone().unwrap();
+    let bye = call.bye_from(&from, Duration::from_secs(10));
+    assert_eq!(bye.as_deref().and_then(status), Some(200), "BYE: {bye:?}");
+    let m = agent.metrics();
+    assert!(
+        m.value_with(
+            "callbridge_rtp_rejected_packets_total",
+            &[("reason", "outside_allowed_peers")]
+        ) >= 25.0
+    );
 }

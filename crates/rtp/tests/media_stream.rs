@@ -412,7 +412,11 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
             .unwrap();
     }
     assert!(!ticks(&mut stream, 10, loud).await);
-    assert_eq!(drain(&attacker), 0, "nothing for the attacker before the answer");
+    assert_eq!(
+        drain(&attacker),
+        0,
+        "nothing for the attacker before the answer"
+    );
     assert!(drain(&caller) >= 9, "the SDP peer is served from the start");
     assert_eq!(stream.stats().rejected.get(RejectReason::BeforeAnswer), 5);
 
@@ -449,7 +453,10 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
             .await
             .unwrap();
         attacker
-            .send_to(&rtp(0, 5 + i, 800 + 160 * u32::from(i), false, &[0x80; 160]), to)
+            .send_to(
+                &rtp(0, 5 + i, 800 + 160 * u32::from(i), false, &[0x80; 160]),
+                to,
+            )
             .await
             .unwrap();
         let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Audio { .. })).await;
@@ -458,9 +465,16 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
             played_caller |= pcm.contains(&caller_level);
         }
     }
-    assert!(!played_attacker, "the attacker's audio was played after the caller was heard");
+    assert!(
+        !played_attacker,
+        "the attacker's audio was played after the caller was heard"
+    );
     assert!(played_caller, "the caller was not heard");
-    assert_eq!(drain(&attacker), 0, "the attacker got packets after the caller was heard");
+    assert_eq!(
+        drain(&attacker),
+        0,
+        "the attacker got packets after the caller was heard"
+    );
     assert!(drain(&caller) >= 19);
     assert_eq!(stream.stats().rejected.get(RejectReason::NotPeer), 20);
     stream.close().await;

@@ -45,13 +45,49 @@ fn decision_table_rows_in_order() {
     use RejectReason::{BeforeAnswer, NotPeer, OutsideAllowedPeers};
     let cases: [(&str, LatchRules, LatchView, &str, LatchDecision); 11] = [
         ("1 peer", r.clone(), fresh, CALLER, Accept),
-        ("1 peer before the answer", r.clone(), closed, CALLER, Accept),
-        ("1 peer returns", r.clone(), latched, CALLER, Returned(a(CALLER))),
-        ("2 outside", r.clone(), fresh, "127.0.0.2:4000", Reject(OutsideAllowedPeers)),
-        ("2 outside v6", r.clone(), fresh, "[::1]:4000", Reject(OutsideAllowedPeers)),
+        (
+            "1 peer before the answer",
+            r.clone(),
+            closed,
+            CALLER,
+            Accept,
+        ),
+        (
+            "1 peer returns",
+            r.clone(),
+            latched,
+            CALLER,
+            Returned(a(CALLER)),
+        ),
+        (
+            "2 outside",
+            r.clone(),
+            fresh,
+            "127.0.0.2:4000",
+            Reject(OutsideAllowedPeers),
+        ),
+        (
+            "2 outside v6",
+            r.clone(),
+            fresh,
+            "[::1]:4000",
+            Reject(OutsideAllowedPeers),
+        ),
         ("3 latched", r.clone(), latched, "127.0.0.1:5000", Accept),
-        ("4 other after latch", r.clone(), latched, "127.0.0.1:6000", Reject(NotPeer)),
-        ("4 other after peer", r.clone(), heard, "127.0.0.1:5000", Reject(NotPeer)),
+        (
+            "4 other after latch",
+            r.clone(),
+            latched,
+            "127.0.0.1:6000",
+            Reject(NotPeer),
+        ),
+        (
+            "4 other after peer",
+            r.clone(),
+            heard,
+            "127.0.0.1:5000",
+            Reject(NotPeer),
+        ),
         (
             "5 strict",
             rules(LatchPolicy::Strict),
@@ -59,8 +95,20 @@ fn decision_table_rows_in_order() {
             "127.0.0.1:5000",
             Reject(RejectReason::LatchPolicy),
         ),
-        ("6 before answer", r.clone(), closed, "127.0.0.1:5000", Reject(BeforeAnswer)),
-        ("7 nat", r.clone(), fresh, "127.0.0.1:5000", Latched(a("127.0.0.1:5000"))),
+        (
+            "6 before answer",
+            r.clone(),
+            closed,
+            "127.0.0.1:5000",
+            Reject(BeforeAnswer),
+        ),
+        (
+            "7 nat",
+            r.clone(),
+            fresh,
+            "127.0.0.1:5000",
+            Latched(a("127.0.0.1:5000")),
+        ),
     ];
     for (row, rules, view, src, want) in cases {
         assert_eq!(decide(&rules, &view, a(src)), want, "row {row}");
@@ -127,7 +175,10 @@ fn attacker_on_the_signalling_ip_sending_first_loses_the_latch_to_the_sdp_peer()
     assert_eq!(l.check(caller), LatchDecision::Returned(caller));
     assert_eq!(l.remote(), Some(caller));
     for _ in 0..500 {
-        assert_eq!(l.check(attacker), LatchDecision::Reject(RejectReason::NotPeer));
+        assert_eq!(
+            l.check(attacker),
+            LatchDecision::Reject(RejectReason::NotPeer)
+        );
         assert_eq!(l.check(caller), LatchDecision::Accept);
         assert_eq!(l.remote(), Some(caller));
     }
@@ -234,7 +285,10 @@ fn new_sdp_address_moves_the_peer_and_the_same_one_changes_nothing() {
     l.set_signalled(Some(moved));
     assert_eq!(l.remote(), Some(moved));
     assert_eq!(l.check(moved), LatchDecision::Accept);
-    assert_eq!(l.check(caller), LatchDecision::Reject(RejectReason::NotPeer));
+    assert_eq!(
+        l.check(caller),
+        LatchDecision::Reject(RejectReason::NotPeer)
+    );
     // Hold with no address: nothing is sent.
     l.set_signalled(None);
     assert_eq!(l.remote(), None);

@@ -26,9 +26,9 @@ use crate::clock::{Paced, Tick};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;
 use crate::jitter::JitterBuffer;
+use crate::latch::{Latch, LatchDecision};
 use crate::rtcp::{self, ReportBlock};
 use crate::rtp::{RTP_HEADER_LEN, RtpPacket};
-use crate::latch::{Latch, LatchDecision};
 use crate::sender::{MAX_FRAME, RtpSender};
 
 /// A datagram received on the RTP socket, waiting for the next tick.

@@ -48,9 +48,9 @@ use crate::error::Error;
 use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::latch::{Latch, LatchRules, RejectReason, RejectedPackets};
 use crate::ports::{BoundPorts, PortLease, PortPool};
 use crate::rtcp::RtcpCompound;
-use crate::latch::{Latch, LatchRules, RejectReason, RejectedPackets};
 use crate::sender::{MAX_FRAME, RtpSender};
 
 /// One 20 ms frame at 8 kHz.

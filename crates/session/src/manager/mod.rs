@@ -419,7 +419,9 @@ impl Manager {
             return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
         }
         if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
-            info!(
+            // Usually a carrier whose media addresses are missing from
+            // sip.allowed_peers: loud, since the call may stay silent.
+            warn!(
                 call_id = %call_id,
                 remote = %r,
                 "the offer's media address is outside sip.allowed_peers: nothing is sent there; \
