@@ -143,6 +143,9 @@ pub struct RawRtp {
     pub port_min: i64,
     /// Highest media port.
     pub port_max: i64,
+    /// Which sources other than the SDP address RTP may latch to:
+    /// `signalling-ip`, `allowed-peers` or `strict`.
+    pub latch: String,
 }
 
 impl Default for RawRtp {
@@ -150,6 +153,7 @@ impl Default for RawRtp {
         RawRtp {
             port_min: 20000,
             port_max: 20999,
+            latch: "signalling-ip".into(),
         }
     }
 }
@@ -357,6 +361,7 @@ impl RawConfig {
             rtp: RawRtp {
                 port_min: 0,
                 port_max: 0,
+                latch: String::new(),
             },
             calls: RawCalls {
                 max_concurrent: 0,

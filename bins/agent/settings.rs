@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
@@ -96,6 +97,8 @@ pub struct Settings {
     pub trunk: Option<Trunk>,
     /// RTP ports.
     pub rtp_ports: RangeInclusive<u16>,
+    /// Which sources other than the SDP address RTP may latch to.
+    pub rtp_latch: LatchPolicy,
     /// Most calls at once.
     pub max_concurrent: usize,
     /// No-speech timeout.
@@ -453,6 +456,11 @@ impl Settings {
                 )
             })?;
         let rtp_ports = port_min..=port_max;
+        let rtp_latch = c.choice(
+            "rtp.latch",
+            &raw.rtp.latch,
+            &LatchPolicy::ALL.map(|p| (p.as_str(), p)),
+        )?;
         // One even port per call (RTP, RFC 3550 section 11).
         let ports = usize::from(port_max / 2) + 1 - usize::from(port_min.div_ceil(2));
         if ports < max_concurrent {
@@ -600,6 +608,7 @@ impl Settings {
             reject_unlisted,
             trunk,
             rtp_ports,
+            rtp_latch,
             max_concurrent,
             no_speech_timeout: c
                 .duration("calls.no_speech_timeout", &raw.calls.no_speech_timeout)?,

@@ -215,6 +215,8 @@ pub struct Agent {
     pub db: PathBuf,
     /// The recordings directory.
     pub recordings: PathBuf,
+    /// The configured RTP port range (`rtp.port_min`, `rtp.port_max`).
+    pub rtp_ports: (u16, u16),
     stderr: Arc<Mutex<Vec<u8>>>,
     stdout_extra: mpsc::Receiver<String>,
     // Last: removed after the process is gone.
@@ -389,6 +391,7 @@ impl Agent {
             token,
             db: dir.path().join("crm.db"),
             recordings: dir.path().join("recordings"),
+            rtp_ports: (lo, lo + RTP_BLOCK - 2),
             config,
             stderr,
             stdout_extra: rx,

@@ -133,6 +133,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_PUBLIC_ADDR",
         "CALLBRIDGE_SIP_TRUNK_REGISTER_EXPIRES",
         "CALLBRIDGE_RTP_PORT_MIN",
+        "CALLBRIDGE_RTP_LATCH",
         "CALLBRIDGE_CALLS_ON_MODEL_FAILURE",
         "CALLBRIDGE_CALLS_FALLBACK_CLIP",
         "CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT",
@@ -149,7 +150,7 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 35 + 8, "8 carrier keys");
+    assert_eq!(vars.len(), 36 + 8, "8 carrier keys");
 }
 
 #[test]

@@ -142,6 +142,18 @@ pub fn render(s: &Snapshot, m: &MetricsSnapshot, live_tasks: usize) -> String {
         out.sample(name, &[], v);
     }
     out.family(
+        "callbridge_rtp_rejected_packets_total",
+        "counter",
+        "RTP packets dropped because their source is not the call's media peer, by reason.",
+    );
+    for (r, n) in &m.rtp_packets_rejected {
+        out.sample(
+            "callbridge_rtp_rejected_packets_total",
+            &[("reason", r.as_str())],
+            *n,
+        );
+    }
+    out.family(
         "callbridge_jitter_buffer_depth_ms",
         "gauge",
         "Mean estimated jitter buffer depth over live calls receiving RTP, in ms.",

@@ -54,6 +54,7 @@ impl Settings {
         cfg.sip.ring_timeout = self.ring_timeout + Duration::from_secs(5);
         cfg.max_calls = self.max_concurrent;
         cfg.rtp_inactivity = self.rtp_inactivity;
+        cfg.rtp_latch = self.rtp_latch;
         cfg.machine.no_speech = self.no_speech_timeout;
         cfg.machine.model_reply_timeout = self.model_reply_timeout;
         cfg.machine.max_duration = self.max_duration;

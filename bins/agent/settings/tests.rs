@@ -116,6 +116,24 @@ fn bad_choices_list_the_options() {
 }
 
 #[test]
+fn rtp_latch_defaults_to_signalling_ip_takes_overrides_and_names_the_options() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.rtp_latch, LatchPolicy::SignallingIp);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.rtp_latch, LatchPolicy::SignallingIp);
+    for p in LatchPolicy::ALL {
+        let s = settings(GOOD, &[("CALLBRIDGE_RTP_LATCH", p.as_str())]).unwrap();
+        let m = s.manager_config(s.session_config(&Secrets::default(), None));
+        assert_eq!(m.rtp_latch, p);
+    }
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_LATCH", "any")]);
+    assert!(
+        m.contains("rtp.latch") && m.contains("\"signalling-ip\", \"allowed-peers\", \"strict\""),
+        "{m}"
+    );
+}
+
+#[test]
 fn reject_policy_maps_to_503() {
     let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "reject")]).unwrap();
     assert!(matches!(

@@ -247,6 +247,14 @@ impl JitterBuffer {
         &mut self.slots[(seq.0 % CAPACITY as u64) as usize]
     }
 
+    /// Drops everything buffered and forgets the stream (its SSRC and
+    /// sequence numbers): the next packet starts a new one, as if from a
+    /// new source. Counters are kept.
+    pub fn reset(&mut self) {
+        self.flush();
+        self.ssrc = None;
+    }
+
     fn flush(&mut self) {
         for s in &mut self.slots {
             s.seq = None;

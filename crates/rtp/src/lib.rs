@@ -9,8 +9,9 @@
 //! | [`resample`] | 20 ms streaming resampler 8 kHz <-> 16/24 kHz (rubato `Fft`), 2 ms delay | |
 //! | [`jitter`] | sans-IO jitter buffer with concealment and adaptive depth | RFC 3550 A.1, A.8 |
 //! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
-//! | [`sender`] | sans-IO outbound packetizer (silence, marker) and symmetric-RTP latch | RFC 3551, RFC 4961 |
-//! | [`ports`] | even-port pool for RTP (+ RTCP) sockets | |
+//! | [`sender`] | sans-IO outbound packetizer (silence, marker) | RFC 3551 |
+//! | [`latch`] | sans-IO choice of the media peer: SDP peer first, symmetric-RTP latch only under the policy | RFC 4961 |
+//! | [`ports`] | even-port pool for RTP (+ RTCP) sockets, ports drawn at random | |
 //! | [`stream`] | the tokio driver: one receiving task per call, 20 ms ticks from the clock | |
 //! | [`clock`] | the media clock: one thread pacing every stream on absolute 20 ms deadlines | RFC 3551 section 4.5 |
 //! | [`recorder`] | stereo 8 kHz WAV recorder (caller left, agent right) | |
@@ -27,6 +28,7 @@ pub mod error;
 pub mod g711;
 pub mod ids;
 pub mod jitter;
+pub mod latch;
 pub mod ports;
 pub mod recorder;
 pub mod resample;

@@ -2,11 +2,15 @@
 //! binds the RTP socket (and the RTCP socket on port + 1 when asked), and
 //! takes the port back when the [`PortLease`] is dropped.
 //!
-//! Ports are handed out round-robin, so a port just released is reused as
-//! late as possible (stray packets of a finished call do not reach the next
-//! one). A port another process holds is skipped and retried later.
+//! Ports are drawn at random from the free ones (the [`PortRandom`] is
+//! injected, so tests can seed it): the next call's port cannot be guessed
+//! from the last one. A released port first rests in a queue until half
+//! the range has been released after it (or nothing else is free), so stray
+//! packets of a finished call do not reach the next one. A port another
+//! process holds is skipped and rests the same way.
 
 use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,10 +30,93 @@ pub struct PortPoolConfig {
     pub rtcp: bool,
 }
 
-#[derive(Debug)]
+/// A source of random 64-bit values for the port draw.
+pub trait PortRandom: Send {
+    /// The next value.
+    fn next_u64(&mut self) -> u64;
+}
+
+/// Random values from the standard library's per-process random SipHash
+/// keys (seeded from the operating system) hashing a counter.
+#[derive(Debug, Default)]
+pub struct OsPortRandom {
+    keys: std::collections::hash_map::RandomState,
+    counter: u64,
+}
+
+impl PortRandom for OsPortRandom {
+    fn next_u64(&mut self) -> u64 {
+        self.counter = self.counter.wrapping_add(1);
+        let mut h = self.keys.build_hasher();
+        h.write_u64(self.counter);
+        h.finish()
+    }
+}
+
+/// A deterministic generator (SplitMix64) for tests.
+#[derive(Debug, Clone)]
+pub struct SeededPortRandom(u64);
+
+impl SeededPortRandom {
+    /// A generator starting from `seed`.
+    #[must_use]
+    pub fn new(seed: u64) -> SeededPortRandom {
+        SeededPortRandom(seed)
+    }
+}
+
+impl PortRandom for SeededPortRandom {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
 struct Inner {
-    free: VecDeque<u16>,
+    /// Ports that may be drawn (in no meaningful order).
+    free: Vec<u16>,
+    /// Released ports, oldest first, resting before they are drawn again.
+    resting: VecDeque<u16>,
+    /// How many may rest before the oldest is free again.
+    rest_len: usize,
     total: usize,
+    random: Box<dyn PortRandom>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("free", &self.free.len())
+            .field("resting", &self.resting.len())
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// A random free port, else the one resting longest.
+    fn draw(&mut self) -> Option<u16> {
+        if self.free.is_empty() {
+            return self.resting.pop_front();
+        }
+        let n = self.free.len() as u64;
+        // The modulo bias over a u64 for a few thousand ports is far below
+        // anything observable.
+        let i = usize::try_from(self.random.next_u64() % n).unwrap_or(0);
+        Some(self.free.swap_remove(i))
+    }
+
+    fn release(&mut self, port: u16) {
+        self.resting.push_back(port);
+        while self.resting.len() > self.rest_len {
+            if let Some(p) = self.resting.pop_front() {
+                self.free.push(p);
+            }
+        }
+    }
 }
 
 /// A shared pool of even RTP ports. Cheap to clone.
@@ -68,19 +155,30 @@ impl PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.free.push_back(self.port);
+        inner.release(self.port);
     }
 }
 
 impl PortPool {
     /// A pool over the even ports of `cfg.range` (with room for port + 1
-    /// when RTCP is on).
+    /// when RTCP is on), drawing with the operating system's randomness.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the range holds no usable port.
     pub fn new(cfg: PortPoolConfig) -> Result<PortPool, Error> {
+        PortPool::with_random(cfg, Box::new(OsPortRandom::default()))
+    }
+
+    /// [`PortPool::new`] drawing with `random`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the range holds no usable port.
+    pub fn with_random(
+        cfg: PortPoolConfig,
+        random: Box<dyn PortRandom>,
+    ) -> Result<PortPool, Error> {
         let (lo, hi) = (*cfg.range.start(), *cfg.range.end());
-        let free: VecDeque<u16> = (lo..=hi)
+        let free: Vec<u16> = (lo..=hi)
             .filter(|p| p % 2 == 0 && *p != 0)
             .filter(|p| !cfg.rtcp || (*p < hi && *p < u16::MAX))
             .collect();
@@ -92,18 +190,21 @@ impl PortPool {
         let total = free.len();
         Ok(PortPool {
             cfg: Arc::new(cfg),
-            inner: Arc::new(Mutex::new(Inner { free, total })),
+            inner: Arc::new(Mutex::new(Inner {
+                free,
+                resting: VecDeque::new(),
+                rest_len: total / 2,
+                total,
+                random,
+            })),
         })
     }
 
     /// Ports currently free.
     #[must_use]
     pub fn available(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .free
-            .len()
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.free.len() + inner.resting.len()
     }
 
     /// Ports the pool manages.
@@ -115,8 +216,8 @@ impl PortPool {
             .total
     }
 
-    /// Binds the next free port (and port + 1 for RTCP). Must be called
-    /// inside a tokio runtime.
+    /// Binds a free port drawn at random (and port + 1 for RTCP). Must be
+    /// called inside a tokio runtime.
     ///
     /// # Errors
     /// [`Error::PortsExhausted`] when every port is leased or cannot be
@@ -128,8 +229,7 @@ impl PortPool {
                 .inner
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .free
-                .pop_front()
+                .draw()
             else {
                 break;
             };
@@ -140,7 +240,7 @@ impl PortPool {
             match self.try_bind(port) {
                 Ok((rtp, rtcp)) => return Ok(BoundPorts { rtp, rtcp, lease }),
                 Err(e) => {
-                    // Held by someone else: the lease goes back to the end.
+                    // Held by someone else: the lease rests it.
                     tracing::debug!(port, error = %e, "RTP port busy, skipping");
                 }
             }
@@ -203,6 +303,46 @@ mod tests {
         assert_eq!(pool.available(), 1);
         let c = pool.bind().unwrap();
         assert_ne!(c.lease.port(), b.lease.port());
+    }
+
+    #[tokio::test]
+    async fn ports_are_drawn_at_random_and_seeded_draws_repeat() {
+        let draw = |seed| {
+            let pool = PortPool::with_random(
+                cfg(41300..=41399, false),
+                Box::new(SeededPortRandom::new(seed)),
+            )
+            .unwrap();
+            let leases: Vec<_> = (0..10).map(|_| pool.bind().unwrap()).collect();
+            leases.iter().map(|b| b.lease.port()).collect::<Vec<_>>()
+        };
+        let a = draw(1);
+        assert_eq!(a, draw(1), "the same seed draws the same ports");
+        assert_ne!(a, draw(2));
+        let in_order: Vec<u16> = (0..10).map(|i| 41300 + 2 * i).collect();
+        assert_ne!(a, in_order, "not handed out in order");
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 10, "no port twice");
+    }
+
+    #[tokio::test]
+    async fn a_released_port_rests_until_half_the_range_was_released_after_it() {
+        // 8 ports, 4 may rest.
+        let pool = PortPool::with_random(
+            cfg(41400..=41415, false),
+            Box::new(SeededPortRandom::new(7)),
+        )
+        .unwrap();
+        let first = pool.bind().unwrap();
+        let port = first.lease.port();
+        drop(first);
+        // The other 7 are drawn before it comes back.
+        let others: Vec<_> = (0..7).map(|_| pool.bind().unwrap()).collect();
+        assert!(others.iter().all(|b| b.lease.port() != port));
+        // With nothing else free, the resting port is used.
+        assert_eq!(pool.bind().unwrap().lease.port(), port);
     }
 
     #[tokio::test]

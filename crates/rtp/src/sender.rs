@@ -2,12 +2,8 @@
 //! 20 ms frame (or nothing) per tick into an RTP packet with continuous
 //! sequence numbers and timestamps, silence when there is nothing to play
 //! and the marker bit on the first packet of each talkspurt (RFC 3551
-//! section 4.1); [`Latch`] implements symmetric RTP (RFC 4961): send to the
-//! address the peer sends from, restricted by an allowlist.
-
-use std::net::SocketAddr;
-
-use ipnet::IpNet;
+//! section 4.1). Where the packets go is the [`latch`](crate::latch)'s
+//! business.
 
 use crate::dtmf::EventPacket;
 use crate::error::Error;
@@ -160,69 +156,6 @@ impl RtpSender {
     }
 }
 
-/// What [`Latch::check`] decided about a packet's source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LatchDecision {
-    /// From the latched address.
-    Accept,
-    /// The first allowed packet: we now send to this address.
-    Latched(SocketAddr),
-    /// Not allowed or not the latched address: drop it.
-    Reject,
-}
-
-/// Symmetric RTP: the first packet from an allowed address fixes where we
-/// send; later packets from elsewhere are dropped.
-#[derive(Debug, Clone)]
-pub struct Latch {
-    allow: Vec<IpNet>,
-    signalled: Option<SocketAddr>,
-    latched: Option<SocketAddr>,
-}
-
-impl Latch {
-    /// A latch that sends to `signalled` (the SDP address) until the peer's
-    /// first packet arrives. An empty `allow` list accepts any source
-    /// address (NAT traversal); otherwise the source must be in one of the
-    /// networks.
-    #[must_use]
-    pub fn new(signalled: Option<SocketAddr>, allow: Vec<IpNet>) -> Latch {
-        Latch {
-            allow,
-            signalled,
-            latched: None,
-        }
-    }
-
-    /// Where to send: the latched address, else the signalled one.
-    #[must_use]
-    pub fn remote(&self) -> Option<SocketAddr> {
-        self.latched.or(self.signalled)
-    }
-
-    /// Replaces the signalled address (re-INVITE) and drops the latch.
-    pub fn set_signalled(&mut self, addr: Option<SocketAddr>) {
-        self.signalled = addr;
-        self.latched = None;
-    }
-
-    /// Decides about a packet from `src`.
-    pub fn check(&mut self, src: SocketAddr) -> LatchDecision {
-        match self.latched {
-            Some(l) if l == src => LatchDecision::Accept,
-            Some(_) => LatchDecision::Reject,
-            None => {
-                if self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&src.ip())) {
-                    self.latched = Some(src);
-                    LatchDecision::Latched(src)
-                } else {
-                    LatchDecision::Reject
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,26 +221,5 @@ mod tests {
         assert_eq!(s.next_timestamp(), 4 * 160);
         let n = s.next_packet(None, &mut out).unwrap();
         assert_eq!(parse(&out[..n]).seq(), SeqNo(14));
-    }
-
-    #[test]
-    fn latch_follows_first_allowed_source_only() {
-        let sdp: SocketAddr = "192.0.2.1:4000".parse().unwrap();
-        let mut l = Latch::new(Some(sdp), vec!["10.0.0.0/8".parse().unwrap()]);
-        assert_eq!(l.remote(), Some(sdp));
-        assert_eq!(
-            l.check("203.0.113.5:5000".parse().unwrap()),
-            LatchDecision::Reject
-        );
-        let nat: SocketAddr = "10.1.2.3:6000".parse().unwrap();
-        assert_eq!(l.check(nat), LatchDecision::Latched(nat));
-        assert_eq!(l.remote(), Some(nat));
-        assert_eq!(l.check(nat), LatchDecision::Accept);
-        assert_eq!(
-            l.check("10.9.9.9:6000".parse().unwrap()),
-            LatchDecision::Reject
-        );
-        l.set_signalled(None);
-        assert_eq!(l.remote(), None);
     }
 }

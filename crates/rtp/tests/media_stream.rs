@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
+use callbridge_rtp::latch::{LatchPolicy, LatchRules, RejectReason};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, Pacing};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
@@ -182,7 +183,11 @@ async fn source_outside_allowlist_is_ignored() {
     let (peer, _) = peer().await;
     let pool = pool(42200);
     let mut c = cfg(None);
-    c.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    c.latch = LatchRules::new(
+        LatchPolicy::AllowedPeers,
+        None,
+        vec!["10.0.0.0/8".parse().unwrap()],
+    );
     let mut stream = MediaStream::open(&pool, c).unwrap();
     for i in 0..5u16 {
         peer.send_to(
@@ -192,9 +197,16 @@ async fn source_outside_allowlist_is_ignored() {
         .await
         .unwrap();
     }
-    // Audio events keep coming (buffering silence), but never a latch.
-    for _ in 0..20 {
+    // Audio events keep coming (buffering silence), but never a latch;
+    // the first rejection is reported once.
+    let mut reported = 0;
+    for _ in 0..21 {
         let ev = stream.recv().await.unwrap();
+        if let MediaEvent::Rejected { reason, .. } = ev {
+            assert_eq!(reason, RejectReason::OutsideAllowedPeers);
+            reported += 1;
+            continue;
+        }
         assert!(
             matches!(
                 ev,
@@ -206,8 +218,9 @@ async fn source_outside_allowlist_is_ignored() {
             "{ev:?}"
         );
     }
+    assert_eq!(reported, 1, "the rejection is reported once");
     let s = stream.stats();
-    assert_eq!(s.rejected_source, 5);
+    assert_eq!(s.rejected.get(RejectReason::OutsideAllowedPeers), 5);
     assert_eq!(s.packets_in, 0);
     stream.close().await;
 }
@@ -347,5 +360,122 @@ async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
         stream.recv().await.unwrap();
     }
     assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
+    stream.close().await;
+}
+
+/// Packets waiting on `s` now (drained).
+fn drain(s: &UdpSocket) -> usize {
+    let mut buf = [0u8; 1500];
+    let mut n = 0;
+    while s.try_recv(&mut buf).is_ok() {
+        n += 1;
+    }
+    n
+}
+
+/// Waits `n` ticks; returns whether any played frame carried `level`.
+async fn ticks(stream: &mut MediaStream, n: usize, level: i16) -> bool {
+    let mut seen = false;
+    for _ in 0..n {
+        let ev = next_matching(stream, |e| matches!(e, MediaEvent::Audio { .. })).await;
+        if let MediaEvent::Audio { pcm, .. } = ev {
+            seen |= pcm.contains(&level);
+        }
+    }
+    seen
+}
+
+/// Issue 14's attack on one stream: a source on the signalling IP sends
+/// first. Before the answer it is rejected and gets nothing; after it, it
+/// latches until the SDP peer's first packet, then gets nothing more and
+/// none of its audio is played once the caller is heard.
+#[tokio::test(start_paused = true)]
+async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_caller() {
+    let (caller, caller_addr) = peer().await;
+    let (attacker, attacker_addr) = peer().await;
+    let pool = pool(42300);
+    let mut c = cfg(Some(caller_addr));
+    c.latch = LatchRules::new(
+        LatchPolicy::SignallingIp,
+        Some(caller_addr.ip()),
+        vec!["127.0.0.1/32".parse().unwrap()],
+    );
+    c.latch_open = false;
+    let mut stream = MediaStream::open(&pool, c).unwrap();
+    let to = stream.local_addr();
+    // 0x80 decodes to 32124 (the attacker), 0x8f to 16764 (the caller).
+    let (loud, caller_level) = (32124, 16764);
+    for i in 0..5u16 {
+        attacker
+            .send_to(&rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]), to)
+            .await
+            .unwrap();
+    }
+    assert!(!ticks(&mut stream, 10, loud).await);
+    assert_eq!(
+        drain(&attacker),
+        0,
+        "nothing for the attacker before the answer"
+    );
+    assert!(drain(&caller) >= 9, "the SDP peer is served from the start");
+    assert_eq!(stream.stats().rejected.get(RejectReason::BeforeAnswer), 5);
+
+    stream.answered();
+    attacker
+        .send_to(&rtp(0, 5, 800, false, &[0x80; 160]), to)
+        .await
+        .unwrap();
+    let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Latched(_))).await;
+    assert_eq!(ev, MediaEvent::Latched(attacker_addr));
+    ticks(&mut stream, 3, loud).await;
+    caller
+        .send_to(&rtp(0, 900, 9000, true, &[0x8f; 160]), to)
+        .await
+        .unwrap();
+    let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Latched(_))).await;
+    assert_eq!(ev, MediaEvent::Latched(caller_addr));
+    let got = drain(&attacker);
+    println!("the attacker got {got} packets between its latch and the caller's packet");
+    assert!(
+        (1..=4).contains(&got),
+        "at most the 3 ticks waited plus the one the caller's packet may miss: {got}"
+    );
+    drain(&caller);
+    // The caller keeps talking, the attacker keeps spraying.
+    let mut played_attacker = false;
+    let mut played_caller = false;
+    for i in 1..=20u16 {
+        caller
+            .send_to(
+                &rtp(0, 900 + i, 9000 + 160 * u32::from(i), false, &[0x8f; 160]),
+                to,
+            )
+            .await
+            .unwrap();
+        attacker
+            .send_to(
+                &rtp(0, 5 + i, 800 + 160 * u32::from(i), false, &[0x80; 160]),
+                to,
+            )
+            .await
+            .unwrap();
+        let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Audio { .. })).await;
+        if let MediaEvent::Audio { pcm, .. } = ev {
+            played_attacker |= pcm.contains(&loud);
+            played_caller |= pcm.contains(&caller_level);
+        }
+    }
+    assert!(
+        !played_attacker,
+        "the attacker's audio was played after the caller was heard"
+    );
+    assert!(played_caller, "the caller was not heard");
+    assert_eq!(
+        drain(&attacker),
+        0,
+        "the attacker got packets after the caller was heard"
+    );
+    assert!(drain(&caller) >= 19);
+    assert_eq!(stream.stats().rejected.get(RejectReason::NotPeer), 20);
     stream.close().await;
 }

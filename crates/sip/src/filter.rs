@@ -59,6 +59,11 @@ impl SourceFilter {
         self.allow.iter().any(|n| n.contains(&addr))
     }
 
+    /// The allowed networks (empty: everyone).
+    pub fn networks(&self) -> &[IpNet] {
+        &self.allow
+    }
+
     /// What to do with a refused request.
     pub fn rejection(&self) -> Rejection {
         self.rejection

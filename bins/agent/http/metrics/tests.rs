@@ -26,6 +26,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("callbridge_rtp_packets_out_total", "counter"),
     ("callbridge_rtp_packets_lost_total", "counter"),
     ("callbridge_rtp_packets_late_total", "counter"),
+    ("callbridge_rtp_rejected_packets_total", "counter"),
     ("callbridge_jitter_buffer_depth_ms", "gauge"),
     ("callbridge_barge_ins_total", "counter"),
     ("callbridge_model_reconnects_total", "counter"),
@@ -251,6 +252,10 @@ fn empty_snapshot() -> (Snapshot, MetricsSnapshot) {
         rtp_packets_out: 0,
         rtp_packets_lost: 0,
         rtp_packets_late: 0,
+        rtp_packets_rejected: callbridge_rtp::latch::RejectReason::ALL
+            .iter()
+            .map(|r| (*r, 0))
+            .collect(),
         jitter_buffer_depth_ms: 0.0,
         jitter_buffer_streams: 0,
         barge_ins: 0,

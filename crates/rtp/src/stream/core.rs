@@ -26,9 +26,10 @@ use crate::clock::{Paced, Tick};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;
 use crate::jitter::JitterBuffer;
+use crate::latch::{Latch, LatchDecision};
 use crate::rtcp::{self, ReportBlock};
 use crate::rtp::{RTP_HEADER_LEN, RtpPacket};
-use crate::sender::{Latch, LatchDecision, MAX_FRAME, RtpSender};
+use crate::sender::{MAX_FRAME, RtpSender};
 
 /// A datagram received on the RTP socket, waiting for the next tick.
 pub(super) struct Inbound {
@@ -128,6 +129,11 @@ pub(super) struct Core {
     pub(super) jitter: JitterBuffer,
     pub(super) sender: RtpSender,
     pub(super) latch: Latch,
+    /// When the peer could first know our address (the answer went out):
+    /// packets received before it cannot latch. `None` until then.
+    pub(super) latch_open_at: Option<Instant>,
+    /// Whether a rejected packet was reported to the call (once per stream).
+    pub(super) rejection_reported: bool,
     pub(super) dtmf_rx: DtmfReceiver,
     /// Outgoing event in progress: generator and its start timestamp.
     pub(super) dtmf_tx: Option<(DtmfGenerator, u32)>,
@@ -149,13 +155,27 @@ impl Core {
             self.stats.malformed += 1;
             return;
         };
+        if !self.latch.view().open && self.latch_open_at.is_some_and(|t| now >= t) {
+            self.latch.open();
+        }
         match self.latch.check(src) {
-            LatchDecision::Reject => {
-                self.stats.rejected_source += 1;
+            LatchDecision::Reject(reason) => {
+                self.stats.rejected.count(reason);
+                if !self.rejection_reported {
+                    self.rejection_reported = true;
+                    let _ = self
+                        .events
+                        .try_send(MediaEvent::Rejected { from: src, reason });
+                }
                 return;
             }
             LatchDecision::Latched(addr) => {
-                tracing::debug!(%addr, "RTP latched");
+                let _ = self.events.try_send(MediaEvent::Latched(addr));
+            }
+            LatchDecision::Returned(addr) => {
+                // What the other source sent is not the caller's: none
+                // of it is played.
+                self.jitter.reset();
                 let _ = self.events.try_send(MediaEvent::Latched(addr));
             }
             LatchDecision::Accept => {}
@@ -196,11 +216,16 @@ impl Core {
         }
     }
 
-    /// One 20 ms tick: sends the packet (DTMF, queued audio or silence),
-    /// takes in the datagrams received since the last tick, hands the call
+    /// One 20 ms tick: takes in the datagrams received since the last
+    /// tick, sends the packet (DTMF, queued audio or silence), hands the call
     /// the caller's frame out of the jitter buffer and the frame sent,
     /// checks inactivity, and returns the counters.
     pub(super) fn tick(&mut self, now: Instant) -> MediaStats {
+        // Received packets first: a latch they move applies to this
+        // tick's packet already.
+        while let Ok(Inbound { data, src, at }) = self.inbound.try_recv() {
+            self.on_datagram(data, src, at);
+        }
         let mut sent = [0i16; MAX_FRAME];
         let mut out = [0u8; RTP_HEADER_LEN + MAX_FRAME];
         let n = match (&mut self.dtmf_tx, self.telephone_event) {
@@ -220,9 +245,6 @@ impl Core {
                 Ok(_) => self.stats.packets_out += 1,
                 Err(_) => self.stats.send_errors += 1,
             }
-        }
-        while let Ok(Inbound { data, src, at }) = self.inbound.try_recv() {
-            self.on_datagram(data, src, at);
         }
         let mut pcm = [0i16; MAX_FRAME];
         let playout = self.jitter.poll_frame(&mut pcm);

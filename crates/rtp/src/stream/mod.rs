@@ -14,7 +14,9 @@
 //! `tokio::time::pause()`). One tokio task per stream owns receiving on the
 //! RTP (and optional RTCP) socket from the [`PortPool`]: it queues received
 //! datagrams (bounded, [`INBOUND_CAPACITY`]) for the next tick, which puts
-//! them through the symmetric-RTP [`Latch`], turns telephone events into
+//! them through the call's [`Latch`] (the SDP peer first; symmetric RTP to
+//! another source only under the [`LatchRules`]) before it sends, turns
+//! telephone events into
 //! [`MediaEvent::Dtmf`] and feeds the jitter buffer; an RTCP BYE becomes
 //! [`MediaEvent::RtcpBye`]. Every 5 s an RTCP RR + SDES goes out when RTCP
 //! is on, and a BYE on close. The state the ticks work on lives in
@@ -34,7 +36,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ipnet::IpNet;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -47,9 +48,10 @@ use crate::error::Error;
 use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
+use crate::latch::{Latch, LatchRules, RejectReason, RejectedPackets};
 use crate::ports::{BoundPorts, PortLease, PortPool};
 use crate::rtcp::RtcpCompound;
-use crate::sender::{Latch, MAX_FRAME, RtpSender};
+use crate::sender::{MAX_FRAME, RtpSender};
 
 /// One 20 ms frame at 8 kHz.
 pub type Frame = [i16; MAX_FRAME];
@@ -75,10 +77,17 @@ pub struct MediaConfig {
     pub payload_type: PayloadType,
     /// The negotiated telephone-event payload type, if any.
     pub telephone_event: Option<PayloadType>,
-    /// The peer's address from SDP, used until its first packet arrives.
+    /// The peer's address from SDP: always heard, and sent to unless
+    /// another source latched (see [`crate::latch`]).
     pub remote: Option<SocketAddr>,
-    /// Networks the peer may send from; empty accepts any.
-    pub allow: Vec<IpNet>,
+    /// Which other sources may latch, and the allowlist nothing is taken
+    /// from or sent to outside of. [`LatchRules::any`] by default.
+    pub latch: LatchRules,
+    /// Whether the peer may already know our address, so that a source
+    /// the rules allow may latch from the start (true by default: an
+    /// outbound offer carries it). An inbound call's stream starts closed
+    /// and opens with [`MediaStream::answered`].
+    pub latch_open: bool,
     /// No RTP for this long raises [`MediaEvent::Inactive`].
     pub inactivity: Duration,
     /// Jitter buffer settings.
@@ -116,7 +125,9 @@ pub enum Pacing {
 
 impl MediaConfig {
     /// A configuration with defaults: 30 s inactivity, default jitter
-    /// buffer, 5 s playback queue, 64 events, paced by the media clock.
+    /// buffer, 5 s playback queue, 64 events, paced by the media clock,
+    /// latching to any source ([`LatchRules::any`]; the session manager
+    /// sets each call's rules).
     #[must_use]
     pub fn new(
         law: Law,
@@ -133,7 +144,8 @@ impl MediaConfig {
             },
             telephone_event: PayloadType::new(101),
             remote,
-            allow: Vec::new(),
+            latch: LatchRules::any(),
+            latch_open: true,
             inactivity: Duration::from_secs(30),
             jitter: JitterConfig::default(),
             ssrc,
@@ -167,8 +179,17 @@ pub enum MediaEvent {
     },
     /// A completed DTMF key press.
     Dtmf(Digit),
-    /// The peer's first packet arrived from this address; we send there.
+    /// We send to this address from now on: a source latched, or the SDP
+    /// peer was heard after another source had latched.
     Latched(SocketAddr),
+    /// The first packet the latch rejected (reported once per stream; the
+    /// rest are only counted in [`MediaStats::rejected`]).
+    Rejected {
+        /// Its source.
+        from: SocketAddr,
+        /// Why.
+        reason: RejectReason,
+    },
     /// No RTP for the configured time (reported once until RTP resumes).
     Inactive {
         /// Time since the last packet (or since the stream opened).
@@ -187,8 +208,8 @@ pub struct MediaStats {
     pub packets_out: u64,
     /// Datagrams that did not parse as RTP.
     pub malformed: u64,
-    /// Packets from addresses the latch rejected.
-    pub rejected_source: u64,
+    /// Packets the latch rejected, by reason.
+    pub rejected: RejectedPackets,
     /// Audio events dropped because the call did not read them in time.
     pub events_dropped: u64,
     /// Send errors (no route, ...).
@@ -254,7 +275,9 @@ impl MediaStream {
                 cfg.first_seq,
                 cfg.first_timestamp,
             ),
-            latch: Latch::new(cfg.remote, cfg.allow.clone()),
+            latch: Latch::new(cfg.remote, cfg.latch.clone(), cfg.latch_open),
+            latch_open_at: cfg.latch_open.then_some(opened),
+            rejection_reported: false,
             dtmf_rx: DtmfReceiver::new(),
             dtmf_tx: None,
             rtp: Arc::clone(&rtp),
@@ -329,9 +352,22 @@ impl MediaStream {
         }
     }
 
-    /// Changes the peer's address (re-INVITE); the latch starts over.
+    /// Changes the peer's SDP address (the outbound call's answer, a
+    /// re-INVITE): a new address becomes the peer and any latch is
+    /// dropped; the same address changes nothing.
     pub fn set_remote(&self, remote: Option<SocketAddr>) {
         self.shared.with(|c| c.latch.set_signalled(remote));
+    }
+
+    /// The answer with our address is going out: from now on a source the
+    /// latch rules allow may latch (packets received before stay
+    /// rejected, `before_answer`). Only for a stream opened with
+    /// `latch_open: false`; an extra call is harmless.
+    pub fn answered(&self) {
+        let at = now();
+        self.shared.with(|c| {
+            c.latch_open_at.get_or_insert(at);
+        });
     }
 
     /// The next event; `None` once the stream has stopped.

@@ -2,7 +2,7 @@
 //! media and model events into machine inputs (the audio paths live in
 //! [`super::audio`]).
 
-use super::transport::TransportEvent;
+use super::transport::{Transport, TransportEvent};
 use callbridge_crm_store::{
     EventKind, Finish, NewEvent, NewTurn, SessionState, SessionUpdate, Speaker,
 };
@@ -70,6 +70,11 @@ impl Call {
                 }
             }
             Action::Answer => {
+                // The caller learns our port from this answer: from now on
+                // a source the latch policy allows may latch.
+                if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
+                    s.answered();
+                }
                 if let (Some(call), Some(sdp)) = (self.call, self.answer_sdp.clone())
                     && let Err(e) = sip.answer(call, sdp).await
                 {

@@ -451,6 +451,15 @@ impl Call {
         match (offer, ans) {
             (Ok(o), Ok(a)) => match callbridge_sip::sdp::process_answer(&o, &a) {
                 Ok(n) => {
+                    if let Some(r) = n.remote_rtp
+                        && !self.shared.cfg.sip.filter.allows(r.ip())
+                    {
+                        warn!(
+                            remote = %r,
+                            "the answer's media address is outside sip.allowed_peers: nothing is \
+                             sent there; media waits for a source rtp.latch allows"
+                        );
+                    }
                     if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
                         s.set_remote(n.remote_rtp);
                     }

@@ -8,7 +8,7 @@
 
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::stream::{Frame, MediaEvent, MediaStats, MediaStream};
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::carrier::media::{CarrierMedia, CarrierMediaEvent};
 use crate::lifecycle::DtmfDigit;
@@ -71,6 +71,14 @@ impl Transport {
                         debug!(?silent_for, "media stream reports no RTP");
                     }
                     MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
+                    MediaEvent::Latched(to) => info!(%to, "RTP is sent to this address now"),
+                    MediaEvent::Rejected { from, reason } => warn!(
+                        %from,
+                        reason = reason.as_str(),
+                        "RTP from a source that is not the call's media peer dropped \
+                         (logged once per call; all are counted in \
+                         callbridge_rtp_rejected_packets_total)"
+                    ),
                     other => debug!(?other, "media event"),
                 },
                 Transport::Carrier(c) => match c.recv().await? {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use callbridge_crm_store::{CampaignId, ClaimToken, LeadId, UserId};
 use callbridge_llm_bridge::{Greeting, SessionConfig};
+use callbridge_rtp::latch::LatchPolicy;
 use callbridge_rtp::ports::PortPoolConfig;
 
 /// Everything the manager needs besides the model, the store and the
@@ -27,6 +28,11 @@ pub struct ManagerConfig {
     pub retry_after: Duration,
     /// No RTP for this long ends the call (`RtpTimeout`).
     pub rtp_inactivity: Duration,
+    /// Which sources other than the SDP peer a call's RTP may latch to
+    /// (`rtp.latch`). The allowlist is `sip.filter`'s: no RTP is taken
+    /// from, nor sent to, an address outside it (see
+    /// [`callbridge_rtp::latch`]).
+    pub rtp_latch: LatchPolicy,
     /// The lifecycle policies and timers of each call. Among them,
     /// `machine.model_failure_before_answer` is what an inbound call does
     /// when its model session cannot be opened before the answer:
@@ -88,7 +94,8 @@ impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
-    /// shutdown drain 10 s, no outbound credentials.
+    /// shutdown drain 10 s, no outbound credentials, RTP latching only from
+    /// the signalling peer's IP.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -107,6 +114,7 @@ impl ManagerConfig {
             max_calls: 100,
             retry_after: Duration::from_secs(30),
             rtp_inactivity: Duration::from_secs(30),
+            rtp_latch: LatchPolicy::default(),
             machine: crate::lifecycle::Config::default(),
             fallback_clip: None,
             model,

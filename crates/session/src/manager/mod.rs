@@ -50,7 +50,7 @@ mod trunk;
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +58,7 @@ use callbridge_crm_store::{NewSession, Party, SessionId, Store, Transport as Sto
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
+use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
 use callbridge_sip::driver::{Driver, DriverConfig, Handle};
@@ -336,9 +337,27 @@ impl Manager {
         }
     }
 
+    /// The latch rules of a call signalled from (inbound) or to
+    /// (outbound) `signalling_ip`: the configured policy and
+    /// `sip.allowed_peers`.
+    fn latch_rules(&self, signalling_ip: IpAddr) -> LatchRules {
+        let cfg = &self.shared.cfg;
+        LatchRules::new(
+            cfg.rtp_latch,
+            Some(signalling_ip),
+            cfg.sip.filter.networks().to_vec(),
+        )
+    }
+
+    /// Opens a call's media stream for the SDP peer `remote` under
+    /// `rules`. `answered`: whether the peer already knows our address (an
+    /// outbound offer carries it); an inbound stream lets sources latch
+    /// only once its answer goes out.
     fn open_media(
         &self,
         remote: Option<SocketAddr>,
+        rules: LatchRules,
+        answered: bool,
         law: Law,
         te: Option<u8>,
     ) -> Result<MediaStream, ManagerError> {
@@ -356,6 +375,8 @@ impl Manager {
             .rtp_inactivity
             .max(Duration::from_secs(3600));
         mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
+        mc.latch = rules;
+        mc.latch_open = answered;
         Ok(MediaStream::open(&self.inner.ports, mc)?)
     }
 
@@ -388,7 +409,26 @@ impl Manager {
             Err(e) => return reject(e.status()).await,
         };
         let call_id = inc.call_id.to_string();
-        let stream = match self.open_media(remote, law, te) {
+        let rules = self.latch_rules(inc.source.ip());
+        if !rules.serviceable(remote) {
+            warn!(
+                call_id = %call_id,
+                remote = ?remote,
+                "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
+            );
+            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        }
+        if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
+            // Usually a carrier whose media addresses are missing from
+            // sip.allowed_peers: loud, since the call may stay silent.
+            warn!(
+                call_id = %call_id,
+                remote = %r,
+                "the offer's media address is outside sip.allowed_peers: nothing is sent there; \
+                 media waits for a source rtp.latch allows"
+            );
+        }
+        let stream = match self.open_media(remote, rules, false, law, te) {
             Ok(s) => s,
             Err(e) => {
                 warn!(error = %e, "no media port for an inbound call");
@@ -503,7 +543,8 @@ impl Manager {
             Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
         let from =
             Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
-        let stream = self.open_media(None, Law::MuLaw, Some(101))?;
+        let rules = self.latch_rules(req.target.ip());
+        let stream = self.open_media(None, rules, true, Law::MuLaw, Some(101))?;
         let local = self.local_media(stream.local_addr().port());
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
         let id = SessionId::new_v4();

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callbridge_rtp::latch::RejectedPackets;
 use callbridge_rtp::stream::{Frame, MediaStats};
 use serde_json::json;
 
@@ -43,6 +44,7 @@ pub(crate) struct RtpCounts {
     pub packets_out: u64,
     pub lost: u64,
     pub late: u64,
+    pub rejected: RejectedPackets,
 }
 
 impl RtpCounts {
@@ -52,6 +54,7 @@ impl RtpCounts {
             packets_out: s.packets_out,
             lost: s.jitter.lost,
             late: s.jitter.late,
+            rejected: s.rejected,
         }
     }
 
@@ -61,6 +64,7 @@ impl RtpCounts {
             packets_out: self.packets_out.saturating_sub(before.packets_out),
             lost: self.lost.saturating_sub(before.lost),
             late: self.late.saturating_sub(before.late),
+            rejected: self.rejected.since(&before.rejected),
         }
     }
 }

@@ -22,6 +22,13 @@
 //!   `late`), added **live**: each call adds what is new once a second
 //!   (every 50 media ticks) and the rest when its media stops. A stream
 //!   that stops by itself loses at most its last second.
+//! - **RTP packets rejected**, by reason: packets the call's latch
+//!   dropped (`callbridge_rtp::latch`): `outside_allowed_peers` (source
+//!   outside `sip.allowed_peers`), `latch_policy` (a source `rtp.latch`
+//!   does not allow), `not_peer` (another source once the call's peer was
+//!   heard or latched), `before_answer` (a latch candidate before the
+//!   inbound call's answer told anyone our port). Added live like the
+//!   other RTP counters.
 //! - **Jitter buffer depth**: the **mean over live calls** whose stream has
 //!   received RTP of each call's buffered audio, in ms, updated once a
 //!   second: the rtp stream's `MediaStats::jitter_depth` (from the next
@@ -73,10 +80,13 @@ use std::time::Duration;
 
 pub use histogram::{DURATION_BUCKETS, HistogramSnapshot, LATENCY_BUCKETS};
 
+use callbridge_rtp::latch::RejectReason;
+
 use crate::lifecycle::{Direction, EndReason};
 use histogram::Histogram;
 
 const REASONS: usize = EndReason::ALL.len();
+const REJECT_REASONS: usize = RejectReason::ALL.len();
 
 /// The registry (see the module docs). One per manager, shared with its
 /// calls.
@@ -88,6 +98,7 @@ pub struct Metrics {
     rtp_out: AtomicU64,
     rtp_lost: AtomicU64,
     rtp_late: AtomicU64,
+    rtp_rejected: [AtomicU64; REJECT_REASONS],
     depth_sum_ms: AtomicU64,
     depth_streams: AtomicU64,
     barge_ins: AtomicU64,
@@ -108,6 +119,7 @@ impl Default for Metrics {
             rtp_out: AtomicU64::new(0),
             rtp_lost: AtomicU64::new(0),
             rtp_late: AtomicU64::new(0),
+            rtp_rejected: Default::default(),
             depth_sum_ms: AtomicU64::new(0),
             depth_streams: AtomicU64::new(0),
             barge_ins: AtomicU64::new(0),
@@ -148,6 +160,9 @@ pub struct MetricsSnapshot {
     pub rtp_packets_lost: u64,
     /// Packets that arrived after their frame was played or concealed.
     pub rtp_packets_late: u64,
+    /// RTP packets the latch rejected, for every reason (zero or not), in
+    /// [`RejectReason::ALL`] order.
+    pub rtp_packets_rejected: Vec<(RejectReason, u64)>,
     /// Mean jitter buffer depth over live calls receiving RTP,
     /// in ms (0 when there are none).
     pub jitter_buffer_depth_ms: f64,
@@ -193,6 +208,11 @@ impl Metrics {
             rtp_packets_out: load(&self.rtp_out),
             rtp_packets_lost: load(&self.rtp_lost),
             rtp_packets_late: load(&self.rtp_late),
+            rtp_packets_rejected: RejectReason::ALL
+                .iter()
+                .zip(&self.rtp_rejected)
+                .map(|(r, n)| (*r, load(n)))
+                .collect(),
             jitter_buffer_depth_ms: if streams == 0 {
                 0.0
             } else {
@@ -253,6 +273,9 @@ impl Metrics {
         self.rtp_out.fetch_add(delta.packets_out, Ordering::Relaxed);
         self.rtp_lost.fetch_add(delta.lost, Ordering::Relaxed);
         self.rtp_late.fetch_add(delta.late, Ordering::Relaxed);
+        for (r, n) in RejectReason::ALL.iter().zip(&self.rtp_rejected) {
+            n.fetch_add(delta.rejected.get(*r), Ordering::Relaxed);
+        }
     }
 
     /// A call's depth joins (`joined`) or changes from `old` to
