@@ -166,8 +166,10 @@ fn a_thousand_idle_connections_leave_health_reads_and_calls_working() {
     limit_fds(&agent, NOFILE);
     let rt = runtime();
     let idle = rt.block_on(connect_many(agent.http, 1000, 25));
-    assert!(idle.len() > 900, "{} connections made", idle.len());
     legit_requests_succeed(&agent, &target, "under 1,000 idle connections");
+    // The listener kept draining its backlog: every attempt connected
+    // (to be taken, or refused or closed for room).
+    assert!(idle.len() > 900, "{} connections made", idle.len());
     let fds = open_fds(agent.pid()).len();
     assert!(fds < NOFILE as usize, "the agent holds {fds} descriptors");
     assert!(
