@@ -25,8 +25,9 @@
 //!
 //! Caps: a connection beyond `max_connections_per_ip` for its address, or
 //! beyond the listener's cap, first takes the place of the longest idle
-//! connection (of that address, or of the listener); when none is idle it
-//! is refused (429, or 503, written without waiting, then closed). The
+//! connection (of that address, or of the listener); when none is idle (or
+//! [`EVICTING_MAX`] are still closing) it is refused (429, or 503, written
+//! without waiting, then closed). The
 //! listener's cap is `max_connections`, kept under its share of half the
 //! process's open-file limit, read at every accept.
 //!
@@ -147,11 +148,19 @@ impl Conn {
     }
 }
 
-/// The listener's open connections, by id and by client address.
+/// Connections told to close to make room but not closed yet that a
+/// listener keeps beyond its cap at most: its sockets stay bounded while
+/// the evicted tasks wind down.
+const EVICTING_MAX: usize = 16;
+
+/// The listener's open connections, by id and by client address. A
+/// connection stays until its socket is closed (its [`Slot`] dropped);
+/// one told to make room counts in `evicting`, not in `per_ip`.
 #[derive(Debug, Default)]
 struct Table {
     conns: HashMap<u64, Arc<Conn>>,
     per_ip: HashMap<IpAddr, usize>,
+    evicting: usize,
     next: u64,
 }
 
@@ -166,37 +175,52 @@ enum Refusal {
 }
 
 impl Table {
-    fn remove(&mut self, id: u64) {
-        if let Some(c) = self.conns.remove(&id)
-            && let Some(n) = self.per_ip.get_mut(&c.ip)
-        {
+    /// Connections open and not told to close.
+    fn live(&self) -> usize {
+        self.conns.len() - self.evicting
+    }
+
+    fn uncount_ip(&mut self, ip: IpAddr) {
+        if let Some(n) = self.per_ip.get_mut(&ip) {
             *n -= 1;
             if *n == 0 {
-                self.per_ip.remove(&c.ip);
+                self.per_ip.remove(&ip);
             }
         }
     }
 
-    /// Closes the connection idle the longest (of `ip` when given);
-    /// whether there was one. It leaves the table at once; its socket
-    /// closes as soon as its task sees the signal.
+    fn remove(&mut self, id: u64) {
+        if let Some(c) = self.conns.remove(&id) {
+            if c.evict.is_cancelled() {
+                self.evicting -= 1;
+            } else {
+                self.uncount_ip(c.ip);
+            }
+        }
+    }
+
+    /// Tells the connection idle the longest (of `ip` when given) to
+    /// close; whether there was one. It stops counting against the caps
+    /// at once and leaves the table when its socket is closed.
     fn evict_idle(&mut self, ip: Option<IpAddr>) -> bool {
+        if self.evicting >= EVICTING_MAX {
+            return false;
+        }
         let victim = self
             .conns
-            .iter()
-            .filter(|(_, c)| ip.is_none_or(|ip| c.ip == ip))
-            .filter_map(|(id, c)| match c.phase() {
-                Phase::Idle { since } => Some((since, *id)),
+            .values()
+            .filter(|c| !c.evict.is_cancelled() && ip.is_none_or(|ip| c.ip == ip))
+            .filter_map(|c| match c.phase() {
+                Phase::Idle { since } => Some((since, Arc::clone(c))),
                 _ => None,
             })
-            .min();
-        let Some((_, id)) = victim else {
+            .min_by_key(|(since, _)| *since);
+        let Some((_, c)) = victim else {
             return false;
         };
-        if let Some(c) = self.conns.get(&id) {
-            c.evict.cancel();
-        }
-        self.remove(id);
+        c.evict.cancel();
+        self.evicting += 1;
+        self.uncount_ip(c.ip);
         true
     }
 
@@ -210,7 +234,7 @@ impl Table {
         if self.per_ip.get(&ip).copied().unwrap_or(0) >= per_ip && !self.evict_idle(Some(ip)) {
             return Err(Refusal::PerIp);
         }
-        if self.conns.len() >= cap && !self.evict_idle(None) {
+        if self.live() >= cap && !self.evict_idle(None) {
             return Err(Refusal::Full);
         }
         let id = self.next;
@@ -553,8 +577,11 @@ mod tests {
         let (_, c3) = t.admit(B, 2, 10, Instant::now()).unwrap();
         assert!(c1.evict.is_cancelled(), "the oldest idle one goes");
         assert!(!c2.evict.is_cancelled() && !c3.evict.is_cancelled());
-        assert!(!t.conns.contains_key(&first));
-        assert_eq!(t.per_ip[&A], 1);
+        assert_eq!((t.live(), t.per_ip[&A]), (2, 1));
+        // Its socket counts until it is closed.
+        assert_eq!(t.conns.len(), 3);
+        t.remove(first);
+        assert_eq!((t.conns.len(), t.evicting), (2, 0));
         // Nobody idle: refused.
         c2.request_started();
         c3.bytes_read();
@@ -562,6 +589,20 @@ mod tests {
         assert_eq!(
             t.admit(B, 2, 10, Instant::now()).unwrap_err(),
             Refusal::Full
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn connections_told_to_close_but_not_closed_yet_are_bounded() {
+        let mut t = Table::default();
+        for _ in 0..EVICTING_MAX + 5 {
+            let _ = t.admit(A, 1, 100, Instant::now());
+        }
+        assert_eq!(t.evicting, EVICTING_MAX);
+        assert_eq!(
+            t.conns.len(),
+            EVICTING_MAX + 1,
+            "then refused, not admitted"
         );
     }
 
