@@ -405,3 +405,64 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::collections::BTreeMap;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::{Origins, RawConfig};
+
+    async fn status(addr: SocketAddr, method: &str, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out)
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_carrier_and_metrics_listeners_bound_apart_serve_only_their_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = RawConfig::default();
+        raw.sip.bind = "127.0.0.1:0".into();
+        raw.rtp.port_min = 31_400;
+        raw.rtp.port_max = 31_449;
+        raw.calls.max_concurrent = 4;
+        raw.calls.drain_timeout = "1s".into();
+        raw.model.provider = "mock".into();
+        raw.http.bind = "127.0.0.1:0".into();
+        raw.http.public_bind = Some("127.0.0.1:0".into());
+        raw.http.metrics_bind = Some("127.0.0.1:0".into());
+        let settings = Settings::validate(&raw, &Origins::new(), dir.path()).unwrap();
+        let secrets = Secrets::from_env(&settings, &BTreeMap::new()).unwrap();
+        let agent = Agent::start(&settings, &secrets).await.unwrap();
+        let admin = agent.http_addr;
+        let public = agent.public_addr.unwrap();
+        let metrics = agent.metrics_addr.unwrap();
+        assert!(admin != public && public != metrics && admin != metrics);
+        // A route that exists answers a wrong method 405; a missing one 404.
+        assert_eq!(status(public, "POST", "/carrier/vonage/ws").await, "405");
+        assert_eq!(status(admin, "POST", "/carrier/vonage/ws").await, "404");
+        assert_eq!(status(public, "GET", "/api/health").await, "404");
+        assert_eq!(status(admin, "GET", "/api/health").await, "200");
+        assert_eq!(status(metrics, "GET", "/metrics").await, "200");
+        assert_eq!(status(admin, "GET", "/metrics").await, "404");
+        for addr in [admin, public, metrics] {
+            assert_eq!(status(addr, "GET", "/livez").await, "200");
+            assert_eq!(status(addr, "GET", "/readyz").await, "200");
+        }
+        agent.shutdown().await;
+    }
+}
