@@ -158,7 +158,8 @@ pub fn outcome_of(
     }
 }
 
-/// `GET /api/health` (no auth): liveness for load balancers, no caller data.
+/// `GET /api/health` (no auth): the agent's state for monitoring, counts
+/// only (the live session ids are behind auth, [`LiveSessions`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// `ok` while the agent admits calls and the store answers; `draining`
@@ -171,14 +172,33 @@ pub struct Health {
     pub uptime_s: u64,
     /// Live calls.
     pub active_sessions: usize,
-    /// Their session ids (UUIDs).
-    pub active_ids: Vec<String>,
     /// Whether new calls are admitted (false while shutting down).
     pub admitting: bool,
     /// The model provider as last seen.
     pub model: ModelHealth,
     /// Whether the store answered a trivial query just now.
     pub store_ok: bool,
+}
+
+/// `GET /api/live` (any role): the live calls the caller may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveSessions {
+    /// Their session ids (UUIDs).
+    pub active_ids: Vec<String>,
+}
+
+/// `GET /readyz` (no auth): whether the agent takes new calls (200) or not
+/// (503), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// Every condition below holds.
+    pub ready: bool,
+    /// Calls are admitted (false while draining for a shutdown).
+    pub admitting: bool,
+    /// Every call slot (`calls.max_concurrent`) is taken.
+    pub at_capacity: bool,
+    /// The store accepts writes.
+    pub store_writable: bool,
 }
 
 /// The model provider's reachability in [`Health`].

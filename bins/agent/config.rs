@@ -281,14 +281,36 @@ impl Default for RawStore {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawHttp {
-    /// HTTP API bind address.
+    /// HTTP API bind address (the admin API; everything when the other
+    /// two are not set).
     pub bind: String,
+    /// Carrier webhooks and media WebSockets on a listener of their own.
+    pub public_bind: Option<String>,
+    /// `/metrics` on a listener of its own.
+    pub metrics_bind: Option<String>,
+    /// A request head must be complete this long after its first byte.
+    pub header_read_timeout: String,
+    /// A request body must be complete this long after its head.
+    pub body_read_timeout: String,
+    /// A connection with no request in progress is closed after this long.
+    pub idle_timeout: String,
+    /// Most connections open at once, per listener.
+    pub max_connections: i64,
+    /// Most connections open at once from one client address, per listener.
+    pub max_connections_per_ip: i64,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             bind: "127.0.0.1:8080".into(),
+            public_bind: None,
+            metrics_bind: None,
+            header_read_timeout: "10s".into(),
+            body_read_timeout: "10s".into(),
+            idle_timeout: "20s".into(),
+            max_connections: 1024,
+            max_connections_per_ip: 32,
         }
     }
 }
@@ -395,6 +417,13 @@ impl RawConfig {
             },
             http: RawHttp {
                 bind: String::new(),
+                public_bind: s(),
+                metrics_bind: s(),
+                header_read_timeout: String::new(),
+                body_read_timeout: String::new(),
+                idle_timeout: String::new(),
+                max_connections: 0,
+                max_connections_per_ip: 0,
             },
             log: RawLog {
                 format: String::new(),

@@ -19,8 +19,9 @@ use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};
 use callbridge_sip::{NameAddr, Uri};
-use tokio::sync::oneshot;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::http;
@@ -57,10 +58,12 @@ pub enum StartError {
         /// Why.
         source: ManagerError,
     },
-    /// The HTTP socket cannot be bound.
-    #[error("http.bind {addr}: {source}")]
+    /// An HTTP socket cannot be bound.
+    #[error("{key} {addr}: {source}")]
     Http {
-        /// `http.bind`.
+        /// `http.bind`, `http.public_bind` or `http.metrics_bind`.
+        key: &'static str,
+        /// Its address.
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
@@ -80,14 +83,39 @@ pub struct Agent {
     pub manager: Manager,
     /// The SIP socket's address.
     pub sip_addr: SocketAddr,
-    /// The HTTP socket's address.
+    /// The HTTP socket's address (`http.bind`).
     pub http_addr: SocketAddr,
+    /// The carrier listener's address, when bound apart.
+    pub public_addr: Option<SocketAddr>,
+    /// The metrics listener's address, when bound apart.
+    pub metrics_addr: Option<SocketAddr>,
     /// The database file.
     pub database: PathBuf,
     mock: Option<MockGemini>,
     registration: Option<RegistrationId>,
-    http_stop: oneshot::Sender<()>,
-    http_task: JoinHandle<std::io::Result<()>>,
+    http_stop: CancellationToken,
+    http_tasks: Vec<JoinHandle<()>>,
+}
+
+/// Binds `addr` for `key`.
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    let err = |source| StartError::Http { key, addr, source };
+    let l = TcpListener::bind(addr).await.map_err(err)?;
+    // Checked so the `ready` line can name it.
+    l.local_addr().map_err(err)?;
+    Ok(l)
+}
+
+/// Binds every configured HTTP listener: `http.bind`, then the ones apart.
+async fn bind_all(settings: &Settings) -> Result<Vec<(&'static str, TcpListener)>, StartError> {
+    let mut out = vec![("http", bind("http.bind", settings.http_bind).await?)];
+    if let Some(a) = settings.http_public_bind {
+        out.push(("public", bind("http.public_bind", a).await?));
+    }
+    if let Some(a) = settings.http_metrics_bind {
+        out.push(("metrics", bind("http.metrics_bind", a).await?));
+    }
+    Ok(out)
 }
 
 /// Opens the store, runs crash recovery and returns it (blocking).
@@ -185,20 +213,22 @@ impl Agent {
                 return Err(e);
             }
         };
-        let listener = match tokio::net::TcpListener::bind(settings.http_bind).await {
+        let listeners = match bind_all(settings).await {
             Ok(l) => l,
-            Err(source) => {
+            Err(e) => {
                 manager.shutdown().await;
-                return Err(StartError::Http {
-                    addr: settings.http_bind,
-                    source,
-                });
+                return Err(e);
             }
         };
-        let http_addr = listener.local_addr().map_err(|source| StartError::Http {
-            addr: settings.http_bind,
-            source,
-        })?;
+        let addr_of = |name: &str| {
+            listeners
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, l)| l.local_addr().ok())
+        };
+        let http_addr = addr_of("http").unwrap_or(settings.http_bind);
+        let public_addr = addr_of("public");
+        let metrics_addr = addr_of("metrics");
         let state = Arc::new(http::State {
             manager: manager.clone(),
             database: settings.database.clone(),
@@ -210,25 +240,41 @@ impl Agent {
                 secrets.carrier.clone(),
             ))),
         });
-        let (http_stop, stopped) = oneshot::channel::<()>();
-        let app = http::router(state);
-        let http_task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
-        info!(%sip_addr, %http_addr, provider = settings.provider.name(), "agent up");
+        let apart = http::Apart {
+            public: public_addr.is_some(),
+            metrics: metrics_addr.is_some(),
+        };
+        let mut routers = http::routers(state, &settings.http_limits, apart);
+        let http_stop = CancellationToken::new();
+        let count = listeners.len();
+        let mut http_tasks = Vec::with_capacity(count);
+        for (name, listener) in listeners {
+            let router = match name {
+                "public" => routers.public.take(),
+                "metrics" => routers.metrics.take(),
+                _ => Some(routers.admin.clone()),
+            };
+            let Some(router) = router else { continue };
+            http_tasks.push(tokio::spawn(http::serve::serve(
+                listener,
+                router,
+                settings.http_limits.clone(),
+                count,
+                http_stop.clone(),
+            )));
+        }
+        info!(%sip_addr, %http_addr, ?public_addr, ?metrics_addr, provider = settings.provider.name(), "agent up");
         Ok(Agent {
             manager,
             sip_addr,
             http_addr,
+            public_addr,
+            metrics_addr,
             database: settings.database.clone(),
             mock,
             registration,
             http_stop,
-            http_task,
+            http_tasks,
         })
     }
 
@@ -245,15 +291,16 @@ impl Agent {
             }
         }
         self.manager.shutdown().await;
-        let _ = self.http_stop.send(());
-        let mut task = self.http_task;
-        match tokio::time::timeout(Duration::from_secs(5), &mut task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => warn!(error = %e, "HTTP server ended with an error"),
-            Ok(Err(e)) => warn!(error = %e, "HTTP server task failed"),
-            Err(_) => {
-                warn!("HTTP connections still open after 5 s; closing them");
-                task.abort();
+        self.http_stop.cancel();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for mut task in self.http_tasks {
+            match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "HTTP server task failed"),
+                Err(_) => {
+                    warn!("HTTP connections still open after 5 s; closing them");
+                    task.abort();
+                }
             }
         }
         if let Some(mock) = self.mock {
@@ -327,7 +374,14 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "ready sip={} http={}", agent.sip_addr, agent.http_addr);
+        let mut line = format!("ready sip={} http={}", agent.sip_addr, agent.http_addr);
+        if let Some(a) = agent.public_addr {
+            line.push_str(&format!(" public={a}"));
+        }
+        if let Some(a) = agent.metrics_addr {
+            line.push_str(&format!(" metrics={a}"));
+        }
+        let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
     let which = tokio::select! {
@@ -349,5 +403,66 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
             let _ = tokio::task::spawn_blocking(move || mark_interrupted(database)).await;
             130
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use std::collections::BTreeMap;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::config::{Origins, RawConfig};
+
+    async fn status(addr: SocketAddr, method: &str, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8_lossy(&out)
+            .split(' ')
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn admin_carrier_and_metrics_listeners_bound_apart_serve_only_their_routes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut raw = RawConfig::default();
+        raw.sip.bind = "127.0.0.1:0".into();
+        raw.rtp.port_min = 31_400;
+        raw.rtp.port_max = 31_449;
+        raw.calls.max_concurrent = 4;
+        raw.calls.drain_timeout = "1s".into();
+        raw.model.provider = "mock".into();
+        raw.http.bind = "127.0.0.1:0".into();
+        raw.http.public_bind = Some("127.0.0.1:0".into());
+        raw.http.metrics_bind = Some("127.0.0.1:0".into());
+        let settings = Settings::validate(&raw, &Origins::new(), dir.path()).unwrap();
+        let secrets = Secrets::from_env(&settings, &BTreeMap::new()).unwrap();
+        let agent = Agent::start(&settings, &secrets).await.unwrap();
+        let admin = agent.http_addr;
+        let public = agent.public_addr.unwrap();
+        let metrics = agent.metrics_addr.unwrap();
+        assert!(admin != public && public != metrics && admin != metrics);
+        // A route that exists answers a wrong method 405; a missing one 404.
+        assert_eq!(status(public, "POST", "/carrier/vonage/ws").await, "405");
+        assert_eq!(status(admin, "POST", "/carrier/vonage/ws").await, "404");
+        assert_eq!(status(public, "GET", "/api/health").await, "404");
+        assert_eq!(status(admin, "GET", "/api/health").await, "200");
+        assert_eq!(status(metrics, "GET", "/metrics").await, "200");
+        assert_eq!(status(admin, "GET", "/metrics").await, "404");
+        for addr in [admin, public, metrics] {
+            assert_eq!(status(addr, "GET", "/livez").await, "200");
+            assert_eq!(status(addr, "GET", "/readyz").await, "200");
+        }
+        agent.shutdown().await;
     }
 }

@@ -143,8 +143,14 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
-    /// HTTP bind address.
+    /// HTTP bind address (the admin API, and everything not bound apart).
     pub http_bind: SocketAddr,
+    /// The carrier webhooks' and media sockets' own listener, if apart.
+    pub http_public_bind: Option<SocketAddr>,
+    /// `/metrics`'s own listener, if apart.
+    pub http_metrics_bind: Option<SocketAddr>,
+    /// Timeouts and connection caps of every HTTP listener.
+    pub http_limits: crate::http::Limits,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter directive (as configured; see [`crate::logging`]).
@@ -588,6 +594,29 @@ impl Settings {
             "a directory path",
         )?;
         let http_bind = c.socket("http.bind", &raw.http.bind)?;
+        let apart = |key: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(a) => c.socket(key, a).map(Some),
+        };
+        let http_public_bind = apart("http.public_bind", &raw.http.public_bind)?;
+        let http_metrics_bind = apart("http.metrics_bind", &raw.http.metrics_bind)?;
+        let conns = |key: &str, v: i64| {
+            usize::try_from(v)
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .ok_or_else(|| c.invalid(key, v, "a number from 1 to 100000"))
+        };
+        let http_limits = crate::http::Limits {
+            header_read_timeout: c
+                .duration("http.header_read_timeout", &raw.http.header_read_timeout)?,
+            body_read_timeout: c.duration("http.body_read_timeout", &raw.http.body_read_timeout)?,
+            idle_timeout: c.duration("http.idle_timeout", &raw.http.idle_timeout)?,
+            max_connections: conns("http.max_connections", raw.http.max_connections)?,
+            max_connections_per_ip: conns(
+                "http.max_connections_per_ip",
+                raw.http.max_connections_per_ip,
+            )?,
+        };
         let log_format = c.choice(
             "log.format",
             &raw.log.format,
@@ -641,6 +670,9 @@ impl Settings {
             database,
             recordings_dir,
             http_bind,
+            http_public_bind,
+            http_metrics_bind,
+            http_limits,
             log_format,
             log_level,
             carrier: raw.carrier.clone(),

@@ -141,6 +141,9 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
         "CALLBRIDGE_HTTP_BIND",
+        "CALLBRIDGE_HTTP_PUBLIC_BIND",
+        "CALLBRIDGE_HTTP_IDLE_TIMEOUT",
+        "CALLBRIDGE_HTTP_MAX_CONNECTIONS_PER_IP",
         "CALLBRIDGE_LOG_LEVEL",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
@@ -150,7 +153,11 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 36 + 8, "8 carrier keys");
+    assert_eq!(
+        vars.len(),
+        36 + 8 + 7,
+        "8 carrier keys, 7 http limits and binds"
+    );
 }
 
 #[test]

@@ -5,7 +5,8 @@
 //! A request is checked in this order: role (403), body (415/413/400),
 //! numbers (E.164 via `PhoneNumber`, 400), sizes (400), routing (501 when
 //! no outbound target is configured), campaign and lead (400 when missing,
-//! 403 for a campaign the user does not own); then `Manager::originate` (409 lead
+//! and the same 400 for a campaign the user does not own or a lead of one);
+//! then `Manager::originate` (409 lead
 //! busy, 503 + `Retry-After` at capacity, shutting down or when the row
 //! cannot be written). `originate` returns once the session row (owner =
 //! the caller) is in the store, so the 202 comes after it.
@@ -118,18 +119,24 @@ fn validate(req: &CallRequest, default_from: &str) -> Result<Dial, ApiError> {
 }
 
 /// The store checks: the campaign and lead exist and agree (the lead's
-/// campaign is used when none is given), and a non-admin owns the campaign.
+/// campaign is used when none is given). For a non-admin, a campaign they
+/// do not own, and a lead of such a campaign, are answered exactly like
+/// ones that do not exist (400), as the session routes answer 404 for
+/// sessions the caller may not see: ids of other owners do not leak.
 fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiError> {
+    let visible = |c: CampaignId| -> Result<bool, ApiError> {
+        Ok(caller.is_admin() || owns_campaign(store, &caller.0, c)?)
+    };
     if let Some(l) = d.lead {
+        let missing = || ApiError::BadRequest(format!("lead_id: lead {l} does not exist"));
         let lead = match store.get_lead(l) {
             Ok(lead) => lead,
-            Err(StoreError::NotFound { .. }) => {
-                return Err(ApiError::BadRequest(format!(
-                    "lead_id: lead {l} does not exist"
-                )));
-            }
+            Err(StoreError::NotFound { .. }) => return Err(missing()),
             Err(e) => return Err(store_error(e)),
         };
+        if !visible(lead.campaign)? {
+            return Err(missing());
+        }
         match d.campaign {
             Some(c) if c != lead.campaign => {
                 return Err(ApiError::BadRequest(format!(
@@ -141,19 +148,14 @@ fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiErr
         }
     }
     if let Some(c) = d.campaign {
+        let missing = || ApiError::BadRequest(format!("campaign_id: campaign {c} does not exist"));
         match store.get_campaign(c) {
             Ok(_) => {}
-            Err(StoreError::NotFound { .. }) => {
-                return Err(ApiError::BadRequest(format!(
-                    "campaign_id: campaign {c} does not exist"
-                )));
-            }
+            Err(StoreError::NotFound { .. }) => return Err(missing()),
             Err(e) => return Err(store_error(e)),
         }
-        if !caller.is_admin() && !owns_campaign(store, &caller.0, c)? {
-            return Err(ApiError::Forbidden(format!(
-                "campaign {c} is not yours (only its owner or an admin may call for it)"
-            )));
+        if !visible(c)? {
+            return Err(missing());
         }
     }
     Ok(())
@@ -172,6 +174,10 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
         },
         ManagerError::Unavailable => ApiError::Unavailable {
             message: "the agent is at its call limit".into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
+        ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors) => ApiError::Unavailable {
+            message: "the agent is out of file descriptors".into(),
             retry_after: Some(RETRY_AFTER_S),
         },
         ManagerError::Media(_) => ApiError::Unavailable {

@@ -1,16 +1,30 @@
-//! `GET /api/health`: no auth (for load balancers), no caller data: the
-//! version, uptime, the live session ids, whether calls are admitted, the
-//! model provider with the outcome and time of the last model session
-//! opening (`null` before the first call), and whether the store answers a
-//! trivial query.
+//! Health and readiness, for monitoring and load balancers:
+//!
+//! - `GET /livez` (no auth, every listener): 200 while the process serves
+//!   HTTP; nothing else is checked.
+//! - `GET /readyz` (no auth, every listener): 200 when new calls would be
+//!   taken, 503 while draining, at the call limit or when the store does
+//!   not take writes ([`callbridge_session::Manager::readiness`]); the body
+//!   says which.
+//! - `GET /api/health` (no auth): counts and states, no caller data and no
+//!   session ids: the version, uptime, the number of live sessions,
+//!   whether calls are admitted, the model provider with the outcome and
+//!   time of the last model session opening (`null` before the first
+//!   call), and whether the store answers a trivial query.
+//! - `GET /api/live` (any role): the ids of the live sessions the caller
+//!   may see (an admin: all).
 
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
-use callbridge::api::{Health, ModelHealth};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use callbridge::api::{Health, LiveSessions, ModelHealth, Readiness};
 
 use super::Ctx;
-use super::error::Json;
+use super::auth::{Caller, visible_session};
+use super::error::{ApiError, Json};
 use super::pool::store_error;
 
 /// How long the store check may take before the store counts as not OK.
@@ -42,7 +56,6 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: ctx.state.started.elapsed().as_secs(),
         active_sessions: snap.calls.len(),
-        active_ids: snap.calls.iter().map(|c| c.id.to_string()).collect(),
         admitting: snap.admitting,
         model: ModelHealth {
             provider: ctx.state.provider.clone(),
@@ -51,4 +64,56 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
         },
         store_ok,
     })
+}
+
+/// `GET /livez`.
+pub async fn livez() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// `GET /readyz`.
+pub async fn readyz(State(ctx): State<Ctx>) -> Response {
+    let r = ctx.state.manager.readiness();
+    let body = Readiness {
+        ready: r.ready(),
+        admitting: r.admitting,
+        at_capacity: r.at_capacity,
+        store_writable: r.store_writable,
+    };
+    let status = if body.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// `GET /api/live`.
+pub async fn live(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<LiveSessions>, ApiError> {
+    let ids: Vec<_> = ctx
+        .state
+        .manager
+        .snapshot()
+        .calls
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    let visible = if caller.is_admin() {
+        ids
+    } else {
+        ctx.pool
+            .run(move |s| {
+                Ok(ids
+                    .into_iter()
+                    .filter(|id| visible_session(s, &caller, *id).is_ok())
+                    .collect())
+            })
+            .await?
+    };
+    Ok(Json(LiveSessions {
+        active_ids: visible.iter().map(ToString::to_string).collect(),
+    }))
 }

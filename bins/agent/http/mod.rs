@@ -2,19 +2,24 @@
 //! calls, with bearer-token auth against the store's users. Wire types are
 //! in `callbridge::api`.
 //!
-//! | route | auth | module |
-//! |---|---|---|
-//! | `GET /api/health` | none | [`health`] |
-//! | `GET /metrics` | none | `metrics` |
-//! | `GET /api/sessions`, `GET /api/sessions/{id}` | any role | [`sessions`] |
-//! | `GET /api/sessions/{id}/recording` | any role | [`recording`] |
-//! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | [`calls`] |
-//! | `GET /api/calls/{id}` | any role | [`calls`] |
-//! | `/carrier/...` | carrier signature | [`carrier`] |
+//! | route | auth | listener | module |
+//! |---|---|---|---|
+//! | `GET /livez`, `GET /readyz` | none | every one | [`health`] |
+//! | `GET /api/health` | none | admin | [`health`] |
+//! | `GET /api/live` | any role | admin | [`health`] |
+//! | `GET /metrics` | none | metrics (admin unless `http.metrics_bind`) | `metrics` |
+//! | `GET /api/sessions`, `GET /api/sessions/{id}` | any role | admin | [`sessions`] |
+//! | `GET /api/sessions/{id}/recording` | any role | admin | [`recording`] |
+//! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | admin | [`calls`] |
+//! | `GET /api/calls/{id}` | any role | admin | [`calls`] |
+//! | `/carrier/...` | carrier signature | public (admin unless `http.public_bind`) | [`carrier`] |
 //!
 //! Every error is JSON `{"error": "..."}` ([`error`]); request bodies are
-//! limited to [`MAX_BODY`] bytes; store reads run on a small pool of
-//! blocking connections ([`pool`]), never on the async runtime.
+//! limited per route and read under a deadline ([`limits`]); store reads
+//! run on a small pool of blocking connections ([`pool`]), never on the
+//! async runtime. Each listener is served by [`serve`] (connection caps,
+//! idle and header timeouts) with its own in-flight slots, so a flood on
+//! the public listener leaves the admin API answering.
 
 mod auth;
 mod calls;
@@ -22,9 +27,11 @@ pub mod carrier;
 pub mod carrier_config;
 mod error;
 mod health;
+mod limits;
 mod metrics;
 mod pool;
 mod recording;
+pub mod serve;
 mod sessions;
 #[cfg(test)]
 mod tests;
@@ -38,6 +45,8 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::get;
 use callbridge_session::Manager;
+
+pub use limits::Limits;
 
 /// The largest request body accepted (413 above it).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -100,13 +109,54 @@ impl FromRef<Ctx> for AppState {
     }
 }
 
-/// The whole API as one router.
+/// Which surfaces get listeners of their own (`http.public_bind`,
+/// `http.metrics_bind`); the rest stays on the admin listener.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Apart {
+    /// Carrier webhooks and media sockets apart.
+    pub public: bool,
+    /// `/metrics` apart.
+    pub metrics: bool,
+}
+
+/// One router per listener.
+pub struct Routers {
+    /// `http.bind`: the admin API, and what is not apart.
+    pub admin: Router,
+    /// `http.public_bind`: the carrier surface, when apart.
+    pub public: Option<Router>,
+    /// `http.metrics_bind`: `/metrics`, when apart.
+    pub metrics: Option<Router>,
+}
+
+/// The whole API as one router (everything on one listener).
+#[cfg(test)]
 pub fn router(state: AppState) -> Router {
+    routers(state, &Limits::default(), Apart::default()).admin
+}
+
+/// The routers of the listeners `apart` asks for. `/livez` and `/readyz`
+/// answer on each; each has its own in-flight slots.
+pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
     let ctx = Ctx {
         pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
         state,
     };
+    let probes = || {
+        Router::<Ctx>::new()
+            .route("/livez", get(health::livez))
+            .route("/readyz", get(health::readyz))
+    };
+    let finish = |r: Router<Ctx>| {
+        harden(
+            r.fallback(error::not_found).with_state(ctx.clone()),
+            REQUEST_TIMEOUT,
+            MAX_IN_FLIGHT,
+            limits.body_read_timeout,
+        )
+    };
     let protected = Router::new()
+        .route("/api/live", get(health::live))
         .route("/api/sessions", get(sessions::list))
         .route("/api/sessions/{id}", get(sessions::get))
         .route("/api/sessions/{id}/recording", get(recording::get))
@@ -116,22 +166,39 @@ pub fn router(state: AppState) -> Router {
             ctx.clone(),
             auth::require_token,
         ));
-    let api = Router::new()
+    let mut admin = probes()
         .route("/api/health", get(health::get))
-        .route("/metrics", get(metrics::handler))
-        .merge(protected)
-        .merge(carrier::routes())
-        .fallback(error::not_found)
-        .with_state(ctx);
-    harden(api, REQUEST_TIMEOUT, MAX_IN_FLIGHT)
+        .merge(protected);
+    if !apart.metrics {
+        admin = admin.route("/metrics", get(metrics::handler));
+    }
+    if !apart.public {
+        admin = admin.merge(carrier::routes());
+    }
+    Routers {
+        admin: finish(admin),
+        public: apart
+            .public
+            .then(|| finish(probes().merge(carrier::routes()))),
+        metrics: apart
+            .metrics
+            .then(|| finish(probes().route("/metrics", get(metrics::handler)))),
+    }
 }
 
-/// The layers around every route, inside out: the body limit, the request
-/// timeout (408), at most `max_in_flight` requests at once (503 beyond,
-/// never queued), a caught panic (500, logged), and last the rewrite of
-/// any non-JSON error into `{"error": ...}`; around it all, one debug log
-/// line per request (method, path without the query, status, time).
-fn harden(router: Router, timeout: Duration, max_in_flight: usize) -> Router {
+/// The layers around every route, inside out: the body limit of the
+/// extractors, at most `max_in_flight` requests at once (503 beyond,
+/// never queued), the request timeout (408), the route's body limit and
+/// body read deadline ([`limits::bound_body`], outside the slots), a
+/// caught panic (500, logged), and last the rewrite of any non-JSON error
+/// into `{"error": ...}`; around it all, one debug log line per request
+/// (method, path without the query, status, time).
+fn harden(
+    router: Router,
+    timeout: Duration,
+    max_in_flight: usize,
+    body_read_timeout: Duration,
+) -> Router {
     let slots = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     router
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -139,6 +206,10 @@ fn harden(router: Router, timeout: Duration, max_in_flight: usize) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            body_read_timeout,
+            limits::bound_body,
         ))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             error::panicked,

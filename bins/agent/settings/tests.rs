@@ -445,3 +445,31 @@ fn fallback_clip_from_the_environment_is_checked_and_passed_to_the_manager() {
         "{m}"
     );
 }
+
+#[test]
+fn http_limits_and_listeners_default_and_validate() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.http_limits, crate::http::Limits::default());
+    assert_eq!((s.http_public_bind, s.http_metrics_bind), (None, None));
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_HTTP_PUBLIC_BIND", "127.0.0.1:0"),
+            ("CALLBRIDGE_HTTP_IDLE_TIMEOUT", "5s"),
+            ("CALLBRIDGE_HTTP_MAX_CONNECTIONS", "64"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.http_public_bind, Some("127.0.0.1:0".parse().unwrap()));
+    assert_eq!(s.http_limits.idle_timeout, Duration::from_secs(5));
+    assert_eq!(s.http_limits.max_connections, 64);
+    let m = err(GOOD, &[("CALLBRIDGE_HTTP_MAX_CONNECTIONS_PER_IP", "0")]);
+    assert!(
+        m.starts_with("http.max_connections_per_ip (from CALLBRIDGE_HTTP_MAX_CONNECTIONS_PER_IP) = 0: expected a number from 1 to 100000"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_HTTP_HEADER_READ_TIMEOUT", "0s")]);
+    assert!(m.starts_with("http.header_read_timeout"), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_HTTP_METRICS_BIND", "metrics")]);
+    assert!(m.starts_with("http.metrics_bind"), "{m}");
+}

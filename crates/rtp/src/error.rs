@@ -89,6 +89,10 @@ pub enum Error {
     /// Every port of the configured RTP range is in use.
     #[error("no free RTP port in the configured range")]
     PortsExhausted,
+    /// A socket could not be opened because the process (EMFILE) or the
+    /// system (ENFILE) has no file descriptor left: not a port shortage.
+    #[error("out of file descriptors (the open-file limit is reached)")]
+    OutOfFileDescriptors,
     /// A socket or file operation failed.
     #[error("{what}: {source}")]
     Io {

@@ -221,7 +221,8 @@ impl PortPool {
     ///
     /// # Errors
     /// [`Error::PortsExhausted`] when every port is leased or cannot be
-    /// bound.
+    /// bound; [`Error::OutOfFileDescriptors`] at once when a socket cannot
+    /// be opened for want of file descriptors (no other port would do).
     pub fn bind(&self) -> Result<BoundPorts, Error> {
         let attempts = self.capacity();
         for _ in 0..attempts {
@@ -239,6 +240,10 @@ impl PortPool {
             };
             match self.try_bind(port) {
                 Ok((rtp, rtcp)) => return Ok(BoundPorts { rtp, rtcp, lease }),
+                Err(e) if out_of_fds(&e) => {
+                    tracing::warn!(port, error = %e, "out of file descriptors: no RTP socket");
+                    return Err(Error::OutOfFileDescriptors);
+                }
                 Err(e) => {
                     // Held by someone else: the lease rests it.
                     tracing::debug!(port, error = %e, "RTP port busy, skipping");
@@ -261,6 +266,13 @@ impl PortPool {
         };
         Ok((rtp, rtcp))
     }
+}
+
+/// Whether `e` means no file descriptor is left (EMFILE: this process,
+/// ENFILE: the system).
+#[must_use]
+pub fn out_of_fds(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
 }
 
 #[cfg(test)]
@@ -303,6 +315,15 @@ mod tests {
         assert_eq!(pool.available(), 1);
         let c = pool.bind().unwrap();
         assert_ne!(c.lease.port(), b.lease.port());
+    }
+
+    #[test]
+    fn emfile_and_enfile_are_fd_exhaustion_and_other_errors_are_not() {
+        assert!(out_of_fds(&std::io::Error::from_raw_os_error(libc::EMFILE)));
+        assert!(out_of_fds(&std::io::Error::from_raw_os_error(libc::ENFILE)));
+        assert!(!out_of_fds(&std::io::Error::from_raw_os_error(
+            libc::EADDRINUSE
+        )));
     }
 
     #[tokio::test]

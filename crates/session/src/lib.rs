@@ -22,7 +22,7 @@ pub mod summary;
 pub use callbridge_llm_bridge::mock;
 pub use manager::{
     CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, OutboundAuth,
-    Snapshot,
+    Readiness, Snapshot,
 };
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{

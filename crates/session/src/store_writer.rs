@@ -117,6 +117,12 @@ impl StoreWriter {
         }
     }
 
+    /// Whether the store thread still takes operations (it has not ended
+    /// or panicked).
+    pub fn is_running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
     /// Waits until every operation queued before it is done.
     pub async fn flush(&self) {
         let (ack, rx) = oneshot::channel();

@@ -86,6 +86,13 @@ enum Command {
     Ring(CallRef, Reply<()>),
     Answer(CallRef, Bytes, Reply<()>),
     Reject(CallRef, StatusCode, Option<Duration>, Reply<()>),
+    RejectWarning(
+        CallRef,
+        StatusCode,
+        Option<Duration>,
+        &'static str,
+        Reply<()>,
+    ),
     Hangup(CallRef, Reply<()>),
     Originate(Box<Originate>, Reply<CallRef>),
     OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
@@ -137,6 +144,20 @@ impl Handle {
         retry_after: Duration,
     ) -> Result<(), DriverError> {
         self.ask(|r| Command::Reject(call, status, Some(retry_after), r))
+            .await
+    }
+
+    /// Refuse like [`Handle::reject_retry_after`] (no `Retry-After` when
+    /// `None`), with a `Warning: 399 callbridge "<text>"` header saying why
+    /// (e.g. `out of file descriptors`).
+    pub async fn reject_warning(
+        &self,
+        call: CallRef,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        text: &'static str,
+    ) -> Result<(), DriverError> {
+        self.ask(|r| Command::RejectWarning(call, status, retry_after, text, r))
             .await
     }
 
@@ -314,6 +335,9 @@ impl Driver {
             Command::Reject(c, s, None, r) => drop(r.send(ua.reject(now, c, s))),
             Command::Reject(c, s, Some(after), r) => {
                 drop(r.send(ua.reject_retry_after(now, c, s, after)))
+            }
+            Command::RejectWarning(c, s, after, text, r) => {
+                drop(r.send(ua.reject_warning(now, c, s, after, text)))
             }
             Command::Hangup(c, r) => drop(r.send(ua.hangup(now, c))),
             Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),

@@ -56,7 +56,7 @@ async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
     assert_eq!(s.transport.as_deref(), Some("sip"));
     assert_eq!(s.outcome, None);
     let h = r.req(Method::GET, "/api/health", None).await.json();
-    assert_eq!(h["active_ids"], json!([id.to_string()]));
+    assert_eq!(h["active_sessions"], 1);
     // Another operator cannot see or hang up the call; an admin can see it.
     for (m, path) in [
         (Method::GET, format!("/api/calls/{id}")),
@@ -146,6 +146,14 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
             Timestamp::now(),
         )
         .unwrap()[0];
+    let lead_in_mine = r
+        .store()
+        .add_leads(
+            mine,
+            &[NewLead::new(PhoneNumber::parse("+14155550103").unwrap())],
+            Timestamp::now(),
+        )
+        .unwrap()[0];
     let cases = [
         (
             json!({"to": "4155550100"}),
@@ -169,17 +177,22 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
         ),
         (
             json!({"to": "+14155550100", "campaign_id": theirs.0}),
-            StatusCode::FORBIDDEN,
-            "is not yours",
+            StatusCode::BAD_REQUEST,
+            "does not exist",
         ),
         // The lead's campaign counts when none is given.
         (
             json!({"to": "+14155550100", "lead_id": lead_in_theirs.0}),
-            StatusCode::FORBIDDEN,
-            "is not yours",
+            StatusCode::BAD_REQUEST,
+            "does not exist",
         ),
         (
-            json!({"to": "+14155550100", "campaign_id": mine.0, "lead_id": lead_in_theirs.0}),
+            json!({"to": "+14155550100", "campaign_id": mine.0, "lead_id": lead_in_mine.0 + 1000}),
+            StatusCode::BAD_REQUEST,
+            "does not exist",
+        ),
+        (
+            json!({"to": "+14155550100", "campaign_id": theirs.0, "lead_id": lead_in_mine.0}),
             StatusCode::BAD_REQUEST,
             "belongs to campaign",
         ),
@@ -323,4 +336,73 @@ async fn a_call_for_a_claim_no_longer_held_is_409_and_dials_nothing() {
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert!(a.error().contains("already live"), "{}", a.error());
+}
+
+/// Issue 14 item 6: probing `POST /api/calls` with other owners' ids must
+/// not tell them apart from ids that do not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_owner_cannot_tell_another_owners_campaign_or_lead_from_a_missing_one() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let theirs = r.campaign("theirs", Some(r.other_id));
+    let lead = r
+        .store()
+        .add_leads(
+            theirs,
+            &[NewLead::new(PhoneNumber::parse("+14155550104").unwrap())],
+            Timestamp::now(),
+        )
+        .unwrap()[0];
+    let missing_campaign = theirs.0 + 1000;
+    let missing_lead = lead.0 + 1000;
+    let probes = [
+        (
+            json!({"campaign_id": theirs.0}),
+            json!({"campaign_id": missing_campaign}),
+            theirs.0,
+            missing_campaign,
+        ),
+        (
+            json!({"lead_id": lead.0}),
+            json!({"lead_id": missing_lead}),
+            lead.0,
+            missing_lead,
+        ),
+        // A lead of theirs named with a campaign id: not "belongs to ...".
+        (
+            json!({"lead_id": lead.0, "campaign_id": 7}),
+            json!({"lead_id": missing_lead, "campaign_id": 7}),
+            lead.0,
+            missing_lead,
+        ),
+    ];
+    for (real, fake, real_id, fake_id) in probes {
+        let mut real_body = json!({"to": "+14155550100"});
+        let mut fake_body = real_body.clone();
+        for (k, v) in real.as_object().unwrap() {
+            real_body[k] = v.clone();
+        }
+        for (k, v) in fake.as_object().unwrap() {
+            fake_body[k] = v.clone();
+        }
+        let a = r.post_call(&r.operator, real_body.clone()).await;
+        let b = r.post_call(&r.operator, fake_body).await;
+        assert_eq!(a.status, b.status, "{real_body}: {}", a.error());
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{real_body}");
+        assert_eq!(
+            a.error(),
+            b.error()
+                .replace(&fake_id.to_string(), &real_id.to_string()),
+            "{real_body}"
+        );
+    }
+    // An admin still sees the truth.
+    let a = r
+        .post_call(
+            &r.admin,
+            json!({"to": "+14155550100", "lead_id": lead.0, "campaign_id": 7}),
+        )
+        .await;
+    assert!(a.error().contains("belongs to campaign"), "{}", a.error());
+    assert!(r.manager.snapshot().calls.is_empty(), "nothing was dialled");
+    r.manager.shutdown().await;
 }

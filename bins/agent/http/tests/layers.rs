@@ -45,7 +45,7 @@ async fn a_slow_handler_times_out_with_408_and_a_panic_is_a_json_500() {
                 "unreachable"
             }),
         );
-    let app = super::super::harden(app, Duration::from_secs(1), 8);
+    let app = super::super::harden(app, Duration::from_secs(1), 8, Duration::from_secs(10));
     let (status, ct, body) = send(&app, "/slow").await;
     assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
     assert_eq!(ct, "application/json");
@@ -67,7 +67,7 @@ async fn requests_beyond_the_in_flight_limit_get_503_at_once() {
             "done"
         }),
     );
-    let app = super::super::harden(app, Duration::from_secs(30), 1);
+    let app = super::super::harden(app, Duration::from_secs(30), 1, Duration::from_secs(10));
     let first = tokio::spawn({
         let app = app.clone();
         async move { send(&app, "/wait").await }

@@ -7,6 +7,8 @@
 mod calls;
 mod carrier;
 mod layers;
+mod limits;
+mod probes;
 mod reads;
 mod wire;
 
@@ -112,7 +114,12 @@ async fn callee(
 
 /// The router over `manager` with the store at `db`.
 pub fn app(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) -> Router {
-    let state: AppState = Arc::new(State {
+    super::router(state(manager, db, recordings, outbound))
+}
+
+/// The handlers' state over `manager` with the store at `db`.
+pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) -> AppState {
+    Arc::new(State {
         manager: manager.clone(),
         database: db.to_path_buf(),
         recordings_dir: Some(recordings.to_path_buf()),
@@ -120,8 +127,7 @@ pub fn app(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) 
         provider: "mock".into(),
         outbound,
         carrier: None,
-    });
-    super::router(state)
+    })
 }
 
 fn user(store: &mut Store, name: &str, role: Role) -> (String, UserId) {

@@ -35,7 +35,7 @@ async fn health_needs_no_token_and_shows_no_caller_data() {
     assert_eq!(h["status"], "ok");
     assert_eq!(h["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(h["active_sessions"], 0);
-    assert_eq!(h["active_ids"], json!([]));
+    assert!(h.get("active_ids").is_none(), "no ids without auth: {h}");
     assert_eq!(h["admitting"], true);
     assert_eq!(h["store_ok"], true);
     assert_eq!(h["model"]["provider"], "mock");

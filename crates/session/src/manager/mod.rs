@@ -188,6 +188,24 @@ pub struct Snapshot {
     pub admitting: bool,
 }
 
+/// Whether the manager takes new calls, for load balancers (`/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// Calls are admitted (false once a shutdown started draining).
+    pub admitting: bool,
+    /// Every call slot (`ManagerConfig::max_calls`) is taken.
+    pub at_capacity: bool,
+    /// The store accepts writes ([`Manager::store_writable`]).
+    pub store_writable: bool,
+}
+
+impl Readiness {
+    /// Admitting, not full and able to write the store.
+    pub fn ready(&self) -> bool {
+        self.admitting && !self.at_capacity && self.store_writable
+    }
+}
+
 /// The session manager. Cheap to clone.
 #[derive(Clone)]
 pub struct Manager {
@@ -430,6 +448,20 @@ impl Manager {
         }
         let stream = match self.open_media(remote, rules, false, law, te) {
             Ok(s) => s,
+            Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
+                tracing::error!(
+                    "out of file descriptors: inbound call refused with 503 (raise the open-file limit, LimitNOFILE)"
+                );
+                let _ = sip
+                    .reject_warning(
+                        inc.call,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(self.shared.cfg.retry_after),
+                        "out of file descriptors",
+                    )
+                    .await;
+                return;
+            }
             Err(e) => {
                 warn!(error = %e, "no media port for an inbound call");
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
@@ -702,6 +734,27 @@ impl Manager {
             model_connections: callbridge_llm_bridge::stats::live_connections(),
             admitting: reg.admitting,
         }
+    }
+
+    /// Whether new calls would be taken now: admitting, below the call
+    /// limit, and the store writable.
+    pub fn readiness(&self) -> Readiness {
+        let (admitting, live) = {
+            let reg = self.shared.registry();
+            (reg.admitting, reg.calls().len())
+        };
+        Readiness {
+            admitting,
+            at_capacity: live >= self.shared.cfg.max_calls,
+            store_writable: self.store_writable(),
+        }
+    }
+
+    /// The store-health hook of [`Manager::readiness`]: whether the store
+    /// writer takes writes. Today: its thread is alive. A store-health
+    /// flag (a failing disk, a full journal) belongs here.
+    pub fn store_writable(&self) -> bool {
+        self.shared.store.is_running()
     }
 
     /// Live SIP transactions in the driver (RFC 3261 section 17). They

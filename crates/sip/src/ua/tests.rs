@@ -602,6 +602,40 @@ fn refer_between_two_cores_is_refused_405_and_reported_as_transfer_failed_once()
 }
 
 #[test]
+fn reject_warning_says_why_in_a_399_warning_header() {
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+    let log = std::rc::Rc::clone(&seen);
+    let mut p = Pair::new(Box::new(move |_, d| {
+        log.borrow_mut()
+            .push(String::from_utf8_lossy(d).into_owned());
+        Some(Duration::from_millis(10))
+    }));
+    p.a.originate(p.now, originate(addr(5062))).unwrap();
+    p.run(Duration::from_millis(50));
+    let inbound = incoming(&p.b_events)[0];
+    p.b.reject_warning(
+        p.now,
+        inbound,
+        S::SERVICE_UNAVAILABLE,
+        Some(Duration::from_secs(5)),
+        "out of \"file\" descriptors",
+    )
+    .unwrap();
+    p.run(Duration::from_millis(50));
+    let resp = seen
+        .borrow()
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 503"))
+        .cloned()
+        .unwrap();
+    assert!(
+        resp.contains("\r\nWarning: 399 callbridge \"out of file descriptors\"\r\n"),
+        "{resp}"
+    );
+    assert!(resp.contains("\r\nRetry-After: 5\r\n"), "{resp}");
+}
+
+#[test]
 fn reject_retry_after_sends_the_header_in_whole_seconds_and_plain_reject_none() {
     for (after, header) in [
         (

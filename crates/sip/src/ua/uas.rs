@@ -428,7 +428,7 @@ impl UserAgent {
         call: CallRef,
         status: StatusCode,
     ) -> Result<(), UaError> {
-        self.reject_with(now, call, status, None)
+        self.reject_with(now, call, status, None, None)
     }
 
     /// Like [`reject`](Self::reject), with a `Retry-After` header of
@@ -441,7 +441,23 @@ impl UserAgent {
         status: StatusCode,
         retry_after: std::time::Duration,
     ) -> Result<(), UaError> {
-        self.reject_with(now, call, status, Some(retry_after))
+        self.reject_with(now, call, status, Some(retry_after), None)
+    }
+
+    /// Like [`reject_retry_after`](Self::reject_retry_after) (no
+    /// `Retry-After` when `None`), with a `Warning: 399 callbridge "text"`
+    /// header (RFC 3261 section 20.43, 399: miscellaneous warning) saying
+    /// why, for the operator reading the peer's trace. `text` is ours (a
+    /// fixed phrase), never caller data; `"` and `\` are dropped from it.
+    pub fn reject_warning(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        status: StatusCode,
+        retry_after: Option<std::time::Duration>,
+        text: &str,
+    ) -> Result<(), UaError> {
+        self.reject_with(now, call, status, retry_after, Some(text))
     }
 
     fn reject_with(
@@ -450,12 +466,18 @@ impl UserAgent {
         call: CallRef,
         status: StatusCode,
         retry_after: Option<std::time::Duration>,
+        warning: Option<&str>,
     ) -> Result<(), UaError> {
         let with_retry = |mut r: Response| {
             if let Some(d) = retry_after {
                 let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
                 r.headers_mut()
                     .push(HeaderName::RetryAfter, secs.to_string());
+            }
+            if let Some(text) = warning {
+                let text: String = text.chars().filter(|c| !matches!(c, '"' | '\\')).collect();
+                r.headers_mut()
+                    .push(HeaderName::Warning, format!("399 callbridge \"{text}\""));
             }
             r
         };
