@@ -2,7 +2,7 @@
 //! version, uptime, the live session ids, whether calls are admitted, the
 //! model provider with the outcome and time of the last model session
 //! opening (`null` before the first call), and whether the store answers a
-//! trivial query.
+//! trivial query and takes writes (`Manager::store_healthy`).
 
 use std::time::Duration;
 
@@ -34,7 +34,10 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
             .run(|s| s.schema_version().map(|_| ()).map_err(store_error)),
     )
     .await
-    .is_ok_and(|r| r.is_ok());
+    .is_ok_and(|r| r.is_ok())
+        // A read succeeds on a full or read-only disk; the store writer
+        // knows whether writes get through.
+        && ctx.state.manager.store_healthy();
     let snap = ctx.state.manager.snapshot();
     let model = ctx.state.manager.metrics().model;
     Json(Health {

@@ -8,6 +8,8 @@ use callbridge_crm_store::{CampaignId, ClaimToken, LeadId, UserId};
 use callbridge_llm_bridge::{Greeting, SessionConfig};
 use callbridge_rtp::ports::PortPoolConfig;
 
+use crate::store_writer::WriterConfig;
+
 /// Everything the manager needs besides the model, the store and the
 /// summarizer.
 #[derive(Debug, Clone)]
@@ -63,6 +65,10 @@ pub struct ManagerConfig {
     /// address they are used for; `None`: outbound INVITEs carry no
     /// credentials and a 401/407 fails the call.
     pub outbound_auth: Option<OutboundAuth>,
+    /// How the store writer retries failed writes, where it journals
+    /// them ([`WriterConfig::spool_dir`]) and how often it probes the
+    /// store.
+    pub store_writer: WriterConfig,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -88,7 +94,8 @@ impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
-    /// shutdown drain 10 s, no outbound credentials.
+    /// shutdown drain 10 s, no outbound credentials, the store writer's
+    /// defaults (no journal).
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -115,6 +122,7 @@ impl ManagerConfig {
             join_timeout: Duration::from_secs(5),
             shutdown_drain: Duration::from_secs(10),
             outbound_auth: None,
+            store_writer: WriterConfig::default(),
         }
     }
 }
