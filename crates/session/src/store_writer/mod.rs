@@ -407,10 +407,11 @@ impl Writer {
                 self.handle(op, &mut acks);
             }
             self.journal_batch();
+            // Figures first: whoever waits on an ack may read them.
+            self.publish();
             for a in acks {
                 let _ = a.send(());
             }
-            self.publish();
         }
         // Every writer is gone: one last try, then whatever is left stays
         // in the journal for the next start.
@@ -466,6 +467,7 @@ impl Writer {
                 if self.has_backlog() {
                     self.drain_waiters.push(ack);
                 } else {
+                    self.publish();
                     let _ = ack.send(());
                 }
                 return;
@@ -680,6 +682,7 @@ impl Writer {
         if self.recover_pending {
             self.recover();
         }
+        self.publish();
         for w in self.drain_waiters.drain(..) {
             let _ = w.send(());
         }
