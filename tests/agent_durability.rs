@@ -47,7 +47,13 @@ impl Tmpfs {
         }
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -76,7 +82,10 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -222,7 +231,10 @@ fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>)
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {within:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -230,9 +242,7 @@ fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>)
 /// The caller turns stored for the only session, by text.
 fn caller_turns(db: &Path) -> Vec<String> {
     let store = Store::open(db).unwrap();
-    let page = store
-        .list_sessions(&Default::default(), 10, None)
-        .unwrap();
+    let page = store.list_sessions(&Default::default(), 10, None).unwrap();
     let Some(s) = page.items.first() else {
         return Vec::new();
     };
@@ -287,7 +297,11 @@ fn a_full_store_refuses_new_calls_with_503_and_retry_after_until_the_disk_is_fre
     // The API: 503 with a JSON error, nothing dialled.
     let r = agent.request("POST", "/api/calls", Some(&json!({"to": "+15550100777"})));
     assert_eq!(r.status, 503, "{}", r.text());
-    assert!(r.json()["error"].is_object() || r.json()["error"].is_string(), "{}", r.text());
+    assert!(
+        r.json()["error"].is_object() || r.json()["error"].is_string(),
+        "{}",
+        r.text()
+    );
     // Loud: health and metrics say why.
     let h = agent.health();
     assert_eq!(h["store_ok"], false, "{h}");
@@ -340,9 +354,11 @@ fn turns_and_the_end_of_a_call_whose_disk_filled_mid_call_land_once_it_is_freed(
     assert_eq!(status(&answer), Some(200), "{answer}");
     let rtp_to = ack(&mut call, &answer);
     let speaker = Talker::start(call.rtp.try_clone().unwrap(), rtp_to);
-    wait_until("a first caller turn in the store", Duration::from_secs(20), || {
-        (!caller_turns(&db).is_empty()).then_some(())
-    });
+    wait_until(
+        "a first caller turn in the store",
+        Duration::from_secs(20),
+        || (!caller_turns(&db).is_empty()).then_some(()),
+    );
 
     let filler = fs.fill();
     let before = mock.stats().caller_turns;
@@ -399,16 +415,22 @@ fn a_journal_left_by_a_sigkilled_agent_is_replayed_by_the_next_start() {
     assert_eq!(status(&answer), Some(200), "{answer}");
     let rtp_to = ack(&mut call, &answer);
     let speaker = Talker::start(call.rtp.try_clone().unwrap(), rtp_to);
-    wait_until("a first caller turn in the store", Duration::from_secs(20), || {
-        (!caller_turns(&db).is_empty()).then_some(())
-    });
+    wait_until(
+        "a first caller turn in the store",
+        Duration::from_secs(20),
+        || (!caller_turns(&db).is_empty()).then_some(()),
+    );
     let filler = fs.fill();
     let stored_before = caller_turns(&db);
     let journal = spool.join("store-journal.jsonl");
-    let journaled = wait_until("caller turns in the journal", Duration::from_secs(20), || {
-        let j = journaled_caller_turns(&journal);
-        (j.len() >= 2).then_some(j)
-    });
+    let journaled = wait_until(
+        "caller turns in the journal",
+        Duration::from_secs(20),
+        || {
+            let j = journaled_caller_turns(&journal);
+            (j.len() >= 2).then_some(j)
+        },
+    );
     // SIGKILL mid-call, the journal holding what the store could not take.
     let killed = Command::new("kill")
         .args(["-KILL", &agent.pid().to_string()])
@@ -429,7 +451,12 @@ fn a_journal_left_by_a_sigkilled_agent_is_replayed_by_the_next_start() {
     let agent = start(o, &db);
     let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(15));
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0].state, SessionState::Interrupted, "{:?}", sessions[0]);
+    assert_eq!(
+        sessions[0].state,
+        SessionState::Interrupted,
+        "{:?}",
+        sessions[0]
+    );
     assert!(sessions[0].end_reason.is_some(), "{:?}", sessions[0]);
     let stored = caller_turns(&db);
     for t in stored_before.iter().chain(&journaled) {

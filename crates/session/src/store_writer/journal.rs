@@ -422,7 +422,7 @@ impl Journal {
     ///
     /// # Errors
     /// The file cannot be read.
-    pub fn next(&mut self) -> std::io::Result<Next> {
+    pub fn next_line(&mut self) -> std::io::Result<Next> {
         if self.replay_from >= self.len {
             return Ok(Next::End);
         }

@@ -314,7 +314,7 @@ pub fn replay_journal(store: &mut Store, spool_dir: &Path) -> Result<ReplayRepor
         source,
     };
     loop {
-        match j.next().map_err(|e| jerr(j.path(), e))? {
+        match j.next_line().map_err(|e| jerr(j.path(), e))? {
             Next::End => break,
             Next::Bad(e, off) => {
                 warn!(error = %e, "unreadable journal line skipped");
@@ -619,7 +619,7 @@ impl Writer {
         if let Some(j) = self.journal.as_mut() {
             let found_file = j.has_backlog();
             loop {
-                let next = match j.next() {
+                let next = match j.next_line() {
                     Ok(n) => n,
                     Err(e) => {
                         error!(error = %e, path = %j.path().display(), "store journal unreadable");
