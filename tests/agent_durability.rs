@@ -3,8 +3,9 @@
 //! writes never dropped"):
 //!
 //! - a full store: the INVITE gets 503 with Retry-After, `POST /api/calls`
-//!   503 with a JSON error, health and metrics say why; once the disk is
-//!   freed the next call is answered;
+//!   503 with a JSON error, Twilio `<Reject>` and Vonage an empty NCCO;
+//!   health and metrics say why; once the disk is freed the next call is
+//!   answered;
 //! - the disk fills mid-call: the caller's turns and the end land in the
 //!   store once it is freed (they waited in the journal);
 //! - SIGKILL while the journal holds writes: the restarted agent replays
@@ -280,10 +281,18 @@ fn a_full_store_refuses_new_calls_with_503_and_retry_after_until_the_disk_is_fre
     };
     let side = tempfile::tempdir().unwrap();
     let db = fs.path().join("crm.db");
-    let agent = start(
-        opts(&fs, &side.path().join("spool"), side.path(), Model::Mock),
-        &db,
-    );
+    let mut o = opts(&fs, &side.path().join("spool"), side.path(), Model::Mock);
+    for carrier in ["TWILIO", "VONAGE"] {
+        for (k, v) in [
+            ("ENABLED", "true"),
+            ("PUBLIC_URL", "http://127.0.0.1:1"),
+            ("VERIFY_SIGNATURES", "false"),
+        ] {
+            o.env
+                .push((format!("CALLBRIDGE_CARRIER_{carrier}_{k}"), v.into()));
+        }
+    }
+    let agent = start(o, &db);
     let filler = fs.fill();
 
     // The INVITE: refused, not answered, and told when to come back.
@@ -302,13 +311,29 @@ fn a_full_store_refuses_new_calls_with_503_and_retry_after_until_the_disk_is_fre
         "{}",
         r.text()
     );
+    // Carrier calls are refused the carrier's way: Twilio gets a <Reject>
+    // first verb (never answered), Vonage an empty NCCO.
+    let r = agent.request("GET", "/carrier/twilio/voice?CallSid=CAdurability1", None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("<Reject reason=\"busy\"/>") && !r.text().contains("<Connect"),
+        "{}",
+        r.text()
+    );
+    let r = agent.request(
+        "GET",
+        "/carrier/vonage/answer?uuid=aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!([]));
     // Loud: health and metrics say why.
     let h = agent.health();
     assert_eq!(h["store_ok"], false, "{h}");
     let m = agent.metrics();
     assert_eq!(m.value("callbridge_store_healthy"), Some(0.0));
     assert!(
-        m.value_with("callbridge_calls_refused_total", &[("reason", "store")]) >= 2.0,
+        m.value_with("callbridge_calls_refused_total", &[("reason", "store")]) >= 4.0,
         "refusals not counted"
     );
     assert!(m.value_with("callbridge_store_write_failures_total", &[("op", "create")]) >= 2.0);
