@@ -405,3 +405,48 @@ async fn a_row_written_after_its_call_gave_up_is_ended_at_once() {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[test]
+fn an_append_after_a_torn_line_starts_on_a_line_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = SessionId::new_v4();
+    let entry = |seq| Entry {
+        session: id,
+        seq,
+        write: SessionWrite::Turns(vec![NewTurn::new(seq as u32, Speaker::Caller, "x", 0)]),
+    };
+    journal_of(dir.path(), &[entry(1)]);
+    let path = dir.path().join(JOURNAL_FILE);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(b"{\"sess")
+        .unwrap();
+    // The next run reads the whole line, stops at the torn one, and its
+    // first append cuts the torn bytes off.
+    let mut j = Journal::open(dir.path());
+    match j.next_line().unwrap() {
+        journal::Next::Entry(e, off) => {
+            assert_eq!(e.seq, 1);
+            j.advance(off, false);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(j.next_line().unwrap(), journal::Next::End));
+    j.append(&[entry(2)]).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(
+        text.lines().all(|l| Entry::from_line(l.as_bytes()).is_ok()),
+        "{text}"
+    );
+    let mut again = Journal::open(dir.path());
+    assert_eq!(again.pending(), 2);
+    let mut seqs = Vec::new();
+    while let journal::Next::Entry(e, off) = again.next_line().unwrap() {
+        seqs.push(e.seq);
+        again.advance(off, false);
+    }
+    assert_eq!(seqs, [1, 2]);
+}
