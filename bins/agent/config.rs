@@ -266,6 +266,9 @@ pub struct RawStore {
     pub database: String,
     /// Recordings directory.
     pub recordings_dir: String,
+    /// Where the store writer journals writes the database cannot take
+    /// (unset: `spool` beside the database).
+    pub spool_dir: Option<String>,
 }
 
 impl Default for RawStore {
@@ -273,6 +276,7 @@ impl Default for RawStore {
         RawStore {
             database: "callbridge.db".into(),
             recordings_dir: "recordings".into(),
+            spool_dir: None,
         }
     }
 }
@@ -414,6 +418,7 @@ impl RawConfig {
             store: RawStore {
                 database: String::new(),
                 recordings_dir: String::new(),
+                spool_dir: s(),
             },
             http: RawHttp {
                 bind: String::new(),

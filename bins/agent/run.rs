@@ -118,13 +118,36 @@ async fn bind_all(settings: &Settings) -> Result<Vec<(&'static str, TcpListener)
     Ok(out)
 }
 
-/// Opens the store, runs crash recovery and returns it (blocking).
-fn open_and_recover(path: PathBuf) -> Result<Store, StartError> {
+/// Opens the store, replays the store writer's journal left by an earlier
+/// run (before crash recovery, so the ends it journaled win over
+/// `interrupted`), runs crash recovery and returns the store (blocking),
+/// and whether recovery was postponed because the journal could not be
+/// replayed yet (the store writer then runs it once it has replayed it).
+fn open_and_recover(path: PathBuf, spool: PathBuf) -> Result<(Store, bool), StartError> {
     let err = |source| StartError::Store {
         path: path.clone(),
         source,
     };
     let mut store = Store::open(&path).map_err(err)?;
+    match callbridge_session::store_writer::replay_journal(&mut store, &spool) {
+        Ok(r) if r == Default::default() => {}
+        Ok(r) => warn!(
+            spool = %spool.display(),
+            applied = r.applied,
+            already = r.already,
+            rejected = r.rejected,
+            bad_lines = r.bad_lines,
+            "store journal of an earlier run replayed"
+        ),
+        Err(e) => {
+            error!(
+                spool = %spool.display(),
+                error = %e,
+                "store journal of an earlier run not replayed yet: crash recovery waits for it"
+            );
+            return Ok((store, true));
+        }
+    }
     let report = store.recover(jiff::Timestamp::now()).map_err(err)?;
     if report.interrupted.is_empty() && report.released_leads == 0 && report.failed_leads == 0 {
         info!(database = %path.display(), "store open, nothing to recover");
@@ -137,7 +160,7 @@ fn open_and_recover(path: PathBuf) -> Result<Store, StartError> {
             "crash recovery: sessions left live by a dead process marked interrupted"
         );
     }
-    Ok(store)
+    Ok((store, false))
 }
 
 fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summarizer>> {
@@ -172,7 +195,9 @@ impl Agent {
             }
         })?;
         let db = settings.database.clone();
-        let store = tokio::task::spawn_blocking(move || open_and_recover(db)).await??;
+        let spool = settings.spool_dir.clone();
+        let (store, recovery_postponed) =
+            tokio::task::spawn_blocking(move || open_and_recover(db, spool)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -190,6 +215,7 @@ impl Agent {
         };
         let mut cfg = settings.manager_config(settings.session_config(secrets, endpoint));
         cfg.outbound_auth = settings.outbound_auth(secrets);
+        cfg.store_writer.recover_after_replay = recovery_postponed;
         if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
             && auth.target != target
         {

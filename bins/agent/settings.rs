@@ -143,6 +143,9 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
+    /// The store writer's journal directory (`store.spool_dir`; default
+    /// `spool` beside the database).
+    pub spool_dir: PathBuf,
     /// HTTP bind address (the admin API, and everything not bound apart).
     pub http_bind: SocketAddr,
     /// The carrier webhooks' and media sockets' own listener, if apart.
@@ -593,6 +596,19 @@ impl Settings {
             &raw.store.recordings_dir,
             "a directory path",
         )?;
+        let spool_dir = match raw.store.spool_dir.as_deref().map(str::trim) {
+            None => database
+                .parent()
+                .map_or_else(|| PathBuf::from("spool"), |d| d.join("spool")),
+            Some("") => {
+                return Err(c.invalid(
+                    "store.spool_dir",
+                    "\"\"",
+                    "a directory path (leave it out for `spool` beside the database)",
+                ));
+            }
+            Some(v) => base.join(v),
+        };
         let http_bind = c.socket("http.bind", &raw.http.bind)?;
         let apart = |key: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
@@ -669,6 +685,7 @@ impl Settings {
             setup_timeout,
             database,
             recordings_dir,
+            spool_dir,
             http_bind,
             http_public_bind,
             http_metrics_bind,

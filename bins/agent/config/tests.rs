@@ -140,6 +140,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_OUTBOUND_TARGET",
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
+        "CALLBRIDGE_STORE_SPOOL_DIR",
         "CALLBRIDGE_HTTP_BIND",
         "CALLBRIDGE_HTTP_PUBLIC_BIND",
         "CALLBRIDGE_HTTP_IDLE_TIMEOUT",
@@ -155,7 +156,7 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        36 + 8 + 7,
+        37 + 8 + 7,
         "8 carrier keys, 7 http limits and binds"
     );
 }

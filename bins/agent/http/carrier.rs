@@ -17,6 +17,12 @@
 //! a key drawn at start) that must come back in the stream's start
 //! (`customParameters` / the metadata frame); both checks must pass. A
 //! disabled carrier's routes answer 404.
+//!
+//! While the store cannot be written (`Manager::store_healthy`), calls are
+//! refused the carrier's way: the Twilio voice webhook answers `<Reject
+//! reason="busy"/>` (the call is never answered), the Vonage answer webhook
+//! an empty NCCO (the call ends); a stream whose session row cannot be
+//! written is hung up at the carrier and its socket closed with 1008.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -168,6 +174,10 @@ pub fn routes() -> Router<Ctx> {
         .route("/carrier/vonage/ws", get(vonage_ws))
 }
 
+/// The TwiML that refuses a call without answering it (busy tone).
+const TWIML_REJECT_BUSY: &str =
+    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Reject reason=\"busy\"/></Response>";
+
 fn refuse(status: StatusCode, msg: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": msg }))).into_response()
 }
@@ -239,6 +249,14 @@ async fn twilio_voice(
     let Some(call) = get("CallSid").and_then(|s| cc::CarrierCallId::new(Carrier::Twilio, s)) else {
         return refuse(StatusCode::BAD_REQUEST, "CallSid missing");
     };
+    if !state.manager.store_healthy() {
+        // Refused the carrier's way: a <Reject> first verb leaves the call
+        // unanswered (busy), instead of a stream whose row cannot be
+        // written.
+        warn!(call = %call, "Twilio call refused: the store cannot be written");
+        state.manager.count_store_refusal();
+        return ([(header::CONTENT_TYPE, "text/xml")], TWIML_REJECT_BUSY).into_response();
+    }
     let token = cs.token(&call.key());
     let mut params: Vec<(&str, &str)> = vec![("token", &token)];
     if let Some(f) = get("From") {
@@ -302,6 +320,13 @@ async fn vonage_answer(
     let Some(call) = get("uuid").and_then(|u| cc::CarrierCallId::new(Carrier::Vonage, &u)) else {
         return refuse(StatusCode::BAD_REQUEST, "uuid missing");
     };
+    if !state.manager.store_healthy() {
+        // An empty NCCO ends the call at once instead of connecting a
+        // stream whose row cannot be written.
+        warn!(call = %call, "Vonage call refused: the store cannot be written");
+        state.manager.count_store_refusal();
+        return axum::Json(serde_json::json!([])).into_response();
+    }
     let token = cs.token(&call.key());
     let (from, to) = (
         get("from").unwrap_or_default(),

@@ -10,7 +10,8 @@
 //!   session ids: the version, uptime, the number of live sessions,
 //!   whether calls are admitted, the model provider with the outcome and
 //!   time of the last model session opening (`null` before the first
-//!   call), and whether the store answers a trivial query.
+//!   call), and whether the store answers a trivial query and takes writes
+//!   (`Manager::store_healthy`).
 //! - `GET /api/live` (any role): the ids of the live sessions the caller
 //!   may see (an admin: all).
 
@@ -48,7 +49,10 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
             .run(|s| s.schema_version().map(|_| ()).map_err(store_error)),
     )
     .await
-    .is_ok_and(|r| r.is_ok());
+    .is_ok_and(|r| r.is_ok())
+        // A read succeeds on a full or read-only disk; the store writer
+        // knows whether writes get through.
+        && ctx.state.manager.store_healthy();
     let snap = ctx.state.manager.snapshot();
     let model = ctx.state.manager.metrics().model;
     Json(Health {

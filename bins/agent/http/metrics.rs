@@ -9,7 +9,9 @@
 //! (backslash, double quote, line feed); histograms list cumulative
 //! `_bucket` series ending with `le="+Inf"`, then `_sum` and `_count`.
 //! `callbridge_calls_ended_total` lists every direction and end reason,
-//! zero or not, so rates work from the first call.
+//! zero or not, so rates work from the first call. The store writer's
+//! families ([`render_store`]) follow: its health, write failures by
+//! operation, calls refused for the store, and the journal backlog.
 
 use std::fmt::Write as _;
 
@@ -17,6 +19,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use callbridge_session::lifecycle::{Direction, EndReason};
+use callbridge_session::store_writer::StoreStats;
 use callbridge_session::{HistogramSnapshot, MetricsSnapshot, Snapshot};
 
 use super::AppState;
@@ -26,11 +29,12 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Renders the metrics page.
 pub async fn handler(State(state): State<AppState>) -> impl IntoResponse {
-    let body = render(
+    let mut body = render(
         &state.manager.snapshot(),
         &state.manager.metrics(),
         callbridge_llm_bridge::stats::live_tasks(),
     );
+    body.push_str(&render_store(&state.manager.store_stats()));
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }
 
@@ -178,6 +182,78 @@ pub fn render(s: &Snapshot, m: &MetricsSnapshot, live_tasks: usize) -> String {
         "From the answer to the end of answered calls.",
         &m.call_duration,
     );
+    out.0
+}
+
+/// The store writer's families (see `callbridge_session::store_writer`).
+pub fn render_store(st: &StoreStats) -> String {
+    let mut out = Exposition(String::with_capacity(2048));
+    out.family(
+        "callbridge_store_healthy",
+        "gauge",
+        "1 when the last store write (or the writer's one-row probe) reached the database, else 0.",
+    );
+    out.sample("callbridge_store_healthy", &[], u8::from(st.healthy));
+    out.family(
+        "callbridge_store_write_failures_total",
+        "counter",
+        "Store writes that failed because the database could not be written (retries included), by operation.",
+    );
+    for (op, n) in &st.write_failures {
+        out.sample("callbridge_store_write_failures_total", &[("op", op)], n);
+    }
+    out.family(
+        "callbridge_calls_refused_total",
+        "counter",
+        "Calls refused by the session manager, by reason (store: the session row could not be written).",
+    );
+    out.sample(
+        "callbridge_calls_refused_total",
+        &[("reason", "store")],
+        st.refused_calls,
+    );
+    let gauges = [
+        (
+            "callbridge_store_journal_backlog",
+            "Writes accepted but not yet in the database (journal plus memory).",
+            st.backlog,
+        ),
+        (
+            "callbridge_store_backlog_in_memory",
+            "Of those, writes held in memory only (the journal could not take them either).",
+            st.in_memory,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        out.family(name, "gauge", help);
+        out.sample(name, &[], v);
+    }
+    let counters = [
+        (
+            "callbridge_store_writes_journaled_total",
+            "Writes appended to the store journal.",
+            st.journaled,
+        ),
+        (
+            "callbridge_store_writes_replayed_total",
+            "Writes applied to the database from the journal or memory backlog.",
+            st.replayed,
+        ),
+        (
+            "callbridge_store_writes_rejected_total",
+            "Writes the database refused for what they say (not retried).",
+            st.rejected,
+        ),
+        (
+            "callbridge_store_writes_lost_total",
+            "Writes lost: neither the database, the journal nor the bounded memory backlog took them.",
+            st.lost,
+        ),
+    ];
+    for (name, help, v) in counters {
+        out.family(name, "counter", help);
+        out.sample(name, &[], v);
+    }
     out.0
 }
 

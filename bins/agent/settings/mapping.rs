@@ -64,6 +64,7 @@ impl Settings {
         cfg.fallback_clip = self.fallback_clip.clone();
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
+        cfg.store_writer.spool_dir = Some(self.spool_dir.clone());
         cfg.shutdown_drain = self.drain_timeout;
         cfg
     }

@@ -51,6 +51,21 @@ fn good_file_validates_and_maps_onto_the_manager() {
 }
 
 #[test]
+fn the_spool_dir_defaults_to_spool_beside_the_database_and_may_be_elsewhere() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.spool_dir, PathBuf::from("/etc/cb/spool"));
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(
+        m.store_writer.spool_dir,
+        Some(PathBuf::from("/etc/cb/spool"))
+    );
+    let s = settings(GOOD, &[("CALLBRIDGE_STORE_SPOOL_DIR", "/var/spool/cb")]).unwrap();
+    assert_eq!(s.spool_dir, PathBuf::from("/var/spool/cb"));
+    let e = err(GOOD, &[("CALLBRIDGE_STORE_SPOOL_DIR", " ")]);
+    assert!(e.contains("store.spool_dir"), "{e}");
+}
+
+#[test]
 fn the_example_file_validates() {
     let raw = include_str!("../../../agent.example.toml");
     let s = settings(raw, &[]).unwrap();

@@ -142,6 +142,20 @@ pub enum Error {
     Database(#[source] DbError),
 }
 
+impl Error {
+    /// Whether the same write may succeed later unchanged: the file could
+    /// not be written (disk full, read-only, I/O error, locked past the
+    /// busy timeout) rather than the write being refused for what it says.
+    /// The agent's store writer retries and journals transient failures
+    /// and drops (loudly) the others.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Busy | Error::Database(_) | Error::Io { .. } | Error::Entropy
+        )
+    }
+}
+
 /// An opaque SQLite error, reachable only as an error `source()`.
 #[derive(Debug)]
 pub struct DbError(rusqlite::Error);

@@ -17,7 +17,9 @@
 //!   never dialled twice for one attempt.
 //! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`]),
 //!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
-//! - Crash recovery ([`Store::recover`], [`Store::reconcile`]).
+//! - Crash recovery ([`Store::recover`], [`Store::reconcile`]) and
+//!   sequenced, idempotent session writes for the agent's journal replay
+//!   ([`Store::apply_write`]).
 //!
 //! ```
 //! use callbridge_crm_store::*;
@@ -78,6 +80,7 @@ mod session_types;
 mod sessions;
 mod store;
 mod users;
+mod writes;
 
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
@@ -104,3 +107,4 @@ pub use session_types::{
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
 pub use store::{OpenOptions, Store, WriterId};
 pub use users::{ApiToken, User};
+pub use writes::{Applied, SessionWrite};

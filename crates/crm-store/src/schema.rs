@@ -180,6 +180,19 @@ ALTER TABLE leads ADD COLUMN claim_token TEXT;
 CREATE INDEX call_sessions_lead ON call_sessions(lead_id) WHERE lead_id IS NOT NULL;
 "#;
 
+/// v7: the sequence number of the last agent write applied to each
+/// session ([`Store::apply_write`](crate::Store::apply_write)), so a write
+/// replayed from the agent's journal after a failure is a no-op; and one
+/// row the agent rewrites to learn whether the file takes writes
+/// ([`Store::probe_write`](crate::Store::probe_write)).
+const V7_WRITE_SEQ: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN write_seq INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE write_probe (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    at  INTEGER NOT NULL
+);
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -206,6 +219,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "claim tokens on leads, sessions by lead",
         sql: V6_CLAIM_TOKENS,
+    },
+    Migration {
+        description: "applied write sequence on sessions",
+        sql: V7_WRITE_SEQ,
     },
 ];
 

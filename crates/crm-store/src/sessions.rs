@@ -195,94 +195,16 @@ impl Store {
     /// records `answered_at` on the first answered-or-later state and logs a
     /// `state-changed` event. Ending goes through [`Store::finish_session`].
     pub fn set_state(&mut self, id: SessionId, to: SessionState, at: Timestamp) -> Result<()> {
-        if to.is_terminal() {
-            return Err(Error::InvalidInput {
-                field: "state",
-                reason: "end a session with finish_session",
-            });
-        }
         let tx = self.write_tx()?;
-        let from = state_of(&tx, id)?;
-        if !from.can_transition_to(to) {
-            return Err(Error::InvalidTransition { from, to });
-        }
-        let answered = matches!(to, SessionState::Answered | SessionState::Active);
-        tx.execute(
-            "UPDATE call_sessions SET state = ?2, \
-             answered_at = CASE WHEN ?3 AND answered_at IS NULL THEN ?4 ELSE answered_at END \
-             WHERE id = ?1",
-            params![id.to_string(), to.as_str(), answered, ms(at)],
-        )?;
-        log_state_change(&tx, id, at, Some(from), to, None)?;
+        set_state_in(&tx, id, to, at)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Sets the given fields of a session (any state).
     pub fn update_session(&mut self, id: SessionId, u: &SessionUpdate) -> Result<()> {
-        for (s, f) in [
-            (&u.sip_call_id, "sip_call_id"),
-            (&u.model_provider, "model_provider"),
-            (&u.model, "model"),
-        ] {
-            if let Some(s) = s {
-                check_text(s, f)?;
-            }
-        }
-        if let Some(s) = &u.summary {
-            check_text(s.as_str(), "summary")?;
-        }
-        let (path, bytes) = match &u.recording {
-            Some((p, b)) => (
-                Some(p.to_str().ok_or(Error::InvalidInput {
-                    field: "recording_path",
-                    reason: "not UTF-8",
-                })?),
-                Some(to_i64(*b, "recording_bytes")?),
-            ),
-            None => (None, None),
-        };
-        let usage = u.usage.unwrap_or_default();
-        let opt = |v: Option<u64>, f| v.map(|v| to_i64(v, f)).transpose();
-        let (it, ot, am) = (
-            opt(usage.input_tokens, "input_tokens")?,
-            opt(usage.output_tokens, "output_tokens")?,
-            opt(usage.audio_ms, "audio_ms")?,
-        );
         let tx = self.write_tx()?;
-        let n = tx
-            .execute(
-                "UPDATE call_sessions SET \
-                 sip_call_id = COALESCE(?2, sip_call_id), \
-                 model_provider = COALESCE(?3, model_provider), model = COALESCE(?4, model), \
-                 recording_path = COALESCE(?5, recording_path), \
-                 recording_bytes = COALESCE(?6, recording_bytes), \
-                 summary = COALESCE(?7, summary), input_tokens = COALESCE(?8, input_tokens), \
-                 output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms) \
-                 WHERE id = ?1",
-                params![
-                    id.to_string(),
-                    u.sip_call_id,
-                    u.model_provider,
-                    u.model,
-                    path,
-                    bytes,
-                    u.summary.as_ref().map(Sensitive::as_str),
-                    it,
-                    ot,
-                    am
-                ],
-            )
-            .map_err(conflict_on_constraint(
-                Entity::Session,
-                "recording path belongs to another session",
-            ))?;
-        if n == 0 {
-            return Err(Error::NotFound {
-                entity: Entity::Session,
-                id: id.to_string(),
-            });
-        }
+        update_session_in(&tx, id, u)?;
         tx.commit()?;
         Ok(())
     }
@@ -290,109 +212,25 @@ impl Store {
     /// Ends a session. Idempotent: if it already ended (or failed, or was
     /// interrupted) nothing changes and the first end is reported back.
     pub fn finish_session(&mut self, id: SessionId, f: &Finish) -> Result<FinishResult> {
-        if !matches!(f.state, SessionState::Ended | SessionState::Failed) {
-            return Err(Error::InvalidInput {
-                field: "state",
-                reason: "a session finishes as ended or failed",
-            });
-        }
         let tx = self.write_tx()?;
-        let from = state_of(&tx, id)?;
-        if from.is_terminal() {
-            let reason: Option<String> = tx.query_row(
-                "SELECT end_reason FROM call_sessions WHERE id = ?1",
-                [id.to_string()],
-                |r| r.get(0),
-            )?;
-            return Ok(FinishResult::AlreadyFinished {
-                state: from,
-                reason: reason.map(|r| EndReason::from_db(&r)).transpose()?,
-            });
-        }
-        tx.execute(
-            "UPDATE call_sessions SET state = ?2, end_reason = ?3, \
-             sip_status = COALESCE(?4, sip_status), ended_at = ?5, \
-             duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
-                                ELSE MAX(0, ?5 - answered_at) END \
-             WHERE id = ?1",
-            params![
-                id.to_string(),
-                f.state.as_str(),
-                f.reason.as_str(),
-                f.sip_status,
-                ms(f.at)
-            ],
-        )?;
-        log_state_change(&tx, id, f.at, Some(from), f.state, Some(f.reason))?;
+        let r = finish_session_in(&tx, id, f)?;
         tx.commit()?;
-        Ok(FinishResult::Finished)
+        Ok(r)
     }
 
     /// Appends transcript turns in one transaction: all or none. A sequence
     /// number already stored is an [`Error::Conflict`].
     pub fn append_turns(&mut self, id: SessionId, turns: &[NewTurn]) -> Result<()> {
-        if turns.len() > MAX_BATCH {
-            return Err(Error::InvalidInput {
-                field: "turns",
-                reason: "more than 10000 in one batch",
-            });
-        }
-        let mut rows = Vec::with_capacity(turns.len());
-        for t in turns {
-            check_text(t.text.as_str(), "text")?;
-            let end = t.end_ms.map(|e| to_i64(e, "end_ms")).transpose()?;
-            rows.push((to_i64(t.start_ms, "start_ms")?, end));
-        }
         let tx = self.write_tx()?;
-        state_of(&tx, id)?;
-        {
-            let sid = id.to_string();
-            let mut st = tx.prepare_cached(
-                "INSERT INTO transcript_turns (session_id, seq, speaker, text, start_ms, end_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (t, (start, end)) in turns.iter().zip(rows) {
-                st.execute(params![
-                    sid,
-                    t.seq,
-                    t.speaker.as_str(),
-                    t.text.as_str(),
-                    start,
-                    end
-                ])
-                .map_err(conflict_on_constraint(
-                    Entity::Turn,
-                    "sequence number already stored",
-                ))?;
-            }
-        }
+        append_turns_in(&tx, id, turns)?;
         tx.commit()?;
         Ok(())
     }
 
     /// Appends audit events in one transaction: all or none.
     pub fn append_events(&mut self, id: SessionId, events: &[NewEvent]) -> Result<()> {
-        if events.len() > MAX_BATCH {
-            return Err(Error::InvalidInput {
-                field: "events",
-                reason: "more than 10000 in one batch",
-            });
-        }
-        let details: Vec<String> = events.iter().map(|e| e.detail.to_string()).collect();
-        for d in &details {
-            check_text(d, "detail")?;
-        }
         let tx = self.write_tx()?;
-        state_of(&tx, id)?;
-        {
-            let sid = id.to_string();
-            let mut st = tx.prepare_cached(
-                "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (e, d) in events.iter().zip(&details) {
-                st.execute(params![sid, ms(e.at), e.kind.as_str(), d])?;
-            }
-        }
+        append_events_in(&tx, id, events)?;
         tx.commit()?;
         Ok(())
     }
@@ -527,4 +365,217 @@ impl Store {
         };
         Ok(SessionPage { items, next })
     }
+}
+
+/// [`Store::set_state`] inside a write transaction.
+pub(crate) fn set_state_in(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    to: SessionState,
+    at: Timestamp,
+) -> Result<()> {
+    if to.is_terminal() {
+        return Err(Error::InvalidInput {
+            field: "state",
+            reason: "end a session with finish_session",
+        });
+    }
+    let from = state_of(tx, id)?;
+    if !from.can_transition_to(to) {
+        return Err(Error::InvalidTransition { from, to });
+    }
+    let answered = matches!(to, SessionState::Answered | SessionState::Active);
+    tx.execute(
+        "UPDATE call_sessions SET state = ?2, \
+         answered_at = CASE WHEN ?3 AND answered_at IS NULL THEN ?4 ELSE answered_at END \
+         WHERE id = ?1",
+        params![id.to_string(), to.as_str(), answered, ms(at)],
+    )?;
+    log_state_change(tx, id, at, Some(from), to, None)?;
+    Ok(())
+}
+
+/// [`Store::update_session`] inside a write transaction.
+pub(crate) fn update_session_in(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    u: &SessionUpdate,
+) -> Result<()> {
+    for (s, f) in [
+        (&u.sip_call_id, "sip_call_id"),
+        (&u.model_provider, "model_provider"),
+        (&u.model, "model"),
+    ] {
+        if let Some(s) = s {
+            check_text(s, f)?;
+        }
+    }
+    if let Some(s) = &u.summary {
+        check_text(s.as_str(), "summary")?;
+    }
+    let (path, bytes) = match &u.recording {
+        Some((p, b)) => (
+            Some(p.to_str().ok_or(Error::InvalidInput {
+                field: "recording_path",
+                reason: "not UTF-8",
+            })?),
+            Some(to_i64(*b, "recording_bytes")?),
+        ),
+        None => (None, None),
+    };
+    let usage = u.usage.unwrap_or_default();
+    let opt = |v: Option<u64>, f| v.map(|v| to_i64(v, f)).transpose();
+    let (it, ot, am) = (
+        opt(usage.input_tokens, "input_tokens")?,
+        opt(usage.output_tokens, "output_tokens")?,
+        opt(usage.audio_ms, "audio_ms")?,
+    );
+    let n = tx
+        .execute(
+            "UPDATE call_sessions SET \
+             sip_call_id = COALESCE(?2, sip_call_id), \
+             model_provider = COALESCE(?3, model_provider), model = COALESCE(?4, model), \
+             recording_path = COALESCE(?5, recording_path), \
+             recording_bytes = COALESCE(?6, recording_bytes), \
+             summary = COALESCE(?7, summary), input_tokens = COALESCE(?8, input_tokens), \
+             output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms) \
+             WHERE id = ?1",
+            params![
+                id.to_string(),
+                u.sip_call_id,
+                u.model_provider,
+                u.model,
+                path,
+                bytes,
+                u.summary.as_ref().map(Sensitive::as_str),
+                it,
+                ot,
+                am
+            ],
+        )
+        .map_err(conflict_on_constraint(
+            Entity::Session,
+            "recording path belongs to another session",
+        ))?;
+    if n == 0 {
+        return Err(Error::NotFound {
+            entity: Entity::Session,
+            id: id.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// [`Store::finish_session`] inside a write transaction.
+pub(crate) fn finish_session_in(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    f: &Finish,
+) -> Result<FinishResult> {
+    if !matches!(f.state, SessionState::Ended | SessionState::Failed) {
+        return Err(Error::InvalidInput {
+            field: "state",
+            reason: "a session finishes as ended or failed",
+        });
+    }
+    let from = state_of(tx, id)?;
+    if from.is_terminal() {
+        let reason: Option<String> = tx.query_row(
+            "SELECT end_reason FROM call_sessions WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )?;
+        return Ok(FinishResult::AlreadyFinished {
+            state: from,
+            reason: reason.map(|r| EndReason::from_db(&r)).transpose()?,
+        });
+    }
+    tx.execute(
+        "UPDATE call_sessions SET state = ?2, end_reason = ?3, \
+         sip_status = COALESCE(?4, sip_status), ended_at = ?5, \
+         duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+                            ELSE MAX(0, ?5 - answered_at) END \
+         WHERE id = ?1",
+        params![
+            id.to_string(),
+            f.state.as_str(),
+            f.reason.as_str(),
+            f.sip_status,
+            ms(f.at)
+        ],
+    )?;
+    log_state_change(tx, id, f.at, Some(from), f.state, Some(f.reason))?;
+    Ok(FinishResult::Finished)
+}
+
+/// [`Store::append_turns`] inside a write transaction.
+pub(crate) fn append_turns_in(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    turns: &[NewTurn],
+) -> Result<()> {
+    if turns.len() > MAX_BATCH {
+        return Err(Error::InvalidInput {
+            field: "turns",
+            reason: "more than 10000 in one batch",
+        });
+    }
+    let mut rows = Vec::with_capacity(turns.len());
+    for t in turns {
+        check_text(t.text.as_str(), "text")?;
+        let end = t.end_ms.map(|e| to_i64(e, "end_ms")).transpose()?;
+        rows.push((to_i64(t.start_ms, "start_ms")?, end));
+    }
+    state_of(tx, id)?;
+    {
+        let sid = id.to_string();
+        let mut st = tx.prepare_cached(
+            "INSERT INTO transcript_turns (session_id, seq, speaker, text, start_ms, end_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for (t, (start, end)) in turns.iter().zip(rows) {
+            st.execute(params![
+                sid,
+                t.seq,
+                t.speaker.as_str(),
+                t.text.as_str(),
+                start,
+                end
+            ])
+            .map_err(conflict_on_constraint(
+                Entity::Turn,
+                "sequence number already stored",
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// [`Store::append_events`] inside a write transaction.
+pub(crate) fn append_events_in(
+    tx: &Transaction<'_>,
+    id: SessionId,
+    events: &[NewEvent],
+) -> Result<()> {
+    if events.len() > MAX_BATCH {
+        return Err(Error::InvalidInput {
+            field: "events",
+            reason: "more than 10000 in one batch",
+        });
+    }
+    let details: Vec<String> = events.iter().map(|e| e.detail.to_string()).collect();
+    for d in &details {
+        check_text(d, "detail")?;
+    }
+    state_of(tx, id)?;
+    {
+        let sid = id.to_string();
+        let mut st = tx.prepare_cached(
+            "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (e, d) in events.iter().zip(&details) {
+            st.execute(params![sid, ms(e.at), e.kind.as_str(), d])?;
+        }
+    }
+    Ok(())
 }

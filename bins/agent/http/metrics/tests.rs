@@ -356,3 +356,57 @@ fn a_fixed_snapshot_renders_every_contract_metric_with_its_values() {
 }
 
 mod real_call;
+
+#[test]
+fn the_store_families_render_health_failures_refusals_and_backlog() {
+    let st = callbridge_session::store_writer::StoreStats {
+        healthy: false,
+        write_failures: callbridge_session::store_writer::OPS
+            .iter()
+            .map(|op| (*op, u64::from(*op == "turns") * 3))
+            .collect(),
+        backlog: 7,
+        in_memory: 2,
+        journaled: 5,
+        replayed: 1,
+        rejected: 0,
+        lost: 0,
+        refused_calls: 4,
+    };
+    let (s, m) = empty_snapshot();
+    let page = format!("{}{}", super::render(&s, &m, 0), super::render_store(&st));
+    let f = check(&page).unwrap();
+    assert_eq!(value(&f, "callbridge_store_healthy", &[]), Some(0.0));
+    assert_eq!(
+        value(
+            &f,
+            "callbridge_store_write_failures_total",
+            &[("op", "turns")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &f,
+            "callbridge_store_write_failures_total",
+            &[("op", "create")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&f, "callbridge_calls_refused_total", &[("reason", "store")]),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&f, "callbridge_store_journal_backlog", &[]),
+        Some(7.0)
+    );
+    assert_eq!(
+        value(&f, "callbridge_store_backlog_in_memory", &[]),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&f, "callbridge_store_writes_journaled_total", &[]),
+        Some(5.0)
+    );
+}

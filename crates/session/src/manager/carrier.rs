@@ -69,7 +69,10 @@ impl Manager {
     /// # Errors
     /// [`ManagerError::AlreadyLive`] when a call with this carrier call id
     /// is live (the socket is closed with 1008),
-    /// [`ManagerError::Unavailable`] at capacity or while shutting down.
+    /// [`ManagerError::Unavailable`] at capacity or while shutting down,
+    /// [`ManagerError::Store`] when the session row could not be written
+    /// (the call is hung up at the carrier and the socket closed with
+    /// 1008).
     pub async fn admit_carrier(&self, call: CarrierCall) -> Result<SessionId, ManagerError> {
         let CarrierCall {
             core,
@@ -108,23 +111,35 @@ impl Manager {
         model_config.greeting = Greeting::OnRequest {
             prompt: self.shared.cfg.greeting_prompt.clone(),
         };
-        let media = CarrierMedia::new(core, socket, &start, hangup);
+        let refuse_tx = socket.tx.clone();
+        let mut media = CarrierMedia::new(core, socket, &start, hangup);
+        let row = self.session_row(
+            id,
+            Direction::Inbound,
+            start.call.carrier().transport(),
+            Some(key.clone()),
+            from,
+            to,
+            None,
+            None,
+            None,
+        );
+        // Row before answer: no stream runs without its session row. A
+        // call whose row cannot be written is ended at the carrier (REST
+        // hangup) and its socket closed with 1008.
+        if self.shared.store.create(row).await.is_err() {
+            self.refused_for_store(id);
+            media.hangup().await;
+            let _ = refuse_tx.try_send(WsMessage::Close(Some(CLOSE_REFUSED)));
+            media.close();
+            return Err(ManagerError::Store);
+        }
         let spec = CallSpec {
             id,
             direction: Direction::Inbound,
             call: None,
             sip_call_id: Some(key.clone()),
-            row: Some(self.session_row(
-                id,
-                Direction::Inbound,
-                start.call.carrier().transport(),
-                Some(key.clone()),
-                from,
-                to,
-                None,
-                None,
-                None,
-            )),
+            row: None,
             transport: Transport::Carrier(Box::new(media)),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: self.local_media(0),

@@ -9,6 +9,8 @@ use callbridge_llm_bridge::{Greeting, SessionConfig};
 use callbridge_rtp::latch::LatchPolicy;
 use callbridge_rtp::ports::PortPoolConfig;
 
+use crate::store_writer::WriterConfig;
+
 /// Everything the manager needs besides the model, the store and the
 /// summarizer.
 #[derive(Debug, Clone)]
@@ -69,6 +71,10 @@ pub struct ManagerConfig {
     /// address they are used for; `None`: outbound INVITEs carry no
     /// credentials and a 401/407 fails the call.
     pub outbound_auth: Option<OutboundAuth>,
+    /// How the store writer retries failed writes, where it journals
+    /// them ([`WriterConfig::spool_dir`]) and how often it probes the
+    /// store.
+    pub store_writer: WriterConfig,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -95,7 +101,7 @@ impl ManagerConfig {
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
     /// shutdown drain 10 s, no outbound credentials, RTP latching only from
-    /// the signalling peer's IP.
+    /// the signalling peer's IP, the store writer's defaults (no journal).
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -123,6 +129,7 @@ impl ManagerConfig {
             join_timeout: Duration::from_secs(5),
             shutdown_drain: Duration::from_secs(10),
             outbound_auth: None,
+            store_writer: WriterConfig::default(),
         }
     }
 }

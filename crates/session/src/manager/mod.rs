@@ -268,7 +268,7 @@ impl Manager {
         dcfg.shutdown_grace = cfg.shutdown_drain + Duration::from_secs(2);
         let (driver, sip, events) = Driver::bind(dcfg, OsRandom::new()).await?;
         let sip_addr = driver.local_addr();
-        let (store, store_thread) = StoreWriter::start(store)?;
+        let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
         let shared = Arc::new(Shared {
             cfg,
             sip,
@@ -501,22 +501,24 @@ impl Manager {
         model_config.greeting = Greeting::OnRequest {
             prompt: self.shared.cfg.greeting_prompt.clone(),
         };
+        let row = self.session_row(
+            id,
+            Direction::Inbound,
+            StoreTransport::Sip,
+            Some(call_id.clone()),
+            user_part(inc.from.uri()),
+            user_part(inc.to.uri()),
+            None,
+            None,
+            None,
+        );
         let spec = CallSpec {
             id,
             direction: Direction::Inbound,
             call: Some(inc.call),
             sip_call_id: Some(call_id.clone()),
-            row: Some(self.session_row(
-                id,
-                Direction::Inbound,
-                StoreTransport::Sip,
-                Some(call_id.clone()),
-                user_part(inc.from.uri()),
-                user_part(inc.to.uri()),
-                None,
-                None,
-                None,
-            )),
+            // Written below, before the call task may answer.
+            row: None,
             transport: crate::bridge::transport::Transport::Rtp(stream),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
@@ -527,7 +529,57 @@ impl Manager {
             mailbox,
             token: self.inner.root.child_token(),
         };
-        self.spawn_call(spec);
+        // Row before answer: the call is answered only once its row is in
+        // the store. The write runs in a task of its own so the router
+        // goes on routing (a CANCEL meanwhile waits in the mailbox).
+        let this = self.clone();
+        let call = inc.call;
+        tokio::spawn(async move {
+            if this.shared.store.create(row).await.is_ok() {
+                this.spawn_call(spec);
+                return;
+            }
+            this.refused_for_store(id);
+            if let crate::bridge::transport::Transport::Rtp(stream) = spec.transport {
+                stream.close().await;
+            }
+            let after = this.shared.cfg.retry_after;
+            if let Err(e) = this
+                .shared
+                .sip
+                .reject_retry_after(call, StatusCode::SERVICE_UNAVAILABLE, after)
+                .await
+            {
+                warn!(error = %e, "503 for a call without a session row not sent");
+            }
+        });
+    }
+
+    /// Withdraws an admitted call whose session row could not be written,
+    /// and counts it (`callbridge_calls_refused_total{reason="store"}`).
+    pub(crate) fn refused_for_store(&self, id: SessionId) {
+        self.shared.registry().withdraw(id);
+        self.shared.store.health().refused_call();
+        warn!(session = %id, "call refused: its session row could not be written to the store");
+    }
+
+    /// Counts a call refused before admission because the store cannot be
+    /// written (a carrier webhook answered with a refusal).
+    pub fn count_store_refusal(&self) {
+        self.shared.store.health().refused_call();
+    }
+
+    /// Whether the store takes writes: the last write, or the writer's
+    /// periodic one-row probe, reached it. While it is false every new
+    /// call is refused (its row cannot be written); `/readyz` reports it.
+    pub fn store_healthy(&self) -> bool {
+        self.shared.store.healthy()
+    }
+
+    /// The store writer's health flag and counters (write failures by
+    /// operation, journal backlog, calls refused for the store).
+    pub fn store_stats(&self) -> crate::store_writer::StoreStats {
+        self.shared.store.health().stats()
     }
 
     /// Places an outbound call: admits it (refused while another call for
@@ -616,11 +668,16 @@ impl Manager {
         );
         row.claim = req.claim;
         if let Err(refused) = self.shared.store.create(row).await {
-            self.shared.registry().withdraw(id);
             stream.close().await;
             return Err(match refused {
-                CreateRefused::ClaimNotHeld => ManagerError::ClaimNotHeld,
-                _ => ManagerError::Store,
+                CreateRefused::ClaimNotHeld => {
+                    self.shared.registry().withdraw(id);
+                    ManagerError::ClaimNotHeld
+                }
+                _ => {
+                    self.refused_for_store(id);
+                    ManagerError::Store
+                }
             });
         }
         let mut model_config = self.shared.cfg.model.clone();
@@ -750,11 +807,10 @@ impl Manager {
         }
     }
 
-    /// The store-health hook of [`Manager::readiness`]: whether the store
-    /// writer takes writes. Today: its thread is alive. A store-health
-    /// flag (a failing disk, a full journal) belongs here.
+    /// The store-health input of [`Manager::readiness`]: the store takes
+    /// writes ([`Manager::store_healthy`]).
     pub fn store_writable(&self) -> bool {
-        self.shared.store.is_running()
+        self.store_healthy()
     }
 
     /// Live SIP transactions in the driver (RFC 3261 section 17). They
