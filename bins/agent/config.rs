@@ -273,6 +273,14 @@ impl Default for RawStore {
     }
 }
 
+/// `[files]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFiles {
+    /// Files 0640 and directories 0750 instead of 0600 / 0700.
+    pub group_readable: bool,
+}
+
 /// `[http]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -324,6 +332,8 @@ pub struct RawConfig {
     pub model: RawModel,
     /// `[store]`.
     pub store: RawStore,
+    /// `[files]`.
+    pub files: RawFiles,
     /// `[http]`.
     pub http: RawHttp,
     /// `[log]`.
@@ -387,6 +397,9 @@ impl RawConfig {
             store: RawStore {
                 database: String::new(),
                 recordings_dir: String::new(),
+            },
+            files: RawFiles {
+                group_readable: false,
             },
             http: RawHttp {
                 bind: String::new(),

@@ -7,11 +7,11 @@
 //! with `agent demo`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callbridge_crm_store::{Store, WriterId};
+use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
 use callbridge_session::summary::summarizer_for;
@@ -90,13 +90,54 @@ pub struct Agent {
     http_task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store, runs crash recovery and returns it (blocking).
-fn open_and_recover(path: PathBuf) -> Result<Store, StartError> {
+/// Removes from an existing file or directory the permission bits that
+/// `files.group_readable` does not allow (an older build wrote `0644`),
+/// logging what changed; a failure is logged and start-up goes on.
+fn tighten_logged(path: &Path, access: Access) {
+    match callbridge_files::tighten(path, access) {
+        Ok(Some(t)) => warn!(
+            path = %path.display(),
+            from = format!("{:o}", t.from),
+            to = format!("{:o}", t.to),
+            "permissions tightened to files.group_readable"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(
+            path = %path.display(),
+            error = %e,
+            "cannot tighten permissions (files.group_readable); fix them by hand"
+        ),
+    }
+}
+
+/// Creates the recordings directory (and missing parents) with the
+/// configured mode; an existing one is tightened.
+fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
+    tighten_logged(dir, access);
+    callbridge_files::create_dir_all(dir, access).map_err(|source| StartError::RecordingsDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens the store (a new file gets the configured mode; an existing one
+/// and its `-wal`/`-shm` files are tightened), runs crash recovery and
+/// returns it (blocking).
+fn open_and_recover(path: PathBuf, access: Access) -> Result<Store, StartError> {
     let err = |source| StartError::Store {
         path: path.clone(),
         source,
     };
-    let mut store = Store::open(&path).map_err(err)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        tighten_logged(Path::new(&p), access);
+    }
+    let opts = OpenOptions {
+        file_access: access,
+        ..OpenOptions::default()
+    };
+    let mut store = Store::open_with(&path, &opts).map_err(err)?;
     let report = store.recover(jiff::Timestamp::now()).map_err(err)?;
     if report.interrupted.is_empty() && report.released_leads == 0 && report.failed_leads == 0 {
         info!(database = %path.display(), "store open, nothing to recover");
@@ -137,14 +178,10 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
 impl Agent {
     /// Starts everything; returns once SIP, RTP and HTTP are up.
     pub async fn start(settings: &Settings, secrets: &Secrets) -> Result<Agent, StartError> {
-        std::fs::create_dir_all(&settings.recordings_dir).map_err(|source| {
-            StartError::RecordingsDir {
-                path: settings.recordings_dir.clone(),
-                source,
-            }
-        })?;
+        recordings_dir(&settings.recordings_dir, settings.file_access)?;
         let db = settings.database.clone();
-        let store = tokio::task::spawn_blocking(move || open_and_recover(db)).await??;
+        let access = settings.file_access;
+        let store = tokio::task::spawn_blocking(move || open_and_recover(db, access)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())

@@ -140,6 +140,9 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
+    /// Who may read the files and directories the agent creates
+    /// (`files.group_readable`).
+    pub file_access: callbridge_files::Access,
     /// HTTP bind address.
     pub http_bind: SocketAddr,
     /// Log format.
@@ -631,6 +634,7 @@ impl Settings {
             setup_timeout,
             database,
             recordings_dir,
+            file_access: callbridge_files::Access::group_readable(raw.files.group_readable),
             http_bind,
             log_format,
             log_level,
