@@ -210,7 +210,11 @@ fn csv_injection_in_lead_names_is_neutralized_in_the_csv_report() {
     ];
     let mut csv = String::from("phone,name\n");
     for (i, name) in from_file.iter().enumerate() {
-        csv.push_str(&format!("{},\"{}\"\n", number(i as u32), name.replace('"', "\"\"")));
+        csv.push_str(&format!(
+            "{},\"{}\"\n",
+            number(i as u32),
+            name.replace('"', "\"\"")
+        ));
     }
     let f = env.file("inject.csv", &csv);
     env.ok(&["import", "inject", f.to_str().unwrap()]);
@@ -239,20 +243,23 @@ fn csv_injection_in_lead_names_is_neutralized_in_the_csv_report() {
     }
     let out = env.ok(&["report", "inject", "--format", "csv"]);
     let mut rdr = csv::Reader::from_reader(out.as_bytes());
-    let names: Vec<String> = rdr
-        .records()
-        .map(|r| r.unwrap()[4].to_owned())
-        .collect();
+    let names: Vec<String> = rdr.records().map(|r| r.unwrap()[4].to_owned()).collect();
     assert_eq!(names.len(), from_file.len() + direct.len(), "{out}");
     for name in from_file.iter().chain(&direct) {
         let quoted = format!("'{name}");
-        assert!(names.contains(&quoted), "{name:?} not neutralized: {names:?}");
+        assert!(
+            names.contains(&quoted),
+            "{name:?} not neutralized: {names:?}"
+        );
     }
     let phones: Vec<String> = csv::Reader::from_reader(out.as_bytes())
         .records()
         .map(|r| r.unwrap()[3].to_owned())
         .collect();
-    assert!(phones.contains(&number(0)), "E.164 numbers are written as is: {phones:?}");
+    assert!(
+        phones.contains(&number(0)),
+        "E.164 numbers are written as is: {phones:?}"
+    );
 }
 
 #[test]

@@ -238,7 +238,10 @@ mod tests {
         let mut out = Vec::new();
         write(rows, Format::Csv, &mut out).unwrap();
         let mut rdr = csv::Reader::from_reader(out.as_slice());
-        assert_eq!(rdr.headers().unwrap(), &csv::StringRecord::from(HEADER.to_vec()));
+        assert_eq!(
+            rdr.headers().unwrap(),
+            &csv::StringRecord::from(HEADER.to_vec())
+        );
         rdr.records().map(|r| r.unwrap()).collect()
     }
 
