@@ -14,7 +14,9 @@
 //!
 //! Every error is JSON `{"error": "..."}` ([`error`]); request bodies are
 //! limited to [`MAX_BODY`] bytes; store reads run on a small pool of
-//! blocking connections ([`pool`]), never on the async runtime.
+//! blocking connections ([`pool`]), never on the async runtime. A token's
+//! last use is written by a side task at most once a minute
+//! ([`token_use`]).
 
 mod auth;
 mod calls;
@@ -28,6 +30,7 @@ mod recording;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod token_use;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -92,6 +95,8 @@ pub struct Ctx {
     pub state: AppState,
     /// Read connections to the store.
     pub pool: Arc<pool::ReadPool>,
+    /// Records when tokens were last used (throttled, off the request path).
+    pub token_use: Arc<token_use::TokenUse>,
 }
 
 impl FromRef<Ctx> for AppState {
@@ -104,6 +109,7 @@ impl FromRef<Ctx> for AppState {
 pub fn router(state: AppState) -> Router {
     let ctx = Ctx {
         pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
+        token_use: Arc::new(token_use::TokenUse::start(state.database.clone())),
         state,
     };
     let protected = Router::new()
