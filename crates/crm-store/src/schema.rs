@@ -186,7 +186,8 @@ CREATE INDEX call_sessions_lead ON call_sessions(lead_id) WHERE lead_id IS NOT N
 /// Files written before it may hold users with an empty name or several
 /// users with one name (nothing refused them). The migration renames, and
 /// never deletes, so every token keeps working and every campaign keeps
-/// its owner: an empty (or blank) name becomes `user-<id>`; of several
+/// its owner: an empty (or blank: spaces, tabs, line breaks) name becomes
+/// `user-<id>`; of several
 /// users with one name, the oldest (lowest id) keeps it and every other
 /// becomes `<name> (duplicate <id>)`. `agent user list` shows the new
 /// names; rename or revoke them from there. A name that still collides
@@ -195,7 +196,7 @@ CREATE INDEX call_sessions_lead ON call_sessions(lead_id) WHERE lead_id IS NOT N
 /// builds and the file always opens. Tokens issued before it count as
 /// issued when their user was created.
 const V7_USERS: &str = r#"
-UPDATE users SET name = 'user-' || id WHERE trim(name) = '';
+UPDATE users SET name = 'user-' || id WHERE trim(name, char(32, 9, 10, 13)) = '';
 UPDATE users SET name = name || ' (duplicate ' || id || ')'
     WHERE EXISTS (SELECT 1 FROM users o WHERE o.name = users.name AND o.id < users.id);
 UPDATE users SET name = 'user-' || id || '-' || lower(hex(randomblob(4)))

@@ -155,7 +155,16 @@ fn a_v6_file_with_duplicate_and_empty_user_names_opens_and_renames_them() {
         ..OpenOptions::default()
     };
     drop(Store::open_with(&path, &opts).unwrap());
-    let names = ["ann", "ann", "", "  ", "ann", "bob", "ann (duplicate 5)"];
+    let names = [
+        "ann",
+        "ann",
+        "",
+        "  ",
+        "ann",
+        "bob",
+        "ann (duplicate 5)",
+        "\t\n",
+    ];
     let tokens: Vec<ApiToken> = (0..names.len() as u8)
         .map(|i| ApiToken::from_random_bytes([i + 1; 40]))
         .collect();
@@ -183,6 +192,7 @@ fn a_v6_file_with_duplicate_and_empty_user_names_opens_and_renames_them() {
         ]
     );
     assert!(got[6].starts_with("user-7-"), "{got:?}");
+    assert_eq!(got[7], "user-8");
     let mut unique = got.clone();
     unique.sort();
     unique.dedup();
