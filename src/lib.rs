@@ -5,4 +5,5 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod csv_cell;
 pub mod range;

@@ -216,7 +216,7 @@ fn user_add_prints_only_a_working_token() {
     let token = so.trim();
     assert!(token.starts_with("cbt_"), "{token}");
     let store = Store::open(dir.path().join("agent.db")).unwrap();
-    let user = store.verify_token(token).unwrap();
+    let user = store.verify_token(token, jiff::Timestamp::now()).unwrap();
     assert_eq!(user.role, Role::AgentOperator);
     assert_eq!(user.name.as_str(), "Ann Operator");
     let out = agent(

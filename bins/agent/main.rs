@@ -4,7 +4,7 @@
 //! Modules: [`cli`] (clap), [`config`] (the TOML key tree and environment
 //! overrides), [`settings`] (validation and the mapping onto the session
 //! manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
-//! (the README's first command), [`users`] (`user add`) and `http` (the
+//! (the README's first command), [`users`] (`user add|list|revoke|rotate`) and `http` (the
 //! API, owned by the HTTP module's authors).
 
 mod caller;
@@ -108,5 +108,8 @@ fn main() -> ExitCode {
             }
         }
         Command::User(UserCommand::Add(args)) => exit(users::add(&args, &env)),
+        Command::User(UserCommand::List(args)) => exit(users::list(&args, &env)),
+        Command::User(UserCommand::Revoke(args)) => exit(users::revoke(&args, &env)),
+        Command::User(UserCommand::Rotate(args)) => exit(users::rotate(&args, &env)),
     }
 }

@@ -7,11 +7,11 @@
 //! with `agent demo`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callbridge_crm_store::{Store, WriterId};
+use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
 use callbridge_session::summary::summarizer_for;
@@ -118,17 +118,62 @@ async fn bind_all(settings: &Settings) -> Result<Vec<(&'static str, TcpListener)
     Ok(out)
 }
 
-/// Opens the store, replays the store writer's journal left by an earlier
-/// run (before crash recovery, so the ends it journaled win over
-/// `interrupted`), runs crash recovery and returns the store (blocking),
-/// and whether recovery was postponed because the journal could not be
-/// replayed yet (the store writer then runs it once it has replayed it).
-fn open_and_recover(path: PathBuf, spool: PathBuf) -> Result<(Store, bool), StartError> {
+/// Removes from an existing file or directory the permission bits that
+/// `files.group_readable` does not allow (an older build wrote `0644`),
+/// logging what changed; a failure is logged and start-up goes on.
+fn tighten_logged(path: &Path, access: Access) {
+    match callbridge_files::tighten(path, access) {
+        Ok(Some(t)) => warn!(
+            path = %path.display(),
+            from = format!("{:o}", t.from),
+            to = format!("{:o}", t.to),
+            "permissions tightened to files.group_readable"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(
+            path = %path.display(),
+            error = %e,
+            "cannot tighten permissions (files.group_readable); fix them by hand"
+        ),
+    }
+}
+
+/// Creates the recordings directory (and missing parents) with the
+/// configured mode; an existing one is tightened.
+fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
+    tighten_logged(dir, access);
+    callbridge_files::create_dir_all(dir, access).map_err(|source| StartError::RecordingsDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens the store (a new file gets the configured mode; an existing one
+/// and its `-wal`/`-shm` files are tightened), replays the store writer's
+/// journal left by an earlier run (before crash recovery, so the ends it
+/// journaled win over `interrupted`), runs crash recovery and returns the
+/// store (blocking), and whether recovery was postponed because the
+/// journal could not be replayed yet (the store writer then runs it once
+/// it has replayed it).
+fn open_and_recover(
+    path: PathBuf,
+    spool: PathBuf,
+    access: Access,
+) -> Result<(Store, bool), StartError> {
     let err = |source| StartError::Store {
         path: path.clone(),
         source,
     };
-    let mut store = Store::open(&path).map_err(err)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.clone().into_os_string();
+        p.push(suffix);
+        tighten_logged(Path::new(&p), access);
+    }
+    let opts = OpenOptions {
+        file_access: access,
+        ..OpenOptions::default()
+    };
+    let mut store = Store::open_with(&path, &opts).map_err(err)?;
     match callbridge_session::store_writer::replay_journal(&mut store, &spool) {
         Ok(r) if r == Default::default() => {}
         Ok(r) => warn!(
@@ -188,16 +233,12 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
 impl Agent {
     /// Starts everything; returns once SIP, RTP and HTTP are up.
     pub async fn start(settings: &Settings, secrets: &Secrets) -> Result<Agent, StartError> {
-        std::fs::create_dir_all(&settings.recordings_dir).map_err(|source| {
-            StartError::RecordingsDir {
-                path: settings.recordings_dir.clone(),
-                source,
-            }
-        })?;
+        recordings_dir(&settings.recordings_dir, settings.file_access)?;
         let db = settings.database.clone();
         let spool = settings.spool_dir.clone();
+        let access = settings.file_access;
         let (store, recovery_postponed) =
-            tokio::task::spawn_blocking(move || open_and_recover(db, spool)).await??;
+            tokio::task::spawn_blocking(move || open_and_recover(db, spool, access)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())

@@ -143,6 +143,9 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
+    /// Who may read the files and directories the agent creates
+    /// (`files.group_readable`).
+    pub file_access: callbridge_files::Access,
     /// The store writer's journal directory (`store.spool_dir`; default
     /// `spool` beside the database).
     pub spool_dir: PathBuf,
@@ -686,6 +689,7 @@ impl Settings {
             database,
             recordings_dir,
             spool_dir,
+            file_access: callbridge_files::Access::group_readable(raw.files.group_readable),
             http_bind,
             http_public_bind,
             http_metrics_bind,

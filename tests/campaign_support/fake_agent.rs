@@ -114,7 +114,7 @@ fn caller(inner: &Inner, h: &HeaderMap) -> Option<User> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())?
         .strip_prefix("Bearer ")?;
-    inner.store.lock().unwrap().verify_token(token).ok()
+    inner.store.lock().unwrap().verify_token(token, now()).ok()
 }
 
 fn now() -> Timestamp {

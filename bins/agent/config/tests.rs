@@ -141,6 +141,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
         "CALLBRIDGE_STORE_SPOOL_DIR",
+        "CALLBRIDGE_FILES_GROUP_READABLE",
         "CALLBRIDGE_HTTP_BIND",
         "CALLBRIDGE_HTTP_PUBLIC_BIND",
         "CALLBRIDGE_HTTP_IDLE_TIMEOUT",
@@ -156,7 +157,7 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        37 + 8 + 7,
+        38 + 8 + 7,
         "8 carrier keys, 7 http limits and binds"
     );
 }

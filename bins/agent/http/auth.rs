@@ -3,8 +3,11 @@
 //!
 //! [`require_token`] runs before every protected handler: it reads
 //! `Authorization: Bearer cbt_...`, verifies it with `Store::verify_token`
+//! (an index lookup by the token's public id, then a constant-time
+//! comparison of hashes; expired and revoked tokens fail the same way)
 //! and puts the [`Caller`] into the request's extensions (401 with
-//! `WWW-Authenticate` when missing or unknown). Handlers then check the
+//! `WWW-Authenticate` when missing, unknown, expired or revoked). The
+//! token's last use is noted for the side writer (`token_use`). Handlers then check the
 //! role ([`Caller::require_operator`], 403) and visibility
 //! ([`visible_session`]): an admin sees every session; anyone else only the
 //! sessions of campaigns they own and the calls assigned to them
@@ -78,10 +81,11 @@ pub async fn require_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    let now = jiff::Timestamp::now();
     let user = ctx
         .pool
         .run(move |s| {
-            s.verify_token(&token).map_err(|e| match e {
+            s.verify_token(&token, now).map_err(|e| match e {
                 StoreError::Unauthorized => ApiError::Unauthorized { presented: true },
                 other => store_error(other),
             })
@@ -89,6 +93,8 @@ pub async fn require_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
         .await;
     match user {
         Ok(u) => {
+            ctx.token_use
+                .note(&u.token_id, tokio::time::Instant::now(), now);
             req.extensions_mut().insert(Caller(Arc::new(u)));
             next.run(req).await
         }

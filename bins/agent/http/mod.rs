@@ -19,7 +19,9 @@
 //! run on a small pool of blocking connections ([`pool`]), never on the
 //! async runtime. Each listener is served by [`serve`] (connection caps,
 //! idle and header timeouts) with its own in-flight slots, so a flood on
-//! the public listener leaves the admin API answering.
+//! the public listener leaves the admin API answering. A token's
+//! last use is written by a side task at most once a minute
+//! ([`token_use`]).
 
 mod auth;
 mod calls;
@@ -35,6 +37,7 @@ pub mod serve;
 mod sessions;
 #[cfg(test)]
 mod tests;
+mod token_use;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -101,6 +104,8 @@ pub struct Ctx {
     pub state: AppState,
     /// Read connections to the store.
     pub pool: Arc<pool::ReadPool>,
+    /// Records when tokens were last used (throttled, off the request path).
+    pub token_use: Arc<token_use::TokenUse>,
 }
 
 impl FromRef<Ctx> for AppState {
@@ -140,6 +145,7 @@ pub fn router(state: AppState) -> Router {
 pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
     let ctx = Ctx {
         pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
+        token_use: Arc::new(token_use::TokenUse::start(state.database.clone())),
         state,
     };
     let probes = || {

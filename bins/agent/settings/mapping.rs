@@ -1,6 +1,6 @@
 //! The mapping of validated [`Settings`] onto what the crates take: the
 //! model's `SessionConfig`, the session manager's `ManagerConfig` (SIP
-//! filter, timers, RTP range, limits, recordings, drain), the HTTP layer's
+//! filter, timers, RTP range, limits, recordings and their file mode, drain), the HTTP layer's
 //! outbound routing and the trunk's digest credentials (for REGISTER, and
 //! for outbound INVITEs sent to the trunk).
 
@@ -65,6 +65,7 @@ impl Settings {
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
         cfg.store_writer.spool_dir = Some(self.spool_dir.clone());
+        cfg.file_access = self.file_access;
         cfg.shutdown_drain = self.drain_timeout;
         cfg
     }

@@ -66,6 +66,25 @@ fn the_spool_dir_defaults_to_spool_beside_the_database_and_may_be_elsewhere() {
 }
 
 #[test]
+fn files_are_owner_only_unless_group_readable_is_set() {
+    use callbridge_files::Access;
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.file_access, Access::Owner);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.file_access, Access::Owner);
+    let s = settings(&format!("{GOOD}[files]\ngroup_readable = true\n"), &[]).unwrap();
+    assert_eq!(s.file_access, Access::Group);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.file_access, Access::Group);
+    let s = settings(GOOD, &[("CALLBRIDGE_FILES_GROUP_READABLE", "true")]).unwrap();
+    assert_eq!(s.file_access, Access::Group);
+    assert!(
+        err(&format!("{GOOD}[files]\ngroup_readable = \"yes\"\n"), &[])
+            .contains("files.group_readable")
+    );
+}
+
+#[test]
 fn the_example_file_validates() {
     let raw = include_str!("../../../agent.example.toml");
     let s = settings(raw, &[]).unwrap();

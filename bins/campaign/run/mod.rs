@@ -60,9 +60,9 @@ pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
     })?;
     // The agent checks the same: a non-admin token dials only campaigns
     // its user owns. Said here, before anything is claimed.
-    let user = store.verify_token(&token).map_err(|e| match e {
+    let user = store.verify_token(&token, Timestamp::now()).map_err(|e| match e {
         callbridge_crm_store::Error::Unauthorized => CampaignError::Usage(format!(
-            "the token in {} is not known to the store (create one with `agent user add NAME --role agent-operator`)",
+            "the token in {} is not known to the store, or expired or revoked (create one with `agent user add NAME --role agent-operator`, or `agent user rotate NAME`)",
             args.token_env
         )),
         e => e.into(),

@@ -15,7 +15,8 @@
 //!   [`Store::release_lead`], [`Store::import_leads_csv`]); each claim's
 //!   [`ClaimToken`] ties the call placed for it to the claim, so a lead is
 //!   never dialled twice for one attempt.
-//! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`]),
+//! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`],
+//!   [`Store::rotate_token`], [`Store::revoke_user`]),
 //!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
 //! - Crash recovery ([`Store::recover`], [`Store::reconcile`]) and
 //!   sequenced, idempotent session writes for the agent's journal replay
@@ -82,6 +83,7 @@ mod store;
 mod users;
 mod writes;
 
+pub use callbridge_files::Access as FileAccess;
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
@@ -106,5 +108,5 @@ pub use session_types::{
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
 pub use store::{OpenOptions, Store, WriterId};
-pub use users::{ApiToken, User};
+pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};
 pub use writes::{Applied, SessionWrite};

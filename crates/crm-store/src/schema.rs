@@ -193,6 +193,35 @@ CREATE TABLE write_probe (
 );
 "#;
 
+/// v8: user names unique and non-empty; per-token issue time, expiry and
+/// last use; revocation.
+///
+/// Files written before it may hold users with an empty name or several
+/// users with one name (nothing refused them). The migration renames, and
+/// never deletes, so every token keeps working and every campaign keeps
+/// its owner: an empty (or blank: spaces, tabs, line breaks) name becomes
+/// `user-<id>`; of several
+/// users with one name, the oldest (lowest id) keeps it and every other
+/// becomes `<name> (duplicate <id>)`. `agent user list` shows the new
+/// names; rename or revoke them from there. A name that still collides
+/// after that (another user was already called exactly `ann (duplicate
+/// 7)`) becomes `user-<id>-<random hex>`, so the unique index always
+/// builds and the file always opens. Tokens issued before it count as
+/// issued when their user was created.
+const V8_USERS: &str = r#"
+UPDATE users SET name = 'user-' || id WHERE trim(name, char(32, 9, 10, 13)) = '';
+UPDATE users SET name = name || ' (duplicate ' || id || ')'
+    WHERE EXISTS (SELECT 1 FROM users o WHERE o.name = users.name AND o.id < users.id);
+UPDATE users SET name = 'user-' || id || '-' || lower(hex(randomblob(4)))
+    WHERE EXISTS (SELECT 1 FROM users o WHERE o.name = users.name AND o.id < users.id);
+CREATE UNIQUE INDEX users_name ON users(name);
+ALTER TABLE users ADD COLUMN token_issued_at INTEGER;
+ALTER TABLE users ADD COLUMN token_expires_at INTEGER;
+ALTER TABLE users ADD COLUMN token_last_used_at INTEGER;
+ALTER TABLE users ADD COLUMN revoked_at INTEGER;
+UPDATE users SET token_issued_at = created_at;
+"#;
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -223,6 +252,10 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration {
         description: "applied write sequence on sessions",
         sql: V7_WRITE_SEQ,
+    },
+    Migration {
+        description: "unique user names, token expiry, last use and revocation",
+        sql: V8_USERS,
     },
 ];
 

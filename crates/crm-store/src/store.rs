@@ -8,6 +8,9 @@
 //! once: every write runs in a `BEGIN IMMEDIATE` transaction, so writers
 //! queue on SQLite's lock (waiting up to the busy timeout) instead of
 //! failing with `database is locked` on a read-to-write upgrade.
+//!
+//! A database file created by [`Store::open_with`] is private from the
+//! start ([`OpenOptions::file_access`], `0600` by default).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,6 +35,10 @@ pub struct OpenOptions {
     /// process dies; only `FULL` also keeps the last ones through a power
     /// loss or OS crash, at the price of one fsync per write.
     pub sync_full: bool,
+    /// Who may read a database file created by this open (`0600` by
+    /// default; SQLite gives its `-wal` and `-shm` files the same mode).
+    /// An existing file keeps its mode.
+    pub file_access: callbridge_files::Access,
 }
 
 impl Default for OpenOptions {
@@ -40,6 +47,7 @@ impl Default for OpenOptions {
             busy_timeout: Duration::from_secs(10),
             schema_version: None,
             sync_full: false,
+            file_access: callbridge_files::Access::Owner,
         }
     }
 }
@@ -122,6 +130,7 @@ impl Store {
     /// Opens the store with explicit options.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        create_private(&path, opts.file_access)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -181,6 +190,23 @@ impl Store {
     }
 }
 
+/// Creates the database file with `access`'s mode before SQLite opens it
+/// (SQLite would create it `0644` less the umask, and its `-wal` and
+/// `-shm` files copy the database file's mode). In-memory databases and
+/// `file:` URIs are left to SQLite.
+fn create_private(path: &Path, access: callbridge_files::Access) -> Result<()> {
+    let name = path.as_os_str();
+    if name.is_empty() || name == ":memory:" || path.to_string_lossy().starts_with("file:") {
+        return Ok(());
+    }
+    callbridge_files::create_new_file(path, access)
+        .map(drop)
+        .map_err(|source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
 /// Milliseconds since the epoch, as stored.
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
@@ -212,6 +238,29 @@ pub(crate) fn to_u64(v: i64, what: &'static str) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crm.sqlite");
+        let mut s = Store::open(&path).unwrap();
+        s.write_tx().unwrap().commit().unwrap();
+        for suffix in ["", "-wal", "-shm"] {
+            let p = dir.path().join(format!("crm.sqlite{suffix}"));
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}", p.display());
+        }
+        let group = dir.path().join("group.sqlite");
+        let opts = OpenOptions {
+            file_access: callbridge_files::Access::Group,
+            ..OpenOptions::default()
+        };
+        drop(Store::open_with(&group, &opts).unwrap());
+        let mode = std::fs::metadata(&group).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
 
     #[test]
     fn own_writer_is_alive_and_malformed_or_unknown_writers_are_dead() {

@@ -225,30 +225,33 @@ fn token_verifies_only_exactly_and_rotation_revokes_the_old_one() {
     let id = s
         .create_user(&name, Role::AgentOperator, &tok, t(0))
         .unwrap();
-    let u = s.verify_token(&tok.expose()).unwrap();
+    let u = s.verify_token(&tok.expose(), t(1)).unwrap();
     assert_eq!((u.id, u.role), (id, Role::AgentOperator));
     let mut wrong = tok.expose();
     wrong.pop();
     wrong.push('0');
-    assert!(matches!(s.verify_token(&wrong), Err(Error::Unauthorized)));
     assert!(matches!(
-        s.verify_token("garbage"),
+        s.verify_token(&wrong, t(1)),
+        Err(Error::Unauthorized)
+    ));
+    assert!(matches!(
+        s.verify_token("garbage", t(1)),
         Err(Error::Unauthorized)
     ));
     assert!(!format!("{tok:?}").contains(&tok.expose()[21..]));
     let new = ApiToken::generate().unwrap();
-    s.rotate_token(id, &new).unwrap();
+    s.rotate_token(id, &new, None, t(2)).unwrap();
     assert!(matches!(
-        s.verify_token(&tok.expose()),
+        s.verify_token(&tok.expose(), t(1)),
         Err(Error::Unauthorized)
     ));
-    assert_eq!(s.verify_token(&new.expose()).unwrap().id, id);
+    assert_eq!(s.verify_token(&new.expose(), t(3)).unwrap().id, id);
     s.set_role(id, Role::Viewer).unwrap();
     assert_eq!(s.get_user(id).unwrap().role, Role::Viewer);
     assert_eq!(s.list_users().unwrap().len(), 1);
     s.delete_user(id).unwrap();
     assert!(matches!(
-        s.verify_token(&new.expose()),
+        s.verify_token(&new.expose(), t(3)),
         Err(Error::Unauthorized)
     ));
 }

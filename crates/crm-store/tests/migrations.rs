@@ -40,6 +40,32 @@ fn insert_old_session(path: &std::path::Path, id: SessionId, sip_call_id: &str, 
     .unwrap();
 }
 
+/// Inserts a user row the way a build before v7 did: the v1 columns only.
+/// The token's hash is taken from a user created in a scratch store, so
+/// the test does not depend on how hashes are computed.
+pub fn insert_old_user(path: &std::path::Path, name: &str, tok: &ApiToken) {
+    let scratch = tempfile::tempdir().unwrap();
+    let scratch_db = scratch.path().join("s.sqlite");
+    Store::open(&scratch_db)
+        .unwrap()
+        .create_user(&PersonName::new("x").unwrap(), Role::Admin, tok, t(0))
+        .unwrap();
+    let (token_id, hash): (String, Vec<u8>) = rusqlite::Connection::open(&scratch_db)
+        .unwrap()
+        .query_row("SELECT token_id, token_hash FROM users", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute(
+            "INSERT INTO users (name, role, token_id, token_hash, created_at) \
+             VALUES (?1, 'admin', ?2, ?3, ?4)",
+            rusqlite::params![name, token_id, hash, t(0).as_millisecond()],
+        )
+        .unwrap();
+}
+
 /// Writes data using only the parts of the API that the v1 tables carry
 /// (the session row itself as an old build wrote it).
 fn write_v1_data(s: &mut Store, path: &std::path::Path) -> (CampaignId, SessionId) {
@@ -59,9 +85,7 @@ fn write_v1_data(s: &mut Store, path: &std::path::Path) -> (CampaignId, SessionI
         .unwrap();
     s.finish_session(id, &Finish::ended(EndReason::CallerHangup, t(9)))
         .unwrap();
-    let tok = ApiToken::from_random_bytes([1; 40]);
-    s.create_user(&PersonName::new("a").unwrap(), Role::Admin, &tok, t(0))
-        .unwrap();
+    insert_old_user(path, "a", &ApiToken::from_random_bytes([1; 40]));
     (c, id)
 }
 
@@ -112,7 +136,70 @@ fn a_file_at_every_earlier_version_migrates_with_its_data() {
             )
             .unwrap();
             assert_eq!(s.get_session(id).unwrap().recording_bytes, Some(5));
+            let tok = ApiToken::from_random_bytes([1; 40]);
+            let u = s.verify_token(&tok.expose(), t(10)).unwrap();
+            assert_eq!((u.name.as_str(), u.token_issued_at), ("a", t(0)));
         }
+    }
+}
+
+/// The last version where user names could repeat or be empty.
+const BEFORE_UNIQUE_USERS: i64 = 6;
+
+#[test]
+fn a_v6_file_with_duplicate_and_empty_user_names_opens_and_renames_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crm.sqlite");
+    let opts = OpenOptions {
+        schema_version: Some(BEFORE_UNIQUE_USERS),
+        ..OpenOptions::default()
+    };
+    drop(Store::open_with(&path, &opts).unwrap());
+    let names = [
+        "ann",
+        "ann",
+        "",
+        "  ",
+        "ann",
+        "bob",
+        "ann (duplicate 5)",
+        "\t\n",
+    ];
+    let tokens: Vec<ApiToken> = (0..names.len() as u8)
+        .map(|i| ApiToken::from_random_bytes([i + 1; 40]))
+        .collect();
+    for (name, tok) in names.iter().zip(&tokens) {
+        insert_old_user(&path, name, tok);
+    }
+    let s = Store::open(&path).unwrap();
+    let got: Vec<String> = s
+        .list_users()
+        .unwrap()
+        .iter()
+        .map(|u| u.name.as_str().to_owned())
+        .collect();
+    // Ids 1..=7. The oldest `ann` keeps its name; the pre-existing
+    // `ann (duplicate 5)` (id 7) collided with the rename of id 5.
+    assert_eq!(
+        &got[..6],
+        &[
+            "ann",
+            "ann (duplicate 2)",
+            "user-3",
+            "user-4",
+            "ann (duplicate 5)",
+            "bob"
+        ]
+    );
+    assert!(got[6].starts_with("user-7-"), "{got:?}");
+    assert_eq!(got[7], "user-8");
+    let mut unique = got.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "{got:?}");
+    // Renaming kept every token working.
+    for tok in &tokens {
+        assert!(s.verify_token(&tok.expose(), t(1)).is_ok());
     }
 }
 

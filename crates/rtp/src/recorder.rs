@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
+use callbridge_files::Access;
+
 use crate::error::Error;
 
 /// Sample rate of recordings.
@@ -32,18 +34,24 @@ impl std::fmt::Debug for CallRecorder {
 }
 
 impl CallRecorder {
-    /// Creates (or truncates) the WAV file at `path`.
+    /// Creates (or truncates) the WAV file at `path`, readable as `access`
+    /// says (owner only: `0600`), whatever the umask.
     ///
     /// # Errors
     /// [`Error::Io`] or [`Error::Wav`] when the file cannot be created.
-    pub fn create(path: &Path) -> Result<CallRecorder, Error> {
+    pub fn create(path: &Path, access: Access) -> Result<CallRecorder, Error> {
         let spec = hound::WavSpec {
             channels: 2,
             sample_rate: RECORDING_RATE,
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        let writer = hound::WavWriter::create(path, spec).map_err(Error::wav("create"))?;
+        let file = callbridge_files::create_file(path, access).map_err(|source| Error::Io {
+            what: "create",
+            source,
+        })?;
+        let writer =
+            hound::WavWriter::new(BufWriter::new(file), spec).map_err(Error::wav("create"))?;
         Ok(CallRecorder {
             writer: Some(writer),
             frames_since_flush: 0,
@@ -113,7 +121,7 @@ mod tests {
     fn writes_stereo_caller_left_agent_right_and_reads_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("call.wav");
-        let mut rec = CallRecorder::create(&path).unwrap();
+        let mut rec = CallRecorder::create(&path, Access::Owner).unwrap();
         for f in 0..120i16 {
             let caller = [f; 160];
             let agent = [-f; 160];
@@ -139,11 +147,27 @@ mod tests {
         assert_eq!((s[last], s[last + 1]), (7, 0));
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn recordings_are_owner_only_or_group_readable_as_configured() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for (access, want) in [(Access::Owner, 0o600), (Access::Group, 0o640)] {
+            let path = dir.path().join(format!("{want:o}.wav"));
+            CallRecorder::create(&path, access)
+                .unwrap()
+                .finish()
+                .unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want);
+        }
+    }
+
     #[test]
     fn header_is_valid_while_recording_after_a_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("live.wav");
-        let mut rec = CallRecorder::create(&path).unwrap();
+        let mut rec = CallRecorder::create(&path, Access::Owner).unwrap();
         for _ in 0..FLUSH_EVERY_FRAMES {
             rec.write(&[1; 160], &[2; 160]).unwrap();
         }

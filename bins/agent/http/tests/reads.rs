@@ -5,8 +5,9 @@ use std::collections::HashSet;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use callbridge_crm_store::{
-    Direction, EndReason, EventKind, Finish, NewEvent, NewSession, NewTurn, SessionFilter,
-    SessionId, SessionState, SessionUpdate, Speaker, Transport, jiff::Timestamp,
+    ApiToken, Direction, EndReason, EventKind, Finish, NewEvent, NewSession, NewTurn, PersonName,
+    Role, SessionFilter, SessionId, SessionState, SessionUpdate, Speaker, Transport,
+    jiff::Timestamp,
 };
 use serde_json::{Value, json};
 
@@ -86,6 +87,63 @@ async fn every_protected_endpoint_needs_a_valid_bearer_token() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(r.send(req).await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_revoked_and_rotated_away_tokens_are_401() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let now = jiff::Timestamp::now();
+    let hour = jiff::SignedDuration::from_hours(1);
+    // Issued two hours ago, expired an hour ago.
+    let expired = ApiToken::generate().unwrap();
+    r.store()
+        .create_user_expiring(
+            &PersonName::new("expired").unwrap(),
+            Role::Admin,
+            &expired,
+            Some(now - hour),
+            now - hour * 2,
+        )
+        .unwrap();
+    // Expires in an hour: still good.
+    let fresh = ApiToken::generate().unwrap();
+    r.store()
+        .create_user_expiring(
+            &PersonName::new("fresh").unwrap(),
+            Role::Admin,
+            &fresh,
+            Some(now + hour),
+            now,
+        )
+        .unwrap();
+    assert_eq!(
+        r.get("/api/sessions", &fresh.expose()).await.status,
+        StatusCode::OK
+    );
+    let a = r.get("/api/sessions", &expired.expose()).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.error(), "invalid API token");
+    // Revoked: 401 at once.
+    assert_eq!(
+        r.get("/api/sessions", &r.viewer).await.status,
+        StatusCode::OK
+    );
+    r.store().revoke_user(r.viewer_id, now).unwrap();
+    assert_eq!(
+        r.get("/api/sessions", &r.viewer).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Rotated: the old token is 401, the new one works.
+    let new = ApiToken::generate().unwrap();
+    r.store().rotate_token(r.other_id, &new, None, now).unwrap();
+    assert_eq!(
+        r.get("/api/sessions", &r.other).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        r.get("/api/sessions", &new.expose()).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

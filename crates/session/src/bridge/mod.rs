@@ -361,7 +361,7 @@ impl Call {
             return;
         };
         let path = dir.join(format!("{}.wav", self.id));
-        match CallRecorder::create(&path) {
+        match CallRecorder::create(&path, self.shared.cfg.file_access) {
             Ok(r) => {
                 self.recorder = Some(r);
                 self.recording_path = Some(path);

@@ -63,6 +63,9 @@ pub struct ManagerConfig {
     pub greeting_prompt: String,
     /// Where recordings go (`<session id>.wav`); `None` records nothing.
     pub recordings_dir: Option<PathBuf>,
+    /// Who may read the files the calls write (recordings): owner only
+    /// (`0600`, the default) or group-readable (`0640`).
+    pub file_access: callbridge_files::Access,
     /// How long a cancelled call task may take to end before it is aborted.
     pub join_timeout: Duration,
     /// How long answered calls may go on after a graceful shutdown starts.
@@ -101,7 +104,8 @@ impl ManagerConfig {
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
     /// shutdown drain 10 s, no outbound credentials, RTP latching only from
-    /// the signalling peer's IP, the store writer's defaults (no journal).
+    /// the signalling peer's IP, the store writer's defaults (no journal),
+    /// owner-only files.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -126,6 +130,7 @@ impl ManagerConfig {
             model,
             greeting_prompt: Greeting::DEFAULT_PROMPT.to_owned(),
             recordings_dir: None,
+            file_access: callbridge_files::Access::Owner,
             join_timeout: Duration::from_secs(5),
             shutdown_drain: Duration::from_secs(10),
             outbound_auth: None,
