@@ -667,5 +667,6 @@ pub(crate) fn store_reason(r: crate::lifecycle::EndReason) -> callbridge_crm_sto
         M::NoAnswer => S::NoAnswer,
         M::Error => S::Error,
         M::Transferred => S::Transferred,
+        M::AckTimeout => S::AckTimeout,
     }
 }

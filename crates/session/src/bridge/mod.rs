@@ -268,6 +268,9 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             _ = sleep_until(deadline) => c.machine.handle_timeout(now()),
         }
     }
+    // The call is over: the router must not wait for room in a mailbox
+    // nobody reads any more.
+    mailbox.close();
     c.flush_store().await;
     CallReport {
         reason: c.machine.end_reason(),

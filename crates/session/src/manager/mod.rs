@@ -332,7 +332,15 @@ impl Manager {
                 }
                 _ => continue,
             };
-            self.shared.registry().route(call, ev);
+            let pending = self.shared.registry().route(call, ev);
+            if let Some(p) = pending {
+                // The call is behind: wait for room in its mailbox. The
+                // call task drains it in its loop and closes it when it
+                // ends, so this wait is bounded by the call itself; the
+                // SIP driver never waits on this router, so it goes on
+                // answering every request meanwhile.
+                let _ = p.mailbox.send(p.msg).await;
+            }
         }
     }
 
