@@ -64,6 +64,11 @@ impl Settings {
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
         cfg.shutdown_drain = self.drain_timeout;
+        cfg.transfer_targets = if self.tools {
+            self.transfer_targets.clone()
+        } else {
+            callbridge_session::dial_targets::DialTargets::none()
+        };
         cfg
     }
 

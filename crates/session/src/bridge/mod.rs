@@ -13,6 +13,7 @@
 //! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: [`send_refer`]).
 
 pub mod audio;
+mod dial;
 mod exec;
 pub mod fallback;
 pub mod transport;

@@ -63,6 +63,10 @@ pub struct ManagerConfig {
     /// address they are used for; `None`: outbound INVITEs carry no
     /// credentials and a 401/407 fails the call.
     pub outbound_auth: Option<OutboundAuth>,
+    /// Where the model's `transfer_call` (and any future tool that dials)
+    /// may send a call ([`crate::dial_targets`]). Empty (the default): the
+    /// tool is not offered to the model and every request is refused.
+    pub transfer_targets: crate::dial_targets::DialTargets,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -88,7 +92,7 @@ impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
     /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
-    /// shutdown drain 10 s, no outbound credentials.
+    /// shutdown drain 10 s, no outbound credentials, no transfer targets.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -115,6 +119,7 @@ impl ManagerConfig {
             join_timeout: Duration::from_secs(5),
             shutdown_drain: Duration::from_secs(10),
             outbound_auth: None,
+            transfer_targets: crate::dial_targets::DialTargets::none(),
         }
     }
 }

@@ -234,6 +234,9 @@ impl Manager {
             None => FallbackClip::builtin()?,
         };
         let mut cfg = cfg;
+        // The model sees exactly the operator's transfer targets (none:
+        // no transfer tool); every request is checked again at dial time.
+        cfg.model.transfer_targets = cfg.transfer_targets.choices();
         let need = fallback.duration() + Duration::from_secs(1);
         if cfg.machine.farewell_drain < need {
             info!(?need, "farewell drain raised to cover the fallback clip");
