@@ -258,6 +258,15 @@ impl Default for RawModel {
     }
 }
 
+/// `[transfer]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTransfer {
+    /// Where the model's tools may send a call, `name=target` each (SIP
+    /// URI, E.164 number, or E.164 prefix ending in `*`); empty: nowhere.
+    pub targets: Vec<String>,
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -360,6 +369,8 @@ pub struct RawConfig {
     pub outbound: RawOutbound,
     /// `[model]`.
     pub model: RawModel,
+    /// `[transfer]`.
+    pub transfer: RawTransfer,
     /// `[store]`.
     pub store: RawStore,
     /// `[files]`.
@@ -424,6 +435,9 @@ impl RawConfig {
                 greeting: String::new(),
                 tools: false,
                 setup_timeout: String::new(),
+            },
+            transfer: RawTransfer {
+                targets: Vec::new(),
             },
             store: RawStore {
                 database: String::new(),

@@ -137,6 +137,8 @@ pub struct Settings {
     pub greeting: String,
     /// Built-in tools on/off.
     pub tools: bool,
+    /// Where the model's tools may send a call (`[transfer] targets`).
+    pub transfer_targets: callbridge_session::dial_targets::DialTargets,
     /// Model setup bound.
     pub setup_timeout: Duration,
     /// SQLite file.
@@ -685,6 +687,7 @@ impl Settings {
             system_prompt,
             greeting: raw.model.greeting.clone(),
             tools: raw.model.tools,
+            transfer_targets: transfer::targets(&c, &raw.transfer.targets)?,
             setup_timeout,
             database,
             recordings_dir,
@@ -704,3 +707,4 @@ impl Settings {
 mod mapping;
 #[cfg(test)]
 mod tests;
+mod transfer;

@@ -147,6 +147,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_HTTP_IDLE_TIMEOUT",
         "CALLBRIDGE_HTTP_MAX_CONNECTIONS_PER_IP",
         "CALLBRIDGE_LOG_LEVEL",
+        "CALLBRIDGE_TRANSFER_TARGETS",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -157,7 +158,7 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        38 + 8 + 7,
+        39 + 8 + 7,
         "8 carrier keys, 7 http limits and binds"
     );
 }

@@ -424,6 +424,60 @@ fn tools_switch_maps_onto_builtin_tools() {
     assert_eq!(m.endpoint.as_deref(), Some("ws://127.0.0.1:9/x"));
 }
 
+#[test]
+fn transfer_targets_are_checked_at_start_and_reach_the_manager() {
+    // Default: none, so the model is offered no transfer at all.
+    let s = settings(GOOD, &[]).unwrap();
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert!(m.transfer_targets.is_empty());
+    let file =
+        format!("{GOOD}[transfer]\ntargets = [\"sales=sip:sales@127.0.0.1\", \"london=+4420*\"]\n");
+    let s = settings(&file, &[]).unwrap();
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.transfer_targets.names(), ["sales", "london"]);
+    assert!(m.transfer_targets.check("+19005550123", None).is_err());
+    // From the environment, comma-separated.
+    let s = settings(
+        GOOD,
+        &[(
+            "CALLBRIDGE_TRANSFER_TARGETS",
+            "desk=+441632960123, ops=sip:ops@127.0.0.1",
+        )],
+    )
+    .unwrap();
+    assert_eq!(s.transfer_targets.names(), ["desk", "ops"]);
+    // With the tools off, nothing may be dialled either.
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_TRANSFER_TARGETS", "desk=+441632960123"),
+            ("CALLBRIDGE_MODEL_TOOLS", "false"),
+        ],
+    )
+    .unwrap();
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert!(m.transfer_targets.is_empty());
+    // A bad entry stops the start, naming the key and the entry, never
+    // the target (a phone number).
+    let e = err(
+        GOOD,
+        &[(
+            "CALLBRIDGE_TRANSFER_TARGETS",
+            "ok=+441632960123,premium=0900123456",
+        )],
+    );
+    assert!(
+        e.contains("transfer.targets") && e.contains("entry 2 (\"premium\")"),
+        "{e}"
+    );
+    assert!(
+        e.contains("CALLBRIDGE_TRANSFER_TARGETS") && !e.contains("0900123456"),
+        "{e}"
+    );
+    let e = err(GOOD, &[("CALLBRIDGE_TRANSFER_TARGETS", "sip:x@127.0.0.1")]);
+    assert!(e.contains("name=target"), "{e}");
+}
+
 proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 

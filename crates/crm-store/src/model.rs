@@ -493,6 +493,9 @@ text_enum!(
         OrphanRecording => "orphan-recording",
         /// The call was handed off with a SIP REFER that the peer accepted.
         Transferred => "transferred",
+        /// Our 200 OK to the caller's INVITE was never ACKed (RFC 3261
+        /// section 13.3.1.4): the agent gave up after 64*T1 and sent BYE.
+        AckTimeout => "ack-timeout",
     }
 );
 

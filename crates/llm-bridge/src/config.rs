@@ -135,8 +135,21 @@ pub struct BuiltinTools {
     /// `end_call(reason?)`: the conversation is over; the agent finishes its
     /// farewell, then hangs up.
     pub end_call: bool,
-    /// `transfer_call(target, reason?)`: hand the caller to a person or number.
+    /// `transfer_call(target, number?, reason?)`: hand the caller to one of
+    /// [`SessionConfig::transfer_targets`]. Declared only when that list is
+    /// not empty.
     pub transfer_call: bool,
+}
+
+/// One transfer target the model may choose, as it sees it: the operator's
+/// name for it and, for a target that covers a range of numbers, the
+/// range's prefix (the model then also names the number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferChoice {
+    /// The name the model passes as `target` (e.g. `sales`).
+    pub name: String,
+    /// For a range of numbers: its E.164 prefix (e.g. `+4420`).
+    pub number_prefix: Option<String>,
 }
 
 impl Default for BuiltinTools {
@@ -247,6 +260,10 @@ pub struct SessionConfig {
     pub tools: Vec<ToolSpec>,
     /// Built-in telephony tools.
     pub builtin_tools: BuiltinTools,
+    /// The targets `transfer_call` may name (its `target` is an enum of
+    /// their names). Empty (the default): `transfer_call` is not declared.
+    /// The application still checks every transfer against its own list.
+    pub transfer_targets: Vec<TransferChoice>,
     /// Transcription settings.
     pub transcription: Transcription,
     /// Turn detection.
@@ -291,6 +308,7 @@ impl Default for SessionConfig {
             greeting: Greeting::CallerFirst,
             tools: Vec::new(),
             builtin_tools: BuiltinTools::default(),
+            transfer_targets: Vec::new(),
             transcription: Transcription::default(),
             turn_detection: TurnDetection::default(),
             input_format: AudioFormat::PCM_16K,

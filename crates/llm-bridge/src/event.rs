@@ -161,8 +161,12 @@ pub enum ModelEvent {
     TransferCall {
         /// Answer with the transfer's outcome using this id.
         id: ToolCallId,
-        /// Where to transfer (number, SIP URI or department, as the model said).
+        /// Where to transfer: the name of one of the configured targets,
+        /// as the model said it (untrusted: the application checks it).
         target: String,
+        /// The number to dial, for a target that covers a range of numbers
+        /// (as the model said it; untrusted).
+        number: Option<String>,
         /// Why, if given.
         reason: Option<String>,
     },

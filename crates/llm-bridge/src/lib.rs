@@ -47,7 +47,7 @@ mod transport;
 pub use audio::{AudioChunk, AudioFormat, AudioFrame, SampleRate};
 pub use config::{
     ApiKey, BuiltinTools, CallMetadata, Greeting, Redacted, RetryPolicy, Sensitivity,
-    SessionConfig, ToolSpec, Transcription, TurnDetection,
+    SessionConfig, ToolSpec, Transcription, TransferChoice, TurnDetection,
 };
 pub use error::{ConnectFailure, Error};
 pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::config::{BuiltinTools, ToolSpec};
+use crate::config::{BuiltinTools, ToolSpec, TransferChoice};
 use crate::error::Error;
 use crate::event::{ModelEvent, ToolCall};
 
@@ -19,8 +19,12 @@ pub fn is_builtin(name: &str) -> bool {
     name == END_CALL || name == TRANSFER_CALL
 }
 
-/// The declarations of the enabled built-in tools.
-pub fn builtin_specs(enabled: BuiltinTools) -> Vec<ToolSpec> {
+/// The declarations of the enabled built-in tools. `transfer_call` is
+/// declared only when there are `targets` to transfer to: its `target` is
+/// an enum of their names (the model cannot name anything else through
+/// the schema), with a `number` argument when a target covers a range of
+/// numbers.
+pub fn builtin_specs(enabled: BuiltinTools, targets: &[TransferChoice]) -> Vec<ToolSpec> {
     let mut v = Vec::with_capacity(2);
     if enabled.end_call {
         v.push(ToolSpec {
@@ -32,25 +36,54 @@ pub fn builtin_specs(enabled: BuiltinTools) -> Vec<ToolSpec> {
                 "reason": {"type": "string", "description": "Why the call ends."}}}),
         });
     }
-    if enabled.transfer_call {
-        v.push(ToolSpec {
-            name: TRANSFER_CALL.into(),
-            description: "Transfer the caller to a person, department or phone number. \
-                          Tell the caller you are transferring them first."
-                .into(),
-            parameters: json!({"type": "object", "properties": {
-                "target": {"type": "string", "description": "Who or what number to transfer to."},
-                "reason": {"type": "string", "description": "Why the caller is transferred."}},
-                "required": ["target"]}),
-        });
+    if enabled.transfer_call && !targets.is_empty() {
+        v.push(transfer_spec(targets));
     }
     v
 }
 
-/// User tools followed by the enabled built-ins.
-pub fn all_specs(user: &[ToolSpec], enabled: BuiltinTools) -> Vec<ToolSpec> {
+fn transfer_spec(targets: &[TransferChoice]) -> ToolSpec {
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    let ranges: Vec<String> = targets
+        .iter()
+        .filter_map(|t| {
+            t.number_prefix
+                .as_ref()
+                .map(|p| format!("{} (numbers starting {p})", t.name))
+        })
+        .collect();
+    let mut properties = json!({
+        "target": {"type": "string", "enum": names,
+            "description": "Which of the allowed transfer targets to transfer to."},
+        "reason": {"type": "string", "description": "Why the caller is transferred."}});
+    if !ranges.is_empty()
+        && let Some(p) = properties.as_object_mut()
+    {
+        p.insert(
+            "number".into(),
+            json!({"type": "string", "description": format!(
+                "Only for a target that covers a range of numbers: the full number \
+                 to dial, in E.164 form. Ranges: {}.", ranges.join(", "))}),
+        );
+    }
+    ToolSpec {
+        name: TRANSFER_CALL.into(),
+        description: "Transfer the caller to one of the allowed transfer targets. \
+                      Tell the caller you are transferring them first. No other \
+                      destination can be reached."
+            .into(),
+        parameters: json!({"type": "object", "properties": properties, "required": ["target"]}),
+    }
+}
+
+/// User tools followed by the enabled built-ins (see [`builtin_specs`]).
+pub fn all_specs(
+    user: &[ToolSpec],
+    enabled: BuiltinTools,
+    targets: &[TransferChoice],
+) -> Vec<ToolSpec> {
     let mut v = user.to_vec();
-    v.extend(builtin_specs(enabled));
+    v.extend(builtin_specs(enabled, targets));
     v
 }
 
@@ -74,6 +107,7 @@ pub fn classify(call: ToolCall, enabled: BuiltinTools) -> ModelEvent {
         TRANSFER_CALL if enabled.transfer_call => match str_arg(&call.args, "target") {
             Some(target) => ModelEvent::TransferCall {
                 target,
+                number: str_arg(&call.args, "number"),
                 reason: str_arg(&call.args, "reason"),
                 id: call.id,
             },
@@ -133,6 +167,61 @@ mod tests {
         assert!(matches!(
             classify(call("transfer_call", json!({"target": "sales"})), on),
             ModelEvent::TransferCall { target, reason: None, .. } if target == "sales"
+        ));
+    }
+
+    fn choice(name: &str, prefix: Option<&str>) -> TransferChoice {
+        TransferChoice {
+            name: name.into(),
+            number_prefix: prefix.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn transfer_call_is_not_declared_without_targets() {
+        let names = |s: Vec<ToolSpec>| s.into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(
+            names(builtin_specs(BuiltinTools::default(), &[])),
+            ["end_call"]
+        );
+        let off = BuiltinTools {
+            end_call: true,
+            transfer_call: false,
+        };
+        assert_eq!(
+            names(builtin_specs(off, &[choice("sales", None)])),
+            ["end_call"]
+        );
+    }
+
+    #[test]
+    fn transfer_call_offers_exactly_the_target_names() {
+        let specs = builtin_specs(BuiltinTools::default(), &[choice("sales", None)]);
+        let t = specs.iter().find(|t| t.name == TRANSFER_CALL).unwrap();
+        assert_eq!(
+            t.parameters["properties"]["target"]["enum"],
+            json!(["sales"])
+        );
+        assert!(t.parameters["properties"].get("number").is_none());
+        let specs = builtin_specs(
+            BuiltinTools::default(),
+            &[choice("sales", None), choice("london", Some("+4420"))],
+        );
+        let t = specs.iter().find(|t| t.name == TRANSFER_CALL).unwrap();
+        assert_eq!(
+            t.parameters["properties"]["target"]["enum"],
+            json!(["sales", "london"])
+        );
+        let number = t.parameters["properties"]["number"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            number.contains("london (numbers starting +4420)"),
+            "{number}"
+        );
+        assert!(matches!(
+            classify(call("transfer_call", json!({"target": "london", "number": "+442071234567"})), BuiltinTools::default()),
+            ModelEvent::TransferCall { number: Some(n), .. } if n == "+442071234567"
         ));
     }
 

@@ -33,6 +33,11 @@ async fn pcmu_greeting_on_request_then_caller_turn_round_trips() {
     cfg.greeting = Greeting::OnRequest {
         prompt: Greeting::DEFAULT_PROMPT.into(),
     };
+    cfg.transfer_targets
+        .push(callbridge_llm_bridge::TransferChoice {
+            name: "sales".into(),
+            number_prefix: None,
+        });
     let mut meta = CallMetadata::with_call_id("oa-rt-1");
     meta.context.push(("account tier".into(), "gold".into()));
     let mut s = OpenAiRealtime.open(cfg, meta).await.unwrap();

@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod carrier;
+pub mod dial_targets;
 pub mod gauges;
 pub mod lifecycle;
 pub mod manager;

@@ -2,6 +2,7 @@
 //! calls `transfer_call` after the caller's first turn; a raw SIP peer
 //! accepts the REFER (202 + NOTIFY `SIP/2.0 200 OK`) and the call ends as
 //! transferred with one BYE, or refuses it (403) and the call goes on.
+//! A target outside `transfer_targets` (toll fraud) never reaches a REFER.
 
 mod support;
 
@@ -17,6 +18,13 @@ fn transfer_script() -> GeminiScript {
         transfer_after_turns: Some((1, "sip:sales@127.0.0.1".into())),
         ..fast_script()
     }
+}
+
+/// The operator's list: one SIP target.
+fn allow_sales(cfg: &mut callbridge_session::ManagerConfig) {
+    cfg.transfer_targets =
+        callbridge_session::dial_targets::DialTargets::parse(&["sales=sip:sales@127.0.0.1"])
+            .unwrap();
 }
 
 /// Dials in, speaks one turn and returns the agent's REFER.
@@ -43,7 +51,7 @@ async fn dial_until_refer(r: &Rig, peer: &mut RawPeer) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_refer_ends_the_call_as_transferred_with_one_bye() {
-    let r = rig(transfer_script(), |_| {}).await;
+    let r = rig(transfer_script(), allow_sales).await;
     let mut peer = RawPeer::new(r.manager.sip_addr(), "raw-transfer-ok@127.0.0.1").await;
     let refer = dial_until_refer(&r, &mut peer).await;
     peer.reply(&refer, 202, "Accepted").await;
@@ -92,7 +100,7 @@ async fn accepted_refer_ends_the_call_as_transferred_with_one_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_refer_keeps_the_call_until_the_caller_hangs_up() {
-    let r = rig(transfer_script(), |_| {}).await;
+    let r = rig(transfer_script(), allow_sales).await;
     let mut peer = RawPeer::new(r.manager.sip_addr(), "raw-transfer-403@127.0.0.1").await;
     let refer = dial_until_refer(&r, &mut peer).await;
     peer.reply(&refer, 403, "Forbidden").await;
@@ -127,6 +135,80 @@ async fn refused_refer_keeps_the_call_until_the_caller_hangs_up() {
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
     // The model's transfer_call was answered (with the error): no
     // outstanding tool call, no protocol violation.
+    assert!(
+        r.mock.stats().violations.is_empty(),
+        "{:?}",
+        r.mock.stats().violations
+    );
+    r.manager.shutdown().await;
+}
+
+/// Toll fraud (issue 14): the caller talks the model into a transfer to a
+/// premium-rate number. It is not one of `transfer_targets`, so no REFER
+/// goes out: the model is told, the refusal is stored as an event, and the
+/// call goes on until the caller hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toll_fraud_transfer_to_a_premium_rate_number_is_refused() {
+    let script = GeminiScript {
+        transfer_after_turns: Some((1, "+19005550123".into())),
+        ..fast_script()
+    };
+    let r = rig(script, allow_sales).await;
+    let mut peer = RawPeer::new(r.manager.sip_addr(), "raw-toll-fraud@127.0.0.1").await;
+    let offer = pcmu_offer(
+        peer.rtp.local_addr().unwrap().port(),
+        "0 101",
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+    );
+    let port = peer.invite(&offer).await.expect("the INVITE is answered");
+    let id = r.manager.snapshot().calls[0].id;
+    let _speech = peer.speak(port);
+    let refused = |r: &Rig| {
+        r.record(id).events.iter().any(|e| {
+            let d = e.detail.to_string();
+            d.contains("\"tool\":\"transfer_call\"") && d.contains("\"result\":\"refused\"")
+        })
+    };
+    // Until the refusal is stored, no REFER may reach the peer.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !refused(&r) {
+        let refer = peer.request_in("REFER", Duration::from_millis(250)).await;
+        assert!(refer.is_none(), "a REFER went out: {refer:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the model's transfer_call was never refused"
+        );
+    }
+    assert_eq!(r.manager.snapshot().calls.len(), 1, "the call goes on");
+    let bye = peer.request("BYE", "z9hG4bK-raw-bye", "", "", "");
+    peer.send(&bye).await;
+    let ok = peer
+        .next(Duration::from_secs(3), |t| {
+            assert!(!t.starts_with("REFER "), "a REFER went out: {t}");
+            t.starts_with("SIP/2.0 200") && t.contains("z9hG4bK-raw-bye")
+        })
+        .await;
+    assert!(ok.is_some(), "the BYE is answered");
+
+    r.idle().await;
+    let rec = r.record(id);
+    assert_eq!(rec.session.end_reason, Some(EndReason::CallerHangup));
+    let details: Vec<String> = rec.events.iter().map(|e| e.detail.to_string()).collect();
+    assert!(
+        details.iter().any(|d| d.contains("\"result\":\"refused\"")
+            && d.contains("\"reason\":\"not-listed\"")
+            && d.contains("\"model_told\":true")),
+        "{details:?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.contains("refer_sent")),
+        "nothing was dialled: {details:?}"
+    );
+    assert!(
+        !details.iter().any(|d| d.contains("9005550123")),
+        "the number is stored masked: {details:?}"
+    );
+    // The model's tool call was answered (with the refusal).
     assert!(
         r.mock.stats().violations.is_empty(),
         "{:?}",

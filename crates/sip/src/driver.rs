@@ -5,6 +5,17 @@
 //! to the application through a bounded channel, and sleeps until the
 //! core's next deadline or the next input. Nothing else lives here.
 //!
+//! The driver never waits on the application. Events go out as the
+//! channel has room; while it has none they stay queued in the core, and
+//! the loop goes on answering commands, firing timers and reading the
+//! socket. The application may therefore call a [`Handle`] (and await its
+//! answer) from the very task that reads the events. The core's queue is
+//! bounded by [`DriverConfig::event_backlog`]: at the bound the driver
+//! stops reading the socket until the application catches up, so the
+//! kernel's socket buffer and the peers' retransmissions (RFC 3261
+//! section 17) absorb the rest, and nothing the core already accepted is
+//! dropped.
+//!
 //! ```no_run
 //! use callbridge_sip::driver::{Driver, DriverConfig};
 //! use callbridge_sip::random::OsRandom;
@@ -47,6 +58,9 @@ pub struct DriverConfig {
     pub ua: Config,
     /// Capacity of the event channel to the application.
     pub event_capacity: usize,
+    /// Most events kept in the core while the channel is full; at this
+    /// many the driver stops reading the socket (see the module docs).
+    pub event_backlog: usize,
     /// Capacity of the command channel from [`Handle`]s.
     pub command_capacity: usize,
     /// After shutdown starts, how long calls may take to end.
@@ -54,12 +68,14 @@ pub struct DriverConfig {
 }
 
 impl DriverConfig {
-    /// Defaults: 256 events, 256 commands, 30 s shutdown grace.
+    /// Defaults: 256 events (and 1,024 more kept in the core), 256
+    /// commands, 30 s shutdown grace.
     pub fn new(bind: SocketAddr, ua: Config) -> DriverConfig {
         DriverConfig {
             bind,
             ua,
             event_capacity: 256,
+            event_backlog: 1024,
             command_capacity: 256,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -228,6 +244,7 @@ pub struct Driver {
     ua: UserAgent,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
+    backlog: usize,
     grace: Duration,
 }
 
@@ -263,6 +280,7 @@ impl Driver {
             ua: UserAgent::new(ua_cfg, random),
             commands,
             events,
+            backlog: cfg.event_backlog.max(1),
             grace: cfg.shutdown_grace,
         };
         Ok((driver, Handle { tx: cmd_tx }, ev_rx))
@@ -284,16 +302,31 @@ impl Driver {
         tokio::pin!(shutdown);
         loop {
             self.flush().await;
-            if !self.deliver().await {
+            if !self.deliver() {
                 tracing::info!("event receiver dropped; SIP driver stops");
                 break;
             }
-            if self.ua.is_drained() {
+            if self.ua.is_drained() && self.ua.pending_events() == 0 {
                 break;
             }
             let deadline = self.ua.poll_timeout().map(Instant::from_std);
+            let waiting = self.ua.pending_events();
+            // An owned permit: the branch's output must not borrow `self`.
+            let room = self.events.clone();
             tokio::select! {
-                r = self.socket.recv_from(&mut buf) => match r {
+                // Room in the channel for the events the core holds.
+                permit = room.reserve_owned(), if waiting > 0 => match permit {
+                    Ok(permit) => {
+                        if let Some(e) = self.ua.poll_event() {
+                            permit.send(e);
+                        }
+                    }
+                    Err(_) => {
+                        tracing::info!("event receiver dropped; SIP driver stops");
+                        break;
+                    }
+                },
+                r = self.socket.recv_from(&mut buf), if waiting < self.backlog => match r {
                     Ok((n, src)) => {
                         let src = SocketAddr::new(src.ip().to_canonical(), src.port());
                         let data = Bytes::copy_from_slice(&buf[..n]);
@@ -371,11 +404,18 @@ impl Driver {
         }
     }
 
-    /// Hand events to the application; false when it is gone.
-    async fn deliver(&mut self) -> bool {
-        while let Some(e) = self.ua.poll_event() {
-            if self.events.send(e).await.is_err() {
-                return false;
+    /// Hands the application as many events as its channel has room for,
+    /// without waiting (the rest stay in the core); false when it is gone.
+    fn deliver(&mut self) -> bool {
+        while self.ua.pending_events() > 0 {
+            match self.events.try_reserve() {
+                Ok(permit) => {
+                    if let Some(e) = self.ua.poll_event() {
+                        permit.send(e);
+                    }
+                }
+                Err(mpsc::error::TrySendError::Full(())) => return true,
+                Err(mpsc::error::TrySendError::Closed(())) => return false,
             }
         }
         true

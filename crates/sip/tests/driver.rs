@@ -107,3 +107,80 @@ async fn two_drivers_call_each_other_over_ipv4_loopback() {
 async fn two_drivers_call_each_other_over_ipv6_loopback() {
     call_between_two_drivers("[::1]:0").await;
 }
+
+/// An INVITE from `peer` with its own Call-ID and branch.
+fn raw_invite(n: usize, peer: SocketAddr, agent: SocketAddr) -> String {
+    format!(
+        "INVITE sip:bob@{agent} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {peer};branch=z9hG4bK-flood-{n};rport\r\n\
+         From: <sip:alice@{peer}>;tag=f{n}\r\nTo: <sip:bob@{agent}>\r\n\
+         Call-ID: flood-{n}@127.0.0.1\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@{peer}>\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{SDP}",
+        SDP.len()
+    )
+}
+
+/// The issue-14 deadlock, as the session manager's router met it: one task
+/// reads the events and, for each, awaits a command (a 503 reject). Before
+/// the fix the driver awaited room in the full event channel and so never
+/// answered the command: both waited on each other forever.
+#[tokio::test]
+async fn invite_flood_with_a_full_event_channel_never_deadlocks_the_driver() {
+    const INVITES: usize = 12;
+    let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut cfg = DriverConfig::new(bind, Config::new(bind));
+    cfg.event_capacity = 2;
+    let (driver, handle, mut events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+    let agent = driver.local_addr();
+    let run = tokio::spawn(driver.run(std::future::pending()));
+    let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = peer.local_addr().unwrap();
+    let test = async {
+        for n in 0..INVITES {
+            peer.send_to(raw_invite(n, me, agent).as_bytes(), agent)
+                .await
+                .unwrap();
+        }
+        // Nobody reads the events yet. Three 100 Trying mean the driver
+        // handled more INVITEs than the channel holds.
+        let mut buf = vec![0u8; 8192];
+        let mut trying = 0;
+        while trying < 3 {
+            let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+            if buf[..n].starts_with(b"SIP/2.0 100") {
+                trying += 1;
+            }
+        }
+        // A command is answered although the channel is full.
+        let live = handle.transaction_count().await.unwrap();
+        assert!(live >= 3, "{live} transactions");
+        // The router's pattern: read an event, await a command for it.
+        for _ in 0..INVITES {
+            let Some(Event::IncomingCall(inc)) = events.recv().await else {
+                panic!("expected an incoming call")
+            };
+            handle
+                .reject(inc.call, callbridge_sip::StatusCode::SERVICE_UNAVAILABLE)
+                .await
+                .unwrap();
+        }
+        let mut refused = 0;
+        while refused < INVITES {
+            let (n, _) = peer.recv_from(&mut buf).await.unwrap();
+            if buf[..n].starts_with(b"SIP/2.0 503") {
+                refused += 1;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), test)
+        .await
+        .expect("the driver answers commands while the application lags (no deadlock)");
+    handle.shutdown().await.unwrap();
+    let stats = tokio::time::timeout(Duration::from_secs(10), run)
+        .await
+        .expect("the driver stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.inbound_calls, INVITES as u64);
+}

@@ -115,7 +115,11 @@ pub fn setup_message(
             json!({"parts": [{"text": instructions}]}),
         );
     }
-    let tools = crate::tools::all_specs(&config.tools, config.builtin_tools);
+    let tools = crate::tools::all_specs(
+        &config.tools,
+        config.builtin_tools,
+        &config.transfer_targets,
+    );
     if !tools.is_empty() {
         let decls: Vec<Value> = tools.iter().map(function_declaration).collect();
         setup.insert("tools".into(), json!([{"functionDeclarations": decls}]));

@@ -111,7 +111,11 @@ pub fn session_update_message(
         "audio".into(),
         json!({"input": audio_in, "output": audio_out}),
     );
-    let tools = crate::tools::all_specs(&config.tools, config.builtin_tools);
+    let tools = crate::tools::all_specs(
+        &config.tools,
+        config.builtin_tools,
+        &config.transfer_targets,
+    );
     if !tools.is_empty() {
         let decls: Vec<Value> = tools
             .iter()

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::audio::Uplink;
 use super::{Call, send_refer};
+use crate::dial_targets::DialRefused;
 use crate::gauges::Gauge;
 use crate::lifecycle::{
     Action, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState, TransferTarget,
@@ -526,19 +527,32 @@ impl Call {
                 }
                 ModelInput::EndCall
             }
-            ModelEvent::TransferCall { id, target, .. } => {
-                self.event(EventKind::ToolCall, json!({"tool": "transfer_call"}));
-                match TransferTarget::new(&target) {
-                    Some(target) => {
+            ModelEvent::TransferCall {
+                id, target, number, ..
+            } => {
+                // The one dial check: nothing reaches the REFER unless the
+                // operator listed it (toll fraud, issue 14).
+                let checked = self
+                    .shared
+                    .cfg
+                    .transfer_targets
+                    .check(&target, number.as_deref())
+                    .and_then(|a| {
+                        TransferTarget::new(&a.target)
+                            .map(|t| (t, a.name))
+                            .ok_or(DialRefused::NotListed)
+                    });
+                match checked {
+                    Ok((to, name)) => {
+                        self.event(
+                            EventKind::ToolCall,
+                            json!({"tool": "transfer_call", "target": name}),
+                        );
                         self.transfer_id = Some(id);
-                        ModelInput::TransferCall { target }
+                        ModelInput::TransferCall { target: to }
                     }
-                    None => {
-                        if let Some(m) = &mut self.model {
-                            let _ = m
-                                .send_tool_result(id, ToolResult::Err("invalid target".into()))
-                                .await;
-                        }
+                    Err(why) => {
+                        self.refuse_transfer(id, &target, why).await;
                         return;
                     }
                 }
@@ -672,5 +686,6 @@ pub(crate) fn store_reason(r: crate::lifecycle::EndReason) -> callbridge_crm_sto
         M::NoAnswer => S::NoAnswer,
         M::Error => S::Error,
         M::Transferred => S::Transferred,
+        M::AckTimeout => S::AckTimeout,
     }
 }

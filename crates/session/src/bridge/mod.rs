@@ -13,6 +13,7 @@
 //! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: [`send_refer`]).
 
 pub mod audio;
+mod dial;
 mod exec;
 pub mod fallback;
 pub mod transport;
@@ -268,6 +269,9 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             _ = sleep_until(deadline) => c.machine.handle_timeout(now()),
         }
     }
+    // The call is over: the router must not wait for room in a mailbox
+    // nobody reads any more.
+    mailbox.close();
     c.flush_store().await;
     CallReport {
         reason: c.machine.end_reason(),

@@ -274,7 +274,7 @@ impl CallMachine {
                 | State::Transferring { .. }),
                 SipInput::AckTimeout,
             ) if self.direction == Direction::Inbound => {
-                self.end_ours(now, state, EndReason::Error, false)
+                self.end_ours(now, state, EndReason::AckTimeout, false)
             }
             (State::Active { at }, SipInput::Hold) => {
                 self.emit(Action::PauseCallerAudio);

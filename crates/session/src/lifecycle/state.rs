@@ -65,15 +65,18 @@ pub enum EndReason {
     Busy,
     /// Nobody answered in time.
     NoAnswer,
-    /// An internal or protocol error (e.g. the ACK never came).
+    /// An internal or protocol error.
     Error,
     /// The call was handed off with a REFER that the peer accepted.
     Transferred,
+    /// Our 200 OK to the INVITE was never ACKed (RFC 3261 section
+    /// 13.3.1.4): the SIP core gave up after 64*T1 and sent BYE.
+    AckTimeout,
 }
 
 impl EndReason {
     /// Every reason, in [`EndReason::index`] order.
-    pub const ALL: [EndReason; 13] = [
+    pub const ALL: [EndReason; 14] = [
         EndReason::CallerHangup,
         EndReason::AgentHangup,
         EndReason::NoSpeechTimeout,
@@ -87,6 +90,7 @@ impl EndReason {
         EndReason::NoAnswer,
         EndReason::Error,
         EndReason::Transferred,
+        EndReason::AckTimeout,
     ];
 
     /// Its position in [`EndReason::ALL`].
@@ -105,6 +109,7 @@ impl EndReason {
             EndReason::NoAnswer => 10,
             EndReason::Error => 11,
             EndReason::Transferred => 12,
+            EndReason::AckTimeout => 13,
         }
     }
 
@@ -124,6 +129,7 @@ impl EndReason {
             EndReason::NoAnswer => "no-answer",
             EndReason::Error => "error",
             EndReason::Transferred => "transferred",
+            EndReason::AckTimeout => "ack-timeout",
         }
     }
 }

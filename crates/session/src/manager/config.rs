@@ -78,6 +78,10 @@ pub struct ManagerConfig {
     /// them ([`WriterConfig::spool_dir`]) and how often it probes the
     /// store.
     pub store_writer: WriterConfig,
+    /// Where the model's `transfer_call` (and any future tool that dials)
+    /// may send a call ([`crate::dial_targets`]). Empty (the default): the
+    /// tool is not offered to the model and every request is refused.
+    pub transfer_targets: crate::dial_targets::DialTargets,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -105,7 +109,7 @@ impl ManagerConfig {
     /// machine's defaults, the built-in fallback clip, join timeout 5 s,
     /// shutdown drain 10 s, no outbound credentials, RTP latching only from
     /// the signalling peer's IP, the store writer's defaults (no journal),
-    /// owner-only files.
+    /// owner-only files, no transfer targets.
     pub fn new(
         sip_bind: SocketAddr,
         media_ip: IpAddr,
@@ -135,6 +139,7 @@ impl ManagerConfig {
             shutdown_drain: Duration::from_secs(10),
             outbound_auth: None,
             store_writer: WriterConfig::default(),
+            transfer_targets: crate::dial_targets::DialTargets::none(),
         }
     }
 }

@@ -253,6 +253,9 @@ impl Manager {
             None => FallbackClip::builtin()?,
         };
         let mut cfg = cfg;
+        // The model sees exactly the operator's transfer targets (none:
+        // no transfer tool); every request is checked again at dial time.
+        cfg.model.transfer_targets = cfg.transfer_targets.choices();
         let need = fallback.duration() + Duration::from_secs(1);
         if cfg.machine.farewell_drain < need {
             info!(?need, "farewell drain raised to cover the fallback clip");
@@ -351,7 +354,15 @@ impl Manager {
                 }
                 _ => continue,
             };
-            self.shared.registry().route(call, ev);
+            let pending = self.shared.registry().route(call, ev);
+            if let Some(p) = pending {
+                // The call is behind: wait for room in its mailbox. The
+                // call task drains it in its loop and closes it when it
+                // ends, so this wait is bounded by the call itself; the
+                // SIP driver never waits on this router, so it goes on
+                // answering every request meanwhile.
+                let _ = p.mailbox.send(p.msg).await;
+            }
         }
     }
 

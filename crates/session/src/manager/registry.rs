@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use callbridge_crm_store::{LeadId, SessionId};
 use callbridge_sip::ua::{CallRef, Event as SipEvent};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::bridge::CallMsg;
 use crate::lifecycle::{Direction, EndReason, Phase};
@@ -45,6 +45,14 @@ pub(crate) struct Registry {
     orphans: VecDeque<(CallRef, SipEvent)>,
     ended: HashMap<EndReason, u64>,
     pub admitting: bool,
+}
+
+/// A SIP event whose call's mailbox was full: the router sends it, waiting
+/// for room, without holding the registry's lock.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub mailbox: mpsc::Sender<CallMsg>,
+    pub msg: CallMsg,
 }
 
 impl Registry {
@@ -118,19 +126,34 @@ impl Registry {
         self.orphans = keep;
     }
 
-    /// Routes a SIP event to its call's mailbox.
-    pub fn route(&mut self, call: CallRef, ev: SipEvent) {
+    /// Routes a SIP event to its call's mailbox. When the mailbox is full
+    /// the event comes back with the mailbox, for the router to wait for
+    /// room outside the lock: a live call's BYE, CANCEL, re-INVITE, ACK or
+    /// transfer outcome is never dropped. Only a DTMF digit is shed when
+    /// its call is that far behind (an INFO flood): a digit is an input
+    /// the call can lose, like an RTP packet, and waiting for each would
+    /// let one caller slow every other call's signalling.
+    pub fn route(&mut self, call: CallRef, ev: SipEvent) -> Option<Pending> {
         match self.by_ref.get(&call).and_then(|id| self.by_id.get(id)) {
-            Some(e) => {
-                if e.mailbox.try_send(CallMsg::Sip(ev)).is_err() {
-                    warn!(?call, "call mailbox full; SIP event dropped");
+            Some(e) => match e.mailbox.try_send(CallMsg::Sip(ev)) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(CallMsg::Sip(SipEvent::Dtmf { .. }))) => {
+                    debug!(?call, "call mailbox full; DTMF digit shed");
+                    None
                 }
-            }
+                Err(mpsc::error::TrySendError::Full(msg)) => Some(Pending {
+                    mailbox: e.mailbox.clone(),
+                    msg,
+                }),
+                // The call task has ended: nothing is left to tell.
+                Err(mpsc::error::TrySendError::Closed(_)) => None,
+            },
             None => {
                 if self.orphans.len() >= MAX_ORPHANS {
                     self.orphans.pop_front();
                 }
                 self.orphans.push_back((call, ev));
+                None
             }
         }
     }
@@ -267,6 +290,45 @@ mod tests {
         assert_eq!(r.ended(), vec![(EndReason::CallerHangup, 1)]);
         let (again, _rb) = entry(Some("c1"), Some(1));
         r.admit(SessionId::new_v4(), again, 10).unwrap();
+    }
+
+    #[test]
+    fn a_full_mailbox_hands_back_every_event_but_a_dtmf_digit() {
+        use callbridge_sip::ua::EndReason as SipEnd;
+        let mut r = Registry::new();
+        let id = SessionId::new_v4();
+        let (a, mut rx) = entry(None, None);
+        r.admit(id, a, 10).unwrap();
+        r.bind(id, CallRef(4));
+        let dtmf = || SipEvent::Dtmf {
+            call: CallRef(4),
+            digit: '5',
+            duration_ms: 100,
+        };
+        for _ in 0..4 {
+            assert!(r.route(CallRef(4), dtmf()).is_none());
+        }
+        // Full: one more digit is shed, the BYE comes back to be sent.
+        assert!(r.route(CallRef(4), dtmf()).is_none());
+        let bye = SipEvent::Ended {
+            call: CallRef(4),
+            reason: SipEnd::RemoteBye,
+        };
+        let pending = r.route(CallRef(4), bye).expect("the BYE is kept");
+        assert!(matches!(
+            pending.msg,
+            CallMsg::Sip(SipEvent::Ended {
+                reason: SipEnd::RemoteBye,
+                ..
+            })
+        ));
+        // Once the call has ended nothing waits on its mailbox.
+        rx.close();
+        let again = SipEvent::Ended {
+            call: CallRef(4),
+            reason: SipEnd::RemoteBye,
+        };
+        assert!(r.route(CallRef(4), again).is_none());
     }
 
     #[test]

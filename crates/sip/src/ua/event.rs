@@ -101,7 +101,9 @@ pub enum EndReason {
     RemoteCancel,
     /// We hung up (our BYE was answered or timed out).
     LocalHangup,
-    /// Our 2xx was never ACKed (RFC 3261 section 13.3.1.4): we sent BYE.
+    /// Our 2xx was never ACKed (RFC 3261 section 13.3.1.4). Reported the
+    /// moment the core gives up (64*T1 after the 2xx), together with the
+    /// BYE it sends; that BYE's own outcome is not reported again.
     AckTimeout,
     /// The application neither answered nor rejected within
     /// [`crate::ua::Config::answer_timeout`]: the core sent 480.

@@ -41,6 +41,8 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_guard;
+#[cfg(test)]
 mod tests_raw;
 #[cfg(test)]
 mod tests_refer;
@@ -432,6 +434,12 @@ impl UserAgent {
         self.events.pop_front()
     }
 
+    /// Events not yet taken with [`UserAgent::poll_event`] (a driver
+    /// bounds this queue by pausing its input while the application lags).
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// When to call [`UserAgent::handle_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let calls = self.calls.values().filter_map(Call::deadline);
@@ -575,8 +583,15 @@ impl UserAgent {
         };
         if now >= retx.give_up {
             if is_setup {
+                // The call is over the moment we give up on the ACK: the
+                // application hears it now, not when our BYE completes
+                // (that may take another 64*T1 if the peer is gone).
                 tracing::info!(?call, "2xx never ACKed; ending the call");
-                self.send_bye(now, call, Some(EndReason::AckTimeout));
+                self.send_bye(now, call, None);
+                self.events.push_back(Event::Ended {
+                    call,
+                    reason: EndReason::AckTimeout,
+                });
             } else if let CallState::Established { reinvite, .. } = &mut c.state {
                 *reinvite = None;
             }

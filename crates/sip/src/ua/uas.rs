@@ -81,6 +81,15 @@ impl UserAgent {
             }
             return self.reply(now, &key, r);
         }
+        // RFC 3261 sections 8.1.1.6 and 16.3: a request that arrives with
+        // no hops left has looped or been forwarded too far; it gets 483
+        // and goes no further. OPTIONS with Max-Forwards 0 is a probe of
+        // this hop (section 11) and CANCEL follows its INVITE.
+        if req.headers().max_forwards().ok().flatten() == Some(0)
+            && !matches!(req.method(), Method::Options | Method::Cancel)
+        {
+            return self.reply_status(now, &key, &req, StatusCode::TOO_MANY_HOPS);
+        }
         let in_dialog = route_key(&req).is_some();
         match req.method() {
             Method::Invite if in_dialog => self.on_reinvite(now, key, req),

@@ -17,6 +17,10 @@ fn cfg() -> SessionConfig {
         parameters: json!({"type": "object", "properties": {
             "people": {"type": "integer"}, "names": {"type": "array", "items": {"type": "string"}}}}),
     });
+    c.transfer_targets.push(crate::config::TransferChoice {
+        name: "sales".into(),
+        number_prefix: None,
+    });
     c
 }
 

@@ -15,6 +15,10 @@ fn cfg() -> SessionConfig {
         description: "Find an order".into(),
         parameters: json!({"type": "object", "properties": {"id": {"type": "string"}}}),
     });
+    c.transfer_targets.push(crate::config::TransferChoice {
+        name: "sales".into(),
+        number_prefix: None,
+    });
     c
 }
 

@@ -123,7 +123,10 @@ impl CallMachine {
         self.emit(Action::FinalizeRecording);
         let broke = matches!(
             e.reason,
-            EndReason::ModelFailure | EndReason::RtpTimeout | EndReason::Error
+            EndReason::ModelFailure
+                | EndReason::RtpTimeout
+                | EndReason::Error
+                | EndReason::AckTimeout
         );
         // A caller who gives up before the answer (CANCEL) ended the call
         // normally: nothing failed on our side.

@@ -203,7 +203,7 @@ fn hangup_before_start_closes_without_signalling() {
 }
 
 #[test]
-fn ack_timeout_ends_with_bye_and_error() {
+fn ack_timeout_ends_with_bye_and_its_own_reason() {
     let mut call = Call::inbound();
     call.sip(SipInput::Invite);
     call.model(ModelInput::Ready);
@@ -212,7 +212,7 @@ fn ack_timeout_ends_with_bye_and_error() {
     call.model(ModelInput::Closed { clean: true });
     assert_eq!(
         call.store_end(),
-        Some((EndReason::Error, EndOutcome::Failed, Some(200)))
+        Some((EndReason::AckTimeout, EndOutcome::Failed, Some(200)))
     );
     call.assert_closed_once();
 }
