@@ -141,6 +141,8 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
         "CALLBRIDGE_HTTP_BIND",
         "CALLBRIDGE_LOG_LEVEL",
+        "CALLBRIDGE_CARRIER_TWILIO_STREAM_TOKEN_TTL_S",
+        "CALLBRIDGE_CARRIER_VONAGE_STREAM_TOKEN_TTL_S",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -149,7 +151,7 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 35 + 8, "8 carrier keys");
+    assert_eq!(vars.len(), 35 + 10, "10 carrier keys");
 }
 
 #[test]
