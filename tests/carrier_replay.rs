@@ -5,7 +5,8 @@
 //! - a Vonage signed-webhook JWT captured from an event, or from another
 //!   answer, presented on `GET /carrier/vonage/answer` with another uuid
 //!   and caller id (the JWT binds the query, and each `jti` is single-use);
-//! - an answer JWT whose `iat` is no longer fresh;
+//! - an answer JWT whose `iat` is no longer fresh, or one signed for
+//!   another application of the same Vonage account;
 //! - the exact replay of a Vonage event;
 //! - the Vonage WebSocket upgrade without, or with a wrong, per-call token;
 //! - the replay of a Twilio Media Streams upgrade and `start` (the same
@@ -116,6 +117,25 @@ async fn captured_carrier_requests_replayed_are_refused() {
     let (st, _) = answer(addr, "uuid=v-old&from=15556660000&to=447700900002", &old).await;
     if st != 403 {
         breaches.push("Vonage answer JWT without payload hash and a stale iat");
+    }
+    // A fresh answer JWT of another application of the same account (the
+    // signature secret is the account's).
+    let other_app = format!(
+        "Bearer {}",
+        sign_hs256(
+            SECRET.as_bytes(),
+            &serde_json::json!({"iat": now, "jti": "jti-other-app", "iss": "Vonage",
+                "application_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}),
+        )
+    );
+    let (st, _) = answer(
+        addr,
+        "uuid=v-app&from=15556660000&to=447700900002",
+        &other_app,
+    )
+    .await;
+    if st != 403 {
+        breaches.push("Vonage answer JWT of another application of the account");
     }
     // The exact event again.
     if event(addr, ev, &ev_jwt).await != 204 {

@@ -54,6 +54,7 @@ use callbridge_session::carrier::signature::{
 };
 use callbridge_session::carrier::stream_token::{Grant, StreamTokens, TokenError};
 use callbridge_session::carrier::vonage::{ConnectNcco, L16Rate};
+pub(super) use callbridge_session::carrier::webhook::{self, param};
 use callbridge_session::carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup};
 use tracing::{debug, info, warn};
 
@@ -246,6 +247,8 @@ pub(super) enum Refusal {
     TooLarge,
     /// The body could not be read.
     BadBody,
+    /// More parameters than a webhook has.
+    BadParams,
     /// A stream token could not be issued or was refused.
     Token(TokenError),
     /// The call has a live stream.
@@ -260,6 +263,7 @@ impl IntoResponse for Refusal {
             Refusal::Busy => refuse(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later"),
             Refusal::TooLarge => refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
             Refusal::BadBody => refuse(StatusCode::BAD_REQUEST, "body not readable"),
+            Refusal::BadParams => refuse(StatusCode::BAD_REQUEST, "too many parameters"),
             Refusal::Token(e) => match e.status() {
                 409 => refuse(StatusCode::CONFLICT, "call already streamed"),
                 503 => refuse(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later"),
@@ -333,12 +337,13 @@ async fn read_body(req: Request) -> Result<Bytes, Refusal> {
     })
 }
 
-pub(super) fn pairs(text: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default()
-}
-
-pub(super) fn param<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+/// The parameters of a form body or query, in order; 400 beyond
+/// [`webhook::MAX_PARAMS`].
+pub(super) fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+    webhook::form_pairs(text).map_err(|e| {
+        warn!(error = %e, "carrier request refused");
+        Refusal::BadParams
+    })
 }
 
 async fn twilio_voice(State(state): State<AppState>, req: Request) -> Response {
@@ -353,7 +358,7 @@ async fn twilio_voice_checked(state: &AppState, req: Request) -> Result<Response
     let sig = signature_header(entry, req.headers(), "x-twilio-signature")?;
     let uri = req.uri().clone();
     let body = read_body(req).await?;
-    let form = pairs(std::str::from_utf8(&body).unwrap_or(""));
+    let form = pairs(&body)?;
     if let Some(sig) = sig {
         let url = format!(
             "{}{}",
@@ -367,7 +372,7 @@ async fn twilio_voice_checked(state: &AppState, req: Request) -> Result<Response
             return Err(Refusal::Signature);
         }
     }
-    let q = pairs(uri.query().unwrap_or(""));
+    let q = pairs(uri.query().unwrap_or("").as_bytes())?;
     let get = |k: &str| param(&form, k).or_else(|| param(&q, k));
     let Some(call) = get("CallSid").and_then(|s| CarrierCallId::new(Carrier::Twilio, s)) else {
         return Ok(refuse(StatusCode::BAD_REQUEST, "CallSid missing"));
@@ -414,6 +419,7 @@ fn vonage_check(
         now_unix: jiff::Timestamp::now().as_second(),
         max_age_s: Some(VONAGE_MAX_AGE_S),
         fresh_s: VONAGE_FRESH_S,
+        application_id: entry.application_id.as_deref(),
     };
     let mut seen = cs.jtis.lock().unwrap_or_else(PoisonError::into_inner);
     signature::verify_vonage_once(secret.as_bytes(), auth, &check, &mut seen)
@@ -438,7 +444,7 @@ async fn vonage_answer(State(state): State<AppState>, req: Request) -> Response 
 async fn vonage_answer_checked(state: &AppState, req: Request) -> Result<Response, Refusal> {
     let (cs, entry) = enabled(state, Carrier::Vonage)?;
     let auth = signature_header(entry, req.headers(), header::AUTHORIZATION.as_str())?;
-    let q = pairs(req.uri().query().unwrap_or(""));
+    let q = pairs(req.uri().query().unwrap_or("").as_bytes())?;
     let body = read_body(req).await?;
     // A POST answer signs its body; a GET its query.
     let signed = if body.is_empty() {

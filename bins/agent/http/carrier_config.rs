@@ -121,6 +121,9 @@ pub struct CarrierEntry {
     pub hangup_bearer: Option<VonageBearer>,
     /// How long a per-call stream token waits for its stream.
     pub stream_token_ttl: Duration,
+    /// Vonage: our application id (`VONAGE_APPLICATION_ID`), when set;
+    /// signed webhooks naming another application are refused.
+    pub application_id: Option<String>,
 }
 
 impl std::fmt::Debug for CarrierEntry {
@@ -132,6 +135,7 @@ impl std::fmt::Debug for CarrierEntry {
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("hangup_bearer", &self.hangup_bearer)
             .field("stream_token_ttl", &self.stream_token_ttl)
+            .field("application_id", &self.application_id)
             .finish()
     }
 }
@@ -219,6 +223,7 @@ impl CarrierSettings {
                 secret,
                 hangup_bearer: None,
                 stream_token_ttl: Duration::from_secs(r.stream_token_ttl_s),
+                application_id: None,
             }))
         };
         let twilio = entry(
@@ -235,6 +240,8 @@ impl CarrierSettings {
         )?;
         if let Some(v) = &mut vonage {
             v.hangup_bearer = vonage_bearer(&get)?;
+            // Checked as a UUID by `vonage_bearer` when set.
+            v.application_id = get(VONAGE_APPLICATION_ID);
         }
         Ok(CarrierSettings { twilio, vonage })
     }

@@ -86,7 +86,10 @@ pub(super) async fn vonage_ws(
         Err(r) => return r.into_response(),
     };
     let expected = if entry.verify_signatures {
-        let q = pairs(query.as_deref().unwrap_or(""));
+        let q = match pairs(query.as_deref().unwrap_or("").as_bytes()) {
+            Ok(q) => q,
+            Err(r) => return r.into_response(),
+        };
         let call = param(&q, "uuid").and_then(|u| CarrierCallId::new(Carrier::Vonage, u));
         let (Some(call), Some(token)) = (call, param(&q, "token")) else {
             warn!("Vonage upgrade without its call token refused");

@@ -37,6 +37,7 @@ async fn serve(r: &Rig, verify: bool) -> (axum::Router, SocketAddr, tokio::task:
             secret: verify.then(|| TOKEN.to_owned()),
             hangup_bearer: None,
             stream_token_ttl: Duration::from_secs(30),
+            application_id: None,
         }),
         vonage: None,
     };
@@ -190,6 +191,7 @@ fn twilio_only(r: &Rig) -> axum::Router {
             secret: Some(TOKEN.to_owned()),
             hangup_bearer: None,
             stream_token_ttl: Duration::from_secs(30),
+            application_id: None,
         }),
         vonage: None,
     };

@@ -14,6 +14,7 @@
 //! - [`replay`]: the bounded cache of used webhook JWT ids (`jti`);
 //! - [`stream_token`]: the single-use, expiring per-call tokens that bind
 //!   a media WebSocket to the signed webhook that announced its call;
+//! - [`webhook`]: the bounded parameters of a webhook's form body or query;
 //! - [`core`]: one value per call that turns WebSocket messages into
 //!   [`CarrierEvent`]s and 8 kHz frames, and 8 kHz frames into messages;
 //! - [`hangup`]: the carriers' REST hangup behind a mockable trait;
@@ -35,6 +36,7 @@ pub mod stream_token;
 pub mod twilio;
 pub mod vonage;
 pub mod vonage_jwt;
+pub mod webhook;
 
 use std::fmt;
 

@@ -66,6 +66,9 @@ pub enum SignatureError {
     /// The JWT (its `jti`) was accepted before: a replay.
     #[error("signature already used")]
     Replayed,
+    /// The JWT names another Vonage application than ours.
+    #[error("signature is for another application")]
+    Application,
     /// The JWT has no `jti`, so it cannot be held to a single use.
     #[error("signature has no token id")]
     NoJti,
@@ -209,6 +212,10 @@ pub struct VonageCheck<'a> {
     /// The largest allowed distance between `iat` and now for a token that
     /// binds nothing of its request (a GET without `payload_hash`).
     pub fresh_s: u64,
+    /// Our Vonage application, when known: a token naming another
+    /// `application_id` (the signature secret is the account's, shared by
+    /// all its applications) is refused.
+    pub application_id: Option<&'a str>,
 }
 
 /// Default [`VonageCheck::max_age_s`]: Vonage signs each webhook when it
@@ -270,6 +277,11 @@ pub fn verify_vonage(
         if check.now_unix.abs_diff(iat) > max {
             return Err(SignatureError::Stale);
         }
+    }
+    if let (Some(ours), Some(theirs)) = (check.application_id, claims.application_id.as_deref())
+        && ours != theirs
+    {
+        return Err(SignatureError::Application);
     }
     match (check.signed, claims.payload_hash.as_deref()) {
         (Signed::Body(body), Some(hash)) => {
@@ -467,6 +479,7 @@ mod tests {
             now_unix: now,
             max_age_s: Some(300),
             fresh_s: 300,
+            application_id: None,
         }
     }
 
@@ -617,6 +630,7 @@ mod tests {
                 now_unix: 0,
                 max_age_s: None,
                 fresh_s: 0,
+                application_id: None,
             },
         )
         .unwrap();
@@ -636,6 +650,7 @@ mod tests {
             now_unix: now,
             max_age_s: Some(VONAGE_MAX_AGE_S),
             fresh_s: VONAGE_FRESH_S,
+            application_id: None,
         }
     }
 
@@ -714,6 +729,27 @@ mod tests {
             ),
             Err(SignatureError::PayloadHash)
         );
+    }
+
+    #[test]
+    fn vonage_jwt_of_another_application_of_the_account_is_refused() {
+        let qs = q(&[("uuid", "u-1")]);
+        let ours = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
+        let c = VonageCheck {
+            application_id: Some(ours),
+            ..check(Signed::Query(&qs), VN_IAT)
+        };
+        let other = vonage_jwt(
+            VN_IAT,
+            "j",
+            serde_json::json!({"application_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}),
+        );
+        assert_eq!(
+            verify_vonage(VN_SECRET, Some(&other), &c),
+            Err(SignatureError::Application)
+        );
+        let mine = vonage_jwt(VN_IAT, "j", serde_json::json!({"application_id": ours}));
+        assert!(verify_vonage(VN_SECRET, Some(&mine), &c).is_ok());
     }
 
     #[test]
