@@ -11,9 +11,8 @@
 //! refuses to start, exit 2, with an unusable one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::Stdio;
+mod carrier_support;
+
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -22,108 +21,16 @@ use callbridge_crm_store::{
     ApiToken, Direction, EndReason, PersonName, Role, SessionState, Store, Transport,
 };
 use callbridge_session::carrier::signature::{payload_hash, sign_hs256, twilio_signature};
+use carrier_support::{
+    AGENT, PUBLIC, SECRET, TOKEN, VONAGE_APP, between, config_with, http, ncco_ws_path, start,
+    start_msg, vonage_meta,
+};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const AGENT: &str = env!("CARGO_BIN_EXE_agent");
-const TOKEN: &str = "twilio-test-token";
-const SECRET: &str = "vonage-test-secret";
-const PUBLIC: &str = "http://agent.test";
-const VONAGE_APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
-
-fn test_key_path() -> String {
-    format!(
-        "{}/crates/session/tests/data/vonage-test-key.pem",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn config(dir: &Path) -> std::path::PathBuf {
-    let text = format!(
-        "[sip]\nbind = \"127.0.0.1:0\"\nallowed_peers = [\"127.0.0.1/32\"]\n\
-         [rtp]\nport_min = 41000\nport_max = 41039\n[calls]\nmax_concurrent = 4\n\
-         [model]\nprovider = \"mock\"\n\
-         [store]\ndatabase = \"agent.db\"\nrecordings_dir = \"rec\"\n\
-         [http]\nbind = \"127.0.0.1:0\"\n\
-         [carrier.twilio]\nenabled = true\npublic_url = \"{PUBLIC}\"\nverify_signatures = true\n\
-         [carrier.vonage]\nenabled = true\npublic_url = \"{PUBLIC}\"\nverify_signatures = true\n"
-    );
-    let path = dir.join("agent.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-async fn start(cfg: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(AGENT)
-        .args(["run", "--config", cfg.to_str().unwrap()])
-        .env_remove("GEMINI_API_KEY")
-        .env("TWILIO_AUTH_TOKEN", TOKEN)
-        .env("VONAGE_SIGNATURE_SECRET", SECRET)
-        // The REST hangup mints its JWTs from the committed test key.
-        .env_remove("VONAGE_API_JWT")
-        .env_remove("VONAGE_PRIVATE_KEY")
-        .env("VONAGE_APPLICATION_ID", VONAGE_APP)
-        .env("VONAGE_PRIVATE_KEY_PATH", test_key_path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(30), stdout.read_line(&mut line))
-        .await
-        .expect("ready within 30 s")
-        .unwrap();
-    let http = line.trim().split_once(" http=").unwrap().1.parse().unwrap();
-    (child, http)
-}
-
-/// One HTTP/1.1 request; returns the status and the body.
-async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nhost: agent.test\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let status = text[9..12].parse().unwrap();
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-fn between<'a>(s: &'a str, a: &str, b: &str) -> &'a str {
-    let i = s.find(a).unwrap() + a.len();
-    &s[i..i + s[i..].find(b).unwrap()]
-}
-
-fn start_msg(call_sid: &str, token: &str) -> String {
-    format!(
-        r#"{{"event":"start","sequenceNumber":"1","streamSid":"MZ{call_sid}","start":{{"streamSid":"MZ{call_sid}","accountSid":"ACtest","callSid":"{call_sid}","tracks":["inbound"],"customParameters":{{"token":"{token}","from":"+15550001111","to":"+15550002222"}},"mediaFormat":{{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}}}}"#
-    )
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    config_with(dir, (41000, 41039), "")
 }
 
 fn rms(b: &[u8]) -> f64 {
@@ -197,7 +104,10 @@ async fn carrier_calls_through_the_agent_binary() {
     .await;
     assert_eq!(st, 403);
     let now = jiff::Timestamp::now().as_second();
-    let jwt = sign_hs256(SECRET.as_bytes(), &serde_json::json!({"iat": now}));
+    let jwt = sign_hs256(
+        SECRET.as_bytes(),
+        &serde_json::json!({"iat": now, "jti": "e2e-answer-1"}),
+    );
     let auth = format!("Bearer {jwt}");
     let (st, ncco) = http(
         addr,
@@ -209,23 +119,21 @@ async fn carrier_calls_through_the_agent_binary() {
     .await;
     assert_eq!(st, 200, "{ncco}");
     let ncco: serde_json::Value = serde_json::from_str(&ncco).unwrap();
-    assert_eq!(
-        ncco[0]["endpoint"][0]["uri"],
-        "ws://agent.test/carrier/vonage/ws"
+    // The call id and its single-use token ride in the socket's URI.
+    let vonage_path = ncco_ws_path(&ncco);
+    assert!(
+        vonage_path.starts_with("/carrier/vonage/ws?uuid=u-1&token="),
+        "{ncco}"
     );
     assert_eq!(
         ncco[0]["endpoint"][0]["content-type"],
         "audio/l16;rate=16000"
     );
     assert_eq!(ncco[0]["endpoint"][0]["headers"]["uuid"], "u-1");
-    let vonage_token = ncco[0]["endpoint"][0]["headers"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let ev = r#"{"status":"ringing","uuid":"u-1","direction":"inbound"}"#;
     let jwt = sign_hs256(
         SECRET.as_bytes(),
-        &serde_json::json!({"iat": now, "payload_hash": payload_hash(ev.as_bytes())}),
+        &serde_json::json!({"iat": now, "jti": "e2e-event-1", "payload_hash": payload_hash(ev.as_bytes())}),
     );
     let auth = format!("Bearer {jwt}");
     let (st, _) = http(
@@ -328,13 +236,12 @@ async fn carrier_calls_through_the_agent_binary() {
     .await;
     // A Vonage stream: metadata with the NCCO's token, binary L16 frames
     // both ways; the caller hangs up by closing the socket.
-    let (mut vws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/carrier/vonage/ws"))
+    let (mut vws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{vonage_path}"))
         .await
         .unwrap();
-    let meta = format!(
-        r#"{{"event":"websocket:connected","content-type":"audio/l16;rate=16000","uuid":"u-1","token":"{vonage_token}","from":"447700900001","to":"447700900002"}}"#
-    );
-    vws.send(Message::text(meta)).await.unwrap();
+    vws.send(Message::text(vonage_meta("u-1", &ncco)))
+        .await
+        .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let mut heard = false;
     while !heard {

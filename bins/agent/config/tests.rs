@@ -148,6 +148,8 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_HTTP_MAX_CONNECTIONS_PER_IP",
         "CALLBRIDGE_LOG_LEVEL",
         "CALLBRIDGE_TRANSFER_TARGETS",
+        "CALLBRIDGE_CARRIER_TWILIO_STREAM_TOKEN_TTL_S",
+        "CALLBRIDGE_CARRIER_VONAGE_STREAM_TOKEN_TTL_S",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -158,8 +160,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        39 + 8 + 7,
-        "8 carrier keys, 7 http limits and binds"
+        39 + 10 + 7,
+        "10 carrier keys, 7 http limits and binds"
     );
 }
 

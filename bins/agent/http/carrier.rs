@@ -9,14 +9,33 @@
 //! | `POST /carrier/vonage/events` | event webhook: call status into the call's events |
 //! | `GET /carrier/vonage/ws` | Vonage Voice WebSocket |
 //!
-//! Webhooks with a missing or wrong signature get 403 (when the carrier's
-//! `verify_signatures` is on), and so does a Twilio Media Streams upgrade
-//! (Twilio signs it with `X-Twilio-Signature` over the stream's `wss://`
-//! URL). The sockets are also bound to a webhook that passed: the TwiML /
-//! NCCO carries a per-call token (HMAC-SHA256 of the carrier call id under
-//! a key drawn at start) that must come back in the stream's start
-//! (`customParameters` / the metadata frame); both checks must pass. A
-//! disabled carrier's routes answer 404.
+//! With a carrier's `verify_signatures` on (the default), in this order,
+//! before any body is read: a disabled carrier's routes answer 404; a
+//! webhook without its signature header 403; a body announced larger than
+//! [`MAX_WEBHOOK_BODY`] 413 (and one that turns out larger, once read).
+//! Then:
+//!
+//! - Twilio webhooks and the Media Streams upgrade need a valid
+//!   `X-Twilio-Signature` (over the stream's `wss://` URL for the upgrade).
+//!   Twilio's signature has no timestamp, so the same request always
+//!   carries the same one; what stops its replay is below.
+//! - Vonage webhooks need a signed JWT bound to the request (the body of a
+//!   POST; a GET's query, or a fresh `iat` when its token hashes nothing)
+//!   and used once (its `jti` is remembered for the token's lifetime).
+//!   A replay gets 403; a full replay cache 503 (Vonage retries).
+//! - The TwiML / NCCO carries a per-call stream token
+//!   ([`callbridge_session::carrier::stream_token`]): random, bound to the
+//!   call id and to the caller and callee the signed webhook named, single
+//!   use, expiring `stream_token_ttl_s` (30 s) after it was issued. Twilio
+//!   returns it in the stream's `start` (custom parameters; Twilio allows
+//!   no query on a stream URL); Vonage in the WebSocket URI, checked before
+//!   the upgrade (403 without a valid one, 409 for a live call). A call id
+//!   that has had its stream gets no second token (409). A stream whose
+//!   token fails is closed with 1008, and so is a second stream for a live
+//!   call; the caller id of the call is the webhook's, never the stream's.
+//!
+//! With `verify_signatures` off none of the signature or token checks run
+//! (for tests and trusted networks only).
 //!
 //! While the store cannot be written (`Manager::store_healthy`), calls are
 //! refused the carrier's way: the Twilio voice webhook answers `<Reject
@@ -26,28 +45,32 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use callbridge_session::carrier::hangup::{TwilioRest, VonageRest};
-use callbridge_session::carrier::signature::{self, VonageCheck};
-use callbridge_session::carrier::vonage::{ConnectNcco, L16Rate};
-use callbridge_session::carrier::{
-    self as cc, Carrier, CarrierHangup, CarrierSocket, NoHangup, SocketEnds, WsMessage,
+use callbridge_session::carrier::replay::JtiCache;
+use callbridge_session::carrier::signature::{
+    self, Signed, VONAGE_FRESH_S, VONAGE_MAX_AGE_S, VonageCheck,
 };
-use callbridge_session::{CarrierCall, Manager};
+use callbridge_session::carrier::stream_token::{Grant, StreamTokens, TokenError};
+use callbridge_session::carrier::vonage::{ConnectNcco, L16Rate};
+pub(super) use callbridge_session::carrier::webhook::{self, param};
+use callbridge_session::carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup};
 use tracing::{debug, info, warn};
 
 use super::carrier_config::{CarrierEntry, CarrierSettings};
+use super::carrier_ws;
 use super::{AppState, Ctx};
 
+/// Largest webhook body read (a Twilio voice webhook is about 1 KB, a
+/// Vonage answer or event well under 4 KB).
+pub const MAX_WEBHOOK_BODY: usize = 32 * 1024;
 /// How long a new socket may take to start its stream.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Carrier calls whose statuses are kept until their stream starts.
@@ -58,9 +81,11 @@ const MAX_PENDING_PER_CALL: usize = 8;
 /// What the carrier routes share (one per agent).
 pub struct CarrierState {
     settings: CarrierSettings,
-    twilio_hangup: Arc<dyn CarrierHangup>,
-    vonage_hangup: Arc<dyn CarrierHangup>,
-    token_key: [u8; 32],
+    pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
+    pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
+    twilio_tokens: Mutex<StreamTokens>,
+    vonage_tokens: Mutex<StreamTokens>,
+    jtis: Mutex<JtiCache>,
     pending: Mutex<Pending>,
 }
 
@@ -112,27 +137,54 @@ impl CarrierState {
         twilio_hangup: Arc<dyn CarrierHangup>,
         vonage_hangup: Arc<dyn CarrierHangup>,
     ) -> CarrierState {
-        let mut token_key = [0u8; 32];
-        token_key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-        token_key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        let tokens = |e: &Option<CarrierEntry>| {
+            Mutex::new(e.as_ref().map_or_else(StreamTokens::default, |e| {
+                StreamTokens::new(e.stream_token_ttl)
+            }))
+        };
         CarrierState {
+            twilio_tokens: tokens(&settings.twilio),
+            vonage_tokens: tokens(&settings.vonage),
+            jtis: Mutex::new(JtiCache::default()),
             settings,
             twilio_hangup,
             vonage_hangup,
-            token_key,
             pending: Mutex::new(Pending::default()),
         }
     }
 
-    fn entry(&self, c: Carrier) -> Option<&CarrierEntry> {
+    pub(super) fn entry(&self, c: Carrier) -> Option<&CarrierEntry> {
         match c {
             Carrier::Vonage => self.settings.vonage.as_ref(),
             _ => self.settings.twilio.as_ref(),
         }
     }
 
-    fn token(&self, key: &str) -> String {
-        signature::payload_hash(&[&self.token_key[..], key.as_bytes()].concat())
+    fn tokens(&self, c: Carrier) -> std::sync::MutexGuard<'_, StreamTokens> {
+        match c {
+            Carrier::Vonage => &self.vonage_tokens,
+            _ => &self.twilio_tokens,
+        }
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Issues the stream token of `call`, announced by a signed webhook
+    /// naming `grant`'s parties.
+    fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, Refusal> {
+        self.tokens(call.carrier())
+            .issue(Instant::now(), call, grant, random32())
+            .map_err(|e| {
+                warn!(call = %call, error = %e, "no stream token issued");
+                Refusal::Token(e)
+            })
+    }
+
+    /// Redeems `token` for `call`: the parties its webhook named.
+    pub(super) fn redeem(&self, call: &CarrierCallId, token: &str) -> Result<Grant, TokenError> {
+        self.tokens(call.carrier())
+            .redeem(Instant::now(), call, token)
+            .inspect_err(|e| warn!(call = %call, error = %e, "carrier stream token refused"))
     }
 
     fn remember(&self, key: &str, status: serde_json::Value) {
@@ -151,11 +203,20 @@ impl CarrierState {
         }
     }
 
-    fn take_pending(&self, key: &str) -> Vec<serde_json::Value> {
+    pub(super) fn take_pending(&self, key: &str) -> Vec<serde_json::Value> {
         let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         p.order.retain(|k| k != key);
         p.statuses.remove(key).unwrap_or_default()
     }
+}
+
+/// 32 bytes from the operating system's CSPRNG (two v4 UUIDs: 244 random
+/// bits).
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b
 }
 
 /// The carrier routes (merged into the API router).
@@ -165,13 +226,14 @@ pub fn routes() -> Router<Ctx> {
             "/carrier/twilio/voice",
             get(twilio_voice).post(twilio_voice),
         )
-        .route("/carrier/twilio/ws", get(twilio_ws))
+        .route("/carrier/twilio/ws", get(carrier_ws::twilio_ws))
         .route(
             "/carrier/vonage/answer",
             get(vonage_answer).post(vonage_answer),
         )
         .route("/carrier/vonage/events", post(vonage_events))
-        .route("/carrier/vonage/ws", get(vonage_ws))
+        .route("/carrier/vonage/ws", get(carrier_ws::vonage_ws))
+        .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
 }
 
 /// The TwiML that refuses a call without answering it (busy tone).
@@ -184,11 +246,23 @@ fn refuse(status: StatusCode, msg: &str) -> Response {
 
 /// Why a carrier request was refused (small, so `Result`s stay small).
 #[derive(Debug, Clone, Copy)]
-enum Refusal {
+pub(super) enum Refusal {
     /// The carrier is not enabled.
     Disabled,
-    /// The signature is missing or wrong.
+    /// The signature is missing or wrong, or the token replayed.
     Signature,
+    /// Too many live signed tokens remembered to take another.
+    Busy,
+    /// The body is larger than [`MAX_WEBHOOK_BODY`].
+    TooLarge,
+    /// The body could not be read.
+    BadBody,
+    /// More parameters than a webhook has.
+    BadParams,
+    /// A stream token could not be issued or was refused.
+    Token(TokenError),
+    /// The call has a live stream.
+    Live,
 }
 
 impl IntoResponse for Refusal {
@@ -196,11 +270,24 @@ impl IntoResponse for Refusal {
         match self {
             Refusal::Disabled => refuse(StatusCode::NOT_FOUND, "not found"),
             Refusal::Signature => refuse(StatusCode::FORBIDDEN, "signature check failed"),
+            Refusal::Busy => refuse(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later"),
+            Refusal::TooLarge => refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large"),
+            Refusal::BadBody => refuse(StatusCode::BAD_REQUEST, "body not readable"),
+            Refusal::BadParams => refuse(StatusCode::BAD_REQUEST, "too many parameters"),
+            Refusal::Token(e) => match e.status() {
+                409 => refuse(StatusCode::CONFLICT, "call already streamed"),
+                503 => refuse(StatusCode::SERVICE_UNAVAILABLE, "busy, retry later"),
+                _ => refuse(StatusCode::FORBIDDEN, "stream token refused"),
+            },
+            Refusal::Live => refuse(StatusCode::CONFLICT, "call already streaming"),
         }
     }
 }
 
-fn enabled(state: &AppState, c: Carrier) -> Result<(&CarrierState, &CarrierEntry), Refusal> {
+pub(super) fn enabled(
+    state: &AppState,
+    c: Carrier,
+) -> Result<(&CarrierState, &CarrierEntry), Refusal> {
     state
         .carrier
         .as_deref()
@@ -208,46 +295,97 @@ fn enabled(state: &AppState, c: Carrier) -> Result<(&CarrierState, &CarrierEntry
         .ok_or(Refusal::Disabled)
 }
 
-fn pairs(text: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str::<Vec<(String, String)>>(text).unwrap_or_default()
+/// A header's value as text, if present and non-empty.
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
-fn param<'a>(p: &'a [(String, String)], k: &str) -> Option<&'a str> {
-    p.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
-}
-
-async fn twilio_voice(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let (cs, entry) = match enabled(&state, Carrier::Twilio) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    let form = pairs(std::str::from_utf8(&body).unwrap_or(""));
-    let url = format!(
-        "{}{}",
-        entry.public_url,
-        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-    );
-    if entry.verify_signatures {
-        let token = entry.secret.as_deref().unwrap_or_default();
-        let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let sig = headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok());
-        if let Err(e) = signature::verify_twilio(token.as_bytes(), &url, &refs, sig) {
-            warn!(error = %e, "Twilio voice webhook refused");
-            return refuse(StatusCode::FORBIDDEN, "signature check failed");
+/// The signature header `name` when signatures are checked: 403 before
+/// any body is read when it is missing.
+fn signature_header(
+    entry: &CarrierEntry,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Option<String>, Refusal> {
+    if !entry.verify_signatures {
+        return Ok(None);
+    }
+    match header_text(headers, name) {
+        Some(v) => Ok(Some(v)),
+        None => {
+            warn!(
+                header = name,
+                "carrier webhook without its signature refused"
+            );
+            Err(Refusal::Signature)
         }
     }
-    let q = pairs(query.as_deref().unwrap_or(""));
+}
+
+/// Reads the body of `req`, at most [`MAX_WEBHOOK_BODY`]: a larger
+/// `Content-Length` is refused before reading.
+async fn read_body(req: Request) -> Result<Bytes, Refusal> {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_WEBHOOK_BODY as u64) {
+        return Err(Refusal::TooLarge);
+    }
+    Bytes::from_request(req, &()).await.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Refusal::TooLarge
+        } else {
+            Refusal::BadBody
+        }
+    })
+}
+
+/// The parameters of a form body or query, in order; 400 beyond
+/// [`webhook::MAX_PARAMS`].
+pub(super) fn pairs(text: &[u8]) -> Result<Vec<(String, String)>, Refusal> {
+    webhook::form_pairs(text).map_err(|e| {
+        warn!(error = %e, "carrier request refused");
+        Refusal::BadParams
+    })
+}
+
+async fn twilio_voice(State(state): State<AppState>, req: Request) -> Response {
+    match twilio_voice_checked(&state, req).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
+    }
+}
+
+async fn twilio_voice_checked(state: &AppState, req: Request) -> Result<Response, Refusal> {
+    let (cs, entry) = enabled(state, Carrier::Twilio)?;
+    let sig = signature_header(entry, req.headers(), "x-twilio-signature")?;
+    let uri = req.uri().clone();
+    let body = read_body(req).await?;
+    let form = pairs(&body)?;
+    if let Some(sig) = sig {
+        let url = format!(
+            "{}{}",
+            entry.public_url,
+            uri.path_and_query().map_or(uri.path(), |p| p.as_str())
+        );
+        let token = entry.secret.as_deref().unwrap_or_default();
+        let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        if let Err(e) = signature::verify_twilio(token.as_bytes(), &url, &refs, Some(&sig)) {
+            warn!(error = %e, "Twilio voice webhook refused");
+            return Err(Refusal::Signature);
+        }
+    }
+    let q = pairs(uri.query().unwrap_or("").as_bytes())?;
     let get = |k: &str| param(&form, k).or_else(|| param(&q, k));
-    let Some(call) = get("CallSid").and_then(|s| cc::CarrierCallId::new(Carrier::Twilio, s)) else {
-        return refuse(StatusCode::BAD_REQUEST, "CallSid missing");
+    let Some(call) = get("CallSid").and_then(|s| CarrierCallId::new(Carrier::Twilio, s)) else {
+        return Ok(refuse(StatusCode::BAD_REQUEST, "CallSid missing"));
     };
     if !state.manager.store_healthy() {
         // Refused the carrier's way: a <Reject> first verb leaves the call
@@ -255,127 +393,160 @@ async fn twilio_voice(
         // written.
         warn!(call = %call, "Twilio call refused: the store cannot be written");
         state.manager.count_store_refusal();
-        return ([(header::CONTENT_TYPE, "text/xml")], TWIML_REJECT_BUSY).into_response();
+        return Ok(([(header::CONTENT_TYPE, "text/xml")], TWIML_REJECT_BUSY).into_response());
     }
-    let token = cs.token(&call.key());
-    let mut params: Vec<(&str, &str)> = vec![("token", &token)];
-    if let Some(f) = get("From") {
+    let grant = Grant {
+        from: get("From").map(str::to_owned),
+        to: get("To").map(str::to_owned),
+    };
+    let mut params: Vec<(&str, &str)> = Vec::with_capacity(3);
+    let token = if entry.verify_signatures {
+        Some(cs.issue(&call, grant.clone())?)
+    } else {
+        None
+    };
+    if let Some(t) = &token {
+        params.push(("token", t));
+    }
+    if let Some(f) = &grant.from {
         params.push(("from", f));
     }
-    if let Some(t) = get("To") {
+    if let Some(t) = &grant.to {
         params.push(("to", t));
     }
     let ws = format!("{}/carrier/twilio/ws", entry.ws_base());
     let twiml = cc::twilio::connect_stream_twiml(&ws, &params);
     info!(call = %call, "Twilio call: streaming to our socket");
-    ([(header::CONTENT_TYPE, "text/xml")], twiml).into_response()
+    Ok(([(header::CONTENT_TYPE, "text/xml")], twiml).into_response())
 }
 
+/// Checks a Vonage signed webhook's JWT (when signatures are on): bound
+/// to `signed`, fresh, and used once.
 fn vonage_check(
+    cs: &CarrierState,
     entry: &CarrierEntry,
-    headers: &HeaderMap,
-    body: Option<&[u8]>,
+    auth: Option<&str>,
+    signed: Signed<'_>,
 ) -> Result<(), Refusal> {
     if !entry.verify_signatures {
         return Ok(());
     }
     let secret = entry.secret.as_deref().unwrap_or_default();
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
     let check = VonageCheck {
-        body,
+        signed,
         now_unix: jiff::Timestamp::now().as_second(),
-        max_age_s: Some(300),
+        max_age_s: Some(VONAGE_MAX_AGE_S),
+        fresh_s: VONAGE_FRESH_S,
+        application_id: entry.application_id.as_deref(),
     };
-    signature::verify_vonage(secret.as_bytes(), auth, &check)
+    let mut seen = cs.jtis.lock().unwrap_or_else(PoisonError::into_inner);
+    signature::verify_vonage_once(secret.as_bytes(), auth, &check, &mut seen)
         .map(|_| ())
         .map_err(|e| {
             warn!(error = %e, "Vonage webhook refused");
-            Refusal::Signature
+            if e.status() == 503 {
+                Refusal::Busy
+            } else {
+                Refusal::Signature
+            }
         })
 }
 
-async fn vonage_answer(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(query): RawQuery,
-    body: Bytes,
-) -> Response {
-    let (cs, entry) = match enabled(&state, Carrier::Vonage) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    let signed_body = (!body.is_empty()).then_some(&body[..]);
-    if let Err(r) = vonage_check(entry, &headers, signed_body) {
-        return r.into_response();
+async fn vonage_answer(State(state): State<AppState>, req: Request) -> Response {
+    match vonage_answer_checked(&state, req).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
     }
-    let q = pairs(query.as_deref().unwrap_or(""));
+}
+
+async fn vonage_answer_checked(state: &AppState, req: Request) -> Result<Response, Refusal> {
+    let (cs, entry) = enabled(state, Carrier::Vonage)?;
+    let auth = signature_header(entry, req.headers(), header::AUTHORIZATION.as_str())?;
+    let q = pairs(req.uri().query().unwrap_or("").as_bytes())?;
+    let body = read_body(req).await?;
+    // A POST answer signs its body; a GET its query.
+    let signed = if body.is_empty() {
+        Signed::Query(&q)
+    } else {
+        Signed::Body(&body)
+    };
+    vonage_check(cs, entry, auth.as_deref(), signed)?;
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let get = |k: &str| {
         param(&q, k)
             .map(str::to_owned)
             .or_else(|| json.get(k).and_then(|v| v.as_str()).map(str::to_owned))
     };
-    let Some(call) = get("uuid").and_then(|u| cc::CarrierCallId::new(Carrier::Vonage, &u)) else {
-        return refuse(StatusCode::BAD_REQUEST, "uuid missing");
+    let Some(call) = get("uuid").and_then(|u| CarrierCallId::new(Carrier::Vonage, &u)) else {
+        return Ok(refuse(StatusCode::BAD_REQUEST, "uuid missing"));
     };
     if !state.manager.store_healthy() {
         // An empty NCCO ends the call at once instead of connecting a
         // stream whose row cannot be written.
         warn!(call = %call, "Vonage call refused: the store cannot be written");
         state.manager.count_store_refusal();
-        return axum::Json(serde_json::json!([])).into_response();
+        return Ok(axum::Json(serde_json::json!([])).into_response());
     }
-    let token = cs.token(&call.key());
     let (from, to) = (
         get("from").unwrap_or_default(),
         get("to").unwrap_or_default(),
     );
-    let headers_meta: Vec<(&str, &str)> = vec![
-        ("uuid", call.as_str()),
-        ("token", &token),
-        ("from", &from),
-        ("to", &to),
-    ];
-    let ws = format!("{}/carrier/vonage/ws", entry.ws_base());
+    let mut ws = format!("{}/carrier/vonage/ws", entry.ws_base());
+    if entry.verify_signatures {
+        let grant = Grant {
+            from: Some(from.clone()).filter(|f| !f.is_empty()),
+            to: Some(to.clone()).filter(|t| !t.is_empty()),
+        };
+        // The call id and its token ride in the URI, checked before the
+        // upgrade (both are URL-safe: [A-Za-z0-9_-]).
+        let token = cs.issue(&call, grant)?;
+        ws = format!("{ws}?uuid={}&token={token}", call.as_str());
+    }
+    let headers_meta: Vec<(&str, &str)> =
+        vec![("uuid", call.as_str()), ("from", &from), ("to", &to)];
     let events = format!("{}/carrier/vonage/events", entry.public_url);
-    match cc::vonage::connect_ncco(&ConnectNcco {
-        uri: &ws,
-        event_url: &events,
-        rate: L16Rate::Wide,
-        headers: &headers_meta,
-        from: None,
-    }) {
-        Ok(ncco) => {
-            info!(call = %call, "Vonage call: connecting to our socket");
-            axum::Json(ncco).into_response()
-        }
-        Err(e) => {
-            warn!(error = %e, "NCCO not built");
-            refuse(StatusCode::BAD_REQUEST, "call metadata too large")
-        }
+    Ok(
+        match cc::vonage::connect_ncco(&ConnectNcco {
+            uri: &ws,
+            event_url: &events,
+            rate: L16Rate::Wide,
+            headers: &headers_meta,
+            from: None,
+        }) {
+            Ok(ncco) => {
+                info!(call = %call, "Vonage call: connecting to our socket");
+                axum::Json(ncco).into_response()
+            }
+            Err(e) => {
+                warn!(error = %e, "NCCO not built");
+                refuse(StatusCode::BAD_REQUEST, "call metadata too large")
+            }
+        },
+    )
+}
+
+async fn vonage_events(State(state): State<AppState>, req: Request) -> Response {
+    match vonage_events_checked(&state, req).await {
+        Ok(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
-async fn vonage_events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let (cs, entry) = match enabled(&state, Carrier::Vonage) {
-        Ok(x) => x,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = vonage_check(entry, &headers, Some(&body)) {
-        return r.into_response();
-    }
+async fn vonage_events_checked(state: &AppState, req: Request) -> Result<Response, Refusal> {
+    let (cs, entry) = enabled(state, Carrier::Vonage)?;
+    let auth = signature_header(entry, req.headers(), header::AUTHORIZATION.as_str())?;
+    let body = read_body(req).await?;
+    vonage_check(cs, entry, auth.as_deref(), Signed::Body(&body))?;
     let Ok(ev) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return refuse(StatusCode::BAD_REQUEST, "not JSON");
+        return Ok(refuse(StatusCode::BAD_REQUEST, "not JSON"));
     };
     let status = ev.get("status").and_then(|v| v.as_str()).unwrap_or("");
     let call = ev
         .get("uuid")
         .and_then(|v| v.as_str())
-        .and_then(|u| cc::CarrierCallId::new(Carrier::Vonage, u));
+        .and_then(|u| CarrierCallId::new(Carrier::Vonage, u));
     let (Some(call), false) = (call, status.is_empty()) else {
-        return StatusCode::NO_CONTENT.into_response();
+        return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let detail = serde_json::json!({
         "carrier": "vonage",
@@ -388,186 +559,5 @@ async fn vonage_events(State(state): State<AppState>, headers: HeaderMap, body: 
         cs.remember(&call.key(), detail);
     }
     debug!(call = %call, status, "Vonage event");
-    StatusCode::NO_CONTENT.into_response()
-}
-
-/// The Media Streams upgrade. Twilio signs it like a webhook: the
-/// `X-Twilio-Signature` of the stream's URL (the `wss://` URL our TwiML
-/// gave it, as this agent's `ws_base`, plus the request's path and query)
-/// with no POST parameters. With signatures on, a missing or wrong one is
-/// refused with 403 before the upgrade; the per-call token in the stream's
-/// `start` is checked afterwards as well.
-async fn twilio_ws(
-    State(state): State<AppState>,
-    uri: Uri,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
-    let entry = match enabled(&state, Carrier::Twilio) {
-        Ok((_, e)) => e,
-        Err(r) => return r.into_response(),
-    };
-    if let Err(r) = twilio_upgrade_check(entry, &uri, &headers) {
-        return r.into_response();
-    }
-    match ws {
-        Ok(ws) => upgrade(state, ws, Carrier::Twilio),
-        Err(rejection) => rejection.into_response(),
-    }
-}
-
-fn twilio_upgrade_check(
-    entry: &CarrierEntry,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> Result<(), Refusal> {
-    if !entry.verify_signatures {
-        return Ok(());
-    }
-    let token = entry.secret.as_deref().unwrap_or_default();
-    let url = format!(
-        "{}{}",
-        entry.ws_base(),
-        uri.path_and_query().map_or(uri.path(), |p| p.as_str())
-    );
-    let sig = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok());
-    signature::verify_twilio(token.as_bytes(), &url, &[], sig).map_err(|e| {
-        warn!(error = %e, "Twilio Media Streams upgrade refused");
-        Refusal::Signature
-    })
-}
-
-async fn vonage_ws(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    if let Err(r) = enabled(&state, Carrier::Vonage) {
-        return r.into_response();
-    }
-    upgrade(state, ws, Carrier::Vonage)
-}
-
-fn upgrade(state: AppState, ws: WebSocketUpgrade, carrier: Carrier) -> Response {
-    ws.max_message_size(cc::MAX_MESSAGE)
-        .max_frame_size(cc::MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(state, socket, carrier))
-        .into_response()
-}
-
-/// One carrier socket: the pump between the WebSocket and the call's
-/// channels runs alongside the handshake and admission, and ends when the
-/// call lets go of its side (close 1000) or the carrier closes.
-async fn serve(state: AppState, ws: WebSocket, carrier: Carrier) {
-    let (socket, ends) = CarrierSocket::pair();
-    tokio::join!(pump(ws, ends), admit(state, socket, carrier));
-}
-
-async fn admit(state: AppState, mut socket: CarrierSocket, carrier: Carrier) {
-    let Some(cs) = state.carrier.as_deref() else {
-        return;
-    };
-    let (core, start) = match cc::accept(carrier, &mut socket, START_TIMEOUT).await {
-        Ok(x) => x,
-        Err(e) => {
-            warn!(error = %e, "carrier stream refused");
-            let _ = socket.tx.try_send(WsMessage::Close(Some(
-                callbridge_session::manager::CLOSE_REFUSED,
-            )));
-            return;
-        }
-    };
-    let key = start.call.key();
-    let verify = cs.entry(carrier).is_some_and(|e| e.verify_signatures);
-    if verify && start.parameter("token") != Some(cs.token(&key).as_str()) {
-        warn!(call = %start.call, "carrier stream without a valid token refused");
-        let _ = socket.tx.try_send(WsMessage::Close(Some(
-            callbridge_session::manager::CLOSE_REFUSED,
-        )));
-        return;
-    }
-    let hangup = match carrier {
-        Carrier::Vonage => Arc::clone(&cs.vonage_hangup),
-        _ => Arc::clone(&cs.twilio_hangup),
-    };
-    let call = CarrierCall {
-        from: start.parameter("from").map(str::to_owned),
-        to: start.parameter("to").map(str::to_owned),
-        core,
-        start,
-        socket,
-        hangup,
-    };
-    match admit_call(&state.manager, call).await {
-        Ok(id) => {
-            for detail in cs.take_pending(&key) {
-                let _ = state.manager.note(&key, detail);
-            }
-            info!(session = %id, call = %key, "carrier call admitted");
-        }
-        Err(e) => warn!(error = %e, call = %key, "carrier call not admitted"),
-    }
-}
-
-async fn admit_call(
-    manager: &Manager,
-    call: CarrierCall,
-) -> Result<callbridge_crm_store::SessionId, callbridge_session::ManagerError> {
-    manager.admit_carrier(call).await
-}
-
-async fn pump(mut ws: WebSocket, mut ends: SocketEnds) {
-    let mut to_call = Some(ends.to_call);
-    loop {
-        tokio::select! {
-            m = ws.recv() => {
-                let msg = match m {
-                    Some(Ok(Message::Text(t))) => WsMessage::Text(t.as_str().to_owned()),
-                    Some(Ok(Message::Binary(b))) => WsMessage::Binary(b),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(f))) => WsMessage::Close(f.map(|f| f.code)),
-                    Some(Err(_)) | None => WsMessage::Close(None),
-                };
-                let closing = matches!(msg, WsMessage::Close(_));
-                if let Some(tx) = &to_call {
-                    // Bounded: a call that does not keep up slows the
-                    // socket's reading (TCP backpressure), never memory.
-                    if tx.send(msg).await.is_err() {
-                        to_call = None;
-                    }
-                }
-                if closing {
-                    return;
-                }
-            }
-            out = ends.from_call.recv() => {
-                let (msg, last) = match out {
-                    Some(WsMessage::Text(t)) => (Message::Text(t.into()), false),
-                    Some(WsMessage::Binary(b)) => (Message::Binary(b), false),
-                    Some(WsMessage::Close(code)) => (close(code.unwrap_or(1000)), true),
-                    None => (close(1000), true),
-                };
-                if ws.send(msg).await.is_err() {
-                    return;
-                }
-                if last {
-                    // Wait (bounded) for the carrier's close reply.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        while let Some(Ok(m)) = ws.recv().await {
-                            if matches!(m, Message::Close(_)) {
-                                break;
-                            }
-                        }
-                    })
-                    .await;
-                    return;
-                }
-            }
-        }
-    }
-}
-
-fn close(code: u16) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: "".into(),
-    }))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

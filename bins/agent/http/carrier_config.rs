@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
+use std::time::Duration;
 
 use callbridge_session::carrier::vonage_jwt::{
     self, ApplicationId, JwtError, VonageBearer, VonageSigner,
@@ -64,7 +65,15 @@ pub struct RawCarrierEntry {
     pub verify_signatures: bool,
     /// The REST API base for hangups.
     pub api_base: Option<String>,
+    /// Seconds a per-call stream token may wait for its stream (1 to 300).
+    pub stream_token_ttl_s: u64,
 }
+
+/// Default `stream_token_ttl_s`: a carrier opens the stream within a
+/// second or two of our answer.
+pub const DEFAULT_STREAM_TOKEN_TTL_S: u64 = 30;
+/// Largest `stream_token_ttl_s`.
+pub const MAX_STREAM_TOKEN_TTL_S: u64 = 300;
 
 impl Default for RawCarrierEntry {
     fn default() -> Self {
@@ -73,6 +82,7 @@ impl Default for RawCarrierEntry {
             public_url: String::new(),
             verify_signatures: true,
             api_base: None,
+            stream_token_ttl_s: DEFAULT_STREAM_TOKEN_TTL_S,
         }
     }
 }
@@ -85,6 +95,7 @@ impl RawCarrier {
             public_url: String::new(),
             verify_signatures: false,
             api_base: Some(String::new()),
+            stream_token_ttl_s: 0,
         };
         RawCarrier {
             twilio: Some(e()),
@@ -108,6 +119,11 @@ pub struct CarrierEntry {
     /// The Vonage REST hangup's bearer (minted or fixed); `None`: no
     /// REST hangup.
     pub hangup_bearer: Option<VonageBearer>,
+    /// How long a per-call stream token waits for its stream.
+    pub stream_token_ttl: Duration,
+    /// Vonage: our application id (`VONAGE_APPLICATION_ID`), when set;
+    /// signed webhooks naming another application are refused.
+    pub application_id: Option<String>,
 }
 
 impl std::fmt::Debug for CarrierEntry {
@@ -118,6 +134,8 @@ impl std::fmt::Debug for CarrierEntry {
             .field("api_base", &self.api_base)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
             .field("hangup_bearer", &self.hangup_bearer)
+            .field("stream_token_ttl", &self.stream_token_ttl)
+            .field("application_id", &self.application_id)
             .finish()
     }
 }
@@ -176,6 +194,14 @@ impl CarrierSettings {
                     expected: "the https:// URL the carrier reaches this agent at".into(),
                 });
             }
+            if !(1..=MAX_STREAM_TOKEN_TTL_S).contains(&r.stream_token_ttl_s) {
+                return Err(ConfigError::Invalid {
+                    key: format!("carrier.{name}.stream_token_ttl_s"),
+                    origin: String::new(),
+                    value: r.stream_token_ttl_s.to_string(),
+                    expected: format!("seconds, 1 to {MAX_STREAM_TOKEN_TTL_S}"),
+                });
+            }
             let secret = get(secret_var);
             if r.verify_signatures && secret.is_none() {
                 return Err(ConfigError::MissingSecret {
@@ -196,6 +222,8 @@ impl CarrierSettings {
                     .to_owned(),
                 secret,
                 hangup_bearer: None,
+                stream_token_ttl: Duration::from_secs(r.stream_token_ttl_s),
+                application_id: None,
             }))
         };
         let twilio = entry(
@@ -212,6 +240,8 @@ impl CarrierSettings {
         )?;
         if let Some(v) = &mut vonage {
             v.hangup_bearer = vonage_bearer(&get)?;
+            // Checked as a UUID by `vonage_bearer` when set.
+            v.application_id = get(VONAGE_APPLICATION_ID);
         }
         Ok(CarrierSettings { twilio, vonage })
     }
@@ -298,6 +328,7 @@ mod tests {
             public_url: url.into(),
             verify_signatures: verify,
             api_base: None,
+            stream_token_ttl_s: DEFAULT_STREAM_TOKEN_TTL_S,
         })
     }
 
@@ -439,6 +470,28 @@ mod tests {
             for secret in ["c2VjcmV0", "hunter2", "MII"] {
                 assert!(!m.contains(secret), "{m}");
             }
+        }
+    }
+
+    #[test]
+    fn stream_token_ttl_defaults_to_30_s_and_is_bounded() {
+        let env = BTreeMap::from([(TWILIO_AUTH_TOKEN.to_owned(), "tok".to_owned())]);
+        let load = |ttl: Option<u64>| {
+            let mut e = entry("https://agent.example", true);
+            if let (Some(e), Some(ttl)) = (&mut e, ttl) {
+                e.stream_token_ttl_s = ttl;
+            }
+            let raw = RawCarrier {
+                twilio: e,
+                vonage: None,
+            };
+            CarrierSettings::load(&raw, &env).map(|s| s.twilio.unwrap().stream_token_ttl)
+        };
+        assert_eq!(load(None).unwrap(), Duration::from_secs(30));
+        assert_eq!(load(Some(1)).unwrap(), Duration::from_secs(1));
+        for bad in [0, 301] {
+            let m = load(Some(bad)).unwrap_err().to_string();
+            assert!(m.contains("carrier.twilio.stream_token_ttl_s"), "{m}");
         }
     }
 

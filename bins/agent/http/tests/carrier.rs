@@ -36,6 +36,8 @@ async fn serve(r: &Rig, verify: bool) -> (axum::Router, SocketAddr, tokio::task:
             api_base: "http://127.0.0.1:9".into(),
             secret: verify.then(|| TOKEN.to_owned()),
             hangup_bearer: None,
+            stream_token_ttl: Duration::from_secs(30),
+            application_id: None,
         }),
         vonage: None,
     };
@@ -176,5 +178,124 @@ async fn twilio_upgrade_is_not_checked_when_signatures_are_off() {
         .expect("unsigned upgrade accepted with verify_signatures = false");
     ws.close(None).await.unwrap();
     task.abort();
+    r.manager.shutdown().await;
+}
+
+/// The router with Twilio on (signatures checked) and Vonage off.
+fn twilio_only(r: &Rig) -> axum::Router {
+    let settings = CarrierSettings {
+        twilio: Some(CarrierEntry {
+            public_url: PUBLIC.into(),
+            verify_signatures: true,
+            api_base: "http://127.0.0.1:9".into(),
+            secret: Some(TOKEN.to_owned()),
+            hangup_bearer: None,
+            stream_token_ttl: Duration::from_secs(30),
+            application_id: None,
+        }),
+        vonage: None,
+    };
+    let state = Arc::new(State {
+        manager: r.manager.clone(),
+        database: r.db.clone(),
+        recordings_dir: Some(r.dir.path().to_path_buf()),
+        started: Instant::now(),
+        provider: "mock".into(),
+        outbound: Outbound {
+            target: None,
+            domain: None,
+            from: "+15550100000".into(),
+        },
+        carrier: Some(Arc::new(CarrierState::with_hangups(
+            settings,
+            Arc::new(NoHangup),
+            Arc::new(NoHangup),
+        ))),
+    });
+    crate::http::router(state)
+}
+
+/// A body whose first kilobyte arrives and whose rest never does: a
+/// handler that reads it hangs.
+fn endless_body() -> Body {
+    let first = futures_util::stream::once(async {
+        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'a'; 1024]))
+    });
+    Body::from_stream(first.chain(futures_util::stream::pending()))
+}
+
+/// `req` through the router; its status, or `None` when it hung 5 s.
+async fn status_within(app: &axum::Router, req: Request<Body>) -> Option<StatusCode> {
+    tokio::time::timeout(Duration::from_secs(5), send(app, req))
+        .await
+        .ok()
+        .map(|a| a.status)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn carrier_webhooks_are_refused_before_their_body_is_read() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let app = twilio_only(&r);
+    let post = |uri: &str, headers: &[(&str, &str)]| {
+        let mut b = Request::builder().method(Method::POST).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(endless_body()).unwrap()
+    };
+    // A disabled carrier: 404, the body untouched.
+    for uri in ["/carrier/vonage/events", "/carrier/vonage/answer"] {
+        assert_eq!(
+            status_within(&app, post(uri, &[("authorization", "Bearer x.y.z")])).await,
+            Some(StatusCode::NOT_FOUND),
+            "{uri}"
+        );
+    }
+    // No signature header: 403, the body untouched.
+    assert_eq!(
+        status_within(&app, post("/carrier/twilio/voice", &[])).await,
+        Some(StatusCode::FORBIDDEN)
+    );
+    // A body announced larger than a webhook's: 413, not read.
+    assert_eq!(
+        status_within(
+            &app,
+            post(
+                "/carrier/twilio/voice",
+                &[
+                    ("x-twilio-signature", WS_SIG),
+                    ("content-length", "1000000")
+                ]
+            )
+        )
+        .await,
+        Some(StatusCode::PAYLOAD_TOO_LARGE)
+    );
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_webhook_bodies_over_the_webhook_limit_are_refused() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let app = twilio_only(&r);
+    // Correctly signed, but 40 KB of form: more than any voice webhook.
+    let pad = "p".repeat(40 * 1024);
+    let params = [("CallSid", "CAbig"), ("Pad", pad.as_str())];
+    let sig = twilio_signature(
+        TOKEN.as_bytes(),
+        "http://agent.test/carrier/twilio/voice",
+        &params,
+    );
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/carrier/twilio/voice")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(Body::from(format!("CallSid=CAbig&Pad={pad}")))
+        .unwrap();
+    assert_eq!(
+        status_within(&app, req).await,
+        Some(StatusCode::PAYLOAD_TOO_LARGE)
+    );
     r.manager.shutdown().await;
 }

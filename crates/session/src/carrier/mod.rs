@@ -10,7 +10,11 @@
 //!   events, `notify`/`clear`, and the NCCO builder;
 //! - [`signature`]: webhook request signatures (Twilio `X-Twilio-Signature`,
 //!   HMAC-SHA1 per RFC 2104; Vonage signed webhooks, a JWT per RFC 7519
-//!   signed HS256 per RFC 7515 with a `payload_hash` claim);
+//!   signed HS256 per RFC 7515 with a `payload_hash` claim, single-use);
+//! - [`replay`]: the bounded cache of used webhook JWT ids (`jti`);
+//! - [`stream_token`]: the single-use, expiring per-call tokens that bind
+//!   a media WebSocket to the signed webhook that announced its call;
+//! - [`webhook`]: the bounded parameters of a webhook's form body or query;
 //! - [`core`]: one value per call that turns WebSocket messages into
 //!   [`CarrierEvent`]s and 8 kHz frames, and 8 kHz frames into messages;
 //! - [`hangup`]: the carriers' REST hangup behind a mockable trait;
@@ -26,10 +30,13 @@
 pub mod core;
 pub mod hangup;
 pub mod media;
+pub mod replay;
 pub mod signature;
+pub mod stream_token;
 pub mod twilio;
 pub mod vonage;
 pub mod vonage_jwt;
+pub mod webhook;
 
 use std::fmt;
 

@@ -62,6 +62,12 @@ impl Manager {
             .map(|()| id)
     }
 
+    /// Whether a call registered under `key` (`<carrier>:<call id>`, or a
+    /// SIP Call-ID) is live.
+    pub fn is_live(&self, key: &str) -> bool {
+        self.shared.registry().by_call_id(key).is_some()
+    }
+
     /// Admits a carrier call and starts its task; returns its session id.
     /// The session row carries the direction, the carrier as its transport
     /// and `<carrier>:<call id>` (the admission key) in its call-id column.
