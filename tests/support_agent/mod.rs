@@ -320,7 +320,9 @@ impl Agent {
         std::fs::create_dir_all(dir.path().join("recordings")).unwrap();
         let cfg = config.to_str().unwrap();
 
-        let out = run_agent_cmd(
+        // A restart on a store that has the user already (a test that
+        // restarts the agent on its database) gets it a new token.
+        let mut out = run_agent_cmd(
             &[
                 "user",
                 "add",
@@ -333,6 +335,14 @@ impl Agent {
             &o,
             Duration::from_secs(20),
         );
+        if !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("exists already")
+        {
+            out = run_agent_cmd(
+                &["user", "rotate", "e2e-admin", "--config", cfg],
+                &o,
+                Duration::from_secs(20),
+            );
+        }
         assert!(
             out.status.success(),
             "agent user add failed ({:?}): {}",

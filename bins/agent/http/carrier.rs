@@ -338,13 +338,34 @@ async fn read_body(req: Request) -> Result<Bytes, Refusal> {
     if announced.is_some_and(|n| n > MAX_WEBHOOK_BODY as u64) {
         return Err(Refusal::TooLarge);
     }
-    Bytes::from_request(req, &()).await.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Refusal::TooLarge
-        } else {
-            Refusal::BadBody
+    axum::body::to_bytes(req.into_body(), MAX_WEBHOOK_BODY)
+        .await
+        .map_err(|e| {
+            if body_too_large(&e) {
+                Refusal::TooLarge
+            } else {
+                Refusal::BadBody
+            }
+        })
+}
+
+/// Whether reading a body failed because it passed a limit: this
+/// handler's own or the listener's ([`super::limits::Deadline`]), found
+/// anywhere in the error's chain of sources.
+fn body_too_large(e: &axum::Error) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.is::<http_body_util::LengthLimitError>()
+            || matches!(
+                err.downcast_ref::<super::limits::BodyError>(),
+                Some(super::limits::BodyError::TooLarge)
+            )
+        {
+            return true;
         }
-    })
+        cur = err.source();
+    }
+    false
 }
 
 /// The parameters of a form body or query, in order; 400 beyond

@@ -31,8 +31,8 @@ use http_body::{Frame, SizeHint};
 use super::error::{ApiError, error_response};
 
 /// Largest carrier webhook body (form fields or a JSON event; both are a
-/// few hundred bytes).
-pub const CARRIER_MAX_BODY: usize = 16 * 1024;
+/// few hundred bytes): the carrier routes' own limit.
+pub const CARRIER_MAX_BODY: usize = super::carrier::MAX_WEBHOOK_BODY;
 /// Largest body of a route that takes none.
 pub const OTHER_MAX_BODY: usize = 1024;
 
