@@ -17,7 +17,11 @@
 //!   never dialled twice for one attempt.
 //! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`]),
 //!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
-//! - Crash recovery ([`Store::recover`], [`Store::reconcile`]).
+//! - Crash recovery ([`Store::recover`], [`Store::reconcile_with`]) and
+//!   the operator's tools ([`Store::open_read_only`],
+//!   [`Store::integrity_problems`], [`Store::audit_recordings`],
+//!   [`Store::backup_to`]). Opening a file that cannot be used fails with
+//!   [`Error::Unusable`], naming the cause ([`FileFault`]).
 //!
 //! ```
 //! use callbridge_crm_store::*;
@@ -65,13 +69,16 @@
 
 mod campaigns;
 mod claims;
+mod diagnose;
 mod dialing;
 mod dnc;
 mod error;
 pub mod import;
 mod leads;
+mod maintenance;
 mod model;
 mod policy;
+mod recordings;
 mod recovery;
 pub mod schema;
 mod session_types;
@@ -82,7 +89,7 @@ mod users;
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
-pub use error::{DbError, Entity, Error, Result};
+pub use error::{DbError, Entity, Error, FileFault, Result};
 pub use import::{ImportMode, ImportReport, RowError};
 pub use jiff;
 pub use leads::{
@@ -94,9 +101,11 @@ pub use model::{
     UserId,
 };
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
-pub use recovery::{
-    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecoveryReport,
+pub use maintenance::{BackupReport, MAX_PROBLEMS};
+pub use recordings::{
+    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, RecordingFacts, ReconcileReport,
 };
+pub use recovery::RecoveryReport;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
