@@ -178,7 +178,7 @@ pub fn parse(head: &[u8], file_bytes: u64) -> Result<WavInfo, Error> {
 fn read_head(file: &mut File) -> Result<(Vec<u8>, u64), Error> {
     let len = file.metadata().map_err(Error::io("wav stat"))?.len();
     let mut head = Vec::with_capacity(HEADER_SCAN);
-    file.by_ref()
+    Read::by_ref(file)
         .take(HEADER_SCAN as u64)
         .read_to_end(&mut head)
         .map_err(Error::io("wav read"))?;
