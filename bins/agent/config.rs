@@ -262,6 +262,8 @@ pub struct RawStore {
     pub database: String,
     /// Recordings directory.
     pub recordings_dir: String,
+    /// SQLite `synchronous`: `normal` or `full`.
+    pub synchronous: String,
 }
 
 impl Default for RawStore {
@@ -269,6 +271,7 @@ impl Default for RawStore {
         RawStore {
             database: "callbridge.db".into(),
             recordings_dir: "recordings".into(),
+            synchronous: "normal".into(),
         }
     }
 }
@@ -387,6 +390,7 @@ impl RawConfig {
             store: RawStore {
                 database: String::new(),
                 recordings_dir: String::new(),
+                synchronous: String::new(),
             },
             http: RawHttp {
                 bind: String::new(),

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callbridge_crm_store::{Store, WriterId};
+use callbridge_crm_store::{OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
 use callbridge_session::summary::summarizer_for;
@@ -31,7 +31,7 @@ use crate::settings::{Provider, Secrets, Settings};
 #[non_exhaustive]
 pub enum StartError {
     /// The recordings directory cannot be created.
-    #[error("cannot create store.recordings_dir {}: {source}", path.display())]
+    #[error("cannot create store.recordings_dir {}: {}", path.display(), io_cause(source))]
     RecordingsDir {
         /// The directory.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The store cannot be opened or recovered.
-    #[error("store {}: {source}", path.display())]
+    #[error("store.database {}: {source}", path.display())]
     Store {
         /// The database file.
         path: PathBuf,
@@ -73,6 +73,31 @@ pub enum StartError {
     Join(#[from] tokio::task::JoinError),
 }
 
+impl StartError {
+    /// The exit status: 2 for what the operator must fix in the store's
+    /// files or their place (permissions, read-only or full filesystem, a
+    /// damaged or newer database, a lock held by another process), 1 for
+    /// the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::RecordingsDir { .. } | StartError::Store { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// An OS error in the operator's words (the same words the store uses).
+fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let what = match e.kind() {
+        K::PermissionDenied => "permission denied",
+        K::ReadOnlyFilesystem => "read-only filesystem",
+        K::StorageFull | K::QuotaExceeded => "disk full",
+        _ => return e.to_string(),
+    };
+    format!("{what} ({e})")
+}
+
 /// A running agent: session manager, HTTP server, optional mock model and
 /// trunk registration.
 pub struct Agent {
@@ -90,14 +115,26 @@ pub struct Agent {
     http_task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store, runs crash recovery and returns it (blocking).
-fn open_and_recover(path: PathBuf) -> Result<Store, StartError> {
+/// Opens the store, runs crash recovery (sessions and leads, then the
+/// recordings a crash left) and returns it (blocking).
+fn open_and_recover(
+    path: PathBuf,
+    opts: OpenOptions,
+    recordings: PathBuf,
+) -> Result<Store, StartError> {
     let err = |source| StartError::Store {
         path: path.clone(),
         source,
     };
-    let mut store = Store::open(&path).map_err(err)?;
-    let report = store.recover(jiff::Timestamp::now()).map_err(err)?;
+    let mut store = Store::open_with(&path, &opts).map_err(err)?;
+    let report = store.recover(jiff::Timestamp::now()).map_err(|e| {
+        // A file that opened but cannot be written names its cause too.
+        err(match e.fault() {
+            Some(fault) => callbridge_crm_store::Error::Unusable { fault },
+            None => e,
+        })
+    })?;
+    crate::store_cmd::recover_recordings(&mut store, &recordings);
     if report.interrupted.is_empty() && report.released_leads == 0 && report.failed_leads == 0 {
         info!(database = %path.display(), "store open, nothing to recover");
     } else {
@@ -143,8 +180,12 @@ impl Agent {
                 source,
             }
         })?;
-        let db = settings.database.clone();
-        let store = tokio::task::spawn_blocking(move || open_and_recover(db)).await??;
+        let (db, opts, rec) = (
+            settings.database.clone(),
+            settings.store_options(),
+            settings.recordings_dir.clone(),
+        );
+        let store = tokio::task::spawn_blocking(move || open_and_recover(db, opts, rec)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -321,7 +362,7 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         Err(e) => {
             error!(error = %e, "start-up failed");
             eprintln!("agent: {e}");
-            return 1;
+            return e.exit_code();
         }
     };
     {

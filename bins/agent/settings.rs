@@ -66,6 +66,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// `store.synchronous`: how hard SQLite makes each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// `NORMAL` in WAL mode: a commit survives the process dying (a crash,
+    /// SIGKILL); the last commits before a power loss or OS crash may be
+    /// lost, never the file's consistency. No fsync per write.
+    Normal,
+    /// `FULL`: the WAL is fsynced on every commit, so a commit also
+    /// survives a power loss, at one fsync per write.
+    Full,
+}
+
 /// `[sip.trunk]`, validated.
 #[derive(Debug, Clone)]
 pub struct Trunk {
@@ -140,6 +152,8 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
+    /// SQLite durability of each commit.
+    pub synchronous: Synchronous,
     /// HTTP bind address.
     pub http_bind: SocketAddr,
     /// Log format.
@@ -579,6 +593,11 @@ impl Settings {
             &raw.store.recordings_dir,
             "a directory path",
         )?;
+        let synchronous = c.choice(
+            "store.synchronous",
+            &raw.store.synchronous,
+            &[("normal", Synchronous::Normal), ("full", Synchronous::Full)],
+        )?;
         let http_bind = c.socket("http.bind", &raw.http.bind)?;
         let log_format = c.choice(
             "log.format",
@@ -631,6 +650,7 @@ impl Settings {
             setup_timeout,
             database,
             recordings_dir,
+            synchronous,
             http_bind,
             log_format,
             log_level,

@@ -139,6 +139,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_OUTBOUND_TARGET",
         "CALLBRIDGE_MODEL_SYSTEM_PROMPT_FILE",
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
+        "CALLBRIDGE_STORE_SYNCHRONOUS",
         "CALLBRIDGE_HTTP_BIND",
         "CALLBRIDGE_LOG_LEVEL",
     ] {
@@ -149,7 +150,7 @@ fn every_key_has_its_variable() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(sorted.len(), vars.len());
-    assert_eq!(vars.len(), 35 + 8, "8 carrier keys");
+    assert_eq!(vars.len(), 36 + 8, "8 carrier keys");
 }
 
 #[test]

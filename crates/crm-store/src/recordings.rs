@@ -61,8 +61,8 @@ pub struct OrphanRecording {
 pub struct RecordingFacts {
     /// The file's size (after any repair).
     pub bytes: u64,
-    /// How long its audio lasts.
-    pub duration: Duration,
+    /// How long its audio lasts, when the probe can tell.
+    pub duration: Option<Duration>,
     /// The header did not describe the file: repaired when reconciling,
     /// to be repaired when auditing.
     pub stale: bool,
@@ -281,8 +281,8 @@ fn reconcile_on(
                     )?;
                 }
                 if row.died
-                    && let Some(f) = facts
-                    && end_from_recording(conn, row.id, f.duration, apply)?
+                    && let Some(audio) = facts.and_then(|f| f.duration)
+                    && end_from_recording(conn, row.id, audio, apply)?
                 {
                     report.ends_from_recording.push(row.id);
                 }
@@ -348,7 +348,9 @@ fn import_orphan(
     now: Timestamp,
 ) -> Result<()> {
     let end = ms(modified);
-    let audio = facts.map(|f| i64::try_from(f.duration.as_millis()).unwrap_or(i64::MAX));
+    let audio = facts
+        .and_then(|f| f.duration)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     let start = end.saturating_sub(audio.unwrap_or(0));
     conn.execute(
         "INSERT INTO call_sessions (id, direction, transport, state, end_reason, \
@@ -391,7 +393,7 @@ impl Store {
         self.reconcile_with(dir, import_orphans, now, |p| {
             std::fs::metadata(p).ok().map(|m| RecordingFacts {
                 bytes: m.len(),
-                duration: Duration::ZERO,
+                duration: None,
                 stale: false,
             })
         })

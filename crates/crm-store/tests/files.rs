@@ -320,7 +320,7 @@ fn a_dead_process_recording_is_linked_and_its_end_taken_from_the_audio() {
             probed.push(p.to_path_buf());
             Some(RecordingFacts {
                 bytes: 44 + 12 * 32_000,
-                duration: Duration::from_secs(12),
+                duration: Some(Duration::from_secs(12)),
                 stale: true,
             })
         })
@@ -357,7 +357,7 @@ fn an_orphan_recording_is_imported_timed_by_its_audio_and_audited_first() {
     let facts = |_: &Path| {
         Some(RecordingFacts {
             bytes: 44 + 4 * 32_000,
-            duration: Duration::from_secs(4),
+            duration: Some(Duration::from_secs(4)),
             stale: false,
         })
     };

@@ -12,6 +12,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::audio::Uplink;
+use callbridge_rtp::recorder::CallRecorder;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
@@ -222,10 +223,12 @@ impl Call {
         match state {
             StoreState::Created => {
                 // Outbound rows were written by `Manager::originate`.
-                if let Some(row) = self.row.take()
-                    && store.create(row).await.is_err()
-                {
-                    warn!("session row could not be written");
+                if let Some(row) = self.row.take() {
+                    if store.create(row).await.is_err() {
+                        warn!("session row could not be written");
+                    } else {
+                        self.link_recording().await;
+                    }
                 }
             }
             StoreState::Ringing => {
@@ -301,14 +304,15 @@ impl Call {
     }
 
     async fn finalize_recording(&mut self) {
-        let Some(mut r) = self.recorder.take() else {
-            return;
-        };
-        if let Err(e) = r.finish() {
-            warn!(error = %e, "recording could not be finalized");
-            return;
+        if let Some(mut r) = self.recorder.take()
+            && let Err(e) = r.finish()
+        {
+            // The recorder repaired the file to what reached the disk.
+            self.recording_stopped(&r, &e);
         }
-        if let Some(path) = self.recording_path.clone() {
+        // Linked at the start; the size is settled now, also after a
+        // recording that stopped early.
+        if let Some(path) = self.recording_path.take() {
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let u = SessionUpdate {
                 recording: Some((path, bytes)),
@@ -319,6 +323,28 @@ impl Call {
                 .send(StoreOp::Update(self.id, Box::new(u)))
                 .await;
         }
+    }
+
+    /// A write to the recording failed (a full disk): the recording stops,
+    /// the call goes on, and the session gets an event saying why and how
+    /// much audio the file kept.
+    fn recording_stopped(&mut self, r: &CallRecorder, e: &callbridge_rtp::Error) {
+        let why = if e.is_disk_full() {
+            "disk full"
+        } else {
+            "write failed"
+        };
+        let kept = r.stopped().and_then(|s| s.kept);
+        warn!(error = %e, reason = why, "recording stopped; the call goes on");
+        self.event(
+            EventKind::Recording,
+            json!({
+                "stopped": why,
+                "error": e.to_string(),
+                "kept_ms": kept.map(|k| k.duration().as_millis() as u64),
+                "kept_bytes": kept.map(|k| k.file_bytes),
+            }),
+        );
     }
 
     pub(super) fn on_media(&mut self, ev: Option<TransportEvent>) {
@@ -338,8 +364,9 @@ impl Call {
                 if let Some(r) = &mut self.recorder
                     && let Err(e) = r.write(&pcm, &sent)
                 {
-                    warn!(error = %e, "recording write failed; recording stops");
-                    self.recorder = None;
+                    if let Some(r) = self.recorder.take() {
+                        self.recording_stopped(&r, &e);
+                    }
                 }
                 self.check_rtp_inactivity(heard);
                 if heard {
