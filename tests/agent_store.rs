@@ -11,8 +11,8 @@
 
 mod support_agent;
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -34,7 +34,13 @@ impl Tmpfs {
         }
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -80,10 +86,7 @@ fn is_root() -> bool {
 fn store_at(db: &Path, recordings: &Path) -> Opts {
     Opts {
         env: vec![
-            (
-                "CALLBRIDGE_STORE_DATABASE".into(),
-                db.display().to_string(),
-            ),
+            ("CALLBRIDGE_STORE_DATABASE".into(), db.display().to_string()),
             (
                 "CALLBRIDGE_STORE_RECORDINGS_DIR".into(),
                 recordings.display().to_string(),
@@ -123,7 +126,10 @@ fn sigkill_mid_call_then_restart_links_the_recording_and_dates_the_end_by_its_au
     let mut callers: Vec<RawCall> = (0..2).map(|_| call(&agent)).collect();
     // Linked with the row, while the call runs.
     let live = agent.wait_for("both recordings linked", Duration::from_secs(10), || {
-        let s = Store::open(&db).ok()?.list_sessions(&Default::default(), 10, None).ok()?;
+        let s = Store::open(&db)
+            .ok()?
+            .list_sessions(&Default::default(), 10, None)
+            .ok()?;
         (s.items.len() == 2 && s.items.iter().all(|s| s.recording_path.is_some()))
             .then_some(s.items)
     });
@@ -138,7 +144,10 @@ fn sigkill_mid_call_then_restart_links_the_recording_and_dates_the_end_by_its_au
 
     let agent = Agent::start(opts);
     let sessions = agent.wait_for("recovered sessions", Duration::from_secs(10), || {
-        let s = Store::open(&db).ok()?.list_sessions(&Default::default(), 10, None).ok()?;
+        let s = Store::open(&db)
+            .ok()?
+            .list_sessions(&Default::default(), 10, None)
+            .ok()?;
         Some(s.items)
     });
     assert_eq!(sessions.len(), 2);
@@ -156,8 +165,15 @@ fn sigkill_mid_call_then_restart_links_the_recording_and_dates_the_end_by_its_au
         );
         assert_eq!(s.recording_bytes, Some(44 + 4 * u64::from(frames)));
         let audio = frames_secs(frames);
-        assert!(audio > 3.5, "{} s of audio for a call killed at 4.5 s", audio);
-        let duration = s.duration.expect("an answered call has a duration").as_secs_f64();
+        assert!(
+            audio > 3.5,
+            "{} s of audio for a call killed at 4.5 s",
+            audio
+        );
+        let duration = s
+            .duration
+            .expect("an answered call has a duration")
+            .as_secs_f64();
         assert!(
             (audio - duration).abs() <= 1.0,
             "recording {audio:.2} s vs call {duration:.2} s"
@@ -180,15 +196,23 @@ fn a_full_recordings_disk_stops_the_recording_not_the_call() {
     // Well past the point where the disk fills.
     std::thread::sleep(Duration::from_secs(5));
     hang_up(&mut c);
-    let rec = agent.wait_for("the call's end in the store", Duration::from_secs(15), || {
-        let store = Store::open(&db).ok()?;
-        let page = store.list_sessions(&Default::default(), 10, None).ok()?;
-        let s = page.items.first().filter(|s| s.state.is_terminal())?;
-        store.load_session(s.id).ok()
-    });
+    let rec = agent.wait_for(
+        "the call's end in the store",
+        Duration::from_secs(15),
+        || {
+            let store = Store::open(&db).ok()?;
+            let page = store.list_sessions(&Default::default(), 10, None).ok()?;
+            let s = page.items.first().filter(|s| s.state.is_terminal())?;
+            store.load_session(s.id).ok()
+        },
+    );
     let s = &rec.session;
     assert_eq!(s.state, SessionState::Ended, "{s:?}");
-    assert_eq!(s.end_reason, Some(EndReason::CallerHangup), "the call went on");
+    assert_eq!(
+        s.end_reason,
+        Some(EndReason::CallerHangup),
+        "the call went on"
+    );
     let duration = s.duration.unwrap().as_secs_f64();
     assert!(duration > 4.5, "call lasted {duration} s");
     let stopped = rec
@@ -197,13 +221,19 @@ fn a_full_recordings_disk_stops_the_recording_not_the_call() {
         .find(|e| e.kind == EventKind::Recording && e.detail["stopped"].is_string())
         .unwrap_or_else(|| panic!("a recording-stopped event: {:?}", rec.events));
     assert_eq!(stopped.detail["stopped"], "disk full", "{}", stopped.detail);
-    let path = s.recording_path.as_ref().expect("the recording stays linked");
+    let path = s
+        .recording_path
+        .as_ref()
+        .expect("the recording stays linked");
     let (_, _, frames) = check_wav(path);
     let len = std::fs::metadata(path).unwrap().len();
     assert_eq!(len, 44 + 4 * u64::from(frames), "header matches the file");
     assert_eq!(s.recording_bytes, Some(len));
     let kept = frames_secs(frames);
-    assert!(kept > 1.0 && kept < duration - 1.0, "kept {kept} s of {duration} s");
+    assert!(
+        kept > 1.0 && kept < duration - 1.0,
+        "kept {kept} s of {duration} s"
+    );
     assert_eq!(
         stopped.detail["kept_ms"].as_u64(),
         Some(u64::from(frames) / 8),
@@ -278,7 +308,10 @@ fn store_start_up_errors_exit_2_naming_the_path_and_the_cause() {
         "newer schema",
         r.clone(),
         &newer,
-        &format!("schema version {} is newer than this build supports ({supported})", supported + 5),
+        &format!(
+            "schema version {} is newer than this build supports ({supported})",
+            supported + 5
+        ),
     );
 
     // Its directory is missing.
@@ -379,18 +412,22 @@ fn set_user_version(db: &Path, v: i64) {
 /// A child process (this test binary, re-run as a helper) holding an
 /// exclusive lock on `db` until killed.
 fn hold_exclusive_lock(db: &Path) -> std::process::Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "lock_holder", "--nocapture", "--ignored"])
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "lock_holder", "--nocapture", "--ignored"])
         .env("AGENT_STORE_LOCK_DB", db)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    support_agent::die_with_parent(&mut cmd);
+    #[allow(
+        clippy::zombie_processes,
+        reason = "the child is returned to the caller, which kills and waits for it"
+    )]
+    let mut child = cmd.spawn().unwrap();
     let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     loop {
         line.clear();
-        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        let n = std::io::BufRead::read_line(&mut out, &mut line).unwrap_or(0);
         assert!(n > 0, "the lock holder exited early");
         if line.trim() == "locked" {
             return child;
@@ -439,8 +476,16 @@ fn store_check_passes_a_good_store_and_fails_an_orphan_or_a_corrupt_file() {
     // Beside a running agent with a call in progress: all is well.
     let out = check();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("integrity: ok") && text.trim_end().ends_with("ok"), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("integrity: ok") && text.trim_end().ends_with("ok"),
+        "{text}"
+    );
     hang_up(&mut c);
     let ended = agent.wait_for("the call's end", Duration::from_secs(15), || {
         let page = Store::open(&db)
@@ -450,7 +495,12 @@ fn store_check_passes_a_good_store_and_fails_an_orphan_or_a_corrupt_file() {
         page.items.into_iter().find(|s| s.state.is_terminal())
     });
     let out = check();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // An orphan recording.
     let orphan = rec.join("left-behind.wav");
@@ -505,7 +555,13 @@ fn store_backup_while_calls_are_written_is_a_sound_copy() {
     }
     // The name is never reused.
     let out = run_agent_cmd(
-        &["store", "backup", copies[0].to_str().unwrap(), "--config", &cfg],
+        &[
+            "store",
+            "backup",
+            copies[0].to_str().unwrap(),
+            "--config",
+            &cfg,
+        ],
         &Opts::default(),
         Duration::from_secs(30),
     );
@@ -516,8 +572,15 @@ fn store_backup_while_calls_are_written_is_a_sound_copy() {
     agent.wait_sessions_terminal(4, Duration::from_secs(20));
     for (i, p) in copies.iter().enumerate() {
         let copy = Store::open_read_only(p, Duration::from_secs(1)).unwrap();
-        assert!(copy.integrity_problems().unwrap().is_empty(), "{}", p.display());
+        assert!(
+            copy.integrity_problems().unwrap().is_empty(),
+            "{}",
+            p.display()
+        );
         let (all, _) = copy.session_counts().unwrap();
-        assert!(all > i as u64, "backup {i} holds the calls started before it: {all}");
+        assert!(
+            all > i as u64,
+            "backup {i} holds the calls started before it: {all}"
+        );
     }
 }

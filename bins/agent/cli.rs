@@ -158,8 +158,8 @@ mod tests {
             "role is required"
         );
         assert!(Cli::try_parse_from(["agent", "fly"]).is_err());
-        let c = Cli::try_parse_from(["agent", "store", "backup", "/b/crm.db", "-c", "a.toml"])
-            .unwrap();
+        let c =
+            Cli::try_parse_from(["agent", "store", "backup", "/b/crm.db", "-c", "a.toml"]).unwrap();
         match c.command {
             Command::Store(StoreCommand::Backup(b)) => {
                 assert_eq!(b.path, PathBuf::from("/b/crm.db"));
@@ -168,7 +168,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            Cli::try_parse_from(["agent", "store", "check"]).unwrap().command,
+            Cli::try_parse_from(["agent", "store", "check"])
+                .unwrap()
+                .command,
             Command::Store(StoreCommand::Check(_))
         ));
         assert!(

@@ -236,7 +236,10 @@ fn check_recordings(store: &Store, dir: &Path, problems: &mut Vec<String>) {
         ));
     }
     for p in &r.unreadable {
-        problems.push(format!("recording {} is not a readable WAV file", p.display()));
+        problems.push(format!(
+            "recording {} is not a readable WAV file",
+            p.display()
+        ));
     }
 }
 

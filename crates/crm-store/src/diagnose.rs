@@ -101,7 +101,11 @@ fn holder_in(locks: &str, inodes: &[u64], me: u32) -> Option<u32> {
     locks.lines().find_map(|line| {
         let f: Vec<&str> = line.split_whitespace().collect();
         // A blocked waiter's line has "->" after the number.
-        let f = if f.get(1) == Some(&"->") { &f[1..] } else { &f[..] };
+        let f = if f.get(1) == Some(&"->") {
+            &f[1..]
+        } else {
+            &f[..]
+        };
         let pid: u32 = f.get(4)?.parse().ok()?;
         let inode: u64 = f.get(5)?.rsplit(':').next()?.parse().ok()?;
         (pid != me && inodes.contains(&inode)).then_some(pid)

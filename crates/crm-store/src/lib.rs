@@ -95,15 +95,15 @@ pub use jiff;
 pub use leads::{
     AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, MAX_CLAIM, MAX_FIELDS_JSON, NewLead,
 };
+pub use maintenance::{BackupReport, MAX_PROBLEMS};
 pub use model::{
     CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
     UserId,
 };
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
-pub use maintenance::{BackupReport, MAX_PROBLEMS};
 pub use recordings::{
-    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, RecordingFacts, ReconcileReport,
+    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecordingFacts,
 };
 pub use recovery::RecoveryReport;
 pub use session_types::{

@@ -172,9 +172,11 @@ impl Store {
             });
         }
         // A backup is one file: no -wal beside it.
-        let _: String = copy.pragma_update_and_check(None, "journal_mode", "delete", |r| r.get(0))?;
+        let _: String =
+            copy.pragma_update_and_check(None, "journal_mode", "delete", |r| r.get(0))?;
         let schema_version = schema::user_version(&copy)?;
-        let sessions: i64 = copy.query_row("SELECT COUNT(*) FROM call_sessions", [], |r| r.get(0))?;
+        let sessions: i64 =
+            copy.query_row("SELECT COUNT(*) FROM call_sessions", [], |r| r.get(0))?;
         copy.close().map_err(|(_, e)| Error::from(e))?;
         std::fs::File::open(partial)
             .and_then(|f| f.sync_all())

@@ -316,7 +316,12 @@ fn reconcile_on(
 /// Sets an interrupted session's end to its start plus its recording's
 /// length when that is earlier than the end recovery wrote (the time it
 /// ran). Returns whether it changed (or, auditing, would change) anything.
-fn end_from_recording(conn: &Connection, id: SessionId, audio: Duration, apply: bool) -> Result<bool> {
+fn end_from_recording(
+    conn: &Connection,
+    id: SessionId,
+    audio: Duration,
+    apply: bool,
+) -> Result<bool> {
     let audio_ms = i64::try_from(audio.as_millis()).unwrap_or(i64::MAX);
     let (created, ended): (i64, Option<i64>) = conn.query_row(
         "SELECT created_at, ended_at FROM call_sessions WHERE id = ?1",

@@ -29,7 +29,13 @@ impl Tmpfs {
         }
         let dir = tempfile::tempdir().unwrap();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -93,7 +99,10 @@ fn a_file_that_is_not_a_database_is_named_with_the_way_out() {
     let f = fault(Store::open(&p));
     assert_eq!(f, FileFault::NotADatabase);
     let msg = Error::Unusable { fault: f }.to_string();
-    assert!(msg.contains("not a database") && msg.contains("backup"), "{msg}");
+    assert!(
+        msg.contains("not a database") && msg.contains("backup"),
+        "{msg}"
+    );
     assert_eq!(
         fault(Store::open_read_only(&p, Duration::from_millis(100))),
         FileFault::NotADatabase

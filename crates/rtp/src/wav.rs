@@ -68,7 +68,8 @@ impl WavInfo {
         }
         let rate = u64::from(self.sample_rate);
         let frames = self.frames();
-        Duration::from_secs(frames / rate) + Duration::from_nanos((frames % rate) * 1_000_000_000 / rate)
+        Duration::from_secs(frames / rate)
+            + Duration::from_nanos((frames % rate) * 1_000_000_000 / rate)
     }
 
     /// How long the audio the header declares lasts.
@@ -220,7 +221,8 @@ pub fn repair(path: &Path) -> Result<(WavInfo, bool), Error> {
     // Both values fit: `parse` caps `data_bytes` so the RIFF size does.
     let riff = u32::try_from(info.riff_size()).unwrap_or(u32::MAX);
     let data = u32::try_from(info.data_bytes).unwrap_or(u32::MAX);
-    file.seek(SeekFrom::Start(4)).map_err(Error::io("wav seek"))?;
+    file.seek(SeekFrom::Start(4))
+        .map_err(Error::io("wav seek"))?;
     file.write_all(&riff.to_le_bytes())
         .map_err(Error::io("wav header"))?;
     file.seek(SeekFrom::Start(info.data_offset - 4))
@@ -272,7 +274,10 @@ mod tests {
         let p = dir.path().join("ok.wav");
         write_wav(&p, 8000);
         let info = inspect(&p).unwrap();
-        assert_eq!((info.channels, info.sample_rate, info.block_align), (2, 8000, 4));
+        assert_eq!(
+            (info.channels, info.sample_rate, info.block_align),
+            (2, 8000, 4)
+        );
         assert_eq!((info.data_offset, info.frames()), (44, 8000));
         assert_eq!(info.duration(), Duration::from_secs(1));
         assert!(!info.is_stale());
@@ -296,7 +301,11 @@ mod tests {
         assert!(wrote && !fixed.is_stale());
         let r = hound::WavReader::open(&p).unwrap();
         assert_eq!(r.duration(), 16_000);
-        let last: Vec<i16> = r.into_samples().map(Result::unwrap).skip(2 * 15_999).collect();
+        let last: Vec<i16> = r
+            .into_samples()
+            .map(Result::unwrap)
+            .skip(2 * 15_999)
+            .collect();
         assert_eq!(last, vec![15_999, -15_999]);
     }
 
@@ -321,7 +330,10 @@ mod tests {
     fn files_that_are_not_wav_are_refused_without_panicking() {
         assert!(parse(b"", 0).is_err());
         assert!(parse(b"RIFF\0\0\0\0WAVE", 12).is_err());
-        assert!(parse(b"RIFF\0\0\0\0WAVEdata\0\0\0\0", 20).is_err(), "data before fmt");
+        assert!(
+            parse(b"RIFF\0\0\0\0WAVEdata\0\0\0\0", 20).is_err(),
+            "data before fmt"
+        );
         let mut head = b"RIFF\0\0\0\0WAVEfmt ".to_vec();
         head.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(parse(&head, 100).is_err(), "chunk size past the scan");

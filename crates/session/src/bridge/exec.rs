@@ -12,7 +12,6 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::audio::Uplink;
-use callbridge_rtp::recorder::CallRecorder;
 use super::{Call, send_refer};
 use crate::gauges::Gauge;
 use crate::lifecycle::{
@@ -20,6 +19,7 @@ use crate::lifecycle::{
 };
 use crate::metrics::call::{SPEECH_RMS, rms};
 use crate::store_writer::StoreOp;
+use callbridge_rtp::recorder::CallRecorder;
 
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
 const SPEECH_EVERY: u32 = 10;
@@ -363,10 +363,9 @@ impl Call {
                 self.ticks += 1;
                 if let Some(r) = &mut self.recorder
                     && let Err(e) = r.write(&pcm, &sent)
+                    && let Some(r) = self.recorder.take()
                 {
-                    if let Some(r) = self.recorder.take() {
-                        self.recording_stopped(&r, &e);
-                    }
+                    self.recording_stopped(&r, &e);
                 }
                 self.check_rtp_inactivity(heard);
                 if heard {

@@ -374,7 +374,11 @@ impl Call {
             }
             Err(e) => {
                 warn!(error = %e, "recording could not start");
-                let why = if e.is_disk_full() { "disk full" } else { "error" };
+                let why = if e.is_disk_full() {
+                    "disk full"
+                } else {
+                    "error"
+                };
                 self.event(
                     callbridge_crm_store::EventKind::Recording,
                     serde_json::json!({ "not_started": why, "error": e.to_string() }),
