@@ -223,12 +223,10 @@ impl Call {
         match state {
             StoreState::Created => {
                 // Outbound rows were written by `Manager::originate`.
-                if let Some(row) = self.row.take() {
-                    if store.create(row).await.is_err() {
-                        warn!("session row could not be written");
-                    } else {
-                        self.link_recording().await;
-                    }
+                if let Some(row) = self.row.take()
+                    && store.create(row).await.is_err()
+                {
+                    warn!("session row could not be written");
                 }
             }
             StoreState::Ringing => {

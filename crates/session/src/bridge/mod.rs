@@ -234,10 +234,11 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         closed: false,
     };
     c.open_recorder();
-    // Outbound rows are written before the call task starts; an inbound
-    // row is written by the machine's first action (see `write_state`).
-    if c.row.is_none() {
-        c.link_recording().await;
+    // An inbound row, written by the machine's first action, carries the
+    // recording; outbound rows were written before the call task started.
+    match c.row.as_mut() {
+        Some(row) => row.recording.clone_from(&c.recording_path),
+        None => c.link_recording().await,
     }
     if let Some(Transport::Carrier(m)) = &c.stream {
         let carrier = m.carrier().as_str();
@@ -387,10 +388,9 @@ impl Call {
         }
     }
 
-    /// Links the recording to the session row as soon as the row exists
-    /// (with the row for outbound calls, right after it for inbound ones),
-    /// so a process killed mid-call leaves the file linked; the size is
-    /// brought up to date when the recording ends.
+    /// Links the recording to an outbound call's row (written before the
+    /// call task started), so a process killed mid-call leaves the file
+    /// linked; the size is brought up to date when the recording ends.
     pub(super) async fn link_recording(&mut self) {
         if let Some(path) = self.recording_path.clone() {
             let u = SessionUpdate {
