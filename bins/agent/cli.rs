@@ -1,5 +1,5 @@
 //! The command line (clap): `run`, `check-config`, `demo`, `user add`,
-//! `user list`, `user revoke`, `user rotate`.
+//! `user list`, `user revoke`, `user rotate`, `store check`, `store backup`.
 //! Usage errors exit with status 2 (clap's own), as do configuration errors.
 
 use std::path::PathBuf;
@@ -49,6 +49,37 @@ pub enum Command {
     /// Manage API users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check or back up the CRM store (safe while the agent runs).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+/// `store` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check the database and the recordings without changing anything.
+    ///
+    /// Reports the file's integrity (PRAGMA integrity_check), its schema
+    /// version against this build's, recordings not linked to a session,
+    /// orphan and missing recordings, stale WAV headers and the journal
+    /// backlog. Exits 0 when all is well, 1 on any problem.
+    Check(ConfigArg),
+    /// Copy the database to PATH with SQLite's online backup API.
+    ///
+    /// Consistent while the agent and the dialer write; PATH must not
+    /// exist; the copy is checked before it gets its name and is private
+    /// (0600). Exits 0 when written, 1 otherwise.
+    Backup(BackupArgs),
+}
+
+/// `store backup` arguments.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The backup file to create.
+    pub path: PathBuf,
+    #[command(flatten)]
+    /// The configuration (for store.database).
+    pub file: ConfigArg,
 }
 
 /// `--config FILE`.
@@ -195,5 +226,24 @@ mod tests {
         }
         assert!(Cli::try_parse_from(["agent", "user", "revoke"]).is_err());
         assert!(Cli::try_parse_from(["agent", "fly"]).is_err());
+        let c =
+            Cli::try_parse_from(["agent", "store", "backup", "/b/crm.db", "-c", "a.toml"]).unwrap();
+        match c.command {
+            Command::Store(StoreCommand::Backup(b)) => {
+                assert_eq!(b.path, PathBuf::from("/b/crm.db"));
+                assert_eq!(b.file.config, PathBuf::from("a.toml"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            Cli::try_parse_from(["agent", "store", "check"])
+                .unwrap()
+                .command,
+            Command::Store(StoreCommand::Check(_))
+        ));
+        assert!(
+            Cli::try_parse_from(["agent", "store", "backup"]).is_err(),
+            "PATH is required"
+        );
     }
 }

@@ -278,6 +278,8 @@ pub struct RawStore {
     /// Where the store writer journals writes the database cannot take
     /// (unset: `spool` beside the database).
     pub spool_dir: Option<String>,
+    /// SQLite `synchronous`: `normal` or `full`.
+    pub synchronous: String,
 }
 
 impl Default for RawStore {
@@ -286,6 +288,7 @@ impl Default for RawStore {
             database: "callbridge.db".into(),
             recordings_dir: "recordings".into(),
             spool_dir: None,
+            synchronous: "normal".into(),
         }
     }
 }
@@ -443,6 +446,7 @@ impl RawConfig {
                 database: String::new(),
                 recordings_dir: String::new(),
                 spool_dir: s(),
+                synchronous: String::new(),
             },
             files: RawFiles {
                 group_readable: false,

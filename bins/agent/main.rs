@@ -4,8 +4,9 @@
 //! Modules: [`cli`] (clap), [`config`] (the TOML key tree and environment
 //! overrides), [`settings`] (validation and the mapping onto the session
 //! manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
-//! (the README's first command), [`users`] (`user add|list|revoke|rotate`) and `http` (the
-//! API, owned by the HTTP module's authors).
+//! (the README's first command), [`users`] (`user add|list|revoke|rotate`),
+//! [`store_cmd`] (`store check`, `store backup`, start-up recovery of
+//! recordings) and `http` (the API, owned by the HTTP module's authors).
 
 mod caller;
 mod cli;
@@ -15,6 +16,7 @@ mod http;
 mod logging;
 mod run;
 mod settings;
+mod store_cmd;
 mod users;
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, UserCommand};
+use cli::{Cli, Command, StoreCommand, UserCommand};
 use settings::{Secrets, Settings};
 
 /// The process environment (variables that are not valid UTF-8 skipped).
@@ -111,5 +113,7 @@ fn main() -> ExitCode {
         Command::User(UserCommand::List(args)) => exit(users::list(&args, &env)),
         Command::User(UserCommand::Revoke(args)) => exit(users::revoke(&args, &env)),
         Command::User(UserCommand::Rotate(args)) => exit(users::rotate(&args, &env)),
+        Command::Store(StoreCommand::Check(file)) => exit(store_cmd::check(&file, &env)),
+        Command::Store(StoreCommand::Backup(args)) => exit(store_cmd::backup(&args, &env)),
     }
 }

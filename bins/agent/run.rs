@@ -32,7 +32,7 @@ use crate::settings::{Provider, Secrets, Settings};
 #[non_exhaustive]
 pub enum StartError {
     /// The recordings directory cannot be created.
-    #[error("cannot create store.recordings_dir {}: {source}", path.display())]
+    #[error("cannot create store.recordings_dir {}: {}", path.display(), io_cause(source))]
     RecordingsDir {
         /// The directory.
         path: PathBuf,
@@ -40,7 +40,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The store cannot be opened or recovered.
-    #[error("store {}: {source}", path.display())]
+    #[error("store.database {}: {source}", path.display())]
     Store {
         /// The database file.
         path: PathBuf,
@@ -74,6 +74,31 @@ pub enum StartError {
     /// A blocking task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl StartError {
+    /// The exit status: 2 for what the operator must fix in the store's
+    /// files or their place (permissions, read-only or full filesystem, a
+    /// damaged or newer database, a lock held by another process), 1 for
+    /// the rest.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::RecordingsDir { .. } | StartError::Store { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// An OS error in the operator's words (the same words the store uses).
+fn io_cause(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let what = match e.kind() {
+        K::PermissionDenied => "permission denied",
+        K::ReadOnlyFilesystem => "read-only filesystem",
+        K::StorageFull | K::QuotaExceeded => "disk full",
+        _ => return e.to_string(),
+    };
+    format!("{what} ({e})")
 }
 
 /// A running agent: session manager, HTTP server, optional mock model and
@@ -151,14 +176,17 @@ fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
 /// Opens the store (a new file gets the configured mode; an existing one
 /// and its `-wal`/`-shm` files are tightened), replays the store writer's
 /// journal left by an earlier run (before crash recovery, so the ends it
-/// journaled win over `interrupted`), runs crash recovery and returns the
-/// store (blocking), and whether recovery was postponed because the
-/// journal could not be replayed yet (the store writer then runs it once
-/// it has replayed it).
+/// journaled win over `interrupted`), runs crash recovery (sessions and
+/// leads, then the recordings a crash left) and returns the store
+/// (blocking), and whether recovery was postponed because the journal
+/// could not be replayed yet (the store writer then runs the session
+/// recovery once it has replayed it; the recordings wait for the next
+/// start).
 fn open_and_recover(
     path: PathBuf,
     spool: PathBuf,
-    access: Access,
+    opts: OpenOptions,
+    recordings: PathBuf,
 ) -> Result<(Store, bool), StartError> {
     let err = |source| StartError::Store {
         path: path.clone(),
@@ -167,12 +195,8 @@ fn open_and_recover(
     for suffix in ["", "-wal", "-shm"] {
         let mut p = path.clone().into_os_string();
         p.push(suffix);
-        tighten_logged(Path::new(&p), access);
+        tighten_logged(Path::new(&p), opts.file_access);
     }
-    let opts = OpenOptions {
-        file_access: access,
-        ..OpenOptions::default()
-    };
     let mut store = Store::open_with(&path, &opts).map_err(err)?;
     match callbridge_session::store_writer::replay_journal(&mut store, &spool) {
         Ok(r) if r == Default::default() => {}
@@ -193,7 +217,14 @@ fn open_and_recover(
             return Ok((store, true));
         }
     }
-    let report = store.recover(jiff::Timestamp::now()).map_err(err)?;
+    let report = store.recover(jiff::Timestamp::now()).map_err(|e| {
+        // A file that opened but cannot be written names its cause too.
+        err(match e.fault() {
+            Some(fault) => callbridge_crm_store::Error::Unusable { fault },
+            None => e,
+        })
+    })?;
+    crate::store_cmd::recover_recordings(&mut store, &recordings);
     if report.interrupted.is_empty() && report.released_leads == 0 && report.failed_leads == 0 {
         info!(database = %path.display(), "store open, nothing to recover");
     } else {
@@ -234,11 +265,14 @@ impl Agent {
     /// Starts everything; returns once SIP, RTP and HTTP are up.
     pub async fn start(settings: &Settings, secrets: &Secrets) -> Result<Agent, StartError> {
         recordings_dir(&settings.recordings_dir, settings.file_access)?;
-        let db = settings.database.clone();
-        let spool = settings.spool_dir.clone();
-        let access = settings.file_access;
+        let (db, spool, opts, rec) = (
+            settings.database.clone(),
+            settings.spool_dir.clone(),
+            settings.store_options(),
+            settings.recordings_dir.clone(),
+        );
         let (store, recovery_postponed) =
-            tokio::task::spawn_blocking(move || open_and_recover(db, spool, access)).await??;
+            tokio::task::spawn_blocking(move || open_and_recover(db, spool, opts, rec)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -435,7 +469,7 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         Err(e) => {
             error!(error = %e, "start-up failed");
             eprintln!("agent: {e}");
-            return 1;
+            return e.exit_code();
         }
     };
     {

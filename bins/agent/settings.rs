@@ -67,6 +67,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// `store.synchronous`: how hard SQLite makes each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// `NORMAL` in WAL mode: a commit survives the process dying (a crash,
+    /// SIGKILL); the last commits before a power loss or OS crash may be
+    /// lost, never the file's consistency. No fsync per write.
+    Normal,
+    /// `FULL`: the WAL is fsynced on every commit, so a commit also
+    /// survives a power loss, at one fsync per write.
+    Full,
+}
+
 /// `[sip.trunk]`, validated.
 #[derive(Debug, Clone)]
 pub struct Trunk {
@@ -145,6 +157,8 @@ pub struct Settings {
     pub database: PathBuf,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
+    /// SQLite durability of each commit.
+    pub synchronous: Synchronous,
     /// Who may read the files and directories the agent creates
     /// (`files.group_readable`).
     pub file_access: callbridge_files::Access,
@@ -614,6 +628,11 @@ impl Settings {
             }
             Some(v) => base.join(v),
         };
+        let synchronous = c.choice(
+            "store.synchronous",
+            &raw.store.synchronous,
+            &[("normal", Synchronous::Normal), ("full", Synchronous::Full)],
+        )?;
         let http_bind = c.socket("http.bind", &raw.http.bind)?;
         let apart = |key: &str, v: &Option<String>| match v.as_deref().map(str::trim) {
             None | Some("") => Ok(None),
@@ -693,6 +712,7 @@ impl Settings {
             recordings_dir,
             spool_dir,
             file_access: callbridge_files::Access::group_readable(raw.files.group_readable),
+            synchronous,
             http_bind,
             http_public_bind,
             http_metrics_bind,

@@ -142,6 +142,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_STORE_RECORDINGS_DIR",
         "CALLBRIDGE_STORE_SPOOL_DIR",
         "CALLBRIDGE_FILES_GROUP_READABLE",
+        "CALLBRIDGE_STORE_SYNCHRONOUS",
         "CALLBRIDGE_HTTP_BIND",
         "CALLBRIDGE_HTTP_PUBLIC_BIND",
         "CALLBRIDGE_HTTP_IDLE_TIMEOUT",
@@ -160,7 +161,7 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        39 + 10 + 7,
+        40 + 10 + 7,
         "10 carrier keys, 7 http limits and binds"
     );
 }

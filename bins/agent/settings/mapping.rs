@@ -15,6 +15,15 @@ use callbridge_sip::filter::SourceFilter;
 use super::{Provider, Secrets, Settings};
 
 impl Settings {
+    /// How the agent opens its store (the call writer and recovery).
+    pub fn store_options(&self) -> callbridge_crm_store::OpenOptions {
+        callbridge_crm_store::OpenOptions {
+            sync_full: self.synchronous == super::Synchronous::Full,
+            file_access: self.file_access,
+            ..callbridge_crm_store::OpenOptions::default()
+        }
+    }
+
     /// The model session template. `endpoint` replaces the configured one
     /// (the in-process mock's URL for `provider = "mock"`).
     pub fn session_config(&self, secrets: &Secrets, endpoint: Option<String>) -> SessionConfig {

@@ -305,6 +305,21 @@ fn missing_file_is_a_read_error() {
 }
 
 #[test]
+fn store_synchronous_defaults_to_normal_and_takes_full() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.synchronous, Synchronous::Normal);
+    assert!(!s.store_options().sync_full);
+    let s = settings(GOOD, &[("CALLBRIDGE_STORE_SYNCHRONOUS", "full")]).unwrap();
+    assert_eq!(s.synchronous, Synchronous::Full);
+    assert!(s.store_options().sync_full);
+    let m = err(GOOD, &[("CALLBRIDGE_STORE_SYNCHRONOUS", "off")]);
+    assert!(
+        m.starts_with("store.synchronous (from CALLBRIDGE_STORE_SYNCHRONOUS) = \"off\": expected one of \"normal\", \"full\""),
+        "{m}"
+    );
+}
+
+#[test]
 fn bad_store_and_log() {
     let m = err(GOOD, &[("CALLBRIDGE_STORE_DATABASE", " ")]);
     assert!(m.contains("store.database"), "{m}");

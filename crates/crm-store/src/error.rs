@@ -111,7 +111,10 @@ pub enum Error {
     #[error("database busy: another writer held the lock past the busy timeout")]
     Busy,
     /// The database file was written by a newer version of this crate.
-    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    #[error(
+        "database schema version {found} is newer than this build supports ({supported}): \
+         run the newer callbridge that wrote it, or restore a backup taken before the upgrade"
+    )]
     SchemaTooNew {
         /// `PRAGMA user_version` of the file.
         found: i64,
@@ -137,8 +140,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Any other SQLite failure (disk full, I/O error inside SQLite, ...).
-    #[error("database error")]
+    /// The database file cannot be used where it is, for a reason the
+    /// operator must fix (see [`FileFault`]). [`Store::open`](crate::Store::open)
+    /// reports its failures this way; [`Error::fault`] classifies any error.
+    #[error("{fault}")]
+    Unusable {
+        /// What is wrong.
+        fault: FileFault,
+    },
+    /// Any other SQLite failure (an I/O error inside SQLite, ...); the
+    /// message is SQLite's, which never holds stored values.
+    #[error("database error: {0}")]
     Database(#[source] DbError),
 }
 
@@ -156,9 +168,127 @@ impl Error {
     }
 }
 
+/// Why a database file cannot be used: each names the cause and what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileFault {
+    /// The OS refused access (`EACCES`/`EPERM`, `SQLITE_PERM`).
+    PermissionDenied,
+    /// The file's filesystem is mounted read-only (`EROFS`).
+    ReadOnlyFilesystem,
+    /// SQLite could open the file for reading only (`SQLITE_READONLY`) and
+    /// the OS gave no other reason.
+    ReadOnly,
+    /// No space left (`SQLITE_FULL`, `ENOSPC`).
+    DiskFull,
+    /// The file is not an SQLite database (`SQLITE_NOTADB`).
+    NotADatabase,
+    /// The file is an SQLite database whose pages are damaged
+    /// (`SQLITE_CORRUPT`).
+    Damaged,
+    /// Another process holds the database lock (`SQLITE_BUSY` past the busy
+    /// timeout); its pid when the OS says which (Linux `/proc/locks`).
+    Locked {
+        /// The process holding a lock on the file, if known.
+        holder: Option<u32>,
+    },
+    /// The directory the file should be in does not exist.
+    MissingDirectory,
+    /// SQLite could not open the file and the OS gave no reason.
+    CannotOpen,
+}
+
+impl std::fmt::Display for FileFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileFault::PermissionDenied => f.write_str(
+                "permission denied: this process's user cannot read and write the file, or cannot \
+                 create files in its directory (SQLite keeps <file>-wal and <file>-shm beside it); \
+                 fix the owner or mode of both",
+            ),
+            FileFault::ReadOnlyFilesystem => f.write_str(
+                "read-only filesystem: the file's filesystem is mounted read-only; \
+                 remount it read-write or move the database",
+            ),
+            FileFault::ReadOnly => f.write_str(
+                "read-only: SQLite could open the file only for reading; check its mode, \
+                 its directory's and the mount",
+            ),
+            FileFault::DiskFull => f.write_str(
+                "disk full: no space left for the database or its write-ahead log; free space \
+                 and start again",
+            ),
+            FileFault::NotADatabase => f.write_str(
+                "not a database: the file is not an SQLite database (damaged, truncated or \
+                 another file); restore it from a backup (`agent store backup` makes one)",
+            ),
+            FileFault::Damaged => f.write_str(
+                "database disk image is malformed: restore it from a backup \
+                 (`agent store check` shows what is damaged)",
+            ),
+            FileFault::Locked { holder: Some(pid) } => write!(
+                f,
+                "locked by another process (pid {pid}): it held the database lock past the busy \
+                 timeout; stop it or wait for it to finish"
+            ),
+            FileFault::Locked { holder: None } => f.write_str(
+                "locked by another process: it held the database lock past the busy timeout; \
+                 stop it or wait for it to finish",
+            ),
+            FileFault::MissingDirectory => {
+                f.write_str("its directory does not exist; create it or fix store.database")
+            }
+            FileFault::CannotOpen => f.write_str("cannot open the file"),
+        }
+    }
+}
+
+impl Error {
+    /// What this error says about the database file, if anything an
+    /// operator must fix (disk full, read-only, damaged, ...). Errors of
+    /// [`Store::open`](crate::Store::open) are already
+    /// [`Error::Unusable`]; this classifies the others by SQLite's code
+    /// without looking at the file.
+    #[must_use]
+    pub fn fault(&self) -> Option<FileFault> {
+        match self {
+            Error::Unusable { fault } => Some(*fault),
+            Error::Database(DbError(e)) => fault_of_code(e),
+            Error::Io { source, .. } => fault_of_io(source),
+            _ => None,
+        }
+    }
+}
+
+/// The fault SQLite's primary result code names, without asking the OS.
+pub(crate) fn fault_of_code(e: &rusqlite::Error) -> Option<FileFault> {
+    use rusqlite::ErrorCode as C;
+    Some(match e.sqlite_error_code()? {
+        C::PermissionDenied => FileFault::PermissionDenied,
+        C::ReadOnly => FileFault::ReadOnly,
+        C::DiskFull => FileFault::DiskFull,
+        C::NotADatabase => FileFault::NotADatabase,
+        C::DatabaseCorrupt => FileFault::Damaged,
+        C::DatabaseBusy | C::DatabaseLocked => FileFault::Locked { holder: None },
+        C::CannotOpen => FileFault::CannotOpen,
+        _ => return None,
+    })
+}
+
+/// The fault an OS error names.
+pub(crate) fn fault_of_io(e: &std::io::Error) -> Option<FileFault> {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::PermissionDenied => Some(FileFault::PermissionDenied),
+        K::ReadOnlyFilesystem => Some(FileFault::ReadOnlyFilesystem),
+        K::StorageFull | K::QuotaExceeded => Some(FileFault::DiskFull),
+        _ => None,
+    }
+}
+
 /// An opaque SQLite error, reachable only as an error `source()`.
 #[derive(Debug)]
-pub struct DbError(rusqlite::Error);
+pub struct DbError(pub(crate) rusqlite::Error);
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -18,9 +18,13 @@
 //! - Users and API tokens ([`Store::create_user`], [`Store::verify_token`],
 //!   [`Store::rotate_token`], [`Store::revoke_user`]),
 //!   the do-not-call list ([`Store::add_dnc`], [`Store::is_dnc`]).
-//! - Crash recovery ([`Store::recover`], [`Store::reconcile`]) and
+//! - Crash recovery ([`Store::recover`], [`Store::reconcile_with`]),
 //!   sequenced, idempotent session writes for the agent's journal replay
-//!   ([`Store::apply_write`]).
+//!   ([`Store::apply_write`]) and the operator's tools
+//!   ([`Store::open_read_only`], [`Store::integrity_problems`],
+//!   [`Store::audit_recordings`], [`Store::backup_to`]). Opening a file
+//!   that cannot be used fails with [`Error::Unusable`], naming the cause
+//!   ([`FileFault`]).
 //!
 //! ```
 //! use callbridge_crm_store::*;
@@ -68,13 +72,16 @@
 
 mod campaigns;
 mod claims;
+mod diagnose;
 mod dialing;
 mod dnc;
 mod error;
 pub mod import;
 mod leads;
+mod maintenance;
 mod model;
 mod policy;
+mod recordings;
 mod recovery;
 pub mod schema;
 mod session_types;
@@ -87,21 +94,23 @@ pub use callbridge_files::Access as FileAccess;
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
-pub use error::{DbError, Entity, Error, Result};
+pub use error::{DbError, Entity, Error, FileFault, Result};
 pub use import::{ImportMode, ImportReport, RowError};
 pub use jiff;
 pub use leads::{
     AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, MAX_CLAIM, MAX_FIELDS_JSON, NewLead,
 };
+pub use maintenance::{BackupReport, MAX_PROBLEMS};
 pub use model::{
     CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
     UserId,
 };
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
-pub use recovery::{
-    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecoveryReport,
+pub use recordings::{
+    MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecordingFacts,
 };
+pub use recovery::RecoveryReport;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,

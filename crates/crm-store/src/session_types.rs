@@ -48,6 +48,9 @@ pub struct NewSession {
     pub model: Option<String>,
     /// When the call started.
     pub created_at: Timestamp,
+    /// The call's recording file, when it is being recorded: linked with
+    /// the row, so a process killed mid-call leaves it linked.
+    pub recording: Option<PathBuf>,
 }
 
 impl NewSession {
@@ -67,6 +70,7 @@ impl NewSession {
             model_provider: None,
             model: None,
             created_at: now,
+            recording: None,
         }
     }
     /// An inbound SIP session in state `created`, other fields empty.

@@ -157,14 +157,23 @@ impl Store {
             });
         }
         let writer = self.writer.as_str().to_owned();
+        let recording = match &s.recording {
+            Some(p) => Some(p.to_str().ok_or(Error::InvalidInput {
+                field: "recording_path",
+                reason: "not UTF-8",
+            })?),
+            None => None,
+        };
         let tx = self.write_tx()?;
         if let (Some(token), Some(lead)) = (&s.claim, s.lead) {
             check_claim_held(&tx, lead, token)?;
         }
         tx.execute(
             "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
-             to_number, sip_call_id, state, model_provider, model, writer, created_at, transport) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
+             recording_path, recording_bytes) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+             CASE WHEN ?15 IS NULL THEN NULL ELSE 0 END)",
             params![
                 s.id.to_string(),
                 s.direction.as_str(),
@@ -180,6 +189,7 @@ impl Store {
                 writer,
                 ms(s.created_at),
                 s.transport.as_str(),
+                recording,
             ],
         )
         .map_err(conflict_on_constraint(

@@ -108,7 +108,7 @@ fn process_start_time(pid: u32) -> Option<u64> {
 pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) writer: WriterId,
-    path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 impl std::fmt::Debug for Store {
@@ -128,8 +128,19 @@ impl Store {
     }
 
     /// Opens the store with explicit options.
+    ///
+    /// # Errors
+    /// [`Error::Unusable`] when the file or its place is at fault
+    /// (permission denied, read-only filesystem, disk full, not a
+    /// database, damaged, locked by another process, missing directory),
+    /// [`Error::SchemaTooNew`] when a newer build wrote it.
     pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
+        let path = path.as_ref();
+        Self::open_unclassified(path, opts).map_err(|e| crate::diagnose::classify_open(path, e))
+    }
+
+    fn open_unclassified(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        let path = path.to_path_buf();
         create_private(&path, opts.file_access)?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE

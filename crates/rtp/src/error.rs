@@ -112,6 +112,14 @@ pub enum Error {
     },
 }
 impl Error {
+    /// True when the operating system said the disk (or the user's quota)
+    /// is full: `ENOSPC` or `EDQUOT`.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)))
+    }
+
     pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Error {
         move |source| Error::Io { what, source }
     }

@@ -15,6 +15,7 @@
 //! | [`stream`] | the tokio driver: one receiving task per call, 20 ms ticks from the clock | |
 //! | [`clock`] | the media clock: one thread pacing every stream on absolute 20 ms deadlines | RFC 3551 section 4.5 |
 //! | [`recorder`] | stereo 8 kHz WAV recorder (caller left, agent right) | |
+//! | [`wav`] | WAV header inspection and repair (crash and full-disk recovery) | |
 //! | [`transcode`] | offline conversion used by the `transcode` example | |
 //!
 //! Everything but [`stream`], [`clock`] and [`ports`] is free of IO and of
@@ -37,6 +38,7 @@ pub mod rtp;
 pub mod sender;
 pub mod stream;
 pub mod transcode;
+pub mod wav;
 
 pub use error::{Error, ParseError};
 pub use ids::{ExtSeqNo, PayloadType, SeqNo, Ssrc};

@@ -1,17 +1,26 @@
 //! The call recorder: a stereo 8 kHz 16-bit WAV file, caller on the left
 //! channel and agent on the right, written incrementally with hound.
 //!
-//! The header is rewritten every second ([`FLUSH_EVERY_FRAMES`]), so after
-//! a crash the file is still valid up to the last flush; after
+//! The header is rewritten every second of audio ([`FLUSH_EVERY_FRAMES`],
+//! counted in frames written, not read from a clock), so after a crash the
+//! file is still valid up to the last flush and start-up recovery
+//! ([`crate::wav::repair`]) can extend it to every frame on disk; after
 //! [`CallRecorder::finish`] (or drop) it is valid and complete.
+//!
+//! A write that fails (a full disk, an I/O error) stops the recording, not
+//! the call: the recorder closes the file, repairs its header to the whole
+//! frames that reached the disk (in place, so it needs no free space) and
+//! refuses further writes. The caller learns it from the error and
+//! records why ([`Error::is_disk_full`]).
 
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use callbridge_files::Access;
 
 use crate::error::Error;
+use crate::wav::{self, WavInfo};
 
 /// Sample rate of recordings.
 pub const RECORDING_RATE: u32 = 8000;
@@ -21,8 +30,19 @@ pub const FLUSH_EVERY_FRAMES: u32 = 50;
 /// Writes one call to a stereo WAV file.
 pub struct CallRecorder {
     writer: Option<hound::WavWriter<BufWriter<File>>>,
+    path: PathBuf,
+    /// Set once a write failed and the file was closed and repaired.
+    stopped: Option<Stopped>,
     frames_since_flush: u32,
     samples: u64,
+}
+
+/// What a recording stopped by a failed write kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// The file as repaired (`None` when even the repair failed; start-up
+    /// recovery tries again).
+    pub kept: Option<WavInfo>,
 }
 
 impl std::fmt::Debug for CallRecorder {
@@ -54,37 +74,74 @@ impl CallRecorder {
             hound::WavWriter::new(BufWriter::new(file), spec).map_err(Error::wav("create"))?;
         Ok(CallRecorder {
             writer: Some(writer),
+            path: path.to_path_buf(),
+            stopped: None,
             frames_since_flush: 0,
             samples: 0,
         })
+    }
+
+    /// The file being written.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Why the recording stopped early, if a write failed.
+    #[must_use]
+    pub fn stopped(&self) -> Option<Stopped> {
+        self.stopped
+    }
+
+    /// After a failed write: close the file (its buffered tail may be
+    /// lost), then make its header describe the whole frames on disk.
+    fn stop(&mut self, e: Error) -> Error {
+        drop(self.writer.take());
+        let kept = match wav::repair(&self.path) {
+            Ok((info, _)) => Some(info),
+            Err(re) => {
+                tracing::warn!(error = %re, "stopped recording could not be repaired");
+                None
+            }
+        };
+        self.stopped = Some(Stopped { kept });
+        e
     }
 
     /// Appends one frame: `caller` to the left channel, `agent` to the
     /// right. The shorter side is padded with silence.
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::Wav`] when writing fails (disk full), or
-    /// [`Error::InvalidArgument`] after [`finish`](Self::finish).
+    /// [`Error::Io`] or [`Error::Wav`] when writing fails (disk full): the
+    /// recording is then stopped (see the module docs) and every later
+    /// write fails with [`Error::InvalidArgument`], as after
+    /// [`finish`](Self::finish).
     pub fn write(&mut self, caller: &[i16], agent: &[i16]) -> Result<(), Error> {
         let Some(w) = self.writer.as_mut() else {
             return Err(Error::InvalidArgument {
-                what: "recorder already finished",
+                what: "recorder already finished or stopped",
             });
         };
         let n = caller.len().max(agent.len());
+        let mut r = Ok(());
         for i in 0..n {
-            w.write_sample(caller.get(i).copied().unwrap_or(0))
-                .map_err(Error::wav("write"))?;
-            w.write_sample(agent.get(i).copied().unwrap_or(0))
-                .map_err(Error::wav("write"))?;
+            r = w
+                .write_sample(caller.get(i).copied().unwrap_or(0))
+                .and_then(|()| w.write_sample(agent.get(i).copied().unwrap_or(0)))
+                .map_err(Error::wav("write"));
+            if r.is_err() {
+                break;
+            }
         }
-        self.samples += n as u64;
-        self.frames_since_flush += 1;
-        if self.frames_since_flush >= FLUSH_EVERY_FRAMES {
-            self.frames_since_flush = 0;
-            w.flush().map_err(Error::wav("flush"))?;
+        if r.is_ok() {
+            self.samples += n as u64;
+            self.frames_since_flush += 1;
+            if self.frames_since_flush >= FLUSH_EVERY_FRAMES {
+                self.frames_since_flush = 0;
+                r = w.flush().map_err(Error::wav("flush"));
+            }
         }
-        Ok(())
+        r.map_err(|e| self.stop(e))
     }
 
     /// Samples per channel written so far.
@@ -93,13 +150,18 @@ impl CallRecorder {
         self.samples
     }
 
-    /// Writes the final header and closes the file.
+    /// Writes the final header and closes the file. After a stopped
+    /// recording there is nothing left to do.
     ///
     /// # Errors
-    /// [`Error::Io`] or [`Error::Wav`] when the final write fails.
+    /// [`Error::Io`] or [`Error::Wav`] when the final write fails (the file
+    /// is then repaired as after a failed [`write`](Self::write)).
     pub fn finish(&mut self) -> Result<(), Error> {
         match self.writer.take() {
-            Some(w) => w.finalize().map_err(Error::wav("finalize")),
+            Some(w) => w
+                .finalize()
+                .map_err(Error::wav("finalize"))
+                .map_err(|e| self.stop(e)),
             None => Ok(()),
         }
     }
@@ -177,5 +239,27 @@ mod tests {
         drop(rec);
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.duration(), FLUSH_EVERY_FRAMES * 160);
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_recording_and_says_so() {
+        // /dev/full fails every write with ENOSPC once the buffer spills.
+        let full = Path::new("/dev/full");
+        if !full.exists() {
+            eprintln!("skipped: /dev/full does not exist here");
+            return;
+        }
+        let mut rec = CallRecorder::create(full).unwrap();
+        let err = (0..FLUSH_EVERY_FRAMES)
+            .find_map(|_| rec.write(&[1; 160], &[2; 160]).err())
+            .expect("a write fails within a second of audio");
+        assert!(err.is_disk_full(), "{err}");
+        let stopped = rec.stopped().expect("the recording is stopped");
+        assert_eq!(stopped.kept, None, "/dev/full holds no WAV to repair");
+        assert!(matches!(
+            rec.write(&[1; 160], &[2; 160]),
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert!(rec.finish().is_ok(), "nothing left to finish");
     }
 }

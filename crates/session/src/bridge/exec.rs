@@ -20,6 +20,7 @@ use crate::lifecycle::{
 };
 use crate::metrics::call::{SPEECH_RMS, rms};
 use crate::store_writer::StoreOp;
+use callbridge_rtp::recorder::CallRecorder;
 
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).
 const SPEECH_EVERY: u32 = 10;
@@ -307,14 +308,15 @@ impl Call {
     }
 
     async fn finalize_recording(&mut self) {
-        let Some(mut r) = self.recorder.take() else {
-            return;
-        };
-        if let Err(e) = r.finish() {
-            warn!(error = %e, "recording could not be finalized");
-            return;
+        if let Some(mut r) = self.recorder.take()
+            && let Err(e) = r.finish()
+        {
+            // The recorder repaired the file to what reached the disk.
+            self.recording_stopped(&r, &e);
         }
-        if let Some(path) = self.recording_path.clone() {
+        // Linked at the start; the size is settled now, also after a
+        // recording that stopped early.
+        if let Some(path) = self.recording_path.take() {
             let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let u = SessionUpdate {
                 recording: Some((path, bytes)),
@@ -325,6 +327,28 @@ impl Call {
                 .send(StoreOp::Update(self.id, Box::new(u)))
                 .await;
         }
+    }
+
+    /// A write to the recording failed (a full disk): the recording stops,
+    /// the call goes on, and the session gets an event saying why and how
+    /// much audio the file kept.
+    fn recording_stopped(&mut self, r: &CallRecorder, e: &callbridge_rtp::Error) {
+        let why = if e.is_disk_full() {
+            "disk full"
+        } else {
+            "write failed"
+        };
+        let kept = r.stopped().and_then(|s| s.kept);
+        warn!(error = %e, reason = why, "recording stopped; the call goes on");
+        self.event(
+            EventKind::Recording,
+            json!({
+                "stopped": why,
+                "error": e.to_string(),
+                "kept_ms": kept.map(|k| k.duration().as_millis() as u64),
+                "kept_bytes": kept.map(|k| k.file_bytes),
+            }),
+        );
     }
 
     pub(super) fn on_media(&mut self, ev: Option<TransportEvent>) {
@@ -343,9 +367,9 @@ impl Call {
                 self.ticks += 1;
                 if let Some(r) = &mut self.recorder
                     && let Err(e) = r.write(&pcm, &sent)
+                    && let Some(r) = self.recorder.take()
                 {
-                    warn!(error = %e, "recording write failed; recording stops");
-                    self.recorder = None;
+                    self.recording_stopped(&r, &e);
                 }
                 self.check_rtp_inactivity(heard);
                 if heard {

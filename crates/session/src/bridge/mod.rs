@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use callbridge_crm_store::{NewEvent, NewSession, NewTurn, SessionId};
+use callbridge_crm_store::{NewEvent, NewSession, NewTurn, SessionId, SessionUpdate};
 use callbridge_llm_bridge::{
     BoxFuture, CallMetadata, Error as ModelError, ModelEvent, ModelSession, SessionConfig,
     ToolCallId,
@@ -40,6 +40,7 @@ use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
 use crate::manager::Shared;
 use crate::metrics::call::CallMetrics;
+use crate::store_writer::StoreOp;
 use audio::{Downlink, Uplink};
 use transport::{Transport, TransportEvent};
 
@@ -234,6 +235,13 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         closed: false,
     };
     c.open_recorder();
+    // A row the machine's first action writes carries the recording; a row
+    // the manager wrote before the call task started (every SIP and
+    // carrier call: the row comes before the answer) gets it by update.
+    match c.row.as_mut() {
+        Some(row) => row.recording.clone_from(&c.recording_path),
+        None => c.link_recording().await,
+    }
     if let Some(Transport::Carrier(m)) = &c.stream {
         let carrier = m.carrier().as_str();
         c.event(
@@ -370,7 +378,34 @@ impl Call {
                 self.recorder = Some(r);
                 self.recording_path = Some(path);
             }
-            Err(e) => warn!(error = %e, "recording could not start"),
+            Err(e) => {
+                warn!(error = %e, "recording could not start");
+                let why = if e.is_disk_full() {
+                    "disk full"
+                } else {
+                    "error"
+                };
+                self.event(
+                    callbridge_crm_store::EventKind::Recording,
+                    serde_json::json!({ "not_started": why, "error": e.to_string() }),
+                );
+            }
+        }
+    }
+
+    /// Links the recording to an outbound call's row (written before the
+    /// call task started), so a process killed mid-call leaves the file
+    /// linked; the size is brought up to date when the recording ends.
+    pub(super) async fn link_recording(&mut self) {
+        if let Some(path) = self.recording_path.clone() {
+            let u = SessionUpdate {
+                recording: Some((path, 0)),
+                ..Default::default()
+            };
+            self.shared
+                .store
+                .send(StoreOp::Update(self.id, Box::new(u)))
+                .await;
         }
     }
 
