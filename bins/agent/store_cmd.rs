@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use callbridge_crm_store::{RecordingFacts, Store};

@@ -249,7 +249,7 @@ mod tests {
             eprintln!("skipped: /dev/full does not exist here");
             return;
         }
-        let mut rec = CallRecorder::create(full).unwrap();
+        let mut rec = CallRecorder::create(full, callbridge_files::Access::Owner).unwrap();
         let err = (0..FLUSH_EVERY_FRAMES)
             .find_map(|_| rec.write(&[1; 160], &[2; 160]).err())
             .expect("a write fails within a second of audio");
