@@ -372,10 +372,15 @@ fn store_start_up_errors_exit_2_naming_the_path_and_the_cause() {
     open_up(shared.path(), 0o755);
     open_up(&perm_config, 0o644);
     open_up(&perm_db, 0o644);
+    // Recordings in a directory of `nobody`'s own, so the store is what
+    // fails.
+    let perm_rec = shared.path().join("recordings");
+    std::fs::create_dir(&perm_rec).unwrap();
+    std::os::unix::fs::chown(&perm_rec, Some(65_534), Some(65_534)).unwrap();
     let out = Command::new(support_agent::agent_bin())
         .args(["run", "--config", perm_config.to_str().unwrap()])
         .env("CALLBRIDGE_STORE_DATABASE", &perm_db)
-        .env("CALLBRIDGE_STORE_RECORDINGS_DIR", "/tmp")
+        .env("CALLBRIDGE_STORE_RECORDINGS_DIR", &perm_rec)
         .uid(65_534)
         .gid(65_534)
         .stdin(Stdio::null())

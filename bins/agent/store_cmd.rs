@@ -83,7 +83,6 @@ pub fn recover_recordings(store: &mut Store, dir: &Path) {
     }
 }
 
-
 /// Journal entries waiting to be replayed: the lines of every `*.jsonl`
 /// file in `dir` (none when the directory does not exist).
 pub fn journal_backlog(dir: &Path) -> std::io::Result<(usize, u64)> {

@@ -25,9 +25,12 @@
 //!
 //! Caps: a connection beyond `max_connections_per_ip` for its address, or
 //! beyond the listener's cap, first takes the place of the longest idle
-//! connection (of that address, or of the listener); when none is idle (or
-//! [`EVICTING_MAX`] are still closing) it is refused (429, or 503, written
-//! without waiting, then closed). The
+//! connection (of that address, or of the listener); when none is idle it
+//! is refused (429, or 503, written without waiting, then closed). While
+//! [`EVICTING_MAX`] connections are still closing, the loop stops
+//! accepting until one has closed (for at most [`EVICTING_WAIT`]), so a
+//! newcomer waits in the listen backlog for the room a flood's evictions
+//! make instead of being refused. The
 //! listener's cap is `max_connections`, kept under its share of half the
 //! process's open-file limit, read at every accept.
 //!
@@ -153,6 +156,10 @@ impl Conn {
 /// the evicted tasks wind down.
 const EVICTING_MAX: usize = 16;
 
+/// How long the accept loop waits, with [`EVICTING_MAX`] connections still
+/// closing, for one of them to close before it accepts anyway.
+const EVICTING_WAIT: Duration = Duration::from_secs(1);
+
 /// The listener's open connections, by id and by client address. A
 /// connection stays until its socket is closed (its [`Slot`] dropped);
 /// one told to make room counts in `evicting`, not in `per_ip`.
@@ -162,6 +169,8 @@ struct Table {
     per_ip: HashMap<IpAddr, usize>,
     evicting: usize,
     next: u64,
+    /// Woken whenever a connection leaves the table.
+    closed: Arc<Notify>,
 }
 
 /// Why a connection was not taken.
@@ -256,10 +265,9 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(self.id);
+        let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
+        t.remove(self.id);
+        t.closed.notify_waiters();
     }
 }
 
@@ -373,6 +381,31 @@ pub fn connection_cap(configured: usize, listeners: usize, nofile: Option<u64>) 
     configured.min(share)
 }
 
+/// Returns once fewer than [`EVICTING_MAX`] connections are closing, after
+/// [`EVICTING_WAIT`], or on shutdown.
+async fn wait_for_evictions(table: &Mutex<Table>, shutdown: &CancellationToken) {
+    let closed = Arc::clone(&table.lock().unwrap_or_else(PoisonError::into_inner).closed);
+    let deadline = Instant::now() + EVICTING_WAIT;
+    loop {
+        // Registered before the check, so a close between the two is not
+        // missed (`notify_waiters` wakes futures created before it).
+        let notified = closed.notified();
+        if table
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .evicting
+            < EVICTING_MAX
+        {
+            return;
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep_until(deadline) => return,
+            () = notified => {}
+        }
+    }
+}
+
 /// Writes a one-line refusal without waiting, then drops the socket.
 fn refuse(stream: TcpStream, why: Refusal) {
     let (status, message) = match why {
@@ -417,6 +450,7 @@ pub async fn serve(
     let mut backoff = Duration::ZERO;
     let mut fd_warned: Option<Instant> = None;
     loop {
+        wait_for_evictions(&table, &shutdown).await;
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
             r = listener.accept() => r,

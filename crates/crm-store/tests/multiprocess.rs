@@ -35,14 +35,20 @@ fn worker() {
     }
 }
 
-/// For about three seconds: sessions with turns and events, and lead
-/// claims, each success written to the output file after it committed.
+/// For about three seconds (and at least 20 sessions): sessions with
+/// turns and events, and lead claims, each success written to the output file after it committed.
 fn mixed_worker(db: &Path) {
     let campaign = CampaignId(std::env::var(CAMPAIGN).unwrap().parse().unwrap());
     let mut out = std::fs::File::create(std::env::var(OUT).unwrap()).unwrap();
     let mut s = Store::open(db).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
+    // SQLite's busy handler is not fair: on a loaded machine one process
+    // can hold the lock for most of the three seconds, so a worker goes on
+    // (up to 20 s) until it has written a few sessions of its own.
+    let start = Instant::now();
+    let mut written = 0;
+    while start.elapsed() < Duration::from_secs(3)
+        || (written < 20 && start.elapsed() < Duration::from_secs(20))
+    {
         let now = Timestamp::now();
         let id = SessionId::new_v4();
         s.create_session(&NewSession::outbound(id, now)).unwrap();
@@ -60,6 +66,7 @@ fn mixed_worker(db: &Path) {
         s.finish_session(id, &Finish::ended(EndReason::AgentHangup, now))
             .unwrap();
         writeln!(out, "S {id}").unwrap();
+        written += 1;
         for l in s.claim_due_leads(campaign, now, 2).unwrap() {
             s.record_attempt(l.lead.id, Outcome::Completed, Some(id), now)
                 .unwrap();
@@ -163,12 +170,15 @@ fn two_processes_write_concurrently_without_loss_double_claims_or_lock_errors() 
                 _ => panic!("bad line {line}"),
             }
         }
+        // Claims may all go to one worker when the other waits on the
+        // lock while the leads run out; sessions are each worker's own.
         assert!(
-            ns > 10 && nl > 0,
+            ns > 10,
             "each worker did real work ({ns} sessions, {nl} claims)"
         );
         println!("worker wrote {ns} sessions and claimed {nl} leads");
     }
+    assert!(!claimed.is_empty(), "the workers claimed leads");
     let unique: HashSet<_> = claimed.iter().copied().collect();
     assert_eq!(unique.len(), claimed.len(), "a lead was claimed twice");
 

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use super::super::limits::CARRIER_MAX_BODY;
 use super::super::{Limits, harden, serve};
 
 /// A body that never sends a byte.
@@ -73,7 +74,7 @@ async fn a_body_over_the_route_limit_is_413_before_a_byte_is_read() {
     let app = app(Duration::from_secs(10), 4);
     for (uri, len) in [
         ("/api/calls", 64 * 1024 + 1),
-        ("/carrier/x", 16 * 1024 + 1),
+        ("/carrier/x", CARRIER_MAX_BODY + 1),
         ("/fast", 1025),
     ] {
         let req = Request::post(uri)
