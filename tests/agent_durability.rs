@@ -30,65 +30,8 @@ use callbridge_llm_bridge::mock::gemini::GeminiScript;
 use serde_json::json;
 use support_agent::media::MockModel;
 use support_agent::raw_sip::{RawCall, header, status};
+use support_agent::tmpfs::Tmpfs;
 use support_agent::{Agent, Model, Opts};
-
-/// A tmpfs mounted on a fresh directory; unmounted when dropped.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
-        // /proc/self belongs to the process's effective user.
-        let root = std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-        if !root {
-            eprintln!("skipped: mounting a small tmpfs for the store needs root (CI runs as root)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: mount -t tmpfs failed (no CAP_SYS_ADMIN here)");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the filesystem with one file; returns its path.
-    fn fill(&self) -> PathBuf {
-        let p = self.path().join("filler");
-        let mut f = std::fs::File::create(&p).unwrap();
-        let chunk = vec![0u8; 16 * 1024];
-        while f.write_all(&chunk).is_ok() {}
-        while f.write_all(&[0]).is_ok() {}
-        let _ = f.sync_all();
-        p
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 /// The store on the tmpfs, the spool on `spool`, recordings elsewhere.
 fn opts(fs: &Tmpfs, spool: &Path, rec: &Path, model: Model) -> Opts {
@@ -276,7 +219,7 @@ fn journaled_caller_turns(journal: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_store_refuses_new_calls_with_503_and_retry_after_until_the_disk_is_freed() {
-    let Some(fs) = Tmpfs::mount("3m") else {
+    let Some(fs) = Tmpfs::mount("3m", "this durability test") else {
         return;
     };
     let side = tempfile::tempdir().unwrap();
@@ -356,7 +299,7 @@ fn a_full_store_refuses_new_calls_with_503_and_retry_after_until_the_disk_is_fre
 
 #[test]
 fn turns_and_the_end_of_a_call_whose_disk_filled_mid_call_land_once_it_is_freed() {
-    let Some(fs) = Tmpfs::mount("4m") else {
+    let Some(fs) = Tmpfs::mount("4m", "this durability test") else {
         return;
     };
     let side = tempfile::tempdir().unwrap();
@@ -419,7 +362,7 @@ fn turns_and_the_end_of_a_call_whose_disk_filled_mid_call_land_once_it_is_freed(
 
 #[test]
 fn a_journal_left_by_a_sigkilled_agent_is_replayed_by_the_next_start() {
-    let Some(fs) = Tmpfs::mount("4m") else {
+    let Some(fs) = Tmpfs::mount("4m", "this durability test") else {
         return;
     };
     let side = tempfile::tempdir().unwrap();

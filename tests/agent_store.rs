@@ -19,68 +19,8 @@ use std::time::Duration;
 use callbridge_crm_store::{EndReason, EventKind, SessionState, Store};
 use support_agent::checks::check_wav;
 use support_agent::raw_sip::RawCall;
+use support_agent::tmpfs::{Tmpfs, fill, is_root};
 use support_agent::{Agent, Opts, run_agent_cmd};
-
-/// A tmpfs mounted on a temporary directory, unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str, why: &str) -> Option<Tmpfs> {
-        if !is_root() {
-            eprintln!("skipped: {why} needs a tmpfs, and mounting one needs root");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: {why}: mount -t tmpfs failed (no CAP_SYS_ADMIN here?)");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn remount_ro(&self) {
-        let st = Command::new("mount")
-            .args(["-o", "remount,ro"])
-            .arg(self.path())
-            .status()
-            .unwrap();
-        assert!(st.success(), "remount read-only");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.path()).status();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// Options pointing the agent's store at `db` and `recordings`.
 fn store_at(db: &Path, recordings: &Path) -> Opts {
@@ -400,13 +340,6 @@ fn store_start_up_errors_exit_2_naming_the_path_and_the_cause() {
 fn open_up(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
-fn fill(dir: &Path) {
-    use std::io::Write as _;
-    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
-    let chunk = vec![0u8; 4096];
-    while f.write_all(&chunk).is_ok() {}
 }
 
 fn set_user_version(db: &Path, v: i64) {
