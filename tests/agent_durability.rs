@@ -182,6 +182,22 @@ fn wait_until<T>(what: &str, within: Duration, mut f: impl FnMut() -> Option<T>)
     }
 }
 
+/// A call answered by `agent`, its caller speaking, once the first caller
+/// turn is in the store at `db`.
+fn answered_and_talking(agent: &Agent, db: &Path) -> (RawCall, Talker) {
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    let answer = invite(&mut call);
+    assert_eq!(status(&answer), Some(200), "{answer}");
+    let rtp_to = ack(&mut call, &answer);
+    let speaker = Talker::start(call.rtp.try_clone().unwrap(), rtp_to);
+    wait_until(
+        "a first caller turn in the store",
+        Duration::from_secs(20),
+        || (!caller_turns(db).is_empty()).then_some(()),
+    );
+    (call, speaker)
+}
+
 /// The caller turns stored for the only session, by text.
 fn caller_turns(db: &Path) -> Vec<String> {
     let store = Store::open(db).unwrap();
@@ -316,16 +332,7 @@ fn turns_and_the_end_of_a_call_whose_disk_filled_mid_call_land_once_it_is_freed(
         ),
         &db,
     );
-    let mut call = RawCall::new("127.0.0.1", agent.sip);
-    let answer = invite(&mut call);
-    assert_eq!(status(&answer), Some(200), "{answer}");
-    let rtp_to = ack(&mut call, &answer);
-    let speaker = Talker::start(call.rtp.try_clone().unwrap(), rtp_to);
-    wait_until(
-        "a first caller turn in the store",
-        Duration::from_secs(20),
-        || (!caller_turns(&db).is_empty()).then_some(()),
-    );
+    let (mut call, speaker) = answered_and_talking(&agent, &db);
 
     let filler = fs.fill();
     let before = mock.stats().caller_turns;
@@ -377,16 +384,7 @@ fn a_journal_left_by_a_sigkilled_agent_is_replayed_by_the_next_start() {
         },
     );
     let agent = start(o.clone(), &db);
-    let mut call = RawCall::new("127.0.0.1", agent.sip);
-    let answer = invite(&mut call);
-    assert_eq!(status(&answer), Some(200), "{answer}");
-    let rtp_to = ack(&mut call, &answer);
-    let speaker = Talker::start(call.rtp.try_clone().unwrap(), rtp_to);
-    wait_until(
-        "a first caller turn in the store",
-        Duration::from_secs(20),
-        || (!caller_turns(&db).is_empty()).then_some(()),
-    );
+    let (_call, speaker) = answered_and_talking(&agent, &db);
     let filler = fs.fill();
     let stored_before = caller_turns(&db);
     let journal = spool.join("store-journal.jsonl");

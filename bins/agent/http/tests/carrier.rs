@@ -27,8 +27,8 @@ const PUBLIC: &str = "http://agent.test";
 /// computed with python3's hmac module.
 const WS_SIG: &str = "sLbmslSmiXbz7Xi7iY4jTsnhNLs=";
 
-/// The router with Twilio enabled (`verify` on or off), served on loopback.
-async fn serve(r: &Rig, verify: bool) -> (axum::Router, SocketAddr, tokio::task::JoinHandle<()>) {
+/// The router with Twilio enabled (`verify` on or off) and Vonage off.
+fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
     let settings = CarrierSettings {
         twilio: Some(CarrierEntry {
             public_url: PUBLIC.into(),
@@ -58,7 +58,12 @@ async fn serve(r: &Rig, verify: bool) -> (axum::Router, SocketAddr, tokio::task:
             Arc::new(NoHangup),
         ))),
     });
-    let app = crate::http::router(state);
+    crate::http::router(state)
+}
+
+/// [`twilio_router`], served on loopback.
+async fn serve(r: &Rig, verify: bool) -> (axum::Router, SocketAddr, tokio::task::JoinHandle<()>) {
+    let app = twilio_router(r, verify);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let served = app.clone();
@@ -183,36 +188,7 @@ async fn twilio_upgrade_is_not_checked_when_signatures_are_off() {
 
 /// The router with Twilio on (signatures checked) and Vonage off.
 fn twilio_only(r: &Rig) -> axum::Router {
-    let settings = CarrierSettings {
-        twilio: Some(CarrierEntry {
-            public_url: PUBLIC.into(),
-            verify_signatures: true,
-            api_base: "http://127.0.0.1:9".into(),
-            secret: Some(TOKEN.to_owned()),
-            hangup_bearer: None,
-            stream_token_ttl: Duration::from_secs(30),
-            application_id: None,
-        }),
-        vonage: None,
-    };
-    let state = Arc::new(State {
-        manager: r.manager.clone(),
-        database: r.db.clone(),
-        recordings_dir: Some(r.dir.path().to_path_buf()),
-        started: Instant::now(),
-        provider: "mock".into(),
-        outbound: Outbound {
-            target: None,
-            domain: None,
-            from: "+15550100000".into(),
-        },
-        carrier: Some(Arc::new(CarrierState::with_hangups(
-            settings,
-            Arc::new(NoHangup),
-            Arc::new(NoHangup),
-        ))),
-    });
-    crate::http::router(state)
+    twilio_router(r, true)
 }
 
 /// A body whose first kilobyte arrives and whose rest never does: a
