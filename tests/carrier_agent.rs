@@ -33,11 +33,9 @@ fn config(dir: &std::path::Path) -> std::path::PathBuf {
     config_with(dir, (41000, 41039), "")
 }
 
+/// The RMS of a µ-law payload.
 fn rms(b: &[u8]) -> f64 {
-    let mut pcm = vec![0i16; b.len()];
-    callbridge_rtp::g711::ulaw_decode(b, &mut pcm);
-    let s: f64 = pcm.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (s / pcm.len().max(1) as f64).sqrt()
+    callbridge_audio::level::rms_iter(b.iter().map(|&c| callbridge_audio::g711::ulaw_to_linear(c)))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use callbridge_audio::level::rms;
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -99,11 +100,6 @@ pub fn clip_frames() -> Result<Vec<Frame>, CallerError> {
             f
         })
         .collect())
-}
-
-fn rms(x: &[i16]) -> f64 {
-    let s: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (s / x.len().max(1) as f64).sqrt()
 }
 
 /// Where the caller is in its script.

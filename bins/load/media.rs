@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbridge_audio::g711;
 use tokio::time::Instant;
 
 use crate::stats::Samples;
@@ -47,10 +48,9 @@ pub struct Plan {
     pub barge: bool,
 }
 
-/// A µ-law decoding table (256 entries) and the caller's speech frames.
+/// The caller's speech frames.
 #[derive(Debug)]
 pub struct Audio {
-    decode: [i16; 256],
     /// The recorded speech as µ-law frames of [`FRAME`] bytes.
     speech: Vec<[u8; FRAME]>,
     /// One past the last loud speech frame: the caller "stops" there.
@@ -58,13 +58,9 @@ pub struct Audio {
 }
 
 impl Audio {
-    /// Builds the table and encodes `speech` (8 kHz samples) once.
+    /// Encodes `speech` (8 kHz samples) once.
     pub fn new(speech: &[i16]) -> Arc<Audio> {
         let law = callbridge_rtp::g711::Law::MuLaw;
-        let codes: Vec<u8> = (0..=255).collect();
-        let mut decode = [0i16; 256];
-        // Invariant: both slices are 256 long.
-        let _ = law.decode(&codes, &mut decode);
         let speech = speech
             .chunks(FRAME)
             .map(|c| {
@@ -77,7 +73,6 @@ impl Audio {
             })
             .collect::<Vec<_>>();
         let mut audio = Audio {
-            decode,
             speech,
             speech_end: 0,
         };
@@ -91,14 +86,7 @@ impl Audio {
 
     /// RMS of a µ-law payload.
     pub fn rms(&self, payload: &[u8]) -> f64 {
-        if payload.is_empty() {
-            return 0.0;
-        }
-        let s: f64 = payload
-            .iter()
-            .map(|&b| f64::from(self.decode[usize::from(b)]).powi(2))
-            .sum();
-        (s / payload.len() as f64).sqrt()
+        callbridge_audio::level::rms_iter(payload.iter().map(|&b| g711::ulaw_to_linear(b)))
     }
 }
 

@@ -401,6 +401,7 @@ impl Playback {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callbridge_audio::level::rms;
 
     /// Runs the example against its own mock of `provider` with the
     /// repository's 16 kHz "hello" clip; returns the reply WAV's samples.
@@ -432,11 +433,6 @@ mod tests {
         let samples: Vec<i16> = reader.into_samples::<i16>().map(Result::unwrap).collect();
         let _ = std::fs::remove_file(&out);
         samples
-    }
-
-    fn rms(s: &[i16]) -> f64 {
-        let sum: f64 = s.iter().map(|&x| f64::from(x) * f64::from(x)).sum();
-        (sum / s.len().max(1) as f64).sqrt()
     }
 
     #[tokio::test]

@@ -2,13 +2,21 @@
 //! of the trait hands in to what the model takes.
 //!
 //! Owns: [`SampleRate`], [`AudioFormat`], the borrowed input [`AudioFrame`],
-//! the owned output [`AudioChunk`], G.711 µ-law / A-law sample codecs (ITU-T
-//! G.711, as in the Sun/CCITT reference code, protocols.md §5) and a simple
-//! stateful integer-ratio upsampler (8 kHz -> 16/24 kHz) with linear
-//! interpolation. The session layer normally hands the model audio at the
-//! model's input rate already (it owns the proper band-limited resamplers);
-//! the conversions here exist so that a telephone-rate caller works without
-//! it. Every conversion writes into a buffer the caller owns.
+//! the owned output [`AudioChunk`] and a simple stateful integer-ratio
+//! upsampler (8 kHz -> 16/24 kHz) with linear interpolation. The G.711
+//! µ-law / A-law sample codecs are `callbridge_audio`'s (the same code the
+//! RTP leg uses), re-exported here. The session layer normally hands the
+//! model audio at the model's input rate already (it owns the proper
+//! band-limited resamplers); the conversions here exist so that a
+//! telephone-rate caller works without it. Every conversion writes into a
+//! buffer the caller owns.
+//!
+//! Why the upsampler is not rubato's (which the RTP leg uses): it takes
+//! frames of any length and returns exactly `factor` samples per input
+//! sample with no delay, which the trait's callers (and its tests) rely on;
+//! rubato's FFT resampler works on whole fixed-size chunks and delays the
+//! signal, so frames of other sizes would have to be buffered and the
+//! output would lag and change length.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -171,45 +179,9 @@ impl AudioChunk {
     }
 }
 
-/// Decodes one G.711 µ-law byte.
-pub fn ulaw_to_linear(byte: u8) -> i16 {
-    let u = !byte;
-    let mut t = ((i32::from(u & 0x0F)) << 3) + 0x84;
-    t <<= (u & 0x70) >> 4;
-    let v = if u & 0x80 != 0 { 0x84 - t } else { t - 0x84 };
-    // |v| <= 32124 by construction of the table.
-    v as i16
-}
-
-/// Encodes one PCM sample as G.711 µ-law (bias 0x84, clip 32635).
-pub fn linear_to_ulaw(sample: i16) -> u8 {
-    const BIAS: i32 = 0x84;
-    const CLIP: i32 = 32635;
-    let s = i32::from(sample);
-    let (mag, mask) = if s < 0 { (-s, 0x7F) } else { (s, 0xFF) };
-    let mag = mag.min(CLIP) + BIAS;
-    // Segment: index of the highest set bit above bit 7, 0..=7.
-    let seg = (31 - (mag as u32).leading_zeros()).saturating_sub(7).min(7) as i32;
-    let uval = (seg << 4) | ((mag >> (seg + 3)) & 0x0F);
-    (uval ^ mask) as u8
-}
-
-/// Decodes one G.711 A-law byte.
-pub fn alaw_to_linear(byte: u8) -> i16 {
-    let a = byte ^ 0x55;
-    let mut t = i32::from(a & 0x0F) << 4;
-    let seg = (a & 0x70) >> 4;
-    match seg {
-        0 => t += 8,
-        1 => t += 0x108,
-        _ => {
-            t += 0x108;
-            t <<= seg - 1;
-        }
-    }
-    let v = if a & 0x80 != 0 { t } else { -t };
-    v as i16
-}
+/// G.711 one-sample conversions: the one implementation,
+/// `callbridge_audio::g711` (bit-exact to ITU-T G.191), re-exported.
+pub use callbridge_audio::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
 
 /// A stateful upsampler by an integer factor, linear interpolation between
 /// consecutive input samples (the previous frame's last sample carries over,
@@ -357,38 +329,6 @@ impl InputConverter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ulaw_roundtrips_every_code_except_negative_zero() {
-        for code in 0u8..=255 {
-            let pcm = ulaw_to_linear(code);
-            let back = linear_to_ulaw(pcm);
-            // 0x7F (negative zero) decodes to 0 which encodes as 0xFF.
-            if code == 0x7F {
-                assert_eq!(back, 0xFF);
-            } else {
-                assert_eq!(back, code, "code {code:#x} pcm {pcm}");
-            }
-        }
-    }
-
-    #[test]
-    fn ulaw_silence_and_extremes_match_reference_values() {
-        assert_eq!(ulaw_to_linear(0xFF), 0);
-        assert_eq!(ulaw_to_linear(0x00), -32124);
-        assert_eq!(ulaw_to_linear(0x80), 32124);
-        assert_eq!(linear_to_ulaw(0), 0xFF);
-        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
-        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
-    }
-
-    #[test]
-    fn alaw_reference_values() {
-        assert_eq!(alaw_to_linear(0xD5), 8);
-        assert_eq!(alaw_to_linear(0x55), -8);
-        assert_eq!(alaw_to_linear(0xAA), 32256);
-        assert_eq!(alaw_to_linear(0x2A), -32256);
-    }
 
     #[test]
     fn pcm8k_to_16k_doubles_length_and_interpolates_across_frames() {

@@ -111,6 +111,19 @@ pub enum Error {
         detail: String,
     },
 }
+impl From<callbridge_audio::Error> for Error {
+    fn from(e: callbridge_audio::Error) -> Error {
+        match e {
+            callbridge_audio::Error::BufferTooSmall { need, have } => {
+                Error::BufferTooSmall { need, have }
+            }
+            _ => Error::InvalidArgument {
+                what: "audio conversion",
+            },
+        }
+    }
+}
+
 impl Error {
     /// True when the operating system said the disk (or the user's quota)
     /// is full: `ENOSPC` or `EDQUOT`.

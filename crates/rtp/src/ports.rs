@@ -2,19 +2,22 @@
 //! binds the RTP socket (and the RTCP socket on port + 1 when asked), and
 //! takes the port back when the [`PortLease`] is dropped.
 //!
-//! Ports are drawn at random from the free ones (the [`PortRandom`] is
-//! injected, so tests can seed it): the next call's port cannot be guessed
+//! Ports are drawn at random from the free ones (the generator, a
+//! [`rand::Rng`], is injected with [`PortPool::with_rng`], so tests can
+//! seed it; [`PortPool::new`] seeds one from the operating system): the
+//! next call's port cannot be guessed
 //! from the last one. A released port first rests in a queue until half
 //! the range has been released after it (or nothing else is free), so stray
 //! packets of a finished call do not reach the next one. A port another
 //! process holds is skipped and rests the same way.
 
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rand::rngs::{StdRng, SysRng};
+use rand::{Rng, RngExt, SeedableRng};
 use tokio::net::UdpSocket;
 
 use crate::error::Error;
@@ -30,51 +33,6 @@ pub struct PortPoolConfig {
     pub rtcp: bool,
 }
 
-/// A source of random 64-bit values for the port draw.
-pub trait PortRandom: Send {
-    /// The next value.
-    fn next_u64(&mut self) -> u64;
-}
-
-/// Random values from the standard library's per-process random SipHash
-/// keys (seeded from the operating system) hashing a counter.
-#[derive(Debug, Default)]
-pub struct OsPortRandom {
-    keys: std::collections::hash_map::RandomState,
-    counter: u64,
-}
-
-impl PortRandom for OsPortRandom {
-    fn next_u64(&mut self) -> u64 {
-        self.counter = self.counter.wrapping_add(1);
-        let mut h = self.keys.build_hasher();
-        h.write_u64(self.counter);
-        h.finish()
-    }
-}
-
-/// A deterministic generator (SplitMix64) for tests.
-#[derive(Debug, Clone)]
-pub struct SeededPortRandom(u64);
-
-impl SeededPortRandom {
-    /// A generator starting from `seed`.
-    #[must_use]
-    pub fn new(seed: u64) -> SeededPortRandom {
-        SeededPortRandom(seed)
-    }
-}
-
-impl PortRandom for SeededPortRandom {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 struct Inner {
     /// Ports that may be drawn (in no meaningful order).
     free: Vec<u16>,
@@ -83,7 +41,7 @@ struct Inner {
     /// How many may rest before the oldest is free again.
     rest_len: usize,
     total: usize,
-    random: Box<dyn PortRandom>,
+    rng: Box<dyn Rng + Send>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -102,10 +60,7 @@ impl Inner {
         if self.free.is_empty() {
             return self.resting.pop_front();
         }
-        let n = self.free.len() as u64;
-        // The modulo bias over a u64 for a few thousand ports is far below
-        // anything observable.
-        let i = usize::try_from(self.random.next_u64() % n).unwrap_or(0);
+        let i = self.rng.random_range(0..self.free.len());
         Some(self.free.swap_remove(i))
     }
 
@@ -161,21 +116,38 @@ impl Drop for PortLease {
 
 impl PortPool {
     /// A pool over the even ports of `cfg.range` (with room for port + 1
-    /// when RTCP is on), drawing with the operating system's randomness.
+    /// when RTCP is on), drawing with a generator seeded from the operating
+    /// system.
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] when the range holds no usable port.
+    /// [`Error::InvalidArgument`] when the range holds no usable port,
+    /// [`Error::Io`] when the operating system gives no randomness.
     pub fn new(cfg: PortPoolConfig) -> Result<PortPool, Error> {
-        PortPool::with_random(cfg, Box::new(OsPortRandom::default()))
+        let rng = StdRng::try_from_rng(&mut SysRng).map_err(|e| Error::Io {
+            what: "seed the RTP port draw",
+            source: std::io::Error::other(e),
+        })?;
+        PortPool::with_rng(cfg, rng)
     }
 
-    /// [`PortPool::new`] drawing with `random`.
+    /// [`PortPool::new`] drawing with `rng` (seed one to make the draws
+    /// repeatable).
+    ///
+    /// ```
+    /// use callbridge_rtp::ports::{PortPool, PortPoolConfig};
+    /// use rand::SeedableRng;
+    ///
+    /// let cfg = PortPoolConfig { bind_ip: [127, 0, 0, 1].into(), range: 40000..=40099, rtcp: false };
+    /// let pool = PortPool::with_rng(cfg, rand::rngs::StdRng::seed_from_u64(7))?;
+    /// assert_eq!(pool.capacity(), 50);
+    /// # Ok::<(), callbridge_rtp::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when the range holds no usable port.
-    pub fn with_random(
+    pub fn with_rng(
         cfg: PortPoolConfig,
-        random: Box<dyn PortRandom>,
+        rng: impl Rng + Send + 'static,
     ) -> Result<PortPool, Error> {
         let (lo, hi) = (*cfg.range.start(), *cfg.range.end());
         let free: Vec<u16> = (lo..=hi)
@@ -195,7 +167,7 @@ impl PortPool {
                 resting: VecDeque::new(),
                 rest_len: total / 2,
                 total,
-                random,
+                rng: Box::new(rng),
             })),
         })
     }
@@ -329,11 +301,8 @@ mod tests {
     #[tokio::test]
     async fn ports_are_drawn_at_random_and_seeded_draws_repeat() {
         let draw = |seed| {
-            let pool = PortPool::with_random(
-                cfg(41300..=41399, false),
-                Box::new(SeededPortRandom::new(seed)),
-            )
-            .unwrap();
+            let pool =
+                PortPool::with_rng(cfg(41300..=41399, false), StdRng::seed_from_u64(seed)).unwrap();
             let leases: Vec<_> = (0..10).map(|_| pool.bind().unwrap()).collect();
             leases.iter().map(|b| b.lease.port()).collect::<Vec<_>>()
         };
@@ -351,11 +320,7 @@ mod tests {
     #[tokio::test]
     async fn a_released_port_rests_until_half_the_range_was_released_after_it() {
         // 8 ports, 4 may rest.
-        let pool = PortPool::with_random(
-            cfg(41400..=41415, false),
-            Box::new(SeededPortRandom::new(7)),
-        )
-        .unwrap();
+        let pool = PortPool::with_rng(cfg(41400..=41415, false), StdRng::seed_from_u64(7)).unwrap();
         let first = pool.bind().unwrap();
         let port = first.lease.port();
         drop(first);

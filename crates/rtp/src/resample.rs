@@ -227,6 +227,7 @@ impl StreamResampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callbridge_audio::level::rms;
     use std::f64::consts::TAU;
 
     fn tone(rate: u32, hz: f64, amp: f64, len: usize) -> Vec<i16> {
@@ -271,10 +272,6 @@ mod tests {
             res += (f64::from(v) - fit).powi(2);
         }
         ((a * a + b * b).sqrt(), 10.0 * (sig / res).log10())
-    }
-
-    fn rms(x: &[i16]) -> f64 {
-        (x.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! section 4.1). Where the packets go is the [`latch`](crate::latch)'s
 //! business.
 
+use std::time::Duration;
+
 use crate::dtmf::EventPacket;
 use crate::error::Error;
 use crate::g711::Law;
@@ -13,6 +15,10 @@ use crate::rtp::{RTP_HEADER_LEN, RtpHeader};
 
 /// Largest frame the sender accepts (20 ms at 8 kHz).
 pub const MAX_FRAME: usize = 160;
+
+/// The packetization interval: one packet, one frame, one tick every 20 ms
+/// (RFC 3551 section 4.5).
+pub const PTIME: Duration = Duration::from_millis(20);
 
 /// Builds the outbound packet stream. See the module docs.
 #[derive(Debug, Clone)]

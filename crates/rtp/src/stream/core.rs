@@ -21,7 +21,7 @@ use socket2::{SockAddr, SockRef};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{Frame, MediaEvent, MediaStats};
+use super::event::{Frame, MediaEvent, MediaStats};
 use crate::clock::{Paced, Tick};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;

@@ -30,34 +30,34 @@
 //! stream aborts the task with the same effect shortly after.
 
 mod core;
+mod event;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use rand::Rng;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use self::core::{Core, Inbound, Shared};
+pub use self::event::{Frame, MediaEvent, MediaStats};
 use crate::clock;
-use crate::dtmf::{Digit, DtmfReceiver};
+use crate::dtmf::DtmfReceiver;
 use crate::error::Error;
 use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
-use crate::jitter::{JitterBuffer, JitterConfig, JitterStats, Playout};
-use crate::latch::{Latch, LatchRules, RejectReason, RejectedPackets};
+use crate::jitter::{JitterBuffer, JitterConfig};
+use crate::latch::{Latch, LatchRules};
 use crate::ports::{BoundPorts, PortLease, PortPool};
 use crate::rtcp::RtcpCompound;
-use crate::sender::{MAX_FRAME, RtpSender};
+/// Tick period: the packetization interval.
+pub use crate::sender::PTIME;
+use crate::sender::RtpSender;
 
-/// One 20 ms frame at 8 kHz.
-pub type Frame = [i16; MAX_FRAME];
-
-/// Tick period.
-pub const PTIME: Duration = Duration::from_millis(20);
 /// Largest datagram read; bigger ones are truncated and fail to parse.
 const MAX_DATAGRAM: usize = 1500;
 /// Receive buffer block size.
@@ -157,71 +157,34 @@ impl MediaConfig {
             pacing: Pacing::MediaClock,
         }
     }
-}
 
-/// What the stream reports to the call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-#[allow(
-    clippy::large_enum_variant,
-    reason = "boxing the frame would allocate every 20 ms; events sit in a bounded channel"
-)]
-pub enum MediaEvent {
-    /// One 20 ms tick: the caller's audio received and the agent's audio
-    /// sent in the same tick, both at 8 kHz, aligned for the recorder.
-    Audio {
-        /// Caller audio out of the jitter buffer.
-        pcm: Frame,
-        /// Where it came from (audio, concealment, buffering silence).
-        playout: Playout,
-        /// What this tick sent (zeros for silence or a DTMF event).
-        sent: Frame,
-    },
-    /// A completed DTMF key press.
-    Dtmf(Digit),
-    /// We send to this address from now on: a source latched, or the SDP
-    /// peer was heard after another source had latched.
-    Latched(SocketAddr),
-    /// The first packet the latch rejected (reported once per stream; the
-    /// rest are only counted in [`MediaStats::rejected`]).
-    Rejected {
-        /// Its source.
-        from: SocketAddr,
-        /// Why.
-        reason: RejectReason,
-    },
-    /// No RTP for the configured time (reported once until RTP resumes).
-    Inactive {
-        /// Time since the last packet (or since the stream opened).
-        silent_for: Duration,
-    },
-    /// The peer sent an RTCP BYE.
-    RtcpBye,
-}
-
-/// Counters of the stream (plus the jitter buffer's).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MediaStats {
-    /// RTP packets received and accepted by the latch.
-    pub packets_in: u64,
-    /// RTP packets sent.
-    pub packets_out: u64,
-    /// Datagrams that did not parse as RTP.
-    pub malformed: u64,
-    /// Packets the latch rejected, by reason.
-    pub rejected: RejectedPackets,
-    /// Audio events dropped because the call did not read them in time.
-    pub events_dropped: u64,
-    /// Send errors (no route, ...).
-    pub send_errors: u64,
-    /// The jitter buffer's counters.
-    pub jitter: JitterStats,
-    /// The audio in the jitter buffer after the last tick's playout
-    /// ([`JitterBuffer::buffered`](crate::jitter::JitterBuffer::buffered)).
-    pub jitter_depth: Duration,
-    /// Datagrams dropped because more than [`INBOUND_CAPACITY`] arrived
-    /// between two ticks.
-    pub inbound_dropped: u64,
+    /// [`MediaConfig::new`] with the SSRC, the first sequence number and
+    /// the first timestamp drawn from `rng` (RFC 3550 section 5.1: all
+    /// three start random). Seed the generator to pin them in a test.
+    ///
+    /// ```
+    /// use callbridge_rtp::g711::Law;
+    /// use callbridge_rtp::stream::MediaConfig;
+    /// use rand::SeedableRng;
+    ///
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// let a = MediaConfig::with_rng(Law::MuLaw, None, &mut rng);
+    /// let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    /// let b = MediaConfig::with_rng(Law::MuLaw, None, &mut rng);
+    /// assert_eq!((a.ssrc, a.first_seq, a.first_timestamp), (b.ssrc, b.first_seq, b.first_timestamp));
+    /// ```
+    #[must_use]
+    pub fn with_rng<R: Rng + ?Sized>(
+        law: Law,
+        remote: Option<SocketAddr>,
+        rng: &mut R,
+    ) -> MediaConfig {
+        let ssrc = Ssrc(rng.next_u32());
+        // The low 16 bits of a uniform u32 are uniform.
+        let first_seq = SeqNo(rng.next_u32() as u16);
+        let first_timestamp = rng.next_u32();
+        MediaConfig::new(law, remote, ssrc, first_seq, first_timestamp)
+    }
 }
 
 /// Handle to one call's media stream. See the module docs.

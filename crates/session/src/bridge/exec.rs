@@ -18,8 +18,9 @@ use crate::gauges::Gauge;
 use crate::lifecycle::{
     Action, EndOutcome, Input, MediaInput, ModelInput, SipInput, StoreState, TransferTarget,
 };
-use crate::metrics::call::{SPEECH_RMS, rms};
+use crate::metrics::call::SPEECH_RMS;
 use crate::store_writer::StoreOp;
+use callbridge_audio::level::rms;
 use callbridge_rtp::recorder::CallRecorder;
 
 /// Ticks between two `CallerSpeech` inputs (the no-speech timer needs no more).

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callbridge_audio::level::rms;
 use callbridge_rtp::latch::RejectedPackets;
 use callbridge_rtp::stream::{Frame, MediaStats};
 use serde_json::json;
@@ -342,12 +343,6 @@ impl Drop for CallMetrics {
     fn drop(&mut self) {
         self.shared.depth(self.depth_ms.take(), None);
     }
-}
-
-/// The RMS of a frame.
-pub(crate) fn rms(x: &[i16]) -> f64 {
-    let sum: f64 = x.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
-    (sum / x.len().max(1) as f64).sqrt()
 }
 
 #[cfg(test)]

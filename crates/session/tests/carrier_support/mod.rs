@@ -316,7 +316,4 @@ impl FakeCarrier {
     }
 }
 
-pub fn rms(x: &[i16]) -> f64 {
-    let s: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (s / x.len().max(1) as f64).sqrt()
-}
+pub use callbridge_audio::level::rms;

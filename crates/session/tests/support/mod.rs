@@ -336,10 +336,7 @@ impl Caller {
     }
 }
 
-pub fn rms(x: &[i16]) -> f64 {
-    let s: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (s / x.len().max(1) as f64).sqrt()
-}
+pub use callbridge_audio::level::rms;
 
 /// Receives frames until one is louder than `level`, within `within`;
 /// returns the number of ticks waited.

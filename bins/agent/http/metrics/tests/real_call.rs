@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use callbridge_audio::level::rms;
 use callbridge_crm_store::Store;
 use callbridge_llm_bridge::mock::clips;
 use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
@@ -26,11 +27,6 @@ use super::{check, render, value};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn rms(x: &[i16]) -> f64 {
-    let s: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
-    (s / x.len().max(1) as f64).sqrt()
-}
 
 /// Receives ticks until one is louder than 300 (`loud`) or until 25 in a
 /// row (half a second) are silent (`!loud`), within `within`.

@@ -13,6 +13,11 @@
 //! The mu-law code of `x` depends only on `x >> 2`, the A-law code only on
 //! `x >> 4`, so the encode tables have 16,384 and 4,096 entries and stay in
 //! L1 cache.
+//!
+//! Hot paths use the slice functions ([`Law::encode`], [`ulaw_encode`], ...),
+//! which write into buffers the caller owns; the one-sample functions
+//! ([`linear_to_ulaw`], [`ulaw_to_linear`], ...) are the same tables for
+//! code that converts sample by sample (iterator adapters).
 
 use crate::error::Error;
 
@@ -173,6 +178,24 @@ impl Law {
         Ok(())
     }
 
+    /// Encodes one sample.
+    #[must_use]
+    pub fn encode_sample(self, sample: i16) -> u8 {
+        match self {
+            Law::MuLaw => linear_to_ulaw(sample),
+            Law::ALaw => linear_to_alaw(sample),
+        }
+    }
+
+    /// Decodes one code.
+    #[must_use]
+    pub fn decode_sample(self, code: u8) -> i16 {
+        match self {
+            Law::MuLaw => ulaw_to_linear(code),
+            Law::ALaw => alaw_to_linear(code),
+        }
+    }
+
     /// Decodes `codes` into `out[..codes.len()]`.
     ///
     /// # Errors
@@ -192,37 +215,67 @@ impl Law {
     }
 }
 
+/// mu-law encodes one sample.
+///
+/// ```
+/// use callbridge_audio::g711::{linear_to_ulaw, ulaw_to_linear};
+/// assert_eq!(linear_to_ulaw(0), 0xff);
+/// assert_eq!(ulaw_to_linear(0x80), 32124);
+/// ```
+#[must_use]
+pub fn linear_to_ulaw(sample: i16) -> u8 {
+    ULAW_ENC[((sample >> 2) as u16 & 0x3fff) as usize]
+}
+
+/// A-law encodes one sample.
+#[must_use]
+pub fn linear_to_alaw(sample: i16) -> u8 {
+    ALAW_ENC[((sample >> 4) as u16 & 0x0fff) as usize]
+}
+
+/// mu-law decodes one code.
+#[must_use]
+pub fn ulaw_to_linear(code: u8) -> i16 {
+    ULAW_DEC[usize::from(code)]
+}
+
+/// A-law decodes one code.
+#[must_use]
+pub fn alaw_to_linear(code: u8) -> i16 {
+    ALAW_DEC[usize::from(code)]
+}
+
 /// mu-law encodes `pcm` into `out`, pairwise up to the shorter length.
 ///
 /// ```
 /// let mut out = [0u8; 3];
-/// callbridge_rtp::g711::ulaw_encode(&[0, -1, i16::MAX], &mut out);
+/// callbridge_audio::g711::ulaw_encode(&[0, -1, i16::MAX], &mut out);
 /// assert_eq!(out, [0xff, 0x7f, 0x80]);
 /// ```
 pub fn ulaw_encode(pcm: &[i16], out: &mut [u8]) {
     for (o, &x) in out.iter_mut().zip(pcm) {
-        *o = ULAW_ENC[((x >> 2) as u16 & 0x3fff) as usize];
+        *o = linear_to_ulaw(x);
     }
 }
 
 /// A-law encodes `pcm` into `out`, pairwise up to the shorter length.
 pub fn alaw_encode(pcm: &[i16], out: &mut [u8]) {
     for (o, &x) in out.iter_mut().zip(pcm) {
-        *o = ALAW_ENC[((x >> 4) as u16 & 0x0fff) as usize];
+        *o = linear_to_alaw(x);
     }
 }
 
 /// mu-law decodes `codes` into `out`, pairwise up to the shorter length.
 pub fn ulaw_decode(codes: &[u8], out: &mut [i16]) {
     for (o, &c) in out.iter_mut().zip(codes) {
-        *o = ULAW_DEC[usize::from(c)];
+        *o = ulaw_to_linear(c);
     }
 }
 
 /// A-law decodes `codes` into `out`, pairwise up to the shorter length.
 pub fn alaw_decode(codes: &[u8], out: &mut [i16]) {
     for (o, &c) in out.iter_mut().zip(codes) {
-        *o = ALAW_DEC[usize::from(c)];
+        *o = alaw_to_linear(c);
     }
 }
 
@@ -295,6 +348,42 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn one_sample_functions_agree_with_the_slice_functions_for_every_input() {
+        let pcm = all_inputs();
+        for law in [Law::MuLaw, Law::ALaw] {
+            let mut codes = vec![0u8; pcm.len()];
+            law.encode(&pcm, &mut codes).unwrap();
+            for (&x, &c) in pcm.iter().zip(&codes) {
+                assert_eq!(law.encode_sample(x), c, "{law:?} input {x}");
+            }
+            let all: Vec<u8> = (0..=255).collect();
+            let mut dec = [0i16; 256];
+            law.decode(&all, &mut dec).unwrap();
+            for (&c, &x) in all.iter().zip(&dec) {
+                assert_eq!(law.decode_sample(c), x, "{law:?} code {c:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn ulaw_silence_and_extremes_match_reference_values() {
+        assert_eq!(ulaw_to_linear(0xFF), 0);
+        assert_eq!(ulaw_to_linear(0x00), -32124);
+        assert_eq!(ulaw_to_linear(0x80), 32124);
+        assert_eq!(linear_to_ulaw(0), 0xFF);
+        assert_eq!(linear_to_ulaw(i16::MAX), 0x80);
+        assert_eq!(linear_to_ulaw(i16::MIN), 0x00);
+    }
+
+    #[test]
+    fn alaw_reference_values() {
+        assert_eq!(alaw_to_linear(0xD5), 8);
+        assert_eq!(alaw_to_linear(0x55), -8);
+        assert_eq!(alaw_to_linear(0xAA), 32256);
+        assert_eq!(alaw_to_linear(0x2A), -32256);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The media clock's table without IO: periodic absolute deadlines, a
 //! tolerance that lets close deadlines share one wake-up, bounded catch-up,
-//! retry of busy entries and removal of closed ones. See [the clock's
-//! docs](super).
+//! retry of busy entries and removal of closed ones: the table the media
+//! [`clock`](crate::clock)'s thread runs (see its docs).
 
 use std::time::{Duration, Instant};
 
@@ -127,7 +127,9 @@ impl<T> Schedule<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::MAX_CATCH_UP;
+
+    /// The media clock's catch-up bound.
+    const MAX_CATCH_UP: u32 = 5;
 
     const P: Duration = Duration::from_millis(20);
     const TOL: Duration = Duration::from_micros(500);

@@ -13,7 +13,8 @@
 //! prepared frame, does one non-blocking send and hands the tick's audio to
 //! the call (see [`stream`](crate::stream)).
 //!
-//! The table is the sans-IO [`Schedule`]: absolute deadlines that advance
+//! The table is the sans-IO [`Schedule`] (in [`schedule`](crate::schedule),
+//! re-exported here): absolute deadlines that advance
 //! by exactly one period per tick (no drift), a bounded catch-up when the
 //! thread itself was late, and removal of streams that have closed. The
 //! thread is started by the first stream that registers and exits when its
@@ -35,12 +36,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-mod schedule;
-
-pub use self::schedule::{RunStats, Schedule, Tick};
+pub use crate::schedule::{RunStats, Schedule, Tick};
 
 use crate::error::Error;
-use crate::stream::PTIME;
+use crate::sender::PTIME;
 
 /// How early a deadline may be served to share a wake-up with an earlier
 /// one: an interval error this small is far below a receiver's jitter
@@ -99,47 +98,117 @@ fn raise_priority() -> ClockPriority {
         if os::set_fifo(CLOCK_RT_PRIORITY).is_ok() {
             return ClockPriority::Realtime;
         }
-        if os::set_nice(-10).is_ok() {
+        if os::set_nice(CLOCK_NICE).is_ok() {
             return ClockPriority::Nice;
         }
     }
     ClockPriority::Normal
 }
 
+/// The nice value the clock thread asks for when real-time is refused.
+#[cfg(target_os = "linux")]
+const CLOCK_NICE: i32 = -10;
+
+/// The calling thread's scheduling, through `thread-priority` (no unsafe
+/// code here). Linux schedules threads, not processes, so both calls
+/// change the clock thread only.
 #[cfg(target_os = "linux")]
 mod os {
-    /// `sched_setscheduler(2)` on the calling thread (Linux schedules
-    /// threads; pid 0 is the caller), reset on fork.
-    #[allow(
-        unsafe_code,
-        reason = "FFI call with a valid sched_param that outlives it; no memory is shared"
-    )]
-    pub(super) fn set_fifo(priority: i32) -> std::io::Result<()> {
-        let param = libc::sched_param {
-            sched_priority: priority,
-        };
-        // SAFETY: `param` is an initialized sched_param on our stack, read
-        // by the kernel during the call only; pid 0 names this thread.
-        let r = unsafe {
-            libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+    use thread_priority::{
+        NormalThreadSchedulePolicy, RealtimeThreadSchedulePolicy, ThreadPriority,
+        ThreadPriorityValue, ThreadSchedulePolicy, set_thread_priority_and_policy,
+        thread_native_id,
+    };
+
+    /// Why the kernel (or the crate) refused.
+    #[derive(Debug)]
+    pub(super) struct Refused;
+
+    /// `SCHED_FIFO` at `priority` (1-99) on the calling thread.
+    ///
+    /// The crate sets the policy with `pthread_setschedparam`, which takes
+    /// no `SCHED_RESET_ON_FORK`: a child forked by this thread would keep
+    /// the real-time policy. The clock thread runs only the table and
+    /// never forks, and a fork from any other thread copies that thread's
+    /// own (normal) policy, so no process ever inherits it.
+    pub(super) fn set_fifo(priority: i32) -> Result<(), Refused> {
+        let value = u8::try_from(priority).map_err(|_| Refused)?;
+        let priority = ThreadPriority::try_from(value).map_err(|_| Refused)?;
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            priority,
+            ThreadSchedulePolicy::Realtime(RealtimeThreadSchedulePolicy::Fifo),
+        )
+        .map_err(|_| Refused)
     }
 
-    /// `setpriority(2)` on the calling thread (who 0 is the caller; on
-    /// Linux the nice value is per thread).
-    #[allow(unsafe_code, reason = "FFI call with plain integer arguments")]
-    pub(super) fn set_nice(nice: i32) -> std::io::Result<()> {
-        // SAFETY: integer arguments only.
-        let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
+    /// The normal policy at nice value `nice` (-20..=19) on the calling
+    /// thread.
+    pub(super) fn set_nice(nice: i32) -> Result<(), Refused> {
+        set_thread_priority_and_policy(
+            thread_native_id(),
+            ThreadPriority::Crossplatform(crossplatform_for_nice(nice)?),
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Other),
+        )
+        .map_err(|_| Refused)
+    }
+
+    /// The crate's 0..=99 scale value that it maps to `nice` on Linux
+    /// (`-20 + trunc(39 * (1 - p / 99))`; e.g. 73 for -10): the crate
+    /// takes a niceness for the normal policy only on that scale.
+    fn crossplatform_for_nice(nice: i32) -> Result<ThreadPriorityValue, Refused> {
+        (0u8..=99)
+            .rev()
+            .find(|&p| {
+                let ratio = 1f32 - f32::from(p) / 99f32;
+                // The crate's own arithmetic, truncation included.
+                let mapped = i32::from((39f32 * ratio) as i8) - 20;
+                mapped == nice
+            })
+            .and_then(|p| ThreadPriorityValue::try_from(p).ok())
+            .ok_or(Refused)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// (nice, rt_priority, policy) of the calling thread from
+        /// `/proc/thread-self/stat` (fields 19, 40 and 41).
+        fn sched_of_this_thread() -> (i32, u32, u32) {
+            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+            let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+            let f: Vec<&str> = after_comm.split(' ').collect();
+            (
+                f[19 - 3].parse().unwrap(),
+                f[40 - 3].parse().unwrap(),
+                f[41 - 3].parse().unwrap(),
+            )
+        }
+
+        #[test]
+        fn nice_minus_ten_is_asked_for_as_minus_ten() {
+            assert_eq!(u8::from(crossplatform_for_nice(-10).unwrap()), 73);
+            assert!(crossplatform_for_nice(-21).is_err());
+            let got = std::thread::spawn(|| set_nice(-10).map(|()| sched_of_this_thread()))
+                .join()
+                .unwrap();
+            // Without CAP_SYS_NICE (or RLIMIT_NICE) the kernel refuses.
+            if let Ok((nice, _, policy)) = got {
+                assert_eq!((nice, policy), (-10, 0), "SCHED_OTHER at nice -10");
+            }
+        }
+
+        #[test]
+        fn fifo_is_sched_fifo_at_the_priority_asked_for() {
+            let got = std::thread::spawn(|| set_fifo(10).map(|()| sched_of_this_thread()))
+                .join()
+                .unwrap();
+            // Without CAP_SYS_NICE (or RLIMIT_RTPRIO) the kernel refuses.
+            if let Ok((_, rt_priority, policy)) = got {
+                assert_eq!((rt_priority, policy), (10, 1), "SCHED_FIFO at 10");
+            }
+            assert!(set_fifo(100).is_err(), "out of the 1-99 range");
         }
     }
 }
