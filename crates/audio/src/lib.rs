@@ -23,6 +23,7 @@
 //! # Ok::<(), callbridge_audio::Error>(())
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;

@@ -33,13 +33,17 @@
 //! Modules depend one way (an arrow reads "uses"); there is no cycle:
 //!
 //! ```text
-//! stream ──> clock ──> schedule
-//!   │          └─────> sender ──> rtp, dtmf, ids, error, g711
-//!   ├──> ports ──> error
-//!   └──> jitter, latch, rtcp, dtmf, sender, ids, error
-//! recorder ──> wav ──> error         transcode ──> resample, g711 ──> error
+//! stream ──> stream::core ──> stream::event   (leaf: Frame, MediaEvent, MediaStats)
+//!   │            │
+//!   ├──> ports   ├──> clock ──> schedule, sender
+//!   │            └──> jitter, latch, rtcp, dtmf, sender
+//!   └──> clock, jitter, latch, rtcp, dtmf, sender, ids
+//! sender ──> rtp, dtmf, ids, g711     jitter ──> rtp, ids, g711
+//! rtp, rtcp ──> ids                    recorder ──> wav
+//! transcode ──> resample, g711        (every module may use error)
 //! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 #[cfg(feature = "driver")]
