@@ -513,11 +513,12 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// Any value for any key, through its environment variable: the
-    /// loader never panics, and an error names that key (or, for a
-    /// trunk key, the trunk key that is then missing).
+    /// loader never panics, and an error names that key (or, for a key
+    /// of an optional section, a key of that section: the ones it then
+    /// requires).
     #[test]
     fn any_env_value_for_any_key_is_accepted_or_named(
-        index in 0usize..33,
+        index in 0usize..keys::KEYS.len(),
         value in "[ -~]{0,24}",
     ) {
         let keys = env_keys();
@@ -525,10 +526,13 @@ proptest::proptest! {
         if let Err(e) = settings(GOOD, &[(var.as_str(), value.as_str())]) {
             let m = e.to_string();
             // A trunk key set alone brings in [sip.trunk], whose
-            // required keys are then named instead.
-            let trunk = key.starts_with("sip.trunk.") && m.contains("sip.trunk.");
+            // required keys are then named instead; so does enabling a
+            // carrier (its public_url).
+            let section = ["sip.trunk.", "carrier.twilio.", "carrier.vonage."]
+                .iter()
+                .any(|s| key.starts_with(s) && m.contains(s));
             prop_assert!(
-                m.contains(key.as_str()) || m.contains(var.as_str()) || trunk,
+                m.contains(key.as_str()) || m.contains(var.as_str()) || section,
                 "{var}={value:?}: {m}"
             );
         }
