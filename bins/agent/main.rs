@@ -40,7 +40,8 @@ fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<(Settings, Secret
     settings::load(path, env).map_err(|e| e.to_string())
 }
 
-/// Prints each line of a start-up error after `agent: `.
+/// Prints an error message on stderr, each line after `agent: ` (a bad
+/// configuration has one line per error).
 fn report(message: &str) {
     for line in message.lines() {
         eprintln!("agent: {line}");

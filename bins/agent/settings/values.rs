@@ -191,7 +191,7 @@ pub struct Settings {
     /// Log filter directive (as configured; see [`crate::logging`]).
     pub log_level: String,
     /// The enabled carriers' keys (their secrets are in
-    /// [`super::Secrets`]).
+    /// [`super::secrets::Secrets`]).
     pub carrier: Carriers,
 }
 
