@@ -156,6 +156,40 @@ fn check_config_refuses_bad_files_with_key_value_and_expectation() {
 }
 
 #[test]
+fn check_config_reports_every_bad_key_at_once_with_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[sip]\nbind = \"abc\"\n[calls]\nmax_duration = \"ages\"\n[model]\nprovider = \"mock\"\n",
+    )
+    .unwrap();
+    let file = path.to_str().unwrap();
+    let out = agent(
+        &["check-config", "--config", file],
+        &[("CALLBRIDGE_RTP_LATCH", "any")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text_of(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per error: {err}");
+    assert!(lines.iter().all(|l| l.starts_with("agent: ")), "{err}");
+    assert!(
+        err.contains("sip.bind = \"abc\": expected ip:port")
+            && err.contains(&format!("(in {file})")),
+        "{err}"
+    );
+    assert!(
+        err.contains("calls.max_duration = \"ages\": expected a duration"),
+        "{err}"
+    );
+    assert!(
+        err.contains("rtp.latch (from CALLBRIDGE_RTP_LATCH) = \"any\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn environment_overrides_keys_and_is_named_in_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), "provider = \"mock\"", 40000);

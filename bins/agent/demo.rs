@@ -5,6 +5,7 @@
 //! recording, latency figures (the store's and the caller's) and events.
 //! No keys, no network.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,7 +14,6 @@ use callbridge_crm_store::{SessionRecord, Store};
 
 use crate::caller::{self, CLIP_TEXT, CallerReport};
 use crate::cli::DemoArgs;
-use crate::config::{Origins, RawConfig};
 use crate::run::Agent;
 use crate::settings::{Secrets, Settings};
 
@@ -23,19 +23,17 @@ const CALLER_RTP: std::ops::RangeInclusive<u16> = 31200..=31239;
 
 /// The demo's settings: everything on loopback, ports chosen by the OS.
 fn demo_settings(dir: &Path) -> Result<Settings, String> {
-    let mut raw = RawConfig::default();
-    raw.sip.bind = "127.0.0.1:0".into();
-    raw.sip.allowed_peers = vec!["127.0.0.1/32".into()];
-    raw.rtp.port_min = AGENT_RTP.0;
-    raw.rtp.port_max = AGENT_RTP.1;
-    raw.calls.max_concurrent = 4;
-    raw.calls.drain_timeout = "2s".into();
-    raw.model.provider = "mock".into();
-    raw.model.system_prompt = Some("You are the demo receptionist of Example Ltd.".into());
-    raw.store.database = "demo.db".into();
-    raw.store.recordings_dir = "recordings".into();
-    raw.http.bind = "127.0.0.1:0".into();
-    Settings::validate(&raw, &Origins::new(), dir).map_err(|e| e.to_string())
+    let text = format!(
+        "[sip]\nbind = \"127.0.0.1:0\"\nallowed_peers = [\"127.0.0.1/32\"]\n\
+         [rtp]\nport_min = {}\nport_max = {}\n\
+         [calls]\nmax_concurrent = 4\ndrain_timeout = \"2s\"\n\
+         [model]\nprovider = \"mock\"\n\
+         system_prompt = \"You are the demo receptionist of Example Ltd.\"\n\
+         [store]\ndatabase = \"demo.db\"\nrecordings_dir = \"recordings\"\n\
+         [http]\nbind = \"127.0.0.1:0\"\n",
+        AGENT_RTP.0, AGENT_RTP.1
+    );
+    Settings::from_text(Path::new("demo"), &text, &BTreeMap::new(), dir).map_err(|e| e.to_string())
 }
 
 fn secs(d: Duration) -> String {

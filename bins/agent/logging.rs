@@ -9,7 +9,14 @@
 
 use tracing_subscriber::EnvFilter;
 
-use crate::settings::LogFormat;
+/// Log line format (`log.format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Targets that must never log at `trace`.
 const CAPPED: &[&str] = &["tungstenite", "tokio_tungstenite"];

@@ -1,16 +1,15 @@
 //! `agent`: the callbridge call server. Configuration, wiring, HTTP and
 //! process life only; the call logic lives in `callbridge-session`.
 //!
-//! Modules: [`cli`] (clap), [`config`] (the TOML key tree and environment
-//! overrides), [`settings`] (validation and the mapping onto the session
-//! manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
+//! Modules: [`cli`] (clap), [`settings`] (the configuration: file and
+//! environment -> validated settings and secrets, and their mapping onto
+//! the session manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
 //! (the README's first command), [`users`] (`user add|list|revoke|rotate`),
 //! [`store_cmd`] (`store check`, `store backup`, start-up recovery of
 //! recordings) and `http` (the API, owned by the HTTP module's authors).
 
 mod caller;
 mod cli;
-mod config;
 mod demo;
 mod http;
 mod logging;
@@ -35,11 +34,18 @@ fn environment() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Settings and secrets, or the message to print before exiting 2.
+/// Settings and secrets, or every error (one per line) to print before
+/// exiting 2.
 fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<(Settings, Secrets), String> {
-    let settings = Settings::load(path, env).map_err(|e| e.to_string())?;
-    let secrets = Secrets::from_env(&settings, env).map_err(|e| e.to_string())?;
-    Ok((settings, secrets))
+    settings::load(path, env).map_err(|e| e.to_string())
+}
+
+/// Prints an error message on stderr, each line after `agent: ` (a bad
+/// configuration has one line per error).
+fn report(message: &str) {
+    for line in message.lines() {
+        eprintln!("agent: {line}");
+    }
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -61,7 +67,7 @@ fn main() -> ExitCode {
             let (settings, secrets) = match load(&args.config, &env) {
                 Ok(s) => s,
                 Err(m) => {
-                    eprintln!("agent: {m}");
+                    report(&m);
                     return exit(2);
                 }
             };
@@ -88,19 +94,19 @@ fn main() -> ExitCode {
                     s.recordings_dir.display()
                 );
                 if args.list_env {
-                    for (var, key) in config::env_keys() {
+                    for (var, key) in settings::env_keys() {
                         println!("{var}\t{key}");
                     }
                 }
                 exit(0)
             }
             Err(m) => {
-                eprintln!("agent: {m}");
+                report(&m);
                 exit(2)
             }
         },
         Command::Demo(args) => {
-            logging::init(settings::LogFormat::Text, "warn");
+            logging::init(logging::LogFormat::Text, "warn");
             match runtime() {
                 Ok(rt) => exit(rt.block_on(demo::run(args))),
                 Err(e) => {

@@ -421,7 +421,7 @@ async fn register(
         return Ok(None);
     };
     let parse = |s: String| Uri::parse(&bytes::Bytes::from(s));
-    // Validated in `Settings::validate`; a failure here is reported, not unwrapped.
+    // Validated with the settings (`sip.trunk.registrar`); a failure here is reported, not unwrapped.
     let (Ok(registrar), Ok(aor)) = (
         parse(trunk.registrar.clone()),
         parse(format!("sip:{}@{}", trunk.username, trunk.domain)),
@@ -515,7 +515,6 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::config::{Origins, RawConfig};
 
     async fn status(addr: SocketAddr, method: &str, path: &str) -> String {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -536,17 +535,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn admin_carrier_and_metrics_listeners_bound_apart_serve_only_their_routes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut raw = RawConfig::default();
-        raw.sip.bind = "127.0.0.1:0".into();
-        raw.rtp.port_min = 31_400;
-        raw.rtp.port_max = 31_449;
-        raw.calls.max_concurrent = 4;
-        raw.calls.drain_timeout = "1s".into();
-        raw.model.provider = "mock".into();
-        raw.http.bind = "127.0.0.1:0".into();
-        raw.http.public_bind = Some("127.0.0.1:0".into());
-        raw.http.metrics_bind = Some("127.0.0.1:0".into());
-        let settings = Settings::validate(&raw, &Origins::new(), dir.path()).unwrap();
+        let text = "[sip]\nbind = \"127.0.0.1:0\"\n\
+                    [rtp]\nport_min = 31400\nport_max = 31449\n\
+                    [calls]\nmax_concurrent = 4\ndrain_timeout = \"1s\"\n\
+                    [model]\nprovider = \"mock\"\n\
+                    [http]\nbind = \"127.0.0.1:0\"\npublic_bind = \"127.0.0.1:0\"\n\
+                    metrics_bind = \"127.0.0.1:0\"\n";
+        let settings =
+            Settings::from_text(Path::new("t.toml"), text, &BTreeMap::new(), dir.path()).unwrap();
         let secrets = Secrets::from_env(&settings, &BTreeMap::new()).unwrap();
         let agent = Agent::start(&settings, &secrets).await.unwrap();
         let admin = agent.http_addr;

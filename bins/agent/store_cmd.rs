@@ -109,7 +109,7 @@ pub fn journal_backlog(dir: &Path) -> std::io::Result<(usize, u64)> {
 
 fn load(file: &ConfigArg, env: &BTreeMap<String, String>) -> Result<Settings, i32> {
     Settings::load(&file.config, env).map_err(|e| {
-        eprintln!("agent: {e}");
+        crate::report(&e.to_string());
         2
     })
 }

@@ -92,7 +92,7 @@ fn finish(r: Result<(), Fail>) -> i32 {
     match r {
         Ok(()) => 0,
         Err(Fail(code, msg)) => {
-            eprintln!("agent: {msg}");
+            crate::report(&msg);
             code
         }
     }

@@ -12,13 +12,14 @@ use callbridge_session::{ManagerConfig, OutboundAuth};
 use callbridge_sip::auth::Credentials;
 use callbridge_sip::filter::SourceFilter;
 
-use super::{Provider, Secrets, Settings};
+use super::secrets::Secrets;
+use super::values::{Provider, Settings, Synchronous};
 
 impl Settings {
     /// How the agent opens its store (the call writer and recovery).
     pub fn store_options(&self) -> callbridge_crm_store::OpenOptions {
         callbridge_crm_store::OpenOptions {
-            sync_full: self.synchronous == super::Synchronous::Full,
+            sync_full: self.synchronous == Synchronous::Full,
             file_access: self.file_access,
             ..callbridge_crm_store::OpenOptions::default()
         }

@@ -1,7 +1,17 @@
 //! Unit tests of validation: every error path names its key, value and
 //! expectation; the mapping onto the manager and the model.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::ConfigErrors;
+use super::load::from_text;
+use super::values::{Synchronous, TlsRoots};
 use super::*;
 use callbridge_llm_bridge::AudioFormat;
+use callbridge_rtp::latch::LatchPolicy;
+use callbridge_session::lifecycle::ModelFailurePolicy;
 use proptest::prop_assert;
 
 const GOOD: &str = r#"
@@ -17,13 +27,19 @@ recordings_dir = "rec"
 bind = "127.0.0.1:0"
 "#;
 
-fn settings(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-    let env: BTreeMap<String, String> = env
-        .iter()
+fn env_map(env: &[(&str, &str)]) -> BTreeMap<String, String> {
+    env.iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    let (raw, origins) = RawConfig::load(Path::new("agent.toml"), text, &env)?;
-    Settings::validate(&raw, &origins, Path::new("/etc/cb"))
+        .collect()
+}
+
+fn settings(text: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigErrors> {
+    Settings::from_text(
+        Path::new("agent.toml"),
+        text,
+        &env_map(env),
+        Path::new("/etc/cb"),
+    )
 }
 
 fn err(text: &str, env: &[(&str, &str)]) -> String {
@@ -497,22 +513,26 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
 
     /// Any value for any key, through its environment variable: the
-    /// loader never panics, and an error names that key (or, for a
-    /// trunk key, the trunk key that is then missing).
+    /// loader never panics, and an error names that key (or, for a key
+    /// of an optional section, a key of that section: the ones it then
+    /// requires).
     #[test]
     fn any_env_value_for_any_key_is_accepted_or_named(
-        index in 0usize..33,
+        index in 0usize..keys::KEYS.len(),
         value in "[ -~]{0,24}",
     ) {
-        let keys = crate::config::env_keys();
+        let keys = env_keys();
         let (var, key) = &keys[index % keys.len()];
         if let Err(e) = settings(GOOD, &[(var.as_str(), value.as_str())]) {
             let m = e.to_string();
             // A trunk key set alone brings in [sip.trunk], whose
-            // required keys are then named instead.
-            let trunk = key.starts_with("sip.trunk.") && m.contains("sip.trunk.");
+            // required keys are then named instead; so does enabling a
+            // carrier (its public_url).
+            let section = ["sip.trunk.", "carrier.twilio.", "carrier.vonage."]
+                .iter()
+                .any(|s| key.starts_with(s) && m.contains(s));
             prop_assert!(
-                m.contains(key.as_str()) || m.contains(var.as_str()) || trunk,
+                m.contains(key.as_str()) || m.contains(var.as_str()) || section,
                 "{var}={value:?}: {m}"
             );
         }
@@ -575,4 +595,105 @@ fn http_limits_and_listeners_default_and_validate() {
     assert!(m.starts_with("http.header_read_timeout"), "{m}");
     let m = err(GOOD, &[("CALLBRIDGE_HTTP_METRICS_BIND", "metrics")]);
     assert!(m.starts_with("http.metrics_bind"), "{m}");
+}
+
+#[test]
+fn two_bad_values_in_one_file_are_both_reported_with_the_file() {
+    let file = GOOD
+        .replace("\"127.0.0.1:0\"\nallowed", "\"abc\"\nallowed")
+        .replace(
+            "provider = \"mock\"",
+            "provider = \"mock\"\nsetup_timeout = \"soon\"",
+        );
+    let m = err(&file, &[]);
+    let lines: Vec<&str> = m.lines().collect();
+    assert_eq!(lines.len(), 2, "{m}");
+    assert_eq!(
+        lines[0],
+        "sip.bind = \"abc\": expected ip:port (e.g. \"0.0.0.0:5060\" or \"[::1]:5060\") (in agent.toml)"
+    );
+    assert!(
+        lines[1].starts_with("model.setup_timeout = \"soon\": expected a duration")
+            && lines[1].ends_with("(in agent.toml)"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_bad_variable_is_named_beside_a_bad_file_value() {
+    let file = GOOD.replace("recordings_dir = \"rec\"", "recordings_dir = \"\"");
+    let m = err(
+        &file,
+        &[
+            ("CALLBRIDGE_RTP_LATCH", "any"),
+            ("CALLBRIDGE_HTTP_MAX_CONNECTIONS", "lots"),
+        ],
+    );
+    assert!(
+        m.contains("rtp.latch (from CALLBRIDGE_RTP_LATCH) = \"any\": expected one of"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "http.max_connections (from CALLBRIDGE_HTTP_MAX_CONNECTIONS) = \"lots\": expected an integer"
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains("store.recordings_dir = \"\": expected a directory path (in agent.toml)"),
+        "{m}"
+    );
+    assert_eq!(m.lines().count(), 3, "{m}");
+}
+
+#[test]
+fn bad_keys_and_missing_secrets_are_reported_in_one_pass() {
+    let file = format!(
+        "{}\n[sip.trunk]\nusername = \"u\"\n",
+        GOOD.replace("provider = \"mock\"", "provider = \"gemini\"")
+    );
+    let m = from_text(
+        Path::new("agent.toml"),
+        &file,
+        &env_map(&[("CALLBRIDGE_CALLS_MAX_DURATION", "forever")]),
+        Path::new("/etc/cb"),
+    )
+    .unwrap_err()
+    .to_string();
+    for part in [
+        "sip.trunk.registrar is missing",
+        "calls.max_duration (from CALLBRIDGE_CALLS_MAX_DURATION) = \"forever\"",
+        "GEMINI_API_KEY is not set",
+        "CALLBRIDGE_SIP_TRUNK_PASSWORD is not set",
+    ] {
+        assert!(m.contains(part), "{part}: {m}");
+    }
+    assert_eq!(m.lines().count(), 4, "{m}");
+}
+
+#[test]
+fn tls_roots_default_to_the_system_store_and_take_bundled() {
+    assert_eq!(settings(GOOD, &[]).unwrap().tls_roots, TlsRoots::System);
+    let s = settings(&format!("{GOOD}[tls]\nroots = \"bundled\"\n"), &[]).unwrap();
+    assert_eq!(s.tls_roots, TlsRoots::Bundled);
+    let s = settings(GOOD, &[("CALLBRIDGE_TLS_ROOTS", "bundled")]).unwrap();
+    assert_eq!(s.tls_roots, TlsRoots::Bundled);
+    let m = err(GOOD, &[("CALLBRIDGE_TLS_ROOTS", "webpki")]);
+    assert_eq!(
+        m,
+        "tls.roots (from CALLBRIDGE_TLS_ROOTS) = \"webpki\": expected one of \"system\", \"bundled\""
+    );
+}
+
+#[test]
+fn validation_reads_every_key_of_the_table_and_no_other() {
+    // Every optional section present, so that each of its keys is read.
+    let file = format!(
+        "{GOOD}[sip.trunk]\nregistrar = \"sip:127.0.0.1:5070\"\nusername = \"u\"\n\
+         [carrier.twilio]\nenabled = true\npublic_url = \"https://a.example\"\n\
+         [carrier.vonage]\nenabled = true\npublic_url = \"https://a.example\"\n"
+    );
+    let read = load::keys_read(Path::new("agent.toml"), &file);
+    let table: std::collections::BTreeSet<&str> = keys::KEYS.iter().map(|k| k.path).collect();
+    assert_eq!(read, table);
 }

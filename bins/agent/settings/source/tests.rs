@@ -1,20 +1,32 @@
-//! Unit tests of the key tree, the schema check and the environment
+//! Unit tests of the key table, the file check and the environment
 //! overrides.
 use super::*;
+use crate::settings::error::ConfigErrors;
+use crate::settings::keys::{Preset, env_keys};
 
-fn load(text: &str, env: &[(&str, &str)]) -> Result<(RawConfig, Origins), ConfigError> {
+/// The layered sources, or every problem found (one per line).
+fn load(text: &str, env: &[(&str, &str)]) -> Result<Sources, String> {
     let env = env
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    RawConfig::load(Path::new("agent.toml"), text, &env)
+    let mut sources =
+        Sources::new(Path::new("agent.toml"), text, &env).map_err(|e| e.to_string())?;
+    ConfigErrors::check(sources.take_problems()).map_err(|e| e.to_string())?;
+    Ok(sources)
+}
+
+/// The value at `key`, shown, or "unset".
+fn get(s: &Sources, key: &str) -> String {
+    s.value(key)
+        .map_or_else(|| "unset".into(), |(v, _)| show(&v))
 }
 
 #[test]
 fn the_example_file_parses_with_every_commented_key_uncommented() {
-    let text = include_str!("../../../agent.example.toml");
-    let (raw, _) = load(text, &[]).unwrap();
-    assert_eq!(raw.sip.bind, "0.0.0.0:5060");
+    let text = include_str!("../../../../agent.example.toml");
+    let s = load(text, &[]).unwrap();
+    assert_eq!(get(&s, "sip.bind"), "\"0.0.0.0:5060\"");
     // Uncomment the optional keys: each must be a known key.
     let full: String = text
         .lines()
@@ -31,16 +43,15 @@ fn the_example_file_parses_with_every_commented_key_uncommented() {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let (raw, _) = load(&full, &[]).unwrap();
-    let trunk = raw.sip.trunk.unwrap();
-    assert_eq!(trunk.username, "callbridge");
-    assert!(raw.model.endpoint.is_some());
-    assert!(raw.model.system_prompt_file.is_some());
+    let s = load(&full, &[]).unwrap();
+    assert_eq!(get(&s, "sip.trunk.username"), "\"callbridge\"");
+    assert!(s.value("model.endpoint").is_some());
+    assert!(s.value("model.system_prompt_file").is_some());
 }
 
 #[test]
 fn every_key_of_the_example_is_in_the_key_tree_and_back() {
-    let text = include_str!("../../../agent.example.toml");
+    let text = include_str!("../../../../agent.example.toml");
     let mut documented = String::new();
     for l in text.lines() {
         let l = l.trim_start_matches("# ");
@@ -63,50 +74,46 @@ fn every_key_of_the_example_is_in_the_key_tree_and_back() {
 
 #[test]
 fn unknown_key_is_an_error_naming_it() {
-    let e = load("[sip]\nbnd = \"1.2.3.4:5\"\n", &[]).unwrap_err();
-    let m = e.to_string();
+    let m = load("[sip]\nbnd = \"1.2.3.4:5\"\n", &[]).unwrap_err();
     assert!(m.contains("unknown key sip.bnd in agent.toml"), "{m}");
     assert!(m.contains("bind"), "lists the valid keys: {m}");
 }
 
 #[test]
 fn unknown_section_is_an_error() {
-    let m = load("[sipp]\nbind = \"x\"\n", &[]).unwrap_err().to_string();
+    let m = load("[sipp]\nbind = \"x\"\n", &[]).unwrap_err();
     assert!(m.contains("unknown key sipp"), "{m}");
 }
 
 #[test]
 fn a_password_in_the_file_is_refused_with_the_variable_to_use() {
-    let m = load("[sip.trunk]\npassword = \"hunter2\"\n", &[])
-        .unwrap_err()
-        .to_string();
+    let m = load("[sip.trunk]\npassword = \"hunter2\"\n", &[]).unwrap_err();
     assert!(m.contains("CALLBRIDGE_SIP_TRUNK_PASSWORD"), "{m}");
     assert!(!m.contains("hunter2"), "never echoes the secret: {m}");
 }
 
 #[test]
 fn wrong_type_names_key_value_and_type() {
-    let m = load("[calls]\nmax_concurrent = \"many\"\n", &[])
-        .unwrap_err()
-        .to_string();
-    assert_eq!(m, "calls.max_concurrent = \"many\": expected an integer");
-    let m = load("[sip]\nallowed_peers = [1]\n", &[])
-        .unwrap_err()
-        .to_string();
+    let m = load("[calls]\nmax_concurrent = \"many\"\n", &[]).unwrap_err();
+    assert_eq!(
+        m,
+        "calls.max_concurrent = \"many\": expected an integer (in agent.toml)"
+    );
+    let m = load("[sip]\nallowed_peers = [1]\n", &[]).unwrap_err();
     assert!(m.contains("expected a list of strings"), "{m}");
-    let m = load("sip = 3\n", &[]).unwrap_err().to_string();
-    assert_eq!(m, "sip = 3: expected a table");
+    let m = load("sip = 3\n", &[]).unwrap_err();
+    assert_eq!(m, "sip = 3: expected a table (in agent.toml)");
 }
 
 #[test]
 fn syntax_error_names_the_file() {
-    let m = load("[sip\n", &[]).unwrap_err().to_string();
+    let m = load("[sip\n", &[]).unwrap_err();
     assert!(m.starts_with("agent.toml: not valid TOML"), "{m}");
 }
 
 #[test]
 fn env_overrides_strings_integers_booleans_and_lists() {
-    let (raw, origins) = load(
+    let s = load(
         "[sip]\nbind = \"1.2.3.4:5060\"\n",
         &[
             ("CALLBRIDGE_SIP_BIND", "127.0.0.1:0"),
@@ -117,12 +124,18 @@ fn env_overrides_strings_integers_booleans_and_lists() {
         ],
     )
     .unwrap();
-    assert_eq!(raw.sip.bind, "127.0.0.1:0");
-    assert_eq!(raw.calls.max_concurrent, 7);
-    assert!(!raw.model.tools);
-    assert_eq!(raw.sip.allowed_peers, ["10.0.0.0/8", "192.0.2.7/32"]);
-    assert_eq!(raw.sip.trunk.unwrap().username, "bob");
-    assert_eq!(origins["sip.bind"], "CALLBRIDGE_SIP_BIND");
+    assert_eq!(get(&s, "sip.bind"), "\"127.0.0.1:0\"");
+    assert_eq!(get(&s, "calls.max_concurrent"), "7");
+    assert_eq!(get(&s, "model.tools"), "false");
+    assert_eq!(
+        get(&s, "sip.allowed_peers"),
+        "[\"10.0.0.0/8\", \"192.0.2.7/32\"]"
+    );
+    assert_eq!(get(&s, "sip.trunk.username"), "\"bob\"");
+    assert_eq!(
+        s.value("sip.bind").map(|(_, o)| o),
+        Some(Origin::Env("CALLBRIDGE_SIP_BIND".into()))
+    );
 }
 
 #[test]
@@ -161,31 +174,25 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7,
-        "10 carrier keys, 7 http limits and binds"
+        40 + 10 + 7 + 1,
+        "10 carrier keys, 7 http limits and binds, tls.roots"
     );
 }
 
 #[test]
 fn bad_env_integer_names_variable_and_key() {
-    let m = load("", &[("CALLBRIDGE_RTP_PORT_MIN", "low")])
-        .unwrap_err()
-        .to_string();
+    let m = load("", &[("CALLBRIDGE_RTP_PORT_MIN", "low")]).unwrap_err();
     assert_eq!(
         m,
         "rtp.port_min (from CALLBRIDGE_RTP_PORT_MIN) = \"low\": expected an integer"
     );
-    let m = load("", &[("CALLBRIDGE_MODEL_TOOLS", "maybe")])
-        .unwrap_err()
-        .to_string();
+    let m = load("", &[("CALLBRIDGE_MODEL_TOOLS", "maybe")]).unwrap_err();
     assert!(m.contains("expected true or false"), "{m}");
 }
 
 #[test]
 fn unknown_variable_in_our_sections_is_an_error_others_are_ignored() {
-    let m = load("", &[("CALLBRIDGE_SIP_BIDN", "x")])
-        .unwrap_err()
-        .to_string();
+    let m = load("", &[("CALLBRIDGE_SIP_BIDN", "x")]).unwrap_err();
     assert!(m.contains("CALLBRIDGE_SIP_BIDN"), "{m}");
     assert!(
         load(
@@ -201,7 +208,11 @@ fn unknown_variable_in_our_sections_is_an_error_others_are_ignored() {
 
 #[test]
 fn empty_file_takes_defaults() {
-    let (raw, origins) = load("", &[]).unwrap();
-    assert_eq!(raw.calls.max_concurrent, 100);
-    assert!(origins.is_empty());
+    let s = load("", &[]).unwrap();
+    assert_eq!(get(&s, "calls.max_concurrent"), "unset");
+    assert_eq!(
+        keys::key("calls.max_concurrent").map(|k| k.default),
+        Some(Preset::Int(100))
+    );
+    assert!(s.value("sip").is_none() && s.value("calls").is_none());
 }

@@ -1,0 +1,95 @@
+//! Secrets: from the environment only, never from the file, never shown.
+//! Which are needed follows from the settings ([`Needs`]): the provider's
+//! API key, the trunk's digest password, the enabled carriers' signature
+//! secrets and REST credentials.
+
+use std::collections::BTreeMap;
+
+use super::carrier::{self, Carriers};
+use super::error::{ConfigError, ConfigErrors};
+use super::values::{Needs, Settings};
+use crate::http::carrier_config::CarrierSettings;
+
+/// The trunk password's variable.
+pub const TRUNK_PASSWORD: &str = "CALLBRIDGE_SIP_TRUNK_PASSWORD";
+
+/// Secrets, from the environment only. `Debug` never shows them.
+#[derive(Clone, Default)]
+pub struct Secrets {
+    /// The model's API key (none for `mock`).
+    pub model_key: Option<String>,
+    /// The trunk's digest password.
+    pub trunk_password: Option<String>,
+    /// The enabled carriers with their secrets.
+    pub carrier: CarrierSettings,
+}
+
+impl std::fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Secrets")
+            .field("model_key", &self.model_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "trunk_password",
+                &self.trunk_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+impl Secrets {
+    /// Reads the secrets `settings` needs from `env`; every missing or
+    /// unusable one is reported.
+    pub fn from_env(
+        settings: &Settings,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Secrets, ConfigErrors> {
+        let mut errors = Vec::new();
+        let secrets = Secrets::read(&settings.needs(), Some(&settings.carrier), env, &mut errors);
+        ConfigErrors::check(errors).map(|()| secrets)
+    }
+
+    /// Reads what `needs` asks for, recording every problem in `errors`.
+    /// `carriers` is `None` when a carrier key was bad (the carriers'
+    /// secrets are then checked, not kept).
+    pub fn read(
+        needs: &Needs,
+        carriers: Option<&Carriers>,
+        env: &BTreeMap<String, String>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Secrets {
+        let get = |v: &str| {
+            env.get(v)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+        };
+        let model_key = needs.provider.and_then(|p| {
+            let var = p.key_var()?;
+            let key = get(var);
+            if key.is_none() {
+                errors.push(ConfigError::MissingSecret {
+                    var,
+                    why: format!("model.provider = \"{}\" needs its API key", p.name()),
+                });
+            }
+            key
+        });
+        let trunk_password = if needs.trunk {
+            let password = get(TRUNK_PASSWORD);
+            if password.is_none() {
+                errors.push(ConfigError::MissingSecret {
+                    var: TRUNK_PASSWORD,
+                    why: "[sip.trunk] is configured and registers with a digest password".into(),
+                });
+            }
+            password
+        } else {
+            None
+        };
+        let carrier = carrier::with_secrets(carriers, needs.carrier, &get, errors);
+        Secrets {
+            model_key,
+            trunk_password,
+            carrier,
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! One pass over every key: each parsed into its type and checked (ranges,
+//! allowlists, files that must be readable, the checks across keys), every
+//! failure recorded by the [`Check`] and the pass going on, so that all
+//! the errors are reported at once. Relative paths are relative to the
+//! configuration file's directory.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use callbridge_rtp::latch::LatchPolicy;
+use callbridge_session::bridge::fallback::FallbackClip;
+use callbridge_session::lifecycle::ModelFailurePolicy;
+use callbridge_sip::filter::Rejection;
+use callbridge_sip::{Host, Uri};
+use ipnet::IpNet;
+
+use super::carrier;
+use super::check::{Check, parse_duration};
+use super::error::ConfigError;
+use super::transfer;
+use super::values::{Needs, Provider, Settings, Synchronous, TlsRoots, Trunk};
+use crate::logging::{self, LogFormat};
+
+/// Validates every key; `None` when any failed (the errors are in `c`).
+/// The secrets' needs are known either way.
+pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
+    // [sip]
+    let sip_bind = c.socket("sip.bind");
+    let public_ip = match c.optional("sip.public_addr") {
+        None => None,
+        Some(Some(p)) => p
+            .trim()
+            .parse::<IpAddr>()
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+            .or_else(|| {
+                c.invalid(
+                    "sip.public_addr",
+                    format!("{p:?}"),
+                    "an IP address peers can reach (not a wildcard)",
+                )
+            }),
+        Some(None) => match sip_bind {
+            Some(bind) if bind.ip().is_unspecified() => {
+                c.push(ConfigError::Missing {
+                    key: "sip.public_addr".into(),
+                    expected: format!(
+                        "an IP address for SDP and Contact, required because sip.bind = \"{bind}\" is a wildcard address"
+                    ),
+                });
+                None
+            }
+            bind => bind.map(|b| b.ip()),
+        },
+    };
+    let allowed_peers = c.list("sip.allowed_peers").and_then(|peers| {
+        let parsed: Vec<Option<IpNet>> = peers
+            .iter()
+            .map(|n| {
+                n.trim()
+                    .parse::<IpNet>()
+                    .or_else(|_| n.trim().parse::<IpAddr>().map(IpNet::from))
+                    .ok()
+                    .or_else(|| {
+                        c.invalid(
+                            "sip.allowed_peers",
+                            format!("{n:?}"),
+                            "a network in CIDR notation (\"10.0.0.0/8\") or an IP address",
+                        )
+                    })
+            })
+            .collect();
+        parsed.into_iter().collect::<Option<Vec<_>>>()
+    });
+    let reject_unlisted = c.choice(
+        "sip.reject_unlisted",
+        &[
+            ("forbidden", Rejection::Forbidden),
+            ("drop", Rejection::Drop),
+        ],
+    );
+    let trunk_configured = c.present("sip.trunk");
+    let trunk = if trunk_configured {
+        trunk(c).map(Some)
+    } else {
+        Some(None)
+    };
+
+    // [rtp], [calls]
+    let port_min = c.port("rtp.port_min");
+    let port_max = c.port("rtp.port_max");
+    let rtp_ports = match (port_min, port_max) {
+        (Some(min), Some(max)) if max <= min => c.invalid(
+            "rtp.port_max",
+            max,
+            &format!("a port above rtp.port_min = {min} (a range of at least two ports)"),
+        ),
+        (Some(min), Some(max)) => Some(min..=max),
+        _ => None,
+    };
+    let mut max_concurrent = c.count("calls.max_concurrent", 10_000);
+    let rtp_latch = c.choice("rtp.latch", &LatchPolicy::ALL.map(|p| (p.as_str(), p)));
+    if let (Some(ports), Some(max)) = (&rtp_ports, max_concurrent) {
+        let (min, top) = (*ports.start(), *ports.end());
+        // One even port per call (RTP, RFC 3550 section 11).
+        let even = usize::from(top / 2) + 1 - usize::from(min.div_ceil(2));
+        if even < max {
+            max_concurrent = c.invalid(
+                "calls.max_concurrent",
+                max,
+                &format!(
+                    "at most {even} (one even RTP port per call: rtp.port_min = {min} to rtp.port_max = {top} has {even})"
+                ),
+            );
+        }
+    }
+    let no_speech_timeout = c.duration("calls.no_speech_timeout");
+    let model_reply_timeout = c.text("calls.model_reply_timeout").and_then(|v| {
+        if v.trim() == "off" {
+            return Some(None);
+        }
+        parse_duration(&v).map(Some).ok().or_else(|| {
+            c.invalid(
+                "calls.model_reply_timeout",
+                format!("{v:?}"),
+                "a duration like \"8s\", or \"off\"",
+            )
+        })
+    });
+    let max_duration = c.duration("calls.max_duration");
+    let ring_timeout = c.duration("calls.ring_timeout");
+    let rtp_inactivity = c.duration("calls.rtp_inactivity");
+    let drain_timeout = c.duration("calls.drain_timeout");
+    let on_model_failure = c.choice(
+        "calls.on_model_failure",
+        &[
+            ("answer-then-hangup", ModelFailurePolicy::AnswerThenEnd),
+            (
+                "reject",
+                ModelFailurePolicy::Reject503 {
+                    retry_after: Some(Duration::from_secs(30)),
+                },
+            ),
+        ],
+    );
+    let fallback_clip =
+        c.optional("calls.fallback_clip")
+            .and_then(|v| match v.as_deref().map(str::trim) {
+                None | Some("") => Some(None),
+                Some(v) => {
+                    let path = base.join(v);
+                    match FallbackClip::load(&path) {
+                        Ok(_) => Some(Some(path)),
+                        Err(e) => c.invalid(
+                            "calls.fallback_clip",
+                            format!("{v:?}"),
+                            &format!("a mono 16-bit PCM WAV file at 8000 Hz, at most 30 s ({e})"),
+                        ),
+                    }
+                }
+            });
+
+    // [outbound]
+    let outbound_target = match c.optional("outbound.target") {
+        None => None,
+        Some(Some(t)) => resolve(t.trim()).map(Some).or_else(|| {
+            c.invalid(
+                "outbound.target",
+                format!("{t:?}"),
+                "host:port that resolves",
+            )
+        }),
+        Some(None) => trunk.as_ref().map(|t| t.as_ref().map(|t| t.target)),
+    };
+    let outbound_from = c.text("outbound.from").and_then(|from| {
+        match callbridge_crm_store::PhoneNumber::parse(from.trim()) {
+            Ok(n) => Some(n.as_str().to_owned()),
+            Err(_) => c.invalid(
+                "outbound.from",
+                format!("{from:?}"),
+                "an E.164 number like \"+15550100000\"",
+            ),
+        }
+    });
+
+    // [model], [transfer]
+    let provider = c.choice(
+        "model.provider",
+        &[
+            ("gemini", Provider::Gemini),
+            ("openai", Provider::OpenAi),
+            ("mock", Provider::Mock),
+        ],
+    );
+    let endpoint = match c.optional("model.endpoint") {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(e)) if !(e.starts_with("ws://") || e.starts_with("wss://")) => {
+            c.invalid("model.endpoint", format!("{e:?}"), "a ws:// or wss:// URL")
+        }
+        Some(Some(e)) if provider == Some(Provider::Mock) => c.invalid(
+            "model.endpoint",
+            format!("{e:?}"),
+            "no endpoint with provider = \"mock\" (the mock runs in-process; use provider = \"gemini\" to reach a mock server of your own)",
+        ),
+        Some(Some(e)) => Some(Some(e.trim().to_owned())),
+    };
+    let model = c
+        .text("model.model")
+        .and_then(|m| match (m.trim(), provider) {
+            ("", Some(p)) => Some(p.default_model().to_owned()),
+            ("", None) => None,
+            (m, _) => Some(m.to_owned()),
+        });
+    let system_prompt = match (
+        c.optional("model.system_prompt"),
+        c.optional("model.system_prompt_file"),
+    ) {
+        (Some(Some(_)), Some(Some(f))) => c.invalid(
+            "model.system_prompt_file",
+            format!("{f:?}"),
+            "not both model.system_prompt and model.system_prompt_file",
+        ),
+        (Some(Some(p)), Some(None)) => Some(p),
+        (Some(None), Some(Some(f))) => match std::fs::read_to_string(base.join(&f)) {
+            Ok(text) => Some(text),
+            Err(e) => c.invalid(
+                "model.system_prompt_file",
+                format!("{f:?}"),
+                &format!("a readable file ({e})"),
+            ),
+        },
+        (Some(None), Some(None)) => Some(String::new()),
+        _ => None,
+    };
+    let voice = c
+        .optional("model.voice")
+        .map(|v| v.filter(|v| !v.trim().is_empty()));
+    let greeting = c.text("model.greeting");
+    let tools = c.flag("model.tools");
+    let setup_timeout = c.duration("model.setup_timeout");
+    let transfer_targets = c
+        .list("transfer.targets")
+        .and_then(|t| transfer::targets(c, &t));
+
+    // [store], [files], [tls]
+    let path = |key: &str, what: &str| {
+        c.text(key).and_then(|v| {
+            if v.trim().is_empty() {
+                c.invalid(key, "\"\"", what)
+            } else {
+                Some(base.join(v.trim()))
+            }
+        })
+    };
+    let database = path("store.database", "the SQLite file's path");
+    let recordings_dir = path("store.recordings_dir", "a directory path");
+    let spool_dir = match c.optional("store.spool_dir") {
+        None => None,
+        Some(v) => match v.as_deref().map(str::trim) {
+            None => database.as_ref().map(|db| {
+                db.parent()
+                    .map_or_else(|| PathBuf::from("spool"), |d| d.join("spool"))
+            }),
+            Some("") => c.invalid(
+                "store.spool_dir",
+                "\"\"",
+                "a directory path (leave it out for `spool` beside the database)",
+            ),
+            Some(v) => Some(base.join(v)),
+        },
+    };
+    let synchronous = c.choice(
+        "store.synchronous",
+        &[("normal", Synchronous::Normal), ("full", Synchronous::Full)],
+    );
+    let file_access = c
+        .flag("files.group_readable")
+        .map(callbridge_files::Access::group_readable);
+    let tls_roots = c.choice("tls.roots", &TlsRoots::ALL);
+
+    // [http], [log]
+    let http_bind = c.socket("http.bind");
+    let apart = |key: &str| {
+        c.optional(key)
+            .and_then(|v| match v.as_deref().map(str::trim) {
+                None | Some("") => Some(None),
+                Some(a) => c.addr(key, a).map(Some),
+            })
+    };
+    let http_public_bind = apart("http.public_bind");
+    let http_metrics_bind = apart("http.metrics_bind");
+    let header_read_timeout = c.duration("http.header_read_timeout");
+    let body_read_timeout = c.duration("http.body_read_timeout");
+    let idle_timeout = c.duration("http.idle_timeout");
+    let max_connections = c.count("http.max_connections", 100_000);
+    let max_connections_per_ip = c.count("http.max_connections_per_ip", 100_000);
+    let log_format = c.choice(
+        "log.format",
+        &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    );
+    let log_level = c.text("log.level").and_then(|level| {
+        let level = level.trim().to_owned();
+        match logging::filter(&level) {
+            Ok(_) => Some(level),
+            Err(_) => c.invalid(
+                "log.level",
+                format!("{level:?}"),
+                "a level (error, warn, info, debug, trace) or a tracing filter directive",
+            ),
+        }
+    });
+
+    // [carrier.*]
+    let (carriers, carrier_needs) = carrier::read(c);
+
+    let needs = Needs {
+        provider,
+        trunk: trunk_configured,
+        carrier: carrier_needs,
+    };
+    let settings = (|| {
+        Some(Settings {
+            sip_bind: sip_bind?,
+            public_ip: public_ip?,
+            allowed_peers: allowed_peers?,
+            reject_unlisted: reject_unlisted?,
+            trunk: trunk?,
+            rtp_ports: rtp_ports?,
+            rtp_latch: rtp_latch?,
+            max_concurrent: max_concurrent?,
+            no_speech_timeout: no_speech_timeout?,
+            model_reply_timeout: model_reply_timeout?,
+            max_duration: max_duration?,
+            ring_timeout: ring_timeout?,
+            rtp_inactivity: rtp_inactivity?,
+            drain_timeout: drain_timeout?,
+            on_model_failure: on_model_failure?,
+            fallback_clip: fallback_clip?,
+            outbound_target: outbound_target?,
+            outbound_from: outbound_from?,
+            provider: provider?,
+            endpoint: endpoint?,
+            model: model?,
+            voice: voice?,
+            system_prompt: system_prompt?,
+            greeting: greeting?,
+            tools: tools?,
+            transfer_targets: transfer_targets?,
+            setup_timeout: setup_timeout?,
+            database: database?,
+            recordings_dir: recordings_dir?,
+            synchronous: synchronous?,
+            file_access: file_access?,
+            spool_dir: spool_dir?,
+            tls_roots: tls_roots?,
+            http_bind: http_bind?,
+            http_public_bind: http_public_bind?,
+            http_metrics_bind: http_metrics_bind?,
+            http_limits: crate::http::Limits {
+                header_read_timeout: header_read_timeout?,
+                body_read_timeout: body_read_timeout?,
+                idle_timeout: idle_timeout?,
+                max_connections: max_connections?,
+                max_connections_per_ip: max_connections_per_ip?,
+            },
+            log_format: log_format?,
+            log_level: log_level?,
+            carrier: carriers?,
+        })
+    })();
+    (settings.filter(|_| !c.failed()), needs)
+}
+
+/// `[sip.trunk]`, present: every key read (so each bad one is reported),
+/// then checked.
+fn trunk(c: &Check<'_>) -> Option<Trunk> {
+    let registrar = c.text("sip.trunk.registrar");
+    let username = c.text("sip.trunk.username");
+    let proxy = c.optional("sip.trunk.outbound_proxy");
+    let expires = c.duration("sip.trunk.register_expires");
+    let registrar = registrar.and_then(|r| {
+        if r.trim().is_empty() {
+            c.push(ConfigError::Missing {
+                key: "sip.trunk.registrar".into(),
+                expected: "the registrar's SIP URI (\"sip:trunk.example.net\") when [sip.trunk] is present".into(),
+            });
+            return None;
+        }
+        Some(r)
+    });
+    let username = username.and_then(|u| {
+        if u.trim().is_empty() {
+            c.push(ConfigError::Missing {
+                key: "sip.trunk.username".into(),
+                expected: "the digest user name when [sip.trunk] is present".into(),
+            });
+            return None;
+        }
+        Some(u.trim().to_owned())
+    });
+    // The registrar's host (and port), from its SIP URI.
+    let host = registrar.as_ref().and_then(|r| {
+        let uri = Uri::parse(&Bytes::from(r.trim().to_owned())).ok();
+        match uri.as_ref().and_then(|u| u.as_sip()) {
+            Some(sip) => Some((host_text(sip.host()), sip.port())),
+            None => c.invalid(
+                "sip.trunk.registrar",
+                format!("{r:?}"),
+                "a SIP URI like \"sip:trunk.example.net\"",
+            ),
+        }
+    });
+    let target = match proxy? {
+        Some(p) => resolve(p.trim()).or_else(|| {
+            c.invalid(
+                "sip.trunk.outbound_proxy",
+                format!("{p:?}"),
+                "host:port that resolves",
+            )
+        }),
+        None => {
+            let (domain, port) = host.as_ref()?;
+            let hp = match port {
+                Some(port) => format!("{domain}:{port}"),
+                None => domain.clone(),
+            };
+            resolve(hp.trim_start_matches('[').replace("]:", ":").as_str())
+                .or_else(|| resolve(&hp))
+                .or_else(|| {
+                    c.invalid(
+                        "sip.trunk.registrar",
+                        format!("{:?}", registrar.as_deref().unwrap_or_default()),
+                        "a SIP URI whose host resolves",
+                    )
+                })
+        }
+    };
+    Some(Trunk {
+        registrar: registrar?.trim().to_owned(),
+        domain: host?.0,
+        target: target?,
+        username: username?,
+        expires: expires?,
+    })
+}
+
+/// `host:port` (port 5060 when absent), resolved.
+fn resolve(hostport: &str) -> Option<SocketAddr> {
+    if let Ok(a) = hostport.parse() {
+        return Some(a);
+    }
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        hostport.to_owned()
+    } else {
+        format!("{hostport}:5060")
+    };
+    with_port.to_socket_addrs().ok()?.next()
+}
+
+fn host_text(host: &Host) -> String {
+    match host {
+        Host::Domain(d) => String::from_utf8_lossy(d).into_owned(),
+        Host::Ipv4(a) => a.to_string(),
+        Host::Ipv6(a) => format!("[{a}]"),
+    }
+}

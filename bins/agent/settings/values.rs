@@ -1,0 +1,219 @@
+//! The validated, typed settings `agent run` needs, and the enums of the
+//! keys that take a choice. Built by [`super::validate`]; mapped onto the
+//! crates' configurations by [`super::mapping`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use callbridge_rtp::latch::LatchPolicy;
+use callbridge_session::lifecycle::ModelFailurePolicy;
+use callbridge_sip::filter::Rejection;
+use ipnet::IpNet;
+
+use super::carrier::{CarrierNeeds, Carriers};
+use crate::logging::LogFormat;
+
+/// The model provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// Gemini Live (`GEMINI_API_KEY`).
+    Gemini,
+    /// OpenAI Realtime (`OPENAI_API_KEY`).
+    OpenAi,
+    /// The built-in mock Gemini server on loopback.
+    Mock,
+}
+
+impl Provider {
+    /// The name used in the configuration, the store and `/api/health`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Gemini => "gemini",
+            Provider::OpenAi => "openai",
+            Provider::Mock => "mock",
+        }
+    }
+
+    /// The model id used when `model.model` is empty.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Provider::Gemini => "gemini-3.1-flash-live-preview",
+            Provider::OpenAi => "gpt-realtime",
+            Provider::Mock => "mock-model",
+        }
+    }
+
+    /// The variable holding this provider's key, if it needs one.
+    pub fn key_var(self) -> Option<&'static str> {
+        match self {
+            Provider::Gemini => Some("GEMINI_API_KEY"),
+            Provider::OpenAi => Some("OPENAI_API_KEY"),
+            Provider::Mock => None,
+        }
+    }
+}
+
+/// `store.synchronous`: how hard SQLite makes each commit durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Synchronous {
+    /// `NORMAL` in WAL mode: a commit survives the process dying (a crash,
+    /// SIGKILL); the last commits before a power loss or OS crash may be
+    /// lost, never the file's consistency. No fsync per write.
+    Normal,
+    /// `FULL`: the WAL is fsynced on every commit, so a commit also
+    /// survives a power loss, at one fsync per write.
+    Full,
+}
+
+/// `tls.roots`: which certificate authorities outbound TLS (the model's
+/// WebSocket, the summary and carrier REST APIs) trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsRoots {
+    /// The operating system's trust store (what a TLS-intercepting
+    /// corporate proxy's authority is installed in).
+    #[default]
+    System,
+    /// The Mozilla roots bundled with the binary (for hosts without a
+    /// usable trust store).
+    Bundled,
+}
+
+impl TlsRoots {
+    /// Every choice, with its name in the configuration.
+    pub const ALL: [(&'static str, TlsRoots); 2] =
+        [("system", TlsRoots::System), ("bundled", TlsRoots::Bundled)];
+}
+
+/// `[sip.trunk]`, validated.
+#[derive(Debug, Clone)]
+pub struct Trunk {
+    /// The registrar's URI (REGISTER Request-URI).
+    pub registrar: String,
+    /// Its host, for Request-URIs of outbound calls.
+    pub domain: String,
+    /// Where REGISTER (and outbound INVITEs by default) are sent.
+    pub target: SocketAddr,
+    /// Digest user name.
+    pub username: String,
+    /// Requested registration lifetime.
+    pub expires: Duration,
+}
+
+/// Everything `agent run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// SIP bind address (port 0 picks one).
+    pub sip_bind: SocketAddr,
+    /// The address written in SDP and Contact.
+    pub public_ip: IpAddr,
+    /// Peers allowed to send SIP (empty: everyone).
+    pub allowed_peers: Vec<IpNet>,
+    /// What unlisted peers get.
+    pub reject_unlisted: Rejection,
+    /// The trunk, if any.
+    pub trunk: Option<Trunk>,
+    /// RTP ports.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// Which sources other than the SDP address RTP may latch to.
+    pub rtp_latch: LatchPolicy,
+    /// Most calls at once.
+    pub max_concurrent: usize,
+    /// No-speech timeout.
+    pub no_speech_timeout: Duration,
+    /// How long the model may stay silent when it owes a reply; `None`:
+    /// no bound (`off`).
+    pub model_reply_timeout: Option<Duration>,
+    /// Longest call.
+    pub max_duration: Duration,
+    /// Outbound ring timeout.
+    pub ring_timeout: Duration,
+    /// RTP inactivity timeout.
+    pub rtp_inactivity: Duration,
+    /// Graceful shutdown drain.
+    pub drain_timeout: Duration,
+    /// Inbound model failure before the answer.
+    pub on_model_failure: ModelFailurePolicy,
+    /// The clip played before hanging up on a model failure (checked
+    /// here: readable mono 16-bit 8 kHz WAV); `None` plays the built-in one.
+    pub fallback_clip: Option<PathBuf>,
+    /// Where outbound INVITEs go.
+    pub outbound_target: Option<SocketAddr>,
+    /// Default caller id.
+    pub outbound_from: String,
+    /// Model provider.
+    pub provider: Provider,
+    /// WebSocket endpoint override.
+    pub endpoint: Option<String>,
+    /// Model id.
+    pub model: String,
+    /// Voice.
+    pub voice: Option<String>,
+    /// System prompt text.
+    pub system_prompt: String,
+    /// Greeting prompt.
+    pub greeting: String,
+    /// Built-in tools on/off.
+    pub tools: bool,
+    /// Where the model's tools may send a call (`[transfer] targets`).
+    pub transfer_targets: callbridge_session::dial_targets::DialTargets,
+    /// Model setup bound.
+    pub setup_timeout: Duration,
+    /// SQLite file.
+    pub database: PathBuf,
+    /// Recordings directory.
+    pub recordings_dir: PathBuf,
+    /// SQLite durability of each commit.
+    pub synchronous: Synchronous,
+    /// Who may read the files and directories the agent creates
+    /// (`files.group_readable`).
+    pub file_access: callbridge_files::Access,
+    /// The store writer's journal directory (`store.spool_dir`; default
+    /// `spool` beside the database).
+    pub spool_dir: PathBuf,
+    /// Which authorities outbound TLS trusts (`tls.roots`).
+    #[allow(
+        dead_code,
+        reason = "read once llm-bridge's outbound TLS takes it (issue 16)"
+    )]
+    pub tls_roots: TlsRoots,
+    /// HTTP bind address (the admin API, and everything not bound apart).
+    pub http_bind: SocketAddr,
+    /// The carrier webhooks' and media sockets' own listener, if apart.
+    pub http_public_bind: Option<SocketAddr>,
+    /// `/metrics`'s own listener, if apart.
+    pub http_metrics_bind: Option<SocketAddr>,
+    /// Timeouts and connection caps of every HTTP listener.
+    pub http_limits: crate::http::Limits,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter directive (as configured; see [`crate::logging`]).
+    pub log_level: String,
+    /// The enabled carriers' keys (their secrets are in
+    /// [`super::secrets::Secrets`]).
+    pub carrier: Carriers,
+}
+
+/// What decides which secrets are needed: known from the keys even when
+/// some other key is bad, so that one pass reports missing secrets too.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Needs {
+    /// The provider (its API key).
+    pub provider: Option<Provider>,
+    /// `[sip.trunk]` is configured (its password).
+    pub trunk: bool,
+    /// The enabled carriers (their signature secrets and REST credentials).
+    pub carrier: CarrierNeeds,
+}
+
+impl Settings {
+    /// The secrets these settings need.
+    pub fn needs(&self) -> Needs {
+        Needs {
+            provider: Some(self.provider),
+            trunk: self.trunk.is_some(),
+            carrier: self.carrier.needs(),
+        }
+    }
+}
