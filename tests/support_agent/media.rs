@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callbridge_llm_bridge::mock::MockStats;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::MockStats;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::{PayloadType, RtpPacket};
 

@@ -643,7 +643,7 @@ impl Call {
         self.pending_turns
             .push(NewTurn::new(self.turn_seq, speaker, text, at));
         self.turn_seq += 1;
-        self.transcript.push(crate::summary::TranscriptLine {
+        self.transcript.push(callbridge_llm_bridge::summary::TranscriptLine {
             caller,
             text: text.to_owned(),
         });

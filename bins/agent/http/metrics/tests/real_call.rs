@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_crm_store::Store;
-use callbridge_llm_bridge::mock::clips;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::clips;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, SessionConfig};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
