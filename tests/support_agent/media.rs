@@ -1,5 +1,5 @@
 //! What the tests run beside the agent: a mock Gemini Live server (the
-//! llm-bridge mock, on its own tokio runtime) and an RTP tap, a UDP
+//! llm-mock Gemini server, on its own tokio runtime) and an RTP tap, a UDP
 //! listener that records what the agent sends to the caller's SDP address.
 
 use std::net::UdpSocket;

@@ -1,13 +1,13 @@
 //! Talk to a realtime voice model from a WAV file, as a caller would.
 //!
 //! ```text
-//! cargo run -p callbridge-llm-bridge --example talk -- \
+//! cargo run -p callbridge-llm-mock --example talk -- \
 //!     --provider gemini --mock gemini --wav caller.wav --out reply.wav --transcript
-//! GEMINI_API_KEY=... cargo run -p callbridge-llm-bridge --example talk -- \
+//! GEMINI_API_KEY=... cargo run -p callbridge-llm-mock --example talk -- \
 //!     --provider gemini --wav caller.wav --out reply.wav
-//! cargo run -p callbridge-llm-bridge --example talk -- \
+//! cargo run -p callbridge-llm-mock --example talk -- \
 //!     --provider openai --mock openai --wav caller.wav --out reply.wav --transcript
-//! OPENAI_API_KEY=... cargo run -p callbridge-llm-bridge --example talk -- \
+//! OPENAI_API_KEY=... cargo run -p callbridge-llm-mock --example talk -- \
 //!     --provider openai --wav caller.wav --out reply.wav
 //! ```
 //!

@@ -1,5 +1,5 @@
 //! Router tests, in-process with `tower::ServiceExt::oneshot`: a real
-//! `Manager` on loopback with the llm-bridge mock model, a temporary store
+//! `Manager` on loopback with the callbridge-llm-mock model, a temporary store
 //! with one user per role (and a second operator), and for outbound calls
 //! a SIP callee on loopback that rings or answers busy.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
