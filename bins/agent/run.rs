@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
-use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
 use callbridge_llm_bridge::summary::summarizer_for;
+use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};

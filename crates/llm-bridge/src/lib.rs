@@ -63,16 +63,16 @@ pub mod tools;
 mod transport;
 
 pub use audio::{AudioChunk, AudioFrame};
-pub use format::{AudioFormat, SampleRate};
 pub use config::{
     ApiKey, BuiltinTools, CallMetadata, Greeting, Redacted, RetryPolicy, Sensitivity,
     SessionConfig, ToolSpec, Transcription, TransferChoice, TurnDetection,
 };
 pub use error::{ConnectFailure, Error};
 pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};
+pub use format::{AudioFormat, SampleRate};
 pub use gemini::GeminiLive;
-pub use openai::OpenAiRealtime;
 pub use model::RealtimeModel;
+pub use openai::OpenAiRealtime;
 pub use provider::{BoxFuture, Provider};
 pub use session::{CloseOutcome, ModelSession, ToolResult};
 pub use tls::{TlsError, TlsRoots};

@@ -29,13 +29,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use callbridge_llm_bridge::audio::linear_to_ulaw;
-use callbridge_llm_mock::clips::downsample;
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
-use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
 use callbridge_llm_bridge::{
     ApiKey, AudioFormat, AudioFrame, CallMetadata, GeminiLive, Greeting, ModelEvent,
     OpenAiRealtime, Provider, RealtimeModel, SampleRate, SessionConfig, gemini, openai,
 };
+use callbridge_llm_mock::clips::downsample;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
 use clap::{Parser, ValueEnum};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

@@ -122,12 +122,7 @@ pub const REPLY_TEXT: &str = "Sure, I can help with that.";
 /// "Hello, thanks for calling. How can I help?" (24 kHz, about 2.9 s).
 pub fn greeting() -> &'static Clip {
     static CLIP: OnceLock<Clip> = OnceLock::new();
-    CLIP.get_or_init(|| {
-        Clip::from_wav(
-            include_bytes!("../assets/greeting-24k.wav"),
-            GREETING_TEXT,
-        )
-    })
+    CLIP.get_or_init(|| Clip::from_wav(include_bytes!("../assets/greeting-24k.wav"), GREETING_TEXT))
 }
 
 /// "Sure, I can help with that." (24 kHz, about 1.75 s).

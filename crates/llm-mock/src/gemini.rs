@@ -25,13 +25,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
+use callbridge_llm_bridge::BoxFuture;
+
 use super::clips::{self, Clip};
 use super::gemini_validate::{ClientMsg, SetupInfo, parse_client_message};
 use super::server::{
     ConnectionHandler, Handshake, Incoming, MockConnection, MockServer, MockStats, ScriptBook,
 };
 use super::vad::{EnergyVad, VadEvent};
-use callbridge_llm_bridge::BoxFuture;
 
 /// How the mock answers `setup`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

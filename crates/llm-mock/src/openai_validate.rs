@@ -14,9 +14,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::Value;
 
-use super::validate::{R, obj, opt_kind, opt_string, string, uint};
-
 use callbridge_llm_bridge::audio::AudioFormat;
+
+use super::validate::{R, obj, opt_kind, opt_string, string, uint};
 
 /// A validated client event.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,12 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini, SetupReply};
-use callbridge_llm_mock::{Handshake, ScriptBook};
 use callbridge_llm_bridge::{
     ApiKey, CloseReason, ConnectFailure, Error, ErrorKind, GeminiLive, ModelEvent, RealtimeModel,
     ToolResult, TurnDetection,
 };
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini, SetupReply};
+use callbridge_llm_mock::{Handshake, ScriptBook};
 use common::gemini::*;
 use common::*;
 

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{CallMetadata, GeminiLive, RealtimeModel, stats};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use common::gemini::*;
 use common::*;
 

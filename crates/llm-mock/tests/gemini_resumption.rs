@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::ScriptBook;
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use callbridge_llm_bridge::{
     AudioFrame, CallMetadata, GeminiLive, ModelEvent, RealtimeModel, SampleRate, stats,
 };
+use callbridge_llm_mock::ScriptBook;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use common::gemini::*;
 use common::*;
 

@@ -2,11 +2,11 @@
 
 mod common;
 
-use callbridge_llm_mock::clips;
-use callbridge_llm_mock::gemini::MockGemini;
 use callbridge_llm_bridge::{
     AudioFormat, CallMetadata, CloseReason, GeminiLive, Greeting, ModelEvent, RealtimeModel,
 };
+use callbridge_llm_mock::clips;
+use callbridge_llm_mock::gemini::MockGemini;
 use common::gemini::*;
 use common::openai::{caller_turn_ulaw, send_ulaw};
 use common::*;

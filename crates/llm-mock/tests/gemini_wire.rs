@@ -7,7 +7,9 @@ use callbridge_llm_bridge::gemini::wire::{
     activity_end_message, activity_start_message, audio_stream_end_message, encode_audio_into,
     setup_message, text_message, tool_response_message, user_turn_message,
 };
-use callbridge_llm_bridge::{CallMetadata, Greeting, SessionConfig, ToolResult, ToolSpec, TransferChoice};
+use callbridge_llm_bridge::{
+    CallMetadata, Greeting, SessionConfig, ToolResult, ToolSpec, TransferChoice,
+};
 use callbridge_llm_mock::gemini_validate::{ClientMsg, parse_client_message};
 use serde_json::{Value, json};
 

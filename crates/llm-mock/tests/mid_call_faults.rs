@@ -9,10 +9,10 @@ mod common;
 
 use std::time::Duration;
 
+use callbridge_llm_bridge::{CloseReason, ModelEvent, ModelSession};
 use callbridge_llm_mock::ScriptBook;
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini, SetupReply};
 use callbridge_llm_mock::openai::{MidResponseClose, MockOpenAi, OpenAiScript};
-use callbridge_llm_bridge::{CloseReason, ModelEvent, ModelSession};
 use common::*;
 
 fn is_turn_complete(e: &ModelEvent) -> bool {

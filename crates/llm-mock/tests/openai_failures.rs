@@ -6,12 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::clips;
-use callbridge_llm_mock::openai::{
-    MidResponseClose, MockOpenAi, OpenAiScript, SessionReply,
-};
-use callbridge_llm_mock::{Handshake, ScriptBook};
 use callbridge_llm_bridge::{ApiKey, CloseReason, ConnectFailure, ErrorKind, ModelEvent};
+use callbridge_llm_mock::clips;
+use callbridge_llm_mock::openai::{MidResponseClose, MockOpenAi, OpenAiScript, SessionReply};
+use callbridge_llm_mock::{Handshake, ScriptBook};
 use common::openai::*;
 use common::*;
 

@@ -7,8 +7,8 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::openai::MockOpenAi;
 use callbridge_llm_bridge::{CallMetadata, OpenAiRealtime, RealtimeModel, stats};
+use callbridge_llm_mock::openai::MockOpenAi;
 use common::openai::*;
 use common::*;
 

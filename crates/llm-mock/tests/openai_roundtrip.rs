@@ -5,13 +5,13 @@ mod common;
 
 use std::time::Duration;
 
-use callbridge_llm_mock::clips;
-use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
-use callbridge_llm_mock::vad::tone;
 use callbridge_llm_bridge::{
     ApiKey, AudioFormat, AudioFrame, CallMetadata, CloseReason, Greeting, ModelEvent,
     OpenAiRealtime, RealtimeModel, SampleRate, ToolResult, ToolSpec, TurnDetection,
 };
+use callbridge_llm_mock::clips;
+use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
+use callbridge_llm_mock::vad::tone;
 use common::openai::*;
 use common::*;
 use serde_json::json;

@@ -16,11 +16,11 @@ pub mod manager;
 pub mod metrics;
 pub mod store_writer;
 
+/// The post-call summarizer the [`Manager`] takes (llm-bridge's
+/// `summary`), re-exported for the callers that build one.
+pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};
 pub use manager::{
     CallInfo, CarrierCall, Manager, ManagerConfig, ManagerError, OriginateRequest, OutboundAuth,
     Readiness, Snapshot,
 };
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
-/// The post-call summarizer the [`Manager`] takes (llm-bridge's
-/// `summary`), re-exported for the callers that build one.
-pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};

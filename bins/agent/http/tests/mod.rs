@@ -25,8 +25,8 @@ use callbridge_crm_store::jiff::{SignedDuration, Timestamp};
 use callbridge_crm_store::{
     ApiToken, CampaignId, CampaignSettings, NewSession, PersonName, Role, SessionId, Store, UserId,
 };
-use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerConfig};
 use callbridge_sip::StatusCode as SipStatus;
 use callbridge_sip::driver::{Driver, DriverConfig};

@@ -266,7 +266,11 @@ impl HttpSummarizer {
     /// returns the parsed JSON of a 2xx answer. The body is read up to
     /// `max_response_bytes`; non-2xx answers become `Provider("<provider>
     /// HTTP <status>: <message>")`.
-    async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<serde_json::Value, SummaryError> {
+    async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, SummaryError> {
         let provider = self.api.name();
         let payload = serde_json::to_vec(body)
             .map_err(|_| SummaryError::Provider(format!("{provider}: request encoding failed")))?;
@@ -279,10 +283,7 @@ impl HttpSummarizer {
             .header(auth.0, auth.1)
             .body(payload);
         let work = async {
-            let mut response = request
-                .send()
-                .await
-                .map_err(|e| self.transport_error(e))?;
+            let mut response = request.send().await.map_err(|e| self.transport_error(e))?;
             let status = response.status();
             let bytes = self.read_bounded(&mut response).await?;
             Ok::<_, SummaryError>((status, bytes))
@@ -302,7 +303,10 @@ impl HttpSummarizer {
     }
 
     /// Reads the response body, failing past `max_response_bytes`.
-    async fn read_bounded(&self, response: &mut reqwest::Response) -> Result<Vec<u8>, SummaryError> {
+    async fn read_bounded(
+        &self,
+        response: &mut reqwest::Response,
+    ) -> Result<Vec<u8>, SummaryError> {
         let provider = self.api.name();
         let max = self.max_response_bytes;
         let too_large =

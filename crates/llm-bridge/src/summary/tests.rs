@@ -31,7 +31,14 @@ async fn summarizer_for_builds_each_provider_with_endpoint_and_model() {
         r#"{"candidates":[{"content":{"parts":[{"text":"g"}]}}]}"#,
     ))
     .await;
-    let s = summarizer_for(Provider::Gemini, Some(&base), Some("gm"), "k".into(), TlsRoots::Bundled).unwrap();
+    let s = summarizer_for(
+        Provider::Gemini,
+        Some(&base),
+        Some("gm"),
+        "k".into(),
+        TlsRoots::Bundled,
+    )
+    .unwrap();
     assert_eq!(s.summarize(&line).await.unwrap(), "g");
     assert_eq!(req.await.unwrap().path, "/v1beta/models/gm:generateContent");
 
@@ -40,7 +47,14 @@ async fn summarizer_for_builds_each_provider_with_endpoint_and_model() {
         r#"{"choices":[{"message":{"content":"o"}}]}"#,
     ))
     .await;
-    let s = summarizer_for(Provider::OpenAi, Some(&base), Some("om"), "k".into(), TlsRoots::Bundled).unwrap();
+    let s = summarizer_for(
+        Provider::OpenAi,
+        Some(&base),
+        Some("om"),
+        "k".into(),
+        TlsRoots::Bundled,
+    )
+    .unwrap();
     assert_eq!(s.summarize(&line).await.unwrap(), "o");
     assert_eq!(req.await.unwrap().json()["model"], "om");
 }
@@ -146,9 +160,7 @@ async fn success_posts_generate_content_with_header_key_and_parses_parts() {
     assert_eq!(
         body.pointer("/contents/0/parts/0/text")
             .and_then(|t| t.as_str()),
-        Some(
-            "Caller: I'd like to move my appointment to Friday.\nAgent: Done, Friday at 10.\n"
-        )
+        Some("Caller: I'd like to move my appointment to Friday.\nAgent: Done, Friday at 10.\n")
     );
     assert_eq!(
         body.pointer("/contents/0/role").and_then(|t| t.as_str()),
@@ -160,9 +172,7 @@ async fn success_posts_generate_content_with_header_key_and_parses_parts() {
 async fn http_401_is_a_provider_error_with_status_and_without_the_key() {
     let body = r#"{"error":{"code":401,"message":"API key g-secret-key not valid","status":"UNAUTHENTICATED"}}"#;
     let (base, _req) = serve_one(Canned::json(401, body)).await;
-    let s = gemini("g-secret-key")
-        .unwrap()
-        .with_endpoint(&base);
+    let s = gemini("g-secret-key").unwrap().with_endpoint(&base);
     let err = s.summarize(&gemini_transcript()).await.unwrap_err();
     let SummaryError::Provider(msg) = &err else {
         panic!("{err:?}")
@@ -200,9 +210,7 @@ async fn answer_without_text_reports_the_block_reason() {
 #[tokio::test]
 async fn gemini_empty_transcript_is_empty_without_a_request() {
     // An endpoint nothing listens on: a request would fail as Provider.
-    let s = gemini("k")
-        .unwrap()
-        .with_endpoint("http://127.0.0.1:9");
+    let s = gemini("k").unwrap().with_endpoint("http://127.0.0.1:9");
     assert_eq!(s.summarize(&[]).await, Err(SummaryError::Empty));
 }
 
@@ -270,9 +278,7 @@ async fn success_posts_chat_completion_with_bearer_key_and_parses_content() {
 #[tokio::test]
 async fn http_500_is_a_provider_error_with_status_and_without_the_key() {
     let (base, _req) = serve_one(Canned::json(500, "upstream broke for sk-secret")).await;
-    let s = openai("sk-secret")
-        .unwrap()
-        .with_endpoint(&base);
+    let s = openai("sk-secret").unwrap().with_endpoint(&base);
     let err = s.summarize(&openai_transcript()).await.unwrap_err();
     let SummaryError::Provider(msg) = &err else {
         panic!("{err:?}")
@@ -352,8 +358,6 @@ async fn long_transcript_is_sent_truncated_keeping_the_end() {
 
 #[tokio::test]
 async fn openai_empty_transcript_is_empty_without_a_request() {
-    let s = openai("k")
-        .unwrap()
-        .with_endpoint("http://127.0.0.1:9");
+    let s = openai("k").unwrap().with_endpoint("http://127.0.0.1:9");
     assert_eq!(s.summarize(&[]).await, Err(SummaryError::Empty));
 }

@@ -12,11 +12,10 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::encode::cached;
-use super::script::{
-    MidResponseClose, OpenAiHandler, OpenAiScript, SessionReply, Truncation, log,
-};
 use callbridge_llm_bridge::audio::{AudioFormat, alaw_to_linear, ulaw_to_linear};
+
+use super::encode::cached;
+use super::script::{MidResponseClose, OpenAiHandler, OpenAiScript, SessionReply, Truncation, log};
 use crate::clips::{self, Clip};
 use crate::openai_validate::{ClientEvent, SessionInfo, parse_client_event};
 use crate::server::{Incoming, MockConnection};

@@ -1,11 +1,11 @@
 //! Gemini Live test helpers: config and 16 kHz PCM caller turns.
 
-use callbridge_llm_mock::gemini::GeminiScript;
-use callbridge_llm_mock::vad::tone;
 use callbridge_llm_bridge::{
     AudioFrame, CallMetadata, Error, GeminiLive, ModelSession, RealtimeModel, SampleRate,
     SessionConfig,
 };
+use callbridge_llm_mock::gemini::GeminiScript;
+use callbridge_llm_mock::vad::tone;
 
 /// A config for the mock at `url` with short timeouts.
 pub fn config(url: String) -> SessionConfig {

@@ -2,12 +2,12 @@
 //! caller turns.
 
 use callbridge_llm_bridge::audio::linear_to_ulaw;
-use callbridge_llm_mock::openai::OpenAiScript;
-use callbridge_llm_mock::vad::tone;
 use callbridge_llm_bridge::{
     AudioFormat, AudioFrame, CallMetadata, Error, ModelSession, OpenAiRealtime, RealtimeModel,
     SessionConfig,
 };
+use callbridge_llm_mock::openai::OpenAiScript;
+use callbridge_llm_mock::vad::tone;
 
 /// A config for the mock at `url`: µ-law both ways, short timeouts.
 pub fn config(url: String) -> SessionConfig {

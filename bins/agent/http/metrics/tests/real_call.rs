@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_crm_store::Store;
+use callbridge_llm_bridge::{GeminiLive, SessionConfig};
 use callbridge_llm_mock::clips;
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
-use callbridge_llm_bridge::{GeminiLive, SessionConfig};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
