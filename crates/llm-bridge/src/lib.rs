@@ -20,7 +20,7 @@
 //! crate `callbridge-llm-mock`, which depends on this one.
 //!
 //! Module layering (no module imports one that imports it back): the leaves
-//! [`format`], [`provider`], [`tls`] and [`stats`]; then [`error`],
+//! [`format`](mod@format), [`provider`], [`tls`] and [`stats`]; then [`error`],
 //! [`audio`], [`event`], [`tools`], [`config`]; then [`session`], [`model`]
 //! and the private transport; then the providers [`gemini`] and [`openai`].
 //!
