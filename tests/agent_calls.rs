@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 use callbridge_crm_store::{EndReason, SessionState, Speaker, Transport};
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
+use callbridge_llm_mock::gemini::{GeminiScript, SetupReply};
 use serde_json::Value;
 use support_agent::checks::{check_wav, wav_channel_rms};
 use support_agent::media::{MockModel, RtpTap};

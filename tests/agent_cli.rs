@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_crm_store::{Role, SessionState, Store};
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};

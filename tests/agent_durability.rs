@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{EndReason, SessionState, Speaker, Store};
-use callbridge_llm_bridge::mock::gemini::GeminiScript;
+use callbridge_llm_mock::gemini::GeminiScript;
 use serde_json::json;
 use support_agent::media::MockModel;
 use support_agent::raw_sip::{RawCall, header, status};

@@ -10,7 +10,7 @@ mod support_agent;
 use std::time::Duration;
 
 use callbridge_crm_store::{EndReason, SessionState};
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
+use callbridge_llm_mock::gemini::{GeminiScript, SetupReply};
 use support_agent::media::MockModel;
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, FAKE_GEMINI_KEY, Model, Opts};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge_crm_store::Store;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{FixedSummarizer, Manager, ManagerConfig};
 use serde_json::Value;
 

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_bridge::summary::summarizer_for;
 use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
-use callbridge_session::summary::summarizer_for;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};
@@ -252,7 +252,9 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
         Provider::Mock => return None,
     };
     let key = secrets.model_key.clone()?;
-    match summarizer_for(provider, None, None, key) {
+    // The system trust store, as for the model connections.
+    let roots = callbridge_llm_bridge::TlsRoots::default();
+    match summarizer_for(provider, None, None, key, roots) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!(error = %e, "post-call summaries disabled");

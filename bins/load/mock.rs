@@ -12,8 +12,8 @@
 //! A resumed session takes the next connection number, so the pattern is
 //! per connection, not per call.
 
-use callbridge_llm_bridge::mock::ScriptBook;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::ScriptBook;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge_llm_bridge::mock::clips;
+use callbridge_llm_mock::clips;
 use tokio::process::Command;
 
 use crate::call::{self, Kind, Outcome, Shared};

@@ -1,7 +1,7 @@
 //! The mock's strict Gemini client-message validator must never panic.
 #![no_main]
 
-use callbridge_llm_bridge::mock::gemini_validate::parse_client_message;
+use callbridge_llm_mock::gemini_validate::parse_client_message;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,5 +1,5 @@
 //! What the tests run beside the agent: a mock Gemini Live server (the
-//! llm-bridge mock, on its own tokio runtime) and an RTP tap, a UDP
+//! llm-mock Gemini server, on its own tokio runtime) and an RTP tap, a UDP
 //! listener that records what the agent sends to the caller's SDP address.
 
 use std::net::UdpSocket;
@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callbridge_llm_bridge::mock::MockStats;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::MockStats;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::{PayloadType, RtpPacket};
 

@@ -3,13 +3,17 @@
 //! Owns: [`SessionConfig`] and its parts, the secret [`ApiKey`] (never shown
 //! by `Debug`, never in logs or errors), the [`RetryPolicy`] (default three
 //! attempts with exponential backoff), and the per-call [`CallMetadata`]
-//! (whose phone numbers are redacted in `Debug`).
+//! (whose phone numbers are redacted in `Debug`). The tool declarations
+//! ([`ToolSpec`], [`BuiltinTools`], [`TransferChoice`]) live in
+//! [`crate::tools`] and are re-exported here.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::audio::AudioFormat;
 use crate::error::Error;
+use crate::format::AudioFormat;
+use crate::tls::TlsRoots;
+pub use crate::tools::{BuiltinTools, ToolSpec, TransferChoice};
 
 /// An API key or token. `Debug` prints `ApiKey(<redacted>)`; there is no
 /// `Display`. The value is only read when building the connection request.
@@ -111,52 +115,6 @@ impl Greeting {
         match self {
             Greeting::CallerFirst => None,
             Greeting::OnOpen { prompt } | Greeting::OnRequest { prompt } => Some(prompt),
-        }
-    }
-}
-
-/// A function the model may call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolSpec {
-    /// Function name (`[a-zA-Z0-9_]`, at most 64 characters).
-    pub name: String,
-    /// What it does, for the model.
-    pub description: String,
-    /// JSON Schema of the arguments (an `object` schema; lower-case types,
-    /// each provider converts as it needs).
-    pub parameters: serde_json::Value,
-}
-
-/// Which built-in telephony tools are declared to the model next to the
-/// user's tools. Both surface as typed events
-/// ([`crate::ModelEvent::EndCall`], [`crate::ModelEvent::TransferCall`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BuiltinTools {
-    /// `end_call(reason?)`: the conversation is over; the agent finishes its
-    /// farewell, then hangs up.
-    pub end_call: bool,
-    /// `transfer_call(target, number?, reason?)`: hand the caller to one of
-    /// [`SessionConfig::transfer_targets`]. Declared only when that list is
-    /// not empty.
-    pub transfer_call: bool,
-}
-
-/// One transfer target the model may choose, as it sees it: the operator's
-/// name for it and, for a target that covers a range of numbers, the
-/// range's prefix (the model then also names the number).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransferChoice {
-    /// The name the model passes as `target` (e.g. `sales`).
-    pub name: String,
-    /// For a range of numbers: its E.164 prefix (e.g. `+4420`).
-    pub number_prefix: Option<String>,
-}
-
-impl Default for BuiltinTools {
-    fn default() -> Self {
-        BuiltinTools {
-            end_call: true,
-            transfer_call: true,
         }
     }
 }
@@ -295,6 +253,9 @@ pub struct SessionConfig {
     /// Bound on the whole mid-call reconnect (every attempt and backoff);
     /// the caller hears silence meanwhile. Default 6 s.
     pub reconnect_budget: Duration,
+    /// Which certificate authorities a `wss://` endpoint's TLS trusts.
+    /// Default: the system trust store ([`TlsRoots::System`]).
+    pub tls_roots: TlsRoots,
 }
 
 impl Default for SessionConfig {
@@ -326,6 +287,7 @@ impl Default for SessionConfig {
                 max_backoff: Duration::from_secs(1),
             },
             reconnect_budget: Duration::from_secs(6),
+            tls_roots: TlsRoots::default(),
         }
     }
 }

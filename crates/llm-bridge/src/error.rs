@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use crate::audio::AudioFormat;
+use crate::format::AudioFormat;
 use crate::provider::Provider;
+use crate::tls::TlsError;
 
 /// Errors of the realtime model clients.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +78,10 @@ pub enum ConnectFailure {
     /// TLS failed.
     #[error("TLS handshake failed")]
     Tls,
+    /// No TLS configuration could be made for the selected roots (the
+    /// system trust store has no usable certificate).
+    #[error("{0}")]
+    TlsRoots(TlsError),
     /// The server answered the upgrade with an HTTP status instead of 101.
     #[error("the server refused the WebSocket upgrade with HTTP {0}")]
     HttpStatus(u16),
@@ -105,7 +110,10 @@ impl ConnectFailure {
     /// URL, auth (401/403), an invalid setup (1007/1008) are not.
     pub fn is_retryable(&self) -> bool {
         match self {
-            ConnectFailure::InvalidUrl | ConnectFailure::Tls | ConnectFailure::Protocol(_) => false,
+            ConnectFailure::InvalidUrl
+            | ConnectFailure::Tls
+            | ConnectFailure::TlsRoots(_)
+            | ConnectFailure::Protocol(_) => false,
             ConnectFailure::ConnectTimeout(_)
             | ConnectFailure::Io(_)
             | ConnectFailure::Handshake

@@ -1,5 +1,6 @@
 //! Realtime voice model clients for callbridge (Gemini Live, OpenAI
-//! Realtime) behind one trait, and mock servers that speak both protocols.
+//! Realtime) behind one trait, and the post-call summarizer for the same
+//! providers' text APIs.
 //!
 //! The entry point is [`RealtimeModel::open`], which returns a
 //! [`ModelSession`]: the one handle, and the one connection, of one call.
@@ -8,6 +9,20 @@
 //! [`ModelSession::close`] ends it cleanly (WebSocket close 1000, RFC 6455
 //! §7). [`stats`] counts live tasks and connections so tests and metrics can
 //! prove nothing outlives its session.
+//!
+//! Outbound TLS (`wss://` model endpoints, `https://` summaries) trusts the
+//! system trust store by default, or the bundled webpki roots:
+//! [`TlsRoots`], set per session in [`SessionConfig::tls_roots`].
+//!
+//! Features: `tls` (default; rustls on ring for `wss://`) and `summary`
+//! (the `summary` module: one provider-generic HTTP summarizer, reqwest).
+//! The strict mock servers of both protocols, for tests and demos, are the
+//! crate `callbridge-llm-mock`, which depends on this one.
+//!
+//! Module layering (no module imports one that imports it back): the leaves
+//! [`format`](mod@format), [`provider`], [`tls`] and [`stats`]; then [`error`],
+//! [`audio`], [`event`], [`tools`], [`config`]; then [`session`], [`model`]
+//! and the private transport; then the providers [`gemini`] and [`openai`].
 //!
 //! ```no_run
 //! use callbridge_llm_bridge::{
@@ -34,24 +49,31 @@ pub mod audio;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod format;
 pub mod gemini;
-#[cfg(feature = "mock")]
-pub mod mock;
+pub mod model;
 pub mod openai;
 pub mod provider;
 pub mod session;
 pub mod stats;
+#[cfg(feature = "summary")]
+pub mod summary;
+pub mod tls;
 pub mod tools;
 mod transport;
 
-pub use audio::{AudioChunk, AudioFormat, AudioFrame, SampleRate};
+pub use audio::{AudioChunk, AudioFrame};
 pub use config::{
     ApiKey, BuiltinTools, CallMetadata, Greeting, Redacted, RetryPolicy, Sensitivity,
     SessionConfig, ToolSpec, Transcription, TransferChoice, TurnDetection,
 };
 pub use error::{ConnectFailure, Error};
 pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};
+pub use format::{AudioFormat, SampleRate};
 pub use gemini::GeminiLive;
+pub use model::RealtimeModel;
 pub use openai::OpenAiRealtime;
-pub use provider::{BoxFuture, Provider, RealtimeModel};
+pub use provider::{BoxFuture, Provider};
 pub use session::{CloseOutcome, ModelSession, ToolResult};
+pub use tls::{TlsError, TlsRoots};
+pub use transport::MAX_MESSAGE_BYTES;

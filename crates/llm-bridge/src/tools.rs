@@ -1,13 +1,60 @@
 //! Built-in telephony tools (`end_call`, `transfer_call`) declared to the
 //! model next to the user's tools, the mapping of their calls to typed
 //! events, and caller DTMF digits turned into text for the model
-//! (protocols.md §5: Gemini Live has no DTMF concept).
+//! (protocols.md §5: Gemini Live has no DTMF concept). Owns the tool
+//! declarations a [`crate::SessionConfig`] carries: [`ToolSpec`],
+//! [`BuiltinTools`] and [`TransferChoice`].
 
 use serde_json::{Value, json};
 
-use crate::config::{BuiltinTools, ToolSpec, TransferChoice};
 use crate::error::Error;
 use crate::event::{ModelEvent, ToolCall};
+
+/// A function the model may call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolSpec {
+    /// Function name (`[a-zA-Z0-9_]`, at most 64 characters).
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// JSON Schema of the arguments (an `object` schema; lower-case types,
+    /// each provider converts as it needs).
+    pub parameters: serde_json::Value,
+}
+
+/// Which built-in telephony tools are declared to the model next to the
+/// user's tools. Both surface as typed events
+/// ([`crate::ModelEvent::EndCall`], [`crate::ModelEvent::TransferCall`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuiltinTools {
+    /// `end_call(reason?)`: the conversation is over; the agent finishes its
+    /// farewell, then hangs up.
+    pub end_call: bool,
+    /// `transfer_call(target, number?, reason?)`: hand the caller to one of
+    /// [`crate::SessionConfig::transfer_targets`]. Declared only when that list is
+    /// not empty.
+    pub transfer_call: bool,
+}
+
+/// One transfer target the model may choose, as it sees it: the operator's
+/// name for it and, for a target that covers a range of numbers, the
+/// range's prefix (the model then also names the number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferChoice {
+    /// The name the model passes as `target` (e.g. `sales`).
+    pub name: String,
+    /// For a range of numbers: its E.164 prefix (e.g. `+4420`).
+    pub number_prefix: Option<String>,
+}
+
+impl Default for BuiltinTools {
+    fn default() -> Self {
+        BuiltinTools {
+            end_call: true,
+            transfer_call: true,
+        }
+    }
+}
 
 /// Name of the built-in hang-up tool.
 pub const END_CALL: &str = "end_call";

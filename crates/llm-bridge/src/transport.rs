@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+#[cfg(feature = "tls")]
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,9 +28,11 @@ use crate::event::CloseReason;
 use crate::provider::Provider;
 use crate::session::{CloseOutcome, Step};
 use crate::stats::ConnectionGuard;
+use crate::tls::TlsRoots;
 
-/// Largest message accepted from a model server (audio deltas are tens of kB).
-pub(crate) const MAX_MESSAGE_BYTES: usize = 4 << 20;
+/// Largest WebSocket message (and frame) accepted from a model server, in
+/// bytes (audio deltas are tens of kB). The mock servers use the same bound.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// The client WebSocket stream type.
 pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -59,11 +63,13 @@ pub(crate) fn connect_failure(e: &tungstenite::Error) -> ConnectFailure {
     }
 }
 
-/// Opens a WebSocket to `url` with extra `headers` within `timeout`.
+/// Opens a WebSocket to `url` with extra `headers` within `timeout`; a
+/// `wss://` URL's TLS trusts `roots`.
 pub(crate) async fn connect(
     url: &str,
     headers: &[(&'static str, String)],
     timeout: Duration,
+    roots: TlsRoots,
 ) -> Result<Connection, ConnectFailure> {
     let mut request = url
         .into_client_request()
@@ -72,7 +78,28 @@ pub(crate) async fn connect(
         let v = HeaderValue::from_str(value).map_err(|_| ConnectFailure::InvalidUrl)?;
         request.headers_mut().insert(*name, v);
     }
-    let fut = tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true);
+    #[cfg(feature = "tls")]
+    let fut = {
+        // The roots are read once per process, and only for wss://.
+        let connector = if request.uri().scheme_str() == Some("wss") {
+            let config = roots.client_config().map_err(ConnectFailure::TlsRoots)?;
+            Some(Connector::Rustls(config))
+        } else {
+            None
+        };
+        tokio_tungstenite::connect_async_tls_with_config(
+            request,
+            Some(ws_config()),
+            true,
+            connector,
+        )
+    };
+    // Without TLS a wss:// connect fails as tungstenite reports it.
+    #[cfg(not(feature = "tls"))]
+    let fut = {
+        let _ = roots;
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config()), true)
+    };
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Err(ConnectFailure::ConnectTimeout(timeout)),
         Ok(Err(e)) => Err(connect_failure(&e)),
@@ -321,7 +348,7 @@ mod tests {
             }
         });
         let url = format!("wss://127.0.0.1:{port}/ws");
-        let r = connect(&url, &[], Duration::from_secs(2)).await;
+        let r = connect(&url, &[], Duration::from_secs(2), TlsRoots::Bundled).await;
         assert!(
             matches!(r, Err(ConnectFailure::Tls | ConnectFailure::Io(_))),
             "{r:?}"
@@ -331,7 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_url_is_a_typed_failure() {
-        let r = connect("not a url", &[], Duration::from_secs(1)).await;
+        let r = connect("not a url", &[], Duration::from_secs(1), TlsRoots::Bundled).await;
         assert_eq!(r.unwrap_err(), ConnectFailure::InvalidUrl);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use callbridge_crm_store::{
     Direction as StoreDirection, EndReason, SessionState, Speaker, Transport,
 };
-use callbridge_llm_bridge::mock::gemini::SetupReply;
+use callbridge_llm_mock::gemini::SetupReply;
 use callbridge_rtp::stream::MediaEvent;
 use callbridge_sip::ua::{EndReason as SipEnd, Event};
 use support::*;
@@ -100,7 +100,7 @@ async fn inbound_call_greets_replies_records_and_stores_caller_hangup() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_call_plays_the_farewell_then_sends_bye() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         end_call_after_turns: Some(1),
         ..fast_script()
     };
@@ -127,8 +127,8 @@ async fn end_call_plays_the_farewell_then_sends_bye() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_dropping_mid_call_ends_the_call_as_model_failure_when_resumption_is_refused() {
-    use callbridge_llm_bridge::mock::ScriptBook;
-    use callbridge_llm_bridge::mock::gemini::GeminiScript;
+    use callbridge_llm_mock::ScriptBook;
+    use callbridge_llm_mock::gemini::GeminiScript;
     // The drop comes after the greeting's handle was issued, so the agent
     // tries to resume; the server refuses it (1008, not retried).
     let r = rig_book(
@@ -170,7 +170,7 @@ async fn model_dropping_mid_call_ends_the_call_as_model_failure_when_resumption_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_while_ringing_stores_cancelled() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         // The call rings until the model is ready: long enough that the
         // caller's CANCEL comes first even on a loaded machine.
         setup: SetupReply::Delay(SECS(10)),
@@ -262,11 +262,11 @@ async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
     // length, so the caller's speech reaches the model while it still
     // counts as playing however late a loaded machine delivers it; what
     // the caller hears is counted in frames, not timed.
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         playback_speed: 0.5,
         ..fast_script()
     };
-    let greeting_loud = callbridge_llm_bridge::mock::clips::greeting()
+    let greeting_loud = callbridge_llm_mock::clips::greeting()
         .samples_at(8000)
         .chunks(160)
         .filter(|f| rms(f) > 300.0)

@@ -118,7 +118,7 @@ async fn twilio_call_greets_hears_the_caller_replies_and_ends_on_stop() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_barge_in_sends_clear_and_the_agent_hangup_uses_rest() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         playback_speed: 1.0,
         ..fast_script()
     };
@@ -207,7 +207,7 @@ async fn vonage_call_with_dtmf_replies_and_ends_when_the_socket_closes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vonage_agent_hangup_after_end_call_uses_rest_and_closes() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         end_call_after_turns: Some(1),
         ..fast_script()
     };
@@ -278,7 +278,7 @@ async fn vonage_agent_hangup_sends_a_minted_jwt_that_verifies() {
     let signer = VonageSigner::from_pem(ApplicationId::new(APP).unwrap(), KEY.as_bytes()).unwrap();
     let rest = VonageRest::new(&base, VonageBearer::minted(signer)).unwrap();
 
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         end_call_after_turns: Some(1),
         ..fast_script()
     };

@@ -125,7 +125,7 @@ async fn a_call_with_one_reply_shows_in_the_metrics_and_its_latencies_in_the_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_model_session_resumed_after_go_away_counts_one_reconnect() {
-    let script = callbridge_llm_bridge::mock::gemini::GeminiScript {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
         go_away_after_turns: Some(1),
         go_away_time_left: Duration::from_millis(300),
         ..fast_script()

@@ -19,9 +19,9 @@ mod support;
 use std::time::Duration;
 
 use callbridge_crm_store::{EndReason, EventKind, SessionRecord, SessionState};
-use callbridge_llm_bridge::mock::ScriptBook;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, SetupReply};
-use callbridge_llm_bridge::mock::openai::{MidResponseClose, OpenAiScript};
+use callbridge_llm_mock::ScriptBook;
+use callbridge_llm_mock::gemini::{GeminiScript, SetupReply};
+use callbridge_llm_mock::openai::{MidResponseClose, OpenAiScript};
 use callbridge_rtp::stream::MediaEvent;
 use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::{self, ModelFailurePolicy};

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use callbridge_crm_store::EndReason;
-use callbridge_llm_bridge::mock::gemini::GeminiScript;
+use callbridge_llm_mock::gemini::GeminiScript;
 use support::raw::{RawPeer, header, pcmu_offer, status};
 use support::*;
 

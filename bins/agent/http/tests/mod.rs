@@ -1,5 +1,5 @@
 //! Router tests, in-process with `tower::ServiceExt::oneshot`: a real
-//! `Manager` on loopback with the llm-bridge mock model, a temporary store
+//! `Manager` on loopback with the callbridge-llm-mock model, a temporary store
 //! with one user per role (and a second operator), and for outbound calls
 //! a SIP callee on loopback that rings or answers busy.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
@@ -25,8 +25,8 @@ use callbridge_crm_store::jiff::{SignedDuration, Timestamp};
 use callbridge_crm_store::{
     ApiToken, CampaignId, CampaignSettings, NewSession, PersonName, Role, SessionId, Store, UserId,
 };
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_bridge::{GeminiLive, SessionConfig};
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerConfig};
 use callbridge_sip::StatusCode as SipStatus;
 use callbridge_sip::driver::{Driver, DriverConfig};

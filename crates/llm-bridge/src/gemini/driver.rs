@@ -80,7 +80,13 @@ pub(crate) async fn connect_and_setup(
     resume: Option<&str>,
 ) -> Result<Connection, ConnectFailure> {
     let cfg = &params.config;
-    let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
+    let mut conn = transport::connect(
+        &params.url,
+        &params.headers,
+        cfg.connect_timeout,
+        cfg.tls_roots,
+    )
+    .await?;
     let setup = wire::setup_message(cfg, &params.metadata, resume);
     transport::send_text(&mut conn, setup)
         .await

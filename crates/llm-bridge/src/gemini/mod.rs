@@ -36,7 +36,8 @@ use std::sync::Arc;
 use crate::audio::AudioFormat;
 use crate::config::{CallMetadata, SessionConfig};
 use crate::error::Error;
-use crate::provider::{BoxFuture, Provider, RealtimeModel};
+use crate::model::RealtimeModel;
+use crate::provider::{BoxFuture, Provider};
 use crate::session::ModelSession;
 
 mod driver;

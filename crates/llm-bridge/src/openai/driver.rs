@@ -65,7 +65,13 @@ async fn wait_for(conn: &mut Connection, want: &Inbound) -> Result<(), ConnectFa
 /// wait for `session.updated`.
 pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, ConnectFailure> {
     let cfg = &params.config;
-    let mut conn = transport::connect(&params.url, &params.headers, cfg.connect_timeout).await?;
+    let mut conn = transport::connect(
+        &params.url,
+        &params.headers,
+        cfg.connect_timeout,
+        cfg.tls_roots,
+    )
+    .await?;
     let update = wire::session_update_message(cfg, &params.metadata, params.input, params.output);
     let setup = async {
         wait_for(&mut conn, &Inbound::SessionCreated).await?;

@@ -644,10 +644,11 @@ impl Call {
         self.pending_turns
             .push(NewTurn::new(self.turn_seq, speaker, text, at));
         self.turn_seq += 1;
-        self.transcript.push(crate::summary::TranscriptLine {
-            caller,
-            text: text.to_owned(),
-        });
+        self.transcript
+            .push(callbridge_llm_bridge::summary::TranscriptLine {
+                caller,
+                text: text.to_owned(),
+            });
     }
 
     pub(super) fn event(&mut self, kind: EventKind, detail: serde_json::Value) {

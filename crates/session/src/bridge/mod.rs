@@ -82,7 +82,7 @@ pub(crate) struct CallSpec {
 #[derive(Debug, Default)]
 pub(crate) struct CallReport {
     pub reason: Option<EndReason>,
-    pub transcript: Vec<crate::summary::TranscriptLine>,
+    pub transcript: Vec<callbridge_llm_bridge::summary::TranscriptLine>,
 }
 
 type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
@@ -127,7 +127,7 @@ pub(crate) struct Call {
     turn_seq: u32,
     caller_text: String,
     agent_text: String,
-    transcript: Vec<crate::summary::TranscriptLine>,
+    transcript: Vec<callbridge_llm_bridge::summary::TranscriptLine>,
     transfer_id: Option<ToolCallId>,
     /// Frames the transport had sent when the current reply began.
     reply_base: u64,

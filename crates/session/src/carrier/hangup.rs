@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_llm_bridge::BoxFuture;
+use callbridge_llm_bridge::{BoxFuture, TlsRoots};
 
 use super::vonage_jwt::VonageBearer;
 use super::{Carrier, CarrierCallId};
@@ -108,6 +108,20 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// An HTTP client for `carrier`'s REST API: rustls on ring with the
+/// bundled webpki roots, as the carriers' public APIs need, no redirects.
+fn rest_client(carrier: Carrier) -> Result<reqwest::Client, HangupError> {
+    let tls = TlsRoots::Bundled
+        .client_config()
+        .map_err(|_| HangupError::Transport(carrier))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
+        .connect_timeout(HANGUP_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| HangupError::Transport(carrier))
+}
+
 /// Twilio's REST hangup.
 #[derive(Debug, Clone)]
 pub struct TwilioRest {
@@ -124,8 +138,7 @@ impl TwilioRest {
     /// The HTTP client could not be built.
     pub fn new(base: &str, auth_token: String) -> Result<TwilioRest, HangupError> {
         Ok(TwilioRest {
-            client: crate::summary::http::client("twilio")
-                .map_err(|_| HangupError::Transport(Carrier::Twilio))?,
+            client: rest_client(Carrier::Twilio)?,
             base: base.trim_end_matches('/').to_owned(),
             auth_token: Secret(auth_token.into()),
         })
@@ -176,8 +189,7 @@ impl VonageRest {
     /// The HTTP client could not be built.
     pub fn new(base: &str, bearer: VonageBearer) -> Result<VonageRest, HangupError> {
         Ok(VonageRest {
-            client: crate::summary::http::client("vonage")
-                .map_err(|_| HangupError::Transport(Carrier::Vonage))?,
+            client: rest_client(Carrier::Vonage)?,
             base: base.trim_end_matches('/').to_owned(),
             bearer,
         })

@@ -78,7 +78,7 @@ use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
-use crate::summary::Summarizer;
+use callbridge_llm_bridge::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
 
 /// Capacity of each call's SIP mailbox.

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_crm_store::{SessionId, SessionRecord, Store};
-use callbridge_llm_bridge::mock::ScriptBook;
-use callbridge_llm_bridge::mock::clips;
-use callbridge_llm_bridge::mock::gemini::{GeminiScript, MockGemini};
-use callbridge_llm_bridge::mock::openai::{MockOpenAi, OpenAiScript};
 use callbridge_llm_bridge::{
     AudioFormat, GeminiLive, OpenAiRealtime, RealtimeModel, SessionConfig,
 };
+use callbridge_llm_mock::ScriptBook;
+use callbridge_llm_mock::clips;
+use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
+use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};

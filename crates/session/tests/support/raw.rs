@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use callbridge_llm_bridge::mock::clips;
+use callbridge_llm_mock::clips;
 use callbridge_rtp::g711::Law;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;

@@ -90,32 +90,6 @@ fn resumed_setup_carries_the_handle_and_manual_mode_disables_aad() {
     assert!(v["setup"].get("tools").is_none());
 }
 
-#[cfg(feature = "mock")]
-#[test]
-fn every_client_message_passes_the_mock_validator() {
-    use crate::mock::gemini_validate::{ClientMsg, parse_client_message};
-    let msgs = [
-        setup_message(&cfg(), &CallMetadata::default(), Some("h")),
-        text_message("hi"),
-        user_turn_message(Greeting::DEFAULT_PROMPT),
-        audio_stream_end_message().to_owned(),
-        activity_start_message().to_owned(),
-        activity_end_message().to_owned(),
-        tool_response_message("c1", "f", &crate::session::ToolResult::Ok(json!({"a": 1}))),
-        tool_response_message("c1", "f", &crate::session::ToolResult::Err("no".into())),
-    ];
-    for m in msgs {
-        parse_client_message(&parse(&m)).unwrap_or_else(|e| panic!("{e}: {m}"));
-    }
-    let mut out = BytesMut::new();
-    encode_audio_into(&[1, 0, 2, 0], &mut out);
-    let v: Value = serde_json::from_slice(&out).unwrap();
-    assert_eq!(
-        parse_client_message(&v).unwrap(),
-        ClientMsg::Audio(vec![1, 0, 2, 0])
-    );
-}
-
 #[test]
 fn audio_encoding_is_byte_exact() {
     let mut out = BytesMut::new();

@@ -1,0 +1,641 @@
+//! A mock Gemini Live server (protocols.md §1) for tests and the demo.
+//!
+//! Owns: [`MockGemini`] and its per-connection [`GeminiScript`]. It speaks
+//! the real wire format (JSON in binary frames, base64 PCM 24 kHz out),
+//! validates every client message strictly ([`super::gemini_validate`]; a
+//! violation is recorded and the connection is closed with 1007 as the real
+//! server does), answers each caller turn found by its energy VAD with a
+//! speech clip and transcripts, and can be told to misbehave.
+//!
+//! Timing: reply audio is sent at once (faster than real time, like the real
+//! server), then the reply "plays" for the clip's duration divided by
+//! `playback_speed`; caller speech during that time interrupts it
+//! (`interrupted`, then `turnComplete` and a resumable
+//! `sessionResumptionUpdate`); otherwise `turnComplete`, `usageMetadata`
+//! and a resumable `sessionResumptionUpdate` follow.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use callbridge_llm_bridge::BoxFuture;
+
+use super::clips::{self, Clip};
+use super::gemini_validate::{ClientMsg, SetupInfo, parse_client_message};
+use super::server::{
+    ConnectionHandler, Handshake, Incoming, MockConnection, MockServer, MockStats, ScriptBook,
+};
+use super::vad::{EnergyVad, VadEvent};
+
+/// How the mock answers `setup`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SetupReply {
+    /// Send `setupComplete` at once.
+    #[default]
+    Complete,
+    /// Send it after this delay.
+    Delay(Duration),
+    /// Never send it (the client must time out).
+    Never,
+    /// Close the connection with this code and reason instead.
+    Close {
+        /// Close code (1007, 1008, 1011...).
+        code: u16,
+        /// Reason text.
+        reason: String,
+    },
+}
+
+/// What one connection does.
+#[derive(Debug, Clone)]
+pub struct GeminiScript {
+    /// Upgrade behaviour.
+    pub handshake: Handshake,
+    /// Answer to `setup`.
+    pub setup: SetupReply,
+    /// If set, the `x-goog-api-key` header must carry this value.
+    pub expect_api_key: Option<String>,
+    /// Send malformed frames (bad JSON, non-UTF-8 binary, unknown key)
+    /// right after `setupComplete`.
+    pub malformed_after_setup: bool,
+    /// Call `end_call` with the reply to this caller turn (1-based).
+    pub end_call_after_turns: Option<u32>,
+    /// Call `transfer_call` with this target with the reply to this caller
+    /// turn (1-based).
+    pub transfer_after_turns: Option<(u32, String)>,
+    /// Send `goAway` once the reply to this caller turn has finished.
+    pub go_away_after_turns: Option<u32>,
+    /// Send `goAway` right after the reply audio to this caller turn, while
+    /// the reply is still playing (the client must wait or switch at its
+    /// deadline, not cut the reply).
+    pub go_away_mid_reply_at_turn: Option<u32>,
+    /// `goAway.timeLeft`; the mock closes the connection itself when it runs out.
+    pub go_away_time_left: Duration,
+    /// Drop the TCP connection (no close frame) in the middle of the reply
+    /// to this caller turn.
+    pub close_mid_response_at_turn: Option<u32>,
+    /// Close the connection (with `close_code`, reason "Internal error
+    /// occurred.") once the reply to this caller turn has finished.
+    pub close_after_turn: Option<u32>,
+    /// Close code for `close_after_turn` (the reason text is the real
+    /// server's for that code: [`close_reason_text`]).
+    pub close_code: u16,
+    /// Drop the TCP connection (no close frame, 1006) once the reply to
+    /// this caller turn has finished and its resumption handle was issued:
+    /// the abnormal drop a client should resume from.
+    pub abort_after_turn: Option<u32>,
+    /// From this caller turn on (1-based), the model stalls: the turn is
+    /// transcribed but never answered, and the connection stays open.
+    pub stall_after_turns: Option<u32>,
+    /// The reply to this caller turn never finishes playing (no
+    /// `turnComplete` unless the caller interrupts it).
+    pub endless_reply_at_turn: Option<u32>,
+    /// Audio per `serverContent` message, in milliseconds.
+    pub chunk_ms: u32,
+    /// How much faster than real time a reply "plays" before `turnComplete`.
+    pub playback_speed: f64,
+    /// VAD threshold (RMS in sample units).
+    pub vad_threshold: u16,
+    /// VAD end-of-turn silence.
+    pub vad_silence_ms: u32,
+}
+
+impl Default for GeminiScript {
+    fn default() -> Self {
+        GeminiScript {
+            handshake: Handshake::Accept,
+            setup: SetupReply::Complete,
+            expect_api_key: None,
+            malformed_after_setup: false,
+            end_call_after_turns: None,
+            transfer_after_turns: None,
+            go_away_after_turns: None,
+            go_away_mid_reply_at_turn: None,
+            go_away_time_left: Duration::from_secs(10),
+            close_mid_response_at_turn: None,
+            close_after_turn: None,
+            close_code: 1011,
+            abort_after_turn: None,
+            stall_after_turns: None,
+            endless_reply_at_turn: None,
+            chunk_ms: 100,
+            playback_speed: 1.0,
+            vad_threshold: 500,
+            vad_silence_ms: 400,
+        }
+    }
+}
+
+/// A running mock Gemini Live server.
+#[derive(Debug)]
+pub struct MockGemini {
+    server: MockServer,
+}
+
+/// The path the mock is served under (any path is accepted).
+pub const MOCK_PATH: &str =
+    "ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent";
+
+impl MockGemini {
+    /// Starts a mock where every connection follows `script`.
+    pub async fn start(script: GeminiScript) -> std::io::Result<MockGemini> {
+        Self::start_with(ScriptBook::all(script)).await
+    }
+
+    /// Starts a mock with per-connection scripts.
+    pub async fn start_with(book: ScriptBook<GeminiScript>) -> std::io::Result<MockGemini> {
+        let handler = Arc::new(GeminiHandler {
+            book,
+            handles: Mutex::new(HashSet::new()),
+            next_id: AtomicU64::new(1),
+        });
+        Ok(MockGemini {
+            server: MockServer::start(handler).await?,
+        })
+    }
+
+    /// The endpoint URL to put in [`callbridge_llm_bridge::SessionConfig::endpoint`].
+    pub fn url(&self) -> String {
+        self.server.url(MOCK_PATH)
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> MockStats {
+        self.server.stats()
+    }
+
+    /// Panics (for tests) if the client broke the protocol.
+    pub fn assert_no_violations(&self) {
+        self.server.assert_no_violations();
+    }
+
+    /// The underlying server (for `wait_for`).
+    pub fn server(&self) -> &MockServer {
+        &self.server
+    }
+
+    /// Stops the server and waits for its tasks.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+#[derive(Debug)]
+struct GeminiHandler {
+    book: ScriptBook<GeminiScript>,
+    handles: Mutex<HashSet<String>>,
+    next_id: AtomicU64,
+}
+
+impl GeminiHandler {
+    fn issue_handle(&self) -> String {
+        let h = format!(
+            "mock-handle-{}",
+            self.next_id.fetch_add(1, Ordering::SeqCst)
+        );
+        if let Ok(mut set) = self.handles.lock()
+            && set.len() < 100_000
+        {
+            set.insert(h.clone());
+        }
+        h
+    }
+
+    fn knows(&self, h: &str) -> bool {
+        self.handles.lock().map(|s| s.contains(h)).unwrap_or(false)
+    }
+}
+
+impl ConnectionHandler for GeminiHandler {
+    fn handshake(&self, index: usize) -> Handshake {
+        self.book.for_connection(index).handshake
+    }
+
+    fn run(self: Arc<Self>, conn: MockConnection) -> BoxFuture<'static, ()> {
+        Box::pin(run_connection(self, conn))
+    }
+}
+
+const INVALID_ARGUMENT: &str = "Request contains an invalid argument.";
+
+/// The close reason the real server sends with `code` (protocols.md §1.7).
+pub fn close_reason_text(code: u16) -> &'static str {
+    match code {
+        1000 => "",
+        1007 => INVALID_ARGUMENT,
+        1008 => "Requested entity was not found.",
+        1013 => "The service is currently unavailable.",
+        _ => "Internal error occurred.",
+    }
+}
+
+async fn send(conn: &mut MockConnection, v: Value) -> bool {
+    conn.send_json(&v, true).await.is_ok()
+}
+
+async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
+    let script = h.book.for_connection(conn.index());
+    if let Some(key) = &script.expect_api_key
+        && conn.header("x-goog-api-key") != Some(key.as_str())
+    {
+        conn.violation("missing or wrong x-goog-api-key header");
+        conn.close(1008, "API key not valid").await;
+        return;
+    }
+    let setup = match conn.recv().await {
+        Incoming::Json(v) => match parse_client_message(&v) {
+            Ok(ClientMsg::Setup(info)) => info,
+            Ok(other) => {
+                conn.violation(format!("first message must be setup, got {other:?}"));
+                conn.close(1007, INVALID_ARGUMENT).await;
+                return;
+            }
+            Err(e) => {
+                conn.violation(e);
+                conn.close(1007, INVALID_ARGUMENT).await;
+                return;
+            }
+        },
+        Incoming::NotJson(e) => {
+            conn.violation(format!("first frame is not JSON: {e}"));
+            conn.close(1007, INVALID_ARGUMENT).await;
+            return;
+        }
+        Incoming::Closed { .. } | Incoming::Gone => return,
+    };
+    if let Some(handle) = &setup.resume_handle
+        && !h.knows(handle)
+    {
+        conn.violation(format!("resumption with a handle never issued: {handle}"));
+        conn.close(1008, "Invalid session handle").await;
+        return;
+    }
+    match &script.setup {
+        SetupReply::Complete => {}
+        SetupReply::Delay(d) => tokio::time::sleep(*d).await,
+        SetupReply::Never => loop {
+            match conn.recv().await {
+                Incoming::Json(_) | Incoming::NotJson(_) => {
+                    conn.violation("message sent before setupComplete");
+                }
+                Incoming::Closed { .. } | Incoming::Gone => return,
+            }
+        },
+        SetupReply::Close { code, reason } => {
+            conn.close(*code, reason).await;
+            return;
+        }
+    }
+    conn.count_setup(setup.resume_handle.is_some());
+    if !send(&mut conn, json!({"setupComplete": {}})).await {
+        return;
+    }
+    if script.malformed_after_setup {
+        let _ = conn
+            .send_raw(Message::Text("{\"serverContent\": {".into()))
+            .await;
+        let _ = conn
+            .send_raw(Message::Binary(vec![0xff, 0xfe, 0x00].into()))
+            .await;
+        let _ = conn
+            .send_raw(Message::Text("{\"whatIsThis\": {}}".into()))
+            .await;
+    }
+    let mut conv = Conversation::new(h, script, setup);
+    conv.run(conn).await;
+}
+
+struct Playing {
+    ends_at: Instant,
+    /// A caller turn (not the greeting), whose number is recorded.
+    turn: Option<u32>,
+}
+
+struct Conversation {
+    h: Arc<GeminiHandler>,
+    script: GeminiScript,
+    setup: SetupInfo,
+    vad: EnergyVad,
+    vad_events: Vec<VadEvent>,
+    turns: u32,
+    playing: Option<Playing>,
+    outstanding: HashSet<String>,
+    go_away_deadline: Option<Instant>,
+}
+
+enum Flow {
+    Continue,
+    Stop,
+    Abort,
+}
+
+impl Conversation {
+    fn new(h: Arc<GeminiHandler>, script: GeminiScript, setup: SetupInfo) -> Self {
+        let vad = EnergyVad::new(16000, script.vad_threshold, script.vad_silence_ms);
+        Conversation {
+            h,
+            script,
+            setup,
+            vad,
+            vad_events: Vec::new(),
+            turns: 0,
+            playing: None,
+            outstanding: HashSet::new(),
+            go_away_deadline: None,
+        }
+    }
+
+    async fn run(&mut self, mut conn: MockConnection) {
+        loop {
+            let reply_end = self.playing.as_ref().map(|p| p.ends_at);
+            let go_away = self.go_away_deadline;
+            let flow = tokio::select! {
+                inc = conn.recv() => self.on_incoming(&mut conn, inc).await,
+                () = crate::server::sleep_until_opt(reply_end) => self.finish_reply(&mut conn).await,
+                () = crate::server::sleep_until_opt(go_away) => {
+                    conn.close(1000, "session time limit reached").await;
+                    Flow::Stop
+                }
+            };
+            match flow {
+                Flow::Continue => {}
+                Flow::Stop => return,
+                Flow::Abort => {
+                    conn.abort();
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn on_incoming(&mut self, conn: &mut MockConnection, inc: Incoming) -> Flow {
+        let v = match inc {
+            Incoming::Json(v) => v,
+            Incoming::NotJson(e) => {
+                conn.violation(format!("frame is not JSON: {e}"));
+                conn.close(1007, INVALID_ARGUMENT).await;
+                return Flow::Stop;
+            }
+            Incoming::Closed { .. } | Incoming::Gone => return Flow::Stop,
+        };
+        let msg = match parse_client_message(&v) {
+            Ok(m) => m,
+            Err(e) => {
+                conn.violation(e);
+                conn.close(1007, INVALID_ARGUMENT).await;
+                return Flow::Stop;
+            }
+        };
+        match msg {
+            ClientMsg::Setup(_) => {
+                conn.violation("second setup on one connection");
+                conn.close(1007, INVALID_ARGUMENT).await;
+                Flow::Stop
+            }
+            ClientMsg::Audio(pcm) => {
+                conn.count_audio(pcm.len());
+                if self.setup.manual_activity {
+                    return Flow::Continue;
+                }
+                let mut events = std::mem::take(&mut self.vad_events);
+                events.clear();
+                self.vad.push(
+                    pcm.chunks_exact(2)
+                        .map(|p| i16::from_le_bytes([p[0], p[1]])),
+                    &mut events,
+                );
+                let mut flow = Flow::Continue;
+                for ev in events.drain(..) {
+                    flow = match ev {
+                        VadEvent::SpeechStart(_) => self.on_speech_start(conn).await,
+                        VadEvent::SpeechEnd(_) => self.on_caller_turn(conn, None).await,
+                    };
+                    if !matches!(flow, Flow::Continue) {
+                        break;
+                    }
+                }
+                self.vad_events = events;
+                flow
+            }
+            ClientMsg::AudioStreamEnd => {
+                if self.setup.manual_activity {
+                    conn.violation("audioStreamEnd with automatic activity detection disabled");
+                    return Flow::Continue;
+                }
+                let mut events = Vec::new();
+                self.vad.flush(&mut events);
+                if events.is_empty() {
+                    Flow::Continue
+                } else {
+                    self.on_caller_turn(conn, None).await
+                }
+            }
+            ClientMsg::ActivityStart | ClientMsg::ActivityEnd if !self.setup.manual_activity => {
+                conn.violation("activityStart/activityEnd with automatic activity detection on");
+                conn.close(1007, INVALID_ARGUMENT).await;
+                Flow::Stop
+            }
+            ClientMsg::ActivityStart => self.on_speech_start(conn).await,
+            ClientMsg::ActivityEnd => self.on_caller_turn(conn, None).await,
+            ClientMsg::Text(t) => self.on_caller_turn(conn, Some(t)).await,
+            ClientMsg::ClientContent { turn_complete, .. } => {
+                if turn_complete {
+                    self.interrupt_if_playing(conn).await;
+                    self.start_reply(conn, clips::greeting(), None).await
+                } else {
+                    Flow::Continue
+                }
+            }
+            ClientMsg::ToolResponse(responses) => {
+                for (id, _name) in responses {
+                    if !self.outstanding.remove(&id) {
+                        conn.violation(format!(
+                            "toolResponse for unknown or answered call id {id}"
+                        ));
+                    }
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    async fn interrupt_if_playing(&mut self, conn: &mut MockConnection) -> bool {
+        if self.playing.take().is_none() {
+            return false;
+        }
+        let _ = send(conn, json!({"serverContent": {"interrupted": true}})).await;
+        if !self.outstanding.is_empty() {
+            let ids: Vec<String> = self.outstanding.drain().collect();
+            let _ = send(conn, json!({"toolCallCancellation": {"ids": ids}})).await;
+        }
+        let _ = send(conn, json!({"serverContent": {"turnComplete": true}})).await;
+        // Generation stopped: the session is at a resumable point again.
+        let handle = self.h.issue_handle();
+        let _ = send(
+            conn,
+            json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
+        )
+        .await;
+        true
+    }
+
+    async fn on_speech_start(&mut self, conn: &mut MockConnection) -> Flow {
+        self.interrupt_if_playing(conn).await;
+        Flow::Continue
+    }
+
+    async fn on_caller_turn(&mut self, conn: &mut MockConnection, text: Option<String>) -> Flow {
+        self.turns += 1;
+        conn.count_turn();
+        let transcript = text.unwrap_or_else(|| format!("caller turn {}", self.turns));
+        if !send(
+            conn,
+            json!({"serverContent": {"inputTranscription": {"text": transcript, "finished": true}}}),
+        )
+        .await
+        {
+            return Flow::Stop;
+        }
+        self.interrupt_if_playing(conn).await;
+        let turn = self.turns;
+        if self.script.stall_after_turns.is_some_and(|n| turn >= n) {
+            return Flow::Continue;
+        }
+        self.start_reply(conn, clips::reply(), Some(turn)).await
+    }
+
+    fn chunk_bytes(&self, clip: &Clip) -> usize {
+        let n = (clip.rate as usize * self.script.chunk_ms.max(10) as usize / 1000) * 2;
+        n.max(2)
+    }
+
+    async fn start_reply(
+        &mut self,
+        conn: &mut MockConnection,
+        clip: &Clip,
+        turn: Option<u32>,
+    ) -> Flow {
+        let _ = send(
+            conn,
+            json!({"sessionResumptionUpdate": {"resumable": false}}),
+        )
+        .await;
+        let abort_mid = turn.is_some() && turn == self.script.close_mid_response_at_turn;
+        let mime = format!("audio/pcm;rate={}", clip.rate);
+        let step = self.chunk_bytes(clip);
+        for (i, chunk) in clip.pcm.chunks(step).enumerate() {
+            let mut content = json!({"modelTurn": {"parts": [{"inlineData": {"mimeType": mime, "data": B64.encode(chunk)}}]}});
+            if i == 0 && self.setup.transcription.1 {
+                content["outputTranscription"] = json!({"text": clip.transcript});
+            }
+            if !send(conn, json!({ "serverContent": content })).await {
+                return Flow::Stop;
+            }
+            if abort_mid && i == 1 {
+                return Flow::Abort;
+            }
+        }
+        if !send(conn, json!({"serverContent": {"generationComplete": true}})).await {
+            return Flow::Stop;
+        }
+        if turn.is_some()
+            && turn == self.script.go_away_mid_reply_at_turn
+            && self.go_away_deadline.is_none()
+            && !self.send_go_away(conn).await
+        {
+            return Flow::Stop;
+        }
+        if turn.is_some() && turn == self.script.end_call_after_turns {
+            let id = format!(
+                "mock-call-{}",
+                self.h.next_id.fetch_add(1, Ordering::SeqCst)
+            );
+            self.outstanding.insert(id.clone());
+            let call = json!({"toolCall": {"functionCalls": [
+                {"id": id, "name": "end_call", "args": {"reason": "the caller's request is handled"}}]}});
+            if !send(conn, call).await {
+                return Flow::Stop;
+            }
+        }
+        if let Some((at, target)) = &self.script.transfer_after_turns
+            && turn == Some(*at)
+        {
+            let id = format!(
+                "mock-call-{}",
+                self.h.next_id.fetch_add(1, Ordering::SeqCst)
+            );
+            self.outstanding.insert(id.clone());
+            let call = json!({"toolCall": {"functionCalls": [
+                    {"id": id, "name": "transfer_call", "args": {"target": target, "reason": "the caller asked for a person"}}]}});
+            if !send(conn, call).await {
+                return Flow::Stop;
+            }
+        }
+        let speed = if self.script.playback_speed > 0.0 {
+            self.script.playback_speed
+        } else {
+            1.0
+        };
+        let plays_for = if turn.is_some() && turn == self.script.endless_reply_at_turn {
+            Duration::from_secs(24 * 3600)
+        } else {
+            clip.duration().div_f64(speed)
+        };
+        self.playing = Some(Playing {
+            ends_at: Instant::now() + plays_for,
+            turn,
+        });
+        Flow::Continue
+    }
+
+    async fn send_go_away(&mut self, conn: &mut MockConnection) -> bool {
+        let left = self.script.go_away_time_left;
+        let time_left = format!("{}s", left.as_secs_f64());
+        self.go_away_deadline = Some(Instant::now() + left);
+        send(conn, json!({"goAway": {"timeLeft": time_left}})).await
+    }
+
+    async fn finish_reply(&mut self, conn: &mut MockConnection) -> Flow {
+        let Some(playing) = self.playing.take() else {
+            return Flow::Continue;
+        };
+        let handle = self.h.issue_handle();
+        let ok = send(conn, json!({"serverContent": {"turnComplete": true}})).await
+            && send(
+                conn,
+                json!({"usageMetadata": {"promptTokenCount": 100, "responseTokenCount": 50, "totalTokenCount": 150}}),
+            )
+            .await
+            && send(
+                conn,
+                json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
+            )
+            .await;
+        if !ok {
+            return Flow::Stop;
+        }
+        if playing.turn.is_some()
+            && playing.turn == self.script.go_away_after_turns
+            && self.go_away_deadline.is_none()
+            && !self.send_go_away(conn).await
+        {
+            return Flow::Stop;
+        }
+        if playing.turn.is_some() && playing.turn == self.script.close_after_turn {
+            let code = self.script.close_code;
+            conn.close(code, close_reason_text(code)).await;
+            return Flow::Stop;
+        }
+        if playing.turn.is_some() && playing.turn == self.script.abort_after_turn {
+            return Flow::Abort;
+        }
+        Flow::Continue
+    }
+}
