@@ -55,3 +55,8 @@ pub use gemini::GeminiLive;
 pub use openai::OpenAiRealtime;
 pub use provider::{BoxFuture, Provider, RealtimeModel};
 pub use session::{CloseOutcome, ModelSession, ToolResult};
+
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

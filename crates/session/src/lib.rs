@@ -29,3 +29,8 @@ pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{
     FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,
 };
+
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

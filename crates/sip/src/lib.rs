@@ -47,3 +47,8 @@ pub use params::Params;
 pub use parse::Limits;
 pub use status::StatusCode;
 pub use uri::{Host, OtherUri, SipUri, TelUri, Uri};
+
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
