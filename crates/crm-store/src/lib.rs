@@ -70,6 +70,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod campaigns;
 mod claims;
 mod diagnose;
@@ -119,8 +124,3 @@ pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
 pub use store::{OpenOptions, Store, WriterId};
 pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};
 pub use writes::{Applied, SessionWrite};
-
-/// The README (its example is compiled and run as a doctest).
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

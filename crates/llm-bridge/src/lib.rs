@@ -30,6 +30,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod audio;
 pub mod config;
 pub mod error;
@@ -55,8 +60,3 @@ pub use gemini::GeminiLive;
 pub use openai::OpenAiRealtime;
 pub use provider::{BoxFuture, Provider, RealtimeModel};
 pub use session::{CloseOutcome, ModelSession, ToolResult};
-
-/// The README (its example is compiled and run as a doctest).
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;

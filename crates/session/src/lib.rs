@@ -6,6 +6,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
@@ -29,8 +34,3 @@ pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
 pub use summary::{
     FixedSummarizer, GeminiSummarizer, OpenAiSummarizer, Summarizer, summarizer_for,
 };
-
-/// The README (its example is compiled and run as a doctest).
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
