@@ -23,11 +23,6 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-/// The README (its example is compiled and run as a doctest).
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
-
 pub mod clock;
 pub mod dtmf;
 pub mod error;
@@ -48,3 +43,8 @@ pub mod wav;
 pub use error::{Error, ParseError};
 pub use ids::{ExtSeqNo, PayloadType, SeqNo, Ssrc};
 pub use rtp::{HeaderExtension, RtpHeader, RtpPacket};
+
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
