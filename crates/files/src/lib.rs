@@ -188,6 +188,11 @@ pub fn tighten(path: &Path, access: Access) -> io::Result<Option<Tightened>> {
     }
 }
 
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -71,3 +71,8 @@ pub use callbridge_audio::g711;
 pub use error::{Error, ParseError};
 pub use ids::{ExtSeqNo, PayloadType, SeqNo, Ssrc};
 pub use rtp::{HeaderExtension, RtpHeader, RtpPacket};
+
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -7,6 +7,11 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+/// The README (its example is compiled and run as a doctest).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
