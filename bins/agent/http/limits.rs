@@ -32,7 +32,7 @@ use super::error::{ApiError, MAX_BODY, error_response};
 
 /// Largest carrier webhook body (form fields or a JSON event; both are a
 /// few hundred bytes): the carrier routes' own limit.
-pub const CARRIER_MAX_BODY: usize = super::carrier::MAX_WEBHOOK_BODY;
+pub const CARRIER_MAX_BODY: usize = 32 * 1024;
 /// Largest body of a route that takes none.
 pub const OTHER_MAX_BODY: usize = 1024;
 

@@ -37,8 +37,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use super::state::Ctx;
-
 /// The exposition format's content type.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
@@ -98,8 +96,8 @@ impl Page {
 }
 
 /// Renders the metrics page.
-pub async fn handler(State(ctx): State<Ctx>) -> Response {
-    match ctx.metrics.render() {
+pub async fn handler(State(page): State<Page>) -> Response {
+    match page.render() {
         Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "the metrics page could not be encoded");
