@@ -1,6 +1,8 @@
 //! What every handler can reach: the agent's [`State`] (built by `run`
-//! and by `demo`) and the per-router [`Ctx`] around it. A leaf of the
-//! HTTP modules: the handlers use it, it uses none of them.
+//! and by `demo`) and the per-router [`Ctx`] around it. The handlers use
+//! it; it uses only the pieces it holds (the store read pool, the token
+//! use recorder, the metrics page, the carrier state), never a handler or
+//! `http/mod.rs`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
