@@ -6,4 +6,3 @@
 
 pub mod api;
 pub mod csv_cell;
-pub mod range;

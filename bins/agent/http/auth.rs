@@ -25,9 +25,9 @@ use callbridge_crm_store::{
     CampaignId, Error as StoreError, Role, Session, SessionId, SessionRecord, Store, User,
 };
 
-use super::Ctx;
 use super::error::ApiError;
 use super::pool::store_error;
+use super::state::Ctx;
 
 /// The longest `Authorization` value looked at; ours are 89 bytes.
 const MAX_TOKEN: usize = 256;

@@ -23,11 +23,11 @@ use callbridge_llm_bridge::Greeting;
 use callbridge_session::{ManagerError, OriginateRequest};
 use tracing::info;
 
-use super::Ctx;
 use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
 use super::error::{ApiError, Json};
 use super::pool::store_error;
 use super::sessions::live_ids;
+use super::state::Ctx;
 
 /// Longest `prompt`, bytes.
 pub const MAX_PROMPT: usize = 32 * 1024;

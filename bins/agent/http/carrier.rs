@@ -70,7 +70,7 @@ use super::{AppState, Ctx};
 
 /// Largest webhook body read (a Twilio voice webhook is about 1 KB, a
 /// Vonage answer or event well under 4 KB).
-pub const MAX_WEBHOOK_BODY: usize = 32 * 1024;
+pub const MAX_WEBHOOK_BODY: usize = super::limits::CARRIER_MAX_BODY;
 /// How long a new socket may take to start its stream.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Carrier calls whose statuses are kept until their stream starts.

@@ -204,6 +204,9 @@ pub async fn json_errors(res: Response) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The largest request body accepted (413 above it): a JSON body's limit.
+pub const MAX_BODY: usize = 64 * 1024;
+
 /// axum's `Json` with rejections as [`ApiError`]: 415 for a missing or
 /// wrong content type, 413 over the body limit, 400 for anything else
 /// (bad syntax, wrong or unknown fields).
@@ -233,7 +236,7 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
 
 fn json_rejection(e: JsonRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::TooLarge(super::MAX_BODY);
+        return ApiError::TooLarge(MAX_BODY);
     }
     match e {
         JsonRejection::MissingJsonContentType(_) => {

@@ -23,10 +23,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use callbridge::api::{Health, LiveSessions, ModelHealth, Readiness};
 
-use super::Ctx;
 use super::auth::{Caller, visible_session};
 use super::error::{ApiError, Json};
 use super::pool::store_error;
+use super::state::Ctx;
 
 /// How long the store check may take before the store counts as not OK.
 const STORE_CHECK: Duration = Duration::from_secs(2);

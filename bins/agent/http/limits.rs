@@ -5,7 +5,7 @@
 //!
 //! | route | body limit |
 //! |---|---|
-//! | `POST /api/calls` | [`super::MAX_BODY`] |
+//! | `POST /api/calls` | [`MAX_BODY`] |
 //! | `/carrier/...` | [`CARRIER_MAX_BODY`] |
 //! | everything else (no body expected) | [`OTHER_MAX_BODY`] |
 //!
@@ -28,11 +28,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 
-use super::error::{ApiError, error_response};
+use super::error::{ApiError, MAX_BODY, error_response};
 
 /// Largest carrier webhook body (form fields or a JSON event; both are a
 /// few hundred bytes): the carrier routes' own limit.
-pub const CARRIER_MAX_BODY: usize = super::carrier::MAX_WEBHOOK_BODY;
+pub const CARRIER_MAX_BODY: usize = 32 * 1024;
 /// Largest body of a route that takes none.
 pub const OTHER_MAX_BODY: usize = 1024;
 
@@ -69,7 +69,7 @@ pub fn body_limit(method: &Method, path: &str) -> usize {
     if path.starts_with("/carrier/") {
         CARRIER_MAX_BODY
     } else if method == Method::POST && path == "/api/calls" {
-        super::MAX_BODY
+        MAX_BODY
     } else {
         OTHER_MAX_BODY
     }

@@ -36,24 +36,21 @@ mod pool;
 mod recording;
 pub mod serve;
 mod sessions;
+mod state;
 #[cfg(test)]
 mod tests;
 mod token_use;
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
-use callbridge_session::Manager;
 
+pub use error::MAX_BODY;
 pub use limits::Limits;
-
-/// The largest request body accepted (413 above it).
-pub const MAX_BODY: usize = 64 * 1024;
+pub use state::{AppState, Ctx, Outbound, State};
 
 /// Read connections to the store the HTTP layer keeps at most.
 pub const READ_POOL: usize = 4;
@@ -64,56 +61,6 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// Longest time a request may take until its response starts (408 after;
 /// a recording's body streams on without this limit).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Where outbound calls go and who they come from.
-#[derive(Debug, Clone)]
-pub struct Outbound {
-    /// Where INVITEs are sent (`outbound.target`, else the trunk's proxy or registrar).
-    pub target: Option<SocketAddr>,
-    /// The host part of the Request-URI (`sip:+1555...@domain`); the
-    /// target's address when `None`.
-    pub domain: Option<String>,
-    /// Default caller id (E.164).
-    pub from: String,
-}
-
-/// What every handler can reach. Built by `run` (and by `demo`).
-pub struct State {
-    /// The session manager (live calls, originate, hang-up, snapshot).
-    pub manager: Manager,
-    /// The SQLite store's path; the HTTP layer opens its own connections.
-    pub database: PathBuf,
-    /// Where recordings are written.
-    pub recordings_dir: Option<PathBuf>,
-    /// When the process started (for uptime).
-    pub started: Instant,
-    /// The model provider's name (`gemini`, `openai`, `mock`).
-    pub provider: String,
-    /// Outbound call routing.
-    pub outbound: Outbound,
-    /// Carrier webhooks and sockets (`None`: their routes answer 404).
-    pub carrier: Option<Arc<carrier::CarrierState>>,
-}
-
-/// Shared handle to [`State`].
-pub type AppState = Arc<State>;
-
-/// What the handlers get: the shared [`State`] and the store read pool.
-#[derive(Clone)]
-pub struct Ctx {
-    /// The agent's state.
-    pub state: AppState,
-    /// Read connections to the store.
-    pub pool: Arc<pool::ReadPool>,
-    /// Records when tokens were last used (throttled, off the request path).
-    pub token_use: Arc<token_use::TokenUse>,
-}
-
-impl FromRef<Ctx> for AppState {
-    fn from_ref(ctx: &Ctx) -> AppState {
-        Arc::clone(&ctx.state)
-    }
-}
 
 /// Which surfaces get listeners of their own (`http.public_bind`,
 /// `http.metrics_bind`); the rest stays on the admin listener.
@@ -147,6 +94,7 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
     let ctx = Ctx {
         pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
         token_use: Arc::new(token_use::TokenUse::start(state.database.clone())),
+        metrics: metrics::Page::new(&state.manager),
         state,
     };
     let probes = || {

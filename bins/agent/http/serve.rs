@@ -5,23 +5,9 @@
 //! needs HTTP/2, and protocol detection would read the first bytes of every
 //! connection without a deadline.
 //!
-//! Each connection is in one phase, moved by the bytes it reads and by the
-//! router answering:
-//!
-//! ```text
-//!            first byte read              request head parsed
-//!   Idle{t} ----------------> Head{t} -----------------------> Busy
-//!     ^                                                          |
-//!     +------------- response sent (its body done or dropped) ---+
-//!   Busy --101 Switching Protocols--> Upgraded (a WebSocket)
-//! ```
-//!
-//! | phase | closed when |
-//! |---|---|
-//! | `Idle { since }` | `since + idle_timeout` passes, or a new client needs its place |
-//! | `Head { since }` | `since + header_read_timeout` passes (a header trickle) |
-//! | `Busy` | never here: the router's body read timeout and request timeout bound it |
-//! | `Upgraded` | never here: the WebSocket's own timeouts bound it; it still counts against the caps until it closes |
+//! Each connection is served by [`connection`] (its phases, Idle, Head,
+//! Busy and Upgraded, set its deadlines); this module keeps the
+//! listener's table of connections, the caps and the accept loop.
 //!
 //! Caps: a connection beyond `max_connections_per_ip` for its address, or
 //! beyond the listener's cap, first takes the place of the longest idle
@@ -38,118 +24,29 @@
 //! loop logs "out of file descriptors" (at most every 10 s), closes the
 //! longest idle connection and backs off (10 ms doubling to 1 s).
 
+mod connection;
+
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
-use axum::http::{Request, Response, StatusCode};
-use http_body::{Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt as _;
 use tracing::{debug, error, info, warn};
 
-use super::Limits;
+use super::limits::Limits;
+use connection::{Conn, Phase, connection};
 
 /// How often "out of file descriptors" is logged at most.
 const FD_WARN_EVERY: Duration = Duration::from_secs(10);
 /// First and longest pause after a failed accept.
 const BACKOFF_MIN: Duration = Duration::from_millis(10);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-/// Where a connection is in its request cycle (see the module doc).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Idle { since: Instant },
-    Head { since: Instant },
-    Busy,
-    Upgraded,
-}
-
-/// One connection as the listener's table and its task share it.
-#[derive(Debug)]
-struct Conn {
-    ip: IpAddr,
-    phase: Mutex<Phase>,
-    changed: Notify,
-    evict: CancellationToken,
-}
-
-impl Conn {
-    fn new(ip: IpAddr, now: Instant) -> Conn {
-        Conn {
-            ip,
-            phase: Mutex::new(Phase::Idle { since: now }),
-            changed: Notify::new(),
-            evict: CancellationToken::new(),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn phase(&self) -> Phase {
-        *self.lock()
-    }
-
-    /// Moves to `to` when the current phase satisfies `from`.
-    fn shift(&self, from: impl FnOnce(Phase) -> bool, to: Phase) {
-        let mut p = self.lock();
-        if from(*p) {
-            *p = to;
-            drop(p);
-            self.changed.notify_one();
-        }
-    }
-
-    /// Bytes arrived: an idle connection starts a request head.
-    fn bytes_read(&self) {
-        self.shift(
-            |p| matches!(p, Phase::Idle { .. }),
-            Phase::Head {
-                since: Instant::now(),
-            },
-        );
-    }
-
-    /// The head is parsed and the router has the request.
-    fn request_started(&self) {
-        self.shift(|p| p != Phase::Upgraded, Phase::Busy);
-    }
-
-    /// The response (head and body) is out.
-    fn request_done(&self) {
-        self.shift(
-            |p| p == Phase::Busy,
-            Phase::Idle {
-                since: Instant::now(),
-            },
-        );
-    }
-
-    /// When the current phase runs out, if it can.
-    fn deadline(&self, limits: &Limits) -> Option<Instant> {
-        match self.phase() {
-            Phase::Idle { since } => Some(since + limits.idle_timeout),
-            Phase::Head { since } => Some(since + limits.header_read_timeout),
-            Phase::Busy | Phase::Upgraded => None,
-        }
-    }
-}
 
 /// Connections told to close to make room but not closed yet that a
 /// listener keeps beyond its cap at most: its sockets stay bounded while
@@ -256,7 +153,7 @@ impl Table {
 }
 
 /// A connection's place in the table; freed when dropped (with the socket,
-/// which it travels with, also into a WebSocket).
+/// which it travels with, also into a WebSocket: [`connection`]'s guard).
 #[derive(Debug)]
 struct Slot {
     table: Arc<Mutex<Table>>,
@@ -268,92 +165,6 @@ impl Drop for Slot {
         let mut t = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         t.remove(self.id);
         t.closed.notify_waiters();
-    }
-}
-
-/// The socket, telling its connection when bytes arrive.
-#[derive(Debug)]
-struct Tracked {
-    inner: TcpStream,
-    conn: Arc<Conn>,
-    _slot: Slot,
-}
-
-impl AsyncRead for Tracked {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let before = buf.filled().len();
-        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.conn.bytes_read();
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Tracked {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
-/// A response body that marks its connection idle once it is sent (hyper
-/// drops it then) or abandoned.
-struct DoneOnDrop {
-    inner: Body,
-    conn: Arc<Conn>,
-}
-
-impl http_body::Body for DoneOnDrop {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for DoneOnDrop {
-    fn drop(&mut self) {
-        self.conn.request_done();
     }
 }
 
@@ -517,83 +328,6 @@ pub async fn serve(
     tracker.wait().await;
 }
 
-/// One connection: hyper's HTTP/1.1 server over the tracked socket, raced
-/// against the phase deadlines, eviction and shutdown.
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    conn: Arc<Conn>,
-    slot: Slot,
-    router: Router,
-    limits: super::Limits,
-    shutdown: CancellationToken,
-) {
-    let _ = stream.set_nodelay(true);
-    let io = TokioIo::new(Tracked {
-        inner: stream,
-        conn: Arc::clone(&conn),
-        _slot: slot,
-    });
-    let svc_conn = Arc::clone(&conn);
-    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        svc_conn.request_started();
-        req.extensions_mut().insert(ConnectInfo(peer));
-        let router = router.clone();
-        let conn = Arc::clone(&svc_conn);
-        async move {
-            let res: Response<Body> = match router.oneshot(req.map(Body::new)).await {
-                Ok(res) => res,
-                Err(never) => match never {},
-            };
-            if res.status() == StatusCode::SWITCHING_PROTOCOLS {
-                conn.shift(|_| true, Phase::Upgraded);
-            }
-            Ok::<_, Infallible>(res.map(|inner| DoneOnDrop { inner, conn }))
-        }
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    // hyper's own head timeout runs from the moment it waits for a
-    // request: a backstop behind the phase deadlines below.
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle_timeout + limits.header_read_timeout)
-        .keep_alive(true);
-    let served = builder.serve_connection(io, service).with_upgrades();
-    tokio::pin!(served);
-    let mut draining = false;
-    loop {
-        // Shutting down: a connection between requests (or mid-head)
-        // closes now; one with a request in progress finishes it.
-        if draining && matches!(conn.phase(), Phase::Idle { .. } | Phase::Head { .. }) {
-            return;
-        }
-        let deadline = conn.deadline(&limits);
-        tokio::select! {
-            r = served.as_mut() => {
-                if let Err(e) = r {
-                    debug!(%peer, error = %e, "HTTP connection ended with an error");
-                }
-                return;
-            }
-            () = conn.evict.cancelled() => {
-                debug!(%peer, "idle HTTP connection closed to make room");
-                return;
-            }
-            () = conn.changed.notified() => {}
-            () = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                if conn.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    debug!(%peer, phase = ?conn.phase(), "HTTP connection timed out");
-                    return;
-                }
-            }
-            () = shutdown.cancelled(), if !draining => {
-                served.as_mut().graceful_shutdown();
-                draining = true;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -654,33 +388,6 @@ mod tests {
         );
         assert!(!other.evict.is_cancelled(), "B's idle connection stays");
         assert_eq!(t.per_ip[&A], 2);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn phases_set_the_deadlines() {
-        let limits = Limits {
-            header_read_timeout: Duration::from_secs(3),
-            idle_timeout: Duration::from_secs(7),
-            ..Limits::default()
-        };
-        let t0 = Instant::now();
-        let c = Conn::new(A, t0);
-        assert_eq!(c.deadline(&limits), Some(t0 + Duration::from_secs(7)));
-        tokio::time::advance(Duration::from_secs(2)).await;
-        c.bytes_read();
-        assert_eq!(c.deadline(&limits), Some(t0 + Duration::from_secs(5)));
-        c.request_started();
-        assert_eq!(c.deadline(&limits), None, "a request in progress");
-        tokio::time::advance(Duration::from_secs(30)).await;
-        c.request_done();
-        assert_eq!(
-            c.deadline(&limits),
-            Some(t0 + Duration::from_secs(39)),
-            "idle again from the response"
-        );
-        c.shift(|_| true, Phase::Upgraded);
-        c.request_done();
-        assert_eq!(c.deadline(&limits), None, "a WebSocket is not idle");
     }
 
     #[test]

@@ -20,10 +20,10 @@ use callbridge_crm_store::{
 };
 use serde::Deserialize;
 
-use super::Ctx;
 use super::auth::{Caller, SessionPath, visible_record};
 use super::error::{ApiError, Json, Query};
 use super::pool::store_error;
+use super::state::Ctx;
 
 /// Page size when `limit` is not given.
 pub const DEFAULT_LIMIT: u32 = 50;

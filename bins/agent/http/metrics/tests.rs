@@ -1,16 +1,20 @@
 //! Tests of the exposition: a small checker of the Prometheus text format
-//! (tested itself on broken pages), the page for a fixed snapshot, and the
-//! page after a real call through the manager (caller on loopback, mock
-//! Gemini, temporary store).
+//! (tested itself on broken pages), the page for fixed figures, the page
+//! after a real call through the manager (caller on loopback, mock
+//! Gemini, temporary store), and `promtool check metrics` on the page when
+//! Prometheus' promtool is installed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashSet};
 
-use callbridge_session::lifecycle::{Direction, EndReason};
-use callbridge_session::metrics::{DURATION_BUCKETS, LATENCY_BUCKETS};
-use callbridge_session::{HistogramSnapshot, MetricsSnapshot, Snapshot};
+use std::time::Duration;
 
-use super::render;
+use callbridge_session::Snapshot;
+use callbridge_session::lifecycle::{Direction, EndReason};
+use callbridge_session::metrics::{Metrics, RtpCounts};
+use callbridge_session::store_writer::StoreStats;
+
+use super::{Page, Scrape};
 
 /// Every metric name the agent contract fixes.
 const CONTRACT: &[(&str, &str)] = &[
@@ -235,8 +239,8 @@ fn value(f: &BTreeMap<String, Family>, name: &str, labels: &[(&str, &str)]) -> O
     })
 }
 
-fn empty_snapshot() -> (Snapshot, MetricsSnapshot) {
-    let s = Snapshot {
+fn empty_snapshot() -> Snapshot {
+    Snapshot {
         calls: Vec::new(),
         ended: Vec::new(),
         call_tasks: 0,
@@ -244,30 +248,59 @@ fn empty_snapshot() -> (Snapshot, MetricsSnapshot) {
         model_sessions: 0,
         model_connections: 0,
         admitting: true,
-    };
-    let m = MetricsSnapshot {
-        calls_started: Direction::ALL.iter().map(|d| (*d, 0)).collect(),
-        calls_ended: Vec::new(),
-        rtp_packets_in: 0,
-        rtp_packets_out: 0,
-        rtp_packets_lost: 0,
-        rtp_packets_late: 0,
-        rtp_packets_rejected: callbridge_rtp::latch::RejectReason::ALL
-            .iter()
-            .map(|r| (*r, 0))
-            .collect(),
-        jitter_buffer_depth_ms: 0.0,
-        jitter_buffer_streams: 0,
-        barge_ins: 0,
-        model_reconnects: 0,
-        model_reply_timeouts: 0,
-        answer_to_first_audio: HistogramSnapshot::empty(LATENCY_BUCKETS),
-        caller_stop_to_agent_audio: HistogramSnapshot::empty(LATENCY_BUCKETS),
-        call_duration: HistogramSnapshot::empty(DURATION_BUCKETS),
-        model: None,
-    };
-    (s, m)
+    }
 }
+
+fn healthy_store() -> StoreStats {
+    StoreStats {
+        healthy: true,
+        write_failures: callbridge_session::store_writer::OPS
+            .iter()
+            .map(|op| (*op, 0))
+            .collect(),
+        backlog: 0,
+        in_memory: 0,
+        journaled: 0,
+        replayed: 0,
+        rejected: 0,
+        lost: 0,
+        refused_calls: 0,
+    }
+}
+
+/// The page of `metrics` with these figures read at the scrape.
+fn render(metrics: &Metrics, snapshot: Snapshot, live_tasks: usize, store: StoreStats) -> String {
+    let scrape = Scrape {
+        snapshot,
+        live_tasks,
+        store,
+    };
+    Page::with(|r| metrics.register(r), move || scrape.clone())
+        .render()
+        .unwrap()
+}
+
+/// The families of the store writer, the process and the build.
+const OTHERS: &[(&str, &str)] = &[
+    ("callbridge_store_healthy", "gauge"),
+    ("callbridge_store_write_failures_total", "counter"),
+    ("callbridge_calls_refused_total", "counter"),
+    ("callbridge_store_journal_backlog", "gauge"),
+    ("callbridge_store_backlog_in_memory", "gauge"),
+    ("callbridge_store_writes_journaled_total", "counter"),
+    ("callbridge_store_writes_replayed_total", "counter"),
+    ("callbridge_store_writes_rejected_total", "counter"),
+    ("callbridge_store_writes_lost_total", "counter"),
+    ("process_cpu_seconds_total", "counter"),
+    ("process_open_fds", "gauge"),
+    ("process_max_fds", "gauge"),
+    ("process_virtual_memory_bytes", "gauge"),
+    ("process_virtual_memory_max_bytes", "gauge"),
+    ("process_resident_memory_bytes", "gauge"),
+    ("process_start_time_seconds", "gauge"),
+    ("process_threads", "gauge"),
+    ("callbridge_build_info", "gauge"),
+];
 
 #[test]
 fn the_checker_rejects_broken_pages() {
@@ -291,35 +324,47 @@ fn the_checker_rejects_broken_pages() {
 
 #[test]
 fn label_values_are_escaped() {
-    assert_eq!(super::escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
-    let mut e = super::Exposition(String::new());
-    e.family("x_total", "counter", "help");
-    e.sample("x_total", &[("k", "q\"\n\\")], 1);
-    let f = check(&e.0).unwrap();
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+    let family = Family::<[(&str, &str); 1], Counter>::default();
+    family.get_or_create(&[("k", "q\"\n\\")]).inc();
+    let mut r = prometheus_client::registry::Registry::default();
+    r.register("x", "help", family);
+    let mut page = String::new();
+    prometheus_client::encoding::prometheus_text::encode(&mut page, &r).unwrap();
+    assert!(page.contains(r#"x_total{k="q\"\n\\"} 1"#), "{page}");
+    let f = check(&page).unwrap();
     assert_eq!(value(&f, "x_total", &[("k", "q\"\n\\")]), Some(1.0));
 }
 
 #[test]
-fn a_fixed_snapshot_renders_every_contract_metric_with_its_values() {
-    let (mut s, mut m) = empty_snapshot();
+fn fixed_figures_render_every_contract_metric_with_its_values() {
+    let mut s = empty_snapshot();
     s.call_tasks = 2;
     s.media_sockets = 3;
     s.model_connections = 1;
-    m.calls_started = vec![(Direction::Inbound, 5), (Direction::Outbound, 2)];
-    m.calls_ended = vec![(Direction::Outbound, EndReason::Busy, 1)];
-    m.rtp_packets_lost = 7;
-    m.jitter_buffer_depth_ms = 42.5;
-    m.answer_to_first_audio = HistogramSnapshot {
-        buckets: vec![(0.1, 1), (0.5, 3)],
-        sum: 0.9,
-        count: 4,
-    };
-    let page = render(&s, &m, 9);
+    let m = Metrics::default();
+    for _ in 0..5 {
+        m.call_started(Direction::Inbound);
+    }
+    m.call_started(Direction::Outbound);
+    m.call_started(Direction::Outbound);
+    m.call_ended(Direction::Outbound, EndReason::Busy);
+    m.rtp(RtpCounts {
+        lost: 7,
+        ..RtpCounts::default()
+    });
+    m.depth(None, Some(85));
+    m.depth(None, Some(0));
+    for ms in [100, 200, 300, 12_000] {
+        m.answer_to_first_audio(Duration::from_millis(ms));
+    }
+    let page = render(&m, s, 9, healthy_store());
     let f = check(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
-    for (name, kind) in CONTRACT {
+    for (name, kind) in CONTRACT.iter().chain(OTHERS) {
         assert_eq!(f.get(*name).map(|f| f.kind.as_str()), Some(*kind), "{name}");
     }
-    assert_eq!(f.len(), CONTRACT.len(), "no other families");
+    assert_eq!(f.len(), CONTRACT.len() + OTHERS.len(), "no other families");
     let v = |n: &str, l: &[(&str, &str)]| value(&f, n, l);
     assert_eq!(
         v(
@@ -350,9 +395,30 @@ fn a_fixed_snapshot_renders_every_contract_metric_with_its_values() {
     assert_eq!(v("callbridge_jitter_buffer_depth_ms", &[]), Some(42.5));
     let h = "callbridge_answer_to_first_audio_seconds";
     assert_eq!(v(&format!("{h}_bucket"), &[("le", "0.1")]), Some(1.0));
+    assert_eq!(v(&format!("{h}_bucket"), &[("le", "0.3")]), Some(3.0));
     assert_eq!(v(&format!("{h}_bucket"), &[("le", "+Inf")]), Some(4.0));
-    assert_eq!(v(&format!("{h}_sum"), &[]), Some(0.9));
+    assert!((v(&format!("{h}_sum"), &[]).unwrap() - 12.6).abs() < 1e-9);
     assert_eq!(v(&format!("{h}_count"), &[]), Some(4.0));
+    assert_eq!(
+        v(
+            "callbridge_build_info",
+            &[
+                ("version", env!("CARGO_PKG_VERSION")),
+                (
+                    "profile",
+                    if cfg!(debug_assertions) {
+                        "debug"
+                    } else {
+                        "release"
+                    }
+                )
+            ]
+        ),
+        Some(1.0)
+    );
+    assert!(v("process_start_time_seconds", &[]).unwrap() > 1.0e9);
+    assert!(v("process_open_fds", &[]).unwrap() >= 3.0);
+    assert!(v("process_resident_memory_bytes", &[]).unwrap() > 0.0);
 }
 
 mod real_call;
@@ -373,8 +439,7 @@ fn the_store_families_render_health_failures_refusals_and_backlog() {
         lost: 0,
         refused_calls: 4,
     };
-    let (s, m) = empty_snapshot();
-    let page = format!("{}{}", super::render(&s, &m, 0), super::render_store(&st));
+    let page = render(&Metrics::default(), empty_snapshot(), 0, st);
     let f = check(&page).unwrap();
     assert_eq!(value(&f, "callbridge_store_healthy", &[]), Some(0.0));
     assert_eq!(
@@ -408,5 +473,60 @@ fn the_store_families_render_health_failures_refusals_and_backlog() {
     assert_eq!(
         value(&f, "callbridge_store_writes_journaled_total", &[]),
         Some(5.0)
+    );
+}
+
+/// `promtool check metrics` (Prometheus' own parser and linter) accepts
+/// the page; skipped with a note when promtool is not installed. The one
+/// lint allowed is the contract's `callbridge_jitter_buffer_depth_ms`
+/// ("abbreviated units"): the name is fixed (promtool exits 3 for lint
+/// problems, 1 for a page it cannot parse).
+#[test]
+fn promtool_accepts_the_page() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let m = Metrics::default();
+    m.call_started(Direction::Inbound);
+    m.call_duration(Duration::from_secs(42));
+    let page = render(&m, empty_snapshot(), 1, healthy_store());
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("promtool not on PATH: `promtool check metrics` skipped");
+            return;
+        }
+        Err(e) => panic!("promtool: {e}"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let problems: Vec<&str> = said
+        .lines()
+        .filter(|l| {
+            !l.is_empty()
+                && *l
+                    != "callbridge_jitter_buffer_depth_ms metric names should not contain abbreviated units"
+        })
+        .collect();
+    let lint_only = matches!(out.status.code(), Some(0 | 3));
+    assert!(
+        lint_only && problems.is_empty(),
+        "promtool check metrics ({:?}): {said}\n{page}",
+        out.status.code()
     );
 }

@@ -664,6 +664,69 @@ async fn recordings_stream_whole_or_by_single_byte_ranges() {
     assert!(a.body.is_empty());
 }
 
+/// What tower-http's file serving adds, and the Range answers it would
+/// give otherwise (see `recording`'s module doc): `Last-Modified`, 304
+/// and 412 on conditional requests, `If-Range` with that date, a suffix
+/// longer than the file, an empty file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recordings_answer_conditional_requests_by_their_last_modified_date() {
+    use std::time::{Duration, SystemTime};
+    let r = rig(Callee::Ring, |_| {}).await;
+    let (id, data) = with_recording(&r, 100);
+    let then = SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(r.dir.path().join(format!("{id}.wav")))
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    let uri = format!("/api/sessions/{id}/recording");
+    let with = |headers: &[(header::HeaderName, String)]| {
+        let mut b = Request::builder()
+            .uri(&uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", r.admin));
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        r.send(b.body(Body::empty()).unwrap())
+    };
+    let date = httpdate::fmt_http_date(then);
+    let a = with(&[]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header(header::LAST_MODIFIED), date);
+
+    let a = with(&[(header::IF_MODIFIED_SINCE, date.clone())]).await;
+    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+    assert!(a.body.is_empty());
+
+    let earlier = httpdate::fmt_http_date(then - Duration::from_secs(60));
+    let a = with(&[(header::IF_UNMODIFIED_SINCE, earlier)]).await;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED);
+    a.error();
+
+    let a = with(&[
+        (header::RANGE, "bytes=10-19".into()),
+        (header::IF_RANGE, date.clone()),
+    ])
+    .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT, "If-Range matches");
+    assert_eq!(a.body, data[10..20]);
+
+    let a = with(&[(header::RANGE, "bytes=-500".into())]).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.header(header::CONTENT_RANGE), "bytes 0-99/100");
+    assert_eq!(a.body, data);
+
+    let (empty, _) = with_recording(&r, 0);
+    let b = Request::builder()
+        .uri(format!("/api/sessions/{empty}/recording"))
+        .header(header::AUTHORIZATION, format!("Bearer {}", r.admin))
+        .header(header::RANGE, "bytes=0-");
+    let a = r.send(b.body(Body::empty()).unwrap()).await;
+    assert_eq!(a.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(a.header(header::CONTENT_RANGE), "bytes */0");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_recordings_are_404_never_500() {
     let r = rig(Callee::Ring, |_| {}).await;

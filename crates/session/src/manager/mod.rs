@@ -330,6 +330,12 @@ impl Manager {
         self.shared.metrics.snapshot()
     }
 
+    /// Adds the families of [`crate::metrics`] to `registry` (see
+    /// [`Metrics::register`]); the agent encodes it for `GET /metrics`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.shared.metrics.register(registry);
+    }
+
     async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
         while let Some(ev) = events.recv().await {
             let call = match &ev {

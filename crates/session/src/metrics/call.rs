@@ -23,11 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_audio::level::rms;
-use callbridge_rtp::latch::RejectedPackets;
 use callbridge_rtp::stream::{Frame, MediaStats};
 use serde_json::json;
 
-use super::Metrics;
+use super::{Metrics, RtpCounts};
 use crate::lifecycle::Metric;
 
 /// Caller energy (RMS of the 8 kHz frame) above which a frame is speech.
@@ -37,16 +36,6 @@ pub(crate) const MIN_SPEECH_FRAMES: u32 = 5;
 /// Silent frames that end a turn's speech run: 300 ms (shorter pauses stay
 /// inside the turn).
 pub(crate) const HANGOVER_FRAMES: u32 = 15;
-
-/// RTP counters of one call (totals or a delta).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct RtpCounts {
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub lost: u64,
-    pub late: u64,
-    pub rejected: RejectedPackets,
-}
 
 impl RtpCounts {
     fn of(s: &MediaStats) -> RtpCounts {

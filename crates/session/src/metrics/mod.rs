@@ -3,12 +3,17 @@
 //! buffer depth gauge, barge-ins, model reconnects, the latency and
 //! duration histograms, and the model provider's reachability as last
 //! seen. [`crate::Manager::metrics`] returns it as a plain-data
-//! [`MetricsSnapshot`]; the agent renders that as Prometheus text.
+//! [`MetricsSnapshot`]; [`Metrics::register`] puts its families into a
+//! `prometheus_client` [`Registry`], which the agent encodes as Prometheus
+//! text.
 //!
-//! Everything is atomics and fixed-bucket [`histogram`]s allocated once at
-//! start: a call's media path adds to counters through its per-call
+//! The counters and histograms are `prometheus_client`'s, one registry per
+//! manager (no process-global recorder, so tests can run many managers
+//! side by side). Every labelled series is created once at start and its
+//! handle kept: a call's media path adds to counters through its per-call
 //! recorder (the private `call` module) and never allocates or locks per
-//! 20 ms frame.
+//! 20 ms frame; a histogram takes its short lock per observation (once
+//! per call or caller turn).
 //!
 //! # What each figure means
 //! - **Calls started**: calls the manager admitted (inbound INVITEs it took
@@ -72,38 +77,57 @@
 //! and at the end), so `GET /api/sessions/{id}` and `agent demo` show them.
 
 pub(crate) mod call;
-pub mod histogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-pub use histogram::{DURATION_BUCKETS, HistogramSnapshot, LATENCY_BUCKETS};
-
-use callbridge_rtp::latch::RejectReason;
+use callbridge_rtp::latch::{RejectReason, RejectedPackets};
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry};
 
 use crate::lifecycle::{Direction, EndReason};
-use histogram::Histogram;
+
+/// Upper bounds (seconds) for telephony latencies: answer to first audio,
+/// end of caller speech to the reply. A good reply starts within 0.3-0.8 s;
+/// several seconds is a broken call.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+];
+
+/// Upper bounds (seconds) for call durations, from one second to two hours.
+pub const DURATION_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+];
 
 const REASONS: usize = EndReason::ALL.len();
 const REJECT_REASONS: usize = RejectReason::ALL.len();
+
+/// A series' labels: `N` fixed `(name, value)` pairs.
+type Labels<const N: usize> = [(&'static str, &'static str); N];
 
 /// The registry (see the module docs). One per manager, shared with its
 /// calls.
 #[derive(Debug)]
 pub struct Metrics {
-    started: [AtomicU64; 2],
-    ended: [[AtomicU64; REASONS]; 2],
-    rtp_in: AtomicU64,
-    rtp_out: AtomicU64,
-    rtp_lost: AtomicU64,
-    rtp_late: AtomicU64,
-    rtp_rejected: [AtomicU64; REJECT_REASONS],
-    depth_sum_ms: AtomicU64,
-    depth_streams: AtomicU64,
-    barge_ins: AtomicU64,
-    model_reconnects: AtomicU64,
-    model_reply_timeouts: AtomicU64,
+    started: Family<Labels<1>, Counter>,
+    started_by: [Counter; 2],
+    ended: Family<Labels<2>, Counter>,
+    ended_by: [[Counter; REASONS]; 2],
+    rtp_in: Counter,
+    rtp_out: Counter,
+    rtp_lost: Counter,
+    rtp_late: Counter,
+    rtp_rejected: Family<Labels<1>, Counter>,
+    rtp_rejected_by: [Counter; REJECT_REASONS],
+    depth: DepthGauge,
+    barge_ins: Counter,
+    model_reconnects: Counter,
+    model_reply_timeouts: Counter,
     answer_to_first_audio: Histogram,
     caller_stop_to_agent_audio: Histogram,
     call_duration: Histogram,
@@ -112,25 +136,90 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        let started = Family::<Labels<1>, Counter>::default();
+        let started_by =
+            Direction::ALL.map(|d| started.get_or_create_owned(&[("direction", d.as_str())]));
+        let ended = Family::<Labels<2>, Counter>::default();
+        let ended_by = Direction::ALL.map(|d| {
+            EndReason::ALL.map(|r| {
+                ended.get_or_create_owned(&[("direction", d.as_str()), ("reason", r.as_str())])
+            })
+        });
+        let rtp_rejected = Family::<Labels<1>, Counter>::default();
+        let rtp_rejected_by =
+            RejectReason::ALL.map(|r| rtp_rejected.get_or_create_owned(&[("reason", r.as_str())]));
         Metrics {
-            started: Default::default(),
-            ended: Default::default(),
-            rtp_in: AtomicU64::new(0),
-            rtp_out: AtomicU64::new(0),
-            rtp_lost: AtomicU64::new(0),
-            rtp_late: AtomicU64::new(0),
-            rtp_rejected: Default::default(),
-            depth_sum_ms: AtomicU64::new(0),
-            depth_streams: AtomicU64::new(0),
-            barge_ins: AtomicU64::new(0),
-            model_reconnects: AtomicU64::new(0),
-            model_reply_timeouts: AtomicU64::new(0),
-            answer_to_first_audio: Histogram::new(LATENCY_BUCKETS),
-            caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS),
-            call_duration: Histogram::new(DURATION_BUCKETS),
+            started,
+            started_by,
+            ended,
+            ended_by,
+            rtp_in: Counter::default(),
+            rtp_out: Counter::default(),
+            rtp_lost: Counter::default(),
+            rtp_late: Counter::default(),
+            rtp_rejected,
+            rtp_rejected_by,
+            depth: DepthGauge::default(),
+            barge_ins: Counter::default(),
+            model_reconnects: Counter::default(),
+            model_reply_timeouts: Counter::default(),
+            answer_to_first_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
+            caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
+            call_duration: Histogram::new(DURATION_BUCKETS.iter().copied()),
             model: Mutex::new(None),
         }
     }
+}
+
+/// The jitter buffer depth gauge: the mean over the calls in it, computed
+/// when read (a sum and a count, each one atomic).
+#[derive(Debug, Clone, Default)]
+struct DepthGauge {
+    sum_ms: Arc<AtomicU64>,
+    streams: Arc<AtomicU64>,
+}
+
+impl DepthGauge {
+    /// `(mean in ms, calls)`; 0 ms when there are none.
+    fn read(&self) -> (f64, u64) {
+        let streams = self.streams.load(Ordering::Relaxed);
+        if streams == 0 {
+            return (0.0, 0);
+        }
+        let sum = self.sum_ms.load(Ordering::Relaxed);
+        (sum as f64 / streams as f64, streams)
+    }
+}
+
+impl EncodeMetric for DepthGauge {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_gauge(&self.read().0)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
+    }
+}
+
+/// Registers `metric` as `name`; `prometheus_client` ends each HELP text
+/// with a full stop itself.
+fn add(registry: &mut Registry, name: &str, help: &str, metric: impl Metric) {
+    registry.register(name, help.trim_end_matches('.'), metric);
+}
+
+/// RTP counters of one call (totals or a delta).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RtpCounts {
+    /// Packets received (accepted by the stream's latch).
+    pub packets_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Frames whose packet never arrived in time.
+    pub lost: u64,
+    /// Packets that arrived after their frame was played.
+    pub late: u64,
+    /// Packets the latch dropped, by reason.
+    pub rejected: RejectedPackets,
 }
 
 /// The model provider's reachability as last seen.
@@ -140,6 +229,24 @@ pub struct ModelReachability {
     pub reachable: bool,
     /// When it finished (success or failure).
     pub at: jiff::Timestamp,
+}
+
+/// A histogram's figures as of one moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HistogramSnapshot {
+    /// The sum of every observation, in seconds.
+    pub sum: f64,
+    /// The number of observations.
+    pub count: u64,
+}
+
+impl HistogramSnapshot {
+    fn of(h: &Histogram) -> HistogramSnapshot {
+        HistogramSnapshot {
+            sum: h.sum(),
+            count: h.count(),
+        }
+    }
 }
 
 /// The metrics as of one moment: plain data (see the module docs for what
@@ -185,116 +292,213 @@ pub struct MetricsSnapshot {
 }
 
 impl Metrics {
+    /// Adds every family to `registry`, under the names of the agent
+    /// contract (a counter's `_total` is added by the encoder). The
+    /// registry shares the series: what calls add shows at the next
+    /// encoding.
+    pub fn register(&self, registry: &mut Registry) {
+        add(
+            registry,
+            "callbridge_calls_started",
+            "Calls admitted since start (inbound INVITEs taken on, outbound originates).",
+            self.started.clone(),
+        );
+        add(
+            registry,
+            "callbridge_calls_ended",
+            "Calls ended since start, by direction and end reason.",
+            self.ended.clone(),
+        );
+        let counters = [
+            (
+                "callbridge_rtp_packets_in",
+                "RTP packets received.",
+                &self.rtp_in,
+            ),
+            (
+                "callbridge_rtp_packets_out",
+                "RTP packets sent.",
+                &self.rtp_out,
+            ),
+            (
+                "callbridge_rtp_packets_lost",
+                "Frames whose RTP packet never arrived in time.",
+                &self.rtp_lost,
+            ),
+            (
+                "callbridge_rtp_packets_late",
+                "RTP packets that arrived after their frame was played.",
+                &self.rtp_late,
+            ),
+            (
+                "callbridge_barge_ins",
+                "Agent replies interrupted by the caller.",
+                &self.barge_ins,
+            ),
+            (
+                "callbridge_model_reconnects",
+                "Model sessions resumed on a new connection (after goAway or a drop).",
+                &self.model_reconnects,
+            ),
+            (
+                "callbridge_model_reply_timeouts",
+                "Calls ended because the model owed a reply and stayed silent.",
+                &self.model_reply_timeouts,
+            ),
+        ];
+        for (name, help, c) in counters {
+            add(registry, name, help, c.clone());
+        }
+        add(
+            registry,
+            "callbridge_rtp_rejected_packets",
+            "RTP packets dropped because their source is not the call's media peer, by reason.",
+            self.rtp_rejected.clone(),
+        );
+        add(
+            registry,
+            "callbridge_jitter_buffer_depth_ms",
+            "Mean estimated jitter buffer depth over live calls receiving RTP, in ms.",
+            self.depth.clone(),
+        );
+        let histograms = [
+            (
+                "callbridge_answer_to_first_audio_seconds",
+                "From the 200 OK to the first agent audio packet sent.",
+                &self.answer_to_first_audio,
+            ),
+            (
+                "callbridge_caller_stop_to_agent_audio_seconds",
+                "From the end of caller speech (energy detector) to the first reply packet sent.",
+                &self.caller_stop_to_agent_audio,
+            ),
+            (
+                "callbridge_call_duration_seconds",
+                "From the answer to the end of answered calls.",
+                &self.call_duration,
+            ),
+        ];
+        for (name, help, h) in histograms {
+            add(registry, name, help, h.clone());
+        }
+    }
+
     /// Everything as of now.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut calls_ended = Vec::new();
         for d in Direction::ALL {
             for r in EndReason::ALL {
-                let n = load(&self.ended[d.index()][r.index()]);
+                let n = self.ended_by[d.index()][r.index()].get();
                 if n > 0 {
                     calls_ended.push((d, r, n));
                 }
             }
         }
-        let streams = load(&self.depth_streams);
+        let (depth_ms, streams) = self.depth.read();
         MetricsSnapshot {
             calls_started: Direction::ALL
                 .iter()
-                .map(|&d| (d, load(&self.started[d.index()])))
+                .map(|&d| (d, self.started_by[d.index()].get()))
                 .collect(),
             calls_ended,
-            rtp_packets_in: load(&self.rtp_in),
-            rtp_packets_out: load(&self.rtp_out),
-            rtp_packets_lost: load(&self.rtp_lost),
-            rtp_packets_late: load(&self.rtp_late),
+            rtp_packets_in: self.rtp_in.get(),
+            rtp_packets_out: self.rtp_out.get(),
+            rtp_packets_lost: self.rtp_lost.get(),
+            rtp_packets_late: self.rtp_late.get(),
             rtp_packets_rejected: RejectReason::ALL
                 .iter()
-                .zip(&self.rtp_rejected)
-                .map(|(r, n)| (*r, load(n)))
+                .zip(&self.rtp_rejected_by)
+                .map(|(r, n)| (*r, n.get()))
                 .collect(),
-            jitter_buffer_depth_ms: if streams == 0 {
-                0.0
-            } else {
-                load(&self.depth_sum_ms) as f64 / streams as f64
-            },
+            jitter_buffer_depth_ms: depth_ms,
             jitter_buffer_streams: streams,
-            barge_ins: load(&self.barge_ins),
-            model_reconnects: load(&self.model_reconnects),
-            model_reply_timeouts: load(&self.model_reply_timeouts),
-            answer_to_first_audio: self.answer_to_first_audio.snapshot(),
-            caller_stop_to_agent_audio: self.caller_stop_to_agent_audio.snapshot(),
-            call_duration: self.call_duration.snapshot(),
+            barge_ins: self.barge_ins.get(),
+            model_reconnects: self.model_reconnects.get(),
+            model_reply_timeouts: self.model_reply_timeouts.get(),
+            answer_to_first_audio: HistogramSnapshot::of(&self.answer_to_first_audio),
+            caller_stop_to_agent_audio: HistogramSnapshot::of(&self.caller_stop_to_agent_audio),
+            call_duration: HistogramSnapshot::of(&self.call_duration),
             model: *self.model.lock().unwrap_or_else(PoisonError::into_inner),
         }
     }
 
-    pub(crate) fn call_started(&self, d: Direction) {
-        self.started[d.index()].fetch_add(1, Ordering::Relaxed);
+    /// Counts a call admitted.
+    pub fn call_started(&self, d: Direction) {
+        self.started_by[d.index()].inc();
     }
 
-    pub(crate) fn call_ended(&self, d: Direction, r: EndReason) {
-        self.ended[d.index()][r.index()].fetch_add(1, Ordering::Relaxed);
+    /// Counts a call ended, by direction and reason.
+    pub fn call_ended(&self, d: Direction, r: EndReason) {
+        self.ended_by[d.index()][r.index()].inc();
     }
 
-    pub(crate) fn model_opened(&self, reachable: bool) {
+    /// Notes the outcome of a model session opening, now.
+    pub fn model_opened(&self, reachable: bool) {
         *self.model.lock().unwrap_or_else(PoisonError::into_inner) = Some(ModelReachability {
             reachable,
             at: jiff::Timestamp::now(),
         });
     }
 
-    pub(crate) fn model_reconnected(&self) {
-        self.model_reconnects.fetch_add(1, Ordering::Relaxed);
+    /// Counts a model session resumed on a new connection.
+    pub fn model_reconnected(&self) {
+        self.model_reconnects.inc();
     }
 
-    pub(crate) fn model_reply_timeout(&self) {
-        self.model_reply_timeouts.fetch_add(1, Ordering::Relaxed);
+    /// Counts a call ended for a model that owed a reply.
+    pub fn model_reply_timeout(&self) {
+        self.model_reply_timeouts.inc();
     }
 
-    pub(crate) fn barge_in(&self) {
-        self.barge_ins.fetch_add(1, Ordering::Relaxed);
+    /// Counts a reply the caller interrupted.
+    pub fn barge_in(&self) {
+        self.barge_ins.inc();
     }
 
-    pub(crate) fn call_duration(&self, d: Duration) {
-        self.call_duration.observe(d);
+    /// Observes an answered call's duration.
+    pub fn call_duration(&self, d: Duration) {
+        self.call_duration.observe(d.as_secs_f64());
     }
 
-    pub(crate) fn answer_to_first_audio(&self, d: Duration) {
-        self.answer_to_first_audio.observe(d);
+    /// Observes the time from the answer to the first agent audio.
+    pub fn answer_to_first_audio(&self, d: Duration) {
+        self.answer_to_first_audio.observe(d.as_secs_f64());
     }
 
-    pub(crate) fn caller_stop_to_agent_audio(&self, d: Duration) {
-        self.caller_stop_to_agent_audio.observe(d);
+    /// Observes the time from the end of caller speech to the reply.
+    pub fn caller_stop_to_agent_audio(&self, d: Duration) {
+        self.caller_stop_to_agent_audio.observe(d.as_secs_f64());
     }
 
-    pub(crate) fn rtp(&self, delta: call::RtpCounts) {
-        self.rtp_in.fetch_add(delta.packets_in, Ordering::Relaxed);
-        self.rtp_out.fetch_add(delta.packets_out, Ordering::Relaxed);
-        self.rtp_lost.fetch_add(delta.lost, Ordering::Relaxed);
-        self.rtp_late.fetch_add(delta.late, Ordering::Relaxed);
-        for (r, n) in RejectReason::ALL.iter().zip(&self.rtp_rejected) {
-            n.fetch_add(delta.rejected.get(*r), Ordering::Relaxed);
+    /// Adds one call's new RTP counts.
+    pub fn rtp(&self, delta: RtpCounts) {
+        self.rtp_in.inc_by(delta.packets_in);
+        self.rtp_out.inc_by(delta.packets_out);
+        self.rtp_lost.inc_by(delta.lost);
+        self.rtp_late.inc_by(delta.late);
+        for (r, n) in RejectReason::ALL.iter().zip(&self.rtp_rejected_by) {
+            n.inc_by(delta.rejected.get(*r));
         }
     }
 
-    /// A call's depth joins (`joined`) or changes from `old` to
-    /// `new` ms.
-    pub(crate) fn depth(&self, old: Option<u64>, new: Option<u64>) {
+    /// A call's depth joins (`old` `None`), changes from `old` to `new`
+    /// ms, or leaves (`new` `None`).
+    pub fn depth(&self, old: Option<u64>, new: Option<u64>) {
+        let (sum, streams) = (&self.depth.sum_ms, &self.depth.streams);
         match (old, new) {
             (None, Some(n)) => {
-                self.depth_streams.fetch_add(1, Ordering::Relaxed);
-                self.depth_sum_ms.fetch_add(n, Ordering::Relaxed);
+                streams.fetch_add(1, Ordering::Relaxed);
+                sum.fetch_add(n, Ordering::Relaxed);
             }
             (Some(o), None) => {
-                self.depth_sum_ms.fetch_sub(o, Ordering::Relaxed);
-                self.depth_streams.fetch_sub(1, Ordering::Relaxed);
+                sum.fetch_sub(o, Ordering::Relaxed);
+                streams.fetch_sub(1, Ordering::Relaxed);
             }
             (Some(o), Some(n)) if n >= o => {
-                self.depth_sum_ms.fetch_add(n - o, Ordering::Relaxed);
+                sum.fetch_add(n - o, Ordering::Relaxed);
             }
             (Some(o), Some(n)) => {
-                self.depth_sum_ms.fetch_sub(o - n, Ordering::Relaxed);
+                sum.fetch_sub(o - n, Ordering::Relaxed);
             }
             (None, None) => {}
         }
@@ -341,6 +545,47 @@ mod tests {
             (s.jitter_buffer_depth_ms, s.jitter_buffer_streams),
             (0.0, 0)
         );
+    }
+
+    #[test]
+    fn bucket_bounds_ascend() {
+        for b in [LATENCY_BUCKETS, DURATION_BUCKETS] {
+            assert!(b.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    #[test]
+    fn the_registry_shows_inclusive_cumulative_buckets_and_every_labelled_series() {
+        let m = Metrics::default();
+        m.answer_to_first_audio(Duration::from_millis(100)); // le=0.1 (inclusive)
+        m.answer_to_first_audio(Duration::from_millis(300));
+        m.answer_to_first_audio(Duration::from_secs(20)); // +Inf only
+        m.call_ended(Direction::Inbound, EndReason::CallerHangup);
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let mut page = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut page, &r).unwrap();
+        let h = "callbridge_answer_to_first_audio_seconds";
+        for line in [
+            format!("# TYPE {h} histogram"),
+            format!("{h}_bucket{{le=\"0.1\"}} 1"),
+            format!("{h}_bucket{{le=\"0.3\"}} 2"),
+            format!("{h}_bucket{{le=\"10\"}} 2"),
+            format!("{h}_bucket{{le=\"+Inf\"}} 3"),
+            format!("{h}_count 3"),
+            "# TYPE callbridge_calls_ended_total counter".to_owned(),
+            "callbridge_calls_ended_total{direction=\"inbound\",reason=\"caller-hangup\"} 1"
+                .to_owned(),
+            "callbridge_calls_ended_total{direction=\"outbound\",reason=\"busy\"} 0".to_owned(),
+            "callbridge_calls_started_total{direction=\"outbound\"} 0".to_owned(),
+            "# HELP callbridge_rtp_packets_in_total RTP packets received.".to_owned(),
+            "callbridge_jitter_buffer_depth_ms 0.0".to_owned(),
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
+        }
+        let s = m.snapshot().answer_to_first_audio;
+        assert_eq!(s.count, 3);
+        assert!((s.sum - 20.4).abs() < 1e-9, "sum {}", s.sum);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use callbridge_sip::sdp::{self, LocalMedia};
 use callbridge_sip::ua::{self, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
 
-use super::{check, render, value};
+use super::{check, value};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -143,11 +143,7 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let page = render(
-        &manager.snapshot(),
-        &manager.metrics(),
-        callbridge_llm_bridge::stats::live_tasks(),
-    );
+    let page = super::super::Page::new(&manager).render().unwrap();
     let f = check(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
     let v = |n: &str, l: &[(&str, &str)]| value(&f, n, l).unwrap_or(f64::NAN);
     assert_eq!(

@@ -1,0 +1,77 @@
+//! What every handler can reach: the agent's [`State`] (built by `run`
+//! and by `demo`) and the per-router [`Ctx`] around it. The handlers use
+//! it; it uses only the pieces it holds (the store read pool, the token
+//! use recorder, the metrics page, the carrier state), never a handler or
+//! `http/mod.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::FromRef;
+use callbridge_session::Manager;
+
+use super::carrier;
+use super::metrics::Page;
+use super::pool;
+use super::token_use;
+
+/// Where outbound calls go and who they come from.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// Where INVITEs are sent (`outbound.target`, else the trunk's proxy or registrar).
+    pub target: Option<SocketAddr>,
+    /// The host part of the Request-URI (`sip:+1555...@domain`); the
+    /// target's address when `None`.
+    pub domain: Option<String>,
+    /// Default caller id (E.164).
+    pub from: String,
+}
+
+/// What every handler can reach. Built by `run` (and by `demo`).
+pub struct State {
+    /// The session manager (live calls, originate, hang-up, snapshot).
+    pub manager: Manager,
+    /// The SQLite store's path; the HTTP layer opens its own connections.
+    pub database: PathBuf,
+    /// Where recordings are written.
+    pub recordings_dir: Option<PathBuf>,
+    /// When the process started (for uptime).
+    pub started: Instant,
+    /// The model provider's name (`gemini`, `openai`, `mock`).
+    pub provider: String,
+    /// Outbound call routing.
+    pub outbound: Outbound,
+    /// Carrier webhooks and sockets (`None`: their routes answer 404).
+    pub carrier: Option<Arc<carrier::CarrierState>>,
+}
+
+/// Shared handle to [`State`].
+pub type AppState = Arc<State>;
+
+/// What the handlers get: the shared [`State`], the store read pool and
+/// the metrics page.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The agent's state.
+    pub state: AppState,
+    /// Read connections to the store.
+    pub pool: Arc<pool::ReadPool>,
+    /// Records when tokens were last used (throttled, off the request path).
+    pub token_use: Arc<token_use::TokenUse>,
+    /// What `GET /metrics` encodes.
+    pub metrics: Page,
+}
+
+impl FromRef<Ctx> for AppState {
+    fn from_ref(ctx: &Ctx) -> AppState {
+        Arc::clone(&ctx.state)
+    }
+}
+
+impl FromRef<Ctx> for Page {
+    fn from_ref(ctx: &Ctx) -> Page {
+        ctx.metrics.clone()
+    }
+}
