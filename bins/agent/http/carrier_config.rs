@@ -23,9 +23,7 @@ use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::Duration;
 
-use callbridge_session::carrier::vonage_jwt::{
-    self, ApplicationId, JwtError, VonageBearer, VonageSigner,
-};
+use callbridge_carrier::vonage_jwt::{self, ApplicationId, JwtError, VonageBearer, VonageSigner};
 use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigError;
@@ -351,7 +349,7 @@ mod tests {
         assert!(!format!("{t:?}").contains("tok\""), "secret redacted");
     }
 
-    const TEST_KEY: &str = include_str!("../../../crates/session/tests/data/vonage-test-key.pem");
+    const TEST_KEY: &str = include_str!("../../../crates/carrier/tests/data/vonage-test-key.pem");
     const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
 
     fn vonage_with(env: &[(&str, &str)]) -> Result<Option<VonageBearer>, String> {
@@ -370,7 +368,7 @@ mod tests {
 
     fn key_path() -> String {
         format!(
-            "{}/crates/session/tests/data/vonage-test-key.pem",
+            "{}/crates/carrier/tests/data/vonage-test-key.pem",
             env!("CARGO_MANIFEST_DIR")
         )
     }

@@ -24,11 +24,15 @@
 //! request leads to (single-use stream tokens, one stream per call id; see
 //! [`super::stream_token`]).
 //!
-//! Comparisons are constant-time. Secrets never appear in errors or logs.
+//! The JWT is checked by `jsonwebtoken` (HS256 only, the signature before
+//! anything else); Twilio's HMAC-SHA1 by RustCrypto's `hmac`. Comparisons
+//! are constant-time. Secrets never appear in errors or logs.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hmac::{Hmac, KeyInit, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -88,22 +92,27 @@ impl SignatureError {
     }
 }
 
-/// HMAC of the concatenated `parts` under `key`, with the MAC type `M`
-/// (`Hmac<Sha1>` for Twilio, `Hmac<Sha256>` for Vonage).
-fn hmac<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+/// Twilio's HMAC-SHA1 keyed with `auth_token`, fed the URL and the
+/// sorted parameters.
+fn twilio_mac(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> Hmac<Sha1> {
     #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
-    let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
-    for p in parts {
-        mac.update(p);
+    let mut mac =
+        <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token).expect("HMAC accepts any key length");
+    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
+    sorted.sort();
+    mac.update(url.as_bytes());
+    for (k, v) in sorted {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
     }
-    mac.finalize().into_bytes().to_vec()
+    mac
 }
 
 /// The Twilio signature of a request to `url` with (decoded) POST
 /// parameters `params`, keyed with `auth_token`, base64.
 ///
 /// ```
-/// use callbridge_session::carrier::signature::twilio_signature;
+/// use callbridge_carrier::signature::twilio_signature;
 /// // Twilio's documented example (auth token 12345).
 /// let params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+12349013030"),
 ///     ("Digits", "1234"), ("From", "+12349013030"), ("To", "+18005551212")];
@@ -113,15 +122,7 @@ fn hmac<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 /// );
 /// ```
 pub fn twilio_signature(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
-    sorted.sort();
-    let mut data = String::with_capacity(url.len() + 256);
-    data.push_str(url);
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    B64.encode(hmac::<Hmac<Sha1>>(auth_token, &[data.as_bytes()]))
+    B64.encode(twilio_mac(auth_token, url, params).finalize().into_bytes())
 }
 
 /// Verifies an `X-Twilio-Signature` header value.
@@ -145,20 +146,10 @@ pub fn verify_twilio(
         Ok(20) => {}
         _ => return Err(SignatureError::Malformed),
     }
-    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
-    sorted.sort();
-    let mut data = String::with_capacity(url.len() + 256);
-    data.push_str(url);
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let want = hmac::<Hmac<Sha1>>(auth_token, &[data.as_bytes()]);
-    if bool::from(want.ct_eq(&got)) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
+    // `verify_slice` compares in constant time.
+    twilio_mac(auth_token, url, params)
+        .verify_slice(&got)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// The claims of a verified Vonage webhook JWT that the agent uses.
@@ -181,9 +172,11 @@ pub struct VonageClaims {
     pub api_key: Option<String>,
 }
 
+/// Only what tells "another algorithm" from "not a JWT header".
 #[derive(Deserialize)]
-struct JwtHeader {
-    alg: String,
+struct AnyAlg {
+    #[allow(dead_code, reason = "present is all that matters")]
+    alg: serde_json::Value,
 }
 
 /// What a signed request carries, which its token must be bound to.
@@ -248,30 +241,7 @@ pub fn verify_vonage(
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
         _ => return Err(SignatureError::Malformed),
     };
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SignatureError::Malformed);
-    };
-    let header = B64URL.decode(h).map_err(|_| SignatureError::Malformed)?;
-    let header: JwtHeader =
-        serde_json::from_slice(&header).map_err(|_| SignatureError::Malformed)?;
-    if header.alg != "HS256" {
-        return Err(SignatureError::Algorithm);
-    }
-    let mut sig = [0u8; 32];
-    match B64URL.decode_slice(s.as_bytes(), &mut sig) {
-        Ok(32) => {}
-        _ => return Err(SignatureError::Malformed),
-    }
-    let want = hmac::<Hmac<Sha256>>(secret, &[h.as_bytes(), b".", c.as_bytes()]);
-    if !bool::from(want.ct_eq(&sig)) {
-        return Err(SignatureError::Mismatch);
-    }
-    let claims = B64URL.decode(c).map_err(|_| SignatureError::Malformed)?;
-    let claims: VonageClaims =
-        serde_json::from_slice(&claims).map_err(|_| SignatureError::Malformed)?;
+    let claims = decode_hs256(secret, token)?;
     if let Some(max) = check.max_age_s {
         let iat = claims.iat.ok_or(SignatureError::Stale)?;
         if check.now_unix.abs_diff(iat) > max {
@@ -343,7 +313,7 @@ pub fn verify_vonage_once(
 /// JavaScript object built from them would).
 ///
 /// ```
-/// use callbridge_session::carrier::signature::query_payload;
+/// use callbridge_carrier::signature::query_payload;
 /// let q = [("uuid".to_owned(), "u-1".to_owned()), ("from".to_owned(), "4477\"".to_owned())];
 /// assert_eq!(query_payload(&q), r#"{"uuid":"u-1","from":"4477\""}"#);
 /// ```
@@ -391,54 +361,66 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The claims of an HS256 `token` signed with `secret`, by
+/// `jsonwebtoken`: the header must name HS256 and the signature match
+/// before the claims are read. No time claim is checked here (Vonage's
+/// tokens carry `iat` only; [`verify_vonage`] checks it).
+fn decode_hs256(secret: &[u8], token: &str) -> Result<VonageClaims, SignatureError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        // An `alg` jsonwebtoken does not know ("none") fails to parse
+        // like a broken header: tell the two apart for the error only.
+        let named = token
+            .split('.')
+            .next()
+            .and_then(|h| B64URL.decode(h).ok())
+            .is_some_and(|h| serde_json::from_slice::<AnyAlg>(&h).is_ok());
+        if named {
+            SignatureError::Algorithm
+        } else {
+            SignatureError::Malformed
+        }
+    })?;
+    if header.alg != Algorithm::HS256 {
+        return Err(SignatureError::Algorithm);
+    }
+    // An empty secret verifies nothing.
+    let key = DecodingKey::from_secret(secret).map_err(|_| SignatureError::Mismatch)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    jsonwebtoken::decode::<VonageClaims>(token, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => SignatureError::Mismatch,
+            ErrorKind::InvalidAlgorithm => SignatureError::Algorithm,
+            _ => SignatureError::Malformed,
+        })
+}
+
 /// Whether `hex` (either case) spells `bytes`, in constant time for equal
 /// lengths.
 fn hex_eq(bytes: &[u8], hex: &str) -> bool {
-    let hex = hex.as_bytes();
-    if hex.len() != bytes.len() * 2 {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (b, pair) in bytes.iter().zip(hex.chunks_exact(2)) {
-        let hi = nibble(pair[0]);
-        let lo = nibble(pair[1]);
-        match (hi, lo) {
-            (Some(hi), Some(lo)) => diff |= (hi << 4 | lo) ^ b,
-            _ => return false,
-        }
-    }
-    diff == 0
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+    match hex::decode(hex) {
+        Ok(got) => got.len() == bytes.len() && bool::from(got.ct_eq(bytes)),
+        Err(_) => false,
     }
 }
 
-/// Signs claims as an HS256 JWT (for tests and fake carriers; the agent
-/// only verifies).
+/// Signs claims as an HS256 JWT with `jsonwebtoken` (for tests and fake
+/// carriers; the agent only verifies). An empty secret, which
+/// `jsonwebtoken` refuses, gives an empty string: a token nothing accepts.
 pub fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let h = B64URL.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let c = B64URL.encode(claims.to_string());
-    let s = B64URL.encode(hmac::<Hmac<Sha256>>(
-        secret,
-        &[h.as_bytes(), b".", c.as_bytes()],
-    ));
-    format!("{h}.{c}.{s}")
+    EncodingKey::from_secret(secret)
+        .and_then(|k| jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &k))
+        .unwrap_or_default()
 }
 
 /// Hex SHA-256 of `body` (the `payload_hash` claim).
 pub fn payload_hash(body: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(64);
-    for b in Sha256::digest(body) {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(body))
 }
 
 #[cfg(test)]
