@@ -144,6 +144,21 @@ enum Proto {
 }
 
 /// One call's carrier stream (see the module docs).
+///
+/// ```
+/// use bytes::Bytes;
+/// use callbridge_carrier::{Carrier, CarrierCore, CarrierEvent, WireFrame, WsMessage};
+///
+/// let mut core = CarrierCore::new(Carrier::Vonage);
+/// core.handle_message(&WsMessage::Text(
+///     r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000","uuid":"u-1"}"#.into(),
+/// ))?;
+/// assert!(matches!(core.poll_event(), Some(CarrierEvent::Started(_))));
+/// // 20 ms of 16 kHz L16 from the carrier: one caller frame.
+/// core.handle_message(&WsMessage::Binary(Bytes::from(vec![0u8; 640])))?;
+/// assert!(matches!(core.pop_caller_frame(), Some(WireFrame::L16Wide(_))));
+/// # Ok::<(), callbridge_carrier::CarrierError>(())
+/// ```
 pub struct CarrierCore {
     carrier: Carrier,
     proto: Proto,

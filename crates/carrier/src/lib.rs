@@ -69,6 +69,11 @@ pub use self::socket::{CarrierSocket, SOCKET_CAPACITY, SocketEnds};
 #[cfg(feature = "driver")]
 mod socket;
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Largest WebSocket message accepted from a carrier (a 20 ms Twilio
 /// media message is about 330 bytes; a Vonage frame 640).
 pub const MAX_MESSAGE: usize = 64 * 1024;
