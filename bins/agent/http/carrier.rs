@@ -52,13 +52,13 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use callbridge_carrier::admission::Admission;
+use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
 use callbridge_carrier::hangup::{TwilioRest, VonageRest};
 use callbridge_carrier::signature::{self, Signed, VONAGE_FRESH_S, VONAGE_MAX_AGE_S, VonageCheck};
 use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
 use callbridge_carrier::vonage::{ConnectNcco, L16Rate};
 pub(super) use callbridge_carrier::webhook::{self, param};
-use callbridge_carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup};
+use callbridge_carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
 use tracing::{debug, info, warn};
 
 use super::carrier_config::{CarrierEntry, CarrierSettings};
@@ -163,6 +163,15 @@ impl CarrierState {
         self.admission()
             .redeem(Instant::now(), call, token)
             .inspect_err(|e| warn!(call = %call, error = %e, "carrier stream token refused"))
+    }
+
+    /// The parties of a started stream, if `auth` admits it.
+    pub(super) fn admit_stream(
+        &self,
+        start: &StartInfo,
+        auth: StreamAuth,
+    ) -> Result<Grant, StreamRefusal> {
+        self.admission().admit_stream(Instant::now(), start, auth)
     }
 
     /// Keeps a status of `call` until its stream starts (bounded).

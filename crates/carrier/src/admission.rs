@@ -12,6 +12,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use crate::core::StartInfo;
 use crate::replay::JtiCache;
 use crate::signature::{self, SignatureError, VonageCheck, VonageClaims};
 use crate::stream_token::{Grant, StreamTokens, TokenError};
@@ -21,6 +22,38 @@ use crate::{Carrier, CarrierCallId};
 pub const MAX_PENDING_CALLS: usize = 256;
 /// Statuses kept per call until its stream starts.
 pub const MAX_PENDING_PER_CALL: usize = 8;
+
+/// How a started stream proves which signed webhook announced it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamAuth {
+    /// Signatures are off (tests, trusted networks): the stream's own
+    /// `from`/`to` parameters name the parties.
+    Unchecked,
+    /// The call's token was redeemed before the upgrade (Vonage: `uuid` and
+    /// `token` in the WebSocket URI) for this call, with these parties.
+    Redeemed(CarrierCallId, Grant),
+    /// The token comes back in the stream's start (Twilio: the `token`
+    /// custom parameter).
+    InStart,
+}
+
+/// Why a started stream is not admitted (its socket is closed with 1008).
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamRefusal {
+    /// The stream started for another call than the one whose token was
+    /// redeemed at the upgrade.
+    #[error("stream for {started} while {expected}'s token was redeemed")]
+    OtherCall {
+        /// The call the upgrade was for.
+        expected: CarrierCallId,
+        /// The call the stream started.
+        started: CarrierCallId,
+    },
+    /// The token in the start was refused.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
 
 /// An agent's carrier admission state (see the module docs).
 ///
@@ -94,6 +127,40 @@ impl Admission {
         token: &str,
     ) -> Result<Grant, TokenError> {
         self.tokens(call.carrier()).redeem(now, call, token)
+    }
+
+    /// The parties of a started stream, once `auth` shows that a signed
+    /// webhook announced its call (the caller id is the webhook's, never
+    /// the stream's own, unless signatures are off).
+    ///
+    /// # Errors
+    /// [`StreamRefusal::OtherCall`], [`StreamRefusal::Token`].
+    pub fn admit_stream(
+        &mut self,
+        now: Instant,
+        start: &StartInfo,
+        auth: StreamAuth,
+    ) -> Result<Grant, StreamRefusal> {
+        match auth {
+            StreamAuth::Unchecked => Ok(Grant {
+                from: start.parameter("from").map(str::to_owned),
+                to: start.parameter("to").map(str::to_owned),
+            }),
+            StreamAuth::Redeemed(expected, grant) => {
+                if expected == start.call {
+                    Ok(grant)
+                } else {
+                    Err(StreamRefusal::OtherCall {
+                        expected,
+                        started: start.call.clone(),
+                    })
+                }
+            }
+            StreamAuth::InStart => {
+                let token = start.parameter("token").unwrap_or("");
+                Ok(self.redeem(now, &start.call, token)?)
+            }
+        }
     }
 
     /// Verifies a Vonage signed webhook and holds its JWT to a single use
@@ -203,6 +270,80 @@ mod tests {
         a.issue(now, &two, Grant::default(), [2; 32]).unwrap();
         assert_eq!(a.redeem(now, &two, &t1), Err(TokenError::Mismatch));
         assert!(a.redeem(now, &one, &t1).is_ok());
+    }
+
+    fn started(c: Carrier, call: &str, params: &[(&str, &str)]) -> StartInfo {
+        StartInfo {
+            call: id(c, call),
+            account: None,
+            stream_sid: None,
+            parameters: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_twilio_stream_is_admitted_once_by_the_token_in_its_start() {
+        let mut a = Admission::new(Duration::from_secs(30), Duration::from_secs(30));
+        let now = Instant::now();
+        let grant = Grant {
+            from: Some("+15550001".into()),
+            to: Some("+15550002".into()),
+        };
+        let token = a
+            .issue(now, &id(Carrier::Twilio, "CA1"), grant.clone(), [9; 32])
+            .unwrap();
+        // The stream's own `from` is ignored: the webhook's parties count.
+        let start = started(
+            Carrier::Twilio,
+            "CA1",
+            &[("token", &token), ("from", "+19990000")],
+        );
+        assert_eq!(a.admit_stream(now, &start, StreamAuth::InStart), Ok(grant));
+        // The replay of the same stream is refused.
+        assert_eq!(
+            a.admit_stream(now, &start, StreamAuth::InStart),
+            Err(StreamRefusal::Token(TokenError::Used))
+        );
+        // A start without a token, or with a made-up one, is refused.
+        let t2 = a
+            .issue(now, &id(Carrier::Twilio, "CA2"), Grant::default(), [8; 32])
+            .unwrap();
+        let bare = started(Carrier::Twilio, "CA2", &[]);
+        assert_eq!(
+            a.admit_stream(now, &bare, StreamAuth::InStart),
+            Err(StreamRefusal::Token(TokenError::Mismatch))
+        );
+        let good = started(Carrier::Twilio, "CA2", &[("token", &t2)]);
+        assert!(a.admit_stream(now, &good, StreamAuth::InStart).is_ok());
+    }
+
+    #[test]
+    fn a_vonage_stream_must_start_the_call_its_upgrade_redeemed() {
+        let mut a = Admission::new(Duration::from_secs(30), Duration::from_secs(30));
+        let now = Instant::now();
+        let grant = Grant {
+            from: Some("447700900001".into()),
+            to: None,
+        };
+        let auth = || StreamAuth::Redeemed(id(Carrier::Vonage, "u-1"), grant.clone());
+        let other = started(Carrier::Vonage, "u-2", &[]);
+        assert!(matches!(
+            a.admit_stream(now, &other, auth()),
+            Err(StreamRefusal::OtherCall { .. })
+        ));
+        let same = started(Carrier::Vonage, "u-1", &[("from", "evil")]);
+        assert_eq!(a.admit_stream(now, &same, auth()), Ok(grant.clone()));
+        // Signatures off: the stream's parameters are all there is.
+        assert_eq!(
+            a.admit_stream(now, &same, StreamAuth::Unchecked),
+            Ok(Grant {
+                from: Some("evil".into()),
+                to: None
+            })
+        );
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub enum WireFormat {
 
 /// One 20 ms frame of audio in a stream's [`WireFormat`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one frame per 20 ms tick, on the stack; boxing would allocate per frame"
+)]
 pub enum WireFrame {
     /// 160 G.711 µ-law bytes.
     Ulaw([u8; FRAME]),
