@@ -1,156 +1,17 @@
-//! Webhook request signatures, so that only the carrier can start calls
-//! on the agent or write call status into the store.
-//!
-//! - Twilio (`X-Twilio-Signature`): base64 (RFC 4648) of HMAC-SHA1
-//!   (RFC 2104, FIPS 180-4) keyed with the account's auth token, over the
-//!   full request URL followed by every POST parameter's name and value,
-//!   sorted by name (for a GET, the URL with its query alone; for the Media
-//!   Streams WebSocket upgrade, the stream's `wss://` URL alone).
-//! - Vonage signed webhooks: `Authorization: Bearer <JWT>` (RFC 7519),
-//!   signed HS256 (HMAC-SHA256, RFC 7515 / RFC 7518 section 3.2) with the
-//!   account's signature secret. Its claims: `iat` (when it was signed),
-//!   `jti` (unique per token), `iss`, `api_key`, `application_id`, and
-//!   `payload_hash`: the hex SHA-256 of what the request carries, the body
-//!   of a POST, or for a GET the query parameters as a compact JSON object
-//!   of strings in their order (Vonage's documented procedure). A token is
-//!   bound to its request: a POST's body must match; a GET's query must
-//!   match when the token has a `payload_hash`, and without one the token
-//!   must be fresh (`iat` within [`VonageCheck::fresh_s`]). With
-//!   [`verify_vonage_once`] each token is accepted once (its `jti` is kept
-//!   in a [`JtiCache`] for the token's lifetime).
-//!
-//! Twilio's signature carries no timestamp or nonce: the same request
-//! always has the same signature. Its replays are stopped by what the
-//! request leads to (single-use stream tokens, one stream per call id; see
-//! [`super::stream_token`]).
-//!
-//! The JWT is checked by `jsonwebtoken` (HS256 only, the signature before
-//! anything else); Twilio's HMAC-SHA1 by RustCrypto's `hmac`. Comparisons
-//! are constant-time. Secrets never appear in errors or logs.
+//! Vonage signed webhooks: an HS256 JWT (RFC 7519, RFC 7515) bound to its
+//! request by `payload_hash`, fresh, and single-use (see the parent
+//! module).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
-use hmac::{Hmac, KeyInit, Mac};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::replay::{JtiCache, ReplayError};
-
-/// Longest signature header or token looked at.
-pub const MAX_TOKEN: usize = 4096;
-
-/// Why a webhook's signature was refused (403, except [`SignatureError::Busy`]:
-/// see [`SignatureError::status`]).
-#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignatureError {
-    /// No signature header (or an empty one).
-    #[error("request is not signed")]
-    Missing,
-    /// The header or token is not of the documented shape.
-    #[error("signature is malformed")]
-    Malformed,
-    /// The JWT names an algorithm other than HS256.
-    #[error("signature algorithm not accepted")]
-    Algorithm,
-    /// The MAC does not match.
-    #[error("signature does not match")]
-    Mismatch,
-    /// The JWT's `payload_hash` is not the body's SHA-256 (or is missing
-    /// while the request has a body).
-    #[error("payload hash does not match the body")]
-    PayloadHash,
-    /// The JWT's `iat` is further from now than allowed.
-    #[error("signature is too old or from the future")]
-    Stale,
-    /// The JWT (its `jti`) was accepted before: a replay.
-    #[error("signature already used")]
-    Replayed,
-    /// The JWT names another Vonage application than ours.
-    #[error("signature is for another application")]
-    Application,
-    /// The JWT has no `jti`, so it cannot be held to a single use.
-    #[error("signature has no token id")]
-    NoJti,
-    /// Too many live tokens remembered to take another now.
-    #[error("too many signed requests; retry later")]
-    Busy,
-}
-
-impl SignatureError {
-    /// The HTTP status to answer: 503 for [`SignatureError::Busy`] (the
-    /// carrier retries), 403 for every other refusal.
-    pub fn status(self) -> u16 {
-        match self {
-            SignatureError::Busy => 503,
-            _ => 403,
-        }
-    }
-}
-
-/// Twilio's HMAC-SHA1 keyed with `auth_token`, fed the URL and the
-/// sorted parameters.
-fn twilio_mac(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> Hmac<Sha1> {
-    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
-    let mut mac =
-        <Hmac<Sha1> as KeyInit>::new_from_slice(auth_token).expect("HMAC accepts any key length");
-    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
-    sorted.sort();
-    mac.update(url.as_bytes());
-    for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
-    }
-    mac
-}
-
-/// The Twilio signature of a request to `url` with (decoded) POST
-/// parameters `params`, keyed with `auth_token`, base64.
-///
-/// ```
-/// use callbridge_carrier::signature::twilio_signature;
-/// // Twilio's documented example (auth token 12345).
-/// let params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+12349013030"),
-///     ("Digits", "1234"), ("From", "+12349013030"), ("To", "+18005551212")];
-/// assert_eq!(
-///     twilio_signature(b"12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params),
-///     "0/KCTR6DLpKmkAf8muzZqo1nDgQ=",
-/// );
-/// ```
-pub fn twilio_signature(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> String {
-    B64.encode(twilio_mac(auth_token, url, params).finalize().into_bytes())
-}
-
-/// Verifies an `X-Twilio-Signature` header value.
-///
-/// # Errors
-/// [`SignatureError::Missing`] (no header), [`SignatureError::Malformed`]
-/// (not base64 of 20 bytes), [`SignatureError::Mismatch`].
-pub fn verify_twilio(
-    auth_token: &[u8],
-    url: &str,
-    params: &[(&str, &str)],
-    header: Option<&str>,
-) -> Result<(), SignatureError> {
-    let header = header.map(str::trim).filter(|h| !h.is_empty());
-    let header = header.ok_or(SignatureError::Missing)?;
-    if header.len() > MAX_TOKEN {
-        return Err(SignatureError::Malformed);
-    }
-    let mut got = [0u8; 20];
-    match B64.decode_slice(header.as_bytes(), &mut got) {
-        Ok(20) => {}
-        _ => return Err(SignatureError::Malformed),
-    }
-    // `verify_slice` compares in constant time.
-    twilio_mac(auth_token, url, params)
-        .verify_slice(&got)
-        .map_err(|_| SignatureError::Mismatch)
-}
+use super::{MAX_TOKEN, SignatureError};
+use crate::replay::{JtiCache, ReplayError};
 
 /// The claims of a verified Vonage webhook JWT that the agent uses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -429,24 +290,8 @@ mod tests {
     use proptest::prelude::*;
 
     // Vectors computed independently with python3 (hmac, hashlib, base64):
-    //   base64(hmac.new(token, url + "".join(k+v for sorted params), sha1))
     //   HS256 JWT: b64url(header) "." b64url(claims) signed with
     //   hmac.new(secret, ..., sha256); payload_hash = sha256(body).hexdigest().
-    const TW_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
-    const TW_PARAMS: [(&str, &str); 5] = [
-        ("From", "+12349013030"),
-        ("CallSid", "CA1234567890ABCDE"),
-        ("To", "+18005551212"),
-        ("Digits", "1234"),
-        ("Caller", "+12349013030"),
-    ];
-    const TW_SIG: &str = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
-    const TW_GET_URL: &str = "https://agent.example/twilio/voice?CallSid=CA1&From=%2B15551234567";
-    const TW_GET_SIG: &str = "0+VMjtqedpEMzgXVve8qiE4TBao=";
-    // The Media Streams upgrade: the stream's wss:// URL, no parameters.
-    const TW_WS_URL: &str = "wss://agent.example/carrier/twilio/ws";
-    const TW_WS_SIG: &str = "21hpo1E09NH3kYb6mvdY96m32qU=";
-
     const VN_SECRET: &[u8] = b"vonage-signature-secret-0123456789";
     const VN_BODY: &[u8] = br#"{"status":"completed","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22","direction":"inbound","timestamp":"2026-11-22T05:00:00.000Z"}"#;
     const VN_HASH: &str = "d570b648ee88d22ece16d0200e9ceffc8cde7ea65b39066e531d8d2449c600ef";
@@ -463,77 +308,6 @@ mod tests {
             fresh_s: 300,
             application_id: None,
         }
-    }
-
-    #[test]
-    fn twilio_known_vectors_verify_in_any_parameter_order() {
-        assert_eq!(twilio_signature(b"12345", TW_URL, &TW_PARAMS), TW_SIG);
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, Some(TW_SIG)),
-            Ok(())
-        );
-        assert_eq!(
-            twilio_signature(b"secret-token", TW_GET_URL, &[]),
-            TW_GET_SIG
-        );
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_GET_URL, &[], Some(TW_GET_SIG)),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn twilio_websocket_upgrade_vector_signs_the_wss_url_alone() {
-        assert_eq!(twilio_signature(b"secret-token", TW_WS_URL, &[]), TW_WS_SIG);
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_WS_URL, &[], Some(TW_WS_SIG)),
-            Ok(())
-        );
-        // The https:// form of the same address is another URL.
-        assert_eq!(
-            verify_twilio(
-                b"secret-token",
-                "https://agent.example/carrier/twilio/ws",
-                &[],
-                Some(TW_WS_SIG)
-            ),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_WS_URL, &[], None),
-            Err(SignatureError::Missing)
-        );
-    }
-
-    #[test]
-    fn twilio_refuses_unsigned_tampered_or_wrong_key() {
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, None),
-            Err(SignatureError::Missing)
-        );
-        let mut p = TW_PARAMS;
-        p[3] = ("Digits", "1235");
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &p, Some(TW_SIG)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"12346", TW_URL, &TW_PARAMS, Some(TW_SIG)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(
-                b"12345",
-                "https://mycompany.com/myapp.php?foo=1&bar=3",
-                &TW_PARAMS,
-                Some(TW_SIG)
-            ),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, Some("bm90IGEgc2ln")),
-            Err(SignatureError::Malformed)
-        );
     }
 
     #[test]
@@ -824,11 +598,6 @@ mod tests {
         fn vonage_verify_never_panics(s in ".{0,300}") {
             let _ = verify_vonage(VN_SECRET, Some(&s), &vn(Some(b""), 0));
             let _ = verify_vonage(VN_SECRET, Some(&format!("Bearer {s}")), &vn(None, 0));
-        }
-
-        #[test]
-        fn twilio_verify_never_panics(s in ".{0,100}") {
-            let _ = verify_twilio(b"k", "https://x", &[("a", "b")], Some(&s));
         }
     }
 }
