@@ -17,10 +17,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use callbridge_carrier::signature::{payload_hash, sign_hs256, twilio_signature};
 use callbridge_crm_store::{
     ApiToken, Direction, EndReason, PersonName, Role, SessionState, Store, Transport,
 };
-use callbridge_session::carrier::signature::{payload_hash, sign_hs256, twilio_signature};
 use carrier_support::{
     AGENT, PUBLIC, SECRET, TOKEN, VONAGE_APP, between, config_with, http, ncco_ws_path, start,
     start_msg, vonage_meta,

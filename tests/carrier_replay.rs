@@ -24,7 +24,7 @@ mod carrier_support;
 
 use std::time::Duration;
 
-use callbridge_session::carrier::signature::{payload_hash, sign_hs256};
+use callbridge_carrier::signature::{payload_hash, sign_hs256};
 use carrier_support::{
     CONNECTED, Outcome, SECRET, config_with, http, ncco_ws_path, outcome, start, start_msg,
     stop_msg, twilio_upgrade, twilio_voice, twiml_token, vonage_meta, wait_ended, ws_connect,

@@ -3,11 +3,11 @@
 //! is not in the input), for a POST body or a GET query alike.
 #![no_main]
 
-use callbridge_session::carrier::replay::JtiCache;
-use callbridge_session::carrier::signature::{
+use callbridge_carrier::replay::JtiCache;
+use callbridge_carrier::signature::{
     Signed, VonageCheck, verify_twilio, verify_vonage, verify_vonage_once,
 };
-use callbridge_session::carrier::webhook::form_pairs;
+use callbridge_carrier::webhook::form_pairs;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

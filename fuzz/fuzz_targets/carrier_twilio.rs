@@ -3,8 +3,8 @@
 //! passes the sent count; at most one stream start.
 #![no_main]
 
-use callbridge_session::carrier::core::{CarrierCore, CarrierEvent};
-use callbridge_session::carrier::{Carrier, WsMessage, twilio};
+use callbridge_carrier::core::{CarrierCore, CarrierEvent, WireFrame};
+use callbridge_carrier::{Carrier, WsMessage, twilio};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let mut starts = 0;
     for line in std::iter::once(start).chain(text.split('\n')) {
         let _ = core.handle_message(&WsMessage::Text(line.to_owned()));
-        core.queue_frame(&[0i16; 160]);
+        core.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         while let Some(e) = core.poll_event() {
             if matches!(e, CarrierEvent::Started(_)) {
                 starts += 1;

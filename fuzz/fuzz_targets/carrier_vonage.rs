@@ -4,8 +4,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use callbridge_session::carrier::core::{CarrierCore, CarrierEvent};
-use callbridge_session::carrier::{Carrier, WsMessage, vonage};
+use callbridge_carrier::core::{CarrierCore, CarrierEvent, WireFrame};
+use callbridge_carrier::{Carrier, WsMessage, vonage};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
             None => WsMessage::Binary(Bytes::from(vec![0u8; 640])),
         };
         let _ = core.handle_message(&msg);
-        core.queue_frame(&[0i16; 160]);
+        core.queue_frame(&WireFrame::L16Wide([0; 320]));
         while let Some(e) = core.poll_event() {
             if matches!(e, CarrierEvent::Started(_)) {
                 starts += 1;

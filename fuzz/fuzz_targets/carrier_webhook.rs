@@ -5,8 +5,8 @@
 //! over the pairs verifies over them.
 #![no_main]
 
-use callbridge_session::carrier::signature::{query_payload, twilio_signature, verify_twilio};
-use callbridge_session::carrier::webhook::{MAX_PARAMS, form_pairs};
+use callbridge_carrier::signature::{query_payload, twilio_signature, verify_twilio};
+use callbridge_carrier::webhook::{MAX_PARAMS, form_pairs};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

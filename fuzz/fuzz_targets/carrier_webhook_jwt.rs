@@ -5,11 +5,11 @@
 //! another secret; the jti cache stays within its cap.
 #![no_main]
 
-use callbridge_session::carrier::replay::JtiCache;
-use callbridge_session::carrier::signature::{
+use callbridge_carrier::replay::JtiCache;
+use callbridge_carrier::signature::{
     SignatureError, Signed, VonageCheck, sign_hs256, verify_vonage, verify_vonage_once,
 };
-use callbridge_session::carrier::webhook::form_pairs;
+use callbridge_carrier::webhook::form_pairs;
 use libfuzzer_sys::fuzz_target;
 
 const SECRET: &[u8] = b"fuzz-signature-secret";

@@ -2,7 +2,7 @@
 //! or a file): never panic, and a key that is accepted signs a token.
 #![no_main]
 
-use callbridge_session::carrier::vonage_jwt::{ApplicationId, TOKEN_TTL, VonageSigner};
+use callbridge_carrier::vonage_jwt::{ApplicationId, TOKEN_TTL, VonageSigner};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

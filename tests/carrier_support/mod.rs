@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use callbridge_session::carrier::signature::twilio_signature;
+use callbridge_carrier::signature::twilio_signature;
 use futures_util::StreamExt;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
@@ -29,7 +29,7 @@ pub type Ws =
 
 pub fn test_key_path() -> String {
     format!(
-        "{}/crates/session/tests/data/vonage-test-key.pem",
+        "{}/crates/carrier/tests/data/vonage-test-key.pem",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -24,7 +24,7 @@
 //!   and used once (its `jti` is remembered for the token's lifetime).
 //!   A replay gets 403; a full replay cache 503 (Vonage retries).
 //! - The TwiML / NCCO carries a per-call stream token
-//!   ([`callbridge_session::carrier::stream_token`]): random, bound to the
+//!   ([`callbridge_carrier::stream_token`]): random, bound to the
 //!   call id and to the caller and callee the signed webhook named, single
 //!   use, expiring `stream_token_ttl_s` (30 s) after it was issued. Twilio
 //!   returns it in the stream's `start` (custom parameters; Twilio allows
@@ -43,7 +43,6 @@
 //! an empty NCCO (the call ends); a stream whose session row cannot be
 //! written is hung up at the carrier and its socket closed with 1008.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -53,15 +52,13 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use callbridge_session::carrier::hangup::{TwilioRest, VonageRest};
-use callbridge_session::carrier::replay::JtiCache;
-use callbridge_session::carrier::signature::{
-    self, Signed, VONAGE_FRESH_S, VONAGE_MAX_AGE_S, VonageCheck,
-};
-use callbridge_session::carrier::stream_token::{Grant, StreamTokens, TokenError};
-use callbridge_session::carrier::vonage::{ConnectNcco, L16Rate};
-pub(super) use callbridge_session::carrier::webhook::{self, param};
-use callbridge_session::carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup};
+use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
+use callbridge_carrier::hangup::{TwilioRest, VonageRest};
+use callbridge_carrier::signature::{self, Signed, VONAGE_FRESH_S, VONAGE_MAX_AGE_S, VonageCheck};
+use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
+use callbridge_carrier::vonage::{ConnectNcco, L16Rate};
+pub(super) use callbridge_carrier::webhook::{self, param};
+use callbridge_carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
 use tracing::{debug, info, warn};
 
 use super::carrier_config::{CarrierEntry, CarrierSettings};
@@ -73,26 +70,14 @@ use super::{AppState, Ctx};
 pub const MAX_WEBHOOK_BODY: usize = super::limits::CARRIER_MAX_BODY;
 /// How long a new socket may take to start its stream.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-/// Carrier calls whose statuses are kept until their stream starts.
-const MAX_PENDING: usize = 256;
-/// Statuses kept per call until its stream starts.
-const MAX_PENDING_PER_CALL: usize = 8;
 
-/// What the carrier routes share (one per agent).
+/// What the carrier routes share (one per agent): the settings, the
+/// hangups, and the carrier crate's admission state.
 pub struct CarrierState {
     settings: CarrierSettings,
     pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
     pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
-    twilio_tokens: Mutex<StreamTokens>,
-    vonage_tokens: Mutex<StreamTokens>,
-    jtis: Mutex<JtiCache>,
-    pending: Mutex<Pending>,
-}
-
-#[derive(Default)]
-struct Pending {
-    order: VecDeque<String>,
-    statuses: HashMap<String, Vec<serde_json::Value>>,
+    admission: Mutex<Admission>,
 }
 
 impl std::fmt::Debug for CarrierState {
@@ -137,19 +122,15 @@ impl CarrierState {
         twilio_hangup: Arc<dyn CarrierHangup>,
         vonage_hangup: Arc<dyn CarrierHangup>,
     ) -> CarrierState {
-        let tokens = |e: &Option<CarrierEntry>| {
-            Mutex::new(e.as_ref().map_or_else(StreamTokens::default, |e| {
-                StreamTokens::new(e.stream_token_ttl)
-            }))
+        let ttl = |e: &Option<CarrierEntry>| {
+            e.as_ref()
+                .map_or(stream_token::DEFAULT_TTL, |e| e.stream_token_ttl)
         };
         CarrierState {
-            twilio_tokens: tokens(&settings.twilio),
-            vonage_tokens: tokens(&settings.vonage),
-            jtis: Mutex::new(JtiCache::default()),
+            admission: Mutex::new(Admission::new(ttl(&settings.twilio), ttl(&settings.vonage))),
             settings,
             twilio_hangup,
             vonage_hangup,
-            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -160,19 +141,16 @@ impl CarrierState {
         }
     }
 
-    fn tokens(&self, c: Carrier) -> std::sync::MutexGuard<'_, StreamTokens> {
-        match c {
-            Carrier::Vonage => &self.vonage_tokens,
-            _ => &self.twilio_tokens,
-        }
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
+    fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Issues the stream token of `call`, announced by a signed webhook
     /// naming `grant`'s parties.
     fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, Refusal> {
-        self.tokens(call.carrier())
+        self.admission()
             .issue(Instant::now(), call, grant, random32())
             .map_err(|e| {
                 warn!(call = %call, error = %e, "no stream token issued");
@@ -182,31 +160,28 @@ impl CarrierState {
 
     /// Redeems `token` for `call`: the parties its webhook named.
     pub(super) fn redeem(&self, call: &CarrierCallId, token: &str) -> Result<Grant, TokenError> {
-        self.tokens(call.carrier())
+        self.admission()
             .redeem(Instant::now(), call, token)
             .inspect_err(|e| warn!(call = %call, error = %e, "carrier stream token refused"))
     }
 
-    fn remember(&self, key: &str, status: serde_json::Value) {
-        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        if !p.statuses.contains_key(key) {
-            if p.order.len() >= MAX_PENDING
-                && let Some(old) = p.order.pop_front()
-            {
-                p.statuses.remove(&old);
-            }
-            p.order.push_back(key.to_owned());
-        }
-        let list = p.statuses.entry(key.to_owned()).or_default();
-        if list.len() < MAX_PENDING_PER_CALL {
-            list.push(status);
-        }
+    /// The parties of a started stream, if `auth` admits it.
+    pub(super) fn admit_stream(
+        &self,
+        start: &StartInfo,
+        auth: StreamAuth,
+    ) -> Result<Grant, StreamRefusal> {
+        self.admission().admit_stream(Instant::now(), start, auth)
     }
 
-    pub(super) fn take_pending(&self, key: &str) -> Vec<serde_json::Value> {
-        let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-        p.order.retain(|k| k != key);
-        p.statuses.remove(key).unwrap_or_default()
+    /// Keeps a status of `call` until its stream starts (bounded).
+    fn remember(&self, call: &CarrierCallId, status: serde_json::Value) {
+        self.admission().remember_status(call, status);
+    }
+
+    /// The statuses that came before `call`'s stream, in order.
+    pub(super) fn take_pending(&self, call: &CarrierCallId) -> Vec<serde_json::Value> {
+        self.admission().take_statuses(call)
     }
 }
 
@@ -460,8 +435,8 @@ fn vonage_check(
         fresh_s: VONAGE_FRESH_S,
         application_id: entry.application_id.as_deref(),
     };
-    let mut seen = cs.jtis.lock().unwrap_or_else(PoisonError::into_inner);
-    signature::verify_vonage_once(secret.as_bytes(), auth, &check, &mut seen)
+    cs.admission()
+        .verify_vonage(secret.as_bytes(), auth, &check)
         .map(|_| ())
         .map_err(|e| {
             warn!(error = %e, "Vonage webhook refused");
@@ -577,7 +552,7 @@ async fn vonage_events_checked(state: &AppState, req: Request) -> Result<Respons
     if state.manager.note(&call.key(), detail.clone()).is_none() {
         // Before the stream starts (or after the call): kept for the call's
         // admission, bounded.
-        cs.remember(&call.key(), detail);
+        cs.remember(&call, detail);
     }
     debug!(call = %call, status, "Vonage event");
     Ok(StatusCode::NO_CONTENT.into_response())

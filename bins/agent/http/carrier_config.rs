@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use callbridge_session::carrier::vonage_jwt::VonageBearer;
+use callbridge_carrier::vonage_jwt::VonageBearer;
 
 /// One enabled carrier, validated, with its secrets.
 #[derive(Clone)]

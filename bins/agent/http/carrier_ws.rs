@@ -11,11 +11,13 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use callbridge_session::carrier::signature;
-use callbridge_session::carrier::stream_token::{Grant, TokenError};
-use callbridge_session::carrier::{
+use callbridge_carrier::admission::{StreamAuth, StreamRefusal};
+use callbridge_carrier::signature;
+use callbridge_carrier::stream_token::{Grant, TokenError};
+use callbridge_carrier::{
     self as cc, Carrier, CarrierCallId, CarrierSocket, SocketEnds, WsMessage,
 };
+use callbridge_session::carrier::accept;
 use callbridge_session::manager::CLOSE_REFUSED;
 use callbridge_session::{CarrierCall, Manager};
 use tracing::{info, warn};
@@ -145,7 +147,7 @@ async fn admit(state: AppState, mut socket: CarrierSocket, carrier: Carrier, exp
     let Some(cs) = state.carrier.as_deref() else {
         return;
     };
-    let (core, start) = match cc::accept(carrier, &mut socket, START_TIMEOUT).await {
+    let (core, start) = match accept(carrier, &mut socket, START_TIMEOUT).await {
         Ok(x) => x,
         Err(e) => {
             warn!(error = %e, "carrier stream refused");
@@ -154,28 +156,26 @@ async fn admit(state: AppState, mut socket: CarrierSocket, carrier: Carrier, exp
         }
     };
     let key = start.call.key();
+    let call_id = start.call.clone();
     let verify = cs.entry(carrier).is_some_and(|e| e.verify_signatures);
-    let grant = if !verify {
-        Grant {
-            from: start.parameter("from").map(str::to_owned),
-            to: start.parameter("to").map(str::to_owned),
-        }
-    } else if let Some((call, grant)) = expected {
+    let auth = match expected {
+        _ if !verify => StreamAuth::Unchecked,
         // Vonage: the token was redeemed at the upgrade for this call.
-        if call != start.call {
-            warn!(call = %start.call, expected = %call, "carrier stream for another call refused");
+        Some((call, grant)) => StreamAuth::Redeemed(call, grant),
+        // Twilio: the token comes back in the start.
+        None => StreamAuth::InStart,
+    };
+    let grant = match cs.admit_stream(&start, auth) {
+        Ok(grant) => grant,
+        Err(e) => {
+            match e {
+                StreamRefusal::OtherCall { expected, started } => {
+                    warn!(call = %started, expected = %expected, "carrier stream for another call refused");
+                }
+                e => warn!(call = %start.call, error = %e, "carrier stream token refused"),
+            }
             refuse_stream(&socket);
             return;
-        }
-        grant
-    } else {
-        // Twilio: the token comes back in the start.
-        match cs.redeem(&start.call, start.parameter("token").unwrap_or("")) {
-            Ok(grant) => grant,
-            Err(_) => {
-                refuse_stream(&socket);
-                return;
-            }
         }
     };
     let hangup = match carrier {
@@ -192,7 +192,7 @@ async fn admit(state: AppState, mut socket: CarrierSocket, carrier: Carrier, exp
     };
     match admit_call(&state.manager, call).await {
         Ok(id) => {
-            for detail in cs.take_pending(&key) {
+            for detail in cs.take_pending(&call_id) {
                 let _ = state.manager.note(&key, detail);
             }
             info!(session = %id, call = %key, "carrier call admitted");

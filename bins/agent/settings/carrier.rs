@@ -26,7 +26,7 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use callbridge_session::carrier::vonage_jwt::{
+use callbridge_carrier::vonage_jwt::{
     self, ApplicationId, JwtError, VonageBearer, VonageSigner,
 };
 

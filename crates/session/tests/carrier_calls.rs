@@ -9,10 +9,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbridge_carrier::{Carrier, CarrierHangup, RecordingHangup};
 use callbridge_crm_store::{
     Direction as StoreDirection, EndReason, EventKind, SessionState, Transport,
 };
-use callbridge_session::carrier::{self, Carrier, CarrierHangup, RecordingHangup};
+use callbridge_session::carrier;
 use callbridge_session::{CarrierCall, ManagerError};
 use carrier_support::FakeCarrier;
 use support::*;
@@ -237,11 +238,11 @@ async fn vonage_agent_hangup_after_end_call_uses_rest_and_closes() {
 /// test key's public half and carries Vonage's claims.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vonage_agent_hangup_sends_a_minted_jwt_that_verifies() {
-    use callbridge_session::carrier::hangup::VonageRest;
-    use callbridge_session::carrier::vonage_jwt::{ApplicationId, VonageBearer, VonageSigner};
+    use callbridge_carrier::hangup::VonageRest;
+    use callbridge_carrier::vonage_jwt::{ApplicationId, VonageBearer, VonageSigner};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    const KEY: &str = include_str!("data/vonage-test-key.pem");
+    const KEY: &str = include_str!("../../carrier/tests/data/vonage-test-key.pem");
     const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
     // One request: read the head and the body its content-length names,
     // answer 204, hand back the request text.
@@ -321,7 +322,7 @@ mod jwt_support {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
     use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 
-    const PUB: &str = include_str!("data/vonage-test-key.pub.pem");
+    const PUB: &str = include_str!("../../carrier/tests/data/vonage-test-key.pub.pem");
 
     /// Checks an RS256 JWT against the test key's public half (PKCS#1,
     /// decoded from its PEM by hand) and returns its claims; panics when

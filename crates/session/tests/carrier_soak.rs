@@ -10,9 +10,10 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbridge_carrier::{Carrier, RecordingHangup};
 use callbridge_crm_store::{Direction as StoreDirection, EndReason, SessionState};
 use callbridge_session::CarrierCall;
-use callbridge_session::carrier::{self, Carrier, RecordingHangup};
+use callbridge_session::carrier;
 use carrier_support::FakeCarrier;
 use support::*;
 

@@ -10,10 +10,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbridge_carrier::{Carrier, RecordingHangup};
 use callbridge_crm_store::Store;
 use callbridge_llm_bridge::{ApiKey, AudioFormat, OpenAiRealtime, SessionConfig};
 use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
-use callbridge_session::carrier::{self, Carrier, RecordingHangup};
+use callbridge_session::carrier;
 use callbridge_session::{CarrierCall, Manager, ManagerConfig};
 use carrier_support::FakeCarrier;
 use support::*;

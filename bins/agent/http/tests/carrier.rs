@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
-use callbridge_session::carrier::NoHangup;
-use callbridge_session::carrier::signature::twilio_signature;
+use callbridge_carrier::NoHangup;
+use callbridge_carrier::signature::twilio_signature;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};

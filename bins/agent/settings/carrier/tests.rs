@@ -40,7 +40,7 @@ fn signature_checks_need_their_secret_from_the_environment() {
     assert!(!format!("{t:?}").contains("tok\""), "secret redacted");
 }
 
-const TEST_KEY: &str = include_str!("../../../../crates/session/tests/data/vonage-test-key.pem");
+const TEST_KEY: &str = include_str!("../../../../crates/carrier/tests/data/vonage-test-key.pem");
 const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
 
 fn vonage_with(env: &[(&str, &str)]) -> Result<Option<VonageBearer>, String> {
@@ -50,7 +50,7 @@ fn vonage_with(env: &[(&str, &str)]) -> Result<Option<VonageBearer>, String> {
 
 fn key_path() -> String {
     format!(
-        "{}/crates/session/tests/data/vonage-test-key.pem",
+        "{}/crates/carrier/tests/data/vonage-test-key.pem",
         env!("CARGO_MANIFEST_DIR")
     )
 }

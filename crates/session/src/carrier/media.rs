@@ -1,6 +1,7 @@
 //! The tokio driver of one carrier stream: the call's media transport when
 //! its audio comes over a carrier WebSocket. It feeds the socket's
-//! messages to the [`CarrierCore`] and runs a 20 ms tick, like the RTP
+//! messages to the [`CarrierCore`] (converting audio with a
+//! [`Transcoder`]) and runs a 20 ms tick, like the RTP
 //! media stream: each tick yields one caller frame (or silence) and sends
 //! at most one frame of ours, so our audio goes out paced in real time and
 //! never floods the carrier's finite buffer.
@@ -16,9 +17,12 @@ use callbridge_rtp::stream::Frame;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
-use super::core::{CarrierCore, CarrierEvent, StartInfo};
-use super::hangup::{CarrierHangup, HANGUP_TIMEOUT, HangupTarget};
-use super::{Carrier, CarrierError, CarrierSocket, WsMessage};
+use callbridge_carrier::hangup::{CarrierHangup, HANGUP_TIMEOUT, HangupTarget};
+use callbridge_carrier::{
+    Carrier, CarrierCore, CarrierError, CarrierEvent, CarrierSocket, StartInfo, WsMessage,
+};
+
+use super::audio::Transcoder;
 
 /// Our frames waiting for their tick (the bridge keeps the rest, so a
 /// barge-in drops them at once).
@@ -30,9 +34,32 @@ pub const CLOSE_NORMAL: u16 = 1000;
 
 const SILENCE: Frame = [0i16; 160];
 
+/// A started carrier stream: its sans-IO core and the conversion of its
+/// audio, ready to be a call's media.
+pub struct CarrierStream {
+    core: CarrierCore,
+    audio: Transcoder,
+}
+
+impl std::fmt::Debug for CarrierStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierStream")
+            .field("core", &self.core)
+            .field("audio", &self.audio)
+            .finish()
+    }
+}
+
+impl CarrierStream {
+    /// The stream's core.
+    pub fn core(&self) -> &CarrierCore {
+        &self.core
+    }
+}
+
 /// Runs the handshake of a new carrier socket: reads until the stream
 /// starts (bounded by `timeout` and [`MAX_HANDSHAKE_MESSAGES`]) and returns
-/// the core, ready for the call, with what the carrier said.
+/// the stream, ready for the call, with what the carrier said.
 ///
 /// # Errors
 /// The socket closed, the start did not come in time, or the start was
@@ -41,7 +68,7 @@ pub async fn accept(
     carrier: Carrier,
     socket: &mut CarrierSocket,
     timeout: Duration,
-) -> Result<(CarrierCore, StartInfo), CarrierError> {
+) -> Result<(CarrierStream, StartInfo), CarrierError> {
     let mut core = CarrierCore::new(carrier);
     let deadline = tokio::time::Instant::now() + timeout;
     for _ in 0..MAX_HANDSHAKE_MESSAGES {
@@ -55,7 +82,12 @@ pub async fn accept(
         core.handle_message(&msg)?;
         while let Some(e) = core.poll_event() {
             if let CarrierEvent::Started(s) = e {
-                return Ok((core, s));
+                let format = core.format().ok_or(CarrierError::Protocol {
+                    carrier,
+                    what: "started without a media format",
+                })?;
+                let audio = Transcoder::new(format)?;
+                return Ok((CarrierStream { core, audio }, s));
             }
         }
     }
@@ -90,6 +122,7 @@ pub enum CarrierMediaEvent {
 /// A carrier stream driven for one call (see the module docs).
 pub struct CarrierMedia {
     core: CarrierCore,
+    audio: Transcoder,
     socket: CarrierSocket,
     tick: tokio::time::Interval,
     play: VecDeque<Frame>,
@@ -109,18 +142,20 @@ impl std::fmt::Debug for CarrierMedia {
 }
 
 impl CarrierMedia {
-    /// Drives `core` (from [`accept`]) on `socket`; `hangup` ends the call
-    /// at the carrier when we hang up.
+    /// Drives `stream` (from [`accept`]) on `socket`; `hangup` ends the
+    /// call at the carrier when we hang up.
     pub fn new(
-        core: CarrierCore,
+        stream: CarrierStream,
         socket: CarrierSocket,
         start: &StartInfo,
         hangup: Arc<dyn CarrierHangup>,
     ) -> CarrierMedia {
         let mut tick = tokio::time::interval(callbridge_rtp::stream::PTIME);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let CarrierStream { core, audio } = stream;
         CarrierMedia {
             core,
+            audio,
             socket,
             tick,
             play: VecDeque::with_capacity(PLAY_DEPTH),
@@ -147,7 +182,9 @@ impl CarrierMedia {
                 match e {
                     CarrierEvent::Dtmf(d) => return Some(CarrierMediaEvent::Dtmf(d)),
                     CarrierEvent::Stopped => return Some(CarrierMediaEvent::Stopped),
-                    CarrierEvent::Started(_) => {}
+                    // `Started` came once, in `accept`; `CarrierEvent` is
+                    // non-exhaustive.
+                    _ => {}
                 }
             }
             self.flush();
@@ -163,13 +200,16 @@ impl CarrierMedia {
                     }
                 }
                 _ = self.tick.tick() => {
-                    let (pcm, packet) = match self.core.pop_caller_frame() {
+                    let caller = self.core.pop_caller_frame();
+                    let (pcm, packet) = match caller.and_then(|w| self.audio.to_call(&w)) {
                         Some(f) => (f, true),
                         None => (SILENCE, false),
                     };
                     let sent = match self.play.pop_front() {
                         Some(f) => {
-                            self.core.queue_frame(&f);
+                            if let Some(w) = self.audio.to_wire(&f) {
+                                self.core.queue_frame(&w);
+                            }
                             f
                         }
                         None => SILENCE,
@@ -259,7 +299,7 @@ impl CarrierMedia {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::carrier::RecordingHangup;
+    use callbridge_carrier::RecordingHangup;
 
     const START: &str = r#"{"event":"start","streamSid":"MZ1","start":{"streamSid":"MZ1","callSid":"CA1","accountSid":"AC1"}}"#;
 

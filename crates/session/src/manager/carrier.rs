@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use callbridge_carrier::{CarrierHangup, CarrierSocket, StartInfo, WsMessage};
 use callbridge_crm_store::SessionId;
 use callbridge_llm_bridge::{CallMetadata, Greeting};
 use tokio::sync::mpsc;
@@ -16,8 +17,7 @@ use super::registry::{Entry, Refusal};
 use super::{MAILBOX, Manager, ManagerError};
 use crate::bridge::CallSpec;
 use crate::bridge::transport::Transport;
-use crate::carrier::media::CarrierMedia;
-use crate::carrier::{CarrierCore, CarrierHangup, CarrierSocket, StartInfo, WsMessage};
+use crate::carrier::{CarrierMedia, CarrierStream};
 use crate::gauges::Gauge;
 use crate::lifecycle::{Direction, Phase};
 
@@ -27,8 +27,8 @@ pub const CLOSE_REFUSED: u16 = 1008;
 
 /// A carrier call ready to be admitted.
 pub struct CarrierCall {
-    /// The core after the handshake.
-    pub core: CarrierCore,
+    /// The stream after the handshake.
+    pub core: CarrierStream,
     /// What the carrier said at the start.
     pub start: StartInfo,
     /// The call's socket.
@@ -122,7 +122,7 @@ impl Manager {
         let row = self.session_row(
             id,
             Direction::Inbound,
-            start.call.carrier().transport(),
+            crate::carrier::transport(start.call.carrier()),
             Some(key.clone()),
             from,
             to,

@@ -12,10 +12,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
+use callbridge_carrier::{Carrier, CarrierSocket, SocketEnds, WsMessage};
 use callbridge_llm_mock::clips;
 use callbridge_rtp::g711;
 use callbridge_rtp::resample::StreamResampler;
-use callbridge_session::carrier::{Carrier, CarrierSocket, SocketEnds, WsMessage};
 
 pub struct FakeCarrier {
     pub kind: Carrier,

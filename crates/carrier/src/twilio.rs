@@ -160,7 +160,7 @@ fn is_sid(s: &str) -> bool {
 /// whose media format is not µ-law 8 kHz mono.
 ///
 /// ```
-/// use callbridge_session::carrier::twilio::{Inbound, parse};
+/// use callbridge_carrier::twilio::{Inbound, parse};
 /// let m = parse(r#"{"event":"mark","streamSid":"MZ1","mark":{"name":"m5"}}"#).unwrap();
 /// assert!(matches!(m, Inbound::Mark { name } if name == "m5"));
 /// ```
@@ -325,7 +325,7 @@ fn xml_escape(s: &str, out: &mut String) {
 /// `start.customParameters`).
 ///
 /// ```
-/// let x = callbridge_session::carrier::twilio::connect_stream_twiml(
+/// let x = callbridge_carrier::twilio::connect_stream_twiml(
 ///     "wss://bridge.example/twilio/ws", &[("call", "a&b")]);
 /// assert_eq!(x, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Connect>\
 ///     <Stream url=\"wss://bridge.example/twilio/ws\"><Parameter name=\"call\" value=\"a&amp;b\"/>\

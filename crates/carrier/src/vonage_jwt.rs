@@ -8,7 +8,9 @@
 //!   b64url(signature)`, base64url without padding (RFC 4648 section 5).
 //! - The header is `{"alg":"RS256","typ":"JWT"}`. RS256 is RSASSA-PKCS1-v1_5
 //!   with SHA-256 (RFC 7518 section 3.3, RFC 8017 section 8.2), computed
-//!   with `ring`.
+//!   by `jsonwebtoken` (its RustCrypto backend) over the header and claims
+//!   written here, so the bytes stay exactly these (the tests compare
+//!   them with openssl's).
 //! - The claims are the ones Vonage documents for application JWTs:
 //!   `application_id`, `iat` and `exp` (Unix seconds) and `jti` (unique per
 //!   token). Vonage accepts at most 24 hours between `iat` and `exp` and
@@ -16,8 +18,9 @@
 //!   re-minted [`REMINT_MARGIN`] before its `exp`.
 //! - The private key is PEM (RFC 7468): PKCS#8 (`BEGIN PRIVATE KEY`, what
 //!   the Vonage dashboard downloads) or PKCS#1 (`BEGIN RSA PRIVATE KEY`),
-//!   2048 to 4096 bits. It is parsed once, when the agent starts, so a bad
-//!   key is a configuration error and never a failure at hang-up time.
+//!   2048 to 4096 bits. It is parsed once, when the agent starts, and one
+//!   token is signed and verified with its public half then, so a bad key
+//!   is a configuration error and never a failure at hang-up time.
 //!
 //! Minting is sans-IO: the time and the `jti` are passed in
 //! ([`VonageSigner::mint`], [`VonageBearer::token_at`]). Neither the key nor
@@ -27,11 +30,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject as _;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use jsonwebtoken::crypto::CryptoProvider;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rustls_pki_types::PrivateKeyDer;
+use rustls_pki_types::pem::PemObject as _;
 use serde::Serialize;
 
 /// How long a minted token is valid (`exp - iat`).
@@ -70,10 +73,10 @@ pub enum JwtError {
     /// A PEM private key that is not RSA (an EC key, say).
     #[error("the private key is not an RSA key (Vonage application keys are RSA)")]
     NotRsa,
-    /// An RSA key that `ring` refuses: bad encoding, smaller than 2048 or
+    /// An RSA key that cannot be used: bad encoding, smaller than 2048 or
     /// larger than 4096 bits, inconsistent components, or components that
     /// do not produce valid signatures.
-    #[error("ring refused the RSA key: {0}")]
+    #[error("the RSA key was refused: {0}")]
     Rejected(&'static str),
     /// Signing failed (an RSA key that parsed always signs; kept so that
     /// this is an error and not a panic).
@@ -111,11 +114,25 @@ struct Claims<'a> {
     jti: &'a str,
 }
 
+/// Smallest and largest RSA modulus accepted, in bits.
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
+
 /// An application's id and private key: signs RS256 tokens.
+///
+/// ```no_run
+/// use callbridge_carrier::vonage_jwt::{ApplicationId, TOKEN_TTL, VonageSigner};
+/// # fn main() -> Result<(), callbridge_carrier::vonage_jwt::JwtError> {
+/// let pem = std::fs::read("private.key").unwrap_or_default();
+/// let app = ApplicationId::new("aaaaaaaa-bbbb-cccc-dddd-0123456789ab")?;
+/// let signer = VonageSigner::from_pem(app, &pem)?;
+/// let jwt = signer.mint(1_800_000_000, TOKEN_TTL, "a-unique-id")?;
+/// assert_eq!(jwt.split('.').count(), 3);
+/// # Ok(())
+/// # }
+/// ```
 pub struct VonageSigner {
     application_id: ApplicationId,
-    key: RsaKeyPair,
-    rng: SystemRandom,
+    key: EncodingKey,
 }
 
 impl std::fmt::Debug for VonageSigner {
@@ -150,30 +167,46 @@ impl VonageSigner {
         };
         let der = PrivateKeyDer::from_pem_slice(pem).map_err(|_| JwtError::NotPem)?;
         let key = match &der {
-            PrivateKeyDer::Pkcs8(k) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
-            PrivateKeyDer::Pkcs1(k) => RsaKeyPair::from_der(k.secret_pkcs1_der()),
+            PrivateKeyDer::Pkcs1(k) => EncodingKey::from_rsa_der(k.secret_pkcs1_der()),
+            // jsonwebtoken reads the PKCS#1 key out of a PKCS#8 one from
+            // PEM: give it the section found, alone.
+            PrivateKeyDer::Pkcs8(k) => {
+                let pem = pkcs8_pem(k.secret_pkcs8_der());
+                match EncodingKey::from_rsa_pem(pem.as_bytes()) {
+                    Ok(key) => key,
+                    Err(_) if EncodingKey::from_ec_pem(pem.as_bytes()).is_ok() => {
+                        return Err(JwtError::NotRsa);
+                    }
+                    Err(_) if EncodingKey::from_ed_pem(pem.as_bytes()).is_ok() => {
+                        return Err(JwtError::NotRsa);
+                    }
+                    Err(_) => {
+                        return Err(JwtError::Rejected(
+                            "invalid encoding or inconsistent components",
+                        ));
+                    }
+                }
+            }
             _ => return Err(JwtError::NotRsa),
         };
-        // ring names what it dislikes in its `Display` (`InvalidEncoding`,
-        // `TooSmall`, ...); a PKCS#8 key of another algorithm is
-        // `WrongAlgorithm`.
-        let key = key.map_err(|e| match e.to_string().as_str() {
-            "WrongAlgorithm" => JwtError::NotRsa,
-            "TooSmall" => JwtError::Rejected("smaller than 2048 bits"),
-            "TooLarge" => JwtError::Rejected("larger than 4096 bits"),
-            _ => JwtError::Rejected("invalid encoding or inconsistent components"),
-        })?;
+        let public = check_rsa_key(&key)?;
         let signer = VonageSigner {
             application_id,
             key,
-            rng: SystemRandom::new(),
         };
-        // ring checks each signature against the public key; components
-        // that parse but do not sign (the fuzzer found some) are refused
-        // here rather than at the first hang-up.
-        signer
+        // One signature, verified with the public half: components that
+        // parse but do not sign (the fuzzer found some) are refused here
+        // rather than at the first hang-up.
+        let token = signer
             .mint(0, TOKEN_TTL, "key-check")
             .map_err(|_| JwtError::Rejected("it does not produce valid signatures"))?;
+        let verifies = token.rsplit_once('.').is_some_and(|(signed, sig)| {
+            jsonwebtoken::crypto::verify(sig, signed.as_bytes(), &public, Algorithm::RS256)
+                .unwrap_or(false)
+        });
+        if !verifies {
+            return Err(JwtError::Rejected("it does not produce valid signatures"));
+        }
         Ok(signer)
     }
 
@@ -200,14 +233,49 @@ impl VonageSigner {
         B64URL.encode_string(HEADER, &mut token);
         token.push('.');
         B64URL.encode_string(&claims, &mut token);
-        let mut sig = vec![0u8; self.key.public().modulus_len()];
-        self.key
-            .sign(&RSA_PKCS1_SHA256, &self.rng, token.as_bytes(), &mut sig)
+        // Base64url of the signature over the two parts above.
+        let sig = jsonwebtoken::crypto::sign(token.as_bytes(), &self.key, Algorithm::RS256)
             .map_err(|_| JwtError::Sign)?;
         token.push('.');
-        B64URL.encode_string(&sig, &mut token);
+        token.push_str(&sig);
         Ok(token)
     }
+}
+
+/// A PEM `PRIVATE KEY` section around `der` (RFC 7468: base64 in lines of
+/// 64 characters).
+fn pkcs8_pem(der: &[u8]) -> String {
+    let b64 = B64.encode(der);
+    let mut pem = String::with_capacity(b64.len() + b64.len() / 64 + 64);
+    pem.push_str("-----BEGIN PRIVATE KEY-----\n");
+    for line in b64.as_bytes().chunks(64) {
+        // base64 is ASCII: every chunk is UTF-8.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
+/// The public half of an RSA key, when its size is in [`RSA_BITS`].
+fn check_rsa_key(key: &EncodingKey) -> Result<DecodingKey, JwtError> {
+    let provider = CryptoProvider::try_get_default().ok_or(JwtError::Sign)?;
+    let (n, e) = (provider.key_utils.rsa_pub_components_from_private_key)(key.as_bytes())
+        .map_err(|_| JwtError::Rejected("invalid encoding or inconsistent components"))?;
+    let n = match n.iter().position(|&b| b != 0) {
+        Some(i) => &n[i..],
+        None => &[][..],
+    };
+    let bits = n
+        .first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
+    if bits < *RSA_BITS.start() {
+        return Err(JwtError::Rejected("smaller than 2048 bits"));
+    }
+    if bits > *RSA_BITS.end() {
+        return Err(JwtError::Rejected("larger than 4096 bits"));
+    }
+    Ok(DecodingKey::from_rsa_raw_components(n, &e))
 }
 
 /// A token and the moment it stops being reused.
@@ -317,13 +385,13 @@ impl VonageBearer {
 #[cfg(test)]
 pub(crate) mod test_key {
     use base64::Engine as _;
-    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+    use jsonwebtoken::{Algorithm, DecodingKey};
 
     use super::{ApplicationId, B64URL, VonageSigner};
 
-    pub const KEY: &str = include_str!("../../tests/data/vonage-test-key.pem");
-    pub const KEY_PKCS1: &str = include_str!("../../tests/data/vonage-test-key-pkcs1.pem");
-    pub const PUB: &str = include_str!("../../tests/data/vonage-test-key.pub.pem");
+    pub const KEY: &str = include_str!("../tests/data/vonage-test-key.pem");
+    pub const KEY_PKCS1: &str = include_str!("../tests/data/vonage-test-key-pkcs1.pem");
+    pub const PUB: &str = include_str!("../tests/data/vonage-test-key.pub.pem");
     pub const APP: &str = "aaaaaaaa-bbbb-cccc-dddd-0123456789ab";
 
     pub fn signer(pem: &str) -> VonageSigner {
@@ -346,10 +414,11 @@ pub(crate) mod test_key {
     /// claims as JSON.
     pub fn verify(token: &str) -> (serde_json::Value, serde_json::Value) {
         let (signed, sig) = token.rsplit_once('.').unwrap();
-        let sig = B64URL.decode(sig).unwrap();
-        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, public_der())
-            .verify(signed.as_bytes(), &sig)
-            .expect("signature verifies with the public key");
+        let key = DecodingKey::from_rsa_der(&public_der());
+        assert!(
+            jsonwebtoken::crypto::verify(sig, signed.as_bytes(), &key, Algorithm::RS256).unwrap(),
+            "signature verifies with the public key"
+        );
         let (h, c) = signed.split_once('.').unwrap();
         (
             serde_json::from_slice(&B64URL.decode(h).unwrap()).unwrap(),
@@ -364,7 +433,7 @@ mod tests {
     use super::*;
 
     /// A token signed by openssl with the test key (see the file's header).
-    const OPENSSL_JWT: &str = include_str!("../../tests/data/vonage-test-jwt.txt");
+    const OPENSSL_JWT: &str = include_str!("../tests/data/vonage-test-jwt.txt");
 
     fn openssl_token() -> &'static str {
         OPENSSL_JWT.lines().find(|l| !l.starts_with('#')).unwrap()
@@ -452,13 +521,18 @@ udh/AcMVwGzT9X22aHUE/VvoMlehRANCAAQugCihJjiGIBXoa6pzLRKoCVQ5nE3w
         assert_eq!(err(ec_sec1.as_bytes()), JwtError::NotRsa);
         assert_eq!(err(ec_pkcs8.as_bytes()), JwtError::NotRsa);
         // The test key with one base64 character changed (found by the
-        // vonage_key fuzz target): ring parses it but cannot sign with it.
-        let no_sign = include_bytes!("../../tests/data/vonage-test-key-does-not-sign.pem");
-        assert!(
-            matches!(err(no_sign), JwtError::Rejected(_)),
-            "{:?}",
-            err(no_sign)
-        );
+        // vonage_key fuzz target with ring, which parsed it but could not
+        // sign with it). Whatever the backend makes of it, no bad token
+        // ever leaves: the key is refused at startup, or what it signs
+        // verifies with the test key's public half.
+        let no_sign = include_bytes!("../tests/data/vonage-test-key-does-not-sign.pem");
+        match VonageSigner::from_pem(app(), no_sign) {
+            Err(JwtError::Rejected(_)) => {}
+            Ok(s) => {
+                verify(&s.mint(1, TOKEN_TTL, "x").unwrap());
+            }
+            Err(e) => panic!("{e:?}"),
+        }
         for e in [err(b""), err(cut.as_bytes())] {
             let text = e.to_string();
             assert!(!text.contains("MII"), "{text}");

@@ -149,7 +149,7 @@ fn digit(s: &str) -> Result<char, CarrierError> {
 /// `content-type` other than L16 at 8 or 16 kHz).
 ///
 /// ```
-/// use callbridge_session::carrier::vonage::{Event, L16Rate, parse};
+/// use callbridge_carrier::vonage::{Event, L16Rate, parse};
 /// let e = parse(r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000","uuid":"u1"}"#).unwrap();
 /// let Event::Connected(m) = e else { panic!() };
 /// assert_eq!(m.rate, L16Rate::Wide);
@@ -270,7 +270,7 @@ pub struct ConnectNcco<'a> {
 /// [`CarrierError::TooLarge`] when the headers exceed [`MAX_HEADERS_JSON`].
 ///
 /// ```
-/// use callbridge_session::carrier::vonage::{ConnectNcco, L16Rate, connect_ncco};
+/// use callbridge_carrier::vonage::{ConnectNcco, L16Rate, connect_ncco};
 /// let n = connect_ncco(&ConnectNcco {
 ///     uri: "wss://b.example/vonage/ws", event_url: "https://b.example/vonage/events",
 ///     rate: L16Rate::Wide, headers: &[("uuid", "u1")], from: None,

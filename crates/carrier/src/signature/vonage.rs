@@ -1,165 +1,17 @@
-//! Webhook request signatures, so that only the carrier can start calls
-//! on the agent or write call status into the store.
-//!
-//! - Twilio (`X-Twilio-Signature`): base64 (RFC 4648) of HMAC-SHA1
-//!   (RFC 2104, FIPS 180-4) keyed with the account's auth token, over the
-//!   full request URL followed by every POST parameter's name and value,
-//!   sorted by name (for a GET, the URL with its query alone; for the Media
-//!   Streams WebSocket upgrade, the stream's `wss://` URL alone).
-//! - Vonage signed webhooks: `Authorization: Bearer <JWT>` (RFC 7519),
-//!   signed HS256 (HMAC-SHA256, RFC 7515 / RFC 7518 section 3.2) with the
-//!   account's signature secret. Its claims: `iat` (when it was signed),
-//!   `jti` (unique per token), `iss`, `api_key`, `application_id`, and
-//!   `payload_hash`: the hex SHA-256 of what the request carries, the body
-//!   of a POST, or for a GET the query parameters as a compact JSON object
-//!   of strings in their order (Vonage's documented procedure). A token is
-//!   bound to its request: a POST's body must match; a GET's query must
-//!   match when the token has a `payload_hash`, and without one the token
-//!   must be fresh (`iat` within [`VonageCheck::fresh_s`]). With
-//!   [`verify_vonage_once`] each token is accepted once (its `jti` is kept
-//!   in a [`JtiCache`] for the token's lifetime).
-//!
-//! Twilio's signature carries no timestamp or nonce: the same request
-//! always has the same signature. Its replays are stopped by what the
-//! request leads to (single-use stream tokens, one stream per call id; see
-//! [`super::stream_token`]).
-//!
-//! Comparisons are constant-time. Secrets never appear in errors or logs.
+//! Vonage signed webhooks: an HS256 JWT (RFC 7519, RFC 7515) bound to its
+//! request by `payload_hash`, fresh, and single-use (see the parent
+//! module).
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
-use hmac::{Hmac, KeyInit, Mac};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
-use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::replay::{JtiCache, ReplayError};
-
-/// Longest signature header or token looked at.
-pub const MAX_TOKEN: usize = 4096;
-
-/// Why a webhook's signature was refused (403, except [`SignatureError::Busy`]:
-/// see [`SignatureError::status`]).
-#[derive(Debug, thiserror::Error, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SignatureError {
-    /// No signature header (or an empty one).
-    #[error("request is not signed")]
-    Missing,
-    /// The header or token is not of the documented shape.
-    #[error("signature is malformed")]
-    Malformed,
-    /// The JWT names an algorithm other than HS256.
-    #[error("signature algorithm not accepted")]
-    Algorithm,
-    /// The MAC does not match.
-    #[error("signature does not match")]
-    Mismatch,
-    /// The JWT's `payload_hash` is not the body's SHA-256 (or is missing
-    /// while the request has a body).
-    #[error("payload hash does not match the body")]
-    PayloadHash,
-    /// The JWT's `iat` is further from now than allowed.
-    #[error("signature is too old or from the future")]
-    Stale,
-    /// The JWT (its `jti`) was accepted before: a replay.
-    #[error("signature already used")]
-    Replayed,
-    /// The JWT names another Vonage application than ours.
-    #[error("signature is for another application")]
-    Application,
-    /// The JWT has no `jti`, so it cannot be held to a single use.
-    #[error("signature has no token id")]
-    NoJti,
-    /// Too many live tokens remembered to take another now.
-    #[error("too many signed requests; retry later")]
-    Busy,
-}
-
-impl SignatureError {
-    /// The HTTP status to answer: 503 for [`SignatureError::Busy`] (the
-    /// carrier retries), 403 for every other refusal.
-    pub fn status(self) -> u16 {
-        match self {
-            SignatureError::Busy => 503,
-            _ => 403,
-        }
-    }
-}
-
-/// HMAC of the concatenated `parts` under `key`, with the MAC type `M`
-/// (`Hmac<Sha1>` for Twilio, `Hmac<Sha256>` for Vonage).
-fn hmac<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
-    #[allow(clippy::expect_used, reason = "HMAC takes a key of any length")]
-    let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
-    for p in parts {
-        mac.update(p);
-    }
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// The Twilio signature of a request to `url` with (decoded) POST
-/// parameters `params`, keyed with `auth_token`, base64.
-///
-/// ```
-/// use callbridge_session::carrier::signature::twilio_signature;
-/// // Twilio's documented example (auth token 12345).
-/// let params = [("CallSid", "CA1234567890ABCDE"), ("Caller", "+12349013030"),
-///     ("Digits", "1234"), ("From", "+12349013030"), ("To", "+18005551212")];
-/// assert_eq!(
-///     twilio_signature(b"12345", "https://mycompany.com/myapp.php?foo=1&bar=2", &params),
-///     "0/KCTR6DLpKmkAf8muzZqo1nDgQ=",
-/// );
-/// ```
-pub fn twilio_signature(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
-    sorted.sort();
-    let mut data = String::with_capacity(url.len() + 256);
-    data.push_str(url);
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    B64.encode(hmac::<Hmac<Sha1>>(auth_token, &[data.as_bytes()]))
-}
-
-/// Verifies an `X-Twilio-Signature` header value.
-///
-/// # Errors
-/// [`SignatureError::Missing`] (no header), [`SignatureError::Malformed`]
-/// (not base64 of 20 bytes), [`SignatureError::Mismatch`].
-pub fn verify_twilio(
-    auth_token: &[u8],
-    url: &str,
-    params: &[(&str, &str)],
-    header: Option<&str>,
-) -> Result<(), SignatureError> {
-    let header = header.map(str::trim).filter(|h| !h.is_empty());
-    let header = header.ok_or(SignatureError::Missing)?;
-    if header.len() > MAX_TOKEN {
-        return Err(SignatureError::Malformed);
-    }
-    let mut got = [0u8; 20];
-    match B64.decode_slice(header.as_bytes(), &mut got) {
-        Ok(20) => {}
-        _ => return Err(SignatureError::Malformed),
-    }
-    let mut sorted: Vec<&(&str, &str)> = params.iter().collect();
-    sorted.sort();
-    let mut data = String::with_capacity(url.len() + 256);
-    data.push_str(url);
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let want = hmac::<Hmac<Sha1>>(auth_token, &[data.as_bytes()]);
-    if bool::from(want.ct_eq(&got)) {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
-    }
-}
+use super::{MAX_TOKEN, SignatureError};
+use crate::replay::{JtiCache, ReplayError};
 
 /// The claims of a verified Vonage webhook JWT that the agent uses.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -181,9 +33,11 @@ pub struct VonageClaims {
     pub api_key: Option<String>,
 }
 
+/// Only what tells "another algorithm" from "not a JWT header".
 #[derive(Deserialize)]
-struct JwtHeader {
-    alg: String,
+struct AnyAlg {
+    #[allow(dead_code, reason = "present is all that matters")]
+    alg: serde_json::Value,
 }
 
 /// What a signed request carries, which its token must be bound to.
@@ -248,30 +102,7 @@ pub fn verify_vonage(
         Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
         _ => return Err(SignatureError::Malformed),
     };
-    let mut parts = token.split('.');
-    let (Some(h), Some(c), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(SignatureError::Malformed);
-    };
-    let header = B64URL.decode(h).map_err(|_| SignatureError::Malformed)?;
-    let header: JwtHeader =
-        serde_json::from_slice(&header).map_err(|_| SignatureError::Malformed)?;
-    if header.alg != "HS256" {
-        return Err(SignatureError::Algorithm);
-    }
-    let mut sig = [0u8; 32];
-    match B64URL.decode_slice(s.as_bytes(), &mut sig) {
-        Ok(32) => {}
-        _ => return Err(SignatureError::Malformed),
-    }
-    let want = hmac::<Hmac<Sha256>>(secret, &[h.as_bytes(), b".", c.as_bytes()]);
-    if !bool::from(want.ct_eq(&sig)) {
-        return Err(SignatureError::Mismatch);
-    }
-    let claims = B64URL.decode(c).map_err(|_| SignatureError::Malformed)?;
-    let claims: VonageClaims =
-        serde_json::from_slice(&claims).map_err(|_| SignatureError::Malformed)?;
+    let claims = decode_hs256(secret, token)?;
     if let Some(max) = check.max_age_s {
         let iat = claims.iat.ok_or(SignatureError::Stale)?;
         if check.now_unix.abs_diff(iat) > max {
@@ -343,7 +174,7 @@ pub fn verify_vonage_once(
 /// JavaScript object built from them would).
 ///
 /// ```
-/// use callbridge_session::carrier::signature::query_payload;
+/// use callbridge_carrier::signature::query_payload;
 /// let q = [("uuid".to_owned(), "u-1".to_owned()), ("from".to_owned(), "4477\"".to_owned())];
 /// assert_eq!(query_payload(&q), r#"{"uuid":"u-1","from":"4477\""}"#);
 /// ```
@@ -391,54 +222,66 @@ fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+/// The claims of an HS256 `token` signed with `secret`, by
+/// `jsonwebtoken`: the header must name HS256 and the signature match
+/// before the claims are read. No time claim is checked here (Vonage's
+/// tokens carry `iat` only; [`verify_vonage`] checks it).
+fn decode_hs256(secret: &[u8], token: &str) -> Result<VonageClaims, SignatureError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| {
+        // An `alg` jsonwebtoken does not know ("none") fails to parse
+        // like a broken header: tell the two apart for the error only.
+        let named = token
+            .split('.')
+            .next()
+            .and_then(|h| B64URL.decode(h).ok())
+            .is_some_and(|h| serde_json::from_slice::<AnyAlg>(&h).is_ok());
+        if named {
+            SignatureError::Algorithm
+        } else {
+            SignatureError::Malformed
+        }
+    })?;
+    if header.alg != Algorithm::HS256 {
+        return Err(SignatureError::Algorithm);
+    }
+    // An empty secret verifies nothing.
+    let key = DecodingKey::from_secret(secret).map_err(|_| SignatureError::Mismatch)?;
+    let mut v = Validation::new(Algorithm::HS256);
+    v.required_spec_claims.clear();
+    v.validate_exp = false;
+    v.validate_nbf = false;
+    v.validate_aud = false;
+    v.leeway = 0;
+    jsonwebtoken::decode::<VonageClaims>(token, &key, &v)
+        .map(|d| d.claims)
+        .map_err(|e| match e.kind() {
+            ErrorKind::InvalidSignature => SignatureError::Mismatch,
+            ErrorKind::InvalidAlgorithm => SignatureError::Algorithm,
+            _ => SignatureError::Malformed,
+        })
+}
+
 /// Whether `hex` (either case) spells `bytes`, in constant time for equal
 /// lengths.
 fn hex_eq(bytes: &[u8], hex: &str) -> bool {
-    let hex = hex.as_bytes();
-    if hex.len() != bytes.len() * 2 {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (b, pair) in bytes.iter().zip(hex.chunks_exact(2)) {
-        let hi = nibble(pair[0]);
-        let lo = nibble(pair[1]);
-        match (hi, lo) {
-            (Some(hi), Some(lo)) => diff |= (hi << 4 | lo) ^ b,
-            _ => return false,
-        }
-    }
-    diff == 0
-}
-
-fn nibble(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+    match hex::decode(hex) {
+        Ok(got) => got.len() == bytes.len() && bool::from(got.ct_eq(bytes)),
+        Err(_) => false,
     }
 }
 
-/// Signs claims as an HS256 JWT (for tests and fake carriers; the agent
-/// only verifies).
+/// Signs claims as an HS256 JWT with `jsonwebtoken` (for tests and fake
+/// carriers; the agent only verifies). An empty secret, which
+/// `jsonwebtoken` refuses, gives an empty string: a token nothing accepts.
 pub fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
-    let h = B64URL.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let c = B64URL.encode(claims.to_string());
-    let s = B64URL.encode(hmac::<Hmac<Sha256>>(
-        secret,
-        &[h.as_bytes(), b".", c.as_bytes()],
-    ));
-    format!("{h}.{c}.{s}")
+    EncodingKey::from_secret(secret)
+        .and_then(|k| jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &k))
+        .unwrap_or_default()
 }
 
 /// Hex SHA-256 of `body` (the `payload_hash` claim).
 pub fn payload_hash(body: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(64);
-    for b in Sha256::digest(body) {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
+    hex::encode(Sha256::digest(body))
 }
 
 #[cfg(test)]
@@ -447,24 +290,8 @@ mod tests {
     use proptest::prelude::*;
 
     // Vectors computed independently with python3 (hmac, hashlib, base64):
-    //   base64(hmac.new(token, url + "".join(k+v for sorted params), sha1))
     //   HS256 JWT: b64url(header) "." b64url(claims) signed with
     //   hmac.new(secret, ..., sha256); payload_hash = sha256(body).hexdigest().
-    const TW_URL: &str = "https://mycompany.com/myapp.php?foo=1&bar=2";
-    const TW_PARAMS: [(&str, &str); 5] = [
-        ("From", "+12349013030"),
-        ("CallSid", "CA1234567890ABCDE"),
-        ("To", "+18005551212"),
-        ("Digits", "1234"),
-        ("Caller", "+12349013030"),
-    ];
-    const TW_SIG: &str = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
-    const TW_GET_URL: &str = "https://agent.example/twilio/voice?CallSid=CA1&From=%2B15551234567";
-    const TW_GET_SIG: &str = "0+VMjtqedpEMzgXVve8qiE4TBao=";
-    // The Media Streams upgrade: the stream's wss:// URL, no parameters.
-    const TW_WS_URL: &str = "wss://agent.example/carrier/twilio/ws";
-    const TW_WS_SIG: &str = "21hpo1E09NH3kYb6mvdY96m32qU=";
-
     const VN_SECRET: &[u8] = b"vonage-signature-secret-0123456789";
     const VN_BODY: &[u8] = br#"{"status":"completed","uuid":"63f61863-4a51-4f6b-86e1-46edebcf9356","conversation_uuid":"CON-f972836a-550f-45fa-956c-12a2ab5b7d22","direction":"inbound","timestamp":"2026-11-22T05:00:00.000Z"}"#;
     const VN_HASH: &str = "d570b648ee88d22ece16d0200e9ceffc8cde7ea65b39066e531d8d2449c600ef";
@@ -481,77 +308,6 @@ mod tests {
             fresh_s: 300,
             application_id: None,
         }
-    }
-
-    #[test]
-    fn twilio_known_vectors_verify_in_any_parameter_order() {
-        assert_eq!(twilio_signature(b"12345", TW_URL, &TW_PARAMS), TW_SIG);
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, Some(TW_SIG)),
-            Ok(())
-        );
-        assert_eq!(
-            twilio_signature(b"secret-token", TW_GET_URL, &[]),
-            TW_GET_SIG
-        );
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_GET_URL, &[], Some(TW_GET_SIG)),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn twilio_websocket_upgrade_vector_signs_the_wss_url_alone() {
-        assert_eq!(twilio_signature(b"secret-token", TW_WS_URL, &[]), TW_WS_SIG);
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_WS_URL, &[], Some(TW_WS_SIG)),
-            Ok(())
-        );
-        // The https:// form of the same address is another URL.
-        assert_eq!(
-            verify_twilio(
-                b"secret-token",
-                "https://agent.example/carrier/twilio/ws",
-                &[],
-                Some(TW_WS_SIG)
-            ),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"secret-token", TW_WS_URL, &[], None),
-            Err(SignatureError::Missing)
-        );
-    }
-
-    #[test]
-    fn twilio_refuses_unsigned_tampered_or_wrong_key() {
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, None),
-            Err(SignatureError::Missing)
-        );
-        let mut p = TW_PARAMS;
-        p[3] = ("Digits", "1235");
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &p, Some(TW_SIG)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"12346", TW_URL, &TW_PARAMS, Some(TW_SIG)),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(
-                b"12345",
-                "https://mycompany.com/myapp.php?foo=1&bar=3",
-                &TW_PARAMS,
-                Some(TW_SIG)
-            ),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            verify_twilio(b"12345", TW_URL, &TW_PARAMS, Some("bm90IGEgc2ln")),
-            Err(SignatureError::Malformed)
-        );
     }
 
     #[test]
@@ -842,11 +598,6 @@ mod tests {
         fn vonage_verify_never_panics(s in ".{0,300}") {
             let _ = verify_vonage(VN_SECRET, Some(&s), &vn(Some(b""), 0));
             let _ = verify_vonage(VN_SECRET, Some(&format!("Bearer {s}")), &vn(None, 0));
-        }
-
-        #[test]
-        fn twilio_verify_never_panics(s in ".{0,100}") {
-            let _ = verify_twilio(b"k", "https://x", &[("a", "b")], Some(&s));
         }
     }
 }

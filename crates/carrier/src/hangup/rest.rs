@@ -1,101 +1,35 @@
-//! Hanging up a carrier call through the carrier's REST API, behind the
-//! [`CarrierHangup`] trait so tests (and operators without API access)
-//! plug in their own: [`RecordingHangup`] records what was asked,
-//! [`NoHangup`] only closes the socket.
-//!
-//! - Twilio: `POST {base}/2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`
-//!   with the form `Status=completed`, HTTP basic auth (RFC 7617) with the
-//!   account SID and auth token.
-//! - Vonage: `PUT {base}/v1/calls/{uuid}` with `{"action":"hangup"}` and a
-//!   bearer JWT (RFC 6750): an application JWT minted and cached by
-//!   [`super::vonage_jwt::VonageBearer`] (RS256 with the application's
-//!   private key), or a fixed token from configuration.
+//! The carriers' REST hangups over HTTPS (reqwest on rustls with the
+//! ring provider and the bundled webpki roots, as every outbound client of
+//! the agent).
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
-use callbridge_llm_bridge::{BoxFuture, TlsRoots};
+use super::{BoxFuture, CarrierHangup, HANGUP_TIMEOUT, HangupError, HangupTarget};
+use crate::Carrier;
+use crate::vonage_jwt::VonageBearer;
 
-use super::vonage_jwt::VonageBearer;
-use super::{Carrier, CarrierCallId};
+/// The HTTP client of the REST hangups: rustls on ring, webpki roots, no
+/// redirects, a bounded connect.
+/// Connect timeout of the hangup client (as the summary clients').
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// Bound on one REST hangup request.
-pub const HANGUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The call to hang up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HangupTarget {
-    /// The carrier's call id (Twilio CallSid, Vonage uuid).
-    pub call: CarrierCallId,
-    /// Twilio's AccountSid (from `start`); `None` for Vonage.
-    pub account: Option<String>,
-}
-
-/// Why a REST hangup failed (the call still ends on our side: the socket
-/// is closed either way).
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum HangupError {
-    /// The request could not be sent or timed out.
-    #[error("{0}: hangup request failed")]
-    Transport(Carrier),
-    /// The carrier answered with a non-2xx status.
-    #[error("{carrier}: hangup refused with HTTP {status}")]
-    Status {
-        /// Whose API.
-        carrier: Carrier,
-        /// The HTTP status.
-        status: u16,
-    },
-    /// The target lacks what the API needs (Twilio's AccountSid).
-    #[error("{0}: hangup target incomplete")]
-    Target(Carrier),
-    /// The bearer token could not be made (see
-    /// [`super::vonage_jwt::JwtError`]).
-    #[error("{0}: hangup token not signed")]
-    Token(Carrier),
-}
-
-/// Hangs up a carrier call (mockable).
-pub trait CarrierHangup: Send + Sync + 'static {
-    /// Asks the carrier to end `target`.
-    fn hangup(&self, target: HangupTarget) -> BoxFuture<'static, Result<(), HangupError>>;
-}
-
-/// Does nothing: the call ends when we close the socket.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoHangup;
-
-impl CarrierHangup for NoHangup {
-    fn hangup(&self, _target: HangupTarget) -> BoxFuture<'static, Result<(), HangupError>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
-/// Records every hangup asked of it (tests).
-#[derive(Debug, Clone, Default)]
-pub struct RecordingHangup {
-    calls: Arc<Mutex<Vec<HangupTarget>>>,
-}
-
-impl RecordingHangup {
-    /// The targets hung up so far, in order.
-    pub fn calls(&self) -> Vec<HangupTarget> {
-        self.calls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-impl CarrierHangup for RecordingHangup {
-    fn hangup(&self, target: HangupTarget) -> BoxFuture<'static, Result<(), HangupError>> {
-        self.calls
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(target);
-        Box::pin(async { Ok(()) })
-    }
+fn client() -> Result<reqwest::Client, ()> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(drop)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(drop)
 }
 
 /// A secret kept out of `Debug`.
@@ -106,20 +40,6 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
-}
-
-/// An HTTP client for `carrier`'s REST API: rustls on ring with the
-/// bundled webpki roots, as the carriers' public APIs need, no redirects.
-fn rest_client(carrier: Carrier) -> Result<reqwest::Client, HangupError> {
-    let tls = TlsRoots::Bundled
-        .client_config()
-        .map_err(|_| HangupError::Transport(carrier))?;
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
-        .connect_timeout(HANGUP_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|_| HangupError::Transport(carrier))
 }
 
 /// Twilio's REST hangup.
@@ -138,7 +58,7 @@ impl TwilioRest {
     /// The HTTP client could not be built.
     pub fn new(base: &str, auth_token: String) -> Result<TwilioRest, HangupError> {
         Ok(TwilioRest {
-            client: rest_client(Carrier::Twilio)?,
+            client: client().map_err(|_| HangupError::Transport(Carrier::Twilio))?,
             base: base.trim_end_matches('/').to_owned(),
             auth_token: Secret(auth_token.into()),
         })
@@ -189,7 +109,7 @@ impl VonageRest {
     /// The HTTP client could not be built.
     pub fn new(base: &str, bearer: VonageBearer) -> Result<VonageRest, HangupError> {
         Ok(VonageRest {
-            client: rest_client(Carrier::Vonage)?,
+            client: client().map_err(|_| HangupError::Transport(Carrier::Vonage))?,
             base: base.trim_end_matches('/').to_owned(),
             bearer,
         })
@@ -231,6 +151,7 @@ fn status(carrier: Carrier, status: u16) -> Result<(), HangupError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::CarrierCallId;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-request HTTP server on loopback that answers `status` and
@@ -307,7 +228,7 @@ mod tests {
 
     #[tokio::test]
     async fn vonage_hangup_sends_a_minted_rs256_jwt_that_verifies() {
-        use crate::carrier::vonage_jwt::test_key;
+        use crate::vonage_jwt::test_key;
         let (base, h) = one_request(204).await;
         let bearer = VonageBearer::minted(test_key::signer(test_key::KEY));
         let rest = VonageRest::new(&base, bearer).unwrap();

@@ -25,7 +25,7 @@ pub enum WebhookError {
 /// The name/value pairs of a form body or query, in order.
 ///
 /// ```
-/// use callbridge_session::carrier::webhook::form_pairs;
+/// use callbridge_carrier::webhook::form_pairs;
 /// let p = form_pairs(b"CallSid=CA1&From=%2B1555&To=+1+2&flag").unwrap();
 /// assert_eq!(p[1], ("From".to_owned(), "+1555".to_owned()));
 /// assert_eq!(p[2].1, " 1 2");

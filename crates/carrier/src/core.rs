@@ -1,13 +1,14 @@
 //! The sans-IO core of one carrier stream: WebSocket messages in, caller
-//! frames and [`CarrierEvent`]s out; our 8 kHz frames in, WebSocket
-//! messages out (one per 20 ms frame, plus a playout marker every
-//! [`MARK_EVERY`] frames). No sockets, no clock, no tasks: the driver in
-//! [`super::media`] feeds it and paces it.
+//! [`WireFrame`]s and [`CarrierEvent`]s out; our [`WireFrame`]s in,
+//! WebSocket messages out (one per 20 ms frame, plus a playout marker
+//! every [`MARK_EVERY`] frames). No sockets, no clock, no tasks: a driver
+//! (the session crate's carrier media) feeds it and paces it.
 //!
-//! The bridge works in 20 ms frames of 8 kHz PCM. Twilio's µ-law 8 kHz is
-//! decoded (ITU-T G.711) and re-framed (its payloads need not be 160
-//! bytes); Vonage's 16 kHz L16 is resampled to 8 kHz on the way in and
-//! back to 16 kHz on the way out.
+//! Audio stays in the carrier's own format, one 20 ms frame at a time
+//! ([`WireFormat`], known once the stream started): Twilio's G.711 µ-law
+//! at 8 kHz (re-framed: its payloads need not be 160 bytes), Vonage's L16
+//! at 8 or 16 kHz. Decoding and resampling to the call's media are the
+//! adapter's business, so this crate needs no codec.
 //!
 //! Playout tracking: each marker is named after the number of frames sent
 //! before it (Twilio `mark` name `m<N>`, Vonage `notify` payload
@@ -19,9 +20,6 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use callbridge_rtp::g711;
-use callbridge_rtp::resample::StreamResampler;
-use callbridge_rtp::stream::Frame;
 
 use super::twilio::{self, Inbound};
 use super::vonage::{self, L16Rate};
@@ -36,7 +34,72 @@ pub const MAX_EVENTS: usize = 32;
 /// Outbound messages buffered (the driver drains them every tick).
 pub const MAX_TRANSMIT: usize = 16;
 
-const FRAME: usize = 160;
+/// µ-law bytes (or 8 kHz samples) in one 20 ms frame.
+pub const FRAME: usize = 160;
+/// Samples in one 20 ms frame at 16 kHz.
+pub const WIDE_FRAME: usize = 320;
+
+/// The audio format of a stream, as the carrier sends and takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WireFormat {
+    /// G.711 µ-law at 8 kHz (Twilio).
+    Ulaw,
+    /// 16-bit linear PCM at 8 kHz (Vonage `audio/l16;rate=8000`).
+    L16Narrow,
+    /// 16-bit linear PCM at 16 kHz (Vonage `audio/l16;rate=16000`).
+    L16Wide,
+}
+
+/// One 20 ms frame of audio in a stream's [`WireFormat`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one frame per 20 ms tick, on the stack; boxing would allocate per frame"
+)]
+pub enum WireFrame {
+    /// 160 G.711 µ-law bytes.
+    Ulaw([u8; FRAME]),
+    /// 160 samples at 8 kHz.
+    L16Narrow([i16; FRAME]),
+    /// 320 samples at 16 kHz.
+    L16Wide([i16; WIDE_FRAME]),
+}
+
+impl WireFrame {
+    /// The format of this frame.
+    pub fn format(&self) -> WireFormat {
+        match self {
+            WireFrame::Ulaw(_) => WireFormat::Ulaw,
+            WireFrame::L16Narrow(_) => WireFormat::L16Narrow,
+            WireFrame::L16Wide(_) => WireFormat::L16Wide,
+        }
+    }
+
+    /// A frame of silence in `format`.
+    ///
+    /// ```
+    /// use callbridge_carrier::{WireFormat, WireFrame};
+    /// // µ-law silence is 0xff (ITU-T G.711).
+    /// assert_eq!(WireFrame::silence(WireFormat::Ulaw), WireFrame::Ulaw([0xff; 160]));
+    /// ```
+    pub fn silence(format: WireFormat) -> WireFrame {
+        match format {
+            WireFormat::Ulaw => WireFrame::Ulaw([0xff; FRAME]),
+            WireFormat::L16Narrow => WireFrame::L16Narrow([0; FRAME]),
+            WireFormat::L16Wide => WireFrame::L16Wide([0; WIDE_FRAME]),
+        }
+    }
+}
+
+impl L16Rate {
+    fn wire_format(self) -> WireFormat {
+        match self {
+            L16Rate::Narrow => WireFormat::L16Narrow,
+            L16Rate::Wide => WireFormat::L16Wide,
+        }
+    }
+}
 
 /// What the carrier told us about the call when its stream started.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,22 +140,35 @@ pub enum CarrierEvent {
 enum Proto {
     Twilio {
         stream_sid: Option<String>,
-        partial: Vec<i16>,
+        partial: Vec<u8>,
     },
     Vonage {
         rate: Option<L16Rate>,
-        up: Option<Box<StreamResampler>>,
-        down: Option<Box<StreamResampler>>,
     },
 }
 
 /// One call's carrier stream (see the module docs).
+///
+/// ```
+/// use bytes::Bytes;
+/// use callbridge_carrier::{Carrier, CarrierCore, CarrierEvent, WireFrame, WsMessage};
+///
+/// let mut core = CarrierCore::new(Carrier::Vonage);
+/// core.handle_message(&WsMessage::Text(
+///     r#"{"event":"websocket:connected","content-type":"audio/l16;rate=16000","uuid":"u-1"}"#.into(),
+/// ))?;
+/// assert!(matches!(core.poll_event(), Some(CarrierEvent::Started(_))));
+/// // 20 ms of 16 kHz L16 from the carrier: one caller frame.
+/// core.handle_message(&WsMessage::Binary(Bytes::from(vec![0u8; 640])))?;
+/// assert!(matches!(core.pop_caller_frame(), Some(WireFrame::L16Wide(_))));
+/// # Ok::<(), callbridge_carrier::CarrierError>(())
+/// ```
 pub struct CarrierCore {
     carrier: Carrier,
     proto: Proto,
     started: bool,
     stopped: bool,
-    caller: VecDeque<Frame>,
+    caller: VecDeque<WireFrame>,
     events: VecDeque<CarrierEvent>,
     transmit: VecDeque<WsMessage>,
     sent: u64,
@@ -119,11 +195,7 @@ impl CarrierCore {
     /// A core waiting for the stream's start.
     pub fn new(carrier: Carrier) -> CarrierCore {
         let proto = match carrier {
-            Carrier::Vonage => Proto::Vonage {
-                rate: None,
-                up: None,
-                down: None,
-            },
+            Carrier::Vonage => Proto::Vonage { rate: None },
             _ => Proto::Twilio {
                 stream_sid: None,
                 partial: Vec::with_capacity(twilio::MAX_PAYLOAD + FRAME),
@@ -157,6 +229,15 @@ impl CarrierCore {
         self.started
     }
 
+    /// The stream's audio format, once it has started.
+    pub fn format(&self) -> Option<WireFormat> {
+        match &self.proto {
+            Proto::Twilio { .. } if self.started => Some(WireFormat::Ulaw),
+            Proto::Vonage { rate: Some(r) } => Some(r.wire_format()),
+            _ => None,
+        }
+    }
+
     /// Whether the stream has stopped.
     pub fn is_stopped(&self) -> bool {
         self.stopped
@@ -169,7 +250,7 @@ impl CarrierCore {
         self.events.push_back(e);
     }
 
-    fn push_caller(&mut self, f: Frame) {
+    fn push_caller(&mut self, f: WireFrame) {
         if self.caller.len() >= MAX_CALLER_FRAMES {
             self.caller.pop_front();
             self.dropped_caller += 1;
@@ -243,21 +324,20 @@ impl CarrierCore {
                     return Err(self.protocol("media before start"));
                 }
                 let n = twilio::decode_payload(&payload, &mut self.bytes)?;
-                g711::ulaw_decode(&self.bytes[..n], &mut self.pcm[..n]);
                 let Proto::Twilio { partial, .. } = &mut self.proto else {
                     return Ok(());
                 };
-                partial.extend_from_slice(&self.pcm[..n]);
+                partial.extend_from_slice(&self.bytes[..n]);
                 let mut at = 0;
                 while partial.len() - at >= FRAME {
-                    let mut f = [0i16; FRAME];
+                    let mut f = [0u8; FRAME];
                     f.copy_from_slice(&partial[at..at + FRAME]);
                     at += FRAME;
                     if self.caller.len() >= MAX_CALLER_FRAMES {
                         self.caller.pop_front();
                         self.dropped_caller += 1;
                     }
-                    self.caller.push_back(f);
+                    self.caller.push_back(WireFrame::Ulaw(f));
                 }
                 partial.drain(..at);
             }
@@ -286,26 +366,7 @@ impl CarrierCore {
                     .header("uuid")
                     .and_then(|u| CarrierCallId::new(Carrier::Vonage, u))
                     .ok_or_else(|| self.protocol("metadata without a usable uuid header"))?;
-                let wide = m.rate == L16Rate::Wide;
-                let (up, down) = if wide {
-                    (
-                        StreamResampler::new(16_000, 8000).ok().map(Box::new),
-                        StreamResampler::new(8000, 16_000).ok().map(Box::new),
-                    )
-                } else {
-                    (None, None)
-                };
-                if wide && (up.is_none() || down.is_none()) {
-                    return Err(CarrierError::Unsupported {
-                        carrier: Carrier::Vonage,
-                        what: "16 kHz resampling unavailable",
-                    });
-                }
-                self.proto = Proto::Vonage {
-                    rate: Some(m.rate),
-                    up,
-                    down,
-                };
+                self.proto = Proto::Vonage { rate: Some(m.rate) };
                 self.started = true;
                 self.push_event(CarrierEvent::Started(StartInfo {
                     call,
@@ -324,25 +385,22 @@ impl CarrierCore {
     }
 
     fn vonage_audio(&mut self, b: &[u8]) -> Result<(), CarrierError> {
-        let Proto::Vonage {
-            rate: Some(rate),
-            up,
-            ..
-        } = &mut self.proto
-        else {
+        let Proto::Vonage { rate: Some(rate) } = self.proto else {
             return Err(self.protocol("audio before websocket:connected"));
         };
-        let rate = *rate;
         vonage::decode_frame(rate, b, &mut self.pcm)?;
-        let mut f = [0i16; FRAME];
-        match up {
-            Some(r) => {
-                if r.process(&self.pcm[..rate.samples()], &mut f).is_err() {
-                    return Err(self.protocol("resampling failed"));
-                }
+        let f = match rate {
+            L16Rate::Wide => {
+                let mut f = [0i16; WIDE_FRAME];
+                f.copy_from_slice(&self.pcm[..WIDE_FRAME]);
+                WireFrame::L16Wide(f)
             }
-            None => f.copy_from_slice(&self.pcm[..FRAME]),
-        }
+            L16Rate::Narrow => {
+                let mut f = [0i16; FRAME];
+                f.copy_from_slice(&self.pcm[..FRAME]);
+                WireFrame::L16Narrow(f)
+            }
+        };
         self.push_caller(f);
         Ok(())
     }
@@ -359,47 +417,31 @@ impl CarrierCore {
         self.events.pop_front()
     }
 
-    /// Takes the oldest buffered caller frame.
-    pub fn pop_caller_frame(&mut self) -> Option<Frame> {
+    /// Takes the oldest buffered caller frame (in the stream's
+    /// [`WireFormat`]).
+    pub fn pop_caller_frame(&mut self) -> Option<WireFrame> {
         self.caller.pop_front()
     }
 
-    /// Encodes one 20 ms frame of ours for the carrier (and a marker every
-    /// [`MARK_EVERY`] frames). Ignored before the start and after the stop.
-    pub fn queue_frame(&mut self, frame: &Frame) {
-        if !self.started || self.stopped {
+    /// Sends one 20 ms frame of ours to the carrier (and a marker every
+    /// [`MARK_EVERY`] frames). Ignored before the start, after the stop,
+    /// and when the frame is not in the stream's [`WireFormat`].
+    pub fn queue_frame(&mut self, frame: &WireFrame) {
+        if !self.started || self.stopped || self.format() != Some(frame.format()) {
             return;
         }
-        let msg = match &mut self.proto {
-            Proto::Twilio { stream_sid, .. } => {
+        let msg = match (&self.proto, frame) {
+            (Proto::Twilio { stream_sid, .. }, WireFrame::Ulaw(ulaw)) => {
                 let Some(sid) = stream_sid.as_deref() else {
                     return;
                 };
-                g711::ulaw_encode(frame, &mut self.bytes[..FRAME]);
                 let mut s = String::with_capacity(300);
-                twilio::write_media(sid, &self.bytes[..FRAME], &mut s);
+                twilio::write_media(sid, ulaw, &mut s);
                 WsMessage::Text(s)
             }
-            Proto::Vonage {
-                rate: Some(rate),
-                down,
-                ..
-            } => {
-                let rate = *rate;
-                let samples = rate.samples();
-                match down {
-                    Some(r) => {
-                        if r.process(frame, &mut self.pcm[..samples]).is_err() {
-                            return;
-                        }
-                    }
-                    None => self.pcm[..FRAME].copy_from_slice(frame),
-                }
-                let mut out = vec![0u8; rate.frame_bytes()];
-                vonage::encode_frame(&self.pcm[..samples], &mut out);
-                WsMessage::Binary(Bytes::from(out))
-            }
-            Proto::Vonage { rate: None, .. } => return,
+            (Proto::Vonage { .. }, WireFrame::L16Narrow(pcm)) => l16_message(pcm),
+            (Proto::Vonage { .. }, WireFrame::L16Wide(pcm)) => l16_message(pcm),
+            _ => return,
         };
         self.push_transmit(msg);
         self.sent += 1;
@@ -467,6 +509,13 @@ impl CarrierCore {
     pub fn dropped(&self) -> (u64, u64) {
         (self.dropped_caller, self.dropped_transmit)
     }
+}
+
+/// One binary L16 frame.
+fn l16_message(pcm: &[i16]) -> WsMessage {
+    let mut out = vec![0u8; pcm.len() * 2];
+    vonage::encode_frame(pcm, &mut out);
+    WsMessage::Binary(Bytes::from(out))
 }
 
 fn is_media_text(m: &WsMessage) -> bool {
@@ -552,7 +601,7 @@ mod tests {
     fn twilio_frames_go_out_as_media_with_a_mark_every_five() {
         let mut c = twilio_started();
         for _ in 0..5 {
-            c.queue_frame(&[0i16; 160]);
+            c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         }
         let t = texts(&mut c);
         assert_eq!(t.len(), 6);
@@ -571,7 +620,7 @@ mod tests {
     fn marks_count_played_frames_and_marks_returned_by_clear_do_not() {
         let mut c = twilio_started();
         for _ in 0..15 {
-            c.queue_frame(&[0i16; 160]);
+            c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         }
         texts(&mut c);
         let mark = |n: u64| {
@@ -594,7 +643,7 @@ mod tests {
         c.handle_message(&mark(99)).unwrap();
         assert_eq!(c.frames_played(), 5);
         for _ in 0..5 {
-            c.queue_frame(&[0i16; 160]);
+            c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         }
         c.handle_message(&mark(20)).unwrap();
         assert_eq!(c.frames_played(), 20);
@@ -603,8 +652,8 @@ mod tests {
     #[test]
     fn clear_drops_unsent_audio() {
         let mut c = twilio_started();
-        c.queue_frame(&[0i16; 160]);
-        c.queue_frame(&[0i16; 160]);
+        c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
+        c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         c.clear();
         assert_eq!(
             texts(&mut c),
@@ -627,7 +676,7 @@ mod tests {
         assert_eq!(c.poll_event(), Some(CarrierEvent::Dtmf('7')));
         assert_eq!(c.poll_event(), Some(CarrierEvent::Stopped));
         assert!(c.is_stopped());
-        c.queue_frame(&[0i16; 160]);
+        c.queue_frame(&WireFrame::Ulaw([0xff; 160]));
         assert!(c.poll_transmit().is_none(), "nothing is sent after stop");
     }
 
@@ -641,29 +690,44 @@ mod tests {
     }
 
     #[test]
-    fn vonage_wideband_frames_are_resampled_both_ways() {
+    fn vonage_wideband_frames_pass_as_16_khz_l16_both_ways() {
         let mut c = vonage_started();
         let Some(CarrierEvent::Started(s)) = c.poll_event() else {
             panic!()
         };
         assert_eq!(s.call.key(), "vonage:u-1");
         assert_eq!(s.parameter("from"), Some("447700900001"));
-        c.handle_message(&WsMessage::Binary(Bytes::from(vec![0u8; 640])))
+        assert_eq!(c.format(), Some(WireFormat::L16Wide));
+        let mut le = vec![0u8; 640];
+        le[2..4].copy_from_slice(&(-2i16).to_le_bytes());
+        c.handle_message(&WsMessage::Binary(Bytes::from(le.clone())))
             .unwrap();
-        assert!(c.pop_caller_frame().is_some());
+        let Some(WireFrame::L16Wide(f)) = c.pop_caller_frame() else {
+            panic!("one 16 kHz frame")
+        };
+        assert_eq!(f[1], -2);
         assert!(
             c.handle_message(&WsMessage::Binary(Bytes::from(vec![0u8; 320])))
                 .is_err()
         );
-        for _ in 0..5 {
-            c.queue_frame(&[100i16; 160]);
+        // A frame in another format than the stream's is not sent.
+        c.queue_frame(&WireFrame::L16Narrow([100; 160]));
+        assert!(c.poll_transmit().is_none());
+        for _ in 0..4 {
+            c.queue_frame(&WireFrame::L16Wide([100; 320]));
         }
+        c.queue_frame(&WireFrame::L16Wide(f));
         let msgs: Vec<_> = std::iter::from_fn(|| c.poll_transmit()).collect();
         assert_eq!(msgs.len(), 6);
         assert!(
             msgs[..5]
                 .iter()
                 .all(|m| matches!(m, WsMessage::Binary(b) if b.len() == 640))
+        );
+        assert_eq!(
+            msgs[4],
+            WsMessage::Binary(Bytes::from(le)),
+            "bytes kept exactly"
         );
         assert_eq!(
             msgs[5],
@@ -723,7 +787,9 @@ mod tests {
             let mut started = 0;
             for m in &msgs {
                 let _ = c.handle_message(m);
-                c.queue_frame(&[0i16; 160]);
+                if let Some(fmt) = c.format() {
+                    c.queue_frame(&WireFrame::silence(fmt));
+                }
                 while let Some(e) = c.poll_event() {
                     if matches!(e, CarrierEvent::Started(_)) { started += 1; }
                 }
