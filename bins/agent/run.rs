@@ -252,9 +252,8 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
         Provider::Mock => return None,
     };
     let key = secrets.model_key.clone()?;
-    // The system trust store, as for the model connections.
-    let roots = callbridge_llm_bridge::TlsRoots::default();
-    match summarizer_for(provider, None, None, key, roots) {
+    // `tls.roots`, as for the model connections.
+    match summarizer_for(provider, None, None, key, settings.tls_roots.into()) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!(error = %e, "post-call summaries disabled");

@@ -86,6 +86,15 @@ impl TlsRoots {
         [("system", TlsRoots::System), ("bundled", TlsRoots::Bundled)];
 }
 
+impl From<TlsRoots> for callbridge_llm_bridge::TlsRoots {
+    fn from(r: TlsRoots) -> Self {
+        match r {
+            TlsRoots::System => callbridge_llm_bridge::TlsRoots::System,
+            TlsRoots::Bundled => callbridge_llm_bridge::TlsRoots::Bundled,
+        }
+    }
+}
+
 /// `[sip.trunk]`, validated.
 #[derive(Debug, Clone)]
 pub struct Trunk {
@@ -173,10 +182,6 @@ pub struct Settings {
     /// `spool` beside the database).
     pub spool_dir: PathBuf,
     /// Which authorities outbound TLS trusts (`tls.roots`).
-    #[allow(
-        dead_code,
-        reason = "read once llm-bridge's outbound TLS takes it (issue 16)"
-    )]
     pub tls_roots: TlsRoots,
     /// HTTP bind address (the admin API, and everything not bound apart).
     pub http_bind: SocketAddr,
