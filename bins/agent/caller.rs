@@ -137,9 +137,7 @@ pub async fn call(
         SocketAddr::new(LOCAL, 0),
         ua::Config::new(SocketAddr::new(LOCAL, 0)),
     );
-    let (driver, sip, mut events) = Driver::bind(cfg, os_rng())
-        .await
-        .map_err(|e| setup(&e))?;
+    let (driver, sip, mut events) = Driver::bind(cfg, os_rng()).await.map_err(|e| setup(&e))?;
     let driver = tokio::spawn(async move {
         let _ = driver.run(std::future::pending::<()>()).await;
     });

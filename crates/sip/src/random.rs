@@ -104,7 +104,10 @@ mod tests {
         let (x, y) = (a.hex(), b.hex());
         assert_ne!(x, y);
         assert_eq!(x.len(), 16);
-        assert!(x.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert!(
+            x.bytes()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_ne!(a.hex(), x);
     }
 }
