@@ -378,7 +378,12 @@ text_enum!(
 );
 
 text_enum!(
-    /// Why a call ended: exactly one per session.
+    /// Why a call ended: exactly one per session. The store's vocabulary:
+    /// every reason the agent's call machine ends a call with (its
+    /// `EndReason` converts one to one, in callbridge-session), plus the
+    /// ones only the store sets ([`EndReason::ProcessDied`],
+    /// [`EndReason::OrphanRecording`]). The kebab-case names are stored and
+    /// shown in the API: they never change.
     #[non_exhaustive]
     EndReason, "end_reason" {
         /// The caller hung up (BYE from the caller).
