@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use callbridge_redact::mask;
+
 /// A call session's id: a UUID, the same id the agent uses in logs and
 /// recording file names. Stored as the hyphenated lower-case string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,23 +65,6 @@ int_id!(
     UserId
 );
 
-/// Writes `s` with everything but its first `keep_head` and last `keep_tail`
-/// characters replaced by `*`.
-fn redact(f: &mut fmt::Formatter<'_>, s: &str, keep_head: usize, keep_tail: usize) -> fmt::Result {
-    let n = s.chars().count();
-    if n <= keep_head + keep_tail {
-        return f.write_str(&"*".repeat(n));
-    }
-    for (i, c) in s.chars().enumerate() {
-        if i < keep_head || i >= n - keep_tail {
-            write!(f, "{c}")?;
-        } else {
-            f.write_str("*")?;
-        }
-    }
-    Ok(())
-}
-
 /// A phone number in E.164 form (`+` then 7 to 15 digits, the first not 0).
 /// `Debug` and `Display` redact it (`+44*******21`); [`PhoneNumber::as_str`]
 /// gives the real value for dialling and storage.
@@ -101,14 +86,14 @@ impl PhoneNumber {
 impl fmt::Debug for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PhoneNumber(")?;
-        redact(f, &self.0, 3, 2)?;
+        mask(f, &self.0, 3, 2)?;
         f.write_str(")")
     }
 }
 
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        redact(f, &self.0, 3, 2)
+        mask(f, &self.0, 3, 2)
     }
 }
 
@@ -134,14 +119,14 @@ impl Party {
 impl fmt::Debug for Party {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Party(")?;
-        redact(f, &self.0, 0, 2)?;
+        mask(f, &self.0, 0, 2)?;
         f.write_str(")")
     }
 }
 
 impl fmt::Display for Party {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        redact(f, &self.0, 0, 2)
+        mask(f, &self.0, 0, 2)
     }
 }
 

@@ -18,6 +18,7 @@
 //! surrounding spaces, and not all digits (so `NAME|ID` on the command
 //! line is never ambiguous); see [`check_user_name`].
 
+use callbridge_redact::Secret;
 use jiff::Timestamp;
 use rand::CryptoRng;
 use rusqlite::{Row, params};
@@ -36,7 +37,7 @@ const PREFIX: &str = "cbt_";
 #[derive(Clone)]
 pub struct ApiToken {
     id: String,
-    secret: String,
+    secret: Secret<String>,
 }
 
 impl ApiToken {
@@ -61,7 +62,7 @@ impl ApiToken {
         let (id, secret) = b.split_at(8);
         ApiToken {
             id: hex::encode(id),
-            secret: hex::encode(secret),
+            secret: Secret::new(hex::encode(secret)),
         }
     }
 
@@ -71,17 +72,17 @@ impl ApiToken {
         let ok = |x: &str, n| x.len() == n && x.bytes().all(|c| c.is_ascii_hexdigit());
         (ok(id, 16) && ok(secret, 64)).then(|| ApiToken {
             id: id.to_ascii_lowercase(),
-            secret: secret.to_ascii_lowercase(),
+            secret: Secret::new(secret.to_ascii_lowercase()),
         })
     }
 
     /// The full token, to give to the user once. Never log it.
     pub fn expose(&self) -> String {
-        format!("{PREFIX}{}_{}", self.id, self.secret)
+        format!("{PREFIX}{}_{}", self.id, self.secret.expose())
     }
 
     fn hash(&self) -> Vec<u8> {
-        Sha256::digest(self.secret.as_bytes()).to_vec()
+        Sha256::digest(self.secret.expose().as_bytes()).to_vec()
     }
 
     /// The public half of the token, which identifies it.
