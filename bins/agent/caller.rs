@@ -17,7 +17,7 @@ use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{Frame, MediaConfig, MediaEvent, MediaStream};
 use callbridge_sip::driver::{Driver, DriverConfig, Handle};
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::sdp::{self, LocalMedia};
 use callbridge_sip::ua::{self, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
@@ -133,9 +133,7 @@ pub async fn call(
         SocketAddr::new(LOCAL, 0),
         ua::Config::new(SocketAddr::new(LOCAL, 0)),
     );
-    let (driver, sip, mut events) = Driver::bind(cfg, OsRandom::new())
-        .await
-        .map_err(|e| setup(&e))?;
+    let (driver, sip, mut events) = Driver::bind(cfg, os_rng()).await.map_err(|e| setup(&e))?;
     let driver = tokio::spawn(async move {
         let _ = driver.run(std::future::pending::<()>()).await;
     });

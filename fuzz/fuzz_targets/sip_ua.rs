@@ -7,7 +7,7 @@
 #![no_main]
 
 use bytes::Bytes;
-use callbridge_sip::random::SeededRandom;
+use callbridge_sip::random::seeded_rng;
 use callbridge_sip::Uri;
 use callbridge_sip::ua::{Config, Event, UserAgent};
 use libfuzzer_sys::fuzz_target;
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let mut cfg = Config::new("127.0.0.1:5060".parse().unwrap());
     cfg.max_transactions = 16;
     cfg.max_calls = 4;
-    let mut ua = UserAgent::new(cfg, SeededRandom::new(1));
+    let mut ua = UserAgent::new(cfg, seeded_rng(1));
     let mut now = Instant::now();
     for (i, chunk) in data.split(|&b| b == 0).take(64).enumerate() {
         let src = SocketAddr::from(([127, 0, 0, 1], 5070 + (i % 3) as u16));

@@ -12,7 +12,8 @@ use rusqlite::{OptionalExtension, Row, ToSql, params, params_from_iter};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{CampaignId, CampaignStatus, UserId};
 use crate::policy::{CallingWindow, RetryPolicy, Weekdays, zone};
-use crate::store::{Store, ms, ts};
+use crate::store::Store;
+use crate::stored::{ms, ts};
 
 /// Everything about a campaign that an operator sets.
 #[derive(Debug, Clone, PartialEq)]

@@ -40,55 +40,13 @@
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
+use crate::claim_token::ClaimToken;
 use crate::error::{Entity, Error, Result};
 use crate::leads::{Lead, LeadFilter};
 use crate::model::{CampaignId, LeadId, LeadStatus, SessionId};
 use crate::session_types::Session;
-use crate::store::{Store, WriterId, ms};
-use crate::users::hex;
-
-/// Random bytes in a [`ClaimToken`].
-const TOKEN_BYTES: usize = 16;
-
-/// Identifies one claim of one lead (see the module docs): 32 lowercase hex
-/// digits from the OS random source, new for every claim, so a claim that
-/// was released and claimed again (even for the same attempt number, even
-/// by the same process) has a different token. `Debug` shows only its
-/// first 8 digits.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct ClaimToken(String);
-
-impl ClaimToken {
-    /// A fresh token; [`Error::Entropy`] when the OS random source fails.
-    pub fn generate() -> Result<Self> {
-        let mut b = [0u8; TOKEN_BYTES];
-        getrandom::fill(&mut b).map_err(|_| Error::Entropy)?;
-        Ok(ClaimToken(hex(&b)))
-    }
-
-    /// A token received from elsewhere (the agent's HTTP API):
-    /// [`Error::InvalidInput`] unless it is 32 hex digits.
-    pub fn parse(s: &str) -> Result<Self> {
-        if s.len() != 2 * TOKEN_BYTES || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::InvalidInput {
-                field: "claim_token",
-                reason: "not 32 hex digits",
-            });
-        }
-        Ok(ClaimToken(s.to_ascii_lowercase()))
-    }
-
-    /// The token as stored and sent.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ClaimToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ClaimToken({}..)", self.0.get(..8).unwrap_or(""))
-    }
-}
+use crate::store::{Store, WriterId};
+use crate::stored::ms;
 
 /// The SQL condition "lead `l` has a session for its attempt in progress"
 /// (see the module docs).
@@ -406,22 +364,6 @@ mod tests {
         );
         let l = store.get_lead(lead).unwrap();
         assert_eq!((l.status, l.attempts), (LeadStatus::InProgress, 1));
-    }
-
-    #[test]
-    fn claim_tokens_parse_only_as_32_hex_digits_and_debug_shows_a_prefix() {
-        let t = ClaimToken::generate().unwrap();
-        assert_eq!(t.as_str().len(), 32);
-        assert_eq!(ClaimToken::parse(t.as_str()).unwrap(), t);
-        assert_eq!(
-            ClaimToken::parse(&t.as_str().to_ascii_uppercase()).unwrap(),
-            t
-        );
-        for bad in ["", "abc", &"g".repeat(32), &"a".repeat(33)] {
-            assert!(ClaimToken::parse(bad).is_err(), "{bad}");
-        }
-        let shown = format!("{t:?}");
-        assert!(shown.contains(&t.as_str()[..8]) && !shown.contains(t.as_str()));
     }
 
     #[test]

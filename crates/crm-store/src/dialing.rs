@@ -17,15 +17,17 @@
 //! attempt).
 
 use jiff::Timestamp;
-use rusqlite::params;
+use rusqlite::{TransactionBehavior, params};
 
 use crate::campaigns::{CAMPAIGN_COLS, campaign_from_row};
-use crate::claims::{ClaimToken, HAS_ATTEMPT_SESSION};
+use crate::claim_token::ClaimToken;
+use crate::claims::HAS_ATTEMPT_SESSION;
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::leads::{AttemptResult, ClaimedLead, MAX_CLAIM, get_lead_in};
 use crate::model::{CampaignId, CampaignStatus, LeadId, LeadStatus, Outcome, SessionId};
 use crate::policy::zone;
-use crate::store::{Store, ms};
+use crate::store::Store;
+use crate::stored::ms;
 
 impl Store {
     /// Claims up to `limit` due leads of an active campaign (see the module
@@ -42,7 +44,10 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ClaimedLead>> {
         let writer = self.writer.as_str().to_owned();
-        let tx = self.write_tx()?;
+        let rng = self.rng.get()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let c = {
             let mut st = tx.prepare_cached(&format!(
                 "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
@@ -135,7 +140,7 @@ impl Store {
                  claimed_by = ?2, claim_token = ?3, updated_at = ?4 WHERE id = ?1",
             )?;
             for (id, time_zone) in picked {
-                let claim = ClaimToken::generate()?;
+                let claim = ClaimToken::generate_with(rng);
                 st.execute(params![id.0, writer, claim.as_str(), ms(now)])?;
                 out.push(ClaimedLead {
                     lead: get_lead_in(&tx, id)?,

@@ -10,7 +10,8 @@ use rusqlite::{OptionalExtension, params};
 use crate::error::{Entity, Error, Result};
 use crate::leads::is_dnc_in;
 use crate::model::PhoneNumber;
-use crate::store::{Store, ms, ts};
+use crate::store::Store;
+use crate::stored::{ms, ts};
 
 /// A DNC entry.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,8 +9,7 @@
 
 use std::path::PathBuf;
 
-use crate::import::RowError;
-use crate::model::SessionState;
+use crate::model::{LeadId, SessionState};
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,7 +73,7 @@ pub enum Error {
     #[error("lead {lead}: the claim is no longer held")]
     ClaimNotHeld {
         /// The lead.
-        lead: crate::model::LeadId,
+        lead: LeadId,
     },
     /// A session state change that its state machine forbids (for example
     /// anything after `ended`).
@@ -166,6 +165,18 @@ impl Error {
             Error::Busy | Error::Database(_) | Error::Io { .. } | Error::Entropy
         )
     }
+}
+
+/// One bad row of a CSV lead import ([`Error::ImportRejected`],
+/// [`ImportReport::rejected`](crate::ImportReport::rejected)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based line number in the file (the header is line 1).
+    pub line: u64,
+    /// The offending column.
+    pub field: &'static str,
+    /// Why it was refused.
+    pub reason: &'static str,
 }
 
 /// Why a database file cannot be used: each names the cause and what to do.

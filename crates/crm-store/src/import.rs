@@ -29,11 +29,13 @@ use std::io::Read;
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, params};
 
+pub use crate::error::RowError;
 use crate::error::{Entity, Error, Result};
 use crate::leads::{NewLead, fields_json, insert_lead, is_dnc_in};
 use crate::model::{CampaignId, PersonName, PhoneNumber};
 use crate::policy::zone;
-use crate::store::{Store, ms};
+use crate::store::Store;
+use crate::stored::ms;
 
 /// Most bad rows listed in a report or error (the total is always given).
 pub const MAX_REPORTED_ROWS: usize = 1_000;
@@ -48,17 +50,6 @@ pub enum ImportMode {
     AllOrNothing,
     /// Import the good rows and report the bad ones.
     GoodRowsOnly,
-}
-
-/// One bad row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based line number in the file (the header is line 1).
-    pub line: u64,
-    /// The offending column.
-    pub field: &'static str,
-    /// Why it was refused.
-    pub reason: &'static str,
 }
 
 /// What an import did.

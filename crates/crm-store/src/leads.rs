@@ -4,11 +4,12 @@
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use crate::claims::ClaimToken;
+use crate::claim_token::ClaimToken;
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{CampaignId, LeadId, LeadStatus, Outcome, PersonName, PhoneNumber, SessionId};
 use crate::policy::zone;
-use crate::store::{Store, ms, ts};
+use crate::store::Store;
+use crate::stored::{ms, ts};
 
 /// Most leads one claim hands out.
 pub const MAX_CLAIM: u32 = 1_000;

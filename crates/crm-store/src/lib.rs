@@ -67,6 +67,24 @@
 //!     assert_eq!(next.status, LeadStatus::Retry);
 //! }
 //! ```
+//!
+//! # Randomness
+//!
+//! API tokens ([`ApiToken`]) are secrets and claim tokens ([`ClaimToken`])
+//! must be unguessable, so both come from a cryptographically secure
+//! generator ([`rand::CryptoRng`]): by default rand's `StdRng` (ChaCha12)
+//! seeded from the operating system ([`Error::Entropy`] when it has no
+//! random source). The source is injected where tests need to pin it:
+//! [`Store::set_rng`] for the claim tokens [`Store::claim_due_leads`]
+//! hands out, [`ApiToken::generate_with`] and [`ClaimToken::generate_with`].
+//!
+//! ```
+//! use callbridge_crm_store::ApiToken;
+//! use rand::SeedableRng;
+//! let a = ApiToken::generate_with(&mut rand::rngs::StdRng::seed_from_u64(1));
+//! let b = ApiToken::generate_with(&mut rand::rngs::StdRng::seed_from_u64(1));
+//! assert_eq!(a.expose(), b.expose());
+//! ```
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -76,6 +94,7 @@
 pub struct ReadmeDoctests;
 
 mod campaigns;
+mod claim_token;
 mod claims;
 mod diagnose;
 mod dialing;
@@ -86,21 +105,25 @@ mod leads;
 mod maintenance;
 mod model;
 mod policy;
+mod random;
 mod recordings;
 mod recovery;
 pub mod schema;
 mod session_types;
 mod sessions;
 mod store;
+mod stored;
 mod users;
+mod validate;
 mod writes;
 
 pub use callbridge_files::Access as FileAccess;
 pub use campaigns::{Campaign, CampaignSettings};
-pub use claims::{AttemptSession, Claim, ClaimToken, MAX_CLAIMS_LISTED};
+pub use claim_token::ClaimToken;
+pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
-pub use error::{DbError, Entity, Error, FileFault, Result};
-pub use import::{ImportMode, ImportReport, RowError};
+pub use error::{DbError, Entity, Error, FileFault, Result, RowError};
+pub use import::{ImportMode, ImportReport};
 pub use jiff;
 pub use leads::{
     AttemptResult, ClaimedLead, Lead, LeadFilter, LeadUpdate, MAX_CLAIM, MAX_FIELDS_JSON, NewLead,

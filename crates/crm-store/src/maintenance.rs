@@ -18,6 +18,7 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::random::StoreRng;
 use crate::schema;
 use crate::store::{Store, WriterId};
 
@@ -68,6 +69,7 @@ impl Store {
                 conn,
                 writer: WriterId::current(),
                 path: path.to_path_buf(),
+                rng: StoreRng::default(),
             })
         };
         open().map_err(|e| crate::diagnose::classify_open(path, e))

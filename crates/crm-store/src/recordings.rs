@@ -34,7 +34,8 @@ use rusqlite::{Connection, params};
 
 use crate::error::{Error, Result};
 use crate::model::{Direction, EndReason, EventKind, SessionId, Transport};
-use crate::store::{Store, WriterId, ms, to_i64};
+use crate::store::{Store, WriterId};
+use crate::stored::{ms, to_i64};
 
 /// File extensions [`Store::reconcile`] treats as recordings.
 pub const RECORDING_EXTENSIONS: &[&str] = &["wav", "mp3", "ogg", "opus", "flac", "ulaw", "alaw"];

@@ -18,7 +18,8 @@ use rusqlite::params;
 use crate::error::{Error, Result};
 use crate::model::{EndReason, SessionId, SessionState};
 use crate::sessions::log_state_change;
-use crate::store::{Store, WriterId, ms};
+use crate::store::{Store, WriterId};
+use crate::stored::ms;
 
 /// What [`Store::recover`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::claims::ClaimToken;
+use crate::claim_token::ClaimToken;
 use crate::error::{Error, Result};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,

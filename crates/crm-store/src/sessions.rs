@@ -21,7 +21,8 @@ use crate::session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
-use crate::store::{Store, ms, to_i64, to_u64, ts, ts_opt};
+use crate::store::Store;
+use crate::stored::{ms, to_i64, to_u64, ts, ts_opt};
 
 /// Most turns or events accepted in one batch.
 pub const MAX_BATCH: usize = 10_000;

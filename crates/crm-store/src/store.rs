@@ -15,10 +15,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use crate::error::{Error, Result};
+use crate::random::StoreRng;
 use crate::schema;
 
 /// How to open a [`Store`].
@@ -109,6 +109,8 @@ pub struct Store {
     pub(crate) conn: Connection,
     pub(crate) writer: WriterId,
     pub(crate) path: PathBuf,
+    /// Where claim tokens come from (see the crate's randomness section).
+    pub(crate) rng: StoreRng,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,6 +169,7 @@ impl Store {
             conn,
             writer: WriterId::current(),
             path,
+            rng: StoreRng::default(),
         })
     }
 
@@ -178,6 +181,14 @@ impl Store {
     /// The schema version of the open file.
     pub fn schema_version(&self) -> Result<i64> {
         schema::user_version(&self.conn)
+    }
+
+    /// Draw claim tokens from `rng` instead of a generator seeded from the
+    /// OS (tests pin them with a seeded one). It must be a cryptographically
+    /// secure generator: a guessable claim token would let a stale request
+    /// place a call for someone else's claim.
+    pub fn set_rng(&mut self, rng: impl rand::CryptoRng + Send + 'static) {
+        self.rng.set(Box::new(rng));
     }
 
     /// This process's writer id (recorded on sessions and lead claims).
@@ -216,34 +227,6 @@ fn create_private(path: &Path, access: callbridge_files::Access) -> Result<()> {
             path: path.to_path_buf(),
             source,
         })
-}
-
-/// Milliseconds since the epoch, as stored.
-pub(crate) fn ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-/// Decodes a stored millisecond timestamp.
-pub(crate) fn ts(ms: i64) -> Result<Timestamp> {
-    Timestamp::from_millisecond(ms).map_err(|_| Error::Corrupt { what: "timestamp" })
-}
-
-/// Decodes an optional stored timestamp.
-pub(crate) fn ts_opt(ms: Option<i64>) -> Result<Option<Timestamp>> {
-    ms.map(ts).transpose()
-}
-
-/// Converts a count to `i64` for SQLite, refusing absurd values.
-pub(crate) fn to_i64(v: u64, field: &'static str) -> Result<i64> {
-    i64::try_from(v).map_err(|_| Error::InvalidInput {
-        field,
-        reason: "too large",
-    })
-}
-
-/// Converts a stored non-negative integer back.
-pub(crate) fn to_u64(v: i64, what: &'static str) -> Result<u64> {
-    u64::try_from(v).map_err(|_| Error::Corrupt { what })
 }
 
 #[cfg(test)]

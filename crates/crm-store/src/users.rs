@@ -18,40 +18,42 @@
 //! surrounding spaces, and not all digits (so `NAME|ID` on the command
 //! line is never ambiguous); see [`check_user_name`].
 
+use callbridge_redact::Secret;
 use jiff::Timestamp;
+use rand::CryptoRng;
 use rusqlite::{Row, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{PersonName, Role, UserId};
-use crate::store::{Store, ms, ts, ts_opt};
+use crate::random::os_rng;
+use crate::store::Store;
+use crate::stored::{ms, ts, ts_opt};
 
 const PREFIX: &str = "cbt_";
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
-}
 
 /// An API token as handed to a user once. Only its hash is stored.
 #[derive(Clone)]
 pub struct ApiToken {
     id: String,
-    secret: String,
+    secret: Secret<String>,
 }
 
 impl ApiToken {
-    /// A fresh token from the OS random source.
+    /// A fresh token from a generator seeded from the OS random source
+    /// ([`Error::Entropy`] when that fails).
     pub fn generate() -> Result<Self> {
+        Ok(Self::generate_with(&mut os_rng()?))
+    }
+
+    /// A fresh token from `rng`, which must be a cryptographically secure
+    /// generator (the token is a secret; see the crate's
+    /// [randomness](crate#randomness)). Tests pass a seeded one.
+    pub fn generate_with<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut b = [0u8; 40];
-        getrandom::fill(&mut b).map_err(|_| Error::Entropy)?;
-        Ok(Self::from_random_bytes(b))
+        rng.fill_bytes(&mut b);
+        Self::from_random_bytes(b)
     }
 
     /// A token from caller-supplied random bytes (8 id + 32 secret), for
@@ -59,8 +61,8 @@ impl ApiToken {
     pub fn from_random_bytes(b: [u8; 40]) -> Self {
         let (id, secret) = b.split_at(8);
         ApiToken {
-            id: hex(id),
-            secret: hex(secret),
+            id: hex::encode(id),
+            secret: Secret::new(hex::encode(secret)),
         }
     }
 
@@ -70,17 +72,17 @@ impl ApiToken {
         let ok = |x: &str, n| x.len() == n && x.bytes().all(|c| c.is_ascii_hexdigit());
         (ok(id, 16) && ok(secret, 64)).then(|| ApiToken {
             id: id.to_ascii_lowercase(),
-            secret: secret.to_ascii_lowercase(),
+            secret: Secret::new(secret.to_ascii_lowercase()),
         })
     }
 
     /// The full token, to give to the user once. Never log it.
     pub fn expose(&self) -> String {
-        format!("{PREFIX}{}_{}", self.id, self.secret)
+        format!("{PREFIX}{}_{}", self.id, self.secret.expose())
     }
 
     fn hash(&self) -> Vec<u8> {
-        Sha256::digest(self.secret.as_bytes()).to_vec()
+        Sha256::digest(self.secret.expose().as_bytes()).to_vec()
     }
 
     /// The public half of the token, which identifies it.

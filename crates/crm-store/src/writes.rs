@@ -24,7 +24,8 @@ use crate::session_types::{Finish, NewEvent, NewTurn, SessionUpdate};
 use crate::sessions::{
     append_events_in, append_turns_in, finish_session_in, set_state_in, update_session_in,
 };
-use crate::store::{Store, to_i64};
+use crate::store::Store;
+use crate::stored::to_i64;
 
 /// One write to an existing session (see the module docs).
 #[derive(Debug, Clone)]
@@ -141,7 +142,7 @@ impl Store {
         tx.execute(
             "INSERT INTO write_probe (id, at) VALUES (1, ?1) \
              ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-            [crate::store::ms(now)],
+            [crate::stored::ms(now)],
         )?;
         tx.commit()?;
         Ok(())

@@ -325,17 +325,8 @@ impl SessionConfig {
 }
 
 /// A phone number or name that must not appear in logs: `Debug` shows only
-/// the last two characters.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Redacted(pub String);
-
-impl fmt::Debug for Redacted {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0.chars().count();
-        let tail: String = self.0.chars().skip(n.saturating_sub(2)).collect();
-        write!(f, "***{tail}")
-    }
-}
+/// the last two characters (callbridge-redact's [`Masked`](callbridge_redact::Masked)).
+pub type Redacted = callbridge_redact::Masked<String>;
 
 /// Per-call facts. `call_id` goes into the tracing span; `context` lines are
 /// appended to the system instructions (`key: value`), so put there only
@@ -407,7 +398,7 @@ mod tests {
     fn redacted_numbers_keep_only_two_digits() {
         let m = CallMetadata {
             call_id: "c1".into(),
-            caller: Some(Redacted("+15551234567".into())),
+            caller: Some(Redacted::new("+15551234567".into())),
             ..Default::default()
         };
         let d = format!("{m:?}");

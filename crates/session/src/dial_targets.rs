@@ -295,15 +295,10 @@ impl DialTargets {
 
 /// A requested target for logs and events: its first four and last two
 /// characters, the rest masked (it may be a phone number).
+/// At most 64 characters are shown.
 pub fn masked(s: &str) -> String {
-    let chars: Vec<char> = s.chars().take(64).collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
-    }
-    let mut out: String = chars[..4].iter().collect();
-    out.extend(std::iter::repeat_n('*', chars.len() - 6));
-    out.extend(&chars[chars.len() - 2..]);
-    out
+    let end = s.char_indices().nth(64).map_or(s.len(), |(i, _)| i);
+    callbridge_redact::masked(&s[..end], 4, 2)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub struct ReadmeDoctests;
 pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
+mod end_reason;
 pub mod gauges;
 pub mod lifecycle;
 pub mod manager;

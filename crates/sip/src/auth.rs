@@ -10,6 +10,7 @@ use crate::header::{AuthValue, HeaderName};
 use crate::message::Response;
 use crate::status::StatusCode;
 use crate::uri::Uri;
+use callbridge_redact::Secret;
 use std::fmt;
 
 /// A username and password for digest authentication. `Debug` never shows
@@ -18,8 +19,8 @@ use std::fmt;
 pub struct Credentials {
     /// The digest username.
     pub username: String,
-    /// The password.
-    pub password: String,
+    /// The password (`Debug` and `Display` print `<redacted>`).
+    pub password: Secret<String>,
 }
 
 impl Credentials {
@@ -27,7 +28,7 @@ impl Credentials {
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Credentials {
         Credentials {
             username: username.into(),
-            password: password.into(),
+            password: Secret::new(password.into()),
         }
     }
 }
@@ -36,7 +37,7 @@ impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
             .field("username", &self.username)
-            .field("password", &"<redacted>")
+            .field("password", &self.password)
             .finish()
     }
 }
@@ -138,7 +139,7 @@ impl DigestClient {
                 let value = digest::authorization(
                     &a.challenge,
                     &credentials.username,
-                    &credentials.password,
+                    credentials.password.expose(),
                     method,
                     &uri,
                     a.nc,

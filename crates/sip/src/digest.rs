@@ -61,20 +61,10 @@ impl Algorithm {
     /// Lower-case hex digest of `data`.
     pub fn hash_hex(self, data: &[u8]) -> String {
         match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => hex(&Md5::digest(data)),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex(&Sha256::digest(data)),
+            Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data)),
+            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data)),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
 }
 
 /// Why a challenge cannot be answered.

@@ -18,11 +18,11 @@
 //!
 //! ```no_run
 //! use callbridge_sip::driver::{Driver, DriverConfig};
-//! use callbridge_sip::random::OsRandom;
+//! use callbridge_sip::random::os_rng;
 //! use callbridge_sip::ua::{Config, Event};
 //! # async fn demo() -> std::io::Result<()> {
 //! let cfg = DriverConfig::new("0.0.0.0:5060".parse().unwrap(), Config::new("192.0.2.10:5060".parse().unwrap()));
-//! let (driver, handle, mut events) = Driver::bind(cfg, OsRandom::new()).await?;
+//! let (driver, handle, mut events) = Driver::bind(cfg, os_rng()).await?;
 //! let run = tokio::spawn(driver.run(async { let _ = tokio::signal::ctrl_c().await; }));
 //! while let Some(event) = events.recv().await {
 //!     if let Event::IncomingCall(call) = event {
@@ -34,7 +34,7 @@
 //! ```
 
 use crate::ids::CallId;
-use crate::random::Random;
+use crate::random::CryptoRng;
 use crate::status::StatusCode;
 use crate::ua::{
     CallRef, Config, Event, Originate, Register, RegistrationId, Stats, UaError, UserAgent,
@@ -261,7 +261,7 @@ impl Driver {
     /// [`Driver::run`]), a command handle and the event receiver.
     pub async fn bind(
         cfg: DriverConfig,
-        random: impl Random + 'static,
+        rng: impl CryptoRng + Send + 'static,
     ) -> std::io::Result<(Driver, Handle, mpsc::Receiver<Event>)> {
         let socket = UdpSocket::bind(cfg.bind).await?;
         let local = socket.local_addr()?;
@@ -277,7 +277,7 @@ impl Driver {
         let driver = Driver {
             socket,
             local,
-            ua: UserAgent::new(ua_cfg, random),
+            ua: UserAgent::new(ua_cfg, rng),
             commands,
             events,
             backlog: cfg.event_backlog.max(1),

@@ -14,6 +14,15 @@
 //! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264);
 //! digest authentication computations are in [`digest`] (RFC 2617, 7616,
 //! 8760).
+//!
+//! # Features
+//! - `driver` (default): the tokio UDP driver in `driver`, which owns the
+//!   socket and the clock. Without it the crate is the sans-IO core alone
+//!   and does not depend on tokio, so the compiler enforces the boundary:
+//!   `cargo check -p callbridge-sip --no-default-features`.
+//!
+//! Randomness (tags, branches, Call-IDs, client nonces) is injected: see
+//! [`random`].
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
@@ -25,6 +34,7 @@ pub struct ReadmeDoctests;
 pub mod auth;
 pub mod dialog;
 pub mod digest;
+#[cfg(feature = "driver")]
 pub mod driver;
 mod encode;
 mod error;
@@ -43,12 +53,12 @@ pub mod ua;
 mod uri;
 
 pub use encode::Encode;
-pub use error::{Disposition, Error, ParseError};
+pub use error::{Disposition, Error};
 pub use header::{AuthValue, CSeq, Header, HeaderName, Headers, MediaType, NameAddr, Reason, Via};
 pub use ids::{BRANCH_MAGIC_COOKIE, Branch, CallId, Tag};
 pub use message::{Message, Request, RequestBuilder, Response, ResponseBuilder};
 pub use method::Method;
 pub use params::Params;
-pub use parse::Limits;
+pub use parse::{Limits, ParseError};
 pub use status::StatusCode;
 pub use uri::{Host, OtherUri, SipUri, TelUri, Uri};

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use callbridge_sip::Uri;
 use callbridge_sip::driver::{Driver, DriverConfig, DriverError};
 use callbridge_sip::header::NameAddr;
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::ua::{Config, EndReason, Event, Originate, UaError};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,14 +17,14 @@ t=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 async fn call_between_two_drivers(bind: &str) {
     let bind: SocketAddr = bind.parse().unwrap();
     let cfg = |_| DriverConfig::new(bind, Config::new(bind));
-    let (a, a_handle, mut a_events) = match Driver::bind(cfg(()), OsRandom::new()).await {
+    let (a, a_handle, mut a_events) = match Driver::bind(cfg(()), os_rng()).await {
         Ok(x) => x,
         Err(e) => {
             eprintln!("skipping: cannot bind {bind}: {e}");
             return;
         }
     };
-    let (b, b_handle, mut b_events) = Driver::bind(cfg(()), OsRandom::new()).await.unwrap();
+    let (b, b_handle, mut b_events) = Driver::bind(cfg(()), os_rng()).await.unwrap();
     let (a_addr, b_addr) = (a.local_addr(), b.local_addr());
     let a_run = tokio::spawn(a.run(std::future::pending()));
     let b_run = tokio::spawn(b.run(std::future::pending()));
@@ -131,7 +131,7 @@ async fn invite_flood_with_a_full_event_channel_never_deadlocks_the_driver() {
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut cfg = DriverConfig::new(bind, Config::new(bind));
     cfg.event_capacity = 2;
-    let (driver, handle, mut events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+    let (driver, handle, mut events) = Driver::bind(cfg, os_rng()).await.unwrap();
     let agent = driver.local_addr();
     let run = tokio::spawn(driver.run(std::future::pending()));
     let peer = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -2,7 +2,7 @@
 //! order and however time passes, and its tables stay within their bounds.
 
 use bytes::Bytes;
-use callbridge_sip::random::SeededRandom;
+use callbridge_sip::random::seeded_rng;
 use callbridge_sip::ua::{Config, Event, UserAgent};
 use proptest::prelude::*;
 use std::net::SocketAddr;
@@ -40,7 +40,7 @@ proptest! {
         let mut cfg = Config::new("127.0.0.1:5060".parse().unwrap());
         cfg.max_transactions = 8;
         cfg.max_calls = 2;
-        let mut ua = UserAgent::new(cfg, SeededRandom::new(9));
+        let mut ua = UserAgent::new(cfg, seeded_rng(9));
         let mut now = Instant::now();
         let src: SocketAddr = "127.0.0.1:5070".parse().unwrap();
         for (d, wait) in datagrams {

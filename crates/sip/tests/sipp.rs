@@ -7,7 +7,7 @@ use bytes::Bytes;
 use callbridge_sip::Uri;
 use callbridge_sip::driver::{Driver, DriverConfig, Handle};
 use callbridge_sip::header::NameAddr;
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::ua::{Config, EndReason, Event, Originate, Stats};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ async fn start(mode: App) -> Running {
         "127.0.0.1:0".parse().unwrap(),
         Config::new("127.0.0.1:0".parse().unwrap()),
     );
-    let (driver, handle, mut events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+    let (driver, handle, mut events) = Driver::bind(cfg, os_rng()).await.unwrap();
     let addr = driver.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let driver = tokio::spawn(driver.run(async {

@@ -30,7 +30,7 @@ use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerConfig};
 use callbridge_sip::StatusCode as SipStatus;
 use callbridge_sip::driver::{Driver, DriverConfig};
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::ua::{self, Event};
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -82,7 +82,7 @@ async fn callee(
         SocketAddr::new(LOCAL, 0),
         ua::Config::new(SocketAddr::new(LOCAL, 0)),
     );
-    let (driver, sip, mut events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+    let (driver, sip, mut events) = Driver::bind(cfg, os_rng()).await.unwrap();
     let addr = driver.local_addr();
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(async move {

@@ -200,12 +200,8 @@ impl Call {
             } => {
                 self.flush_store().await;
                 let mut f = match outcome {
-                    EndOutcome::Ended => {
-                        Finish::ended(store_reason(reason), jiff::Timestamp::now())
-                    }
-                    EndOutcome::Failed => {
-                        Finish::failed(store_reason(reason), jiff::Timestamp::now())
-                    }
+                    EndOutcome::Ended => Finish::ended(reason.into(), jiff::Timestamp::now()),
+                    EndOutcome::Failed => Finish::failed(reason.into(), jiff::Timestamp::now()),
                 };
                 f.sip_status = sip_status;
                 info!(reason = reason.as_str(), ?sip_status, "call ended");
@@ -691,27 +687,5 @@ impl Call {
             let e = std::mem::take(&mut self.pending_events);
             self.shared.store.send(StoreOp::Events(self.id, e)).await;
         }
-    }
-}
-
-/// The machine's end reason as the store's (one to one).
-pub(crate) fn store_reason(r: crate::lifecycle::EndReason) -> callbridge_crm_store::EndReason {
-    use crate::lifecycle::EndReason as M;
-    use callbridge_crm_store::EndReason as S;
-    match r {
-        M::CallerHangup => S::CallerHangup,
-        M::AgentHangup => S::AgentHangup,
-        M::NoSpeechTimeout => S::NoSpeechTimeout,
-        M::MaxDuration => S::MaxDuration,
-        M::RtpTimeout => S::RtpTimeout,
-        M::ModelFailure => S::ModelFailure,
-        M::Shutdown => S::Shutdown,
-        M::Rejected => S::Rejected,
-        M::Cancelled => S::Cancelled,
-        M::Busy => S::Busy,
-        M::NoAnswer => S::NoAnswer,
-        M::Error => S::Error,
-        M::Transferred => S::Transferred,
-        M::AckTimeout => S::AckTimeout,
     }
 }

@@ -429,7 +429,7 @@ impl Call {
 
     async fn on_sip(&mut self, ev: SipEvent) {
         use crate::lifecycle::SipInput as S;
-        use callbridge_sip::ua::{EndReason as SipEnd, Outcome};
+        use callbridge_sip::ua::Outcome;
         let input = match ev {
             SipEvent::Confirmed { .. } => S::Ack,
             SipEvent::Progress { status, .. } => S::Provisional {
@@ -454,11 +454,9 @@ impl Call {
                     _ => 500,
                 },
             },
-            SipEvent::Ended { reason, .. } => match reason {
-                SipEnd::RemoteBye => S::Bye,
-                SipEnd::RemoteCancel | SipEnd::Unanswered => S::Cancel,
-                SipEnd::AckTimeout => S::AckTimeout,
-                _ => {
+            SipEvent::Ended { reason, .. } => match crate::end_reason::sip_input(reason) {
+                Some(input) => input,
+                None => {
                     debug!(?reason, "SIP dialog ended");
                     return;
                 }

@@ -37,10 +37,11 @@ impl Direction {
 }
 
 /// Why a call ended: exactly one per call, the first cause that happened.
-///
-/// The variants are named like the crm-store `EndReason` (kebab-case in the
-/// store: `caller-hangup`, ...) so the manager maps them one to one, except
-/// [`EndReason::Transferred`], which the store does not have yet.
+/// The one source of truth for a call's end: the SIP dialog's end is an
+/// input that leads here, and the store's and the metrics' reason is this
+/// one, converted at the crate edge (`crate::end_reason`, a one-to-one
+/// exhaustive match onto the crm-store `EndReason`, whose kebab-case names
+/// [`EndReason::as_str`] shares).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EndReason {
     /// The caller hung up (BYE from the peer).
@@ -93,27 +94,13 @@ impl EndReason {
         EndReason::AckTimeout,
     ];
 
-    /// Its position in [`EndReason::ALL`].
+    /// Its position in [`EndReason::ALL`] (its declaration order).
     pub fn index(self) -> usize {
-        match self {
-            EndReason::CallerHangup => 0,
-            EndReason::AgentHangup => 1,
-            EndReason::NoSpeechTimeout => 2,
-            EndReason::MaxDuration => 3,
-            EndReason::RtpTimeout => 4,
-            EndReason::ModelFailure => 5,
-            EndReason::Shutdown => 6,
-            EndReason::Rejected => 7,
-            EndReason::Cancelled => 8,
-            EndReason::Busy => 9,
-            EndReason::NoAnswer => 10,
-            EndReason::Error => 11,
-            EndReason::Transferred => 12,
-            EndReason::AckTimeout => 13,
-        }
+        self as usize
     }
 
-    /// The store's kebab-case name (`transferred` is not in the store yet).
+    /// The kebab-case name, the same as the crm-store `EndReason`'s (the
+    /// stored name and the metrics label).
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::CallerHangup => "caller-hangup",
@@ -273,4 +260,16 @@ pub(crate) enum SipStep {
     AwaitInviteFinal,
     /// Nothing (more) to signal.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_reason_index_is_its_position_in_all() {
+        for (i, r) in EndReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i, "{r:?}");
+        }
+    }
 }

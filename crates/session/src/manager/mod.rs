@@ -62,7 +62,7 @@ use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
 use callbridge_sip::driver::{Driver, DriverConfig, Handle};
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::sdp::{self, Codec, LocalMedia};
 use callbridge_sip::ua::{CallRef, Event as SipEvent, IncomingCall, Originate};
 use callbridge_sip::{NameAddr, StatusCode, Uri};
@@ -269,7 +269,7 @@ impl Manager {
         ua.retry_after = u32::try_from(cfg.retry_after.as_secs()).unwrap_or(u32::MAX);
         let mut dcfg = DriverConfig::new(cfg.sip_bind, ua);
         dcfg.shutdown_grace = cfg.shutdown_drain + Duration::from_secs(2);
-        let (driver, sip, events) = Driver::bind(dcfg, OsRandom::new()).await?;
+        let (driver, sip, events) = Driver::bind(dcfg, os_rng()).await?;
         let sip_addr = driver.local_addr();
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
         let shared = Arc::new(Shared {

@@ -23,7 +23,7 @@ use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
 use callbridge_session::{FixedSummarizer, Manager, ManagerConfig};
 use callbridge_sip::driver::{Driver, DriverConfig, Handle};
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::sdp::{self, LocalMedia};
 use callbridge_sip::ua::{self, CallRef, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
@@ -223,7 +223,7 @@ impl Caller {
             SocketAddr::new(LOCAL, 0),
             ua::Config::new(SocketAddr::new(LOCAL, 0)),
         );
-        let (driver, sip, events) = Driver::bind(cfg, OsRandom::new()).await.unwrap();
+        let (driver, sip, events) = Driver::bind(cfg, os_rng()).await.unwrap();
         let addr = driver.local_addr();
         let driver = tokio::spawn(async move {
             let _ = driver.run(std::future::pending::<()>()).await;

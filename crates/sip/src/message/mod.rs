@@ -11,11 +11,9 @@ mod builder;
 pub use builder::{RequestBuilder, ResponseBuilder};
 
 use crate::encode::Encode;
-use crate::error::ParseError;
 use crate::header::{HeaderName, Headers, MediaType};
 use crate::ids::Tag;
 use crate::method::Method;
-use crate::parse::{self, Limits};
 use crate::status::StatusCode;
 use crate::uri::Uri;
 use bytes::Bytes;
@@ -48,33 +46,6 @@ pub struct Response {
 }
 
 impl Message {
-    /// Parse one UDP datagram with the default [`Limits`].
-    ///
-    /// ```
-    /// use callbridge_sip::{Message, Method};
-    /// let dgram = bytes::Bytes::from_static(
-    ///     b"OPTIONS sip:bob@example.com SIP/2.0\r\n\
-    ///       Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK776\r\n\
-    ///       From: <sip:alice@example.com>;tag=1\r\n\
-    ///       To: <sip:bob@example.com>\r\n\
-    ///       Call-ID: a84b4c76e66710\r\n\
-    ///       CSeq: 1 OPTIONS\r\n\
-    ///       Content-Length: 0\r\n\r\n",
-    /// );
-    /// let Message::Request(req) = Message::parse(dgram)? else { panic!() };
-    /// assert_eq!(req.method(), &Method::Options);
-    /// assert_eq!(req.headers().call_id()?.as_bytes(), b"a84b4c76e66710");
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn parse(datagram: Bytes) -> Result<Message, ParseError> {
-        parse::parse(datagram, &Limits::default())
-    }
-
-    /// Parse one UDP datagram with explicit limits.
-    pub fn parse_with(datagram: Bytes, limits: &Limits) -> Result<Message, ParseError> {
-        parse::parse(datagram, limits)
-    }
-
     /// The headers.
     pub fn headers(&self) -> &Headers {
         match self {

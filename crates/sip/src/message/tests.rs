@@ -1,5 +1,5 @@
 use super::*;
-use crate::{Branch, CallId, Disposition, Error, Host, NameAddr, SipUri, Via};
+use crate::{Branch, CallId, Disposition, Error, Host, NameAddr, ParseError, SipUri, Via};
 
 const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds;rport\r\n\

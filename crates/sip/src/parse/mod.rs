@@ -5,15 +5,18 @@
 //! and every header value it returns is a slice of that buffer, except a
 //! folded value, which is rebuilt once with each fold replaced by a space.
 
-pub(crate) mod lex;
-
-use crate::error::{Error, ParseError};
+use crate::error::Error;
 use crate::header::{HeaderName, Headers};
 use crate::message::{Message, Request, Response};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::uri::{UriContext, parse_uri};
 use bytes::Bytes;
+
+mod error;
+pub(crate) mod lex;
+
+pub use error::ParseError;
 
 /// Bounds on what the parser accepts from the network (STYLE rule 9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,6 +302,35 @@ pub(crate) fn parse(buf: Bytes, limits: &Limits) -> Result<Message, ParseError> 
         StartLine::Response(status, reason) => Ok(Message::Response(Response::from_parts(
             status, reason, headers, body,
         ))),
+    }
+}
+
+impl Message {
+    /// Parse one UDP datagram with the default [`Limits`].
+    ///
+    /// ```
+    /// use callbridge_sip::{Message, Method};
+    /// let dgram = bytes::Bytes::from_static(
+    ///     b"OPTIONS sip:bob@example.com SIP/2.0\r\n\
+    ///       Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK776\r\n\
+    ///       From: <sip:alice@example.com>;tag=1\r\n\
+    ///       To: <sip:bob@example.com>\r\n\
+    ///       Call-ID: a84b4c76e66710\r\n\
+    ///       CSeq: 1 OPTIONS\r\n\
+    ///       Content-Length: 0\r\n\r\n",
+    /// );
+    /// let Message::Request(req) = Message::parse(dgram)? else { panic!() };
+    /// assert_eq!(req.method(), &Method::Options);
+    /// assert_eq!(req.headers().call_id()?.as_bytes(), b"a84b4c76e66710");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn parse(datagram: Bytes) -> Result<Message, ParseError> {
+        parse(datagram, &Limits::default())
+    }
+
+    /// Parse one UDP datagram with explicit limits.
+    pub fn parse_with(datagram: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        parse(datagram, limits)
     }
 }
 

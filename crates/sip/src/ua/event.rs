@@ -91,9 +91,13 @@ impl Outcome {
     }
 }
 
-/// Why an established (or answered) call ended.
+/// Why an established (or answered) call's SIP dialog ended, as the SIP
+/// core saw it. This is the dialog's view only: the application decides
+/// why the *call* ended (callbridge-session maps each variant, with an
+/// exhaustive match, to an input of its call machine), so the enum is
+/// exhaustive on purpose: a new variant must not compile downstream until
+/// it is handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum EndReason {
     /// The peer sent BYE.
     RemoteBye,

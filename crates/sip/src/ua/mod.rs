@@ -18,9 +18,9 @@
 //!
 //! ```
 //! use callbridge_sip::ua::{Config, UserAgent};
-//! use callbridge_sip::random::SeededRandom;
+//! use callbridge_sip::random::seeded_rng;
 //! use std::time::Instant;
-//! let mut ua = UserAgent::new(Config::new("127.0.0.1:5060".parse()?), SeededRandom::new(1));
+//! let mut ua = UserAgent::new(Config::new("127.0.0.1:5060".parse()?), seeded_rng(1));
 //! let now = Instant::now();
 //! // ... ua.handle_datagram(now, source, bytes) for each datagram ...
 //! ua.handle_timeout(now);
@@ -61,7 +61,7 @@ use crate::header::{HeaderName, NameAddr, Via};
 use crate::ids::{CallId, Tag};
 use crate::message::{Message, Request, Response};
 use crate::parse::Limits;
-use crate::random::{Ids, Random};
+use crate::random::{CryptoRng, Ids};
 use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
 use crate::uri::{Host, SipUri};
@@ -330,12 +330,12 @@ impl std::fmt::Debug for UserAgent {
 
 impl UserAgent {
     /// A user agent with `cfg`, drawing tags, branches, Call-IDs and client
-    /// nonces from `random`.
-    pub fn new(cfg: Config, random: impl Random + 'static) -> UserAgent {
+    /// nonces from `rng` (see [`crate::random`]).
+    pub fn new(cfg: Config, rng: impl CryptoRng + Send + 'static) -> UserAgent {
         UserAgent {
             tx: Transactions::new(cfg.timers, cfg.max_transactions),
             cfg,
-            ids: Ids::new(Box::new(random)),
+            ids: Ids::new(Box::new(rng)),
             calls: HashMap::new(),
             dialogs: HashMap::new(),
             invites: HashMap::new(),

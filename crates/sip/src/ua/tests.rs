@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::auth::Credentials;
-use crate::random::SeededRandom;
+use crate::random::seeded_rng;
 use crate::status::StatusCode as S;
 use crate::uri::Uri;
 
@@ -18,7 +18,7 @@ fn addr(port: u16) -> SocketAddr {
 fn ua(port: u16, seed: u64) -> UserAgent {
     let mut cfg = Config::new(addr(port));
     cfg.ring_timeout = Duration::from_secs(20);
-    UserAgent::new(cfg, SeededRandom::new(seed))
+    UserAgent::new(cfg, seeded_rng(seed))
 }
 
 fn uri(s: &'static str) -> Uri {

@@ -7,7 +7,7 @@ use super::*;
 use crate::Method;
 use crate::digest::{Algorithm, request_digest};
 use crate::filter::Rejection;
-use crate::random::SeededRandom;
+use crate::random::seeded_rng;
 use crate::uri::Uri;
 
 const PEER: &str = "127.0.0.1:5070";
@@ -33,7 +33,7 @@ impl Raw {
         Raw {
             t0,
             now: t0,
-            ua: UserAgent::new(cfg, SeededRandom::new(3)),
+            ua: UserAgent::new(cfg, seeded_rng(3)),
             events: Vec::new(),
         }
     }

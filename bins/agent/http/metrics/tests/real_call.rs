@@ -18,7 +18,7 @@ use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
 use callbridge_session::{Manager, ManagerConfig};
 use callbridge_sip::driver::{Driver, DriverConfig};
-use callbridge_sip::random::OsRandom;
+use callbridge_sip::random::os_rng;
 use callbridge_sip::sdp::{self, LocalMedia};
 use callbridge_sip::ua::{self, Event, Originate};
 use callbridge_sip::{NameAddr, Uri};
@@ -74,7 +74,7 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
             SocketAddr::new(LOCAL, 0),
             ua::Config::new(SocketAddr::new(LOCAL, 0)),
         ),
-        OsRandom::new(),
+        os_rng(),
     )
     .await
     .unwrap();
