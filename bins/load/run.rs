@@ -13,23 +13,13 @@ use callbridge_llm_mock::clips;
 use tokio::process::Command;
 
 use crate::call::{self, Kind, Outcome, Shared};
-use crate::checks::{Targets, check};
+use crate::checks::{GAUGES, Targets, check};
 use crate::drive;
 use crate::media::{Audio, Plan};
 use crate::mock::MockReport;
 use crate::procs::{self, Proc};
 use crate::procstat;
 use crate::report::{self, AgentFigures, Report, Timing};
-
-/// Gauges that must be back to zero at the end.
-pub const GAUGES: [&str; 6] = [
-    "callbridge_active_calls",
-    "callbridge_call_tasks",
-    "callbridge_media_sockets",
-    "callbridge_model_sessions",
-    "callbridge_model_connections",
-    "callbridge_live_tasks",
-];
 
 /// Counters reported.
 const COUNTERS: [&str; 9] = [

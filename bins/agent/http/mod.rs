@@ -27,7 +27,6 @@ mod auth;
 mod calls;
 pub mod carrier;
 pub mod carrier_config;
-pub mod carrier_ws;
 mod error;
 mod health;
 mod limits;

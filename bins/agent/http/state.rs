@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::extract::FromRef;
 use callbridge_session::Manager;
 
-use super::carrier;
+use super::carrier::CarrierState;
 use super::metrics::Page;
 use super::pool;
 use super::token_use;
@@ -44,7 +44,7 @@ pub struct State {
     /// Outbound call routing.
     pub outbound: Outbound,
     /// Carrier webhooks and sockets (`None`: their routes answer 404).
-    pub carrier: Option<Arc<carrier::CarrierState>>,
+    pub carrier: Option<Arc<CarrierState>>,
 }
 
 /// Shared handle to [`State`].

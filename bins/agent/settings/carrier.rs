@@ -26,9 +26,7 @@
 use std::io::Read as _;
 use std::time::Duration;
 
-use callbridge_carrier::vonage_jwt::{
-    self, ApplicationId, JwtError, VonageBearer, VonageSigner,
-};
+use callbridge_carrier::vonage_jwt::{self, ApplicationId, JwtError, VonageBearer, VonageSigner};
 
 use super::check::Check;
 use super::error::ConfigError;

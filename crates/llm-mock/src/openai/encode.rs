@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
-use callbridge_llm_bridge::audio::AudioFormat;
 pub use callbridge_audio::g711::{linear_to_alaw, linear_to_ulaw};
+use callbridge_llm_bridge::audio::AudioFormat;
 
 use crate::clips::Clip;
 

@@ -16,6 +16,7 @@ pub mod audio;
 mod dial;
 mod exec;
 pub mod fallback;
+pub(crate) mod msg;
 pub mod transport;
 
 use std::collections::VecDeque;
@@ -42,18 +43,8 @@ use crate::manager::Shared;
 use crate::metrics::call::CallMetrics;
 use crate::store_writer::StoreOp;
 use audio::{Downlink, Uplink};
+pub use msg::CallMsg;
 use transport::{Transport, TransportEvent};
-
-/// What the manager puts in a call's mailbox.
-#[derive(Debug)]
-pub enum CallMsg {
-    /// A SIP event of this call's dialog.
-    Sip(SipEvent),
-    /// An operator command (hang up, shutdown).
-    Command(Command),
-    /// A fact to keep in the call's events (a carrier's status callback).
-    Note(serde_json::Value),
-}
 
 /// Everything a call task starts with.
 pub(crate) struct CallSpec {

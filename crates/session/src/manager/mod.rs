@@ -44,6 +44,7 @@
 mod carrier;
 mod config;
 mod registry;
+mod shared;
 mod supervise;
 mod trunk;
 
@@ -61,10 +62,10 @@ use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
-use callbridge_sip::driver::{Driver, DriverConfig, Handle};
+use callbridge_sip::driver::{Driver, DriverConfig};
 use callbridge_sip::random::os_rng;
 use callbridge_sip::sdp::{self, Codec, LocalMedia};
-use callbridge_sip::ua::{CallRef, Event as SipEvent, IncomingCall, Originate};
+use callbridge_sip::ua::{Event as SipEvent, IncomingCall, Originate};
 use callbridge_sip::{NameAddr, StatusCode, Uri};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -80,6 +81,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
 use callbridge_llm_bridge::summary::Summarizer;
 use registry::{Entry, Refusal, Registry};
+pub(crate) use shared::Shared;
 
 /// Capacity of each call's SIP mailbox.
 const MAILBOX: usize = 32;
@@ -122,40 +124,6 @@ pub enum ManagerError {
     /// no row was written and nothing was dialled.
     #[error("the lead's claim is no longer held")]
     ClaimNotHeld,
-}
-
-/// What the manager shares with its call tasks.
-pub(crate) struct Shared {
-    pub cfg: ManagerConfig,
-    pub sip: Handle,
-    pub store: StoreWriter,
-    pub gauges: Arc<Gauges>,
-    pub metrics: Arc<Metrics>,
-    pub model: Arc<dyn RealtimeModel>,
-    /// The announcement `PlayFallback` plays.
-    pub fallback: FallbackClip,
-    registry: Mutex<Registry>,
-}
-
-impl Shared {
-    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn set_phase(&self, id: SessionId, phase: Phase) {
-        self.registry().set_phase(id, phase);
-    }
-
-    pub(crate) fn bind_call_ref(&self, id: SessionId, call: CallRef) {
-        self.registry().bind(id, call);
-    }
-
-    /// Indexes an outbound call by the Call-ID its INVITE carries.
-    pub(crate) fn bind_call_id(&self, id: SessionId, call_id: String) {
-        // Called from the call's task: its span learns the Call-ID now.
-        tracing::Span::current().record("call_id", call_id.as_str());
-        self.registry().bind_call_id(id, call_id);
-    }
 }
 
 /// One live call in a [`Snapshot`].

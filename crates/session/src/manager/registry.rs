@@ -11,7 +11,7 @@ use callbridge_sip::ua::{CallRef, Event as SipEvent};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::bridge::CallMsg;
+use crate::bridge::msg::CallMsg;
 use crate::lifecycle::{Direction, EndReason, Phase};
 
 /// SIP events kept for a `CallRef` not bound yet (an outbound call whose

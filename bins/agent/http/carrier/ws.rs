@@ -22,9 +22,9 @@ use callbridge_session::manager::CLOSE_REFUSED;
 use callbridge_session::{CarrierCall, Manager};
 use tracing::{info, warn};
 
-use super::AppState;
-use super::carrier::{Refusal, START_TIMEOUT, enabled, pairs, param};
-use super::carrier_config::CarrierEntry;
+use super::{Refusal, START_TIMEOUT, enabled, pairs, param};
+use crate::http::AppState;
+use crate::http::carrier_config::CarrierEntry;
 
 /// The Media Streams upgrade. Twilio signs it like a webhook: the
 /// `X-Twilio-Signature` of the stream's URL (the `wss://` URL our TwiML

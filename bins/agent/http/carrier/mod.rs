@@ -43,8 +43,7 @@
 //! an empty NCCO (the call ends); a stream whose session row cannot be
 //! written is hung up at the carrier and its socket closed with 1008.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -52,147 +51,26 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
-use callbridge_carrier::hangup::{TwilioRest, VonageRest};
 use callbridge_carrier::signature::{self, Signed, VONAGE_FRESH_S, VONAGE_MAX_AGE_S, VonageCheck};
-use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
+use callbridge_carrier::stream_token::{Grant, TokenError};
 use callbridge_carrier::vonage::{ConnectNcco, L16Rate};
 pub(super) use callbridge_carrier::webhook::{self, param};
-use callbridge_carrier::{self as cc, Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
+use callbridge_carrier::{self as cc, Carrier, CarrierCallId};
 use tracing::{debug, info, warn};
 
-use super::carrier_config::{CarrierEntry, CarrierSettings};
-use super::carrier_ws;
+use super::carrier_config::CarrierEntry;
 use super::{AppState, Ctx};
+
+mod state;
+mod ws;
+
+pub use state::CarrierState;
 
 /// Largest webhook body read (a Twilio voice webhook is about 1 KB, a
 /// Vonage answer or event well under 4 KB).
 pub const MAX_WEBHOOK_BODY: usize = super::limits::CARRIER_MAX_BODY;
 /// How long a new socket may take to start its stream.
 pub const START_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// What the carrier routes share (one per agent): the settings, the
-/// hangups, and the carrier crate's admission state.
-pub struct CarrierState {
-    settings: CarrierSettings,
-    pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
-    pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
-    admission: Mutex<Admission>,
-}
-
-impl std::fmt::Debug for CarrierState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CarrierState")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CarrierState {
-    /// The routes' state; REST hangups go through the configured API
-    /// bases (Vonage's only with an application key or `VONAGE_API_JWT`;
-    /// without one the call ends when we close the socket).
-    pub fn new(settings: CarrierSettings) -> CarrierState {
-        let twilio_hangup: Arc<dyn CarrierHangup> = match &settings.twilio {
-            Some(t) => match (
-                &t.secret,
-                TwilioRest::new(&t.api_base, t.secret.clone().unwrap_or_default()),
-            ) {
-                (Some(_), Ok(r)) => Arc::new(r),
-                _ => Arc::new(NoHangup),
-            },
-            None => Arc::new(NoHangup),
-        };
-        let vonage_hangup: Arc<dyn CarrierHangup> = match &settings.vonage {
-            Some(v) => match &v.hangup_bearer {
-                Some(bearer) => match VonageRest::new(&v.api_base, bearer.clone()) {
-                    Ok(r) => Arc::new(r),
-                    Err(_) => Arc::new(NoHangup),
-                },
-                None => Arc::new(NoHangup),
-            },
-            None => Arc::new(NoHangup),
-        };
-        CarrierState::with_hangups(settings, twilio_hangup, vonage_hangup)
-    }
-
-    /// The routes' state with given hangups (tests).
-    pub fn with_hangups(
-        settings: CarrierSettings,
-        twilio_hangup: Arc<dyn CarrierHangup>,
-        vonage_hangup: Arc<dyn CarrierHangup>,
-    ) -> CarrierState {
-        let ttl = |e: &Option<CarrierEntry>| {
-            e.as_ref()
-                .map_or(stream_token::DEFAULT_TTL, |e| e.stream_token_ttl)
-        };
-        CarrierState {
-            admission: Mutex::new(Admission::new(ttl(&settings.twilio), ttl(&settings.vonage))),
-            settings,
-            twilio_hangup,
-            vonage_hangup,
-        }
-    }
-
-    pub(super) fn entry(&self, c: Carrier) -> Option<&CarrierEntry> {
-        match c {
-            Carrier::Vonage => self.settings.vonage.as_ref(),
-            _ => self.settings.twilio.as_ref(),
-        }
-    }
-
-    fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
-        self.admission
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Issues the stream token of `call`, announced by a signed webhook
-    /// naming `grant`'s parties.
-    fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, Refusal> {
-        self.admission()
-            .issue(Instant::now(), call, grant, random32())
-            .map_err(|e| {
-                warn!(call = %call, error = %e, "no stream token issued");
-                Refusal::Token(e)
-            })
-    }
-
-    /// Redeems `token` for `call`: the parties its webhook named.
-    pub(super) fn redeem(&self, call: &CarrierCallId, token: &str) -> Result<Grant, TokenError> {
-        self.admission()
-            .redeem(Instant::now(), call, token)
-            .inspect_err(|e| warn!(call = %call, error = %e, "carrier stream token refused"))
-    }
-
-    /// The parties of a started stream, if `auth` admits it.
-    pub(super) fn admit_stream(
-        &self,
-        start: &StartInfo,
-        auth: StreamAuth,
-    ) -> Result<Grant, StreamRefusal> {
-        self.admission().admit_stream(Instant::now(), start, auth)
-    }
-
-    /// Keeps a status of `call` until its stream starts (bounded).
-    fn remember(&self, call: &CarrierCallId, status: serde_json::Value) {
-        self.admission().remember_status(call, status);
-    }
-
-    /// The statuses that came before `call`'s stream, in order.
-    pub(super) fn take_pending(&self, call: &CarrierCallId) -> Vec<serde_json::Value> {
-        self.admission().take_statuses(call)
-    }
-}
-
-/// 32 bytes from the operating system's CSPRNG (two v4 UUIDs: 244 random
-/// bits).
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    b
-}
 
 /// The carrier routes (merged into the API router).
 pub fn routes() -> Router<Ctx> {
@@ -201,13 +79,13 @@ pub fn routes() -> Router<Ctx> {
             "/carrier/twilio/voice",
             get(twilio_voice).post(twilio_voice),
         )
-        .route("/carrier/twilio/ws", get(carrier_ws::twilio_ws))
+        .route("/carrier/twilio/ws", get(ws::twilio_ws))
         .route(
             "/carrier/vonage/answer",
             get(vonage_answer).post(vonage_answer),
         )
         .route("/carrier/vonage/events", post(vonage_events))
-        .route("/carrier/vonage/ws", get(carrier_ws::vonage_ws))
+        .route("/carrier/vonage/ws", get(ws::vonage_ws))
         .layer(DefaultBodyLimit::max(MAX_WEBHOOK_BODY))
 }
 
@@ -397,7 +275,7 @@ async fn twilio_voice_checked(state: &AppState, req: Request) -> Result<Response
     };
     let mut params: Vec<(&str, &str)> = Vec::with_capacity(3);
     let token = if entry.verify_signatures {
-        Some(cs.issue(&call, grant.clone())?)
+        Some(cs.issue(&call, grant.clone()).map_err(Refusal::Token)?)
     } else {
         None
     };
@@ -495,7 +373,7 @@ async fn vonage_answer_checked(state: &AppState, req: Request) -> Result<Respons
         };
         // The call id and its token ride in the URI, checked before the
         // upgrade (both are URL-safe: [A-Za-z0-9_-]).
-        let token = cs.issue(&call, grant)?;
+        let token = cs.issue(&call, grant).map_err(Refusal::Token)?;
         ws = format!("{ws}?uuid={}&token={token}", call.as_str());
     }
     let headers_meta: Vec<(&str, &str)> =

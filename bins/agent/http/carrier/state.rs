@@ -1,0 +1,134 @@
+//! The state the carrier routes share (one per agent): the settings, the
+//! REST hang-ups and the carrier crate's admission state. A leaf: the app
+//! state holds it without using the routes.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
+use callbridge_carrier::hangup::{TwilioRest, VonageRest};
+use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
+use callbridge_carrier::{Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
+use tracing::warn;
+
+use crate::http::carrier_config::{CarrierEntry, CarrierSettings};
+
+/// What the carrier routes share (one per agent): the settings, the
+/// hangups, and the carrier crate's admission state.
+pub struct CarrierState {
+    settings: CarrierSettings,
+    pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
+    pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
+    admission: Mutex<Admission>,
+}
+
+impl std::fmt::Debug for CarrierState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CarrierState")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CarrierState {
+    /// The routes' state; REST hangups go through the configured API
+    /// bases (Vonage's only with an application key or `VONAGE_API_JWT`;
+    /// without one the call ends when we close the socket).
+    pub fn new(settings: CarrierSettings) -> CarrierState {
+        let twilio_hangup: Arc<dyn CarrierHangup> = match &settings.twilio {
+            Some(t) => match (
+                &t.secret,
+                TwilioRest::new(&t.api_base, t.secret.clone().unwrap_or_default()),
+            ) {
+                (Some(_), Ok(r)) => Arc::new(r),
+                _ => Arc::new(NoHangup),
+            },
+            None => Arc::new(NoHangup),
+        };
+        let vonage_hangup: Arc<dyn CarrierHangup> = match &settings.vonage {
+            Some(v) => match &v.hangup_bearer {
+                Some(bearer) => match VonageRest::new(&v.api_base, bearer.clone()) {
+                    Ok(r) => Arc::new(r),
+                    Err(_) => Arc::new(NoHangup),
+                },
+                None => Arc::new(NoHangup),
+            },
+            None => Arc::new(NoHangup),
+        };
+        CarrierState::with_hangups(settings, twilio_hangup, vonage_hangup)
+    }
+
+    /// The routes' state with given hangups (tests).
+    pub fn with_hangups(
+        settings: CarrierSettings,
+        twilio_hangup: Arc<dyn CarrierHangup>,
+        vonage_hangup: Arc<dyn CarrierHangup>,
+    ) -> CarrierState {
+        let ttl = |e: &Option<CarrierEntry>| {
+            e.as_ref()
+                .map_or(stream_token::DEFAULT_TTL, |e| e.stream_token_ttl)
+        };
+        CarrierState {
+            admission: Mutex::new(Admission::new(ttl(&settings.twilio), ttl(&settings.vonage))),
+            settings,
+            twilio_hangup,
+            vonage_hangup,
+        }
+    }
+
+    pub(super) fn entry(&self, c: Carrier) -> Option<&CarrierEntry> {
+        match c {
+            Carrier::Vonage => self.settings.vonage.as_ref(),
+            _ => self.settings.twilio.as_ref(),
+        }
+    }
+
+    pub(super) fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
+        self.admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Issues the stream token of `call`, announced by a signed webhook
+    /// naming `grant`'s parties.
+    pub(super) fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, TokenError> {
+        self.admission()
+            .issue(Instant::now(), call, grant, random32())
+            .inspect_err(|e| warn!(call = %call, error = %e, "no stream token issued"))
+    }
+
+    /// Redeems `token` for `call`: the parties its webhook named.
+    pub(super) fn redeem(&self, call: &CarrierCallId, token: &str) -> Result<Grant, TokenError> {
+        self.admission()
+            .redeem(Instant::now(), call, token)
+            .inspect_err(|e| warn!(call = %call, error = %e, "carrier stream token refused"))
+    }
+
+    /// The parties of a started stream, if `auth` admits it.
+    pub(super) fn admit_stream(
+        &self,
+        start: &StartInfo,
+        auth: StreamAuth,
+    ) -> Result<Grant, StreamRefusal> {
+        self.admission().admit_stream(Instant::now(), start, auth)
+    }
+
+    /// Keeps a status of `call` until its stream starts (bounded).
+    pub(super) fn remember(&self, call: &CarrierCallId, status: serde_json::Value) {
+        self.admission().remember_status(call, status);
+    }
+
+    /// The statuses that came before `call`'s stream, in order.
+    pub(super) fn take_pending(&self, call: &CarrierCallId) -> Vec<serde_json::Value> {
+        self.admission().take_statuses(call)
+    }
+}
+
+/// 32 bytes from the operating system's CSPRNG (two v4 UUIDs: 244 random
+/// bits).
+fn random32() -> [u8; 32] {
+    let mut b = [0u8; 32];
+    b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    b
+}
