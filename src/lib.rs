@@ -4,6 +4,5 @@
 //! `callbridge-*` crates under `crates/` and the binaries under `bins/`.
 #![deny(missing_docs)]
 
-pub mod api;
 pub mod csv_cell;
 pub mod range;

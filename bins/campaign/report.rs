@@ -7,8 +7,8 @@
 
 use std::io::Write;
 
-use callbridge::api::outcome_of;
 use callbridge::csv_cell::neutralize;
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{Session, SessionFilter, Store};
 use serde::Serialize;
 
