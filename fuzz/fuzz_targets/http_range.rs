@@ -1,11 +1,11 @@
-//! Fuzz the recording endpoint's Range decision (`callbridge::range`,
+//! Fuzz the recording endpoint's Range decision (the agent's `http/range.rs`,
 //! RFC 9110 section 14): any header text and file length is answered
 //! without panicking, and a partial answer always lies inside the file.
-//! The module is included by path: depending on the root package would
+//! The module is included by path: depending on the agent's package would
 //! build the whole agent (axum, the session manager) for one pure function.
 #![no_main]
 
-#[path = "../../src/range.rs"]
+#[path = "../../bins/agent/http/range.rs"]
 #[allow(dead_code)]
 mod range;
 

@@ -17,7 +17,10 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+#[path = "../bin/paths.rs"]
+mod bins;
+
+pub const AGENT: &str = bins::AGENT;
 pub const TOKEN: &str = "twilio-test-token";
 pub const SECRET: &str = "vonage-test-secret";
 pub const PUBLIC: &str = "http://agent.test";
@@ -29,7 +32,7 @@ pub type Ws =
 
 pub fn test_key_path() -> String {
     format!(
-        "{}/crates/session/tests/data/vonage-test-key.pem",
+        "{}/../crates/session/tests/data/vonage-test-key.pem",
         env!("CARGO_MANIFEST_DIR")
     )
 }

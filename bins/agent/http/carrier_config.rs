@@ -370,7 +370,7 @@ mod tests {
 
     fn key_path() -> String {
         format!(
-            "{}/crates/session/tests/data/vonage-test-key.pem",
+            "{}/../../crates/session/tests/data/vonage-test-key.pem",
             env!("CARGO_MANIFEST_DIR")
         )
     }

@@ -33,6 +33,7 @@ mod health;
 mod limits;
 mod metrics;
 mod pool;
+mod range;
 mod recording;
 pub mod serve;
 mod sessions;

@@ -5,7 +5,7 @@
 //! Multiple ranges, other units, malformed values and any request with
 //! `If-Range` (we keep no validators) are answered with the whole file
 //! (200), which section 14.2 allows. The range decision is the pure
-//! `callbridge::range::resolve`; the handler only does I/O.
+//! `range::resolve`; the handler only does I/O.
 
 use std::io::SeekFrom;
 use std::path::{Path as FsPath, PathBuf};
@@ -15,7 +15,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use callbridge::range::{RangeAnswer, resolve};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use tracing::warn;
@@ -23,6 +22,7 @@ use tracing::warn;
 use super::Ctx;
 use super::auth::{Caller, SessionPath, visible_session};
 use super::error::ApiError;
+use super::range::{RangeAnswer, resolve};
 
 /// Whether `file` lies inside `dir` (both resolved on disk).
 async fn inside(file: &FsPath, dir: &FsPath) -> bool {
