@@ -1,5 +1,5 @@
 //! The `agent` binary's command line and process contract, run for real
-//! (this build's copy, `bins::AGENT`): `--help`, `check-config` on good and bad files
+//! (`bins::AGENT`): `--help`, `check-config` on good and bad files
 //! (exit status 2 and messages naming key, value and expectation),
 //! environment overrides, `user add`, `run` (the single `ready` line,
 //! SIGTERM drain and exit 0, the second signal marking live calls

@@ -1,5 +1,5 @@
 //! What the carrier end-to-end tests share: an agent started from the real
-//! binary (this build's copy, `bins::AGENT`, built-in mock model) with both carriers
+//! binary (`bins::AGENT`, built-in mock model) with both carriers
 //! on and signatures checked, raw HTTP/1.1 requests, signed WebSocket
 //! upgrades and the fake carriers' first messages. Every wait is bounded;
 //! the agent is killed when its handle drops.
