@@ -1,5 +1,5 @@
 //! The `agent` binary's command line and process contract, run for real
-//! (`CARGO_BIN_EXE_agent`): `--help`, `check-config` on good and bad files
+//! (`bins::AGENT`): `--help`, `check-config` on good and bad files
 //! (exit status 2 and messages naming key, value and expectation),
 //! environment overrides, `user add`, `run` (the single `ready` line,
 //! SIGTERM drain and exit 0, the second signal marking live calls
@@ -27,7 +27,10 @@ use callbridge_sip::{NameAddr, Uri};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+#[path = "bin/paths.rs"]
+mod bins;
+
+const AGENT: &str = bins::AGENT;
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// A configuration for a loopback agent in `dir`; `model` is the body of
@@ -100,7 +103,7 @@ fn check_config_accepts_a_good_file() {
 
 #[test]
 fn check_config_accepts_the_example_file_given_its_key() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/agent.example.toml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../agent.example.toml");
     let out = agent(
         &["check-config", "--config", example],
         &[("GEMINI_API_KEY", "k")],

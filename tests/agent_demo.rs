@@ -4,13 +4,16 @@
 //! figures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "bin/paths.rs"]
+mod bins;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 #[test]
 fn demo_places_one_call_and_prints_it_from_the_store() {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_agent"))
+    let out = Command::new(bins::AGENT)
         .args(["demo", "--keep"])
         .env_remove("GEMINI_API_KEY")
         .env_remove("OPENAI_API_KEY")

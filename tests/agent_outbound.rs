@@ -6,7 +6,7 @@ mod support_agent;
 
 use std::time::Duration;
 
-use callbridge::api::{CallAccepted, CallStatus};
+use callbridge_api::{CallAccepted, CallStatus};
 use serde_json::json;
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};

@@ -13,7 +13,7 @@ mod support_agent;
 
 use std::time::Duration;
 
-use callbridge::api::{CallAccepted, CallStatus};
+use callbridge_api::{CallAccepted, CallStatus};
 use callbridge_crm_store::EventKind;
 use callbridge_sip::digest::{Algorithm, request_digest};
 use serde_json::json;

@@ -321,10 +321,11 @@ fn the_readme_crontab_runs_a_campaign_end_to_end_in_crons_bare_environment() {
         .expect("campaign run NAME");
     let c = env.campaign(name, 3, &["--concurrency", "3", "--rate", "600/min"]);
     // The machine's values for the example's: binary on PATH, store, agent,
-    // token, and the log directory.
-    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_campaign"))
-        .parent()
-        .unwrap();
+    // token, and the log directory. The crontab calls `campaign` by name:
+    // this build's copy goes on PATH under that name.
+    let bin_dir = env.dir.path().join("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(bins::CAMPAIGN, bin_dir.join("campaign")).unwrap();
     let logs = env.dir.path().join("log");
     std::fs::create_dir(&logs).unwrap();
     let value = |k: &str, v: &str| -> String {

@@ -314,7 +314,7 @@ fn on_a_terminal_the_run_draws_a_progress_bar_with_live_done_and_remaining() {
     // util-linux `script` gives the run a pseudo-terminal as stdout.
     let cmdline = format!(
         "{} run tty --agent {} --poll 50ms",
-        env!("CARGO_BIN_EXE_campaign"),
+        bins::CAMPAIGN,
         agent.url()
     );
     let mut script = std::process::Command::new("script");

@@ -1,4 +1,4 @@
-//! Carrier calls through the real `agent` binary (`CARGO_BIN_EXE_agent`,
+//! Carrier calls through the real `agent` binary (`bins::AGENT`,
 //! built-in mock model): the webhooks refuse unsigned and wrongly signed
 //! requests with 403 and answer signed ones with TwiML / an NCCO; a fake
 //! Twilio connects to the Media Streams socket with the token from the

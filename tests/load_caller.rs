@@ -3,6 +3,9 @@
 //! come from real calls, and the caller-side faults end the way they should.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "bin/paths.rs"]
+mod bins;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +43,7 @@ async fn manager(rtp: std::ops::RangeInclusive<u16>) -> (MockGemini, Manager, te
 /// Runs `callbridge-load run --sip ADDR ...` and returns its JSON report.
 async fn load(sip: SocketAddr, dir: &std::path::Path, extra: &[&str]) -> Value {
     let json = dir.join("report.json");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_callbridge-load"))
+    let out = tokio::process::Command::new(bins::LOAD)
         .args(["run", "--sip", &sip.to_string(), "--json"])
         .arg(&json)
         .args(extra)

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use callbridge::api::outcome_of;
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{
     CallingWindow, Campaign, CampaignSettings, CampaignStatus, ImportMode, PhoneNumber,
     SessionFilter, Store, UserId,

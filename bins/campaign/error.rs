@@ -39,5 +39,16 @@ impl CampaignError {
     }
 }
 
+impl From<callbridge_api::ClientError> for CampaignError {
+    fn from(e: callbridge_api::ClientError) -> Self {
+        match e {
+            callbridge_api::ClientError::NotHttp { .. } => {
+                CampaignError::Usage(format!("--agent {e}"))
+            }
+            _ => CampaignError::Failed(e.to_string()),
+        }
+    }
+}
+
 /// Result with [`CampaignError`].
 pub type Result<T> = std::result::Result<T, CampaignError>;

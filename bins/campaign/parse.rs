@@ -1,6 +1,7 @@
 //! Parsers for the command line's value syntax: calling windows
 //! (`09:00-18:00`), days (`mon-fri`, `mon,wed,sat-sun`), rates (`10/min`,
-//! `1/s`, `120/h`) and durations (`55m`, `30s`, `1h30m`, `250ms`).
+//! `1/s`, `120/h`) and durations (`55m`, `30s`, `1h30m`, `1h 30m`, `250ms`;
+//! humantime's syntax, as in the agent's configuration).
 
 use std::time::Duration;
 
@@ -115,38 +116,12 @@ pub fn rate(s: &str) -> Result<u32, String> {
     }
 }
 
-/// A duration like `55m`, `30s`, `1h30m`, `250ms` or `0s`.
+/// A duration like `55m`, `30s`, `1h30m`, `1h 30m`, `250ms` or `0s`: the
+/// humantime syntax the agent's configuration file takes
+/// (`humantime-serde`), so one duration reads the same in both.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("`{s}`: expected a duration like 30s, 5m, 1h30m, 250ms");
-    let t = s.trim();
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-            "h" => Duration::from_secs(n.saturating_mul(3600)),
-            "d" => Duration::from_secs(n.saturating_mul(86_400)),
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(part);
-    }
-    Ok(total)
+    humantime::parse_duration(s.trim())
+        .map_err(|_| format!("`{s}`: expected a duration like 30s, 5m, 1h30m, 1h 30m, 250ms"))
 }
 
 /// `HH:MM` of a minute count.
@@ -195,6 +170,8 @@ mod tests {
     fn duration_sums_its_parts() {
         assert_eq!(duration("55m"), Ok(Duration::from_secs(3300)));
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("2d"), Ok(Duration::from_secs(172_800)));
         assert_eq!(duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(duration("0s"), Ok(Duration::ZERO));
         for bad in ["", "m", "5", "5 parsecs", "-1s"] {

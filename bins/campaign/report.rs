@@ -7,13 +7,12 @@
 
 use std::io::Write;
 
-use callbridge::api::outcome_of;
-use callbridge::csv_cell::neutralize;
-use callbridge_crm_store::{Session, SessionFilter, Store};
+use callbridge_crm_store::{Session, SessionFilter, Store, outcome_of};
 use serde::Serialize;
 
 use crate::admin::find;
 use crate::cli::{Format, ReportArgs};
+use crate::csv_cell::neutralize;
 use crate::error::{CampaignError, Result};
 
 /// One call.

@@ -1,5 +1,5 @@
 //! An in-test stand-in for the agent's call API (`POST /api/calls`,
-//! `GET /api/calls/{id}`, per `callbridge::api`): it writes outbound
+//! `GET /api/calls/{id}`, per `callbridge_api`): it writes outbound
 //! session rows into the same store the way the agent does (row with the
 //! lead id first, then ringing, answered, ended or failed) and plays each
 //! call by a per-number script. It can answer 503 on demand, so the dialer's
@@ -20,7 +20,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody, outcome_of};
+use callbridge_api::{CallAccepted, CallRequest, CallStatus, ErrorBody};
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{
     CampaignId, ClaimToken, EndReason, Error as StoreError, Finish, LeadId, NewSession, Outcome,
     Party, Role, SessionId, SessionState, Store, User,

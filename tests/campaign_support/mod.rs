@@ -3,6 +3,8 @@
 //! fake agent, and checks computed from the store's timestamps.
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+#[path = "../bin/paths.rs"]
+pub mod bins;
 pub mod fake_agent;
 pub mod real;
 
@@ -48,7 +50,7 @@ impl Env {
     /// The `campaign` command with the store and the fake agent's token in
     /// its environment, output captured (not a terminal).
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_campaign"));
+        let mut c = Command::new(bins::CAMPAIGN);
         c.args(args)
             .env("CALLBRIDGE_STORE_DATABASE", &self.db)
             .env("CALLBRIDGE_TOKEN", &self.token)

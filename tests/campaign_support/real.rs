@@ -59,10 +59,7 @@ impl Sipp {
     pub fn start(env: &Env, limit: Duration) -> Self {
         let port = free_udp_port();
         let media = free_udp_port();
-        let scenario = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/sipp/campaign/uas_leads.xml"
-        );
+        let scenario = concat!(env!("CARGO_MANIFEST_DIR"), "/sipp/campaign/uas_leads.xml");
         let child = Command::new(sipp_path())
             .args(["-sf", scenario, "-i", "127.0.0.1", "-mi", "127.0.0.1"])
             .args(["-p", &port.to_string(), "-mp", &media.to_string()])
@@ -127,7 +124,7 @@ impl Agent {
         );
         std::fs::write(&cfg, text).unwrap();
         let log = env.dir.path().join("agent.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agent"))
+        let mut child = Command::new(super::bins::AGENT)
             .args(["run", "--config", cfg.to_str().unwrap()])
             .env_remove("GEMINI_API_KEY")
             .env_remove("OPENAI_API_KEY")
@@ -166,7 +163,7 @@ impl Agent {
 
     /// `agent user add NAME --role agent-operator`: the printed token.
     pub fn add_operator(&self, env: &Env, name: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_agent"))
+        let out = Command::new(super::bins::AGENT)
             .args(["user", "add", name, "--role", "agent-operator", "--config"])
             .arg(env.dir.path().join("agent.toml"))
             .output()

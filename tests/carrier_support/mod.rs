@@ -1,5 +1,5 @@
 //! What the carrier end-to-end tests share: an agent started from the real
-//! binary (`CARGO_BIN_EXE_agent`, built-in mock model) with both carriers
+//! binary (`bins::AGENT`, built-in mock model) with both carriers
 //! on and signatures checked, raw HTTP/1.1 requests, signed WebSocket
 //! upgrades and the fake carriers' first messages. Every wait is bounded;
 //! the agent is killed when its handle drops.
@@ -17,7 +17,10 @@ use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-pub const AGENT: &str = env!("CARGO_BIN_EXE_agent");
+#[path = "../bin/paths.rs"]
+mod bins;
+
+pub const AGENT: &str = bins::AGENT;
 pub const TOKEN: &str = "twilio-test-token";
 pub const SECRET: &str = "vonage-test-secret";
 pub const PUBLIC: &str = "http://agent.test";
@@ -29,7 +32,7 @@ pub type Ws =
 
 pub fn test_key_path() -> String {
     format!(
-        "{}/crates/carrier/tests/data/vonage-test-key.pem",
+        "{}/../crates/carrier/tests/data/vonage-test-key.pem",
         env!("CARGO_MANIFEST_DIR")
     )
 }

@@ -7,6 +7,8 @@
 //! the agent's stderr tail printed so the failure explains itself.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../bin/paths.rs"]
+pub mod bins;
 pub mod checks;
 pub mod http;
 pub mod media;
@@ -42,7 +44,7 @@ const RTP_BLOCK: u16 = 240;
 
 /// The path of the agent binary under test.
 pub fn agent_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_agent")
+    bins::AGENT
 }
 
 /// A UDP port free at the time of asking (on 127.0.0.1).

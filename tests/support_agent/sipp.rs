@@ -53,7 +53,7 @@ pub fn sipp_bin() -> PathBuf {
 
 /// A scenario file under tests/sipp/agent/.
 pub fn scenario(name: &str) -> String {
-    format!("{}/tests/sipp/agent/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/sipp/agent/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The committed speech clip (espeak-ng, 8 kHz mu-law WAV) sipp plays.
@@ -229,7 +229,7 @@ impl Sipp {
             .max(Duration::from_secs(3));
         args.extend(["-timeout".into(), format!("{}s", sipp_limit.as_secs())]);
         cmd.args(args)
-            .current_dir(format!("{}/tests/sipp/agent", env!("CARGO_MANIFEST_DIR")))
+            .current_dir(format!("{}/sipp/agent", env!("CARGO_MANIFEST_DIR")))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -1,6 +1,6 @@
 //! `POST /api/calls` (place an outbound call), `GET /api/calls/{id}` (its
 //! state and outcome) and `DELETE /api/calls/{id}` (hang up). Wire types
-//! are `callbridge::api::{CallRequest, CallAccepted, CallStatus}`.
+//! are `callbridge_api::{CallRequest, CallAccepted, CallStatus}`.
 //!
 //! A request is checked in this order: role (403), body (415/413/400),
 //! numbers (E.164 via `PhoneNumber`, 400), sizes (400), routing (501 when
@@ -15,7 +15,8 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use callbridge::api::{CallAccepted, CallRequest, CallStatus, outcome_of};
+use callbridge_api::{CallAccepted, CallRequest, CallStatus};
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{
     CampaignId, ClaimToken, Error as StoreError, LeadId, PhoneNumber, Session, Store,
 };

@@ -1,5 +1,5 @@
 //! The API's one error type, [`ApiError`], and the guarantees that every
-//! error answer is JSON `{"error": "..."}` (`callbridge::api::ErrorBody`):
+//! error answer is JSON `{"error": "..."}` (`callbridge_api::ErrorBody`):
 //! extractor rejections go through [`Json`] and [`Query`] (our wrappers
 //! around axum's), unknown routes through [`not_found`], and
 //! [`json_errors`] rewrites any remaining non-JSON error (axum's 405, a
@@ -11,7 +11,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use callbridge::api::ErrorBody;
+use callbridge_api::ErrorBody;
 use serde::de::DeserializeOwned;
 use tracing::warn;
 

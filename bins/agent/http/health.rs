@@ -21,7 +21,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use callbridge::api::{Health, LiveSessions, ModelHealth, Readiness};
+use callbridge_api::{Health, LiveSessions, ModelHealth, Readiness};
 
 use super::auth::{Caller, visible_session};
 use super::error::{ApiError, Json};

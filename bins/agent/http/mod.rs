@@ -1,6 +1,6 @@
 //! The agent's HTTP API (axum): health, metrics, sessions, recordings and
 //! calls, with bearer-token auth against the store's users. Wire types are
-//! in `callbridge::api`.
+//! in `callbridge_api`.
 //!
 //! | route | auth | listener | module |
 //! |---|---|---|---|

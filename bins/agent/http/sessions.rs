@@ -13,7 +13,7 @@ use std::collections::HashSet;
 
 use axum::Extension;
 use axum::extract::State;
-use callbridge::api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
+use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
     CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionRecord,
     SessionState, Store, Transport, jiff::Timestamp,

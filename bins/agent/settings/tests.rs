@@ -555,7 +555,7 @@ fn fallback_clip_from_the_environment_is_checked_and_passed_to_the_manager() {
     );
     let clip = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/crates/session/assets/fallback-apology-8k.wav"
+        "/../../crates/session/assets/fallback-apology-8k.wav"
     );
     let s = settings(GOOD, &[("CALLBRIDGE_CALLS_FALLBACK_CLIP", clip)]).unwrap();
     let m = s.manager_config(s.session_config(&Secrets::default(), None));

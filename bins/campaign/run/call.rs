@@ -22,7 +22,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge::api::{CallRequest, outcome_of};
+use callbridge_api::CallRequest;
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{
     AttemptResult, Campaign, ClaimToken, ClaimedLead, Error as StoreError, Lead, LeadId, Outcome,
     SessionId,
@@ -30,9 +31,9 @@ use callbridge_crm_store::{
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use super::client::{Agent, PostError};
 use crate::db::Db;
 use crate::error::CampaignError;
+use callbridge_api::{AgentClient, PostError};
 
 /// What an attempt's task needs.
 #[derive(Debug, Clone)]
@@ -40,7 +41,7 @@ pub struct Ctx {
     /// The store.
     pub db: Db,
     /// The agent.
-    pub agent: Agent,
+    pub agent: AgentClient,
     /// The campaign.
     pub campaign: Arc<Campaign>,
     /// How often to ask for a live call's status.

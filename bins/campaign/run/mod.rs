@@ -18,7 +18,6 @@
 //! for bad usage.
 
 mod call;
-mod client;
 mod dry_run;
 mod lock;
 mod progress;
@@ -39,7 +38,7 @@ use crate::cli::RunArgs;
 use crate::db::Db;
 use crate::error::{CampaignError, Result};
 use call::{CallEnd, Ctx};
-use client::Agent;
+use callbridge_api::AgentClient;
 use progress::Progress;
 
 /// Longest pause between two tries while the agent is unavailable.
@@ -88,7 +87,7 @@ pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
             )));
         }
     }
-    let agent = Agent::new(&args.agent, token)?;
+    let agent = AgentClient::new(&args.agent, token)?;
     let lock_dir = match &args.lock_dir {
         Some(d) => d.clone(),
         None => db_path

@@ -20,7 +20,7 @@
 //! the release is refused and the row decides. (crm-store `claims` module
 //! docs.)
 
-use callbridge::api::outcome_of;
+use callbridge_crm_store::outcome_of;
 use callbridge_crm_store::{CampaignId, Error as StoreError, Lead, Outcome, SessionId, Store};
 use jiff::Timestamp;
 

@@ -104,6 +104,7 @@ pub mod import;
 mod leads;
 mod maintenance;
 mod model;
+mod outcome;
 mod policy;
 mod random;
 mod recordings;
@@ -134,6 +135,7 @@ pub use model::{
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
     UserId,
 };
+pub use outcome::outcome_of;
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
 pub use recordings::{
     MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecordingFacts,

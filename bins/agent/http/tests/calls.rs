@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode, header};
-use callbridge::api::{CallAccepted, CallStatus};
+use callbridge_api::{CallAccepted, CallStatus};
 use callbridge_crm_store::{
     CampaignStatus, ClaimToken, NewLead, PhoneNumber, SessionFilter, SessionId, jiff::Timestamp,
 };

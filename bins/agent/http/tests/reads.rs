@@ -421,7 +421,7 @@ async fn sessions_and_calls_show_their_transport_and_the_list_filters_on_it() {
     assert_eq!(detail["session"]["transport"], "vonage");
     assert_eq!(detail["session"]["sip_call_id"], "vonage:call-10");
     for (id, want) in [(sip, "sip"), (twilio, "twilio"), (vonage, "vonage")] {
-        let s: callbridge::api::CallStatus =
+        let s: callbridge_api::CallStatus =
             r.get(&format!("/api/calls/{id}"), &r.admin).await.json_as();
         assert_eq!(s.transport.as_deref(), Some(want));
     }

@@ -100,7 +100,8 @@ pub struct CallStatus {
     pub end_reason: Option<String>,
     /// The final SIP status of a failed outbound call (486, 480...).
     pub sip_status: Option<u16>,
-    /// The dialer's view of the result once terminal ([`outcome_of`]).
+    /// The dialer's view of the result once terminal (the store's
+    /// `outcome_of`).
     pub outcome: Option<String>,
     /// When the session row was created.
     pub created_at: String,
@@ -117,45 +118,6 @@ pub struct CallStatus {
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
-}
-
-/// The dialer's outcome of a terminal session: how the store's state, end
-/// reason and SIP status map onto a lead attempt. `None` while not terminal.
-///
-/// ```
-/// use callbridge::api::outcome_of;
-/// use callbridge_crm_store::{EndReason, Outcome, SessionState};
-/// assert_eq!(
-///     outcome_of(SessionState::Ended, Some(EndReason::CallerHangup), None),
-///     Some(Outcome::Completed)
-/// );
-/// assert_eq!(
-///     outcome_of(SessionState::Failed, Some(EndReason::Busy), Some(486)),
-///     Some(Outcome::Busy)
-/// );
-/// assert_eq!(outcome_of(SessionState::Active, None, None), None);
-/// ```
-pub fn outcome_of(
-    state: callbridge_crm_store::SessionState,
-    reason: Option<callbridge_crm_store::EndReason>,
-    sip_status: Option<u16>,
-) -> Option<callbridge_crm_store::Outcome> {
-    use callbridge_crm_store::{EndReason as R, Outcome as O, SessionState as S};
-    match state {
-        S::Ended => Some(match reason {
-            // Answered calls the model could not serve count as failed
-            // attempts, so the lead is tried again.
-            Some(R::ModelFailure | R::Error | R::RtpTimeout) => O::Failed,
-            _ => O::Completed,
-        }),
-        S::Failed => Some(match (reason, sip_status) {
-            (Some(R::Busy), _) | (_, Some(486 | 600)) => O::Busy,
-            (Some(R::NoAnswer | R::Cancelled), _) | (_, Some(408 | 480 | 487)) => O::NoAnswer,
-            _ => O::Failed,
-        }),
-        S::Interrupted => Some(O::Failed),
-        S::Created | S::Ringing | S::Answered | S::Active => None,
-    }
 }
 
 /// `GET /api/health` (no auth): the agent's state for monitoring, counts

@@ -1,25 +1,48 @@
 //! The agent's HTTP API from the dialer's side: `POST /api/calls` and
-//! `GET /api/calls/{id}` with the shared wire types of `callbridge::api`.
+//! `GET /api/calls/{id}` with the shared wire types of this crate.
 //! Answers are read up to [`MAX_BODY`] bytes; the token is sent as a bearer
-//! header and never logged.
+//! header and never logged. TLS is rustls on the ring provider with the
+//! bundled webpki roots; redirects are not followed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge::api::{CallAccepted, CallRequest, CallStatus, ErrorBody};
 use reqwest::StatusCode;
 
-use crate::error::{CampaignError, Result};
+use crate::{CallAccepted, CallRequest, CallStatus, ErrorBody};
 
 /// Largest answer body read from the agent.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Per-request time limit.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Why `POST /api/calls` did not place a call.
-#[derive(Debug)]
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The base URL is not `http://` or `https://`.
+    #[error("`{base}`: expected an http:// or https:// URL")]
+    NotHttp {
+        /// The URL given, without trailing slashes.
+        base: String,
+    },
+    /// The TLS or HTTP stack could not be set up.
+    #[error("{what}: {why}")]
+    Setup {
+        /// Which part: `TLS setup` or `HTTP client setup`.
+        what: &'static str,
+        /// The stack's message.
+        why: String,
+    },
+}
+
+/// Why `POST /api/calls` did not place a call. Deliberately exhaustive: a
+/// dialer decides per kind whether the lead is retried, settled or the run
+/// stops, so a new kind must be handled by every caller.
+#[derive(Debug, thiserror::Error)]
 pub enum PostError {
     /// 503 (at capacity or draining) or another 5xx: try again later.
+    #[error("agent unavailable: {why}")]
     Unavailable {
         /// The agent's `Retry-After`, if any.
         retry_after: Option<Duration>,
@@ -27,41 +50,60 @@ pub enum PostError {
         why: String,
     },
     /// The request never reached the agent (connection refused...).
+    #[error("not sent: {0}")]
     NotSent(String),
     /// The request may have reached the agent, but no answer came back
     /// (timeout, connection reset): the call may exist.
+    #[error("no answer, the call may exist: {0}")]
     Ambiguous(String),
     /// 409: the lead already has a live call, or the claim token the
     /// request carried no longer holds the lead's claim (nothing was
     /// dialled). Either way the store says whether this attempt has a call.
+    #[error("conflict: {0}")]
     Conflict(String),
     /// 401 or 403: the token is wrong or lacks the role.
+    #[error("not authorized: {0}")]
     Auth(String),
     /// 404 or 405: no call API at this address (not the agent, or the
     /// wrong URL).
+    #[error("no call API: {0}")]
     NoApi(String),
     /// Another 4xx: the agent refuses this call (bad number...).
+    #[error("rejected: {0}")]
     Rejected(String),
 }
 
-/// A client of one agent.
+/// A client of one agent's call API.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use callbridge_api::{AgentClient, CallRequest};
+///
+/// let agent = AgentClient::new("http://127.0.0.1:8080", "cbt_...".into())?;
+/// let req = CallRequest { to: "+4930123456".into(), ..CallRequest::default() };
+/// let accepted = agent.place(&req).await?;
+/// let status = agent.status(&accepted.id).await?;
+/// println!("{:?}", status.map(|s| s.state));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
-pub struct Agent {
+pub struct AgentClient {
     http: reqwest::Client,
     base: Arc<str>,
     token: Arc<str>,
 }
 
-impl std::fmt::Debug for Agent {
+impl std::fmt::Debug for AgentClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent")
+        f.debug_struct("AgentClient")
             .field("base", &self.base)
             .finish_non_exhaustive()
     }
 }
 
 /// Reads at most [`MAX_BODY`] bytes of an answer.
-async fn body(mut resp: reqwest::Response) -> std::result::Result<Vec<u8>, String> {
+async fn body(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
         if out.len() + chunk.len() > MAX_BODY {
@@ -79,14 +121,12 @@ fn error_text(status: StatusCode, bytes: &[u8]) -> String {
     }
 }
 
-impl Agent {
+impl AgentClient {
     /// A client for the agent at `base` (`http://127.0.0.1:8080`).
-    pub fn new(base: &str, token: String) -> Result<Self> {
+    pub fn new(base: &str, token: String) -> Result<Self, ClientError> {
         let base = base.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
-            return Err(CampaignError::Usage(format!(
-                "--agent `{base}`: expected an http:// or https:// URL"
-            )));
+            return Err(ClientError::NotHttp { base: base.into() });
         }
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
@@ -95,7 +135,10 @@ impl Agent {
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map_err(|e| CampaignError::Failed(format!("TLS setup: {e}")))?
+        .map_err(|e| ClientError::Setup {
+            what: "TLS setup",
+            why: e.to_string(),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
         let http = reqwest::Client::builder()
@@ -104,8 +147,11 @@ impl Agent {
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|e| CampaignError::Failed(format!("HTTP client setup: {e}")))?;
-        Ok(Agent {
+            .map_err(|e| ClientError::Setup {
+                what: "HTTP client setup",
+                why: e.to_string(),
+            })?;
+        Ok(AgentClient {
             http,
             base: base.into(),
             token: token.into(),
@@ -118,7 +164,7 @@ impl Agent {
     }
 
     /// `POST /api/calls`.
-    pub async fn place(&self, req: &CallRequest) -> std::result::Result<CallAccepted, PostError> {
+    pub async fn place(&self, req: &CallRequest) -> Result<CallAccepted, PostError> {
         let json = serde_json::to_vec(req).map_err(|e| PostError::Rejected(e.to_string()))?;
         let sent = self
             .http
@@ -167,7 +213,7 @@ impl Agent {
 
     /// `GET /api/calls/{id}`: `Ok(None)` when the agent does not know the
     /// call (404).
-    pub async fn status(&self, id: &str) -> std::result::Result<Option<CallStatus>, String> {
+    pub async fn status(&self, id: &str) -> Result<Option<CallStatus>, String> {
         let resp = self
             .http
             .get(format!("{}/api/calls/{id}", self.base))

@@ -1,0 +1,94 @@
+//! `campaign`: the outbound dialer. Manages campaigns, leads and the
+//! do-not-call list in the CRM store, and `campaign run` (the cron entry
+//! point) dials a campaign's due leads through the agent's HTTP API.
+//!
+//! Exit status: 0 done or nothing to do, 1 errors, 2 bad usage or
+//! configuration.
+//!
+//! The binary (`main.rs`) only calls [`main`]; the end-to-end tests' copy
+//! of the binary (`tests/bin/campaign.rs`) calls it too, so the tests
+//! always run the code of this build.
+#![deny(missing_docs)]
+
+mod admin;
+mod cli;
+mod csv_cell;
+mod db;
+mod error;
+mod parse;
+mod report;
+mod run;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use callbridge_crm_store::{CampaignStatus, Store};
+use clap::Parser;
+use jiff::Timestamp;
+
+use cli::{Cli, Cmd};
+use error::{CampaignError, Result};
+
+/// The `campaign` command: parses `args` (the program name first, as in
+/// [`std::env::args_os`]) and runs what it asks for; the exit status of
+/// the process.
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CAMPAIGN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("campaign: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> Result<()> {
+    let path = cli.db.as_deref().ok_or_else(|| {
+        CampaignError::Usage(
+            "no store: give --db PATH or set CALLBRIDGE_STORE_DATABASE (the agent's [store] database)"
+                .into(),
+        )
+    })?;
+    if let Cmd::Run(args) = &cli.cmd {
+        return run::main(path, args);
+    }
+    let mut store = Store::open(path)?;
+    let now = Timestamp::now();
+    match &cli.cmd {
+        Cmd::Create(a) => admin::create(&mut store, a, now),
+        Cmd::Update(a) => admin::update(&mut store, a, now),
+        Cmd::List => admin::list(&store),
+        Cmd::Show { name } => admin::show(&store, name),
+        Cmd::Import { name, file } => admin::import(&mut store, name, file, now),
+        Cmd::Dnc { cmd } => admin::dnc(&mut store, cmd, now),
+        Cmd::Pause { name } => admin::set_status(&mut store, name, CampaignStatus::Paused, now),
+        Cmd::Resume { name } => admin::set_status(&mut store, name, CampaignStatus::Active, now),
+        Cmd::Report(a) => {
+            let rows = report::rows(&store, a)?;
+            report::write(&rows, a.format, &mut std::io::stdout().lock())
+        }
+        Cmd::Run(_) => Ok(()),
+    }
+}
