@@ -50,7 +50,7 @@ fn vonage_with(env: &[(&str, &str)]) -> Result<Option<VonageBearer>, String> {
 
 fn key_path() -> String {
     format!(
-        "{}/crates/carrier/tests/data/vonage-test-key.pem",
+        "{}/../../crates/carrier/tests/data/vonage-test-key.pem",
         env!("CARGO_MANIFEST_DIR")
     )
 }
