@@ -577,3 +577,30 @@ async fn silent_caller_is_ended_by_the_no_speech_timeout() {
     r.manager.shutdown().await;
     caller.stop().await;
 }
+
+/// The manager's randomness is injected (`ManagerConfig::rng_seed`): the
+/// same seed gives the same SDP session id, another seed another one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seeded_manager_answers_with_the_same_sdp_session_id() {
+    let mut ids = Vec::new();
+    for seed in [7, 7, 8] {
+        let r = rig(fast_script(), |c| c.rng_seed = Some(seed)).await;
+        let mut caller = Caller::new().await;
+        let leg = caller.dial(r.manager.sip_addr()).await;
+        let answer = loop {
+            match caller.next(SECS(20)).await {
+                Some(Event::Answered { call, answer, .. }) if call == leg.call => break answer,
+                Some(Event::Failed { .. }) | None => panic!("call not answered"),
+                Some(_) => {}
+            }
+        };
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let origin = text.lines().find(|l| l.starts_with("o=")).expect("o= line");
+        ids.push(origin.split(' ').nth(1).expect("session id").to_owned());
+        caller.sip.hangup(leg.call).await.unwrap();
+        leg.media.close().await;
+        r.idle().await;
+    }
+    assert_eq!(ids[0], ids[1], "{ids:?}");
+    assert_ne!(ids[0], ids[2], "{ids:?}");
+}

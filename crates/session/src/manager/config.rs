@@ -82,6 +82,12 @@ pub struct ManagerConfig {
     /// may send a call ([`crate::dial_targets`]). Empty (the default): the
     /// tool is not offered to the model and every request is refused.
     pub transfer_targets: crate::dial_targets::DialTargets,
+    /// The seed of the manager's randomness: SIP tags, branches, Call-IDs
+    /// and nonces; RTP ports, SSRCs, first sequence numbers and
+    /// timestamps; SDP session ids. `None` (the default, and what
+    /// production uses): a CSPRNG seeded from the operating system. `Some`
+    /// makes those values repeatable (tests).
+    pub rng_seed: Option<u64>,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -140,6 +146,7 @@ impl ManagerConfig {
             outbound_auth: None,
             store_writer: WriterConfig::default(),
             transfer_targets: crate::dial_targets::DialTargets::none(),
+            rng_seed: None,
         }
     }
 }

@@ -58,15 +58,16 @@ use std::time::Duration;
 use callbridge_crm_store::{NewSession, Party, SessionId, Store, Transport as StoreTransport};
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
 use callbridge_rtp::g711::Law;
-use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
 use callbridge_sip::driver::{Driver, DriverConfig};
-use callbridge_sip::random::os_rng;
+use callbridge_sip::random::{os_rng, seeded_rng};
 use callbridge_sip::sdp::{self, Codec, LocalMedia};
 use callbridge_sip::ua::{Event as SipEvent, IncomingCall, Originate};
 use callbridge_sip::{NameAddr, StatusCode, Uri};
+use rand::Rng;
+use rand::rngs::StdRng;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -184,6 +185,9 @@ pub struct Manager {
 struct Inner {
     sip_addr: SocketAddr,
     ports: PortPool,
+    /// SSRCs, sequence numbers, timestamps and SDP session ids
+    /// ([`ManagerConfig::rng_seed`]).
+    rng: Mutex<StdRng>,
     summarizer: Option<Arc<dyn Summarizer>>,
     root: CancellationToken,
     tracker: TaskTracker,
@@ -229,7 +233,14 @@ impl Manager {
             info!(?need, "farewell drain raised to cover the fallback clip");
             cfg.machine.farewell_drain = need;
         }
-        let ports = PortPool::new(cfg.rtp.clone())?;
+        // One seed (or the OS) for every random value the manager draws;
+        // each consumer gets its own stream of it.
+        let rng = |stream: u64| match cfg.rng_seed {
+            Some(seed) => seeded_rng(seed.wrapping_add(stream)),
+            None => os_rng(),
+        };
+        let ports = PortPool::with_rng(cfg.rtp.clone(), rng(1))?;
+        let (sip_rng, media_rng) = (rng(0), rng(2));
         let mut ua = cfg.sip.clone();
         // The SIP core answers INVITEs over the limit (and while shutting
         // down) with 503 and Retry-After itself.
@@ -237,7 +248,7 @@ impl Manager {
         ua.retry_after = u32::try_from(cfg.retry_after.as_secs()).unwrap_or(u32::MAX);
         let mut dcfg = DriverConfig::new(cfg.sip_bind, ua);
         dcfg.shutdown_grace = cfg.shutdown_drain + Duration::from_secs(2);
-        let (driver, sip, events) = Driver::bind(dcfg, os_rng()).await?;
+        let (driver, sip, events) = Driver::bind(dcfg, sip_rng).await?;
         let sip_addr = driver.local_addr();
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
         let shared = Arc::new(Shared {
@@ -262,6 +273,7 @@ impl Manager {
             inner: Arc::new(Inner {
                 sip_addr,
                 ports,
+                rng: Mutex::new(media_rng),
                 summarizer,
                 root,
                 tracker: TaskTracker::new(),
@@ -364,13 +376,7 @@ impl Manager {
         law: Law,
         te: Option<u8>,
     ) -> Result<MediaStream, ManagerError> {
-        let mut mc = MediaConfig::new(
-            law,
-            remote,
-            Ssrc(rand_u32()),
-            SeqNo(rand_u32() as u16),
-            rand_u32(),
-        );
+        let mut mc = MediaConfig::with_rng(law, remote, &mut *self.rng());
         // The call measures inactivity itself, from the answer.
         mc.inactivity = self
             .shared
@@ -383,9 +389,16 @@ impl Manager {
         Ok(MediaStream::open(&self.inner.ports, mc)?)
     }
 
+    fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
+        self.inner
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn local_media(&self, port: u16) -> LocalMedia {
         let mut lm = LocalMedia::new(self.shared.cfg.media_ip, port);
-        lm.session_id = u64::from(rand_u32());
+        lm.session_id = u64::from(self.rng().next_u32());
         lm
     }
 
@@ -873,10 +886,4 @@ impl Manager {
 /// The user part of a SIP URI (the phone number, for the store's parties).
 fn user_part(uri: &Uri) -> Option<String> {
     uri.user().map(|u| String::from_utf8_lossy(u).into_owned())
-}
-
-fn rand_u32() -> u32 {
-    let b = uuid::Uuid::new_v4();
-    let x = b.as_bytes();
-    u32::from_le_bytes([x[0], x[1], x[2], x[3]])
 }
