@@ -253,7 +253,7 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
     };
     let key = secrets.model_key.clone()?;
     // `tls.roots`, as for the model connections.
-    match summarizer_for(provider, None, None, key, settings.tls_roots.into()) {
+    match summarizer_for(provider, None, None, key, settings.tls_roots) {
         Ok(s) => Some(s),
         Err(e) => {
             warn!(error = %e, "post-call summaries disabled");

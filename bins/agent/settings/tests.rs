@@ -680,7 +680,7 @@ fn tls_roots_default_to_the_system_store_and_take_bundled() {
     assert_eq!(s.tls_roots, TlsRoots::Bundled);
     // The model's WebSocket connects with the chosen roots.
     let m = s.session_config(&Secrets::default(), None);
-    assert_eq!(m.tls_roots, callbridge_llm_bridge::TlsRoots::Bundled);
+    assert_eq!(m.tls_roots, TlsRoots::Bundled);
     let m = err(GOOD, &[("CALLBRIDGE_TLS_ROOTS", "webpki")]);
     assert_eq!(
         m,

@@ -20,7 +20,7 @@ use super::carrier;
 use super::check::{Check, parse_duration};
 use super::error::ConfigError;
 use super::transfer;
-use super::values::{Needs, Provider, Settings, Synchronous, TlsRoots, Trunk};
+use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
 use crate::logging::{self, LogFormat};
 
 /// Validates every key; `None` when any failed (the errors are in `c`).
@@ -279,7 +279,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let file_access = c
         .flag("files.group_readable")
         .map(callbridge_files::Access::group_readable);
-    let tls_roots = c.choice("tls.roots", &TlsRoots::ALL);
+    let tls_roots = c.choice("tls.roots", &TLS_ROOTS);
 
     // [http], [log]
     let http_bind = c.socket("http.bind");

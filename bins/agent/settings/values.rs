@@ -68,32 +68,13 @@ pub enum Synchronous {
 }
 
 /// `tls.roots`: which certificate authorities outbound TLS (the model's
-/// WebSocket, the summary and carrier REST APIs) trusts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum TlsRoots {
-    /// The operating system's trust store (what a TLS-intercepting
-    /// corporate proxy's authority is installed in).
-    #[default]
-    System,
-    /// The Mozilla roots bundled with the binary (for hosts without a
-    /// usable trust store).
-    Bundled,
-}
+/// WebSocket, the summary API) trusts: llm-bridge's [`TlsRoots`], by its
+/// names in the configuration.
+pub use callbridge_llm_bridge::TlsRoots;
 
-impl TlsRoots {
-    /// Every choice, with its name in the configuration.
-    pub const ALL: [(&'static str, TlsRoots); 2] =
-        [("system", TlsRoots::System), ("bundled", TlsRoots::Bundled)];
-}
-
-impl From<TlsRoots> for callbridge_llm_bridge::TlsRoots {
-    fn from(r: TlsRoots) -> Self {
-        match r {
-            TlsRoots::System => callbridge_llm_bridge::TlsRoots::System,
-            TlsRoots::Bundled => callbridge_llm_bridge::TlsRoots::Bundled,
-        }
-    }
-}
+/// Every `tls.roots` choice, with its name in the configuration.
+pub const TLS_ROOTS: [(&str, TlsRoots); 2] =
+    [("system", TlsRoots::System), ("bundled", TlsRoots::Bundled)];
 
 /// `[sip.trunk]`, validated.
 #[derive(Debug, Clone)]
