@@ -9,6 +9,8 @@ use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
 use callbridge_carrier::hangup::{TwilioRest, VonageRest};
 use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
 use callbridge_carrier::{Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use tracing::warn;
 
 use crate::http::carrier_config::{CarrierEntry, CarrierSettings};
@@ -19,7 +21,27 @@ pub struct CarrierState {
     settings: CarrierSettings,
     pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
     pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
-    admission: Mutex<Admission>,
+    admission: Mutex<Admitting>,
+}
+
+/// The admission state and the generator of its stream tokens, under one
+/// lock: a token is drawn and registered in one step.
+pub(super) struct Admitting {
+    admission: Admission,
+    rng: StdRng,
+}
+
+impl std::ops::Deref for Admitting {
+    type Target = Admission;
+    fn deref(&self) -> &Admission {
+        &self.admission
+    }
+}
+
+impl std::ops::DerefMut for Admitting {
+    fn deref_mut(&mut self) -> &mut Admission {
+        &mut self.admission
+    }
 }
 
 impl std::fmt::Debug for CarrierState {
@@ -38,7 +60,13 @@ impl CarrierState {
         let twilio_hangup: Arc<dyn CarrierHangup> = match &settings.twilio {
             Some(t) => match (
                 &t.secret,
-                TwilioRest::new(&t.api_base, t.secret.clone().unwrap_or_default()),
+                TwilioRest::new(
+                    &t.api_base,
+                    t.secret
+                        .as_ref()
+                        .map(|s| s.expose().clone())
+                        .unwrap_or_default(),
+                ),
             ) {
                 (Some(_), Ok(r)) => Arc::new(r),
                 _ => Arc::new(NoHangup),
@@ -58,7 +86,9 @@ impl CarrierState {
         CarrierState::with_hangups(settings, twilio_hangup, vonage_hangup)
     }
 
-    /// The routes' state with given hangups (tests).
+    /// The routes' state with given hangups (tests). Stream tokens come
+    /// from the operating system's random source; [`CarrierState::seeded`]
+    /// makes them reproducible.
     pub fn with_hangups(
         settings: CarrierSettings,
         twilio_hangup: Arc<dyn CarrierHangup>,
@@ -69,11 +99,22 @@ impl CarrierState {
                 .map_or(stream_token::DEFAULT_TTL, |e| e.stream_token_ttl)
         };
         CarrierState {
-            admission: Mutex::new(Admission::new(ttl(&settings.twilio), ttl(&settings.vonage))),
+            admission: Mutex::new(Admitting {
+                admission: Admission::new(ttl(&settings.twilio), ttl(&settings.vonage)),
+                rng: rand::make_rng(),
+            }),
             settings,
             twilio_hangup,
             vonage_hangup,
         }
+    }
+
+    /// The same state with stream tokens drawn from a generator seeded
+    /// with `seed` (tests and simulations: the same seed gives the same
+    /// tokens).
+    pub fn seeded(self, seed: u64) -> CarrierState {
+        self.admission().rng = StdRng::seed_from_u64(seed);
+        self
     }
 
     pub(super) fn entry(&self, c: Carrier) -> Option<&CarrierEntry> {
@@ -83,7 +124,8 @@ impl CarrierState {
         }
     }
 
-    pub(super) fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
+    /// The admission state (it dereferences to [`Admission`]).
+    pub(super) fn admission(&self) -> std::sync::MutexGuard<'_, Admitting> {
         self.admission
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -92,8 +134,11 @@ impl CarrierState {
     /// Issues the stream token of `call`, announced by a signed webhook
     /// naming `grant`'s parties.
     pub(super) fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, TokenError> {
-        self.admission()
-            .issue(Instant::now(), call, grant, random32())
+        let mut a = self.admission();
+        let mut random = [0u8; 32];
+        a.rng.fill_bytes(&mut random);
+        a.admission
+            .issue(Instant::now(), call, grant, random)
             .inspect_err(|e| warn!(call = %call, error = %e, "no stream token issued"))
     }
 
@@ -124,11 +169,34 @@ impl CarrierState {
     }
 }
 
-/// 32 bytes from the operating system's CSPRNG (two v4 UUIDs: 244 random
-/// bits).
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    b[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    b
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> CarrierState {
+        let settings = CarrierSettings {
+            twilio: None,
+            vonage: None,
+        };
+        CarrierState::with_hangups(settings, Arc::new(NoHangup), Arc::new(NoHangup))
+    }
+
+    fn token(s: &CarrierState, sid: &str) -> String {
+        let call = CarrierCallId::new(Carrier::Twilio, sid).unwrap();
+        s.issue(&call, Grant::default()).unwrap()
+    }
+
+    #[test]
+    fn stream_tokens_come_from_the_injected_generator() {
+        let (a, b) = (state().seeded(7), state().seeded(7));
+        assert_eq!(token(&a, "CA1"), token(&b, "CA1"));
+        assert_eq!(token(&a, "CA2"), token(&b, "CA2"));
+        let c = state().seeded(8);
+        assert_ne!(token(&c, "CA1"), token(&state().seeded(7), "CA1"));
+    }
+
+    #[test]
+    fn unseeded_states_issue_different_tokens() {
+        assert_ne!(token(&state(), "CA1"), token(&state(), "CA1"));
+    }
 }
