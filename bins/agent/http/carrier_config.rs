@@ -6,9 +6,11 @@
 use std::time::Duration;
 
 use callbridge_carrier::vonage_jwt::VonageBearer;
+use callbridge_redact::Secret;
 
-/// One enabled carrier, validated, with its secrets.
-#[derive(Clone)]
+/// One enabled carrier, validated, with its secrets (`Debug` prints them
+/// `<redacted>`).
+#[derive(Debug, Clone)]
 pub struct CarrierEntry {
     /// `https://host[:port]` without a trailing slash.
     pub public_url: String,
@@ -18,7 +20,7 @@ pub struct CarrierEntry {
     pub api_base: String,
     /// Twilio auth token / Vonage signature secret (needed when signatures
     /// are checked).
-    pub secret: Option<String>,
+    pub secret: Option<Secret<String>>,
     /// The Vonage REST hangup's bearer (minted or fixed); `None`: no
     /// REST hangup.
     pub hangup_bearer: Option<VonageBearer>,
@@ -27,20 +29,6 @@ pub struct CarrierEntry {
     /// Vonage: our application id (`VONAGE_APPLICATION_ID`), when set;
     /// signed webhooks naming another application are refused.
     pub application_id: Option<String>,
-}
-
-impl std::fmt::Debug for CarrierEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CarrierEntry")
-            .field("public_url", &self.public_url)
-            .field("verify_signatures", &self.verify_signatures)
-            .field("api_base", &self.api_base)
-            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
-            .field("hangup_bearer", &self.hangup_bearer)
-            .field("stream_token_ttl", &self.stream_token_ttl)
-            .field("application_id", &self.application_id)
-            .finish()
-    }
 }
 
 impl CarrierEntry {

@@ -27,6 +27,7 @@ use std::io::Read as _;
 use std::time::Duration;
 
 use callbridge_carrier::vonage_jwt::{self, ApplicationId, JwtError, VonageBearer, VonageSigner};
+use callbridge_redact::Secret;
 
 use super::check::Check;
 use super::error::ConfigError;
@@ -192,7 +193,7 @@ pub fn with_secrets(
         public_url: k.public_url.clone(),
         verify_signatures: k.verify_signatures,
         api_base: k.api_base.clone(),
-        secret,
+        secret: secret.map(Secret::new),
         hangup_bearer: None,
         stream_token_ttl: k.stream_token_ttl,
         application_id: None,

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use callbridge_redact::Secret;
 use jsonwebtoken::crypto::CryptoProvider;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rustls_pki_types::PrivateKeyDer;
@@ -293,7 +294,7 @@ pub struct VonageBearer(Source);
 
 #[derive(Clone)]
 enum Source {
-    Fixed(Arc<str>),
+    Fixed(Secret<Arc<str>>),
     Minted {
         signer: Arc<VonageSigner>,
         ttl: Duration,
@@ -304,7 +305,7 @@ enum Source {
 impl std::fmt::Debug for VonageBearer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            Source::Fixed(_) => f.write_str("VonageBearer::Fixed(<redacted>)"),
+            Source::Fixed(t) => f.debug_tuple("VonageBearer::Fixed").field(t).finish(),
             Source::Minted { signer, ttl, .. } => f
                 .debug_struct("VonageBearer::Minted")
                 .field("application_id", &signer.application_id().as_str())
@@ -317,7 +318,7 @@ impl std::fmt::Debug for VonageBearer {
 impl VonageBearer {
     /// Always `token` (an operator's ready-made JWT).
     pub fn fixed(token: String) -> VonageBearer {
-        VonageBearer(Source::Fixed(token.into()))
+        VonageBearer(Source::Fixed(Secret::new(token.into())))
     }
 
     /// Tokens minted with `signer`, valid for [`TOKEN_TTL`].
@@ -349,7 +350,7 @@ impl VonageBearer {
     /// [`JwtError::Sign`].
     pub fn token_at(&self, now: i64, jti: impl FnOnce() -> String) -> Result<Arc<str>, JwtError> {
         let (signer, ttl, cache) = match &self.0 {
-            Source::Fixed(t) => return Ok(Arc::clone(t)),
+            Source::Fixed(t) => return Ok(Arc::clone(t.expose())),
             Source::Minted { signer, ttl, cache } => (signer, *ttl, cache),
         };
         let margin = i64::try_from(REMINT_MARGIN.as_secs()).unwrap_or(i64::MAX);

@@ -87,7 +87,7 @@ impl ApiToken {
 
     /// The public half of the token, which identifies it.
     pub fn id(&self) -> TokenId {
-        TokenId(self.id.clone())
+        TokenId(Secret::new(self.id.clone()))
     }
 }
 
@@ -102,19 +102,13 @@ fn hashes_match(stored: &[u8], presented: &[u8]) -> bool {
 /// The public id of an API token (the `<id>` of `cbt_<id>_<secret>`): it
 /// names the token, proves nothing, and is still kept out of logs
 /// (`Debug` hides it).
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TokenId(String);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenId(Secret<String>);
 
 impl TokenId {
     /// The stored form (16 hex digits).
     pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for TokenId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TokenId(<redacted>)")
+        self.0.expose()
     }
 }
 
@@ -229,7 +223,7 @@ fn user_from_row(r: &Row<'_>) -> Result<User> {
         name: PersonName::from_db(r.get(1)?),
         role: Role::from_db(&r.get::<_, String>(2)?)?,
         created_at,
-        token_id: TokenId(r.get(4)?),
+        token_id: TokenId(Secret::new(r.get(4)?)),
         token_issued_at: ts_opt(r.get(5)?)?.unwrap_or(created_at),
         token_expires_at: ts_opt(r.get(6)?)?,
         token_last_used_at: ts_opt(r.get(7)?)?,
@@ -419,7 +413,7 @@ impl Store {
         let n = tx.execute(
             "UPDATE users SET token_last_used_at = ?2 WHERE token_id = ?1 \
                  AND (token_last_used_at IS NULL OR token_last_used_at < ?2)",
-            params![token.0, ms(at)],
+            params![token.as_str(), ms(at)],
         )?;
         tx.commit()?;
         Ok(n > 0)

@@ -7,8 +7,9 @@
 //! ([`ToolSpec`], [`BuiltinTools`], [`TransferChoice`]) live in
 //! [`crate::tools`] and are re-exported here.
 
-use std::fmt;
 use std::time::Duration;
+
+use callbridge_redact::Secret;
 
 use crate::error::Error;
 use crate::format::AudioFormat;
@@ -17,13 +18,13 @@ pub use crate::tools::{BuiltinTools, ToolSpec, TransferChoice};
 
 /// An API key or token. `Debug` prints `ApiKey(<redacted>)`; there is no
 /// `Display`. The value is only read when building the connection request.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey(Secret<String>);
 
 impl ApiKey {
     /// Wraps a key.
     pub fn new(key: impl Into<String>) -> Self {
-        ApiKey(key.into())
+        ApiKey(Secret::new(key.into()))
     }
 
     /// Reads the key from the environment variable `var`; `Ok(None)` when it
@@ -32,7 +33,7 @@ impl ApiKey {
         std::env::var(var)
             .ok()
             .filter(|v| !v.trim().is_empty())
-            .map(|v| ApiKey(v.trim().to_owned()))
+            .map(|v| ApiKey::new(v.trim()))
     }
 
     /// Reads the key from `var`, failing with [`Error::MissingApiKey`].
@@ -42,13 +43,7 @@ impl ApiKey {
 
     /// The secret, for the one place that puts it on the wire.
     pub(crate) fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
+        self.0.expose()
     }
 }
 

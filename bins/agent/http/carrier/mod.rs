@@ -249,7 +249,7 @@ async fn twilio_voice_checked(state: &AppState, req: Request) -> Result<Response
             entry.public_url,
             uri.path_and_query().map_or(uri.path(), |p| p.as_str())
         );
-        let token = entry.secret.as_deref().unwrap_or_default();
+        let token = entry.secret.as_ref().map_or("", |s| s.expose());
         let refs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if let Err(e) = signature::verify_twilio(token.as_bytes(), &url, &refs, Some(&sig)) {
             warn!(error = %e, "Twilio voice webhook refused");
@@ -305,7 +305,7 @@ fn vonage_check(
     if !entry.verify_signatures {
         return Ok(());
     }
-    let secret = entry.secret.as_deref().unwrap_or_default();
+    let secret = entry.secret.as_ref().map_or("", |s| s.expose());
     let check = VonageCheck {
         signed,
         now_unix: jiff::Timestamp::now().as_second(),

@@ -60,7 +60,7 @@ fn twilio_upgrade_check(
     if !entry.verify_signatures {
         return Ok(());
     }
-    let token = entry.secret.as_deref().unwrap_or_default();
+    let token = entry.secret.as_ref().map_or("", |s| s.expose());
     let url = format!(
         "{}{}",
         entry.ws_base(),

@@ -12,6 +12,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use callbridge_carrier::NoHangup;
 use callbridge_carrier::signature::twilio_signature;
+use callbridge_redact::Secret;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
@@ -34,7 +35,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
             public_url: PUBLIC.into(),
             verify_signatures: verify,
             api_base: "http://127.0.0.1:9".into(),
-            secret: verify.then(|| TOKEN.to_owned()),
+            secret: verify.then(|| Secret::new(TOKEN.to_owned())),
             hangup_bearer: None,
             stream_token_ttl: Duration::from_secs(30),
             application_id: None,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{BoxFuture, CarrierHangup, HANGUP_TIMEOUT, HangupError, HangupTarget};
 use crate::Carrier;
 use crate::vonage_jwt::VonageBearer;
+use callbridge_redact::Secret;
 
 /// The HTTP client of the REST hangups: rustls on ring, webpki roots, no
 /// redirects, a bounded connect.
@@ -32,22 +33,12 @@ fn client() -> Result<reqwest::Client, ()> {
         .map_err(drop)
 }
 
-/// A secret kept out of `Debug`.
-#[derive(Clone)]
-struct Secret(Arc<str>);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
 /// Twilio's REST hangup.
 #[derive(Debug, Clone)]
 pub struct TwilioRest {
     client: reqwest::Client,
     base: String,
-    auth_token: Secret,
+    auth_token: Secret<Arc<str>>,
 }
 
 impl TwilioRest {
@@ -60,7 +51,7 @@ impl TwilioRest {
         Ok(TwilioRest {
             client: client().map_err(|_| HangupError::Transport(Carrier::Twilio))?,
             base: base.trim_end_matches('/').to_owned(),
-            auth_token: Secret(auth_token.into()),
+            auth_token: Secret::new(auth_token.into()),
         })
     }
 }
@@ -79,7 +70,7 @@ impl CarrierHangup for TwilioRest {
                 .client
                 .post(url)
                 .timeout(HANGUP_TIMEOUT)
-                .basic_auth(&account, Some(&*this.auth_token.0))
+                .basic_auth(&account, Some(&**this.auth_token.expose()))
                 .header(
                     reqwest::header::CONTENT_TYPE,
                     "application/x-www-form-urlencoded",

@@ -6,7 +6,6 @@
 //! the error mapping (status + short message, never the key), and
 //! [`summarizer_for`], which picks the API from the realtime provider.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +13,7 @@ use super::api::TextApi;
 use super::summarizer::{Summarizer, SummaryError, SummaryFuture, TranscriptLine};
 use crate::provider::Provider;
 use crate::tls::TlsRoots;
+use callbridge_redact::Secret;
 
 /// Default per-request timeout (connect + request + response body).
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,34 +33,19 @@ outcome of the call, what the caller wanted, and any follow-ups that were promis
 needed. Do not invent details that are not in the transcript. The transcript follows, one \
 line per turn, prefixed with \"Caller:\" or \"Agent:\".";
 
-/// An API key: `Debug` prints `<redacted>`, there is no `Display`.
-#[derive(Clone)]
-struct Secret(Arc<str>);
-
-impl Secret {
-    fn new(key: String) -> Self {
-        Secret(key.trim().into())
-    }
-
-    /// The key, for the one place that puts it in a header.
-    fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// `text` with every occurrence of the key replaced (a server echoing
-    /// the key back in an error message must not leak it).
-    fn scrub(&self, text: &str) -> String {
-        if self.0.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&*self.0, "<redacted>")
-        }
-    }
+/// The API key, trimmed (`Debug` prints `<redacted>`).
+fn secret(key: String) -> Secret<Arc<str>> {
+    Secret::new(key.trim().into())
 }
 
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+/// `text` with every occurrence of `key` replaced (a server echoing the key
+/// back in an error message must not leak it).
+fn scrub(key: &Secret<Arc<str>>, text: &str) -> String {
+    let k = key.expose();
+    if k.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(&**k, "<redacted>")
     }
 }
 
@@ -83,7 +68,7 @@ pub struct HttpSummarizer {
     client: reqwest::Client,
     endpoint: String,
     model: String,
-    key: Secret,
+    key: Secret<Arc<str>>,
     timeout: Duration,
     max_response_bytes: usize,
     max_transcript_bytes: usize,
@@ -109,7 +94,7 @@ impl HttpSummarizer {
             client: client(api.name(), roots)?,
             endpoint: api.default_endpoint().to_owned(),
             model: api.default_model().to_owned(),
-            key: Secret::new(key.into()),
+            key: secret(key.into()),
             timeout: DEFAULT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
@@ -295,7 +280,7 @@ impl HttpSummarizer {
             return Err(SummaryError::Provider(format!(
                 "{provider} HTTP {}: {}",
                 status.as_u16(),
-                self.key.scrub(&message)
+                scrub(&self.key, &message)
             )));
         }
         serde_json::from_slice(&bytes)
@@ -336,7 +321,7 @@ impl HttpSummarizer {
         } else if e.is_connect() {
             "connection failed".to_owned()
         } else {
-            self.key.scrub(&e.without_url().to_string())
+            scrub(&self.key, &e.without_url().to_string())
         };
         tracing::warn!(provider, error = %what, "summary request failed");
         SummaryError::Provider(format!("{provider}: {what}"))
@@ -437,8 +422,9 @@ mod tests {
 
     #[test]
     fn secret_is_redacted_in_debug_and_scrubbed_from_text() {
-        let s = Secret::new("sk-123".into());
+        let s = secret(" sk-123 ".into());
         assert_eq!(format!("{s:?}"), "<redacted>");
-        assert_eq!(s.scrub("key sk-123 bad"), "key <redacted> bad");
+        assert_eq!(scrub(&s, "key sk-123 bad"), "key <redacted> bad");
+        assert_eq!(scrub(&secret(String::new()), "as is"), "as is");
     }
 }

@@ -9,6 +9,8 @@
 use std::fmt;
 use std::time::Instant;
 
+use callbridge_redact::Secret;
+
 /// One input to [`CallMachine::handle_input`](crate::lifecycle::CallMachine::handle_input).
 ///
 /// Every input is accepted in every state; one that means nothing in the
@@ -147,41 +149,35 @@ pub enum Command {
 /// Keys can spell PINs and card numbers, so `Debug` redacts the key (it
 /// reaches the debug log of ignored inputs); read it with
 /// [`DtmfDigit::as_char`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct DtmfDigit(char);
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DtmfDigit(Secret<char>);
 
 impl DtmfDigit {
     /// The digit for `c`, or `None` if `c` is not a DTMF key. Lower-case
     /// `a`-`d` are accepted and stored upper-case.
     pub fn new(c: char) -> Option<Self> {
         let c = c.to_ascii_uppercase();
-        matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(DtmfDigit(c))
+        matches!(c, '0'..='9' | '*' | '#' | 'A'..='D').then_some(DtmfDigit(Secret::new(c)))
     }
 
     /// The RFC 4733 event code (0-15).
     pub fn from_event(code: u8) -> Option<Self> {
         const KEYS: &[u8; 16] = b"0123456789*#ABCD";
         KEYS.get(usize::from(code))
-            .map(|&k| DtmfDigit(char::from(k)))
+            .map(|&k| DtmfDigit(Secret::new(char::from(k))))
     }
 
     /// The key as a character.
     pub fn as_char(self) -> char {
-        self.0
-    }
-}
-
-impl fmt::Debug for DtmfDigit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DtmfDigit(<redacted>)")
+        *self.0.expose()
     }
 }
 
 /// A transfer target as the model named it (a number, SIP URI or
 /// department). Personal data: `Debug` and `Display` redact it; read it with
 /// [`TransferTarget::expose`].
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct TransferTarget(Box<str>);
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TransferTarget(Secret<Box<str>>);
 
 impl TransferTarget {
     /// The longest target accepted, in bytes (the model's output is untrusted).
@@ -191,24 +187,18 @@ impl TransferTarget {
     /// [`TransferTarget::MAX_LEN`].
     pub fn new(target: &str) -> Option<Self> {
         let t = target.trim();
-        (!t.is_empty() && t.len() <= Self::MAX_LEN).then(|| TransferTarget(t.into()))
+        (!t.is_empty() && t.len() <= Self::MAX_LEN).then(|| TransferTarget(Secret::new(t.into())))
     }
 
     /// The target in clear, for building the REFER.
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for TransferTarget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TransferTarget(<redacted, {} bytes>)", self.0.len())
+        self.0.expose()
     }
 }
 
 impl fmt::Display for TransferTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
