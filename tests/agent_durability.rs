@@ -26,10 +26,10 @@ use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{EndReason, SessionState, Speaker, Store};
 use callbridge_llm_mock::gemini::GeminiScript;
+use callbridge_test_support::tmpfs::Tmpfs;
 use serde_json::json;
 use support_agent::media::MockModel;
 use support_agent::raw_sip::{RawCall, header, status};
-use support_agent::tmpfs::Tmpfs;
 use support_agent::{Agent, Model, Opts};
 
 /// The store on the tmpfs, the spool on `spool`, recordings elsewhere.

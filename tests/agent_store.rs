@@ -17,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use callbridge_crm_store::{EndReason, EventKind, SessionState, Store};
+use callbridge_test_support::tmpfs::{Tmpfs, fill, is_root};
 use support_agent::checks::check_wav;
 use support_agent::raw_sip::RawCall;
-use support_agent::tmpfs::{Tmpfs, fill, is_root};
 use support_agent::{Agent, Opts, run_agent_cmd};
 
 /// Options pointing the agent's store at `db` and `recordings`.

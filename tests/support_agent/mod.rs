@@ -15,7 +15,6 @@ pub mod media;
 pub mod metrics;
 pub mod raw_sip;
 pub mod sipp;
-pub mod tmpfs;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, UdpSocket};

@@ -7,76 +7,16 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use callbridge_crm_store::{
     EndReason, EventKind, Finish, NewEvent, NewSession, NewTurn, SessionId, SessionState,
     SessionWrite, Speaker, Store,
 };
+use callbridge_test_support::tmpfs::Tmpfs;
 
 use super::journal::{Entry, JOURNAL_FILE, Journal};
 use super::*;
-
-/// A tmpfs of `size` mounted on a fresh directory; unmounted on drop.
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// `None` (after saying why) when the test cannot mount one.
-    fn mount(size: &str) -> Option<Tmpfs> {
-        // /proc/self belongs to the process's effective user.
-        let root = std::fs::metadata("/proc/self")
-            .is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-        if !root {
-            eprintln!("skipped: mounting a small tmpfs needs root (CI runs as root)");
-            return None;
-        }
-        let dir = tempfile::tempdir().ok()?;
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: mount -t tmpfs failed (no CAP_SYS_ADMIN here)");
-            return None;
-        }
-        Some(Tmpfs { dir })
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Fills the filesystem with one file; returns its path.
-    fn fill(&self) -> PathBuf {
-        let p = self.path().join("filler");
-        let mut f = std::fs::File::create(&p).unwrap();
-        let chunk = vec![0u8; 16 * 1024];
-        while f.write_all(&chunk).is_ok() {}
-        // Single bytes, to leave no partial block free.
-        while f.write_all(&[0]).is_ok() {}
-        let _ = f.sync_all();
-        p
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 fn fast(spool: Option<PathBuf>) -> WriterConfig {
     WriterConfig {
@@ -191,7 +131,7 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
 
 #[tokio::test]
 async fn writes_during_a_full_disk_are_journaled_and_land_once_it_is_freed() {
-    let Some(fs) = Tmpfs::mount("3m") else {
+    let Some(fs) = Tmpfs::mount("3m", "this store-writer fault test") else {
         return;
     };
     let spool = tempfile::tempdir().unwrap();
@@ -238,7 +178,7 @@ async fn writes_during_a_full_disk_are_journaled_and_land_once_it_is_freed() {
 
 #[tokio::test]
 async fn with_the_journal_on_the_full_disk_too_writes_wait_in_memory_up_to_the_limit() {
-    let Some(fs) = Tmpfs::mount("3m") else {
+    let Some(fs) = Tmpfs::mount("3m", "this store-writer fault test") else {
         return;
     };
     let db = fs.path().join("crm.sqlite");

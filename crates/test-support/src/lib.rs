@@ -1,0 +1,10 @@
+//! Test helpers that more than one crate's tests need, so each lives once:
+//! a dev-dependency of the crates and of the end-to-end tests, never a
+//! dependency of a library or a binary.
+//!
+//! - [`tmpfs`]: a small tmpfs for the durability tests (a disk that fills
+//!   up, a read-only filesystem); root only, otherwise the test skips and
+//!   says why.
+#![deny(missing_docs)]
+
+pub mod tmpfs;
