@@ -37,6 +37,9 @@ pub enum ApiError {
     /// 409: a conflicting call is live.
     #[error("{0}")]
     Conflict(String),
+    /// 412: a precondition (`If-Match`) is not met.
+    #[error("{0}")]
+    PreconditionFailed(String),
     /// 413: the request body is over the limit.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
@@ -83,6 +86,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::NotConfigured(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,9 @@
 //! conditional requests (`If-Modified-Since` gives 304,
 //! `If-Unmodified-Since` 412) and single byte ranges (RFC 9110 section 14:
 //! `bytes=a-b`, `bytes=a-`, `bytes=-n` give 206 with `Content-Range`).
+//! An `ETag` and the entity-tag preconditions (`If-None-Match` gives 304,
+//! `If-Match` 412, `If-Range` with a tag) are added here ([`etag`]):
+//! `ServeFile` has none.
 //!
 //! Which `Range` header reaches [`ServeFile`] is decided here first
 //! ([`decide`]), where tower-http's own answer is not RFC 9110's:
@@ -11,7 +14,7 @@
 //! |---|---|---|
 //! | a unit other than `bytes`, a malformed or invalid range (`bytes=5-2`) | the whole file, 200 | 14.2: MUST ignore an unknown unit; MAY ignore Range |
 //! | several ranges | the whole file, 200 | 14.2: MAY ignore Range (no multipart responses here) |
-//! | `If-Range` that is not the file's `Last-Modified` (or an entity tag: we send none) | the whole file, 200 | 13.1.5 |
+//! | `If-Range` that is neither the file's strong entity tag nor its strong `Last-Modified` | the whole file, 200 | 13.1.5 |
 //! | `bytes=-n` with `n` past the start of the file | the whole file as a 206 | 14.1.3: "the entire representation is used" |
 //! | any range of an empty file, a first position at or past the end, `bytes=-0` | 416 with `Content-Range: bytes */len` | 14.1.1, 15.5.17 |
 //!
@@ -31,6 +34,10 @@ use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition, par
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 use tracing::warn;
+
+mod etag;
+
+use etag::{EntityTag, Precondition};
 
 use super::auth::{Caller, SessionPath, visible_session};
 use super::error::ApiError;
@@ -63,18 +70,19 @@ enum RangeDecision {
 }
 
 /// Decides what to do with `headers`' Range for a file of `len` bytes
-/// last modified at `modified`, as of `now`.
+/// last modified at `modified` with entity tag `tag`, as of `now`.
 fn decide(
     headers: &HeaderMap,
     len: u64,
     modified: Option<SystemTime>,
+    tag: Option<&EntityTag>,
     now: SystemTime,
 ) -> RangeDecision {
     let Some(range) = headers.get(header::RANGE) else {
         return RangeDecision::Keep;
     };
     if let Some(if_range) = headers.get(header::IF_RANGE)
-        && !if_range_matches(if_range, modified, now)
+        && !if_range_matches(if_range, modified, tag, now)
     {
         return RangeDecision::Ignore;
     }
@@ -108,11 +116,18 @@ fn decide(
     }
 }
 
-/// Whether an `If-Range` value names the file as it is: its
-/// `Last-Modified` date, and that date a strong validator (at least one
-/// second old, RFC 9110 section 8.8.2.2). An entity tag never matches:
-/// none is sent.
-fn if_range_matches(value: &HeaderValue, modified: Option<SystemTime>, now: SystemTime) -> bool {
+/// Whether an `If-Range` value names the file as it is: its entity tag
+/// (strong comparison), or its `Last-Modified` date and that date a strong
+/// validator (at least one second old, RFC 9110 section 8.8.2.2).
+fn if_range_matches(
+    value: &HeaderValue,
+    modified: Option<SystemTime>,
+    tag: Option<&EntityTag>,
+    now: SystemTime,
+) -> bool {
+    if let Some(matches) = tag.and_then(|t| t.if_range(value)) {
+        return matches;
+    }
     let Some(modified) = modified else {
         return false;
     };
@@ -156,7 +171,26 @@ pub async fn get(
         }
     };
     let len = meta.len();
-    match decide(req.headers(), len, meta.modified().ok(), SystemTime::now()) {
+    let (modified, now) = (meta.modified().ok(), SystemTime::now());
+    let tag = EntityTag::of_file(len, modified, now);
+    let etag = tag.as_ref().and_then(EntityTag::header_value);
+    match etag::evaluate(req.headers_mut(), tag.as_ref()) {
+        Precondition::Proceed => {}
+        Precondition::Failed => {
+            return Err(ApiError::PreconditionFailed(
+                "If-Match does not name the recording as it is".into(),
+            ));
+        }
+        Precondition::NotModified => {
+            let mut res = Response::new(Body::empty());
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            if let Some(v) = etag {
+                res.headers_mut().insert(header::ETAG, v);
+            }
+            return Ok(res);
+        }
+    }
+    match decide(req.headers(), len, modified, tag.as_ref(), now) {
         RangeDecision::Keep => {}
         RangeDecision::Ignore => {
             req.headers_mut().remove(header::RANGE);
@@ -182,6 +216,9 @@ pub async fn get(
     let mut res = res.map(Body::new);
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/wav"));
+    if let Some(v) = etag {
+        h.insert(header::ETAG, v);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{id}.wav\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -202,7 +239,7 @@ mod tests {
     }
 
     fn d(range: &str, len: u64) -> RangeDecision {
-        decide(&with(range), len, None, SystemTime::now())
+        decide(&with(range), len, None, None, SystemTime::now())
     }
 
     #[test]
@@ -219,7 +256,10 @@ mod tests {
         ] {
             assert_eq!(d(r, 10_000), Keep, "{r}");
         }
-        assert_eq!(decide(&HeaderMap::new(), 10, None, SystemTime::now()), Keep);
+        assert_eq!(
+            decide(&HeaderMap::new(), 10, None, None, SystemTime::now()),
+            Keep
+        );
     }
 
     #[test]
@@ -255,24 +295,32 @@ mod tests {
     }
 
     #[test]
-    fn if_range_keeps_the_range_only_for_the_files_strong_last_modified() {
+    fn if_range_keeps_the_range_only_for_the_files_strong_validators() {
         let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = httpdate::fmt_http_date(modified);
         let mut h = with("bytes=0-1");
         h.insert(header::IF_RANGE, HeaderValue::from_str(&date).unwrap());
         let later = modified + Duration::from_secs(60);
-        assert_eq!(decide(&h, 10, Some(modified), later), Keep);
+        let tag = EntityTag::of_file(10, Some(modified), later);
+        let tag = tag.as_ref();
+        assert_eq!(decide(&h, 10, Some(modified), tag, later), Keep);
         assert_eq!(
-            decide(&h, 10, Some(modified), modified),
+            decide(&h, 10, Some(modified), None, modified),
             Ignore,
             "a date within its own second is weak"
         );
-        assert_eq!(decide(&h, 10, None, later), Ignore);
+        assert_eq!(decide(&h, 10, None, None, later), Ignore);
         h.insert(header::IF_RANGE, HeaderValue::from_static("\"x\""));
         assert_eq!(
-            decide(&h, 10, Some(modified), later),
+            decide(&h, 10, Some(modified), tag, later),
             Ignore,
-            "no entity tags"
+            "another entity tag"
+        );
+        h.insert(header::IF_RANGE, tag.unwrap().header_value().unwrap());
+        assert_eq!(
+            decide(&h, 10, Some(modified), tag, later),
+            Keep,
+            "the file's own entity tag"
         );
     }
 
@@ -292,7 +340,7 @@ mod tests {
             if let Ok(v) = HeaderValue::from_str(&s) {
                 let mut h = HeaderMap::new();
                 h.insert(header::RANGE, v);
-                let _ = decide(&h, len, None, SystemTime::now());
+                let _ = decide(&h, len, None, None, SystemTime::now());
             }
         }
     }

@@ -667,7 +667,7 @@ async fn recordings_stream_whole_or_by_single_byte_ranges() {
 /// What tower-http's file serving adds, and the Range answers it would
 /// give otherwise (see `recording`'s module doc): `Last-Modified`, 304
 /// and 412 on conditional requests, `If-Range` with that date, a suffix
-/// longer than the file, an empty file.
+/// longer than the file, an empty file; and the entity tag added to it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recordings_answer_conditional_requests_by_their_last_modified_date() {
     use std::time::{Duration, SystemTime};
@@ -716,6 +716,44 @@ async fn recordings_answer_conditional_requests_by_their_last_modified_date() {
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(a.header(header::CONTENT_RANGE), "bytes 0-99/100");
     assert_eq!(a.body, data);
+
+    // The entity tag: 304 for If-None-Match (over If-Modified-Since),
+    // 412 for an If-Match naming another version, If-Range by the tag.
+    let a = with(&[]).await;
+    let tag = a.header(header::ETAG).to_owned();
+    assert!(
+        tag.starts_with("\"64-"),
+        "a strong tag of length and mtime: {tag}"
+    );
+    let a = with(&[(header::IF_NONE_MATCH, tag.clone())]).await;
+    assert_eq!(a.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(a.header(header::ETAG), tag);
+    assert!(a.body.is_empty());
+    let a = with(&[
+        (header::IF_NONE_MATCH, "\"older\"".into()),
+        (header::IF_MODIFIED_SINCE, date.clone()),
+    ])
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "If-Modified-Since is ignored");
+    assert_eq!(a.body, data);
+    let a = with(&[(header::IF_MATCH, "\"older\"".into())]).await;
+    assert_eq!(a.status, StatusCode::PRECONDITION_FAILED);
+    a.error();
+    let a = with(&[
+        (header::IF_MATCH, tag.clone()),
+        (header::RANGE, "bytes=0-9".into()),
+    ])
+    .await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    let a = with(&[(header::RANGE, "bytes=0-9".into()), (header::IF_RANGE, tag)]).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT, "If-Range by the tag");
+    assert_eq!(a.body, data[..10]);
+    let a = with(&[
+        (header::RANGE, "bytes=0-9".into()),
+        (header::IF_RANGE, "\"older\"".into()),
+    ])
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "another version: the whole file");
 
     let (empty, _) = with_recording(&r, 0);
     let b = Request::builder()
