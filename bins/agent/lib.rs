@@ -1,11 +1,11 @@
 //! `agent`: the callbridge call server. Configuration, wiring, HTTP and
 //! process life only; the call logic lives in `callbridge-session`.
 //!
-//! Modules: [`cli`] (clap), [`settings`] (the configuration: file and
+//! Modules: `cli` (clap), `settings` (the configuration: file and
 //! environment -> validated settings and secrets, and their mapping onto
-//! the session manager), [`logging`], [`run`] (start-up, `ready`, signals), [`demo`]
-//! (the README's first command), [`users`] (`user add|list|revoke|rotate`),
-//! [`store_cmd`] (`store check`, `store backup`, start-up recovery of
+//! the session manager), `logging`, `run` (start-up, `ready`, signals), `demo`
+//! (the README's first command), `users` (`user add|list|revoke|rotate`),
+//! `store_cmd` (`store check`, `store backup`, start-up recovery of
 //! recordings) and `http` (the API, owned by the HTTP module's authors).
 //!
 //! The binary (`main.rs`) only calls [`main`]; the end-to-end tests' copy

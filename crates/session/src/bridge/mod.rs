@@ -10,7 +10,7 @@
 //! opening, the machine's next deadline and the call's cancellation token;
 //! every event becomes a machine input, and the machine's actions are
 //! executed in order. SIP per RFC 3261 (BYE/CANCEL), RFC 3264 section 8.4
-//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: [`send_refer`]).
+//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: `send_refer`).
 
 pub mod audio;
 mod dial;

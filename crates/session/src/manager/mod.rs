@@ -1,5 +1,5 @@
 //! The session manager (issue 6, "Session manager"): owns the SIP driver,
-//! the RTP port pool, the store writer and the [`registry`] of live calls;
+//! the RTP port pool, the store writer and the `registry` of live calls;
 //! admits inbound INVITEs and outbound originates atomically, routes SIP
 //! events to each call's mailbox, runs every call as one task tree under one
 //! cancellation token, and removes a call from the registry in exactly one
