@@ -423,7 +423,17 @@ fn rest_hangups_without_a_usable_system_trust_store_stop_the_start_with_exit_2()
             .stderr(std::process::Stdio::piped());
         cmd
     };
-    let out = agent("system").output().unwrap();
+    // Bounded: an agent that starts anyway is a failure, not a hang.
+    let mut child = agent("system").spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the agent started without a usable trust store");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("tls.roots system"), "{err}");
