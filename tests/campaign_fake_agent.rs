@@ -4,7 +4,8 @@
 //! runs, voicemail, overlapping runs, SIGKILL and rerun, SIGTERM,
 //! `--max-duration`, a window closing mid-run, 503 back-off, the agent
 //! down, refused and unknown tokens, and a killed run's POST that reaches
-//! the agent only after the rerun dialled the lead again.
+//! the agent only after the rerun dialled the lead again; an `https://`
+//! agent with an unusable system trust store and `--tls-roots`.
 
 mod campaign_support;
 
@@ -597,4 +598,55 @@ fn a_killed_runs_post_that_reaches_the_agent_after_the_rerun_redialled_dials_not
     assert_eq!((l.status, l.attempts), (LeadStatus::Done, 1));
     assert_eq!(l.last_session, Some(sessions[0].id));
     assert_eq!(agent.seen(|s| s.posts_per_lead[&l.id.0]), 1);
+}
+
+#[test]
+fn an_https_agent_needs_a_usable_trust_store_and_tls_roots_picks_it() {
+    let env = Env::new();
+    let c = env.campaign("tls", 1, &["--concurrency", "1"]);
+    // rustls-native-certs reads only these when they are set: an empty
+    // system store.
+    let empty_file = env.file("no-certs.pem", "");
+    let empty_dir = env.dir.path().join("no-certs.d");
+    std::fs::create_dir(&empty_dir).unwrap();
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("https://127.0.0.1:{port}");
+    let run = |roots: &str| {
+        let mut cmd = env.cmd(&["run", "tls", "--agent", &url, "--agent-wait", "1s"]);
+        cmd.env("SSL_CERT_FILE", &empty_file)
+            .env("SSL_CERT_DIR", &empty_dir)
+            .env("CALLBRIDGE_TLS_ROOTS", roots)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        wait_bounded(cmd.spawn().unwrap(), Duration::from_secs(60))
+    };
+    // The system store (the default) is empty: a configuration error.
+    let out = run("system");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls-roots system"), "{stderr}");
+    assert!(stderr.contains("select the bundled roots"), "{stderr}");
+    assert!(env.leads(&c).iter().all(|l| l.attempts == 0));
+    // The bundled roots need no store: the run gets as far as the agent,
+    // which is down.
+    let out = run("bundled");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was unavailable for 1 s"),
+        "{}",
+        show(&out)
+    );
+    // Neither name: bad usage.
+    let out = run("webpki");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"system\" or \"bundled\""),
+        "{}",
+        show(&out)
+    );
 }

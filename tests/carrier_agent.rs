@@ -8,7 +8,9 @@
 //! HTTP API shows each call's transport and filters the list on it. The
 //! Media Streams upgrade itself must carry a valid `X-Twilio-Signature`.
 //! The agent starts with a Vonage application key (the test key) and
-//! refuses to start, exit 2, with an unusable one.
+//! refuses to start, exit 2, with an unusable one, or when its REST
+//! hang-ups would have to trust a system store without a usable
+//! certificate (`tls.roots = "system"`); `bundled` starts it there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod carrier_support;
@@ -390,4 +392,68 @@ fn an_unusable_vonage_private_key_stops_the_start_with_exit_2() {
     let (code, err) = run(&[("VONAGE_PRIVATE_KEY_PATH", "/nonexistent/vonage.key")]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("VONAGE_PRIVATE_KEY_PATH"), "{err}");
+}
+
+#[test]
+fn rest_hangups_without_a_usable_system_trust_store_stop_the_start_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    // Ports of its own: the agent with bundled roots really starts.
+    let cfg = config_with(dir.path(), (41120, 41129), "");
+    // rustls-native-certs reads only these when they are set: an empty
+    // store.
+    let empty_file = dir.path().join("no-certs.pem");
+    std::fs::write(&empty_file, "").unwrap();
+    let empty_dir = dir.path().join("no-certs.d");
+    std::fs::create_dir(&empty_dir).unwrap();
+    let agent = |roots: &str| {
+        let mut cmd = std::process::Command::new(AGENT);
+        cmd.args(["run", "--config", cfg.to_str().unwrap()])
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("VONAGE_API_JWT")
+            .env_remove("VONAGE_PRIVATE_KEY")
+            .env_remove("VONAGE_PRIVATE_KEY_PATH")
+            // Twilio's auth token turns on its REST hang-ups (default
+            // base https://api.twilio.com).
+            .env("TWILIO_AUTH_TOKEN", TOKEN)
+            .env("VONAGE_SIGNATURE_SECRET", SECRET)
+            .env("SSL_CERT_FILE", &empty_file)
+            .env("SSL_CERT_DIR", &empty_dir)
+            .env("CALLBRIDGE_TLS_ROOTS", roots)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        cmd
+    };
+    // Bounded: an agent that starts anyway is a failure, not a hang.
+    let mut child = agent("system").spawn().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the agent started without a usable trust store");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("tls.roots system"), "{err}");
+    assert!(err.contains("REST hang-up"), "{err}");
+    assert!(err.contains("select the bundled roots"), "{err}");
+    assert!(!err.contains(TOKEN), "the token is not echoed: {err}");
+
+    // The bundled roots need no store: the agent comes up.
+    let mut child = agent("bundled").spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        line.contains(" http="),
+        "ready line {line:?}; {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callbridge_carrier::HangupError;
 use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::summary::summarizer_for;
-use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel};
+use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel, TlsRoots};
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
@@ -71,6 +72,16 @@ pub enum StartError {
     /// Registering with the trunk could not be started.
     #[error("sip.trunk registration: {0}")]
     Register(DriverError),
+    /// A configured carrier's REST hang-up client cannot be built (with
+    /// `tls.roots = "system"`: the system trust store has no usable
+    /// certificate).
+    #[error("tls.roots {roots}: {source}")]
+    CarrierHangup {
+        /// `tls.roots`.
+        roots: TlsRoots,
+        /// Why.
+        source: HangupError,
+    },
     /// A blocking task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -79,11 +90,16 @@ pub enum StartError {
 impl StartError {
     /// The exit status: 2 for what the operator must fix in the store's
     /// files or their place (permissions, read-only or full filesystem, a
-    /// damaged or newer database, a lock held by another process), 1 for
-    /// the rest.
+    /// damaged or newer database, a lock held by another process) or in the
+    /// host's trust store (`tls.roots`), 1 for the rest.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::RecordingsDir { .. } | StartError::Store { .. } => 2,
+            StartError::RecordingsDir { .. }
+            | StartError::Store { .. }
+            | StartError::CarrierHangup {
+                source: HangupError::Tls { .. },
+                ..
+            } => 2,
             _ => 1,
         }
     }
@@ -266,6 +282,11 @@ impl Agent {
     /// Starts everything; returns once SIP, RTP and HTTP are up.
     pub async fn start(settings: &Settings, secrets: &Secrets) -> Result<Agent, StartError> {
         recordings_dir(&settings.recordings_dir, settings.file_access)?;
+        // The carrier REST clients first: a trust store they cannot use is
+        // a configuration error, found before anything is started.
+        let roots = settings.tls_roots;
+        let carrier = http::carrier::CarrierState::new(secrets.carrier.clone(), roots)
+            .map_err(|source| StartError::CarrierHangup { roots, source })?;
         let (db, spool, opts, rec) = (
             settings.database.clone(),
             settings.spool_dir.clone(),
@@ -338,9 +359,7 @@ impl Agent {
             started: Instant::now(),
             provider: settings.provider.name().to_owned(),
             outbound: settings.outbound(),
-            carrier: Some(Arc::new(http::carrier::CarrierState::new(
-                secrets.carrier.clone(),
-            ))),
+            carrier: Some(Arc::new(carrier)),
         });
         let apart = http::Apart {
             public: public_addr.is_some(),

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use callbridge_api::TlsRoots;
 use callbridge_crm_store::Weekdays;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -178,6 +179,13 @@ pub struct RunArgs {
         default_value = "http://127.0.0.1:8080"
     )]
     pub agent: String,
+    /// Which certificate authorities an `https://` agent URL is checked
+    /// against: `system` (the operating system's trust store) or `bundled`
+    /// (the Mozilla roots built into the binary). The agent's own
+    /// `tls.roots` reads the same variable. A plain `http://` agent (the
+    /// default, on loopback) needs neither.
+    #[arg(long, env = "CALLBRIDGE_TLS_ROOTS", default_value = "system")]
+    pub tls_roots: TlsRoots,
     /// The environment variable holding the API token (role agent-operator
     /// or admin; `agent user add`).
     #[arg(long, default_value = "CALLBRIDGE_TOKEN")]

@@ -45,6 +45,10 @@ impl From<callbridge_api::ClientError> for CampaignError {
             callbridge_api::ClientError::NotHttp { .. } => {
                 CampaignError::Usage(format!("--agent {e}"))
             }
+            // The host's trust store: configuration, like a bad flag.
+            callbridge_api::ClientError::Tls { roots, source } => {
+                CampaignError::Usage(format!("--tls-roots {roots}: {source}"))
+            }
             _ => CampaignError::Failed(e.to_string()),
         }
     }

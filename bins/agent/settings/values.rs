@@ -68,7 +68,8 @@ pub enum Synchronous {
 }
 
 /// `tls.roots`: which certificate authorities outbound TLS (the model's
-/// WebSocket, the summary API) trusts: llm-bridge's `TlsRoots`, by its
+/// WebSocket, the summary API, the carriers' REST hang-ups) trusts:
+/// `callbridge-tls`'s `TlsRoots` (re-exported by llm-bridge), by its
 /// names in the configuration.
 pub use callbridge_llm_bridge::TlsRoots;
 

@@ -87,7 +87,7 @@ pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
             )));
         }
     }
-    let agent = AgentClient::new(&args.agent, token)?;
+    let agent = AgentClient::with_roots(&args.agent, token, args.tls_roots)?;
     let lock_dir = match &args.lock_dir {
         Some(d) => d.clone(),
         None => db_path

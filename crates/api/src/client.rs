@@ -1,12 +1,14 @@
 //! The agent's HTTP API from the dialer's side: `POST /api/calls` and
 //! `GET /api/calls/{id}` with the shared wire types of this crate.
 //! Answers are read up to [`MAX_BODY`] bytes; the token is sent as a bearer
-//! header and never logged. TLS is rustls on the ring provider with the
-//! bundled webpki roots; redirects are not followed.
+//! header and never logged. TLS is rustls on the aws-lc-rs provider
+//! trusting the [`TlsRoots`] given (the system store by default; a plain
+//! `http://` agent never needs one); redirects are not followed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use callbridge_tls::{TlsError, TlsRoots};
 use reqwest::StatusCode;
 
 use crate::{CallAccepted, CallRequest, CallStatus, ErrorBody};
@@ -26,10 +28,19 @@ pub enum ClientError {
         /// The URL given, without trailing slashes.
         base: String,
     },
-    /// The TLS or HTTP stack could not be set up.
+    /// The TLS roots cannot be used (an `https://` agent, the system trust
+    /// store without a usable certificate).
+    #[error("TLS roots {roots}: {source}")]
+    Tls {
+        /// The roots asked for.
+        roots: TlsRoots,
+        /// Why.
+        source: TlsError,
+    },
+    /// The HTTP stack could not be set up.
     #[error("{what}: {why}")]
     Setup {
-        /// Which part: `TLS setup` or `HTTP client setup`.
+        /// Which part: `HTTP client setup`.
         what: &'static str,
         /// The stack's message.
         why: String,
@@ -122,27 +133,32 @@ fn error_text(status: StatusCode, bytes: &[u8]) -> String {
 }
 
 impl AgentClient {
-    /// A client for the agent at `base` (`http://127.0.0.1:8080`).
+    /// A client for the agent at `base` (`http://127.0.0.1:8080`), trusting
+    /// the system store for an `https://` agent.
+    ///
+    /// # Errors
+    /// As [`AgentClient::with_roots`].
     pub fn new(base: &str, token: String) -> Result<Self, ClientError> {
+        Self::with_roots(base, token, TlsRoots::System)
+    }
+
+    /// A client for the agent at `base`, trusting `roots` when `base` is
+    /// `https://` (for `http://` no trust store is read).
+    ///
+    /// # Errors
+    /// [`ClientError::NotHttp`], [`ClientError::Tls`] (an `https://` base
+    /// and a system store without a usable certificate),
+    /// [`ClientError::Setup`].
+    pub fn with_roots(base: &str, token: String, roots: TlsRoots) -> Result<Self, ClientError> {
         let base = base.trim_end_matches('/');
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ClientError::NotHttp { base: base.into() });
         }
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ClientError::Setup {
-            what: "TLS setup",
-            why: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls = roots
+            .client_config_for(base)
+            .map_err(|source| ClientError::Tls { roots, source })?;
         let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
+            .tls_backend_preconfigured((*tls).clone())
             .connect_timeout(Duration::from_secs(5))
             .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())

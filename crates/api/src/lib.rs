@@ -19,15 +19,18 @@
 //! # Features
 //!
 //! - `client` (off by default): [`AgentClient`], an HTTP client (reqwest on
-//!   rustls with the ring provider) for `POST /api/calls` and
-//!   `GET /api/calls/{id}`. The agent, which only serves the types, goes
-//!   without it.
+//!   rustls with the aws-lc-rs provider, trusting the system store or the
+//!   bundled roots: [`TlsRoots`], from `callbridge-tls`) for
+//!   `POST /api/calls` and `GET /api/calls/{id}`. The agent, which only
+//!   serves the types, goes without it.
 #![deny(missing_docs)]
 
 #[cfg(feature = "client")]
 pub mod client;
 pub mod wire;
 
+#[cfg(feature = "client")]
+pub use callbridge_tls::{TlsError, TlsRoots};
 #[cfg(feature = "client")]
 pub use client::{AgentClient, ClientError, MAX_BODY, PostError, REQUEST_TIMEOUT};
 pub use wire::{

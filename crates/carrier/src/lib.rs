@@ -33,16 +33,16 @@
 //! # Features
 //!
 //! - `driver` (default): the tokio side: [`CarrierSocket`] and the REST
-//!   hangups over reqwest. Without it the crate is the sans-IO protocols,
+//!   hangups over reqwest, trusting the `callbridge-tls` roots given. Without it the crate is the sans-IO protocols,
 //!   signatures and tokens only.
 //!
 //! # Crypto
 //!
-//! JWTs (Vonage's HS256 webhooks, our RS256 application tokens) go through
-//! the `jsonwebtoken` crate on its RustCrypto backend, and Twilio's
-//! HMAC-SHA1 through RustCrypto's `hmac` and `sha1`: one crypto stack in
-//! this crate. `jsonwebtoken` offers only RustCrypto or aws-lc-rs, not
-//! ring, so ring stays in the build only as rustls's TLS provider.
+//! One crypto stack, aws-lc-rs: JWTs (Vonage's HS256 webhooks, our RS256
+//! application tokens) go through the `jsonwebtoken` crate on its aws-lc-rs
+//! backend, Twilio's HMAC-SHA1 and Vonage's SHA-256 payload hash through
+//! `aws_lc_rs::hmac` and `aws_lc_rs::digest`, and the REST hang-ups' TLS
+//! through rustls on the aws-lc-rs provider (`callbridge-tls`).
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 

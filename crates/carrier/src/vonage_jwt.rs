@@ -8,7 +8,7 @@
 //!   b64url(signature)`, base64url without padding (RFC 4648 section 5).
 //! - The header is `{"alg":"RS256","typ":"JWT"}`. RS256 is RSASSA-PKCS1-v1_5
 //!   with SHA-256 (RFC 7518 section 3.3, RFC 8017 section 8.2), computed
-//!   by `jsonwebtoken` (its RustCrypto backend) over the header and claims
+//!   by `jsonwebtoken` (its aws-lc-rs backend) over the header and claims
 //!   written here, so the bytes stay exactly these (the tests compare
 //!   them with openssl's).
 //! - The claims are the ones Vonage documents for application JWTs:

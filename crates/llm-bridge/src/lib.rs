@@ -14,7 +14,8 @@
 //! system trust store by default, or the bundled webpki roots:
 //! [`TlsRoots`], set per session in [`SessionConfig::tls_roots`].
 //!
-//! Features: `tls` (default; rustls on ring for `wss://`) and `summary`
+//! Features: `tls` (default; rustls on aws-lc-rs for `wss://`, configured
+//! by `callbridge-tls`) and `summary`
 //! (the `summary` module: one provider-generic HTTP summarizer, reqwest).
 //! The strict mock servers of both protocols, for tests and demos, are the
 //! crate `callbridge-llm-mock`, which depends on this one.
@@ -63,7 +64,9 @@ pub mod session;
 pub mod stats;
 #[cfg(feature = "summary")]
 pub mod summary;
-pub mod tls;
+/// Which roots outbound TLS trusts: the crate `callbridge-tls`, shared with
+/// the carrier REST hang-ups and the dialer's client.
+pub use callbridge_tls as tls;
 pub mod tools;
 mod transport;
 

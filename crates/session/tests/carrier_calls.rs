@@ -277,7 +277,12 @@ async fn vonage_agent_hangup_sends_a_minted_jwt_that_verifies() {
         String::from_utf8_lossy(&buf).into_owned()
     });
     let signer = VonageSigner::from_pem(ApplicationId::new(APP).unwrap(), KEY.as_bytes()).unwrap();
-    let rest = VonageRest::new(&base, VonageBearer::minted(signer)).unwrap();
+    let rest = VonageRest::new(
+        &base,
+        VonageBearer::minted(signer),
+        callbridge_llm_bridge::TlsRoots::System,
+    )
+    .unwrap();
 
     let script = callbridge_llm_mock::gemini::GeminiScript {
         end_call_after_turns: Some(1),
@@ -318,9 +323,9 @@ async fn vonage_agent_hangup_sends_a_minted_jwt_that_verifies() {
 }
 
 mod jwt_support {
+    use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
     use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 
     const PUB: &str = include_str!("../../carrier/tests/data/vonage-test-key.pub.pem");
 

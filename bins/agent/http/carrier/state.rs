@@ -8,7 +8,8 @@ use std::time::Instant;
 use callbridge_carrier::admission::{Admission, StreamAuth, StreamRefusal};
 use callbridge_carrier::hangup::{TwilioRest, VonageRest};
 use callbridge_carrier::stream_token::{self as stream_token, Grant, TokenError};
-use callbridge_carrier::{Carrier, CarrierCallId, CarrierHangup, NoHangup, StartInfo};
+use callbridge_carrier::{Carrier, CarrierCallId, CarrierHangup, HangupError, NoHangup, StartInfo};
+use callbridge_llm_bridge::TlsRoots;
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use tracing::warn;
@@ -54,36 +55,37 @@ impl std::fmt::Debug for CarrierState {
 
 impl CarrierState {
     /// The routes' state; REST hangups go through the configured API
-    /// bases (Vonage's only with an application key or `VONAGE_API_JWT`;
-    /// without one the call ends when we close the socket).
-    pub fn new(settings: CarrierSettings) -> CarrierState {
+    /// bases (Twilio's with its auth token; Vonage's only with an
+    /// application key or `VONAGE_API_JWT`; without one the call ends when
+    /// we close the socket), over HTTPS trusting `roots` (`tls.roots`).
+    ///
+    /// # Errors
+    /// A configured hangup client cannot be built:
+    /// [`HangupError::Tls`] when `roots` is the system store and it has no
+    /// usable certificate. The agent refuses to start then, rather than
+    /// run calls it could not hang up at the carrier.
+    pub fn new(settings: CarrierSettings, roots: TlsRoots) -> Result<CarrierState, HangupError> {
         let twilio_hangup: Arc<dyn CarrierHangup> = match &settings.twilio {
-            Some(t) => match (
-                &t.secret,
-                TwilioRest::new(
-                    &t.api_base,
-                    t.secret
-                        .as_ref()
-                        .map(|s| s.expose().clone())
-                        .unwrap_or_default(),
-                ),
-            ) {
-                (Some(_), Ok(r)) => Arc::new(r),
-                _ => Arc::new(NoHangup),
+            Some(t) => match &t.secret {
+                Some(token) => {
+                    Arc::new(TwilioRest::new(&t.api_base, token.expose().clone(), roots)?)
+                }
+                None => Arc::new(NoHangup),
             },
             None => Arc::new(NoHangup),
         };
         let vonage_hangup: Arc<dyn CarrierHangup> = match &settings.vonage {
             Some(v) => match &v.hangup_bearer {
-                Some(bearer) => match VonageRest::new(&v.api_base, bearer.clone()) {
-                    Ok(r) => Arc::new(r),
-                    Err(_) => Arc::new(NoHangup),
-                },
+                Some(bearer) => Arc::new(VonageRest::new(&v.api_base, bearer.clone(), roots)?),
                 None => Arc::new(NoHangup),
             },
             None => Arc::new(NoHangup),
         };
-        CarrierState::with_hangups(settings, twilio_hangup, vonage_hangup)
+        Ok(CarrierState::with_hangups(
+            settings,
+            twilio_hangup,
+            vonage_hangup,
+        ))
     }
 
     /// The routes' state with given hangups (tests). Stream tokens come

@@ -63,6 +63,16 @@ pub enum HangupError {
     /// [`crate::vonage_jwt::JwtError`]).
     #[error("{0}: hangup token not signed")]
     Token(Carrier),
+    /// The REST client's TLS configuration could not be made (the system
+    /// trust store has no usable root certificate): a configuration
+    /// problem, found when the client is built.
+    #[error("{carrier}: REST hang-up client: {source}")]
+    Tls {
+        /// Whose API.
+        carrier: Carrier,
+        /// Why.
+        source: callbridge_tls::TlsError,
+    },
 }
 
 /// Hangs up a carrier call (mockable).

@@ -1,36 +1,33 @@
-//! The carriers' REST hangups over HTTPS (reqwest on rustls with the
-//! ring provider and the bundled webpki roots, as every outbound client of
-//! the agent).
+//! The carriers' REST hangups over HTTPS: reqwest on the rustls
+//! configuration of `callbridge-tls` (the aws-lc-rs provider, trusting the
+//! system store or the bundled roots, as every outbound client of the
+//! agent).
 
 use std::sync::Arc;
+
+use callbridge_tls::TlsRoots;
 
 use super::{BoxFuture, CarrierHangup, HANGUP_TIMEOUT, HangupError, HangupTarget};
 use crate::Carrier;
 use crate::vonage_jwt::VonageBearer;
 use callbridge_redact::Secret;
 
-/// The HTTP client of the REST hangups: rustls on ring, webpki roots, no
-/// redirects, a bounded connect.
 /// Connect timeout of the hangup client (as the summary clients').
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
-fn client() -> Result<reqwest::Client, ()> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(drop)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+/// The HTTP client of `carrier`'s REST hangups at `base`: `roots`'
+/// configuration (not read for a plain `http://` base), no redirects, a
+/// bounded connect.
+fn client(carrier: Carrier, base: &str, roots: TlsRoots) -> Result<reqwest::Client, HangupError> {
+    let tls = roots
+        .client_config_for(base)
+        .map_err(|source| HangupError::Tls { carrier, source })?;
     reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
+        .tls_backend_preconfigured((*tls).clone())
         .connect_timeout(CONNECT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()
-        .map_err(drop)
+        .map_err(|_| HangupError::Transport(carrier))
 }
 
 /// Twilio's REST hangup.
@@ -43,13 +40,14 @@ pub struct TwilioRest {
 
 impl TwilioRest {
     /// Hangs up through `base` (`https://api.twilio.com`) with the
-    /// account's auth token.
+    /// account's auth token, trusting `roots`.
     ///
     /// # Errors
-    /// The HTTP client could not be built.
-    pub fn new(base: &str, auth_token: String) -> Result<TwilioRest, HangupError> {
+    /// [`HangupError::Tls`] (no usable system trust store), or
+    /// [`HangupError::Transport`] (the HTTP client could not be built).
+    pub fn new(base: &str, auth_token: String, roots: TlsRoots) -> Result<TwilioRest, HangupError> {
         Ok(TwilioRest {
-            client: client().map_err(|_| HangupError::Transport(Carrier::Twilio))?,
+            client: client(Carrier::Twilio, base, roots)?,
             base: base.trim_end_matches('/').to_owned(),
             auth_token: Secret::new(auth_token.into()),
         })
@@ -94,13 +92,19 @@ pub struct VonageRest {
 
 impl VonageRest {
     /// Hangs up through `base` (`https://api.nexmo.com`), authorized by
-    /// `bearer` (a token minted per request, or reused while fresh).
+    /// `bearer` (a token minted per request, or reused while fresh),
+    /// trusting `roots`.
     ///
     /// # Errors
-    /// The HTTP client could not be built.
-    pub fn new(base: &str, bearer: VonageBearer) -> Result<VonageRest, HangupError> {
+    /// [`HangupError::Tls`] (no usable system trust store), or
+    /// [`HangupError::Transport`] (the HTTP client could not be built).
+    pub fn new(
+        base: &str,
+        bearer: VonageBearer,
+        roots: TlsRoots,
+    ) -> Result<VonageRest, HangupError> {
         Ok(VonageRest {
-            client: client().map_err(|_| HangupError::Transport(Carrier::Vonage))?,
+            client: client(Carrier::Vonage, base, roots)?,
             base: base.trim_end_matches('/').to_owned(),
             bearer,
         })
@@ -177,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn twilio_hangup_posts_status_completed_with_basic_auth() {
         let (base, h) = one_request(200).await;
-        let rest = TwilioRest::new(&base, "tok".into()).unwrap();
+        let rest = TwilioRest::new(&base, "tok".into(), TlsRoots::System).unwrap();
         let target = HangupTarget {
             call: CarrierCallId::new(Carrier::Twilio, "CA9").unwrap(),
             account: Some("AC1".into()),
@@ -196,7 +200,8 @@ mod tests {
     #[tokio::test]
     async fn vonage_hangup_puts_action_hangup_and_reports_refusal() {
         let (base, h) = one_request(404).await;
-        let rest = VonageRest::new(&base, VonageBearer::fixed("jwt".into())).unwrap();
+        let rest =
+            VonageRest::new(&base, VonageBearer::fixed("jwt".into()), TlsRoots::System).unwrap();
         let target = HangupTarget {
             call: CarrierCallId::new(Carrier::Vonage, "u-1").unwrap(),
             account: None,
@@ -222,7 +227,7 @@ mod tests {
         use crate::vonage_jwt::test_key;
         let (base, h) = one_request(204).await;
         let bearer = VonageBearer::minted(test_key::signer(test_key::KEY));
-        let rest = VonageRest::new(&base, bearer).unwrap();
+        let rest = VonageRest::new(&base, bearer, TlsRoots::System).unwrap();
         let target = HangupTarget {
             call: CarrierCallId::new(Carrier::Vonage, "u-2").unwrap(),
             account: None,
@@ -250,7 +255,7 @@ mod tests {
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let rest = TwilioRest::new("http://x", "very-secret".into()).unwrap();
+        let rest = TwilioRest::new("http://x", "very-secret".into(), TlsRoots::System).unwrap();
         assert!(!format!("{rest:?}").contains("very-secret"));
     }
 }

@@ -25,7 +25,7 @@
 //! [`crate::stream_token`]).
 //!
 //! The JWT is checked by `jsonwebtoken` (HS256 only, the signature before
-//! anything else); Twilio's HMAC-SHA1 by RustCrypto's `hmac`. Comparisons
+//! anything else); Twilio's HMAC-SHA1 by `aws_lc_rs::hmac`. Comparisons
 //! are constant-time. Secrets never appear in errors or logs.
 
 mod twilio;

@@ -2,12 +2,12 @@
 //! request by `payload_hash`, fresh, and single-use (see the parent
 //! module).
 
+use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{MAX_TOKEN, SignatureError};
@@ -116,13 +116,13 @@ pub fn verify_vonage(
     }
     match (check.signed, claims.payload_hash.as_deref()) {
         (Signed::Body(body), Some(hash)) => {
-            if !hex_eq(&Sha256::digest(body), hash) {
+            if !hex_eq(digest(&SHA256, body).as_ref(), hash) {
                 return Err(SignatureError::PayloadHash);
             }
         }
         (Signed::Body(_), None) => return Err(SignatureError::PayloadHash),
         (Signed::Query(q), Some(hash)) => {
-            if !hex_eq(&Sha256::digest(query_payload(q).as_bytes()), hash) {
+            if !hex_eq(digest(&SHA256, query_payload(q).as_bytes()).as_ref(), hash) {
                 return Err(SignatureError::PayloadHash);
             }
         }
@@ -281,7 +281,7 @@ pub fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
 
 /// Hex SHA-256 of `body` (the `payload_hash` claim).
 pub fn payload_hash(body: &[u8]) -> String {
-    hex::encode(Sha256::digest(body))
+    hex::encode(digest(&SHA256, body))
 }
 
 #[cfg(test)]

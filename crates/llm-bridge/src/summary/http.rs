@@ -1,6 +1,6 @@
 //! The one HTTP summarizer, [`HttpSummarizer`]: a provider's text API
 //! ([`TextApi`]: URL, auth header, request and answer JSON) behind one HTTP
-//! path. Owns the HTTP client (reqwest on the crate's rustls configuration,
+//! path. Owns the HTTP client (reqwest on the shared rustls configuration,
 //! [`TlsRoots`]; plain `http://` works for tests), the secret key wrapper,
 //! the transcript rendering (bounded, keeps the end), the bounded POST and
 //! the error mapping (status + short message, never the key), and
@@ -200,14 +200,15 @@ pub fn summarizer_for(
     Ok(Arc::new(s))
 }
 
-/// A reqwest client on the crate's rustls configuration for `roots` (ring
-/// provider; no aws-lc, no native TLS), without redirects.
+/// A reqwest client on the shared rustls configuration for `roots`
+/// (`callbridge-tls`: the aws-lc-rs provider, no native TLS), without
+/// redirects.
 fn client(provider: &'static str, roots: TlsRoots) -> Result<reqwest::Client, SummaryError> {
     let tls = roots
         .client_config()
         .map_err(|e| SummaryError::Provider(format!("{provider}: {e}")))?;
     reqwest::Client::builder()
-        .tls_backend_preconfigured(rustls::ClientConfig::clone(&tls))
+        .tls_backend_preconfigured((*tls).clone())
         .connect_timeout(DEFAULT_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .build()

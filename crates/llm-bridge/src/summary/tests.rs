@@ -87,7 +87,7 @@ async fn starts_a_tls_handshake(s: HttpSummarizer) {
     assert_eq!(first[1], 0x03, "TLS major version");
 }
 
-/// An `https://` endpoint really goes through rustls (ring provider, no
+/// An `https://` endpoint really goes through rustls (aws-lc-rs provider, no
 /// process-wide default needed), on the bundled roots.
 #[tokio::test]
 async fn https_endpoint_starts_a_tls_handshake() {

@@ -1,34 +1,53 @@
-//! Which certificate authorities outbound TLS trusts: [`TlsRoots`].
+//! Which certificate authorities callbridge's outbound TLS trusts:
+//! [`TlsRoots`], and the one rustls client configuration for each choice.
 //!
-//! Owns the one rustls client configuration (ring provider, safe default
-//! protocol versions, no client auth) that every outbound TLS connection of
-//! this crate uses: the realtime model WebSockets (`wss://`) and the
-//! post-call summary requests (`https://`). The roots are either the
-//! system trust store ([`TlsRoots::System`], the default: what the host's
-//! administrator installed, including a TLS-intercepting proxy's CA), read
-//! with `rustls-native-certs` (which honours `SSL_CERT_FILE` and
+//! Every outbound TLS connection of callbridge goes through
+//! [`TlsRoots::client_config`]: the realtime model WebSockets (`wss://`)
+//! and the post-call summary requests (`https://`) of `callbridge-llm-bridge`,
+//! the carriers' REST hang-ups of `callbridge-carrier` and the campaign
+//! dialer's `AgentClient` of `callbridge-api`. The configuration is rustls
+//! on the aws-lc-rs provider, passed explicitly (no process-wide default
+//! provider is read or installed), with safe default protocol versions and
+//! no client auth. The roots are either the system trust store
+//! ([`TlsRoots::System`], the default: what the host's administrator
+//! installed, including a TLS-intercepting proxy's CA), read with
+//! `rustls-native-certs` (which honours `SSL_CERT_FILE` and
 //! `SSL_CERT_DIR`), or the Mozilla roots bundled into the binary
 //! ([`TlsRoots::Bundled`], `webpki-roots`), the fallback for hosts without a
 //! usable store.
 //!
 //! The store is read once per process and kind; a system store that cannot
 //! be read completely is logged as a warning, and one without a single
-//! usable certificate is the error [`TlsError::NoSystemRoots`]. A leaf
-//! module: it uses nothing else of the crate.
+//! usable certificate is the error [`TlsError::NoSystemRoots`].
+//!
+//! A tiny utility crate below the protocol crates, so that llm-bridge,
+//! carrier and api share one trust policy without knowing of each other.
+//!
+//! # Features
+//!
+//! - `config` (default): [`TlsRoots::client_config`] (rustls,
+//!   rustls-native-certs, webpki-roots). Without it the crate is the
+//!   [`TlsRoots`] setting and [`TlsError`] only.
+#![deny(missing_docs)]
 
-#[cfg(feature = "tls")]
+#[cfg(feature = "config")]
 use std::sync::{Arc, OnceLock};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(all(doctest, feature = "config"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// The certificate authorities outbound TLS trusts.
 ///
 /// ```
-/// use callbridge_llm_bridge::TlsRoots;
+/// use callbridge_tls::TlsRoots;
 /// assert_eq!(TlsRoots::default(), TlsRoots::System);
 /// assert_eq!("bundled".parse::<TlsRoots>(), Ok(TlsRoots::Bundled));
 /// assert_eq!(TlsRoots::Bundled.to_string(), "bundled");
-/// # #[cfg(feature = "tls")]
+/// # #[cfg(feature = "config")]
 /// let config = TlsRoots::Bundled.client_config()?;
-/// # Ok::<(), callbridge_llm_bridge::TlsError>(())
+/// # Ok::<(), callbridge_tls::TlsError>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -94,7 +113,7 @@ pub enum TlsError {
     UnknownRoots,
 }
 
-#[cfg(feature = "tls")]
+#[cfg(feature = "config")]
 impl TlsRoots {
     /// The rustls client configuration trusting these roots, made once per
     /// process and shared.
@@ -120,9 +139,29 @@ impl TlsRoots {
     }
 }
 
+#[cfg(feature = "config")]
+impl TlsRoots {
+    /// The configuration of a client of `url` that follows no redirects:
+    /// [`TlsRoots::client_config`] for an `https://` or `wss://` URL; for
+    /// any other (`http://`, `ws://`) the client never makes a TLS
+    /// connection, so the bundled roots stand in and the system store is not
+    /// read (a plain-HTTP client works on a host without one).
+    ///
+    /// # Errors
+    /// As [`TlsRoots::client_config`], for a TLS URL.
+    pub fn client_config_for(self, url: &str) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        if scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("wss") {
+            self.client_config()
+        } else {
+            TlsRoots::Bundled.client_config()
+        }
+    }
+}
+
 /// The configuration for what was read from the system store: warns about
 /// load errors, fails when nothing usable was found.
-#[cfg(feature = "tls")]
+#[cfg(feature = "config")]
 fn system_roots(
     loaded: rustls_native_certs::CertificateResult,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
@@ -147,11 +186,12 @@ fn system_roots(
     config(store)
 }
 
-/// rustls on the ring provider with `roots`.
-#[cfg(feature = "tls")]
+/// rustls on the aws-lc-rs provider (given explicitly: nothing depends on
+/// a process-wide default) with `roots`.
+#[cfg(feature = "config")]
 fn config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
+        rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .map_err(|_| TlsError::Setup)?
@@ -160,7 +200,7 @@ fn config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, Tls
     Ok(Arc::new(config))
 }
 
-#[cfg(all(test, feature = "tls"))]
+#[cfg(all(test, feature = "config"))]
 mod tests {
     use super::*;
 
@@ -188,6 +228,48 @@ mod tests {
         let a = TlsRoots::Bundled.client_config().unwrap();
         let b = TlsRoots::Bundled.client_config().unwrap();
         assert!(Arc::ptr_eq(&a, &b), "made once per process");
+    }
+
+    #[test]
+    fn plain_urls_never_read_the_system_store() {
+        let bundled = TlsRoots::Bundled.client_config().unwrap();
+        for url in [
+            "http://127.0.0.1:8080",
+            "HTTP://agent",
+            "ws://x",
+            "no scheme",
+        ] {
+            let c = TlsRoots::System.client_config_for(url).unwrap();
+            assert!(Arc::ptr_eq(&c, &bundled), "{url}");
+        }
+        for url in ["https://api.twilio.com", "HTTPS://x", "wss://x"] {
+            let c = TlsRoots::Bundled.client_config_for(url).unwrap();
+            assert!(Arc::ptr_eq(&c, &bundled), "{url}");
+            // The system store's configuration (or its error) is another.
+            match TlsRoots::System.client_config_for(url) {
+                Ok(c) => assert!(!Arc::ptr_eq(&c, &bundled), "{url}"),
+                Err(e) => assert!(matches!(e, TlsError::NoSystemRoots { .. })),
+            }
+        }
+    }
+
+    #[test]
+    fn configurations_carry_the_aws_lc_rs_provider_explicitly() {
+        // Nothing installed a process default: the provider comes with the
+        // configuration, so no caller depends on global state.
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+        let names = |p: &rustls::crypto::CryptoProvider| {
+            p.kx_groups.iter().map(|g| g.name()).collect::<Vec<_>>()
+        };
+        let ours = TlsRoots::Bundled.client_config().unwrap();
+        let want = rustls::crypto::aws_lc_rs::default_provider();
+        assert_eq!(names(ours.crypto_provider()), names(&want));
+        // aws-lc-rs offers the post-quantum hybrid group; ring does not.
+        assert!(
+            names(&want).contains(&rustls::NamedGroup::X25519MLKEM768),
+            "{:?}",
+            names(&want)
+        );
     }
 
     #[test]
