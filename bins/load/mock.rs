@@ -48,6 +48,12 @@ pub struct MockReport {
     pub clean_closes: u64,
     /// Caller turns detected.
     pub caller_turns: u64,
+    /// Caller audio messages received (one per uplink chunk).
+    #[serde(default)]
+    pub audio_messages_in: u64,
+    /// Caller audio received, decoded bytes (16 kHz s16le).
+    #[serde(default)]
+    pub audio_bytes_in: u64,
     /// Connections that were scripted to drop.
     pub drops_scripted: u64,
     /// Connections that were scripted to stall.
@@ -103,6 +109,8 @@ pub async fn main(args: MockArgs) -> Result<(), String> {
         setups: s.setups,
         clean_closes: s.clean_closes,
         caller_turns: s.caller_turns,
+        audio_messages_in: s.audio_messages_in,
+        audio_bytes_in: s.audio_bytes_in,
         drops_scripted: (0..n.min(args.scripted))
             .filter(|&i| is_drop(i, args.drop_every))
             .count() as u64,

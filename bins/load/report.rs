@@ -353,6 +353,17 @@ impl Report {
                 m.stalls_scripted,
                 m.violations.len()
             );
+            if m.audio_messages_in > 0 {
+                // 16 kHz s16le: 32 bytes per millisecond.
+                let ms_each = m.audio_bytes_in as f64 / 32.0 / m.audio_messages_in as f64;
+                let _ = writeln!(
+                    o,
+                    "mock: {} caller audio messages, {:.1} ms of audio each ({:.1} messages per second of a call's audio)",
+                    m.audio_messages_in,
+                    ms_each,
+                    1000.0 / ms_each
+                );
+            }
         }
         if !self.checks.is_empty() {
             let _ = writeln!(o, "\nchecks:");

@@ -189,6 +189,15 @@ impl<'a> Check<'a> {
             .or_else(|| self.invalid(key, v, &format!("a number from 1 to {max}")))
     }
 
+    /// The model uplink's chunk length: 20, 40 or 60 (milliseconds).
+    pub fn uplink(&self, key: &str) -> Option<callbridge_llm_bridge::UplinkChunk> {
+        let v = self.int(key)?;
+        u64::try_from(v)
+            .ok()
+            .and_then(callbridge_llm_bridge::UplinkChunk::from_ms)
+            .or_else(|| self.invalid(key, v, "20, 40 or 60 (milliseconds of audio per message)"))
+    }
+
     /// A key naming one of `options`.
     pub fn choice<T: Copy>(&self, key: &str, options: &[(&str, T)]) -> Option<T> {
         let v = self.text(key)?;

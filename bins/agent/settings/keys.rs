@@ -141,6 +141,7 @@ pub const KEYS: &[Key] = &[
     ),
     flag("model.tools", true),
     text("model.setup_timeout", "10s"),
+    int("model.uplink_ms", 40),
     list("transfer.targets"),
     text("store.database", "callbridge.db"),
     text("store.recordings_dir", "recordings"),

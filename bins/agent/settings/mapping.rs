@@ -39,6 +39,7 @@ impl Settings {
             transfer_call: self.tools,
         };
         m.setup_timeout = self.setup_timeout;
+        m.uplink = self.uplink;
         m.tls_roots = self.tls_roots;
         if self.provider == Provider::OpenAi {
             // G.711 both ways: no resampling on the phone path.

@@ -229,6 +229,36 @@ fn model_reply_timeout_defaults_to_8s_takes_overrides_and_off() {
 }
 
 #[test]
+fn uplink_ms_defaults_to_40_takes_20_and_60_and_refuses_anything_else() {
+    use callbridge_llm_bridge::UplinkChunk;
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.uplink, UplinkChunk::Ms40);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.model.uplink, UplinkChunk::Ms40);
+    let s = settings(GOOD, &[("CALLBRIDGE_MODEL_UPLINK_MS", "60")]).unwrap();
+    assert_eq!(
+        s.session_config(&Secrets::default(), None).uplink,
+        UplinkChunk::Ms60
+    );
+    let file = GOOD.replace("provider = \"mock\"", "provider = \"mock\"\nuplink_ms = 20");
+    assert_eq!(settings(&file, &[]).unwrap().uplink, UplinkChunk::Ms20);
+    for bad in ["0", "30", "100", "-20"] {
+        let m = err(GOOD, &[("CALLBRIDGE_MODEL_UPLINK_MS", bad)]);
+        assert!(
+            m.contains("model.uplink_ms (from CALLBRIDGE_MODEL_UPLINK_MS)")
+                && m.contains("20, 40 or 60"),
+            "{m}"
+        );
+    }
+    let file = GOOD.replace("provider = \"mock\"", "provider = \"mock\"\nuplink_ms = 50");
+    let m = err(&file, &[]);
+    assert!(
+        m.contains("model.uplink_ms = 50: expected 20, 40 or 60") && m.contains("(in agent.toml)"),
+        "{m}"
+    );
+}
+
+#[test]
 fn bad_ports_and_capacity() {
     let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MIN", "70000")]);
     assert!(

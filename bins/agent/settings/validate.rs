@@ -241,6 +241,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let greeting = c.text("model.greeting");
     let tools = c.flag("model.tools");
     let setup_timeout = c.duration("model.setup_timeout");
+    let uplink = c.uplink("model.uplink_ms");
     let transfer_targets = c
         .list("transfer.targets")
         .and_then(|t| transfer::targets(c, &t));
@@ -350,6 +351,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             tools: tools?,
             transfer_targets: transfer_targets?,
             setup_timeout: setup_timeout?,
+            uplink: uplink?,
             database: database?,
             recordings_dir: recordings_dir?,
             synchronous: synchronous?,

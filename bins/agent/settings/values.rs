@@ -151,6 +151,8 @@ pub struct Settings {
     pub transfer_targets: callbridge_session::dial_targets::DialTargets,
     /// Model setup bound.
     pub setup_timeout: Duration,
+    /// Caller audio per message to the model (`model.uplink_ms`).
+    pub uplink: callbridge_llm_bridge::UplinkChunk,
     /// SQLite file.
     pub database: PathBuf,
     /// Recordings directory.

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::format::AudioFormat;
 use crate::tls::TlsRoots;
 pub use crate::tools::{BuiltinTools, ToolSpec, TransferChoice};
+use crate::uplink::UplinkChunk;
 
 /// An API key or token. `Debug` prints `ApiKey(<redacted>)`; there is no
 /// `Display`. The value is only read when building the connection request.
@@ -223,6 +224,10 @@ pub struct SessionConfig {
     pub turn_detection: TurnDetection,
     /// Format the caller of the trait sends (converted to the model's input).
     pub input_format: AudioFormat,
+    /// How much caller audio goes into one message to the model (20, 40 or
+    /// 60 ms): longer chunks mean fewer messages and TCP sends, and up to
+    /// one chunk less one frame of added delay. See [`crate::uplink`].
+    pub uplink: UplinkChunk,
     /// Output format requested from the model where it offers a choice
     /// (OpenAI: `Pcmu` or PCM 24 kHz). Gemini always sends PCM 24 kHz.
     pub output_format: AudioFormat,
@@ -268,6 +273,7 @@ impl Default for SessionConfig {
             transcription: Transcription::default(),
             turn_detection: TurnDetection::default(),
             input_format: AudioFormat::PCM_16K,
+            uplink: UplinkChunk::default(),
             output_format: AudioFormat::PCM_24K,
             connect_timeout: Duration::from_secs(5),
             setup_timeout: Duration::from_secs(5),

@@ -4,7 +4,8 @@
 //!
 //! The entry point is [`RealtimeModel::open`], which returns a
 //! [`ModelSession`]: the one handle, and the one connection, of one call.
-//! Audio goes in as [`AudioFrame`]s (converted to the model's input format),
+//! Audio goes in as [`AudioFrame`]s (converted to the model's input format
+//! and sent in chunks of [`SessionConfig::uplink`], see [`uplink`]),
 //! everything the model says comes out as [`ModelEvent`]s, and
 //! [`ModelSession::close`] ends it cleanly (WebSocket close 1000, RFC 6455
 //! §7). [`stats`] counts live tasks and connections so tests and metrics can
@@ -22,7 +23,7 @@
 //!
 //! Module layering (no module imports one that imports it back): the leaves
 //! [`format`](mod@format), [`provider`], [`tls`] and [`stats`]; then [`error`],
-//! [`audio`], [`event`], [`tools`], [`config`]; then [`session`], [`model`]
+//! [`audio`], [`event`], [`tools`], [`uplink`], [`config`]; then [`session`], [`model`]
 //! and the private transport; then the providers [`gemini`] and [`openai`].
 //!
 //! ```no_run
@@ -69,6 +70,7 @@ pub mod summary;
 pub use callbridge_tls as tls;
 pub mod tools;
 mod transport;
+pub mod uplink;
 
 pub use audio::{AudioChunk, AudioFrame};
 pub use config::{
@@ -85,3 +87,4 @@ pub use provider::{BoxFuture, Provider};
 pub use session::{CloseOutcome, ModelSession, ToolResult};
 pub use tls::{TlsError, TlsRoots};
 pub use transport::MAX_MESSAGE_BYTES;
+pub use uplink::{Uplink, UplinkChunk};

@@ -2,8 +2,10 @@
 //! the provider's driver task.
 //!
 //! Owns: the bounded command queue (handle -> driver), the bounded event
-//! queue (driver -> handle), the input audio conversion, the close request,
-//! and the task set. The driver task is the only owner of the WebSocket, so
+//! queue (driver -> handle), the caller's audio on its way out (converted
+//! and cut into chunks of `SessionConfig::uplink` by [`Uplink`], one queue
+//! entry and one model message per chunk), the close request, and the task
+//! set. The driver task is the only owner of the WebSocket, so
 //! there is exactly one reader by construction. Dropping the handle cancels
 //! and aborts every task it started; [`ModelSession::close`] closes cleanly
 //! (close frame 1000, wait for the peer's close) and joins them.
@@ -12,17 +14,18 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::audio::{AudioFormat, AudioFrame, InputConverter};
+use crate::audio::{AudioFormat, AudioFrame};
 use crate::config::{Greeting, SessionConfig};
 use crate::error::Error;
 use crate::event::{CloseReason, ModelEvent, ToolCallId};
 use crate::provider::Provider;
 use crate::stats::TaskGuard;
+use crate::uplink::{Uplink, UplinkChunk};
 
 /// Outcome of one step of a driver's run loop.
 pub(crate) enum Step {
@@ -54,7 +57,7 @@ pub struct CloseOutcome {
 /// these onto its wire messages).
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Audio already converted to the model's input format.
+    /// One chunk of caller audio, already in the model's input format.
     Audio(Bytes),
     /// The caller's audio stream paused (mic closed).
     AudioStreamEnd,
@@ -113,17 +116,19 @@ impl EventSink {
 /// One call's connection to a realtime model.
 ///
 /// Obtained only from [`crate::RealtimeModel::open`]. Send audio with
-/// [`send_audio`](Self::send_audio) (non-blocking, for the 20 ms loop),
-/// read events with [`next_event`](Self::next_event), end with
-/// [`close`](Self::close). Dropping it without `close` still stops every
-/// task and connection it owns (uncleanly).
+/// [`send_audio`](Self::send_audio) (non-blocking, for the 20 ms loop; the
+/// frames leave in chunks of `SessionConfig::uplink`), read events with
+/// [`next_event`](Self::next_event), end with [`close`](Self::close).
+/// Every other message to the model, a barge-in, a tool call and the end of
+/// a caller turn send the audio collected so far first, so nothing
+/// overtakes it. Dropping the handle without `close` still stops every task
+/// and connection it owns (uncleanly).
 #[derive(Debug)]
 pub struct ModelSession {
     provider: Provider,
     commands: mpsc::Sender<Command>,
     events: mpsc::Receiver<ModelEvent>,
-    converter: InputConverter,
-    scratch: BytesMut,
+    uplink: Uplink,
     close: CancellationToken,
     cancel: CancellationToken,
     tasks: JoinSet<CloseOutcome>,
@@ -136,11 +141,6 @@ pub struct ModelSession {
 /// Bound on remembered unanswered tool calls.
 const MAX_PENDING_TOOLS: usize = 64;
 
-/// Scratch capacity for converted audio; frames are split off it, so its
-/// storage is reused once earlier frames have been sent (no allocation per
-/// frame in the steady state).
-const SCRATCH_BYTES: usize = 64 * 1024;
-
 impl ModelSession {
     /// Spawns `driver` as the session's task and returns the handle. The
     /// driver returns how the session ended; the `Closed` event is emitted
@@ -148,6 +148,7 @@ impl ModelSession {
     pub(crate) fn spawn<F, Fut>(
         provider: Provider,
         input_format: AudioFormat,
+        uplink: UplinkChunk,
         command_capacity: usize,
         event_capacity: usize,
         close_timeout: Duration,
@@ -193,8 +194,7 @@ impl ModelSession {
             provider,
             commands: cmd_tx,
             events: ev_rx,
-            converter: InputConverter::new(input_format),
-            scratch: BytesMut::with_capacity(SCRATCH_BYTES),
+            uplink: Uplink::new(input_format, uplink),
             close,
             cancel,
             tasks,
@@ -218,9 +218,10 @@ impl ModelSession {
         Fut: Future<Output = CloseOutcome> + Send + 'static,
     {
         let greet_now = matches!(config.greeting, Greeting::OnOpen { .. });
-        let session = ModelSession::spawn(
+        let mut session = ModelSession::spawn(
             provider,
             input_format,
+            config.uplink,
             config.command_capacity,
             config.event_capacity,
             config.close_timeout,
@@ -239,7 +240,12 @@ impl ModelSession {
 
     /// The audio format the model receives (frames are converted to it).
     pub fn model_input_format(&self) -> AudioFormat {
-        self.converter.target()
+        self.uplink.format()
+    }
+
+    /// How much caller audio goes into one message to the model.
+    pub fn uplink_chunk(&self) -> UplinkChunk {
+        self.uplink.chunk()
     }
 
     fn try_command(&self, cmd: Command) -> Result<(), Error> {
@@ -253,35 +259,67 @@ impl ModelSession {
         self.commands.send(cmd).await.map_err(|_| Error::Closed)
     }
 
-    /// Queues one frame of caller audio without waiting. The frame is
-    /// converted to the model's input format here. [`Error::QueueFull`]
-    /// means the connection is not keeping up and the frame was dropped.
+    /// Takes one frame of caller audio without waiting: converted to the
+    /// model's input format here and queued to the connection when its
+    /// chunk is full (or the audio collected before it is one chunk length
+    /// old). [`Error::QueueFull`] means the connection is not keeping up
+    /// and a chunk was dropped; [`Error::Closed`] that the session is over
+    /// (also for a frame that would only have been collected).
     pub fn send_audio(&mut self, frame: AudioFrame<'_>) -> Result<(), Error> {
-        if frame.is_empty() {
-            return Ok(());
+        if self.commands.is_closed() {
+            return Err(Error::Closed);
         }
-        if self.scratch.capacity() - self.scratch.len() < 4096 {
-            self.scratch.reserve(SCRATCH_BYTES);
-        }
-        self.converter.convert_into(frame, &mut self.scratch)?;
-        let bytes = self.scratch.split().freeze();
-        self.try_command(Command::Audio(bytes))
+        // The handle is the driver edge of the sans-IO uplink: the time is
+        // read here (tokio's clock, so paused-time tests drive it).
+        let now = tokio::time::Instant::now().into_std();
+        self.uplink.push(now, frame)?;
+        self.queue_ready_audio()
     }
 
-    /// Tells the model the caller's audio stream paused (server VAD only).
-    pub fn audio_stream_end(&self) -> Result<(), Error> {
+    /// Queues the caller audio collected so far now, as a partial chunk if
+    /// need be (for a local barge-in, or before the caller's audio pauses).
+    /// Every other message, [`close`](Self::close), a barge-in, a tool
+    /// call and the end of a caller turn do this by themselves.
+    pub fn flush_audio(&mut self) -> Result<(), Error> {
+        self.uplink.flush();
+        self.queue_ready_audio()
+    }
+
+    fn queue_ready_audio(&mut self) -> Result<(), Error> {
+        while let Some(chunk) = self.uplink.poll_chunk() {
+            self.try_command(Command::Audio(chunk))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes pending audio ahead of another message, waiting for room so
+    /// that the message never overtakes it.
+    async fn audio_before(&mut self) -> Result<(), Error> {
+        self.uplink.flush();
+        while let Some(chunk) = self.uplink.poll_chunk() {
+            self.command(Command::Audio(chunk)).await?;
+        }
+        Ok(())
+    }
+
+    /// Tells the model the caller's audio stream paused (server VAD only);
+    /// the audio collected so far goes first.
+    pub fn audio_stream_end(&mut self) -> Result<(), Error> {
+        self.flush_audio()?;
         self.try_command(Command::AudioStreamEnd)
     }
 
     /// Sends user text (a complete user turn; the model answers it).
-    pub async fn send_text(&self, text: impl Into<String>) -> Result<(), Error> {
+    pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), Error> {
+        self.audio_before().await?;
         self.command(Command::Text(text.into())).await
     }
 
     /// Tells the model which phone keys the caller pressed (as text;
     /// digits `0-9 * # A-D`).
-    pub async fn send_dtmf(&self, digits: &str) -> Result<(), Error> {
+    pub async fn send_dtmf(&mut self, digits: &str) -> Result<(), Error> {
         let text = crate::tools::dtmf_text(digits)?;
+        self.audio_before().await?;
         self.command(Command::Text(text)).await
     }
 
@@ -301,6 +339,7 @@ impl ModelSession {
         let Some((id, name)) = self.pending_tools.remove(pos) else {
             return Err(Error::UnknownToolCall);
         };
+        self.audio_before().await?;
         self.command(Command::ToolResult { id, name, result }).await
     }
 
@@ -324,12 +363,15 @@ impl ModelSession {
     }
 
     /// Client-side turn detection: the caller started speaking.
-    pub async fn activity_start(&self) -> Result<(), Error> {
+    pub async fn activity_start(&mut self) -> Result<(), Error> {
+        self.audio_before().await?;
         self.command(Command::ActivityStart).await
     }
 
-    /// Client-side turn detection: the caller stopped speaking.
-    pub async fn activity_end(&self) -> Result<(), Error> {
+    /// Client-side turn detection: the caller stopped speaking (the audio
+    /// collected so far goes first: it belongs to the turn that ends).
+    pub async fn activity_end(&mut self) -> Result<(), Error> {
+        self.audio_before().await?;
         self.command(Command::ActivityEnd).await
     }
 
@@ -338,26 +380,45 @@ impl ModelSession {
     /// provider supports it). Dropped silently if the queue is full: a later
     /// report supersedes it.
     pub fn playback_progress(&self, played: Duration) {
+        // Gemini tracks playback itself: nothing to tell its driver.
+        if self.provider == Provider::Gemini {
+            return;
+        }
         let _ = self.try_command(Command::PlaybackProgress(played));
     }
 
     /// Makes the model greet the caller now (with
     /// [`crate::Greeting::OnRequest`]: open while ringing, greet on answer).
-    pub async fn start_greeting(&self) -> Result<(), Error> {
+    pub async fn start_greeting(&mut self) -> Result<(), Error> {
+        self.audio_before().await?;
         self.command(Command::StartGreeting).await
     }
 
     /// The next event; `None` after [`ModelEvent::Closed`] was returned.
-    /// Cancel safe.
+    /// Cancel safe. A barge-in, a tool call or the end of the caller's turn
+    /// sends the caller audio collected so far at once.
     pub async fn next_event(&mut self) -> Option<ModelEvent> {
         let ev = self.events.recv().await?;
         self.track_tools(&ev);
+        if matches!(
+            ev,
+            ModelEvent::Interrupted
+                | ModelEvent::CallerTurnEnded
+                | ModelEvent::ToolCall(_)
+                | ModelEvent::EndCall { .. }
+                | ModelEvent::TransferCall { .. }
+        ) {
+            // A full queue drops the chunk, as `send_audio` would.
+            let _ = self.flush_audio();
+        }
         Some(ev)
     }
 
-    /// Closes cleanly: the driver sends close 1000 and waits for the peer's
-    /// close (bounded by the close timeout), then its task is joined.
+    /// Closes cleanly: the audio collected so far is queued, then the
+    /// driver sends what is queued and close 1000 and waits for the peer's
+    /// close (bounded by the close timeout); then its task is joined.
     pub async fn close(mut self) -> CloseOutcome {
+        let _ = self.flush_audio();
         self.close.cancel();
         let join_all = async {
             let mut first = None;
@@ -395,3 +456,6 @@ impl Drop for ModelSession {
         self.tasks.abort_all();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,9 +45,26 @@ pub(crate) struct Connection {
     _guard: ConnectionGuard,
 }
 
-/// The WebSocket limits used for model connections.
+/// Initial capacity of a connection's read buffer, and the most read from
+/// the socket at once. The model's messages are a few kB (100 ms of 24 kHz
+/// audio is 6.4 kB of base64); a longer one reserves its own length once
+/// its header is read and takes several reads. tungstenite 0.29 zeroes up
+/// to this much of the buffer before every read (`FrameCodec::read_in`
+/// resizes it), and that zeroed memory stays resident: its default of
+/// 128 KiB cost 4.3% of the agent's CPU and ~147 KB per call.
+pub(crate) const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The WebSocket limits used for model connections: the read buffer sized
+/// to the traffic ([`READ_BUFFER_BYTES`]); every message written at once
+/// (the drivers send one message and flush, so there is nothing to
+/// batch); at most [`MAX_MESSAGE_BYTES`] waiting to be written (a peer that
+/// stops reading gets backpressure, then an error, never unbounded memory);
+/// the same bound on what is read.
 pub(crate) fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_MESSAGE_BYTES)
         .max_message_size(Some(MAX_MESSAGE_BYTES))
         .max_frame_size(Some(MAX_MESSAGE_BYTES))
 }
@@ -353,6 +370,67 @@ mod tests {
             matches!(r, Err(ConnectFailure::Tls | ConnectFailure::Io(_))),
             "{r:?}"
         );
+        server.abort();
+    }
+
+    /// A loopback server that sends `sizes` text messages of that many
+    /// bytes each, then closes.
+    async fn sender_of(sizes: Vec<usize>) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut ws = tokio_tungstenite::accept_async_with_config(
+                tcp,
+                Some(WebSocketConfig::default().max_message_size(None)),
+            )
+            .await
+            .unwrap();
+            for n in sizes {
+                if ws.send(Message::text("x".repeat(n))).await.is_err() {
+                    return;
+                }
+            }
+            let _ = ws.close(None).await;
+            while ws.next().await.is_some() {}
+        });
+        (format!("ws://127.0.0.1:{port}/"), server)
+    }
+
+    /// The small read buffer bounds each read, not what can be received:
+    /// messages from 1 byte to the 4 MiB limit arrive whole; one byte more
+    /// ends the session as over the limit.
+    #[tokio::test]
+    async fn messages_far_larger_than_the_read_buffer_arrive_whole() {
+        let sizes = vec![
+            1,
+            READ_BUFFER_BYTES - 1,
+            READ_BUFFER_BYTES + 1,
+            6_400,
+            300_000,
+            MAX_MESSAGE_BYTES,
+            MAX_MESSAGE_BYTES + 1,
+        ];
+        let (url, server) = sender_of(sizes.clone()).await;
+        let mut conn = connect(&url, &[], Duration::from_secs(5), TlsRoots::Bundled)
+            .await
+            .unwrap();
+        for &n in &sizes[..sizes.len() - 1] {
+            match frame_payload(None, conn.ws.next().await, "test").await {
+                Ok(payload) => assert_eq!(payload.len(), n),
+                Err(_) => panic!("message of {n} bytes not received"),
+            }
+        }
+        match frame_payload(None, conn.ws.next().await, "test").await {
+            Err(Step::End(o)) => assert_eq!(
+                o.reason,
+                CloseReason::ProtocolError("server message over the size limit")
+            ),
+            _ => panic!("a message over the limit was accepted"),
+        }
+        drop(conn);
         server.abort();
     }
 

@@ -102,6 +102,9 @@ pub struct MockStats {
     pub clean_closes: u64,
     /// Decoded input audio bytes received, over all connections.
     pub audio_bytes_in: u64,
+    /// Input audio messages received (`realtimeInput.audio`,
+    /// `input_audio_buffer.append`), over all connections.
+    pub audio_messages_in: u64,
     /// Caller turns detected, over all connections.
     pub caller_turns: u64,
     /// Protocol violations by the client (empty when it behaved).
@@ -117,6 +120,7 @@ pub struct Counters {
     resumed_setups: AtomicU64,
     clean_closes: AtomicU64,
     audio_bytes_in: AtomicU64,
+    audio_messages_in: AtomicU64,
     caller_turns: AtomicU64,
     violations: Mutex<Vec<String>>,
 }
@@ -130,6 +134,7 @@ impl Counters {
             resumed_setups: self.resumed_setups.load(Ordering::SeqCst),
             clean_closes: self.clean_closes.load(Ordering::SeqCst),
             audio_bytes_in: self.audio_bytes_in.load(Ordering::SeqCst),
+            audio_messages_in: self.audio_messages_in.load(Ordering::SeqCst),
             caller_turns: self.caller_turns.load(Ordering::SeqCst),
             violations: self
                 .violations
@@ -383,11 +388,14 @@ impl MockConnection {
         }
     }
 
-    /// Counts received audio.
+    /// Counts one received audio message of `bytes` decoded bytes.
     pub fn count_audio(&self, bytes: usize) {
         self.counters
             .audio_bytes_in
             .fetch_add(bytes as u64, Ordering::SeqCst);
+        self.counters
+            .audio_messages_in
+            .fetch_add(1, Ordering::SeqCst);
     }
 
     /// Counts a detected caller turn.

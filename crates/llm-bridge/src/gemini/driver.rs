@@ -143,11 +143,19 @@ impl Driver {
         ctx: DriverContext,
         greeted: bool,
     ) -> Self {
+        // One chunk's message; tungstenite copies each message out before
+        // the next is encoded, so `reserve` takes this allocation back.
+        let out = BytesMut::with_capacity(wire::audio_message_len(
+            params
+                .config
+                .uplink
+                .bytes(crate::audio::AudioFormat::PCM_16K),
+        ));
         Driver {
             params,
             conn: Some(conn),
             ctx,
-            out: BytesMut::with_capacity(64 * 1024),
+            out,
             items: Vec::with_capacity(8),
             resumption: Resumption::default(),
             greeted,

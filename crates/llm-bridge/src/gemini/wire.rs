@@ -183,11 +183,17 @@ const AUDIO_PREFIX: &[u8] =
     b"{\"realtimeInput\":{\"audio\":{\"mimeType\":\"audio/pcm;rate=16000\",\"data\":\"";
 const AUDIO_SUFFIX: &[u8] = b"\"}}}";
 
+/// Length of the `realtimeInput.audio` message of `pcm_len` bytes of audio
+/// (what [`encode_audio_into`] appends).
+pub fn audio_message_len(pcm_len: usize) -> usize {
+    AUDIO_PREFIX.len() + base64::encoded_len(pcm_len, true).unwrap_or(0) + AUDIO_SUFFIX.len()
+}
+
 /// Encodes one chunk of 16 kHz s16le audio as a `realtimeInput.audio`
 /// message, appended to `out` (no allocation when `out` has room).
 pub fn encode_audio_into(pcm: &[u8], out: &mut BytesMut) {
     let b64_len = base64::encoded_len(pcm.len(), true).unwrap_or(0);
-    out.reserve(AUDIO_PREFIX.len() + b64_len + AUDIO_SUFFIX.len());
+    out.reserve(audio_message_len(pcm.len()));
     out.put_slice(AUDIO_PREFIX);
     let start = out.len();
     out.resize(start + b64_len, 0);

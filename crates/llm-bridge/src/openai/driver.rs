@@ -4,7 +4,9 @@
 //! `session.updated` (per attempt, under the retry policy), and the thin
 //! run loop: frames are decoded and fed to the sans-IO [`Core`], commands
 //! too (caller audio is encoded straight into a reused buffer), and the
-//! core's outputs (events, client events) are carried out in order.
+//! core's outputs (events, client events) are carried out in order. On
+//! close, what the handle queued before it (the call's last audio) is sent
+//! first.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -104,11 +106,16 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn new(params: Arc<Params>, conn: Connection, ctx: DriverContext) -> Self {
         let core = Core::new(&params.config, params.output);
+        // One chunk's message; tungstenite copies each message out before
+        // the next is encoded, so `reserve` takes this allocation back.
+        let out = BytesMut::with_capacity(wire::audio_message_len(
+            params.config.uplink.bytes(params.input),
+        ));
         Driver {
             params,
             conn,
             ctx,
-            out: BytesMut::with_capacity(16 * 1024),
+            out,
             core,
         }
     }
@@ -131,12 +138,28 @@ impl Driver {
     }
 
     async fn client_close(&mut self) -> Step {
+        self.flush_queued().await;
         let clean =
             transport::close_connection(&mut self.conn, self.params.config.close_timeout).await;
         Step::End(CloseOutcome {
             reason: CloseReason::ClientClosed,
             clean,
         })
+    }
+
+    /// On close: sends what the handle queued before asking to close (the
+    /// last audio of the call), bounded by the queue's capacity and the
+    /// close timeout.
+    async fn flush_queued(&mut self) {
+        let timeout = self.params.config.close_timeout;
+        let flush = async {
+            while let Ok(cmd) = self.ctx.commands.try_recv() {
+                if let Step::End(_) = self.on_command(cmd).await {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(timeout, flush).await;
     }
 
     /// Carries out what the core asked for, in order.

@@ -133,12 +133,18 @@ pub fn session_update_message(
 const APPEND_PREFIX: &[u8] = b"{\"type\":\"input_audio_buffer.append\",\"audio\":\"";
 const APPEND_SUFFIX: &[u8] = b"\"}";
 
+/// Length of the `input_audio_buffer.append` event of `audio_len` bytes of
+/// audio (what [`encode_audio_into`] appends).
+pub fn audio_message_len(audio_len: usize) -> usize {
+    APPEND_PREFIX.len() + base64::encoded_len(audio_len, true).unwrap_or(0) + APPEND_SUFFIX.len()
+}
+
 /// Encodes audio already in the session's input format as an
 /// `input_audio_buffer.append` event, appended to `out` (no allocation when
 /// `out` has room).
 pub fn encode_audio_into(audio: &[u8], out: &mut BytesMut) {
     let b64_len = base64::encoded_len(audio.len(), true).unwrap_or(0);
-    out.reserve(APPEND_PREFIX.len() + b64_len + APPEND_SUFFIX.len());
+    out.reserve(audio_message_len(audio.len()));
     out.put_slice(APPEND_PREFIX);
     let start = out.len();
     out.resize(start + b64_len, 0);

@@ -135,7 +135,7 @@ impl Call {
             }
             Action::OpenModel => self.open_model(),
             Action::StartGreeting => {
-                if let Some(m) = &self.model
+                if let Some(m) = &mut self.model
                     && let Err(e) = m.start_greeting().await
                 {
                     warn!(error = %e, "greeting request failed");
@@ -143,7 +143,7 @@ impl Call {
             }
             Action::SendDtmfToModel { digit } => {
                 self.event(EventKind::Dtmf, json!({}));
-                if let Some(m) = &self.model {
+                if let Some(m) = &mut self.model {
                     let _ = m.send_dtmf(&digit.as_char().to_string()).await;
                 }
             }
@@ -182,7 +182,13 @@ impl Call {
                         .push_back(Input::Media(MediaInput::PlaybackDrained));
                 }
             }
-            Action::PauseCallerAudio => self.caller_audio_paused = true,
+            Action::PauseCallerAudio => {
+                self.caller_audio_paused = true;
+                // The model's uplink sends the audio it collected before the pause.
+                if let Some(m) = &mut self.model {
+                    let _ = m.flush_audio();
+                }
+            }
             Action::ResumeCallerAudio => self.caller_audio_paused = false,
             Action::CloseModel => self.close_model().await,
             Action::StopMedia => {
