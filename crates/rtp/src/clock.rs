@@ -199,10 +199,20 @@ mod tests {
     #[test]
     fn kernel_stamps_map_to_the_monotonic_clock() {
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let at = SystemClock.arrival(wall - Duration::from_millis(3)).unwrap();
+        let at = SystemClock
+            .arrival(wall - Duration::from_millis(3))
+            .unwrap();
         let ago = Instant::now() - at;
         assert!(ago >= Duration::from_millis(3) && ago < Duration::from_secs(1));
-        assert!(SystemClock.arrival(wall - Duration::from_secs(60)).is_none());
-        assert!(SystemClock.arrival(wall + Duration::from_secs(60)).is_none());
+        assert!(
+            SystemClock
+                .arrival(wall - Duration::from_secs(60))
+                .is_none()
+        );
+        assert!(
+            SystemClock
+                .arrival(wall + Duration::from_secs(60))
+                .is_none()
+        );
     }
 }

@@ -286,7 +286,11 @@ impl JitterBuffer {
     }
 
     /// Feeds one received packet, `now` being its arrival time.
-    pub fn handle_packet<B: AsRef<[u8]>>(&mut self, now: Instant, packet: &RtpPacket<B>) -> Accepted {
+    pub fn handle_packet<B: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        packet: &RtpPacket<B>,
+    ) -> Accepted {
         if packet.payload_type() != self.payload_type {
             self.stats.wrong_payload_type += 1;
             return Accepted::WrongPayloadType;
@@ -498,9 +502,9 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
     use crate::ids::SeqNo;
     use crate::rtp::RtpHeader;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     fn pkt(ssrc: u32, seq: u16, ts: u32, marker: bool, code: u8) -> RtpPacket {

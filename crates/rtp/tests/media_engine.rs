@@ -176,7 +176,10 @@ async fn on_a_simulated_clock_one_advance_of_a_period_sends_exactly_one_packet()
     // Time stands still: nothing more is sent.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut buf = [0u8; 1500];
-    assert!(peer.try_recv(&mut buf).is_err(), "a packet without time passing");
+    assert!(
+        peer.try_recv(&mut buf).is_err(),
+        "a packet without time passing"
+    );
     // Three periods at once: the engine catches up all three.
     clock.advance(PTIME * 3);
     for k in 5..8u16 {

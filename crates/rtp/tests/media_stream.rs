@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use callbridge_rtp::clock::SimClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::latch::{LatchPolicy, LatchRules, RejectReason};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
-use callbridge_rtp::clock::SimClock;
-use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;

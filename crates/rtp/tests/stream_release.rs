@@ -59,5 +59,9 @@ async fn thousand_streams_open_and_close_without_leaking_ports_fds_or_engine_thr
     assert_eq!(pool.available(), ports_before);
     drop(engine);
     assert_eq!(open_fds(), fds_before);
-    assert_eq!(threads(), threads_before, "an engine thread outlived its engine");
+    assert_eq!(
+        threads(),
+        threads_before,
+        "an engine thread outlived its engine"
+    );
 }

@@ -62,7 +62,9 @@ pub(crate) struct Batch {
 
 impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batch").field("queued", &self.queued).finish_non_exhaustive()
+        f.debug_struct("Batch")
+            .field("queued", &self.queued)
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,11 +204,15 @@ mod tests {
         let mut batch = Batch::new();
         let mut got = Vec::new();
         let n = batch
-            .recv(&a, |d, src, stamp| got.push((d.to_vec(), src, stamp.is_some())))
+            .recv(&a, |d, src, stamp| {
+                got.push((d.to_vec(), src, stamp.is_some()))
+            })
             .unwrap();
         assert_eq!(n, BATCH);
         let n = batch
-            .recv(&a, |d, src, stamp| got.push((d.to_vec(), src, stamp.is_some())))
+            .recv(&a, |d, src, stamp| {
+                got.push((d.to_vec(), src, stamp.is_some()))
+            })
             .unwrap();
         assert_eq!(n, 3);
         assert_eq!(batch.recv(&a, |_, _, _| {}).unwrap(), 0);

@@ -116,7 +116,10 @@ impl EngineLoad {
         };
         let late = margin(self.late_p99.as_secs_f64(), limits.max_late.as_secs_f64());
         let busy = margin(self.busy, limits.max_busy);
-        let backlog = margin(f64::from(self.backlog_p99), f64::from(limits.max_backlog.max(1)));
+        let backlog = margin(
+            f64::from(self.backlog_p99),
+            f64::from(limits.max_backlog.max(1)),
+        );
         late.min(busy).min(backlog)
     }
 }
@@ -166,7 +169,8 @@ impl LoadMeter {
     /// A tick served `late` after its deadline.
     pub fn tick(&mut self, late: Duration) {
         let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        let i = usize::try_from(us / LATE_BUCKET_US).map_or(LATE_BUCKETS - 1, |i| i.min(LATE_BUCKETS - 1));
+        let i = usize::try_from(us / LATE_BUCKET_US)
+            .map_or(LATE_BUCKETS - 1, |i| i.min(LATE_BUCKETS - 1));
         self.late[i] = self.late[i].saturating_add(1);
         self.counters.ticks += 1;
         if late > LATE {
@@ -247,7 +251,12 @@ mod tests {
 
     #[test]
     fn an_engine_with_room_reports_its_load_and_admits() {
-        let l = simulate(500, Duration::from_micros(10), Duration::from_micros(100), 0);
+        let l = simulate(
+            500,
+            Duration::from_micros(10),
+            Duration::from_micros(100),
+            0,
+        );
         assert!((l.busy - 0.25).abs() < 0.01, "{l:?}");
         assert_eq!(l.late_p99, Duration::from_micros(250));
         assert_eq!(l.calls, 500);

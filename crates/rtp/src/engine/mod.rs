@@ -79,7 +79,9 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         for w in &self.workers {
-            w.shared.stop.store(true, std::sync::atomic::Ordering::Release);
+            w.shared
+                .stop
+                .store(true, std::sync::atomic::Ordering::Release);
             w.thread.unpark();
         }
         for w in &self.workers {
@@ -194,15 +196,14 @@ impl MediaEngine {
     /// The counters of all threads since the engine started.
     #[must_use]
     pub fn counters(&self) -> EngineCounters {
-        self.inner
-            .workers
-            .iter()
-            .map(|w| w.shared.counters())
-            .fold(EngineCounters::default(), |a, c| EngineCounters {
+        self.inner.workers.iter().map(|w| w.shared.counters()).fold(
+            EngineCounters::default(),
+            |a, c| EngineCounters {
                 ticks: a.ticks + c.ticks,
                 late: a.late + c.late,
                 skipped: a.skipped + c.skipped,
-            })
+            },
+        )
     }
 
     /// The scheduling the first engine thread got (`None` before it

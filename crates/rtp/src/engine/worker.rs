@@ -202,7 +202,13 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
 }
 
 /// One call's work at `now`. See the module docs.
-fn serve(slot: &mut Slot, now: Instant, clock: &dyn MediaClock, batch: &mut Batch, meter: &mut LoadMeter) {
+fn serve(
+    slot: &mut Slot,
+    now: Instant,
+    clock: &dyn MediaClock,
+    batch: &mut Batch,
+    meter: &mut LoadMeter,
+) {
     let Slot {
         core,
         io,
@@ -233,7 +239,9 @@ fn serve(slot: &mut Slot, now: Instant, clock: &dyn MediaClock, batch: &mut Batc
     loop {
         let n = batch
             .recv(&io.rtp, |data, src, stamp| {
-                let at = stamp.and_then(|w| clock.arrival(w)).map_or(now, |t| t.min(now));
+                let at = stamp
+                    .and_then(|w| clock.arrival(w))
+                    .map_or(now, |t| t.min(now));
                 core.handle_datagram(at, data, src);
             })
             .unwrap_or(0);

@@ -461,7 +461,11 @@ impl MediaCore {
         })
     }
 
-    fn next_audio_packet(&mut self, out: &mut [u8], sent: &mut Frame) -> Result<usize, crate::Error> {
+    fn next_audio_packet(
+        &mut self,
+        out: &mut [u8],
+        sent: &mut Frame,
+    ) -> Result<usize, crate::Error> {
         match self.playback.pop_front() {
             Some(frame) => {
                 *sent = frame;

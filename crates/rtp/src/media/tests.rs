@@ -85,7 +85,12 @@ impl Sim {
         self.sent
             .iter()
             .filter(|(t, _)| t.socket == Socket::Rtp)
-            .map(|(t, b)| (t.destination, RtpPacket::parse(Bytes::from(b.clone())).unwrap()))
+            .map(|(t, b)| {
+                (
+                    t.destination,
+                    RtpPacket::parse(Bytes::from(b.clone())).unwrap(),
+                )
+            })
             .collect()
     }
 
@@ -126,7 +131,10 @@ fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time() {
         assert_eq!(p.timestamp(), 1000 + 160 * i as u32);
         assert_eq!(p.payload().len(), 160);
     }
-    let kinds: Vec<(bool, u8)> = got.iter().map(|(_, p)| (p.marker(), p.payload()[0])).collect();
+    let kinds: Vec<(bool, u8)> = got
+        .iter()
+        .map(|(_, p)| (p.marker(), p.payload()[0]))
+        .collect();
     assert!(kinds[..3].iter().all(|k| *k == (false, 0xff)));
     assert_eq!(kinds[3], (true, 0xce));
     assert_eq!(kinds[4], (false, 0xce));
@@ -183,7 +191,10 @@ fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
     s.ticks(2);
     assert!(s.sent.is_empty());
     for i in 0..6u16 {
-        s.recv(&rtp(0, 100 + i, 160 * u32::from(i), i == 0, &[0x80; 160]), peer);
+        s.recv(
+            &rtp(0, 100 + i, 160 * u32::from(i), i == 0, &[0x80; 160]),
+            peer,
+        );
     }
     s.ticks(6);
     let ev = s.take_events();
@@ -339,7 +350,10 @@ fn clear_playback_drops_queued_frames() {
     while s.core.play([1000; 160]) {
         queued += 1;
     }
-    assert_eq!(queued, MediaConfig::new(Law::MuLaw, None, Ssrc(0), SeqNo(0), 0).playback_capacity);
+    assert_eq!(
+        queued,
+        MediaConfig::new(Law::MuLaw, None, Ssrc(0), SeqNo(0), 0).playback_capacity
+    );
     s.ticks(2);
     s.core.clear_playback();
     assert_eq!(s.core.queued(), 0);
@@ -458,12 +472,23 @@ fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_ca
     // 0x80 decodes to 32124 (the attacker), 0x8f to 16764 (the caller).
     let (loud, caller_level) = (32124, 16764);
     for i in 0..5u16 {
-        s.recv(&rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]), attacker);
+        s.recv(
+            &rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]),
+            attacker,
+        );
     }
     s.ticks(10);
-    assert!(!audio_levels(&s.take_events()).iter().any(|(_, v)| *v == loud));
+    assert!(
+        !audio_levels(&s.take_events())
+            .iter()
+            .any(|(_, v)| *v == loud)
+    );
     let to = |s: &Sim, a: SocketAddr| s.rtp_sent().iter().filter(|(d, _)| *d == a).count();
-    assert_eq!(to(&s, attacker), 0, "nothing for the attacker before the answer");
+    assert_eq!(
+        to(&s, attacker),
+        0,
+        "nothing for the attacker before the answer"
+    );
     assert_eq!(to(&s, caller), 10, "the SDP peer is served from the start");
     assert_eq!(s.core.stats().rejected.get(RejectReason::BeforeAnswer), 5);
 
@@ -473,7 +498,10 @@ fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_ca
     assert!(s.take_events().contains(&MediaEvent::Latched(attacker)));
     s.ticks(3);
     let attacker_got = to(&s, attacker);
-    assert_eq!(attacker_got, 4, "the ticks between its latch and the caller's packet");
+    assert_eq!(
+        attacker_got, 4,
+        "the ticks between its latch and the caller's packet"
+    );
     s.recv(&rtp(0, 900, 9000, true, &[0x8f; 160]), caller);
     s.tick();
     assert!(s.take_events().contains(&MediaEvent::Latched(caller)));
@@ -494,15 +522,27 @@ fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_ca
         !played.iter().any(|(_, v)| *v == loud),
         "the attacker's audio was played after the caller was heard"
     );
-    assert!(played.iter().any(|(_, v)| *v == caller_level), "the caller was not heard");
-    assert_eq!(to(&s, attacker), attacker_got, "nothing more for the attacker");
+    assert!(
+        played.iter().any(|(_, v)| *v == caller_level),
+        "the caller was not heard"
+    );
+    assert_eq!(
+        to(&s, attacker),
+        attacker_got,
+        "nothing more for the attacker"
+    );
     assert_eq!(s.core.stats().rejected.get(RejectReason::NotPeer), 20);
 }
 
 /// What a driver may do to a core, in any order.
 #[derive(Debug, Clone)]
 enum Op {
-    Datagram { from: u8, seq: u16, bytes: Vec<u8>, valid: bool },
+    Datagram {
+        from: u8,
+        seq: u16,
+        bytes: Vec<u8>,
+        valid: bool,
+    },
     Advance(u16),
     Play(u8),
     Clear,
@@ -514,8 +554,18 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        (any::<u8>(), any::<u16>(), proptest::collection::vec(any::<u8>(), 0..200), any::<bool>())
-            .prop_map(|(from, seq, bytes, valid)| Op::Datagram { from, seq, bytes, valid }),
+        (
+            any::<u8>(),
+            any::<u16>(),
+            proptest::collection::vec(any::<u8>(), 0..200),
+            any::<bool>()
+        )
+            .prop_map(|(from, seq, bytes, valid)| Op::Datagram {
+                from,
+                seq,
+                bytes,
+                valid
+            }),
         (0u16..2_000).prop_map(Op::Advance),
         (0u8..40).prop_map(Op::Play),
         Just(Op::Clear),

@@ -17,6 +17,8 @@ use callbridge_llm_mock::ScriptBook;
 use callbridge_llm_mock::clips;
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
+use callbridge_rtp::clock::SystemClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -209,6 +211,8 @@ pub struct Caller {
     pub sip: Handle,
     pub events: mpsc::Receiver<Event>,
     pub pool: PortPool,
+    /// The caller's own media engine (the system clock).
+    pub engine: MediaEngine,
     driver: tokio::task::JoinHandle<()>,
 }
 
@@ -234,11 +238,13 @@ impl Caller {
             rtcp: false,
         })
         .unwrap();
+        let engine = MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap();
         Caller {
             addr,
             sip,
             events,
             pool,
+            engine,
             driver,
         }
     }
@@ -267,6 +273,7 @@ impl Caller {
 
     pub async fn dial(&self, manager: SocketAddr) -> Leg {
         let media = MediaStream::open(
+            &self.engine,
             &self.pool,
             MediaConfig::new(Law::MuLaw, None, Ssrc(7), SeqNo(1), 0),
         )
