@@ -29,7 +29,7 @@ async fn an_overloaded_engine_refuses_new_calls_with_503_and_retry_after_and_cou
     })
     .await;
     assert!(engine.admits(), "an idle engine admits");
-    // One call whose every tick is served 8 ms or more late (the engine
+    // One call whose every tick is served 12 ms or more late (the engine
     // thread wakes only when the simulated clock moves), for a window.
     let pool = PortPool::new(PortPoolConfig {
         bind_ip: LOCAL,
@@ -46,14 +46,14 @@ async fn an_overloaded_engine_refuses_new_calls_with_503_and_retry_after_and_cou
         0,
     );
     let stream = MediaStream::open(&engine, &pool, cfg).unwrap();
-    let late = PTIME + Duration::from_millis(8);
+    let late = PTIME + Duration::from_millis(12);
     let deadline = Instant::now() + Duration::from_secs(20);
     while engine.admits() && Instant::now() < deadline {
         clock.advance(late);
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     assert!(!engine.admits(), "late ticks make the engine refuse calls");
-    assert!(engine.load().late_p99 >= Duration::from_millis(4));
+    assert!(engine.load().late_p99 >= Duration::from_millis(10));
 
     // An INVITE: 503 with the configured Retry-After.
     let mut peer_sip = raw::RawPeer::new(r.manager.sip_addr(), "raw-overload@127.0.0.1").await;
@@ -83,7 +83,7 @@ async fn an_overloaded_engine_refuses_new_calls_with_503_and_retry_after_and_cou
     ));
     let snap = r.manager.snapshot();
     assert_eq!(snap.engine.refused_overload, 2);
-    assert!(snap.engine.late_p99_us >= 4_000, "{:?}", snap.engine);
+    assert!(snap.engine.late_p99_us >= 10_000, "{:?}", snap.engine);
     assert_eq!(snap.engine.headroom_permille, 0);
     assert!(r.all_ids().is_empty(), "no session for a refused call");
     stream.close().await;

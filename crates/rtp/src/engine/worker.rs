@@ -183,7 +183,12 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
             i += 1;
         }
         shared.calls.store(calls.len(), Ordering::Relaxed);
-        if let Some(load) = meter.pass(now, clock.now(), calls.len()) {
+        if calls.is_empty() {
+            // Nothing to serve: no load, and no stale window kept while
+            // the thread waits without a deadline.
+            meter.restart(clock.now());
+            shared.publish(&EngineLoad::default(), &meter.counters());
+        } else if let Some(load) = meter.pass(now, clock.now(), calls.len()) {
             shared.publish(&load, &meter.counters());
         } else {
             shared.publish_counters(&meter.counters());
