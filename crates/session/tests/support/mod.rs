@@ -205,6 +205,16 @@ impl<M> Rig<M> {
     }
 }
 
+/// The one media engine every test caller's streams run on (the system
+/// clock): a caller per call would add a thread per call to the machine
+/// the agent under test shares.
+pub fn callers_engine() -> MediaEngine {
+    static ENGINE: std::sync::OnceLock<MediaEngine> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap())
+        .clone()
+}
+
 /// A SIP caller with one RTP peer.
 pub struct Caller {
     pub addr: SocketAddr,
@@ -238,7 +248,7 @@ impl Caller {
             rtcp: false,
         })
         .unwrap();
-        let engine = MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap();
+        let engine = callers_engine();
         Caller {
             addr,
             sip,
