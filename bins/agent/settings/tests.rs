@@ -188,7 +188,10 @@ fn the_media_engine_defaults_to_one_thread_at_fifo_10_and_takes_overrides() {
     use callbridge_rtp::engine::RealtimePriority;
     let s = settings(GOOD, &[]).unwrap();
     let e = s.engine_config();
-    assert_eq!((e.threads, e.realtime_priority), (1, RealtimePriority::Fifo(10)));
+    assert_eq!(
+        (e.threads, e.realtime_priority),
+        (1, RealtimePriority::Fifo(10))
+    );
     let s = settings(GOOD, &[("CALLBRIDGE_MEDIA_REALTIME_PRIORITY", "off")]).unwrap();
     assert_eq!(s.engine_config().realtime_priority, RealtimePriority::Off);
     let s = settings(
