@@ -180,7 +180,11 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
         .filter(|(r, _)| *r == callbridge_session::lifecycle::EndReason::CallerHangup)
         .map(|(_, n)| *n)
         .sum();
-    assert_eq!(ended, total as u64, "every call ended by the caller's BYE");
+    assert_eq!(
+        ended, total as u64,
+        "every call ended by the caller's BYE: {:?}",
+        s.ended
+    );
     let ids = r.all_ids();
     assert_eq!(ids.len(), total);
     for id in &ids {
