@@ -381,6 +381,7 @@ struct Caller {
     sip: Handle,
     events: tokio::sync::mpsc::Receiver<Event>,
     _pool: PortPool,
+    _engine: callbridge_rtp::engine::MediaEngine,
     media: MediaStream,
     call: Option<CallRef>,
 }
@@ -401,7 +402,13 @@ impl Caller {
             rtcp: false,
         })
         .unwrap();
+        let engine = callbridge_rtp::engine::MediaEngine::new(
+            callbridge_rtp::engine::EngineConfig::default(),
+            std::sync::Arc::new(callbridge_rtp::clock::SystemClock),
+        )
+        .unwrap();
         let media = MediaStream::open(
+            &engine,
             &pool,
             MediaConfig::new(Law::MuLaw, None, Ssrc(9), SeqNo(1), 0),
         )
@@ -424,6 +431,7 @@ impl Caller {
             sip,
             events,
             _pool: pool,
+            _engine: engine,
             media,
             call: Some(call),
         };

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use callbridge_audio::level::rms;
+use callbridge_rtp::clock::SystemClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -143,7 +145,11 @@ pub async fn call(
         rtcp: false,
     })
     .map_err(|e| setup(&e))?;
+    // The phone's own media engine, as a separate phone would have.
+    let engine = MediaEngine::new(EngineConfig::default(), std::sync::Arc::new(SystemClock))
+        .map_err(|e| setup(&e))?;
     let result = match MediaStream::open(
+        &engine,
         &pool,
         MediaConfig::new(Law::MuLaw, None, Ssrc(0x0dec_a11e), SeqNo(1), 0),
     ) {

@@ -16,6 +16,8 @@ use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::summary::summarizer_for;
 use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel, TlsRoots};
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
+use callbridge_rtp::clock::SystemClock;
+use callbridge_rtp::engine::MediaEngine;
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};
@@ -311,6 +313,15 @@ impl Agent {
             Provider::OpenAi => Arc::new(OpenAiRealtime::new()),
         };
         let mut cfg = settings.manager_config(settings.session_config(secrets, endpoint));
+        // The media engine runs on the system clock; the settings choose
+        // its threads and scheduling.
+        let engine = MediaEngine::new(settings.engine_config(), Arc::new(SystemClock)).map_err(
+            |source| StartError::Manager {
+                addr: settings.sip_bind,
+                source: source.into(),
+            },
+        )?;
+        cfg.engine = Some(engine);
         cfg.outbound_auth = settings.outbound_auth(secrets);
         cfg.store_writer.recover_after_replay = recovery_postponed;
         if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)

@@ -1,5 +1,5 @@
-//! The targets of issue 10 as pass/fail checks over a [`Report`]. The
-//! defaults are the full-size targets; CI passes scaled-down ones.
+//! The targets of issues 10 and 17 as pass/fail checks over a [`Report`].
+//! The defaults are the full-size targets; CI passes scaled-down ones.
 
 use crate::report::{Check, Report};
 
@@ -37,6 +37,17 @@ pub struct Targets {
     /// Open fds at the end above the baseline.
     #[arg(long, default_value_t = 0)]
     pub fd_slack: usize,
+    /// Agent CPU seconds per minute of answered call time (issue 17).
+    #[arg(long, default_value_t = 0.06)]
+    pub max_cpu_s_per_call_minute: f64,
+    /// Agent RSS per live call at the peak, KB (issue 17).
+    #[arg(long, default_value_t = 250.0)]
+    pub max_rss_per_call_kb: f64,
+    /// More calls are offered than the agent can carry (issue 17's "offered
+    /// at once"): a normal call refused with 503 is expected, at least one
+    /// must be, and every admitted call must complete on time.
+    #[arg(long)]
+    pub expect_refusals: bool,
 }
 
 fn push(out: &mut Vec<Check>, what: &str, value: String, target: String, ok: bool) {
@@ -48,10 +59,11 @@ fn push(out: &mut Vec<Check>, what: &str, value: String, target: String, ok: boo
     });
 }
 
-/// Outcomes that are expected for each caller kind.
-fn expected(kind: &str, outcome: &str) -> bool {
+/// Outcomes that are expected for each caller kind (`refusals`: a 503
+/// is expected too).
+fn expected(kind: &str, outcome: &str, refusals: bool) -> bool {
     match kind {
-        "normal" => outcome == "completed",
+        "normal" => outcome == "completed" || (refusals && outcome == "rejected-503"),
         "vanish" => matches!(outcome, "vanished" | "ended-by-agent"),
         "dup-bye" => outcome == "completed",
         "cancel" => matches!(outcome, "cancelled" | "cancel-too-late"),
@@ -80,7 +92,7 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
     let (mut unexpected, mut hard) = (0u64, 0u64);
     for (kind, outcomes) in &r.outcomes {
         for (outcome, n) in outcomes {
-            if !expected(kind, outcome) {
+            if !expected(kind, outcome, t.expect_refusals) {
                 unexpected += n;
             }
             if hard_failure(outcome) {
@@ -90,6 +102,20 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
     }
     let n = &r.normal;
     unexpected += (n.greetings_missing + n.replies_missing) as u64;
+    if t.expect_refusals {
+        let refused: u64 = r
+            .outcomes
+            .values()
+            .filter_map(|o| o.get("rejected-503"))
+            .sum();
+        push(
+            &mut out,
+            "calls refused with 503 (offered more than the agent carries)",
+            refused.to_string(),
+            ">= 1".into(),
+            refused >= 1,
+        );
+    }
     push(
         &mut out,
         "calls with an unexpected outcome (incl. missing greeting/reply)",
@@ -133,6 +159,22 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
             format!("{:.3}", a.cores),
             format!("<= {}", t.max_cores),
             a.cores <= t.max_cores,
+        );
+        let per_minute = a.cpu_s_per_call_minute.unwrap_or(f64::INFINITY);
+        push(
+            &mut out,
+            "agent CPU seconds per call-minute",
+            format!("{per_minute:.4}"),
+            format!("<= {}", t.max_cpu_s_per_call_minute),
+            per_minute <= t.max_cpu_s_per_call_minute,
+        );
+        let per_call = a.rss_per_live_call_kb.unwrap_or(f64::INFINITY);
+        push(
+            &mut out,
+            "agent RSS per live call (KB)",
+            format!("{per_call:.0}"),
+            format!("<= {}", t.max_rss_per_call_kb),
+            per_call <= t.max_rss_per_call_kb,
         );
         let missing: Vec<&str> = GAUGES
             .iter()
@@ -211,6 +253,9 @@ mod tests {
             max_cores: 1.0,
             max_rss_growth_mb: 10.0,
             fd_slack: 0,
+            max_cpu_s_per_call_minute: 0.06,
+            max_rss_per_call_kb: 250.0,
+            expect_refusals: false,
         }
     }
 
@@ -267,6 +312,43 @@ mod tests {
         let c = check(&targets(), &r);
         assert!(find(&c, "calls with an unexpected").ok);
         assert!(find(&c, "model protocol violations").ok);
+    }
+
+    #[test]
+    fn offered_at_once_expects_503s_and_needs_at_least_one() {
+        let r = Report {
+            outcomes: outcomes(&[
+                ("normal", "completed", 900),
+                ("normal", "rejected-503", 600),
+            ]),
+            ..Report::default()
+        };
+        let mut t = targets();
+        assert!(!find(&check(&t, &r), "calls with an unexpected").ok);
+        t.expect_refusals = true;
+        let c = check(&t, &r);
+        assert!(find(&c, "calls with an unexpected").ok);
+        assert!(find(&c, "calls refused with 503").ok);
+        let none = Report {
+            outcomes: outcomes(&[("normal", "completed", 900)]),
+            ..Report::default()
+        };
+        assert!(!find(&check(&t, &none), "calls refused with 503").ok);
+    }
+
+    #[test]
+    fn cpu_per_call_minute_and_rss_per_call_are_checked() {
+        let r = Report {
+            agent: Some(crate::report::AgentFigures {
+                cpu_s_per_call_minute: Some(0.05),
+                rss_per_live_call_kb: Some(300.0),
+                ..Default::default()
+            }),
+            ..Report::default()
+        };
+        let c = check(&targets(), &r);
+        assert!(find(&c, "agent CPU seconds per call-minute").ok);
+        assert!(!find(&c, "agent RSS per live call").ok);
     }
 
     #[test]

@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Run calls against the agent (started here unless --sip is given).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Serve the mock model until stdin closes (used by `run`).
     MockModel(mock::MockArgs),
 }
@@ -76,7 +76,7 @@ where
             },
             Cmd::Run(args) => {
                 let check = args.targets.check;
-                match run::run(args).await {
+                match run::run(*args).await {
                     Ok(report) => {
                         print!("{}", report.table());
                         if check && !report.passed() {

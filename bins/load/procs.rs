@@ -108,6 +108,7 @@ pub fn write_agent_config(
     max_calls: usize,
     rtp: (u16, u16),
     rtp_inactivity: &str,
+    engine_threads: usize,
 ) -> std::io::Result<PathBuf> {
     let path = dir.join("agent.toml");
     let text = format!(
@@ -119,6 +120,9 @@ allowed_peers = ["127.0.0.1/32"]
 [rtp]
 port_min = {lo}
 port_max = {hi}
+
+[media]
+engine_threads = {engine_threads}
 
 [calls]
 max_concurrent = {max_calls}
@@ -227,6 +231,18 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_labelled_name_picks_its_series_and_a_bare_name_sums_them() {
+        let page = "# TYPE callbridge_calls_refused_total counter\n\
+                    callbridge_calls_refused_total{reason=\"store\"} 2\n\
+                    callbridge_calls_refused_total{reason=\"overload\"} 5\n";
+        assert_eq!(metric(page, "callbridge_calls_refused_total"), Some(7.0));
+        assert_eq!(
+            metric(page, "callbridge_calls_refused_total{reason=\"overload\"}"),
+            Some(5.0)
+        );
+    }
 
     #[test]
     fn ready_fields_are_found_by_key() {

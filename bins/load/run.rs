@@ -21,8 +21,10 @@ use crate::procs::{self, Proc};
 use crate::procstat;
 use crate::report::{self, AgentFigures, Report, Timing};
 
-/// Counters reported.
-const COUNTERS: [&str; 9] = [
+/// Counters reported (a name with labels picks that series).
+const COUNTERS: [&str; 11] = [
+    "callbridge_calls_refused_total{reason=\"overload\"}",
+    "callbridge_media_engine_late_ticks_total",
     "callbridge_calls_started_total",
     "callbridge_calls_ended_total",
     "callbridge_rtp_packets_in_total",
@@ -69,6 +71,14 @@ pub struct RunArgs {
     /// The agent's RTP port range.
     #[arg(long, default_value = "30000-31999")]
     pub rtp_ports: String,
+    /// The agent's call limit (`calls.max_concurrent`; default: 20% over
+    /// --concurrent plus 10, so that it is the engine's overload
+    /// admission, not this limit, that refuses calls).
+    #[arg(long)]
+    pub agent_max_calls: Option<usize>,
+    /// The agent's media engine threads (`media.engine_threads`).
+    #[arg(long, default_value_t = 1)]
+    pub engine_threads: usize,
     /// Where to write the JSON report.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -123,10 +133,18 @@ async fn start(args: &RunArgs) -> Result<(Started, SocketAddr), String> {
     // The agent's log and database hold call data: private like the agent's own files.
     callbridge_files::create_dir_all(&dir, callbridge_files::Access::Owner)
         .map_err(|e| e.to_string())?;
-    let max_calls = args.concurrent + args.concurrent / 5 + 10;
-    let config =
-        procs::write_agent_config(&dir, &ws, max_calls, port_range(&args.rtp_ports)?, "5s")
-            .map_err(|e| e.to_string())?;
+    let max_calls = args
+        .agent_max_calls
+        .unwrap_or(args.concurrent + args.concurrent / 5 + 10);
+    let config = procs::write_agent_config(
+        &dir,
+        &ws,
+        max_calls,
+        port_range(&args.rtp_ports)?,
+        "5s",
+        args.engine_threads,
+    )
+    .map_err(|e| e.to_string())?;
     let log =
         callbridge_files::create_file(&dir.join("agent.log"), callbridge_files::Access::Owner)
             .map_err(|e| e.to_string())?;

@@ -177,6 +177,11 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
             message: "the agent is at its call limit".into(),
             retry_after: Some(RETRY_AFTER_S),
         },
+        ManagerError::Overloaded => ApiError::Unavailable {
+            message: "the agent is overloaded: its media engine cannot take another call on time"
+                .into(),
+            retry_after: Some(RETRY_AFTER_S),
+        },
         ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors) => ApiError::Unavailable {
             message: "the agent is out of file descriptors".into(),
             retry_after: Some(RETRY_AFTER_S),

@@ -7,8 +7,9 @@
 //!   `Manager::register_metrics`);
 //! - the figures read at each scrape ([`Live`]): the live-resource gauges
 //!   of `Manager::snapshot()`, `callbridge_llm_bridge::stats::live_tasks()`,
-//!   and the store writer's families (its health, write failures by
-//!   operation, calls refused for the store, the journal backlog);
+//!   the media engine's load (`callbridge_media_engine_*`) and the store
+//!   writer's families (its health, write failures by operation, calls
+//!   refused for the store or for overload, the journal backlog);
 //! - the process's figures ([`process`]: CPU seconds, memory, open file
 //!   descriptors, start time);
 //! - `callbridge_build_info{version,profile} 1`.
@@ -27,8 +28,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use callbridge_session::Manager;
-use callbridge_session::Snapshot;
 use callbridge_session::store_writer::StoreStats;
+use callbridge_session::{EngineStatus, Snapshot};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -161,12 +162,54 @@ impl Collector for Live {
         for (name, help, v) in gauges {
             gauge(&mut encoder, name, help, v)?;
         }
-        encode_store(&mut encoder, &st)
+        encode_engine(&mut encoder, &s.engine)?;
+        encode_store(&mut encoder, &st, s.engine.refused_overload)
     }
 }
 
-/// The store writer's families (see `callbridge_session::store_writer`).
-fn encode_store(encoder: &mut DescriptorEncoder<'_>, st: &StoreStats) -> fmt::Result {
+/// The media engine's load (see `callbridge_session`'s overload
+/// admission and `callbridge_rtp::engine::load`).
+fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::Result {
+    let gauges = [
+        (
+            "callbridge_media_engine_headroom_ratio",
+            "Headroom the media engine has left over the last second, 0 (refusing new calls) to 1 (idle).",
+            f64::from(e.headroom_permille) / 1000.0,
+        ),
+        (
+            "callbridge_media_engine_late_p99_seconds",
+            "99th percentile of how late the media engine served its 20 ms ticks over the last second.",
+            e.late_p99_us as f64 / 1e6,
+        ),
+        (
+            "callbridge_media_engine_busy_ratio",
+            "Fraction of the last second the media engine thread spent serving calls.",
+            f64::from(e.busy_permille) / 1000.0,
+        ),
+        (
+            "callbridge_media_engine_backlog_p99",
+            "99th percentile of the audio events a call task had not yet taken when the next came.",
+            f64::from(e.backlog_p99),
+        ),
+    ];
+    for (name, help, v) in gauges {
+        gauge(encoder, name, help, v)?;
+    }
+    counter(
+        encoder,
+        "callbridge_media_engine_late_ticks",
+        "Media ticks served more than 2 ms after their deadline.",
+        e.late_ticks,
+    )
+}
+
+/// The store writer's families (see `callbridge_session::store_writer`),
+/// with the calls refused for overload in the refusals' family.
+fn encode_store(
+    encoder: &mut DescriptorEncoder<'_>,
+    st: &StoreStats,
+    refused_overload: u64,
+) -> fmt::Result {
     gauge(
         encoder,
         "callbridge_store_healthy",
@@ -184,11 +227,13 @@ fn encode_store(encoder: &mut DescriptorEncoder<'_>, st: &StoreStats) -> fmt::Re
     }
     let mut refused = encoder.encode_descriptor(
         "callbridge_calls_refused",
-        "Calls refused by the session manager, by reason (store: the session row could not be written).",
+        "Calls refused by the session manager, by reason (store: the session row could not be written; overload: the media engine could not take another call on time).",
         None,
         MetricType::Counter,
     )?;
     ConstCounter::new(st.refused_calls).encode(refused.encode_family(&[("reason", "store")])?)?;
+    ConstCounter::new(refused_overload)
+        .encode(refused.encode_family(&[("reason", "overload")])?)?;
     let gauges = [
         (
             "callbridge_store_journal_backlog",

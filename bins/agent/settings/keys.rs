@@ -118,6 +118,8 @@ pub const KEYS: &[Key] = &[
     int("rtp.port_min", 20000),
     int("rtp.port_max", 20999),
     text("rtp.latch", "signalling-ip"),
+    int("media.engine_threads", 1),
+    text("media.realtime_priority", "10"),
     int("calls.max_concurrent", 100),
     text("calls.no_speech_timeout", "30s"),
     text("calls.model_reply_timeout", "8s"),

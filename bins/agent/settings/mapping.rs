@@ -1,5 +1,6 @@
 //! The mapping of validated [`Settings`] onto what the crates take: the
-//! model's `SessionConfig`, the session manager's `ManagerConfig` (SIP
+//! model's `SessionConfig`, the media engine's `EngineConfig`, the session
+//! manager's `ManagerConfig` (SIP
 //! filter, timers, RTP range, limits, recordings and their file mode, drain), the HTTP layer's
 //! outbound routing and the trunk's digest credentials (for REGISTER, and
 //! for outbound INVITEs sent to the trunk).
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
+use callbridge_rtp::engine::EngineConfig;
 use callbridge_session::{ManagerConfig, OutboundAuth};
 use callbridge_sip::auth::Credentials;
 use callbridge_sip::filter::SourceFilter;
@@ -47,6 +49,15 @@ impl Settings {
             m.output_format = AudioFormat::Pcmu;
         }
         m
+    }
+
+    /// The media engine's configuration (`[media]`).
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            threads: self.engine_threads,
+            realtime_priority: self.realtime_priority,
+            ..EngineConfig::default()
+        }
     }
 
     /// The session manager's configuration.

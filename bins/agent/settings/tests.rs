@@ -184,6 +184,41 @@ fn rtp_latch_defaults_to_signalling_ip_takes_overrides_and_names_the_options() {
 }
 
 #[test]
+fn the_media_engine_defaults_to_one_thread_at_fifo_10_and_takes_overrides() {
+    use callbridge_rtp::engine::RealtimePriority;
+    let s = settings(GOOD, &[]).unwrap();
+    let e = s.engine_config();
+    assert_eq!(
+        (e.threads, e.realtime_priority),
+        (1, RealtimePriority::Fifo(10))
+    );
+    let s = settings(GOOD, &[("CALLBRIDGE_MEDIA_REALTIME_PRIORITY", "off")]).unwrap();
+    assert_eq!(s.engine_config().realtime_priority, RealtimePriority::Off);
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_MEDIA_ENGINE_THREADS", "2"),
+            ("CALLBRIDGE_MEDIA_REALTIME_PRIORITY", "20"),
+        ],
+    )
+    .unwrap();
+    let e = s.engine_config();
+    assert_eq!(
+        (e.threads, e.realtime_priority),
+        (2, RealtimePriority::Fifo(20))
+    );
+    for bad in ["0", "100", "high"] {
+        let m = err(GOOD, &[("CALLBRIDGE_MEDIA_REALTIME_PRIORITY", bad)]);
+        assert!(
+            m.contains("media.realtime_priority") && m.contains("1 to 99"),
+            "{m}"
+        );
+    }
+    let m = err(GOOD, &[("CALLBRIDGE_MEDIA_ENGINE_THREADS", "0")]);
+    assert!(m.contains("media.engine_threads"), "{m}");
+}
+
+#[test]
 fn reject_policy_maps_to_503() {
     let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "reject")]).unwrap();
     assert!(matches!(

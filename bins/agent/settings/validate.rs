@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
+use callbridge_rtp::engine::RealtimePriority;
 use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
@@ -102,6 +103,25 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     };
     let mut max_concurrent = c.count("calls.max_concurrent", 10_000);
     let rtp_latch = c.choice("rtp.latch", &LatchPolicy::ALL.map(|p| (p.as_str(), p)));
+    // [media]
+    let engine_threads = c.count("media.engine_threads", 64);
+    let realtime_priority = c.text("media.realtime_priority").and_then(|v| {
+        let v = v.trim();
+        if v == "off" {
+            return Some(RealtimePriority::Off);
+        }
+        v.parse::<u8>()
+            .ok()
+            .filter(|p| (1..=99).contains(p))
+            .map(RealtimePriority::Fifo)
+            .or_else(|| {
+                c.invalid(
+                    "media.realtime_priority",
+                    format!("{v:?}"),
+                    "\"off\", or a SCHED_FIFO priority from 1 to 99",
+                )
+            })
+    });
     if let (Some(ports), Some(max)) = (&rtp_ports, max_concurrent) {
         let (min, top) = (*ports.start(), *ports.end());
         // One even port per call (RTP, RFC 3550 section 11).
@@ -331,6 +351,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             trunk: trunk?,
             rtp_ports: rtp_ports?,
             rtp_latch: rtp_latch?,
+            engine_threads: engine_threads?,
+            realtime_priority: realtime_priority?,
             max_concurrent: max_concurrent?,
             no_speech_timeout: no_speech_timeout?,
             model_reply_timeout: model_reply_timeout?,

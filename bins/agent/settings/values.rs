@@ -7,6 +7,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use callbridge_rtp::engine::RealtimePriority;
 use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
@@ -109,6 +110,10 @@ pub struct Settings {
     pub rtp_ports: RangeInclusive<u16>,
     /// Which sources other than the SDP address RTP may latch to.
     pub rtp_latch: LatchPolicy,
+    /// Media engine threads (`media.engine_threads`).
+    pub engine_threads: usize,
+    /// The media engine threads' scheduling (`media.realtime_priority`).
+    pub realtime_priority: RealtimePriority,
     /// Most calls at once.
     pub max_concurrent: usize,
     /// No-speech timeout.

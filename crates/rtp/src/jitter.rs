@@ -7,8 +7,10 @@
 //!
 //! The driver feeds packets with [`JitterBuffer::handle_packet`] (passing
 //! the arrival time) and takes one 20 ms frame of PCM per playout tick with
-//! [`JitterBuffer::poll_frame`]. Storage is a fixed ring of slots holding
-//! the packets' payload `Bytes` (no copy); nothing allocates per frame.
+//! [`JitterBuffer::poll_frame`]. Storage is a fixed ring of slots, each
+//! holding one payload inline (up to [`SLOT_PAYLOAD`] bytes, copied out of
+//! the receive buffer, so the packet's buffer can be reused at once);
+//! nothing allocates per packet or per frame.
 //!
 //! Playout rules:
 //! - Before playing, and after an underrun, the buffer waits until it holds
@@ -22,8 +24,6 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use crate::g711::Law;
 use crate::ids::{ExtSeqNo, PayloadType, Ssrc};
 use crate::rtp::RtpPacket;
@@ -31,6 +31,10 @@ use crate::rtp::RtpPacket;
 /// Ring capacity in frames (1.28 s at 20 ms): bounds memory whatever the
 /// peer sends.
 pub const CAPACITY: usize = 64;
+
+/// Payload bytes a slot holds: one 20 ms G.711 frame. A longer payload
+/// is played up to this length (and counted in [`JitterStats::bad_size`]).
+pub const SLOT_PAYLOAD: usize = 160;
 
 /// Frames of concealment after which repeat-and-fade reaches silence.
 const FADE_FRAMES: u32 = 3;
@@ -117,11 +121,24 @@ pub enum Playout {
     Buffering,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Slot {
     seq: Option<ExtSeqNo>,
     timestamp: u32,
-    payload: Bytes,
+    /// The payload's length as received (may exceed what is stored).
+    len: usize,
+    payload: [u8; SLOT_PAYLOAD],
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot {
+            seq: None,
+            timestamp: 0,
+            len: 0,
+            payload: [0; SLOT_PAYLOAD],
+        }
+    }
 }
 
 /// The jitter buffer. See the module docs.
@@ -258,7 +275,6 @@ impl JitterBuffer {
     fn flush(&mut self) {
         for s in &mut self.slots {
             s.seq = None;
-            s.payload = Bytes::new();
         }
         self.last_ext = None;
         self.highest = None;
@@ -270,7 +286,11 @@ impl JitterBuffer {
     }
 
     /// Feeds one received packet, `now` being its arrival time.
-    pub fn handle_packet(&mut self, now: Instant, packet: &RtpPacket) -> Accepted {
+    pub fn handle_packet<B: AsRef<[u8]>>(
+        &mut self,
+        now: Instant,
+        packet: &RtpPacket<B>,
+    ) -> Accepted {
         if packet.payload_type() != self.payload_type {
             self.stats.wrong_payload_type += 1;
             return Accepted::WrongPayloadType;
@@ -339,7 +359,10 @@ impl JitterBuffer {
         let slot = self.slot(ext);
         slot.seq = Some(ext);
         slot.timestamp = packet.timestamp();
-        slot.payload = packet.payload_bytes();
+        let payload = packet.payload();
+        let kept = payload.len().min(SLOT_PAYLOAD);
+        slot.len = payload.len();
+        slot.payload[..kept].copy_from_slice(&payload[..kept]);
         self.stats.received += 1;
         if resynced {
             Accepted::Resynced
@@ -404,7 +427,6 @@ impl JitterBuffer {
             let s = self.slot(next);
             if s.seq == Some(next) {
                 s.seq = None;
-                s.payload = Bytes::new();
                 self.stats.discarded += 1;
             } else {
                 self.stats.lost += 1;
@@ -415,10 +437,10 @@ impl JitterBuffer {
         let s = self.slot(next);
         if s.seq == Some(next) {
             s.seq = None;
-            let payload = std::mem::take(&mut s.payload);
-            let timestamp = s.timestamp;
-            let m = payload.len().min(n);
-            if payload.len() != self.cfg.frame_samples {
+            let (len, timestamp) = (s.len, s.timestamp);
+            let payload = s.payload;
+            let m = len.min(n).min(SLOT_PAYLOAD);
+            if len != self.cfg.frame_samples {
                 self.stats.bad_size += 1;
             }
             self.law.decode(&payload[..m], &mut out[..m]).unwrap_or(());
@@ -482,6 +504,7 @@ mod tests {
     use super::*;
     use crate::ids::SeqNo;
     use crate::rtp::RtpHeader;
+    use bytes::Bytes;
     use proptest::prelude::*;
 
     fn pkt(ssrc: u32, seq: u16, ts: u32, marker: bool, code: u8) -> RtpPacket {

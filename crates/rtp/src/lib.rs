@@ -10,34 +10,37 @@
 //! | [`jitter`] | sans-IO jitter buffer with concealment and adaptive depth | RFC 3550 A.1, A.8 |
 //! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
 //! | [`sender`] | sans-IO outbound packetizer (silence, marker) | RFC 3551 |
+//! | [`media`] | sans-IO media of one call (`MediaCore`): latch, jitter buffer, RTCP, DTMF, playback queue, 20 ms pacing | RFC 3550, 3551, 4733 |
 //! | [`latch`] | sans-IO choice of the media peer: SDP peer first, symmetric-RTP latch only under the policy | RFC 4961 |
-//! | [`schedule`] | sans-IO table of periodic absolute deadlines (the media clock's) | |
+//! | [`schedule`] | sans-IO periodic absolute deadlines (`Periodic`: the 20 ms pacing policy) and a table of them | RFC 3551 section 4.5 |
 //! | [`ports`] | even-port pool for RTP (+ RTCP) sockets, ports drawn at random (`driver`) | |
-//! | [`stream`] | the tokio driver: one receiving task per call, 20 ms ticks from the clock (`driver`) | |
-//! | [`clock`] | the media clock: one thread pacing every stream on absolute 20 ms deadlines (`driver`) | RFC 3551 section 4.5 |
+//! | [`engine`] | the media engine: threads owning every call's sockets, `recvmmsg`/`sendmmsg`, lock-free queues to the calls, its own load (`driver`) | |
+//! | [`clock`] | the engine's clock as a value: `SystemClock`, `SimClock` (`driver`) | |
+//! | [`stream`] | a call's handle on its media (`MediaStream`) (`driver`) | |
 //! | [`recorder`] | stereo 8 kHz WAV recorder (caller left, agent right) | |
 //! | [`wav`] | WAV header inspection and repair (crash and full-disk recovery) | |
 //! | [`transcode`] | offline conversion used by the `transcode` example | |
 //!
 //! # Features
 //!
-//! - `driver` (default): the IO side, [`ports`], [`stream`] and [`clock`]:
-//!   sockets, tokio tasks and the media clock's thread (raised to a
-//!   real-time priority with `thread-priority`). Without it the crate is
-//!   its sans-IO cores (packets, jitter buffer, latch, DTMF, sender,
-//!   schedule) plus the recorder and the offline transcoder, and tokio is
-//!   not a dependency: the compiler keeps the cores free of it.
+//! - `driver` (default): the IO side, [`ports`], [`engine`], [`clock`]
+//!   and [`stream`]: sockets, the engine's threads (real-time priority
+//!   only as a setting, with `thread-priority`), batched IO through nix.
+//!   Without it the crate is its sans-IO cores (packets, jitter buffer,
+//!   latch, DTMF, sender, schedule, the media core) plus the recorder and
+//!   the offline transcoder: the compiler keeps the cores free of IO. No
+//!   part of the crate depends on tokio.
 //!
 //! # Module graph
 //!
 //! Modules depend one way (an arrow reads "uses"); there is no cycle:
 //!
 //! ```text
-//! stream ──> stream::core ──> stream::event   (leaf: Frame, MediaEvent, MediaStats)
-//!   │            │
-//!   ├──> ports   ├──> clock ──> schedule, sender
-//!   │            └──> jitter, latch, rtcp, dtmf, sender
-//!   └──> clock, jitter, latch, rtcp, dtmf, sender, ids
+//! stream ──> engine ──> engine::link (leaf) ──> clock, media::event
+//!   │          ├──> engine::worker ──> engine::{io, load, priority}, media, ports, clock
+//!   │          └──> ports
+//!   └──> media ──> media::{config, event} (leaves), jitter, latch, rtcp, dtmf, sender, schedule
+//! clock ──> media (constants), schedule
 //! sender ──> rtp, dtmf, ids, g711     jitter ──> rtp, ids, g711
 //! rtp, rtcp ──> ids                    recorder ──> wav
 //! transcode ──> resample, g711        (every module may use error)
@@ -49,10 +52,13 @@
 #[cfg(feature = "driver")]
 pub mod clock;
 pub mod dtmf;
+#[cfg(feature = "driver")]
+pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod jitter;
 pub mod latch;
+pub mod media;
 #[cfg(feature = "driver")]
 pub mod ports;
 pub mod recorder;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use rand::rngs::{StdRng, SysRng};
 use rand::{Rng, RngExt, SeedableRng};
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 use crate::error::Error;
 
@@ -188,8 +188,8 @@ impl PortPool {
             .total
     }
 
-    /// Binds a free port drawn at random (and port + 1 for RTCP). Must be
-    /// called inside a tokio runtime.
+    /// Binds a free port drawn at random (and port + 1 for RTCP); the
+    /// sockets are non-blocking.
     ///
     /// # Errors
     /// [`Error::PortsExhausted`] when every port is leased or cannot be
@@ -226,13 +226,12 @@ impl PortPool {
     }
 
     fn try_bind(&self, port: u16) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
-        let rtp = std::net::UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port))?;
+        let rtp = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port))?;
         rtp.set_nonblocking(true)?;
-        let rtp = UdpSocket::from_std(rtp)?;
         let rtcp = if self.cfg.rtcp {
-            let s = std::net::UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1))?;
+            let s = UdpSocket::bind(SocketAddr::new(self.cfg.bind_ip, port + 1))?;
             s.set_nonblocking(true)?;
-            Some(UdpSocket::from_std(s)?)
+            Some(s)
         } else {
             None
         };

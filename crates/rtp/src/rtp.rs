@@ -1,6 +1,7 @@
 //! RTP data packets (RFC 3550 section 5.1): a zero-copy parsed view over
-//! [`Bytes`] ([`RtpPacket`]) and a header writer ([`RtpHeader`]) that builds
-//! packets into a caller-owned buffer.
+//! a buffer ([`RtpPacket`]: `Bytes` by default, or a borrowed `&[u8]` as
+//! the media engine receives it) and a header writer ([`RtpHeader`]) that
+//! builds packets into a caller-owned buffer.
 //!
 //! ```text
 //!  0                   1                   2                   3
@@ -25,10 +26,12 @@ pub const RTP_HEADER_LEN: usize = 12;
 const WHAT: &str = "rtp";
 
 /// A parsed RTP packet: the fields are decoded once, the CSRC list, header
-/// extension and payload stay views into the original buffer.
+/// extension and payload stay views into the original buffer `B` (any
+/// `AsRef<[u8]>`: `Bytes` to keep the packet, `&[u8]` to look at a
+/// datagram in a receive buffer without copying it).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RtpPacket {
-    buf: Bytes,
+pub struct RtpPacket<B = Bytes> {
+    buf: B,
     marker: bool,
     payload_type: PayloadType,
     seq: SeqNo,
@@ -59,15 +62,15 @@ fn be32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-impl RtpPacket {
+impl<B: AsRef<[u8]>> RtpPacket<B> {
     /// Parses `buf` as one RTP packet. Cheap: no copy, no allocation.
     ///
     /// # Errors
     /// [`ParseError`] when the version is not 2, the buffer is shorter than
     /// the header, CSRC list or extension it announces, or the padding count
     /// is zero or too large.
-    pub fn parse(buf: Bytes) -> Result<RtpPacket, ParseError> {
-        let b = &buf[..];
+    pub fn parse(buf: B) -> Result<RtpPacket<B>, ParseError> {
+        let b = buf.as_ref();
         if b.len() < RTP_HEADER_LEN {
             return Err(ParseError::TooShort {
                 what: WHAT,
@@ -178,7 +181,7 @@ impl RtpPacket {
 
     /// The contributing sources, read from the buffer.
     pub fn csrcs(&self) -> impl ExactSizeIterator<Item = Ssrc> + '_ {
-        let b = &self.buf[..];
+        let b = self.buf.as_ref();
         (0..usize::from(self.csrc_count)).map(move |i| Ssrc(be32(b, RTP_HEADER_LEN + 4 * i)))
     }
 
@@ -186,7 +189,7 @@ impl RtpPacket {
     #[must_use]
     pub fn extension(&self) -> Option<HeaderExtension<'_>> {
         let at = self.ext_at?;
-        let b = &self.buf[..];
+        let b = self.buf.as_ref();
         let words = usize::from(be16(b, at + 2));
         Some(HeaderExtension {
             profile: be16(b, at),
@@ -203,9 +206,11 @@ impl RtpPacket {
     /// The payload as a slice of the packet.
     #[must_use]
     pub fn payload(&self) -> &[u8] {
-        &self.buf[self.payload_start..self.payload_end]
+        &self.buf.as_ref()[self.payload_start..self.payload_end]
     }
+}
 
+impl RtpPacket<Bytes> {
     /// The payload as a `Bytes` sharing the packet's buffer (no copy).
     #[must_use]
     pub fn payload_bytes(&self) -> Bytes {

@@ -1,7 +1,11 @@
-//! The media clock's table without IO: periodic absolute deadlines, a
-//! tolerance that lets close deadlines share one wake-up, bounded catch-up,
-//! retry of busy entries and removal of closed ones: the table the media
-//! [`clock`](crate::clock)'s thread runs (see its docs).
+//! Periodic absolute deadlines without IO: [`Periodic`], the one 20 ms
+//! pacing policy (absolute deadlines that advance by exactly one period
+//! per tick, so late wake-ups never drift; a tolerance that lets close
+//! deadlines share one wake-up; a bounded catch-up when the driver itself
+//! ran late, after which the schedule restarts from now rather than
+//! flooding the peer), and [`Schedule`], a table of them. Each call's
+//! [`MediaCore`](crate::media::MediaCore) paces itself with a `Periodic`;
+//! the media engine only asks the cores for their next deadline.
 
 use std::time::{Duration, Instant};
 
@@ -10,18 +14,92 @@ use std::time::{Duration, Instant};
 pub enum Tick {
     /// The entry ticked; its next deadline is one period on.
     Done,
-    /// The entry could not tick now (its state is locked by the other
-    /// side for a moment): it stays due and is retried.
-    Busy,
     /// The entry has closed: the table forgets it.
     Closed,
 }
 
+/// What [`Periodic::poll`] found at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Nothing is due yet.
+    Idle,
+    /// The tick of this deadline is due (the deadline has moved on by one
+    /// period): do its work, then poll again.
+    Tick(Instant),
+}
+
+/// One periodic deadline: due at `first + k * period`. See the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Periodic {
+    next: Instant,
+    period: Duration,
+    max_catch_up: u32,
+    /// Ticks served back to back in the current catch-up.
+    burst: u32,
+    skipped: u64,
+}
+
+impl Periodic {
+    /// First due at `first`, then every `period`; at most `max_catch_up`
+    /// missed periods are served back to back.
+    #[must_use]
+    pub fn new(first: Instant, period: Duration, max_catch_up: u32) -> Periodic {
+        Periodic {
+            next: first,
+            period,
+            max_catch_up: max_catch_up.max(1),
+            burst: 0,
+            skipped: 0,
+        }
+    }
+
+    /// The next deadline.
+    #[must_use]
+    pub fn deadline(&self) -> Instant {
+        self.next
+    }
+
+    /// Periods skipped so far because the driver was more than
+    /// `max_catch_up` periods late.
+    #[must_use]
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Whether a tick is due at `now` (up to `tolerance` early). Poll
+    /// until [`Due::Idle`]: a driver that was late gets one tick per
+    /// missed period, at most `max_catch_up` in a row; beyond that the
+    /// missed periods are skipped and the schedule restarts one period
+    /// after `now`.
+    pub fn poll(&mut self, now: Instant, tolerance: Duration) -> Due {
+        if self.next > now + tolerance {
+            self.burst = 0;
+            return Due::Idle;
+        }
+        if self.burst >= self.max_catch_up {
+            let behind = now.saturating_duration_since(self.next);
+            let missed = behind.as_nanos() / self.period.as_nanos().max(1);
+            self.skipped = self
+                .skipped
+                .saturating_add(u64::try_from(missed).unwrap_or(u64::MAX))
+                .saturating_add(1);
+            self.next = now + self.period;
+            self.burst = 0;
+            return Due::Idle;
+        }
+        let deadline = self.next;
+        self.next += self.period;
+        self.burst += 1;
+        Due::Tick(deadline)
+    }
+}
+
 /// A table of periodic deadlines without IO: each entry is due at absolute
-/// instants `first + k * period`. See the module docs.
+/// instants `first + k * period` (a [`Periodic`] each). See the module
+/// docs.
 #[derive(Debug)]
 pub struct Schedule<T> {
-    entries: Vec<(Instant, T)>,
+    entries: Vec<(Periodic, T)>,
     period: Duration,
     tolerance: Duration,
     max_catch_up: u32,
@@ -37,8 +115,6 @@ pub struct RunStats {
     pub skipped: u64,
     /// Entries removed because their tick answered [`Tick::Closed`].
     pub removed: u64,
-    /// Entries left due because their tick answered [`Tick::Busy`].
-    pub busy: u64,
 }
 
 impl<T> Schedule<T> {
@@ -57,7 +133,8 @@ impl<T> Schedule<T> {
 
     /// Adds an entry first due at `first`.
     pub fn insert(&mut self, first: Instant, item: T) {
-        self.entries.push((first, item));
+        self.entries
+            .push((Periodic::new(first, self.period, self.max_catch_up), item));
     }
 
     /// Entries in the table.
@@ -75,48 +152,33 @@ impl<T> Schedule<T> {
     /// The earliest deadline, `None` when the table is empty.
     #[must_use]
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.entries.iter().map(|(d, _)| *d).min()
+        self.entries.iter().map(|(p, _)| p.deadline()).min()
     }
 
     /// Ticks every entry due by `now` (within the tolerance) and returns
-    /// what happened; `tick` gets the entry and the deadline it serves. An entry behind by several periods is ticked once per
-    /// missed period, at most `max_catch_up` times; the rest are skipped
-    /// and its schedule restarts one period after `now`. An entry that
-    /// answers [`Tick::Busy`] keeps its deadline (still due: call again).
+    /// what happened; `tick` gets the entry and the deadline it serves.
+    /// An entry behind by several periods is ticked once per missed
+    /// period, at most `max_catch_up` times; the rest are skipped and its
+    /// schedule restarts one period after `now` ([`Periodic::poll`]).
     pub fn run_due(&mut self, now: Instant, mut tick: impl FnMut(&T, Instant) -> Tick) -> RunStats {
         let mut stats = RunStats::default();
-        let horizon = now + self.tolerance;
         let mut i = 0;
         while i < self.entries.len() {
-            let (deadline, item) = &mut self.entries[i];
-            let mut outcome = Tick::Done;
-            let mut burst = 0;
-            while *deadline <= horizon && burst < self.max_catch_up {
-                outcome = tick(item, *deadline);
-                if outcome != Tick::Done {
+            let (periodic, item) = &mut self.entries[i];
+            let skipped_before = periodic.skipped();
+            let mut closed = false;
+            while let Due::Tick(deadline) = periodic.poll(now, self.tolerance) {
+                if tick(item, deadline) == Tick::Closed {
+                    closed = true;
                     break;
                 }
-                burst += 1;
                 stats.ticks += 1;
-                *deadline += self.period;
             }
-            match outcome {
-                Tick::Closed => {
-                    stats.removed += 1;
-                    self.entries.swap_remove(i);
-                    continue;
-                }
-                Tick::Busy => stats.busy += 1,
-                Tick::Done => {}
-            }
-            if outcome == Tick::Done && *deadline <= horizon {
-                let behind = now.saturating_duration_since(*deadline);
-                let missed = behind.as_nanos() / self.period.as_nanos().max(1);
-                stats.skipped = stats
-                    .skipped
-                    .saturating_add(u64::try_from(missed).unwrap_or(u64::MAX))
-                    .saturating_add(1);
-                *deadline = now + self.period;
+            stats.skipped += periodic.skipped() - skipped_before;
+            if closed {
+                stats.removed += 1;
+                self.entries.swap_remove(i);
+                continue;
             }
             i += 1;
         }
@@ -244,34 +306,6 @@ mod tests {
         assert_eq!(s.removed, 2);
         assert!(table.is_empty());
         assert_eq!(table.next_deadline(), None);
-    }
-
-    #[test]
-    fn a_busy_entry_stays_due_and_the_others_tick() {
-        let t0 = Instant::now();
-        let mut table = Schedule::new(P, TOL, MAX_CATCH_UP);
-        for i in 0..3 {
-            table.insert(t0 + P, i);
-        }
-        let mut ticked = Vec::new();
-        let s = table.run_due(t0 + P, |&i, _| {
-            if i == 1 {
-                return Tick::Busy;
-            }
-            ticked.push(i);
-            Tick::Done
-        });
-        assert_eq!((s.ticks, s.busy), (2, 1));
-        assert_eq!(ticked, vec![0, 2]);
-        // Still due at its old deadline; the retry ticks it alone.
-        assert_eq!(table.next_deadline(), Some(t0 + P));
-        let mut retried = Vec::new();
-        let s = table.run_due(t0 + P + ms(1), |&i, _| {
-            retried.push(i);
-            Tick::Done
-        });
-        assert_eq!((s.ticks, s.busy, retried), (1, 0, vec![1]));
-        assert_eq!(table.next_deadline(), Some(t0 + P * 2));
     }
 
     #[test]

@@ -1,17 +1,22 @@
-//! The media stream driver against a peer socket on 127.0.0.1, with tokio's
-//! clock paused: the streams tick from their own task
-//! ([`Pacing::Runtime`]), so the 20 ms ticks run in simulated time. The
-//! media clock's real-time pacing is tested in `media_clock.rs`.
+//! The media stream on an engine against a peer socket on 127.0.0.1, on a
+//! simulated clock that runs ahead only while the test takes the events
+//! ([`SimClock::running`]): the test and the engine move in lockstep, one
+//! tick per audio event taken, so the 20 ms ticks run in simulated time.
+//! The engine's real-time pacing is tested in `media_engine.rs`; the same
+//! behaviours without sockets in the media core's unit tests.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use callbridge_rtp::clock::SimClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::latch::{LatchPolicy, LatchRules, RejectReason};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
-use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, Pacing};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
@@ -33,8 +38,22 @@ async fn peer() -> (UdpSocket, SocketAddr) {
 fn cfg(remote: Option<SocketAddr>) -> MediaConfig {
     let mut c = MediaConfig::new(Law::MuLaw, remote, Ssrc(0xabc), SeqNo(65534), 1000);
     c.inactivity = Duration::from_secs(2);
-    c.pacing = Pacing::Runtime;
     c
+}
+
+/// An engine on a simulated clock in lockstep with the test.
+fn engine() -> MediaEngine {
+    MediaEngine::new(
+        EngineConfig::default(),
+        Arc::new(SimClock::running(Instant::now())),
+    )
+    .unwrap()
+}
+
+/// Takes the next tick's audio event, then the packet that tick sent.
+async fn tick_and_recv(s: &mut MediaStream, peer: &UdpSocket) -> (MediaEvent, RtpPacket) {
+    let ev = next_matching(s, |e| matches!(e, MediaEvent::Audio { .. })).await;
+    (ev, recv_rtp(peer).await)
 }
 
 async fn recv_rtp(s: &UdpSocket) -> RtpPacket {
@@ -72,19 +91,25 @@ async fn next_matching(s: &mut MediaStream, f: impl Fn(&MediaEvent) -> bool) -> 
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(42000);
-    let mut stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     let mut got = Vec::new();
+    let mut events = Vec::new();
     for _ in 0..3 {
-        got.push(recv_rtp(&peer).await);
+        let (ev, p) = tick_and_recv(&mut stream, &peer).await;
+        events.push(ev);
+        got.push(p);
     }
     stream.play([1000; 160]).await.unwrap();
     stream.play([1000; 160]).await.unwrap();
     for _ in 0..4 {
-        got.push(recv_rtp(&peer).await);
+        let (ev, p) = tick_and_recv(&mut stream, &peer).await;
+        events.push(ev);
+        got.push(p);
     }
     for (i, p) in got.iter().enumerate() {
         assert_eq!(p.ssrc(), Ssrc(0xabc));
@@ -102,7 +127,7 @@ async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time()
     assert!(kinds[first_voice + 2..].iter().all(|k| *k == (false, 0xff)));
     // The tick events carry what was sent, for the recorder.
     let mut sent_voice = 0;
-    while let Ok(Some(ev)) = tokio::time::timeout(Duration::from_millis(1), stream.recv()).await {
+    for ev in events {
         if let MediaEvent::Audio { sent, .. } = ev
             && sent == [1000; 160]
         {
@@ -113,12 +138,13 @@ async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time()
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
     let (peer, _) = peer().await;
     let pool = pool(42100);
+    let engine = engine();
     // No SDP address: nothing is sent until the peer's first packet.
-    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
     let to = stream.local_addr();
     for i in 0..6u16 {
         peer.send_to(
@@ -178,17 +204,18 @@ async fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn source_outside_allowlist_is_ignored() {
     let (peer, _) = peer().await;
     let pool = pool(42200);
+    let engine = engine();
     let mut c = cfg(None);
     c.latch = LatchRules::new(
         LatchPolicy::AllowedPeers,
         None,
         vec!["10.0.0.0/8".parse().unwrap()],
     );
-    let mut stream = MediaStream::open(&pool, c).unwrap();
+    let mut stream = MediaStream::open(&engine, &pool, c).unwrap();
     for i in 0..5u16 {
         peer.send_to(
             &rtp(0, i, 160 * u32::from(i), false, &[0x80; 160]),
@@ -225,17 +252,18 @@ async fn source_outside_allowlist_is_ignored() {
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn inactivity_is_reported_once_after_the_configured_time() {
     let pool = pool(42300);
-    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
-    let start = tokio::time::Instant::now();
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
+    let start = engine.clock().now();
     let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Inactive { .. })).await;
     let MediaEvent::Inactive { silent_for } = ev else {
         unreachable!()
     };
     assert!(silent_for >= Duration::from_secs(2) && silent_for < Duration::from_millis(2100));
-    assert!(start.elapsed() >= Duration::from_secs(2));
+    assert!(engine.clock().now() - start >= Duration::from_secs(2));
     let again = tokio::time::timeout(
         Duration::from_secs(5),
         next_matching(&mut stream, |e| matches!(e, MediaEvent::Inactive { .. })),
@@ -245,11 +273,12 @@ async fn inactivity_is_reported_once_after_the_configured_time() {
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn rtcp_bye_from_peer_is_reported_and_ours_is_sent_on_close() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(42400);
-    let mut stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     let rtcp_addr = SocketAddr::new(stream.local_addr().ip(), stream.local_addr().port() + 1);
     peer.send_to(&[0x81, 203, 0, 1, 0, 0, 0, 77], rtcp_addr)
         .await
@@ -269,19 +298,20 @@ async fn rtcp_bye_from_peer_is_reported_and_ours_is_sent_on_close() {
     }
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn clear_playback_drops_queued_frames() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(42500);
-    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
-    for _ in 0..50 {
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
+    for _ in 0..20 {
         stream.play([1000; 160]).await.unwrap();
     }
     stream.clear_playback();
     // After at most a couple of ticks, only silence is sent.
     let mut voice = 0;
     for _ in 0..20 {
-        if recv_rtp(&peer).await.payload()[0] != 0xff {
+        if tick_and_recv(&mut stream, &peer).await.1.payload()[0] != 0xff {
             voice += 1;
         }
     }
@@ -289,17 +319,18 @@ async fn clear_playback_drops_queued_frames() {
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(42600);
-    let stream = MediaStream::open(&pool, cfg(Some(peer_addr))).unwrap();
-    recv_rtp(&peer).await;
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
+    tick_and_recv(&mut stream, &peer).await;
     stream.send_dtmf('#', Duration::from_millis(60));
     let mut events = Vec::new();
     let mut audio_after = 0;
     while audio_after < 2 {
-        let p = recv_rtp(&peer).await;
+        let (_, p) = tick_and_recv(&mut stream, &peer).await;
         if p.payload_type().get() == 101 {
             events.push(p);
         } else if !events.is_empty() {
@@ -324,11 +355,12 @@ async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
     stream.close().await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
     let (peer, _) = peer().await;
     let pool = pool(43400);
-    let mut stream = MediaStream::open(&pool, cfg(None)).unwrap();
+    let engine = engine();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
     assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
     for i in 0..6u16 {
         peer.send_to(
@@ -389,11 +421,12 @@ async fn ticks(stream: &mut MediaStream, n: usize, level: i16) -> bool {
 /// first. Before the answer it is rejected and gets nothing; after it, it
 /// latches until the SDP peer's first packet, then gets nothing more and
 /// none of its audio is played once the caller is heard.
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_caller() {
     let (caller, caller_addr) = peer().await;
     let (attacker, attacker_addr) = peer().await;
     let pool = pool(42300);
+    let engine = engine();
     let mut c = cfg(Some(caller_addr));
     c.latch = LatchRules::new(
         LatchPolicy::SignallingIp,
@@ -401,7 +434,7 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
         vec!["127.0.0.1/32".parse().unwrap()],
     );
     c.latch_open = false;
-    let mut stream = MediaStream::open(&pool, c).unwrap();
+    let mut stream = MediaStream::open(&engine, &pool, c).unwrap();
     let to = stream.local_addr();
     // 0x80 decodes to 32124 (the attacker), 0x8f to 16764 (the caller).
     let (loud, caller_level) = (32124, 16764);
@@ -465,6 +498,9 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
             played_caller |= pcm.contains(&caller_level);
         }
     }
+    // One more tick: the engine may have ticked before the last pair
+    // arrived (it runs one tick ahead of the events taken).
+    next_matching(&mut stream, |e| matches!(e, MediaEvent::Audio { .. })).await;
     assert!(
         !played_attacker,
         "the attacker's audio was played after the caller was heard"

@@ -403,6 +403,7 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
     }
     assert_eq!(row_call_id, Some(inc.call_id.to_string()));
     let media = MediaStream::open(
+        &callee.engine,
         &callee.pool,
         callbridge_rtp::stream::MediaConfig::new(
             callbridge_rtp::g711::Law::MuLaw,

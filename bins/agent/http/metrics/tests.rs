@@ -248,6 +248,7 @@ fn empty_snapshot() -> Snapshot {
         model_sessions: 0,
         model_connections: 0,
         admitting: true,
+        engine: callbridge_session::EngineStatus::default(),
     }
 }
 
@@ -280,8 +281,14 @@ fn render(metrics: &Metrics, snapshot: Snapshot, live_tasks: usize, store: Store
         .unwrap()
 }
 
-/// The families of the store writer, the process and the build.
+/// The families of the media engine, the store writer, the process and
+/// the build.
 const OTHERS: &[(&str, &str)] = &[
+    ("callbridge_media_engine_headroom_ratio", "gauge"),
+    ("callbridge_media_engine_late_p99_seconds", "gauge"),
+    ("callbridge_media_engine_busy_ratio", "gauge"),
+    ("callbridge_media_engine_backlog_p99", "gauge"),
+    ("callbridge_media_engine_late_ticks_total", "counter"),
     ("callbridge_store_healthy", "gauge"),
     ("callbridge_store_write_failures_total", "counter"),
     ("callbridge_calls_refused_total", "counter"),
@@ -463,6 +470,14 @@ fn the_store_families_render_health_failures_refusals_and_backlog() {
         Some(4.0)
     );
     assert_eq!(
+        value(
+            &f,
+            "callbridge_calls_refused_total",
+            &[("reason", "overload")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
         value(&f, "callbridge_store_journal_backlog", &[]),
         Some(7.0)
     );
@@ -528,5 +543,34 @@ fn promtool_accepts_the_page() {
         lint_only && problems.is_empty(),
         "promtool check metrics ({:?}): {said}\n{page}",
         out.status.code()
+    );
+}
+
+#[test]
+fn the_engine_families_render_load_headroom_and_overload_refusals() {
+    let mut snapshot = empty_snapshot();
+    snapshot.engine = callbridge_session::EngineStatus {
+        headroom_permille: 250,
+        late_p99_us: 1_500,
+        busy_permille: 400,
+        backlog_p99: 2,
+        late_ticks: 9,
+        refused_overload: 3,
+    };
+    let page = render(&Metrics::default(), snapshot, 0, healthy_store());
+    let f = check(&page).unwrap();
+    let v = |name: &str| value(&f, name, &[]);
+    assert_eq!(v("callbridge_media_engine_headroom_ratio"), Some(0.25));
+    assert_eq!(v("callbridge_media_engine_late_p99_seconds"), Some(0.0015));
+    assert_eq!(v("callbridge_media_engine_busy_ratio"), Some(0.4));
+    assert_eq!(v("callbridge_media_engine_backlog_p99"), Some(2.0));
+    assert_eq!(v("callbridge_media_engine_late_ticks_total"), Some(9.0));
+    assert_eq!(
+        value(
+            &f,
+            "callbridge_calls_refused_total",
+            &[("reason", "overload")]
+        ),
+        Some(3.0)
     );
 }

@@ -147,6 +147,8 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_TRUNK_REGISTER_EXPIRES",
         "CALLBRIDGE_RTP_PORT_MIN",
         "CALLBRIDGE_RTP_LATCH",
+        "CALLBRIDGE_MEDIA_ENGINE_THREADS",
+        "CALLBRIDGE_MEDIA_REALTIME_PRIORITY",
         "CALLBRIDGE_CALLS_ON_MODEL_FAILURE",
         "CALLBRIDGE_CALLS_FALLBACK_CLIP",
         "CALLBRIDGE_CALLS_MODEL_REPLY_TIMEOUT",
@@ -175,8 +177,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms"
+        40 + 10 + 7 + 1 + 1 + 2,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys"
     );
 }
 

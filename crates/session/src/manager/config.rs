@@ -88,6 +88,11 @@ pub struct ManagerConfig {
     /// production uses): a CSPRNG seeded from the operating system. `Some`
     /// makes those values repeatable (tests).
     pub rng_seed: Option<u64>,
+    /// The media engine the calls' RTP runs on: built by the binary with
+    /// its clock and settings (threads, real-time priority) and shared
+    /// with anything else that opens media. `None` (the default): the
+    /// manager starts one thread on the system clock, normal priority.
+    pub engine: Option<callbridge_rtp::engine::MediaEngine>,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -147,6 +152,7 @@ impl ManagerConfig {
             store_writer: WriterConfig::default(),
             transfer_targets: crate::dial_targets::DialTargets::none(),
             rng_seed: None,
+            engine: None,
         }
     }
 }

@@ -43,6 +43,7 @@
 
 mod carrier;
 mod config;
+mod overload;
 mod registry;
 mod shared;
 mod supervise;
@@ -50,6 +51,7 @@ mod trunk;
 
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
+pub use overload::EngineStatus;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -57,6 +59,8 @@ use std::time::Duration;
 
 use callbridge_crm_store::{NewSession, Party, SessionId, Store, Transport as StoreTransport};
 use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
+use callbridge_rtp::clock::SystemClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
@@ -81,6 +85,7 @@ use crate::lifecycle::{Command, Direction, EndReason, Phase};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
 use callbridge_llm_bridge::summary::Summarizer;
+use overload::Admission;
 use registry::{Entry, Refusal, Registry};
 pub(crate) use shared::Shared;
 
@@ -104,6 +109,10 @@ pub enum ManagerError {
     /// The manager is at its call limit or shutting down.
     #[error("at capacity or shutting down")]
     Unavailable,
+    /// The media engine cannot keep one more call on time (see the
+    /// `overload` module): retry later.
+    #[error("overloaded: the media engine cannot take another call on time")]
+    Overloaded,
     /// A call for this lead is already live.
     #[error("a call for this lead is already live")]
     LeadBusy,
@@ -155,6 +164,8 @@ pub struct Snapshot {
     pub model_connections: usize,
     /// Whether new calls are admitted.
     pub admitting: bool,
+    /// The media engine's load and the calls refused for it.
+    pub engine: EngineStatus,
 }
 
 /// Whether the manager takes new calls, for load balancers (`/readyz`).
@@ -185,6 +196,8 @@ pub struct Manager {
 struct Inner {
     sip_addr: SocketAddr,
     ports: PortPool,
+    /// The media engine and the admission by its load.
+    admission: Admission,
     /// SSRCs, sequence numbers, timestamps and SDP session ids
     /// ([`ManagerConfig::rng_seed`]).
     rng: Mutex<StdRng>,
@@ -240,6 +253,10 @@ impl Manager {
             None => os_rng(),
         };
         let ports = PortPool::with_rng(cfg.rtp.clone(), rng(1))?;
+        let engine = match cfg.engine.clone() {
+            Some(e) => e,
+            None => MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock))?,
+        };
         let (sip_rng, media_rng) = (rng(0), rng(2));
         let mut ua = cfg.sip.clone();
         // The SIP core answers INVITEs over the limit (and while shutting
@@ -273,6 +290,7 @@ impl Manager {
             inner: Arc::new(Inner {
                 sip_addr,
                 ports,
+                admission: Admission::new(engine),
                 rng: Mutex::new(media_rng),
                 summarizer,
                 root,
@@ -386,7 +404,11 @@ impl Manager {
         mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
         mc.latch = rules;
         mc.latch_open = answered;
-        Ok(MediaStream::open(&self.inner.ports, mc)?)
+        Ok(MediaStream::open(
+            self.inner.admission.engine(),
+            &self.inner.ports,
+            mc,
+        )?)
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, StdRng> {
@@ -443,6 +465,16 @@ impl Manager {
                 "the offer's media address is outside sip.allowed_peers: nothing is sent there; \
                  media waits for a source rtp.latch allows"
             );
+        }
+        if !self.inner.admission.admit() {
+            let after = self.shared.cfg.retry_after;
+            if let Err(e) = sip
+                .reject_retry_after(inc.call, StatusCode::SERVICE_UNAVAILABLE, after)
+                .await
+            {
+                warn!(error = %e, "503 for an INVITE refused for overload not sent");
+            }
+            return;
         }
         let stream = match self.open_media(remote, rules, false, law, te) {
             Ok(s) => s,
@@ -625,6 +657,9 @@ impl Manager {
             Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
         let from =
             Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
+        if !self.inner.admission.admit() {
+            return Err(ManagerError::Overloaded);
+        }
         let rules = self.latch_rules(req.target.ip());
         let stream = self.open_media(None, rules, true, Law::MuLaw, Some(101))?;
         let local = self.local_media(stream.local_addr().port());
@@ -788,6 +823,7 @@ impl Manager {
             model_sessions: g.get(Gauge::ModelSession),
             model_connections: callbridge_llm_bridge::stats::live_connections(),
             admitting: reg.admitting,
+            engine: self.inner.admission.status(),
         }
     }
 

@@ -17,6 +17,8 @@ use callbridge_llm_mock::ScriptBook;
 use callbridge_llm_mock::clips;
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
+use callbridge_rtp::clock::SystemClock;
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ids::{SeqNo, Ssrc};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -203,12 +205,24 @@ impl<M> Rig<M> {
     }
 }
 
+/// The one media engine every test caller's streams run on (the system
+/// clock): a caller per call would add a thread per call to the machine
+/// the agent under test shares.
+pub fn callers_engine() -> MediaEngine {
+    static ENGINE: std::sync::OnceLock<MediaEngine> = std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap())
+        .clone()
+}
+
 /// A SIP caller with one RTP peer.
 pub struct Caller {
     pub addr: SocketAddr,
     pub sip: Handle,
     pub events: mpsc::Receiver<Event>,
     pub pool: PortPool,
+    /// The caller's own media engine (the system clock).
+    pub engine: MediaEngine,
     driver: tokio::task::JoinHandle<()>,
 }
 
@@ -234,11 +248,13 @@ impl Caller {
             rtcp: false,
         })
         .unwrap();
+        let engine = callers_engine();
         Caller {
             addr,
             sip,
             events,
             pool,
+            engine,
             driver,
         }
     }
@@ -267,6 +283,7 @@ impl Caller {
 
     pub async fn dial(&self, manager: SocketAddr) -> Leg {
         let media = MediaStream::open(
+            &self.engine,
             &self.pool,
             MediaConfig::new(Law::MuLaw, None, Ssrc(7), SeqNo(1), 0),
         )

@@ -87,7 +87,13 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
         rtcp: false,
     })
     .unwrap();
+    let engine = callbridge_rtp::engine::MediaEngine::new(
+        callbridge_rtp::engine::EngineConfig::default(),
+        std::sync::Arc::new(callbridge_rtp::clock::SystemClock),
+    )
+    .unwrap();
     let mut media = MediaStream::open(
+        &engine,
         &pool,
         MediaConfig::new(Law::MuLaw, None, Ssrc(7), SeqNo(1), 0),
     )

@@ -1,15 +1,18 @@
-//! Streams paced by the process's media clock (a real-time thread), against
-//! peer sockets on 127.0.0.1. The assertions are about what is sent and
-//! reported, never about wall-clock speed; waits are bounded and generous.
+//! Streams on a media engine running on the system clock, against peer
+//! sockets on 127.0.0.1; and the engine on a simulated clock moved by the
+//! test. The assertions are about what is sent and reported, never about
+//! wall-clock speed; waits are bounded and generous.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callbridge_rtp::clock::clock_threads;
+use callbridge_rtp::clock::{SimClock, SystemClock};
+use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
-use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, Pacing};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, PTIME};
 use callbridge_rtp::{RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
@@ -28,6 +31,14 @@ async fn peer() -> (UdpSocket, SocketAddr) {
     (s, a)
 }
 
+fn engine(threads: usize) -> MediaEngine {
+    let cfg = EngineConfig {
+        threads,
+        ..EngineConfig::default()
+    };
+    MediaEngine::new(cfg, Arc::new(SystemClock)).unwrap()
+}
+
 async fn recv_rtp(s: &UdpSocket) -> RtpPacket {
     let mut buf = vec![0u8; 1500];
     let n = tokio::time::timeout(Duration::from_secs(10), s.recv(&mut buf))
@@ -39,16 +50,12 @@ async fn recv_rtp(s: &UdpSocket) -> RtpPacket {
 }
 
 #[tokio::test]
-async fn the_media_clock_sends_queued_frames_then_silence_with_continuous_time() {
+async fn the_engine_sends_queued_frames_then_silence_with_continuous_time() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(44000, 4);
+    let engine = engine(1);
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(7), SeqNo(65530), 500);
-    assert_eq!(cfg.pacing, Pacing::MediaClock);
-    let mut stream = MediaStream::open(&pool, cfg).unwrap();
-    assert!(
-        clock_threads() >= 1,
-        "the clock runs while a stream is open"
-    );
+    let mut stream = MediaStream::open(&engine, &pool, cfg).unwrap();
     for _ in 0..4 {
         assert!(stream.try_play([1000; 160]));
     }
@@ -83,15 +90,16 @@ async fn the_media_clock_sends_queued_frames_then_silence_with_continuous_time()
 }
 
 #[tokio::test]
-async fn many_streams_on_one_clock_each_get_every_tick() {
+async fn many_streams_on_two_engine_threads_each_get_every_tick() {
     const N: usize = 40;
     let pool = pool(44100, 2 * N as u16);
+    let engine = engine(2);
     let mut peers = Vec::new();
     let mut streams = Vec::new();
     for i in 0..N {
         let (p, a) = peer().await;
         let cfg = MediaConfig::new(Law::ALaw, Some(a), Ssrc(i as u32), SeqNo(0), 0);
-        streams.push(MediaStream::open(&pool, cfg).unwrap());
+        streams.push(MediaStream::open(&engine, &pool, cfg).unwrap());
         peers.push(p);
     }
     for (i, p) in peers.iter().enumerate() {
@@ -105,26 +113,34 @@ async fn many_streams_on_one_clock_each_get_every_tick() {
             prev = Some(pkt.seq());
         }
     }
+    assert_eq!(engine.calls(), N);
     for s in streams {
         s.close().await;
     }
     assert_eq!(pool.available(), N);
+    // The calls were spread over both threads; both let go of theirs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while engine.calls() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(engine.calls(), 0);
+    assert!(engine.counters().ticks >= 10 * N as u64);
 }
 
 #[tokio::test]
 async fn clear_playback_takes_effect_before_the_next_tick() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(44300, 4);
+    let engine = engine(1);
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(9), SeqNo(0), 0);
-    let stream = MediaStream::open(&pool, cfg).unwrap();
+    let stream = MediaStream::open(&engine, &pool, cfg).unwrap();
     // Wait for the first packet so the queue is filled mid-stream.
     recv_rtp(&peer).await;
-    for _ in 0..100 {
-        stream.play([1000; 160]).await.unwrap();
-    }
+    // A full playback queue.
+    while stream.try_play([1000; 160]) {}
     stream.clear_playback();
     // What was sent between `play` and `clear_playback` comes first; from
-    // the clear on, only silence (of 100 frames queued).
+    // the clear on, only silence (of a full queue).
     let mut voice_after_clear = 0;
     let mut seen_silence = false;
     for _ in 0..10 {
@@ -138,4 +154,56 @@ async fn clear_playback_takes_effect_before_the_next_tick() {
     assert!(seen_silence);
     assert_eq!(voice_after_clear, 0);
     stream.close().await;
+}
+
+#[tokio::test]
+async fn on_a_simulated_clock_one_advance_of_a_period_sends_exactly_one_packet() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(44400, 4);
+    let clock = Arc::new(SimClock::new(Instant::now()));
+    let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
+    let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(3), SeqNo(10), 0);
+    let mut stream = MediaStream::open(&engine, &pool, cfg).unwrap();
+    for k in 0..5u16 {
+        clock.advance(PTIME);
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.recv())
+            .await
+            .expect("a tick event within 10 s")
+            .expect("stream open");
+        assert!(matches!(ev, MediaEvent::Audio { .. }));
+        assert_eq!(recv_rtp(&peer).await.seq(), SeqNo(10 + k));
+    }
+    // Time stands still: nothing more is sent.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut buf = [0u8; 1500];
+    assert!(
+        peer.try_recv(&mut buf).is_err(),
+        "a packet without time passing"
+    );
+    // Three periods at once: the engine catches up all three.
+    clock.advance(PTIME * 3);
+    for k in 5..8u16 {
+        assert_eq!(recv_rtp(&peer).await.seq(), SeqNo(10 + k));
+    }
+    stream.close().await;
+    assert_eq!(pool.available(), 2);
+}
+
+#[tokio::test]
+async fn dropping_the_engine_closes_its_calls_and_joins_its_threads() {
+    let (_peer, peer_addr) = peer().await;
+    let pool = pool(44500, 8);
+    let engine = engine(2);
+    let mut streams = Vec::new();
+    for i in 0..3 {
+        let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(i), SeqNo(0), 0);
+        streams.push(MediaStream::open(&engine, &pool, cfg).unwrap());
+    }
+    drop(engine);
+    // Joined: every call let go of its sockets and port.
+    assert_eq!(pool.available(), 4);
+    for mut s in streams {
+        while s.recv().await.is_some() {}
+        assert!(!s.try_play([0; 160]), "a released stream takes no frames");
+    }
 }

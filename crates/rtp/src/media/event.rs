@@ -1,6 +1,7 @@
-//! What a stream hands the call: one [`Frame`] of audio each way per tick
-//! and the [`MediaEvent`]s, and the [`MediaStats`] counters. A leaf module:
-//! the stream's handle and its core both use it.
+//! What a call's media hands the call: one [`Frame`] of audio each way per
+//! tick and the [`MediaEvent`]s, and the [`MediaStats`] counters. A leaf
+//! module: the [`MediaCore`](super::MediaCore), the engine and the
+//! stream's handle all use it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -64,7 +65,8 @@ pub struct MediaStats {
     pub malformed: u64,
     /// Packets the latch rejected, by reason.
     pub rejected: RejectedPackets,
-    /// Audio events dropped because the call did not read them in time.
+    /// Audio events dropped because the call did not read them in time
+    /// (or because the core's own queue was not polled).
     pub events_dropped: u64,
     /// Send errors (no route, ...).
     pub send_errors: u64,
@@ -73,7 +75,8 @@ pub struct MediaStats {
     /// The audio in the jitter buffer after the last tick's playout
     /// ([`JitterBuffer::buffered`](crate::jitter::JitterBuffer::buffered)).
     pub jitter_depth: Duration,
-    /// Datagrams dropped because more than [`INBOUND_CAPACITY`](super::INBOUND_CAPACITY) arrived
-    /// between two ticks.
+    /// Datagrams dropped because more than
+    /// [`INBOUND_CAPACITY`](super::INBOUND_CAPACITY) arrived between two
+    /// ticks.
     pub inbound_dropped: u64,
 }

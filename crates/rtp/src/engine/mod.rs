@@ -1,0 +1,255 @@
+//! The media engine: the threads that own every call's RTP (and RTCP)
+//! sockets and run every call's [`MediaCore`](crate::media::MediaCore) on
+//! the 20 ms schedule.
+//!
+//! One engine thread by default ([`EngineConfig::threads`] for more; a new
+//! call goes to the thread with the fewest calls). Each pass of a thread
+//! reads the sockets of the calls that are due with `recvmmsg`, ticks
+//! their cores and sends what they produce with `sendmmsg`
+//! ([`io`](self::io)), and exchanges audio with each call's task through
+//! preallocated lock-free queues (the link between an engine thread and a
+//! [`MediaStream`](crate::stream::MediaStream)), waking the task once per
+//! pass that had something for it. No tokio, no lock, no allocation on
+//! that path, and no global: the engine is a value the binary builds with
+//! its [`MediaClock`] (a [`SystemClock`](crate::clock::SystemClock); tests
+//! pass a [`SimClock`](crate::clock::SimClock)) and hands to whoever opens
+//! streams. Real-time scheduling is a setting
+//! ([`EngineConfig::realtime_priority`], off by default).
+//!
+//! The engine measures itself ([`load`](self::load)): tick lateness,
+//! busy fraction and how far behind the call tasks are. [`MediaEngine::admits`]
+//! says whether it can take one more call on time; the session manager
+//! refuses new calls (503) when it cannot.
+//!
+//! Dropping the last handle of the engine closes every call it still
+//! serves (an RTCP BYE each) and joins its threads.
+
+mod io;
+pub(crate) mod link;
+pub mod load;
+mod priority;
+mod worker;
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{JoinHandle, Thread};
+
+pub use self::load::{EngineCounters, EngineLoad, LATE, LoadLimits, LoadMeter, WINDOW};
+pub use self::priority::{Applied, RealtimePriority};
+use self::worker::WorkerShared;
+pub(crate) use self::worker::{CallIo, Slot};
+use crate::clock::MediaClock;
+use crate::error::Error;
+
+/// How an engine runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EngineConfig {
+    /// Engine threads (at least 1; 1 by default: one thread serves
+    /// about a thousand calls in a few percent of a core).
+    pub threads: usize,
+    /// The engine threads' scheduling (off by default).
+    pub realtime_priority: RealtimePriority,
+    /// When the engine refuses new calls.
+    pub limits: LoadLimits,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            threads: 1,
+            realtime_priority: RealtimePriority::Off,
+            limits: LoadLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Worker {
+    shared: Arc<WorkerShared>,
+    thread: Thread,
+    join: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    workers: Vec<Worker>,
+    clock: Arc<dyn MediaClock>,
+    limits: LoadLimits,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.shared
+                .stop
+                .store(true, std::sync::atomic::Ordering::Release);
+            w.thread.unpark();
+        }
+        for w in &self.workers {
+            let handle = w.join.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// A handle to the media engine (cheap to clone). See the module docs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use callbridge_rtp::clock::SystemClock;
+/// use callbridge_rtp::engine::{EngineConfig, MediaEngine};
+///
+/// let engine = MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap();
+/// assert_eq!(engine.threads(), 1);
+/// assert!(engine.admits());
+/// ```
+#[derive(Debug, Clone)]
+pub struct MediaEngine {
+    inner: Arc<Inner>,
+}
+
+impl MediaEngine {
+    /// Starts the engine's threads on `clock`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a thread cannot be started.
+    pub fn new(cfg: EngineConfig, clock: Arc<dyn MediaClock>) -> Result<MediaEngine, Error> {
+        let mut workers = Vec::new();
+        for i in 0..cfg.threads.max(1) {
+            let shared = Arc::new(WorkerShared::new());
+            let s = Arc::clone(&shared);
+            let c = Arc::clone(&clock);
+            let want = cfg.realtime_priority;
+            let handle = std::thread::Builder::new()
+                .name(format!("media-engine-{i}"))
+                .spawn(move || worker::run(&s, &*c, want))
+                .map_err(Error::io("spawn a media engine thread"))?;
+            workers.push(Worker {
+                shared,
+                thread: handle.thread().clone(),
+                join: Mutex::new(Some(handle)),
+            });
+        }
+        Ok(MediaEngine {
+            inner: Arc::new(Inner {
+                workers,
+                clock,
+                limits: cfg.limits,
+            }),
+        })
+    }
+
+    /// The engine's clock.
+    #[must_use]
+    pub fn clock(&self) -> &Arc<dyn MediaClock> {
+        &self.inner.clock
+    }
+
+    /// Engine threads.
+    #[must_use]
+    pub fn threads(&self) -> usize {
+        self.inner.workers.len()
+    }
+
+    /// Calls the engine serves.
+    #[must_use]
+    pub fn calls(&self) -> usize {
+        self.inner
+            .workers
+            .iter()
+            .map(|w| w.shared.calls.load(std::sync::atomic::Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The engine's load over the last window: the least loaded thread's
+    /// (the one a new call would go to), with the calls of all.
+    #[must_use]
+    pub fn load(&self) -> EngineLoad {
+        let mut best: Option<EngineLoad> = None;
+        for w in &self.inner.workers {
+            let l = w.shared.load();
+            let headroom = l.headroom(&self.inner.limits);
+            if best.is_none_or(|b| headroom > b.headroom(&self.inner.limits)) {
+                best = Some(l);
+            }
+        }
+        let mut l = best.unwrap_or_default();
+        l.calls = self.calls();
+        l
+    }
+
+    /// The headroom left (0.0 overloaded ..= 1.0 idle), see
+    /// [`EngineLoad::headroom`].
+    #[must_use]
+    pub fn headroom(&self) -> f64 {
+        self.load().headroom(&self.inner.limits)
+    }
+
+    /// Whether the engine can take one more call and keep every call on
+    /// time (see [`load`](self::load)).
+    #[must_use]
+    pub fn admits(&self) -> bool {
+        !self.load().overloaded(&self.inner.limits)
+    }
+
+    /// The counters of all threads since the engine started.
+    #[must_use]
+    pub fn counters(&self) -> EngineCounters {
+        self.inner.workers.iter().map(|w| w.shared.counters()).fold(
+            EngineCounters::default(),
+            |a, c| EngineCounters {
+                ticks: a.ticks + c.ticks,
+                late: a.late + c.late,
+                skipped: a.skipped + c.skipped,
+            },
+        )
+    }
+
+    /// The scheduling the first engine thread got (`None` before it
+    /// started).
+    #[must_use]
+    pub fn priority(&self) -> Option<Applied> {
+        self.inner.workers.first().and_then(|w| w.shared.applied())
+    }
+
+    /// The thread a new call goes to: the one with the fewest calls.
+    pub(crate) fn pick(&self) -> (Thread, usize) {
+        let (i, w) = self
+            .inner
+            .workers
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, w)| {
+                w.shared.calls.load(std::sync::atomic::Ordering::Relaxed) + w.shared.inbox.len()
+            })
+            .map_or((0, None), |(i, w)| (i, Some(w)));
+        match w {
+            Some(w) => (w.thread.clone(), i),
+            // Unreachable: `new` starts at least one thread.
+            None => (std::thread::current(), 0),
+        }
+    }
+
+    /// Hands a new call to thread `i`.
+    pub(crate) fn add(&self, i: usize, slot: Box<Slot>) -> Result<(), Error> {
+        let w = self.inner.workers.get(i).ok_or(Error::InvalidArgument {
+            what: "no such engine thread",
+        })?;
+        if w.shared.stop.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(Error::InvalidArgument {
+                what: "media engine stopped",
+            });
+        }
+        w.shared
+            .inbox
+            .push(slot)
+            .map_err(|_| Error::InvalidArgument {
+                what: "media engine: too many calls opening at once",
+            })?;
+        w.thread.unpark();
+        Ok(())
+    }
+}
+
+pub(crate) use self::io::enable_timestamps;
