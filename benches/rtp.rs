@@ -188,18 +188,15 @@ fn path_bench(c: &mut Criterion) {
         let mut sender = RtpSender::new(Law::MuLaw, PayloadType::PCMU, Ssrc(1), SeqNo(0), 0);
         let mut frame8 = [0i16; 160];
         let mut pkt = [0u8; 172];
-        g.bench_function(
-            format!("outbound_{}k_to_8k_ulaw_rtp", rate / 1000),
-            |b| {
-                b.iter_custom(|iters| {
-                    cpu_timed(iters, || {
-                        down.process(black_box(&model), &mut frame8).unwrap();
-                        let n = sender.next_packet(Some(&frame8), &mut pkt).unwrap();
-                        black_box(&pkt[..n]);
-                    })
-                });
-            },
-        );
+        g.bench_function(format!("outbound_{}k_to_8k_ulaw_rtp", rate / 1000), |b| {
+            b.iter_custom(|iters| {
+                cpu_timed(iters, || {
+                    down.process(black_box(&model), &mut frame8).unwrap();
+                    let n = sender.next_packet(Some(&frame8), &mut pkt).unwrap();
+                    black_box(&pkt[..n]);
+                })
+            });
+        });
     }
     g.finish();
 }
