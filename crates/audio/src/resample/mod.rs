@@ -211,6 +211,18 @@ impl Resampler {
     /// # Errors
     /// [`Error::BufferTooSmall`] if `output` is shorter than that (nothing
     /// is consumed then).
+    ///
+    /// ```
+    /// use callbridge_audio::resample::Resampler;
+    ///
+    /// // 24 kHz model audio in odd-sized pieces, 8 kHz out.
+    /// let mut down = Resampler::new(24_000, 8000)?;
+    /// let mut out = [0i16; 160];
+    /// let a = down.process(&[0i16; 250], &mut out)?; // 84 outputs
+    /// let b = down.process(&[0i16; 230], &mut out[a..])?; // 76 more
+    /// assert_eq!((a, b), (84, 76));
+    /// # Ok::<(), callbridge_audio::Error>(())
+    /// ```
     pub fn process(&mut self, input: &[i16], output: &mut [i16]) -> Result<usize, Error> {
         let need = self.output_len(input.len());
         let Some(output) = output.get_mut(..need) else {
