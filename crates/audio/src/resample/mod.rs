@@ -6,7 +6,7 @@
 //! call (the filter state carries over, so chunk boundaries are seamless;
 //! any split of the input gives the same output as one call), writing into
 //! a buffer the caller owns. It never allocates: its state is a fixed
-//! array, the kernels are designed once per process ([`design`]).
+//! array, the kernels are designed once per process (`resample/design.rs`).
 //!
 //! # Why by hand
 //!
@@ -24,7 +24,7 @@
 //! `32·L + 1` taps at the high rate 8·L kHz, so the group delay is
 //! `16·L` high-rate samples = 16 samples at 8 kHz = **2.0 ms** in every
 //! direction ([`Resampler::delay`]). Coefficients are computed in `f64` by
-//! [`design`] (that module is the generator; nothing is pasted) and
+//! `resample/design.rs` (that module is the generator; nothing is pasted) and
 //! quantized to Q15 so that every polyphase branch sums to exactly 1.0.
 //!
 //! | | up ×2, ×3 (8k -> 16k, 24k) | down ×2, ×3 (16k, 24k -> 8k) |
