@@ -291,12 +291,12 @@ impl Resampler {
     ) -> usize {
         let h = 8 * V - 1;
         let first = (factor - self.phase) % factor;
+        let written = down_len(self.phase, block.len(), factor);
         let x = self.fill(h, block);
-        let mut written = 0;
         // The output due at block[i] uses x[i ..= i + h]; block[i] is x[i + h].
-        for (o, i) in out.iter_mut().zip((first..block.len()).step_by(factor)) {
+        for (j, o) in out[..written].iter_mut().enumerate() {
+            let i = first + factor * j;
             *o = round::<DOWN_SHIFT>(dot(&x[i..i + 8 * V], window));
-            written += 1;
         }
         self.keep(h, h + block.len());
         self.phase = (self.phase + block.len()) % factor;
@@ -318,8 +318,9 @@ fn down_len(phase: usize, n: usize, m: usize) -> usize {
 #[inline(always)]
 fn dot(x: &[i16], k: &[i16x8]) -> i32 {
     let mut acc = i32x4::ZERO;
-    for (c, kv) in x.chunks_exact(8).zip(k) {
-        acc += i16x8::from_slice_unaligned(c).dot(*kv);
+    let (chunks, _) = x.as_chunks::<8>();
+    for (c, kv) in chunks.iter().zip(k) {
+        acc += i16x8::new(*c).dot(*kv);
     }
     acc.reduce_add()
 }
