@@ -2,24 +2,22 @@
 //! of the trait hands in to what the model takes.
 //!
 //! Owns: the borrowed input [`AudioFrame`], the owned output [`AudioChunk`]
-//! and a simple stateful integer-ratio upsampler (8 kHz -> 16/24 kHz) with
-//! linear interpolation. The G.711 µ-law / A-law sample codecs are
-//! `callbridge_audio`'s (the same code the RTP leg uses), re-exported here.
-//! The formats themselves ([`SampleRate`], [`AudioFormat`]) live in the leaf
-//! module [`crate::format`] and are re-exported here. The session layer
-//! normally hands the model audio at the model's input rate already (it owns
-//! the proper band-limited resamplers); the conversions here exist so that a
-//! telephone-rate caller works without it. Every conversion writes into a
-//! buffer the caller owns.
+//! and [`InputConverter`], which turns caller frames into the model's input
+//! format. The G.711 µ-law / A-law sample codecs are `callbridge_audio`'s
+//! (the same code the RTP leg uses), re-exported here. The formats
+//! themselves ([`SampleRate`], [`AudioFormat`]) live in the leaf module
+//! [`crate::format`] and are re-exported here. The session layer normally
+//! hands the model audio at the model's input rate already; the conversions
+//! here exist so that a telephone-rate caller works without it. Every
+//! conversion writes into a buffer the caller owns.
 //!
-//! Why the upsampler is not rubato's (which the RTP leg uses): it takes
-//! frames of any length and returns exactly `factor` samples per input
-//! sample with no delay, which the trait's callers (and its tests) rely on;
-//! rubato's FFT resampler works on whole fixed-size chunks and delays the
-//! signal, so frames of other sizes would have to be buffered and the
-//! output would lag and change length.
+//! Upsampling (8 kHz to 16 or 24 kHz) is the workspace's one resampler,
+//! [`callbridge_audio::resample::Resampler`] (the RTP leg's too): a
+//! band-limited polyphase FIR that takes frames of any length, returns
+//! exactly 2 or 3 samples per input sample and delays the signal by 2 ms.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use callbridge_audio::resample::Resampler;
 
 use crate::error::Error;
 pub use crate::format::{AudioFormat, SampleRate};
@@ -100,57 +98,25 @@ impl AudioChunk {
 /// `callbridge_audio::g711` (bit-exact to ITU-T G.191), re-exported.
 pub use callbridge_audio::g711::{alaw_to_linear, linear_to_ulaw, ulaw_to_linear};
 
-/// A stateful upsampler by an integer factor, linear interpolation between
-/// consecutive input samples (the previous frame's last sample carries over,
-/// so frame boundaries are seamless). Adequate for speech into a model.
-#[derive(Debug, Clone)]
-pub struct Upsampler {
-    factor: u32,
-    last: i16,
-}
+/// Samples converted per step: the input is taken in pieces of this
+/// size through stack buffers, so a conversion allocates nothing beyond
+/// the output it appends to.
+const STEP: usize = 160;
 
-impl Upsampler {
-    /// An upsampler by `factor` (1 copies).
-    pub fn new(factor: u32) -> Self {
-        Upsampler {
-            factor: factor.max(1),
-            last: 0,
+/// Upsamples `input` with `up` (any length; `up` keeps the state),
+/// appending the result to `out` as s16le bytes.
+fn upsample_into(up: &mut Resampler, input: &[i16], out: &mut BytesMut) {
+    let mut wide = [0i16; 3 * STEP];
+    let mut bytes = [0u8; 6 * STEP];
+    for piece in input.chunks(STEP) {
+        // `wide` holds 3 * STEP samples: the most any supported factor
+        // writes for STEP inputs, so this cannot fail.
+        let n = up.process(piece, &mut wide).unwrap_or(0);
+        // One copy per piece rather than one `put` per sample.
+        for (b, s) in bytes.chunks_exact_mut(2).zip(&wide[..n]) {
+            b.copy_from_slice(&s.to_le_bytes());
         }
-    }
-
-    /// Upsamples `input`, appending `input.len() * factor` samples to `out`
-    /// as s16le bytes.
-    pub fn process_into(&mut self, input: impl Iterator<Item = i16>, out: &mut BytesMut) {
-        // Constant factors let the compiler turn the division into a multiply.
-        match self.factor {
-            1 => input.for_each(|s| out.put_i16_le(s)),
-            2 => self.run::<2>(input, out),
-            3 => self.run::<3>(input, out),
-            f => {
-                let f = f as i32;
-                for s in input {
-                    let (a, b) = (i32::from(self.last), i32::from(s));
-                    for k in 1..=f {
-                        out.put_i16_le((a + (b - a) * k / f) as i16);
-                    }
-                    self.last = s;
-                }
-            }
-        }
-    }
-
-    fn run<const F: i32>(&mut self, input: impl Iterator<Item = i16>, out: &mut BytesMut) {
-        for s in input {
-            let (a, b) = (i32::from(self.last), i32::from(s));
-            let mut buf = [0u8; 6];
-            for k in 1..=F {
-                let v = (a + (b - a) * k / F) as i16;
-                let i = (k as usize - 1) * 2;
-                buf[i..i + 2].copy_from_slice(&v.to_le_bytes());
-            }
-            out.extend_from_slice(&buf[..F as usize * 2]);
-            self.last = s;
-        }
+        out.extend_from_slice(&bytes[..2 * n]);
     }
 }
 
@@ -159,7 +125,7 @@ impl Upsampler {
 #[derive(Debug, Clone)]
 pub struct InputConverter {
     target: AudioFormat,
-    up: Option<Upsampler>,
+    up: Option<Box<Resampler>>,
 }
 
 impl InputConverter {
@@ -176,9 +142,9 @@ impl InputConverter {
     /// Appends `frame` converted to the target format to `out`.
     ///
     /// Supported: any format to itself; G.711 to PCM at 8 kHz; PCM or G.711
-    /// at 8 kHz to PCM at an integer multiple (16 kHz, 24 kHz); PCM 8 kHz to
-    /// µ-law / A-law. Anything else (downsampling) is
-    /// [`Error::UnsupportedAudio`]: the session layer resamples properly.
+    /// at 8 kHz to PCM at 16 kHz or 24 kHz (band-limited, 2 ms delay); PCM
+    /// 8 kHz to µ-law; A-law to µ-law. Anything else (downsampling, other
+    /// rates) is [`Error::UnsupportedAudio`]: the session layer resamples.
     pub fn convert_into(&mut self, frame: AudioFrame<'_>, out: &mut BytesMut) -> Result<(), Error> {
         let from = frame.format();
         if from == self.target {
@@ -195,28 +161,44 @@ impl InputConverter {
         }
         match self.target {
             AudioFormat::Pcm16 { rate } => {
-                let in_rate = from.rate().hz();
-                if in_rate == 0 || rate.hz() % in_rate != 0 {
-                    return Err(Error::UnsupportedAudio {
-                        from,
-                        to: self.target,
-                    });
+                let target = self.target;
+                let unsupported = || Error::UnsupportedAudio { from, to: target };
+                if from.rate() != SampleRate::HZ_8000 {
+                    return Err(unsupported());
                 }
-                let factor = rate.hz() / in_rate;
-                let up = self.up.get_or_insert_with(|| Upsampler::new(factor));
-                if up.factor != factor {
-                    *up = Upsampler::new(factor);
-                }
-                out.reserve(frame.len() * 2 * factor as usize);
+                let mut up = if rate == SampleRate::HZ_8000 {
+                    // G.711 to PCM at its own rate: decoding only.
+                    None
+                } else {
+                    match &mut self.up {
+                        Some(up) if up.rate_out() == rate.hz() => Some(up),
+                        slot => {
+                            let r = Resampler::new(8000, rate.hz()).map_err(|_| unsupported())?;
+                            Some(slot.insert(Box::new(r)))
+                        }
+                    }
+                };
+                let mut pcm = [0i16; STEP];
+                let mut emit = |samples: &[i16], out: &mut BytesMut| match up.as_deref_mut() {
+                    Some(up) => upsample_into(up, samples, out),
+                    None => samples.iter().for_each(|&s| out.put_i16_le(s)),
+                };
+                let factor = (rate.hz() / 8000) as usize;
+                out.reserve(frame.len() * 2 * factor);
                 match frame {
-                    AudioFrame::Pcm16 { samples, .. } => {
-                        up.process_into(samples.iter().copied(), out)
-                    }
-                    AudioFrame::Pcmu(b) => {
-                        up.process_into(b.iter().map(|&x| ulaw_to_linear(x)), out)
-                    }
-                    AudioFrame::Pcma(b) => {
-                        up.process_into(b.iter().map(|&x| alaw_to_linear(x)), out)
+                    AudioFrame::Pcm16 { samples, .. } => emit(samples, out),
+                    AudioFrame::Pcmu(b) | AudioFrame::Pcma(b) => {
+                        let law = if matches!(frame, AudioFrame::Pcmu(_)) {
+                            ulaw_to_linear
+                        } else {
+                            alaw_to_linear
+                        };
+                        for piece in b.chunks(STEP) {
+                            for (p, &c) in pcm.iter_mut().zip(piece) {
+                                *p = law(c);
+                            }
+                            emit(&pcm[..piece.len()], out);
+                        }
                     }
                 }
                 Ok(())
@@ -247,31 +229,82 @@ impl InputConverter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn pcm8k_to_16k_doubles_length_and_interpolates_across_frames() {
-        let mut c = InputConverter::new(AudioFormat::PCM_16K);
-        let mut out = BytesMut::new();
-        c.convert_into(
-            AudioFrame::Pcm16 {
-                rate: SampleRate::HZ_8000,
-                samples: &[100, 200],
-            },
-            &mut out,
-        )
-        .unwrap();
-        c.convert_into(
-            AudioFrame::Pcm16 {
-                rate: SampleRate::HZ_8000,
-                samples: &[400],
-            },
-            &mut out,
-        )
-        .unwrap();
-        let s: Vec<i16> = out
+    fn samples(bytes: &[u8]) -> Vec<i16> {
+        bytes
             .chunks_exact(2)
             .map(|p| i16::from_le_bytes([p[0], p[1]]))
-            .collect();
-        assert_eq!(s, vec![50, 100, 150, 200, 300, 400]);
+            .collect()
+    }
+
+    fn pcm8k(samples: &[i16]) -> AudioFrame<'_> {
+        AudioFrame::Pcm16 {
+            rate: SampleRate::HZ_8000,
+            samples,
+        }
+    }
+
+    /// The conversion is stateful: frames of any sizes give exactly
+    /// `factor` samples per input sample, and the same samples as the whole
+    /// input in one frame (no seam at frame boundaries).
+    #[test]
+    fn pcm8k_to_16k_doubles_length_and_interpolates_across_frames() {
+        let input: Vec<i16> = (0..1000).map(|i| ((i * 37) % 2000 - 1000) as i16).collect();
+        let mut one = InputConverter::new(AudioFormat::PCM_16K);
+        let mut whole = BytesMut::new();
+        one.convert_into(pcm8k(&input), &mut whole).unwrap();
+        assert_eq!(whole.len(), 2 * 2 * input.len());
+
+        let mut split = InputConverter::new(AudioFormat::PCM_16K);
+        let mut pieces = BytesMut::new();
+        for part in [&input[..1], &input[1..160], &input[160..161], &input[161..]] {
+            split.convert_into(pcm8k(part), &mut pieces).unwrap();
+        }
+        assert_eq!(samples(&pieces), samples(&whole));
+    }
+
+    /// Upsampling is band-limited interpolation: a 1 kHz tone at 8 kHz
+    /// becomes the same tone at 24 kHz, 2 ms (48 samples) later.
+    #[test]
+    fn pcm8k_to_24k_is_the_same_tone_two_ms_later() {
+        let tone = |rate: f64, n: usize| -> Vec<i16> {
+            (0..n)
+                .map(|i| (8000.0 * (std::f64::consts::TAU * 1000.0 * i as f64 / rate).sin()) as i16)
+                .collect()
+        };
+        let mut c = InputConverter::new(AudioFormat::PCM_24K);
+        let mut out = BytesMut::new();
+        for f in tone(8000.0, 1600).chunks(160) {
+            c.convert_into(pcm8k(f), &mut out).unwrap();
+        }
+        let got = samples(&out);
+        let want = tone(24_000.0, got.len());
+        let worst = got[2400..]
+            .iter()
+            .zip(&want[2400 - 48..])
+            .map(|(&g, &w)| (i32::from(g) - i32::from(w)).abs())
+            .max()
+            .unwrap();
+        assert!(worst <= 3, "off by {worst}");
+    }
+
+    #[test]
+    fn rates_the_resampler_does_not_convert_are_refused() {
+        let mut c = InputConverter::new(AudioFormat::Pcm16 {
+            rate: SampleRate::new(48_000),
+        });
+        let err = c
+            .convert_into(pcm8k(&[0; 160]), &mut BytesMut::new())
+            .unwrap_err();
+        assert!(matches!(err, Error::UnsupportedAudio { .. }));
+    }
+
+    #[test]
+    fn alaw_to_pcm8k_decodes() {
+        let mut c = InputConverter::new(AudioFormat::PCM_8K);
+        let mut out = BytesMut::new();
+        c.convert_into(AudioFrame::Pcma(&[0xD5; 160]), &mut out)
+            .unwrap();
+        assert_eq!(samples(&out), vec![alaw_to_linear(0xD5); 160]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! | [`rtp`], [`ids`] | RTP packet view and header writer; `Ssrc`, `SeqNo`, `ExtSeqNo`, `PayloadType` | RFC 3550 section 5 |
 //! | [`rtcp`] | compound RTCP parser (SR, RR, SDES, BYE); RR, SDES CNAME and BYE writers | RFC 3550 section 6 |
 //! | [`g711`] | mu-law and A-law on slices: `callbridge-audio`'s, re-exported | ITU-T G.711 / G.191 |
-//! | [`resample`] | 20 ms streaming resampler 8 kHz <-> 16/24 kHz (rubato `Fft`), 2 ms delay | |
+//! | [`resample`] | 20 ms streaming resampler 8 kHz <-> 16/24 kHz (`callbridge_audio`'s polyphase FIR), 2 ms delay | |
 //! | [`jitter`] | sans-IO jitter buffer with concealment and adaptive depth | RFC 3550 A.1, A.8 |
 //! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
 //! | [`sender`] | sans-IO outbound packetizer (silence, marker) | RFC 3551 |

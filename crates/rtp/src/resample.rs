@@ -1,128 +1,63 @@
 //! Streaming sample-rate conversion between the telephone rate (8 kHz) and
-//! the model rates (16 kHz, 24 kHz), in 20 ms frames, built on rubato's
-//! synchronous FFT resampler.
+//! the model rates (16 kHz, 24 kHz), in 20 ms frames: the call's view of
+//! [`callbridge_audio::resample::Resampler`], the workspace's one
+//! resampler (fixed-ratio polyphase FIR filters in fixed point; its module
+//! docs carry the filter design and the quality figures).
 //!
 //! A [`StreamResampler`] converts exactly one 20 ms frame per call into a
 //! caller-owned buffer. It keeps the filter state between calls, so frame
-//! boundaries are seamless, and it allocates nothing after construction.
-//!
-//! # Choice of resampler and chunking
-//!
-//! rubato's `Fft` resampler filters by overlap-add FFT convolution: its FIR
-//! filter is one FFT block long and it delays the signal by half a block.
-//! Each 20 ms frame is processed as five sub-chunks of 4 ms, so the added
-//! delay is **2.0 ms** in every direction ([`StreamResampler::delay_ms`]),
-//! and the filter is 4 ms long (32 taps at 8 kHz, 96 at 24 kHz). With so
-//! short a filter the window decides the trade-off between pass band and
-//! stop band. The Hann window keeps the telephone band flat and still
-//! suppresses aliases well, because when downsampling rubato also drops
-//! every FFT bin above the output Nyquist frequency. Measured with tones
-//! through these resamplers (the tests below pin the key figures):
+//! boundaries are seamless, and it allocates nothing.
 //!
 //! | | |
 //! |---|---|
-//! | pass band, 8k->16k | 0.0 dB at 300-3000 Hz, -0.6 dB at 3.3 kHz, -1.7 dB at 3.4 kHz |
-//! | 1 kHz tone 8k->16k->8k | SNR 106 dB after fitting gain and delay (test: >= 60 dB, also at 997 Hz) |
-//! | 24k->8k stop band | -57 dB at 4.1 kHz, -68 dB at 4.5 kHz, -86 dB at 6 kHz |
+//! | added delay | 2.0 ms every direction ([`StreamResampler::delay_ms`]) |
+//! | pass band | within 0.2 dB to 3 kHz, within 0.5 dB at 3.4 kHz |
+//! | 1 kHz tone 8k->16k->8k, 8k->24k->8k | SNR 106 dB, 96 dB |
+//! | 24k->8k stop band | ≥ 55 dB at 4.1-4.5 kHz, ≥ 63.5 dB from 4.5 kHz |
+//! | cost per 20 ms frame | see `docs/PERFORMANCE.md`, "Issue 17: frame path" |
 //!
-//! A Blackman window moves the stop band further down but costs 1.3 dB at
-//! 3 kHz and 11.6 dB at 3.4 kHz, inside the telephone band.
-//!
-//! Cost (thread CPU time per 20 ms frame, this machine under heavy load):
-//! the `Fft` resampler takes about 1.7-2.6 us per frame whatever the
-//! sub-chunking (1 block per frame: 10 ms delay; 5 blocks: 2 ms; 10 blocks:
-//! 1 ms), so the short delay costs almost nothing. rubato's `Async` sinc
-//! resampler at the same 2 ms delay took 8.3 us (8k->16k, 32 taps) and
-//! 4.2 us (24k->8k, 96 taps), its cubic polynomial resampler 3.5 us
-//! (8k->16k, and it has no anti-aliasing filter for the way down).
+//! Supported: 8000 Hz to and from 16000 or 24000 Hz, and each of the three
+//! to itself (a copy). 16 kHz <-> 24 kHz is not a conversion a call makes.
 
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler, WindowFunction};
+use callbridge_audio::resample::Resampler;
 
 use crate::error::Error;
 
 /// Frame duration the resampler works in.
 pub const FRAME_MS: u32 = 20;
-/// Sub-chunk duration: the FFT block, twice the added delay.
-const SUB_CHUNK_MS: u32 = 4;
-/// Rates this module converts between.
-const RATES: [u32; 3] = [8_000, 16_000, 24_000];
 
 /// One-direction, one-channel streaming resampler for 20 ms frames.
+#[derive(Clone)]
 pub struct StreamResampler {
-    inner: Option<Fft<f32>>,
-    rate_in: u32,
-    rate_out: u32,
+    inner: Resampler,
     frame_in: usize,
     frame_out: usize,
-    buf_in: Vec<f32>,
-    buf_out: Vec<f32>,
 }
 
 impl std::fmt::Debug for StreamResampler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StreamResampler")
-            .field("rate_in", &self.rate_in)
-            .field("rate_out", &self.rate_out)
+            .field("rate_in", &self.inner.rate_in())
+            .field("rate_out", &self.inner.rate_out())
             .finish_non_exhaustive()
     }
 }
 
 impl StreamResampler {
-    /// A resampler from `rate_in` to `rate_out` Hz. Supported rates are
-    /// 8000, 16000 and 24000; equal rates give a pass-through copy.
+    /// A resampler from `rate_in` to `rate_out` Hz: 8000 to or from 16000
+    /// or 24000; equal rates (8000, 16000, 24000) give a pass-through copy.
     ///
     /// # Errors
-    /// [`Error::UnsupportedRate`] for other rates, [`Error::Resampler`] if
-    /// rubato refuses the configuration.
+    /// [`Error::UnsupportedRate`] for other rates.
     pub fn new(rate_in: u32, rate_out: u32) -> Result<StreamResampler, Error> {
-        Self::with_window(rate_in, rate_out, WindowFunction::Hann)
-    }
-
-    fn with_window(
-        rate_in: u32,
-        rate_out: u32,
-        window: WindowFunction,
-    ) -> Result<StreamResampler, Error> {
-        if !RATES.contains(&rate_in) || !RATES.contains(&rate_out) {
-            return Err(Error::UnsupportedRate {
-                from: rate_in,
-                to: rate_out,
-            });
-        }
-        let frame_in = (rate_in * FRAME_MS / 1000) as usize;
-        let frame_out = (rate_out * FRAME_MS / 1000) as usize;
-        let inner = if rate_in == rate_out {
-            None
-        } else {
-            let sub_chunks = (FRAME_MS / SUB_CHUNK_MS) as usize;
-            let fft = Fft::<f32>::new_custom(
-                rate_in as usize,
-                rate_out as usize,
-                frame_in,
-                sub_chunks,
-                1,
-                window,
-                FixedSync::Input,
-            )
-            .map_err(|_| Error::Resampler {
-                what: "construction refused",
-            })?;
-            if fft.input_frames_next() != frame_in || fft.output_frames_next() != frame_out {
-                return Err(Error::Resampler {
-                    what: "chunking does not give whole 20 ms frames",
-                });
-            }
-            Some(fft)
-        };
+        let inner = Resampler::new(rate_in, rate_out).map_err(|_| Error::UnsupportedRate {
+            from: rate_in,
+            to: rate_out,
+        })?;
         Ok(StreamResampler {
             inner,
-            rate_in,
-            rate_out,
-            frame_in,
-            frame_out,
-            buf_in: vec![0.0; frame_in],
-            buf_out: vec![0.0; frame_out],
+            frame_in: (rate_in * FRAME_MS / 1000) as usize,
+            frame_out: (rate_out * FRAME_MS / 1000) as usize,
         })
     }
 
@@ -141,32 +76,30 @@ impl StreamResampler {
     /// Input rate in Hz.
     #[must_use]
     pub fn rate_in(&self) -> u32 {
-        self.rate_in
+        self.inner.rate_in()
     }
 
     /// Output rate in Hz.
     #[must_use]
     pub fn rate_out(&self) -> u32 {
-        self.rate_out
+        self.inner.rate_out()
     }
 
     /// Added delay in output samples.
     #[must_use]
     pub fn delay_samples(&self) -> usize {
-        self.inner.as_ref().map_or(0, Resampler::output_delay)
+        self.inner.delay()
     }
 
     /// Added delay in milliseconds (2.0 for every supported conversion).
     #[must_use]
     pub fn delay_ms(&self) -> f64 {
-        self.delay_samples() as f64 * 1000.0 / f64::from(self.rate_out)
+        self.delay_samples() as f64 * 1000.0 / f64::from(self.rate_out())
     }
 
     /// Clears the filter state (for a new talker or a discontinuity).
     pub fn reset(&mut self) {
-        if let Some(fft) = &mut self.inner {
-            fft.reset();
-        }
+        self.inner.reset();
     }
 
     /// Converts one frame: `input` must hold exactly
@@ -176,7 +109,7 @@ impl StreamResampler {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] or [`Error::BufferTooSmall`] for wrong
-    /// buffer sizes, [`Error::Resampler`] if rubato fails (a bug).
+    /// buffer sizes.
     ///
     /// ```
     /// let mut up = callbridge_rtp::resample::StreamResampler::new(8000, 16000).unwrap();
@@ -195,32 +128,15 @@ impl StreamResampler {
                 have: output.len(),
             });
         };
-        let Some(fft) = &mut self.inner else {
-            output.copy_from_slice(input);
-            return Ok(());
-        };
-        for (f, &s) in self.buf_in.iter_mut().zip(input) {
-            *f = f32::from(s);
+        // A whole frame in gives exactly a whole frame out (every frame
+        // starts on a multiple of the decimation factor), so this cannot
+        // fail; the error is mapped rather than unwrapped all the same.
+        match self.inner.process(input, output) {
+            Ok(n) if n == self.frame_out => Ok(()),
+            _ => Err(Error::Resampler {
+                what: "frame did not convert to one frame",
+            }),
         }
-        let adapter_err = |_| Error::Resampler {
-            what: "buffer adapter",
-        };
-        let ain = InterleavedSlice::new(&self.buf_in[..], 1, self.frame_in).map_err(adapter_err)?;
-        let mut aout = InterleavedSlice::new_mut(&mut self.buf_out[..], 1, self.frame_out)
-            .map_err(adapter_err)?;
-        let (_, written) = fft
-            .process_into_buffer(&ain, &mut aout, None)
-            .map_err(|_| Error::Resampler { what: "process" })?;
-        if written != self.frame_out {
-            return Err(Error::Resampler {
-                what: "short output frame",
-            });
-        }
-        for (o, &f) in output.iter_mut().zip(&self.buf_out) {
-            // `as` saturates float to int; round to nearest first.
-            *o = f.round() as i16;
-        }
-        Ok(())
     }
 }
 
