@@ -64,7 +64,7 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
         // dialling, answering and hanging up 50 calls one after another
         // takes longer than the rig's 8 s no-speech timeout.
         c.machine.no_speech = Duration::from_secs(300);
-        c.rtp_inactivity = Duration::from_secs(60);
+        c.machine.rtp_inactivity = Some(Duration::from_secs(60));
         c.sip.timers.t1 = SOAK_T1;
         c.sip.timers.t2 = SOAK_T1 * 8;
         c.sip.timers.t4 = SOAK_T1 * 10;
@@ -163,7 +163,11 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
         .filter(|(r, _)| *r == callbridge_session::lifecycle::EndReason::CallerHangup)
         .map(|(_, n)| *n)
         .sum();
-    assert_eq!(ended, total as u64, "every call ended by the caller's BYE");
+    assert_eq!(
+        ended, total as u64,
+        "every call ended by the caller's BYE: {:?}",
+        s.ended
+    );
     let ids = r.all_ids();
     assert_eq!(ids.len(), total);
     for id in &ids {

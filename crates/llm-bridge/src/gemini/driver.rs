@@ -414,7 +414,10 @@ impl Driver {
             Command::Interrupt(played) => {
                 // No client message stops a reply under automatic activity
                 // detection: the server interrupts when it hears the caller.
-                tracing::debug!(?played, "barge-in: the server interrupts on the caller's audio");
+                tracing::debug!(
+                    ?played,
+                    "barge-in: the server interrupts on the caller's audio"
+                );
                 Ok(())
             }
             Command::StartGreeting => {
