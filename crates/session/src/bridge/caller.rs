@@ -381,4 +381,27 @@ pub(crate) mod tests {
         eprintln!("backchannel-like bursts: {cut} of {tried} cut the agent off");
         assert_eq!(cut, 0);
     }
+
+    /// The ticks callgrind counts (docs/PERFORMANCE.md, "Issue 17").
+    #[inline(never)]
+    fn run_ticks(c: &mut CallerAudio, frames: &[Frame], n: usize) -> u32 {
+        let mut fired = 0;
+        for i in 0..n {
+            let f = std::hint::black_box(&frames[i % frames.len()]);
+            fired += u32::from(c.on_tick(f, true).sustained);
+        }
+        fired
+    }
+
+    /// A workload for callgrind, not a check of speed: 100,000 ticks of
+    /// voiced caller audio (the detector's most expensive path).
+    #[test]
+    #[ignore = "a workload for callgrind (docs/PERFORMANCE.md)"]
+    fn caller_tick_workload() {
+        let frames: Vec<Frame> = (0..50).map(|n| voiced(n, 5000.0)).collect();
+        let mut c = CallerAudio::new(Some(Duration::from_millis(250)));
+        let fired = run_ticks(&mut c, &frames, 100_000);
+        assert_eq!(fired, 100_000 / 13, "one report per threshold of speech");
+    }
 }
+

@@ -108,7 +108,9 @@ impl Call {
                 return;
             }
             ModelEvent::OutputTranscript { text, finished } => {
-                self.transcript.agent_piece(now, &text, finished);
+                if !self.playback.is_muted() {
+                    self.transcript.agent_piece(now, &text, finished);
+                }
                 return;
             }
             ModelEvent::GenerationComplete => {

@@ -121,8 +121,8 @@ impl Playback {
         }
     }
 
-    /// Whether model audio is being dropped after a barge-in.
-    #[cfg(test)]
+    /// Whether model audio is being dropped after a barge-in (its
+    /// transcript too: the caller never heard it).
     pub(crate) fn is_muted(&self) -> bool {
         self.muted
     }
