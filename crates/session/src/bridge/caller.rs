@@ -404,4 +404,3 @@ pub(crate) mod tests {
         assert_eq!(fired, 100_000 / 13, "one report per threshold of speech");
     }
 }
-
