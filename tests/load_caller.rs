@@ -26,7 +26,7 @@ async fn manager(rtp: std::ops::RangeInclusive<u16>) -> (MockGemini, Manager, te
     model.endpoint = Some(mock.url());
     model.model = "mock-model".into();
     let mut cfg = ManagerConfig::new(SocketAddr::new(LOCAL, 0), LOCAL, rtp, model);
-    cfg.rtp_inactivity = Duration::from_secs(2);
+    cfg.machine.rtp_inactivity = Some(Duration::from_secs(2));
     cfg.recordings_dir = Some(dir.path().to_path_buf());
     cfg.max_calls = 40;
     let manager = Manager::start(

@@ -126,6 +126,7 @@ pub const KEYS: &[Key] = &[
     text("calls.max_duration", "30m"),
     text("calls.ring_timeout", "45s"),
     text("calls.rtp_inactivity", "30s"),
+    text("calls.barge_in_after", "250ms"),
     text("calls.drain_timeout", "30s"),
     text("calls.on_model_failure", "answer-then-hangup"),
     optional("calls.fallback_clip"),

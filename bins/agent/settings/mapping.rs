@@ -76,7 +76,8 @@ impl Settings {
         // a backstop behind it.
         cfg.sip.ring_timeout = self.ring_timeout + Duration::from_secs(5);
         cfg.max_calls = self.max_concurrent;
-        cfg.rtp_inactivity = self.rtp_inactivity;
+        cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
+        cfg.barge_in_after = self.barge_in_after;
         cfg.rtp_latch = self.rtp_latch;
         cfg.machine.no_speech = self.no_speech_timeout;
         cfg.machine.model_reply_timeout = self.model_reply_timeout;

@@ -294,6 +294,27 @@ fn uplink_ms_defaults_to_40_takes_20_and_60_and_refuses_anything_else() {
 }
 
 #[test]
+fn barge_in_after_defaults_to_250ms_takes_overrides_and_off() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.barge_in_after, Some(Duration::from_millis(250)));
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.barge_in_after, Some(Duration::from_millis(250)));
+    assert_eq!(m.machine.rtp_inactivity, Some(Duration::from_secs(30)));
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_BARGE_IN_AFTER", "400ms")]).unwrap();
+    assert_eq!(s.barge_in_after, Some(Duration::from_millis(400)));
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_BARGE_IN_AFTER", "off")]).unwrap();
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.barge_in_after, None);
+    for bad in ["0s", "6s", "soon"] {
+        let m = err(GOOD, &[("CALLBRIDGE_CALLS_BARGE_IN_AFTER", bad)]);
+        assert!(
+            m.contains("calls.barge_in_after") && m.contains("\"off\""),
+            "{m}"
+        );
+    }
+}
+
+#[test]
 fn bad_ports_and_capacity() {
     let m = err(GOOD, &[("CALLBRIDGE_RTP_PORT_MIN", "70000")]);
     assert!(

@@ -149,6 +149,19 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             )
         })
     });
+    let barge_in_after = c.text("calls.barge_in_after").and_then(|v| {
+        if v.trim() == "off" {
+            return Some(None);
+        }
+        match parse_duration(&v) {
+            Ok(d) if !d.is_zero() && d <= Duration::from_secs(5) => Some(Some(d)),
+            _ => c.invalid(
+                "calls.barge_in_after",
+                format!("{v:?}"),
+                "a duration from \"20ms\" to \"5s\" like \"250ms\", or \"off\"",
+            ),
+        }
+    });
     let max_duration = c.duration("calls.max_duration");
     let ring_timeout = c.duration("calls.ring_timeout");
     let rtp_inactivity = c.duration("calls.rtp_inactivity");
@@ -359,6 +372,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             max_duration: max_duration?,
             ring_timeout: ring_timeout?,
             rtp_inactivity: rtp_inactivity?,
+            barge_in_after: barge_in_after?,
             drain_timeout: drain_timeout?,
             on_model_failure: on_model_failure?,
             fallback_clip: fallback_clip?,

@@ -127,6 +127,9 @@ pub struct Settings {
     pub ring_timeout: Duration,
     /// RTP inactivity timeout.
     pub rtp_inactivity: Duration,
+    /// Caller speech over a reply for this long is a barge-in the agent
+    /// acts on itself; `None` (`"off"`) leaves it to the model.
+    pub barge_in_after: Option<Duration>,
     /// Graceful shutdown drain.
     pub drain_timeout: Duration,
     /// Inbound model failure before the answer.

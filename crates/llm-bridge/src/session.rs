@@ -75,6 +75,9 @@ pub(crate) enum Command {
     ActivityEnd,
     /// How much of the current reply has actually been played to the caller.
     PlaybackProgress(Duration),
+    /// The caller barged in (detected by the caller of this crate): stop
+    /// the reply and cut it at `played`.
+    Interrupt(Duration),
     /// Make the model speak first now.
     StartGreeting,
 }
@@ -385,6 +388,25 @@ impl ModelSession {
             return;
         }
         let _ = self.try_command(Command::PlaybackProgress(played));
+    }
+
+    /// The caller barged in on the current reply, as the application
+    /// detected it (its own voice activity detection, before or without
+    /// the model's): the model is told to stop the reply, and the reply is
+    /// cut where the caller stopped hearing it, `played` into it.
+    ///
+    /// OpenAI Realtime: `response.cancel` for a response in progress and
+    /// `conversation.item.truncate` at `played` (the session then reports
+    /// [`ModelEvent::Interrupted`] as for the server's own barge-in).
+    /// Gemini Live has no client message for this under its automatic
+    /// activity detection: the server interrupts itself when it hears the
+    /// caller in the audio it is sent, so nothing is sent. Never waits;
+    /// dropped if the queue is full (the model's own detection remains).
+    /// The caller audio collected so far goes first (the caller is the one
+    /// speaking).
+    pub fn interrupt(&mut self, played: Duration) {
+        let _ = self.flush_audio();
+        let _ = self.try_command(Command::Interrupt(played));
     }
 
     /// Makes the model greet the caller now (with

@@ -208,7 +208,7 @@ async fn cancel_while_ringing_stores_cancelled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_vanishing_without_bye_ends_with_rtp_timeout_and_bye() {
-    let r = rig(fast_script(), |c| c.rtp_inactivity = SECS(1)).await;
+    let r = rig(fast_script(), |c| c.machine.rtp_inactivity = Some(SECS(1))).await;
     let mut caller = Caller::new().await;
     let mut leg = caller.dial(r.manager.sip_addr()).await;
     assert!(caller.answered(&leg).await);
@@ -249,6 +249,55 @@ async fn shutdown_mid_call_sends_bye_and_stores_shutdown() {
     let s = r.manager.snapshot();
     assert!(s.calls.is_empty() && !s.admitting);
     assert_eq!((s.call_tasks, s.media_sockets, s.model_sessions), (0, 0, 0));
+    caller.stop().await;
+}
+
+/// The model never hears the caller (its VAD is deaf): the agent's own
+/// detector stops the greeting after `barge_in_after` of speech and tells
+/// the model; the event says it was detected locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_stops_a_reply_itself_when_the_model_does_not_hear_the_barge_in() {
+    let script = callbridge_llm_mock::gemini::GeminiScript {
+        playback_speed: 0.5,
+        vad_threshold: u16::MAX,
+        ..fast_script()
+    };
+    let greeting_loud = callbridge_llm_mock::clips::greeting()
+        .samples_at(8000)
+        .chunks(160)
+        .filter(|f| rms(f) > 300.0)
+        .count();
+    let r = rig(script, |c| {
+        c.barge_in_after = Some(Duration::from_millis(250))
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some());
+    speak(&leg.media).await;
+    let (quiet, loud) = count_loud_until_quiet(&mut leg.media, 25, AUDIO_WITHIN).await;
+    assert!(quiet, "playback stops after the barge-in");
+    eprintln!("heard {loud} loud frames of the greeting's {greeting_loud} after speaking");
+    assert!(
+        loud + 25 <= greeting_loud,
+        "the rest of the greeting was not played: heard {loud} of its {greeting_loud} loud frames"
+    );
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    let barge = rec
+        .events
+        .iter()
+        .find(|e| e.kind == callbridge_crm_store::EventKind::BargeIn);
+    assert_eq!(
+        barge.map(|e| e.detail["local"].clone()),
+        Some(serde_json::Value::Bool(true)),
+        "a local barge-in event: {:?}",
+        rec.events
+    );
+    r.manager.shutdown().await;
     caller.stop().await;
 }
 

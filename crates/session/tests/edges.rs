@@ -24,7 +24,7 @@ async fn max_call_duration_sends_bye_and_stores_max_duration() {
     let r = rig(fast_script(), |c| {
         c.machine.max_duration = SECS(2);
         c.machine.no_speech = SECS(60);
-        c.rtp_inactivity = SECS(60);
+        c.machine.rtp_inactivity = Some(SECS(60));
     })
     .await;
     let mut caller = Caller::new().await;

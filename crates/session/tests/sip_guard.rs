@@ -21,7 +21,7 @@ use tokio::net::UdpSocket;
 
 /// No RTP or speech timeout during the floods: only SIP ends these calls.
 fn patient(cfg: &mut callbridge_session::ManagerConfig) {
-    cfg.rtp_inactivity = Duration::from_secs(120);
+    cfg.machine.rtp_inactivity = Some(Duration::from_secs(120));
     cfg.machine.no_speech = Duration::from_secs(120);
 }
 

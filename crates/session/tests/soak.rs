@@ -64,7 +64,7 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
         // dialling, answering and hanging up 50 calls one after another
         // takes longer than the rig's 8 s no-speech timeout.
         c.machine.no_speech = Duration::from_secs(300);
-        c.rtp_inactivity = Duration::from_secs(60);
+        c.machine.rtp_inactivity = Some(Duration::from_secs(60));
         c.sip.timers.t1 = SOAK_T1;
         c.sip.timers.t2 = SOAK_T1 * 8;
         c.sip.timers.t4 = SOAK_T1 * 10;

@@ -167,6 +167,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_CARRIER_TWILIO_STREAM_TOKEN_TTL_S",
         "CALLBRIDGE_CARRIER_VONAGE_STREAM_TOKEN_TTL_S",
         "CALLBRIDGE_MODEL_UPLINK_MS",
+        "CALLBRIDGE_CALLS_BARGE_IN_AFTER",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -177,8 +178,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1 + 2,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys"
+        40 + 10 + 7 + 1 + 1 + 2 + 1,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after"
     );
 }
 

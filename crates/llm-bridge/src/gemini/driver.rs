@@ -345,7 +345,9 @@ impl Driver {
                     .await;
                 }
             }
-            Command::PlaybackProgress(_) => return,
+            // A reply in flight is lost with the connection; nothing to
+            // interrupt on the new one.
+            Command::PlaybackProgress(_) | Command::Interrupt(_) => return,
             _ => {
                 if self.held.len() >= MAX_HELD_COMMANDS {
                     self.emit(ModelEvent::Error {
@@ -415,6 +417,15 @@ impl Driver {
             Command::PlaybackProgress(played) => {
                 // Gemini assumes playback itself (turnComplete lags); nothing to send.
                 tracing::trace!(?played, "playback progress");
+                Ok(())
+            }
+            Command::Interrupt(played) => {
+                // No client message stops a reply under automatic activity
+                // detection: the server interrupts when it hears the caller.
+                tracing::debug!(
+                    ?played,
+                    "barge-in: the server interrupts on the caller's audio"
+                );
                 Ok(())
             }
             Command::StartGreeting => {

@@ -465,6 +465,12 @@ impl Core {
                     p.played = Some(played.min(p.received));
                 }
             }
+            Command::Interrupt(played) => {
+                if let Some(p) = &mut self.playing {
+                    p.played = Some(played.min(p.received));
+                }
+                self.barge_in();
+            }
             Command::StartGreeting => {
                 if !self.greeted {
                     self.greeted = true;

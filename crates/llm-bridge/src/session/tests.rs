@@ -25,6 +25,7 @@ fn seen(cmd: &Command) -> Seen {
         Command::ActivityEnd => Seen::Other("activity_end"),
         Command::PlaybackProgress(_) => Seen::Other("progress"),
         Command::StartGreeting => Seen::Other("greeting"),
+        Command::Interrupt(_) => Seen::Other("interrupt"),
     }
 }
 
@@ -184,4 +185,16 @@ async fn playback_progress_reaches_openai_only() {
     settle().await;
     assert_eq!(*log2.lock().unwrap(), vec![Seen::Other("progress")]);
     drop((s, s2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_barge_in_sends_the_callers_pending_audio_first() {
+    let (mut s, log, _ev) = recording(Provider::OpenAi, UplinkChunk::Ms60);
+    frame(&mut s);
+    s.interrupt(Duration::from_millis(300));
+    settle().await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![Seen::Audio(640), Seen::Other("interrupt")]
+    );
 }

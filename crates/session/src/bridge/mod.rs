@@ -2,21 +2,42 @@
 //! machine's actions (issue 6, "Media bridge, per call").
 //!
 //! One task per call owns the call's media [`transport`] (an RTP socket
-//! or a carrier WebSocket: everything below is shared by both), both
-//! resamplers and the playback queue ([`audio`]), the one model session
-//! (opened only by the machine's `OpenModel`, so never twice), the
-//! recorder and the [`CallMachine`]. One `select!` loop takes SIP events
-//! from the manager's mailbox, media ticks, model events, the model's
-//! opening, the machine's next deadline and the call's cancellation token;
-//! every event becomes a machine input, and the machine's actions are
-//! executed in order. SIP per RFC 3261 (BYE/CANCEL), RFC 3264 section 8.4
-//! (hold), RFC 4733 (DTMF), RFC 3515 (REFER: `send_refer`).
+//! or a carrier WebSocket: everything below is shared by both), the one
+//! model session (opened only by the machine's `OpenModel`, so never
+//! twice), the recorder and the [`CallMachine`]. One `select!` loop takes
+//! SIP events from the manager's mailbox, media ticks, model events, the
+//! model's opening, the machine's next deadline and the call's
+//! cancellation token; every event becomes a machine input, and the
+//! machine's actions are executed in order. SIP per RFC 3261 (BYE/CANCEL),
+//! RFC 3264 section 8.4 (hold), RFC 4733 (DTMF), RFC 3515 (REFER:
+//! `send_refer`).
+//!
+//! What the call knows lives in sans-IO values, each with its own tests,
+//! fed the time and polled by this thin driver:
+//!
+//! | value | owns |
+//! |---|---|
+//! | [`CallMachine`] | the call's life, its timers (RTP inactivity among them) and its end reason |
+//! | `caller::CallerAudio` | what each tick of caller audio means: media arrived, first audio, speech, sustained speech (barge-in) |
+//! | `playback::Playback` | the playback queue ([`audio`]), the position of the reply playing, the rest of an interrupted reply dropped |
+//! | `link::ModelLink` | the model connection as the call sees it (opening, connected, resuming, over) and what to tell it |
+//! | `transcript::Transcript` | the turns of the conversation, in order, with start and end times |
+//!
+//! The driver's own modules: `exec` (the machine's actions and the
+//! store), `media` (ticks and the recording), `model` (the model
+//! session's opening, events and close).
 
 pub mod audio;
+mod caller;
 mod dial;
 mod exec;
 pub mod fallback;
+mod link;
+mod media;
+mod model;
 pub(crate) mod msg;
+mod playback;
+mod transcript;
 pub mod transport;
 
 use std::collections::VecDeque;
@@ -25,10 +46,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use callbridge_crm_store::{NewEvent, NewSession, NewTurn, SessionId, SessionUpdate};
+use callbridge_crm_store::{NewEvent, NewSession, SessionId, SessionUpdate};
 use callbridge_llm_bridge::{
     BoxFuture, CallMetadata, Error as ModelError, ModelEvent, ModelSession, SessionConfig,
-    ToolCallId,
 };
 use callbridge_rtp::recorder::CallRecorder;
 use callbridge_sip::sdp::LocalMedia;
@@ -43,7 +63,11 @@ use crate::manager::Shared;
 use crate::metrics::call::CallMetrics;
 use crate::store_writer::StoreOp;
 use audio::{Downlink, Uplink};
+use caller::CallerAudio;
+use link::ModelLink;
 pub use msg::CallMsg;
+use playback::Playback;
+use transcript::Transcript;
 use transport::{Transport, TransportEvent};
 
 /// Everything a call task starts with.
@@ -78,59 +102,53 @@ pub(crate) struct CallReport {
 
 type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
 
+/// The SIP side of a call: its dialog, and what its SDP exchanges need.
+struct SipLeg {
+    call: Option<CallRef>,
+    call_id: Option<String>,
+    local_media: LocalMedia,
+    /// Inbound: our SDP answer to the INVITE's offer.
+    answer_sdp: Option<Bytes>,
+    /// Outbound: the INVITE to send at `SendInvite`.
+    originate: Option<Originate>,
+}
+
+/// The call's recording, while it is written.
+#[derive(Default)]
+struct Recording {
+    recorder: Option<CallRecorder>,
+    path: Option<PathBuf>,
+}
+
 /// The state of one running call (see the module docs).
 pub(crate) struct Call {
     shared: Arc<Shared>,
     id: SessionId,
-    call: Option<CallRef>,
-    sip_call_id: Option<String>,
+    sip: SipLeg,
     row: Option<NewSession>,
     machine: CallMachine,
     inputs: VecDeque<Input>,
     stream: Option<Transport>,
     stream_guard: Option<GaugeGuard>,
-    local_media: LocalMedia,
-    answer_sdp: Option<Bytes>,
-    originate: Option<Originate>,
     model_config: Option<SessionConfig>,
     metadata: CallMetadata,
     opening: Option<Opening>,
     model: Option<ModelSession>,
     model_guard: Option<GaugeGuard>,
-    model_events_done: bool,
-    model_closed_clean: Option<bool>,
+    link: ModelLink,
     uplink: Option<Uplink>,
-    downlink: Downlink,
-    caller_audio_paused: bool,
-    recorder: Option<CallRecorder>,
-    recording_path: Option<PathBuf>,
-    first_audio_seen: bool,
-    /// RTP inactivity is measured from the answer (or the last packet),
-    /// not from the stream's opening: a slow answer is not a dead peer.
-    answered_at: Option<Instant>,
-    last_rx: Option<Instant>,
-    rtp_timeout_sent: bool,
-    speech_cooldown: u32,
+    playback: Playback,
+    caller: CallerAudio,
+    recording: Recording,
     ticks: u64,
-    started: Instant,
-    pending_turns: Vec<NewTurn>,
+    transcript: Transcript,
     pending_events: Vec<NewEvent>,
-    turn_seq: u32,
-    caller_text: String,
-    agent_text: String,
-    transcript: Vec<callbridge_llm_bridge::summary::TranscriptLine>,
-    transfer_id: Option<ToolCallId>,
-    /// Frames the transport had sent when the current reply began.
-    reply_base: u64,
-    /// Frames of the reply the carrier confirmed played at the last
-    /// barge-in (for the model's truncation).
-    played_at_clear: Option<u64>,
-    /// The playback progress last reported to the model.
-    last_progress: Option<std::time::Duration>,
     /// Which reply the frames sent belong to (for the latency recorder).
     replies: crate::metrics::call::ReplyCounter,
     /// What this call adds to the manager's metrics (see `crate::metrics`).
     metrics: CallMetrics,
+    /// The phase last published to the registry.
+    published: Option<crate::lifecycle::Phase>,
     closed: bool,
 }
 
@@ -179,50 +197,38 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         }
     };
     let metrics = CallMetrics::new(Arc::clone(&shared.metrics));
+    let caller = CallerAudio::new(shared.cfg.barge_in_after);
     let mut c = Call {
         shared,
         id,
-        call,
-        sip_call_id,
+        sip: SipLeg {
+            call,
+            call_id: sip_call_id,
+            local_media,
+            answer_sdp,
+            originate,
+        },
         row,
         machine: CallMachine::new(direction, machine_cfg),
         inputs: VecDeque::with_capacity(8),
         stream: Some(transport),
         stream_guard: Some(stream_guard),
-        local_media,
-        answer_sdp,
-        originate,
         model_config: Some(model_config),
         metadata,
         opening: None,
         model: None,
         model_guard: None,
-        model_events_done: false,
-        model_closed_clean: None,
+        link: ModelLink::new(),
         uplink: None,
-        downlink,
-        caller_audio_paused: false,
-        recorder: None,
-        recording_path: None,
-        first_audio_seen: false,
-        answered_at: None,
-        last_rx: None,
-        rtp_timeout_sent: false,
-        speech_cooldown: 0,
+        playback: Playback::new(downlink),
+        caller,
+        recording: Recording::default(),
         ticks: 0,
-        started: now(),
-        pending_turns: Vec::new(),
+        transcript: Transcript::new(now()),
         pending_events: Vec::new(),
-        turn_seq: 0,
-        caller_text: String::new(),
-        agent_text: String::new(),
-        transcript: Vec::new(),
-        transfer_id: None,
-        reply_base: 0,
-        played_at_clear: None,
-        last_progress: None,
         replies: Default::default(),
         metrics,
+        published: None,
         closed: false,
     };
     c.open_recorder();
@@ -230,7 +236,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     // the manager wrote before the call task started (every SIP and
     // carrier call: the row comes before the answer) gets it by update.
     match c.row.as_mut() {
-        Some(row) => row.recording.clone_from(&c.recording_path),
+        Some(row) => row.recording.clone_from(&c.recording.path),
         None => c.link_recording().await,
     }
     if let Some(Transport::Carrier(m)) = &c.stream {
@@ -263,7 +269,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
             ev = media_next(&mut c.stream) => c.on_media(ev),
-            ev = model_next(&mut c.model, c.model_events_done) => c.on_model(ev).await,
+            ev = model_next(&mut c.model, c.link.reads_events()) => c.on_model(ev).await,
             r = opening_next(&mut c.opening) => c.on_opened(r),
             _ = sleep_until(deadline) => c.machine.handle_timeout(now()),
         }
@@ -274,7 +280,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     c.flush_store().await;
     CallReport {
         reason: c.machine.end_reason(),
-        transcript: std::mem::take(&mut c.transcript),
+        transcript: c.transcript.take_lines(),
     }
 }
 
@@ -285,9 +291,9 @@ async fn media_next(stream: &mut Option<Transport>) -> Option<TransportEvent> {
     }
 }
 
-async fn model_next(model: &mut Option<ModelSession>, done: bool) -> Option<ModelEvent> {
+async fn model_next(model: &mut Option<ModelSession>, reads: bool) -> Option<ModelEvent> {
     match model {
-        Some(m) if !done => m.next_event().await,
+        Some(m) if reads => m.next_event().await,
         _ => std::future::pending().await,
     }
 }
@@ -348,6 +354,7 @@ impl Call {
                 any = true;
                 self.execute(action).await;
             }
+            self.tell_model();
             self.publish_phase();
             if self.inputs.is_empty() && !any {
                 return;
@@ -355,8 +362,14 @@ impl Call {
         }
     }
 
-    fn publish_phase(&self) {
-        self.shared.set_phase(self.id, self.machine.phase());
+    /// Publishes the machine's phase to the registry when it changed (the
+    /// registry is shared by every call: no lock per media tick).
+    fn publish_phase(&mut self) {
+        let phase = self.machine.phase();
+        if self.published != Some(phase) {
+            self.published = Some(phase);
+            self.shared.set_phase(self.id, phase);
+        }
     }
 
     fn open_recorder(&mut self) {
@@ -366,8 +379,8 @@ impl Call {
         let path = dir.join(format!("{}.wav", self.id));
         match CallRecorder::create(&path, self.shared.cfg.file_access) {
             Ok(r) => {
-                self.recorder = Some(r);
-                self.recording_path = Some(path);
+                self.recording.recorder = Some(r);
+                self.recording.path = Some(path);
             }
             Err(e) => {
                 warn!(error = %e, "recording could not start");
@@ -388,7 +401,7 @@ impl Call {
     /// call task started), so a process killed mid-call leaves the file
     /// linked; the size is brought up to date when the recording ends.
     pub(super) async fn link_recording(&mut self) {
-        if let Some(path) = self.recording_path.clone() {
+        if let Some(path) = self.recording.path.clone() {
             let u = SessionUpdate {
                 recording: Some((path, 0)),
                 ..Default::default()
@@ -473,7 +486,9 @@ impl Call {
     }
 
     fn apply_answer(&mut self, answer: &Bytes) {
-        let Some(orig) = &self.originate else { return };
+        let Some(orig) = &self.sip.originate else {
+            return;
+        };
         let offer = callbridge_sip::sdp::Session::parse(&orig.offer);
         let ans = callbridge_sip::sdp::Session::parse(answer);
         match (offer, ans) {
@@ -499,11 +514,11 @@ impl Call {
     }
 
     async fn answer_reinvite(&mut self, offer: &Bytes) {
-        let Some(call) = self.call else { return };
+        let Some(call) = self.sip.call else { return };
         let parsed = callbridge_sip::sdp::Session::parse(offer);
-        self.local_media.session_version += 1;
+        self.sip.local_media.session_version += 1;
         let sip = self.shared.sip.clone();
-        match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.local_media)) {
+        match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.sip.local_media)) {
             Ok((answer, n)) => {
                 if let (Some(s), Some(r)) =
                     (self.stream.as_ref().and_then(Transport::rtp), n.remote_rtp)

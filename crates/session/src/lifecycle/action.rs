@@ -55,6 +55,11 @@ pub enum Action {
     /// Barge-in: tell the model how much of its interrupted reply was
     /// actually played to the caller.
     ReportPlayedToModel,
+    /// A barge-in the call detected itself (sustained caller speech over
+    /// the reply): tell the model to stop its reply and cut it where the
+    /// caller stopped hearing it, and drop the rest of it should it still
+    /// arrive. Follows `ClearPlayback` and `ReportPlayedToModel`.
+    InterruptModel,
     /// Queue the configured fallback announcement (or nothing) because the
     /// model failed; the machine then waits for
     /// [`MediaInput::PlaybackDrained`](crate::lifecycle::MediaInput::PlaybackDrained),

@@ -56,6 +56,11 @@ pub struct Config {
     /// is handled as a model failure (fallback clip, BYE, `ModelFailure`);
     /// `None` never gives up on it.
     pub model_reply_timeout: Option<Duration>,
+    /// No caller media (RTP packets, or a carrier's media messages) for
+    /// this long ends the call (`RtpTimeout`); counted from the answer, the
+    /// last packet or the end of a hold, never while held. `None` (the
+    /// default here; the session manager's default is 30 s) arms no timer.
+    pub rtp_inactivity: Option<Duration>,
     /// The longest call, from the answer (`MaxDuration`).
     pub max_duration: Duration,
     /// The longest wait for the farewell to finish playing.
@@ -75,7 +80,8 @@ impl Default for Config {
     /// model ready within 10 s, ring 30 s, no-speech 15 s (issue 6), a
     /// reply owed by the model within 8 s (issue 10), calls
     /// capped at one hour, farewell bounded at 8 s, transfers at 15 s,
-    /// cleanup at 5 s.
+    /// cleanup at 5 s; no RTP inactivity timer (a machine that is fed no
+    /// media must not end itself: the session manager sets 30 s).
     fn default() -> Self {
         Config {
             answer_wait: Duration::from_secs(2),
@@ -88,6 +94,7 @@ impl Default for Config {
             ring_timeout: Duration::from_secs(30),
             no_speech: Duration::from_secs(15),
             model_reply_timeout: Some(Duration::from_secs(8)),
+            rtp_inactivity: None,
             max_duration: Duration::from_secs(3600),
             farewell_drain: Duration::from_secs(8),
             transfer_timeout: Duration::from_secs(15),

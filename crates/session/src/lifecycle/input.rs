@@ -123,8 +123,17 @@ pub enum MediaInput {
     CallerSpeech,
     /// The playback queue ran empty (everything queued has been sent).
     PlaybackDrained,
-    /// No RTP from the caller for the media layer's inactivity bound.
+    /// The media stream stopped by itself (its socket failed): the call
+    /// ends as `RtpTimeout` at once. Inactivity is the machine's own
+    /// [`Timer::RtpInactivity`](crate::lifecycle::Timer::RtpInactivity).
     RtpTimeout,
+    /// Caller media arrived (one tick with a packet): re-arms the RTP
+    /// inactivity timer.
+    MediaArrived,
+    /// The caller has been speaking for the barge-in threshold, as the
+    /// call's own detector measured it: over our reply this is a barge-in
+    /// that does not wait for the model.
+    SustainedSpeech,
 }
 
 /// Operator commands.

@@ -284,11 +284,13 @@ impl CallMachine {
                     .map_or(self.config.no_speech, |d| d.saturating_duration_since(now));
                 self.timers.clear(Timer::NoSpeech);
                 self.timers.clear(Timer::ReplyWait);
+                self.timers.clear(Timer::RtpInactivity);
                 State::OnHold { at, no_speech_left }
             }
             (State::OnHold { at, no_speech_left }, SipInput::Resume) => {
                 self.emit(Action::ResumeCallerAudio);
                 self.timers.set(Timer::NoSpeech, now + no_speech_left);
+                self.arm_rtp_inactivity(now);
                 State::Active { at }
             }
             (State::Active { at }, SipInput::Dtmf(digit)) => {
@@ -312,6 +314,7 @@ impl CallMachine {
                 SipInput::Hold,
             ) => {
                 self.emit(Action::PauseCallerAudio);
+                self.timers.clear(Timer::RtpInactivity);
                 State::Transferring {
                     at,
                     target,
@@ -327,6 +330,7 @@ impl CallMachine {
                 SipInput::Resume,
             ) => {
                 self.emit(Action::ResumeCallerAudio);
+                self.arm_rtp_inactivity(now);
                 State::Transferring {
                     at,
                     target,
@@ -415,7 +419,7 @@ impl CallMachine {
                 state @ (State::Active { .. } | State::OnHold { .. } | State::Transferring { .. }),
                 ModelInput::Interrupted | ModelInput::SpeechStarted,
             ) => {
-                self.barge_in();
+                self.barge_in(false);
                 if let State::Active { .. } = state {
                     self.reset_no_speech(now);
                 }
@@ -454,8 +458,17 @@ impl CallMachine {
     // ---- media ----
 
     fn on_media(&mut self, now: Instant, state: State, input: MediaInput) -> State {
-        if input == MediaInput::PlaybackDrained {
-            self.playback.queued = false;
+        match input {
+            MediaInput::PlaybackDrained => self.playback.queued = false,
+            // Every tick with a packet: only the armed timer moves (it is
+            // armed from the answer, and not while held or ending).
+            MediaInput::MediaArrived => {
+                if self.timers.get(Timer::RtpInactivity).is_some() {
+                    self.arm_rtp_inactivity(now);
+                }
+                return state;
+            }
+            _ => {}
         }
         match (state, input) {
             (State::Ending(e), input) => self.ending_media(now, e, input),
@@ -477,6 +490,16 @@ impl CallMachine {
                 State::Active { at }
             }
             (state, MediaInput::PlaybackDrained) => state,
+            (
+                state @ (State::Active { .. } | State::Transferring { held: false, .. }),
+                MediaInput::SustainedSpeech,
+            ) if self.playback.busy() => {
+                self.barge_in(true);
+                if let State::Active { .. } = state {
+                    self.reset_no_speech(now);
+                }
+                state
+            }
             (state @ State::Transferring { held: true, .. }, MediaInput::RtpTimeout) => {
                 Self::ignore(state, &input)
             }
@@ -560,6 +583,14 @@ impl CallMachine {
                 | State::Transferring { .. }),
                 Timer::MaxDuration,
             ) => self.end_ours(now, state, EndReason::MaxDuration, false),
+            (
+                state
+                @ (State::Answered { .. } | State::Active { .. } | State::Transferring { .. }),
+                Timer::RtpInactivity,
+            ) => {
+                tracing::info!("no RTP from the peer since the answer or its last packet");
+                self.end_ours(now, state, EndReason::RtpTimeout, false)
+            }
             (
                 state @ (State::Answered { .. }
                 | State::Active { .. }

@@ -21,6 +21,9 @@ pub enum Timer {
     /// The model owes a reply (the caller's turn ended, or the greeting was
     /// requested) and sent nothing for this long: model failure.
     ReplyWait,
+    /// No caller media arrived for this long since the answer, the last
+    /// packet or the end of a hold: `RtpTimeout`.
+    RtpInactivity,
     /// The call has lasted its maximum duration since the answer.
     MaxDuration,
     /// Bound on waiting for the farewell (queued playback) to finish.
@@ -39,12 +42,13 @@ impl Timer {
     /// expired ones.
     ///
     /// [`CallMachine::handle_timeout`]: crate::lifecycle::CallMachine::handle_timeout
-    pub const ALL: [Timer; 10] = [
+    pub const ALL: [Timer; 11] = [
         Timer::AnswerWait,
         Timer::ModelSetup,
         Timer::Ring,
         Timer::NoSpeech,
         Timer::ReplyWait,
+        Timer::RtpInactivity,
         Timer::MaxDuration,
         Timer::Drain,
         Timer::Transfer,

@@ -28,14 +28,20 @@ pub struct ManagerConfig {
     pub max_calls: usize,
     /// The Retry-After of that 503.
     pub retry_after: Duration,
-    /// No RTP for this long ends the call (`RtpTimeout`).
-    pub rtp_inactivity: Duration,
+    /// How long the caller must speak over our reply before the call
+    /// stops the reply itself and tells the model (a barge-in that does not
+    /// wait for the model; shorter backchannels such as "mm-hm" do not cut
+    /// the agent off). `None` leaves barge-in to the model's own detection.
+    /// See the bridge's `caller` module for how speech is detected.
+    pub barge_in_after: Option<Duration>,
     /// Which sources other than the SDP peer a call's RTP may latch to
     /// (`rtp.latch`). The allowlist is `sip.filter`'s: no RTP is taken
     /// from, nor sent to, an address outside it (see
     /// [`callbridge_rtp::latch`]).
     pub rtp_latch: LatchPolicy,
-    /// The lifecycle policies and timers of each call. Among them,
+    /// The lifecycle policies and timers of each call, RTP inactivity
+    /// (`machine.rtp_inactivity`: no caller media for this long ends the
+    /// call as `RtpTimeout`) among them. Among them,
     /// `machine.model_failure_before_answer` is what an inbound call does
     /// when its model session cannot be opened before the answer:
     /// [`ModelFailurePolicy::Reject503`](crate::lifecycle::ModelFailurePolicy::Reject503)
@@ -116,8 +122,8 @@ impl OutboundAuth {
 
 impl ManagerConfig {
     /// Defaults for a SIP socket at `sip_bind` and RTP on `rtp_ports` of
-    /// `media_ip`: 100 calls, Retry-After 30 s, RTP inactivity 30 s, the
-    /// machine's defaults, the built-in fallback clip, join timeout 5 s,
+    /// `media_ip`: 100 calls, Retry-After 30 s, barge-in after 250 ms of
+    /// caller speech, the machine's defaults with RTP inactivity 30 s, the built-in fallback clip, join timeout 5 s,
     /// shutdown drain 10 s, no outbound credentials, RTP latching only from
     /// the signalling peer's IP, the store writer's defaults (no journal),
     /// owner-only files, no transfer targets.
@@ -138,9 +144,12 @@ impl ManagerConfig {
             media_ip,
             max_calls: 100,
             retry_after: Duration::from_secs(30),
-            rtp_inactivity: Duration::from_secs(30),
+            barge_in_after: Some(Duration::from_millis(250)),
             rtp_latch: LatchPolicy::default(),
-            machine: crate::lifecycle::Config::default(),
+            machine: crate::lifecycle::Config {
+                rtp_inactivity: Some(Duration::from_secs(30)),
+                ..crate::lifecycle::Config::default()
+            },
             fallback_clip: None,
             model,
             greeting_prompt: Greeting::DEFAULT_PROMPT.to_owned(),

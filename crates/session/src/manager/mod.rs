@@ -395,12 +395,9 @@ impl Manager {
         te: Option<u8>,
     ) -> Result<MediaStream, ManagerError> {
         let mut mc = MediaConfig::with_rng(law, remote, &mut *self.rng());
-        // The call measures inactivity itself, from the answer.
-        mc.inactivity = self
-            .shared
-            .cfg
-            .rtp_inactivity
-            .max(Duration::from_secs(3600));
+        // RTP inactivity is the call machine's timer (from the answer, not
+        // while held), fed by the ticks; the stream's own report is only
+        // logged.
         mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
         mc.latch = rules;
         mc.latch_open = answered;

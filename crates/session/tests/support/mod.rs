@@ -123,7 +123,7 @@ async fn rig_with<M>(
     let sip_bind = SocketAddr::new(LOCAL, 0);
     let mut cfg = ManagerConfig::new(sip_bind, LOCAL, port_range(64), model);
     cfg.machine = fast_machine();
-    cfg.rtp_inactivity = Duration::from_secs(2);
+    cfg.machine.rtp_inactivity = Some(Duration::from_secs(2));
     cfg.recordings_dir = Some(dir.path().to_path_buf());
     cfg.shutdown_drain = Duration::from_secs(2);
     cfg.join_timeout = Duration::from_secs(3);

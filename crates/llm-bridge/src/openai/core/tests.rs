@@ -115,6 +115,29 @@ fn barge_in_during_a_response_interrupts_cancels_and_truncates_to_the_played_ms(
 }
 
 #[test]
+fn an_interrupt_from_the_application_cancels_and_truncates_at_its_position() {
+    let mut c = core();
+    created(&mut c, "r1");
+    audio(&mut c, "r1", "i1", 200);
+    audio(&mut c, "r1", "i1", 200);
+    drain(&mut c);
+    c.handle_command(Command::Interrupt(Duration::from_millis(260)));
+    let (evs, sent) = drain(&mut c);
+    assert_eq!(evs, [ModelEvent::Interrupted]);
+    assert_eq!(
+        sent,
+        [
+            json!({"type": "response.cancel", "response_id": "r1"}),
+            json!({"type": "conversation.item.truncate", "item_id": "i1", "content_index": 0, "audio_end_ms": 260}),
+        ]
+    );
+    // The server's own barge-in that follows sends nothing more.
+    speech_started(&mut c);
+    let (evs, sent) = drain(&mut c);
+    assert!(evs.is_empty() && sent.is_empty(), "{evs:?} {sent:?}");
+}
+
+#[test]
 fn without_interrupt_response_caller_speech_does_not_cut_the_reply() {
     let config = SessionConfig {
         model: "m".into(),

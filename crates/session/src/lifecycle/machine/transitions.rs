@@ -15,12 +15,16 @@ use crate::lifecycle::timer::Timer;
 
 impl CallMachine {
     /// Barge-in: empty the playback queue; report what was played if a
-    /// reply was in progress.
-    pub(super) fn barge_in(&mut self) {
+    /// reply was in progress, and when the call detected it itself
+    /// (`local`), tell the model to stop.
+    pub(super) fn barge_in(&mut self, local: bool) {
         let was_playing = self.playback.busy();
         self.emit(Action::ClearPlayback);
         if was_playing {
             self.emit(Action::ReportPlayedToModel);
+            if local {
+                self.emit(Action::InterruptModel);
+            }
             self.metric(Metric::BargeIn);
         }
         self.playback = Playback::default();
@@ -96,6 +100,7 @@ impl CallMachine {
         self.timers.clear(Timer::Ring);
         self.timers
             .set(Timer::MaxDuration, now + self.config.max_duration);
+        self.arm_rtp_inactivity(now);
         self.emit(Action::WriteStoreState {
             state: StoreState::Answered,
         });
@@ -142,6 +147,13 @@ impl CallMachine {
     pub(super) fn expect_reply(&mut self, now: Instant) {
         if let Some(t) = self.config.model_reply_timeout {
             self.timers.set(Timer::ReplyWait, now + t);
+        }
+    }
+
+    /// (Re)arms the RTP inactivity timer from `now`, if one is configured.
+    pub(super) fn arm_rtp_inactivity(&mut self, now: Instant) {
+        if let Some(d) = self.config.rtp_inactivity {
+            self.timers.set(Timer::RtpInactivity, now + d);
         }
     }
 

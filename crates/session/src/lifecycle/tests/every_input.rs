@@ -127,6 +127,8 @@ fn all_inputs(call: &Call) -> Vec<Input> {
             MediaInput::CallerSpeech,
             MediaInput::PlaybackDrained,
             MediaInput::RtpTimeout,
+            MediaInput::MediaArrived,
+            MediaInput::SustainedSpeech,
         ]
         .into_iter()
         .map(Input::Media),
@@ -168,7 +170,7 @@ fn every_input_in_every_phase_is_accepted_and_the_call_still_closes_once() {
             combos += 1;
         }
     }
-    assert_eq!(combos, PHASES.len() * 37);
+    assert_eq!(combos, PHASES.len() * 39);
 }
 
 #[test]

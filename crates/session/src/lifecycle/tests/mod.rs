@@ -6,6 +6,7 @@ mod every_input;
 mod inbound;
 mod live;
 mod many;
+mod media;
 mod outbound;
 mod properties;
 mod reply;

@@ -80,6 +80,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(media(MediaInput::CallerSpeech)),
         5 => Just(media(MediaInput::PlaybackDrained)),
         1 => Just(media(MediaInput::RtpTimeout)),
+        4 => Just(media(MediaInput::MediaArrived)),
+        2 => Just(media(MediaInput::SustainedSpeech)),
         // Commands.
         2 => Just(input(Input::Command(Command::Dial))),
         1 => Just(input(Input::Command(Command::Hangup))),
@@ -119,6 +121,7 @@ fn config() -> impl Strategy<Value = Config> {
         (ms(300_000), ms(10_000), ms(20_000), ms(6_000)),
         (any::<bool>(), any::<bool>(), any::<bool>()),
         prop::option::of(ms(20_000)),
+        prop::option::of(ms(30_000)),
     )
         .prop_map(
             |(
@@ -126,7 +129,9 @@ fn config() -> impl Strategy<Value = Config> {
                 (max_duration, farewell_drain, transfer_timeout, cleanup_join),
                 (answer_then_end, at_dial, agent_first),
                 model_reply_timeout,
+                rtp_inactivity,
             )| Config {
+                rtp_inactivity,
                 answer_wait,
                 model_setup,
                 model_failure_before_answer: if answer_then_end {
