@@ -290,6 +290,10 @@ impl ModelSession {
 
     fn queue_ready_audio(&mut self) -> Result<(), Error> {
         while let Some(chunk) = self.uplink.poll_chunk() {
+            tracing::trace!(
+                bytes = chunk.len(),
+                "caller audio chunk queued for the model"
+            );
             self.try_command(Command::Audio(chunk))?;
         }
         Ok(())
