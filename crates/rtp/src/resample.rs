@@ -162,32 +162,11 @@ mod tests {
         out
     }
 
-    /// Least-squares fit of a sine of frequency `hz` (any amplitude and
-    /// phase, so delay and pass-band gain are aligned out); returns
-    /// (fitted amplitude, signal-to-residual ratio in dB).
+    /// (fitted amplitude, signal-to-residual ratio in dB) of a sine of
+    /// `hz` fitted to `x` (delay and pass-band gain aligned out).
     fn fit_tone(x: &[i16], rate: u32, hz: f64) -> (f64, f64) {
-        let w = TAU * hz / f64::from(rate);
-        let (mut ss, mut sc, mut cc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for (n, &v) in x.iter().enumerate() {
-            let (s, c) = (w * n as f64).sin_cos();
-            let v = f64::from(v);
-            ss += s * s;
-            sc += s * c;
-            cc += c * c;
-            xs += v * s;
-            xc += v * c;
-        }
-        let det = ss * cc - sc * sc;
-        let a = (xs * cc - xc * sc) / det;
-        let b = (xc * ss - xs * sc) / det;
-        let (mut sig, mut res) = (0.0, 0.0);
-        for (n, &v) in x.iter().enumerate() {
-            let (s, c) = (w * n as f64).sin_cos();
-            let fit = a * s + b * c;
-            sig += fit * fit;
-            res += (f64::from(v) - fit).powi(2);
-        }
-        ((a * a + b * b).sqrt(), 10.0 * (sig / res).log10())
+        let f = callbridge_test_support::tone::fit_tone(x, rate, hz);
+        (f.amplitude, f.snr_db)
     }
 
     #[test]

@@ -38,35 +38,10 @@ fn through(a: u32, b: u32, input: &[i16]) -> Vec<i16> {
     run(&mut Resampler::new(a, b).unwrap(), input, (a / 50) as usize)
 }
 
-/// Least-squares fit of a sine of `hz` (any amplitude and phase, so delay
-/// and gain are fitted out): (amplitude, phase in radians, SNR in dB).
+/// (amplitude, phase in radians, SNR in dB) of a sine of `hz` fitted to `x`.
 fn fit_tone(x: &[i16], rate: u32, hz: f64) -> (f64, f64, f64) {
-    let w = TAU * hz / f64::from(rate);
-    let (mut ss, mut sc, mut cc, mut xs, mut xc) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for (n, &v) in x.iter().enumerate() {
-        let (s, c) = (w * n as f64).sin_cos();
-        let v = f64::from(v);
-        ss += s * s;
-        sc += s * c;
-        cc += c * c;
-        xs += v * s;
-        xc += v * c;
-    }
-    let det = ss * cc - sc * sc;
-    let a = (xs * cc - xc * sc) / det;
-    let b = (xc * ss - xs * sc) / det;
-    let (mut sig, mut res) = (0.0, 0.0);
-    for (n, &v) in x.iter().enumerate() {
-        let (s, c) = (w * n as f64).sin_cos();
-        let fit = a * s + b * c;
-        sig += fit * fit;
-        res += (f64::from(v) - fit).powi(2);
-    }
-    (
-        (a * a + b * b).sqrt(),
-        b.atan2(a),
-        10.0 * (sig / res).log10(),
-    )
+    let f = callbridge_test_support::tone::fit_tone(x, rate, hz);
+    (f.amplitude, f.phase, f.snr_db)
 }
 
 /// |H(f)| in dB of taps `h` with `shift` fraction bits at rate `fs`,
