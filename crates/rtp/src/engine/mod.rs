@@ -6,7 +6,7 @@
 //! call goes to the thread with the fewest calls). Each pass of a thread
 //! reads the sockets of the calls that are due with `recvmmsg`, ticks
 //! their cores and sends what they produce with `sendmmsg`
-//! ([`io`](self::io)), and exchanges audio with each call's task through
+//! (`io`), and exchanges audio with each call's task through
 //! preallocated lock-free queues (the link between an engine thread and a
 //! [`MediaStream`](crate::stream::MediaStream)), waking the task once per
 //! pass that had something for it. No tokio, no lock, no allocation on
@@ -16,7 +16,7 @@
 //! streams. Real-time scheduling is a setting
 //! ([`EngineConfig::realtime_priority`], off by default).
 //!
-//! The engine measures itself ([`load`](self::load)): tick lateness,
+//! The engine measures itself ([`load`]): tick lateness,
 //! busy fraction and how far behind the call tasks are. [`MediaEngine::admits`]
 //! says whether it can take one more call on time; the session manager
 //! refuses new calls (503) when it cannot.
@@ -187,7 +187,7 @@ impl MediaEngine {
     }
 
     /// Whether the engine can take one more call and keep every call on
-    /// time (see [`load`](self::load)).
+    /// time (see [`load`]).
     #[must_use]
     pub fn admits(&self) -> bool {
         !self.load().overloaded(&self.inner.limits)

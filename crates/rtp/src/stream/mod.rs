@@ -1,6 +1,6 @@
 //! A call's handle on its media: [`MediaStream`], what the call task uses.
 //! The media itself runs on a [`MediaEngine`] thread (the call's sockets
-//! and its sans-IO [`MediaCore`](crate::media::MediaCore)); the stream
+//! and its sans-IO [`MediaCore`]); the stream
 //! exchanges frames, commands and events with it through preallocated
 //! lock-free queues and never waits for it.
 //!
