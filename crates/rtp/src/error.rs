@@ -80,7 +80,7 @@ pub enum Error {
         /// Output rate in Hz.
         to: u32,
     },
-    /// The resampling library refused to build or run a resampler.
+    /// The resampler refused to build or run.
     #[error("resampler: {what}")]
     Resampler {
         /// What failed.

@@ -67,6 +67,10 @@ pub enum TranscodeError {
     /// A rate argument is not a number or not supported.
     #[error("unsupported rate {0}: use 8000, 16000 or 24000")]
     BadRate(String),
+    /// Both rates are supported, but not as a pair: the resampler converts
+    /// 8000 Hz to or from 16000 or 24000 Hz.
+    #[error("no conversion from {0} Hz to {1} Hz: one side must be 8000 (8000 <-> 16000 or 24000)")]
+    RatePair(u32, u32),
     /// G.711 is 8 kHz only.
     #[error("{0} is always 8000 Hz; drop --rate-in/--rate-out for it or use 8000")]
     G711Rate(&'static str),
@@ -275,7 +279,7 @@ pub fn transcode<R: Read, W: Write>(
         None => opts.rate_out.unwrap_or(rate_in),
     };
     let mut resampler = StreamResampler::new(rate_in, rate_out)
-        .map_err(|_| TranscodeError::BadRate(rate_out.to_string()))?;
+        .map_err(|_| TranscodeError::RatePair(rate_in, rate_out))?;
     let frame_in = resampler.input_frame_len();
     let frame_out = resampler.output_frame_len();
     let mut pcm_in = vec![0i16; frame_in];
@@ -378,6 +382,7 @@ where
                 TranscodeError::Usage(_)
                     | TranscodeError::BadFormat(_)
                     | TranscodeError::BadRate(_)
+                    | TranscodeError::RatePair(..)
             ) {
                 let _ = writeln!(err, "{USAGE}");
             }
@@ -495,6 +500,20 @@ mod tests {
             assert_eq!(run_cli(args(a), &[][..], Vec::new(), &mut err), 2, "{a}");
             assert!(String::from_utf8(err).unwrap().starts_with("transcode: "));
         }
+    }
+
+    #[test]
+    fn a_rate_pair_without_8000_is_named_as_such() {
+        let mut err = Vec::new();
+        let a = "--from s16le --to s16le --rate-in 16000 --rate-out 24000";
+        assert_eq!(run_cli(args(a), &[][..], Vec::new(), &mut err), 2);
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with(
+                "transcode: no conversion from 16000 Hz to 24000 Hz: one side must be 8000"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
