@@ -11,28 +11,14 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use callbridge_rtp::RtpPacket;
 use callbridge_rtp::clock::{MAX_CATCH_UP, Schedule, Tick, WAKE_TOLERANCE};
-use callbridge_rtp::g711::{self, Law};
-use callbridge_rtp::jitter::{JitterBuffer, JitterConfig};
-use callbridge_rtp::resample::StreamResampler;
-use callbridge_rtp::sender::RtpSender;
-use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
+use callbridge_rtp::g711;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-fn speech_like(n: usize) -> Vec<i16> {
-    // A deterministic mix of tones and a little noise, full of varied codes.
-    let mut x = 12345u32;
-    (0..n)
-        .map(|i| {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            let t = i as f64 / 8000.0;
-            let v = 9000.0 * (t * 2.0 * std::f64::consts::PI * 310.0).sin()
-                + 4000.0 * (t * 2.0 * std::f64::consts::PI * 1870.0).sin()
-                + f64::from((x >> 16) as i16 % 500);
-            v as i16
-        })
-        .collect()
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{FramePath, cpu_timed, header, speech_like};
 
 fn g711_bench(c: &mut Criterion) {
     const N: usize = 8000;
@@ -58,16 +44,6 @@ fn g711_bench(c: &mut Criterion) {
     g.finish();
 }
 
-fn header(seq: u16, ts: u32) -> RtpHeader {
-    RtpHeader {
-        marker: false,
-        payload_type: PayloadType::PCMU,
-        seq: SeqNo(seq),
-        timestamp: ts,
-        ssrc: Ssrc(0x1234_5678),
-    }
-}
-
 fn rtp_bench(c: &mut Criterion) {
     let mut buf = [0u8; 172];
     header(1, 160).write_to(&[0xff; 160], &mut buf).unwrap();
@@ -89,113 +65,37 @@ fn rtp_bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// CPU time consumed by this thread (what the frame path costs, without
-/// the time the thread spends descheduled on a loaded, shared machine).
-#[allow(
-    unsafe_code,
-    reason = "clock_gettime has no std wrapper; ts is a plain out-parameter"
-)]
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// Runs `f` `iters` times; the thread CPU time it took.
-fn cpu_timed(iters: u64, mut f: impl FnMut()) -> Duration {
-    let start = thread_cpu_time();
-    for _ in 0..iters {
-        f();
-    }
-    thread_cpu_time().saturating_sub(start)
-}
-
 /// One 20 ms frame through the resampler alone, every direction (thread
 /// CPU time per frame).
 fn resample_bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("resample_frame");
     for (a, b_rate) in [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000)] {
-        let mut r = StreamResampler::new(a, b_rate).unwrap();
-        let input = speech_like(r.input_frame_len());
-        let mut out = vec![0i16; r.output_frame_len()];
+        let mut path = FramePath::resample(a, b_rate);
         g.bench_function(format!("{a}_to_{b_rate}"), |b| {
-            b.iter_custom(|iters| {
-                cpu_timed(iters, || {
-                    r.process(black_box(&input), black_box(&mut out)).unwrap();
-                })
-            });
+            b.iter_custom(|iters| cpu_timed(iters, || path.step()));
         });
     }
     g.finish();
 }
 
 /// The whole 20 ms frame path of a call each way, thread CPU time per
-/// frame. Inbound: RTP packet -> parse -> jitter buffer -> mu-law decode
-/// -> 8 kHz to the model's input rate (16 kHz Gemini, 24 kHz OpenAI).
-/// Outbound: one frame of model audio (24 kHz both, 16 kHz for a wide
-/// carrier leg) -> 8 kHz -> mu-law -> RTP packet.
+/// frame ([`FramePath`]): inbound to the model's input rate (16 kHz Gemini,
+/// 24 kHz OpenAI), outbound from 24 kHz (both) and 16 kHz (a wide carrier
+/// leg).
 fn path_bench(c: &mut Criterion) {
-    const PACKETS: usize = 1 << 16;
-    let pcm = speech_like(160);
-    let mut codes = [0u8; 160];
-    g711::ulaw_encode(&pcm, &mut codes);
-    let packets: Vec<Bytes> = (0..PACKETS)
-        .map(|i| {
-            let mut buf = [0u8; 172];
-            header(i as u16, i as u32 * 160)
-                .write_to(&codes, &mut buf)
-                .unwrap();
-            Bytes::copy_from_slice(&buf)
-        })
-        .collect();
     let mut g = c.benchmark_group("frame_path");
     g.throughput(Throughput::Elements(1));
     for rate in [16_000u32, 24_000] {
-        let mut jb = JitterBuffer::new(JitterConfig::default(), Law::MuLaw, PayloadType::PCMU);
-        let mut up = StreamResampler::new(8000, rate).unwrap();
-        let mut frame8 = [0i16; 160];
-        let mut wide = vec![0i16; up.output_frame_len()];
-        let t0 = Instant::now();
-        let mut i = 0usize;
+        let mut path = FramePath::inbound(rate);
         g.bench_function(
             format!("inbound_rtp_jitter_ulaw_8k_to_{}k", rate / 1000),
-            |b| {
-                b.iter_custom(|iters| {
-                    cpu_timed(iters, || {
-                        let now = t0 + Duration::from_millis(20 * i as u64);
-                        if let Ok(p) = RtpPacket::parse(packets[i % PACKETS].clone()) {
-                            jb.handle_packet(now, &p);
-                        }
-                        i += 1;
-                        jb.poll_frame(&mut frame8);
-                        up.process(&frame8, &mut wide).unwrap();
-                        black_box(&wide);
-                    })
-                });
-            },
+            |b| b.iter_custom(|iters| cpu_timed(iters, || path.step())),
         );
     }
     for rate in [24_000u32, 16_000] {
-        let model = speech_like(rate as usize / 50);
-        let mut down = StreamResampler::new(rate, 8000).unwrap();
-        let mut sender = RtpSender::new(Law::MuLaw, PayloadType::PCMU, Ssrc(1), SeqNo(0), 0);
-        let mut frame8 = [0i16; 160];
-        let mut pkt = [0u8; 172];
+        let mut path = FramePath::outbound(rate);
         g.bench_function(format!("outbound_{}k_to_8k_ulaw_rtp", rate / 1000), |b| {
-            b.iter_custom(|iters| {
-                cpu_timed(iters, || {
-                    down.process(black_box(&model), &mut frame8).unwrap();
-                    let n = sender.next_packet(Some(&frame8), &mut pkt).unwrap();
-                    black_box(&pkt[..n]);
-                })
-            });
+            b.iter_custom(|iters| cpu_timed(iters, || path.step()));
         });
     }
     g.finish();

@@ -13,32 +13,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
 
-/// CPU time consumed by this thread.
-#[allow(
-    unsafe_code,
-    reason = "clock_gettime has no std wrapper; ts is a plain out-parameter"
-)]
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// Run `f` `iters` times and return the thread CPU time it took.
-fn cpu_timed<R>(iters: u64, mut f: impl FnMut() -> R) -> Duration {
-    let start = thread_cpu_time();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    thread_cpu_time().saturating_sub(start)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::cpu_timed;
 
 const INVITE: &str = "INVITE sip:+15551234567@gw.carrier.example.net:5060;user=phone SIP/2.0\r\n\
 Via: SIP/2.0/UDP 203.0.113.17:5060;branch=z9hG4bK-524287-1---7f3c2d1e0a9b8c7d;rport\r\n\

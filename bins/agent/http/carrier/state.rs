@@ -22,27 +22,9 @@ pub struct CarrierState {
     settings: CarrierSettings,
     pub(super) twilio_hangup: Arc<dyn CarrierHangup>,
     pub(super) vonage_hangup: Arc<dyn CarrierHangup>,
-    admission: Mutex<Admitting>,
-}
-
-/// The admission state and the generator of its stream tokens, under one
-/// lock: a token is drawn and registered in one step.
-pub(super) struct Admitting {
-    admission: Admission,
-    rng: StdRng,
-}
-
-impl std::ops::Deref for Admitting {
-    type Target = Admission;
-    fn deref(&self) -> &Admission {
-        &self.admission
-    }
-}
-
-impl std::ops::DerefMut for Admitting {
-    fn deref_mut(&mut self) -> &mut Admission {
-        &mut self.admission
-    }
+    admission: Mutex<Admission>,
+    /// Where stream tokens come from (seedable: [`CarrierState::seeded`]).
+    rng: Mutex<StdRng>,
 }
 
 impl std::fmt::Debug for CarrierState {
@@ -101,10 +83,8 @@ impl CarrierState {
                 .map_or(stream_token::DEFAULT_TTL, |e| e.stream_token_ttl)
         };
         CarrierState {
-            admission: Mutex::new(Admitting {
-                admission: Admission::new(ttl(&settings.twilio), ttl(&settings.vonage)),
-                rng: rand::make_rng(),
-            }),
+            admission: Mutex::new(Admission::new(ttl(&settings.twilio), ttl(&settings.vonage))),
+            rng: Mutex::new(rand::make_rng()),
             settings,
             twilio_hangup,
             vonage_hangup,
@@ -115,7 +95,7 @@ impl CarrierState {
     /// with `seed` (tests and simulations: the same seed gives the same
     /// tokens).
     pub fn seeded(self, seed: u64) -> CarrierState {
-        self.admission().rng = StdRng::seed_from_u64(seed);
+        *self.rng.lock().unwrap_or_else(PoisonError::into_inner) = StdRng::seed_from_u64(seed);
         self
     }
 
@@ -126,8 +106,7 @@ impl CarrierState {
         }
     }
 
-    /// The admission state (it dereferences to [`Admission`]).
-    pub(super) fn admission(&self) -> std::sync::MutexGuard<'_, Admitting> {
+    pub(super) fn admission(&self) -> std::sync::MutexGuard<'_, Admission> {
         self.admission
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -136,10 +115,12 @@ impl CarrierState {
     /// Issues the stream token of `call`, announced by a signed webhook
     /// naming `grant`'s parties.
     pub(super) fn issue(&self, call: &CarrierCallId, grant: Grant) -> Result<String, TokenError> {
-        let mut a = self.admission();
         let mut random = [0u8; 32];
-        a.rng.fill_bytes(&mut random);
-        a.admission
+        self.rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .fill_bytes(&mut random);
+        self.admission()
             .issue(Instant::now(), call, grant, random)
             .inspect_err(|e| warn!(call = %call, error = %e, "no stream token issued"))
     }
