@@ -61,6 +61,14 @@ pub enum StartError {
         /// Why.
         source: ManagerError,
     },
+    /// The media engine's threads did not start (`[media]`).
+    #[error("media engine ({threads} thread(s)): {source}")]
+    MediaEngine {
+        /// `media.engine_threads`.
+        threads: usize,
+        /// Why.
+        source: callbridge_rtp::Error,
+    },
     /// An HTTP socket cannot be bound.
     #[error("{key} {addr}: {source}")]
     Http {
@@ -316,9 +324,9 @@ impl Agent {
         // The media engine runs on the system clock; the settings choose
         // its threads and scheduling.
         let engine = MediaEngine::new(settings.engine_config(), Arc::new(SystemClock)).map_err(
-            |source| StartError::Manager {
-                addr: settings.sip_bind,
-                source: source.into(),
+            |source| StartError::MediaEngine {
+                threads: settings.engine_threads,
+                source,
             },
         )?;
         cfg.engine = Some(engine);

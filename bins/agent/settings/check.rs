@@ -171,6 +171,24 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// A duration key that may also be `"off"` (`None`): above zero and
+    /// at most `max`; `expected` says what is accepted when it is not.
+    pub fn duration_or_off(
+        &self,
+        key: &str,
+        max: Duration,
+        expected: &str,
+    ) -> Option<Option<Duration>> {
+        let v = self.text(key)?;
+        if v.trim() == "off" {
+            return Some(None);
+        }
+        match parse_duration(&v) {
+            Ok(d) if d <= max => Some(Some(d)),
+            _ => self.invalid(key, format!("{v:?}"), expected),
+        }
+    }
+
     /// A port key: 1 to 65535.
     pub fn port(&self, key: &str) -> Option<u16> {
         let v = self.int(key)?;

@@ -18,7 +18,7 @@ use callbridge_sip::{Host, Uri};
 use ipnet::IpNet;
 
 use super::carrier;
-use super::check::{Check, parse_duration};
+use super::check::Check;
 use super::error::ConfigError;
 use super::transfer;
 use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
@@ -137,31 +137,16 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         }
     }
     let no_speech_timeout = c.duration("calls.no_speech_timeout");
-    let model_reply_timeout = c.text("calls.model_reply_timeout").and_then(|v| {
-        if v.trim() == "off" {
-            return Some(None);
-        }
-        parse_duration(&v).map(Some).ok().or_else(|| {
-            c.invalid(
-                "calls.model_reply_timeout",
-                format!("{v:?}"),
-                "a duration like \"8s\", or \"off\"",
-            )
-        })
-    });
-    let barge_in_after = c.text("calls.barge_in_after").and_then(|v| {
-        if v.trim() == "off" {
-            return Some(None);
-        }
-        match parse_duration(&v) {
-            Ok(d) if !d.is_zero() && d <= Duration::from_secs(5) => Some(Some(d)),
-            _ => c.invalid(
-                "calls.barge_in_after",
-                format!("{v:?}"),
-                "a duration from \"20ms\" to \"5s\" like \"250ms\", or \"off\"",
-            ),
-        }
-    });
+    let model_reply_timeout = c.duration_or_off(
+        "calls.model_reply_timeout",
+        Duration::MAX,
+        "a duration like \"8s\", or \"off\"",
+    );
+    let barge_in_after = c.duration_or_off(
+        "calls.barge_in_after",
+        Duration::from_secs(5),
+        "a duration from \"20ms\" to \"5s\" like \"250ms\", or \"off\"",
+    );
     let max_duration = c.duration("calls.max_duration");
     let ring_timeout = c.duration("calls.ring_timeout");
     let rtp_inactivity = c.duration("calls.rtp_inactivity");
