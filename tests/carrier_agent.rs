@@ -15,6 +15,7 @@
 
 mod carrier_support;
 
+use std::ffi::OsStr;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -23,9 +24,10 @@ use callbridge_carrier::signature::{payload_hash, sign_hs256, twilio_signature};
 use callbridge_crm_store::{
     ApiToken, Direction, EndReason, PersonName, Role, SessionState, Store, Transport,
 };
+use carrier_support::process::{show, wait_bounded};
 use carrier_support::{
-    AGENT, PUBLIC, SECRET, TOKEN, VONAGE_APP, between, config_with, http, ncco_ws_path, start,
-    start_msg, vonage_meta,
+    AGENT, PUBLIC, SECRET, TOKEN, VONAGE_APP, agent_command, between, config_with, http,
+    ncco_ws_path, start, start_msg, start_with, vonage_meta,
 };
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
@@ -394,8 +396,8 @@ fn an_unusable_vonage_private_key_stops_the_start_with_exit_2() {
     assert!(err.contains("VONAGE_PRIVATE_KEY_PATH"), "{err}");
 }
 
-#[test]
-fn rest_hangups_without_a_usable_system_trust_store_stop_the_start_with_exit_2() {
+#[tokio::test]
+async fn rest_hangups_without_a_usable_system_trust_store_stop_the_start_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     // Ports of its own: the agent with bundled roots really starts.
     let cfg = config_with(dir.path(), (41120, 41129), "");
@@ -405,55 +407,32 @@ fn rest_hangups_without_a_usable_system_trust_store_stop_the_start_with_exit_2()
     std::fs::write(&empty_file, "").unwrap();
     let empty_dir = dir.path().join("no-certs.d");
     std::fs::create_dir(&empty_dir).unwrap();
-    let agent = |roots: &str| {
-        let mut cmd = std::process::Command::new(AGENT);
-        cmd.args(["run", "--config", cfg.to_str().unwrap()])
-            .env_remove("GEMINI_API_KEY")
-            .env_remove("VONAGE_API_JWT")
-            .env_remove("VONAGE_PRIVATE_KEY")
-            .env_remove("VONAGE_PRIVATE_KEY_PATH")
-            // Twilio's auth token turns on its REST hang-ups (default
-            // base https://api.twilio.com).
-            .env("TWILIO_AUTH_TOKEN", TOKEN)
-            .env("VONAGE_SIGNATURE_SECRET", SECRET)
-            .env("SSL_CERT_FILE", &empty_file)
-            .env("SSL_CERT_DIR", &empty_dir)
-            .env("CALLBRIDGE_TLS_ROOTS", roots)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        cmd
+    // Twilio's auth token (set by `agent_command`) turns on its REST
+    // hang-ups (default base https://api.twilio.com); Vonage's stay off.
+    let env = |roots: &'static str| {
+        [
+            ("VONAGE_APPLICATION_ID", None),
+            ("VONAGE_PRIVATE_KEY_PATH", None),
+            ("SSL_CERT_FILE", Some(empty_file.as_os_str())),
+            ("SSL_CERT_DIR", Some(empty_dir.as_os_str())),
+            ("CALLBRIDGE_TLS_ROOTS", Some(OsStr::new(roots))),
+        ]
     };
     // Bounded: an agent that starts anyway is a failure, not a hang.
-    let mut child = agent("system").spawn().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the agent started without a usable trust store");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    let child = agent_command(&cfg, &env("system"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_bounded(child, Duration::from_secs(30));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(err.contains("tls.roots system"), "{err}");
     assert!(err.contains("REST hang-up"), "{err}");
     assert!(err.contains("select the bundled roots"), "{err}");
     assert!(!err.contains(TOKEN), "the token is not echoed: {err}");
 
-    // The bundled roots need no store: the agent comes up.
-    let mut child = agent("bundled").spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    child.kill().unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        line.contains(" http="),
-        "ready line {line:?}; {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The bundled roots need no store: the agent comes up (at most 30 s;
+    // killed when it drops).
+    let (_agent, _http) = start_with(&cfg, &env("bundled")).await;
 }

@@ -6,11 +6,15 @@
 #[path = "../bin/paths.rs"]
 pub mod bins;
 pub mod fake_agent;
+#[path = "../common/process.rs"]
+pub mod process;
 pub mod real;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
+
+pub use process::{show, wait_bounded};
 
 use callbridge_crm_store::{
     ApiToken, Campaign, Lead, LeadFilter, LeadId, PersonName, Role, Session, SessionFilter, Store,
@@ -149,32 +153,6 @@ pub fn number(i: u32) -> String {
 /// Which test number this is.
 pub fn index_of(number: &str) -> u32 {
     number[number.len() - 4..].parse().unwrap()
-}
-
-/// Waits for a child, killing it after `limit`.
-pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("campaign did not finish within {limit:?}: {}", show(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Exit status, stdout and stderr for a failure message.
-pub fn show(o: &Output) -> String {
-    format!(
-        "{:?}\n--- stdout\n{}\n--- stderr\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// The most sessions live at once, from their created/ended timestamps.

@@ -5,6 +5,7 @@
 //! the agent is killed when its handle drops.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -19,6 +20,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 #[path = "../bin/paths.rs"]
 mod bins;
+#[path = "../common/process.rs"]
+pub mod process;
 
 pub const AGENT: &str = bins::AGENT;
 pub const TOKEN: &str = "twilio-test-token";
@@ -56,10 +59,12 @@ pub fn config_with(dir: &Path, rtp: (u16, u16), extra: &str) -> std::path::PathB
     path
 }
 
-/// Starts the agent; returns it and its HTTP address.
-pub async fn start(cfg: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(AGENT)
-        .args(["run", "--config", cfg.to_str().unwrap()])
+/// The agent command [`start`] runs: both carriers' secrets, the
+/// Vonage test key, no Gemini key; then `env` on top (`Some` sets a
+/// variable, `None` removes it). Output is not redirected.
+pub fn agent_command(cfg: &Path, env: &[(&str, Option<&OsStr>)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(AGENT);
+    cmd.args(["run", "--config", cfg.to_str().unwrap()])
         .env_remove("GEMINI_API_KEY")
         .env("TWILIO_AUTH_TOKEN", TOKEN)
         .env("VONAGE_SIGNATURE_SECRET", SECRET)
@@ -67,7 +72,26 @@ pub async fn start(cfg: &Path) -> (Child, SocketAddr) {
         .env_remove("VONAGE_API_JWT")
         .env_remove("VONAGE_PRIVATE_KEY")
         .env("VONAGE_APPLICATION_ID", VONAGE_APP)
-        .env("VONAGE_PRIVATE_KEY_PATH", test_key_path())
+        .env("VONAGE_PRIVATE_KEY_PATH", test_key_path());
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    cmd
+}
+
+/// Starts the agent; returns it and its HTTP address.
+pub async fn start(cfg: &Path) -> (Child, SocketAddr) {
+    start_with(cfg, &[]).await
+}
+
+/// Starts the agent with `env` on top of [`start`]'s environment (see
+/// [`agent_command`]); returns it and its HTTP address once it says it is
+/// ready (at most 30 s).
+pub async fn start_with(cfg: &Path, env: &[(&str, Option<&OsStr>)]) -> (Child, SocketAddr) {
+    let mut child = Command::from(agent_command(cfg, env))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -79,7 +103,13 @@ pub async fn start(cfg: &Path) -> (Child, SocketAddr) {
         .await
         .expect("ready within 30 s")
         .unwrap();
-    let http = line.trim().split_once(" http=").unwrap().1.parse().unwrap();
+    let http = line
+        .trim()
+        .split_once(" http=")
+        .unwrap_or_else(|| panic!("no ready line, got {line:?}"))
+        .1
+        .parse()
+        .unwrap();
     (child, http)
 }
 

@@ -80,12 +80,6 @@ pub enum Error {
         /// Output rate in Hz.
         to: u32,
     },
-    /// The resampler refused to build or run.
-    #[error("resampler: {what}")]
-    Resampler {
-        /// What failed.
-        what: &'static str,
-    },
     /// Every port of the configured RTP range is in use.
     #[error("no free RTP port in the configured range")]
     PortsExhausted,

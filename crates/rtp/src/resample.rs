@@ -129,45 +129,20 @@ impl StreamResampler {
             });
         };
         // A whole frame in gives exactly a whole frame out (every frame
-        // starts on a multiple of the decimation factor), so this cannot
-        // fail; the error is mapped rather than unwrapped all the same.
-        match self.inner.process(input, output) {
-            Ok(n) if n == self.frame_out => Ok(()),
-            _ => Err(Error::Resampler {
-                what: "frame did not convert to one frame",
-            }),
-        }
+        // starts on a multiple of the decimation factor), and `output` is
+        // exactly that long, so the inner call cannot fail.
+        let written = self.inner.process(input, output);
+        debug_assert_eq!(written, Ok(self.frame_out), "one frame in, one frame out");
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    //! The wrapper only: frame sizes, delay, refused rates. The conversion
+    //! itself (quality, stop band, seamless chunks) is tested where it
+    //! lives, in `callbridge_audio::resample`.
     use super::*;
-    use callbridge_audio::level::rms;
-    use std::f64::consts::TAU;
-
-    fn tone(rate: u32, hz: f64, amp: f64, len: usize) -> Vec<i16> {
-        (0..len)
-            .map(|n| (amp * (TAU * hz * n as f64 / f64::from(rate)).sin()).round() as i16)
-            .collect()
-    }
-
-    fn run(r: &mut StreamResampler, input: &[i16]) -> Vec<i16> {
-        let mut out = Vec::new();
-        let mut frame = vec![0i16; r.output_frame_len()];
-        for chunk in input.chunks_exact(r.input_frame_len()) {
-            r.process(chunk, &mut frame).unwrap();
-            out.extend_from_slice(&frame);
-        }
-        out
-    }
-
-    /// (fitted amplitude, signal-to-residual ratio in dB) of a sine of
-    /// `hz` fitted to `x` (delay and pass-band gain aligned out).
-    fn fit_tone(x: &[i16], rate: u32, hz: f64) -> (f64, f64) {
-        let f = callbridge_test_support::tone::fit_tone(x, rate, hz);
-        (f.amplitude, f.snr_db)
-    }
 
     #[test]
     fn delay_is_two_ms_for_every_direction() {
@@ -196,81 +171,20 @@ mod tests {
     }
 
     #[test]
-    fn tone_1khz_8k_16k_8k_keeps_snr_above_60_db() {
-        let off_grid = tone(8000, 997.0, 10_000.0, 8000);
-        let mut up = StreamResampler::new(8000, 16000).unwrap();
-        let mut down = StreamResampler::new(16000, 8000).unwrap();
-        let back_997 = run(&mut down, &run(&mut up, &off_grid));
-        let (_, snr) = fit_tone(&back_997[800..], 8000, 997.0);
-        assert!(snr >= 60.0, "997 Hz round-trip SNR {snr:.1} dB");
-
-        let input = tone(8000, 1000.0, 10_000.0, 8000);
-        let mut up = StreamResampler::new(8000, 16000).unwrap();
-        let mut down = StreamResampler::new(16000, 8000).unwrap();
-        let mid = run(&mut up, &input);
-        let back = run(&mut down, &mid);
-        // Skip the first 100 ms: filter start-up.
-        let (amp, snr) = fit_tone(&back[800..], 8000, 1000.0);
-        assert!(snr >= 60.0, "round-trip SNR {snr:.1} dB");
-        assert!((amp / 10_000.0 - 1.0).abs() < 0.05, "gain {amp}");
-        // The tone is delayed by the sum of both delays (2 ms + 2 ms = 32
-        // samples at 8 kHz): aligned that way, the output matches the input.
-        // (997 Hz, so that no other shift lines up as well.)
-        let d = 32;
-        let err: f64 = back_997[800..]
-            .iter()
-            .zip(&off_grid[800 - d..])
-            .map(|(&o, &i)| (f64::from(o) - f64::from(i)).powi(2))
-            .sum::<f64>()
-            / (back_997.len() - 800) as f64;
-        let snr_aligned = 20.0 * (10_000.0 / 2f64.sqrt() / err.sqrt()).log10();
-        assert!(snr_aligned >= 40.0, "delay-aligned SNR {snr_aligned:.1} dB");
-    }
-
-    #[test]
-    fn frames_join_seamlessly() {
-        // A 440 Hz tone through 8k->24k in 20 ms frames is one clean sine:
-        // no clicks at frame boundaries.
-        let input = tone(8000, 440.0, 8000.0, 4000);
-        let mut up = StreamResampler::new(8000, 24000).unwrap();
-        let out = run(&mut up, &input);
-        let (_, snr) = fit_tone(&out[2400..], 24000, 440.0);
-        assert!(snr >= 60.0, "8k->24k SNR {snr:.1} dB");
-    }
-
-    #[test]
-    fn downsampling_24k_to_8k_suppresses_6khz_by_70_db() {
-        // 5987.3 Hz does not sit on an FFT bin, so leakage shows.
-        for (hz, min_db) in [(5987.3, 70.0), (4530.7, 60.0)] {
-            let input = tone(24000, hz, 10_000.0, 24000);
-            let mut down = StreamResampler::new(24000, 8000).unwrap();
-            let out = run(&mut down, &input);
-            let in_rms = 10_000.0 / 2f64.sqrt();
-            let att = 20.0 * (in_rms / rms(&out[800..]).max(1e-9)).log10();
-            assert!(att >= min_db, "{hz} Hz attenuated by only {att:.1} dB");
-        }
-    }
-
-    #[test]
-    fn pass_band_is_flat_to_3khz() {
-        for (a, b) in [(8000, 16000), (8000, 24000)] {
-            for hz in [300.0, 1000.0, 2000.0, 3000.0] {
-                let input = tone(8000, hz, 10_000.0, 8000);
-                let mut up = StreamResampler::new(a, b).unwrap();
-                let out = run(&mut up, &input);
-                let (amp, _) = fit_tone(&out[(b / 10) as usize..], b, hz);
-                let db = 20.0 * (amp / 10_000.0).log10();
-                assert!(db.abs() < 0.2, "{a}->{b} at {hz} Hz: {db:.2} dB");
+    fn every_frame_fills_exactly_one_output_frame() {
+        // A decimator writes one sample per M inputs counting earlier
+        // calls: were a frame not a whole number of M-sample steps, some
+        // frame would come out a sample short (the debug assertion in
+        // `process`) or leave the last sample of the buffer untouched.
+        for (a, b) in [(8000, 16000), (16000, 8000), (8000, 24000), (24000, 8000)] {
+            let mut r = StreamResampler::new(a, b).unwrap();
+            let input = vec![1000i16; r.input_frame_len()];
+            for _ in 0..5 {
+                let mut out = vec![i16::MIN; r.output_frame_len() + 1];
+                r.process(&input, &mut out).unwrap();
+                assert_ne!(out[r.output_frame_len() - 1], i16::MIN, "{a}->{b}");
+                assert_eq!(out[r.output_frame_len()], i16::MIN, "{a}->{b}");
             }
         }
-    }
-
-    #[test]
-    fn downsampling_16k_to_8k_suppresses_5khz_by_40_db() {
-        let input = tone(16000, 5000.0, 10_000.0, 16000);
-        let mut down = StreamResampler::new(16000, 8000).unwrap();
-        let out = run(&mut down, &input);
-        let att = 20.0 * (10_000.0 / 2f64.sqrt() / rms(&out[800..]).max(1e-9)).log10();
-        assert!(att >= 40.0, "5 kHz attenuated by only {att:.1} dB");
     }
 }

@@ -5,8 +5,8 @@
 //! - [`tmpfs`]: a small tmpfs for the durability tests (a disk that fills
 //!   up, a read-only filesystem); root only, otherwise the test skips and
 //!   says why.
-//! - [`tone`]: a least-squares fit of a sine, for the resampler quality
-//!   tests.
+//! - [`tone`]: a sine, and a least-squares fit of one, for the resampler
+//!   quality tests.
 #![deny(missing_docs)]
 
 pub mod tmpfs;

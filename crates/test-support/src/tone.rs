@@ -1,7 +1,24 @@
-//! Measuring a sine in test audio: the resampler quality tests (round-trip
-//! SNR, pass-band gain, delay) of `callbridge-audio` and `callbridge-rtp`.
+//! Making and measuring sines in test audio, for the resampler quality
+//! tests of `callbridge-audio` (round-trip SNR, pass-band gain, stop band,
+//! delay).
 
 use std::f64::consts::TAU;
+
+/// `len` samples of a sine of `hz` at `rate` with peak `amp`, starting at
+/// phase 0, each rounded to the nearest `i16` (an `amp` above 32767
+/// saturates).
+///
+/// ```
+/// use callbridge_test_support::tone::tone;
+/// let x = tone(8000, 2000.0, 10_000.0, 5);
+/// assert_eq!(x, [0, 10_000, 0, -10_000, 0]);
+/// ```
+#[must_use]
+pub fn tone(rate: u32, hz: f64, amp: f64, len: usize) -> Vec<i16> {
+    (0..len)
+        .map(|n| (amp * (TAU * hz * n as f64 / f64::from(rate)).sin()).round() as i16)
+        .collect()
+}
 
 /// A least-squares fit of a sine of `hz` to `x` sampled at `rate`.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -2,9 +2,9 @@
 //! in `f64` once per process and quantized to Q15 polyphase kernels.
 //!
 //! This module *is* the script that produces the coefficients: there is no
-//! table to regenerate. [`up_kernel`] and [`down_kernel`] design on first
-//! use (a few microseconds) and keep the result in a `OnceLock`; the
-//! quality tests in `super::tests` measure the quantized kernels (their
+//! table to regenerate. [`up_kernel`], [`down2_kernel`] and [`down3_kernel`]
+//! design on first use and keep the result in a `OnceLock`; the quality
+//! tests in `super::tests` measure the quantized kernels (their
 //! exact frequency response) and the resampler built on them against the
 //! bars in the parent module's documentation.
 //!
@@ -148,8 +148,9 @@ fn vectors<const V: usize>(taps: &[i16]) -> [i16x8; V] {
 pub(crate) struct UpKernel {
     /// Branch `p` (1-based) at index `p - 1`; unused rows are zero.
     pub branches: [[i16x8; UP_VECS]; 2],
-    /// The same taps as plain numbers (the tests measure them).
-    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests only"))]
+    /// The same taps as plain numbers (the tests measure them; not in
+    /// other builds).
+    #[cfg(test)]
     pub taps: [[i16; UP_BRANCH]; 2],
 }
 
@@ -170,6 +171,7 @@ pub(crate) fn build_up(factor: usize) -> UpKernel {
     }
     UpKernel {
         branches: [vectors(&taps[0]), vectors(&taps[1])],
+        #[cfg(test)]
         taps,
     }
 }
@@ -180,8 +182,9 @@ pub(crate) fn build_up(factor: usize) -> UpKernel {
 pub(crate) struct DownKernel<const V: usize> {
     /// The window's taps, oldest input first.
     pub window: [i16x8; V],
-    /// The prototype in Q15, `h[0]` first (the tests measure it).
-    #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests only"))]
+    /// The prototype in Q15, `h[0]` first (the tests measure it; not in
+    /// other builds).
+    #[cfg(test)]
     pub taps: Vec<i16>,
 }
 
@@ -193,6 +196,7 @@ pub(crate) fn build_down<const V: usize>(factor: usize) -> DownKernel<V> {
     window.extend(taps.iter().rev());
     DownKernel {
         window: vectors(&window),
+        #[cfg(test)]
         taps,
     }
 }

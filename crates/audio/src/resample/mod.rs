@@ -11,11 +11,14 @@
 //! # Why by hand
 //!
 //! The frame path has a budget of 1 µs per 20 ms frame each way with at
-//! most 2 ms of added delay. rubato's FFT resampler (the previous one)
-//! takes about 1.8 µs at 2 ms delay; libspeexdsp is slower than that at
-//! this delay, soxr delays by 12-100 ms, and the small polyphase crates
-//! (`audio-codec`: 24 taps per phase; `embedded-dsp`: one-shot functions
-//! without stream state) cannot meet the stop band below. Two fixed ratios
+//! most 2 ms of added delay. rubato's FFT resampler (the previous one) at
+//! 2 ms delay took 1.90-2.88 µs per frame in criterion (measured under
+//! load) and 23,743-42,203 instructions per frame under callgrind, against
+//! 5,322-9,294 for this one (`docs/PERFORMANCE.md`, "Issue 17: frame
+//! path"). libspeexdsp was not measured here; soxr delays by 12-100 ms, and
+//! the small polyphase crates (`audio-codec`: 24 taps per phase;
+//! `embedded-dsp`: one-shot functions without stream state) cannot meet
+//! the stop band below. Two fixed ratios
 //! (×2, ×3) need nothing general: a 32-tap dot product per output sample.
 //!
 //! # Filter design
@@ -50,8 +53,9 @@
 //! the interpolators, Q15 for the decimators — so no input can overflow
 //! it) and the sum is rounded once and saturated to `i16`. The dot products use
 //! `wide`'s `i16x8::dot` (`pmaddwd` on x86-64, `vmull`/`vpadd` on aarch64,
-//! plain code elsewhere): the autovectorizer does not find `pmaddwd` for
-//! this loop on baseline x86-64 and runs 2.6 times slower.
+//! plain code elsewhere), so that baseline x86-64 gets `pmaddwd` without
+//! relying on the autovectorizer (a plain scalar loop was not measured
+//! here).
 //!
 //! Quality (the tests in this module pin each figure): a 1 kHz tone
 //! 8k -> 16k -> 8k and 8k -> 24k -> 8k comes back with an SNR ≥ 85 dB
