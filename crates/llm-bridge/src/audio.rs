@@ -17,6 +17,7 @@
 //! exactly 2 or 3 samples per input sample and delays the signal by 2 ms.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use callbridge_audio::g711::{alaw_decode, ulaw_decode};
 use callbridge_audio::resample::Resampler;
 
 use crate::error::Error;
@@ -170,13 +171,12 @@ impl InputConverter {
                     // G.711 to PCM at its own rate: decoding only.
                     None
                 } else {
-                    match &mut self.up {
-                        Some(up) if up.rate_out() == rate.hz() => Some(up),
-                        slot => {
-                            let r = Resampler::new(8000, rate.hz()).map_err(|_| unsupported())?;
-                            Some(slot.insert(Box::new(r)))
-                        }
+                    // Made on first use for the one target rate.
+                    if self.up.is_none() {
+                        let r = Resampler::new(8000, rate.hz()).map_err(|_| unsupported())?;
+                        self.up = Some(Box::new(r));
                     }
+                    self.up.as_deref_mut()
                 };
                 let mut pcm = [0i16; STEP];
                 let mut emit = |samples: &[i16], out: &mut BytesMut| match up.as_deref_mut() {
@@ -187,17 +187,18 @@ impl InputConverter {
                 out.reserve(frame.len() * 2 * factor);
                 match frame {
                     AudioFrame::Pcm16 { samples, .. } => emit(samples, out),
-                    AudioFrame::Pcmu(b) | AudioFrame::Pcma(b) => {
-                        let law = if matches!(frame, AudioFrame::Pcmu(_)) {
-                            ulaw_to_linear
-                        } else {
-                            alaw_to_linear
-                        };
+                    AudioFrame::Pcmu(b) => {
                         for piece in b.chunks(STEP) {
-                            for (p, &c) in pcm.iter_mut().zip(piece) {
-                                *p = law(c);
-                            }
-                            emit(&pcm[..piece.len()], out);
+                            let pcm = &mut pcm[..piece.len()];
+                            ulaw_decode(piece, pcm);
+                            emit(pcm, out);
+                        }
+                    }
+                    AudioFrame::Pcma(b) => {
+                        for piece in b.chunks(STEP) {
+                            let pcm = &mut pcm[..piece.len()];
+                            alaw_decode(piece, pcm);
+                            emit(pcm, out);
                         }
                     }
                 }
@@ -305,6 +306,23 @@ mod tests {
         c.convert_into(AudioFrame::Pcma(&[0xD5; 160]), &mut out)
             .unwrap();
         assert_eq!(samples(&out), vec![alaw_to_linear(0xD5); 160]);
+    }
+
+    /// Every code of both laws, in a frame longer than one step: the
+    /// slice decoders give the one-sample tables' values, in order.
+    #[test]
+    fn g711_frames_decode_code_by_code() {
+        let codes: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for (frame, law) in [
+            (AudioFrame::Pcmu(&codes), ulaw_to_linear as fn(u8) -> i16),
+            (AudioFrame::Pcma(&codes), alaw_to_linear),
+        ] {
+            let mut c = InputConverter::new(AudioFormat::PCM_8K);
+            let mut out = BytesMut::new();
+            c.convert_into(frame, &mut out).unwrap();
+            let want: Vec<i16> = codes.iter().map(|&b| law(b)).collect();
+            assert_eq!(samples(&out), want);
+        }
     }
 
     #[test]

@@ -91,6 +91,29 @@ pub(crate) struct DriverContext {
     pub(crate) close: CancellationToken,
 }
 
+/// A driver task as its close sees it: the queue it reads and the step
+/// that sends one queued command.
+pub(crate) trait SendQueued {
+    /// The handle's command queue.
+    fn queue(&mut self) -> &mut mpsc::Receiver<Command>;
+    /// Sends one command the handle queued; `false` stops the flush (the
+    /// connection is gone).
+    async fn send_queued(&mut self, cmd: Command) -> bool;
+}
+
+/// On close: sends what the handle queued before asking to close (the
+/// call's last audio), bounded by the queue's capacity and `timeout`.
+pub(crate) async fn flush_queued(driver: &mut impl SendQueued, timeout: Duration) {
+    let flush = async {
+        while let Ok(cmd) = driver.queue().try_recv() {
+            if !driver.send_queued(cmd).await {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, flush).await;
+}
+
 /// The bounded sender of events. Waits for room (backpressure onto the
 /// socket) except once a close was requested, when events are dropped so
 /// that close never deadlocks on a consumer that stopped reading.
@@ -264,10 +287,15 @@ impl ModelSession {
 
     /// Takes one frame of caller audio without waiting: converted to the
     /// model's input format here and queued to the connection when its
-    /// chunk is full (or the audio collected before it is one chunk length
-    /// old). [`Error::QueueFull`] means the connection is not keeping up
-    /// and a chunk was dropped; [`Error::Closed`] that the session is over
-    /// (also for a frame that would only have been collected).
+    /// chunk is full. Audio collected before it that is one chunk length
+    /// old is queued first, alone (also when the frame itself is refused);
+    /// nothing else sends collected audio by itself: when frames stop, it
+    /// waits for the next frame, [`flush_audio`](Self::flush_audio) or any
+    /// other message. [`Error::UnsupportedAudio`] refuses a frame that
+    /// cannot be converted; [`Error::QueueFull`] means the connection is
+    /// not keeping up and a chunk was dropped; [`Error::Closed`] that the
+    /// session is over (also for a frame that would only have been
+    /// collected).
     pub fn send_audio(&mut self, frame: AudioFrame<'_>) -> Result<(), Error> {
         if self.commands.is_closed() {
             return Err(Error::Closed);
@@ -275,8 +303,10 @@ impl ModelSession {
         // The handle is the driver edge of the sans-IO uplink: the time is
         // read here (tokio's clock, so paused-time tests drive it).
         let now = tokio::time::Instant::now().into_std();
-        self.uplink.push(now, frame)?;
-        self.queue_ready_audio()
+        let pushed = self.uplink.push(now, frame);
+        // A refused frame may still have made due audio ready.
+        self.queue_ready_audio()?;
+        pushed
     }
 
     /// Queues the caller audio collected so far now, as a partial chunk if
@@ -404,12 +434,17 @@ impl ModelSession {
     /// [`ModelEvent::Interrupted`] as for the server's own barge-in).
     /// Gemini Live has no client message for this under its automatic
     /// activity detection: the server interrupts itself when it hears the
-    /// caller in the audio it is sent, so nothing is sent. Never waits;
+    /// caller in the audio it is sent, so only that audio is sent. Never waits;
     /// dropped if the queue is full (the model's own detection remains).
     /// The caller audio collected so far goes first (the caller is the one
     /// speaking).
     pub fn interrupt(&mut self, played: Duration) {
         let _ = self.flush_audio();
+        // Gemini: the server interrupts on the caller's audio, just
+        // flushed; no message to send, so nothing for its driver.
+        if self.provider == Provider::Gemini {
+            return;
+        }
         let _ = self.try_command(Command::Interrupt(played));
     }
 

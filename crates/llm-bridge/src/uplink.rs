@@ -11,15 +11,16 @@
 //! | trigger | what is sent |
 //! |---|---|
 //! | the chunk is full ([`Uplink::push`]) | the chunk |
-//! | the first pending frame is one chunk length old when the next frame or the time arrives ([`Uplink::handle_timeout`], also run by `push`): frames stopped or came late | what is pending, alone |
-//! | [`Uplink::flush`]: the session sends anything else (activity start/end, text, DTMF, a tool result, the greeting), is closed, or sees a barge-in, a tool call or the end of a caller turn | what is pending |
+//! | the next frame arrives once the pending audio is one chunk length old (frames came late, or stopped and resumed; [`Uplink::push`], also for a frame it refuses) | what is pending, alone, ahead of that frame |
+//! | [`Uplink::flush`]: the session's `flush_audio`; any other message it sends (activity start/end, text, DTMF, a tool result, the greeting, an audio stream end, a local barge-in); a barge-in, tool call or end of the caller's turn reported by the model; close | what is pending |
 //!
-//! So pending audio never waits longer than one chunk length after its first
-//! frame once time moves on, and it is always on the wire before any message
-//! the session sends after it (a commit or an activity end never overtakes
-//! the audio it closes). The cost is latency: with 60 ms chunks the first
-//! frame of a chunk reaches the model up to 40 ms later than it would as its
-//! own 20 ms message.
+//! Nothing sends by itself: there is no timer. While frames keep coming,
+//! pending audio leaves with the first frame at or after one chunk length;
+//! when they stop, it waits for the next frame or the next flush. Pending audio is always on the wire
+//! before any message the session sends after it (a commit or an activity
+//! end never overtakes the audio it closes). The cost is latency: with
+//! 60 ms chunks the first frame of a chunk reaches the model up to 40 ms
+//! later than it would as its own 20 ms message.
 //!
 //! Provider limits: OpenAI Realtime takes up to 15 MiB of audio per
 //! `input_audio_buffer.append` (smaller appends let its VAD react sooner);
@@ -47,9 +48,12 @@ use crate::format::AudioFormat;
 ///
 /// The default, 40 ms, halves the messages (and TCP sends, and wake-ups of
 /// the session's driver task) of 20 ms frames for at most 20 ms of added
-/// delay; measured at 200 calls it left the model's barge-in detection as
-/// fast as 20 ms did, where 60 ms made it ~20 ms slower for another third
-/// fewer messages (docs/PERFORMANCE.md, "Issue 17: uplink").
+/// delay. Measured at 200 calls, in runs that predate the local barge-in
+/// ([`ModelSession::interrupt`](crate::ModelSession::interrupt)), it left
+/// the model's own barge-in detection as fast as 20 ms did, where 60 ms
+/// made it ~20 ms slower for another third fewer messages; 60 ms is to be
+/// re-measured with the local barge-in (docs/PERFORMANCE.md, "Issue 17:
+/// uplink").
 ///
 /// ```
 /// use callbridge_llm_bridge::UplinkChunk;
@@ -71,7 +75,9 @@ pub enum UplinkChunk {
 
 impl UplinkChunk {
     /// Every chunk length, shortest first.
-    pub const ALL: [UplinkChunk; 3] = [UplinkChunk::Ms20, UplinkChunk::Ms40, UplinkChunk::Ms60];
+    #[cfg(test)]
+    pub(crate) const ALL: [UplinkChunk; 3] =
+        [UplinkChunk::Ms20, UplinkChunk::Ms40, UplinkChunk::Ms60];
 
     /// The chunk of `ms` milliseconds; `None` unless 20, 40 or 60.
     pub const fn from_ms(ms: u64) -> Option<UplinkChunk> {
@@ -134,7 +140,7 @@ pub struct Uplink {
 impl Uplink {
     /// An uplink converting to `format` and sending `chunk`s.
     pub fn new(format: AudioFormat, chunk: UplinkChunk) -> Uplink {
-        let chunk_bytes = chunk.bytes(format).max(1);
+        let chunk_bytes = chunk.bytes(format);
         Uplink {
             converter: InputConverter::new(format),
             chunk,
@@ -156,9 +162,11 @@ impl Uplink {
     }
 
     /// Converts `frame` and adds it to the pending chunk; a chunk that is
-    /// now full (or pending audio that was already due, sent first) becomes
-    /// ready. A frame that cannot be converted is refused whole
-    /// ([`Error::UnsupportedAudio`]) and nothing changes.
+    /// now full becomes ready. Pending audio that is one chunk length old at
+    /// `now` becomes ready first, alone, whether or not the frame converts:
+    /// a frame that cannot be converted is refused whole
+    /// ([`Error::UnsupportedAudio`]) and adds nothing, but time has still
+    /// moved on (the caller polls the ready chunks either way).
     pub fn push(&mut self, now: Instant, frame: AudioFrame<'_>) -> Result<(), Error> {
         if frame.is_empty() {
             return Ok(());
@@ -187,14 +195,15 @@ impl Uplink {
         }
     }
 
-    /// When pending audio is due to be sent even if no more frames come.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    /// When pending audio is due: the next push at or after it sends the
+    /// pending audio alone first.
+    fn poll_timeout(&self) -> Option<Instant> {
         self.since.map(|t| t + self.chunk.duration())
     }
 
     /// Makes pending audio ready if it is due at `now` (an early or extra
     /// call is harmless).
-    pub fn handle_timeout(&mut self, now: Instant) {
+    fn handle_timeout(&mut self, now: Instant) {
         if self.poll_timeout().is_some_and(|due| now >= due) {
             self.flush();
         }
@@ -206,7 +215,8 @@ impl Uplink {
     }
 
     /// Playing time of the audio pending (not yet ready).
-    pub fn pending(&self) -> Duration {
+    #[cfg(test)]
+    fn pending(&self) -> Duration {
         self.format().duration_of(self.buf.len())
     }
 }

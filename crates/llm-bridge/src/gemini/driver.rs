@@ -35,7 +35,7 @@ use crate::config::{CallMetadata, RetryPolicy, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
 use crate::event::{CloseReason, ErrorKind, ModelEvent};
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext, Step};
+use crate::session::{self, CloseOutcome, Command, DriverContext, SendQueued, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to (re)connect, shared by `open` and the task.
@@ -300,21 +300,14 @@ impl Driver {
     }
 
     /// On close: sends what the handle queued before asking to close (the
-    /// last frames of the call), bounded by the queue's capacity and the
-    /// close timeout.
+    /// last frames of the call) unless a switch is pending or there is no
+    /// connection ([`session::flush_queued`]).
     async fn flush_queued(&mut self) {
         if self.resumption.is_pending() || self.conn.is_none() {
             return;
         }
         let timeout = self.params.config.close_timeout;
-        let flush = async {
-            while let Ok(cmd) = self.ctx.commands.try_recv() {
-                if self.send_command(cmd).await.is_err() {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(timeout, flush).await;
+        session::flush_queued(self, timeout).await;
     }
 
     /// Holds a command during a switch (bounded; the oldest audio goes first).
@@ -345,9 +338,6 @@ impl Driver {
                     .await;
                 }
             }
-            // A reply in flight is lost with the connection; nothing to
-            // interrupt on the new one.
-            Command::PlaybackProgress(_) | Command::Interrupt(_) => return,
             _ => {
                 if self.held.len() >= MAX_HELD_COMMANDS {
                     self.emit(ModelEvent::Error {
@@ -414,20 +404,9 @@ impl Driver {
                 )
                 .await
             }
-            Command::PlaybackProgress(played) => {
-                // Gemini assumes playback itself (turnComplete lags); nothing to send.
-                tracing::trace!(?played, "playback progress");
-                Ok(())
-            }
-            Command::Interrupt(played) => {
-                // No client message stops a reply under automatic activity
-                // detection: the server interrupts when it hears the caller.
-                tracing::debug!(
-                    ?played,
-                    "barge-in: the server interrupts on the caller's audio"
-                );
-                Ok(())
-            }
+            // The handle sends neither to Gemini (it tracks playback and
+            // interrupts on the caller's audio by itself).
+            Command::PlaybackProgress(_) | Command::Interrupt(_) => Ok(()),
             Command::StartGreeting => {
                 if self.greeted {
                     return Ok(());
@@ -556,5 +535,15 @@ impl Driver {
                 })
             }
         }
+    }
+}
+
+impl SendQueued for Driver {
+    fn queue(&mut self) -> &mut tokio::sync::mpsc::Receiver<Command> {
+        &mut self.ctx.commands
+    }
+
+    async fn send_queued(&mut self, cmd: Command) -> bool {
+        self.send_command(cmd).await.is_ok()
     }
 }

@@ -22,7 +22,7 @@ use crate::config::{CallMetadata, SessionConfig};
 use crate::error::{ConnectFailure, Error};
 use crate::event::CloseReason;
 use crate::provider::Provider;
-use crate::session::{CloseOutcome, Command, DriverContext, Step};
+use crate::session::{self, CloseOutcome, Command, DriverContext, SendQueued, Step};
 use crate::transport::{self, Connection};
 
 /// Everything needed to connect, shared by `open` and the task.
@@ -138,28 +138,14 @@ impl Driver {
     }
 
     async fn client_close(&mut self) -> Step {
-        self.flush_queued().await;
+        let timeout = self.params.config.close_timeout;
+        session::flush_queued(self, timeout).await;
         let clean =
             transport::close_connection(&mut self.conn, self.params.config.close_timeout).await;
         Step::End(CloseOutcome {
             reason: CloseReason::ClientClosed,
             clean,
         })
-    }
-
-    /// On close: sends what the handle queued before asking to close (the
-    /// last audio of the call), bounded by the queue's capacity and the
-    /// close timeout.
-    async fn flush_queued(&mut self) {
-        let timeout = self.params.config.close_timeout;
-        let flush = async {
-            while let Ok(cmd) = self.ctx.commands.try_recv() {
-                if let Step::End(_) = self.on_command(cmd).await {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(timeout, flush).await;
     }
 
     /// Carries out what the core asked for, in order.
@@ -215,5 +201,15 @@ impl Driver {
         }
         self.core.handle_command(cmd);
         self.drain().await
+    }
+}
+
+impl SendQueued for Driver {
+    fn queue(&mut self) -> &mut tokio::sync::mpsc::Receiver<Command> {
+        &mut self.ctx.commands
+    }
+
+    async fn send_queued(&mut self, cmd: Command) -> bool {
+        matches!(self.on_command(cmd).await, Step::Continue)
     }
 }

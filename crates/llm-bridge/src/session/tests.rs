@@ -150,6 +150,27 @@ async fn audio_pending_across_a_gap_leaves_alone_with_the_next_frame() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn no_timer_sends_pending_audio_and_a_refused_frame_sends_what_is_due() {
+    let (mut s, log, _ev) = recording(Provider::OpenAi, UplinkChunk::Ms60);
+    frame(&mut s);
+    // Frames stop: the pending audio waits for the next frame or flush.
+    tokio::time::advance(Duration::from_millis(500)).await;
+    settle().await;
+    assert!(log.lock().unwrap().is_empty());
+    // The next frame is refused, but the audio that is due leaves.
+    let err = s
+        .send_audio(AudioFrame::Pcm16 {
+            rate: SampleRate::HZ_24000,
+            samples: &[0; 480],
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::UnsupportedAudio { .. }));
+    settle().await;
+    assert_eq!(*log.lock().unwrap(), vec![Seen::Audio(640)]);
+    assert!(s.close().await.clean);
+}
+
+#[tokio::test(start_paused = true)]
 async fn barge_in_tool_calls_and_turn_ends_flush_and_close_sends_the_rest() {
     let (mut s, log, ev) = recording(Provider::Gemini, UplinkChunk::Ms60);
     frame(&mut s);
@@ -185,6 +206,16 @@ async fn playback_progress_reaches_openai_only() {
     settle().await;
     assert_eq!(*log2.lock().unwrap(), vec![Seen::Other("progress")]);
     drop((s, s2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_local_barge_in_on_gemini_sends_only_the_callers_pending_audio() {
+    let (mut s, log, _ev) = recording(Provider::Gemini, UplinkChunk::Ms60);
+    frame(&mut s);
+    s.interrupt(Duration::from_millis(300));
+    settle().await;
+    assert_eq!(*log.lock().unwrap(), vec![Seen::Audio(640)]);
+    assert!(s.close().await.clean);
 }
 
 #[tokio::test(start_paused = true)]

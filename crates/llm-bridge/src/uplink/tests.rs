@@ -155,23 +155,37 @@ fn telephone_frames_are_converted_before_chunking() {
     assert_eq!(up.poll_chunk().map(|c| c.len()), Some(320));
 }
 
+fn pcm24k() -> AudioFrame<'static> {
+    AudioFrame::Pcm16 {
+        rate: SampleRate::HZ_24000,
+        samples: &[0; 480],
+    }
+}
+
 #[test]
-fn an_unconvertible_frame_is_refused_and_changes_nothing() {
+fn an_unconvertible_frame_is_refused_and_adds_nothing() {
     let t0 = Instant::now();
     let mut up = Uplink::new(AudioFormat::PCM_16K, UplinkChunk::Ms60);
     up.push(t0, pcm16(&frame16(1))).unwrap();
-    let err = up
-        .push(
-            t0 + ms(20),
-            AudioFrame::Pcm16 {
-                rate: SampleRate::HZ_24000,
-                samples: &[0; 480],
-            },
-        )
-        .unwrap_err();
+    let err = up.push(t0 + ms(20), pcm24k()).unwrap_err();
     assert!(matches!(err, Error::UnsupportedAudio { .. }));
+    assert!(up.poll_chunk().is_none());
     assert_eq!(up.pending(), ms(20));
     assert_eq!(up.poll_timeout(), Some(t0 + ms(60)));
+}
+
+/// A refused frame still tells the time: audio that is due by then is
+/// ready for the caller to poll (the session queues it before returning
+/// the error).
+#[test]
+fn a_refused_frame_still_makes_due_audio_ready() {
+    let t0 = Instant::now();
+    let mut up = Uplink::new(AudioFormat::PCM_16K, UplinkChunk::Ms60);
+    up.push(t0, pcm16(&frame16(1))).unwrap();
+    assert!(up.push(t0 + ms(60), pcm24k()).is_err());
+    assert_eq!(up.poll_chunk().map(|c| c.len()), Some(640));
+    assert_eq!(up.pending(), Duration::ZERO);
+    assert_eq!(up.poll_timeout(), None);
 }
 
 #[test]
