@@ -1,6 +1,6 @@
 //! Media hot paths of callbridge-rtp: G.711 throughput, RTP parse/build,
-//! the resamplers alone, the full inbound and outbound 20 ms frame paths of
-//! a call, and the media clock's table (one period of 500 streams).
+//! the resamplers alone, and the full inbound and outbound 20 ms frame paths
+//! of a call.
 //! `resample_frame` and `frame_path` measure the benchmark thread's CPU
 //! time per 20 ms frame (issue 17's budget: 1 us each way), the others
 //! wall time.
@@ -8,11 +8,9 @@
 //! Run: `cargo bench --bench rtp -- --measurement-time 3 --warm-up-time 1`
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use callbridge_rtp::RtpPacket;
-use callbridge_rtp::clock::{MAX_CATCH_UP, Schedule, Tick, WAKE_TOLERANCE};
 use callbridge_rtp::g711;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -101,45 +99,5 @@ fn path_bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// The media clock's bookkeeping alone: 500 streams with deadlines spread
-/// over the 20 ms period, served wake-up by wake-up as the clock thread
-/// does (next deadline, then every entry due within the tolerance). One
-/// iteration is one whole period: 500 ticks and about 40 wake-ups.
-fn clock_bench(c: &mut Criterion) {
-    const STREAMS: u32 = 500;
-    let period = Duration::from_millis(20);
-    let t0 = Instant::now();
-    let mut table = Schedule::new(period, WAKE_TOLERANCE, MAX_CATCH_UP);
-    for i in 0..STREAMS {
-        table.insert(t0 + period * i / STREAMS, i);
-    }
-    let mut g = c.benchmark_group("media_clock");
-    g.throughput(Throughput::Elements(u64::from(STREAMS)));
-    g.bench_function("schedule_500_streams_one_period", |b| {
-        b.iter(|| {
-            let end = table.next_deadline().map(|d| d + period);
-            let mut ticks = 0u32;
-            while let (Some(d), Some(end)) = (table.next_deadline(), end) {
-                if d >= end {
-                    break;
-                }
-                table.run_due(d, |i, _| {
-                    ticks += black_box(*i) & 1;
-                    Tick::Done
-                });
-            }
-            black_box(ticks);
-        });
-    });
-    g.finish();
-}
-
-criterion_group!(
-    benches,
-    g711_bench,
-    rtp_bench,
-    resample_bench,
-    path_bench,
-    clock_bench
-);
+criterion_group!(benches, g711_bench, rtp_bench, resample_bench, path_bench);
 criterion_main!(benches);

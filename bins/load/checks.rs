@@ -45,9 +45,14 @@ pub struct Targets {
     pub max_rss_per_call_kb: f64,
     /// More calls are offered than the agent can carry (issue 17's "offered
     /// at once"): a normal call refused with 503 is expected, at least one
-    /// must be, and every admitted call must complete on time.
+    /// must be (for any reason: the call limit counts), and every admitted
+    /// call must complete on time.
     #[arg(long)]
     pub expect_refusals: bool,
+    /// At least one 503 must come from the media engine's overload
+    /// admission (the agent's overload counter), not the call limit.
+    #[arg(long)]
+    pub expect_overload_refusals: bool,
 }
 
 fn push(out: &mut Vec<Check>, what: &str, value: String, target: String, ok: bool) {
@@ -92,7 +97,11 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
     let (mut unexpected, mut hard) = (0u64, 0u64);
     for (kind, outcomes) in &r.outcomes {
         for (outcome, n) in outcomes {
-            if !expected(kind, outcome, t.expect_refusals) {
+            if !expected(
+                kind,
+                outcome,
+                t.expect_refusals || t.expect_overload_refusals,
+            ) {
                 unexpected += n;
             }
             if hard_failure(outcome) {
@@ -102,18 +111,24 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
     }
     let n = &r.normal;
     unexpected += (n.greetings_missing + n.replies_missing) as u64;
-    if t.expect_refusals {
-        let refused: u64 = r
-            .outcomes
-            .values()
-            .filter_map(|o| o.get("rejected-503"))
-            .sum();
+    if t.expect_refusals || t.expect_overload_refusals {
+        let refused = r.refusals.total;
         push(
             &mut out,
-            "calls refused with 503 (offered more than the agent carries)",
+            "calls refused with 503, any reason (offered more than the agent carries)",
             refused.to_string(),
             ">= 1".into(),
             refused >= 1,
+        );
+    }
+    if t.expect_overload_refusals {
+        let overload = r.refusals.overload;
+        push(
+            &mut out,
+            "calls refused with 503 by the engine's overload admission",
+            overload.map_or("unknown".into(), |n| n.to_string()),
+            ">= 1".into(),
+            overload.is_some_and(|n| n >= 1),
         );
     }
     push(
@@ -256,6 +271,7 @@ mod tests {
             max_cpu_s_per_call_minute: 0.06,
             max_rss_per_call_kb: 250.0,
             expect_refusals: false,
+            expect_overload_refusals: false,
         }
     }
 
@@ -314,26 +330,74 @@ mod tests {
         assert!(find(&c, "model protocol violations").ok);
     }
 
+    fn with_refusals(r: Report, overload: Option<f64>) -> Report {
+        let counters =
+            overload.map(|v| BTreeMap::from([(crate::report::OVERLOAD_COUNTER.to_owned(), v)]));
+        Report {
+            refusals: crate::report::Refusals::of(&r.outcomes, counters.as_ref()),
+            ..r
+        }
+    }
+
     #[test]
     fn offered_at_once_expects_503s_and_needs_at_least_one() {
-        let r = Report {
-            outcomes: outcomes(&[
-                ("normal", "completed", 900),
-                ("normal", "rejected-503", 600),
-            ]),
-            ..Report::default()
-        };
+        let r = with_refusals(
+            Report {
+                outcomes: outcomes(&[
+                    ("normal", "completed", 900),
+                    ("normal", "rejected-503", 600),
+                ]),
+                ..Report::default()
+            },
+            None,
+        );
         let mut t = targets();
         assert!(!find(&check(&t, &r), "calls with an unexpected").ok);
         t.expect_refusals = true;
         let c = check(&t, &r);
         assert!(find(&c, "calls with an unexpected").ok);
         assert!(find(&c, "calls refused with 503").ok);
-        let none = Report {
-            outcomes: outcomes(&[("normal", "completed", 900)]),
+        let none = with_refusals(
+            Report {
+                outcomes: outcomes(&[("normal", "completed", 900)]),
+                ..Report::default()
+            },
+            None,
+        );
+        assert!(!find(&check(&t, &none), "calls refused with 503").ok);
+    }
+
+    /// Fails if 503s from the call limit passed for the engine's overload
+    /// admission: only the agent's overload counter does.
+    #[test]
+    fn overload_refusals_are_told_apart_from_the_call_limit() {
+        let base = Report {
+            outcomes: outcomes(&[("normal", "completed", 40), ("normal", "rejected-503", 20)]),
             ..Report::default()
         };
-        assert!(!find(&check(&t, &none), "calls refused with 503").ok);
+        let mut t = targets();
+        t.expect_overload_refusals = true;
+        // All 20 from the call limit: the overload counter stayed at 0.
+        let limit = with_refusals(base.clone(), Some(0.0));
+        assert_eq!(
+            limit.refusals,
+            crate::report::Refusals {
+                total: 20,
+                overload: Some(0),
+                other: Some(20)
+            }
+        );
+        let c = check(&t, &limit);
+        assert!(find(&c, "calls refused with 503, any reason").ok);
+        assert!(!find(&c, "calls refused with 503 by the engine").ok);
+        assert!(find(&c, "calls with an unexpected").ok);
+        // 15 of them by the engine.
+        let engine = with_refusals(base.clone(), Some(15.0));
+        assert_eq!(engine.refusals.other, Some(5));
+        assert!(find(&check(&t, &engine), "calls refused with 503 by the engine").ok);
+        // No agent counters (external target): not known, not passed.
+        let unknown = with_refusals(base, None);
+        assert!(!find(&check(&t, &unknown), "calls refused with 503 by the engine").ok);
     }
 
     #[test]

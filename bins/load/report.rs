@@ -160,6 +160,8 @@ pub struct Report {
     pub call_minutes: f64,
     /// Outcomes by caller kind.
     pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Calls refused with 503, by the agent's reason.
+    pub refusals: Refusals,
     /// Timing over the normal calls (undisturbed by caller-side faults).
     pub normal: Timing,
     /// Timing over the lossy-relay calls.
@@ -179,6 +181,47 @@ pub struct Report {
     /// Where the agent's config, log, store and recordings are (kept with
     /// `--keep` or when a check failed).
     pub agent_dir: Option<String>,
+}
+
+/// The calls answered 503, by the agent's reason: its overload counter
+/// tells the media engine's admission apart from everything else (the
+/// call limit `calls.max_concurrent`, the store, no port or fd left).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Refusals {
+    /// Calls answered 503, any reason.
+    pub total: u64,
+    /// Refused by the media engine's overload admission (the agent's
+    /// `callbridge_calls_refused_total{reason="overload"}`; absent without
+    /// the agent's counters, e.g. an external target).
+    pub overload: Option<u64>,
+    /// The other 503s (`total` minus `overload`): mostly the call limit.
+    pub other: Option<u64>,
+}
+
+/// The agent's overload refusal counter (as run.rs scrapes it).
+pub const OVERLOAD_COUNTER: &str = "callbridge_calls_refused_total{reason=\"overload\"}";
+
+impl Refusals {
+    /// The 503s among `outcomes`, split by the agent's overload counter
+    /// when its `counters` are known.
+    #[must_use]
+    pub fn of(
+        outcomes: &BTreeMap<String, BTreeMap<String, u64>>,
+        counters: Option<&BTreeMap<String, f64>>,
+    ) -> Refusals {
+        let total = outcomes
+            .values()
+            .filter_map(|o| o.get("rejected-503"))
+            .sum();
+        let overload = counters
+            .and_then(|c| c.get(OVERLOAD_COUNTER))
+            .map(|&v| v as u64);
+        Refusals {
+            total,
+            overload,
+            other: overload.map(|o| total.saturating_sub(o)),
+        }
+    }
 }
 
 /// One pass/fail check.
@@ -332,6 +375,14 @@ impl Report {
             let _ = writeln!(o, "store end reasons: {:?}", a.store_end_reasons);
         }
         let _ = writeln!(o, "outcomes: {:?}", self.outcomes);
+        let opt = |v: Option<u64>| v.map_or("-".into(), |v| v.to_string());
+        let _ = writeln!(
+            o,
+            "refused with 503: {} ({} by the engine's overload admission, {} other: call limit, store, ports)",
+            self.refusals.total,
+            opt(self.refusals.overload),
+            opt(self.refusals.other)
+        );
         if !self.dup_bye_statuses.is_empty() {
             let _ = writeln!(o, "duplicate BYE statuses: {:?}", self.dup_bye_statuses);
         }

@@ -23,7 +23,7 @@ use crate::report::{self, AgentFigures, Report, Timing};
 
 /// Counters reported (a name with labels picks that series).
 const COUNTERS: [&str; 11] = [
-    "callbridge_calls_refused_total{reason=\"overload\"}",
+    report::OVERLOAD_COUNTER,
     "callbridge_media_engine_late_ticks_total",
     "callbridge_calls_started_total",
     "callbridge_calls_ended_total",
@@ -380,6 +380,8 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         let _ = tokio::time::timeout(Duration::from_secs(5), s.mock.child.wait()).await;
         report.agent_dir = Some(s.dir.display().to_string());
     }
+    report.refusals =
+        report::Refusals::of(&report.outcomes, report.agent.as_ref().map(|a| &a.counters));
     report.checks = check(&args.targets, &report);
     if let Some(dir) = report.agent_dir.clone() {
         // Kept when asked, or when a check failed (the agent's log says why).

@@ -15,7 +15,6 @@ use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use crate::media::{MAX_CATCH_UP, WAKE_TOLERANCE};
-pub use crate::schedule::{RunStats, Schedule, Tick};
 
 /// The time source of a media engine. See the module docs.
 pub trait MediaClock: Send + Sync + fmt::Debug + 'static {
@@ -26,7 +25,9 @@ pub trait MediaClock: Send + Sync + fmt::Debug + 'static {
     /// `None`: no deadline) or until the thread is unparked. May return
     /// early; the engine checks the time again. `idle` says whether every
     /// call's consumer has taken what the engine produced (a simulated
-    /// clock that runs ahead does so only then).
+    /// clock that runs ahead does so only then); the engine works it out
+    /// only for a clock that [`wakes_on_consume`](Self::wakes_on_consume)
+    /// and passes `false` otherwise.
     fn wait(&self, deadline: Option<Instant>, idle: bool);
 
     /// Registers an engine thread that waits on this clock (a simulated
@@ -42,12 +43,38 @@ pub trait MediaClock: Send + Sync + fmt::Debug + 'static {
         false
     }
 
-    /// The arrival time of a datagram the kernel stamped at `wall`
-    /// (`SO_TIMESTAMPNS`, time since the Unix epoch), when this clock can
-    /// place it; `None` uses [`now`](Self::now).
-    fn arrival(&self, wall: Duration) -> Option<Instant> {
-        let _ = wall;
+    /// How to place the kernel's receive stamps (`SO_TIMESTAMPNS`, time
+    /// since the Unix epoch) on this clock, taken once per engine pass;
+    /// `None` (the default): this clock cannot, arrivals are stamped with
+    /// [`now`](Self::now).
+    fn stamp_base(&self) -> Option<StampBase> {
         None
+    }
+}
+
+/// The monotonic and the wall clock read at one moment: maps a kernel
+/// receive stamp (wall time) to an [`Instant`] by arithmetic, without
+/// reading a clock per datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StampBase {
+    /// The monotonic clock.
+    pub mono: Instant,
+    /// The wall clock at the same moment, since the Unix epoch.
+    pub wall: Duration,
+}
+
+impl StampBase {
+    /// A stamp older than this (or from the future) is not trusted.
+    const MAX_AGE: Duration = Duration::from_secs(5);
+
+    /// The monotonic time of a datagram the kernel stamped at `wall`;
+    /// `None` for a stamp after the base or more than 5 s before it.
+    #[must_use]
+    pub fn arrival(&self, wall: Duration) -> Option<Instant> {
+        let ago = self.wall.checked_sub(wall)?;
+        (ago < Self::MAX_AGE)
+            .then(|| self.mono.checked_sub(ago))
+            .flatten()
     }
 }
 
@@ -72,14 +99,10 @@ impl MediaClock for SystemClock {
         }
     }
 
-    fn arrival(&self, wall: Duration) -> Option<Instant> {
-        let now = Instant::now();
-        let wall_now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
-        let ago = wall_now.checked_sub(wall)?;
-        // A stamp from the future or from long ago is not trusted.
-        (ago < Duration::from_secs(5))
-            .then(|| now.checked_sub(ago))
-            .flatten()
+    fn stamp_base(&self) -> Option<StampBase> {
+        let mono = Instant::now();
+        let wall = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+        Some(StampBase { mono, wall })
     }
 }
 
@@ -198,21 +221,13 @@ mod tests {
 
     #[test]
     fn kernel_stamps_map_to_the_monotonic_clock() {
-        let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-        let at = SystemClock
-            .arrival(wall - Duration::from_millis(3))
-            .unwrap();
+        let base = SystemClock.stamp_base().unwrap();
+        let at = base.arrival(base.wall - Duration::from_millis(3)).unwrap();
+        assert_eq!(base.mono - at, Duration::from_millis(3));
         let ago = Instant::now() - at;
         assert!(ago >= Duration::from_millis(3) && ago < Duration::from_secs(1));
-        assert!(
-            SystemClock
-                .arrival(wall - Duration::from_secs(60))
-                .is_none()
-        );
-        assert!(
-            SystemClock
-                .arrival(wall + Duration::from_secs(60))
-                .is_none()
-        );
+        assert!(base.arrival(base.wall - Duration::from_secs(60)).is_none());
+        assert!(base.arrival(base.wall + Duration::from_secs(60)).is_none());
+        assert!(SimClock::new(Instant::now()).stamp_base().is_none());
     }
 }

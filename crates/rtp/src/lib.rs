@@ -12,7 +12,7 @@
 //! | [`sender`] | sans-IO outbound packetizer (silence, marker) | RFC 3551 |
 //! | [`media`] | sans-IO media of one call (`MediaCore`): latch, jitter buffer, RTCP, DTMF, playback queue, 20 ms pacing | RFC 3550, 3551, 4733 |
 //! | [`latch`] | sans-IO choice of the media peer: SDP peer first, symmetric-RTP latch only under the policy | RFC 4961 |
-//! | [`schedule`] | sans-IO periodic absolute deadlines (`Periodic`: the 20 ms pacing policy) and a table of them | RFC 3551 section 4.5 |
+//! | [`schedule`] | sans-IO periodic absolute deadlines (`Periodic`: the 20 ms pacing policy) | RFC 3551 section 4.5 |
 //! | [`ports`] | even-port pool for RTP (+ RTCP) sockets, ports drawn at random (`driver`) | |
 //! | [`engine`] | the media engine: threads owning every call's sockets, `recvmmsg`/`sendmmsg`, lock-free queues to the calls, its own load (`driver`) | |
 //! | [`clock`] | the engine's clock as a value: `SystemClock`, `SimClock` (`driver`) | |
@@ -40,7 +40,7 @@
 //!   │          ├──> engine::worker ──> engine::{io, load, priority}, media, ports, clock
 //!   │          └──> ports
 //!   └──> media ──> media::{config, event} (leaves), jitter, latch, rtcp, dtmf, sender, schedule
-//! clock ──> media (constants), schedule
+//! clock ──> media (constants)
 //! sender ──> rtp, dtmf, ids, g711     jitter ──> rtp, ids, g711
 //! rtp, rtcp ──> ids                    recorder ──> wav
 //! transcode ──> resample, g711        (every module may use error)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use callbridge_rtp::clock::{SimClock, SystemClock};
+use callbridge_rtp::clock::{MAX_CATCH_UP, SimClock, SystemClock};
 use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
@@ -127,32 +127,36 @@ async fn many_streams_on_two_engine_threads_each_get_every_tick() {
     assert!(engine.counters().ticks >= 10 * N as u64);
 }
 
+/// Fails if the engine ignores `Control::Clear`: after the voice tick the
+/// core itself still holds `MAX_CATCH_UP - 1` voice frames (the shared
+/// queue's are gone with `clear_playback`), so the next packet would be
+/// voice.
 #[tokio::test]
-async fn clear_playback_takes_effect_before_the_next_tick() {
+async fn clear_playback_drops_the_frames_the_core_holds_before_the_next_tick() {
     let (peer, peer_addr) = peer().await;
     let pool = pool(44300, 4);
-    let engine = engine(1);
+    let clock = Arc::new(SimClock::new(Instant::now()));
+    let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(9), SeqNo(0), 0);
     let stream = MediaStream::open(&engine, &pool, cfg).unwrap();
-    // Wait for the first packet so the queue is filled mid-stream.
-    recv_rtp(&peer).await;
-    // A full playback queue.
-    while stream.try_play([1000; 160]) {}
-    stream.clear_playback();
-    // What was sent between `play` and `clear_playback` comes first; from
-    // the clear on, only silence (of a full queue).
-    let mut voice_after_clear = 0;
-    let mut seen_silence = false;
-    for _ in 0..10 {
-        let p = recv_rtp(&peer).await;
-        if p.payload()[0] == 0xff {
-            seen_silence = true;
-        } else if seen_silence {
-            voice_after_clear += 1;
-        }
+    // First tick: nothing queued, silence.
+    clock.advance(PTIME);
+    assert_eq!(recv_rtp(&peer).await.payload()[0], 0xff);
+    // A full playback queue; the next tick moves frames into the core and
+    // sends the first.
+    let mut queued = 0;
+    while stream.try_play([1000; 160]) {
+        queued += 1;
     }
-    assert!(seen_silence);
-    assert_eq!(voice_after_clear, 0);
+    assert!(queued > MAX_CATCH_UP as usize, "{queued} frames queued");
+    clock.advance(PTIME);
+    assert_eq!(recv_rtp(&peer).await.payload()[0], 0xce);
+    // Barge-in, then the next periods: silence only.
+    stream.clear_playback();
+    for _ in 0..3 {
+        clock.advance(PTIME);
+        assert_eq!(recv_rtp(&peer).await.payload()[0], 0xff);
+    }
     stream.close().await;
 }
 

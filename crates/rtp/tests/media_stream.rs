@@ -16,7 +16,7 @@ use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::latch::{LatchPolicy, LatchRules, RejectReason};
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
-use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream};
+use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStats, MediaStream};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
@@ -89,6 +89,22 @@ async fn next_matching(s: &mut MediaStream, f: impl Fn(&MediaEvent) -> bool) -> 
             return ev;
         }
     }
+}
+
+/// The counters once `ok` holds for them, read at each event taken (each
+/// read asks the engine for the next tick's counters); at most 100 ticks.
+async fn stats_when(s: &mut MediaStream, ok: impl Fn(&MediaStats) -> bool) -> MediaStats {
+    for _ in 0..100 {
+        let st = s.stats();
+        if ok(&st) {
+            return st;
+        }
+        tokio::time::timeout(Duration::from_secs(60), s.recv())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    panic!("counters not reached in 100 ticks: {:?}", s.stats());
 }
 
 #[tokio::test]
@@ -246,7 +262,10 @@ async fn source_outside_allowlist_is_ignored() {
         );
     }
     assert_eq!(reported, 1, "the rejection is reported once");
-    let s = stream.stats();
+    let s = stats_when(&mut stream, |s| {
+        s.rejected.get(RejectReason::OutsideAllowedPeers) >= 5
+    })
+    .await;
     assert_eq!(s.rejected.get(RejectReason::OutsideAllowedPeers), 5);
     assert_eq!(s.packets_in, 0);
     stream.close().await;
@@ -380,7 +399,9 @@ async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
         )
     })
     .await;
-    let d = stream.stats().jitter_depth;
+    let d = stats_when(&mut stream, |s| s.jitter.received >= 6)
+        .await
+        .jitter_depth;
     assert!(
         d >= Duration::from_millis(20)
             && d <= Duration::from_millis(120)
@@ -391,7 +412,8 @@ async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
     for _ in 0..20 {
         stream.recv().await.unwrap();
     }
-    assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
+    let s = stats_when(&mut stream, |s| s.jitter_depth == Duration::ZERO).await;
+    assert_eq!(s.jitter.received, 6);
     stream.close().await;
 }
 
@@ -451,7 +473,11 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
         "nothing for the attacker before the answer"
     );
     assert!(drain(&caller) >= 9, "the SDP peer is served from the start");
-    assert_eq!(stream.stats().rejected.get(RejectReason::BeforeAnswer), 5);
+    let s = stats_when(&mut stream, |s| {
+        s.rejected.get(RejectReason::BeforeAnswer) >= 5
+    })
+    .await;
+    assert_eq!(s.rejected.get(RejectReason::BeforeAnswer), 5);
 
     stream.answered();
     attacker
@@ -512,6 +538,7 @@ async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_
         "the attacker got packets after the caller was heard"
     );
     assert!(drain(&caller) >= 19);
-    assert_eq!(stream.stats().rejected.get(RejectReason::NotPeer), 20);
+    let s = stats_when(&mut stream, |s| s.rejected.get(RejectReason::NotPeer) >= 20).await;
+    assert_eq!(s.rejected.get(RejectReason::NotPeer), 20);
     stream.close().await;
 }

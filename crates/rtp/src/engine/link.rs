@@ -49,9 +49,11 @@ pub(crate) struct Link {
     pub(crate) events: ArrayQueue<MediaEvent>,
     /// Commands, call to engine.
     pub(crate) control: ArrayQueue<Control>,
-    /// The counters as of the last tick (the engine replaces the one
-    /// waiting).
+    /// The counters as last handed over (the engine replaces the one
+    /// waiting): every few ticks, when `stats_wanted`, and on release.
     pub(crate) stats: ArrayQueue<MediaStats>,
+    /// The call side read the counters: hand them over at the next tick.
+    pub(crate) stats_wanted: AtomicBool,
     /// The counters last taken out of `stats` (read side only).
     pub(crate) last_stats: Mutex<MediaStats>,
     /// Woken when events arrive or the call is released.
@@ -80,6 +82,7 @@ impl Link {
             events: ArrayQueue::new(event_capacity.max(1)),
             control: ArrayQueue::new(CONTROL_CAPACITY),
             stats: ArrayQueue::new(1),
+            stats_wanted: AtomicBool::new(false),
             last_stats: Mutex::new(MediaStats::default()),
             event_waker: AtomicWaker::new(),
             space_waker: AtomicWaker::new(),
@@ -116,8 +119,10 @@ impl Link {
         self.space_waker.wake();
     }
 
-    /// The call side: the counters as of the last tick.
+    /// The call side: the counters as last handed over; asks for the
+    /// next tick's.
     pub(crate) fn stats(&self) -> MediaStats {
+        self.stats_wanted.store(true, Ordering::Relaxed);
         let mut last = self
             .last_stats
             .lock()

@@ -1,10 +1,18 @@
 //! How loaded an engine thread is, measured by the thread itself and
-//! without IO: [`LoadMeter`] takes, per pass over its calls, how late each
+//! without IO: a meter takes, per pass over its calls, how late each
 //! tick was served, how long the pass worked and how many events each
 //! call had not yet taken, and publishes an [`EngineLoad`] once per
 //! [`WINDOW`]. [`LoadLimits`] says when that load means the engine cannot
 //! keep one more call on time: admission refuses new calls then (503),
 //! and no admitted call is ever ended for it.
+//!
+//! A window is up to a second old when admission reads it, so the calls
+//! handed to a thread since its last window are counted in: the window's
+//! busy fraction is scaled by (calls + added) / calls
+//! ([`EngineLoad::with_added`]), and a burst of INVITEs stops being
+//! admitted once that estimate passes the limit. A thread that served no
+//! call in its last window has no measurement to scale: a burst that
+//! reaches an idle engine is admitted until the next window says more.
 //!
 //! The three signals, and why each:
 //!
@@ -106,6 +114,31 @@ impl EngineLoad {
             || self.backlog_p99 > limits.max_backlog
     }
 
+    /// This window's load with `added` more calls than the `calls` it was
+    /// measured with: the busy fraction grows in proportion (the other
+    /// signals are kept; a window without calls is returned as it is).
+    ///
+    /// ```
+    /// use callbridge_rtp::engine::{EngineLoad, LoadLimits};
+    ///
+    /// let l = EngineLoad { busy: 0.35, calls: 100, ..EngineLoad::default() };
+    /// assert!(!l.overloaded(&LoadLimits::default()));
+    /// let burst = l.with_added(150);
+    /// assert!((burst.busy - 0.875).abs() < 1e-9);
+    /// assert!(burst.overloaded(&LoadLimits::default()));
+    /// ```
+    #[must_use]
+    pub fn with_added(self, added: usize) -> EngineLoad {
+        if self.calls == 0 || added == 0 {
+            return self;
+        }
+        let scale = (self.calls + added) as f64 / self.calls as f64;
+        EngineLoad {
+            busy: self.busy * scale,
+            ..self
+        }
+    }
+
     /// The headroom left, 0.0 (overloaded) ..= 1.0 (idle): the smallest
     /// of the three signals' margins to their limits.
     #[must_use]
@@ -129,13 +162,12 @@ impl EngineLoad {
 
 /// Measures one engine thread. See the module docs.
 #[derive(Debug)]
-pub struct LoadMeter {
+pub(crate) struct LoadMeter {
     window_start: Instant,
     busy: Duration,
     late: [u32; LATE_BUCKETS],
     backlog: [u32; BACKLOG_BUCKETS],
     counters: EngineCounters,
-    last: EngineLoad,
 }
 
 /// Samples a window's tail must hold before it says anything: with few
@@ -173,7 +205,6 @@ impl LoadMeter {
             late: [0; LATE_BUCKETS],
             backlog: [0; BACKLOG_BUCKETS],
             counters: EngineCounters::default(),
-            last: EngineLoad::default(),
         }
     }
 
@@ -200,9 +231,10 @@ impl LoadMeter {
         self.backlog[i] = self.backlog[i].saturating_add(1);
     }
 
-    /// A pass over the calls worked from `start` to `end`, with `calls`
-    /// calls left. Returns the window's load when a window has ended.
-    pub fn pass(&mut self, start: Instant, end: Instant, calls: usize) -> Option<EngineLoad> {
+    /// A pass over the calls worked from `start` to `end`. Returns the
+    /// window's load when a window has ended (`calls` 0: the thread knows
+    /// its calls).
+    pub fn pass(&mut self, start: Instant, end: Instant) -> Option<EngineLoad> {
         self.busy += end.saturating_duration_since(start);
         let span = end.saturating_duration_since(self.window_start);
         if span < WINDOW {
@@ -212,17 +244,17 @@ impl LoadMeter {
             Duration::from_micros((i as u64 + 1) * LATE_BUCKET_US)
         });
         let backlog_p99 = p99(&self.backlog).map_or(0, |i| u32::try_from(i).unwrap_or(u32::MAX));
-        self.last = EngineLoad {
+        let load = EngineLoad {
             late_p99,
             busy: (self.busy.as_secs_f64() / span.as_secs_f64()).clamp(0.0, 1.0),
             backlog_p99,
-            calls,
+            calls: 0,
         };
         self.window_start = end;
         self.busy = Duration::ZERO;
         self.late = [0; LATE_BUCKETS];
         self.backlog = [0; BACKLOG_BUCKETS];
-        Some(self.last)
+        Some(load)
     }
 
     /// Drops the window so far and starts a new one at `now` (the counters
@@ -232,7 +264,6 @@ impl LoadMeter {
         self.busy = Duration::ZERO;
         self.late = [0; LATE_BUCKETS];
         self.backlog = [0; BACKLOG_BUCKETS];
-        self.last = EngineLoad::default();
     }
 
     /// The counters since the meter started.
@@ -263,11 +294,14 @@ mod tests {
             }
             let end = start + work * u32::try_from(calls).unwrap();
             now = start + 20 * MS;
-            if let Some(l) = m.pass(start, end, calls) {
+            if let Some(l) = m.pass(start, end) {
                 last = Some(l);
             }
         }
-        last.unwrap()
+        EngineLoad {
+            calls,
+            ..last.unwrap()
+        }
     }
 
     #[test]
@@ -280,9 +314,30 @@ mod tests {
         );
         assert!((l.busy - 0.25).abs() < 0.01, "{l:?}");
         assert_eq!(l.late_p99, Duration::from_micros(250));
-        assert_eq!(l.calls, 500);
         assert!(!l.overloaded(&LoadLimits::default()));
         assert!(l.headroom(&LoadLimits::default()) > 0.5);
+    }
+
+    #[test]
+    fn calls_added_since_the_window_count_toward_admission() {
+        // 500 calls measured at 25 % busy: 1,000 more in the same window
+        // would be 75 %, over the 70 % limit; 800 more (65 %) are not.
+        let l = simulate(
+            500,
+            Duration::from_micros(10),
+            Duration::from_micros(100),
+            0,
+        );
+        assert!(!l.with_added(800).overloaded(&LoadLimits::default()));
+        let burst = l.with_added(1000);
+        assert!((burst.busy - 0.75).abs() < 0.02, "{burst:?}");
+        assert!(burst.overloaded(&LoadLimits::default()));
+        assert_eq!(burst.late_p99, l.late_p99);
+        // No window with calls yet: nothing to scale.
+        assert_eq!(
+            EngineLoad::default().with_added(1000),
+            EngineLoad::default()
+        );
     }
 
     #[test]
@@ -316,7 +371,7 @@ mod tests {
             m.tick(9 * MS);
         }
         m.restart(t0 + 500 * MS);
-        let l = m.pass(t0 + 500 * MS, t0 + 1500 * MS, 1).unwrap();
+        let l = m.pass(t0 + 500 * MS, t0 + 1500 * MS).unwrap();
         assert_eq!(l.late_p99, Duration::ZERO);
         assert_eq!(m.counters().late, 100);
     }
@@ -330,14 +385,14 @@ mod tests {
             m.tick(if i % 30 == 0 { 15 * MS } else { Duration::ZERO });
         }
         // A pass of no work that ends the window.
-        let l = m.pass(t0 + WINDOW, t0 + WINDOW, 3).unwrap();
+        let l = m.pass(t0 + WINDOW, t0 + WINDOW).unwrap();
         assert_eq!(l.late_p99, Duration::from_micros(250));
         assert!(!l.overloaded(&LoadLimits::default()), "{l:?}");
         // Every other tick late is.
         for i in 0..150 {
             m.tick(if i % 2 == 0 { 15 * MS } else { Duration::ZERO });
         }
-        let l = m.pass(t0 + 2 * WINDOW, t0 + 2 * WINDOW, 3).unwrap();
+        let l = m.pass(t0 + 2 * WINDOW, t0 + 2 * WINDOW).unwrap();
         assert!(l.late_p99 >= 15 * MS, "{l:?}");
         assert!(l.overloaded(&LoadLimits::default()), "{l:?}");
     }
@@ -349,7 +404,7 @@ mod tests {
         for i in 0..1000 {
             m.tick(if i == 0 { 15 * MS } else { Duration::ZERO });
         }
-        let l = m.pass(t0, t0 + WINDOW, 10).unwrap();
+        let l = m.pass(t0, t0 + WINDOW).unwrap();
         assert_eq!(l.late_p99, Duration::from_micros(250));
         assert_eq!(m.counters().late, 1);
         assert_eq!(m.counters().ticks, 1000);

@@ -8,18 +8,21 @@
 //! their cores and sends what they produce with `sendmmsg`
 //! (`io`), and exchanges audio with each call's task through
 //! preallocated lock-free queues (the link between an engine thread and a
-//! [`MediaStream`](crate::stream::MediaStream)), waking the task once per
-//! pass that had something for it. No tokio, no lock, no allocation on
-//! that path, and no global: the engine is a value the binary builds with
+//! [`MediaStream`](crate::stream::MediaStream)), waking the task (its
+//! tokio waker) once per pass that had events for it: with audio flowing
+//! that is once per call per tick. The RTCP socket is read every 25th
+//! pass. No lock and no allocation on that path, and no global: the
+//! engine is a value the binary builds with
 //! its [`MediaClock`] (a [`SystemClock`](crate::clock::SystemClock); tests
 //! pass a [`SimClock`](crate::clock::SimClock)) and hands to whoever opens
 //! streams. Real-time scheduling is a setting
 //! ([`EngineConfig::realtime_priority`], off by default).
 //!
 //! The engine measures itself ([`load`]): tick lateness,
-//! busy fraction and how far behind the call tasks are. [`MediaEngine::admits`]
-//! says whether it can take one more call on time; the session manager
-//! refuses new calls (503) when it cannot.
+//! busy fraction and how far behind the call tasks are, published once per
+//! window. [`MediaEngine::admits`] says whether it can take one more call
+//! on time, counting the calls handed to a thread since its last window
+//! in; the session manager refuses new calls (503) when it cannot.
 //!
 //! Dropping the last handle of the engine closes every call it still
 //! serves (an RTCP BYE each) and joins its threads.
@@ -33,8 +36,8 @@ mod worker;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
 
-pub use self::load::{EngineCounters, EngineLoad, LATE, LoadLimits, LoadMeter, WINDOW};
-pub use self::priority::{Applied, RealtimePriority};
+pub use self::load::{EngineCounters, EngineLoad, LoadLimits};
+pub use self::priority::RealtimePriority;
 use self::worker::WorkerShared;
 pub(crate) use self::worker::{CallIo, Slot};
 use crate::clock::MediaClock;
@@ -43,8 +46,7 @@ use crate::error::Error;
 /// How an engine runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EngineConfig {
-    /// Engine threads (at least 1; 1 by default: one thread serves
-    /// about a thousand calls in a few percent of a core).
+    /// Engine threads (at least 1; 1 by default).
     pub threads: usize,
     /// The engine threads' scheduling (off by default).
     pub realtime_priority: RealtimePriority,
@@ -101,7 +103,7 @@ impl Drop for Inner {
 /// use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 ///
 /// let engine = MediaEngine::new(EngineConfig::default(), Arc::new(SystemClock)).unwrap();
-/// assert_eq!(engine.threads(), 1);
+/// assert_eq!(engine.calls(), 0);
 /// assert!(engine.admits());
 /// ```
 #[derive(Debug, Clone)]
@@ -113,9 +115,16 @@ impl MediaEngine {
     /// Starts the engine's threads on `clock`.
     ///
     /// # Errors
-    /// [`Error::Io`] when a thread cannot be started.
+    /// [`Error::Io`] when a thread cannot be started (the threads already
+    /// started are stopped and joined).
     pub fn new(cfg: EngineConfig, clock: Arc<dyn MediaClock>) -> Result<MediaEngine, Error> {
-        let mut workers = Vec::new();
+        // Built first so that an error below drops it: `Inner`'s drop stops
+        // and joins the threads started so far.
+        let mut inner = Inner {
+            workers: Vec::new(),
+            clock: Arc::clone(&clock),
+            limits: cfg.limits,
+        };
         for i in 0..cfg.threads.max(1) {
             let shared = Arc::new(WorkerShared::new());
             let s = Arc::clone(&shared);
@@ -125,18 +134,14 @@ impl MediaEngine {
                 .name(format!("media-engine-{i}"))
                 .spawn(move || worker::run(&s, &*c, want))
                 .map_err(Error::io("spawn a media engine thread"))?;
-            workers.push(Worker {
+            inner.workers.push(Worker {
                 shared,
                 thread: handle.thread().clone(),
                 join: Mutex::new(Some(handle)),
             });
         }
         Ok(MediaEngine {
-            inner: Arc::new(Inner {
-                workers,
-                clock,
-                limits: cfg.limits,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -144,12 +149,6 @@ impl MediaEngine {
     #[must_use]
     pub fn clock(&self) -> &Arc<dyn MediaClock> {
         &self.inner.clock
-    }
-
-    /// Engine threads.
-    #[must_use]
-    pub fn threads(&self) -> usize {
-        self.inner.workers.len()
     }
 
     /// Calls the engine serves.
@@ -163,7 +162,8 @@ impl MediaEngine {
     }
 
     /// The engine's load over the last window: the least loaded thread's
-    /// (the one a new call would go to), with the calls of all.
+    /// (the one a new call would go to), with the calls handed to it since
+    /// counted in ([`EngineLoad::with_added`]), and the calls of all.
     #[must_use]
     pub fn load(&self) -> EngineLoad {
         let mut best: Option<EngineLoad> = None;
@@ -206,13 +206,6 @@ impl MediaEngine {
         )
     }
 
-    /// The scheduling the first engine thread got (`None` before it
-    /// started).
-    #[must_use]
-    pub fn priority(&self) -> Option<Applied> {
-        self.inner.workers.first().and_then(|w| w.shared.applied())
-    }
-
     /// The thread a new call goes to: the one with the fewest calls.
     pub(crate) fn pick(&self) -> (Thread, usize) {
         let (i, w) = self
@@ -247,6 +240,9 @@ impl MediaEngine {
             .map_err(|_| Error::InvalidArgument {
                 what: "media engine: too many calls opening at once",
             })?;
+        w.shared
+            .added
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         w.thread.unpark();
         Ok(())
     }

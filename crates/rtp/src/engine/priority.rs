@@ -6,9 +6,9 @@
 //! waited about 15 ms per wake-up. An engine thread may therefore ask the
 //! kernel for a real-time policy (`SCHED_FIFO`, as audio servers do),
 //! falling back to nice -10, and keeps the normal policy when neither is
-//! permitted ([`Applied`] says which applied). It runs a few percent of a
-//! core per 500 calls, and the kernel's real-time throttling keeps a share
-//! of every CPU for ordinary threads whatever happens.
+//! permitted ([`Applied`] says which applied; the thread logs it). The
+//! kernel's real-time throttling keeps a share of every CPU for ordinary
+//! threads whatever happens.
 
 /// What scheduling the engine threads ask for.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,7 +25,7 @@ pub enum RealtimePriority {
 /// The scheduling an engine thread got from the kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Applied {
+pub(crate) enum Applied {
     /// `SCHED_FIFO` as asked.
     Realtime,
     /// The normal policy at nice -10 (real-time was not permitted).

@@ -10,14 +10,15 @@
 //!    the events to the call's queue, waking its task once;
 //! 3. let go of closed calls (sockets closed, port back in the pool);
 //! 4. publish the load once per window, and wait on the clock until the
-//!    earliest deadline.
+//!    earliest deadline (taken while serving, in the same scan).
 //!
 //! Nothing in the loop allocates once a call's queues have their working
-//! size, takes a lock or touches tokio.
+//! size or takes a lock; the only tokio it touches is the call task's
+//! waker (an `AtomicWaker`), woken once per pass that had events for it.
 
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
@@ -25,8 +26,8 @@ use crossbeam_queue::ArrayQueue;
 use super::io::{BATCH, Batch};
 use super::link::{Control, Link};
 use super::load::{EngineCounters, EngineLoad, LoadMeter};
-use super::priority::{self, Applied, RealtimePriority};
-use crate::clock::MediaClock;
+use super::priority::{self, RealtimePriority};
+use crate::clock::{MediaClock, StampBase};
 use crate::media::{MAX_CATCH_UP, MediaCore, MediaEvent, Socket, WAKE_TOLERANCE};
 use crate::ports::PortLease;
 
@@ -36,6 +37,10 @@ pub(crate) const INBOX: usize = 256;
 /// The RTCP socket is read every this many ticks (a BYE is rare and only
 /// reported; a read per tick would double the syscalls).
 const RTCP_READ_EVERY: u32 = 25;
+
+/// A call's counters are handed to its task every this many passes (and
+/// when the engine lets go of it); the task reads them every 50 ticks.
+const STATS_EVERY: u32 = 25;
 
 /// A call's sockets and its port.
 #[derive(Debug)]
@@ -53,13 +58,16 @@ pub(crate) struct Slot {
     pub(crate) io: Option<CallIo>,
     pub(crate) link: Arc<Link>,
     pub(crate) rtcp_countdown: u32,
+    /// Passes until the counters are handed to the call again.
+    pub(crate) stats_countdown: u32,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        // Sockets and port first, then tell the call: on `released` the
-        // port is back in the pool.
+        // Sockets and port first, then the final counters, then tell the
+        // call: on `released` the port is back in the pool.
         drop(self.io.take());
+        let _ = self.link.stats.force_push(self.core.stats());
         self.link.release();
     }
 }
@@ -70,13 +78,17 @@ pub(crate) struct WorkerShared {
     pub(crate) inbox: ArrayQueue<Box<Slot>>,
     pub(crate) stop: AtomicBool,
     pub(crate) calls: AtomicUsize,
+    /// Calls handed to the thread since it last published a window
+    /// (admission counts them on top of the window's load).
+    pub(crate) added: AtomicUsize,
+    /// Calls served when the last window was published.
+    window_calls: AtomicUsize,
     late_p99_us: AtomicU64,
     busy_permille: AtomicU64,
     backlog_p99: AtomicU64,
     ticks: AtomicU64,
     late: AtomicU64,
     skipped: AtomicU64,
-    applied: AtomicU8,
 }
 
 impl WorkerShared {
@@ -85,17 +97,21 @@ impl WorkerShared {
             inbox: ArrayQueue::new(INBOX),
             stop: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
+            added: AtomicUsize::new(0),
+            window_calls: AtomicUsize::new(0),
             late_p99_us: AtomicU64::new(0),
             busy_permille: AtomicU64::new(0),
             backlog_p99: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
             late: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
-            applied: AtomicU8::new(0),
         }
     }
 
-    fn publish(&self, l: &EngineLoad, c: &EngineCounters) {
+    /// Publishes a window measured with `calls` calls.
+    fn publish(&self, l: &EngineLoad, calls: usize, c: &EngineCounters) {
+        self.window_calls.store(calls, Ordering::Relaxed);
+        self.added.store(0, Ordering::Relaxed);
         let us = u64::try_from(l.late_p99.as_micros()).unwrap_or(u64::MAX);
         self.late_p99_us.store(us, Ordering::Relaxed);
         self.busy_permille
@@ -111,14 +127,19 @@ impl WorkerShared {
         self.skipped.store(c.skipped, Ordering::Relaxed);
     }
 
+    /// The last window's load, with the calls added since counted in
+    /// ([`EngineLoad::with_added`]).
     pub(crate) fn load(&self) -> EngineLoad {
-        EngineLoad {
+        let window = EngineLoad {
             late_p99: std::time::Duration::from_micros(self.late_p99_us.load(Ordering::Relaxed)),
             busy: self.busy_permille.load(Ordering::Relaxed) as f64 / 1000.0,
             backlog_p99: u32::try_from(self.backlog_p99.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
-            calls: self.calls.load(Ordering::Relaxed),
-        }
+            calls: self.window_calls.load(Ordering::Relaxed),
+        };
+        let mut l = window.with_added(self.added.load(Ordering::Relaxed));
+        l.calls = self.calls.load(Ordering::Relaxed);
+        l
     }
 
     pub(crate) fn counters(&self) -> EngineCounters {
@@ -128,29 +149,12 @@ impl WorkerShared {
             skipped: self.skipped.load(Ordering::Relaxed),
         }
     }
-
-    pub(crate) fn applied(&self) -> Option<Applied> {
-        match self.applied.load(Ordering::Relaxed) {
-            1 => Some(Applied::Realtime),
-            2 => Some(Applied::Nice),
-            3 => Some(Applied::Normal),
-            _ => None,
-        }
-    }
 }
 
 /// The engine thread. See the module docs.
 pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimePriority) {
     clock.watch(std::thread::current());
     let applied = priority::apply(want);
-    shared.applied.store(
-        match applied {
-            Applied::Realtime => 1,
-            Applied::Nice => 2,
-            Applied::Normal => 3,
-        },
-        Ordering::Relaxed,
-    );
     if want != RealtimePriority::Off {
         tracing::info!(?want, ?applied, "media engine thread scheduling");
     }
@@ -163,6 +167,8 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
         }
         let stop = shared.stop.load(Ordering::Acquire);
         let now = clock.now();
+        let stamps = clock.stamp_base();
+        let mut next: Option<Instant> = None;
         let mut i = 0;
         while i < calls.len() {
             let slot = &mut calls[i];
@@ -174,11 +180,14 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
                 .poll_timeout()
                 .is_some_and(|d| d <= now + WAKE_TOLERANCE);
             if due || slot.core.is_closed() || slot.link.is_closing() {
-                serve(slot, now, clock, &mut batch, &mut meter);
+                serve(slot, now, stamps.as_ref(), &mut batch, &mut meter);
             }
             if slot.core.is_closed() {
                 drop(calls.swap_remove(i));
                 continue;
+            }
+            if let Some(d) = slot.core.poll_timeout() {
+                next = Some(next.map_or(d, |n| n.min(d)));
             }
             i += 1;
         }
@@ -187,21 +196,22 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
             // Nothing to serve: no load, and no stale window kept while
             // the thread waits without a deadline.
             meter.restart(clock.now());
-            shared.publish(&EngineLoad::default(), &meter.counters());
-        } else if let Some(load) = meter.pass(now, clock.now(), calls.len()) {
-            shared.publish(&load, &meter.counters());
+            shared.publish(&EngineLoad::default(), 0, &meter.counters());
+        } else if let Some(load) = meter.pass(now, clock.now()) {
+            shared.publish(&load, calls.len(), &meter.counters());
         } else {
             shared.publish_counters(&meter.counters());
         }
         if stop && calls.is_empty() && shared.inbox.is_empty() {
             return;
         }
-        let next = calls.iter().filter_map(|c| c.core.poll_timeout()).min();
-        // A consumer that does not read at all (a full queue) does not
-        // hold a simulated clock back.
-        let idle = calls
-            .iter()
-            .all(|c| c.link.events.is_empty() || c.link.events.is_full());
+        // Only a clock that runs ahead of its consumers asks whether they
+        // caught up (a scan of queues the call tasks write); a consumer
+        // that does not read at all (a full queue) does not hold it back.
+        let idle = clock.wakes_on_consume()
+            && calls
+                .iter()
+                .all(|c| c.link.events.is_empty() || c.link.events.is_full());
         clock.wait(next, idle);
     }
 }
@@ -210,7 +220,7 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
 fn serve(
     slot: &mut Slot,
     now: Instant,
-    clock: &dyn MediaClock,
+    stamps: Option<&StampBase>,
     batch: &mut Batch,
     meter: &mut LoadMeter,
 ) {
@@ -219,6 +229,7 @@ fn serve(
         io,
         link,
         rtcp_countdown,
+        stats_countdown,
     } = slot;
     let Some(io) = io.as_ref() else {
         core.close();
@@ -245,7 +256,7 @@ fn serve(
         let n = batch
             .recv(&io.rtp, |data, src, stamp| {
                 let at = stamp
-                    .and_then(|w| clock.arrival(w))
+                    .and_then(|w| stamps.and_then(|b| b.arrival(w)))
                     .map_or(now, |t| t.min(now));
                 core.handle_datagram(at, data, src);
             })
@@ -304,7 +315,13 @@ fn serve(
     if dropped > 0 {
         core.handle_events_dropped(dropped);
     }
-    let _ = link.stats.force_push(core.stats());
+    *stats_countdown = stats_countdown.saturating_sub(1);
+    let wanted = link.stats_wanted.load(Ordering::Relaxed)
+        && link.stats_wanted.swap(false, Ordering::Relaxed);
+    if *stats_countdown == 0 || wanted {
+        *stats_countdown = STATS_EVERY;
+        let _ = link.stats.force_push(core.stats());
+    }
     if pushed {
         link.event_waker.wake();
     }

@@ -96,6 +96,7 @@ impl MediaStream {
                 }),
                 link: Arc::clone(&link),
                 rtcp_countdown: 1,
+                stats_countdown: 1,
             }),
         )?;
         Ok(MediaStream { local, link })
@@ -221,7 +222,9 @@ impl MediaStream {
         ev
     }
 
-    /// The counters as of the last tick.
+    /// The counters as the engine last handed them over: every 25 ticks,
+    /// and at the tick after a call of this (each call asks for the next
+    /// tick's), so a caller that reads every tick sees every tick's.
     #[must_use]
     pub fn stats(&self) -> MediaStats {
         self.link.stats()
@@ -229,8 +232,8 @@ impl MediaStream {
 
     /// Stops the stream (sending an RTCP BYE when RTCP is on) and waits
     /// until the engine has let go of it: on return the sockets are closed
-    /// and the port is back in the pool.
-    pub async fn close(self) {
+    /// and the port is back in the pool. Returns the final counters.
+    pub async fn close(self) -> MediaStats {
         self.link.close();
         poll_fn(|cx| {
             if self.link.is_released() {
@@ -243,6 +246,7 @@ impl MediaStream {
             Poll::Pending
         })
         .await;
+        self.link.stats()
     }
 }
 

@@ -178,8 +178,8 @@ impl Call {
             Action::CloseModel => self.close_model().await,
             Action::StopMedia => {
                 if let Some(s) = self.stream.take() {
-                    self.metrics.media_stopped(s.stats().as_ref());
-                    s.close().await;
+                    let last = s.close().await;
+                    self.metrics.media_stopped(last.as_ref());
                 }
                 self.stream_guard = None;
             }

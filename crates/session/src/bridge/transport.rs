@@ -165,11 +165,15 @@ impl Transport {
     }
 
     /// Closes the transport: the RTP socket goes back to the pool, the
-    /// carrier socket gets a close frame.
-    pub async fn close(self) {
+    /// carrier socket gets a close frame. Returns the RTP stream's final
+    /// counters.
+    pub async fn close(self) -> Option<MediaStats> {
         match self {
-            Transport::Rtp(s) => s.close().await,
-            Transport::Carrier(c) => c.close(),
+            Transport::Rtp(s) => Some(s.close().await),
+            Transport::Carrier(c) => {
+                c.close();
+                None
+            }
         }
     }
 }
