@@ -301,6 +301,48 @@ async fn the_agent_stops_a_reply_itself_when_the_model_does_not_hear_the_barge_i
     caller.stop().await;
 }
 
+/// On OpenAI the agent's own barge-in makes the model answer `Interrupted`
+/// (its response is cancelled). That arrives with nothing playing any
+/// more and is no second barge-in: every stored barge-in event is the
+/// local one, one per counted barge-in (a second, model-side event
+/// without `local` was stored before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_barge_in_on_openai_is_one_event_despite_the_models_interrupted() {
+    let script = callbridge_llm_mock::openai::OpenAiScript {
+        playback_speed: 0.5,
+        vad_threshold: u16::MAX,
+        ..Default::default()
+    };
+    let r = rig_openai(script, |c| {
+        c.barge_in_after = Some(Duration::from_millis(250))
+    })
+    .await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial(r.manager.sip_addr()).await;
+    assert!(caller.answered(&leg).await);
+    assert!(hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some());
+    speak(&leg.media).await;
+    let (quiet, _) = count_loud_until_quiet(&mut leg.media, 25, AUDIO_WITHIN).await;
+    assert!(quiet, "playback stops after the barge-in");
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    let barge: Vec<_> = rec
+        .events
+        .iter()
+        .filter(|e| e.kind == callbridge_crm_store::EventKind::BargeIn)
+        .collect();
+    assert!(!barge.is_empty(), "a barge-in event: {:?}", rec.events);
+    assert!(
+        barge.iter().all(|e| e.detail["local"] == true),
+        "only the local barge-in is stored: {barge:?}"
+    );
+    assert_eq!(barge.len() as u64, r.manager.metrics().barge_ins);
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn barge_in_silences_the_greeting_at_once_and_is_recorded() {
     let _ = tracing_subscriber::fmt()

@@ -9,7 +9,7 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use super::{Call, send_refer};
-use crate::lifecycle::{Action, EndOutcome, Input, MediaInput, SipInput, StoreState};
+use crate::lifecycle::{Action, EndOutcome, Input, MediaInput, Metric, SipInput, StoreState};
 use crate::store_writer::StoreOp;
 
 impl Call {
@@ -133,7 +133,6 @@ impl Call {
                 let confirmed = self.stream.as_mut().and_then(Transport::clear_playback);
                 self.playback.clear(confirmed);
                 self.replies.on_clear();
-                self.event(EventKind::BargeIn, json!({}));
             }
             Action::ReportPlayedToModel => {
                 // What the carrier confirmed played (marks), else what
@@ -145,15 +144,11 @@ impl Call {
                 self.playback.mute_rest();
                 self.link.interrupt(played);
                 self.transcript.interrupted(super::now());
-                let model = format!("{:?}", self.link.state()).to_lowercase();
-                info!(%model, played_ms = played.as_millis() as u64, "barge-in detected locally");
-                if let Some(e) = self
-                    .pending_events
-                    .last_mut()
-                    .filter(|e| e.kind == EventKind::BargeIn)
-                {
-                    e.detail = json!({"local": true, "model": model});
-                }
+                info!(
+                    model = self.link.state().as_str(),
+                    played_ms = played.as_millis() as u64,
+                    "barge-in detected locally"
+                );
             }
             Action::PlayFallback => {
                 self.replies.on_announcement(self.playback.frames_ahead());
@@ -200,11 +195,19 @@ impl Call {
             }
             Action::EmitMetric(m) => {
                 debug!(?m, "metric");
-                if let crate::lifecycle::Metric::ModelReplyTimeout(waited) = m {
-                    self.event(
+                match m {
+                    Metric::ModelReplyTimeout(waited) => self.event(
                         EventKind::Note,
                         json!({"model_failure": "no reply", "model_reply_timeout_ms": waited.as_millis() as u64}),
-                    );
+                    ),
+                    // The one event of a barge-in (a clear with nothing
+                    // playing is none).
+                    Metric::BargeIn { local: true } => self.event(
+                        EventKind::BargeIn,
+                        json!({"local": true, "model": self.link.state().as_str()}),
+                    ),
+                    Metric::BargeIn { local: false } => self.event(EventKind::BargeIn, json!({})),
+                    _ => {}
                 }
                 self.metrics.on_metric(m);
             }

@@ -29,6 +29,19 @@ pub(crate) enum LinkState {
     Over,
 }
 
+impl LinkState {
+    /// The state's name, for logs and events.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            LinkState::Idle => "idle",
+            LinkState::Opening => "opening",
+            LinkState::Connected => "connected",
+            LinkState::Resuming => "resuming",
+            LinkState::Over => "over",
+        }
+    }
+}
+
 /// Something the call tells the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ToModel {
@@ -42,8 +55,6 @@ pub(crate) enum ToModel {
 #[derive(Debug)]
 pub(crate) struct ModelLink {
     state: LinkState,
-    /// The session's event stream ended (no more `next_event`).
-    events_done: bool,
     /// How the session said it closed (its own `Closed` event).
     closed_clean: Option<bool>,
     /// Caller audio is held back (the call is on hold).
@@ -58,7 +69,6 @@ impl ModelLink {
     pub(crate) fn new() -> ModelLink {
         ModelLink {
             state: LinkState::Idle,
-            events_done: false,
             closed_clean: None,
             paused: false,
             transfer: None,
@@ -92,7 +102,6 @@ impl ModelLink {
             ModelEvent::Resumed => self.state = LinkState::Connected,
             ModelEvent::Closed { clean, .. } => {
                 self.state = LinkState::Over;
-                self.events_done = true;
                 self.closed_clean = Some(*clean);
             }
             _ => {}
@@ -101,13 +110,12 @@ impl ModelLink {
 
     /// The event stream ended without a `Closed` event.
     pub(crate) fn events_ended(&mut self) {
-        self.events_done = true;
         self.state = LinkState::Over;
     }
 
-    /// Whether the session's events are still read.
+    /// Whether the session's events are still read (until it is over).
     pub(crate) fn reads_events(&self) -> bool {
-        !self.events_done
+        self.state != LinkState::Over
     }
 
     /// The session was closed by the call: how cleanly, preferring what
@@ -224,6 +232,8 @@ mod tests {
         assert!(l.takes_audio(true), "a resuming session holds it");
         l.events_ended();
         assert!(!l.takes_audio(true));
+        assert!(!l.reads_events(), "a stream that ended is not read again");
+        assert_eq!(l.state().as_str(), "over");
     }
 
     #[test]

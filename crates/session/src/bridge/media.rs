@@ -2,6 +2,7 @@
 //! audio means, caller audio to the model, playback) and the end of the
 //! recording.
 
+use callbridge_audio::level::rms;
 use callbridge_crm_store::{EventKind, SessionUpdate};
 use callbridge_llm_bridge::{AudioFrame, SampleRate};
 use callbridge_rtp::recorder::CallRecorder;
@@ -48,7 +49,10 @@ impl Call {
         {
             self.recording_stopped(&r, &e);
         }
-        let caller = self.caller.on_tick(pcm, heard);
+        // The caller frame's level, once per tick: the barge-in detector
+        // and the call metrics both need it.
+        let level = rms(pcm);
+        let caller = self.caller.on_tick(pcm, level, heard);
         for (yes, input) in [
             (caller.media, MediaInput::MediaArrived),
             (caller.first, MediaInput::FirstCallerAudio),
@@ -60,7 +64,10 @@ impl Call {
             }
         }
         let reply = self.replies.on_tick();
-        if let Some(n) = self.metrics.on_tick(super::now(), pcm, heard, sent, reply) {
+        if let Some(n) = self
+            .metrics
+            .on_tick(super::now(), level, heard, sent, reply)
+        {
             self.event(EventKind::Note, n.detail());
         }
         self.send_caller_audio(pcm);

@@ -18,7 +18,7 @@
 //! | value | owns |
 //! |---|---|
 //! | [`CallMachine`] | the call's life, its timers (RTP inactivity among them) and its end reason |
-//! | `caller::CallerAudio` | what each tick of caller audio means: media arrived, first audio, speech, sustained speech (barge-in) |
+//! | `caller::CallerAudio` | what each tick of caller audio means: media arrived (once a second), first audio, speech, sustained speech (barge-in) |
 //! | `playback::Playback` | the playback queue ([`audio`]), the position of the reply playing, the rest of an interrupted reply dropped |
 //! | `link::ModelLink` | the model connection as the call sees it (opening, connected, resuming, over) and what to tell it |
 //! | `transcript::Transcript` | the turns of the conversation, in order, with start and end times |

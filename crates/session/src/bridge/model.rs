@@ -10,7 +10,6 @@ use tracing::{debug, info, warn};
 use super::Call;
 use super::audio::Uplink;
 use super::link::ToModel;
-use super::playback::Chunk;
 use super::transport::Transport;
 use crate::dial_targets::DialRefused;
 use crate::gauges::Gauge;
@@ -90,15 +89,16 @@ impl Call {
             }
             ModelEvent::Audio(chunk) => {
                 let sent = self.stream.as_ref().and_then(Transport::frames_sent);
-                if self.playback.on_model_audio(sent) == Chunk::Drop {
+                let ahead = self.playback.frames_ahead();
+                if !self
+                    .playback
+                    .push_model_audio(sent, |v| chunk.decode_into(v))
+                {
                     // The rest of a reply the caller barged in on.
                     return;
                 }
                 self.transcript.agent_audio(now);
-                self.replies.on_model_audio(self.playback.frames_ahead());
-                self.playback
-                    .downlink()
-                    .push_model_audio(|v| chunk.decode_into(v));
+                self.replies.on_model_audio(ahead);
                 ModelInput::Audio
             }
             ModelEvent::InputTranscript { text, finished } => {

@@ -19,21 +19,7 @@
 use std::time::Duration;
 
 use super::audio::Downlink;
-use callbridge_rtp::stream::Frame;
-
-/// Milliseconds in one frame.
-const FRAME_MS: u64 = 20;
-
-/// What to do with a chunk of model audio.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Chunk {
-    /// Queue it: it continues the reply playing now.
-    Play,
-    /// Queue it: it is the first audio of a new reply.
-    NewReply,
-    /// Drop it: the rest of a reply the caller barged in on.
-    Drop,
-}
+use callbridge_rtp::stream::{Frame, PTIME};
 
 /// The playback of one call (see the module docs).
 #[derive(Debug)]
@@ -64,11 +50,6 @@ impl Playback {
         }
     }
 
-    /// The queue itself (to push audio and tick it).
-    pub(crate) fn downlink(&mut self) -> &mut Downlink {
-        &mut self.downlink
-    }
-
     /// Whether anything is queued or in the transport.
     pub(crate) fn is_busy(&self) -> bool {
         self.downlink.is_busy()
@@ -79,21 +60,28 @@ impl Playback {
         self.downlink.frames_ahead()
     }
 
-    /// A chunk of model audio arrived; `frames_sent`: what the transport
-    /// has sent so far, where it counts (carriers).
-    pub(crate) fn on_model_audio(&mut self, frames_sent: Option<u64>) -> Chunk {
+    /// A chunk of model audio arrived: queued (decoded with `decode`, as
+    /// [`Downlink::push_model_audio`]), continuing the reply playing now
+    /// or starting a new one; or dropped, the rest of a reply the caller
+    /// barged in on (false). `frames_sent`: what the transport has sent so
+    /// far, where it counts (carriers).
+    pub(crate) fn push_model_audio(
+        &mut self,
+        frames_sent: Option<u64>,
+        decode: impl FnOnce(&mut Vec<i16>),
+    ) -> bool {
         if self.muted {
-            return Chunk::Drop;
+            return false;
         }
         self.generating = true;
-        if self.downlink.is_busy() {
-            return Chunk::Play;
+        if !self.downlink.is_busy() {
+            self.downlink.new_reply();
+            self.last_progress = None;
+            self.played_at_clear = None;
+            self.reply_base = frames_sent.unwrap_or(0);
         }
-        self.downlink.new_reply();
-        self.last_progress = None;
-        self.played_at_clear = None;
-        self.reply_base = frames_sent.unwrap_or(0);
-        Chunk::NewReply
+        self.downlink.push_model_audio(decode);
+        true
     }
 
     /// The model's reply is over (turn complete, interrupted, generation
@@ -174,7 +162,7 @@ impl Playback {
 }
 
 fn frames_to_duration(frames: u64) -> Duration {
-    Duration::from_millis(frames.saturating_mul(FRAME_MS))
+    PTIME.saturating_mul(u32::try_from(frames).unwrap_or(u32::MAX))
 }
 
 #[cfg(test)]
@@ -185,13 +173,11 @@ mod tests {
         Playback::new(Downlink::new(8000).unwrap())
     }
 
-    fn push(p: &mut Playback, frames: usize, sent: Option<u64>) -> Chunk {
-        let c = p.on_model_audio(sent);
-        if c != Chunk::Drop {
-            p.downlink()
-                .push_model_audio(|v| v.extend(std::iter::repeat_n(100i16, 160 * frames)));
-        }
-        c
+    /// Pushes `frames` of model audio; false: dropped.
+    fn push(p: &mut Playback, frames: usize, sent: Option<u64>) -> bool {
+        p.push_model_audio(sent, |v| {
+            v.extend(std::iter::repeat_n(100i16, 160 * frames))
+        })
     }
 
     fn tick(p: &mut Playback, n: usize) {
@@ -203,9 +189,10 @@ mod tests {
     #[test]
     fn a_reply_counts_its_position_from_its_first_frame() {
         let mut p = playback();
-        assert_eq!(push(&mut p, 20, None), Chunk::NewReply);
-        assert_eq!(push(&mut p, 5, None), Chunk::Play);
-        tick(&mut p, 6);
+        assert!(push(&mut p, 20, None));
+        tick(&mut p, 3);
+        assert!(push(&mut p, 5, None), "continues the reply: no new count");
+        tick(&mut p, 3);
         assert_eq!(p.progress(None), Some(Duration::from_millis(100)));
         assert_eq!(p.progress(None), None, "unchanged: not reported again");
         tick(&mut p, 1);
@@ -215,7 +202,7 @@ mod tests {
     #[test]
     fn carrier_confirmed_frames_count_from_the_reply_base() {
         let mut p = playback();
-        assert_eq!(push(&mut p, 50, Some(400)), Chunk::NewReply);
+        assert!(push(&mut p, 50, Some(400)));
         assert_eq!(p.progress(Some(410)), Some(Duration::from_millis(200)));
         p.clear(Some(415));
         assert_eq!(p.played_at_barge_in(), Duration::from_millis(300));
@@ -240,10 +227,10 @@ mod tests {
         p.clear(None);
         p.mute_rest();
         assert!(p.is_muted());
-        assert_eq!(push(&mut p, 10, None), Chunk::Drop);
+        assert!(!push(&mut p, 10, None), "dropped");
         assert!(!p.is_busy(), "dropped audio is not queued");
         p.on_reply_over();
-        assert_eq!(push(&mut p, 10, None), Chunk::NewReply);
+        assert!(push(&mut p, 10, None));
         assert!(p.is_busy());
     }
 
@@ -255,7 +242,7 @@ mod tests {
         p.clear(None);
         p.mute_rest();
         assert!(!p.is_muted());
-        assert_eq!(push(&mut p, 1, None), Chunk::NewReply);
+        assert!(push(&mut p, 1, None));
     }
 
     #[test]
@@ -264,6 +251,6 @@ mod tests {
         push(&mut p, 10, None);
         p.clear(None);
         assert!(!p.is_muted());
-        assert_eq!(push(&mut p, 1, None), Chunk::NewReply);
+        assert!(push(&mut p, 1, None));
     }
 }

@@ -58,7 +58,8 @@ pub enum Action {
     /// A barge-in the call detected itself (sustained caller speech over
     /// the reply): tell the model to stop its reply and cut it where the
     /// caller stopped hearing it, and drop the rest of it should it still
-    /// arrive. Follows `ClearPlayback` and `ReportPlayedToModel`.
+    /// arrive. Follows `ClearPlayback`, in place of `ReportPlayedToModel`
+    /// (the interrupt carries the position).
     InterruptModel,
     /// Queue the configured fallback announcement (or nothing) because the
     /// model failed; the machine then waits for
@@ -129,8 +130,12 @@ pub enum Metric {
     AnsweredAfter(Duration),
     /// From `OpenModel` to the model's ready event.
     ModelReadyAfter(Duration),
-    /// A barge-in cleared playback.
-    BargeIn,
+    /// A barge-in cleared a reply that was playing (the call stores one
+    /// barge-in event for it).
+    BargeIn {
+        /// The call detected it (sustained caller speech), not the model.
+        local: bool,
+    },
     /// The model server announced it will go away.
     ModelGoingAway,
     /// The model reported a non-fatal error.

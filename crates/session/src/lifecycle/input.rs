@@ -127,7 +127,8 @@ pub enum MediaInput {
     /// ends as `RtpTimeout` at once. Inactivity is the machine's own
     /// [`Timer::RtpInactivity`](crate::lifecycle::Timer::RtpInactivity).
     RtpTimeout,
-    /// Caller media arrived (one tick with a packet): re-arms the RTP
+    /// Caller media arrived in the second that just ended (the call
+    /// reports it once a second, not every tick): re-arms the RTP
     /// inactivity timer.
     MediaArrived,
     /// The caller has been speaking for the barge-in threshold, as the

@@ -460,8 +460,9 @@ impl CallMachine {
     fn on_media(&mut self, now: Instant, state: State, input: MediaInput) -> State {
         match input {
             MediaInput::PlaybackDrained => self.playback.queued = false,
-            // Every tick with a packet: only the armed timer moves (it is
-            // armed from the answer, and not while held or ending).
+            // Each second in which packets arrived (at its end): only the
+            // armed timer moves (it is armed from the answer, and not
+            // while held or ending).
             MediaInput::MediaArrived => {
                 if self.timers.get(Timer::RtpInactivity).is_some() {
                     self.arm_rtp_inactivity(now);

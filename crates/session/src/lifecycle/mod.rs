@@ -69,7 +69,7 @@
 //! | `Ring` | dial (outbound) | final response | - | CANCEL, `NoAnswer` |
 //! | `NoSpeech` | conversation starts | ending | paused (remaining kept) | `NoSpeechTimeout` (BYE); while our reply is still playing it stays disarmed until the playback ends; reset by caller speech, barge-in, DTMF and the end of our playback |
 //! | `ReplyWait` | the model owes a reply: the caller's turn ended (`CallerTurnEnded`, not while a reply plays) or `StartGreeting`; pushed back by caller speech | model audio, turn complete, tool calls, barge-in, `Reconnecting`, ending | cleared | model failure: `PlayFallback`, BYE after it, `ModelFailure` (issue 10, "the model stalls") |
-//! | `RtpInactivity` | answer (if `rtp_inactivity` is set); re-armed by every tick with caller media (`MediaArrived`) | hold, ending | cleared; re-armed in full on un-hold | BYE, `RtpTimeout` |
+//! | `RtpInactivity` | answer (if `rtp_inactivity` is set); re-armed at the end of each second in which caller media arrived (`MediaArrived`: it fires at most 1 s after its time) | hold, ending | cleared; re-armed in full on un-hold | BYE, `RtpTimeout` |
 //! | `MaxDuration` | answer | ending | keeps running (hard cap) | BYE, `MaxDuration` |
 //! | `Drain` | ending with playback queued | playback drained | - | stop waiting for the farewell; BYE |
 //! | `Transfer` | REFER sent | REFER outcome | - | `TransferFailed`, back to `Active` |

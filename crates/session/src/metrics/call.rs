@@ -22,7 +22,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callbridge_audio::level::rms;
 use callbridge_rtp::stream::{Frame, MediaStats};
 use serde_json::json;
 
@@ -247,19 +246,20 @@ impl CallMetrics {
         }
     }
 
-    /// One media tick: the caller's decoded frame, where it came from, the
-    /// frame sent to the caller and the replies started so far (the
-    /// downlink's count). Returns a latency figure to store.
+    /// One media tick: the RMS of the caller's decoded frame (computed
+    /// once per tick by the call), where it came from, the frame sent to
+    /// the caller and the replies started so far (the downlink's count).
+    /// Returns a latency figure to store.
     pub(crate) fn on_tick(
         &mut self,
         now: Instant,
-        caller: &Frame,
+        caller_level: f64,
         from_packet: bool,
         sent: &Frame,
         reply: u64,
     ) -> Option<LatencyNote> {
         let audible = sent.iter().any(|&s| s != 0);
-        let speech = from_packet && rms(caller) > SPEECH_RMS;
+        let speech = from_packet && caller_level > SPEECH_RMS;
         if audible
             && !self.first_audio_done
             && let Some(at) = self.answered_at
@@ -282,7 +282,7 @@ impl CallMetrics {
     /// The machine's metrics that the registry counts.
     pub(crate) fn on_metric(&self, m: Metric) {
         match m {
-            Metric::BargeIn => self.shared.barge_in(),
+            Metric::BargeIn { .. } => self.shared.barge_in(),
             Metric::CallDuration(d) => self.shared.call_duration(d),
             Metric::ModelReplyTimeout(_) => self.shared.model_reply_timeout(),
             _ => {}
@@ -337,6 +337,7 @@ impl Drop for CallMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use callbridge_audio::level::rms;
 
     const TICK: Duration = Duration::from_millis(20);
 
@@ -501,19 +502,15 @@ mod tests {
         let t0 = Instant::now();
         let loud = [1000i16; 160];
         let idle = false;
-        assert_eq!(
-            c.on_tick(t0, &[0; 160], idle, &loud, 0),
-            None,
-            "not answered"
-        );
+        assert_eq!(c.on_tick(t0, 0.0, idle, &loud, 0), None, "not answered");
         c.answered(t0);
-        assert_eq!(c.on_tick(t0 + TICK, &[0; 160], idle, &[0; 160], 0), None);
-        let note = c.on_tick(t0 + TICK * 9, &[0; 160], idle, &loud, 1);
+        assert_eq!(c.on_tick(t0 + TICK, 0.0, idle, &[0; 160], 0), None);
+        let note = c.on_tick(t0 + TICK * 9, 0.0, idle, &loud, 1);
         assert_eq!(
             note.map(|n| n.detail()),
             Some(json!({"metric": "answer_to_first_audio_ms", "value": 180}))
         );
-        assert_eq!(c.on_tick(t0 + TICK * 10, &[0; 160], idle, &loud, 1), None);
+        assert_eq!(c.on_tick(t0 + TICK * 10, 0.0, idle, &loud, 1), None);
         assert_eq!(shared.snapshot().answer_to_first_audio.count, 1);
     }
 
@@ -528,7 +525,10 @@ mod tests {
         // `reply`: the replies started so far (the greeting is reply 1).
         let mut tick = |c: &mut CallMetrics, n: u32, caller: &Frame, agent: &Frame, reply: u64| {
             for _ in 0..n {
-                notes.extend(c.on_tick(at, caller, true, agent, reply).map(|n| n.metric));
+                notes.extend(
+                    c.on_tick(at, rms(caller), true, agent, reply)
+                        .map(|n| n.metric),
+                );
                 at += TICK;
             }
             notes.clone()

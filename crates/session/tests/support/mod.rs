@@ -221,7 +221,7 @@ pub struct Caller {
     pub sip: Handle,
     pub events: mpsc::Receiver<Event>,
     pub pool: PortPool,
-    /// The caller's own media engine (the system clock).
+    /// The media engine all test callers share (the system clock).
     pub engine: MediaEngine,
     driver: tokio::task::JoinHandle<()>,
 }

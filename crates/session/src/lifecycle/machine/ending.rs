@@ -185,6 +185,7 @@ impl CallMachine {
             ModelInput::TurnComplete => self.advance_ending(now, e),
             ModelInput::Interrupted | ModelInput::SpeechStarted if e.farewell => {
                 self.emit(Action::ClearPlayback);
+                self.metric(Metric::BargeIn { local: false });
                 self.playback = Playback::default();
                 e.farewell = false;
                 self.advance_ending(now, e)

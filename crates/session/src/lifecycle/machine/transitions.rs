@@ -14,18 +14,22 @@ use crate::lifecycle::state::{Direction, EndReason, SipStep, State};
 use crate::lifecycle::timer::Timer;
 
 impl CallMachine {
-    /// Barge-in: empty the playback queue; report what was played if a
-    /// reply was in progress, and when the call detected it itself
-    /// (`local`), tell the model to stop.
+    /// Barge-in: empty the playback queue. If a reply was in progress it
+    /// is one barge-in (one metric, one stored event): the model that
+    /// noticed it itself is told what was played; when the call detected
+    /// it (`local`), the model is told to stop, at that position. A
+    /// barge-in with nothing playing (the model's `Interrupted` after a
+    /// local one) only clears.
     pub(super) fn barge_in(&mut self, local: bool) {
         let was_playing = self.playback.busy();
         self.emit(Action::ClearPlayback);
         if was_playing {
-            self.emit(Action::ReportPlayedToModel);
-            if local {
-                self.emit(Action::InterruptModel);
-            }
-            self.metric(Metric::BargeIn);
+            self.emit(if local {
+                Action::InterruptModel
+            } else {
+                Action::ReportPlayedToModel
+            });
+            self.metric(Metric::BargeIn { local });
         }
         self.playback = Playback::default();
     }

@@ -1,6 +1,7 @@
 //! Ending a call: one reason, one teardown, the farewell, the bounds.
 
 use super::*;
+use crate::lifecycle::Metric;
 
 #[test]
 fn peer_bye_sends_no_bye_and_records_caller_hangup() {
@@ -147,6 +148,7 @@ fn barge_in_during_farewell_ends_it() {
     call.model(ModelInput::EndCall);
     let a = call.model(ModelInput::Interrupted);
     assert!(pos(&a, &Action::ClearPlayback) < pos(&a, &Action::SendBye));
+    assert!(a.contains(&Action::EmitMetric(Metric::BargeIn { local: false })));
 }
 
 #[test]

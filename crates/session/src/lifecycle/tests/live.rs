@@ -14,7 +14,7 @@ fn barge_in_clears_playback_and_reports_played() {
         vec![
             Action::ClearPlayback,
             Action::ReportPlayedToModel,
-            Action::EmitMetric(Metric::BargeIn),
+            Action::EmitMetric(Metric::BargeIn { local: false }),
         ]
     );
     // Speech-started with nothing playing still clears, but reports nothing.

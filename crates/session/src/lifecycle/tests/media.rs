@@ -112,12 +112,12 @@ fn sustained_speech_over_a_reply_clears_it_and_tells_the_model() {
         a,
         vec![
             Action::ClearPlayback,
-            Action::ReportPlayedToModel,
             Action::InterruptModel,
-            Action::EmitMetric(Metric::BargeIn),
+            Action::EmitMetric(Metric::BargeIn { local: true }),
         ]
     );
-    // The model's own interruption that follows changes nothing more.
+    // The model's own interruption that follows (nothing plays any more)
+    // only clears: no second barge-in metric, so no second stored event.
     assert_eq!(
         call.model(ModelInput::Interrupted),
         vec![Action::ClearPlayback]
