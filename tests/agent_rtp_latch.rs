@@ -66,7 +66,13 @@ fn rtp(seq: u16, ssrc: u32, byte: u8) -> Vec<u8> {
 fn drain(sock: &UdpSocket, into: &mut Vec<f64>) {
     let mut buf = [0u8; 2048];
     let mut pcm = [0i16; 2048];
-    while let Ok(n) = sock.recv(&mut buf) {
+    let me = sock.local_addr().ok();
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        // A spray of a range holding our own port reaches us: not the
+        // agent's.
+        if Some(from) == me {
+            continue;
+        }
         let Ok(p) = RtpPacket::parse(Bytes::copy_from_slice(&buf[..n])) else {
             continue;
         };

@@ -37,8 +37,12 @@ const STDERR_CAP: usize = 4 << 20;
 
 /// RTP port blocks for the agents of one test binary: each agent gets its
 /// own block; a busy port is skipped by the agent's pool, so another
-/// process squatting on one costs nothing.
-static NEXT_RTP: AtomicU16 = AtomicU16::new(36_000);
+/// process squatting on one costs nothing. The blocks sit below Linux's
+/// ephemeral range (32768-60999): a test socket bound to port 0 never
+/// lands inside an agent's range, where a spray of that range would reach
+/// it (an attacker socket once received its own spray and was counted as
+/// served).
+static NEXT_RTP: AtomicU16 = AtomicU16::new(21_000);
 const RTP_BLOCK: u16 = 240;
 
 /// The path of the agent binary under test.

@@ -13,7 +13,7 @@ use super::{free_udp_port, wait_child};
 
 /// Media port bases for sipp (its RTP echo socket and rtp_stream sockets
 /// are searched upward from there).
-static NEXT_MEDIA: AtomicU16 = AtomicU16::new(46_000);
+static NEXT_MEDIA: AtomicU16 = AtomicU16::new(30_000);
 
 /// An even media port base for sipp's `-mp` whose four ports (audio and
 /// video RTP/RTCP, which sipp binds at start) are free right now; sipp's
@@ -23,8 +23,8 @@ static NEXT_MEDIA: AtomicU16 = AtomicU16::new(46_000);
 fn free_media_base() -> u16 {
     for _ in 0..200 {
         let base = NEXT_MEDIA.fetch_add(20, Ordering::SeqCst);
-        if base > 59_000 {
-            NEXT_MEDIA.store(46_000, Ordering::SeqCst);
+        if base > 32_000 {
+            NEXT_MEDIA.store(30_000, Ordering::SeqCst);
             continue;
         }
         let free = (base..base + 4).all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
