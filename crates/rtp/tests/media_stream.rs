@@ -275,8 +275,10 @@ async fn source_outside_allowlist_is_ignored() {
 async fn inactivity_is_reported_once_after_the_configured_time() {
     let pool = pool(42300);
     let engine = engine();
-    let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
+    // Read before the open: the engine may take a tick between the open
+    // and a read after it.
     let start = engine.clock().now();
+    let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
     let ev = next_matching(&mut stream, |e| matches!(e, MediaEvent::Inactive { .. })).await;
     let MediaEvent::Inactive { silent_for } = ev else {
         unreachable!()
