@@ -16,7 +16,7 @@
 //! band-limited polyphase FIR that takes frames of any length, returns
 //! exactly 2 or 3 samples per input sample and delays the signal by 2 ms.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use callbridge_audio::g711::{alaw_decode, ulaw_decode};
 use callbridge_audio::resample::Resampler;
 
@@ -108,16 +108,25 @@ const STEP: usize = 160;
 /// appending the result to `out` as s16le bytes.
 fn upsample_into(up: &mut Resampler, input: &[i16], out: &mut BytesMut) {
     let mut wide = [0i16; 3 * STEP];
-    let mut bytes = [0u8; 6 * STEP];
     for piece in input.chunks(STEP) {
         // `wide` holds 3 * STEP samples: the most any supported factor
         // writes for STEP inputs, so this cannot fail.
         let n = up.process(piece, &mut wide).unwrap_or(0);
-        // One copy per piece rather than one `put` per sample.
-        for (b, s) in bytes.chunks_exact_mut(2).zip(&wide[..n]) {
+        put_pcm_le(&wide[..n], out);
+    }
+}
+
+/// Appends `samples` as 16-bit little-endian PCM: converted on the stack
+/// and copied once per 3 * STEP samples, not one `put` per sample (the
+/// per-sample `put_i16_le` was about 4 % of the agent's CPU at 200 calls,
+/// perf, 2026-12-06).
+fn put_pcm_le(samples: &[i16], out: &mut BytesMut) {
+    let mut bytes = [0u8; 6 * STEP];
+    for piece in samples.chunks(3 * STEP) {
+        for (b, s) in bytes.chunks_exact_mut(2).zip(piece) {
             b.copy_from_slice(&s.to_le_bytes());
         }
-        out.extend_from_slice(&bytes[..2 * n]);
+        out.extend_from_slice(&bytes[..2 * piece.len()]);
     }
 }
 
@@ -152,9 +161,7 @@ impl InputConverter {
             match frame {
                 AudioFrame::Pcm16 { samples, .. } => {
                     out.reserve(samples.len() * 2);
-                    for s in samples {
-                        out.put_i16_le(*s);
-                    }
+                    put_pcm_le(samples, out);
                 }
                 AudioFrame::Pcmu(b) | AudioFrame::Pcma(b) => out.extend_from_slice(b),
             }
@@ -181,7 +188,7 @@ impl InputConverter {
                 let mut pcm = [0i16; STEP];
                 let mut emit = |samples: &[i16], out: &mut BytesMut| match up.as_deref_mut() {
                     Some(up) => upsample_into(up, samples, out),
-                    None => samples.iter().for_each(|&s| out.put_i16_le(s)),
+                    None => put_pcm_le(samples, out),
                 };
                 let factor = (rate.hz() / 8000) as usize;
                 out.reserve(frame.len() * 2 * factor);

@@ -123,16 +123,23 @@ impl CallRecorder {
             });
         };
         let n = caller.len().max(agent.len());
-        let mut r = Ok(());
-        for i in 0..n {
-            r = w
-                .write_sample(caller.get(i).copied().unwrap_or(0))
-                .and_then(|()| w.write_sample(agent.get(i).copied().unwrap_or(0)))
-                .map_err(Error::wav("write"));
-            if r.is_err() {
-                break;
+        // hound's 16-bit batch writer: one copy into its reused buffer and
+        // one write per frame; `WavWriter::write_sample` per sample went
+        // through the BufWriter (a memcpy and a branch each) and was 7 %
+        // of the agent's CPU at 200 calls (perf, 2026-12-06).
+        let mut r = match u32::try_from(2 * n) {
+            Ok(len) => {
+                let mut batch = w.get_i16_writer(len);
+                for i in 0..n {
+                    batch.write_sample(caller.get(i).copied().unwrap_or(0));
+                    batch.write_sample(agent.get(i).copied().unwrap_or(0));
+                }
+                batch.flush().map_err(Error::wav("write"))
             }
-        }
+            Err(_) => Err(Error::InvalidArgument {
+                what: "frame too long to record",
+            }),
+        };
         if r.is_ok() {
             self.samples += n as u64;
             self.frames_since_flush += 1;
