@@ -251,14 +251,30 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         Direction::Outbound => Input::Command(Command::Dial),
     });
     let mut cancelled = false;
+    // The cancellation wait and the machine's timer live across the
+    // loop's turns: made anew each turn (a tick or more per call every
+    // 20 ms), the wait took the token's lock to register and again to
+    // drop, and the timer went in and out of the timer wheel (~4 % of the
+    // agent's CPU at 200 calls, perf, 2026-12-06).
+    let cancel = token.cancelled();
+    tokio::pin!(cancel);
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
     loop {
         c.pump().await;
         if c.closed {
             break;
         }
         let deadline = c.machine.poll_timeout();
+        if deadline != armed {
+            if let Some(at) = deadline {
+                timer.as_mut().reset(tokio::time::Instant::from_std(at));
+            }
+            armed = deadline;
+        }
         tokio::select! {
-            _ = token.cancelled(), if !cancelled => {
+            () = &mut cancel, if !cancelled => {
                 cancelled = true;
                 c.inputs.push_back(Input::Command(Command::ShutdownNow));
             }
@@ -271,7 +287,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             ev = media_next(&mut c.stream) => c.on_media(ev),
             ev = model_next(&mut c.model, c.link.reads_events()) => c.on_model(ev).await,
             r = opening_next(&mut c.opening) => c.on_opened(r),
-            _ = sleep_until(deadline) => c.machine.handle_timeout(now()),
+            () = &mut timer, if armed.is_some() => c.machine.handle_timeout(now()),
         }
     }
     // The call is over: the router must not wait for room in a mailbox
@@ -305,13 +321,6 @@ async fn opening_next(opening: &mut Option<Opening>) -> Result<ModelSession, Mod
             *opening = None;
             r
         }
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => std::future::pending().await,
     }
 }
