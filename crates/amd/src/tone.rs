@@ -17,7 +17,9 @@
 //!   them (E.180: up to 30 ms of silence). The bands are widened by one
 //!   bank step (25 Hz) for the frequency estimate.
 //! - otherwise the chain's last segment from `beep_min_hz` to
-//!   `beep_max_hz` lasting at least `beep_min_duration` is a **beep**.
+//!   `beep_max_hz` (give or take half a bank step) lasting at least `beep_min_duration` (less one frame: a
+//!   200 ms tone that starts mid-frame fills only 9 whole frames) is a
+//!   **beep**.
 //!
 //! A beep is known [`CHAIN_GAP`] plus one frame after it ends; the issue's
 //! verdict comes `after_beep` (1 s) after its end, so the wait costs
@@ -26,7 +28,7 @@
 use std::time::Duration;
 
 use crate::config::AmdConfig;
-use crate::frame::{FRAME_SAMPLES, FrameStats};
+use crate::frame::{BANK_STEP_HZ, FRAME_SAMPLES, FrameStats};
 use crate::verdict::{Beep, Sit};
 
 /// Frames a run needs to be a segment (and to count as tone, not speech).
@@ -37,6 +39,9 @@ pub(crate) const CHAIN_GAP: Duration = Duration::from_millis(60);
 pub(crate) const FRAME: Duration = Duration::from_millis(20);
 /// The SIT bands (Hz): ITU-T E.180 950/1,400/1,800 ± 50, widened by 25.
 const SIT_BANDS: [(f32, f32); 3] = [(875.0, 1025.0), (1325.0, 1475.0), (1725.0, 1875.0)];
+/// The frequency estimate's tolerance at the beep band's edges: half a
+/// bank step (a 350 Hz beep may read 349 Hz).
+const HALF_STEP: f32 = BANK_STEP_HZ / 2.0;
 /// The shortest and longest SIT segment.
 const SIT_MIN: Duration = Duration::from_millis(200);
 const SIT_MAX: Duration = Duration::from_millis(440);
@@ -179,8 +184,10 @@ impl ToneTracker {
             }));
         }
         let seg = last?;
-        let beep = seg.end.saturating_sub(seg.start) >= cfg.beep_min_duration
-            && (cfg.beep_min_hz..=cfg.beep_max_hz).contains(&seg.hz);
+        // One frame of slack: a tone of exactly `beep_min_duration` that
+        // starts mid-frame spoils a frame at each edge.
+        let beep = seg.end.saturating_sub(seg.start) + FRAME >= cfg.beep_min_duration
+            && (cfg.beep_min_hz - HALF_STEP..=cfg.beep_max_hz + HALF_STEP).contains(&seg.hz);
         beep.then_some(ToneEvent::Beep(Beep {
             frequency_hz: seg.hz,
             start: seg.start,
@@ -247,7 +254,7 @@ mod tests {
     #[test]
     fn a_tone_shorter_than_the_minimum_is_no_beep() {
         let mut f = silence(5);
-        f.extend(tones(800.0, -20.0, 9)); // 180 ms
+        f.extend(tones(800.0, -20.0, 8)); // 160 ms
         f.extend(silence(20));
         assert!(run(&f).is_empty());
     }
