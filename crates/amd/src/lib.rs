@@ -56,8 +56,10 @@ pub mod frame;
 pub mod tone;
 pub mod vad;
 pub mod verdict;
+pub mod words;
 
 pub use config::AmdConfig;
 pub use detector::Detector;
 pub use error::ConfigError;
 pub use verdict::{Beep, Decision, Evidence, Sit, Verdict};
+pub use words::{WordConfig, WordEvidence};
