@@ -3,17 +3,17 @@
 //! A *tonal* frame has a purity of at least `tone_purity` and a level of at
 //! least `beep_min_dbfs` (see [`crate::frame`]). A *run* is consecutive
 //! tonal frames whose strongest bin stays within one bin (25 Hz) of the
-//! run's first: a stable frequency. Runs of [`MIN_RUN_FRAMES`] or more are
-//! *segments*; segments that follow each other within [`CHAIN_GAP`] form a
+//! run's first: a stable frequency. Runs of three frames (60 ms) or more are
+//! *segments*; segments that follow each other within 60 ms form a
 //! *chain*, and a chain is judged once it has ended (no new run within
-//! `CHAIN_GAP`), because the first tone of a SIT is itself a 274-380 ms
+//! 60 ms), because the first tone of a SIT is itself a 274-380 ms
 //! beep and only the two after it tell them apart:
 //!
 //! - the first three segments are a **SIT** when their frequencies fall in
 //!   the ITU-T E.180 bands, 950 ± 50, 1,400 ± 50 and 1,800 ± 50 Hz (which
 //!   hold Telcordia's 913.8/985.2, 1,370.6/1,428.5 and 1,776.7 Hz), each
 //!   lasting 200-440 ms (E.180: 330 ± 70 ms; Telcordia: 274 or 380 ms; plus
-//!   the frames a tone edge spoils), with at most [`CHAIN_GAP`] between
+//!   the frames a tone edge spoils), with at most 60 ms between
 //!   them (E.180: up to 30 ms of silence). The bands are widened by one
 //!   bank step (25 Hz) for the frequency estimate.
 //! - otherwise the chain's last segment from `beep_min_hz` to
@@ -21,7 +21,7 @@
 //!   200 ms tone that starts mid-frame fills only 9 whole frames) is a
 //!   **beep**.
 //!
-//! A beep is known [`CHAIN_GAP`] plus one frame after it ends; the issue's
+//! A beep is known 60 ms plus one frame after it ends; the issue's
 //! verdict comes `after_beep` (1 s) after its end, so the wait costs
 //! nothing.
 

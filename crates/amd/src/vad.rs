@@ -7,7 +7,7 @@
 //! - its level is at least `speech_min_dbfs` (-45 dBFS: quiet speech, well
 //!   above a G.711 line's idle noise);
 //! - it is at least `speech_snr_db` (9 dB) above the *noise floor*: the
-//!   lowest frame level of the last [`FLOOR_FRAMES`] (1 s; minimum
+//!   lowest frame level of the last 50 frames (1 s; minimum
 //!   statistics, after Martin 2001). A voice pauses between words and
 //!   phrases far more often than once a second, so the minimum is the line
 //!   between them; steady noise sits at the floor and is never voiced, from
