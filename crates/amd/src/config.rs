@@ -11,6 +11,7 @@
 //! | `utterance_gap` | 300 ms | corpus-tuned; Asterisk's `between_words_silence = 50` ms splits words, this splits phrases |
 //! | `min_utterance` | 100 ms | Asterisk `min_word_length = 100` |
 //! | `greeting_end_silence` | 2 s | issue 19; Jambonz `greetingCompletionTimeoutMs` 2 s |
+//! | `undecided_silence` | 2 s | as `greeting_end_silence`: the wait for a beep after a greeting of neither kind |
 //! | `after_beep` | 1 s | issue 19; Jambonz (greeting complete 1 s after a beep) |
 //! | `decision_timeout` | 8 s | issue 19 (Jambonz `decisionTimeoutMs` 15 s; Asterisk `total_analysis_time` 5 s) |
 //! | `greeting_timeout` | 20 s | Jambonz `toneTimeoutMs` 20 s |
@@ -71,6 +72,12 @@ pub struct AmdConfig {
     /// `MachineEndSilence`.
     #[serde(with = "humantime_serde")]
     pub greeting_end_silence: Duration,
+    /// After a greeting too long for a human and too short for a machine,
+    /// silence this long (no beep, no more speech): `Unknown` at once,
+    /// rather than at `decision_timeout`. At `decision_timeout` or more it
+    /// never fires.
+    #[serde(with = "humantime_serde")]
+    pub undecided_silence: Duration,
     /// After a `Machine` verdict, `MachineEndBeep` this long after the end of
     /// the beep.
     #[serde(with = "humantime_serde")]
@@ -115,6 +122,7 @@ impl Default for AmdConfig {
             utterance_gap: Duration::from_millis(300),
             min_utterance: Duration::from_millis(100),
             greeting_end_silence: Duration::from_secs(2),
+            undecided_silence: Duration::from_secs(2),
             after_beep: Duration::from_secs(1),
             decision_timeout: Duration::from_secs(8),
             greeting_timeout: Duration::from_secs(20),
@@ -144,6 +152,7 @@ impl AmdConfig {
             ("machine_speech", self.machine_speech),
             ("utterance_gap", self.utterance_gap),
             ("greeting_end_silence", self.greeting_end_silence),
+            ("undecided_silence", self.undecided_silence),
             ("decision_timeout", self.decision_timeout),
             ("greeting_timeout", self.greeting_timeout),
             ("beep_min_duration", self.beep_min_duration),

@@ -21,7 +21,11 @@
 //! ```
 //!
 //! A greeting longer than `human_max_greeting` but not a machine's, followed
-//! by `human_silence`, is forgotten: the next utterance starts a new one.
+//! by `human_silence`, is *undecided*: it is forgotten (the next utterance
+//! starts a new greeting), and if neither speech nor a beep follows within
+//! `undecided_silence` of its end, the verdict is `Unknown` at once (a
+//! person who said "Hello, Maria speaking" and waits should not wait until
+//! `decision_timeout`).
 //! Every verdict but `Machine` ends the detection (`Done`): later frames
 //! are not even analysed.
 //!
@@ -36,6 +40,7 @@
 //! |---|---|---|
 //! | `no_speech` | the start, no utterance yet | `NoSpeech` |
 //! | `human_silence` | the last sound of a short greeting | `Human` |
+//! | `undecided_silence` | the last sound of an undecided greeting | `Unknown` |
 //! | `decision_timeout` | the start | `Unknown` |
 //! | `after_beep` | the end of the beep, after `Machine` | `MachineEndBeep` |
 //! | `greeting_end_silence` | the last sound, after `Machine` | `MachineEndSilence` |
@@ -97,6 +102,8 @@ pub struct Detector {
     verdict: Option<Verdict>,
     beep: Option<Beep>,
     sit: Option<Sit>,
+    /// An undecided greeting was forgotten and no speech followed yet.
+    undecided: bool,
     out: VecDeque<Decision>,
 }
 
@@ -119,6 +126,7 @@ impl Detector {
             verdict: None,
             beep: None,
             sit: None,
+            undecided: false,
             // Two decisions at most come from one frame; room for a caller
             // that polls late.
             out: VecDeque::with_capacity(4),
@@ -214,7 +222,14 @@ impl Detector {
                     return self.decide(end, Verdict::Human, Phase::Done);
                 }
                 self.timing.reset_greeting();
+                self.undecided = true;
             }
+        } else if self.undecided
+            && !self.timing.speaking()
+            && !self.tones.busy()
+            && self.timing.silence(end) >= cfg.undecided_silence
+        {
+            return self.decide(end, Verdict::Unknown, Phase::Done);
         }
         if self.timing.onset.is_none() && end >= cfg.no_speech && !self.tones.busy() {
             return self.decide(end, Verdict::NoSpeech, Phase::Done);

@@ -211,6 +211,43 @@ fn a_long_greeting_then_silence_after_a_pause_is_forgotten_and_the_next_hello_de
 }
 
 #[test]
+fn an_undecided_greeting_then_silence_is_unknown_2s_after_it() {
+    // "Hello, Maria speaking, who is it?": 2 s, neither rule, then waiting.
+    let d = detect(&[Silence(300), Speech(2000, 150.0), Silence(5000)]);
+    assert_eq!(verdicts(&d), [Verdict::Unknown], "{d:?}");
+    let e = d[0].evidence;
+    assert_eq!(e.decided_at, e.last_sound.unwrap() + ms(2000));
+    assert!(e.decided_at < ms(5000));
+}
+
+#[test]
+fn an_undecided_greeting_then_a_late_beep_is_a_machine() {
+    let d = detect(&[
+        Silence(300),
+        Speech(2000, 150.0),
+        Silence(1200),
+        Tone(400, 1000.0, -20.0),
+        Silence(3000),
+    ]);
+    assert_eq!(
+        verdicts(&d),
+        [Verdict::Machine, Verdict::MachineEndBeep],
+        "{d:?}"
+    );
+}
+
+#[test]
+fn with_undecided_silence_at_the_timeout_only_the_timeout_decides() {
+    let cfg = AmdConfig {
+        undecided_silence: ms(8000),
+        ..AmdConfig::default()
+    };
+    let d = detect_with(cfg, &[Silence(300), Speech(2000, 150.0), Silence(9000)]);
+    assert_eq!(verdicts(&d), [Verdict::Unknown], "{d:?}");
+    assert_eq!(d[0].evidence.decided_at, ms(8000));
+}
+
+#[test]
 fn nothing_decidable_is_unknown_at_8_s() {
     // Utterances of 2 s each separated by 900 ms: each is forgotten.
     let mut segs = vec![Silence(300)];
