@@ -69,7 +69,7 @@ noise_db=(-38 -34 -42 -36)
 
 # ---- humans ----
 hellos=("Hello?" "Hello." "Hi." "Yes?" "Yeah?" "Yes, speaking." "Who is this?" "Hello, who's this?"
-  "Speaking." "Hi there." "Hello, yes?" "Good morning." "Hey." "Hello?" "Yes, hello?" "Hi, who's calling?"
+  "Speaking." "Hi there." "Hello, yes?" "Good morning." "Hey." "Hello? Hello?" "Yes, hello?" "Hi, who's calling?"
   "Mm, hello?" "This is Sam." "Hello, Maria speaking." "Yep?")
 leads=(300 600 900 450 1200 250 700 2000 800 1500 350 2500)
 for i in $(seq 0 99); do

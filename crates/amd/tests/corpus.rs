@@ -279,7 +279,7 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
     // Time to a human verdict. The issue's bar (p50 <= 1.2 s, p95 <= 2 s)
     // is NOT met on this corpus from the answer (p50 2.32 s: the callees
     // wait 0.25-2.5 s before speaking) nor from their first word (p50
-    // 1.36 s, p95 2.08 s: "Hello?" from espeak-ng lasts about 0.55 s, and
+    // 1.38 s, p95 2.08 s: "Hello?" from espeak-ng lasts about 0.55 s, and
     // the issue's own rule then waits 800 ms of silence). Lowering
     // `human_silence` to 600 ms meets it from the first word (1.16 s /
     // 1.88 s) but takes 12 % of machines for humans and drops beep recall
