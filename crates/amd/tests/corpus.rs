@@ -303,3 +303,27 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
         "every silent call is no_speech"
     );
 }
+
+/// Stage B on the corpus's scripts (the text each file was spoken from, a
+/// perfect transcription): every greeting is a machine by its words, every
+/// answer a human. Real transcriptions are worse; this checks the phrase
+/// lists and counts against the greetings the corpus uses.
+#[test]
+fn the_words_of_every_greeting_and_answer_decide_right() {
+    use callbridge_amd::{WordConfig, WordEvidence};
+    let cfg = WordConfig::default();
+    let mut wrong = Vec::new();
+    for case in cases() {
+        let expected = match case.class.as_str() {
+            "human" => Verdict::Human,
+            "machine" => Verdict::Machine,
+            _ => continue,
+        };
+        let mut w = WordEvidence::new(&cfg, "en-US").unwrap();
+        let verdict = w.push_transcript(&case.text).or_else(|| w.end_of_turn());
+        if verdict != Some(expected) {
+            wrong.push(format!("{} {:?}: {verdict:?}", case.file, case.text));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
