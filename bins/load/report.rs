@@ -109,7 +109,7 @@ pub struct AgentFigures {
     pub rss_peak_mb: f64,
     /// (peak - idle) / peak live calls, KB.
     pub rss_per_live_call_kb: Option<f64>,
-    /// RSS after the first 100 calls, MB.
+    /// RSS after the first 100 answered calls ended, MB.
     pub rss_after_100_mb: Option<f64>,
     /// RSS at the end (idle again), MB.
     pub rss_end_mb: f64,
