@@ -388,7 +388,10 @@ mod tests {
             })
         );
         assert_eq!(p(" 90 ").map(|s| s.refresher), Some(None));
-        assert_eq!(p("90;refresher=UAS").and_then(|s| s.refresher), Some(Refresher::Uas));
+        assert_eq!(
+            p("90;refresher=UAS").and_then(|s| s.refresher),
+            Some(Refresher::Uas)
+        );
         assert_eq!(p("90;refresher=proxy"), None);
         assert_eq!(p("abc"), None);
         assert_eq!(p(""), None);
@@ -529,8 +532,16 @@ mod tests {
         // 3 s (a test interval): min(32, 1) = 1 s early.
         let mut t = SessionTimer::new(t0, Duration::from_secs(3), Role::Peer);
         assert_eq!(t.poll(t0 + Duration::from_millis(1999)), None);
-        t.refreshed(t0 + Duration::from_millis(1999), Duration::from_secs(3), Role::Peer);
-        assert_eq!(t.poll(t0 + Duration::from_secs(3)), None, "refreshed in time");
+        t.refreshed(
+            t0 + Duration::from_millis(1999),
+            Duration::from_secs(3),
+            Role::Peer,
+        );
+        assert_eq!(
+            t.poll(t0 + Duration::from_secs(3)),
+            None,
+            "refreshed in time"
+        );
         assert_eq!(t.poll(t0 + Duration::from_millis(3999)), Some(Due::Expire));
     }
 

@@ -32,6 +32,7 @@
 
 mod event;
 mod refer;
+mod refresh;
 mod register;
 mod uac;
 mod uas;
@@ -46,6 +47,8 @@ mod tests_guard;
 mod tests_raw;
 #[cfg(test)]
 mod tests_refer;
+#[cfg(test)]
+mod tests_timer;
 
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
@@ -62,6 +65,7 @@ use crate::ids::{CallId, Tag};
 use crate::message::{Message, Request, Response};
 use crate::parse::Limits;
 use crate::random::{CryptoRng, Ids};
+use crate::session_timer::{SessionTimer, TimerSettings};
 use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
 use crate::uri::{Host, SipUri};
@@ -72,7 +76,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The methods this user agent implements (the `Allow` header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
+
+/// The extensions this user agent supports (the `Supported` header):
+/// session timers (RFC 4028).
+pub const SUPPORTED: &str = "timer";
 
 /// Configuration of the core.
 #[derive(Debug, Clone)]
@@ -103,6 +111,9 @@ pub struct Config {
     /// How long after sending a REFER we wait for the NOTIFY with the
     /// transfer's final status before reporting it failed (408).
     pub transfer_timeout: Duration,
+    /// Session timers (RFC 4028): the interval we ask for and the least
+    /// we accept ([`crate::session_timer`]).
+    pub session_timer: TimerSettings,
 }
 
 impl Config {
@@ -121,6 +132,7 @@ impl Config {
             register_retry: Duration::from_secs(30),
             answer_timeout: Duration::from_secs(120),
             transfer_timeout: Duration::from_secs(90),
+            session_timer: TimerSettings::default(),
         }
     }
 }
@@ -230,12 +242,20 @@ struct Calling {
     reason = "at most one per call, kept in place"
 )]
 enum Reinvite {
-    /// Waiting for the application's answer.
+    /// Waiting for the application's answer (a re-INVITE, or an UPDATE
+    /// with an offer: RFC 3311 section 5.2).
     Offered { key: ServerKey, request: Request },
-    /// 2xx sent, retransmitting until the ACK.
-    Answered { retx: Retransmit },
-    /// Our own re-INVITE (hold/resume) is waiting for its final response.
-    Sent { key: ClientKey },
+    /// 2xx sent, retransmitting until the ACK. `offer`: the SDP our 2xx
+    /// offered when the re-INVITE had none (RFC 3264 section 8); the ACK
+    /// must answer it.
+    Answered {
+        retx: Retransmit,
+        offer: Option<Bytes>,
+    },
+    /// Our own re-INVITE (hold/resume), or our session refresh (re-INVITE
+    /// or UPDATE, `refresh`: not reported to the application), is waiting
+    /// for its final response.
+    Sent { key: ClientKey, refresh: bool },
 }
 
 /// The states of one call. Inbound calls go Offered -> Answered ->
@@ -255,8 +275,14 @@ enum CallState {
         /// When the core gives up waiting for the application (480).
         deadline: Instant,
     },
-    /// Our 2xx is out; retransmitted until the ACK.
-    Answered { dialog: Dialog, retx: Retransmit },
+    /// Our 2xx is out; retransmitted until the ACK. `offer`: the SDP our
+    /// 2xx offered to an INVITE without one (delayed offer, RFC 3261
+    /// section 13.2.1); the ACK must carry the answer.
+    Answered {
+        dialog: Dialog,
+        retx: Retransmit,
+        offer: Option<Bytes>,
+    },
     /// Outbound INVITE in progress.
     Calling(Box<Calling>),
     /// Confirmed dialog.
@@ -283,16 +309,48 @@ struct Call {
     state: CallState,
     /// Our REFER in progress, if any.
     transfer: Option<refer::Transfer>,
+    /// The SDP we last sent (offer or answer): what an offerless re-INVITE
+    /// or a session refresh gets again, unchanged (RFC 3264 section 8).
+    local_sdp: Option<Bytes>,
+    /// The dialog's session timer (RFC 4028), once a 2xx set one.
+    timer: Option<SessionTimer>,
+    /// Whether the peer listed UPDATE in its Allow (we refresh with it).
+    peer_allows_update: bool,
 }
 
 impl Call {
+    fn new(peer: SocketAddr, call_id: CallId, local_tag: Tag, state: CallState) -> Call {
+        Call {
+            peer,
+            call_id,
+            local_tag,
+            state,
+            transfer: None,
+            local_sdp: None,
+            timer: None,
+            peer_allows_update: false,
+        }
+    }
+
     fn deadline(&self) -> Option<Instant> {
+        let timer = match &self.state {
+            CallState::Established { .. } => self.timer.as_ref().and_then(SessionTimer::deadline),
+            _ => None,
+        };
+        let state = self.state_deadline();
+        match (timer, state) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn state_deadline(&self) -> Option<Instant> {
         match &self.state {
             CallState::Offered { deadline, .. } => Some(*deadline),
             CallState::Answered { retx, .. } => Some(retx.deadline()),
             CallState::Calling(c) if c.cancel.is_none() || c.cancel_sent => Some(c.ring_deadline),
             CallState::Established {
-                reinvite: Some(Reinvite::Answered { retx }),
+                reinvite: Some(Reinvite::Answered { retx, .. }),
                 ..
             } => Some(retx.deadline()),
             _ => None,
@@ -416,6 +474,7 @@ impl UserAgent {
             .collect();
         for call in due {
             self.call_timeout(now, call);
+            self.session_timer_timeout(now, call);
         }
         self.registration_timeouts(now);
         self.transfer_timeouts(now);
@@ -560,7 +619,7 @@ impl UserAgent {
         let (retx, is_setup) = match &mut c.state {
             CallState::Answered { retx, .. } => (retx, true),
             CallState::Established {
-                reinvite: Some(Reinvite::Answered { retx }),
+                reinvite: Some(Reinvite::Answered { retx, .. }),
                 ..
             } => (retx, false),
             CallState::Calling(calling) => {
