@@ -204,7 +204,7 @@ pub enum UasDecision {
 /// Decide as the UAS of `request` (RFC 4028 section 9): a `Session-Expires`
 /// below our `min_se` is refused (422); a peer that supports the timer gets
 /// one with the interval it asked for, brought down to our
-/// `session_expires` (never below its `Min-SE` or ours), refreshed by the
+/// `session_expires` when longer (never below its `Min-SE` or ours), refreshed by the
 /// side it named, else by itself (the UAC); a request with
 /// `Session-Expires` from a peer that does not support it (a proxy asked)
 /// gets us as refresher.
@@ -222,11 +222,14 @@ pub fn decide_uas(settings: &TimerSettings, request: &Headers) -> UasDecision {
     {
         return UasDecision::TooSmall { min_se: ours_min };
     }
+    // We may bring a long interval down to ours, never below the Min-SE
+    // of the request (90 s when absent) or ours; a short one we keep.
     let floor = min_se(request).unwrap_or(90).max(ours_min);
-    let delta = asked
-        .map_or(secs(settings.session_expires), |se| se.delta)
-        .min(secs(settings.session_expires))
-        .max(floor);
+    let ours = secs(settings.session_expires);
+    let delta = match asked {
+        Some(se) if se.delta <= ours => se.delta,
+        _ => ours.max(floor),
+    };
     let refresher = match (supported, asked.and_then(|se| se.refresher)) {
         (false, _) => Refresher::Uas,
         (true, Some(r)) => r,
@@ -467,6 +470,22 @@ mod tests {
         assert!(matches!(
             decide_uas(&s, &h),
             UasDecision::Run { header, .. } if header.delta == 600
+        ));
+    }
+
+    #[test]
+    fn a_short_interval_above_our_min_se_is_kept_without_a_min_se_header() {
+        let s = TimerSettings {
+            session_expires: Duration::from_secs(30),
+            min_se: Duration::from_secs(2),
+        };
+        let h = headers(&[
+            (HeaderName::SessionExpires, "3"),
+            (HeaderName::Supported, "timer"),
+        ]);
+        assert!(matches!(
+            decide_uas(&s, &h),
+            UasDecision::Run { header, .. } if header.delta == 3
         ));
     }
 
