@@ -5,7 +5,9 @@
 //! without an answer ends the call with BYE; a re-INVITE without SDP gets
 //! the current SDP unchanged; UPDATE is answered; and a session timer the
 //! caller does not refresh ends the call with the agent's BYE (a 3 s
-//! interval, accepted through the test-only `sip.min_se_floor`).
+//! interval, accepted through the test-only `sip.min_se_floor`). The
+//! delayed offer and the offerless re-INVITE are played by sipp too
+//! (`uac_delayed_offer.xml`).
 
 mod support_agent;
 
@@ -17,7 +19,9 @@ use callbridge_crm_store::{EndReason, EventKind, SessionState};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use support_agent::checks::wav_channel_rms;
+use support_agent::media::RtpTap;
 use support_agent::raw_sip::{RawCall, header, status};
+use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};
 
 /// The caller's payload: mu-law 0xe7 (a level of 260: below barge-in).
@@ -198,6 +202,20 @@ fn an_invite_without_sdp_gets_our_offer_and_carries_audio_both_ways_after_the_ac
     let to = agent_media(&agent, &ok);
     let answer = caller_sdp(&call);
     ack(&mut call, 1, &answer);
+    // Silent for a second: what arrives went to the address of the ACK's
+    // answer (nothing was latched).
+    let mut before = Vec::new();
+    call.rtp.set_nonblocking(true).unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(1) {
+        drain(&call.rtp, &mut before);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        before.len() >= 25,
+        "the agent sent {} packets to the answer's address before the caller spoke",
+        before.len()
+    );
     let heard = talk(&call, to, Duration::from_secs(3));
     let voiced = heard.iter().filter(|r| **r > 300.0).count();
     println!("caller received {} packets, {voiced} voiced", heard.len());
@@ -364,4 +382,35 @@ fn a_session_timer_the_caller_does_not_refresh_ends_the_call_with_bye() {
         "{:?}",
         rec.events
     );
+}
+
+#[test]
+fn sipp_delayed_offer_and_offerless_reinvite_carry_audio_after_the_acks_answer() {
+    let agent = Agent::start(Opts::default());
+    let tap = RtpTap::start(Duration::from_secs(20));
+    let run = Sipp::uac("uac_delayed_offer.xml", agent.sip)
+        .key("tap", tap.port.to_string())
+        .pause_ms(2000)
+        .within(Duration::from_secs(30))
+        .run();
+    run.assert_ok("delayed offer, offerless re-INVITE");
+    let heard = tap.finish();
+    // The agent sent to the address of the ACK's answer (the tap), and it
+    // was the greeting, until sipp's own RTP latched it.
+    let voiced = heard.iter().filter(|h| h.rms > 300.0).count();
+    println!("tap: {} packets, {voiced} voiced", heard.len());
+    assert!(
+        heard.len() >= 100,
+        "the answer's address got {} packets",
+        heard.len()
+    );
+    assert!(voiced >= 25, "only {voiced} voiced packets: no greeting");
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    let s = &sessions[0];
+    assert_eq!(s.state, SessionState::Ended, "{s:?}");
+    assert_eq!(s.end_reason, Some(EndReason::CallerHangup), "{s:?}");
+    let (caller, agent_side) = wav_channel_rms(&s.recording_path.clone().unwrap());
+    println!("recording rms: caller {caller:.0}, agent {agent_side:.0}");
+    assert!(caller > 100.0, "the agent heard sipp's speech: {caller:.0}");
+    assert!(agent_side > 100.0, "the agent spoke: {agent_side:.0}");
 }

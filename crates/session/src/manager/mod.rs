@@ -344,6 +344,7 @@ impl Manager {
                 SipEvent::Confirmed { call }
                 | SipEvent::Progress { call, .. }
                 | SipEvent::Answered { call, .. }
+                | SipEvent::AnswerInAck { call, .. }
                 | SipEvent::Failed { call, .. }
                 | SipEvent::Ended { call, .. }
                 | SipEvent::Reinvite { call, .. }
