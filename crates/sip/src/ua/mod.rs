@@ -14,6 +14,17 @@
 //! RFC 3515 / RFC 5589). An incoming REFER is refused with 405 (we do not
 //! act as transferee).
 //!
+//! Offer/answer beyond the plain INVITE with SDP (module `refresh`): an
+//! INVITE without SDP is answered with the application's offer and the ACK
+//! must bring the answer ([`Event::AnswerInAck`]; without a usable one the
+//! core sends BYE, [`EndReason::BadAnswerInAck`]); a re-INVITE without SDP
+//! is answered by the core itself with our current SDP, unchanged; UPDATE
+//! (RFC 3311) is answered in the dialog, an UPDATE with an offer like a
+//! re-INVITE's. Session timers (RFC 4028, [`crate::session_timer`]) run
+//! per call: 422 below our `Min-SE`, `Session-Expires` in our 2xx and
+//! requests, our refreshes at half the interval, and BYE with
+//! [`EndReason::SessionExpired`] when the session is not refreshed.
+//!
 //! The run loop of a driver:
 //!
 //! ```
@@ -30,6 +41,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod event;
 mod refer;
 mod refresh;
@@ -50,6 +62,7 @@ mod tests_refer;
 #[cfg(test)]
 mod tests_timer;
 
+pub use config::{Config, Stats, UaError};
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
     RegistrationState,
@@ -58,14 +71,12 @@ pub use event::{
 use crate::auth::{Credentials, DigestClient};
 use crate::dialog::Dialog;
 use crate::encode::Encode;
-use crate::error::{Disposition, Error};
-use crate::filter::SourceFilter;
+use crate::error::Disposition;
 use crate::header::{HeaderName, NameAddr, Via};
 use crate::ids::{CallId, Tag};
 use crate::message::{Message, Request, Response};
-use crate::parse::Limits;
 use crate::random::{CryptoRng, Ids};
-use crate::session_timer::{SessionTimer, TimerSettings};
+use crate::session_timer::SessionTimer;
 use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
 use crate::uri::{Host, SipUri};
@@ -81,107 +92,6 @@ pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE
 /// The extensions this user agent supports (the `Supported` header):
 /// session timers (RFC 4028).
 pub const SUPPORTED: &str = "timer";
-
-/// Configuration of the core.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The address written in Via and Contact (the socket's public address).
-    pub contact_addr: SocketAddr,
-    /// `User-Agent` / `Server` header value.
-    pub user_agent: String,
-    /// T1, T2, T4 and D.
-    pub timers: TimerConfig,
-    /// Most live transactions; beyond it new requests get a stateless 503.
-    pub max_transactions: usize,
-    /// Most live calls; beyond it new INVITEs get 486 Busy Here.
-    pub max_calls: usize,
-    /// Who may send us requests.
-    pub filter: SourceFilter,
-    /// How long an outbound call may ring before we cancel it.
-    pub ring_timeout: Duration,
-    /// `Retry-After` seconds in the 503 answering INVITEs while shutting down.
-    pub retry_after: u32,
-    /// Parser limits.
-    pub limits: Limits,
-    /// Delay before retrying a failed registration.
-    pub register_retry: Duration,
-    /// How long an inbound call may wait for the application's answer or
-    /// rejection before the core answers 480 itself.
-    pub answer_timeout: Duration,
-    /// How long after sending a REFER we wait for the NOTIFY with the
-    /// transfer's final status before reporting it failed (408).
-    pub transfer_timeout: Duration,
-    /// Session timers (RFC 4028): the interval we ask for and the least
-    /// we accept ([`crate::session_timer`]).
-    pub session_timer: TimerSettings,
-}
-
-impl Config {
-    /// Defaults for a user agent reachable at `contact_addr`.
-    pub fn new(contact_addr: SocketAddr) -> Config {
-        Config {
-            contact_addr,
-            user_agent: "callbridge".to_string(),
-            timers: TimerConfig::default(),
-            max_transactions: 4096,
-            max_calls: 1024,
-            filter: SourceFilter::allow_all(),
-            ring_timeout: Duration::from_secs(60),
-            retry_after: 30,
-            limits: Limits::default(),
-            register_retry: Duration::from_secs(30),
-            answer_timeout: Duration::from_secs(120),
-            transfer_timeout: Duration::from_secs(90),
-            session_timer: TimerSettings::default(),
-        }
-    }
-}
-
-/// Counters of what the core did with its input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams handled.
-    pub datagrams: u64,
-    /// Unparsable datagrams dropped (no answer possible).
-    pub malformed_dropped: u64,
-    /// Unparsable requests answered 400 (or 505/513).
-    pub malformed_answered: u64,
-    /// Requests from sources outside the allowlist.
-    pub filtered: u64,
-    /// Retransmitted requests absorbed by a server transaction.
-    pub retransmissions_absorbed: u64,
-    /// Responses that matched no transaction.
-    pub stray_responses: u64,
-    /// Requests refused because a table was full.
-    pub overloaded: u64,
-    /// INVITEs refused with 503 while shutting down.
-    pub refused_shutting_down: u64,
-    /// Inbound calls offered to the application.
-    pub inbound_calls: u64,
-    /// Outbound calls started.
-    pub outbound_calls: u64,
-}
-
-/// A command the core refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum UaError {
-    /// No such call (it ended, or never existed).
-    #[error("unknown call")]
-    UnknownCall,
-    /// The call is not in a state where the command applies.
-    #[error("call is {0}")]
-    WrongState(&'static str),
-    /// The transaction or call table is full.
-    #[error("too many transactions or calls")]
-    Overloaded,
-    /// The core is shutting down and starts no new calls.
-    #[error("shutting down")]
-    ShuttingDown,
-    /// A message could not be built from the given parts.
-    #[error("cannot build request: {0}")]
-    Build(#[from] Error),
-}
 
 /// Who started a client transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

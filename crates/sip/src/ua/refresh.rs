@@ -9,7 +9,7 @@ use super::uas::{allow_headers, offer_problem, placeholder};
 use super::{Call, CallRef, CallState, EndReason, Event, Owner, Reinvite, Retransmit, UserAgent};
 use crate::dialog::{first_contact, route_key};
 use crate::encode::Encode;
-use crate::header::{HeaderName, Headers, MediaType};
+use crate::header::{HeaderName, MediaType};
 use crate::message::{Request, Response};
 use crate::method::Method;
 use crate::sdp::{HoldState, Session, hold_state, process_answer};
@@ -44,14 +44,6 @@ fn refresh_value(timer: &SessionTimer) -> String {
         refresher: Some(refresher),
     }
     .to_value()
-}
-
-/// Whether a request from the peer lists UPDATE in its Allow.
-pub(super) fn allows_update(h: &Headers) -> bool {
-    h.allow()
-        .unwrap_or_default()
-        .iter()
-        .any(|m| m == &Method::Update)
 }
 
 impl UserAgent {

@@ -400,7 +400,7 @@ impl UserAgent {
             };
             self.send(peer, ack.clone());
             let id = dialog.id().clone();
-            let allows_update = super::refresh::allows_update(resp.headers());
+            let allows_update = crate::dialog::peer_allows(resp.headers(), &Method::Update);
             if let Some(c) = self.calls.get_mut(&call) {
                 c.peer_allows_update = allows_update;
             }

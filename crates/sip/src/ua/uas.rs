@@ -191,7 +191,7 @@ impl UserAgent {
         self.dialogs
             .insert((call_id.clone(), local_tag.clone()), call);
         self.invites.insert(key.clone(), call);
-        let peer_allows_update = super::refresh::allows_update(req.headers());
+        let peer_allows_update = crate::dialog::peer_allows(req.headers(), &Method::Update);
         // In-dialog requests go back where the INVITE came from (the
         // trunk), like its responses.
         let state = CallState::Offered {
