@@ -350,3 +350,86 @@ fn two_cores_keep_a_timed_call_alive_by_update_and_end_it_when_refreshes_stop() 
     // B's BYE reaches A (only A's requests are lost).
     assert_eq!(ended(&p.a_events), vec![EndReason::RemoteBye], "{call:?}");
 }
+
+mod interleavings {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Wait(u64),
+        Update,
+        ReinviteWithoutSdp,
+        Ack { answer: bool },
+        Bye,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u64..120).prop_map(Op::Wait),
+            2 => Just(Op::Update),
+            2 => Just(Op::ReinviteWithoutSdp),
+            2 => any::<bool>().prop_map(|answer| Op::Ack { answer }),
+            1 => Just(Op::Bye),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// A timed call (120 s, the caller refreshes) under any order of
+        /// refreshes, offerless re-INVITEs, ACKs with or without answers,
+        /// BYE and waiting: the call ends at most once, a session expiry
+        /// never comes before 88 s (120 - 32) after the last refresh we
+        /// answered, and once ended the call is gone after Timer F.
+        #[test]
+        fn a_timed_call_ends_once_and_never_expires_early(ops in proptest::collection::vec(op(), 1..30)) {
+            let mut r = Raw::new();
+            let extra = "Supported: timer\r\nSession-Expires: 120\r\n";
+            let (_, tag, _) = timed_call(&mut r, extra);
+            let mut last_refresh = r.now;
+            let mut seq = 2;
+            for op in ops {
+                let before = ended(&r.events).len();
+                match op {
+                    Op::Wait(s) => {
+                        let at = r.now - r.t0 + Duration::from_secs(s);
+                        let sent = r.advance(at);
+                        let bye = sent.iter().find(|(_, m)| {
+                            matches!(m, Message::Request(q) if q.method() == &Method::Bye)
+                        });
+                        if let Some((t, _)) = bye && before == 0 {
+                            // Only the expiry sends BYE while time passes.
+                            prop_assert!(r.t0 + *t >= last_refresh + Duration::from_secs(88));
+                            prop_assert_eq!(ended(&r.events), vec![EndReason::SessionExpired]);
+                        }
+                    }
+                    Op::Update | Op::ReinviteWithoutSdp => {
+                        let method = if matches!(op, Op::Update) { "UPDATE" } else { "INVITE" };
+                        r.send(&request(method, &format!("b{seq}"), "c1", Some(&tag), seq, extra, ""));
+                        if r.out().iter().any(|(_, m)| status(m) == 200) {
+                            last_refresh = r.now;
+                        }
+                        seq += 1;
+                    }
+                    Op::Ack { answer } => {
+                        let body = if answer { ANSWER } else { "" };
+                        r.send(&request("ACK", &format!("a{seq}"), "c1", Some(&tag), seq - 1, "", body));
+                        r.out();
+                    }
+                    Op::Bye => {
+                        r.send(&request("BYE", &format!("y{seq}"), "c1", Some(&tag), seq, "", ""));
+                        r.out();
+                        seq += 1;
+                    }
+                }
+                let ends = ended(&r.events);
+                prop_assert!(ends.len() <= 1, "{ends:?}");
+            }
+            let at = r.now - r.t0 + Duration::from_secs(300);
+            r.advance(at);
+            let ends = ended(&r.events);
+            prop_assert_eq!(ends.len(), 1, "a call nobody refreshes expires: {:?}", ends);
+            prop_assert_eq!(r.ua.call_count(), 0);
+        }
+    }
+}
