@@ -94,7 +94,7 @@ fn an_ack_without_a_usable_answer_ends_the_call_with_bye() {
         // The peer answers the BYE: the call is gone, its end told once.
         let bye = &requests(&out, Method::Bye)[0];
         let ok = bye.make_response(crate::StatusCode::OK, None);
-        r.send(&String::from_utf8(ok.to_bytes().to_vec()).unwrap());
+        r.send(std::str::from_utf8(&ok.to_bytes()).unwrap());
         assert_eq!(r.ua.call_count(), 0, "{call:?}");
         assert_eq!(ended(&r.events).len(), 1);
     }
@@ -253,7 +253,7 @@ fn as_refresher_we_send_a_reinvite_with_our_sdp_at_half_the_interval() {
     ok.headers_mut()
         .push(HeaderName::SessionExpires, "100;refresher=uac");
     let events = r.events.len();
-    r.send(&String::from_utf8(ok.to_bytes().to_vec()).unwrap());
+    r.send(std::str::from_utf8(&ok.to_bytes()).unwrap());
     assert_eq!(requests(&r.out(), Method::Ack).len(), 1);
     assert_eq!(r.events.len(), events);
     // The next refresh is 50 s after that 200.
@@ -275,7 +275,7 @@ fn a_refresh_answered_481_ends_the_call() {
     assert_eq!(update.method(), &Method::Update, "the peer allows UPDATE");
     assert!(update.body().is_empty());
     let gone = update.make_response(crate::StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST, None);
-    r.send(&String::from_utf8(gone.to_bytes().to_vec()).unwrap());
+    r.send(std::str::from_utf8(&gone.to_bytes()).unwrap());
     assert_eq!(requests(&r.out(), Method::Bye).len(), 1);
     assert_eq!(ended(&r.events), vec![EndReason::SessionExpired]);
 }
