@@ -433,3 +433,28 @@ mod interleavings {
         }
     }
 }
+
+#[test]
+fn an_outbound_invite_asks_for_our_session_timer() {
+    let mut r = Raw::new();
+    let o = Originate {
+        to: Uri::parse(&Bytes::from_static(b"sip:bob@127.0.0.1:5070")).unwrap(),
+        from: NameAddr::new(Uri::parse(&Bytes::from_static(b"sip:a@127.0.0.1")).unwrap()),
+        target: super::tests_raw::peer(),
+        offer: Bytes::from_static(SDP.as_bytes()),
+        credentials: None,
+    };
+    r.ua.originate(r.now, o).unwrap();
+    let out = r.out();
+    let invite = &requests(&out, Method::Invite)[0];
+    let h = |n: HeaderName| {
+        invite
+            .headers()
+            .get(&n)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(h(HeaderName::SessionExpires).as_deref(), Some("1800"));
+    assert_eq!(h(HeaderName::MinSe).as_deref(), Some("90"));
+    assert_eq!(h(HeaderName::Supported).as_deref(), Some("timer"));
+    assert!(h(HeaderName::Allow).is_some_and(|a| a.contains("UPDATE")));
+}
