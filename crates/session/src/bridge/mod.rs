@@ -569,17 +569,11 @@ impl Call {
         let Some(call) = self.sip.call else { return };
         let parsed = callbridge_sip::sdp::Session::parse(offer);
         let sip = self.shared.sip.clone();
+        // RFC 3264 section 8: the o= version grows only when our SDP
+        // changes; an answer like the last one keeps it.
+        let last = self.sip.local_sdp.as_deref();
         let local = &mut self.sip.local_media;
-        let answered = parsed.and_then(|o| {
-            // RFC 3264 section 8: the o= version grows only when our SDP
-            // changes; an answer like the last one keeps it.
-            let (a, n) = callbridge_sip::sdp::answer(&o, local)?;
-            if self.sip.local_sdp.as_ref() == Some(&a.to_bytes()) {
-                return Ok((a, n));
-            }
-            local.session_version += 1;
-            callbridge_sip::sdp::answer(&o, local)
-        });
+        let answered = parsed.and_then(|o| callbridge_sip::sdp::answer_again(&o, local, last));
         match answered {
             Ok((answer, n)) => {
                 if let (Some(s), Some(r)) =
