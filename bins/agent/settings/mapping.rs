@@ -75,6 +75,7 @@ impl Settings {
         // The machine cancels at ring_timeout; the SIP core's own bound is
         // a backstop behind it.
         cfg.sip.ring_timeout = self.ring_timeout + Duration::from_secs(5);
+        cfg.sip.session_timer = self.session_timer;
         cfg.max_calls = self.max_concurrent;
         cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
         cfg.barge_in_after = self.barge_in_after;

@@ -241,6 +241,38 @@ fn bad_durations() {
 }
 
 #[test]
+fn session_timers_default_to_30m_and_90s_and_go_below_90s_only_with_the_test_floor() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.session_timer.session_expires, Duration::from_secs(1800));
+    assert_eq!(s.session_timer.min_se, Duration::from_secs(90));
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.sip.session_timer, s.session_timer);
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_MIN_SE", "10s")]);
+    assert!(
+        m.contains("sip.min_se") && m.contains("min_se_floor = 90s"),
+        "{m}"
+    );
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_SESSION_EXPIRES", "60s")]);
+    assert!(
+        m.contains("sip.session_expires") && m.contains("min_se = 90s"),
+        "{m}"
+    );
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_SIP_MIN_SE_FLOOR", "1s"),
+            ("CALLBRIDGE_SIP_MIN_SE", "2s"),
+            ("CALLBRIDGE_SIP_SESSION_EXPIRES", "4s"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.session_timer.min_se, Duration::from_secs(2));
+    assert_eq!(s.session_timer.session_expires, Duration::from_secs(4));
+    let m = err(GOOD, &[("CALLBRIDGE_SIP_MIN_SE_FLOOR", "500ms")]);
+    assert!(m.contains("sip.min_se_floor"), "{m}");
+}
+
+#[test]
 fn model_reply_timeout_defaults_to_8s_takes_overrides_and_off() {
     let s = settings(GOOD, &[]).unwrap();
     assert_eq!(s.model_reply_timeout, Some(Duration::from_secs(8)));

@@ -14,6 +14,7 @@ use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
+use callbridge_sip::session_timer::TimerSettings;
 use callbridge_sip::{Host, Uri};
 use ipnet::IpNet;
 
@@ -82,6 +83,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             ("drop", Rejection::Drop),
         ],
     );
+    let session_timer = session_timer(c);
     let trunk_configured = c.present("sip.trunk");
     let trunk = if trunk_configured {
         trunk(c).map(Some)
@@ -346,6 +348,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             public_ip: public_ip?,
             allowed_peers: allowed_peers?,
             reject_unlisted: reject_unlisted?,
+            session_timer: session_timer?,
             trunk: trunk?,
             rtp_ports: rtp_ports?,
             rtp_latch: rtp_latch?,
@@ -395,6 +398,46 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         })
     })();
     (settings.filter(|_| !c.failed()), needs)
+}
+
+/// `sip.session_expires`, `sip.min_se` and the test-only
+/// `sip.min_se_floor`: floor <= min_se <= session_expires, whole seconds.
+/// The floor is RFC 4028's 90 s unless a test lowers it (so that a
+/// session timer runs out in seconds).
+fn session_timer(c: &Check<'_>) -> Option<TimerSettings> {
+    let expires = c.duration("sip.session_expires");
+    let min_se = c.duration("sip.min_se");
+    let floor = c.duration("sip.min_se_floor");
+    let (expires, min_se, floor) = (expires?, min_se?, floor?);
+    let whole = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() >= 1;
+    if !whole(floor) {
+        return c.invalid(
+            "sip.min_se_floor",
+            format!("{floor:?}"),
+            "whole seconds, at least 1s (90s, RFC 4028's minimum, unless for tests)",
+        );
+    }
+    if !whole(min_se) || min_se < floor {
+        return c.invalid(
+            "sip.min_se",
+            format!("{min_se:?}"),
+            &format!(
+                "whole seconds, at least sip.min_se_floor = {}s (RFC 4028: 90s)",
+                floor.as_secs()
+            ),
+        );
+    }
+    if !whole(expires) || expires < min_se || expires.as_secs() > u64::from(u32::MAX) {
+        return c.invalid(
+            "sip.session_expires",
+            format!("{expires:?}"),
+            &format!("whole seconds, at least sip.min_se = {}s", min_se.as_secs()),
+        );
+    }
+    Some(TimerSettings {
+        session_expires: expires,
+        min_se,
+    })
 }
 
 /// `[sip.trunk]`, present: every key read (so each bad one is reported),

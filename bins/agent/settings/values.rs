@@ -11,6 +11,7 @@ use callbridge_rtp::engine::RealtimePriority;
 use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
+use callbridge_sip::session_timer::TimerSettings;
 use ipnet::IpNet;
 
 use super::carrier::{CarrierNeeds, Carriers};
@@ -104,6 +105,8 @@ pub struct Settings {
     pub allowed_peers: Vec<IpNet>,
     /// What unlisted peers get.
     pub reject_unlisted: Rejection,
+    /// Session timers (RFC 4028): `sip.session_expires` and `sip.min_se`.
+    pub session_timer: TimerSettings,
     /// The trunk, if any.
     pub trunk: Option<Trunk>,
     /// RTP ports.

@@ -6,7 +6,7 @@
 //!
 //! | type | what it means | who sets it |
 //! |---|---|---|
-//! | [`callbridge_sip::ua::EndReason`] | why a SIP dialog ended, as the SIP core saw it (BYE from the peer, CANCEL, our BYE done, 2xx never ACKed, never answered) | the SIP user agent |
+//! | [`callbridge_sip::ua::EndReason`] | why a SIP dialog ended, as the SIP core saw it (BYE from the peer, CANCEL, our BYE done, 2xx never ACKed or its offer never answered, session timer expired, never answered) | the SIP user agent |
 //! | [`lifecycle::EndReason`] | why the call ended: exactly one per call, the first cause that happened (caller hangup, agent hangup, timeouts, model failure, shutdown, rejected/busy/no answer, transfer...) | the call machine |
 //! | [`callbridge_crm_store::EndReason`] | the stored vocabulary: every machine reason plus the ones only the store knows (`process-died` from crash recovery, `orphan-recording` from reconciling files); its kebab-case names are the schema and never change | the store |
 //!
@@ -51,7 +51,10 @@ pub(crate) fn sip_input(r: SipReason) -> Option<SipInput> {
     match r {
         SipReason::RemoteBye => Some(SipInput::Bye),
         SipReason::RemoteCancel | SipReason::Unanswered => Some(SipInput::Cancel),
-        SipReason::AckTimeout => Some(SipInput::AckTimeout),
+        // Our 2xx offered and its ACK did not answer: the 2xx was never
+        // properly acknowledged (the call task records why).
+        SipReason::AckTimeout | SipReason::BadAnswerInAck => Some(SipInput::AckTimeout),
+        SipReason::SessionExpired => Some(SipInput::SessionExpired),
         SipReason::LocalHangup => None,
     }
 }
@@ -93,6 +96,14 @@ mod tests {
         assert_eq!(sip_input(SipReason::RemoteCancel), Some(SipInput::Cancel));
         assert_eq!(sip_input(SipReason::Unanswered), Some(SipInput::Cancel));
         assert_eq!(sip_input(SipReason::AckTimeout), Some(SipInput::AckTimeout));
+        assert_eq!(
+            sip_input(SipReason::BadAnswerInAck),
+            Some(SipInput::AckTimeout)
+        );
+        assert_eq!(
+            sip_input(SipReason::SessionExpired),
+            Some(SipInput::SessionExpired)
+        );
         assert_eq!(sip_input(SipReason::LocalHangup), None);
     }
 }

@@ -183,6 +183,16 @@ pub(crate) fn route_key(request: &Request) -> Option<(CallId, Tag)> {
     Some((h.call_id().ok()?, h.to_addr().ok()?.tag()?))
 }
 
+/// Whether the peer's message lists `method` in its Allow (e.g. UPDATE,
+/// which we then use for session refreshes).
+pub(crate) fn peer_allows(headers: &crate::header::Headers, method: &Method) -> bool {
+    headers
+        .allow()
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m == method)
+}
+
 /// Contact of a message, if any.
 pub(crate) fn first_contact(headers: &crate::header::Headers) -> Option<NameAddr> {
     headers.contacts().ok()?.into_iter().next()

@@ -47,6 +47,7 @@ mod params;
 mod parse;
 pub mod random;
 pub mod sdp;
+pub mod session_timer;
 mod status;
 pub mod transaction;
 pub mod ua;

@@ -168,6 +168,9 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_CARRIER_VONAGE_STREAM_TOKEN_TTL_S",
         "CALLBRIDGE_MODEL_UPLINK_MS",
         "CALLBRIDGE_CALLS_BARGE_IN_AFTER",
+        "CALLBRIDGE_SIP_SESSION_EXPIRES",
+        "CALLBRIDGE_SIP_MIN_SE",
+        "CALLBRIDGE_SIP_MIN_SE_FLOOR",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -178,8 +181,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1 + 2 + 1,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after"
+        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys"
     );
 }
 

@@ -83,7 +83,8 @@ pub(crate) struct CallSpec {
     pub transport: Transport,
     pub stream_guard: GaugeGuard,
     pub local_media: LocalMedia,
-    /// Inbound: our SDP answer to the INVITE's offer.
+    /// Inbound: our SDP answer to the INVITE's offer, or our offer when
+    /// the INVITE had none (delayed offer: the answer comes in the ACK).
     pub answer_sdp: Option<Bytes>,
     /// Outbound: the INVITE to send at `SendInvite`.
     pub originate: Option<Originate>,
@@ -111,6 +112,9 @@ struct SipLeg {
     answer_sdp: Option<Bytes>,
     /// Outbound: the INVITE to send at `SendInvite`.
     originate: Option<Originate>,
+    /// The SDP we last sent (offer or answer): what an answer from the
+    /// peer (in its 2xx, or in the ACK of our offering 2xx) answers.
+    local_sdp: Option<Bytes>,
 }
 
 /// The call's recording, while it is written.
@@ -205,6 +209,9 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             call,
             call_id: sip_call_id,
             local_media,
+            local_sdp: answer_sdp
+                .clone()
+                .or_else(|| originate.as_ref().map(|o| o.offer.clone())),
             answer_sdp,
             originate,
         },
@@ -467,7 +474,13 @@ impl Call {
                     _ => 500,
                 },
             },
-            SipEvent::Ended { reason, .. } => match crate::end_reason::sip_input(reason) {
+            SipEvent::AnswerInAck { answer, .. } => {
+                // The ACK answered the offer of our 2xx (delayed offer, or
+                // an offerless re-INVITE): media goes where it says.
+                self.apply_answer(&answer);
+                return;
+            }
+            SipEvent::Ended { reason, .. } => match self.sip_end_input(reason) {
                 Some(input) => input,
                 None => {
                     debug!(?reason, "SIP dialog ended");
@@ -494,15 +507,54 @@ impl Call {
         self.inputs.push_back(Input::Sip(input));
     }
 
+    /// The machine input for the SIP dialog's end; the ends the store has
+    /// no reason of their own for are logged and recorded as an event.
+    fn sip_end_input(
+        &mut self,
+        reason: callbridge_sip::ua::EndReason,
+    ) -> Option<crate::lifecycle::SipInput> {
+        use callbridge_sip::ua::EndReason as R;
+        let why = match reason {
+            R::BadAnswerInAck => Some((
+                "bad_answer_in_ack",
+                "our 200 OK offered SDP (the INVITE had none) and the ACK brought \
+                 no usable answer; the agent sent BYE (RFC 3261 section 13.3.1.4)",
+            )),
+            R::SessionExpired => Some((
+                "session_expired",
+                "the session timer ran out: the peer did not refresh the session in \
+                 time, or our refreshes failed; the agent sent BYE (RFC 4028 section 10)",
+            )),
+            _ => None,
+        };
+        if let Some((key, text)) = why {
+            warn!(reason = key, "{text}");
+            self.event(
+                callbridge_crm_store::EventKind::Sip,
+                serde_json::json!({ key: text }),
+            );
+        }
+        crate::end_reason::sip_input(reason)
+    }
+
     fn apply_answer(&mut self, answer: &Bytes) {
-        let Some(orig) = &self.sip.originate else {
+        let Some(ours) = &self.sip.local_sdp else {
             return;
         };
-        let offer = callbridge_sip::sdp::Session::parse(&orig.offer);
+        let offer = callbridge_sip::sdp::Session::parse(ours);
         let ans = callbridge_sip::sdp::Session::parse(answer);
         match (offer, ans) {
             (Ok(o), Ok(a)) => match callbridge_sip::sdp::process_answer(&o, &a) {
                 Ok(n) => {
+                    if n.codec != callbridge_sip::sdp::Codec::Pcmu {
+                        // The stream was opened for our first codec; it
+                        // cannot switch law once open.
+                        warn!(
+                            codec = ?n.codec,
+                            "the answer chose a codec other than our first (PCMU); \
+                             the stream keeps PCMU"
+                        );
+                    }
                     if let Some(r) = n.remote_rtp
                         && !self.shared.cfg.sip.filter.allows(r.ip())
                     {
@@ -525,16 +577,22 @@ impl Call {
     async fn answer_reinvite(&mut self, offer: &Bytes) {
         let Some(call) = self.sip.call else { return };
         let parsed = callbridge_sip::sdp::Session::parse(offer);
-        self.sip.local_media.session_version += 1;
         let sip = self.shared.sip.clone();
-        match parsed.and_then(|o| callbridge_sip::sdp::answer(&o, &self.sip.local_media)) {
+        // RFC 3264 section 8: the o= version grows only when our SDP
+        // changes; an answer like the last one keeps it.
+        let last = self.sip.local_sdp.as_deref();
+        let local = &mut self.sip.local_media;
+        let answered = parsed.and_then(|o| callbridge_sip::sdp::answer_again(&o, local, last));
+        match answered {
             Ok((answer, n)) => {
                 if let (Some(s), Some(r)) =
                     (self.stream.as_ref().and_then(Transport::rtp), n.remote_rtp)
                 {
                     s.set_remote(Some(r));
                 }
-                if let Err(e) = sip.answer(call, answer.to_bytes()).await {
+                let sdp = answer.to_bytes();
+                self.sip.local_sdp = Some(sdp.clone());
+                if let Err(e) = sip.answer(call, sdp).await {
                     warn!(error = %e, "re-INVITE answer failed");
                 }
             }

@@ -51,6 +51,14 @@ pub enum SipInput {
     /// Inbound: the ACK for our 2xx never arrived (RFC 3261 Timer H); the
     /// dialog must be torn down with a BYE (RFC 3261 section 13.3.1.4).
     AckTimeout,
+    /// The session timer ran out (RFC 4028 section 10): the peer stopped
+    /// refreshing the session, or our refreshes failed. The SIP layer has
+    /// sent BYE; the call ends with [`EndReason::Error`] (the store has no
+    /// reason of its own for it; the call task records a `session_expired`
+    /// event).
+    ///
+    /// [`EndReason::Error`]: crate::lifecycle::EndReason::Error
+    SessionExpired,
     /// The peer sent BYE (the SIP layer answers it with 200 itself).
     Bye,
     /// Inbound: the caller sent CANCEL for the pending INVITE (the SIP layer

@@ -276,6 +276,13 @@ impl CallMachine {
             ) if self.direction == Direction::Inbound => {
                 self.end_ours(now, state, EndReason::AckTimeout, false)
             }
+            (
+                state @ (State::Answered { .. }
+                | State::Active { .. }
+                | State::OnHold { .. }
+                | State::Transferring { .. }),
+                SipInput::SessionExpired,
+            ) => self.end_ours(now, state, EndReason::Error, false),
             (State::Active { at }, SipInput::Hold) => {
                 self.emit(Action::PauseCallerAudio);
                 let no_speech_left = self

@@ -344,6 +344,7 @@ impl Manager {
                 SipEvent::Confirmed { call }
                 | SipEvent::Progress { call, .. }
                 | SipEvent::Answered { call, .. }
+                | SipEvent::AnswerInAck { call, .. }
                 | SipEvent::Failed { call, .. }
                 | SipEvent::Ended { call, .. }
                 | SipEvent::Reinvite { call, .. }
@@ -426,14 +427,23 @@ impl Manager {
         let reject = |s: StatusCode| async move {
             let _ = sip.reject(inc.call, s).await;
         };
-        let Ok(offer) = sdp::Session::parse(&inc.offer) else {
-            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        // An INVITE without SDP (delayed offer, RFC 3261 section 13.2.1)
+        // gets our offer in the 200, as an outbound call's INVITE carries
+        // it; the answer comes in the ACK.
+        let offer = if inc.offer.is_empty() {
+            None
+        } else {
+            match sdp::Session::parse(&inc.offer) {
+                Ok(o) => Some(o),
+                Err(_) => return reject(StatusCode::NOT_ACCEPTABLE_HERE).await,
+            }
         };
         // Negotiate against a placeholder port first to learn the codec,
         // then bind the stream and answer with its real port.
         let probe = self.local_media(0);
-        let (law, te, remote) = match sdp::answer(&offer, &probe) {
-            Ok((_, n)) => (
+        let (law, te, remote) = match offer.as_ref().map(|o| sdp::answer(o, &probe)) {
+            None => (Law::MuLaw, probe.telephone_event, None),
+            Some(Ok((_, n))) => (
                 match n.codec {
                     Codec::Pcmu => Law::MuLaw,
                     Codec::Pcma => Law::ALaw,
@@ -441,7 +451,7 @@ impl Manager {
                 n.telephone_event,
                 n.remote_rtp,
             ),
-            Err(e) => return reject(e.status()).await,
+            Some(Err(e)) => return reject(e.status()).await,
         };
         let call_id = inc.call_id.to_string();
         let rules = self.latch_rules(inc.source.ip());
@@ -495,8 +505,12 @@ impl Manager {
             }
         };
         let local = self.local_media(stream.local_addr().port());
-        let Ok((answer, _)) = sdp::answer(&offer, &local) else {
-            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        let answer = match &offer {
+            None => sdp::make_offer(&local, sdp::Direction::SendRecv),
+            Some(offer) => match sdp::answer(offer, &local) {
+                Ok((answer, _)) => answer,
+                Err(_) => return reject(StatusCode::NOT_ACCEPTABLE_HERE).await,
+            },
         };
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);

@@ -50,7 +50,7 @@ macro_rules! names {
                     b'e' => match rest { b"rror-info" => Some(HeaderName::ErrorInfo), b"vent" => Some(HeaderName::Event), b"xpires" => Some(HeaderName::Expires), _ => None },
                     b'f' => match rest { b"rom" => Some(HeaderName::From), _ => None },
                     b'i' => match rest { b"n-reply-to" => Some(HeaderName::InReplyTo), _ => None },
-                    b'm' => match rest { b"ax-forwards" => Some(HeaderName::MaxForwards), b"ime-version" => Some(HeaderName::MimeVersion), b"in-expires" => Some(HeaderName::MinExpires), _ => None },
+                    b'm' => match rest { b"ax-forwards" => Some(HeaderName::MaxForwards), b"ime-version" => Some(HeaderName::MimeVersion), b"in-expires" => Some(HeaderName::MinExpires), b"in-se" => Some(HeaderName::MinSe), _ => None },
                     b'o' => match rest { b"rganization" => Some(HeaderName::Organization), _ => None },
                     b'p' => match rest { b"riority" => Some(HeaderName::Priority), b"roxy-authenticate" => Some(HeaderName::ProxyAuthenticate), b"roxy-authorization" => Some(HeaderName::ProxyAuthorization), b"roxy-require" => Some(HeaderName::ProxyRequire), _ => None },
                     b'r' => match rest { b"ack" => Some(HeaderName::RAck), b"eason" => Some(HeaderName::Reason), b"ecord-route" => Some(HeaderName::RecordRoute), b"efer-to" => Some(HeaderName::ReferTo), b"eferred-by" => Some(HeaderName::ReferredBy), b"eply-to" => Some(HeaderName::ReplyTo), b"equire" => Some(HeaderName::Require), b"etry-after" => Some(HeaderName::RetryAfter), b"oute" => Some(HeaderName::Route), b"seq" => Some(HeaderName::RSeq), _ => None },
@@ -117,6 +117,7 @@ names! {
     MaxForwards => "Max-Forwards", b"max-forwards";
     MimeVersion => "MIME-Version", b"mime-version";
     MinExpires => "Min-Expires", b"min-expires";
+    MinSe => "Min-SE", b"min-se";
     Organization => "Organization", b"organization";
     Priority => "Priority", b"priority";
     ProxyAuthenticate => "Proxy-Authenticate", b"proxy-authenticate";

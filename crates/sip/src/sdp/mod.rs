@@ -11,7 +11,8 @@ mod negotiate;
 mod parse;
 
 pub use negotiate::{
-    Codec, HoldState, LocalMedia, Negotiated, answer, hold_state, make_offer, process_answer,
+    Codec, HoldState, LocalMedia, Negotiated, answer, answer_again, hold_state, make_offer,
+    process_answer,
 };
 
 use std::fmt::Write as _;

@@ -258,6 +258,23 @@ pub fn answer(offer: &Session, local: &LocalMedia) -> Result<(Session, Negotiate
     ))
 }
 
+/// Answer a new offer in an established session (a re-INVITE's or
+/// UPDATE's, RFC 3264 section 8): like [`answer`], with the `o=` version
+/// of `local` grown by one only when the answer differs from `last`, the
+/// SDP we sent before (an answer like the last one keeps the version).
+pub fn answer_again(
+    offer: &Session,
+    local: &mut LocalMedia,
+    last: Option<&[u8]>,
+) -> Result<(Session, Negotiated), SdpError> {
+    let (a, n) = answer(offer, local)?;
+    if last == Some(&a.to_bytes()[..]) {
+        return Ok((a, n));
+    }
+    local.session_version += 1;
+    answer(offer, local)
+}
+
 /// Make an offer for an outbound call or a re-INVITE: one audio stream with
 /// our codecs in preference order (static payload types), telephone-event,
 /// ptime and `direction` (sendrecv; sendonly to hold, RFC 3264 section 8.4).

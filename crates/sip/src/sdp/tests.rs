@@ -224,3 +224,24 @@ fn fuzz_crash_3b1fe7d5_parses_back_equal() {
     let s = Session::parse(text).unwrap();
     assert_eq!(Session::parse(s.to_text().as_bytes()).unwrap(), s);
 }
+
+#[test]
+fn answering_again_grows_the_version_only_when_the_answer_changes() {
+    let offer = Session::parse(OFFER.as_bytes()).unwrap();
+    let mut l = local();
+    let (first, _) = answer(&offer, &l).unwrap();
+    let first = first.to_bytes();
+    let (same, _) = answer_again(&offer, &mut l, Some(&first)).unwrap();
+    assert_eq!(
+        same.to_bytes(),
+        first,
+        "the same answer, the same o= version"
+    );
+    assert_eq!(l.session_version, 0);
+    let hold = OFFER.replace("a=sendrecv", "a=sendonly");
+    let hold = Session::parse(hold.as_bytes()).unwrap();
+    let (changed, _) = answer_again(&hold, &mut l, Some(&first)).unwrap();
+    assert_eq!(l.session_version, 1);
+    assert_eq!(changed.origin.session_version, 1);
+    assert!(changed.to_bytes() != first);
+}

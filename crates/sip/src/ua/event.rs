@@ -112,6 +112,13 @@ pub enum EndReason {
     /// The application neither answered nor rejected within
     /// [`crate::ua::Config::answer_timeout`]: the core sent 480.
     Unanswered,
+    /// Our 2xx carried the offer (an INVITE or re-INVITE without SDP) and
+    /// the ACK brought no usable answer: the core sent BYE after the ACK
+    /// (RFC 3261 section 13.3.1.4, RFC 3264 section 6).
+    BadAnswerInAck,
+    /// The session timer ran out (RFC 4028 section 10): the peer did not
+    /// refresh in time, or our refreshes failed. The core sent BYE.
+    SessionExpired,
 }
 
 /// Registration progress.
@@ -174,8 +181,10 @@ pub enum Event {
         /// Why.
         reason: EndReason,
     },
-    /// The peer sent a re-INVITE; answer it with `answer` (hold and resume
-    /// per RFC 3264 section 8.4).
+    /// The peer sent a re-INVITE or an UPDATE with an offer; answer it
+    /// with `answer` (hold and resume per RFC 3264 section 8.4). A
+    /// re-INVITE or UPDATE without an offer never comes here: the core
+    /// answers it itself with our current SDP.
     Reinvite {
         /// The call.
         call: CallRef,
@@ -183,6 +192,16 @@ pub enum Event {
         offer: Bytes,
         /// Whether the offer puts us on hold (sendonly, inactive, 0.0.0.0).
         hold: bool,
+    },
+    /// The ACK of our 2xx that carried an offer (an INVITE or re-INVITE
+    /// without SDP) brought the answer: apply it (the media goes to the
+    /// address it names). For an inbound call it comes just before
+    /// [`Event::Confirmed`].
+    AnswerInAck {
+        /// The call.
+        call: CallRef,
+        /// The SDP answer (checked against our offer by the core).
+        answer: Bytes,
     },
     /// The peer accepted our re-INVITE ([`crate::ua::UserAgent::reinvite`]).
     ReinviteAnswered {

@@ -14,6 +14,17 @@
 //! RFC 3515 / RFC 5589). An incoming REFER is refused with 405 (we do not
 //! act as transferee).
 //!
+//! Offer/answer beyond the plain INVITE with SDP (module `refresh`): an
+//! INVITE without SDP is answered with the application's offer and the ACK
+//! must bring the answer ([`Event::AnswerInAck`]; without a usable one the
+//! core sends BYE, [`EndReason::BadAnswerInAck`]); a re-INVITE without SDP
+//! is answered by the core itself with our current SDP, unchanged; UPDATE
+//! (RFC 3311) is answered in the dialog, an UPDATE with an offer like a
+//! re-INVITE's. Session timers (RFC 4028, [`crate::session_timer`]) run
+//! per call: 422 below our `Min-SE`, `Session-Expires` in our 2xx and
+//! requests, our refreshes at half the interval, and BYE with
+//! [`EndReason::SessionExpired`] when the session is not refreshed.
+//!
 //! The run loop of a driver:
 //!
 //! ```
@@ -30,8 +41,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod config;
 mod event;
 mod refer;
+mod refresh;
 mod register;
 mod uac;
 mod uas;
@@ -46,7 +59,10 @@ mod tests_guard;
 mod tests_raw;
 #[cfg(test)]
 mod tests_refer;
+#[cfg(test)]
+mod tests_timer;
 
+pub use config::{Config, Stats, UaError};
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
     RegistrationState,
@@ -55,13 +71,12 @@ pub use event::{
 use crate::auth::{Credentials, DigestClient};
 use crate::dialog::Dialog;
 use crate::encode::Encode;
-use crate::error::{Disposition, Error};
-use crate::filter::SourceFilter;
+use crate::error::Disposition;
 use crate::header::{HeaderName, NameAddr, Via};
 use crate::ids::{CallId, Tag};
 use crate::message::{Message, Request, Response};
-use crate::parse::Limits;
 use crate::random::{CryptoRng, Ids};
+use crate::session_timer::SessionTimer;
 use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
 use crate::uri::{Host, SipUri};
@@ -72,104 +87,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// The methods this user agent implements (the `Allow` header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, NOTIFY, UPDATE";
 
-/// Configuration of the core.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The address written in Via and Contact (the socket's public address).
-    pub contact_addr: SocketAddr,
-    /// `User-Agent` / `Server` header value.
-    pub user_agent: String,
-    /// T1, T2, T4 and D.
-    pub timers: TimerConfig,
-    /// Most live transactions; beyond it new requests get a stateless 503.
-    pub max_transactions: usize,
-    /// Most live calls; beyond it new INVITEs get 486 Busy Here.
-    pub max_calls: usize,
-    /// Who may send us requests.
-    pub filter: SourceFilter,
-    /// How long an outbound call may ring before we cancel it.
-    pub ring_timeout: Duration,
-    /// `Retry-After` seconds in the 503 answering INVITEs while shutting down.
-    pub retry_after: u32,
-    /// Parser limits.
-    pub limits: Limits,
-    /// Delay before retrying a failed registration.
-    pub register_retry: Duration,
-    /// How long an inbound call may wait for the application's answer or
-    /// rejection before the core answers 480 itself.
-    pub answer_timeout: Duration,
-    /// How long after sending a REFER we wait for the NOTIFY with the
-    /// transfer's final status before reporting it failed (408).
-    pub transfer_timeout: Duration,
-}
-
-impl Config {
-    /// Defaults for a user agent reachable at `contact_addr`.
-    pub fn new(contact_addr: SocketAddr) -> Config {
-        Config {
-            contact_addr,
-            user_agent: "callbridge".to_string(),
-            timers: TimerConfig::default(),
-            max_transactions: 4096,
-            max_calls: 1024,
-            filter: SourceFilter::allow_all(),
-            ring_timeout: Duration::from_secs(60),
-            retry_after: 30,
-            limits: Limits::default(),
-            register_retry: Duration::from_secs(30),
-            answer_timeout: Duration::from_secs(120),
-            transfer_timeout: Duration::from_secs(90),
-        }
-    }
-}
-
-/// Counters of what the core did with its input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Datagrams handled.
-    pub datagrams: u64,
-    /// Unparsable datagrams dropped (no answer possible).
-    pub malformed_dropped: u64,
-    /// Unparsable requests answered 400 (or 505/513).
-    pub malformed_answered: u64,
-    /// Requests from sources outside the allowlist.
-    pub filtered: u64,
-    /// Retransmitted requests absorbed by a server transaction.
-    pub retransmissions_absorbed: u64,
-    /// Responses that matched no transaction.
-    pub stray_responses: u64,
-    /// Requests refused because a table was full.
-    pub overloaded: u64,
-    /// INVITEs refused with 503 while shutting down.
-    pub refused_shutting_down: u64,
-    /// Inbound calls offered to the application.
-    pub inbound_calls: u64,
-    /// Outbound calls started.
-    pub outbound_calls: u64,
-}
-
-/// A command the core refuses.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum UaError {
-    /// No such call (it ended, or never existed).
-    #[error("unknown call")]
-    UnknownCall,
-    /// The call is not in a state where the command applies.
-    #[error("call is {0}")]
-    WrongState(&'static str),
-    /// The transaction or call table is full.
-    #[error("too many transactions or calls")]
-    Overloaded,
-    /// The core is shutting down and starts no new calls.
-    #[error("shutting down")]
-    ShuttingDown,
-    /// A message could not be built from the given parts.
-    #[error("cannot build request: {0}")]
-    Build(#[from] Error),
-}
+/// The extensions this user agent supports (the `Supported` header):
+/// session timers (RFC 4028).
+pub const SUPPORTED: &str = "timer";
 
 /// Who started a client transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,12 +152,20 @@ struct Calling {
     reason = "at most one per call, kept in place"
 )]
 enum Reinvite {
-    /// Waiting for the application's answer.
+    /// Waiting for the application's answer (a re-INVITE, or an UPDATE
+    /// with an offer: RFC 3311 section 5.2).
     Offered { key: ServerKey, request: Request },
-    /// 2xx sent, retransmitting until the ACK.
-    Answered { retx: Retransmit },
-    /// Our own re-INVITE (hold/resume) is waiting for its final response.
-    Sent { key: ClientKey },
+    /// 2xx sent, retransmitting until the ACK. `offer`: the SDP our 2xx
+    /// offered when the re-INVITE had none (RFC 3264 section 8); the ACK
+    /// must answer it.
+    Answered {
+        retx: Retransmit,
+        offer: Option<Bytes>,
+    },
+    /// Our own re-INVITE (hold/resume), or our session refresh (re-INVITE
+    /// or UPDATE, `refresh`: not reported to the application), is waiting
+    /// for its final response.
+    Sent { key: ClientKey, refresh: bool },
 }
 
 /// The states of one call. Inbound calls go Offered -> Answered ->
@@ -255,8 +185,14 @@ enum CallState {
         /// When the core gives up waiting for the application (480).
         deadline: Instant,
     },
-    /// Our 2xx is out; retransmitted until the ACK.
-    Answered { dialog: Dialog, retx: Retransmit },
+    /// Our 2xx is out; retransmitted until the ACK. `offer`: the SDP our
+    /// 2xx offered to an INVITE without one (delayed offer, RFC 3261
+    /// section 13.2.1); the ACK must carry the answer.
+    Answered {
+        dialog: Dialog,
+        retx: Retransmit,
+        offer: Option<Bytes>,
+    },
     /// Outbound INVITE in progress.
     Calling(Box<Calling>),
     /// Confirmed dialog.
@@ -283,16 +219,48 @@ struct Call {
     state: CallState,
     /// Our REFER in progress, if any.
     transfer: Option<refer::Transfer>,
+    /// The SDP we last sent (offer or answer): what an offerless re-INVITE
+    /// or a session refresh gets again, unchanged (RFC 3264 section 8).
+    local_sdp: Option<Bytes>,
+    /// The dialog's session timer (RFC 4028), once a 2xx set one.
+    timer: Option<SessionTimer>,
+    /// Whether the peer listed UPDATE in its Allow (we refresh with it).
+    peer_allows_update: bool,
 }
 
 impl Call {
+    fn new(peer: SocketAddr, call_id: CallId, local_tag: Tag, state: CallState) -> Call {
+        Call {
+            peer,
+            call_id,
+            local_tag,
+            state,
+            transfer: None,
+            local_sdp: None,
+            timer: None,
+            peer_allows_update: false,
+        }
+    }
+
     fn deadline(&self) -> Option<Instant> {
+        let timer = match &self.state {
+            CallState::Established { .. } => self.timer.as_ref().and_then(SessionTimer::deadline),
+            _ => None,
+        };
+        let state = self.state_deadline();
+        match (timer, state) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn state_deadline(&self) -> Option<Instant> {
         match &self.state {
             CallState::Offered { deadline, .. } => Some(*deadline),
             CallState::Answered { retx, .. } => Some(retx.deadline()),
             CallState::Calling(c) if c.cancel.is_none() || c.cancel_sent => Some(c.ring_deadline),
             CallState::Established {
-                reinvite: Some(Reinvite::Answered { retx }),
+                reinvite: Some(Reinvite::Answered { retx, .. }),
                 ..
             } => Some(retx.deadline()),
             _ => None,
@@ -416,6 +384,7 @@ impl UserAgent {
             .collect();
         for call in due {
             self.call_timeout(now, call);
+            self.session_timer_timeout(now, call);
         }
         self.registration_timeouts(now);
         self.transfer_timeouts(now);
@@ -560,7 +529,7 @@ impl UserAgent {
         let (retx, is_setup) = match &mut c.state {
             CallState::Answered { retx, .. } => (retx, true),
             CallState::Established {
-                reinvite: Some(Reinvite::Answered { retx }),
+                reinvite: Some(Reinvite::Answered { retx, .. }),
                 ..
             } => (retx, false),
             CallState::Calling(calling) => {

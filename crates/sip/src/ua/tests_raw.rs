@@ -6,7 +6,7 @@ use super::tests::SDP;
 use super::*;
 use crate::Method;
 use crate::digest::{Algorithm, request_digest};
-use crate::filter::Rejection;
+use crate::filter::{Rejection, SourceFilter};
 use crate::random::seeded_rng;
 use crate::uri::Uri;
 

@@ -44,8 +44,17 @@ impl UserAgent {
             .cseq(1)
             .contact(&self.contact())
             .header(HeaderName::Allow, super::ALLOW)
+            .header(HeaderName::Supported, super::SUPPORTED)
+            .header(
+                HeaderName::SessionExpires,
+                self.cfg.session_timer.session_expires.as_secs().to_string(),
+            )
+            .header(
+                HeaderName::MinSe,
+                self.cfg.session_timer.min_se.as_secs().to_string(),
+            )
             .header(HeaderName::UserAgent, self.cfg.user_agent.clone())
-            .body(MediaType::sdp(), o.offer)
+            .body(MediaType::sdp(), o.offer.clone())
             .build()?;
         let key = self
             .tx
@@ -56,25 +65,19 @@ impl UserAgent {
         self.owners.insert(key.clone(), Owner::Call(call));
         self.dialogs
             .insert((call_id.clone(), local_tag.clone()), call);
-        self.calls.insert(
-            call,
-            Call {
-                peer: o.target,
-                call_id,
-                local_tag,
-                state: CallState::Calling(Box::new(Calling {
-                    key,
-                    invite,
-                    credentials: o.credentials,
-                    auth: DigestClient::default(),
-                    challenges: 0,
-                    cancel: None,
-                    cancel_sent: false,
-                    ring_deadline: now + self.cfg.ring_timeout,
-                })),
-                transfer: None,
-            },
-        );
+        let state = CallState::Calling(Box::new(Calling {
+            key,
+            invite,
+            credentials: o.credentials,
+            auth: DigestClient::default(),
+            challenges: 0,
+            cancel: None,
+            cancel_sent: false,
+            ring_deadline: now + self.cfg.ring_timeout,
+        }));
+        let mut c = Call::new(o.target, call_id, local_tag, state);
+        c.local_sdp = Some(o.offer);
+        self.calls.insert(call, c);
         Ok(call)
     }
 
@@ -107,6 +110,8 @@ impl UserAgent {
         let via = self.our_via();
         let contact = self.contact();
         let ua = self.cfg.user_agent.clone();
+        let se = self.timer_header(call);
+        let min_se = self.cfg.session_timer.min_se.as_secs().to_string();
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         let peer = c.peer;
         let CallState::Established {
@@ -119,13 +124,19 @@ impl UserAgent {
                 "not established, or a re-INVITE is pending",
             ));
         };
-        let invite = dialog
+        let mut b = dialog
             .request(Method::Invite, &via, None)
             .contact(&contact)
             .header(HeaderName::Allow, super::ALLOW)
-            .header(HeaderName::UserAgent, ua)
-            .body(MediaType::sdp(), sdp)
-            .build()?;
+            .header(HeaderName::Supported, super::SUPPORTED)
+            .header(HeaderName::UserAgent, ua);
+        if let Some(se) = se {
+            b = b
+                .header(HeaderName::SessionExpires, se)
+                .header(HeaderName::MinSe, min_se);
+        }
+        let invite = b.body(MediaType::sdp(), sdp.clone()).build()?;
+        c.local_sdp = Some(sdp);
         let key = self
             .tx
             .send_request(now, invite, peer)
@@ -136,17 +147,32 @@ impl UserAgent {
             ..
         }) = self.calls.get_mut(&call)
         {
-            *reinvite = Some(Reinvite::Sent { key });
+            *reinvite = Some(Reinvite::Sent {
+                key,
+                refresh: false,
+            });
         }
         Ok(())
     }
 
-    /// The final response to our re-INVITE: ACK a 2xx (and remember the ACK
-    /// for its retransmissions); the transaction ACKs anything else.
-    fn on_reinvite_response(&mut self, call: CallRef, key: &ClientKey, resp: Response) {
+    /// The final response to our re-INVITE or UPDATE: ACK a 2xx of a
+    /// re-INVITE (and remember the ACK for its retransmissions; the
+    /// transaction ACKs anything else); a 2xx restarts the session timer.
+    /// A session refresh's outcome is not reported to the application.
+    fn on_reinvite_response(
+        &mut self,
+        now: Instant,
+        call: CallRef,
+        key: &ClientKey,
+        resp: Response,
+    ) {
         let status = resp.status();
         if status.is_provisional() {
             return;
+        }
+        let refresh = self.is_refresh(call, key);
+        if status.is_success() {
+            self.uac_timer(now, call, &resp);
         }
         let via = self.our_via();
         let Some(Call {
@@ -165,9 +191,15 @@ impl UserAgent {
         *reinvite = None;
         let peer = *peer;
         if !status.is_success() {
+            if refresh {
+                return self.on_refresh_failed(now, call, status);
+            }
             return self
                 .events
                 .push_back(Event::ReinviteFailed { call, status });
+        }
+        if key.method == Method::Update {
+            return;
         }
         let seq = dialog.local_seq();
         dialog.refresh_target(crate::dialog::first_contact(resp.headers()).as_ref());
@@ -177,10 +209,12 @@ impl UserAgent {
         };
         *ack = Some((key.clone(), wire.clone()));
         self.send(peer, wire);
-        self.events.push_back(Event::ReinviteAnswered {
-            call,
-            answer: resp.body().clone(),
-        });
+        if !refresh {
+            self.events.push_back(Event::ReinviteAnswered {
+                call,
+                answer: resp.body().clone(),
+            });
+        }
     }
 
     /// Send the CANCEL of a call whose hangup was asked for, once the
@@ -270,9 +304,9 @@ impl UserAgent {
                 self.on_invite_response(now, call, resp)
             }
             CallState::Established {
-                reinvite: Some(Reinvite::Sent { key: k }),
+                reinvite: Some(Reinvite::Sent { key: k, .. }),
                 ..
-            } if k == key => self.on_reinvite_response(call, key, resp),
+            } if k == key => self.on_reinvite_response(now, call, key, resp),
             CallState::Established {
                 ack: Some((k, ack)),
                 ..
@@ -292,15 +326,19 @@ impl UserAgent {
         }
     }
 
-    pub(super) fn on_call_timeout(&mut self, _now: Instant, call: CallRef, key: &ClientKey) {
+    pub(super) fn on_call_timeout(&mut self, now: Instant, call: CallRef, key: &ClientKey) {
+        let refresh = self.is_refresh(call, key);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
         if let CallState::Established { reinvite, .. } = &mut c.state
-            && matches!(reinvite, Some(Reinvite::Sent { key: k }) if k == key)
+            && matches!(reinvite, Some(Reinvite::Sent { key: k, .. }) if k == key)
         {
             *reinvite = None;
             let status = StatusCode::REQUEST_TIMEOUT;
+            if refresh {
+                return self.on_refresh_failed(now, call, status);
+            }
             return self
                 .events
                 .push_back(Event::ReinviteFailed { call, status });
@@ -362,6 +400,11 @@ impl UserAgent {
             };
             self.send(peer, ack.clone());
             let id = dialog.id().clone();
+            let allows_update = crate::dialog::peer_allows(resp.headers(), &Method::Update);
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.peer_allows_update = allows_update;
+            }
+            self.uac_timer(now, call, &resp);
             let state = CallState::Established {
                 dialog,
                 ack: Some((calling.key.clone(), ack)),

@@ -72,7 +72,8 @@ impl UserAgent {
         if matches!(req.uri(), crate::uri::Uri::Other(_)) {
             return self.reply_status(now, &key, &req, StatusCode::UNSUPPORTED_URI_SCHEME);
         }
-        let required = req.headers().require().unwrap_or_default();
+        let mut required = req.headers().require().unwrap_or_default();
+        required.retain(|t| !t.eq_ignore_ascii_case(crate::session_timer::OPTION_TAG.as_bytes()));
         if !required.is_empty() && req.method() != &Method::Cancel {
             let tag = self.ids.tag();
             let mut r = req.make_response(StatusCode::BAD_EXTENSION, Some(&tag));
@@ -98,6 +99,7 @@ impl UserAgent {
             Method::Bye => self.on_bye(now, &key, &req),
             Method::Info => self.on_info(now, &key, &req),
             Method::Notify => self.on_notify(now, &key, &req),
+            Method::Update => self.on_update(now, key, req),
             Method::Options => {
                 let tag = self.ids.tag();
                 let mut r = req.make_response(StatusCode::OK, Some(&tag));
@@ -125,7 +127,13 @@ impl UserAgent {
         self.tx.respond(now, key, &resp);
     }
 
-    fn reply_status(&mut self, now: Instant, key: &ServerKey, req: &Request, status: StatusCode) {
+    pub(super) fn reply_status(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &Request,
+        status: StatusCode,
+    ) {
         let tag = self.ids.tag();
         let r = req.make_response(status, Some(&tag));
         self.reply(now, key, r);
@@ -156,6 +164,9 @@ impl UserAgent {
         if let Some(status) = offer_problem(&req) {
             return self.reply_status(now, &key, &req, status);
         }
+        if let Some(min_se) = self.interval_too_small(&req) {
+            return self.reply_too_small(now, &key, &req, min_se);
+        }
         let local_tag = self.ids.tag();
         let dialog = match Dialog::uas(&req, local_tag.clone()) {
             Ok(d) => d,
@@ -180,55 +191,31 @@ impl UserAgent {
         self.dialogs
             .insert((call_id.clone(), local_tag.clone()), call);
         self.invites.insert(key.clone(), call);
-        self.calls.insert(
-            call,
-            Call {
-                // In-dialog requests go back where the INVITE came from
-                // (the trunk), like its responses.
-                peer: source,
-                call_id,
-                local_tag,
-                state: CallState::Offered {
-                    key,
-                    invite: req,
-                    dialog,
-                    deadline: now + self.cfg.answer_timeout,
-                },
-                transfer: None,
-            },
-        );
+        let peer_allows_update = crate::dialog::peer_allows(req.headers(), &Method::Update);
+        // In-dialog requests go back where the INVITE came from (the
+        // trunk), like its responses.
+        let state = CallState::Offered {
+            key,
+            invite: req,
+            dialog,
+            deadline: now + self.cfg.answer_timeout,
+        };
+        let mut c = Call::new(source, call_id, local_tag, state);
+        c.peer_allows_update = peer_allows_update;
+        self.calls.insert(call, c);
         self.events
             .push_back(Event::IncomingCall(Box::new(incoming)));
     }
 
-    fn on_ack(&mut self, _now: Instant, req: &Request) {
+    fn on_ack(&mut self, now: Instant, req: &Request) {
         let Some(call) = route_key(req).and_then(|k| self.dialogs.get(&k).copied()) else {
             return;
         };
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let state = std::mem::replace(&mut c.state, placeholder());
-        c.state = match state {
-            CallState::Answered { dialog, .. } => {
-                self.events.push_back(Event::Confirmed { call });
-                CallState::Established {
-                    dialog,
-                    ack: None,
-                    reinvite: None,
-                }
-            }
-            CallState::Established {
-                dialog,
-                ack,
-                reinvite: Some(Reinvite::Answered { .. }),
-            } => CallState::Established {
-                dialog,
-                ack,
-                reinvite: None,
-            },
-            other => other,
-        };
+        match self.calls.get(&call).map(|c| &c.state) {
+            Some(CallState::Answered { .. }) => self.ack_initial(now, call, req),
+            Some(CallState::Established { .. }) => self.ack_in_dialog(now, call, req),
+            _ => {}
+        }
     }
 
     fn on_cancel(&mut self, now: Instant, key: &ServerKey, req: &Request) {
@@ -353,6 +340,12 @@ impl UserAgent {
         if let Some(status) = status {
             return self.reply_status(now, &key, &req, status);
         }
+        if let Some(min_se) = self.interval_too_small(&req) {
+            return self.reply_too_small(now, &key, &req, min_se);
+        }
+        if req.body().is_empty() {
+            return self.answer_offerless_reinvite(now, call, key, req);
+        }
         self.reply(now, &key, req.make_response(StatusCode::TRYING, None));
         let hold = Session::parse(req.body()).is_ok_and(|s| hold_state(&s) == HoldState::Held);
         let offer = req.body().clone();
@@ -397,6 +390,19 @@ impl UserAgent {
                 dialog,
                 ack,
                 reinvite: Some(Reinvite::Offered { key, request }),
+            } if request.method() == &Method::Update => {
+                c.state = CallState::Established {
+                    dialog,
+                    ack,
+                    reinvite: None,
+                };
+                self.answer_update(now, call, &key, &request, sdp);
+                return Ok(());
+            }
+            CallState::Established {
+                dialog,
+                ack,
+                reinvite: Some(Reinvite::Offered { key, request }),
             } => {
                 c.state = CallState::Established {
                     dialog,
@@ -410,9 +416,13 @@ impl UserAgent {
                 return Err(UaError::WrongState("not waiting for an answer"));
             }
         };
+        // An INVITE without SDP gets our offer in the 2xx; the ACK answers.
+        let offer = request.body().is_empty().then(|| sdp.clone());
+        c.local_sdp = Some(sdp.clone());
         let mut ok = request.make_response(StatusCode::OK, Some(&local_tag));
         ok.headers_mut().push_typed(HeaderName::Contact, &contact);
         allow_headers(&mut ok);
+        self.uas_timer(now, call, &request, &mut ok);
         ok.set_body(&MediaType::sdp(), sdp);
         let ok = self.decorate(ok);
         self.tx.respond(now, &key, &ok);
@@ -420,9 +430,15 @@ impl UserAgent {
         let retx = Retransmit::start(now, ok.to_bytes(), &self.cfg.timers);
         if let Some(c) = self.calls.get_mut(&call) {
             match (state, &mut c.state) {
-                (Some(dialog), state) => *state = CallState::Answered { dialog, retx },
+                (Some(dialog), state) => {
+                    *state = CallState::Answered {
+                        dialog,
+                        retx,
+                        offer,
+                    }
+                }
                 (None, CallState::Established { reinvite, .. }) => {
-                    *reinvite = Some(Reinvite::Answered { retx });
+                    *reinvite = Some(Reinvite::Answered { retx, offer });
                 }
                 _ => {}
             }
@@ -522,15 +538,16 @@ impl UserAgent {
 }
 
 /// Allow, Accept and Supported for OPTIONS and INVITE answers.
-fn allow_headers(r: &mut Response) {
+pub(super) fn allow_headers(r: &mut Response) {
     let h = r.headers_mut();
     h.push(HeaderName::Allow, super::ALLOW);
     h.push(HeaderName::Accept, "application/sdp");
+    h.push(HeaderName::Supported, super::SUPPORTED);
 }
 
 /// 415 for a body that is not SDP, the SDP error's status (488) for an SDP
 /// body that does not parse; `None` for a usable (or absent) offer.
-fn offer_problem(req: &Request) -> Option<StatusCode> {
+pub(super) fn offer_problem(req: &Request) -> Option<StatusCode> {
     if req.body().is_empty() {
         return None;
     }

@@ -90,6 +90,7 @@ fn all_inputs(call: &Call) -> Vec<Input> {
         SipInput::Failed { code: 487 },
         SipInput::Ack,
         SipInput::AckTimeout,
+        SipInput::SessionExpired,
         SipInput::Bye,
         SipInput::Cancel,
         SipInput::Hold,
@@ -170,7 +171,7 @@ fn every_input_in_every_phase_is_accepted_and_the_call_still_closes_once() {
             combos += 1;
         }
     }
-    assert_eq!(combos, PHASES.len() * 39);
+    assert_eq!(combos, PHASES.len() * 40);
 }
 
 #[test]

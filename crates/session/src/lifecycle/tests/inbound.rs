@@ -203,6 +203,21 @@ fn hangup_before_start_closes_without_signalling() {
 }
 
 #[test]
+fn session_expiry_ends_an_answered_call_failed_with_bye() {
+    let mut call = Call::inbound();
+    call.sip(SipInput::Invite);
+    call.model(ModelInput::Ready);
+    let a = call.sip(SipInput::SessionExpired);
+    assert!(a.contains(&Action::SendBye));
+    call.model(ModelInput::Closed { clean: true });
+    assert_eq!(
+        call.store_end(),
+        Some((EndReason::Error, EndOutcome::Failed, Some(200)))
+    );
+    call.assert_closed_once();
+}
+
+#[test]
 fn ack_timeout_ends_with_bye_and_its_own_reason() {
     let mut call = Call::inbound();
     call.sip(SipInput::Invite);

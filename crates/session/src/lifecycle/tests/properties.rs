@@ -59,6 +59,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop::sample::select(vec![408u16, 480, 486, 487, 500, 503, 600, 603])
             .prop_map(|code| sip(SipInput::Failed { code })),
         1 => Just(sip(SipInput::AckTimeout)),
+        1 => Just(sip(SipInput::SessionExpired)),
         1 => Just(sip(SipInput::Bye)),
         1 => Just(sip(SipInput::Cancel)),
         // Model.
