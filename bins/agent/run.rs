@@ -403,7 +403,14 @@ impl Agent {
                 http_stop.clone(),
             )));
         }
-        info!(%sip_addr, %http_addr, ?public_addr, ?metrics_addr, provider = settings.provider.name(), "agent up");
+        info!(
+            %sip_addr,
+            %http_addr,
+            public_addr = public_addr.map(tracing::field::display),
+            metrics_addr = metrics_addr.map(tracing::field::display),
+            provider = settings.provider.name(),
+            "agent up"
+        );
         Ok(Agent {
             manager,
             sip_addr,

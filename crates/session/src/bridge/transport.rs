@@ -47,6 +47,15 @@ pub enum TransportEvent {
 }
 
 impl Transport {
+    /// `sip` for RTP with a SIP peer, else the carrier's name (`twilio`,
+    /// `vonage`): the `transport` of the call's log lines and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Transport::Rtp(_) => "sip",
+            Transport::Carrier(m) => m.carrier().as_str(),
+        }
+    }
+
     /// The next event; `None` when the transport stopped by itself.
     /// Cancel-safe.
     pub async fn recv(&mut self) -> Option<TransportEvent> {

@@ -210,7 +210,11 @@ impl CallMachine {
     }
 
     fn ignore(state: State, input: &dyn std::fmt::Debug) -> State {
-        debug!(phase = ?state.phase(), ?input, "input ignored in this phase");
+        debug!(
+            phase = state.phase().as_str(),
+            ?input,
+            "input ignored in this phase"
+        );
         state
     }
 
@@ -447,7 +451,10 @@ impl CallMachine {
                 @ (State::Answered { .. } | State::OnHold { .. } | State::Transferring { .. }),
                 ModelInput::TransferCall { target },
             ) => {
-                debug!(phase = ?state.phase(), "transfer_call refused in this phase");
+                debug!(
+                    phase = state.phase().as_str(),
+                    "transfer_call refused in this phase"
+                );
                 self.emit(Action::TransferFailed { target });
                 state
             }
@@ -474,7 +481,7 @@ impl CallMachine {
         match (state, input) {
             (State::Ending(e), input) => self.ending_media(now, e, input),
             (state, MediaInput::FirstCallerAudio) => {
-                debug!(phase = ?state.phase(), "first caller audio");
+                debug!(phase = state.phase().as_str(), "first caller audio");
                 state
             }
             (State::Active { at }, MediaInput::CallerSpeech) => {
@@ -573,7 +580,10 @@ impl CallMachine {
             }
             (state @ State::Active { .. }, Timer::ReplyWait) => {
                 let waited = self.config.model_reply_timeout.unwrap_or_default();
-                warn!(?waited, "the model owed a reply and sent nothing");
+                warn!(
+                    waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    "the model owed a reply and sent nothing"
+                );
                 self.metric(Metric::ModelReplyTimeout(waited));
                 self.model_failed(now, state)
             }

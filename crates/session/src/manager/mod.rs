@@ -243,7 +243,10 @@ impl Manager {
         cfg.model.transfer_targets = cfg.transfer_targets.choices();
         let need = fallback.duration() + Duration::from_secs(1);
         if cfg.machine.farewell_drain < need {
-            info!(?need, "farewell drain raised to cover the fallback clip");
+            info!(
+                need_ms = u64::try_from(need.as_millis()).unwrap_or(u64::MAX),
+                "farewell drain raised to cover the fallback clip"
+            );
             cfg.machine.farewell_drain = need;
         }
         // One seed (or the OS) for every random value the manager draws;
@@ -281,7 +284,17 @@ impl Manager {
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
             match driver.run(std::future::pending::<()>()).await {
-                Ok(stats) => info!(?stats, "SIP driver stopped"),
+                Ok(stats) => info!(
+                    datagrams = stats.datagrams,
+                    malformed_dropped = stats.malformed_dropped,
+                    malformed_answered = stats.malformed_answered,
+                    filtered = stats.filtered,
+                    overloaded = stats.overloaded,
+                    refused_shutting_down = stats.refused_shutting_down,
+                    inbound_calls = stats.inbound_calls,
+                    outbound_calls = stats.outbound_calls,
+                    "SIP driver stopped"
+                ),
                 Err(e) => warn!(error = %e, "SIP driver failed"),
             }
         });
@@ -552,7 +565,11 @@ impl Manager {
             answer_sdp: Some(answer.to_bytes()),
             originate: None,
             model_config,
-            metadata: CallMetadata::with_call_id(call_id),
+            metadata: parties(
+                CallMetadata::with_call_id(call_id),
+                user_part(inc.from.uri()),
+                user_part(inc.to.uri()),
+            ),
             mailbox,
             token: self.inner.root.child_token(),
         };
@@ -717,7 +734,11 @@ impl Manager {
         if let Some(g) = req.greeting {
             model_config.greeting = g;
         }
-        let mut metadata = CallMetadata::with_call_id(id.to_string());
+        let mut metadata = parties(
+            CallMetadata::with_call_id(id.to_string()),
+            user_part(&from),
+            user_part(&to),
+        );
         metadata.context = req.metadata;
         let credentials = self
             .shared
@@ -917,6 +938,18 @@ impl Manager {
 }
 
 /// The user part of a SIP URI (the phone number, for the store's parties).
+/// `metadata` with the call's parties (masked wherever they are shown:
+/// the call's first log line names them).
+pub(crate) fn parties(
+    mut metadata: CallMetadata,
+    from: Option<String>,
+    to: Option<String>,
+) -> CallMetadata {
+    metadata.caller = from.map(callbridge_redact::Masked::new);
+    metadata.callee = to.map(callbridge_redact::Masked::new);
+    metadata
+}
+
 fn user_part(uri: &Uri) -> Option<String> {
     uri.user().map(|u| String::from_utf8_lossy(u).into_owned())
 }
