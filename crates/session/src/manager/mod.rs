@@ -82,7 +82,7 @@ use crate::bridge::fallback::FallbackClip;
 use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{CallRefusal, Metrics, MetricsSnapshot};
 use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
 use callbridge_llm_bridge::summary::Summarizer;
 use overload::Admission;
@@ -276,7 +276,11 @@ impl Manager {
             sip,
             store,
             gauges: Arc::new(Gauges::default()),
-            metrics: Arc::new(Metrics::default()),
+            metrics: {
+                let m = Metrics::default();
+                m.prepare_started(crate::metrics::provider_label(model.provider()));
+                Arc::new(m)
+            },
             model,
             fallback,
             registry: Mutex::new(Registry::new()),
@@ -339,6 +343,13 @@ impl Manager {
     /// is everything `GET /metrics` shows.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+
+    /// The SIP core's counters (INVITEs it refused itself while draining
+    /// or at its own capacity, requests from outside the allowlist); `None`
+    /// once the SIP driver has stopped.
+    pub async fn sip_stats(&self) -> Option<callbridge_sip::ua::Stats> {
+        self.shared.sip.stats().await.ok()
     }
 
     /// Adds the families of [`crate::metrics`] to `registry` (see
@@ -439,7 +450,9 @@ impl Manager {
         let reject = |s: StatusCode| async move {
             let _ = sip.reject(inc.call, s).await;
         };
+        let refused = |r: CallRefusal| self.shared.metrics.call_refused(r);
         let Ok(offer) = sdp::Session::parse(&inc.offer) else {
+            refused(CallRefusal::Codec);
             return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
         };
         // Negotiate against a placeholder port first to learn the codec,
@@ -454,7 +467,10 @@ impl Manager {
                 n.telephone_event,
                 n.remote_rtp,
             ),
-            Err(e) => return reject(e.status()).await,
+            Err(e) => {
+                refused(CallRefusal::Codec);
+                return reject(e.status()).await;
+            }
         };
         let call_id = inc.call_id.to_string();
         let rules = self.latch_rules(inc.source.ip());
@@ -464,6 +480,7 @@ impl Manager {
                 remote = ?remote,
                 "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
             );
+            refused(CallRefusal::Codec);
             return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
         }
         if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
@@ -489,6 +506,7 @@ impl Manager {
         let stream = match self.open_media(remote, rules, false, law, te) {
             Ok(s) => s,
             Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
+                refused(CallRefusal::Media);
                 tracing::error!(
                     "out of file descriptors: inbound call refused with 503 (raise the open-file limit, LimitNOFILE)"
                 );
@@ -504,11 +522,13 @@ impl Manager {
             }
             Err(e) => {
                 warn!(error = %e, "no media port for an inbound call");
+                refused(CallRefusal::Media);
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }
         };
         let local = self.local_media(stream.local_addr().port());
         let Ok((answer, _)) = sdp::answer(&offer, &local) else {
+            refused(CallRefusal::Codec);
             return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
         };
         let id = SessionId::new_v4();
@@ -529,10 +549,12 @@ impl Manager {
             Ok(()) => {}
             Err(Refusal::Duplicate) => {
                 warn!(call_id = %call_id, "second INVITE for a live Call-ID refused");
+                refused(CallRefusal::Loop);
                 stream.close().await;
                 return reject(StatusCode::LOOP_DETECTED).await;
             }
             Err(_) => {
+                refused(CallRefusal::Limit);
                 stream.close().await;
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }

@@ -21,7 +21,11 @@ impl Manager {
         let guard = shared.gauges.hold(Gauge::CallTask);
         let id = spec.id;
         let direction = spec.direction;
-        shared.metrics.call_started(direction);
+        shared.metrics.call_started(
+            direction,
+            spec.transport.label(),
+            crate::metrics::provider_label(shared.model.provider()),
+        );
         let token = spec.token.clone();
         let join_timeout = shared.cfg.join_timeout;
         self.inner.tracker.spawn(async move {

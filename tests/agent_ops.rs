@@ -1,0 +1,120 @@
+//! End-to-end: the operator's files under `deploy/` against the real
+//! `agent` binary. The Grafana dashboard and the Prometheus alert rules
+//! name only metrics a running agent exports (scraped here), and
+//! `promtool check rules` accepts the rules when promtool is installed
+//! (Debian's `prometheus` package; scripts/test installs it).
+
+mod support_agent;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+
+use support_agent::{Agent, Opts};
+
+/// A file under the workspace's `deploy/`.
+fn deploy(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(path)
+}
+
+/// Every metric name (`callbridge_*`, `process_*`) in `text`.
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let bytes = text.as_bytes();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut i = 0;
+    while i < bytes.len() {
+        if word(bytes[i]) && (i == 0 || !word(bytes[i - 1])) {
+            let start = i;
+            while i < bytes.len() && word(bytes[i]) {
+                i += 1;
+            }
+            let w = &text[start..i];
+            if w.starts_with("callbridge_") || w.starts_with("process_") {
+                names.insert(w.to_owned());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+/// The sample names of an exposition page (`name{labels} value`).
+fn exported(page: &str) -> BTreeSet<String> {
+    page.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_dashboard_and_the_alerts_name_only_metrics_the_agent_exports() {
+    let agent = Agent::start(Opts::default());
+    let page = agent.request("GET", "/metrics", None);
+    assert_eq!(page.status, 200);
+    let have = exported(&page.text());
+    assert!(have.contains("callbridge_build_info"), "{have:?}");
+
+    let dashboard = std::fs::read_to_string(deploy("grafana/callbridge.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard JSON");
+    let exprs: Vec<String> = json["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
+
+    for (file, text) in [
+        ("deploy/grafana/callbridge.json", exprs.join("\n")),
+        ("deploy/prometheus/alerts.yml", alerts),
+    ] {
+        let named = metric_names(&text);
+        assert!(named.len() >= 5, "{file} names {named:?}");
+        let unknown: Vec<_> = named.difference(&have).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} names metrics the agent does not export: {unknown:?}"
+        );
+    }
+}
+
+#[test]
+fn the_name_scan_finds_names_in_expressions() {
+    let n = metric_names(
+        "rate(callbridge_calls_started_total[5m]) / process_max_fds{x=\"callbridge agent\"}",
+    );
+    assert_eq!(
+        n.into_iter().collect::<Vec<_>>(),
+        ["callbridge_calls_started_total", "process_max_fds"]
+    );
+}
+
+#[test]
+fn promtool_accepts_the_alert_rules() {
+    let rules = deploy("prometheus/alerts.yml");
+    match Command::new("promtool")
+        .arg("check")
+        .arg("rules")
+        .arg(&rules)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "promtool check rules {}:\n{}{}",
+            rules.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("promtool not on PATH (Debian package `prometheus`): check skipped");
+        }
+        Err(e) => panic!("promtool: {e}"),
+    }
+}
