@@ -2,13 +2,18 @@
 //! `agent` binary. The Grafana dashboard and the Prometheus alert rules
 //! name only metrics a running agent exports (scraped here), and
 //! `promtool check rules` accepts the rules when promtool is installed
-//! (Debian's `prometheus` package; scripts/test installs it).
+//! (Debian's `prometheus` package; scripts/test installs it). The systemd
+//! unit passes `systemd-analyze verify`, and the agent speaks systemd's
+//! notify protocol to a `$NOTIFY_SOCKET` of the test's: READY=1 once up,
+//! WATCHDOG=1 while `$WATCHDOG_USEC` asks, STOPPING=1 on SIGTERM.
 
 mod support_agent;
 
 use std::collections::BTreeSet;
+use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use support_agent::{Agent, Opts};
 
@@ -117,4 +122,115 @@ fn promtool_accepts_the_alert_rules() {
         }
         Err(e) => panic!("promtool: {e}"),
     }
+}
+
+/// The datagrams received on `sock` until one contains `want` (each
+/// datagram one string), or the time is up.
+fn notifications_until(sock: &UnixDatagram, want: &str, within: Duration) -> Vec<String> {
+    let end = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        let Ok(n) = sock.recv(&mut buf) else { continue };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = msg.lines().any(|l| l == want);
+        got.push(msg);
+        if done {
+            break;
+        }
+    }
+    got
+}
+
+#[test]
+fn the_agent_notifies_ready_watchdog_and_stopping_to_the_service_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut agent = Agent::start(Opts {
+        env: vec![
+            ("NOTIFY_SOCKET".into(), path.display().to_string()),
+            // 400 ms: a ping every 200 ms.
+            ("WATCHDOG_USEC".into(), "400000".into()),
+        ],
+        ..Opts::default()
+    });
+    // The `ready` line is out: READY=1 came with it, naming the listeners.
+    let up = notifications_until(&sock, "READY=1", Duration::from_secs(5));
+    let ready = up.last().expect("a READY=1 notification");
+    assert!(ready.lines().any(|l| l == "READY=1"), "{up:?}");
+    assert!(
+        ready.contains(&format!("STATUS=ready sip={}", agent.sip)),
+        "{ready}"
+    );
+    let pings = notifications_until(&sock, "WATCHDOG=1", Duration::from_secs(5));
+    assert!(
+        pings
+            .last()
+            .is_some_and(|m| m.lines().any(|l| l == "WATCHDOG=1")),
+        "no watchdog ping: {pings:?}"
+    );
+    agent.signal("TERM");
+    let down = notifications_until(&sock, "STOPPING=1", Duration::from_secs(10));
+    assert!(
+        down.last()
+            .is_some_and(|m| m.lines().any(|l| l == "STOPPING=1")),
+        "no STOPPING=1 after SIGTERM: {down:?}"
+    );
+    assert!(
+        !down.iter().any(|m| m.contains("READY=1")),
+        "READY=1 again: {down:?}"
+    );
+    assert!(agent.wait_exit(Duration::from_secs(20)).success());
+}
+
+#[test]
+fn the_systemd_unit_passes_systemd_analyze_verify() {
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("systemd-analyze not on PATH: `systemd-analyze verify` skipped");
+        return;
+    }
+    let unit = std::fs::read_to_string(deploy("systemd/callbridge-agent.service")).unwrap();
+    for needed in [
+        "Type=notify",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/callbridge",
+        "PrivateTmp=yes",
+        "WatchdogSec=",
+    ] {
+        assert!(unit.contains(needed), "the unit lacks {needed}");
+    }
+    // verify checks that the executables exist: the binary under test
+    // stands in for the installed one.
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("callbridge-agent.service");
+    std::fs::write(
+        &copy,
+        unit.replace(
+            "/usr/local/bin/callbridge-agent",
+            support_agent::agent_bin(),
+        ),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !said.contains("callbridge-agent.service:"),
+        "systemd-analyze verify: {said}"
+    );
 }
