@@ -5,7 +5,9 @@
 //! (Debian's `prometheus` package; scripts/test installs it). The systemd
 //! unit passes `systemd-analyze verify`, and the agent speaks systemd's
 //! notify protocol to a `$NOTIFY_SOCKET` of the test's: READY=1 once up,
-//! WATCHDOG=1 while `$WATCHDOG_USEC` asks, STOPPING=1 on SIGTERM.
+//! WATCHDOG=1 while `$WATCHDOG_USEC` asks, STOPPING=1 on SIGTERM. The
+//! container image's configuration passes `agent check-config`. (No image
+//! is built here: that needs a Docker daemon.)
 
 mod support_agent;
 
@@ -233,4 +235,52 @@ fn the_systemd_unit_passes_systemd_analyze_verify() {
         out.status.success() && !said.contains("callbridge-agent.service:"),
         "systemd-analyze verify: {said}"
     );
+}
+
+#[test]
+fn the_container_configuration_passes_check_config_and_the_dockerfile_runs_unprivileged() {
+    let config = deploy("docker/agent.toml");
+    let out = support_agent::run_agent_cmd(
+        &["check-config", "--config", config.to_str().unwrap()],
+        &Opts {
+            env: vec![("GEMINI_API_KEY".into(), "test-key".into())],
+            ..Opts::default()
+        },
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.success(),
+        "check-config {}: {}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("http 0.0.0.0:8080"), "{said}");
+    assert!(said.contains("/var/lib/callbridge/store/"), "{said}");
+
+    let dockerfile =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"))
+            .unwrap();
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    assert!(
+        !user.starts_with("root") && !user.starts_with('0'),
+        "USER {user}"
+    );
+    assert!(
+        dockerfile.contains("/livez"),
+        "the health check probes /livez"
+    );
+    assert!(
+        dockerfile
+            .contains("VOLUME [\"/var/lib/callbridge/store\", \"/var/lib/callbridge/recordings\"]"),
+        "the store and the recordings are volumes"
+    );
+    // The paths the image declares are the configuration's.
+    let toml = std::fs::read_to_string(&config).unwrap();
+    assert!(toml.contains("\"/var/lib/callbridge/store/callbridge.db\""));
+    assert!(toml.contains("\"/var/lib/callbridge/recordings\""));
 }
