@@ -131,7 +131,7 @@ pub enum CallRefusal {
 }
 
 impl CallRefusal {
-    /// Every reason, in [`CallRefusal::index`] order.
+    /// Every reason, in the order of the snapshot and the metrics page.
     pub const ALL: [CallRefusal; 4] = [
         CallRefusal::Limit,
         CallRefusal::Codec,
