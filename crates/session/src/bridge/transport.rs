@@ -77,7 +77,10 @@ impl Transport {
                     MediaEvent::Inactive { silent_for } => {
                         // Measured from the stream's opening; the call's
                         // own check (from the answer) decides.
-                        debug!(?silent_for, "media stream reports no RTP");
+                        debug!(
+                            silent_ms = u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX),
+                            "media stream reports no RTP"
+                        );
                     }
                     MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
                     MediaEvent::Latched(to) => info!(%to, "RTP is sent to this address now"),

@@ -477,7 +477,7 @@ impl Manager {
         if !rules.serviceable(remote) {
             warn!(
                 call_id = %call_id,
-                remote = ?remote,
+                remote = remote.map(tracing::field::display),
                 "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
             );
             refused(CallRefusal::Codec);
