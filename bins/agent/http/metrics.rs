@@ -266,9 +266,11 @@ fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::
 /// manager's own refusals (`limit`, `codec`, `loop`, `media`: see
 /// `callbridge_session::metrics::CallRefusal`), `store` (the session row
 /// could not be written), `overload` (the media engine could not take
-/// another call on time), `draining` (INVITEs the SIP core answered 503
-/// while the agent drained) and `sip-limit` (INVITEs or requests the SIP
-/// core refused with its own tables full); requests from sources outside
+/// another call on time) and `draining` (INVITEs the SIP core answered 503
+/// while the agent drained). `limit` also counts what the SIP core refused
+/// at its own capacity (it holds `calls.max_concurrent` too, so it is
+/// usually the one that says 503; a request refused for a full
+/// transaction table counts there as well). Requests from sources outside
 /// `sip.allowed_peers` are counted apart
 /// (`callbridge_sip_requests_filtered_total`: not only INVITEs).
 fn encode_refusals(
@@ -280,20 +282,23 @@ fn encode_refusals(
 ) -> fmt::Result {
     let mut refused = encoder.encode_descriptor(
         "callbridge_calls_refused",
-        "Inbound calls refused, by reason (limit, codec, loop, media, store, overload, draining, sip-limit).",
+        "Inbound calls refused, by reason (limit, codec, loop, media, store, overload, draining).",
         None,
         MetricType::Counter,
     )?;
+    let sip_limit = sip.map_or(0, |s| s.overloaded);
     for (r, n) in manager {
-        ConstCounter::new(*n).encode(refused.encode_family(&[("reason", r.as_str())])?)?;
+        let n = match r {
+            callbridge_session::metrics::CallRefusal::Limit => n + sip_limit,
+            _ => *n,
+        };
+        ConstCounter::new(n).encode(refused.encode_family(&[("reason", r.as_str())])?)?;
     }
     let sip_draining = sip.map_or(0, |s| s.refused_shutting_down);
-    let sip_limit = sip.map_or(0, |s| s.overloaded);
     for (reason, n) in [
         ("store", store),
         ("overload", overload),
         ("draining", sip_draining),
-        ("sip-limit", sip_limit),
     ] {
         ConstCounter::new(n).encode(refused.encode_family(&[("reason", reason)])?)?;
     }
