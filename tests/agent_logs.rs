@@ -50,6 +50,9 @@ fn assert_no_debug_strings(v: &Value, line: &str) {
 fn json_logs_have_typed_fields_and_a_start_and_end_line_per_call() {
     let mut agent = Agent::start(Opts {
         env: vec![("CALLBRIDGE_LOG_FORMAT".into(), "json".into())],
+        // The call path's debug lines too (the machine's inputs and
+        // actions by name, never their data).
+        log_level: "info,callbridge_session=debug",
         ..Opts::default()
     });
     Sipp::uac("uac_short.xml", agent.sip)
@@ -103,6 +106,15 @@ fn json_logs_have_typed_fields_and_a_start_and_end_line_per_call() {
         Value::Number(n) => assert!(n.as_u64().is_some_and(|s| (100..700).contains(&s))),
         other => panic!("sip_status {other} is neither absent nor a number"),
     }
+
+    // The machine's actions are logged by name.
+    let actions: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "action")
+        .filter_map(|l| l["fields"]["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"Answer"), "{actions:?}");
+    assert!(actions.contains(&"WriteStoreEnd"), "{actions:?}");
 
     let stopped = line(&lines, "SIP driver stopped");
     assert!(

@@ -14,7 +14,7 @@ use crate::store_writer::StoreOp;
 
 impl Call {
     pub(super) async fn execute(&mut self, action: Action) {
-        debug!(?action, "action");
+        debug!(action = %crate::log_name::Variant(&action), "action");
         let sip = self.shared.sip.clone();
         match action {
             Action::WriteStoreState { state } => self.write_state(state).await,

@@ -480,7 +480,7 @@ impl Call {
             SipEvent::Ended { reason, .. } => match crate::end_reason::sip_input(reason) {
                 Some(input) => input,
                 None => {
-                    debug!(?reason, "SIP dialog ended");
+                    debug!(reason = %crate::log_name::Variant(&reason), "SIP dialog ended");
                     return;
                 }
             },
@@ -497,7 +497,7 @@ impl Call {
                 code: Some(status.as_u16()),
             },
             other => {
-                debug!(?other, "SIP event ignored");
+                debug!(event = %crate::log_name::Variant(&other), "SIP event ignored");
                 return;
             }
         };

@@ -91,7 +91,7 @@ impl Transport {
                          (logged once per call; all are counted in \
                          callbridge_rtp_rejected_packets_total)"
                     ),
-                    other => debug!(?other, "media event"),
+                    other => debug!(event = %crate::log_name::Variant(&other), "media event"),
                 },
                 Transport::Carrier(c) => match c.recv().await? {
                     CarrierMediaEvent::Audio { pcm, packet, sent } => {

@@ -169,7 +169,10 @@ impl CallMachine {
     /// state are ignored with a debug log.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         if let State::Closed { .. } = self.state {
-            debug!(?input, "input after the call closed ignored");
+            debug!(
+                input = %crate::log_name::Variant(&input),
+                "input after the call closed ignored"
+            );
             return;
         }
         let state = mem::replace(&mut self.state, State::Created);
@@ -196,7 +199,10 @@ impl CallMachine {
     fn emit(&mut self, action: Action) {
         debug_assert!(!self.closed_emitted, "action after Closed: {action:?}");
         if self.closed_emitted {
-            warn!(?action, "action after Closed dropped");
+            warn!(
+                action = %crate::log_name::Variant(&action),
+                "action after Closed dropped"
+            );
             return;
         }
         if action == Action::Closed {
@@ -212,7 +218,7 @@ impl CallMachine {
     fn ignore(state: State, input: &dyn std::fmt::Debug) -> State {
         debug!(
             phase = state.phase().as_str(),
-            ?input,
+            input = %crate::log_name::Variant(input),
             "input ignored in this phase"
         );
         state
@@ -306,7 +312,7 @@ impl CallMachine {
                 self.end_ours(now, state, EndReason::Transferred, false)
             }
             (State::Transferring { at, target, held }, SipInput::ReferFailed { code }) => {
-                debug!(?code, "REFER failed");
+                debug!(code, "REFER failed");
                 self.transfer_fallback(now, at, target, held)
             }
             (
