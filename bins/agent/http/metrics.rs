@@ -18,8 +18,9 @@
 //!
 //! The `callbridge_` names are fixed by the agent contract (CONTRACT.md);
 //! what each figure means is documented in `callbridge_session::metrics`.
-//! `callbridge_calls_ended_total` lists every direction and end reason,
-//! zero or not, so rates work from the first call.
+//! `callbridge_calls_ended_total` lists every direction and end reason of
+//! SIP calls with the configured provider, zero or not, so rates work from
+//! the first call (a carrier's series appear with its first call).
 
 mod process;
 

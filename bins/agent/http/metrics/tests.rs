@@ -359,12 +359,13 @@ fn fixed_figures_render_every_contract_metric_with_its_values() {
     s.media_sockets = 3;
     s.model_connections = 1;
     let m = Metrics::default();
+    m.prepare("gemini");
     for _ in 0..5 {
         m.call_started(Direction::Inbound, "sip", "gemini");
     }
     m.call_started(Direction::Outbound, "sip", "gemini");
     m.call_started(Direction::Outbound, "sip", "gemini");
-    m.call_ended(Direction::Outbound, EndReason::Busy);
+    m.call_ended(Direction::Outbound, EndReason::Busy, "sip", "gemini");
     m.rtp(RtpCounts {
         lost: 7,
         ..RtpCounts::default()
@@ -395,14 +396,24 @@ fn fixed_figures_render_every_contract_metric_with_its_values() {
     assert_eq!(
         v(
             "callbridge_calls_ended_total",
-            &[("direction", "outbound"), ("reason", "busy")]
+            &[
+                ("direction", "outbound"),
+                ("reason", "busy"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         Some(1.0)
     );
     assert_eq!(
         v(
             "callbridge_calls_ended_total",
-            &[("direction", "inbound"), ("reason", "busy")]
+            &[
+                ("direction", "inbound"),
+                ("reason", "busy"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         Some(0.0),
         "every direction and reason is listed"

@@ -278,7 +278,7 @@ impl Manager {
             gauges: Arc::new(Gauges::default()),
             metrics: {
                 let m = Metrics::default();
-                m.prepare_started(crate::metrics::provider_label(model.provider()));
+                m.prepare(crate::metrics::provider_label(model.provider()));
                 Arc::new(m)
             },
             model,

@@ -28,8 +28,8 @@
 //!   `callbridge_calls_refused_total` adds the store's, the media engine's
 //!   (overload) and the SIP core's (draining) refusals to these.
 //! - **Calls ended**: counted when the call's supervisor has joined it, by
-//!   direction and the machine's end reason (a call task that died counts
-//!   as `error`).
+//!   direction, the machine's end reason, transport and provider (a call
+//!   task that died counts as `error`).
 //! - **RTP packets in/out/lost/late**: from each call's `MediaStream`
 //!   stats (`packets_in`, `packets_out`, the jitter buffer's `lost` and
 //!   `late`), added **live**: each call adds what is new once a second
@@ -175,7 +175,8 @@ pub struct Metrics {
     /// The same calls by direction only (the snapshot's figures).
     started_by: [Counter; 2],
     refused_by: [Counter; REFUSALS],
-    ended: Family<Labels<2>, Counter>,
+    ended: Family<Labels<4>, Counter>,
+    /// The same calls by direction and reason only (the snapshot's).
     ended_by: [[Counter; REASONS]; 2],
     rtp_in: Counter,
     rtp_out: Counter,
@@ -197,12 +198,8 @@ impl Default for Metrics {
     fn default() -> Self {
         let started = Family::<Labels<3>, Counter>::default();
         let started_by = Direction::ALL.map(|_| Counter::default());
-        let ended = Family::<Labels<2>, Counter>::default();
-        let ended_by = Direction::ALL.map(|d| {
-            EndReason::ALL.map(|r| {
-                ended.get_or_create_owned(&[("direction", d.as_str()), ("reason", r.as_str())])
-            })
-        });
+        let ended = Family::<Labels<4>, Counter>::default();
+        let ended_by = Direction::ALL.map(|_| EndReason::ALL.map(|_| Counter::default()));
         let rtp_rejected = Family::<Labels<1>, Counter>::default();
         let rtp_rejected_by =
             RejectReason::ALL.map(|r| rtp_rejected.get_or_create_owned(&[("reason", r.as_str())]));
@@ -368,7 +365,7 @@ impl Metrics {
         add(
             registry,
             "callbridge_calls_ended",
-            "Calls ended since start, by direction and end reason.",
+            "Calls ended since start, by direction, end reason, transport and model provider.",
             self.ended.clone(),
         );
         let counters = [
@@ -501,15 +498,24 @@ impl Metrics {
             .inc();
     }
 
-    /// Creates the `sip` series of both directions for `provider` at zero,
-    /// so rates over them work from the first call.
-    pub fn prepare_started(&self, provider: &'static str) {
+    /// Creates the `sip` series of calls started (both directions) and
+    /// ended (every direction and reason) for `provider` at zero, so rates
+    /// over them work from the first call.
+    pub fn prepare(&self, provider: &'static str) {
         for d in Direction::ALL {
             let _ = self.started.get_or_create(&[
                 ("direction", d.as_str()),
                 ("transport", "sip"),
                 ("provider", provider),
             ]);
+            for r in EndReason::ALL {
+                let _ = self.ended.get_or_create(&[
+                    ("direction", d.as_str()),
+                    ("reason", r.as_str()),
+                    ("transport", "sip"),
+                    ("provider", provider),
+                ]);
+            }
         }
     }
 
@@ -518,9 +524,24 @@ impl Metrics {
         self.refused_by[r.index()].inc();
     }
 
-    /// Counts a call ended, by direction and reason.
-    pub fn call_ended(&self, d: Direction, r: EndReason) {
+    /// Counts a call ended, by direction and reason, transport and
+    /// provider (as [`Metrics::call_started`]).
+    pub fn call_ended(
+        &self,
+        d: Direction,
+        r: EndReason,
+        transport: &'static str,
+        provider: &'static str,
+    ) {
         self.ended_by[d.index()][r.index()].inc();
+        self.ended
+            .get_or_create(&[
+                ("direction", d.as_str()),
+                ("reason", r.as_str()),
+                ("transport", transport),
+                ("provider", provider),
+            ])
+            .inc();
     }
 
     /// Notes the outcome of a model session opening, now.
@@ -605,8 +626,8 @@ mod tests {
         let m = Metrics::default();
         m.call_started(Direction::Inbound, "sip", "gemini");
         m.call_started(Direction::Inbound, "twilio", "gemini");
-        m.call_ended(Direction::Inbound, EndReason::CallerHangup);
-        m.call_ended(Direction::Outbound, EndReason::Busy);
+        m.call_ended(Direction::Inbound, EndReason::CallerHangup, "sip", "gemini");
+        m.call_ended(Direction::Outbound, EndReason::Busy, "sip", "gemini");
         let s = m.snapshot();
         assert_eq!(
             s.calls_started,
@@ -651,7 +672,8 @@ mod tests {
         m.answer_to_first_audio(Duration::from_millis(100)); // le=0.1 (inclusive)
         m.answer_to_first_audio(Duration::from_millis(300));
         m.answer_to_first_audio(Duration::from_secs(20)); // +Inf only
-        m.call_ended(Direction::Inbound, EndReason::CallerHangup);
+        m.prepare("openai");
+        m.call_ended(Direction::Inbound, EndReason::CallerHangup, "sip", "openai");
         m.call_started(Direction::Outbound, "sip", "openai");
         m.depth(None, Some(40));
         let mut r = Registry::default();
@@ -667,9 +689,10 @@ mod tests {
             format!("{h}_bucket{{le=\"+Inf\"}} 3"),
             format!("{h}_count 3"),
             "# TYPE callbridge_calls_ended_total counter".to_owned(),
-            "callbridge_calls_ended_total{direction=\"inbound\",reason=\"caller-hangup\"} 1"
+            "callbridge_calls_ended_total{direction=\"inbound\",reason=\"caller-hangup\",transport=\"sip\",provider=\"openai\"} 1"
                 .to_owned(),
-            "callbridge_calls_ended_total{direction=\"outbound\",reason=\"busy\"} 0".to_owned(),
+            "callbridge_calls_ended_total{direction=\"outbound\",reason=\"busy\",transport=\"sip\",provider=\"openai\"} 0"
+                .to_owned(),
             "callbridge_calls_started_total{direction=\"outbound\",transport=\"sip\",provider=\"openai\"} 1"
                 .to_owned(),
             "# HELP callbridge_rtp_packets_in_total RTP packets received.".to_owned(),
@@ -697,7 +720,7 @@ mod tests {
                 (CallRefusal::Media, 0)
             ]
         );
-        m.prepare_started("openai");
+        m.prepare("openai");
         m.call_started(Direction::Inbound, "twilio", "openai");
         let mut r = Registry::default();
         m.register(&mut r);

@@ -177,7 +177,12 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
     assert_eq!(
         v(
             "callbridge_calls_ended_total",
-            &[("direction", "inbound"), ("reason", "caller-hangup")]
+            &[
+                ("direction", "inbound"),
+                ("reason", "caller-hangup"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         1.0
     );
