@@ -93,6 +93,13 @@ fn second_signal_during_drain_exits_at_once_and_marks_calls_interrupted() {
         .within(Duration::from_secs(15))
         .run()
         .assert_ok("INVITE during the drain gets 503");
+    // ... and is counted as a refusal for the drain.
+    let m = agent.metrics();
+    assert_eq!(
+        m.value_with("callbridge_calls_refused_total", &[("reason", "draining")]),
+        1.0,
+        "the drain's refusal counted"
+    );
     let r = agent.request("POST", "/api/calls", Some(&json!({"to": "+15550100777"})));
     assert_eq!(
         r.status,

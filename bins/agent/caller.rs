@@ -81,6 +81,36 @@ pub enum CallerError {
     },
 }
 
+/// How the call ended, in the caller's words (the SIP dialog's end as the
+/// caller's stack saw it).
+pub fn end_words(reason: ua::EndReason) -> &'static str {
+    // Exhaustive on purpose, like the enum: a new way to end is worded here.
+    match reason {
+        ua::EndReason::LocalHangup => "the caller hung up",
+        ua::EndReason::RemoteBye => "the agent hung up",
+        ua::EndReason::RemoteCancel => "the agent cancelled the call",
+        ua::EndReason::AckTimeout => "the agent never confirmed the answer",
+        ua::EndReason::Unanswered => "nobody answered",
+        ua::EndReason::BadAnswerInAck => "the answer in the ACK was unusable",
+        ua::EndReason::SessionExpired => "the session timer ran out",
+    }
+}
+
+/// Why an outbound call failed, in words.
+fn outcome_words(outcome: ua::Outcome) -> String {
+    match outcome {
+        ua::Outcome::Busy => "busy".into(),
+        ua::Outcome::NoAnswer => "no answer".into(),
+        ua::Outcome::Rejected => "declined".into(),
+        ua::Outcome::Unavailable => "the agent is unavailable".into(),
+        ua::Outcome::Cancelled => "cancelled".into(),
+        ua::Outcome::Unreachable => "the agent did not respond".into(),
+        ua::Outcome::AuthFailed => "authentication failed".into(),
+        ua::Outcome::Failed(status) => format!("SIP status {}", status.as_u16()),
+        _ => "refused".into(),
+    }
+}
+
 /// The clip as 20 ms frames.
 pub fn clip_frames() -> Result<Vec<Frame>, CallerError> {
     let mut r = hound::WavReader::new(CLIP).map_err(|e| CallerError::Clip(e.to_string()))?;
@@ -208,11 +238,11 @@ async fn converse(
                     step = Step::AwaitGreeting;
                 }
                 Some(Event::Failed { call: c, outcome }) if c == call => {
-                    remote_ended = Some(format!("call failed: {outcome:?}"));
+                    remote_ended = Some(format!("the call failed: {}", outcome_words(outcome)));
                     break;
                 }
                 Some(Event::Ended { call: c, reason }) if c == call => {
-                    remote_ended = Some(format!("ended by the agent: {reason:?}"));
+                    remote_ended = Some(end_words(reason).to_owned());
                     break;
                 }
                 Some(_) => {}
@@ -269,10 +299,10 @@ async fn converse(
             while let Some(ev) = events.recv().await {
                 match ev {
                     Event::Ended { call: c, reason } if c == call => {
-                        return format!("caller hung up: {reason:?}");
+                        return end_words(reason).to_owned();
                     }
                     Event::Failed { call: c, outcome } if c == call => {
-                        return format!("call failed: {outcome:?}");
+                        return format!("the call failed: {}", outcome_words(outcome));
                     }
                     _ => {}
                 }

@@ -107,6 +107,10 @@ pub struct DemoArgs {
     /// Keep the temporary directory (database and recording) and print its path.
     #[arg(long)]
     pub keep: bool,
+    /// After the call, keep the agent up on loopback and print an admin
+    /// token for its API, until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// `user` subcommands.

@@ -3,14 +3,16 @@
 //! directory), one call into it from the built-in [`crate::caller`], then
 //! the call as the store has it: states and times, transcript, end reason,
 //! recording, latency figures (the store's and the caller's) and events.
-//! No keys, no network.
+//! No keys, no network. With `--serve` the agent then stays up on
+//! loopback with a printed admin token, so the API can be tried on the
+//! demo's call, until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callbridge_crm_store::{SessionRecord, Store};
+use callbridge_crm_store::{ApiToken, EndReason, PersonName, Role, SessionRecord, Speaker, Store};
 
 use crate::caller::{self, CLIP_TEXT, CallerReport};
 use crate::cli::DemoArgs;
@@ -91,8 +93,37 @@ fn store_latencies(rec: &SessionRecord) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The call as the store has it.
-pub fn describe(rec: &SessionRecord) -> String {
+/// What the mock model's caller turns are shown as: it detects the
+/// caller's turns but transcribes none of them (its text is a placeholder).
+pub const MOCK_CALLER_TURN: &str = "(caller speech, not transcribed by the mock model)";
+
+/// An end reason in words, its stored name after it.
+pub fn reason_words(r: EndReason) -> String {
+    let words = match r {
+        EndReason::CallerHangup => "the caller hung up",
+        EndReason::AgentHangup => "the agent hung up",
+        EndReason::NoSpeechTimeout => "nobody spoke for too long",
+        EndReason::MaxDuration => "the call reached its maximum length",
+        EndReason::RtpTimeout => "the caller's audio stopped arriving",
+        EndReason::ModelFailure => "the voice model failed",
+        EndReason::Shutdown => "the agent shut down",
+        EndReason::Rejected => "the call was refused",
+        EndReason::Cancelled => "the call was cancelled before the answer",
+        EndReason::Busy => "the line was busy",
+        EndReason::NoAnswer => "nobody answered",
+        EndReason::Error => "an internal error",
+        EndReason::ProcessDied => "the agent stopped during the call",
+        EndReason::OrphanRecording => "only the recording was found",
+        EndReason::Transferred => "the call was transferred",
+        EndReason::AckTimeout => "the caller never confirmed the answer",
+        _ => "ended",
+    };
+    format!("{words} ({r})")
+}
+
+/// The call as the store has it; `mock` shows the mock model's caller
+/// turns as [`MOCK_CALLER_TURN`].
+pub fn describe(rec: &SessionRecord, mock: bool) -> String {
     let s = &rec.session;
     let mut o = String::new();
     let _ = writeln!(o, "session {}", s.id);
@@ -101,7 +132,7 @@ pub fn describe(rec: &SessionRecord) -> String {
         o,
         "  state          {}, end reason: {}",
         s.state,
-        s.end_reason.map_or("-".to_owned(), |r| r.to_string())
+        s.end_reason.map_or("-".to_owned(), reason_words)
     );
     let _ = writeln!(o, "  created        {}", s.created_at);
     if let Some(a) = s.answered_at {
@@ -138,12 +169,17 @@ pub fn describe(rec: &SessionRecord) -> String {
         let _ = writeln!(o, "  (empty)");
     }
     for t in &rec.turns {
+        let text = if mock && t.speaker == Speaker::Caller {
+            MOCK_CALLER_TURN
+        } else {
+            t.text.as_str()
+        };
         let _ = writeln!(
             o,
             "  [{:>6.2} s] {:<6} {}",
             t.start_ms as f64 / 1000.0,
             t.speaker.to_string(),
-            t.text.as_str()
+            text
         );
     }
     o
@@ -192,8 +228,11 @@ pub async fn run(args: DemoArgs) -> i32 {
     }
     agent.manager.flush_store().await;
     let database = agent.database.clone();
-    agent.shutdown().await;
     let status = print_outcome(&database, &outcome);
+    if args.serve {
+        serve(&agent).await;
+    }
+    agent.shutdown().await;
     if args.keep {
         let kept: PathBuf = dir.keep();
         println!("kept             {}", kept.display());
@@ -203,6 +242,62 @@ pub async fn run(args: DemoArgs) -> i32 {
         );
     }
     status
+}
+
+/// `--serve`: an admin token for the demo's store, the commands to try,
+/// then the agent stays up until SIGINT or SIGTERM.
+async fn serve(agent: &Agent) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!("agent demo: cannot install signal handlers; not serving");
+        return;
+    };
+    let token = match admin_token(&agent.database) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("agent demo: cannot create the demo's admin user: {e}");
+            return;
+        }
+    };
+    let http = agent.http_addr;
+    println!();
+    println!("serving          the agent stays up on loopback until Ctrl-C");
+    println!("  http           http://{http}");
+    println!("  sip            {}", agent.sip_addr);
+    println!("  admin token    {}", token.expose());
+    println!("try");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' http://{http}/api/sessions",
+        token.expose()
+    );
+    println!("  curl -s http://{http}/api/health");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' http://{http}/metrics",
+        token.expose()
+    );
+    {
+        use std::io::Write as _;
+        let _ = std::io::stdout().flush();
+    }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    println!("stopping");
+}
+
+/// A new admin user `demo-admin` in the demo's store; its token.
+fn admin_token(database: &Path) -> Result<ApiToken, String> {
+    let mut store = Store::open(database).map_err(|e| e.to_string())?;
+    let name = PersonName::new("demo-admin").map_err(|e| e.to_string())?;
+    let token = ApiToken::generate().map_err(|e| e.to_string())?;
+    store
+        .create_user_expiring(&name, Role::Admin, &token, None, jiff::Timestamp::now())
+        .map_err(|e| e.to_string())?;
+    Ok(token)
 }
 
 fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerError>) -> i32 {
@@ -236,7 +331,7 @@ fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerE
         }
     };
     println!();
-    print!("{}", describe(&rec));
+    print!("{}", describe(&rec, true));
     println!("latency, agent side (the session's events in the store)");
     let stored = store_latencies(&rec);
     if stored.is_empty() {
@@ -279,6 +374,23 @@ fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_end_reason_has_words_and_its_name() {
+        for r in [
+            EndReason::CallerHangup,
+            EndReason::AckTimeout,
+            EndReason::ProcessDied,
+        ] {
+            let w = reason_words(r);
+            assert!(w.ends_with(&format!("({r})")), "{w}");
+            assert!(!w.starts_with("ended"), "{w}");
+        }
+        assert_eq!(
+            reason_words(EndReason::CallerHangup),
+            "the caller hung up (caller-hangup)"
+        );
+    }
 
     #[test]
     fn demo_settings_are_valid_and_on_loopback() {

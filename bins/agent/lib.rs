@@ -6,7 +6,8 @@
 //! the session manager), `logging`, `run` (start-up, `ready`, signals), `demo`
 //! (the README's first command), `users` (`user add|list|revoke|rotate`),
 //! `store_cmd` (`store check`, `store backup`, start-up recovery of
-//! recordings) and `http` (the API, owned by the HTTP module's authors).
+//! recordings), `service_manager` (systemd's READY/STOPPING/WATCHDOG) and
+//! `http` (the API, owned by the HTTP module's authors).
 //!
 //! The binary (`main.rs`) only calls [`main`]; the end-to-end tests' copy
 //! of the binary (`tests/bin/agent.rs`) calls it too, so the tests always
@@ -19,6 +20,7 @@ mod demo;
 mod http;
 mod logging;
 mod run;
+mod service_manager;
 mod settings;
 mod store_cmd;
 mod users;

@@ -6,6 +6,13 @@
 //! upgrade request, API key header included, at `trace` (through the `log`
 //! crate, bridged into `tracing` here). Directives naming those targets are
 //! dropped from the configured filter so they cannot lift the cap.
+//!
+//! Text lines carry ANSI colours only when stderr is a terminal: a file, a
+//! pipe or journald gets plain text. JSON lines never carry colours; their
+//! fields are typed (numbers as numbers, enum values as the API's names),
+//! so the code logs `field = value` or `field = %display`, never `?debug`.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -64,7 +71,8 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = filter(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(format == LogFormat::Text && std::io::stderr().is_terminal());
     // `try_init` also installs the `log` -> `tracing` bridge; a second
     // call (tests) fails harmlessly.
     let _ = match format {

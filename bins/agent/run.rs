@@ -403,7 +403,14 @@ impl Agent {
                 http_stop.clone(),
             )));
         }
-        info!(%sip_addr, %http_addr, ?public_addr, ?metrics_addr, provider = settings.provider.name(), "agent up");
+        info!(
+            %sip_addr,
+            %http_addr,
+            public_addr = public_addr.map(tracing::field::display),
+            metrics_addr = metrics_addr.map(tracing::field::display),
+            provider = settings.provider.name(),
+            "agent up"
+        );
         Ok(Agent {
             manager,
             sip_addr,
@@ -523,27 +530,34 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         }
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
+        crate::service_manager::ready(&line);
     }
+    let watchdog = crate::service_manager::watchdog(&agent.manager);
     let which = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
+    crate::service_manager::stopping();
     info!(
         signal = which,
-        drain = ?settings.drain_timeout,
+        drain_ms = u64::try_from(settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         "shutting down: no new calls, draining live ones (a second signal exits at once)"
     );
     let database = agent.database.clone();
     let shutdown = agent.shutdown();
     tokio::pin!(shutdown);
-    tokio::select! {
+    let code = tokio::select! {
         () = &mut shutdown => 0,
         _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {
             warn!("second signal: exiting now");
             let _ = tokio::task::spawn_blocking(move || mark_interrupted(database)).await;
             130
         }
+    };
+    if let Some(w) = watchdog {
+        w.abort();
     }
+    code
 }
 
 #[cfg(test)]

@@ -8,21 +8,24 @@
 //! - the figures read at each scrape ([`Live`]): the live-resource gauges
 //!   of `Manager::snapshot()`, `callbridge_llm_bridge::stats::live_tasks()`,
 //!   the media engine's load (`callbridge_media_engine_*`) and the store
-//!   writer's families (its health, write failures by operation, calls
-//!   refused for the store or for overload, the journal backlog);
+//!   writer's families (its health, write failures by operation, the
+//!   journal backlog) and every inbound call refused, by reason, in one
+//!   family (see [`encode_refusals`]);
 //! - the process's figures ([`process`]: CPU seconds, memory, open file
 //!   descriptors, start time);
-//! - `callbridge_build_info{version,profile} 1`.
+//! - `callbridge_build_info{version,profile,rustc,git_sha} 1` (`git_sha`
+//!   when the build set `CALLBRIDGE_GIT_SHA`, as the Dockerfile does).
 //!
 //! The `callbridge_` names are fixed by the agent contract (CONTRACT.md);
 //! what each figure means is documented in `callbridge_session::metrics`.
-//! `callbridge_calls_ended_total` lists every direction and end reason,
-//! zero or not, so rates work from the first call.
+//! `callbridge_calls_ended_total` lists every direction and end reason of
+//! SIP calls with the configured provider, zero or not, so rates work from
+//! the first call (a carrier's series appear with its first call).
 
 mod process;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -43,21 +46,47 @@ pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CON
 
 /// The registry `GET /metrics` encodes; cheap to clone.
 #[derive(Clone)]
-pub struct Page(Arc<Registry>);
+pub struct Page {
+    registry: Arc<Registry>,
+    /// The running agent's manager: the SIP core's counters are asked
+    /// of its driver (async) before each rendering.
+    manager: Option<Manager>,
+    sip: SipFigures,
+}
+
+/// The SIP core's counters as last asked (see [`Page::refresh`]).
+type SipFigures = Arc<Mutex<Option<callbridge_sip::ua::Stats>>>;
 
 impl Page {
     /// The page of a running agent: `manager`'s families, the figures read
     /// from it at each scrape, the process and the build.
     pub fn new(manager: &Manager) -> Page {
         let live = manager.clone();
-        Page::with(
+        let sip = SipFigures::default();
+        let last = Arc::clone(&sip);
+        let mut page = Page::with(
             |r| manager.register_metrics(r),
             move || Scrape {
                 snapshot: live.snapshot(),
+                metrics: live.metrics(),
                 live_tasks: callbridge_llm_bridge::stats::live_tasks(),
                 store: live.store_stats(),
+                sip: *last.lock().unwrap_or_else(PoisonError::into_inner),
             },
-        )
+        );
+        page.manager = Some(manager.clone());
+        page.sip = sip;
+        page
+    }
+
+    /// Asks the SIP driver for its counters (the draining refusals) for
+    /// the next rendering; keeps the last ones once it has stopped.
+    pub async fn refresh(&self) {
+        if let Some(m) = &self.manager
+            && let Some(st) = m.sip_stats().await
+        {
+            *self.sip.lock().unwrap_or_else(PoisonError::into_inner) = Some(st);
+        }
     }
 
     /// A page of the families `register` adds and the figures `scrape`
@@ -72,32 +101,27 @@ impl Page {
         registry.register_collector(Box::new(process::Process));
         registry.register(
             "callbridge_build",
-            "The agent's build: its version and profile (the value is always 1)",
-            Info::new([
-                ("version", env!("CARGO_PKG_VERSION")),
-                (
-                    "profile",
-                    if cfg!(debug_assertions) {
-                        "debug"
-                    } else {
-                        "release"
-                    },
-                ),
-            ]),
+            "The agent's build: its version, profile, compiler and commit when known (the value is always 1)",
+            Info::new(build_labels()),
         );
-        Page(Arc::new(registry))
+        Page {
+            registry: Arc::new(registry),
+            manager: None,
+            sip: SipFigures::default(),
+        }
     }
 
     /// The page as of now.
     pub fn render(&self) -> Result<String, fmt::Error> {
         let mut body = String::with_capacity(8192);
-        prometheus_client::encoding::prometheus_text::encode(&mut body, &self.0)?;
+        prometheus_client::encoding::prometheus_text::encode(&mut body, &self.registry)?;
         Ok(body)
     }
 }
 
 /// Renders the metrics page.
 pub async fn handler(State(page): State<Page>) -> Response {
+    page.refresh().await;
     match page.render() {
         Ok(body) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response(),
         Err(e) => {
@@ -107,12 +131,38 @@ pub async fn handler(State(page): State<Page>) -> Response {
     }
 }
 
+/// `callbridge_build_info`'s labels: `version`, `profile`, `rustc` (set
+/// by build.rs) and `git_sha` when the build environment named it.
+fn build_labels() -> Vec<(&'static str, &'static str)> {
+    let mut labels = vec![
+        ("version", env!("CARGO_PKG_VERSION")),
+        (
+            "profile",
+            if cfg!(debug_assertions) {
+                "debug"
+            } else {
+                "release"
+            },
+        ),
+        ("rustc", env!("CALLBRIDGE_RUSTC_VERSION")),
+    ];
+    if let Some(sha) = option_env!("CALLBRIDGE_GIT_SHA").filter(|s| !s.is_empty()) {
+        labels.push(("git_sha", sha));
+    }
+    labels
+}
+
 /// What the page reads at each scrape.
 #[derive(Debug, Clone)]
 struct Scrape {
     snapshot: Snapshot,
+    /// The manager's counted refusals (the rest of its metrics are
+    /// registered families).
+    metrics: callbridge_session::MetricsSnapshot,
     live_tasks: usize,
     store: StoreStats,
+    /// The SIP core's counters; `None` before the first ask.
+    sip: Option<callbridge_sip::ua::Stats>,
 }
 
 /// The families read at each scrape (see the module doc).
@@ -128,8 +178,10 @@ impl Collector for Live {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let Scrape {
             snapshot: s,
+            metrics,
             live_tasks,
             store: st,
+            sip,
         } = (self.0)();
         let gauges: [(&str, &str, usize); 6] = [
             ("callbridge_active_calls", "Live calls.", s.calls.len()),
@@ -163,7 +215,14 @@ impl Collector for Live {
             gauge(&mut encoder, name, help, v)?;
         }
         encode_engine(&mut encoder, &s.engine)?;
-        encode_store(&mut encoder, &st, s.engine.refused_overload)
+        encode_store(&mut encoder, &st)?;
+        encode_refusals(
+            &mut encoder,
+            &metrics.calls_refused,
+            st.refused_calls,
+            s.engine.refused_overload,
+            sip.as_ref(),
+        )
     }
 }
 
@@ -203,13 +262,57 @@ fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::
     )
 }
 
-/// The store writer's families (see `callbridge_session::store_writer`),
-/// with the calls refused for overload in the refusals' family.
-fn encode_store(
+/// `callbridge_calls_refused_total{reason}`: every inbound call refused,
+/// each reason listed (zero or not) so rates work from the start. The
+/// manager's own refusals (`limit`, `codec`, `loop`, `media`: see
+/// `callbridge_session::metrics::CallRefusal`), `store` (the session row
+/// could not be written), `overload` (the media engine could not take
+/// another call on time) and `draining` (INVITEs the SIP core answered 503
+/// while the agent drained). `limit` also counts what the SIP core refused
+/// at its own capacity (it holds `calls.max_concurrent` too, so it is
+/// usually the one that says 503; a request refused for a full
+/// transaction table counts there as well). Requests from sources outside
+/// `sip.allowed_peers` are counted apart
+/// (`callbridge_sip_requests_filtered_total`: not only INVITEs).
+fn encode_refusals(
     encoder: &mut DescriptorEncoder<'_>,
-    st: &StoreStats,
-    refused_overload: u64,
+    manager: &[(callbridge_session::metrics::CallRefusal, u64)],
+    store: u64,
+    overload: u64,
+    sip: Option<&callbridge_sip::ua::Stats>,
 ) -> fmt::Result {
+    let mut refused = encoder.encode_descriptor(
+        "callbridge_calls_refused",
+        "Inbound calls refused, by reason (limit, codec, loop, media, store, overload, draining).",
+        None,
+        MetricType::Counter,
+    )?;
+    let sip_limit = sip.map_or(0, |s| s.overloaded);
+    for (r, n) in manager {
+        let n = match r {
+            callbridge_session::metrics::CallRefusal::Limit => n + sip_limit,
+            _ => *n,
+        };
+        ConstCounter::new(n).encode(refused.encode_family(&[("reason", r.as_str())])?)?;
+    }
+    let sip_draining = sip.map_or(0, |s| s.refused_shutting_down);
+    for (reason, n) in [
+        ("store", store),
+        ("overload", overload),
+        ("draining", sip_draining),
+    ] {
+        ConstCounter::new(n).encode(refused.encode_family(&[("reason", reason)])?)?;
+    }
+    counter(
+        encoder,
+        "callbridge_sip_requests_filtered",
+        "SIP requests from sources outside sip.allowed_peers (403 or dropped, per sip.reject_unlisted).",
+        sip.map_or(0, |s| s.filtered),
+    )
+}
+
+/// The store writer's families (see `callbridge_session::store_writer`).
+fn encode_store(encoder: &mut DescriptorEncoder<'_>, st: &StoreStats) -> fmt::Result {
     gauge(
         encoder,
         "callbridge_store_healthy",
@@ -225,15 +328,6 @@ fn encode_store(
     for (op, n) in &st.write_failures {
         ConstCounter::new(*n).encode(failures.encode_family(&[("op", *op)])?)?;
     }
-    let mut refused = encoder.encode_descriptor(
-        "callbridge_calls_refused",
-        "Calls refused by the session manager, by reason (store: the session row could not be written; overload: the media engine could not take another call on time).",
-        None,
-        MetricType::Counter,
-    )?;
-    ConstCounter::new(st.refused_calls).encode(refused.encode_family(&[("reason", "store")])?)?;
-    ConstCounter::new(refused_overload)
-        .encode(refused.encode_family(&[("reason", "overload")])?)?;
     let gauges = [
         (
             "callbridge_store_journal_backlog",

@@ -255,7 +255,12 @@ pub async fn serve(
             "http.max_connections lowered to this listener's share of the open-file limit"
         );
     }
-    info!(listener = ?local, max_connections = cap, per_ip = limits.max_connections_per_ip, "HTTP listener up");
+    info!(
+        listener = local.map(tracing::field::display),
+        max_connections = cap,
+        per_ip = limits.max_connections_per_ip,
+        "HTTP listener up"
+    );
     let table = Arc::new(Mutex::new(Table::default()));
     let tracker = TaskTracker::new();
     let mut backoff = Duration::ZERO;

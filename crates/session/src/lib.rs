@@ -18,6 +18,7 @@ pub mod dial_targets;
 mod end_reason;
 pub mod gauges;
 pub mod lifecycle;
+mod log_name;
 pub mod manager;
 pub mod metrics;
 pub mod store_writer;

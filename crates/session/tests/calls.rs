@@ -427,6 +427,15 @@ async fn over_capacity_invite_gets_503_and_no_session() {
     first.media.close().await;
     r.idle().await;
     assert_eq!(r.all_ids().len(), 1, "the refused INVITE made no session");
+    // Refused at the limit: by the SIP core (its own `max_calls`, the
+    // same bound) or the manager; the metrics page adds the two.
+    let refused = r.manager.metrics().calls_refused;
+    let by_manager = refused
+        .iter()
+        .find(|(r, _)| *r == callbridge_session::metrics::CallRefusal::Limit)
+        .map_or(0, |(_, n)| *n);
+    let by_core = r.manager.sip_stats().await.unwrap().overloaded;
+    assert_eq!(by_manager + by_core, 1, "{refused:?} and {by_core}");
     r.manager.shutdown().await;
     caller.stop().await;
 }

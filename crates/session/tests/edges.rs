@@ -121,5 +121,10 @@ async fn offer_without_a_common_codec_gets_488_and_leaves_no_session() {
         "refused before admission: no session row"
     );
     assert_eq!(r.mock.stats().setups, 0, "no model opened");
+    let refused = r.manager.metrics().calls_refused;
+    assert!(
+        refused.contains(&(callbridge_session::metrics::CallRefusal::Codec, 1)),
+        "counted as refused for the codec: {refused:?}"
+    );
     r.manager.shutdown().await;
 }

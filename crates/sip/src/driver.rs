@@ -113,6 +113,7 @@ enum Command {
     Originate(Box<Originate>, Reply<CallRef>),
     OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
     TransactionCount(Reply<usize>),
+    Stats(Reply<Stats>),
     Register(Box<Register>, Reply<RegistrationId>),
     Unregister(RegistrationId, Reply<()>),
     Reinvite(CallRef, Bytes, Reply<()>),
@@ -201,6 +202,12 @@ impl Handle {
     /// [`UserAgent::transaction_count`]).
     pub async fn transaction_count(&self) -> Result<usize, DriverError> {
         self.ask(Command::TransactionCount).await
+    }
+
+    /// The core's counters so far (see [`UserAgent::stats`]): what a
+    /// metrics page reads while the driver runs.
+    pub async fn stats(&self) -> Result<Stats, DriverError> {
+        self.ask(Command::Stats).await
     }
 
     /// Start a registration.
@@ -382,6 +389,7 @@ impl Driver {
                 drop(r.send(placed));
             }
             Command::TransactionCount(r) => drop(r.send(Ok(ua.transaction_count()))),
+            Command::Stats(r) => drop(r.send(Ok(ua.stats()))),
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
             Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),

@@ -14,7 +14,7 @@ use crate::store_writer::StoreOp;
 
 impl Call {
     pub(super) async fn execute(&mut self, action: Action) {
-        debug!(?action, "action");
+        debug!(action = %crate::log_name::Variant(&action), "action");
         let sip = self.shared.sip.clone();
         match action {
             Action::WriteStoreState { state } => self.write_state(state).await,
@@ -190,11 +190,20 @@ impl Call {
                     EndOutcome::Failed => Finish::failed(reason.into(), jiff::Timestamp::now()),
                 };
                 f.sip_status = sip_status;
-                info!(reason = reason.as_str(), ?sip_status, "call ended");
+                let end = super::now();
+                info!(
+                    reason = reason.as_str(),
+                    sip_status,
+                    duration_ms = millis(end.saturating_duration_since(self.started)),
+                    talk_ms = self
+                        .answered_at
+                        .map(|a| millis(end.saturating_duration_since(a))),
+                    "call ended"
+                );
                 self.shared.store.send(StoreOp::Finish(self.id, f)).await;
             }
             Action::EmitMetric(m) => {
-                debug!(?m, "metric");
+                debug!(metric = m.name(), ms = m.millis(), "metric");
                 match m {
                     Metric::ModelReplyTimeout(waited) => self.event(
                         EventKind::Note,
@@ -232,7 +241,9 @@ impl Call {
                     .await
             }
             StoreState::Answered => {
-                self.metrics.answered(super::now());
+                let at = super::now();
+                self.answered_at = Some(at);
+                self.metrics.answered(at);
                 store
                     .send(StoreOp::State(self.id, SessionState::Answered))
                     .await
@@ -285,4 +296,9 @@ impl Call {
             self.shared.store.send(StoreOp::Events(self.id, e)).await;
         }
     }
+}
+
+/// A duration in whole ms (the logs' unit for durations).
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -53,6 +53,9 @@ impl Call {
         // and the call metrics both need it.
         let level = rms(pcm);
         let caller = self.caller.on_tick(pcm, level, heard);
+        if caller.speech {
+            self.transcript.caller_speech(super::now());
+        }
         for (yes, input) in [
             (caller.media, MediaInput::MediaArrived),
             (caller.first, MediaInput::FirstCallerAudio),

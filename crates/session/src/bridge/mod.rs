@@ -55,7 +55,7 @@ use callbridge_sip::sdp::LocalMedia;
 use callbridge_sip::ua::{CallRef, Event as SipEvent, Originate};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::gauges::GaugeGuard;
 use crate::lifecycle::{CallMachine, Command, Direction, EndReason, Input};
@@ -153,18 +153,35 @@ pub(crate) struct Call {
     metrics: CallMetrics,
     /// The phase last published to the registry.
     published: Option<crate::lifecycle::Phase>,
+    /// When the call task started and when the call was answered: the
+    /// end line's duration and talk time.
+    started: Instant,
+    answered_at: Option<Instant>,
     closed: bool,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
-/// (never phone numbers).
+/// (never phone numbers); the call's first line says who calls whom
+/// (numbers masked) over what, its last why it ended (`exec`).
 pub(crate) async fn run_call(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     let span = info_span!(
         "call",
         session = %spec.id,
         call_id = spec.sip_call_id.as_deref().unwrap_or("-"),
-        direction = ?spec.direction,
+        direction = spec.direction.as_str(),
     );
+    span.in_scope(|| {
+        let m = &spec.metadata;
+        info!(
+            direction = spec.direction.as_str(),
+            transport = spec.transport.label(),
+            session = %spec.id,
+            call_id = spec.sip_call_id.as_deref(),
+            from = m.caller.as_ref().map(tracing::field::display),
+            to = m.callee.as_ref().map(tracing::field::display),
+            "call started"
+        );
+    });
     run(shared, spec).instrument(span).await
 }
 
@@ -236,6 +253,8 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         replies: Default::default(),
         metrics,
         published: None,
+        started: now(),
+        answered_at: None,
         closed: false,
     };
     c.open_recorder();
@@ -483,7 +502,7 @@ impl Call {
             SipEvent::Ended { reason, .. } => match self.sip_end_input(reason) {
                 Some(input) => input,
                 None => {
-                    debug!(?reason, "SIP dialog ended");
+                    debug!(reason = %crate::log_name::Variant(&reason), "SIP dialog ended");
                     return;
                 }
             },
@@ -500,7 +519,7 @@ impl Call {
                 code: Some(status.as_u16()),
             },
             other => {
-                debug!(?other, "SIP event ignored");
+                debug!(event = %crate::log_name::Variant(&other), "SIP event ignored");
                 return;
             }
         };

@@ -19,11 +19,13 @@
 //! closed (a late transcript) opens a new turn.
 //!
 //! Times are milliseconds from the call's start, from the `now` passed in:
-//! a turn starts at its first piece (for the agent, its first audio) and
-//! ends at its last piece or at the event that closed it, whichever is
-//! later.
+//! a turn starts at its first piece (for the agent, its first audio; for
+//! the caller, the onset of the speech heard on the line just before it,
+//! [`Transcript::caller_speech`]: a transcript of the caller's words
+//! arrives only once they are said) and ends at its last piece or at the
+//! event that closed it, whichever is later.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use callbridge_crm_store::{NewTurn, Speaker};
 use callbridge_llm_bridge::summary::TranscriptLine;
@@ -48,10 +50,26 @@ impl OpenTurn {
     }
 }
 
+/// A silence this long between two reports of caller speech starts a new
+/// utterance.
+const SPEECH_GAP: Duration = Duration::from_millis(1500);
+/// A caller transcript piece this long after the last caller speech heard
+/// is not that speech's transcript (its turn starts at the piece).
+const TRANSCRIPT_LAG: Duration = Duration::from_secs(5);
+
+/// Caller speech heard on the line: its onset and its last report.
+#[derive(Debug, Clone, Copy)]
+struct Heard {
+    first: Instant,
+    last: Instant,
+}
+
 /// The transcript of one call (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Transcript {
     started: Instant,
+    /// The caller's utterance heard but not yet transcribed.
+    heard: Option<Heard>,
     caller: OpenTurn,
     agent: OpenTurn,
     seq: u32,
@@ -66,6 +84,7 @@ impl Transcript {
     pub(crate) fn new(started: Instant) -> Transcript {
         Transcript {
             started,
+            heard: None,
             caller: OpenTurn::default(),
             agent: OpenTurn::default(),
             seq: 0,
@@ -74,8 +93,28 @@ impl Transcript {
         }
     }
 
+    /// Caller speech heard on the line (the call's own detector): where
+    /// the next caller turn starts when its transcript follows.
+    pub(crate) fn caller_speech(&mut self, now: Instant) {
+        match &mut self.heard {
+            Some(h) if now.saturating_duration_since(h.last) <= SPEECH_GAP => h.last = now,
+            _ => {
+                self.heard = Some(Heard {
+                    first: now,
+                    last: now,
+                })
+            }
+        }
+    }
+
     /// A piece of the caller's speech.
     pub(crate) fn caller_piece(&mut self, now: Instant, text: &str, finished: bool) {
+        if self.caller.start.is_none()
+            && let Some(h) = self.heard.take()
+            && now.saturating_duration_since(h.last) <= TRANSCRIPT_LAG
+        {
+            self.caller.start = Some(h.first.min(now));
+        }
         self.caller.push(now, text);
         if finished {
             self.close(now, Speaker::Caller);
@@ -214,6 +253,38 @@ mod tests {
                     1900,
                     Some(3000)
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_caller_turn_starts_where_its_speech_was_heard() {
+        let t0 = Instant::now();
+        let mut t = Transcript::new(t0);
+        // A noise long before: a new utterance after the gap.
+        t.caller_speech(t0 + ms(100));
+        for at in [3000, 3200, 3400, 4800, 5200] {
+            t.caller_speech(t0 + ms(at));
+        }
+        // The transcript comes after the words were said.
+        t.caller_piece(t0 + ms(6000), "when are you open?", false);
+        t.caller_turn_ended(t0 + ms(6100));
+        // A later turn with no speech heard starts at its piece; speech
+        // heard too long before its transcript is not its onset.
+        t.caller_speech(t0 + ms(7000));
+        t.caller_piece(t0 + ms(13_000), "late", true);
+        t.caller_piece(t0 + ms(14_000), "unheard", true);
+        assert_eq!(
+            rows(&mut t),
+            vec![
+                (
+                    Speaker::Caller,
+                    "when are you open?".into(),
+                    3000,
+                    Some(6100)
+                ),
+                (Speaker::Caller, "late".into(), 13_000, Some(13_000)),
+                (Speaker::Caller, "unheard".into(), 14_000, Some(14_000)),
             ]
         );
     }

@@ -47,6 +47,15 @@ pub enum TransportEvent {
 }
 
 impl Transport {
+    /// `sip` for RTP with a SIP peer, else the carrier's name (`twilio`,
+    /// `vonage`): the `transport` of the call's log lines and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Transport::Rtp(_) => "sip",
+            Transport::Carrier(m) => m.carrier().as_str(),
+        }
+    }
+
     /// The next event; `None` when the transport stopped by itself.
     /// Cancel-safe.
     pub async fn recv(&mut self) -> Option<TransportEvent> {
@@ -68,7 +77,10 @@ impl Transport {
                     MediaEvent::Inactive { silent_for } => {
                         // Measured from the stream's opening; the call's
                         // own check (from the answer) decides.
-                        debug!(?silent_for, "media stream reports no RTP");
+                        debug!(
+                            silent_ms = u64::try_from(silent_for.as_millis()).unwrap_or(u64::MAX),
+                            "media stream reports no RTP"
+                        );
                     }
                     MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
                     MediaEvent::Latched(to) => info!(%to, "RTP is sent to this address now"),
@@ -79,7 +91,7 @@ impl Transport {
                          (logged once per call; all are counted in \
                          callbridge_rtp_rejected_packets_total)"
                     ),
-                    other => debug!(?other, "media event"),
+                    other => debug!(event = %crate::log_name::Variant(&other), "media event"),
                 },
                 Transport::Carrier(c) => match c.recv().await? {
                     CarrierMediaEvent::Audio { pcm, packet, sent } => {

@@ -148,3 +148,32 @@ pub enum Metric {
     /// From the answer to the end of the call (answered calls only).
     CallDuration(Duration),
 }
+
+impl Metric {
+    /// The metric's name and its duration in ms, if it has one (the
+    /// logs' typed fields).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Metric::AnsweredAfter(_) => "answered-after",
+            Metric::ModelReadyAfter(_) => "model-ready-after",
+            Metric::BargeIn { local: true } => "barge-in-local",
+            Metric::BargeIn { local: false } => "barge-in",
+            Metric::ModelGoingAway => "model-going-away",
+            Metric::ModelError => "model-error",
+            Metric::ModelReplyTimeout(_) => "model-reply-timeout",
+            Metric::TransferFailed => "transfer-failed",
+            Metric::CallDuration(_) => "call-duration",
+        }
+    }
+
+    /// The duration the metric carries, in ms.
+    pub fn millis(&self) -> Option<u64> {
+        match self {
+            Metric::AnsweredAfter(d)
+            | Metric::ModelReadyAfter(d)
+            | Metric::ModelReplyTimeout(d)
+            | Metric::CallDuration(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            _ => None,
+        }
+    }
+}

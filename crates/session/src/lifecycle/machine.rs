@@ -169,7 +169,10 @@ impl CallMachine {
     /// state are ignored with a debug log.
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         if let State::Closed { .. } = self.state {
-            debug!(?input, "input after the call closed ignored");
+            debug!(
+                input = %crate::log_name::Variant(&input),
+                "input after the call closed ignored"
+            );
             return;
         }
         let state = mem::replace(&mut self.state, State::Created);
@@ -196,7 +199,10 @@ impl CallMachine {
     fn emit(&mut self, action: Action) {
         debug_assert!(!self.closed_emitted, "action after Closed: {action:?}");
         if self.closed_emitted {
-            warn!(?action, "action after Closed dropped");
+            warn!(
+                action = %crate::log_name::Variant(&action),
+                "action after Closed dropped"
+            );
             return;
         }
         if action == Action::Closed {
@@ -210,7 +216,11 @@ impl CallMachine {
     }
 
     fn ignore(state: State, input: &dyn std::fmt::Debug) -> State {
-        debug!(phase = ?state.phase(), ?input, "input ignored in this phase");
+        debug!(
+            phase = state.phase().as_str(),
+            input = %crate::log_name::Variant(input),
+            "input ignored in this phase"
+        );
         state
     }
 
@@ -309,7 +319,7 @@ impl CallMachine {
                 self.end_ours(now, state, EndReason::Transferred, false)
             }
             (State::Transferring { at, target, held }, SipInput::ReferFailed { code }) => {
-                debug!(?code, "REFER failed");
+                debug!(code, "REFER failed");
                 self.transfer_fallback(now, at, target, held)
             }
             (
@@ -454,7 +464,10 @@ impl CallMachine {
                 @ (State::Answered { .. } | State::OnHold { .. } | State::Transferring { .. }),
                 ModelInput::TransferCall { target },
             ) => {
-                debug!(phase = ?state.phase(), "transfer_call refused in this phase");
+                debug!(
+                    phase = state.phase().as_str(),
+                    "transfer_call refused in this phase"
+                );
                 self.emit(Action::TransferFailed { target });
                 state
             }
@@ -481,7 +494,7 @@ impl CallMachine {
         match (state, input) {
             (State::Ending(e), input) => self.ending_media(now, e, input),
             (state, MediaInput::FirstCallerAudio) => {
-                debug!(phase = ?state.phase(), "first caller audio");
+                debug!(phase = state.phase().as_str(), "first caller audio");
                 state
             }
             (State::Active { at }, MediaInput::CallerSpeech) => {
@@ -580,7 +593,10 @@ impl CallMachine {
             }
             (state @ State::Active { .. }, Timer::ReplyWait) => {
                 let waited = self.config.model_reply_timeout.unwrap_or_default();
-                warn!(?waited, "the model owed a reply and sent nothing");
+                warn!(
+                    waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                    "the model owed a reply and sent nothing"
+                );
                 self.metric(Metric::ModelReplyTimeout(waited));
                 self.model_failed(now, state)
             }

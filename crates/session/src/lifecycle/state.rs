@@ -144,6 +144,23 @@ pub enum Phase {
     Closed,
 }
 
+impl Phase {
+    /// The lower-case name (`ringing`, `on-hold`): the logs' value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Created => "created",
+            Phase::Ringing => "ringing",
+            Phase::Dialling => "dialling",
+            Phase::Answered => "answered",
+            Phase::Active => "active",
+            Phase::OnHold => "on-hold",
+            Phase::Transferring => "transferring",
+            Phase::Ending => "ending",
+            Phase::Closed => "closed",
+        }
+    }
+}
+
 /// The states of one call.
 #[derive(Debug)]
 pub(crate) enum State {

@@ -82,7 +82,7 @@ use crate::bridge::fallback::FallbackClip;
 use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
-use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::metrics::{CallRefusal, Metrics, MetricsSnapshot};
 use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
 use callbridge_llm_bridge::summary::Summarizer;
 use overload::Admission;
@@ -243,7 +243,10 @@ impl Manager {
         cfg.model.transfer_targets = cfg.transfer_targets.choices();
         let need = fallback.duration() + Duration::from_secs(1);
         if cfg.machine.farewell_drain < need {
-            info!(?need, "farewell drain raised to cover the fallback clip");
+            info!(
+                need_ms = u64::try_from(need.as_millis()).unwrap_or(u64::MAX),
+                "farewell drain raised to cover the fallback clip"
+            );
             cfg.machine.farewell_drain = need;
         }
         // One seed (or the OS) for every random value the manager draws;
@@ -273,7 +276,11 @@ impl Manager {
             sip,
             store,
             gauges: Arc::new(Gauges::default()),
-            metrics: Arc::new(Metrics::default()),
+            metrics: {
+                let m = Metrics::default();
+                m.prepare(crate::metrics::provider_label(model.provider()));
+                Arc::new(m)
+            },
             model,
             fallback,
             registry: Mutex::new(Registry::new()),
@@ -281,7 +288,17 @@ impl Manager {
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
             match driver.run(std::future::pending::<()>()).await {
-                Ok(stats) => info!(?stats, "SIP driver stopped"),
+                Ok(stats) => info!(
+                    datagrams = stats.datagrams,
+                    malformed_dropped = stats.malformed_dropped,
+                    malformed_answered = stats.malformed_answered,
+                    filtered = stats.filtered,
+                    overloaded = stats.overloaded,
+                    refused_shutting_down = stats.refused_shutting_down,
+                    inbound_calls = stats.inbound_calls,
+                    outbound_calls = stats.outbound_calls,
+                    "SIP driver stopped"
+                ),
                 Err(e) => warn!(error = %e, "SIP driver failed"),
             }
         });
@@ -326,6 +343,13 @@ impl Manager {
     /// is everything `GET /metrics` shows.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.shared.metrics.snapshot()
+    }
+
+    /// The SIP core's counters (INVITEs it refused itself while draining
+    /// or at its own capacity, requests from outside the allowlist); `None`
+    /// once the SIP driver has stopped.
+    pub async fn sip_stats(&self) -> Option<callbridge_sip::ua::Stats> {
+        self.shared.sip.stats().await.ok()
     }
 
     /// Adds the families of [`crate::metrics`] to `registry` (see
@@ -427,6 +451,7 @@ impl Manager {
         let reject = |s: StatusCode| async move {
             let _ = sip.reject(inc.call, s).await;
         };
+        let refused = |r: CallRefusal| self.shared.metrics.call_refused(r);
         // An INVITE without SDP (delayed offer, RFC 3261 section 13.2.1)
         // gets our offer in the 200, as an outbound call's INVITE carries
         // it; the answer comes in the ACK.
@@ -435,7 +460,10 @@ impl Manager {
         } else {
             match sdp::Session::parse(&inc.offer) {
                 Ok(o) => Some(o),
-                Err(_) => return reject(StatusCode::NOT_ACCEPTABLE_HERE).await,
+                Err(_) => {
+                    refused(CallRefusal::Codec);
+                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+                }
             }
         };
         // Negotiate against a placeholder port first to learn the codec,
@@ -451,16 +479,20 @@ impl Manager {
                 n.telephone_event,
                 n.remote_rtp,
             ),
-            Some(Err(e)) => return reject(e.status()).await,
+            Some(Err(e)) => {
+                refused(CallRefusal::Codec);
+                return reject(e.status()).await;
+            }
         };
         let call_id = inc.call_id.to_string();
         let rules = self.latch_rules(inc.source.ip());
         if !rules.serviceable(remote) {
             warn!(
                 call_id = %call_id,
-                remote = ?remote,
+                remote = remote.map(tracing::field::display),
                 "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
             );
+            refused(CallRefusal::Codec);
             return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
         }
         if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
@@ -486,6 +518,7 @@ impl Manager {
         let stream = match self.open_media(remote, rules, false, law, te) {
             Ok(s) => s,
             Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
+                refused(CallRefusal::Media);
                 tracing::error!(
                     "out of file descriptors: inbound call refused with 503 (raise the open-file limit, LimitNOFILE)"
                 );
@@ -501,6 +534,7 @@ impl Manager {
             }
             Err(e) => {
                 warn!(error = %e, "no media port for an inbound call");
+                refused(CallRefusal::Media);
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }
         };
@@ -509,7 +543,10 @@ impl Manager {
             None => sdp::make_offer(&local, sdp::Direction::SendRecv),
             Some(offer) => match sdp::answer(offer, &local) {
                 Ok((answer, _)) => answer,
-                Err(_) => return reject(StatusCode::NOT_ACCEPTABLE_HERE).await,
+                Err(_) => {
+                    refused(CallRefusal::Codec);
+                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+                }
             },
         };
         let id = SessionId::new_v4();
@@ -530,10 +567,12 @@ impl Manager {
             Ok(()) => {}
             Err(Refusal::Duplicate) => {
                 warn!(call_id = %call_id, "second INVITE for a live Call-ID refused");
+                refused(CallRefusal::Loop);
                 stream.close().await;
                 return reject(StatusCode::LOOP_DETECTED).await;
             }
             Err(_) => {
+                refused(CallRefusal::Limit);
                 stream.close().await;
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }
@@ -566,7 +605,11 @@ impl Manager {
             answer_sdp: Some(answer.to_bytes()),
             originate: None,
             model_config,
-            metadata: CallMetadata::with_call_id(call_id),
+            metadata: parties(
+                CallMetadata::with_call_id(call_id),
+                user_part(inc.from.uri()),
+                user_part(inc.to.uri()),
+            ),
             mailbox,
             token: self.inner.root.child_token(),
         };
@@ -731,7 +774,11 @@ impl Manager {
         if let Some(g) = req.greeting {
             model_config.greeting = g;
         }
-        let mut metadata = CallMetadata::with_call_id(id.to_string());
+        let mut metadata = parties(
+            CallMetadata::with_call_id(id.to_string()),
+            user_part(&from),
+            user_part(&to),
+        );
         metadata.context = req.metadata;
         let credentials = self
             .shared
@@ -931,6 +978,18 @@ impl Manager {
 }
 
 /// The user part of a SIP URI (the phone number, for the store's parties).
+/// `metadata` with the call's parties (masked wherever they are shown:
+/// the call's first log line names them).
+pub(crate) fn parties(
+    mut metadata: CallMetadata,
+    from: Option<String>,
+    to: Option<String>,
+) -> CallMetadata {
+    metadata.caller = from.map(callbridge_redact::Masked::new);
+    metadata.callee = to.map(callbridge_redact::Masked::new);
+    metadata
+}
+
 fn user_part(uri: &Uri) -> Option<String> {
     uri.user().map(|u| String::from_utf8_lossy(u).into_owned())
 }

@@ -21,7 +21,9 @@ impl Manager {
         let guard = shared.gauges.hold(Gauge::CallTask);
         let id = spec.id;
         let direction = spec.direction;
-        shared.metrics.call_started(direction);
+        let transport = spec.transport.label();
+        let provider = crate::metrics::provider_label(shared.model.provider());
+        shared.metrics.call_started(direction, transport, provider);
         let token = spec.token.clone();
         let join_timeout = shared.cfg.join_timeout;
         self.inner.tracker.spawn(async move {
@@ -51,6 +53,8 @@ impl Manager {
             shared.metrics.call_ended(
                 direction,
                 reason.unwrap_or(crate::lifecycle::EndReason::Error),
+                transport,
+                provider,
             );
             if let (Some(s), Some(r)) = (&inner.summarizer, report)
                 && !r.transcript.is_empty()

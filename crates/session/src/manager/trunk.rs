@@ -32,14 +32,14 @@ impl Manager {
 pub(super) fn registration_changed(id: RegistrationId, state: &RegistrationState) {
     match state {
         RegistrationState::Registered { expires } => {
-            info!(registration = ?id, expires, "registered with the trunk");
+            info!(registration = id.0, expires, "registered with the trunk");
         }
-        RegistrationState::Unregistered => info!(registration = ?id, "trunk registration removed"),
+        RegistrationState::Unregistered => info!(registration = id.0, "trunk registration removed"),
         RegistrationState::Failed { status } => warn!(
-            registration = ?id,
+            registration = id.0,
             status = status.as_u16(),
             "trunk registration failed; retrying later"
         ),
-        _ => info!(registration = ?id, ?state, "trunk registration changed"),
+        _ => info!(registration = id.0, "trunk registration changed"),
     }
 }

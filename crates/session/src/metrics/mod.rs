@@ -17,11 +17,19 @@
 //!
 //! # What each figure means
 //! - **Calls started**: calls the manager admitted (inbound INVITEs it took
-//!   on, outbound originates), counted at admission. INVITEs the SIP core
-//!   refused itself (503 at capacity or while draining) are not counted.
+//!   on, outbound originates), counted at admission, by direction,
+//!   `transport` (`sip`, or the carrier: `twilio`, `vonage`) and model
+//!   `provider` (`gemini`, `openai`). INVITEs the SIP core refused itself
+//!   (503 at capacity or while draining) are not counted.
+//! - **Calls refused**: inbound INVITEs the manager refused, by
+//!   [`CallRefusal`] (`limit`: `calls.max_concurrent` reached; `codec`: 488, no
+//!   common codec or an unusable offer; `loop`: 482, a second INVITE for a
+//!   live Call-ID; `media`: no RTP port or file descriptor). The agent's
+//!   `callbridge_calls_refused_total` adds the store's, the media engine's
+//!   (overload) and the SIP core's (draining) refusals to these.
 //! - **Calls ended**: counted when the call's supervisor has joined it, by
-//!   direction and the machine's end reason (a call task that died counts
-//!   as `error`).
+//!   direction, the machine's end reason, transport and provider (a call
+//!   task that died counts as `error`).
 //! - **RTP packets in/out/lost/late**: from each call's `MediaStream`
 //!   stats (`packets_in`, `packets_out`, the jitter buffer's `lost` and
 //!   `late`), added **live**: each call adds what is new once a second
@@ -35,7 +43,8 @@
 //!   inbound call's answer told anyone our port). Added live like the
 //!   other RTP counters.
 //! - **Jitter buffer depth**: the **mean over live calls** whose stream has
-//!   received RTP of each call's buffered audio, in ms, updated once a
+//!   received RTP of each call's buffered audio (kept in ms, exported in
+//!   seconds, Prometheus's base unit), updated once a
 //!   second: the rtp stream's `MediaStats::jitter_depth` (from the next
 //!   frame to play to the newest packet, sampled after a tick's playout).
 //! - **Barge-ins**: the machine's `Metric::BargeIn`: the caller interrupted
@@ -105,6 +114,54 @@ pub const DURATION_BUCKETS: &[f64] = &[
 ];
 
 const REASONS: usize = EndReason::ALL.len();
+const REFUSALS: usize = CallRefusal::ALL.len();
+
+/// Why the manager refused an inbound INVITE (the `reason` label of
+/// `callbridge_calls_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallRefusal {
+    /// `calls.max_concurrent` live calls already (503).
+    Limit,
+    /// No common codec, or an offer that cannot be answered (488).
+    Codec,
+    /// A second INVITE for a live Call-ID (482).
+    Loop,
+    /// No RTP port or file descriptor for the call's media (503).
+    Media,
+}
+
+impl CallRefusal {
+    /// Every reason, in the order of the snapshot and the metrics page.
+    pub const ALL: [CallRefusal; 4] = [
+        CallRefusal::Limit,
+        CallRefusal::Codec,
+        CallRefusal::Loop,
+        CallRefusal::Media,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallRefusal::Limit => "limit",
+            CallRefusal::Codec => "codec",
+            CallRefusal::Loop => "loop",
+            CallRefusal::Media => "media",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The `provider` label of a model provider.
+pub fn provider_label(p: callbridge_llm_bridge::Provider) -> &'static str {
+    match p {
+        callbridge_llm_bridge::Provider::Gemini => "gemini",
+        callbridge_llm_bridge::Provider::OpenAi => "openai",
+        _ => "other",
+    }
+}
 const REJECT_REASONS: usize = RejectReason::ALL.len();
 
 /// A series' labels: `N` fixed `(name, value)` pairs.
@@ -114,9 +171,12 @@ type Labels<const N: usize> = [(&'static str, &'static str); N];
 /// calls.
 #[derive(Debug)]
 pub struct Metrics {
-    started: Family<Labels<1>, Counter>,
+    started: Family<Labels<3>, Counter>,
+    /// The same calls by direction only (the snapshot's figures).
     started_by: [Counter; 2],
-    ended: Family<Labels<2>, Counter>,
+    refused_by: [Counter; REFUSALS],
+    ended: Family<Labels<4>, Counter>,
+    /// The same calls by direction and reason only (the snapshot's).
     ended_by: [[Counter; REASONS]; 2],
     rtp_in: Counter,
     rtp_out: Counter,
@@ -136,21 +196,17 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        let started = Family::<Labels<1>, Counter>::default();
-        let started_by =
-            Direction::ALL.map(|d| started.get_or_create_owned(&[("direction", d.as_str())]));
-        let ended = Family::<Labels<2>, Counter>::default();
-        let ended_by = Direction::ALL.map(|d| {
-            EndReason::ALL.map(|r| {
-                ended.get_or_create_owned(&[("direction", d.as_str()), ("reason", r.as_str())])
-            })
-        });
+        let started = Family::<Labels<3>, Counter>::default();
+        let started_by = Direction::ALL.map(|_| Counter::default());
+        let ended = Family::<Labels<4>, Counter>::default();
+        let ended_by = Direction::ALL.map(|_| EndReason::ALL.map(|_| Counter::default()));
         let rtp_rejected = Family::<Labels<1>, Counter>::default();
         let rtp_rejected_by =
             RejectReason::ALL.map(|r| rtp_rejected.get_or_create_owned(&[("reason", r.as_str())]));
         Metrics {
             started,
             started_by,
+            refused_by: Default::default(),
             ended,
             ended_by,
             rtp_in: Counter::default(),
@@ -193,7 +249,7 @@ impl DepthGauge {
 
 impl EncodeMetric for DepthGauge {
     fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
-        encoder.encode_gauge(&self.read().0)
+        encoder.encode_gauge(&(self.read().0 / 1000.0))
     }
 
     fn metric_type(&self) -> MetricType {
@@ -275,6 +331,9 @@ pub struct MetricsSnapshot {
     pub jitter_buffer_depth_ms: f64,
     /// How many live calls that mean is over.
     pub jitter_buffer_streams: u64,
+    /// Inbound INVITEs the manager refused, for every reason (zero or
+    /// not), in [`CallRefusal::ALL`] order.
+    pub calls_refused: Vec<(CallRefusal, u64)>,
     /// Replies the caller interrupted.
     pub barge_ins: u64,
     /// Model sessions resumed on a new connection.
@@ -300,13 +359,13 @@ impl Metrics {
         add(
             registry,
             "callbridge_calls_started",
-            "Calls admitted since start (inbound INVITEs taken on, outbound originates).",
+            "Calls admitted since start (inbound INVITEs taken on, outbound originates), by direction, transport and model provider.",
             self.started.clone(),
         );
         add(
             registry,
             "callbridge_calls_ended",
-            "Calls ended since start, by direction and end reason.",
+            "Calls ended since start, by direction, end reason, transport and model provider.",
             self.ended.clone(),
         );
         let counters = [
@@ -357,8 +416,8 @@ impl Metrics {
         );
         add(
             registry,
-            "callbridge_jitter_buffer_depth_ms",
-            "Mean estimated jitter buffer depth over live calls receiving RTP, in ms.",
+            "callbridge_jitter_buffer_depth_seconds",
+            "Mean estimated jitter buffer depth over live calls receiving RTP, in seconds.",
             self.depth.clone(),
         );
         let histograms = [
@@ -412,6 +471,10 @@ impl Metrics {
                 .collect(),
             jitter_buffer_depth_ms: depth_ms,
             jitter_buffer_streams: streams,
+            calls_refused: CallRefusal::ALL
+                .iter()
+                .map(|&r| (r, self.refused_by[r.index()].get()))
+                .collect(),
             barge_ins: self.barge_ins.get(),
             model_reconnects: self.model_reconnects.get(),
             model_reply_timeouts: self.model_reply_timeouts.get(),
@@ -422,14 +485,63 @@ impl Metrics {
         }
     }
 
-    /// Counts a call admitted.
-    pub fn call_started(&self, d: Direction) {
+    /// Counts a call admitted, by direction, transport (`sip` or the
+    /// carrier) and model provider label ([`provider_label`]).
+    pub fn call_started(&self, d: Direction, transport: &'static str, provider: &'static str) {
         self.started_by[d.index()].inc();
+        self.started
+            .get_or_create(&[
+                ("direction", d.as_str()),
+                ("transport", transport),
+                ("provider", provider),
+            ])
+            .inc();
     }
 
-    /// Counts a call ended, by direction and reason.
-    pub fn call_ended(&self, d: Direction, r: EndReason) {
+    /// Creates the `sip` series of calls started (both directions) and
+    /// ended (every direction and reason) for `provider` at zero, so rates
+    /// over them work from the first call.
+    pub fn prepare(&self, provider: &'static str) {
+        for d in Direction::ALL {
+            let _ = self.started.get_or_create(&[
+                ("direction", d.as_str()),
+                ("transport", "sip"),
+                ("provider", provider),
+            ]);
+            for r in EndReason::ALL {
+                let _ = self.ended.get_or_create(&[
+                    ("direction", d.as_str()),
+                    ("reason", r.as_str()),
+                    ("transport", "sip"),
+                    ("provider", provider),
+                ]);
+            }
+        }
+    }
+
+    /// Counts an inbound INVITE refused.
+    pub fn call_refused(&self, r: CallRefusal) {
+        self.refused_by[r.index()].inc();
+    }
+
+    /// Counts a call ended, by direction and reason, transport and
+    /// provider (as [`Metrics::call_started`]).
+    pub fn call_ended(
+        &self,
+        d: Direction,
+        r: EndReason,
+        transport: &'static str,
+        provider: &'static str,
+    ) {
         self.ended_by[d.index()][r.index()].inc();
+        self.ended
+            .get_or_create(&[
+                ("direction", d.as_str()),
+                ("reason", r.as_str()),
+                ("transport", transport),
+                ("provider", provider),
+            ])
+            .inc();
     }
 
     /// Notes the outcome of a model session opening, now.
@@ -512,10 +624,10 @@ mod tests {
     #[test]
     fn ended_calls_are_listed_by_direction_and_reason_only_when_counted() {
         let m = Metrics::default();
-        m.call_started(Direction::Inbound);
-        m.call_started(Direction::Inbound);
-        m.call_ended(Direction::Inbound, EndReason::CallerHangup);
-        m.call_ended(Direction::Outbound, EndReason::Busy);
+        m.call_started(Direction::Inbound, "sip", "gemini");
+        m.call_started(Direction::Inbound, "twilio", "gemini");
+        m.call_ended(Direction::Inbound, EndReason::CallerHangup, "sip", "gemini");
+        m.call_ended(Direction::Outbound, EndReason::Busy, "sip", "gemini");
         let s = m.snapshot();
         assert_eq!(
             s.calls_started,
@@ -560,7 +672,10 @@ mod tests {
         m.answer_to_first_audio(Duration::from_millis(100)); // le=0.1 (inclusive)
         m.answer_to_first_audio(Duration::from_millis(300));
         m.answer_to_first_audio(Duration::from_secs(20)); // +Inf only
-        m.call_ended(Direction::Inbound, EndReason::CallerHangup);
+        m.prepare("openai");
+        m.call_ended(Direction::Inbound, EndReason::CallerHangup, "sip", "openai");
+        m.call_started(Direction::Outbound, "sip", "openai");
+        m.depth(None, Some(40));
         let mut r = Registry::default();
         m.register(&mut r);
         let mut page = String::new();
@@ -574,18 +689,53 @@ mod tests {
             format!("{h}_bucket{{le=\"+Inf\"}} 3"),
             format!("{h}_count 3"),
             "# TYPE callbridge_calls_ended_total counter".to_owned(),
-            "callbridge_calls_ended_total{direction=\"inbound\",reason=\"caller-hangup\"} 1"
+            "callbridge_calls_ended_total{direction=\"inbound\",reason=\"caller-hangup\",transport=\"sip\",provider=\"openai\"} 1"
                 .to_owned(),
-            "callbridge_calls_ended_total{direction=\"outbound\",reason=\"busy\"} 0".to_owned(),
-            "callbridge_calls_started_total{direction=\"outbound\"} 0".to_owned(),
+            "callbridge_calls_ended_total{direction=\"outbound\",reason=\"busy\",transport=\"sip\",provider=\"openai\"} 0"
+                .to_owned(),
+            "callbridge_calls_started_total{direction=\"outbound\",transport=\"sip\",provider=\"openai\"} 1"
+                .to_owned(),
             "# HELP callbridge_rtp_packets_in_total RTP packets received.".to_owned(),
-            "callbridge_jitter_buffer_depth_ms 0.0".to_owned(),
+            "callbridge_jitter_buffer_depth_seconds 0.04".to_owned(),
         ] {
             assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
         }
         let s = m.snapshot().answer_to_first_audio;
         assert_eq!(s.count, 3);
         assert!((s.sum - 20.4).abs() < 1e-9, "sum {}", s.sum);
+    }
+
+    #[test]
+    fn refusals_are_listed_for_every_reason_and_started_calls_by_labels() {
+        let m = Metrics::default();
+        m.call_refused(CallRefusal::Codec);
+        m.call_refused(CallRefusal::Codec);
+        m.call_refused(CallRefusal::Limit);
+        assert_eq!(
+            m.snapshot().calls_refused,
+            vec![
+                (CallRefusal::Limit, 1),
+                (CallRefusal::Codec, 2),
+                (CallRefusal::Loop, 0),
+                (CallRefusal::Media, 0)
+            ]
+        );
+        m.prepare("openai");
+        m.call_started(Direction::Inbound, "twilio", "openai");
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let mut page = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut page, &r).unwrap();
+        let started = "callbridge_calls_started_total";
+        for line in [
+            format!("{started}{{direction=\"inbound\",transport=\"sip\",provider=\"openai\"}} 0"),
+            format!("{started}{{direction=\"outbound\",transport=\"sip\",provider=\"openai\"}} 0"),
+            format!(
+                "{started}{{direction=\"inbound\",transport=\"twilio\",provider=\"openai\"}} 1"
+            ),
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} missing in\n{page}");
+        }
     }
 
     #[test]

@@ -155,21 +155,34 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
     assert_eq!(
         v(
             "callbridge_calls_started_total",
-            &[("direction", "inbound")]
+            &[
+                ("direction", "inbound"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         1.0
     );
     assert_eq!(
         v(
             "callbridge_calls_started_total",
-            &[("direction", "outbound")]
+            &[
+                ("direction", "outbound"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         0.0
     );
     assert_eq!(
         v(
             "callbridge_calls_ended_total",
-            &[("direction", "inbound"), ("reason", "caller-hangup")]
+            &[
+                ("direction", "inbound"),
+                ("reason", "caller-hangup"),
+                ("transport", "sip"),
+                ("provider", "gemini")
+            ]
         ),
         1.0
     );
@@ -178,7 +191,7 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
         "callbridge_call_tasks",
         "callbridge_media_sockets",
         "callbridge_model_sessions",
-        "callbridge_jitter_buffer_depth_ms",
+        "callbridge_jitter_buffer_depth_seconds",
     ] {
         assert_eq!(v(g, &[]), 0.0, "{g} back to zero after the call");
     }

@@ -227,7 +227,7 @@ impl CallMachine {
     pub(super) fn ignore_ending(e: Ending, input: &dyn std::fmt::Debug) -> State {
         debug!(
             reason = e.reason.as_str(),
-            ?input,
+            input = %crate::log_name::Variant(input),
             "call already ending; the first end reason stands"
         );
         State::Ending(e)

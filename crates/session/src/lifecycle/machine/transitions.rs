@@ -35,7 +35,7 @@ impl CallMachine {
     }
 
     pub(super) fn model_failed(&mut self, now: Instant, state: State) -> State {
-        warn!(phase = ?state.phase(), "model failed");
+        warn!(phase = state.phase().as_str(), "model failed");
         match state {
             State::Ringing { since } => match self.config.model_failure_before_answer {
                 ModelFailurePolicy::Reject503 { retry_after } => self.end(
