@@ -43,6 +43,8 @@
 
 mod carrier;
 mod config;
+mod inbound;
+mod outbound;
 mod overload;
 mod registry;
 mod shared;
@@ -58,18 +60,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use callbridge_crm_store::{NewSession, Party, SessionId, Store, Transport as StoreTransport};
-use callbridge_llm_bridge::{CallMetadata, Greeting, RealtimeModel};
+use callbridge_llm_bridge::{CallMetadata, RealtimeModel};
 use callbridge_rtp::clock::SystemClock;
 use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::latch::LatchRules;
 use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream};
+use callbridge_sip::Uri;
 use callbridge_sip::driver::{Driver, DriverConfig};
 use callbridge_sip::random::{os_rng, seeded_rng};
-use callbridge_sip::sdp::{self, Codec, LocalMedia};
-use callbridge_sip::ua::{Event as SipEvent, IncomingCall, Originate};
-use callbridge_sip::{NameAddr, StatusCode, Uri};
+use callbridge_sip::sdp::LocalMedia;
+use callbridge_sip::ua::Event as SipEvent;
 use rand::Rng;
 use rand::rngs::StdRng;
 use tokio::sync::mpsc;
@@ -78,15 +80,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::bridge::CallMsg;
 use crate::bridge::fallback::FallbackClip;
-use crate::bridge::{CallMsg, CallSpec};
 use crate::gauges::{Gauge, Gauges};
 use crate::lifecycle::{Command, Direction, EndReason, Phase};
-use crate::metrics::{CallRefusal, Metrics, MetricsSnapshot};
-use crate::store_writer::{CreateRefused, StoreThread, StoreWriter};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::store_writer::{StoreThread, StoreWriter};
 use callbridge_llm_bridge::summary::Summarizer;
 use overload::Admission;
-use registry::{Entry, Refusal, Registry};
+use registry::Registry;
 pub(crate) use shared::Shared;
 
 /// Capacity of each call's SIP mailbox.
@@ -446,199 +448,6 @@ impl Manager {
         lm
     }
 
-    async fn admit_inbound(&self, inc: &IncomingCall) {
-        let sip = &self.shared.sip;
-        let reject = |s: StatusCode| async move {
-            let _ = sip.reject(inc.call, s).await;
-        };
-        let refused = |r: CallRefusal| self.shared.metrics.call_refused(r);
-        // An INVITE without SDP (delayed offer, RFC 3261 section 13.2.1)
-        // gets our offer in the 200, as an outbound call's INVITE carries
-        // it; the answer comes in the ACK.
-        let offer = if inc.offer.is_empty() {
-            None
-        } else {
-            match sdp::Session::parse(&inc.offer) {
-                Ok(o) => Some(o),
-                Err(_) => {
-                    refused(CallRefusal::Codec);
-                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
-                }
-            }
-        };
-        // Negotiate against a placeholder port first to learn the codec,
-        // then bind the stream and answer with its real port.
-        let probe = self.local_media(0);
-        let (law, te, remote) = match offer.as_ref().map(|o| sdp::answer(o, &probe)) {
-            None => (Law::MuLaw, probe.telephone_event, None),
-            Some(Ok((_, n))) => (
-                match n.codec {
-                    Codec::Pcmu => Law::MuLaw,
-                    Codec::Pcma => Law::ALaw,
-                },
-                n.telephone_event,
-                n.remote_rtp,
-            ),
-            Some(Err(e)) => {
-                refused(CallRefusal::Codec);
-                return reject(e.status()).await;
-            }
-        };
-        let call_id = inc.call_id.to_string();
-        let rules = self.latch_rules(inc.source.ip());
-        if !rules.serviceable(remote) {
-            warn!(
-                call_id = %call_id,
-                remote = remote.map(tracing::field::display),
-                "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
-            );
-            refused(CallRefusal::Codec);
-            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
-        }
-        if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
-            // Usually a carrier whose media addresses are missing from
-            // sip.allowed_peers: loud, since the call may stay silent.
-            warn!(
-                call_id = %call_id,
-                remote = %r,
-                "the offer's media address is outside sip.allowed_peers: nothing is sent there; \
-                 media waits for a source rtp.latch allows"
-            );
-        }
-        if !self.inner.admission.admit() {
-            let after = self.shared.cfg.retry_after;
-            if let Err(e) = sip
-                .reject_retry_after(inc.call, StatusCode::SERVICE_UNAVAILABLE, after)
-                .await
-            {
-                warn!(error = %e, "503 for an INVITE refused for overload not sent");
-            }
-            return;
-        }
-        let stream = match self.open_media(remote, rules, false, law, te) {
-            Ok(s) => s,
-            Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
-                refused(CallRefusal::Media);
-                tracing::error!(
-                    "out of file descriptors: inbound call refused with 503 (raise the open-file limit, LimitNOFILE)"
-                );
-                let _ = sip
-                    .reject_warning(
-                        inc.call,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Some(self.shared.cfg.retry_after),
-                        "out of file descriptors",
-                    )
-                    .await;
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, "no media port for an inbound call");
-                refused(CallRefusal::Media);
-                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
-            }
-        };
-        let local = self.local_media(stream.local_addr().port());
-        let answer = match &offer {
-            None => sdp::make_offer(&local, sdp::Direction::SendRecv),
-            Some(offer) => match sdp::answer(offer, &local) {
-                Ok((answer, _)) => answer,
-                Err(_) => {
-                    refused(CallRefusal::Codec);
-                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
-                }
-            },
-        };
-        let id = SessionId::new_v4();
-        let (tx, mailbox) = mpsc::channel(MAILBOX);
-        let entry = Entry {
-            mailbox: tx,
-            direction: Direction::Inbound,
-            phase: Phase::Created,
-            call_id: Some(call_id.clone()),
-            call_ref: Some(inc.call),
-            lead: None,
-        };
-        let admitted = self
-            .shared
-            .registry()
-            .admit(id, entry, self.shared.cfg.max_calls);
-        match admitted {
-            Ok(()) => {}
-            Err(Refusal::Duplicate) => {
-                warn!(call_id = %call_id, "second INVITE for a live Call-ID refused");
-                refused(CallRefusal::Loop);
-                stream.close().await;
-                return reject(StatusCode::LOOP_DETECTED).await;
-            }
-            Err(_) => {
-                refused(CallRefusal::Limit);
-                stream.close().await;
-                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
-            }
-        }
-        let mut model_config = self.shared.cfg.model.clone();
-        model_config.greeting = Greeting::OnRequest {
-            prompt: self.shared.cfg.greeting_prompt.clone(),
-        };
-        let row = self.session_row(
-            id,
-            Direction::Inbound,
-            StoreTransport::Sip,
-            Some(call_id.clone()),
-            user_part(inc.from.uri()),
-            user_part(inc.to.uri()),
-            None,
-            None,
-            None,
-        );
-        let spec = CallSpec {
-            id,
-            direction: Direction::Inbound,
-            call: Some(inc.call),
-            sip_call_id: Some(call_id.clone()),
-            // Written below, before the call task may answer.
-            row: None,
-            transport: crate::bridge::transport::Transport::Rtp(stream),
-            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
-            local_media: local,
-            answer_sdp: Some(answer.to_bytes()),
-            originate: None,
-            model_config,
-            metadata: parties(
-                CallMetadata::with_call_id(call_id),
-                user_part(inc.from.uri()),
-                user_part(inc.to.uri()),
-            ),
-            mailbox,
-            token: self.inner.root.child_token(),
-        };
-        // Row before answer: the call is answered only once its row is in
-        // the store. The write runs in a task of its own so the router
-        // goes on routing (a CANCEL meanwhile waits in the mailbox).
-        let this = self.clone();
-        let call = inc.call;
-        tokio::spawn(async move {
-            if this.shared.store.create(row).await.is_ok() {
-                this.spawn_call(spec);
-                return;
-            }
-            this.refused_for_store(id);
-            if let crate::bridge::transport::Transport::Rtp(stream) = spec.transport {
-                stream.close().await;
-            }
-            let after = this.shared.cfg.retry_after;
-            if let Err(e) = this
-                .shared
-                .sip
-                .reject_retry_after(call, StatusCode::SERVICE_UNAVAILABLE, after)
-                .await
-            {
-                warn!(error = %e, "503 for a call without a session row not sent");
-            }
-        });
-    }
-
     /// Withdraws an admitted call whose session row could not be written,
     /// and counts it (`callbridge_calls_refused_total{reason="store"}`).
     pub(crate) fn refused_for_store(&self, id: SessionId) {
@@ -664,152 +473,6 @@ impl Manager {
     /// operation, journal backlog, calls refused for the store).
     pub fn store_stats(&self) -> crate::store_writer::StoreStats {
         self.shared.store.health().stats()
-    }
-
-    /// Places an outbound call: admits it (refused while another call for
-    /// the same lead is live, at capacity or shutting down), writes the
-    /// session row (with the request's campaign, lead, claim token and
-    /// owner) through the store thread and waits until it is in the store,
-    /// then starts the call task, which sends the INVITE with our SDP
-    /// offer. Returns the session id once the row is stored, before the
-    /// INVITE goes out. With a claim token the store writes the row only
-    /// while the lead is still claimed under it (same transaction), so a
-    /// request from a dialer whose claim was since released or claimed
-    /// again dials nothing. A call sent to [`ManagerConfig::outbound_auth`]'s
-    /// target answers 401/407 challenges with the trunk's credentials
-    /// (RFC 3261 section 22.2); any other call carries none, and a
-    /// challenge fails it (`rejected`, SIP status 401, an `auth_failed`
-    /// event).
-    ///
-    /// # Errors
-    /// [`ManagerError::LeadBusy`], [`ManagerError::Unavailable`],
-    /// [`ManagerError::BadUri`], [`ManagerError::Store`] (the row could not
-    /// be written: nothing was started), [`ManagerError::ClaimNotHeld`]
-    /// (nothing was started) or a media error.
-    ///
-    /// # Cancellation
-    /// Safe to drop at any point: the work runs in a task of its own, so a
-    /// caller that stops waiting (an HTTP client that disconnects makes
-    /// hyper drop its handler) still gets all or nothing: the admission,
-    /// the row and the call task, or none of them. Dropping the work
-    /// half-way would leave a stored row that never becomes a call and an
-    /// admitted entry nothing removes.
-    pub async fn originate(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
-        let this = self.clone();
-        match tokio::spawn(async move { this.originate_now(req).await }).await {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(error = %e, "originate task failed");
-                Err(ManagerError::Unavailable)
-            }
-        }
-    }
-
-    /// [`Manager::originate`]'s work, in its own task.
-    async fn originate_now(&self, req: OriginateRequest) -> Result<SessionId, ManagerError> {
-        let to =
-            Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
-        let from =
-            Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
-        if !self.inner.admission.admit() {
-            return Err(ManagerError::Overloaded);
-        }
-        let rules = self.latch_rules(req.target.ip());
-        let stream = self.open_media(None, rules, true, Law::MuLaw, Some(101))?;
-        let local = self.local_media(stream.local_addr().port());
-        let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
-        let id = SessionId::new_v4();
-        let (tx, mailbox) = mpsc::channel(MAILBOX);
-        let entry = Entry {
-            mailbox: tx,
-            direction: Direction::Outbound,
-            phase: Phase::Created,
-            call_id: None,
-            call_ref: None,
-            lead: req.lead,
-        };
-        let admitted = self
-            .shared
-            .registry()
-            .admit(id, entry, self.shared.cfg.max_calls);
-        if let Err(r) = admitted {
-            stream.close().await;
-            return Err(match r {
-                Refusal::LeadBusy => ManagerError::LeadBusy,
-                _ => ManagerError::Unavailable,
-            });
-        }
-        // The row is in the store before `originate` returns (the HTTP
-        // API answers 202 "row already in the store"); the call task does
-        // not write it again.
-        let mut row = self.session_row(
-            id,
-            Direction::Outbound,
-            StoreTransport::Sip,
-            None,
-            user_part(&from),
-            user_part(&to),
-            req.campaign,
-            req.lead,
-            req.owner,
-        );
-        row.claim = req.claim;
-        if let Err(refused) = self.shared.store.create(row).await {
-            stream.close().await;
-            return Err(match refused {
-                CreateRefused::ClaimNotHeld => {
-                    self.shared.registry().withdraw(id);
-                    ManagerError::ClaimNotHeld
-                }
-                _ => {
-                    self.refused_for_store(id);
-                    ManagerError::Store
-                }
-            });
-        }
-        let mut model_config = self.shared.cfg.model.clone();
-        if let Some(i) = req.instructions {
-            model_config.instructions = i;
-        }
-        if let Some(g) = req.greeting {
-            model_config.greeting = g;
-        }
-        let mut metadata = parties(
-            CallMetadata::with_call_id(id.to_string()),
-            user_part(&from),
-            user_part(&to),
-        );
-        metadata.context = req.metadata;
-        let credentials = self
-            .shared
-            .cfg
-            .outbound_auth
-            .as_ref()
-            .and_then(|a| a.for_target(req.target));
-        let spec = CallSpec {
-            id,
-            direction: Direction::Outbound,
-            call: None,
-            sip_call_id: None,
-            row: None,
-            transport: crate::bridge::transport::Transport::Rtp(stream),
-            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
-            local_media: local,
-            answer_sdp: None,
-            originate: Some(Originate {
-                to,
-                from: NameAddr::new(from),
-                target: req.target,
-                offer,
-                credentials,
-            }),
-            model_config,
-            metadata,
-            mailbox,
-            token: self.inner.root.child_token(),
-        };
-        self.spawn_call(spec);
-        Ok(id)
     }
 
     /// The session row of a new call (state `created`).

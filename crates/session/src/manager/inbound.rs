@@ -1,0 +1,215 @@
+//! An inbound INVITE: its offer (or none: a delayed offer), the media
+//! it needs, admission, the session row and the call task.
+
+use callbridge_crm_store::{SessionId, Transport as StoreTransport};
+use callbridge_llm_bridge::{CallMetadata, Greeting};
+use callbridge_rtp::g711::Law;
+use callbridge_sip::sdp::Codec;
+use callbridge_sip::ua::IncomingCall;
+use callbridge_sip::{StatusCode, sdp};
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::registry::{Entry, Refusal};
+use super::{MAILBOX, Manager, ManagerError, parties, user_part};
+use crate::bridge::CallSpec;
+use crate::gauges::Gauge;
+use crate::lifecycle::{Direction, Phase};
+use crate::metrics::CallRefusal;
+
+impl Manager {
+    /// Answers or refuses one inbound INVITE (the offer, admission, the
+    /// media, the session row), then starts its call task.
+    pub(super) async fn admit_inbound(&self, inc: &IncomingCall) {
+        let sip = &self.shared.sip;
+        let reject = |s: StatusCode| async move {
+            let _ = sip.reject(inc.call, s).await;
+        };
+        let refused = |r: CallRefusal| self.shared.metrics.call_refused(r);
+        // An INVITE without SDP (delayed offer, RFC 3261 section 13.2.1)
+        // gets our offer in the 200, as an outbound call's INVITE carries
+        // it; the answer comes in the ACK.
+        let offer = if inc.offer.is_empty() {
+            None
+        } else {
+            match sdp::Session::parse(&inc.offer) {
+                Ok(o) => Some(o),
+                Err(_) => {
+                    refused(CallRefusal::Codec);
+                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+                }
+            }
+        };
+        // Negotiate against a placeholder port first to learn the codec,
+        // then bind the stream and answer with its real port.
+        let probe = self.local_media(0);
+        let (law, te, remote) = match offer.as_ref().map(|o| sdp::answer(o, &probe)) {
+            None => (Law::MuLaw, probe.telephone_event, None),
+            Some(Ok((_, n))) => (
+                match n.codec {
+                    Codec::Pcmu => Law::MuLaw,
+                    Codec::Pcma => Law::ALaw,
+                },
+                n.telephone_event,
+                n.remote_rtp,
+            ),
+            Some(Err(e)) => {
+                refused(CallRefusal::Codec);
+                return reject(e.status()).await;
+            }
+        };
+        let call_id = inc.call_id.to_string();
+        let rules = self.latch_rules(inc.source.ip());
+        if !rules.serviceable(remote) {
+            warn!(
+                call_id = %call_id,
+                remote = remote.map(tracing::field::display),
+                "the offer's media address is outside sip.allowed_peers and rtp.latch is strict: 488"
+            );
+            refused(CallRefusal::Codec);
+            return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+        }
+        if let Some(r) = remote.filter(|r| !rules.allows(r.ip())) {
+            // Usually a carrier whose media addresses are missing from
+            // sip.allowed_peers: loud, since the call may stay silent.
+            warn!(
+                call_id = %call_id,
+                remote = %r,
+                "the offer's media address is outside sip.allowed_peers: nothing is sent there; \
+                 media waits for a source rtp.latch allows"
+            );
+        }
+        if !self.inner.admission.admit() {
+            let after = self.shared.cfg.retry_after;
+            if let Err(e) = sip
+                .reject_retry_after(inc.call, StatusCode::SERVICE_UNAVAILABLE, after)
+                .await
+            {
+                warn!(error = %e, "503 for an INVITE refused for overload not sent");
+            }
+            return;
+        }
+        let stream = match self.open_media(remote, rules, false, law, te) {
+            Ok(s) => s,
+            Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
+                refused(CallRefusal::Media);
+                tracing::error!(
+                    "out of file descriptors: inbound call refused with 503 (raise the open-file limit, LimitNOFILE)"
+                );
+                let _ = sip
+                    .reject_warning(
+                        inc.call,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(self.shared.cfg.retry_after),
+                        "out of file descriptors",
+                    )
+                    .await;
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "no media port for an inbound call");
+                refused(CallRefusal::Media);
+                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
+            }
+        };
+        let local = self.local_media(stream.local_addr().port());
+        let answer = match &offer {
+            None => sdp::make_offer(&local, sdp::Direction::SendRecv),
+            Some(offer) => match sdp::answer(offer, &local) {
+                Ok((answer, _)) => answer,
+                Err(_) => {
+                    refused(CallRefusal::Codec);
+                    return reject(StatusCode::NOT_ACCEPTABLE_HERE).await;
+                }
+            },
+        };
+        let id = SessionId::new_v4();
+        let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let entry = Entry {
+            mailbox: tx,
+            direction: Direction::Inbound,
+            phase: Phase::Created,
+            call_id: Some(call_id.clone()),
+            call_ref: Some(inc.call),
+            lead: None,
+        };
+        let admitted = self
+            .shared
+            .registry()
+            .admit(id, entry, self.shared.cfg.max_calls);
+        match admitted {
+            Ok(()) => {}
+            Err(Refusal::Duplicate) => {
+                warn!(call_id = %call_id, "second INVITE for a live Call-ID refused");
+                refused(CallRefusal::Loop);
+                stream.close().await;
+                return reject(StatusCode::LOOP_DETECTED).await;
+            }
+            Err(_) => {
+                refused(CallRefusal::Limit);
+                stream.close().await;
+                return reject(StatusCode::SERVICE_UNAVAILABLE).await;
+            }
+        }
+        let mut model_config = self.shared.cfg.model.clone();
+        model_config.greeting = Greeting::OnRequest {
+            prompt: self.shared.cfg.greeting_prompt.clone(),
+        };
+        let row = self.session_row(
+            id,
+            Direction::Inbound,
+            StoreTransport::Sip,
+            Some(call_id.clone()),
+            user_part(inc.from.uri()),
+            user_part(inc.to.uri()),
+            None,
+            None,
+            None,
+        );
+        let spec = CallSpec {
+            id,
+            direction: Direction::Inbound,
+            call: Some(inc.call),
+            sip_call_id: Some(call_id.clone()),
+            // Written below, before the call task may answer.
+            row: None,
+            transport: crate::bridge::transport::Transport::Rtp(stream),
+            stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
+            local_media: local,
+            answer_sdp: Some(answer.to_bytes()),
+            originate: None,
+            model_config,
+            metadata: parties(
+                CallMetadata::with_call_id(call_id),
+                user_part(inc.from.uri()),
+                user_part(inc.to.uri()),
+            ),
+            mailbox,
+            token: self.inner.root.child_token(),
+        };
+        // Row before answer: the call is answered only once its row is in
+        // the store. The write runs in a task of its own so the router
+        // goes on routing (a CANCEL meanwhile waits in the mailbox).
+        let this = self.clone();
+        let call = inc.call;
+        tokio::spawn(async move {
+            if this.shared.store.create(row).await.is_ok() {
+                this.spawn_call(spec);
+                return;
+            }
+            this.refused_for_store(id);
+            if let crate::bridge::transport::Transport::Rtp(stream) = spec.transport {
+                stream.close().await;
+            }
+            let after = this.shared.cfg.retry_after;
+            if let Err(e) = this
+                .shared
+                .sip
+                .reject_retry_after(call, StatusCode::SERVICE_UNAVAILABLE, after)
+                .await
+            {
+                warn!(error = %e, "503 for a call without a session row not sent");
+            }
+        });
+    }
+}
