@@ -26,7 +26,7 @@ impl Manager {
     /// INVITE goes out. With a claim token the store writes the row only
     /// while the lead is still claimed under it (same transaction), so a
     /// request from a dialer whose claim was since released or claimed
-    /// again dials nothing. A call sent to [`ManagerConfig::outbound_auth`]'s
+    /// again dials nothing. A call sent to [`ManagerConfig::outbound_auth`](super::ManagerConfig::outbound_auth)'s
     /// target answers 401/407 challenges with the trunk's credentials
     /// (RFC 3261 section 22.2); any other call carries none, and a
     /// challenge fails it (`rejected`, SIP status 401, an `auth_failed`
