@@ -11,54 +11,19 @@
 
 mod support_agent;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use callbridge_crm_store::{EndReason, EventKind, SessionState};
-use callbridge_rtp::g711::Law;
-use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use support_agent::checks::wav_channel_rms;
-use support_agent::media::RtpTap;
+use support_agent::media::{RtpTap, drain_rms, pcmu_packet};
 use support_agent::raw_sip::{RawCall, header, status};
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};
 
 /// The caller's payload: mu-law 0xe7 (a level of 260: below barge-in).
 const CALLER_BYTE: u8 = 0xe7;
-
-fn rtp(seq: u16, byte: u8) -> Vec<u8> {
-    let h = RtpHeader {
-        marker: false,
-        payload_type: PayloadType::PCMU,
-        seq: SeqNo(seq),
-        timestamp: u32::from(seq).wrapping_mul(160),
-        ssrc: Ssrc(0x0de1_a7ed),
-    };
-    let mut out = vec![0u8; RtpHeader::encoded_len(160)];
-    h.write_to(&[byte; 160], &mut out).unwrap();
-    out
-}
-
-/// The RMS of each RTP packet waiting on a non-blocking socket.
-fn drain(sock: &UdpSocket, into: &mut Vec<f64>) {
-    let mut buf = [0u8; 2048];
-    let mut pcm = [0i16; 2048];
-    while let Ok((n, _)) = sock.recv_from(&mut buf) {
-        let Ok(p) = RtpPacket::parse(Bytes::copy_from_slice(&buf[..n])) else {
-            continue;
-        };
-        let len = p.payload().len().min(pcm.len());
-        if Law::MuLaw
-            .decode(&p.payload()[..len], &mut pcm[..len])
-            .is_err()
-        {
-            continue;
-        }
-        let e: f64 = pcm[..len].iter().map(|&s| f64::from(s).powi(2)).sum();
-        into.push((e / len.max(1) as f64).sqrt());
-    }
-}
+const CALLER_SSRC: u32 = 0x0de1_a7ed;
 
 /// Our SDP at `call.rtp`, PCMU and telephone-event: an answer to the
 /// agent's offer (same single m-line).
@@ -131,12 +96,12 @@ fn talk(call: &RawCall, to: SocketAddr, d: Duration) -> Vec<f64> {
     let start = Instant::now();
     let mut seq = 0u16;
     while start.elapsed() < d {
-        let _ = media.send_to(&rtp(seq, CALLER_BYTE), to);
+        let _ = media.send_to(&pcmu_packet(seq, CALLER_SSRC, CALLER_BYTE), to);
         seq = seq.wrapping_add(1);
-        drain(media, &mut heard);
+        drain_rms(media, &mut heard);
         std::thread::sleep(Duration::from_millis(20));
     }
-    drain(media, &mut heard);
+    drain_rms(media, &mut heard);
     heard
 }
 
@@ -208,7 +173,7 @@ fn an_invite_without_sdp_gets_our_offer_and_carries_audio_both_ways_after_the_ac
     call.rtp.set_nonblocking(true).unwrap();
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(1) {
-        drain(&call.rtp, &mut before);
+        drain_rms(&call.rtp, &mut before);
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(

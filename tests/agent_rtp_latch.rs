@@ -20,10 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use callbridge_crm_store::{EndReason, SessionState};
 use callbridge_rtp::g711::Law;
-use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
+use support_agent::media::{drain_rms, pcmu_packet};
 use support_agent::raw_sip::{RawCall, header, status};
 use support_agent::{Agent, Opts};
 
@@ -48,48 +47,6 @@ fn level(byte: u8) -> i32 {
     i32::from(pcm[0]).abs()
 }
 
-fn rtp(seq: u16, ssrc: u32, byte: u8) -> Vec<u8> {
-    let h = RtpHeader {
-        marker: false,
-        payload_type: PayloadType::PCMU,
-        seq: SeqNo(seq),
-        timestamp: u32::from(seq).wrapping_mul(160),
-        ssrc: Ssrc(ssrc),
-    };
-    let mut out = vec![0u8; RtpHeader::encoded_len(160)];
-    h.write_to(&[byte; 160], &mut out).unwrap();
-    out
-}
-
-/// Receives every waiting datagram on a non-blocking socket; returns the
-/// RTP packets' payload RMS values.
-fn drain(sock: &UdpSocket, into: &mut Vec<f64>) {
-    let mut buf = [0u8; 2048];
-    let mut pcm = [0i16; 2048];
-    let me = sock.local_addr().ok();
-    while let Ok((n, from)) = sock.recv_from(&mut buf) {
-        // A spray of a range holding our own port reaches us: not the
-        // agent's.
-        if Some(from) == me {
-            continue;
-        }
-        let Ok(p) = RtpPacket::parse(Bytes::copy_from_slice(&buf[..n])) else {
-            continue;
-        };
-        let len = p.payload().len().min(pcm.len());
-        let rms = if Law::MuLaw.decode(&p.payload()[..len], &mut pcm).is_ok() {
-            let e: f64 = pcm[..len]
-                .iter()
-                .map(|&s| f64::from(s) * f64::from(s))
-                .sum();
-            (e / len.max(1) as f64).sqrt()
-        } else {
-            0.0
-        };
-        into.push(rms);
-    }
-}
-
 /// An attacker spraying the agent's RTP range every 20 ms until stopped.
 struct Sprayer {
     stop: Arc<AtomicBool>,
@@ -107,15 +64,15 @@ impl Sprayer {
             let mut got = Vec::new();
             let mut seq = 0u16;
             while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let pkt = rtp(seq, 0x0bad_0bad, ATTACKER_BYTE);
+                let pkt = pcmu_packet(seq, 0x0bad_0bad, ATTACKER_BYTE);
                 seq = seq.wrapping_add(1);
                 for port in (ports.0..=ports.1).filter(|p| p % 2 == 0) {
                     let _ = sock.send_to(&pkt, SocketAddr::from(([127, 0, 0, 1], port)));
                 }
-                drain(&sock, &mut got);
+                drain_rms(&sock, &mut got);
                 std::thread::sleep(Duration::from_millis(20));
             }
-            drain(&sock, &mut got);
+            drain_rms(&sock, &mut got);
             got
         });
         Sprayer {
@@ -185,13 +142,13 @@ fn talk(sock: &UdpSocket, to: SocketAddr, n: u16) -> usize {
     sock.set_nonblocking(true).unwrap();
     let mut got = Vec::new();
     for seq in 0..n {
-        sock.send_to(&rtp(seq, 0x00ca_11e4, CALLER_BYTE), to)
+        sock.send_to(&pcmu_packet(seq, 0x00ca_11e4, CALLER_BYTE), to)
             .unwrap();
-        drain(sock, &mut got);
+        drain_rms(sock, &mut got);
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(100));
-    drain(sock, &mut got);
+    drain_rms(sock, &mut got);
     got.len()
 }
 
@@ -224,7 +181,7 @@ fn attacked_call(attacker_ip: &str) -> Outcome {
     // speaking; its ACK follows.
     let to = agent_media(&agent, &ok);
     media
-        .send_to(&rtp(1000, 0x00ca_11e4, CALLER_BYTE), to)
+        .send_to(&pcmu_packet(1000, 0x00ca_11e4, CALLER_BYTE), to)
         .unwrap();
     let speaker = std::thread::spawn(move || {
         media.set_nonblocking(true).unwrap();
@@ -232,12 +189,12 @@ fn attacked_call(attacker_ip: &str) -> Outcome {
         let start = Instant::now();
         let mut seq = 1001u16;
         while start.elapsed() < SPEAK {
-            let _ = media.send_to(&rtp(seq, 0x00ca_11e4, CALLER_BYTE), to);
+            let _ = media.send_to(&pcmu_packet(seq, 0x00ca_11e4, CALLER_BYTE), to);
             seq = seq.wrapping_add(1);
-            drain(&media, &mut heard);
+            drain_rms(&media, &mut heard);
             std::thread::sleep(Duration::from_millis(20));
         }
-        drain(&media, &mut heard);
+        drain_rms(&media, &mut heard);
         heard
     });
     ack(&mut call, &ok);

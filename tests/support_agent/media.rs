@@ -12,7 +12,7 @@ use bytes::Bytes;
 use callbridge_llm_mock::MockStats;
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::g711::Law;
-use callbridge_rtp::{PayloadType, RtpPacket};
+use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 
 /// A mock Gemini Live server in the test process; stopped when dropped.
 pub struct MockModel {
@@ -140,5 +140,49 @@ impl Drop for RtpTap {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// One 20 ms PCMU packet (160 bytes of `byte`) with sequence number `seq`
+/// and the matching timestamp.
+pub fn pcmu_packet(seq: u16, ssrc: u32, byte: u8) -> Vec<u8> {
+    let h = RtpHeader {
+        marker: false,
+        payload_type: PayloadType::PCMU,
+        seq: SeqNo(seq),
+        timestamp: u32::from(seq).wrapping_mul(160),
+        ssrc: Ssrc(ssrc),
+    };
+    let mut out = vec![0u8; RtpHeader::encoded_len(160)];
+    h.write_to(&[byte; 160], &mut out).unwrap();
+    out
+}
+
+/// Receives every datagram waiting on the non-blocking `sock` and pushes
+/// the mu-law payload RMS of each RTP packet (0.0 for one that does not
+/// decode). Datagrams from `sock`'s own address are skipped: a test that
+/// sprays a port range holding its own port would count its own packets.
+pub fn drain_rms(sock: &UdpSocket, into: &mut Vec<f64>) {
+    let mut buf = [0u8; 2048];
+    let mut pcm = [0i16; 2048];
+    let me = sock.local_addr().ok();
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        if Some(from) == me {
+            continue;
+        }
+        let Ok(p) = RtpPacket::parse(Bytes::copy_from_slice(&buf[..n])) else {
+            continue;
+        };
+        let len = p.payload().len().min(pcm.len());
+        let rms = if Law::MuLaw
+            .decode(&p.payload()[..len], &mut pcm[..len])
+            .is_ok()
+        {
+            let e: f64 = pcm[..len].iter().map(|&s| f64::from(s).powi(2)).sum();
+            (e / len.max(1) as f64).sqrt()
+        } else {
+            0.0
+        };
+        into.push(rms);
     }
 }

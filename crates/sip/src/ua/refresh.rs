@@ -7,7 +7,7 @@
 
 use super::uas::{allow_headers, offer_problem, placeholder};
 use super::{Call, CallRef, CallState, EndReason, Event, Owner, Reinvite, Retransmit, UserAgent};
-use crate::dialog::{first_contact, route_key};
+use crate::dialog::first_contact;
 use crate::encode::Encode;
 use crate::header::{HeaderName, MediaType};
 use crate::message::{Request, Response};
@@ -302,13 +302,8 @@ impl UserAgent {
     /// through [`UserAgent::answer`]. Before the dialog is confirmed only
     /// an UPDATE without an offer is taken (491 otherwise).
     pub(super) fn on_update(&mut self, now: Instant, key: ServerKey, req: Request) {
-        let Some(call) = route_key(&req).and_then(|k| self.dialogs.get(&k).copied()) else {
-            return self.reply_status(
-                now,
-                &key,
-                &req,
-                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
-            );
+        let Some(call) = self.dialog_or_481(now, &key, &req) else {
+            return;
         };
         if let Some(status) = offer_problem(&req) {
             return self.reply_status(now, &key, &req, status);

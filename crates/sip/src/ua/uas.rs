@@ -139,6 +139,26 @@ impl UserAgent {
         self.reply(now, key, r);
     }
 
+    /// The dialog an in-dialog request belongs to; `None` once it was
+    /// answered 481 (RFC 3261 section 12.2.2).
+    pub(super) fn dialog_or_481(
+        &mut self,
+        now: Instant,
+        key: &ServerKey,
+        req: &Request,
+    ) -> Option<CallRef> {
+        let call = route_key(req).and_then(|k| self.dialogs.get(&k).copied());
+        if call.is_none() {
+            self.reply_status(
+                now,
+                key,
+                req,
+                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
+            );
+        }
+        call
+    }
+
     fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, source: SocketAddr) {
         if self.draining || self.calls.len() >= self.cfg.max_calls {
             if self.draining {
@@ -309,13 +329,8 @@ impl UserAgent {
     }
 
     fn on_reinvite(&mut self, now: Instant, key: ServerKey, req: Request) {
-        let Some(call) = route_key(&req).and_then(|k| self.dialogs.get(&k).copied()) else {
-            return self.reply_status(
-                now,
-                &key,
-                &req,
-                StatusCode::CALL_OR_TRANSACTION_DOES_NOT_EXIST,
-            );
+        let Some(call) = self.dialog_or_481(now, &key, &req) else {
+            return;
         };
         let seq = req.headers().cseq().map(|c| c.seq).unwrap_or(0);
         let status = match self.calls.get_mut(&call).map(|c| &mut c.state) {
