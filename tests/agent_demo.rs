@@ -10,10 +10,10 @@ mod bins;
 #[allow(dead_code)]
 #[path = "support_agent/http.rs"]
 mod http;
+#[path = "common/process.rs"]
+mod process;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -122,16 +122,7 @@ fn demo_serve_keeps_the_agent_up_with_an_admin_token_until_sigterm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let pipe = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = process::stdout_lines(&mut child);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut http, mut token, mut seen) = (None, None, Vec::new());
     while http.is_none() || token.is_none() {

@@ -1,10 +1,29 @@
-//! Waiting for a child process, bounded, and showing what it said: shared
-//! by the campaign and the carrier end-to-end tests (each includes this
-//! file with `#[path]`).
+//! Waiting for a child process, bounded, showing what it said, and reading
+//! its stdout line by line: shared by the end-to-end tests (each includes
+//! this file with `#[path]`).
 #![allow(dead_code, reason = "each test uses a subset")]
 
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Output};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Takes `child`'s piped stdout and hands its lines over a channel (at most
+/// 64 waiting), read by a thread that ends with the pipe or the receiver.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::sync_channel::<String>(64);
+    if let Some(pipe) = child.stdout.take() {
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
 
 /// Waits for `child` to exit and collects its output; after `limit` kills
 /// it and panics with what it wrote (stdout and stderr are read only after

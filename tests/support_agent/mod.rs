@@ -13,10 +13,12 @@ pub mod checks;
 pub mod http;
 pub mod media;
 pub mod metrics;
+#[path = "../common/process.rs"]
+pub mod process;
 pub mod raw_sip;
 pub mod sipp;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -387,18 +389,7 @@ impl Agent {
                 }
             });
         }
-        let (tx, rx) = mpsc::sync_channel::<String>(64);
-        {
-            let pipe = child.stdout.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
+        let rx = process::stdout_lines(&mut child);
         let first = rx.recv_timeout(READY_TIMEOUT);
         let mut agent = Agent {
             child: Some(child),
