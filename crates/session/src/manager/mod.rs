@@ -428,6 +428,9 @@ impl Manager {
         mc.telephone_event = te.and_then(callbridge_rtp::PayloadType::new);
         mc.latch = rules;
         mc.latch_open = answered;
+        // The call keeps at most this many frames in the stream (the rest
+        // wait in its own queue, where a barge-in drops them).
+        mc.playback_capacity = crate::bridge::audio::STREAM_DEPTH + 1;
         Ok(MediaStream::open(
             self.inner.admission.engine(),
             &self.inner.ports,
