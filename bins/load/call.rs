@@ -95,6 +95,8 @@ pub struct CallResult {
     pub media: MediaResult,
     /// Final statuses of our BYEs, in order.
     pub bye_statuses: Vec<u16>,
+    /// The call's SIP Call-ID.
+    pub call_id: String,
 }
 
 impl CallResult {
@@ -107,6 +109,7 @@ impl CallResult {
             talk: Duration::ZERO,
             media: MediaResult::default(),
             bye_statuses: Vec::new(),
+            call_id: String::new(),
         }
     }
 }
@@ -133,6 +136,7 @@ async fn run_inner(shared: &Shared, res: &mut CallResult) -> std::io::Result<()>
         .as_ref()
         .map_or(rtp.local_addr()?.port(), |r| r.addr.port());
     let mut d = Dialog::new(sip.local_addr()?, shared.agent, shared.run, res.index);
+    res.call_id.clone_from(&d.call_id);
     let Some((agent_rtp, cancelled)) = invite(&sip, &mut d, offer_port, res).await? else {
         return Ok(());
     };
@@ -277,9 +281,17 @@ async fn media(
                 let _ = rtp.try_send_to(&out, dest);
             }
             r = rxstamp::recv(rtp, &mut rbuf, &mut cmsg) => {
-                let (n, at, stamped) = r?;
-                script.result.unstamped += u64::from(!stamped);
-                script.on_packet(at, &rbuf[..n]);
+                let r = r?;
+                if r.from != Some(dest) {
+                    // Not this call's stream: a port the kernel handed this
+                    // call was used by an earlier call whose stream the
+                    // agent still sends until its RTP timeout (a vanished
+                    // caller), or anyone else. Counted, never measured.
+                    script.result.stray += 1;
+                    continue;
+                }
+                script.result.unstamped += u64::from(!r.stamped);
+                script.on_packet(r.at, &rbuf[..r.len]);
             }
             r = sip.recv_from(&mut sbuf) => {
                 let (n, _) = r?;

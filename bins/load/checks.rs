@@ -28,6 +28,10 @@ pub struct Targets {
     /// Outbound packets more than 10 ms late over the normal calls.
     #[arg(long, default_value_t = 0)]
     pub max_late: u64,
+    /// Barge-in flush p99 over the normal calls (the caller's barge-in to
+    /// the last loud packet of the model's reply), ms (issue 17).
+    #[arg(long, default_value_t = 400.0)]
+    pub max_barge_in_flush_p99_ms: f64,
     /// Agent CPU in cores over the calls phase.
     #[arg(long, default_value_t = 1.0)]
     pub max_cores: f64,
@@ -167,6 +171,15 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
         format!("<= {}", t.max_late),
         n.packets_late <= t.max_late,
     );
+    if let Some(p99) = n.barge_in_flush.p99_ms {
+        push(
+            &mut out,
+            "barge-in flush p99 (ms, normal calls' model replies)",
+            format!("{p99:.1}"),
+            format!("<= {}", t.max_barge_in_flush_p99_ms),
+            p99 <= t.max_barge_in_flush_p99_ms,
+        );
+    }
     if let Some(a) = &r.agent {
         push(
             &mut out,
@@ -265,6 +278,7 @@ mod tests {
             max_interval_p99_ms: 5.0,
             max_lost: 0,
             max_late: 0,
+            max_barge_in_flush_p99_ms: 400.0,
             max_cores: 1.0,
             max_rss_growth_mb: 10.0,
             fd_slack: 0,
@@ -413,6 +427,21 @@ mod tests {
         let c = check(&targets(), &r);
         assert!(find(&c, "agent CPU seconds per call-minute").ok);
         assert!(!find(&c, "agent RSS per live call").ok);
+    }
+
+    #[test]
+    fn the_barge_in_flush_p99_is_checked_when_measured() {
+        let mut r = Report::default();
+        assert!(
+            !check(&targets(), &r)
+                .iter()
+                .any(|c| c.what.starts_with("barge-in flush")),
+            "no barge-ins measured, nothing to check"
+        );
+        r.normal.barge_in_flush.p99_ms = Some(2358.0);
+        assert!(!find(&check(&targets(), &r), "barge-in flush p99").ok);
+        r.normal.barge_in_flush.p99_ms = Some(90.0);
+        assert!(find(&check(&targets(), &r), "barge-in flush p99").ok);
     }
 
     #[test]

@@ -133,6 +133,9 @@ pub struct MediaResult {
     pub sent: u64,
     /// Packets timed by their read, for want of a kernel stamp.
     pub unstamped: u64,
+    /// Packets from an address other than the agent's media address (not
+    /// measured).
+    pub stray: u64,
 }
 
 /// The caller side of one call's media.

@@ -24,6 +24,14 @@ pub struct Timing {
     pub caller_stop_to_agent_audio: Summary,
     /// Barge-in to the last audio of the interrupted reply.
     pub barge_in_flush: Summary,
+    /// Calls whose model failed and that played the fallback announcement
+    /// instead of a reply (end reason `ModelFailure` in the store): their
+    /// "reply" and "barge-in" figures measure the announcement, which is
+    /// not interrupted by design, so they are kept out of the two figures
+    /// above and counted here.
+    pub fallback_calls: usize,
+    /// Of those, the calls whose caller spoke over the announcement.
+    pub fallback_barge_ins: usize,
     /// Outbound RTP inter-packet interval error.
     pub interval_error: Summary,
     /// Agent packets received.
@@ -36,6 +44,9 @@ pub struct Timing {
     pub packets_reordered: u64,
     /// Agent packets timed at their read (no kernel stamp).
     pub packets_unstamped: u64,
+    /// Packets from another address than the call's agent media address
+    /// (an earlier call's stream to a reused port): not measured.
+    pub packets_stray: u64,
     /// Calls whose caller spoke and heard no reply.
     pub replies_missing: usize,
     /// Calls that never heard the greeting.
@@ -45,8 +56,12 @@ pub struct Timing {
 }
 
 impl Timing {
-    /// Aggregates `calls`.
-    pub fn of<'a>(calls: impl Iterator<Item = &'a CallResult>) -> Timing {
+    /// Aggregates `calls`; `fallback` tells the calls that played the
+    /// fallback announcement (see [`Timing::fallback_calls`]).
+    pub fn of<'a>(
+        calls: impl Iterator<Item = &'a CallResult>,
+        fallback: impl Fn(&CallResult) -> bool,
+    ) -> Timing {
         let mut t = Timing::default();
         let (mut setup, mut a2fa, mut stop, mut barge, mut interval, mut lag) = (
             Samples::default(),
@@ -69,14 +84,20 @@ impl Timing {
                 None if c.outcome == Outcome::Completed => t.greetings_missing += 1,
                 None => {}
             }
-            if let Some(d) = m.stop_to_audio {
-                stop.push(d);
-            }
-            if let Some(d) = m.barge_flush {
-                barge.push(d);
+            if fallback(c) {
+                t.fallback_calls += 1;
+                t.fallback_barge_ins += usize::from(m.barge_flush.is_some());
+            } else {
+                if let Some(d) = m.stop_to_audio {
+                    stop.push(d);
+                }
+                if let Some(d) = m.barge_flush {
+                    barge.push(d);
+                }
             }
             t.replies_missing += usize::from(m.reply_missing && c.outcome == Outcome::Completed);
             t.packets_unstamped += m.unstamped;
+            t.packets_stray += m.stray;
             interval.extend(&m.rx.interval_error);
             lag.extend(&m.send_lag);
             t.packets_received += m.rx.received;
@@ -326,15 +347,23 @@ impl Report {
         );
         let _ = writeln!(
             o,
-            "  packets: {} received ({} without kernel stamp), {} lost, {} late (>10 ms), {} reordered; greetings missing {}, replies missing {}",
+            "  packets: {} received ({} without kernel stamp, {} stray from other addresses not counted), {} lost, {} late (>10 ms), {} reordered; greetings missing {}, replies missing {}",
             t.packets_received,
             t.packets_unstamped,
+            t.packets_stray,
             t.packets_lost,
             t.packets_late,
             t.packets_reordered,
             t.greetings_missing,
             t.replies_missing
         );
+        if t.fallback_calls > 0 {
+            let _ = writeln!(
+                o,
+                "  model failures (fallback announcement instead of a reply, not in the reply and barge-in rows): {} calls, {} barged in on the announcement",
+                t.fallback_calls, t.fallback_barge_ins
+            );
+        }
         if let Some(l) = &self.lossy {
             let _ = writeln!(
                 o,
@@ -435,5 +464,43 @@ impl Report {
     /// Whether every check passed.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn call(id: &str, barge_ms: u64) -> CallResult {
+        let mut media = crate::media::MediaResult {
+            barge_flush: Some(Duration::from_millis(barge_ms)),
+            stop_to_audio: Some(Duration::from_millis(barge_ms)),
+            ..Default::default()
+        };
+        media.stray = 3;
+        CallResult {
+            index: 0,
+            kind: Kind::Normal,
+            outcome: Outcome::Completed,
+            setup: None,
+            talk: Duration::ZERO,
+            media,
+            bye_statuses: Vec::new(),
+            call_id: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_fallback_announcement_is_kept_out_of_the_reply_and_barge_in_figures() {
+        let calls = [call("a", 80), call("b", 2358), call("c", 90)];
+        let t = Timing::of(calls.iter(), |c| c.call_id == "b");
+        assert_eq!(t.barge_in_flush.n, 2);
+        assert_eq!(t.barge_in_flush.max_ms, Some(90.0));
+        assert_eq!(t.caller_stop_to_agent_audio.n, 2);
+        assert_eq!((t.fallback_calls, t.fallback_barge_ins), (1, 1));
+        assert_eq!(t.packets_stray, 9);
+        // Without the store's word every call counts.
+        assert_eq!(Timing::of(calls.iter(), |_| false).barge_in_flush.n, 3);
     }
 }

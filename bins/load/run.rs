@@ -3,7 +3,7 @@
 //! waits for the agent to go idle, reads its gauges, stops it with SIGTERM,
 //! reads the store, and reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use std::time::Duration;
 use callbridge_llm_mock::clips;
 use tokio::process::Command;
 
-use crate::call::{self, Kind, Outcome, Shared};
+use crate::call::{self, CallResult, Kind, Outcome, Shared};
 use crate::checks::{GAUGES, Targets, check};
 use crate::drive;
 use crate::media::{Audio, Plan};
@@ -193,27 +193,35 @@ async fn idle_gauges(http: SocketAddr) -> BTreeMap<String, f64> {
     last
 }
 
-fn store_reasons(db: &std::path::Path) -> BTreeMap<String, u64> {
+/// The store's sessions by end reason, and the Call-IDs of the sessions
+/// that ended in a model failure.
+fn store_reasons(db: &std::path::Path) -> (BTreeMap<String, u64>, HashSet<String>) {
     let mut m = BTreeMap::new();
+    let mut failed = HashSet::new();
     let Ok(store) = callbridge_crm_store::Store::open(db) else {
         m.insert("store-unreadable".into(), 1);
-        return m;
+        return (m, failed);
     };
     let mut cursor = None;
     loop {
         let Ok(page) = store.list_sessions(&Default::default(), 500, cursor) else {
             m.insert("store-unreadable".into(), 1);
-            return m;
+            return (m, failed);
         };
         for s in &page.items {
             let key = s
                 .end_reason
                 .map_or("unfinished".to_owned(), |r| format!("{r:?}"));
+            if s.end_reason == Some(callbridge_crm_store::EndReason::ModelFailure) {
+                if let Some(id) = &s.sip_call_id {
+                    failed.insert(id.clone());
+                }
+            }
             *m.entry(key).or_default() += 1;
         }
         match page.next {
             Some(c) => cursor = Some(c),
-            None => return m,
+            None => return (m, failed),
         }
     }
 }
@@ -321,10 +329,10 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         wall_s: wall.as_secs_f64(),
         call_minutes: calls.iter().map(|c| c.talk.as_secs_f64()).sum::<f64>() / 60.0,
         outcomes: report::outcomes(&calls),
-        normal: Timing::of(calls.iter().filter(|c| c.kind == Kind::Normal)),
+        normal: Timing::of(calls.iter().filter(|c| c.kind == Kind::Normal), |_| false),
         lossy: args
             .faults
-            .then(|| Timing::of(calls.iter().filter(|c| c.kind == Kind::Lossy))),
+            .then(|| Timing::of(calls.iter().filter(|c| c.kind == Kind::Lossy), |_| false)),
         dup_bye_statuses: report::dup_bye(&calls),
         ..Report::default()
     };
@@ -369,7 +377,21 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         };
         a.exit = procs::terminate(&mut s.agent.child, Duration::from_secs(30)).await;
         a.exit_code = a.exit.code.filter(|_| !a.exit.before_sigterm);
-        a.store_end_reasons = store_reasons(&s.dir.join("crm.db"));
+        let (reasons, fallback) = store_reasons(&s.dir.join("crm.db"));
+        a.store_end_reasons = reasons;
+        // The store tells which calls' models failed: those played the
+        // fallback announcement, not a reply.
+        let played_fallback = |c: &CallResult| fallback.contains(&c.call_id);
+        report.normal = Timing::of(
+            calls.iter().filter(|c| c.kind == Kind::Normal),
+            played_fallback,
+        );
+        report.lossy = args.faults.then(|| {
+            Timing::of(
+                calls.iter().filter(|c| c.kind == Kind::Lossy),
+                played_fallback,
+            )
+        });
         report.agent = Some(a);
         drop(s.mock.child.stdin.take());
         if let Ok(Ok(Some(line))) =

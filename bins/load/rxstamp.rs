@@ -6,6 +6,7 @@
 //! time when a datagram carries no stamp (and the kernel itself stamps at
 //! read time for a moment after stamping is first switched on).
 
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -27,15 +28,23 @@ pub fn cmsg_buffer() -> Vec<u8> {
     nix::cmsg_space!(TimeSpec)
 }
 
-/// Receives one datagram into `buf`; returns its length, its arrival time
-/// on the tokio clock and whether that came from a kernel stamp.
-pub async fn recv(
-    sock: &UdpSocket,
-    buf: &mut [u8],
-    cmsg: &mut [u8],
-) -> std::io::Result<(usize, Instant, bool)> {
+/// One datagram received by [`recv`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    /// Its length.
+    pub len: usize,
+    /// Its arrival time on the tokio clock.
+    pub at: Instant,
+    /// Whether `at` came from a kernel stamp.
+    pub stamped: bool,
+    /// Its source address (`None` for a family other than IPv4/IPv6).
+    pub from: Option<SocketAddr>,
+}
+
+/// Receives one datagram into `buf`.
+pub async fn recv(sock: &UdpSocket, buf: &mut [u8], cmsg: &mut [u8]) -> std::io::Result<Received> {
     let fd = sock.as_raw_fd();
-    let (n, stamp) = sock
+    let (len, stamp, from) = sock
         .async_io(Interest::READABLE, || {
             let mut iov = [std::io::IoSliceMut::new(&mut *buf)];
             let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty())
@@ -48,11 +57,24 @@ pub async fn recv(
                     }
                 }
             }
-            Ok((msg.bytes, stamp))
+            let from = msg.address.and_then(|a| {
+                a.as_sockaddr_in()
+                    .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                    .or_else(|| {
+                        a.as_sockaddr_in6()
+                            .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                    })
+            });
+            Ok((msg.bytes, stamp, from))
         })
         .await?;
     let (at, stamped) = to_instant(stamp);
-    Ok((n, at, stamped))
+    Ok(Received {
+        len,
+        at,
+        stamped,
+        from,
+    })
 }
 
 /// Maps a wall-clock stamp to the monotonic clock through "now" on both.
@@ -93,10 +115,11 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let mut buf = [0u8; 16];
         let mut cmsg = cmsg_buffer();
-        let (n, at, stamped) = recv(&rx, &mut buf, &mut cmsg).await.unwrap();
-        assert_eq!(&buf[..n], b"hello");
-        assert!(stamped);
-        let after_send = at.saturating_duration_since(sent);
+        let r = recv(&rx, &mut buf, &mut cmsg).await.unwrap();
+        assert_eq!(&buf[..r.len], b"hello");
+        assert!(r.stamped);
+        assert_eq!(r.from, Some(tx.local_addr().unwrap()));
+        let after_send = r.at.saturating_duration_since(sent);
         assert!(
             after_send < Duration::from_millis(25),
             "stamped {after_send:?} after the send, not at the read 50 ms later"
