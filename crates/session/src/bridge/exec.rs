@@ -48,10 +48,16 @@ impl Call {
                 }
             }
             Action::SendRinging => {
-                if let Some(call) = self.sip.call
-                    && let Err(e) = sip.ring(call).await
-                {
-                    warn!(error = %e, "180 failed");
+                if let Some(call) = self.sip.call {
+                    match sip.ring(call).await {
+                        Ok(()) => {}
+                        // The caller cancelled (or the call ended) before
+                        // the 180 went out: its CANCEL arrives as an input.
+                        Err(callbridge_sip::driver::DriverError::Ua(
+                            callbridge_sip::ua::UaError::UnknownCall,
+                        )) => tracing::debug!("180 not sent: the call already ended"),
+                        Err(e) => warn!(error = %e, "180 failed"),
+                    }
                 }
             }
             Action::Answer => {
