@@ -35,7 +35,8 @@ pub struct Targets {
     /// Agent CPU in cores over the calls phase.
     #[arg(long, default_value_t = 1.0)]
     pub max_cores: f64,
-    /// RSS at the end minus RSS after the first 100 answered calls ended, MB.
+    /// RSS at the end minus RSS after the first `--rss-mark-calls` answered
+    /// calls ended, MB.
     #[arg(long, default_value_t = 10.0)]
     pub max_rss_growth_mb: f64,
     /// Open fds at the end above the baseline.
@@ -228,7 +229,10 @@ pub fn check(t: &Targets, r: &Report) -> Vec<Check> {
             let growth = a.rss_end_mb - after100;
             push(
                 &mut out,
-                "RSS growth since the first 100 answered calls ended (MB)",
+                &format!(
+                    "RSS growth since the first {} answered calls ended (MB)",
+                    a.rss_mark_calls
+                ),
                 format!("{growth:.1}"),
                 format!("<= {}", t.max_rss_growth_mb),
                 growth <= t.max_rss_growth_mb,

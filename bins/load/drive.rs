@@ -36,9 +36,9 @@ pub struct Watch {
     pub peak_rss: u64,
     /// Most calls live at once (caller side).
     pub peak_live: usize,
-    /// RSS when 100 answered calls had finished (refused calls hold
-    /// nothing: counting them, a burst offered at once took this reading
-    /// before its admitted calls were set up).
+    /// RSS when the mark's number of answered calls (100 by default) had
+    /// finished (refused calls hold nothing: counting them, a burst offered
+    /// at once took this reading before its admitted calls were set up).
     pub rss_after_100: Option<u64>,
 }
 
@@ -51,6 +51,7 @@ pub async fn drive(
     ramp: Duration,
     faults: bool,
     agent_pid: Option<u32>,
+    rss_mark_calls: usize,
 ) -> (Vec<CallResult>, Watch, Duration) {
     let live = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
@@ -68,7 +69,7 @@ pub async fn drive(
                 if let Some(s) = s {
                     w.last = Some(s);
                     w.peak_rss = w.peak_rss.max(s.rss);
-                    if w.rss_after_100.is_none() && done.load(Ordering::Relaxed) >= 100 {
+                    if w.rss_after_100.is_none() && done.load(Ordering::Relaxed) >= rss_mark_calls {
                         w.rss_after_100 = Some(s.rss);
                     }
                 }

@@ -130,8 +130,10 @@ pub struct AgentFigures {
     pub rss_peak_mb: f64,
     /// (peak - idle) / peak live calls, KB.
     pub rss_per_live_call_kb: Option<f64>,
-    /// RSS after the first 100 answered calls ended, MB.
+    /// RSS after the first `rss_mark_calls` answered calls ended, MB.
     pub rss_after_100_mb: Option<f64>,
+    /// The mark of `rss_after_100_mb` (100 unless set).
+    pub rss_mark_calls: usize,
     /// RSS at the end (idle again), MB.
     pub rss_end_mb: f64,
     /// Open fds before the calls.
@@ -386,9 +388,10 @@ impl Report {
             );
             let _ = writeln!(
                 o,
-                "agent RSS MB: idle {:.1}, peak {:.1}, after 100 calls {}, end {:.1}; per live call {} KB",
+                "agent RSS MB: idle {:.1}, peak {:.1}, after {} calls {}, end {:.1}; per live call {} KB",
                 a.rss_idle_mb,
                 a.rss_peak_mb,
+                a.rss_mark_calls,
                 a.rss_after_100_mb.map_or("-".into(), |v| format!("{v:.1}")),
                 a.rss_end_mb,
                 a.rss_per_live_call_kb

@@ -76,6 +76,11 @@ pub struct RunArgs {
     /// admission, not this limit, that refuses calls).
     #[arg(long)]
     pub agent_max_calls: Option<usize>,
+    /// The RSS growth check's mark: RSS growth is the RSS at the end (the
+    /// agent idle again) minus the RSS when this many answered calls had
+    /// ended (issue 17's soak: 500).
+    #[arg(long, default_value_t = 100)]
+    pub rss_mark_calls: usize,
     /// The agent's media engine threads (`media.engine_threads`).
     #[arg(long, default_value_t = 1)]
     pub engine_threads: usize,
@@ -302,6 +307,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         Duration::from_secs_f64(args.ramp_s),
         args.faults,
         pid,
+        args.rss_mark_calls,
     )
     .await;
     let cpu_since = |pid: Option<u32>, base: Option<procstat::Sample>| {
@@ -343,9 +349,11 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
             .await
             .unwrap_or_default();
         // The fewest fds over two seconds: a connection in its last close
-        // steps (the /metrics GET just made) is not a leak.
+        // steps (the /metrics GET just made) is not a leak. The RSS is the
+        // last of twelve seconds: the agent's allocator (jemalloc) gives
+        // pages freed by the ended calls back after its 10 s decay.
         let mut end = procstat::sample(s.agent.pid());
-        for _ in 0..4 {
+        for _ in 0..24 {
             tokio::time::sleep(Duration::from_millis(500)).await;
             if let (Some(e), Some(now)) = (end.as_mut(), procstat::sample(s.agent.pid())) {
                 e.fds = e.fds.min(now.fds);
@@ -365,6 +373,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
                 watch.peak_rss.saturating_sub(base.rss) as f64 / 1024.0 / watch.peak_live as f64
             }),
             rss_after_100_mb: watch.rss_after_100.map(mb),
+            rss_mark_calls: args.rss_mark_calls,
             rss_end_mb: mb(end.map_or(0, |e| e.rss)),
             fds_baseline: base.fds,
             fds_end: end.map_or(0, |e| e.fds),
