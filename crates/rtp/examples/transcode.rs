@@ -4,7 +4,12 @@
 //! ```text
 //! cargo run --release -p callbridge-rtp --example transcode -- \
 //!     --from wav --to ulaw < prompt.wav > prompt.ulaw
+//! # the agent's side of a call recording, as a mono WAV
+//! cargo run --release -p callbridge-rtp --example transcode -- \
+//!     --from wav --to wav --channel agent < call.wav > agent.wav
 //! ```
+//!
+//! `--help` prints the usage.
 //!
 //! Errors are printed as `transcode: ...` and exit with status 2.
 

@@ -5,8 +5,10 @@
 //! phone and to listen to captures.
 //!
 //! Formats: `s16le` (raw 16-bit little-endian mono PCM at `--rate-in`, or
-//! 8000 Hz), `ulaw` and `alaw` (raw G.711, always 8000 Hz) and `wav` (mono
-//! 16-bit PCM WAV; the rate comes from the header). The output rate is
+//! 8000 Hz), `ulaw` and `alaw` (raw G.711, always 8000 Hz) and `wav` (16-bit
+//! PCM WAV; the rate comes from the header). A stereo WAV input, such as
+//! the agent's own call recordings (caller left, agent right), needs
+//! `--channel caller|agent|mix` (or `left|right`). The output rate is
 //! `--rate-out`, else 8000 Hz for G.711 and the input rate otherwise.
 //! The resampler's 2 ms delay is removed, so the output lines up with the
 //! input and has the same duration.
@@ -85,6 +87,43 @@ pub enum TranscodeError {
     Io(#[from] std::io::Error),
 }
 
+/// Which channel of a stereo WAV input to convert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// The left channel (the caller, in the agent's recordings).
+    Left,
+    /// The right channel (the agent, in the agent's recordings).
+    Right,
+    /// Both, averaged.
+    Mix,
+}
+
+impl FromStr for Channel {
+    type Err = TranscodeError;
+
+    fn from_str(s: &str) -> Result<Channel, TranscodeError> {
+        Ok(match s {
+            "left" | "caller" => Channel::Left,
+            "right" | "agent" => Channel::Right,
+            "mix" => Channel::Mix,
+            _ => {
+                return Err(TranscodeError::Usage(
+                    "--channel takes caller, agent, mix, left or right",
+                ));
+            }
+        })
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Convert.
+    Convert(Options),
+    /// Print the usage (`--help` or `-h`).
+    Help,
+}
+
 /// A parsed command line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -96,12 +135,15 @@ pub struct Options {
     pub rate_in: Option<u32>,
     /// `--rate-out`, if given.
     pub rate_out: Option<u32>,
+    /// `--channel`, for a stereo WAV input.
+    pub channel: Option<Channel>,
 }
 
 /// Usage text.
-pub const USAGE: &str =
-    "usage: transcode --from FORMAT --to FORMAT [--rate-in HZ] [--rate-out HZ] < in > out
-FORMAT: s16le | ulaw | alaw | wav; HZ: 8000 | 16000 | 24000";
+pub const USAGE: &str = "usage: transcode --from FORMAT --to FORMAT [--rate-in HZ] [--rate-out HZ] [--channel CH] < in > out
+       transcode --help
+FORMAT: s16le | ulaw | alaw | wav; HZ: 8000 | 16000 | 24000
+CH (stereo WAV input, e.g. a call recording): caller | agent | mix (or left | right)";
 
 fn parse_rate(v: &str) -> Result<u32, TranscodeError> {
     match v.parse::<u32>() {
@@ -114,10 +156,20 @@ fn parse_rate(v: &str) -> Result<u32, TranscodeError> {
 ///
 /// # Errors
 /// [`TranscodeError`] for unknown flags, formats or rates.
-pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, TranscodeError> {
-    let (mut from, mut to, mut rate_in, mut rate_out) = (None, None, None, None);
+pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Command, TranscodeError> {
+    let args: Vec<String> = args.into_iter().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        return Ok(Command::Help);
+    }
+    let (mut from, mut to, mut rate_in, mut rate_out, mut channel) = (None, None, None, None, None);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
+        if !matches!(
+            flag.as_str(),
+            "--from" | "--to" | "--rate-in" | "--rate-out" | "--channel"
+        ) {
+            return Err(TranscodeError::Usage("unknown flag"));
+        }
         let value = it
             .next()
             .ok_or(TranscodeError::Usage("every flag needs a value"))?;
@@ -126,18 +178,22 @@ pub fn parse_args<I: IntoIterator<Item = String>>(args: I) -> Result<Options, Tr
             "--to" => to = Some(value.parse()?),
             "--rate-in" => rate_in = Some(parse_rate(&value)?),
             "--rate-out" => rate_out = Some(parse_rate(&value)?),
-            _ => return Err(TranscodeError::Usage("unknown flag")),
+            _ => channel = Some(value.parse()?),
         }
     }
     let (Some(from), Some(to)) = (from, to) else {
         return Err(TranscodeError::Usage("--from and --to are required"));
     };
-    Ok(Options {
+    if channel.is_some() && from != Format::Wav {
+        return Err(TranscodeError::Usage("--channel is for a stereo WAV input"));
+    }
+    Ok(Command::Convert(Options {
         from,
         to,
         rate_in,
         rate_out,
-    })
+        channel,
+    }))
 }
 
 /// Reads up to `buf.len()` bytes, stopping early only at end of input.
@@ -155,8 +211,23 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 enum Source<R: Read> {
-    Raw { r: R, law: Option<Law>, total: u64 },
+    Raw {
+        r: R,
+        law: Option<Law>,
+        total: u64,
+    },
     Wav(hound::WavIntoSamples<R, i16>),
+    /// A stereo WAV, one channel (or the mix) taken.
+    Stereo(hound::WavIntoSamples<R, i16>, Channel),
+}
+
+fn wav_sample<R: Read>(
+    samples: &mut hound::WavIntoSamples<R, i16>,
+) -> Result<Option<i16>, TranscodeError> {
+    samples
+        .next()
+        .transpose()
+        .map_err(|e| TranscodeError::Wav(e.to_string()))
 }
 
 impl<R: Read> Source<R> {
@@ -201,6 +272,23 @@ impl<R: Read> Source<R> {
                 }
                 Ok(n)
             }
+            Source::Stereo(samples, channel) => {
+                let mut n = 0;
+                for o in out.iter_mut() {
+                    let Some(left) = wav_sample(samples)? else {
+                        break;
+                    };
+                    let right = wav_sample(samples)?.unwrap_or(0);
+                    *o = match channel {
+                        Channel::Left => left,
+                        Channel::Right => right,
+                        // The mean of two i16 always fits an i16.
+                        Channel::Mix => ((i32::from(left) + i32::from(right)) / 2) as i16,
+                    };
+                    n += 1;
+                }
+                Ok(n)
+            }
         }
     }
 }
@@ -232,14 +320,25 @@ pub fn transcode<R: Read, W: Write>(
             let reader =
                 hound::WavReader::new(input).map_err(|e| TranscodeError::Wav(e.to_string()))?;
             let spec = reader.spec();
-            if spec.channels != 1
+            if !matches!(spec.channels, 1 | 2)
                 || spec.bits_per_sample != 16
                 || spec.sample_format != hound::SampleFormat::Int
             {
                 return Err(TranscodeError::Wav(format!(
-                    "need mono 16-bit PCM, got {} channel(s) of {}-bit {:?}",
+                    "need mono or stereo 16-bit PCM, got {} channel(s) of {}-bit {:?}",
                     spec.channels, spec.bits_per_sample, spec.sample_format
                 )));
+            }
+            let stereo = spec.channels == 2;
+            if stereo && opts.channel.is_none() {
+                return Err(TranscodeError::Usage(
+                    "stereo WAV input: choose --channel caller, agent or mix",
+                ));
+            }
+            if !stereo && opts.channel.is_some() {
+                return Err(TranscodeError::Usage(
+                    "--channel is for a stereo WAV input; this one is mono",
+                ));
             }
             let rate = parse_rate(&spec.sample_rate.to_string())?;
             if opts.rate_in.is_some_and(|r| r != rate) {
@@ -247,7 +346,11 @@ pub fn transcode<R: Read, W: Write>(
                     "--rate-in differs from the WAV header's rate",
                 ));
             }
-            (Source::Wav(reader.into_samples()), rate)
+            let samples = reader.into_samples();
+            match opts.channel {
+                Some(c) if stereo => (Source::Stereo(samples, c), rate),
+                _ => (Source::Wav(samples), rate),
+            }
         }
         Format::S16le => (
             Source::Raw {
@@ -372,9 +475,13 @@ where
     W: Write,
     E: Write,
 {
-    let result = parse_args(args).and_then(|opts| transcode(&opts, input, output));
+    let mut output = output;
+    let result = parse_args(args).and_then(|cmd| match cmd {
+        Command::Help => writeln!(output, "{USAGE}").map_err(TranscodeError::from),
+        Command::Convert(opts) => transcode(&opts, input, output).map(|_| ()),
+    });
     match result {
-        Ok(_) => 0,
+        Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(err, "transcode: {e}");
             if matches!(
@@ -392,153 +499,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::f64::consts::TAU;
-
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    fn s16(samples: &[i16]) -> Vec<u8> {
-        samples.iter().flat_map(|s| s.to_le_bytes()).collect()
-    }
-
-    fn tone(rate: u32, hz: f64, n: usize) -> Vec<i16> {
-        (0..n)
-            .map(|i| (8000.0 * (TAU * hz * i as f64 / f64::from(rate)).sin()) as i16)
-            .collect()
-    }
-
-    fn convert(a: &str, input: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let code = run_cli(args(a), input, &mut out, &mut err);
-        assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
-        out
-    }
-
-    #[test]
-    fn s16le_to_ulaw_is_exactly_g711() {
-        let pcm: Vec<i16> = (0..1000).map(|i| (i * 61 - 30_000) as i16).collect();
-        let out = convert("--from s16le --to ulaw", &s16(&pcm));
-        let mut expected = vec![0u8; pcm.len()];
-        crate::g711::ulaw_encode(&pcm, &mut expected);
-        assert_eq!(out, expected);
-    }
-
-    #[test]
-    fn alaw_to_s16le_is_exactly_g711() {
-        let codes: Vec<u8> = (0..=255).collect();
-        let out = convert("--from alaw --to s16le", &codes);
-        let mut expected = vec![0i16; 256];
-        crate::g711::alaw_decode(&codes, &mut expected);
-        assert_eq!(out, s16(&expected));
-    }
-
-    #[test]
-    fn wav_16k_to_ulaw_to_wav_16k_keeps_duration_and_alignment() {
-        let pcm = tone(16000, 440.0, 16000 + 123);
-        let mut wav = Vec::new();
-        write_wav(&mut wav, 16000, &pcm).unwrap();
-        let ulaw = convert("--from wav --to ulaw", &wav);
-        assert_eq!(ulaw.len(), (16000 + 123usize).div_ceil(2));
-        let back = convert("--from ulaw --to wav --rate-out 16000", &ulaw);
-        let r = hound::WavReader::new(&back[..]).unwrap();
-        assert_eq!(r.spec().sample_rate, 16000);
-        let out: Vec<i16> = r.into_samples().map(Result::unwrap).collect();
-        assert_eq!(out.len(), 16000 + 124);
-        // Delay removed: the tone lines up with the input sample for sample
-        // (within G.711 and filter error).
-        let err: f64 = out[800..15000]
-            .iter()
-            .zip(&pcm[800..15000])
-            .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-            .sum::<f64>()
-            / 14200.0;
-        let snr = 10.0 * ((8000.0f64.powi(2) / 2.0) / err).log10();
-        assert!(snr > 30.0, "aligned SNR {snr:.1} dB");
-    }
-
-    #[test]
-    fn committed_test_wav_goes_through_the_phone_path() {
-        let wav = include_bytes!("../testdata/hello-16k.wav");
-        let ulaw = convert("--from wav --to ulaw", wav);
-        let samples = hound::WavReader::new(&wav[..]).unwrap().duration() as usize;
-        assert_eq!(ulaw.len(), samples.div_ceil(2));
-        assert!(
-            ulaw.iter().filter(|&&c| c != 0xff && c != 0x7f).count() > ulaw.len() / 4,
-            "speech is not silence"
-        );
-    }
-
-    #[test]
-    fn odd_byte_count_exits_2_with_a_clear_message() {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let code = run_cli(
-            args("--from s16le --to ulaw"),
-            &[1u8, 2, 3][..],
-            &mut out,
-            &mut err,
-        );
-        assert_eq!(code, 2);
-        let msg = String::from_utf8(err).unwrap();
-        assert!(msg.contains("odd number of bytes (3)"), "{msg}");
-    }
-
-    #[test]
-    fn bad_format_and_rates_exit_2() {
-        for a in [
-            "--from mp3 --to ulaw",
-            "--from s16le --to ulaw --rate-out 16000",
-            "--from s16le --to wav --rate-in 44100",
-            "--from s16le",
-            "--to ulaw --from",
-        ] {
-            let mut err = Vec::new();
-            assert_eq!(run_cli(args(a), &[][..], Vec::new(), &mut err), 2, "{a}");
-            assert!(String::from_utf8(err).unwrap().starts_with("transcode: "));
-        }
-    }
-
-    #[test]
-    fn a_rate_pair_without_8000_is_named_as_such() {
-        let mut err = Vec::new();
-        let a = "--from s16le --to s16le --rate-in 16000 --rate-out 24000";
-        assert_eq!(run_cli(args(a), &[][..], Vec::new(), &mut err), 2);
-        let err = String::from_utf8(err).unwrap();
-        assert!(
-            err.starts_with(
-                "transcode: no conversion from 16000 Hz to 24000 Hz: one side must be 8000"
-            ),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn stereo_wav_is_refused() {
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 8000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut c = std::io::Cursor::new(Vec::new());
-        let mut w = hound::WavWriter::new(&mut c, spec).unwrap();
-        w.write_sample(0i16).unwrap();
-        w.write_sample(0i16).unwrap();
-        w.finalize().unwrap();
-        let mut err = Vec::new();
-        assert_eq!(
-            run_cli(
-                args("--from wav --to ulaw"),
-                &c.get_ref()[..],
-                Vec::new(),
-                &mut err
-            ),
-            2
-        );
-        assert!(String::from_utf8(err).unwrap().contains("mono 16-bit"));
-    }
-}
+mod tests;
