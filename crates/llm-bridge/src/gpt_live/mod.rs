@@ -117,7 +117,7 @@ pub fn session_start_message(
         })
         .collect();
         Delegation::Responses {
-            responses: ResponsesConfig {
+            responses: Box::new(ResponsesConfig {
                 model: model.to_owned(),
                 instructions: None,
                 tool_choice: (!tools.is_empty()).then(|| serde_json::json!("auto")),
@@ -127,7 +127,7 @@ pub fn session_start_message(
                 reasoning: None,
                 service_tier: None,
                 text: None,
-            },
+            }),
         }
     });
     let instructions = metadata.instructions_with_context(&config.instructions);

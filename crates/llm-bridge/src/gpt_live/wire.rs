@@ -176,8 +176,8 @@ pub enum Delegation {
     /// A Responses backend run by the service.
     #[serde(rename = "responses")]
     Responses {
-        /// Its configuration.
-        responses: ResponsesConfig,
+        /// Its configuration (boxed: the client variant is empty).
+        responses: Box<ResponsesConfig>,
     },
 }
 
