@@ -22,7 +22,7 @@
 //! crate `callbridge-llm-mock`, which depends on this one.
 //!
 //! Module layering (no module imports one that imports it back): the leaves
-//! [`format`](mod@format), [`provider`], [`tls`] and [`stats`]; then [`error`],
+//! [`format`](mod@format), [`provider`], [`tls`], [`stats`] and the private `b64`; then [`error`],
 //! [`audio`], [`event`], [`tools`], [`uplink`], [`config`]; then [`session`], [`model`]
 //! and the private transport; then the providers [`gemini`], [`openai`] and [`gpt_live`].
 //!
@@ -53,6 +53,7 @@
 pub struct ReadmeDoctests;
 
 pub mod audio;
+mod b64;
 pub mod config;
 pub mod error;
 pub mod event;

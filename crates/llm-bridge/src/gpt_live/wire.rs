@@ -12,7 +12,6 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -394,19 +393,11 @@ pub fn encode_audio_into(audio: &[u8], out: &mut BytesMut) {
     out.put_slice(APPEND_SUFFIX);
 }
 
-const INDIFFERENT: GeneralPurposeConfig =
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
-const STANDARD_ANY: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, INDIFFERENT);
-const URL_SAFE_ANY: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, INDIFFERENT);
-
 /// Decodes base64 in either alphabet (standard or URL-safe), padded or
 /// not. The docs do not name the alphabet; accepting both costs nothing
 /// and is what proto3-style JSON parsers do.
 pub fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    STANDARD_ANY
-        .decode(s)
-        .ok()
-        .or_else(|| URL_SAFE_ANY.decode(s).ok())
+    crate::b64::decode_any(s)
 }
 
 // ---- server → client ----
