@@ -216,3 +216,39 @@ async fn a_wrong_key_is_refused_at_setup() {
     assert!(s.close().await.clean);
     mock.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_pcm_16k_session_gets_pcm_16k_audio() {
+    let mock = MockGptLive::start(fast_script()).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.input_format = AudioFormat::PCM_16K;
+    cfg.output_format = AudioFormat::PCM_16K;
+    let mut s = open_with(cfg, None).await.unwrap();
+    assert_eq!(s.model_input_format(), AudioFormat::PCM_16K);
+    s.start_greeting().await.unwrap();
+    let ev = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
+    assert!(audio_ms(&ev) > 500, "{:?}", summary(&ev));
+    assert!(ev.iter().all(|e| match e {
+        ModelEvent::Audio(c) => c.format == AudioFormat::PCM_16K,
+        _ => true,
+    }));
+    assert!(s.close().await.clean);
+    let format = mock.log().starts[0].audio.as_ref().and_then(|a| a.format);
+    assert_eq!(
+        format,
+        Some(callbridge_llm_bridge::gpt_live::wire::FormatWire::Pcm { rate: 16000 })
+    );
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}
+
+#[tokio::test]
+async fn different_formats_each_way_are_refused_at_open() {
+    let mut cfg = config("ws://127.0.0.1:9/".into());
+    cfg.output_format = AudioFormat::PCM_24K;
+    let err = open_with(cfg, None).await.unwrap_err();
+    assert!(
+        matches!(err, callbridge_llm_bridge::Error::Config(_)),
+        "{err:?}"
+    );
+}
