@@ -267,3 +267,106 @@ fn server_errors_and_decode_errors_are_reported() {
         ]
     );
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Audio(u8),
+        OutText,
+        InText,
+        Delegation(bool),
+        Call(bool),
+        Answer,
+        Greet,
+        Text,
+        Interrupt,
+        Wait(u16),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (1u8..=160).prop_map(Step::Audio),
+            Just(Step::OutText),
+            Just(Step::InText),
+            any::<bool>().prop_map(Step::Delegation),
+            any::<bool>().prop_map(Step::Call),
+            Just(Step::Answer),
+            Just(Step::Greet),
+            Just(Step::Text),
+            Just(Step::Interrupt),
+            (0u16..2000).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of events, commands and time: every client
+        /// event sent is valid for the strict server types, each reply ends
+        /// with exactly one GenerationComplete + TurnComplete pair once its
+        /// output pauses, and the deadline is never in the past after a
+        /// timeout was handled.
+        #[test]
+        fn any_sequence_keeps_the_invariants(steps in proptest::collection::vec(step(), 0..60)) {
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut c = Core::new(&cfg(), AudioFormat::Pcmu);
+            let mut calls = 0u32;
+            let mut open_reply = false;
+            for s in steps {
+                match s {
+                    Step::Audio(n) => c.handle_server(Inbound::Audio(Bytes::from(vec![0x7f; usize::from(n)])), now),
+                    Step::OutText => c.handle_server(Inbound::OutputTranscript { text: "a ".into(), start_ms: 0, end_ms: 1 }, now),
+                    Step::InText => c.handle_server(Inbound::InputTranscript { text: "b ".into(), start_ms: 0, end_ms: 1 }, now),
+                    Step::Delegation(client) => c.handle_server(Inbound::DelegationCreated {
+                        delegation_id: "del".into(),
+                        target: if client { DelegationTarget::Client } else { DelegationTarget::Responses },
+                    }, now),
+                    Step::Call(end) => {
+                        calls += 1;
+                        let name = if end { "end_call" } else { "lookup" };
+                        c.handle_server(Inbound::FunctionCall {
+                            call_id: format!("c{calls}"), name: name.into(), arguments: "{}".into(),
+                        }, now);
+                    }
+                    Step::Answer => c.handle_command(Command::ToolResult {
+                        id: ToolCallId(format!("c{calls}")),
+                        name: "lookup".into(),
+                        result: ToolResult::Ok(json!({"ok": true})),
+                    }),
+                    Step::Greet => c.handle_command(Command::StartGreeting),
+                    Step::Text => c.handle_command(Command::Text("[keys: 1]".into())),
+                    Step::Interrupt => c.handle_command(Command::Interrupt(Duration::from_millis(5))),
+                    Step::Wait(ms) => {
+                        now += Duration::from_millis(u64::from(ms));
+                        c.handle_timeout(now);
+                        if let Some(due) = c.poll_timeout() {
+                            prop_assert!(due > now);
+                        }
+                    }
+                }
+                let outs = drain(&mut c);
+                for o in &outs {
+                    match o {
+                        Output::Send(msg) => {
+                            prop_assert!(
+                                serde_json::from_str::<super::super::wire::ClientEvent>(msg).is_ok(),
+                                "invalid client event {}", msg
+                            );
+                        }
+                        Output::Event(ModelEvent::Audio(_)) => open_reply = true,
+                        Output::Event(ModelEvent::GenerationComplete) => {
+                            prop_assert!(open_reply, "a reply end without a reply");
+                        }
+                        Output::Event(ModelEvent::TurnComplete) => {
+                            prop_assert!(open_reply);
+                            open_reply = false;
+                        }
+                        Output::Event(_) => {}
+                    }
+                }
+            }
+        }
+    }
+}
