@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use callbridge_carrier::HangupError;
 use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
 use callbridge_llm_bridge::summary::summarizer_for;
-use callbridge_llm_bridge::{GeminiLive, OpenAiRealtime, RealtimeModel, TlsRoots};
+use callbridge_llm_bridge::{GeminiLive, GptLive, OpenAiRealtime, RealtimeModel, TlsRoots};
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::clock::SystemClock;
 use callbridge_rtp::engine::MediaEngine;
@@ -275,6 +275,7 @@ fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summariz
     let provider = match settings.provider {
         Provider::Gemini => callbridge_llm_bridge::Provider::Gemini,
         Provider::OpenAi => callbridge_llm_bridge::Provider::OpenAi,
+        Provider::GptLive => callbridge_llm_bridge::Provider::GptLive,
         Provider::Mock => return None,
     };
     let key = secrets.model_key.clone()?;
@@ -319,6 +320,10 @@ impl Agent {
         let model: Arc<dyn RealtimeModel> = match settings.provider {
             Provider::Gemini | Provider::Mock => Arc::new(GeminiLive::new()),
             Provider::OpenAi => Arc::new(OpenAiRealtime::new()),
+            Provider::GptLive => Arc::new(match &settings.delegation_model {
+                Some(m) => GptLive::new().with_delegation_model(m.clone()),
+                None => GptLive::new(),
+            }),
         };
         let mut cfg = settings.manager_config(settings.session_config(secrets, endpoint));
         // The media engine runs on the system clock; the settings choose

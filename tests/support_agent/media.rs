@@ -186,3 +186,53 @@ pub fn drain_rms(sock: &UdpSocket, into: &mut Vec<f64>) {
         into.push(rms);
     }
 }
+
+/// A mock GPT-Live server in the test process; stopped when dropped.
+pub struct MockLive {
+    mock: Option<callbridge_llm_mock::gpt_live::MockGptLive>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl MockLive {
+    /// Starts a mock where every connection follows `script`.
+    pub fn start(script: callbridge_llm_mock::gpt_live::GptLiveScript) -> MockLive {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mock = rt
+            .block_on(callbridge_llm_mock::gpt_live::MockGptLive::start(script))
+            .unwrap();
+        MockLive {
+            mock: Some(mock),
+            rt: Some(rt),
+        }
+    }
+
+    /// The endpoint for `model.endpoint`.
+    pub fn url(&self) -> String {
+        self.mock.as_ref().unwrap().url()
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> MockStats {
+        self.mock.as_ref().unwrap().stats()
+    }
+
+    /// What the agent sent it.
+    pub fn log(&self) -> callbridge_llm_mock::gpt_live::GptLiveLog {
+        self.mock.as_ref().unwrap().log()
+    }
+}
+
+impl Drop for MockLive {
+    fn drop(&mut self) {
+        if let (Some(mock), Some(rt)) = (self.mock.take(), self.rt.take()) {
+            let _ = rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), mock.shutdown()).await
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}

@@ -84,6 +84,13 @@ pub enum Model {
     /// `provider = "gemini"` at this endpoint (a mock server in the test
     /// process), with a fake `GEMINI_API_KEY`.
     Gemini { endpoint: String },
+    /// `provider = "gpt-live"` at this endpoint (a mock server in the test
+    /// process), with a fake `OPENAI_API_KEY`, delegating tools to
+    /// `delegation_model` when given.
+    GptLive {
+        endpoint: String,
+        delegation_model: Option<String>,
+    },
 }
 
 /// What a test changes in the agent's configuration.
@@ -132,6 +139,9 @@ impl Default for Opts {
 /// the logs must never show it.
 pub const FAKE_GEMINI_KEY: &str = "AIzaFAKE-e2e-key-do-not-log-0123456789";
 
+/// The fake key the tests give the agent when it talks to a mock GPT-Live.
+pub const FAKE_OPENAI_KEY: &str = "sk-FAKE-e2e-key-do-not-log-0123456789";
+
 fn render_config(o: &Opts, dir: &Path, rtp: (u16, u16)) -> String {
     let peers = o
         .allowed_peers
@@ -142,6 +152,16 @@ fn render_config(o: &Opts, dir: &Path, rtp: (u16, u16)) -> String {
     let (provider, endpoint) = match &o.model {
         Model::Mock => ("mock", String::new()),
         Model::Gemini { endpoint } => ("gemini", format!("endpoint = \"{endpoint}\"\n")),
+        Model::GptLive {
+            endpoint,
+            delegation_model,
+        } => (
+            "gpt-live",
+            match delegation_model {
+                Some(m) => format!("endpoint = \"{endpoint}\"\ndelegation_model = \"{m}\"\n"),
+                None => format!("endpoint = \"{endpoint}\"\n"),
+            },
+        ),
     };
     let outbound = match o.outbound_target {
         Some(t) => format!("[outbound]\ntarget = \"{t}\"\nfrom = \"+15550100000\"\n"),
@@ -244,8 +264,14 @@ fn command(o: &Opts) -> Command {
     for (k, v) in &o.env {
         cmd.env(k, v);
     }
-    if matches!(o.model, Model::Gemini { .. }) {
-        cmd.env("GEMINI_API_KEY", FAKE_GEMINI_KEY);
+    match o.model {
+        Model::Gemini { .. } => {
+            cmd.env("GEMINI_API_KEY", FAKE_GEMINI_KEY);
+        }
+        Model::GptLive { .. } => {
+            cmd.env("OPENAI_API_KEY", FAKE_OPENAI_KEY);
+        }
+        Model::Mock => {}
     }
     cmd
 }

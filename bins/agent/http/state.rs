@@ -39,7 +39,7 @@ pub struct State {
     pub recordings_dir: Option<PathBuf>,
     /// When the process started (for uptime).
     pub started: Instant,
-    /// The model provider's name (`gemini`, `openai`, `mock`).
+    /// The model provider's name (`gemini`, `openai`, `gpt-live`, `mock`).
     pub provider: String,
     /// Outbound call routing.
     pub outbound: Outbound,

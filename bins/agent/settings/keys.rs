@@ -139,6 +139,7 @@ pub const KEYS: &[Key] = &[
     optional("model.endpoint"),
     text("model.model", ""),
     optional("model.voice"),
+    optional("model.delegation_model"),
     optional("model.system_prompt"),
     optional("model.system_prompt_file"),
     text(

@@ -43,7 +43,7 @@ impl Settings {
         m.setup_timeout = self.setup_timeout;
         m.uplink = self.uplink;
         m.tls_roots = self.tls_roots;
-        if self.provider == Provider::OpenAi {
+        if matches!(self.provider, Provider::OpenAi | Provider::GptLive) {
             // G.711 both ways: no resampling on the phone path.
             m.input_format = AudioFormat::Pcmu;
             m.output_format = AudioFormat::Pcmu;

@@ -113,6 +113,32 @@ fn the_example_file_validates() {
 }
 
 #[test]
+fn gpt_live_takes_its_default_model_and_an_optional_delegation_model() {
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_MODEL_PROVIDER", "gpt-live"),
+            ("CALLBRIDGE_MODEL_MODEL", ""),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.provider, Provider::GptLive);
+    assert_eq!(s.provider.name(), "gpt-live");
+    assert_eq!(s.model, "gpt-live-1");
+    assert_eq!(s.provider.key_var(), Some("OPENAI_API_KEY"));
+    assert_eq!(s.delegation_model, None);
+    let s = settings(
+        GOOD,
+        &[
+            ("CALLBRIDGE_MODEL_PROVIDER", "gpt-live"),
+            ("CALLBRIDGE_MODEL_DELEGATION_MODEL", "gpt-5.5"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(s.delegation_model.as_deref(), Some("gpt-5.5"));
+}
+
+#[test]
 fn bad_sip_bind_names_key_value_and_expectation() {
     let m = err(
         &GOOD.replace("\"127.0.0.1:0\"\nallowed", "\"abc\"\nallowed"),
@@ -156,7 +182,8 @@ fn bad_choices_list_the_options() {
     assert!(m.contains("one of \"forbidden\", \"drop\""), "{m}");
     let m = err(GOOD, &[("CALLBRIDGE_MODEL_PROVIDER", "claude")]);
     assert!(
-        m.contains("model.provider") && m.contains("\"gemini\", \"openai\", \"mock\""),
+        m.contains("model.provider")
+            && m.contains("\"gemini\", \"openai\", \"gpt-live\", \"mock\""),
         "{m}"
     );
     let m = err(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "shrug")]);

@@ -211,6 +211,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         &[
             ("gemini", Provider::Gemini),
             ("openai", Provider::OpenAi),
+            ("gpt-live", Provider::GptLive),
             ("mock", Provider::Mock),
         ],
     );
@@ -255,6 +256,9 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         (Some(None), Some(None)) => Some(String::new()),
         _ => None,
     };
+    let delegation_model = c
+        .optional("model.delegation_model")
+        .map(|v| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
     let voice = c
         .optional("model.voice")
         .map(|v| v.filter(|v| !v.trim().is_empty()));
@@ -370,6 +374,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             endpoint: endpoint?,
             model: model?,
             voice: voice?,
+            delegation_model: delegation_model?,
             system_prompt: system_prompt?,
             greeting: greeting?,
             tools: tools?,

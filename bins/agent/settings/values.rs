@@ -24,6 +24,8 @@ pub enum Provider {
     Gemini,
     /// OpenAI Realtime (`OPENAI_API_KEY`).
     OpenAi,
+    /// OpenAI GPT-Live (`OPENAI_API_KEY`).
+    GptLive,
     /// The built-in mock Gemini server on loopback.
     Mock,
 }
@@ -34,6 +36,7 @@ impl Provider {
         match self {
             Provider::Gemini => "gemini",
             Provider::OpenAi => "openai",
+            Provider::GptLive => "gpt-live",
             Provider::Mock => "mock",
         }
     }
@@ -43,6 +46,7 @@ impl Provider {
         match self {
             Provider::Gemini => "gemini-3.1-flash-live-preview",
             Provider::OpenAi => "gpt-realtime",
+            Provider::GptLive => callbridge_llm_bridge::gpt_live::DEFAULT_MODEL,
             Provider::Mock => "mock-model",
         }
     }
@@ -51,7 +55,7 @@ impl Provider {
     pub fn key_var(self) -> Option<&'static str> {
         match self {
             Provider::Gemini => Some("GEMINI_API_KEY"),
-            Provider::OpenAi => Some("OPENAI_API_KEY"),
+            Provider::OpenAi | Provider::GptLive => Some("OPENAI_API_KEY"),
             Provider::Mock => None,
         }
     }
@@ -152,6 +156,9 @@ pub struct Settings {
     pub model: String,
     /// Voice.
     pub voice: Option<String>,
+    /// GPT-Live: the Responses backend model its tools are delegated to
+    /// (`model.delegation_model`); `None`: client delegation, no tools.
+    pub delegation_model: Option<String>,
     /// System prompt text.
     pub system_prompt: String,
     /// Greeting prompt.

@@ -1,5 +1,5 @@
 //! Realtime voice model clients for callbridge (Gemini Live, OpenAI
-//! Realtime) behind one trait, and the post-call summarizer for the same
+//! Realtime, OpenAI GPT-Live) behind one trait, and the post-call summarizer for the same
 //! providers' text APIs.
 //!
 //! The entry point is [`RealtimeModel::open`], which returns a
@@ -22,9 +22,9 @@
 //! crate `callbridge-llm-mock`, which depends on this one.
 //!
 //! Module layering (no module imports one that imports it back): the leaves
-//! [`format`](mod@format), [`provider`], [`tls`] and [`stats`]; then [`error`],
+//! [`format`](mod@format), [`provider`], [`tls`], [`stats`] and the private `b64`; then [`error`],
 //! [`audio`], [`event`], [`tools`], [`uplink`], [`config`]; then [`session`], [`model`]
-//! and the private transport; then the providers [`gemini`] and [`openai`].
+//! and the private transport; then the providers [`gemini`], [`openai`] and [`gpt_live`].
 //!
 //! ```no_run
 //! use callbridge_llm_bridge::{
@@ -53,11 +53,13 @@
 pub struct ReadmeDoctests;
 
 pub mod audio;
+mod b64;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod format;
 pub mod gemini;
+pub mod gpt_live;
 pub mod model;
 pub mod openai;
 pub mod provider;
@@ -81,6 +83,7 @@ pub use error::{ConnectFailure, Error};
 pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};
 pub use format::{AudioFormat, SampleRate};
 pub use gemini::GeminiLive;
+pub use gpt_live::GptLive;
 pub use model::RealtimeModel;
 pub use openai::OpenAiRealtime;
 pub use provider::{BoxFuture, Provider};

@@ -17,6 +17,8 @@ pub enum Provider {
     Gemini,
     /// OpenAI Realtime (GA).
     OpenAi,
+    /// OpenAI GPT-Live (`/v1/live/sessions`).
+    GptLive,
 }
 
 impl Provider {
@@ -24,7 +26,7 @@ impl Provider {
     pub fn api_key_var(self) -> &'static str {
         match self {
             Provider::Gemini => "GEMINI_API_KEY",
-            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::OpenAi | Provider::GptLive => "OPENAI_API_KEY",
         }
     }
 }
@@ -34,6 +36,7 @@ impl fmt::Display for Provider {
         f.write_str(match self {
             Provider::Gemini => "Gemini Live",
             Provider::OpenAi => "OpenAI Realtime",
+            Provider::GptLive => "OpenAI GPT-Live",
         })
     }
 }

@@ -1,5 +1,5 @@
 //! Mock realtime model servers that speak the real wire protocols of Gemini
-//! Live and OpenAI Realtime on 127.0.0.1, for callbridge's tests, the load
+//! Live, OpenAI Realtime and OpenAI GPT-Live on 127.0.0.1, for callbridge's tests, the load
 //! tool, the benchmarks and the keyless demo (`agent demo`).
 //!
 //! Owns: the shared scaffolding ([`server`]: bind 127.0.0.1:0, accept loop,
@@ -7,7 +7,8 @@
 //! ([`vad`]), the embedded speech clips ([`clips`]) and the Gemini Live mock
 //! ([`gemini`], with its strict client-message validator
 //! [`gemini_validate`]) and the OpenAI Realtime mock ([`openai`], validated
-//! by [`openai_validate`]). The clients it is tested against live in
+//! by [`openai_validate`]) and the GPT-Live mock ([`gpt_live`], validated with
+//! the bridge's strict wire types). The clients it is tested against live in
 //! `callbridge-llm-bridge`; this crate depends on that one (for the audio
 //! codecs and the message bound), never the other way round.
 //!
@@ -26,6 +27,7 @@
 pub mod clips;
 pub mod gemini;
 pub mod gemini_validate;
+pub mod gpt_live;
 pub mod openai;
 pub mod openai_validate;
 pub mod server;

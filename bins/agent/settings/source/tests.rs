@@ -167,6 +167,7 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_CARRIER_TWILIO_STREAM_TOKEN_TTL_S",
         "CALLBRIDGE_CARRIER_VONAGE_STREAM_TOKEN_TTL_S",
         "CALLBRIDGE_MODEL_UPLINK_MS",
+        "CALLBRIDGE_MODEL_DELEGATION_MODEL",
         "CALLBRIDGE_CALLS_BARGE_IN_AFTER",
         "CALLBRIDGE_SIP_SESSION_EXPIRES",
         "CALLBRIDGE_SIP_MIN_SE",
@@ -181,8 +182,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys"
+        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3 + 1,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model"
     );
 }
 

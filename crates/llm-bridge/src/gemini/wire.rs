@@ -444,9 +444,10 @@ fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError
                     if !blob.mime_type.starts_with("audio/pcm") {
                         continue;
                     }
-                    let data = B64
-                        .decode(blob.data.as_bytes())
-                        .map_err(|_| DecodeError::Base64)?;
+                    // Either alphabet, padded or not: the SDK's own types
+                    // serialise bytes as URL-safe base64.
+                    let data =
+                        crate::b64::decode_any(blob.data.as_bytes()).ok_or(DecodeError::Base64)?;
                     out.push(Inbound::Event(ModelEvent::Audio(AudioChunk {
                         format: AudioFormat::Pcm16 {
                             rate: rate_of(&blob.mime_type),

@@ -188,7 +188,7 @@ pub fn summarizer_for(
 ) -> Result<Arc<dyn Summarizer>, SummaryError> {
     let api = match provider {
         Provider::Gemini => TextApi::Gemini,
-        Provider::OpenAi => TextApi::OpenAi,
+        Provider::OpenAi | Provider::GptLive => TextApi::OpenAi,
     };
     let mut s = HttpSummarizer::with_roots(api, key, roots)?;
     if let Some(e) = endpoint {

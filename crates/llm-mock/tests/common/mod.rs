@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test binary uses a subset")]
 
 pub mod gemini;
+pub mod gpt_live;
 pub mod openai;
 
 use std::time::Duration;

@@ -159,6 +159,7 @@ pub fn provider_label(p: callbridge_llm_bridge::Provider) -> &'static str {
     match p {
         callbridge_llm_bridge::Provider::Gemini => "gemini",
         callbridge_llm_bridge::Provider::OpenAi => "openai",
+        callbridge_llm_bridge::Provider::GptLive => "gpt-live",
         _ => "other",
     }
 }

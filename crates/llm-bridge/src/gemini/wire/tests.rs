@@ -222,6 +222,45 @@ fn bad_messages_are_typed_errors_and_append_nothing() {
     assert_eq!(v, vec![Inbound::SetupComplete]);
 }
 
+/// The audio bytes of one `inlineData` part carrying `data`.
+fn inline_audio(data: &str) -> Result<Vec<Inbound>, DecodeError> {
+    decode(&format!(
+        r#"{{"serverContent":{{"modelTurn":{{"parts":[{{"inlineData":{{"mimeType":"audio/pcm;rate=24000","data":"{data}"}}}}]}}}}}}"#
+    ))
+}
+
+fn audio_of(b: &[u8]) -> Vec<Inbound> {
+    vec![Inbound::Event(ModelEvent::Audio(AudioChunk {
+        format: AudioFormat::PCM_24K,
+        data: Bytes::copy_from_slice(b),
+    }))]
+}
+
+// Bytes fb ff bf: `+/+/` in the standard alphabet, `-_-_` URL-safe;
+// bytes fb ff: `+/8=` / `-_8=` padded, `+/8` / `-_8` not.
+#[test]
+fn inline_audio_in_url_safe_base64_padded_is_decoded() {
+    assert_eq!(inline_audio("-_8="), Ok(audio_of(&[0xfb, 0xff])));
+}
+
+#[test]
+fn inline_audio_in_url_safe_base64_unpadded_is_decoded() {
+    assert_eq!(inline_audio("-_8"), Ok(audio_of(&[0xfb, 0xff])));
+    assert_eq!(inline_audio("-_-_"), Ok(audio_of(&[0xfb, 0xff, 0xbf])));
+}
+
+#[test]
+fn inline_audio_in_standard_base64_padded_or_not_is_decoded() {
+    assert_eq!(inline_audio("+/8="), Ok(audio_of(&[0xfb, 0xff])));
+    assert_eq!(inline_audio("+/8"), Ok(audio_of(&[0xfb, 0xff])));
+    assert_eq!(inline_audio("+/+/"), Ok(audio_of(&[0xfb, 0xff, 0xbf])));
+}
+
+#[test]
+fn inline_audio_mixing_the_alphabets_is_still_refused() {
+    assert_eq!(inline_audio("+_8="), Err(DecodeError::Base64));
+}
+
 #[test]
 fn durations_parse_like_proto_json() {
     assert_eq!(
