@@ -229,6 +229,45 @@ fn environment_overrides_keys_and_is_named_in_errors() {
     assert_eq!(out.status.code(), Some(2), "a misspelt variable is refused");
     let out = agent(&["check-config", "--list-env", "--config", cfg], &[]);
     assert!(text_of(&out.stdout).contains("CALLBRIDGE_SIP_TRUNK_USERNAME\tsip.trunk.username"));
+    let misspelt = agent(
+        &["check-config", "--config", cfg],
+        &[("CALLBRIDGE_CALLS_MAX_CONCURENT", "3")],
+    );
+    assert!(
+        text_of(&misspelt.stderr).contains("`agent check-config --list-env` lists them"),
+        "the hint names --list-env: {}",
+        text_of(&misspelt.stderr)
+    );
+}
+
+#[test]
+fn list_env_needs_no_valid_config_and_names_the_secrets() {
+    // No file at all, and a gemini provider without its key in the
+    // environment: the list is what an operator reads to fix that.
+    let out = agent(
+        &[
+            "check-config",
+            "--list-env",
+            "--config",
+            "/nonexistent/agent.toml",
+        ],
+        &[("CALLBRIDGE_MODEL_PROVIDER", "gemini")],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text_of(&out.stderr));
+    let text = text_of(&out.stdout);
+    assert!(text.contains("CALLBRIDGE_SIP_BIND\tsip.bind"), "{text}");
+    for secret in [
+        "GEMINI_API_KEY",
+        "OPENAI_API_KEY",
+        "CALLBRIDGE_SIP_TRUNK_PASSWORD",
+        "TWILIO_AUTH_TOKEN",
+        "VONAGE_PRIVATE_KEY",
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{secret}\t"))),
+            "{secret} missing: {text}"
+        );
+    }
 }
 
 #[test]

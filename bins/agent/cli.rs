@@ -96,7 +96,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     /// The file.
     pub file: ConfigArg,
-    /// Also list every environment variable that overrides a key.
+    /// List every environment variable instead: the ones that override a
+    /// key and the secret ones (names only). Needs no valid configuration.
     #[arg(long)]
     pub list_env: bool,
 }

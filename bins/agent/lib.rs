@@ -95,6 +95,19 @@ where
                 }
             }
         }
+        Command::CheckConfig(args) if args.list_env => {
+            // Names only, and no configuration needed: this is how an
+            // operator finds out what to set before anything is valid.
+            println!("# configuration keys (variable, key)");
+            for (var, key) in settings::env_keys() {
+                println!("{var}\t{key}");
+            }
+            println!("# secrets (environment only; never in the file)");
+            for (var, what) in settings::secrets::SECRET_ENV {
+                println!("{var}\t{what}");
+            }
+            exit(0)
+        }
         Command::CheckConfig(args) => match load(&args.file.config, &env) {
             Ok((s, _)) => {
                 println!(
@@ -108,11 +121,6 @@ where
                     s.database.display(),
                     s.recordings_dir.display()
                 );
-                if args.list_env {
-                    for (var, key) in settings::env_keys() {
-                        println!("{var}\t{key}");
-                    }
-                }
                 exit(0)
             }
             Err(m) => {

@@ -35,7 +35,7 @@ mod error;
 mod keys;
 mod load;
 mod mapping;
-mod secrets;
+pub(crate) mod secrets;
 mod source;
 mod transfer;
 mod validate;

@@ -13,6 +13,38 @@ use crate::http::carrier_config::CarrierSettings;
 /// The trunk password's variable.
 pub const TRUNK_PASSWORD: &str = "CALLBRIDGE_SIP_TRUNK_PASSWORD";
 
+/// Every variable holding a secret, with what it is for (for
+/// `check-config --list-env`, which shows names only, never values).
+pub const SECRET_ENV: &[(&str, &str)] = &[
+    ("GEMINI_API_KEY", "model.provider = \"gemini\": the API key"),
+    (
+        "OPENAI_API_KEY",
+        "model.provider = \"openai\" or \"gpt-live\": the API key",
+    ),
+    (TRUNK_PASSWORD, "the SIP trunk's digest password"),
+    (
+        carrier::TWILIO_AUTH_TOKEN,
+        "Twilio: signatures and REST hang-up",
+    ),
+    (
+        carrier::VONAGE_SIGNATURE_SECRET,
+        "Vonage: signed webhook checks",
+    ),
+    (
+        carrier::VONAGE_APPLICATION_ID,
+        "Vonage: REST application id",
+    ),
+    (
+        carrier::VONAGE_PRIVATE_KEY,
+        "Vonage: application private key (PEM)",
+    ),
+    (
+        carrier::VONAGE_PRIVATE_KEY_PATH,
+        "Vonage: or a file holding that key",
+    ),
+    (carrier::VONAGE_API_JWT, "Vonage: a ready-made bearer token"),
+];
+
 /// Secrets, from the environment only. `Debug` never shows them.
 #[derive(Clone, Default)]
 pub struct Secrets {

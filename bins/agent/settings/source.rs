@@ -211,7 +211,7 @@ fn env_layer(env: &BTreeMap<String, String>, problems: &mut Vec<ConfigError>) ->
             problems.push(ConfigError::UnknownKey {
                 key: var.clone(),
                 origin: Origin::Env(var.clone()),
-                hint: "no configuration key has this variable (run `agent check-config --help` for the list)".into(),
+                hint: "no configuration key has this variable (`agent check-config --list-env` lists them)".into(),
             });
         }
     }
