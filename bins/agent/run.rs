@@ -98,10 +98,12 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// The exit status: 2 for what the operator must fix in the store's
-    /// files or their place (permissions, read-only or full filesystem, a
-    /// damaged or newer database, a lock held by another process) or in the
-    /// host's trust store (`tls.roots`), 1 for the rest.
+    /// The exit status: 2 for what the operator must fix in the
+    /// configuration or the host: the store's files or their place
+    /// (permissions, read-only or full filesystem, a damaged or newer
+    /// database, a lock held by another process), the host's trust store
+    /// (`tls.roots`), a SIP or HTTP address that cannot be bound (in use,
+    /// not this host's, a privileged port); 1 for the rest.
     pub fn exit_code(&self) -> i32 {
         match self {
             StartError::RecordingsDir { .. }
@@ -110,9 +112,23 @@ impl StartError {
                 source: HangupError::Tls { .. },
                 ..
             } => 2,
+            StartError::Http { source, .. }
+            | StartError::Manager {
+                source: ManagerError::Io(source),
+                ..
+            } if is_bind_error(source) => 2,
             _ => 1,
         }
     }
+}
+
+/// A socket address the configuration names cannot be bound here.
+fn is_bind_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(
+        e.kind(),
+        K::AddrInUse | K::AddrNotAvailable | K::PermissionDenied
+    )
 }
 
 /// An OS error in the operator's words (the same words the store uses).
