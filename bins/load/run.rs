@@ -217,10 +217,10 @@ fn store_reasons(db: &std::path::Path) -> (BTreeMap<String, u64>, HashSet<String
             let key = s
                 .end_reason
                 .map_or("unfinished".to_owned(), |r| format!("{r:?}"));
-            if s.end_reason == Some(callbridge_crm_store::EndReason::ModelFailure) {
-                if let Some(id) = &s.sip_call_id {
-                    failed.insert(id.clone());
-                }
+            if s.end_reason == Some(callbridge_crm_store::EndReason::ModelFailure)
+                && let Some(id) = &s.sip_call_id
+            {
+                failed.insert(id.clone());
             }
             *m.entry(key).or_default() += 1;
         }

@@ -293,7 +293,7 @@ pub async fn get(
 }
 
 /// `DELETE /api/calls/{id}`: asks the call to hang up (`agent-hangup`);
-/// 202 with its status, also when it had already ended.
+/// 202 with its status; 409 naming its state when it had already ended.
 pub async fn hangup(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -307,6 +307,16 @@ pub async fn hangup(
         .await?;
     match ctx.state.manager.hangup(id).await {
         Ok(()) => info!(session = %id, "hang-up requested"),
+        Err(ManagerError::UnknownSession) if s.state.is_terminal() => {
+            return Err(ApiError::Conflict(format!(
+                "the call has already ended (state {}{})",
+                s.state.as_str(),
+                s.end_reason
+                    .map(|r| format!(", end reason {}", r.as_str()))
+                    .unwrap_or_default()
+            )));
+        }
+        // Not live here and not yet ended in the store: it is ending.
         Err(ManagerError::UnknownSession) => {}
         Err(e) => return Err(ApiError::internal(e)),
     }

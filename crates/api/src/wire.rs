@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `POST /api/calls` | [`CallRequest`] | 202 [`CallAccepted`]; 400/401/403/409 (lead busy, or its claim no longer held)/503 (+ `Retry-After`) [`ErrorBody`] |
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
-//! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 404 |
+//! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 409 (already ended, the body names its state); 404 |
 //! | `GET /api/health` (no auth) | | 200 [`Health`] |
 //! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
 //! | `GET /api/sessions/{id}` | | 200 [`SessionDetail`]; 404 |

@@ -113,11 +113,16 @@ async fn a_posted_call_is_stored_dialled_visible_and_hung_up_by_delete() {
     );
     assert!(s.end_reason.is_some() && s.outcome.is_some(), "{s:?}");
     assert!(s.ended_at.is_some());
-    // A second DELETE of the ended call is harmless.
+    // A second DELETE of the ended call changes nothing and says why.
     let a = r
         .req(Method::DELETE, &format!("/api/calls/{id}"), Some(&r.admin))
         .await;
-    assert_eq!(a.status, StatusCode::ACCEPTED);
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    let body = String::from_utf8_lossy(&a.body).into_owned();
+    assert!(
+        body.contains("the call has already ended (state "),
+        "{body}"
+    );
     r.manager.shutdown().await;
 }
 
