@@ -96,6 +96,7 @@ pub struct ReadmeDoctests;
 mod campaigns;
 mod claim_token;
 mod claims;
+mod db;
 mod diagnose;
 mod dialing;
 mod dnc;
@@ -104,6 +105,7 @@ pub mod import;
 mod leads;
 mod maintenance;
 mod model;
+mod node;
 mod outcome;
 mod policy;
 mod random;
@@ -114,6 +116,7 @@ mod session_types;
 mod sessions;
 mod store;
 mod stored;
+mod url;
 mod users;
 mod validate;
 mod writes;
@@ -135,6 +138,7 @@ pub use model::{
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
     UserId,
 };
+pub use node::{MAX_NODE_ID, NodeId};
 pub use outcome::outcome_of;
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
 pub use recordings::{
@@ -146,6 +150,7 @@ pub use session_types::{
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
-pub use store::{OpenOptions, Store, WriterId};
+pub use store::{Backend, OpenOptions, Store, WriterId};
+pub use url::{PASSWORD_ENV, StoreUrl};
 pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};
 pub use writes::{Applied, SessionWrite};

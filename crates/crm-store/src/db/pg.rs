@@ -1,0 +1,294 @@
+//! The PostgreSQL side of [`Conn`](super::Conn): the connection (with its
+//! statement cache and reconnection between transactions), the rewrite of
+//! SQLite placeholders, and the conversion of values both ways.
+//!
+//! The client is the synchronous `postgres` crate: the store's API is
+//! synchronous and each `Store` lives on one thread (the agent's store
+//! writer thread, the dialer's loop), so a blocking client fits it exactly;
+//! an async client (tokio-postgres, sqlx) would need a runtime handle
+//! threaded into every call for no gain. It runs its own small runtime
+//! internally.
+//!
+//! Values: the store binds rusqlite values (integers, reals, text, blobs,
+//! NULL) and reads them back through rusqlite's `FromSql`. Here a bound
+//! value is written as whatever type PostgreSQL inferred for its parameter
+//! (an integer as `int8`, `int4`, `bool` or text, ...), and a column of any
+//! type the schema uses is read into a rusqlite value first.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use postgres::{Client, Config, NoTls, Statement};
+use rusqlite::types::{FromSql as LiteFromSql, ToSqlOutput, Value, ValueRef};
+
+use super::{DbErr, Params};
+
+type BoxErr = Box<dyn StdError + Send + Sync>;
+
+/// How long connecting to the server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A PostgreSQL connection.
+pub(crate) struct PgConn {
+    config: Config,
+    client: RefCell<Client>,
+    /// Prepared statements by their translated SQL (the store runs the
+    /// same few dozen statements over and over).
+    statements: RefCell<HashMap<String, Statement>>,
+    /// Inside `BEGIN` .. `COMMIT`/`ROLLBACK`: a lost connection must then
+    /// fail the transaction, never be replaced mid-way.
+    in_tx: Cell<bool>,
+}
+
+/// Connects to `config`.
+pub(crate) fn connect(config: Config) -> Result<PgConn, DbErr> {
+    let client = open(&config)?;
+    Ok(PgConn {
+        config,
+        client: RefCell::new(client),
+        statements: RefCell::new(HashMap::new()),
+        in_tx: Cell::new(false),
+    })
+}
+
+fn open(config: &Config) -> Result<Client, DbErr> {
+    let mut config = config.clone();
+    config.connect_timeout(CONNECT_TIMEOUT);
+    if config.get_application_name().is_none() {
+        config.application_name("callbridge");
+    }
+    // The trust boundary is the database's network: TLS to PostgreSQL is
+    // not offered here (docs/SCALING.md says how to deploy it).
+    Ok(config.connect(NoTls)?)
+}
+
+impl PgConn {
+    /// The client, reconnected first when the connection was lost between
+    /// transactions (a restarted server, a dropped TCP connection).
+    fn client(&self) -> Result<std::cell::RefMut<'_, Client>, DbErr> {
+        let mut client = self.client.borrow_mut();
+        if client.is_closed() && !self.in_tx.get() {
+            tracing::warn!("PostgreSQL connection lost; reconnecting");
+            *client = open(&self.config)?;
+            self.statements.borrow_mut().clear();
+        }
+        Ok(client)
+    }
+
+    fn statement(&self, client: &mut Client, sql: &str) -> Result<Statement, DbErr> {
+        let sql = translate(sql);
+        if let Some(st) = self.statements.borrow().get(&sql) {
+            return Ok(st.clone());
+        }
+        let st = client.prepare(&sql)?;
+        self.statements.borrow_mut().insert(sql, st.clone());
+        Ok(st)
+    }
+
+    pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<usize, DbErr> {
+        let mut client = self.client()?;
+        let st = self.statement(&mut client, sql)?;
+        let values = bind(params)?;
+        let n = client.execute(&st, &refs(&values))?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<postgres::Row>, DbErr> {
+        let mut client = self.client()?;
+        let st = self.statement(&mut client, sql)?;
+        let values = bind(params)?;
+        Ok(client.query(&st, &refs(&values))?)
+    }
+
+    pub(crate) fn batch(&self, sql: &str) -> Result<(), DbErr> {
+        let first = sql.split_whitespace().next().unwrap_or("");
+        let mut client = self.client()?;
+        let r = client.batch_execute(sql);
+        if first.eq_ignore_ascii_case("BEGIN") {
+            self.in_tx.set(r.is_ok());
+        } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("ROLLBACK") {
+            self.in_tx.set(false);
+        }
+        Ok(r?)
+    }
+}
+
+/// SQLite's `?N` (and bare `?`) placeholders as PostgreSQL's `$N`, outside
+/// string literals and quoted names.
+pub(crate) fn translate(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut quote: Option<char> = None;
+    let mut bare = 0usize;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                out.push(c);
+            }
+            (Some(_), c) => out.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                out.push(c);
+            }
+            (None, '?') => {
+                out.push('$');
+                if chars.peek().is_some_and(char::is_ascii_digit) {
+                    while let Some(d) = chars.next_if(char::is_ascii_digit) {
+                        out.push(d);
+                    }
+                } else {
+                    bare += 1;
+                    out.push_str(&bare.to_string());
+                }
+            }
+            (None, c) => out.push(c),
+        }
+    }
+    out
+}
+
+/// One bound value, written as the type PostgreSQL asks for.
+#[derive(Debug)]
+struct Bound(Value);
+
+fn bind(params: Params<'_>) -> Result<Vec<Bound>, DbErr> {
+    params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let value = match p.to_sql().map_err(DbErr::from)? {
+                ToSqlOutput::Borrowed(v) => {
+                    owned(v).map_err(|source| DbErr::Value { column: i, source })?
+                }
+                ToSqlOutput::Owned(v) => v,
+                _ => {
+                    return Err(DbErr::Value {
+                        column: i,
+                        source: "a parameter kind PostgreSQL does not take".into(),
+                    });
+                }
+            };
+            Ok(Bound(value))
+        })
+        .collect()
+}
+
+fn owned(v: ValueRef<'_>) -> Result<Value, BoxErr> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(std::str::from_utf8(t)?.to_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    })
+}
+
+fn refs(values: &[Bound]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+fn is_text(ty: &Type) -> bool {
+    [
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+        Type::UNKNOWN,
+    ]
+    .contains(ty)
+}
+
+impl ToSql for Bound {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxErr> {
+        match &self.0 {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(i) => {
+                let i = *i;
+                match *ty {
+                    Type::INT8 => i.to_sql(ty, out),
+                    Type::INT4 => i32::try_from(i)?.to_sql(ty, out),
+                    Type::INT2 => i16::try_from(i)?.to_sql(ty, out),
+                    Type::BOOL => (i != 0).to_sql(ty, out),
+                    // Integers of the schema stay far below 2^53.
+                    #[allow(clippy::cast_precision_loss)]
+                    Type::FLOAT8 => (i as f64).to_sql(ty, out),
+                    ref t if is_text(t) => i.to_string().as_str().to_sql(ty, out),
+                    _ => Err(format!("integer parameter for a {ty} column").into()),
+                }
+            }
+            Value::Real(f) => match *ty {
+                Type::FLOAT8 => f.to_sql(ty, out),
+                ref t if is_text(t) => f.to_string().as_str().to_sql(ty, out),
+                _ => Err(format!("real parameter for a {ty} column").into()),
+            },
+            Value::Text(s) => match *ty {
+                Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
+                ref t if is_text(t) => s.as_str().to_sql(ty, out),
+                _ => Err(format!("text parameter for a {ty} column").into()),
+            },
+            Value::Blob(b) => b.as_slice().to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// A column of any type the store reads, as a rusqlite value.
+struct Any(Value);
+
+impl<'a> FromSql<'a> for Any {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, BoxErr> {
+        Ok(Any(match *ty {
+            Type::INT8 => Value::Integer(i64::from_sql(ty, raw)?),
+            Type::INT4 => Value::Integer(i32::from_sql(ty, raw)?.into()),
+            Type::INT2 => Value::Integer(i16::from_sql(ty, raw)?.into()),
+            Type::BOOL => Value::Integer(bool::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => Value::Real(f64::from_sql(ty, raw)?),
+            Type::FLOAT4 => Value::Real(f32::from_sql(ty, raw)?.into()),
+            Type::BYTEA => Value::Blob(Vec::<u8>::from_sql(ty, raw)?),
+            Type::JSON => Value::Text(std::str::from_utf8(raw)?.to_owned()),
+            ref t if is_text(t) => Value::Text(String::from_sql(ty, raw)?),
+            _ => return Err(format!("column of type {ty}: cast it in the SQL").into()),
+        }))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<Self, BoxErr> {
+        Ok(Any(Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// Column `idx` of `row` as `T`, through a rusqlite value.
+pub(crate) fn get<T: LiteFromSql>(row: &postgres::Row, idx: usize) -> Result<T, DbErr> {
+    let Any(v) = row.try_get::<_, Any>(idx)?;
+    T::column_result(ValueRef::from(&v)).map_err(|e| DbErr::Value {
+        column: idx,
+        source: Box::new(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::translate;
+
+    #[test]
+    fn placeholders_become_dollars_outside_quotes() {
+        assert_eq!(
+            translate("SELECT a FROM t WHERE x = ?1 AND y = ?12 AND z = '?3' AND \"q?\" = ?"),
+            "SELECT a FROM t WHERE x = $1 AND y = $12 AND z = '?3' AND \"q?\" = $1"
+        );
+        assert_eq!(translate("VALUES (?, ?)"), "VALUES ($1, $2)");
+    }
+}
