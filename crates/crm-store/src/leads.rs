@@ -331,7 +331,7 @@ impl Store {
         self.conn.query_map(
             &format!(
                 "SELECT {LEAD_COLS} FROM leads WHERE campaign_id = ?1 AND id > ?2 \
-                 AND (?3 IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
+                 AND (CAST(?3 AS TEXT) IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
             ),
             params![
                 campaign.0,

@@ -179,7 +179,7 @@ impl Store {
              to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
              recording_path, recording_bytes, node) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-             CASE WHEN ?15 IS NULL THEN NULL ELSE 0 END, ?16)",
+             CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16)",
             params![
                 s.id.to_string(),
                 s.direction.as_str(),

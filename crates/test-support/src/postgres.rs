@@ -13,11 +13,18 @@
 //! `postgres` user; tests then skip, loudly.
 //!
 //! Authentication is `trust` on loopback: the URLs carry no password.
+//!
+//! A test binary whose many tests each want a database shares one cluster
+//! ([`PgCluster::shared`]): it is started once, on a thread that lives as
+//! long as the process, and stopped and removed when the process exits
+//! (an `atexit` handler; and the server gets SIGINT as its parent-death
+//! signal, so a test process killed outright does not leave it running).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The superuser `initdb` creates.
@@ -148,21 +155,18 @@ impl PgCluster {
         self.dir.path().join("postgres.log")
     }
 
-    /// A command for one of the cluster's binaries, as the server's user.
+    /// A command for one of the cluster's binaries, as the server's user,
+    /// stopped (SIGINT) when the thread that started it ends.
     fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        match self.run_as {
-            Some((uid, gid)) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={uid}"))
-                    .arg(format!("--regid={gid}"))
-                    .arg("--clear-groups")
-                    .arg("--")
-                    .arg(path);
-                c
-            }
-            None => Command::new(path),
+        let mut c = Command::new("setpriv");
+        if let Some((uid, gid)) = self.run_as {
+            c.arg(format!("--reuid={uid}"))
+                .arg(format!("--regid={gid}"))
+                .arg("--clear-groups");
         }
+        c.args(["--pdeathsig", "INT", "--"]).arg(path);
+        c
     }
 
     fn init(&self) {
@@ -239,6 +243,45 @@ impl PgCluster {
         false
     }
 
+    /// The cluster every test of this process shares (each test makes its
+    /// own database with [`PgCluster::create_database`]), or `None` as
+    /// [`PgCluster::start`]. Stopped and removed when the process exits.
+    pub fn shared() -> Option<&'static PgCluster> {
+        static SHARED: OnceLock<Option<&'static PgCluster>> = OnceLock::new();
+        *SHARED.get_or_init(|| {
+            // Started on a thread that never ends: the server's
+            // parent-death signal fires when the starting thread ends.
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("pg-cluster".into())
+                .spawn(move || {
+                    let started = std::panic::catch_unwind(PgCluster::start);
+                    let cluster = match started {
+                        Ok(Some(c)) => Some(&*Box::leak(Box::new(c))),
+                        Ok(None) | Err(_) => None,
+                    };
+                    if let Some(c) = cluster
+                        && let Some(server) = &c.server
+                    {
+                        *AT_EXIT.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((server.id(), c.dir.path().to_path_buf()));
+                        // SAFETY: registers a plain `extern "C" fn` with no
+                        // arguments, as atexit(3) requires.
+                        #[allow(unsafe_code, reason = "atexit(3): stop the shared server")]
+                        unsafe {
+                            libc::atexit(stop_shared_at_exit);
+                        }
+                    }
+                    let _ = tx.send(cluster);
+                    loop {
+                        std::thread::park();
+                    }
+                })
+                .expect("spawn the cluster thread");
+            rx.recv().ok().flatten()
+        })
+    }
+
     /// The server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -288,22 +331,52 @@ impl PgCluster {
     }
 }
 
+/// The shared cluster's server pid and directory, for [`stop_shared_at_exit`].
+static AT_EXIT: Mutex<Option<(u32, PathBuf)>> = Mutex::new(None);
+
+extern "C" fn stop_shared_at_exit() {
+    let taken = AT_EXIT.lock().ok().and_then(|mut g| g.take());
+    if let Some((pid, dir)) = taken {
+        stop_server(pid, || {
+            !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Whether `pid` has exited and waits to be reaped.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
+}
+
+/// SIGINT (PostgreSQL's "fast" shutdown: disconnect clients, stop at
+/// once) to `pid`, then up to 10 s for `gone`, then SIGKILL.
+fn stop_server(pid: u32, mut gone: impl FnMut() -> bool) {
+    let _ = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if gone() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status();
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Some(mut server) = self.server.take() {
-            // SIGINT: PostgreSQL's "fast" shutdown (disconnect clients,
-            // stop at once); then make sure it is gone.
-            let _ = Command::new("kill")
-                .args(["-INT", &server.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = server.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = server.kill();
+            stop_server(server.id(), || matches!(server.try_wait(), Ok(Some(_))));
             let _ = server.wait();
         }
     }

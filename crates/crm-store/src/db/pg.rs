@@ -228,6 +228,16 @@ impl ToSql for Bound {
             },
             Value::Text(s) => match *ty {
                 Type::INT8 => s.parse::<i64>()?.to_sql(ty, out),
+                // Binary JSON is its text; JSONB's has a version byte first.
+                Type::JSON => {
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
+                Type::JSONB => {
+                    out.extend_from_slice(&[1]);
+                    out.extend_from_slice(s.as_bytes());
+                    Ok(IsNull::No)
+                }
                 ref t if is_text(t) => s.as_str().to_sql(ty, out),
                 _ => Err(format!("text parameter for a {ty} column").into()),
             },
