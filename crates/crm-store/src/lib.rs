@@ -93,6 +93,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod campaign_lock;
 mod campaigns;
 mod claim_token;
 mod claims;
@@ -122,6 +123,7 @@ mod validate;
 mod writes;
 
 pub use callbridge_files::Access as FileAccess;
+pub use campaign_lock::CAMPAIGN_LOCK_CLASS;
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claim_token::ClaimToken;
 pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};

@@ -35,7 +35,7 @@ pub const MAX_PAGE: u32 = 1_000;
 const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
-     output_tokens, audio_ms, transport";
+     output_tokens, audio_ms, transport, node";
 
 fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
     v.map(|v| to_u64(v, what)).transpose()
@@ -78,6 +78,10 @@ fn session_from_row(r: &Row<'_>) -> Result<Session> {
             output_tokens: opt_u64(r.get(21)?, "output_tokens")?,
             audio_ms: opt_u64(r.get(22)?, "audio_ms")?,
         },
+        node: r
+            .get::<Option<String>>(24)?
+            .map(|n| crate::NodeId::new(&n).map_err(|_| Error::Corrupt { what: "node" }))
+            .transpose()?,
     })
 }
 

@@ -64,6 +64,9 @@ pub(crate) enum DbErr {
     Postgres(postgres::Error),
     /// `query_row` found no row.
     NoRows,
+    /// The PostgreSQL connection was lost while it held a campaign lock:
+    /// the lock is gone with it, so this store does not reconnect.
+    LostSession,
     /// A PostgreSQL column could not be read as the type asked for.
     Value {
         /// Column index.
@@ -79,6 +82,9 @@ impl std::fmt::Display for DbErr {
             DbErr::Sqlite(e) => std::fmt::Display::fmt(e, f),
             DbErr::Postgres(e) => std::fmt::Display::fmt(e, f),
             DbErr::NoRows => f.write_str("query returned no rows"),
+            DbErr::LostSession => f.write_str(
+                "the PostgreSQL connection holding a campaign lock was lost; open the store again",
+            ),
             DbErr::Value { column, source } => write!(f, "column {column}: {source}"),
         }
     }
@@ -89,7 +95,7 @@ impl std::error::Error for DbErr {
         match self {
             DbErr::Sqlite(e) => e.source(),
             DbErr::Postgres(e) => e.source(),
-            DbErr::NoRows => None,
+            DbErr::NoRows | DbErr::LostSession => None,
             DbErr::Value { source, .. } => Some(source.as_ref()),
         }
     }

@@ -42,6 +42,9 @@ pub(crate) struct PgConn {
     /// Inside `BEGIN` .. `COMMIT`/`ROLLBACK`: a lost connection must then
     /// fail the transaction, never be replaced mid-way.
     in_tx: Cell<bool>,
+    /// Campaign locks this session holds: they die with the connection,
+    /// so a lost connection is then an error, never silently replaced.
+    locks: RefCell<std::collections::BTreeSet<i64>>,
 }
 
 /// Connects to `config`.
@@ -52,6 +55,7 @@ pub(crate) fn connect(config: Config) -> Result<PgConn, DbErr> {
         client: RefCell::new(client),
         statements: RefCell::new(HashMap::new()),
         in_tx: Cell::new(false),
+        locks: RefCell::new(std::collections::BTreeSet::new()),
     })
 }
 
@@ -71,6 +75,9 @@ impl PgConn {
     /// transactions (a restarted server, a dropped TCP connection).
     fn client(&self) -> Result<std::cell::RefMut<'_, Client>, DbErr> {
         let mut client = self.client.borrow_mut();
+        if client.is_closed() && !self.locks.borrow().is_empty() {
+            return Err(DbErr::LostSession);
+        }
         if client.is_closed() && !self.in_tx.get() {
             tracing::warn!("PostgreSQL connection lost; reconnecting");
             *client = open(&self.config)?;
@@ -87,6 +94,21 @@ impl PgConn {
         let st = client.prepare(&sql)?;
         self.statements.borrow_mut().insert(sql, st.clone());
         Ok(st)
+    }
+
+    /// Whether this session holds campaign `id`'s lock.
+    pub(crate) fn holds_lock(&self, id: i64) -> bool {
+        self.locks.borrow().contains(&id)
+    }
+
+    /// Records that this session took campaign `id`'s lock.
+    pub(crate) fn lock_taken(&self, id: i64) {
+        self.locks.borrow_mut().insert(id);
+    }
+
+    /// Records that this session gave campaign `id`'s lock back.
+    pub(crate) fn lock_released(&self, id: i64) {
+        self.locks.borrow_mut().remove(&id);
     }
 
     pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<usize, DbErr> {
