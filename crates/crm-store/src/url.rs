@@ -116,6 +116,40 @@ fn mask_password(url: &str) -> String {
     }
 }
 
+/// Where and how to open a store, for a process that opens several
+/// connections over its life (the agent's HTTP read pool, its token-use
+/// writer, its start-up recovery).
+#[derive(Debug, Clone)]
+pub struct StoreAt {
+    /// Where.
+    pub url: StoreUrl,
+    /// How (the node, timeouts, file mode).
+    pub options: OpenOptions,
+}
+
+impl StoreAt {
+    /// A SQLite file with default options.
+    pub fn sqlite(path: impl AsRef<Path>) -> Self {
+        StoreAt {
+            url: StoreUrl::sqlite(path),
+            options: OpenOptions::default(),
+        }
+    }
+
+    /// Opens one connection.
+    pub fn open(&self) -> Result<Store> {
+        self.url.open(&self.options)
+    }
+
+    /// The SQLite file, if the store is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match &self.url {
+            StoreUrl::Sqlite(p) => Some(p),
+            StoreUrl::Postgres(_) => None,
+        }
+    }
+}
+
 impl Store {
     /// Opens the store `url` names ([`StoreUrl::parse`]): a SQLite file or
     /// a PostgreSQL database.
