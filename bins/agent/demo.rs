@@ -399,7 +399,7 @@ mod tests {
         let s = demo_settings(dir.path()).unwrap();
         assert!(s.sip_bind.ip().is_loopback() && s.http_bind.ip().is_loopback());
         assert_eq!(s.provider.name(), "mock");
-        assert!(s.database.starts_with(dir.path()));
+        assert!(s.store_at().sqlite_path().unwrap().starts_with(dir.path()));
         let caller_lo = *CALLER_RTP.start();
         assert!(
             u16::try_from(AGENT_RTP.1).unwrap() < caller_lo,

@@ -54,7 +54,9 @@ fn good_file_validates_and_maps_onto_the_manager() {
     assert_eq!(s.allowed_peers.len(), 2);
     assert_eq!(s.provider, Provider::Mock);
     assert_eq!(s.model, "mock-model");
-    assert_eq!(s.database, PathBuf::from("/etc/cb/db.sqlite"));
+    assert!(
+        matches!(&s.store_url, callbridge_crm_store::StoreUrl::Sqlite(p) if p == Path::new("/etc/cb/db.sqlite"))
+    );
     assert_eq!(s.on_model_failure, ModelFailurePolicy::AnswerThenEnd);
     let m = s.manager_config(s.session_config(&Secrets::default(), None));
     assert_eq!(m.max_calls, 100);
@@ -427,7 +429,9 @@ fn prompt_file_is_read_relative_to_the_config() {
     .into();
     let s = Settings::load(&dir.path().join("agent.toml"), &env).unwrap();
     assert_eq!(s.system_prompt, "be brief");
-    assert_eq!(s.database, dir.path().join("db.sqlite"));
+    assert!(
+        matches!(&s.store_url, callbridge_crm_store::StoreUrl::Sqlite(p) if *p == dir.path().join("db.sqlite"))
+    );
 }
 
 #[test]

@@ -409,7 +409,6 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             transfer_targets: transfer_targets?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
-            database: database?,
             store_url: store_url?,
             node: node?,
             recordings_dir: recordings_dir?,

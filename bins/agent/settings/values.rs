@@ -164,9 +164,6 @@ pub struct Settings {
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).
     pub uplink: callbridge_llm_bridge::UplinkChunk,
-    /// SQLite file (`store.database`; the store itself when `store.url`
-    /// is unset).
-    pub database: PathBuf,
     /// The store: `store.url` (a path, `sqlite:PATH` or `postgres://...`,
     /// its password from `CALLBRIDGE_STORE_PASSWORD`), else the SQLite
     /// file `store.database`.

@@ -41,7 +41,7 @@ impl Store {
         let Conn::Postgres(pg) = &self.conn else {
             return Err(unsupported());
         };
-        if pg.holds_lock(id.0) {
+        if pg.holds_lock(id.0)? {
             return Ok(true);
         }
         let got: bool = self.conn.query_row(
@@ -50,7 +50,7 @@ impl Store {
             |r| r.get(0),
         )?;
         if got {
-            pg.lock_taken(id.0);
+            pg.lock_taken(id.0)?;
         }
         Ok(got)
     }
@@ -63,7 +63,7 @@ impl Store {
         let Conn::Postgres(pg) = &self.conn else {
             return Err(unsupported());
         };
-        if !pg.holds_lock(id.0) {
+        if !pg.holds_lock(id.0)? {
             return Ok(());
         }
         let _: bool = self.conn.query_row(
@@ -71,7 +71,7 @@ impl Store {
             params![CAMPAIGN_LOCK_CLASS, key(id)?],
             |r| r.get(0),
         )?;
-        pg.lock_released(id.0);
+        pg.lock_released(id.0)?;
         Ok(())
     }
 }

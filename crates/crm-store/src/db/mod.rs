@@ -67,6 +67,9 @@ pub(crate) enum DbErr {
     /// The PostgreSQL connection was lost while it held a campaign lock:
     /// the lock is gone with it, so this store does not reconnect.
     LostSession,
+    /// The PostgreSQL connection's thread is gone (it could not be
+    /// started, or it panicked).
+    WorkerGone,
     /// A PostgreSQL column could not be read as the type asked for.
     Value {
         /// Column index.
@@ -82,6 +85,7 @@ impl std::fmt::Display for DbErr {
             DbErr::Sqlite(e) => std::fmt::Display::fmt(e, f),
             DbErr::Postgres(e) => std::fmt::Display::fmt(e, f),
             DbErr::NoRows => f.write_str("query returned no rows"),
+            DbErr::WorkerGone => f.write_str("the PostgreSQL connection's thread is gone"),
             DbErr::LostSession => f.write_str(
                 "the PostgreSQL connection holding a campaign lock was lost; open the store again",
             ),
@@ -95,7 +99,7 @@ impl std::error::Error for DbErr {
         match self {
             DbErr::Sqlite(e) => e.source(),
             DbErr::Postgres(e) => e.source(),
-            DbErr::NoRows | DbErr::LostSession => None,
+            DbErr::NoRows | DbErr::LostSession | DbErr::WorkerGone => None,
             DbErr::Value { source, .. } => Some(source.as_ref()),
         }
     }

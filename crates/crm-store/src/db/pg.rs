@@ -15,7 +15,6 @@
 //! (an integer as `int8`, `int4`, `bool` or text, ...), and a column of any
 //! type the schema uses is read into a rusqlite value first.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -32,31 +31,67 @@ type BoxErr = Box<dyn StdError + Send + Sync>;
 /// How long connecting to the server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A PostgreSQL connection.
+/// A PostgreSQL connection, owned by its own thread.
+///
+/// The `postgres` client blocks on a small tokio runtime of its own, which
+/// tokio forbids on a thread that already runs a runtime (the agent's store
+/// writer drives its timers with one and calls the store from inside it),
+/// and whose drop must not happen there either. So the client lives on a
+/// dedicated thread and each statement is handed to it, with owned
+/// parameters, over a channel; the caller blocks on the answer exactly as
+/// it would on SQLite. The thread ends, closing the connection, when the
+/// `PgConn` is dropped.
 pub(crate) struct PgConn {
-    config: Config,
-    client: RefCell<Client>,
-    /// Prepared statements by their translated SQL (the store runs the
-    /// same few dozen statements over and over).
-    statements: RefCell<HashMap<String, Statement>>,
-    /// Inside `BEGIN` .. `COMMIT`/`ROLLBACK`: a lost connection must then
-    /// fail the transaction, never be replaced mid-way.
-    in_tx: Cell<bool>,
-    /// Campaign locks this session holds: they die with the connection,
-    /// so a lost connection is then an error, never silently replaced.
-    locks: RefCell<std::collections::BTreeSet<i64>>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
-/// Connects to `config`.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// What the connection's thread owns.
+struct Worker {
+    config: Config,
+    client: Client,
+    /// Prepared statements by their translated SQL (the store runs the
+    /// same few dozen statements over and over).
+    statements: HashMap<String, Statement>,
+    /// Inside `BEGIN` .. `COMMIT`/`ROLLBACK`: a lost connection must then
+    /// fail the transaction, never be replaced mid-way.
+    in_tx: bool,
+    /// Campaign locks this session holds: they die with the connection,
+    /// so a lost connection is then an error, never silently replaced.
+    locks: std::collections::BTreeSet<i64>,
+}
+
+/// Connects to `config` on a new connection thread.
 pub(crate) fn connect(config: Config) -> Result<PgConn, DbErr> {
-    let client = open(&config)?;
-    Ok(PgConn {
-        config,
-        client: RefCell::new(client),
-        statements: RefCell::new(HashMap::new()),
-        in_tx: Cell::new(false),
-        locks: RefCell::new(std::collections::BTreeSet::new()),
-    })
+    let (jobs, rx) = std::sync::mpsc::channel::<Job>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("callbridge-pg".into())
+        .spawn(move || {
+            let mut worker = match open(&config) {
+                Ok(client) => {
+                    let _ = ready_tx.send(Ok(()));
+                    Worker {
+                        config,
+                        client,
+                        statements: HashMap::new(),
+                        in_tx: false,
+                        locks: std::collections::BTreeSet::new(),
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            while let Ok(job) = rx.recv() {
+                job(&mut worker);
+            }
+        })
+        .map_err(|_| DbErr::WorkerGone)?;
+    ready_rx.recv().map_err(|_| DbErr::WorkerGone)??;
+    Ok(PgConn { jobs })
 }
 
 fn open(config: &Config) -> Result<Client, DbErr> {
@@ -70,72 +105,112 @@ fn open(config: &Config) -> Result<Client, DbErr> {
     Ok(config.connect(NoTls)?)
 }
 
-impl PgConn {
-    /// The client, reconnected first when the connection was lost between
-    /// transactions (a restarted server, a dropped TCP connection).
-    fn client(&self) -> Result<std::cell::RefMut<'_, Client>, DbErr> {
-        let mut client = self.client.borrow_mut();
-        if client.is_closed() && !self.locks.borrow().is_empty() {
+impl Worker {
+    /// Reconnects when the connection was lost between transactions (a
+    /// restarted server, a dropped TCP connection).
+    fn ready(&mut self) -> Result<(), DbErr> {
+        if !self.client.is_closed() {
+            return Ok(());
+        }
+        if !self.locks.is_empty() {
             return Err(DbErr::LostSession);
         }
-        if client.is_closed() && !self.in_tx.get() {
-            tracing::warn!("PostgreSQL connection lost; reconnecting");
-            *client = open(&self.config)?;
-            self.statements.borrow_mut().clear();
+        if self.in_tx {
+            // The transaction is gone with the connection: its next
+            // statement fails, and the caller's rollback ends it.
+            return Ok(());
         }
-        Ok(client)
+        tracing::warn!("PostgreSQL connection lost; reconnecting");
+        self.client = open(&self.config)?;
+        self.statements.clear();
+        Ok(())
     }
 
-    fn statement(&self, client: &mut Client, sql: &str) -> Result<Statement, DbErr> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, DbErr> {
         let sql = translate(sql);
-        if let Some(st) = self.statements.borrow().get(&sql) {
+        if let Some(st) = self.statements.get(&sql) {
             return Ok(st.clone());
         }
-        let st = client.prepare(&sql)?;
-        self.statements.borrow_mut().insert(sql, st.clone());
+        let st = self.client.prepare(&sql)?;
+        self.statements.insert(sql, st.clone());
         Ok(st)
     }
 
-    /// Whether this session holds campaign `id`'s lock.
-    pub(crate) fn holds_lock(&self, id: i64) -> bool {
-        self.locks.borrow().contains(&id)
-    }
-
-    /// Records that this session took campaign `id`'s lock.
-    pub(crate) fn lock_taken(&self, id: i64) {
-        self.locks.borrow_mut().insert(id);
-    }
-
-    /// Records that this session gave campaign `id`'s lock back.
-    pub(crate) fn lock_released(&self, id: i64) {
-        self.locks.borrow_mut().remove(&id);
-    }
-
-    pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<usize, DbErr> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, sql)?;
-        let values = bind(params)?;
-        let n = client.execute(&st, &refs(&values))?;
+    fn execute(&mut self, sql: &str, values: &[Bound]) -> Result<usize, DbErr> {
+        self.ready()?;
+        let st = self.statement(sql)?;
+        let n = self.client.execute(&st, &refs(values))?;
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
+    fn query(&mut self, sql: &str, values: &[Bound]) -> Result<Vec<postgres::Row>, DbErr> {
+        self.ready()?;
+        let st = self.statement(sql)?;
+        Ok(self.client.query(&st, &refs(values))?)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), DbErr> {
+        let first = sql.split_whitespace().next().unwrap_or("");
+        self.ready()?;
+        let r = self.client.batch_execute(sql);
+        if first.eq_ignore_ascii_case("BEGIN") {
+            self.in_tx = r.is_ok();
+        } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("ROLLBACK") {
+            self.in_tx = false;
+        }
+        Ok(r?)
+    }
+}
+
+impl PgConn {
+    /// Runs `f` on the connection's thread and waits for its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Worker) -> Result<R, DbErr> + Send + 'static,
+    ) -> Result<R, DbErr> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Box::new(move |w: &mut Worker| {
+                let _ = tx.send(f(w));
+            }))
+            .map_err(|_| DbErr::WorkerGone)?;
+        rx.recv().map_err(|_| DbErr::WorkerGone)?
+    }
+
+    /// Whether this session holds campaign `id`'s lock.
+    pub(crate) fn holds_lock(&self, id: i64) -> Result<bool, DbErr> {
+        self.call(move |w| Ok(w.locks.contains(&id)))
+    }
+
+    /// Records that this session took campaign `id`'s lock.
+    pub(crate) fn lock_taken(&self, id: i64) -> Result<(), DbErr> {
+        self.call(move |w| {
+            w.locks.insert(id);
+            Ok(())
+        })
+    }
+
+    /// Records that this session gave campaign `id`'s lock back.
+    pub(crate) fn lock_released(&self, id: i64) -> Result<(), DbErr> {
+        self.call(move |w| {
+            w.locks.remove(&id);
+            Ok(())
+        })
+    }
+
+    pub(crate) fn execute(&self, sql: &str, params: Params<'_>) -> Result<usize, DbErr> {
+        let (sql, values) = (sql.to_owned(), bind(params)?);
+        self.call(move |w| w.execute(&sql, &values))
+    }
+
     pub(crate) fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<postgres::Row>, DbErr> {
-        let mut client = self.client()?;
-        let st = self.statement(&mut client, sql)?;
-        let values = bind(params)?;
-        Ok(client.query(&st, &refs(&values))?)
+        let (sql, values) = (sql.to_owned(), bind(params)?);
+        self.call(move |w| w.query(&sql, &values))
     }
 
     pub(crate) fn batch(&self, sql: &str) -> Result<(), DbErr> {
-        let first = sql.split_whitespace().next().unwrap_or("");
-        let mut client = self.client()?;
-        let r = client.batch_execute(sql);
-        if first.eq_ignore_ascii_case("BEGIN") {
-            self.in_tx.set(r.is_ok());
-        } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("ROLLBACK") {
-            self.in_tx.set(false);
-        }
-        Ok(r?)
+        let sql = sql.to_owned();
+        self.call(move |w| w.batch(&sql))
     }
 }
 
