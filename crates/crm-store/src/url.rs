@@ -174,12 +174,15 @@ fn open_postgres(url: &str, opts: &OpenOptions) -> Result<Store> {
             config.password(pw);
         }
     }
+    // A lock wait is bounded like SQLite's busy timeout, on every
+    // connection (reconnections too).
+    if config.get_options().is_none() {
+        config.options(&format!(
+            "-c lock_timeout={}",
+            opts.busy_timeout.as_millis().max(1)
+        ));
+    }
     let conn = Conn::Postgres(pg::connect(config)?);
-    // A lock wait is bounded like SQLite's busy timeout.
-    conn.execute_batch(&format!(
-        "SET lock_timeout = {}",
-        opts.busy_timeout.as_millis().max(1)
-    ))?;
     schema::pg_migrate_to(&conn, opts.schema_version.unwrap_or(schema::SCHEMA_VERSION))?;
     Ok(Store {
         conn,
