@@ -10,7 +10,7 @@
 
 use std::path::PathBuf;
 
-use crate::db::DbErr;
+use crate::db::{DbErr, Optional};
 use crate::model::{LeadId, SessionState};
 
 /// Result alias used throughout the crate.
@@ -394,6 +394,18 @@ pub(crate) fn conflict_on_constraint(
             Error::Conflict { entity, reason }
         } else {
             Error::from(e)
+        }
+    }
+}
+
+/// `query_row` results whose closure returned this crate's errors: no row
+/// is `Ok(None)` there too.
+impl<T> Optional<T, Error> for Result<T, Error> {
+    fn optional(self) -> Result<Option<T>, Error> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Database(DbError(DbErr::NoRows))) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

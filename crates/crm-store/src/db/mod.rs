@@ -136,16 +136,6 @@ impl<T> Optional<T, DbErr> for Result<T, DbErr> {
     }
 }
 
-impl<T> Optional<T, crate::Error> for Result<T, crate::Error> {
-    fn optional(self) -> Result<Option<T>, crate::Error> {
-        match self {
-            Ok(v) => Ok(Some(v)),
-            Err(crate::Error::Database(crate::DbError(DbErr::NoRows))) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-}
-
 /// Parameters of a statement: what rusqlite's `params!` makes.
 pub(crate) type Params<'a> = &'a [&'a dyn ToSql];
 
