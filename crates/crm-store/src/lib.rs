@@ -1,10 +1,15 @@
-//! The callbridge CRM store: one SQLite file holding users, campaigns, leads,
-//! call sessions, transcripts, call events and recordings.
+//! The callbridge CRM store: users, campaigns, leads, call sessions,
+//! transcripts, call events and recordings, in one SQLite file or in a
+//! PostgreSQL database shared by several agents and dialers
+//! ([`Store::open_url`], [`StoreUrl`]; docs/SCALING.md).
 //!
 //! The API is typed and synchronous: no SQL leaves this crate. Open a
 //! [`Store`] per thread (async callers: a dedicated thread or
 //! `spawn_blocking`); the agent and the campaign dialer may use the same
-//! file from different processes at the same time.
+//! store from different processes (on PostgreSQL, machines) at the same
+//! time. Each store writes for a node ([`NodeId`], [`OpenOptions::node`]):
+//! sessions and claims record it, and crash recovery touches only its own
+//! node's rows.
 //!
 //! - Sessions ([`Store::create_session`], [`Store::set_state`],
 //!   [`Store::append_turns`], [`Store::append_events`],
