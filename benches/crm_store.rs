@@ -4,6 +4,11 @@
 //! one campaign. The store lives in a temporary directory on the local disk
 //! (WAL, `synchronous = NORMAL`).
 //!
+//! The same groups run again as `crm_store_pg/...` against PostgreSQL
+//! when it is installed: a throw-away cluster on loopback
+//! (`callbridge_test_support::postgres`, `fsync = off`: the numbers are the
+//! store's and the protocol's cost, not a disk's).
+//!
 //! `cargo bench --bench crm_store -- --measurement-time 3 --warm-up-time 1`
 
 use std::hint::black_box;
@@ -17,20 +22,69 @@ fn at(secs: i64) -> Timestamp {
     Timestamp::from_second(1_763_380_800 + secs).unwrap()
 }
 
-fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path().join("bench.sqlite")).unwrap();
-    (dir, s)
+/// Where a group's store lives: a SQLite file, or a fresh database on a
+/// PostgreSQL cluster.
+#[derive(Clone, Copy)]
+enum Backend {
+    Sqlite,
+    Postgres(&'static callbridge_test_support::postgres::PgCluster),
+}
+
+impl Backend {
+    fn prefix(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "crm_store",
+            Backend::Postgres(_) => "crm_store_pg",
+        }
+    }
+
+    fn store(self) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = match self {
+            Backend::Sqlite => Store::open(dir.path().join("bench.sqlite")).unwrap(),
+            Backend::Postgres(pg) => {
+                Store::open_url(&pg.create_database(None), &OpenOptions::default()).unwrap()
+            }
+        };
+        (dir, s)
+    }
+}
+
+/// SQLite, and PostgreSQL when it is installed.
+fn backends() -> Vec<Backend> {
+    let mut out = vec![Backend::Sqlite];
+    if let Some(pg) = callbridge_test_support::postgres::PgCluster::shared() {
+        out.push(Backend::Postgres(pg));
+    }
+    out
 }
 
 fn turns(c: &mut Criterion) {
+    for b in backends() {
+        turns_on(c, b);
+    }
+}
+
+fn sessions(c: &mut Criterion) {
+    for b in backends() {
+        sessions_on(c, b);
+    }
+}
+
+fn claims(c: &mut Criterion) {
+    for b in backends() {
+        claims_on(c, b);
+    }
+}
+
+fn turns_on(c: &mut Criterion, backend: Backend) {
     const BATCH: u32 = 100;
-    let (_dir, mut s) = store();
+    let (_dir, mut s) = backend.store();
     let id = SessionId::new_v4();
     s.create_session(&NewSession::inbound(id, at(0))).unwrap();
     let text = "I would like to know more about the offer you sent me last week.";
     let mut seq = 0u32;
-    let mut g = c.benchmark_group("crm_store/append_turns");
+    let mut g = c.benchmark_group(format!("{}/append_turns", backend.prefix()));
     g.throughput(Throughput::Elements(u64::from(BATCH)));
     g.bench_function("batch_100", |b| {
         b.iter(|| {
@@ -44,9 +98,9 @@ fn turns(c: &mut Criterion) {
     g.finish();
 }
 
-fn sessions(c: &mut Criterion) {
-    let (_dir, mut s) = store();
-    let mut g = c.benchmark_group("crm_store/session");
+fn sessions_on(c: &mut Criterion, backend: Backend) {
+    let (_dir, mut s) = backend.store();
+    let mut g = c.benchmark_group(format!("{}/session", backend.prefix()));
     g.throughput(Throughput::Elements(1));
     g.bench_function("create_answer_finish", |b| {
         b.iter(|| {
@@ -60,9 +114,9 @@ fn sessions(c: &mut Criterion) {
     g.finish();
 }
 
-fn claims(c: &mut Criterion) {
+fn claims_on(c: &mut Criterion, backend: Backend) {
     const LEADS: u32 = 100_000;
-    let (_dir, mut s) = store();
+    let (_dir, mut s) = backend.store();
     let mut cs = CampaignSettings::new("bench", "gemini");
     cs.max_concurrent = LEADS;
     cs.retry = RetryPolicy {
@@ -89,7 +143,7 @@ fn claims(c: &mut Criterion) {
         .unwrap();
     s.add_leads(shut, &leads, at(0)).unwrap();
     let mut clock = 1;
-    let mut g = c.benchmark_group("crm_store/claim_due_leads_100k");
+    let mut g = c.benchmark_group(format!("{}/claim_due_leads_100k", backend.prefix()));
     for limit in [1u32, 10] {
         g.bench_function(format!("limit_{limit}"), |b| {
             b.iter_custom(|iters| {

@@ -78,7 +78,7 @@ fn dry_run_lists_due_leads_and_says_why_others_are_skipped() {
     );
     assert!(out.contains("status failed"), "{out}");
     // The zone's window really is closed for the claim too: nothing dialled.
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let run = env.run(&run_args("window", &agent.url()));
     assert!(run.status.success(), "{}", show(&run));
     assert!(agent.seen(|s| s.posts_per_lead.is_empty()));
@@ -113,7 +113,7 @@ fn a_dnc_number_is_never_dialled_even_when_imported_later() {
         list.contains(&number(1)) && list.contains(&number(2)),
         "{list}"
     );
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let out = env.run(&run_args("dnc", &agent.url()));
     assert!(out.status.success(), "{}", show(&out));
     let leads = env.leads(&c);
@@ -154,7 +154,7 @@ fn import_with_a_bad_row_names_its_line_and_imports_nothing() {
 fn report_has_one_row_per_call_in_every_format_and_show_has_the_funnel() {
     let env = Env::new();
     let c = env.campaign("report", 2, &["--concurrency", "2", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, |to| match index_of(to) {
+    let agent = FakeAgent::start(&env.url, |to| match index_of(to) {
         0 => Script::Answer(MS(50), MS(300)),
         _ => Script::Busy(MS(50)),
     });
@@ -266,7 +266,7 @@ fn csv_injection_in_lead_names_is_neutralized_in_the_csv_report() {
 fn paused_campaign_and_nothing_due_are_quiet_exit_0_and_bad_usage_is_exit_2() {
     let env = Env::new();
     let c = env.campaign("quiet", 1, &["--paused"]);
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let out = env.run(&run_args("quiet", &agent.url()));
     assert!(
         out.status.success() && out.stdout.is_empty(),
@@ -310,7 +310,7 @@ fn paused_campaign_and_nothing_due_are_quiet_exit_0_and_bad_usage_is_exit_2() {
 fn on_a_terminal_the_run_draws_a_progress_bar_with_live_done_and_remaining() {
     let env = Env::new();
     let c = env.campaign("tty", 4, &["--concurrency", "2", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, answer(600));
+    let agent = FakeAgent::start(&env.url, answer(600));
     // util-linux `script` gives the run a pseudo-terminal as stdout.
     let cmdline = format!(
         "{} run tty --agent {} --poll 50ms",

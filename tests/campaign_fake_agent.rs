@@ -35,7 +35,7 @@ fn run_dials_every_lead_once_never_above_concurrency_and_marks_them_done() {
     );
     // Calls of 700 ms at up to 10 starts a second: the concurrency bound
     // (2) is what holds them back.
-    let agent = FakeAgent::start(&env.db, answer(600));
+    let agent = FakeAgent::start(&env.url, answer(600));
     let out = env.run(&run_args("paced", &agent.url()));
     assert!(out.status.success(), "{}", show(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,7 +69,7 @@ fn run_starts_at_most_rate_calls_per_minute_when_concurrency_would_allow_more() 
     let env = Env::new();
     let c = env.campaign("rate", 8, &["--concurrency", "8", "--rate", "240/min"]);
     // Short calls and 8 slots: the rate (one start per 250 ms) holds them back.
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let out = env.run(&run_args("rate", &agent.url()));
     assert!(out.status.success(), "{}", show(&out));
     let sessions = env.sessions(&c);
@@ -101,7 +101,7 @@ fn busy_and_no_answer_go_to_retry_at_the_policy_delay_then_fail_after_max_attemp
         ],
     );
     // Lead 0 answers, lead 1 is busy, lead 2 never answers.
-    let agent = FakeAgent::start(&env.db, |to| match index_of(to) {
+    let agent = FakeAgent::start(&env.url, |to| match index_of(to) {
         0 => Script::Answer(MS(50), MS(200)),
         1 => Script::Busy(MS(100)),
         _ => Script::NoAnswer(MS(300)),
@@ -145,9 +145,21 @@ fn busy_and_no_answer_go_to_retry_at_the_policy_delay_then_fail_after_max_attemp
 
 #[test]
 fn two_runs_started_together_one_runs_the_other_exits_0_at_once() {
-    let env = Env::new();
+    two_runs_started_together(Env::new());
+}
+
+/// The same with the store on PostgreSQL: the run's lock is the store's
+/// advisory lock of the campaign instead of a lock file.
+#[test]
+fn on_postgresql_two_runs_started_together_one_runs_the_other_exits_0_at_once() {
+    if let Some(env) = Env::on_postgres() {
+        two_runs_started_together(env);
+    }
+}
+
+fn two_runs_started_together(env: Env) {
     let c = env.campaign("twice", 6, &["--concurrency", "3", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, answer(800));
+    let agent = FakeAgent::start(&env.url, answer(800));
     let url = agent.url();
     let args = run_args("twice", &url);
     let spawn = || {
@@ -184,7 +196,7 @@ fn two_runs_started_together_one_runs_the_other_exits_0_at_once() {
 fn sigkill_mid_run_then_rerun_leaves_every_lead_in_one_final_state_never_over_its_attempts() {
     let env = Env::new();
     let c = env.campaign("killed", 10, &["--concurrency", "3", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, answer(700));
+    let agent = FakeAgent::start(&env.url, answer(700));
     let child = env
         .cmd(&run_args("killed", &agent.url()))
         .stdout(Stdio::null())
@@ -228,7 +240,7 @@ fn sigkill_mid_run_then_rerun_leaves_every_lead_in_one_final_state_never_over_it
 fn at_capacity_503_backs_off_without_using_attempts_then_dials_when_capacity_returns() {
     let env = Env::new();
     let c = env.campaign("capacity", 3, &["--concurrency", "1", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     agent.set_unavailable(true);
     let child = env
         .cmd(&[
@@ -289,7 +301,7 @@ fn agent_down_exits_1_with_a_clear_message_and_leaves_leads_untouched() {
         assert_eq!((l.status, l.attempts), (LeadStatus::Pending, 0));
     }
     // 503 for longer than --agent-wait: the same.
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     agent.set_unavailable(true);
     let out = env.run(&["run", "down", "--agent", &agent.url(), "--agent-wait", "2s"]);
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -301,7 +313,7 @@ fn agent_down_exits_1_with_a_clear_message_and_leaves_leads_untouched() {
 fn token_refused_by_the_agent_exits_1_and_gives_the_claim_back() {
     let env = Env::new();
     let c = env.campaign("token", 1, &[]);
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     agent.set_reject_tokens(true);
     let out = env.run(&run_args("token", &agent.url()));
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
@@ -324,7 +336,7 @@ fn token_refused_by_the_agent_exits_1_and_gives_the_claim_back() {
 fn unknown_missing_or_non_owner_tokens_are_usage_errors_before_any_claim() {
     let env = Env::new();
     let c = env.campaign("owned", 1, &[]);
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let run = |token: Option<&str>| {
         let mut cmd = env.cmd(&run_args("owned", &agent.url()));
         match token {
@@ -365,7 +377,7 @@ fn voicemail_reported_by_the_agent_follows_the_voicemail_retry_delay() {
         1,
         &["--retry-voicemail", "2h", "--retry-failed", "1m"],
     );
-    let agent = FakeAgent::start(&env.db, |_| Script::Voicemail(MS(50), MS(200)));
+    let agent = FakeAgent::start(&env.url, |_| Script::Voicemail(MS(50), MS(200)));
     let out = env.run(&run_args("voicemail", &agent.url()));
     assert!(out.status.success(), "{}", show(&out));
     let l = &env.leads(&c)[0];
@@ -383,7 +395,7 @@ fn voicemail_reported_by_the_agent_follows_the_voicemail_retry_delay() {
 fn sigterm_stops_claiming_lets_live_calls_finish_and_exits_0() {
     let env = Env::new();
     let c = env.campaign("term", 6, &["--concurrency", "2", "--rate", "600/min"]);
-    let agent = FakeAgent::start(&env.db, answer(1500));
+    let agent = FakeAgent::start(&env.url, answer(1500));
     let child = env
         .cmd(&run_args("term", &agent.url()))
         .stdout(Stdio::piped())
@@ -420,7 +432,7 @@ fn max_duration_stops_claiming_new_leads() {
     let env = Env::new();
     // One call start every 2 s; the run may claim for 1 s: one call.
     let c = env.campaign("short", 3, &["--concurrency", "3", "--rate", "30/min"]);
-    let agent = FakeAgent::start(&env.db, answer(100));
+    let agent = FakeAgent::start(&env.url, answer(100));
     let url = agent.url();
     let mut args = run_args("short", &url);
     args.extend(["--max-duration", "1s"]);
@@ -460,7 +472,7 @@ fn when_the_window_closes_mid_run_claiming_stops_and_the_live_call_finishes() {
         6,
         &["--concurrency", "1", "--rate", "600/min", "--tz", "UTC"],
     );
-    let agent = FakeAgent::start(&env.db, answer(1000));
+    let agent = FakeAgent::start(&env.url, answer(1000));
     let child = env
         .cmd(&run_args("closing", &agent.url()))
         .stdout(Stdio::piped())
@@ -517,7 +529,7 @@ fn kill_during_post(env: &Env, agent: &FakeAgent, name: &str) {
 fn killed_after_the_agent_wrote_the_call_but_before_the_202_the_rerun_never_redials() {
     let env = Env::new();
     let c = env.campaign("after-row", 1, &[]);
-    let agent = FakeAgent::start(&env.db, answer(300));
+    let agent = FakeAgent::start(&env.url, answer(300));
     agent.set_post_mode(PostMode::HangAfterRow);
     kill_during_post(&env, &agent, "after-row");
     let l = &env.leads(&c)[0];
@@ -541,7 +553,7 @@ fn killed_after_the_agent_wrote_the_call_but_before_the_202_the_rerun_never_redi
 fn killed_before_the_call_reached_the_agent_the_rerun_releases_the_claim_and_dials_once() {
     let env = Env::new();
     let c = env.campaign("before-row", 1, &[]);
-    let agent = FakeAgent::start(&env.db, answer(300));
+    let agent = FakeAgent::start(&env.url, answer(300));
     agent.set_post_mode(PostMode::HangBeforeRow);
     kill_during_post(&env, &agent, "before-row");
     let l = &env.leads(&c)[0];
@@ -561,7 +573,7 @@ fn killed_before_the_call_reached_the_agent_the_rerun_releases_the_claim_and_dia
 fn a_killed_runs_post_that_reaches_the_agent_after_the_rerun_redialled_dials_nothing() {
     let env = Env::new();
     let c = env.campaign("late-post", 1, &[]);
-    let agent = FakeAgent::start(&env.db, answer(300));
+    let agent = FakeAgent::start(&env.url, answer(300));
     // Run A claims the lead and POSTs; the fake holds that POST before its
     // row (a request still on its way to the agent) and A is SIGKILLed.
     agent.hold_next_post();

@@ -12,7 +12,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use callbridge_crm_store::{ApiToken, EndReason, PersonName, Role, SessionRecord, Speaker, Store};
+use callbridge_crm_store::{
+    ApiToken, EndReason, PersonName, Role, SessionRecord, Speaker, StoreAt,
+};
 
 use crate::caller::{self, CLIP_TEXT, CallerReport};
 use crate::cli::DemoArgs;
@@ -227,8 +229,7 @@ pub async fn run(args: DemoArgs) -> i32 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     agent.manager.flush_store().await;
-    let database = agent.database.clone();
-    let status = print_outcome(&database, &outcome);
+    let status = print_outcome(&agent.store, &outcome);
     if args.serve {
         serve(&agent).await;
     }
@@ -255,7 +256,7 @@ async fn serve(agent: &Agent) {
         eprintln!("agent demo: cannot install signal handlers; not serving");
         return;
     };
-    let token = match admin_token(&agent.database) {
+    let token = match admin_token(&agent.store) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("agent demo: cannot create the demo's admin user: {e}");
@@ -290,8 +291,8 @@ async fn serve(agent: &Agent) {
 }
 
 /// A new admin user `demo-admin` in the demo's store; its token.
-fn admin_token(database: &Path) -> Result<ApiToken, String> {
-    let mut store = Store::open(database).map_err(|e| e.to_string())?;
+fn admin_token(store: &StoreAt) -> Result<ApiToken, String> {
+    let mut store = store.open().map_err(|e| e.to_string())?;
     let name = PersonName::new("demo-admin").map_err(|e| e.to_string())?;
     let token = ApiToken::generate().map_err(|e| e.to_string())?;
     store
@@ -300,7 +301,7 @@ fn admin_token(database: &Path) -> Result<ApiToken, String> {
     Ok(token)
 }
 
-fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerError>) -> i32 {
+fn print_outcome(store: &StoreAt, outcome: &Result<CallerReport, caller::CallerError>) -> i32 {
     let report = match outcome {
         Ok(r) => {
             println!(
@@ -315,7 +316,7 @@ fn print_outcome(database: &Path, outcome: &Result<CallerReport, caller::CallerE
             None
         }
     };
-    let record = Store::open(database).and_then(|s| {
+    let record = store.open().and_then(|s| {
         let page = s.list_sessions(&Default::default(), 10, None)?;
         page.items.first().map(|x| s.load_session(x.id)).transpose()
     });
@@ -398,7 +399,7 @@ mod tests {
         let s = demo_settings(dir.path()).unwrap();
         assert!(s.sip_bind.ip().is_loopback() && s.http_bind.ip().is_loopback());
         assert_eq!(s.provider.name(), "mock");
-        assert!(s.database.starts_with(dir.path()));
+        assert!(s.store_at().sqlite_path().unwrap().starts_with(dir.path()));
         let caller_lo = *CALLER_RTP.start();
         assert!(
             u16::try_from(AGENT_RTP.1).unwrap() < caller_lo,

@@ -111,14 +111,15 @@ where
         Command::CheckConfig(args) => match load(&args.file.config, &env) {
             Ok((s, _)) => {
                 println!(
-                    "{}: OK (sip {} public {}, http {}, model {} {}, database {}, recordings {})",
+                    "{}: OK (sip {} public {}, http {}, model {} {}, store {}, node {}, recordings {})",
                     args.file.config.display(),
                     s.sip_bind,
                     s.public_ip,
                     s.http_bind,
                     s.provider.name(),
                     s.model,
-                    s.database.display(),
+                    s.store_url,
+                    s.node,
                     s.recordings_dir.display()
                 );
                 exit(0)

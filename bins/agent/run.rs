@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_carrier::HangupError;
-use callbridge_crm_store::{FileAccess as Access, OpenOptions, Store, WriterId};
+use callbridge_crm_store::{FileAccess as Access, Store, StoreAt, WriterId};
 use callbridge_llm_bridge::summary::summarizer_for;
 use callbridge_llm_bridge::{GeminiLive, GptLive, OpenAiRealtime, RealtimeModel, TlsRoots};
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
@@ -43,9 +43,9 @@ pub enum StartError {
         source: std::io::Error,
     },
     /// The store cannot be opened or recovered.
-    #[error("store.database {}: {source}", path.display())]
+    #[error("store {}: {source}", path.display())]
     Store {
-        /// The database file.
+        /// The SQLite file, or the PostgreSQL URL (password masked).
         path: PathBuf,
         /// Why.
         source: callbridge_crm_store::Error,
@@ -156,8 +156,8 @@ pub struct Agent {
     pub public_addr: Option<SocketAddr>,
     /// The metrics listener's address, when bound apart.
     pub metrics_addr: Option<SocketAddr>,
-    /// The database file.
-    pub database: PathBuf,
+    /// The store.
+    pub store: StoreAt,
     mock: Option<MockGemini>,
     registration: Option<RegistrationId>,
     http_stop: CancellationToken,
@@ -225,21 +225,23 @@ fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
 /// recovery once it has replayed it; the recordings wait for the next
 /// start).
 fn open_and_recover(
-    path: PathBuf,
+    at: StoreAt,
     spool: PathBuf,
-    opts: OpenOptions,
     recordings: PathBuf,
 ) -> Result<(Store, bool), StartError> {
+    let path = PathBuf::from(at.url.to_string());
     let err = |source| StartError::Store {
         path: path.clone(),
         source,
     };
-    for suffix in ["", "-wal", "-shm"] {
-        let mut p = path.clone().into_os_string();
-        p.push(suffix);
-        tighten_logged(Path::new(&p), opts.file_access);
+    if let Some(file) = at.sqlite_path() {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = file.as_os_str().to_owned();
+            p.push(suffix);
+            tighten_logged(Path::new(&p), at.options.file_access);
+        }
     }
-    let mut store = Store::open_with(&path, &opts).map_err(err)?;
+    let mut store = at.open().map_err(err)?;
     match callbridge_session::store_writer::replay_journal(&mut store, &spool) {
         Ok(r) if r == Default::default() => {}
         Ok(r) => warn!(
@@ -314,14 +316,13 @@ impl Agent {
         let roots = settings.tls_roots;
         let carrier = http::carrier::CarrierState::new(secrets.carrier.clone(), roots)
             .map_err(|source| StartError::CarrierHangup { roots, source })?;
-        let (db, spool, opts, rec) = (
-            settings.database.clone(),
+        let (at, spool, rec) = (
+            settings.store_at(),
             settings.spool_dir.clone(),
-            settings.store_options(),
             settings.recordings_dir.clone(),
         );
         let (store, recovery_postponed) =
-            tokio::task::spawn_blocking(move || open_and_recover(db, spool, opts, rec)).await??;
+            tokio::task::spawn_blocking(move || open_and_recover(at, spool, rec)).await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -394,7 +395,7 @@ impl Agent {
         let metrics_addr = addr_of("metrics");
         let state = Arc::new(http::State {
             manager: manager.clone(),
-            database: settings.database.clone(),
+            store: settings.store_at(),
             recordings_dir: Some(settings.recordings_dir.clone()),
             started: Instant::now(),
             provider: settings.provider.name().to_owned(),
@@ -438,7 +439,7 @@ impl Agent {
             http_addr,
             public_addr,
             metrics_addr,
-            database: settings.database.clone(),
+            store: settings.store_at(),
             mock,
             registration,
             http_stop,
@@ -508,9 +509,10 @@ async fn register(
 }
 
 /// Marks this process's live sessions interrupted (the second signal).
-fn mark_interrupted(database: PathBuf) {
+fn mark_interrupted(store: StoreAt) {
     let me = WriterId::current();
-    match Store::open(&database)
+    match store
+        .open()
         .and_then(|mut s| s.recover_with(jiff::Timestamp::now(), |w| *w != me && w.is_alive()))
     {
         Ok(r) => warn!(
@@ -564,14 +566,14 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         drain_ms = u64::try_from(settings.drain_timeout.as_millis()).unwrap_or(u64::MAX),
         "shutting down: no new calls, draining live ones (a second signal exits at once)"
     );
-    let database = agent.database.clone();
+    let store = agent.store.clone();
     let shutdown = agent.shutdown();
     tokio::pin!(shutdown);
     let code = tokio::select! {
         () = &mut shutdown => 0,
         _ = async { tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} } } => {
             warn!("second signal: exiting now");
-            let _ = tokio::task::spawn_blocking(move || mark_interrupted(database)).await;
+            let _ = tokio::task::spawn_blocking(move || mark_interrupted(store)).await;
             130
         }
     };

@@ -114,13 +114,31 @@ fn load(file: &ConfigArg, env: &BTreeMap<String, String>) -> Result<Settings, i3
     })
 }
 
+/// The SQLite file of `settings`' store, or `None` after saying that
+/// `agent store <what>` is for SQLite stores (PostgreSQL has `pg_dump` and
+/// `amcheck`; docs/SCALING.md).
+fn sqlite_only<'a>(settings: &'a Settings, what: &str) -> Option<&'a Path> {
+    match &settings.store_url {
+        callbridge_crm_store::StoreUrl::Sqlite(p) => Some(p.as_path()),
+        other => {
+            eprintln!(
+                "agent store {what}: the store is {other}, a PostgreSQL database; \
+                 `agent store {what}` works on SQLite files (use pg_dump / amcheck)"
+            );
+            None
+        }
+    }
+}
+
 /// `agent store check`: returns the exit status.
 pub fn check(file: &ConfigArg, env: &BTreeMap<String, String>) -> i32 {
     let settings = match load(file, env) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let db = &settings.database;
+    let Some(db) = sqlite_only(&settings, "check") else {
+        return 1;
+    };
     let mut problems: Vec<String> = Vec::new();
     println!("store {}", db.display());
     if !db.exists() {
@@ -241,7 +259,9 @@ pub fn backup(args: &BackupArgs, env: &BTreeMap<String, String>) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let db = &settings.database;
+    let Some(db) = sqlite_only(&settings, "backup") else {
+        return 1;
+    };
     let store = match Store::open_read_only(db, BUSY_WAIT) {
         Ok(s) => s,
         Err(e) => {

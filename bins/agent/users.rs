@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use callbridge_crm_store::{
-    ApiToken, Error as StoreError, OpenOptions, PersonName, Role, Store, User, UserId,
-};
+use callbridge_crm_store::{ApiToken, Error as StoreError, PersonName, Role, Store, User, UserId};
 use jiff::Timestamp;
 
 use crate::cli::{ConfigArg, Expires, UserAdd, UserList, UserRef, UserRotate};
@@ -28,14 +26,10 @@ fn usage(msg: String) -> Fail {
 /// mode).
 fn open(file: &ConfigArg, env: &BTreeMap<String, String>) -> Result<Store, Fail> {
     let settings = Settings::load(&file.config, env).map_err(|e| usage(e.to_string()))?;
-    let opts = OpenOptions {
-        file_access: settings.file_access,
-        ..OpenOptions::default()
-    };
-    Store::open_with(&settings.database, &opts).map_err(|e| {
+    settings.store_at().open().map_err(|e| {
         Fail(
             1,
-            format!("cannot open the store {}: {e}", settings.database.display()),
+            format!("cannot open the store {}: {e}", settings.store_url),
         )
     })
 }

@@ -17,6 +17,21 @@ pub struct Cli {
     /// The CRM store (SQLite file), the one the agent writes to.
     #[arg(long, global = true, env = "CALLBRIDGE_STORE_DATABASE")]
     pub db: Option<PathBuf>,
+    /// The CRM store as a URL, instead of --db: a path, `sqlite:PATH`, or
+    /// `postgres://USER@HOST:PORT/DATABASE` (the agent's `store.url`; the
+    /// password from CALLBRIDGE_STORE_PASSWORD, else PGPASSWORD).
+    #[arg(
+        long,
+        global = true,
+        env = "CALLBRIDGE_STORE_URL",
+        conflicts_with = "db"
+    )]
+    pub store_url: Option<String>,
+    /// This dialer's node id on a shared store (recorded on its claims;
+    /// its start-up recovery releases only its own). Default: the host
+    /// name.
+    #[arg(long, global = true, env = "CALLBRIDGE_STORE_NODE")]
+    pub node: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub cmd: Cmd,

@@ -22,7 +22,7 @@ mod run;
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use callbridge_crm_store::{CampaignStatus, Store};
+use callbridge_crm_store::{CampaignStatus, NodeId, OpenOptions, StoreAt, StoreUrl};
 use clap::Parser;
 use jiff::Timestamp;
 
@@ -64,17 +64,42 @@ where
     }
 }
 
+/// Where the store is: `--store-url`, else `--db`.
+fn store_at(cli: &Cli) -> Result<StoreAt> {
+    let url = match (&cli.store_url, &cli.db) {
+        (Some(u), _) => StoreUrl::parse(u).map_err(|e| CampaignError::Usage(e.to_string()))?,
+        (None, Some(p)) => StoreUrl::sqlite(p),
+        (None, None) => {
+            return Err(CampaignError::Usage(
+                "no store: give --db PATH or set CALLBRIDGE_STORE_DATABASE (the agent's [store] \
+                 database), or --store-url / CALLBRIDGE_STORE_URL (its store.url)"
+                    .into(),
+            ));
+        }
+    };
+    let node = cli
+        .node
+        .as_deref()
+        .map(NodeId::new)
+        .transpose()
+        .map_err(|_| {
+            CampaignError::Usage("--node: 1 to 64 ASCII letters, digits, '.', '-' or '_'".into())
+        })?;
+    Ok(StoreAt {
+        url,
+        options: OpenOptions {
+            node,
+            ..OpenOptions::default()
+        },
+    })
+}
+
 fn dispatch(cli: &Cli) -> Result<()> {
-    let path = cli.db.as_deref().ok_or_else(|| {
-        CampaignError::Usage(
-            "no store: give --db PATH or set CALLBRIDGE_STORE_DATABASE (the agent's [store] database)"
-                .into(),
-        )
-    })?;
+    let at = store_at(cli)?;
     if let Cmd::Run(args) = &cli.cmd {
-        return run::main(path, args);
+        return run::main(&at, args);
     }
-    let mut store = Store::open(path)?;
+    let mut store = at.open()?;
     let now = Timestamp::now();
     match &cli.cmd {
         Cmd::Create(a) => admin::create(&mut store, a, now),

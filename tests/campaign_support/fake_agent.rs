@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -322,10 +321,12 @@ async fn status(
 }
 
 impl FakeAgent {
-    /// Starts a fake agent on 127.0.0.1 writing to the store at `db`.
-    pub fn start(db: &Path, script: impl Fn(&str) -> Script + Send + Sync + 'static) -> Self {
+    /// Starts a fake agent on 127.0.0.1 writing to the store at `url`.
+    pub fn start(url: &str, script: impl Fn(&str) -> Script + Send + Sync + 'static) -> Self {
         let inner = Arc::new(Inner {
-            store: Mutex::new(Store::open(db).unwrap()),
+            store: Mutex::new(
+                Store::open_url(url, &callbridge_crm_store::OpenOptions::default()).unwrap(),
+            ),
             live: Mutex::new(HashMap::new()),
             voicemail: Mutex::new(std::collections::HashSet::new()),
             script: Box::new(script),

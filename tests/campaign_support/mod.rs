@@ -17,13 +17,17 @@ use std::time::Duration;
 pub use process::{show, wait_bounded};
 
 use callbridge_crm_store::{
-    ApiToken, Campaign, Lead, LeadFilter, LeadId, PersonName, Role, Session, SessionFilter, Store,
+    ApiToken, Campaign, Lead, LeadFilter, LeadId, OpenOptions, PersonName, Role, Session,
+    SessionFilter, Store,
 };
 
-/// A temporary directory holding the store (and the lock files).
+/// A temporary directory holding the store (and the lock files), or a
+/// PostgreSQL database ([`Env::on_postgres`]).
 pub struct Env {
     pub dir: tempfile::TempDir,
     pub db: PathBuf,
+    /// The store's URL: `sqlite:<db>`, or a PostgreSQL database's.
+    pub url: String,
     /// The token of user `dialer` (agent-operator), which owns the
     /// campaigns `campaign` creates.
     pub token: String,
@@ -33,8 +37,23 @@ impl Env {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("crm.sqlite");
+        let url = format!("sqlite:{}", db.display());
+        Self::with(dir, db, url)
+    }
+
+    /// The same on a fresh database of this process's throw-away
+    /// PostgreSQL cluster; `None` (the test skips, loudly) when
+    /// PostgreSQL is not installed.
+    pub fn on_postgres() -> Option<Self> {
+        let pg = callbridge_test_support::postgres::PgCluster::shared()?;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("unused.sqlite");
+        Some(Self::with(dir, db, pg.create_database(None)))
+    }
+
+    fn with(dir: tempfile::TempDir, db: PathBuf, url: String) -> Self {
         // Create the schema once, before processes race to, and the user.
-        let mut store = Store::open(&db).unwrap();
+        let mut store = Store::open_url(&url, &OpenOptions::default()).unwrap();
         let token = ApiToken::generate().unwrap();
         store
             .create_user(
@@ -47,6 +66,7 @@ impl Env {
         Env {
             dir,
             db,
+            url,
             token: token.expose(),
         }
     }
@@ -55,8 +75,14 @@ impl Env {
     /// its environment, output captured (not a terminal).
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bins::CAMPAIGN);
+        if self.url.starts_with("postgres") {
+            c.env("CALLBRIDGE_STORE_URL", &self.url)
+                .env_remove("CALLBRIDGE_STORE_DATABASE");
+        } else {
+            c.env("CALLBRIDGE_STORE_DATABASE", &self.db)
+                .env_remove("CALLBRIDGE_STORE_URL");
+        }
         c.args(args)
-            .env("CALLBRIDGE_STORE_DATABASE", &self.db)
             .env("CALLBRIDGE_TOKEN", &self.token)
             .env_remove("CALLBRIDGE_AGENT_URL")
             .env_remove("CALLBRIDGE_CAMPAIGN_LOCK_DIR")
@@ -124,7 +150,7 @@ impl Env {
     }
 
     pub fn store(&self) -> Store {
-        Store::open(&self.db).unwrap()
+        Store::open_url(&self.url, &OpenOptions::default()).unwrap()
     }
 
     pub fn leads(&self, c: &Campaign) -> Vec<Lead> {

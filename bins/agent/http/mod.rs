@@ -91,8 +91,8 @@ pub fn router(state: AppState) -> Router {
 /// answer on each; each has its own in-flight slots.
 pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
     let ctx = Ctx {
-        pool: Arc::new(pool::ReadPool::new(state.database.clone(), READ_POOL)),
-        token_use: Arc::new(token_use::TokenUse::start(state.database.clone())),
+        pool: Arc::new(pool::ReadPool::new(state.store.clone(), READ_POOL)),
+        token_use: Arc::new(token_use::TokenUse::start(state.store.clone())),
         metrics: metrics::Page::new(&state.manager),
         state,
     };

@@ -2,14 +2,14 @@
 //! handlers. rusqlite is synchronous, so every use runs on tokio's
 //! blocking pool (`spawn_blocking`), never on the async runtime; at most
 //! [`ReadPool::size`] run at once, the rest wait (bounded) for a slot.
-//! Connections are opened lazily with `Store::open` on the database path
-//! (WAL mode: readers do not block the store writer thread).
+//! Connections are opened lazily where the store is (`StoreAt`: a SQLite
+//! file in WAL mode, whose readers do not block the store writer thread,
+//! or a PostgreSQL database).
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_crm_store::{Error as StoreError, Store};
+use callbridge_crm_store::{Error as StoreError, Store, StoreAt};
 use tokio::sync::Semaphore;
 
 use super::error::ApiError;
@@ -20,18 +20,18 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pool; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct ReadPool {
-    path: PathBuf,
+    store: StoreAt,
     size: usize,
     idle: Mutex<Vec<Store>>,
     slots: Arc<Semaphore>,
 }
 
 impl ReadPool {
-    /// A pool of at most `size` connections to the store at `path`.
-    pub fn new(path: PathBuf, size: usize) -> ReadPool {
+    /// A pool of at most `size` connections to `store`.
+    pub fn new(store: StoreAt, size: usize) -> ReadPool {
         let size = size.max(1);
         ReadPool {
-            path,
+            store,
             size,
             idle: Mutex::new(Vec::with_capacity(size)),
             slots: Arc::new(Semaphore::new(size)),
@@ -63,7 +63,7 @@ impl ReadPool {
             let _permit = permit;
             let store = match pool.take() {
                 Some(s) => s,
-                None => Store::open(&pool.path).map_err(store_error)?,
+                None => pool.store.open().map_err(store_error)?,
             };
             let r = f(&store);
             pool.put(store);

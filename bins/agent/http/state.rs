@@ -33,8 +33,8 @@ pub struct Outbound {
 pub struct State {
     /// The session manager (live calls, originate, hang-up, snapshot).
     pub manager: Manager,
-    /// The SQLite store's path; the HTTP layer opens its own connections.
-    pub database: PathBuf,
+    /// The store; the HTTP layer opens its own connections.
+    pub store: callbridge_crm_store::StoreAt,
     /// Where recordings are written.
     pub recordings_dir: Option<PathBuf>,
     /// When the process started (for uptime).

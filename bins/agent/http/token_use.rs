@@ -10,11 +10,10 @@
 //! use up to a minute old.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use callbridge_crm_store::{Error as StoreError, Store, TokenId};
+use callbridge_crm_store::{Error as StoreError, Store, StoreAt, TokenId};
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -47,7 +46,7 @@ pub struct TokenUse {
 impl TokenUse {
     /// Starts the writer task for the store at `database`. Outside a tokio
     /// runtime nothing is recorded.
-    pub fn start(database: PathBuf) -> TokenUse {
+    pub fn start(database: StoreAt) -> TokenUse {
         let (tx, task) = match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -95,7 +94,7 @@ impl TokenUse {
 }
 
 /// Writes queued notes in batches until every sender is gone.
-async fn writer(database: PathBuf, mut rx: mpsc::Receiver<(TokenId, Timestamp)>) {
+async fn writer(database: StoreAt, mut rx: mpsc::Receiver<(TokenId, Timestamp)>) {
     let mut store: Option<Store> = None;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -110,7 +109,7 @@ async fn writer(database: PathBuf, mut rx: mpsc::Receiver<(TokenId, Timestamp)>)
         let done = tokio::task::spawn_blocking(move || {
             let mut s = match open {
                 Some(s) => s,
-                None => match Store::open(&db) {
+                None => match db.open() {
                     Ok(s) => s,
                     Err(e) => return (None, Err(e)),
                 },
@@ -152,7 +151,7 @@ mod tests {
             .unwrap()
             .create_user(&PersonName::new("ann").unwrap(), Role::Viewer, &token, t0)
             .unwrap();
-        let uses = TokenUse::start(db.clone());
+        let uses = TokenUse::start(StoreAt::sqlite(&db));
         let start = Instant::now();
         let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
         assert!(uses.note(&token.id(), start, at(1)));

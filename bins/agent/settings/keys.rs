@@ -12,7 +12,10 @@ use std::collections::BTreeSet;
 pub const ENV_PREFIX: &str = "CALLBRIDGE_";
 
 /// Environment variables holding secrets, which look like keys but are not.
-pub const SECRET_VARS: &[&str] = &["CALLBRIDGE_SIP_TRUNK_PASSWORD"];
+pub const SECRET_VARS: &[&str] = &[
+    "CALLBRIDGE_SIP_TRUNK_PASSWORD",
+    callbridge_crm_store::PASSWORD_ENV,
+];
 
 /// A key's TOML type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +154,8 @@ pub const KEYS: &[Key] = &[
     int("model.uplink_ms", 40),
     list("transfer.targets"),
     text("store.database", "callbridge.db"),
+    optional("store.url"),
+    optional("store.node"),
     text("store.recordings_dir", "recordings"),
     optional("store.spool_dir"),
     text("store.synchronous", "normal"),

@@ -23,7 +23,16 @@ impl Settings {
         callbridge_crm_store::OpenOptions {
             sync_full: self.synchronous == Synchronous::Full,
             file_access: self.file_access,
+            node: Some(self.node.clone()),
             ..callbridge_crm_store::OpenOptions::default()
+        }
+    }
+
+    /// Where and how every connection of this agent opens the store.
+    pub fn store_at(&self) -> callbridge_crm_store::StoreAt {
+        callbridge_crm_store::StoreAt {
+            url: self.store_url.clone(),
+            options: self.store_options(),
         }
     }
 

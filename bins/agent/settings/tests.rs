@@ -54,7 +54,9 @@ fn good_file_validates_and_maps_onto_the_manager() {
     assert_eq!(s.allowed_peers.len(), 2);
     assert_eq!(s.provider, Provider::Mock);
     assert_eq!(s.model, "mock-model");
-    assert_eq!(s.database, PathBuf::from("/etc/cb/db.sqlite"));
+    assert!(
+        matches!(&s.store_url, callbridge_crm_store::StoreUrl::Sqlite(p) if p == Path::new("/etc/cb/db.sqlite"))
+    );
     assert_eq!(s.on_model_failure, ModelFailurePolicy::AnswerThenEnd);
     let m = s.manager_config(s.session_config(&Secrets::default(), None));
     assert_eq!(m.max_calls, 100);
@@ -454,7 +456,9 @@ fn prompt_file_is_read_relative_to_the_config() {
     .into();
     let s = Settings::load(&dir.path().join("agent.toml"), &env).unwrap();
     assert_eq!(s.system_prompt, "be brief");
-    assert_eq!(s.database, dir.path().join("db.sqlite"));
+    assert!(
+        matches!(&s.store_url, callbridge_crm_store::StoreUrl::Sqlite(p) if *p == dir.path().join("db.sqlite"))
+    );
 }
 
 #[test]
@@ -844,4 +848,42 @@ fn validation_reads_every_key_of_the_table_and_no_other() {
     let read = load::keys_read(Path::new("agent.toml"), &file);
     let table: std::collections::BTreeSet<&str> = keys::KEYS.iter().map(|k| k.path).collect();
     assert_eq!(read, table);
+}
+
+#[test]
+fn the_store_is_store_url_else_the_database_file_and_the_node_defaults_to_the_host() {
+    use callbridge_crm_store::{NodeId, StoreUrl};
+    let s = settings(GOOD, &[]).unwrap();
+    assert!(matches!(&s.store_url, StoreUrl::Sqlite(p) if p == Path::new("/etc/cb/db.sqlite")));
+    assert_eq!(s.node, NodeId::from_host());
+    assert_eq!(s.store_options().node, Some(NodeId::from_host()));
+
+    let pg = GOOD.replace(
+        "database = \"db.sqlite\"",
+        "url = \"postgres://cb@db.internal:5432/crm\"\nnode = \"agent-2\"",
+    );
+    let s = settings(&pg, &[]).unwrap();
+    assert!(matches!(&s.store_url, StoreUrl::Postgres(_)));
+    assert_eq!(s.node.as_str(), "agent-2");
+    assert_eq!(s.store_at().options.node.unwrap().as_str(), "agent-2");
+    // From the environment, like every key; a relative SQLite path is
+    // relative to the configuration file.
+    let s = settings(GOOD, &[("CALLBRIDGE_STORE_URL", "sqlite:other.db")]).unwrap();
+    assert!(matches!(&s.store_url, StoreUrl::Sqlite(p) if p == Path::new("/etc/cb/other.db")));
+    // The password is a secret of the environment, and a bad URL is
+    // reported without echoing it.
+    assert!(settings(GOOD, &[("CALLBRIDGE_STORE_PASSWORD", "pw")]).is_ok());
+    let m = err(
+        &GOOD.replace(
+            "database = \"db.sqlite\"",
+            "url = \"postgres://cb:hunter2@[bad/crm\"",
+        ),
+        &[],
+    );
+    assert!(m.contains("store.url") && !m.contains("hunter2"), "{m}");
+    let m = err(
+        &GOOD.replace("database = \"db.sqlite\"", "node = \"two words\""),
+        &[],
+    );
+    assert!(m.contains("store.node"), "{m}");
 }

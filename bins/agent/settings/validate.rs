@@ -281,6 +281,39 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         })
     };
     let database = path("store.database", "the SQLite file's path");
+    let store_url = match c.optional("store.url") {
+        None => None,
+        Some(None) => database
+            .as_ref()
+            .map(callbridge_crm_store::StoreUrl::sqlite),
+        Some(Some(v)) => match callbridge_crm_store::StoreUrl::parse(&v) {
+            // A relative SQLite path is relative to the configuration file.
+            Ok(callbridge_crm_store::StoreUrl::Sqlite(p)) => {
+                Some(callbridge_crm_store::StoreUrl::sqlite(base.join(p)))
+            }
+            Ok(u) => Some(u),
+            // Never echo the value: it may hold a password.
+            Err(_) => c.invalid(
+                "store.url",
+                "(not shown)",
+                "a path, sqlite:PATH or postgres://USER@HOST:PORT/DATABASE \
+                 (the password in CALLBRIDGE_STORE_PASSWORD)",
+            ),
+        },
+    };
+    let node = match c.optional("store.node") {
+        None => None,
+        Some(None) => Some(callbridge_crm_store::NodeId::from_host()),
+        Some(Some(v)) => callbridge_crm_store::NodeId::new(v.trim())
+            .ok()
+            .or_else(|| {
+                c.invalid(
+                    "store.node",
+                    &v,
+                    "1 to 64 ASCII letters, digits, '.', '-' or '_' (default: the host name)",
+                )
+            }),
+    };
     let recordings_dir = path("store.recordings_dir", "a directory path");
     let spool_dir = match c.optional("store.spool_dir") {
         None => None,
@@ -381,7 +414,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             transfer_targets: transfer_targets?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
-            database: database?,
+            store_url: store_url?,
+            node: node?,
             recordings_dir: recordings_dir?,
             synchronous: synchronous?,
             file_access: file_access?,

@@ -171,8 +171,13 @@ pub struct Settings {
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).
     pub uplink: callbridge_llm_bridge::UplinkChunk,
-    /// SQLite file.
-    pub database: PathBuf,
+    /// The store: `store.url` (a path, `sqlite:PATH` or `postgres://...`,
+    /// its password from `CALLBRIDGE_STORE_PASSWORD`), else the SQLite
+    /// file `store.database`.
+    pub store_url: callbridge_crm_store::StoreUrl,
+    /// This agent's node id on a shared store (`store.node`; default the
+    /// host name).
+    pub node: callbridge_crm_store::NodeId,
     /// Recordings directory.
     pub recordings_dir: PathBuf,
     /// SQLite durability of each commit.

@@ -1,7 +1,10 @@
 //! `campaign run`: the cron entry point.
 //!
-//! 1. Takes the campaign's OS lock (`lock`); a run already holding it means
-//!    this one prints one line and exits 0.
+//! 1. Takes the campaign's lock; a run already holding it means this one
+//!    prints one line and exits 0. On SQLite an OS lock on a file beside
+//!    the database (`lock`); on PostgreSQL, where dialers run on several
+//!    machines, the store's advisory lock of the campaign
+//!    (`Store::try_lock_campaign`), held by the run's store connection.
 //! 2. Reconciles what a killed run left (`reconcile`).
 //! 3. Claims due leads one at a time, just before dialling, so at most
 //!    `concurrency` calls are live and at most `rate` calls start per
@@ -28,7 +31,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callbridge_crm_store::{CampaignStatus, ClaimedLead, Entity, Lead, LeadStatus, Role, Store};
+use callbridge_crm_store::{CampaignStatus, ClaimedLead, Entity, Lead, LeadStatus, Role, StoreAt};
 use jiff::Timestamp;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -45,8 +48,8 @@ use progress::Progress;
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Runs `campaign run` (see the module docs).
-pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
-    let mut store = Store::open(db_path)?;
+pub fn main(at: &StoreAt, args: &RunArgs) -> Result<()> {
+    let mut store = at.open()?;
     let c = admin::find(&store, &args.name)?;
     if args.dry_run {
         return dry_run::print(&store, &c, Timestamp::now(), &mut std::io::stdout().lock());
@@ -88,21 +91,35 @@ pub fn main(db_path: &Path, args: &RunArgs) -> Result<()> {
         }
     }
     let agent = AgentClient::with_roots(&args.agent, token, args.tls_roots)?;
-    let lock_dir = match &args.lock_dir {
-        Some(d) => d.clone(),
-        None => db_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."))
-            .to_path_buf(),
-    };
-    let _lock = match lock::try_lock(&lock_dir, c.id.0)? {
-        lock::Lock::Held(f) => f,
-        lock::Lock::Busy(p) => {
+    let _lock = match at.sqlite_path() {
+        Some(db_path) => {
+            let lock_dir = match &args.lock_dir {
+                Some(d) => d.clone(),
+                None => db_path
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf(),
+            };
+            match lock::try_lock(&lock_dir, c.id.0)? {
+                lock::Lock::Held(f) => Some(f),
+                lock::Lock::Busy(p) => {
+                    println!(
+                        "campaign {}: another run holds {}; leaving it to that run",
+                        c.settings.name,
+                        p.display()
+                    );
+                    return Ok(());
+                }
+            }
+        }
+        // Held by `store`'s connection, which the run keeps to its end.
+        None if store.try_lock_campaign(c.id)? => None,
+        None => {
             println!(
-                "campaign {}: another run holds {}; leaving it to that run",
-                c.settings.name,
-                p.display()
+                "campaign {}: another run holds the campaign's lock in the store; \
+                 leaving it to that run",
+                c.settings.name
             );
             return Ok(());
         }

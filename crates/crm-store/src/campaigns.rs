@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Row, ToSql, params, params_from_iter};
+use rusqlite::{ToSql, params};
+
+use crate::db::{Optional, Row};
 
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{CampaignId, CampaignStatus, UserId};
@@ -122,17 +124,17 @@ fn u32_col(v: i64, what: &'static str) -> Result<u32> {
 pub(crate) fn campaign_from_row(r: &Row<'_>) -> Result<Campaign> {
     let corrupt = |what| move |_| Error::Corrupt { what };
     let window = CallingWindow::new(
-        u16::try_from(r.get::<_, i64>(8)?).map_err(corrupt("window"))?,
-        u16::try_from(r.get::<_, i64>(9)?).map_err(corrupt("window"))?,
-        Weekdays::from_bits(u8::try_from(r.get::<_, i64>(10)?).map_err(corrupt("window"))?),
+        u16::try_from(r.get::<i64>(8)?).map_err(corrupt("window"))?,
+        u16::try_from(r.get::<i64>(9)?).map_err(corrupt("window"))?,
+        Weekdays::from_bits(u8::try_from(r.get::<i64>(10)?).map_err(corrupt("window"))?),
     )
     .map_err(|_| Error::Corrupt { what: "window" })?;
     Ok(Campaign {
         id: CampaignId(r.get(0)?),
-        status: CampaignStatus::from_db(&r.get::<_, String>(1)?)?,
+        status: CampaignStatus::from_db(&r.get::<String>(1)?)?,
         settings: CampaignSettings {
             name: r.get(2)?,
-            owner: r.get::<_, Option<i64>>(3)?.map(UserId),
+            owner: r.get::<Option<i64>>(3)?.map(UserId),
             system_prompt: r.get(4)?,
             greeting: r.get(5)?,
             model_provider: r.get(6)?,
@@ -180,6 +182,11 @@ fn setting_values(s: &CampaignSettings, now: Timestamp) -> [Box<dyn ToSql + '_>;
     ]
 }
 
+/// Borrows boxed parameters as a statement's parameter list.
+fn refs<'a>(values: &'a [Box<dyn ToSql + 'a>]) -> Vec<&'a dyn ToSql> {
+    values.iter().map(|b| b.as_ref() as &dyn ToSql).collect()
+}
+
 fn delay_s(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -189,60 +196,62 @@ impl Store {
     pub fn create_campaign(&mut self, s: &CampaignSettings, now: Timestamp) -> Result<CampaignId> {
         s.validate()?;
         let tx = self.write_tx()?;
-        tx.execute(
-            "INSERT INTO campaigns (name, owner, status, system_prompt, greeting, model_provider, \
-             voice, window_start_min, window_end_min, window_days, time_zone, max_attempts, \
-             retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, \
-             calls_per_minute, created_at, updated_at) VALUES \
-             (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18)",
-            params_from_iter(setting_values(s, now)),
-        )
-        .map_err(conflict_on_constraint(
-            Entity::Campaign,
-            "name already used, or owner does not exist",
-        ))?;
-        let id = CampaignId(tx.last_insert_rowid());
+        let values = setting_values(s, now);
+        let id = CampaignId(
+            tx.query_row(
+                "INSERT INTO campaigns (name, owner, status, system_prompt, greeting, model_provider, \
+                 voice, window_start_min, window_end_min, window_days, time_zone, max_attempts, \
+                 retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, \
+                 calls_per_minute, created_at, updated_at) VALUES \
+                 (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18) \
+                 RETURNING id",
+                &refs(&values),
+                |r| r.get(0),
+            )
+            .map_err(conflict_on_constraint(
+                Entity::Campaign,
+                "name already used, or owner does not exist",
+            ))?,
+        );
         tx.commit()?;
         Ok(id)
     }
 
     /// One campaign.
     pub fn get_campaign(&self, id: CampaignId) -> Result<Campaign> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
-        ))?;
-        let mut rows = st.query([id.0])?;
-        match rows.next()? {
-            Some(r) => campaign_from_row(r),
-            None => Err(Error::NotFound {
+        self.conn
+            .query_row(
+                &format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"),
+                params![id.0],
+                campaign_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
                 entity: Entity::Campaign,
                 id: id.to_string(),
-            }),
-        }
+            })
     }
 
     /// A campaign by its unique name.
     pub fn find_campaign(&self, name: &str) -> Result<Option<Campaign>> {
         let id: Option<i64> = self
             .conn
-            .query_row("SELECT id FROM campaigns WHERE name = ?1", [name], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT id FROM campaigns WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )
             .optional()?;
         id.map(|id| self.get_campaign(CampaignId(id))).transpose()
     }
 
     /// Every campaign, by id.
     pub fn list_campaigns(&self) -> Result<Vec<Campaign>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {CAMPAIGN_COLS} FROM campaigns ORDER BY id"
-        ))?;
-        let mut rows = st.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(campaign_from_row(r)?);
-        }
-        Ok(out)
+        self.conn.query_map(
+            &format!("SELECT {CAMPAIGN_COLS} FROM campaigns ORDER BY id"),
+            &[],
+            campaign_from_row,
+        )
     }
 
     /// Replaces a campaign's settings.
@@ -254,6 +263,8 @@ impl Store {
     ) -> Result<()> {
         s.validate()?;
         let tx = self.write_tx()?;
+        let mut values = Vec::from(setting_values(s, now));
+        values.push(Box::new(id.0));
         let n = tx
             .execute(
                 "UPDATE campaigns SET name = ?1, owner = ?2, system_prompt = ?3, greeting = ?4, \
@@ -261,11 +272,7 @@ impl Store {
                  window_days = ?9, time_zone = ?10, max_attempts = ?11, retry_busy_s = ?12, \
                  retry_no_answer_s = ?13, retry_failed_s = ?14, retry_voicemail_s = ?15, \
                  max_concurrent = ?16, calls_per_minute = ?17, updated_at = ?18 WHERE id = ?19",
-                params_from_iter(
-                    setting_values(s, now)
-                        .into_iter()
-                        .chain([Box::new(id.0) as Box<dyn ToSql + '_>]),
-                ),
+                &refs(&values),
             )
             .map_err(conflict_on_constraint(
                 Entity::Campaign,
@@ -306,7 +313,7 @@ impl Store {
     /// Deletes a campaign and its leads; its sessions stay, detached.
     pub fn delete_campaign(&mut self, id: CampaignId) -> Result<()> {
         let tx = self.write_tx()?;
-        let n = tx.execute("DELETE FROM campaigns WHERE id = ?1", [id.0])?;
+        let n = tx.execute("DELETE FROM campaigns WHERE id = ?1", params![id.0])?;
         if n == 0 {
             return Err(Error::NotFound {
                 entity: Entity::Campaign,

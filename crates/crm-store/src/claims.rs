@@ -38,9 +38,10 @@
 //! [`NewSession::claim`]: crate::NewSession::claim
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use crate::claim_token::ClaimToken;
+use crate::db::{Optional, Tx};
 use crate::error::{Entity, Error, Result};
 use crate::leads::{Lead, LeadFilter};
 use crate::model::{CampaignId, LeadId, LeadStatus, SessionId};
@@ -56,16 +57,17 @@ pub(crate) const HAS_ATTEMPT_SESSION: &str = "EXISTS (SELECT 1 FROM call_session
 
 /// Inside a session insert: [`Error::ClaimNotHeld`] unless `lead` is
 /// `in-progress` under `token`.
-pub(crate) fn check_claim_held(
-    tx: &rusqlite::Transaction<'_>,
-    lead: LeadId,
-    token: &ClaimToken,
-) -> Result<()> {
+pub(crate) fn check_claim_held(tx: &Tx<'_>, lead: LeadId, token: &ClaimToken) -> Result<()> {
+    // On PostgreSQL the lead row stays locked until the session insert
+    // commits, so a concurrent release waits and then sees the session.
     let held = tx
         .query_row(
-            "SELECT 1 FROM leads WHERE id = ?1 AND status = 'in-progress' AND claim_token = ?2",
+            &format!(
+                "SELECT 1 FROM leads WHERE id = ?1 AND status = 'in-progress' AND claim_token = ?2{}",
+                tx.dialect().for_update()
+            ),
             params![lead.0, token.as_str()],
-            |_| Ok(()),
+            |_| Ok::<_, crate::db::DbErr>(()),
         )
         .optional()?
         .is_some();
@@ -110,13 +112,14 @@ impl Store {
             None,
             MAX_CLAIMS_LISTED,
         )?;
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT claimed_by FROM leads WHERE id = ?1")?;
         leads
             .into_iter()
             .map(|lead| {
-                let by: Option<String> = st.query_row([lead.id.0], |r| r.get(0))?;
+                let by: Option<String> = self.conn.query_row(
+                    "SELECT claimed_by FROM leads WHERE id = ?1",
+                    params![lead.id.0],
+                    |r| r.get(0),
+                )?;
                 Ok(Claim {
                     lead,
                     claimed_by: by.map(WriterId::from_string),
@@ -137,8 +140,8 @@ impl Store {
                  AND s.rowid > COALESCE((SELECT p.rowid FROM call_sessions p \
                                          WHERE p.id = l.last_session), 0) \
                  ORDER BY s.rowid DESC LIMIT 1",
-                [lead.0],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                params![lead.0],
+                |r| Ok::<_, crate::db::DbErr>((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         let Some((id, writer)) = row else {
@@ -159,11 +162,12 @@ impl Store {
     /// not in progress.
     pub fn adopt_claim(&mut self, lead: LeadId, now: Timestamp) -> Result<()> {
         let writer = self.writer.as_str().to_owned();
+        let node = self.node.as_str().to_owned();
         let tx = self.write_tx()?;
         let n = tx.execute(
-            "UPDATE leads SET claimed_by = ?2, updated_at = ?3 \
+            "UPDATE leads SET claimed_by = ?2, claimed_node = ?4, updated_at = ?3 \
              WHERE id = ?1 AND status = 'in-progress'",
-            params![lead.0, writer, ms(now)],
+            params![lead.0, writer, ms(now), node],
         )?;
         if n == 0 {
             return Err(Error::Conflict {
@@ -259,7 +263,7 @@ mod tests {
             .conn
             .query_row(
                 "SELECT COUNT(*) FROM call_sessions WHERE lead_id = ?1",
-                [lead.0],
+                params![lead.0],
                 |r| r.get(0),
             )
             .unwrap()
@@ -376,7 +380,7 @@ mod tests {
         store.claim_due_leads(c, t(1), 1).unwrap();
         store
             .conn
-            .execute("UPDATE leads SET claimed_by = 'dead:1'", [])
+            .execute("UPDATE leads SET claimed_by = 'dead:1'", &[])
             .unwrap();
         store.adopt_claim(lead, t(2)).unwrap();
         let claims = store.claimed_leads(c).unwrap();

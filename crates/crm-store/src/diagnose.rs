@@ -14,6 +14,7 @@
 use std::fs::OpenOptions;
 use std::path::Path;
 
+use crate::db::DbErr;
 use crate::error::{DbError, Error, FileFault, fault_of_code, fault_of_io};
 
 /// Turns a failure of opening (and migrating) the store at `path` into
@@ -21,7 +22,7 @@ use crate::error::{DbError, Error, FileFault, fault_of_code, fault_of_io};
 pub(crate) fn classify_open(path: &Path, e: Error) -> Error {
     let by_code = match &e {
         Error::Busy => Some(FileFault::Locked { holder: None }),
-        Error::Database(DbError(inner)) => fault_of_code(inner),
+        Error::Database(DbError(DbErr::Sqlite(inner))) => fault_of_code(inner),
         Error::Io { source, .. } => fault_of_io(source),
         _ => return e,
     };

@@ -17,11 +17,12 @@
 //! attempt).
 
 use jiff::Timestamp;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 
 use crate::campaigns::{CAMPAIGN_COLS, campaign_from_row};
 use crate::claim_token::ClaimToken;
 use crate::claims::HAS_ATTEMPT_SESSION;
+use crate::db::{Begin, Dialect, Optional};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::leads::{AttemptResult, ClaimedLead, MAX_CLAIM, get_lead_in};
 use crate::model::{CampaignId, CampaignStatus, LeadId, LeadStatus, Outcome, SessionId};
@@ -44,25 +45,29 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<ClaimedLead>> {
         let writer = self.writer.as_str().to_owned();
+        let node = self.node.as_str().to_owned();
         let rng = self.rng.get()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let c = {
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
-            ))?;
-            let mut rows = st.query([campaign.0])?;
-            match rows.next()? {
-                Some(r) => campaign_from_row(r)?,
-                None => {
-                    return Err(Error::NotFound {
-                        entity: Entity::Campaign,
-                        id: campaign.to_string(),
-                    });
-                }
-            }
-        };
+        let tx = self.conn.begin(Begin::Write)?;
+        let dialect = tx.dialect();
+        // On PostgreSQL the campaign row is locked for the claim: claims of
+        // one campaign run one at a time whichever process makes them, so
+        // the in-progress count below, and with it `max_concurrent`, holds
+        // across dialers on several machines (SQLite's write lock does the
+        // same for one machine).
+        let c = tx
+            .query_row(
+                &format!(
+                    "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1{}",
+                    dialect.for_update()
+                ),
+                params![campaign.0],
+                campaign_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                entity: Entity::Campaign,
+                id: campaign.to_string(),
+            })?;
         if c.status != CampaignStatus::Active {
             return Err(Error::Conflict {
                 entity: Entity::Campaign,
@@ -71,7 +76,7 @@ impl Store {
         }
         let busy: i64 = tx.query_row(
             "SELECT COUNT(*) FROM leads WHERE campaign_id = ?1 AND status = 'in-progress'",
-            [campaign.0],
+            params![campaign.0],
             |r| r.get(0),
         )?;
         let room = i64::from(c.settings.max_concurrent)
@@ -88,66 +93,72 @@ impl Store {
         let window = c.settings.window;
         let default_open = window.is_open(now, &zone(&c.settings.time_zone)?);
         let mut open_zones: Vec<String> = Vec::new();
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT DISTINCT time_zone FROM leads \
-                 WHERE campaign_id = ?1 AND time_zone IS NOT NULL",
-            )?;
-            let mut rows = st.query([campaign.0])?;
-            while let Some(r) = rows.next()? {
+        tx.query_each(
+            "SELECT DISTINCT time_zone FROM leads \
+             WHERE campaign_id = ?1 AND time_zone IS NOT NULL",
+            params![campaign.0],
+            |r| {
                 let name: String = r.get(0)?;
                 // A zone that no longer resolves falls back to the default.
                 let open = zone(&name).map_or(default_open, |tz| window.is_open(now, &tz));
                 if open {
                     open_zones.push(name);
                 }
-            }
-        }
+                Ok::<_, Error>(())
+            },
+        )?;
         if !default_open && open_zones.is_empty() {
             return Ok(Vec::new());
         }
         let open_json =
             serde_json::to_string(&open_zones).map_err(|_| Error::Corrupt { what: "time zone" })?;
-        let mut picked: Vec<(LeadId, String)> =
-            Vec::with_capacity(usize::try_from(want).unwrap_or(0));
-        {
-            let mut st = tx.prepare_cached(
+        // The due leads, oldest due first. On PostgreSQL the picked rows
+        // are locked (`FOR UPDATE SKIP LOCKED`): a lead another transaction
+        // holds (a claim by another dialer, an outcome being recorded) is
+        // passed over rather than waited for or claimed twice.
+        let (zones_in, lock) = match dialect {
+            Dialect::Sqlite => ("SELECT value FROM json_each(?5)", ""),
+            Dialect::Postgres => (
+                "SELECT json_array_elements_text(CAST(?5 AS json))",
+                " FOR UPDATE SKIP LOCKED",
+            ),
+        };
+        let picked: Vec<(LeadId, String)> = tx.query_map(
+            &format!(
                 "SELECT id, time_zone FROM leads WHERE campaign_id = ?1 \
                  AND status IN ('pending', 'retry') AND next_attempt_at <= ?2 AND attempts < ?3 \
-                 AND ((time_zone IS NULL AND ?4) \
-                      OR time_zone IN (SELECT value FROM json_each(?5))) \
+                 AND ((time_zone IS NULL AND ?4) OR time_zone IN ({zones_in})) \
                  AND NOT EXISTS (SELECT 1 FROM dnc WHERE dnc.phone = leads.phone) \
-                 ORDER BY next_attempt_at, id LIMIT ?6",
-            )?;
-            let mut rows = st.query(params![
+                 ORDER BY next_attempt_at, id LIMIT ?6{lock}"
+            ),
+            params![
                 campaign.0,
                 ms(now),
                 c.settings.retry.max_attempts,
                 default_open,
                 open_json,
                 want
-            ])?;
-            while let Some(r) = rows.next()? {
+            ],
+            |r| {
                 let tz: Option<String> = r.get(1)?;
                 let tz = tz.unwrap_or_else(|| c.settings.time_zone.clone());
-                picked.push((LeadId(r.get(0)?), tz));
-            }
-        }
+                Ok::<_, Error>((LeadId(r.get(0)?), tz))
+            },
+        )?;
         let mut out = Vec::with_capacity(picked.len());
-        {
-            let mut st = tx.prepare_cached(
+        for (id, time_zone) in picked {
+            let claim = ClaimToken::generate_with(rng);
+            tx.execute(
                 "UPDATE leads SET status = 'in-progress', attempts = attempts + 1, \
-                 claimed_by = ?2, claim_token = ?3, updated_at = ?4 WHERE id = ?1",
+                 claimed_by = ?2, claim_token = ?3, updated_at = ?4, claimed_node = ?5 \
+                 WHERE id = ?1",
+                params![id.0, writer, claim.as_str(), ms(now), node],
             )?;
-            for (id, time_zone) in picked {
-                let claim = ClaimToken::generate_with(rng);
-                st.execute(params![id.0, writer, claim.as_str(), ms(now)])?;
-                out.push(ClaimedLead {
-                    lead: get_lead_in(&tx, id)?,
-                    time_zone,
-                    claim,
-                });
-            }
+            out.push(ClaimedLead {
+                lead: get_lead_in(&tx, id)?,
+                time_zone,
+                claim,
+            });
         }
         tx.commit()?;
         Ok(out)
@@ -168,6 +179,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<AttemptResult> {
         let tx = self.write_tx()?;
+        lock_lead(&tx, lead)?;
         let l = get_lead_in(&tx, lead)?;
         if l.status != LeadStatus::InProgress {
             return Err(Error::Conflict {
@@ -175,24 +187,20 @@ impl Store {
                 reason: "lead is not in progress",
             });
         }
-        let c = {
-            let mut st = tx.prepare_cached(&format!(
-                "SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"
-            ))?;
-            let mut rows = st.query([l.campaign.0])?;
-            match rows.next()? {
-                Some(r) => campaign_from_row(r)?,
-                None => {
-                    return Err(Error::Corrupt {
-                        what: "lead campaign",
-                    });
-                }
-            }
-        };
+        let c = tx
+            .query_row(
+                &format!("SELECT {CAMPAIGN_COLS} FROM campaigns WHERE id = ?1"),
+                params![l.campaign.0],
+                campaign_from_row,
+            )
+            .optional()?
+            .ok_or(Error::Corrupt {
+                what: "lead campaign",
+            })?;
         let (status, next) = c.settings.retry.next(l.attempts, outcome, now);
         tx.execute(
             "UPDATE leads SET status = ?2, next_attempt_at = ?3, last_outcome = ?4, \
-             last_session = COALESCE(?5, last_session), claimed_by = NULL, claim_token = NULL, \
+             last_session = COALESCE(?5, last_session), claimed_by = NULL, claimed_node = NULL, claim_token = NULL, \
              updated_at = ?6 \
              WHERE id = ?1",
             params![
@@ -232,12 +240,14 @@ impl Store {
     /// transaction (see the `claims` module docs).
     pub fn release_lead(&mut self, lead: LeadId, now: Timestamp) -> Result<()> {
         let tx = self.write_tx()?;
+        lock_lead(&tx, lead)?;
         let n = tx.execute(
             &format!(
-                "UPDATE leads AS l SET attempts = MAX(attempts - 1, 0), \
+                "UPDATE leads AS l SET attempts = {}(attempts - 1, 0), \
                  status = CASE WHEN attempts <= 1 THEN 'pending' ELSE 'retry' END, \
-                 claimed_by = NULL, claim_token = NULL, updated_at = ?2 \
-                 WHERE l.id = ?1 AND l.status = 'in-progress' AND NOT {HAS_ATTEMPT_SESSION}"
+                 claimed_by = NULL, claimed_node = NULL, claim_token = NULL, updated_at = ?2 \
+                 WHERE l.id = ?1 AND l.status = 'in-progress' AND NOT {HAS_ATTEMPT_SESSION}",
+                tx.dialect().greatest()
             ),
             params![lead.0, ms(now)],
         )?;
@@ -255,4 +265,19 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// On PostgreSQL, locks lead `id`'s row for the rest of the transaction
+/// (waiting for a session insert that checks its claim, see `claims`), so
+/// what the transaction reads next, in a new statement, includes what that
+/// insert committed. SQLite's write lock already orders them.
+fn lock_lead(tx: &crate::db::Tx<'_>, id: LeadId) -> Result<()> {
+    if tx.dialect() == Dialect::Postgres {
+        tx.query_map(
+            "SELECT id FROM leads WHERE id = ?1 FOR UPDATE",
+            params![id.0],
+            |r| r.get::<i64>(0),
+        )?;
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 //! dialer runs is never claimed again.
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
+
+use crate::db::Optional;
 
 use crate::error::{Entity, Error, Result};
 use crate::leads::is_dnc_in;
@@ -53,7 +55,7 @@ impl Store {
     /// an operator changes them. [`Error::NotFound`] if it was not listed.
     pub fn remove_dnc(&mut self, phone: &PhoneNumber) -> Result<()> {
         let tx = self.write_tx()?;
-        if tx.execute("DELETE FROM dnc WHERE phone = ?1", [phone.as_str()])? == 0 {
+        if tx.execute("DELETE FROM dnc WHERE phone = ?1", params![phone.as_str()])? == 0 {
             return Err(Error::NotFound {
                 entity: Entity::Dnc,
                 id: phone.to_string(),
@@ -74,8 +76,8 @@ impl Store {
             .conn
             .query_row(
                 "SELECT reason, added_at FROM dnc WHERE phone = ?1",
-                [phone.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                params![phone.as_str()],
+                |r| Ok::<_, crate::db::DbErr>((r.get(0)?, r.get(1)?)),
             )
             .optional()?;
         row.map(|(reason, at)| {
@@ -91,21 +93,16 @@ impl Store {
     /// DNC entries in number order, after `after`, at most `limit` (capped
     /// at 10,000).
     pub fn list_dnc(&self, after: Option<&PhoneNumber>, limit: u32) -> Result<Vec<DncEntry>> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_map(
             "SELECT phone, reason, added_at FROM dnc WHERE phone > ?1 ORDER BY phone LIMIT ?2",
-        )?;
-        let mut rows = st.query(params![
-            after.map_or("", PhoneNumber::as_str),
-            limit.min(10_000)
-        ])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(DncEntry {
-                phone: PhoneNumber::from_db(r.get(0)?),
-                reason: r.get(1)?,
-                added_at: ts(r.get(2)?)?,
-            });
-        }
-        Ok(out)
+            params![after.map_or("", PhoneNumber::as_str), limit.min(10_000)],
+            |r| {
+                Ok::<_, Error>(DncEntry {
+                    phone: PhoneNumber::from_db(r.get(0)?),
+                    reason: r.get(1)?,
+                    added_at: ts(r.get(2)?)?,
+                })
+            },
+        )
     }
 }

@@ -4,11 +4,13 @@
 //! show a 404 ([`Error::NotFound`]), a 409 ([`Error::Conflict`],
 //! [`Error::InvalidTransition`], [`Error::ClaimNotHeld`]), a 400 ([`Error::InvalidInput`],
 //! [`Error::ImportRejected`]), or stop and upgrade ([`Error::SchemaTooNew`]).
-//! SQLite's own error type never appears in the public API: it is wrapped in
-//! the opaque [`DbError`] and only reachable through `source()`.
+//! The engines' own error types (SQLite's, PostgreSQL's) never appear in the
+//! public API: they are wrapped in the opaque [`DbError`] and only reachable
+//! through `source()`.
 
 use std::path::PathBuf;
 
+use crate::db::{DbErr, Optional};
 use crate::model::{LeadId, SessionState};
 
 /// Result alias used throughout the crate.
@@ -147,10 +149,29 @@ pub enum Error {
         /// What is wrong.
         fault: FileFault,
     },
-    /// Any other SQLite failure (an I/O error inside SQLite, ...); the
-    /// message is SQLite's, which never holds stored values.
+    /// Any other database failure (an I/O error inside SQLite, a lost
+    /// PostgreSQL connection, ...); the message is the engine's, which
+    /// never holds bound values.
     #[error("database error: {0}")]
     Database(#[source] DbError),
+    /// The operation exists for one backend only (a SQLite file's backup
+    /// or integrity check on a PostgreSQL store: PostgreSQL has its own
+    /// tools, `pg_dump` and `amcheck`).
+    #[error("{what} is not available on a {backend} store")]
+    Unsupported {
+        /// The operation.
+        what: &'static str,
+        /// The backend it was asked of (`postgresql`, `sqlite`).
+        backend: &'static str,
+    },
+    /// The store URL could not be used (not `sqlite:`, a path or
+    /// `postgres://`, or a malformed PostgreSQL URL). The URL itself is not
+    /// repeated: it may hold a password.
+    #[error("invalid store URL: {reason}")]
+    InvalidUrl {
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 impl Error {
@@ -264,7 +285,7 @@ impl Error {
     pub fn fault(&self) -> Option<FileFault> {
         match self {
             Error::Unusable { fault } => Some(*fault),
-            Error::Database(DbError(e)) => fault_of_code(e),
+            Error::Database(DbError(DbErr::Sqlite(e))) => fault_of_code(e),
             Error::Io { source, .. } => fault_of_io(source),
             _ => None,
         }
@@ -297,9 +318,10 @@ pub(crate) fn fault_of_io(e: &std::io::Error) -> Option<FileFault> {
     }
 }
 
-/// An opaque SQLite error, reachable only as an error `source()`.
+/// An opaque database error (SQLite's or PostgreSQL's), reachable only as
+/// an error `source()`.
 #[derive(Debug)]
-pub struct DbError(pub(crate) rusqlite::Error);
+pub struct DbError(pub(crate) DbErr);
 
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -322,16 +344,42 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 /// True for a UNIQUE / PRIMARY KEY / FOREIGN KEY / CHECK violation.
-pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
-    e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation)
+pub(crate) fn is_constraint(e: &DbErr) -> bool {
+    match e {
+        DbErr::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation),
+        // Class 23: integrity constraint violation.
+        DbErr::Postgres(e) => e.code().is_some_and(|c| c.code().starts_with("23")),
+        _ => false,
+    }
+}
+
+/// True when PostgreSQL refused for a lock or a concurrent transaction
+/// (lock not available, deadlock, serialization failure): retrying later
+/// is safe, as with SQLite's busy.
+fn is_pg_busy(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        [
+            SqlState::LOCK_NOT_AVAILABLE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::T_R_SERIALIZATION_FAILURE,
+        ]
+        .contains(c)
+    })
 }
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        if is_busy(&e) {
-            Error::Busy
-        } else {
-            Error::Database(DbError(e))
+        Error::from(DbErr::from(e))
+    }
+}
+
+impl From<DbErr> for Error {
+    fn from(e: DbErr) -> Self {
+        match &e {
+            DbErr::Sqlite(s) if is_busy(s) => Error::Busy,
+            DbErr::Postgres(p) if is_pg_busy(p) => Error::Busy,
+            _ => Error::Database(DbError(e)),
         }
     }
 }
@@ -340,12 +388,24 @@ impl From<rusqlite::Error> for Error {
 pub(crate) fn conflict_on_constraint(
     entity: Entity,
     reason: &'static str,
-) -> impl FnOnce(rusqlite::Error) -> Error {
+) -> impl FnOnce(DbErr) -> Error {
     move |e| {
         if is_constraint(&e) {
             Error::Conflict { entity, reason }
         } else {
             Error::from(e)
+        }
+    }
+}
+
+/// `query_row` results whose closure returned this crate's errors: no row
+/// is `Ok(None)` there too.
+impl<T> Optional<T, Error> for Result<T, Error> {
+    fn optional(self) -> Result<Option<T>, Error> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(Error::Database(DbError(DbErr::NoRows))) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }

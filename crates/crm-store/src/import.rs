@@ -27,7 +27,9 @@ use std::collections::HashMap;
 use std::io::Read;
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
+
+use crate::db::{Dialect, Optional};
 
 pub use crate::error::RowError;
 use crate::error::{Entity, Error, Result};
@@ -229,8 +231,8 @@ impl Store {
         if tx
             .query_row(
                 "SELECT 1 FROM campaigns WHERE id = ?1",
-                [campaign.0],
-                |_| Ok(()),
+                params![campaign.0],
+                |_| Ok::<_, crate::db::DbErr>(()),
             )
             .optional()?
             .is_none()
@@ -240,30 +242,42 @@ impl Store {
                 id: campaign.to_string(),
             });
         }
+        // Merging fields: SQLite's `json_patch`; on PostgreSQL jsonb's `||`
+        // (the same for the flat string fields a CSV row carries).
+        let merge = match tx.dialect() {
+            Dialect::Sqlite => "json_patch(fields, ?4)",
+            Dialect::Postgres => "(CAST(fields AS jsonb) || CAST(?4 AS jsonb))::text",
+        };
+        let merge_sql = format!(
+            "UPDATE leads SET name = COALESCE(?2, name), \
+             time_zone = COALESCE(?3, time_zone), fields = {merge}, \
+             status = CASE WHEN ?5 AND status IN ('pending', 'retry') \
+                           THEN 'do-not-call' ELSE status END, \
+             updated_at = ?6 WHERE id = ?1"
+        );
         for lead in &good {
             let fields = fields_json(&lead.fields)?;
             let existing: Option<i64> = tx
-                .prepare_cached("SELECT id FROM leads WHERE campaign_id = ?1 AND phone = ?2")?
-                .query_row(params![campaign.0, lead.phone.as_str()], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM leads WHERE campaign_id = ?1 AND phone = ?2",
+                    params![campaign.0, lead.phone.as_str()],
+                    |r| r.get(0),
+                )
                 .optional()?;
             match existing {
                 Some(id) => {
                     let dnc = is_dnc_in(&tx, &lead.phone)?;
-                    tx.prepare_cached(
-                        "UPDATE leads SET name = COALESCE(?2, name), \
-                         time_zone = COALESCE(?3, time_zone), fields = json_patch(fields, ?4), \
-                         status = CASE WHEN ?5 AND status IN ('pending', 'retry') \
-                                       THEN 'do-not-call' ELSE status END, \
-                         updated_at = ?6 WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        id,
-                        lead.name.as_ref().map(PersonName::as_str),
-                        lead.time_zone,
-                        fields,
-                        dnc,
-                        ms(now)
-                    ])?;
+                    tx.execute(
+                        &merge_sql,
+                        params![
+                            id,
+                            lead.name.as_ref().map(PersonName::as_str),
+                            lead.time_zone,
+                            fields,
+                            dnc,
+                            ms(now)
+                        ],
+                    )?;
                     report.merged += 1;
                 }
                 None => {

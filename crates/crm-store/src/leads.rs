@@ -2,7 +2,9 @@
 //! uses (the claim and attempt recording live in `dialing`).
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::params;
+
+use crate::db::{Conn, Optional, Row, Tx};
 
 use crate::claim_token::ClaimToken;
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
@@ -203,19 +205,19 @@ fn lead_from_row(r: &Row<'_>) -> Result<Lead> {
         id: LeadId(r.get(0)?),
         campaign: CampaignId(r.get(1)?),
         phone: PhoneNumber::from_db(r.get(2)?),
-        name: r.get::<_, Option<String>>(3)?.map(PersonName::from_db),
+        name: r.get::<Option<String>>(3)?.map(PersonName::from_db),
         time_zone: r.get(4)?,
         fields,
-        status: LeadStatus::from_db(&r.get::<_, String>(6)?)?,
-        attempts: u32::try_from(r.get::<_, i64>(7)?)
+        status: LeadStatus::from_db(&r.get::<String>(6)?)?,
+        attempts: u32::try_from(r.get::<i64>(7)?)
             .map_err(|_| Error::Corrupt { what: "attempts" })?,
         next_attempt_at: ts(r.get(8)?)?,
         last_outcome: r
-            .get::<_, Option<String>>(9)?
+            .get::<Option<String>>(9)?
             .map(|s| Outcome::from_db(&s))
             .transpose()?,
         last_session: r
-            .get::<_, Option<String>>(10)?
+            .get::<Option<String>>(10)?
             .map(|s| {
                 s.parse().map_err(|_| Error::Corrupt {
                     what: "last_session",
@@ -227,24 +229,25 @@ fn lead_from_row(r: &Row<'_>) -> Result<Lead> {
     })
 }
 
-pub(crate) fn get_lead_in(conn: &rusqlite::Connection, id: LeadId) -> Result<Lead> {
-    let mut st = conn.prepare_cached(&format!("SELECT {LEAD_COLS} FROM leads WHERE id = ?1"))?;
-    let mut rows = st.query([id.0])?;
-    match rows.next()? {
-        Some(r) => lead_from_row(r),
-        None => Err(Error::NotFound {
-            entity: Entity::Lead,
-            id: id.to_string(),
-        }),
-    }
+pub(crate) fn get_lead_in(conn: &Conn, id: LeadId) -> Result<Lead> {
+    conn.query_row(
+        &format!("SELECT {LEAD_COLS} FROM leads WHERE id = ?1"),
+        params![id.0],
+        lead_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound {
+        entity: Entity::Lead,
+        id: id.to_string(),
+    })
 }
 
-pub(crate) fn is_dnc_in(conn: &rusqlite::Connection, phone: &PhoneNumber) -> Result<bool> {
+pub(crate) fn is_dnc_in(conn: &Conn, phone: &PhoneNumber) -> Result<bool> {
     Ok(conn
         .query_row(
             "SELECT 1 FROM dnc WHERE phone = ?1",
-            [phone.as_str()],
-            |_| Ok(()),
+            params![phone.as_str()],
+            |_| Ok::<_, crate::db::DbErr>(()),
         )
         .optional()?
         .is_some())
@@ -253,7 +256,7 @@ pub(crate) fn is_dnc_in(conn: &rusqlite::Connection, phone: &PhoneNumber) -> Res
 /// Inserts a lead inside a transaction; `do-not-call` if its number is on
 /// the DNC list. A duplicate phone in the campaign is a conflict.
 pub(crate) fn insert_lead(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     campaign: CampaignId,
     l: &NewLead,
     fields_json: &str,
@@ -265,24 +268,27 @@ pub(crate) fn insert_lead(
     } else {
         LeadStatus::Pending
     };
-    tx.prepare_cached(
-        "INSERT INTO leads (campaign_id, phone, name, time_zone, fields, status, attempts, \
-         next_attempt_at, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7)",
-    )?
-    .execute(params![
-        campaign.0,
-        l.phone.as_str(),
-        l.name.as_ref().map(PersonName::as_str),
-        l.time_zone,
-        fields_json,
-        status.as_str(),
-        ms(now)
-    ])
-    .map_err(conflict_on_constraint(
-        Entity::Lead,
-        "phone already in this campaign, or campaign does not exist",
-    ))?;
-    Ok((LeadId(tx.last_insert_rowid()), dnc))
+    let id = tx
+        .query_row(
+            "INSERT INTO leads (campaign_id, phone, name, time_zone, fields, status, attempts, \
+             next_attempt_at, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?7, ?7) RETURNING id",
+            params![
+                campaign.0,
+                l.phone.as_str(),
+                l.name.as_ref().map(PersonName::as_str),
+                l.time_zone,
+                fields_json,
+                status.as_str(),
+                ms(now)
+            ],
+            |r| r.get(0),
+        )
+        .map_err(conflict_on_constraint(
+            Entity::Lead,
+            "phone already in this campaign, or campaign does not exist",
+        ))?;
+    Ok((LeadId(id), dnc))
 }
 
 impl Store {
@@ -322,38 +328,34 @@ impl Store {
         after: Option<LeadId>,
         limit: u32,
     ) -> Result<Vec<Lead>> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {LEAD_COLS} FROM leads WHERE campaign_id = ?1 AND id > ?2 \
-             AND (?3 IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
-        ))?;
-        let mut rows = st.query(params![
-            campaign.0,
-            after.map_or(0, |l| l.0),
-            filter.status.map(LeadStatus::as_str),
-            limit.min(10_000)
-        ])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(lead_from_row(r)?);
-        }
-        Ok(out)
+        self.conn.query_map(
+            &format!(
+                "SELECT {LEAD_COLS} FROM leads WHERE campaign_id = ?1 AND id > ?2 \
+                 AND (CAST(?3 AS TEXT) IS NULL OR status = ?3) ORDER BY id LIMIT ?4"
+            ),
+            params![
+                campaign.0,
+                after.map_or(0, |l| l.0),
+                filter.status.map(LeadStatus::as_str),
+                limit.min(10_000)
+            ],
+            lead_from_row,
+        )
     }
 
     /// How many leads of a campaign are in each status.
     pub fn lead_counts(&self, campaign: CampaignId) -> Result<Vec<(LeadStatus, u64)>> {
-        let mut st = self.conn.prepare_cached(
+        self.conn.query_map(
             "SELECT status, COUNT(*) FROM leads WHERE campaign_id = ?1 GROUP BY status ORDER BY status",
-        )?;
-        let mut rows = st.query([campaign.0])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let n: i64 = r.get(1)?;
-            out.push((
-                LeadStatus::from_db(&r.get::<_, String>(0)?)?,
-                u64::try_from(n).unwrap_or(0),
-            ));
-        }
-        Ok(out)
+            params![campaign.0],
+            |r| {
+                let n: i64 = r.get(1)?;
+                Ok((
+                    LeadStatus::from_db(&r.get::<String>(0)?)?,
+                    u64::try_from(n).unwrap_or(0),
+                ))
+            },
+        )
     }
 
     /// Changes a lead's name, time zone or fields.
@@ -387,7 +389,7 @@ impl Store {
     /// Deletes a lead.
     pub fn delete_lead(&mut self, id: LeadId) -> Result<()> {
         let tx = self.write_tx()?;
-        if tx.execute("DELETE FROM leads WHERE id = ?1", [id.0])? == 0 {
+        if tx.execute("DELETE FROM leads WHERE id = ?1", params![id.0])? == 0 {
             return Err(Error::NotFound {
                 entity: Entity::Lead,
                 id: id.to_string(),

@@ -1,10 +1,15 @@
-//! The callbridge CRM store: one SQLite file holding users, campaigns, leads,
-//! call sessions, transcripts, call events and recordings.
+//! The callbridge CRM store: users, campaigns, leads, call sessions,
+//! transcripts, call events and recordings, in one SQLite file or in a
+//! PostgreSQL database shared by several agents and dialers
+//! ([`Store::open_url`], [`StoreUrl`]; docs/SCALING.md).
 //!
 //! The API is typed and synchronous: no SQL leaves this crate. Open a
 //! [`Store`] per thread (async callers: a dedicated thread or
 //! `spawn_blocking`); the agent and the campaign dialer may use the same
-//! file from different processes at the same time.
+//! store from different processes (on PostgreSQL, machines) at the same
+//! time. Each store writes for a node ([`NodeId`], [`OpenOptions::node`]):
+//! sessions and claims record it, and crash recovery touches only its own
+//! node's rows.
 //!
 //! - Sessions ([`Store::create_session`], [`Store::set_state`],
 //!   [`Store::append_turns`], [`Store::append_events`],
@@ -93,9 +98,11 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+mod campaign_lock;
 mod campaigns;
 mod claim_token;
 mod claims;
+mod db;
 mod diagnose;
 mod dialing;
 mod dnc;
@@ -104,6 +111,7 @@ pub mod import;
 mod leads;
 mod maintenance;
 mod model;
+mod node;
 mod outcome;
 mod policy;
 mod random;
@@ -114,11 +122,13 @@ mod session_types;
 mod sessions;
 mod store;
 mod stored;
+mod url;
 mod users;
 mod validate;
 mod writes;
 
 pub use callbridge_files::Access as FileAccess;
+pub use campaign_lock::CAMPAIGN_LOCK_CLASS;
 pub use campaigns::{Campaign, CampaignSettings};
 pub use claim_token::ClaimToken;
 pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
@@ -135,6 +145,7 @@ pub use model::{
     Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
     UserId,
 };
+pub use node::{MAX_NODE_ID, NodeId};
 pub use outcome::outcome_of;
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
 pub use recordings::{
@@ -146,6 +157,7 @@ pub use session_types::{
     SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
-pub use store::{OpenOptions, Store, WriterId};
+pub use store::{Backend, OpenOptions, Store, WriterId};
+pub use url::{PASSWORD_ENV, StoreAt, StoreUrl};
 pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};
 pub use writes::{Applied, SessionWrite};

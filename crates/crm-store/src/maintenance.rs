@@ -17,6 +17,7 @@ use std::time::Duration;
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::random::StoreRng;
 use crate::schema;
@@ -66,8 +67,9 @@ impl Store {
             // Reading the schema catches "not a database" here, not later.
             schema::user_version(&conn)?;
             Ok(Store {
-                conn,
+                conn: Conn::Sqlite(conn),
                 writer: WriterId::current(),
+                node: crate::store::node_of(&crate::store::OpenOptions::default()),
                 path: path.to_path_buf(),
                 rng: StoreRng::default(),
             })
@@ -78,9 +80,8 @@ impl Store {
     /// Runs `PRAGMA integrity_check` and returns what it found wrong (at
     /// most [`MAX_PROBLEMS`] lines; empty when the file is sound).
     pub fn integrity_problems(&self) -> Result<Vec<String>> {
-        let mut st = self
-            .conn
-            .prepare(&format!("PRAGMA integrity_check({MAX_PROBLEMS})"))?;
+        let c = self.sqlite("integrity check")?;
+        let mut st = c.prepare(&format!("PRAGMA integrity_check({MAX_PROBLEMS})"))?;
         let mut rows = st.query([])?;
         let mut out = Vec::new();
         while let Some(r) = rows.next()? {
@@ -95,10 +96,11 @@ impl Store {
     /// Call sessions in the store, and how many of them are live.
     pub fn session_counts(&self) -> Result<(u64, u64)> {
         let (all, live): (i64, i64) = self.conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(state IN ('created', 'ringing', 'answered', 'active')), 0) \
+            "SELECT COUNT(*), \
+             COUNT(CASE WHEN state IN ('created', 'ringing', 'answered', 'active') THEN 1 END) \
              FROM call_sessions",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &[],
+            |r| Ok::<_, crate::db::DbErr>((r.get(0)?, r.get(1)?)),
         )?;
         Ok((
             u64::try_from(all).unwrap_or(0),
@@ -115,6 +117,7 @@ impl Store {
     /// written, [`Error::Unusable`] for a full disk and the like,
     /// [`Error::Corrupt`] when the copy fails its check.
     pub fn backup_to(&self, dest: &Path) -> Result<BackupReport> {
+        self.sqlite("backup")?;
         if dest.exists() {
             return Err(Error::Io {
                 path: dest.to_path_buf(),
@@ -140,6 +143,18 @@ impl Store {
         result
     }
 
+    /// The SQLite connection, or [`Error::Unsupported`] for `what` on
+    /// PostgreSQL (which has `pg_dump` and `amcheck` for these).
+    fn sqlite(&self, what: &'static str) -> Result<&Connection> {
+        match &self.conn {
+            Conn::Sqlite(c) => Ok(c),
+            Conn::Postgres(_) => Err(Error::Unsupported {
+                what,
+                backend: "postgresql",
+            }),
+        }
+    }
+
     fn backup_into(&self, partial: &Path, dest: &Path) -> Result<BackupReport> {
         {
             use std::os::unix::fs::OpenOptionsExt as _;
@@ -152,7 +167,7 @@ impl Store {
         }
         let mut copy = Connection::open(partial)?;
         {
-            let backup = Backup::new(&self.conn, &mut copy)?;
+            let backup = Backup::new(self.sqlite("backup")?, &mut copy)?;
             // One step: the whole copy inside one read transaction.
             let mut waits = 0u32;
             loop {

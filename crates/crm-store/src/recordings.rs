@@ -30,7 +30,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, params};
+use rusqlite::params;
+
+use crate::db::{Conn, Optional};
+use crate::node::NodeId;
 
 use crate::error::{Error, Result};
 use crate::model::{Direction, EndReason, EventKind, SessionId, Transport};
@@ -139,11 +142,21 @@ struct Row {
     died: bool,
 }
 
-fn row_of(r: &rusqlite::Row<'_>, me: &WriterId) -> Result<Row> {
+/// Who is reconciling: this process, on this node.
+struct Me {
+    writer: WriterId,
+    node: NodeId,
+}
+
+fn row_of(r: &crate::db::Row<'_>, me: &Me) -> Result<Row> {
     let id: String = r.get(0)?;
     let state: String = r.get(3)?;
     let writer: Option<String> = r.get(4)?;
     let end_reason: Option<String> = r.get(5)?;
+    let node: Option<String> = r.get(6)?;
+    // A live session of another node is that node's to finish (its
+    // process cannot be looked up here); rows without a node are local.
+    let other_node = node.is_some_and(|n| n != me.node.as_str());
     let live = matches!(
         state.as_str(),
         "created" | "ringing" | "answered" | "active"
@@ -155,25 +168,24 @@ fn row_of(r: &rusqlite::Row<'_>, me: &WriterId) -> Result<Row> {
         recording: r.get(1)?,
         bytes: r.get(2)?,
         busy: live
-            && writer
-                .map(WriterId::from_string)
-                .is_some_and(|w| w != *me && w.is_alive()),
+            && (other_node
+                || writer
+                    .map(WriterId::from_string)
+                    .is_some_and(|w| w != me.writer && w.is_alive())),
         died: state == "interrupted"
             && end_reason.as_deref() == Some(EndReason::ProcessDied.as_str()),
     })
 }
 
-const ROW_COLUMNS: &str = "id, recording_path, recording_bytes, state, writer, end_reason";
+const ROW_COLUMNS: &str = "id, recording_path, recording_bytes, state, writer, end_reason, node";
 
-fn row_by_id(conn: &Connection, id: SessionId, me: &WriterId) -> Result<Option<Row>> {
-    let mut st = conn.prepare_cached(&format!(
-        "SELECT {ROW_COLUMNS} FROM call_sessions WHERE id = ?1"
-    ))?;
-    let mut rows = st.query([id.to_string()])?;
-    match rows.next()? {
-        Some(r) => Ok(Some(row_of(r, me)?)),
-        None => Ok(None),
-    }
+fn row_by_id(conn: &Conn, id: SessionId, me: &Me) -> Result<Option<Row>> {
+    conn.query_row(
+        &format!("SELECT {ROW_COLUMNS} FROM call_sessions WHERE id = ?1"),
+        params![id.to_string()],
+        |r| row_of(r, me),
+    )
+    .optional()
 }
 
 /// Whether reconciliation writes (and its probe repairs) or only looks.
@@ -193,8 +205,8 @@ fn size_of(path: &Path) -> Result<std::fs::Metadata> {
 /// The walk and the decisions, shared by reconciling and auditing; writes
 /// only in [`Mode::Apply`] (on `conn`, a write transaction then).
 fn reconcile_on(
-    conn: &Connection,
-    me: &WriterId,
+    conn: &Conn,
+    me: &Me,
     dir: &Path,
     mode: Mode,
     now: Timestamp,
@@ -209,22 +221,21 @@ fn reconcile_on(
     report.scanned = files.len();
     let apply = matches!(mode, Mode::Apply { .. });
     let mut known: HashMap<String, Row> = HashMap::new();
-    {
-        let mut st = conn.prepare(&format!(
-            "SELECT {ROW_COLUMNS} FROM call_sessions WHERE recording_path IS NOT NULL"
-        ))?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
+    conn.query_each(
+        &format!("SELECT {ROW_COLUMNS} FROM call_sessions WHERE recording_path IS NOT NULL"),
+        &[],
+        |r| {
             let row = row_of(r, me)?;
             let Some(p) = row.recording.clone() else {
-                continue;
+                return Ok::<_, Error>(());
             };
             if !Path::new(&p).exists() {
                 report.missing.push(row.id);
             }
             known.insert(p, row);
-        }
-    }
+            Ok(())
+        },
+    )?;
     for path in files {
         let Some(p) = path.to_str() else {
             tracing::warn!(path = %path.display(), "recording path is not UTF-8; skipped");
@@ -317,17 +328,12 @@ fn reconcile_on(
 /// Sets an interrupted session's end to its start plus its recording's
 /// length when that is earlier than the end recovery wrote (the time it
 /// ran). Returns whether it changed (or, auditing, would change) anything.
-fn end_from_recording(
-    conn: &Connection,
-    id: SessionId,
-    audio: Duration,
-    apply: bool,
-) -> Result<bool> {
+fn end_from_recording(conn: &Conn, id: SessionId, audio: Duration, apply: bool) -> Result<bool> {
     let audio_ms = i64::try_from(audio.as_millis()).unwrap_or(i64::MAX);
     let (created, ended): (i64, Option<i64>) = conn.query_row(
         "SELECT created_at, ended_at FROM call_sessions WHERE id = ?1",
-        [id.to_string()],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        params![id.to_string()],
+        |r| Ok::<_, crate::db::DbErr>((r.get(0)?, r.get(1)?)),
     )?;
     let end = created.saturating_add(audio_ms);
     if ended.is_some_and(|e| e <= end) {
@@ -335,9 +341,12 @@ fn end_from_recording(
     }
     if apply {
         conn.execute(
-            "UPDATE call_sessions SET ended_at = ?2, \
-             duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
-                                ELSE MAX(0, ?2 - answered_at) END WHERE id = ?1",
+            &format!(
+                "UPDATE call_sessions SET ended_at = ?2, \
+                 duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+                                    ELSE {}(0, ?2 - answered_at) END WHERE id = ?1",
+                conn.dialect().greatest()
+            ),
             params![id.to_string(), end],
         )?;
     }
@@ -345,7 +354,7 @@ fn end_from_recording(
 }
 
 fn import_orphan(
-    conn: &Connection,
+    conn: &Conn,
     sid: SessionId,
     path: &str,
     bytes: u64,
@@ -416,7 +425,10 @@ impl Store {
         now: Timestamp,
         mut probe: impl FnMut(&Path) -> Option<RecordingFacts>,
     ) -> Result<ReconcileReport> {
-        let me = self.writer.clone();
+        let me = Me {
+            writer: self.writer.clone(),
+            node: self.node.clone(),
+        };
         let tx = self.write_tx()?;
         let report = reconcile_on(
             &tx,
@@ -450,9 +462,13 @@ impl Store {
         dir: &Path,
         mut probe: impl FnMut(&Path) -> Option<RecordingFacts>,
     ) -> Result<ReconcileReport> {
+        let me = Me {
+            writer: self.writer.clone(),
+            node: self.node.clone(),
+        };
         reconcile_on(
             &self.conn,
-            &self.writer,
+            &me,
             dir,
             Mode::Audit,
             Timestamp::now(),

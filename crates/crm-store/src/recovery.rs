@@ -8,6 +8,11 @@
 //!   have no attempts left; the crashed attempt counts). Rows of processes
 //!   still running (the agent and the dialer share the file) are left
 //!   alone: each live row carries its writer's [`WriterId`].
+//! - Only this node's rows are looked at (its [`NodeId`](crate::NodeId),
+//!   recorded on each session and claim; rows without one, written before
+//!   nodes were recorded, count as local): whether a process on another
+//!   machine still runs cannot be told from here, so another node's rows
+//!   wait for that node to restart. Listings see every node's rows.
 //! - Recordings are reconciled next ([`Store::reconcile_with`], in
 //!   `recordings`), so that a session recovery just interrupted takes its
 //!   end from its recording.
@@ -47,30 +52,37 @@ impl Store {
         is_alive: impl Fn(&WriterId) -> bool,
     ) -> Result<RecoveryReport> {
         let alive = |w: Option<String>| w.map(WriterId::from_string).is_some_and(|w| is_alive(&w));
+        let node = self.node.as_str().to_owned();
         let mut report = RecoveryReport::default();
         let tx = self.write_tx()?;
         let mut dead = Vec::new();
-        {
-            let mut st = tx.prepare(
+        tx.query_each(
+            &format!(
                 "SELECT id, state, writer FROM call_sessions \
-                 WHERE state IN ('created', 'ringing', 'answered', 'active')",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
+                 WHERE state IN ('created', 'ringing', 'answered', 'active') \
+                 AND (node = ?1 OR node IS NULL){}",
+                tx.dialect().for_update()
+            ),
+            params![node],
+            |r| {
                 if !alive(r.get(2)?) {
                     let id: String = r.get(0)?;
                     let id: SessionId = id
                         .parse()
                         .map_err(|_| Error::Corrupt { what: "session id" })?;
-                    dead.push((id, SessionState::from_db(&r.get::<_, String>(1)?)?));
+                    dead.push((id, SessionState::from_db(&r.get::<String>(1)?)?));
                 }
-            }
-        }
+                Ok::<_, Error>(())
+            },
+        )?;
+        let greatest = tx.dialect().greatest();
         for (id, from) in dead {
             tx.execute(
-                "UPDATE call_sessions SET state = 'interrupted', end_reason = ?2, ended_at = ?3, \
-                 duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
-                                    ELSE MAX(0, ?3 - answered_at) END WHERE id = ?1",
+                &format!(
+                    "UPDATE call_sessions SET state = 'interrupted', end_reason = ?2, ended_at = ?3, \
+                     duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+                                        ELSE {greatest}(0, ?3 - answered_at) END WHERE id = ?1"
+                ),
                 params![id.to_string(), EndReason::ProcessDied.as_str(), ms(now)],
             )?;
             log_state_change(
@@ -84,21 +96,22 @@ impl Store {
             report.interrupted.push(id);
         }
         let mut leads = Vec::new();
-        {
-            let mut st = tx.prepare(
-                "SELECT l.id, l.claimed_by, l.attempts >= c.max_attempts FROM leads l \
-                 JOIN campaigns c ON c.id = l.campaign_id WHERE l.status = 'in-progress'",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
+        tx.query_each(
+            "SELECT l.id, l.claimed_by, l.attempts >= c.max_attempts FROM leads l \
+             JOIN campaigns c ON c.id = l.campaign_id WHERE l.status = 'in-progress' \
+             AND (l.claimed_node = ?1 OR l.claimed_node IS NULL)",
+            params![node],
+            |r| {
                 if !alive(r.get(1)?) {
-                    leads.push((r.get::<_, i64>(0)?, r.get::<_, bool>(2)?));
+                    leads.push((r.get::<i64>(0)?, r.get::<bool>(2)?));
                 }
-            }
-        }
+                Ok::<_, Error>(())
+            },
+        )?;
         for (id, exhausted) in leads {
             tx.execute(
                 "UPDATE leads SET status = ?2, next_attempt_at = ?3, claimed_by = NULL, \
+                 claimed_node = NULL, \
                  claim_token = NULL, updated_at = ?3 WHERE id = ?1",
                 params![id, if exhausted { "failed" } else { "retry" }, ms(now)],
             )?;

@@ -206,6 +206,10 @@ pub struct Session {
     pub summary: Option<Sensitive>,
     /// Model usage.
     pub usage: Usage,
+    /// The node (agent machine) that handled the call; `None` for rows
+    /// written before nodes were recorded, or rebuilt from an orphan
+    /// recording.
+    pub node: Option<crate::NodeId>,
 }
 
 /// A transcript turn to append.

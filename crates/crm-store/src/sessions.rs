@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use rusqlite::params;
 use rusqlite::types::Value;
-use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use crate::claims::check_claim_held;
+use crate::db::{Begin, Optional, Row, Tx};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{
     CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
@@ -34,7 +35,7 @@ pub const MAX_PAGE: u32 = 1_000;
 const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
-     output_tokens, audio_ms, transport";
+     output_tokens, audio_ms, transport, node";
 
 fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
     v.map(|v| to_u64(v, what)).transpose()
@@ -46,21 +47,21 @@ fn session_from_row(r: &Row<'_>) -> Result<Session> {
         id: id
             .parse()
             .map_err(|_| Error::Corrupt { what: "session id" })?,
-        direction: Direction::from_db(&r.get::<_, String>(1)?)?,
-        transport: Transport::from_db(&r.get::<_, String>(23)?)?,
-        campaign: r.get::<_, Option<i64>>(2)?.map(CampaignId),
-        lead: r.get::<_, Option<i64>>(3)?.map(LeadId),
-        owner: r.get::<_, Option<i64>>(4)?.map(UserId),
-        from: r.get::<_, Option<String>>(5)?.map(Party::from_db),
-        to: r.get::<_, Option<String>>(6)?.map(Party::from_db),
+        direction: Direction::from_db(&r.get::<String>(1)?)?,
+        transport: Transport::from_db(&r.get::<String>(23)?)?,
+        campaign: r.get::<Option<i64>>(2)?.map(CampaignId),
+        lead: r.get::<Option<i64>>(3)?.map(LeadId),
+        owner: r.get::<Option<i64>>(4)?.map(UserId),
+        from: r.get::<Option<String>>(5)?.map(Party::from_db),
+        to: r.get::<Option<String>>(6)?.map(Party::from_db),
         sip_call_id: r.get(7)?,
-        state: SessionState::from_db(&r.get::<_, String>(8)?)?,
+        state: SessionState::from_db(&r.get::<String>(8)?)?,
         end_reason: r
-            .get::<_, Option<String>>(9)?
+            .get::<Option<String>>(9)?
             .map(|s| EndReason::from_db(&s))
             .transpose()?,
         sip_status: r
-            .get::<_, Option<i64>>(10)?
+            .get::<Option<i64>>(10)?
             .map(|v| u16::try_from(v).map_err(|_| Error::Corrupt { what: "sip_status" }))
             .transpose()?,
         model_provider: r.get(11)?,
@@ -69,14 +70,18 @@ fn session_from_row(r: &Row<'_>) -> Result<Session> {
         answered_at: ts_opt(r.get(14)?)?,
         ended_at: ts_opt(r.get(15)?)?,
         duration: opt_u64(r.get(16)?, "duration_ms")?.map(Duration::from_millis),
-        recording_path: r.get::<_, Option<String>>(17)?.map(PathBuf::from),
+        recording_path: r.get::<Option<String>>(17)?.map(PathBuf::from),
         recording_bytes: opt_u64(r.get(18)?, "recording_bytes")?,
-        summary: r.get::<_, Option<String>>(19)?.map(Sensitive::new),
+        summary: r.get::<Option<String>>(19)?.map(Sensitive::new),
         usage: Usage {
             input_tokens: opt_u64(r.get(20)?, "input_tokens")?,
             output_tokens: opt_u64(r.get(21)?, "output_tokens")?,
             audio_ms: opt_u64(r.get(22)?, "audio_ms")?,
         },
+        node: r
+            .get::<Option<String>>(24)?
+            .map(|n| crate::NodeId::new(&n).map_err(|_| Error::Corrupt { what: "node" }))
+            .transpose()?,
     })
 }
 
@@ -91,11 +96,14 @@ fn check_text(s: &str, field: &'static str) -> Result<()> {
 }
 
 /// Reads a session's state inside a transaction.
-pub(crate) fn state_of(tx: &Transaction<'_>, id: SessionId) -> Result<SessionState> {
+pub(crate) fn state_of(tx: &Tx<'_>, id: SessionId) -> Result<SessionState> {
     let s: Option<String> = tx
         .query_row(
-            "SELECT state FROM call_sessions WHERE id = ?1",
-            [id.to_string()],
+            &format!(
+                "SELECT state FROM call_sessions WHERE id = ?1{}",
+                tx.dialect().for_update()
+            ),
+            params![id.to_string()],
             |r| r.get(0),
         )
         .optional()?;
@@ -110,7 +118,7 @@ pub(crate) fn state_of(tx: &Transaction<'_>, id: SessionId) -> Result<SessionSta
 /// for the session's creation (detail `{"from": null, "to": <state>}`), so
 /// the first event is never a self-transition.
 pub(crate) fn log_state_change(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: SessionId,
     at: Timestamp,
     from: Option<SessionState>,
@@ -158,6 +166,7 @@ impl Store {
             });
         }
         let writer = self.writer.as_str().to_owned();
+        let node = self.node.as_str().to_owned();
         let recording = match &s.recording {
             Some(p) => Some(p.to_str().ok_or(Error::InvalidInput {
                 field: "recording_path",
@@ -172,9 +181,9 @@ impl Store {
         tx.execute(
             "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
              to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
-             recording_path, recording_bytes) \
+             recording_path, recording_bytes, node) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-             CASE WHEN ?15 IS NULL THEN NULL ELSE 0 END)",
+             CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16)",
             params![
                 s.id.to_string(),
                 s.direction.as_str(),
@@ -191,6 +200,7 @@ impl Store {
                 ms(s.created_at),
                 s.transport.as_str(),
                 recording,
+                node,
             ],
         )
         .map_err(conflict_on_constraint(
@@ -248,62 +258,56 @@ impl Store {
 
     /// One session row.
     pub fn get_session(&self, id: SessionId) -> Result<Session> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {SESSION_COLS} FROM call_sessions WHERE id = ?1"
-        ))?;
-        let mut rows = st.query([id.to_string()])?;
-        match rows.next()? {
-            Some(r) => session_from_row(r),
-            None => Err(Error::NotFound {
+        self.conn
+            .query_row(
+                &format!("SELECT {SESSION_COLS} FROM call_sessions WHERE id = ?1"),
+                params![id.to_string()],
+                session_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
                 entity: Entity::Session,
                 id: id.to_string(),
-            }),
-        }
+            })
     }
 
     /// One session with its transcript and events, read as one snapshot.
     pub fn load_session(&self, id: SessionId) -> Result<SessionRecord> {
-        let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Deferred)?;
+        let tx = self.conn.begin(Begin::Read)?;
         let session = self.get_session(id)?;
         let sid = id.to_string();
-        let mut turns = Vec::new();
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT seq, speaker, text, start_ms, end_ms FROM transcript_turns \
-                 WHERE session_id = ?1 ORDER BY seq",
-            )?;
-            let mut rows = st.query([&sid])?;
-            while let Some(r) = rows.next()? {
-                turns.push(Turn {
-                    seq: u32::try_from(r.get::<_, i64>(0)?)
+        let turns = tx.query_map(
+            "SELECT seq, speaker, text, start_ms, end_ms FROM transcript_turns \
+             WHERE session_id = ?1 ORDER BY seq",
+            params![sid],
+            |r| {
+                Ok::<_, Error>(Turn {
+                    seq: u32::try_from(r.get::<i64>(0)?)
                         .map_err(|_| Error::Corrupt { what: "turn seq" })?,
-                    speaker: Speaker::from_db(&r.get::<_, String>(1)?)?,
-                    text: Sensitive::new(r.get::<_, String>(2)?),
+                    speaker: Speaker::from_db(&r.get::<String>(1)?)?,
+                    text: Sensitive::new(r.get::<String>(2)?),
                     start_ms: to_u64(r.get(3)?, "start_ms")?,
                     end_ms: opt_u64(r.get(4)?, "end_ms")?,
-                });
-            }
-        }
-        let mut events = Vec::new();
-        {
-            let mut st = tx.prepare_cached(
-                "SELECT id, at, kind, detail FROM call_events WHERE session_id = ?1 ORDER BY id",
-            )?;
-            let mut rows = st.query([&sid])?;
-            while let Some(r) = rows.next()? {
-                events.push(Event {
+                })
+            },
+        )?;
+        let events = tx.query_map(
+            "SELECT id, at, kind, detail FROM call_events WHERE session_id = ?1 ORDER BY id",
+            params![sid],
+            |r| {
+                Ok::<_, Error>(Event {
                     id: r.get(0)?,
                     at: ts(r.get(1)?)?,
-                    kind: EventKind::from_db(&r.get::<_, String>(2)?)?,
-                    detail: serde_json::from_str(&r.get::<_, String>(3)?).map_err(|_| {
+                    kind: EventKind::from_db(&r.get::<String>(2)?)?,
+                    detail: serde_json::from_str(&r.get::<String>(3)?).map_err(|_| {
                         Error::Corrupt {
                             what: "event detail",
                         }
                     })?,
-                });
-            }
-        }
-        tx.finish()?;
+                })
+            },
+        )?;
+        tx.commit()?;
         Ok(SessionRecord {
             session,
             turns,
@@ -359,12 +363,9 @@ impl Store {
             " ORDER BY created_at DESC, id DESC LIMIT {}",
             limit + 1
         ));
-        let mut st = self.conn.prepare(&sql)?;
-        let mut rows = st.query(rusqlite::params_from_iter(args))?;
-        let mut items = Vec::new();
-        while let Some(r) = rows.next()? {
-            items.push(session_from_row(r)?);
-        }
+        let refs: Vec<&dyn rusqlite::ToSql> =
+            args.iter().map(|v| v as &dyn rusqlite::ToSql).collect();
+        let mut items = self.conn.query_map(&sql, &refs, session_from_row)?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|s| Cursor {
@@ -380,7 +381,7 @@ impl Store {
 
 /// [`Store::set_state`] inside a write transaction.
 pub(crate) fn set_state_in(
-    tx: &Transaction<'_>,
+    tx: &Tx<'_>,
     id: SessionId,
     to: SessionState,
     at: Timestamp,
@@ -407,11 +408,7 @@ pub(crate) fn set_state_in(
 }
 
 /// [`Store::update_session`] inside a write transaction.
-pub(crate) fn update_session_in(
-    tx: &Transaction<'_>,
-    id: SessionId,
-    u: &SessionUpdate,
-) -> Result<()> {
+pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -> Result<()> {
     for (s, f) in [
         (&u.sip_call_id, "sip_call_id"),
         (&u.model_provider, "model_provider"),
@@ -478,11 +475,7 @@ pub(crate) fn update_session_in(
 }
 
 /// [`Store::finish_session`] inside a write transaction.
-pub(crate) fn finish_session_in(
-    tx: &Transaction<'_>,
-    id: SessionId,
-    f: &Finish,
-) -> Result<FinishResult> {
+pub(crate) fn finish_session_in(tx: &Tx<'_>, id: SessionId, f: &Finish) -> Result<FinishResult> {
     if !matches!(f.state, SessionState::Ended | SessionState::Failed) {
         return Err(Error::InvalidInput {
             field: "state",
@@ -493,7 +486,7 @@ pub(crate) fn finish_session_in(
     if from.is_terminal() {
         let reason: Option<String> = tx.query_row(
             "SELECT end_reason FROM call_sessions WHERE id = ?1",
-            [id.to_string()],
+            params![id.to_string()],
             |r| r.get(0),
         )?;
         return Ok(FinishResult::AlreadyFinished {
@@ -502,11 +495,14 @@ pub(crate) fn finish_session_in(
         });
     }
     tx.execute(
-        "UPDATE call_sessions SET state = ?2, end_reason = ?3, \
-         sip_status = COALESCE(?4, sip_status), ended_at = ?5, \
-         duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
-                            ELSE MAX(0, ?5 - answered_at) END \
-         WHERE id = ?1",
+        &format!(
+            "UPDATE call_sessions SET state = ?2, end_reason = ?3, \
+             sip_status = COALESCE(?4, sip_status), ended_at = ?5, \
+             duration_ms = CASE WHEN answered_at IS NULL THEN NULL \
+                                ELSE {}(0, ?5 - answered_at) END \
+             WHERE id = ?1",
+            tx.dialect().greatest()
+        ),
         params![
             id.to_string(),
             f.state.as_str(),
@@ -520,11 +516,7 @@ pub(crate) fn finish_session_in(
 }
 
 /// [`Store::append_turns`] inside a write transaction.
-pub(crate) fn append_turns_in(
-    tx: &Transaction<'_>,
-    id: SessionId,
-    turns: &[NewTurn],
-) -> Result<()> {
+pub(crate) fn append_turns_in(tx: &Tx<'_>, id: SessionId, turns: &[NewTurn]) -> Result<()> {
     if turns.len() > MAX_BATCH {
         return Err(Error::InvalidInput {
             field: "turns",
@@ -540,19 +532,12 @@ pub(crate) fn append_turns_in(
     state_of(tx, id)?;
     {
         let sid = id.to_string();
-        let mut st = tx.prepare_cached(
-            "INSERT INTO transcript_turns (session_id, seq, speaker, text, start_ms, end_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
         for (t, (start, end)) in turns.iter().zip(rows) {
-            st.execute(params![
-                sid,
-                t.seq,
-                t.speaker.as_str(),
-                t.text.as_str(),
-                start,
-                end
-            ])
+            tx.execute(
+                "INSERT INTO transcript_turns (session_id, seq, speaker, text, start_ms, end_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![sid, t.seq, t.speaker.as_str(), t.text.as_str(), start, end],
+            )
             .map_err(conflict_on_constraint(
                 Entity::Turn,
                 "sequence number already stored",
@@ -563,11 +548,7 @@ pub(crate) fn append_turns_in(
 }
 
 /// [`Store::append_events`] inside a write transaction.
-pub(crate) fn append_events_in(
-    tx: &Transaction<'_>,
-    id: SessionId,
-    events: &[NewEvent],
-) -> Result<()> {
+pub(crate) fn append_events_in(tx: &Tx<'_>, id: SessionId, events: &[NewEvent]) -> Result<()> {
     if events.len() > MAX_BATCH {
         return Err(Error::InvalidInput {
             field: "events",
@@ -581,11 +562,11 @@ pub(crate) fn append_events_in(
     state_of(tx, id)?;
     {
         let sid = id.to_string();
-        let mut st = tx.prepare_cached(
-            "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         for (e, d) in events.iter().zip(&details) {
-            st.execute(params![sid, ms(e.at), e.kind.as_str(), d])?;
+            tx.execute(
+                "INSERT INTO call_events (session_id, at, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![sid, ms(e.at), e.kind.as_str(), d],
+            )?;
         }
     }
     Ok(())

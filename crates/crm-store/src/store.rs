@@ -1,7 +1,8 @@
-//! [`Store`]: one connection to the CRM file, opened with migrations, WAL,
-//! a busy timeout and foreign keys on.
+//! [`Store`]: one connection to the CRM store, a SQLite file (opened with
+//! migrations, WAL, a busy timeout and foreign keys on) or a PostgreSQL
+//! database ([`Store::open_url`], the `url` module).
 //!
-//! The store is synchronous (SQLite is). Async callers own it on a
+//! The store is synchronous (SQLite is; the PostgreSQL client blocks too). Async callers own it on a
 //! dedicated thread or call it through `tokio::task::spawn_blocking`; never
 //! from an async worker thread directly. One `Store` per thread; several
 //! processes (the agent and the campaign dialer) may open the same file at
@@ -15,9 +16,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use crate::db::{Begin, Conn, Tx};
 use crate::error::{Error, Result};
+use crate::node::NodeId;
 use crate::random::StoreRng;
 use crate::schema;
 
@@ -39,6 +42,11 @@ pub struct OpenOptions {
     /// default; SQLite gives its `-wal` and `-shm` files the same mode).
     /// An existing file keeps its mode.
     pub file_access: callbridge_files::Access,
+    /// The node (agent or dialer machine) this store writes for: recorded
+    /// on every session it creates and every lead it claims, and the only
+    /// node whose rows [`Store::recover`] touches. `None`: the host name
+    /// ([`NodeId::from_host`]).
+    pub node: Option<NodeId>,
 }
 
 impl Default for OpenOptions {
@@ -48,6 +56,7 @@ impl Default for OpenOptions {
             schema_version: None,
             sync_full: false,
             file_access: callbridge_files::Access::Owner,
+            node: None,
         }
     }
 }
@@ -106,8 +115,11 @@ fn process_start_time(pid: u32) -> Option<u64> {
 
 /// A connection to the CRM store. See the module docs for threading.
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) conn: Conn,
     pub(crate) writer: WriterId,
+    /// The node recorded on sessions and claims (see [`OpenOptions::node`]).
+    pub(crate) node: NodeId,
+    /// The SQLite file; empty for PostgreSQL.
     pub(crate) path: PathBuf,
     /// Where claim tokens come from (see the crate's randomness section).
     pub(crate) rng: StoreRng,
@@ -118,6 +130,8 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("path", &self.path)
             .field("writer", &self.writer)
+            .field("node", &self.node)
+            .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
 }
@@ -166,21 +180,38 @@ impl Store {
             opts.schema_version.unwrap_or(schema::SCHEMA_VERSION),
         )?;
         Ok(Store {
-            conn,
+            conn: Conn::Sqlite(conn),
             writer: WriterId::current(),
+            node: node_of(opts),
             path,
             rng: StoreRng::default(),
         })
     }
 
-    /// The file this store was opened from.
+    /// The file this store was opened from (empty for PostgreSQL).
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The schema version of the open file.
+    /// Which database engine holds this store.
+    pub fn backend(&self) -> Backend {
+        match self.conn {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The node this store writes for (see [`OpenOptions::node`]).
+    pub fn node(&self) -> &NodeId {
+        &self.node
+    }
+
+    /// The schema version of the open store.
     pub fn schema_version(&self) -> Result<i64> {
-        schema::user_version(&self.conn)
+        match &self.conn {
+            Conn::Sqlite(c) => schema::user_version(c),
+            Conn::Postgres(_) => schema::pg_version(&self.conn),
+        }
     }
 
     /// Draw claim tokens from `rng` instead of a generator seeded from the
@@ -196,20 +227,38 @@ impl Store {
         &self.writer
     }
 
-    /// Runs `PRAGMA integrity_check` and returns true when it answers `ok`.
+    /// Runs `PRAGMA integrity_check` and returns true when it answers `ok`
+    /// (SQLite; on PostgreSQL [`Error::Unsupported`]).
     pub fn integrity_ok(&self) -> Result<bool> {
-        let s: String = self
-            .conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        let Conn::Sqlite(c) = &self.conn else {
+            return Err(Error::Unsupported {
+                what: "integrity check",
+                backend: "postgresql",
+            });
+        };
+        let s: String = c.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
         Ok(s == "ok")
     }
 
-    /// Starts a write transaction (`BEGIN IMMEDIATE`).
-    pub(crate) fn write_tx(&mut self) -> Result<Transaction<'_>> {
-        Ok(self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?)
+    /// Starts a write transaction (see [`Begin::Write`]).
+    pub(crate) fn write_tx(&mut self) -> Result<Tx<'_>> {
+        Ok(self.conn.begin(Begin::Write)?)
     }
+}
+
+/// The database engine of a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// The node of `opts`, or the host's.
+pub(crate) fn node_of(opts: &OpenOptions) -> NodeId {
+    opts.node.clone().unwrap_or_else(NodeId::from_host)
 }
 
 /// Creates the database file with `access`'s mode before SQLite opens it

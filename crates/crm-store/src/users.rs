@@ -21,7 +21,9 @@
 use callbridge_redact::Secret;
 use jiff::Timestamp;
 use rand::CryptoRng;
-use rusqlite::{Row, params};
+use rusqlite::params;
+
+use crate::db::{Optional, Row};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -221,7 +223,7 @@ fn user_from_row(r: &Row<'_>) -> Result<User> {
     Ok(User {
         id: UserId(r.get(0)?),
         name: PersonName::from_db(r.get(1)?),
-        role: Role::from_db(&r.get::<_, String>(2)?)?,
+        role: Role::from_db(&r.get::<String>(2)?)?,
         created_at,
         token_id: TokenId(Secret::new(r.get(4)?)),
         token_issued_at: ts_opt(r.get(5)?)?.unwrap_or(created_at),
@@ -282,7 +284,7 @@ impl Store {
         let tx = self.write_tx()?;
         let taken: bool = tx.query_row(
             "SELECT EXISTS (SELECT 1 FROM users WHERE name = ?1)",
-            [name.as_str()],
+            params![name.as_str()],
             |r| r.get(0),
         )?;
         if taken {
@@ -291,24 +293,26 @@ impl Store {
                 reason: "a user with that name exists",
             });
         }
-        tx.execute(
-            "INSERT INTO users (name, role, token_id, token_hash, created_at, \
-                 token_issued_at, token_expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
-            params![
-                name.as_str(),
-                role.as_str(),
-                token.id,
-                token.hash(),
-                ms(now),
-                expires_at.map(ms),
-            ],
-        )
-        .map_err(conflict_on_constraint(
-            Entity::User,
-            "token id already used",
-        ))?;
-        let id = UserId(tx.last_insert_rowid());
+        let id = UserId(
+            tx.query_row(
+                "INSERT INTO users (name, role, token_id, token_hash, created_at, \
+                     token_issued_at, token_expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) RETURNING id",
+                params![
+                    name.as_str(),
+                    role.as_str(),
+                    token.id,
+                    token.hash(),
+                    ms(now),
+                    expires_at.map(ms),
+                ],
+                |r| r.get(0),
+            )
+            .map_err(conflict_on_constraint(
+                Entity::User,
+                "token id already used",
+            ))?,
+        );
         tx.commit()?;
         Ok(id)
     }
@@ -320,18 +324,20 @@ impl Store {
         let Some(t) = ApiToken::parse(presented) else {
             return Err(Error::Unauthorized);
         };
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {USER_COLS}, token_hash FROM users WHERE token_id = ?1"
-        ))?;
-        let mut rows = st.query([&t.id])?;
-        let Some(r) = rows.next()? else {
+        let found = self
+            .conn
+            .query_row(
+                &format!("SELECT {USER_COLS}, token_hash FROM users WHERE token_id = ?1"),
+                params![t.id],
+                |r| Ok::<_, Error>((r.get::<Vec<u8>>(9)?, user_from_row(r)?)),
+            )
+            .optional()?;
+        let Some((stored, user)) = found else {
             return Err(Error::Unauthorized);
         };
-        let stored: Vec<u8> = r.get(9)?;
         if !hashes_match(&stored, &t.hash()) {
             return Err(Error::Unauthorized);
         }
-        let user = user_from_row(r)?;
         match user.token_state(now) {
             TokenState::Active => Ok(user),
             TokenState::Expired | TokenState::Revoked => Err(Error::Unauthorized),
@@ -382,14 +388,12 @@ impl Store {
     pub fn revoke_user(&mut self, id: UserId, now: Timestamp) -> Result<bool> {
         let tx = self.write_tx()?;
         let revoked_at: Option<Option<i64>> = tx
-            .query_row("SELECT revoked_at FROM users WHERE id = ?1", [id.0], |r| {
-                r.get(0)
-            })
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+            .query_row(
+                "SELECT revoked_at FROM users WHERE id = ?1",
+                params![id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
         match revoked_at {
             None => Err(not_found(id)),
             Some(Some(_)) => Ok(false),
@@ -435,42 +439,40 @@ impl Store {
 
     /// One user.
     pub fn get_user(&self, id: UserId) -> Result<User> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"))?;
-        let mut rows = st.query([id.0])?;
-        match rows.next()? {
-            Some(r) => user_from_row(r),
-            None => Err(not_found(id)),
-        }
+        self.conn
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE id = ?1"),
+                params![id.0],
+                user_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| not_found(id))
     }
 
     /// The user called exactly `name`, if any.
     pub fn find_user(&self, name: &str) -> Result<Option<User>> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {USER_COLS} FROM users WHERE name = ?1"))?;
-        let mut rows = st.query([name])?;
-        rows.next()?.map(user_from_row).transpose()
+        self.conn
+            .query_row(
+                &format!("SELECT {USER_COLS} FROM users WHERE name = ?1"),
+                params![name],
+                user_from_row,
+            )
+            .optional()
     }
 
     /// Every user, by id.
     pub fn list_users(&self) -> Result<Vec<User>> {
-        let mut st = self
-            .conn
-            .prepare_cached(&format!("SELECT {USER_COLS} FROM users ORDER BY id"))?;
-        let mut rows = st.query([])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            out.push(user_from_row(r)?);
-        }
-        Ok(out)
+        self.conn.query_map(
+            &format!("SELECT {USER_COLS} FROM users ORDER BY id"),
+            &[],
+            user_from_row,
+        )
     }
 
     /// Deletes a user; their campaigns and sessions stay, without owner.
     pub fn delete_user(&mut self, id: UserId) -> Result<()> {
         let tx = self.write_tx()?;
-        if tx.execute("DELETE FROM users WHERE id = ?1", [id.0])? == 0 {
+        if tx.execute("DELETE FROM users WHERE id = ?1", params![id.0])? == 0 {
             return Err(not_found(id));
         }
         tx.commit()?;

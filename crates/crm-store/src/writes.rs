@@ -16,8 +16,9 @@
 //! "applied before".
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
+use crate::db::Optional;
 use crate::error::{Entity, Error, Result};
 use crate::model::{SessionId, SessionState};
 use crate::session_types::{Finish, NewEvent, NewTurn, SessionUpdate};
@@ -100,8 +101,11 @@ impl Store {
         let tx = self.write_tx()?;
         let last: Option<i64> = tx
             .query_row(
-                "SELECT write_seq FROM call_sessions WHERE id = ?1",
-                [id.to_string()],
+                &format!(
+                    "SELECT write_seq FROM call_sessions WHERE id = ?1{}",
+                    tx.dialect().for_update()
+                ),
+                params![id.to_string()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -142,7 +146,7 @@ impl Store {
         tx.execute(
             "INSERT INTO write_probe (id, at) VALUES (1, ?1) \
              ON CONFLICT (id) DO UPDATE SET at = excluded.at",
-            [crate::stored::ms(now)],
+            params![crate::stored::ms(now)],
         )?;
         tx.commit()?;
         Ok(())

@@ -9,7 +9,6 @@ const GOOD: &str = "phone,name,time_zone,plan\n\
 +15550000002,Bob,,silver\n\
 +15550000001,,America/New_York,platinum\n";
 
-#[test]
 fn good_file_imports_and_merges_duplicate_phones() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 1);
@@ -37,7 +36,6 @@ fn good_file_imports_and_merges_duplicate_phones() {
     assert_eq!(ada.status, LeadStatus::Pending);
 }
 
-#[test]
 fn one_bad_row_refuses_the_file_and_every_bad_row_is_reported() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 1);
@@ -74,7 +72,6 @@ fn one_bad_row_refuses_the_file_and_every_bad_row_is_reported() {
     );
 }
 
-#[test]
 fn reimport_merges_into_existing_leads_without_resetting_progress() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 5);
@@ -102,7 +99,6 @@ fn reimport_merges_into_existing_leads_without_resetting_progress() {
     );
 }
 
-#[test]
 fn dnc_numbers_are_imported_flagged_do_not_call_and_never_claimed() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 5);
@@ -116,7 +112,6 @@ fn dnc_numbers_are_imported_flagged_do_not_call_and_never_claimed() {
     assert_eq!(got[0].lead.phone, phone(1));
 }
 
-#[test]
 fn missing_phone_column_and_malformed_records_are_reported() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 5);
@@ -144,3 +139,11 @@ fn missing_phone_column_and_malformed_records_are_reported() {
         Err(Error::NotFound { .. })
     ));
 }
+
+on_both_backends!(
+    good_file_imports_and_merges_duplicate_phones,
+    one_bad_row_refuses_the_file_and_every_bad_row_is_reported,
+    reimport_merges_into_existing_leads_without_resetting_progress,
+    dnc_numbers_are_imported_flagged_do_not_call_and_never_claimed,
+    missing_phone_column_and_malformed_records_are_reported,
+);

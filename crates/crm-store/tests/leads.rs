@@ -7,7 +7,6 @@ use std::time::Duration;
 use callbridge_crm_store::*;
 use common::{active_campaign, fresh, leads, phone, t};
 
-#[test]
 fn campaign_crud_round_trips_every_setting() {
     let (_d, mut s) = fresh();
     let mut cs = CampaignSettings::new("spring", "openai");
@@ -51,7 +50,6 @@ fn campaign_crud_round_trips_every_setting() {
     assert!(matches!(s.get_campaign(id), Err(Error::NotFound { .. })));
 }
 
-#[test]
 fn claim_hands_out_due_leads_once_and_respects_max_concurrent() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 3);
@@ -72,7 +70,6 @@ fn claim_hands_out_due_leads_once_and_respects_max_concurrent() {
     assert_eq!(ids.len(), 4);
 }
 
-#[test]
 fn claim_skips_dnc_not_yet_due_and_out_of_window_leads() {
     let (_d, mut s) = fresh();
     let mut cs = CampaignSettings::new("w", "gemini");
@@ -118,7 +115,6 @@ fn claim_skips_dnc_not_yet_due_and_out_of_window_leads() {
     );
 }
 
-#[test]
 fn attempts_run_out_into_failed_and_dnc_outcome_lists_the_number() {
     let (_d, mut s) = fresh();
     let mut cs = CampaignSettings::new("r", "gemini");
@@ -161,7 +157,6 @@ fn attempts_run_out_into_failed_and_dnc_outcome_lists_the_number() {
     assert!(s.is_dnc(&phone(1)).unwrap());
 }
 
-#[test]
 fn released_lead_is_due_again_with_its_attempt_uncounted() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 1);
@@ -176,7 +171,6 @@ fn released_lead_is_due_again_with_its_attempt_uncounted() {
     ));
 }
 
-#[test]
 fn lead_crud_and_duplicate_phone_conflict() {
     let (_d, mut s) = fresh();
     let c = active_campaign(&mut s, "c", 1);
@@ -217,7 +211,6 @@ fn lead_crud_and_duplicate_phone_conflict() {
     assert!(matches!(s.get_lead(id), Err(Error::NotFound { .. })));
 }
 
-#[test]
 fn token_verifies_only_exactly_and_rotation_revokes_the_old_one() {
     let (_d, mut s) = fresh();
     let tok = ApiToken::from_random_bytes([7; 40]);
@@ -256,7 +249,6 @@ fn token_verifies_only_exactly_and_rotation_revokes_the_old_one() {
     ));
 }
 
-#[test]
 fn dnc_add_is_idempotent_and_remove_list_check_work() {
     let (_d, mut s) = fresh();
     s.add_dnc(&phone(1), "first", t(0)).unwrap();
@@ -274,7 +266,6 @@ fn dnc_add_is_idempotent_and_remove_list_check_work() {
     ));
 }
 
-#[test]
 fn outside_the_window_nothing_is_claimed_and_inside_it_is() {
     let (_d, mut s) = fresh();
     let mut cs = CampaignSettings::new("w", "gemini");
@@ -295,3 +286,15 @@ fn outside_the_window_nothing_is_claimed_and_inside_it_is() {
     // 10:00 UTC: the two UTC leads.
     assert_eq!(s.claim_due_leads(c, t(22 * 3600), 10).unwrap().len(), 2);
 }
+
+on_both_backends!(
+    campaign_crud_round_trips_every_setting,
+    claim_hands_out_due_leads_once_and_respects_max_concurrent,
+    claim_skips_dnc_not_yet_due_and_out_of_window_leads,
+    attempts_run_out_into_failed_and_dnc_outcome_lists_the_number,
+    released_lead_is_due_again_with_its_attempt_uncounted,
+    lead_crud_and_duplicate_phone_conflict,
+    token_verifies_only_exactly_and_rotation_revokes_the_old_one,
+    dnc_add_is_idempotent_and_remove_list_check_work,
+    outside_the_window_nothing_is_claimed_and_inside_it_is,
+);

@@ -24,7 +24,6 @@ fn live_sessions(s: &mut Store) -> Vec<SessionId> {
     ids
 }
 
-#[test]
 fn recover_interrupts_a_dead_writers_live_sessions_only() {
     let (_d, mut s) = fresh();
     let live = live_sessions(&mut s);
@@ -60,7 +59,6 @@ fn recover_interrupts_a_dead_writers_live_sessions_only() {
     ));
 }
 
-#[test]
 fn recover_releases_a_dead_dialers_leads_for_retry_or_fails_exhausted_ones() {
     let (_d, mut s) = fresh();
     let mut cs = CampaignSettings::new("c", "gemini");
@@ -84,7 +82,6 @@ fn recover_releases_a_dead_dialers_leads_for_retry_or_fails_exhausted_ones() {
     assert!(again.iter().all(|l| l.lead.attempts == 2));
 }
 
-#[test]
 fn reconcile_attaches_reports_imports_orphans_and_finds_missing_files() {
     let (d, mut s) = fresh();
     let rec = d.path().join("recordings");
@@ -152,7 +149,6 @@ fn reconcile_attaches_reports_imports_orphans_and_finds_missing_files() {
     assert!(r.orphans.is_empty() && r.imported.is_empty() && r.attached.is_empty());
 }
 
-#[test]
 fn reconcile_of_a_missing_directory_is_an_io_error() {
     let (d, mut s) = fresh();
     assert!(matches!(
@@ -160,3 +156,10 @@ fn reconcile_of_a_missing_directory_is_an_io_error() {
         Err(Error::Io { .. })
     ));
 }
+
+on_both_backends!(
+    recover_interrupts_a_dead_writers_live_sessions_only,
+    recover_releases_a_dead_dialers_leads_for_retry_or_fails_exhausted_ones,
+    reconcile_attaches_reports_imports_orphans_and_finds_missing_files,
+    reconcile_of_a_missing_directory_is_an_io_error,
+);

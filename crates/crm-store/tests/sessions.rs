@@ -4,7 +4,6 @@ mod common;
 use callbridge_crm_store::*;
 use common::{fresh, t};
 
-#[test]
 fn session_goes_forward_and_records_answer_end_and_duration() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -38,7 +37,6 @@ fn session_goes_forward_and_records_answer_end_and_duration() {
     assert_eq!(rec.events[4].detail["reason"], "agent-hangup");
 }
 
-#[test]
 fn finishing_twice_keeps_the_first_end() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -60,7 +58,6 @@ fn finishing_twice_keeps_the_first_end() {
     assert_eq!(ses.duration, None, "never answered");
 }
 
-#[test]
 fn no_state_change_after_end_and_no_going_back() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -85,7 +82,6 @@ fn no_state_change_after_end_and_no_going_back() {
     ));
 }
 
-#[test]
 fn duplicate_session_id_is_a_conflict_and_unknown_id_not_found() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -108,7 +104,6 @@ fn duplicate_session_id_is_a_conflict_and_unknown_id_not_found() {
     ));
 }
 
-#[test]
 fn a_turn_batch_with_a_duplicate_sequence_writes_nothing() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -138,7 +133,6 @@ fn a_turn_batch_with_a_duplicate_sequence_writes_nothing() {
     assert!(!format!("{:?}", rec.turns[1]).contains("Hi\""));
 }
 
-#[test]
 fn events_batch_keeps_order_and_json_detail() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -170,7 +164,6 @@ fn events_batch_keeps_order_and_json_detail() {
     assert_eq!(tail[1].0, EventKind::ToolCall);
 }
 
-#[test]
 fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
     let (_d, mut s) = fresh();
     let id = SessionId::new_v4();
@@ -202,7 +195,6 @@ fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
     assert!(!format!("{ses:?}").contains("billing"));
 }
 
-#[test]
 fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
     let (_d, mut s) = fresh();
     let c = common::active_campaign(&mut s, "c", 5);
@@ -264,7 +256,6 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
     assert_eq!(got.len(), want);
 }
 
-#[test]
 fn transport_is_stored_read_back_and_filters_the_list() {
     let (_d, mut s) = fresh();
     let mut want = Vec::new();
@@ -326,3 +317,15 @@ fn transport_is_stored_read_back_and_filters_the_list() {
         "filters combine"
     );
 }
+
+on_both_backends!(
+    session_goes_forward_and_records_answer_end_and_duration,
+    finishing_twice_keeps_the_first_end,
+    no_state_change_after_end_and_no_going_back,
+    duplicate_session_id_is_a_conflict_and_unknown_id_not_found,
+    a_turn_batch_with_a_duplicate_sequence_writes_nothing,
+    events_batch_keeps_order_and_json_detail,
+    update_sets_recording_summary_and_usage_and_keeps_the_rest,
+    list_filters_and_pages_newest_first_without_gaps_or_repeats,
+    transport_is_stored_read_back_and_filters_the_list,
+);

@@ -13,7 +13,6 @@ fn tok(b: u8) -> ApiToken {
     ApiToken::from_random_bytes([b; 40])
 }
 
-#[test]
 fn duplicate_empty_and_numeric_user_names_are_refused() {
     let (_d, mut s) = fresh();
     s.create_user(&name("ann"), Role::Viewer, &tok(1), t(0))
@@ -46,7 +45,6 @@ fn duplicate_empty_and_numeric_user_names_are_refused() {
     assert!(s.find_user("Ann").unwrap().is_none());
 }
 
-#[test]
 fn an_expired_token_is_unauthorized_from_its_expiry_on() {
     let (_d, mut s) = fresh();
     let id = s
@@ -70,7 +68,6 @@ fn an_expired_token_is_unauthorized_from_its_expiry_on() {
     assert!(s.verify_token(&tok(3).expose(), t(1_000_000)).is_ok());
 }
 
-#[test]
 fn revoking_kills_the_token_and_keeps_the_user_rotation_kills_the_old_token() {
     let (_d, mut s) = fresh();
     let id = s
@@ -98,7 +95,6 @@ fn revoking_kills_the_token_and_keeps_the_user_rotation_kills_the_old_token() {
     assert_eq!((u.revoked_at, u.token_issued_at), (None, t(8)));
 }
 
-#[test]
 fn token_use_is_recorded_for_the_current_token_only_and_never_goes_back() {
     let (_d, mut s) = fresh();
     let id = s
@@ -114,3 +110,10 @@ fn token_use_is_recorded_for_the_current_token_only_and_never_goes_back() {
     assert!(!s.record_token_use(&tok(1).id(), t(30)).unwrap());
     assert_eq!(s.get_user(id).unwrap().token_last_used_at, None);
 }
+
+on_both_backends!(
+    duplicate_empty_and_numeric_user_names_are_refused,
+    an_expired_token_is_unauthorized_from_its_expiry_on,
+    revoking_kills_the_token_and_keeps_the_user_rotation_kills_the_old_token,
+    token_use_is_recorded_for_the_current_token_only_and_never_goes_back,
+);

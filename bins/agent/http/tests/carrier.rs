@@ -44,7 +44,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
     };
     let state = Arc::new(State {
         manager: r.manager.clone(),
-        database: r.db.clone(),
+        store: callbridge_crm_store::StoreAt::sqlite(&r.db),
         recordings_dir: Some(r.dir.path().to_path_buf()),
         started: Instant::now(),
         provider: "mock".into(),

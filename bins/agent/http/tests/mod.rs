@@ -121,7 +121,7 @@ pub fn app(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) 
 pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound) -> AppState {
     Arc::new(State {
         manager: manager.clone(),
-        database: db.to_path_buf(),
+        store: callbridge_crm_store::StoreAt::sqlite(db),
         recordings_dir: Some(recordings.to_path_buf()),
         started: Instant::now(),
         provider: "mock".into(),
