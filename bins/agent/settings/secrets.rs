@@ -23,6 +23,10 @@ pub const SECRET_ENV: &[(&str, &str)] = &[
     ),
     (TRUNK_PASSWORD, "the SIP trunk's digest password"),
     (
+        "CALLBRIDGE_STORE_PASSWORD",
+        "store.url = \"postgres://...\": the database password (else PGPASSWORD)",
+    ),
+    (
         carrier::TWILIO_AUTH_TOKEN,
         "Twilio: signatures and REST hang-up",
     ),
