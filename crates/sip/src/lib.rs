@@ -49,6 +49,7 @@ pub mod random;
 pub mod sdp;
 pub mod session_timer;
 mod status;
+pub mod stream;
 pub mod transaction;
 pub mod ua;
 mod uri;
