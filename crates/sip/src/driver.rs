@@ -400,6 +400,10 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some(t) = self.ua.poll_transmit() {
+            if t.transport.is_reliable() {
+                tracing::warn!(peer = %t.peer(), "no TCP/TLS transport in this driver; message dropped");
+                continue;
+            }
             let dest = match (self.local.ip(), t.dest.ip()) {
                 (IpAddr::V6(_), IpAddr::V4(v4)) => {
                     SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), t.dest.port())

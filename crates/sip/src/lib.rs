@@ -51,6 +51,7 @@ pub mod session_timer;
 mod status;
 pub mod stream;
 pub mod transaction;
+pub mod transport;
 pub mod ua;
 mod uri;
 
