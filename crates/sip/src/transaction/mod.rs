@@ -276,6 +276,7 @@ impl Server {
 pub struct Transactions {
     cfg: TimerConfig,
     limit: usize,
+    udp_max_request: Option<usize>,
     clients: HashMap<ClientKey, (Client, Peer)>,
     servers: HashMap<ServerKey, (Server, Peer)>,
     transmits: VecDeque<Transmit>,
@@ -288,11 +289,20 @@ impl Transactions {
         Transactions {
             cfg,
             limit,
+            udp_max_request: None,
             clients: HashMap::new(),
             servers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Send requests larger than `max` bytes to UDP peers over TCP instead
+    /// (RFC 3261 section 18.1.1: 1,300 bytes when the path MTU is unknown);
+    /// `None` (the default) keeps them on UDP, for a user agent without
+    /// TCP.
+    pub fn set_udp_max_request(&mut self, max: Option<usize>) {
+        self.udp_max_request = max;
     }
 
     /// The timer values in use.
@@ -406,7 +416,7 @@ impl Transactions {
         request: Request,
         dest: impl Into<Peer>,
     ) -> Result<ClientKey, TooManyTransactions> {
-        let dest = dest.into();
+        let (request, dest) = self.choose_transport(request, dest.into());
         let cfg = self.cfg.on(dest.transport);
         if self.len() >= self.limit {
             return Err(TooManyTransactions { limit: self.limit });
@@ -434,6 +444,39 @@ impl Transactions {
         self.transmits.push_back(Transmit::new(dest, wire));
         self.clients.insert(key.clone(), (tx, dest));
         Ok(key)
+    }
+
+    /// The transport a new request really goes over (RFC 3261 section
+    /// 18.1.1): a CANCEL goes where its INVITE went (section 9.1); a
+    /// request too large for UDP goes over TCP; the top Via says which.
+    fn choose_transport(&self, mut request: Request, dest: Peer) -> (Request, Peer) {
+        let branch = request.headers().top_via().ok().and_then(|v| v.branch());
+        let invite = branch.and_then(|branch| {
+            let key = ClientKey {
+                branch,
+                method: Method::Invite,
+            };
+            self.clients.get(&key).map(|(_, p)| *p)
+        });
+        let to = match (request.method(), invite) {
+            (Method::Cancel, Some(p)) => p,
+            _ => match self.udp_max_request {
+                Some(max)
+                    if dest.transport == Transport::Udp
+                        && crate::encode::Encode::to_bytes(&request).len() > max =>
+                {
+                    Peer::new(Transport::Tcp, dest.addr)
+                }
+                _ => dest,
+            },
+        };
+        if to.transport != dest.transport
+            && let Ok(mut via) = request.headers().top_via()
+        {
+            via.set_transport(to.transport.via_token());
+            request.headers_mut().set_top_via(&via);
+        }
+        (request, to)
     }
 
     /// Whether a client transaction with this key is alive.

@@ -20,6 +20,9 @@ pub struct Config {
     /// The address written in Via and Contact for TLS; `None`:
     /// `contact_addr` with port 5061.
     pub tls_addr: Option<SocketAddr>,
+    /// Requests larger than this go to UDP peers over TCP (RFC 3261
+    /// section 18.1.1 says 1,300 bytes); `None`: never (no TCP).
+    pub udp_max_request: Option<usize>,
     /// `User-Agent` / `Server` header value.
     pub user_agent: String,
     /// T1, T2, T4 and D.
@@ -68,6 +71,7 @@ impl Config {
             contact_addr,
             tcp_addr: None,
             tls_addr: None,
+            udp_max_request: None,
             user_agent: "callbridge".to_string(),
             timers: TimerConfig::default(),
             max_transactions: 4096,

@@ -304,8 +304,10 @@ impl UserAgent {
     /// A user agent with `cfg`, drawing tags, branches, Call-IDs and client
     /// nonces from `rng` (see [`crate::random`]).
     pub fn new(cfg: Config, rng: impl CryptoRng + Send + 'static) -> UserAgent {
+        let mut tx = Transactions::new(cfg.timers, cfg.max_transactions);
+        tx.set_udp_max_request(cfg.udp_max_request);
         UserAgent {
-            tx: Transactions::new(cfg.timers, cfg.max_transactions),
+            tx,
             cfg,
             ids: Ids::new(Box::new(rng)),
             calls: HashMap::new(),

@@ -205,3 +205,56 @@ fn an_in_dialog_bye_goes_back_over_the_calls_connection() {
     assert_eq!((bye.method(), t.peer()), (&Method::Bye, conn()));
     assert_eq!(&bye.headers().top_via().unwrap().transport()[..], b"TCP");
 }
+
+#[test]
+fn a_request_over_1300_bytes_moves_from_udp_to_tcp_and_its_cancel_follows() {
+    let mut cfg = tcp_config();
+    cfg.udp_max_request = Some(1300);
+    let mut r = Raw::with(cfg);
+    let mut big = originate("sip:bob@127.0.0.1:5070");
+    big.offer = Bytes::from(format!(
+        "{SDP}{}",
+        "a=x-pad:0123456789abcdef\r\n".repeat(50)
+    ));
+    let call = r.ua.originate(r.now, big).unwrap();
+    let out = sent(&mut r);
+    let (t, Message::Request(invite)) = &out[0] else {
+        panic!("not a request")
+    };
+    assert!(t.data.len() > 1300);
+    assert_eq!(
+        t.peer(),
+        Peer::new(Transport::Tcp, "127.0.0.1:5070".parse().unwrap())
+    );
+    assert_eq!(&invite.headers().top_via().unwrap().transport()[..], b"TCP");
+    // A provisional, then our hang-up: the CANCEL (small) follows the
+    // INVITE onto TCP, with the same Via.
+    let ringing = format!(
+        "SIP/2.0 180 Ringing\r\nVia: {}\r\nFrom: {}\r\nTo: <sip:bob@127.0.0.1:5070>;tag=b\r\n\
+         Call-ID: {}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        String::from_utf8_lossy(invite.headers().get(&crate::HeaderName::Via).unwrap()),
+        String::from_utf8_lossy(invite.headers().get(&crate::HeaderName::From).unwrap()),
+        invite.headers().call_id().unwrap(),
+    );
+    r.ua.handle_message(r.now, t.peer(), Bytes::from(ringing));
+    r.ua.hangup(r.now, call).unwrap();
+    let out = sent(&mut r);
+    let (t, Message::Request(cancel)) = &out[0] else {
+        panic!("not a request")
+    };
+    assert_eq!(cancel.method(), &Method::Cancel);
+    assert_eq!(t.transport, Transport::Tcp);
+    assert_eq!(&cancel.headers().top_via().unwrap().transport()[..], b"TCP");
+}
+
+#[test]
+fn without_the_switch_a_large_request_stays_on_udp() {
+    let mut r = Raw::with(tcp_config());
+    let mut big = originate("sip:bob@127.0.0.1:5070");
+    big.offer = Bytes::from(format!(
+        "{SDP}{}",
+        "a=x-pad:0123456789abcdef\r\n".repeat(50)
+    ));
+    r.ua.originate(r.now, big).unwrap();
+    assert_eq!(sent(&mut r)[0].0.transport, Transport::Udp);
+}
