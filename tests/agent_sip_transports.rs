@@ -337,3 +337,46 @@ fn connections_past_the_per_ip_limit_are_refused() {
     let ok = options_over_tcp(tcp).expect("served again below the limit");
     assert_eq!(status(&ok), Some(200), "{ok}");
 }
+
+#[test]
+fn an_outbound_call_to_a_tcp_target_uri_goes_over_tcp() {
+    let uas = Sipp::uas("uas_answer.xml")
+        .arg("-t")
+        .arg("t1")
+        .within(Duration::from_secs(30));
+    let sipp = uas.spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = Agent::start(Opts {
+        env: vec![(
+            "CALLBRIDGE_OUTBOUND_TARGET".into(),
+            format!("sip:{};transport=tcp", uas.addr()),
+        )],
+        ..Opts::default()
+    });
+    let r = agent.request(
+        "POST",
+        "/api/calls",
+        Some(&serde_json::json!({"to": "+15550100777"})),
+    );
+    assert_eq!(r.status, 202, "POST /api/calls: {}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    agent.wait_for(
+        "the callee to answer over TCP",
+        Duration::from_secs(10),
+        || {
+            let v = agent.get_json(&format!("/api/calls/{id}"));
+            matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let r = agent.request("DELETE", &format!("/api/calls/{id}"), None);
+    assert_eq!(r.status, 202, "DELETE /api/calls/{id}: {}", r.text());
+    // sipp listened on TCP only: the INVITE, ACK and BYE all came over it.
+    sipp.finish()
+        .assert_ok("a TCP UAS answers, gets our ACK and BYE");
+    let v = agent.wait_for("the call to end", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        (v["state"] == "ended").then_some(v)
+    });
+    assert_eq!(v["outcome"], "completed", "{v}");
+}
