@@ -8,6 +8,7 @@ use bytes::Bytes;
 use callbridge_sip::Uri;
 use callbridge_sip::driver::tls::{CertFiles, TlsClient, Trust};
 use callbridge_sip::driver::{Driver, DriverConfig, Handle, StreamConfig};
+use callbridge_sip::filter::{Rejection, SourceFilter};
 use callbridge_sip::header::NameAddr;
 use callbridge_sip::random::os_rng;
 use callbridge_sip::transaction::TimerConfig;
@@ -48,8 +49,13 @@ struct Side {
 }
 
 async fn start(streams: StreamConfig) -> Side {
+    start_filtered(streams, SourceFilter::allow_all()).await
+}
+
+async fn start_filtered(streams: StreamConfig, filter: SourceFilter) -> Side {
     let bind: SocketAddr = LOCAL.parse().unwrap();
     let mut ua = Config::new(bind);
+    ua.filter = filter;
     // T1 = 50 ms: Timer B gives up after 3.2 s.
     ua.timers = TimerConfig {
         t1: Duration::from_millis(50),
@@ -350,6 +356,20 @@ async fn connections_beyond_the_per_ip_limit_are_refused() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert!(options_answered(addr).await);
         let _ = b.udp;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_connection_from_outside_the_allowlist_is_closed_at_once() {
+    within(async {
+        let only = SourceFilter::only(vec!["192.0.2.0/24".parse().unwrap()], Rejection::Forbidden);
+        let b = start_filtered(listening_tcp(), only).await;
+        let mut s = TcpStream::connect(b.tcp.unwrap()).await.unwrap();
+        let _ = s.write_all(b"\r\n\r\n").await;
+        assert!(closed_by_peer(&mut s).await);
+        let (open, stats) = b.handle.stream_stats().await.unwrap();
+        assert_eq!((open, stats.accepted, stats.refused), (0, 0, 1));
     })
     .await;
 }

@@ -409,7 +409,12 @@ impl Driver {
                     }
                 },
                 (transport, r) = self.streams.accept() => match r {
-                    Ok((stream, from)) => self.streams.accepted(transport, stream, from),
+                    Ok((stream, from)) => {
+                        // A source outside the allowlist gets no connection
+                        // slot (over UDP it would get 403 or nothing).
+                        let allowed = self.ua.config().filter.allows(from.ip().to_canonical());
+                        self.streams.accepted(transport, stream, from, allowed);
+                    }
                     Err(e) => tracing::warn!(error = %e, %transport, "SIP accept failed"),
                 },
                 input = self.stream_input.recv(), if waiting < self.backlog => match input {

@@ -97,7 +97,8 @@ pub(super) enum Input {
 pub struct StreamStats {
     /// Connections accepted and served.
     pub accepted: u64,
-    /// Connections accepted and closed at once (a limit was reached).
+    /// Connections accepted and closed at once (a limit was reached, or
+    /// the source is outside the allowlist).
     pub refused: u64,
     /// Connections we dialed.
     pub dialed: u64,
@@ -207,9 +208,21 @@ impl Streams {
         self.conns.len() < self.cfg.max_connections && self.count_ip(ip) < self.cfg.max_per_ip
     }
 
-    /// Serve an accepted connection, or close it when a limit is reached.
-    pub(super) fn accepted(&mut self, transport: Transport, stream: TcpStream, from: SocketAddr) {
+    /// Serve an accepted connection, or close it when its source is not
+    /// `allowed` or a limit is reached.
+    pub(super) fn accepted(
+        &mut self,
+        transport: Transport,
+        stream: TcpStream,
+        from: SocketAddr,
+        allowed: bool,
+    ) {
         let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+        if !allowed {
+            self.stats.refused += 1;
+            tracing::debug!(%from, %transport, "SIP connection from outside the allowlist closed");
+            return;
+        }
         if !self.has_room(from.ip()) {
             self.stats.refused += 1;
             tracing::warn!(%from, %transport, "SIP connection refused: connection limit");
