@@ -545,6 +545,12 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let mut line = format!("ready sip={} http={}", agent.sip_addr, agent.http_addr);
+        if let Some(a) = agent.manager.sip_tcp_addr() {
+            line.push_str(&format!(" sip_tcp={a}"));
+        }
+        if let Some(a) = agent.manager.sip_tls_addr() {
+            line.push_str(&format!(" sip_tls={a}"));
+        }
         if let Some(a) = agent.public_addr {
             line.push_str(&format!(" public={a}"));
         }
@@ -556,9 +562,20 @@ pub async fn serve(settings: Settings, secrets: Secrets) -> i32 {
         crate::service_manager::ready(&line);
     }
     let watchdog = crate::service_manager::watchdog(&agent.manager);
-    let which = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    // SIGHUP reloads the SIP TLS certificate (sip.tls_cert, sip.tls_key);
+    // without a handler it would end the process.
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let which = loop {
+        tokio::select! {
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
+            Some(()) = async { hup.as_mut()?.recv().await } => {
+                match agent.manager.reload_sip_tls().await {
+                    Ok(()) => info!("SIGHUP: SIP TLS certificate reloaded"),
+                    Err(e) => warn!(error = %e, "SIGHUP: SIP TLS certificate not reloaded; the old one stays"),
+                }
+            }
+        }
     };
     crate::service_manager::stopping();
     info!(

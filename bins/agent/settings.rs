@@ -27,7 +27,8 @@
 //!
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
-//! `carrier`, `values`, `validate`, `secrets`, `load`, `mapping`.
+//! `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
+//! `mapping`.
 
 mod carrier;
 mod check;
@@ -36,6 +37,7 @@ mod keys;
 mod load;
 mod mapping;
 pub(crate) mod secrets;
+mod sip_transport;
 mod source;
 mod transfer;
 mod validate;
@@ -43,6 +45,8 @@ mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sip_transport;
 
 pub use keys::env_keys;
 pub use load::load;

@@ -116,6 +116,8 @@ pub struct Opts {
     pub log_level: &'static str,
     /// Extra environment for the agent.
     pub env: Vec<(String, String)>,
+    /// Extra lines in `[sip]` (e.g. `tcp_bind = "127.0.0.1:0"`).
+    pub sip_extra: String,
 }
 
 impl Default for Opts {
@@ -131,6 +133,7 @@ impl Default for Opts {
             max_concurrent: 40,
             log_level: "info",
             env: Vec::new(),
+            sip_extra: String::new(),
         }
     }
 }
@@ -181,6 +184,7 @@ bind = "127.0.0.1:0"
 public_addr = "127.0.0.1"
 allowed_peers = [{peers}]
 reject_unlisted = "forbidden"
+{sip_extra}
 {trunk}
 [rtp]
 port_min = {rtp_min}
@@ -225,6 +229,7 @@ level = "{level}"
         db = dir.join("crm.db").display(),
         rec = dir.join("recordings").display(),
         level = o.log_level,
+        sip_extra = o.sip_extra,
     )
 }
 
@@ -235,6 +240,10 @@ pub struct Agent {
     pub sip: SocketAddr,
     /// The HTTP address from the `ready` line.
     pub http: SocketAddr,
+    /// The SIP TCP listener from the `ready` line (`sip.tcp_bind`).
+    pub sip_tcp: Option<SocketAddr>,
+    /// The SIP TLS listener from the `ready` line (`sip.tls_bind`).
+    pub sip_tls: Option<SocketAddr>,
     /// An admin token (`agent user add`).
     pub token: String,
     /// The configuration file.
@@ -325,7 +334,8 @@ pub fn wait_child(child: &mut Child, within: Duration) -> Option<ExitStatus> {
     }
 }
 
-/// Parses `ready sip=<addr> http=<addr>`.
+/// Parses `ready sip=<addr> http=<addr>` (with `sip_tcp=` and `sip_tls=`
+/// after them when those listeners are on: see [`parse_ready_streams`]).
 pub fn parse_ready(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     let mut it = line.trim().split(' ');
     if it.next()? != "ready" {
@@ -333,10 +343,19 @@ pub fn parse_ready(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     }
     let sip = it.next()?.strip_prefix("sip=")?.parse().ok()?;
     let http = it.next()?.strip_prefix("http=")?.parse().ok()?;
-    if it.next().is_some() {
+    if it.any(|t| !t.starts_with("sip_tcp=") && !t.starts_with("sip_tls=")) {
         return None;
     }
     Some((sip, http))
+}
+
+/// The `sip_tcp=` and `sip_tls=` addresses of a `ready` line.
+pub fn parse_ready_streams(line: &str) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    let find = |key: &str| {
+        line.split(' ')
+            .find_map(|t| t.strip_prefix(key)?.parse().ok())
+    };
+    (find("sip_tcp="), find("sip_tls="))
 }
 
 impl Agent {
@@ -421,6 +440,8 @@ impl Agent {
             child: Some(child),
             sip: "0.0.0.0:0".parse().unwrap(),
             http: "0.0.0.0:0".parse().unwrap(),
+            sip_tcp: None,
+            sip_tls: None,
             token,
             db: dir.path().join("crm.db"),
             recordings: dir.path().join("recordings"),
@@ -450,6 +471,7 @@ impl Agent {
         };
         agent.sip = sip;
         agent.http = http;
+        (agent.sip_tcp, agent.sip_tls) = parse_ready_streams(&line);
         agent
     }
 

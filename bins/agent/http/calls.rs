@@ -22,6 +22,7 @@ use callbridge_crm_store::{
 };
 use callbridge_llm_bridge::Greeting;
 use callbridge_session::{ManagerError, OriginateRequest};
+use callbridge_sip::transport::Transport;
 use tracing::info;
 
 use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
@@ -200,7 +201,8 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
 }
 
 /// `POST /api/calls`. The numbers become `sip:+NUMBER@domain` (the
-/// outbound domain, else the target's address); `prompt` replaces the
+/// outbound domain, else the target's address; `sips:` over TLS,
+/// `;transport=tcp` over TCP); `prompt` replaces the
 /// instructions; `greeting` becomes the prompt that makes the model speak
 /// first once the callee answers (`Greeting::OnRequest`; without it the
 /// configured greeting applies); `metadata` goes to the model as context.
@@ -224,8 +226,13 @@ pub async fn create(
         .run(move |s| check_refs(s, &checker, &mut dial).map(|()| dial))
         .await?;
     let domain = out.domain.clone().unwrap_or_else(|| target.to_string());
+    let (scheme, param) = match out.transport {
+        Transport::Udp => ("sip", ""),
+        Transport::Tcp => ("sip", ";transport=tcp"),
+        Transport::Tls => ("sips", ""),
+    };
     let mut o = OriginateRequest::new(
-        format!("sip:{}@{domain}", dial.to.as_str()),
+        format!("{scheme}:{}@{domain}{param}", dial.to.as_str()),
         format!("sip:{}@{domain}", dial.from.as_str()),
         target,
     );

@@ -27,6 +27,9 @@ pub struct Outbound {
     pub domain: Option<String>,
     /// Default caller id (E.164).
     pub from: String,
+    /// The transport INVITEs take: the Request-URI says it (`sips:` for
+    /// TLS, `;transport=tcp` for TCP, RFC 3263 section 4.1).
+    pub transport: callbridge_sip::transport::Transport,
 }
 
 /// What every handler can reach. Built by `run` (and by `demo`).

@@ -12,6 +12,7 @@ use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
 use callbridge_rtp::engine::EngineConfig;
 use callbridge_session::{ManagerConfig, OutboundAuth};
 use callbridge_sip::auth::Credentials;
+use callbridge_sip::driver::StreamConfig;
 use callbridge_sip::filter::SourceFilter;
 
 use super::secrets::Secrets;
@@ -85,6 +86,26 @@ impl Settings {
         // a backstop behind it.
         cfg.sip.ring_timeout = self.ring_timeout + Duration::from_secs(5);
         cfg.sip.session_timer = self.session_timer;
+        let t = &self.sip_transport;
+        // Listeners on a fixed port are advertised at the public address;
+        // on port 0 the driver advertises the port it bound.
+        let public =
+            |a: SocketAddr| (a.port() != 0).then(|| SocketAddr::new(self.public_ip, a.port()));
+        cfg.sip.tcp_addr = t.tcp_bind.and_then(public);
+        cfg.sip.tls_addr = t.tls_bind.as_ref().and_then(|(a, _)| public(*a));
+        // RFC 3261 section 18.1.1: requests over 1,300 bytes go over TCP,
+        // when we have TCP at all.
+        cfg.sip.udp_max_request = (t.tcp_bind.is_some() && t.udp_to_tcp).then_some(1300);
+        cfg.sip_streams = StreamConfig {
+            tcp_bind: t.tcp_bind,
+            tls_bind: t.tls_bind.clone(),
+            tls_client: t.tls_client(self.tls_roots),
+            tls_names: self.sip_tls_names.iter().cloned().collect(),
+            max_connections: t.max_connections,
+            max_per_ip: t.max_per_ip,
+            idle_timeout: t.idle_timeout,
+            ..StreamConfig::default()
+        };
         cfg.max_calls = self.max_concurrent;
         cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
         cfg.barge_in_after = self.barge_in_after;
@@ -113,6 +134,7 @@ impl Settings {
     pub fn outbound(&self) -> crate::http::Outbound {
         crate::http::Outbound {
             target: self.outbound_target,
+            transport: self.outbound_transport,
             domain: self.trunk.as_ref().map(|t| t.domain.clone()),
             from: self.outbound_from.clone(),
         }

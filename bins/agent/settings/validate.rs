@@ -15,6 +15,7 @@ use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
 use callbridge_sip::session_timer::TimerSettings;
+use callbridge_sip::transport::Transport;
 use callbridge_sip::{Host, Uri};
 use ipnet::IpNet;
 
@@ -84,6 +85,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         ],
     );
     let session_timer = session_timer(c);
+    let sip_transport = super::sip_transport::read(c, base);
     let trunk_configured = c.present("sip.trunk");
     let trunk = if trunk_configured {
         trunk(c).map(Some)
@@ -183,17 +185,28 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             });
 
     // [outbound]
-    let outbound_target = match c.optional("outbound.target") {
+    let outbound = match c.optional("outbound.target") {
         None => None,
-        Some(Some(t)) => resolve(t.trim()).map(Some).or_else(|| {
-            c.invalid(
-                "outbound.target",
-                format!("{t:?}"),
-                "host:port that resolves",
-            )
+        Some(Some(t)) => super::sip_transport::target(&t, resolve)
+            .map(Some)
+            .or_else(|| {
+                c.invalid(
+                    "outbound.target",
+                    format!("{t:?}"),
+                    "host:port that resolves, or a SIP URI (\"sips:trunk.example.net\", \
+                     \"sip:192.0.2.7:5060;transport=tcp\") whose host resolves",
+                )
+            }),
+        Some(None) => trunk.as_ref().map(|t| {
+            t.as_ref().map(|t| super::sip_transport::Target {
+                addr: t.target,
+                transport: t.transport,
+                name: Some(t.domain.clone()),
+            })
         }),
-        Some(None) => trunk.as_ref().map(|t| t.as_ref().map(|t| t.target)),
     };
+    let outbound_target = outbound.as_ref().map(|o| o.as_ref().map(|o| o.addr));
+    let sip_tls_names = tls_names(outbound.as_ref(), trunk.as_ref());
     let outbound_from = c.text("outbound.from").and_then(|from| {
         match callbridge_crm_store::PhoneNumber::parse(from.trim()) {
             Ok(n) => Some(n.as_str().to_owned()),
@@ -386,6 +399,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             allowed_peers: allowed_peers?,
             reject_unlisted: reject_unlisted?,
             session_timer: session_timer?,
+            sip_transport: sip_transport?,
             trunk: trunk?,
             rtp_ports: rtp_ports?,
             rtp_latch: rtp_latch?,
@@ -402,6 +416,11 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             on_model_failure: on_model_failure?,
             fallback_clip: fallback_clip?,
             outbound_target: outbound_target?,
+            outbound_transport: outbound
+                .as_ref()
+                .and_then(|o| o.as_ref().map(|o| o.transport))
+                .unwrap_or_default(),
+            sip_tls_names,
             outbound_from: outbound_from?,
             provider: provider?,
             endpoint: endpoint?,
@@ -506,15 +525,21 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
         }
         Some(u.trim().to_owned())
     });
-    // The registrar's host (and port), from its SIP URI.
+    // The registrar's host (and port), and the transport its URI asks
+    // for (`sips:`: TLS, port 5061 by default; `;transport=tcp`).
     let host = registrar.as_ref().and_then(|r| {
         let uri = Uri::parse(&Bytes::from(r.trim().to_owned())).ok();
-        match uri.as_ref().and_then(|u| u.as_sip()) {
-            Some(sip) => Some((host_text(sip.host()), sip.port())),
-            None => c.invalid(
+        let sip = uri.as_ref().and_then(|u| u.as_sip());
+        match sip.map(|s| (s, Transport::of_uri(s))) {
+            Some((sip, Some(t))) => {
+                let port = sip.port().or((t == Transport::Tls).then_some(5061));
+                Some((host_text(sip.host()), port, t))
+            }
+            _ => c.invalid(
                 "sip.trunk.registrar",
                 format!("{r:?}"),
-                "a SIP URI like \"sip:trunk.example.net\"",
+                "a SIP URI like \"sip:trunk.example.net\" (\"sips:\" for TLS, \
+                 \";transport=tcp\" for TCP)",
             ),
         }
     });
@@ -527,7 +552,7 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
             )
         }),
         None => {
-            let (domain, port) = host.as_ref()?;
+            let (domain, port, _) = host.as_ref()?;
             let hp = match port {
                 Some(port) => format!("{domain}:{port}"),
                 None => domain.clone(),
@@ -543,13 +568,37 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
                 })
         }
     };
+    let (domain, _, transport) = host?;
     Some(Trunk {
         registrar: registrar?.trim().to_owned(),
-        domain: host?.0,
+        domain,
+        transport,
         target: target?,
         username: username?,
         expires: expires?,
     })
+}
+
+/// The names outbound TLS verifies, by address: the trunk's domain and the
+/// host of an `outbound.target` URI (an address not listed is verified as
+/// an IP address).
+fn tls_names(
+    outbound: Option<&Option<super::sip_transport::Target>>,
+    trunk: Option<&Option<Trunk>>,
+) -> Vec<(SocketAddr, String)> {
+    let mut names = Vec::new();
+    if let Some(Some(t)) = trunk {
+        names.push((t.target, t.domain.trim_matches(['[', ']']).to_owned()));
+    }
+    if let Some(Some(super::sip_transport::Target {
+        addr,
+        name: Some(n),
+        ..
+    })) = outbound
+    {
+        names.push((*addr, n.clone()));
+    }
+    names
 }
 
 /// `host:port` (port 5060 when absent), resolved.

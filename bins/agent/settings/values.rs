@@ -15,6 +15,7 @@ use callbridge_sip::session_timer::TimerSettings;
 use ipnet::IpNet;
 
 use super::carrier::{CarrierNeeds, Carriers};
+use super::sip_transport::SipTransport;
 use crate::logging::LogFormat;
 
 /// The model provider.
@@ -92,6 +93,8 @@ pub struct Trunk {
     pub domain: String,
     /// Where REGISTER (and outbound INVITEs by default) are sent.
     pub target: SocketAddr,
+    /// The transport the registrar's URI asks for (`sips:`: TLS).
+    pub transport: callbridge_sip::transport::Transport,
     /// Digest user name.
     pub username: String,
     /// Requested registration lifetime.
@@ -109,6 +112,9 @@ pub struct Settings {
     pub allowed_peers: Vec<IpNet>,
     /// What unlisted peers get.
     pub reject_unlisted: Rejection,
+    /// SIP over TCP and TLS: `sip.tcp_bind`, `sip.tls_*`, the connection
+    /// limits.
+    pub sip_transport: SipTransport,
     /// Session timers (RFC 4028): `sip.session_expires` and `sip.min_se`.
     pub session_timer: TimerSettings,
     /// The trunk, if any.
@@ -146,6 +152,12 @@ pub struct Settings {
     pub fallback_clip: Option<PathBuf>,
     /// Where outbound INVITEs go.
     pub outbound_target: Option<SocketAddr>,
+    /// The transport outbound calls take (from `outbound.target` as a SIP
+    /// URI, else the trunk registrar's URI).
+    pub outbound_transport: callbridge_sip::transport::Transport,
+    /// The names outbound SIP TLS verifies, by address (the trunk's
+    /// domain, the host of an `outbound.target` URI).
+    pub sip_tls_names: Vec<(SocketAddr, String)>,
     /// Default caller id.
     pub outbound_from: String,
     /// Model provider.

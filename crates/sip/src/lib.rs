@@ -1,4 +1,4 @@
-//! SIP for callbridge: messages, SDP offer/answer, transactions and dialogs as a sans-IO core, digest auth, and a thin tokio UDP driver.
+//! SIP for callbridge: messages, SDP offer/answer, transactions and dialogs as a sans-IO core, digest auth, stream framing, and a thin tokio driver for UDP, TCP and TLS.
 //!
 //! The message layer (RFC 3261 sections 7, 19, 20, 25):
 //! - [`Message::parse`] parses one UDP datagram into a [`Request`] or
@@ -11,12 +11,17 @@
 //!   build and serialize messages to exact bytes.
 //! - Identifiers are newtypes: [`CallId`], [`Branch`], [`Tag`].
 //!
+//! Transports (RFC 3261 section 18): the core tags every message and every
+//! destination with a [`transport::Transport`] (UDP, TCP, TLS); a byte
+//! stream is cut into messages by [`stream::StreamFramer`].
+//!
 //! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264);
 //! digest authentication computations are in [`digest`] (RFC 2617, 7616,
 //! 8760).
 //!
 //! # Features
-//! - `driver` (default): the tokio UDP driver in `driver`, which owns the
+//! - `driver` (default): the tokio driver in `driver` (UDP, and TCP and
+//!   TLS with tokio-rustls), which owns the
 //!   socket and the clock. Without it the crate is the sans-IO core alone
 //!   and does not depend on tokio, so the compiler enforces the boundary:
 //!   `cargo check -p callbridge-sip --no-default-features`.
@@ -49,7 +54,9 @@ pub mod random;
 pub mod sdp;
 pub mod session_timer;
 mod status;
+pub mod stream;
 pub mod transaction;
+pub mod transport;
 pub mod ua;
 mod uri;
 

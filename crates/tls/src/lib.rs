@@ -159,12 +159,55 @@ impl TlsRoots {
     }
 }
 
+#[cfg(feature = "config")]
+impl TlsRoots {
+    /// The root certificates these roots stand for, read once per process
+    /// and kind: for a configuration [`TlsRoots::client_config`] does not
+    /// make (SIP over TLS with a client certificate).
+    ///
+    /// # Errors
+    /// As [`TlsRoots::client_config`].
+    pub fn root_store(self) -> Result<Arc<rustls::RootCertStore>, TlsError> {
+        static SYSTEM: OnceLock<Result<Arc<rustls::RootCertStore>, TlsError>> = OnceLock::new();
+        static BUNDLED: OnceLock<Result<Arc<rustls::RootCertStore>, TlsError>> = OnceLock::new();
+        match self {
+            TlsRoots::System => SYSTEM
+                .get_or_init(|| {
+                    system_store(rustls_native_certs::load_native_certs()).map(Arc::new)
+                })
+                .clone(),
+            TlsRoots::Bundled => BUNDLED
+                .get_or_init(|| {
+                    Ok(Arc::new(rustls::RootCertStore {
+                        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                    }))
+                })
+                .clone(),
+        }
+    }
+}
+
+/// The crypto provider of every callbridge TLS configuration (aws-lc-rs),
+/// for configurations built outside this crate (a SIP TLS listener).
+#[cfg(feature = "config")]
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
 /// The configuration for what was read from the system store: warns about
 /// load errors, fails when nothing usable was found.
 #[cfg(feature = "config")]
 fn system_roots(
     loaded: rustls_native_certs::CertificateResult,
 ) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    config(system_store(loaded)?)
+}
+
+/// The store of what was read from the system store (see `system_roots`).
+#[cfg(feature = "config")]
+fn system_store(
+    loaded: rustls_native_certs::CertificateResult,
+) -> Result<rustls::RootCertStore, TlsError> {
     let errors = loaded.errors.len();
     for e in &loaded.errors {
         tracing::warn!(error = %e, "system trust store: a certificate source could not be read");
@@ -183,20 +226,18 @@ fn system_roots(
         return Err(TlsError::NoSystemRoots { errors });
     }
     tracing::debug!(roots = added, "system trust store loaded");
-    config(store)
+    Ok(store)
 }
 
 /// rustls on the aws-lc-rs provider (given explicitly: nothing depends on
 /// a process-wide default) with `roots`.
 #[cfg(feature = "config")]
 fn config(roots: rustls::RootCertStore) -> Result<Arc<rustls::ClientConfig>, TlsError> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|_| TlsError::Setup)?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|_| TlsError::Setup)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 

@@ -221,6 +221,7 @@ async fn call_requests_are_validated_against_numbers_campaigns_and_leads() {
             target: None,
             domain: None,
             from: "+15550100000".into(),
+            transport: Default::default(),
         },
     );
     let req = super::call_request(&r.operator, &json!({"to": "+14155550100"}));

@@ -52,6 +52,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
             target: None,
             domain: None,
             from: "+15550100000".into(),
+            transport: Default::default(),
         },
         carrier: Some(Arc::new(CarrierState::with_hangups(
             settings,

@@ -174,6 +174,7 @@ pub async fn rig(mode: Callee, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
         target: Some(target),
         domain: None,
         from: "+15550100000".into(),
+        transport: Default::default(),
     };
     Rig {
         app: app(&manager, &db, dir.path(), outbound),

@@ -77,6 +77,7 @@ async fn surfaces_bound_apart_answer_only_their_own_routes() {
             target: None,
             domain: None,
             from: "+15550100000".into(),
+            transport: Default::default(),
         },
     );
     let routers = super::super::routers(

@@ -172,6 +172,17 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_SESSION_EXPIRES",
         "CALLBRIDGE_SIP_MIN_SE",
         "CALLBRIDGE_SIP_MIN_SE_FLOOR",
+        "CALLBRIDGE_SIP_TCP_BIND",
+        "CALLBRIDGE_SIP_TLS_BIND",
+        "CALLBRIDGE_SIP_TLS_CERT",
+        "CALLBRIDGE_SIP_TLS_KEY",
+        "CALLBRIDGE_SIP_TLS_CA",
+        "CALLBRIDGE_SIP_TLS_CLIENT_CERT",
+        "CALLBRIDGE_SIP_TLS_CLIENT_KEY",
+        "CALLBRIDGE_SIP_MAX_CONNECTIONS",
+        "CALLBRIDGE_SIP_MAX_CONNECTIONS_PER_IP",
+        "CALLBRIDGE_SIP_CONNECTION_IDLE_TIMEOUT",
+        "CALLBRIDGE_SIP_UDP_TO_TCP",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -182,8 +193,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3 + 1 + 2,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node"
+        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3 + 1 + 2 + 11,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node, 11 SIP TCP/TLS keys"
     );
 }
 

@@ -20,6 +20,9 @@ pub struct ManagerConfig {
     /// The SIP core's settings (contact address, filter, timers...);
     /// `max_calls` and `retry_after` are taken from this struct.
     pub sip: callbridge_sip::ua::Config,
+    /// SIP over TCP and TLS: listeners, outbound TLS trust, connection
+    /// limits (default: none listening; outbound TCP/TLS on demand).
+    pub sip_streams: callbridge_sip::driver::StreamConfig,
     /// The RTP port range.
     pub rtp: PortPoolConfig,
     /// The address written in our SDP (`c=`).
@@ -136,6 +139,7 @@ impl ManagerConfig {
         ManagerConfig {
             sip_bind,
             sip: callbridge_sip::ua::Config::new(sip_bind),
+            sip_streams: callbridge_sip::driver::StreamConfig::default(),
             rtp: PortPoolConfig {
                 bind_ip: media_ip,
                 range: rtp_ports,

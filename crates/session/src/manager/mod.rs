@@ -197,6 +197,8 @@ pub struct Manager {
 
 struct Inner {
     sip_addr: SocketAddr,
+    sip_tcp_addr: Option<SocketAddr>,
+    sip_tls_addr: Option<SocketAddr>,
     ports: PortPool,
     /// The media engine and the admission by its load.
     admission: Admission,
@@ -270,8 +272,10 @@ impl Manager {
         ua.retry_after = u32::try_from(cfg.retry_after.as_secs()).unwrap_or(u32::MAX);
         let mut dcfg = DriverConfig::new(cfg.sip_bind, ua);
         dcfg.shutdown_grace = cfg.shutdown_drain + Duration::from_secs(2);
+        dcfg.streams = cfg.sip_streams.clone();
         let (driver, sip, events) = Driver::bind(dcfg, sip_rng).await?;
         let sip_addr = driver.local_addr();
+        let (sip_tcp_addr, sip_tls_addr) = (driver.tcp_addr(), driver.tls_addr());
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
         let shared = Arc::new(Shared {
             cfg,
@@ -308,6 +312,8 @@ impl Manager {
             shared,
             inner: Arc::new(Inner {
                 sip_addr,
+                sip_tcp_addr,
+                sip_tls_addr,
                 ports,
                 admission: Admission::new(engine),
                 rng: Mutex::new(media_rng),
@@ -332,6 +338,25 @@ impl Manager {
     /// The SIP socket's address.
     pub fn sip_addr(&self) -> SocketAddr {
         self.inner.sip_addr
+    }
+
+    /// The SIP TCP listener's address, if there is one.
+    pub fn sip_tcp_addr(&self) -> Option<SocketAddr> {
+        self.inner.sip_tcp_addr
+    }
+
+    /// The SIP TLS listener's address, if there is one.
+    pub fn sip_tls_addr(&self) -> Option<SocketAddr> {
+        self.inner.sip_tls_addr
+    }
+
+    /// Read the SIP TLS certificate and key files again (SIGHUP); on an
+    /// error the old certificate stays in use.
+    ///
+    /// # Errors
+    /// The files are unusable, or the SIP driver has stopped.
+    pub async fn reload_sip_tls(&self) -> Result<(), callbridge_sip::driver::ReloadError> {
+        self.shared.sip.reload_tls().await
     }
 
     /// The live-resource gauges.

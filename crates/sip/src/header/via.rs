@@ -34,6 +34,12 @@ impl Via {
         }
     }
 
+    /// Replace the transport token (RFC 3261 section 18.1.1: a request
+    /// moved from UDP to TCP for its size says so in its top Via).
+    pub fn set_transport(&mut self, transport: &'static str) {
+        self.transport = Bytes::from_static(transport.as_bytes());
+    }
+
     /// The SIP version of the sent-protocol (`2.0`; anything else makes
     /// the message invalid, but the Via can still route a 505).
     pub fn version(&self) -> &Bytes {

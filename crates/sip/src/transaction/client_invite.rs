@@ -59,7 +59,9 @@ impl ClientInvite {
     pub fn start(now: Instant, request: Request, cfg: TimerConfig) -> (ClientInvite, Bytes) {
         let wire = request.to_bytes();
         let mut timers = Timers::default();
-        timers.set(Timer::A, now + cfg.t1);
+        if cfg.retransmits() {
+            timers.set(Timer::A, now + cfg.t1);
+        }
         timers.set(Timer::B, now + cfg.timeout());
         let tx = ClientInvite {
             request,
@@ -95,7 +97,7 @@ impl ClientInvite {
             }
             State::Calling { .. } | State::Proceeding => {
                 self.timers.clear();
-                self.timers.set(Timer::D, now + self.cfg.d);
+                self.timers.set(Timer::D, now + self.cfg.absorb(self.cfg.d));
                 let ack = self.ack_for(&response).to_bytes();
                 let out = Output {
                     transmit: Some(ack.clone()),

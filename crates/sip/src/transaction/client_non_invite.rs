@@ -50,7 +50,9 @@ impl ClientNonInvite {
     pub fn start(now: Instant, request: &Request, cfg: TimerConfig) -> (ClientNonInvite, Bytes) {
         let wire = request.to_bytes();
         let mut timers = Timers::default();
-        timers.set(Timer::E, now + cfg.t1);
+        if cfg.retransmits() {
+            timers.set(Timer::E, now + cfg.t1);
+        }
         timers.set(Timer::F, now + cfg.timeout());
         let tx = ClientNonInvite {
             cfg,
@@ -74,7 +76,8 @@ impl ClientNonInvite {
             ),
             State::Trying { .. } | State::Proceeding { .. } => {
                 self.timers.clear();
-                self.timers.set(Timer::K, now + self.cfg.t4);
+                self.timers
+                    .set(Timer::K, now + self.cfg.absorb(self.cfg.t4));
                 (State::Completed, Output::to_tu(ToTu::Response(response)))
             }
             other => (other, Output::default()),

@@ -1,5 +1,7 @@
-//! Transactions (RFC 3261 section 17) over UDP: the four state machines and
-//! the endpoint layer that routes messages to them.
+//! Transactions (RFC 3261 section 17) over UDP, TCP and TLS: the four state
+//! machines and the endpoint layer that routes messages to them. Each
+//! transaction is bound to one [`Peer`] (transport and address); over a
+//! reliable transport it does not retransmit ([`TimerConfig::reliable`]).
 //!
 //! Each machine ([`ClientInvite`], [`ClientNonInvite`], [`ServerInvite`],
 //! [`ServerNonInvite`]) is its own enum of states carrying that state's
@@ -27,6 +29,7 @@ use crate::error::Error;
 use crate::ids::Branch;
 use crate::message::{Request, Response};
 use crate::method::Method;
+use crate::transport::{Peer, Transport};
 use crate::uri::Host;
 use bytes::Bytes;
 use std::collections::{HashMap, VecDeque};
@@ -141,13 +144,31 @@ impl ServerKey {
     }
 }
 
-/// A datagram to send.
+/// A message to send: a datagram, or one message on a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
-    /// Where to.
+    /// Over which transport.
+    pub transport: Transport,
+    /// Where to (over a reliable transport, the connection to this
+    /// address: for responses, the one the request came on).
     pub dest: SocketAddr,
     /// The bytes.
     pub data: Bytes,
+}
+
+impl Transmit {
+    fn new(to: Peer, data: Bytes) -> Transmit {
+        Transmit {
+            transport: to.transport,
+            dest: to.addr,
+            data,
+        }
+    }
+
+    /// The transport and the destination together.
+    pub fn peer(&self) -> Peer {
+        Peer::new(self.transport, self.dest)
+    }
 }
 
 /// An event from a transaction to its user.
@@ -249,14 +270,15 @@ impl Server {
     }
 }
 
-/// The endpoint layer: every live transaction by key, with the address
-/// its datagrams go to; the queues of datagrams and events they produced.
+/// The endpoint layer: every live transaction by key, with the peer its
+/// messages go to; the queues of messages and events they produced.
 #[derive(Debug)]
 pub struct Transactions {
     cfg: TimerConfig,
     limit: usize,
-    clients: HashMap<ClientKey, (Client, SocketAddr)>,
-    servers: HashMap<ServerKey, (Server, SocketAddr)>,
+    udp_max_request: Option<usize>,
+    clients: HashMap<ClientKey, (Client, Peer)>,
+    servers: HashMap<ServerKey, (Server, Peer)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<TxEvent>,
 }
@@ -267,11 +289,20 @@ impl Transactions {
         Transactions {
             cfg,
             limit,
+            udp_max_request: None,
             clients: HashMap::new(),
             servers: HashMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         }
+    }
+
+    /// Send requests larger than `max` bytes to UDP peers over TCP instead
+    /// (RFC 3261 section 18.1.1: 1,300 bytes when the path MTU is unknown);
+    /// `None` (the default) keeps them on UDP, for a user agent without
+    /// TCP.
+    pub fn set_udp_max_request(&mut self, max: Option<usize>) {
+        self.udp_max_request = max;
     }
 
     /// The timer values in use.
@@ -289,9 +320,9 @@ impl Transactions {
         self.len() == 0
     }
 
-    fn push(&mut self, dest: SocketAddr, out: Output, tu: impl FnOnce(ToTu) -> TxEvent) {
+    fn push(&mut self, dest: Peer, out: Output, tu: impl FnOnce(ToTu) -> TxEvent) {
         if let Some(data) = out.transmit {
-            self.transmits.push_back(Transmit { dest, data });
+            self.transmits.push_back(Transmit::new(dest, data));
         }
         if let Some(e) = out.to_tu {
             self.events.push_back(tu(e));
@@ -300,26 +331,28 @@ impl Transactions {
 
     /// Queue a datagram sent outside any transaction (stateless answers,
     /// 2xx retransmissions, the ACK of a 2xx), in order with the rest.
-    pub fn send_raw(&mut self, dest: SocketAddr, data: Bytes) {
-        self.transmits.push_back(Transmit { dest, data });
+    pub fn send_raw(&mut self, dest: impl Into<Peer>, data: Bytes) {
+        self.transmits.push_back(Transmit::new(dest.into(), data));
     }
 
     /// Queue the datagram of a server transaction's output (server
     /// transactions only report to the TU from `handle_timeout`).
-    fn send(&mut self, dest: SocketAddr, out: Output) {
+    fn send(&mut self, dest: Peer, out: Output) {
         if let Some(data) = out.transmit {
-            self.transmits.push_back(Transmit { dest, data });
+            self.transmits.push_back(Transmit::new(dest, data));
         }
     }
 
     /// Route a received request (RFC 3261 section 17.2.3). `reply_to` is
-    /// where responses go (section 18.2.2 with RFC 3581 `rport`).
+    /// where responses go (section 18.2.2 with RFC 3581 `rport`; over a
+    /// reliable transport, the connection the request came on).
     pub fn route_request(
         &mut self,
         now: Instant,
         request: &Request,
-        reply_to: SocketAddr,
+        reply_to: impl Into<Peer>,
     ) -> Result<Routed, Error> {
+        let reply_to = reply_to.into();
         let key = ServerKey::of(request)?;
         let is_ack = request.method() == &Method::Ack;
         if let Some((tx, dest)) = self.servers.get_mut(&key) {
@@ -343,9 +376,10 @@ impl Transactions {
         if self.len() >= self.limit {
             return Ok(Routed::Full);
         }
+        let cfg = self.cfg.on(reply_to.transport);
         let tx = match request.method() {
-            Method::Invite => Server::Invite(ServerInvite::new(self.cfg)),
-            _ => Server::NonInvite(ServerNonInvite::new(self.cfg)),
+            Method::Invite => Server::Invite(ServerInvite::new(cfg)),
+            _ => Server::NonInvite(ServerNonInvite::new(cfg)),
         };
         self.servers.insert(key.clone(), (tx, reply_to));
         Ok(Routed::New(key))
@@ -380,8 +414,10 @@ impl Transactions {
         &mut self,
         now: Instant,
         request: Request,
-        dest: SocketAddr,
+        dest: impl Into<Peer>,
     ) -> Result<ClientKey, TooManyTransactions> {
+        let (request, dest) = self.choose_transport(request, dest.into());
+        let cfg = self.cfg.on(dest.transport);
         if self.len() >= self.limit {
             return Err(TooManyTransactions { limit: self.limit });
         }
@@ -397,17 +433,50 @@ impl Transactions {
         };
         let (tx, wire) = match request.method() {
             Method::Invite => {
-                let (t, w) = ClientInvite::start(now, request, self.cfg);
+                let (t, w) = ClientInvite::start(now, request, cfg);
                 (Client::Invite(Box::new(t)), w)
             }
             _ => {
-                let (t, w) = ClientNonInvite::start(now, &request, self.cfg);
+                let (t, w) = ClientNonInvite::start(now, &request, cfg);
                 (Client::NonInvite(Box::new(t)), w)
             }
         };
-        self.transmits.push_back(Transmit { dest, data: wire });
+        self.transmits.push_back(Transmit::new(dest, wire));
         self.clients.insert(key.clone(), (tx, dest));
         Ok(key)
+    }
+
+    /// The transport a new request really goes over (RFC 3261 section
+    /// 18.1.1): a CANCEL goes where its INVITE went (section 9.1); a
+    /// request too large for UDP goes over TCP; the top Via says which.
+    fn choose_transport(&self, mut request: Request, dest: Peer) -> (Request, Peer) {
+        let branch = request.headers().top_via().ok().and_then(|v| v.branch());
+        let invite = branch.and_then(|branch| {
+            let key = ClientKey {
+                branch,
+                method: Method::Invite,
+            };
+            self.clients.get(&key).map(|(_, p)| *p)
+        });
+        let to = match (request.method(), invite) {
+            (Method::Cancel, Some(p)) => p,
+            _ => match self.udp_max_request {
+                Some(max)
+                    if dest.transport == Transport::Udp
+                        && crate::encode::Encode::to_bytes(&request).len() > max =>
+                {
+                    Peer::new(Transport::Tcp, dest.addr)
+                }
+                _ => dest,
+            },
+        };
+        if to.transport != dest.transport
+            && let Ok(mut via) = request.headers().top_via()
+        {
+            via.set_transport(to.transport.via_token());
+            request.headers_mut().set_top_via(&via);
+        }
+        (request, to)
     }
 
     /// Whether a client transaction with this key is alive.

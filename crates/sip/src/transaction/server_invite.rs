@@ -88,7 +88,8 @@ impl ServerInvite {
             }
             State::Completed { .. } => {
                 self.timers.clear();
-                self.timers.set(Timer::I, now + self.cfg.t4);
+                self.timers
+                    .set(Timer::I, now + self.cfg.absorb(self.cfg.t4));
                 (State::Confirmed, Output::default())
             }
             other => (other, Output::default()),
@@ -113,7 +114,9 @@ impl ServerInvite {
             }
             State::Proceeding { .. } => {
                 let wire = response.to_bytes();
-                self.timers.set(Timer::G, now + self.cfg.t1);
+                if self.cfg.retransmits() {
+                    self.timers.set(Timer::G, now + self.cfg.t1);
+                }
                 self.timers.set(Timer::H, now + self.cfg.timeout());
                 let out = Output::transmit(wire.clone());
                 let interval = self.cfg.t1;

@@ -77,7 +77,8 @@ impl ServerNonInvite {
                 if response.status().is_provisional() {
                     (State::Proceeding { last: wire }, out)
                 } else {
-                    self.timers.set(Timer::J, now + self.cfg.timeout());
+                    self.timers
+                        .set(Timer::J, now + self.cfg.absorb(self.cfg.timeout()));
                     (State::Completed { wire }, out)
                 }
             }

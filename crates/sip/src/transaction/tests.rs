@@ -49,6 +49,11 @@ fn run(tx: &mut Transactions, t0: Instant, end: Duration) -> (Vec<Duration>, Vec
         tx.handle_timeout(at);
         while let Some(t) = tx.poll_transmit() {
             assert_eq!(t.dest, peer());
+            assert_eq!(
+                t.transport,
+                Transport::Udp,
+                "only the TCP tests send nothing"
+            );
             sent.push(at - t0);
         }
         events.extend(std::iter::from_fn(|| tx.poll_event()));
@@ -275,6 +280,57 @@ fn server_non_invite_answers_a_retransmitted_bye_with_the_same_200_until_timer_j
         tx.route_request(t0 + secs(33.0), &bye, peer()),
         Ok(Routed::New(_))
     ));
+}
+
+fn tcp() -> Peer {
+    Peer::new(Transport::Tcp, peer())
+}
+
+#[test]
+fn over_tcp_a_non_invite_is_sent_once_and_ends_with_its_final_response() {
+    let t0 = Instant::now();
+    let mut tx = table();
+    let req = request(Method::Bye, "z9hG4bKt1");
+    tx.send_request(t0, req.clone(), tcp()).unwrap();
+    assert_eq!(tx.poll_transmit().map(|t| t.peer()), Some(tcp()));
+    // Only Timer F is armed: no Timer E.
+    assert_eq!(tx.poll_timeout(), Some(t0 + secs(32.0)));
+    assert!(tx.route_response(t0 + secs(1.0), req.make_response(S::OK, None)));
+    // Timer K is zero: the transaction ends at the next tick.
+    let (sent, _) = run(&mut tx, t0, secs(1.0));
+    assert!(sent.is_empty());
+    assert!(tx.is_empty());
+}
+
+#[test]
+fn over_tcp_an_unanswered_invite_is_never_retransmitted_and_times_out_on_timer_b() {
+    let t0 = Instant::now();
+    let mut tx = table();
+    tx.send_request(t0, request(Method::Invite, "z9hG4bKt2"), tcp())
+        .unwrap();
+    tx.poll_transmit();
+    let (sent, events) = run(&mut tx, t0, secs(100.0));
+    assert!(sent.is_empty());
+    assert!(matches!(&events[..], [TxEvent::ClientTimeout { .. }]));
+}
+
+#[test]
+fn over_tcp_a_server_non_invite_ends_with_its_final_response() {
+    let t0 = Instant::now();
+    let mut tx = table();
+    let bye = request(Method::Bye, "z9hG4bKt3");
+    let Ok(Routed::New(key)) = tx.route_request(t0, &bye, tcp()) else {
+        panic!()
+    };
+    tx.respond(t0, &key, &bye.make_response(S::OK, None));
+    assert_eq!(
+        tx.poll_transmit().map(|t| t.transport),
+        Some(Transport::Tcp)
+    );
+    // Timer J is zero.
+    assert_eq!(tx.poll_timeout(), Some(t0));
+    run(&mut tx, t0, secs(0.0));
+    assert!(tx.is_empty());
 }
 
 #[test]

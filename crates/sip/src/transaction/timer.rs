@@ -19,6 +19,11 @@
 //! | L     | 64*T1              | server Accepted state (RFC 6026)             |
 //! | M     | 64*T1              | client Accepted state (RFC 6026)             |
 //!
+//! Over a reliable transport (TCP, TLS; [`TimerConfig::reliable`]) nothing
+//! is retransmitted: timers A, E and G are not started, and the absorb
+//! timers D, I, J and K are zero (sections 17.1.1.2, 17.1.2.2, 17.2.1,
+//! 17.2.2). B, F, H, L and M keep their values.
+//!
 //! Each transaction owns one [`Timers`] table; the endpoint asks every
 //! table for its earliest deadline. Firing a timer that is not armed, or
 //! calling `handle_timeout` early, does nothing.
@@ -86,6 +91,9 @@ pub struct TimerConfig {
     pub t4: Duration,
     /// Timer D for unreliable transports (at least 32 s).
     pub d: Duration,
+    /// The transaction runs over a reliable transport (TCP, TLS): no
+    /// retransmission (A, E, G), zero absorb timers (D, I, J, K).
+    pub reliable: bool,
 }
 
 impl Default for TimerConfig {
@@ -95,6 +103,7 @@ impl Default for TimerConfig {
             t2: Duration::from_secs(4),
             t4: Duration::from_secs(5),
             d: Duration::from_secs(32),
+            reliable: false,
         }
     }
 }
@@ -103,6 +112,25 @@ impl TimerConfig {
     /// 64*T1: timers B, F, H, J, L and M.
     pub fn timeout(&self) -> Duration {
         self.t1 * 64
+    }
+
+    /// These values for a transaction over `transport`.
+    pub fn on(self, transport: crate::transport::Transport) -> TimerConfig {
+        TimerConfig {
+            reliable: transport.is_reliable(),
+            ..self
+        }
+    }
+
+    /// `d` over an unreliable transport, zero over a reliable one: the
+    /// absorb timers D, I, J and K.
+    pub fn absorb(&self, d: Duration) -> Duration {
+        if self.reliable { Duration::ZERO } else { d }
+    }
+
+    /// Whether requests and responses are retransmitted (timers A, E, G).
+    pub fn retransmits(&self) -> bool {
+        !self.reliable
     }
 }
 

@@ -14,6 +14,15 @@ use std::time::Duration;
 pub struct Config {
     /// The address written in Via and Contact (the socket's public address).
     pub contact_addr: SocketAddr,
+    /// The address written in Via and Contact for TCP (the listener's
+    /// public address); `None`: `contact_addr`.
+    pub tcp_addr: Option<SocketAddr>,
+    /// The address written in Via and Contact for TLS; `None`:
+    /// `contact_addr` with port 5061.
+    pub tls_addr: Option<SocketAddr>,
+    /// Requests larger than this go to UDP peers over TCP (RFC 3261
+    /// section 18.1.1 says 1,300 bytes); `None`: never (no TCP).
+    pub udp_max_request: Option<usize>,
     /// `User-Agent` / `Server` header value.
     pub user_agent: String,
     /// T1, T2, T4 and D.
@@ -44,10 +53,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// The address we advertise (Via sent-by, Contact) over `transport`.
+    pub fn advertised(&self, transport: crate::transport::Transport) -> SocketAddr {
+        use crate::transport::Transport;
+        match transport {
+            Transport::Udp => self.contact_addr,
+            Transport::Tcp => self.tcp_addr.unwrap_or(self.contact_addr),
+            Transport::Tls => self
+                .tls_addr
+                .unwrap_or_else(|| SocketAddr::new(self.contact_addr.ip(), 5061)),
+        }
+    }
+
     /// Defaults for a user agent reachable at `contact_addr`.
     pub fn new(contact_addr: SocketAddr) -> Config {
         Config {
             contact_addr,
+            tcp_addr: None,
+            tls_addr: None,
+            udp_max_request: None,
             user_agent: "callbridge".to_string(),
             timers: TimerConfig::default(),
             max_transactions: 4096,
@@ -105,6 +129,10 @@ pub enum UaError {
     /// The core is shutting down and starts no new calls.
     #[error("shutting down")]
     ShuttingDown,
+    /// The target URI names a transport we do not have (RFC 3261
+    /// section 18: UDP, TCP and TLS are implemented).
+    #[error("unsupported transport in the target URI")]
+    UnsupportedTransport,
     /// A message could not be built from the given parts.
     #[error("cannot build request: {0}")]
     Build(#[from] Error),

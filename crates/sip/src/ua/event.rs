@@ -38,6 +38,8 @@ pub struct IncomingCall {
     pub offer: Bytes,
     /// Where the INVITE came from.
     pub source: SocketAddr,
+    /// The transport it came over.
+    pub transport: crate::transport::Transport,
 }
 
 impl fmt::Debug for IncomingCall {
@@ -257,7 +259,9 @@ pub enum Event {
 /// An outbound call to place.
 #[derive(Clone)]
 pub struct Originate {
-    /// The Request-URI (and To), e.g. `sip:+15551234@trunk.example`.
+    /// The Request-URI (and To), e.g. `sip:+15551234@trunk.example`. It
+    /// also picks the transport (RFC 3263 section 4.1): `sips:` goes over
+    /// TLS, `;transport=tcp` over TCP, anything else over UDP.
     pub to: Uri,
     /// Our identity (From); the core adds the tag.
     pub from: NameAddr,
@@ -282,7 +286,8 @@ impl fmt::Debug for Originate {
 /// A registration to keep alive (RFC 3261 section 10).
 #[derive(Debug, Clone)]
 pub struct Register {
-    /// The registrar's URI (the REGISTER Request-URI), e.g. `sip:trunk.example`.
+    /// The registrar's URI (the REGISTER Request-URI), e.g. `sip:trunk.example`;
+    /// it picks the transport like [`Originate::to`].
     pub registrar: Uri,
     /// Where REGISTER is sent.
     pub target: SocketAddr,

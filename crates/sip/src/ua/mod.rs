@@ -61,6 +61,8 @@ mod tests_raw;
 mod tests_refer;
 #[cfg(test)]
 mod tests_timer;
+#[cfg(test)]
+mod tests_transport;
 
 pub use config::{Config, Stats, UaError};
 pub use event::{
@@ -79,6 +81,7 @@ use crate::random::{CryptoRng, Ids};
 use crate::session_timer::SessionTimer;
 use crate::status::StatusCode;
 use crate::transaction::{ClientKey, ServerKey, TimerConfig, Transactions, Transmit, TxEvent};
+use crate::transport::{Peer, Transport};
 use crate::uri::{Host, SipUri};
 use bytes::Bytes;
 use register::Registration;
@@ -213,7 +216,8 @@ enum CallState {
 
 #[derive(Debug)]
 struct Call {
-    peer: SocketAddr,
+    /// Where in-dialog requests and 2xx retransmissions go.
+    peer: Peer,
     call_id: CallId,
     local_tag: Tag,
     state: CallState,
@@ -229,7 +233,7 @@ struct Call {
 }
 
 impl Call {
-    fn new(peer: SocketAddr, call_id: CallId, local_tag: Tag, state: CallState) -> Call {
+    fn new(peer: Peer, call_id: CallId, local_tag: Tag, state: CallState) -> Call {
         Call {
             peer,
             call_id,
@@ -300,8 +304,10 @@ impl UserAgent {
     /// A user agent with `cfg`, drawing tags, branches, Call-IDs and client
     /// nonces from `rng` (see [`crate::random`]).
     pub fn new(cfg: Config, rng: impl CryptoRng + Send + 'static) -> UserAgent {
+        let mut tx = Transactions::new(cfg.timers, cfg.max_transactions);
+        tx.set_udp_max_request(cfg.udp_max_request);
         UserAgent {
-            tx: Transactions::new(cfg.timers, cfg.max_transactions),
+            tx,
             cfg,
             ids: Ids::new(Box::new(rng)),
             calls: HashMap::new(),
@@ -344,8 +350,16 @@ impl UserAgent {
         self.tx.len()
     }
 
-    /// One datagram from `source`.
+    /// One datagram from `source` over UDP.
     pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, datagram: Bytes) {
+        self.handle_message(now, Peer::from(source), datagram);
+    }
+
+    /// One message from `source`: a datagram, or one frame of a stream
+    /// (see [`crate::stream::StreamFramer`]). Responses to a request from
+    /// a reliable transport go back to the same peer, i.e. over the
+    /// connection it came on (RFC 3261 section 18.2.2).
+    pub fn handle_message(&mut self, now: Instant, source: Peer, datagram: Bytes) {
         self.stats.datagrams += 1;
         match Message::parse_with(datagram, &self.cfg.limits) {
             Ok(Message::Request(req)) => self.on_request(now, source, req),
@@ -355,7 +369,7 @@ impl UserAgent {
                 }
             }
             Err(e) => match e.disposition() {
-                Disposition::Respond(_) if self.cfg.filter.allows(source.ip()) => {
+                Disposition::Respond(_) if self.cfg.filter.allows(source.addr.ip()) => {
                     let tag = self.ids.tag();
                     if let Some(resp) = e.response(&tag) {
                         tracing::debug!(%source, error = %e, "answering malformed request");
@@ -442,15 +456,23 @@ impl UserAgent {
     }
 
     /// Send outside a transaction; one queue keeps the wire order.
-    fn send(&mut self, dest: SocketAddr, data: Bytes) {
+    fn send(&mut self, dest: impl Into<Peer>, data: Bytes) {
         self.tx.send_raw(dest, data);
     }
 
-    /// Our Via for a new client transaction, asking for `rport` (RFC 3581).
-    fn our_via(&mut self) -> Via {
-        let a = self.cfg.contact_addr;
+    /// The transport of a call's peer (UDP for an unknown call).
+    fn call_transport(&self, call: CallRef) -> Transport {
+        self.calls
+            .get(&call)
+            .map_or(Transport::Udp, |c| c.peer.transport)
+    }
+
+    /// Our Via for a new client transaction over `transport`, asking for
+    /// `rport` (RFC 3581).
+    fn our_via(&mut self, transport: Transport) -> Via {
+        let a = self.cfg.advertised(transport);
         let mut via = Via::new(
-            "UDP",
+            transport.via_token(),
             Host::from(a.ip()),
             Some(a.port()),
             &self.ids.branch(),
@@ -459,9 +481,17 @@ impl UserAgent {
         via
     }
 
-    fn contact(&self) -> NameAddr {
-        let a = self.cfg.contact_addr;
-        NameAddr::new(SipUri::new(Host::from(a.ip())).with_port(a.port()))
+    /// Our Contact for a dialog or registration over `transport`: a
+    /// `sips:` URI for TLS, `;transport=tcp` for TCP (RFC 3261 sections
+    /// 8.1.1.8 and 19.1.4).
+    fn contact(&self, transport: Transport) -> NameAddr {
+        let a = self.cfg.advertised(transport);
+        let uri = SipUri::new(Host::from(a.ip())).with_port(a.port());
+        NameAddr::new(match transport {
+            Transport::Udp => uri,
+            Transport::Tcp => uri.with_param("transport", Some(b"tcp")),
+            Transport::Tls => uri.with_secure(true),
+        })
     }
 
     fn end_call(&mut self, call: CallRef) -> Option<Call> {

@@ -12,6 +12,7 @@ use crate::message::{Request, Response};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::transaction::ClientKey;
+use crate::transport::{Peer, Transport};
 use std::time::{Duration, Instant};
 
 /// At most this many 401/407 rounds per REGISTER.
@@ -80,8 +81,13 @@ impl UserAgent {
     }
 
     fn send_register(&mut self, now: Instant, id: RegistrationId) -> Result<(), UaError> {
-        let via = self.our_via();
-        let contact = self.contact();
+        let transport = self
+            .registrations
+            .get(&id)
+            .and_then(|r| Transport::of_uri_or_udp(&r.spec.registrar))
+            .unwrap_or_default();
+        let via = self.our_via(transport);
+        let contact = self.contact(transport);
         let ua = self.cfg.user_agent.clone();
         let cnonce = self.ids.hex();
         let Some(r) = self.registrations.get_mut(&id) else {
@@ -107,7 +113,7 @@ impl UserAgent {
             }
         }
         r.next = None;
-        let target = r.spec.target;
+        let target = Peer::new(transport, r.spec.target);
         let key = self
             .tx
             .send_request(now, req, target)

@@ -14,6 +14,7 @@ use crate::message::{Request, Response};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::transaction::ClientKey;
+use crate::transport::{Peer, Transport};
 use bytes::Bytes;
 use std::time::Instant;
 
@@ -35,14 +36,15 @@ impl UserAgent {
         }
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();
-        let via = self.our_via();
+        let transport = Transport::of_uri_or_udp(&o.to).ok_or(UaError::UnsupportedTransport)?;
+        let via = self.our_via(transport);
         let invite = Request::builder(Method::Invite, o.to.clone())
             .via(&via)
             .from_addr(&o.from.clone().with_tag(&local_tag))
             .to_addr(&NameAddr::new(o.to.clone()))
             .call_id(&call_id)
             .cseq(1)
-            .contact(&self.contact())
+            .contact(&self.contact(transport))
             .header(HeaderName::Allow, super::ALLOW)
             .header(HeaderName::Supported, super::SUPPORTED)
             .header(
@@ -58,7 +60,7 @@ impl UserAgent {
             .build()?;
         let key = self
             .tx
-            .send_request(now, invite.clone(), o.target)
+            .send_request(now, invite.clone(), Peer::new(transport, o.target))
             .map_err(|_| UaError::Overloaded)?;
         let call = CallRef(self.next_id());
         self.stats.outbound_calls += 1;
@@ -75,7 +77,7 @@ impl UserAgent {
             cancel_sent: false,
             ring_deadline: now + self.cfg.ring_timeout,
         }));
-        let mut c = Call::new(o.target, call_id, local_tag, state);
+        let mut c = Call::new(Peer::new(transport, o.target), call_id, local_tag, state);
         c.local_sdp = Some(o.offer);
         self.calls.insert(call, c);
         Ok(call)
@@ -107,8 +109,8 @@ impl UserAgent {
     /// (`a=sendrecv`). The result arrives as [`Event::ReinviteAnswered`] or
     /// [`Event::ReinviteFailed`].
     pub fn reinvite(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
-        let via = self.our_via();
-        let contact = self.contact();
+        let via = self.our_via(self.call_transport(call));
+        let contact = self.contact(self.call_transport(call));
         let ua = self.cfg.user_agent.clone();
         let se = self.timer_header(call);
         let min_se = self.cfg.session_timer.min_se.as_secs().to_string();
@@ -174,7 +176,7 @@ impl UserAgent {
         if status.is_success() {
             self.uac_timer(now, call, &resp);
         }
-        let via = self.our_via();
+        let via = self.our_via(self.call_transport(call));
         let Some(Call {
             state:
                 CallState::Established {
@@ -245,7 +247,7 @@ impl UserAgent {
 
     /// Send BYE in the call's dialog and wait for its answer.
     pub(super) fn send_bye(&mut self, now: Instant, call: CallRef, reason: Option<EndReason>) {
-        let via = self.our_via();
+        let via = self.our_via(self.call_transport(call));
         let ua = self.cfg.user_agent.clone();
         let Some(c) = self.calls.get_mut(&call) else {
             return;
@@ -385,7 +387,7 @@ impl UserAgent {
             return self.try_cancel(now, call);
         }
         if status.is_success() {
-            let via = self.our_via();
+            let via = self.our_via(self.call_transport(call));
             let seq = calling.invite.headers().cseq().map_or(1, |c| c.seq);
             let Ok(mut dialog) = Dialog::uac(&calling.invite, &resp) else {
                 tracing::warn!(?call, "2xx without a To tag; call failed");
@@ -458,7 +460,7 @@ impl UserAgent {
         &mut self,
         now: Instant,
         call: CallRef,
-        peer: std::net::SocketAddr,
+        peer: Peer,
         calling: &mut Calling,
         resp: &Response,
     ) -> Result<(), &'static str> {
@@ -475,7 +477,7 @@ impl UserAgent {
         }
         calling.challenges += 1;
         let mut invite = calling.invite.clone();
-        let via = self.our_via();
+        let via = self.our_via(peer.transport);
         let h = invite.headers_mut();
         h.set_top_via(&via);
         let seq = h.cseq().map_or(1, |c| c.seq).wrapping_add(1);

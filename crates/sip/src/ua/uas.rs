@@ -15,15 +15,16 @@ use crate::method::Method;
 use crate::sdp::{HoldState, Session, hold_state};
 use crate::status::StatusCode;
 use crate::transaction::{Routed, ServerKey};
+use crate::transport::Peer;
 use crate::uri::Host;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 impl UserAgent {
-    pub(super) fn on_request(&mut self, now: Instant, source: SocketAddr, mut req: Request) {
+    pub(super) fn on_request(&mut self, now: Instant, source: Peer, mut req: Request) {
         let is_ack = req.method() == &Method::Ack;
-        if !self.cfg.filter.allows(source.ip()) {
+        if !self.cfg.filter.allows(source.addr.ip()) {
             self.stats.filtered += 1;
             tracing::debug!(%source, method = %req.method(), "request from a source outside the allowlist");
             if self.cfg.filter.rejection() == Rejection::Forbidden && !is_ack {
@@ -32,20 +33,27 @@ impl UserAgent {
             return;
         }
         // RFC 3261 section 18.2.1 and RFC 3581 section 4: note where the
-        // request really came from; answer there when rport asks for it.
+        // request really came from; answer there when rport asks for it,
+        // and always over a reliable transport: on the connection the
+        // request came on (section 18.2.2).
         let Ok(mut via) = req.headers().top_via() else {
             self.stats.malformed_dropped += 1;
             return;
         };
+        let ip = source.addr.ip();
         let reply_to = if via.rport().is_some() {
-            via.set_received(source.ip());
-            via.set_rport(source.port());
+            via.set_received(ip);
+            via.set_rport(source.addr.port());
             source
         } else {
-            if via.host() != &Host::from(source.ip()) {
-                via.set_received(source.ip());
+            if via.host() != &Host::from(ip) {
+                via.set_received(ip);
             }
-            SocketAddr::new(source.ip(), via.port().unwrap_or(5060))
+            if source.transport.is_reliable() {
+                source
+            } else {
+                Peer::from(SocketAddr::new(ip, via.port().unwrap_or(5060)))
+            }
         };
         req.headers_mut().set_top_via(&via);
         let key = match self.tx.route_request(now, &req, reply_to) {
@@ -116,7 +124,7 @@ impl UserAgent {
     }
 
     /// A response sent outside any transaction (filter, overload).
-    fn stateless(&mut self, req: &Request, status: StatusCode, dest: SocketAddr) {
+    fn stateless(&mut self, req: &Request, status: StatusCode, dest: Peer) {
         let tag = self.ids.tag();
         let resp = self.decorate(req.make_response(status, Some(&tag)));
         self.send(dest, resp.to_bytes());
@@ -159,7 +167,7 @@ impl UserAgent {
         call
     }
 
-    fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, source: SocketAddr) {
+    fn on_invite(&mut self, now: Instant, key: ServerKey, req: Request, source: Peer) {
         if self.draining || self.calls.len() >= self.cfg.max_calls {
             if self.draining {
                 self.stats.refused_shutting_down += 1;
@@ -206,7 +214,8 @@ impl UserAgent {
             from,
             to: to.with_tag(&local_tag),
             offer: req.body().clone(),
-            source,
+            source: source.addr,
+            transport: source.transport,
         };
         self.dialogs
             .insert((call_id.clone(), local_tag.clone()), call);
@@ -382,7 +391,7 @@ impl UserAgent {
         };
         let mut r = invite.make_response(StatusCode::RINGING, Some(&c.local_tag));
         r.headers_mut()
-            .push_typed(HeaderName::Contact, &self.contact());
+            .push_typed(HeaderName::Contact, &self.contact(c.peer.transport));
         let key = key.clone();
         self.reply(now, &key, r);
         Ok(())
@@ -391,7 +400,7 @@ impl UserAgent {
     /// Answer an inbound call (or a pending re-INVITE) with 200 OK and an
     /// SDP answer; the 200 is retransmitted until the ACK.
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
-        let contact = self.contact();
+        let contact = self.contact(self.call_transport(call));
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         let local_tag = c.local_tag.clone();
         let (key, request, state) = match std::mem::replace(&mut c.state, placeholder()) {

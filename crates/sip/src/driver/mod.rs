@@ -1,9 +1,12 @@
-//! The tokio driver: one UDP socket, the clock, and the run loop around the
-//! sans-IO [`UserAgent`] (RFC 3261 section 18 over UDP). It feeds each
-//! datagram (with its real source, for `received`/`rport`, RFC 3581) and
-//! each command to the core, sends what the core wants sent, hands events
-//! to the application through a bounded channel, and sleeps until the
-//! core's next deadline or the next input. Nothing else lives here.
+//! The tokio driver: one UDP socket, the TCP and TLS listeners and
+//! connections ([`StreamConfig`], module `streams`), the clock, and the run
+//! loop around the sans-IO [`UserAgent`] (RFC 3261 section 18). It feeds
+//! each datagram and each framed stream message (with its real source and
+//! transport, for `received`/`rport`, RFC 3581, and for answering on the
+//! same connection) and each command to the core, sends what the core
+//! wants sent, hands events to the application through a bounded channel,
+//! and sleeps until the core's next deadline or the next input. Nothing
+//! else lives here.
 //!
 //! The driver never waits on the application. Events go out as the
 //! channel has room; while it has none they stay queued in the core, and
@@ -36,6 +39,7 @@
 use crate::ids::CallId;
 use crate::random::CryptoRng;
 use crate::status::StatusCode;
+use crate::transport::{Peer, Transport};
 use crate::ua::{
     CallRef, Config, Event, Originate, Register, RegistrationId, Stats, UaError, UserAgent,
 };
@@ -47,6 +51,13 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+mod streams;
+pub mod tls;
+
+use streams::{Input, Streams};
+pub use streams::{StreamConfig, StreamStats};
+use tls::TlsSetupError;
 
 /// Settings of the driver.
 #[derive(Debug, Clone)]
@@ -65,6 +76,8 @@ pub struct DriverConfig {
     pub command_capacity: usize,
     /// After shutdown starts, how long calls may take to end.
     pub shutdown_grace: Duration,
+    /// TCP and TLS: listeners, outbound TLS, connection limits.
+    pub streams: StreamConfig,
 }
 
 impl DriverConfig {
@@ -78,6 +91,7 @@ impl DriverConfig {
             event_backlog: 1024,
             command_capacity: 256,
             shutdown_grace: Duration::from_secs(30),
+            streams: StreamConfig::default(),
         }
     }
 }
@@ -118,6 +132,8 @@ enum Command {
     Unregister(RegistrationId, Reply<()>),
     Reinvite(CallRef, Bytes, Reply<()>),
     Refer(CallRef, Box<Uri>, Reply<()>),
+    ReloadTls(oneshot::Sender<Result<(), TlsSetupError>>),
+    StreamStats(oneshot::Sender<(usize, StreamStats)>),
     Shutdown,
 }
 
@@ -234,6 +250,30 @@ impl Handle {
             .await
     }
 
+    /// Read the TLS listener's certificate and key files again (on SIGHUP);
+    /// on an error the old ones stay in use. New connections get the new
+    /// certificate; established ones keep theirs.
+    pub async fn reload_tls(&self) -> Result<(), ReloadError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::ReloadTls(reply))
+            .await
+            .map_err(|_| ReloadError::Stopped)?;
+        rx.await
+            .map_err(|_| ReloadError::Stopped)?
+            .map_err(ReloadError::Tls)
+    }
+
+    /// Open TCP/TLS connections, and the stream counters so far.
+    pub async fn stream_stats(&self) -> Result<(usize, StreamStats), DriverError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::StreamStats(reply))
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        rx.await.map_err(|_| DriverError::Stopped)
+    }
+
     /// Start a graceful shutdown (like the `shutdown` future of
     /// [`Driver::run`]).
     pub async fn shutdown(&self) -> Result<(), DriverError> {
@@ -244,10 +284,24 @@ impl Handle {
     }
 }
 
-/// The socket, the core and the channels.
+/// Why the TLS certificate was not reloaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReloadError {
+    /// The driver has stopped.
+    #[error("SIP driver stopped")]
+    Stopped,
+    /// The files could not be used (the old certificate stays).
+    #[error(transparent)]
+    Tls(TlsSetupError),
+}
+
+/// The sockets, the core and the channels.
 pub struct Driver {
     socket: UdpSocket,
     local: SocketAddr,
+    streams: Streams,
+    stream_input: mpsc::Receiver<Input>,
     ua: UserAgent,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
@@ -273,17 +327,28 @@ impl Driver {
         let socket = UdpSocket::bind(cfg.bind).await?;
         let local = socket.local_addr()?;
         let mut ua_cfg = cfg.ua;
+        let (streams, stream_input) = Streams::bind(cfg.streams, ua_cfg.limits).await?;
         if ua_cfg.contact_addr.port() == 0 {
             ua_cfg.contact_addr.set_port(local.port());
         }
         if ua_cfg.contact_addr.ip().is_unspecified() {
             ua_cfg.contact_addr.set_ip(local.ip());
         }
+        // Advertise the listeners at the contact IP unless told otherwise.
+        let ip = ua_cfg.contact_addr.ip();
+        if ua_cfg.tcp_addr.is_none() {
+            ua_cfg.tcp_addr = streams.tcp_addr().map(|a| SocketAddr::new(ip, a.port()));
+        }
+        if ua_cfg.tls_addr.is_none() {
+            ua_cfg.tls_addr = streams.tls_addr().map(|a| SocketAddr::new(ip, a.port()));
+        }
         let (cmd_tx, commands) = mpsc::channel(cfg.command_capacity.max(1));
         let (events, ev_rx) = mpsc::channel(cfg.event_capacity.max(1));
         let driver = Driver {
             socket,
             local,
+            streams,
+            stream_input,
             ua: UserAgent::new(ua_cfg, rng),
             commands,
             events,
@@ -296,6 +361,16 @@ impl Driver {
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// The TCP listener's address, if there is one.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.streams.tcp_addr()
+    }
+
+    /// The TLS listener's address, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.streams.tls_addr()
     }
 
     /// Run until `shutdown` completes (or a [`Handle::shutdown`]), then
@@ -333,6 +408,21 @@ impl Driver {
                         break;
                     }
                 },
+                (transport, r) = self.streams.accept() => match r {
+                    Ok((stream, from)) => {
+                        // A source outside the allowlist gets no connection
+                        // slot (over UDP it would get 403 or nothing).
+                        let allowed = self.ua.config().filter.allows(from.ip().to_canonical());
+                        self.streams.accepted(transport, stream, from, allowed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, %transport, "SIP accept failed"),
+                },
+                input = self.stream_input.recv(), if waiting < self.backlog => match input {
+                    Some(Input::Message(peer, data)) => self.ua.handle_message(now(), peer, data),
+                    Some(Input::Closed(peer, id)) => self.streams.closed(peer, id),
+                    // The table keeps a sender: never closed while we run.
+                    None => {}
+                },
                 r = self.socket.recv_from(&mut buf), if waiting < self.backlog => match r {
                     Ok((n, src)) => {
                         let src = SocketAddr::new(src.ip().to_canonical(), src.port());
@@ -362,6 +452,7 @@ impl Driver {
             }
         }
         self.flush().await;
+        self.streams.shutdown();
         Ok(self.ua.stats())
     }
 
@@ -394,12 +485,18 @@ impl Driver {
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
             Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),
             Command::Refer(c, target, r) => drop(r.send(ua.refer(now, c, *target))),
+            Command::ReloadTls(r) => drop(r.send(self.streams.reload_tls())),
+            Command::StreamStats(r) => drop(r.send((self.streams.len(), self.streams.stats))),
             Command::Shutdown => {}
         }
     }
 
     async fn flush(&mut self) {
         while let Some(t) = self.ua.poll_transmit() {
+            if t.transport != Transport::Udp {
+                self.streams.send(Peer::new(t.transport, t.dest), t.data);
+                continue;
+            }
             let dest = match (self.local.ip(), t.dest.ip()) {
                 (IpAddr::V6(_), IpAddr::V4(v4)) => {
                     SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), t.dest.port())
