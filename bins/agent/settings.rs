@@ -27,8 +27,9 @@
 //!
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
-//! `carrier`, `values`, `validate`, `secrets`, `load`, `mapping`.
+//! `amd`, `carrier`, `values`, `validate`, `secrets`, `load`, `mapping`.
 
+mod amd;
 mod carrier;
 mod check;
 mod error;

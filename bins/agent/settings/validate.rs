@@ -18,6 +18,7 @@ use callbridge_sip::session_timer::TimerSettings;
 use callbridge_sip::{Host, Uri};
 use ipnet::IpNet;
 
+use super::amd;
 use super::carrier;
 use super::check::Check;
 use super::error::ConfigError;
@@ -265,6 +266,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let transfer_targets = c
         .list("transfer.targets")
         .and_then(|t| transfer::targets(c, &t));
+    // [amd]
+    let amd = amd::read(c, base);
 
     // [store], [files], [tls]
     let path = |key: &str, what: &str| {
@@ -374,6 +377,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             greeting: greeting?,
             tools: tools?,
             transfer_targets: transfer_targets?,
+            amd: amd?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
             database: database?,

@@ -171,6 +171,9 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_SESSION_EXPIRES",
         "CALLBRIDGE_SIP_MIN_SE",
         "CALLBRIDGE_SIP_MIN_SE_FLOOR",
+        "CALLBRIDGE_AMD_MACHINE_POLICY",
+        "CALLBRIDGE_AMD_VOICEMAIL_PROMPT",
+        "CALLBRIDGE_AMD_HUMAN_MAX_WORDS",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -181,8 +184,8 @@ fn every_key_has_its_variable() {
     assert_eq!(sorted.len(), vars.len());
     assert_eq!(
         vars.len(),
-        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys"
+        40 + 10 + 7 + 1 + 1 + 2 + 1 + 3 + 14,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, 14 amd keys"
     );
 }
 
