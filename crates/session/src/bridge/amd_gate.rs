@@ -139,9 +139,15 @@ impl AmdGate {
         self.state == State::Listening
     }
 
-    /// The model's audio is dropped (a machine's greeting plays).
+    /// The model's audio is dropped: a machine's greeting plays, or the
+    /// voicemail message is a recording (the model's replies to the
+    /// greeting must not follow it).
     pub(crate) fn drops(&self) -> bool {
-        self.state == State::AwaitGreetingEnd
+        match self.state {
+            State::AwaitGreetingEnd => true,
+            State::Voicemail { .. } => self.voicemail == Some(true),
+            _ => false,
+        }
     }
 
     /// The callee's speech is no barge-in now (nothing of ours plays).

@@ -189,6 +189,10 @@ fn a_voicemail_file_ends_when_its_playback_drains() {
             "leave"
         ]
     );
+    assert!(
+        s.gate.drops(),
+        "the model's replies do not follow the recording"
+    );
     s.gate.on_playback_drained();
     assert_eq!(s.gate.poll(), Some(GateOut::End(AmdEnd::VoicemailLeft)));
 }
