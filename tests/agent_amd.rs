@@ -293,3 +293,37 @@ fn a_voicemail_gets_the_message_after_the_beep_and_ends_voicemail_left() {
     }
     agent.wait_idle(Duration::from_secs(10));
 }
+
+#[test]
+fn a_machine_is_hung_up_on_when_the_policy_is_hangup_and_its_outcome_is_voicemail() {
+    let callee = Callee::start(corpus("machine/m000.ul"), Duration::from_secs(30));
+    let uas = Sipp::uas("uas_answer_tapped.xml")
+        .key("tap", callee.port.to_string())
+        .within(Duration::from_secs(40));
+    let sipp = uas.spawn();
+    let agent = Agent::start(Opts {
+        outbound_target: Some(uas.addr()),
+        env: vec![("CALLBRIDGE_AMD_HUMAN_MAX_WORDS".into(), "1".into())],
+        ..Opts::default()
+    });
+    let id = place(&agent);
+    sipp.finish().assert_ok("UAS answers, gets our BYE");
+    let st = agent.wait_for("the call to end", Duration::from_secs(20), || {
+        let st = call_status(&agent, &id);
+        (!st.live && st.ended_at.is_some()).then_some(st)
+    });
+    let sent = callee.finish();
+    let events = amd_events(&agent, &id);
+    println!("machine, hangup: {st:?}\nevents: {events:#?}");
+    assert_eq!(
+        st.end_reason.as_deref(),
+        Some("answering-machine"),
+        "{st:?}"
+    );
+    assert_eq!(st.outcome.as_deref(), Some("voicemail"), "{st:?}");
+    let verdicts: Vec<&str> = events.iter().filter_map(|e| e["amd"].as_str()).collect();
+    assert_eq!(verdicts, ["machine"], "{events:#?}");
+    let loud = sent.iter().filter(|s| s.rms > LOUD).count();
+    assert_eq!(loud, 0, "the machine heard the model: {loud} loud packets");
+    agent.wait_idle(Duration::from_secs(10));
+}

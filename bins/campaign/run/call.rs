@@ -60,10 +60,13 @@ pub struct Ctx {
 /// The outcome recorded on the lead: the store's, except that a voicemail
 /// left is redialled like a machine when the run says so.
 fn lead_outcome(ctx: &Ctx, store: Outcome, end_reason: Option<&str>) -> Outcome {
+    voicemail_left_as(ctx.retry_voicemail_left, store, end_reason)
+}
+
+/// [`lead_outcome`] given `--retry-after-voicemail-left`.
+fn voicemail_left_as(retry: bool, store: Outcome, end_reason: Option<&str>) -> Outcome {
     match (store, end_reason) {
-        (Outcome::Completed, Some("voicemail-left")) if ctx.retry_voicemail_left => {
-            Outcome::Voicemail
-        }
+        (Outcome::Completed, Some("voicemail-left")) if retry => Outcome::Voicemail,
         (o, _) => o,
     }
 }
@@ -369,6 +372,36 @@ pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId) -> CallEnd {
                 lead,
                 why: format!("call {key}: {problem}"),
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voicemail_left_is_done_unless_the_run_retries_it() {
+        let left = Some("voicemail-left");
+        assert_eq!(
+            voicemail_left_as(false, Outcome::Completed, left),
+            Outcome::Completed
+        );
+        assert_eq!(
+            voicemail_left_as(true, Outcome::Completed, left),
+            Outcome::Voicemail
+        );
+        // A machine hung up on is the store's `voicemail` either way; other
+        // ends keep the store's outcome.
+        for retry in [false, true] {
+            assert_eq!(
+                voicemail_left_as(retry, Outcome::Voicemail, Some("answering-machine")),
+                Outcome::Voicemail
+            );
+            assert_eq!(
+                voicemail_left_as(retry, Outcome::Completed, Some("caller-hangup")),
+                Outcome::Completed
+            );
         }
     }
 }
