@@ -27,9 +27,10 @@
 //!
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
-//! `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
+//! `amd`, `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
 //! `mapping`.
 
+mod amd;
 mod carrier;
 mod check;
 mod error;

@@ -224,6 +224,16 @@ pub struct RunArgs {
     /// Caller id to present (E.164); the agent's `outbound.from` when absent.
     #[arg(long)]
     pub from: Option<String>,
+    /// Answering-machine detection on every call of this run (the agent's
+    /// `[amd]` settings decide what a machine gets). A machine the agent
+    /// hung up on is a `voicemail` outcome (redialled after
+    /// `--retry-voicemail`); a voicemail left counts as done.
+    #[arg(long)]
+    pub amd: bool,
+    /// With `--amd`: a voicemail left is a `voicemail` outcome too (the
+    /// lead is called again after `--retry-voicemail`), not done.
+    #[arg(long, requires = "amd")]
+    pub retry_after_voicemail_left: bool,
 }
 
 /// Report formats.

@@ -243,6 +243,7 @@ pub async fn create(
     o.instructions = req.prompt;
     o.greeting = req.greeting.map(|prompt| Greeting::OnRequest { prompt });
     o.metadata = req.metadata.into_iter().collect();
+    o.amd = req.amd.unwrap_or(false);
     let manager = &ctx.state.manager;
     let id = match manager.originate(o).await {
         Ok(id) => id,

@@ -122,6 +122,7 @@ impl Settings {
         cfg.store_writer.spool_dir = Some(self.spool_dir.clone());
         cfg.file_access = self.file_access;
         cfg.shutdown_drain = self.drain_timeout;
+        cfg.amd = self.amd.clone();
         cfg.transfer_targets = if self.tools {
             self.transfer_targets.clone()
         } else {

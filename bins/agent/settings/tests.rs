@@ -886,4 +886,32 @@ fn the_store_is_store_url_else_the_database_file_and_the_node_defaults_to_the_ho
         &[],
     );
     assert!(m.contains("store.node"), "{m}");
+
+#[test]
+fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
+    use callbridge_session::amd::{MachinePolicy, VoicemailMessage};
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.amd, callbridge_session::amd::AmdSettings::default());
+    let s = settings(
+        &format!(
+            "{GOOD}[amd]\nmachine_policy = \"voicemail\"\nvoicemail_prompt = \"Say hi.\"\nhuman_silence = \"700ms\"\nunknown = \"machine\"\n"
+        ),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        s.amd.policy,
+        MachinePolicy::Voicemail(VoicemailMessage::Prompt("Say hi.".into()))
+    );
+    assert_eq!(s.amd.acoustic.human_silence, Duration::from_millis(700));
+    assert!(!s.amd.unknown_is_human);
+    let m = err(
+        &format!("{GOOD}[amd]\nmachine_policy = \"voicemail\"\n"),
+        &[],
+    );
+    assert!(m.contains("amd.machine_policy"), "{m}");
+    let m = err(&format!("{GOOD}[amd]\nhuman_max_greeting = \"3s\"\n"), &[]);
+    assert!(m.contains("human_max_greeting"), "{m}");
+    let m = err(GOOD, &[("CALLBRIDGE_AMD_MACHINE_POLICY", "shout")]);
+    assert!(m.contains("amd.machine_policy"), "{m}");
 }

@@ -19,6 +19,7 @@ use callbridge_sip::transport::Transport;
 use callbridge_sip::{Host, Uri};
 use ipnet::IpNet;
 
+use super::amd;
 use super::carrier;
 use super::check::Check;
 use super::error::ConfigError;
@@ -282,6 +283,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let transfer_targets = c
         .list("transfer.targets")
         .and_then(|t| transfer::targets(c, &t));
+    // [amd]
+    let amd = amd::read(c, base);
 
     // [store], [files], [tls]
     let path = |key: &str, what: &str| {
@@ -431,6 +434,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             greeting: greeting?,
             tools: tools?,
             transfer_targets: transfer_targets?,
+            amd: amd?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
             store_url: store_url?,

@@ -179,6 +179,8 @@ pub struct Settings {
     pub tools: bool,
     /// Where the model's tools may send a call (`[transfer] targets`).
     pub transfer_targets: callbridge_session::dial_targets::DialTargets,
+    /// Answering-machine detection (`[amd]`).
+    pub amd: callbridge_session::amd::AmdSettings,
     /// Model setup bound.
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).

@@ -50,6 +50,25 @@ pub struct Ctx {
     pub agent_wait: Duration,
     /// Caller id to present.
     pub from: Option<String>,
+    /// Answering-machine detection on each call (`--amd`).
+    pub amd: bool,
+    /// A voicemail left is a `voicemail` outcome, not done
+    /// (`--retry-after-voicemail-left`).
+    pub retry_voicemail_left: bool,
+}
+
+/// The outcome recorded on the lead: the store's, except that a voicemail
+/// left is redialled like a machine when the run says so.
+fn lead_outcome(ctx: &Ctx, store: Outcome, end_reason: Option<&str>) -> Outcome {
+    voicemail_left_as(ctx.retry_voicemail_left, store, end_reason)
+}
+
+/// [`lead_outcome`] given `--retry-after-voicemail-left`.
+fn voicemail_left_as(retry: bool, store: Outcome, end_reason: Option<&str>) -> Outcome {
+    match (store, end_reason) {
+        (Outcome::Completed, Some("voicemail-left")) if retry => Outcome::Voicemail,
+        (o, _) => o,
+    }
 }
 
 /// How an attempt ended, for the run's accounting.
@@ -130,6 +149,7 @@ fn request(ctx: &Ctx, lead: &Lead, claim: &ClaimToken) -> CallRequest {
         prompt: (!s.system_prompt.is_empty()).then(|| s.system_prompt.clone()),
         greeting: (!s.greeting.is_empty()).then(|| s.greeting.clone()),
         metadata,
+        amd: ctx.amd.then_some(true),
     }
 }
 
@@ -196,7 +216,9 @@ async fn in_store(ctx: &Ctx, lead: LeadId) -> Result<InStore, String> {
         Some(a) => {
             let s = &a.session;
             match outcome_of(s.state, s.end_reason, s.sip_status) {
-                Some(o) => InStore::Ended(s.id, o),
+                Some(o) => {
+                    InStore::Ended(s.id, lead_outcome(ctx, o, s.end_reason.map(|r| r.as_str())))
+                }
                 None if a.writer.as_ref().is_some_and(|w| !w.is_alive()) => {
                     InStore::Ended(s.id, Outcome::Failed)
                 }
@@ -326,7 +348,10 @@ pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId) -> CallEnd {
         tokio::time::sleep(ctx.poll).await;
         let problem = match ctx.agent.status(&key).await {
             Ok(Some(st)) if !st.live => match st.outcome.as_deref().map(str::parse::<Outcome>) {
-                Some(Ok(o)) => return record(&ctx, lead, id, o).await,
+                Some(Ok(o)) => {
+                    let o = lead_outcome(&ctx, o, st.end_reason.as_deref());
+                    return record(&ctx, lead, id, o).await;
+                }
                 _ => "the agent reports the call ended without an outcome".to_owned(),
             },
             Ok(Some(_)) => {
@@ -347,6 +372,36 @@ pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId) -> CallEnd {
                 lead,
                 why: format!("call {key}: {problem}"),
             };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_voicemail_left_is_done_unless_the_run_retries_it() {
+        let left = Some("voicemail-left");
+        assert_eq!(
+            voicemail_left_as(false, Outcome::Completed, left),
+            Outcome::Completed
+        );
+        assert_eq!(
+            voicemail_left_as(true, Outcome::Completed, left),
+            Outcome::Voicemail
+        );
+        // A machine hung up on is the store's `voicemail` either way; other
+        // ends keep the store's outcome.
+        for retry in [false, true] {
+            assert_eq!(
+                voicemail_left_as(retry, Outcome::Voicemail, Some("answering-machine")),
+                Outcome::Voicemail
+            );
+            assert_eq!(
+                voicemail_left_as(retry, Outcome::Completed, Some("caller-hangup")),
+                Outcome::Completed
+            );
         }
     }
 }

@@ -162,6 +162,8 @@ pub fn main(at: &StoreAt, args: &RunArgs) -> Result<()> {
         poll: args.poll,
         agent_wait: args.agent_wait,
         from: args.from.clone(),
+        amd: args.amd,
+        retry_voicemail_left: args.retry_after_voicemail_left,
     };
     let reconciled = rec.released.len() + rec.recorded.len();
     rt.block_on(Runner::new(ctx, args, out, reconciled).run(rec.adopted))

@@ -171,6 +171,36 @@ impl Detector {
         }
     }
 
+    /// Another stage (the transcript's words, [`crate::WordEvidence`])
+    /// decided `Machine` while this one was still listening: from now on
+    /// the detector waits for the greeting's end as after its own
+    /// `Machine` verdict (a beep, `greeting_end_silence`,
+    /// `greeting_timeout`). No decision is queued for it; the latest
+    /// verdict becomes `Machine`. Ignored once a verdict was given.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use callbridge_amd::{AmdConfig, Detector, Verdict};
+    ///
+    /// let mut amd = Detector::new(AmdConfig::default())?;
+    /// let t0 = Instant::now();
+    /// amd.push_frame(t0 + Duration::from_millis(20), &[0i16; 160]);
+    /// amd.assume_machine();
+    /// assert_eq!(amd.verdict(), Some(Verdict::Machine));
+    /// // Two seconds of silence end the greeting.
+    /// for i in 2..=110u32 {
+    ///     amd.push_frame(t0 + Duration::from_millis(20) * i, &[0i16; 160]);
+    /// }
+    /// assert_eq!(amd.poll_decision().map(|d| d.verdict), Some(Verdict::MachineEndSilence));
+    /// # Ok::<(), callbridge_amd::ConfigError>(())
+    /// ```
+    pub fn assume_machine(&mut self) {
+        if self.phase == Phase::Listening {
+            self.phase = Phase::Machine { beep_due: None };
+            self.verdict = Some(Verdict::Machine);
+        }
+    }
+
     /// The next decision, oldest first.
     pub fn poll_decision(&mut self) -> Option<Decision> {
         self.out.pop_front()

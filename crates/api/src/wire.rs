@@ -64,6 +64,12 @@ pub struct CallRequest {
     /// Facts for the model (name, account...), appended to its instructions.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// Answering-machine detection (issue 19): nothing the model says
+    /// reaches the callee until the agent decides a person answered; a
+    /// machine gets the agent's machine policy (`[amd] machine_policy`:
+    /// hang up, or leave a voicemail). Absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<bool>,
 }
 
 /// The 202 answer to `POST /api/calls`: the session row exists in the store.

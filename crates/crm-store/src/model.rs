@@ -404,6 +404,15 @@ text_enum!(
         /// Our 200 OK to the caller's INVITE was never ACKed (RFC 3261
         /// section 13.3.1.4): the agent gave up after 64*T1 and sent BYE.
         AckTimeout => "ack-timeout",
+        /// Answering-machine detection heard a machine and the policy
+        /// was to hang up (issue 19).
+        AnsweringMachine => "answering-machine",
+        /// Answering-machine detection heard a machine and the agent
+        /// left its voicemail message, played to its end (issue 19).
+        VoicemailLeft => "voicemail-left",
+        /// Answering-machine detection heard special information tones:
+        /// the number is unreachable (issue 19).
+        Unreachable => "unreachable",
     }
 );
 

@@ -19,6 +19,16 @@ use crate::model::{EndReason, Outcome, SessionState};
 ///     Some(Outcome::Busy)
 /// );
 /// assert_eq!(outcome_of(SessionState::Active, None, None), None);
+/// // Answering-machine detection (issue 19): a machine hung up on is
+/// // redialled after the voicemail delay; a message left is done.
+/// assert_eq!(
+///     outcome_of(SessionState::Ended, Some(EndReason::AnsweringMachine), None),
+///     Some(Outcome::Voicemail)
+/// );
+/// assert_eq!(
+///     outcome_of(SessionState::Ended, Some(EndReason::VoicemailLeft), None),
+///     Some(Outcome::Completed)
+/// );
 /// ```
 pub fn outcome_of(
     state: SessionState,
@@ -31,6 +41,10 @@ pub fn outcome_of(
             // Answered calls the model could not serve count as failed
             // attempts, so the lead is tried again.
             Some(R::ModelFailure | R::Error | R::RtpTimeout) => O::Failed,
+            // A machine that got no message: call again later. A message
+            // left counts as done (the dialer may say otherwise).
+            Some(R::AnsweringMachine) => O::Voicemail,
+            Some(R::Unreachable) => O::Failed,
             _ => O::Completed,
         }),
         S::Failed => Some(match (reason, sip_status) {

@@ -41,6 +41,9 @@ impl From<EndReason> for StoreReason {
             EndReason::Error => StoreReason::Error,
             EndReason::Transferred => StoreReason::Transferred,
             EndReason::AckTimeout => StoreReason::AckTimeout,
+            EndReason::AnsweringMachine => StoreReason::AnsweringMachine,
+            EndReason::VoicemailLeft => StoreReason::VoicemailLeft,
+            EndReason::Unreachable => StoreReason::Unreachable,
         }
     }
 }
@@ -83,6 +86,9 @@ mod tests {
                 "error",
                 "transferred",
                 "ack-timeout",
+                "answering-machine",
+                "voicemail-left",
+                "unreachable",
             ]
         );
         for r in EndReason::ALL {

@@ -12,6 +12,7 @@
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+pub mod amd;
 pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;

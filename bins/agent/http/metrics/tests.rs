@@ -38,6 +38,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("callbridge_answer_to_first_audio_seconds", "histogram"),
     ("callbridge_caller_stop_to_agent_audio_seconds", "histogram"),
     ("callbridge_call_duration_seconds", "histogram"),
+    ("callbridge_amd_verdicts_total", "counter"),
+    ("callbridge_amd_decision_seconds", "histogram"),
 ];
 
 type Labels = Vec<(String, String)>;
@@ -375,6 +377,8 @@ fn fixed_figures_render_every_contract_metric_with_its_values() {
     for ms in [100, 200, 300, 12_000] {
         m.answer_to_first_audio(Duration::from_millis(ms));
     }
+    m.amd_verdict("machine", Some(Duration::from_millis(2660)));
+    m.amd_verdict("machine_end_beep", None);
     let page = render(&m, s, 9, healthy_store());
     let f = check(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
     for (name, kind) in CONTRACT.iter().chain(OTHERS) {
@@ -382,6 +386,18 @@ fn fixed_figures_render_every_contract_metric_with_its_values() {
     }
     assert_eq!(f.len(), CONTRACT.len() + OTHERS.len(), "no other families");
     let v = |n: &str, l: &[(&str, &str)]| value(&f, n, l);
+    assert_eq!(
+        v("callbridge_amd_verdicts_total", &[("verdict", "machine")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        v(
+            "callbridge_amd_verdicts_total",
+            &[("verdict", "machine_end_beep")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(v("callbridge_amd_decision_seconds_count", &[]), Some(1.0));
     assert_eq!(
         v(
             "callbridge_calls_started_total",

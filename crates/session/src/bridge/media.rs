@@ -53,6 +53,8 @@ impl Call {
         // and the call metrics both need it.
         let level = rms(pcm);
         let caller = self.caller.on_tick(pcm, level, heard);
+        self.amd_frame(pcm);
+        let barge_in = caller.sustained && !self.amd_mutes_barge_in();
         if caller.speech {
             self.transcript.caller_speech(super::now());
         }
@@ -60,7 +62,7 @@ impl Call {
             (caller.media, MediaInput::MediaArrived),
             (caller.first, MediaInput::FirstCallerAudio),
             (caller.speech, MediaInput::CallerSpeech),
-            (caller.sustained, MediaInput::SustainedSpeech),
+            (barge_in, MediaInput::SustainedSpeech),
         ] {
             if yes {
                 self.inputs.push_back(Input::Media(input));
@@ -81,6 +83,7 @@ impl Call {
         if drained {
             self.inputs
                 .push_back(Input::Media(MediaInput::PlaybackDrained));
+            self.amd_playback_drained();
         }
         if self.ticks.is_multiple_of(PROGRESS_EVERY) {
             // A barge-in truncates the reply where the caller stopped

@@ -22,13 +22,17 @@
 //! | `playback::Playback` | the playback queue ([`audio`]), the position of the reply playing, the rest of an interrupted reply dropped |
 //! | `link::ModelLink` | the model connection as the call sees it (opening, connected, resuming, over) and what to tell it |
 //! | `transcript::Transcript` | the turns of the conversation, in order, with start and end times |
+//! | `amd_gate::AmdGate` | answering-machine detection (outbound calls that ask for it): the model's audio held until a verdict, the machine policy |
 //!
 //! The driver's own modules: `exec` (the machine's actions and the
 //! store), `media` (ticks and the recording), `model` (the model
-//! session's opening, events and close).
+//! session's opening, events and close), `detect` (the detection's
+//! verdicts carried out).
 
+mod amd_gate;
 pub mod audio;
 mod caller;
+mod detect;
 mod dial;
 mod exec;
 pub mod fallback;
@@ -92,6 +96,8 @@ pub(crate) struct CallSpec {
     pub metadata: CallMetadata,
     pub mailbox: mpsc::Receiver<CallMsg>,
     pub token: CancellationToken,
+    /// Answering-machine detection (outbound; `ManagerConfig::amd`).
+    pub amd: bool,
 }
 
 /// What the call leaves behind for the manager.
@@ -158,6 +164,10 @@ pub(crate) struct Call {
     started: Instant,
     answered_at: Option<Instant>,
     closed: bool,
+    /// Answering-machine detection, when the call asked for it.
+    amd: Option<amd_gate::AmdGate>,
+    /// The model's audio held until the detection's verdict.
+    held: detect::Held,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -201,6 +211,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         metadata,
         mut mailbox,
         token,
+        amd,
     } = spec;
     let machine_cfg = shared.cfg.machine.clone();
     let out_rate = match model_config.output_format {
@@ -219,6 +230,17 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     };
     let metrics = CallMetrics::new(Arc::clone(&shared.metrics));
     let caller = CallerAudio::new(shared.cfg.barge_in_after);
+    let amd = if amd {
+        match amd_gate::AmdGate::new(&shared.cfg.amd) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                warn!(error = %e, "answering-machine detection not started");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let mut c = Call {
         shared,
         id,
@@ -256,6 +278,8 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         started: now(),
         answered_at: None,
         closed: false,
+        amd,
+        held: detect::Held::default(),
     };
     c.open_recorder();
     // A row the machine's first action writes carries the recording; a row
@@ -382,6 +406,7 @@ impl Call {
     /// are empty.
     async fn pump(&mut self) {
         loop {
+            self.leave_voicemail_prompt().await;
             if let Some(input) = self.inputs.pop_front() {
                 self.machine.handle_input(now(), input);
             }

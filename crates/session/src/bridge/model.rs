@@ -10,7 +10,6 @@ use tracing::{debug, info, warn};
 use super::Call;
 use super::audio::Uplink;
 use super::link::ToModel;
-use super::transport::Transport;
 use crate::dial_targets::DialRefused;
 use crate::gauges::Gauge;
 use crate::lifecycle::{Input, MediaInput, ModelInput, TransferTarget};
@@ -88,20 +87,18 @@ impl Call {
                 return;
             }
             ModelEvent::Audio(chunk) => {
-                let sent = self.stream.as_ref().and_then(Transport::frames_sent);
-                let ahead = self.playback.frames_ahead();
-                if !self
-                    .playback
-                    .push_model_audio(sent, |v| chunk.decode_into(v))
+                // Held or dropped while answering-machine detection
+                // decides: the machine still learns the model replied.
+                if let Some(chunk) = self.amd_model_audio(chunk)
+                    && !self.play_model_audio(&chunk)
                 {
                     // The rest of a reply the caller barged in on.
                     return;
                 }
-                self.transcript.agent_audio(now);
-                self.replies.on_model_audio(ahead);
                 ModelInput::Audio
             }
             ModelEvent::InputTranscript { text, finished } => {
+                self.amd_transcript(&text, finished);
                 self.transcript.caller_piece(now, &text, finished);
                 self.inputs
                     .push_back(Input::Media(MediaInput::CallerSpeech));
@@ -122,9 +119,11 @@ impl Call {
                 self.playback.flush_partial();
                 self.playback.on_reply_over();
                 self.transcript.turn_complete(now);
+                self.amd_turn_complete();
                 ModelInput::TurnComplete
             }
             ModelEvent::Interrupted => {
+                self.amd_model_interrupted();
                 self.replies.on_turn_end();
                 self.playback.on_reply_over();
                 self.transcript.interrupted(now);

@@ -160,6 +160,35 @@ pub enum Command {
     },
     /// Immediate shutdown: end now, skipping any farewell.
     ShutdownNow,
+    /// Answering-machine detection ended the call (issue 19): BYE now
+    /// (a voicemail message has played to its end before this is sent).
+    AmdEnd(AmdEnd),
+}
+
+/// Why answering-machine detection ends a call; each is one end reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmdEnd {
+    /// A machine, and the policy is to hang up.
+    Machine,
+    /// A machine, and the voicemail message played to its end.
+    VoicemailLeft,
+    /// Nobody said anything after the answer.
+    NoSpeech,
+    /// Special information tones: the number is unreachable.
+    Unreachable,
+}
+
+impl AmdEnd {
+    /// The call's end reason.
+    pub fn reason(self) -> crate::lifecycle::EndReason {
+        use crate::lifecycle::EndReason as R;
+        match self {
+            AmdEnd::Machine => R::AnsweringMachine,
+            AmdEnd::VoicemailLeft => R::VoicemailLeft,
+            AmdEnd::NoSpeech => R::NoSpeechTimeout,
+            AmdEnd::Unreachable => R::Unreachable,
+        }
+    }
 }
 
 /// A DTMF key (RFC 4733 events 0-15: `0`-`9`, `*`, `#`, `A`-`D`).

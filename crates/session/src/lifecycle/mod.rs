@@ -127,7 +127,8 @@ mod tests;
 pub use action::{Action, EndOutcome, Metric, StoreState};
 pub use config::{Config, FirstSpeaker, ModelFailurePolicy, OutboundModelOpen};
 pub use input::{
-    Command, DtmfDigit, FailureOutcome, Input, MediaInput, ModelInput, SipInput, TransferTarget,
+    AmdEnd, Command, DtmfDigit, FailureOutcome, Input, MediaInput, ModelInput, SipInput,
+    TransferTarget,
 };
 pub use machine::CallMachine;
 pub use state::{Direction, EndReason, Phase};

@@ -73,11 +73,19 @@ pub enum EndReason {
     /// Our 200 OK to the INVITE was never ACKed (RFC 3261 section
     /// 13.3.1.4): the SIP core gave up after 64*T1 and sent BYE.
     AckTimeout,
+    /// Answering-machine detection heard a machine; the policy was to
+    /// hang up (issue 19).
+    AnsweringMachine,
+    /// Answering-machine detection heard a machine and the voicemail
+    /// message played to its end (issue 19).
+    VoicemailLeft,
+    /// Answering-machine detection heard special information tones.
+    Unreachable,
 }
 
 impl EndReason {
     /// Every reason, in [`EndReason::index`] order.
-    pub const ALL: [EndReason; 14] = [
+    pub const ALL: [EndReason; 17] = [
         EndReason::CallerHangup,
         EndReason::AgentHangup,
         EndReason::NoSpeechTimeout,
@@ -92,6 +100,9 @@ impl EndReason {
         EndReason::Error,
         EndReason::Transferred,
         EndReason::AckTimeout,
+        EndReason::AnsweringMachine,
+        EndReason::VoicemailLeft,
+        EndReason::Unreachable,
     ];
 
     /// Its position in [`EndReason::ALL`] (its declaration order).
@@ -117,6 +128,9 @@ impl EndReason {
             EndReason::Error => "error",
             EndReason::Transferred => "transferred",
             EndReason::AckTimeout => "ack-timeout",
+            EndReason::AnsweringMachine => "answering-machine",
+            EndReason::VoicemailLeft => "voicemail-left",
+            EndReason::Unreachable => "unreachable",
         }
     }
 }

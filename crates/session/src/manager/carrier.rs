@@ -155,6 +155,7 @@ impl Manager {
             metadata: super::parties(CallMetadata::with_call_id(key), from, to),
             mailbox,
             token: self.inner.root.child_token(),
+            amd: false,
         };
         self.spawn_call(spec);
         Ok(id)

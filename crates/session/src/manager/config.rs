@@ -102,6 +102,10 @@ pub struct ManagerConfig {
     /// with anything else that opens media. `None` (the default): the
     /// manager starts one thread on the system clock, normal priority.
     pub engine: Option<callbridge_rtp::engine::MediaEngine>,
+    /// How outbound calls with answering-machine detection on
+    /// ([`OriginateRequest::amd`]) decide and what they do with a
+    /// machine (see [`crate::amd`]). Checked at [`crate::Manager::start`].
+    pub amd: crate::amd::AmdSettings,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -166,6 +170,7 @@ impl ManagerConfig {
             transfer_targets: crate::dial_targets::DialTargets::none(),
             rng_seed: None,
             engine: None,
+            amd: crate::amd::AmdSettings::default(),
         }
     }
 }
@@ -196,6 +201,10 @@ pub struct OriginateRequest {
     pub greeting: Option<Greeting>,
     /// Facts for the model (appended to its instructions).
     pub metadata: Vec<(String, String)>,
+    /// Answering-machine detection for this call
+    /// ([`ManagerConfig::amd`]): nothing the model says reaches the callee
+    /// until the detection says a person answered.
+    pub amd: bool,
 }
 
 impl std::fmt::Debug for OriginateRequest {
@@ -206,6 +215,7 @@ impl std::fmt::Debug for OriginateRequest {
             .field("lead", &self.lead)
             .field("claim", &self.claim)
             .field("owner", &self.owner)
+            .field("amd", &self.amd)
             .finish()
     }
 }
@@ -224,6 +234,7 @@ impl OriginateRequest {
             instructions: None,
             greeting: None,
             metadata: Vec::new(),
+            amd: false,
         }
     }
 }

@@ -186,6 +186,7 @@ impl Manager {
             ),
             mailbox,
             token: self.inner.root.child_token(),
+            amd: false,
         };
         // Row before answer: the call is answered only once its row is in
         // the store. The write runs in a task of its own so the router

@@ -108,6 +108,15 @@ pub enum ManagerError {
     /// one) is unusable.
     #[error("fallback clip: {0}")]
     FallbackClip(#[from] crate::bridge::fallback::ClipError),
+    /// The answering-machine detection settings (`ManagerConfig::amd`)
+    /// contradict themselves.
+    #[error("answering-machine detection: {0}")]
+    Amd(#[from] callbridge_amd::ConfigError),
+    /// The voicemail recording (`ManagerConfig::amd`'s
+    /// [`VoicemailMessage::File`](crate::amd::VoicemailMessage::File)) is
+    /// unusable.
+    #[error("voicemail file: {0}")]
+    VoicemailFile(crate::bridge::fallback::ClipError),
     /// The manager is at its call limit or shutting down.
     #[error("at capacity or shutting down")]
     Unavailable,
@@ -241,6 +250,13 @@ impl Manager {
             Some(path) => FallbackClip::load(path)?,
             None => FallbackClip::builtin()?,
         };
+        cfg.amd.validate()?;
+        let voicemail = match &cfg.amd.policy {
+            crate::amd::MachinePolicy::Voicemail(crate::amd::VoicemailMessage::File(path)) => {
+                Some(FallbackClip::load(path).map_err(ManagerError::VoicemailFile)?)
+            }
+            _ => None,
+        };
         let mut cfg = cfg;
         // The model sees exactly the operator's transfer targets (none:
         // no transfer tool); every request is checked again at dial time.
@@ -289,6 +305,7 @@ impl Manager {
             },
             model,
             fallback,
+            voicemail,
             registry: Mutex::new(Registry::new()),
         });
         let root = CancellationToken::new();

@@ -158,6 +158,7 @@ impl Manager {
             metadata,
             mailbox,
             token: self.inner.root.child_token(),
+            amd: req.amd,
         };
         self.spawn_call(spec);
         Ok(id)

@@ -28,6 +28,9 @@ pub(crate) struct Shared {
     pub model: Arc<dyn RealtimeModel>,
     /// The announcement `PlayFallback` plays.
     pub fallback: FallbackClip,
+    /// The voicemail recording answering-machine detection leaves, when
+    /// the machine policy plays a file.
+    pub voicemail: Option<FallbackClip>,
     pub(super) registry: Mutex<Registry>,
 }
 

@@ -57,6 +57,13 @@
 //!   the model owed a reply and sent nothing within
 //!   `lifecycle::Config::model_reply_timeout`; the call ended as a model
 //!   failure (also counted there).
+//! - **AMD verdicts** (`callbridge_amd_verdicts_total{verdict}`): every
+//!   verdict of answering-machine detection (issue 19): the first one of
+//!   each call (`human`, `machine`, `no_speech`, `unreachable`, `unknown`)
+//!   and a machine greeting's end (`machine_end_beep`,
+//!   `machine_end_silence`, `machine_end_timeout`).
+//! - **AMD decision time** (`callbridge_amd_decision_seconds`): from the
+//!   answer to each call's first verdict.
 //! - **Answer to first audio**: from the 200 OK (sent, inbound; received,
 //!   outbound) to the first media tick that sent agent audio (a frame that
 //!   is not all zeros: the stream sends zeros when nothing is queued).
@@ -111,6 +118,12 @@ pub const LATENCY_BUCKETS: &[f64] = &[
 /// Upper bounds (seconds) for call durations, from one second to two hours.
 pub const DURATION_BUCKETS: &[f64] = &[
     1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0,
+];
+
+/// Upper bounds (seconds) for the answering-machine detection's decision
+/// time: a person within 1-2 s, no verdict later than 8 s (issue 19).
+pub const AMD_BUCKETS: &[f64] = &[
+    0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0,
 ];
 
 const REASONS: usize = EndReason::ALL.len();
@@ -192,6 +205,8 @@ pub struct Metrics {
     answer_to_first_audio: Histogram,
     caller_stop_to_agent_audio: Histogram,
     call_duration: Histogram,
+    amd_verdicts: Family<Labels<1>, Counter>,
+    amd_decision: Histogram,
     model: Mutex<Option<ModelReachability>>,
 }
 
@@ -223,6 +238,8 @@ impl Default for Metrics {
             answer_to_first_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             call_duration: Histogram::new(DURATION_BUCKETS.iter().copied()),
+            amd_verdicts: Family::default(),
+            amd_decision: Histogram::new(AMD_BUCKETS.iter().copied()),
             model: Mutex::new(None),
         }
     }
@@ -417,6 +434,12 @@ impl Metrics {
         );
         add(
             registry,
+            "callbridge_amd_verdicts",
+            "Answering-machine detection verdicts, by verdict (first verdicts and machine greeting ends).",
+            self.amd_verdicts.clone(),
+        );
+        add(
+            registry,
             "callbridge_jitter_buffer_depth_seconds",
             "Mean estimated jitter buffer depth over live calls receiving RTP, in seconds.",
             self.depth.clone(),
@@ -436,6 +459,11 @@ impl Metrics {
                 "callbridge_call_duration_seconds",
                 "From the answer to the end of answered calls.",
                 &self.call_duration,
+            ),
+            (
+                "callbridge_amd_decision_seconds",
+                "From the answer to the first answering-machine detection verdict.",
+                &self.amd_decision,
             ),
         ];
         for (name, help, h) in histograms {
@@ -566,6 +594,18 @@ impl Metrics {
     /// Counts a reply the caller interrupted.
     pub fn barge_in(&self) {
         self.barge_ins.inc();
+    }
+
+    /// Counts an answering-machine detection verdict (its snake-case
+    /// name, a fixed set); `decided`: the time from the answer, for a
+    /// call's first verdict.
+    pub fn amd_verdict(&self, verdict: &'static str, decided: Option<Duration>) {
+        self.amd_verdicts
+            .get_or_create_owned(&[("verdict", verdict)])
+            .inc();
+        if let Some(d) = decided {
+            self.amd_decision.observe(d.as_secs_f64());
+        }
     }
 
     /// Observes an answered call's duration.

@@ -142,3 +142,35 @@ fn model_failure_while_dialling_cancels() {
     assert_eq!(call.store_end().map(|e| e.0), Some(EndReason::ModelFailure));
     call.assert_closed_once();
 }
+
+#[test]
+fn answering_machine_detection_ends_the_call_with_its_own_reason() {
+    use crate::lifecycle::AmdEnd;
+    for (end, reason) in [
+        (AmdEnd::Machine, EndReason::AnsweringMachine),
+        (AmdEnd::VoicemailLeft, EndReason::VoicemailLeft),
+        (AmdEnd::NoSpeech, EndReason::NoSpeechTimeout),
+        (AmdEnd::Unreachable, EndReason::Unreachable),
+    ] {
+        let mut call = Call::outbound(config(OutboundModelOpen::AtDial, FirstSpeaker::Agent));
+        call.cmd(Command::Dial);
+        call.model(ModelInput::Ready);
+        call.sip(SipInput::Answered);
+        // The held greeting counts as queued playback: no farewell wait.
+        call.model(ModelInput::Audio);
+        let a = call.cmd(Command::AmdEnd(end));
+        assert!(a.contains(&Action::SendBye), "{end:?}: {a:?}");
+        call.model(ModelInput::Closed { clean: true });
+        call.run_timers();
+        assert_eq!(
+            call.store_end(),
+            Some((reason, EndOutcome::Ended, Some(200))),
+            "{end:?}"
+        );
+        call.assert_closed_once();
+        assert!(
+            call.cmd(Command::AmdEnd(AmdEnd::Machine)).is_empty(),
+            "a second end is ignored"
+        );
+    }
+}
