@@ -886,6 +886,7 @@ fn the_store_is_store_url_else_the_database_file_and_the_node_defaults_to_the_ho
         &[],
     );
     assert!(m.contains("store.node"), "{m}");
+}
 
 #[test]
 fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
