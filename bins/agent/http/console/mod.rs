@@ -36,6 +36,7 @@
 mod calls;
 mod detail;
 pub mod gate;
+mod live;
 mod page;
 pub mod table;
 mod waveform;
@@ -75,6 +76,10 @@ pub fn routes(ctx: &Ctx) -> Router<Ctx> {
         .route("/calls/{id}", get(detail::page))
         .route("/calls/{id}/recording", get(super::recording::get))
         .route("/calls/{id}/waveform.svg", get(detail::waveform))
+        .route("/calls/{id}/events", get(live::events))
+        .route("/calls/{id}/hangup", post(live::hangup))
+        .route("/live", get(live::page))
+        .route("/health", get(live::health))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             gate::require_session,

@@ -345,3 +345,106 @@ async fn the_detail_page_escapes_text_links_the_transcript_and_serves_the_record
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_is_listed_and_only_an_operator_can_hang_it_up() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let a = r
+        .post_call(&r.operator, serde_json::json!({"to": "+14155550100"}))
+        .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED);
+    let id: SessionId = a.json()["id"].as_str().unwrap().parse().unwrap();
+
+    let op = sign_in(&r, &r.operator).await;
+    let html = r.send(page("/live", &op.cookie)).await.text();
+    assert!(html.contains(&format!("/calls/{id}")), "{html}");
+    assert!(html.contains("**********00"), "masked numbers: {html}");
+    assert!(!html.contains("+14155550100"));
+    let detail = r
+        .send(page(&format!("/calls/{id}"), &op.cookie))
+        .await
+        .text();
+    assert!(detail.contains("id=\"hang-up\""));
+    assert!(detail.contains(&format!("data-events=\"/calls/{id}/events\"")));
+
+    // Another operator does not see it; a viewer may not hang up at all.
+    let other = sign_in(&r, &r.other).await;
+    let html = r.send(page("/live", &other.cookie)).await.text();
+    assert!(html.contains("No live calls."));
+    let viewer = sign_in(&r, &r.viewer).await;
+    let a = r
+        .send(form(
+            &format!("/calls/{id}/hangup"),
+            &format!("csrf={}", viewer.csrf),
+            Some(&viewer.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(r.manager.snapshot().calls.iter().any(|c| c.id == id));
+
+    let a = r
+        .send(form(
+            &format!("/calls/{id}/hangup"),
+            &format!("csrf={}", op.csrf),
+            Some(&op.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(a.location(), format!("/calls/{id}"));
+    r.until_not_live(id).await;
+    let html = r.send(page("/live", &op.cookie)).await.text();
+    assert!(html.contains("No live calls."));
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_event_stream_sends_the_transcript_then_ends_for_a_call_that_is_over() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let id = r.session(None, Some(r.viewer_id), 5);
+    r.store()
+        .append_turns(
+            id,
+            &[
+                NewTurn::new(0, Speaker::Caller, "<i>hello</i>", 0),
+                NewTurn::new(1, Speaker::Agent, "hi there", 1200),
+            ],
+        )
+        .unwrap();
+    let b = sign_in(&r, &r.viewer).await;
+    let a = r
+        .send(page(&format!("/calls/{id}/events"), &b.cookie))
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(
+        a.header(header::CONTENT_TYPE)
+            .starts_with("text/event-stream")
+    );
+    let body = a.text();
+    let events: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(events, ["turn", "turn", "state", "end"], "{body}");
+    assert!(
+        body.contains(r#""text":"<i>hello</i>""#),
+        "JSON, inserted as text by the script: {body}"
+    );
+    assert!(body.contains(r#""at":"0:01""#));
+
+    let theirs = r.session(None, Some(r.other_id), 5);
+    let a = r
+        .send(page(&format!("/calls/{theirs}/events"), &b.cookie))
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_health_page_shows_the_apis_report() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let b = sign_in(&r, &r.viewer).await;
+    let html = r.send(page("/health", &b.cookie)).await.text();
+    assert!(html.contains(env!("CARGO_PKG_VERSION")));
+    assert!(html.contains("id=\"active\">0<"), "{html}");
+    assert!(html.contains("Model provider</dt><dd>mock"));
+    assert!(html.contains("Store</dt><dd>ok"), "{html}");
+}
