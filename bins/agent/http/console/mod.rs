@@ -34,6 +34,7 @@
 //! | `GET /campaigns`, `GET /campaigns/{id}`, `POST /campaigns/{id}/...`, `GET/POST /dnc` | owners and admins; changes operators and admins | [`campaigns`] |
 
 mod calls;
+mod campaigns;
 mod detail;
 pub mod gate;
 mod live;
@@ -80,6 +81,11 @@ pub fn routes(ctx: &Ctx) -> Router<Ctx> {
         .route("/calls/{id}/hangup", post(live::hangup))
         .route("/live", get(live::page))
         .route("/health", get(live::health))
+        .route("/campaigns", get(campaigns::list))
+        .route("/campaigns/{id}", get(campaigns::page))
+        .route("/campaigns/{id}/import", post(campaigns::import))
+        .route("/campaigns/{id}/status", post(campaigns::set_status))
+        .route("/dnc", get(campaigns::dnc).post(campaigns::dnc_change))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             gate::require_session,

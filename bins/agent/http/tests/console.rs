@@ -448,3 +448,121 @@ async fn the_health_page_shows_the_apis_report() {
     assert!(html.contains("Model provider</dt><dd>mock"));
     assert!(html.contains("Store</dt><dd>ok"), "{html}");
 }
+
+#[tokio::test]
+async fn campaigns_are_scoped_to_their_owner_and_import_shows_each_bad_row() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let mine = r.campaign("spring <b>sale</b>", Some(r.operator_id));
+    let theirs = r.campaign("theirs", Some(r.other_id));
+    let op = sign_in(&r, &r.operator).await;
+    let html = r.send(page("/campaigns", &op.cookie)).await.text();
+    assert!(html.contains(&format!("/campaigns/{mine}")));
+    assert!(
+        html.contains("spring &#60;b&#62;sale&#60;/b&#62;") || html.contains("spring &lt;b&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains(&format!("/campaigns/{theirs}\"")));
+    let a = r
+        .send(page(&format!("/campaigns/{theirs}"), &op.cookie))
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    let csv =
+        "phone,name\n+14155550100,<script>alert(1)</script>\n12ab,Bad Row\n+14155550101,Grace\n";
+    let body = form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &op.csrf)
+        .append_pair("csv", csv)
+        .finish();
+    let a = r
+        .send(form(
+            &format!("/campaigns/{mine}/import"),
+            &body,
+            Some(&op.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let html = a.text();
+    assert!(html.contains("3 row(s): 2 new"), "{html}");
+    assert!(
+        html.contains("line 3: phone"),
+        "the bad row with its line: {html}"
+    );
+    assert!(!html.contains("<script>alert"), "lead names are escaped");
+    assert!(html.contains("&#60;script&#62;alert(1)") || html.contains("&lt;script&gt;alert(1)"));
+    assert!(html.contains("pending <b>2</b>"), "the funnel: {html}");
+
+    // A viewer may look at nothing here and change nothing.
+    let viewer = sign_in(&r, &r.viewer).await;
+    let body = format!("csrf={}&csv=phone%0A%2B14155550102", viewer.csrf);
+    let a = r
+        .send(form(
+            &format!("/campaigns/{mine}/import"),
+            &body,
+            Some(&viewer.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    let a = r
+        .send(form(
+            &format!("/campaigns/{mine}/status"),
+            &format!("csrf={}&status=paused", op.csrf),
+            Some(&op.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.store().get_campaign(mine).unwrap().status,
+        callbridge_crm_store::CampaignStatus::Paused
+    );
+    let a = r
+        .send(form(
+            &format!("/campaigns/{theirs}/status"),
+            &format!("csrf={}&status=paused", op.csrf),
+            Some(&op.cookie),
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "not their campaign");
+}
+
+#[tokio::test]
+async fn the_do_not_call_list_takes_numbers_from_operators_and_removals_from_admins() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let op = sign_in(&r, &r.operator).await;
+    let add = |b: &Browser, action: &str| {
+        form(
+            "/dnc",
+            &format!(
+                "csrf={}&action={action}&phone=%2B14155550199&reason=asked",
+                b.csrf
+            ),
+            Some(&b.cookie),
+        )
+    };
+    let a = r.send(add(&op, "add")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let html = a.text();
+    assert!(html.contains("asked"));
+    assert!(!html.contains("+14155550199"), "numbers are masked: {html}");
+    assert!(
+        r.store()
+            .is_dnc(&callbridge_crm_store::PhoneNumber::parse("+14155550199").unwrap())
+            .unwrap()
+    );
+    assert_eq!(
+        r.send(add(&op, "remove")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let admin = sign_in(&r, &r.admin).await;
+    assert_eq!(r.send(add(&admin, "remove")).await.status, StatusCode::OK);
+    assert!(
+        !r.store()
+            .is_dnc(&callbridge_crm_store::PhoneNumber::parse("+14155550199").unwrap())
+            .unwrap()
+    );
+    let viewer = sign_in(&r, &r.viewer).await;
+    assert_eq!(
+        r.send(add(&viewer, "add")).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
