@@ -14,18 +14,19 @@
 //! `chromium-driver`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "bin/paths.rs"]
-mod bins;
-#[path = "common/process.rs"]
-mod process;
+mod support_agent;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use callbridge_crm_store::jiff::Timestamp;
+use callbridge_crm_store::{ApiToken, CampaignSettings, PersonName, Role};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use support_agent::sipp::Sipp;
+use support_agent::{Agent, Opts, bins, process};
 
 /// The first of `names` found on `PATH` (or as an absolute path).
 fn installed(names: &[&str]) -> Option<PathBuf> {
@@ -177,16 +178,26 @@ async fn player(c: &Client) -> Value {
     .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_console_in_headless_chromium_from_sign_in_to_sign_out() {
-    let (Some(chromium), Some(driver)) = (
+/// Chromium and chromedriver, or `None` after saying loudly that the test
+/// is skipped.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let found = (
         installed(&["chromium", "chromium-browser", "google-chrome"]),
         installed(&["chromedriver"]),
-    ) else {
-        eprintln!(
-            "\n*** SKIPPED console_browser: chromium and chromedriver are not installed \
-             (apt-get install -y chromium chromium-driver; .ci/run installs them) ***\n"
-        );
+    );
+    if let (Some(chromium), Some(driver)) = found {
+        return Some((chromium, driver));
+    }
+    eprintln!(
+        "\n*** SKIPPED console_browser: chromium and chromedriver are not installed \
+         (apt-get install -y chromium chromium-driver; .ci/run installs them) ***\n"
+    );
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_headless_chromium_from_sign_in_to_sign_out() {
+    let Some((chromium, driver)) = tools() else {
         return;
     };
     let (_agent, _stdout, http, token) = demo();
@@ -196,6 +207,16 @@ async fn the_console_in_headless_chromium_from_sign_in_to_sign_out() {
     let result = drive(&c, &base, &token).await;
     c.close().await.unwrap();
     result.unwrap();
+}
+
+type Step = Result<(), fantoccini::error::CmdError>;
+
+async fn sign_in(c: &Client, base: &str, token: &str) -> Step {
+    c.goto(&format!("{base}/sign-in")).await?;
+    c.find(Locator::Id("token")).await?.send_keys(token).await?;
+    c.find(Locator::Id("sign-in")).await?.click().await?;
+    c.wait().for_element(Locator::Id("sign-out")).await?;
+    Ok(())
 }
 
 async fn drive(c: &Client, base: &str, token: &str) -> Result<(), fantoccini::error::CmdError> {
@@ -305,5 +326,115 @@ async fn drive(c: &Client, base: &str, token: &str) -> Result<(), fantoccini::er
     assert_eq!(path(c).await, "/sign-in?signed_out=1");
     c.goto(&format!("{base}/calls")).await?;
     assert_eq!(path(c).await, "/sign-in");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_call_its_transcript_a_csv_import_and_a_viewer_in_headless_chromium() {
+    let Some((chromium, driver)) = tools() else {
+        return;
+    };
+    let agent = Agent::start(Opts::default());
+    let mut store = agent.store();
+    let mut settings = CampaignSettings::new("spring", "mock");
+    settings.owner = None;
+    let campaign = store.create_campaign(&settings, Timestamp::now()).unwrap();
+    let viewer = ApiToken::generate().unwrap();
+    store
+        .create_user(
+            &PersonName::new("watcher").unwrap(),
+            Role::Viewer,
+            &viewer,
+            Timestamp::now(),
+        )
+        .unwrap();
+    drop(store);
+    let (_driver, port) = chromedriver(&driver);
+    let c = browser(port, &chromium).await;
+    let base = format!("http://{}", agent.http);
+    let result = drive_live(&c, &base, &agent, campaign.0, &viewer.expose()).await;
+    c.close().await.unwrap();
+    result.unwrap();
+}
+
+async fn drive_live(c: &Client, base: &str, agent: &Agent, campaign: i64, viewer: &str) -> Step {
+    sign_in(c, base, &agent.token).await?;
+    // A call with speech that lasts ~10 s: the greeting, the caller's
+    // sentence, the reply, then the caller hangs up.
+    let call = Sipp::uac("uac_speak.xml", agent.sip)
+        .pause_ms(5000)
+        .within(Duration::from_secs(40))
+        .spawn();
+    c.goto(&format!("{base}/live")).await?;
+    let end = Instant::now() + Duration::from_secs(15);
+    let link = loop {
+        if let Ok(a) = c.find(Locator::Css("a.call")).await {
+            break a;
+        }
+        assert!(Instant::now() < end, "the call never showed on /live");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        c.refresh().await?;
+    };
+    shot(c, "live-list").await;
+    link.click().await?;
+    c.wait().for_element(Locator::Id("live-transcript")).await?;
+    c.find(Locator::Id("hang-up")).await?;
+    // Lines arrive over Server-Sent Events while the call runs.
+    let line = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#live-transcript li"))
+        .await?;
+    assert!(line.text().await?.contains("agent"), "the greeting first");
+    shot(c, "live-call").await;
+    // When the call ends the page reloads with the stored call.
+    let reason = c
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::Id("end-reason"))
+        .await?;
+    assert_eq!(reason.text().await?, "caller-hangup");
+    assert!(c.find(Locator::Id("live-transcript")).await.is_err());
+    call.finish().assert_ok("the live call");
+
+    // A CSV with one bad row: the good rows are imported, the bad one shown.
+    c.goto(&format!("{base}/campaigns/{campaign}")).await?;
+    // Pasted (typing through WebDriver is slow and drops '+').
+    c.execute(
+        "document.getElementById('csv').value = arguments[0];",
+        vec![json!(
+            "phone,name\n+14155550100,Ada\nnot-a-number,Bad\n+14155550101,Grace\n"
+        )],
+    )
+    .await?;
+    c.find(Locator::Id("import")).await?.click().await?;
+    let errors = c.wait().for_element(Locator::Id("import-errors")).await?;
+    let errors = errors.text().await?;
+    assert!(errors.contains("line 3: phone"), "{errors}");
+    assert!(
+        !errors.contains("line 2") && !errors.contains("line 4"),
+        "{errors}"
+    );
+    let report = c.find(Locator::Id("import-report")).await?.text().await?;
+    assert!(report.contains("2 new"), "{report}");
+    shot(c, "campaign").await;
+
+    // A viewer: no hang-up button, and the hang-up form is refused.
+    c.find(Locator::Id("sign-out")).await?.click().await?;
+    c.wait().for_element(Locator::Id("token")).await?;
+    sign_in(c, base, viewer).await?;
+    let status = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const csrf = document.querySelector('input[name=csrf]').value;
+             fetch('/calls/6f1c1f7e-58a3-4a47-9f53-2b1b2e6f7a10/hangup', {method: 'POST',
+                   headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+                   body: 'csrf=' + encodeURIComponent(csrf)}).then(r => done(r.status));",
+            vec![],
+        )
+        .await?;
+    assert_eq!(status, json!(403), "a viewer may not hang up");
+    c.goto(&format!("{base}/calls")).await?;
+    c.find(Locator::Id("no-calls")).await?;
     Ok(())
 }

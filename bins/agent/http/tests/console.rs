@@ -467,8 +467,8 @@ async fn campaigns_are_scoped_to_their_owner_and_import_shows_each_bad_row() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
-    let csv =
-        "phone,name\n+14155550100,<script>alert(1)</script>\n12ab,Bad Row\n+14155550101,Grace\n";
+    // CRLF, as a browser sends a text area.
+    let csv = "phone,name\r\n+14155550100,<script>alert(1)</script>\r\n12ab,Bad Row\r\n+14155550101,Grace\r\n";
     let body = form_urlencoded::Serializer::new(String::new())
         .append_pair("csrf", &op.csrf)
         .append_pair("csv", csv)
