@@ -10,8 +10,8 @@
 //! `$CARGO_TARGET_TMPDIR/console-screenshots/`.
 //!
 //! Skipped, loudly, only when `chromium` or `chromedriver` is not
-//! installed (`.ci/run` installs both: Debian packages `chromium` and
-//! `chromium-driver`).
+//! installed (`scripts/test`, which `.ci/run` runs, installs both: Debian
+//! packages `chromium` and `chromium-driver`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support_agent;
@@ -190,7 +190,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     }
     eprintln!(
         "\n*** SKIPPED console_browser: chromium and chromedriver are not installed \
-         (apt-get install -y chromium chromium-driver; .ci/run installs them) ***\n"
+         (apt-get install -y chromium chromium-driver; scripts/test, which .ci/run runs, installs them) ***\n"
     );
     None
 }
