@@ -258,6 +258,11 @@ async fn drive(c: &Client, base: &str, token: &str) -> Result<(), fantoccini::er
         c.find(Locator::Id("end-reason")).await?.text().await?,
         "caller-hangup"
     );
+    let facts = c.find(Locator::Css("dl.facts")).await?.text().await?;
+    assert!(
+        facts.contains("answer to first audio"),
+        "the stored latency: {facts}"
+    );
     let p = player(c).await;
     let duration = p["duration"].as_f64().unwrap_or_default();
     assert!(duration > 1.0, "the recording's duration: {p}");

@@ -87,9 +87,11 @@ fn moment(e: &callbridge_crm_store::Event) -> Moment {
     }
 }
 
-/// The AMD verdict and latency figures among the events: any event detail
-/// field named `amd`/`verdict` (AMD) or ending in `_ms` with `latency` in
-/// its name.
+/// The AMD verdict and latency figures among the events: the session's
+/// latency notes (`{"metric": "answer_to_first_audio_ms", "value": 412}`,
+/// shown as "answer to first audio: 412 ms") and an `amd` or
+/// `amd_verdict` field of any event (the answering-machine verdict, when
+/// the call had detection).
 fn figures(r: &SessionRecord) -> (String, Vec<(String, String)>) {
     let mut amd = String::new();
     let mut latency = Vec::new();
@@ -97,15 +99,19 @@ fn figures(r: &SessionRecord) -> (String, Vec<(String, String)>) {
         let Some(obj) = e.detail.as_object() else {
             continue;
         };
-        for (k, v) in obj {
-            if (k == "amd" || k == "amd_verdict" || (k == "verdict" && e.kind == EventKind::Note))
-                && let Some(s) = v.as_str()
-            {
-                amd = s.to_owned();
+        for key in ["amd", "amd_verdict"] {
+            if let Some(v) = obj.get(key).and_then(|v| v.as_str()) {
+                amd = v.to_owned();
             }
-            if k.contains("latency") {
-                latency.push((k.clone(), v.to_string()));
-            }
+        }
+        if e.kind == EventKind::Note
+            && let (Some(metric), Some(ms)) = (
+                obj.get("metric").and_then(|v| v.as_str()),
+                obj.get("value").and_then(serde_json::Value::as_u64),
+            )
+            && let Some(name) = metric.strip_suffix("_ms")
+        {
+            latency.push((name.replace('_', " "), format!("{ms} ms")));
         }
     }
     (amd, latency)
@@ -232,4 +238,64 @@ pub async fn waveform(
         HeaderValue::from_static("private, no-store"),
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use callbridge_crm_store::jiff::Timestamp;
+    use callbridge_crm_store::{Event, NewSession, SessionId};
+    use serde_json::json;
+
+    use super::*;
+
+    fn record(details: &[(EventKind, serde_json::Value)]) -> SessionRecord {
+        let now = Timestamp::now();
+        let id = SessionId::new_v4();
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = callbridge_crm_store::Store::open(dir.path().join("x.db")).unwrap();
+        store.create_session(&NewSession::inbound(id, now)).unwrap();
+        let mut r = store.load_session(id).unwrap();
+        r.events = details
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, detail))| Event {
+                id: i64::try_from(i).unwrap(),
+                at: now,
+                kind: *kind,
+                detail: detail.clone(),
+            })
+            .collect();
+        r
+    }
+
+    #[test]
+    fn latency_notes_and_an_amd_verdict_are_picked_from_the_events() {
+        let r = record(&[
+            (
+                EventKind::Note,
+                json!({"metric": "answer_to_first_audio_ms", "value": 412}),
+            ),
+            (
+                EventKind::Note,
+                json!({"metric": "caller_stop_to_agent_audio_ms", "value": 730}),
+            ),
+            (EventKind::Note, json!({"metric": "something", "value": 1})),
+            (
+                EventKind::Sip,
+                json!({"metric": "not_a_note_ms", "value": 1}),
+            ),
+            (EventKind::Model, json!({"amd": "human"})),
+        ]);
+        let (amd, latency) = figures(&r);
+        assert_eq!(amd, "human");
+        assert_eq!(
+            latency,
+            vec![
+                ("answer to first audio".to_owned(), "412 ms".to_owned()),
+                ("caller stop to agent audio".to_owned(), "730 ms".to_owned()),
+            ]
+        );
+        assert_eq!(figures(&record(&[])), (String::new(), Vec::new()));
+    }
 }
