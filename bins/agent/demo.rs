@@ -267,6 +267,7 @@ async fn serve(agent: &Agent) {
     println!();
     println!("serving          the agent stays up on loopback until Ctrl-C");
     println!("  http           http://{http}");
+    println!("  console        http://{http}/  (sign in with the admin token)");
     println!("  sip            {}", agent.sip_addr);
     println!("  admin token    {}", token.expose());
     println!("try");

@@ -401,6 +401,7 @@ impl Agent {
             provider: settings.provider.name().to_owned(),
             outbound: settings.outbound(),
             carrier: Some(Arc::new(carrier)),
+            console: Arc::default(),
         });
         let apart = http::Apart {
             public: public_addr.is_some(),

@@ -81,6 +81,19 @@ pub async fn require_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
+    match authenticate(&ctx, token).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Verifies an API token with the store (401 when unknown, expired or
+/// revoked) and notes its use: the one check behind the API's bearer
+/// tokens and the console's sign-in sessions.
+pub async fn authenticate(ctx: &Ctx, token: String) -> Result<Caller, ApiError> {
     let now = jiff::Timestamp::now();
     let user = ctx
         .pool
@@ -90,16 +103,10 @@ pub async fn require_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
                 other => store_error(other),
             })
         })
-        .await;
-    match user {
-        Ok(u) => {
-            ctx.token_use
-                .note(&u.token_id, tokio::time::Instant::now(), now);
-            req.extensions_mut().insert(Caller(Arc::new(u)));
-            next.run(req).await
-        }
-        Err(e) => e.into_response(),
-    }
+        .await?;
+    ctx.token_use
+        .note(&user.token_id, tokio::time::Instant::now(), now);
+    Ok(Caller(Arc::new(user)))
 }
 
 /// Whether `user` owns campaign `c` (a campaign that is gone is owned by

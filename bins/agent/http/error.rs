@@ -3,7 +3,8 @@
 //! extractor rejections go through [`Json`] and [`Query`] (our wrappers
 //! around axum's), unknown routes through [`not_found`], and
 //! [`json_errors`] rewrites any remaining non-JSON error (axum's 405, a
-//! body-limit 413) into the same shape, keeping headers such as `Allow`.
+//! body-limit 413) into the same shape, keeping headers such as `Allow`;
+//! the console's HTML error pages (`text/html`) are left as they are.
 
 use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -185,11 +186,11 @@ pub async fn json_errors(res: Response) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if is_json {
+    // JSON errors are the API's; HTML ones the console's own pages.
+    let kept = res.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+    });
+    if kept {
         return res;
     }
     let message = match status {

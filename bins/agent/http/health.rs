@@ -43,6 +43,11 @@ pub fn status_word(admitting: bool, store_ok: bool) -> &'static str {
 
 /// `GET /api/health`.
 pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
+    Json(report(&ctx).await)
+}
+
+/// What `GET /api/health` answers (the console's health page shows it).
+pub async fn report(ctx: &Ctx) -> Health {
     let store_ok = tokio::time::timeout(
         STORE_CHECK,
         ctx.pool
@@ -55,7 +60,7 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
         && ctx.state.manager.store_healthy();
     let snap = ctx.state.manager.snapshot();
     let model = ctx.state.manager.metrics().model;
-    Json(Health {
+    Health {
         status: status_word(snap.admitting, store_ok).into(),
         version: env!("CARGO_PKG_VERSION").into(),
         uptime_s: ctx.state.started.elapsed().as_secs(),
@@ -67,7 +72,7 @@ pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
             last_checked: model.map(|m| m.at.to_string()),
         },
         store_ok,
-    })
+    }
 }
 
 /// `GET /livez`.

@@ -68,7 +68,9 @@ impl Default for Limits {
 pub fn body_limit(method: &Method, path: &str) -> usize {
     if path.starts_with("/carrier/") {
         CARRIER_MAX_BODY
-    } else if method == Method::POST && path == "/api/calls" {
+    } else if method == Method::POST && (path == "/api/calls" || super::console::is_form(path)) {
+        // The API's call request, and the console's forms (a pasted CSV
+        // of leads is the largest).
         MAX_BODY
     } else {
         OTHER_MAX_BODY

@@ -13,6 +13,7 @@
 //! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | admin | [`calls`] |
 //! | `GET /api/calls/{id}` | any role | admin | [`calls`] |
 //! | `/carrier/...` | carrier signature | public (admin unless `http.public_bind`) | [`carrier`] |
+//! | `/`, `/sign-in`, `/calls`, `/live`, `/campaigns`, `/dnc`, `/health`, `/assets/...` | console sign-in (cookie) | admin | [`console`] |
 //!
 //! Every error is JSON `{"error": "..."}` ([`error`]); request bodies are
 //! limited per route and read under a deadline ([`limits`]); store reads
@@ -27,6 +28,7 @@ mod auth;
 mod calls;
 pub mod carrier;
 pub mod carrier_config;
+mod console;
 mod error;
 mod health;
 mod limits;
@@ -122,7 +124,8 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
         ));
     let mut admin = probes()
         .route("/api/health", get(health::get))
-        .merge(protected);
+        .merge(protected)
+        .merge(console::routes(&ctx));
     if !apart.metrics {
         admin = admin.route("/metrics", get(metrics::handler));
     }

@@ -30,6 +30,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use callbridge_crm_store::SessionId;
 use http_range_header::{EndPosition, RangeUnsatisfiableError, StartPosition, parse_range_header};
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
@@ -140,13 +141,14 @@ fn if_range_matches(
             .is_ok_and(|v| v.trim() == httpdate::fmt_http_date(modified))
 }
 
-/// `GET /api/sessions/{id}/recording` (and HEAD).
-pub async fn get(
-    State(ctx): State<Ctx>,
-    Extension(caller): Extension<Caller>,
-    SessionPath(id): SessionPath,
-    mut req: Request,
-) -> Result<Response, ApiError> {
+/// The recording file of session `id` and its metadata, if `caller` may
+/// see the session and the file is a file inside the recordings directory
+/// (404 otherwise; the console's waveform reads the same file).
+pub async fn locate(
+    ctx: &Ctx,
+    caller: Caller,
+    id: SessionId,
+) -> Result<(PathBuf, std::fs::Metadata), ApiError> {
     let session = ctx
         .pool
         .run(move |s| visible_session(s, &caller, id))
@@ -159,17 +161,27 @@ pub async fn get(
         warn!(session = %id, "recording path missing or outside the recordings directory");
         return Err(no_recording());
     }
-    let meta = match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => m,
+    match tokio::fs::metadata(&path).await {
+        Ok(m) if m.is_file() => Ok((path, m)),
         Ok(_) => {
             warn!(session = %id, "recording path is not a file");
-            return Err(no_recording());
+            Err(no_recording())
         }
         Err(e) => {
             warn!(session = %id, error = %e, "recording cannot be opened");
-            return Err(no_recording());
+            Err(no_recording())
         }
-    };
+    }
+}
+
+/// `GET /api/sessions/{id}/recording` (and HEAD).
+pub async fn get(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    SessionPath(id): SessionPath,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let (path, meta) = locate(&ctx, caller, id).await?;
     let len = meta.len();
     let (modified, now) = (meta.modified().ok(), SystemTime::now());
     let tag = EntityTag::of_file(len, modified, now);
@@ -209,7 +221,9 @@ pub async fn get(
         }
     };
     match res.status() {
-        StatusCode::NOT_FOUND => return Err(no_recording()),
+        StatusCode::NOT_FOUND => {
+            return Err(ApiError::NotFound(format!("session {id} has no recording")));
+        }
         StatusCode::RANGE_NOT_SATISFIABLE => return Err(ApiError::RangeNotSatisfiable { len }),
         _ => {}
     }

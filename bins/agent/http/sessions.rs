@@ -112,6 +112,18 @@ impl ListQuery {
     }
 }
 
+impl Listing {
+    /// A listing of `filter`'s sessions, `limit` a page (1 to
+    /// [`MAX_PAGE`]), after `cursor` (the console's history page).
+    pub fn new(filter: SessionFilter, limit: u32, cursor: Option<Cursor>) -> Listing {
+        Listing {
+            filter,
+            limit: limit.clamp(1, MAX_PAGE),
+            cursor,
+        }
+    }
+}
+
 /// The cursor that continues after `s` (the store's `Display` form).
 pub fn cursor_after(s: &Session) -> String {
     format!("{}_{}", s.created_at.as_millisecond(), s.id)

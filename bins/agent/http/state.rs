@@ -13,6 +13,7 @@ use axum::extract::FromRef;
 use callbridge_session::Manager;
 
 use super::carrier::CarrierState;
+use super::console::table::Table as ConsoleSessions;
 use super::metrics::Page;
 use super::pool;
 use super::token_use;
@@ -48,6 +49,8 @@ pub struct State {
     pub outbound: Outbound,
     /// Carrier webhooks and sockets (`None`: their routes answer 404).
     pub carrier: Option<Arc<CarrierState>>,
+    /// The console's sign-in sessions (empty at start).
+    pub console: Arc<ConsoleSessions>,
 }
 
 /// Shared handle to [`State`].

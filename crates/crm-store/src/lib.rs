@@ -107,6 +107,7 @@ mod diagnose;
 mod dialing;
 mod dnc;
 mod error;
+mod funnel;
 pub mod import;
 mod leads;
 mod maintenance;

@@ -295,6 +295,10 @@ pub struct SessionFilter {
     pub since: Option<Timestamp>,
     /// Created before.
     pub until: Option<Timestamp>,
+    /// End reason.
+    pub end_reason: Option<EndReason>,
+    /// Either party is exactly this (the caller or the callee, as stored).
+    pub number: Option<String>,
 }
 
 /// Where the next page starts (keyset paging, newest first). Its `Display`

@@ -351,6 +351,14 @@ impl Store {
         if let Some(t) = filter.until {
             push("created_at <", Value::Integer(ms(t)), &mut sql);
         }
+        if let Some(r) = filter.end_reason {
+            push("end_reason =", Value::Text(r.as_str().into()), &mut sql);
+        }
+        if let Some(n) = &filter.number {
+            args.push(Value::Text(n.clone()));
+            let n = args.len();
+            sql.push_str(&format!(" AND (from_number = ?{n} OR to_number = ?{n})"));
+        }
         if let Some(c) = cursor {
             args.push(Value::Integer(c.created_ms));
             args.push(Value::Text(c.id.to_string()));

@@ -318,6 +318,49 @@ fn transport_is_stored_read_back_and_filters_the_list() {
     );
 }
 
+fn the_list_filters_by_end_reason_and_by_either_party() {
+    let (_d, mut s) = fresh();
+    let mut hung_up = Vec::new();
+    for i in 0..6i64 {
+        let id = SessionId::new_v4();
+        let mut n = NewSession::inbound(id, t(i));
+        n.from = Some(Party::new(format!("+1555000000{i}")).unwrap());
+        n.to = Some(Party::new("+15559990000").unwrap());
+        s.create_session(&n).unwrap();
+        let reason = if i % 2 == 0 {
+            hung_up.push(id);
+            EndReason::CallerHangup
+        } else {
+            EndReason::AgentHangup
+        };
+        s.finish_session(id, &Finish::ended(reason, t(10))).unwrap();
+    }
+    let f = SessionFilter {
+        end_reason: Some(EndReason::CallerHangup),
+        ..Default::default()
+    };
+    let mut got: Vec<_> = s
+        .list_sessions(&f, 100, None)
+        .unwrap()
+        .items
+        .iter()
+        .map(|x| x.id)
+        .collect();
+    got.sort();
+    hung_up.sort();
+    assert_eq!(got, hung_up);
+    let by = |n: &str| {
+        let f = SessionFilter {
+            number: Some(n.into()),
+            ..Default::default()
+        };
+        s.list_sessions(&f, 100, None).unwrap().items.len()
+    };
+    assert_eq!(by("+15550000003"), 1, "the caller");
+    assert_eq!(by("+15559990000"), 6, "the callee");
+    assert_eq!(by("+1555"), 0, "whole numbers only");
+}
+
 on_both_backends!(
     session_goes_forward_and_records_answer_end_and_duration,
     finishing_twice_keeps_the_first_end,
@@ -328,4 +371,5 @@ on_both_backends!(
     update_sets_recording_summary_and_usage_and_keeps_the_rest,
     list_filters_and_pages_newest_first_without_gaps_or_repeats,
     transport_is_stored_read_back_and_filters_the_list,
+    the_list_filters_by_end_reason_and_by_either_party,
 );

@@ -59,6 +59,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
             Arc::new(NoHangup),
             Arc::new(NoHangup),
         ))),
+        console: Arc::default(),
     });
     crate::http::router(state)
 }

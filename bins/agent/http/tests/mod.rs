@@ -6,6 +6,7 @@
 
 mod calls;
 mod carrier;
+mod console;
 mod layers;
 mod limits;
 mod probes;
@@ -54,6 +55,8 @@ pub enum Callee {
 
 pub struct Rig {
     pub app: Router,
+    /// The console's sign-in sessions (to age them).
+    pub console: Arc<super::console::table::Table>,
     pub manager: Manager,
     pub db: PathBuf,
     pub dir: tempfile::TempDir,
@@ -127,6 +130,7 @@ pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound
         provider: "mock".into(),
         outbound,
         carrier: None,
+        console: Arc::default(),
     })
 }
 
@@ -176,8 +180,10 @@ pub async fn rig(mode: Callee, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
         from: "+15550100000".into(),
         transport: Default::default(),
     };
+    let st = state(&manager, &db, dir.path(), outbound);
     Rig {
-        app: app(&manager, &db, dir.path(), outbound),
+        app: super::router(st.clone()),
+        console: st.console.clone(),
         manager,
         db,
         dir,
