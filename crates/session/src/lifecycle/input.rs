@@ -178,19 +178,6 @@ pub enum AmdEnd {
     Unreachable,
 }
 
-impl AmdEnd {
-    /// The call's end reason.
-    pub fn reason(self) -> crate::lifecycle::EndReason {
-        use crate::lifecycle::EndReason as R;
-        match self {
-            AmdEnd::Machine => R::AnsweringMachine,
-            AmdEnd::VoicemailLeft => R::VoicemailLeft,
-            AmdEnd::NoSpeech => R::NoSpeechTimeout,
-            AmdEnd::Unreachable => R::Unreachable,
-        }
-    }
-}
-
 /// A DTMF key (RFC 4733 events 0-15: `0`-`9`, `*`, `#`, `A`-`D`).
 ///
 /// Keys can spell PINs and card numbers, so `Debug` redacts the key (it

@@ -549,7 +549,7 @@ impl CallMachine {
                 Self::ignore(state, &command)
             }
             (state, Command::Hangup) => self.end_ours(now, state, EndReason::AgentHangup, false),
-            (state, Command::AmdEnd(end)) => self.end_ours(now, state, end.reason(), false),
+            (state, Command::AmdEnd(end)) => self.end_ours(now, state, EndReason::from(end), false),
             (state, Command::ShutdownNow) => self.end_ours(now, state, EndReason::Shutdown, false),
             (
                 state @ (State::Answered { .. }

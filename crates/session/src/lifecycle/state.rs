@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::input::TransferTarget;
+use super::input::{AmdEnd, TransferTarget};
 
 /// Which side placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,6 +81,18 @@ pub enum EndReason {
     VoicemailLeft,
     /// Answering-machine detection heard special information tones.
     Unreachable,
+}
+
+impl From<AmdEnd> for EndReason {
+    /// The end reason of an answering-machine detection's ending.
+    fn from(e: AmdEnd) -> EndReason {
+        match e {
+            AmdEnd::Machine => EndReason::AnsweringMachine,
+            AmdEnd::VoicemailLeft => EndReason::VoicemailLeft,
+            AmdEnd::NoSpeech => EndReason::NoSpeechTimeout,
+            AmdEnd::Unreachable => EndReason::Unreachable,
+        }
+    }
 }
 
 impl EndReason {
