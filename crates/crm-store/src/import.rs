@@ -140,6 +140,67 @@ fn merge(earlier: &mut NewLead, later: NewLead) {
     earlier.fields.extend(later.fields);
 }
 
+/// Reads `inner` with every CRLF turned into LF. The csv crate numbers the
+/// records of a CRLF file one line short (a record ends at the `\r`, and
+/// the line count moves at the `\n` that starts the next one), and a
+/// rejected row's line number is how the operator finds it: CRLF is what
+/// browsers' text areas and spreadsheet exports send. A `\r` that ends one
+/// read is held back until the next shows whether a `\n` follows; exact
+/// for reads of two bytes or more (csv's own buffered reader asks for
+/// 8 KiB).
+struct LfLines<R> {
+    inner: R,
+    held_cr: bool,
+}
+
+impl<R: Read> LfLines<R> {
+    fn new(inner: R) -> Self {
+        LfLines {
+            inner,
+            held_cr: false,
+        }
+    }
+}
+
+impl<R: Read> Read for LfLines<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if buf.len() < 2 {
+                return self.inner.read(buf);
+            }
+            let start = usize::from(self.held_cr);
+            if self.held_cr {
+                buf[0] = b'\r';
+            }
+            let n = self.inner.read(&mut buf[start..])?;
+            self.held_cr = false;
+            if n == 0 {
+                return Ok(start);
+            }
+            let len = start + n;
+            let mut w = 0;
+            for i in 0..len {
+                let b = buf[i];
+                if b == b'\r' {
+                    match buf.get(i + 1).filter(|_| i + 1 < len) {
+                        Some(b'\n') => continue,
+                        None => {
+                            self.held_cr = true;
+                            continue;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                buf[w] = b;
+                w += 1;
+            }
+            if w > 0 {
+                return Ok(w);
+            }
+        }
+    }
+}
+
 impl Store {
     /// Imports leads into a campaign from CSV (see the module docs).
     pub fn import_leads_csv<R: Read>(
@@ -151,7 +212,7 @@ impl Store {
     ) -> Result<ImportReport> {
         let mut rdr = csv::ReaderBuilder::new()
             .has_headers(true)
-            .from_reader(input);
+            .from_reader(LfLines::new(input));
         let headers = rdr.headers().map_err(|_| Error::InvalidInput {
             field: "header",
             reason: "unreadable CSV header row",
@@ -289,5 +350,41 @@ impl Store {
         }
         tx.commit()?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out one byte per read.
+    struct Drip<'a>(&'a [u8]);
+
+    impl Read for Drip<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.split_first() {
+                Some((b, rest)) if !buf.is_empty() => {
+                    buf[0] = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_a_lone_cr_stays_across_read_boundaries() {
+        let input = b"a,b\r\n\"x\ry\",2\r\n3\r";
+        for drip in [false, true] {
+            let mut out = Vec::new();
+            let mut r: Box<dyn Read> = if drip {
+                Box::new(LfLines::new(Drip(input)))
+            } else {
+                Box::new(LfLines::new(&input[..]))
+            };
+            r.read_to_end(&mut out).unwrap();
+            assert_eq!(out, b"a,b\n\"x\ry\",2\n3\r", "drip {drip}");
+        }
     }
 }

@@ -140,7 +140,23 @@ fn missing_phone_column_and_malformed_records_are_reported() {
     ));
 }
 
+/// The same rows with CRLF line ends (browsers' text areas, spreadsheet
+/// exports) are reported on the same lines.
+fn crlf_files_report_the_same_line_numbers() {
+    let (_d, mut s) = fresh();
+    let c = active_campaign(&mut s, "c", 1);
+    let csv = "phone,name,tz\r\n+15550000001,Ada,\r\n5550000002,Bob,\r\n,Dee,\r\n";
+    match s.import_leads_csv(c, csv.as_bytes(), ImportMode::AllOrNothing, t(0)) {
+        Err(Error::ImportRejected { rows, .. }) => {
+            let got: Vec<_> = rows.iter().map(|r| r.line).collect();
+            assert_eq!(got, vec![3, 4]);
+        }
+        other => panic!("expected ImportRejected, got {other:?}"),
+    }
+}
+
 on_both_backends!(
+    crlf_files_report_the_same_line_numbers,
     good_file_imports_and_merges_duplicate_phones,
     one_bad_row_refuses_the_file_and_every_bad_row_is_reported,
     reimport_merges_into_existing_leads_without_resetting_progress,

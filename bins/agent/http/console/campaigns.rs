@@ -268,10 +268,7 @@ pub async fn import(
         .run(move |s| visible_campaign(s, &check, id))
         .await
         .map_err(|e| PageError::new(e, &chrome))?;
-    // Browsers send a text area's lines with CRLF; the store's importer
-    // (the csv crate's record positions) numbers the lines of a CRLF file
-    // one short, so the rows are handed over with LF line ends.
-    let csv = f.csv.replace("\r\n", "\n");
+    let csv = f.csv.clone();
     let result = write(&ctx, move |s| {
         match s.import_leads_csv(
             id,
