@@ -60,6 +60,13 @@ pub enum Error {
     /// A tool result for a call id the model never issued (or already answered).
     #[error("no outstanding tool call with that id")]
     UnknownToolCall,
+    /// The provider (or this model) does not take new instructions in a
+    /// live session; the call goes on with the instructions it has.
+    #[error("{provider} does not accept instruction updates during a session")]
+    InstructionsUpdateUnsupported {
+        /// The provider that refused.
+        provider: crate::Provider,
+    },
 }
 
 /// Why one connection attempt (TCP, TLS, WebSocket upgrade, setup) failed.

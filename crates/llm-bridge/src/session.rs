@@ -352,6 +352,18 @@ impl ModelSession {
         self.command(Command::Text(text.into())).await
     }
 
+    /// Replaces the model's instructions (system prompt) for the rest of the
+    /// session, without reconnecting, where the provider allows it.
+    /// [`Error::InstructionsUpdateUnsupported`] where it does not: the
+    /// session is unchanged and stays usable.
+    pub async fn update_instructions(&mut self, instructions: impl Into<String>) -> Result<(), Error> {
+        let _instructions: String = instructions.into();
+        // No provider driver takes the update yet (issue 18 section 4).
+        Err(Error::InstructionsUpdateUnsupported {
+            provider: self.provider,
+        })
+    }
+
     /// Tells the model which phone keys the caller pressed (as text;
     /// digits `0-9 * # A-D`).
     pub async fn send_dtmf(&mut self, digits: &str) -> Result<(), Error> {

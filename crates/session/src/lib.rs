@@ -22,6 +22,7 @@ pub mod lifecycle;
 mod log_name;
 pub mod manager;
 pub mod metrics;
+pub mod signing;
 pub mod store_writer;
 
 /// The post-call summarizer the [`Manager`] takes (llm-bridge's
