@@ -5,9 +5,10 @@
 //! The store filters on one owner or one campaign at a time, so a
 //! non-admin's page is the merge of "owner = me" and one query per
 //! campaign they own, each with the same filter, cursor and limit: the
-//! newest `limit` of the union are among the newest `limit` of each part.
-//! The next cursor is the store's own form (`<created ms>_<uuid>`), built
-//! from the last session shown (a test checks it equals the store's).
+//! first `limit` of the union (in the listing's `order`) are among the
+//! first `limit` of each part. The next cursor is the store's own form,
+//! built from the last session shown (a test checks it equals the
+//! store's).
 
 use std::collections::HashSet;
 
@@ -15,8 +16,8 @@ use axum::Extension;
 use axum::extract::State;
 use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionRecord,
-    SessionState, Store, Transport, jiff::Timestamp,
+    CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionOrder,
+    SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
 
@@ -44,6 +45,7 @@ pub struct ListQuery {
     until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+    order: Option<String>,
 }
 
 /// A parsed, validated listing request.
@@ -93,6 +95,8 @@ impl ListQuery {
                 .map(CampaignId),
             since: parse_field::<Timestamp>(&self.since, "since", "an RFC 3339 time")?,
             until: parse_field::<Timestamp>(&self.until, "until", "an RFC 3339 time")?,
+            order: parse_field::<SessionOrder>(&self.order, "order", "newest, oldest or longest")?
+                .unwrap_or_default(),
             ..SessionFilter::default()
         };
         let limit =
@@ -124,9 +128,10 @@ impl Listing {
     }
 }
 
-/// The cursor that continues after `s` (the store's `Display` form).
-pub fn cursor_after(s: &Session) -> String {
-    format!("{}_{}", s.created_at.as_millisecond(), s.id)
+/// The cursor that continues after `s` in `order` (the store's `Display`
+/// form).
+pub fn cursor_after(order: SessionOrder, s: &Session) -> String {
+    Cursor::after(order, s).to_string()
 }
 
 /// One page of the sessions `caller` may see.
@@ -181,12 +186,13 @@ pub fn list_visible(
         more |= page.next.is_some();
         all.extend(page.items.into_iter().filter(|s| seen.insert(s.id)));
     }
-    all.sort_by_key(|s| std::cmp::Reverse((s.created_at, s.id)));
+    let order = q.filter.order;
+    all.sort_by(|a, b| order.compare(a, b));
     let limit = q.limit as usize;
     more |= all.len() > limit;
     all.truncate(limit);
     let next = if more {
-        all.last().map(cursor_after)
+        all.last().map(|s| cursor_after(order, s))
     } else {
         None
     };

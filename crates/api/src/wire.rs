@@ -12,7 +12,7 @@
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
 //! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 409 (already ended, the body names its state); 404 |
 //! | `GET /api/health` (no auth) | | 200 [`Health`] |
-//! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
+//! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&order=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
 //! | `GET /api/sessions/{id}` | | 200 [`SessionDetail`]; 404 |
 //! | `GET /api/sessions/{id}/recording` | | 200/206 `audio/wav` (`Range: bytes=`); 404; 416 |
 //!
@@ -181,7 +181,8 @@ pub struct ModelHealth {
     pub last_checked: Option<String>,
 }
 
-/// `GET /api/sessions`: one page of sessions, newest first.
+/// `GET /api/sessions`: one page of sessions, newest first unless `order`
+/// says `oldest` or `longest` (the cursor continues in that order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionList {
     /// The sessions on this page.

@@ -155,7 +155,7 @@ pub use recordings::{
 pub use recovery::RecoveryReport;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
-    SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
 pub use store::{Backend, OpenOptions, Store, WriterId};

@@ -299,41 +299,137 @@ pub struct SessionFilter {
     pub end_reason: Option<EndReason>,
     /// Either party is exactly this (the caller or the callee, as stored).
     pub number: Option<String>,
+    /// The order of the listing (and of its pages).
+    pub order: SessionOrder,
 }
 
-/// Where the next page starts (keyset paging, newest first). Its `Display`
-/// form can travel in a URL and be parsed back.
+/// The order a session listing runs in, across pages (keyset paging: each
+/// order has its own cursor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum SessionOrder {
+    /// Newest first (by creation time).
+    #[default]
+    Newest,
+    /// Oldest first.
+    Oldest,
+    /// Longest first (by duration; calls without one, still live or never
+    /// answered, last).
+    Longest,
+}
+
+impl SessionOrder {
+    /// Every order, in the order a user picks from.
+    pub const ALL: [SessionOrder; 3] = [Self::Newest, Self::Oldest, Self::Longest];
+
+    /// The name used in URLs and the API (`newest`, `oldest`, `longest`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Newest => "newest",
+            Self::Oldest => "oldest",
+            Self::Longest => "longest",
+        }
+    }
+
+    /// The cursor's prefix: none for newest first, so cursors made before
+    /// orders existed still parse.
+    fn prefix(self) -> &'static str {
+        match self {
+            Self::Newest => "",
+            Self::Oldest => "o",
+            Self::Longest => "l",
+        }
+    }
+}
+
+impl std::str::FromStr for SessionOrder {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or(Error::InvalidInput {
+                field: "order",
+                reason: "expected newest, oldest or longest",
+            })
+    }
+}
+
+/// Where the next page starts (keyset paging in one [`SessionOrder`]). Its
+/// `Display` form can travel in a URL and be parsed back; a cursor only
+/// continues a listing in the order that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
-    pub(crate) created_ms: i64,
+    pub(crate) order: SessionOrder,
+    /// The sort key of the last row: creation time (ms) or duration (ms,
+    /// -1 for none).
+    pub(crate) key: i64,
     pub(crate) id: SessionId,
+}
+
+impl Cursor {
+    /// The cursor that continues a listing in `order` after `s` (for a
+    /// caller that merges several listings, as the API does for a
+    /// non-admin user).
+    pub fn after(order: SessionOrder, s: &Session) -> Cursor {
+        Cursor {
+            order,
+            key: order.key(s),
+            id: s.id,
+        }
+    }
+}
+
+impl SessionOrder {
+    /// `s`'s sort key in this order (creation ms, or duration ms with -1
+    /// for none).
+    fn key(self, s: &Session) -> i64 {
+        match self {
+            Self::Newest | Self::Oldest => s.created_at.as_millisecond(),
+            Self::Longest => s
+                .duration
+                .map_or(-1, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        }
+    }
+
+    /// How `a` and `b` compare in this order (`Less`: `a` comes first),
+    /// ties broken by id as the store does.
+    pub fn compare(self, a: &Session, b: &Session) -> std::cmp::Ordering {
+        let asc = (self.key(a), a.id).cmp(&(self.key(b), b.id));
+        match self {
+            Self::Oldest => asc,
+            Self::Newest | Self::Longest => asc.reverse(),
+        }
+    }
 }
 
 impl std::fmt::Display for Cursor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}_{}", self.created_ms, self.id)
+        write!(f, "{}{}_{}", self.order.prefix(), self.key, self.id)
     }
 }
 
 impl std::str::FromStr for Cursor {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = Error::InvalidInput {
+        let bad = || Error::InvalidInput {
             field: "cursor",
             reason: "malformed",
         };
-        let (a, b) = s.split_once('_').ok_or(bad)?;
+        let (order, rest) = match s.as_bytes().first() {
+            Some(b'o') => (SessionOrder::Oldest, &s[1..]),
+            Some(b'l') => (SessionOrder::Longest, &s[1..]),
+            _ => (SessionOrder::Newest, s),
+        };
+        let (a, b) = rest.split_once('_').ok_or_else(bad)?;
         Ok(Cursor {
-            created_ms: a.parse().map_err(|_| Error::InvalidInput {
-                field: "cursor",
-                reason: "malformed",
-            })?,
+            order,
+            key: a.parse().map_err(|_| bad())?,
             id: b.parse()?,
         })
     }
 }
 
-/// One page of sessions, newest first.
+/// One page of sessions, in the filter's order.
 #[derive(Debug, Clone)]
 pub struct SessionPage {
     /// The sessions.

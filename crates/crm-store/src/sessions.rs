@@ -20,7 +20,7 @@ use crate::model::{
 };
 use crate::session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
-    SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 use crate::store::Store;
 use crate::stored::{ms, to_i64, to_u64, ts, ts_opt};
@@ -315,8 +315,9 @@ impl Store {
         })
     }
 
-    /// Sessions matching `filter`, newest first, at most `limit` (capped at
-    /// [`MAX_PAGE`]), starting after `cursor`.
+    /// Sessions matching `filter`, in its [`SessionOrder`], at most `limit`
+    /// (capped at [`MAX_PAGE`]), starting after `cursor` (which must come
+    /// from a listing in the same order).
     pub fn list_sessions(
         &self,
         filter: &SessionFilter,
@@ -359,16 +360,30 @@ impl Store {
             let n = args.len();
             sql.push_str(&format!(" AND (from_number = ?{n} OR to_number = ?{n})"));
         }
+        // The sort key and direction of the order; the keyset condition
+        // continues strictly after the cursor's row in that order.
+        let (key, desc) = match filter.order {
+            SessionOrder::Newest => ("created_at", true),
+            SessionOrder::Oldest => ("created_at", false),
+            SessionOrder::Longest => ("COALESCE(duration_ms, -1)", true),
+        };
+        let (cmp, dir) = if desc { ("<", "DESC") } else { (">", "ASC") };
         if let Some(c) = cursor {
-            args.push(Value::Integer(c.created_ms));
+            if c.order != filter.order {
+                return Err(Error::InvalidInput {
+                    field: "cursor",
+                    reason: "made for another order",
+                });
+            }
+            args.push(Value::Integer(c.key));
             args.push(Value::Text(c.id.to_string()));
             let (a, b) = (args.len() - 1, args.len());
             sql.push_str(&format!(
-                " AND (created_at < ?{a} OR (created_at = ?{a} AND id < ?{b}))"
+                " AND ({key} {cmp} ?{a} OR ({key} = ?{a} AND id {cmp} ?{b}))"
             ));
         }
         sql.push_str(&format!(
-            " ORDER BY created_at DESC, id DESC LIMIT {}",
+            " ORDER BY {key} {dir}, id {dir} LIMIT {}",
             limit + 1
         ));
         let refs: Vec<&dyn rusqlite::ToSql> =
@@ -376,10 +391,7 @@ impl Store {
         let mut items = self.conn.query_map(&sql, &refs, session_from_row)?;
         let next = if items.len() > limit as usize {
             items.truncate(limit as usize);
-            items.last().map(|s| Cursor {
-                created_ms: ms(s.created_at),
-                id: s.id,
-            })
+            items.last().map(|s| Cursor::after(filter.order, s))
         } else {
             None
         };

@@ -256,6 +256,88 @@ fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {
     assert_eq!(got.len(), want);
 }
 
+/// Pages every session in `order`, `per` at a time, through the cursor's
+/// text form (as a URL carries it).
+fn all_pages(s: &Store, order: SessionOrder, per: u32) -> Vec<Session> {
+    let f = SessionFilter {
+        order,
+        ..Default::default()
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.list_sessions(&f, per, cursor).unwrap();
+        seen.extend(page.items);
+        match page.next {
+            Some(c) => cursor = Some(c.to_string().parse().unwrap()),
+            None => return seen,
+        }
+    }
+}
+
+fn every_order_pages_the_whole_table_in_that_order() {
+    let (_d, mut s) = fresh();
+    // 23 sessions, several sharing a start time and a duration (ties go by
+    // id), some never answered (no duration).
+    for i in 0..23i64 {
+        let id = SessionId::new_v4();
+        s.create_session(&NewSession::inbound(id, t(i / 4)))
+            .unwrap();
+        if i % 4 != 3 {
+            s.set_state(id, SessionState::Answered, t(i / 4)).unwrap();
+            let end = t(i / 4 + 10 * (i % 3));
+            s.finish_session(id, &Finish::ended(EndReason::CallerHangup, end))
+                .unwrap();
+        }
+    }
+    let key = |x: &Session| (x.created_at, x.id);
+    let newest = all_pages(&s, SessionOrder::Newest, 4);
+    let mut want: Vec<_> = newest.iter().map(key).collect();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(newest.iter().map(key).collect::<Vec<_>>(), want);
+
+    let oldest = all_pages(&s, SessionOrder::Oldest, 5);
+    want.reverse();
+    assert_eq!(oldest.iter().map(key).collect::<Vec<_>>(), want);
+
+    let longest = all_pages(&s, SessionOrder::Longest, 3);
+    let dkey = |x: &Session| (x.duration.map_or(-1, |d| d.as_millis() as i64), x.id);
+    let mut want: Vec<_> = longest.iter().map(dkey).collect();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(longest.iter().map(dkey).collect::<Vec<_>>(), want);
+    assert_eq!(longest.len(), 23);
+    assert!(longest[0].duration > longest[22].duration.or(Some(Default::default())));
+    assert_eq!(longest[22].duration, None);
+
+    // A cursor continues only the order that made it.
+    let f = SessionFilter {
+        order: SessionOrder::Oldest,
+        ..Default::default()
+    };
+    let next = s.list_sessions(&f, 2, None).unwrap().next.unwrap();
+    assert!(next.to_string().starts_with('o'));
+    let err = s
+        .list_sessions(&SessionFilter::default(), 2, Some(next))
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InvalidInput {
+                field: "cursor",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!("x1_2".parse::<Cursor>().is_err());
+    assert!("l".parse::<Cursor>().is_err());
+    assert_eq!(
+        "longest".parse::<SessionOrder>().unwrap(),
+        SessionOrder::Longest
+    );
+    assert!("state".parse::<SessionOrder>().is_err());
+}
+
 fn transport_is_stored_read_back_and_filters_the_list() {
     let (_d, mut s) = fresh();
     let mut want = Vec::new();
@@ -370,6 +452,7 @@ on_both_backends!(
     events_batch_keeps_order_and_json_detail,
     update_sets_recording_summary_and_usage_and_keeps_the_rest,
     list_filters_and_pages_newest_first_without_gaps_or_repeats,
+    every_order_pages_the_whole_table_in_that_order,
     transport_is_stored_read_back_and_filters_the_list,
     the_list_filters_by_end_reason_and_by_either_party,
 );

@@ -2,8 +2,8 @@
 //! transport, campaign, end reason, number) become the store's
 //! `SessionFilter`, and the page comes from the API's own
 //! `sessions::list_visible` (the same owner scoping and keyset paging as
-//! `GET /api/sessions`). Pages run newest first; `sort` orders the rows
-//! of the page shown (by start, duration or state).
+//! `GET /api/sessions`). `sort` is the store's order (newest, oldest or
+//! longest first), across pages.
 
 use askama::Template;
 use axum::Extension;
@@ -11,7 +11,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use callbridge_crm_store::jiff::{Timestamp, civil::Date, tz::TimeZone};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, EndReason, PhoneNumber, Session, SessionFilter, Transport,
+    CampaignId, Cursor, Direction, EndReason, PhoneNumber, Session, SessionFilter, SessionOrder,
+    Transport,
 };
 use serde::Deserialize;
 
@@ -99,6 +100,8 @@ impl Filters {
             since,
             until,
             number,
+            order: opt::<SessionOrder>(&self.sort, "sort", "newest, oldest or longest")?
+                .unwrap_or_default(),
             ..SessionFilter::default()
         };
         let cursor = opt::<Cursor>(&self.cursor, "cursor", "a page link")?;
@@ -147,7 +150,6 @@ pub struct Row {
     pub campaign: String,
     /// Whether it is live now.
     pub live: bool,
-    duration_ms: u64,
 }
 
 /// The row of `s`.
@@ -167,7 +169,6 @@ pub fn row(s: &Session, live: bool) -> Row {
         duration: s.duration.map(|_| clock(ms)).unwrap_or_default(),
         campaign: s.campaign.map(|c| c.0.to_string()).unwrap_or_default(),
         live,
-        duration_ms: ms,
     }
 }
 
@@ -200,13 +201,7 @@ pub async fn list(
         .await
         .map_err(|e| PageError::new(e, &chrome))?;
     let live = live_ids(&ctx);
-    let mut rows: Vec<Row> = items.iter().map(|s| row(s, live.contains(&s.id))).collect();
-    match f.sort.as_str() {
-        "oldest" => rows.reverse(),
-        "longest" => rows.sort_by_key(|r| std::cmp::Reverse(r.duration_ms)),
-        "state" => rows.sort_by_key(|r| r.state),
-        _ => {}
-    }
+    let rows: Vec<Row> = items.iter().map(|s| row(s, live.contains(&s.id))).collect();
     let next = next.map(|c| f.with_cursor(&c));
     Ok(ok(&CallsPage {
         chrome: Some(chrome),
@@ -243,6 +238,12 @@ mod tests {
         assert_eq!(sf.number.as_deref(), Some("+14155550100"));
         assert_eq!(sf.campaign, Some(CampaignId(7)));
         assert!(cursor.is_none());
+        assert_eq!(sf.order, SessionOrder::Newest);
+        let longest = Filters {
+            sort: "longest".into(),
+            ..Filters::default()
+        };
+        assert_eq!(longest.parse().unwrap().0.order, SessionOrder::Longest);
         for bad in [
             Filters {
                 from: "yesterday".into(),
@@ -258,6 +259,10 @@ mod tests {
             },
             Filters {
                 cursor: "x".into(),
+                ..Filters::default()
+            },
+            Filters {
+                sort: "state".into(),
                 ..Filters::default()
             },
         ] {

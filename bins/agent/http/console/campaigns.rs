@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use callbridge_crm_store::jiff::Timestamp;
 use callbridge_crm_store::{
     Campaign, CampaignId, CampaignStatus, DncEntry, Error as StoreError, ImportMode, ImportReport,
-    LeadFilter, LeadId, PhoneNumber, Store,
+    LeadFilter, LeadId, LeadStatus, PhoneNumber, Store,
 };
 use serde::Deserialize;
 
@@ -154,16 +154,34 @@ struct CampaignPage {
     funnel: Funnel,
     leads: Vec<LeadRow>,
     next: Option<i64>,
+    /// The lead status shown (empty: every status).
+    status_filter: &'static str,
+    statuses: Vec<&'static str>,
     report: Option<ImportReport>,
     import_error: String,
     csv: String,
 }
 
-/// `?after=` on a campaign's page.
+/// `?after=&status=` on a campaign's page.
 #[derive(Debug, Default, Deserialize)]
 pub struct LeadsQuery {
     #[serde(default)]
     after: Option<i64>,
+    /// Only leads in this status (empty: all).
+    #[serde(default)]
+    status: String,
+}
+
+impl LeadsQuery {
+    fn status(&self) -> Result<Option<LeadStatus>, ApiError> {
+        match self.status.trim() {
+            "" => Ok(None),
+            s => s.parse().map(Some).map_err(|_| {
+                let shown: String = s.chars().take(40).collect();
+                ApiError::BadRequest(format!("status {shown:?}: expected a lead status"))
+            }),
+        }
+    }
 }
 
 async fn campaign_page(
@@ -172,6 +190,7 @@ async fn campaign_page(
     chrome: Chrome,
     id: CampaignId,
     after: Option<LeadId>,
+    status: Option<LeadStatus>,
 ) -> Result<CampaignPage, PageError> {
     let (c, funnel, leads) = ctx
         .pool
@@ -179,7 +198,7 @@ async fn campaign_page(
             let c = visible_campaign(s, &caller, id)?;
             let f = funnel(s, id)?;
             let leads = s
-                .list_leads(id, LeadFilter::default(), after, LEADS_PAGE)
+                .list_leads(id, LeadFilter { status }, after, LEADS_PAGE)
                 .map_err(store_error)?;
             Ok((c, f, leads))
         })
@@ -208,6 +227,8 @@ async fn campaign_page(
             })
             .collect(),
         next,
+        status_filter: status.map_or("", LeadStatus::as_str),
+        statuses: LeadStatus::ALL.iter().map(|s| s.as_str()).collect(),
         report: None,
         import_error: String::new(),
         csv: String::new(),
@@ -224,7 +245,8 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let chrome = Chrome::new(&caller, &signed, "campaigns");
     let id = campaign_id(&raw).map_err(|e| PageError::new(e, &chrome))?;
-    let p = campaign_page(&ctx, caller, chrome, id, q.after.map(LeadId)).await?;
+    let status = q.status().map_err(|e| PageError::new(e, &chrome))?;
+    let p = campaign_page(&ctx, caller, chrome, id, q.after.map(LeadId), status).await?;
     Ok(ok(&p))
 }
 
@@ -286,7 +308,7 @@ pub async fn import(
     .await
     .map_err(|e| PageError::new(e, &chrome))?;
     let user = caller.0.id.0;
-    let mut p = campaign_page(&ctx, caller, chrome, id, None).await?;
+    let mut p = campaign_page(&ctx, caller, chrome, id, None, None).await?;
     match result {
         Ok(r) => {
             tracing::info!(

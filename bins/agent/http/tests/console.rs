@@ -259,6 +259,16 @@ async fn the_filters_narrow_the_history_and_bad_ones_are_explained() {
         .await
         .text();
     assert!(html.contains("No calls match."));
+    // Sorted by the store across pages: oldest first puts the older call
+    // (20 s ago) first; a sort the store does not have is refused.
+    let html = r.send(page("/calls?sort=oldest", &b.cookie)).await.text();
+    let (h, o) = (html.find(&hung.to_string()), html.find(&other.to_string()));
+    assert!(h.is_some() && o.is_some() && h < o, "oldest first");
+    let html = r.send(page("/calls", &b.cookie)).await.text();
+    let (h, o) = (html.find(&hung.to_string()), html.find(&other.to_string()));
+    assert!(h.is_some() && o.is_some() && o < h, "newest first");
+    let a = r.send(page("/calls?sort=state", &b.cookie)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = r.send(page("/calls?from=yesterday", &b.cookie)).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.text().contains("from"), "{}", a.text());
@@ -489,7 +499,27 @@ async fn campaigns_are_scoped_to_their_owner_and_import_shows_each_bad_row() {
     );
     assert!(!html.contains("<script>alert"), "lead names are escaped");
     assert!(html.contains("&#60;script&#62;alert(1)") || html.contains("&lt;script&gt;alert(1)"));
-    assert!(html.contains("pending <b>2</b>"), "the funnel: {html}");
+    assert!(html.contains(">pending</a> <b>2</b>"), "the funnel: {html}");
+
+    // The leads filtered by status (the funnel's entries link to it).
+    let leads = |q: &'static str| {
+        let cookie = op.cookie.clone();
+        let r = &r;
+        async move {
+            r.send(page(&format!("/campaigns/{mine}?{q}"), &cookie))
+                .await
+        }
+    };
+    let html = leads("status=pending").await.text();
+    assert!(html.contains("Grace"), "{html}");
+    let html = leads("status=done").await.text();
+    assert!(
+        html.contains("No leads.") && !html.contains("Grace"),
+        "{html}"
+    );
+    let a = leads("status=sideways").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.text().contains("lead status"), "{}", a.text());
 
     // A viewer may look at nothing here and change nothing.
     let viewer = sign_in(&r, &r.viewer).await;

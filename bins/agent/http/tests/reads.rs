@@ -331,6 +331,23 @@ async fn listing_filters_and_pages_newest_first_for_admins_and_owners() {
             "limit {limit}"
         );
     }
+    // Oldest first, across pages, for the admin (one store listing) and
+    // for the operator (owned sessions and campaigns merged).
+    let reversed = |v: &Vec<String>| v.iter().rev().cloned().collect::<Vec<_>>();
+    for limit in [1, 4, 100] {
+        assert_eq!(
+            walk(&r, &r.admin, "&order=oldest", limit).await,
+            reversed(&expected_all),
+            "limit {limit}"
+        );
+        assert_eq!(
+            walk(&r, &r.operator, "&order=oldest", limit).await,
+            reversed(&expected_mine),
+            "limit {limit}"
+        );
+    }
+    let bad = r.get("/api/sessions?order=state", &r.admin).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     let rr = &r;
     let only = |q: String| async move { walk(rr, &rr.admin, &q, 100).await };
     assert_eq!(only("&state=ended".into()).await, vec![out.to_string()]);
@@ -361,7 +378,7 @@ async fn listing_filters_and_pages_newest_first_for_admins_and_owners() {
         .list_sessions(&SessionFilter::default(), 2, None)
         .unwrap();
     assert_eq!(
-        super::super::sessions::cursor_after(&page.items[1]),
+        super::super::sessions::cursor_after(Default::default(), &page.items[1]),
         page.next.unwrap().to_string()
     );
 }
