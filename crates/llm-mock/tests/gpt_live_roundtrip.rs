@@ -196,6 +196,14 @@ async fn setup_failures_are_typed_connect_errors() {
         "{err:?}"
     );
     mock.server().assert_no_violations();
+    // Each timed-out attempt ended with the client's close frame (1000),
+    // not a dropped connection (1006).
+    let (stats, ended) = mock
+        .server()
+        .wait_for(Duration::from_secs(5), |s| s.client_close_codes.len() == 3)
+        .await;
+    assert!(ended, "{stats:?}");
+    assert_eq!(stats.client_close_codes, [1000, 1000, 1000]);
     mock.shutdown().await;
 }
 

@@ -106,7 +106,10 @@ pub(crate) async fn connect_and_setup(
             }
         }
     };
-    transport::within_setup_timeout(cfg.setup_timeout, wait).await?;
+    let result = transport::within_setup_timeout(cfg.setup_timeout, wait).await;
+    if let Err(failure) = result {
+        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
+    }
     Ok(conn)
 }
 
