@@ -185,6 +185,8 @@ pub struct Settings {
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).
     pub uplink: callbridge_llm_bridge::UplinkChunk,
+    /// OpenAI Realtime's input tuning (`[model.openai]`).
+    pub openai: super::openai::OpenAiSettings,
     /// The store: `store.url` (a path, `sqlite:PATH` or `postgres://...`,
     /// its password from `CALLBRIDGE_STORE_PASSWORD`), else the SQLite
     /// file `store.database`.

@@ -23,7 +23,7 @@
 //!
 //! Module layering (no module imports one that imports it back): the leaves
 //! [`format`](mod@format), [`provider`], [`tls`], [`stats`] and the private `b64`; then [`error`],
-//! [`audio`], [`event`], [`tools`], [`uplink`], [`config`]; then [`session`], [`model`]
+//! [`audio`], [`event`], [`tools`], [`tuning`], [`uplink`], [`config`]; then [`session`], [`model`]
 //! and the private transport; then the providers [`gemini`], [`openai`] and [`gpt_live`].
 //!
 //! ```no_run
@@ -72,6 +72,7 @@ pub mod summary;
 pub use callbridge_tls as tls;
 pub mod tools;
 mod transport;
+pub mod tuning;
 pub mod uplink;
 
 pub use audio::{AudioChunk, AudioFrame};

@@ -371,3 +371,33 @@ async fn manual_turns_commit_and_create_a_response() {
     mock.server().assert_no_violations();
     mock.shutdown().await;
 }
+
+/// The input tuning reaches the server as the API documents it, and the
+/// strict mock (which refuses what the API would) accepts it.
+#[tokio::test]
+async fn input_tuning_reaches_the_server_in_session_update() {
+    use callbridge_llm_bridge::tuning::{Eagerness, NoiseReduction, OpenAiVad};
+    let mock = MockOpenAi::start(fast_script()).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.openai.vad = OpenAiVad::Semantic {
+        eagerness: Eagerness::Medium,
+    };
+    cfg.openai.noise_reduction = NoiseReduction::NearField;
+    cfg.transcription.model = Some("gpt-4o-transcribe".into());
+    let s = open_with(cfg).await.unwrap();
+    assert!(s.close().await.clean);
+    let log = mock.log();
+    let info = &log.session_updates[0];
+    assert_eq!(
+        info.turn_detection_json,
+        Some(json!({"type": "semantic_vad", "eagerness": "medium",
+                    "create_response": true, "interrupt_response": true}))
+    );
+    assert_eq!(info.noise_reduction, Some(Some("near_field".into())));
+    assert_eq!(
+        info.transcription_model.as_deref(),
+        Some("gpt-4o-transcribe")
+    );
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}
