@@ -260,3 +260,30 @@ async fn different_formats_each_way_are_refused_at_open() {
         "{err:?}"
     );
 }
+
+/// GPT-Live's instructions are immutable after `session.start`: an update
+/// is a typed refusal, nothing reaches the server, and the call goes on.
+#[tokio::test]
+async fn an_instruction_update_is_refused_and_the_session_goes_on() {
+    use callbridge_llm_bridge::{Error, Provider};
+    let mock = MockGptLive::start(fast_script()).await.unwrap();
+    let mut s = open_with(config(mock.url()), None).await.unwrap();
+    let err = s.update_instructions("Speak French.").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InstructionsUpdateUnsupported {
+                provider: Provider::GptLive
+            }
+        ),
+        "{err:?}"
+    );
+    send_ulaw(&mut s, &caller_turn_ulaw(600, 600));
+    s.flush_audio().unwrap();
+    let ev = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
+    assert_eq!(output_text(&ev), clips::REPLY_TEXT);
+    assert!(s.close().await.clean);
+    assert!(mock.log().instructions.is_empty(), "nothing was appended");
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}

@@ -401,3 +401,28 @@ async fn input_tuning_reaches_the_server_in_session_update() {
     mock.server().assert_no_violations();
     mock.shutdown().await;
 }
+
+/// `update_instructions` reaches the server as a `session.update` of the
+/// instructions (with the call's context, as at open) and the session
+/// goes on.
+#[tokio::test]
+async fn instructions_are_updated_mid_session_with_the_calls_context() {
+    let mock = MockOpenAi::start(fast_script()).await.unwrap();
+    let mut meta = CallMetadata::with_call_id("c1");
+    meta.context.push(("account".into(), "gold".into()));
+    let mut s = OpenAiRealtime.open(config(mock.url()), meta).await.unwrap();
+    s.update_instructions("Speak French.").await.unwrap();
+    send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
+    events_until(&mut s, is_turn_complete).await;
+    assert!(s.close().await.clean);
+    let log = mock.log();
+    assert_eq!(log.session_updates.len(), 2, "{:?}", log.session_updates);
+    let update = &log.session_updates[1];
+    assert_eq!(
+        update.instructions.as_deref(),
+        Some("Speak French.\n\nCall context:\naccount: gold\n")
+    );
+    assert_eq!(update.input_format, None, "only the instructions change");
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}

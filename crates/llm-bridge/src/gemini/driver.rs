@@ -446,6 +446,12 @@ impl Driver {
                 message: "no resumption handle yet: continuing in a new session".into(),
             })
             .await;
+            // The handle refuses instruction updates for Gemini (the
+            // system instruction is set in `setup` only): never sent here.
+            Command::UpdateInstructions(_) => {
+                tracing::debug!("gemini takes no instruction update; skipped");
+                Ok(())
+            }
         }
         let retry = self.params.config.retry.clone();
         // Boxed: see `recover`.

@@ -202,6 +202,13 @@ impl Driver {
                 Err(e) => transport::connection_lost(&e, "openai"),
             };
         }
+        // The call's context goes with new instructions, as at open.
+        let cmd = match cmd {
+            Command::UpdateInstructions(text) => {
+                Command::UpdateInstructions(self.params.metadata.instructions_with_context(&text))
+            }
+            cmd => cmd,
+        };
         self.core.handle_command(cmd);
         self.drain().await
     }

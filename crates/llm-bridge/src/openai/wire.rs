@@ -150,6 +150,14 @@ pub fn session_update_message(
     json!({"type": "session.update", "session": session}).to_string()
 }
 
+/// A mid-session `session.update` that replaces only the instructions
+/// (the fields absent from an update keep their values).
+pub fn instructions_update_message(instructions: &str) -> String {
+    json!({"type": "session.update",
+           "session": {"type": "realtime", "instructions": instructions}})
+    .to_string()
+}
+
 const APPEND_PREFIX: &[u8] = b"{\"type\":\"input_audio_buffer.append\",\"audio\":\"";
 const APPEND_SUFFIX: &[u8] = b"\"}";
 
