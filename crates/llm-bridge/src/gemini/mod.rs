@@ -42,6 +42,7 @@ use crate::session::ModelSession;
 
 mod driver;
 mod resume;
+mod unconsumed;
 pub mod wire;
 
 /// The public Gemini API endpoint (v1beta).
