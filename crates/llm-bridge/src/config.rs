@@ -195,7 +195,7 @@ impl Default for TurnDetection {
 /// ```
 /// use callbridge_llm_bridge::{SessionConfig, Greeting};
 /// let mut config = SessionConfig::default();
-/// config.model = "gemini-3.1-flash-live-preview".into();
+/// config.model = "gemini-3.8-live".into();
 /// config.instructions = "You are a friendly receptionist.".into();
 /// config.greeting = Greeting::OnRequest { prompt: Greeting::DEFAULT_PROMPT.into() };
 /// assert_eq!(config.retry.max_attempts, 3);

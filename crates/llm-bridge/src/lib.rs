@@ -33,7 +33,7 @@
 //! };
 //! # async fn run() -> Result<(), callbridge_llm_bridge::Error> {
 //! let mut config = SessionConfig::default();
-//! config.model = "gemini-3.1-flash-live-preview".into();
+//! config.model = "gemini-3.8-live".into();
 //! config.api_key = Some(ApiKey::require_env("GEMINI_API_KEY")?);
 //! let mut session = GeminiLive.open(config, CallMetadata::with_call_id("call-1")).await?;
 //! session.send_audio(AudioFrame::Pcm16 { rate: SampleRate::HZ_16000, samples: &[0; 320] })?;
