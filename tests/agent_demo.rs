@@ -111,6 +111,60 @@ fn demo_places_one_call_and_prints_it_from_the_store() {
     std::fs::remove_dir_all(kept.trim()).unwrap();
 }
 
+/// `agent demo --provider gpt-live` (and `openai`): the same call over
+/// that protocol against its built-in mock, keyless: it finishes by itself
+/// with a greeting, the caller's turn and a reply in the store.
+#[test]
+fn demo_runs_keyless_over_gpt_live_and_openai_realtime() {
+    for (provider, protocol) in [
+        ("gpt-live", "OpenAI GPT-Live"),
+        ("openai", "OpenAI Realtime"),
+    ] {
+        let out = Command::new(bins::AGENT)
+            .args(["demo", "--provider", provider])
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("OPENAI_API_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let so = String::from_utf8_lossy(&out.stdout);
+        let se = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{provider}: stdout:\n{so}\nstderr:\n{se}"
+        );
+        assert!(
+            so.contains(&format!("mock model speaking {protocol}")),
+            "{so}"
+        );
+        assert!(
+            so.contains("end reason: the caller hung up (caller-hangup)"),
+            "{provider}: {so}"
+        );
+        let transcript = so
+            .split("transcript\n")
+            .nth(1)
+            .and_then(|t| t.split("latency, agent side").next())
+            .unwrap_or_default();
+        let speakers: Vec<&str> = transcript
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('[')?.split_once(" s] "))
+            .filter_map(|(_, rest)| rest.split_whitespace().next())
+            .collect();
+        assert_eq!(
+            speakers.first(),
+            Some(&"agent"),
+            "the greeting: {transcript}"
+        );
+        let caller = speakers.iter().position(|w| *w == "caller");
+        assert!(
+            caller.is_some_and(|c| speakers[c + 1..].contains(&"agent")),
+            "{provider}: the caller's turn, then a reply: {transcript}"
+        );
+    }
+}
+
 #[test]
 fn demo_serve_keeps_the_agent_up_with_an_admin_token_until_sigterm() {
     let mut child = Command::new(bins::AGENT)

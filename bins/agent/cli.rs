@@ -112,6 +112,24 @@ pub struct DemoArgs {
     /// token for its API, until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
+    /// Which model protocol the call runs over, each against its built-in
+    /// mock on loopback (keyless): `gemini` (Gemini Live, the default),
+    /// `gpt-live` (OpenAI GPT-Live) or `openai` (OpenAI Realtime).
+    #[arg(long, value_enum, default_value_t = DemoProvider::Gemini)]
+    pub provider: DemoProvider,
+}
+
+/// The protocol of `agent demo`'s mock model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoProvider {
+    /// Gemini Live (the agent's `provider = "mock"`).
+    Gemini,
+    /// OpenAI GPT-Live.
+    #[value(name = "gpt-live")]
+    GptLive,
+    /// OpenAI Realtime.
+    #[value(name = "openai")]
+    OpenAi,
 }
 
 /// `user` subcommands.

@@ -3,9 +3,11 @@
 //! directory), one call into it from the built-in [`crate::caller`], then
 //! the call as the store has it: states and times, transcript, end reason,
 //! recording, latency figures (the store's and the caller's) and events.
-//! No keys, no network. With `--serve` the agent then stays up on
-//! loopback with a printed admin token, so the API can be tried on the
-//! demo's call, until Ctrl-C.
+//! No keys, no network. `--provider gpt-live` or `--provider openai` runs
+//! the same call over that protocol, against its built-in mock, started
+//! here on loopback (the agent's own `provider = "mock"` is Gemini's).
+//! With `--serve` the agent then stays up on loopback with a printed
+//! admin token, so the API can be tried on the demo's call, until Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -16,8 +18,11 @@ use callbridge_crm_store::{
     ApiToken, EndReason, PersonName, Role, SessionRecord, Speaker, StoreAt,
 };
 
+use callbridge_llm_mock::gpt_live::{GptLiveScript, MockGptLive};
+use callbridge_llm_mock::openai::{MockOpenAi, OpenAiScript};
+
 use crate::caller::{self, CLIP_TEXT, CallerReport};
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, DemoProvider};
 use crate::run::Agent;
 use crate::settings::{Secrets, Settings};
 
@@ -25,13 +30,53 @@ use crate::settings::{Secrets, Settings};
 const AGENT_RTP: (i64, i64) = (31000, 31199);
 const CALLER_RTP: std::ops::RangeInclusive<u16> = 31200..=31239;
 
-/// The demo's settings: everything on loopback, ports chosen by the OS.
-fn demo_settings(dir: &Path) -> Result<Settings, String> {
+/// A mock model the demo started itself (GPT-Live, OpenAI Realtime);
+/// the Gemini mock is the agent's own.
+enum DemoMock {
+    GptLive(MockGptLive),
+    OpenAi(MockOpenAi),
+}
+
+impl DemoMock {
+    /// Starts the mock `provider` needs, if the agent does not start it.
+    async fn start(provider: DemoProvider) -> std::io::Result<Option<DemoMock>> {
+        Ok(match provider {
+            DemoProvider::Gemini => None,
+            DemoProvider::GptLive => Some(DemoMock::GptLive(
+                MockGptLive::start(GptLiveScript::default()).await?,
+            )),
+            DemoProvider::OpenAi => Some(DemoMock::OpenAi(
+                MockOpenAi::start(OpenAiScript::default()).await?,
+            )),
+        })
+    }
+
+    /// `provider = ...` and `endpoint = ...` of the agent's `[model]`.
+    fn model_keys(&self) -> String {
+        let (provider, url) = match self {
+            DemoMock::GptLive(m) => ("gpt-live", m.url()),
+            DemoMock::OpenAi(m) => ("openai", m.url()),
+        };
+        format!("provider = \"{provider}\"\nendpoint = \"{url}\"\n")
+    }
+
+    async fn shutdown(self) {
+        match self {
+            DemoMock::GptLive(m) => m.shutdown().await,
+            DemoMock::OpenAi(m) => m.shutdown().await,
+        }
+    }
+}
+
+/// The demo's settings: everything on loopback, ports chosen by the OS;
+/// the model is the agent's built-in mock, or `mock`'s endpoint.
+fn demo_settings(dir: &Path, mock: Option<&DemoMock>) -> Result<Settings, String> {
+    let model = mock.map_or_else(|| "provider = \"mock\"\n".to_owned(), DemoMock::model_keys);
     let text = format!(
         "[sip]\nbind = \"127.0.0.1:0\"\nallowed_peers = [\"127.0.0.1/32\"]\n\
          [rtp]\nport_min = {}\nport_max = {}\n\
          [calls]\nmax_concurrent = 4\ndrain_timeout = \"2s\"\n\
-         [model]\nprovider = \"mock\"\n\
+         [model]\n{model}\
          system_prompt = \"You are the demo receptionist of Example Ltd.\"\n\
          [store]\ndatabase = \"demo.db\"\nrecordings_dir = \"recordings\"\n\
          [http]\nbind = \"127.0.0.1:0\"\n",
@@ -199,14 +244,28 @@ pub async fn run(args: DemoArgs) -> i32 {
             return 1;
         }
     };
-    let settings = match demo_settings(dir.path()) {
+    let mock = match DemoMock::start(args.provider).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("agent demo: the mock model did not start: {e}");
+            return 1;
+        }
+    };
+    let settings = match demo_settings(dir.path(), mock.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("agent demo: {e}");
             return 1;
         }
     };
-    println!("callbridge demo: one call into the agent on loopback (mock model, temporary store)");
+    let protocol = match args.provider {
+        DemoProvider::Gemini => "Gemini Live",
+        DemoProvider::GptLive => "OpenAI GPT-Live",
+        DemoProvider::OpenAi => "OpenAI Realtime",
+    };
+    println!(
+        "callbridge demo: one call into the agent on loopback (mock model speaking {protocol}, temporary store)"
+    );
     let agent = match Agent::start(&settings, &Secrets::default()).await {
         Ok(a) => a,
         Err(e) => {
@@ -234,6 +293,9 @@ pub async fn run(args: DemoArgs) -> i32 {
         serve(&agent).await;
     }
     agent.shutdown().await;
+    if let Some(mock) = mock {
+        mock.shutdown().await;
+    }
     if args.keep {
         let kept: PathBuf = dir.keep();
         println!("kept             {}", kept.display());
@@ -397,7 +459,7 @@ mod tests {
     #[test]
     fn demo_settings_are_valid_and_on_loopback() {
         let dir = tempfile::tempdir().unwrap();
-        let s = demo_settings(dir.path()).unwrap();
+        let s = demo_settings(dir.path(), None).unwrap();
         assert!(s.sip_bind.ip().is_loopback() && s.http_bind.ip().is_loopback());
         assert_eq!(s.provider.name(), "mock");
         assert!(s.store_at().sqlite_path().unwrap().starts_with(dir.path()));

@@ -124,6 +124,19 @@ impl<'a> Check<'a> {
         }
     }
 
+    /// A number key (finite).
+    pub fn float(&self, key: &str) -> Option<f64> {
+        match self.raw(key, Kind::Float)? {
+            (Some(v), _) => match &v {
+                Value::Num(_, n) => super::source::number(n).filter(|f| f.is_finite()),
+                _ => None,
+            }
+            .or_else(|| self.invalid(key, super::source::show(&v), "a number")),
+            (None, Preset::Float(d)) => Some(d),
+            (None, _) => Some(0.0),
+        }
+    }
+
     /// A boolean key.
     pub fn flag(&self, key: &str) -> Option<bool> {
         match self.raw(key, Kind::Flag)? {

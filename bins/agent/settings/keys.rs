@@ -28,6 +28,8 @@ pub enum Kind {
     Flag,
     /// A list of strings (comma separated in the environment).
     List,
+    /// A number (an integer is taken too).
+    Float,
 }
 
 impl Kind {
@@ -38,12 +40,13 @@ impl Kind {
             Kind::Int => "an integer",
             Kind::Flag => "true or false",
             Kind::List => "a list of strings",
+            Kind::Float => "a number",
         }
     }
 }
 
 /// A key's value when nobody sets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Preset {
     /// No value: the key is optional (lists: empty).
     Unset,
@@ -53,6 +56,8 @@ pub enum Preset {
     Int(i64),
     /// A boolean.
     Flag(bool),
+    /// A number.
+    Float(f64),
 }
 
 /// One key.
@@ -95,6 +100,14 @@ const fn flag(path: &'static str, default: bool) -> Key {
         path,
         kind: Kind::Flag,
         default: Preset::Flag(default),
+    }
+}
+
+const fn float(path: &'static str, default: f64) -> Key {
+    Key {
+        path,
+        kind: Kind::Float,
+        default: Preset::Float(default),
     }
 }
 
@@ -163,6 +176,20 @@ pub const KEYS: &[Key] = &[
     flag("model.tools", true),
     text("model.setup_timeout", "10s"),
     int("model.uplink_ms", 40),
+    // [model.openai] (issue 18): OpenAI Realtime's input tuning; the
+    // defaults are the API's own.
+    text("model.openai.turn_detection", "server_vad"),
+    float("model.openai.threshold", 0.5),
+    int("model.openai.prefix_padding_ms", 300),
+    int("model.openai.silence_duration_ms", 500),
+    int("model.openai.idle_timeout_ms", 0),
+    text("model.openai.eagerness", "auto"),
+    text("model.openai.noise_reduction", "off"),
+    text(
+        "model.openai.transcription_model",
+        callbridge_llm_bridge::openai::wire::DEFAULT_TRANSCRIPTION_MODEL,
+    ),
+    // [model.openai] ends.
     list("transfer.targets"),
     text("amd.machine_policy", "hangup"),
     optional("amd.voicemail_prompt"),

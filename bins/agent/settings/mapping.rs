@@ -52,6 +52,8 @@ impl Settings {
         };
         m.setup_timeout = self.setup_timeout;
         m.uplink = self.uplink;
+        m.openai = self.openai.input.clone();
+        m.transcription.model = Some(self.openai.transcription_model.clone());
         m.tls_roots = self.tls_roots;
         if matches!(self.provider, Provider::OpenAi | Provider::GptLive) {
             // G.711 both ways: no resampling on the phone path.

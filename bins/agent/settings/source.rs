@@ -189,6 +189,10 @@ fn env_layer(env: &BTreeMap<String, String>, problems: &mut Vec<ConfigError>) ->
                 "false" | "0" | "no" => Value::from(false),
                 _ => text(),
             },
+            Kind::Float => raw
+                .trim()
+                .parse::<f64>()
+                .map_or_else(|_| text(), Value::from),
             Kind::List => Value::from(
                 raw.split(',')
                     .map(str::trim)
@@ -246,11 +250,20 @@ fn join(prefix: &str, key: &str) -> String {
     }
 }
 
+/// A TOML number as `f64`: a float, or an integer (`threshold = 1`).
+pub fn number(n: &figment::value::Num) -> Option<f64> {
+    #[allow(clippy::cast_precision_loss, reason = "a setting, not an exact count")]
+    n.to_f64()
+        .or_else(|| n.to_i128().map(|i| i as f64))
+        .or_else(|| n.to_u128().map(|u| u as f64))
+}
+
 /// Whether `v` has the TOML type `kind` asks for.
 pub fn fits(kind: Kind, v: &Value) -> bool {
     match (kind, v) {
         (Kind::Text, Value::String(..)) | (Kind::Flag, Value::Bool(..)) => true,
         (Kind::Int, Value::Num(_, n)) => n.to_i128().is_some() || n.to_u128().is_some(),
+        (Kind::Float, Value::Num(_, n)) => number(n).is_some(),
         (Kind::List, Value::Array(_, items)) => {
             items.iter().all(|i| matches!(i, Value::String(..)))
         }

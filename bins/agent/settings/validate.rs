@@ -23,6 +23,7 @@ use super::amd;
 use super::carrier;
 use super::check::Check;
 use super::error::ConfigError;
+use super::openai;
 use super::transfer;
 use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
 use crate::logging::{self, LogFormat};
@@ -280,6 +281,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let tools = c.flag("model.tools");
     let setup_timeout = c.duration("model.setup_timeout");
     let uplink = c.uplink("model.uplink_ms");
+    let openai = openai::read(c);
     let transfer_targets = c
         .list("transfer.targets")
         .and_then(|t| transfer::targets(c, &t));
@@ -437,6 +439,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             amd: amd?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
+            openai: openai?,
             store_url: store_url?,
             node: node?,
             recordings_dir: recordings_dir?,

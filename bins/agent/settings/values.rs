@@ -45,8 +45,8 @@ impl Provider {
     /// The model id used when `model.model` is empty.
     pub fn default_model(self) -> &'static str {
         match self {
-            Provider::Gemini => "gemini-3.1-flash-live-preview",
-            Provider::OpenAi => "gpt-realtime",
+            Provider::Gemini => callbridge_llm_bridge::gemini::DEFAULT_MODEL,
+            Provider::OpenAi => callbridge_llm_bridge::openai::DEFAULT_MODEL,
             Provider::GptLive => callbridge_llm_bridge::gpt_live::DEFAULT_MODEL,
             Provider::Mock => "mock-model",
         }
@@ -185,6 +185,8 @@ pub struct Settings {
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).
     pub uplink: callbridge_llm_bridge::UplinkChunk,
+    /// OpenAI Realtime's input tuning (`[model.openai]`).
+    pub openai: super::openai::OpenAiSettings,
     /// The store: `store.url` (a path, `sqlite:PATH` or `postgres://...`,
     /// its password from `CALLBRIDGE_STORE_PASSWORD`), else the SQLite
     /// file `store.database`.

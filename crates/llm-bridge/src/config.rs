@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::format::AudioFormat;
 use crate::tls::TlsRoots;
 pub use crate::tools::{BuiltinTools, ToolSpec, TransferChoice};
+use crate::tuning::OpenAiInput;
 use crate::uplink::UplinkChunk;
 
 /// An API key or token. `Debug` prints `ApiKey(<redacted>)`; there is no
@@ -122,7 +123,9 @@ pub struct Transcription {
     pub input: bool,
     /// Transcribe the model (output transcript events).
     pub output: bool,
-    /// Transcription model, where the provider lets you pick one (OpenAI).
+    /// Transcription model, where the provider lets you pick one (OpenAI
+    /// Realtime's `audio.input.transcription.model`; `None`:
+    /// `gpt-4o-mini-transcribe`).
     pub model: Option<String>,
     /// BCP-47 language hint.
     pub language: Option<String>,
@@ -154,7 +157,10 @@ pub enum Sensitivity {
 /// Who decides when the caller's turn starts and ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnDetection {
-    /// The server's voice activity detection.
+    /// The server's voice activity detection. The sensitivities and
+    /// windows are Gemini's (`automaticActivityDetection`); OpenAI
+    /// Realtime takes its own, [`SessionConfig::openai`], and only
+    /// `interrupt_response` from here.
     Server {
         /// Start-of-speech sensitivity.
         start_sensitivity: Sensitivity,
@@ -189,7 +195,7 @@ impl Default for TurnDetection {
 /// ```
 /// use callbridge_llm_bridge::{SessionConfig, Greeting};
 /// let mut config = SessionConfig::default();
-/// config.model = "gemini-3.1-flash-live-preview".into();
+/// config.model = "gemini-3.8-live".into();
 /// config.instructions = "You are a friendly receptionist.".into();
 /// config.greeting = Greeting::OnRequest { prompt: Greeting::DEFAULT_PROMPT.into() };
 /// assert_eq!(config.retry.max_attempts, 3);
@@ -222,6 +228,10 @@ pub struct SessionConfig {
     pub transcription: Transcription,
     /// Turn detection.
     pub turn_detection: TurnDetection,
+    /// OpenAI Realtime's input tuning (its server VAD or semantic VAD,
+    /// noise reduction); the API's defaults by default. Other providers
+    /// ignore it.
+    pub openai: OpenAiInput,
     /// Format the caller of the trait sends (converted to the model's input).
     pub input_format: AudioFormat,
     /// How much caller audio goes into one message to the model (20, 40 or
@@ -272,6 +282,7 @@ impl Default for SessionConfig {
             transfer_targets: Vec::new(),
             transcription: Transcription::default(),
             turn_detection: TurnDetection::default(),
+            openai: OpenAiInput::default(),
             input_format: AudioFormat::PCM_16K,
             uplink: UplinkChunk::default(),
             output_format: AudioFormat::PCM_24K,
@@ -304,6 +315,14 @@ impl SessionConfig {
         }
         if self.command_capacity == 0 || self.event_capacity == 0 {
             return Err(Error::Config("queue capacities must be at least 1"));
+        }
+        self.openai.validate()?;
+        if let Some(m) = &self.transcription.model
+            && !crate::tuning::is_model_name(m)
+        {
+            return Err(Error::Config(
+                "transcription model must be 1-64 characters of [a-zA-Z0-9._-]",
+            ));
         }
         for t in &self.tools {
             if t.name.is_empty()

@@ -23,7 +23,7 @@
 //!
 //! Module layering (no module imports one that imports it back): the leaves
 //! [`format`](mod@format), [`provider`], [`tls`], [`stats`] and the private `b64`; then [`error`],
-//! [`audio`], [`event`], [`tools`], [`uplink`], [`config`]; then [`session`], [`model`]
+//! [`audio`], [`event`], [`tools`], [`tuning`], [`uplink`], [`config`]; then [`session`], [`model`]
 //! and the private transport; then the providers [`gemini`], [`openai`] and [`gpt_live`].
 //!
 //! ```no_run
@@ -33,7 +33,7 @@
 //! };
 //! # async fn run() -> Result<(), callbridge_llm_bridge::Error> {
 //! let mut config = SessionConfig::default();
-//! config.model = "gemini-3.1-flash-live-preview".into();
+//! config.model = "gemini-3.8-live".into();
 //! config.api_key = Some(ApiKey::require_env("GEMINI_API_KEY")?);
 //! let mut session = GeminiLive.open(config, CallMetadata::with_call_id("call-1")).await?;
 //! session.send_audio(AudioFrame::Pcm16 { rate: SampleRate::HZ_16000, samples: &[0; 320] })?;
@@ -72,6 +72,7 @@ pub mod summary;
 pub use callbridge_tls as tls;
 pub mod tools;
 mod transport;
+pub mod tuning;
 pub mod uplink;
 
 pub use audio::{AudioChunk, AudioFrame};

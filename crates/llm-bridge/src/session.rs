@@ -80,6 +80,9 @@ pub(crate) enum Command {
     Interrupt(Duration),
     /// Make the model speak first now.
     StartGreeting,
+    /// Replace the session's instructions (the driver appends the call's
+    /// context, as at open). Only sent to providers that take it.
+    UpdateInstructions(String),
 }
 
 /// The driver's side of a session: commands in, events out, close request.
@@ -353,18 +356,38 @@ impl ModelSession {
     }
 
     /// Replaces the model's instructions (system prompt) for the rest of the
-    /// session, without reconnecting, where the provider allows it.
-    /// [`Error::InstructionsUpdateUnsupported`] where it does not: the
-    /// session is unchanged and stays usable.
+    /// session, without reconnecting, where the provider allows it; the
+    /// call's context lines ([`crate::CallMetadata::context`]) are appended
+    /// as at open. The audio collected so far goes first.
+    ///
+    /// - OpenAI Realtime: a `session.update` carrying only `instructions`
+    ///   (the API takes any field but the model and, once audio was sent,
+    ///   the voice, at any time); the next response follows them.
+    /// - Gemini Live: [`Error::InstructionsUpdateUnsupported`]. The system
+    ///   instruction is part of `setup` and "can only be set at the
+    ///   beginning of a session" (ai.google.dev, Live API); a change needs
+    ///   a new session.
+    /// - OpenAI GPT-Live: [`Error::InstructionsUpdateUnsupported`]. The
+    ///   session object's `instructions` are immutable after
+    ///   `session.start`, and `session.update` changes only the delegation;
+    ///   `session.instructions.append` adds up to 500 tokens of context and
+    ///   replaces nothing (`docs/providers/gpt-live.md`).
+    ///
+    /// A refusal leaves the session unchanged and usable (nothing is sent).
     pub async fn update_instructions(
         &mut self,
         instructions: impl Into<String>,
     ) -> Result<(), Error> {
-        let _instructions: String = instructions.into();
-        // No provider driver takes the update yet (issue 18 section 4).
-        Err(Error::InstructionsUpdateUnsupported {
-            provider: self.provider,
-        })
+        match self.provider {
+            Provider::OpenAi => {
+                self.audio_before().await?;
+                self.command(Command::UpdateInstructions(instructions.into()))
+                    .await
+            }
+            Provider::Gemini | Provider::GptLive => Err(Error::InstructionsUpdateUnsupported {
+                provider: self.provider,
+            }),
+        }
     }
 
     /// Tells the model which phone keys the caller pressed (as text;

@@ -215,6 +215,29 @@ pub(crate) async fn within_setup_timeout(
         .unwrap_or(Err(ConnectFailure::SetupTimeout(timeout)))
 }
 
+/// Ends a connection whose setup failed with `failure`, then returns the
+/// failure. Where the connection is still open (a timeout, an error event,
+/// a message that is not the protocol) it is closed with a close frame
+/// 1000 and a wait for the server's close, bounded by `close_timeout`
+/// (RFC 6455 §7): dropping it would end the attempt as 1006, an abnormal
+/// closure a provider may count against the key. Where the server already
+/// closed, or the socket failed, there is nothing left to close.
+pub(crate) async fn abandon_setup(
+    conn: &mut Connection,
+    failure: ConnectFailure,
+    close_timeout: Duration,
+) -> ConnectFailure {
+    let open = !matches!(
+        failure,
+        ConnectFailure::ClosedDuringSetup { .. } | ConnectFailure::Io(_)
+    );
+    if open {
+        let clean = close_connection(conn, close_timeout).await;
+        tracing::debug!(clean, cause = %failure, "setup abandoned; connection closed");
+    }
+    failure
+}
+
 /// The payload of a frame the run loop received on `conn`, or the step to
 /// take instead: control frames are skipped; the server's close frame
 /// (after driving out tungstenite's queued close reply), an oversized

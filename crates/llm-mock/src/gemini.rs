@@ -14,7 +14,7 @@
 //! `sessionResumptionUpdate`); otherwise `turnComplete`, `usageMetadata`
 //! and a resumable `sessionResumptionUpdate` follow.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -105,6 +105,17 @@ pub struct GeminiScript {
     pub vad_threshold: u16,
     /// VAD end-of-turn silence.
     pub vad_silence_ms: u32,
+    /// `(n, k)`: once this connection has received `n` audio messages,
+    /// report a resumable handle whose state leaves out the last `k` of
+    /// them (`lastConsumedClientMessageIndex`, with `transparent`), then
+    /// drop the TCP connection: a client doing transparent resumption
+    /// replays those `k` first on the resumed connection.
+    pub abort_mid_utterance: Option<(u32, u32)>,
+    /// Keep the caller audio the "model" has taken into its session state
+    /// across resumptions ([`MockGemini::model_audio`]) and check that a
+    /// resumed connection starts with the audio its handle's state left
+    /// out (a violation otherwise). Off by default: nothing is kept.
+    pub track_model_audio: bool,
 }
 
 impl Default for GeminiScript {
@@ -129,6 +140,8 @@ impl Default for GeminiScript {
             playback_speed: 1.0,
             vad_threshold: 500,
             vad_silence_ms: 400,
+            abort_mid_utterance: None,
+            track_model_audio: false,
         }
     }
 }
@@ -137,6 +150,7 @@ impl Default for GeminiScript {
 #[derive(Debug)]
 pub struct MockGemini {
     server: MockServer,
+    handler: Arc<GeminiHandler>,
 }
 
 /// The path the mock is served under (any path is accepted).
@@ -155,10 +169,24 @@ impl MockGemini {
             book,
             handles: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(1),
+            model: Mutex::new(ModelState::default()),
         });
         Ok(MockGemini {
-            server: MockServer::start(handler).await?,
+            server: MockServer::start(handler.clone()).await?,
+            handler,
         })
+    }
+
+    /// The caller audio (PCM 16 kHz) the model's session state holds, in
+    /// order, across resumptions (kept with
+    /// [`GeminiScript::track_model_audio`]; a connection that ends without
+    /// a drop adds all it received).
+    pub fn model_audio(&self) -> Vec<u8> {
+        self.handler
+            .model
+            .lock()
+            .map(|m| m.audio.clone())
+            .unwrap_or_default()
     }
 
     /// The endpoint URL to put in [`callbridge_llm_bridge::SessionConfig::endpoint`].
@@ -192,6 +220,17 @@ struct GeminiHandler {
     book: ScriptBook<GeminiScript>,
     handles: Mutex<HashSet<String>>,
     next_id: AtomicU64,
+    model: Mutex<ModelState>,
+}
+
+/// The session state's caller audio, for scripts that track it.
+#[derive(Debug, Default)]
+struct ModelState {
+    /// The audio taken into the state, in order.
+    audio: Vec<u8>,
+    /// Per issued handle: the length of `audio` its state holds, and the
+    /// audio its connection received after it (what a resume must replay).
+    handles: HashMap<String, (usize, Vec<u8>)>,
 }
 
 impl GeminiHandler {
@@ -309,6 +348,7 @@ async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
             .await;
     }
     let mut conv = Conversation::new(h, script, setup);
+    conv.resume_state();
     conv.run(conn).await;
 }
 
@@ -328,6 +368,17 @@ struct Conversation {
     playing: Option<Playing>,
     outstanding: HashSet<String>,
     go_away_deadline: Option<Instant>,
+    /// Index of the next client message (`setup` was 0).
+    next_index: u64,
+    /// Audio messages received on this connection.
+    audio_messages: u32,
+    /// Tracked audio not yet in the state: (message index, PCM).
+    pending: VecDeque<(u64, Vec<u8>)>,
+    /// The last handle issued on this connection.
+    last_handle: Option<String>,
+    /// What the resumed connection must start with, and what came so far.
+    replay_expect: Vec<u8>,
+    replay_seen: Vec<u8>,
 }
 
 enum Flow {
@@ -349,6 +400,99 @@ impl Conversation {
             playing: None,
             outstanding: HashSet::new(),
             go_away_deadline: None,
+            next_index: 1,
+            audio_messages: 0,
+            pending: VecDeque::new(),
+            last_handle: None,
+            replay_expect: Vec::new(),
+            replay_seen: Vec::new(),
+        }
+    }
+
+    /// A resumed connection of a tracking script: the state is the
+    /// handle's, and what it left out must come first.
+    fn resume_state(&mut self) {
+        if !self.script.track_model_audio {
+            return;
+        }
+        let Some(handle) = &self.setup.resume_handle else {
+            return;
+        };
+        if let Ok(mut m) = self.h.model.lock()
+            && let Some((len, tail)) = m.handles.get(handle).cloned()
+        {
+            m.audio.truncate(len);
+            self.replay_expect = tail;
+        }
+    }
+
+    /// A new handle whose state holds the client messages up to `last`:
+    /// the `sessionResumptionUpdate` announcing it.
+    fn issue_update(&mut self, last: u64) -> Value {
+        let handle = self.h.issue_handle();
+        if self.script.track_model_audio
+            && let Ok(mut m) = self.h.model.lock()
+        {
+            while let Some((i, _)) = self.pending.front() {
+                if *i > last {
+                    break;
+                }
+                if let Some((_, pcm)) = self.pending.pop_front() {
+                    m.audio.extend_from_slice(&pcm);
+                }
+            }
+            let len = m.audio.len();
+            if m.handles.len() < 10_000 {
+                m.handles.insert(handle.clone(), (len, Vec::new()));
+            }
+        }
+        self.last_handle = Some(handle.clone());
+        let mut update = json!({"newHandle": handle, "resumable": true});
+        if self.setup.transparent {
+            // An int64: a string in proto3 JSON.
+            update["lastConsumedClientMessageIndex"] = json!(last.to_string());
+        }
+        json!({ "sessionResumptionUpdate": update })
+    }
+
+    /// The connection ended: the audio after its last handle is what a
+    /// resume must replay; unless it was dropped, the state took it.
+    fn finish_tracking(&mut self, dropped: bool) {
+        if !self.script.track_model_audio {
+            return;
+        }
+        let tail: Vec<u8> = self.pending.drain(..).flat_map(|(_, p)| p).collect();
+        if let Ok(mut m) = self.h.model.lock() {
+            if let Some(h) = &self.last_handle
+                && let Some(entry) = m.handles.get_mut(h)
+            {
+                entry.1 = tail.clone();
+            }
+            if !dropped {
+                m.audio.extend_from_slice(&tail);
+            }
+        }
+    }
+
+    /// Audio on a tracked connection: kept until a handle includes it, and
+    /// checked against what a resume must replay first.
+    fn track_audio(&mut self, conn: &MockConnection, index: u64, pcm: &[u8]) {
+        if !self.script.track_model_audio {
+            return;
+        }
+        self.pending.push_back((index, pcm.to_vec()));
+        let want = self.replay_expect.len();
+        if want > 0 && self.replay_seen.len() < want {
+            self.replay_seen.extend_from_slice(pcm);
+            if self.replay_seen.len() >= want {
+                if self.replay_seen[..want] != self.replay_expect[..] {
+                    conn.violation(format!(
+                        "the resumed connection did not start with the {want} bytes of audio \
+                         the handle's state left out (lastConsumedClientMessageIndex)"
+                    ));
+                }
+                self.replay_expect.clear();
+            }
         }
     }
 
@@ -366,8 +510,12 @@ impl Conversation {
             };
             match flow {
                 Flow::Continue => {}
-                Flow::Stop => return,
+                Flow::Stop => {
+                    self.finish_tracking(false);
+                    return;
+                }
                 Flow::Abort => {
+                    self.finish_tracking(true);
                     conn.abort();
                     return;
                 }
@@ -393,6 +541,8 @@ impl Conversation {
                 return Flow::Stop;
             }
         };
+        let index = self.next_index;
+        self.next_index += 1;
         match msg {
             ClientMsg::Setup(_) => {
                 conn.violation("second setup on one connection");
@@ -401,6 +551,19 @@ impl Conversation {
             }
             ClientMsg::Audio(pcm) => {
                 conn.count_audio(pcm.len());
+                self.track_audio(conn, index, &pcm);
+                self.audio_messages += 1;
+                if let Some((n, k)) = self.script.abort_mid_utterance
+                    && self.audio_messages == n
+                {
+                    let last = index.saturating_sub(u64::from(k));
+                    let update = self.issue_update(last);
+                    let _ = send(conn, update).await;
+                    // Let the client read the update before the drop (an
+                    // RST may discard what it has not read yet).
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Flow::Abort;
+                }
                 if self.setup.manual_activity {
                     return Flow::Continue;
                 }
@@ -476,13 +639,10 @@ impl Conversation {
             let _ = send(conn, json!({"toolCallCancellation": {"ids": ids}})).await;
         }
         let _ = send(conn, json!({"serverContent": {"turnComplete": true}})).await;
-        // Generation stopped: the session is at a resumable point again.
-        let handle = self.h.issue_handle();
-        let _ = send(
-            conn,
-            json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
-        )
-        .await;
+        // Generation stopped: the session is at a resumable point again,
+        // holding everything received so far.
+        let update = self.issue_update(self.next_index - 1);
+        let _ = send(conn, update).await;
         true
     }
 
@@ -606,18 +766,14 @@ impl Conversation {
         let Some(playing) = self.playing.take() else {
             return Flow::Continue;
         };
-        let handle = self.h.issue_handle();
+        let update = self.issue_update(self.next_index - 1);
         let ok = send(conn, json!({"serverContent": {"turnComplete": true}})).await
             && send(
                 conn,
                 json!({"usageMetadata": {"promptTokenCount": 100, "responseTokenCount": 50, "totalTokenCount": 150}}),
             )
             .await
-            && send(
-                conn,
-                json!({"sessionResumptionUpdate": {"newHandle": handle, "resumable": true}}),
-            )
-            .await;
+            && send(conn, update).await;
         if !ok {
             return Flow::Stop;
         }

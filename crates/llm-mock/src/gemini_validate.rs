@@ -56,6 +56,9 @@ pub struct SetupInfo {
     pub transcription: (bool, bool),
     /// System instruction text.
     pub instructions: String,
+    /// `sessionResumption.transparent`: updates carry
+    /// `lastConsumedClientMessageIndex`.
+    pub transparent: bool,
 }
 
 fn text_parts(v: &Value, path: &str) -> R<String> {
@@ -303,7 +306,7 @@ fn setup(v: &Value) -> R<SetupInfo> {
     if let Some(sr) = m.get("sessionResumption") {
         let sp = "setup.sessionResumption";
         let sm = obj(sr, sp, &["handle", "transparent"], &[])?;
-        opt_bool(sm, "transparent", sp)?;
+        info.transparent = opt_bool(sm, "transparent", sp)?.unwrap_or(false);
         if sm.contains_key("handle") {
             let h = string(sm, "handle", sp)?;
             if h.is_empty() {

@@ -75,6 +75,13 @@ pub struct SessionInfo {
     pub turn_detection: Option<Option<bool>>,
     /// Whether `audio.input.transcription` was set.
     pub transcription: Option<bool>,
+    /// `audio.input.transcription.model`.
+    pub transcription_model: Option<String>,
+    /// `audio.input.turn_detection` as sent (validated).
+    pub turn_detection_json: Option<Value>,
+    /// `audio.input.noise_reduction`: `Some(None)` is `null` (off),
+    /// `Some(Some(type))` is `near_field` or `far_field`.
+    pub noise_reduction: Option<Option<String>>,
     /// `audio.output.voice`.
     pub voice: Option<String>,
     /// Declared function names.
@@ -135,11 +142,23 @@ fn turn_detection(v: &Value, path: &str) -> R<Option<bool>> {
             _ => return Err(format!("{path}.threshold: expected 0..=1")),
         }
     }
-    for k in [
-        "prefix_padding_ms",
-        "silence_duration_ms",
-        "idle_timeout_ms",
-    ] {
+    if let Some(e) = m.get("eagerness") {
+        match e.as_str() {
+            Some("low" | "medium" | "high" | "auto") => {}
+            _ => {
+                return Err(format!(
+                    "{path}.eagerness: expected `low`, `medium`, `high` or `auto`"
+                ));
+            }
+        }
+    }
+    if let Some(t) = m.get("idle_timeout_ms")
+        && !t.is_null()
+        && !t.as_u64().is_some_and(|ms| (5_000..=30_000).contains(&ms))
+    {
+        return Err(format!("{path}.idle_timeout_ms: expected 5000..=30000"));
+    }
+    for k in ["prefix_padding_ms", "silence_duration_ms"] {
         opt_kind(m, k, path, Value::is_u64)?;
     }
     for k in ["create_response", "interrupt_response"] {
@@ -150,6 +169,21 @@ fn turn_detection(v: &Value, path: &str) -> R<Option<bool>> {
             .and_then(Value::as_bool)
             .unwrap_or(true),
     ))
+}
+
+/// `null` (off) or `{"type": "near_field" | "far_field"}`.
+fn noise_reduction(v: &Value) -> R<Option<String>> {
+    if v.is_null() {
+        return Ok(None);
+    }
+    let path = "session.audio.input.noise_reduction";
+    let m = obj(v, path, &["type"], &["type"])?;
+    match string(m, "type", path)? {
+        t @ ("near_field" | "far_field") => Ok(Some(t.to_owned())),
+        other => Err(format!(
+            "{path}.type: expected `near_field` or `far_field`, not `{other}`"
+        )),
+    }
 }
 
 fn tools(v: &Value, path: &str) -> R<Vec<String>> {
@@ -247,6 +281,10 @@ fn session_update(v: &Value) -> R<SessionInfo> {
             if let Some(td) = i.get("turn_detection") {
                 info.turn_detection =
                     Some(turn_detection(td, "session.audio.input.turn_detection")?);
+                info.turn_detection_json = Some(td.clone());
+            }
+            if let Some(nr) = i.get("noise_reduction") {
+                info.noise_reduction = Some(noise_reduction(nr)?);
             }
             if let Some(t) = i.get("transcription") {
                 if t.is_null() {
@@ -261,6 +299,8 @@ fn session_update(v: &Value) -> R<SessionInfo> {
                     for k in ["model", "language", "prompt"] {
                         opt_kind(tm, k, "session.audio.input.transcription", Value::is_string)?;
                     }
+                    info.transcription_model =
+                        opt_string(tm, "model", "session.audio.input.transcription")?;
                     info.transcription = Some(true);
                 }
             }
@@ -481,6 +521,53 @@ mod tests {
         let pcm16k = json!({"type": "session.update", "session": {"type": "realtime",
             "audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}});
         assert!(parse_client_event(&pcm16k, AudioFormat::Pcmu).is_err());
+    }
+
+    /// The input tuning is held to the API's values: `eagerness` from its
+    /// four, `idle_timeout_ms` 5-30 s and only for `server_vad`, noise
+    /// reduction `near_field`, `far_field` or `null`.
+    #[test]
+    fn rejects_tuning_the_api_would_refuse() {
+        let update = |input: Value| {
+            json!({"type": "session.update", "session": {"type": "realtime",
+                "audio": {"input": input}}})
+        };
+        let ok = |input: Value| parse_client_event(&update(input), AudioFormat::Pcmu).is_ok();
+        assert!(ok(
+            json!({"turn_detection": {"type": "semantic_vad", "eagerness": "low"}})
+        ));
+        assert!(!ok(
+            json!({"turn_detection": {"type": "semantic_vad", "eagerness": "eager"}})
+        ));
+        assert!(!ok(
+            json!({"turn_detection": {"type": "semantic_vad", "idle_timeout_ms": 6000}})
+        ));
+        assert!(ok(
+            json!({"turn_detection": {"type": "server_vad", "idle_timeout_ms": 6000}})
+        ));
+        assert!(!ok(
+            json!({"turn_detection": {"type": "server_vad", "idle_timeout_ms": 1000}})
+        ));
+        assert!(!ok(
+            json!({"turn_detection": {"type": "server_vad", "threshold": 1.2}})
+        ));
+        assert!(ok(json!({"noise_reduction": null})));
+        assert!(ok(json!({"noise_reduction": {"type": "far_field"}})));
+        assert!(!ok(json!({"noise_reduction": {"type": "off"}})));
+        assert!(!ok(json!({"noise_reduction": "near_field"})));
+        let ClientEvent::SessionUpdate(info) = parse_client_event(
+            &update(json!({"noise_reduction": {"type": "near_field"},
+                "transcription": {"model": "gpt-4o-transcribe"}})),
+            AudioFormat::Pcmu,
+        )
+        .unwrap() else {
+            panic!("not a session update");
+        };
+        assert_eq!(info.noise_reduction, Some(Some("near_field".into())));
+        assert_eq!(
+            info.transcription_model.as_deref(),
+            Some("gpt-4o-transcribe")
+        );
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub struct MockStats {
     pub caller_turns: u64,
     /// Protocol violations by the client (empty when it behaved).
     pub violations: Vec<String>,
+    /// How each connection the mock read to its end ended, in order: the
+    /// client's close code (1005 for a close frame without one), or 1006
+    /// when the connection went away with no close frame (RFC 6455 §7.1.5).
+    pub client_close_codes: Vec<u16>,
 }
 
 /// Shared counters of one server.
@@ -123,6 +127,7 @@ pub struct Counters {
     audio_messages_in: AtomicU64,
     caller_turns: AtomicU64,
     violations: Mutex<Vec<String>>,
+    client_close_codes: Mutex<Vec<u16>>,
 }
 
 impl Counters {
@@ -141,6 +146,20 @@ impl Counters {
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
+            client_close_codes: self
+                .client_close_codes
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Records how a connection ended (bounded: a test's worth).
+    fn note_close(&self, code: u16) {
+        if let Ok(mut v) = self.client_close_codes.lock()
+            && v.len() < 10_000
+        {
+            v.push(code);
         }
     }
 }
@@ -419,6 +438,7 @@ impl MockConnection {
                 Some(Ok(Message::Binary(b))) => b,
                 Some(Ok(Message::Close(frame))) => {
                     let code = frame.as_ref().map_or(1005, |f| u16::from(f.code));
+                    self.counters.note_close(code);
                     if code == 1000 {
                         self.counters.clean_closes.fetch_add(1, Ordering::SeqCst);
                     }
@@ -431,6 +451,7 @@ impl MockConnection {
                 Some(Ok(_)) => continue,
                 Some(Err(_)) | None => {
                     self.closed = true;
+                    self.counters.note_close(1006);
                     return Incoming::Gone;
                 }
             };

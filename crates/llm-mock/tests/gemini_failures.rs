@@ -113,6 +113,15 @@ async fn setup_that_never_completes_times_out() {
     assert!(err.to_string().contains("did not complete setup"));
     // The client never sent anything before setupComplete.
     mock.server().assert_no_violations();
+    // Each timed-out attempt ended with the client's close frame (1000),
+    // not a dropped connection (1006).
+    let (stats, ended) = mock
+        .server()
+        .wait_for(Duration::from_secs(5), |s| s.client_close_codes.len() == 3)
+        .await;
+    assert!(ended, "{stats:?}");
+    assert_eq!(stats.client_close_codes, [1000, 1000, 1000]);
+    assert_eq!(stats.clean_closes, 3);
 }
 
 #[tokio::test]

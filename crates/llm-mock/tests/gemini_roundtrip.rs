@@ -108,3 +108,29 @@ async fn telephone_mu_law_input_is_upsampled_to_16k_for_the_model() {
     );
     assert!(st.violations.is_empty(), "{:?}", st.violations);
 }
+
+/// Gemini Live sets the system instruction in `setup` only: an update is
+/// a typed refusal, nothing reaches the server, and the call goes on.
+#[tokio::test]
+async fn an_instruction_update_is_refused_and_the_session_goes_on() {
+    use callbridge_llm_bridge::{Error, Provider};
+    let mock = MockGemini::start(fast_script()).await.unwrap();
+    let mut s = open(mock.url()).await.unwrap();
+    let err = s.update_instructions("Speak French.").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InstructionsUpdateUnsupported {
+                provider: Provider::Gemini
+            }
+        ),
+        "{err:?}"
+    );
+    send_ulaw(&mut s, &caller_turn_ulaw(600, 600));
+    s.flush_audio().unwrap();
+    let ev = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
+    assert!(audio_ms(&ev) > 0, "{:?}", summary(&ev));
+    assert!(s.close().await.clean);
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}

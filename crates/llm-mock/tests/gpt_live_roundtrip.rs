@@ -196,6 +196,14 @@ async fn setup_failures_are_typed_connect_errors() {
         "{err:?}"
     );
     mock.server().assert_no_violations();
+    // Each timed-out attempt ended with the client's close frame (1000),
+    // not a dropped connection (1006).
+    let (stats, ended) = mock
+        .server()
+        .wait_for(Duration::from_secs(5), |s| s.client_close_codes.len() == 3)
+        .await;
+    assert!(ended, "{stats:?}");
+    assert_eq!(stats.client_close_codes, [1000, 1000, 1000]);
     mock.shutdown().await;
 }
 
@@ -251,4 +259,31 @@ async fn different_formats_each_way_are_refused_at_open() {
         matches!(err, callbridge_llm_bridge::Error::Config(_)),
         "{err:?}"
     );
+}
+
+/// GPT-Live's instructions are immutable after `session.start`: an update
+/// is a typed refusal, nothing reaches the server, and the call goes on.
+#[tokio::test]
+async fn an_instruction_update_is_refused_and_the_session_goes_on() {
+    use callbridge_llm_bridge::{Error, Provider};
+    let mock = MockGptLive::start(fast_script()).await.unwrap();
+    let mut s = open_with(config(mock.url()), None).await.unwrap();
+    let err = s.update_instructions("Speak French.").await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::InstructionsUpdateUnsupported {
+                provider: Provider::GptLive
+            }
+        ),
+        "{err:?}"
+    );
+    send_ulaw(&mut s, &caller_turn_ulaw(600, 600));
+    s.flush_audio().unwrap();
+    let ev = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
+    assert_eq!(output_text(&ev), clips::REPLY_TEXT);
+    assert!(s.close().await.clean);
+    assert!(mock.log().instructions.is_empty(), "nothing was appended");
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
 }

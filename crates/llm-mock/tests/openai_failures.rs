@@ -85,6 +85,9 @@ async fn server_that_never_sends_session_created_times_out() {
         .await;
     assert!(ok, "timed-out attempts must not leave connections open");
     assert_eq!(stats.connections, 3);
+    // Each timed-out attempt ended with the client's close frame (1000),
+    // not a dropped connection (1006).
+    assert_eq!(stats.client_close_codes, [1000, 1000, 1000]);
     assert!(
         stats.violations.is_empty(),
         "nothing may be sent before session.created"
@@ -103,6 +106,12 @@ async fn server_that_never_answers_session_update_times_out() {
         "{err:?}"
     );
     assert_eq!(mock.stats().setups, 0);
+    let (stats, ended) = mock
+        .server()
+        .wait_for(Duration::from_secs(5), |s| !s.client_close_codes.is_empty())
+        .await;
+    assert!(ended, "{stats:?}");
+    assert_eq!(stats.client_close_codes, [1000], "a close frame, not 1006");
     mock.shutdown().await;
 }
 

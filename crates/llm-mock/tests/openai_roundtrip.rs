@@ -371,3 +371,58 @@ async fn manual_turns_commit_and_create_a_response() {
     mock.server().assert_no_violations();
     mock.shutdown().await;
 }
+
+/// The input tuning reaches the server as the API documents it, and the
+/// strict mock (which refuses what the API would) accepts it.
+#[tokio::test]
+async fn input_tuning_reaches_the_server_in_session_update() {
+    use callbridge_llm_bridge::tuning::{Eagerness, NoiseReduction, OpenAiVad};
+    let mock = MockOpenAi::start(fast_script()).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.openai.vad = OpenAiVad::Semantic {
+        eagerness: Eagerness::Medium,
+    };
+    cfg.openai.noise_reduction = NoiseReduction::NearField;
+    cfg.transcription.model = Some("gpt-4o-transcribe".into());
+    let s = open_with(cfg).await.unwrap();
+    assert!(s.close().await.clean);
+    let log = mock.log();
+    let info = &log.session_updates[0];
+    assert_eq!(
+        info.turn_detection_json,
+        Some(json!({"type": "semantic_vad", "eagerness": "medium",
+                    "create_response": true, "interrupt_response": true}))
+    );
+    assert_eq!(info.noise_reduction, Some(Some("near_field".into())));
+    assert_eq!(
+        info.transcription_model.as_deref(),
+        Some("gpt-4o-transcribe")
+    );
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}
+
+/// `update_instructions` reaches the server as a `session.update` of the
+/// instructions (with the call's context, as at open) and the session
+/// goes on.
+#[tokio::test]
+async fn instructions_are_updated_mid_session_with_the_calls_context() {
+    let mock = MockOpenAi::start(fast_script()).await.unwrap();
+    let mut meta = CallMetadata::with_call_id("c1");
+    meta.context.push(("account".into(), "gold".into()));
+    let mut s = OpenAiRealtime.open(config(mock.url()), meta).await.unwrap();
+    s.update_instructions("Speak French.").await.unwrap();
+    send_ulaw(&mut s, &caller_turn_ulaw(500, 600));
+    events_until(&mut s, is_turn_complete).await;
+    assert!(s.close().await.clean);
+    let log = mock.log();
+    assert_eq!(log.session_updates.len(), 2, "{:?}", log.session_updates);
+    let update = &log.session_updates[1];
+    assert_eq!(
+        update.instructions.as_deref(),
+        Some("Speak French.\n\nCall context:\naccount: gold\n")
+    );
+    assert_eq!(update.input_format, None, "only the instructions change");
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}

@@ -125,6 +125,46 @@ async fn end_call_plays_the_farewell_then_sends_bye() {
     caller.stop().await;
 }
 
+/// OpenAI Realtime waits for a `function_call_output` for every call: the
+/// agent answers `end_call` when the model calls it, before the farewell
+/// has played and the BYE goes out (issue 18 section 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_end_call_is_answered_before_the_bye() {
+    let script = callbridge_llm_mock::openai::OpenAiScript {
+        end_call_after_turns: Some(1),
+        playback_speed: 2.0,
+        ..Default::default()
+    };
+    let r = rig_openai(script, |_| {}).await;
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
+    speak(&leg.media).await;
+    assert!(
+        hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
+        "the farewell is heard before the BYE"
+    );
+    match caller.ended(SECS(20)).await {
+        Some(Event::Ended { reason, .. }) => assert_eq!(reason, SipEnd::RemoteBye),
+        other => panic!("expected the agent's BYE, got {other:?}"),
+    }
+    // Read as the BYE arrives: the answer was on the wire before it.
+    let outputs = r.mock.log().function_outputs;
+    assert_eq!(outputs.len(), 1, "end_call answered once: {outputs:?}");
+    assert_eq!(outputs[0].1, r#"{"status":"ending"}"#);
+    assert_eq!(
+        r.mock.log().response_creates,
+        1,
+        "the greeting's only: nothing after end_call"
+    );
+    leg.media.close().await;
+    r.idle().await;
+    let rec = r.record(r.all_ids()[0]);
+    assert_eq!(rec.session.end_reason, Some(EndReason::AgentHangup));
+    r.mock.server().assert_no_violations();
+    r.manager.shutdown().await;
+    caller.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn model_dropping_mid_call_ends_the_call_as_model_failure_when_resumption_is_refused() {
     use callbridge_llm_mock::ScriptBook;

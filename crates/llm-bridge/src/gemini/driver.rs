@@ -15,9 +15,15 @@
 //! drop cut short is ended with `TurnComplete`, `Reconnecting` is reported,
 //! input is held, then `Resumed` (held input replayed) or
 //! `Closed { ResumptionFailed }`. Without a handle, or for any other end,
-//! the session ends with the connection's own reason. What the caller said
-//! after the last handle was issued may be lost with the old connection
-//! (transparent resumption with replay is not used).
+//! the session ends with the connection's own reason.
+//!
+//! Resumption is transparent: every message sent after `setup` is kept
+//! ([`Unconsumed`], bounded) until a `sessionResumptionUpdate` says the
+//! state of its handle includes it (`lastConsumedClientMessageIndex`);
+//! a resumed connection is sent what was not included first, then the
+//! input held during the reconnect, so caller speech cut by a drop
+//! reaches the model whole. Over the buffer's bounds the oldest messages
+//! are lost, and `Error { InputDropped }` says so.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -30,6 +36,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::resume::Resumption;
+use super::unconsumed::Unconsumed;
 use super::wire::{self, Inbound};
 use crate::config::{CallMetadata, RetryPolicy, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
@@ -49,6 +56,10 @@ pub(crate) struct Params {
 
 /// Bound on non-audio commands held during a switch.
 const MAX_HELD_COMMANDS: usize = 64;
+
+/// Bound on the messages kept for a transparent resume: 10 s of 20 ms
+/// chunks with room for the other messages of those seconds.
+const MAX_UNCONSUMED_MESSAGES: usize = 1024;
 
 async fn send_on(
     conn: &mut Option<Connection>,
@@ -106,7 +117,10 @@ pub(crate) async fn connect_and_setup(
             }
         }
     };
-    transport::within_setup_timeout(cfg.setup_timeout, wait).await?;
+    let result = transport::within_setup_timeout(cfg.setup_timeout, wait).await;
+    if let Err(failure) = result {
+        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
+    }
     Ok(conn)
 }
 
@@ -134,6 +148,9 @@ pub(crate) struct Driver {
     greeted: bool,
     held: VecDeque<Command>,
     held_audio_bytes: usize,
+    /// Messages sent on this connection that the last resumption handle
+    /// does not include (replayed on a resume).
+    unconsumed: Unconsumed,
 }
 
 impl Driver {
@@ -161,7 +178,17 @@ impl Driver {
             greeted,
             held: VecDeque::new(),
             held_audio_bytes: 0,
+            unconsumed: Unconsumed::new(MAX_UNCONSUMED_MESSAGES, 0),
         }
+        .with_unconsumed_bound()
+    }
+
+    /// Bounds the unconsumed messages by the input a reconnect may hold
+    /// (`max_buffered_input` of audio, as base64 JSON: 4/3 and some).
+    fn with_unconsumed_bound(mut self) -> Self {
+        let bytes = self.max_held_audio_bytes().saturating_mul(3) / 2 + 64 * 1024;
+        self.unconsumed = Unconsumed::new(MAX_UNCONSUMED_MESSAGES, bytes);
+        self
     }
 
     fn max_held_audio_bytes(&self) -> usize {
@@ -282,8 +309,13 @@ impl Driver {
                     self.emit(ModelEvent::CallerTurnEnded).await;
                 }
             }
-            Inbound::Resumption { handle, resumable } => {
+            Inbound::Resumption {
+                handle,
+                resumable,
+                last_consumed,
+            } => {
                 if let Some(h) = self.resumption.on_update(handle, resumable) {
+                    self.unconsumed.on_update(last_consumed);
                     self.emit(ModelEvent::ResumptionHandle(h)).await;
                 }
             }
@@ -369,6 +401,15 @@ impl Driver {
         }
     }
 
+    /// Sends one message on the connection and keeps it until the server
+    /// reports it consumed.
+    /// Kept before sending: a message whose send fails may still have
+    /// reached the server, and the next update says whether it did.
+    async fn send_kept(&mut self, text: Utf8Bytes) -> Result<(), tungstenite::Error> {
+        self.unconsumed.on_sent(&text);
+        send_on(&mut self.conn, text).await
+    }
+
     async fn send_command(&mut self, cmd: Command) -> Result<(), tungstenite::Error> {
         let manual = matches!(self.params.config.turn_detection, TurnDetection::Manual);
         match cmd {
@@ -379,16 +420,17 @@ impl Driver {
                 // The encoder writes ASCII only (JSON punctuation and base64).
                 let text = Utf8Bytes::try_from(bytes)
                     .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
-                send_on(&mut self.conn, text).await
+                self.send_kept(text).await
             }
             Command::AudioStreamEnd if !manual => {
-                send_on(&mut self.conn, wire::audio_stream_end_message()).await
+                self.send_kept(wire::audio_stream_end_message().into())
+                    .await
             }
             Command::ActivityStart if manual => {
-                send_on(&mut self.conn, wire::activity_start_message()).await
+                self.send_kept(wire::activity_start_message().into()).await
             }
             Command::ActivityEnd if manual => {
-                send_on(&mut self.conn, wire::activity_end_message()).await
+                self.send_kept(wire::activity_end_message().into()).await
             }
             Command::AudioStreamEnd | Command::ActivityStart | Command::ActivityEnd => {
                 tracing::debug!(
@@ -396,17 +438,20 @@ impl Driver {
                 );
                 Ok(())
             }
-            Command::Text(t) => send_on(&mut self.conn, wire::text_message(&t)).await,
+            Command::Text(t) => self.send_kept(wire::text_message(&t).into()).await,
             Command::ToolResult { id, name, result } => {
-                send_on(
-                    &mut self.conn,
-                    wire::tool_response_message(id.as_str(), &name, &result),
-                )
-                .await
+                self.send_kept(wire::tool_response_message(id.as_str(), &name, &result).into())
+                    .await
             }
             // The handle sends neither to Gemini (it tracks playback and
             // interrupts on the caller's audio by itself).
             Command::PlaybackProgress(_) | Command::Interrupt(_) => Ok(()),
+            // The handle refuses instruction updates for Gemini (the
+            // system instruction is set in `setup` only): never sent here.
+            Command::UpdateInstructions(_) => {
+                tracing::debug!("gemini takes no instruction update; skipped");
+                Ok(())
+            }
             Command::StartGreeting => {
                 if self.greeted {
                     return Ok(());
@@ -419,7 +464,8 @@ impl Driver {
                     .prompt()
                     .unwrap_or(crate::config::Greeting::DEFAULT_PROMPT)
                     .to_owned();
-                send_on(&mut self.conn, wire::user_turn_message(&prompt)).await
+                self.send_kept(wire::user_turn_message(&prompt).into())
+                    .await
             }
         }
     }
@@ -479,6 +525,7 @@ impl Driver {
         budget: Option<Duration>,
         clean: bool,
     ) -> Step {
+        let resuming = handle.is_some();
         let params = self.params.clone();
         let open = async move {
             transport::with_retry(Provider::Gemini, &retry, |attempt| {
@@ -514,6 +561,34 @@ impl Driver {
                 self.resumption.on_switched();
                 self.emit(ModelEvent::Resumed).await;
                 self.held_audio_bytes = 0;
+                // What the old connection's state did not include goes
+                // first (transparent resumption), then the held input.
+                let replay = if resuming {
+                    self.unconsumed.take_replay()
+                } else {
+                    self.unconsumed.reset();
+                    Default::default()
+                };
+                if replay.lost {
+                    self.emit(ModelEvent::Error {
+                        kind: ErrorKind::InputDropped,
+                        message: "input not yet consumed by the model exceeded its bound".into(),
+                    })
+                    .await;
+                }
+                tracing::debug!(
+                    messages = replay.messages.len(),
+                    "gemini: replaying unconsumed input"
+                );
+                for text in replay.messages {
+                    if let Err(e) = self.send_kept(text).await {
+                        tracing::warn!(error = %e, "gemini send failed after resumption");
+                        return Step::End(CloseOutcome {
+                            reason: CloseReason::ConnectionLost,
+                            clean: false,
+                        });
+                    }
+                }
                 while let Some(cmd) = self.held.pop_front() {
                     if let Err(e) = self.send_command(cmd).await {
                         tracing::warn!(error = %e, "gemini send failed after resumption");

@@ -42,14 +42,17 @@ use crate::session::ModelSession;
 
 mod driver;
 mod resume;
+mod unconsumed;
 pub mod wire;
 
 /// The public Gemini API endpoint (v1beta).
 pub const DEFAULT_ENDPOINT: &str = "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent";
 
-/// A model id that supports the Live API at the time of writing (keep it in
-/// configuration: model names change often).
-pub const DEFAULT_MODEL: &str = "gemini-3.1-flash-live-preview";
+/// The current stable Live API model (native audio in and out) at the
+/// time of writing: `gemini-3.8-live`, the Live API's default
+/// (ai.google.dev/gemini-api/docs/models/gemini-3.8-live). Keep it in
+/// configuration: model names change often.
+pub const DEFAULT_MODEL: &str = "gemini-3.8-live";
 
 /// The Gemini Live provider.
 ///

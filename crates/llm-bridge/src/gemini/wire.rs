@@ -167,9 +167,12 @@ pub fn setup_message(
     if config.transcription.output {
         setup.insert("outputAudioTranscription".into(), json!({}));
     }
+    // `transparent`: every `sessionResumptionUpdate` says which client
+    // message it includes (`lastConsumedClientMessageIndex`), so what was
+    // sent after it can be replayed on a resumed connection.
     let resumption = match resume {
-        Some(h) => json!({"handle": h}),
-        None => json!({}),
+        Some(h) => json!({"handle": h, "transparent": true}),
+        None => json!({"transparent": true}),
     };
     setup.insert("sessionResumption".into(), resumption);
     setup.insert(
@@ -350,6 +353,8 @@ struct ResumptionUpdate {
     new_handle: Option<String>,
     #[serde(default)]
     resumable: bool,
+    /// An int64: a JSON string in proto3 JSON, a number from some servers.
+    last_consumed_client_message_index: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -378,6 +383,9 @@ pub enum Inbound {
         handle: Option<String>,
         /// Whether the session can be resumed at this point.
         resumable: bool,
+        /// The index of the last client message on this connection that
+        /// the state of `handle` includes (transparent resumption).
+        last_consumed: Option<u64>,
     },
 }
 
@@ -505,9 +513,15 @@ fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError
         })));
     }
     if let Some(r) = msg.session_resumption_update {
+        let last_consumed = match &r.last_consumed_client_message_index {
+            Some(Value::String(s)) => s.trim().parse().ok(),
+            Some(Value::Number(n)) => n.as_u64(),
+            _ => None,
+        };
         out.push(Inbound::Resumption {
             handle: r.new_handle.filter(|h| !h.is_empty()),
             resumable: r.resumable,
+            last_consumed,
         });
     }
     if let Some(g) = msg.go_away {

@@ -229,6 +229,11 @@ impl Core {
             | Command::ActivityEnd
             | Command::PlaybackProgress(_)
             | Command::Interrupt(_) => {}
+            // The handle refuses instruction updates for GPT-Live
+            // (`instructions` are immutable after start): never sent here.
+            Command::UpdateInstructions(_) => {
+                tracing::debug!("gpt-live takes no instruction update; skipped");
+            }
             // No user-text message outside Responses delegation: text (DTMF)
             // goes as appended general instructions.
             Command::Text(t) => self.send(wire::instructions_append(&t, None)),

@@ -86,7 +86,10 @@ pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, Con
             .map_err(transport::setup_failure)?;
         wait_started(&mut conn).await
     };
-    transport::within_setup_timeout(cfg.setup_timeout, setup).await?;
+    let result = transport::within_setup_timeout(cfg.setup_timeout, setup).await;
+    if let Err(failure) = result {
+        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
+    }
     Ok(conn)
 }
 

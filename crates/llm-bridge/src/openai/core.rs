@@ -471,6 +471,9 @@ impl Core {
                 }
                 self.barge_in();
             }
+            Command::UpdateInstructions(text) => {
+                self.send(wire::instructions_update_message(&text));
+            }
             Command::StartGreeting => {
                 if !self.greeted {
                     self.greeted = true;

@@ -82,7 +82,10 @@ pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, Con
             .map_err(transport::setup_failure)?;
         wait_for(&mut conn, &Inbound::SessionUpdated).await
     };
-    transport::within_setup_timeout(cfg.setup_timeout, setup).await?;
+    let result = transport::within_setup_timeout(cfg.setup_timeout, setup).await;
+    if let Err(failure) = result {
+        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
+    }
     Ok(conn)
 }
 
@@ -199,6 +202,13 @@ impl Driver {
                 Err(e) => transport::connection_lost(&e, "openai"),
             };
         }
+        // The call's context goes with new instructions, as at open.
+        let cmd = match cmd {
+            Command::UpdateInstructions(text) => {
+                Command::UpdateInstructions(self.params.metadata.instructions_with_context(&text))
+            }
+            cmd => cmd,
+        };
         self.core.handle_command(cmd);
         self.drain().await
     }

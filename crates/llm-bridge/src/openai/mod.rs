@@ -33,8 +33,10 @@ pub mod wire;
 /// The public GA endpoint (the model goes in the `model` query parameter).
 pub const DEFAULT_ENDPOINT: &str = "wss://api.openai.com/v1/realtime";
 
-/// A GA realtime model id at the time of writing (keep it in configuration).
-pub const DEFAULT_MODEL: &str = "gpt-realtime";
+/// The current GA realtime model at the time of writing:
+/// `gpt-realtime-2.1` (developers.openai.com/api/docs/models/gpt-realtime-2.1).
+/// Keep it in configuration: model names change often.
+pub const DEFAULT_MODEL: &str = "gpt-realtime-2.1";
 
 /// The OpenAI Realtime provider (GA protocol).
 #[derive(Debug, Clone, Copy, Default)]

@@ -19,9 +19,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audio::{AudioFormat, SampleRate};
-use crate::config::{CallMetadata, Sensitivity, SessionConfig, TurnDetection};
+use crate::config::{CallMetadata, SessionConfig, TurnDetection};
 use crate::event::{RateLimit, Usage};
 use crate::session::ToolResult;
+use crate::tuning::OpenAiVad;
 
 /// Input transcription model used when the configuration names none.
 pub const DEFAULT_TRANSCRIPTION_MODEL: &str = "gpt-4o-mini-transcribe";
@@ -39,11 +40,36 @@ pub fn format_json(format: AudioFormat) -> Option<Value> {
     }
 }
 
-fn threshold(s: Sensitivity) -> f64 {
-    match s {
-        Sensitivity::Default => 0.5,
-        Sensitivity::High => 0.3,
-        Sensitivity::Low => 0.7,
+/// The `turn_detection` object of `vad`, with the caller's barge-in
+/// choice (`interrupt_response`); the server always answers a finished
+/// turn (`create_response`).
+fn turn_detection_json(vad: &OpenAiVad, interrupt_response: bool) -> Value {
+    match vad {
+        OpenAiVad::Server(v) => {
+            let mut m = Map::new();
+            m.insert("type".into(), json!("server_vad"));
+            m.insert("threshold".into(), json!(v.threshold));
+            m.insert(
+                "prefix_padding_ms".into(),
+                json!(v.prefix_padding.as_millis() as u64),
+            );
+            m.insert(
+                "silence_duration_ms".into(),
+                json!(v.silence_duration.as_millis() as u64),
+            );
+            if let Some(t) = v.idle_timeout {
+                m.insert("idle_timeout_ms".into(), json!(t.as_millis() as u64));
+            }
+            m.insert("create_response".into(), json!(true));
+            m.insert("interrupt_response".into(), json!(interrupt_response));
+            Value::Object(m)
+        }
+        OpenAiVad::Semantic { eagerness } => json!({
+            "type": "semantic_vad",
+            "eagerness": eagerness.as_str(),
+            "create_response": true,
+            "interrupt_response": interrupt_response,
+        }),
     }
 }
 
@@ -62,22 +88,16 @@ pub fn session_update_message(
     }
     let turn_detection = match &config.turn_detection {
         TurnDetection::Server {
-            start_sensitivity,
-            end_sensitivity: _,
-            prefix_padding,
-            silence_duration,
-            interrupt_response,
-        } => json!({
-            "type": "server_vad",
-            "threshold": threshold(*start_sensitivity),
-            "prefix_padding_ms": prefix_padding.as_millis() as u64,
-            "silence_duration_ms": silence_duration.as_millis() as u64,
-            "create_response": true,
-            "interrupt_response": interrupt_response,
-        }),
+            interrupt_response, ..
+        } => turn_detection_json(&config.openai.vad, *interrupt_response),
         TurnDetection::Manual => Value::Null,
     };
     audio_in.insert("turn_detection".into(), turn_detection);
+    let noise = match config.openai.noise_reduction.as_str() {
+        Some(kind) => json!({ "type": kind }),
+        None => Value::Null,
+    };
+    audio_in.insert("noise_reduction".into(), noise);
     if config.transcription.input {
         let mut t = Map::new();
         let model = config
@@ -128,6 +148,14 @@ pub fn session_update_message(
         session.insert("tool_choice".into(), json!("auto"));
     }
     json!({"type": "session.update", "session": session}).to_string()
+}
+
+/// A mid-session `session.update` that replaces only the instructions
+/// (the fields absent from an update keep their values).
+pub fn instructions_update_message(instructions: &str) -> String {
+    json!({"type": "session.update",
+           "session": {"type": "realtime", "instructions": instructions}})
+    .to_string()
 }
 
 const APPEND_PREFIX: &[u8] = b"{\"type\":\"input_audio_buffer.append\",\"audio\":\"";

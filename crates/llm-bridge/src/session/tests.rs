@@ -26,6 +26,7 @@ fn seen(cmd: &Command) -> Seen {
         Command::PlaybackProgress(_) => Seen::Other("progress"),
         Command::StartGreeting => Seen::Other("greeting"),
         Command::Interrupt(_) => Seen::Other("interrupt"),
+        Command::UpdateInstructions(_) => Seen::Other("instructions"),
     }
 }
 
@@ -228,4 +229,37 @@ async fn a_local_barge_in_sends_the_callers_pending_audio_first() {
         *log.lock().unwrap(),
         vec![Seen::Audio(640), Seen::Other("interrupt")]
     );
+}
+
+/// OpenAI Realtime takes new instructions (after the caller's pending
+/// audio); Gemini and GPT-Live refuse with the typed error, queue nothing,
+/// and the session goes on.
+#[tokio::test(start_paused = true)]
+async fn instruction_updates_go_to_openai_and_are_refused_elsewhere() {
+    let (mut s, log, _ev) = recording(Provider::OpenAi, UplinkChunk::Ms60);
+    frame(&mut s);
+    s.update_instructions("Speak French.").await.unwrap();
+    settle().await;
+    assert_eq!(
+        *log.lock().unwrap(),
+        vec![Seen::Audio(640), Seen::Other("instructions")]
+    );
+    assert!(s.close().await.clean);
+    for provider in [Provider::Gemini, Provider::GptLive] {
+        let (mut s, log, _ev) = recording(provider, UplinkChunk::Ms60);
+        frame(&mut s);
+        let err = s.update_instructions("Speak French.").await.unwrap_err();
+        assert!(
+            matches!(err, Error::InstructionsUpdateUnsupported { provider: p } if p == provider),
+            "{err:?}"
+        );
+        s.send_text("hi").await.unwrap();
+        settle().await;
+        assert_eq!(
+            *log.lock().unwrap(),
+            vec![Seen::Audio(640), Seen::Other("text")],
+            "nothing queued for the refused update"
+        );
+        assert!(s.close().await.clean);
+    }
 }

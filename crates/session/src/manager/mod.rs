@@ -16,7 +16,7 @@
 //! use callbridge_session::{FixedSummarizer, Manager, ManagerConfig, OriginateRequest};
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut model = SessionConfig::default();
-//! model.model = "gemini-3.1-flash-live-preview".into();
+//! model.model = "gemini-3.8-live".into();
 //! let cfg = ManagerConfig::new(
 //!     "0.0.0.0:5060".parse()?,
 //!     "192.0.2.10".parse()?,

@@ -68,7 +68,7 @@ fn setup_carries_every_required_part() {
     );
     assert_eq!(s["inputAudioTranscription"], json!({}));
     assert_eq!(s["outputAudioTranscription"], json!({}));
-    assert_eq!(s["sessionResumption"], json!({}));
+    assert_eq!(s["sessionResumption"], json!({"transparent": true}));
     assert_eq!(s["contextWindowCompression"], json!({"slidingWindow": {}}));
 }
 
@@ -82,7 +82,10 @@ fn resumed_setup_carries_the_handle_and_manual_mode_disables_aad() {
     };
     c.tools.clear();
     let v = parse(&setup_message(&c, &CallMetadata::default(), Some("h-7")));
-    assert_eq!(v["setup"]["sessionResumption"], json!({"handle": "h-7"}));
+    assert_eq!(
+        v["setup"]["sessionResumption"],
+        json!({"handle": "h-7", "transparent": true})
+    );
     assert_eq!(
         v["setup"]["realtimeInputConfig"]["automaticActivityDetection"]["disabled"],
         true
@@ -172,7 +175,8 @@ fn control_messages_decode() {
         decode(r#"{"sessionResumptionUpdate":{"newHandle":"","resumable":false}}"#).unwrap(),
         vec![Inbound::Resumption {
             handle: None,
-            resumable: false
+            resumable: false,
+            last_consumed: None,
         }]
     );
     assert_eq!(
@@ -180,7 +184,18 @@ fn control_messages_decode() {
             .unwrap(),
         vec![Inbound::Resumption {
             handle: Some("h1".into()),
-            resumable: true
+            resumable: true,
+            last_consumed: Some(12),
+        }]
+    );
+    // The index as a JSON number is taken too.
+    assert_eq!(
+        decode(r#"{"sessionResumptionUpdate":{"newHandle":"h2","resumable":true,"lastConsumedClientMessageIndex":7}}"#)
+            .unwrap(),
+        vec![Inbound::Resumption {
+            handle: Some("h2".into()),
+            resumable: true,
+            last_consumed: Some(7),
         }]
     );
     assert_eq!(

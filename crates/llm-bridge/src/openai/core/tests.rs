@@ -518,3 +518,18 @@ proptest! {
         }
     }
 }
+
+/// New instructions are one `session.update` with `instructions` only
+/// (nothing else changes), and start no response by themselves.
+#[test]
+fn instruction_update_is_a_session_update_of_the_instructions_alone() {
+    let mut c = core();
+    c.handle_command(Command::UpdateInstructions("Speak French.".into()));
+    let (evs, sent) = drain(&mut c);
+    assert!(evs.is_empty(), "{evs:?}");
+    assert_eq!(
+        sent,
+        [json!({"type": "session.update",
+                "session": {"type": "realtime", "instructions": "Speak French."}})]
+    );
+}

@@ -83,6 +83,74 @@ fn manual_turns_send_null_turn_detection_and_pcm_has_rate() {
     assert!(format_json(AudioFormat::PCM_16K).is_none());
 }
 
+/// The API's defaults by default: 300 ms prefix padding (the 20 ms sent
+/// before clipped first syllables), no idle timeout, no noise reduction.
+#[test]
+fn session_update_carries_the_apis_vad_defaults() {
+    let s = session_update_message(
+        &cfg(),
+        &CallMetadata::default(),
+        AudioFormat::Pcmu,
+        AudioFormat::Pcmu,
+    );
+    let v: Value = serde_json::from_str(&s).unwrap();
+    let input = &v["session"]["audio"]["input"];
+    assert_eq!(
+        input["turn_detection"],
+        json!({"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+               "silence_duration_ms": 500, "create_response": true, "interrupt_response": true})
+    );
+    assert!(input["noise_reduction"].is_null());
+}
+
+#[test]
+fn session_update_carries_the_configured_tuning() {
+    use crate::tuning::{Eagerness, NoiseReduction, OpenAiVad, ServerVad};
+    let mut c = cfg();
+    c.openai.vad = OpenAiVad::Server(ServerVad {
+        threshold: 0.7,
+        prefix_padding: Duration::from_millis(250),
+        silence_duration: Duration::from_millis(800),
+        idle_timeout: Some(Duration::from_secs(8)),
+    });
+    c.openai.noise_reduction = NoiseReduction::NearField;
+    c.transcription.model = Some("gpt-4o-transcribe".into());
+    let s = session_update_message(
+        &c,
+        &CallMetadata::default(),
+        AudioFormat::Pcmu,
+        AudioFormat::Pcmu,
+    );
+    let v: Value = serde_json::from_str(&s).unwrap();
+    let input = &v["session"]["audio"]["input"];
+    let td = &input["turn_detection"];
+    assert_eq!(td["threshold"], 0.7);
+    assert_eq!(td["prefix_padding_ms"], 250);
+    assert_eq!(td["silence_duration_ms"], 800);
+    assert_eq!(td["idle_timeout_ms"], 8000);
+    assert_eq!(input["noise_reduction"], json!({"type": "near_field"}));
+    assert_eq!(input["transcription"]["model"], "gpt-4o-transcribe");
+
+    c.openai.vad = OpenAiVad::Semantic {
+        eagerness: Eagerness::Low,
+    };
+    c.openai.noise_reduction = NoiseReduction::FarField;
+    let s = session_update_message(
+        &c,
+        &CallMetadata::default(),
+        AudioFormat::Pcmu,
+        AudioFormat::Pcmu,
+    );
+    let v: Value = serde_json::from_str(&s).unwrap();
+    let input = &v["session"]["audio"]["input"];
+    assert_eq!(
+        input["turn_detection"],
+        json!({"type": "semantic_vad", "eagerness": "low", "create_response": true,
+               "interrupt_response": true})
+    );
+    assert_eq!(input["noise_reduction"], json!({"type": "far_field"}));
+}
+
 #[test]
 fn append_is_valid_json_with_base64_audio() {
     let mut out = BytesMut::new();
