@@ -17,6 +17,7 @@ pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
 mod end_reason;
+pub mod events;
 pub mod gauges;
 pub mod lifecycle;
 mod log_name;
@@ -24,10 +25,12 @@ pub mod manager;
 pub mod metrics;
 pub mod signing;
 pub mod store_writer;
+pub mod webhooks;
 
 /// The post-call summarizer the [`Manager`] takes (llm-bridge's
 /// `summary`), re-exported for the callers that build one.
 pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};
+pub use bridge::ControlError;
 pub use manager::{
     CallInfo, CarrierCall, EngineStatus, Manager, ManagerConfig, ManagerError, OriginateRequest,
     OutboundAuth, Readiness, Snapshot,
