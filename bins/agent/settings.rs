@@ -31,6 +31,7 @@
 //! `mapping`.
 
 mod amd;
+mod webhooks;
 mod carrier;
 mod check;
 mod error;
