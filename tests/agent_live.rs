@@ -89,15 +89,15 @@ fn serve(conn: TcpStream, sink: &Mutex<Vec<Hook>>) {
 fn webhook_env(url: &str, db: &std::path::Path) -> Vec<(String, String)> {
     vec![
         ("CALLBRIDGE_WEBHOOKS_URLS".into(), url.into()),
-        ("CALLBRIDGE_WEBHOOKS_SECRET_ENV".into(), "E2E_WEBHOOK_SECRET".into()),
+        (
+            "CALLBRIDGE_WEBHOOKS_SECRET_ENV".into(),
+            "E2E_WEBHOOK_SECRET".into(),
+        ),
         ("E2E_WEBHOOK_SECRET".into(), SECRET.into()),
         ("CALLBRIDGE_WEBHOOKS_RETRY_INITIAL".into(), "200ms".into()),
         ("CALLBRIDGE_WEBHOOKS_RETRY_MAX".into(), "500ms".into()),
         ("CALLBRIDGE_WEBHOOKS_TIMEOUT".into(), "2s".into()),
-        (
-            "CALLBRIDGE_STORE_DATABASE".into(),
-            db.display().to_string(),
-        ),
+        ("CALLBRIDGE_STORE_DATABASE".into(), db.display().to_string()),
     ]
 }
 
@@ -171,7 +171,10 @@ fn webhooks_survive_an_agent_restart_mid_delivery_and_are_signed() {
         let key = &h.headers["idempotency-key"];
         assert_eq!(doc["id"], key.as_str(), "the key is the event's id");
         assert_eq!(doc["session"], id.to_string());
-        assert_eq!(h.headers["x-callbridge-event"], doc["event"].as_str().unwrap());
+        assert_eq!(
+            h.headers["x-callbridge-event"],
+            doc["event"].as_str().unwrap()
+        );
         seen.insert(key.clone());
         names.insert(doc["event"].as_str().unwrap().to_owned());
     }
@@ -272,8 +275,14 @@ fn the_event_stream_follows_a_real_call_in_order_to_its_end() {
     println!("events: {names:?}");
     assert_eq!(names.first(), Some(&"call.state"), "{text}");
     assert_eq!(names.last(), Some(&"call.ended"), "{text}");
-    let seqs: Vec<u64> = events.iter().filter_map(|(_, d)| d["seq"].as_u64()).collect();
-    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "gapless, in order: {seqs:?}");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, d)| d["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless, in order: {seqs:?}"
+    );
     let turns: Vec<&Value> = events
         .iter()
         .filter(|(n, _)| n == "transcript.turn")

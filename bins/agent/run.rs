@@ -533,7 +533,9 @@ impl Agent {
         self.manager.shutdown().await;
         self.webhook_stop.cancel();
         if let Some(t) = self.webhook_task
-            && tokio::time::timeout(Duration::from_secs(5), t).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
         {
             warn!("webhook worker did not stop in time");
         }

@@ -31,7 +31,6 @@
 //! `mapping`.
 
 mod amd;
-mod webhooks;
 mod carrier;
 mod check;
 mod error;
@@ -44,6 +43,7 @@ mod source;
 mod transfer;
 mod validate;
 mod values;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;

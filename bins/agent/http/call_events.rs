@@ -167,5 +167,7 @@ pub async fn deliveries(
             })
         })
         .collect();
-    Ok(Json(json!({ "session": id.to_string(), "deliveries": list })))
+    Ok(Json(
+        json!({ "session": id.to_string(), "deliveries": list }),
+    ))
 }

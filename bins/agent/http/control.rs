@@ -87,7 +87,11 @@ fn control_error(e: ControlError) -> Response {
 }
 
 fn accepted() -> Response {
-    (StatusCode::ACCEPTED, axum::Json(json!({"status": "accepted"}))).into_response()
+    (
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"status": "accepted"})),
+    )
+        .into_response()
 }
 
 fn text_field(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
@@ -112,7 +116,12 @@ pub async fn instructions(
     let id = checked(&ctx, caller, path).await?;
     let Json(b) = body?;
     text_field("instructions", &b.instructions, MAX_INSTRUCTIONS)?;
-    match ctx.state.manager.update_instructions(id, b.instructions).await {
+    match ctx
+        .state
+        .manager
+        .update_instructions(id, b.instructions)
+        .await
+    {
         Ok(()) => {
             info!(session = %id, "instructions updated");
             Ok(accepted())

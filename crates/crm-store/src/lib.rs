@@ -113,11 +113,11 @@ mod leads;
 mod maintenance;
 mod model;
 mod node;
+mod outbox;
 mod outcome;
 mod policy;
 mod random;
 mod recordings;
-mod outbox;
 mod recovery;
 pub mod schema;
 mod session_types;
@@ -149,8 +149,8 @@ pub use model::{
 };
 pub use node::{MAX_NODE_ID, NodeId};
 pub use outbox::{
-    DeliveryStatus, MAX_OUTBOX_CLAIM, MAX_OUTBOX_ERROR, MAX_OUTBOX_FIELD, MAX_OUTBOX_PAYLOAD, NewOutbox,
-    OutboxId, OutboxRow,
+    DeliveryStatus, MAX_OUTBOX_CLAIM, MAX_OUTBOX_ERROR, MAX_OUTBOX_FIELD, MAX_OUTBOX_PAYLOAD,
+    NewOutbox, OutboxId, OutboxRow,
 };
 pub use outcome::outcome_of;
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};

@@ -15,7 +15,9 @@ const LEASE: Duration = Duration::from_secs(30);
 
 fn session(store: &mut Store) -> SessionId {
     let id = SessionId::new_v4();
-    store.create_session(&NewSession::inbound(id, t(0))).unwrap();
+    store
+        .create_session(&NewSession::inbound(id, t(0)))
+        .unwrap();
     id
 }
 
@@ -69,7 +71,11 @@ fn a_failed_attempt_waits_for_its_retry_and_a_last_one_fails_the_row() {
     assert_eq!(r[0].last_status, Some(503));
     assert_eq!(r[0].last_error.as_ref().unwrap().len(), MAX_OUTBOX_ERROR);
     s.outbox_failed(r[0].id, "could not connect", None).unwrap();
-    assert!(s.claim_outbox(t(10_000), 10, LEASE, "n1").unwrap().is_empty());
+    assert!(
+        s.claim_outbox(t(10_000), 10, LEASE, "n1")
+            .unwrap()
+            .is_empty()
+    );
     let listed = s.outbox_for_session(id).unwrap();
     assert_eq!(listed[0].status, DeliveryStatus::Failed);
     assert_eq!(listed[0].attempts, 2);
@@ -114,12 +120,7 @@ fn a_replayed_write_adds_no_second_row_and_the_sizes_are_bounded() {
         s.enqueue_outbox(SessionId::new_v4(), &[row(id, 4, "http://a/h")]),
         Err(Error::NotFound { .. })
     ));
-    assert!(
-        s.claim_outbox(t(10), 1000, LEASE, "n")
-            .unwrap()
-            .len()
-            <= MAX_OUTBOX_CLAIM as usize
-    );
+    assert!(s.claim_outbox(t(10), 1000, LEASE, "n").unwrap().len() <= MAX_OUTBOX_CLAIM as usize);
 }
 
 fn old_delivered_and_failed_rows_are_pruned_and_pending_ones_kept() {

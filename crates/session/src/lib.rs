@@ -27,10 +27,10 @@ pub mod signing;
 pub mod store_writer;
 pub mod webhooks;
 
+pub use bridge::ControlError;
 /// The post-call summarizer the [`Manager`] takes (llm-bridge's
 /// `summary`), re-exported for the callers that build one.
 pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};
-pub use bridge::ControlError;
 pub use manager::{
     CallInfo, CarrierCall, EngineStatus, Manager, ManagerConfig, ManagerError, OriginateRequest,
     OutboundAuth, Readiness, Snapshot,

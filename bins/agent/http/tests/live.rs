@@ -17,7 +17,9 @@ use tower::ServiceExt;
 use super::{Callee, Rig, rig};
 
 async fn ringing_call(r: &Rig) -> SessionId {
-    let a = r.post_call(&r.operator, json!({"to": "+14155550100"})).await;
+    let a = r
+        .post_call(&r.operator, json!({"to": "+14155550100"}))
+        .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     let c: CallAccepted = serde_json::from_slice(&a.body).unwrap();
     c.id.parse().unwrap()
@@ -66,7 +68,11 @@ async fn the_event_stream_runs_from_the_state_to_the_end_and_then_closes() {
     let mut text = String::new();
     read_until(&mut body, &mut text, "event: call.state").await;
     let a = r
-        .req(Method::DELETE, &format!("/api/calls/{id}"), Some(&r.operator))
+        .req(
+            Method::DELETE,
+            &format!("/api/calls/{id}"),
+            Some(&r.operator),
+        )
         .await;
     assert_eq!(a.status, StatusCode::ACCEPTED);
     read_until(&mut body, &mut text, "event: call.ended").await;
@@ -102,7 +108,10 @@ async fn the_event_stream_runs_from_the_state_to_the_end_and_then_closes() {
     let a = r.get(&format!("/api/calls/{id}/events"), &r.other).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     let a = r
-        .get(&format!("/api/calls/{}/events", SessionId::new_v4()), &r.admin)
+        .get(
+            &format!("/api/calls/{}/events", SessionId::new_v4()),
+            &r.admin,
+        )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     r.manager.shutdown().await;
@@ -153,14 +162,22 @@ async fn control_routes_check_roles_targets_and_answer_a_typed_409() {
     // A name not in transfer.targets (or a raw URI) is refused outright.
     for target in ["support", "sip:sales@127.0.0.1"] {
         let a = r
-            .send(post(&path("transfer"), &r.operator, &json!({ "target": target })))
+            .send(post(
+                &path("transfer"),
+                &r.operator,
+                &json!({ "target": target }),
+            ))
             .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{target}");
         assert_eq!(a.json()["code"], "target_not_allowed");
     }
     // A listed one is taken only on an active call; this one still rings.
     let a = r
-        .send(post(&path("transfer"), &r.operator, &json!({"target": "sales"})))
+        .send(post(
+            &path("transfer"),
+            &r.operator,
+            &json!({"target": "sales"}),
+        ))
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.json()["code"], "not_now");

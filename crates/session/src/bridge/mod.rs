@@ -36,13 +36,13 @@ mod control;
 mod detect;
 mod dial;
 mod exec;
-mod publish;
 pub mod fallback;
 mod link;
 mod media;
 mod model;
 pub(crate) mod msg;
 mod playback;
+mod publish;
 mod transcript;
 pub mod transport;
 

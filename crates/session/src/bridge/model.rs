@@ -100,10 +100,7 @@ impl Call {
             ModelEvent::InputTranscript { text, finished } => {
                 self.amd_transcript(&text, finished);
                 self.transcript.caller_piece(now, &text, finished);
-                self.publish(crate::events::CallEvent::TranscriptDelta {
-                    caller: true,
-                    text,
-                });
+                self.publish(crate::events::CallEvent::TranscriptDelta { caller: true, text });
                 self.inputs
                     .push_back(Input::Media(MediaInput::CallerSpeech));
                 return;

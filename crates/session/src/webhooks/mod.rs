@@ -101,7 +101,8 @@ impl WebhookConfig {
 
     /// Whether an event of this name goes out.
     pub fn wants(&self, name: &str) -> bool {
-        WEBHOOK_EVENTS.contains(&name) && (self.events.is_empty() || self.events.iter().any(|e| e == name))
+        WEBHOOK_EVENTS.contains(&name)
+            && (self.events.is_empty() || self.events.iter().any(|e| e == name))
     }
 
     /// The outbox rows of one event: one per receiver, or none when the
@@ -155,10 +156,7 @@ impl Backoff {
     /// above `max`.
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(30);
-        let base = self
-            .initial
-            .saturating_mul(1u32 << exp)
-            .min(self.max);
+        let base = self.initial.saturating_mul(1u32 << exp).min(self.max);
         let j = jitter.clamp(0.0, 1.0) + 0.5;
         base.mul_f64(j).min(self.max)
     }

@@ -81,7 +81,10 @@ pub async fn start(
     .map_err(|e| WorkerError::Client(e.to_string()))?;
     let (freed, node) = freed?;
     if freed > 0 {
-        info!(rows = freed, "webhook deliveries of the last run taken up again");
+        info!(
+            rows = freed,
+            "webhook deliveries of the last run taken up again"
+        );
     }
     let w = Worker {
         store: Arc::new(Mutex::new(store)),
