@@ -92,6 +92,15 @@ pub enum StartError {
         /// Why.
         source: HangupError,
     },
+    /// `webhooks.secret_env` names a variable that is not set.
+    #[error("webhooks.secret_env: the variable {var} is not set (or empty)")]
+    WebhookSecret {
+        /// The variable's name.
+        var: String,
+    },
+    /// The webhook worker did not start.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] callbridge_session::webhooks::worker::WorkerError),
     /// A blocking task panicked.
     #[error("start-up task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
@@ -108,6 +117,7 @@ impl StartError {
         match self {
             StartError::RecordingsDir { .. }
             | StartError::Store { .. }
+            | StartError::WebhookSecret { .. }
             | StartError::CarrierHangup {
                 source: HangupError::Tls { .. },
                 ..
@@ -162,6 +172,54 @@ pub struct Agent {
     registration: Option<RegistrationId>,
     http_stop: CancellationToken,
     http_tasks: Vec<JoinHandle<()>>,
+    /// The webhook worker (`[webhooks]`), stopped after the calls.
+    webhook_stop: CancellationToken,
+    webhook_task: Option<JoinHandle<()>>,
+}
+
+/// `[webhooks]` with its secret from the environment.
+fn webhook_config(
+    settings: &Settings,
+) -> Result<Option<Arc<callbridge_session::webhooks::WebhookConfig>>, StartError> {
+    let Some(w) = &settings.webhooks else {
+        return Ok(None);
+    };
+    let mut cfg = w.config.clone();
+    if let Some(var) = &w.secret_env {
+        let secret = std::env::var(var)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| StartError::WebhookSecret { var: var.clone() })?;
+        cfg.secret = Some(callbridge_redact::Secret::new(secret.into_bytes()));
+    }
+    Ok(Some(Arc::new(cfg)))
+}
+
+/// Starts the webhook worker on a store connection of its own, when
+/// `[webhooks]` has receivers.
+async fn start_webhooks(
+    settings: &Settings,
+    stop: &CancellationToken,
+) -> Result<Option<JoinHandle<()>>, StartError> {
+    let Some(cfg) = webhook_config(settings)? else {
+        return Ok(None);
+    };
+    let at = settings.store_at();
+    let store = tokio::task::spawn_blocking(move || at.open())
+        .await?
+        .map_err(|source| StartError::Store {
+            path: PathBuf::from(settings.store_at().url.to_string()),
+            source,
+        })?;
+    let task = callbridge_session::webhooks::worker::start(
+        store,
+        (*cfg).clone(),
+        settings.tls_roots,
+        settings.node.as_str().to_owned(),
+        stop.clone(),
+    )
+    .await?;
+    Ok(Some(task))
 }
 
 /// Binds `addr` for `key`.
@@ -352,6 +410,7 @@ impl Agent {
             },
         )?;
         cfg.engine = Some(engine);
+        cfg.webhooks = webhook_config(settings)?;
         cfg.outbound_auth = settings.outbound_auth(secrets);
         cfg.store_writer.recover_after_replay = recovery_postponed;
         if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
@@ -369,6 +428,14 @@ impl Agent {
                 addr: settings.sip_bind,
                 source,
             })?;
+        let webhook_stop = CancellationToken::new();
+        let webhook_task = match start_webhooks(settings, &webhook_stop).await {
+            Ok(t) => t,
+            Err(e) => {
+                manager.shutdown().await;
+                return Err(e);
+            }
+        };
         let sip_addr = manager.sip_addr();
         let registration = match register(&manager, settings, secrets, sip_addr).await {
             Ok(r) => r,
@@ -402,6 +469,7 @@ impl Agent {
             outbound: settings.outbound(),
             carrier: Some(Arc::new(carrier)),
             console: Arc::default(),
+            listen: settings.http_listen,
         });
         let apart = http::Apart {
             public: public_addr.is_some(),
@@ -445,6 +513,8 @@ impl Agent {
             registration,
             http_stop,
             http_tasks,
+            webhook_stop,
+            webhook_task,
         })
     }
 
@@ -461,6 +531,14 @@ impl Agent {
             }
         }
         self.manager.shutdown().await;
+        self.webhook_stop.cancel();
+        if let Some(t) = self.webhook_task
+            && tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+        {
+            warn!("webhook worker did not stop in time");
+        }
         self.http_stop.cancel();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for mut task in self.http_tasks {

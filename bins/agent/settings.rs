@@ -44,6 +44,7 @@ mod source;
 mod transfer;
 mod validate;
 mod values;
+mod webhooks;
 
 #[cfg(test)]
 mod tests;

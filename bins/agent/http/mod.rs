@@ -12,6 +12,10 @@
 //! | `GET /api/sessions/{id}/recording` | any role | admin | [`recording`] |
 //! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | admin | [`calls`] |
 //! | `GET /api/calls/{id}` | any role | admin | [`calls`] |
+//! | `GET /api/calls/{id}/events` (SSE) | any role | admin | [`call_events`] |
+//! | `POST /api/calls/{id}/instructions`, `/say`, `/transfer` | agent-operator, admin | admin | [`control`] |
+//! | `GET /api/calls/{id}/listen` (WebSocket; `http.listen`) | admin | admin | [`control`] |
+//! | `GET /api/webhooks/deliveries?session=` | admin | admin | [`call_events`] |
 //! | `/carrier/...` | carrier signature | public (admin unless `http.public_bind`) | [`carrier`] |
 //! | `/`, `/sign-in`, `/calls`, `/live`, `/campaigns`, `/dnc`, `/health`, `/assets/...` | console sign-in (cookie) | admin | [`console`] |
 //!
@@ -25,10 +29,12 @@
 //! ([`token_use`]).
 
 mod auth;
+mod call_events;
 mod calls;
 pub mod carrier;
 pub mod carrier_config;
 mod console;
+mod control;
 mod error;
 mod health;
 mod limits;
@@ -118,6 +124,19 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
         .route("/api/sessions/{id}/recording", get(recording::get))
         .route("/api/calls", axum::routing::post(calls::create))
         .route("/api/calls/{id}", get(calls::get).delete(calls::hangup))
+        // issue 23: live view and control, webhook deliveries
+        .route("/api/calls/{id}/events", get(call_events::events))
+        .route(
+            "/api/calls/{id}/instructions",
+            axum::routing::post(control::instructions),
+        )
+        .route("/api/calls/{id}/say", axum::routing::post(control::say))
+        .route(
+            "/api/calls/{id}/transfer",
+            axum::routing::post(control::transfer),
+        )
+        .route("/api/calls/{id}/listen", get(control::listen))
+        .route("/api/webhooks/deliveries", get(call_events::deliveries))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_token,

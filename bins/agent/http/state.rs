@@ -51,6 +51,8 @@ pub struct State {
     pub carrier: Option<Arc<CarrierState>>,
     /// The console's sign-in sessions (empty at start).
     pub console: Arc<ConsoleSessions>,
+    /// Whether `GET /api/calls/{id}/listen` is served (`http.listen`).
+    pub listen: bool,
 }
 
 /// Shared handle to [`State`].

@@ -205,6 +205,16 @@ pub const KEYS: &[Key] = &[
     text("amd.after_beep", "1s"),
     int("amd.machine_words", 9),
     int("amd.human_max_words", 3),
+    // [webhooks] (issue 23: call events out)
+    list("webhooks.urls"),
+    optional("webhooks.secret_env"),
+    list("webhooks.events"),
+    text("webhooks.timeout", "10s"),
+    text("webhooks.retry_initial", "1s"),
+    text("webhooks.retry_max", "5m"),
+    text("webhooks.give_up_after", "24h"),
+    text("webhooks.retention", "7d"),
+    // end [webhooks]
     text("store.database", "callbridge.db"),
     optional("store.url"),
     optional("store.node"),
@@ -221,6 +231,8 @@ pub const KEYS: &[Key] = &[
     text("http.idle_timeout", "20s"),
     int("http.max_connections", 1024),
     int("http.max_connections_per_ip", 32),
+    // issue 23: GET /api/calls/{id}/listen
+    flag("http.listen", false),
     text("log.format", "text"),
     text("log.level", "info"),
     flag("carrier.twilio.enabled", false),

@@ -916,3 +916,36 @@ fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
     let m = err(GOOD, &[("CALLBRIDGE_AMD_MACHINE_POLICY", "shout")]);
     assert!(m.contains("amd.machine_policy"), "{m}");
 }
+
+// --- issue 23 (live): [webhooks], http.listen ---
+#[test]
+fn webhooks_are_off_by_default_and_validated_whole() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert!(s.webhooks.is_none());
+    assert!(!s.http_listen);
+    let s = settings(
+        &format!(
+            "{GOOD}[webhooks]\nurls = [\"https://hooks.example/cb\"]\n\
+             secret_env = \"HOOK_SECRET\"\nevents = [\"call.ended\"]\nretry_initial = \"2s\"\n"
+        ),
+        &[("CALLBRIDGE_HTTP_LISTEN", "true")],
+    )
+    .unwrap();
+    let w = s.webhooks.unwrap();
+    assert_eq!(w.config.urls, vec!["https://hooks.example/cb".to_owned()]);
+    assert_eq!(w.config.events, vec!["call.ended".to_owned()]);
+    assert_eq!(w.secret_env.as_deref(), Some("HOOK_SECRET"));
+    assert_eq!(w.config.backoff.initial, Duration::from_secs(2));
+    assert!(s.http_listen);
+    let m = err(
+        &format!("{GOOD}[webhooks]\nurls = [\"ftp://x\"]\nevents = [\"call.exploded\"]\n"),
+        &[],
+    );
+    assert!(m.contains("ftp://x") && m.contains("call.exploded"), "{m}");
+    let m = err(
+        &format!("{GOOD}[webhooks]\nurls = [\"http://a\"]\nretry_initial = \"10m\"\n"),
+        &[],
+    );
+    assert!(m.contains("webhooks.retry_max"), "{m}");
+}
+// --- end issue 23 (live) ---

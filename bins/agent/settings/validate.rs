@@ -287,6 +287,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         .and_then(|t| transfer::targets(c, &t));
     // [amd]
     let amd = amd::read(c, base);
+    // [webhooks]
+    let webhooks = super::webhooks::read(c);
 
     // [store], [files], [tls]
     let path = |key: &str, what: &str| {
@@ -373,6 +375,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let idle_timeout = c.duration("http.idle_timeout");
     let max_connections = c.count("http.max_connections", 100_000);
     let max_connections_per_ip = c.count("http.max_connections_per_ip", 100_000);
+    let http_listen = c.flag("http.listen");
     let log_format = c.choice(
         "log.format",
         &[("text", LogFormat::Text), ("json", LogFormat::Json)],
@@ -437,6 +440,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             tools: tools?,
             transfer_targets: transfer_targets?,
             amd: amd?,
+            webhooks: webhooks?,
+            http_listen: http_listen?,
             setup_timeout: setup_timeout?,
             uplink: uplink?,
             openai: openai?,

@@ -181,6 +181,10 @@ pub struct Settings {
     pub transfer_targets: callbridge_session::dial_targets::DialTargets,
     /// Answering-machine detection (`[amd]`).
     pub amd: callbridge_session::amd::AmdSettings,
+    /// Call-event webhooks (`[webhooks]`; `None`: off).
+    pub webhooks: Option<super::webhooks::WebhookSettings>,
+    /// `GET /api/calls/{id}/listen` served (`http.listen`).
+    pub http_listen: bool,
     /// Model setup bound.
     pub setup_timeout: Duration,
     /// Caller audio per message to the model (`model.uplink_ms`).

@@ -113,6 +113,7 @@ mod leads;
 mod maintenance;
 mod model;
 mod node;
+mod outbox;
 mod outcome;
 mod policy;
 mod random;
@@ -147,6 +148,10 @@ pub use model::{
     UserId,
 };
 pub use node::{MAX_NODE_ID, NodeId};
+pub use outbox::{
+    DeliveryStatus, MAX_OUTBOX_CLAIM, MAX_OUTBOX_ERROR, MAX_OUTBOX_FIELD, MAX_OUTBOX_PAYLOAD,
+    NewOutbox, OutboxId, OutboxRow,
+};
 pub use outcome::outcome_of;
 pub use policy::{CallingWindow, MAX_RETRY_DELAY, RetryPolicy, Weekdays};
 pub use recordings::{

@@ -21,6 +21,7 @@ use rusqlite::params;
 use crate::db::Optional;
 use crate::error::{Entity, Error, Result};
 use crate::model::{SessionId, SessionState};
+use crate::outbox::{NewOutbox, enqueue_outbox_in};
 use crate::session_types::{Finish, NewEvent, NewTurn, SessionUpdate};
 use crate::sessions::{
     append_events_in, append_turns_in, finish_session_in, set_state_in, update_session_in,
@@ -47,11 +48,13 @@ pub enum SessionWrite {
     Update(Box<SessionUpdate>),
     /// [`Store::finish_session`] (idempotent by itself as well).
     Finish(Finish),
+    /// [`Store::enqueue_outbox`]: the webhook rows of the call's events.
+    Outbox(Vec<NewOutbox>),
 }
 
 impl SessionWrite {
     /// A short name for logs and metric labels: `state`, `turns`,
-    /// `events`, `update` or `finish`.
+    /// `events`, `update`, `finish` or `outbox`.
     pub fn kind(&self) -> &'static str {
         match self {
             SessionWrite::State { .. } => "state",
@@ -59,6 +62,7 @@ impl SessionWrite {
             SessionWrite::Events(_) => "events",
             SessionWrite::Update(_) => "update",
             SessionWrite::Finish(_) => "finish",
+            SessionWrite::Outbox(_) => "outbox",
         }
     }
 }
@@ -126,6 +130,7 @@ impl Store {
             SessionWrite::Finish(f) => {
                 finish_session_in(&tx, id, f)?;
             }
+            SessionWrite::Outbox(rows) => enqueue_outbox_in(&tx, id, rows)?,
         }
         tx.execute(
             "UPDATE call_sessions SET write_seq = ?2 WHERE id = ?1",

@@ -17,6 +17,7 @@ pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
 mod end_reason;
+pub mod events;
 pub mod gauges;
 pub mod lifecycle;
 mod log_name;
@@ -24,7 +25,9 @@ pub mod manager;
 pub mod metrics;
 pub mod signing;
 pub mod store_writer;
+pub mod webhooks;
 
+pub use bridge::ControlError;
 /// The post-call summarizer the [`Manager`] takes (llm-bridge's
 /// `summary`), re-exported for the callers that build one.
 pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};

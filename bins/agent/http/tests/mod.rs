@@ -9,6 +9,7 @@ mod carrier;
 mod console;
 mod layers;
 mod limits;
+mod live;
 mod probes;
 mod reads;
 mod wire;
@@ -131,6 +132,7 @@ pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound
         outbound,
         carrier: None,
         console: Arc::default(),
+        listen: false,
     })
 }
 

@@ -227,6 +227,7 @@ impl Call {
             "words": r.words,
             "phrase": r.phrase,
         });
+        self.publish(crate::events::CallEvent::AmdVerdict(detail.clone()));
         self.event(EventKind::Note, detail);
     }
 }

@@ -206,7 +206,20 @@ impl Call {
                         .map(|a| millis(end.saturating_duration_since(a))),
                     "call ended"
                 );
+                self.publish(crate::events::CallEvent::Ended {
+                    reason: reason.as_str(),
+                    failed: matches!(outcome, EndOutcome::Failed),
+                    sip_status,
+                    duration_ms: millis(end.saturating_duration_since(self.started)),
+                    talk_ms: self
+                        .answered_at
+                        .map(|a| millis(end.saturating_duration_since(a))),
+                });
                 self.shared.store.send(StoreOp::Finish(self.id, f)).await;
+                if !self.pending_outbox.is_empty() {
+                    let o = std::mem::take(&mut self.pending_outbox);
+                    self.shared.store.send(StoreOp::Outbox(self.id, o)).await;
+                }
             }
             Action::EmitMetric(m) => {
                 debug!(metric = m.name(), ms = m.millis(), "metric");
@@ -252,7 +265,8 @@ impl Call {
                 self.metrics.answered(at);
                 store
                     .send(StoreOp::State(self.id, SessionState::Answered))
-                    .await
+                    .await;
+                self.publish(crate::events::CallEvent::Answered);
             }
             StoreState::Active => {
                 store
@@ -263,6 +277,9 @@ impl Call {
     }
 
     pub(super) fn event(&mut self, kind: EventKind, detail: serde_json::Value) {
+        if kind == EventKind::ToolCall {
+            self.publish(crate::events::CallEvent::ToolCalled(detail.clone()));
+        }
         if self.pending_events.len() < 256 {
             self.pending_events.push(NewEvent {
                 at: jiff::Timestamp::now(),
@@ -288,11 +305,18 @@ impl Call {
                 self.pending_events = e;
             }
         }
+        if !self.pending_outbox.is_empty() {
+            let o = std::mem::take(&mut self.pending_outbox);
+            if let Err(StoreOp::Outbox(_, o)) = tx.try_send(StoreOp::Outbox(self.id, o)) {
+                self.pending_outbox = o;
+            }
+        }
     }
 
     /// Writes every batched turn and event (waiting for queue room).
     pub(super) async fn flush_store(&mut self) {
         self.transcript.finish(super::now());
+        self.publish_turns();
         if self.transcript.has_pending() {
             let t = self.transcript.take_pending();
             self.shared.store.send(StoreOp::Turns(self.id, t)).await;
@@ -300,6 +324,10 @@ impl Call {
         if !self.pending_events.is_empty() {
             let e = std::mem::take(&mut self.pending_events);
             self.shared.store.send(StoreOp::Events(self.id, e)).await;
+        }
+        if !self.pending_outbox.is_empty() {
+            let o = std::mem::take(&mut self.pending_outbox);
+            self.shared.store.send(StoreOp::Outbox(self.id, o)).await;
         }
     }
 }

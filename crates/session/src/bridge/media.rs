@@ -76,6 +76,7 @@ impl Call {
             self.event(EventKind::Note, n.detail());
         }
         self.send_caller_audio(pcm);
+        self.feed_listeners(pcm, sent);
         let mut stream = self.stream.as_mut();
         let drained = self
             .playback

@@ -32,6 +32,7 @@
 mod amd_gate;
 pub mod audio;
 mod caller;
+mod control;
 mod detect;
 mod dial;
 mod exec;
@@ -41,6 +42,7 @@ mod media;
 mod model;
 pub(crate) mod msg;
 mod playback;
+mod publish;
 mod transcript;
 pub mod transport;
 
@@ -69,7 +71,7 @@ use crate::store_writer::StoreOp;
 use audio::{Downlink, Uplink};
 use caller::CallerAudio;
 use link::ModelLink;
-pub use msg::CallMsg;
+pub use msg::{CallMsg, Control, ControlError};
 use playback::Playback;
 use transcript::Transcript;
 use transport::{Transport, TransportEvent};
@@ -98,6 +100,8 @@ pub(crate) struct CallSpec {
     pub token: CancellationToken,
     /// Answering-machine detection (outbound; `ManagerConfig::amd`).
     pub amd: bool,
+    /// The call's event publisher (`crate::events`).
+    pub events: crate::events::Publisher,
 }
 
 /// What the call leaves behind for the manager.
@@ -105,6 +109,8 @@ pub(crate) struct CallSpec {
 pub(crate) struct CallReport {
     pub reason: Option<EndReason>,
     pub transcript: Vec<callbridge_llm_bridge::summary::TranscriptLine>,
+    /// The call's publisher, for the events after the call (the summary).
+    pub events: Option<crate::events::Publisher>,
 }
 
 type Opening = BoxFuture<'static, Result<ModelSession, ModelError>>;
@@ -168,6 +174,12 @@ pub(crate) struct Call {
     amd: Option<amd_gate::AmdGate>,
     /// The model's audio held until the detection's verdict.
     held: detect::Held,
+    /// The call's events (`crate::events`) and the webhook outbox rows
+    /// not yet handed to the store writer.
+    events: crate::events::Publisher,
+    pending_outbox: Vec<callbridge_crm_store::NewOutbox>,
+    /// The mixed audio for listeners (`Control::Listen`), once one asked.
+    listen: Option<tokio::sync::broadcast::Sender<Bytes>>,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -212,6 +224,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         mut mailbox,
         token,
         amd,
+        events,
     } = spec;
     let machine_cfg = shared.cfg.machine.clone();
     let out_rate = match model_config.output_format {
@@ -280,7 +293,14 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         closed: false,
         amd,
         held: detect::Held::default(),
+        events,
+        pending_outbox: Vec::new(),
+        listen: None,
     };
+    c.publish(crate::events::CallEvent::Started {
+        direction: direction.as_str(),
+        transport: c.stream.as_ref().map_or("sip", Transport::label),
+    });
     c.open_recorder();
     // A row the machine's first action writes carries the recording; a row
     // the manager wrote before the call task started (every SIP and
@@ -333,6 +353,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
                 Some(CallMsg::Sip(ev)) => c.on_sip(ev).await,
                 Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
                 Some(CallMsg::Note(detail)) => c.event(callbridge_crm_store::EventKind::Note, detail),
+                Some(CallMsg::Control(ctl)) => c.on_control(ctl).await,
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
             ev = media_next(&mut c.stream) => c.on_media(ev),
@@ -348,6 +369,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     CallReport {
         reason: c.machine.end_reason(),
         transcript: c.transcript.take_lines(),
+        events: Some(c.events),
     }
 }
 
@@ -417,6 +439,7 @@ impl Call {
             }
             self.tell_model();
             self.publish_phase();
+            self.publish_turns();
             if self.inputs.is_empty() && !any {
                 return;
             }
@@ -430,6 +453,9 @@ impl Call {
         if self.published != Some(phase) {
             self.published = Some(phase);
             self.shared.set_phase(self.id, phase);
+            self.publish(crate::events::CallEvent::State {
+                state: phase.as_str(),
+            });
         }
     }
 

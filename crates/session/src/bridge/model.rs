@@ -100,6 +100,7 @@ impl Call {
             ModelEvent::InputTranscript { text, finished } => {
                 self.amd_transcript(&text, finished);
                 self.transcript.caller_piece(now, &text, finished);
+                self.publish(crate::events::CallEvent::TranscriptDelta { caller: true, text });
                 self.inputs
                     .push_back(Input::Media(MediaInput::CallerSpeech));
                 return;
@@ -107,6 +108,10 @@ impl Call {
             ModelEvent::OutputTranscript { text, finished } => {
                 if !self.playback.is_muted() {
                     self.transcript.agent_piece(now, &text, finished);
+                    self.publish(crate::events::CallEvent::TranscriptDelta {
+                        caller: false,
+                        text,
+                    });
                 }
                 return;
             }

@@ -77,6 +77,9 @@ pub(crate) struct Transcript {
     pending: Vec<NewTurn>,
     /// Every closed turn, for the post-call summary.
     lines: Vec<TranscriptLine>,
+    /// Turns closed since the last [`Transcript::take_fresh`] (the live
+    /// event stream's; drained by the call after each step).
+    fresh: Vec<NewTurn>,
 }
 
 impl Transcript {
@@ -90,6 +93,7 @@ impl Transcript {
             seq: 0,
             pending: Vec::new(),
             lines: Vec::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -177,6 +181,14 @@ impl Transcript {
         !self.pending.is_empty()
     }
 
+    /// The turns closed since the last call, for the live events.
+    pub(crate) fn take_fresh(&mut self) -> Vec<NewTurn> {
+        if self.fresh.is_empty() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.fresh)
+    }
+
     /// Every closed turn as the summarizer reads it (taken).
     pub(crate) fn take_lines(&mut self) -> Vec<TranscriptLine> {
         std::mem::take(&mut self.lines)
@@ -204,6 +216,7 @@ impl Transcript {
         let mut row = NewTurn::new(self.seq, speaker, text, self.ms(start));
         row.end_ms = Some(self.ms(end));
         self.seq += 1;
+        self.fresh.push(row.clone());
         self.pending.push(row);
         self.lines.push(TranscriptLine {
             caller: speaker == Speaker::Caller,

@@ -91,8 +91,10 @@ impl Manager {
         let key = start.call.key();
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let events = self.shared.bus.publisher(id);
         let entry = Entry {
             mailbox: tx,
+            events: events.sender(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(key.clone()),
@@ -154,6 +156,7 @@ impl Manager {
             model_config,
             metadata: super::parties(CallMetadata::with_call_id(key), from, to),
             mailbox,
+            events,
             token: self.inner.root.child_token(),
             amd: false,
         };

@@ -106,6 +106,9 @@ pub struct ManagerConfig {
     /// ([`OriginateRequest::amd`]) decide and what they do with a
     /// machine (see [`crate::amd`]). Checked at [`crate::Manager::start`].
     pub amd: crate::amd::AmdSettings,
+    /// Call-event webhooks ([`crate::webhooks`]): the outbox rows each
+    /// call writes. `None` (the default): no rows.
+    pub webhooks: Option<std::sync::Arc<crate::webhooks::WebhookConfig>>,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -171,6 +174,7 @@ impl ManagerConfig {
             rng_seed: None,
             engine: None,
             amd: crate::amd::AmdSettings::default(),
+            webhooks: None,
         }
     }
 }

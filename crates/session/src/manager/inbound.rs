@@ -125,8 +125,10 @@ impl Manager {
         };
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let events = self.shared.bus.publisher(id);
         let entry = Entry {
             mailbox: tx,
+            events: events.sender(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(call_id.clone()),
@@ -185,6 +187,7 @@ impl Manager {
                 user_part(inc.to.uri()),
             ),
             mailbox,
+            events,
             token: self.inner.root.child_token(),
             amd: false,
         };

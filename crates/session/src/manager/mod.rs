@@ -43,6 +43,7 @@
 
 mod carrier;
 mod config;
+mod control;
 mod inbound;
 mod outbound;
 mod overload;
@@ -307,6 +308,7 @@ impl Manager {
             fallback,
             voicemail,
             registry: Mutex::new(Registry::new()),
+            bus: crate::events::EventBus::default(),
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
@@ -567,6 +569,21 @@ impl Manager {
         mb.send(CallMsg::Command(Command::Hangup))
             .await
             .map_err(|_| ManagerError::UnknownSession)
+    }
+
+    /// A subscriber to a live call's events (`crate::events`) from now
+    /// on; its last event is `call.ended`. `None` when the call is not
+    /// live here.
+    pub fn subscribe(
+        &self,
+        id: SessionId,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::events::Published>> {
+        self.shared.registry().subscribe(id)
+    }
+
+    /// A subscriber to every call's events from now on.
+    pub fn subscribe_all(&self) -> tokio::sync::broadcast::Receiver<crate::events::Published> {
+        self.shared.bus.subscribe_all()
     }
 
     /// The live calls, end-reason counters and gauges.

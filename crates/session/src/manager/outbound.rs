@@ -71,8 +71,10 @@ impl Manager {
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let events = self.shared.bus.publisher(id);
         let entry = Entry {
             mailbox: tx,
+            events: events.sender(),
             direction: Direction::Outbound,
             phase: Phase::Created,
             call_id: None,
@@ -157,6 +159,7 @@ impl Manager {
             model_config,
             metadata,
             mailbox,
+            events,
             token: self.inner.root.child_token(),
             amd: req.amd,
         };

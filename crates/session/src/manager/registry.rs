@@ -26,6 +26,8 @@ pub(crate) struct Entry {
     pub call_id: Option<String>,
     pub call_ref: Option<CallRef>,
     pub lead: Option<LeadId>,
+    /// The call's event channel, for subscribers (`crate::events`).
+    pub events: tokio::sync::broadcast::Sender<crate::events::Published>,
 }
 
 /// Why admission was refused.
@@ -168,6 +170,14 @@ impl Registry {
         self.by_id.get(&id).map(|e| e.mailbox.clone())
     }
 
+    /// A new subscriber to a live call's events.
+    pub fn subscribe(
+        &self,
+        id: SessionId,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::events::Published>> {
+        self.by_id.get(&id).map(|e| e.events.subscribe())
+    }
+
     pub fn by_call_id(&self, call_id: &str) -> Option<(SessionId, mpsc::Sender<CallMsg>)> {
         let id = *self.by_call_id.get(call_id)?;
         self.by_id.get(&id).map(|e| (id, e.mailbox.clone()))
@@ -235,6 +245,7 @@ mod tests {
                 call_id: call_id.map(str::to_owned),
                 call_ref: None,
                 lead: lead.map(LeadId),
+                events: tokio::sync::broadcast::Sender::new(4),
             },
             rx,
         )

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     /// the machine policy plays a file.
     pub voicemail: Option<FallbackClip>,
     pub(super) registry: Mutex<Registry>,
+    /// The call event bus (`crate::events`).
+    pub bus: crate::events::EventBus,
 }
 
 impl Shared {

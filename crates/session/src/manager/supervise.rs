@@ -56,11 +56,22 @@ impl Manager {
                 transport,
                 provider,
             );
-            if let (Some(s), Some(r)) = (&inner.summarizer, report)
+            if let (Some(s), Some(mut r)) = (&inner.summarizer, report)
                 && !r.transcript.is_empty()
             {
                 match s.summarize(&r.transcript).await {
                     Ok(text) => {
+                        if let Some(p) = r.events.as_mut() {
+                            let e = p.publish(crate::events::CallEvent::SummaryReady {
+                                summary: text.clone(),
+                            });
+                            if let Some(w) = &shared.cfg.webhooks {
+                                let rows = w.rows(&e);
+                                if !rows.is_empty() {
+                                    shared.store.send(StoreOp::Outbox(id, rows)).await;
+                                }
+                            }
+                        }
                         let u = SessionUpdate {
                             summary: Some(callbridge_crm_store::Sensitive::new(text)),
                             ..Default::default()

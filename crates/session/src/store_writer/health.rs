@@ -4,7 +4,9 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The kinds of store operation, for the failure counter's `op` label.
-pub const OPS: [&str; 6] = ["create", "state", "turns", "events", "update", "finish"];
+pub const OPS: [&str; 7] = [
+    "create", "state", "turns", "events", "update", "finish", "outbox",
+];
 
 /// Shared between the store thread and its readers.
 #[derive(Debug)]

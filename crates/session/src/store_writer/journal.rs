@@ -98,6 +98,18 @@ enum Op {
         sip_status: Option<u16>,
         at_ms: i64,
     },
+    Outbox {
+        rows: Vec<OutboxLine>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct OutboxLine {
+    key: String,
+    event: String,
+    url: String,
+    payload: String,
+    at_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -170,6 +182,18 @@ impl Entry {
                 reason: f.reason.as_str().to_owned(),
                 sip_status: f.sip_status,
                 at_ms: f.at.as_millisecond(),
+            },
+            SessionWrite::Outbox(rows) => Op::Outbox {
+                rows: rows
+                    .iter()
+                    .map(|r| OutboxLine {
+                        key: r.key.clone(),
+                        event: r.event.clone(),
+                        url: r.url.clone(),
+                        payload: r.payload.clone(),
+                        at_ms: r.at.as_millisecond(),
+                    })
+                    .collect(),
             },
             // `SessionWrite` is non-exhaustive; a write this build cannot
             // journal is recorded as an empty event batch (a no-op that
@@ -245,6 +269,19 @@ impl Entry {
                     audio_ms: a,
                 }),
             })),
+            Op::Outbox { rows } => SessionWrite::Outbox(
+                rows.into_iter()
+                    .map(|r| {
+                        Ok(callbridge_crm_store::NewOutbox::new(
+                            r.key,
+                            r.event,
+                            r.url,
+                            r.payload,
+                            ts(r.at_ms, "at_ms")?,
+                        ))
+                    })
+                    .collect::<Result<_, LineError>>()?,
+            ),
             Op::Finish {
                 state,
                 reason,

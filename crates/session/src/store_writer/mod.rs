@@ -136,6 +136,8 @@ pub enum StoreOp {
     Update(SessionId, Box<SessionUpdate>),
     /// Write the session's end (idempotent).
     Finish(SessionId, Finish),
+    /// Write webhook outbox rows of the session's events.
+    Outbox(SessionId, Vec<callbridge_crm_store::NewOutbox>),
     /// Acknowledge once every earlier operation is in the store or
     /// fsync'd in the journal (or, when neither can be written, held in
     /// memory).

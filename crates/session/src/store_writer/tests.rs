@@ -112,6 +112,13 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
             ..Default::default()
         })),
         SessionWrite::Finish(fin),
+        SessionWrite::Outbox(vec![callbridge_crm_store::NewOutbox::new(
+            format!("{id}:4"),
+            "call.ended",
+            "http://127.0.0.1:9/hook",
+            "{\"event\":\"call.ended\"}",
+            t(4),
+        )]),
     ];
     for (i, w) in writes.into_iter().enumerate() {
         let e = Entry {

@@ -157,6 +157,7 @@ impl Writer {
             StoreOp::Events(id, e) => (id, SessionWrite::Events(e)),
             StoreOp::Update(id, u) => (id, SessionWrite::Update(u)),
             StoreOp::Finish(id, f) => (id, SessionWrite::Finish(f)),
+            StoreOp::Outbox(id, rows) => (id, SessionWrite::Outbox(rows)),
         };
         self.seq += 1;
         let e = Entry {

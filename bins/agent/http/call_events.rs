@@ -1,0 +1,173 @@
+//! `GET /api/calls/{id}/events` (a live call's events as Server-Sent
+//! Events) and `GET /api/webhooks/deliveries?session=...` (the webhook
+//! outbox rows of a call, admin).
+//!
+//! The stream's events come from the session's event bus
+//! (`callbridge_session::events`), in the order the call published them.
+//! Each SSE event is named after the call event (`event: call.state`,
+//! `transcript.delta`, `transcript.turn`, `tool.called`, `amd.verdict`,
+//! `call.answered`, `call.ended`), carries `id: <session>:<seq>`, and its
+//! `data` is the event's JSON document (`{"id", "event", "session", "seq",
+//! "at", "data"}`). The stream opens with the call's current state
+//! (`call.state`), sends a `: keep-alive` comment every 15 s, and ends
+//! after `call.ended`. A client too slow to keep up loses the oldest
+//! events and gets `event: lagged` with `{"missed": n}`. A call that is
+//! no longer live gets its stored end as one `call.ended` and the stream
+//! ends. Unknown and not-visible sessions are 404, as everywhere.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use callbridge_crm_store::{Session, SessionId};
+use callbridge_session::events::Published;
+use futures_util::Stream;
+use serde_json::json;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::auth::{Caller, SessionPath, session_id, visible_session};
+use super::error::{ApiError, Json};
+use super::pool::store_error;
+use super::state::Ctx;
+
+/// The keep-alive comment's period.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+fn sse(e: &Published) -> Event {
+    Event::default()
+        .event(e.name())
+        .id(e.key())
+        .data(e.to_json().to_string())
+}
+
+/// The stored end of a call that is no longer live, as its last event.
+fn stored_end(s: &Session) -> Event {
+    let doc = json!({
+        "id": format!("{}:end", s.id),
+        "event": "call.ended",
+        "session": s.id.to_string(),
+        "at": s.ended_at.map(|t| t.to_string()),
+        "data": {
+            "reason": s.end_reason.map(|r| r.as_str()),
+            "outcome": s.state.as_str(),
+            "sip_status": s.sip_status,
+        },
+    });
+    Event::default().event("call.ended").data(doc.to_string())
+}
+
+enum Follow {
+    First(Event, Receiver<Published>),
+    Live(Receiver<Published>),
+    Done,
+}
+
+fn stream(first: Event, rx: Receiver<Published>) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold(Follow::First(first, rx), |f| async move {
+        match f {
+            Follow::First(e, rx) => Some((Ok(e), Follow::Live(rx))),
+            Follow::Live(mut rx) => match rx.recv().await {
+                Ok(e) if e.event.is_end() => Some((Ok(sse(&e)), Follow::Done)),
+                Ok(e) => Some((Ok(sse(&e)), Follow::Live(rx))),
+                Err(RecvError::Lagged(n)) => Some((
+                    Ok(Event::default()
+                        .event("lagged")
+                        .data(json!({ "missed": n }).to_string())),
+                    Follow::Live(rx),
+                )),
+                Err(RecvError::Closed) => None,
+            },
+            Follow::Done => None,
+        }
+    })
+}
+
+/// `GET /api/calls/{id}/events`.
+pub async fn events(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    path: Result<SessionPath, ApiError>,
+) -> Result<Response, ApiError> {
+    let SessionPath(id) = path?;
+    let s = ctx
+        .pool
+        .run(move |st| visible_session(st, &caller, id))
+        .await?;
+    let manager = &ctx.state.manager;
+    // Subscribe before reading the phase: an event in between is sent,
+    // not lost (the state may then come twice).
+    let Some(rx) = manager.subscribe(id) else {
+        let end = stored_end(&s);
+        let once = futures_util::stream::once(async move { Ok::<_, Infallible>(end) });
+        return Ok(Sse::new(once).into_response());
+    };
+    let phase = manager
+        .snapshot()
+        .calls
+        .into_iter()
+        .find(|c| c.id == id)
+        .map_or("ending", |c| c.phase.as_str());
+    let first = Event::default().event("call.state").data(
+        json!({
+            "event": "call.state",
+            "session": id.to_string(),
+            "data": { "state": phase },
+        })
+        .to_string(),
+    );
+    Ok(Sse::new(stream(first, rx))
+        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
+        .into_response())
+}
+
+/// The query of `GET /api/webhooks/deliveries`.
+#[derive(Debug, serde::Deserialize)]
+pub struct DeliveriesQuery {
+    /// The session whose deliveries are listed.
+    session: Option<String>,
+}
+
+/// `GET /api/webhooks/deliveries?session=<id>` (admin): the call's
+/// outbox rows, oldest first, without their payloads.
+pub async fn deliveries(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<DeliveriesQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden("this needs the admin role".into()));
+    }
+    let raw = q
+        .session
+        .ok_or_else(|| ApiError::BadRequest("session: required".into()))?;
+    let id: SessionId = session_id(&raw)?;
+    let rows = ctx
+        .pool
+        .run(move |st| st.outbox_for_session(id).map_err(store_error))
+        .await?;
+    let list: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id.0,
+                "event_id": r.key,
+                "event": r.event,
+                "url": r.url,
+                "status": r.status.as_str(),
+                "attempts": r.attempts,
+                "created_at": r.created_at.to_string(),
+                "next_attempt_at": r.next_attempt_at.to_string(),
+                "last_error": r.last_error,
+                "last_status": r.last_status,
+                "delivered_at": r.delivered_at.map(|t| t.to_string()),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "session": id.to_string(), "deliveries": list }),
+    ))
+}

@@ -1,0 +1,369 @@
+//! The call event bus: every state change, transcript delta and turn, tool
+//! call, answering-machine verdict, summary and end of a call, published
+//! once, in order, by the call's own task (and, for the summary, by its
+//! supervisor). It is the one source of the agent's live event stream
+//! (`GET /api/calls/{id}/events`) and of the webhooks' outbox.
+//!
+//! Each call has a bounded [`tokio::sync::broadcast`] channel of its own
+//! ([`CALL_CAPACITY`] events), and the manager one for every call
+//! ([`ALL_CAPACITY`]). Publishing never waits: a subscriber that falls
+//! behind by more than the capacity loses the oldest events and is told
+//! how many on its next receive (`RecvError::Lagged`), while the call goes
+//! on. Durable delivery (webhooks) does not depend on a subscriber keeping
+//! up: the call task writes the outbox rows of its events through the
+//! store writer as it publishes them.
+//!
+//! | event | data |
+//! |---|---|
+//! | `call.started` | `direction`, `transport` |
+//! | `call.state` | `state` (the lifecycle phase: `ringing`, `active`, `on-hold`...) |
+//! | `call.answered` | (none) |
+//! | `transcript.delta` | `speaker` (`caller`/`agent`), `text` (a piece as the model sent it) |
+//! | `transcript.turn` | `speaker`, `text`, `turn` (its number), `start_ms`, `end_ms` (from the call's start) |
+//! | `tool.called` | `tool` and what the call recorded about it |
+//! | `amd.verdict` | `amd` (the verdict) and its evidence |
+//! | `call.ended` | `reason`, `outcome` (`ended`/`failed`), `sip_status`, `duration_ms`, `talk_ms` |
+//! | `summary.ready` | `summary` |
+//!
+//! ```
+//! use callbridge_session::events::{CallEvent, EventBus};
+//! let bus = EventBus::default();
+//! let mut all = bus.subscribe_all();
+//! let id = callbridge_crm_store::SessionId::new_v4();
+//! let mut publisher = bus.publisher(id);
+//! let mut one = publisher.subscribe();
+//! publisher.publish(CallEvent::Answered);
+//! let e = one.try_recv().unwrap();
+//! assert_eq!((e.name(), e.seq, e.key()), ("call.answered", 1, format!("{id}:1")));
+//! assert_eq!(all.try_recv().unwrap().seq, 1);
+//! ```
+
+use std::sync::Arc;
+
+use callbridge_crm_store::SessionId;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Events a call's channel keeps for a subscriber that has not read them.
+pub const CALL_CAPACITY: usize = 256;
+/// Events the manager-wide channel keeps for a slow subscriber.
+pub const ALL_CAPACITY: usize = 4096;
+
+/// The names of the events a webhook may ask for (the rest, `call.state`
+/// and `transcript.delta`, are live-view only).
+pub const WEBHOOK_EVENTS: [&str; 7] = [
+    "call.started",
+    "call.answered",
+    "call.ended",
+    "transcript.turn",
+    "summary.ready",
+    "amd.verdict",
+    "tool.called",
+];
+
+/// What happened (see the module docs for each one's data).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CallEvent {
+    /// The call task started.
+    Started {
+        /// `inbound` or `outbound`.
+        direction: &'static str,
+        /// `sip`, `twilio` or `vonage`.
+        transport: &'static str,
+    },
+    /// The lifecycle phase changed.
+    State {
+        /// The phase's name.
+        state: &'static str,
+    },
+    /// The call was answered (the dialog is up).
+    Answered,
+    /// A piece of transcript, as the model sent it.
+    TranscriptDelta {
+        /// The caller (`true`) or the agent.
+        caller: bool,
+        /// The piece.
+        text: String,
+    },
+    /// A closed transcript turn (as stored).
+    TranscriptTurn {
+        /// The caller (`true`) or the agent.
+        caller: bool,
+        /// What was said.
+        text: String,
+        /// The turn's number in the call, from 0.
+        turn: u32,
+        /// Its start, ms from the call's start.
+        start_ms: u64,
+        /// Its end, ms from the call's start.
+        end_ms: Option<u64>,
+    },
+    /// The model called a tool (what the call recorded about it).
+    ToolCalled(Value),
+    /// Answering-machine detection decided (the verdict and its evidence).
+    AmdVerdict(Value),
+    /// The call ended.
+    Ended {
+        /// The end reason's name.
+        reason: &'static str,
+        /// Whether the call ended or failed.
+        failed: bool,
+        /// The final SIP status, when there was one.
+        sip_status: Option<u16>,
+        /// From the call task's start to the end.
+        duration_ms: u64,
+        /// From the answer to the end, when answered.
+        talk_ms: Option<u64>,
+    },
+    /// The post-call summary was made.
+    SummaryReady {
+        /// The summary's text.
+        summary: String,
+    },
+}
+
+impl CallEvent {
+    /// The event's name (`call.started`, `transcript.turn`...).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CallEvent::Started { .. } => "call.started",
+            CallEvent::State { .. } => "call.state",
+            CallEvent::Answered => "call.answered",
+            CallEvent::TranscriptDelta { .. } => "transcript.delta",
+            CallEvent::TranscriptTurn { .. } => "transcript.turn",
+            CallEvent::ToolCalled(_) => "tool.called",
+            CallEvent::AmdVerdict(_) => "amd.verdict",
+            CallEvent::Ended { .. } => "call.ended",
+            CallEvent::SummaryReady { .. } => "summary.ready",
+        }
+    }
+
+    /// The event's data as JSON.
+    pub fn data(&self) -> Value {
+        let speaker = |caller: bool| if caller { "caller" } else { "agent" };
+        match self {
+            CallEvent::Started {
+                direction,
+                transport,
+            } => json!({"direction": direction, "transport": transport}),
+            CallEvent::State { state } => json!({ "state": state }),
+            CallEvent::Answered => json!({}),
+            CallEvent::TranscriptDelta { caller, text } => {
+                json!({"speaker": speaker(*caller), "text": text})
+            }
+            CallEvent::TranscriptTurn {
+                caller,
+                text,
+                turn,
+                start_ms,
+                end_ms,
+            } => json!({
+                "speaker": speaker(*caller),
+                "text": text,
+                "turn": turn,
+                "start_ms": start_ms,
+                "end_ms": end_ms,
+            }),
+            CallEvent::ToolCalled(v) | CallEvent::AmdVerdict(v) => v.clone(),
+            CallEvent::Ended {
+                reason,
+                failed,
+                sip_status,
+                duration_ms,
+                talk_ms,
+            } => json!({
+                "reason": reason,
+                "outcome": if *failed { "failed" } else { "ended" },
+                "sip_status": sip_status,
+                "duration_ms": duration_ms,
+                "talk_ms": talk_ms,
+            }),
+            CallEvent::SummaryReady { summary } => json!({ "summary": summary }),
+        }
+    }
+
+    /// Whether this is the call's last event on its live stream.
+    pub fn is_end(&self) -> bool {
+        matches!(self, CallEvent::Ended { .. })
+    }
+}
+
+/// One published event: the call, its number in the call, when, what.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The call's session id.
+    pub session: SessionId,
+    /// The event's number in the call, from 1, in publishing order.
+    pub seq: u64,
+    /// When it was published.
+    pub at: jiff::Timestamp,
+    /// What happened.
+    pub event: CallEvent,
+}
+
+impl Envelope {
+    /// The event's name.
+    pub fn name(&self) -> &'static str {
+        self.event.name()
+    }
+
+    /// The event's unique id, `<session>:<seq>`: the same for every
+    /// delivery of it (webhook receivers use it to drop repeats).
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.session, self.seq)
+    }
+
+    /// The JSON document a subscriber or a webhook receives:
+    /// `{"id", "event", "session", "seq", "at", "data"}`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.key(),
+            "event": self.name(),
+            "session": self.session.to_string(),
+            "seq": self.seq,
+            "at": self.at.to_string(),
+            "data": self.event.data(),
+        })
+    }
+}
+
+/// A published event, shared by every subscriber.
+pub type Published = Arc<Envelope>;
+
+/// The manager-wide channel; makes each call's [`Publisher`].
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    all: broadcast::Sender<Published>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            all: broadcast::Sender::new(ALL_CAPACITY),
+        }
+    }
+}
+
+impl EventBus {
+    /// Every call's events from now on.
+    pub fn subscribe_all(&self) -> broadcast::Receiver<Published> {
+        self.all.subscribe()
+    }
+
+    /// A new call's publisher (its own channel, numbered from 1).
+    pub fn publisher(&self, session: SessionId) -> Publisher {
+        Publisher {
+            session,
+            seq: 0,
+            call: broadcast::Sender::new(CALL_CAPACITY),
+            all: self.all.clone(),
+        }
+    }
+}
+
+/// Publishes one call's events, numbered in order; owned by the call's
+/// task, then by its supervisor (the summary).
+#[derive(Debug)]
+pub struct Publisher {
+    session: SessionId,
+    seq: u64,
+    call: broadcast::Sender<Published>,
+    all: broadcast::Sender<Published>,
+}
+
+impl Publisher {
+    /// This call's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.call.subscribe()
+    }
+
+    /// A handle subscribers can be made from (kept in the registry).
+    pub fn sender(&self) -> broadcast::Sender<Published> {
+        self.call.clone()
+    }
+
+    /// Publishes `event` to the call's and the manager's subscribers,
+    /// never waiting (no subscriber is not an error), and hands it back.
+    pub fn publish(&mut self, event: CallEvent) -> Published {
+        self.seq += 1;
+        let e = Arc::new(Envelope {
+            session: self.session,
+            seq: self.seq,
+            at: jiff::Timestamp::now(),
+            event,
+        });
+        let _ = self.call.send(Arc::clone(&e));
+        let _ = self.all.send(Arc::clone(&e));
+        e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::broadcast::error::TryRecvError;
+
+    #[test]
+    fn events_are_numbered_in_order_for_every_subscriber() {
+        let bus = EventBus::default();
+        let id = SessionId::new_v4();
+        let mut p = bus.publisher(id);
+        let mut a = p.subscribe();
+        let mut all = bus.subscribe_all();
+        p.publish(CallEvent::State { state: "ringing" });
+        p.publish(CallEvent::Answered);
+        for rx in [&mut a, &mut all] {
+            let one = rx.try_recv().unwrap();
+            let two = rx.try_recv().unwrap();
+            assert_eq!((one.seq, one.name()), (1, "call.state"));
+            assert_eq!((two.seq, two.name()), (2, "call.answered"));
+            assert_eq!(one.to_json()["data"]["state"], "ringing");
+            assert_eq!(two.to_json()["id"], format!("{id}:2"));
+        }
+    }
+
+    #[test]
+    fn a_slow_subscriber_lags_and_is_told_how_far_while_publishing_goes_on() {
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        let mut slow = p.subscribe();
+        let n = CALL_CAPACITY as u64 + 10;
+        for i in 0..n {
+            p.publish(CallEvent::TranscriptDelta {
+                caller: true,
+                text: i.to_string(),
+            });
+        }
+        assert_eq!(slow.try_recv(), Err(TryRecvError::Lagged(10)));
+        assert_eq!(slow.try_recv().unwrap().seq, 11);
+    }
+
+    #[test]
+    fn publishing_with_no_subscriber_is_fine_and_still_numbers() {
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        assert_eq!(p.publish(CallEvent::Answered).seq, 1);
+        assert_eq!(p.publish(CallEvent::Answered).seq, 2);
+    }
+
+    #[test]
+    fn the_end_names_reason_outcome_and_durations() {
+        let e = CallEvent::Ended {
+            reason: "caller-hangup",
+            failed: false,
+            sip_status: None,
+            duration_ms: 5000,
+            talk_ms: Some(4000),
+        };
+        assert!(e.is_end());
+        assert_eq!(
+            e.data(),
+            json!({"reason": "caller-hangup", "outcome": "ended", "sip_status": null,
+                   "duration_ms": 5000, "talk_ms": 4000})
+        );
+        for name in WEBHOOK_EVENTS {
+            assert!(name.contains('.'));
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The webhook worker: claims due outbox rows from the store, POSTs each
+//! one to its receiver and records the outcome (see the module above for
+//! the guarantees). The store is synchronous: every store call runs on
+//! the blocking pool, on a connection of the worker's own.
+//!
+//! One request: `POST <url>` with the event's JSON, `Content-Type:
+//! application/json`, `Idempotency-Key: <session>:<seq>`,
+//! `X-Callbridge-Event: <name>`, `X-Callbridge-Delivery-Attempt: <n>` and,
+//! with a secret, `X-Callbridge-Signature: t=<unix>,v1=<hex>`. A 2xx
+//! answer is a delivery; anything else (another status, a timeout, a
+//! refused connection) is retried on the [`Backoff`](super::Backoff)
+//! schedule until its horizon, then the row is failed.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use callbridge_crm_store::{OutboxRow, Store};
+use callbridge_llm_bridge::TlsRoots;
+use rand::RngExt;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::WebhookConfig;
+use crate::signing::{SIGNATURE_HEADER, sign};
+
+/// Rows claimed at once.
+const BATCH: u32 = 32;
+/// The wait between two looks at an empty outbox.
+const IDLE: Duration = Duration::from_millis(500);
+/// How often delivered and failed rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Why the worker could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WorkerError {
+    /// The HTTP client could not be built (TLS roots).
+    #[error("webhook HTTP client: {0}")]
+    Client(String),
+    /// The store refused to release this node's old claims.
+    #[error("webhook outbox: {0}")]
+    Store(#[from] callbridge_crm_store::Error),
+}
+
+/// The outcome of one attempt.
+#[derive(Debug)]
+enum Attempt {
+    Delivered(u16),
+    Failed { error: String, status: Option<u16> },
+}
+
+/// Starts the worker for `cfg` on `store` (a connection of its own) as
+/// node `node`, until `stop` is cancelled. This node's leases left by an
+/// earlier process are freed first, so what it was delivering when it
+/// stopped goes out again at once.
+///
+/// # Errors
+/// [`WorkerError`] when the client cannot be built or the store refuses.
+pub async fn start(
+    mut store: Store,
+    cfg: WebhookConfig,
+    roots: TlsRoots,
+    node: String,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
+    let tls = roots
+        .client_config()
+        .map_err(|e| WorkerError::Client(e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .timeout(cfg.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| WorkerError::Client(e.to_string()))?;
+    let (store, freed) = tokio::task::spawn_blocking(move || {
+        let r = store.release_outbox_claims(&node);
+        (store, r.map(|n| (n, node)))
+    })
+    .await
+    .map_err(|e| WorkerError::Client(e.to_string()))?;
+    let (freed, node) = freed?;
+    if freed > 0 {
+        info!(
+            rows = freed,
+            "webhook deliveries of the last run taken up again"
+        );
+    }
+    let w = Worker {
+        store: Arc::new(Mutex::new(store)),
+        cfg: Arc::new(cfg),
+        client,
+        node,
+    };
+    Ok(tokio::spawn(w.run(stop)))
+}
+
+struct Worker {
+    store: Arc<Mutex<Store>>,
+    cfg: Arc<WebhookConfig>,
+    client: reqwest::Client,
+    node: String,
+}
+
+impl Worker {
+    /// Runs `f` on the worker's store connection on the blocking pool.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> callbridge_crm_store::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let store = Arc::clone(&self.store);
+        let r = tokio::task::spawn_blocking(move || {
+            let mut s = store.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut s)
+        })
+        .await;
+        match r {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                warn!(error = %e, "webhook outbox: store call failed");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn run(self, stop: CancellationToken) {
+        let lease = self.cfg.timeout * 2 + Duration::from_secs(5);
+        let mut pruned_at: Option<tokio::time::Instant> = None;
+        loop {
+            if stop.is_cancelled() {
+                break;
+            }
+            if pruned_at.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                pruned_at = Some(tokio::time::Instant::now());
+                let keep = self.cfg.retention;
+                if let Some(n) = self
+                    .with_store(move |s| {
+                        let before = jiff::Timestamp::now()
+                            .checked_sub(keep)
+                            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+                        s.prune_outbox(before)
+                    })
+                    .await
+                    && n > 0
+                {
+                    debug!(rows = n, "old webhook deliveries pruned");
+                }
+            }
+            let node = self.node.clone();
+            let rows = self
+                .with_store(move |s| s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node))
+                .await
+                .unwrap_or_default();
+            if rows.is_empty() {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(IDLE) => continue,
+                }
+            }
+            let mut set = JoinSet::new();
+            for row in rows {
+                let client = self.client.clone();
+                let cfg = Arc::clone(&self.cfg);
+                set.spawn(async move {
+                    let a = attempt(&client, &cfg, &row).await;
+                    (row, a)
+                });
+            }
+            while let Some(done) = set.join_next().await {
+                let Ok((row, a)) = done else { continue };
+                self.record(row, a).await;
+            }
+        }
+        debug!("webhook worker stopped");
+    }
+
+    async fn record(&self, row: OutboxRow, a: Attempt) {
+        let now = jiff::Timestamp::now();
+        let id = row.id;
+        match a {
+            Attempt::Delivered(status) => {
+                debug!(event = %row.event, row = %id, status, "webhook delivered");
+                self.with_store(move |s| s.outbox_delivered(id, now, status))
+                    .await;
+            }
+            Attempt::Failed { error, status } => {
+                let jitter: f64 = rand::rng().random();
+                let n = row.attempts.saturating_add(1);
+                match self.cfg.backoff.next(n, row.created_at, now, jitter) {
+                    Some(next) => {
+                        debug!(event = %row.event, row = %id, attempt = n, %error, "webhook attempt failed; retrying");
+                        self.with_store(move |s| s.outbox_retry(id, next, &error, status))
+                            .await;
+                    }
+                    None => {
+                        warn!(event = %row.event, row = %id, attempts = n, %error, "webhook given up");
+                        self.with_store(move |s| s.outbox_failed(id, &error, status))
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One POST of one row.
+async fn attempt(client: &reqwest::Client, cfg: &WebhookConfig, row: &OutboxRow) -> Attempt {
+    let mut req = client
+        .post(&row.url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header("Idempotency-Key", &row.key)
+        .header("X-Callbridge-Event", &row.event)
+        .header(
+            "X-Callbridge-Delivery-Attempt",
+            row.attempts.saturating_add(1).to_string(),
+        );
+    if let Some(secret) = &cfg.secret {
+        let t = jiff::Timestamp::now().as_second();
+        req = req.header(
+            SIGNATURE_HEADER,
+            sign(secret.expose(), t, row.payload.as_bytes()),
+        );
+    }
+    match req.body(row.payload.clone()).send().await {
+        Ok(res) if res.status().is_success() => Attempt::Delivered(res.status().as_u16()),
+        Ok(res) => Attempt::Failed {
+            error: format!("HTTP {}", res.status().as_u16()),
+            status: Some(res.status().as_u16()),
+        },
+        Err(e) => Attempt::Failed {
+            error: if e.is_timeout() {
+                "timed out".to_owned()
+            } else if e.is_connect() {
+                "could not connect".to_owned()
+            } else {
+                "request failed".to_owned()
+            },
+            status: None,
+        },
+    }
+}

@@ -1,0 +1,175 @@
+//! The webhook worker against receivers on loopback: a refused attempt is
+//! retried and then delivered (attempts and last status recorded, the
+//! signature and idempotency key on every request); a receiver that never
+//! answers 2xx is given up at the horizon (failed, with its last error).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use callbridge_crm_store::{DeliveryStatus, NewOutbox, NewSession, SessionId, Store};
+use callbridge_llm_bridge::TlsRoots;
+use callbridge_session::signing::{SIGNATURE_HEADER, verify};
+use callbridge_session::webhooks::{Backoff, WebhookConfig, worker};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const SECRET: &[u8] = b"worker-test-secret";
+
+/// A receiver that answers each request with the next status of
+/// `statuses` (the last one from then on) and keeps the raw requests.
+async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let got: Arc<Mutex<Vec<String>>> = Arc::default();
+    let sink = Arc::clone(&got);
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let status = statuses[n.min(statuses.len() - 1)];
+            n += 1;
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut len = 0;
+            // Head and body arrive together for these small requests;
+            // read until the body's length is in.
+            loop {
+                let r = s.read(&mut buf[len..]).await.unwrap_or(0);
+                if r == 0 {
+                    break;
+                }
+                len += r;
+                let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+                if let Some(end) = text.find("\r\n\r\n") {
+                    let want = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if len >= end + 4 + want {
+                        break;
+                    }
+                }
+            }
+            sink.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..len]).into_owned());
+            let reply =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    (url, got)
+}
+
+fn store_with_row(dir: &std::path::Path, url: &str) -> (std::path::PathBuf, SessionId) {
+    let db = dir.join("crm.db");
+    let mut s = Store::open(&db).unwrap();
+    let id = SessionId::new_v4();
+    let now = jiff::Timestamp::now();
+    s.create_session(&NewSession::inbound(id, now)).unwrap();
+    let row = NewOutbox::new(
+        format!("{id}:1"),
+        "call.started",
+        url,
+        format!("{{\"id\":\"{id}:1\"}}"),
+        now,
+    );
+    s.enqueue_outbox(id, &[row]).unwrap();
+    (db, id)
+}
+
+fn cfg(url: &str, give_up_after: Duration) -> WebhookConfig {
+    WebhookConfig {
+        urls: vec![url.to_owned()],
+        secret: Some(callbridge_redact::Secret::new(SECRET.to_vec())),
+        timeout: Duration::from_secs(2),
+        backoff: Backoff {
+            initial: Duration::from_millis(50),
+            max: Duration::from_millis(100),
+            give_up_after,
+        },
+        ..WebhookConfig::default()
+    }
+}
+
+async fn wait_status(db: &std::path::Path, id: SessionId, want: DeliveryStatus) -> u32 {
+    for _ in 0..200 {
+        let rows = Store::open(db).unwrap().outbox_for_session(id).unwrap();
+        if rows[0].status == want {
+            return rows[0].attempts;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the row never became {want:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_attempt_is_retried_then_delivered_signed_with_its_key() {
+    let (url, got) = receiver(vec![503, 200]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = store_with_row(dir.path(), &url);
+    let stop = CancellationToken::new();
+    let task = worker::start(
+        Store::open(&db).unwrap(),
+        cfg(&url, Duration::from_secs(60)),
+        TlsRoots::Bundled,
+        "node-a".into(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wait_status(&db, id, DeliveryStatus::Delivered).await, 2);
+    let row = &Store::open(&db).unwrap().outbox_for_session(id).unwrap()[0];
+    assert_eq!(row.last_status, Some(200));
+    stop.cancel();
+    task.await.unwrap();
+    let reqs = got.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 2, "one refused, one delivered");
+    let now = jiff::Timestamp::now().as_second();
+    for (i, r) in reqs.iter().enumerate() {
+        let (head, body) = r.split_once("\r\n\r\n").unwrap();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("no {name} in {head}"))
+        };
+        assert_eq!(header("idempotency-key"), format!("{id}:1"));
+        assert_eq!(header("x-callbridge-event"), "call.started");
+        assert_eq!(header("x-callbridge-delivery-attempt"), (i + 1).to_string());
+        verify(SECRET, &header(SIGNATURE_HEADER), body.as_bytes(), now, 300).unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_takes_it_is_given_up_at_the_horizon() {
+    let (url, got) = receiver(vec![500]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, id) = store_with_row(dir.path(), &url);
+    let stop = CancellationToken::new();
+    let task = worker::start(
+        Store::open(&db).unwrap(),
+        cfg(&url, Duration::from_millis(400)),
+        TlsRoots::Bundled,
+        "node-a".into(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let attempts = wait_status(&db, id, DeliveryStatus::Failed).await;
+    stop.cancel();
+    task.await.unwrap();
+    let row = &Store::open(&db).unwrap().outbox_for_session(id).unwrap()[0];
+    assert_eq!(row.last_error.as_deref(), Some("HTTP 500"));
+    assert_eq!(row.last_status, Some(500));
+    assert!(attempts >= 2, "retried before giving up: {attempts}");
+    assert_eq!(got.lock().unwrap().len() as u32, attempts);
+}
