@@ -11,6 +11,7 @@ mod layers;
 mod limits;
 mod probes;
 mod reads;
+mod shared_recordings;
 mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
