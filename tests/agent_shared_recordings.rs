@@ -52,15 +52,20 @@ fn a_recording_made_by_one_agent_is_served_by_another_sharing_the_directory() {
     let bye = call.bye_from(&sock, Duration::from_secs(10));
     assert!(bye.is_some(), "BYE answered");
     let store = Store::open_url(&url, &OpenOptions::default()).unwrap();
-    let s = a.wait_for("the call ended with its recording", Duration::from_secs(15), || {
-        let s = store
-            .list_sessions(&SessionFilter::default(), 10, None)
-            .unwrap()
-            .items
-            .into_iter()
-            .next()?;
-        (s.state == SessionState::Ended && s.recording_bytes.is_some_and(|n| n > 44)).then_some(s)
-    });
+    let s = a.wait_for(
+        "the call ended with its recording",
+        Duration::from_secs(15),
+        || {
+            let s = store
+                .list_sessions(&SessionFilter::default(), 10, None)
+                .unwrap()
+                .items
+                .into_iter()
+                .next()?;
+            (s.state == SessionState::Ended && s.recording_bytes.is_some_and(|n| n > 44))
+                .then_some(s)
+        },
+    );
     let path = s.recording_path.clone().expect("a recording path");
     assert!(path.starts_with(shared.path()), "{}", path.display());
     let file = std::fs::read(&path).unwrap();
@@ -72,7 +77,7 @@ fn a_recording_made_by_one_agent_is_served_by_another_sharing_the_directory() {
         assert_eq!(r.status, 200, "agent {name}: {}", r.text());
         assert_eq!(r.body, file, "agent {name} serves the file byte for byte");
     }
-    let r = support_agent::http::request(alone.http, "GET", &uri, Some(&alone.token), None)
-        .unwrap();
+    let r =
+        support_agent::http::request(alone.http, "GET", &uri, Some(&alone.token), None).unwrap();
     assert_eq!(r.status, 404, "an agent without the share has no such file");
 }

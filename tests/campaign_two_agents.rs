@@ -43,7 +43,14 @@ fn two_dialers_over_two_agents_dial_every_lead_once_per_attempt_and_record_it() 
     let sipp = Sipp::start(&env, Duration::from_secs(230));
     let a = Agent::start_as(&env, sipp.addr, 47800, Some("agent-a"));
     let b = Agent::start_as(&env, sipp.addr, 48000, Some("agent-b"));
-    let opts = ["--concurrency", "10", "--rate", "600/min", "--max-attempts", "2"];
+    let opts = [
+        "--concurrency",
+        "10",
+        "--rate",
+        "600/min",
+        "--max-attempts",
+        "2",
+    ];
     let north = env.campaign("north", 100, &opts);
     let south = env.campaign("south", 100, &opts);
     let (ua, ub) = (a.url(), b.url());
@@ -72,7 +79,10 @@ fn two_dialers_over_two_agents_dial_every_lead_once_per_attempt_and_record_it() 
         .iter()
         .filter(|o| String::from_utf8_lossy(&o.stdout).contains("another run holds"))
         .count();
-    assert_eq!(yielded, 1, "one of the two runs of north left it to the other");
+    assert_eq!(
+        yielded, 1,
+        "one of the two runs of north left it to the other"
+    );
 
     let (node_a, node_b) = (NodeId::new("agent-a").ok(), NodeId::new("agent-b").ok());
     for c in [&north, &south] {
@@ -101,7 +111,12 @@ fn two_dialers_over_two_agents_dial_every_lead_once_per_attempt_and_record_it() 
                 .or_default() += 1;
         }
         println!("campaign {}: calls per agent {by_node:?}", c.settings.name);
-        assert_eq!(by_node.len(), 2, "{} spread over both agents", c.settings.name);
+        assert_eq!(
+            by_node.len(),
+            2,
+            "{} spread over both agents",
+            c.settings.name
+        );
         assert!(
             by_node.values().all(|&n| n >= 30),
             "round-robin: {by_node:?}"

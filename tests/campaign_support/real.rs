@@ -139,10 +139,10 @@ impl Agent {
             env.dir.path().join("rec").display(),
         );
         std::fs::write(&cfg, text).unwrap();
-        let log = env
-            .dir
-            .path()
-            .join(format!("agent{}.log", node.map(|n| format!("-{n}")).unwrap_or_default()));
+        let log = env.dir.path().join(format!(
+            "agent{}.log",
+            node.map(|n| format!("-{n}")).unwrap_or_default()
+        ));
         let mut child = Command::new(super::bins::AGENT)
             .args(["run", "--config", cfg.to_str().unwrap()])
             .env_remove("GEMINI_API_KEY")

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::support_agent::raw_sip::{header, status};
+use crate::support_agent::raw_sip::{RawCall, header, status};
 use crate::support_agent::{die_with_parent, free_udp_port};
 
 /// The kamailio binary (Debian package `kamailio`), if installed.
@@ -208,14 +208,15 @@ pub fn options(to: SocketAddr, within: Duration) -> Option<u16> {
         port = me.port()
     );
     sock.send_to(msg.as_bytes(), to).unwrap();
-    let resp = crate::support_agent::raw_sip::RawCall::response_on(&sock, &branch, within, false)?;
+    let resp = RawCall::response_on(&sock, &branch, within, false)?;
     status(&resp)
 }
 
 /// One whole call (INVITE, 200, ACK, BYE, 200) to `to` (an agent, or a
 /// proxy in front of it) following the 200's Record-Route and Contact;
-/// returns the time from sending the INVITE to receiving its 200.
-pub fn timed_call(to: SocketAddr, within: Duration) -> Duration {
+/// returns the time from sending the INVITE to receiving its 200, or
+/// why the call did not happen (no answer, or not 200).
+pub fn timed_call(to: SocketAddr, within: Duration) -> Result<Duration, String> {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = sock.local_addr().unwrap();
@@ -244,17 +245,43 @@ pub fn timed_call(to: SocketAddr, within: Duration) -> Duration {
     };
     let (invite, branch) = request("INVITE", &format!("sip:+15550100123@{to}"), "", "", 1, &sdp);
     let t0 = Instant::now();
-    sock.send_to(invite.as_bytes(), to).unwrap();
-    let ok = crate::support_agent::raw_sip::RawCall::response_on(&sock, &branch, within, false)
-        .expect("a final answer to the INVITE");
+    // RFC 3261 Timer A: resend until something answers.
+    let mut wait = Duration::from_millis(500);
+    let first = loop {
+        sock.send_to(invite.as_bytes(), to).unwrap();
+        if let Some(r) = RawCall::response_on(&sock, &branch, wait, true) {
+            break r;
+        }
+        if t0.elapsed() >= within {
+            return Err("no answer to the INVITE".to_owned());
+        }
+        wait = (wait * 2).min(Duration::from_secs(4));
+    };
+    let ok = if status(&first).is_some_and(|c| c >= 200) {
+        first
+    } else {
+        RawCall::response_on(&sock, &branch, within, false)
+            .ok_or_else(|| "no final answer to the INVITE".to_owned())?
+    };
     let setup = t0.elapsed();
-    assert_eq!(status(&ok), Some(200), "INVITE answered: {ok}");
+    if status(&ok) != Some(200) {
+        return Err(format!(
+            "INVITE answered: {}",
+            ok.lines().next().unwrap_or_default()
+        ));
+    }
     let tag = header(&ok, "To")
         .and_then(|t| t.split(';').find_map(|p| p.trim().strip_prefix("tag=")))
         .expect("a To tag")
         .to_owned();
     let contact = header(&ok, "Contact")
-        .map(|c| c.trim_start_matches('<').split('>').next().unwrap_or(c).to_owned())
+        .map(|c| {
+            c.trim_start_matches('<')
+                .split('>')
+                .next()
+                .unwrap_or(c)
+                .to_owned()
+        })
         .expect("a Contact");
     // One proxy: the route set is its one Record-Route.
     let route = header(&ok, "Record-Route")
@@ -265,13 +292,18 @@ pub fn timed_call(to: SocketAddr, within: Duration) -> Duration {
     sock.send_to(ack.as_bytes(), to).unwrap();
     let (bye, bye_branch) = request("BYE", &contact, &to_tag, &route, 2, "");
     sock.send_to(bye.as_bytes(), to).unwrap();
-    let done = crate::support_agent::raw_sip::RawCall::response_on(&sock, &bye_branch, within, false);
-    assert_eq!(done.as_deref().and_then(status), Some(200), "BYE answered: {done:?}");
-    setup
+    let done =
+        crate::support_agent::raw_sip::RawCall::response_on(&sock, &bye_branch, within, false);
+    assert_eq!(
+        done.as_deref().and_then(status),
+        Some(200),
+        "BYE answered: {done:?}"
+    );
+    Ok(setup)
 }
 
-/// The median of `v` (sorted in place).
+/// The median of `v` (sorted in place; zero when empty).
 pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }

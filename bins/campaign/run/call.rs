@@ -232,7 +232,11 @@ async fn in_store(ctx: &Ctx, lead: LeadId) -> Result<InStore, String> {
 /// Places the call for a claimed lead and follows it to its end.
 pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
     let lead = claimed.lead;
-    match ctx.agents.place(&request(&ctx, &lead, &claimed.claim)).await {
+    match ctx
+        .agents
+        .place(&request(&ctx, &lead, &claimed.claim))
+        .await
+    {
         Ok((agent, acc)) => match acc.id.parse::<SessionId>() {
             Ok(id) => follow(ctx, lead, id, Some(agent)).await,
             Err(_) => {

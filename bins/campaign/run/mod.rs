@@ -41,8 +41,8 @@ use crate::admin;
 use crate::cli::RunArgs;
 use crate::db::Db;
 use crate::error::{CampaignError, Result};
-use call::{CallEnd, Ctx};
 use agents::Agents;
+use call::{CallEnd, Ctx};
 use callbridge_api::AgentClient;
 use progress::Progress;
 

@@ -62,10 +62,25 @@ impl Manager {
 
     /// Hands [`Manager::readiness`] to the SIP core every
     /// [`PROBE_REFRESH`] until the SIP driver stops.
+    /// Logs each change (SIP probes see it from then on).
     pub(super) async fn report_readiness(self) {
+        let mut last = None;
         loop {
-            let ready = self.readiness().ready();
-            if self.shared.sip.set_ready(ready).await.is_err() {
+            let r = self.readiness();
+            if last != Some(r) {
+                if r.ready() {
+                    tracing::info!("ready for new calls (SIP OPTIONS 200)");
+                } else if r.admitting {
+                    tracing::info!(
+                        at_capacity = r.at_capacity,
+                        store_writable = r.store_writable,
+                        overloaded = r.overloaded,
+                        "not ready for new calls (SIP OPTIONS 503)"
+                    );
+                }
+                last = Some(r);
+            }
+            if self.shared.sip.set_ready(r.ready()).await.is_err() {
                 return;
             }
             tokio::time::sleep(PROBE_REFRESH).await;

@@ -7,7 +7,15 @@ use super::*;
 use crate::message::Message;
 
 fn probe(r: &mut Raw, branch: &str) -> Message {
-    r.send(&request("OPTIONS", branch, &format!("p-{branch}"), None, 1, "", ""));
+    r.send(&request(
+        "OPTIONS",
+        branch,
+        &format!("p-{branch}"),
+        None,
+        1,
+        "",
+        "",
+    ));
     let mut out = r.out();
     assert_eq!(out.len(), 1, "one answer per OPTIONS");
     out.remove(0).1
@@ -76,7 +84,11 @@ fn options_is_200_only_when_ready_not_draining_and_not_full() {
                 if draining {
                     r.ua.shutdown();
                 }
-                let want = if ready && !draining && !full { 200 } else { 503 };
+                let want = if ready && !draining && !full {
+                    200
+                } else {
+                    503
+                };
                 assert_eq!(
                     code(&probe(&mut r, "o")),
                     want,
