@@ -1,7 +1,8 @@
 //! The agents a run dials through (`--agent URL`, repeatable or a comma
 //! list): calls are spread round-robin, skipping an agent that answered
-//! 503 (for its `Retry-After`) or could not be reached (for a short
-//! pause); the next agent takes the same claimed lead at once.
+//! 503 or 429 (for its `Retry-After`) or could not be reached (for a
+//! short pause); the next agent takes the same claimed lead at once. Any
+//! other answer is the attempt's, as with one agent (module `call`).
 //!
 //! Round-robin rather than "least active" (asking every agent's API for
 //! its live calls before each call): each agent admits what it can take
@@ -25,6 +26,12 @@ use tokio::time::Instant;
 const UNREACHABLE_PAUSE: Duration = Duration::from_secs(2);
 /// Longest skip for a `Retry-After`.
 const MAX_SKIP: Duration = Duration::from_secs(30);
+
+/// Whether an `Unavailable` answer (its text starts with the status) is a
+/// 503 or 429: the agent took nothing on.
+fn refused_up_front(why: &str) -> bool {
+    why.starts_with("503") || why.starts_with("429")
+}
 
 /// The run's agents and the round-robin cursor. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -109,7 +116,11 @@ impl Agents {
                     self.mark_up(i);
                     return Ok((client.clone(), acc));
                 }
-                Err(PostError::Unavailable { retry_after, why }) => {
+                // 503 (draining, full, overloaded) and 429 are refusals
+                // before anything was dialled; another 5xx may come after
+                // the agent wrote the call, so the store decides (the
+                // claim is released, or the release finds the row).
+                Err(PostError::Unavailable { retry_after, why }) if refused_up_front(&why) => {
                     self.mark_down(i, Instant::now(), retry_after.unwrap_or(UNREACHABLE_PAUSE));
                     tracing::info!(agent = client.base(), %why, "agent unavailable; trying the next");
                     last = Some(PostError::Unavailable { retry_after, why });
@@ -168,6 +179,14 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap(),
         )
+    }
+
+    #[test]
+    fn only_503_and_429_move_a_call_to_the_next_agent() {
+        assert!(refused_up_front("503 Service Unavailable: draining"));
+        assert!(refused_up_front("429 Too Many Requests"));
+        assert!(!refused_up_front("500 Internal Server Error: store"));
+        assert!(!refused_up_front("502 Bad Gateway"));
     }
 
     #[test]
