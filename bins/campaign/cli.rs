@@ -187,13 +187,16 @@ pub struct UpdateArgs {
 pub struct RunArgs {
     /// The campaign.
     pub name: String,
-    /// The agent's HTTP API.
+    /// The agent's HTTP API. Repeat it (or give a comma-separated list)
+    /// for several agents: calls go to them in turn, skipping one that
+    /// answers 503 or cannot be reached.
     #[arg(
         long,
         env = "CALLBRIDGE_AGENT_URL",
-        default_value = "http://127.0.0.1:8080"
+        default_value = "http://127.0.0.1:8080",
+        value_delimiter = ','
     )]
-    pub agent: String,
+    pub agent: Vec<String>,
     /// Which certificate authorities an `https://` agent URL is checked
     /// against: `system` (the operating system's trust store) or `bundled`
     /// (the Mozilla roots built into the binary). The agent's own

@@ -107,7 +107,24 @@ impl Agent {
     /// no caller speech (sipp sends no audio); an unanswered call is
     /// cancelled after 2 s of ringing.
     pub fn start(env: &Env, target: SocketAddr, rtp: u16) -> Self {
-        let cfg = env.dir.path().join("agent.toml");
+        Self::start_as(env, target, rtp, None)
+    }
+
+    /// [`Agent::start`] as node `node` (`store.node`) of a shared store:
+    /// its own configuration file (`agent-NODE.toml`), and on PostgreSQL
+    /// the env's database (`store.url`).
+    pub fn start_as(env: &Env, target: SocketAddr, rtp: u16, node: Option<&str>) -> Self {
+        let cfg = match node {
+            Some(n) => env.dir.path().join(format!("agent-{n}.toml")),
+            None => env.dir.path().join("agent.toml"),
+        };
+        let store = match node {
+            Some(n) if env.url.starts_with("postgres") => {
+                format!("url = \"{}\"\nnode = \"{n}\"\n", env.url)
+            }
+            Some(n) => format!("database = \"{}\"\nnode = \"{n}\"\n", env.db.display()),
+            None => format!("database = \"{}\"\n", env.db.display()),
+        };
         let text = format!(
             "[sip]\nbind = \"127.0.0.1:0\"\nallowed_peers = [\"127.0.0.1/32\"]\n\
              [rtp]\nport_min = {rtp}\nport_max = {}\n\
@@ -115,15 +132,17 @@ impl Agent {
              rtp_inactivity = \"20s\"\nmax_duration = \"30s\"\ndrain_timeout = \"5s\"\n\
              [outbound]\ntarget = \"{target}\"\nfrom = \"+15550100000\"\n\
              [model]\nprovider = \"mock\"\n\
-             [store]\ndatabase = \"{}\"\nrecordings_dir = \"{}\"\n\
+             [store]\n{store}recordings_dir = \"{}\"\n\
              [http]\nbind = \"127.0.0.1:0\"\n\
              [log]\nlevel = \"warn\"\n",
             rtp + 199,
-            env.db.display(),
             env.dir.path().join("rec").display(),
         );
         std::fs::write(&cfg, text).unwrap();
-        let log = env.dir.path().join("agent.log");
+        let log = env.dir.path().join(format!(
+            "agent{}.log",
+            node.map(|n| format!("-{n}")).unwrap_or_default()
+        ));
         let mut child = Command::new(super::bins::AGENT)
             .args(["run", "--config", cfg.to_str().unwrap()])
             .env_remove("GEMINI_API_KEY")

@@ -144,6 +144,13 @@ fn if_range_matches(
 /// The recording file of session `id` and its metadata, if `caller` may
 /// see the session and the file is a file inside the recordings directory
 /// (404 otherwise; the console's waveform reads the same file).
+///
+/// Several agents (docs/SCALING.md) share one recordings directory (NFS
+/// or the like), each writing `<session id>.wav` into it: the path the
+/// store holds is where the recording agent wrote it, and where another
+/// node mounts the share may differ. So when that path is not a file
+/// here, the file of the same name in this agent's recordings directory
+/// is served.
 pub async fn locate(
     ctx: &Ctx,
     caller: Caller,
@@ -154,24 +161,27 @@ pub async fn locate(
         .run(move |s| visible_session(s, &caller, id))
         .await?;
     let no_recording = || ApiError::NotFound(format!("session {id} has no recording"));
-    let path: PathBuf = session.recording_path.ok_or_else(no_recording)?;
-    if let Some(dir) = &ctx.state.recordings_dir
-        && !inside(&path, dir).await
-    {
-        warn!(session = %id, "recording path missing or outside the recordings directory");
-        return Err(no_recording());
-    }
-    match tokio::fs::metadata(&path).await {
-        Ok(m) if m.is_file() => Ok((path, m)),
-        Ok(_) => {
-            warn!(session = %id, "recording path is not a file");
-            Err(no_recording())
+    let stored: PathBuf = session.recording_path.ok_or_else(no_recording)?;
+    let shared = match (&ctx.state.recordings_dir, stored.file_name()) {
+        (Some(dir), Some(name)) if dir.join(name) != stored => Some(dir.join(name)),
+        _ => None,
+    };
+    let mut why = None;
+    for path in std::iter::once(stored).chain(shared) {
+        if let Some(dir) = &ctx.state.recordings_dir
+            && !inside(&path, dir).await
+        {
+            why.get_or_insert("recording path missing or outside the recordings directory");
+            continue;
         }
-        Err(e) => {
-            warn!(session = %id, error = %e, "recording cannot be opened");
-            Err(no_recording())
+        match tokio::fs::metadata(&path).await {
+            Ok(m) if m.is_file() => return Ok((path, m)),
+            Ok(_) => why = Some("recording path is not a file"),
+            Err(_) => why = Some("recording cannot be opened"),
         }
     }
+    warn!(session = %id, why = why.unwrap_or("no path"), "recording not served");
+    Err(no_recording())
 }
 
 /// `GET /api/sessions/{id}/recording` (and HEAD).

@@ -31,6 +31,7 @@ use callbridge_crm_store::{
 use jiff::Timestamp;
 use tokio::time::Instant;
 
+use super::agents::Agents;
 use crate::db::Db;
 use crate::error::CampaignError;
 use callbridge_api::{AgentClient, PostError};
@@ -40,8 +41,8 @@ use callbridge_api::{AgentClient, PostError};
 pub struct Ctx {
     /// The store.
     pub db: Db,
-    /// The agent.
-    pub agent: AgentClient,
+    /// The agents (`--agent`).
+    pub agents: Agents,
     /// The campaign.
     pub campaign: Arc<Campaign>,
     /// How often to ask for a live call's status.
@@ -231,9 +232,13 @@ async fn in_store(ctx: &Ctx, lead: LeadId) -> Result<InStore, String> {
 /// Places the call for a claimed lead and follows it to its end.
 pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
     let lead = claimed.lead;
-    match ctx.agent.place(&request(&ctx, &lead, &claimed.claim)).await {
-        Ok(acc) => match acc.id.parse::<SessionId>() {
-            Ok(id) => follow(ctx, lead, id).await,
+    match ctx
+        .agents
+        .place(&request(&ctx, &lead, &claimed.claim))
+        .await
+    {
+        Ok((agent, acc)) => match acc.id.parse::<SessionId>() {
+            Ok(id) => follow(ctx, lead, id, Some(agent)).await,
             Err(_) => {
                 let why = format!(
                     "the agent answered a session id that is not a UUID: {}",
@@ -269,10 +274,7 @@ pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
             release(&ctx, lead, CallEnd::Fatal { why }).await
         }
         Err(PostError::NoApi(why)) => {
-            let why = format!(
-                "no call API at {} ({why}); is --agent the agent's HTTP address?",
-                ctx.agent.base()
-            );
+            let why = format!("no call API at {why}; is --agent the agent's HTTP address?");
             release(&ctx, lead, CallEnd::Fatal { why }).await
         }
         Err(PostError::Rejected(why)) => {
@@ -303,7 +305,7 @@ async fn settle_unknown(ctx: Ctx, lead: Lead, why: String) -> CallEnd {
     tokio::time::sleep(Duration::from_secs(2)).await;
     for _ in 0..2 {
         match in_store(&ctx, lead.id).await {
-            Ok(InStore::Live(id)) => return follow(ctx, lead, id).await,
+            Ok(InStore::Live(id)) => return follow(ctx, lead, id, None).await,
             Ok(InStore::Ended(id, o)) => return record(&ctx, lead, id, o).await,
             Ok(InStore::None) => {}
             Err(e) => return CallEnd::Store { lead, why: e },
@@ -338,15 +340,16 @@ async fn settle_unknown(ctx: Ctx, lead: Lead, why: String) -> CallEnd {
 }
 
 /// Follows a placed call with `GET /api/calls/{id}` until it ends, then
-/// records its outcome. When the agent stops answering, the store's row
-/// decides; after `agent_wait` without either, the lead is left in
-/// progress for the next run.
-pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId) -> CallEnd {
+/// records its outcome. `agent` placed the call (when known); the others
+/// are asked when it does not know the call. When no agent answers, the
+/// store's row decides; after `agent_wait` without either, the lead is
+/// left in progress for the next run.
+pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId, agent: Option<AgentClient>) -> CallEnd {
     let key = id.to_string();
     let mut trouble_since: Option<Instant> = None;
     loop {
         tokio::time::sleep(ctx.poll).await;
-        let problem = match ctx.agent.status(&key).await {
+        let problem = match ctx.agents.status(agent.as_ref(), &key).await {
             Ok(Some(st)) if !st.live => match st.outcome.as_deref().map(str::parse::<Outcome>) {
                 Some(Ok(o)) => {
                     let o = lead_outcome(&ctx, o, st.end_reason.as_deref());
@@ -358,7 +361,7 @@ pub async fn follow(ctx: Ctx, lead: Lead, id: SessionId) -> CallEnd {
                 trouble_since = None;
                 continue;
             }
-            Ok(None) => "the agent does not know the call (404)".to_owned(),
+            Ok(None) => "no agent knows the call (404)".to_owned(),
             Err(e) => e,
         };
         match in_store(&ctx, lead.id).await {

@@ -20,6 +20,7 @@
 //! do, 1 for errors (agent down too long, token refused, store errors), 2
 //! for bad usage.
 
+mod agents;
 mod call;
 mod dry_run;
 mod lock;
@@ -40,6 +41,7 @@ use crate::admin;
 use crate::cli::RunArgs;
 use crate::db::Db;
 use crate::error::{CampaignError, Result};
+use agents::Agents;
 use call::{CallEnd, Ctx};
 use callbridge_api::AgentClient;
 use progress::Progress;
@@ -90,7 +92,12 @@ pub fn main(at: &StoreAt, args: &RunArgs) -> Result<()> {
             )));
         }
     }
-    let agent = AgentClient::with_roots(&args.agent, token, args.tls_roots)?;
+    let agents = Agents::new(
+        args.agent
+            .iter()
+            .map(|url| AgentClient::with_roots(url, token.clone(), args.tls_roots))
+            .collect::<std::result::Result<_, _>>()?,
+    );
     let _lock = match at.sqlite_path() {
         Some(db_path) => {
             let lock_dir = match &args.lock_dir {
@@ -157,7 +164,7 @@ pub fn main(at: &StoreAt, args: &RunArgs) -> Result<()> {
         .map_err(|e| CampaignError::Failed(format!("tokio runtime: {e}")))?;
     let ctx = Ctx {
         db: Db::new(store),
-        agent,
+        agents,
         campaign: Arc::new(c),
         poll: args.poll,
         agent_wait: args.agent_wait,
@@ -331,8 +338,8 @@ impl Runner {
         }
         if self.backoff.gave_up(self.agent_wait) {
             self.tally.gave_up = Some(format!(
-                "the agent at {} was unavailable for {} s (last: {}); its leads were released without using an attempt",
-                self.ctx.agent.base(),
+                "{} was unavailable for {} s (last: {}); its leads were released without using an attempt",
+                self.ctx.agents.describe(),
                 self.agent_wait.as_secs(),
                 self.backoff.last
             ));
@@ -369,7 +376,7 @@ impl Runner {
                 "lead {} {}: following call {session} of a killed run",
                 lead.id, lead.phone
             ));
-            tasks.spawn(call::follow(self.ctx.clone(), lead, session));
+            tasks.spawn(call::follow(self.ctx.clone(), lead, session, None));
         }
         let (sig_tx, mut sig_rx) = tokio::sync::mpsc::channel::<&'static str>(4);
         tokio::spawn(signals(sig_tx));

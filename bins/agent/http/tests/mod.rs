@@ -12,6 +12,7 @@ mod limits;
 mod live;
 mod probes;
 mod reads;
+mod shared_recordings;
 mod wire;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

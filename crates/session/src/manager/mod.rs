@@ -47,6 +47,7 @@ mod control;
 mod inbound;
 mod outbound;
 mod overload;
+mod readiness;
 mod registry;
 mod shared;
 mod supervise;
@@ -55,6 +56,7 @@ mod trunk;
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
 pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
 pub use overload::EngineStatus;
+pub use readiness::Readiness;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -178,24 +180,6 @@ pub struct Snapshot {
     pub admitting: bool,
     /// The media engine's load and the calls refused for it.
     pub engine: EngineStatus,
-}
-
-/// Whether the manager takes new calls, for load balancers (`/readyz`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Readiness {
-    /// Calls are admitted (false once a shutdown started draining).
-    pub admitting: bool,
-    /// Every call slot (`ManagerConfig::max_calls`) is taken.
-    pub at_capacity: bool,
-    /// The store accepts writes ([`Manager::store_writable`]).
-    pub store_writable: bool,
-}
-
-impl Readiness {
-    /// Admitting, not full and able to write the store.
-    pub fn ready(&self) -> bool {
-        self.admitting && !self.at_capacity && self.store_writable
-    }
 }
 
 /// The session manager. Cheap to clone.
@@ -344,12 +328,13 @@ impl Manager {
             }),
         };
         let router = tokio::spawn(manager.clone().route(events));
+        let probe = tokio::spawn(manager.clone().report_readiness());
         manager
             .inner
             .background
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(router);
+            .extend([router, probe]);
         info!(%sip_addr, "session manager started");
         Ok(manager)
     }
@@ -607,20 +592,6 @@ impl Manager {
             model_connections: callbridge_llm_bridge::stats::live_connections(),
             admitting: reg.admitting,
             engine: self.inner.admission.status(),
-        }
-    }
-
-    /// Whether new calls would be taken now: admitting, below the call
-    /// limit, and the store writable.
-    pub fn readiness(&self) -> Readiness {
-        let (admitting, live) = {
-            let reg = self.shared.registry();
-            (reg.admitting, reg.calls().len())
-        };
-        Readiness {
-            admitting,
-            at_capacity: live >= self.shared.cfg.max_calls,
-            store_writable: self.store_writable(),
         }
     }
 

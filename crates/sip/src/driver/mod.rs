@@ -134,6 +134,7 @@ enum Command {
     Refer(CallRef, Box<Uri>, Reply<()>),
     ReloadTls(oneshot::Sender<Result<(), TlsSetupError>>),
     StreamStats(oneshot::Sender<(usize, StreamStats)>),
+    SetReady(bool),
     Shutdown,
 }
 
@@ -272,6 +273,15 @@ impl Handle {
             .await
             .map_err(|_| DriverError::Stopped)?;
         rx.await.map_err(|_| DriverError::Stopped)
+    }
+
+    /// Whether the application admits new calls, for the answer to an
+    /// out-of-dialog OPTIONS ([`UserAgent::set_ready`]).
+    pub async fn set_ready(&self, ready: bool) -> Result<(), DriverError> {
+        self.tx
+            .send(Command::SetReady(ready))
+            .await
+            .map_err(|_| DriverError::Stopped)
     }
 
     /// Start a graceful shutdown (like the `shutdown` future of
@@ -487,6 +497,7 @@ impl Driver {
             Command::Refer(c, target, r) => drop(r.send(ua.refer(now, c, *target))),
             Command::ReloadTls(r) => drop(r.send(self.streams.reload_tls())),
             Command::StreamStats(r) => drop(r.send((self.streams.len(), self.streams.stats))),
+            Command::SetReady(ready) => ua.set_ready(ready),
             Command::Shutdown => {}
         }
     }

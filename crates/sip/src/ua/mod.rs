@@ -43,6 +43,7 @@
 
 mod config;
 mod event;
+mod probe;
 mod refer;
 mod refresh;
 mod register;
@@ -55,6 +56,8 @@ mod tests;
 mod tests_auth;
 #[cfg(test)]
 mod tests_guard;
+#[cfg(test)]
+mod tests_probe;
 #[cfg(test)]
 mod tests_raw;
 #[cfg(test)]
@@ -288,6 +291,8 @@ pub struct UserAgent {
     events: VecDeque<Event>,
     stats: Stats,
     draining: bool,
+    /// The application admits calls (module `probe`).
+    ready: bool,
 }
 
 impl std::fmt::Debug for UserAgent {
@@ -319,6 +324,7 @@ impl UserAgent {
             events: VecDeque::new(),
             stats: Stats::default(),
             draining: false,
+            ready: true,
         }
     }
 

@@ -108,12 +108,7 @@ impl UserAgent {
             Method::Info => self.on_info(now, &key, &req),
             Method::Notify => self.on_notify(now, &key, &req),
             Method::Update => self.on_update(now, key, req),
-            Method::Options => {
-                let tag = self.ids.tag();
-                let mut r = req.make_response(StatusCode::OK, Some(&tag));
-                allow_headers(&mut r);
-                self.reply(now, &key, r);
-            }
+            Method::Options => self.on_options(now, &key, &req, in_dialog),
             _ => {
                 let tag = self.ids.tag();
                 let mut r = req.make_response(StatusCode::METHOD_NOT_ALLOWED, Some(&tag));
