@@ -27,8 +27,8 @@
 //!
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
-//! `amd`, `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
-//! `mapping`.
+//! `amd`, `carrier`, `sip_transport`, `routing`, `values`, `validate`,
+//! `secrets`, `load`, `mapping`.
 
 mod amd;
 mod carrier;
@@ -37,6 +37,7 @@ mod error;
 mod keys;
 mod load;
 mod mapping;
+pub(crate) mod routing;
 pub(crate) mod secrets;
 mod sip_transport;
 mod source;
@@ -46,6 +47,8 @@ mod values;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_routing;
 #[cfg(test)]
 mod tests_sip_transport;
 

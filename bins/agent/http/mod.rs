@@ -12,6 +12,7 @@
 //! | `GET /api/sessions/{id}/recording` | any role | admin | [`recording`] |
 //! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | admin | [`calls`] |
 //! | `GET /api/calls/{id}` | any role | admin | [`calls`] |
+//! | `GET /api/profiles`, `PUT /api/profiles` | admin | admin | [`profiles`] |
 //! | `/carrier/...` | carrier signature | public (admin unless `http.public_bind`) | [`carrier`] |
 //! | `/`, `/sign-in`, `/calls`, `/live`, `/campaigns`, `/dnc`, `/health`, `/assets/...` | console sign-in (cookie) | admin | [`console`] |
 //!
@@ -26,6 +27,7 @@
 
 mod auth;
 mod calls;
+pub mod profiles;
 pub mod carrier;
 pub mod carrier_config;
 mod console;
@@ -118,6 +120,7 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
         .route("/api/sessions/{id}/recording", get(recording::get))
         .route("/api/calls", axum::routing::post(calls::create))
         .route("/api/calls/{id}", get(calls::get).delete(calls::hangup))
+        .route("/api/profiles", get(profiles::get).put(profiles::put))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_token,

@@ -51,6 +51,8 @@ pub struct State {
     pub carrier: Option<Arc<CarrierState>>,
     /// The console's sign-in sessions (empty at start).
     pub console: Arc<ConsoleSessions>,
+    /// `PUT /api/profiles`' settings (`None`: profiles are read-only).
+    pub profiles: Option<Arc<super::profiles::ProfileAdmin>>,
 }
 
 /// Shared handle to [`State`].

@@ -74,6 +74,11 @@ impl<'a> Check<'a> {
         None
     }
 
+    /// The `[[profiles]]` tables (see [`Sources::profiles`]).
+    pub fn profiles(&self) -> Result<Vec<callbridge_session::profile::ProfileSpec>, String> {
+        self.sources.profiles()
+    }
+
     /// Whether the file or the environment sets anything in `section`.
     pub fn present(&self, section: &str) -> bool {
         self.sources.contains(section)

@@ -21,6 +21,7 @@ use ipnet::IpNet;
 
 use super::amd;
 use super::carrier;
+use super::routing;
 use super::check::Check;
 use super::error::ConfigError;
 use super::transfer;
@@ -285,6 +286,26 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         .and_then(|t| transfer::targets(c, &t));
     // [amd]
     let amd = amd::read(c, base);
+    // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
+    let keep_headers = routing::keep_headers(c);
+    let routing = {
+        let raw_targets = c.list("transfer.targets");
+        let defaults = (|| {
+            Some(callbridge_session::profile::ProfileDefaults {
+                provider: provider?.name().to_owned(),
+                model: model.clone()?,
+                voice: voice.clone()?,
+                system_prompt: system_prompt.clone()?,
+                greeting: greeting.clone()?,
+                tools: tools?,
+                transfer_targets: raw_targets?,
+                max_duration: max_duration?,
+                keep_headers: keep_headers.clone()?,
+            })
+        })();
+        routing::read(c, base, defaults)
+    };
+    // --- end issue 23 (prog) ---
 
     // [store], [files], [tls]
     let path = |key: &str, what: &str| {
@@ -457,6 +478,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             log_format: log_format?,
             log_level: log_level?,
             carrier: carriers?,
+            routing: routing?,
+            keep_headers: keep_headers?,
         })
     })();
     (settings.filter(|_| !c.failed()), needs)

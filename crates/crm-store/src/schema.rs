@@ -413,6 +413,17 @@ CREATE INDEX call_sessions_node_live ON call_sessions(node, state)
     WHERE state IN ('created', 'ringing', 'answered', 'active');
 "#;
 
+// --- issue 23 (prog): routing profiles and kept SIP headers ---
+/// v10: the routing profile of each session and campaign (issue 23), and
+/// the SIP headers a session kept (`sip.keep_headers`, a JSON object of
+/// name to value).
+const V10_PROFILES: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN profile TEXT;
+ALTER TABLE call_sessions ADD COLUMN sip_headers TEXT;
+ALTER TABLE campaigns ADD COLUMN profile TEXT;
+"#;
+// --- end issue 23 (prog) ---
+
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
 pub const MIGRATIONS: &[Migration] = &[
@@ -461,6 +472,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: V9_NODES,
         postgres: Postgres::Translated,
     },
+    // --- issue 23 (prog) ---
+    Migration {
+        description: "routing profile of sessions and campaigns, kept SIP headers",
+        sql: V10_PROFILES,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 23 (prog) ---
 ];
 
 /// The schema version this build writes.

@@ -294,6 +294,7 @@ async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
         }
     }
     conn.count_setup(setup.resume_handle.is_some());
+    conn.record_instructions(&setup.instructions);
     if !send(&mut conn, json!({"setupComplete": {}})).await {
         return;
     }

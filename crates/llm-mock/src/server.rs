@@ -109,6 +109,9 @@ pub struct MockStats {
     pub caller_turns: u64,
     /// Protocol violations by the client (empty when it behaved).
     pub violations: Vec<String>,
+    /// The system instructions of the setups accepted (Gemini), in
+    /// order, the first 100: what a test's routing profile rendered.
+    pub instructions: Vec<String>,
 }
 
 /// Shared counters of one server.
@@ -123,6 +126,7 @@ pub struct Counters {
     audio_messages_in: AtomicU64,
     caller_turns: AtomicU64,
     violations: Mutex<Vec<String>>,
+    instructions: Mutex<Vec<String>>,
 }
 
 impl Counters {
@@ -138,6 +142,11 @@ impl Counters {
             caller_turns: self.caller_turns.load(Ordering::SeqCst),
             violations: self
                 .violations
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+            instructions: self
+                .instructions
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
@@ -385,6 +394,15 @@ impl MockConnection {
         self.counters.setups.fetch_add(1, Ordering::SeqCst);
         if resumed {
             self.counters.resumed_setups.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Keeps the system instructions of an accepted setup (the first 100).
+    pub fn record_instructions(&self, text: &str) {
+        if let Ok(mut v) = self.counters.instructions.lock()
+            && v.len() < 100
+        {
+            v.push(text.to_owned());
         }
     }
 

@@ -22,6 +22,7 @@ pub mod lifecycle;
 mod log_name;
 pub mod manager;
 pub mod metrics;
+pub mod profile;
 pub mod signing;
 pub mod store_writer;
 

@@ -60,6 +60,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
             Arc::new(NoHangup),
         ))),
         console: Arc::default(),
+        profiles: None,
     });
     crate::http::router(state)
 }

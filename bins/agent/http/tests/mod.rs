@@ -131,6 +131,7 @@ pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound
         outbound,
         carrier: None,
         console: Arc::default(),
+        profiles: None,
     })
 }
 

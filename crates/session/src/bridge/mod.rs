@@ -98,6 +98,9 @@ pub(crate) struct CallSpec {
     pub token: CancellationToken,
     /// Answering-machine detection (outbound; `ManagerConfig::amd`).
     pub amd: bool,
+    /// The routing profile the call took: its transfer targets, longest
+    /// call and recording (the model settings are in `model_config`).
+    pub profile: Arc<crate::profile::Profile>,
 }
 
 /// What the call leaves behind for the manager.
@@ -168,6 +171,8 @@ pub(crate) struct Call {
     amd: Option<amd_gate::AmdGate>,
     /// The model's audio held until the detection's verdict.
     held: detect::Held,
+    /// The routing profile the call took.
+    profile: Arc<crate::profile::Profile>,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -212,8 +217,10 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         mut mailbox,
         token,
         amd,
+        profile,
     } = spec;
-    let machine_cfg = shared.cfg.machine.clone();
+    let mut machine_cfg = shared.cfg.machine.clone();
+    machine_cfg.max_duration = profile.max_duration;
     let out_rate = match model_config.output_format {
         callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
         _ => 8000,
@@ -280,6 +287,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         closed: false,
         amd,
         held: detect::Held::default(),
+        profile,
     };
     c.open_recorder();
     // A row the machine's first action writes carries the recording; a row
@@ -437,6 +445,9 @@ impl Call {
         let Some(dir) = &self.shared.cfg.recordings_dir else {
             return;
         };
+        if !self.profile.record {
+            return;
+        }
         let path = dir.join(format!("{}.wav", self.id));
         match CallRecorder::create(&path, self.shared.cfg.file_access) {
             Ok(r) => {

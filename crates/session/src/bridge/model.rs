@@ -144,8 +144,7 @@ impl Call {
                 // The one dial check: nothing reaches the REFER unless the
                 // operator listed it (toll fraud, issue 14).
                 let checked = self
-                    .shared
-                    .cfg
+                    .profile
                     .transfer_targets
                     .check(&target, number.as_deref())
                     .and_then(|a| {

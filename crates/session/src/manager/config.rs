@@ -106,6 +106,15 @@ pub struct ManagerConfig {
     /// ([`OriginateRequest::amd`]) decide and what they do with a
     /// machine (see [`crate::amd`]). Checked at [`crate::Manager::start`].
     pub amd: crate::amd::AmdSettings,
+    /// The routing profiles (issue 23, [`crate::profile`]); `None` (the
+    /// default): one implicit profile made of this configuration's
+    /// model instructions, greeting, tools, transfer targets and longest
+    /// call. Replace them later with [`crate::Manager::set_profiles`].
+    pub profiles: Option<crate::profile::Profiles>,
+    /// The `X-` headers of inbound INVITEs kept on the session (stored,
+    /// shown by the API, given to the profile's templates as `sip`), by
+    /// name, matched without regard to case (`sip.keep_headers`).
+    pub keep_headers: Vec<String>,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -171,6 +180,8 @@ impl ManagerConfig {
             rng_seed: None,
             engine: None,
             amd: crate::amd::AmdSettings::default(),
+            profiles: None,
+            keep_headers: Vec::new(),
         }
     }
 }
@@ -203,8 +214,15 @@ pub struct OriginateRequest {
     pub metadata: Vec<(String, String)>,
     /// Answering-machine detection for this call
     /// ([`ManagerConfig::amd`]): nothing the model says reaches the callee
-    /// until the detection says a person answered.
-    pub amd: bool,
+    /// until the detection says a person answered. `None`: the profile's
+    /// setting.
+    pub amd: Option<bool>,
+    /// The routing profile by name ([`crate::profile`]); `None`: the
+    /// default profile.
+    pub profile: Option<String>,
+    /// SIP headers to set on the INVITE (checked by the caller: `X-`
+    /// names, bounded values).
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for OriginateRequest {
@@ -216,6 +234,8 @@ impl std::fmt::Debug for OriginateRequest {
             .field("claim", &self.claim)
             .field("owner", &self.owner)
             .field("amd", &self.amd)
+            .field("profile", &self.profile)
+            .field("headers", &self.headers.len())
             .finish()
     }
 }
@@ -234,7 +254,9 @@ impl OriginateRequest {
             instructions: None,
             greeting: None,
             metadata: Vec::new(),
-            amd: false,
+            amd: None,
+            profile: None,
+            headers: Vec::new(),
         }
     }
 }

@@ -46,6 +46,7 @@ mod config;
 mod inbound;
 mod outbound;
 mod overload;
+mod profiles;
 mod registry;
 mod shared;
 mod supervise;
@@ -145,6 +146,10 @@ pub enum ManagerError {
     /// no row was written and nothing was dialled.
     #[error("the lead's claim is no longer held")]
     ClaimNotHeld,
+    /// The request names a routing profile that does not exist or takes
+    /// no outbound calls ([`OriginateRequest::profile`]).
+    #[error("no such routing profile for outbound calls")]
+    UnknownProfile,
 }
 
 /// One live call in a [`Snapshot`].
@@ -293,6 +298,11 @@ impl Manager {
         let sip_addr = driver.local_addr();
         let (sip_tcp_addr, sip_tls_addr) = (driver.tcp_addr(), driver.tls_addr());
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
+        let profiles = shared::ProfileSlot::new(
+            cfg.profiles
+                .take()
+                .unwrap_or_else(|| shared::implicit(&cfg)),
+        );
         let shared = Arc::new(Shared {
             cfg,
             sip,
@@ -307,6 +317,7 @@ impl Manager {
             fallback,
             voicemail,
             registry: Mutex::new(Registry::new()),
+            profiles,
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
