@@ -98,8 +98,9 @@ fn two_called_numbers_take_two_profiles_and_a_template_fills_from_an_x_header() 
     let told = model.stats().instructions;
     println!("instructions: {told:#?}");
     assert!(
-        told.iter().any(|i| i
-            .starts_with("Sales line. Customer C-4242 calls +15550100123 from +15550100999.")),
+        told.iter()
+            .any(|i| i
+                .starts_with("Sales line. Customer C-4242 calls +15550100123 from +15550100999.")),
         "{told:#?}"
     );
     assert!(
@@ -167,7 +168,11 @@ fn put_profiles_is_refused_whole_or_applied_to_the_next_call_and_kept_across_a_r
             "{want:?} not named in {body}"
         );
     }
-    assert_eq!(agent.get_json("/api/profiles"), got, "a refused PUT changed the set");
+    assert_eq!(
+        agent.get_json("/api/profiles"),
+        got,
+        "a refused PUT changed the set"
+    );
 
     // A good set: the next call takes it.
     let good = json!({

@@ -27,7 +27,6 @@
 
 mod auth;
 mod calls;
-pub mod profiles;
 pub mod carrier;
 pub mod carrier_config;
 mod console;
@@ -36,6 +35,7 @@ mod health;
 mod limits;
 mod metrics;
 mod pool;
+pub mod profiles;
 mod recording;
 pub mod serve;
 mod sessions;

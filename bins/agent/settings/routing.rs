@@ -1,6 +1,7 @@
 //! Routing profiles (issue 23): the `[[profiles]]` tables, `[routing]`
-//! (`default_profile`, `profiles_file`) and `sip.keep_headers`, checked
-//! whole into `callbridge_session::profile::Profiles`.
+//! (`default_profile`, `profiles_file`), `sip.keep_headers` and the
+//! operator's HTTP tools (`[[tools]]`), checked whole into
+//! `callbridge_session::profile::Profiles`.
 //!
 //! A `PUT /api/profiles` is kept in `routing.profiles_file` (JSON, the
 //! API's own body; default `profiles.json` beside this file). When that
@@ -11,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
+use callbridge_session::http_tool::HttpTools;
 use callbridge_session::profile::{ProfileDefaults, ProfileError, Profiles, ProfilesDoc};
 
 use super::check::Check;
@@ -54,6 +56,38 @@ pub fn keep_headers(c: &Check<'_>) -> Option<Vec<String>> {
         }
     }
     ok.then(|| list.iter().map(|h| h.trim().to_owned()).collect())
+}
+
+/// The `[[tools]]` tables, checked (schemas, URLs, secrets from the
+/// process environment, filler files relative to `base`).
+pub fn tools(c: &Check<'_>, base: &Path) -> Option<HttpTools> {
+    let specs = match c.tools() {
+        Ok(s) => s,
+        Err(e) => {
+            c.push(ConfigError::Invalid {
+                key: "tools".into(),
+                origin: c.origin("tools"),
+                value: "[[tools]]".into(),
+                expected: format!("tool tables ({e})"),
+            });
+            return None;
+        }
+    };
+    let env = |var: &str| std::env::var(var).ok();
+    match HttpTools::load(&specs, &env, base) {
+        Ok(t) => Some(t),
+        Err(errors) => {
+            for e in errors {
+                c.push(ConfigError::Invalid {
+                    key: format!("tools[{}].{}", e.index, e.field),
+                    origin: c.origin("tools"),
+                    value: format!("{:?}", e.name),
+                    expected: e.message,
+                });
+            }
+            None
+        }
+    }
 }
 
 /// Reads `[routing]` and the profiles; `defaults` is `None` when a key

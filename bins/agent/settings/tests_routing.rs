@@ -116,7 +116,11 @@ fn the_profiles_file_is_the_set_when_it_exists() {
     assert!(s.routing.from_file);
     assert_eq!(s.routing.profiles.inbound("+100", None).name(), "night");
     assert_eq!(s.routing.profiles.specs().len(), 1);
-    std::fs::write(dir.path().join("profiles.json"), r#"{"profiles": [{"name": ""}]}"#).unwrap();
+    std::fs::write(
+        dir.path().join("profiles.json"),
+        r#"{"profiles": [{"name": ""}]}"#,
+    )
+    .unwrap();
     let e = load(GOOD, dir.path()).unwrap_err();
     assert!(e.contains("profiles[0].name"), "{e}");
     assert!(e.contains("profiles.json"), "{e}");

@@ -21,9 +21,9 @@ use ipnet::IpNet;
 
 use super::amd;
 use super::carrier;
-use super::routing;
 use super::check::Check;
 use super::error::ConfigError;
+use super::routing;
 use super::transfer;
 use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
 use crate::logging::{self, LogFormat};
@@ -288,6 +288,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let amd = amd::read(c, base);
     // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
     let keep_headers = routing::keep_headers(c);
+    let http_tools = routing::tools(c, base);
     let routing = {
         let raw_targets = c.list("transfer.targets");
         let defaults = (|| {
@@ -301,6 +302,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 transfer_targets: raw_targets?,
                 max_duration: max_duration?,
                 keep_headers: keep_headers.clone()?,
+                http_tools: http_tools?,
             })
         })();
         routing::read(c, base, defaults)

@@ -48,8 +48,7 @@ fn headers_to_db(h: &[(String, String)]) -> Result<Option<String>> {
         return Ok(None);
     }
     if h.len() > MAX_SIP_HEADERS
-        || h
-            .iter()
+        || h.iter()
             .any(|(k, v)| k.len() > MAX_SIP_HEADER_LEN || v.len() > MAX_SIP_HEADER_LEN)
     {
         return Err(Error::InvalidInput {

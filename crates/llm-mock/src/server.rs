@@ -112,6 +112,9 @@ pub struct MockStats {
     /// The system instructions of the setups accepted (Gemini), in
     /// order, the first 100: what a test's routing profile rendered.
     pub instructions: Vec<String>,
+    /// The tool answers the client sent (Gemini), as `(name, response)`,
+    /// the first 100.
+    pub tool_responses: Vec<(String, serde_json::Value)>,
 }
 
 /// Shared counters of one server.
@@ -127,6 +130,7 @@ pub struct Counters {
     caller_turns: AtomicU64,
     violations: Mutex<Vec<String>>,
     instructions: Mutex<Vec<String>>,
+    tool_responses: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 impl Counters {
@@ -147,6 +151,11 @@ impl Counters {
                 .unwrap_or_default(),
             instructions: self
                 .instructions
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+            tool_responses: self
+                .tool_responses
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
@@ -403,6 +412,15 @@ impl MockConnection {
             && v.len() < 100
         {
             v.push(text.to_owned());
+        }
+    }
+
+    /// Keeps a tool answer the client sent (the first 100).
+    pub fn record_tool_response(&self, name: &str, response: serde_json::Value) {
+        if let Ok(mut v) = self.counters.tool_responses.lock()
+            && v.len() < 100
+        {
+            v.push((name.to_owned(), response));
         }
     }
 

@@ -18,6 +18,7 @@ pub mod carrier;
 pub mod dial_targets;
 mod end_reason;
 pub mod gauges;
+pub mod http_tool;
 pub mod lifecycle;
 mod log_name;
 pub mod manager;

@@ -41,6 +41,7 @@ mod media;
 mod model;
 pub(crate) mod msg;
 mod playback;
+pub(crate) mod tools;
 mod transcript;
 pub mod transport;
 
@@ -101,6 +102,8 @@ pub(crate) struct CallSpec {
     /// The routing profile the call took: its transfer targets, longest
     /// call and recording (the model settings are in `model_config`).
     pub profile: Arc<crate::profile::Profile>,
+    /// What the call's tools need (its description, its own mailbox).
+    pub tools: tools::ToolsCtx,
 }
 
 /// What the call leaves behind for the manager.
@@ -173,6 +176,8 @@ pub(crate) struct Call {
     held: detect::Held,
     /// The routing profile the call took.
     profile: Arc<crate::profile::Profile>,
+    /// Its HTTP tools and `collect_digits` in progress.
+    tools: tools::Tools,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -218,6 +223,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         token,
         amd,
         profile,
+        tools,
     } = spec;
     let mut machine_cfg = shared.cfg.machine.clone();
     machine_cfg.max_duration = profile.max_duration;
@@ -288,6 +294,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         amd,
         held: detect::Held::default(),
         profile,
+        tools: tools::Tools::new(tools),
     };
     c.open_recorder();
     // A row the machine's first action writes carries the recording; a row
@@ -341,6 +348,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
                 Some(CallMsg::Sip(ev)) => c.on_sip(ev).await,
                 Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
                 Some(CallMsg::Note(detail)) => c.event(callbridge_crm_store::EventKind::Note, detail),
+                Some(CallMsg::Tool(t)) => c.on_tool_msg(t).await,
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
             ev = media_next(&mut c.stream) => c.on_media(ev),

@@ -168,12 +168,11 @@ impl Call {
                 }
             }
             ModelEvent::ToolCall(call) => {
-                self.event(EventKind::ToolCall, json!({"tool": call.name}));
-                if let Some(m) = &mut self.model {
-                    let _ = m
-                        .send_tool_result(call.id, ToolResult::Err("no such tool".into()))
-                        .await;
-                }
+                self.on_tool_call(call).await;
+                return;
+            }
+            ModelEvent::ToolCallCancelled { ids } => {
+                self.on_tools_cancelled(&ids);
                 return;
             }
             ModelEvent::GoingAway { .. } => ModelInput::GoingAway,

@@ -91,6 +91,7 @@ impl Manager {
         let key = start.call.key();
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             direction: Direction::Inbound,
@@ -166,6 +167,17 @@ impl Manager {
             mailbox,
             token: self.inner.root.child_token(),
             amd: false,
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "inbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: Default::default(),
+                },
+                self_tx,
+            },
             profile,
         };
         self.spawn_call(spec);

@@ -127,6 +127,7 @@ impl Manager {
         };
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             direction: Direction::Inbound,
@@ -201,6 +202,17 @@ impl Manager {
             mailbox,
             token: self.inner.root.child_token(),
             amd: false,
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "inbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: ctx.sip.clone(),
+                },
+                self_tx,
+            },
             profile,
         };
         // Row before answer: the call is answered only once its row is in

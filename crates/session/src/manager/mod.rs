@@ -92,6 +92,20 @@ use overload::Admission;
 use registry::Registry;
 pub(crate) use shared::Shared;
 
+/// The HTTP tools' client: rustls on `roots` (callbridge-tls), no
+/// redirects (a tool's URL is where its arguments go, nowhere else).
+fn tool_client(roots: callbridge_llm_bridge::TlsRoots) -> Result<reqwest::Client, ManagerError> {
+    let tls = roots
+        .client_config()
+        .map_err(|e| ManagerError::Io(std::io::Error::other(format!("TLS for tools: {e}"))))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| ManagerError::Io(std::io::Error::other("the tools' HTTP client")))
+}
+
 /// Capacity of each call's SIP mailbox.
 const MAILBOX: usize = 32;
 
@@ -298,6 +312,7 @@ impl Manager {
         let sip_addr = driver.local_addr();
         let (sip_tcp_addr, sip_tls_addr) = (driver.tcp_addr(), driver.tls_addr());
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
+        let http = tool_client(cfg.model.tls_roots)?;
         let profiles = shared::ProfileSlot::new(
             cfg.profiles
                 .take()
@@ -318,6 +333,7 @@ impl Manager {
             voicemail,
             registry: Mutex::new(Registry::new()),
             profiles,
+            http,
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {

@@ -74,6 +74,7 @@ impl Manager {
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             direction: Direction::Outbound,
@@ -181,6 +182,17 @@ impl Manager {
             mailbox,
             token: self.inner.root.child_token(),
             amd: req.amd.unwrap_or(profile.amd),
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "outbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: ctx.sip.clone(),
+                },
+                self_tx,
+            },
             profile,
         };
         self.spawn_call(spec);

@@ -35,13 +35,13 @@ impl Manager {
     /// # Errors
     /// [`ManagerError::UnknownProfile`] for a name no outbound profile
     /// has.
-    pub(super) fn outbound_profile(&self, name: Option<&str>) -> Result<Arc<Profile>, ManagerError> {
+    pub(super) fn outbound_profile(
+        &self,
+        name: Option<&str>,
+    ) -> Result<Arc<Profile>, ManagerError> {
         let set = self.profiles();
         match name {
-            Some(n) => set
-                .outbound(n)
-                .cloned()
-                .ok_or(ManagerError::UnknownProfile),
+            Some(n) => set.outbound(n).cloned().ok_or(ManagerError::UnknownProfile),
             None => {
                 let d = set.default_profile();
                 if d.serves.outbound() {
@@ -72,6 +72,11 @@ pub(crate) fn model_config(
     m.builtin_tools.end_call = profile.end_call;
     m.builtin_tools.transfer_call = !profile.transfer_targets.is_empty();
     m.transfer_targets = profile.transfer_targets.choices();
+    m.tools
+        .extend(profile.http_tools.iter().map(|t| t.declaration()));
+    if profile.collect_digits {
+        m.tools.push(crate::bridge::tools::collect_digits_spec());
+    }
     (m, greeting)
 }
 

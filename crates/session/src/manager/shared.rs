@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(super) registry: Mutex<Registry>,
     /// The routing profiles in force (issue 23).
     pub(super) profiles: ProfileSlot,
+    /// The client of the HTTP tools' requests.
+    pub http: reqwest::Client,
 }
 
 impl Shared {
@@ -91,9 +93,9 @@ pub(crate) fn implicit(cfg: &ManagerConfig) -> Profiles {
         transfer_targets: Vec::new(),
         max_duration: cfg.machine.max_duration,
         keep_headers: Vec::new(),
+        http_tools: Default::default(),
     };
     let mut p = defaults.implicit();
     p.transfer_targets = cfg.transfer_targets.clone();
     Profiles::single(p)
 }
-

@@ -49,7 +49,7 @@ pub const MAX_PROFILES: usize = 256;
 /// Most match rules (numbers and sources together) in one profile.
 pub const MAX_RULES: usize = 1024;
 /// The built-in tools a profile may name.
-pub const BUILTIN_TOOLS: &[&str] = &["end_call", "transfer_call"];
+pub const BUILTIN_TOOLS: &[&str] = &["end_call", "transfer_call", "collect_digits"];
 /// The name of the implicit default profile.
 pub const IMPLICIT: &str = "default";
 
@@ -145,17 +145,17 @@ pub const MAX_HEADER_VALUE: usize = 256;
 /// assert!(!is_x_header("X-Bad Name"));
 /// ```
 pub fn is_x_header(name: &str) -> bool {
-    let Some(rest) = name
-        .strip_prefix("X-")
-        .or_else(|| name.strip_prefix("x-"))
-    else {
+    let Some(rest) = name.strip_prefix("X-").or_else(|| name.strip_prefix("x-")) else {
         return false;
     };
     !rest.is_empty()
         && name.len() <= MAX_HEADER_NAME
         && rest.bytes().all(|b| {
             b.is_ascii_alphanumeric()
-                || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+                || matches!(
+                    b,
+                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+                )
         })
 }
 
@@ -227,6 +227,8 @@ pub struct ProfileDefaults {
     pub max_duration: Duration,
     /// `sip.keep_headers`: the header names templates may use.
     pub keep_headers: Vec<String>,
+    /// The declared HTTP tools (`[[tools]]`) profiles may name.
+    pub http_tools: crate::http_tool::HttpTools,
 }
 
 impl ProfileDefaults {
@@ -251,6 +253,8 @@ impl ProfileDefaults {
             voice: self.voice.clone(),
             language: None,
             end_call: self.tools,
+            collect_digits: false,
+            http_tools: self.http_tools.iter().cloned().collect(),
             transfer_targets: targets,
             record: true,
             amd: false,
@@ -266,8 +270,11 @@ impl ProfileDefaults {
             called: "+15550100002".into(),
             direction,
             profile: name.into(),
-            lead: (direction == "outbound")
-                .then(|| [("name".to_owned(), "Ann".to_owned())].into_iter().collect()),
+            lead: (direction == "outbound").then(|| {
+                [("name".to_owned(), "Ann".to_owned())]
+                    .into_iter()
+                    .collect()
+            }),
             sip: self
                 .keep_headers
                 .iter()
@@ -313,6 +320,10 @@ pub struct Profile {
     pub language: Option<String>,
     /// `end_call` offered.
     pub end_call: bool,
+    /// `collect_digits` offered.
+    pub collect_digits: bool,
+    /// The HTTP tools offered.
+    pub http_tools: Vec<Arc<crate::http_tool::HttpTool>>,
     /// Where `transfer_call` may go (empty: not offered).
     pub transfer_targets: DialTargets,
     /// Record the call.
@@ -365,8 +376,7 @@ pub struct Profiles {
 
 fn valid_name(n: &str) -> bool {
     (1..=64).contains(&n.len())
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
@@ -490,7 +500,7 @@ impl Profiles {
     /// #     provider: "mock".into(), model: "m".into(), voice: None,
     /// #     system_prompt: "Be brief.".into(), greeting: "Greet.".into(), tools: true,
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
-    /// #     keep_headers: vec![],
+    /// #     keep_headers: vec![], http_tools: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -598,19 +608,37 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
             format!("{l:?}: a language tag like \"en\" or \"es-MX\""),
         );
     }
-    let (end_call, transfer_tool) = match &s.tools {
-        None => (d.tools, d.tools),
+    let (end_call, transfer_tool, collect_digits, http_tools) = match &s.tools {
+        None => (
+            d.tools,
+            d.tools,
+            false,
+            d.http_tools.iter().cloned().collect(),
+        ),
         Some(names) => {
+            let mut http = Vec::new();
             for n in names {
-                if !BUILTIN_TOOLS.contains(&n.as_str()) {
-                    err(
+                if BUILTIN_TOOLS.contains(&n.as_str()) {
+                    continue;
+                }
+                match d.http_tools.get(n) {
+                    Some(t) => http.push(Arc::clone(t)),
+                    None => err(
                         "tools",
-                        format!("{n:?}: no such tool (the tools are {})", BUILTIN_TOOLS.join(", ")),
-                    );
+                        format!(
+                            "{n:?}: no such tool (the built-ins are {}; others are declared in [[tools]])",
+                            BUILTIN_TOOLS.join(", ")
+                        ),
+                    ),
                 }
             }
             let has = |t: &str| names.iter().any(|n| n == t);
-            (has("end_call"), has("transfer_call"))
+            (
+                has("end_call"),
+                has("transfer_call"),
+                has("collect_digits"),
+                http,
+            )
         }
     };
     let transfer_targets = if transfer_tool {
@@ -667,6 +695,8 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
         voice: text(&s.voice).or_else(|| d.voice.clone()),
         language: s.language.clone(),
         end_call,
+        collect_digits,
+        http_tools,
         transfer_targets,
         record: s.record.unwrap_or(true),
         amd: s.amd.unwrap_or(false),
@@ -687,10 +717,9 @@ fn targets(own: Option<&[String]>, agent: &[String]) -> Result<DialTargets, Stri
         if e.contains('=') {
             entries.push(e.clone());
         } else {
-            let found = agent.iter().find(|a| {
-                a.split_once('=')
-                    .is_some_and(|(n, _)| n.trim() == e.trim())
-            });
+            let found = agent
+                .iter()
+                .find(|a| a.split_once('=').is_some_and(|(n, _)| n.trim() == e.trim()));
             match found {
                 Some(a) => entries.push(a.clone()),
                 None => {
@@ -719,9 +748,9 @@ fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
     let number_ok = |n: &str| {
         !n.is_empty()
             && n.len() <= 64
-            && n
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '_'))
+            && n.chars().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '_')
+            })
     };
     for (k, n) in m.exact.iter().enumerate() {
         if number_ok(n) {
@@ -734,7 +763,10 @@ fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
         if number_ok(n) {
             r.numbers.push(NumberRule::Prefix(n.clone()));
         } else {
-            err(&format!("match.prefix[{k}]"), format!("{n:?}: not a number prefix"));
+            err(
+                &format!("match.prefix[{k}]"),
+                format!("{n:?}: not a number prefix"),
+            );
         }
     }
     for (k, p) in m.pattern.iter().enumerate() {

@@ -19,6 +19,7 @@ fn defaults() -> ProfileDefaults {
         ],
         max_duration: Duration::from_secs(1800),
         keep_headers: vec!["X-Customer-Id".into()],
+        http_tools: Default::default(),
     }
 }
 
@@ -176,10 +177,7 @@ fn every_error_of_every_profile_is_named_and_the_set_is_refused_whole() {
         spec("bad name!"),
     ];
     let errors = Profiles::load(&bad, Some("nobody"), &defaults()).unwrap_err();
-    let fields: Vec<(usize, &str)> = errors
-        .iter()
-        .map(|e| (e.index, e.field.as_str()))
-        .collect();
+    let fields: Vec<(usize, &str)> = errors.iter().map(|e| (e.index, e.field.as_str())).collect();
     assert_eq!(
         fields,
         vec![
@@ -300,8 +298,11 @@ fn a_header_that_is_not_kept_fails_at_load_unless_it_has_a_default() {
 fn lead_custom_fields_need_a_default_and_fill_when_present() {
     let samples = [defaults().sample("outbound", "p")];
     assert!(Template::parse("{{ lead.plan }}", &samples).is_err());
-    let t = Template::parse("{{ lead.name }} on {{ lead.plan | default(\"basic\") }}", &samples)
-        .unwrap();
+    let t = Template::parse(
+        "{{ lead.name }} on {{ lead.plan | default(\"basic\") }}",
+        &samples,
+    )
+    .unwrap();
     let mut c = ctx("outbound");
     c.lead = Some(
         [("name", "Ann"), ("plan", "gold")]
@@ -331,10 +332,17 @@ fn a_template_that_fails_even_leniently_gives_the_documented_default() {
     let t = Template::parse("{{ lead.name | default(1) + 1 }}", &samples);
     // "Ann" + 1 fails at load: refused.
     assert!(t.is_err());
-    let t = Template::parse("{% if lead.name == \"Ann\" %}ok{% else %}{{ 1 + lead.name }}{% endif %}", &samples)
-        .unwrap();
+    let t = Template::parse(
+        "{% if lead.name == \"Ann\" %}ok{% else %}{{ 1 + lead.name }}{% endif %}",
+        &samples,
+    )
+    .unwrap();
     let mut c = ctx("outbound");
-    c.lead = Some([("name".to_owned(), "Bob".to_owned())].into_iter().collect());
+    c.lead = Some(
+        [("name".to_owned(), "Bob".to_owned())]
+            .into_iter()
+            .collect(),
+    );
     assert_eq!(t.render(&c, "greeting", "the default"), "the default");
 }
 
