@@ -211,3 +211,135 @@ fn a_slow_signed_tool_gets_filler_at_the_caller_and_its_answer_to_the_model() {
     );
     agent.wait_idle(Duration::from_secs(10));
 }
+
+/// RFC 4733 packets for `digits` (PT 101), each event three updates and
+/// its end packet sent three times, from `sock` to `to`.
+fn send_dtmf(sock: &std::net::UdpSocket, to: std::net::SocketAddr, digits: &str) {
+    let mut seq: u16 = 1;
+    let mut ts: u32 = 8000;
+    for d in digits.chars() {
+        let event = match d {
+            '0'..='9' => d as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            _ => continue,
+        };
+        for (i, end) in [false, false, false, true, true, true]
+            .into_iter()
+            .enumerate()
+        {
+            let duration = u16::try_from(160 * (i.min(3) + 1)).unwrap();
+            let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            p.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+            p.extend_from_slice(&duration.to_be_bytes());
+            sock.send_to(&p, to).unwrap();
+            seq = seq.wrapping_add(1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ts = ts.wrapping_add(1600);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn collected_digits_reach_the_model_and_never_the_store_or_the_log() {
+    use support_agent::raw_sip::{RawCall, header, status};
+    const DIGITS: &str = "7395";
+    let model = MockModel::start(GeminiScript {
+        tool_call_after_turns: Some((
+            0,
+            "collect_digits".into(),
+            json!({"max_digits": 4, "timeout_s": 20}),
+        )),
+        ..GeminiScript::default()
+    });
+    let agent = Agent::start(Opts {
+        model: Model::Gemini {
+            endpoint: model.url(),
+        },
+        // Debug logs too: not even they may carry a digit.
+        log_level: "debug",
+        extra_toml: "[routing]\ndefault_profile = \"pin\"\n\n[[profiles]]\nname = \"pin\"\n\
+                     tools = [\"end_call\", \"collect_digits\"]\n"
+            .into(),
+        ..Opts::default()
+    });
+    // A hand-written caller: INVITE, read the answer's media address, ACK.
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    let rtp = call.rtp.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=raw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.port()
+    );
+    let local = call.sock.local_addr().unwrap();
+    let (invite, branch) = call.request_text("INVITE", local, &sdp);
+    call.sock.send_to(invite.as_bytes(), agent.sip).unwrap();
+    let ok = RawCall::response_on(&call.sock, &branch, Duration::from_secs(10), false)
+        .expect("an answer to the INVITE");
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    call.to_tag = header(&ok, "To")
+        .and_then(|t| t.split(';').find_map(|p| p.trim().strip_prefix("tag=")))
+        .map(str::to_string);
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("m=audio in the answer");
+    let (ack, _) = call.request_text("ACK", local, "");
+    call.sock.send_to(ack.as_bytes(), agent.sip).unwrap();
+    // The model asks for digits with its greeting; the caller types them.
+    std::thread::sleep(Duration::from_millis(1500));
+    send_dtmf(&call.rtp, ([127, 0, 0, 1], port).into(), DIGITS);
+    let answered = agent.wait_for("the digits at the model", Duration::from_secs(10), || {
+        model
+            .stats()
+            .tool_responses
+            .into_iter()
+            .find(|(name, _)| name == "collect_digits")
+    });
+    println!("the model got {}", answered.1);
+    assert!(answered.1.to_string().contains(DIGITS), "{answered:?}");
+    let sock = call.sock.try_clone().unwrap();
+    call.bye_from(&sock, Duration::from_secs(5));
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    let record = agent.store().load_session(sessions[0].id).unwrap();
+    let collected: Vec<&Value> = record
+        .events
+        .iter()
+        .filter(|e| e.detail["tool"] == "collect_digits")
+        .map(|e| &e.detail)
+        .collect();
+    println!("collect_digits events: {collected:?}");
+    assert!(
+        collected
+            .iter()
+            .any(|d| d["result"] == "ok" && d["digits"] == "••••"),
+        "{collected:?}"
+    );
+    agent.wait_idle(Duration::from_secs(10));
+
+    // Nowhere in the store's files, nor in the log.
+    for ext in ["", "-wal", "-shm"] {
+        let path = format!("{}{ext}", agent.db.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(DIGITS.len()).any(|w| w == DIGITS.as_bytes()),
+                "the digits are in {path}"
+            );
+        }
+    }
+    let log = agent.stderr();
+    // The debug log did see the key presses go by (as actions, without
+    // their digits).
+    assert!(
+        log.contains("SendDtmfToModel"),
+        "no DTMF action in the debug log: the check below would mean nothing"
+    );
+    assert!(!log.contains(DIGITS), "the digits are in the agent's log");
+}
