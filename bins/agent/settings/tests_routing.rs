@@ -125,3 +125,48 @@ fn the_profiles_file_is_the_set_when_it_exists() {
     assert!(e.contains("profiles[0].name"), "{e}");
     assert!(e.contains("profiles.json"), "{e}");
 }
+
+const TOOLS: &str = r#"
+[[tools]]
+name = "lookup"
+description = "Looks an order up."
+url = "http://127.0.0.1:9/lookup"
+[tools.parameters]
+type = "object"
+[tools.parameters.properties.order]
+type = "string"
+"#;
+
+#[test]
+fn tools_load_and_profiles_name_them() {
+    let text = format!(
+        "{GOOD}\n[[profiles]]\nname = \"orders\"\ntools = [\"lookup\", \"collect_digits\"]\n{TOOLS}"
+    );
+    let s = load(&text, Path::new("/nonexistent-cb")).unwrap();
+    let p = s.routing.profiles.outbound("orders").unwrap();
+    assert_eq!(p.http_tools.len(), 1);
+    assert!(p.collect_digits);
+    assert!(!p.end_call);
+    // Without [[profiles]], the implicit profile offers every tool.
+    let s = load(&format!("{GOOD}{TOOLS}"), Path::new("/nonexistent-cb")).unwrap();
+    assert_eq!(s.routing.profiles.inbound("+1", None).http_tools.len(), 1);
+}
+
+#[test]
+fn a_bad_tool_is_named_and_a_profile_naming_an_unknown_tool_too() {
+    let e = load(
+        &format!(
+            "{GOOD}{}",
+            TOOLS.replace("http://127.0.0.1:9/lookup", "ftp://x")
+        ),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("tools[0].url"), "{e}");
+    let e = load(
+        &format!("{GOOD}\n[[profiles]]\nname = \"p\"\ntools = [\"nope\"]\n{TOOLS}"),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles[0].tools"), "{e}");
+}
