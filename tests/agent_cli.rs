@@ -463,6 +463,7 @@ impl Caller {
                 target: agent,
                 offer,
                 credentials: None,
+                extra_headers: Vec::new(),
             })
             .await
             .unwrap();

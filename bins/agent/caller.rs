@@ -212,6 +212,7 @@ async fn converse(
             target: agent,
             offer,
             credentials: None,
+            extra_headers: Vec::new(),
         })
         .await
         .map_err(|e| CallerError::Setup(e.to_string()))?;

@@ -470,7 +470,18 @@ impl Agent {
             carrier: Some(Arc::new(carrier)),
             console: Arc::default(),
             listen: settings.http_listen,
+            profiles: Some(Arc::new(http::profiles::ProfileAdmin {
+                defaults: settings.routing.defaults.clone(),
+                file: settings.routing.profiles_file.clone(),
+                access: settings.file_access,
+                lock: tokio::sync::Mutex::new(()),
+            })),
         });
+        info!(
+            profiles = manager.profiles().specs().len(),
+            from_file = settings.routing.from_file,
+            "routing profiles loaded"
+        );
         let apart = http::Apart {
             public: public_addr.is_some(),
             metrics: metrics_addr.is_some(),

@@ -27,8 +27,8 @@
 //!
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
-//! `amd`, `openai`, `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
-//! `mapping`.
+//! `amd`, `openai`, `carrier`, `sip_transport`, `routing`, `values`, `validate`,
+//! `secrets`, `load`, `mapping`.
 
 mod amd;
 mod carrier;
@@ -38,6 +38,7 @@ mod keys;
 mod load;
 mod mapping;
 mod openai;
+pub(crate) mod routing;
 pub(crate) mod secrets;
 mod sip_transport;
 mod source;
@@ -50,6 +51,8 @@ mod webhooks;
 mod tests;
 #[cfg(test)]
 mod tests_openai;
+#[cfg(test)]
+mod tests_routing;
 #[cfg(test)]
 mod tests_sip_transport;
 

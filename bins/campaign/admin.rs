@@ -91,14 +91,17 @@ fn apply(store: &Store, s: &mut CampaignSettings, a: &SettingsArgs) -> Result<()
     if let Some(v) = &a.voice {
         s.voice = Some(v.clone());
     }
+    if let Some(p) = &a.profile {
+        s.profile = (!p.is_empty()).then(|| p.clone());
+    }
     Ok(())
 }
 
 /// `campaign create`.
 pub fn create(store: &mut Store, a: &CreateArgs, now: Timestamp) -> Result<()> {
-    if a.settings.prompt_file.is_none() {
+    if a.settings.prompt_file.is_none() && a.settings.profile.is_none() {
         return Err(CampaignError::Usage(
-            "create: --prompt-file is required (the model's instructions for this campaign)".into(),
+            "create: --prompt-file or --profile is required (the model's instructions for this campaign)".into(),
         ));
     }
     let mut s = CampaignSettings::new(&a.name, "gemini");

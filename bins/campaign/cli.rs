@@ -154,6 +154,12 @@ pub struct SettingsArgs {
     /// campaigns its user owns (an admin token dials any campaign).
     #[arg(long)]
     pub owner: Option<String>,
+    /// The agent's routing profile this campaign's calls take (its
+    /// `[[profiles]]`, issue 23): prompt, greeting, voice, tools. With
+    /// it, `--prompt-file` is optional (a prompt given still replaces the
+    /// profile's).
+    #[arg(long)]
+    pub profile: Option<String>,
 }
 
 /// `campaign create`.

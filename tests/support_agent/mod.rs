@@ -118,6 +118,8 @@ pub struct Opts {
     pub env: Vec<(String, String)>,
     /// Extra lines in `[sip]` (e.g. `tcp_bind = "127.0.0.1:0"`).
     pub sip_extra: String,
+    /// Text appended to the configuration (`[routing]`, `[[profiles]]`).
+    pub extra_toml: String,
 }
 
 impl Default for Opts {
@@ -134,6 +136,7 @@ impl Default for Opts {
             log_level: "info",
             env: Vec::new(),
             sip_extra: String::new(),
+            extra_toml: String::new(),
         }
     }
 }
@@ -219,6 +222,7 @@ bind = "127.0.0.1:0"
 [log]
 format = "text"
 level = "{level}"
+{extra_toml}
 "#,
         rtp_min = rtp.0,
         rtp_max = rtp.1,
@@ -230,6 +234,7 @@ level = "{level}"
         rec = dir.join("recordings").display(),
         level = o.log_level,
         sip_extra = o.sip_extra,
+        extra_toml = o.extra_toml,
     )
 }
 

@@ -41,6 +41,8 @@ pub const MAX_METADATA: usize = 32;
 pub const MAX_METADATA_KEY: usize = 64;
 /// Longest metadata value, bytes.
 pub const MAX_METADATA_VALUE: usize = 1024;
+/// Most `headers` entries.
+pub const MAX_HEADERS: usize = 16;
 /// `Retry-After` (seconds) of a 503 from `POST /api/calls`.
 pub const RETRY_AFTER_S: u64 = 5;
 
@@ -52,6 +54,8 @@ struct Dial {
     campaign: Option<CampaignId>,
     lead: Option<LeadId>,
     claim: Option<ClaimToken>,
+    /// The campaign's routing profile, once the campaign is read.
+    campaign_profile: Option<String>,
 }
 
 fn phone(field: &str, v: &str) -> Result<PhoneNumber, ApiError> {
@@ -95,6 +99,31 @@ fn validate(req: &CallRequest, default_from: &str) -> Result<Dial, ApiError> {
             return Err(too_long("metadata value", MAX_METADATA_VALUE));
         }
     }
+    if req.headers.len() > MAX_HEADERS {
+        return Err(ApiError::BadRequest(format!(
+            "headers: more than {MAX_HEADERS} entries"
+        )));
+    }
+    for (k, v) in &req.headers {
+        if !callbridge_session::profile::is_x_header(k) {
+            return Err(ApiError::BadRequest(format!(
+                "headers: {k:?} is not an X- header name (X- then letters, digits or -._!%*+`'~, at most 64 bytes)"
+            )));
+        }
+        if !callbridge_session::profile::is_header_value(v) {
+            return Err(ApiError::BadRequest(format!(
+                "headers: the value of {k} must be at most {} bytes without control characters",
+                callbridge_session::profile::MAX_HEADER_VALUE
+            )));
+        }
+    }
+    if let Some(p) = &req.profile
+        && (p.is_empty() || p.len() > 64)
+    {
+        return Err(ApiError::BadRequest(
+            "profile: a profile name (1 to 64 characters)".into(),
+        ));
+    }
     let positive = |field: &str, v: Option<i64>| match v {
         Some(n) if n <= 0 => Err(ApiError::BadRequest(format!("{field}: must be positive"))),
         _ => Ok(v),
@@ -117,6 +146,7 @@ fn validate(req: &CallRequest, default_from: &str) -> Result<Dial, ApiError> {
         campaign: positive("campaign_id", req.campaign_id)?.map(CampaignId),
         lead,
         claim,
+        campaign_profile: None,
     })
 }
 
@@ -152,7 +182,7 @@ fn check_refs(store: &Store, caller: &Caller, d: &mut Dial) -> Result<(), ApiErr
     if let Some(c) = d.campaign {
         let missing = || ApiError::BadRequest(format!("campaign_id: campaign {c} does not exist"));
         match store.get_campaign(c) {
-            Ok(_) => {}
+            Ok(campaign) => d.campaign_profile = campaign.settings.profile,
             Err(StoreError::NotFound { .. }) => return Err(missing()),
             Err(e) => return Err(store_error(e)),
         }
@@ -192,6 +222,10 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
             retry_after: Some(RETRY_AFTER_S),
         },
         ManagerError::BadUri => ApiError::BadRequest("the number does not make a SIP URI".into()),
+        ManagerError::UnknownProfile => ApiError::BadRequest(
+            "profile: no routing profile of this name takes outbound calls (GET /api/profiles)"
+                .into(),
+        ),
         ManagerError::Store => ApiError::Unavailable {
             message: "the call could not be written to the store; nothing was dialled".into(),
             retry_after: Some(RETRY_AFTER_S),
@@ -243,7 +277,10 @@ pub async fn create(
     o.instructions = req.prompt;
     o.greeting = req.greeting.map(|prompt| Greeting::OnRequest { prompt });
     o.metadata = req.metadata.into_iter().collect();
-    o.amd = req.amd.unwrap_or(false);
+    // The request's profile, else its campaign's (issue 23).
+    o.profile = req.profile.or(dial.campaign_profile.take());
+    o.amd = req.amd;
+    o.headers = req.headers.into_iter().collect();
     let manager = &ctx.state.manager;
     let id = match manager.originate(o).await {
         Ok(id) => id,

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | `POST /api/calls` | [`MAX_BODY`] |
 //! | `/carrier/...` | [`CARRIER_MAX_BODY`] |
+//! | `PUT /api/profiles` | [`PROFILES_MAX_BODY`] |
 //! | everything else (no body expected) | [`OTHER_MAX_BODY`] |
 //!
 //! API bodies are read whole here, under the deadline, before the request
@@ -33,6 +34,8 @@ use super::error::{ApiError, MAX_BODY, error_response};
 /// Largest carrier webhook body (form fields or a JSON event; both are a
 /// few hundred bytes): the carrier routes' own limit.
 pub const CARRIER_MAX_BODY: usize = 32 * 1024;
+/// Largest `PUT /api/profiles` body: up to 256 profiles with prompts.
+pub const PROFILES_MAX_BODY: usize = 1024 * 1024;
 /// Largest body of a route that takes none.
 pub const OTHER_MAX_BODY: usize = 1024;
 
@@ -68,6 +71,8 @@ impl Default for Limits {
 pub fn body_limit(method: &Method, path: &str) -> usize {
     if path.starts_with("/carrier/") {
         CARRIER_MAX_BODY
+    } else if method == Method::PUT && path == "/api/profiles" {
+        PROFILES_MAX_BODY
     } else if method == Method::POST && (path == "/api/calls" || super::console::is_form(path)) {
         // The API's call request, and the console's forms (a pasted CSV
         // of leads is the largest).

@@ -16,6 +16,7 @@
 //! | `POST /api/calls/{id}/instructions`, `/say`, `/transfer` | agent-operator, admin | admin | [`control`] |
 //! | `GET /api/calls/{id}/listen` (WebSocket; `http.listen`) | admin | admin | [`control`] |
 //! | `GET /api/webhooks/deliveries?session=` | admin | admin | [`call_events`] |
+//! | `GET /api/profiles`, `PUT /api/profiles` | admin | admin | [`profiles`] |
 //! | `/carrier/...` | carrier signature | public (admin unless `http.public_bind`) | [`carrier`] |
 //! | `/`, `/sign-in`, `/calls`, `/live`, `/campaigns`, `/dnc`, `/health`, `/assets/...` | console sign-in (cookie) | admin | [`console`] |
 //!
@@ -40,6 +41,7 @@ mod health;
 mod limits;
 mod metrics;
 mod pool;
+pub mod profiles;
 mod recording;
 pub mod serve;
 mod sessions;
@@ -137,6 +139,7 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
         )
         .route("/api/calls/{id}/listen", get(control::listen))
         .route("/api/webhooks/deliveries", get(call_events::deliveries))
+        .route("/api/profiles", get(profiles::get).put(profiles::put))
         .route_layer(axum::middleware::from_fn_with_state(
             ctx.clone(),
             auth::require_token,

@@ -232,6 +232,8 @@ pub fn view(s: &Session, live: bool) -> SessionView {
         input_tokens: s.usage.input_tokens,
         output_tokens: s.usage.output_tokens,
         audio_ms: s.usage.audio_ms,
+        profile: s.profile.clone(),
+        sip_headers: s.sip_headers.iter().cloned().collect(),
     }
 }
 

@@ -53,6 +53,8 @@ pub struct State {
     pub console: Arc<ConsoleSessions>,
     /// Whether `GET /api/calls/{id}/listen` is served (`http.listen`).
     pub listen: bool,
+    /// `PUT /api/profiles`' settings (`None`: profiles are read-only).
+    pub profiles: Option<Arc<super::profiles::ProfileAdmin>>,
 }
 
 /// Shared handle to [`State`].

@@ -74,6 +74,16 @@ impl<'a> Check<'a> {
         None
     }
 
+    /// The `[[profiles]]` tables (see [`Sources::profiles`]).
+    pub fn profiles(&self) -> Result<Vec<callbridge_session::profile::ProfileSpec>, String> {
+        self.sources.profiles()
+    }
+
+    /// The `[[tools]]` tables (see [`Sources::tools`]).
+    pub fn tools(&self) -> Result<Vec<callbridge_session::http_tool::HttpToolSpec>, String> {
+        self.sources.tools()
+    }
+
     /// Whether the file or the environment sets anything in `section`.
     pub fn present(&self, section: &str) -> bool {
         self.sources.contains(section)

@@ -141,6 +141,9 @@ pub const KEYS: &[Key] = &[
     int("sip.max_connections_per_ip", 16),
     text("sip.connection_idle_timeout", "10m"),
     flag("sip.udp_to_tcp", true),
+    // --- issue 23 (prog) ---
+    list("sip.keep_headers"),
+    // --- end issue 23 (prog) ---
     text("sip.trunk.registrar", ""),
     text("sip.trunk.username", ""),
     optional("sip.trunk.outbound_proxy"),
@@ -191,6 +194,10 @@ pub const KEYS: &[Key] = &[
     ),
     // [model.openai] ends.
     list("transfer.targets"),
+    // --- issue 23 (prog): routing profiles ([[profiles]] is read apart) ---
+    optional("routing.default_profile"),
+    text("routing.profiles_file", "profiles.json"),
+    // --- end issue 23 (prog) ---
     text("amd.machine_policy", "hangup"),
     optional("amd.voicemail_prompt"),
     optional("amd.voicemail_file"),

@@ -130,6 +130,8 @@ impl Settings {
         } else {
             callbridge_session::dial_targets::DialTargets::none()
         };
+        cfg.profiles = Some(self.routing.profiles.clone());
+        cfg.keep_headers.clone_from(&self.keep_headers);
         cfg
     }
 

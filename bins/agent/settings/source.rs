@@ -23,6 +23,14 @@ use figment::{Figment, Metadata, Profile, Provider};
 use super::error::{ConfigError, Origin};
 use super::keys::{self, Kind};
 
+/// The `[[profiles]]` array of tables (issue 23), read by
+/// [`Sources::profiles`], not by the key table.
+pub const PROFILES: &str = "profiles";
+
+/// The `[[tools]]` array of tables (issue 23), read by
+/// [`Sources::tools`].
+pub const TOOLS: &str = "tools";
+
 /// The name of the environment layer's metadata.
 const ENV_LAYER: &str = "environment variable";
 
@@ -97,6 +105,27 @@ impl Sources {
         Some((v, origin))
     }
 
+    /// The `[[profiles]]` tables as written (empty when there are none),
+    /// or why they do not read (an unknown field, a wrong type).
+    pub fn profiles(&self) -> Result<Vec<callbridge_session::profile::ProfileSpec>, String> {
+        if !self.figment.contains(PROFILES) {
+            return Ok(Vec::new());
+        }
+        self.figment
+            .extract_inner(PROFILES)
+            .map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
+    /// The `[[tools]]` tables as written (empty when there are none).
+    pub fn tools(&self) -> Result<Vec<callbridge_session::http_tool::HttpToolSpec>, String> {
+        if !self.figment.contains(TOOLS) {
+            return Ok(Vec::new());
+        }
+        self.figment
+            .extract_inner(TOOLS)
+            .map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
     /// Whether the file or the environment sets anything at `path` (a
     /// section such as `sip.trunk`).
     pub fn contains(&self, path: &str) -> bool {
@@ -121,6 +150,11 @@ impl Sources {
     /// section holding a table.
     fn check_tree(&self, tree: &Dict, prefix: &str, out: &mut Vec<ConfigError>) {
         for (k, v) in tree {
+            if prefix.is_empty() && (k == PROFILES || k == TOOLS) {
+                // An array of tables, typed by its own reader
+                // ([`Sources::profiles`]).
+                continue;
+            }
             let path = join(prefix, k);
             if let Some(key) = keys::key(&path) {
                 if !fits(key.kind, v) {

@@ -24,6 +24,7 @@ use super::carrier;
 use super::check::Check;
 use super::error::ConfigError;
 use super::openai;
+use super::routing;
 use super::transfer;
 use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
 use crate::logging::{self, LogFormat};
@@ -289,6 +290,28 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let amd = amd::read(c, base);
     // [webhooks]
     let webhooks = super::webhooks::read(c);
+    // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
+    let keep_headers = routing::keep_headers(c);
+    let http_tools = routing::tools(c, base);
+    let routing = {
+        let raw_targets = c.list("transfer.targets");
+        let defaults = (|| {
+            Some(callbridge_session::profile::ProfileDefaults {
+                provider: provider?.name().to_owned(),
+                model: model.clone()?,
+                voice: voice.clone()?,
+                system_prompt: system_prompt.clone()?,
+                greeting: greeting.clone()?,
+                tools: tools?,
+                transfer_targets: raw_targets?,
+                max_duration: max_duration?,
+                keep_headers: keep_headers.clone()?,
+                http_tools: http_tools?,
+            })
+        })();
+        routing::read(c, base, defaults)
+    };
+    // --- end issue 23 (prog) ---
 
     // [store], [files], [tls]
     let path = |key: &str, what: &str| {
@@ -465,6 +488,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             log_format: log_format?,
             log_level: log_level?,
             carrier: carriers?,
+            routing: routing?,
+            keep_headers: keep_headers?,
         })
     })();
     (settings.filter(|_| !c.failed()), needs)

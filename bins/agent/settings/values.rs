@@ -225,6 +225,11 @@ pub struct Settings {
     /// The enabled carriers' keys (their secrets are in
     /// [`super::secrets::Secrets`]).
     pub carrier: Carriers,
+    /// Routing profiles, `[routing]` and the profiles file (issue 23).
+    pub routing: super::routing::Routing,
+    /// The `X-` headers of inbound INVITEs kept on the session
+    /// (`sip.keep_headers`).
+    pub keep_headers: Vec<String>,
 }
 
 /// What decides which secrets are needed: known from the keys even when

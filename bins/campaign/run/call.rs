@@ -151,6 +151,8 @@ fn request(ctx: &Ctx, lead: &Lead, claim: &ClaimToken) -> CallRequest {
         greeting: (!s.greeting.is_empty()).then(|| s.greeting.clone()),
         metadata,
         amd: ctx.amd.then_some(true),
+        profile: s.profile.clone(),
+        headers: std::collections::BTreeMap::new(),
     }
 }
 

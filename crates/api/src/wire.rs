@@ -70,6 +70,17 @@ pub struct CallRequest {
     /// hang up, or leave a voicemail). Absent: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amd: Option<bool>,
+    /// The agent's routing profile for this call (issue 23; its prompt,
+    /// greeting, voice, tools, transfer targets and AMD default); absent:
+    /// the default profile. An unknown name, or a profile that takes no
+    /// outbound calls, is a 400.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// SIP headers set on the outbound INVITE: names are `X-` tokens,
+    /// values at most 256 bytes without control characters (400
+    /// otherwise); at most 16.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// The 202 answer to `POST /api/calls`: the session row exists in the store.
@@ -247,6 +258,14 @@ pub struct SessionView {
     pub output_tokens: Option<u64>,
     /// Audio streamed to the model, in milliseconds.
     pub audio_ms: Option<u64>,
+    /// The routing profile the call took (issue 23); absent for calls
+    /// from before profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The SIP headers kept from the INVITE (`sip.keep_headers`) or set
+    /// on it (`POST /api/calls` `headers`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sip_headers: BTreeMap<String, String>,
 }
 
 /// `GET /api/sessions/{id}`: the session, its transcript and its events.

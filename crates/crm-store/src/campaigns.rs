@@ -42,6 +42,9 @@ pub struct CampaignSettings {
     pub max_concurrent: u32,
     /// Dial pacing for the dialer (the store does not enforce it).
     pub calls_per_minute: u32,
+    /// The agent's routing profile its calls take (issue 23; `None`:
+    /// the agent's default). The agent checks the name when it dials.
+    pub profile: Option<String>,
 }
 
 impl CampaignSettings {
@@ -60,6 +63,7 @@ impl CampaignSettings {
             retry: RetryPolicy::default(),
             max_concurrent: 1,
             calls_per_minute: 10,
+            profile: None,
         }
     }
 
@@ -85,6 +89,18 @@ impl CampaignSettings {
         if self.calls_per_minute == 0 {
             return bad("calls_per_minute", "must be at least 1");
         }
+        if self.profile.as_ref().is_some_and(|p| {
+            p.is_empty()
+                || p.len() > 64
+                || !p
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        }) {
+            return bad(
+                "profile",
+                "1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'",
+            );
+        }
         Ok(())
     }
 }
@@ -107,7 +123,7 @@ pub struct Campaign {
 pub(crate) const CAMPAIGN_COLS: &str = "id, status, name, owner, system_prompt, greeting, \
     model_provider, voice, window_start_min, window_end_min, window_days, time_zone, \
     max_attempts, retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, \
-    max_concurrent, calls_per_minute, created_at, updated_at";
+    max_concurrent, calls_per_minute, created_at, updated_at, profile";
 
 fn secs(v: i64) -> Result<Duration> {
     Ok(Duration::from_secs(u64::try_from(v).map_err(|_| {
@@ -150,6 +166,7 @@ pub(crate) fn campaign_from_row(r: &Row<'_>) -> Result<Campaign> {
             },
             max_concurrent: u32_col(r.get(17)?, "max_concurrent")?,
             calls_per_minute: u32_col(r.get(18)?, "calls_per_minute")?,
+            profile: r.get(21)?,
         },
         created_at: ts(r.get(19)?)?,
         updated_at: ts(r.get(20)?)?,
@@ -158,8 +175,9 @@ pub(crate) fn campaign_from_row(r: &Row<'_>) -> Result<Campaign> {
 
 /// Seconds of a delay validated to be at most a year (fits `i64`).
 /// The settings' columns, then `now`, as both [`Store::create_campaign`]
-/// and [`Store::update_campaign`] bind them: `?1`..`?17`, then `?18`.
-fn setting_values(s: &CampaignSettings, now: Timestamp) -> [Box<dyn ToSql + '_>; 18] {
+/// and [`Store::update_campaign`] bind them: `?1`..`?17`, then `?18`,
+/// then the profile as `?19`.
+fn setting_values(s: &CampaignSettings, now: Timestamp) -> [Box<dyn ToSql + '_>; 19] {
     [
         Box::new(&s.name),
         Box::new(s.owner.map(|u| u.0)),
@@ -179,6 +197,7 @@ fn setting_values(s: &CampaignSettings, now: Timestamp) -> [Box<dyn ToSql + '_>;
         Box::new(s.max_concurrent),
         Box::new(s.calls_per_minute),
         Box::new(ms(now)),
+        Box::new(&s.profile),
     ]
 }
 
@@ -202,8 +221,8 @@ impl Store {
                 "INSERT INTO campaigns (name, owner, status, system_prompt, greeting, model_provider, \
                  voice, window_start_min, window_end_min, window_days, time_zone, max_attempts, \
                  retry_busy_s, retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, \
-                 calls_per_minute, created_at, updated_at) VALUES \
-                 (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18) \
+                 calls_per_minute, created_at, updated_at, profile) VALUES \
+                 (?1, ?2, 'draft', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?18, ?19) \
                  RETURNING id",
                 &refs(&values),
                 |r| r.get(0),
@@ -271,7 +290,8 @@ impl Store {
                  model_provider = ?5, voice = ?6, window_start_min = ?7, window_end_min = ?8, \
                  window_days = ?9, time_zone = ?10, max_attempts = ?11, retry_busy_s = ?12, \
                  retry_no_answer_s = ?13, retry_failed_s = ?14, retry_voicemail_s = ?15, \
-                 max_concurrent = ?16, calls_per_minute = ?17, updated_at = ?18 WHERE id = ?19",
+                 max_concurrent = ?16, calls_per_minute = ?17, updated_at = ?18, profile = ?19 \
+                 WHERE id = ?20",
                 &refs(&values),
             )
             .map_err(conflict_on_constraint(

@@ -162,7 +162,7 @@ pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
-pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_TEXT};
+pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_SIP_HEADER_LEN, MAX_SIP_HEADERS, MAX_TEXT};
 pub use store::{Backend, OpenOptions, Store, WriterId};
 pub use url::{PASSWORD_ENV, StoreAt, StoreUrl};
 pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};

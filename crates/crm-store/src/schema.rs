@@ -463,6 +463,16 @@ CREATE UNIQUE INDEX webhook_outbox_key ON webhook_outbox(event_key, url);
 CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_outbox_session ON webhook_outbox(session_id);
 "#;
+// --- issue 23 (prog): routing profiles and kept SIP headers ---
+/// v11: the routing profile of each session and campaign (issue 23), and
+/// the SIP headers a session kept (`sip.keep_headers`, a JSON object of
+/// name to value).
+const V11_PROFILES: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN profile TEXT;
+ALTER TABLE call_sessions ADD COLUMN sip_headers TEXT;
+ALTER TABLE campaigns ADD COLUMN profile TEXT;
+"#;
+// --- end issue 23 (prog) ---
 
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
@@ -517,6 +527,13 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: V10_OUTBOX,
         postgres: Postgres::Own(V10_OUTBOX_PG),
     },
+    // --- issue 23 (prog) ---
+    Migration {
+        description: "routing profile of sessions and campaigns, kept SIP headers",
+        sql: V11_PROFILES,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 23 (prog) ---
 ];
 
 /// The schema version this build writes.

@@ -51,6 +51,12 @@ pub struct NewSession {
     /// The call's recording file, when it is being recorded: linked with
     /// the row, so a process killed mid-call leaves it linked.
     pub recording: Option<PathBuf>,
+    /// The routing profile the call took (issue 23).
+    pub profile: Option<String>,
+    /// The SIP headers kept from the INVITE (`sip.keep_headers`) or set
+    /// on it (`POST /api/calls` `headers`), by name (at most
+    /// [`MAX_SIP_HEADERS`](crate::MAX_SIP_HEADERS)).
+    pub sip_headers: Vec<(String, String)>,
 }
 
 impl NewSession {
@@ -71,6 +77,8 @@ impl NewSession {
             model: None,
             created_at: now,
             recording: None,
+            profile: None,
+            sip_headers: Vec::new(),
         }
     }
     /// An inbound SIP session in state `created`, other fields empty.
@@ -210,6 +218,11 @@ pub struct Session {
     /// written before nodes were recorded, or rebuilt from an orphan
     /// recording.
     pub node: Option<crate::NodeId>,
+    /// The routing profile the call took; `None` for rows written before
+    /// profiles (issue 23).
+    pub profile: Option<String>,
+    /// The SIP headers kept on the call.
+    pub sip_headers: Vec<(String, String)>,
 }
 
 /// A transcript turn to append.

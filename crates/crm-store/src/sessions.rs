@@ -35,7 +35,50 @@ pub const MAX_PAGE: u32 = 1_000;
 const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
-     output_tokens, audio_ms, transport, node";
+     output_tokens, audio_ms, transport, node, profile, sip_headers";
+
+/// Most SIP headers kept on one session.
+pub const MAX_SIP_HEADERS: usize = 32;
+/// Longest kept header name or value, in bytes.
+pub const MAX_SIP_HEADER_LEN: usize = 1024;
+
+/// The kept headers as stored: a JSON object (`None`: none kept).
+fn headers_to_db(h: &[(String, String)]) -> Result<Option<String>> {
+    if h.is_empty() {
+        return Ok(None);
+    }
+    if h.len() > MAX_SIP_HEADERS
+        || h.iter()
+            .any(|(k, v)| k.len() > MAX_SIP_HEADER_LEN || v.len() > MAX_SIP_HEADER_LEN)
+    {
+        return Err(Error::InvalidInput {
+            field: "sip_headers",
+            reason: "at most 32 headers of at most 1 KiB each",
+        });
+    }
+    let map: serde_json::Map<String, serde_json::Value> = h
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    Ok(Some(serde_json::Value::Object(map).to_string()))
+}
+
+fn headers_from_db(v: Option<String>) -> Result<Vec<(String, String)>> {
+    let Some(v) = v else { return Ok(Vec::new()) };
+    let corrupt = || Error::Corrupt {
+        what: "sip_headers",
+    };
+    match serde_json::from_str::<serde_json::Value>(&v).map_err(|_| corrupt())? {
+        serde_json::Value::Object(m) => m
+            .into_iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k, s)),
+                _ => Err(corrupt()),
+            })
+            .collect(),
+        _ => Err(corrupt()),
+    }
+}
 
 fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
     v.map(|v| to_u64(v, what)).transpose()
@@ -82,6 +125,8 @@ fn session_from_row(r: &Row<'_>) -> Result<Session> {
             .get::<Option<String>>(24)?
             .map(|n| crate::NodeId::new(&n).map_err(|_| Error::Corrupt { what: "node" }))
             .transpose()?,
+        profile: r.get(25)?,
+        sip_headers: headers_from_db(r.get(26)?)?,
     })
 }
 
@@ -174,6 +219,10 @@ impl Store {
             })?),
             None => None,
         };
+        if let Some(p) = &s.profile {
+            check_text(p, "profile")?;
+        }
+        let headers = headers_to_db(&s.sip_headers)?;
         let tx = self.write_tx()?;
         if let (Some(token), Some(lead)) = (&s.claim, s.lead) {
             check_claim_held(&tx, lead, token)?;
@@ -181,9 +230,9 @@ impl Store {
         tx.execute(
             "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
              to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
-             recording_path, recording_bytes, node) \
+             recording_path, recording_bytes, node, profile, sip_headers) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-             CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16)",
+             CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16, ?17, ?18)",
             params![
                 s.id.to_string(),
                 s.direction.as_str(),
@@ -201,6 +250,8 @@ impl Store {
                 s.transport.as_str(),
                 recording,
                 node,
+                s.profile,
+                headers,
             ],
         )
         .map_err(conflict_on_constraint(

@@ -68,8 +68,24 @@ pub fn insert_old_user(path: &std::path::Path, name: &str, tok: &ApiToken) {
 
 /// Writes data using only the parts of the API that the v1 tables carry
 /// (the session row itself as an old build wrote it).
+/// An active campaign written with v1's columns only (today's
+/// `create_campaign` writes columns later versions added).
+fn insert_old_campaign(path: &std::path::Path, name: &str) -> CampaignId {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute(
+        "INSERT INTO campaigns (name, status, system_prompt, greeting, model_provider, \
+         window_start_min, window_end_min, window_days, time_zone, max_attempts, retry_busy_s, \
+         retry_no_answer_s, retry_failed_s, retry_voicemail_s, max_concurrent, calls_per_minute, \
+         created_at, updated_at) VALUES (?1, 'active', '', '', 'gemini', 0, 1440, 127, 'UTC', 3, \
+         60, 60, 60, 60, 2, 10, 0, 0)",
+        rusqlite::params![name],
+    )
+    .unwrap();
+    CampaignId(conn.last_insert_rowid())
+}
+
 fn write_v1_data(s: &mut Store, path: &std::path::Path) -> (CampaignId, SessionId) {
-    let c = common::active_campaign(s, "old", 2);
+    let c = insert_old_campaign(path, "old");
     s.add_leads(c, &leads(3), t(0)).unwrap();
     let id = SessionId::new_v4();
     insert_old_session(path, id, "a84b4c76e66710@pc33.example.com", None);

@@ -70,6 +70,12 @@ pub struct GeminiScript {
     /// Call `transfer_call` with this target with the reply to this caller
     /// turn (1-based).
     pub transfer_after_turns: Option<(u32, String)>,
+    /// Call the tool named here with these arguments with the reply to
+    /// this caller turn (1-based; 0: with the greeting, before the caller
+    /// says anything); the tool must have been declared in
+    /// the setup (a violation otherwise), and its answer is kept in
+    /// [`crate::server::MockStats::tool_responses`].
+    pub tool_call_after_turns: Option<(u32, String, serde_json::Value)>,
     /// Send `goAway` once the reply to this caller turn has finished.
     pub go_away_after_turns: Option<u32>,
     /// Send `goAway` right after the reply audio to this caller turn, while
@@ -127,6 +133,7 @@ impl Default for GeminiScript {
             malformed_after_setup: false,
             end_call_after_turns: None,
             transfer_after_turns: None,
+            tool_call_after_turns: None,
             go_away_after_turns: None,
             go_away_mid_reply_at_turn: None,
             go_away_time_left: Duration::from_secs(10),
@@ -333,6 +340,7 @@ async fn run_connection(h: Arc<GeminiHandler>, mut conn: MockConnection) {
         }
     }
     conn.count_setup(setup.resume_handle.is_some());
+    conn.record_instructions(&setup.instructions);
     if !send(&mut conn, json!({"setupComplete": {}})).await {
         return;
     }
@@ -617,12 +625,13 @@ impl Conversation {
                 }
             }
             ClientMsg::ToolResponse(responses) => {
-                for (id, _name) in responses {
+                for (id, name, response) in responses {
                     if !self.outstanding.remove(&id) {
                         conn.violation(format!(
                             "toolResponse for unknown or answered call id {id}"
                         ));
                     }
+                    conn.record_tool_response(&name, response);
                 }
                 Flow::Continue
             }
@@ -734,6 +743,25 @@ impl Conversation {
             self.outstanding.insert(id.clone());
             let call = json!({"toolCall": {"functionCalls": [
                     {"id": id, "name": "transfer_call", "args": {"target": target, "reason": "the caller asked for a person"}}]}});
+            if !send(conn, call).await {
+                return Flow::Stop;
+            }
+        }
+        if let Some((at, name, args)) = &self.script.tool_call_after_turns
+            && turn.unwrap_or(0) == *at
+        {
+            if !self.setup.functions.iter().any(|f| f == name) {
+                conn.violation(format!(
+                    "scripted tool {name} was not declared in the setup"
+                ));
+            }
+            let id = format!(
+                "mock-call-{}",
+                self.h.next_id.fetch_add(1, Ordering::SeqCst)
+            );
+            self.outstanding.insert(id.clone());
+            let call = json!({"toolCall": {"functionCalls": [
+                    {"id": id, "name": name, "args": args}]}});
             if !send(conn, call).await {
                 return Flow::Stop;
             }

@@ -37,8 +37,8 @@ pub enum ClientMsg {
         /// Whether generation should start.
         turn_complete: bool,
     },
-    /// `toolResponse`: (id, name) of each function response.
-    ToolResponse(Vec<(String, String)>),
+    /// `toolResponse`: (id, name, response) of each function response.
+    ToolResponse(Vec<(String, String, Value)>),
 }
 
 /// What the mock needs to know from a `setup`.
@@ -434,6 +434,7 @@ fn tool_response(v: &Value) -> R<ClientMsg> {
         out.push((
             string(fm, "id", &fp)?.to_owned(),
             string(fm, "name", &fp)?.to_owned(),
+            fm.get("response").cloned().unwrap_or_default(),
         ));
     }
     Ok(ClientMsg::ToolResponse(out))

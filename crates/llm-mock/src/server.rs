@@ -113,6 +113,12 @@ pub struct MockStats {
     /// client's close code (1005 for a close frame without one), or 1006
     /// when the connection went away with no close frame (RFC 6455 §7.1.5).
     pub client_close_codes: Vec<u16>,
+    /// The system instructions of the setups accepted (Gemini), in
+    /// order, the first 100: what a test's routing profile rendered.
+    pub instructions: Vec<String>,
+    /// The tool answers the client sent (Gemini), as `(name, response)`,
+    /// the first 100.
+    pub tool_responses: Vec<(String, serde_json::Value)>,
 }
 
 /// Shared counters of one server.
@@ -128,6 +134,8 @@ pub struct Counters {
     caller_turns: AtomicU64,
     violations: Mutex<Vec<String>>,
     client_close_codes: Mutex<Vec<u16>>,
+    instructions: Mutex<Vec<String>>,
+    tool_responses: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 impl Counters {
@@ -143,6 +151,16 @@ impl Counters {
             caller_turns: self.caller_turns.load(Ordering::SeqCst),
             violations: self
                 .violations
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+            instructions: self
+                .instructions
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+            tool_responses: self
+                .tool_responses
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
@@ -404,6 +422,24 @@ impl MockConnection {
         self.counters.setups.fetch_add(1, Ordering::SeqCst);
         if resumed {
             self.counters.resumed_setups.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Keeps the system instructions of an accepted setup (the first 100).
+    pub fn record_instructions(&self, text: &str) {
+        if let Ok(mut v) = self.counters.instructions.lock()
+            && v.len() < 100
+        {
+            v.push(text.to_owned());
+        }
+    }
+
+    /// Keeps a tool answer the client sent (the first 100).
+    pub fn record_tool_response(&self, name: &str, response: serde_json::Value) {
+        if let Ok(mut v) = self.counters.tool_responses.lock()
+            && v.len() < 100
+        {
+            v.push((name.to_owned(), response));
         }
     }
 

@@ -40,6 +40,7 @@ async fn call_between_two_drivers(bind: &str) {
         target: b_addr,
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials: None,
+        extra_headers: Vec::new(),
     };
     let test = async {
         let call = a_handle.originate(o).await.unwrap();

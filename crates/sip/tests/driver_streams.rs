@@ -89,6 +89,7 @@ fn originate(to: String, target: SocketAddr) -> Originate {
         target,
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials: None,
+        extra_headers: Vec::new(),
     }
 }
 

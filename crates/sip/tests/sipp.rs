@@ -209,6 +209,7 @@ async fn sipp_uas_answers_an_outbound_invite_and_takes_our_bye() {
         target: sipp_addr,
         offer: Bytes::from_static(ANSWER_SDP.as_bytes()),
         credentials: None,
+        extra_headers: Vec::new(),
     };
     let call = r.handle.originate(o).await.unwrap();
     sipp.await.unwrap();

@@ -61,6 +61,7 @@ fn twilio_router(r: &Rig, verify: bool) -> axum::Router {
         ))),
         console: Arc::default(),
         listen: false,
+        profiles: None,
     });
     crate::http::router(state)
 }

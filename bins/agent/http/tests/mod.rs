@@ -134,6 +134,7 @@ pub fn state(manager: &Manager, db: &Path, recordings: &Path, outbound: Outbound
         carrier: None,
         console: Arc::default(),
         listen: false,
+        profiles: None,
     })
 }
 

@@ -20,7 +20,7 @@ impl Call {
     ) {
         let shown = masked(requested);
         warn!(requested = %shown, reason = why.as_str(), "transfer refused: not in transfer.targets");
-        let names = self.shared.cfg.transfer_targets.names().join(", ");
+        let names = self.profile.transfer_targets.names().join(", ");
         let told = if names.is_empty() {
             "refused: transfers are not available on this line".to_owned()
         } else {

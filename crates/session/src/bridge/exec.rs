@@ -131,7 +131,10 @@ impl Call {
             }
             Action::SendDtmfToModel { digit } => {
                 self.event(EventKind::Dtmf, json!({}));
-                if let Some(m) = &mut self.model {
+                // collect_digits takes the digit instead of the model.
+                if !self.collect_digit(digit.as_char()).await
+                    && let Some(m) = &mut self.model
+                {
                     let _ = m.send_dtmf(&digit.as_char().to_string()).await;
                 }
             }

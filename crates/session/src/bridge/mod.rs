@@ -43,6 +43,7 @@ mod model;
 pub(crate) mod msg;
 mod playback;
 mod publish;
+pub(crate) mod tools;
 mod transcript;
 pub mod transport;
 
@@ -102,6 +103,11 @@ pub(crate) struct CallSpec {
     pub amd: bool,
     /// The call's event publisher (`crate::events`).
     pub events: crate::events::Publisher,
+    /// The routing profile the call took: its transfer targets, longest
+    /// call and recording (the model settings are in `model_config`).
+    pub profile: Arc<crate::profile::Profile>,
+    /// What the call's tools need (its description, its own mailbox).
+    pub tools: tools::ToolsCtx,
 }
 
 /// What the call leaves behind for the manager.
@@ -180,6 +186,10 @@ pub(crate) struct Call {
     pending_outbox: Vec<callbridge_crm_store::NewOutbox>,
     /// The mixed audio for listeners (`Control::Listen`), once one asked.
     listen: Option<tokio::sync::broadcast::Sender<Bytes>>,
+    /// The routing profile the call took.
+    profile: Arc<crate::profile::Profile>,
+    /// Its HTTP tools and `collect_digits` in progress.
+    tools: tools::Tools,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -225,8 +235,11 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         token,
         amd,
         events,
+        profile,
+        tools,
     } = spec;
-    let machine_cfg = shared.cfg.machine.clone();
+    let mut machine_cfg = shared.cfg.machine.clone();
+    machine_cfg.max_duration = profile.max_duration;
     let out_rate = match model_config.output_format {
         callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
         _ => 8000,
@@ -296,6 +309,8 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         events,
         pending_outbox: Vec::new(),
         listen: None,
+        profile,
+        tools: tools::Tools::new(tools),
     };
     c.publish(crate::events::CallEvent::Started {
         direction: direction.as_str(),
@@ -354,6 +369,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
                 Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
                 Some(CallMsg::Note(detail)) => c.event(callbridge_crm_store::EventKind::Note, detail),
                 Some(CallMsg::Control(ctl)) => c.on_control(ctl).await,
+                Some(CallMsg::Tool(t)) => c.on_tool_msg(t).await,
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
             ev = media_next(&mut c.stream) => c.on_media(ev),
@@ -463,6 +479,9 @@ impl Call {
         let Some(dir) = &self.shared.cfg.recordings_dir else {
             return;
         };
+        if !self.profile.record {
+            return;
+        }
         let path = dir.join(format!("{}.wav", self.id));
         match CallRecorder::create(&path, self.shared.cfg.file_access) {
             Ok(r) => {

@@ -149,8 +149,7 @@ impl Call {
                 // The one dial check: nothing reaches the REFER unless the
                 // operator listed it (toll fraud, issue 14).
                 let checked = self
-                    .shared
-                    .cfg
+                    .profile
                     .transfer_targets
                     .check(&target, number.as_deref())
                     .and_then(|a| {
@@ -174,12 +173,11 @@ impl Call {
                 }
             }
             ModelEvent::ToolCall(call) => {
-                self.event(EventKind::ToolCall, json!({"tool": call.name}));
-                if let Some(m) = &mut self.model {
-                    let _ = m
-                        .send_tool_result(call.id, ToolResult::Err("no such tool".into()))
-                        .await;
-                }
+                self.on_tool_call(call).await;
+                return;
+            }
+            ModelEvent::ToolCallCancelled { ids } => {
+                self.on_tools_cancelled(&ids);
                 return;
             }
             ModelEvent::GoingAway { .. } => ModelInput::GoingAway,

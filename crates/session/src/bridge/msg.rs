@@ -18,6 +18,30 @@ pub enum CallMsg {
     Note(serde_json::Value),
     /// Live control by an operator (`Manager::control`).
     Control(Control),
+    /// A tool of the call's own (its HTTP requests and timers, issue 23).
+    Tool(ToolMsg),
+}
+
+/// What a call's tool tasks tell the call.
+#[derive(Debug)]
+pub enum ToolMsg {
+    /// An HTTP tool's request ended.
+    Done {
+        /// The model's call id.
+        id: callbridge_llm_bridge::ToolCallId,
+        /// How it ended.
+        outcome: crate::http_tool::request::ToolOutcome,
+    },
+    /// An HTTP tool's request is still running: time for (more) filler.
+    Slow {
+        /// The model's call id.
+        id: callbridge_llm_bridge::ToolCallId,
+    },
+    /// `collect_digits` ran out of time.
+    DigitsTimeout {
+        /// The model's call id.
+        id: callbridge_llm_bridge::ToolCallId,
+    },
 }
 
 /// An operator's live control of a call; each answers on its `reply`.

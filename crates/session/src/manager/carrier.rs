@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use callbridge_carrier::{CarrierHangup, CarrierSocket, StartInfo, WsMessage};
 use callbridge_crm_store::SessionId;
-use callbridge_llm_bridge::{CallMetadata, Greeting};
+use callbridge_llm_bridge::CallMetadata;
 use tokio::sync::mpsc;
 use tracing::warn;
 
@@ -92,6 +92,7 @@ impl Manager {
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
         let events = self.shared.bus.publisher(id);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             events: events.sender(),
@@ -115,13 +116,21 @@ impl Manager {
                 _ => ManagerError::Unavailable,
             });
         }
-        let mut model_config = self.shared.cfg.model.clone();
-        model_config.greeting = Greeting::OnRequest {
-            prompt: self.shared.cfg.greeting_prompt.clone(),
+        let profile = self.inbound_profile(to.as_deref().unwrap_or(""), None);
+        let ctx = crate::profile::template::TemplateContext {
+            caller: from.clone().unwrap_or_default(),
+            called: to.clone().unwrap_or_default(),
+            direction: "inbound",
+            profile: profile.name().to_owned(),
+            lead: None,
+            sip: Default::default(),
         };
+        let (mut model_config, greeting) =
+            super::profiles::model_config(&self.shared.cfg.model, &profile, &ctx);
+        model_config.greeting = super::profiles::inbound_greeting(greeting);
         let refuse_tx = socket.tx.clone();
         let mut media = CarrierMedia::new(core, socket, &start, hangup);
-        let row = self.session_row(
+        let mut row = self.session_row(
             id,
             Direction::Inbound,
             crate::carrier::transport(start.call.carrier()),
@@ -130,8 +139,10 @@ impl Manager {
             to.clone(),
             None,
             None,
-            None,
+            profile.owner,
         );
+        row.profile = Some(profile.name().to_owned());
+        row.model = Some(profile.model.clone());
         // Row before answer: no stream runs without its session row. A
         // call whose row cannot be written is ended at the carrier (REST
         // hangup) and its socket closed with 1008.
@@ -159,6 +170,18 @@ impl Manager {
             events,
             token: self.inner.root.child_token(),
             amd: false,
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "inbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: Default::default(),
+                },
+                self_tx,
+            },
+            profile,
         };
         self.spawn_call(spec);
         Ok(id)

@@ -109,6 +109,15 @@ pub struct ManagerConfig {
     /// Call-event webhooks ([`crate::webhooks`]): the outbox rows each
     /// call writes. `None` (the default): no rows.
     pub webhooks: Option<std::sync::Arc<crate::webhooks::WebhookConfig>>,
+    /// The routing profiles (issue 23, [`crate::profile`]); `None` (the
+    /// default): one implicit profile made of this configuration's
+    /// model instructions, greeting, tools, transfer targets and longest
+    /// call. Replace them later with [`crate::Manager::set_profiles`].
+    pub profiles: Option<crate::profile::Profiles>,
+    /// The `X-` headers of inbound INVITEs kept on the session (stored,
+    /// shown by the API, given to the profile's templates as `sip`), by
+    /// name, matched without regard to case (`sip.keep_headers`).
+    pub keep_headers: Vec<String>,
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -175,6 +184,8 @@ impl ManagerConfig {
             engine: None,
             amd: crate::amd::AmdSettings::default(),
             webhooks: None,
+            profiles: None,
+            keep_headers: Vec::new(),
         }
     }
 }
@@ -207,8 +218,15 @@ pub struct OriginateRequest {
     pub metadata: Vec<(String, String)>,
     /// Answering-machine detection for this call
     /// ([`ManagerConfig::amd`]): nothing the model says reaches the callee
-    /// until the detection says a person answered.
-    pub amd: bool,
+    /// until the detection says a person answered. `None`: the profile's
+    /// setting.
+    pub amd: Option<bool>,
+    /// The routing profile by name ([`crate::profile`]); `None`: the
+    /// default profile.
+    pub profile: Option<String>,
+    /// SIP headers to set on the INVITE (checked by the caller: `X-`
+    /// names, bounded values).
+    pub headers: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for OriginateRequest {
@@ -220,6 +238,8 @@ impl std::fmt::Debug for OriginateRequest {
             .field("claim", &self.claim)
             .field("owner", &self.owner)
             .field("amd", &self.amd)
+            .field("profile", &self.profile)
+            .field("headers", &self.headers.len())
             .finish()
     }
 }
@@ -238,7 +258,9 @@ impl OriginateRequest {
             instructions: None,
             greeting: None,
             metadata: Vec::new(),
-            amd: false,
+            amd: None,
+            profile: None,
+            headers: Vec::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! it needs, admission, the session row and the call task.
 
 use callbridge_crm_store::{SessionId, Transport as StoreTransport};
-use callbridge_llm_bridge::{CallMetadata, Greeting};
+use callbridge_llm_bridge::CallMetadata;
 use callbridge_rtp::g711::Law;
 use callbridge_sip::sdp::Codec;
 use callbridge_sip::ua::IncomingCall;
@@ -10,12 +10,14 @@ use callbridge_sip::{StatusCode, sdp};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::profiles::{inbound_greeting, kept_headers, model_config};
 use super::registry::{Entry, Refusal};
 use super::{MAILBOX, Manager, ManagerError, parties, user_part};
 use crate::bridge::CallSpec;
 use crate::gauges::Gauge;
 use crate::lifecycle::{Direction, Phase};
 use crate::metrics::CallRefusal;
+use crate::profile::template::TemplateContext;
 
 impl Manager {
     /// Answers or refuses one inbound INVITE (the offer, admission, the
@@ -126,6 +128,7 @@ impl Manager {
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
         let events = self.shared.bus.publisher(id);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             events: events.sender(),
@@ -153,21 +156,33 @@ impl Manager {
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }
         }
-        let mut model_config = self.shared.cfg.model.clone();
-        model_config.greeting = Greeting::OnRequest {
-            prompt: self.shared.cfg.greeting_prompt.clone(),
+        let (caller, called) = (user_part(inc.from.uri()), user_part(inc.to.uri()));
+        let profile = self.inbound_profile(called.as_deref().unwrap_or(""), Some(inc.source.ip()));
+        let kept = kept_headers(&inc.extension_headers, &self.shared.cfg.keep_headers);
+        let ctx = TemplateContext {
+            caller: caller.clone().unwrap_or_default(),
+            called: called.clone().unwrap_or_default(),
+            direction: "inbound",
+            profile: profile.name().to_owned(),
+            lead: None,
+            sip: kept.iter().cloned().collect(),
         };
-        let row = self.session_row(
+        let (mut model_config, greeting) = model_config(&self.shared.cfg.model, &profile, &ctx);
+        model_config.greeting = inbound_greeting(greeting);
+        let mut row = self.session_row(
             id,
             Direction::Inbound,
             StoreTransport::Sip,
             Some(call_id.clone()),
-            user_part(inc.from.uri()),
-            user_part(inc.to.uri()),
+            caller,
+            called,
             None,
             None,
-            None,
+            profile.owner,
         );
+        row.profile = Some(profile.name().to_owned());
+        row.sip_headers = kept;
+        row.model = Some(profile.model.clone());
         let spec = CallSpec {
             id,
             direction: Direction::Inbound,
@@ -190,6 +205,18 @@ impl Manager {
             events,
             token: self.inner.root.child_token(),
             amd: false,
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "inbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: ctx.sip.clone(),
+                },
+                self_tx,
+            },
+            profile,
         };
         // Row before answer: the call is answered only once its row is in
         // the store. The write runs in a task of its own so the router

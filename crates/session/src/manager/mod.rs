@@ -48,6 +48,7 @@ mod inbound;
 mod outbound;
 mod overload;
 mod readiness;
+mod profiles;
 mod registry;
 mod shared;
 mod supervise;
@@ -93,6 +94,20 @@ use callbridge_llm_bridge::summary::Summarizer;
 use overload::Admission;
 use registry::Registry;
 pub(crate) use shared::Shared;
+
+/// The HTTP tools' client: rustls on `roots` (callbridge-tls), no
+/// redirects (a tool's URL is where its arguments go, nowhere else).
+fn tool_client(roots: callbridge_llm_bridge::TlsRoots) -> Result<reqwest::Client, ManagerError> {
+    let tls = roots
+        .client_config()
+        .map_err(|e| ManagerError::Io(std::io::Error::other(format!("TLS for tools: {e}"))))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured((*tls).clone())
+        .connect_timeout(Duration::from_secs(5))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|_| ManagerError::Io(std::io::Error::other("the tools' HTTP client")))
+}
 
 /// Capacity of each call's SIP mailbox.
 const MAILBOX: usize = 32;
@@ -148,6 +163,10 @@ pub enum ManagerError {
     /// no row was written and nothing was dialled.
     #[error("the lead's claim is no longer held")]
     ClaimNotHeld,
+    /// The request names a routing profile that does not exist or takes
+    /// no outbound calls ([`OriginateRequest::profile`]).
+    #[error("no such routing profile for outbound calls")]
+    UnknownProfile,
 }
 
 /// One live call in a [`Snapshot`].
@@ -278,6 +297,12 @@ impl Manager {
         let sip_addr = driver.local_addr();
         let (sip_tcp_addr, sip_tls_addr) = (driver.tcp_addr(), driver.tls_addr());
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
+        let http = tool_client(cfg.model.tls_roots)?;
+        let profiles = shared::ProfileSlot::new(
+            cfg.profiles
+                .take()
+                .unwrap_or_else(|| shared::implicit(&cfg)),
+        );
         let shared = Arc::new(Shared {
             cfg,
             sip,
@@ -293,6 +318,8 @@ impl Manager {
             voicemail,
             registry: Mutex::new(Registry::new()),
             bus: crate::events::EventBus::default(),
+            profiles,
+            http,
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {

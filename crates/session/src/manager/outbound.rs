@@ -2,18 +2,20 @@
 //! INVITE, and the call task.
 
 use callbridge_crm_store::{SessionId, Transport as StoreTransport};
-use callbridge_llm_bridge::CallMetadata;
+use callbridge_llm_bridge::{CallMetadata, Greeting};
 use callbridge_rtp::g711::Law;
 use callbridge_sip::ua::Originate;
 use callbridge_sip::{NameAddr, Uri, sdp};
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use super::profiles::model_config;
 use super::registry::{Entry, Refusal};
 use super::{MAILBOX, Manager, ManagerError, OriginateRequest, parties, user_part};
 use crate::bridge::CallSpec;
 use crate::gauges::Gauge;
 use crate::lifecycle::{Direction, Phase};
+use crate::profile::template::TemplateContext;
 use crate::store_writer::CreateRefused;
 
 impl Manager {
@@ -62,6 +64,7 @@ impl Manager {
             Uri::parse(&bytes::Bytes::from(req.to.clone())).map_err(|_| ManagerError::BadUri)?;
         let from =
             Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
+        let profile = self.outbound_profile(req.profile.as_deref())?;
         if !self.inner.admission.admit() {
             return Err(ManagerError::Overloaded);
         }
@@ -72,6 +75,7 @@ impl Manager {
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
         let events = self.shared.bus.publisher(id);
+        let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
             events: events.sender(),
@@ -107,6 +111,9 @@ impl Manager {
             req.owner,
         );
         row.claim = req.claim;
+        row.profile = Some(profile.name().to_owned());
+        row.sip_headers.clone_from(&req.headers);
+        row.model = Some(profile.model.clone());
         if let Err(refused) = self.shared.store.create(row).await {
             stream.close().await;
             return Err(match refused {
@@ -120,7 +127,18 @@ impl Manager {
                 }
             });
         }
-        let mut model_config = self.shared.cfg.model.clone();
+        let ctx = TemplateContext {
+            caller: user_part(&from).unwrap_or_default(),
+            called: user_part(&to).unwrap_or_default(),
+            direction: "outbound",
+            profile: profile.name().to_owned(),
+            lead: Some(req.metadata.iter().cloned().collect()),
+            sip: req.headers.iter().cloned().collect(),
+        };
+        let (mut model_config, greeting) = model_config(&self.shared.cfg.model, &profile, &ctx);
+        if profile.explicit_greeting {
+            model_config.greeting = Greeting::OnRequest { prompt: greeting };
+        }
         if let Some(i) = req.instructions {
             model_config.instructions = i;
         }
@@ -155,13 +173,30 @@ impl Manager {
                 target: req.target,
                 offer,
                 credentials,
+                extra_headers: req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (bytes::Bytes::from(k.clone()), bytes::Bytes::from(v.clone())))
+                    .collect(),
             }),
             model_config,
             metadata,
             mailbox,
             events,
             token: self.inner.root.child_token(),
-            amd: req.amd,
+            amd: req.amd.unwrap_or(profile.amd),
+            tools: crate::bridge::tools::ToolsCtx {
+                context: crate::http_tool::request::ToolCallContext {
+                    session_id: id.to_string(),
+                    direction: "outbound",
+                    caller: ctx.caller.clone(),
+                    called: ctx.called.clone(),
+                    profile: profile.name().to_owned(),
+                    headers: ctx.sip.clone(),
+                },
+                self_tx,
+            },
+            profile,
         };
         self.spawn_call(spec);
         Ok(id)

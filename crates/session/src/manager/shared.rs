@@ -3,7 +3,7 @@
 //! live calls. A leaf of the manager: the bridge uses it without using the
 //! manager, so the manager -> bridge edge stays one-way.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use callbridge_crm_store::SessionId;
 use callbridge_llm_bridge::RealtimeModel;
@@ -16,6 +16,7 @@ use crate::bridge::fallback::FallbackClip;
 use crate::gauges::Gauges;
 use crate::lifecycle::Phase;
 use crate::metrics::Metrics;
+use crate::profile::{ProfileDefaults, Profiles};
 use crate::store_writer::StoreWriter;
 
 /// What the manager shares with its call tasks.
@@ -34,6 +35,10 @@ pub(crate) struct Shared {
     pub(super) registry: Mutex<Registry>,
     /// The call event bus (`crate::events`).
     pub bus: crate::events::EventBus,
+    /// The routing profiles in force (issue 23).
+    pub(super) profiles: ProfileSlot,
+    /// The client of the HTTP tools' requests.
+    pub http: reqwest::Client,
 }
 
 impl Shared {
@@ -55,4 +60,44 @@ impl Shared {
         tracing::Span::current().record("call_id", call_id.as_str());
         self.registry().bind_call_id(id, call_id);
     }
+}
+
+/// The set in force. Readers clone the `Arc` and let go of the lock at
+/// once; a call keeps its own `Arc<Profile>` for its whole life.
+#[derive(Debug)]
+pub(crate) struct ProfileSlot(RwLock<Arc<Profiles>>);
+
+impl ProfileSlot {
+    pub(crate) fn new(p: Profiles) -> ProfileSlot {
+        ProfileSlot(RwLock::new(Arc::new(p)))
+    }
+
+    pub(crate) fn get(&self) -> Arc<Profiles> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    pub(crate) fn set(&self, p: Profiles) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(p);
+    }
+}
+
+/// The profiles of a configuration that gives none: the implicit
+/// default, exactly the configuration's own prompt, greeting, tools,
+/// transfer targets and longest call.
+pub(crate) fn implicit(cfg: &ManagerConfig) -> Profiles {
+    let defaults = ProfileDefaults {
+        provider: String::new(),
+        model: cfg.model.model.clone(),
+        voice: cfg.model.voice.clone(),
+        system_prompt: cfg.model.instructions.clone(),
+        greeting: cfg.greeting_prompt.clone(),
+        tools: cfg.model.builtin_tools.end_call,
+        transfer_targets: Vec::new(),
+        max_duration: cfg.machine.max_duration,
+        keep_headers: Vec::new(),
+        http_tools: Default::default(),
+    };
+    let mut p = defaults.implicit();
+    p.transfer_targets = cfg.transfer_targets.clone();
+    Profiles::single(p)
 }

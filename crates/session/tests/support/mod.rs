@@ -300,6 +300,7 @@ impl Caller {
                 target: manager,
                 offer,
                 credentials: None,
+                extra_headers: Vec::new(),
             })
             .await
             .unwrap();

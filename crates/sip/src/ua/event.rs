@@ -40,6 +40,34 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     /// The transport it came over.
     pub transport: crate::transport::Transport,
+    /// The INVITE's `X-` extension headers (name as written, value), in
+    /// order, at most [`MAX_EXTENSION_HEADERS`]: the application keeps
+    /// the ones it is configured to.
+    pub extension_headers: Vec<(Bytes, Bytes)>,
+}
+
+/// Most `X-` headers of an INVITE handed to the application
+/// ([`IncomingCall::extension_headers`]) or written into one
+/// ([`Originate::extra_headers`]).
+pub const MAX_EXTENSION_HEADERS: usize = 32;
+
+/// Whether `name` is an `X-` extension header name.
+pub fn is_extension_header(name: &[u8]) -> bool {
+    name.len() > 2 && name[..2].eq_ignore_ascii_case(b"x-")
+}
+
+/// The `X-` headers of `headers`, at most [`MAX_EXTENSION_HEADERS`].
+pub fn extension_headers(headers: &crate::header::Headers) -> Vec<(Bytes, Bytes)> {
+    headers
+        .iter()
+        .filter_map(|h| match h.name() {
+            crate::header::HeaderName::Other(n) if is_extension_header(n) => {
+                Some((n.clone(), h.value().clone()))
+            }
+            _ => None,
+        })
+        .take(MAX_EXTENSION_HEADERS)
+        .collect()
 }
 
 impl fmt::Debug for IncomingCall {
@@ -271,6 +299,12 @@ pub struct Originate {
     pub offer: Bytes,
     /// Credentials for 401/407 challenges.
     pub credentials: Option<Credentials>,
+    /// `X-` headers to add to the INVITE (name, value), at most
+    /// [`MAX_EXTENSION_HEADERS`]. The core writes only entries whose name
+    /// is an `X-` name and whose name and value hold no control
+    /// character (no CR or LF: nothing can be injected); it drops the
+    /// others.
+    pub extra_headers: Vec<(Bytes, Bytes)>,
 }
 
 impl fmt::Debug for Originate {

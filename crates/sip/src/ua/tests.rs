@@ -32,6 +32,7 @@ fn originate(target: SocketAddr) -> Originate {
         target,
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials: None,
+        extra_headers: Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@ fn originate(credentials: Option<Credentials>) -> Originate {
         target: peer(),
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials,
+        extra_headers: Vec::new(),
     }
 }
 

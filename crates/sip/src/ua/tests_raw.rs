@@ -410,6 +410,7 @@ fn invite_answers_a_407_sha256_challenge_with_a_correct_digest() {
         target: peer(),
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials: Some(Credentials::new("agent", "s3cret")),
+        extra_headers: Vec::new(),
     };
     r.ua.originate(r.now, o).unwrap();
     let invite = only_request(r.out(), Method::Invite);
@@ -552,4 +553,50 @@ fn a_reinvite_before_the_ack_of_the_initial_invite_gets_491() {
     let (_, tag) = answered_call(&mut r, false);
     r.send(&request("INVITE", "early", "c1", Some(&tag), 2, "", SDP));
     assert_eq!(statuses(&r.out()), vec![491]);
+}
+
+#[test]
+fn an_outbound_invite_carries_its_x_headers_and_nothing_injected() {
+    let mut r = Raw::new();
+    let h = |n: &'static str, v: &'static str| {
+        (
+            Bytes::from_static(n.as_bytes()),
+            Bytes::from_static(v.as_bytes()),
+        )
+    };
+    let o = Originate {
+        to: Uri::parse(&Bytes::from_static(b"sip:+15550001@127.0.0.1:5070")).unwrap(),
+        from: NameAddr::new(Uri::parse(&Bytes::from_static(b"sip:agent@127.0.0.1")).unwrap()),
+        target: peer(),
+        offer: Bytes::from_static(SDP.as_bytes()),
+        credentials: None,
+        extra_headers: vec![
+            h("X-Campaign", "spring"),
+            h("X-Evil", "a\r\nContact: <sip:evil@192.0.2.1>"),
+            h("Contact", "<sip:evil@192.0.2.1>"),
+        ],
+    };
+    r.ua.originate(r.now, o).unwrap();
+    let invite = only_request(r.out(), Method::Invite);
+    let x = crate::header::HeaderName::from_bytes(b"X-Campaign");
+    assert_eq!(
+        invite.headers().get(&x).map(|v| v.as_ref()),
+        Some(&b"spring"[..])
+    );
+    let evil = crate::header::HeaderName::from_bytes(b"X-Evil");
+    assert!(
+        invite.headers().get(&evil).is_none(),
+        "a value with CR/LF is dropped"
+    );
+    assert_eq!(
+        invite.headers().contacts().unwrap().len(),
+        1,
+        "only X- names are written"
+    );
+    assert!(
+        !invite.headers().contacts().unwrap()[0]
+            .uri()
+            .to_string()
+            .contains("evil")
+    );
 }

@@ -324,6 +324,7 @@ fn two_cores_keep_a_timed_call_alive_by_update_and_end_it_when_refreshes_stop() 
                 target: SocketAddr::from(([127, 0, 0, 1], 5062)),
                 offer: offer.clone(),
                 credentials: None,
+                extra_headers: Vec::new(),
             },
         )
         .unwrap();
@@ -442,6 +443,7 @@ fn an_outbound_invite_asks_for_our_session_timer() {
         from: NameAddr::new(Uri::parse(&Bytes::from_static(b"sip:a@127.0.0.1")).unwrap()),
         target: super::tests_raw::peer(),
         offer: Bytes::from_static(SDP.as_bytes()),
+        extra_headers: Vec::new(),
         credentials: None,
     };
     r.ua.originate(r.now, o).unwrap();

@@ -45,6 +45,7 @@ fn originate(to: &str) -> Originate {
         target: "127.0.0.1:5070".parse().unwrap(),
         offer: Bytes::from_static(SDP.as_bytes()),
         credentials: None,
+        extra_headers: Vec::new(),
     }
 }
 

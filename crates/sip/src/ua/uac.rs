@@ -38,7 +38,7 @@ impl UserAgent {
         let local_tag = self.ids.tag();
         let transport = Transport::of_uri_or_udp(&o.to).ok_or(UaError::UnsupportedTransport)?;
         let via = self.our_via(transport);
-        let invite = Request::builder(Method::Invite, o.to.clone())
+        let mut builder = Request::builder(Method::Invite, o.to.clone())
             .via(&via)
             .from_addr(&o.from.clone().with_tag(&local_tag))
             .to_addr(&NameAddr::new(o.to.clone()))
@@ -55,9 +55,17 @@ impl UserAgent {
                 HeaderName::MinSe,
                 self.cfg.session_timer.min_se.as_secs().to_string(),
             )
-            .header(HeaderName::UserAgent, self.cfg.user_agent.clone())
-            .body(MediaType::sdp(), o.offer.clone())
-            .build()?;
+            .header(HeaderName::UserAgent, self.cfg.user_agent.clone());
+        let safe = |b: &[u8]| !b.iter().any(|c| c.is_ascii_control());
+        for (name, value) in o
+            .extra_headers
+            .iter()
+            .filter(|(n, v)| super::event::is_extension_header(n) && safe(n) && safe(v))
+            .take(super::event::MAX_EXTENSION_HEADERS)
+        {
+            builder = builder.header(HeaderName::from_bytes(name), value.clone());
+        }
+        let invite = builder.body(MediaType::sdp(), o.offer.clone()).build()?;
         let key = self
             .tx
             .send_request(now, invite.clone(), Peer::new(transport, o.target))

@@ -211,6 +211,7 @@ impl UserAgent {
             offer: req.body().clone(),
             source: source.addr,
             transport: source.transport,
+            extension_headers: super::event::extension_headers(req.headers()),
         };
         self.dialogs
             .insert((call_id.clone(), local_tag.clone()), call);

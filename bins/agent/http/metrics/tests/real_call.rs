@@ -110,6 +110,7 @@ async fn after_one_real_call_the_page_counts_it_and_the_gauges_are_back_to_zero(
             target,
             offer,
             credentials: None,
+            extra_headers: Vec::new(),
         })
         .await
         .unwrap();

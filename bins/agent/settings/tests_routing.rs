@@ -1,0 +1,172 @@
+//! `[[profiles]]`, `[routing]` and `sip.keep_headers` (issue 23).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"
+[sip]
+bind = "127.0.0.1:0"
+keep_headers = ["X-Customer-Id"]
+[model]
+provider = "mock"
+system_prompt = "Plain {{ text }}."
+[transfer]
+targets = ["sales=sip:sales@pbx.example"]
+[store]
+database = "db.sqlite"
+[http]
+bind = "127.0.0.1:0"
+"#;
+
+const PROFILES: &str = r#"
+[routing]
+default_profile = "desk"
+
+[[profiles]]
+name = "desk"
+system_prompt = "Desk {{ called }}"
+
+[[profiles]]
+name = "sales"
+system_prompt = "Customer {{ sip[\"X-Customer-Id\"] }}"
+transfer_targets = ["sales"]
+max_duration = "10m"
+[profiles.match]
+exact = ["+100"]
+"#;
+
+fn load(text: &str, base: &Path) -> Result<Settings, String> {
+    Settings::from_text(Path::new("agent.toml"), text, &BTreeMap::new(), base)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn without_profiles_the_single_prompt_is_the_implicit_default_unchanged() {
+    let s = load(GOOD, Path::new("/nonexistent-cb")).unwrap();
+    let p = s.routing.profiles.inbound("+100", None);
+    assert_eq!(p.name(), "default");
+    let ctx = callbridge_session::profile::template::TemplateContext::default();
+    assert_eq!(p.render(&ctx, "").0, "Plain {{ text }}.");
+    assert_eq!(p.transfer_targets.names(), vec!["sales"]);
+    assert_eq!(s.keep_headers, vec!["X-Customer-Id"]);
+    let m = s.manager_config(s.session_config(&Secrets::default(), None));
+    assert_eq!(m.keep_headers, vec!["X-Customer-Id"]);
+    assert!(m.profiles.is_some());
+}
+
+#[test]
+fn profile_tables_load_and_route() {
+    let s = load(&format!("{GOOD}{PROFILES}"), Path::new("/nonexistent-cb")).unwrap();
+    let set = &s.routing.profiles;
+    assert_eq!(set.inbound("+100", None).name(), "sales");
+    assert_eq!(set.inbound("+200", None).name(), "desk");
+    assert_eq!(
+        set.inbound("+100", None).max_duration,
+        std::time::Duration::from_secs(600)
+    );
+    assert!(!s.routing.from_file);
+}
+
+#[test]
+fn every_profile_error_is_a_configuration_error_naming_the_profile_and_field() {
+    let bad = format!(
+        "{GOOD}{}",
+        PROFILES
+            .replace("Desk {{ called }}", "Desk {{ calld }}")
+            .replace("[\"sales\"]", "[\"nowhere\"]")
+    );
+    let e = load(&bad, Path::new("/nonexistent-cb")).unwrap_err();
+    assert!(e.contains("profiles[0].system_prompt"), "{e}");
+    assert!(e.contains("profiles[1].transfer_targets"), "{e}");
+    // A header that is not kept is an error where it is used.
+    let e = load(
+        &format!("{GOOD}{PROFILES}").replace("keep_headers = [\"X-Customer-Id\"]", ""),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles[1].system_prompt"), "{e}");
+    // An unknown field in a table.
+    let e = load(
+        &format!("{GOOD}{PROFILES}name2 = 1\n"),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles"), "{e}");
+    assert!(e.contains("name2"), "{e}");
+    // keep_headers takes X- names only.
+    let e = load(
+        &GOOD.replace("\"X-Customer-Id\"", "\"Contact\""),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("sip.keep_headers"), "{e}");
+}
+
+#[test]
+fn the_profiles_file_is_the_set_when_it_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("profiles.json"),
+        r#"{"profiles": [{"name": "night", "match": {"prefix": ["+1"]}}]}"#,
+    )
+    .unwrap();
+    let s = load(&format!("{GOOD}{PROFILES}"), dir.path()).unwrap();
+    assert!(s.routing.from_file);
+    assert_eq!(s.routing.profiles.inbound("+100", None).name(), "night");
+    assert_eq!(s.routing.profiles.specs().len(), 1);
+    std::fs::write(
+        dir.path().join("profiles.json"),
+        r#"{"profiles": [{"name": ""}]}"#,
+    )
+    .unwrap();
+    let e = load(GOOD, dir.path()).unwrap_err();
+    assert!(e.contains("profiles[0].name"), "{e}");
+    assert!(e.contains("profiles.json"), "{e}");
+}
+
+const TOOLS: &str = r#"
+[[tools]]
+name = "lookup"
+description = "Looks an order up."
+url = "http://127.0.0.1:9/lookup"
+[tools.parameters]
+type = "object"
+[tools.parameters.properties.order]
+type = "string"
+"#;
+
+#[test]
+fn tools_load_and_profiles_name_them() {
+    let text = format!(
+        "{GOOD}\n[[profiles]]\nname = \"orders\"\ntools = [\"lookup\", \"collect_digits\"]\n{TOOLS}"
+    );
+    let s = load(&text, Path::new("/nonexistent-cb")).unwrap();
+    let p = s.routing.profiles.outbound("orders").unwrap();
+    assert_eq!(p.http_tools.len(), 1);
+    assert!(p.collect_digits);
+    assert!(!p.end_call);
+    // Without [[profiles]], the implicit profile offers every tool.
+    let s = load(&format!("{GOOD}{TOOLS}"), Path::new("/nonexistent-cb")).unwrap();
+    assert_eq!(s.routing.profiles.inbound("+1", None).http_tools.len(), 1);
+}
+
+#[test]
+fn a_bad_tool_is_named_and_a_profile_naming_an_unknown_tool_too() {
+    let e = load(
+        &format!(
+            "{GOOD}{}",
+            TOOLS.replace("http://127.0.0.1:9/lookup", "ftp://x")
+        ),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("tools[0].url"), "{e}");
+    let e = load(
+        &format!("{GOOD}\n[[profiles]]\nname = \"p\"\ntools = [\"nope\"]\n{TOOLS}"),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles[0].tools"), "{e}");
+}

@@ -1,0 +1,345 @@
+//! End-to-end: the operator's HTTP tools (issue 23) in the real `agent`
+//! binary. The mock model calls a configured tool with its greeting; the
+//! tool server here verifies the request's signature and answers slowly;
+//! the caller (whose SDP names an RTP tap) hears the filler tone while the
+//! tool runs; the model gets the tool's answer; the call and its result
+//! are stored as events.
+
+mod support_agent;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use callbridge_crm_store::EventKind;
+use callbridge_llm_mock::gemini::GeminiScript;
+use serde_json::{Value, json};
+use support_agent::media::{MockModel, RtpTap};
+use support_agent::sipp::Sipp;
+use support_agent::{Agent, Model, Opts};
+
+const SECRET: &str = "e2e-tool-secret-0123456789";
+
+/// What the tool server saw.
+struct Seen {
+    signature_ok: bool,
+    body: Value,
+    answered_at: Instant,
+}
+
+/// A one-request tool server on loopback: checks the signature, waits
+/// `delay`, answers JSON.
+fn tool_server(delay: Duration) -> (u16, mpsc::Receiver<Seen>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head, start, len) = loop {
+            let n = s.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                break (head, end + 4, len);
+            }
+        };
+        while buf.len() < start + len {
+            let n = s.read(&mut chunk).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = &buf[start..];
+        let now = callbridge_crm_store::jiff::Timestamp::now().as_second();
+        let signature_ok = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-callbridge-signature:"))
+            .is_some_and(|h| {
+                callbridge_session::signing::verify(SECRET.as_bytes(), h.trim(), body, now, 300)
+                    .is_ok()
+            });
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        std::thread::sleep(delay);
+        let answer = r#"{"status":"shipped","eta_days":2}"#;
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+            answer.len()
+        );
+        let _ = tx.send(Seen {
+            signature_ok,
+            body,
+            answered_at: Instant::now(),
+        });
+    });
+    (port, rx)
+}
+
+fn tools_toml(port: u16) -> String {
+    format!(
+        r#"
+[[tools]]
+name = "lookup_order"
+description = "Looks up the state of an order by its number."
+url = "http://127.0.0.1:{port}/tool"
+timeout = "20s"
+secret_env = "E2E_TOOL_SECRET"
+filler_after_ms = 300
+[tools.parameters]
+type = "object"
+required = ["order"]
+[tools.parameters.properties.order]
+type = "string"
+description = "The order number, digits only."
+"#
+    )
+}
+
+#[test]
+fn a_slow_signed_tool_gets_filler_at_the_caller_and_its_answer_to_the_model() {
+    let greeting = callbridge_llm_mock::clips::greeting().duration();
+    // The tool answers well after the greeting has played: what the caller
+    // hears just before the answer is the filler, or silence.
+    let delay = greeting + Duration::from_secs(3);
+    let (port, seen) = tool_server(delay);
+    let model = MockModel::start(GeminiScript {
+        tool_call_after_turns: Some((0, "lookup_order".into(), json!({"order": "42"}))),
+        ..GeminiScript::default()
+    });
+    let agent = Agent::start(Opts {
+        model: Model::Gemini {
+            endpoint: model.url(),
+        },
+        env: vec![("E2E_TOOL_SECRET".into(), SECRET.into())],
+        extra_toml: tools_toml(port),
+        ..Opts::default()
+    });
+    let tap = RtpTap::start(Duration::from_secs(30));
+    let pause = delay + Duration::from_secs(2);
+    Sipp::uac("uac_silent_tapped.xml", agent.sip)
+        .key("tap", tap.port.to_string())
+        .pause_ms(u64::try_from(pause.as_millis()).unwrap())
+        .within(pause + Duration::from_secs(20))
+        .run()
+        .assert_ok("a call whose model uses a slow tool");
+    let heard = tap.finish();
+    let seen = seen
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the tool server got a request");
+
+    // The request: signed, carrying the call and the arguments.
+    assert!(seen.signature_ok, "bad signature; body {}", seen.body);
+    assert_eq!(seen.body["tool"], "lookup_order", "{}", seen.body);
+    assert_eq!(seen.body["arguments"], json!({"order": "42"}));
+    assert_eq!(seen.body["call"]["direction"], "inbound");
+    assert_eq!(seen.body["call"]["called"], "+15550100123");
+    assert_eq!(seen.body["call"]["profile"], "default");
+
+    // The caller heard the filler in the 1.5 s before the answer: the
+    // comfort tone's beats (200 ms of tone a second), not silence and not
+    // the continuous speech of the greeting.
+    let window: Vec<_> = heard
+        .iter()
+        .filter(|h| {
+            h.at <= seen.answered_at
+                && seen.answered_at.duration_since(h.at) < Duration::from_millis(1500)
+        })
+        .collect();
+    let voiced = window.iter().filter(|h| h.rms > 300.0).count();
+    println!(
+        "greeting {greeting:?}; {} packets in the 1.5 s before the answer, {voiced} voiced",
+        window.len()
+    );
+    assert!(window.len() >= 60, "{} packets", window.len());
+    assert!(
+        (8..=40).contains(&voiced),
+        "{voiced} voiced packets of {}: no filler beats",
+        window.len()
+    );
+
+    // The model got the tool's answer.
+    let stats = model.stats();
+    let answered = stats
+        .tool_responses
+        .iter()
+        .find(|(name, _)| name == "lookup_order")
+        .unwrap_or_else(|| panic!("no tool response in {:?}", stats.tool_responses));
+    assert!(answered.1.to_string().contains("shipped"), "{answered:?}");
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+
+    // Stored: the call, the filler, the (truncated) result.
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    let record = agent.store().load_session(sessions[0].id).unwrap();
+    let tool_events: Vec<&Value> = record
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::ToolCall)
+        .map(|e| &e.detail)
+        .collect();
+    println!("tool events: {tool_events:?}");
+    assert!(
+        tool_events
+            .iter()
+            .any(|d| d["tool"] == "lookup_order" && d["result"] == "called"),
+        "{tool_events:?}"
+    );
+    assert!(
+        tool_events.iter().any(|d| d["tool"] == "lookup_order"
+            && d["result"] == "ok"
+            && d["answer"].as_str().is_some_and(|a| a.contains("shipped"))),
+        "{tool_events:?}"
+    );
+    assert!(
+        record
+            .events
+            .iter()
+            .any(|e| e.detail.get("tool_filler").is_some()),
+        "no filler event"
+    );
+    agent.wait_idle(Duration::from_secs(10));
+}
+
+/// RFC 4733 packets for `digits` (PT 101), each event three updates and
+/// its end packet sent three times, from `sock` to `to`.
+fn send_dtmf(sock: &std::net::UdpSocket, to: std::net::SocketAddr, digits: &str) {
+    let mut seq: u16 = 1;
+    let mut ts: u32 = 8000;
+    for d in digits.chars() {
+        let event = match d {
+            '0'..='9' => d as u8 - b'0',
+            '*' => 10,
+            '#' => 11,
+            _ => continue,
+        };
+        for (i, end) in [false, false, false, true, true, true]
+            .into_iter()
+            .enumerate()
+        {
+            let duration = u16::try_from(160 * (i.min(3) + 1)).unwrap();
+            let mut p = vec![0x80, 101 | if i == 0 { 0x80 } else { 0 }];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&ts.to_be_bytes());
+            p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            p.extend_from_slice(&[event, if end { 0x80 | 10 } else { 10 }]);
+            p.extend_from_slice(&duration.to_be_bytes());
+            sock.send_to(&p, to).unwrap();
+            seq = seq.wrapping_add(1);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ts = ts.wrapping_add(1600);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn collected_digits_reach_the_model_and_never_the_store_or_the_log() {
+    use support_agent::raw_sip::{RawCall, header, status};
+    const DIGITS: &str = "7395";
+    let model = MockModel::start(GeminiScript {
+        tool_call_after_turns: Some((
+            0,
+            "collect_digits".into(),
+            json!({"max_digits": 4, "timeout_s": 20}),
+        )),
+        ..GeminiScript::default()
+    });
+    let agent = Agent::start(Opts {
+        model: Model::Gemini {
+            endpoint: model.url(),
+        },
+        // Debug logs too: not even they may carry a digit.
+        log_level: "debug",
+        extra_toml: "[routing]\ndefault_profile = \"pin\"\n\n[[profiles]]\nname = \"pin\"\n\
+                     tools = [\"end_call\", \"collect_digits\"]\n"
+            .into(),
+        ..Opts::default()
+    });
+    // A hand-written caller: INVITE, read the answer's media address, ACK.
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    let rtp = call.rtp.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=raw 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        rtp.port()
+    );
+    let local = call.sock.local_addr().unwrap();
+    let (invite, branch) = call.request_text("INVITE", local, &sdp);
+    call.sock.send_to(invite.as_bytes(), agent.sip).unwrap();
+    let ok = RawCall::response_on(&call.sock, &branch, Duration::from_secs(10), false)
+        .expect("an answer to the INVITE");
+    assert_eq!(status(&ok), Some(200), "{ok}");
+    call.to_tag = header(&ok, "To")
+        .and_then(|t| t.split(';').find_map(|p| p.trim().strip_prefix("tag=")))
+        .map(str::to_string);
+    let port: u16 = ok
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("m=audio in the answer");
+    let (ack, _) = call.request_text("ACK", local, "");
+    call.sock.send_to(ack.as_bytes(), agent.sip).unwrap();
+    // The model asks for digits with its greeting; the caller types them.
+    std::thread::sleep(Duration::from_millis(1500));
+    send_dtmf(&call.rtp, ([127, 0, 0, 1], port).into(), DIGITS);
+    let answered = agent.wait_for("the digits at the model", Duration::from_secs(10), || {
+        model
+            .stats()
+            .tool_responses
+            .into_iter()
+            .find(|(name, _)| name == "collect_digits")
+    });
+    println!("the model got {}", answered.1);
+    assert!(answered.1.to_string().contains(DIGITS), "{answered:?}");
+    let sock = call.sock.try_clone().unwrap();
+    call.bye_from(&sock, Duration::from_secs(5));
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    let record = agent.store().load_session(sessions[0].id).unwrap();
+    let collected: Vec<&Value> = record
+        .events
+        .iter()
+        .filter(|e| e.detail["tool"] == "collect_digits")
+        .map(|e| &e.detail)
+        .collect();
+    println!("collect_digits events: {collected:?}");
+    assert!(
+        collected
+            .iter()
+            .any(|d| d["result"] == "ok" && d["digits"] == "••••"),
+        "{collected:?}"
+    );
+    agent.wait_idle(Duration::from_secs(10));
+
+    // Nowhere in the store's files, nor in the log.
+    for ext in ["", "-wal", "-shm"] {
+        let path = format!("{}{ext}", agent.db.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !bytes.windows(DIGITS.len()).any(|w| w == DIGITS.as_bytes()),
+                "the digits are in {path}"
+            );
+        }
+    }
+    let log = agent.stderr();
+    // The debug log did see the key presses go by (as actions, without
+    // their digits).
+    assert!(
+        log.contains("SendDtmfToModel"),
+        "no DTMF action in the debug log: the check below would mean nothing"
+    );
+    assert!(!log.contains(DIGITS), "the digits are in the agent's log");
+}
