@@ -50,6 +50,15 @@ pub enum StartError {
         /// Why.
         source: callbridge_crm_store::Error,
     },
+    /// `calls.default_owner` or `calls.inbound_owners` names a user the
+    /// store does not have.
+    #[error("{key}: no user named {name:?} (create it with `agent user add`)")]
+    NoOwner {
+        /// The key.
+        key: &'static str,
+        /// The user name.
+        name: String,
+    },
     /// The in-process mock model did not start.
     #[error("mock model: {0}")]
     Mock(std::io::Error),
@@ -108,6 +117,7 @@ impl StartError {
         match self {
             StartError::RecordingsDir { .. }
             | StartError::Store { .. }
+            | StartError::NoOwner { .. }
             | StartError::CarrierHangup {
                 source: HangupError::Tls { .. },
                 ..
@@ -213,6 +223,34 @@ fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
         path: dir.to_path_buf(),
         source,
     })
+}
+
+/// Resolves the owners of inbound calls (`calls.default_owner`,
+/// `calls.inbound_owners`: user names) to user ids.
+fn inbound_owners(
+    store: &Store,
+    (default, by_called): (Option<String>, Vec<(String, String)>),
+) -> Result<callbridge_session::InboundOwners, StartError> {
+    let find = |key: &'static str, name: String| match store.find_user(&name) {
+        Ok(Some(u)) => Ok(u.id),
+        Ok(None) => Err(StartError::NoOwner { key, name }),
+        Err(source) => Err(StartError::Store {
+            path: PathBuf::from("(users)"),
+            source,
+        }),
+    };
+    let mut owners = callbridge_session::InboundOwners {
+        default: default
+            .map(|n| find("calls.default_owner", n))
+            .transpose()?,
+        ..Default::default()
+    };
+    for (number, name) in by_called {
+        owners
+            .by_called
+            .insert(number, find("calls.inbound_owners", name)?);
+    }
+    Ok(owners)
 }
 
 /// Opens the store (a new file gets the configured mode; an existing one
@@ -321,8 +359,13 @@ impl Agent {
             settings.spool_dir.clone(),
             settings.recordings_dir.clone(),
         );
-        let (store, recovery_postponed) =
-            tokio::task::spawn_blocking(move || open_and_recover(at, spool, rec)).await??;
+        let named = (settings.default_owner.clone(), settings.inbound_owners.clone());
+        let (store, recovery_postponed, owners) = tokio::task::spawn_blocking(move || {
+            let (store, postponed) = open_and_recover(at, spool, rec)?;
+            let owners = inbound_owners(&store, named)?;
+            Ok::<_, StartError>((store, postponed, owners))
+        })
+        .await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -354,6 +397,10 @@ impl Agent {
         cfg.engine = Some(engine);
         cfg.outbound_auth = settings.outbound_auth(secrets);
         cfg.store_writer.recover_after_replay = recovery_postponed;
+        cfg.inbound_owners = owners;
+        // Rows and answers name the provider as configured (`mock` when
+        // the built-in mock serves the Gemini protocol).
+        cfg.provider_label = Some(settings.provider.name().to_owned());
         if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
             && auth.target != target
         {
@@ -425,6 +472,13 @@ impl Agent {
                 count,
                 http_stop.clone(),
             )));
+        }
+        if let Some(task) = crate::retention::spawn(
+            settings.store_at(),
+            settings.retention,
+            http_stop.clone(),
+        ) {
+            http_tasks.push(task);
         }
         info!(
             %sip_addr,

@@ -28,7 +28,7 @@
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
 //! `amd`, `carrier`, `sip_transport`, `values`, `validate`, `secrets`, `load`,
-//! `mapping`.
+//! `mapping`, `show` (`agent config show`).
 
 mod amd;
 mod carrier;
@@ -38,6 +38,7 @@ mod keys;
 mod load;
 mod mapping;
 pub(crate) mod secrets;
+mod show;
 mod sip_transport;
 mod source;
 mod transfer;
@@ -52,4 +53,5 @@ mod tests_sip_transport;
 pub use keys::env_keys;
 pub use load::load;
 pub use secrets::Secrets;
+pub use show::listing;
 pub use values::{Provider, Settings};

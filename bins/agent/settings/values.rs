@@ -202,6 +202,14 @@ pub struct Settings {
     /// The store writer's journal directory (`store.spool_dir`; default
     /// `spool` beside the database).
     pub spool_dir: PathBuf,
+    /// How long recordings, transcripts and sessions are kept
+    /// (`[retention]`; each `None` when "off").
+    pub retention: callbridge_crm_store::Retention,
+    /// The user owning inbound calls to numbers not in `inbound_owners`
+    /// (`calls.default_owner`, a user name).
+    pub default_owner: Option<String>,
+    /// Called number -> owning user name (`calls.inbound_owners`).
+    pub inbound_owners: Vec<(String, String)>,
     /// Which authorities outbound TLS trusts (`tls.roots`).
     pub tls_roots: TlsRoots,
     /// HTTP bind address (the admin API, and everything not bound apart).

@@ -150,6 +150,10 @@ fn request(ctx: &Ctx, lead: &Lead, claim: &ClaimToken) -> CallRequest {
         greeting: (!s.greeting.is_empty()).then(|| s.greeting.clone()),
         metadata,
         amd: ctx.amd.then_some(true),
+        // The campaign's model settings go with each call; the agent
+        // refuses a provider it does not serve.
+        provider: Some(s.model_provider.clone()).filter(|p| !p.is_empty()),
+        voice: s.voice.clone().filter(|v| !v.is_empty()),
     }
 }
 

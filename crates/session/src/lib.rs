@@ -29,7 +29,7 @@ pub mod store_writer;
 /// `summary`), re-exported for the callers that build one.
 pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};
 pub use manager::{
-    CallInfo, CarrierCall, EngineStatus, Manager, ManagerConfig, ManagerError, OriginateRequest,
-    OutboundAuth, Readiness, Snapshot,
+    CallInfo, CarrierCall, EngineStatus, InboundOwners, Manager, ManagerConfig, ManagerError,
+    OriginateRequest, OutboundAuth, Readiness, Snapshot,
 };
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};

@@ -7,8 +7,10 @@
 mod calls;
 mod carrier;
 mod console;
+mod erase;
 mod layers;
 mod limits;
+mod openapi;
 mod probes;
 mod reads;
 mod wire;

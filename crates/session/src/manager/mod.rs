@@ -52,7 +52,7 @@ mod supervise;
 mod trunk;
 
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
-pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
+pub use config::{InboundOwners, ManagerConfig, OriginateRequest, OutboundAuth};
 pub use overload::EngineStatus;
 
 use std::net::{IpAddr, SocketAddr};
@@ -548,9 +548,18 @@ impl Manager {
         s.to = to.as_deref().and_then(|p| Party::new(p).ok());
         s.campaign = campaign;
         s.lead = lead;
-        s.owner = owner;
+        s.owner = match direction {
+            Direction::Inbound => owner.or_else(|| self.shared.cfg.inbound_owners.owner_of(to.as_deref())),
+            Direction::Outbound => owner,
+        };
         s.model = Some(self.shared.cfg.model.model.clone());
-        s.model_provider = Some(self.shared.model.provider().to_string());
+        s.model_provider = Some(
+            self.shared
+                .cfg
+                .provider_label
+                .clone()
+                .unwrap_or_else(|| self.shared.model.provider().to_string()),
+        );
         s
     }
 
