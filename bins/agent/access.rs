@@ -52,8 +52,8 @@ impl Who {
         let user = nix::unistd::User::from_name(name)
             .map_err(|e| format!("--user {name}: cannot look the user up: {e}"))?
             .ok_or_else(|| format!("--user {name}: no such user"))?;
-        let cname = std::ffi::CString::new(name)
-            .map_err(|_| format!("--user {name}: not a user name"))?;
+        let cname =
+            std::ffi::CString::new(name).map_err(|_| format!("--user {name}: not a user name"))?;
         let gids = nix::unistd::getgrouplist(&cname, user.gid)
             .map(|g| g.into_iter().map(|g| g.as_raw()).collect())
             .unwrap_or_else(|_| vec![user.gid.as_raw()]);
@@ -98,7 +98,11 @@ enum Need {
 /// message per problem (empty: none).
 pub fn problems(settings: &Settings, who: &Who) -> Vec<String> {
     let mut wanted: Vec<(&str, PathBuf, Need)> = vec![
-        ("store.recordings_dir", settings.recordings_dir.clone(), Need::Dir),
+        (
+            "store.recordings_dir",
+            settings.recordings_dir.clone(),
+            Need::Dir,
+        ),
         ("store.spool_dir", settings.spool_dir.clone(), Need::Dir),
     ];
     if let callbridge_crm_store::StoreUrl::Sqlite(db) = &settings.store_url {
@@ -109,9 +113,11 @@ pub fn problems(settings: &Settings, who: &Who) -> Vec<String> {
     }
     wanted
         .into_iter()
-        .filter_map(|(key, path, need)| check(who, &path, need).err().map(|why| {
-            format!("{key} {}: user {} {why}", path.display(), who.name)
-        }))
+        .filter_map(|(key, path, need)| {
+            check(who, &path, need)
+                .err()
+                .map(|why| format!("{key} {}: user {} {why}", path.display(), who.name))
+        })
         .collect()
 }
 
@@ -181,7 +187,6 @@ mod tests {
             name: "stranger".into(),
         }
     }
-
 
     /// A temporary directory others may enter (tempfile makes it 0700).
     fn open_dir() -> tempfile::TempDir {

@@ -85,7 +85,10 @@ pub fn pass(store: &StoreAt, policy: &Retention) -> Result<Expired, callbridge_c
             .inc_by(n as u64);
     };
     add("sessions", e.sessions.len());
-    add("transcripts", usize::try_from(e.transcripts).unwrap_or(usize::MAX));
+    add(
+        "transcripts",
+        usize::try_from(e.transcripts).unwrap_or(usize::MAX),
+    );
     add("recordings", e.recordings.len());
     info!(
         sessions = e.sessions.len(),

@@ -359,7 +359,10 @@ impl Agent {
             settings.spool_dir.clone(),
             settings.recordings_dir.clone(),
         );
-        let named = (settings.default_owner.clone(), settings.inbound_owners.clone());
+        let named = (
+            settings.default_owner.clone(),
+            settings.inbound_owners.clone(),
+        );
         let (store, recovery_postponed, owners) = tokio::task::spawn_blocking(move || {
             let (store, postponed) = open_and_recover(at, spool, rec)?;
             let owners = inbound_owners(&store, named)?;
@@ -473,11 +476,9 @@ impl Agent {
                 http_stop.clone(),
             )));
         }
-        if let Some(task) = crate::retention::spawn(
-            settings.store_at(),
-            settings.retention,
-            http_stop.clone(),
-        ) {
+        if let Some(task) =
+            crate::retention::spawn(settings.store_at(), settings.retention, http_stop.clone())
+        {
             http_tasks.push(task);
         }
         info!(

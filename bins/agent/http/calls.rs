@@ -82,8 +82,7 @@ fn check_model(req: &CallRequest, agent_provider: &str) -> Result<(), ApiError> 
     }
     if let Some(v) = &req.voice {
         let ok = (1..=MAX_VOICE).contains(&v.chars().count())
-            && v
-                .chars()
+            && v.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !ok {
             return Err(ApiError::BadRequest(format!(

@@ -361,7 +361,14 @@ mod tests {
             ),
         ];
         for (raw, want) in cases {
-            let got = own_words(if raw.contains("query") { "query string" } else { "body" }, raw);
+            let got = own_words(
+                if raw.contains("query") {
+                    "query string"
+                } else {
+                    "body"
+                },
+                raw,
+            );
             assert_eq!(got, want);
             assert!(!got.contains("Failed to") && !got.contains('`'), "{got}");
         }

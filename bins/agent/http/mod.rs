@@ -53,8 +53,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
 pub use error::MAX_BODY;
-pub use sessions::{detail, ts};
 pub use limits::Limits;
+pub use sessions::{detail, ts};
 pub use state::{AppState, Ctx, Outbound, State};
 
 /// Read connections to the store the HTTP layer keeps at most.

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use callbridge_api::{
-    CallAccepted, CallRequest, CallStatus, ErrorBody, EventView, Health, LiveSessions,
-    ModelHealth, Readiness, SessionDetail, SessionList, SessionView, TurnView,
+    CallAccepted, CallRequest, CallStatus, ErrorBody, EventView, Health, LiveSessions, ModelHealth,
+    Readiness, SessionDetail, SessionList, SessionView, TurnView,
 };
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

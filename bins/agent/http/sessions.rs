@@ -15,8 +15,8 @@ use axum::Extension;
 use axum::extract::State;
 use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter, SessionId, SessionRecord,
-    SessionState, Store, Transport, jiff::Timestamp,
+    CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter, SessionId,
+    SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
 

@@ -122,7 +122,8 @@ mod tests {
             ("CALLBRIDGE_HTTP_BIND".to_owned(), "0.0.0.0:9000".to_owned()),
             ("GEMINI_API_KEY".to_owned(), "AIzaSECRETSECRET".to_owned()),
         ]);
-        let text = "[sip]\nbind = \"0.0.0.0:5070\"\n[store]\nurl = \"postgres://cb:hunter2@db:5432/cb\"\n";
+        let text =
+            "[sip]\nbind = \"0.0.0.0:5070\"\n[store]\nurl = \"postgres://cb:hunter2@db:5432/cb\"\n";
         let out = listing(Path::new("/etc/cb/agent.toml"), text, &env).unwrap();
         assert!(
             out.contains("bind = \"0.0.0.0:5070\"    # file /etc/cb/agent.toml"),
@@ -147,10 +148,7 @@ mod tests {
             mask_url_password("postgres://u:p@h:5432/d"),
             "postgres://u:****@h:5432/d"
         );
-        assert_eq!(
-            mask_url_password("postgres://u@h/d"),
-            "postgres://u@h/d"
-        );
+        assert_eq!(mask_url_password("postgres://u@h/d"), "postgres://u@h/d");
         assert_eq!(mask_url_password("sqlite:/x.db"), "sqlite:/x.db");
     }
 }

@@ -138,7 +138,9 @@ impl Store {
             for (id, recording) in gone {
                 tx.execute("DELETE FROM call_sessions WHERE id = ?1", params![id])?;
                 out.sessions.push(DeletedSession {
-                    id: id.parse().map_err(|_| Error::Corrupt { what: "session id" })?,
+                    id: id
+                        .parse()
+                        .map_err(|_| Error::Corrupt { what: "session id" })?,
                     recording: recording.map(PathBuf::from),
                 });
             }

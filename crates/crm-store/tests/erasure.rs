@@ -68,10 +68,7 @@ fn a_live_session_cannot_be_deleted() {
     let id = SessionId::new_v4();
     s.create_session(&NewSession::inbound(id, t(0))).unwrap();
     s.set_state(id, SessionState::Active, t(1)).unwrap();
-    assert!(matches!(
-        s.delete_session(id),
-        Err(Error::Conflict { .. })
-    ));
+    assert!(matches!(s.delete_session(id), Err(Error::Conflict { .. })));
     assert!(s.get_session(id).is_ok());
 }
 
@@ -130,7 +127,8 @@ fn a_numbers_data_holds_its_sessions_both_ways_its_leads_and_its_dnc_entry() {
     n.to = Some(Party::new("+14155550100").unwrap());
     s.create_session(&n).unwrap();
     let c = common::active_campaign(&mut s, "c", 1);
-    s.add_leads(c, &[NewLead::new(number.clone())], t(0)).unwrap();
+    s.add_leads(c, &[NewLead::new(number.clone())], t(0))
+        .unwrap();
     s.add_dnc(&number, "asked", t(20)).unwrap();
     let data = s.data_of_number(&number).unwrap();
     let ids: Vec<_> = data.sessions.iter().map(|r| r.session.id).collect();

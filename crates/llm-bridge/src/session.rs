@@ -356,7 +356,10 @@ impl ModelSession {
     /// session, without reconnecting, where the provider allows it.
     /// [`Error::InstructionsUpdateUnsupported`] where it does not: the
     /// session is unchanged and stays usable.
-    pub async fn update_instructions(&mut self, instructions: impl Into<String>) -> Result<(), Error> {
+    pub async fn update_instructions(
+        &mut self,
+        instructions: impl Into<String>,
+    ) -> Result<(), Error> {
         let _instructions: String = instructions.into();
         // No provider driver takes the update yet (issue 18 section 4).
         Err(Error::InstructionsUpdateUnsupported {

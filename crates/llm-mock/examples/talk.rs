@@ -389,7 +389,10 @@ impl Said {
     }
 
     fn flush(&mut self) {
-        let (caller, agent) = (std::mem::take(&mut self.caller), std::mem::take(&mut self.agent));
+        let (caller, agent) = (
+            std::mem::take(&mut self.caller),
+            std::mem::take(&mut self.agent),
+        );
         self.print("caller", &caller);
         self.print("agent ", &agent);
     }

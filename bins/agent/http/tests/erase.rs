@@ -23,8 +23,11 @@ async fn an_admin_erases_a_session_with_its_recording_and_others_may_not() {
             },
         )
         .unwrap();
-        st.finish_session(id, &Finish::ended(EndReason::CallerHangup, Timestamp::now()))
-            .unwrap();
+        st.finish_session(
+            id,
+            &Finish::ended(EndReason::CallerHangup, Timestamp::now()),
+        )
+        .unwrap();
     }
     let uri = format!("/api/sessions/{id}");
     for token in [&r.operator, &r.viewer] {

@@ -77,7 +77,12 @@ async fn every_api_route_is_described_and_every_description_is_routed() {
         .into_iter()
         .filter(|p| in_scope(p))
         .collect();
-    for known in ["/api/sessions", "/api/calls/{id}", "/livez", "/openapi.json"] {
+    for known in [
+        "/api/sessions",
+        "/api/calls/{id}",
+        "/livez",
+        "/openapi.json",
+    ] {
         assert!(routed.contains(known), "{known} not found in {routed:?}");
     }
     let missing: Vec<_> = routed
@@ -116,7 +121,13 @@ async fn the_description_carries_the_wire_types_and_the_bearer_scheme() {
     let r = rig(Callee::Ring, |_| {}).await;
     let doc = r.req(Method::GET, "/openapi.json", None).await.json();
     let schemas = doc["components"]["schemas"].as_object().unwrap();
-    for name in ["CallRequest", "CallStatus", "SessionView", "ErrorBody", "Health"] {
+    for name in [
+        "CallRequest",
+        "CallStatus",
+        "SessionView",
+        "ErrorBody",
+        "Health",
+    ] {
         assert!(schemas.contains_key(name), "{name} missing");
     }
     // Field docs come from the wire types' doc comments.

@@ -448,7 +448,10 @@ async fn sessions_filter_by_exact_number_and_by_whole_days() {
         async move { walk(r, &r.admin, q, 100).await }
     };
     // Either party, exactly (a prefix does not match); + is %2B in a URL.
-    assert_eq!(only("&number=%2B14155550100").await, vec![c.clone(), a.clone()]);
+    assert_eq!(
+        only("&number=%2B14155550100").await,
+        vec![c.clone(), a.clone()]
+    );
     assert_eq!(only("&number=%2B1415555010").await, Vec::<String>::new());
     // A date is a whole UTC day: since from its start, until to its end.
     assert_eq!(only("&since=2026-12-06").await, vec![c.clone(), b.clone()]);
@@ -463,7 +466,12 @@ async fn sessions_filter_by_exact_number_and_by_whole_days() {
         .await
         .json_as();
     for s in &page.sessions {
-        assert_eq!(s.created_at.len(), "2026-12-05T12:00:00.000Z".len(), "{}", s.created_at);
+        assert_eq!(
+            s.created_at.len(),
+            "2026-12-05T12:00:00.000Z".len(),
+            "{}",
+            s.created_at
+        );
         assert!(s.created_at.ends_with(".000Z"), "{}", s.created_at);
     }
 }

@@ -549,7 +549,9 @@ impl Manager {
         s.campaign = campaign;
         s.lead = lead;
         s.owner = match direction {
-            Direction::Inbound => owner.or_else(|| self.shared.cfg.inbound_owners.owner_of(to.as_deref())),
+            Direction::Inbound => {
+                owner.or_else(|| self.shared.cfg.inbound_owners.owner_of(to.as_deref()))
+            }
             Direction::Outbound => owner,
         };
         s.model = Some(self.shared.cfg.model.model.clone());
