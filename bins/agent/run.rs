@@ -321,23 +321,54 @@ fn open_and_recover(
     Ok((store, false))
 }
 
+/// The post-call summarizer `[summary]` asks for, or `None` (logged with
+/// the reason). Its provider, model and endpoint are its own; by default
+/// the call model's provider and key and the provider's public text API.
 fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summarizer>> {
-    // The summary goes to the provider's public text API; with a model
-    // endpoint override (a proxy or a mock) there is no matching text
-    // endpoint to use, so no summary.
-    if settings.endpoint.is_some() {
+    let cfg = &settings.summary;
+    if !cfg.enabled {
+        info!("post-call summaries off (summary.enabled = false)");
         return None;
     }
-    let provider = match settings.provider {
-        Provider::Gemini => callbridge_llm_bridge::Provider::Gemini,
-        Provider::OpenAi => callbridge_llm_bridge::Provider::OpenAi,
-        Provider::GptLive => callbridge_llm_bridge::Provider::GptLive,
-        Provider::Mock => return None,
+    let (provider, key) = match cfg.provider {
+        Some(p) => (p, secrets.summary_key.clone()),
+        None => {
+            let p = match settings.provider {
+                Provider::Gemini => callbridge_llm_bridge::Provider::Gemini,
+                Provider::OpenAi => callbridge_llm_bridge::Provider::OpenAi,
+                Provider::GptLive => callbridge_llm_bridge::Provider::GptLive,
+                Provider::Mock => {
+                    info!(
+                        "post-call summaries off: the mock model has no text API (set summary.provider)"
+                    );
+                    return None;
+                }
+            };
+            // A model endpoint override (a proxy, a mock) has no matching
+            // text endpoint: summary.endpoint must name one.
+            if settings.endpoint.is_some() && cfg.endpoint.is_none() {
+                info!("post-call summaries off: model.endpoint is set, summary.endpoint is not");
+                return None;
+            }
+            (p, secrets.model_key.clone())
+        }
     };
-    let key = secrets.model_key.clone()?;
+    let Some(key) = key else {
+        info!("post-call summaries off: no API key");
+        return None;
+    };
     // `tls.roots`, as for the model connections.
-    match summarizer_for(provider, None, None, key, settings.tls_roots) {
-        Ok(s) => Some(s),
+    match summarizer_for(
+        provider,
+        cfg.endpoint.as_deref(),
+        cfg.model.as_deref(),
+        key,
+        settings.tls_roots,
+    ) {
+        Ok(s) => {
+            info!(provider = ?provider, "post-call summaries on");
+            Some(s)
+        }
         Err(e) => {
             warn!(error = %e, "post-call summaries disabled");
             None

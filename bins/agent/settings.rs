@@ -48,6 +48,8 @@ mod values;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_ops;
+#[cfg(test)]
 mod tests_sip_transport;
 
 pub use keys::env_keys;

@@ -188,6 +188,12 @@ pub const KEYS: &[Key] = &[
     text("store.recordings_dir", "recordings"),
     optional("store.spool_dir"),
     text("store.synchronous", "normal"),
+    // --- ops (issue 22): post-call summaries ---
+    flag("summary.enabled", true),
+    optional("summary.provider"),
+    optional("summary.model"),
+    optional("summary.endpoint"),
+    // --- end ops ---
     // --- ops (issue 22): retention ---
     text("retention.recordings", "off"),
     text("retention.transcripts", "off"),

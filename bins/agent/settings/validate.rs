@@ -373,6 +373,42 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             })
             .collect::<Option<Vec<_>>>()
     });
+    // [summary] (ops, issue 22)
+    let summary_enabled = c.flag("summary.enabled");
+    let summary_provider =
+        c.optional("summary.provider")
+            .and_then(|v| match v.as_deref().map(str::trim) {
+                None | Some("") => Some(None),
+                Some("gemini") => Some(Some(callbridge_llm_bridge::Provider::Gemini)),
+                Some("openai") => Some(Some(callbridge_llm_bridge::Provider::OpenAi)),
+                Some(other) => c.invalid(
+                    "summary.provider",
+                    format!("{other:?}"),
+                    "\"gemini\" or \"openai\" (leave it out for the call model's provider)",
+                ),
+            });
+    let summary_model = c
+        .optional("summary.model")
+        .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+    let summary_endpoint = c.optional("summary.endpoint").and_then(|v| {
+        match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+            None => Some(None),
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(Some(u)),
+            Some(u) => c.invalid(
+                "summary.endpoint",
+                format!("{u:?}"),
+                "an http:// or https:// base URL of the provider's text API",
+            ),
+        }
+    });
+    let summary = (|| {
+        Some(super::values::SummarySettings {
+            enabled: summary_enabled?,
+            provider: summary_provider?,
+            model: summary_model?,
+            endpoint: summary_endpoint?,
+        })
+    })();
     // [retention] (ops, issue 22)
     let keep = |key: &str| {
         c.duration_or_off(
@@ -484,6 +520,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             retention: retention?,
             default_owner: default_owner?,
             inbound_owners: inbound_owners?,
+            summary: summary?,
             tls_roots: tls_roots?,
             http_bind: http_bind?,
             http_public_bind: http_public_bind?,
