@@ -319,6 +319,7 @@ const OTHERS: &[(&str, &str)] = &[
     ("callbridge_build_info", "gauge"),
     // ops (issue 22): what [retention] removed.
     ("callbridge_retention_deleted_total", "counter"),
+    ("callbridge_trunk_registrations", "gauge"),
 ];
 
 #[test]

@@ -403,6 +403,8 @@ impl Manager {
     }
 
     async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
+        // The registrations in place (for `callbridge_trunk_registrations`).
+        let mut registered = std::collections::HashSet::new();
         while let Some(ev) = events.recv().await {
             let call = match &ev {
                 SipEvent::IncomingCall(inc) => {
@@ -423,6 +425,16 @@ impl Manager {
                 | SipEvent::TransferFailed { call, .. } => *call,
                 SipEvent::Registration { id, state } => {
                     trunk::registration_changed(*id, state);
+                    let now = matches!(
+                        state,
+                        callbridge_sip::ua::RegistrationState::Registered { .. }
+                    );
+                    let was = if now {
+                        !registered.insert(id.0)
+                    } else {
+                        registered.remove(&id.0)
+                    };
+                    self.shared.metrics.trunk_registration(was, now);
                     continue;
                 }
                 _ => continue,
