@@ -96,7 +96,7 @@ fn dry_run_reports_not_due_and_due_leads() {
             .unwrap();
     }
     let out = env.ok(&["run", "due", "--dry-run"]);
-    assert!(out.contains("would dial 1 leads"), "{out}");
+    assert!(out.contains("would dial 1 lead now"), "{out}");
     assert!(out.contains("(attempt 1)"), "{out}");
     assert!(out.contains("not due until"), "{out}");
 }
@@ -108,10 +108,16 @@ fn a_dnc_number_is_never_dialled_even_when_imported_later() {
     let c = env.campaign("dnc", 3, &["--concurrency", "3", "--rate", "600/min"]);
     // Added to the list after import: also never dialled.
     env.ok(&["dnc", "add", &number(2)]);
-    let list = env.ok(&["dnc", "list"]);
+    let list = env.ok(&["dnc", "list", "--show-numbers"]);
     assert!(
         list.contains(&number(1)) && list.contains(&number(2)),
         "{list}"
+    );
+    // Masked unless asked (issue 22).
+    let masked = env.ok(&["dnc", "list"]);
+    assert!(
+        !masked.contains(&number(1)) && masked.contains('*'),
+        "{masked}"
     );
     let agent = FakeAgent::start(&env.url, answer(100));
     let out = env.run(&run_args("dnc", &agent.url()));

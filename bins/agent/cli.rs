@@ -36,8 +36,11 @@ pub enum Command {
     Run(ConfigArg),
     /// Validate a configuration file (and the environment) without starting.
     ///
-    /// Exits 0 and prints a summary when valid; exits 2 with a message
-    /// naming the key, the value and what was expected otherwise.
+    /// Also checks that the user running it (or `--user NAME`) can create
+    /// and write the recordings, spool and database directories and read
+    /// the files the agent reads. Exits 0 and prints a summary when valid;
+    /// exits 2 with a message naming the key, the value and what was
+    /// expected otherwise.
     CheckConfig(CheckArgs),
     /// The first command to try: a complete call on loopback, no keys, no network.
     ///
@@ -52,6 +55,60 @@ pub enum Command {
     /// Check or back up the CRM store (safe while the agent runs).
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Show the effective configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Delete stored calls (safe while the agent runs).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Print (or write) everything stored about one phone number as JSON:
+    /// its calls with transcripts and events, its leads and its
+    /// do-not-call entry. For a caller's request for their data.
+    Export(ExportArgs),
+}
+
+/// `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every key with its effective value and where it came from
+    /// (file, environment variable or default), and which secret
+    /// variables are set (never their values). Exits 0 when the
+    /// configuration is valid, 2 otherwise (the problems follow the
+    /// listing on stderr).
+    Show(ConfigArg),
+}
+
+/// `session` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Delete one call: its session row, transcript, events and recording
+    /// file. A call in progress is refused. Exits 0 when deleted, 1 when
+    /// there is no such session or the store refused, 2 on bad usage.
+    Delete(SessionDelete),
+}
+
+/// `session delete` arguments.
+#[derive(Debug, Args)]
+pub struct SessionDelete {
+    /// The session id (UUID), as the API and the console show it.
+    pub id: String,
+    #[command(flatten)]
+    /// The configuration (for the store).
+    pub file: ConfigArg,
+}
+
+/// `export` arguments.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The number, E.164 (`+4930123456`).
+    #[arg(long, value_name = "+E164")]
+    pub phone: String,
+    /// Write the JSON to this new file (mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    /// The configuration (for the store).
+    pub file: ConfigArg,
 }
 
 /// `store` subcommands.
@@ -100,6 +157,10 @@ pub struct CheckArgs {
     /// key and the secret ones (names only). Needs no valid configuration.
     #[arg(long)]
     pub list_env: bool,
+    /// Check the directories and files as this user (the service's, such
+    /// as `callbridge`) instead of the one running the check.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// `demo` arguments.

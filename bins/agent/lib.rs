@@ -6,7 +6,10 @@
 //! the session manager), `logging`, `run` (start-up, `ready`, signals), `demo`
 //! (the README's first command), `users` (`user add|list|revoke|rotate`),
 //! `store_cmd` (`store check`, `store backup`, start-up recovery of
-//! recordings), `service_manager` (systemd's READY/STOPPING/WATCHDOG) and
+//! recordings), `erase` (`session delete`, `export`, recording removal),
+//! `retention` (the `[retention]` task), `access` (`check-config`'s
+//! file-system checks as the service's user), `service_manager` (systemd's
+//! READY/STOPPING/WATCHDOG) and
 //! `http` (the API, owned by the HTTP module's authors).
 //!
 //! The binary (`main.rs`) only calls [`main`]; the end-to-end tests' copy
@@ -14,11 +17,14 @@
 //! run the code of this build.
 #![deny(missing_docs)]
 
+mod access;
 mod caller;
 mod cli;
 mod demo;
+mod erase;
 mod http;
 mod logging;
+mod retention;
 mod run;
 mod service_manager;
 mod settings;
@@ -32,7 +38,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command, StoreCommand, UserCommand};
+use cli::{Cli, Command, ConfigCommand, SessionCommand, StoreCommand, UserCommand};
 use settings::{Secrets, Settings};
 
 /// The process environment (variables that are not valid UTF-8 skipped).
@@ -110,6 +116,21 @@ where
         }
         Command::CheckConfig(args) => match load(&args.file.config, &env) {
             Ok((s, _)) => {
+                let who = match &args.user {
+                    Some(name) => match access::Who::named(name) {
+                        Ok(w) => w,
+                        Err(m) => {
+                            report(&m);
+                            return exit(2);
+                        }
+                    },
+                    None => access::Who::current(),
+                };
+                let problems = access::problems(&s, &who);
+                if !problems.is_empty() {
+                    report(&problems.join("\n"));
+                    return exit(2);
+                }
                 println!(
                     "{}: OK (sip {} public {}, http {}, model {} {}, store {}, node {}, recordings {})",
                     args.file.config.display(),
@@ -145,5 +166,30 @@ where
         Command::User(UserCommand::Rotate(args)) => exit(users::rotate(&args, &env)),
         Command::Store(StoreCommand::Check(file)) => exit(store_cmd::check(&file, &env)),
         Command::Store(StoreCommand::Backup(args)) => exit(store_cmd::backup(&args, &env)),
+        Command::Config(ConfigCommand::Show(args)) => {
+            let text = match std::fs::read_to_string(&args.config) {
+                Ok(t) => t,
+                Err(e) => {
+                    report(&format!("cannot read {}: {e}", args.config.display()));
+                    return exit(2);
+                }
+            };
+            match settings::listing(&args.config, &text, &env) {
+                Ok(listing) => print!("{listing}"),
+                Err(e) => {
+                    report(&e.to_string());
+                    return exit(2);
+                }
+            }
+            match load(&args.config, &env) {
+                Ok(_) => exit(0),
+                Err(m) => {
+                    report(&m);
+                    exit(2)
+                }
+            }
+        }
+        Command::Session(SessionCommand::Delete(args)) => exit(erase::delete(&args, &env)),
+        Command::Export(args) => exit(erase::export(&args, &env)),
     }
 }

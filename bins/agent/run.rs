@@ -50,6 +50,15 @@ pub enum StartError {
         /// Why.
         source: callbridge_crm_store::Error,
     },
+    /// `calls.default_owner` or `calls.inbound_owners` names a user the
+    /// store does not have.
+    #[error("{key}: no user named {name:?} (create it with `agent user add`)")]
+    NoOwner {
+        /// The key.
+        key: &'static str,
+        /// The user name.
+        name: String,
+    },
     /// The in-process mock model did not start.
     #[error("mock model: {0}")]
     Mock(std::io::Error),
@@ -118,6 +127,7 @@ impl StartError {
             StartError::RecordingsDir { .. }
             | StartError::Store { .. }
             | StartError::WebhookSecret { .. }
+            | StartError::NoOwner { .. }
             | StartError::CarrierHangup {
                 source: HangupError::Tls { .. },
                 ..
@@ -273,6 +283,34 @@ fn recordings_dir(dir: &Path, access: Access) -> Result<(), StartError> {
     })
 }
 
+/// Resolves the owners of inbound calls (`calls.default_owner`,
+/// `calls.inbound_owners`: user names) to user ids.
+fn inbound_owners(
+    store: &Store,
+    (default, by_called): (Option<String>, Vec<(String, String)>),
+) -> Result<callbridge_session::InboundOwners, StartError> {
+    let find = |key: &'static str, name: String| match store.find_user(&name) {
+        Ok(Some(u)) => Ok(u.id),
+        Ok(None) => Err(StartError::NoOwner { key, name }),
+        Err(source) => Err(StartError::Store {
+            path: PathBuf::from("(users)"),
+            source,
+        }),
+    };
+    let mut owners = callbridge_session::InboundOwners {
+        default: default
+            .map(|n| find("calls.default_owner", n))
+            .transpose()?,
+        ..Default::default()
+    };
+    for (number, name) in by_called {
+        owners
+            .by_called
+            .insert(number, find("calls.inbound_owners", name)?);
+    }
+    Ok(owners)
+}
+
 /// Opens the store (a new file gets the configured mode; an existing one
 /// and its `-wal`/`-shm` files are tightened), replays the store writer's
 /// journal left by an earlier run (before crash recovery, so the ends it
@@ -341,23 +379,54 @@ fn open_and_recover(
     Ok((store, false))
 }
 
+/// The post-call summarizer `[summary]` asks for, or `None` (logged with
+/// the reason). Its provider, model and endpoint are its own; by default
+/// the call model's provider and key and the provider's public text API.
 fn summarizer(settings: &Settings, secrets: &Secrets) -> Option<Arc<dyn Summarizer>> {
-    // The summary goes to the provider's public text API; with a model
-    // endpoint override (a proxy or a mock) there is no matching text
-    // endpoint to use, so no summary.
-    if settings.endpoint.is_some() {
+    let cfg = &settings.summary;
+    if !cfg.enabled {
+        info!("post-call summaries off (summary.enabled = false)");
         return None;
     }
-    let provider = match settings.provider {
-        Provider::Gemini => callbridge_llm_bridge::Provider::Gemini,
-        Provider::OpenAi => callbridge_llm_bridge::Provider::OpenAi,
-        Provider::GptLive => callbridge_llm_bridge::Provider::GptLive,
-        Provider::Mock => return None,
+    let (provider, key) = match cfg.provider {
+        Some(p) => (p, secrets.summary_key.clone()),
+        None => {
+            let p = match settings.provider {
+                Provider::Gemini => callbridge_llm_bridge::Provider::Gemini,
+                Provider::OpenAi => callbridge_llm_bridge::Provider::OpenAi,
+                Provider::GptLive => callbridge_llm_bridge::Provider::GptLive,
+                Provider::Mock => {
+                    info!(
+                        "post-call summaries off: the mock model has no text API (set summary.provider)"
+                    );
+                    return None;
+                }
+            };
+            // A model endpoint override (a proxy, a mock) has no matching
+            // text endpoint: summary.endpoint must name one.
+            if settings.endpoint.is_some() && cfg.endpoint.is_none() {
+                info!("post-call summaries off: model.endpoint is set, summary.endpoint is not");
+                return None;
+            }
+            (p, secrets.model_key.clone())
+        }
     };
-    let key = secrets.model_key.clone()?;
+    let Some(key) = key else {
+        info!("post-call summaries off: no API key");
+        return None;
+    };
     // `tls.roots`, as for the model connections.
-    match summarizer_for(provider, None, None, key, settings.tls_roots) {
-        Ok(s) => Some(s),
+    match summarizer_for(
+        provider,
+        cfg.endpoint.as_deref(),
+        cfg.model.as_deref(),
+        key,
+        settings.tls_roots,
+    ) {
+        Ok(s) => {
+            info!(provider = ?provider, "post-call summaries on");
+            Some(s)
+        }
         Err(e) => {
             warn!(error = %e, "post-call summaries disabled");
             None
@@ -379,8 +448,16 @@ impl Agent {
             settings.spool_dir.clone(),
             settings.recordings_dir.clone(),
         );
-        let (store, recovery_postponed) =
-            tokio::task::spawn_blocking(move || open_and_recover(at, spool, rec)).await??;
+        let named = (
+            settings.default_owner.clone(),
+            settings.inbound_owners.clone(),
+        );
+        let (store, recovery_postponed, owners) = tokio::task::spawn_blocking(move || {
+            let (store, postponed) = open_and_recover(at, spool, rec)?;
+            let owners = inbound_owners(&store, named)?;
+            Ok::<_, StartError>((store, postponed, owners))
+        })
+        .await??;
         let (mock, endpoint) = match settings.provider {
             Provider::Mock => {
                 let mock = MockGemini::start(GeminiScript::default())
@@ -413,6 +490,10 @@ impl Agent {
         cfg.webhooks = webhook_config(settings)?;
         cfg.outbound_auth = settings.outbound_auth(secrets);
         cfg.store_writer.recover_after_replay = recovery_postponed;
+        cfg.inbound_owners = owners;
+        // Rows and answers name the provider as configured (`mock` when
+        // the built-in mock serves the Gemini protocol).
+        cfg.provider_label = Some(settings.provider.name().to_owned());
         if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
             && auth.target != target
         {
@@ -504,6 +585,11 @@ impl Agent {
                 count,
                 http_stop.clone(),
             )));
+        }
+        if let Some(task) =
+            crate::retention::spawn(settings.store_at(), settings.retention, http_stop.clone())
+        {
+            http_tasks.push(task);
         }
         info!(
             %sip_addr,

@@ -28,7 +28,7 @@
 //! Modules depend one way, each only on those before it in this list,
 //! none on this one: `error`, `keys`, `source`, `check`, `transfer`,
 //! `amd`, `openai`, `carrier`, `sip_transport`, `routing`, `values`, `validate`,
-//! `secrets`, `load`, `mapping`.
+//! `secrets`, `load`, `mapping`, `show` (`agent config show`).
 
 mod amd;
 mod carrier;
@@ -40,6 +40,7 @@ mod mapping;
 mod openai;
 pub(crate) mod routing;
 pub(crate) mod secrets;
+mod show;
 mod sip_transport;
 mod source;
 mod transfer;
@@ -54,9 +55,12 @@ mod tests_openai;
 #[cfg(test)]
 mod tests_routing;
 #[cfg(test)]
+mod tests_ops;
+#[cfg(test)]
 mod tests_sip_transport;
 
 pub use keys::env_keys;
 pub use load::load;
 pub use secrets::Secrets;
+pub use show::listing;
 pub use values::{Provider, Settings};

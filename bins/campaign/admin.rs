@@ -334,12 +334,18 @@ pub fn dnc(store: &mut Store, cmd: &DncCmd, now: Timestamp) -> Result<()> {
             store.remove_dnc(&p)?;
             println!("{p} off the do-not-call list (its leads stay do-not-call)");
         }
-        DncCmd::List => {
+        DncCmd::List { show_numbers } => {
             let mut after: Option<PhoneNumber> = None;
             loop {
                 let page = store.list_dnc(after.as_ref(), 1000)?;
                 for e in &page {
-                    println!("{}\t{}\t{}", e.phone.as_str(), e.added_at, e.reason);
+                    // `Display` masks the number, as in the run lines.
+                    let phone = if *show_numbers {
+                        e.phone.as_str().to_owned()
+                    } else {
+                        e.phone.to_string()
+                    };
+                    println!("{phone}\t{}\t{}", e.added_at, e.reason);
                 }
                 match page.last() {
                     Some(last) if page.len() == 1000 => after = Some(last.phone.clone()),

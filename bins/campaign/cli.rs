@@ -98,8 +98,12 @@ pub enum DncCmd {
         /// E.164 number.
         number: String,
     },
-    /// List the numbers.
-    List,
+    /// List the numbers (masked, `+141******00`, unless --show-numbers).
+    List {
+        /// Print the numbers whole.
+        #[arg(long)]
+        show_numbers: bool,
+    },
 }
 
 /// Campaign settings given on the command line; absent ones keep their
@@ -268,4 +272,9 @@ pub struct ReportArgs {
     /// 2026-11-22T08:00:00Z).
     #[arg(long)]
     pub since: Option<jiff::Timestamp>,
+    /// Show phone numbers whole in the table (masked by default, as in
+    /// the run lines; CSV and JSON, exports for other systems, always
+    /// carry them whole).
+    #[arg(long)]
+    pub show_numbers: bool,
 }

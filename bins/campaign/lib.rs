@@ -111,7 +111,10 @@ fn dispatch(cli: &Cli) -> Result<()> {
         Cmd::Pause { name } => admin::set_status(&mut store, name, CampaignStatus::Paused, now),
         Cmd::Resume { name } => admin::set_status(&mut store, name, CampaignStatus::Active, now),
         Cmd::Report(a) => {
-            let rows = report::rows(&store, a)?;
+            let mut rows = report::rows(&store, a)?;
+            if a.format == cli::Format::Table && !a.show_numbers {
+                report::mask_numbers(&mut rows);
+            }
             report::write(&rows, a.format, &mut std::io::stdout().lock())
         }
         Cmd::Run(_) => Ok(()),

@@ -16,7 +16,7 @@ use crate::csv_cell::neutralize;
 use crate::error::{CampaignError, Result};
 
 /// One call.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Row {
     /// When the call started (RFC 3339).
     pub started: String,
@@ -160,6 +160,26 @@ fn cut(s: &str, max: usize) -> String {
     t
 }
 
+/// `1 lead`, `2 leads`.
+pub fn leads(n: usize) -> String {
+    if n == 1 {
+        "1 lead".to_owned()
+    } else {
+        format!("{n} leads")
+    }
+}
+
+/// Masks each row's number as the run lines do (`+141******00`: the
+/// store's `PhoneNumber` display), for the table a person reads.
+pub fn mask_numbers(rows: &mut [Row]) {
+    for r in rows {
+        r.phone = match callbridge_crm_store::PhoneNumber::parse(&r.phone) {
+            Ok(p) => p.to_string(),
+            Err(_) => "*".repeat(r.phone.chars().count().min(16)),
+        };
+    }
+}
+
 /// Writes the report to `out`.
 pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
     let io = |source| CampaignError::Io {
@@ -216,6 +236,20 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_lead_is_singular_and_table_numbers_are_masked() {
+        assert_eq!(leads(1), "1 lead");
+        assert_eq!(leads(0), "0 leads");
+        assert_eq!(leads(2), "2 leads");
+        let mut rows = vec![Row {
+            phone: "+14155550100".into(),
+            ..Row::default()
+        }];
+        mask_numbers(&mut rows);
+        assert!(!rows[0].phone.contains("5550100"), "{}", rows[0].phone);
+        assert!(rows[0].phone.starts_with("+14") && rows[0].phone.ends_with("00"));
+    }
 
     fn row(name: &str, summary: &str) -> Row {
         Row {

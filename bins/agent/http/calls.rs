@@ -28,7 +28,7 @@ use tracing::info;
 use super::auth::{Caller, SessionPath, owns_campaign, visible_session};
 use super::error::{ApiError, Json};
 use super::pool::store_error;
-use super::sessions::live_ids;
+use super::sessions::{live_ids, ts};
 use super::state::Ctx;
 
 /// Longest `prompt`, bytes.
@@ -66,6 +66,35 @@ fn phone(field: &str, v: &str) -> Result<PhoneNumber, ApiError> {
         };
         ApiError::BadRequest(format!("{field}: not an E.164 number ({why})"))
     })
+}
+
+/// Longest `voice`, characters.
+pub const MAX_VOICE: usize = 64;
+
+/// `provider` and `voice` against the agent's provider (400 naming the
+/// field): a call for another provider is refused, not served by this
+/// one's model; the built-in mock serves any.
+fn check_model(req: &CallRequest, agent_provider: &str) -> Result<(), ApiError> {
+    if let Some(p) = req.provider.as_deref().map(str::trim)
+        && agent_provider != "mock"
+        && p != agent_provider
+    {
+        let shown: String = p.chars().take(32).collect();
+        return Err(ApiError::BadRequest(format!(
+            "provider: this agent serves {agent_provider}, not {shown:?}; send the call to an agent of that provider"
+        )));
+    }
+    if let Some(v) = &req.voice {
+        let ok = (1..=MAX_VOICE).contains(&v.chars().count())
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(ApiError::BadRequest(format!(
+                "voice: 1 to {MAX_VOICE} letters, digits, '-', '_' or '.' (a voice name of the provider)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks numbers and sizes (400 naming the field).
@@ -240,6 +269,20 @@ fn manager_error(e: ManagerError, admitting: bool) -> ApiError {
 /// instructions; `greeting` becomes the prompt that makes the model speak
 /// first once the callee answers (`Greeting::OnRequest`; without it the
 /// configured greeting applies); `metadata` goes to the model as context.
+#[utoipa::path(post, path = "/api/calls", tag = "calls",
+    description = "Place one outbound call (roles agent-operator and admin).",
+    request_body = CallRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The session row exists; the call is being placed", body = CallAccepted),
+        (status = 400, description = "A field is invalid (named in the message)", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "The role may not place calls", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The lead is busy, or its claim is no longer held", body = callbridge_api::ErrorBody),
+        (status = 413, description = "Body too large", body = callbridge_api::ErrorBody),
+        (status = 415, description = "Not application/json", body = callbridge_api::ErrorBody),
+        (status = 501, description = "No outbound target configured", body = callbridge_api::ErrorBody),
+        (status = 503, description = "At capacity or shutting down (Retry-After)", body = callbridge_api::ErrorBody)))]
 pub async fn create(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -249,6 +292,7 @@ pub async fn create(
     let Json(req) = body?;
     let out = &ctx.state.outbound;
     let mut dial = validate(&req, &out.from)?;
+    check_model(&req, &ctx.state.provider)?;
     let Some(target) = out.target else {
         return Err(ApiError::NotConfigured(
             "outbound calls are not configured (outbound.target)".into(),
@@ -281,6 +325,7 @@ pub async fn create(
     o.profile = req.profile.or(dial.campaign_profile.take());
     o.amd = req.amd;
     o.headers = req.headers.into_iter().collect();
+    o.voice = req.voice;
     let manager = &ctx.state.manager;
     let id = match manager.originate(o).await {
         Ok(id) => id,
@@ -303,7 +348,6 @@ pub async fn create(
 
 /// The API view of a call.
 pub fn status(s: &Session, live: bool) -> CallStatus {
-    let ts = |t: callbridge_crm_store::jiff::Timestamp| t.to_string();
     CallStatus {
         id: s.id.to_string(),
         state: s.state.as_str().into(),
@@ -325,6 +369,14 @@ pub fn status(s: &Session, live: bool) -> CallStatus {
 }
 
 /// `GET /api/calls/{id}`.
+#[utoipa::path(get, path = "/api/calls/{id}", tag = "calls",
+    description = "A call's state and, once it ended, its outcome.",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The call", body = CallStatus),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody)))]
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -339,6 +391,16 @@ pub async fn get(
 
 /// `DELETE /api/calls/{id}`: asks the call to hang up (`agent-hangup`);
 /// 202 with its status; 409 naming its state when it had already ended.
+#[utoipa::path(delete, path = "/api/calls/{id}", tag = "calls",
+    description = "Ask a live call to hang up (roles agent-operator and admin).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Hang-up requested", body = CallStatus),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "The role may not hang up calls", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call has already ended (the message names its state)", body = callbridge_api::ErrorBody)))]
 pub async fn hangup(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -400,6 +462,26 @@ mod tests {
                 .to_string()
                 .starts_with("from:")
         );
+    }
+
+    #[test]
+    fn provider_must_be_the_agents_and_voice_a_plain_name() {
+        let mut r = req("+14155550100");
+        r.provider = Some("openai".into());
+        let e = check_model(&r, "gemini").unwrap_err().to_string();
+        assert!(e.starts_with("provider: this agent serves gemini"), "{e}");
+        assert!(check_model(&r, "openai").is_ok());
+        assert!(check_model(&r, "mock").is_ok(), "the mock serves any");
+        r.provider = None;
+        for good in ["Puck", "alloy", "en-US-Neural2.C"] {
+            r.voice = Some(good.into());
+            assert!(check_model(&r, "gemini").is_ok(), "{good}");
+        }
+        for bad in ["", "a b", "x\n", &"v".repeat(MAX_VOICE + 1)] {
+            r.voice = Some(bad.to_owned());
+            let e = check_model(&r, "gemini").unwrap_err().to_string();
+            assert!(e.starts_with("voice:"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

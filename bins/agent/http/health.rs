@@ -42,6 +42,9 @@ pub fn status_word(admitting: bool, store_ok: bool) -> &'static str {
 }
 
 /// `GET /api/health`.
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    description = "The agent's state for monitoring: counts only, no caller data (no auth).",
+    responses((status = 200, description = "The agent's state", body = Health)))]
 pub async fn get(State(ctx): State<Ctx>) -> Json<Health> {
     Json(report(&ctx).await)
 }
@@ -69,18 +72,26 @@ pub async fn report(ctx: &Ctx) -> Health {
         model: ModelHealth {
             provider: ctx.state.provider.clone(),
             reachable: model.map(|m| m.reachable),
-            last_checked: model.map(|m| m.at.to_string()),
+            last_checked: model.map(|m| super::sessions::ts(m.at)),
         },
         store_ok,
     }
 }
 
 /// `GET /livez`.
+#[utoipa::path(get, path = "/livez", tag = "health",
+    description = "200 while the process serves HTTP; nothing else is checked (no auth, every listener).",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)))]
 pub async fn livez() -> Response {
     (StatusCode::OK, "ok\n").into_response()
 }
 
 /// `GET /readyz`.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    description = "Whether new calls would be taken (no auth, every listener).",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Draining, at capacity or the store does not take writes", body = Readiness)))]
 pub async fn readyz(State(ctx): State<Ctx>) -> Response {
     let r = ctx.state.manager.readiness();
     let body = Readiness {
@@ -98,6 +109,12 @@ pub async fn readyz(State(ctx): State<Ctx>) -> Response {
 }
 
 /// `GET /api/live`.
+#[utoipa::path(get, path = "/api/live", tag = "health",
+    description = "The ids of the live calls the caller may see (an admin: all).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live session ids", body = LiveSessions),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody)))]
 pub async fn live(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

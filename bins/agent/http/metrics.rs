@@ -100,6 +100,11 @@ impl Page {
         registry.register_collector(Box::new(Live(Box::new(scrape))));
         registry.register_collector(Box::new(process::Process));
         registry.register(
+            "callbridge_retention_deleted",
+            "What [retention] removed since start, by kind (sessions, transcripts, recordings)",
+            crate::retention::deleted().clone(),
+        );
+        registry.register(
             "callbridge_build",
             "The agent's build: its version, profile, compiler and commit when known (the value is always 1)",
             Info::new(build_labels()),
@@ -120,6 +125,9 @@ impl Page {
 }
 
 /// Renders the metrics page.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    description = "Prometheus metrics (text exposition format; no auth; on `http.metrics_bind` when set).",
+    responses((status = 200, description = "The metrics", content_type = "text/plain", body = String)))]
 pub async fn handler(State(page): State<Page>) -> Response {
     page.refresh().await;
     match page.render() {

@@ -6,9 +6,11 @@
 //! |---|---|---|---|
 //! | `GET /livez`, `GET /readyz` | none | every one | [`health`] |
 //! | `GET /api/health` | none | admin | [`health`] |
+//! | `GET /openapi.json` | none | admin | [`openapi`] |
 //! | `GET /api/live` | any role | admin | [`health`] |
 //! | `GET /metrics` | none | metrics (admin unless `http.metrics_bind`) | `metrics` |
 //! | `GET /api/sessions`, `GET /api/sessions/{id}` | any role | admin | [`sessions`] |
+//! | `DELETE /api/sessions/{id}` | admin | admin | [`sessions`] |
 //! | `GET /api/sessions/{id}/recording` | any role | admin | [`recording`] |
 //! | `POST /api/calls`, `DELETE /api/calls/{id}` | agent-operator, admin | admin | [`calls`] |
 //! | `GET /api/calls/{id}` | any role | admin | [`calls`] |
@@ -40,6 +42,7 @@ mod error;
 mod health;
 mod limits;
 mod metrics;
+mod openapi;
 mod pool;
 pub mod profiles;
 mod recording;
@@ -59,6 +62,7 @@ use axum::routing::get;
 
 pub use error::MAX_BODY;
 pub use limits::Limits;
+pub use sessions::{detail, ts};
 pub use state::{AppState, Ctx, Outbound, State};
 
 /// Read connections to the store the HTTP layer keeps at most.
@@ -122,7 +126,10 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
     let protected = Router::new()
         .route("/api/live", get(health::live))
         .route("/api/sessions", get(sessions::list))
-        .route("/api/sessions/{id}", get(sessions::get))
+        .route(
+            "/api/sessions/{id}",
+            get(sessions::get).delete(sessions::delete),
+        )
         .route("/api/sessions/{id}/recording", get(recording::get))
         .route("/api/calls", axum::routing::post(calls::create))
         .route("/api/calls/{id}", get(calls::get).delete(calls::hangup))
@@ -146,6 +153,7 @@ pub fn routers(state: AppState, limits: &Limits, apart: Apart) -> Routers {
         ));
     let mut admin = probes()
         .route("/api/health", get(health::get))
+        .route("/openapi.json", get(openapi::description))
         .merge(protected)
         .merge(console::routes(&ctx));
     if !apart.metrics {

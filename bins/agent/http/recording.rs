@@ -185,6 +185,18 @@ pub async fn locate(
 }
 
 /// `GET /api/sessions/{id}/recording` (and HEAD).
+#[utoipa::path(get, path = "/api/sessions/{id}/recording", tag = "sessions",
+    description = "The call's recording (WAV); `Range: bytes=` and `If-None-Match`/`If-Match` are honoured; HEAD answers the headers.",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The whole recording", content_type = "audio/wav", body = Vec<u8>),
+        (status = 206, description = "The range asked for", content_type = "audio/wav", body = Vec<u8>),
+        (status = 304, description = "Not modified"),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such session or no recording", body = callbridge_api::ErrorBody),
+        (status = 412, description = "If-Match does not name the recording", body = callbridge_api::ErrorBody),
+        (status = 416, description = "Range not satisfiable", body = callbridge_api::ErrorBody)))]
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

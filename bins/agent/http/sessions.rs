@@ -16,7 +16,8 @@ use axum::Extension;
 use axum::extract::State;
 use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, MAX_PAGE, Session, SessionFilter, SessionId, SessionOrder,
+    CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter, SessionId,
+    SessionOrder,
     SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
@@ -34,16 +35,27 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_MERGED_CAMPAIGNS: usize = 200;
 
 /// The query string of `GET /api/sessions`; empty values count as absent.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `created`, `ringing`, `answered`, `active`, `ended`, `failed` or `interrupted`.
     state: Option<String>,
+    /// `inbound`, `outbound` or `unknown`.
     direction: Option<String>,
+    /// `sip`, `twilio`, `vonage` or `unknown`.
     transport: Option<String>,
+    /// A campaign id.
     campaign_id: Option<String>,
+    /// Created at or after: an RFC 3339 time, or a date (`2026-12-06`: from that UTC day's start).
     since: Option<String>,
+    /// Created before: an RFC 3339 time, or a date (`2026-12-06`: up to that UTC day's end).
     until: Option<String>,
+    /// Either party is exactly this E.164 number (`%2B4930123456`).
+    number: Option<String>,
+    /// Page size, 1 to 1000 (default 50).
     limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     cursor: Option<String>,
     order: Option<String>,
 }
@@ -75,6 +87,40 @@ fn parse_field<T: std::str::FromStr>(
         .transpose()
 }
 
+/// Which end of a day a date-only bound stands for.
+#[derive(Debug, Clone, Copy)]
+enum Day {
+    /// `since=2026-12-06`: from that day's first instant (UTC).
+    Start,
+    /// `until=2026-12-06`: up to the end of that day (UTC), i.e. before
+    /// the next day starts, so the day itself is included.
+    End,
+}
+
+/// `since`/`until`: an RFC 3339 time, or a date (`2026-12-06`, a UTC day).
+fn bound(v: &Option<String>, name: &str, day: Day) -> Result<Option<Timestamp>, ApiError> {
+    let Some(s) = given(v) else {
+        return Ok(None);
+    };
+    if let Ok(t) = s.parse::<Timestamp>() {
+        return Ok(Some(t));
+    }
+    let bad = || {
+        let shown: String = s.chars().take(64).collect();
+        ApiError::BadRequest(format!(
+            "{name}={shown:?}: expected an RFC 3339 time (2026-12-06T08:00:00Z) or a date (2026-12-06, UTC)"
+        ))
+    };
+    let date: callbridge_crm_store::jiff::civil::Date = s.parse().map_err(|_| bad())?;
+    let date = match day {
+        Day::Start => date,
+        Day::End => date.tomorrow().map_err(|_| bad())?,
+    };
+    date.to_zoned(callbridge_crm_store::jiff::tz::TimeZone::UTC)
+        .map(|z| Some(z.timestamp()))
+        .map_err(|_| bad())
+}
+
 impl ListQuery {
     /// Validates every parameter (400 naming the first bad one).
     pub fn parse(&self) -> Result<Listing, ApiError> {
@@ -93,8 +139,18 @@ impl ListQuery {
             )?,
             campaign: parse_field::<i64>(&self.campaign_id, "campaign_id", "an integer id")?
                 .map(CampaignId),
-            since: parse_field::<Timestamp>(&self.since, "since", "an RFC 3339 time")?,
-            until: parse_field::<Timestamp>(&self.until, "until", "an RFC 3339 time")?,
+            since: bound(&self.since, "since", Day::Start)?,
+            until: bound(&self.until, "until", Day::End)?,
+            number: given(&self.number)
+                .map(|n| {
+                    PhoneNumber::parse(n).map(|p| p.as_str().to_owned()).map_err(|_| {
+                        let shown: String = n.chars().take(32).collect();
+                        ApiError::BadRequest(format!(
+                            "number={shown:?}: expected an E.164 number (+ and digits; in a URL write + as %2B)"
+                        ))
+                    })
+                })
+                .transpose()?,
             order: parse_field::<SessionOrder>(&self.order, "order", "newest, oldest or longest")?
                 .unwrap_or_default(),
             ..SessionFilter::default()
@@ -199,8 +255,11 @@ pub fn list_visible(
     Ok((all, next))
 }
 
-fn ts(t: Timestamp) -> String {
-    t.to_string()
+/// The API's one time format: RFC 3339 in UTC with exactly three
+/// fractional digits (`2026-12-06T03:21:51.000Z`), so every time in every
+/// answer has the same shape and sorts as text.
+pub fn ts(t: Timestamp) -> String {
+    format!("{t:.3}")
 }
 
 /// The API view of a session row.
@@ -237,7 +296,8 @@ pub fn view(s: &Session, live: bool) -> SessionView {
     }
 }
 
-fn detail(r: SessionRecord, live: bool) -> SessionDetail {
+/// The API view of a session with its transcript and events.
+pub fn detail(r: SessionRecord, live: bool) -> SessionDetail {
     SessionDetail {
         session: view(&r.session, live),
         transcript: r
@@ -275,6 +335,14 @@ pub fn live_ids(ctx: &Ctx) -> HashSet<SessionId> {
 }
 
 /// `GET /api/sessions`.
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions",
+    description = "One page of the sessions the caller may see, newest first.",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page", body = SessionList),
+        (status = 400, description = "A parameter is invalid (named in the message)", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody)))]
 pub async fn list(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -296,6 +364,14 @@ pub async fn list(
 }
 
 /// `GET /api/sessions/{id}`.
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions",
+    description = "A session with its transcript and events.",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session", body = SessionDetail),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such session, or not visible to the caller", body = callbridge_api::ErrorBody)))]
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -307,4 +383,54 @@ pub async fn get(
         .await?;
     let live = live_ids(&ctx).contains(&id);
     Ok(Json(detail(record, live)))
+}
+
+/// `DELETE /api/sessions/{id}` (admin): erases the session row, its
+/// transcript, its events and its recording file; 409 while the call is
+/// live. The store never sees the file: the row goes first, then the file
+/// (`crate::erase`).
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
+    description = "Erase a session: its row, transcript, events and recording (admin only).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "Not an admin", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such session", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call is still in progress", body = callbridge_api::ErrorBody)))]
+pub async fn delete(
+    State(ctx): State<Ctx>,
+    Extension(caller): Extension<Caller>,
+    path: Result<SessionPath, ApiError>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if !caller.is_admin() {
+        return Err(ApiError::Forbidden(
+            "erasing a session needs the admin role".into(),
+        ));
+    }
+    let SessionPath(id) = path?;
+    if live_ids(&ctx).contains(&id) {
+        return Err(ApiError::Conflict(format!(
+            "session {id} is a call in progress: hang it up first"
+        )));
+    }
+    let db = ctx.state.store.clone();
+    let gone = tokio::task::spawn_blocking(move || {
+        let mut s = db.open().map_err(store_error)?;
+        s.delete_session(id).map_err(|e| match e {
+            callbridge_crm_store::Error::Conflict { .. } => ApiError::Conflict(format!(
+                "session {id} is a call in progress: hang it up first"
+            )),
+            e => store_error(e),
+        })
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let removed = gone
+        .recording
+        .as_deref()
+        .is_some_and(crate::erase::remove_recording);
+    tracing::info!(session = %id, recording_removed = removed, "session erased");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -163,6 +163,10 @@ pub const KEYS: &[Key] = &[
     text("calls.drain_timeout", "30s"),
     text("calls.on_model_failure", "answer-then-hangup"),
     optional("calls.fallback_clip"),
+    // --- ops (issue 22): owners of inbound calls ---
+    optional("calls.default_owner"),
+    list("calls.inbound_owners"),
+    // --- end ops ---
     optional("outbound.target"),
     text("outbound.from", "+15550100000"),
     text("model.provider", "gemini"),
@@ -228,6 +232,17 @@ pub const KEYS: &[Key] = &[
     text("store.recordings_dir", "recordings"),
     optional("store.spool_dir"),
     text("store.synchronous", "normal"),
+    // --- ops (issue 22): post-call summaries ---
+    flag("summary.enabled", true),
+    optional("summary.provider"),
+    optional("summary.model"),
+    optional("summary.endpoint"),
+    // --- end ops ---
+    // --- ops (issue 22): retention ---
+    text("retention.recordings", "off"),
+    text("retention.transcripts", "off"),
+    text("retention.sessions", "off"),
+    // --- end ops ---
     flag("files.group_readable", false),
     text("tls.roots", "system"),
     text("http.bind", "127.0.0.1:8080"),

@@ -58,6 +58,9 @@ pub struct Secrets {
     pub trunk_password: Option<String>,
     /// The enabled carriers with their secrets.
     pub carrier: CarrierSettings,
+    /// The summary provider's API key, when `summary.provider` names
+    /// another provider than the call model's.
+    pub summary_key: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -67,6 +70,10 @@ impl std::fmt::Debug for Secrets {
             .field(
                 "trunk_password",
                 &self.trunk_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "summary_key",
+                &self.summary_key.as_ref().map(|_| "<redacted>"),
             )
             .finish()
     }
@@ -80,7 +87,25 @@ impl Secrets {
         env: &BTreeMap<String, String>,
     ) -> Result<Secrets, ConfigErrors> {
         let mut errors = Vec::new();
-        let secrets = Secrets::read(&settings.needs(), Some(&settings.carrier), env, &mut errors);
+        let mut secrets =
+            Secrets::read(&settings.needs(), Some(&settings.carrier), env, &mut errors);
+        // `summary.provider` set: its own key (the call model's may be
+        // another provider's).
+        if settings.summary.enabled
+            && let Some(p) = settings.summary.provider
+        {
+            let var = p.api_key_var();
+            secrets.summary_key = env
+                .get(var)
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty());
+            if secrets.summary_key.is_none() {
+                errors.push(ConfigError::MissingSecret {
+                    var,
+                    why: "summary.provider is set and summaries are on: its API key".into(),
+                });
+            }
+        }
         ConfigErrors::check(errors).map(|()| secrets)
     }
 
@@ -126,6 +151,7 @@ impl Secrets {
             model_key,
             trunk_password,
             carrier,
+            summary_key: None,
         }
     }
 }

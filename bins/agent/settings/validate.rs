@@ -29,6 +29,9 @@ use super::transfer;
 use super::values::{Needs, Provider, Settings, Synchronous, TLS_ROOTS, Trunk};
 use crate::logging::{self, LogFormat};
 
+/// The longest `[retention]` setting: ten years (beyond it, "off").
+const RETENTION_MAX: Duration = Duration::from_secs(3650 * 86_400);
+
 /// Validates every key; `None` when any failed (the errors are in `c`).
 /// The secrets' needs are known either way.
 pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
@@ -377,6 +380,77 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         "store.synchronous",
         &[("normal", Synchronous::Normal), ("full", Synchronous::Full)],
     );
+    // Owners of inbound calls (ops, issue 22): user names, resolved
+    // against the store at start.
+    let default_owner = c
+        .optional("calls.default_owner")
+        .map(|v| v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()));
+    let inbound_owners = c.list("calls.inbound_owners").and_then(|entries| {
+        entries
+            .iter()
+            .map(|e| match e.split_once('=') {
+                Some((number, user)) if !number.trim().is_empty() && !user.trim().is_empty() => {
+                    Some((number.trim().to_owned(), user.trim().to_owned()))
+                }
+                _ => c.invalid(
+                    "calls.inbound_owners",
+                    format!("{e:?}"),
+                    "entries \"CALLED_NUMBER=USER\" (\"+4930123456=alice\")",
+                ),
+            })
+            .collect::<Option<Vec<_>>>()
+    });
+    // [summary] (ops, issue 22)
+    let summary_enabled = c.flag("summary.enabled");
+    let summary_provider =
+        c.optional("summary.provider")
+            .and_then(|v| match v.as_deref().map(str::trim) {
+                None | Some("") => Some(None),
+                Some("gemini") => Some(Some(callbridge_llm_bridge::Provider::Gemini)),
+                Some("openai") => Some(Some(callbridge_llm_bridge::Provider::OpenAi)),
+                Some(other) => c.invalid(
+                    "summary.provider",
+                    format!("{other:?}"),
+                    "\"gemini\" or \"openai\" (leave it out for the call model's provider)",
+                ),
+            });
+    let summary_model = c
+        .optional("summary.model")
+        .map(|v| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()));
+    let summary_endpoint = c.optional("summary.endpoint").and_then(|v| {
+        match v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) {
+            None => Some(None),
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(Some(u)),
+            Some(u) => c.invalid(
+                "summary.endpoint",
+                format!("{u:?}"),
+                "an http:// or https:// base URL of the provider's text API",
+            ),
+        }
+    });
+    let summary = (|| {
+        Some(super::values::SummarySettings {
+            enabled: summary_enabled?,
+            provider: summary_provider?,
+            model: summary_model?,
+            endpoint: summary_endpoint?,
+        })
+    })();
+    // [retention] (ops, issue 22)
+    let keep = |key: &str| {
+        c.duration_or_off(
+            key,
+            RETENTION_MAX,
+            "a duration (90d, 12h, 1y) or \"off\" (kept forever)",
+        )
+    };
+    let retention = (|| {
+        Some(callbridge_crm_store::Retention {
+            recordings: keep("retention.recordings")?,
+            transcripts: keep("retention.transcripts")?,
+            sessions: keep("retention.sessions")?,
+        })
+    })();
     let file_access = c
         .flag("files.group_readable")
         .map(callbridge_files::Access::group_readable);
@@ -474,6 +548,10 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             synchronous: synchronous?,
             file_access: file_access?,
             spool_dir: spool_dir?,
+            retention: retention?,
+            default_owner: default_owner?,
+            inbound_owners: inbound_owners?,
+            summary: summary?,
             tls_roots: tls_roots?,
             http_bind: http_bind?,
             http_public_bind: http_public_bind?,

@@ -208,6 +208,16 @@ pub struct Settings {
     /// The store writer's journal directory (`store.spool_dir`; default
     /// `spool` beside the database).
     pub spool_dir: PathBuf,
+    /// How long recordings, transcripts and sessions are kept
+    /// (`[retention]`; each `None` when "off").
+    pub retention: callbridge_crm_store::Retention,
+    /// The user owning inbound calls to numbers not in `inbound_owners`
+    /// (`calls.default_owner`, a user name).
+    pub default_owner: Option<String>,
+    /// Called number -> owning user name (`calls.inbound_owners`).
+    pub inbound_owners: Vec<(String, String)>,
+    /// Post-call summaries (`[summary]`).
+    pub summary: SummarySettings,
     /// Which authorities outbound TLS trusts (`tls.roots`).
     pub tls_roots: TlsRoots,
     /// HTTP bind address (the admin API, and everything not bound apart).
@@ -253,4 +263,19 @@ impl Settings {
             carrier: self.carrier.needs(),
         }
     }
+}
+
+/// Post-call summaries (`[summary]`), independent of the call model: on
+/// or off, the text API's provider (default: the call model's; none for
+/// the mock), model and endpoint (default: the provider's own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummarySettings {
+    /// `summary.enabled`.
+    pub enabled: bool,
+    /// `summary.provider`; `None`: the call model's provider.
+    pub provider: Option<callbridge_llm_bridge::Provider>,
+    /// `summary.model`; `None`: the provider's default text model.
+    pub model: Option<String>,
+    /// `summary.endpoint`; `None`: the provider's public text API.
+    pub endpoint: Option<String>,
 }

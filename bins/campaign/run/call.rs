@@ -153,6 +153,10 @@ fn request(ctx: &Ctx, lead: &Lead, claim: &ClaimToken) -> CallRequest {
         amd: ctx.amd.then_some(true),
         profile: s.profile.clone(),
         headers: std::collections::BTreeMap::new(),
+        // The campaign's model settings go with each call; the agent
+        // refuses a provider it does not serve.
+        provider: Some(s.model_provider.clone()).filter(|p| !p.is_empty()),
+        voice: s.voice.clone().filter(|v| !v.is_empty()),
     }
 }
 

@@ -78,8 +78,8 @@ pub fn print(store: &Store, c: &Campaign, now: Timestamp, out: &mut impl Write) 
     }
     writeln!(
         out,
-        "would dial {} leads now ({} at once, {}/min):",
-        due.len(),
+        "would dial {} now ({} at once, {}/min):",
+        crate::report::leads(due.len()),
         c.settings.max_concurrent,
         c.settings.calls_per_minute
     )
@@ -94,7 +94,7 @@ pub fn print(store: &Store, c: &Campaign, now: Timestamp, out: &mut impl Write) 
         )
         .map_err(io)?;
     }
-    writeln!(out, "skipped {} leads:", skipped.len()).map_err(io)?;
+    writeln!(out, "skipped {}:", crate::report::leads(skipped.len())).map_err(io)?;
     for (l, why) in &skipped {
         writeln!(out, "  skip lead {} {}: {why}", l.id, l.phone).map_err(io)?;
     }

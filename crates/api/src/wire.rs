@@ -2,7 +2,9 @@
 //! `campaign` dialer (client) so the two cannot drift apart.
 //!
 //! Every error body is [`ErrorBody`]: `{"error": "message"}`. Times are RFC
-//! 3339 strings in UTC. Enumerations use the store's kebab-case names
+//! 3339 strings in UTC with milliseconds (`2026-12-06T08:00:00.000Z`).
+//! The agent describes all of this in OpenAPI 3.1 at `GET /openapi.json`.
+//! Enumerations use the store's kebab-case names
 //! (`SessionState::as_str`, `EndReason::as_str`, `Outcome::as_str`,
 //! `Transport::as_str`).
 //!
@@ -12,8 +14,10 @@
 //! | `GET /api/calls/{id}` | | 200 [`CallStatus`]; 404 |
 //! | `DELETE /api/calls/{id}` | | 202 [`CallStatus`] (hang-up requested); 409 (already ended, the body names its state); 404 |
 //! | `GET /api/health` (no auth) | | 200 [`Health`] |
-//! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&order=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
+//! | `GET /api/sessions?state=&direction=&transport=&campaign_id=&since=&until=&number=&order=&limit=&cursor=` | | 200 [`SessionList`]; 400 |
 //! | `GET /api/sessions/{id}` | | 200 [`SessionDetail`]; 404 |
+//! | `DELETE /api/sessions/{id}` (admin) | | 204 (row, transcript, events and recording erased); 403; 404; 409 (live) |
+//! | `GET /openapi.json` (no auth) | | 200 the OpenAPI 3.1 description |
 //! | `GET /api/sessions/{id}/recording` | | 200/206 `audio/wav` (`Range: bytes=`); 404; 416 |
 //!
 //! Every endpoint but health takes `Authorization: Bearer cbt_...`: 401
@@ -31,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 /// `POST /api/calls`: place one outbound call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CallRequest {
     /// The number to call, E.164 (`+4930123456`).
@@ -81,10 +86,22 @@ pub struct CallRequest {
     /// otherwise); at most 16.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// The model provider this call is meant for (`gemini`, `openai`,
+    /// `gpt-live`): an agent serves one provider and refuses (400) a call
+    /// for another rather than silently using its own; an agent running
+    /// the built-in `mock` accepts any. Absent: the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The model voice for this call (the provider's voice name, such as
+    /// `Puck` or `alloy`: 1 to 64 letters, digits, `-`, `_`, `.`),
+    /// replacing the agent's `model.voice`. Absent: the agent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voice: Option<String>,
 }
 
 /// The 202 answer to `POST /api/calls`: the session row exists in the store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallAccepted {
     /// The session id (UUID).
     pub id: String,
@@ -94,6 +111,7 @@ pub struct CallAccepted {
 
 /// `GET /api/calls/{id}`: a call's state and, once it ended, its outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallStatus {
     /// The session id (UUID).
     pub id: String,
@@ -132,6 +150,7 @@ pub struct CallStatus {
 
 /// The body of every error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
@@ -140,6 +159,7 @@ pub struct ErrorBody {
 /// `GET /api/health` (no auth): the agent's state for monitoring, counts
 /// only (the live session ids are behind auth, [`LiveSessions`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Health {
     /// `ok` while the agent admits calls and the store answers; `draining`
     /// once a shutdown stopped admission; `degraded` when the store failed
@@ -161,6 +181,7 @@ pub struct Health {
 
 /// `GET /api/live` (any role): the live calls the caller may see.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiveSessions {
     /// Their session ids (UUIDs).
     pub active_ids: Vec<String>,
@@ -169,6 +190,7 @@ pub struct LiveSessions {
 /// `GET /readyz` (no auth): whether the agent takes new calls (200) or not
 /// (503), and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Readiness {
     /// Every condition below holds.
     pub ready: bool,
@@ -182,6 +204,7 @@ pub struct Readiness {
 
 /// The model provider's reachability in [`Health`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelHealth {
     /// `gemini`, `openai` or `mock`.
     pub provider: String,
@@ -195,6 +218,7 @@ pub struct ModelHealth {
 /// `GET /api/sessions`: one page of sessions, newest first unless `order`
 /// says `oldest` or `longest` (the cursor continues in that order).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionList {
     /// The sessions on this page.
     pub sessions: Vec<SessionView>,
@@ -204,6 +228,7 @@ pub struct SessionList {
 
 /// One session row as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionView {
     /// The session id (UUID).
     pub id: String,
@@ -270,6 +295,7 @@ pub struct SessionView {
 
 /// `GET /api/sessions/{id}`: the session, its transcript and its events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionDetail {
     /// The session row.
     pub session: SessionView,
@@ -281,6 +307,7 @@ pub struct SessionDetail {
 
 /// One transcript turn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TurnView {
     /// Sequence number within the session.
     pub seq: u32,
@@ -296,12 +323,14 @@ pub struct TurnView {
 
 /// One call event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     /// When it happened (RFC 3339).
     pub at: String,
     /// The store's event kind.
     pub kind: String,
     /// Details (JSON, no personal data).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: serde_json::Value,
 }
 

@@ -188,10 +188,10 @@ pub(crate) fn fields_json(fields: &serde_json::Map<String, serde_json::Value>) -
     Ok(s)
 }
 
-const LEAD_COLS: &str = "id, campaign_id, phone, name, time_zone, fields, status, attempts, \
+pub(crate) const LEAD_COLS: &str = "id, campaign_id, phone, name, time_zone, fields, status, attempts, \
     next_attempt_at, last_outcome, last_session, created_at, updated_at";
 
-fn lead_from_row(r: &Row<'_>) -> Result<Lead> {
+pub(crate) fn lead_from_row(r: &Row<'_>) -> Result<Lead> {
     let fields: String = r.get(5)?;
     let fields = match serde_json::from_str(&fields) {
         Ok(serde_json::Value::Object(m)) => m,

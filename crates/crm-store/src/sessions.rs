@@ -32,7 +32,7 @@ pub const MAX_TEXT: usize = 256 * 1024;
 /// Most sessions returned by one page.
 pub const MAX_PAGE: u32 = 1_000;
 
-const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
+pub(crate) const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
      output_tokens, audio_ms, transport, node, profile, sip_headers";
@@ -84,7 +84,7 @@ fn opt_u64(v: Option<i64>, what: &'static str) -> Result<Option<u64>> {
     v.map(|v| to_u64(v, what)).transpose()
 }
 
-fn session_from_row(r: &Row<'_>) -> Result<Session> {
+pub(crate) fn session_from_row(r: &Row<'_>) -> Result<Session> {
     let id: String = r.get(0)?;
     Ok(Session {
         id: id

@@ -225,6 +225,8 @@ async fn run(args: Args) -> Result<(), String> {
     let needed = 1 + usize::from(args.greet);
     let wait = Duration::from_secs(args.wait);
     let mut end_call = false;
+    let mut said = Said::new(args.transcript);
+    let mut usage = (0u64, 0u64);
     loop {
         let replied = input_done_at.is_some() && (turns >= needed || end_call);
         // Once the reply is complete only its playback is left to wait for.
@@ -258,12 +260,27 @@ async fn run(args: Args) -> Result<(), String> {
                         reply_rate = chunk.format.rate().hz();
                         chunk.decode_into(&mut reply);
                     }
-                    ModelEvent::InputTranscript { text, .. } if args.transcript => println!("caller: {text}"),
-                    ModelEvent::OutputTranscript { text, .. } if args.transcript => println!("agent:  {text}"),
-                    ModelEvent::InputTranscript { .. } | ModelEvent::OutputTranscript { .. } => {}
+                    ModelEvent::InputTranscript { text, .. } => said.caller(&text),
+                    ModelEvent::OutputTranscript { text, .. } => said.agent(&text),
                     ModelEvent::TurnComplete => {
+                        said.flush();
                         eprintln!("[turn complete]");
                         turns += 1;
+                    }
+                    ModelEvent::Interrupted => {
+                        said.flush();
+                        eprintln!("[interrupted]");
+                    }
+                    ModelEvent::Usage(u) => {
+                        usage.0 += u.input_tokens;
+                        usage.1 += u.output_tokens;
+                    }
+                    ModelEvent::RateLimits(limits) => {
+                        let shown: Vec<String> = limits
+                            .iter()
+                            .map(|l| format!("{} {}/{} left", l.name, l.remaining, l.limit))
+                            .collect();
+                        eprintln!("[rate limits] {}", shown.join(", "));
                     }
                     ModelEvent::Error { kind, message } => {
                         eprintln!("[error] {kind:?}: {message}");
@@ -278,11 +295,31 @@ async fn run(args: Args) -> Result<(), String> {
                         failed.get_or_insert(format!("the session ended early: {reason}"));
                         break;
                     }
-                    other => eprintln!("[event] {other:?}"),
+                    ModelEvent::GenerationComplete => eprintln!("[generation complete]"),
+                    ModelEvent::CallerTurnEnded => eprintln!("[caller turn ended]"),
+                    ModelEvent::ResumptionHandle(_) => {}
+                    ModelEvent::GoingAway { .. } => eprintln!("[going away] the server will end this connection soon"),
+                    ModelEvent::Reconnecting { .. } => eprintln!("[reconnecting]"),
+                    ModelEvent::Resumed => eprintln!("[resumed]"),
+                    ModelEvent::ToolCall(_) => eprintln!("[tool call]"),
+                    ModelEvent::ToolCallCancelled { .. } => eprintln!("[tool call cancelled]"),
+                    ModelEvent::TransferCall { .. } => eprintln!("[transfer]"),
+                    _ => eprintln!("[event] (another model event)"),
                 }
             }
         }
     }
+    said.flush();
+    // A readable summary: what was exchanged, what it cost.
+    eprintln!(
+        "[summary] {turns} model turn(s); {:.2} s of reply audio; {}",
+        reply.len() as f64 / f64::from(reply_rate.max(1)),
+        if usage == (0, 0) {
+            "no token usage reported".to_owned()
+        } else {
+            format!("tokens: {} in, {} out", usage.0, usage.1)
+        }
+    );
     let outcome = session.close().await;
     eprintln!("[close] {} (clean: {})", outcome.reason, outcome.clean);
     match mock {
@@ -315,6 +352,57 @@ async fn run(args: Args) -> Result<(), String> {
         return Err(format!("unclean close: {}", outcome.reason));
     }
     Ok(())
+}
+
+/// The transcripts as whole turns: deltas are gathered per side and a
+/// side's line is printed when the other side starts speaking, at the end
+/// of a turn, at a barge-in and at the end (one line per turn, not one
+/// per word).
+struct Said {
+    show: bool,
+    caller: String,
+    agent: String,
+}
+
+impl Said {
+    fn new(show: bool) -> Said {
+        Said {
+            show,
+            caller: String::new(),
+            agent: String::new(),
+        }
+    }
+
+    fn caller(&mut self, delta: &str) {
+        if !self.agent.is_empty() {
+            self.flush();
+        }
+        self.caller.push_str(delta);
+    }
+
+    fn agent(&mut self, delta: &str) {
+        if !self.caller.is_empty() {
+            let line = std::mem::take(&mut self.caller);
+            self.print("caller", &line);
+        }
+        self.agent.push_str(delta);
+    }
+
+    fn flush(&mut self) {
+        let (caller, agent) = (
+            std::mem::take(&mut self.caller),
+            std::mem::take(&mut self.agent),
+        );
+        self.print("caller", &caller);
+        self.print("agent ", &agent);
+    }
+
+    fn print(&self, who: &str, text: &str) {
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if self.show && !text.is_empty() {
+            println!("{who}: {text}");
+        }
+    }
 }
 
 /// A running mock server.

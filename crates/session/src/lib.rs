@@ -34,7 +34,7 @@ pub use bridge::ControlError;
 /// `summary`), re-exported for the callers that build one.
 pub use callbridge_llm_bridge::summary::{FixedSummarizer, Summarizer};
 pub use manager::{
-    CallInfo, CarrierCall, EngineStatus, Manager, ManagerConfig, ManagerError, OriginateRequest,
-    OutboundAuth, Readiness, Snapshot,
+    CallInfo, CarrierCall, EngineStatus, InboundOwners, Manager, ManagerConfig, ManagerError,
+    OriginateRequest, OutboundAuth, Readiness, Snapshot,
 };
 pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};

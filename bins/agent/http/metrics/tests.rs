@@ -317,6 +317,9 @@ const OTHERS: &[(&str, &str)] = &[
     ("process_start_time_seconds", "gauge"),
     ("process_threads", "gauge"),
     ("callbridge_build_info", "gauge"),
+    // ops (issue 22): what [retention] removed.
+    ("callbridge_retention_deleted_total", "counter"),
+    ("callbridge_trunk_registrations", "gauge"),
 ];
 
 #[test]

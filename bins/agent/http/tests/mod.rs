@@ -7,9 +7,11 @@
 mod calls;
 mod carrier;
 mod console;
+mod erase;
 mod layers;
 mod limits;
 mod live;
+mod openapi;
 mod probes;
 mod reads;
 mod shared_recordings;

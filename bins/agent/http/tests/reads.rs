@@ -445,6 +445,55 @@ async fn sessions_and_calls_show_their_transport_and_the_list_filters_on_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_filter_by_exact_number_and_by_whole_days() {
+    use callbridge_crm_store::Party;
+    let r = rig(Callee::Ring, |_| {}).await;
+    let day = |d: &str| format!("{d}T12:00:00Z").parse::<Timestamp>().unwrap();
+    let add = |from: &str, to: &str, at: Timestamp| {
+        let id = callbridge_crm_store::SessionId::new_v4();
+        let mut s = callbridge_crm_store::NewSession::inbound(id, at);
+        s.from = Some(Party::new(from).unwrap());
+        s.to = Some(Party::new(to).unwrap());
+        r.store().create_session(&s).unwrap();
+        id.to_string()
+    };
+    let a = add("+14155550100", "+4930123456", day("2026-12-05"));
+    let b = add("+14155550199", "+4930123456", day("2026-12-06"));
+    let c = add("+4930123456", "+14155550100", day("2026-12-07"));
+    let only = |q: &'static str| {
+        let r = &r;
+        async move { walk(r, &r.admin, q, 100).await }
+    };
+    // Either party, exactly (a prefix does not match); + is %2B in a URL.
+    assert_eq!(
+        only("&number=%2B14155550100").await,
+        vec![c.clone(), a.clone()]
+    );
+    assert_eq!(only("&number=%2B1415555010").await, Vec::<String>::new());
+    // A date is a whole UTC day: since from its start, until to its end.
+    assert_eq!(only("&since=2026-12-06").await, vec![c.clone(), b.clone()]);
+    assert_eq!(only("&until=2026-12-06").await, vec![b.clone(), a.clone()]);
+    assert_eq!(
+        only("&since=2026-12-06&until=2026-12-06").await,
+        vec![b.clone()]
+    );
+    // Every time in an answer has the same shape: UTC, three fractional digits.
+    let page: callbridge_api::SessionList = r
+        .get("/api/sessions?since=2026-12-05", &r.admin)
+        .await
+        .json_as();
+    for s in &page.sessions {
+        assert_eq!(
+            s.created_at.len(),
+            "2026-12-05T12:00:00.000Z".len(),
+            "{}",
+            s.created_at
+        );
+        assert!(s.created_at.ends_with(".000Z"), "{}", s.created_at);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_listing_parameters_are_400_with_the_parameter_named() {
     let r = rig(Callee::Ring, |_| {}).await;
     for (q, word) in [
@@ -455,6 +504,9 @@ async fn bad_listing_parameters_are_400_with_the_parameter_named() {
         ("campaign_id=x", "campaign_id"),
         ("since=yesterday", "since"),
         ("until=2024-13-01T00:00:00Z", "until"),
+        ("since=2026-02-30", "since"),
+        ("number=4155550100", "number"),
+        ("number=%2Babc", "number"),
         ("limit=0", "limit"),
         ("limit=1001", "limit"),
         ("limit=-1", "limit"),

@@ -118,6 +118,46 @@ pub struct ManagerConfig {
     /// shown by the API, given to the profile's templates as `sip`), by
     /// name, matched without regard to case (`sip.keep_headers`).
     pub keep_headers: Vec<String>,
+    /// Who owns inbound calls (the session row's `owner`, which decides
+    /// which users see a call). Default: nobody (admins only).
+    pub inbound_owners: InboundOwners,
+    /// The provider name written on each session row (`model_provider`),
+    /// e.g. `mock` when a mock serves the provider's protocol. `None` (the
+    /// default): the model client's own name.
+    pub provider_label: Option<String>,
+}
+
+/// The owner of an inbound call: the user the called number belongs to,
+/// else the default owner, else nobody.
+///
+/// ```
+/// use callbridge_crm_store::UserId;
+/// use callbridge_session::InboundOwners;
+///
+/// let owners = InboundOwners {
+///     by_called: [("+4930123456".to_owned(), UserId(7))].into(),
+///     default: Some(UserId(1)),
+/// };
+/// assert_eq!(owners.owner_of(Some("+4930123456")), Some(UserId(7)));
+/// assert_eq!(owners.owner_of(Some("+4930999999")), Some(UserId(1)));
+/// assert_eq!(owners.owner_of(None), Some(UserId(1)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InboundOwners {
+    /// Called number, as the session row stores it (the To URI's user
+    /// part, or the carrier's `to`), to its owner.
+    pub by_called: std::collections::HashMap<String, UserId>,
+    /// The owner of every other inbound call.
+    pub default: Option<UserId>,
+}
+
+impl InboundOwners {
+    /// The owner of a call to `called`.
+    pub fn owner_of(&self, called: Option<&str>) -> Option<UserId> {
+        called
+            .and_then(|c| self.by_called.get(c).copied())
+            .or(self.default)
+    }
 }
 
 /// Digest credentials (RFC 3261 section 22.2) for the outbound calls whose
@@ -186,6 +226,8 @@ impl ManagerConfig {
             webhooks: None,
             profiles: None,
             keep_headers: Vec::new(),
+            inbound_owners: InboundOwners::default(),
+            provider_label: None,
         }
     }
 }
@@ -227,6 +269,8 @@ pub struct OriginateRequest {
     /// SIP headers to set on the INVITE (checked by the caller: `X-`
     /// names, bounded values).
     pub headers: Vec<(String, String)>,
+    /// The model voice for this call, replacing the configured one.
+    pub voice: Option<String>,
 }
 
 impl std::fmt::Debug for OriginateRequest {
@@ -240,6 +284,7 @@ impl std::fmt::Debug for OriginateRequest {
             .field("amd", &self.amd)
             .field("profile", &self.profile)
             .field("headers", &self.headers.len())
+            .field("voice", &self.voice)
             .finish()
     }
 }
@@ -261,6 +306,7 @@ impl OriginateRequest {
             amd: None,
             profile: None,
             headers: Vec::new(),
+            voice: None,
         }
     }
 }

@@ -55,7 +55,7 @@ mod supervise;
 mod trunk;
 
 pub use carrier::{CLOSE_REFUSED, CarrierCall};
-pub use config::{ManagerConfig, OriginateRequest, OutboundAuth};
+pub use config::{InboundOwners, ManagerConfig, OriginateRequest, OutboundAuth};
 pub use overload::EngineStatus;
 pub use readiness::Readiness;
 
@@ -417,6 +417,8 @@ impl Manager {
     }
 
     async fn route(self, mut events: mpsc::Receiver<SipEvent>) {
+        // The registrations in place (for `callbridge_trunk_registrations`).
+        let mut registered = std::collections::HashSet::new();
         while let Some(ev) = events.recv().await {
             let call = match &ev {
                 SipEvent::IncomingCall(inc) => {
@@ -437,6 +439,16 @@ impl Manager {
                 | SipEvent::TransferFailed { call, .. } => *call,
                 SipEvent::Registration { id, state } => {
                     trunk::registration_changed(*id, state);
+                    let now = matches!(
+                        state,
+                        callbridge_sip::ua::RegistrationState::Registered { .. }
+                    );
+                    let was = if now {
+                        !registered.insert(id.0)
+                    } else {
+                        registered.remove(&id.0)
+                    };
+                    self.shared.metrics.trunk_registration(was, now);
                     continue;
                 }
                 _ => continue,
@@ -562,9 +574,20 @@ impl Manager {
         s.to = to.as_deref().and_then(|p| Party::new(p).ok());
         s.campaign = campaign;
         s.lead = lead;
-        s.owner = owner;
+        s.owner = match direction {
+            Direction::Inbound => {
+                owner.or_else(|| self.shared.cfg.inbound_owners.owner_of(to.as_deref()))
+            }
+            Direction::Outbound => owner,
+        };
         s.model = Some(self.shared.cfg.model.model.clone());
-        s.model_provider = Some(self.shared.model.provider().to_string());
+        s.model_provider = Some(
+            self.shared
+                .cfg
+                .provider_label
+                .clone()
+                .unwrap_or_else(|| self.shared.model.provider().to_string()),
+        );
         s
     }
 

@@ -145,6 +145,9 @@ impl Manager {
         if let Some(g) = req.greeting {
             model_config.greeting = g;
         }
+        if let Some(v) = req.voice {
+            model_config.voice = Some(v);
+        }
         let mut metadata = parties(
             CallMetadata::with_call_id(id.to_string()),
             user_part(&from),

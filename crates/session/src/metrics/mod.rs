@@ -103,6 +103,7 @@ use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Metric, Registry};
 
@@ -207,6 +208,9 @@ pub struct Metrics {
     call_duration: Histogram,
     amd_verdicts: Family<Labels<1>, Counter>,
     amd_decision: Histogram,
+    /// `callbridge_trunk_registrations`: trunk registrations in place
+    /// now (ops, issue 22).
+    trunk_registered: Gauge,
     model: Mutex<Option<ModelReachability>>,
 }
 
@@ -240,6 +244,7 @@ impl Default for Metrics {
             call_duration: Histogram::new(DURATION_BUCKETS.iter().copied()),
             amd_verdicts: Family::default(),
             amd_decision: Histogram::new(AMD_BUCKETS.iter().copied()),
+            trunk_registered: Gauge::default(),
             model: Mutex::new(None),
         }
     }
@@ -469,6 +474,26 @@ impl Metrics {
         for (name, help, h) in histograms {
             add(registry, name, help, h.clone());
         }
+        add(
+            registry,
+            "callbridge_trunk_registrations",
+            "Trunk registrations in place now (1 while registered with the configured trunk; 0 without one, or while it fails).",
+            self.trunk_registered.clone(),
+        );
+    }
+
+    /// A trunk registration was established (`true`) or lost, removed or
+    /// refused (`false`); each registration counts once while in place.
+    pub fn trunk_registration(&self, was: bool, now: bool) {
+        match (was, now) {
+            (false, true) => {
+                self.trunk_registered.inc();
+            }
+            (true, false) => {
+                self.trunk_registered.dec();
+            }
+            _ => {}
+        }
     }
 
     /// Everything as of now.
@@ -661,6 +686,19 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trunk_registrations_count_each_registration_once_while_in_place() {
+        let m = Metrics::default();
+        m.trunk_registration(false, true);
+        m.trunk_registration(true, true); // a refresh
+        assert_eq!(m.trunk_registered.get(), 1);
+        m.trunk_registration(false, true); // a second trunk
+        assert_eq!(m.trunk_registered.get(), 2);
+        m.trunk_registration(true, false);
+        m.trunk_registration(false, false); // a failure while not registered
+        assert_eq!(m.trunk_registered.get(), 1);
+    }
 
     #[test]
     fn ended_calls_are_listed_by_direction_and_reason_only_when_counted() {
