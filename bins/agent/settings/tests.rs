@@ -916,3 +916,22 @@ fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
     let m = err(GOOD, &[("CALLBRIDGE_AMD_MACHINE_POLICY", "shout")]);
     assert!(m.contains("amd.machine_policy"), "{m}");
 }
+
+// --- trunk (issue 20) ---
+
+#[test]
+fn rtp_srtp_defaults_to_off_takes_overrides_and_names_the_options() {
+    use callbridge_sip::sdp::SrtpPolicy;
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.rtp_srtp, SrtpPolicy::Off);
+    for p in SrtpPolicy::ALL {
+        let s = settings(GOOD, &[("CALLBRIDGE_RTP_SRTP", p.as_str())]).unwrap();
+        let m = s.manager_config(s.session_config(&Secrets::default(), None));
+        assert_eq!(m.srtp, p);
+    }
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_SRTP", "mandatory")]);
+    assert!(
+        m.contains("rtp.srtp") && m.contains("\"off\", \"offer\", \"require\""),
+        "{m}"
+    );
+}

@@ -23,6 +23,7 @@ mod log_name;
 pub mod manager;
 pub mod metrics;
 pub mod signing;
+mod srtp;
 pub mod store_writer;
 
 /// The post-call summarizer the [`Manager`] takes (llm-bridge's

@@ -109,15 +109,41 @@ mod tests {
         let h = sign(b"secret", 1_000, body);
         assert_eq!(verify(b"secret", &h, body, 1_000, 300), Ok(()));
         assert_eq!(verify(b"secret", &h, body, 1_300, 300), Ok(()));
-        assert_eq!(verify(b"secret", &h, body, 1_301, 300), Err(VerifyError::Stale));
-        assert_eq!(verify(b"secret", &h, body, 699, 300), Err(VerifyError::Stale));
-        assert_eq!(verify(b"wrong", &h, body, 1_000, 300), Err(VerifyError::Mismatch));
-        assert_eq!(verify(b"secret", &h, b"{}", 1_000, 300), Err(VerifyError::Mismatch));
+        assert_eq!(
+            verify(b"secret", &h, body, 1_301, 300),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            verify(b"secret", &h, body, 699, 300),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            verify(b"wrong", &h, body, 1_000, 300),
+            Err(VerifyError::Mismatch)
+        );
+        assert_eq!(
+            verify(b"secret", &h, b"{}", 1_000, 300),
+            Err(VerifyError::Mismatch)
+        );
         // A replay with the timestamp moved forward does not verify.
         let moved = h.replacen("t=1000", "t=1200", 1);
-        assert_eq!(verify(b"secret", &moved, body, 1_200, 300), Err(VerifyError::Mismatch));
-        for bad in ["", "t=,v1=00", "v1=00,t=1", "t=1,v1=zz", "t=-1,v1=00", "t=1,v1=0011"] {
-            assert_eq!(verify(b"secret", bad, body, 1, 300), Err(VerifyError::Malformed), "{bad}");
+        assert_eq!(
+            verify(b"secret", &moved, body, 1_200, 300),
+            Err(VerifyError::Mismatch)
+        );
+        for bad in [
+            "",
+            "t=,v1=00",
+            "v1=00,t=1",
+            "t=1,v1=zz",
+            "t=-1,v1=00",
+            "t=1,v1=0011",
+        ] {
+            assert_eq!(
+                verify(b"secret", bad, body, 1, 300),
+                Err(VerifyError::Malformed),
+                "{bad}"
+            );
         }
     }
 }
