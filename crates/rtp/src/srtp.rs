@@ -427,10 +427,12 @@ impl SrtpSession {
 
 fn copy_out(packet: &[u8], out: &mut [u8]) -> Result<usize, SrtpError> {
     let have = out.len();
-    let dst = out.get_mut(..packet.len()).ok_or(SrtpError::BufferTooSmall {
-        need: packet.len(),
-        have,
-    })?;
+    let dst = out
+        .get_mut(..packet.len())
+        .ok_or(SrtpError::BufferTooSmall {
+            need: packet.len(),
+            have,
+        })?;
     dst.copy_from_slice(packet);
     Ok(packet.len())
 }

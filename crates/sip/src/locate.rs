@@ -150,9 +150,7 @@ pub fn order_naptr(records: &[NaptrRecord], secure: bool) -> Vec<(Transport, Str
         .iter()
         .take(MAX_RECORDS)
         .filter(|r| r.flags.eq_ignore_ascii_case("s"))
-        .filter(|r| {
-            naptr_transport(&r.service).is_some_and(|t| !secure || t == Transport::Tls)
-        })
+        .filter(|r| naptr_transport(&r.service).is_some_and(|t| !secure || t == Transport::Tls))
         .collect();
     usable.sort_by_key(|r| (r.order, r.preference));
     usable
@@ -177,7 +175,10 @@ pub fn order_srv(records: &[SrvRecord], random: &mut dyn FnMut(u32) -> u32) -> V
     let mut out = Vec::with_capacity(by_priority.len());
     let mut rest = by_priority.as_slice();
     while let Some(first) = rest.first() {
-        let n = rest.iter().take_while(|r| r.priority == first.priority).count();
+        let n = rest
+            .iter()
+            .take_while(|r| r.priority == first.priority)
+            .count();
         let (group, tail) = rest.split_at(n);
         // RFC 2782: zero weights first, then the running sums.
         let mut group: Vec<SrvRecord> = group.to_vec();
@@ -263,12 +264,21 @@ impl Locator {
     /// SRV weights are drawn by a fixed sequence; use
     /// [`Locator::with_random`] to draw them at random.
     #[must_use]
-    pub fn new(host: &str, port: Option<u16>, transport: Option<Transport>, secure: bool) -> Locator {
+    pub fn new(
+        host: &str,
+        port: Option<u16>,
+        transport: Option<Transport>,
+        secure: bool,
+    ) -> Locator {
         let host = host.trim_matches(['[', ']']);
         // A sips: URI without `;transport=` still looks NAPTR up (RFC 3263
         // section 4.1), for TLS services only; where nothing names a
         // transport, sips: means TLS and sip: UDP.
-        let default = transport.unwrap_or(if secure { Transport::Tls } else { Transport::Udp });
+        let default = transport.unwrap_or(if secure {
+            Transport::Tls
+        } else {
+            Transport::Udp
+        });
         let mut l = Locator {
             host: trim_dot(host),
             port,

@@ -41,16 +41,23 @@ fn check_vector(suite: SrtpSuite, key: &[u8], cipher: &[u8]) {
 
 #[test]
 fn aes_cm_128_hmac_sha1_80_matches_the_reference_packet() {
-    let cipher = hex(
-        "800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb",
+    let cipher =
+        hex("800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc99ea179b8dbb");
+    check_vector(
+        SrtpSuite::AesCm128HmacSha1_80,
+        &hex(RFC3711_KEY_SALT),
+        &cipher,
     );
-    check_vector(SrtpSuite::AesCm128HmacSha1_80, &hex(RFC3711_KEY_SALT), &cipher);
 }
 
 #[test]
 fn aes_cm_128_hmac_sha1_32_is_the_same_packet_with_a_32_bit_tag() {
     let cipher = hex("800f1234decafbadcafebabe 4e55dc4ce79978d88ca4d215949d2402 b78d6acc");
-    check_vector(SrtpSuite::AesCm128HmacSha1_32, &hex(RFC3711_KEY_SALT), &cipher);
+    check_vector(
+        SrtpSuite::AesCm128HmacSha1_32,
+        &hex(RFC3711_KEY_SALT),
+        &cipher,
+    );
 }
 
 #[test]
@@ -95,7 +102,11 @@ fn every_suite_round_trips_rtp_across_the_sequence_wrap() {
             let clear = rtp(seq, 0x1234, i as u8);
             let sealed = protect(&mut alice, &clear);
             assert_eq!(sealed.len(), clear.len() + suite.rtp_overhead());
-            assert_ne!(&sealed[12..172], &clear[12..], "{suite:?}: payload encrypted");
+            assert_ne!(
+                &sealed[12..172],
+                &clear[12..],
+                "{suite:?}: payload encrypted"
+            );
             let mut out = [0u8; MAX_SRTP_PACKET];
             let n = bob.unprotect_rtp(&sealed, &mut out).unwrap();
             assert_eq!(&out[..n], &clear[..], "{suite:?} seq {seq}");
@@ -228,7 +239,10 @@ fn keys_never_print() {
     let keys = SrtpKeys::new(key.clone(), key.clone()).unwrap();
     let s = SrtpSession::new(&keys).unwrap();
     for text in [format!("{key:?}"), format!("{keys:?}"), format!("{s:?}")] {
-        assert!(!text.contains("171") && !text.to_lowercase().contains("ab, "), "{text}");
+        assert!(
+            !text.contains("171") && !text.to_lowercase().contains("ab, "),
+            "{text}"
+        );
         assert!(!text.contains("abab"), "{text}");
     }
 }

@@ -81,7 +81,10 @@ fn a_port_means_addresses_only() {
     assert_eq!(asked, [Query::Addrs("pbx.example".into())]);
     assert_eq!(
         targets,
-        [t(Transport::Udp, "192.0.2.5:5080"), t(Transport::Udp, "[2001:db8::5]:5080")]
+        [
+            t(Transport::Udp, "192.0.2.5:5080"),
+            t(Transport::Udp, "[2001:db8::5]:5080")
+        ]
     );
 }
 
@@ -99,14 +102,23 @@ fn naptr_then_srv_by_priority_then_addresses() {
         )
         .with(
             Query::Srv("_sips._tcp.trunk.example".into()),
-            Answer::Srv(vec![srv(20, 0, 5061, "b.trunk.example."), srv(10, 0, 5061, "a.trunk.example.")]),
+            Answer::Srv(vec![
+                srv(20, 0, 5061, "b.trunk.example."),
+                srv(10, 0, 5061, "a.trunk.example."),
+            ]),
         )
         .with(
             Query::Srv("_sip._udp.trunk.example".into()),
             Answer::Srv(vec![srv(10, 0, 5060, "a.trunk.example.")]),
         )
-        .with(Query::Addrs("a.trunk.example".into()), Answer::Addrs(vec![ip("192.0.2.10")]))
-        .with(Query::Addrs("b.trunk.example".into()), Answer::Addrs(vec![ip("192.0.2.11")]));
+        .with(
+            Query::Addrs("a.trunk.example".into()),
+            Answer::Addrs(vec![ip("192.0.2.10")]),
+        )
+        .with(
+            Query::Addrs("b.trunk.example".into()),
+            Answer::Addrs(vec![ip("192.0.2.11")]),
+        );
     let (asked, targets) = zone.run(Locator::new("trunk.example", None, None, false));
     assert_eq!(
         asked[..4],
@@ -138,7 +150,10 @@ fn sips_uses_only_tls_services() {
             Query::Srv("_sips._tcp.trunk.example".into()),
             Answer::Srv(vec![srv(1, 1, 5062, "tls.trunk.example")]),
         )
-        .with(Query::Addrs("tls.trunk.example".into()), Answer::Addrs(vec![ip("192.0.2.20")]));
+        .with(
+            Query::Addrs("tls.trunk.example".into()),
+            Answer::Addrs(vec![ip("192.0.2.20")]),
+        );
     let (asked, targets) = zone.run(Locator::new("trunk.example", None, None, true));
     // The UDP NAPTR is not for sips:, so the TLS SRV name is tried.
     assert_eq!(asked[1], Query::Srv("_sips._tcp.trunk.example".into()));
@@ -147,7 +162,10 @@ fn sips_uses_only_tls_services() {
 
 #[test]
 fn no_naptr_no_srv_falls_back_to_addresses_and_the_default_port() {
-    let zone = Zone::default().with(Query::Addrs("pbx.example".into()), Answer::Addrs(vec![ip("192.0.2.30")]));
+    let zone = Zone::default().with(
+        Query::Addrs("pbx.example".into()),
+        Answer::Addrs(vec![ip("192.0.2.30")]),
+    );
     let (asked, targets) = zone.run(Locator::new("pbx.example", None, None, false));
     assert_eq!(
         asked,
@@ -161,7 +179,12 @@ fn no_naptr_no_srv_falls_back_to_addresses_and_the_default_port() {
     );
     assert_eq!(targets, [t(Transport::Udp, "192.0.2.30:5060")]);
     // With ;transport=tcp: that SRV only, then the host on 5060 over TCP.
-    let (asked, targets) = zone.run(Locator::new("pbx.example", None, Some(Transport::Tcp), false));
+    let (asked, targets) = zone.run(Locator::new(
+        "pbx.example",
+        None,
+        Some(Transport::Tcp),
+        false,
+    ));
     assert_eq!(asked[0], Query::Srv("_sip._tcp.pbx.example".into()));
     assert_eq!(targets, [t(Transport::Tcp, "192.0.2.30:5060")]);
 }
@@ -174,7 +197,10 @@ fn a_name_that_resolves_to_nothing_gives_no_targets() {
 
 #[test]
 fn srv_dot_targets_are_dropped() {
-    let ordered = order_srv(&[srv(0, 0, 0, "."), srv(1, 0, 5060, "a.example")], &mut |n| n);
+    let ordered = order_srv(
+        &[srv(0, 0, 0, "."), srv(1, 0, 5060, "a.example")],
+        &mut |n| n,
+    );
     assert_eq!(ordered, [srv(1, 0, 5060, "a.example")]);
 }
 

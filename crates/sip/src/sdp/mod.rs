@@ -441,8 +441,7 @@ impl Media {
     /// Whether this is an RTP audio section: `RTP/AVP`, or `RTP/SAVP`
     /// (SRTP, [`Media::is_srtp`]).
     pub fn is_rtp_audio(&self) -> bool {
-        self.kind == "audio"
-            && (self.protocol.eq_ignore_ascii_case("RTP/AVP") || self.is_srtp())
+        self.kind == "audio" && (self.protocol.eq_ignore_ascii_case("RTP/AVP") || self.is_srtp())
     }
 
     /// Whether the section's protocol is `RTP/SAVP` (RFC 3711 section 12).

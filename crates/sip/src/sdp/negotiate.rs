@@ -226,7 +226,12 @@ fn audio_media(
         kind: "audio".to_owned(),
         port: local.rtp_port,
         port_count: None,
-        protocol: if crypto.is_empty() { "RTP/AVP" } else { "RTP/SAVP" }.to_owned(),
+        protocol: if crypto.is_empty() {
+            "RTP/AVP"
+        } else {
+            "RTP/SAVP"
+        }
+        .to_owned(),
         formats,
         connection: None,
         bandwidth: Vec::new(),

@@ -9,11 +9,15 @@ const KEY: &str = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz";
 
 #[test]
 fn parses_the_rfc_4568_example_with_lifetime() {
-    let a = CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20")).unwrap();
+    let a =
+        CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}|2^20")).unwrap();
     assert_eq!(a.tag, 1);
     assert_eq!(a.suite, CryptoSuite::AesCm128HmacSha1_80);
     assert_eq!(a.key.as_bytes(), STANDARD.decode(KEY).unwrap());
-    assert_eq!(a.to_value(), format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}"));
+    assert_eq!(
+        a.to_value(),
+        format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")
+    );
     let again = CryptoAttribute::parse(&a.to_value()).unwrap();
     assert_eq!(again, a);
 }
@@ -22,18 +26,45 @@ fn parses_the_rfc_4568_example_with_lifetime() {
 fn refuses_what_it_cannot_use() {
     let cases = [
         ("", CryptoError::Syntax("no tag")),
-        ("x AES_CM_128_HMAC_SHA1_80 inline:K", CryptoError::Syntax("tag")),
-        ("1234567890 AES_CM_128_HMAC_SHA1_80 inline:K", CryptoError::Syntax("tag")),
+        (
+            "x AES_CM_128_HMAC_SHA1_80 inline:K",
+            CryptoError::Syntax("tag"),
+        ),
+        (
+            "1234567890 AES_CM_128_HMAC_SHA1_80 inline:K",
+            CryptoError::Syntax("tag"),
+        ),
         ("1", CryptoError::Syntax("no suite")),
         ("1 AES_CM_128_HMAC_SHA1_80", CryptoError::Syntax("no key")),
         ("1 F8_128_HMAC_SHA1_80 inline:K", CryptoError::UnknownSuite),
-        ("1 AES_CM_128_HMAC_SHA1_80 uri:http://x", CryptoError::Unsupported("key method")),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:K|2^20|1:4", CryptoError::Unsupported("MKI")),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:K;inline:K", CryptoError::Unsupported("several keys")),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:K KDR=1", CryptoError::Unsupported("session parameter")),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:!!!", CryptoError::Syntax("key is not base64")),
-        ("1 AES_CM_128_HMAC_SHA1_80 inline:AAAA", CryptoError::Syntax("key length")),
-        ("1 AEAD_AES_128_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz", CryptoError::Syntax("key length")),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 uri:http://x",
+            CryptoError::Unsupported("key method"),
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:K|2^20|1:4",
+            CryptoError::Unsupported("MKI"),
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:K;inline:K",
+            CryptoError::Unsupported("several keys"),
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:K KDR=1",
+            CryptoError::Unsupported("session parameter"),
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:!!!",
+            CryptoError::Syntax("key is not base64"),
+        ),
+        (
+            "1 AES_CM_128_HMAC_SHA1_80 inline:AAAA",
+            CryptoError::Syntax("key length"),
+        ),
+        (
+            "1 AEAD_AES_128_GCM inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz",
+            CryptoError::Syntax("key length"),
+        ),
     ];
     for (text, want) in cases {
         let text = text.replace(":K", &format!(":{KEY}"));
@@ -69,13 +100,19 @@ fn local(policy: SrtpPolicy, fill: u8) -> LocalMedia {
 }
 
 fn offer(protocols: &[&str]) -> Session {
-    let mut text = String::from("v=0\r\no=- 1 1 IN IP4 198.51.100.5\r\ns=-\r\nc=IN IP4 198.51.100.5\r\nt=0 0\r\n");
+    let mut text = String::from(
+        "v=0\r\no=- 1 1 IN IP4 198.51.100.5\r\ns=-\r\nc=IN IP4 198.51.100.5\r\nt=0 0\r\n",
+    );
     for (i, p) in protocols.iter().enumerate() {
         text.push_str(&format!("m=audio {} {p} 0\r\n", 5000 + 2 * i));
         if *p == "RTP/SAVP" {
             text.push_str("a=crypto:1 AES_CM_128_HMAC_SHA1_99 inline:xx\r\n");
-            text.push_str(&format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\n"));
-            text.push_str(&format!("a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n"));
+            text.push_str(&format!(
+                "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{KEY}\r\n"
+            ));
+            text.push_str(&format!(
+                "a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{KEY}\r\n"
+            ));
         }
     }
     Session::parse(text.as_bytes()).unwrap()
@@ -89,7 +126,10 @@ fn answers_savp_with_the_offerers_first_usable_line_and_our_key() {
         assert_eq!(m.protocol, "RTP/SAVP");
         let lines = m.crypto();
         assert_eq!(lines.len(), 1);
-        assert_eq!((lines[0].tag, lines[0].suite), (2, CryptoSuite::AesCm128HmacSha1_32));
+        assert_eq!(
+            (lines[0].tag, lines[0].suite),
+            (2, CryptoSuite::AesCm128HmacSha1_32)
+        );
         assert_eq!(lines[0].key.as_bytes(), [0x11; 30]);
         let srtp = n.srtp.unwrap();
         assert_eq!(srtp.suite, CryptoSuite::AesCm128HmacSha1_32);
@@ -102,7 +142,11 @@ fn answers_savp_with_the_offerers_first_usable_line_and_our_key() {
 fn each_policy_takes_or_refuses_each_kind_of_offer() {
     use SrtpPolicy::*;
     /// (policy, the offer's audio protocols, the answer's (audio index, SRTP)).
-    type Case = (SrtpPolicy, &'static [&'static str], Result<(usize, bool), SdpError>);
+    type Case = (
+        SrtpPolicy,
+        &'static [&'static str],
+        Result<(usize, bool), SdpError>,
+    );
     let cases: [Case; 9] = [
         (Off, &["RTP/AVP"], Ok((0, false))),
         (Off, &["RTP/SAVP"], Err(SdpError::SrtpUnusable)),
@@ -129,7 +173,10 @@ fn savp_without_a_usable_line_is_refused_even_when_offered() {
     let text = "v=0\r\no=- 1 1 IN IP4 198.51.100.5\r\ns=-\r\nc=IN IP4 198.51.100.5\r\nt=0 0\r\n\
                 m=audio 5000 RTP/SAVP 0\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:xx\r\n";
     let o = Session::parse(text.as_bytes()).unwrap();
-    assert_eq!(answer(&o, &local(SrtpPolicy::Require, 1)).unwrap_err(), SdpError::SrtpUnusable);
+    assert_eq!(
+        answer(&o, &local(SrtpPolicy::Require, 1)).unwrap_err(),
+        SdpError::SrtpUnusable
+    );
 }
 
 #[test]
@@ -163,10 +210,16 @@ fn our_savp_offer_and_its_answer_give_both_sides_the_same_keys() {
 #[test]
 fn plain_offers_and_mismatched_answers() {
     let mut off = local(SrtpPolicy::Off, 1);
-    assert_eq!(make_offer(&off, Direction::SendRecv).media[0].protocol, "RTP/AVP");
+    assert_eq!(
+        make_offer(&off, Direction::SendRecv).media[0].protocol,
+        "RTP/AVP"
+    );
     off.srtp = SrtpPolicy::Offer;
     off.srtp_keys.clear();
-    assert_eq!(make_offer(&off, Direction::SendRecv).media[0].protocol, "RTP/AVP");
+    assert_eq!(
+        make_offer(&off, Direction::SendRecv).media[0].protocol,
+        "RTP/AVP"
+    );
     // A plain answer to our SAVP offer, and an answer whose crypto line
     // names a tag we did not offer, are refused.
     let o = make_offer(&local(SrtpPolicy::Offer, 2), Direction::SendRecv);
