@@ -14,8 +14,10 @@
 //! the three suites SDES trunks use (AES_CM_128_HMAC_SHA1_80 and _32,
 //! AEAD_AES_128_GCM) with SRTCP, rollover counters and replay windows, and
 //! it runs on a crypto provider we pass in: aws-lc-rs, the workspace's one
-//! crypto stack, so no second AES or HMAC implementation does the work and
-//! the build needs only the C compiler aws-lc-rs already needs. Its cost:
+//! crypto stack (HMAC-SHA1 and AES-GCM; no ring in the build). One
+//! exception: `rtc-crypto` keeps AES counter mode (the AES_CM keystream
+//! and key derivation) on RustCrypto's `aes` and `ctr` for every provider.
+//! Its cost:
 //! each protect and unprotect allocates the output packet (a `BytesMut`);
 //! the API here writes into buffers the caller owns, so a library that
 //! works in place can replace it without touching the callers. The
