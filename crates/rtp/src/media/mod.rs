@@ -34,7 +34,7 @@
 //! RTCP packet [`MediaCore::handle_tick`] writes (in `out`, which has room
 //! for the tag) and unprotects every datagram before anything else reads
 //! it: a packet that fails (forged, replayed, plain RTP) is dropped and
-//! counted as [`RejectReason::SrtpAuth`](crate::latch::RejectReason::SrtpAuth),
+//! counted as [`RejectReason::SrtpAuth`],
 //! so it can neither latch nor play.
 //!
 //! # Bounds
