@@ -63,6 +63,44 @@ fn rtp_bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// trunk (issue 20): the SRTP cost of one 20 ms frame (a 172-byte PCMU
+/// packet) per suite: protect (what the media core does before each send)
+/// and protect + unprotect (a peer's packet checked and decrypted). The
+/// library allocates its output per packet; these figures include it.
+fn srtp_bench(c: &mut Criterion) {
+    use callbridge_rtp::srtp::{MAX_SRTP_PACKET, SrtpKey, SrtpKeys, SrtpSession, SrtpSuite};
+    let mut g = c.benchmark_group("srtp");
+    g.throughput(Throughput::Elements(1));
+    for suite in SrtpSuite::ALL {
+        let key = |b: u8| SrtpKey::new(suite, &vec![b; suite.master_len()]).unwrap();
+        let mut tx = SrtpSession::new(&SrtpKeys::new(key(1), key(2)).unwrap()).unwrap();
+        let mut rx = SrtpSession::new(&SrtpKeys::new(key(2), key(1)).unwrap()).unwrap();
+        let mut seq = 0u16;
+        let mut buf = [0u8; MAX_SRTP_PACKET];
+        g.bench_function(format!("protect/{suite:?}"), |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                let n = header(seq, u32::from(seq) * 160)
+                    .write_to(&[0x55; 160], &mut buf)
+                    .unwrap();
+                tx.protect_rtp(black_box(&mut buf), n).unwrap()
+            });
+        });
+        let mut clear = [0u8; MAX_SRTP_PACKET];
+        g.bench_function(format!("protect_unprotect/{suite:?}"), |b| {
+            b.iter(|| {
+                seq = seq.wrapping_add(1);
+                let n = header(seq, u32::from(seq) * 160)
+                    .write_to(&[0x55; 160], &mut buf)
+                    .unwrap();
+                let n = tx.protect_rtp(&mut buf, n).unwrap();
+                rx.unprotect_rtp(black_box(&buf[..n]), &mut clear).unwrap()
+            });
+        });
+    }
+    g.finish();
+}
+
 /// One 20 ms frame through the resampler alone, every direction (thread
 /// CPU time per frame).
 fn resample_bench(c: &mut Criterion) {
@@ -99,5 +137,12 @@ fn path_bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, g711_bench, rtp_bench, resample_bench, path_bench);
+criterion_group!(
+    benches,
+    g711_bench,
+    rtp_bench,
+    srtp_bench,
+    resample_bench,
+    path_bench
+);
 criterion_main!(benches);

@@ -151,6 +151,8 @@ pub const KEYS: &[Key] = &[
     int("rtp.port_min", 20000),
     int("rtp.port_max", 20999),
     text("rtp.latch", "signalling-ip"),
+    // trunk (issue 20): SRTP.
+    text("rtp.srtp", "off"),
     int("media.engine_threads", 1),
     text("media.realtime_priority", "10"),
     int("calls.max_concurrent", 100),

@@ -112,6 +112,7 @@ impl Settings {
         cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
         cfg.barge_in_after = self.barge_in_after;
         cfg.rtp_latch = self.rtp_latch;
+        cfg.srtp = self.rtp_srtp;
         cfg.machine.no_speech = self.no_speech_timeout;
         cfg.machine.model_reply_timeout = self.model_reply_timeout;
         cfg.machine.max_duration = self.max_duration;

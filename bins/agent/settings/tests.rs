@@ -949,3 +949,21 @@ fn webhooks_are_off_by_default_and_validated_whole() {
     assert!(m.contains("webhooks.retry_max"), "{m}");
 }
 // --- end issue 23 (live) ---
+// --- trunk (issue 20) ---
+
+#[test]
+fn rtp_srtp_defaults_to_off_takes_overrides_and_names_the_options() {
+    use callbridge_sip::sdp::SrtpPolicy;
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.rtp_srtp, SrtpPolicy::Off);
+    for p in SrtpPolicy::ALL {
+        let s = settings(GOOD, &[("CALLBRIDGE_RTP_SRTP", p.as_str())]).unwrap();
+        let m = s.manager_config(s.session_config(&Secrets::default(), None));
+        assert_eq!(m.srtp, p);
+    }
+    let m = err(GOOD, &[("CALLBRIDGE_RTP_SRTP", "mandatory")]);
+    assert!(
+        m.contains("rtp.srtp") && m.contains("\"off\", \"offer\", \"require\""),
+        "{m}"
+    );
+}

@@ -14,6 +14,7 @@ use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::bridge::fallback::FallbackClip;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
+use callbridge_sip::sdp::SrtpPolicy;
 use callbridge_sip::session_timer::TimerSettings;
 use callbridge_sip::transport::Transport;
 use callbridge_sip::{Host, Uri};
@@ -113,6 +114,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     };
     let mut max_concurrent = c.count("calls.max_concurrent", 10_000);
     let rtp_latch = c.choice("rtp.latch", &LatchPolicy::ALL.map(|p| (p.as_str(), p)));
+    // trunk (issue 20): SRTP.
+    let rtp_srtp = c.choice("rtp.srtp", &SrtpPolicy::ALL.map(|p| (p.as_str(), p)));
     // [media]
     let engine_threads = c.count("media.engine_threads", 64);
     let realtime_priority = c.text("media.realtime_priority").and_then(|v| {
@@ -508,6 +511,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             trunk: trunk?,
             rtp_ports: rtp_ports?,
             rtp_latch: rtp_latch?,
+            rtp_srtp: rtp_srtp?,
             engine_threads: engine_threads?,
             realtime_priority: realtime_priority?,
             max_concurrent: max_concurrent?,

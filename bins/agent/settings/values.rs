@@ -123,6 +123,8 @@ pub struct Settings {
     pub rtp_ports: RangeInclusive<u16>,
     /// Which sources other than the SDP address RTP may latch to.
     pub rtp_latch: LatchPolicy,
+    /// SRTP (`rtp.srtp`): off, offer, require.
+    pub rtp_srtp: callbridge_sip::sdp::SrtpPolicy,
     /// Media engine threads (`media.engine_threads`).
     pub engine_threads: usize,
     /// The media engine threads' scheduling (`media.realtime_priority`).

@@ -101,15 +101,19 @@ pub enum RejectReason {
     /// A latch candidate that arrived before the peer could know our
     /// address (an inbound call not yet answered).
     BeforeAnswer,
+    /// An SRTP call's packet that failed authentication or was replayed
+    /// (checked before the latch: it never latches nor plays).
+    SrtpAuth,
 }
 
 impl RejectReason {
     /// Every reason, in label order.
-    pub const ALL: [RejectReason; 4] = [
+    pub const ALL: [RejectReason; 5] = [
         RejectReason::OutsideAllowedPeers,
         RejectReason::LatchPolicy,
         RejectReason::NotPeer,
         RejectReason::BeforeAnswer,
+        RejectReason::SrtpAuth,
     ];
 
     /// The metric label value.
@@ -120,6 +124,7 @@ impl RejectReason {
             RejectReason::LatchPolicy => "latch_policy",
             RejectReason::NotPeer => "not_peer",
             RejectReason::BeforeAnswer => "before_answer",
+            RejectReason::SrtpAuth => "srtp_auth",
         }
     }
 
@@ -129,13 +134,14 @@ impl RejectReason {
             RejectReason::LatchPolicy => 1,
             RejectReason::NotPeer => 2,
             RejectReason::BeforeAnswer => 3,
+            RejectReason::SrtpAuth => 4,
         }
     }
 }
 
 /// Rejected packets by reason (cumulative, or a difference of two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RejectedPackets([u64; 4]);
+pub struct RejectedPackets([u64; 5]);
 
 impl RejectedPackets {
     /// Counts one packet.

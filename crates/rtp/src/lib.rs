@@ -9,6 +9,7 @@
 //! | [`resample`] | 20 ms streaming resampler 8 kHz <-> 16/24 kHz (`callbridge_audio`'s polyphase FIR), 2 ms delay | |
 //! | [`jitter`] | sans-IO jitter buffer with concealment and adaptive depth | RFC 3550 A.1, A.8 |
 //! | [`dtmf`] | telephone-event payload, receiver, generator | RFC 4733 |
+//! | [`srtp`] | sans-IO SRTP/SRTCP of one call (`SrtpSession`, on `rtc-srtp` and aws-lc-rs): protect, unprotect, replay windows, bounded per-SSRC state; keys wiped on drop | RFC 3711, RFC 7714 |
 //! | [`sender`] | sans-IO outbound packetizer (silence, marker) | RFC 3551 |
 //! | [`media`] | sans-IO media of one call (`MediaCore`): latch, jitter buffer, RTCP, DTMF, playback queue, 20 ms pacing | RFC 3550, 3551, 4733 |
 //! | [`latch`] | sans-IO choice of the media peer: SDP peer first, symmetric-RTP latch only under the policy | RFC 4961 |
@@ -39,11 +40,12 @@
 //! stream ──> engine ──> engine::link (leaf) ──> clock, media::event
 //!   │          ├──> engine::worker ──> engine::{io, load, priority}, media, ports, clock
 //!   │          └──> ports
-//!   └──> media ──> media::{config, event} (leaves), jitter, latch, rtcp, dtmf, sender, schedule
+//!   └──> media ──> media::{config, event} (leaves), jitter, latch, rtcp, dtmf, sender, schedule, srtp
 //! clock ──> media (constants)
 //! sender ──> rtp, dtmf, ids, g711     jitter ──> rtp, ids, g711
 //! rtp, rtcp ──> ids                    recorder ──> wav
-//! transcode ──> resample, g711        (every module may use error)
+//! transcode ──> resample, g711        srtp (leaf: rtc-srtp on aws-lc-rs)
+//! (every module may use error)
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -67,6 +69,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod schedule;
 pub mod sender;
+pub mod srtp;
 #[cfg(feature = "driver")]
 pub mod stream;
 pub mod transcode;

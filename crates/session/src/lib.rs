@@ -26,6 +26,7 @@ pub mod manager;
 pub mod metrics;
 pub mod profile;
 pub mod signing;
+mod srtp;
 pub mod store_writer;
 pub mod webhooks;
 

@@ -15,9 +15,11 @@
 //! destination with a [`transport::Transport`] (UDP, TCP, TLS); a byte
 //! stream is cut into messages by [`stream::StreamFramer`].
 //!
-//! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264);
-//! digest authentication computations are in [`digest`] (RFC 2617, 7616,
-//! 8760).
+//! SDP offer/answer for G.711 audio is in [`sdp`] (RFC 4566, RFC 3264),
+//! with SDES keys for SRTP (RFC 4568: `a=crypto`, `RTP/SAVP`, the
+//! `SrtpPolicy`); digest authentication computations are in [`digest`]
+//! (RFC 2617, 7616, 8760); locating a server by DNS (RFC 3263: NAPTR, SRV,
+//! A/AAAA, the order to try targets in) is the sans-IO [`locate`].
 //!
 //! # Features
 //! - `driver` (default): the tokio driver in `driver` (UDP, and TCP and
@@ -46,6 +48,7 @@ mod error;
 pub mod filter;
 pub mod header;
 mod ids;
+pub mod locate;
 mod message;
 mod method;
 mod params;

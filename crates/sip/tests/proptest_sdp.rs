@@ -144,3 +144,73 @@ proptest! {
         }
     }
 }
+
+// --- trunk (issue 20): a=crypto (RFC 4568) ---
+
+use callbridge_sip::sdp::{CryptoAttribute, CryptoSuite, KeyMaterial, SrtpPolicy};
+
+fn crypto_line() -> impl Strategy<Value = CryptoAttribute> {
+    (
+        0u32..1_000_000_000,
+        0usize..3,
+        proptest::collection::vec(any::<u8>(), 30),
+    )
+        .prop_map(|(tag, s, key)| {
+            let suite = CryptoSuite::ALL[s];
+            CryptoAttribute {
+                tag,
+                suite,
+                key: KeyMaterial::new(&key[..suite.master_len()]),
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn crypto_values_never_panic(v in "[ -~]{0,80}") {
+        let _ = CryptoAttribute::parse(&v);
+    }
+
+    #[test]
+    fn crypto_shaped_values_never_panic(
+        tag in "[0-9]{0,11}",
+        suite in "(AES_CM_128_HMAC_SHA1_80|AES_CM_128_HMAC_SHA1_32|AEAD_AES_128_GCM|[A-Z_0-9]{0,12})",
+        key in "[A-Za-z0-9+/=]{0,44}",
+        rest in "(\\|[0-9^:|]{0,12})?( [A-Z=0-9]{0,8})?",
+    ) {
+        let _ = CryptoAttribute::parse(&format!("{tag} {suite} inline:{key}{rest}"));
+    }
+
+    #[test]
+    fn written_crypto_lines_parse_back_equal(c in crypto_line()) {
+        prop_assert_eq!(CryptoAttribute::parse(&c.to_value()), Ok(c));
+    }
+
+    #[test]
+    fn savp_offers_are_answered_with_a_line_they_offered(
+        lines in proptest::collection::vec(crypto_line(), 1..5),
+        policy in 0usize..3,
+    ) {
+        let mut text = String::from("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=x\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\n");
+        for l in &lines {
+            text.push_str(&format!("a=crypto:{}\r\n", l.to_value()));
+        }
+        let offer = Session::parse(text.as_bytes()).unwrap();
+        let mut us = LocalMedia::new([192, 0, 2, 9].into(), 6000);
+        us.srtp = SrtpPolicy::ALL[policy];
+        us.srtp_keys = CryptoSuite::ALL.into_iter().map(|s| (s, KeyMaterial::new(&vec![3; s.master_len()]))).collect();
+        match answer(&offer, &us) {
+            Ok((ans, neg)) => {
+                let srtp = neg.srtp.expect("an SAVP answer has keys");
+                let first = &lines[0];
+                prop_assert_eq!(srtp.suite, first.suite);
+                prop_assert_eq!(&srtp.remote, &first.key);
+                let back = process_answer(&offer, &ans).unwrap().srtp.unwrap();
+                prop_assert_eq!(back.remote, srtp.local);
+            }
+            Err(_) => prop_assert_eq!(us.srtp, SrtpPolicy::Off),
+        }
+    }
+}

@@ -27,7 +27,7 @@ use crate::media::{Frame, MediaEvent, MediaStats};
 pub(crate) const CONTROL_CAPACITY: usize = 32;
 
 /// A call's command to its media, applied at the next tick.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Control {
     /// Barge-in: drop the frames the core holds (the call side has
     /// emptied the shared queue itself).
@@ -38,6 +38,8 @@ pub(crate) enum Control {
     SetRemote(Option<SocketAddr>),
     /// The answer went out at this instant.
     Answered(Instant),
+    /// The SRTP keys of the answer (boxed: commands stay small).
+    SetSrtp(Box<crate::srtp::SrtpKeys>),
 }
 
 /// See the module docs.

@@ -241,6 +241,7 @@ fn serve(
             Control::Dtmf { event, duration } => core.start_dtmf(event, duration),
             Control::SetRemote(r) => core.set_remote(r),
             Control::Answered(at) => core.answered(at),
+            Control::SetSrtp(keys) => core.set_srtp(&keys),
         }
     }
     let was_full = link.play.is_full();

@@ -9,6 +9,7 @@ use crate::g711::Law;
 use crate::ids::{PayloadType, SeqNo, Ssrc};
 use crate::jitter::JitterConfig;
 use crate::latch::LatchRules;
+use crate::srtp::SrtpKeys;
 
 /// The configuration of one call's media ([`MediaCore`](super::MediaCore)
 /// and the stream that carries it).
@@ -47,6 +48,24 @@ pub struct MediaConfig {
     pub event_capacity: usize,
     /// The SDES CNAME for RTCP.
     pub cname: String,
+    /// Whether the call's media is SRTP, and its keys once known.
+    pub srtp: MediaSrtp,
+}
+
+/// The SRTP setting of a call's media.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MediaSrtp {
+    /// Plain RTP.
+    #[default]
+    Off,
+    /// SRTP was offered and the answer with the peer's key has not come:
+    /// nothing is sent and nothing is taken until
+    /// [`MediaCore::set_srtp`](super::MediaCore::set_srtp).
+    Awaiting,
+    /// SRTP with these keys (negotiated with `RTP/SAVP`): everything sent
+    /// is protected and everything received must authenticate. (Its
+    /// `Debug` prints the suite only.)
+    Keys(SrtpKeys),
 }
 
 impl MediaConfig {
@@ -80,6 +99,7 @@ impl MediaConfig {
             playback_capacity: 25,
             event_capacity: 32,
             cname: "callbridge".to_owned(),
+            srtp: MediaSrtp::Off,
         }
     }
 

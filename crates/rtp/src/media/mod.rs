@@ -28,6 +28,15 @@
 //! Every [`RTCP_INTERVAL`] an RR + SDES goes out on the RTCP socket when
 //! RTCP is on, and a BYE after [`MediaCore::close`].
 //!
+//! # SRTP
+//!
+//! A call configured with [`MediaConfig::srtp`] protects every RTP and
+//! RTCP packet [`MediaCore::handle_tick`] writes (in `out`, which has room
+//! for the tag) and unprotects every datagram before anything else reads
+//! it: a packet that fails (forged, replayed, plain RTP) is dropped and
+//! counted as [`RejectReason::SrtpAuth`],
+//! so it can neither latch nor play.
+//!
 //! # Bounds
 //!
 //! Everything is bounded: the playback queue
@@ -41,23 +50,26 @@
 mod config;
 mod event;
 #[cfg(test)]
+mod srtp_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-pub use self::config::MediaConfig;
+pub use self::config::{MediaConfig, MediaSrtp};
 pub use self::event::{Frame, MediaEvent, MediaStats};
 use crate::dtmf::{DtmfGenerator, DtmfReceiver, TelephoneEvent};
 use crate::ids::PayloadType;
 use crate::jitter::JitterBuffer;
-use crate::latch::{Latch, LatchDecision};
+use crate::latch::{Latch, LatchDecision, RejectReason};
 use crate::rtcp::{self, ReportBlock, RtcpCompound};
 use crate::rtp::RtpPacket;
 use crate::schedule::{Due, Periodic};
 pub use crate::sender::PTIME;
 use crate::sender::{MAX_FRAME, RtpSender};
+use crate::srtp::{MAX_SRTP_PACKET, SrtpSession};
 
 /// Datagrams taken between two ticks (a peer sends one per 20 ms; the rest
 /// is a burst or a flood, dropped and counted).
@@ -83,7 +95,8 @@ pub const WAKE_TOLERANCE: Duration = Duration::from_micros(500);
 pub const MAX_CATCH_UP: u32 = 5;
 
 /// Buffer size [`MediaCore::handle_tick`] needs: the largest packet it
-/// writes (an RTP packet of one frame, or an RTCP RR + SDES + BYE).
+/// writes (an RTP packet of one frame, or an RTCP RR + SDES + BYE), with
+/// room for SRTP's index and tag.
 pub const TRANSMIT_BUFFER: usize = 512;
 
 /// Which of the call's sockets a [`Transmit`] goes out on.
@@ -166,6 +179,32 @@ pub struct MediaCore {
     rtcp_due: RtcpDue,
     cname: String,
     closed: bool,
+    srtp: Srtp,
+}
+
+/// The SRTP state of a call.
+#[derive(Debug)]
+enum Srtp {
+    /// Plain RTP.
+    Off,
+    On(Box<SrtpSession>),
+    /// SRTP without usable keys (not yet answered, or keys no session
+    /// could be made from): nothing is sent and nothing is taken (never
+    /// plain RTP instead).
+    Shut,
+}
+
+impl Srtp {
+    fn new(cfg: &MediaSrtp) -> Srtp {
+        match cfg {
+            MediaSrtp::Off => Srtp::Off,
+            MediaSrtp::Awaiting => Srtp::Shut,
+            MediaSrtp::Keys(keys) => match SrtpSession::new(keys) {
+                Ok(s) => Srtp::On(Box::new(s)),
+                Err(_) => Srtp::Shut,
+            },
+        }
+    }
 }
 
 impl MediaCore {
@@ -201,6 +240,7 @@ impl MediaCore {
             rtcp_due: RtcpDue::None,
             cname: cfg.cname.clone(),
             closed: false,
+            srtp: Srtp::new(&cfg.srtp),
         }
     }
 
@@ -230,6 +270,15 @@ impl MediaCore {
             return;
         }
         self.inbound += 1;
+        let mut clear = [0u8; MAX_SRTP_PACKET];
+        let data = match &mut self.srtp {
+            Srtp::Off => data,
+            Srtp::On(s) => match s.unprotect_rtp(data, &mut clear) {
+                Ok(n) => &clear[..n],
+                Err(_) => return self.reject_srtp(src),
+            },
+            Srtp::Shut => return self.reject_srtp(src),
+        };
         let Ok(packet) = RtpPacket::parse(data) else {
             self.stats.malformed += 1;
             return;
@@ -277,6 +326,15 @@ impl MediaCore {
     /// One datagram received on the RTCP socket: a BYE from the peer
     /// becomes [`MediaEvent::RtcpBye`]; the rest is not used.
     pub fn handle_rtcp(&mut self, _now: Instant, data: &[u8], _src: SocketAddr) {
+        let mut clear = [0u8; MAX_SRTP_PACKET];
+        let data = match &mut self.srtp {
+            Srtp::Off => data,
+            Srtp::On(s) => match s.unprotect_rtcp(data, &mut clear) {
+                Ok(n) => &clear[..n],
+                Err(_) => return,
+            },
+            Srtp::Shut => return,
+        };
         if let Ok(c) = RtcpCompound::parse(data)
             && c.bye_ssrcs().next().is_some()
         {
@@ -329,6 +387,18 @@ impl MediaCore {
     /// stay rejected, `before_answer`). An extra call is harmless.
     pub fn answered(&mut self, now: Instant) {
         self.latch_open_at.get_or_insert(now);
+    }
+
+    /// The call's SRTP keys (an outbound call's answer, a re-INVITE): a
+    /// new session replaces the old one (its replay windows and rollover
+    /// counters start again); the keys in use change nothing.
+    pub fn set_srtp(&mut self, keys: &crate::srtp::SrtpKeys) {
+        if let Srtp::On(s) = &self.srtp
+            && s.keys() == keys
+        {
+            return;
+        }
+        self.srtp = Srtp::new(&MediaSrtp::Keys(keys.clone()));
     }
 
     /// Where we send now: the SDP peer or the latched source.
@@ -453,6 +523,7 @@ impl MediaCore {
         let (Ok(len), Some(destination)) = (n, self.latch.remote()) else {
             return None;
         };
+        let len = self.protect(false, out, len)?;
         self.stats.packets_out += 1;
         Some(Transmit {
             destination,
@@ -502,7 +573,7 @@ impl MediaCore {
 
     /// An RTCP RR + SDES (+ BYE) into `out`, to the RTP peer's port + 1;
     /// `None` without a peer.
-    fn write_rtcp(&self, bye: bool, out: &mut [u8]) -> Option<Transmit> {
+    fn write_rtcp(&mut self, bye: bool, out: &mut [u8]) -> Option<Transmit> {
         let remote = self.latch.remote()?;
         let destination = SocketAddr::new(remote.ip(), remote.port().wrapping_add(1));
         let ssrc = self.sender.ssrc();
@@ -521,10 +592,35 @@ impl MediaCore {
         if bye {
             n += rtcp::write_bye(&[ssrc], None, &mut out[n..]).unwrap_or(0);
         }
-        (n > 0).then_some(Transmit {
+        if n == 0 {
+            return None;
+        }
+        let len = self.protect(true, out, n)?;
+        Some(Transmit {
             destination,
-            len: n,
+            len,
             socket: Socket::Rtcp,
         })
+    }
+
+    /// An SRTP call's packet in `out[..len]` protected in place: its new
+    /// length, or `None` (nothing is sent) when it cannot be.
+    fn protect(&mut self, rtcp: bool, out: &mut [u8], len: usize) -> Option<usize> {
+        match &mut self.srtp {
+            Srtp::Off => Some(len),
+            Srtp::On(s) if rtcp => s.protect_rtcp(out, len).ok(),
+            Srtp::On(s) => s.protect_rtp(out, len).ok(),
+            Srtp::Shut => None,
+        }
+    }
+
+    /// A datagram SRTP refused: counted, the first one reported.
+    fn reject_srtp(&mut self, src: SocketAddr) {
+        let reason = RejectReason::SrtpAuth;
+        self.stats.rejected.count(reason);
+        if !self.rejection_reported {
+            self.rejection_reported = true;
+            self.push_event(MediaEvent::Rejected { from: src, reason });
+        }
     }
 }

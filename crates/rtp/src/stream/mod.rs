@@ -185,6 +185,16 @@ impl MediaStream {
         }
     }
 
+    /// The SRTP keys negotiated for the stream (an outbound call's answer,
+    /// a re-INVITE that changes them): from the next tick on, what is sent
+    /// is protected and what is received checked with them. The same keys
+    /// again change nothing.
+    pub fn set_srtp(&self, keys: crate::srtp::SrtpKeys) {
+        if !self.link.command(Control::SetSrtp(Box::new(keys))) {
+            tracing::warn!("media command queue full: SRTP keys dropped (the media stays shut)");
+        }
+    }
+
     /// The answer with our address is going out: from now on a source the
     /// latch rules allow may latch (packets received before stay
     /// rejected, `before_answer`). Only for a stream opened with

@@ -655,6 +655,12 @@ impl Call {
                         );
                     }
                     if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
+                        // The keys before the address: no packet leaves
+                        // before it can be protected.
+                        if let Some(keys) = n.srtp.as_ref().and_then(crate::srtp::media_keys) {
+                            info!(suite = ?keys.suite(), "SRTP negotiated");
+                            s.set_srtp(keys);
+                        }
                         s.set_remote(n.remote_rtp);
                     }
                 }
@@ -675,6 +681,13 @@ impl Call {
         let answered = parsed.and_then(|o| callbridge_sip::sdp::answer_again(&o, local, last));
         match answered {
             Ok((answer, n)) => {
+                if let Some(s) = self.stream.as_ref().and_then(Transport::rtp)
+                    && let Some(keys) = n.srtp.as_ref().and_then(crate::srtp::media_keys)
+                {
+                    // A re-offer with new keys re-keys the media; the
+                    // same keys change nothing.
+                    s.set_srtp(keys);
+                }
                 if let (Some(s), Some(r)) =
                     (self.stream.as_ref().and_then(Transport::rtp), n.remote_rtp)
                 {

@@ -161,7 +161,7 @@ impl Manager {
             row: None,
             transport: Transport::Carrier(Box::new(media)),
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
-            local_media: self.local_media(0),
+            local_media: self.local_media(0, Vec::new()),
             answer_sdp: None,
             originate: None,
             model_config,

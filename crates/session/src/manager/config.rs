@@ -42,6 +42,11 @@ pub struct ManagerConfig {
     /// from, nor sent to, an address outside it (see
     /// [`callbridge_rtp::latch`]).
     pub rtp_latch: LatchPolicy,
+    /// SRTP (`rtp.srtp`, RFC 4568 SDES): `Off` answers plain RTP only
+    /// (488 to an `RTP/SAVP`-only offer); `Offer` takes SRTP when offered
+    /// and offers it to `sips:` targets; `Require` refuses plaintext offers
+    /// with 488 and offers only `RTP/SAVP`.
+    pub srtp: callbridge_sip::sdp::SrtpPolicy,
     /// The lifecycle policies and timers of each call, RTP inactivity
     /// (`machine.rtp_inactivity`: no caller media for this long ends the
     /// call as `RtpTimeout`) among them. Among them,
@@ -206,6 +211,7 @@ impl ManagerConfig {
             retry_after: Duration::from_secs(30),
             barge_in_after: Some(Duration::from_millis(250)),
             rtp_latch: LatchPolicy::default(),
+            srtp: callbridge_sip::sdp::SrtpPolicy::Off,
             machine: crate::lifecycle::Config {
                 rtp_inactivity: Some(Duration::from_secs(30)),
                 ..crate::lifecycle::Config::default()

@@ -4,11 +4,12 @@
 use callbridge_crm_store::{SessionId, Transport as StoreTransport};
 use callbridge_llm_bridge::CallMetadata;
 use callbridge_rtp::g711::Law;
+use callbridge_rtp::media::MediaSrtp;
 use callbridge_sip::sdp::Codec;
 use callbridge_sip::ua::IncomingCall;
 use callbridge_sip::{StatusCode, sdp};
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::profiles::{inbound_greeting, kept_headers, model_config};
 use super::registry::{Entry, Refusal};
@@ -44,9 +45,23 @@ impl Manager {
         };
         // Negotiate against a placeholder port first to learn the codec,
         // then bind the stream and answer with its real port.
-        let probe = self.local_media(0);
-        let (law, te, remote) = match offer.as_ref().map(|o| sdp::answer(o, &probe)) {
-            None => (Law::MuLaw, probe.telephone_event, None),
+        // Fresh SDES keys for this call when SRTP may be used; the probe
+        // and the real answer carry the same ones.
+        let keys = match self.shared.cfg.srtp {
+            sdp::SrtpPolicy::Off => Vec::new(),
+            _ => crate::srtp::fresh_keys(),
+        };
+        let mut probe = self.local_media(0, keys.clone());
+        if offer.is_none() && probe.srtp == sdp::SrtpPolicy::Offer {
+            // Our offer in the 200 of a delayed offer is plain RTP unless
+            // SRTP is required.
+            probe.srtp_keys.clear();
+        }
+        let (law, te, remote, srtp) = match offer.as_ref().map(|o| sdp::answer(o, &probe)) {
+            None if probe.offers_srtp() => {
+                (Law::MuLaw, probe.telephone_event, None, MediaSrtp::Awaiting)
+            }
+            None => (Law::MuLaw, probe.telephone_event, None, MediaSrtp::Off),
             Some(Ok((_, n))) => (
                 match n.codec {
                     Codec::Pcmu => Law::MuLaw,
@@ -54,12 +69,30 @@ impl Manager {
                 },
                 n.telephone_event,
                 n.remote_rtp,
+                match n.srtp.as_ref().map(crate::srtp::media_keys) {
+                    None => MediaSrtp::Off,
+                    Some(Some(k)) => {
+                        info!(call_id = %inc.call_id, suite = ?k.suite(), "SRTP negotiated");
+                        MediaSrtp::Keys(k)
+                    }
+                    // Keys that parsed always fit their suite; never
+                    // plain RTP in their place.
+                    Some(None) => MediaSrtp::Awaiting,
+                },
             ),
             Some(Err(e)) => {
+                if matches!(e, sdp::SdpError::SrtpRequired | sdp::SdpError::SrtpUnusable) {
+                    warn!(call_id = %inc.call_id, error = %e, "offer refused by rtp.srtp: 488");
+                }
                 refused(CallRefusal::Codec);
                 return reject(e.status()).await;
             }
         };
+        if self.shared.cfg.srtp == sdp::SrtpPolicy::Require && keys.is_empty() {
+            warn!("no random SRTP keys could be drawn: inbound call refused with 503");
+            refused(CallRefusal::Media);
+            return reject(StatusCode::SERVICE_UNAVAILABLE).await;
+        }
         let call_id = inc.call_id.to_string();
         let rules = self.latch_rules(inc.source.ip());
         if !rules.serviceable(remote) {
@@ -91,7 +124,7 @@ impl Manager {
             }
             return;
         }
-        let stream = match self.open_media(remote, rules, false, law, te) {
+        let stream = match self.open_media(remote, rules, false, law, te, srtp) {
             Ok(s) => s,
             Err(ManagerError::Media(callbridge_rtp::Error::OutOfFileDescriptors)) => {
                 refused(CallRefusal::Media);
@@ -114,7 +147,7 @@ impl Manager {
                 return reject(StatusCode::SERVICE_UNAVAILABLE).await;
             }
         };
-        let local = self.local_media(stream.local_addr().port());
+        let local = self.local_media(stream.local_addr().port(), probe.srtp_keys);
         let answer = match &offer {
             None => sdp::make_offer(&local, sdp::Direction::SendRecv),
             Some(offer) => match sdp::answer(offer, &local) {

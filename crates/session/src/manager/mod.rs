@@ -481,6 +481,10 @@ impl Manager {
     /// `rules`. `answered`: whether the peer already knows our address (an
     /// outbound offer carries it); an inbound stream lets sources latch
     /// only once its answer goes out.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call's media settings, each from a different step of admission"
+    )]
     fn open_media(
         &self,
         remote: Option<SocketAddr>,
@@ -488,8 +492,10 @@ impl Manager {
         answered: bool,
         law: Law,
         te: Option<u8>,
+        srtp: callbridge_rtp::media::MediaSrtp,
     ) -> Result<MediaStream, ManagerError> {
         let mut mc = MediaConfig::with_rng(law, remote, &mut *self.rng());
+        mc.srtp = srtp;
         // RTP inactivity is the call machine's timer (from the answer, not
         // while held), fed by the ticks; the stream's own report is only
         // logged.
@@ -513,9 +519,21 @@ impl Manager {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn local_media(&self, port: u16) -> LocalMedia {
+    /// Our SDP side of a call on RTP port `port`, under `rtp.srtp`.
+    /// `srtp_keys`: the call's fresh SDES keys (`srtp::fresh_keys`), or none
+    /// for a call that must not offer SRTP.
+    fn local_media(
+        &self,
+        port: u16,
+        srtp_keys: Vec<(
+            callbridge_sip::sdp::CryptoSuite,
+            callbridge_sip::sdp::KeyMaterial,
+        )>,
+    ) -> LocalMedia {
         let mut lm = LocalMedia::new(self.shared.cfg.media_ip, port);
         lm.session_id = u64::from(self.rng().next_u32());
+        lm.srtp = self.shared.cfg.srtp;
+        lm.srtp_keys = srtp_keys;
         lm
     }
 

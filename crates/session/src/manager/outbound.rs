@@ -69,8 +69,25 @@ impl Manager {
             return Err(ManagerError::Overloaded);
         }
         let rules = self.latch_rules(req.target.ip());
-        let stream = self.open_media(None, rules, true, Law::MuLaw, Some(101))?;
-        let local = self.local_media(stream.local_addr().port());
+        // SRTP is offered under `require`, and under `offer` to a target
+        // reached over TLS (`sips:` or `;transport=tls`): keys sent in clear
+        // SIP protect nothing.
+        let keys = match self.shared.cfg.srtp {
+            sdp::SrtpPolicy::Require => crate::srtp::fresh_keys(),
+            sdp::SrtpPolicy::Offer if over_tls(&to, &req.to) => crate::srtp::fresh_keys(),
+            _ => Vec::new(),
+        };
+        if self.shared.cfg.srtp == sdp::SrtpPolicy::Require && keys.is_empty() {
+            warn!("no random SRTP keys could be drawn: call not placed");
+            return Err(ManagerError::Unavailable);
+        }
+        let srtp = if keys.is_empty() {
+            callbridge_rtp::media::MediaSrtp::Off
+        } else {
+            callbridge_rtp::media::MediaSrtp::Awaiting
+        };
+        let stream = self.open_media(None, rules, true, Law::MuLaw, Some(101), srtp)?;
+        let local = self.local_media(stream.local_addr().port(), keys);
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
         let id = SessionId::new_v4();
         let (tx, mailbox) = mpsc::channel(MAILBOX);
@@ -204,4 +221,11 @@ impl Manager {
         self.spawn_call(spec);
         Ok(id)
     }
+}
+
+/// Whether an outbound call's signalling is TLS: a `sips:` Request-URI or
+/// `;transport=tls` (RFC 3261 section 26.2.2).
+fn over_tls(to: &Uri, text: &str) -> bool {
+    to.as_sip().is_some_and(callbridge_sip::SipUri::is_secure)
+        || text.to_ascii_lowercase().contains(";transport=tls")
 }

@@ -7,9 +7,14 @@
 //! strings; the input is bounded by [`MAX_SDP_LEN`], [`MAX_LINES`] and
 //! [`MAX_MEDIA`].
 
+mod crypto;
 mod negotiate;
 mod parse;
 
+pub use crypto::{
+    CryptoAttribute, CryptoError, CryptoSuite, KeyMaterial, MAX_CRYPTO_LINES, NegotiatedSrtp,
+    SrtpPolicy,
+};
 pub use negotiate::{
     Codec, HoldState, LocalMedia, Negotiated, answer, answer_again, hold_state, make_offer,
     process_answer,
@@ -55,6 +60,13 @@ pub enum SdpError {
     /// An answer does not match the offer it answers (RFC 3264 section 6).
     #[error("answer does not match the offer: {0}")]
     AnswerMismatch(&'static str),
+    /// `rtp.srtp = "require"` and the offer has no `RTP/SAVP` audio stream.
+    #[error("SRTP is required and the offer is plain RTP")]
+    SrtpRequired,
+    /// The offer's audio is `RTP/SAVP` only, and SRTP is off or none of
+    /// its `a=crypto` lines is one we can use.
+    #[error("no usable SRTP crypto in the offer")]
+    SrtpUnusable,
 }
 
 impl SdpError {
@@ -62,9 +74,11 @@ impl SdpError {
     /// body, 488 Not Acceptable Here for one we cannot use.
     pub fn status(&self) -> crate::StatusCode {
         match self {
-            SdpError::NoAudio | SdpError::NoCommonCodec | SdpError::AnswerMismatch(_) => {
-                crate::StatusCode::NOT_ACCEPTABLE_HERE
-            }
+            SdpError::NoAudio
+            | SdpError::NoCommonCodec
+            | SdpError::AnswerMismatch(_)
+            | SdpError::SrtpRequired
+            | SdpError::SrtpUnusable => crate::StatusCode::NOT_ACCEPTABLE_HERE,
             _ => crate::StatusCode::BAD_REQUEST,
         }
     }
@@ -424,9 +438,24 @@ impl Media {
         self.attr("rtcp").find_map(parse::rtcp)
     }
 
-    /// Whether this is an RTP/AVP audio section.
+    /// Whether this is an RTP audio section: `RTP/AVP`, or `RTP/SAVP`
+    /// (SRTP, [`Media::is_srtp`]).
     pub fn is_rtp_audio(&self) -> bool {
-        self.kind == "audio" && self.protocol.eq_ignore_ascii_case("RTP/AVP")
+        self.kind == "audio" && (self.protocol.eq_ignore_ascii_case("RTP/AVP") || self.is_srtp())
+    }
+
+    /// Whether the section's protocol is `RTP/SAVP` (RFC 3711 section 12).
+    pub fn is_srtp(&self) -> bool {
+        self.protocol.eq_ignore_ascii_case("RTP/SAVP")
+    }
+
+    /// The `a=crypto` lines that parse, in order (at most
+    /// [`MAX_CRYPTO_LINES`] are read; lines we cannot use are skipped).
+    pub fn crypto(&self) -> Vec<CryptoAttribute> {
+        self.attr("crypto")
+            .take(MAX_CRYPTO_LINES)
+            .filter_map(|v| CryptoAttribute::parse(v.trim()).ok())
+            .collect()
     }
 }
 

@@ -2,8 +2,13 @@
 //! PCMU or PCMA (our preference order) plus telephone-event (RFC 4733) when
 //! offered, refuse offers with neither codec (488), make offers for outbound
 //! calls, read answers, and recognize hold and resume (RFC 3264 section 8.4).
+//! With SRTP (RFC 4568): `RTP/SAVP` streams and their `a=crypto` keys, under
+//! the [`SrtpPolicy`].
 
-use super::{Address, Attribute, Connection, Direction, Media, Origin, SdpError, Session};
+use super::{
+    Address, Attribute, Connection, CryptoAttribute, CryptoSuite, Direction, KeyMaterial, Media,
+    NegotiatedSrtp, Origin, SdpError, Session, SrtpPolicy,
+};
 use std::net::{IpAddr, SocketAddr};
 
 /// The G.711 codecs this stack speaks (RFC 3551 section 4.5.14).
@@ -52,6 +57,13 @@ pub struct LocalMedia {
     pub session_version: u64,
     /// `o=` username.
     pub username: String,
+    /// Whether SRTP is off, taken when offered, or required.
+    pub srtp: SrtpPolicy,
+    /// Our SRTP keys, one per suite, in preference order: fresh for each
+    /// call (the caller draws them from the OS RNG). An answer uses the
+    /// one of the suite chosen; an offer lists them all (`RTP/SAVP`) when
+    /// there are any and the policy is not off.
+    pub srtp_keys: Vec<(CryptoSuite, KeyMaterial)>,
 }
 
 impl LocalMedia {
@@ -67,6 +79,8 @@ impl LocalMedia {
             session_id: 0,
             session_version: 0,
             username: "-".to_owned(),
+            srtp: SrtpPolicy::Off,
+            srtp_keys: Vec::new(),
         }
     }
 
@@ -88,6 +102,18 @@ impl LocalMedia {
             attributes: Vec::new(),
             media,
         }
+    }
+
+    fn srtp_key(&self, suite: CryptoSuite) -> Option<&KeyMaterial> {
+        self.srtp_keys
+            .iter()
+            .find_map(|(s, k)| (*s == suite).then_some(k))
+    }
+
+    /// Whether [`make_offer`] offers SRTP.
+    #[must_use]
+    pub fn offers_srtp(&self) -> bool {
+        self.srtp != SrtpPolicy::Off && !self.srtp_keys.is_empty()
     }
 }
 
@@ -111,6 +137,9 @@ pub struct Negotiated {
     pub direction: Direction,
     /// The peer's packet time, when given.
     pub remote_ptime: Option<u32>,
+    /// The SRTP suite and keys of an `RTP/SAVP` stream; `None` for plain
+    /// RTP.
+    pub srtp: Option<NegotiatedSrtp>,
 }
 
 /// Whether an offer puts the call on hold.
@@ -170,6 +199,7 @@ fn audio_media(
     codecs: &[(Codec, u8)],
     te: Option<(u8, Option<String>)>,
     dir: Direction,
+    crypto: &[CryptoAttribute],
 ) -> Media {
     let mut formats: Vec<String> = codecs.iter().map(|(_, pt)| pt.to_string()).collect();
     let mut attributes: Vec<Attribute> = codecs
@@ -189,11 +219,19 @@ fn audio_media(
     }
     attributes.push(Attribute::value("ptime", local.ptime.to_string()));
     attributes.push(Attribute::flag(dir.as_str()));
+    for c in crypto {
+        attributes.push(Attribute::value("crypto", c.to_value()));
+    }
     Media {
         kind: "audio".to_owned(),
         port: local.rtp_port,
         port_count: None,
-        protocol: "RTP/AVP".to_owned(),
+        protocol: if crypto.is_empty() {
+            "RTP/AVP"
+        } else {
+            "RTP/SAVP"
+        }
+        .to_owned(),
         formats,
         connection: None,
         bandwidth: Vec::new(),
@@ -202,12 +240,60 @@ fn audio_media(
     }
 }
 
-/// Answer an offer (RFC 3264 section 6): the first RTP/AVP audio stream
-/// gets our most preferred codec that the offer has, plus telephone-event
-/// when offered; every other stream is rejected with port 0. Errors map to
-/// 488 ([`SdpError::status`]).
+/// The audio stream an answer takes under our SRTP policy, with the
+/// offer's crypto line we accept and our key for it (RFC 4568 section
+/// 7.1.2: the offerer's preference order, the first line we can use).
+fn pick_audio(
+    offer: &Session,
+    local: &LocalMedia,
+) -> Result<(usize, Option<(CryptoAttribute, KeyMaterial)>), SdpError> {
+    let audio = || {
+        offer
+            .media
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.is_rtp_audio() && m.port != 0)
+    };
+    let plain = audio().find(|(_, m)| !m.is_srtp()).map(|(i, _)| i);
+    let any_srtp = audio().any(|(_, m)| m.is_srtp());
+    let secure = || {
+        audio().filter(|(_, m)| m.is_srtp()).find_map(|(i, m)| {
+            m.crypto().into_iter().find_map(|c| {
+                let ours = local.srtp_key(c.suite)?.clone();
+                Some((i, Some((c, ours))))
+            })
+        })
+    };
+    match local.srtp {
+        SrtpPolicy::Off => plain.map(|i| (i, None)).ok_or(if any_srtp {
+            SdpError::SrtpUnusable
+        } else {
+            SdpError::NoAudio
+        }),
+        SrtpPolicy::Offer => secure().or(plain.map(|i| (i, None))).ok_or(if any_srtp {
+            SdpError::SrtpUnusable
+        } else {
+            SdpError::NoAudio
+        }),
+        SrtpPolicy::Require => secure().ok_or(if any_srtp {
+            SdpError::SrtpUnusable
+        } else if plain.is_some() {
+            SdpError::SrtpRequired
+        } else {
+            SdpError::NoAudio
+        }),
+    }
+}
+
+/// Answer an offer (RFC 3264 section 6): the first RTP audio stream the
+/// SRTP policy takes (`RTP/SAVP` with a crypto line we can use, or
+/// `RTP/AVP`; see [`SrtpPolicy`]) gets our most preferred codec that the
+/// offer has, plus telephone-event when offered, and for SRTP our key of
+/// the offer's chosen suite under its tag (RFC 4568 section 7.1.2); every
+/// other stream is rejected with port 0. Errors map to 488
+/// ([`SdpError::status`]).
 pub fn answer(offer: &Session, local: &LocalMedia) -> Result<(Session, Negotiated), SdpError> {
-    let index = first_audio(offer).ok_or(SdpError::NoAudio)?;
+    let (index, crypto) = pick_audio(offer, local)?;
     let m = &offer.media[index];
     let (codec, pt) = local
         .codecs
@@ -220,13 +306,28 @@ pub fn answer(offer: &Session, local: &LocalMedia) -> Result<(Session, Negotiate
         .map(|pt| (pt, m.fmtp(pt).map(str::to_owned)));
     let offer_dir = offer.direction(index);
     let direction = offer_dir.answer();
+    let (ours, srtp) = match crypto {
+        Some((theirs, key)) => (
+            vec![CryptoAttribute {
+                tag: theirs.tag,
+                suite: theirs.suite,
+                key: key.clone(),
+            }],
+            Some(NegotiatedSrtp {
+                suite: theirs.suite,
+                local: key,
+                remote: theirs.key,
+            }),
+        ),
+        None => (Vec::new(), None),
+    };
     let media = offer
         .media
         .iter()
         .enumerate()
         .map(|(k, om)| {
             if k == index {
-                audio_media(local, &[(codec, pt)], te.clone(), direction)
+                audio_media(local, &[(codec, pt)], te.clone(), direction, &ours)
             } else {
                 Media {
                     kind: om.kind.clone(),
@@ -254,6 +355,7 @@ pub fn answer(offer: &Session, local: &LocalMedia) -> Result<(Session, Negotiate
             remote_rtcp,
             direction,
             remote_ptime: m.ptime(),
+            srtp,
         },
     ))
 }
@@ -277,7 +379,9 @@ pub fn answer_again(
 
 /// Make an offer for an outbound call or a re-INVITE: one audio stream with
 /// our codecs in preference order (static payload types), telephone-event,
-/// ptime and `direction` (sendrecv; sendonly to hold, RFC 3264 section 8.4).
+/// ptime and `direction` (sendrecv; sendonly to hold, RFC 3264 section 8.4);
+/// `RTP/SAVP` with one `a=crypto` line per key (tags 1, 2, ... in our
+/// preference order) when [`LocalMedia::offers_srtp`].
 pub fn make_offer(local: &LocalMedia, direction: Direction) -> Session {
     let codecs: Vec<(Codec, u8)> = local
         .codecs
@@ -285,11 +389,27 @@ pub fn make_offer(local: &LocalMedia, direction: Direction) -> Session {
         .map(|&c| (c, c.static_payload_type()))
         .collect();
     let te = local.telephone_event.map(|pt| (pt, None));
-    local.session(vec![audio_media(local, &codecs, te, direction)])
+    let crypto: Vec<CryptoAttribute> = if local.offers_srtp() {
+        local
+            .srtp_keys
+            .iter()
+            .zip(1..)
+            .map(|((suite, key), tag)| CryptoAttribute {
+                tag,
+                suite: *suite,
+                key: key.clone(),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    local.session(vec![audio_media(local, &codecs, te, direction, &crypto)])
 }
 
 /// Read the answer to our offer (RFC 3264 section 7): same number of
-/// m-lines, the audio stream accepted with a codec we offered.
+/// m-lines, the audio stream accepted with a codec we offered; for an
+/// `RTP/SAVP` offer an `RTP/SAVP` answer with one crypto line of a tag and
+/// suite we offered (RFC 4568 section 7.1.3).
 pub fn process_answer(offer: &Session, answer: &Session) -> Result<Negotiated, SdpError> {
     if offer.media.len() != answer.media.len() {
         return Err(SdpError::AnswerMismatch("number of m-lines differs"));
@@ -303,6 +423,25 @@ pub fn process_answer(offer: &Session, answer: &Session) -> Result<Negotiated, S
     if am.kind != om.kind {
         return Err(SdpError::AnswerMismatch("media kind differs"));
     }
+    if am.is_srtp() != om.is_srtp() {
+        return Err(SdpError::AnswerMismatch("transport protocol differs"));
+    }
+    let srtp = if om.is_srtp() {
+        let offered = om.crypto();
+        let srtp = am.crypto().into_iter().find_map(|theirs| {
+            let ours = offered
+                .iter()
+                .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
+            Some(NegotiatedSrtp {
+                suite: theirs.suite,
+                local: ours.key.clone(),
+                remote: theirs.key,
+            })
+        });
+        Some(srtp.ok_or(SdpError::SrtpUnusable)?)
+    } else {
+        None
+    };
     let (codec, pt) = am
         .payload_types()
         .into_iter()
@@ -325,6 +464,7 @@ pub fn process_answer(offer: &Session, answer: &Session) -> Result<Negotiated, S
         remote_rtcp,
         direction: answer.direction(index).answer(),
         remote_ptime: am.ptime(),
+        srtp,
     })
 }
 
