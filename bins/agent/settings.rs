@@ -53,9 +53,9 @@ mod tests;
 #[cfg(test)]
 mod tests_openai;
 #[cfg(test)]
-mod tests_routing;
-#[cfg(test)]
 mod tests_ops;
+#[cfg(test)]
+mod tests_routing;
 #[cfg(test)]
 mod tests_sip_transport;
 

@@ -87,6 +87,14 @@ fn stream(first: Event, rx: Receiver<Published>) -> impl Stream<Item = Result<Ev
 }
 
 /// `GET /api/calls/{id}/events`.
+#[utoipa::path(get, path = "/api/calls/{id}/events", tag = "calls",
+    description = "The call's events as Server-Sent Events (`event:` the name, `id:` `<session>:<seq>`, `data:` the JSON document; see the README's \"Call events\"); ends after `call.ended`.",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody)))]
 pub async fn events(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -133,6 +141,15 @@ pub struct DeliveriesQuery {
 
 /// `GET /api/webhooks/deliveries?session=<id>` (admin): the call's
 /// outbox rows, oldest first, without their payloads.
+#[utoipa::path(get, path = "/api/webhooks/deliveries", tag = "calls",
+    description = "A call's webhook deliveries, oldest first, without payloads (admin).",
+    params(("session" = String, Query, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The deliveries: `event`, `url`, `status`, `attempts`, `last_error`, `last_status`, `delivered_at`", body = Object),
+        (status = 400, description = "`session` missing or malformed", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "Not an admin", body = callbridge_api::ErrorBody)))]
 pub async fn deliveries(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

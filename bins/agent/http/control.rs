@@ -35,21 +35,21 @@ pub const MAX_INSTRUCTIONS: usize = 32 * 1024;
 pub const MAX_SAY: usize = 4 * 1024;
 
 /// `POST /api/calls/{id}/instructions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InstructionsBody {
     instructions: String,
 }
 
 /// `POST /api/calls/{id}/say`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SayBody {
     text: String,
 }
 
 /// `POST /api/calls/{id}/transfer`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferBody {
     target: String,
@@ -107,6 +107,18 @@ fn text_field(field: &str, v: &str, max: usize) -> Result<(), ApiError> {
 }
 
 /// `POST /api/calls/{id}/instructions`.
+#[utoipa::path(post, path = "/api/calls/{id}/instructions", tag = "calls",
+    description = "Replace the model's instructions of a live call (roles agent-operator and admin).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    request_body = InstructionsBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The model took the new instructions"),
+        (status = 400, description = "A field is invalid (named in the message)", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "The role may not control calls (viewers)", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call is not live (`call_not_live`) or its provider refuses instruction updates (`instructions_unsupported`)", body = callbridge_api::ErrorBody)))]
 pub async fn instructions(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -131,6 +143,18 @@ pub async fn instructions(
 }
 
 /// `POST /api/calls/{id}/say`.
+#[utoipa::path(post, path = "/api/calls/{id}/say", tag = "calls",
+    description = "Have the model of a live call say something now (roles agent-operator and admin).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    request_body = SayBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Asked of the model"),
+        (status = 400, description = "A field is invalid (named in the message)", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "The role may not control calls (viewers)", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call is not live, or has no model session now", body = callbridge_api::ErrorBody)))]
 pub async fn say(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -147,6 +171,18 @@ pub async fn say(
 }
 
 /// `POST /api/calls/{id}/transfer`.
+#[utoipa::path(post, path = "/api/calls/{id}/transfer", tag = "calls",
+    description = "Transfer a live call to a configured target, by name (roles agent-operator and admin).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    request_body = TransferBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The transfer was started"),
+        (status = 400, description = "Not a `transfer.targets` name (`target_not_allowed`), or a bad field", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "The role may not control calls (viewers)", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, or not visible to the caller", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call is not live, or not in a state to transfer", body = callbridge_api::ErrorBody)))]
 pub async fn transfer(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -166,6 +202,17 @@ pub async fn transfer(
 }
 
 /// `GET /api/calls/{id}/listen`.
+#[utoipa::path(get, path = "/api/calls/{id}/listen", tag = "calls",
+    description = "A WebSocket of the call's live audio, both legs summed: binary messages of 20 ms of 8 kHz 16-bit little-endian PCM (admin; off unless `http.listen = true`).",
+    params(("id" = String, Path, description = "The session id (UUID)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket"),
+        (status = 400, description = "Not a WebSocket upgrade", body = callbridge_api::ErrorBody),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "Not an admin", body = callbridge_api::ErrorBody),
+        (status = 404, description = "No such call, not visible, or `http.listen` is off", body = callbridge_api::ErrorBody),
+        (status = 409, description = "The call is not live", body = callbridge_api::ErrorBody)))]
 pub async fn listen(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

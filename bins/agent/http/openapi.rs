@@ -21,7 +21,7 @@ use callbridge_api::{
 use utoipa::OpenApi;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 
-use super::{calls, health, metrics, recording, sessions};
+use super::{call_events, calls, control, health, metrics, profiles, recording, sessions};
 
 /// The description: every handler of the API and the schemas it uses.
 #[derive(OpenApi)]
@@ -46,6 +46,14 @@ use super::{calls, health, metrics, recording, sessions};
         calls::create,
         calls::get,
         calls::hangup,
+        control::instructions,
+        control::say,
+        control::transfer,
+        control::listen,
+        call_events::events,
+        call_events::deliveries,
+        profiles::get,
+        profiles::put,
         description,
     ),
     components(schemas(
@@ -68,6 +76,7 @@ use super::{calls, health, metrics, recording, sessions};
         (name = "calls", description = "Place, follow and hang up calls"),
         (name = "sessions", description = "The calls as the store has them"),
         (name = "health", description = "Probes, health and metrics"),
+        (name = "profiles", description = "Routing profiles"),
     )
 )]
 pub struct ApiDoc;

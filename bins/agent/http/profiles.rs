@@ -55,6 +55,13 @@ pub fn doc(p: &Profiles) -> ProfilesDoc {
 }
 
 /// `GET /api/profiles`.
+#[utoipa::path(get, path = "/api/profiles", tag = "profiles",
+    description = "The routing profiles in force: `{\"default_profile\", \"profiles\": [...]}` with the fields of agent.toml's `[[profiles]]` (admin).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The profile set", body = Object),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "Not an admin", body = callbridge_api::ErrorBody)))]
 pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
@@ -64,6 +71,16 @@ pub async fn get(
 }
 
 /// `PUT /api/profiles`.
+#[utoipa::path(put, path = "/api/profiles", tag = "profiles",
+    description = "Replace the whole profile set, checked whole; applies to calls that start from then on (admin).",
+    request_body(content = Object, description = "`{\"default_profile\", \"profiles\": [...]}` as `GET` returns it"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new set, in force", body = Object),
+        (status = 400, description = "Every error, in `errors: [{profile, index, field, message}]`", body = Object),
+        (status = 401, description = "No valid token", body = callbridge_api::ErrorBody),
+        (status = 403, description = "Not an admin", body = callbridge_api::ErrorBody),
+        (status = 501, description = "Profiles cannot be replaced on this agent", body = callbridge_api::ErrorBody)))]
 pub async fn put(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,

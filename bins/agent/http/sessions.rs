@@ -17,8 +17,7 @@ use axum::extract::State;
 use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
     CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter, SessionId,
-    SessionOrder,
-    SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
+    SessionOrder, SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
 
