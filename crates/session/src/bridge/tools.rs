@@ -70,6 +70,29 @@ pub(crate) struct ToolsCtx {
     pub self_tx: mpsc::Sender<CallMsg>,
 }
 
+impl ToolsCtx {
+    /// The tools' view of a call about to start: the caller, called party,
+    /// direction, profile and kept SIP headers its templates were given,
+    /// and the call's own mailbox.
+    pub(crate) fn new(
+        id: callbridge_crm_store::SessionId,
+        ctx: &crate::profile::template::TemplateContext,
+        self_tx: mpsc::Sender<CallMsg>,
+    ) -> ToolsCtx {
+        ToolsCtx {
+            context: ToolCallContext {
+                session_id: id.to_string(),
+                direction: ctx.direction,
+                caller: ctx.caller.clone(),
+                called: ctx.called.clone(),
+                profile: ctx.profile.clone(),
+                headers: ctx.sip.clone(),
+            },
+            self_tx,
+        }
+    }
+}
+
 /// A running HTTP tool request.
 struct Pending {
     tool: Arc<HttpTool>,

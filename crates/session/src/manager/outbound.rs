@@ -205,17 +205,7 @@ impl Manager {
             events,
             token: self.inner.root.child_token(),
             amd: req.amd.unwrap_or(profile.amd),
-            tools: crate::bridge::tools::ToolsCtx {
-                context: crate::http_tool::request::ToolCallContext {
-                    session_id: id.to_string(),
-                    direction: "outbound",
-                    caller: ctx.caller.clone(),
-                    called: ctx.called.clone(),
-                    profile: profile.name().to_owned(),
-                    headers: ctx.sip.clone(),
-                },
-                self_tx,
-            },
+            tools: crate::bridge::tools::ToolsCtx::new(id, &ctx, self_tx),
             profile,
         };
         self.spawn_call(spec);

@@ -69,8 +69,8 @@ mod tests_transport;
 
 pub use config::{Config, Stats, UaError};
 pub use event::{
-    CallRef, EndReason, Event, IncomingCall, Originate, Outcome, Register, RegistrationId,
-    RegistrationState,
+    CallRef, EndReason, Event, IncomingCall, MAX_EXTENSION_HEADERS, Originate, Outcome, Register,
+    RegistrationId, RegistrationState,
 };
 
 use crate::auth::{Credentials, DigestClient};
