@@ -2,7 +2,7 @@
 //! with a raw SIP caller over UDP that speaks SRTP through
 //! `callbridge_rtp::srtp` (issue 20). Under `rtp.srtp = "require"`: an
 //! `RTP/SAVP` call carries audio both ways, forged packets are counted as
-//! `srtp_auth` and never heard, and neither key ever appears in the
+//! `srtp_auth` (and dropped), and neither key ever appears in the
 //! agent's log (at `trace`); a plaintext offer gets 488. Under the default
 //! `off`: an `RTP/SAVP`-only offer gets 488. Everything on loopback.
 
@@ -110,7 +110,6 @@ fn an_srtp_call_carries_audio_both_ways_and_keys_never_appear_in_the_logs() {
     // barge in), then a loud tone toward the agent.
     let law = callbridge_audio::g711::Law::MuLaw;
     let mut heard = Vec::new();
-    let mut plain_like = 0;
     rtp.set_read_timeout(Some(Duration::from_millis(5)))
         .unwrap();
     let start = Instant::now();
@@ -149,12 +148,11 @@ fn an_srtp_call_carries_audio_both_ways_and_keys_never_appear_in_the_logs() {
                 Ok(_) => {}
                 Err(e) => panic!("the agent's packet did not authenticate: {e}"),
             }
-            if n >= 172 && rx[12..172].iter().all(|&b| b == rx[12]) {
-                plain_like += 1;
-            }
         }
     }
-    // Forged packets: counted, never heard.
+    // Forged packets (no valid tag): each one counted as an SRTP
+    // authentication failure. (Every packet of the agent authenticated
+    // above, so none went out in plaintext.)
     for k in 0..5u16 {
         let mut forged = rtp_packet(seq.wrapping_add(k), &[0x11; 160]);
         forged.extend_from_slice(&[0; 10]);
@@ -165,10 +163,6 @@ fn an_srtp_call_carries_audio_both_ways_and_keys_never_appear_in_the_logs() {
     assert!(
         voiced >= 25,
         "only {voiced} voiced SRTP packets from the agent"
-    );
-    assert_eq!(
-        plain_like, 0,
-        "the agent sent flat (plaintext-looking) payloads"
     );
     let bye_sock = call.sock.try_clone().unwrap();
     let bye = call
@@ -185,7 +179,10 @@ fn an_srtp_call_carries_audio_both_ways_and_keys_never_appear_in_the_logs() {
         "callbridge_rtp_rejected_packets_total",
         &[("reason", "srtp_auth")],
     );
-    assert!(failed >= 5.0, "forged packets counted: {failed}");
+    assert_eq!(
+        failed, 5.0,
+        "the five forged packets, and only they, are counted"
+    );
     // Neither key, in any of the forms it could be printed in.
     let log = agent.stderr();
     assert!(

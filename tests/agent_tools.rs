@@ -247,12 +247,14 @@ fn send_dtmf(sock: &std::net::UdpSocket, to: std::net::SocketAddr, digits: &str)
 #[test]
 fn collected_digits_reach_the_model_and_never_the_store_or_the_log() {
     use support_agent::raw_sip::{RawCall, header, status};
-    const DIGITS: &str = "7395";
+    // Eight digits: a shorter run could turn up by chance in an id, a
+    // port or a timestamp in the store or the log.
+    const DIGITS: &str = "73958264";
     let model = MockModel::start(GeminiScript {
         tool_call_after_turns: Some((
             0,
             "collect_digits".into(),
-            json!({"max_digits": 4, "timeout_s": 20}),
+            json!({"max_digits": 8, "timeout_s": 20}),
         )),
         ..GeminiScript::default()
     });

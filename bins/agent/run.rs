@@ -209,9 +209,10 @@ fn webhook_config(
 /// `[webhooks]` has receivers.
 async fn start_webhooks(
     settings: &Settings,
+    cfg: Option<&callbridge_session::webhooks::WebhookConfig>,
     stop: &CancellationToken,
 ) -> Result<Option<JoinHandle<()>>, StartError> {
-    let Some(cfg) = webhook_config(settings)? else {
+    let Some(cfg) = cfg else {
         return Ok(None);
     };
     let at = settings.store_at();
@@ -223,7 +224,7 @@ async fn start_webhooks(
         })?;
     let task = callbridge_session::webhooks::worker::start(
         store,
-        (*cfg).clone(),
+        cfg.clone(),
         settings.tls_roots,
         settings.node.as_str().to_owned(),
         stop.clone(),
@@ -487,7 +488,10 @@ impl Agent {
             },
         )?;
         cfg.engine = Some(engine);
-        cfg.webhooks = webhook_config(settings)?;
+        // Read once (with its secret): the calls write rows by it, the
+        // worker below delivers them by it.
+        let webhooks = webhook_config(settings)?;
+        cfg.webhooks = webhooks.clone();
         cfg.outbound_auth = settings.outbound_auth(secrets);
         cfg.store_writer.recover_after_replay = recovery_postponed;
         cfg.inbound_owners = owners;
@@ -510,7 +514,8 @@ impl Agent {
                 source,
             })?;
         let webhook_stop = CancellationToken::new();
-        let webhook_task = match start_webhooks(settings, &webhook_stop).await {
+        let webhook_task = match start_webhooks(settings, webhooks.as_deref(), &webhook_stop).await
+        {
             Ok(t) => t,
             Err(e) => {
                 manager.shutdown().await;

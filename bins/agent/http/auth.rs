@@ -42,6 +42,15 @@ impl Caller {
         self.0.role == Role::Admin
     }
 
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("this needs the admin role".into()))
+        }
+    }
+
     /// 403 unless the caller may place and hang up calls (agent-operator
     /// or admin).
     pub fn require_operator(&self) -> Result<(), ApiError> {

@@ -155,9 +155,7 @@ pub async fn deliveries(
     Extension(caller): Extension<Caller>,
     Query(q): Query<DeliveriesQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::Forbidden("this needs the admin role".into()));
-    }
+    caller.require_admin()?;
     let raw = q
         .session
         .ok_or_else(|| ApiError::BadRequest("session: required".into()))?;

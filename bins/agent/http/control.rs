@@ -222,9 +222,7 @@ pub async fn listen(
     if !ctx.state.listen {
         return Err(ApiError::NotFound("not found".into()));
     }
-    if !caller.is_admin() {
-        return Err(ApiError::Forbidden("this needs the admin role".into()));
-    }
+    caller.require_admin()?;
     let id = checked(&ctx, caller, path).await?;
     let ws = ws.map_err(|_| ApiError::BadRequest("expected a WebSocket upgrade".into()))?;
     let rx = match ctx.state.manager.listen(id).await {

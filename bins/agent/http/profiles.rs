@@ -38,14 +38,6 @@ pub struct ProfileAdmin {
     pub lock: tokio::sync::Mutex<()>,
 }
 
-fn admin_only(caller: &Caller) -> Result<(), ApiError> {
-    if caller.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden("this needs the admin role".into()))
-    }
-}
-
 /// The document of a profile set.
 pub fn doc(p: &Profiles) -> ProfilesDoc {
     ProfilesDoc {
@@ -66,7 +58,7 @@ pub async fn get(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<ProfilesDoc>, ApiError> {
-    admin_only(&caller)?;
+    caller.require_admin()?;
     Ok(Json(doc(&ctx.state.manager.profiles())))
 }
 
@@ -86,7 +78,7 @@ pub async fn put(
     Extension(caller): Extension<Caller>,
     body: Result<Json<ProfilesDoc>, ApiError>,
 ) -> Result<Response, ApiError> {
-    admin_only(&caller)?;
+    caller.require_admin()?;
     let Json(new) = body?;
     let Some(admin) = ctx.state.profiles.clone() else {
         return Err(ApiError::NotConfigured(

@@ -6,9 +6,8 @@
 //! non-admin's page is the merge of "owner = me" and one query per
 //! campaign they own, each with the same filter, cursor and limit: the
 //! first `limit` of the union (in the listing's `order`) are among the
-//! first `limit` of each part. The next cursor is the store's own form,
-//! built from the last session shown (a test checks it equals the
-//! store's).
+//! first `limit` of each part. The next cursor is the store's own
+//! (`Cursor::after`), built from the last session shown.
 
 use std::collections::HashSet;
 
@@ -183,12 +182,6 @@ impl Listing {
     }
 }
 
-/// The cursor that continues after `s` in `order` (the store's `Display`
-/// form).
-pub fn cursor_after(order: SessionOrder, s: &Session) -> String {
-    Cursor::after(order, s).to_string()
-}
-
 /// One page of the sessions `caller` may see.
 pub fn list_visible(
     store: &Store,
@@ -247,7 +240,7 @@ pub fn list_visible(
     more |= all.len() > limit;
     all.truncate(limit);
     let next = if more {
-        all.last().map(|s| cursor_after(order, s))
+        all.last().map(|s| Cursor::after(order, s).to_string())
     } else {
         None
     };
@@ -403,11 +396,7 @@ pub async fn delete(
     Extension(caller): Extension<Caller>,
     path: Result<SessionPath, ApiError>,
 ) -> Result<axum::http::StatusCode, ApiError> {
-    if !caller.is_admin() {
-        return Err(ApiError::Forbidden(
-            "erasing a session needs the admin role".into(),
-        ));
-    }
+    caller.require_admin()?;
     let SessionPath(id) = path?;
     if live_ids(&ctx).contains(&id) {
         return Err(ApiError::Conflict(format!(

@@ -81,24 +81,9 @@ fn shown(key: &str, v: &Value) -> String {
     if URL_KEYS.contains(&key)
         && let Value::String(_, s) = v
     {
-        return format!("{:?}", mask_url_password(s));
+        return format!("{:?}", callbridge_crm_store::mask_password(s));
     }
     cut(&show(v))
-}
-
-/// `scheme://user:secret@host` -> `scheme://user:****@host`.
-pub fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (auth, host) = match rest.rsplit_once('@') {
-        Some(parts) => parts,
-        None => return url.to_owned(),
-    };
-    match auth.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
-        None => url.to_owned(),
-    }
 }
 
 fn cut(s: &str) -> String {
@@ -115,7 +100,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
 
-    use super::{listing, mask_url_password};
+    use super::listing;
 
     #[test]
     fn each_key_shows_its_value_and_where_it_came_from_and_secrets_only_their_state() {
@@ -140,16 +125,6 @@ mod tests {
         assert!(out.contains("# OPENAI_API_KEY: not set"), "{out}");
         assert!(!out.contains("AIzaSECRET"), "a secret leaked: {out}");
         assert!(!out.contains("hunter2"), "a password leaked: {out}");
-        assert!(out.contains("postgres://cb:****@db:5432/cb"), "{out}");
-    }
-
-    #[test]
-    fn url_passwords_are_masked_and_other_urls_kept() {
-        assert_eq!(
-            mask_url_password("postgres://u:p@h:5432/d"),
-            "postgres://u:****@h:5432/d"
-        );
-        assert_eq!(mask_url_password("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(mask_url_password("sqlite:/x.db"), "sqlite:/x.db");
+        assert!(out.contains("postgres://cb:***@db:5432/cb"), "{out}");
     }
 }

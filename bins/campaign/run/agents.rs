@@ -27,10 +27,10 @@ const UNREACHABLE_PAUSE: Duration = Duration::from_secs(2);
 /// Longest skip for a `Retry-After`.
 const MAX_SKIP: Duration = Duration::from_secs(30);
 
-/// Whether an `Unavailable` answer (its text starts with the status) is a
-/// 503 or 429: the agent took nothing on.
-fn refused_up_front(why: &str) -> bool {
-    why.starts_with("503") || why.starts_with("429")
+/// Whether an `Unavailable` answer's status is 503 or 429: the agent
+/// took nothing on.
+fn refused_up_front(status: u16) -> bool {
+    matches!(status, 503 | 429)
 }
 
 /// The run's agents and the round-robin cursor. Cheap to clone.
@@ -120,10 +120,18 @@ impl Agents {
                 // before anything was dialled; another 5xx may come after
                 // the agent wrote the call, so the store decides (the
                 // claim is released, or the release finds the row).
-                Err(PostError::Unavailable { retry_after, why }) if refused_up_front(&why) => {
+                Err(PostError::Unavailable {
+                    status,
+                    retry_after,
+                    why,
+                }) if refused_up_front(status) => {
                     self.mark_down(i, Instant::now(), retry_after.unwrap_or(UNREACHABLE_PAUSE));
                     tracing::info!(agent = client.base(), %why, "agent unavailable; trying the next");
-                    last = Some(PostError::Unavailable { retry_after, why });
+                    last = Some(PostError::Unavailable {
+                        status,
+                        retry_after,
+                        why,
+                    });
                 }
                 Err(PostError::NotSent(why)) => {
                     self.mark_down(i, Instant::now(), UNREACHABLE_PAUSE);
@@ -183,10 +191,10 @@ mod tests {
 
     #[test]
     fn only_503_and_429_move_a_call_to_the_next_agent() {
-        assert!(refused_up_front("503 Service Unavailable: draining"));
-        assert!(refused_up_front("429 Too Many Requests"));
-        assert!(!refused_up_front("500 Internal Server Error: store"));
-        assert!(!refused_up_front("502 Bad Gateway"));
+        assert!(refused_up_front(503));
+        assert!(refused_up_front(429));
+        assert!(!refused_up_front(500));
+        assert!(!refused_up_front(502));
     }
 
     #[test]

@@ -253,7 +253,9 @@ pub async fn attempt(ctx: Ctx, claimed: ClaimedLead) -> CallEnd {
                 settle_unknown(ctx, lead, why).await
             }
         },
-        Err(PostError::Unavailable { retry_after, why }) => {
+        Err(PostError::Unavailable {
+            retry_after, why, ..
+        }) => {
             release(
                 &ctx,
                 lead.clone(),

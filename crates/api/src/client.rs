@@ -55,6 +55,8 @@ pub enum PostError {
     /// 503 (at capacity or draining) or another 5xx: try again later.
     #[error("agent unavailable: {why}")]
     Unavailable {
+        /// The HTTP status (503, 429, another 5xx).
+        status: u16,
         /// The agent's `Retry-After`, if any.
         retry_after: Option<Duration>,
         /// What it said.
@@ -219,6 +221,7 @@ impl AgentClient {
             }
             s if s.is_server_error() || s == StatusCode::TOO_MANY_REQUESTS => {
                 Err(PostError::Unavailable {
+                    status: s.as_u16(),
                     retry_after,
                     why: error_text(status, &bytes),
                 })

@@ -166,6 +166,6 @@ pub use session_types::{
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_SIP_HEADER_LEN, MAX_SIP_HEADERS, MAX_TEXT};
 pub use store::{Backend, OpenOptions, Store, WriterId};
-pub use url::{PASSWORD_ENV, StoreAt, StoreUrl};
+pub use url::{PASSWORD_ENV, StoreAt, StoreUrl, mask_password};
 pub use users::{ApiToken, MAX_USER_NAME, TokenId, TokenState, User, check_user_name};
 pub use writes::{Applied, SessionWrite};

@@ -100,8 +100,16 @@ impl std::fmt::Debug for StoreUrl {
     }
 }
 
-/// `url` with the password of its user-info part replaced by `***`.
-fn mask_password(url: &str) -> String {
+/// `url` with the password of its user-info part replaced by `***` (the
+/// user-info ends at the authority's last `@`; an `@` in the path or
+/// query is not taken for it), for logs and `agent config show`.
+///
+/// ```
+/// use callbridge_crm_store::mask_password;
+/// assert_eq!(mask_password("postgres://u:pw@h/d"), "postgres://u:***@h/d");
+/// assert_eq!(mask_password("postgres://h/d?x=a:b@c"), "postgres://h/d?x=a:b@c");
+/// ```
+pub fn mask_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

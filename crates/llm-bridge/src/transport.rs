@@ -215,18 +215,21 @@ pub(crate) async fn within_setup_timeout(
         .unwrap_or(Err(ConnectFailure::SetupTimeout(timeout)))
 }
 
-/// Ends a connection whose setup failed with `failure`, then returns the
-/// failure. Where the connection is still open (a timeout, an error event,
+/// The outcome of a connection's setup: `Ok` goes on; a failure ends the
+/// connection and is returned. Where the connection is still open (a timeout, an error event,
 /// a message that is not the protocol) it is closed with a close frame
 /// 1000 and a wait for the server's close, bounded by `close_timeout`
 /// (RFC 6455 §7): dropping it would end the attempt as 1006, an abnormal
 /// closure a provider may count against the key. Where the server already
 /// closed, or the socket failed, there is nothing left to close.
-pub(crate) async fn abandon_setup(
+pub(crate) async fn finish_setup(
     conn: &mut Connection,
-    failure: ConnectFailure,
+    setup: Result<(), ConnectFailure>,
     close_timeout: Duration,
-) -> ConnectFailure {
+) -> Result<(), ConnectFailure> {
+    let Err(failure) = setup else {
+        return Ok(());
+    };
     let open = !matches!(
         failure,
         ConnectFailure::ClosedDuringSetup { .. } | ConnectFailure::Io(_)
@@ -235,7 +238,7 @@ pub(crate) async fn abandon_setup(
         let clean = close_connection(conn, close_timeout).await;
         tracing::debug!(clean, cause = %failure, "setup abandoned; connection closed");
     }
-    failure
+    Err(failure)
 }
 
 /// The payload of a frame the run loop received on `conn`, or the step to

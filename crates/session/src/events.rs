@@ -362,8 +362,50 @@ mod tests {
             json!({"reason": "caller-hangup", "outcome": "ended", "sip_status": null,
                    "duration_ms": 5000, "talk_ms": 4000})
         );
+    }
+
+    #[test]
+    fn every_webhook_event_name_is_an_events_name() {
+        // One of each event; a webhook filter names what `name()` says.
+        let all = [
+            CallEvent::Started {
+                direction: "inbound",
+                transport: "sip",
+            },
+            CallEvent::State { state: "active" },
+            CallEvent::Answered,
+            CallEvent::TranscriptDelta {
+                caller: true,
+                text: String::new(),
+            },
+            CallEvent::TranscriptTurn {
+                caller: true,
+                text: String::new(),
+                turn: 0,
+                start_ms: 0,
+                end_ms: None,
+            },
+            CallEvent::ToolCalled(json!({})),
+            CallEvent::AmdVerdict(json!({})),
+            CallEvent::Ended {
+                reason: "caller-hangup",
+                failed: false,
+                sip_status: None,
+                duration_ms: 0,
+                talk_ms: None,
+            },
+            CallEvent::SummaryReady {
+                summary: String::new(),
+            },
+        ];
+        let names: Vec<&str> = all.iter().map(CallEvent::name).collect();
         for name in WEBHOOK_EVENTS {
-            assert!(name.contains('.'));
+            assert!(names.contains(&name), "{name} is no event's name");
         }
+        let live_only: Vec<&&str> = names
+            .iter()
+            .filter(|n| !WEBHOOK_EVENTS.contains(n))
+            .collect();
+        assert_eq!(live_only, [&"call.state", &"transcript.delta"]);
     }
 }

@@ -19,7 +19,8 @@
 //! with SDES keys for SRTP (RFC 4568: `a=crypto`, `RTP/SAVP`, the
 //! `SrtpPolicy`); digest authentication computations are in [`digest`]
 //! (RFC 2617, 7616, 8760); locating a server by DNS (RFC 3263: NAPTR, SRV,
-//! A/AAAA, the order to try targets in) is the sans-IO [`locate`].
+//! A/AAAA, the order to try targets in) is the sans-IO [`locate`], not
+//! yet used by the driver.
 //!
 //! # Features
 //! - `driver` (default): the tokio driver in `driver` (UDP, and TCP and

@@ -1,7 +1,9 @@
 //! Locating a SIP server (RFC 3263 section 4), sans-IO: which DNS
 //! queries to make for a URI's host, and the ordered list of
 //! [`Target`]s (transport and address) their answers give. The caller
-//! (the driver's resolver, or a test) does the lookups:
+//! does the lookups. No driver uses it yet: trunks are resolved once at
+//! start by the system resolver (docs/SIP.md); today its callers are the
+//! tests.
 //!
 //! ```text
 //!   Locator::new(host, port, transport, secure)

@@ -93,6 +93,7 @@ async fn the_event_stream_runs_from_the_state_to_the_end_and_then_closes() {
         .map(|d| serde_json::from_str(d).unwrap())
         .collect();
     let seqs: Vec<u64> = datas.iter().filter_map(|d| d["seq"].as_u64()).collect();
+    assert!(seqs.len() >= 2, "events carry their seq: {text}");
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
     let end = datas.last().unwrap();
     assert_eq!(end["event"], "call.ended", "{text}");

@@ -118,9 +118,7 @@ pub(crate) async fn connect_and_setup(
         }
     };
     let result = transport::within_setup_timeout(cfg.setup_timeout, wait).await;
-    if let Err(failure) = result {
-        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
-    }
+    transport::finish_setup(&mut conn, result, cfg.close_timeout).await?;
     Ok(conn)
 }
 
@@ -160,8 +158,10 @@ impl Driver {
         ctx: DriverContext,
         greeted: bool,
     ) -> Self {
-        // One chunk's message; tungstenite copies each message out before
-        // the next is encoded, so `reserve` takes this allocation back.
+        // One chunk's message. Each sent message stays referenced by
+        // `unconsumed` until the server's state includes it, so `reserve`
+        // allocates afresh for most chunks rather than taking this
+        // allocation back.
         let out = BytesMut::with_capacity(wire::audio_message_len(
             params
                 .config
@@ -169,7 +169,6 @@ impl Driver {
                 .bytes(crate::audio::AudioFormat::PCM_16K),
         ));
         Driver {
-            params,
             conn: Some(conn),
             ctx,
             out,
@@ -178,22 +177,18 @@ impl Driver {
             greeted,
             held: VecDeque::new(),
             held_audio_bytes: 0,
-            unconsumed: Unconsumed::new(MAX_UNCONSUMED_MESSAGES, 0),
+            // Bounded by the input a reconnect may hold
+            // (`max_buffered_input` of audio, as base64 JSON: 4/3 and some).
+            unconsumed: Unconsumed::new(
+                MAX_UNCONSUMED_MESSAGES,
+                max_held_audio_bytes(&params).saturating_mul(3) / 2 + 64 * 1024,
+            ),
+            params,
         }
-        .with_unconsumed_bound()
-    }
-
-    /// Bounds the unconsumed messages by the input a reconnect may hold
-    /// (`max_buffered_input` of audio, as base64 JSON: 4/3 and some).
-    fn with_unconsumed_bound(mut self) -> Self {
-        let bytes = self.max_held_audio_bytes().saturating_mul(3) / 2 + 64 * 1024;
-        self.unconsumed = Unconsumed::new(MAX_UNCONSUMED_MESSAGES, bytes);
-        self
     }
 
     fn max_held_audio_bytes(&self) -> usize {
-        // 16 kHz s16le: 32 bytes per millisecond.
-        (self.params.config.max_buffered_input.as_millis() as usize).saturating_mul(32)
+        max_held_audio_bytes(&self.params)
     }
 
     pub(crate) async fn run(mut self) -> CloseOutcome {
@@ -624,4 +619,10 @@ impl SendQueued for Driver {
     async fn send_queued(&mut self, cmd: Command) -> bool {
         self.send_command(cmd).await.is_ok()
     }
+}
+
+/// The caller audio a reconnect may hold: `max_buffered_input` of 16 kHz
+/// s16le (32 bytes per millisecond).
+fn max_held_audio_bytes(params: &Params) -> usize {
+    (params.config.max_buffered_input.as_millis() as usize).saturating_mul(32)
 }

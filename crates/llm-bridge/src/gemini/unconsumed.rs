@@ -49,7 +49,9 @@ pub(crate) struct Unconsumed {
     bytes: usize,
     max_messages: usize,
     max_bytes: usize,
-    lost: bool,
+    /// Index of the newest message dropped over the bounds and not yet
+    /// known to be consumed: a replay now would miss it.
+    dropped_through: Option<u64>,
 }
 
 impl Unconsumed {
@@ -61,7 +63,7 @@ impl Unconsumed {
             bytes: 0,
             max_messages: max_messages.max(1),
             max_bytes,
-            lost: false,
+            dropped_through: None,
         }
     }
 
@@ -78,11 +80,11 @@ impl Unconsumed {
         self.bytes += msg.len();
         self.entries.push_back((index, msg.clone()));
         while self.entries.len() > self.max_messages || self.bytes > self.max_bytes {
-            let Some((_, old)) = self.entries.pop_front() else {
+            let Some((i, old)) = self.entries.pop_front() else {
                 break;
             };
             self.bytes -= old.len();
-            self.lost = true;
+            self.dropped_through = Some(i);
         }
     }
 
@@ -98,9 +100,9 @@ impl Unconsumed {
                 self.bytes -= old.len();
             }
         }
-        // Whatever was lost before this point is in the state now.
-        if self.entries.front().is_none_or(|(i, _)| *i == last + 1) {
-            self.lost = false;
+        // What was dropped up to `last` is in the server's state now.
+        if self.dropped_through.is_some_and(|d| d <= last) {
+            self.dropped_through = None;
         }
     }
 
@@ -108,7 +110,7 @@ impl Unconsumed {
     /// of that connection (its `setup` is message 0).
     pub(crate) fn take_replay(&mut self) -> Replay {
         let messages = self.entries.drain(..).map(|(_, m)| m).collect();
-        let lost = std::mem::take(&mut self.lost);
+        let lost = self.dropped_through.take().is_some();
         self.bytes = 0;
         self.next = 1;
         Replay { messages, lost }
@@ -119,7 +121,7 @@ impl Unconsumed {
         self.entries.clear();
         self.bytes = 0;
         self.next = 1;
-        self.lost = false;
+        self.dropped_through = None;
     }
 }
 
@@ -131,6 +133,23 @@ mod tests {
 
     fn msg(i: u32) -> Utf8Bytes {
         Utf8Bytes::from(format!("{{\"chunk\":{i}}}"))
+    }
+
+    #[test]
+    fn a_message_dropped_alone_stays_lost_until_an_update_covers_it() {
+        // One message larger than the byte bound: kept and dropped at once,
+        // so the buffer is empty but the message was never consumed.
+        let mut u = Unconsumed::new(100, 8);
+        u.on_sent(&msg(1)); // index 1, 11 bytes > 8
+        assert_eq!(u.len(), 0);
+        u.on_update(Some(0)); // the server has only the setup
+        let r = u.take_replay();
+        assert!(r.messages.is_empty());
+        assert!(r.lost, "the dropped message was not consumed");
+        // Covered by an update: not lost.
+        u.on_sent(&msg(2)); // index 1 of the new connection
+        u.on_update(Some(1));
+        assert!(!u.take_replay().lost);
     }
 
     #[test]

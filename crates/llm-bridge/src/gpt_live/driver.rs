@@ -87,9 +87,7 @@ pub(crate) async fn connect_and_setup(params: &Params) -> Result<Connection, Con
         wait_started(&mut conn).await
     };
     let result = transport::within_setup_timeout(cfg.setup_timeout, setup).await;
-    if let Err(failure) = result {
-        return Err(transport::abandon_setup(&mut conn, failure, cfg.close_timeout).await);
-    }
+    transport::finish_setup(&mut conn, result, cfg.close_timeout).await?;
     Ok(conn)
 }
 

@@ -99,6 +99,11 @@ pub const MAX_CATCH_UP: u32 = 5;
 /// room for SRTP's index and tag.
 pub const TRANSMIT_BUFFER: usize = 512;
 
+// The claim above, checked: an RTP packet of one frame (the sender
+// writes no CSRCs or extensions) and what SRTP adds to it.
+const _: () =
+    assert!(TRANSMIT_BUFFER >= crate::rtp::RTP_HEADER_LEN + MAX_FRAME + crate::srtp::MAX_OVERHEAD);
+
 /// Which of the call's sockets a [`Transmit`] goes out on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Socket {
@@ -270,13 +275,18 @@ impl MediaCore {
             return;
         }
         self.inbound += 1;
-        let mut clear = [0u8; MAX_SRTP_PACKET];
+        // The clear-text buffer only when SRTP is on: no 1,500-byte
+        // memset per datagram on a plain call.
+        let mut clear;
         let data = match &mut self.srtp {
             Srtp::Off => data,
-            Srtp::On(s) => match s.unprotect_rtp(data, &mut clear) {
-                Ok(n) => &clear[..n],
-                Err(_) => return self.reject_srtp(src),
-            },
+            Srtp::On(s) => {
+                clear = [0u8; MAX_SRTP_PACKET];
+                match s.unprotect_rtp(data, &mut clear) {
+                    Ok(n) => &clear[..n],
+                    Err(_) => return self.reject_srtp(src),
+                }
+            }
             Srtp::Shut => return self.reject_srtp(src),
         };
         let Ok(packet) = RtpPacket::parse(data) else {
@@ -326,13 +336,16 @@ impl MediaCore {
     /// One datagram received on the RTCP socket: a BYE from the peer
     /// becomes [`MediaEvent::RtcpBye`]; the rest is not used.
     pub fn handle_rtcp(&mut self, _now: Instant, data: &[u8], _src: SocketAddr) {
-        let mut clear = [0u8; MAX_SRTP_PACKET];
+        let mut clear;
         let data = match &mut self.srtp {
             Srtp::Off => data,
-            Srtp::On(s) => match s.unprotect_rtcp(data, &mut clear) {
-                Ok(n) => &clear[..n],
-                Err(_) => return,
-            },
+            Srtp::On(s) => {
+                clear = [0u8; MAX_SRTP_PACKET];
+                match s.unprotect_rtcp(data, &mut clear) {
+                    Ok(n) => &clear[..n],
+                    Err(_) => return,
+                }
+            }
             Srtp::Shut => return,
         };
         if let Ok(c) = RtcpCompound::parse(data)

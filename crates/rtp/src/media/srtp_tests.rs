@@ -125,10 +125,18 @@ fn an_offer_awaiting_its_answer_sends_nothing_until_the_keys_come() {
     let sent = tick(&mut alice, t0 + PTIME * 2);
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].1.len(), 12 + 160 + 16);
-    // The same keys again keep the session (its sequence goes on).
-    alice.set_srtp(&keys(suite, 1, 2));
     let mut bob = core(A, 2, MediaSrtp::Keys(keys(suite, 2, 1)), t0);
     bob.handle_datagram(t0 + PTIME * 2, &sent[0].1, addr(A));
+    let from_bob = tick(&mut bob, t0 + PTIME * 2).remove(0).1;
+    alice.handle_datagram(t0 + PTIME * 2, &from_bob, addr(B));
+    assert_eq!(alice.stats().packets_in, 1);
+    // The same keys again keep the session: its replay window still knows
+    // Bob's packet (a rebuilt session would take the replay), and its
+    // sequence goes on.
+    alice.set_srtp(&keys(suite, 1, 2));
+    alice.handle_datagram(t0 + PTIME * 3, &from_bob, addr(B));
+    assert_eq!(alice.stats().packets_in, 1, "the replay is refused");
+    assert_eq!(alice.stats().rejected.get(RejectReason::SrtpAuth), 2);
     let next = tick(&mut alice, t0 + PTIME * 3);
     bob.handle_datagram(t0 + PTIME * 3, &next[0].1, addr(A));
     assert_eq!(bob.stats().packets_in, 2);
@@ -144,8 +152,11 @@ fn srtcp_reports_are_protected_and_read_back() {
     let bye = tick(&mut alice, t0 + PTIME);
     let (t, bytes) = &bye[0];
     assert_eq!(t.socket, Socket::Rtcp);
-    // The SRTCP index's E bit says encrypted.
+    // The SRTCP index's E bit says encrypted: the trailer is E || index
+    // (4 bytes) then the 80-bit tag (SRTCP's tag is 80 bits for the _32
+    // suite too, RFC 4568 section 6.2).
     assert!(bytes.len() > 8 + 4 + 10);
+    assert_ne!(bytes[bytes.len() - 10 - 4] & 0x80, 0, "E bit");
     bob.handle_rtcp(t0 + PTIME, bytes, addr(A));
     assert!(std::iter::from_fn(|| bob.poll_event()).any(|e| e == MediaEvent::RtcpBye));
     // The same BYE in clear is not believed.

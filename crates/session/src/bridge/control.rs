@@ -81,11 +81,10 @@ impl Call {
     }
 
     fn operator_transfer(&mut self, name: &str) -> Result<(), ControlError> {
-        // Only a configured entry, by its name: the same list (and the
-        // same check) as the model's `transfer_call`.
+        // Only a configured entry, by its name: the same list (the call's
+        // profile's) and the same check as the model's `transfer_call`.
         let allowed = self
-            .shared
-            .cfg
+            .profile
             .transfer_targets
             .check(name, None)
             .ok()
@@ -115,16 +114,5 @@ impl Call {
             buf.extend_from_slice(&a.saturating_add(*b).to_le_bytes());
         }
         let _ = tx.send(Bytes::from(buf));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_say_prompt_carries_the_text_verbatim() {
-        let p = say_prompt("Your order shipped.");
-        assert!(p.ends_with(": Your order shipped."));
     }
 }

@@ -259,22 +259,19 @@ impl Call {
         };
         let first = !p.filler_started;
         p.filler_started = true;
-        let filler = p.tool.filler.clone();
-        match filler {
+        let tool = Arc::clone(&p.tool);
+        match &tool.filler {
             Filler::Tone => self.playback.announce(filler::comfort_tone()),
-            Filler::Audio(samples) if first => self.playback.announce(&samples),
+            Filler::Audio(clip) if first => self.playback.announce(clip.samples()),
             Filler::Prompt(text) if first => {
                 if let Some(m) = &mut self.model {
-                    let _ = m.send_text(text).await;
+                    let _ = m.send_text(text.clone()).await;
                 }
             }
             Filler::Audio(_) | Filler::Prompt(_) => {}
         }
         if first {
-            self.event(
-                EventKind::Note,
-                json!({"tool_filler": p_name(&self.tools, id)}),
-            );
+            self.event(EventKind::Note, json!({"tool_filler": tool.name()}));
         }
     }
 
@@ -392,14 +389,6 @@ impl Call {
             let _ = m.send_tool_result(id, result).await;
         }
     }
-}
-
-fn p_name(tools: &Tools, id: &ToolCallId) -> String {
-    tools
-        .pending
-        .get(id)
-        .map(|p| p.tool.name().to_owned())
-        .unwrap_or_default()
 }
 
 /// A tool's arguments as an event keeps them: at most

@@ -45,37 +45,6 @@ fn beat(freq: f64, tone_ms: u32, fade_ms: u32) -> Vec<i16> {
         .collect()
 }
 
-/// Longest filler file.
-pub const MAX_FILE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A filler file's samples: a WAV of mono 16-bit PCM at 8 kHz, at most
-/// [`MAX_FILE`] long, not empty.
-///
-/// # Errors
-/// Why the file cannot be used.
-pub fn load_wav(path: &std::path::Path) -> Result<Vec<i16>, String> {
-    let mut r = hound::WavReader::open(path).map_err(|e| e.to_string())?;
-    let spec = r.spec();
-    if spec.channels != 1
-        || spec.sample_rate != RATE
-        || spec.bits_per_sample != 16
-        || spec.sample_format != hound::SampleFormat::Int
-    {
-        return Err("not a mono 16-bit PCM WAV at 8000 Hz".into());
-    }
-    if u64::from(r.duration()) > u64::from(RATE) * MAX_FILE.as_secs() {
-        return Err("longer than 30 s".into());
-    }
-    let samples = r
-        .samples::<i16>()
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if samples.is_empty() {
-        return Err("empty".into());
-    }
-    Ok(samples)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,8 +87,9 @@ pub enum Filler {
     Tone,
     /// The model is asked to say something short (this text).
     Prompt(String),
-    /// This audio (8 kHz mono samples).
-    Audio(Arc<[i16]>),
+    /// This audio (a WAV file checked as the fallback announcement is:
+    /// mono 16-bit PCM at 8 kHz, at most 30 s).
+    Audio(crate::bridge::fallback::FallbackClip),
 }
 
 /// A declared tool, checked.
@@ -295,8 +296,8 @@ impl HttpTools {
                 }
                 (None, Some(f)) => {
                     let path: PathBuf = base.join(f.trim());
-                    match filler::load_wav(&path) {
-                        Ok(samples) => Filler::Audio(samples.into()),
+                    match crate::bridge::fallback::FallbackClip::load(&path) {
+                        Ok(clip) => Filler::Audio(clip),
                         Err(e) => {
                             err("filler_file", format!("{f:?}: {e}"));
                             Filler::Tone

@@ -170,17 +170,7 @@ impl Manager {
             events,
             token: self.inner.root.child_token(),
             amd: false,
-            tools: crate::bridge::tools::ToolsCtx {
-                context: crate::http_tool::request::ToolCallContext {
-                    session_id: id.to_string(),
-                    direction: "inbound",
-                    caller: ctx.caller.clone(),
-                    called: ctx.called.clone(),
-                    profile: profile.name().to_owned(),
-                    headers: Default::default(),
-                },
-                self_tx,
-            },
+            tools: crate::bridge::tools::ToolsCtx::new(id, &ctx, self_tx),
             profile,
         };
         self.spawn_call(spec);

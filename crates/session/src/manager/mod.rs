@@ -298,11 +298,9 @@ impl Manager {
         let (sip_tcp_addr, sip_tls_addr) = (driver.tcp_addr(), driver.tls_addr());
         let (store, store_thread) = StoreWriter::start_with(store, cfg.store_writer.clone())?;
         let http = tool_client(cfg.model.tls_roots)?;
-        let profiles = shared::ProfileSlot::new(
-            cfg.profiles
-                .take()
-                .unwrap_or_else(|| shared::implicit(&cfg)),
-        );
+        let implicit = shared::implicit(&cfg);
+        let implicit_default = Arc::clone(implicit.default_profile());
+        let profiles = shared::ProfileSlot::new(cfg.profiles.take().unwrap_or(implicit));
         let shared = Arc::new(Shared {
             cfg,
             sip,
@@ -319,6 +317,7 @@ impl Manager {
             registry: Mutex::new(Registry::new()),
             bus: crate::events::EventBus::default(),
             profiles,
+            implicit: implicit_default,
             http,
         });
         let root = CancellationToken::new();

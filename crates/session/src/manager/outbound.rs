@@ -74,7 +74,7 @@ impl Manager {
         // SIP protect nothing.
         let keys = match self.shared.cfg.srtp {
             sdp::SrtpPolicy::Require => crate::srtp::fresh_keys(),
-            sdp::SrtpPolicy::Offer if over_tls(&to, &req.to) => crate::srtp::fresh_keys(),
+            sdp::SrtpPolicy::Offer if over_tls(&to) => crate::srtp::fresh_keys(),
             _ => Vec::new(),
         };
         if self.shared.cfg.srtp == sdp::SrtpPolicy::Require && keys.is_empty() {
@@ -213,9 +213,10 @@ impl Manager {
     }
 }
 
-/// Whether an outbound call's signalling is TLS: a `sips:` Request-URI or
-/// `;transport=tls` (RFC 3261 section 26.2.2).
-fn over_tls(to: &Uri, text: &str) -> bool {
-    to.as_sip().is_some_and(callbridge_sip::SipUri::is_secure)
-        || text.to_ascii_lowercase().contains(";transport=tls")
+/// Whether an outbound call's signalling is TLS (a `sips:` Request-URI or
+/// `;transport=tls`, RFC 3261 section 26.2.2): the UAC's own choice of
+/// transport for the same URI.
+fn over_tls(to: &Uri) -> bool {
+    callbridge_sip::transport::Transport::of_uri_or_udp(to)
+        == Some(callbridge_sip::transport::Transport::Tls)
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use callbridge_llm_bridge::{Greeting, SessionConfig};
 
-use super::shared::implicit;
 use super::{Manager, ManagerError};
 use crate::profile::template::TemplateContext;
 use crate::profile::{Profile, Profiles};
@@ -47,7 +46,7 @@ impl Manager {
                 if d.serves.outbound() {
                     Ok(Arc::clone(d))
                 } else {
-                    Ok(Arc::clone(implicit(&self.shared.cfg).default_profile()))
+                    Ok(Arc::clone(&self.shared.implicit))
                 }
             }
         }

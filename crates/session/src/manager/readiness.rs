@@ -50,7 +50,7 @@ impl Manager {
     pub fn readiness(&self) -> Readiness {
         let (admitting, live) = {
             let reg = self.shared.registry();
-            (reg.admitting, reg.calls().len())
+            (reg.admitting, reg.len())
         };
         Readiness {
             admitting,

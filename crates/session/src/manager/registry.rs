@@ -219,6 +219,11 @@ impl Registry {
         Some(e.direction)
     }
 
+    /// How many calls are live (without listing them).
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
     pub fn calls(&self) -> Vec<(SessionId, Direction, Phase)> {
         self.by_id
             .iter()

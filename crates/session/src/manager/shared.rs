@@ -37,6 +37,10 @@ pub(crate) struct Shared {
     pub bus: crate::events::EventBus,
     /// The routing profiles in force (issue 23).
     pub(super) profiles: ProfileSlot,
+    /// The configuration's own profile (made once at start): what an
+    /// outbound call without a profile takes when the default profile
+    /// serves inbound calls only.
+    pub(super) implicit: Arc<crate::profile::Profile>,
     /// The client of the HTTP tools' requests.
     pub http: reqwest::Client,
 }

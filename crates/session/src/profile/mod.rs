@@ -145,18 +145,7 @@ pub const MAX_HEADER_VALUE: usize = 256;
 /// assert!(!is_x_header("X-Bad Name"));
 /// ```
 pub fn is_x_header(name: &str) -> bool {
-    let Some(rest) = name.strip_prefix("X-").or_else(|| name.strip_prefix("x-")) else {
-        return false;
-    };
-    !rest.is_empty()
-        && name.len() <= MAX_HEADER_NAME
-        && rest.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-                )
-        })
+    name.len() <= MAX_HEADER_NAME && callbridge_sip::ua::is_extension_header(name.as_bytes())
 }
 
 /// Whether `value` may go into an outbound INVITE's header: at most
@@ -381,15 +370,6 @@ fn valid_name(n: &str) -> bool {
 }
 
 impl Profiles {
-    /// Only the implicit default profile.
-    pub fn implicit(defaults: &ProfileDefaults) -> Profiles {
-        Profiles {
-            list: Vec::new(),
-            default: Arc::new(defaults.implicit()),
-            default_named: None,
-        }
-    }
-
     /// A set of one profile, the default, matching nothing by number.
     pub fn single(default: Profile) -> Profiles {
         Profiles {

@@ -135,11 +135,6 @@ impl Template {
         })
     }
 
-    /// The source, as configured.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// The text for one call. A strict failure is logged (without
     /// values) and the template is rendered with missing values empty;
     /// if that fails too, `fallback` is returned.

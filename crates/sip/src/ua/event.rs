@@ -51,9 +51,22 @@ pub struct IncomingCall {
 /// ([`Originate::extra_headers`]).
 pub const MAX_EXTENSION_HEADERS: usize = 32;
 
-/// Whether `name` is an `X-` extension header name.
+/// Whether `name` is an `X-` extension header name: `X-` and at least one
+/// more character, every one an RFC 3261 token character (so a name can
+/// never carry a `:`, a space or a line break into the message).
+///
+/// ```
+/// use callbridge_sip::ua::is_extension_header;
+/// assert!(is_extension_header(b"X-Customer-Id"));
+/// assert!(!is_extension_header(b"X-"));
+/// assert!(!is_extension_header(b"Contact"));
+/// assert!(!is_extension_header(b"X-A: b"));
+/// assert!(!is_extension_header(b"X-A\r\nVia"));
+/// ```
 pub fn is_extension_header(name: &[u8]) -> bool {
-    name.len() > 2 && name[..2].eq_ignore_ascii_case(b"x-")
+    name.len() > 2
+        && name[..2].eq_ignore_ascii_case(b"x-")
+        && name.iter().all(|&c| crate::parse::lex::is_token_char(c))
 }
 
 /// The `X-` headers of `headers`, at most [`MAX_EXTENSION_HEADERS`].

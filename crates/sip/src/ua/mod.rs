@@ -70,7 +70,7 @@ mod tests_transport;
 pub use config::{Config, Stats, UaError};
 pub use event::{
     CallRef, EndReason, Event, IncomingCall, MAX_EXTENSION_HEADERS, Originate, Outcome, Register,
-    RegistrationId, RegistrationState,
+    RegistrationId, RegistrationState, is_extension_header,
 };
 
 use crate::auth::{Credentials, DigestClient};

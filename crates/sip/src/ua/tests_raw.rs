@@ -6,6 +6,7 @@ use super::tests::SDP;
 use super::*;
 use crate::Method;
 use crate::digest::{Algorithm, request_digest};
+use crate::encode::Encode;
 use crate::filter::{Rejection, SourceFilter};
 use crate::random::seeded_rng;
 use crate::uri::Uri;
@@ -574,6 +575,10 @@ fn an_outbound_invite_carries_its_x_headers_and_nothing_injected() {
             h("X-Campaign", "spring"),
             h("X-Evil", "a\r\nContact: <sip:evil@192.0.2.1>"),
             h("Contact", "<sip:evil@192.0.2.1>"),
+            // A name that smuggles a header of its own ("X-A: b" would be
+            // written as a line `X-A: b: v`): not a token, dropped.
+            h("X-Spoof: <sip:evil@192.0.2.1>;x", "1"),
+            h("X-Spoof Two", "1"),
         ],
     };
     r.ua.originate(r.now, o).unwrap();
@@ -598,5 +603,10 @@ fn an_outbound_invite_carries_its_x_headers_and_nothing_injected() {
             .uri()
             .to_string()
             .contains("evil")
+    );
+    let text = String::from_utf8_lossy(&invite.to_bytes()).into_owned();
+    assert!(
+        !text.contains("X-Spoof"),
+        "names that are not tokens are dropped: {text}"
     );
 }
