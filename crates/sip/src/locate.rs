@@ -1,9 +1,10 @@
 //! Locating a SIP server (RFC 3263 section 4), sans-IO: which DNS
 //! queries to make for a URI's host, and the ordered list of
 //! [`Target`]s (transport and address) their answers give. The caller
-//! does the lookups. No driver uses it yet: trunks are resolved once at
-//! start by the system resolver (docs/SIP.md); today its callers are the
-//! tests.
+//! does the lookups (the session crate's `dns` module, with
+//! hickory-resolver) and hands the targets to
+//! [`UserAgent::originate_located`](crate::ua::UserAgent::originate_located),
+//! which fails over along them.
 //!
 //! ```text
 //!   Locator::new(host, port, transport, secure)

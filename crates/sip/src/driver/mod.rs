@@ -126,6 +126,7 @@ enum Command {
     Hangup(CallRef, Reply<()>),
     Originate(Box<Originate>, Reply<CallRef>),
     OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
+    OriginateLocated(Box<Located>, Reply<(CallRef, CallId)>),
     TransactionCount(Reply<usize>),
     Stats(Reply<Stats>),
     Register(Box<Register>, Reply<RegistrationId>),
@@ -136,6 +137,14 @@ enum Command {
     StreamStats(oneshot::Sender<(usize, StreamStats)>),
     SetReady(bool),
     Shutdown,
+}
+
+/// A located call: what [`Handle::originate_located`] sends.
+#[derive(Debug)]
+struct Located {
+    spec: Originate,
+    route: Vec<crate::locate::Target>,
+    tls_name: Option<String>,
 }
 
 /// Sends commands to a running driver. Cheap to clone.
@@ -212,6 +221,25 @@ impl Handle {
         spec: Originate,
     ) -> Result<(CallRef, CallId), DriverError> {
         self.ask(|r| Command::OriginateWithCallId(Box::new(spec), r))
+            .await
+    }
+
+    /// Place a call to the targets an RFC 3263 location gave, in order
+    /// (see [`UserAgent::originate_located`]), and learn its Call-ID.
+    /// `tls_name`: the domain the location was for, which a TLS target's
+    /// certificate must carry (RFC 5922 section 4).
+    pub async fn originate_located(
+        &self,
+        spec: Originate,
+        route: Vec<crate::locate::Target>,
+        tls_name: Option<String>,
+    ) -> Result<(CallRef, CallId), DriverError> {
+        let located = Located {
+            spec,
+            route,
+            tls_name,
+        };
+        self.ask(|r| Command::OriginateLocated(Box::new(located), r))
             .await
     }
 
@@ -430,6 +458,12 @@ impl Driver {
                 input = self.stream_input.recv(), if waiting < self.backlog => match input {
                     Some(Input::Message(peer, data)) => self.ua.handle_message(now(), peer, data),
                     Some(Input::Closed(peer, id)) => self.streams.closed(peer, id),
+                    Some(Input::Unreachable(peer, id)) => {
+                        if let Some(id) = id {
+                            self.streams.closed(peer, id);
+                        }
+                        self.ua.transport_failed(now(), peer);
+                    }
                     // The table keeps a sender: never closed while we run.
                     None => {}
                 },
@@ -484,6 +518,24 @@ impl Driver {
             Command::Originate(o, r) => drop(r.send(ua.originate(now, *o))),
             Command::OriginateWithCallId(o, r) => {
                 let placed = ua.originate(now, *o).and_then(|call| {
+                    let id = ua.call_id(call).cloned().ok_or(UaError::UnknownCall)?;
+                    Ok((call, id))
+                });
+                drop(r.send(placed));
+            }
+            Command::OriginateLocated(l, r) => {
+                let Located {
+                    spec,
+                    route,
+                    tls_name,
+                } = *l;
+                if let Some(name) = &tls_name {
+                    for t in route.iter().filter(|t| t.transport == Transport::Tls) {
+                        self.streams.learn_tls_name(t.addr, name);
+                    }
+                }
+                let ua = &mut self.ua;
+                let placed = ua.originate_located(now, spec, route).and_then(|call| {
                     let id = ua.call_id(call).cloned().ok_or(UaError::UnknownCall)?;
                     Ok((call, id))
                 });

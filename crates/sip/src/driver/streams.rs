@@ -90,6 +90,9 @@ pub(super) enum Input {
     Message(Peer, Bytes),
     /// The connection `id` to `peer` is gone.
     Closed(Peer, u64),
+    /// The connection to `peer` could not be made (`id`: the task that
+    /// tried, `None` when none was started).
+    Unreachable(Peer, Option<u64>),
 }
 
 /// Counters of the stream transports.
@@ -123,8 +126,13 @@ pub(super) struct Streams {
     conns: HashMap<Peer, Conn>,
     next_id: u64,
     input_tx: mpsc::Sender<Input>,
+    /// TLS server names added by [`Streams::learn_tls_name`].
+    learnt_names: usize,
     pub(super) stats: StreamStats,
 }
+
+/// TLS server names learnt from located targets, at most.
+pub(super) const MAX_LEARNT_NAMES: usize = 1024;
 
 impl Streams {
     /// Bind the listeners and load the certificates. The receiver gets what
@@ -157,6 +165,7 @@ impl Streams {
             conns: HashMap::new(),
             next_id: 1,
             input_tx,
+            learnt_names: 0,
             stats: StreamStats::default(),
         };
         Ok((streams, input))
@@ -270,7 +279,33 @@ impl Streams {
         }
     }
 
+    /// Verify outbound TLS to `addr` against `name` from now on (a
+    /// target an RFC 3263 location found for the domain `name`). The
+    /// names configured at start stay; at most [`MAX_LEARNT_NAMES`] are
+    /// added.
+    pub(super) fn learn_tls_name(&mut self, addr: SocketAddr, name: &str) {
+        if self.cfg.tls_names.contains_key(&addr) {
+            return;
+        }
+        if self.learnt_names >= MAX_LEARNT_NAMES {
+            tracing::warn!(%addr, "too many TLS server names learnt; verified as its IP address");
+            return;
+        }
+        self.learnt_names += 1;
+        self.cfg.tls_names.insert(addr, name.to_owned());
+    }
+
     fn dial(&mut self, peer: Peer) -> bool {
+        let ok = self.try_dial(peer);
+        if !ok && peer.transport != Transport::Udp {
+            // The core hears of it like of a failed connect (a full input
+            // channel only delays the call's failure to its Timer B).
+            let _ = self.input_tx.try_send(Input::Unreachable(peer, None));
+        }
+        ok
+    }
+
+    fn try_dial(&mut self, peer: Peer) -> bool {
         if !self.has_room(peer.addr.ip()) {
             tracing::warn!(%peer, "no SIP connection opened: connection limit");
             return false;
@@ -315,7 +350,7 @@ impl Streams {
                 Ok(Some(Stream::Tls(s))) => serve.run(*s).await,
                 _ => {
                     tracing::warn!(%peer, "cannot connect to the SIP peer");
-                    serve.closed().await;
+                    serve.unreachable().await;
                 }
             }
         });
@@ -410,6 +445,13 @@ struct Serve {
 impl Serve {
     async fn closed(self) {
         let _ = self.out.send(Input::Closed(self.peer, self.id)).await;
+    }
+
+    async fn unreachable(self) {
+        let _ = self
+            .out
+            .send(Input::Unreachable(self.peer, Some(self.id)))
+            .await;
     }
 
     /// Read, frame and hand over; write what is queued; until the peer

@@ -111,6 +111,9 @@ pub struct Stats {
     pub inbound_calls: u64,
     /// Outbound calls started.
     pub outbound_calls: u64,
+    /// Outbound INVITEs sent on to the next target of their location
+    /// (RFC 3263 section 4.3).
+    pub failovers: u64,
 }
 
 /// A command the core refuses.

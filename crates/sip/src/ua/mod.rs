@@ -55,6 +55,8 @@ mod tests;
 #[cfg(test)]
 mod tests_auth;
 #[cfg(test)]
+mod tests_failover;
+#[cfg(test)]
 mod tests_guard;
 #[cfg(test)]
 mod tests_probe;
@@ -148,6 +150,12 @@ struct Calling {
     cancel: Option<Outcome>,
     cancel_sent: bool,
     ring_deadline: Instant,
+    /// Where the INVITE goes next if this target fails (RFC 3263 section
+    /// 4.3): a 503, Timer B, or a connection that cannot be made.
+    next: std::collections::VecDeque<Peer>,
+    /// A provisional response other than 100 came: the request reached a
+    /// server that took it on, and is no longer sent elsewhere.
+    progressed: bool,
 }
 
 /// A re-INVITE inside an established dialog, from the peer or from us

@@ -40,7 +40,7 @@ fn text(req: &Request, name: HeaderName) -> String {
 }
 
 /// A response to `req` with `extra` header lines (each ending in CRLF).
-fn reply(req: &Request, code: u16, extra: &str, body: &str) -> String {
+pub(super) fn reply(req: &Request, code: u16, extra: &str, body: &str) -> String {
     let cseq = req.headers().cseq().unwrap();
     let ctype = if body.is_empty() {
         ""
@@ -69,7 +69,7 @@ fn proxy(params: &str) -> String {
     format!("Proxy-Authenticate: Digest {params}\r\n")
 }
 
-fn branch(req: &Request) -> String {
+pub(super) fn branch(req: &Request) -> String {
     req.headers()
         .top_via()
         .unwrap()

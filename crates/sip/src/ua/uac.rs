@@ -28,6 +28,30 @@ impl UserAgent {
     /// call's fate arrives as [`Event::Progress`], then [`Event::Answered`]
     /// or [`Event::Failed`].
     pub fn originate(&mut self, now: Instant, o: Originate) -> Result<CallRef, UaError> {
+        self.originate_located(now, o, Vec::new())
+    }
+
+    /// Place an outbound call like [`UserAgent::originate`] to the
+    /// targets an RFC 3263 location gave ([`crate::locate`]), in order:
+    /// the INVITE goes to the first (its transport replaces the one the
+    /// Request-URI names, and [`Originate::target`] is not used), and
+    /// moves on to the next, as a new transaction with a new branch
+    /// (section 4.3), when the one tried answers 503, does not answer at
+    /// all (Timer B) or cannot be connected to
+    /// ([`UserAgent::transport_failed`]). It is not sent elsewhere once a
+    /// provisional response other than 100 came, once the application
+    /// hung up or the ring timer fired, nor after any other final
+    /// response. An empty `route` is [`UserAgent::originate`].
+    pub fn originate_located(
+        &mut self,
+        now: Instant,
+        o: Originate,
+        route: Vec<crate::locate::Target>,
+    ) -> Result<CallRef, UaError> {
+        let mut route = route
+            .into_iter()
+            .map(|t| Peer::new(t.transport, t.addr))
+            .collect::<std::collections::VecDeque<Peer>>();
         if self.draining {
             return Err(UaError::ShuttingDown);
         }
@@ -36,7 +60,14 @@ impl UserAgent {
         }
         let call_id = self.ids.call_id();
         let local_tag = self.ids.tag();
-        let transport = Transport::of_uri_or_udp(&o.to).ok_or(UaError::UnsupportedTransport)?;
+        let first = match route.pop_front() {
+            Some(p) => p,
+            None => Peer::new(
+                Transport::of_uri_or_udp(&o.to).ok_or(UaError::UnsupportedTransport)?,
+                o.target,
+            ),
+        };
+        let transport = first.transport;
         let via = self.our_via(transport);
         let mut builder = Request::builder(Method::Invite, o.to.clone())
             .via(&via)
@@ -68,7 +99,7 @@ impl UserAgent {
         let invite = builder.body(MediaType::sdp(), o.offer.clone()).build()?;
         let key = self
             .tx
-            .send_request(now, invite.clone(), Peer::new(transport, o.target))
+            .send_request(now, invite.clone(), first)
             .map_err(|_| UaError::Overloaded)?;
         let call = CallRef(self.next_id());
         self.stats.outbound_calls += 1;
@@ -84,8 +115,10 @@ impl UserAgent {
             cancel: None,
             cancel_sent: false,
             ring_deadline: now + self.cfg.ring_timeout,
+            next: route,
+            progressed: false,
         }));
-        let mut c = Call::new(Peer::new(transport, o.target), call_id, local_tag, state);
+        let mut c = Call::new(first, call_id, local_tag, state);
         c.local_sdp = Some(o.offer);
         self.calls.insert(call, c);
         Ok(call)
@@ -356,6 +389,13 @@ impl UserAgent {
         match &c.state {
             CallState::Calling(calling) if &calling.key == key => {
                 // Timer B: not a single response (a CANCEL needs one first).
+                if self.fail_over(now, call, "no response (Timer B)") {
+                    return;
+                }
+                let Some(CallState::Calling(calling)) = self.calls.get(&call).map(|c| &c.state)
+                else {
+                    return;
+                };
                 let outcome = match calling.cancel {
                     Some(Outcome::Cancelled) => Outcome::Cancelled,
                     _ => Outcome::Unreachable,
@@ -388,6 +428,9 @@ impl UserAgent {
             }
         };
         if status.is_provisional() {
+            if status != StatusCode::TRYING {
+                calling.progressed = true;
+            }
             if status != StatusCode::TRYING && calling.cancel.is_none() {
                 self.events.push_back(Event::Progress { call, status });
             }
@@ -447,6 +490,22 @@ impl UserAgent {
                 ),
             }
         }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            self.set_state(call, CallState::Calling(calling));
+            if self.fail_over(now, call, "503") {
+                return;
+            }
+            let Some(c) = self.calls.get_mut(&call) else {
+                return;
+            };
+            calling = match std::mem::replace(&mut c.state, placeholder()) {
+                CallState::Calling(calling) => calling,
+                other => {
+                    c.state = other;
+                    return;
+                }
+            };
+        }
         let outcome = match calling.cancel {
             // We asked to stop: a 487, or a challenge we no longer answer.
             Some(o) if status == StatusCode::REQUEST_TERMINATED || challenged => o,
@@ -454,6 +513,94 @@ impl UserAgent {
         };
         self.end_call(call);
         self.events.push_back(Event::Failed { call, outcome });
+    }
+
+    /// The connection to `peer` could not be made (TCP or TLS): an
+    /// outbound call whose INVITE went there and has had no response
+    /// moves on to its next target (RFC 3263 section 4.3), or fails
+    /// [`Outcome::Unreachable`] when it has none (RFC 3261 section
+    /// 8.1.3.1: a transport error is a 503). Other calls are left to
+    /// their timers.
+    pub fn transport_failed(&mut self, now: Instant, peer: Peer) {
+        let hit: Vec<CallRef> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| {
+                c.peer == peer
+                    && matches!(&c.state, CallState::Calling(calling)
+                        if !self.tx.client_invite_has_response(&calling.key))
+            })
+            .map(|(call, _)| *call)
+            .collect();
+        for call in hit {
+            if self.fail_over(now, call, "cannot connect") {
+                continue;
+            }
+            let outcome = match self.calls.get(&call).map(|c| &c.state) {
+                Some(CallState::Calling(calling)) => match calling.cancel {
+                    Some(Outcome::Cancelled) => Outcome::Cancelled,
+                    _ => Outcome::Unreachable,
+                },
+                _ => continue,
+            };
+            self.end_call(call);
+            self.events.push_back(Event::Failed { call, outcome });
+        }
+    }
+
+    /// Send the INVITE of a call in `Calling` to its next target (RFC 3263
+    /// section 4.3): the same request with a new branch (a new
+    /// transaction), the Via and Contact of the new target's transport.
+    /// False when the call may not move on (no target left, a provisional
+    /// response came, the application hung up) or the transaction table
+    /// is full; the caller then fails the call.
+    fn fail_over(&mut self, now: Instant, call: CallRef, why: &'static str) -> bool {
+        let Some(Call {
+            state: CallState::Calling(calling),
+            ..
+        }) = self.calls.get(&call)
+        else {
+            return false;
+        };
+        if calling.cancel.is_some() || calling.progressed || calling.next.is_empty() {
+            return false;
+        }
+        let mut invite = calling.invite.clone();
+        let Some(Call {
+            state: CallState::Calling(calling),
+            ..
+        }) = self.calls.get_mut(&call)
+        else {
+            return false;
+        };
+        let Some(peer) = calling.next.pop_front() else {
+            return false;
+        };
+        let via = self.our_via(peer.transport);
+        let contact = self.contact(peer.transport);
+        let h = invite.headers_mut();
+        h.set_top_via(&via);
+        h.remove(&HeaderName::Contact);
+        h.push_typed(HeaderName::Contact, &contact);
+        let Ok(key) = self.tx.send_request(now, invite.clone(), peer) else {
+            tracing::warn!(
+                ?call,
+                "transaction table full: INVITE not sent to the next target"
+            );
+            return false;
+        };
+        tracing::info!(?call, why, next = %peer, "outbound INVITE failed over to the next target");
+        self.owners.insert(key.clone(), Owner::Call(call));
+        self.stats.failovers += 1;
+        let Some(c) = self.calls.get_mut(&call) else {
+            return false;
+        };
+        c.peer = peer;
+        if let CallState::Calling(calling) = &mut c.state {
+            calling.key = key;
+            calling.invite = invite;
+        }
+        true
     }
 
     /// Answer a 401/407 to our INVITE (RFC 3261 section 22.2): a new
