@@ -18,6 +18,7 @@ use callbridge_llm_bridge::{GeminiLive, GptLive, OpenAiRealtime, RealtimeModel, 
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::clock::SystemClock;
 use callbridge_rtp::engine::MediaEngine;
+use callbridge_session::dns::Destination;
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};
@@ -498,8 +499,8 @@ impl Agent {
         // Rows and answers name the provider as configured (`mock` when
         // the built-in mock serves the Gemini protocol).
         cfg.provider_label = Some(settings.provider.name().to_owned());
-        if let (Some(auth), Some(target)) = (&cfg.outbound_auth, settings.outbound_target)
-            && auth.target != target
+        if let (Some(auth), Some(target)) = (&cfg.outbound_auth, &settings.outbound_target)
+            && auth.target != *target
         {
             warn!(
                 %target,
@@ -677,15 +678,34 @@ async fn register(
     ) else {
         return Err(StartError::Register(DriverError::Stopped));
     };
-    let spec = Register {
+    let mut spec = Register {
         registrar,
-        target: trunk.target,
+        target: SocketAddr::from(([0, 0, 0, 0], 0)),
         aor: NameAddr::new(aor),
         expires: u32::try_from(trunk.expires.as_secs()).unwrap_or(u32::MAX),
         credentials: settings.trunk_credentials(secrets),
     };
-    let id = manager.register(spec).await.map_err(StartError::Register)?;
-    info!(target_addr = %trunk.target, %sip_addr, "registering with the trunk");
+    let (id, target) = match &trunk.target {
+        Destination::Addr(a) => {
+            spec.target = *a;
+            let id = manager.register(spec).await.map_err(StartError::Register)?;
+            (id, *a)
+        }
+        located @ Destination::Locate(_) => {
+            match manager
+                .register_located(spec, located)
+                .await
+                .map_err(StartError::Register)?
+            {
+                Some(placed) => placed,
+                None => {
+                    warn!(registrar = %located, "no SIP server found for the registrar (RFC 3263): not registered");
+                    return Ok(None);
+                }
+            }
+        }
+    };
+    info!(target_addr = %target, %sip_addr, "registering with the trunk");
     Ok(Some(id))
 }
 

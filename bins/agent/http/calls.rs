@@ -293,7 +293,7 @@ pub async fn create(
     let out = &ctx.state.outbound;
     let mut dial = validate(&req, &out.from)?;
     check_model(&req, &ctx.state.provider)?;
-    let Some(target) = out.target else {
+    let Some(target) = out.target.clone() else {
         return Err(ApiError::NotConfigured(
             "outbound calls are not configured (outbound.target)".into(),
         ));

@@ -4,7 +4,6 @@
 //! use recorder, the metrics page, the carrier state), never a handler or
 //! `http/mod.rs`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,8 +20,9 @@ use super::token_use;
 /// Where outbound calls go and who they come from.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    /// Where INVITEs are sent (`outbound.target`, else the trunk's proxy or registrar).
-    pub target: Option<SocketAddr>,
+    /// Where INVITEs are sent (`outbound.target`, else the trunk's proxy or
+    /// registrar): an address, or a domain located by RFC 3263 per call.
+    pub target: Option<callbridge_session::dns::Destination>,
     /// The host part of the Request-URI (`sip:+1555...@domain`); the
     /// target's address when `None`.
     pub domain: Option<String>,

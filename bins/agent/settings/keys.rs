@@ -144,6 +144,9 @@ pub const KEYS: &[Key] = &[
     // --- issue 23 (prog) ---
     list("sip.keep_headers"),
     // --- end issue 23 (prog) ---
+    // --- issue 20 (dns) ---
+    list("sip.dns_servers"),
+    // --- end issue 20 (dns) ---
     text("sip.trunk.registrar", ""),
     text("sip.trunk.username", ""),
     optional("sip.trunk.outbound_proxy"),

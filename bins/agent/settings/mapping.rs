@@ -108,6 +108,7 @@ impl Settings {
             idle_timeout: t.idle_timeout,
             ..StreamConfig::default()
         };
+        cfg.dns_servers.clone_from(&t.dns_servers);
         cfg.max_calls = self.max_concurrent;
         cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
         cfg.barge_in_after = self.barge_in_after;
@@ -139,7 +140,7 @@ impl Settings {
     /// Outbound routing for the HTTP layer.
     pub fn outbound(&self) -> crate::http::Outbound {
         crate::http::Outbound {
-            target: self.outbound_target,
+            target: self.outbound_target.clone(),
             transport: self.outbound_transport,
             domain: self.trunk.as_ref().map(|t| t.domain.clone()),
             from: self.outbound_from.clone(),
@@ -165,7 +166,7 @@ impl Settings {
     pub fn outbound_auth(&self, secrets: &Secrets) -> Option<OutboundAuth> {
         let t = self.trunk.as_ref()?;
         Some(OutboundAuth {
-            target: t.target,
+            target: t.target.clone(),
             credentials: self.trunk_credentials(secrets)?,
         })
     }

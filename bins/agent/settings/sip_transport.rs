@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use callbridge_llm_bridge::TlsRoots;
+use callbridge_session::dns::{Destination, Locate};
 use callbridge_sip::driver::tls::{self, CertFiles, TlsClient, Trust};
 use callbridge_sip::transport::Transport;
 use callbridge_sip::{Host, Uri};
@@ -37,6 +38,9 @@ pub struct SipTransport {
     /// `sip.udp_to_tcp`: requests over 1,300 bytes go over TCP (RFC 3261
     /// section 18.1.1); only with `sip.tcp_bind`.
     pub udp_to_tcp: bool,
+    /// `sip.dns_servers`: the name servers RFC 3263 locations ask
+    /// (`ip:port`); empty: the system's.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl SipTransport {
@@ -52,23 +56,26 @@ impl SipTransport {
     }
 }
 
-/// Where SIP requests go: an address, the transport, and for TLS the name
-/// the server's certificate must carry (a domain; `None`: its IP).
+/// Where SIP requests go: an address or a domain to locate (RFC 3263),
+/// the transport, and for TLS the name the server's certificate must
+/// carry (a domain; `None`: its IP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
-    /// The address.
-    pub addr: SocketAddr,
-    /// The transport.
+    /// The address, or the domain located when a request goes out.
+    pub addr: Destination,
+    /// The transport the Request-URI names (a located domain's DNS
+    /// records may pick another per target).
     pub transport: Transport,
     /// The host name in the URI, when it is a domain.
     pub name: Option<String>,
 }
 
-/// `v` as a target: `host:port` (UDP; port 5060 when absent), or a SIP
-/// URI whose scheme and `transport` parameter pick the transport (RFC 3263
-/// section 4.1: `sips:` is TLS, port 5061 when absent;
-/// `;transport=tcp`). `None` when it does not resolve or names a
-/// transport we lack.
+/// `v` as a target: `host:port` (UDP; port 5060 when absent; resolved
+/// now), or a SIP URI whose scheme and `transport` parameter pick the
+/// transport (RFC 3263 section 4.1: `sips:` is TLS, port 5061 when absent;
+/// `;transport=tcp`). A URI whose host is a domain is located by RFC 3263
+/// (NAPTR, SRV, A/AAAA) each time a request goes out, not now. `None`
+/// when it does not resolve or names a transport we lack.
 pub fn target(v: &str, resolve: impl Fn(&str) -> Option<SocketAddr>) -> Option<Target> {
     let v = v.trim();
     let is_uri = ["sip:", "sips:"]
@@ -76,7 +83,7 @@ pub fn target(v: &str, resolve: impl Fn(&str) -> Option<SocketAddr>) -> Option<T
         .any(|s| v.get(..s.len()).is_some_and(|p| p.eq_ignore_ascii_case(s)));
     if !is_uri {
         return Some(Target {
-            addr: resolve(v)?,
+            addr: Destination::Addr(resolve(v)?),
             transport: Transport::Udp,
             name: None,
         });
@@ -84,22 +91,42 @@ pub fn target(v: &str, resolve: impl Fn(&str) -> Option<SocketAddr>) -> Option<T
     let uri = Uri::parse(&Bytes::from(v.to_owned())).ok()?;
     let sip = uri.as_sip()?;
     let transport = Transport::of_uri(sip)?;
-    let (host, name) = match sip.host() {
+    let host = match sip.host() {
         Host::Domain(d) => {
             let d = String::from_utf8_lossy(d).into_owned();
-            (d.clone(), Some(d))
+            return Some(Target {
+                addr: Destination::Locate(locate_of(sip, &d)?),
+                transport,
+                name: Some(d),
+            });
         }
-        Host::Ipv4(a) => (a.to_string(), None),
-        Host::Ipv6(a) => (format!("[{a}]"), None),
+        Host::Ipv4(a) => a.to_string(),
+        Host::Ipv6(a) => format!("[{a}]"),
     };
     let port = sip.port().unwrap_or(match transport {
         Transport::Tls => 5061,
         _ => 5060,
     });
     Some(Target {
-        addr: resolve(&format!("{host}:{port}"))?,
+        addr: Destination::Addr(resolve(&format!("{host}:{port}"))?),
         transport,
-        name,
+        name: None,
+    })
+}
+
+/// What RFC 3263 locates for a SIP URI whose host is the domain `host`:
+/// its port, its explicit `;transport=` and its scheme. `None` for a
+/// transport we lack.
+pub fn locate_of(sip: &callbridge_sip::SipUri, host: &str) -> Option<Locate> {
+    let transport = match sip.params().get("transport") {
+        Some(Some(t)) => Some(Transport::from_token(&t)?),
+        _ => None,
+    };
+    Some(Locate {
+        host: host.trim_end_matches('.').to_ascii_lowercase(),
+        port: sip.port(),
+        transport,
+        secure: sip.is_secure(),
     })
 }
 
@@ -150,6 +177,11 @@ pub fn read(c: &Check<'_>, base: &Path) -> Option<SipTransport> {
     let max_per_ip = c.count("sip.max_connections_per_ip", 1_000_000);
     let idle_timeout = c.duration("sip.connection_idle_timeout");
     let udp_to_tcp = c.flag("sip.udp_to_tcp");
+    let dns_servers = c.list("sip.dns_servers").and_then(|l| {
+        l.iter()
+            .map(|v| c.addr("sip.dns_servers", v))
+            .collect::<Option<Vec<SocketAddr>>>()
+    });
 
     let tls_bind = match (tls_addr?, server?) {
         (Some(addr), Some(files)) => match tls::server_config(&files) {
@@ -218,5 +250,6 @@ pub fn read(c: &Check<'_>, base: &Path) -> Option<SipTransport> {
         max_per_ip: max_per_ip?.max(1),
         idle_timeout: idle_timeout?,
         udp_to_tcp: udp_to_tcp?,
+        dns_servers: dns_servers?,
     })
 }

@@ -512,7 +512,7 @@ fn trunk_needs_registrar_username_and_password() {
     assert_eq!(trunk.expires, Duration::from_secs(300));
     assert_eq!(
         s.outbound_target,
-        Some(trunk.target),
+        Some(trunk.target.clone()),
         "outbound defaults to the trunk"
     );
     assert_eq!(s.outbound().domain.as_deref(), Some("127.0.0.1"));
@@ -529,8 +529,11 @@ fn trunk_needs_registrar_username_and_password() {
     assert_eq!(s.trunk_credentials(&secrets).unwrap().username, "u");
     let auth = s.outbound_auth(&secrets).unwrap();
     assert_eq!(auth.target, trunk.target, "credentials go with the trunk");
-    assert!(auth.for_target(trunk.target).is_some());
-    assert!(auth.for_target("192.0.2.9:5060".parse().unwrap()).is_none());
+    assert!(auth.for_target(&trunk.target).is_some());
+    assert!(
+        auth.for_target(&"192.0.2.9:5060".parse().unwrap())
+            .is_none()
+    );
     assert!(!format!("{auth:?}").contains("\"pw\""));
 }
 
@@ -556,7 +559,7 @@ fn outbound_credentials_only_for_calls_sent_to_the_trunk() {
     )
     .unwrap();
     let auth = s.outbound_auth(&secrets).unwrap();
-    assert!(auth.for_target(s.outbound_target.unwrap()).is_none());
+    assert!(auth.for_target(&s.outbound_target.unwrap()).is_none());
     // No trunk, no credentials.
     let s = settings(GOOD, &[]).unwrap();
     assert!(s.outbound_auth(&Secrets::default()).is_none());

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use callbridge_session::dns::{Destination, Locate};
 use callbridge_sip::driver::tls::Trust;
 use callbridge_sip::transport::Transport;
 
@@ -158,13 +159,30 @@ fn an_outbound_target_uri_picks_the_transport_and_the_tls_name() {
         (s.outbound_target, s.outbound_transport),
         (Some("127.0.0.1:5070".parse().unwrap()), Transport::Tcp)
     );
+    // A domain is located (RFC 3263) per call, and its TLS targets are
+    // verified against it (the driver learns the name with the targets).
     let s = target("sips:localhost:5071").unwrap();
-    assert!(
-        s.sip_tls_names.iter().any(|(_, n)| n == "localhost"),
-        "{:?}",
-        s.sip_tls_names
+    assert_eq!(
+        s.outbound_target,
+        Some(Destination::Locate(Locate {
+            host: "localhost".into(),
+            port: Some(5071),
+            transport: None,
+            secure: true,
+        }))
     );
+    assert!(s.sip_tls_names.is_empty(), "{:?}", s.sip_tls_names);
     assert_eq!(s.outbound().transport, Transport::Tls);
+    let s = target("sip:Trunk.Example.;transport=tcp").unwrap();
+    assert_eq!(
+        s.outbound_target,
+        Some(Destination::Locate(Locate {
+            host: "trunk.example".into(),
+            port: None,
+            transport: Some(Transport::Tcp),
+            secure: false,
+        }))
+    );
     let e = target("sip:127.0.0.1;transport=sctp").unwrap_err();
     assert!(e.contains("outbound.target"), "{e}");
 }
@@ -181,10 +199,38 @@ fn a_sips_registrar_sends_the_trunks_calls_over_tls_to_port_5061() {
     .unwrap();
     let trunk = s.trunk.clone().unwrap();
     assert_eq!(trunk.transport, Transport::Tls);
-    assert_eq!(trunk.target.port(), 5061);
+    // Located per request (RFC 3263: `_sips._tcp` SRV, else port 5061),
+    // TLS verified against the domain.
+    let Destination::Locate(l) = &trunk.target else {
+        panic!("not located: {:?}", trunk.target)
+    };
+    assert_eq!((l.host.as_str(), l.secure), ("localhost", true));
+    assert_eq!(l.default_port(), 5061);
     assert_eq!(s.outbound_transport, Transport::Tls);
-    assert!(
-        s.sip_tls_names
-            .contains(&(trunk.target, "localhost".to_owned()))
+    assert_eq!(trunk.domain, "localhost");
+}
+
+#[test]
+fn sip_dns_servers_are_ip_port_and_reach_the_manager() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = load(GOOD, &[], dir.path()).unwrap();
+    assert!(s.sip_transport.dns_servers.is_empty());
+    let text = format!("{GOOD}\n");
+    let text = text.replacen(
+        "[sip]\n",
+        "[sip]\ndns_servers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n",
+        1,
     );
+    let s = load(&text, &[], dir.path()).unwrap();
+    assert_eq!(
+        s.sip_transport.dns_servers,
+        vec![
+            "127.0.0.1:5353".parse().unwrap(),
+            "[::1]:53".parse().unwrap()
+        ]
+    );
+    let text =
+        format!("{GOOD}\n").replacen("[sip]\n", "[sip]\ndns_servers = [\"ns.example\"]\n", 1);
+    let e = load(&text, &[], dir.path()).unwrap_err();
+    assert!(e.contains("sip.dns_servers"), "{e}");
 }

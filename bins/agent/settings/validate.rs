@@ -12,6 +12,7 @@ use bytes::Bytes;
 use callbridge_rtp::engine::RealtimePriority;
 use callbridge_rtp::latch::LatchPolicy;
 use callbridge_session::bridge::fallback::FallbackClip;
+use callbridge_session::dns::Destination;
 use callbridge_session::lifecycle::ModelFailurePolicy;
 use callbridge_sip::filter::Rejection;
 use callbridge_sip::sdp::SrtpPolicy;
@@ -208,13 +209,15 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             }),
         Some(None) => trunk.as_ref().map(|t| {
             t.as_ref().map(|t| super::sip_transport::Target {
-                addr: t.target,
+                addr: t.target.clone(),
                 transport: t.transport,
                 name: Some(t.domain.clone()),
             })
         }),
     };
-    let outbound_target = outbound.as_ref().map(|o| o.as_ref().map(|o| o.addr));
+    let outbound_target = outbound
+        .as_ref()
+        .map(|o| o.as_ref().map(|o| o.addr.clone()));
     let sip_tls_names = tls_names(outbound.as_ref(), trunk.as_ref());
     let outbound_from = c.text("outbound.from").and_then(|from| {
         match callbridge_crm_store::PhoneNumber::parse(from.trim()) {
@@ -645,14 +648,21 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
         Some(u.trim().to_owned())
     });
     // The registrar's host (and port), and the transport its URI asks
-    // for (`sips:`: TLS, port 5061 by default; `;transport=tcp`).
+    // for (`sips:`: TLS, port 5061 by default; `;transport=tcp`); a
+    // domain is also what RFC 3263 locates.
     let host = registrar.as_ref().and_then(|r| {
         let uri = Uri::parse(&Bytes::from(r.trim().to_owned())).ok();
         let sip = uri.as_ref().and_then(|u| u.as_sip());
         match sip.map(|s| (s, Transport::of_uri(s))) {
             Some((sip, Some(t))) => {
                 let port = sip.port().or((t == Transport::Tls).then_some(5061));
-                Some((host_text(sip.host()), port, t))
+                let locate = match sip.host() {
+                    Host::Domain(d) => {
+                        super::sip_transport::locate_of(sip, &String::from_utf8_lossy(d))
+                    }
+                    _ => None,
+                };
+                Some((host_text(sip.host()), port, t, locate))
             }
             _ => c.invalid(
                 "sip.trunk.registrar",
@@ -663,21 +673,27 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
         }
     });
     let target = match proxy? {
-        Some(p) => resolve(p.trim()).or_else(|| {
+        Some(p) => resolve(p.trim()).map(Destination::Addr).or_else(|| {
             c.invalid(
                 "sip.trunk.outbound_proxy",
                 format!("{p:?}"),
                 "host:port that resolves",
             )
         }),
+        // A domain: located (RFC 3263) when requests go out.
+        None if host.as_ref().is_some_and(|h| h.3.is_some()) => host
+            .as_ref()
+            .and_then(|h| h.3.clone())
+            .map(Destination::Locate),
         None => {
-            let (domain, port, _) = host.as_ref()?;
+            let (domain, port, _, _) = host.as_ref()?;
             let hp = match port {
                 Some(port) => format!("{domain}:{port}"),
                 None => domain.clone(),
             };
             resolve(hp.trim_start_matches('[').replace("]:", ":").as_str())
                 .or_else(|| resolve(&hp))
+                .map(Destination::Addr)
                 .or_else(|| {
                     c.invalid(
                         "sip.trunk.registrar",
@@ -687,7 +703,7 @@ fn trunk(c: &Check<'_>) -> Option<Trunk> {
                 })
         }
     };
-    let (domain, _, transport) = host?;
+    let (domain, _, transport, _) = host?;
     Some(Trunk {
         registrar: registrar?.trim().to_owned(),
         domain,
@@ -705,17 +721,23 @@ fn tls_names(
     outbound: Option<&Option<super::sip_transport::Target>>,
     trunk: Option<&Option<Trunk>>,
 ) -> Vec<(SocketAddr, String)> {
+    // A located domain's targets learn the name when they are found.
     let mut names = Vec::new();
-    if let Some(Some(t)) = trunk {
-        names.push((t.target, t.domain.trim_matches(['[', ']']).to_owned()));
+    if let Some(Some(Trunk {
+        target: Destination::Addr(a),
+        domain,
+        ..
+    })) = trunk
+    {
+        names.push((*a, domain.trim_matches(['[', ']']).to_owned()));
     }
     if let Some(Some(super::sip_transport::Target {
-        addr,
+        addr: Destination::Addr(a),
         name: Some(n),
         ..
     })) = outbound
     {
-        names.push((*addr, n.clone()));
+        names.push((*a, n.clone()));
     }
     names
 }

@@ -91,8 +91,10 @@ pub struct Trunk {
     pub registrar: String,
     /// Its host, for Request-URIs of outbound calls.
     pub domain: String,
-    /// Where REGISTER (and outbound INVITEs by default) are sent.
-    pub target: SocketAddr,
+    /// Where REGISTER (and outbound INVITEs by default) are sent: the
+    /// outbound proxy or the registrar's address, or the registrar's
+    /// domain, located by RFC 3263 when requests go out.
+    pub target: callbridge_session::dns::Destination,
     /// The transport the registrar's URI asks for (`sips:`: TLS).
     pub transport: callbridge_sip::transport::Transport,
     /// Digest user name.
@@ -152,8 +154,9 @@ pub struct Settings {
     /// The clip played before hanging up on a model failure (checked
     /// here: readable mono 16-bit 8 kHz WAV); `None` plays the built-in one.
     pub fallback_clip: Option<PathBuf>,
-    /// Where outbound INVITEs go.
-    pub outbound_target: Option<SocketAddr>,
+    /// Where outbound INVITEs go (an address, or a domain located by
+    /// RFC 3263 for each call).
+    pub outbound_target: Option<callbridge_session::dns::Destination>,
     /// The transport outbound calls take (from `outbound.target` as a SIP
     /// URI, else the trunk registrar's URI).
     pub outbound_transport: callbridge_sip::transport::Transport,

@@ -16,6 +16,7 @@ pub mod amd;
 pub mod bridge;
 pub mod carrier;
 pub mod dial_targets;
+pub mod dns;
 mod end_reason;
 pub mod events;
 pub mod gauges;

@@ -75,7 +75,7 @@ async fn an_overloaded_engine_refuses_new_calls_with_503_and_retry_after_and_cou
     let req = callbridge_session::OriginateRequest::new(
         "sip:+15550002222@127.0.0.1:9",
         "sip:agent@127.0.0.1",
-        "127.0.0.1:9".parse().unwrap(),
+        "127.0.0.1:9".parse::<std::net::SocketAddr>().unwrap(),
     );
     assert!(matches!(
         r.manager.originate(req).await,

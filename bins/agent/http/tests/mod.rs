@@ -181,7 +181,7 @@ pub async fn rig(mode: Callee, tweak: impl FnOnce(&mut ManagerConfig)) -> Rig {
         .unwrap();
     let (target, invites, callee_task) = callee(mode).await;
     let outbound = Outbound {
-        target: Some(target),
+        target: Some(target.into()),
         domain: None,
         from: "+15550100000".into(),
         transport: Default::default(),

@@ -24,7 +24,23 @@ impl Call {
                         .push_back(Input::Sip(SipInput::Failed { code: 500 }));
                     return;
                 };
-                match sip.originate_with_call_id(orig).await {
+                let placed = match orig.located {
+                    None => sip.originate_with_call_id(orig.spec).await,
+                    Some((route, _)) if route.is_empty() => {
+                        warn!(
+                            "no SIP server found for the destination (RFC 3263); call not placed"
+                        );
+                        // As when no server answers at all (Timer B).
+                        self.inputs
+                            .push_back(Input::Sip(SipInput::Failed { code: 408 }));
+                        return;
+                    }
+                    Some((route, domain)) => {
+                        info!(targets = route.len(), first = %route[0].addr, "INVITE to a located SIP server");
+                        sip.originate_located(orig.spec, route, Some(domain)).await
+                    }
+                };
+                match placed {
                     Ok((call, call_id)) => {
                         let call_id = call_id.to_string();
                         self.sip.call = Some(call);

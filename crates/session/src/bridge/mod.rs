@@ -77,6 +77,16 @@ use playback::Playback;
 use transcript::Transcript;
 use transport::{Transport, TransportEvent};
 
+/// An outbound call's INVITE and where it goes.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing {
+    /// The INVITE (its `target` is used when `located` is `None`).
+    pub spec: Originate,
+    /// The targets an RFC 3263 location of this domain found, in order
+    /// (empty: none, and the call fails unreachable).
+    pub located: Option<(Vec<callbridge_sip::locate::Target>, String)>,
+}
+
 /// Everything a call task starts with.
 pub(crate) struct CallSpec {
     pub id: SessionId,
@@ -94,7 +104,7 @@ pub(crate) struct CallSpec {
     /// the INVITE had none (delayed offer: the answer comes in the ACK).
     pub answer_sdp: Option<Bytes>,
     /// Outbound: the INVITE to send at `SendInvite`.
-    pub originate: Option<Originate>,
+    pub originate: Option<Outgoing>,
     pub model_config: SessionConfig,
     pub metadata: CallMetadata,
     pub mailbox: mpsc::Receiver<CallMsg>,
@@ -129,7 +139,7 @@ struct SipLeg {
     /// Inbound: our SDP answer to the INVITE's offer.
     answer_sdp: Option<Bytes>,
     /// Outbound: the INVITE to send at `SendInvite`.
-    originate: Option<Originate>,
+    originate: Option<Outgoing>,
     /// The SDP we last sent (offer or answer): what an answer from the
     /// peer (in its 2xx, or in the ACK of our offering 2xx) answers.
     local_sdp: Option<Bytes>,
@@ -276,7 +286,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             local_media,
             local_sdp: answer_sdp
                 .clone()
-                .or_else(|| originate.as_ref().map(|o| o.offer.clone())),
+                .or_else(|| originate.as_ref().map(|o| o.spec.offer.clone())),
             answer_sdp,
             originate,
         },

@@ -130,6 +130,9 @@ pub struct ManagerConfig {
     /// e.g. `mock` when a mock serves the provider's protocol. `None` (the
     /// default): the model client's own name.
     pub provider_label: Option<String>,
+    /// The name servers RFC 3263 locations ask (`sip.dns_servers`);
+    /// empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 /// The owner of an inbound call: the user the called number belongs to,
@@ -171,16 +174,19 @@ impl InboundOwners {
 /// host never gets an answer computed from the trunk's password.
 #[derive(Debug, Clone)]
 pub struct OutboundAuth {
-    /// Calls sent to this address answer its 401/407 challenges.
-    pub target: SocketAddr,
+    /// Calls sent to this destination answer its 401/407 challenges.
+    pub target: crate::dns::Destination,
     /// The username and password (`Debug` redacts the password).
     pub credentials: callbridge_sip::auth::Credentials,
 }
 
 impl OutboundAuth {
     /// The credentials for a call sent to `target`, if it is ours.
-    pub fn for_target(&self, target: SocketAddr) -> Option<callbridge_sip::auth::Credentials> {
-        (self.target == target).then(|| self.credentials.clone())
+    pub fn for_target(
+        &self,
+        target: &crate::dns::Destination,
+    ) -> Option<callbridge_sip::auth::Credentials> {
+        (self.target == *target).then(|| self.credentials.clone())
     }
 }
 
@@ -234,6 +240,7 @@ impl ManagerConfig {
             keep_headers: Vec::new(),
             inbound_owners: InboundOwners::default(),
             provider_label: None,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -245,8 +252,10 @@ pub struct OriginateRequest {
     pub to: String,
     /// Our identity (From URI).
     pub from: String,
-    /// Where the INVITE goes (trunk or callee).
-    pub target: SocketAddr,
+    /// Where the INVITE goes (trunk or callee): an address, or a domain
+    /// located by RFC 3263 when the call is placed, whose targets are
+    /// tried in order ([`callbridge_sip::ua::UserAgent::originate_located`]).
+    pub target: crate::dns::Destination,
     /// The campaign, for campaign calls.
     pub campaign: Option<CampaignId>,
     /// The lead; a second originate for a live lead is refused.
@@ -297,11 +306,15 @@ impl std::fmt::Debug for OriginateRequest {
 
 impl OriginateRequest {
     /// A request to `to` from `from`, sent to `target`, nothing else set.
-    pub fn new(to: impl Into<String>, from: impl Into<String>, target: SocketAddr) -> Self {
+    pub fn new(
+        to: impl Into<String>,
+        from: impl Into<String>,
+        target: impl Into<crate::dns::Destination>,
+    ) -> Self {
         OriginateRequest {
             to: to.into(),
             from: from.into(),
-            target,
+            target: target.into(),
             campaign: None,
             lead: None,
             claim: None,

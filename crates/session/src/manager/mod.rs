@@ -31,7 +31,7 @@
 //!     .originate(OriginateRequest::new(
 //!         "sip:+15551234@trunk.example",
 //!         "sip:agent@192.0.2.10",
-//!         "198.51.100.7:5060".parse()?,
+//!         "198.51.100.7:5060".parse::<std::net::SocketAddr>()?,
 //!     ))
 //!     .await?;
 //! let snapshot = manager.snapshot(); // health and metrics
@@ -319,6 +319,7 @@ impl Manager {
             profiles,
             implicit: implicit_default,
             http,
+            dns: std::sync::OnceLock::new(),
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
@@ -467,11 +468,24 @@ impl Manager {
     /// The latch rules of a call signalled from (inbound) or to
     /// (outbound) `signalling_ip`: the configured policy and
     /// `sip.allowed_peers`.
-    fn latch_rules(&self, signalling_ip: IpAddr) -> LatchRules {
+    /// The targets of `dest` in the order to try them: the address with
+    /// `transport`, or what an RFC 3263 location of the domain finds
+    /// through the manager's resolver (`ManagerConfig::dns_servers`);
+    /// empty when nothing was found. For a registration to a trunk named
+    /// by its domain.
+    pub async fn locate(
+        &self,
+        dest: &crate::dns::Destination,
+        transport: callbridge_sip::transport::Transport,
+    ) -> Vec<callbridge_sip::locate::Target> {
+        self.shared.locate(dest, transport).await
+    }
+
+    fn latch_rules(&self, signalling_ip: impl Into<Option<IpAddr>>) -> LatchRules {
         let cfg = &self.shared.cfg;
         LatchRules::new(
             cfg.rtp_latch,
-            Some(signalling_ip),
+            signalling_ip.into(),
             cfg.sip.filter.networks().to_vec(),
         )
     }

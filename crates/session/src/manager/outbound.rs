@@ -12,7 +12,8 @@ use tracing::warn;
 use super::profiles::model_config;
 use super::registry::{Entry, Refusal};
 use super::{MAILBOX, Manager, ManagerError, OriginateRequest, parties, user_part};
-use crate::bridge::CallSpec;
+use crate::bridge::{CallSpec, Outgoing};
+use crate::dns::Destination;
 use crate::gauges::Gauge;
 use crate::lifecycle::{Direction, Phase};
 use crate::profile::template::TemplateContext;
@@ -68,7 +69,21 @@ impl Manager {
         if !self.inner.admission.admit() {
             return Err(ManagerError::Overloaded);
         }
-        let rules = self.latch_rules(req.target.ip());
+        // A domain is located now (RFC 3263), so the media's latch rules
+        // know the first server's address; the INVITE fails over along
+        // the rest (a latch to a later server's media relay needs it in
+        // its SDP, or `rtp.latch = "allowed-peers"`).
+        let transport = callbridge_sip::transport::Transport::of_uri_or_udp(&to)
+            .unwrap_or(callbridge_sip::transport::Transport::Udp);
+        let (located, signalling_ip) = match &req.target {
+            Destination::Addr(a) => (None, Some(a.ip())),
+            Destination::Locate(l) => {
+                let route = self.shared.locate(&req.target, transport).await;
+                let ip = route.first().map(|t| t.addr.ip());
+                (Some((route, l.host.clone())), ip)
+            }
+        };
+        let rules = self.latch_rules(signalling_ip);
         // SRTP is offered under `require`, and under `offer` to a target
         // reached over TLS (`sips:` or `;transport=tls`): keys sent in clear
         // SIP protect nothing.
@@ -176,7 +191,7 @@ impl Manager {
             .cfg
             .outbound_auth
             .as_ref()
-            .and_then(|a| a.for_target(req.target));
+            .and_then(|a| a.for_target(&req.target));
         let spec = CallSpec {
             id,
             direction: Direction::Outbound,
@@ -187,17 +202,26 @@ impl Manager {
             stream_guard: self.shared.gauges.hold(Gauge::MediaSocket),
             local_media: local,
             answer_sdp: None,
-            originate: Some(Originate {
-                to,
-                from: NameAddr::new(from),
-                target: req.target,
-                offer,
-                credentials,
-                extra_headers: req
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (bytes::Bytes::from(k.clone()), bytes::Bytes::from(v.clone())))
-                    .collect(),
+            originate: Some(Outgoing {
+                located,
+                spec: Originate {
+                    to,
+                    from: NameAddr::new(from),
+                    target: match req.target {
+                        Destination::Addr(a) => a,
+                        // Unused: the located targets replace it.
+                        Destination::Locate(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    },
+                    offer,
+                    credentials,
+                    extra_headers: req
+                        .headers
+                        .iter()
+                        .map(|(k, v)| {
+                            (bytes::Bytes::from(k.clone()), bytes::Bytes::from(v.clone()))
+                        })
+                        .collect(),
+                },
             }),
             model_config,
             metadata,

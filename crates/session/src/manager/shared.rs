@@ -43,9 +43,30 @@ pub(crate) struct Shared {
     pub(super) implicit: Arc<crate::profile::Profile>,
     /// The client of the HTTP tools' requests.
     pub http: reqwest::Client,
+    /// The RFC 3263 resolver (`ManagerConfig::dns_servers`), made when
+    /// first needed; `None` inside when it could not be made.
+    pub(super) dns: std::sync::OnceLock<Option<crate::dns::Resolver>>,
 }
 
 impl Shared {
+    /// The targets of `dest` in the order to try them (RFC 3263); empty
+    /// when nothing was found or the resolver could not be made.
+    pub(crate) async fn locate(
+        &self,
+        dest: &crate::dns::Destination,
+        transport: callbridge_sip::transport::Transport,
+    ) -> Vec<callbridge_sip::locate::Target> {
+        let resolver = self.dns.get_or_init(|| {
+            crate::dns::Resolver::new(&self.cfg.dns_servers)
+                .inspect_err(|e| tracing::warn!(error = %e, "no DNS resolver for SIP"))
+                .ok()
+        });
+        match resolver {
+            Some(r) => r.targets(dest, transport).await,
+            None => Vec::new(),
+        }
+    }
+
     pub(super) fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -127,6 +127,7 @@ enum Command {
     Originate(Box<Originate>, Reply<CallRef>),
     OriginateWithCallId(Box<Originate>, Reply<(CallRef, CallId)>),
     OriginateLocated(Box<Located>, Reply<(CallRef, CallId)>),
+    LearnTlsName(SocketAddr, String, Reply<()>),
     TransactionCount(Reply<usize>),
     Stats(Reply<Stats>),
     Register(Box<Register>, Reply<RegistrationId>),
@@ -241,6 +242,12 @@ impl Handle {
         };
         self.ask(|r| Command::OriginateLocated(Box::new(located), r))
             .await
+    }
+
+    /// Verify outbound TLS to `addr` against `name` (a target an RFC
+    /// 3263 location of the domain `name` found, e.g. the registrar's).
+    pub async fn learn_tls_name(&self, addr: SocketAddr, name: String) -> Result<(), DriverError> {
+        self.ask(|r| Command::LearnTlsName(addr, name, r)).await
     }
 
     /// The number of live SIP transactions (see
@@ -541,7 +548,11 @@ impl Driver {
                 });
                 drop(r.send(placed));
             }
-            Command::TransactionCount(r) => drop(r.send(Ok(ua.transaction_count()))),
+            Command::LearnTlsName(addr, name, r) => {
+                self.streams.learn_tls_name(addr, &name);
+                drop(r.send(Ok(())));
+            }
+            Command::TransactionCount(r) => drop(r.send(Ok(self.ua.transaction_count()))),
             Command::Stats(r) => drop(r.send(Ok(ua.stats()))),
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
