@@ -1,0 +1,401 @@
+//! End-to-end: outbound calls to a trunk named by its domain (issue 20,
+//! RFC 3263) on the real `agent` binary, against a DNS stub on loopback
+//! (`sip.dns_servers`; no real DNS anywhere): SRV with two targets where
+//! the first answers 503 and the second (sipp) takes the call; a first
+//! target that never answers (Timer B, 32 s) and a second that does; a
+//! NAPTR record that picks TLS, whose server's certificate is verified
+//! against the domain (it carries no IP address).
+
+mod support_agent;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::{A, NAPTR, SRV};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use support_agent::sipp::Sipp;
+use support_agent::{Agent, Opts};
+
+/// A DNS server on loopback UDP answering from a fixed table, and
+/// counting the queries it got by (name, type).
+struct DnsStub {
+    addr: SocketAddr,
+    asked: Arc<Mutex<Vec<(String, RecordType)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl DnsStub {
+    fn start(table: Vec<Record>) -> DnsStub {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, done) = (Arc::clone(&asked), Arc::clone(&stop));
+        let mut by_key: HashMap<(String, RecordType), Vec<Record>> = HashMap::new();
+        for r in table {
+            let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type());
+            by_key.entry(key).or_default().push(r);
+        }
+        thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while !done.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let Ok(q) = Message::from_vec(&buf[..n]) else {
+                    continue;
+                };
+                let mut resp = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
+                resp.metadata.authoritative = true;
+                resp.metadata.recursion_desired = q.metadata.recursion_desired;
+                resp.metadata.recursion_available = true;
+                resp.queries = q.queries.clone();
+                for query in &q.queries {
+                    let key = (
+                        query.name().to_ascii().to_ascii_lowercase(),
+                        query.query_type(),
+                    );
+                    log.lock().unwrap().push(key.clone());
+                    match by_key.get(&key) {
+                        Some(records) => {
+                            resp.answers.extend(records.iter().cloned());
+                        }
+                        None => resp.metadata.response_code = ResponseCode::NXDomain,
+                    }
+                }
+                if let Ok(bytes) = resp.to_vec() {
+                    let _ = socket.send_to(&bytes, from);
+                }
+            }
+        });
+        DnsStub { addr, asked, stop }
+    }
+
+    fn asked(&self, name: &str, t: RecordType) -> bool {
+        self.asked
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(n, rt)| n == name && *rt == t)
+    }
+}
+
+impl Drop for DnsStub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn name(n: &str) -> Name {
+    Name::from_ascii(n).unwrap()
+}
+
+fn srv(owner: &str, priority: u16, port: u16, target: &str) -> Record {
+    Record::from_rdata(
+        name(owner),
+        60,
+        RData::SRV(SRV::new(priority, 10, port, name(target))),
+    )
+}
+
+fn a(owner: &str) -> Record {
+    Record::from_rdata(name(owner), 60, RData::A(A::from(Ipv4Addr::LOCALHOST)))
+}
+
+fn naptr(owner: &str, order: u16, service: &str, replacement: &str) -> Record {
+    Record::from_rdata(
+        name(owner),
+        60,
+        RData::NAPTR(NAPTR::new(
+            order,
+            10,
+            b"s".to_vec().into_boxed_slice(),
+            service.as_bytes().to_vec().into_boxed_slice(),
+            Vec::new().into_boxed_slice(),
+            name(replacement),
+        )),
+    )
+}
+
+/// A UDP SIP peer that answers every INVITE with `code` (none: never
+/// answers) and counts the INVITEs.
+struct RawPeer {
+    addr: SocketAddr,
+    invites: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawPeer {
+    fn start(code: Option<u16>) -> RawPeer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let invites = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (Arc::clone(&invites), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while !done.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if !text.starts_with("INVITE ") {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                if let Some(code) = code {
+                    let _ = socket.send_to(response(&text, code).as_bytes(), from);
+                }
+            }
+        });
+        RawPeer {
+            addr,
+            invites,
+            stop,
+        }
+    }
+
+    fn invites(&self) -> usize {
+        self.invites.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RawPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A final response to the request `text`: its Via, From, To (with a
+/// tag), Call-ID and CSeq.
+fn response(text: &str, code: u16) -> String {
+    let mut out = format!("SIP/2.0 {code} Refused by the test\r\n");
+    for line in text.split("\r\n") {
+        let lower = line.to_ascii_lowercase();
+        if ["via:", "from:", "call-id:", "cseq:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            out.push_str(line);
+            out.push_str("\r\n");
+        } else if lower.starts_with("to:") {
+            out.push_str(line);
+            out.push_str(";tag=dnstest\r\n");
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+fn dns_agent(dns: &DnsStub, target: &str, sip_extra: &str, ring_timeout: &str) -> Agent {
+    Agent::start(Opts {
+        sip_extra: format!("dns_servers = [\"{}\"]\n{sip_extra}", dns.addr),
+        env: vec![
+            ("CALLBRIDGE_OUTBOUND_TARGET".into(), target.into()),
+            ("CALLBRIDGE_CALLS_RING_TIMEOUT".into(), ring_timeout.into()),
+        ],
+        ..Opts::default()
+    })
+}
+
+fn place(agent: &Agent) -> String {
+    let r = agent.request(
+        "POST",
+        "/api/calls",
+        Some(&serde_json::json!({"to": "+15550100777"})),
+    );
+    assert_eq!(r.status, 202, "POST /api/calls: {}", r.text());
+    r.json()["id"].as_str().unwrap().to_owned()
+}
+
+/// Waits for the call to be answered, hangs up, and checks that sipp saw
+/// a whole call.
+fn answered_then_hung_up(
+    agent: &Agent,
+    id: &str,
+    sipp: support_agent::sipp::SippChild,
+    what: &str,
+) {
+    agent.wait_for(what, Duration::from_secs(60), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let r = agent.request("DELETE", &format!("/api/calls/{id}"), None);
+    assert_eq!(r.status, 202, "DELETE /api/calls/{id}: {}", r.text());
+    sipp.finish().assert_ok(what);
+    let v = agent.wait_for("the call to end", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        (v["state"] == "ended").then_some(v)
+    });
+    assert_eq!(v["outcome"], "completed", "{v}");
+}
+
+#[test]
+fn srv_with_two_targets_the_first_answering_503_the_second_takes_the_call() {
+    let refuser = RawPeer::start(Some(503));
+    let uas = Sipp::uas("uas_answer.xml").within(Duration::from_secs(40));
+    let sipp = uas.spawn();
+    // Priority 10 refuses; priority 20 is sipp. No NAPTR, no TLS or TCP
+    // SRV: the locator falls back to `_sip._udp` (RFC 3263 section 4.1).
+    let dns = DnsStub::start(vec![
+        srv(
+            "_sip._udp.trunk.test.",
+            10,
+            refuser.addr.port(),
+            "a.trunk.test.",
+        ),
+        srv(
+            "_sip._udp.trunk.test.",
+            20,
+            uas.addr().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a("b.trunk.test."),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    let agent = dns_agent(&dns, "sip:trunk.test", "", "10s");
+    let id = place(&agent);
+    answered_then_hung_up(
+        &agent,
+        &id,
+        sipp,
+        "the second SRV target to answer after the first's 503",
+    );
+    assert_eq!(refuser.invites(), 1, "the first target got one INVITE");
+    assert!(dns.asked("trunk.test.", RecordType::NAPTR));
+    assert!(dns.asked("_sip._udp.trunk.test.", RecordType::SRV));
+}
+
+#[test]
+fn a_first_target_that_never_answers_is_left_at_timer_b_for_the_second() {
+    let silent = RawPeer::start(None);
+    let uas = Sipp::uas("uas_answer.xml").within(Duration::from_secs(80));
+    let sipp = uas.spawn();
+    let dns = DnsStub::start(vec![
+        srv(
+            "_sip._udp.trunk.test.",
+            10,
+            silent.addr.port(),
+            "a.trunk.test.",
+        ),
+        srv(
+            "_sip._udp.trunk.test.",
+            20,
+            uas.addr().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a("b.trunk.test."),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // A ring timeout that outlasts Timer B (64*T1 = 32 s).
+    let agent = dns_agent(&dns, "sip:trunk.test", "", "50s");
+    let id = place(&agent);
+    answered_then_hung_up(
+        &agent,
+        &id,
+        sipp,
+        "the second SRV target to answer after the first's Timer B",
+    );
+    // Timer A's retransmissions, all to the first target, then nothing.
+    assert!(silent.invites() >= 6, "{} INVITEs", silent.invites());
+}
+
+#[test]
+fn a_naptr_record_picks_tls_verified_against_the_domain() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    // A certificate for the domain only: the handshake succeeds only when
+    // the agent verifies the located target against trunk.test.
+    let ck = rcgen::generate_simple_self_signed(vec!["trunk.test".to_string()]).unwrap();
+    let cert = dir.path().join("trunk-cert.pem");
+    std::fs::write(&cert, ck.cert.pem()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let tls_port = listener.local_addr().unwrap().port();
+    let server = {
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+        let cfg = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+    };
+    // The TLS server reads the INVITE and refuses it with 486.
+    let got = rt.spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = server.accept(tcp).await.unwrap();
+        let mut buf = vec![0u8; 16384];
+        let mut text = String::new();
+        while !text.contains("\r\n\r\n") {
+            let n = tls.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before a whole INVITE");
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        tls.write_all(response(&text, 486).as_bytes())
+            .await
+            .unwrap();
+        tls.flush().await.unwrap();
+        // Wait for the ACK (or the agent closing).
+        let _ = tokio::time::timeout(Duration::from_secs(3), tls.read(&mut buf)).await;
+        text
+    });
+    // NAPTR: TLS first (order 10), UDP after (order 20), which is never
+    // tried: a 486 is final.
+    let udp = RawPeer::start(Some(503));
+    let dns = DnsStub::start(vec![
+        naptr("trunk.test.", 10, "SIPS+D2T", "_sips._tcp.trunk.test."),
+        naptr("trunk.test.", 20, "SIP+D2U", "_sip._udp.trunk.test."),
+        srv("_sips._tcp.trunk.test.", 10, tls_port, "tls.trunk.test."),
+        srv(
+            "_sip._udp.trunk.test.",
+            10,
+            udp.addr.port(),
+            "udp.trunk.test.",
+        ),
+        a("tls.trunk.test."),
+        a("udp.trunk.test."),
+    ]);
+    let agent = dns_agent(
+        &dns,
+        "sip:trunk.test",
+        &format!("tls_ca = \"{}\"\n", cert.display()),
+        "10s",
+    );
+    let id = place(&agent);
+    let invite = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(20), got).await })
+        .expect("no INVITE over TLS within 20 s")
+        .unwrap();
+    assert!(
+        invite.starts_with("INVITE sip:+15550100777@trunk.test "),
+        "{invite}"
+    );
+    let via = invite
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("via:"))
+        .unwrap();
+    assert!(via.contains("SIP/2.0/TLS"), "{via}");
+    let v = agent.wait_for("the call to fail busy", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        (v["sip_status"] == 486).then_some(v)
+    });
+    assert_ne!(v["state"], "active", "{v}");
+    assert_eq!(udp.invites(), 0, "a 486 is not failed over");
+    assert!(dns.asked("_sips._tcp.trunk.test.", RecordType::SRV));
+}
