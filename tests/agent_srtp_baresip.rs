@@ -365,10 +365,9 @@ fn srtp_agent(dir: &Path, cert: &Path, key: &Path, outbound: Option<SocketAddr>)
 }
 
 #[test]
-#[ignore = "baresip 1.0 (Debian bookworm) answers 'session closed: Function not implemented' when it \
-            must send the ACK to the agent's sips: Contact over TLS; the inbound SRTP path is tested \
-            by tests/agent_srtp.rs. Run with --ignored once the Contact follows RFC 3261 12.1.1 \
-            (sip:;transport=tls for a sip: Request-URI)"]
+// baresip dials `sip:...;transport=tls`: the agent's Contact is
+// `sip:...;transport=tls` too (RFC 5630 section 3.1.3; a `sips:` Contact
+// left baresip 1.0 unable to send its ACK: "Function not implemented").
 fn baresip_calls_the_agent_over_tls_with_srtp_and_both_directions_carry_audio() {
     if !have_baresip() {
         return;

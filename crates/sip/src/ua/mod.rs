@@ -241,6 +241,10 @@ struct Call {
     timer: Option<SessionTimer>,
     /// Whether the peer listed UPDATE in its Allow (we refresh with it).
     peer_allows_update: bool,
+    /// Whether the dialog's Request-URI was `sips:` (the INVITE's, ours or
+    /// the peer's): our Contact takes the same scheme (RFC 5630 section
+    /// 3.1.3), `sip:...;transport=tls` over TLS otherwise.
+    sips: bool,
 }
 
 impl Call {
@@ -254,6 +258,7 @@ impl Call {
             local_sdp: None,
             timer: None,
             peer_allows_update: false,
+            sips: false,
         }
     }
 
@@ -499,13 +504,31 @@ impl UserAgent {
     /// `sips:` URI for TLS, `;transport=tcp` for TCP (RFC 3261 sections
     /// 8.1.1.8 and 19.1.4).
     fn contact(&self, transport: Transport) -> NameAddr {
+        self.contact_as(transport, transport == Transport::Tls)
+    }
+
+    /// Our Contact over `transport` for a request or dialog whose
+    /// Request-URI is `sips:` (`sips`) or not: over TLS, a `sips:` URI for
+    /// a `sips:` Request-URI and `sip:...;transport=tls` for a `sip:` one
+    /// (RFC 5630 sections 3.1.3 and 4.1: the scheme follows the
+    /// Request-URI's; a UA reached by `sip:` need not take `sips:`).
+    fn contact_as(&self, transport: Transport, sips: bool) -> NameAddr {
         let a = self.cfg.advertised(transport);
         let uri = SipUri::new(Host::from(a.ip())).with_port(a.port());
         NameAddr::new(match transport {
             Transport::Udp => uri,
             Transport::Tcp => uri.with_param("transport", Some(b"tcp")),
-            Transport::Tls => uri.with_secure(true),
+            Transport::Tls if sips => uri.with_secure(true),
+            Transport::Tls => uri.with_param("transport", Some(b"tls")),
         })
+    }
+
+    /// Our Contact in a call's dialog (see [`UserAgent::contact_as`]).
+    fn call_contact(&self, call: CallRef) -> NameAddr {
+        match self.calls.get(&call) {
+            Some(c) => self.contact_as(c.peer.transport, c.sips),
+            None => self.contact(Transport::Udp),
+        }
     }
 
     fn end_call(&mut self, call: CallRef) -> Option<Call> {

@@ -55,7 +55,7 @@ impl UserAgent {
     /// while it is ending or while another transfer is pending.
     pub fn refer(&mut self, now: Instant, call: CallRef, target: Uri) -> Result<(), UaError> {
         let via = self.our_via(self.call_transport(call));
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let ua = self.cfg.user_agent.clone();
         let deadline = now + self.cfg.transfer_timeout;
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;

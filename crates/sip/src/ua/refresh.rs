@@ -156,7 +156,7 @@ impl UserAgent {
     /// another re-INVITE is in progress (its 2xx refreshes the session).
     fn send_refresh(&mut self, now: Instant, call: CallRef) {
         let via = self.our_via(self.call_transport(call));
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let ua = self.cfg.user_agent.clone();
         let min_se = self.cfg.session_timer.min_se.as_secs().to_string();
         let Some(se) = self.timer_header(call) else {
@@ -268,7 +268,7 @@ impl UserAgent {
         key: ServerKey,
         request: Request,
     ) {
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -347,7 +347,7 @@ impl UserAgent {
             }
             return self.events.push_back(Event::Reinvite { call, offer, hold });
         }
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let Some(c) = self.calls.get(&call) else {
             return;
         };
@@ -372,7 +372,7 @@ impl UserAgent {
         request: &Request,
         sdp: Bytes,
     ) {
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };

@@ -87,7 +87,11 @@ impl UserAgent {
             .and_then(|r| Transport::of_uri_or_udp(&r.spec.registrar))
             .unwrap_or_default();
         let via = self.our_via(transport);
-        let contact = self.contact(transport);
+        let sips = self
+            .registrations
+            .get(&id)
+            .is_some_and(|r| super::uac::is_sips(&r.spec.registrar));
+        let contact = self.contact_as(transport, sips);
         let ua = self.cfg.user_agent.clone();
         let cnonce = self.ids.hex();
         let Some(r) = self.registrations.get_mut(&id) else {

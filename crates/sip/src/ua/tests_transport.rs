@@ -259,3 +259,40 @@ fn without_the_switch_a_large_request_stays_on_udp() {
     r.ua.originate(r.now, big).unwrap();
     assert_eq!(sent(&mut r)[0].0.transport, Transport::Udp);
 }
+
+/// The Contact of our 180 and 200 to an INVITE over TLS whose
+/// Request-URI starts with `scheme`.
+fn tls_answer_contacts(scheme: &str) -> Vec<String> {
+    let mut r = Raw::with(tcp_config());
+    let tls = Peer::new(Transport::Tls, "127.0.0.1:40002".parse().unwrap());
+    let invite = request("INVITE", "tls1", "c-tls", None, 1, "", SDP)
+        .replace(
+            "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK",
+            "Via: SIP/2.0/TLS 127.0.0.1:5070;branch=z9hG4bK",
+        )
+        .replacen("INVITE sip:", &format!("INVITE {scheme}:"), 1);
+    r.ua.handle_message(r.now, tls, Bytes::from(invite));
+    let Some(Event::IncomingCall(inc)) = r.ua.poll_event() else {
+        panic!("no call")
+    };
+    r.ua.ring(r.now, inc.call).unwrap();
+    r.ua.answer(r.now, inc.call, Bytes::from_static(SDP.as_bytes()))
+        .unwrap();
+    sent(&mut r)
+        .iter()
+        .filter(|(t, m)| t.peer() == tls && matches!(code(m), 180 | 200))
+        .map(|(_, m)| m.headers().contacts().unwrap()[0].uri().to_string())
+        .collect()
+}
+
+#[test]
+fn a_tls_call_to_a_sip_uri_gets_a_sip_contact_with_transport_tls() {
+    // RFC 5630 section 3.1.3: the Contact's scheme follows the
+    // Request-URI's; a `sips:` one would oblige the caller to `sips:`
+    // (baresip 1.0 then cannot send its ACK).
+    assert_eq!(
+        tls_answer_contacts("sip"),
+        ["sip:127.0.0.1:5073;transport=tls"; 2]
+    );
+    assert_eq!(tls_answer_contacts("sips"), ["sips:127.0.0.1:5073"; 2]);
+}

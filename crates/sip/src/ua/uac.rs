@@ -75,7 +75,7 @@ impl UserAgent {
             .to_addr(&NameAddr::new(o.to.clone()))
             .call_id(&call_id)
             .cseq(1)
-            .contact(&self.contact(transport))
+            .contact(&self.contact_as(transport, is_sips(&o.to)))
             .header(HeaderName::Allow, super::ALLOW)
             .header(HeaderName::Supported, super::SUPPORTED)
             .header(
@@ -119,6 +119,7 @@ impl UserAgent {
             progressed: false,
         }));
         let mut c = Call::new(first, call_id, local_tag, state);
+        c.sips = is_sips(&o.to);
         c.local_sdp = Some(o.offer);
         self.calls.insert(call, c);
         Ok(call)
@@ -151,7 +152,7 @@ impl UserAgent {
     /// [`Event::ReinviteFailed`].
     pub fn reinvite(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
         let via = self.our_via(self.call_transport(call));
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let ua = self.cfg.user_agent.clone();
         let se = self.timer_header(call);
         let min_se = self.cfg.session_timer.min_se.as_secs().to_string();
@@ -577,7 +578,7 @@ impl UserAgent {
             return false;
         };
         let via = self.our_via(peer.transport);
-        let contact = self.contact(peer.transport);
+        let contact = self.contact_as(peer.transport, is_sips(invite.uri()));
         let h = invite.headers_mut();
         h.set_top_via(&via);
         h.remove(&HeaderName::Contact);
@@ -663,6 +664,11 @@ impl UserAgent {
         calling.invite = invite;
         Ok(())
     }
+}
+
+/// Whether `uri` is a `sips:` URI.
+pub(super) fn is_sips(uri: &crate::uri::Uri) -> bool {
+    uri.as_sip().is_some_and(crate::SipUri::is_secure)
 }
 
 /// The CANCEL of an INVITE (RFC 3261 section 9.1): same Request-URI,

@@ -217,6 +217,7 @@ impl UserAgent {
             .insert((call_id.clone(), local_tag.clone()), call);
         self.invites.insert(key.clone(), call);
         let peer_allows_update = crate::dialog::peer_allows(req.headers(), &Method::Update);
+        let sips = super::uac::is_sips(req.uri());
         // In-dialog requests go back where the INVITE came from (the
         // trunk), like its responses.
         let state = CallState::Offered {
@@ -227,6 +228,7 @@ impl UserAgent {
         };
         let mut c = Call::new(source, call_id, local_tag, state);
         c.peer_allows_update = peer_allows_update;
+        c.sips = sips;
         self.calls.insert(call, c);
         self.events
             .push_back(Event::IncomingCall(Box::new(incoming)));
@@ -386,8 +388,10 @@ impl UserAgent {
             return Err(UaError::WrongState("not ringing"));
         };
         let mut r = invite.make_response(StatusCode::RINGING, Some(&c.local_tag));
-        r.headers_mut()
-            .push_typed(HeaderName::Contact, &self.contact(c.peer.transport));
+        r.headers_mut().push_typed(
+            HeaderName::Contact,
+            &self.contact_as(c.peer.transport, c.sips),
+        );
         let key = key.clone();
         self.reply(now, &key, r);
         Ok(())
@@ -396,7 +400,7 @@ impl UserAgent {
     /// Answer an inbound call (or a pending re-INVITE) with 200 OK and an
     /// SDP answer; the 200 is retransmitted until the ACK.
     pub fn answer(&mut self, now: Instant, call: CallRef, sdp: Bytes) -> Result<(), UaError> {
-        let contact = self.contact(self.call_transport(call));
+        let contact = self.call_contact(call);
         let c = self.calls.get_mut(&call).ok_or(UaError::UnknownCall)?;
         let local_tag = c.local_tag.clone();
         let (key, request, state) = match std::mem::replace(&mut c.state, placeholder()) {
