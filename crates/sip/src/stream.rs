@@ -43,6 +43,10 @@ use bytes::{Buf, Bytes, BytesMut};
 /// The answer to a [`Frame::Ping`] (RFC 5626 section 4.4.1).
 pub const PONG: &[u8] = b"\r\n";
 
+/// The keep-alive ping a client sends on a connection (RFC 5626 section
+/// 4.4.1): a double CRLF, answered with [`PONG`].
+pub const PING: &[u8] = b"\r\n\r\n";
+
 /// What the stream carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {

@@ -374,3 +374,70 @@ async fn a_connection_from_outside_the_allowlist_is_closed_at_once() {
     })
     .await;
 }
+
+/// RFC 5626 section 4.4.1 on a connection the driver dialed: a double-CRLF
+/// ping every `keepalive`; a pong keeps the connection; a ping left
+/// unanswered for `keepalive_timeout` closes it.
+#[tokio::test]
+async fn a_dialed_connection_sends_keepalive_pings_and_closes_when_unanswered() {
+    within(async {
+        let a = start(StreamConfig {
+            keepalive: Some(Duration::from_millis(300)),
+            keepalive_timeout: Duration::from_millis(500),
+            ..StreamConfig::default()
+        })
+        .await;
+        let listener = tokio::net::TcpListener::bind(LOCAL).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        a.handle
+            .originate(originate(format!("sip:bob@{addr};transport=tcp"), addr))
+            .await
+            .unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        // The INVITE first (read until its blank line; it has a body, so
+        // the ping can only follow it).
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        // Read until two pings came, answering the first.
+        let mut pings = 0;
+        let mut tail = Vec::new();
+        let started = tokio::time::Instant::now();
+        while pings < 2 {
+            let n = conn.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed while pings were answered");
+            tail.extend_from_slice(&buf[..n]);
+            let found = tail.windows(4).filter(|w| *w == b"\r\n\r\n").count();
+            if found > pings {
+                pings = found;
+                if pings == 1 {
+                    conn.write_all(b"\r\n").await.unwrap();
+                }
+            }
+        }
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "pings came faster than the period: {:?}",
+            started.elapsed()
+        );
+        // The second is not answered: the driver closes the connection
+        // after keepalive_timeout (500 ms), not before.
+        let second = tokio::time::Instant::now();
+        loop {
+            match conn.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let waited = second.elapsed();
+        assert!(
+            waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
+            "closed {waited:?} after the unanswered ping"
+        );
+    })
+    .await;
+}

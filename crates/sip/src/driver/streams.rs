@@ -62,11 +62,18 @@ pub struct StreamConfig {
     pub handshake_timeout: Duration,
     /// Most messages queued for one connection's writer.
     pub write_queue: usize,
+    /// On connections we dialed (to trunks and callees), a double-CRLF
+    /// keep-alive ping this often (RFC 5626 section 4.4.1); `None`: none.
+    pub keepalive: Option<Duration>,
+    /// A ping not answered within this long (by a pong or anything else)
+    /// closes the connection (RFC 5626 section 4.4.1: 10 s).
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for StreamConfig {
     /// No listeners; 1,024 connections, 16 per IP, 10 min idle, 30 s per
-    /// message, 10 s handshake, 64 queued messages.
+    /// message, 10 s handshake, 64 queued messages, a keep-alive ping
+    /// every [`KEEPALIVE`] on dialed connections answered within 10 s.
     fn default() -> StreamConfig {
         StreamConfig {
             tcp_bind: None,
@@ -79,9 +86,15 @@ impl Default for StreamConfig {
             message_timeout: Duration::from_secs(30),
             handshake_timeout: Duration::from_secs(10),
             write_queue: 64,
+            keepalive: Some(KEEPALIVE),
+            keepalive_timeout: Duration::from_secs(10),
         }
     }
 }
+
+/// The keep-alive period of dialed connections: inside RFC 5626 section
+/// 4.4.1's 95 to 120 s for connection-oriented transports.
+pub const KEEPALIVE: Duration = Duration::from_secs(100);
 
 /// What a connection task tells the run loop.
 #[derive(Debug)]
@@ -330,7 +343,12 @@ impl Streams {
         };
         self.stats.dialed += 1;
         let timeout = self.cfg.handshake_timeout;
-        self.spawn(peer, move |serve| async move {
+        let keepalive = self
+            .cfg
+            .keepalive
+            .map(|every| (every, self.cfg.keepalive_timeout));
+        self.spawn(peer, move |mut serve| async move {
+            serve.keepalive = keepalive;
             let connect = async {
                 let tcp = TcpStream::connect(peer.addr).await.ok()?;
                 let _ = tcp.set_nodelay(true);
@@ -383,6 +401,7 @@ impl Streams {
             limits: self.limits,
             idle: self.cfg.idle_timeout,
             message: self.cfg.message_timeout,
+            keepalive: None,
         };
         let task = tokio::spawn(task(serve)).abort_handle();
         if let Some(old) = self.conns.insert(peer, Conn { id, tx, task }) {
@@ -440,6 +459,8 @@ struct Serve {
     limits: Limits,
     idle: Duration,
     message: Duration,
+    /// Dialed connections: (ping period, pong timeout).
+    keepalive: Option<(Duration, Duration)>,
 }
 
 impl Serve {
@@ -464,6 +485,10 @@ impl Serve {
         let mut idle_at = Instant::now() + self.idle;
         // Set while a message is incomplete: when it must be complete.
         let mut message_by: Option<Instant> = None;
+        // RFC 5626 section 4.4.1 on connections we dialed: the next ping,
+        // and while one is unanswered, when the connection is given up.
+        let mut ping_at = self.keepalive.map(|(every, _)| Instant::now() + every);
+        let mut pong_by: Option<Instant> = None;
         loop {
             tokio::select! {
                 r = rd.read(&mut buf) => {
@@ -471,7 +496,12 @@ impl Serve {
                         Ok(0) | Err(_) => break,
                         Ok(n) => n,
                     };
-                    idle_at = Instant::now() + self.idle;
+                    // Anything from the peer answers a ping; only SIP
+                    // (not a pong or a ping alone) keeps it from idling.
+                    pong_by = None;
+                    if buf[..n].iter().any(|b| !matches!(b, b'\r' | b'\n')) {
+                        idle_at = Instant::now() + self.idle;
+                    }
                     if let Err(e) = framer.push(&buf[..n]) {
                         tracing::warn!(%peer, error = %e, "closing SIP connection");
                         break;
@@ -499,6 +529,18 @@ impl Serve {
                 }
                 _ = sleep_until(message_by) => {
                     tracing::warn!(%peer, "SIP message not completed in time; closing the connection");
+                    break;
+                }
+                _ = sleep_until(ping_at), if pong_by.is_none() => {
+                    if wr.write_all(crate::stream::PING).await.is_err() {
+                        break;
+                    }
+                    let (every, timeout) = self.keepalive.unwrap_or_default();
+                    pong_by = Some(Instant::now() + timeout);
+                    ping_at = Some(Instant::now() + every);
+                }
+                _ = sleep_until(pong_by) => {
+                    tracing::warn!(%peer, "SIP keep-alive ping unanswered; closing the connection");
                     break;
                 }
             }
