@@ -48,8 +48,10 @@ impl UserAgent {
         o: Originate,
         route: Vec<crate::locate::Target>,
     ) -> Result<CallRef, UaError> {
+        // Bounded like a location's own list.
         let mut route = route
             .into_iter()
+            .take(crate::locate::MAX_TARGETS)
             .map(|t| Peer::new(t.transport, t.addr))
             .collect::<std::collections::VecDeque<Peer>>();
         if self.draining {
