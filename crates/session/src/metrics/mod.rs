@@ -434,7 +434,7 @@ impl Metrics {
         add(
             registry,
             "callbridge_rtp_rejected_packets",
-            "RTP packets dropped because their source is not the call's media peer, by reason.",
+            "RTP and RTCP packets dropped, by reason: a source that is not the call's media peer, or SRTP/SRTCP authentication failed (srtp_auth).",
             self.rtp_rejected.clone(),
         );
         add(
