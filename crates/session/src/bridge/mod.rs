@@ -359,11 +359,21 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
             }
             armed = deadline;
         }
+        // In a fixed order (`biased`): tokio's random start costs a
+        // thread-local RNG draw per turn (1.3 % of the agent's CPU at
+        // 1,000 calls, perf, 2026-12-06). Nothing starves: the media and
+        // model branches are fed at their peers' pace through bounded
+        // queues, so each drains and the later branches get their turn;
+        // the mailbox comes after them so a flood of SIP requests for
+        // this call cannot hold the call's audio back.
         tokio::select! {
+            biased;
             () = &mut cancel, if !cancelled => {
                 cancelled = true;
                 c.inputs.push_back(Input::Command(Command::ShutdownNow));
             }
+            ev = media_next(&mut c.stream) => c.on_media(ev),
+            ev = model_next(&mut c.model, c.link.reads_events()) => c.on_model(ev).await,
             msg = mailbox.recv() => match msg {
                 Some(CallMsg::Sip(ev)) => c.on_sip(ev).await,
                 Some(CallMsg::Command(cmd)) => c.inputs.push_back(Input::Command(cmd)),
@@ -372,8 +382,6 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
                 Some(CallMsg::Tool(t)) => c.on_tool_msg(t).await,
                 None => c.inputs.push_back(Input::Command(Command::ShutdownNow)),
             },
-            ev = media_next(&mut c.stream) => c.on_media(ev),
-            ev = model_next(&mut c.model, c.link.reads_events()) => c.on_model(ev).await,
             r = opening_next(&mut c.opening) => c.on_opened(r),
             () = &mut timer, if armed.is_some() => c.machine.handle_timeout(now()),
         }
