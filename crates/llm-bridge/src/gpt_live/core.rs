@@ -155,7 +155,7 @@ impl Core {
                 }));
             }
             Inbound::OutputTranscript { text, .. } => {
-                self.task.push(&text);
+                self.task.push(&text, false);
                 if self.transcribe_out {
                     if self.reply_last.is_some() {
                         self.reply_output(now);
@@ -167,7 +167,7 @@ impl Core {
                 }
             }
             Inbound::InputTranscript { text, .. } => {
-                self.task.push(&text);
+                self.task.push(&text, true);
                 self.emit(ModelEvent::InputTranscript {
                     text,
                     finished: false,

@@ -43,13 +43,19 @@ pub(crate) const MAX_RESULT_TEXT: usize = 1500;
 #[derive(Debug, Default)]
 pub(crate) struct TaskText {
     text: String,
+    /// Whether the last piece was the caller's.
+    caller: bool,
 }
 
 impl TaskText {
-    /// Appends a transcript piece.
-    pub(crate) fn push(&mut self, piece: &str) {
+    /// Appends a transcript piece (a delta, as it came: pieces of one
+    /// side join as they are, a change of side adds a space).
+    pub(crate) fn push(&mut self, piece: &str, caller: bool) {
+        if caller != self.caller && !self.text.ends_with(char::is_whitespace) {
+            self.text.push(' ');
+        }
+        self.caller = caller;
         self.text.push_str(piece);
-        self.text.push(' ');
         let len = self.text.chars().count();
         if len > MAX_TASK_TEXT {
             let cut = self
@@ -340,10 +346,12 @@ mod tests {
     #[test]
     fn task_text_keeps_the_last_characters_and_results_are_bounded() {
         let mut t = TaskText::default();
-        t.push(&"a".repeat(MAX_TASK_TEXT));
-        t.push("lookup order");
+        t.push(&"a".repeat(MAX_TASK_TEXT), false);
+        t.push("look", true);
+        t.push("up or", true);
+        t.push("der", true);
         let s = t.take();
-        assert!(s.ends_with("lookup order"), "{s}");
+        assert!(s.ends_with("a lookup order"), "{s}");
         assert!(s.chars().count() <= MAX_TASK_TEXT);
         assert_eq!(t.take(), "");
         assert_eq!(result_text(" "), "(the task returned nothing)");
