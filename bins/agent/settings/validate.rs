@@ -313,6 +313,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 max_duration: max_duration?,
                 keep_headers: keep_headers.clone()?,
                 http_tools: http_tools?,
+                providers: Default::default(),
             })
         })();
         routing::read(c, base, defaults)
