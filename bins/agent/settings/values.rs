@@ -239,6 +239,8 @@ pub struct Settings {
     pub carrier: Carriers,
     /// Routing profiles, `[routing]` and the profiles file (issue 23).
     pub routing: super::routing::Routing,
+    /// `model.providers`: the other providers profiles may choose.
+    pub other_providers: Vec<super::providers::OtherProvider>,
     /// The `X-` headers of inbound INVITEs kept on the session
     /// (`sip.keep_headers`).
     pub keep_headers: Vec<String>,
