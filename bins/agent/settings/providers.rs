@@ -16,16 +16,8 @@ use callbridge_session::profile::provider::{ModelClient, ProviderChoices};
 
 use super::check::Check;
 use super::error::{ConfigError, ConfigErrors, Origin};
+pub use super::values::OtherProvider;
 use super::values::{Provider, Settings};
-
-/// One entry of `model.providers`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtherProvider {
-    /// The provider.
-    pub provider: Provider,
-    /// Its endpoint (`None`: the public one).
-    pub endpoint: Option<String>,
-}
 
 const KEY: &str = "model.providers";
 
