@@ -3,8 +3,8 @@
 //! GPT-Live mock delegates work to the client after the caller's words
 //! that name a configured tool; the agent maps the delegation to it, the
 //! tool server here verifies the request's signature and answers, and
-//! the answer reaches the model as `session.commentary.append` with the
-//! delegation's id. A delegation naming no tool is declined with its
+//! the answer (slow: the filler starts first) reaches the model as
+//! `session.commentary.append` with the delegation's id. A delegation naming no tool is declined with its
 //! reason.
 
 mod support_agent;
@@ -26,8 +26,12 @@ const SECRET: &str = "e2e-delegation-secret-0123456789";
 /// What the tool server saw: whether the signature verified, the body.
 type Seen = (bool, Value);
 
+/// How long the tool takes: past `filler_after_ms` (300), so the caller
+/// hears the filler while a delegation runs, as for any tool call.
+const TOOL_DELAY: Duration = Duration::from_millis(1500);
+
 /// A one-request tool server on loopback: checks the signature, answers
-/// JSON.
+/// JSON after [`TOOL_DELAY`].
 fn tool_server() -> (u16, mpsc::Receiver<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
@@ -70,6 +74,7 @@ fn tool_server() -> (u16, mpsc::Receiver<Seen>) {
                     .is_ok()
             });
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        std::thread::sleep(TOOL_DELAY);
         let answer = r#"{"status":"shipped","eta_days":2}"#;
         let _ = write!(
             s,
@@ -91,6 +96,7 @@ description = "Looks up the state of an order."
 url = "http://127.0.0.1:{port}/tool"
 timeout = "10s"
 secret_env = "E2E_TOOL_SECRET"
+filler_after_ms = 300
 [tools.parameters]
 type = "object"
 required = ["task"]
@@ -177,6 +183,14 @@ fn a_client_delegation_naming_a_configured_tool_gets_its_signed_answer() {
             && d["result"] == "ok"
             && d["answer"].as_str().is_some_and(|a| a.contains("shipped"))),
         "{tool_events:?}"
+    );
+    // The slow tool's filler started, as for a Gemini/OpenAI call.
+    assert!(
+        record
+            .events
+            .iter()
+            .any(|e| e.detail.get("tool_filler") == Some(&Value::from("lookup_order"))),
+        "no filler event"
     );
     agent.wait_idle(Duration::from_secs(10));
 }
