@@ -8,6 +8,25 @@ use std::sync::Arc;
 use callbridge_llm_bridge::{ApiKey, AudioFormat, RealtimeModel, SessionConfig};
 
 /// One configured provider's client and its calls' settings.
+///
+/// ```
+/// use std::sync::Arc;
+/// use callbridge_llm_bridge::{AudioFormat, GptLive, SessionConfig};
+/// use callbridge_session::profile::provider::ModelClient;
+/// let live = ModelClient {
+///     name: "gpt-live".into(),
+///     client: Arc::new(GptLive::new()),
+///     endpoint: Some("wss://example.test/v1/live/sessions".into()),
+///     api_key: None,
+///     model: "gpt-live-1".into(),
+///     formats: Some((AudioFormat::Pcmu, AudioFormat::Pcmu)),
+/// };
+/// // A call's model session moved onto this provider.
+/// let mut m = SessionConfig::default();
+/// live.apply(&mut m);
+/// assert_eq!(m.endpoint.as_deref(), Some("wss://example.test/v1/live/sessions"));
+/// assert_eq!((m.input_format, m.output_format), (AudioFormat::Pcmu, AudioFormat::Pcmu));
+/// ```
 #[derive(Clone)]
 pub struct ModelClient {
     /// The provider's name as configured (`gemini`, `openai`,
