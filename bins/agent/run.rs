@@ -561,6 +561,8 @@ impl Agent {
                 file: settings.routing.profiles_file.clone(),
                 access: settings.file_access,
                 lock: tokio::sync::Mutex::new(()),
+                others: settings.other_providers.clone(),
+                delegation_model: settings.delegation_model.clone(),
             })),
         });
         info!(

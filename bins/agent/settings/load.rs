@@ -53,8 +53,10 @@ pub fn from_text(
 ) -> Result<(Settings, Secrets), ConfigErrors> {
     let (settings, needs, mut errors) = pass(path, text, env, base)?;
     match settings {
-        Some(settings) if errors.is_empty() => {
+        Some(mut settings) if errors.is_empty() => {
             let secrets = Secrets::from_env(&settings, env)?;
+            // The profiles' other providers, with their keys now.
+            super::providers::attach_keys(&mut settings, env)?;
             Ok((settings, secrets))
         }
         settings => {

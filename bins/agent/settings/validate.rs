@@ -299,6 +299,9 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
     let keep_headers = routing::keep_headers(c);
     let http_tools = routing::tools(c, base);
+    // --- deleg (issue 23): model.providers ---
+    let other_providers = super::providers::read(c, provider);
+    // --- end deleg ---
     let routing = {
         let raw_targets = c.list("transfer.targets");
         let defaults = (|| {
@@ -313,6 +316,11 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 max_duration: max_duration?,
                 keep_headers: keep_headers.clone()?,
                 http_tools: http_tools?,
+                providers: super::providers::choices(
+                    other_providers.as_deref()?,
+                    None,
+                    delegation_model.clone()?.as_deref(),
+                ),
             })
         })();
         routing::read(c, base, defaults)
@@ -571,6 +579,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             log_level: log_level?,
             carrier: carriers?,
             routing: routing?,
+            other_providers: other_providers?,
             keep_headers: keep_headers?,
         })
     })();

@@ -68,8 +68,34 @@ fn gemini_schema(v: &Value) -> Value {
     }
 }
 
+/// Whether a function is declared `behavior: BLOCKING`.
+///
+/// The google-genai types (`Behavior`, on `FunctionDeclaration`):
+/// `BLOCKING` "the system will wait to receive the function response
+/// before continuing the conversation"; `NON_BLOCKING` "will not wait ...
+/// handle function responses as they become available while maintaining
+/// the conversation"; unset keeps the model's default, and on current Live
+/// models every call is non-blocking by default (Vertex AI, *Asynchronous
+/// function calling with the Live API*; *Migrate to Gemini 3.8 Live*:
+/// blocking only when declared, and new input during a blocking call
+/// cancels it). So each tool declares what it needs: `end_call` and
+/// `transfer_call` are BLOCKING (the model must not talk on while the call
+/// ends or moves); HTTP tools and `collect_digits` are NON_BLOCKING, so a
+/// prompt filler can be spoken and the caller can talk while a tool runs
+/// or digits are typed (a blocking `collect_digits` would be cancelled by
+/// the caller's first sound).
+pub fn blocking(name: &str) -> bool {
+    crate::tools::is_builtin(name)
+}
+
 fn function_declaration(t: &ToolSpec) -> Value {
-    json!({"name": t.name, "description": t.description, "parameters": gemini_schema(&t.parameters)})
+    let behavior = if blocking(&t.name) {
+        "BLOCKING"
+    } else {
+        "NON_BLOCKING"
+    };
+    json!({"name": t.name, "description": t.description,
+           "parameters": gemini_schema(&t.parameters), "behavior": behavior})
 }
 
 fn sensitivity(s: Sensitivity, start: bool) -> Option<&'static str> {
@@ -234,13 +260,26 @@ pub fn activity_end_message() -> &'static str {
 }
 
 /// `toolResponse` for one call (`response.output` or `response.error`).
+///
+/// A response to a NON_BLOCKING call carries `scheduling: WHEN_IDLE`
+/// ("add the result to the conversation context, and prompt to generate
+/// output without interrupting ongoing generation": a filler sentence is
+/// finished, then the answer spoken). The types say `scheduling` is "only
+/// applicable to NON_BLOCKING function calls, is ignored otherwise.
+/// Defaults to WHEN_IDLE"; it is sent anyway, so the choice does not
+/// rest on a default, and left out for BLOCKING ones.
 pub fn tool_response_message(id: &str, name: &str, result: &crate::session::ToolResult) -> String {
     let response = match result {
         crate::session::ToolResult::Ok(v) => json!({"output": v}),
         crate::session::ToolResult::Err(e) => json!({"error": e}),
     };
-    json!({"toolResponse": {"functionResponses": [{"id": id, "name": name, "response": response}]}})
-        .to_string()
+    let mut fr = json!({"id": id, "name": name, "response": response});
+    if !blocking(name)
+        && let Some(m) = fr.as_object_mut()
+    {
+        m.insert("scheduling".into(), json!("WHEN_IDLE"));
+    }
+    json!({"toolResponse": {"functionResponses": [fr]}}).to_string()
 }
 
 // ---- server -> client ----

@@ -345,6 +345,28 @@ pub fn instructions_append(content: &str, delegation_id: Option<&str>) -> String
     .to_json()
 }
 
+/// `session.commentary.append`: speakable context, the result of a
+/// client delegation when `delegation_id` is set.
+pub fn commentary_append(content: &str, delegation_id: Option<&str>) -> String {
+    ClientEvent::CommentaryAppend {
+        event_id: None,
+        content: content.to_owned(),
+        delegation_id: delegation_id.map(str::to_owned),
+    }
+    .to_json()
+}
+
+/// `session.thinking.append`: silent context (progress of a client
+/// delegation when `delegation_id` is set).
+pub fn thinking_append(content: &str, delegation_id: Option<&str>) -> String {
+    ClientEvent::ThinkingAppend {
+        event_id: None,
+        content: content.to_owned(),
+        delegation_id: delegation_id.map(str::to_owned),
+    }
+    .to_json()
+}
+
 /// The `output` string of a tool result: a JSON string as is, any other
 /// value as its JSON text, an error as `{"error": message}`.
 pub fn tool_output(result: &ToolResult) -> String {

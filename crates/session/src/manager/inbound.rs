@@ -216,6 +216,9 @@ impl Manager {
         row.profile = Some(profile.name().to_owned());
         row.sip_headers = kept;
         row.model = Some(profile.model.clone());
+        if let Some(c) = &profile.client {
+            row.model_provider = Some(c.name.clone());
+        }
         let spec = CallSpec {
             id,
             direction: Direction::Inbound,

@@ -66,6 +66,9 @@ pub(crate) fn model_config(
     let mut m = base.clone();
     let (instructions, greeting) = profile.render(ctx, &base.instructions);
     m.instructions = instructions;
+    if let Some(c) = &profile.client {
+        c.apply(&mut m);
+    }
     m.model.clone_from(&profile.model);
     m.voice.clone_from(&profile.voice);
     m.builtin_tools.end_call = profile.end_call;

@@ -22,7 +22,10 @@ impl Manager {
         let id = spec.id;
         let direction = spec.direction;
         let transport = spec.transport.label();
-        let provider = crate::metrics::provider_label(shared.model.provider());
+        let provider = crate::metrics::provider_label(match &spec.profile.client {
+            Some(c) => c.client.provider(),
+            None => shared.model.provider(),
+        });
         shared.metrics.call_started(direction, transport, provider);
         let token = spec.token.clone();
         let join_timeout = shared.cfg.join_timeout;

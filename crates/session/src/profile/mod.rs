@@ -26,6 +26,7 @@
 //! A call keeps the `Arc<Profile>` it started with: replacing the set
 //! ([`crate::Manager::set_profiles`]) changes new calls only.
 
+pub mod provider;
 pub mod select;
 pub mod template;
 
@@ -69,8 +70,8 @@ pub struct ProfileSpec {
     /// first, as before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
-    /// The model provider; this agent runs one (`model.provider`), so it
-    /// must name that one when given.
+    /// The model provider (default: `model.provider`); another one must
+    /// be configured, with its key ([`ProfileDefaults::providers`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
     /// The model id (default: `model.model`).
@@ -218,6 +219,8 @@ pub struct ProfileDefaults {
     pub keep_headers: Vec<String>,
     /// The declared HTTP tools (`[[tools]]`) profiles may name.
     pub http_tools: crate::http_tool::HttpTools,
+    /// The other providers profiles may name, with their clients.
+    pub providers: provider::ProviderChoices,
 }
 
 impl ProfileDefaults {
@@ -239,6 +242,7 @@ impl ProfileDefaults {
             greeting: Template::literal(self.greeting.clone()),
             explicit_greeting: false,
             model: self.model.clone(),
+            client: None,
             voice: self.voice.clone(),
             language: None,
             end_call: self.tools,
@@ -303,6 +307,9 @@ pub struct Profile {
     pub explicit_greeting: bool,
     /// The model id.
     pub model: String,
+    /// The provider's client when it is not the agent's own
+    /// (`model.provider`).
+    pub client: Option<Arc<provider::ModelClient>>,
     /// The voice.
     pub voice: Option<String>,
     /// The language tag.
@@ -481,6 +488,7 @@ impl Profiles {
     /// #     system_prompt: "Be brief.".into(), greeting: "Greet.".into(), tools: true,
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
     /// #     keep_headers: vec![], http_tools: Default::default(),
+    /// #     providers: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -559,17 +567,26 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
     };
     let system_prompt = template("system_prompt", &s.system_prompt, &d.system_prompt);
     let greeting = template("greeting", &s.greeting, &d.greeting);
-    if let Some(p) = &s.provider
-        && *p != d.provider
-    {
-        err(
-            "provider",
-            format!(
-                "{p:?}: this agent runs one provider, {:?} (model.provider)",
-                d.provider
-            ),
-        );
-    }
+    let client = match &s.provider {
+        Some(p) if *p != d.provider => match d.providers.get(p) {
+            Some(Ok(c)) => Some(Arc::clone(c)),
+            Some(Err(why)) => {
+                err("provider", format!("{p:?}: {why}"));
+                None
+            }
+            None => {
+                let known: Vec<&str> = std::iter::once(d.provider.as_str())
+                    .chain(d.providers.keys().map(String::as_str))
+                    .collect();
+                err(
+                    "provider",
+                    format!("{p:?}: not a provider of this agent ({})", known.join(", ")),
+                );
+                None
+            }
+        },
+        _ => None,
+    };
     let text = |v: &Option<String>| v.as_ref().map(|t| t.trim().to_owned());
     for (field, v) in [("model", &s.model), ("voice", &s.voice)] {
         if let Some(t) = text(v)
@@ -671,7 +688,12 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
         system_prompt,
         greeting,
         explicit_greeting: s.greeting.is_some(),
-        model: text(&s.model).unwrap_or_else(|| d.model.clone()),
+        // Another provider's calls default to its own model.
+        model: text(&s.model).unwrap_or_else(|| match &client {
+            Some(c) => c.model.clone(),
+            None => d.model.clone(),
+        }),
+        client,
         voice: text(&s.voice).or_else(|| d.voice.clone()),
         language: s.language.clone(),
         end_call,

@@ -20,6 +20,7 @@ fn defaults() -> ProfileDefaults {
         max_duration: Duration::from_secs(1800),
         keep_headers: vec!["X-Customer-Id".into()],
         http_tools: Default::default(),
+        providers: Default::default(),
     }
 }
 

@@ -282,6 +282,11 @@ impl Caller {
     }
 
     pub async fn dial(&self, manager: SocketAddr) -> Leg {
+        self.dial_user(manager, "agent").await
+    }
+
+    /// Dials `user` (the called number) at `manager`.
+    pub async fn dial_user(&self, manager: SocketAddr, user: &str) -> Leg {
         let media = MediaStream::open(
             &self.engine,
             &self.pool,
@@ -290,7 +295,7 @@ impl Caller {
         .unwrap();
         let local = LocalMedia::new(LOCAL, media.local_addr().port());
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
-        let to = Uri::parse(&Bytes::from(format!("sip:agent@{manager}"))).unwrap();
+        let to = Uri::parse(&Bytes::from(format!("sip:{user}@{manager}"))).unwrap();
         let from = Uri::parse(&Bytes::from_static(b"sip:+15550001111@127.0.0.1")).unwrap();
         let call = self
             .sip

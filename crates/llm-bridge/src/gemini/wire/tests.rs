@@ -50,6 +50,12 @@ fn setup_carries_every_required_part() {
     let decls = s["tools"][0]["functionDeclarations"].as_array().unwrap();
     let names: Vec<&str> = decls.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["book_table", "end_call", "transfer_call"]);
+    // Current Live models default to NON_BLOCKING: each declares its own.
+    let behaviors: Vec<&str> = decls
+        .iter()
+        .map(|d| d["behavior"].as_str().unwrap())
+        .collect();
+    assert_eq!(behaviors, ["NON_BLOCKING", "BLOCKING", "BLOCKING"]);
     assert_eq!(decls[0]["parameters"]["type"], "OBJECT");
     assert_eq!(
         decls[0]["parameters"]["properties"]["people"]["type"],
@@ -310,4 +316,39 @@ proptest! {
         };
         prop_assert_eq!(items, expected);
     }
+}
+
+#[test]
+fn responses_to_non_blocking_calls_are_scheduled_when_idle() {
+    use crate::session::ToolResult;
+    let v = parse(&tool_response_message(
+        "c1",
+        "book_table",
+        &ToolResult::Ok(json!({"ok": true})),
+    ));
+    assert_eq!(
+        v,
+        json!({"toolResponse": {"functionResponses": [{"id": "c1", "name": "book_table",
+            "response": {"output": {"ok": true}}, "scheduling": "WHEN_IDLE"}]}})
+    );
+    let v = parse(&tool_response_message(
+        "c2",
+        "collect_digits",
+        &ToolResult::Err("timeout".into()),
+    ));
+    assert_eq!(
+        v["toolResponse"]["functionResponses"][0]["scheduling"],
+        "WHEN_IDLE"
+    );
+    // A BLOCKING call's response carries none (ignored there).
+    let v = parse(&tool_response_message(
+        "c3",
+        "end_call",
+        &ToolResult::Ok(json!({"status": "ending"})),
+    ));
+    assert!(
+        v["toolResponse"]["functionResponses"][0]
+            .get("scheduling")
+            .is_none()
+    );
 }
