@@ -76,6 +76,15 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_agent_exports() {
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
         .collect();
     assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    // Token usage (issue 22): exported from the start (zero series for
+    // the configured provider) and charted.
+    assert!(have.contains("callbridge_model_tokens_total"), "{have:?}");
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("callbridge_model_tokens_total")),
+        "the dashboard charts token usage"
+    );
     let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
 
     for (file, text) in [

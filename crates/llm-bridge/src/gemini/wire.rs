@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audio::{AudioChunk, AudioFormat, SampleRate};
 use crate::config::{CallMetadata, Sensitivity, SessionConfig, ToolSpec, TurnDetection};
-use crate::event::{ModelEvent, ToolCall, ToolCallId, Usage};
+use crate::event::{ModelEvent, TokenSplit, ToolCall, ToolCallId, Usage};
 
 /// The input audio MIME type (16 kHz s16le).
 pub const INPUT_MIME: &str = "audio/pcm;rate=16000";
@@ -405,6 +405,59 @@ struct UsageMetadata {
     response_token_count: u64,
     #[serde(default)]
     total_token_count: u64,
+    /// `ModalityTokenCount`s of the prompt (`TEXT`, `AUDIO`, ...).
+    #[serde(default)]
+    prompt_tokens_details: Option<Vec<ModalityTokenCount>>,
+    /// `ModalityTokenCount`s of the response.
+    #[serde(default, alias = "candidatesTokensDetails")]
+    response_tokens_details: Option<Vec<ModalityTokenCount>>,
+}
+
+/// One `ModalityTokenCount` of a `usageMetadata` (token usage, issue 22).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModalityTokenCount {
+    modality: String,
+    #[serde(default)]
+    token_count: u64,
+}
+
+impl UsageMetadata {
+    /// The provider-neutral usage; the split only when both directions
+    /// came with their modality details.
+    fn usage(&self) -> Usage {
+        let split = match (&self.prompt_tokens_details, &self.response_tokens_details) {
+            (Some(p), Some(r)) => {
+                let (input_audio, input_text) = by_modality(p);
+                let (output_audio, output_text) = by_modality(r);
+                Some(TokenSplit {
+                    input_audio,
+                    input_text,
+                    output_audio,
+                    output_text,
+                })
+            }
+            _ => None,
+        };
+        Usage {
+            input_tokens: self.prompt_token_count,
+            output_tokens: self.response_token_count,
+            total_tokens: self.total_token_count,
+            split,
+        }
+    }
+}
+
+/// `(audio, text)` tokens of a modality list (image and video tokens,
+/// which a phone call does not send, are in neither).
+fn by_modality(counts: &[ModalityTokenCount]) -> (u64, u64) {
+    counts
+        .iter()
+        .fold((0u64, 0u64), |(a, t), c| match c.modality.as_str() {
+            "AUDIO" => (a.saturating_add(c.token_count), t),
+            "TEXT" => (a, t.saturating_add(c.token_count)),
+            _ => (a, t),
+        })
 }
 
 /// One thing a server message said, in the order it must be handled.
@@ -545,11 +598,7 @@ fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError
         }));
     }
     if let Some(u) = msg.usage_metadata {
-        out.push(Inbound::Event(ModelEvent::Usage(Usage {
-            input_tokens: u.prompt_token_count,
-            output_tokens: u.response_token_count,
-            total_tokens: u.total_token_count,
-        })));
+        out.push(Inbound::Event(ModelEvent::Usage(u.usage())));
     }
     if let Some(r) = msg.session_resumption_update {
         let last_consumed = match &r.last_consumed_client_message_index {

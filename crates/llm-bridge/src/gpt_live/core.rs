@@ -194,6 +194,7 @@ impl Core {
             Inbound::Closed { reason } => {
                 tracing::info!(%reason, "gpt-live session closed by the server");
             }
+            Inbound::AudioUsage(total) => self.emit(ModelEvent::AudioUsage { total }),
         }
     }
 

@@ -10,6 +10,8 @@
 //! Unknown fields in known *server* events are tolerated (the server may
 //! grow); unknown event types are reported as [`DecodeError::Unknown`].
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -474,8 +476,27 @@ enum Raw {
     Error { error: RawError },
     #[serde(rename = "session.closed")]
     Closed { reason: String },
+    // Token usage (issue 22): the live session's cumulative audio.
+    #[serde(rename = "session.usage.updated")]
+    UsageUpdated { usage: RawLiveUsage },
     #[serde(other)]
     Other,
+}
+
+/// `session.usage.updated`'s `usage` (`openai.types.live.SessionUsage`):
+/// the session's cumulative audio in seconds, a total and not an
+/// increment. The live session reports no tokens.
+#[derive(Deserialize)]
+struct RawLiveUsage {
+    seconds: f64,
+}
+
+/// The cumulative audio of a `session.usage.updated`; `None` for a value
+/// that is not a finite, non-negative number of seconds (bounded to a
+/// day: a phone call is shorter).
+fn live_audio(u: &RawLiveUsage) -> Option<Duration> {
+    (u.seconds.is_finite() && u.seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(u.seconds.min(86_400.0)))
 }
 
 #[derive(Deserialize)]
@@ -573,6 +594,8 @@ pub enum Inbound {
         /// Why.
         reason: String,
     },
+    /// `session.usage.updated`: the session's cumulative billed audio.
+    AudioUsage(Duration),
     /// A known event the bridge needs no action for.
     Ignored,
 }
@@ -601,7 +624,6 @@ const IGNORED: &[&str] = &[
     "session.instructions.appended",
     "session.thinking.appended",
     "session.commentary.appended",
-    "session.usage.updated",
     "session.input_audio.append",
     "info",
     "transport.dtmf.received",
@@ -684,6 +706,14 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
             code: error.code,
         },
         Raw::Closed { reason } => Inbound::Closed { reason },
+        Raw::UsageUpdated { usage } => match live_audio(&usage) {
+            Some(total) => Inbound::AudioUsage(total),
+            None => {
+                return Err(DecodeError::Json(
+                    "session.usage.updated: usage.seconds is not a duration".into(),
+                ));
+            }
+        },
         Raw::Other => {
             let tag: Tag =
                 serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;

@@ -686,6 +686,9 @@ impl Conversation {
     }
 
     async fn reply_done(&mut self, conn: &mut MockConnection, r: Reply) -> Flow {
+        if !self.send_usage(conn).await {
+            return Flow::Stop;
+        }
         if r.end_call_after {
             let flow = self
                 .function_call(
@@ -708,5 +711,17 @@ impl Conversation {
             },
             _ => Flow::Continue,
         }
+    }
+
+    /// `session.usage.updated` as the service sends it (token usage, issue
+    /// 22): the session's audio so far in seconds, a running total; the
+    /// live session reports no tokens.
+    async fn send_usage(&mut self, conn: &mut MockConnection) -> bool {
+        let seconds = self.t0.elapsed().as_secs_f64();
+        self.send(
+            conn,
+            json!({"type": "session.usage.updated", "usage": {"seconds": seconds}}),
+        )
+        .await
     }
 }

@@ -46,6 +46,7 @@ mod publish;
 pub(crate) mod tools;
 mod transcript;
 pub mod transport;
+mod usage;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -190,6 +191,8 @@ pub(crate) struct Call {
     profile: Arc<crate::profile::Profile>,
     /// Its HTTP tools and `collect_digits` in progress.
     tools: tools::Tools,
+    /// The model's usage reports (issue 22).
+    usage: usage::CallUsage,
 }
 
 /// Runs one call to its end. The span carries the session id and Call-ID
@@ -311,6 +314,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
         listen: None,
         profile,
         tools: tools::Tools::new(tools),
+        usage: usage::CallUsage::default(),
     };
     c.publish(crate::events::CallEvent::Started {
         direction: direction.as_str(),

@@ -208,6 +208,15 @@ impl Call {
                 self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
                 ModelInput::Error { fatal: false }
             }
+            // Token usage (issue 22).
+            ModelEvent::Usage(u) => {
+                self.on_model_usage(&u);
+                return;
+            }
+            ModelEvent::AudioUsage { total } => {
+                self.usage.on_audio(total);
+                return;
+            }
             ModelEvent::Closed { reason, clean } => {
                 info!(%reason, clean, "model session closed");
                 self.event(

@@ -79,6 +79,12 @@
 //!   measured.
 //! - **Call duration**: the machine's `Metric::CallDuration`, from the
 //!   answer to the end (answered calls only).
+//! - **Model tokens** (`callbridge_model_tokens_total{provider,direction}`):
+//!   the input and output tokens of every usage report of the calls'
+//!   model sessions (Gemini `usageMetadata`, OpenAI `response.done`),
+//!   added when the report arrives. GPT-Live bills the live session by
+//!   audio time and reports no tokens (its audio goes to the session's
+//!   `audio_ms`).
 //! - **Model reachability**: the outcome and time of the last model
 //!   session opening (success or failure).
 //!
@@ -211,6 +217,9 @@ pub struct Metrics {
     /// `callbridge_trunk_registrations`: trunk registrations in place
     /// now (ops, issue 22).
     trunk_registered: Gauge,
+    /// `callbridge_model_tokens_total{provider,direction}` (token usage,
+    /// issue 22).
+    model_tokens: Family<Labels<2>, Counter>,
     model: Mutex<Option<ModelReachability>>,
 }
 
@@ -245,6 +254,7 @@ impl Default for Metrics {
             amd_verdicts: Family::default(),
             amd_decision: Histogram::new(AMD_BUCKETS.iter().copied()),
             trunk_registered: Gauge::default(),
+            model_tokens: Family::default(),
             model: Mutex::new(None),
         }
     }
@@ -480,6 +490,28 @@ impl Metrics {
             "Trunk registrations in place now (1 while registered with the configured trunk; 0 without one, or while it fails).",
             self.trunk_registered.clone(),
         );
+        add(
+            registry,
+            "callbridge_model_tokens",
+            "Model tokens the provider reported, by provider and direction (input, output); providers that bill by audio time (gpt-live) report none.",
+            self.model_tokens.clone(),
+        );
+    }
+
+    /// Counts the tokens of one model usage report (token usage, issue 22).
+    pub fn model_tokens(&self, provider: &'static str, input: u64, output: u64) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            self.model_tokens
+                .get_or_create(&[("provider", provider), ("direction", direction)])
+                .inc_by(n);
+        }
+    }
+
+    /// The tokens counted for `provider` in `direction` (`input`, `output`).
+    pub fn model_tokens_counted(&self, provider: &'static str, direction: &'static str) -> u64 {
+        self.model_tokens
+            .get_or_create(&[("provider", provider), ("direction", direction)])
+            .get()
     }
 
     /// A trunk registration was established (`true`) or lost, removed or
@@ -556,6 +588,7 @@ impl Metrics {
     /// ended (every direction and reason) for `provider` at zero, so rates
     /// over them work from the first call.
     pub fn prepare(&self, provider: &'static str) {
+        self.model_tokens(provider, 0, 0);
         for d in Direction::ALL {
             let _ = self.started.get_or_create(&[
                 ("direction", d.as_str()),

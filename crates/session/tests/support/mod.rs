@@ -108,6 +108,29 @@ pub async fn rig_openai(
     rig_with(mock, url, model, Arc::new(OpenAiRealtime::new()), tweak).await
 }
 
+/// A rig with the mock GPT-Live model (µ-law both ways, as the agent
+/// configures it).
+pub async fn rig_gpt_live(
+    script: callbridge_llm_mock::gpt_live::GptLiveScript,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig<callbridge_llm_mock::gpt_live::MockGptLive> {
+    let mock = callbridge_llm_mock::gpt_live::MockGptLive::start(script)
+        .await
+        .unwrap();
+    let url = mock.url();
+    let mut model = SessionConfig::default();
+    model.input_format = AudioFormat::Pcmu;
+    model.output_format = AudioFormat::Pcmu;
+    rig_with(
+        mock,
+        url,
+        model,
+        Arc::new(callbridge_llm_bridge::GptLive::new()),
+        tweak,
+    )
+    .await
+}
+
 async fn rig_with<M>(
     mock: M,
     url: String,

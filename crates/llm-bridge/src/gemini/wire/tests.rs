@@ -157,7 +157,8 @@ fn content_parts_are_all_decoded_in_order() {
             Inbound::Event(ModelEvent::Usage(Usage {
                 input_tokens: 3,
                 output_tokens: 4,
-                total_tokens: 7
+                total_tokens: 7,
+                split: None,
             })),
         ]
     );
@@ -351,4 +352,50 @@ fn responses_to_non_blocking_calls_are_scheduled_when_idle() {
             .get("scheduling")
             .is_none()
     );
+}
+
+#[test]
+fn usage_metadata_splits_audio_and_text_tokens() {
+    // The shape of a Live API `usageMetadata` (BidiGenerateContentServerMessage):
+    // counts plus `ModalityTokenCount` lists per direction.
+    let items = decode(
+        r#"{"usageMetadata":{"promptTokenCount":120,"responseTokenCount":60,
+          "totalTokenCount":180,"cachedContentTokenCount":0,
+          "promptTokensDetails":[{"modality":"TEXT","tokenCount":20},{"modality":"AUDIO","tokenCount":100}],
+          "responseTokensDetails":[{"modality":"AUDIO","tokenCount":55},{"modality":"TEXT","tokenCount":5}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        items,
+        vec![Inbound::Event(ModelEvent::Usage(Usage {
+            input_tokens: 120,
+            output_tokens: 60,
+            total_tokens: 180,
+            split: Some(TokenSplit {
+                input_audio: 100,
+                input_text: 20,
+                output_audio: 55,
+                output_text: 5,
+            }),
+        }))]
+    );
+    // Only one direction detailed: no split (half a split would read as zero).
+    let items = decode(
+        r#"{"usageMetadata":{"promptTokenCount":5,"responseTokenCount":1,"totalTokenCount":6,
+          "promptTokensDetails":[{"modality":"TEXT","tokenCount":5}]}}"#,
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            &items[..],
+            [Inbound::Event(ModelEvent::Usage(Usage {
+                split: None,
+                input_tokens: 5,
+                ..
+            }))]
+        ),
+        "{items:?}"
+    );
+    // A count of the wrong type is a malformed message, not a zero.
+    assert!(decode(r#"{"usageMetadata":{"promptTokenCount":"many"}}"#).is_err());
 }
