@@ -6,6 +6,9 @@
 //!   during the call, the agent is killed, restarted, the receiver comes
 //!   up; every event is delivered at least once (signatures verified, an
 //!   idempotency key on each), none lost;
+//! - webhooks per routing profile: two profiles with receivers of their
+//!   own and the global `[webhooks]` for the default; each receiver gets
+//!   exactly its calls' events, signed with its own secret;
 //! - the event stream (SSE) followed during a real call: states and
 //!   transcript turns in order, to the end;
 //! - the control routes on a live call: the typed 409 for instructions,
@@ -191,6 +194,141 @@ fn webhooks_survive_an_agent_restart_mid_delivery_and_are_signed() {
         .unwrap();
     assert_eq!(ended["data"]["reason"], "caller-hangup", "{ended}");
     assert!(ended["data"]["duration_ms"].as_u64().is_some(), "{ended}");
+}
+
+/// A receiver on a fresh loopback port: its URL and what it got.
+fn new_receiver(path: &str) -> (String, Arc<Mutex<Vec<Hook>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/{path}", l.local_addr().unwrap());
+    (url, receiver(l))
+}
+
+#[test]
+fn each_profiles_receivers_get_exactly_its_calls_events_signed_with_its_secret() {
+    let (sales_url, sales) = new_receiver("sales");
+    let (support_url, support) = new_receiver("support");
+    let (global_url, global) = new_receiver("global");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.db");
+    let mut env = webhook_env(&global_url, &db);
+    env.push(("E2E_SALES_SECRET".into(), "sales-secret".into()));
+    env.push(("E2E_SUPPORT_SECRET".into(), "support-secret".into()));
+    let profiles = format!(
+        r#"
+[[profiles]]
+name = "sales"
+[profiles.match]
+exact = ["+15550100123"]
+[profiles.webhooks]
+urls = ["{sales_url}"]
+secret_env = "E2E_SALES_SECRET"
+
+[[profiles]]
+name = "support"
+[profiles.match]
+exact = ["+15550100456"]
+[profiles.webhooks]
+urls = ["{support_url}"]
+secret_env = "E2E_SUPPORT_SECRET"
+events = ["call.started", "call.ended"]
+"#
+    );
+    let mut agent = Agent::start(Opts {
+        env,
+        extra_toml: profiles,
+        ..Opts::default()
+    });
+    agent.db = db;
+    for called in ["+15550100123", "+15550100456", "+15550100789"] {
+        Sipp::uac("uac_profile.xml", agent.sip)
+            .key("called", called)
+            .key("customer", "C-1")
+            .pause_ms(800)
+            .within(Duration::from_secs(20))
+            .run()
+            .assert_ok("a routed call");
+    }
+    let sessions = agent.wait_sessions_terminal(3, Duration::from_secs(15));
+    let session_to = |to: &str| {
+        sessions
+            .iter()
+            .find(|s| s.to.as_ref().is_some_and(|p| p.as_str() == to))
+            .unwrap_or_else(|| panic!("no session to {to}"))
+            .id
+            .to_string()
+    };
+    let cases = [
+        (
+            "sales",
+            &sales,
+            "sales-secret",
+            session_to("+15550100123"),
+            3,
+        ),
+        (
+            "support",
+            &support,
+            "support-secret",
+            session_to("+15550100456"),
+            2,
+        ),
+        ("global", &global, SECRET, session_to("+15550100789"), 3),
+    ];
+    for (name, got, secret, session, least) in cases {
+        agent.wait_for(name, Duration::from_secs(20), || {
+            let h = got.lock().unwrap();
+            let ended = h
+                .iter()
+                .any(|h| h.headers["x-callbridge-event"] == "call.ended");
+            (ended && h.len() >= least).then_some(())
+        });
+        // A stray row would come within the worker's next looks.
+        std::thread::sleep(Duration::from_millis(1500));
+        let hooks = got.lock().unwrap().clone();
+        let now = jiff::Timestamp::now().as_second();
+        let mut names = HashSet::new();
+        for h in &hooks {
+            let doc: Value = serde_json::from_slice(&h.body).unwrap();
+            assert_eq!(
+                doc["session"],
+                session.as_str(),
+                "{name} got another call's event: {doc}"
+            );
+            let sig = &h.headers["x-callbridge-signature"];
+            verify(secret.as_bytes(), sig, &h.body, now, 300)
+                .unwrap_or_else(|e| panic!("{name}: bad signature {sig}: {e}"));
+            for other in ["sales-secret", "support-secret", SECRET] {
+                if other != secret {
+                    assert!(verify(other.as_bytes(), sig, &h.body, now, 300).is_err());
+                }
+            }
+            names.insert(doc["event"].as_str().unwrap().to_owned());
+        }
+        assert!(
+            names.contains("call.started") && names.contains("call.ended"),
+            "{name}: {names:?}"
+        );
+        if name == "support" {
+            assert!(
+                !names.contains("call.answered"),
+                "support's filter: {names:?}"
+            );
+        } else {
+            assert!(names.contains("call.answered"), "{name}: {names:?}");
+        }
+        // The deliveries name their target.
+        let v = agent.get_json(&format!("/api/webhooks/deliveries?session={session}"));
+        let list = v["deliveries"].as_array().cloned().unwrap_or_default();
+        let want = if name == "global" {
+            Value::Null
+        } else {
+            json!(name)
+        };
+        assert!(
+            !list.is_empty() && list.iter().all(|d| d["target"] == want),
+            "{name}: {v}"
+        );
+    }
 }
 
 /// A Server-Sent Events client over a raw socket (chunked body).

@@ -172,6 +172,7 @@ pub async fn deliveries(
                 "event_id": r.key,
                 "event": r.event,
                 "url": r.url,
+                "target": r.target,
                 "status": r.status.as_str(),
                 "attempts": r.attempts,
                 "created_at": r.created_at.to_string(),

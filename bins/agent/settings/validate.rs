@@ -296,6 +296,9 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let amd = amd::read(c, base);
     // [webhooks]
     let webhooks = super::webhooks::read(c);
+    // issue 23 (prof2): the profiles' own webhooks take the schedule.
+    let webhook_base = webhooks.as_ref().map(|(base, _)| base.clone());
+    let webhooks = webhooks.map(|(_, global)| global);
     // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
     let keep_headers = routing::keep_headers(c);
     let http_tools = routing::tools(c, base);
@@ -313,6 +316,8 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 max_duration: max_duration?,
                 keep_headers: keep_headers.clone()?,
                 http_tools: http_tools?,
+                webhooks: webhook_base?,
+                env: callbridge_session::profile::Env::process(),
             })
         })();
         routing::read(c, base, defaults)

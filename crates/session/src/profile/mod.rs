@@ -112,6 +112,10 @@ pub struct ProfileSpec {
     /// Which inbound calls it takes.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub matches: Option<MatchSpec>,
+    /// Its calls' event receivers, in place of the global `[webhooks]`
+    /// (see [`crate::webhooks`]); default: the global ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<crate::webhooks::WebhookSpec>,
 }
 
 /// A whole profile set as a document: the body of `GET` and `PUT
@@ -218,6 +222,50 @@ pub struct ProfileDefaults {
     pub keep_headers: Vec<String>,
     /// The declared HTTP tools (`[[tools]]`) profiles may name.
     pub http_tools: crate::http_tool::HttpTools,
+    /// The global `[webhooks]`: the time limit, retry schedule and
+    /// retention a profile's own webhooks take.
+    pub webhooks: crate::webhooks::WebhookConfig,
+    /// Where a profile's `webhooks.secret_env` is read.
+    pub env: Env,
+}
+
+/// Reads an environment variable: the process's own
+/// ([`Env::process`]), or a fixed table in tests.
+#[derive(Clone)]
+pub struct Env(Arc<dyn Lookup>);
+
+/// What [`Env`] wraps: a variable's value by its name.
+trait Lookup: Fn(&str) -> Option<String> + Send + Sync {}
+
+impl<F: Fn(&str) -> Option<String> + Send + Sync> Lookup for F {}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Env {
+        Env(Arc::new(|var| std::env::var(var).ok()))
+    }
+
+    /// Variables from `f`.
+    pub fn from_fn(f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Env {
+        Env(Arc::new(f))
+    }
+
+    /// The value of `var`, if set.
+    pub fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::process()
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
 }
 
 impl ProfileDefaults {
@@ -250,6 +298,7 @@ impl ProfileDefaults {
             max_duration: self.max_duration,
             owner: None,
             rules: MatchRules::default(),
+            webhooks: None,
         }
     }
 
@@ -325,6 +374,8 @@ pub struct Profile {
     pub owner: Option<UserId>,
     /// Inbound match rules.
     pub rules: MatchRules,
+    /// Its own event receivers (`None`: the global `[webhooks]`).
+    pub webhooks: Option<Arc<crate::webhooks::WebhookConfig>>,
 }
 
 impl Profile {
@@ -481,6 +532,7 @@ impl Profiles {
     /// #     system_prompt: "Be brief.".into(), greeting: "Greet.".into(), tools: true,
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
     /// #     keep_headers: vec![], http_tools: Default::default(),
+    /// #     webhooks: Default::default(), env: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -501,6 +553,15 @@ impl Profiles {
             }
         }
         best.map_or(&self.default, |(_, p)| p)
+    }
+
+    /// The profile called `name`, whatever calls it takes (the default
+    /// answers to its own name when no listed profile has it).
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.list
+            .iter()
+            .find(|p| p.name() == name)
+            .or_else(|| (self.default.name() == name).then_some(&self.default))
     }
 
     /// The profile called `name` that takes outbound calls (the implicit
@@ -656,6 +717,18 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
         None => MatchRules::default(),
         Some(m) => rules(m, &mut err),
     };
+    let webhooks = match &s.webhooks {
+        None => None,
+        Some(w) => match w.resolve(&s.name, &d.webhooks, &|v| d.env.get(v)) {
+            Ok(cfg) => Some(Arc::new(cfg)),
+            Err(es) => {
+                for (field, message) in es {
+                    err(field, message);
+                }
+                None
+            }
+        },
+    };
     if !rules.numbers.is_empty() && !serves.inbound() {
         err(
             "match",
@@ -683,6 +756,7 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
         max_duration,
         owner,
         rules,
+        webhooks,
     })
 }
 

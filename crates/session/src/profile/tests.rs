@@ -20,6 +20,11 @@ fn defaults() -> ProfileDefaults {
         max_duration: Duration::from_secs(1800),
         keep_headers: vec!["X-Customer-Id".into()],
         http_tools: Default::default(),
+        webhooks: crate::webhooks::WebhookConfig {
+            timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+        env: Env::from_fn(|v| (v == "SALES_HOOK_SECRET").then(|| "s3cret".to_owned())),
     }
 }
 
@@ -350,4 +355,61 @@ fn a_template_that_fails_even_leniently_gives_the_documented_default() {
 fn a_syntax_error_is_refused_at_load() {
     let e = Template::parse("Hello {{ caller ", &[ctx("inbound")]).unwrap_err();
     assert!(e.to_string().starts_with("inbound calls:"), "{e}");
+}
+
+#[test]
+fn a_profiles_own_webhooks_take_the_global_schedule_and_its_secret_from_the_environment() {
+    use crate::webhooks::WebhookSpec;
+    let mut sales = spec("sales");
+    sales.webhooks = Some(WebhookSpec {
+        urls: vec!["https://hooks.example/sales".into()],
+        secret_env: Some("SALES_HOOK_SECRET".into()),
+        events: vec!["call.ended".into()],
+    });
+    let set = Profiles::load(&[sales, spec("plain")], None, &defaults()).unwrap();
+    let w = set.by_name("sales").unwrap().webhooks.clone().unwrap();
+    assert_eq!(w.profile.as_deref(), Some("sales"));
+    assert_eq!(w.urls, ["https://hooks.example/sales"]);
+    assert_eq!(
+        w.secret.as_ref().map(|s| s.expose().clone()),
+        Some(b"s3cret".to_vec())
+    );
+    assert_eq!(w.timeout, Duration::from_secs(3), "the global time limit");
+    assert!(set.by_name("plain").unwrap().webhooks.is_none());
+    assert_eq!(set.by_name("default").unwrap().name(), "default");
+    assert!(set.by_name("nobody").is_none());
+    // The spec as written keeps the variable's name, never the secret.
+    let doc = serde_json::to_string(&set.specs()).unwrap();
+    assert!(
+        doc.contains("SALES_HOOK_SECRET") && !doc.contains("s3cret"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn bad_profile_webhooks_are_refused_with_every_error_named() {
+    use crate::webhooks::WebhookSpec;
+    let mut a = spec("a");
+    a.webhooks = Some(WebhookSpec {
+        urls: vec!["ftp://x".into()],
+        secret_env: Some("UNSET_VARIABLE".into()),
+        events: vec!["call.exploded".into()],
+    });
+    let mut b = spec("b");
+    b.webhooks = Some(WebhookSpec::default());
+    let errs = Profiles::load(&[a, b], None, &defaults()).unwrap_err();
+    let fields: Vec<_> = errs
+        .iter()
+        .map(|e| (e.name.as_str(), e.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("a", "webhooks.secret_env"),
+            ("a", "webhooks.urls"),
+            ("a", "webhooks.events"),
+            ("b", "webhooks.urls"),
+        ],
+        "{errs:?}"
+    );
 }
