@@ -302,6 +302,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
     let keep_headers = routing::keep_headers(c);
     let http_tools = routing::tools(c, base);
+    let trunks = routing::trunks(c);
     let routing = {
         let raw_targets = c.list("transfer.targets");
         let defaults = (|| {
@@ -318,6 +319,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 http_tools: http_tools?,
                 webhooks: webhook_base?,
                 env: callbridge_session::profile::Env::process(),
+                trunks: trunks?,
             })
         })();
         routing::read(c, base, defaults)

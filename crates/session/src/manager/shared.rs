@@ -102,6 +102,7 @@ pub(crate) fn implicit(cfg: &ManagerConfig) -> Profiles {
         http_tools: Default::default(),
         webhooks: Default::default(),
         env: Default::default(),
+        trunks: Default::default(),
     };
     let mut p = defaults.implicit();
     p.transfer_targets = cfg.transfer_targets.clone();

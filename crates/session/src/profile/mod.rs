@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Inbound calls pick by called number and, optionally, the INVITE's
-//! source address ([`select`]); outbound calls by name (`POST /api/calls`
+//! source address or named source trunk ([`select`], [`trunks`]); outbound calls by name (`POST /api/calls`
 //! `profile`, a campaign's profile). The default profile takes every call
 //! nothing else takes. Without any `[[profiles]]` the agent's single
 //! prompt configuration is the one, implicit, default profile
@@ -28,6 +28,7 @@
 
 pub mod select;
 pub mod template;
+pub mod trunks;
 
 #[cfg(test)]
 mod tests;
@@ -175,6 +176,10 @@ pub struct MatchSpec {
     /// any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source: Vec<String>,
+    /// The named trunk (`[[trunks]]`) the INVITE must come from (none:
+    /// any); with `source` too, both must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_trunk: Option<String>,
 }
 
 /// Which calls a profile takes.
@@ -227,6 +232,8 @@ pub struct ProfileDefaults {
     pub webhooks: crate::webhooks::WebhookConfig,
     /// Where a profile's `webhooks.secret_env` is read.
     pub env: Env,
+    /// The named trunks (`[[trunks]]`) `match.source_trunk` may name.
+    pub trunks: trunks::Trunks,
 }
 
 /// Reads an environment variable: the process's own
@@ -412,6 +419,14 @@ pub struct Profiles {
     list: Vec<Arc<Profile>>,
     default: Arc<Profile>,
     default_named: Option<String>,
+    trunks: trunks::Trunks,
+}
+
+/// An address (`192.0.2.10`) or a network (`198.51.100.0/24`).
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .ok()
 }
 
 fn valid_name(n: &str) -> bool {
@@ -427,6 +442,7 @@ impl Profiles {
             list: Vec::new(),
             default: Arc::new(default),
             default_named: None,
+            trunks: trunks::Trunks::default(),
         }
     }
 
@@ -502,6 +518,7 @@ impl Profiles {
             list,
             default: default_profile,
             default_named: default.map(str::to_owned),
+            trunks: defaults.trunks.clone(),
         })
     }
 
@@ -520,9 +537,10 @@ impl Profiles {
         &self.default
     }
 
-    /// The profile for an inbound call to `called` from `source`: the
-    /// most specific match (exact > longest prefix > the first pattern),
-    /// the first listed among equals; else the default.
+    /// The profile for an inbound call to `called` from `source` (and so
+    /// from the named trunk that holds it, if any): the most specific
+    /// match (exact > longest prefix > the first pattern), the first
+    /// listed among equals; else the default.
     ///
     /// # Examples
     /// ```
@@ -533,6 +551,7 @@ impl Profiles {
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
     /// #     keep_headers: vec![], http_tools: Default::default(),
     /// #     webhooks: Default::default(), env: Default::default(),
+    /// #     trunks: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -544,9 +563,10 @@ impl Profiles {
     /// assert_eq!(set.inbound("+4940123", None).name(), "default");
     /// ```
     pub fn inbound(&self, called: &str, source: Option<IpAddr>) -> &Arc<Profile> {
+        let trunk = self.trunks.of(source);
         let mut best: Option<(Specificity, &Arc<Profile>)> = None;
         for p in self.list.iter().filter(|p| p.serves.inbound()) {
-            if let Some(s) = p.rules.score(called, source)
+            if let Some(s) = p.rules.score(called, source, trunk)
                 && best.as_ref().is_none_or(|(b, _)| s > *b)
             {
                 best = Some((s, p));
@@ -715,7 +735,7 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
     };
     let rules = match &s.matches {
         None => MatchRules::default(),
-        Some(m) => rules(m, &mut err),
+        Some(m) => rules(m, &d.trunks, &mut err),
     };
     let webhooks = match &s.webhooks {
         None => None,
@@ -793,7 +813,7 @@ fn targets(own: Option<&[String]>, agent: &[String]) -> Result<DialTargets, Stri
     })
 }
 
-fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
+fn rules(m: &MatchSpec, trunks: &trunks::Trunks, err: &mut impl FnMut(&str, String)) -> MatchRules {
     let mut r = MatchRules::default();
     if m.exact.len() + m.prefix.len() + m.pattern.len() + m.source.len() > MAX_RULES {
         err("match", format!("more than {MAX_RULES} rules"));
@@ -830,18 +850,28 @@ fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
         }
     }
     for (k, s) in m.source.iter().enumerate() {
-        let net = s
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from));
-        match net {
-            Ok(n) => r.sources.push(n),
-            Err(_) => err(
+        match parse_net(s) {
+            Some(n) => r.sources.push(n),
+            None => err(
                 &format!("match.source[{k}]"),
                 format!("{s:?}: an address or network (\"192.0.2.10\", \"198.51.100.0/24\")"),
             ),
         }
     }
-    if r.numbers.is_empty() && !r.sources.is_empty() {
+    if let Some(t) = &m.source_trunk {
+        if trunks.has(t) {
+            r.trunk = Some(t.clone());
+        } else {
+            err(
+                "match.source_trunk",
+                format!(
+                    "{t:?}: names no [[trunks]] entry (known: {})",
+                    trunks.names().join(", ")
+                ),
+            );
+        }
+    }
+    if r.numbers.is_empty() && (!r.sources.is_empty() || r.trunk.is_some()) {
         // A source alone matches every number from there, least specific.
         r.numbers.push(NumberRule::Prefix(String::new()));
     }

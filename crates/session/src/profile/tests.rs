@@ -25,6 +25,17 @@ fn defaults() -> ProfileDefaults {
             ..Default::default()
         },
         env: Env::from_fn(|v| (v == "SALES_HOOK_SECRET").then(|| "s3cret".to_owned())),
+        trunks: trunks::Trunks::load(&[
+            trunks::TrunkSpec {
+                name: "carrier-a".into(),
+                sources: vec!["192.0.2.0/24".into()],
+            },
+            trunks::TrunkSpec {
+                name: "carrier-b".into(),
+                sources: vec!["198.51.100.7".into()],
+            },
+        ])
+        .unwrap(),
     }
 }
 
@@ -412,4 +423,57 @@ fn bad_profile_webhooks_are_refused_with_every_error_named() {
         ],
         "{errs:?}"
     );
+}
+
+#[test]
+fn a_named_source_trunk_takes_only_the_calls_from_its_addresses() {
+    let a_sales = matching(
+        "a-sales",
+        MatchSpec {
+            prefix: vec!["+4930".into()],
+            source_trunk: Some("carrier-a".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let b_any = matching(
+        "b-any",
+        MatchSpec {
+            source_trunk: Some("carrier-b".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let both = matching(
+        "both",
+        MatchSpec {
+            exact: vec!["+4930999".into()],
+            source: vec!["192.0.2.50".into()],
+            source_trunk: Some("carrier-a".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let set = Profiles::load(&[a_sales, b_any, both], None, &defaults()).unwrap();
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    let pick = |called: &str, from: &str| set.inbound(called, ip(from)).name().to_owned();
+    assert_eq!(pick("+4930123", "192.0.2.9"), "a-sales");
+    assert_eq!(pick("+4930123", "198.51.100.7"), "b-any", "b's catch-all");
+    assert_eq!(pick("+4930123", "203.0.113.1"), "default", "from no trunk");
+    assert_eq!(pick("+4940123", "192.0.2.9"), "default", "a's number rule");
+    assert_eq!(pick("+4930999", "192.0.2.50"), "both", "exact beats prefix");
+    assert_eq!(
+        pick("+4930999", "192.0.2.51"),
+        "a-sales",
+        "source and trunk both hold"
+    );
+    assert_eq!(set.inbound("+4930123", None).name(), "default");
+    // An unknown trunk is named as an error.
+    let bad = matching(
+        "x",
+        MatchSpec {
+            source_trunk: Some("carrier-z".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let errs = Profiles::load(&[bad], None, &defaults()).unwrap_err();
+    assert_eq!(errs[0].field, "match.source_trunk", "{errs:?}");
+    assert!(errs[0].message.contains("carrier-a, carrier-b"), "{errs:?}");
 }
