@@ -13,7 +13,10 @@
 //!   transcript turns in order, to the end;
 //! - the control routes on a live call: the typed 409 for instructions,
 //!   say, a transfer refused for an unlisted target, and the live audio
-//!   WebSocket (frames with energy), 404 when it is off.
+//!   WebSocket (frames with energy), 404 when it is off;
+//! - an operator's transfer to its end: the REFER reaches the caller (a
+//!   raw SIP peer here), its NOTIFY reports 200, the agent hangs up and
+//!   the call is stored ended "transferred".
 
 mod support_agent;
 
@@ -25,6 +28,7 @@ use std::time::Duration;
 
 use callbridge_session::signing::verify;
 use serde_json::{Value, json};
+use support_agent::raw_sip::{RawCall, header, status};
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};
 
@@ -537,3 +541,147 @@ fn a_live_call_is_controlled_and_listened_to() {
     );
     assert_eq!(a.status, 404, "{}", a.text());
 }
+
+// --- issue 23 (prof2): an operator's transfer to its end ---
+/// The next SIP request on `sock` (responses are skipped), within 10 s.
+fn next_request(sock: &std::net::UdpSocket) -> (String, SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 65_536];
+    while std::time::Instant::now() < deadline {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status(&msg).is_none() {
+            return (msg, from);
+        }
+    }
+    panic!("no request within 10 s");
+}
+
+/// A response to `req` with `code`: its Via, From, To, Call-ID and CSeq.
+fn answer(req: &str, code: &str) -> String {
+    let mut out = format!("SIP/2.0 {code}\r\n");
+    for l in req.split("\r\n").skip(1) {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&name.as_str()) {
+            out.push_str(l);
+            out.push_str("\r\n");
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
+}
+
+#[test]
+fn an_operator_transfer_is_referred_notified_and_stored_as_transferred() {
+    let agent = Agent::start(Opts {
+        env: vec![(
+            "CALLBRIDGE_TRANSFER_TARGETS".into(),
+            "sales=sip:sales@127.0.0.1:9".into(),
+        )],
+        ..Opts::default()
+    });
+    let mut call = RawCall::new("127.0.0.1", agent.sip);
+    call.invite_and_ack(Duration::from_secs(10));
+    let id = live_call(&agent);
+    agent.wait_for("an active call", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        (v["state"] == "active").then_some(())
+    });
+    let a = agent.request(
+        "POST",
+        &format!("/api/calls/{id}/transfer"),
+        Some(&json!({"target": "sales"})),
+    );
+    assert_eq!(a.status, 202, "{}", a.text());
+
+    // The REFER reaches the caller, names the target; accepted.
+    let (refer, from) = loop {
+        let (m, from) = next_request(&call.sock);
+        if m.starts_with("REFER ") {
+            break (m, from);
+        }
+        call.sock
+            .send_to(answer(&m, "200 OK").as_bytes(), from)
+            .unwrap();
+    };
+    let refer_to = header(&refer, "Refer-To").unwrap_or_default();
+    assert!(refer_to.contains("sip:sales@127.0.0.1:9"), "{refer}");
+    assert_eq!(header(&refer, "Call-ID"), Some(call.call_id.as_str()));
+    call.sock
+        .send_to(answer(&refer, "202 Accepted").as_bytes(), from)
+        .unwrap();
+
+    // The transferee's INVITE succeeded: NOTIFY with a sipfrag 200.
+    let local = call.sock.local_addr().unwrap();
+    let frag = "SIP/2.0 200 OK\r\n";
+    let notify = format!(
+        "NOTIFY sip:agent@{agent} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-e2e-notify-1;rport\r\n\
+         From: <sip:+15550100999@{local}>;tag={ftag}\r\n\
+         To: <sip:+15550100123@{agent}>;tag={ttag}\r\n\
+         Call-ID: {cid}\r\n\
+         CSeq: 2 NOTIFY\r\n\
+         Contact: <sip:caller@{local}>\r\n\
+         Max-Forwards: 70\r\n\
+         Event: refer\r\n\
+         Subscription-State: terminated;reason=noresource\r\n\
+         Content-Type: message/sipfrag\r\n\
+         Content-Length: {len}\r\n\r\n{frag}",
+        agent = agent.sip,
+        ftag = call.from_tag,
+        ttag = call.to_tag.clone().unwrap(),
+        cid = call.call_id,
+        len = frag.len(),
+    );
+    call.sock.send_to(notify.as_bytes(), agent.sip).unwrap();
+
+    // The NOTIFY is answered 200 and the agent hangs up.
+    let (mut notified, mut bye) = (false, false);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut buf = vec![0u8; 65_536];
+    while !(notified && bye) && std::time::Instant::now() < deadline {
+        call.sock
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let Ok((n, from)) = call.sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let m = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if status(&m).is_some() {
+            if header(&m, "CSeq").is_some_and(|c| c.ends_with("NOTIFY")) {
+                assert_eq!(status(&m), Some(200), "{m}");
+                notified = true;
+            }
+        } else {
+            if m.starts_with("BYE ") {
+                bye = true;
+            }
+            call.sock
+                .send_to(answer(&m, "200 OK").as_bytes(), from)
+                .unwrap();
+        }
+    }
+    assert!(notified, "the NOTIFY was not answered 200");
+    assert!(bye, "the agent did not hang up after the transfer");
+
+    // Stored: ended, transferred.
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    assert_eq!(
+        sessions[0].end_reason,
+        Some(callbridge_crm_store::EndReason::Transferred),
+        "{:?}",
+        sessions[0]
+    );
+    let v = agent.get_json(&format!("/api/sessions/{id}"));
+    assert_eq!(v["session"]["end_reason"], "transferred", "{v}");
+}
+// --- end issue 23 (prof2) ---
