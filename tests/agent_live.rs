@@ -14,6 +14,9 @@
 //! - the control routes on a live call: the typed 409 for instructions,
 //!   say, a transfer refused for an unlisted target, and the live audio
 //!   WebSocket (frames with energy), 404 when it is off;
+//! - the event stream replayed: a client connecting late gets the call's
+//!   earlier events first, one reconnecting with `Last-Event-ID` gets
+//!   those after it; then the live ones, none twice, none missing;
 //! - an operator's transfer to its end: the REFER reaches the caller (a
 //!   raw SIP peer here), its NOTIFY reports 200, the agent hangs up and
 //!   the call is stored ended "transferred".
@@ -342,11 +345,16 @@ struct Sse {
 
 impl Sse {
     fn open(http: SocketAddr, path: &str, token: &str) -> Sse {
+        Sse::open_with(http, path, token, "")
+    }
+
+    /// `extra`: more header lines, each ending in CRLF.
+    fn open_with(http: SocketAddr, path: &str, token: &str, extra: &str) -> Sse {
         let mut s = TcpStream::connect(http).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {token}\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {http}\r\nAuthorization: Bearer {token}\r\n{extra}\r\n"
         )
         .unwrap();
         let mut r = BufReader::new(s);
@@ -382,6 +390,23 @@ impl Sse {
         while let Some(c) = self.chunk() {
             text.push_str(&c);
         }
+        Sse::parse(text)
+    }
+
+    /// The events until one numbered `seq` or above has come.
+    fn until_seq(&mut self, seq: u64) -> Vec<(String, Value)> {
+        let mut text = String::new();
+        loop {
+            let c = self.chunk().expect("the stream ended early");
+            text.push_str(&c);
+            let (events, _) = Sse::parse(text.clone());
+            if events.iter().any(|(_, d)| d["seq"].as_u64() >= Some(seq)) {
+                return events;
+            }
+        }
+    }
+
+    fn parse(text: String) -> (Vec<(String, Value)>, String) {
         let mut out = Vec::new();
         for block in text.split("\n\n") {
             let name = block.lines().find_map(|l| l.strip_prefix("event: "));
@@ -683,5 +708,56 @@ fn an_operator_transfer_is_referred_notified_and_stored_as_transferred() {
     );
     let v = agent.get_json(&format!("/api/sessions/{id}"));
     assert_eq!(v["session"]["end_reason"], "transferred", "{v}");
+}
+// --- end issue 23 (prof2) ---
+
+// --- issue 23 (prof2): SSE replay ---
+#[test]
+fn a_late_or_reconnecting_event_stream_gets_the_earlier_events_then_the_live_ones_once() {
+    let agent = Agent::start(Opts::default());
+    let sipp = Sipp::uac("uac_speak.xml", agent.sip)
+        .pause_ms(4000)
+        .within(Duration::from_secs(30))
+        .spawn();
+    let id = live_call(&agent);
+    agent.wait_for("an active call", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        (v["state"] == "active").then_some(())
+    });
+    // Late: the call has been going; the stream still starts at its
+    // first event.
+    let mut late = Sse::open(agent.http, &format!("/api/calls/{id}/events"), &agent.token);
+    let seen = late.until_seq(3);
+    drop(late);
+    assert_eq!(seen[0].0, "call.state", "the state line opens: {seen:?}");
+    let numbered: Vec<&Value> = seen
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| d["seq"].is_u64())
+        .collect();
+    assert_eq!(numbered[0]["seq"], 1, "{seen:?}");
+    assert_eq!(numbered[0]["event"], "call.started", "{seen:?}");
+    let last = numbered.last().unwrap()["seq"].as_u64().unwrap();
+    // Reconnecting after `last`: the rest, to the end, each once.
+    let again = Sse::open_with(
+        agent.http,
+        &format!("/api/calls/{id}/events"),
+        &agent.token,
+        &format!("Last-Event-ID: {id}:{last}\r\n"),
+    );
+    let (events, text) = again.all();
+    sipp.finish().assert_ok("the caller");
+    let seqs: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, d)| d["seq"].as_u64())
+        .collect();
+    println!("first stream to #{last}; the second: {seqs:?}");
+    assert_eq!(seqs.first(), Some(&(last + 1)), "{text}");
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "gapless, once: {seqs:?}"
+    );
+    assert!(!events.iter().any(|(n, _)| n == "lagged"), "{text}");
+    assert_eq!(events.last().unwrap().0, "call.ended", "{text}");
 }
 // --- end issue 23 (prof2) ---
