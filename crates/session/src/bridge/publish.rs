@@ -14,7 +14,9 @@ impl Call {
     /// ones) for the next store flush.
     pub(super) fn publish(&mut self, event: CallEvent) {
         let e = self.events.publish(event);
-        if let Some(w) = crate::webhooks::for_call(&self.profile, self.shared.cfg.webhooks.as_ref())
+        if let Some(w) = self
+            .profile
+            .event_receivers(self.shared.cfg.webhooks.as_ref())
             && self.pending_outbox.len() < MAX_PENDING_OUTBOX
         {
             self.pending_outbox.extend(w.rows(&e));

@@ -66,9 +66,7 @@ impl Manager {
                             let e = p.publish(crate::events::CallEvent::SummaryReady {
                                 summary: text.clone(),
                             });
-                            if let Some(w) =
-                                crate::webhooks::for_call(&profile, shared.cfg.webhooks.as_ref())
-                            {
+                            if let Some(w) = profile.event_receivers(shared.cfg.webhooks.as_ref()) {
                                 let rows = w.rows(&e);
                                 if !rows.is_empty() {
                                     shared.store.send(StoreOp::Outbox(id, rows)).await;

@@ -391,6 +391,15 @@ impl Profile {
         &self.spec.name
     }
 
+    /// The receivers of its calls' events: its own webhooks when it has
+    /// them, else the global ones (`None`: neither, no outbox rows).
+    pub fn event_receivers<'a>(
+        &'a self,
+        global: Option<&'a Arc<crate::webhooks::WebhookConfig>>,
+    ) -> Option<&'a Arc<crate::webhooks::WebhookConfig>> {
+        self.webhooks.as_ref().or(global)
+    }
+
     /// The instructions and greeting prompt for one call (see
     /// [`Template::render`] for failures: the instructions fall back to
     /// `model.system_prompt`'s text as configured, the greeting to the

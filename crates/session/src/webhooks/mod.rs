@@ -8,7 +8,7 @@
 //! A call's events go to its profile's webhooks when the profile names
 //! any, and then to those only: the global `[webhooks]` are the default
 //! for the calls of profiles without their own, not a copy of every
-//! event ([`for_call`]). Each outbox row carries its target (the
+//! event (`Profile::event_receivers`). Each outbox row carries its target (the
 //! profile's name, or none for the global receivers); the worker signs
 //! and schedules it by that target's configuration as it is when the row
 //! is sent ([`Targets`]), so a profile replaced through `PUT
@@ -142,15 +142,6 @@ impl WebhookConfig {
             })
             .collect()
     }
-}
-
-/// The receivers of a call's events: its profile's own webhooks when it
-/// has them, else the global ones (`None`: neither, no rows).
-pub fn for_call<'a>(
-    profile: &'a crate::profile::Profile,
-    global: Option<&'a Arc<WebhookConfig>>,
-) -> Option<&'a Arc<WebhookConfig>> {
-    profile.webhooks.as_ref().or(global)
 }
 
 /// Where the worker finds a profile's receivers when it sends one of
