@@ -168,11 +168,19 @@ impl Worker {
                     debug!(rows = n, "old webhook deliveries pruned");
                 }
             }
-            let node = self.node.clone();
-            let rows = self
-                .with_store(move |s| s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node))
+            // A read first: the worker always runs (a profile may gain
+            // webhooks at any time), and an empty outbox must not cost a
+            // write transaction every look.
+            let rows = if self.with_store(|s| s.outbox_pending()).await == Some(0) {
+                Vec::new()
+            } else {
+                let node = self.node.clone();
+                self.with_store(move |s| {
+                    s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node)
+                })
                 .await
-                .unwrap_or_default();
+                .unwrap_or_default()
+            };
             if rows.is_empty() {
                 tokio::select! {
                     () = stop.cancelled() => break,
