@@ -238,3 +238,41 @@ fn model_providers_takes_known_providers_once_with_ws_endpoints() {
         assert!(e.contains("model.providers"), "{bad}: {e}");
     }
 }
+// --- issue 23 (prof2): [[trunks]] and source_trunk ---
+#[test]
+fn named_trunks_route_by_source_trunk_and_bad_tables_are_named() {
+    let text = format!(
+        "{GOOD}{PROFILES}source_trunk = \"carrier-a\"\n\n\
+         [[trunks]]\nname = \"carrier-a\"\nsources = [\"192.0.2.0/24\"]\n\n\
+         [[trunks]]\nname = \"carrier-b\"\nsources = [\"198.51.100.7\"]\n"
+    );
+    let s = load(&text, Path::new("/nonexistent-cb")).unwrap();
+    let set = &s.routing.profiles;
+    let ip = |a: &str| Some(a.parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(set.inbound("+100", ip("192.0.2.1")).name(), "sales");
+    assert_eq!(set.inbound("+100", ip("198.51.100.7")).name(), "desk");
+    assert_eq!(set.inbound("+100", None).name(), "desk");
+    // A trunk that is not there, a bad trunk table, an unknown field.
+    let e = load(
+        &text.replace(
+            "source_trunk = \"carrier-a\"",
+            "source_trunk = \"carrier-z\"",
+        ),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles[1].match.source_trunk"), "{e}");
+    let e = load(
+        &text.replace("\"198.51.100.7\"", "\"nowhere\""),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("trunks[1].sources[0]"), "{e}");
+    let e = load(
+        &format!("{text}port = 5060\n"),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("trunks") && e.contains("port"), "{e}");
+}
+// --- end issue 23 (prof2) ---

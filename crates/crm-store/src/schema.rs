@@ -473,6 +473,14 @@ ALTER TABLE call_sessions ADD COLUMN sip_headers TEXT;
 ALTER TABLE campaigns ADD COLUMN profile TEXT;
 "#;
 // --- end issue 23 (prog) ---
+// --- issue 23 (prof2): v14, the target of each webhook outbox row ---
+/// v14: whose receiver each webhook outbox row is: the routing profile
+/// with webhooks of its own (`NULL`: the agent's global `[webhooks]`, as
+/// every row written before).
+const V14_OUTBOX_TARGET: &str = r#"
+ALTER TABLE webhook_outbox ADD COLUMN target TEXT;
+"#;
+// --- end issue 23 (prof2) ---
 
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
@@ -534,6 +542,14 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: Postgres::Translated,
     },
     // --- end issue 23 (prog) ---
+    // --- issue 23 (prof2): v14 (v12 and v13 belong to other branches;
+    // this entry goes after them when they are merged) ---
+    Migration {
+        description: "target of each webhook outbox row",
+        sql: V14_OUTBOX_TARGET,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 23 (prof2) ---
 ];
 
 /// The schema version this build writes.

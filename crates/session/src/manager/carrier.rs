@@ -95,7 +95,7 @@ impl Manager {
         let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
-            events: events.sender(),
+            events: events.feed(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(key.clone()),

@@ -164,7 +164,7 @@ impl Manager {
         let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
-            events: events.sender(),
+            events: events.feed(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(call_id.clone()),

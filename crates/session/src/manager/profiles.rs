@@ -53,6 +53,13 @@ impl Manager {
     }
 }
 
+/// The webhook worker finds a profile's receivers in the set in force.
+impl crate::webhooks::Targets for Manager {
+    fn profile(&self, name: &str) -> Option<Arc<crate::webhooks::WebhookConfig>> {
+        self.profiles().by_name(name)?.webhooks.clone()
+    }
+}
+
 /// The model session of one call of `profile`: the agent's template with
 /// the profile's model, voice, tools and transfer targets, and its
 /// rendered instructions; the greeting prompt rendered too, given back

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Inbound calls pick by called number and, optionally, the INVITE's
-//! source address ([`select`]); outbound calls by name (`POST /api/calls`
+//! source address or named source trunk ([`select`], [`trunks`]); outbound calls by name (`POST /api/calls`
 //! `profile`, a campaign's profile). The default profile takes every call
 //! nothing else takes. Without any `[[profiles]]` the agent's single
 //! prompt configuration is the one, implicit, default profile
@@ -29,6 +29,7 @@
 pub mod provider;
 pub mod select;
 pub mod template;
+pub mod trunks;
 
 #[cfg(test)]
 mod tests;
@@ -113,6 +114,10 @@ pub struct ProfileSpec {
     /// Which inbound calls it takes.
     #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
     pub matches: Option<MatchSpec>,
+    /// Its calls' event receivers, in place of the global `[webhooks]`
+    /// (see [`crate::webhooks`]); default: the global ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<crate::webhooks::WebhookSpec>,
 }
 
 /// A whole profile set as a document: the body of `GET` and `PUT
@@ -172,6 +177,10 @@ pub struct MatchSpec {
     /// any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source: Vec<String>,
+    /// The named trunk (`[[trunks]]`) the INVITE must come from (none:
+    /// any); with `source` too, both must hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_trunk: Option<String>,
 }
 
 /// Which calls a profile takes.
@@ -221,6 +230,52 @@ pub struct ProfileDefaults {
     pub http_tools: crate::http_tool::HttpTools,
     /// The other providers profiles may name, with their clients.
     pub providers: provider::ProviderChoices,
+    /// The global `[webhooks]`: the time limit, retry schedule and
+    /// retention a profile's own webhooks take.
+    pub webhooks: crate::webhooks::WebhookConfig,
+    /// Where a profile's `webhooks.secret_env` is read.
+    pub env: Env,
+    /// The named trunks (`[[trunks]]`) `match.source_trunk` may name.
+    pub trunks: trunks::Trunks,
+}
+
+/// Reads an environment variable: the process's own
+/// ([`Env::process`]), or a fixed table in tests.
+#[derive(Clone)]
+pub struct Env(Arc<dyn Lookup>);
+
+/// What [`Env`] wraps: a variable's value by its name.
+trait Lookup: Fn(&str) -> Option<String> + Send + Sync {}
+
+impl<F: Fn(&str) -> Option<String> + Send + Sync> Lookup for F {}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Env {
+        Env(Arc::new(|var| std::env::var(var).ok()))
+    }
+
+    /// Variables from `f`.
+    pub fn from_fn(f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Env {
+        Env(Arc::new(f))
+    }
+
+    /// The value of `var`, if set.
+    pub fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::process()
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
 }
 
 impl ProfileDefaults {
@@ -254,6 +309,7 @@ impl ProfileDefaults {
             max_duration: self.max_duration,
             owner: None,
             rules: MatchRules::default(),
+            webhooks: None,
         }
     }
 
@@ -332,12 +388,23 @@ pub struct Profile {
     pub owner: Option<UserId>,
     /// Inbound match rules.
     pub rules: MatchRules,
+    /// Its own event receivers (`None`: the global `[webhooks]`).
+    pub webhooks: Option<Arc<crate::webhooks::WebhookConfig>>,
 }
 
 impl Profile {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The receivers of its calls' events: its own webhooks when it has
+    /// them, else the global ones (`None`: neither, no outbox rows).
+    pub fn event_receivers<'a>(
+        &'a self,
+        global: Option<&'a Arc<crate::webhooks::WebhookConfig>>,
+    ) -> Option<&'a Arc<crate::webhooks::WebhookConfig>> {
+        self.webhooks.as_ref().or(global)
     }
 
     /// The instructions and greeting prompt for one call (see
@@ -368,6 +435,14 @@ pub struct Profiles {
     list: Vec<Arc<Profile>>,
     default: Arc<Profile>,
     default_named: Option<String>,
+    trunks: trunks::Trunks,
+}
+
+/// An address (`192.0.2.10`) or a network (`198.51.100.0/24`).
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .ok()
 }
 
 fn valid_name(n: &str) -> bool {
@@ -383,6 +458,7 @@ impl Profiles {
             list: Vec::new(),
             default: Arc::new(default),
             default_named: None,
+            trunks: trunks::Trunks::default(),
         }
     }
 
@@ -458,6 +534,7 @@ impl Profiles {
             list,
             default: default_profile,
             default_named: default.map(str::to_owned),
+            trunks: defaults.trunks.clone(),
         })
     }
 
@@ -476,9 +553,10 @@ impl Profiles {
         &self.default
     }
 
-    /// The profile for an inbound call to `called` from `source`: the
-    /// most specific match (exact > longest prefix > the first pattern),
-    /// the first listed among equals; else the default.
+    /// The profile for an inbound call to `called` from `source` (and so
+    /// from the named trunk that holds it, if any): the most specific
+    /// match (exact > longest prefix > the first pattern), the first
+    /// listed among equals; else the default.
     ///
     /// # Examples
     /// ```
@@ -489,6 +567,8 @@ impl Profiles {
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
     /// #     keep_headers: vec![], http_tools: Default::default(),
     /// #     providers: Default::default(),
+    /// #     webhooks: Default::default(), env: Default::default(),
+    /// #     trunks: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -500,15 +580,25 @@ impl Profiles {
     /// assert_eq!(set.inbound("+4940123", None).name(), "default");
     /// ```
     pub fn inbound(&self, called: &str, source: Option<IpAddr>) -> &Arc<Profile> {
+        let trunk = self.trunks.of(source);
         let mut best: Option<(Specificity, &Arc<Profile>)> = None;
         for p in self.list.iter().filter(|p| p.serves.inbound()) {
-            if let Some(s) = p.rules.score(called, source)
+            if let Some(s) = p.rules.score(called, source, trunk)
                 && best.as_ref().is_none_or(|(b, _)| s > *b)
             {
                 best = Some((s, p));
             }
         }
         best.map_or(&self.default, |(_, p)| p)
+    }
+
+    /// The profile called `name`, whatever calls it takes (the default
+    /// answers to its own name when no listed profile has it).
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.list
+            .iter()
+            .find(|p| p.name() == name)
+            .or_else(|| (self.default.name() == name).then_some(&self.default))
     }
 
     /// The profile called `name` that takes outbound calls (the implicit
@@ -671,7 +761,19 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
     };
     let rules = match &s.matches {
         None => MatchRules::default(),
-        Some(m) => rules(m, &mut err),
+        Some(m) => rules(m, &d.trunks, &mut err),
+    };
+    let webhooks = match &s.webhooks {
+        None => None,
+        Some(w) => match w.resolve(&s.name, &d.webhooks, &|v| d.env.get(v)) {
+            Ok(cfg) => Some(Arc::new(cfg)),
+            Err(es) => {
+                for (field, message) in es {
+                    err(field, message);
+                }
+                None
+            }
+        },
     };
     if !rules.numbers.is_empty() && !serves.inbound() {
         err(
@@ -705,6 +807,7 @@ fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<Pr
         max_duration,
         owner,
         rules,
+        webhooks,
     })
 }
 
@@ -741,7 +844,7 @@ fn targets(own: Option<&[String]>, agent: &[String]) -> Result<DialTargets, Stri
     })
 }
 
-fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
+fn rules(m: &MatchSpec, trunks: &trunks::Trunks, err: &mut impl FnMut(&str, String)) -> MatchRules {
     let mut r = MatchRules::default();
     if m.exact.len() + m.prefix.len() + m.pattern.len() + m.source.len() > MAX_RULES {
         err("match", format!("more than {MAX_RULES} rules"));
@@ -778,18 +881,28 @@ fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
         }
     }
     for (k, s) in m.source.iter().enumerate() {
-        let net = s
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from));
-        match net {
-            Ok(n) => r.sources.push(n),
-            Err(_) => err(
+        match parse_net(s) {
+            Some(n) => r.sources.push(n),
+            None => err(
                 &format!("match.source[{k}]"),
                 format!("{s:?}: an address or network (\"192.0.2.10\", \"198.51.100.0/24\")"),
             ),
         }
     }
-    if r.numbers.is_empty() && !r.sources.is_empty() {
+    if let Some(t) = &m.source_trunk {
+        if trunks.has(t) {
+            r.trunk = Some(t.clone());
+        } else {
+            err(
+                "match.source_trunk",
+                format!(
+                    "{t:?}: names no [[trunks]] entry (known: {})",
+                    trunks.names().join(", ")
+                ),
+            );
+        }
+    }
+    if r.numbers.is_empty() && (!r.sources.is_empty() || r.trunk.is_some()) {
         // A source alone matches every number from there, least specific.
         r.numbers.push(NumberRule::Prefix(String::new()));
     }

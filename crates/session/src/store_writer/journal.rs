@@ -110,6 +110,10 @@ struct OutboxLine {
     url: String,
     payload: String,
     at_ms: i64,
+    /// The routing profile whose receiver it is (absent: the global
+    /// ones, and every line journaled before targets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -192,6 +196,7 @@ impl Entry {
                         url: r.url.clone(),
                         payload: r.payload.clone(),
                         at_ms: r.at.as_millisecond(),
+                        target: r.target.clone(),
                     })
                     .collect(),
             },
@@ -278,7 +283,8 @@ impl Entry {
                             r.url,
                             r.payload,
                             ts(r.at_ms, "at_ms")?,
-                        ))
+                        )
+                        .for_target(r.target))
                     })
                     .collect::<Result<_, LineError>>()?,
             ),

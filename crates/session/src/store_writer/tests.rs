@@ -119,6 +119,16 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
             "{\"event\":\"call.ended\"}",
             t(4),
         )]),
+        SessionWrite::Outbox(vec![
+            callbridge_crm_store::NewOutbox::new(
+                format!("{id}:5"),
+                "call.ended",
+                "http://127.0.0.1:9/sales",
+                "{}",
+                t(5),
+            )
+            .for_target(Some("sales".into())),
+        ]),
     ];
     for (i, w) in writes.into_iter().enumerate() {
         let e = Entry {
