@@ -44,6 +44,9 @@ fn defaults(live: &MockGptLive) -> ProfileDefaults {
         keep_headers: vec![],
         http_tools: Default::default(),
         providers,
+        webhooks: Default::default(),
+        env: Default::default(),
+        trunks: Default::default(),
     }
 }
 
