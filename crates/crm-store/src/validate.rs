@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    CampaignStatus, Direction, EndReason, EventKind, LeadStatus, Outcome, Party, PersonName,
+    AmdVerdict, MachineEnd, CampaignStatus, Direction, EndReason, EventKind, LeadStatus, Outcome, Party, PersonName,
     PhoneNumber, Role, SessionId, SessionState, Speaker, Transport,
 };
 
@@ -131,6 +131,8 @@ decode_text!(
     EndReason,
     Outcome,
     EventKind,
+    AmdVerdict,
+    MachineEnd,
 );
 
 #[cfg(test)]
