@@ -1,5 +1,6 @@
 //! `campaign report`: one row per call of a campaign (oldest first) with
-//! its lead, outcome, duration, end reason, summary and recording path, as
+//! its lead, outcome, duration, end reason, summary, recording path and
+//! answering-machine verdict (issue 19), as
 //! a table, CSV or JSON. This is the operator's export, so numbers and
 //! names are written in full. Every CSV cell goes through
 //! [`neutralize`], so a lead name or summary like `=HYPERLINK(...)` is
@@ -40,10 +41,18 @@ pub struct Row {
     pub summary: String,
     /// The recording file.
     pub recording: String,
+    /// The answering-machine detection's first verdict (`human`,
+    /// `machine`, `no_speech`, `unreachable`, `unknown`; empty without
+    /// detection).
+    pub amd: String,
+    /// When the verdict was given, in seconds from the answer.
+    pub amd_decided_s: Option<f64>,
+    /// How a machine's greeting ended (`beep`, `silence`, `timeout`).
+    pub amd_machine_end: String,
 }
 
 /// The CSV header, in [`Row::cells`] order.
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 14] = [
     "started",
     "session",
     "lead",
@@ -55,12 +64,15 @@ const HEADER: [&str; 11] = [
     "sip_status",
     "summary",
     "recording",
+    "amd",
+    "amd_decided_s",
+    "amd_machine_end",
 ];
 
 impl Row {
     /// The row's CSV cells, in [`HEADER`] order (numbers as text, absent
     /// values empty).
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let opt = |v: Option<String>| v.unwrap_or_default();
         [
             self.started.clone(),
@@ -74,6 +86,9 @@ impl Row {
             opt(self.sip_status.map(|s| s.to_string())),
             self.summary.clone(),
             self.recording.clone(),
+            self.amd.clone(),
+            opt(self.amd_decided_s.map(|d| format!("{d:?}"))),
+            self.amd_machine_end.clone(),
         ]
     }
 }
@@ -123,6 +138,20 @@ fn row(store: &Store, s: &Session) -> Result<Row> {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        amd: s
+            .amd
+            .map(|a| a.verdict.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        amd_decided_s: s
+            .amd
+            .map(|a| (a.decided.as_millis() as f64 / 10.0).round() / 100.0),
+        amd_machine_end: s
+            .amd
+            .and_then(|a| a.machine_end)
+            .map(|e| e.as_str())
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
@@ -205,14 +234,22 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
         Format::Table => {
             writeln!(
                 out,
-                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} recording",
-                "started", "lead", "phone", "name", "outcome", "dur s", "end reason", "summary"
+                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} recording",
+                "started",
+                "lead",
+                "phone",
+                "name",
+                "outcome",
+                "dur s",
+                "end reason",
+                "amd",
+                "summary"
             )
             .map_err(io)?;
             for r in rows {
                 writeln!(
                     out,
-                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} {}",
+                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} {}",
                     r.started,
                     r.lead.map(|l| l.to_string()).unwrap_or_default(),
                     r.phone,
@@ -223,6 +260,7 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
                         Some(code) => format!("{} ({code})", r.end_reason),
                         None => r.end_reason.clone(),
                     },
+                    r.amd,
                     cut(&r.summary, 40),
                     r.recording
                 )
@@ -264,6 +302,9 @@ mod tests {
             sip_status: None,
             summary: summary.into(),
             recording: "-rec.wav".into(),
+            amd: "machine".into(),
+            amd_decided_s: Some(2.66),
+            amd_machine_end: "beep".into(),
         }
     }
 
@@ -297,6 +338,7 @@ mod tests {
             assert_eq!(&rec[10], "'-rec.wav", "recording");
             assert_eq!(&rec[3], "+14155550100", "a phone number stays a number");
             assert_eq!((&rec[2], &rec[6]), ("7", "2.0"));
+            assert_eq!((&rec[11], &rec[12], &rec[13]), ("machine", "2.66", "beep"));
         }
     }
 

@@ -145,10 +145,9 @@ pub use leads::{
 };
 pub use maintenance::{BackupReport, MAX_PROBLEMS};
 pub use model::{
-    AmdVerdict, MachineEnd,
-    CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
-    Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
-    UserId,
+    AmdVerdict, CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus,
+    MachineEnd, Outcome, Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState,
+    Speaker, Transport, UserId,
 };
 pub use node::{MAX_NODE_ID, NodeId};
 pub use outbox::{
@@ -161,11 +160,11 @@ pub use recordings::{
     MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecordingFacts,
 };
 pub use recovery::RecoveryReport;
+pub use session_types::AmdResult;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
-pub use session_types::AmdResult;
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_SIP_HEADER_LEN, MAX_SIP_HEADERS, MAX_TEXT};
 pub use store::{Backend, OpenOptions, Store, WriterId};
 pub use url::{PASSWORD_ENV, StoreAt, StoreUrl, mask_password};

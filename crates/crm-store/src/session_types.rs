@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use crate::claim_token::ClaimToken;
 use crate::error::{Error, Result};
 use crate::model::{
-    AmdVerdict, MachineEnd, CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, Transport, UserId,
+    AmdVerdict, CampaignId, Direction, EndReason, EventKind, LeadId, MachineEnd, Party, Sensitive,
+    SessionId, SessionState, Speaker, Transport, UserId,
 };
 
 /// A session to create at call start.

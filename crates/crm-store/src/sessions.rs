@@ -15,12 +15,12 @@ use crate::claims::check_claim_held;
 use crate::db::{Begin, Optional, Row, Tx};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{
-    AmdVerdict, MachineEnd, CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, Transport, UserId,
+    AmdVerdict, CampaignId, Direction, EndReason, EventKind, LeadId, MachineEnd, Party, Sensitive,
+    SessionId, SessionState, Speaker, Transport, UserId,
 };
 use crate::session_types::{
-    AmdResult, Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
-    SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    AmdResult, Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session,
+    SessionFilter, SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 use crate::store::Store;
 use crate::stored::{ms, to_i64, to_u64, ts, ts_opt};
@@ -140,9 +140,7 @@ fn amd_from_row(r: &Row<'_>) -> Result<Option<AmdResult>> {
     };
     Ok(Some(AmdResult {
         verdict: AmdVerdict::from_db(&verdict)?,
-        decided: Duration::from_millis(
-            opt_u64(r.get(28)?, "amd_decided_ms")?.unwrap_or_default(),
-        ),
+        decided: Duration::from_millis(opt_u64(r.get(28)?, "amd_decided_ms")?.unwrap_or_default()),
         machine_end: r
             .get::<Option<String>>(29)?
             .map(|s| MachineEnd::from_db(&s))
@@ -534,7 +532,12 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
     );
     let amd_decided = u
         .amd_verdict
-        .map(|(_, d)| to_i64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX), "amd_decided_ms"))
+        .map(|(_, d)| {
+            to_i64(
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                "amd_decided_ms",
+            )
+        })
         .transpose()?;
     let n = tx
         .execute(

@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    AmdVerdict, MachineEnd, CampaignStatus, Direction, EndReason, EventKind, LeadStatus, Outcome, Party, PersonName,
-    PhoneNumber, Role, SessionId, SessionState, Speaker, Transport,
+    AmdVerdict, CampaignStatus, Direction, EndReason, EventKind, LeadStatus, MachineEnd, Outcome,
+    Party, PersonName, PhoneNumber, Role, SessionId, SessionState, Speaker, Transport,
 };
 
 impl FromStr for SessionId {
