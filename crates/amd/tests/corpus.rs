@@ -249,7 +249,7 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
         fmt(percentile(&human_from_onset, 0.95)),
         fmt(percentile(&human_from_onset, 1.0))
     );
-    slowest.sort_by(|a, b| b.0.cmp(&a.0));
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
     println!("slowest human verdicts from the first word:");
     for (t, greeting, utterances, file, text) in slowest.iter().take(6) {
         println!(

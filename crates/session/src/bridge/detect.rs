@@ -282,6 +282,7 @@ fn stored(v: Verdict) -> Stored {
         Verdict::MachineEndBeep => Stored::MachineEnd(MachineEnd::Beep),
         Verdict::MachineEndSilence => Stored::MachineEnd(MachineEnd::Silence),
         Verdict::MachineEndTimeout => Stored::MachineEnd(MachineEnd::Timeout),
+        Verdict::Unknown => Stored::Verdict(AmdVerdict::Unknown),
         // `Verdict` is non-exhaustive: a verdict added later is stored as
         // no decision until the store knows it.
         _ => Stored::Verdict(AmdVerdict::Unknown),
@@ -294,22 +295,12 @@ mod tests {
 
     #[test]
     fn every_verdict_has_its_stored_name() {
-        for v in [
-            Verdict::Human,
-            Verdict::Machine,
-            Verdict::NoSpeech,
-            Verdict::Unreachable,
-            Verdict::Unknown,
-        ] {
-            assert_eq!(stored(v), Stored::Verdict(v.as_str().parse().unwrap()));
-        }
-        for v in [
-            Verdict::MachineEndBeep,
-            Verdict::MachineEndSilence,
-            Verdict::MachineEndTimeout,
-        ] {
-            let end = v.as_str().strip_prefix("machine_end_").unwrap();
-            assert_eq!(stored(v), Stored::MachineEnd(end.parse().unwrap()));
+        for v in Verdict::ALL {
+            let want = match v.as_str().strip_prefix("machine_end_") {
+                Some(end) => Stored::MachineEnd(end.parse().unwrap()),
+                None => Stored::Verdict(v.as_str().parse().unwrap()),
+            };
+            assert_eq!(stored(v), want, "{v}");
         }
     }
 }
