@@ -85,6 +85,23 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_agent_exports() {
             .any(|e| e.contains("callbridge_model_tokens_total")),
         "the dashboard charts token usage"
     );
+    // Issue 19: the verdict panel's series exist before any call.
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("callbridge_amd_verdicts_total") && e.contains("by (verdict)")),
+        "no AMD verdict panel"
+    );
+    assert!(
+        exprs.iter().any(|e| e.contains("histogram_quantile(0.95")
+            && e.contains("callbridge_amd_decision_seconds")),
+        "no AMD decision time p95 panel"
+    );
+    let text = page.text();
+    for v in ["human", "machine", "no_speech", "machine_end_beep"] {
+        let sample = format!("callbridge_amd_verdicts_total{{verdict=\"{v}\"}} 0");
+        assert!(text.contains(&sample), "{sample} not exported at start");
+    }
     let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
 
     for (file, text) in [

@@ -2,7 +2,8 @@
 //! its lead, outcome, duration, end reason, summary, recording path and
 //! the lead's custom fields (CSV: one `field.NAME` column per field name
 //! any row has, sorted; JSON: a `fields` object; table: `name=value`
-//! pairs), as a table, CSV or JSON. Recording paths are as the agent
+//! pairs) and the answering-machine verdict (issue 19), as a table, CSV
+//! or JSON. Recording paths are as the agent
 //! stored them: absolute (the agent resolves its configuration's relative
 //! paths against the configuration file's directory, made absolute), so
 //! an operator on the agent's host can open them from any directory; an
@@ -47,6 +48,14 @@ pub struct Row {
     pub summary: String,
     /// The recording file.
     pub recording: String,
+    /// The answering-machine detection's first verdict (`human`,
+    /// `machine`, `no_speech`, `unreachable`, `unknown`; empty without
+    /// detection).
+    pub amd: String,
+    /// When the verdict was given, in seconds from the answer.
+    pub amd_decided_s: Option<f64>,
+    /// How a machine's greeting ended (`beep`, `silence`, `timeout`).
+    pub amd_machine_end: String,
     /// The lead's custom fields (from the import), as stored.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
@@ -80,7 +89,7 @@ fn fields_line(r: &Row) -> String {
 }
 
 /// The CSV header, in [`Row::cells`] order.
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 14] = [
     "started",
     "session",
     "lead",
@@ -92,12 +101,15 @@ const HEADER: [&str; 11] = [
     "sip_status",
     "summary",
     "recording",
+    "amd",
+    "amd_decided_s",
+    "amd_machine_end",
 ];
 
 impl Row {
     /// The row's CSV cells, in [`HEADER`] order (numbers as text, absent
     /// values empty).
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let opt = |v: Option<String>| v.unwrap_or_default();
         [
             self.started.clone(),
@@ -111,6 +123,9 @@ impl Row {
             opt(self.sip_status.map(|s| s.to_string())),
             self.summary.clone(),
             self.recording.clone(),
+            self.amd.clone(),
+            opt(self.amd_decided_s.map(|d| format!("{d:?}"))),
+            self.amd_machine_end.clone(),
         ]
     }
 }
@@ -161,6 +176,20 @@ fn row(store: &Store, s: &Session) -> Result<Row> {
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
         fields: lead.map(|l| l.fields).unwrap_or_default(),
+        amd: s
+            .amd
+            .map(|a| a.verdict.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        amd_decided_s: s
+            .amd
+            .map(|a| (a.decided.as_millis() as f64 / 10.0).round() / 100.0),
+        amd_machine_end: s
+            .amd
+            .and_then(|a| a.machine_end)
+            .map(|e| e.as_str())
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
@@ -253,7 +282,7 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
         Format::Table => {
             writeln!(
                 out,
-                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} {:<30} recording",
+                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} {:<30} recording",
                 "started",
                 "lead",
                 "phone",
@@ -261,6 +290,7 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
                 "outcome",
                 "dur s",
                 "end reason",
+                "amd",
                 "summary",
                 "fields"
             )
@@ -268,7 +298,7 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
             for r in rows {
                 writeln!(
                     out,
-                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} {:<30} {}",
+                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} {:<30} {}",
                     r.started,
                     r.lead.map(|l| l.to_string()).unwrap_or_default(),
                     r.phone,
@@ -279,6 +309,7 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
                         Some(code) => format!("{} ({code})", r.end_reason),
                         None => r.end_reason.clone(),
                     },
+                    r.amd,
                     cut(&r.summary, 40),
                     cut(&fields_line(r), 30),
                     r.recording
@@ -322,6 +353,9 @@ mod tests {
             summary: summary.into(),
             recording: "-rec.wav".into(),
             fields: serde_json::Map::new(),
+            amd: "machine".into(),
+            amd_decided_s: Some(2.66),
+            amd_machine_end: "beep".into(),
         }
     }
 
@@ -355,6 +389,7 @@ mod tests {
             assert_eq!(&rec[10], "'-rec.wav", "recording");
             assert_eq!(&rec[3], "+14155550100", "a phone number stays a number");
             assert_eq!((&rec[2], &rec[6]), ("7", "2.0"));
+            assert_eq!((&rec[11], &rec[12], &rec[13]), ("machine", "2.66", "beep"));
         }
     }
 

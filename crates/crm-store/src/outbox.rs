@@ -112,7 +112,7 @@ pub struct NewOutbox {
     pub payload: String,
     /// When the event happened (the first attempt is due then).
     pub at: Timestamp,
-    /// Whose receiver it is (schema v14): the routing profile whose own
+    /// Whose receiver it is (schema v13): the routing profile whose own
     /// webhooks it goes to, `None` for the agent's global `[webhooks]`.
     /// The worker signs and schedules the row by that configuration.
     pub target: Option<String>,
@@ -177,7 +177,7 @@ pub struct OutboxRow {
     /// When it was delivered.
     pub delivered_at: Option<Timestamp>,
     /// The routing profile whose receiver it is (`None`: the global
-    /// `[webhooks]`; every row written before schema v14).
+    /// `[webhooks]`; every row written before schema v13).
     pub target: Option<String>,
 }
 

@@ -393,6 +393,7 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     // The call is over: the router must not wait for room in a mailbox
     // nobody reads any more.
     mailbox.close();
+    c.write_amd_row().await;
     c.flush_store().await;
     CallReport {
         reason: c.machine.end_reason(),
@@ -457,6 +458,7 @@ impl Call {
     async fn pump(&mut self) {
         loop {
             self.leave_voicemail_prompt().await;
+            self.write_amd_row().await;
             if let Some(input) = self.inputs.pop_front() {
                 self.machine.handle_input(now(), input);
             }

@@ -61,7 +61,8 @@
 //!   verdict of answering-machine detection (issue 19): the first one of
 //!   each call (`human`, `machine`, `no_speech`, `unreachable`, `unknown`)
 //!   and a machine greeting's end (`machine_end_beep`,
-//!   `machine_end_silence`, `machine_end_timeout`).
+//!   `machine_end_silence`, `machine_end_timeout`). Every verdict is
+//!   exported from start at 0 (a known label set).
 //! - **AMD decision time** (`callbridge_amd_decision_seconds`): from the
 //!   answer to each call's first verdict.
 //! - **Answer to first audio**: from the 200 OK (sent, inbound; received,
@@ -232,6 +233,13 @@ impl Default for Metrics {
         let rtp_rejected = Family::<Labels<1>, Counter>::default();
         let rtp_rejected_by =
             RejectReason::ALL.map(|r| rtp_rejected.get_or_create_owned(&[("reason", r.as_str())]));
+        // Every verdict from start, at 0: a label set that is known ahead
+        // is exported before its first event (Prometheus practice), so
+        // `rate()` and the dashboard's panel have a series to work on.
+        let amd_verdicts = Family::<Labels<1>, Counter>::default();
+        for v in callbridge_amd::Verdict::ALL {
+            amd_verdicts.get_or_create_owned(&[("verdict", v.as_str())]);
+        }
         Metrics {
             started,
             started_by,
@@ -251,7 +259,7 @@ impl Default for Metrics {
             answer_to_first_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             call_duration: Histogram::new(DURATION_BUCKETS.iter().copied()),
-            amd_verdicts: Family::default(),
+            amd_verdicts,
             amd_decision: Histogram::new(AMD_BUCKETS.iter().copied()),
             trunk_registered: Gauge::default(),
             model_tokens: Family::default(),
