@@ -161,6 +161,20 @@ fn amd_events(agent: &Agent, id: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The session row's detection columns (`amd`, `amd_decided_ms`,
+/// `amd_machine_end`) as `GET /api/sessions/{id}` shows them.
+fn amd_columns(agent: &Agent, id: &str) -> (Value, Value, Value) {
+    let r = agent.request("GET", &format!("/api/sessions/{id}"), None);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    let s = &v["session"];
+    (
+        s["amd"].clone(),
+        s["amd_decided_ms"].clone(),
+        s["amd_machine_end"].clone(),
+    )
+}
+
 fn decided(ev: &Value) -> Duration {
     Duration::from_millis(ev["decided_ms"].as_u64().expect("decided_ms"))
 }
@@ -217,6 +231,15 @@ fn a_person_hears_nothing_before_the_human_verdict_then_the_reply() {
         (!st.live && st.ended_at.is_some()).then_some(st)
     });
     assert_eq!(st.end_reason.as_deref(), Some("agent-hangup"), "{st:?}");
+    assert_eq!(
+        amd_columns(&agent, &id),
+        (
+            Value::from("human"),
+            human["decided_ms"].clone(),
+            Value::Null
+        ),
+        "the session row keeps the verdict"
+    );
     let m = agent.metrics();
     assert_eq!(
         m.value_with("callbridge_amd_verdicts_total", &[("verdict", "human")]),
@@ -272,6 +295,19 @@ fn a_voicemail_gets_the_message_after_the_beep_and_ends_voicemail_left() {
     );
     let end = decided(&events[1]);
     assert!(end >= Duration::from_millis(6517 + 200 + 1000), "{end:?}");
+    assert_eq!(
+        amd_columns(&agent, &id),
+        (
+            Value::from("machine"),
+            events[0]["decided_ms"].clone(),
+            Value::from("beep")
+        ),
+        "the session row keeps the verdict and the greeting's end"
+    );
+    let r = agent.request("GET", "/api/sessions?amd=machine", None);
+    assert!(r.text().contains(&id), "{}", r.text());
+    let r = agent.request("GET", "/api/sessions?amd=human", None);
+    assert!(!r.text().contains(&id), "{}", r.text());
     let loud = first_loud(&sent).expect("the voicemail reached the callee");
     println!("greeting ended at {end:?}; first loud packet at {loud:?}");
     assert!(
@@ -323,6 +359,14 @@ fn a_machine_is_hung_up_on_when_the_policy_is_hangup_and_its_outcome_is_voicemai
     assert_eq!(st.outcome.as_deref(), Some("voicemail"), "{st:?}");
     let verdicts: Vec<&str> = events.iter().filter_map(|e| e["amd"].as_str()).collect();
     assert_eq!(verdicts, ["machine"], "{events:#?}");
+    assert_eq!(
+        amd_columns(&agent, &id),
+        (
+            Value::from("machine"),
+            events[0]["decided_ms"].clone(),
+            Value::Null
+        )
+    );
     let loud = sent.iter().filter(|s| s.rms > LOUD).count();
     assert_eq!(loud, 0, "the machine heard the model: {loud} loud packets");
     agent.wait_idle(Duration::from_secs(10));

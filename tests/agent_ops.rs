@@ -76,6 +76,32 @@ fn the_dashboard_and_the_alerts_name_only_metrics_the_agent_exports() {
         .filter_map(|t| t["expr"].as_str().map(str::to_owned))
         .collect();
     assert!(exprs.len() >= 10, "{} queries", exprs.len());
+    // Token usage (issue 22): exported from the start (zero series for
+    // the configured provider) and charted.
+    assert!(have.contains("callbridge_model_tokens_total"), "{have:?}");
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("callbridge_model_tokens_total")),
+        "the dashboard charts token usage"
+    );
+    // Issue 19: the verdict panel's series exist before any call.
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("callbridge_amd_verdicts_total") && e.contains("by (verdict)")),
+        "no AMD verdict panel"
+    );
+    assert!(
+        exprs.iter().any(|e| e.contains("histogram_quantile(0.95")
+            && e.contains("callbridge_amd_decision_seconds")),
+        "no AMD decision time p95 panel"
+    );
+    let text = page.text();
+    for v in ["human", "machine", "no_speech", "machine_end_beep"] {
+        let sample = format!("callbridge_amd_verdicts_total{{verdict=\"{v}\"}} 0");
+        assert!(text.contains(&sample), "{sample} not exported at start");
+    }
     let alerts = std::fs::read_to_string(deploy("prometheus/alerts.yml")).unwrap();
 
     for (file, text) in [

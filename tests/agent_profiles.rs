@@ -216,3 +216,47 @@ fn put_profiles_is_refused_whole_or_applied_to_the_next_call_and_kept_across_a_r
     assert_eq!(kept["profiles"].as_array().map(Vec::len), Some(1), "{kept}");
     agent.wait_idle(Duration::from_secs(10));
 }
+
+// --- issue 23 (prof2): named source trunks ---
+#[test]
+fn a_profile_takes_the_calls_of_its_named_source_trunk_only() {
+    // sipp calls from 127.0.0.1: trunk "local"; "remote" is elsewhere.
+    let extra = r#"
+[[trunks]]
+name = "remote"
+sources = ["192.0.2.0/24"]
+
+[[trunks]]
+name = "local"
+sources = ["127.0.0.1"]
+
+[[profiles]]
+name = "from-remote"
+system_prompt = "Remote trunk."
+[profiles.match]
+exact = ["+15550100123"]
+source_trunk = "remote"
+
+[[profiles]]
+name = "from-local"
+system_prompt = "Local trunk."
+[profiles.match]
+source_trunk = "local"
+"#;
+    let model = MockModel::start(GeminiScript::default());
+    let agent = Agent::start(opts(&model, extra));
+    call(&agent, "+15550100123", "C-1");
+    agent.wait_sessions_terminal(1, Duration::from_secs(15));
+    let s = session_of(&agent, "+15550100123");
+    assert_eq!(
+        s["profile"], "from-local",
+        "the exact number is the remote trunk's only: {s}"
+    );
+    let told = model.stats().instructions;
+    assert!(
+        told.iter().any(|i| i.starts_with("Local trunk.")),
+        "{told:#?}"
+    );
+    agent.wait_idle(Duration::from_secs(10));
+}
+// --- end issue 23 (prof2) ---

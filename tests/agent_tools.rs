@@ -3,7 +3,10 @@
 //! tool server here verifies the request's signature and answers slowly;
 //! the caller (whose SDP names an RTP tap) hears the filler tone while the
 //! tool runs; the model gets the tool's answer; the call and its result
-//! are stored as events.
+//! are stored as events. The two other fillers too: a tool with a WAV
+//! filler makes the caller hear that file's energy before its answer; a
+//! tool with a filler prompt has the prompt reach the model before its
+//! answer.
 
 mod support_agent;
 
@@ -89,6 +92,12 @@ fn tool_server(delay: Duration) -> (u16, mpsc::Receiver<Seen>) {
 }
 
 fn tools_toml(port: u16) -> String {
+    tools_toml_with(port, "")
+}
+
+/// The tool of [`tools_toml`] with `filler` (a `filler_prompt` or
+/// `filler_file` line) added.
+fn tools_toml_with(port: u16, filler: &str) -> String {
     format!(
         r#"
 [[tools]]
@@ -98,6 +107,7 @@ url = "http://127.0.0.1:{port}/tool"
 timeout = "20s"
 secret_env = "E2E_TOOL_SECRET"
 filler_after_ms = 300
+{filler}
 [tools.parameters]
 type = "object"
 required = ["order"]
@@ -211,6 +221,178 @@ fn a_slow_signed_tool_gets_filler_at_the_caller_and_its_answer_to_the_model() {
     );
     agent.wait_idle(Duration::from_secs(10));
 }
+
+// --- issue 23 (prof2): the WAV and prompt fillers end to end ---
+/// The committed filler file: a 2 s 1 kHz sine at a quarter of full
+/// scale (RMS about 5,790), 8 kHz mono 16-bit, made with
+/// `sox -n -r 8000 -c 1 -b 16 -e signed-integer filler-hold-8k.wav synth 2 sine 1000 vol 0.25`.
+fn filler_wav() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/assets/filler-hold-8k.wav").to_owned()
+}
+
+/// Whether a packet's level is the filler file's (the sine's RMS, give
+/// or take G.711's quantization); speech and the comfort tone are not.
+fn at_filler_level(rms: f64) -> bool {
+    (5200.0..6400.0).contains(&rms)
+}
+
+#[test]
+fn a_slow_tool_with_a_wav_filler_plays_that_file_to_the_caller_before_its_answer() {
+    let greeting = callbridge_llm_mock::clips::greeting().duration();
+    let delay = greeting + Duration::from_secs(3);
+    let (port, seen) = tool_server(delay);
+    let model = MockModel::start(GeminiScript {
+        tool_call_after_turns: Some((0, "lookup_order".into(), json!({"order": "42"}))),
+        ..GeminiScript::default()
+    });
+    let filler = format!("filler_file = {:?}", filler_wav());
+    let agent = Agent::start(Opts {
+        model: Model::Gemini {
+            endpoint: model.url(),
+        },
+        env: vec![("E2E_TOOL_SECRET".into(), SECRET.into())],
+        extra_toml: tools_toml_with(port, &filler),
+        ..Opts::default()
+    });
+    let tap = RtpTap::start(Duration::from_secs(30));
+    let pause = delay + Duration::from_secs(2);
+    Sipp::uac("uac_silent_tapped.xml", agent.sip)
+        .key("tap", tap.port.to_string())
+        .pause_ms(u64::try_from(pause.as_millis()).unwrap())
+        .within(pause + Duration::from_secs(20))
+        .run()
+        .assert_ok("a call whose slow tool has a WAV filler");
+    let heard = tap.finish();
+    let seen = seen
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the tool server got a request");
+    assert!(seen.signature_ok);
+    // Before the answer: the file's 2 s (100 packets) at its level, in
+    // one run; after it, none (it plays once).
+    let before: Vec<_> = heard.iter().filter(|h| h.at <= seen.answered_at).collect();
+    let at_level = before.iter().filter(|h| at_filler_level(h.rms)).count();
+    let mut run = 0;
+    let mut longest = 0;
+    for h in &before {
+        run = if at_filler_level(h.rms) { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    println!(
+        "{} packets before the answer, {at_level} at the filler's level, longest run {longest}",
+        before.len()
+    );
+    assert!(
+        longest >= 80,
+        "the file was not heard: longest run {longest}"
+    );
+    let after = heard
+        .iter()
+        .filter(|h| h.at > seen.answered_at && at_filler_level(h.rms))
+        .count();
+    assert!(
+        after <= 5,
+        "{after} packets at the filler's level after the answer"
+    );
+    let stats = model.stats();
+    assert!(
+        stats
+            .tool_responses
+            .iter()
+            .any(|(n, _)| n == "lookup_order"),
+        "{:?}",
+        stats.tool_responses
+    );
+    agent.wait_idle(Duration::from_secs(10));
+}
+
+#[test]
+fn a_slow_tool_with_a_filler_prompt_has_the_model_told_before_its_answer() {
+    const PROMPT: &str = "Tell the caller briefly that you are looking the order up.";
+    // The tool answers well after the greeting: the prompt waits for the
+    // model to finish speaking, then goes while the tool still runs.
+    let greeting = callbridge_llm_mock::clips::greeting().duration();
+    let delay = greeting + Duration::from_secs(3);
+    let (port, seen) = tool_server(delay);
+    let model = MockModel::start(GeminiScript {
+        tool_call_after_turns: Some((0, "lookup_order".into(), json!({"order": "42"}))),
+        ..GeminiScript::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.db");
+    let filler = format!("filler_prompt = {PROMPT:?}");
+    let mut agent = Agent::start(Opts {
+        model: Model::Gemini {
+            endpoint: model.url(),
+        },
+        env: vec![
+            ("E2E_TOOL_SECRET".into(), SECRET.into()),
+            ("CALLBRIDGE_STORE_DATABASE".into(), db.display().to_string()),
+            // The outbox keeps every event with its number in the call:
+            // the order of what the model was told and the tool's answer.
+            // Nobody listens there; delivery does not matter here.
+            (
+                "CALLBRIDGE_WEBHOOKS_URLS".into(),
+                "http://127.0.0.1:9/hook".into(),
+            ),
+        ],
+        extra_toml: tools_toml_with(port, &filler),
+        ..Opts::default()
+    });
+    agent.db = db;
+    Sipp::uac("uac_silent_tapped.xml", agent.sip)
+        .key("tap", "9")
+        .pause_ms(u64::try_from((delay + Duration::from_secs(2)).as_millis()).unwrap())
+        .within(delay + Duration::from_secs(30))
+        .run()
+        .assert_ok("a call whose slow tool has a filler prompt");
+    seen.recv_timeout(Duration::from_secs(5))
+        .expect("the tool server got a request");
+    let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(10));
+    let rows = agent.wait_for("the call's events", Duration::from_secs(10), || {
+        let rows = agent.store().outbox_for_session(sessions[0].id).ok()?;
+        rows.iter().any(|r| r.event == "call.ended").then_some(rows)
+    });
+    // Each event once (one receiver), by its number in the call.
+    let events: Vec<(u64, Value)> = rows
+        .iter()
+        .map(|r| {
+            let doc: Value = serde_json::from_str(&r.payload).unwrap();
+            (doc["seq"].as_u64().unwrap(), doc)
+        })
+        .collect();
+    for (seq, doc) in &events {
+        println!("{seq} {} {}", doc["event"], doc["data"]);
+    }
+    // The mock model answers text input as a caller turn with that text:
+    // the prompt reached it.
+    let told = events
+        .iter()
+        .find(|(_, d)| d["event"] == "transcript.turn" && d["data"]["text"] == PROMPT)
+        .map(|(s, _)| *s)
+        .unwrap_or_else(|| panic!("the model never got the filler prompt"));
+    let answered = events
+        .iter()
+        .find(|(_, d)| {
+            d["event"] == "tool.called"
+                && d["data"]["tool"] == "lookup_order"
+                && d["data"]["result"] == "ok"
+        })
+        .map(|(s, _)| *s)
+        .unwrap_or_else(|| panic!("no tool answer event"));
+    assert!(told < answered, "prompt #{told}, answer #{answered}");
+    let stats = model.stats();
+    assert!(
+        stats
+            .tool_responses
+            .iter()
+            .any(|(n, _)| n == "lookup_order"),
+        "{:?}",
+        stats.tool_responses
+    );
+    assert!(stats.violations.is_empty(), "{:?}", stats.violations);
+    agent.wait_idle(Duration::from_secs(10));
+}
+// --- end issue 23 (prof2) ---
 
 /// RFC 4733 packets for `digits` (PT 101), each event three updates and
 /// its end packet sent three times, from `sock` to `to`.

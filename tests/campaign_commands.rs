@@ -340,3 +340,101 @@ fn on_a_terminal_the_run_draws_a_progress_bar_with_live_done_and_remaining() {
     assert_eq!(screen.matches("-> done").count(), 4, "{screen:?}");
     assert!(env.leads(&c).iter().all(|l| l.status == LeadStatus::Done));
 }
+
+/// `campaign --config agent.toml` finds the store in the agent's
+/// configuration (no --db, no variables, no model key), and `report`
+/// carries the leads' custom fields as columns, escaped like the rest
+/// (issue 22).
+#[test]
+fn config_names_the_store_and_report_has_the_leads_custom_fields() {
+    let env = Env::new();
+    let c = env.campaign("fields", 0, &[]);
+    let f = env.file(
+        "fields.csv",
+        &format!(
+            "phone,name,plan,note\n{},Ann,gold,=HYPERLINK(\"http://evil.example\")\n{},Bob,silver,\n",
+            number(0),
+            number(1)
+        ),
+    );
+    env.ok(&["import", "fields", f.to_str().unwrap()]);
+    let now = jiff::Timestamp::now();
+    let mut store = env.store();
+    for lead in env.leads(&c) {
+        let mut s = callbridge_crm_store::NewSession::outbound(
+            callbridge_crm_store::SessionId::new_v4(),
+            now,
+        );
+        s.campaign = Some(c.id);
+        s.lead = Some(lead.id);
+        store.create_session(&s).unwrap();
+    }
+    // The agent's configuration, with the database relative to it and a
+    // model whose key is not in this environment.
+    let db_name = env.db.file_name().unwrap().to_str().unwrap().to_owned();
+    let agent_toml = env.file(
+        "agent.toml",
+        &format!(
+            "[sip]\nbind = \"127.0.0.1:5060\"\n[model]\nprovider = \"gemini\"\n\
+             [store]\ndatabase = \"{db_name}\"\nrecordings_dir = \"recordings\"\n"
+        ),
+    );
+    let run = |args: &[&str]| {
+        let out = env
+            .cmd(args)
+            .env_remove("CALLBRIDGE_STORE_DATABASE")
+            .env_remove("CALLBRIDGE_STORE_URL")
+            .env_remove("GEMINI_API_KEY")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "campaign {args:?}: {}", show(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let cfg = agent_toml.to_str().unwrap();
+    let out = run(&["--config", cfg, "report", "fields", "--format", "csv"]);
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(
+        header[header.len() - 2..],
+        ["field.note".to_owned(), "field.plan".to_owned()],
+        "{out}"
+    );
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let of = |name: &str| {
+        rows.iter()
+            .find(|r| &r[4] == name)
+            .map(|r| {
+                r.iter()
+                    .rev()
+                    .take(2)
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .unwrap()
+    };
+    assert_eq!(
+        of("Ann"),
+        ["gold", "'=HYPERLINK(\"http://evil.example\")"],
+        "{out}"
+    );
+    assert_eq!(of("Bob")[0], "silver", "{out}");
+    let table = run(&["--config", cfg, "report", "fields"]);
+    assert!(
+        table.lines().next().unwrap().contains(" fields "),
+        "{table}"
+    );
+    assert!(table.contains("plan=silver"), "{table}");
+    // Without any store: the error names --config first.
+    let out = env
+        .cmd(&["list"])
+        .env_remove("CALLBRIDGE_STORE_DATABASE")
+        .env_remove("CALLBRIDGE_STORE_URL")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--config AGENT_TOML"),
+        "{}",
+        show(&out)
+    );
+}

@@ -297,6 +297,11 @@ fn agent_down_exits_1_with_a_clear_message_and_leaves_leads_untouched() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("was unavailable for 2 s"), "{stderr}");
+    // The cause, not only reqwest's `error sending request for url`.
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "{stderr}"
+    );
     for l in env.leads(&c) {
         assert_eq!((l.status, l.attempts), (LeadStatus::Pending, 0));
     }

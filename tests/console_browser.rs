@@ -6,7 +6,8 @@
 //! recording through Range requests, has the call's duration, and a
 //! transcript link seeks it; the waveform image draws), an unknown call's
 //! not-found page, the live, campaigns, do-not-call and health pages, and
-//! sign-out. A screenshot of each page is written under
+//! sign-out; a live call's transcript turns arriving over the call's
+//! event bus while it runs. A screenshot of each page is written under
 //! `$CARGO_TARGET_TMPDIR/console-screenshots/`.
 //!
 //! Skipped, loudly, only when `chromium` or `chromedriver` is not
@@ -391,6 +392,20 @@ async fn drive_live(c: &Client, base: &str, agent: &Agent, campaign: i64, viewer
         .for_element(Locator::Css("#live-transcript li"))
         .await?;
     assert!(line.text().await?.contains("agent"), "the greeting first");
+    // Turns come over the call's event bus as they are published (each
+    // carries its event id, which the store's copy has not), not from the
+    // store's batches: the page was open before the later turns.
+    let bus_line = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#live-transcript li[data-event]"))
+        .await?;
+    let from_bus = bus_line.attr("data-event").await?.unwrap_or_default();
+    let (session, seq) = from_bus.split_once(':').unwrap_or_default();
+    assert!(
+        session.len() == 36 && seq.parse::<u64>().is_ok(),
+        "the line came from the store, not the bus: {from_bus:?}"
+    );
     shot(c, "live-call").await;
     // When the call ends the page reloads with the stored call.
     let reason = c

@@ -8,8 +8,12 @@
 //!
 //! The answer comes from the permission bits, owner and group of each
 //! path and its ancestors, against the user's uid and groups (POSIX
-//! rules; uid 0 may do anything). ACLs and read-only mounts are not seen:
-//! the agent's own start still reports those (exit 2).
+//! rules; uid 0 may do anything), and from the mount: a path to write
+//! (the directories, the database) on a file system mounted read-only
+//! (`statvfs` `ST_RDONLY`, e.g. a container's read-only bind or
+//! `ProtectSystem=strict` without a `ReadWritePaths=`) is reported for
+//! every user, root included. ACLs are not seen: the agent's own start
+//! still reports those (exit 2).
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -121,8 +125,25 @@ pub fn problems(settings: &Settings, who: &Who) -> Vec<String> {
         .collect()
 }
 
+/// Whether the file system holding a path is mounted read-only; `Err`
+/// when that cannot be told (then the permission bits decide alone).
+type ReadOnlyProbe = dyn Fn(&Path) -> std::io::Result<bool>;
+
+/// The real probe: `statvfs(2)`'s `ST_RDONLY` flag.
+fn statvfs_read_only(path: &Path) -> std::io::Result<bool> {
+    nix::sys::statvfs::statvfs(path)
+        .map(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+        .map_err(std::io::Error::from)
+}
+
 /// `Err(why)` when `who` cannot use `path` as `need` says.
 fn check(who: &Who, path: &Path, need: Need) -> Result<(), String> {
+    check_with(who, path, need, &statvfs_read_only)
+}
+
+/// [`check`] with the read-only probe given (tests inject one: a
+/// read-only bind mount needs privileges a test does not have).
+fn check_with(who: &Who, path: &Path, need: Need, read_only: &ReadOnlyProbe) -> Result<(), String> {
     let abs = std::path::absolute(path).map_err(|e| format!("cannot resolve the path: {e}"))?;
     // The nearest ancestor (or the path itself) that exists.
     let mut existing = abs.as_path();
@@ -143,6 +164,15 @@ fn check(who: &Who, path: &Path, need: Need) -> Result<(), String> {
         {
             return Err(format!("cannot enter {}", dir.display()));
         }
+    }
+    // Writing needs a writable mount, whoever writes (root too). The
+    // nearest existing directory or the file itself is on the mount the
+    // path is created or written on.
+    if need != Need::Read && read_only(existing).unwrap_or(false) {
+        return Err(format!(
+            "cannot write there: {} is on a read-only file system",
+            existing.display()
+        ));
     }
     let exists = existing == abs;
     match (need, exists) {
@@ -177,7 +207,9 @@ fn check(who: &Who, path: &Path, need: Need) -> Result<(), String> {
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
-    use super::{Need, Who, check};
+    use std::path::Path;
+
+    use super::{Need, Who, check, check_with, statvfs_read_only};
 
     /// A user that owns nothing and is in no group of the files.
     fn stranger() -> Who {
@@ -242,5 +274,52 @@ mod tests {
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o000)).unwrap();
         assert_eq!(check(&root, &d.path().join("x"), Need::Dir), Ok(()));
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+
+    /// A probe that says every path under `root` is on a read-only mount.
+    fn read_only_under(root: &Path) -> impl Fn(&Path) -> std::io::Result<bool> + use<> {
+        let root = root.to_path_buf();
+        move |p: &Path| Ok(p.starts_with(&root))
+    }
+
+    #[test]
+    fn a_read_only_mount_is_reported_for_writes_even_for_root() {
+        let root = Who {
+            uid: 0,
+            gids: vec![0],
+            name: "root".into(),
+        };
+        let d = open_dir();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let ro = read_only_under(d.path());
+        let db = d.path().join("crm.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o666)).unwrap();
+        for who in [root, stranger()] {
+            // A missing directory: created on the read-only mount.
+            let e = check_with(&who, &d.path().join("rec"), Need::Dir, &ro).unwrap_err();
+            assert!(e.contains("read-only file system"), "{e}");
+            assert!(e.contains(&d.path().display().to_string()), "{e}");
+            // An existing database file, its bits allowing everything.
+            let e = check_with(&who, &db, Need::ReadWrite, &ro).unwrap_err();
+            assert!(e.contains("read-only file system"), "{e}");
+            // Reading from a read-only mount is fine.
+            assert_eq!(check_with(&who, &db, Need::Read, &ro), Ok(()));
+        }
+        // A probe that cannot tell leaves the decision to the bits.
+        let unknown = |_: &Path| Err(std::io::Error::other("statvfs failed"));
+        assert_eq!(
+            check_with(&stranger(), &d.path().join("rec"), Need::Dir, &unknown),
+            Ok(())
+        );
+        // A writable mount: the bits decide as before.
+        let rw = |_: &Path| Ok(false);
+        assert_eq!(check_with(&stranger(), &db, Need::ReadWrite, &rw), Ok(()));
+    }
+
+    #[test]
+    fn the_real_probe_sees_a_writable_temporary_directory() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!statvfs_read_only(d.path()).unwrap());
     }
 }

@@ -38,7 +38,8 @@ pub enum Command {
     ///
     /// Also checks that the user running it (or `--user NAME`) can create
     /// and write the recordings, spool and database directories and read
-    /// the files the agent reads. Exits 0 and prints a summary when valid;
+    /// the files the agent reads, and that none of those it writes is on
+    /// a read-only file system. Exits 0 and prints a summary when valid;
     /// exits 2 with a message naming the key, the value and what was
     /// expected otherwise.
     CheckConfig(CheckArgs),

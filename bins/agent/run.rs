@@ -206,16 +206,19 @@ fn webhook_config(
     Ok(Some(Arc::new(cfg)))
 }
 
-/// Starts the webhook worker on a store connection of its own, when
-/// `[webhooks]` has receivers.
+/// Starts the webhook worker on a store connection of its own: for the
+/// global `[webhooks]` and for the routing profiles' own receivers
+/// (always, since `PUT /api/profiles` may add some at any time; an empty
+/// outbox costs one look every half second).
 async fn start_webhooks(
     settings: &Settings,
     cfg: Option<&callbridge_session::webhooks::WebhookConfig>,
+    manager: &Manager,
     stop: &CancellationToken,
 ) -> Result<Option<JoinHandle<()>>, StartError> {
-    let Some(cfg) = cfg else {
-        return Ok(None);
-    };
+    let cfg = cfg
+        .cloned()
+        .unwrap_or_else(|| settings.routing.defaults.webhooks.clone());
     let at = settings.store_at();
     let store = tokio::task::spawn_blocking(move || at.open())
         .await?
@@ -225,7 +228,8 @@ async fn start_webhooks(
         })?;
     let task = callbridge_session::webhooks::worker::start(
         store,
-        cfg.clone(),
+        cfg,
+        Arc::new(manager.clone()),
         settings.tls_roots,
         settings.node.as_str().to_owned(),
         stop.clone(),
@@ -515,14 +519,14 @@ impl Agent {
                 source,
             })?;
         let webhook_stop = CancellationToken::new();
-        let webhook_task = match start_webhooks(settings, webhooks.as_deref(), &webhook_stop).await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                manager.shutdown().await;
-                return Err(e);
-            }
-        };
+        let webhook_task =
+            match start_webhooks(settings, webhooks.as_deref(), &manager, &webhook_stop).await {
+                Ok(t) => t,
+                Err(e) => {
+                    manager.shutdown().await;
+                    return Err(e);
+                }
+            };
         let sip_addr = manager.sip_addr();
         let registration = match register(&manager, settings, secrets, sip_addr).await {
             Ok(r) => r,
@@ -562,6 +566,8 @@ impl Agent {
                 file: settings.routing.profiles_file.clone(),
                 access: settings.file_access,
                 lock: tokio::sync::Mutex::new(()),
+                others: settings.other_providers.clone(),
+                delegation_model: settings.delegation_model.clone(),
             })),
         });
         info!(

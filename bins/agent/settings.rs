@@ -38,6 +38,7 @@ mod keys;
 mod load;
 mod mapping;
 mod openai;
+pub(crate) mod providers;
 pub(crate) mod routing;
 pub(crate) mod secrets;
 mod show;

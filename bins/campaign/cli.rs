@@ -27,6 +27,11 @@ pub struct Cli {
         conflicts_with = "db"
     )]
     pub store_url: Option<String>,
+    /// The agent's configuration file (agent.toml): the store is its
+    /// `[store]` url or database (relative paths against the file's
+    /// directory). --db and --store-url (or their variables) win over it.
+    #[arg(long, global = true, value_name = "AGENT_TOML")]
+    pub config: Option<PathBuf>,
     /// This dialer's node id on a shared store (recorded on its claims;
     /// its start-up recovery releases only its own). Default: the host
     /// name.

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod admin;
+mod agent_config;
 mod cli;
 mod csv_cell;
 mod db;
@@ -64,15 +65,18 @@ where
     }
 }
 
-/// Where the store is: `--store-url`, else `--db`.
+/// Where the store is: `--store-url`, else `--db`, else the agent's
+/// configuration (`--config`).
 fn store_at(cli: &Cli) -> Result<StoreAt> {
-    let url = match (&cli.store_url, &cli.db) {
-        (Some(u), _) => StoreUrl::parse(u).map_err(|e| CampaignError::Usage(e.to_string()))?,
-        (None, Some(p)) => StoreUrl::sqlite(p),
-        (None, None) => {
+    let url = match (&cli.store_url, &cli.db, &cli.config) {
+        (Some(u), _, _) => StoreUrl::parse(u).map_err(|e| CampaignError::Usage(e.to_string()))?,
+        (None, Some(p), _) => StoreUrl::sqlite(p),
+        (None, None, Some(config)) => agent_config::store_url(config)?,
+        (None, None, None) => {
             return Err(CampaignError::Usage(
-                "no store: give --db PATH or set CALLBRIDGE_STORE_DATABASE (the agent's [store] \
-                 database), or --store-url / CALLBRIDGE_STORE_URL (its store.url)"
+                "no store: give --config AGENT_TOML (the agent's configuration), --db PATH or \
+                 set CALLBRIDGE_STORE_DATABASE (the agent's [store] database), or --store-url / \
+                 CALLBRIDGE_STORE_URL (its store.url)"
                     .into(),
             ));
         }

@@ -1,6 +1,14 @@
 //! `campaign report`: one row per call of a campaign (oldest first) with
-//! its lead, outcome, duration, end reason, summary and recording path, as
-//! a table, CSV or JSON. This is the operator's export, so numbers and
+//! its lead, outcome, duration, end reason, summary, recording path and
+//! the lead's custom fields (CSV: one `field.NAME` column per field name
+//! any row has, sorted; JSON: a `fields` object; table: `name=value`
+//! pairs) and the answering-machine verdict (issue 19), as a table, CSV
+//! or JSON. Recording paths are as the agent
+//! stored them: absolute (the agent resolves its configuration's relative
+//! paths against the configuration file's directory, made absolute), so
+//! an operator on the agent's host can open them from any directory; an
+//! API URL would need the agent's address and a token the report has
+//! neither of, and the file outlives the agent process. This is the operator's export, so numbers and
 //! names are written in full. Every CSV cell goes through
 //! [`neutralize`], so a lead name or summary like `=HYPERLINK(...)` is
 //! text, not a formula, when the file is opened in a spreadsheet.
@@ -40,10 +48,48 @@ pub struct Row {
     pub summary: String,
     /// The recording file.
     pub recording: String,
+    /// The answering-machine detection's first verdict (`human`,
+    /// `machine`, `no_speech`, `unreachable`, `unknown`; empty without
+    /// detection).
+    pub amd: String,
+    /// When the verdict was given, in seconds from the answer.
+    pub amd_decided_s: Option<f64>,
+    /// How a machine's greeting ended (`beep`, `silence`, `timeout`).
+    pub amd_machine_end: String,
+    /// The lead's custom fields (from the import), as stored.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A custom field's value as one CSV or table cell: a string as is,
+/// anything else as its JSON text, null as empty.
+fn field_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+/// Every custom field name of `rows`, sorted (the CSV's extra columns).
+fn field_names(rows: &[Row]) -> Vec<&str> {
+    let names: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.fields.keys().map(String::as_str))
+        .collect();
+    names.into_iter().collect()
+}
+
+/// The table's `name=value; ...` of a row's fields.
+fn fields_line(r: &Row) -> String {
+    r.fields
+        .iter()
+        .map(|(k, v)| format!("{k}={}", field_text(v)))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The CSV header, in [`Row::cells`] order.
-const HEADER: [&str; 11] = [
+const HEADER: [&str; 14] = [
     "started",
     "session",
     "lead",
@@ -55,12 +101,15 @@ const HEADER: [&str; 11] = [
     "sip_status",
     "summary",
     "recording",
+    "amd",
+    "amd_decided_s",
+    "amd_machine_end",
 ];
 
 impl Row {
     /// The row's CSV cells, in [`HEADER`] order (numbers as text, absent
     /// values empty).
-    fn cells(&self) -> [String; 11] {
+    fn cells(&self) -> [String; 14] {
         let opt = |v: Option<String>| v.unwrap_or_default();
         [
             self.started.clone(),
@@ -74,6 +123,9 @@ impl Row {
             opt(self.sip_status.map(|s| s.to_string())),
             self.summary.clone(),
             self.recording.clone(),
+            self.amd.clone(),
+            opt(self.amd_decided_s.map(|d| format!("{d:?}"))),
+            self.amd_machine_end.clone(),
         ]
     }
 }
@@ -123,6 +175,21 @@ fn row(store: &Store, s: &Session) -> Result<Row> {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
+        fields: lead.map(|l| l.fields).unwrap_or_default(),
+        amd: s
+            .amd
+            .map(|a| a.verdict.as_str())
+            .unwrap_or_default()
+            .to_owned(),
+        amd_decided_s: s
+            .amd
+            .map(|a| (a.decided.as_millis() as f64 / 10.0).round() / 100.0),
+        amd_machine_end: s
+            .amd
+            .and_then(|a| a.machine_end)
+            .map(|e| e.as_str())
+            .unwrap_or_default()
+            .to_owned(),
     })
 }
 
@@ -195,9 +262,19 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
         Format::Csv => {
             let failed = |e: csv::Error| CampaignError::Failed(format!("report: {e}"));
             let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(HEADER).map_err(failed)?;
+            let names = field_names(rows);
+            let header = HEADER
+                .iter()
+                .map(|h| (*h).to_owned())
+                .chain(names.iter().map(|n| format!("field.{n}")));
+            w.write_record(header.map(|h| neutralize(&h).into_owned()))
+                .map_err(failed)?;
             for r in rows {
-                w.write_record(r.cells().iter().map(|c| neutralize(c).into_owned()))
+                let fields = names
+                    .iter()
+                    .map(|n| r.fields.get(*n).map(field_text).unwrap_or_default());
+                let cells = r.cells().into_iter().chain(fields);
+                w.write_record(cells.map(|c| neutralize(&c).into_owned()))
                     .map_err(failed)?;
             }
             w.flush().map_err(io)?;
@@ -205,14 +282,23 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
         Format::Table => {
             writeln!(
                 out,
-                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} recording",
-                "started", "lead", "phone", "name", "outcome", "dur s", "end reason", "summary"
+                "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} {:<30} recording",
+                "started",
+                "lead",
+                "phone",
+                "name",
+                "outcome",
+                "dur s",
+                "end reason",
+                "amd",
+                "summary",
+                "fields"
             )
             .map_err(io)?;
             for r in rows {
                 writeln!(
                     out,
-                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<40} {}",
+                    "{:<25} {:>6} {:<16} {:<16} {:<10} {:>7} {:<18} {:<11} {:<40} {:<30} {}",
                     r.started,
                     r.lead.map(|l| l.to_string()).unwrap_or_default(),
                     r.phone,
@@ -223,7 +309,9 @@ pub fn write(rows: &[Row], format: Format, out: &mut impl Write) -> Result<()> {
                         Some(code) => format!("{} ({code})", r.end_reason),
                         None => r.end_reason.clone(),
                     },
+                    r.amd,
                     cut(&r.summary, 40),
+                    cut(&fields_line(r), 30),
                     r.recording
                 )
                 .map_err(io)?;
@@ -264,6 +352,10 @@ mod tests {
             sip_status: None,
             summary: summary.into(),
             recording: "-rec.wav".into(),
+            fields: serde_json::Map::new(),
+            amd: "machine".into(),
+            amd_decided_s: Some(2.66),
+            amd_machine_end: "beep".into(),
         }
     }
 
@@ -297,11 +389,60 @@ mod tests {
             assert_eq!(&rec[10], "'-rec.wav", "recording");
             assert_eq!(&rec[3], "+14155550100", "a phone number stays a number");
             assert_eq!((&rec[2], &rec[6]), ("7", "2.0"));
+            assert_eq!((&rec[11], &rec[12], &rec[13]), ("machine", "2.66", "beep"));
         }
     }
 
     #[test]
     fn an_empty_report_is_just_the_header() {
         assert!(csv_of(&[]).is_empty());
+    }
+
+    #[test]
+    fn custom_fields_are_columns_escaped_like_the_others() {
+        let mut a = row("Ann", "ok");
+        a.fields.insert("plan".into(), "gold".into());
+        a.fields
+            .insert("note".into(), "=HYPERLINK(\"http://evil.example\")".into());
+        let mut b = row("Bob", "ok");
+        b.fields.insert("plan".into(), "silver".into());
+        b.fields.insert("visits".into(), serde_json::json!(3));
+        b.fields.insert("=cmd".into(), "x".into());
+        let mut out = Vec::new();
+        write(&[a, b], Format::Csv, &mut out).unwrap();
+        let mut rdr = csv::Reader::from_reader(out.as_slice());
+        let header: Vec<String> = rdr.headers().unwrap().iter().map(str::to_owned).collect();
+        assert_eq!(header[..HEADER.len()], HEADER.map(str::to_owned));
+        // Sorted names; the `field.` prefix keeps a formula-like name text.
+        assert_eq!(
+            header[HEADER.len()..],
+            ["field.=cmd", "field.note", "field.plan", "field.visits"].map(str::to_owned)
+        );
+        let recs: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+        let n = HEADER.len();
+        assert_eq!(
+            recs[0].iter().skip(n).collect::<Vec<_>>(),
+            ["", "'=HYPERLINK(\"http://evil.example\")", "gold", ""]
+        );
+        assert_eq!(
+            recs[1].iter().skip(n).collect::<Vec<_>>(),
+            ["x", "", "silver", "3"]
+        );
+
+        let mut table = Vec::new();
+        let mut rows = vec![row("Cy", "ok")];
+        rows[0].fields.insert("plan".into(), "gold".into());
+        write(&rows, Format::Table, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.lines().next().unwrap().contains(" fields "),
+            "{table}"
+        );
+        assert!(table.contains("plan=gold"), "{table}");
+
+        let mut json = Vec::new();
+        write(&rows, Format::Json, &mut json).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(v[0]["fields"]["plan"], "gold");
     }
 }

@@ -9,12 +9,18 @@
 //! `call.answered`, `call.ended`), carries `id: <session>:<seq>`, and its
 //! `data` is the event's JSON document (`{"id", "event", "session", "seq",
 //! "at", "data"}`). The stream opens with the call's current state
-//! (`call.state`), sends a `: keep-alive` comment every 15 s, and ends
-//! after `call.ended`. A client too slow to keep up loses the oldest
-//! events and gets `event: lagged` with `{"missed": n}`. A call that is
-//! no longer live gets its stored end as one `call.ended` and the stream
-//! ends. Unknown and not-visible sessions are 404, as everywhere.
+//! (`call.state`, no `id`), then replays the call's earlier events (the
+//! call keeps its most recent `callbridge_session::events::REPLAY`, 256):
+//! all of them for a client that connects late, or those after the one
+//! it names in `Last-Event-ID: <session>:<seq>` when it reconnects; then
+//! the live ones, each event once. It sends a `: keep-alive` comment
+//! every 15 s and ends after `call.ended`. A client too slow to keep up,
+//! or asking for events the call no longer keeps, gets `event: lagged`
+//! with `{"missed": n}` in their place. A call that is no longer live
+//! gets its stored end as one `call.ended` and the stream ends. Unknown
+//! and not-visible sessions are 404, as everywhere.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -61,29 +67,64 @@ fn stored_end(s: &Session) -> Event {
 }
 
 enum Follow {
-    First(Event, Receiver<Published>),
+    Opening(VecDeque<Event>, VecDeque<Published>, Receiver<Published>),
+    Replay(VecDeque<Published>, Receiver<Published>),
     Live(Receiver<Published>),
     Done,
 }
 
-fn stream(first: Event, rx: Receiver<Published>) -> impl Stream<Item = Result<Event, Infallible>> {
-    futures_util::stream::unfold(Follow::First(first, rx), |f| async move {
-        match f {
-            Follow::First(e, rx) => Some((Ok(e), Follow::Live(rx))),
-            Follow::Live(mut rx) => match rx.recv().await {
-                Ok(e) if e.event.is_end() => Some((Ok(sse(&e)), Follow::Done)),
-                Ok(e) => Some((Ok(sse(&e)), Follow::Live(rx))),
-                Err(RecvError::Lagged(n)) => Some((
-                    Ok(Event::default()
-                        .event("lagged")
-                        .data(json!({ "missed": n }).to_string())),
-                    Follow::Live(rx),
-                )),
-                Err(RecvError::Closed) => None,
-            },
-            Follow::Done => None,
+fn lagged(n: u64) -> Event {
+    Event::default()
+        .event("lagged")
+        .data(json!({ "missed": n }).to_string())
+}
+
+/// `opening` (the state line, maybe a lag notice), then `replay` in
+/// order, then what `rx` gets, until the call's end.
+fn stream(
+    opening: Vec<Event>,
+    replay: Vec<Published>,
+    rx: Receiver<Published>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let start = Follow::Opening(opening.into(), replay.into(), rx);
+    futures_util::stream::unfold(start, |f| async move {
+        let mut f = f;
+        loop {
+            match f {
+                Follow::Opening(mut opening, replay, rx) => match opening.pop_front() {
+                    Some(e) => return Some((Ok(e), Follow::Opening(opening, replay, rx))),
+                    None => f = Follow::Replay(replay, rx),
+                },
+                Follow::Replay(mut replay, rx) => match replay.pop_front() {
+                    Some(e) if e.event.is_end() => return Some((Ok(sse(&e)), Follow::Done)),
+                    Some(e) => return Some((Ok(sse(&e)), Follow::Replay(replay, rx))),
+                    None => f = Follow::Live(rx),
+                },
+                Follow::Live(mut rx) => {
+                    return match rx.recv().await {
+                        Ok(e) if e.event.is_end() => Some((Ok(sse(&e)), Follow::Done)),
+                        Ok(e) => Some((Ok(sse(&e)), Follow::Live(rx))),
+                        Err(RecvError::Lagged(n)) => Some((Ok(lagged(n)), Follow::Live(rx))),
+                        Err(RecvError::Closed) => None,
+                    };
+                }
+                Follow::Done => return None,
+            }
         }
     })
+}
+
+/// The number of the last event a reconnecting client saw, from its
+/// `Last-Event-ID` (`<session>:<seq>` of this call; anything else: 0,
+/// replay everything kept).
+fn last_event_seq(headers: &axum::http::HeaderMap, id: SessionId) -> u64 {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(':'))
+        .filter(|(s, _)| *s == id.to_string())
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `GET /api/calls/{id}/events`.
@@ -98,9 +139,11 @@ fn stream(first: Event, rx: Receiver<Published>) -> impl Stream<Item = Result<Ev
 pub async fn events(
     State(ctx): State<Ctx>,
     Extension(caller): Extension<Caller>,
+    headers: axum::http::HeaderMap,
     path: Result<SessionPath, ApiError>,
 ) -> Result<Response, ApiError> {
     let SessionPath(id) = path?;
+    let after = last_event_seq(&headers, id);
     let s = ctx
         .pool
         .run(move |st| visible_session(st, &caller, id))
@@ -108,7 +151,7 @@ pub async fn events(
     let manager = &ctx.state.manager;
     // Subscribe before reading the phase: an event in between is sent,
     // not lost (the state may then come twice).
-    let Some(rx) = manager.subscribe(id) else {
+    let Some((replay, rx)) = manager.replay(id, after) else {
         let end = stored_end(&s);
         let once = futures_util::stream::once(async move { Ok::<_, Infallible>(end) });
         return Ok(Sse::new(once).into_response());
@@ -127,7 +170,15 @@ pub async fn events(
         })
         .to_string(),
     );
-    Ok(Sse::new(stream(first, rx))
+    // Events after `after` the call no longer keeps: said, not hidden.
+    let missed = replay
+        .first()
+        .map_or(0, |e| e.seq.saturating_sub(after.saturating_add(1)));
+    let mut opening = vec![first];
+    if missed > 0 {
+        opening.push(lagged(missed));
+    }
+    Ok(Sse::new(stream(opening, replay, rx))
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive"))
         .into_response())
 }
@@ -172,6 +223,7 @@ pub async fn deliveries(
                 "event_id": r.key,
                 "event": r.event,
                 "url": r.url,
+                "target": r.target,
                 "status": r.status.as_str(),
                 "attempts": r.attempts,
                 "created_at": r.created_at.to_string(),

@@ -36,6 +36,12 @@ pub struct ProfileAdmin {
     pub access: callbridge_files::Access,
     /// One `PUT` at a time: the file and the manager agree.
     pub lock: tokio::sync::Mutex<()>,
+    /// `model.providers`: their clients are built again, with the keys
+    /// set now, for each `PUT` (a profile naming one whose key is not set
+    /// is refused with the others' errors).
+    pub others: Vec<crate::settings::providers::OtherProvider>,
+    /// `model.delegation_model`, for a GPT-Live client among them.
+    pub delegation_model: Option<String>,
 }
 
 /// The document of a profile set.
@@ -85,11 +91,16 @@ pub async fn put(
             "profiles cannot be replaced on this agent".into(),
         ));
     };
-    let profiles = match Profiles::load(
-        &new.profiles,
-        new.default_profile.as_deref(),
-        &admin.defaults,
-    ) {
+    let mut defaults = admin.defaults.clone();
+    if !admin.others.is_empty() {
+        let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+        defaults.providers = crate::settings::providers::choices(
+            &admin.others,
+            Some(&env),
+            admin.delegation_model.as_deref(),
+        );
+    }
+    let profiles = match Profiles::load(&new.profiles, new.default_profile.as_deref(), &defaults) {
         Ok(p) => p,
         Err(errors) => {
             let list: Vec<serde_json::Value> = errors

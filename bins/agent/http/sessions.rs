@@ -15,8 +15,8 @@ use axum::Extension;
 use axum::extract::State;
 use callbridge_api::{EventView, SessionDetail, SessionList, SessionView, TurnView};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter, SessionId,
-    SessionOrder, SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
+    AmdVerdict, CampaignId, Cursor, Direction, MAX_PAGE, PhoneNumber, Session, SessionFilter,
+    SessionId, SessionOrder, SessionRecord, SessionState, Store, Transport, jiff::Timestamp,
 };
 use serde::Deserialize;
 
@@ -51,6 +51,8 @@ pub struct ListQuery {
     until: Option<String>,
     /// Either party is exactly this E.164 number (`%2B4930123456`).
     number: Option<String>,
+    /// The answering-machine detection's first verdict: `human`, `machine`, `no_speech`, `unreachable` or `unknown`.
+    amd: Option<String>,
     /// Page size, 1 to 1000 (default 50).
     limit: Option<String>,
     /// The `next_cursor` of the previous page.
@@ -149,6 +151,11 @@ impl ListQuery {
                     })
                 })
                 .transpose()?,
+            amd: parse_field::<AmdVerdict>(
+                &self.amd,
+                "amd",
+                "human, machine, no_speech, unreachable or unknown",
+            )?,
             order: parse_field::<SessionOrder>(&self.order, "order", "newest, oldest or longest")?
                 .unwrap_or_default(),
             ..SessionFilter::default()
@@ -285,6 +292,11 @@ pub fn view(s: &Session, live: bool) -> SessionView {
         audio_ms: s.usage.audio_ms,
         profile: s.profile.clone(),
         sip_headers: s.sip_headers.iter().cloned().collect(),
+        amd: s.amd.map(|a| a.verdict.as_str().into()),
+        amd_decided_ms: s
+            .amd
+            .map(|a| u64::try_from(a.decided.as_millis()).unwrap_or(u64::MAX)),
+        amd_machine_end: s.amd.and_then(|a| a.machine_end).map(|e| e.as_str().into()),
     }
 }
 

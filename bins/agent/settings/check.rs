@@ -84,6 +84,11 @@ impl<'a> Check<'a> {
         self.sources.tools()
     }
 
+    /// The `[[trunks]]` tables (see [`Sources::trunks`]).
+    pub fn trunks(&self) -> Result<Vec<callbridge_session::profile::trunks::TrunkSpec>, String> {
+        self.sources.trunks()
+    }
+
     /// Whether the file or the environment sets anything in `section`.
     pub fn present(&self, section: &str) -> bool {
         self.sources.contains(section)

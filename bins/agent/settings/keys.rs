@@ -202,6 +202,9 @@ pub const KEYS: &[Key] = &[
         callbridge_llm_bridge::openai::wire::DEFAULT_TRANSCRIPTION_MODEL,
     ),
     // [model.openai] ends.
+    // --- deleg (issue 23): the other providers profiles may choose ---
+    list("model.providers"),
+    // --- end deleg ---
     list("transfer.targets"),
     // --- issue 23 (prog): routing profiles ([[profiles]] is read apart) ---
     optional("routing.default_profile"),

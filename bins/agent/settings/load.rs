@@ -3,7 +3,7 @@
 //! the whole pass comes back together.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::check::Check;
 use super::error::{ConfigError, ConfigErrors};
@@ -17,7 +17,7 @@ impl Settings {
     /// (without the secrets: the `user` and `store` commands need none).
     pub fn load(path: &Path, env: &BTreeMap<String, String>) -> Result<Settings, ConfigErrors> {
         let text = read(path)?;
-        Settings::from_text(path, &text, env, base_of(path))
+        Settings::from_text(path, &text, env, &base_of(path))
     }
 
     /// Validates `text` as the file at `path`, with the overrides in
@@ -40,7 +40,7 @@ pub fn load(
     env: &BTreeMap<String, String>,
 ) -> Result<(Settings, Secrets), ConfigErrors> {
     let text = read(path)?;
-    from_text(path, &text, env, base_of(path))
+    from_text(path, &text, env, &base_of(path))
 }
 
 /// [`Settings::from_text`] and the secrets the settings need, with every
@@ -53,8 +53,10 @@ pub fn from_text(
 ) -> Result<(Settings, Secrets), ConfigErrors> {
     let (settings, needs, mut errors) = pass(path, text, env, base)?;
     match settings {
-        Some(settings) if errors.is_empty() => {
+        Some(mut settings) if errors.is_empty() => {
             let secrets = Secrets::from_env(&settings, env)?;
+            // The profiles' other providers, with their keys now.
+            super::providers::attach_keys(&mut settings, env)?;
             Ok((settings, secrets))
         }
         settings => {
@@ -73,8 +75,18 @@ fn read(path: &Path) -> Result<String, ConfigError> {
     })
 }
 
-fn base_of(path: &Path) -> &Path {
-    path.parent().unwrap_or(Path::new("."))
+/// The directory relative paths in the file at `path` are relative to:
+/// the file's own, made absolute (`agent run --config agent.toml` started
+/// in `/srv/cb` resolves `recordings` to `/srv/cb/recordings`), so the
+/// paths the agent stores (recordings on session rows) mean the same
+/// thing to a dialer or an operator in another directory (issue 22). The
+/// current directory unreadable: the relative directory as given.
+fn base_of(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 /// One pass: sources, their problems, every key.
@@ -112,4 +124,23 @@ pub(super) fn keys_read(path: &Path, text: &str) -> std::collections::BTreeSet<&
     let check = Check::new(&sources, problems);
     let _ = validate::build(&check, Path::new("/"));
     check.finish().1
+}
+
+#[cfg(test)]
+mod base_tests {
+    use super::base_of;
+    use std::path::Path;
+
+    #[test]
+    fn a_relative_config_path_resolves_against_the_current_directory() {
+        let cwd = std::env::current_dir().unwrap();
+        let base = base_of(Path::new("agent.toml"));
+        assert!(base.is_absolute(), "{}", base.display());
+        assert_eq!(base.join("recordings"), cwd.join("recordings"));
+        assert_eq!(base_of(Path::new("conf/agent.toml")), cwd.join("conf"));
+        assert_eq!(
+            base_of(Path::new("/etc/callbridge/agent.toml")),
+            Path::new("/etc/callbridge")
+        );
+    }
 }

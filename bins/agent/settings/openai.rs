@@ -9,13 +9,20 @@
 //! | `threshold` | 0.5 | `threshold` (server_vad) | 0.0 to 1.0 |
 //! | `prefix_padding_ms` | 300 | `prefix_padding_ms` (server_vad) | 0 to 10000 |
 //! | `silence_duration_ms` | 500 | `silence_duration_ms` (server_vad) | 1 to 10000 |
-//! | `idle_timeout_ms` | 0 (off) | `idle_timeout_ms` (server_vad) | 0, or 5000 to 30000 |
+//! | `idle_timeout_ms` | 0 (off) | `idle_timeout_ms` (server_vad) | 0, or 5000 to 30000 (this agent's bound, below) |
 //! | `eagerness` | `auto` | `eagerness` (semantic_vad) | `low`, `medium`, `high`, `auto` |
 //! | `noise_reduction` | `off` | `noise_reduction.type` | `off`, `near_field`, `far_field` |
 //! | `transcription_model` | `gpt-4o-mini-transcribe` | `transcription.model` | a model id |
 //!
-//! The ranges are the API's (threshold, idle timeout) or this agent's
-//! (the VAD windows: more than 10 s is a mistake on a phone call).
+//! The threshold's range is the API's. The idle timeout's 5,000 to
+//! 30,000 ms is *not* in the published types: openai-python
+//! `types/realtime/realtime_audio_input_turn_detection.py`
+//! (`ServerVad.idle_timeout_ms: Optional[int]`) gives no bound, nor did the
+//! Realtime VAD guide we could read (checked December 2026); it stays as
+//! this agent's bound (shorter nags a caller who is thinking, longer is
+//! dead air) until the live API is seen to refuse other values. The VAD
+//! windows' ranges are this agent's (more than 10 s is a mistake on a
+//! phone call).
 
 use std::time::Duration;
 

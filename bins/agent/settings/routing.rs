@@ -90,6 +90,39 @@ pub fn tools(c: &Check<'_>, base: &Path) -> Option<HttpTools> {
     }
 }
 
+// --- issue 23 (prof2): [[trunks]] ---
+/// The `[[trunks]]` tables, checked: the named source trunks profiles
+/// may take calls from (`[profiles.match] source_trunk`).
+pub fn trunks(c: &Check<'_>) -> Option<callbridge_session::profile::trunks::Trunks> {
+    let specs = match c.trunks() {
+        Ok(s) => s,
+        Err(e) => {
+            c.push(ConfigError::Invalid {
+                key: "trunks".into(),
+                origin: c.origin("trunks"),
+                value: "[[trunks]]".into(),
+                expected: format!("trunk tables ({e})"),
+            });
+            return None;
+        }
+    };
+    match callbridge_session::profile::trunks::Trunks::load(&specs) {
+        Ok(t) => Some(t),
+        Err(errors) => {
+            for e in errors {
+                c.push(ConfigError::Invalid {
+                    key: format!("trunks[{}].{}", e.index, e.field),
+                    origin: c.origin("trunks"),
+                    value: format!("{:?}", e.name),
+                    expected: e.message,
+                });
+            }
+            None
+        }
+    }
+}
+// --- end issue 23 (prof2) ---
+
 /// Reads `[routing]` and the profiles; `defaults` is `None` when a key
 /// it is made of failed (its error is already recorded): the keys are
 /// still read so every error shows in one pass.

@@ -31,6 +31,12 @@ pub const PROFILES: &str = "profiles";
 /// [`Sources::tools`].
 pub const TOOLS: &str = "tools";
 
+// --- issue 23 (prof2): [[trunks]] ---
+/// The `[[trunks]]` array of tables (named source trunks), read by
+/// [`Sources::trunks`].
+pub const TRUNKS: &str = "trunks";
+// --- end issue 23 (prof2) ---
+
 /// The name of the environment layer's metadata.
 const ENV_LAYER: &str = "environment variable";
 
@@ -126,6 +132,16 @@ impl Sources {
             .map_err(|e| e.to_string().trim().replace('\n', " "))
     }
 
+    /// The `[[trunks]]` tables as written (empty when there are none).
+    pub fn trunks(&self) -> Result<Vec<callbridge_session::profile::trunks::TrunkSpec>, String> {
+        if !self.figment.contains(TRUNKS) {
+            return Ok(Vec::new());
+        }
+        self.figment
+            .extract_inner(TRUNKS)
+            .map_err(|e| e.to_string().trim().replace('\n', " "))
+    }
+
     /// Whether the file or the environment sets anything at `path` (a
     /// section such as `sip.trunk`).
     pub fn contains(&self, path: &str) -> bool {
@@ -150,7 +166,7 @@ impl Sources {
     /// section holding a table.
     fn check_tree(&self, tree: &Dict, prefix: &str, out: &mut Vec<ConfigError>) {
         for (k, v) in tree {
-            if prefix.is_empty() && (k == PROFILES || k == TOOLS) {
+            if prefix.is_empty() && (k == PROFILES || k == TOOLS || k == TRUNKS) {
                 // An array of tables, typed by its own reader
                 // ([`Sources::profiles`]).
                 continue;

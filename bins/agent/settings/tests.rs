@@ -935,6 +935,12 @@ fn webhooks_are_off_by_default_and_validated_whole() {
     )
     .unwrap();
     let w = s.webhooks.unwrap();
+    // The schedule is the profiles' too (issue 23, prof2).
+    assert_eq!(
+        s.routing.defaults.webhooks.backoff.initial,
+        Duration::from_secs(2)
+    );
+    assert!(s.routing.defaults.webhooks.urls.is_empty());
     assert_eq!(w.config.urls, vec!["https://hooks.example/cb".to_owned()]);
     assert_eq!(w.config.events, vec!["call.ended".to_owned()]);
     assert_eq!(w.secret_env.as_deref(), Some("HOOK_SECRET"));

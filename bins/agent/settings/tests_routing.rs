@@ -170,3 +170,109 @@ fn a_bad_tool_is_named_and_a_profile_naming_an_unknown_tool_too() {
     .unwrap_err();
     assert!(e.contains("profiles[0].tools"), "{e}");
 }
+
+// --- deleg (issue 23): a provider per profile ---
+
+const OTHER_PROVIDER: &str = r#"
+[[profiles]]
+name = "live"
+provider = "gpt-live"
+[profiles.match]
+exact = ["+200"]
+"#;
+
+fn with_providers(providers: &str) -> String {
+    GOOD.replace(
+        "[model]\nprovider = \"mock\"\n",
+        &format!("[model]\nprovider = \"mock\"\nproviders = {providers}\n"),
+    ) + OTHER_PROVIDER
+}
+
+#[test]
+fn a_profile_may_choose_another_configured_provider_with_its_key() {
+    let text = with_providers(r#"["gpt-live=ws://127.0.0.1:9/v1/live/sessions"]"#);
+    let base = Path::new("/nonexistent-cb");
+    let env: BTreeMap<String, String> =
+        [("OPENAI_API_KEY".to_owned(), "sk-test".to_owned())].into();
+    let (s, _) = super::load::from_text(Path::new("agent.toml"), &text, &env, base).unwrap();
+    let p = s.routing.profiles.inbound("+200", None);
+    assert_eq!(p.name(), "live");
+    let c = p.client.as_ref().expect("the GPT-Live client");
+    assert_eq!(c.name, "gpt-live");
+    assert_eq!(
+        c.endpoint.as_deref(),
+        Some("ws://127.0.0.1:9/v1/live/sessions")
+    );
+    assert!(c.api_key.is_some());
+    assert_eq!(p.model, callbridge_llm_bridge::gpt_live::DEFAULT_MODEL);
+    // The default profile keeps the agent's own provider.
+    assert!(s.routing.profiles.inbound("+999", None).client.is_none());
+    assert_eq!(s.other_providers.len(), 1);
+}
+
+#[test]
+fn a_profile_naming_a_provider_without_its_key_is_refused_with_the_others_errors() {
+    let text = with_providers(r#"["gpt-live"]"#);
+    let base = Path::new("/nonexistent-cb");
+    let e = super::load::from_text(Path::new("agent.toml"), &text, &BTreeMap::new(), base)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("profiles[0].provider"), "{e}");
+    assert!(e.contains("OPENAI_API_KEY is not set"), "{e}");
+    // Not configured at all: refused at the settings pass, with the name
+    // of what is.
+    let e = load(&(GOOD.to_owned() + OTHER_PROVIDER), base).unwrap_err();
+    assert!(e.contains("not a provider of this agent (mock)"), "{e}");
+}
+
+#[test]
+fn model_providers_takes_known_providers_once_with_ws_endpoints() {
+    let base = Path::new("/nonexistent-cb");
+    for bad in [
+        r#"["mock"]"#,
+        r#"["nope"]"#,
+        r#"["gpt-live=http://127.0.0.1:9/"]"#,
+        r#"["gpt-live", "gpt-live"]"#,
+    ] {
+        let e = load(&with_providers(bad), base).unwrap_err();
+        assert!(e.contains("model.providers"), "{bad}: {e}");
+    }
+}
+// --- issue 23 (prof2): [[trunks]] and source_trunk ---
+#[test]
+fn named_trunks_route_by_source_trunk_and_bad_tables_are_named() {
+    let text = format!(
+        "{GOOD}{PROFILES}source_trunk = \"carrier-a\"\n\n\
+         [[trunks]]\nname = \"carrier-a\"\nsources = [\"192.0.2.0/24\"]\n\n\
+         [[trunks]]\nname = \"carrier-b\"\nsources = [\"198.51.100.7\"]\n"
+    );
+    let s = load(&text, Path::new("/nonexistent-cb")).unwrap();
+    let set = &s.routing.profiles;
+    let ip = |a: &str| Some(a.parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(set.inbound("+100", ip("192.0.2.1")).name(), "sales");
+    assert_eq!(set.inbound("+100", ip("198.51.100.7")).name(), "desk");
+    assert_eq!(set.inbound("+100", None).name(), "desk");
+    // A trunk that is not there, a bad trunk table, an unknown field.
+    let e = load(
+        &text.replace(
+            "source_trunk = \"carrier-a\"",
+            "source_trunk = \"carrier-z\"",
+        ),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("profiles[1].match.source_trunk"), "{e}");
+    let e = load(
+        &text.replace("\"198.51.100.7\"", "\"nowhere\""),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("trunks[1].sources[0]"), "{e}");
+    let e = load(
+        &format!("{text}port = 5060\n"),
+        Path::new("/nonexistent-cb"),
+    )
+    .unwrap_err();
+    assert!(e.contains("trunks") && e.contains("port"), "{e}");
+}
+// --- end issue 23 (prof2) ---

@@ -299,9 +299,16 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let amd = amd::read(c, base);
     // [webhooks]
     let webhooks = super::webhooks::read(c);
+    // issue 23 (prof2): the profiles' own webhooks take the schedule.
+    let webhook_base = webhooks.as_ref().map(|(base, _)| base.clone());
+    let webhooks = webhooks.map(|(_, global)| global);
     // --- issue 23 (prog): sip.keep_headers, [routing], [[profiles]] ---
     let keep_headers = routing::keep_headers(c);
     let http_tools = routing::tools(c, base);
+    // --- deleg (issue 23): model.providers ---
+    let other_providers = super::providers::read(c, provider);
+    // --- end deleg ---
+    let trunks = routing::trunks(c);
     let routing = {
         let raw_targets = c.list("transfer.targets");
         let defaults = (|| {
@@ -316,6 +323,14 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
                 max_duration: max_duration?,
                 keep_headers: keep_headers.clone()?,
                 http_tools: http_tools?,
+                providers: super::providers::choices(
+                    other_providers.as_deref()?,
+                    None,
+                    delegation_model.clone()?.as_deref(),
+                ),
+                webhooks: webhook_base?,
+                env: callbridge_session::profile::Env::process(),
+                trunks: trunks?,
             })
         })();
         routing::read(c, base, defaults)
@@ -574,6 +589,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             log_level: log_level?,
             carrier: carriers?,
             routing: routing?,
+            other_providers: other_providers?,
             keep_headers: keep_headers?,
         })
     })();

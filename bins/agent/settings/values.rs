@@ -62,6 +62,16 @@ impl Provider {
     }
 }
 
+/// One entry of `model.providers` (`settings::providers`): a provider
+/// routing profiles may choose besides `model.provider`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherProvider {
+    /// The provider.
+    pub provider: Provider,
+    /// Its endpoint (`None`: the public one).
+    pub endpoint: Option<String>,
+}
+
 /// `store.synchronous`: how hard SQLite makes each commit durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synchronous {
@@ -242,6 +252,8 @@ pub struct Settings {
     pub carrier: Carriers,
     /// Routing profiles, `[routing]` and the profiles file (issue 23).
     pub routing: super::routing::Routing,
+    /// `model.providers`: the other providers profiles may choose.
+    pub other_providers: Vec<OtherProvider>,
     /// The `X-` headers of inbound INVITEs kept on the session
     /// (`sip.keep_headers`).
     pub keep_headers: Vec<String>,

@@ -1,6 +1,9 @@
 //! `[webhooks]`: the global default receivers of call events (issue 23;
-//! `callbridge_session::webhooks`). A routing profile can carry its own
-//! `WebhookConfig` later; this section is the one every call uses today.
+//! `callbridge_session::webhooks`). A routing profile may name receivers
+//! of its own (`[profiles.webhooks]`: `urls`, `secret_env`, `events`);
+//! its calls' events then go to those only, and these are the receivers
+//! of every other call. The time limit, retry schedule and retention
+//! below apply to the profiles' receivers too.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -27,9 +30,11 @@ pub struct WebhookSettings {
     pub secret_env: Option<String>,
 }
 
-/// `Some(None)`: no receivers (webhooks off); `None`: a key is bad,
-/// recorded in `c`.
-pub fn read(c: &Check<'_>) -> Option<Option<WebhookSettings>> {
+/// The section's schedule without receivers (what the profiles' own
+/// webhooks take), and the global receivers: `None` in the pair when
+/// there are none (global webhooks off). `None`: a key is bad, recorded
+/// in `c`.
+pub fn read(c: &Check<'_>) -> Option<(WebhookConfig, Option<WebhookSettings>)> {
     let urls = c.list("webhooks.urls");
     let events = c.list("webhooks.events");
     let secret_env = c
@@ -41,6 +46,7 @@ pub fn read(c: &Check<'_>) -> Option<Option<WebhookSettings>> {
     let give_up_after = c.duration("webhooks.give_up_after");
     let retention = c.duration("webhooks.retention");
     let config = WebhookConfig {
+        profile: None,
         urls: urls?.into_iter().map(|u| u.trim().to_owned()).collect(),
         secret: None,
         events: events?.into_iter().map(|e| e.trim().to_owned()).collect(),
@@ -69,11 +75,19 @@ pub fn read(c: &Check<'_>) -> Option<Option<WebhookSettings>> {
             "retry_initial above zero and retry_max at least retry_initial",
         );
     }
+    let base = WebhookConfig {
+        urls: Vec::new(),
+        events: Vec::new(),
+        ..config.clone()
+    };
     if config.urls.is_empty() {
-        return Some(None);
+        return Some((base, None));
     }
-    Some(Some(WebhookSettings {
-        config,
-        secret_env: secret_env?,
-    }))
+    Some((
+        base,
+        Some(WebhookSettings {
+            config,
+            secret_env: secret_env?,
+        }),
+    ))
 }

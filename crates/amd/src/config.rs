@@ -5,6 +5,9 @@
 //! |---|---|---|
 //! | `human_max_greeting` | 1.5 s | issue 19; Asterisk `amd.conf` `greeting = 1500` |
 //! | `human_silence` | 800 ms | issue 19; Asterisk `after_greeting_silence = 800` |
+//! | `human_quick_greeting` | 600 ms | corpus-tuned: a word or two ("Hello?", "Yes?": 0.2-0.6 s in the corpus); the shortest recorded greeting, "Leave a message.", lasts 0.64 s and more |
+//! | `human_quick_silence` | 600 ms | corpus-tuned: issue 19's p50 of 1.2 s from the first word, less the median answer's 0.6 s; above the 300-600 ms pauses between a greeting's sentences |
+//! | `human_verdict_by` | 1.9 s | issue 19's p95 of 2 s to a human verdict, less 100 ms (five frames) of margin |
 //! | `no_speech` | 4.5 s | issue 19 (Jambonz `noSpeechTimeoutMs` 5 s; Asterisk `initial_silence` 2.5 s) |
 //! | `machine_speech` | 2.5 s | issue 19 |
 //! | `machine_utterances` | 3 | issue 19; Asterisk `maximum_number_of_words = 2` (the third word is a machine) |
@@ -54,6 +57,23 @@ pub struct AmdConfig {
     /// Silence after a short greeting that makes it a human.
     #[serde(with = "humantime_serde")]
     pub human_silence: Duration,
+    /// The longest greeting of one utterance (a word or two: "Hello?")
+    /// that `human_quick_silence` makes a human. Zero: no such rule.
+    #[serde(with = "humantime_serde")]
+    pub human_quick_greeting: Duration,
+    /// Silence after a greeting of one utterance of at most
+    /// `human_quick_greeting` that makes it a human (above
+    /// `human_silence` it acts as `human_silence`).
+    #[serde(with = "humantime_serde")]
+    pub human_quick_silence: Duration,
+    /// A greeting of at most `human_max_greeting` is a human once at
+    /// least `human_quick_silence` followed it and this long passed since
+    /// its first word, even before `human_silence` did: the silence a
+    /// greeting waits for is `human_verdict_by` minus its length, between
+    /// `human_quick_silence` and `human_silence`. Zero: no such rule (every
+    /// greeting but a quick one waits `human_silence`).
+    #[serde(with = "humantime_serde")]
+    pub human_verdict_by: Duration,
     /// No speech from the answer for this long: `NoSpeech`.
     #[serde(with = "humantime_serde")]
     pub no_speech: Duration,
@@ -116,6 +136,9 @@ impl Default for AmdConfig {
         AmdConfig {
             human_max_greeting: Duration::from_millis(1500),
             human_silence: Duration::from_millis(800),
+            human_quick_greeting: Duration::from_millis(600),
+            human_quick_silence: Duration::from_millis(600),
+            human_verdict_by: Duration::from_millis(1900),
             no_speech: Duration::from_millis(4500),
             machine_speech: Duration::from_millis(2500),
             machine_utterances: 3,
@@ -166,6 +189,18 @@ impl AmdConfig {
             return Err(ConfigError::Order {
                 lower: "human_max_greeting",
                 higher: "machine_speech",
+            });
+        }
+        if self.human_quick_greeting > self.human_max_greeting {
+            return Err(ConfigError::Order {
+                lower: "human_quick_greeting",
+                higher: "human_max_greeting",
+            });
+        }
+        if self.utterance_gap >= self.human_quick_silence {
+            return Err(ConfigError::Order {
+                lower: "utterance_gap",
+                higher: "human_quick_silence",
             });
         }
         if self.utterance_gap >= self.human_silence {
@@ -289,6 +324,17 @@ mod tests {
             cfg.validate(),
             Err(ConfigError::OutOfRange { .. })
         ));
+        let cfg = AmdConfig {
+            human_quick_silence: Duration::from_millis(300),
+            ..AmdConfig::default()
+        };
+        assert_eq!(
+            cfg.validate(),
+            Err(ConfigError::Order {
+                lower: "utterance_gap",
+                higher: "human_quick_silence"
+            })
+        );
         let cfg = AmdConfig {
             tone_purity: f32::NAN,
             ..AmdConfig::default()

@@ -15,10 +15,18 @@
 //!                |   |                                          +------------------+ greeting_end_silence
 //!                |   |                                            of silence: MachineEndSilence;
 //!                |   |                                            greeting_timeout: MachineEndTimeout
-//!                |   +-- greeting <= human_max_greeting, then human_silence ----> Human
+//!                |   +-- greeting <= human_max_greeting, then its silence ------> Human
 //!                +------ no utterance by no_speech ------------------------------> NoSpeech
 //!                        nothing by decision_timeout ----------------------------> Unknown
 //! ```
+//!
+//! The silence that makes a greeting of at most `human_max_greeting` a
+//! human depends on its length: a word or two (one utterance of at most
+//! `human_quick_greeting`, "Hello?") waits `human_quick_silence`; a longer
+//! one waits `human_verdict_by` minus its length (its first word to the
+//! verdict), but at least `human_quick_silence` and at most
+//! `human_silence`. A person who said "Hello, Maria speaking." slowly
+//! does not wait longer for a reply than one who said "Hello?".
 //!
 //! A greeting longer than `human_max_greeting` but not a machine's, followed
 //! by `human_silence`, is *undecided*: it is forgotten (the next utterance
@@ -39,7 +47,7 @@
 //! | deadline | from | verdict |
 //! |---|---|---|
 //! | `no_speech` | the start, no utterance yet | `NoSpeech` |
-//! | `human_silence` | the last sound of a short greeting | `Human` |
+//! | `human_quick_silence`, or `human_verdict_by` less the greeting, at most `human_silence` | the last sound of a short greeting | `Human` |
 //! | `undecided_silence` | the last sound of an undecided greeting | `Unknown` |
 //! | `decision_timeout` | the start | `Unknown` |
 //! | `after_beep` | the end of the beep, after `Machine` | `MachineEndBeep` |
@@ -53,7 +61,7 @@ use crate::config::AmdConfig;
 use crate::error::ConfigError;
 use crate::frame::{Bank, FRAME_SAMPLES};
 use crate::tone::{FRAME, ToneEvent, ToneTracker};
-use crate::vad::{Sound, Timing, Vad};
+use crate::vad::{Greeting, Sound, Timing, Vad};
 use crate::verdict::{Beep, Decision, Evidence, Sit, Verdict};
 
 /// Where the detection is.
@@ -244,13 +252,13 @@ impl Detector {
             if g.length() > cfg.machine_speech || g.utterances >= cfg.machine_utterances {
                 return self.decide(end, Verdict::Machine, Phase::Machine { beep_due: None });
             }
-            if !self.timing.speaking()
-                && !self.tones.busy()
-                && self.timing.silence(end) >= cfg.human_silence
-            {
-                if g.length() <= cfg.human_max_greeting {
+            let quiet = !self.timing.speaking() && !self.tones.busy();
+            let silence = self.timing.silence(end);
+            if g.length() <= cfg.human_max_greeting {
+                if quiet && silence >= human_wait(cfg, g) {
                     return self.decide(end, Verdict::Human, Phase::Done);
                 }
+            } else if quiet && silence >= cfg.human_silence {
                 self.timing.reset_greeting();
                 self.undecided = true;
             }
@@ -311,6 +319,22 @@ impl Detector {
         });
         self.verdict = Some(verdict);
         self.phase = next;
+    }
+}
+
+/// The silence after greeting `g` (at most `human_max_greeting` long)
+/// that makes it a person (see the module docs).
+fn human_wait(cfg: &AmdConfig, g: Greeting) -> Duration {
+    let quick = cfg.human_quick_silence.min(cfg.human_silence);
+    if g.utterances == 1 && g.length() <= cfg.human_quick_greeting {
+        quick
+    } else if cfg.human_verdict_by.is_zero() {
+        cfg.human_silence
+    } else {
+        // `quick` is at most `human_silence`: `clamp`'s bounds are in order.
+        cfg.human_verdict_by
+            .saturating_sub(g.length())
+            .clamp(quick, cfg.human_silence)
     }
 }
 

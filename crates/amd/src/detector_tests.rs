@@ -62,9 +62,21 @@ fn ms(ms: u64) -> Duration {
 
 use Seg::*;
 
+/// The issue's single rule: `human_silence` after any short greeting.
+fn without_quicker_rules() -> AmdConfig {
+    AmdConfig {
+        human_quick_greeting: Duration::ZERO,
+        human_verdict_by: Duration::ZERO,
+        ..AmdConfig::default()
+    }
+}
+
 #[test]
-fn hello_then_silence_is_a_human_800ms_after_the_hello() {
-    let d = detect(&[Silence(400), Speech(600, 180.0), Silence(3000)]);
+fn hello_then_silence_is_a_human_800ms_after_the_hello_by_the_issues_rule() {
+    let d = detect_with(
+        without_quicker_rules(),
+        &[Silence(400), Speech(600, 180.0), Silence(3000)],
+    );
     assert_eq!(verdicts(&d), [Verdict::Human]);
     let e = d[0].evidence;
     assert_eq!(e.speech_onset, Some(ms(400)));
@@ -72,6 +84,41 @@ fn hello_then_silence_is_a_human_800ms_after_the_hello() {
     assert!(end >= ms(900) && end <= ms(1000), "{e:?}");
     assert_eq!(e.decided_at, end + ms(800));
     assert_eq!(e.utterances, 1);
+}
+
+#[test]
+fn a_one_word_hello_is_a_human_600ms_after_it() {
+    let d = detect(&[Silence(400), Speech(500, 180.0), Silence(3000)]);
+    assert_eq!(verdicts(&d), [Verdict::Human]);
+    let e = d[0].evidence;
+    assert!(e.greeting <= ms(600) && e.utterances == 1, "{e:?}");
+    assert_eq!(e.decided_at, e.last_sound.unwrap() + ms(600));
+}
+
+#[test]
+fn a_longer_greeting_waits_800ms_or_until_1_9s_from_its_first_word() {
+    // 0.9 s: 1.9 s from its first word is 1 s after it, more than 800 ms.
+    let d = detect(&[Silence(300), Speech(900, 150.0), Silence(3000)]);
+    assert_eq!(verdicts(&d), [Verdict::Human]);
+    let e = d[0].evidence;
+    assert!(e.greeting > ms(600), "{e:?}");
+    assert_eq!(e.decided_at, e.last_sound.unwrap() + ms(800));
+    // 1.3 s: 1.9 s from its first word, 600 ms after it.
+    let d = detect(&[Silence(300), Speech(1300, 150.0), Silence(3000)]);
+    assert_eq!(verdicts(&d), [Verdict::Human]);
+    let e = d[0].evidence;
+    let onset = e.speech_onset.unwrap();
+    assert!(e.greeting >= ms(1200), "{e:?}");
+    assert!(
+        e.decided_at >= onset + ms(1900) && e.decided_at <= onset + ms(1920),
+        "{e:?}"
+    );
+    assert!(e.decided_at - e.last_sound.unwrap() < ms(800), "{e:?}");
+    // 1.45 s: never less than 600 ms of silence.
+    let d = detect(&[Silence(300), Speech(1450, 150.0), Silence(3000)]);
+    let e = d[0].evidence;
+    assert_eq!(verdicts(&d), [Verdict::Human], "{e:?}");
+    assert!(e.decided_at - e.last_sound.unwrap() >= ms(600), "{e:?}");
 }
 
 #[test]
@@ -277,7 +324,11 @@ fn settings_change_the_rules() {
         no_speech: ms(2000),
         ..AmdConfig::default()
     };
+    // `human_quick_silence` (600 ms) above `human_silence` acts as it.
     let d = detect_with(cfg.clone(), &[Silence(400), Speech(600, 180.0)]);
+    let e = d[0].evidence;
+    assert_eq!(e.decided_at, e.last_sound.unwrap() + ms(500));
+    let d = detect_with(cfg.clone(), &[Silence(400), Speech(1200, 180.0)]);
     let e = d[0].evidence;
     assert_eq!(e.decided_at, e.last_sound.unwrap() + ms(500));
     let d = detect_with(cfg, &[Silence(5000)]);

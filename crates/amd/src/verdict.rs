@@ -35,6 +35,19 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// Every verdict, first verdicts then machine ends (the metrics
+    /// export each from start).
+    pub const ALL: [Verdict; 8] = [
+        Verdict::Human,
+        Verdict::Machine,
+        Verdict::NoSpeech,
+        Verdict::Unreachable,
+        Verdict::Unknown,
+        Verdict::MachineEndBeep,
+        Verdict::MachineEndSilence,
+        Verdict::MachineEndTimeout,
+    ];
+
     /// The snake-case name (the metrics label and the event name).
     ///
     /// ```

@@ -103,6 +103,8 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
     let mut human_times = Vec::new();
     let mut human_after_speech = Vec::new();
     let mut human_from_onset = Vec::new();
+    // (from the first word, greeting, utterances, file, text) per human verdict.
+    let mut slowest = Vec::new();
     let mut machine_times = Vec::new();
     let mut end_beep_delay = Vec::new();
     let mut latest_first = Duration::ZERO;
@@ -149,6 +151,13 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
                     }
                     if let Some(onset) = first.evidence.speech_onset {
                         human_from_onset.push(first.evidence.decided_at - onset);
+                        slowest.push((
+                            first.evidence.decided_at - onset,
+                            first.evidence.greeting,
+                            first.evidence.utterances,
+                            case.file.as_str(),
+                            case.text.as_str(),
+                        ));
                     }
                 }
             }
@@ -240,6 +249,15 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
         fmt(percentile(&human_from_onset, 0.95)),
         fmt(percentile(&human_from_onset, 1.0))
     );
+    slowest.sort_by_key(|s| std::cmp::Reverse(s.0));
+    println!("slowest human verdicts from the first word:");
+    for (t, greeting, utterances, file, text) in slowest.iter().take(6) {
+        println!(
+            "  {} {file}: greeting {} in {utterances} utterance(s) {text:?}",
+            fmt(*t),
+            fmt(*greeting)
+        );
+    }
     println!(
         "time to human verdict from the end of the callee's speech: p50 {} p95 {}",
         fmt(percentile(&human_after_speech, 0.5)),
@@ -276,25 +294,37 @@ fn the_detector_meets_issue_19s_targets_on_the_corpus() {
         "false beeps in human answers"
     );
     assert!(latest_first <= cfg.decision_timeout, "a verdict after 8 s");
-    // Time to a human verdict. The issue's bar (p50 <= 1.2 s, p95 <= 2 s)
-    // is NOT met on this corpus from the answer (p50 2.32 s: the callees
-    // wait 0.25-2.5 s before speaking) nor from their first word (p50
-    // 1.38 s, p95 2.08 s: "Hello?" from espeak-ng lasts about 0.55 s, and
-    // the issue's own rule then waits 800 ms of silence). Lowering
-    // `human_silence` to 600 ms meets it from the first word (1.18 s /
-    // 1.88 s) but takes 12 % of machines for humans and drops beep recall
-    // to 94 %, so the default stays the issue's 800 ms and the figures are
-    // printed above. What is asserted is what the rules promise: the
-    // verdict comes `human_silence` after the greeting's end (one frame
-    // of slack), and by `human_max_greeting + human_silence` from the
-    // first word.
+    // Time to a human verdict: issue 19's bar (p50 <= 1.2 s, p95 <= 2 s),
+    // from the callee's first word. From the answer it cannot be met on
+    // this corpus (p50 2.2 s): the callees wait 0.25-2.5 s before they
+    // speak. With the issue's single rule (800 ms of silence after any
+    // greeting of at most 1.5 s) it was 1.38 s / 2.08 s: a 0.55 s
+    // "Hello?" waited 0.8 s, and the slow tail was two- and three-word
+    // answers of 1.2-1.5 s ("Hello, Maria speaking." at 130-165 wpm) that
+    // waited 0.8 s more. `human_quick_silence` (600 ms after a word or
+    // two) and `human_verdict_by` (1.9 s from the first word, but never
+    // under 600 ms of silence) bring it to 1.18 s / 1.90 s for one more
+    // machine taken for a person (a 1.44 s greeting whose beep came 0.74 s
+    // after it) and its beep.
+    assert!(
+        percentile(&human_from_onset, 0.5) <= Duration::from_millis(1200),
+        "p50 of the time to a human verdict from the first word"
+    );
+    assert!(
+        percentile(&human_from_onset, 0.95) <= Duration::from_secs(2),
+        "p95 of the time to a human verdict from the first word"
+    );
+    // And what the rules promise: the verdict comes at most
+    // `human_silence` after the greeting's end (one frame of slack), and
+    // by `human_max_greeting + human_quick_silence` from the first word.
     let slack = FRAME;
     assert!(
         percentile(&human_after_speech, 1.0) <= cfg.human_silence + slack,
         "a human verdict late after the greeting"
     );
     assert!(
-        percentile(&human_from_onset, 1.0) <= cfg.human_max_greeting + cfg.human_silence + slack,
+        percentile(&human_from_onset, 1.0)
+            <= (cfg.human_max_greeting + cfg.human_quick_silence).max(cfg.human_verdict_by) + slack,
         "a human verdict late after the first word"
     );
     assert_eq!(matrix["sit"][3], counts["sit"], "every SIT is unreachable");

@@ -115,10 +115,37 @@ impl std::fmt::Debug for AgentClient {
     }
 }
 
+/// An error with every cause it carries, outermost first, joined by
+/// `: ` (reqwest's own text is only `error sending request for url
+/// (...)`; the cause, connection refused, a DNS failure, a TLS alert,
+/// is in its sources). A cause whose text the chain already holds (hyper
+/// repeats its inner error) is left out.
+///
+/// ```
+/// let e = std::io::Error::new(
+///     std::io::ErrorKind::Other,
+///     std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+/// );
+/// assert_eq!(callbridge_api::error_chain(&e), "connection refused");
+/// ```
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !text.is_empty() && !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 /// Reads at most [`MAX_BODY`] bytes of an answer.
 async fn body(mut resp: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| error_chain(&e))? {
         if out.len() + chunk.len() > MAX_BODY {
             return Err(format!("answer longer than {MAX_BODY} bytes"));
         }
@@ -194,8 +221,8 @@ impl AgentClient {
             .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) if e.is_connect() => return Err(PostError::NotSent(e.to_string())),
-            Err(e) => return Err(PostError::Ambiguous(e.to_string())),
+            Err(e) if e.is_connect() => return Err(PostError::NotSent(error_chain(&e))),
+            Err(e) => return Err(PostError::Ambiguous(error_chain(&e))),
         };
         let status = resp.status();
         let retry_after = resp
@@ -239,7 +266,7 @@ impl AgentClient {
             .bearer_auth(&*self.token)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| error_chain(&e))?;
         let status = resp.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -251,5 +278,48 @@ impl AgentClient {
         serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| format!("unreadable call status: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{what}")]
+    struct Layer {
+        what: &'static str,
+        #[source]
+        cause: Option<Box<Layer>>,
+    }
+
+    fn layer(what: &'static str, cause: Option<Layer>) -> Layer {
+        Layer {
+            what,
+            cause: cause.map(Box::new),
+        }
+    }
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let e = layer(
+            "error sending request for url (http://127.0.0.1:9/api/calls)",
+            Some(layer(
+                "client error (Connect)",
+                Some(layer(
+                    "tcp connect error",
+                    Some(layer("Connection refused (os error 111)", None)),
+                )),
+            )),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "error sending request for url (http://127.0.0.1:9/api/calls): \
+             client error (Connect): tcp connect error: Connection refused (os error 111)"
+        );
+        // A cause that repeats what the chain says is not said twice.
+        let e = layer("dns error: no such host", Some(layer("no such host", None)));
+        assert_eq!(error_chain(&e), "dns error: no such host");
+        assert_eq!(error_chain(&layer("alone", None)), "alone");
     }
 }

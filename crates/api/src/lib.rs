@@ -32,7 +32,7 @@ pub mod wire;
 #[cfg(feature = "client")]
 pub use callbridge_tls::{TlsError, TlsRoots};
 #[cfg(feature = "client")]
-pub use client::{AgentClient, ClientError, MAX_BODY, PostError, REQUEST_TIMEOUT};
+pub use client::{AgentClient, ClientError, MAX_BODY, PostError, REQUEST_TIMEOUT, error_chain};
 pub use wire::{
     CallAccepted, CallRequest, CallStatus, ErrorBody, EventView, Health, LiveSessions, ModelHealth,
     Readiness, SessionDetail, SessionList, SessionView, TurnView,

@@ -291,6 +291,21 @@ pub struct SessionView {
     /// on it (`POST /api/calls` `headers`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sip_headers: BTreeMap<String, String>,
+    // --- issue 19 (amd) ---
+    /// The answering-machine detection's first verdict: `human`,
+    /// `machine`, `no_speech`, `unreachable` or `unknown` (filter with
+    /// `amd=`). Absent when the call ran no detection or has no verdict
+    /// yet (and for calls stored before the column: their events hold
+    /// it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd: Option<String>,
+    /// When the verdict was given, in milliseconds from the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd_decided_ms: Option<u64>,
+    /// How a machine's greeting ended: `beep`, `silence` or `timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amd_machine_end: Option<String>,
+    // --- end issue 19 (amd) ---
 }
 
 /// `GET /api/sessions/{id}`: the session, its transcript and its events.

@@ -145,9 +145,9 @@ pub use leads::{
 };
 pub use maintenance::{BackupReport, MAX_PROBLEMS};
 pub use model::{
-    CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus, Outcome,
-    Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState, Speaker, Transport,
-    UserId,
+    AmdVerdict, CampaignId, CampaignStatus, Direction, EndReason, EventKind, LeadId, LeadStatus,
+    MachineEnd, Outcome, Party, PersonName, PhoneNumber, Role, Sensitive, SessionId, SessionState,
+    Speaker, Transport, UserId,
 };
 pub use node::{MAX_NODE_ID, NodeId};
 pub use outbox::{
@@ -160,6 +160,7 @@ pub use recordings::{
     MAX_DEPTH, MAX_FILES, OrphanRecording, RECORDING_EXTENSIONS, ReconcileReport, RecordingFacts,
 };
 pub use recovery::RecoveryReport;
+pub use session_types::AmdResult;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
     SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,

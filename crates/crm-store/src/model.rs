@@ -434,6 +434,49 @@ text_enum!(
     }
 );
 
+// --- issue 19 (amd): the detection's verdict on the session row ---
+text_enum!(
+    /// The first verdict of answering-machine detection on an outbound
+    /// call (issue 19), stored on the session row (schema v12). The names
+    /// are the detection's own (`callbridge_amd::Verdict`, the
+    /// `amd.verdict` event and the `callbridge_amd_verdicts_total` label),
+    /// hence snake case.
+    ///
+    /// ```
+    /// use callbridge_crm_store::AmdVerdict;
+    /// assert_eq!("no_speech".parse::<AmdVerdict>().unwrap(), AmdVerdict::NoSpeech);
+    /// assert!("machine_end_beep".parse::<AmdVerdict>().is_err());
+    /// ```
+    #[non_exhaustive]
+    AmdVerdict, "amd_verdict" {
+        /// A person answered.
+        Human => "human",
+        /// An answering machine or voicemail answered.
+        Machine => "machine",
+        /// Nobody said anything.
+        NoSpeech => "no_speech",
+        /// A special information tone: the number is unreachable.
+        Unreachable => "unreachable",
+        /// No decision in time.
+        Unknown => "unknown",
+    }
+);
+
+text_enum!(
+    /// How a machine's greeting ended (after [`AmdVerdict::Machine`]):
+    /// the detection's `machine_end_*` verdicts without the prefix.
+    #[non_exhaustive]
+    MachineEnd, "amd_machine_end" {
+        /// A beep.
+        Beep => "beep",
+        /// Silence after the greeting.
+        Silence => "silence",
+        /// It had not ended by the greeting timeout.
+        Timeout => "timeout",
+    }
+);
+// --- end issue 19 (amd) ---
+
 text_enum!(
     /// What a call event records.
     #[non_exhaustive]

@@ -112,10 +112,15 @@ pub struct NewOutbox {
     pub payload: String,
     /// When the event happened (the first attempt is due then).
     pub at: Timestamp,
+    /// Whose receiver it is (schema v13): the routing profile whose own
+    /// webhooks it goes to, `None` for the agent's global `[webhooks]`.
+    /// The worker signs and schedules the row by that configuration.
+    pub target: Option<String>,
 }
 
 impl NewOutbox {
-    /// A row from its parts.
+    /// A row from its parts, for the global receivers (see
+    /// [`NewOutbox::for_target`]).
     pub fn new(
         key: impl Into<String>,
         event: impl Into<String>,
@@ -129,7 +134,16 @@ impl NewOutbox {
             url: url.into(),
             payload: payload.into(),
             at,
+            target: None,
         }
+    }
+
+    /// The same row for the receivers of routing profile `target`
+    /// (`None`: the global ones).
+    #[must_use]
+    pub fn for_target(mut self, target: Option<String>) -> NewOutbox {
+        self.target = target;
+        self
     }
 }
 
@@ -162,10 +176,13 @@ pub struct OutboxRow {
     pub last_status: Option<u16>,
     /// When it was delivered.
     pub delivered_at: Option<Timestamp>,
+    /// The routing profile whose receiver it is (`None`: the global
+    /// `[webhooks]`; every row written before schema v13).
+    pub target: Option<String>,
 }
 
 const OUTBOX_COLS: &str = "id, session_id, event_key, event, url, payload, created_at, status, \
-     attempts, next_attempt_at, last_error, last_status, delivered_at";
+     attempts, next_attempt_at, last_error, last_status, delivered_at, target";
 
 fn outbox_from_row(r: &Row<'_>) -> Result<OutboxRow> {
     let session: String = r.get(1)?;
@@ -188,6 +205,7 @@ fn outbox_from_row(r: &Row<'_>) -> Result<OutboxRow> {
         last_error: r.get(10)?,
         last_status: last_status.and_then(|s| u16::try_from(s).ok()),
         delivered_at: ts_opt(r.get(12)?)?,
+        target: r.get(13)?,
     })
 }
 
@@ -217,6 +235,15 @@ fn check(rows: &[NewOutbox]) -> Result<()> {
                 });
             }
         }
+        if r.target
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > MAX_OUTBOX_FIELD)
+        {
+            return Err(Error::InvalidInput {
+                field: "outbox target",
+                reason: "empty or longer than 2048 bytes",
+            });
+        }
     }
     Ok(())
 }
@@ -230,10 +257,10 @@ pub(crate) fn enqueue_outbox_in(tx: &Tx<'_>, id: SessionId, rows: &[NewOutbox]) 
     for r in rows {
         tx.execute(
             "INSERT INTO webhook_outbox (session_id, event_key, event, url, payload, created_at, \
-             status, attempts, next_attempt_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6) \
+             status, attempts, next_attempt_at, target) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?6, ?7) \
              ON CONFLICT (event_key, url) DO NOTHING",
-            params![sid, r.key, r.event, r.url, r.payload, ms(r.at)],
+            params![sid, r.key, r.event, r.url, r.payload, ms(r.at), r.target],
         )?;
     }
     Ok(())

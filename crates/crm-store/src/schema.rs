@@ -473,6 +473,30 @@ ALTER TABLE call_sessions ADD COLUMN sip_headers TEXT;
 ALTER TABLE campaigns ADD COLUMN profile TEXT;
 "#;
 // --- end issue 23 (prog) ---
+// --- issue 19 (amd): the detection's verdict on the session row ---
+/// v12: the answering-machine detection's first verdict on each session
+/// (`human`, `machine`, `no_speech`, `unreachable`, `unknown`: the
+/// detection's own snake-case names, as in its events and metrics), when
+/// it was given (ms from the answer) and how a machine's greeting ended
+/// (`beep`, `silence`, `timeout`), with an index for the listing's
+/// `amd` filter. No `CHECK`, as `end_reason`. Sessions written before it
+/// keep their verdict in their events only.
+const V12_AMD: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN amd_verdict TEXT;
+ALTER TABLE call_sessions ADD COLUMN amd_decided_ms INTEGER;
+ALTER TABLE call_sessions ADD COLUMN amd_machine_end TEXT;
+CREATE INDEX call_sessions_amd ON call_sessions(amd_verdict, created_at)
+    WHERE amd_verdict IS NOT NULL;
+"#;
+// --- end issue 19 (amd) ---
+// --- issue 23 (prof2): v13, the target of each webhook outbox row ---
+/// v13: whose receiver each webhook outbox row is: the routing profile
+/// with webhooks of its own (`NULL`: the agent's global `[webhooks]`, as
+/// every row written before).
+const V13_OUTBOX_TARGET: &str = r#"
+ALTER TABLE webhook_outbox ADD COLUMN target TEXT;
+"#;
+// --- end issue 23 (prof2) ---
 
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
@@ -534,6 +558,20 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: Postgres::Translated,
     },
     // --- end issue 23 (prog) ---
+    // --- issue 19 (amd) ---
+    Migration {
+        description: "answering-machine detection verdict on sessions",
+        sql: V12_AMD,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 19 (amd) ---
+    // --- issue 23 (prof2): v13 ---
+    Migration {
+        description: "target of each webhook outbox row",
+        sql: V13_OUTBOX_TARGET,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 23 (prof2) ---
 ];
 
 /// The schema version this build writes.

@@ -11,8 +11,8 @@ use jiff::Timestamp;
 use crate::claim_token::ClaimToken;
 use crate::error::{Error, Result};
 use crate::model::{
-    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, Transport, UserId,
+    AmdVerdict, CampaignId, Direction, EndReason, EventKind, LeadId, MachineEnd, Party, Sensitive,
+    SessionId, SessionState, Speaker, Transport, UserId,
 };
 
 /// A session to create at call start.
@@ -117,7 +117,29 @@ pub struct SessionUpdate {
     pub summary: Option<Sensitive>,
     /// Model usage.
     pub usage: Option<Usage>,
+    // --- issue 19 (amd) ---
+    /// The answering-machine detection's first verdict and when it was
+    /// given (from the answer).
+    pub amd_verdict: Option<(AmdVerdict, Duration)>,
+    /// How the machine's greeting ended.
+    pub amd_machine_end: Option<MachineEnd>,
+    // --- end issue 19 (amd) ---
 }
+
+// --- issue 19 (amd) ---
+/// The answering-machine detection's result on a session (outbound calls
+/// with detection on; schema v12). The events keep the evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AmdResult {
+    /// The first verdict.
+    pub verdict: AmdVerdict,
+    /// When it was given, from the answer.
+    pub decided: Duration,
+    /// How the machine's greeting ended (after [`AmdVerdict::Machine`],
+    /// once it has).
+    pub machine_end: Option<MachineEnd>,
+}
+// --- end issue 19 (amd) ---
 
 /// How a session ends.
 #[derive(Debug, Clone, Copy)]
@@ -223,6 +245,10 @@ pub struct Session {
     pub profile: Option<String>,
     /// The SIP headers kept on the call.
     pub sip_headers: Vec<(String, String)>,
+    /// The answering-machine detection's verdict (issue 19); `None` when
+    /// the call ran none, has none yet, or was written before schema v12
+    /// (its events still hold it).
+    pub amd: Option<AmdResult>,
 }
 
 /// A transcript turn to append.
@@ -312,6 +338,8 @@ pub struct SessionFilter {
     pub end_reason: Option<EndReason>,
     /// Either party is exactly this (the caller or the callee, as stored).
     pub number: Option<String>,
+    /// The answering-machine detection's first verdict (issue 19).
+    pub amd: Option<AmdVerdict>,
     /// The order of the listing (and of its pages).
     pub order: SessionOrder,
 }

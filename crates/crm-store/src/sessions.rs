@@ -15,12 +15,12 @@ use crate::claims::check_claim_held;
 use crate::db::{Begin, Optional, Row, Tx};
 use crate::error::{Entity, Error, Result, conflict_on_constraint};
 use crate::model::{
-    CampaignId, Direction, EndReason, EventKind, LeadId, Party, Sensitive, SessionId, SessionState,
-    Speaker, Transport, UserId,
+    AmdVerdict, CampaignId, Direction, EndReason, EventKind, LeadId, MachineEnd, Party, Sensitive,
+    SessionId, SessionState, Speaker, Transport, UserId,
 };
 use crate::session_types::{
-    Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
-    SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    AmdResult, Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session,
+    SessionFilter, SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
 };
 use crate::store::Store;
 use crate::stored::{ms, to_i64, to_u64, ts, ts_opt};
@@ -35,7 +35,8 @@ pub const MAX_PAGE: u32 = 1_000;
 pub(crate) const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owner, from_number, to_number, \
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
-     output_tokens, audio_ms, transport, node, profile, sip_headers";
+     output_tokens, audio_ms, transport, node, profile, sip_headers, amd_verdict, amd_decided_ms, \
+     amd_machine_end";
 
 /// Most SIP headers kept on one session.
 pub const MAX_SIP_HEADERS: usize = 32;
@@ -127,7 +128,24 @@ pub(crate) fn session_from_row(r: &Row<'_>) -> Result<Session> {
             .transpose()?,
         profile: r.get(25)?,
         sip_headers: headers_from_db(r.get(26)?)?,
+        amd: amd_from_row(r)?,
     })
+}
+
+/// The detection's columns (27 to 29 of [`SESSION_COLS`]): a result when
+/// a verdict is stored.
+fn amd_from_row(r: &Row<'_>) -> Result<Option<AmdResult>> {
+    let Some(verdict) = r.get::<Option<String>>(27)? else {
+        return Ok(None);
+    };
+    Ok(Some(AmdResult {
+        verdict: AmdVerdict::from_db(&verdict)?,
+        decided: Duration::from_millis(opt_u64(r.get(28)?, "amd_decided_ms")?.unwrap_or_default()),
+        machine_end: r
+            .get::<Option<String>>(29)?
+            .map(|s| MachineEnd::from_db(&s))
+            .transpose()?,
+    }))
 }
 
 fn check_text(s: &str, field: &'static str) -> Result<()> {
@@ -406,6 +424,9 @@ impl Store {
         if let Some(r) = filter.end_reason {
             push("end_reason =", Value::Text(r.as_str().into()), &mut sql);
         }
+        if let Some(v) = filter.amd {
+            push("amd_verdict =", Value::Text(v.as_str().into()), &mut sql);
+        }
         if let Some(n) = &filter.number {
             args.push(Value::Text(n.clone()));
             let n = args.len();
@@ -509,6 +530,15 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
         opt(usage.output_tokens, "output_tokens")?,
         opt(usage.audio_ms, "audio_ms")?,
     );
+    let amd_decided = u
+        .amd_verdict
+        .map(|(_, d)| {
+            to_i64(
+                u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                "amd_decided_ms",
+            )
+        })
+        .transpose()?;
     let n = tx
         .execute(
             "UPDATE call_sessions SET \
@@ -517,7 +547,10 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
              recording_path = COALESCE(?5, recording_path), \
              recording_bytes = COALESCE(?6, recording_bytes), \
              summary = COALESCE(?7, summary), input_tokens = COALESCE(?8, input_tokens), \
-             output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms) \
+             output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms), \
+             amd_verdict = COALESCE(?11, amd_verdict), \
+             amd_decided_ms = COALESCE(?12, amd_decided_ms), \
+             amd_machine_end = COALESCE(?13, amd_machine_end) \
              WHERE id = ?1",
             params![
                 id.to_string(),
@@ -529,7 +562,10 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
                 u.summary.as_ref().map(Sensitive::as_str),
                 it,
                 ot,
-                am
+                am,
+                u.amd_verdict.map(|(v, _)| v.as_str()),
+                amd_decided,
+                u.amd_machine_end.map(MachineEnd::as_str),
             ],
         )
         .map_err(conflict_on_constraint(

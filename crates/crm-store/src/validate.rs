@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 use crate::model::{
-    CampaignStatus, Direction, EndReason, EventKind, LeadStatus, Outcome, Party, PersonName,
-    PhoneNumber, Role, SessionId, SessionState, Speaker, Transport,
+    AmdVerdict, CampaignStatus, Direction, EndReason, EventKind, LeadStatus, MachineEnd, Outcome,
+    Party, PersonName, PhoneNumber, Role, SessionId, SessionState, Speaker, Transport,
 };
 
 impl FromStr for SessionId {
@@ -131,6 +131,8 @@ decode_text!(
     EndReason,
     Outcome,
     EventKind,
+    AmdVerdict,
+    MachineEnd,
 );
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The webhook outbox on both backends: rows written with a session's
 //! other writes (and replayed once), claimed under a lease, delivered,
 //! retried and failed, released at a node's restart, never claimed by two
-//! connections at once, bounded, and pruned by age.
+//! connections at once, bounded, and pruned by age; each row keeps its
+//! target (the routing profile whose receiver it is).
 mod common;
 
 use std::collections::HashSet;
@@ -183,7 +184,27 @@ fn two_nodes_claiming_at_once_never_take_one_row_twice() {
     assert_eq!(unique.len(), ROWS as usize, "no row twice");
 }
 
+fn a_rows_target_is_kept_through_its_claim_and_bounded() {
+    let (_d, mut s) = fresh();
+    let id = session(&mut s);
+    let own = row(id, 1, "http://a/h").for_target(Some("sales".into()));
+    s.enqueue_outbox(id, &[own, row(id, 2, "http://b/h")])
+        .unwrap();
+    let got = s.claim_outbox(t(5), 10, LEASE, "n").unwrap();
+    assert_eq!(got[0].target.as_deref(), Some("sales"));
+    assert_eq!(got[1].target, None, "the global receivers");
+    let listed = s.outbox_for_session(id).unwrap();
+    assert_eq!(listed[0].target.as_deref(), Some("sales"));
+    for bad in [String::new(), "x".repeat(MAX_OUTBOX_FIELD + 1)] {
+        assert!(matches!(
+            s.enqueue_outbox(id, &[row(id, 3, "http://a/h").for_target(Some(bad))]),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+}
+
 on_both_backends!(
+    a_rows_target_is_kept_through_its_claim_and_bounded,
     rows_are_claimed_once_under_a_lease_and_delivered,
     a_failed_attempt_waits_for_its_retry_and_a_last_one_fails_the_row,
     a_restarted_node_takes_up_its_own_claims_at_once,

@@ -445,7 +445,98 @@ fn the_list_filters_by_end_reason_and_by_either_party() {
     assert_eq!(by("+1555"), 0, "whole numbers only");
 }
 
+/// Issue 19: the detection's verdict, its time and the machine's end are
+/// columns of the session row (schema v12), set by updates (the first
+/// verdict, then the end of a machine's greeting), read back and listed
+/// with `amd`.
+fn the_amd_verdict_is_stored_read_back_and_filters_the_list() {
+    let (_d, mut s) = fresh();
+    let mut ids = Vec::new();
+    for i in 0..4i64 {
+        let id = SessionId::new_v4();
+        s.create_session(&NewSession::outbound(id, t(i))).unwrap();
+        ids.push(id);
+    }
+    let verdict = |v, ms| SessionUpdate {
+        amd_verdict: Some((v, std::time::Duration::from_millis(ms))),
+        ..SessionUpdate::default()
+    };
+    s.update_session(ids[0], &verdict(AmdVerdict::Human, 1180))
+        .unwrap();
+    s.update_session(ids[1], &verdict(AmdVerdict::Machine, 2660))
+        .unwrap();
+    s.update_session(ids[2], &verdict(AmdVerdict::Machine, 3020))
+        .unwrap();
+    assert_eq!(
+        s.get_session(ids[1]).unwrap().amd,
+        Some(AmdResult {
+            verdict: AmdVerdict::Machine,
+            decided: std::time::Duration::from_millis(2660),
+            machine_end: None,
+        })
+    );
+    s.update_session(
+        ids[1],
+        &SessionUpdate {
+            amd_machine_end: Some(MachineEnd::Beep),
+            summary: Some(Sensitive::new("left a message")),
+            ..SessionUpdate::default()
+        },
+    )
+    .unwrap();
+    let got = s.get_session(ids[1]).unwrap().amd.unwrap();
+    assert_eq!(got.verdict, AmdVerdict::Machine, "kept by a later update");
+    assert_eq!(got.decided, std::time::Duration::from_millis(2660));
+    assert_eq!(got.machine_end, Some(MachineEnd::Beep));
+    assert_eq!(s.get_session(ids[3]).unwrap().amd, None, "no detection");
+    let listed = |v: Option<AmdVerdict>| {
+        let f = SessionFilter {
+            amd: v,
+            ..Default::default()
+        };
+        let mut got: Vec<_> = s
+            .list_sessions(&f, 100, None)
+            .unwrap()
+            .items
+            .iter()
+            .map(|x| x.id)
+            .collect();
+        got.sort();
+        got
+    };
+    let mut machines = vec![ids[1], ids[2]];
+    machines.sort();
+    assert_eq!(listed(Some(AmdVerdict::Machine)), machines);
+    assert_eq!(listed(Some(AmdVerdict::Human)), vec![ids[0]]);
+    assert!(listed(Some(AmdVerdict::NoSpeech)).is_empty());
+    assert_eq!(listed(None).len(), 4);
+    let machine = s
+        .list_sessions(
+            &SessionFilter {
+                amd: Some(AmdVerdict::Machine),
+                ..Default::default()
+            },
+            1,
+            None,
+        )
+        .unwrap();
+    assert_eq!(machine.items.len(), 1);
+    let rest = s
+        .list_sessions(
+            &SessionFilter {
+                amd: Some(AmdVerdict::Machine),
+                ..Default::default()
+            },
+            1,
+            machine.next,
+        )
+        .unwrap();
+    assert_eq!(rest.items.len(), 1, "pages within the filter");
+    assert_ne!(rest.items[0].id, machine.items[0].id);
+}
+
 on_both_backends!(
+    the_amd_verdict_is_stored_read_back_and_filters_the_list,
     session_goes_forward_and_records_answer_end_and_duration,
     finishing_twice_keeps_the_first_end,
     no_state_change_after_end_and_no_going_back,

@@ -45,6 +45,57 @@ pub struct Usage {
     pub output_tokens: u64,
     /// Total tokens as reported (may include thoughts and tool prompts).
     pub total_tokens: u64,
+    /// The input and output tokens by modality, when the provider splits
+    /// them (Gemini's `promptTokensDetails` / `responseTokensDetails`,
+    /// OpenAI's `input_token_details` / `output_token_details`).
+    pub split: Option<TokenSplit>,
+}
+
+impl Usage {
+    /// Adds a later report to these figures (a call's running total: each
+    /// report covers one response). The split stays known only while both
+    /// sides have one.
+    ///
+    /// ```
+    /// use callbridge_llm_bridge::Usage;
+    /// let turn = Usage { input_tokens: 10, output_tokens: 5, total_tokens: 15, split: None };
+    /// let mut call = turn;
+    /// call.add(&turn);
+    /// assert_eq!((call.input_tokens, call.output_tokens, call.total_tokens), (20, 10, 30));
+    /// ```
+    pub fn add(&mut self, later: &Usage) {
+        self.input_tokens = self.input_tokens.saturating_add(later.input_tokens);
+        self.output_tokens = self.output_tokens.saturating_add(later.output_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(later.total_tokens);
+        self.split = match (self.split, later.split) {
+            (Some(a), Some(b)) => Some(a.plus(b)),
+            _ => None,
+        };
+    }
+}
+
+/// Tokens by modality (audio or text), input and output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenSplit {
+    /// Input audio tokens.
+    pub input_audio: u64,
+    /// Input text tokens.
+    pub input_text: u64,
+    /// Output audio tokens.
+    pub output_audio: u64,
+    /// Output text tokens.
+    pub output_text: u64,
+}
+
+impl TokenSplit {
+    fn plus(self, o: TokenSplit) -> TokenSplit {
+        TokenSplit {
+            input_audio: self.input_audio.saturating_add(o.input_audio),
+            input_text: self.input_text.saturating_add(o.input_text),
+            output_audio: self.output_audio.saturating_add(o.output_audio),
+            output_text: self.output_text.saturating_add(o.output_text),
+        }
+    }
 }
 
 /// One rate limit as reported by the provider (OpenAI `rate_limits.updated`).
@@ -195,8 +246,16 @@ pub enum ModelEvent {
     CallerTurnEnded,
     /// The server issued a new session resumption handle.
     ResumptionHandle(String),
-    /// Token usage.
+    /// Token usage of one response (Gemini `usageMetadata`, OpenAI
+    /// `response.done`): each report adds to the session's total.
     Usage(Usage),
+    /// The session's audio so far as the provider bills it (GPT-Live
+    /// `session.usage.updated`: a running total, not an increment; GPT-Live
+    /// reports no tokens for the live session itself).
+    AudioUsage {
+        /// Cumulative audio duration.
+        total: Duration,
+    },
     /// The provider's current rate limits (sent when a response starts).
     RateLimits(Vec<RateLimit>),
     /// A non-fatal problem; the session continues.

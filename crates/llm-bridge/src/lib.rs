@@ -81,7 +81,9 @@ pub use config::{
     SessionConfig, ToolSpec, Transcription, TransferChoice, TurnDetection,
 };
 pub use error::{ConnectFailure, Error};
-pub use event::{CloseReason, ErrorKind, ModelEvent, RateLimit, ToolCall, ToolCallId, Usage};
+pub use event::{
+    CloseReason, ErrorKind, ModelEvent, RateLimit, TokenSplit, ToolCall, ToolCallId, Usage,
+};
 pub use format::{AudioFormat, SampleRate};
 pub use gemini::GeminiLive;
 pub use gpt_live::GptLive;

@@ -798,7 +798,9 @@ impl Conversation {
         let ok = send(conn, json!({"serverContent": {"turnComplete": true}})).await
             && send(
                 conn,
-                json!({"usageMetadata": {"promptTokenCount": 100, "responseTokenCount": 50, "totalTokenCount": 150}}),
+                json!({"usageMetadata": {"promptTokenCount": 100, "responseTokenCount": 50, "totalTokenCount": 150,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 30}, {"modality": "AUDIO", "tokenCount": 70}],
+                    "responseTokensDetails": [{"modality": "AUDIO", "tokenCount": 50}]}}),
             )
             .await
             && send(conn, update).await;

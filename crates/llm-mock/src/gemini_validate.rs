@@ -52,6 +52,9 @@ pub struct SetupInfo {
     pub manual_activity: bool,
     /// Declared function names.
     pub functions: Vec<String>,
+    /// Those declared `behavior: BLOCKING` (the others are non-blocking,
+    /// the Live models' default).
+    pub blocking: Vec<String>,
     /// Whether input / output transcription were requested.
     pub transcription: (bool, bool),
     /// System instruction text.
@@ -212,8 +215,18 @@ fn setup(v: &Value) -> R<SetupInfo> {
                         &["name", "description", "parameters", "behavior"],
                         &["name"],
                     )?;
-                    info.functions.push(string(fm, "name", &fp)?.to_owned());
-                    one_of(fm, "behavior", &fp, &["BLOCKING", "NON_BLOCKING"])?;
+                    let name = string(fm, "name", &fp)?.to_owned();
+                    // google-genai `Behavior`: UNSPECIFIED, BLOCKING, NON_BLOCKING.
+                    one_of(
+                        fm,
+                        "behavior",
+                        &fp,
+                        &["UNSPECIFIED", "BLOCKING", "NON_BLOCKING"],
+                    )?;
+                    if fm.get("behavior") == Some(&Value::from("BLOCKING")) {
+                        info.blocking.push(name.clone());
+                    }
+                    info.functions.push(name);
                     if let Some(params) = fm.get("parameters") {
                         schema(params, &format!("{fp}.parameters"))?;
                     }
@@ -431,6 +444,14 @@ fn tool_response(v: &Value) -> R<ClientMsg> {
         if !fm.get("response").is_some_and(Value::is_object) {
             return Err(format!("{fp}.response: expected an object"));
         }
+        // google-genai `FunctionResponseScheduling` and `will_continue`.
+        one_of(
+            fm,
+            "scheduling",
+            &fp,
+            &["SCHEDULING_UNSPECIFIED", "SILENT", "WHEN_IDLE", "INTERRUPT"],
+        )?;
+        opt_bool(fm, "willContinue", &fp)?;
         out.push((
             string(fm, "id", &fp)?.to_owned(),
             string(fm, "name", &fp)?.to_owned(),
@@ -487,6 +508,39 @@ mod tests {
         };
         assert_eq!(info.functions, vec!["transfer_call"]);
         assert_eq!(info.transcription, (true, true));
+    }
+
+    #[test]
+    fn function_behavior_and_response_scheduling_take_only_the_published_values() {
+        let setup = |behavior: &str| {
+            json!({"setup": {"model": "models/m", "tools": [{"functionDeclarations": [
+                {"name": "end_call", "behavior": behavior},
+                {"name": "lookup", "behavior": "NON_BLOCKING"},
+                {"name": "other"}]}]}})
+        };
+        let ClientMsg::Setup(info) = parse_client_message(&setup("BLOCKING")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(info.blocking, ["end_call"]);
+        assert_eq!(info.functions, ["end_call", "lookup", "other"]);
+        assert!(parse_client_message(&setup("UNSPECIFIED")).is_ok());
+        for bad in ["blocking", "ASYNC", ""] {
+            assert!(parse_client_message(&setup(bad)).is_err(), "{bad}");
+        }
+        let response = |extra: serde_json::Value| {
+            let mut fr = json!({"id": "c1", "name": "lookup", "response": {"output": 1}});
+            for (k, v) in extra.as_object().unwrap() {
+                fr[k] = v.clone();
+            }
+            json!({"toolResponse": {"functionResponses": [fr]}})
+        };
+        for ok in ["SCHEDULING_UNSPECIFIED", "SILENT", "WHEN_IDLE", "INTERRUPT"] {
+            assert!(parse_client_message(&response(json!({"scheduling": ok}))).is_ok());
+        }
+        assert!(parse_client_message(&response(json!({"scheduling": "when_idle"}))).is_err());
+        assert!(parse_client_message(&response(json!({"scheduling": "LATER"}))).is_err());
+        assert!(parse_client_message(&response(json!({"willContinue": false}))).is_ok());
+        assert!(parse_client_message(&response(json!({"willContinue": "no"}))).is_err());
     }
 
     #[test]

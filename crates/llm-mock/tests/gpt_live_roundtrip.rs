@@ -116,6 +116,64 @@ async fn transfer_and_end_call_go_through_responses_delegation() {
 }
 
 #[tokio::test]
+async fn a_client_delegation_naming_a_tool_is_a_tool_call_answered_by_commentary() {
+    let script = GptLiveScript {
+        client_delegation_at_turn: Some(1),
+        delegation_task: Some("Could you lookup order 42 for me?".into()),
+        ..fast_script()
+    };
+    let mock = MockGptLive::start(script).await.unwrap();
+    let mut cfg = config(mock.url());
+    cfg.tools.push(callbridge_llm_bridge::ToolSpec {
+        name: "lookup_order".into(),
+        description: "Looks up an order.".into(),
+        parameters: serde_json::json!({"type": "object",
+            "properties": {"task": {"type": "string"}}, "required": ["task"]}),
+    });
+    let mut s = open_with(cfg, None).await.unwrap();
+    send_ulaw(&mut s, &caller_turn_ulaw(600, 600));
+    let ev = events_until(&mut s, |e| matches!(e, ModelEvent::ToolCall(_))).await;
+    let Some(ModelEvent::ToolCall(call)) = ev.last() else {
+        panic!("{:?}", summary(&ev));
+    };
+    assert_eq!(call.name, "lookup_order");
+    assert_eq!(call.args["task"], "Could you lookup order 42 for me?");
+    let id = call.id.clone();
+    s.send_tool_result(
+        id.clone(),
+        ToolResult::Ok(serde_json::json!({"status": "shipped"})),
+    )
+    .await
+    .unwrap();
+    let (_, ok) = mock
+        .server()
+        .wait_for(Duration::from_secs(2), |_| {
+            !mock.log().commentary.is_empty()
+        })
+        .await;
+    assert!(ok, "{:?}", mock.log());
+    let log = mock.log();
+    assert_eq!(
+        log.commentary,
+        [(
+            r#"{"status":"shipped"}"#.to_owned(),
+            Some(id.as_str().to_owned())
+        )]
+    );
+    assert!(log.function_outputs.is_empty() && log.response_creates == 0);
+    // The tools were named in the instructions (no declarations exist
+    // under client delegation).
+    let instructions = log.starts[0].instructions.clone().unwrap_or_default();
+    assert!(
+        instructions.contains("- lookup order: Looks up an order."),
+        "{instructions}"
+    );
+    assert!(s.close().await.clean);
+    mock.server().assert_no_violations();
+    mock.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_delegation_is_refused_with_its_id() {
     let script = GptLiveScript {
         client_delegation_at_turn: Some(1),

@@ -225,6 +225,25 @@ async fn responses_events_need_responses_delegation_and_ids_must_exist() {
 }
 
 #[tokio::test]
+async fn appends_are_bounded_and_need_a_known_client_delegation() {
+    let mock = MockGptLive::start(GptLiveScript::default()).await.unwrap();
+    let mut ws = started(&mock).await;
+    let long = "word ".repeat(450);
+    let too_long =
+        json!({"type": "session.thinking.append", "content": long, "delegation_id": null});
+    refused(&mock, &mut ws, too_long, "invalid_value").await;
+    let commentary =
+        json!({"type": "session.commentary.append", "content": "x", "delegation_id": "del_nope"});
+    refused(&mock, &mut ws, commentary, "unknown_delegation").await;
+    let no_id = json!({"type": "session.commentary.append", "content": "x"});
+    refused(&mock, &mut ws, no_id, "unknown_parameter").await;
+    let extra = json!({"type": "session.thinking.append", "content": "x", "delegation_id": null,
+                       "name": "lookup_order"});
+    refused(&mock, &mut ws, extra, "unknown_parameter").await;
+    mock.shutdown().await;
+}
+
+#[tokio::test]
 async fn function_outputs_must_answer_a_call() {
     let mock = MockGptLive::start(GptLiveScript::default()).await.unwrap();
     let mut ws = connect(&mock).await;

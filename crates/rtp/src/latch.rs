@@ -102,7 +102,8 @@ pub enum RejectReason {
     /// address (an inbound call not yet answered).
     BeforeAnswer,
     /// An SRTP call's packet that failed authentication or was replayed
-    /// (checked before the latch: it never latches nor plays).
+    /// (a source the latch rules allow, checked before it may latch: it
+    /// never latches nor plays; SRTCP failures are counted here too).
     SrtpAuth,
 }
 
@@ -366,6 +367,14 @@ impl Latch {
         self.view.peer = addr.filter(|a| self.rules.allows(a.ip()));
         self.view.peer_heard = false;
         self.view.latched = None;
+    }
+
+    /// What [`Latch::check`] would decide about a packet from `src`,
+    /// without applying it: the media core refuses a source the rules
+    /// reject before it spends SRTP's authentication on the packet.
+    #[must_use]
+    pub fn peek(&self, src: SocketAddr) -> LatchDecision {
+        decide(&self.rules, &self.view, src)
     }
 
     /// Decides about a packet from `src` and applies the decision.

@@ -13,6 +13,14 @@
 //! up: the call task writes the outbox rows of its events through the
 //! store writer as it publishes them.
 //!
+//! Each call also keeps its [`REPLAY`] most recent events ([`CallFeed`]),
+//! so a live-view client that connects late, or reconnects with the last
+//! event it saw, gets the call's earlier events before the live ones
+//! ([`CallFeed::replay`]): publishing appends to that ring and sends on
+//! the channel under one lock, and a replay copies the ring and
+//! subscribes under the same lock, so what it hands back and what its
+//! receiver then gets neither overlap nor leave a gap.
+//!
 //! | event | data |
 //! |---|---|
 //! | `call.started` | `direction`, `transport` |
@@ -38,7 +46,8 @@
 //! assert_eq!(all.try_recv().unwrap().seq, 1);
 //! ```
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use callbridge_crm_store::SessionId;
 use serde_json::{Value, json};
@@ -46,6 +55,8 @@ use tokio::sync::broadcast;
 
 /// Events a call's channel keeps for a subscriber that has not read them.
 pub const CALL_CAPACITY: usize = 256;
+/// A call's most recent events kept for replay ([`CallFeed::replay`]).
+pub const REPLAY: usize = 256;
 /// Events the manager-wide channel keeps for a slow subscriber.
 pub const ALL_CAPACITY: usize = 4096;
 
@@ -256,9 +267,59 @@ impl EventBus {
         Publisher {
             session,
             seq: 0,
-            call: broadcast::Sender::new(CALL_CAPACITY),
+            call: CallFeed::new(),
             all: self.all.clone(),
         }
+    }
+}
+
+/// One call's channel and its ring of recent events: what its
+/// subscribers are made from (kept in the registry). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct CallFeed {
+    /// The ring; its lock also orders publishing against replays.
+    recent: Arc<Mutex<VecDeque<Published>>>,
+    sender: broadcast::Sender<Published>,
+}
+
+impl Default for CallFeed {
+    fn default() -> Self {
+        CallFeed::new()
+    }
+}
+
+impl CallFeed {
+    /// An empty feed.
+    pub fn new() -> CallFeed {
+        CallFeed {
+            recent: Arc::new(Mutex::new(VecDeque::with_capacity(16))),
+            sender: broadcast::Sender::new(CALL_CAPACITY),
+        }
+    }
+
+    /// The call's events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
+        self.sender.subscribe()
+    }
+
+    /// The kept events numbered above `after` (0: all kept, at most
+    /// [`REPLAY`], oldest first), and a receiver of every event after
+    /// them: together each event once, in order. Events above `after`
+    /// that the ring no longer holds are missing at the front (the first
+    /// returned one's `seq` says how many).
+    pub fn replay(&self, after: u64) -> (Vec<Published>, broadcast::Receiver<Published>) {
+        let ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        let kept = ring.iter().filter(|e| e.seq > after).cloned().collect();
+        (kept, self.sender.subscribe())
+    }
+
+    fn publish(&self, e: &Published) {
+        let mut ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if ring.len() == REPLAY {
+            ring.pop_front();
+        }
+        ring.push_back(Arc::clone(e));
+        let _ = self.sender.send(Arc::clone(e));
     }
 }
 
@@ -268,7 +329,7 @@ impl EventBus {
 pub struct Publisher {
     session: SessionId,
     seq: u64,
-    call: broadcast::Sender<Published>,
+    call: CallFeed,
     all: broadcast::Sender<Published>,
 }
 
@@ -278,8 +339,9 @@ impl Publisher {
         self.call.subscribe()
     }
 
-    /// A handle subscribers can be made from (kept in the registry).
-    pub fn sender(&self) -> broadcast::Sender<Published> {
+    /// The call's feed, subscribers and replays are made from (kept in
+    /// the registry).
+    pub fn feed(&self) -> CallFeed {
         self.call.clone()
     }
 
@@ -293,7 +355,7 @@ impl Publisher {
             at: jiff::Timestamp::now(),
             event,
         });
-        let _ = self.call.send(Arc::clone(&e));
+        self.call.publish(&e);
         let _ = self.all.send(Arc::clone(&e));
         e
     }
@@ -337,6 +399,65 @@ mod tests {
         }
         assert_eq!(slow.try_recv(), Err(TryRecvError::Lagged(10)));
         assert_eq!(slow.try_recv().unwrap().seq, 11);
+    }
+
+    #[test]
+    fn a_replay_hands_back_the_kept_events_then_the_live_ones_each_once() {
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        let feed = p.feed();
+        for _ in 0..5 {
+            p.publish(CallEvent::Answered);
+        }
+        let (all, mut rx) = feed.replay(0);
+        assert_eq!(
+            all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        let (later, mut rx2) = feed.replay(3);
+        assert_eq!(later.iter().map(|e| e.seq).collect::<Vec<_>>(), [4, 5]);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty), "nothing twice");
+        p.publish(CallEvent::Answered);
+        assert_eq!(rx.try_recv().unwrap().seq, 6);
+        assert_eq!(rx2.try_recv().unwrap().seq, 6);
+        assert!(feed.replay(6).0.is_empty());
+    }
+
+    #[test]
+    fn the_replay_ring_keeps_the_most_recent_events_only() {
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        let n = REPLAY as u64 + 7;
+        for _ in 0..n {
+            p.publish(CallEvent::Answered);
+        }
+        let (kept, _) = p.feed().replay(0);
+        assert_eq!(kept.len(), REPLAY);
+        assert_eq!(kept[0].seq, 8, "the oldest seven are gone");
+        assert_eq!(kept[REPLAY - 1].seq, n);
+    }
+
+    #[test]
+    fn replays_racing_a_publisher_never_miss_nor_repeat_an_event() {
+        // A publisher on another thread; each replay's copy and its
+        // receiver's events join without a gap or an overlap.
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        let feed = p.feed();
+        let t = std::thread::spawn(move || {
+            for _ in 0..2000 {
+                p.publish(CallEvent::Answered);
+            }
+        });
+        for _ in 0..200 {
+            let (kept, mut rx) = feed.replay(0);
+            let mut seqs: Vec<u64> = kept.iter().map(|e| e.seq).collect();
+            while let Ok(e) = rx.try_recv() {
+                seqs.push(e.seq);
+            }
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        }
+        t.join().unwrap();
     }
 
     #[test]

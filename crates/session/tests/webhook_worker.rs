@@ -1,7 +1,9 @@
 //! The webhook worker against receivers on loopback: a refused attempt is
 //! retried and then delivered (attempts and last status recorded, the
 //! signature and idempotency key on every request); a receiver that never
-//! answers 2xx is given up at the horizon (failed, with its last error).
+//! answers 2xx is given up at the horizon (failed, with its last error);
+//! a profile's row is signed with that profile's secret, and a row whose
+//! profile has no webhooks any more is failed, not sent.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -9,7 +11,7 @@ use std::time::Duration;
 use callbridge_crm_store::{DeliveryStatus, NewOutbox, NewSession, SessionId, Store};
 use callbridge_llm_bridge::TlsRoots;
 use callbridge_session::signing::{SIGNATURE_HEADER, verify};
-use callbridge_session::webhooks::{Backoff, WebhookConfig, worker};
+use callbridge_session::webhooks::{Backoff, NoProfiles, Targets, WebhookConfig, worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +120,7 @@ async fn a_refused_attempt_is_retried_then_delivered_signed_with_its_key() {
     let task = worker::start(
         Store::open(&db).unwrap(),
         cfg(&url, Duration::from_secs(60)),
+        Arc::new(NoProfiles),
         TlsRoots::Bundled,
         "node-a".into(),
         stop.clone(),
@@ -158,6 +161,7 @@ async fn a_receiver_that_never_takes_it_is_given_up_at_the_horizon() {
     let task = worker::start(
         Store::open(&db).unwrap(),
         cfg(&url, Duration::from_millis(400)),
+        Arc::new(NoProfiles),
         TlsRoots::Bundled,
         "node-a".into(),
         stop.clone(),
@@ -172,4 +176,80 @@ async fn a_receiver_that_never_takes_it_is_given_up_at_the_horizon() {
     assert_eq!(row.last_status, Some(500));
     assert!(attempts >= 2, "retried before giving up: {attempts}");
     assert_eq!(got.lock().unwrap().len() as u32, attempts);
+}
+
+/// One profile, `sales`, with webhooks of its own.
+struct Sales(Arc<WebhookConfig>);
+
+impl Targets for Sales {
+    fn profile(&self, name: &str) -> Option<Arc<WebhookConfig>> {
+        (name == "sales").then(|| Arc::clone(&self.0))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profiles_row_is_signed_with_its_secret_and_an_orphan_row_is_failed() {
+    const SALES_SECRET: &[u8] = b"sales-secret";
+    let (url, got) = receiver(vec![200]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.db");
+    let mut s = Store::open(&db).unwrap();
+    let id = SessionId::new_v4();
+    let now = jiff::Timestamp::now();
+    s.create_session(&NewSession::inbound(id, now)).unwrap();
+    let row = |seq: u32, target: &str| {
+        NewOutbox::new(format!("{id}:{seq}"), "call.started", &url, "{}", now)
+            .for_target(Some(target.to_owned()))
+    };
+    s.enqueue_outbox(id, &[row(1, "sales"), row(2, "gone")])
+        .unwrap();
+    let sales = WebhookConfig {
+        profile: Some("sales".into()),
+        secret: Some(callbridge_redact::Secret::new(SALES_SECRET.to_vec())),
+        ..cfg(&url, Duration::from_secs(60))
+    };
+    let stop = CancellationToken::new();
+    let task = worker::start(
+        Store::open(&db).unwrap(),
+        cfg("http://127.0.0.1:9/global", Duration::from_secs(60)),
+        Arc::new(Sales(Arc::new(sales))),
+        TlsRoots::Bundled,
+        "node-a".into(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let mut rows = Vec::new();
+    for _ in 0..200 {
+        rows = Store::open(&db).unwrap().outbox_for_session(id).unwrap();
+        if rows.iter().all(|r| r.status != DeliveryStatus::Pending) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(rows[0].status, DeliveryStatus::Delivered, "{rows:?}");
+    assert_eq!(rows[1].status, DeliveryStatus::Failed, "{rows:?}");
+    assert_eq!(
+        rows[1].last_error.as_deref(),
+        Some("target profile has no webhooks")
+    );
+    let reqs = got.lock().unwrap().clone();
+    assert_eq!(reqs.len(), 1, "the orphan row is never sent");
+    let (head, body) = reqs[0].split_once("\r\n\r\n").unwrap();
+    let sig = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(SIGNATURE_HEADER)
+                .then(|| v.trim().to_owned())
+        })
+        .unwrap();
+    let at = jiff::Timestamp::now().as_second();
+    verify(SALES_SECRET, &sig, body.as_bytes(), at, 300).unwrap();
+    assert!(
+        verify(SECRET, &sig, body.as_bytes(), at, 300).is_err(),
+        "not the global secret"
+    );
 }

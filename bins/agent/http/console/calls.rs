@@ -1,5 +1,5 @@
 //! `GET /calls`: the call history. The filters (date range, direction,
-//! transport, campaign, end reason, number) become the store's
+//! transport, campaign, end reason, number, AMD verdict) become the store's
 //! `SessionFilter`, and the page comes from the API's own
 //! `sessions::list_visible` (the same owner scoping and keyset paging as
 //! `GET /api/sessions`). `sort` is the store's order (newest, oldest or
@@ -11,8 +11,8 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use callbridge_crm_store::jiff::{Timestamp, civil::Date, tz::TimeZone};
 use callbridge_crm_store::{
-    CampaignId, Cursor, Direction, EndReason, PhoneNumber, Session, SessionFilter, SessionOrder,
-    Transport,
+    AmdVerdict, CampaignId, Cursor, Direction, EndReason, PhoneNumber, Session, SessionFilter,
+    SessionOrder, Transport,
 };
 use serde::Deserialize;
 
@@ -43,6 +43,9 @@ pub struct Filters {
     end_reason: String,
     #[serde(default)]
     number: String,
+    /// The answering-machine detection's verdict (issue 19).
+    #[serde(default)]
+    amd: String,
     #[serde(default)]
     sort: String,
     #[serde(default)]
@@ -97,6 +100,7 @@ impl Filters {
             transport: opt::<Transport>(&self.transport, "transport", "sip, twilio or vonage")?,
             campaign: opt::<i64>(&self.campaign, "campaign", "a campaign id")?.map(CampaignId),
             end_reason: opt::<EndReason>(&self.end_reason, "end reason", "an end reason")?,
+            amd: opt::<AmdVerdict>(&self.amd, "AMD verdict", "an AMD verdict")?,
             since,
             until,
             number,
@@ -119,6 +123,7 @@ impl Filters {
                 ("campaign", self.campaign.as_str()),
                 ("end_reason", self.end_reason.as_str()),
                 ("number", self.number.as_str()),
+                ("amd", self.amd.as_str()),
                 ("sort", self.sort.as_str()),
                 ("cursor", cursor),
             ])
@@ -144,6 +149,8 @@ pub struct Row {
     pub state: &'static str,
     /// End reason.
     pub end_reason: &'static str,
+    /// The answering-machine detection's verdict, if the call ran one.
+    pub amd: &'static str,
     /// Duration, `m:ss`.
     pub duration: String,
     /// Campaign id.
@@ -166,6 +173,7 @@ pub fn row(s: &Session, live: bool) -> Row {
         to: s.to.as_ref().map(ToString::to_string).unwrap_or_default(),
         state: s.state.as_str(),
         end_reason: s.end_reason.map_or("", EndReason::as_str),
+        amd: s.amd.map_or("", |a| a.verdict.as_str()),
         duration: s.duration.map(|_| clock(ms)).unwrap_or_default(),
         campaign: s.campaign.map(|c| c.0.to_string()).unwrap_or_default(),
         live,
@@ -182,6 +190,7 @@ struct CallsPage {
     directions: &'static [&'static str],
     transports: &'static [&'static str],
     reasons: Vec<&'static str>,
+    verdicts: Vec<&'static str>,
 }
 
 /// `GET /calls`.
@@ -211,6 +220,7 @@ pub async fn list(
         directions: &["inbound", "outbound"],
         transports: &["sip", "twilio", "vonage"],
         reasons: EndReason::ALL.iter().map(|r| r.as_str()).collect(),
+        verdicts: AmdVerdict::ALL.iter().map(|v| v.as_str()).collect(),
     }))
 }
 
@@ -228,9 +238,11 @@ mod tests {
             end_reason: "caller-hangup".into(),
             number: "+1 415 555 0100".into(),
             campaign: "7".into(),
+            amd: "no_speech".into(),
             ..Filters::default()
         };
         let (sf, cursor) = f.parse().unwrap();
+        assert_eq!(sf.amd, Some(AmdVerdict::NoSpeech));
         assert_eq!(sf.since.unwrap().to_string(), "2026-01-02T00:00:00Z");
         assert_eq!(sf.until.unwrap().to_string(), "2026-01-03T00:00:00Z");
         assert_eq!(sf.direction, Some(Direction::Outbound));
@@ -255,6 +267,10 @@ mod tests {
             },
             Filters {
                 number: "12ab".into(),
+                ..Filters::default()
+            },
+            Filters {
+                amd: "robot".into(),
                 ..Filters::default()
             },
             Filters {

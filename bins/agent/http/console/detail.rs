@@ -14,7 +14,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use callbridge_crm_store::{EventKind, SessionRecord, outcome_of};
+use callbridge_crm_store::{AmdResult, EventKind, MachineEnd, SessionRecord, outcome_of};
 
 use super::super::auth::{Caller, SessionPath, session_id, visible_record};
 use super::super::error::ApiError;
@@ -117,9 +117,25 @@ fn figures(r: &SessionRecord) -> (String, Vec<(String, String)>) {
     (amd, latency)
 }
 
+/// The detection's result as the page shows it: `machine after 2.66 s,
+/// greeting ended by a beep`.
+fn amd_shown(a: &AmdResult) -> String {
+    let mut t = format!("{} after {:.2} s", a.verdict, a.decided.as_secs_f64());
+    if let Some(end) = a.machine_end {
+        t.push_str(match end {
+            MachineEnd::Beep => ", greeting ended by a beep",
+            MachineEnd::Silence => ", greeting ended in silence",
+            _ => ", greeting did not end in time",
+        });
+    }
+    t
+}
+
 fn page_of(r: SessionRecord, live: bool, chrome: Chrome) -> DetailPage {
     let s = &r.session;
-    let (amd, latency) = figures(&r);
+    let (from_events, latency) = figures(&r);
+    // The session row's verdict (schema v12); older calls' from their events.
+    let amd = s.amd.as_ref().map_or(from_events, amd_shown);
     let mut usage = Vec::new();
     for (name, v) in [
         ("input tokens", s.usage.input_tokens),
@@ -297,5 +313,24 @@ mod tests {
             ]
         );
         assert_eq!(figures(&record(&[])), (String::new(), Vec::new()));
+    }
+
+    #[test]
+    fn the_session_rows_verdict_is_shown_with_its_time_and_end() {
+        let a = AmdResult {
+            verdict: callbridge_crm_store::AmdVerdict::Machine,
+            decided: std::time::Duration::from_millis(2660),
+            machine_end: Some(MachineEnd::Beep),
+        };
+        assert_eq!(
+            amd_shown(&a),
+            "machine after 2.66 s, greeting ended by a beep"
+        );
+        let h = AmdResult {
+            verdict: callbridge_crm_store::AmdVerdict::Human,
+            decided: std::time::Duration::from_millis(1180),
+            machine_end: None,
+        };
+        assert_eq!(amd_shown(&h), "human after 1.18 s");
     }
 }

@@ -5,11 +5,14 @@
 //! (operators and admins, as `DELETE /api/calls/{id}`), and `GET /health`
 //! (the API's health report as a page, with the engine's headroom).
 //!
-//! The live transcript is read from the store: the session's writer
-//! appends each finished turn during the call, and the event stream looks
-//! for new ones every [`POLL`]. A call's turns reach the page within about
-//! a second of being written, with no second path for transcript data
-//! next to the store's.
+//! The live transcript follows the call's event bus
+//! (`callbridge_session::events`): each transcript turn goes to the page
+//! as the call publishes it, without waiting for the store writer's
+//! batch. A page that opens late first gets the turns the store already
+//! has, then the call's kept events (`Manager::replay`), then the live
+//! ones, each turn once (by its number). A call that is not live here
+//! (over, or on another node) is read from the store once. A stream that
+//! falls behind the bus catches up from the store.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -20,23 +23,23 @@ use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use callbridge_api::Health;
+use callbridge_crm_store::SessionId;
 use callbridge_crm_store::jiff::Timestamp;
-use callbridge_crm_store::{SessionId, SessionState};
 use callbridge_session::ManagerError;
+use callbridge_session::events::{CallEvent, Published};
 use futures_util::Stream;
 use serde_json::json;
+use tokio::sync::broadcast::Receiver;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::super::auth::{Caller, SessionPath, visible_record, visible_session};
 use super::super::error::ApiError;
 use super::super::health::report;
-use super::super::sessions::live_ids;
 use super::super::state::Ctx;
 use super::calls::{Row, row};
 use super::page::{Chrome, PageError, clock, ok};
 use super::table::Signed;
 
-/// How often the event stream looks for new transcript lines.
-pub const POLL: Duration = Duration::from_secs(1);
 /// The longest an event stream stays open (the browser reconnects).
 pub const STREAM_LIFETIME: Duration = Duration::from_secs(60 * 60);
 
@@ -94,17 +97,28 @@ pub async fn page(
     }))
 }
 
+/// Where a stream's events come from.
+enum Source {
+    /// The call is live here: its kept events, then its live ones.
+    Bus {
+        replay: std::collections::VecDeque<Published>,
+        rx: Receiver<Published>,
+    },
+    /// Not live here: the store, once.
+    Store,
+}
+
 /// Where an event stream is.
 struct Follow {
     ctx: Ctx,
     caller: Caller,
     id: SessionId,
+    /// The next transcript turn to show (earlier ones were shown).
     next_seq: u32,
-    state: Option<SessionState>,
     pending: std::collections::VecDeque<Event>,
     done: bool,
     until: tokio::time::Instant,
-    first: bool,
+    source: Source,
 }
 
 fn event(name: &str, data: serde_json::Value) -> Event {
@@ -112,14 +126,9 @@ fn event(name: &str, data: serde_json::Value) -> Event {
 }
 
 impl Follow {
-    /// Reads the store once: queues new turns, a state change, and `end`
-    /// when the call is no longer live.
-    async fn poll(&mut self) {
-        let live = live_ids(&self.ctx).contains(&self.id);
-        if !live {
-            // The last turns are written when the call ends.
-            self.ctx.state.manager.flush_store().await;
-        }
+    /// Reads the store once: queues the turns not shown yet and the
+    /// stored state; `false` when the call is gone from the user's view.
+    async fn catch_up_from_store(&mut self) -> bool {
         let (caller, id) = (self.caller.clone(), self.id);
         let record = self
             .ctx
@@ -127,9 +136,7 @@ impl Follow {
             .run(move |s| visible_record(s, &caller, id))
             .await;
         let Ok(r) = record else {
-            self.pending.push_back(event("end", json!({})));
-            self.done = true;
-            return;
+            return false;
         };
         let from = self.next_seq;
         for t in r.turns.iter().filter(|t| t.seq >= from) {
@@ -144,14 +151,73 @@ impl Follow {
             ));
             self.next_seq = t.seq + 1;
         }
-        if self.state != Some(r.session.state) {
-            self.state = Some(r.session.state);
-            self.pending
-                .push_back(event("state", json!({ "state": r.session.state.as_str() })));
+        self.pending
+            .push_back(event("state", json!({ "state": r.session.state.as_str() })));
+        true
+    }
+
+    /// The end: the last turns from the store (written when the call
+    /// ends), then `end`.
+    async fn finish(&mut self) {
+        self.ctx.state.manager.flush_store().await;
+        self.catch_up_from_store().await;
+        self.pending.push_back(event("end", json!({})));
+        self.done = true;
+    }
+
+    /// One bus event: a turn not shown yet, a state, or the end.
+    async fn on_event(&mut self, e: &Published) {
+        match &e.event {
+            CallEvent::TranscriptTurn {
+                caller,
+                text,
+                turn,
+                start_ms,
+                ..
+            } if *turn >= self.next_seq => {
+                self.pending.push_back(event(
+                    "turn",
+                    json!({
+                        "seq": turn,
+                        "speaker": if *caller { "caller" } else { "agent" },
+                        "text": text,
+                        "at": clock(*start_ms),
+                        "event": e.key(),
+                    }),
+                ));
+                self.next_seq = turn + 1;
+            }
+            CallEvent::State { state } => {
+                self.pending
+                    .push_back(event("state", json!({ "state": state })));
+            }
+            _ if e.event.is_end() => self.finish().await,
+            _ => {}
         }
-        if !live || tokio::time::Instant::now() >= self.until {
-            self.pending.push_back(event("end", json!({})));
-            self.done = true;
+    }
+
+    /// Waits for the next bus event (or the stream's end of life).
+    async fn next(&mut self) {
+        let Source::Bus { replay, rx } = &mut self.source else {
+            self.finish().await;
+            return;
+        };
+        if let Some(e) = replay.pop_front() {
+            self.on_event(&e).await;
+            return;
+        }
+        let got = tokio::time::timeout_at(self.until, rx.recv()).await;
+        match got {
+            Ok(Ok(e)) => self.on_event(&e).await,
+            // Fell behind the bus: what was missed is in the store (or
+            // soon: the turns are written in batches).
+            Ok(Err(RecvError::Lagged(_))) => {
+                self.ctx.state.manager.flush_store().await;
+                if !self.catch_up_from_store().await {
+                    self.finish().await;
+                }
+            }
+            Ok(Err(RecvError::Closed)) | Err(_) => self.finish().await,
         }
     }
 }
@@ -166,11 +232,7 @@ fn stream(f: Follow) -> impl Stream<Item = Result<Event, Infallible>> {
             if f.done {
                 return None;
             }
-            if !f.first {
-                tokio::time::sleep(POLL).await;
-            }
-            f.first = false;
-            f.poll().await;
+            f.next().await;
         }
     })
 }
@@ -186,17 +248,30 @@ pub async fn events(
     ctx.pool
         .run(move |s| visible_session(s, &check, id))
         .await?;
-    let follow = Follow {
+    // Follow the bus before reading the store: a turn published in
+    // between comes from one or the other, once (by its number).
+    let source = match ctx.state.manager.replay(id, 0) {
+        Some((kept, rx)) => Source::Bus {
+            replay: kept.into(),
+            rx,
+        },
+        None => Source::Store,
+    };
+    let mut follow = Follow {
         ctx,
         caller,
         id,
         next_seq: 0,
-        state: None,
         pending: std::collections::VecDeque::new(),
         done: false,
         until: tokio::time::Instant::now() + STREAM_LIFETIME,
-        first: true,
+        source,
     };
+    let visible = follow.catch_up_from_store().await;
+    if !visible || matches!(follow.source, Source::Store) {
+        follow.pending.push_back(event("end", json!({})));
+        follow.done = true;
+    }
     Ok(Sse::new(stream(follow))
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -640,3 +640,36 @@ fn every_refusal_reason_is_listed_with_its_count() {
         Some(6.0)
     );
 }
+
+// --- issue 19 (amd) ---
+#[test]
+fn every_amd_verdict_is_exported_at_zero_before_the_first_call() {
+    let m = Metrics::default();
+    let page = render(&m, empty_snapshot(), 0, healthy_store());
+    let f = check(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
+    for v in [
+        "human",
+        "machine",
+        "no_speech",
+        "unreachable",
+        "unknown",
+        "machine_end_beep",
+        "machine_end_silence",
+        "machine_end_timeout",
+    ] {
+        assert_eq!(
+            value(&f, "callbridge_amd_verdicts_total", &[("verdict", v)]),
+            Some(0.0),
+            "{v}"
+        );
+    }
+    m.amd_verdict("human", Some(Duration::from_millis(1200)));
+    let page = render(&m, empty_snapshot(), 0, healthy_store());
+    let f = check(&page).unwrap();
+    assert_eq!(
+        value(&f, "callbridge_amd_verdicts_total", &[("verdict", "human")]),
+        Some(1.0),
+        "the same series counts"
+    );
+}
+// --- end issue 19 (amd) ---

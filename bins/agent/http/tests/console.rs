@@ -259,6 +259,28 @@ async fn the_filters_narrow_the_history_and_bad_ones_are_explained() {
         .await
         .text();
     assert!(html.contains("No calls match."));
+    // Issue 19: the AMD verdict is a column, a filter and a detail line.
+    st.update_session(
+        hung,
+        &callbridge_crm_store::SessionUpdate {
+            amd_verdict: Some((
+                callbridge_crm_store::AmdVerdict::Human,
+                std::time::Duration::from_millis(1180),
+            )),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let html = r.send(page("/calls?amd=human", &b.cookie)).await.text();
+    assert!(html.contains(&hung.to_string()) && !html.contains(&other.to_string()));
+    assert!(html.contains("<td>human</td>"), "{html}");
+    let html = r.send(page("/calls?amd=machine", &b.cookie)).await.text();
+    assert!(html.contains("No calls match."));
+    let html = r
+        .send(page(&format!("/calls/{hung}"), &b.cookie))
+        .await
+        .text();
+    assert!(html.contains("human after 1.18 s"), "{html}");
     // Sorted by the store across pages: oldest first puts the older call
     // (20 s ago) first; a sort the store does not have is refused.
     let html = r.send(page("/calls?sort=oldest", &b.cookie)).await.text();

@@ -4,6 +4,9 @@
 //! a SIP callee on loopback that rings or answers busy.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 
+// --- issue 19 (amd) ---
+mod amd;
+// --- end issue 19 (amd) ---
 mod calls;
 mod carrier;
 mod console;

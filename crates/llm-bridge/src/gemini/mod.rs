@@ -14,7 +14,9 @@
 //! context compression); `setupComplete` awaited before anything else;
 //! `realtimeInput` audio (16 kHz), text (also DTMF), `audioStreamEnd`,
 //! `activityStart` / `activityEnd`; `clientContent` for the greeting turn;
-//! `toolResponse`; server messages in text or binary frames, several keys
+//! `toolResponse` (function `behavior`: BLOCKING for `end_call` and
+//! `transfer_call`, NON_BLOCKING with responses `scheduling: WHEN_IDLE`
+//! for the others: [`wire::blocking`]); server messages in text or binary frames, several keys
 //! per message: `serverContent` (every `modelTurn` audio part,
 //! `interrupted`, `generationComplete`, `turnComplete`, both
 //! transcriptions), `toolCall`, `toolCallCancellation`, `goAway`,
@@ -24,8 +26,7 @@
 //!
 //! Not covered: ephemeral tokens (`access_token`, v1alpha constrained
 //! endpoint) and Vertex AI auth; `transparent` resumption with replay from
-//! `lastConsumedClientMessageIndex`; NON_BLOCKING function `behavior` and
-//! `scheduling`; text or thought parts in `modelTurn` (skipped);
+//! `lastConsumedClientMessageIndex`; text or thought parts in `modelTurn` (skipped);
 //! `voiceActivity`, `turnCompleteReason`, `waitingForInput`,
 //! `groundingMetadata` (accepted, not reported); `generationConfig`
 //! sampling knobs, `proactivity`, `historyConfig`, `turnCoverage`,

@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audio::{AudioChunk, AudioFormat, SampleRate};
 use crate::config::{CallMetadata, Sensitivity, SessionConfig, ToolSpec, TurnDetection};
-use crate::event::{ModelEvent, ToolCall, ToolCallId, Usage};
+use crate::event::{ModelEvent, TokenSplit, ToolCall, ToolCallId, Usage};
 
 /// The input audio MIME type (16 kHz s16le).
 pub const INPUT_MIME: &str = "audio/pcm;rate=16000";
@@ -68,8 +68,34 @@ fn gemini_schema(v: &Value) -> Value {
     }
 }
 
+/// Whether a function is declared `behavior: BLOCKING`.
+///
+/// The google-genai types (`Behavior`, on `FunctionDeclaration`):
+/// `BLOCKING` "the system will wait to receive the function response
+/// before continuing the conversation"; `NON_BLOCKING` "will not wait ...
+/// handle function responses as they become available while maintaining
+/// the conversation"; unset keeps the model's default, and on current Live
+/// models every call is non-blocking by default (Vertex AI, *Asynchronous
+/// function calling with the Live API*; *Migrate to Gemini 3.8 Live*:
+/// blocking only when declared, and new input during a blocking call
+/// cancels it). So each tool declares what it needs: `end_call` and
+/// `transfer_call` are BLOCKING (the model must not talk on while the call
+/// ends or moves); HTTP tools and `collect_digits` are NON_BLOCKING, so a
+/// prompt filler can be spoken and the caller can talk while a tool runs
+/// or digits are typed (a blocking `collect_digits` would be cancelled by
+/// the caller's first sound).
+pub fn blocking(name: &str) -> bool {
+    crate::tools::is_builtin(name)
+}
+
 fn function_declaration(t: &ToolSpec) -> Value {
-    json!({"name": t.name, "description": t.description, "parameters": gemini_schema(&t.parameters)})
+    let behavior = if blocking(&t.name) {
+        "BLOCKING"
+    } else {
+        "NON_BLOCKING"
+    };
+    json!({"name": t.name, "description": t.description,
+           "parameters": gemini_schema(&t.parameters), "behavior": behavior})
 }
 
 fn sensitivity(s: Sensitivity, start: bool) -> Option<&'static str> {
@@ -234,13 +260,26 @@ pub fn activity_end_message() -> &'static str {
 }
 
 /// `toolResponse` for one call (`response.output` or `response.error`).
+///
+/// A response to a NON_BLOCKING call carries `scheduling: WHEN_IDLE`
+/// ("add the result to the conversation context, and prompt to generate
+/// output without interrupting ongoing generation": a filler sentence is
+/// finished, then the answer spoken). The types say `scheduling` is "only
+/// applicable to NON_BLOCKING function calls, is ignored otherwise.
+/// Defaults to WHEN_IDLE"; it is sent anyway, so the choice does not
+/// rest on a default, and left out for BLOCKING ones.
 pub fn tool_response_message(id: &str, name: &str, result: &crate::session::ToolResult) -> String {
     let response = match result {
         crate::session::ToolResult::Ok(v) => json!({"output": v}),
         crate::session::ToolResult::Err(e) => json!({"error": e}),
     };
-    json!({"toolResponse": {"functionResponses": [{"id": id, "name": name, "response": response}]}})
-        .to_string()
+    let mut fr = json!({"id": id, "name": name, "response": response});
+    if !blocking(name)
+        && let Some(m) = fr.as_object_mut()
+    {
+        m.insert("scheduling".into(), json!("WHEN_IDLE"));
+    }
+    json!({"toolResponse": {"functionResponses": [fr]}}).to_string()
 }
 
 // ---- server -> client ----
@@ -366,6 +405,59 @@ struct UsageMetadata {
     response_token_count: u64,
     #[serde(default)]
     total_token_count: u64,
+    /// `ModalityTokenCount`s of the prompt (`TEXT`, `AUDIO`, ...).
+    #[serde(default)]
+    prompt_tokens_details: Option<Vec<ModalityTokenCount>>,
+    /// `ModalityTokenCount`s of the response.
+    #[serde(default, alias = "candidatesTokensDetails")]
+    response_tokens_details: Option<Vec<ModalityTokenCount>>,
+}
+
+/// One `ModalityTokenCount` of a `usageMetadata` (token usage, issue 22).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModalityTokenCount {
+    modality: String,
+    #[serde(default)]
+    token_count: u64,
+}
+
+impl UsageMetadata {
+    /// The provider-neutral usage; the split only when both directions
+    /// came with their modality details.
+    fn usage(&self) -> Usage {
+        let split = match (&self.prompt_tokens_details, &self.response_tokens_details) {
+            (Some(p), Some(r)) => {
+                let (input_audio, input_text) = by_modality(p);
+                let (output_audio, output_text) = by_modality(r);
+                Some(TokenSplit {
+                    input_audio,
+                    input_text,
+                    output_audio,
+                    output_text,
+                })
+            }
+            _ => None,
+        };
+        Usage {
+            input_tokens: self.prompt_token_count,
+            output_tokens: self.response_token_count,
+            total_tokens: self.total_token_count,
+            split,
+        }
+    }
+}
+
+/// `(audio, text)` tokens of a modality list (image and video tokens,
+/// which a phone call does not send, are in neither).
+fn by_modality(counts: &[ModalityTokenCount]) -> (u64, u64) {
+    counts
+        .iter()
+        .fold((0u64, 0u64), |(a, t), c| match c.modality.as_str() {
+            "AUDIO" => (a.saturating_add(c.token_count), t),
+            "TEXT" => (a, t.saturating_add(c.token_count)),
+            _ => (a, t),
+        })
 }
 
 /// One thing a server message said, in the order it must be handled.
@@ -506,11 +598,7 @@ fn decode_into(payload: &[u8], out: &mut Vec<Inbound>) -> Result<(), DecodeError
         }));
     }
     if let Some(u) = msg.usage_metadata {
-        out.push(Inbound::Event(ModelEvent::Usage(Usage {
-            input_tokens: u.prompt_token_count,
-            output_tokens: u.response_token_count,
-            total_tokens: u.total_token_count,
-        })));
+        out.push(Inbound::Event(ModelEvent::Usage(u.usage())));
     }
     if let Some(r) = msg.session_resumption_update {
         let last_consumed = match &r.last_consumed_client_message_index {

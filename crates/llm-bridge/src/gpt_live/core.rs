@@ -10,31 +10,38 @@
 //! to close the agent's turn and to hang up after a farewell). Barge-in is
 //! the bridge's own (local detection flushes playback); nothing is sent.
 //!
-//! Tools exist only under Responses delegation: function calls arrive as
+//! Under Responses delegation function calls arrive as
 //! [`Inbound::FunctionCall`] and are answered with `response.item.create`
 //! then `response.create` (none after `end_call`: the conversation is
-//! over). Under client delegation the bridge cannot do delegated work: it
-//! tells the model so with `session.instructions.append` carrying the
-//! delegation's id.
+//! over). Under client delegation a `session.delegation.created` is mapped
+//! to one of the line's tools by the transcript since the previous one
+//! ([`super::delegate`]): mapped, it is reported as the tool call it
+//! becomes (its id the delegation's), and its result goes back as
+//! `session.commentary.append` with the delegation's id (a silent
+//! `session.thinking.append` after `end_call`); not mapped, the model is
+//! told why with `session.instructions.append` carrying the id.
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::delegate::{self, Mapping, TaskText};
 use super::wire::{self, DecodeError, DelegationTarget, Inbound};
 use crate::audio::{AudioChunk, AudioFormat};
 use crate::config::{BuiltinTools, Greeting, SessionConfig};
 use crate::event::{ErrorKind, ModelEvent, ToolCall, ToolCallId};
 use crate::session::{Command, ToolResult};
+use crate::tools::ToolSpec;
 
 /// How long model output must pause before the reply counts as done.
 pub(crate) const REPLY_GAP: Duration = Duration::from_millis(600);
 /// Bound on unanswered function calls remembered.
 const MAX_PENDING_CALLS: usize = 64;
-/// What the bridge tells the model about work delegated to the client.
-pub(crate) const CANNOT_DELEGATE: &str = "This phone line cannot carry out delegated tasks. \
+/// What the bridge tells the model about work delegated to the client
+/// that no tool of the line does (the reason follows).
+pub(crate) const CANNOT_DELEGATE: &str = "This phone line cannot carry out that task. \
 Tell the caller briefly that you cannot do that on this call, and carry on.";
 
 /// What the core asks the driver to do, in order.
@@ -57,6 +64,12 @@ pub(crate) struct Core {
     /// When the current reply's last output arrived (`None`: no reply).
     reply_last: Option<Instant>,
     pending_calls: HashSet<String>,
+    /// The line's tools, for client delegations.
+    specs: Vec<ToolSpec>,
+    /// The transcript since the last delegation.
+    task: TaskText,
+    /// Client delegations running a tool: id → tool name.
+    delegations: HashMap<String, String>,
     out: VecDeque<Output>,
 }
 
@@ -75,6 +88,13 @@ impl Core {
             greeted: false,
             reply_last: None,
             pending_calls: HashSet::new(),
+            specs: crate::tools::all_specs(
+                &config.tools,
+                config.builtin_tools,
+                &config.transfer_targets,
+            ),
+            task: TaskText::default(),
+            delegations: HashMap::new(),
             out: VecDeque::with_capacity(8),
         }
     }
@@ -135,6 +155,7 @@ impl Core {
                 }));
             }
             Inbound::OutputTranscript { text, .. } => {
+                self.task.push(&text, false);
                 if self.transcribe_out {
                     if self.reply_last.is_some() {
                         self.reply_output(now);
@@ -146,6 +167,7 @@ impl Core {
                 }
             }
             Inbound::InputTranscript { text, .. } => {
+                self.task.push(&text, true);
                 self.emit(ModelEvent::InputTranscript {
                     text,
                     finished: false,
@@ -154,13 +176,7 @@ impl Core {
             Inbound::DelegationCreated {
                 delegation_id,
                 target: DelegationTarget::Client,
-            } => {
-                tracing::debug!("client delegation refused: no delegated work on this line");
-                self.send(wire::instructions_append(
-                    CANNOT_DELEGATE,
-                    Some(&delegation_id),
-                ));
-            }
+            } => self.on_client_delegation(delegation_id),
             Inbound::DelegationCreated { .. } => {}
             Inbound::FunctionCall {
                 call_id,
@@ -177,6 +193,34 @@ impl Core {
             }
             Inbound::Closed { reason } => {
                 tracing::info!(%reason, "gpt-live session closed by the server");
+            }
+            Inbound::AudioUsage(total) => self.emit(ModelEvent::AudioUsage { total }),
+        }
+    }
+
+    fn on_client_delegation(&mut self, delegation_id: String) {
+        let text = self.task.take();
+        match delegate::map(&text, &self.specs) {
+            Mapping::Call { name, args } => {
+                tracing::debug!(tool = %name, "client delegation runs a tool");
+                if self.delegations.len() >= MAX_PENDING_CALLS {
+                    self.delegations.clear();
+                }
+                self.delegations.insert(delegation_id.clone(), name.clone());
+                let call = ToolCall {
+                    id: ToolCallId(delegation_id),
+                    name,
+                    args,
+                };
+                let ev = crate::tools::classify(call, self.builtin);
+                self.emit(ev);
+            }
+            Mapping::Decline(why) => {
+                tracing::debug!(reason = %why, "client delegation declined");
+                self.send(wire::instructions_append(
+                    &format!("{CANNOT_DELEGATE} (Why: {why}.)"),
+                    Some(&delegation_id),
+                ));
             }
         }
     }
@@ -212,6 +256,22 @@ impl Core {
         self.emit(ev);
     }
 
+    /// A client delegation's result: spoken context for the model, or,
+    /// after `end_call`, silent context (the conversation is over).
+    fn delegation_result(&mut self, id: &str, name: &str, result: &ToolResult) {
+        if name == crate::tools::END_CALL {
+            self.send(wire::thinking_append("The call is ending.", Some(id)));
+            return;
+        }
+        let content = match result {
+            ToolResult::Ok(_) => delegate::result_text(&wire::tool_output(result)),
+            ToolResult::Err(e) => {
+                delegate::result_text(&format!("The task failed: {e}. Tell the caller briefly."))
+            }
+        };
+        self.send(wire::commentary_append(&content, Some(id)));
+    }
+
     /// One command from the handle.
     pub(crate) fn handle_command(&mut self, cmd: Command) {
         match cmd {
@@ -238,6 +298,10 @@ impl Core {
             // goes as appended general instructions.
             Command::Text(t) => self.send(wire::instructions_append(&t, None)),
             Command::ToolResult { id, name, result } => {
+                if self.delegations.remove(id.as_str()).is_some() {
+                    self.delegation_result(id.as_str(), &name, &result);
+                    return;
+                }
                 let output = wire::tool_output(&result);
                 self.send(wire::function_output(id.as_str(), &output));
                 self.pending_calls.remove(id.as_str());

@@ -14,10 +14,13 @@
 //! 24 kHz (8 kHz PCM is upsampled to 24 kHz). Input and output must map
 //! to the same format, or `open` refuses the configuration.
 //!
-//! Tools: only under Responses delegation, which needs a backend model
-//! ([`GptLive::with_delegation_model`]); then `end_call`,
-//! `transfer_call` and the configured tools are declared to it. Without
-//! one the session runs under client delegation and declares no tools.
+//! Tools: under Responses delegation, which needs a backend model
+//! ([`GptLive::with_delegation_model`]), `end_call`, `transfer_call` and
+//! the configured tools are declared to it. Without one the session runs
+//! under client delegation, which takes no declarations: the tools are
+//! named in the instructions and each `session.delegation.created` is
+//! mapped to one by the transcript (`delegate`), its result returned as
+//! `session.commentary.append`.
 
 use std::sync::Arc;
 
@@ -29,6 +32,7 @@ use crate::provider::{BoxFuture, Provider};
 use crate::session::ModelSession;
 
 mod core;
+mod delegate;
 mod driver;
 pub mod wire;
 
@@ -130,7 +134,24 @@ pub fn session_start_message(
             }),
         }
     });
-    let instructions = metadata.instructions_with_context(&config.instructions);
+    let mut instructions = metadata.instructions_with_context(&config.instructions);
+    if delegation_model.is_none() {
+        // Client delegation takes no tool declarations (the session
+        // object's `delegation` is `{type: "client"}` only): the tools are
+        // named in the instructions, and delegations mapped to them by
+        // name (`delegate`).
+        let specs = crate::tools::all_specs(
+            &config.tools,
+            config.builtin_tools,
+            &config.transfer_targets,
+        );
+        if let Some(tasks) = delegate::tasks_instructions(&specs) {
+            if !instructions.trim().is_empty() {
+                instructions.push_str("\n\n");
+            }
+            instructions.push_str(&tasks);
+        }
+    }
     ClientEvent::SessionStart {
         event_id: None,
         session: SessionObject {
@@ -294,6 +315,20 @@ mod tests {
         // Without a backend model: client delegation (the default), no tools.
         let v = start_json(&cfg, None);
         assert!(v["session"].get("delegation").is_none());
+        // There the tools are named in the instructions instead.
+        let instructions = v["session"]["instructions"].as_str().unwrap();
+        assert!(
+            instructions.starts_with("Be brief.\n\nTasks"),
+            "{instructions}"
+        );
+        assert!(instructions.contains("\n- end call: "), "{instructions}");
+        assert!(
+            instructions.contains("\n- transfer call: "),
+            "{instructions}"
+        );
+        // Under Responses delegation they are not repeated there.
+        let v = start_json(&cfg, Some("gpt-5.5"));
+        assert_eq!(v["session"]["instructions"], "Be brief.");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! Unknown fields in known *server* events are tolerated (the server may
 //! grow); unknown event types are reported as [`DecodeError::Unknown`].
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -345,6 +347,28 @@ pub fn instructions_append(content: &str, delegation_id: Option<&str>) -> String
     .to_json()
 }
 
+/// `session.commentary.append`: speakable context, the result of a
+/// client delegation when `delegation_id` is set.
+pub fn commentary_append(content: &str, delegation_id: Option<&str>) -> String {
+    ClientEvent::CommentaryAppend {
+        event_id: None,
+        content: content.to_owned(),
+        delegation_id: delegation_id.map(str::to_owned),
+    }
+    .to_json()
+}
+
+/// `session.thinking.append`: silent context (progress of a client
+/// delegation when `delegation_id` is set).
+pub fn thinking_append(content: &str, delegation_id: Option<&str>) -> String {
+    ClientEvent::ThinkingAppend {
+        event_id: None,
+        content: content.to_owned(),
+        delegation_id: delegation_id.map(str::to_owned),
+    }
+    .to_json()
+}
+
 /// The `output` string of a tool result: a JSON string as is, any other
 /// value as its JSON text, an error as `{"error": message}`.
 pub fn tool_output(result: &ToolResult) -> String {
@@ -452,8 +476,27 @@ enum Raw {
     Error { error: RawError },
     #[serde(rename = "session.closed")]
     Closed { reason: String },
+    // Token usage (issue 22): the live session's cumulative audio.
+    #[serde(rename = "session.usage.updated")]
+    UsageUpdated { usage: RawLiveUsage },
     #[serde(other)]
     Other,
+}
+
+/// `session.usage.updated`'s `usage` (`openai.types.live.SessionUsage`):
+/// the session's cumulative audio in seconds, a total and not an
+/// increment. The live session reports no tokens.
+#[derive(Deserialize)]
+struct RawLiveUsage {
+    seconds: f64,
+}
+
+/// The cumulative audio of a `session.usage.updated`; `None` for a value
+/// that is not a finite, non-negative number of seconds (bounded to a
+/// day: a phone call is shorter).
+fn live_audio(u: &RawLiveUsage) -> Option<Duration> {
+    (u.seconds.is_finite() && u.seconds >= 0.0)
+        .then(|| Duration::from_secs_f64(u.seconds.min(86_400.0)))
 }
 
 #[derive(Deserialize)]
@@ -551,6 +594,8 @@ pub enum Inbound {
         /// Why.
         reason: String,
     },
+    /// `session.usage.updated`: the session's cumulative billed audio.
+    AudioUsage(Duration),
     /// A known event the bridge needs no action for.
     Ignored,
 }
@@ -579,7 +624,6 @@ const IGNORED: &[&str] = &[
     "session.instructions.appended",
     "session.thinking.appended",
     "session.commentary.appended",
-    "session.usage.updated",
     "session.input_audio.append",
     "info",
     "transport.dtmf.received",
@@ -662,6 +706,14 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
             code: error.code,
         },
         Raw::Closed { reason } => Inbound::Closed { reason },
+        Raw::UsageUpdated { usage } => match live_audio(&usage) {
+            Some(total) => Inbound::AudioUsage(total),
+            None => {
+                return Err(DecodeError::Json(
+                    "session.usage.updated: usage.seconds is not a duration".into(),
+                ));
+            }
+        },
         Raw::Other => {
             let tag: Tag =
                 serde_json::from_slice(payload).map_err(|e| DecodeError::Json(e.to_string()))?;

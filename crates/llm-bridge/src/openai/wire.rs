@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 
 use crate::audio::{AudioFormat, SampleRate};
 use crate::config::{CallMetadata, SessionConfig, TurnDetection};
-use crate::event::{RateLimit, Usage};
+use crate::event::{RateLimit, TokenSplit, Usage};
 use crate::session::ToolResult;
 use crate::tuning::OpenAiVad;
 
@@ -298,6 +298,43 @@ struct RawUsage {
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
+    #[serde(default)]
+    input_token_details: Option<RawTokenDetails>,
+    #[serde(default)]
+    output_token_details: Option<RawTokenDetails>,
+}
+
+/// `input_token_details` / `output_token_details` of a `response.done`'s
+/// usage (token usage, issue 22); `cached_tokens` and image tokens are
+/// not split out.
+#[derive(Deserialize)]
+struct RawTokenDetails {
+    #[serde(default)]
+    text_tokens: u64,
+    #[serde(default)]
+    audio_tokens: u64,
+}
+
+impl RawUsage {
+    /// The provider-neutral usage; the split only when both directions
+    /// came with their details.
+    fn usage(&self) -> Usage {
+        let split = match (&self.input_token_details, &self.output_token_details) {
+            (Some(i), Some(o)) => Some(TokenSplit {
+                input_audio: i.audio_tokens,
+                input_text: i.text_tokens,
+                output_audio: o.audio_tokens,
+                output_text: o.text_tokens,
+            }),
+            _ => None,
+        };
+        Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            total_tokens: self.total_tokens,
+            split,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -626,11 +663,7 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
                     .status_details
                     .filter(|d| !d.is_null())
                     .map(|d| d.to_string().chars().take(512).collect()),
-                usage: r.usage.map(|u| Usage {
-                    input_tokens: u.input_tokens,
-                    output_tokens: u.output_tokens,
-                    total_tokens: u.total_tokens,
-                }),
+                usage: r.usage.as_ref().map(RawUsage::usage),
             }
         }
         "rate_limits.updated" => Inbound::RateLimits(

@@ -32,6 +32,17 @@ struct Reply {
     end_call_after: bool,
 }
 
+/// Which `session.*.append` event.
+#[derive(Clone, Copy)]
+enum Append {
+    Instructions,
+    Thinking,
+    Commentary,
+}
+
+/// The contract's limit on an append's content.
+const MAX_APPEND_TOKENS: usize = 500;
+
 enum Flow {
     Continue,
     Stop,
@@ -211,17 +222,26 @@ impl Conversation {
                 content,
                 delegation_id,
                 ..
+            } => {
+                self.on_append(conn, Append::Instructions, content, delegation_id)
+                    .await
             }
-            | ClientEvent::ThinkingAppend {
+            ClientEvent::ThinkingAppend {
                 content,
                 delegation_id,
                 ..
+            } => {
+                self.on_append(conn, Append::Thinking, content, delegation_id)
+                    .await
             }
-            | ClientEvent::CommentaryAppend {
+            ClientEvent::CommentaryAppend {
                 content,
                 delegation_id,
                 ..
-            } => self.on_append(conn, content, delegation_id).await,
+            } => {
+                self.on_append(conn, Append::Commentary, content, delegation_id)
+                    .await
+            }
             ClientEvent::ResponseItemCreate { item, .. } => self.on_item(conn, item).await,
             ClientEvent::ResponseCreate { .. } => {
                 if !self.responses {
@@ -393,7 +413,10 @@ impl Conversation {
         self.turns += 1;
         conn.count_turn();
         let turn = self.turns;
-        let text = format!("caller turn {turn}");
+        let text = match &self.script.delegation_task {
+            Some(task) if self.script.client_delegation_at_turn == Some(turn) => task.clone(),
+            _ => format!("caller turn {turn}"),
+        };
         if !self
             .send(
                 conn,
@@ -468,11 +491,20 @@ impl Conversation {
     async fn on_append(
         &mut self,
         conn: &mut MockConnection,
+        kind: Append,
         content: String,
         delegation_id: Option<String>,
     ) -> Flow {
         if content.trim().is_empty() {
             return self.refuse(conn, "invalid_value", "content is empty").await;
+        }
+        // "limited to 500 tokens" (openai-python `types/live/*_append_event_param.py`).
+        // The mock has no tokenizer: more than 4 characters a token on
+        // average is refused (the bridge sends at most 1,500 characters).
+        if content.chars().count() > MAX_APPEND_TOKENS * 4 {
+            return self
+                .refuse(conn, "invalid_value", "content exceeds 500 tokens")
+                .await;
         }
         if let Some(id) = &delegation_id {
             if self.responses {
@@ -484,18 +516,32 @@ impl Conversation {
                     )
                     .await;
             }
-            if !self.client_delegations.remove(id) {
+            // A delegation takes several appends (progress as thinking,
+            // then the result as commentary): it stays open.
+            if !self.client_delegations.contains(id) {
                 return self
                     .refuse(conn, "unknown_delegation", "no such client delegation")
                     .await;
             }
         }
         let general = delegation_id.is_none();
-        self.h
-            .log(|l| l.instructions.push((content, delegation_id)));
+        let delegated = delegation_id.is_some();
+        self.h.log(|l| {
+            let to = match kind {
+                Append::Instructions => &mut l.instructions,
+                Append::Thinking => &mut l.thinking,
+                Append::Commentary => &mut l.commentary,
+            };
+            to.push((content, delegation_id));
+        });
+        // A delegation's commentary is a result the model communicates.
+        if delegated && matches!(kind, Append::Commentary) && self.reply.is_none() {
+            let turn = Some(self.turns);
+            return self.start_reply(clips::reply(), turn, false);
+        }
         // General context (the greeting prompt, keys pressed) makes the
-        // model speak when it is quiet.
-        if general && self.reply.is_none() {
+        // model speak when it is quiet; thinking is silent.
+        if general && !matches!(kind, Append::Thinking) && self.reply.is_none() {
             let clip = if self.greeted {
                 clips::reply()
             } else {
@@ -640,6 +686,9 @@ impl Conversation {
     }
 
     async fn reply_done(&mut self, conn: &mut MockConnection, r: Reply) -> Flow {
+        if !self.send_usage(conn).await {
+            return Flow::Stop;
+        }
         if r.end_call_after {
             let flow = self
                 .function_call(
@@ -662,5 +711,17 @@ impl Conversation {
             },
             _ => Flow::Continue,
         }
+    }
+
+    /// `session.usage.updated` as the service sends it (token usage, issue
+    /// 22): the session's audio so far in seconds, a running total; the
+    /// live session reports no tokens.
+    async fn send_usage(&mut self, conn: &mut MockConnection) -> bool {
+        let seconds = self.t0.elapsed().as_secs_f64();
+        self.send(
+            conn,
+            json!({"type": "session.usage.updated", "usage": {"seconds": seconds}}),
+        )
+        .await
     }
 }

@@ -10,8 +10,9 @@
 //! G.711 only at 8000 Hz and PCM only at 16/24 kHz, no format or voice
 //! change after start (the only `session.update` is of the delegation),
 //! base64 audio in the standard alphabet, whole samples, Responses events
-//! only under Responses delegation, delegation ids that exist, nothing
-//! after `session.close`. A violation is recorded and answered with an
+//! only under Responses delegation, delegation ids that exist (client
+//! delegations only, never under Responses delegation), append contents
+//! not empty and within 500 tokens, nothing after `session.close`. A violation is recorded and answered with an
 //! `error` event, as the real service does.
 //!
 //! It speaks the server events: `session.started`, paced
@@ -19,7 +20,8 @@
 //! clips; G.711 at 8 kHz with no resampling on the client's side),
 //! `session.input_transcript.delta` / `session.output_transcript.delta`
 //! with `start_ms`/`end_ms`, `session.delegation.created` in both
-//! delegation modes, function calls wrapped in `response.event`, `error`
+//! delegation modes (a client delegation after the scripted caller words
+//! that carry its task), the model speaking a delegation's commentary, function calls wrapped in `response.event`, `error`
 //! and `session.closed`. Full duplex: caller speech while a reply plays
 //! stops the reply's audio (there is no interruption event).
 
@@ -81,6 +83,10 @@ pub struct GptLiveScript {
     /// At this caller turn, delegate work to the client
     /// (`session.delegation.created` with target `client`).
     pub client_delegation_at_turn: Option<u32>,
+    /// What the caller says at the delegation turn (its
+    /// `session.input_transcript.delta`, sent before the delegation; the
+    /// task is in the transcript, not in the event). `None`: "caller turn N".
+    pub delegation_task: Option<String>,
     /// End the connection this way once the reply to this turn is sent.
     pub close_after_turn: Option<(u32, MidResponseClose)>,
     /// Audio per delta, in milliseconds.
@@ -103,6 +109,7 @@ impl Default for GptLiveScript {
             transfer_at_turn: None,
             tool_call_at_turn: None,
             client_delegation_at_turn: None,
+            delegation_task: None,
             close_after_turn: None,
             chunk_ms: 100,
             playback_speed: 1.0,
@@ -119,6 +126,10 @@ pub struct GptLiveLog {
     pub starts: Vec<SessionObject>,
     /// `session.instructions.append` contents with their delegation ids.
     pub instructions: Vec<(String, Option<String>)>,
+    /// `session.commentary.append` contents with their delegation ids.
+    pub commentary: Vec<(String, Option<String>)>,
+    /// `session.thinking.append` contents with their delegation ids.
+    pub thinking: Vec<(String, Option<String>)>,
     /// `function_call_output` items (call id, output).
     pub function_outputs: Vec<(String, String)>,
     /// `response.create` events.

@@ -650,7 +650,11 @@ impl Conversation {
                 json!({"type": "response.done", "response": {
                 "id": p.response_id, "object": "realtime.response", "status": status,
                 "status_details": details, "output": [],
-                "usage": {"total_tokens": total, "input_tokens": input, "output_tokens": output}}}),
+                "usage": {"total_tokens": total, "input_tokens": input, "output_tokens": output,
+                    "input_token_details": {"cached_tokens": 0, "text_tokens": input / 2,
+                        "audio_tokens": input - input / 2, "image_tokens": 0,
+                        "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}},
+                    "output_token_details": {"text_tokens": output / 5, "audio_tokens": output - output / 5}}}}),
             )
             .await;
         if ok { Flow::Continue } else { Flow::Stop }

@@ -34,8 +34,9 @@
 //! RTCP packet [`MediaCore::handle_tick`] writes (in `out`, which has room
 //! for the tag) and unprotects every datagram before anything else reads
 //! it: a packet that fails (forged, replayed, plain RTP) is dropped and
-//! counted as [`RejectReason::SrtpAuth`],
-//! so it can neither latch nor play.
+//! counted as [`RejectReason::SrtpAuth`], so it can neither latch nor
+//! play. A source the latch rules refuse is dropped before that, under
+//! the latch's reason: an attacker's packets cost no cryptography.
 //!
 //! # Bounds
 //!
@@ -275,6 +276,15 @@ impl MediaCore {
             return;
         }
         self.inbound += 1;
+        if !self.latch.view().open && self.latch_open_at.is_some_and(|t| now >= t) {
+            self.latch.open();
+        }
+        // A source the latch rules refuse is dropped before SRTP: its
+        // packets cost no authentication (nor key derivation for a forged
+        // SSRC), and it is counted under the latch's reason.
+        if let LatchDecision::Reject(reason) = self.latch.peek(src) {
+            return self.reject(src, reason);
+        }
         // The clear-text buffer only when SRTP is on: no 1,500-byte
         // memset per datagram on a plain call.
         let mut clear;
@@ -284,27 +294,17 @@ impl MediaCore {
                 clear = [0u8; MAX_SRTP_PACKET];
                 match s.unprotect_rtp(data, &mut clear) {
                     Ok(n) => &clear[..n],
-                    Err(_) => return self.reject_srtp(src),
+                    Err(_) => return self.reject(src, RejectReason::SrtpAuth),
                 }
             }
-            Srtp::Shut => return self.reject_srtp(src),
+            Srtp::Shut => return self.reject(src, RejectReason::SrtpAuth),
         };
         let Ok(packet) = RtpPacket::parse(data) else {
             self.stats.malformed += 1;
             return;
         };
-        if !self.latch.view().open && self.latch_open_at.is_some_and(|t| now >= t) {
-            self.latch.open();
-        }
         match self.latch.check(src) {
-            LatchDecision::Reject(reason) => {
-                self.stats.rejected.count(reason);
-                if !self.rejection_reported {
-                    self.rejection_reported = true;
-                    self.push_event(MediaEvent::Rejected { from: src, reason });
-                }
-                return;
-            }
+            LatchDecision::Reject(reason) => return self.reject(src, reason),
             LatchDecision::Latched(addr) => self.push_event(MediaEvent::Latched(addr)),
             LatchDecision::Returned(addr) => {
                 // What the other source sent is not the caller's: none of
@@ -335,7 +335,9 @@ impl MediaCore {
 
     /// One datagram received on the RTCP socket: a BYE from the peer
     /// becomes [`MediaEvent::RtcpBye`]; the rest is not used.
-    pub fn handle_rtcp(&mut self, _now: Instant, data: &[u8], _src: SocketAddr) {
+    /// An SRTP call's report that fails authentication is counted as
+    /// [`RejectReason::SrtpAuth`].
+    pub fn handle_rtcp(&mut self, _now: Instant, data: &[u8], src: SocketAddr) {
         let mut clear;
         let data = match &mut self.srtp {
             Srtp::Off => data,
@@ -343,10 +345,10 @@ impl MediaCore {
                 clear = [0u8; MAX_SRTP_PACKET];
                 match s.unprotect_rtcp(data, &mut clear) {
                     Ok(n) => &clear[..n],
-                    Err(_) => return,
+                    Err(_) => return self.reject(src, RejectReason::SrtpAuth),
                 }
             }
-            Srtp::Shut => return,
+            Srtp::Shut => return self.reject(src, RejectReason::SrtpAuth),
         };
         if let Ok(c) = RtcpCompound::parse(data)
             && c.bye_ssrcs().next().is_some()
@@ -627,9 +629,8 @@ impl MediaCore {
         }
     }
 
-    /// A datagram SRTP refused: counted, the first one reported.
-    fn reject_srtp(&mut self, src: SocketAddr) {
-        let reason = RejectReason::SrtpAuth;
+    /// A refused datagram: counted by reason, the first one reported.
+    fn reject(&mut self, src: SocketAddr, reason: RejectReason) {
         self.stats.rejected.count(reason);
         if !self.rejection_reported {
             self.rejection_reported = true;

@@ -114,6 +114,39 @@ fn plain_and_forged_packets_are_refused_counted_and_reported_once() {
 }
 
 #[test]
+fn a_source_the_latch_refuses_costs_no_authentication_and_is_counted_under_the_latch() {
+    let t0 = Instant::now();
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let mut alice = core(B, 1, MediaSrtp::Keys(keys(suite, 1, 2)), t0);
+    let mut bob = core(A, 2, MediaSrtp::Keys(keys(suite, 2, 1)), t0);
+    let now = t0 + PTIME;
+    let mut sealed = tick(&mut alice, now).into_iter().map(|(_, b)| b);
+    bob.handle_datagram(now, &sealed.next().unwrap(), addr(A));
+    assert_eq!(bob.stats().packets_in, 1, "the peer is heard");
+    // Another source sprays forged SRTP (new SSRCs each time): refused by
+    // the latch before any authentication, so it is not counted as an
+    // SRTP failure (the old order authenticated first: srtp_auth = 50).
+    let attacker = addr("127.0.0.9:7000");
+    for ssrc in 0..50u32 {
+        let mut forged = [0u8; 12 + 160 + 10];
+        forged[0] = 0x80;
+        forged[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        bob.handle_datagram(now, &forged, attacker);
+    }
+    assert_eq!(bob.stats().rejected.get(RejectReason::NotPeer), 50);
+    assert_eq!(bob.stats().rejected.get(RejectReason::SrtpAuth), 0);
+    // A forged SRTCP report is counted as an SRTP failure.
+    bob.handle_rtcp(
+        now,
+        &[
+            0x81, 0xcb, 0, 1, 0, 0, 0, 9, 0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+        addr(A),
+    );
+    assert_eq!(bob.stats().rejected.get(RejectReason::SrtpAuth), 1);
+}
+
+#[test]
 fn an_offer_awaiting_its_answer_sends_nothing_until_the_keys_come() {
     let t0 = Instant::now();
     let suite = SrtpSuite::AeadAes128Gcm;

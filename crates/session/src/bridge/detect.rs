@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use callbridge_crm_store::EventKind;
+use callbridge_amd::Verdict;
+use callbridge_crm_store::{AmdVerdict, EventKind, MachineEnd, SessionUpdate};
 use callbridge_llm_bridge::AudioChunk;
 use serde_json::json;
 use tracing::{info, warn};
@@ -16,12 +17,15 @@ use super::amd_gate::{GateOut, Recorded, ms};
 use super::transport::Transport;
 use crate::amd::{MachinePolicy, VoicemailMessage};
 use crate::lifecycle::{AmdEnd, Command, Input, MediaInput};
+use crate::store_writer::StoreOp;
 
 /// The most model audio held before a verdict (the detection decides
 /// within `decision_timeout`, 8 s by default): more is dropped.
 const MAX_HELD: Duration = Duration::from_secs(30);
 
-/// The model's audio held until the verdict, and a prompt voicemail due.
+/// The call's detection work outside the gate: the model's audio held
+/// until the verdict, a prompt voicemail due, the verdict for the session
+/// row.
 #[derive(Debug, Default)]
 pub(super) struct Held {
     chunks: Vec<AudioChunk>,
@@ -29,6 +33,17 @@ pub(super) struct Held {
     /// The voicemail prompt is to be sent to the model (an async send,
     /// done by the call's pump).
     prompt_due: bool,
+    /// The verdict's columns of the session row, not yet queued to the
+    /// store (an async send, done by the call's pump).
+    row: Option<SessionUpdate>,
+}
+
+impl Held {
+    /// Drops the held audio (the rest stays).
+    fn drop_audio(&mut self) {
+        self.chunks = Vec::new();
+        self.len = Duration::ZERO;
+    }
 }
 
 impl Call {
@@ -80,7 +95,7 @@ impl Call {
     /// answers anew).
     pub(super) fn amd_model_interrupted(&mut self) {
         if self.amd.as_ref().is_some_and(|g| g.holds()) {
-            self.held = Held::default();
+            self.held.drop_audio();
         }
     }
 
@@ -114,7 +129,7 @@ impl Call {
                     }
                 }
                 GateOut::Discard => {
-                    self.held = Held::default();
+                    self.held.drop_audio();
                     if !self.playback.is_busy() {
                         // The machine counted the held audio as queued.
                         self.inputs
@@ -162,6 +177,17 @@ impl Call {
             }
             MachinePolicy::Voicemail(VoicemailMessage::Prompt(_)) => self.held.prompt_due = true,
             MachinePolicy::Hangup => self.voicemail_failed("the policy is hangup"),
+        }
+    }
+
+    /// Queues the verdict's columns of the session row, once there are
+    /// any.
+    pub(super) async fn write_amd_row(&mut self) {
+        if let Some(u) = self.held.row.take() {
+            self.shared
+                .store
+                .send(StoreOp::Update(self.id, Box::new(u)))
+                .await;
         }
     }
 
@@ -229,5 +255,52 @@ impl Call {
         });
         self.publish(crate::events::CallEvent::AmdVerdict(detail.clone()));
         self.event(EventKind::Note, detail);
+        let row = self.held.row.get_or_insert_with(SessionUpdate::default);
+        match stored(r.verdict) {
+            Stored::Verdict(v) => row.amd_verdict = Some((v, e.decided_at)),
+            Stored::MachineEnd(end) => row.amd_machine_end = Some(end),
+        }
+    }
+}
+
+/// A verdict as the session row keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The first verdict.
+    Verdict(AmdVerdict),
+    /// How a machine's greeting ended.
+    MachineEnd(MachineEnd),
+}
+
+/// The session row's name for `v`.
+fn stored(v: Verdict) -> Stored {
+    match v {
+        Verdict::Human => Stored::Verdict(AmdVerdict::Human),
+        Verdict::Machine => Stored::Verdict(AmdVerdict::Machine),
+        Verdict::NoSpeech => Stored::Verdict(AmdVerdict::NoSpeech),
+        Verdict::Unreachable => Stored::Verdict(AmdVerdict::Unreachable),
+        Verdict::MachineEndBeep => Stored::MachineEnd(MachineEnd::Beep),
+        Verdict::MachineEndSilence => Stored::MachineEnd(MachineEnd::Silence),
+        Verdict::MachineEndTimeout => Stored::MachineEnd(MachineEnd::Timeout),
+        Verdict::Unknown => Stored::Verdict(AmdVerdict::Unknown),
+        // `Verdict` is non-exhaustive: a verdict added later is stored as
+        // no decision until the store knows it.
+        _ => Stored::Verdict(AmdVerdict::Unknown),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verdict_has_its_stored_name() {
+        for v in Verdict::ALL {
+            let want = match v.as_str().strip_prefix("machine_end_") {
+                Some(end) => Stored::MachineEnd(end.parse().unwrap()),
+                None => Stored::Verdict(v.as_str().parse().unwrap()),
+            };
+            assert_eq!(stored(v), want, "{v}");
+        }
     }
 }

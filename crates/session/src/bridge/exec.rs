@@ -209,6 +209,7 @@ impl Call {
                 outcome,
                 sip_status,
             } => {
+                self.store_usage().await;
                 self.flush_store().await;
                 let mut f = match outcome {
                     EndOutcome::Ended => Finish::ended(reason.into(), jiff::Timestamp::now()),

@@ -20,7 +20,12 @@ impl Call {
             warn!("OpenModel a second time refused");
             return;
         };
-        let rate = match self.shared.model.input_format(&cfg) {
+        // The profile's provider, else the agent's own.
+        let model = match &self.profile.client {
+            Some(c) => std::sync::Arc::clone(&c.client),
+            None => std::sync::Arc::clone(&self.shared.model),
+        };
+        let rate = match model.input_format(&cfg) {
             callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
             _ => 8000,
         };
@@ -30,7 +35,6 @@ impl Call {
         }
         self.model_guard = Some(self.shared.gauges.hold(Gauge::ModelSession));
         self.link.opening();
-        let model = std::sync::Arc::clone(&self.shared.model);
         let meta = self.metadata.clone();
         self.opening = Some(Box::pin(async move { model.open(cfg, meta).await }));
     }
@@ -203,6 +207,15 @@ impl Call {
             ModelEvent::Error { kind, .. } => {
                 self.event(EventKind::Model, json!({"error": format!("{kind:?}")}));
                 ModelInput::Error { fatal: false }
+            }
+            // Token usage (issue 22).
+            ModelEvent::Usage(u) => {
+                self.on_model_usage(&u);
+                return;
+            }
+            ModelEvent::AudioUsage { total } => {
+                self.usage.on_audio(total);
+                return;
             }
             ModelEvent::Closed { reason, clean } => {
                 info!(%reason, clean, "model session closed");

@@ -10,10 +10,13 @@ const MAX_PENDING_OUTBOX: usize = 1024;
 
 impl Call {
     /// Publishes one of the call's events (never waits), and keeps its
-    /// webhook outbox rows for the next store flush.
+    /// webhook outbox rows (for its profile's receivers, or the global
+    /// ones) for the next store flush.
     pub(super) fn publish(&mut self, event: CallEvent) {
         let e = self.events.publish(event);
-        if let Some(w) = &self.shared.cfg.webhooks
+        if let Some(w) = self
+            .profile
+            .event_receivers(self.shared.cfg.webhooks.as_ref())
             && self.pending_outbox.len() < MAX_PENDING_OUTBOX
         {
             self.pending_outbox.extend(w.rows(&e));

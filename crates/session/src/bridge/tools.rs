@@ -254,9 +254,18 @@ impl Call {
 
     /// What the caller hears while `id` runs.
     async fn filler(&mut self, id: &ToolCallId) {
+        let busy = self.playback.is_busy();
         let Some(p) = self.tools.pending.get_mut(id) else {
             return;
         };
+        if matches!(p.tool.filler, Filler::Prompt(_)) && busy {
+            // The model is still speaking: no dead air yet. A prompt now
+            // would be new input that interrupts it, and an interrupted
+            // turn's pending calls are cancelled (Gemini, and the mock
+            // after it): this very tool's answer would be dropped. The
+            // next tick tries again.
+            return;
+        }
         let first = !p.filler_started;
         p.filler_started = true;
         let tool = Arc::clone(&p.tool);

@@ -7,6 +7,7 @@
 //! lives here.
 
 use callbridge_rtp::jitter::Playout;
+use callbridge_rtp::latch::RejectReason;
 use callbridge_rtp::stream::{Frame, MediaEvent, MediaStats, MediaStream};
 use tracing::{debug, info, warn};
 
@@ -84,6 +85,15 @@ impl Transport {
                     }
                     MediaEvent::RtcpBye => debug!("RTCP BYE from the peer"),
                     MediaEvent::Latched(to) => info!(%to, "RTP is sent to this address now"),
+                    MediaEvent::Rejected { from, reason } if reason == RejectReason::SrtpAuth => {
+                        warn!(
+                            %from,
+                            reason = reason.as_str(),
+                            "SRTP/SRTCP packet failing authentication dropped (forged, \
+                             replayed or plain; logged once per call; all are counted in \
+                             callbridge_rtp_rejected_packets_total)"
+                        );
+                    }
                     MediaEvent::Rejected { from, reason } => warn!(
                         %from,
                         reason = reason.as_str(),

@@ -95,7 +95,7 @@ impl Manager {
         let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
-            events: events.sender(),
+            events: events.feed(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(key.clone()),
@@ -143,6 +143,9 @@ impl Manager {
         );
         row.profile = Some(profile.name().to_owned());
         row.model = Some(profile.model.clone());
+        if let Some(c) = &profile.client {
+            row.model_provider = Some(c.name.clone());
+        }
         // Row before answer: no stream runs without its session row. A
         // call whose row cannot be written is ended at the carrier (REST
         // hangup) and its socket closed with 1008.

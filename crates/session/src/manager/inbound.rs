@@ -164,7 +164,7 @@ impl Manager {
         let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
-            events: events.sender(),
+            events: events.feed(),
             direction: Direction::Inbound,
             phase: Phase::Created,
             call_id: Some(call_id.clone()),
@@ -216,6 +216,9 @@ impl Manager {
         row.profile = Some(profile.name().to_owned());
         row.sip_headers = kept;
         row.model = Some(profile.model.clone());
+        if let Some(c) = &profile.client {
+            row.model_provider = Some(c.name.clone());
+        }
         let spec = CallSpec {
             id,
             direction: Direction::Inbound,

@@ -647,6 +647,21 @@ impl Manager {
         self.shared.registry().subscribe(id)
     }
 
+    /// A live call's recent events numbered above `after` (at most
+    /// [`crate::events::REPLAY`]; 0: all it keeps), then a subscriber to
+    /// every later one: each event once, in order. `None` when the call
+    /// is not live here.
+    pub fn replay(
+        &self,
+        id: SessionId,
+        after: u64,
+    ) -> Option<(
+        Vec<crate::events::Published>,
+        tokio::sync::broadcast::Receiver<crate::events::Published>,
+    )> {
+        self.shared.registry().replay(id, after)
+    }
+
     /// A subscriber to every call's events from now on.
     pub fn subscribe_all(&self) -> tokio::sync::broadcast::Receiver<crate::events::Published> {
         self.shared.bus.subscribe_all()

@@ -110,7 +110,7 @@ impl Manager {
         let self_tx = tx.clone();
         let entry = Entry {
             mailbox: tx,
-            events: events.sender(),
+            events: events.feed(),
             direction: Direction::Outbound,
             phase: Phase::Created,
             call_id: None,
@@ -146,6 +146,9 @@ impl Manager {
         row.profile = Some(profile.name().to_owned());
         row.sip_headers.clone_from(&req.headers);
         row.model = Some(profile.model.clone());
+        if let Some(c) = &profile.client {
+            row.model_provider = Some(c.name.clone());
+        }
         if let Err(refused) = self.shared.store.create(row).await {
             stream.close().await;
             return Err(match refused {

@@ -53,6 +53,13 @@ impl Manager {
     }
 }
 
+/// The webhook worker finds a profile's receivers in the set in force.
+impl crate::webhooks::Targets for Manager {
+    fn profile(&self, name: &str) -> Option<Arc<crate::webhooks::WebhookConfig>> {
+        self.profiles().by_name(name)?.webhooks.clone()
+    }
+}
+
 /// The model session of one call of `profile`: the agent's template with
 /// the profile's model, voice, tools and transfer targets, and its
 /// rendered instructions; the greeting prompt rendered too, given back
@@ -66,6 +73,9 @@ pub(crate) fn model_config(
     let mut m = base.clone();
     let (instructions, greeting) = profile.render(ctx, &base.instructions);
     m.instructions = instructions;
+    if let Some(c) = &profile.client {
+        c.apply(&mut m);
+    }
     m.model.clone_from(&profile.model);
     m.voice.clone_from(&profile.voice);
     m.builtin_tools.end_call = profile.end_call;

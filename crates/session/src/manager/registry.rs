@@ -27,7 +27,7 @@ pub(crate) struct Entry {
     pub call_ref: Option<CallRef>,
     pub lead: Option<LeadId>,
     /// The call's event channel, for subscribers (`crate::events`).
-    pub events: tokio::sync::broadcast::Sender<crate::events::Published>,
+    pub events: crate::events::CallFeed,
 }
 
 /// Why admission was refused.
@@ -178,6 +178,19 @@ impl Registry {
         self.by_id.get(&id).map(|e| e.events.subscribe())
     }
 
+    /// A live call's kept events above `after` and a subscriber to the
+    /// rest ([`crate::events::CallFeed::replay`]).
+    pub fn replay(
+        &self,
+        id: SessionId,
+        after: u64,
+    ) -> Option<(
+        Vec<crate::events::Published>,
+        tokio::sync::broadcast::Receiver<crate::events::Published>,
+    )> {
+        self.by_id.get(&id).map(|e| e.events.replay(after))
+    }
+
     pub fn by_call_id(&self, call_id: &str) -> Option<(SessionId, mpsc::Sender<CallMsg>)> {
         let id = *self.by_call_id.get(call_id)?;
         self.by_id.get(&id).map(|e| (id, e.mailbox.clone()))
@@ -250,7 +263,7 @@ mod tests {
                 call_id: call_id.map(str::to_owned),
                 call_ref: None,
                 lead: lead.map(LeadId),
-                events: tokio::sync::broadcast::Sender::new(4),
+                events: crate::events::CallFeed::new(),
             },
             rx,
         )

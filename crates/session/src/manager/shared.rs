@@ -121,6 +121,10 @@ pub(crate) fn implicit(cfg: &ManagerConfig) -> Profiles {
         max_duration: cfg.machine.max_duration,
         keep_headers: Vec::new(),
         http_tools: Default::default(),
+        providers: Default::default(),
+        webhooks: Default::default(),
+        env: Default::default(),
+        trunks: Default::default(),
     };
     let mut p = defaults.implicit();
     p.transfer_targets = cfg.transfer_targets.clone();

@@ -22,9 +22,13 @@ impl Manager {
         let id = spec.id;
         let direction = spec.direction;
         let transport = spec.transport.label();
-        let provider = crate::metrics::provider_label(shared.model.provider());
+        let provider = crate::metrics::provider_label(match &spec.profile.client {
+            Some(c) => c.client.provider(),
+            None => shared.model.provider(),
+        });
         shared.metrics.call_started(direction, transport, provider);
         let token = spec.token.clone();
+        let profile = Arc::clone(&spec.profile);
         let join_timeout = shared.cfg.join_timeout;
         self.inner.tracker.spawn(async move {
             let mut task = tokio::spawn(run_call(Arc::clone(&shared), spec));
@@ -65,7 +69,7 @@ impl Manager {
                             let e = p.publish(crate::events::CallEvent::SummaryReady {
                                 summary: text.clone(),
                             });
-                            if let Some(w) = &shared.cfg.webhooks {
+                            if let Some(w) = profile.event_receivers(shared.cfg.webhooks.as_ref()) {
                                 let rows = w.rows(&e);
                                 if !rows.is_empty() {
                                     shared.store.send(StoreOp::Outbox(id, rows)).await;

@@ -294,6 +294,11 @@ impl CallMetrics {
         self.shared.model_opened(ok);
     }
 
+    /// A model usage report of `provider` (token usage, issue 22).
+    pub(crate) fn model_tokens(&self, provider: &'static str, input: u64, output: u64) {
+        self.shared.model_tokens(provider, input, output);
+    }
+
     /// The model session resumed on a new connection.
     pub(crate) fn model_resumed(&self) {
         self.shared.model_reconnected();

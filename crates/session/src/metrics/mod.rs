@@ -61,7 +61,8 @@
 //!   verdict of answering-machine detection (issue 19): the first one of
 //!   each call (`human`, `machine`, `no_speech`, `unreachable`, `unknown`)
 //!   and a machine greeting's end (`machine_end_beep`,
-//!   `machine_end_silence`, `machine_end_timeout`).
+//!   `machine_end_silence`, `machine_end_timeout`). Every verdict is
+//!   exported from start at 0 (a known label set).
 //! - **AMD decision time** (`callbridge_amd_decision_seconds`): from the
 //!   answer to each call's first verdict.
 //! - **Answer to first audio**: from the 200 OK (sent, inbound; received,
@@ -79,6 +80,12 @@
 //!   measured.
 //! - **Call duration**: the machine's `Metric::CallDuration`, from the
 //!   answer to the end (answered calls only).
+//! - **Model tokens** (`callbridge_model_tokens_total{provider,direction}`):
+//!   the input and output tokens of every usage report of the calls'
+//!   model sessions (Gemini `usageMetadata`, OpenAI `response.done`),
+//!   added when the report arrives. GPT-Live bills the live session by
+//!   audio time and reports no tokens (its audio goes to the session's
+//!   `audio_ms`).
 //! - **Model reachability**: the outcome and time of the last model
 //!   session opening (success or failure).
 //!
@@ -211,6 +218,9 @@ pub struct Metrics {
     /// `callbridge_trunk_registrations`: trunk registrations in place
     /// now (ops, issue 22).
     trunk_registered: Gauge,
+    /// `callbridge_model_tokens_total{provider,direction}` (token usage,
+    /// issue 22).
+    model_tokens: Family<Labels<2>, Counter>,
     model: Mutex<Option<ModelReachability>>,
 }
 
@@ -223,6 +233,13 @@ impl Default for Metrics {
         let rtp_rejected = Family::<Labels<1>, Counter>::default();
         let rtp_rejected_by =
             RejectReason::ALL.map(|r| rtp_rejected.get_or_create_owned(&[("reason", r.as_str())]));
+        // Every verdict from start, at 0: a label set that is known ahead
+        // is exported before its first event (Prometheus practice), so
+        // `rate()` and the dashboard's panel have a series to work on.
+        let amd_verdicts = Family::<Labels<1>, Counter>::default();
+        for v in callbridge_amd::Verdict::ALL {
+            amd_verdicts.get_or_create_owned(&[("verdict", v.as_str())]);
+        }
         Metrics {
             started,
             started_by,
@@ -242,9 +259,10 @@ impl Default for Metrics {
             answer_to_first_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             caller_stop_to_agent_audio: Histogram::new(LATENCY_BUCKETS.iter().copied()),
             call_duration: Histogram::new(DURATION_BUCKETS.iter().copied()),
-            amd_verdicts: Family::default(),
+            amd_verdicts,
             amd_decision: Histogram::new(AMD_BUCKETS.iter().copied()),
             trunk_registered: Gauge::default(),
+            model_tokens: Family::default(),
             model: Mutex::new(None),
         }
     }
@@ -434,7 +452,7 @@ impl Metrics {
         add(
             registry,
             "callbridge_rtp_rejected_packets",
-            "RTP packets dropped because their source is not the call's media peer, by reason.",
+            "RTP and RTCP packets dropped, by reason: a source that is not the call's media peer, or SRTP/SRTCP authentication failed (srtp_auth).",
             self.rtp_rejected.clone(),
         );
         add(
@@ -480,6 +498,28 @@ impl Metrics {
             "Trunk registrations in place now (1 while registered with the configured trunk; 0 without one, or while it fails).",
             self.trunk_registered.clone(),
         );
+        add(
+            registry,
+            "callbridge_model_tokens",
+            "Model tokens the provider reported, by provider and direction (input, output); providers that bill by audio time (gpt-live) report none.",
+            self.model_tokens.clone(),
+        );
+    }
+
+    /// Counts the tokens of one model usage report (token usage, issue 22).
+    pub fn model_tokens(&self, provider: &'static str, input: u64, output: u64) {
+        for (direction, n) in [("input", input), ("output", output)] {
+            self.model_tokens
+                .get_or_create(&[("provider", provider), ("direction", direction)])
+                .inc_by(n);
+        }
+    }
+
+    /// The tokens counted for `provider` in `direction` (`input`, `output`).
+    pub fn model_tokens_counted(&self, provider: &'static str, direction: &'static str) -> u64 {
+        self.model_tokens
+            .get_or_create(&[("provider", provider), ("direction", direction)])
+            .get()
     }
 
     /// A trunk registration was established (`true`) or lost, removed or
@@ -556,6 +596,7 @@ impl Metrics {
     /// ended (every direction and reason) for `provider` at zero, so rates
     /// over them work from the first call.
     pub fn prepare(&self, provider: &'static str) {
+        self.model_tokens(provider, 0, 0);
         for d in Direction::ALL {
             let _ = self.started.get_or_create(&[
                 ("direction", d.as_str()),

@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Inbound calls pick by called number and, optionally, the INVITE's
-//! source address ([`select`]); outbound calls by name (`POST /api/calls`
+//! source address or named source trunk ([`select`], [`trunks`]); outbound calls by name (`POST /api/calls`
 //! `profile`, a campaign's profile). The default profile takes every call
 //! nothing else takes. Without any `[[profiles]]` the agent's single
 //! prompt configuration is the one, implicit, default profile
@@ -26,8 +26,12 @@
 //! A call keeps the `Arc<Profile>` it started with: replacing the set
 //! ([`crate::Manager::set_profiles`]) changes new calls only.
 
+mod build;
+pub mod provider;
 pub mod select;
+mod spec;
 pub mod template;
+pub mod trunks;
 
 #[cfg(test)]
 mod tests;
@@ -38,11 +42,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge_crm_store::UserId;
-use serde::{Deserialize, Serialize};
 
 use crate::dial_targets::DialTargets;
 use select::{MatchRules, NumberRule, Specificity};
 use template::{Template, TemplateContext};
+
+pub use spec::{
+    MAX_HEADER_NAME, MAX_HEADER_VALUE, MatchSpec, ProfileSpec, ProfilesDoc, Serves,
+    is_header_value, is_x_header,
+};
 
 /// Most profiles in a set.
 pub const MAX_PROFILES: usize = 256;
@@ -52,148 +60,6 @@ pub const MAX_RULES: usize = 1024;
 pub const BUILTIN_TOOLS: &[&str] = &["end_call", "transfer_call", "collect_digits"];
 /// The name of the implicit default profile.
 pub const IMPLICIT: &str = "default";
-
-/// One profile as written: a `[[profiles]]` table of agent.toml, or an
-/// entry of `PUT /api/profiles`' JSON array. Every field but `name` is
-/// optional and falls back to the agent's own setting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfileSpec {
-    /// Unique, 1 to 64 characters of `A-Z a-z 0-9 - _ .`.
-    pub name: String,
-    /// The system prompt, a template (default: `model.system_prompt`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub system_prompt: Option<String>,
-    /// The prompt that makes the model greet, a template (default:
-    /// `model.greeting`; outbound calls without it let the callee speak
-    /// first, as before).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub greeting: Option<String>,
-    /// The model provider; this agent runs one (`model.provider`), so it
-    /// must name that one when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub provider: Option<String>,
-    /// The model id (default: `model.model`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model: Option<String>,
-    /// The voice (default: `model.voice`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub voice: Option<String>,
-    /// The conversation's language tag (`en`, `es-MX`), told to the
-    /// model with its instructions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    /// The tools offered to the model, by name (`end_call`,
-    /// `transfer_call`); default: the built-ins when `model.tools`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tools: Option<Vec<String>>,
-    /// Where `transfer_call` may go: names of `[transfer] targets`
-    /// entries, or `name=target` entries of its own (the same rules);
-    /// default: the agent's list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transfer_targets: Option<Vec<String>>,
-    /// Record the call (default true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub record: Option<bool>,
-    /// Answering-machine detection on its outbound calls (default false;
-    /// a request's `amd` wins).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amd: Option<bool>,
-    /// The longest call, e.g. `"10m"` (default: `calls.max_duration`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_duration: Option<String>,
-    /// The user id inbound calls of this profile belong to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<i64>,
-    /// `inbound`, `outbound` or `both` (the default): which calls it may
-    /// take, and so which template variables exist.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub direction: Option<String>,
-    /// Which inbound calls it takes.
-    #[serde(default, rename = "match", skip_serializing_if = "Option::is_none")]
-    pub matches: Option<MatchSpec>,
-}
-
-/// A whole profile set as a document: the body of `GET` and `PUT
-/// /api/profiles`, and the profiles file that keeps a `PUT` across
-/// restarts.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProfilesDoc {
-    /// The default profile's name (`None`: the implicit one, or a
-    /// profile named `default`).
-    #[serde(default)]
-    pub default_profile: Option<String>,
-    /// The profiles, in order.
-    #[serde(default)]
-    pub profiles: Vec<ProfileSpec>,
-}
-
-/// Longest SIP header name kept or set, in bytes.
-pub const MAX_HEADER_NAME: usize = 64;
-/// Longest SIP header value set on an outbound INVITE, in bytes.
-pub const MAX_HEADER_VALUE: usize = 256;
-
-/// Whether `name` is an `X-` extension header name: `X-` then 1 to 62
-/// token characters (RFC 3261 section 25.1).
-///
-/// # Examples
-/// ```
-/// use callbridge_session::profile::is_x_header;
-/// assert!(is_x_header("X-Customer-Id"));
-/// assert!(!is_x_header("Contact"));
-/// assert!(!is_x_header("X-Bad Name"));
-/// ```
-pub fn is_x_header(name: &str) -> bool {
-    name.len() <= MAX_HEADER_NAME && callbridge_sip::ua::is_extension_header(name.as_bytes())
-}
-
-/// Whether `value` may go into an outbound INVITE's header: at most
-/// [`MAX_HEADER_VALUE`] bytes, no control characters (no CR or LF).
-pub fn is_header_value(value: &str) -> bool {
-    value.len() <= MAX_HEADER_VALUE && !value.chars().any(char::is_control)
-}
-
-/// The inbound match rules of a [`ProfileSpec`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MatchSpec {
-    /// Called numbers taken exactly.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exact: Vec<String>,
-    /// Called-number prefixes (the longest match wins).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub prefix: Vec<String>,
-    /// Regular expressions of the whole called number, tried in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pattern: Vec<String>,
-    /// Source addresses or networks the INVITE must come from (empty:
-    /// any).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub source: Vec<String>,
-}
-
-/// Which calls a profile takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Serves {
-    /// Inbound only.
-    Inbound,
-    /// Outbound only.
-    Outbound,
-    /// Both.
-    Both,
-}
-
-impl Serves {
-    /// Whether it takes inbound calls.
-    pub fn inbound(self) -> bool {
-        matches!(self, Serves::Inbound | Serves::Both)
-    }
-    /// Whether it takes outbound calls.
-    pub fn outbound(self) -> bool {
-        matches!(self, Serves::Outbound | Serves::Both)
-    }
-}
 
 /// What a profile falls back to, from the agent's own settings.
 #[derive(Debug, Clone)]
@@ -218,6 +84,54 @@ pub struct ProfileDefaults {
     pub keep_headers: Vec<String>,
     /// The declared HTTP tools (`[[tools]]`) profiles may name.
     pub http_tools: crate::http_tool::HttpTools,
+    /// The other providers profiles may name, with their clients.
+    pub providers: provider::ProviderChoices,
+    /// The global `[webhooks]`: the time limit, retry schedule and
+    /// retention a profile's own webhooks take.
+    pub webhooks: crate::webhooks::WebhookConfig,
+    /// Where a profile's `webhooks.secret_env` is read.
+    pub env: Env,
+    /// The named trunks (`[[trunks]]`) `match.source_trunk` may name.
+    pub trunks: trunks::Trunks,
+}
+
+/// Reads an environment variable: the process's own
+/// ([`Env::process`]), or a fixed table in tests.
+#[derive(Clone)]
+pub struct Env(Arc<dyn Lookup>);
+
+/// What [`Env`] wraps: a variable's value by its name.
+trait Lookup: Fn(&str) -> Option<String> + Send + Sync {}
+
+impl<F: Fn(&str) -> Option<String> + Send + Sync> Lookup for F {}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Env {
+        Env(Arc::new(|var| std::env::var(var).ok()))
+    }
+
+    /// Variables from `f`.
+    pub fn from_fn(f: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Env {
+        Env(Arc::new(f))
+    }
+
+    /// The value of `var`, if set.
+    pub fn get(&self, var: &str) -> Option<String> {
+        (self.0)(var)
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::process()
+    }
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
 }
 
 impl ProfileDefaults {
@@ -239,6 +153,7 @@ impl ProfileDefaults {
             greeting: Template::literal(self.greeting.clone()),
             explicit_greeting: false,
             model: self.model.clone(),
+            client: None,
             voice: self.voice.clone(),
             language: None,
             end_call: self.tools,
@@ -250,6 +165,7 @@ impl ProfileDefaults {
             max_duration: self.max_duration,
             owner: None,
             rules: MatchRules::default(),
+            webhooks: None,
         }
     }
 
@@ -303,6 +219,9 @@ pub struct Profile {
     pub explicit_greeting: bool,
     /// The model id.
     pub model: String,
+    /// The provider's client when it is not the agent's own
+    /// (`model.provider`).
+    pub client: Option<Arc<provider::ModelClient>>,
     /// The voice.
     pub voice: Option<String>,
     /// The language tag.
@@ -325,12 +244,23 @@ pub struct Profile {
     pub owner: Option<UserId>,
     /// Inbound match rules.
     pub rules: MatchRules,
+    /// Its own event receivers (`None`: the global `[webhooks]`).
+    pub webhooks: Option<Arc<crate::webhooks::WebhookConfig>>,
 }
 
 impl Profile {
     /// Its name.
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// The receivers of its calls' events: its own webhooks when it has
+    /// them, else the global ones (`None`: neither, no outbox rows).
+    pub fn event_receivers<'a>(
+        &'a self,
+        global: Option<&'a Arc<crate::webhooks::WebhookConfig>>,
+    ) -> Option<&'a Arc<crate::webhooks::WebhookConfig>> {
+        self.webhooks.as_ref().or(global)
     }
 
     /// The instructions and greeting prompt for one call (see
@@ -361,6 +291,14 @@ pub struct Profiles {
     list: Vec<Arc<Profile>>,
     default: Arc<Profile>,
     default_named: Option<String>,
+    trunks: trunks::Trunks,
+}
+
+/// An address (`192.0.2.10`) or a network (`198.51.100.0/24`).
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+        .ok()
 }
 
 fn valid_name(n: &str) -> bool {
@@ -376,6 +314,7 @@ impl Profiles {
             list: Vec::new(),
             default: Arc::new(default),
             default_named: None,
+            trunks: trunks::Trunks::default(),
         }
     }
 
@@ -409,7 +348,7 @@ impl Profiles {
                     message: "a second profile of this name".into(),
                 });
             }
-            match one(i, s, defaults) {
+            match build::one(i, s, defaults) {
                 Ok(p) => list.push(Arc::new(p)),
                 Err(mut e) => errors.append(&mut e),
             }
@@ -451,6 +390,7 @@ impl Profiles {
             list,
             default: default_profile,
             default_named: default.map(str::to_owned),
+            trunks: defaults.trunks.clone(),
         })
     }
 
@@ -469,9 +409,10 @@ impl Profiles {
         &self.default
     }
 
-    /// The profile for an inbound call to `called` from `source`: the
-    /// most specific match (exact > longest prefix > the first pattern),
-    /// the first listed among equals; else the default.
+    /// The profile for an inbound call to `called` from `source` (and so
+    /// from the named trunk that holds it, if any): the most specific
+    /// match (exact > longest prefix > the first pattern), the first
+    /// listed among equals; else the default.
     ///
     /// # Examples
     /// ```
@@ -481,6 +422,9 @@ impl Profiles {
     /// #     system_prompt: "Be brief.".into(), greeting: "Greet.".into(), tools: true,
     /// #     transfer_targets: vec![], max_duration: std::time::Duration::from_secs(600),
     /// #     keep_headers: vec![], http_tools: Default::default(),
+    /// #     providers: Default::default(),
+    /// #     webhooks: Default::default(), env: Default::default(),
+    /// #     trunks: Default::default(),
     /// # };
     /// let sales = ProfileSpec {
     ///     name: "sales".into(),
@@ -492,15 +436,25 @@ impl Profiles {
     /// assert_eq!(set.inbound("+4940123", None).name(), "default");
     /// ```
     pub fn inbound(&self, called: &str, source: Option<IpAddr>) -> &Arc<Profile> {
+        let trunk = self.trunks.of(source);
         let mut best: Option<(Specificity, &Arc<Profile>)> = None;
         for p in self.list.iter().filter(|p| p.serves.inbound()) {
-            if let Some(s) = p.rules.score(called, source)
+            if let Some(s) = p.rules.score(called, source, trunk)
                 && best.as_ref().is_none_or(|(b, _)| s > *b)
             {
                 best = Some((s, p));
             }
         }
         best.map_or(&self.default, |(_, p)| p)
+    }
+
+    /// The profile called `name`, whatever calls it takes (the default
+    /// answers to its own name when no listed profile has it).
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Profile>> {
+        self.list
+            .iter()
+            .find(|p| p.name() == name)
+            .or_else(|| (self.default.name() == name).then_some(&self.default))
     }
 
     /// The profile called `name` that takes outbound calls (the implicit
@@ -512,264 +466,4 @@ impl Profiles {
                 .then_some(&self.default),
         }
     }
-}
-
-/// Checks one spec; every problem of it.
-fn one(i: usize, s: &ProfileSpec, d: &ProfileDefaults) -> Result<Profile, Vec<ProfileError>> {
-    let mut errors = Vec::new();
-    let mut err = |field: &str, message: String| {
-        errors.push(ProfileError {
-            index: i,
-            name: s.name.clone(),
-            field: field.into(),
-            message,
-        });
-    };
-    if !valid_name(&s.name) {
-        err(
-            "name",
-            "1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into(),
-        );
-    }
-    let serves = match s.direction.as_deref() {
-        None | Some("both") => Serves::Both,
-        Some("inbound") => Serves::Inbound,
-        Some("outbound") => Serves::Outbound,
-        Some(o) => {
-            err(
-                "direction",
-                format!("{o:?}: one of \"inbound\", \"outbound\", \"both\""),
-            );
-            Serves::Both
-        }
-    };
-    let mut samples = Vec::new();
-    if serves.inbound() {
-        samples.push(d.sample("inbound", &s.name));
-    }
-    if serves.outbound() {
-        samples.push(d.sample("outbound", &s.name));
-    }
-    let mut template = |field: &str, src: &Option<String>, fallback: &str| match src {
-        None => Template::literal(fallback),
-        Some(src) => Template::parse(src, &samples).unwrap_or_else(|e| {
-            err(field, e.to_string());
-            Template::literal(fallback)
-        }),
-    };
-    let system_prompt = template("system_prompt", &s.system_prompt, &d.system_prompt);
-    let greeting = template("greeting", &s.greeting, &d.greeting);
-    if let Some(p) = &s.provider
-        && *p != d.provider
-    {
-        err(
-            "provider",
-            format!(
-                "{p:?}: this agent runs one provider, {:?} (model.provider)",
-                d.provider
-            ),
-        );
-    }
-    let text = |v: &Option<String>| v.as_ref().map(|t| t.trim().to_owned());
-    for (field, v) in [("model", &s.model), ("voice", &s.voice)] {
-        if let Some(t) = text(v)
-            && (t.is_empty() || t.len() > 128 || t.chars().any(char::is_control))
-        {
-            err(field, "1 to 128 characters, no control characters".into());
-        }
-    }
-    if let Some(l) = &s.language
-        && (l.is_empty()
-            || l.len() > 35
-            || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    {
-        err(
-            "language",
-            format!("{l:?}: a language tag like \"en\" or \"es-MX\""),
-        );
-    }
-    let (end_call, transfer_tool, collect_digits, http_tools) = match &s.tools {
-        None => (
-            d.tools,
-            d.tools,
-            false,
-            d.http_tools.iter().cloned().collect(),
-        ),
-        Some(names) => {
-            let mut http = Vec::new();
-            for n in names {
-                if BUILTIN_TOOLS.contains(&n.as_str()) {
-                    continue;
-                }
-                match d.http_tools.get(n) {
-                    Some(t) => http.push(Arc::clone(t)),
-                    None => err(
-                        "tools",
-                        format!(
-                            "{n:?}: no such tool (the built-ins are {}; others are declared in [[tools]])",
-                            BUILTIN_TOOLS.join(", ")
-                        ),
-                    ),
-                }
-            }
-            let has = |t: &str| names.iter().any(|n| n == t);
-            (
-                has("end_call"),
-                has("transfer_call"),
-                has("collect_digits"),
-                http,
-            )
-        }
-    };
-    let transfer_targets = if transfer_tool {
-        match targets(s.transfer_targets.as_deref(), &d.transfer_targets) {
-            Ok(t) => t,
-            Err(m) => {
-                err("transfer_targets", m);
-                DialTargets::none()
-            }
-        }
-    } else {
-        DialTargets::none()
-    };
-    let max_duration = match &s.max_duration {
-        None => d.max_duration,
-        Some(v) => match humantime::parse_duration(v.trim()) {
-            Ok(t) if !t.is_zero() && t <= Duration::from_secs(24 * 3600) => t,
-            _ => {
-                err(
-                    "max_duration",
-                    format!("{v:?}: a duration above zero and at most 24h, like \"10m\""),
-                );
-                d.max_duration
-            }
-        },
-    };
-    let owner = match s.owner {
-        Some(o) if o <= 0 => {
-            err("owner", format!("{o}: a user id (positive)"));
-            None
-        }
-        o => o.map(UserId),
-    };
-    let rules = match &s.matches {
-        None => MatchRules::default(),
-        Some(m) => rules(m, &mut err),
-    };
-    if !rules.numbers.is_empty() && !serves.inbound() {
-        err(
-            "match",
-            "an outbound-only profile takes no inbound calls".into(),
-        );
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    Ok(Profile {
-        spec: s.clone(),
-        serves,
-        system_prompt,
-        greeting,
-        explicit_greeting: s.greeting.is_some(),
-        model: text(&s.model).unwrap_or_else(|| d.model.clone()),
-        voice: text(&s.voice).or_else(|| d.voice.clone()),
-        language: s.language.clone(),
-        end_call,
-        collect_digits,
-        http_tools,
-        transfer_targets,
-        record: s.record.unwrap_or(true),
-        amd: s.amd.unwrap_or(false),
-        max_duration,
-        owner,
-        rules,
-    })
-}
-
-/// A profile's transfer list: each entry names an agent target or is a
-/// `name=target` of its own.
-fn targets(own: Option<&[String]>, agent: &[String]) -> Result<DialTargets, String> {
-    let Some(own) = own else {
-        return DialTargets::parse(agent).map_err(|(i, e)| format!("agent entry {}: {e}", i + 1));
-    };
-    let mut entries = Vec::new();
-    for e in own {
-        if e.contains('=') {
-            entries.push(e.clone());
-        } else {
-            let found = agent
-                .iter()
-                .find(|a| a.split_once('=').is_some_and(|(n, _)| n.trim() == e.trim()));
-            match found {
-                Some(a) => entries.push(a.clone()),
-                None => {
-                    return Err(format!(
-                        "{e:?}: not a name of [transfer] targets, nor name=target"
-                    ));
-                }
-            }
-        }
-    }
-    DialTargets::parse(&entries).map_err(|(i, e)| {
-        let name = entries
-            .get(i)
-            .and_then(|s| s.split_once('=').map(|(n, _)| n.trim().to_owned()))
-            .unwrap_or_default();
-        format!("entry {} ({name:?}): {e}", i + 1)
-    })
-}
-
-fn rules(m: &MatchSpec, err: &mut impl FnMut(&str, String)) -> MatchRules {
-    let mut r = MatchRules::default();
-    if m.exact.len() + m.prefix.len() + m.pattern.len() + m.source.len() > MAX_RULES {
-        err("match", format!("more than {MAX_RULES} rules"));
-        return r;
-    }
-    let number_ok = |n: &str| {
-        !n.is_empty()
-            && n.len() <= 64
-            && n.chars().all(|c| {
-                c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '_')
-            })
-    };
-    for (k, n) in m.exact.iter().enumerate() {
-        if number_ok(n) {
-            r.numbers.push(NumberRule::Exact(n.clone()));
-        } else {
-            err(&format!("match.exact[{k}]"), format!("{n:?}: not a number"));
-        }
-    }
-    for (k, n) in m.prefix.iter().enumerate() {
-        if number_ok(n) {
-            r.numbers.push(NumberRule::Prefix(n.clone()));
-        } else {
-            err(
-                &format!("match.prefix[{k}]"),
-                format!("{n:?}: not a number prefix"),
-            );
-        }
-    }
-    for (k, p) in m.pattern.iter().enumerate() {
-        match NumberRule::pattern(p) {
-            Ok(rule) => r.numbers.push(rule),
-            Err(e) => err(&format!("match.pattern[{k}]"), e),
-        }
-    }
-    for (k, s) in m.source.iter().enumerate() {
-        let net = s
-            .parse::<ipnet::IpNet>()
-            .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from));
-        match net {
-            Ok(n) => r.sources.push(n),
-            Err(_) => err(
-                &format!("match.source[{k}]"),
-                format!("{s:?}: an address or network (\"192.0.2.10\", \"198.51.100.0/24\")"),
-            ),
-        }
-    }
-    if r.numbers.is_empty() && !r.sources.is_empty() {
-        // A source alone matches every number from there, least specific.
-        r.numbers.push(NumberRule::Prefix(String::new()));
-    }
-    r
 }

@@ -1,6 +1,7 @@
 //! Which inbound calls a profile takes: its called-number rules (exact,
 //! prefix, pattern) and its optional source set, and how specific a
-//! match is, so the most specific profile wins: any exact match beats
+//! match is, and its optional source trunk ([`super::trunks`]), so the
+//! most specific profile wins: any exact match beats
 //! any prefix, a longer prefix beats a shorter one, and a pattern comes
 //! last; among equals the profile listed first wins.
 
@@ -43,6 +44,8 @@ pub struct MatchRules {
     pub numbers: Vec<NumberRule>,
     /// Where the INVITE must come from (empty: anywhere).
     pub sources: Vec<IpNet>,
+    /// The named trunk the INVITE must come from (`None`: any).
+    pub trunk: Option<String>,
 }
 
 impl NumberRule {
@@ -73,9 +76,20 @@ impl NumberRule {
 }
 
 impl MatchRules {
-    /// How specifically a call to `called` from `source` matches, if it
-    /// does: the best of the number rules, when the source is allowed.
-    pub fn score(&self, called: &str, source: Option<IpAddr>) -> Option<Specificity> {
+    /// How specifically a call to `called` from `source` (of the named
+    /// trunk `trunk`, if any) matches, if it does: the best of the number
+    /// rules, when the source and its trunk are allowed.
+    pub fn score(
+        &self,
+        called: &str,
+        source: Option<IpAddr>,
+        trunk: Option<&str>,
+    ) -> Option<Specificity> {
+        if let Some(want) = &self.trunk
+            && trunk != Some(want.as_str())
+        {
+            return None;
+        }
         if !self.sources.is_empty() {
             let ip = source?;
             if !self.sources.iter().any(|n| n.contains(&ip)) {

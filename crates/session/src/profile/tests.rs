@@ -20,6 +20,23 @@ fn defaults() -> ProfileDefaults {
         max_duration: Duration::from_secs(1800),
         keep_headers: vec!["X-Customer-Id".into()],
         http_tools: Default::default(),
+        providers: Default::default(),
+        webhooks: crate::webhooks::WebhookConfig {
+            timeout: Duration::from_secs(3),
+            ..Default::default()
+        },
+        env: Env::from_fn(|v| (v == "SALES_HOOK_SECRET").then(|| "s3cret".to_owned())),
+        trunks: trunks::Trunks::load(&[
+            trunks::TrunkSpec {
+                name: "carrier-a".into(),
+                sources: vec!["192.0.2.0/24".into()],
+            },
+            trunks::TrunkSpec {
+                name: "carrier-b".into(),
+                sources: vec!["198.51.100.7".into()],
+            },
+        ])
+        .unwrap(),
     }
 }
 
@@ -350,4 +367,114 @@ fn a_template_that_fails_even_leniently_gives_the_documented_default() {
 fn a_syntax_error_is_refused_at_load() {
     let e = Template::parse("Hello {{ caller ", &[ctx("inbound")]).unwrap_err();
     assert!(e.to_string().starts_with("inbound calls:"), "{e}");
+}
+
+#[test]
+fn a_profiles_own_webhooks_take_the_global_schedule_and_its_secret_from_the_environment() {
+    use crate::webhooks::WebhookSpec;
+    let mut sales = spec("sales");
+    sales.webhooks = Some(WebhookSpec {
+        urls: vec!["https://hooks.example/sales".into()],
+        secret_env: Some("SALES_HOOK_SECRET".into()),
+        events: vec!["call.ended".into()],
+    });
+    let set = Profiles::load(&[sales, spec("plain")], None, &defaults()).unwrap();
+    let w = set.by_name("sales").unwrap().webhooks.clone().unwrap();
+    assert_eq!(w.profile.as_deref(), Some("sales"));
+    assert_eq!(w.urls, ["https://hooks.example/sales"]);
+    assert_eq!(
+        w.secret.as_ref().map(|s| s.expose().clone()),
+        Some(b"s3cret".to_vec())
+    );
+    assert_eq!(w.timeout, Duration::from_secs(3), "the global time limit");
+    assert!(set.by_name("plain").unwrap().webhooks.is_none());
+    assert_eq!(set.by_name("default").unwrap().name(), "default");
+    assert!(set.by_name("nobody").is_none());
+    // The spec as written keeps the variable's name, never the secret.
+    let doc = serde_json::to_string(&set.specs()).unwrap();
+    assert!(
+        doc.contains("SALES_HOOK_SECRET") && !doc.contains("s3cret"),
+        "{doc}"
+    );
+}
+
+#[test]
+fn bad_profile_webhooks_are_refused_with_every_error_named() {
+    use crate::webhooks::WebhookSpec;
+    let mut a = spec("a");
+    a.webhooks = Some(WebhookSpec {
+        urls: vec!["ftp://x".into()],
+        secret_env: Some("UNSET_VARIABLE".into()),
+        events: vec!["call.exploded".into()],
+    });
+    let mut b = spec("b");
+    b.webhooks = Some(WebhookSpec::default());
+    let errs = Profiles::load(&[a, b], None, &defaults()).unwrap_err();
+    let fields: Vec<_> = errs
+        .iter()
+        .map(|e| (e.name.as_str(), e.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            ("a", "webhooks.secret_env"),
+            ("a", "webhooks.urls"),
+            ("a", "webhooks.events"),
+            ("b", "webhooks.urls"),
+        ],
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_named_source_trunk_takes_only_the_calls_from_its_addresses() {
+    let a_sales = matching(
+        "a-sales",
+        MatchSpec {
+            prefix: vec!["+4930".into()],
+            source_trunk: Some("carrier-a".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let b_any = matching(
+        "b-any",
+        MatchSpec {
+            source_trunk: Some("carrier-b".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let both = matching(
+        "both",
+        MatchSpec {
+            exact: vec!["+4930999".into()],
+            source: vec!["192.0.2.50".into()],
+            source_trunk: Some("carrier-a".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let set = Profiles::load(&[a_sales, b_any, both], None, &defaults()).unwrap();
+    let ip = |s: &str| Some(s.parse::<std::net::IpAddr>().unwrap());
+    let pick = |called: &str, from: &str| set.inbound(called, ip(from)).name().to_owned();
+    assert_eq!(pick("+4930123", "192.0.2.9"), "a-sales");
+    assert_eq!(pick("+4930123", "198.51.100.7"), "b-any", "b's catch-all");
+    assert_eq!(pick("+4930123", "203.0.113.1"), "default", "from no trunk");
+    assert_eq!(pick("+4940123", "192.0.2.9"), "default", "a's number rule");
+    assert_eq!(pick("+4930999", "192.0.2.50"), "both", "exact beats prefix");
+    assert_eq!(
+        pick("+4930999", "192.0.2.51"),
+        "a-sales",
+        "source and trunk both hold"
+    );
+    assert_eq!(set.inbound("+4930123", None).name(), "default");
+    // An unknown trunk is named as an error.
+    let bad = matching(
+        "x",
+        MatchSpec {
+            source_trunk: Some("carrier-z".into()),
+            ..MatchSpec::default()
+        },
+    );
+    let errs = Profiles::load(&[bad], None, &defaults()).unwrap_err();
+    assert_eq!(errs[0].field, "match.source_trunk", "{errs:?}");
+    assert!(errs[0].message.contains("carrier-a, carrier-b"), "{errs:?}");
 }

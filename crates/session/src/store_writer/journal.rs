@@ -24,8 +24,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use callbridge_crm_store::{
-    EndReason, EventKind, Finish, NewEvent, NewTurn, Sensitive, SessionId, SessionState,
-    SessionUpdate, SessionWrite, Speaker, Usage,
+    AmdVerdict, EndReason, EventKind, Finish, MachineEnd, NewEvent, NewTurn, Sensitive, SessionId,
+    SessionState, SessionUpdate, SessionWrite, Speaker, Usage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,13 @@ enum Op {
         summary: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<[Option<u64>; 3]>,
+        // --- issue 19 (amd) ---
+        /// The detection's first verdict and its time (ms from the answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amd_verdict: Option<(String, u64)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amd_machine_end: Option<String>,
+        // --- end issue 19 (amd) ---
     },
     Finish {
         state: String,
@@ -110,6 +117,10 @@ struct OutboxLine {
     url: String,
     payload: String,
     at_ms: i64,
+    /// The routing profile whose receiver it is (absent: the global
+    /// ones, and every line journaled before targets existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -176,6 +187,13 @@ impl Entry {
                 usage: u
                     .usage
                     .map(|u| [u.input_tokens, u.output_tokens, u.audio_ms]),
+                amd_verdict: u.amd_verdict.map(|(v, d)| {
+                    (
+                        v.as_str().to_owned(),
+                        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    )
+                }),
+                amd_machine_end: u.amd_machine_end.map(|e| e.as_str().to_owned()),
             },
             SessionWrite::Finish(f) => Op::Finish {
                 state: f.state.as_str().to_owned(),
@@ -192,6 +210,7 @@ impl Entry {
                         url: r.url.clone(),
                         payload: r.payload.clone(),
                         at_ms: r.at.as_millisecond(),
+                        target: r.target.clone(),
                     })
                     .collect(),
             },
@@ -257,6 +276,8 @@ impl Entry {
                 recording_bytes,
                 summary,
                 usage,
+                amd_verdict,
+                amd_machine_end,
             } => SessionWrite::Update(Box::new(SessionUpdate {
                 sip_call_id,
                 model_provider,
@@ -268,6 +289,17 @@ impl Entry {
                     output_tokens: o,
                     audio_ms: a,
                 }),
+                amd_verdict: amd_verdict
+                    .map(|(v, ms)| {
+                        Ok::<_, LineError>((
+                            parse::<AmdVerdict>(&v, "amd_verdict")?,
+                            std::time::Duration::from_millis(ms),
+                        ))
+                    })
+                    .transpose()?,
+                amd_machine_end: amd_machine_end
+                    .map(|e| parse::<MachineEnd>(&e, "amd_machine_end"))
+                    .transpose()?,
             })),
             Op::Outbox { rows } => SessionWrite::Outbox(
                 rows.into_iter()
@@ -278,7 +310,8 @@ impl Entry {
                             r.url,
                             r.payload,
                             ts(r.at_ms, "at_ms")?,
-                        ))
+                        )
+                        .for_target(r.target))
                     })
                     .collect::<Result<_, LineError>>()?,
             ),

@@ -111,6 +111,14 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
             summary: Some(callbridge_crm_store::Sensitive::new("sum")),
             ..Default::default()
         })),
+        SessionWrite::Update(Box::new(callbridge_crm_store::SessionUpdate {
+            amd_verdict: Some((
+                callbridge_crm_store::AmdVerdict::Machine,
+                Duration::from_millis(2660),
+            )),
+            amd_machine_end: Some(callbridge_crm_store::MachineEnd::Silence),
+            ..Default::default()
+        })),
         SessionWrite::Finish(fin),
         SessionWrite::Outbox(vec![callbridge_crm_store::NewOutbox::new(
             format!("{id}:4"),
@@ -119,7 +127,18 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
             "{\"event\":\"call.ended\"}",
             t(4),
         )]),
+        SessionWrite::Outbox(vec![
+            callbridge_crm_store::NewOutbox::new(
+                format!("{id}:5"),
+                "call.ended",
+                "http://127.0.0.1:9/sales",
+                "{}",
+                t(5),
+            )
+            .for_target(Some("sales".into())),
+        ]),
     ];
+    let mut amd_read_back = 0;
     for (i, w) in writes.into_iter().enumerate() {
         let e = Entry {
             session: id,
@@ -132,7 +151,26 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
         assert_eq!((back.session, back.seq), (id, i as u64 + 1));
         // The same line again: nothing was lost on the way.
         assert_eq!(back.to_line(), line);
+        if let SessionWrite::Update(u) = &back.write
+            && let Some((v, d)) = u.amd_verdict
+        {
+            assert_eq!(v, callbridge_crm_store::AmdVerdict::Machine);
+            assert_eq!(d, Duration::from_millis(2660));
+            assert_eq!(
+                u.amd_machine_end,
+                Some(callbridge_crm_store::MachineEnd::Silence)
+            );
+            assert!(
+                String::from_utf8_lossy(&line).contains("\"amd_machine_end\":\"silence\""),
+                "{line:?}"
+            );
+            amd_read_back += 1;
+        }
     }
+    assert_eq!(
+        amd_read_back, 1,
+        "the detection's verdict survives the journal"
+    );
     assert!(Entry::from_line(b"{\"session\":\"x\"}").is_err());
 }
 

@@ -1,9 +1,19 @@
 //! Call-event webhooks: which events go to which receivers
-//! ([`WebhookConfig`], the agent's `[webhooks]`; a routing profile can
-//! carry one of its own later), the outbox rows a call writes for them
-//! ([`WebhookConfig::rows`]), the retry schedule ([`Backoff`], sans-IO:
-//! the attempt number, the time and the jitter are passed in) and the
-//! worker that delivers them ([`worker`]).
+//! ([`WebhookConfig`]: the agent's global `[webhooks]`, or a routing
+//! profile's own, [`WebhookSpec`]), the outbox rows a call writes for
+//! them ([`WebhookConfig::rows`]), the retry schedule ([`Backoff`],
+//! sans-IO: the attempt number, the time and the jitter are passed in)
+//! and the worker that delivers them ([`worker`]).
+//!
+//! A call's events go to its profile's webhooks when the profile names
+//! any, and then to those only: the global `[webhooks]` are the default
+//! for the calls of profiles without their own, not a copy of every
+//! event (`Profile::event_receivers`). Each outbox row carries its target (the
+//! profile's name, or none for the global receivers); the worker signs
+//! and schedules it by that target's configuration as it is when the row
+//! is sent ([`Targets`]), so a profile replaced through `PUT
+//! /api/profiles` signs its pending rows with its new secret, and a row
+//! whose profile no longer has webhooks is failed, not sent elsewhere.
 //!
 //! Delivery is at least once, from the store's outbox: the call task
 //! writes a row per event and receiver through the store writer (journaled
@@ -26,18 +36,22 @@
 
 pub mod worker;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use callbridge_crm_store::{MAX_OUTBOX_PAYLOAD, NewOutbox};
 use callbridge_redact::Secret;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Envelope, WEBHOOK_EVENTS};
 
-/// The receivers of call events and what they get. The agent's global
-/// default is `[webhooks]`; the type is meant to be reused per routing
-/// profile.
+/// The receivers of call events and what they get: the agent's global
+/// `[webhooks]`, or a routing profile's own (`profile` names it).
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
+    /// The routing profile these receivers belong to (`None`: the global
+    /// `[webhooks]`); written on each outbox row as its target.
+    pub profile: Option<String>,
     /// Where every event is POSTed (each gets its own outbox row).
     pub urls: Vec<String>,
     /// The signing secret; `None` sends no signature header.
@@ -55,6 +69,7 @@ pub struct WebhookConfig {
 impl Default for WebhookConfig {
     fn default() -> Self {
         WebhookConfig {
+            profile: None,
             urls: Vec::new(),
             secret: None,
             events: Vec::new(),
@@ -121,8 +136,100 @@ impl WebhookConfig {
         let key = e.key();
         self.urls
             .iter()
-            .map(|u| NewOutbox::new(key.clone(), e.name(), u.clone(), payload.clone(), e.at))
+            .map(|u| {
+                NewOutbox::new(key.clone(), e.name(), u.clone(), payload.clone(), e.at)
+                    .for_target(self.profile.clone())
+            })
             .collect()
+    }
+}
+
+/// Where the worker finds a profile's receivers when it sends one of
+/// their rows (the set in force then, which `PUT /api/profiles` may have
+/// replaced since the row was written).
+pub trait Targets: Send + Sync + 'static {
+    /// The webhooks of the profile called `name`, if it (still) has any.
+    fn profile(&self, name: &str) -> Option<Arc<WebhookConfig>>;
+}
+
+/// No profile has webhooks of its own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProfiles;
+
+impl Targets for NoProfiles {
+    fn profile(&self, _: &str) -> Option<Arc<WebhookConfig>> {
+        None
+    }
+}
+
+/// A routing profile's own webhooks as written (`[profiles.webhooks]`
+/// of a `[[profiles]]` table, `webhooks` of a `PUT /api/profiles`
+/// entry). The signing secret is named by its environment variable,
+/// never written here (so neither the profiles file nor `GET
+/// /api/profiles` holds it); the time limit and retry schedule are the
+/// global `[webhooks]` ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    /// Where each of the profile's calls' events is POSTed (at least one).
+    pub urls: Vec<String>,
+    /// The environment variable holding the signing secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+    /// The events sent ([`WEBHOOK_EVENTS`] names); empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+/// Most receivers of one configuration.
+pub const MAX_URLS: usize = 16;
+
+impl WebhookSpec {
+    /// The profile `profile`'s configuration: `base`'s time limit, retry
+    /// schedule and retention with this spec's receivers, events and
+    /// secret (read through `env`).
+    ///
+    /// # Errors
+    /// Every problem, each as a `(field, message)` pair: no URL or more
+    /// than [`MAX_URLS`], a bad URL or event name, a secret variable that
+    /// is not set.
+    pub fn resolve(
+        &self,
+        profile: &str,
+        base: &WebhookConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<WebhookConfig, Vec<(&'static str, String)>> {
+        let mut errs = Vec::new();
+        if self.urls.is_empty() || self.urls.len() > MAX_URLS {
+            errs.push(("webhooks.urls", format!("1 to {MAX_URLS} receiver URLs")));
+        }
+        let mut secret = None;
+        if let Some(var) = &self.secret_env {
+            match env(var.trim()).filter(|v| !v.trim().is_empty()) {
+                Some(v) => secret = Some(Secret::new(v.into_bytes())),
+                None => errs.push((
+                    "webhooks.secret_env",
+                    format!("{var}: the variable is not set (the secret is read from the environment only)"),
+                )),
+            }
+        }
+        let cfg = WebhookConfig {
+            profile: Some(profile.to_owned()),
+            urls: self.urls.iter().map(|u| u.trim().to_owned()).collect(),
+            secret,
+            events: self.events.iter().map(|e| e.trim().to_owned()).collect(),
+            ..base.clone()
+        };
+        if let Err(e) = cfg.validate() {
+            for e in e {
+                let field = match e {
+                    WebhookConfigError::BadUrl(_) => "webhooks.urls",
+                    WebhookConfigError::UnknownEvent(_) => "webhooks.events",
+                };
+                errs.push((field, e.to_string()));
+            }
+        }
+        if errs.is_empty() { Ok(cfg) } else { Err(errs) }
     }
 }
 
@@ -238,6 +345,20 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_str(&rows[1].payload).unwrap();
         assert_eq!(doc["session"], id.to_string());
         assert!(cfg(&["call.ended"]).rows(&answered).is_empty());
+    }
+
+    #[test]
+    fn a_profiles_rows_carry_it_as_their_target() {
+        let bus = EventBus::default();
+        let mut p = bus.publisher(SessionId::new_v4());
+        let e = p.publish(CallEvent::Answered);
+        assert_eq!(cfg(&[]).rows(&e)[0].target, None, "global");
+        let own = WebhookConfig {
+            profile: Some("sales".into()),
+            ..cfg(&[])
+        };
+        let rows = own.rows(&e);
+        assert!(rows.iter().all(|r| r.target.as_deref() == Some("sales")));
     }
 
     #[test]

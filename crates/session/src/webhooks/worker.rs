@@ -10,6 +10,12 @@
 //! answer is a delivery; anything else (another status, a timeout, a
 //! refused connection) is retried on the [`Backoff`](super::Backoff)
 //! schedule until its horizon, then the row is failed.
+//!
+//! A row is sent by its target's configuration (its secret, time limit
+//! and schedule): the global `[webhooks]` for rows without a target, the
+//! named profile's own webhooks ([`Targets`]) for the others. A row whose
+//! profile has no webhooks any more is failed at once (`target profile
+//! has no webhooks`), never signed with another target's secret.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -21,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::WebhookConfig;
+use super::{Targets, WebhookConfig};
 use crate::signing::{SIGNATURE_HEADER, sign};
 
 /// Rows claimed at once.
@@ -50,16 +56,18 @@ enum Attempt {
     Failed { error: String, status: Option<u16> },
 }
 
-/// Starts the worker for `cfg` on `store` (a connection of its own) as
-/// node `node`, until `stop` is cancelled. This node's leases left by an
-/// earlier process are freed first, so what it was delivering when it
-/// stopped goes out again at once.
+/// Starts the worker for the global `cfg` and the profiles' `targets` on
+/// `store` (a connection of its own) as node `node`, until `stop` is
+/// cancelled. `cfg` without receivers still sets the retention of every
+/// row. This node's leases left by an earlier process are freed first,
+/// so what it was delivering when it stopped goes out again at once.
 ///
 /// # Errors
 /// [`WorkerError`] when the client cannot be built or the store refuses.
 pub async fn start(
     mut store: Store,
     cfg: WebhookConfig,
+    targets: Arc<dyn Targets>,
     roots: TlsRoots,
     node: String,
     stop: CancellationToken,
@@ -67,9 +75,9 @@ pub async fn start(
     let tls = roots
         .client_config()
         .map_err(|e| WorkerError::Client(e.to_string()))?;
+    // Each request carries its target's time limit.
     let client = reqwest::Client::builder()
         .tls_backend_preconfigured((*tls).clone())
-        .timeout(cfg.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| WorkerError::Client(e.to_string()))?;
@@ -89,6 +97,7 @@ pub async fn start(
     let w = Worker {
         store: Arc::new(Mutex::new(store)),
         cfg: Arc::new(cfg),
+        targets,
         client,
         node,
     };
@@ -98,6 +107,7 @@ pub async fn start(
 struct Worker {
     store: Arc<Mutex<Store>>,
     cfg: Arc<WebhookConfig>,
+    targets: Arc<dyn Targets>,
     client: reqwest::Client,
     node: String,
 }
@@ -124,7 +134,18 @@ impl Worker {
         }
     }
 
+    /// The configuration a row is sent by (`None`: its profile has no
+    /// webhooks any more).
+    fn config_of(&self, row: &OutboxRow) -> Option<Arc<WebhookConfig>> {
+        match &row.target {
+            None => Some(Arc::clone(&self.cfg)),
+            Some(name) => self.targets.profile(name),
+        }
+    }
+
     async fn run(self, stop: CancellationToken) {
+        // Every target has the global time limit (a profile's webhooks
+        // take it from `[webhooks]`).
         let lease = self.cfg.timeout * 2 + Duration::from_secs(5);
         let mut pruned_at: Option<tokio::time::Instant> = None;
         loop {
@@ -147,11 +168,19 @@ impl Worker {
                     debug!(rows = n, "old webhook deliveries pruned");
                 }
             }
-            let node = self.node.clone();
-            let rows = self
-                .with_store(move |s| s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node))
+            // A read first: the worker always runs (a profile may gain
+            // webhooks at any time), and an empty outbox must not cost a
+            // write transaction every look.
+            let rows = if self.with_store(|s| s.outbox_pending()).await == Some(0) {
+                Vec::new()
+            } else {
+                let node = self.node.clone();
+                self.with_store(move |s| {
+                    s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node)
+                })
                 .await
-                .unwrap_or_default();
+                .unwrap_or_default()
+            };
             if rows.is_empty() {
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -160,22 +189,30 @@ impl Worker {
             }
             let mut set = JoinSet::new();
             for row in rows {
+                let Some(cfg) = self.config_of(&row) else {
+                    let id = row.id;
+                    warn!(event = %row.event, row = %id, "webhook row's target profile has no webhooks; failed");
+                    self.with_store(move |s| {
+                        s.outbox_failed(id, "target profile has no webhooks", None)
+                    })
+                    .await;
+                    continue;
+                };
                 let client = self.client.clone();
-                let cfg = Arc::clone(&self.cfg);
                 set.spawn(async move {
                     let a = attempt(&client, &cfg, &row).await;
-                    (row, a)
+                    (row, cfg, a)
                 });
             }
             while let Some(done) = set.join_next().await {
-                let Ok((row, a)) = done else { continue };
-                self.record(row, a).await;
+                let Ok((row, cfg, a)) = done else { continue };
+                self.record(row, &cfg, a).await;
             }
         }
         debug!("webhook worker stopped");
     }
 
-    async fn record(&self, row: OutboxRow, a: Attempt) {
+    async fn record(&self, row: OutboxRow, cfg: &WebhookConfig, a: Attempt) {
         let now = jiff::Timestamp::now();
         let id = row.id;
         match a {
@@ -187,7 +224,7 @@ impl Worker {
             Attempt::Failed { error, status } => {
                 let jitter: f64 = rand::rng().random();
                 let n = row.attempts.saturating_add(1);
-                match self.cfg.backoff.next(n, row.created_at, now, jitter) {
+                match cfg.backoff.next(n, row.created_at, now, jitter) {
                     Some(next) => {
                         debug!(event = %row.event, row = %id, attempt = n, %error, "webhook attempt failed; retrying");
                         self.with_store(move |s| s.outbox_retry(id, next, &error, status))
@@ -208,6 +245,7 @@ impl Worker {
 async fn attempt(client: &reqwest::Client, cfg: &WebhookConfig, row: &OutboxRow) -> Attempt {
     let mut req = client
         .post(&row.url)
+        .timeout(cfg.timeout)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("Idempotency-Key", &row.key)
         .header("X-Callbridge-Event", &row.event)

@@ -108,6 +108,29 @@ pub async fn rig_openai(
     rig_with(mock, url, model, Arc::new(OpenAiRealtime::new()), tweak).await
 }
 
+/// A rig with the mock GPT-Live model (µ-law both ways, as the agent
+/// configures it).
+pub async fn rig_gpt_live(
+    script: callbridge_llm_mock::gpt_live::GptLiveScript,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig<callbridge_llm_mock::gpt_live::MockGptLive> {
+    let mock = callbridge_llm_mock::gpt_live::MockGptLive::start(script)
+        .await
+        .unwrap();
+    let url = mock.url();
+    let mut model = SessionConfig::default();
+    model.input_format = AudioFormat::Pcmu;
+    model.output_format = AudioFormat::Pcmu;
+    rig_with(
+        mock,
+        url,
+        model,
+        Arc::new(callbridge_llm_bridge::GptLive::new()),
+        tweak,
+    )
+    .await
+}
+
 async fn rig_with<M>(
     mock: M,
     url: String,
@@ -282,6 +305,11 @@ impl Caller {
     }
 
     pub async fn dial(&self, manager: SocketAddr) -> Leg {
+        self.dial_user(manager, "agent").await
+    }
+
+    /// Dials `user` (the called number) at `manager`.
+    pub async fn dial_user(&self, manager: SocketAddr, user: &str) -> Leg {
         let media = MediaStream::open(
             &self.engine,
             &self.pool,
@@ -290,7 +318,7 @@ impl Caller {
         .unwrap();
         let local = LocalMedia::new(LOCAL, media.local_addr().port());
         let offer = sdp::make_offer(&local, sdp::Direction::SendRecv).to_bytes();
-        let to = Uri::parse(&Bytes::from(format!("sip:agent@{manager}"))).unwrap();
+        let to = Uri::parse(&Bytes::from(format!("sip:{user}@{manager}"))).unwrap();
         let from = Uri::parse(&Bytes::from_static(b"sip:+15550001111@127.0.0.1")).unwrap();
         let call = self
             .sip

@@ -470,9 +470,15 @@ pub fn process_answer(offer: &Session, answer: &Session) -> Result<Negotiated, S
 
 /// Whether a (re-)offer holds the call: its audio stream is `sendonly` or
 /// `inactive`, or its connection address is `0.0.0.0` (RFC 2543 style).
-/// A later offer with `sendrecv` (or `recvonly`) resumes it.
+/// A later offer with `sendrecv` (or `recvonly`) resumes it. The stream
+/// read is the first RTP audio stream with a port, as [`answer`] skips a
+/// disabled one (port 0).
 pub fn hold_state(offer: &Session) -> HoldState {
-    let Some(index) = offer.media.iter().position(Media::is_rtp_audio) else {
+    let Some(index) = offer
+        .media
+        .iter()
+        .position(|m| m.is_rtp_audio() && m.port != 0)
+    else {
         return HoldState::Active;
     };
     let zero = offer

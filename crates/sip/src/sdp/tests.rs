@@ -136,6 +136,19 @@ fn hold_and_resume_are_recognized_and_answered() {
 }
 
 #[test]
+fn hold_state_reads_the_stream_the_answer_takes_not_a_disabled_one() {
+    let offer = Session::parse(
+        b"v=0\r\no=- 1 2 IN IP4 198.51.100.5\r\ns=-\r\nc=IN IP4 198.51.100.5\r\nt=0 0\r\n\
+          m=audio 0 RTP/AVP 0\r\na=inactive\r\n\
+          m=audio 4000 RTP/AVP 0\r\na=sendrecv\r\n",
+    )
+    .unwrap();
+    let (_, neg) = answer(&offer, &local()).unwrap();
+    assert_eq!(neg.media_index, 1);
+    assert_eq!(hold_state(&offer), HoldState::Active);
+}
+
+#[test]
 fn offer_and_answer_agree_for_an_outbound_call() {
     let mut l = local();
     l.session_id = 77;

@@ -24,6 +24,8 @@ if (live && window.EventSource) {
     const t = JSON.parse(ev.data);
     const li = document.createElement("li");
     li.className = t.speaker;
+    // The call's event id, for a turn that came over the event bus.
+    if (t.event) li.dataset.event = t.event;
     const b = document.createElement("b");
     b.textContent = t.speaker;
     li.append(t.at + " ", b, " " + t.text);

@@ -50,6 +50,12 @@ fn setup_carries_every_required_part() {
     let decls = s["tools"][0]["functionDeclarations"].as_array().unwrap();
     let names: Vec<&str> = decls.iter().map(|d| d["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["book_table", "end_call", "transfer_call"]);
+    // Current Live models default to NON_BLOCKING: each declares its own.
+    let behaviors: Vec<&str> = decls
+        .iter()
+        .map(|d| d["behavior"].as_str().unwrap())
+        .collect();
+    assert_eq!(behaviors, ["NON_BLOCKING", "BLOCKING", "BLOCKING"]);
     assert_eq!(decls[0]["parameters"]["type"], "OBJECT");
     assert_eq!(
         decls[0]["parameters"]["properties"]["people"]["type"],
@@ -151,7 +157,8 @@ fn content_parts_are_all_decoded_in_order() {
             Inbound::Event(ModelEvent::Usage(Usage {
                 input_tokens: 3,
                 output_tokens: 4,
-                total_tokens: 7
+                total_tokens: 7,
+                split: None,
             })),
         ]
     );
@@ -310,4 +317,85 @@ proptest! {
         };
         prop_assert_eq!(items, expected);
     }
+}
+
+#[test]
+fn responses_to_non_blocking_calls_are_scheduled_when_idle() {
+    use crate::session::ToolResult;
+    let v = parse(&tool_response_message(
+        "c1",
+        "book_table",
+        &ToolResult::Ok(json!({"ok": true})),
+    ));
+    assert_eq!(
+        v,
+        json!({"toolResponse": {"functionResponses": [{"id": "c1", "name": "book_table",
+            "response": {"output": {"ok": true}}, "scheduling": "WHEN_IDLE"}]}})
+    );
+    let v = parse(&tool_response_message(
+        "c2",
+        "collect_digits",
+        &ToolResult::Err("timeout".into()),
+    ));
+    assert_eq!(
+        v["toolResponse"]["functionResponses"][0]["scheduling"],
+        "WHEN_IDLE"
+    );
+    // A BLOCKING call's response carries none (ignored there).
+    let v = parse(&tool_response_message(
+        "c3",
+        "end_call",
+        &ToolResult::Ok(json!({"status": "ending"})),
+    ));
+    assert!(
+        v["toolResponse"]["functionResponses"][0]
+            .get("scheduling")
+            .is_none()
+    );
+}
+
+#[test]
+fn usage_metadata_splits_audio_and_text_tokens() {
+    // The shape of a Live API `usageMetadata` (BidiGenerateContentServerMessage):
+    // counts plus `ModalityTokenCount` lists per direction.
+    let items = decode(
+        r#"{"usageMetadata":{"promptTokenCount":120,"responseTokenCount":60,
+          "totalTokenCount":180,"cachedContentTokenCount":0,
+          "promptTokensDetails":[{"modality":"TEXT","tokenCount":20},{"modality":"AUDIO","tokenCount":100}],
+          "responseTokensDetails":[{"modality":"AUDIO","tokenCount":55},{"modality":"TEXT","tokenCount":5}]}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        items,
+        vec![Inbound::Event(ModelEvent::Usage(Usage {
+            input_tokens: 120,
+            output_tokens: 60,
+            total_tokens: 180,
+            split: Some(TokenSplit {
+                input_audio: 100,
+                input_text: 20,
+                output_audio: 55,
+                output_text: 5,
+            }),
+        }))]
+    );
+    // Only one direction detailed: no split (half a split would read as zero).
+    let items = decode(
+        r#"{"usageMetadata":{"promptTokenCount":5,"responseTokenCount":1,"totalTokenCount":6,
+          "promptTokensDetails":[{"modality":"TEXT","tokenCount":5}]}}"#,
+    )
+    .unwrap();
+    assert!(
+        matches!(
+            &items[..],
+            [Inbound::Event(ModelEvent::Usage(Usage {
+                split: None,
+                input_tokens: 5,
+                ..
+            }))]
+        ),
+        "{items:?}"
+    );
+    // A count of the wrong type is a malformed message, not a zero.
+    assert!(decode(r#"{"usageMetadata":{"promptTokenCount":"many"}}"#).is_err());
 }

@@ -156,7 +156,110 @@ fn client_delegations_are_answered_with_a_refusal_carrying_their_id() {
     assert_eq!(s.len(), 1);
     assert_eq!(s[0]["type"], "session.instructions.append");
     assert_eq!(s[0]["delegation_id"], "del_7");
-    assert_eq!(s[0]["content"], CANNOT_DELEGATE);
+    let content = s[0]["content"].as_str().unwrap();
+    assert!(content.starts_with(CANNOT_DELEGATE), "{content}");
+    assert!(
+        content.contains("names none of this line's tools"),
+        "{content}"
+    );
+}
+
+fn with_lookup_tool() -> SessionConfig {
+    let mut c = cfg();
+    c.tools.push(crate::tools::ToolSpec {
+        name: "lookup_order".into(),
+        description: "Looks up an order.".into(),
+        parameters: json!({"type": "object", "properties": {"task": {"type": "string"}},
+                           "required": ["task"]}),
+    });
+    c
+}
+
+fn delegate(c: &mut Core, said: &str, id: &str) -> Vec<Output> {
+    let now = Instant::now();
+    c.handle_server(
+        Inbound::InputTranscript {
+            text: said.into(),
+            start_ms: 0,
+            end_ms: 1,
+        },
+        now,
+    );
+    drain(c);
+    c.handle_server(
+        Inbound::DelegationCreated {
+            delegation_id: id.into(),
+            target: DelegationTarget::Client,
+        },
+        now,
+    );
+    drain(c)
+}
+
+#[test]
+fn a_client_delegation_naming_a_tool_becomes_its_call_and_the_result_goes_back_as_commentary() {
+    let mut c = Core::new(&with_lookup_tool(), AudioFormat::Pcmu);
+    let outs = delegate(&mut c, "Please lookup order 42.", "del_1");
+    assert!(sent(&outs).is_empty(), "{outs:?}");
+    assert_eq!(
+        events(&outs),
+        [ModelEvent::ToolCall(ToolCall {
+            id: ToolCallId("del_1".into()),
+            name: "lookup_order".into(),
+            args: json!({"task": "Please lookup order 42."}),
+        })]
+    );
+    c.handle_command(Command::ToolResult {
+        id: ToolCallId("del_1".into()),
+        name: "lookup_order".into(),
+        result: ToolResult::Ok(json!({"status": "shipped"})),
+    });
+    let s = sent(&drain(&mut c));
+    assert_eq!(
+        s,
+        [json!({"type": "session.commentary.append",
+                "content": "{\"status\":\"shipped\"}", "delegation_id": "del_1"})]
+    );
+    // An error is told as such; the task text starts afresh.
+    let outs = delegate(&mut c, "lookup order 7", "del_2");
+    assert!(
+        matches!(&events(&outs)[..], [ModelEvent::ToolCall(t)] if t.args["task"] == "lookup order 7")
+    );
+    c.handle_command(Command::ToolResult {
+        id: ToolCallId("del_2".into()),
+        name: "lookup_order".into(),
+        result: ToolResult::Err("timeout".into()),
+    });
+    let s = sent(&drain(&mut c));
+    assert_eq!(s[0]["type"], "session.commentary.append");
+    assert_eq!(s[0]["delegation_id"], "del_2");
+    assert!(
+        s[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("failed: timeout")
+    );
+    // A Responses-style answer is not sent for a delegation.
+    assert!(s.iter().all(|m| m["type"] != "response.create"));
+}
+
+#[test]
+fn end_call_by_delegation_is_a_typed_event_answered_silently() {
+    let mut c = Core::new(&cfg(), AudioFormat::Pcmu);
+    let outs = delegate(&mut c, "thanks, goodbye, end call", "del_9");
+    assert!(matches!(
+        &events(&outs)[..],
+        [ModelEvent::EndCall { id, .. }] if id.as_str() == "del_9"
+    ));
+    c.handle_command(Command::ToolResult {
+        id: ToolCallId("del_9".into()),
+        name: "end_call".into(),
+        result: ToolResult::Ok(json!({"status": "ending"})),
+    });
+    let s = sent(&drain(&mut c));
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["type"], "session.thinking.append");
+    assert_eq!(s[0]["delegation_id"], "del_9");
 }
 
 #[test]

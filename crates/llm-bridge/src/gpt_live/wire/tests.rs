@@ -233,7 +233,11 @@ fn errors_ignored_and_unknown_events() {
     let ev = decode(
         json!({"type": "session.usage.updated", "event_id": "e", "usage": {"seconds": 1.0}}),
     );
-    assert_eq!(ev, Ok(Inbound::Ignored));
+    // Usage (issue 22): no longer ignored, the session's cumulative audio.
+    assert_eq!(
+        ev,
+        Ok(Inbound::AudioUsage(std::time::Duration::from_secs(1)))
+    );
     assert_eq!(
         decode(json!({"type": "info", "event_id": "e", "code": "c", "message": "m"})),
         Ok(Inbound::Ignored)
@@ -250,6 +254,32 @@ fn errors_ignored_and_unknown_events() {
         decode_server_event(b"not json"),
         Err(DecodeError::Json(_))
     ));
+}
+
+#[test]
+fn usage_updated_is_the_sessions_cumulative_audio() {
+    // `openai.types.live.SessionUsageUpdatedEvent`: `usage.seconds` is a
+    // running total; `context_window` may come beside it.
+    let ev = decode(json!({"type": "session.usage.updated", "event_id": "e",
+        "usage": {"seconds": 12.25},
+        "context_window": {"tokens": 900, "limit": 32000}}));
+    assert_eq!(
+        ev,
+        Ok(Inbound::AudioUsage(std::time::Duration::from_millis(
+            12_250
+        )))
+    );
+    for bad in [
+        json!({"type": "session.usage.updated", "usage": {}}),
+        json!({"type": "session.usage.updated", "usage": {"seconds": "12"}}),
+        json!({"type": "session.usage.updated", "usage": {"seconds": -1.0}}),
+        json!({"type": "session.usage.updated"}),
+    ] {
+        assert!(
+            matches!(decode(bad.clone()), Err(DecodeError::Json(_))),
+            "{bad}"
+        );
+    }
 }
 
 proptest! {

@@ -199,7 +199,8 @@ fn decodes_function_call_response_done_rate_limits_and_error() {
             usage: Some(Usage {
                 input_tokens: 10,
                 output_tokens: 20,
-                total_tokens: 30
+                total_tokens: 30,
+                split: None,
             }),
         }
     );
@@ -301,4 +302,38 @@ proptest! {
         let v: Value = serde_json::from_slice(&out).unwrap();
         prop_assert_eq!(B64.decode(v["audio"].as_str().unwrap()).unwrap(), audio);
     }
+}
+
+#[test]
+fn response_done_usage_splits_audio_and_text_tokens() {
+    // The `response.done` usage of the Realtime API (GA): token details
+    // per direction, `cached_tokens` beside the modalities.
+    let done = json!({"type": "response.done", "response": {"id": "r2", "status": "completed",
+        "output": [], "usage": {"total_tokens": 253, "input_tokens": 165, "output_tokens": 88,
+        "input_token_details": {"cached_tokens": 64, "text_tokens": 120, "audio_tokens": 45,
+            "image_tokens": 0, "cached_tokens_details": {"text_tokens": 64, "audio_tokens": 0}},
+        "output_token_details": {"text_tokens": 18, "audio_tokens": 70}}}});
+    let Inbound::ResponseDone { usage, .. } =
+        decode_server_event(done.to_string().as_bytes()).unwrap()
+    else {
+        panic!("not a response.done");
+    };
+    assert_eq!(
+        usage,
+        Some(Usage {
+            input_tokens: 165,
+            output_tokens: 88,
+            total_tokens: 253,
+            split: Some(TokenSplit {
+                input_audio: 45,
+                input_text: 120,
+                output_audio: 70,
+                output_text: 18,
+            }),
+        })
+    );
+    // A count of the wrong type is malformed, not a zero.
+    let bad = json!({"type": "response.done", "response": {"id": "r3", "status": "completed",
+        "usage": {"input_tokens": "lots"}}});
+    assert!(decode_server_event(bad.to_string().as_bytes()).is_err());
 }

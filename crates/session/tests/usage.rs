@@ -1,0 +1,120 @@
+//! Token usage end to end (issue 22): a call against each provider's
+//! mock, which reports usage as the real service does; the session row
+//! carries the call's sums and the registry counts the tokens.
+
+mod support;
+
+use callbridge_llm_mock::gpt_live::GptLiveScript;
+use callbridge_llm_mock::openai::OpenAiScript;
+use callbridge_session::Manager;
+use support::*;
+
+/// One call: greeting, one caller turn and its reply, the caller's BYE.
+async fn one_call<M>(r: &Rig<M>) {
+    let mut caller = Caller::new().await;
+    let mut leg = caller.dial_through_greeting(r.manager.sip_addr()).await;
+    speak(&leg.media).await;
+    assert!(
+        hear(&mut leg.media, 300.0, AUDIO_WITHIN).await.is_some(),
+        "reply heard after the caller spoke"
+    );
+    assert!(until_quiet(&mut leg.media, 10, AUDIO_WITHIN).await);
+    caller.sip.hangup(leg.call).await.unwrap();
+    leg.media.close().await;
+    r.idle().await;
+    caller.stop().await;
+}
+
+/// `callbridge_model_tokens_total` of `provider` and `direction` on the
+/// metrics page.
+fn tokens_on_page(m: &Manager, provider: &str, direction: &str) -> Option<u64> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    m.register_metrics(&mut registry);
+    let mut page = String::new();
+    prometheus_client::encoding::text::encode(&mut page, &registry).unwrap();
+    let series = format!(
+        "callbridge_model_tokens_total{{provider=\"{provider}\",direction=\"{direction}\"}} "
+    );
+    page.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The `model` event with the call's usage totals.
+fn usage_event(rec: &callbridge_crm_store::SessionRecord) -> serde_json::Value {
+    rec.events
+        .iter()
+        .find_map(|e| e.detail.get("usage").cloned())
+        .expect("a usage event")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gemini_usage_reports_are_summed_on_the_row_and_counted() {
+    let r = rig(fast_script(), |_| {}).await;
+    one_call(&r).await;
+    let rec = r.record(r.all_ids()[0]);
+    // The mock reports 100 in / 50 out per finished reply (greeting and
+    // reply): at least two reports, summed.
+    let u = rec.session.usage;
+    let (i, o) = (u.input_tokens.unwrap(), u.output_tokens.unwrap());
+    assert!(i >= 200 && i % 100 == 0, "{u:?}");
+    assert_eq!(o * 2, i, "{u:?}");
+    assert_eq!(u.audio_ms, None, "Gemini bills tokens, not audio time");
+    let ev = usage_event(&rec);
+    assert_eq!(ev["split"]["input_audio"], i / 100 * 70, "{ev}");
+    assert_eq!(ev["split"]["output_audio"], o, "{ev}");
+    assert_eq!(tokens_on_page(&r.manager, "gemini", "input"), Some(i));
+    assert_eq!(tokens_on_page(&r.manager, "gemini", "output"), Some(o));
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_response_done_usage_is_summed_on_the_row_and_counted() {
+    let script = OpenAiScript {
+        playback_speed: 2.0,
+        ..Default::default()
+    };
+    let r = rig_openai(script, |_| {}).await;
+    one_call(&r).await;
+    let rec = r.record(r.all_ids()[0]);
+    // 100 in / 50 out per completed response (greeting and reply).
+    let u = rec.session.usage;
+    let (i, o) = (u.input_tokens.unwrap(), u.output_tokens.unwrap());
+    assert!(i >= 200, "{u:?}");
+    assert_eq!(o * 2, i, "{u:?}");
+    let ev = usage_event(&rec);
+    assert_eq!(ev["total_tokens"], i + o, "{ev}");
+    assert_eq!(ev["split"]["output_audio"], o / 50 * 40, "{ev}");
+    assert_eq!(tokens_on_page(&r.manager, "openai", "input"), Some(i));
+    assert_eq!(tokens_on_page(&r.manager, "openai", "output"), Some(o));
+    r.mock.server().assert_no_violations();
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpt_live_reports_audio_time_and_no_tokens() {
+    let script = GptLiveScript {
+        playback_speed: 2.0,
+        ..Default::default()
+    };
+    let r = rig_gpt_live(script, |_| {}).await;
+    one_call(&r).await;
+    let rec = r.record(r.all_ids()[0]);
+    let u = rec.session.usage;
+    assert_eq!((u.input_tokens, u.output_tokens), (None, None), "{u:?}");
+    let audio = u.audio_ms.expect("the session's audio time");
+    let talk = rec
+        .session
+        .ended_at
+        .unwrap()
+        .duration_since(rec.session.answered_at.unwrap())
+        .as_millis() as u64;
+    // A running total, not a sum of the reports: within the call.
+    assert!(
+        audio > 0 && audio <= talk + 5_000,
+        "{audio} ms in a {talk} ms call"
+    );
+    assert_eq!(usage_event(&rec)["audio_ms"], audio);
+    assert_eq!(tokens_on_page(&r.manager, "gpt-live", "input"), Some(0));
+    r.manager.shutdown().await;
+}
