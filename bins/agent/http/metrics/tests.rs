@@ -320,6 +320,8 @@ const OTHERS: &[(&str, &str)] = &[
     // ops (issue 22): what [retention] removed.
     ("callbridge_retention_deleted_total", "counter"),
     ("callbridge_trunk_registrations", "gauge"),
+    // ops2 (issue 22): token usage, zero series from `prepare`.
+    ("callbridge_model_tokens_total", "counter"),
 ];
 
 #[test]
