@@ -641,3 +641,9 @@ impl UserAgent {
         }
     }
 }
+
+/// Whether `uri` is a `sips:` URI (the UAC's requests and the UAS's
+/// Contact both ask; here so that neither module uses the other).
+fn is_sips(uri: &crate::uri::Uri) -> bool {
+    uri.as_sip().is_some_and(crate::SipUri::is_secure)
+}

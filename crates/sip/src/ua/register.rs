@@ -90,7 +90,7 @@ impl UserAgent {
         let sips = self
             .registrations
             .get(&id)
-            .is_some_and(|r| super::uac::is_sips(&r.spec.registrar));
+            .is_some_and(|r| super::is_sips(&r.spec.registrar));
         let contact = self.contact_as(transport, sips);
         let ua = self.cfg.user_agent.clone();
         let cnonce = self.ids.hex();

@@ -77,7 +77,7 @@ impl UserAgent {
             .to_addr(&NameAddr::new(o.to.clone()))
             .call_id(&call_id)
             .cseq(1)
-            .contact(&self.contact_as(transport, is_sips(&o.to)))
+            .contact(&self.contact_as(transport, super::is_sips(&o.to)))
             .header(HeaderName::Allow, super::ALLOW)
             .header(HeaderName::Supported, super::SUPPORTED)
             .header(
@@ -121,7 +121,7 @@ impl UserAgent {
             progressed: false,
         }));
         let mut c = Call::new(first, call_id, local_tag, state);
-        c.sips = is_sips(&o.to);
+        c.sips = super::is_sips(&o.to);
         c.local_sdp = Some(o.offer);
         self.calls.insert(call, c);
         Ok(call)
@@ -580,7 +580,7 @@ impl UserAgent {
             return false;
         };
         let via = self.our_via(peer.transport);
-        let contact = self.contact_as(peer.transport, is_sips(invite.uri()));
+        let contact = self.contact_as(peer.transport, super::is_sips(invite.uri()));
         let h = invite.headers_mut();
         h.set_top_via(&via);
         h.remove(&HeaderName::Contact);
@@ -666,11 +666,6 @@ impl UserAgent {
         calling.invite = invite;
         Ok(())
     }
-}
-
-/// Whether `uri` is a `sips:` URI.
-pub(super) fn is_sips(uri: &crate::uri::Uri) -> bool {
-    uri.as_sip().is_some_and(crate::SipUri::is_secure)
 }
 
 /// The CANCEL of an INVITE (RFC 3261 section 9.1): same Request-URI,

@@ -217,7 +217,7 @@ impl UserAgent {
             .insert((call_id.clone(), local_tag.clone()), call);
         self.invites.insert(key.clone(), call);
         let peer_allows_update = crate::dialog::peer_allows(req.headers(), &Method::Update);
-        let sips = super::uac::is_sips(req.uri());
+        let sips = super::is_sips(req.uri());
         // In-dialog requests go back where the INVITE came from (the
         // trunk), like its responses.
         let state = CallState::Offered {
