@@ -15,6 +15,9 @@
 //! | `decision_timeout` | 8 s | `AmdConfig::decision_timeout` | issue 19 |
 //! | `human_max_greeting` | 1.5 s | `AmdConfig::human_max_greeting` | Asterisk `greeting` |
 //! | `human_silence` | 800 ms | `AmdConfig::human_silence` | Asterisk `after_greeting_silence` |
+//! | `human_quick_greeting` | 600 ms | `AmdConfig::human_quick_greeting` | corpus-tuned (a word or two) |
+//! | `human_quick_silence` | 600 ms | `AmdConfig::human_quick_silence` | corpus-tuned (issue 19's p50) |
+//! | `human_verdict_by` | 1.9 s | `AmdConfig::human_verdict_by` | issue 19's p95 of 2 s less 100 ms |
 //! | `machine_speech` | 2.5 s | `AmdConfig::machine_speech` | issue 19 |
 //! | `greeting_end_silence` | 2 s | `AmdConfig::greeting_end_silence` | Jambonz `greetingCompletionTimeoutMs` |
 //! | `after_beep` | 1 s | `AmdConfig::after_beep` | Jambonz |
@@ -67,6 +70,15 @@ pub fn read(c: &Check<'_>, base: &Path) -> Option<AmdSettings> {
         ("amd.decision_timeout", &mut s.acoustic.decision_timeout),
         ("amd.human_max_greeting", &mut s.acoustic.human_max_greeting),
         ("amd.human_silence", &mut s.acoustic.human_silence),
+        (
+            "amd.human_quick_greeting",
+            &mut s.acoustic.human_quick_greeting,
+        ),
+        (
+            "amd.human_quick_silence",
+            &mut s.acoustic.human_quick_silence,
+        ),
+        ("amd.human_verdict_by", &mut s.acoustic.human_verdict_by),
         ("amd.machine_speech", &mut s.acoustic.machine_speech),
         (
             "amd.greeting_end_silence",

@@ -898,7 +898,7 @@ fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
     assert_eq!(s.amd, callbridge_session::amd::AmdSettings::default());
     let s = settings(
         &format!(
-            "{GOOD}[amd]\nmachine_policy = \"voicemail\"\nvoicemail_prompt = \"Say hi.\"\nhuman_silence = \"700ms\"\nunknown = \"machine\"\n"
+            "{GOOD}[amd]\nmachine_policy = \"voicemail\"\nvoicemail_prompt = \"Say hi.\"\nhuman_silence = \"700ms\"\nhuman_verdict_by = \"1700ms\"\nunknown = \"machine\"\n"
         ),
         &[],
     )
@@ -908,6 +908,11 @@ fn amd_defaults_to_hangup_and_a_voicemail_needs_one_message() {
         MachinePolicy::Voicemail(VoicemailMessage::Prompt("Say hi.".into()))
     );
     assert_eq!(s.amd.acoustic.human_silence, Duration::from_millis(700));
+    assert_eq!(s.amd.acoustic.human_verdict_by, Duration::from_millis(1700));
+    assert_eq!(
+        s.amd.acoustic.human_quick_silence,
+        Duration::from_millis(600)
+    );
     assert!(!s.amd.unknown_is_human);
     let m = err(
         &format!("{GOOD}[amd]\nmachine_policy = \"voicemail\"\n"),

@@ -114,8 +114,9 @@ impl Call {
         };
         let rate = SampleRate::new(up.rate());
         let samples = up.process(pcm);
-        if let Err(e) = m.send_audio(AudioFrame::Pcm16 { rate, samples }) {
-            debug!(error = %e, "caller audio frame not sent to the model");
+        match m.send_audio(AudioFrame::Pcm16 { rate, samples }) {
+            Ok(()) => self.usage.on_streamed(),
+            Err(e) => debug!(error = %e, "caller audio frame not sent to the model"),
         }
     }
 

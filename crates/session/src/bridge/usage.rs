@@ -6,7 +6,9 @@
 //! of each response: the call's figures are their sum (each response's
 //! input counts the conversation it was given, as the provider bills it).
 //! GPT-Live reports the session's audio so far (`session.usage.updated`,
-//! a running total): the last report is the call's `audio_ms`.
+//! a running total): the last report is the call's `audio_ms`. The other
+//! providers report no audio time: their `audio_ms` is the caller audio
+//! the bridge streamed to the model (20 ms per frame sent).
 
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ pub(super) struct CallUsage {
     tokens: Option<Usage>,
     /// The last cumulative audio report.
     audio: Option<Duration>,
+    /// Caller frames (20 ms each) handed to the model.
+    streamed_frames: u64,
 }
 
 impl CallUsage {
@@ -41,17 +45,31 @@ impl CallUsage {
         self.audio = Some(self.audio.map_or(total, |a| a.max(total)));
     }
 
-    /// The row's figures, `None` when the model reported nothing.
+    /// One 20 ms caller frame handed to the model.
+    pub(super) fn on_streamed(&mut self) {
+        self.streamed_frames += 1;
+    }
+
+    /// The audio time of the row: the provider's figure, else what was
+    /// streamed; `None` when neither.
+    fn audio_ms(&self) -> Option<u64> {
+        match self.audio {
+            Some(a) => Some(u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+            None => (self.streamed_frames > 0).then(|| self.streamed_frames.saturating_mul(20)),
+        }
+    }
+
+    /// The row's figures, `None` when the model reported nothing and no
+    /// audio was streamed.
     pub(super) fn row(&self) -> Option<callbridge_crm_store::Usage> {
-        if self.tokens.is_none() && self.audio.is_none() {
+        let audio_ms = self.audio_ms();
+        if self.tokens.is_none() && audio_ms.is_none() {
             return None;
         }
         Some(callbridge_crm_store::Usage {
             input_tokens: self.tokens.map(|t| t.input_tokens),
             output_tokens: self.tokens.map(|t| t.output_tokens),
-            audio_ms: self
-                .audio
-                .map(|a| u64::try_from(a.as_millis()).unwrap_or(u64::MAX)),
+            audio_ms,
         })
     }
 
@@ -71,11 +89,8 @@ impl CallUsage {
                 );
             }
         }
-        if let Some(a) = self.audio {
-            d.insert(
-                "audio_ms".into(),
-                u64::try_from(a.as_millis()).unwrap_or(u64::MAX).into(),
-            );
+        if let Some(a) = self.audio_ms() {
+            d.insert("audio_ms".into(), a.into());
         }
         (!d.is_empty()).then(|| json!({ "usage": d }))
     }
@@ -165,5 +180,20 @@ mod tests {
         u.on_audio(Duration::from_millis(900));
         let row = u.row().unwrap();
         assert_eq!((row.input_tokens, row.audio_ms), (None, Some(4250)));
+        // The provider's figure wins over what the bridge counted.
+        u.on_streamed();
+        assert_eq!(u.row().unwrap().audio_ms, Some(4250));
+    }
+
+    #[test]
+    fn without_an_audio_report_audio_ms_is_what_was_streamed() {
+        let mut u = CallUsage::default();
+        for _ in 0..150 {
+            u.on_streamed();
+        }
+        u.on_tokens(&report(10, 5, None));
+        let row = u.row().unwrap();
+        assert_eq!((row.input_tokens, row.audio_ms), (Some(10), Some(3000)));
+        assert_eq!(u.detail().unwrap()["usage"]["audio_ms"], 3000);
     }
 }

@@ -73,7 +73,7 @@ pub struct StreamConfig {
 impl Default for StreamConfig {
     /// No listeners; 1,024 connections, 16 per IP, 10 min idle, 30 s per
     /// message, 10 s handshake, 64 queued messages, a keep-alive ping
-    /// every [`KEEPALIVE`] on dialed connections answered within 10 s.
+    /// every 100 s (`KEEPALIVE`) on dialed connections, answered within 10 s.
     fn default() -> StreamConfig {
         StreamConfig {
             tcp_bind: None,
