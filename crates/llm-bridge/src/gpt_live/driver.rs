@@ -124,11 +124,14 @@ impl Driver {
     }
 
     pub(crate) async fn run(mut self) -> CloseOutcome {
+        // One wait for the whole run (see the Gemini driver's `run`).
+        let close = self.ctx.close.clone().cancelled_owned();
+        tokio::pin!(close);
         loop {
             let deadline = self.core.poll_timeout().map(Instant::from_std);
             let step = tokio::select! {
                 biased;
-                () = self.ctx.close.cancelled() => self.client_close().await,
+                () = &mut close => self.client_close().await,
                 msg = self.conn.ws.next() => self.on_frame(msg).await,
                 cmd = self.ctx.commands.recv() => match cmd {
                     Some(cmd) => self.on_command(cmd).await,
