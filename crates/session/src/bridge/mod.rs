@@ -253,6 +253,17 @@ async fn run(shared: Arc<Shared>, spec: CallSpec) -> CallReport {
     } = spec;
     let mut machine_cfg = shared.cfg.machine.clone();
     machine_cfg.max_duration = profile.max_duration;
+    // An outbound call with a greeting (the profile's, or the request's
+    // `greeting`) is agent-first: the model greets once the callee answers.
+    // Without one the callee speaks first ("hello?").
+    if direction == Direction::Outbound
+        && matches!(
+            model_config.greeting,
+            callbridge_llm_bridge::Greeting::OnRequest { .. }
+        )
+    {
+        machine_cfg.outbound_first_speaker = crate::lifecycle::FirstSpeaker::Agent;
+    }
     let out_rate = match model_config.output_format {
         callbridge_llm_bridge::AudioFormat::Pcm16 { rate } => rate.hz(),
         _ => 8000,
