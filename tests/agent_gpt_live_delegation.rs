@@ -9,8 +9,6 @@
 
 mod support_agent;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -19,71 +17,19 @@ use callbridge_llm_mock::gpt_live::GptLiveScript;
 use serde_json::Value;
 use support_agent::media::MockLive;
 use support_agent::sipp::Sipp;
+use support_agent::tools::{self, ToolRequest};
 use support_agent::{Agent, Model, Opts};
 
 const SECRET: &str = "e2e-delegation-secret-0123456789";
-
-/// What the tool server saw: whether the signature verified, the body.
-type Seen = (bool, Value);
 
 /// How long the tool takes: past `filler_after_ms` (300), so the caller
 /// hears the filler while a delegation runs, as for any tool call.
 const TOOL_DELAY: Duration = Duration::from_millis(1500);
 
-/// A one-request tool server on loopback: checks the signature, answers
-/// JSON after [`TOOL_DELAY`].
-fn tool_server() -> (u16, mpsc::Receiver<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let Ok((mut s, _)) = l.accept() else { return };
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let (head, start, len) = loop {
-            let n = s.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                break (head, end + 4, len);
-            }
-        };
-        while buf.len() < start + len {
-            let n = s.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = &buf[start..];
-        let now = callbridge_crm_store::jiff::Timestamp::now().as_second();
-        let signature_ok = head
-            .lines()
-            .find_map(|l| l.strip_prefix("x-callbridge-signature:"))
-            .is_some_and(|h| {
-                callbridge_session::signing::verify(SECRET.as_bytes(), h.trim(), body, now, 300)
-                    .is_ok()
-            });
-        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        std::thread::sleep(TOOL_DELAY);
-        let answer = r#"{"status":"shipped","eta_days":2}"#;
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        let _ = tx.send((signature_ok, body));
-    });
-    (port, rx)
+/// A one-request tool server (signature checked) answering after
+/// [`TOOL_DELAY`].
+fn tool_server() -> (u16, mpsc::Receiver<ToolRequest>) {
+    tools::tool_server(SECRET, TOOL_DELAY)
 }
 
 /// A tool meant for delegations: its `task` argument gets the task text.
@@ -135,7 +81,9 @@ fn a_client_delegation_naming_a_configured_tool_gets_its_signed_answer() {
     let (port, seen) = tool_server();
     let task = "Where is my order 42? Please lookup order.";
     let (mock, agent) = call_with(task, port);
-    let (signature_ok, body) = seen
+    let ToolRequest {
+        signature_ok, body, ..
+    } = seen
         .recv_timeout(Duration::from_secs(5))
         .expect("the tool server got a request");
     assert!(signature_ok, "bad signature; body {body}");

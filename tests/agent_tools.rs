@@ -10,85 +10,21 @@
 
 mod support_agent;
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callbridge_crm_store::EventKind;
 use callbridge_llm_mock::gemini::GeminiScript;
 use serde_json::{Value, json};
 use support_agent::media::{MockModel, RtpTap};
 use support_agent::sipp::Sipp;
+use support_agent::tools::{self, ToolRequest};
 use support_agent::{Agent, Model, Opts};
 
 const SECRET: &str = "e2e-tool-secret-0123456789";
 
-/// What the tool server saw.
-struct Seen {
-    signature_ok: bool,
-    body: Value,
-    answered_at: Instant,
-}
-
-/// A one-request tool server on loopback: checks the signature, waits
-/// `delay`, answers JSON.
-fn tool_server(delay: Duration) -> (u16, mpsc::Receiver<Seen>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let Ok((mut s, _)) = l.accept() else { return };
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        let (head, start, len) = loop {
-            let n = s.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                return;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                let len = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length:"))
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                break (head, end + 4, len);
-            }
-        };
-        while buf.len() < start + len {
-            let n = s.read(&mut chunk).unwrap_or(0);
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-        }
-        let body = &buf[start..];
-        let now = callbridge_crm_store::jiff::Timestamp::now().as_second();
-        let signature_ok = head
-            .lines()
-            .find_map(|l| l.strip_prefix("x-callbridge-signature:"))
-            .is_some_and(|h| {
-                callbridge_session::signing::verify(SECRET.as_bytes(), h.trim(), body, now, 300)
-                    .is_ok()
-            });
-        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        std::thread::sleep(delay);
-        let answer = r#"{"status":"shipped","eta_days":2}"#;
-        let _ = write!(
-            s,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-        let _ = tx.send(Seen {
-            signature_ok,
-            body,
-            answered_at: Instant::now(),
-        });
-    });
-    (port, rx)
+fn tool_server(delay: Duration) -> (u16, mpsc::Receiver<ToolRequest>) {
+    tools::tool_server(SECRET, delay)
 }
 
 fn tools_toml(port: u16) -> String {

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod process;
 pub mod raw_sip;
 pub mod sipp;
+pub mod tools;
 
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
