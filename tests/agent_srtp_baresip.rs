@@ -64,9 +64,22 @@ fn make_cert(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (cert, key, both)
 }
 
-/// What baresip says, 8 kHz mono: three quiet seconds (the agent greets;
-/// speech over it would barge in), then a loud 440 Hz tone.
+/// What baresip says when it calls, 8 kHz mono: three quiet seconds (the
+/// agent greets; speech over it would barge in), then a loud 440 Hz tone.
 fn tone(path: &Path) {
+    write_tone(path, 160_000, |i| i >= 24_000);
+}
+
+/// What baresip says when it is called: a "hello?" (one loud second of
+/// 440 Hz after half a quiet one), then quiet, so the callee's turn ends
+/// and the model (the mock: a reply clip to every caller turn) answers
+/// it; outbound calls are callee-first.
+fn hello(path: &Path) {
+    write_tone(path, 80_000, |i| (4_000..12_000).contains(&i));
+}
+
+/// `samples` of a 440 Hz tone at 8 kHz, loud where `loud(i)`, else silent.
+fn write_tone(path: &Path, samples: u32, loud: impl Fn(u32) -> bool) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 8000,
@@ -74,9 +87,9 @@ fn tone(path: &Path) {
         sample_format: hound::SampleFormat::Int,
     };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..160_000 {
+    for i in 0..samples {
         let t = f64::from(i) / 8000.0;
-        let amplitude = if i < 24_000 { 0.0 } else { 8000.0 };
+        let amplitude = if loud(i) { 8000.0 } else { 0.0 };
         w.write_sample((amplitude * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16)
             .unwrap();
     }
@@ -100,13 +113,14 @@ impl Baresip {
         ca: &Path,
         commands: &[String],
         quit_after: u32,
+        says: fn(&Path),
     ) -> Baresip {
         let cfg = dir.join("baresip");
         let dumps = dir.join("dumps");
         std::fs::create_dir_all(&cfg).unwrap();
         std::fs::create_dir_all(&dumps).unwrap();
-        let wav = dir.join("tone.wav");
-        tone(&wav);
+        let wav = dir.join("says.wav");
+        says(&wav);
         // Even, so that the TLS port (port + 1) is free with it.
         let port = loop {
             let p = free_udp_port();
@@ -384,6 +398,7 @@ fn baresip_calls_the_agent_over_tls_with_srtp_and_both_directions_carry_audio() 
         &cert,
         &[format!("/dial sip:+15550100123@{tls};transport=tls")],
         8,
+        tone,
     );
     let capture = Capture::start(agent.rtp_ports, bs.rtp);
     bs.wait(Duration::from_secs(20));
@@ -427,7 +442,7 @@ fn the_agent_calls_baresip_over_tls_with_srtp_through_the_api_and_srtp_flows_bot
     }
     let dir = tempfile::tempdir().unwrap();
     let (cert, key, both) = make_cert(dir.path());
-    let mut bs = Baresip::start(dir.path(), &both, &cert, &[], 20);
+    let mut bs = Baresip::start(dir.path(), &both, &cert, &[], 20, hello);
     std::thread::sleep(Duration::from_millis(800));
     let agent = srtp_agent(dir.path(), &cert, &key, Some(bs.tls()));
     let capture = Capture::start(agent.rtp_ports, bs.rtp);
@@ -438,7 +453,7 @@ fn the_agent_calls_baresip_over_tls_with_srtp_through_the_api_and_srtp_flows_bot
     );
     assert_eq!(r.status, 202, "POST /api/calls: {}", r.text());
     let accepted: CallAccepted = serde_json::from_slice(&r.body).unwrap();
-    std::thread::sleep(Duration::from_secs(6));
+    std::thread::sleep(Duration::from_secs(8));
     let r = agent.request("DELETE", &format!("/api/calls/{}", accepted.id), None);
     assert_eq!(r.status, 202, "DELETE: {}\n{}", r.text(), bs.log());
     let sessions = agent.wait_sessions_terminal(1, Duration::from_secs(15));
@@ -455,10 +470,14 @@ fn the_agent_calls_baresip_over_tls_with_srtp_through_the_api_and_srtp_flows_bot
         "the agent heard nothing (rms {callee:.0})\n{}",
         bs.log()
     );
-    // The agent says nothing unprompted on an outbound call with the mock
-    // model, so what baresip heard is its silence: that direction is
-    // proved by baresip decrypting every packet the agent sent (it logs
-    // each failure) and by the capture below.
+    // Outbound calls are callee-first: baresip's "hello?" ends its turn
+    // and the mock model answers it with a reply clip, which baresip
+    // decrypts and decodes into its dump.
+    assert!(
+        heard > 300.0,
+        "baresip heard nothing (rms {heard:.0})\n{}",
+        bs.log()
+    );
     let log = bs.log();
     assert!(log.contains("SRTP is Enabled"), "{log}");
     assert!(
