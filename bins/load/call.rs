@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use callbridge_sip::Method;
@@ -76,6 +77,26 @@ pub struct Shared {
     pub audio: Arc<Audio>,
     /// Run id (in Call-IDs).
     pub run: u64,
+    /// Calls answered and not yet hung up (the sampler's steady window:
+    /// every call of the run talking at once).
+    pub talking: AtomicUsize,
+}
+
+/// Counts a call in [`Shared::talking`] from its answer until dropped
+/// (also when the media loop fails).
+struct Talking<'a>(&'a AtomicUsize);
+
+impl<'a> Talking<'a> {
+    fn start(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Talking<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// One call's figures.
@@ -153,10 +174,12 @@ async fn run_inner(shared: &Shared, res: &mut CallResult) -> std::io::Result<()>
         None => agent_rtp,
     };
     let answered = Instant::now();
+    let talking = Talking::start(&shared.talking);
     let seq0 = (res.index as u16).wrapping_mul(7919);
     let mut script = Script::new(shared.audio.clone(), shared.plan, answered, seq0);
     let ended_by_agent = media(shared, &sip, &rtp, dest, &mut script, &mut d, res.kind).await?;
     res.talk = answered.elapsed();
+    drop(talking);
     res.media = std::mem::take(&mut script.result);
     if ended_by_agent {
         res.outcome = Outcome::EndedByAgent;

@@ -40,6 +40,85 @@ pub struct Watch {
     /// finished (refused calls hold nothing: counting them, a burst offered
     /// at once took this reading before its admitted calls were set up).
     pub rss_after_100: Option<u64>,
+    /// The readings that bound the time every call of the run was talking
+    /// at once (none when that never happened).
+    pub steady: Option<SteadyWindow>,
+}
+
+/// The first and last readings while every call was talking (answered,
+/// not yet hung up): the agent's cost per live call without call set-up
+/// and tear-down in it.
+#[derive(Debug, Clone, Copy)]
+pub struct SteadyWindow {
+    /// Calls talking in the window.
+    pub calls: usize,
+    /// First reading in the window.
+    pub first: (Instant, Sample),
+    /// Last reading in the window.
+    pub last: (Instant, Sample),
+    /// A reading found fewer calls talking: the window is over.
+    pub closed: bool,
+}
+
+impl SteadyWindow {
+    /// Shortest window worth reporting: a few readings, so the CPU clock's
+    /// 10 ms resolution is a small part of it.
+    const MIN: Duration = Duration::from_secs(2);
+
+    /// Cores, CPU seconds per call-minute and the window's length; none
+    /// when the window is shorter than [`Self::MIN`].
+    pub fn figures(&self) -> Option<SteadyFigures> {
+        let wall = self.last.0.duration_since(self.first.0);
+        if wall < Self::MIN || self.calls == 0 {
+            return None;
+        }
+        let cpu_s = self.last.1.cpu_s - self.first.1.cpu_s;
+        let wall_s = wall.as_secs_f64();
+        Some(SteadyFigures {
+            calls: self.calls,
+            window_s: wall_s,
+            cores: cpu_s / wall_s,
+            cpu_s_per_call_minute: cpu_s / (self.calls as f64 * wall_s / 60.0),
+        })
+    }
+
+    /// Folds in one reading with `talking` calls talking out of the run's
+    /// `concurrent`.
+    fn observe(
+        window: &mut Option<Self>,
+        at: Instant,
+        s: Sample,
+        talking: usize,
+        concurrent: usize,
+    ) {
+        match window {
+            Some(w) if w.closed => {}
+            Some(w) if talking < w.calls => w.closed = true,
+            Some(w) => w.last = (at, s),
+            None if concurrent > 0 && talking >= concurrent => {
+                *window = Some(Self {
+                    calls: concurrent,
+                    first: (at, s),
+                    last: (at, s),
+                    closed: false,
+                });
+            }
+            None => {}
+        }
+    }
+}
+
+/// The agent's figures over the steady window.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct SteadyFigures {
+    /// Calls talking throughout.
+    pub calls: usize,
+    /// Length of the window, seconds.
+    pub window_s: f64,
+    /// Cores the agent used.
+    pub cores: f64,
+    /// CPU seconds per minute of call time.
+    pub cpu_s_per_call_minute: f64,
 }
 
 /// Runs the calls; returns their results (in completion order), the
@@ -60,6 +139,7 @@ pub async fn drive(
     let t0 = Instant::now();
     let sampler = agent_pid.map(|pid| {
         let (live, done, watch) = (live.clone(), done.clone(), watch.clone());
+        let shared = shared.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(500));
             loop {
@@ -67,6 +147,8 @@ pub async fn drive(
                 let s = procstat::sample(pid);
                 let Ok(mut w) = watch.lock() else { return };
                 if let Some(s) = s {
+                    let talking = shared.talking.load(Ordering::Relaxed);
+                    SteadyWindow::observe(&mut w.steady, Instant::now(), s, talking, concurrent);
                     w.last = Some(s);
                     w.peak_rss = w.peak_rss.max(s.rss);
                     if w.rss_after_100.is_none() && done.load(Ordering::Relaxed) >= rss_mark_calls {
@@ -128,5 +210,57 @@ mod tests {
         assert_eq!(count(Kind::Cancel), 50);
         assert_eq!(count(Kind::Lossy), 100);
         assert!((0..1000).all(|i| kind_of(i, false) == Kind::Normal));
+    }
+
+    fn at(t0: Instant, s: f64, cpu_s: f64) -> (Instant, Sample) {
+        let sample = Sample {
+            cpu_s,
+            ..Sample::default()
+        };
+        (t0 + Duration::from_secs_f64(s), sample)
+    }
+
+    #[test]
+    fn the_steady_window_spans_only_readings_with_every_call_talking() {
+        let t0 = Instant::now();
+        let mut w = None;
+        // (seconds, agent CPU seconds, calls talking) of 100.
+        let readings = [
+            (0.0, 0.0, 10),
+            (1.0, 0.5, 99),
+            (2.0, 1.0, 100),
+            (3.0, 1.6, 100),
+            (4.0, 2.2, 100),
+            (5.0, 2.8, 100),
+            (6.0, 3.0, 99),
+            (7.0, 3.1, 100),
+        ];
+        for (s, cpu, talking) in readings {
+            let (now, sample) = at(t0, s, cpu);
+            SteadyWindow::observe(&mut w, now, sample, talking, 100);
+        }
+        let f = w.and_then(|w| w.figures()).unwrap();
+        assert_eq!(f.calls, 100);
+        assert!((f.window_s - 3.0).abs() < 1e-9, "{f:?}");
+        assert!((f.cores - 0.6).abs() < 1e-9, "{f:?}");
+        // 1.8 CPU s over 100 calls x 3 s = 5 call-minutes.
+        assert!((f.cpu_s_per_call_minute - 0.36).abs() < 1e-9, "{f:?}");
+    }
+
+    #[test]
+    fn no_steady_figures_when_the_calls_never_all_talked_or_only_briefly() {
+        let t0 = Instant::now();
+        let mut never = None;
+        for (s, cpu) in [(0.0, 0.0), (5.0, 1.0)] {
+            let (now, sample) = at(t0, s, cpu);
+            SteadyWindow::observe(&mut never, now, sample, 99, 100);
+        }
+        assert!(never.is_none());
+        let mut brief = None;
+        for (s, cpu) in [(0.0, 0.0), (1.5, 1.0)] {
+            let (now, sample) = at(t0, s, cpu);
+            SteadyWindow::observe(&mut brief, now, sample, 100, 100);
+        }
+        assert!(brief.and_then(|w| w.figures()).is_none());
     }
 }

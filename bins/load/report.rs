@@ -124,6 +124,9 @@ pub struct AgentFigures {
     pub cpu_s_per_call_minute: Option<f64>,
     /// Average cores used over the calls phase.
     pub cores: f64,
+    /// The same while every call of the run was talking at once (no call
+    /// set-up or tear-down in it); none when that lasted under 2 s.
+    pub steady: Option<crate::drive::SteadyFigures>,
     /// RSS before the calls (after the warm-up call), MB.
     pub rss_idle_mb: f64,
     /// Largest RSS during the calls, MB.
@@ -386,6 +389,13 @@ impl Report {
                 a.cpu_s_per_call_minute
                     .map_or("-".into(), |v| format!("{v:.3}"))
             );
+            if let Some(w) = &a.steady {
+                let _ = writeln!(
+                    o,
+                    "agent with all {} calls talking ({:.1} s): {:.2} cores; {:.3} CPU s per call-minute",
+                    w.calls, w.window_s, w.cores, w.cpu_s_per_call_minute
+                );
+            }
             let _ = writeln!(
                 o,
                 "agent RSS MB: idle {:.1}, peak {:.1}, after {} calls {}, end {:.1}; per live call {} KB",

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use callbridge_llm_mock::clips;
@@ -277,6 +278,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         plan,
         audio: Audio::new(&clips::reply().samples_at(8000)),
         run: u64::from(std::process::id()) << 16 ^ jiff::Timestamp::now().as_second() as u64,
+        talking: AtomicUsize::new(0),
     });
     let pid = started.as_ref().map(|s| s.agent.pid());
     // Warm-up: one short call, so lazily created resources are in the
@@ -287,6 +289,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
         plan,
         audio: shared.audio.clone(),
         run: shared.run ^ 1,
+        talking: AtomicUsize::new(0),
     });
     let warm = call::run(warm_up, 0, Kind::Normal).await;
     if warm.outcome != Outcome::Completed {
@@ -367,6 +370,7 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
             cpu_s,
             cpu_s_per_call_minute: (report.call_minutes > 0.0).then(|| cpu_s / report.call_minutes),
             cores: cpu_s / report.wall_s.max(1e-9),
+            steady: watch.steady.and_then(|w| w.figures()),
             rss_idle_mb: mb(base.rss),
             rss_peak_mb: mb(watch.peak_rss),
             rss_per_live_call_kb: (watch.peak_live > 0).then(|| {
