@@ -21,11 +21,24 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};
 
-/// A DNS server on loopback UDP answering from a fixed table, and
-/// counting the queries it got by (name, type).
+type Zone = HashMap<(String, RecordType), Vec<Record>>;
+
+fn zone(table: Vec<Record>) -> Zone {
+    let mut by_key = Zone::new();
+    for r in table {
+        let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type());
+        by_key.entry(key).or_default().push(r);
+    }
+    by_key
+}
+
+/// A DNS server on loopback UDP answering from a table (which a test may
+/// replace: [`DnsStub::set`]), and counting the queries it got by (name,
+/// type).
 struct DnsStub {
     addr: SocketAddr,
     asked: Arc<Mutex<Vec<(String, RecordType)>>>,
+    zone: Arc<Mutex<Zone>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -39,11 +52,8 @@ impl DnsStub {
         let asked = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (log, done) = (Arc::clone(&asked), Arc::clone(&stop));
-        let mut by_key: HashMap<(String, RecordType), Vec<Record>> = HashMap::new();
-        for r in table {
-            let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type());
-            by_key.entry(key).or_default().push(r);
-        }
+        let zone = Arc::new(Mutex::new(zone(table)));
+        let by_key = Arc::clone(&zone);
         thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !done.load(Ordering::Relaxed) {
@@ -64,7 +74,7 @@ impl DnsStub {
                         query.query_type(),
                     );
                     log.lock().unwrap().push(key.clone());
-                    match by_key.get(&key) {
+                    match by_key.lock().unwrap().get(&key) {
                         Some(records) => {
                             resp.answers.extend(records.iter().cloned());
                         }
@@ -76,7 +86,17 @@ impl DnsStub {
                 }
             }
         });
-        DnsStub { addr, asked, stop }
+        DnsStub {
+            addr,
+            asked,
+            zone,
+            stop,
+        }
+    }
+
+    /// Answer from `table` from now on.
+    fn set(&self, table: Vec<Record>) {
+        *self.zone.lock().unwrap() = zone(table);
     }
 
     fn asked(&self, name: &str, t: RecordType) -> bool {
@@ -104,6 +124,14 @@ fn srv(owner: &str, priority: u16, port: u16, target: &str) -> Record {
         60,
         RData::SRV(SRV::new(priority, 10, port, name(target))),
     )
+}
+
+/// An SRV record with a TTL of one second (the resolver's cache lets a
+/// change show by the next lookup a second later).
+fn srv_short(owner: &str, priority: u16, port: u16, target: &str) -> Record {
+    let mut r = srv(owner, priority, port, target);
+    r.ttl = 1;
+    r
 }
 
 fn a(owner: &str) -> Record {
@@ -196,6 +224,60 @@ fn response(text: &str, code: u16) -> String {
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out
+}
+
+/// A UDP registrar that answers every REGISTER with `code` (a 200
+/// grants 4 seconds: a refresh every 2) and counts the REGISTERs.
+struct RawRegistrar {
+    addr: SocketAddr,
+    registers: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl RawRegistrar {
+    fn start(code: u16) -> RawRegistrar {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let registers = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (count, done) = (Arc::clone(&registers), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while !done.load(Ordering::Relaxed) {
+                let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                    continue;
+                };
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                if !text.starts_with("REGISTER ") {
+                    continue;
+                }
+                count.fetch_add(1, Ordering::Relaxed);
+                let mut resp = response(&text, code);
+                if code == 200 {
+                    resp = resp.replace("Content-Length: 0", "Expires: 4\r\nContent-Length: 0");
+                }
+                let _ = socket.send_to(resp.as_bytes(), from);
+            }
+        });
+        RawRegistrar {
+            addr,
+            registers,
+            stop,
+        }
+    }
+
+    fn registers(&self) -> usize {
+        self.registers.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for RawRegistrar {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 fn dns_agent(dns: &DnsStub, target: &str, sip_extra: &str, ring_timeout: &str) -> Agent {
@@ -398,4 +480,66 @@ fn a_naptr_record_picks_tls_verified_against_the_domain() {
     assert_ne!(v["state"], "active", "{v}");
     assert_eq!(udp.invites(), 0, "a 486 is not failed over");
     assert!(dns.asked("_sips._tcp.trunk.test.", RecordType::SRV));
+}
+
+#[test]
+fn register_fails_over_after_a_503_and_each_refresh_follows_the_zone() {
+    let refuser = RawRegistrar::start(503);
+    let second = RawRegistrar::start(200);
+    let third = RawRegistrar::start(200);
+    let zone = |first: (u16, &RawRegistrar), then: (u16, &RawRegistrar)| {
+        vec![
+            srv_short(
+                "_sip._udp.trunk.test.",
+                first.0,
+                first.1.addr.port(),
+                "a.trunk.test.",
+            ),
+            srv_short(
+                "_sip._udp.trunk.test.",
+                then.0,
+                then.1.addr.port(),
+                "b.trunk.test.",
+            ),
+            a("a.trunk.test."),
+            a("b.trunk.test."),
+        ]
+    };
+    let dns = DnsStub::start(zone((10, &refuser), (20, &second)));
+    // A registrar named by its domain, a short expiry: a refresh (and a
+    // new location) every 2 s.
+    let agent = Agent::start(Opts {
+        sip_extra: format!(
+            "dns_servers = [\"{}\"]\n\n[sip.trunk]\nregistrar = \"sip:trunk.test\"\n\
+             username = \"cb-trunk\"\nregister_expires = \"4s\"\n",
+            dns.addr
+        ),
+        env: vec![("CALLBRIDGE_SIP_TRUNK_PASSWORD".into(), "pw".into())],
+        ..Opts::default()
+    });
+    let registered = || agent.metrics().value("callbridge_trunk_registrations") == Some(1.0);
+    agent.wait_for(
+        "registered via the second SRV target after the first's 503",
+        Duration::from_secs(15),
+        || (registered() && second.registers() >= 1).then_some(()),
+    );
+    assert!(refuser.registers() >= 1, "the first target was tried first");
+    assert_eq!(third.registers(), 0);
+    // The zone changes: the next refresh is located again and goes to
+    // the new first target.
+    dns.set(zone((5, &third), (20, &second)));
+    agent.wait_for(
+        "a refresh to the new first target",
+        Duration::from_secs(15),
+        || (third.registers() >= 1).then_some(()),
+    );
+    let (refused, seconds) = (refuser.registers(), second.registers());
+    agent.wait_for(
+        "more refreshes to the new first target",
+        Duration::from_secs(15),
+        || (third.registers() >= 2).then_some(()),
+    );
+    assert!(registered(), "still registered");
+    assert_eq!(refuser.registers(), refused, "the old zone is not used");
+    assert_eq!(second.registers(), seconds, "no failover from a 200");
 }
