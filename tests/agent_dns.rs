@@ -135,7 +135,11 @@ fn srv_short(owner: &str, priority: u16, port: u16, target: &str) -> Record {
 }
 
 fn a(owner: &str) -> Record {
-    Record::from_rdata(name(owner), 60, RData::A(A::from(Ipv4Addr::LOCALHOST)))
+    a_at(owner, Ipv4Addr::LOCALHOST)
+}
+
+fn a_at(owner: &str, ip: Ipv4Addr) -> Record {
+    Record::from_rdata(name(owner), 60, RData::A(A::from(ip)))
 }
 
 fn naptr(owner: &str, order: u16, service: &str, replacement: &str) -> Record {
@@ -542,4 +546,114 @@ fn register_fails_over_after_a_503_and_each_refresh_follows_the_zone() {
     assert!(registered(), "still registered");
     assert_eq!(refuser.registers(), refused, "the old zone is not used");
     assert_eq!(second.registers(), seconds, "no failover from a 200");
+}
+
+/// The SDP offer's media address (`c=` and `m=audio`).
+fn offer_media(invite: &str) -> SocketAddr {
+    let body = invite.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= in the offer");
+    let port = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .expect("m=audio in the offer");
+    format!("{}:{}", ip.trim(), port).parse().unwrap()
+}
+
+#[test]
+fn after_a_failover_the_latch_follows_the_server_that_answered() {
+    use support_agent::media::{drain_rms, pcmu_packet};
+    // The first server (127.0.0.1) refuses; the second is at 127.0.0.2:
+    // its SDP names one port, its media comes from another (a relay on
+    // the server's IP), which `rtp.latch = "signalling-ip"` lets latch
+    // only if the signalling IP is the second server's.
+    let refuser = RawPeer::start(Some(503));
+    let sip = UdpSocket::bind("127.0.0.2:0").unwrap();
+    sip.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let sdp_port = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let relay = UdpSocket::bind("127.0.0.2:0").unwrap();
+    relay.set_nonblocking(true).unwrap();
+    let dns = DnsStub::start(vec![
+        srv(
+            "_sip._udp.trunk.test.",
+            10,
+            refuser.addr.port(),
+            "a.trunk.test.",
+        ),
+        srv(
+            "_sip._udp.trunk.test.",
+            20,
+            sip.local_addr().unwrap().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a_at("b.trunk.test.", Ipv4Addr::new(127, 0, 0, 2)),
+    ]);
+    let agent = Agent::start(Opts {
+        sip_extra: format!("dns_servers = [\"{}\"]\n", dns.addr),
+        allowed_peers: vec!["127.0.0.0/8"],
+        env: vec![
+            ("CALLBRIDGE_OUTBOUND_TARGET".into(), "sip:trunk.test".into()),
+            ("CALLBRIDGE_RTP_LATCH".into(), "signalling-ip".into()),
+        ],
+        ..Opts::default()
+    });
+    let id = place(&agent);
+    let mut buf = [0u8; 8192];
+    let (invite, from) = loop {
+        let (n, from) = sip
+            .recv_from(&mut buf)
+            .expect("an INVITE at the second server");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("INVITE ") {
+            break (text, from);
+        }
+    };
+    assert_eq!(refuser.invites(), 1, "the first server was tried first");
+    let agent_rtp = offer_media(&invite);
+    let here = sdp_port.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=b 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        here.port()
+    );
+    let ok = response(&invite, 200).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:b@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sip.local_addr().unwrap(),
+            sdp.len()
+        ),
+    );
+    sip.send_to(ok.as_bytes(), from).unwrap();
+    agent.wait_for("the call to be answered", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+    });
+    // The relay speaks; the agent must latch to it and send there.
+    let mut got = Vec::new();
+    let mut seq = 0u16;
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while got.len() < 5 && std::time::Instant::now() < deadline {
+        let _ = relay.send_to(&pcmu_packet(seq, 0x5eed, 0xe7), agent_rtp);
+        seq = seq.wrapping_add(1);
+        drain_rms(&relay, &mut got);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let rejected = agent.metrics().value_with(
+        "callbridge_rtp_rejected_packets_total",
+        &[("reason", "latch_policy")],
+    );
+    assert!(
+        got.len() >= 5,
+        "the agent sent {} packets to the relay on the answering server's IP \
+         ({rejected} refused by the latch policy)",
+        got.len()
+    );
+    assert_eq!(rejected, 0.0);
+    let r = agent.request("DELETE", &format!("/api/calls/{id}"), None);
+    assert_eq!(r.status, 202, "DELETE /api/calls/{id}: {}", r.text());
 }

@@ -428,6 +428,7 @@ impl Manager {
                 }
                 SipEvent::Confirmed { call }
                 | SipEvent::Progress { call, .. }
+                | SipEvent::FailedOver { call, .. }
                 | SipEvent::Answered { call, .. }
                 | SipEvent::AnswerInAck { call, .. }
                 | SipEvent::Failed { call, .. }

@@ -201,6 +201,15 @@ pub enum Event {
         /// The status.
         status: StatusCode,
     },
+    /// Our outbound INVITE went on to the next target of its location
+    /// (RFC 3263 section 4.3): the call's signalling peer is now `target`
+    /// (what an RTP latch keyed to the signalling IP must follow).
+    FailedOver {
+        /// The call.
+        call: CallRef,
+        /// The server the INVITE went to now.
+        target: SocketAddr,
+    },
     /// Our outbound call was answered (and ACKed).
     Answered {
         /// The call.

@@ -605,6 +605,8 @@ impl UserAgent {
             calling.key = key;
             calling.invite = invite;
         }
+        let target = peer.addr;
+        self.events.push_back(Event::FailedOver { call, target });
         true
     }
 
