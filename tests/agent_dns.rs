@@ -657,3 +657,56 @@ fn after_a_failover_the_latch_follows_the_server_that_answered() {
     let r = agent.request("DELETE", &format!("/api/calls/{id}"), None);
     assert_eq!(r.status, 202, "DELETE /api/calls/{id}: {}", r.text());
 }
+
+#[test]
+fn a_first_tcp_target_refusing_the_connection_is_left_at_once_for_the_second() {
+    // A loopback TCP port with nothing listening: the connect is refused.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uas = Sipp::uas("uas_answer.xml")
+        .arg("-t")
+        .arg("t1")
+        .within(Duration::from_secs(40));
+    let sipp = uas.spawn();
+    let dns = DnsStub::start(vec![
+        srv("_sip._tcp.trunk.test.", 10, dead_port, "a.trunk.test."),
+        srv(
+            "_sip._tcp.trunk.test.",
+            20,
+            uas.addr().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a("b.trunk.test."),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // `;transport=tcp`: the `_sip._tcp` SRV (RFC 3263 section 4.1). The
+    // ring timeout (10 s) ends the call long before a Timer B (32 s) would
+    // move it on: only the refused connect can.
+    let agent = dns_agent(&dns, "sip:trunk.test;transport=tcp", "", "10s");
+    let started = std::time::Instant::now();
+    let id = place(&agent);
+    agent.wait_for(
+        "the second (TCP) target to answer at once after the first refused the connection",
+        Duration::from_secs(8),
+        || {
+            let v = agent.get_json(&format!("/api/calls/{id}"));
+            matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    answered_then_hung_up(
+        &agent,
+        &id,
+        sipp,
+        "sipp over TCP to answer after the first target's refused connect",
+    );
+    assert!(dns.asked("_sip._tcp.trunk.test.", RecordType::SRV));
+}
