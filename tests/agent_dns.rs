@@ -3,200 +3,22 @@
 //! (`sip.dns_servers`; no real DNS anywhere): SRV with two targets where
 //! the first answers 503 and the second (sipp) takes the call; a first
 //! target that never answers (Timer B, 32 s) and a second that does; a
-//! NAPTR record that picks TLS, whose server's certificate is verified
-//! against the domain (it carries no IP address).
+//! first TCP target whose connection is refused and a second (sipp over
+//! TCP) that answers at once; the RTP latch following the server the
+//! INVITE failed over to; a NAPTR record that picks TLS, whose server's
+//! certificate is verified against the domain (it carries no IP address).
 
 mod support_agent;
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::{A, NAPTR, SRV};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::rr::RecordType;
+use support_agent::dns::{DnsStub, RawPeer, a, a_at, naptr, response, srv};
 use support_agent::sipp::Sipp;
 use support_agent::{Agent, Opts};
-
-/// A DNS server on loopback UDP answering from a fixed table, and
-/// counting the queries it got by (name, type).
-struct DnsStub {
-    addr: SocketAddr,
-    asked: Arc<Mutex<Vec<(String, RecordType)>>>,
-    stop: Arc<AtomicBool>,
-}
-
-impl DnsStub {
-    fn start(table: Vec<Record>) -> DnsStub {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let asked = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (log, done) = (Arc::clone(&asked), Arc::clone(&stop));
-        let mut by_key: HashMap<(String, RecordType), Vec<Record>> = HashMap::new();
-        for r in table {
-            let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type());
-            by_key.entry(key).or_default().push(r);
-        }
-        thread::spawn(move || {
-            let mut buf = [0u8; 1500];
-            while !done.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let Ok(q) = Message::from_vec(&buf[..n]) else {
-                    continue;
-                };
-                let mut resp = Message::new(q.metadata.id, MessageType::Response, OpCode::Query);
-                resp.metadata.authoritative = true;
-                resp.metadata.recursion_desired = q.metadata.recursion_desired;
-                resp.metadata.recursion_available = true;
-                resp.queries = q.queries.clone();
-                for query in &q.queries {
-                    let key = (
-                        query.name().to_ascii().to_ascii_lowercase(),
-                        query.query_type(),
-                    );
-                    log.lock().unwrap().push(key.clone());
-                    match by_key.get(&key) {
-                        Some(records) => {
-                            resp.answers.extend(records.iter().cloned());
-                        }
-                        None => resp.metadata.response_code = ResponseCode::NXDomain,
-                    }
-                }
-                if let Ok(bytes) = resp.to_vec() {
-                    let _ = socket.send_to(&bytes, from);
-                }
-            }
-        });
-        DnsStub { addr, asked, stop }
-    }
-
-    fn asked(&self, name: &str, t: RecordType) -> bool {
-        self.asked
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|(n, rt)| n == name && *rt == t)
-    }
-}
-
-impl Drop for DnsStub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn name(n: &str) -> Name {
-    Name::from_ascii(n).unwrap()
-}
-
-fn srv(owner: &str, priority: u16, port: u16, target: &str) -> Record {
-    Record::from_rdata(
-        name(owner),
-        60,
-        RData::SRV(SRV::new(priority, 10, port, name(target))),
-    )
-}
-
-fn a(owner: &str) -> Record {
-    Record::from_rdata(name(owner), 60, RData::A(A::from(Ipv4Addr::LOCALHOST)))
-}
-
-fn naptr(owner: &str, order: u16, service: &str, replacement: &str) -> Record {
-    Record::from_rdata(
-        name(owner),
-        60,
-        RData::NAPTR(NAPTR::new(
-            order,
-            10,
-            b"s".to_vec().into_boxed_slice(),
-            service.as_bytes().to_vec().into_boxed_slice(),
-            Vec::new().into_boxed_slice(),
-            name(replacement),
-        )),
-    )
-}
-
-/// A UDP SIP peer that answers every INVITE with `code` (none: never
-/// answers) and counts the INVITEs.
-struct RawPeer {
-    addr: SocketAddr,
-    invites: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-}
-
-impl RawPeer {
-    fn start(code: Option<u16>) -> RawPeer {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap();
-        let invites = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (count, done) = (Arc::clone(&invites), Arc::clone(&stop));
-        thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while !done.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                    continue;
-                };
-                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-                if !text.starts_with("INVITE ") {
-                    continue;
-                }
-                count.fetch_add(1, Ordering::Relaxed);
-                if let Some(code) = code {
-                    let _ = socket.send_to(response(&text, code).as_bytes(), from);
-                }
-            }
-        });
-        RawPeer {
-            addr,
-            invites,
-            stop,
-        }
-    }
-
-    fn invites(&self) -> usize {
-        self.invites.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for RawPeer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// A final response to the request `text`: its Via, From, To (with a
-/// tag), Call-ID and CSeq.
-fn response(text: &str, code: u16) -> String {
-    let mut out = format!("SIP/2.0 {code} Refused by the test\r\n");
-    for line in text.split("\r\n") {
-        let lower = line.to_ascii_lowercase();
-        if ["via:", "from:", "call-id:", "cseq:"]
-            .iter()
-            .any(|h| lower.starts_with(h))
-        {
-            out.push_str(line);
-            out.push_str("\r\n");
-        } else if lower.starts_with("to:") {
-            out.push_str(line);
-            out.push_str(";tag=dnstest\r\n");
-        }
-    }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out
-}
 
 fn dns_agent(dns: &DnsStub, target: &str, sip_extra: &str, ring_timeout: &str) -> Agent {
     Agent::start(Opts {
@@ -398,4 +220,167 @@ fn a_naptr_record_picks_tls_verified_against_the_domain() {
     assert_ne!(v["state"], "active", "{v}");
     assert_eq!(udp.invites(), 0, "a 486 is not failed over");
     assert!(dns.asked("_sips._tcp.trunk.test.", RecordType::SRV));
+}
+
+/// The SDP offer's media address (`c=` and `m=audio`).
+fn offer_media(invite: &str) -> SocketAddr {
+    let body = invite.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let ip = body
+        .lines()
+        .find_map(|l| l.strip_prefix("c=IN IP4 "))
+        .expect("c= in the offer");
+    let port = body
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|l| l.split(' ').next())
+        .expect("m=audio in the offer");
+    format!("{}:{}", ip.trim(), port).parse().unwrap()
+}
+
+#[test]
+fn after_a_failover_the_latch_follows_the_server_that_answered() {
+    use support_agent::media::{drain_rms, pcmu_packet};
+    // The first server (127.0.0.1) refuses; the second is at 127.0.0.2:
+    // its SDP names one port, its media comes from another (a relay on
+    // the server's IP), which `rtp.latch = "signalling-ip"` lets latch
+    // only if the signalling IP is the second server's.
+    let refuser = RawPeer::start(Some(503));
+    let sip = UdpSocket::bind("127.0.0.2:0").unwrap();
+    sip.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let sdp_port = UdpSocket::bind("127.0.0.2:0").unwrap();
+    let relay = UdpSocket::bind("127.0.0.2:0").unwrap();
+    relay.set_nonblocking(true).unwrap();
+    let dns = DnsStub::start(vec![
+        srv(
+            "_sip._udp.trunk.test.",
+            10,
+            refuser.addr.port(),
+            "a.trunk.test.",
+        ),
+        srv(
+            "_sip._udp.trunk.test.",
+            20,
+            sip.local_addr().unwrap().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a_at("b.trunk.test.", Ipv4Addr::new(127, 0, 0, 2)),
+    ]);
+    let agent = Agent::start(Opts {
+        sip_extra: format!("dns_servers = [\"{}\"]\n", dns.addr),
+        allowed_peers: vec!["127.0.0.0/8"],
+        env: vec![
+            ("CALLBRIDGE_OUTBOUND_TARGET".into(), "sip:trunk.test".into()),
+            ("CALLBRIDGE_RTP_LATCH".into(), "signalling-ip".into()),
+        ],
+        ..Opts::default()
+    });
+    let id = place(&agent);
+    let mut buf = [0u8; 8192];
+    let (invite, from) = loop {
+        let (n, from) = sip
+            .recv_from(&mut buf)
+            .expect("an INVITE at the second server");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        if text.starts_with("INVITE ") {
+            break (text, from);
+        }
+    };
+    assert_eq!(refuser.invites(), 1, "the first server was tried first");
+    let agent_rtp = offer_media(&invite);
+    let here = sdp_port.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=b 1 1 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n",
+        here.port()
+    );
+    let ok = response(&invite, 200).replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!(
+            "Contact: <sip:b@{}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sip.local_addr().unwrap(),
+            sdp.len()
+        ),
+    );
+    sip.send_to(ok.as_bytes(), from).unwrap();
+    agent.wait_for("the call to be answered", Duration::from_secs(10), || {
+        let v = agent.get_json(&format!("/api/calls/{id}"));
+        matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+    });
+    // The relay speaks; the agent must latch to it and send there.
+    let mut got = Vec::new();
+    let mut seq = 0u16;
+    let deadline = std::time::Instant::now() + Duration::from_secs(8);
+    while got.len() < 5 && std::time::Instant::now() < deadline {
+        let _ = relay.send_to(&pcmu_packet(seq, 0x5eed, 0xe7), agent_rtp);
+        seq = seq.wrapping_add(1);
+        drain_rms(&relay, &mut got);
+        thread::sleep(Duration::from_millis(20));
+    }
+    let rejected = agent.metrics().value_with(
+        "callbridge_rtp_rejected_packets_total",
+        &[("reason", "latch_policy")],
+    );
+    assert!(
+        got.len() >= 5,
+        "the agent sent {} packets to the relay on the answering server's IP \
+         ({rejected} refused by the latch policy)",
+        got.len()
+    );
+    assert_eq!(rejected, 0.0);
+    let r = agent.request("DELETE", &format!("/api/calls/{id}"), None);
+    assert_eq!(r.status, 202, "DELETE /api/calls/{id}: {}", r.text());
+}
+
+#[test]
+fn a_first_tcp_target_refusing_the_connection_is_left_at_once_for_the_second() {
+    // A loopback TCP port with nothing listening: the connect is refused.
+    let dead_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uas = Sipp::uas("uas_answer.xml")
+        .arg("-t")
+        .arg("t1")
+        .within(Duration::from_secs(40));
+    let sipp = uas.spawn();
+    let dns = DnsStub::start(vec![
+        srv("_sip._tcp.trunk.test.", 10, dead_port, "a.trunk.test."),
+        srv(
+            "_sip._tcp.trunk.test.",
+            20,
+            uas.addr().port(),
+            "b.trunk.test.",
+        ),
+        a("a.trunk.test."),
+        a("b.trunk.test."),
+    ]);
+    std::thread::sleep(Duration::from_millis(300));
+    // `;transport=tcp`: the `_sip._tcp` SRV (RFC 3263 section 4.1). The
+    // ring timeout (10 s) ends the call long before a Timer B (32 s) would
+    // move it on: only the refused connect can.
+    let agent = dns_agent(&dns, "sip:trunk.test;transport=tcp", "", "10s");
+    let started = std::time::Instant::now();
+    let id = place(&agent);
+    agent.wait_for(
+        "the second (TCP) target to answer at once after the first refused the connection",
+        Duration::from_secs(8),
+        || {
+            let v = agent.get_json(&format!("/api/calls/{id}"));
+            matches!(v["state"].as_str(), Some("answered" | "active")).then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    answered_then_hung_up(
+        &agent,
+        &id,
+        sipp,
+        "sipp over TCP to answer after the first target's refused connect",
+    );
+    assert!(dns.asked("_sip._tcp.trunk.test.", RecordType::SRV));
 }

@@ -18,7 +18,6 @@ use callbridge_llm_bridge::{GeminiLive, GptLive, OpenAiRealtime, RealtimeModel, 
 use callbridge_llm_mock::gemini::{GeminiScript, MockGemini};
 use callbridge_rtp::clock::SystemClock;
 use callbridge_rtp::engine::MediaEngine;
-use callbridge_session::dns::Destination;
 use callbridge_session::{Manager, ManagerError, Summarizer};
 use callbridge_sip::driver::DriverError;
 use callbridge_sip::ua::{Register, RegistrationId};
@@ -684,34 +683,24 @@ async fn register(
     ) else {
         return Err(StartError::Register(DriverError::Stopped));
     };
-    let mut spec = Register {
+    let spec = Register {
         registrar,
         target: SocketAddr::from(([0, 0, 0, 0], 0)),
         aor: NameAddr::new(aor),
         expires: u32::try_from(trunk.expires.as_secs()).unwrap_or(u32::MAX),
         credentials: settings.trunk_credentials(secrets),
     };
-    let (id, target) = match &trunk.target {
-        Destination::Addr(a) => {
-            spec.target = *a;
-            let id = manager.register(spec).await.map_err(StartError::Register)?;
-            (id, *a)
-        }
-        located @ Destination::Locate(_) => {
-            match manager
-                .register_located(spec, located)
-                .await
-                .map_err(StartError::Register)?
-            {
-                Some(placed) => placed,
-                None => {
-                    warn!(registrar = %located, "no SIP server found for the registrar (RFC 3263): not registered");
-                    return Ok(None);
-                }
-            }
-        }
-    };
-    info!(target_addr = %target, %sip_addr, "registering with the trunk");
+    let (id, target) = manager
+        .register_located(spec, &trunk.target)
+        .await
+        .map_err(StartError::Register)?;
+    match target {
+        Some(target) => info!(target_addr = %target, %sip_addr, "registering with the trunk"),
+        None => warn!(
+            registrar = %trunk.target,
+            "no SIP server found for the registrar (RFC 3263) yet: located again after the retry backoff"
+        ),
+    }
     Ok(Some(id))
 }
 

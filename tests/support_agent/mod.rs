@@ -10,6 +10,7 @@
 #[path = "../bin/paths.rs"]
 pub mod bins;
 pub mod checks;
+pub mod dns;
 pub mod http;
 pub mod media;
 pub mod metrics;

@@ -369,6 +369,14 @@ impl Latch {
         self.view.latched = None;
     }
 
+    /// The call's signalling peer moved (an outbound INVITE failed over to
+    /// another server of its location, RFC 3263 section 4.3): the
+    /// `signalling-ip` policy now lets a source at `ip` latch instead of
+    /// one at the old IP. A latch already taken stays.
+    pub fn set_signalling_ip(&mut self, ip: Option<IpAddr>) {
+        self.rules.signalling_ip = ip.map(|ip| ip.to_canonical());
+    }
+
     /// What [`Latch::check`] would decide about a packet from `src`,
     /// without applying it: the media core refuses a source the rules
     /// reject before it spends SRTP's authentication on the packet.

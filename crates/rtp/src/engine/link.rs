@@ -38,6 +38,8 @@ pub(crate) enum Control {
     SetRemote(Option<SocketAddr>),
     /// The answer went out at this instant.
     Answered(Instant),
+    /// The signalling peer's new IP (an outbound INVITE failed over).
+    SetSignallingIp(Option<std::net::IpAddr>),
     /// The SRTP keys of the answer (boxed: commands stay small).
     SetSrtp(Box<crate::srtp::SrtpKeys>),
 }

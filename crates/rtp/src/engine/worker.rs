@@ -241,6 +241,7 @@ fn serve(
             Control::Dtmf { event, duration } => core.start_dtmf(event, duration),
             Control::SetRemote(r) => core.set_remote(r),
             Control::Answered(at) => core.answered(at),
+            Control::SetSignallingIp(ip) => core.set_signalling_ip(ip),
             Control::SetSrtp(keys) => core.set_srtp(&keys),
         }
     }

@@ -322,3 +322,29 @@ fn rejected_counts_by_reason_and_differences() {
     assert_eq!(d.get(RejectReason::OutsideAllowedPeers), 1);
     assert_eq!(d.get(RejectReason::NotPeer), 0);
 }
+
+/// An outbound call whose INVITE failed over from 127.0.0.1 to the
+/// server at 127.0.0.2: media from that server's IP (not its SDP port)
+/// latches once the signalling IP follows, and the first server's IP no
+/// longer may.
+#[test]
+fn the_signalling_ip_follows_a_failover_to_another_server() {
+    let mut r = rules(LatchPolicy::SignallingIp);
+    r.allowed = vec![net("127.0.0.0/8")];
+    let sdp = a("127.0.0.2:4000");
+    let relay = a("127.0.0.2:61000");
+    let first = a("127.0.0.1:61000");
+    let mut l = Latch::new(Some(sdp), r, true);
+    assert_eq!(
+        l.peek(relay),
+        LatchDecision::Reject(RejectReason::LatchPolicy),
+        "the first server's IP is the signalling IP until told otherwise"
+    );
+    l.set_signalling_ip(Some("::ffff:127.0.0.2".parse().unwrap()));
+    assert_eq!(
+        l.peek(first),
+        LatchDecision::Reject(RejectReason::LatchPolicy)
+    );
+    assert_eq!(l.check(relay), LatchDecision::Latched(relay));
+    assert_eq!(l.remote(), Some(relay));
+}

@@ -397,6 +397,12 @@ impl MediaCore {
         self.latch.set_signalled(remote);
     }
 
+    /// The call's signalling peer is now at `ip` (see
+    /// [`crate::latch::Latch::set_signalling_ip`]).
+    pub fn set_signalling_ip(&mut self, ip: Option<std::net::IpAddr>) {
+        self.latch.set_signalling_ip(ip);
+    }
+
     /// The answer with our address went out at `now`: from then on a
     /// source the latch rules allow may latch (packets received before
     /// stay rejected, `before_answer`). An extra call is harmless.

@@ -185,6 +185,15 @@ impl MediaStream {
         }
     }
 
+    /// The call's signalling peer is now at `ip`: an outbound INVITE
+    /// failed over to another server (RFC 3263 section 4.3), and the
+    /// `signalling-ip` latch policy follows it.
+    pub fn set_signalling_ip(&self, ip: Option<std::net::IpAddr>) {
+        if !self.link.command(Control::SetSignallingIp(ip)) {
+            tracing::warn!("media command queue full: new signalling IP dropped");
+        }
+    }
+
     /// The SRTP keys negotiated for the stream (an outbound call's answer,
     /// a re-INVITE that changes them): from the next tick on, what is sent
     /// is protected and what is received checked with them. The same keys

@@ -580,6 +580,15 @@ impl Call {
             SipEvent::Progress { status, .. } => S::Provisional {
                 code: status.as_u16(),
             },
+            SipEvent::FailedOver { target, .. } => {
+                // The signalling peer moved: a latch keyed to its IP
+                // (`rtp.latch = "signalling-ip"`) follows.
+                info!(%target, "outbound INVITE failed over; latch follows the new signalling IP");
+                if let Some(s) = self.stream.as_ref().and_then(Transport::rtp) {
+                    s.set_signalling_ip(Some(target.ip()));
+                }
+                return;
+            }
             SipEvent::Answered { answer, .. } => {
                 self.apply_answer(&answer);
                 S::Answered

@@ -320,6 +320,7 @@ impl Manager {
             implicit: implicit_default,
             http,
             dns: std::sync::OnceLock::new(),
+            registrars: Mutex::new(std::collections::HashMap::new()),
         });
         let root = CancellationToken::new();
         let driver_task = tokio::spawn(async move {
@@ -427,6 +428,7 @@ impl Manager {
                 }
                 SipEvent::Confirmed { call }
                 | SipEvent::Progress { call, .. }
+                | SipEvent::FailedOver { call, .. }
                 | SipEvent::Answered { call, .. }
                 | SipEvent::AnswerInAck { call, .. }
                 | SipEvent::Failed { call, .. }
@@ -437,6 +439,10 @@ impl Manager {
                 | SipEvent::Dtmf { call, .. }
                 | SipEvent::TransferAccepted { call }
                 | SipEvent::TransferFailed { call, .. } => *call,
+                SipEvent::LocateRegistrar { id } => {
+                    self.relocate_registrar(*id);
+                    continue;
+                }
                 SipEvent::Registration { id, state } => {
                     trunk::registration_changed(*id, state);
                     let now = matches!(

@@ -71,8 +71,8 @@ impl Manager {
         }
         // A domain is located now (RFC 3263), so the media's latch rules
         // know the first server's address; the INVITE fails over along
-        // the rest (a latch to a later server's media relay needs it in
-        // its SDP, or `rtp.latch = "allowed-peers"`).
+        // the rest, and the call task moves the latch's signalling IP to
+        // each server the INVITE goes on to (`SipEvent::FailedOver`).
         let transport = callbridge_sip::transport::Transport::of_uri_or_udp(&to)
             .unwrap_or(callbridge_sip::transport::Transport::Udp);
         let (located, signalling_ip) = match &req.target {

@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     /// The RFC 3263 resolver (`ManagerConfig::dns_servers`), made when
     /// first needed; `None` inside when it could not be made.
     pub(super) dns: std::sync::OnceLock<Option<crate::dns::Resolver>>,
+    /// The registrars located again for each registration round
+    /// (`Manager::register_located`), by registration id.
+    pub(super) registrars:
+        Mutex<std::collections::HashMap<callbridge_sip::ua::RegistrationId, crate::dns::Locate>>,
 }
 
 impl Shared {

@@ -131,6 +131,8 @@ enum Command {
     TransactionCount(Reply<usize>),
     Stats(Reply<Stats>),
     Register(Box<Register>, Reply<RegistrationId>),
+    RegisterLocated(Box<RegisterLocated>, Reply<RegistrationId>),
+    RegistrationLocated(RegistrationId, RegistrarTargets, Reply<()>),
     Unregister(RegistrationId, Reply<()>),
     Reinvite(CallRef, Bytes, Reply<()>),
     Refer(CallRef, Box<Uri>, Reply<()>),
@@ -145,6 +147,22 @@ enum Command {
 struct Located {
     spec: Originate,
     route: Vec<crate::locate::Target>,
+    tls_name: Option<String>,
+}
+
+/// A registration with a located registrar: what
+/// [`Handle::register_located`] sends.
+#[derive(Debug)]
+struct RegisterLocated {
+    spec: Register,
+    targets: RegistrarTargets,
+}
+
+/// A location of a registrar: its targets, and the domain a TLS target's
+/// certificate must carry.
+#[derive(Debug)]
+struct RegistrarTargets {
+    targets: Vec<crate::locate::Target>,
     tls_name: Option<String>,
 }
 
@@ -265,6 +283,34 @@ impl Handle {
     /// Start a registration.
     pub async fn register(&self, spec: Register) -> Result<RegistrationId, DriverError> {
         self.ask(|r| Command::Register(Box::new(spec), r)).await
+    }
+
+    /// Start a registration with a located registrar (see
+    /// [`UserAgent::register_located`]): `targets` in order; `tls_name`
+    /// the domain located, which a TLS target's certificate must carry.
+    pub async fn register_located(
+        &self,
+        spec: Register,
+        targets: Vec<crate::locate::Target>,
+        tls_name: Option<String>,
+    ) -> Result<RegistrationId, DriverError> {
+        let targets = RegistrarTargets { targets, tls_name };
+        let located = RegisterLocated { spec, targets };
+        self.ask(|r| Command::RegisterLocated(Box::new(located), r))
+            .await
+    }
+
+    /// Answer [`Event::LocateRegistrar`] (see
+    /// [`UserAgent::registration_located`]).
+    pub async fn registration_located(
+        &self,
+        id: RegistrationId,
+        targets: Vec<crate::locate::Target>,
+        tls_name: Option<String>,
+    ) -> Result<(), DriverError> {
+        let targets = RegistrarTargets { targets, tls_name };
+        self.ask(|r| Command::RegistrationLocated(id, targets, r))
+            .await
     }
 
     /// Remove a registration's binding (REGISTER with Expires: 0).
@@ -507,6 +553,20 @@ impl Driver {
         Ok(self.ua.stats())
     }
 
+    /// Verify a registrar's TLS targets against the domain located.
+    fn learn_tls_names(&mut self, located: RegistrarTargets) -> Vec<crate::locate::Target> {
+        if let Some(name) = &located.tls_name {
+            for t in located
+                .targets
+                .iter()
+                .filter(|t| t.transport == Transport::Tls)
+            {
+                self.streams.learn_tls_name(t.addr, name);
+            }
+        }
+        located.targets
+    }
+
     fn command(&mut self, cmd: Command) {
         let now = now();
         let ua = &mut self.ua;
@@ -555,6 +615,15 @@ impl Driver {
             Command::TransactionCount(r) => drop(r.send(Ok(self.ua.transaction_count()))),
             Command::Stats(r) => drop(r.send(Ok(ua.stats()))),
             Command::Register(s, r) => drop(r.send(ua.register(now, *s))),
+            Command::RegisterLocated(l, r) => {
+                let RegisterLocated { spec, targets } = *l;
+                let targets = self.learn_tls_names(targets);
+                drop(r.send(self.ua.register_located(now, spec, targets)));
+            }
+            Command::RegistrationLocated(id, targets, r) => {
+                let targets = self.learn_tls_names(targets);
+                drop(r.send(self.ua.registration_located(now, id, targets)));
+            }
             Command::Unregister(id, r) => drop(r.send(ua.unregister(now, id))),
             Command::Reinvite(c, sdp, r) => drop(r.send(ua.reinvite(now, c, sdp))),
             Command::Refer(c, target, r) => drop(r.send(ua.refer(now, c, *target))),

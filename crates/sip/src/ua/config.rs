@@ -114,6 +114,11 @@ pub struct Stats {
     /// Outbound INVITEs sent on to the next target of their location
     /// (RFC 3263 section 4.3).
     pub failovers: u64,
+    /// REGISTERs sent on to the next target of their registrar's location.
+    pub register_failovers: u64,
+    /// Registration rounds that failed (every target refused, did not
+    /// answer or could not be reached, or none was located).
+    pub register_failures: u64,
 }
 
 /// A command the core refuses.

@@ -201,6 +201,15 @@ pub enum Event {
         /// The status.
         status: StatusCode,
     },
+    /// Our outbound INVITE went on to the next target of its location
+    /// (RFC 3263 section 4.3): the call's signalling peer is now `target`
+    /// (what an RTP latch keyed to the signalling IP must follow).
+    FailedOver {
+        /// The call.
+        call: CallRef,
+        /// The server the INVITE went to now.
+        target: SocketAddr,
+    },
     /// Our outbound call was answered (and ACKed).
     Answered {
         /// The call.
@@ -288,6 +297,14 @@ pub enum Event {
         /// Why.
         status: StatusCode,
     },
+    /// A registration with a located registrar
+    /// ([`crate::ua::UserAgent::register_located`]) starts a new round
+    /// (refresh or retry): locate the registrar again (RFC 3263) and answer
+    /// with [`crate::ua::UserAgent::registration_located`].
+    LocateRegistrar {
+        /// The registration.
+        id: RegistrationId,
+    },
     /// A registration changed state.
     Registration {
         /// The registration.
@@ -336,7 +353,8 @@ pub struct Register {
     /// The registrar's URI (the REGISTER Request-URI), e.g. `sip:trunk.example`;
     /// it picks the transport like [`Originate::to`].
     pub registrar: Uri,
-    /// Where REGISTER is sent.
+    /// Where REGISTER is sent (not used by
+    /// [`crate::ua::UserAgent::register_located`]).
     pub target: SocketAddr,
     /// The address of record (To and From).
     pub aor: NameAddr,

@@ -65,6 +65,8 @@ mod tests_raw;
 #[cfg(test)]
 mod tests_refer;
 #[cfg(test)]
+mod tests_register;
+#[cfg(test)]
 mod tests_timer;
 #[cfg(test)]
 mod tests_transport;
@@ -74,6 +76,7 @@ pub use event::{
     CallRef, EndReason, Event, IncomingCall, MAX_EXTENSION_HEADERS, Originate, Outcome, Register,
     RegistrationId, RegistrationState, is_extension_header,
 };
+pub use register::{LOCATE_REGISTRAR_GUARD, MAX_REGISTER_BACKOFF};
 
 use crate::auth::{Credentials, DigestClient};
 use crate::dialog::Dialog;

@@ -96,6 +96,12 @@ fn a_503_sends_the_invite_to_the_next_target_as_a_new_transaction() {
         "sip:127.0.0.1:5072;transport=tcp"
     );
     assert_eq!(r.ua.stats().failovers, 1);
+    // The application learns where the call's signalling went.
+    r.events.extend(std::iter::from_fn(|| r.ua.poll_event()));
+    assert!(
+        r.events.iter().any(|e| matches!(e,
+        Event::FailedOver { call: c, target } if *c == call && *target == SECOND.parse().unwrap()))
+    );
     // The second target answers: the call is established there.
     r.ua.handle_message(r.now, *peer, Bytes::from(reply(second, 200, "", SDP)));
     r.events.extend(std::iter::from_fn(|| r.ua.poll_event()));

@@ -373,7 +373,7 @@ pub(super) fn param(v: &crate::AuthValue, name: &str) -> String {
     String::from_utf8(v.param(name).unwrap().to_vec()).unwrap()
 }
 
-fn challenge(req: &Request, code: u16, header: &str, alg: &str, nonce: &str) -> String {
+pub(super) fn challenge(req: &Request, code: u16, header: &str, alg: &str, nonce: &str) -> String {
     let h = req.headers();
     let via = String::from_utf8(h.get(&HeaderName::Via).unwrap().to_vec()).unwrap();
     let from = String::from_utf8(h.get(&HeaderName::From).unwrap().to_vec()).unwrap();

@@ -523,8 +523,10 @@ impl UserAgent {
     /// moves on to its next target (RFC 3263 section 4.3), or fails
     /// [`Outcome::Unreachable`] when it has none (RFC 3261 section
     /// 8.1.3.1: a transport error is a 503). Other calls are left to
-    /// their timers.
+    /// their timers. A REGISTER waiting on `peer` moves on to its next
+    /// target likewise, or its round fails (retried later).
     pub fn transport_failed(&mut self, now: Instant, peer: Peer) {
+        self.register_transport_failed(now, peer);
         let hit: Vec<CallRef> = self
             .calls
             .iter()
@@ -603,6 +605,8 @@ impl UserAgent {
             calling.key = key;
             calling.invite = invite;
         }
+        let target = peer.addr;
+        self.events.push_back(Event::FailedOver { call, target });
         true
     }
 
