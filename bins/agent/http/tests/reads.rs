@@ -881,7 +881,8 @@ async fn the_token_split_shows_where_the_provider_gave_it_and_is_null_elsewhere(
     let one = r
         .get(&format!("/api/sessions/{split}"), &r.admin)
         .await
-        .json();
+        .json()["session"]
+        .clone();
     assert_eq!(
         (
             &one["input_tokens"],
