@@ -154,7 +154,7 @@ fn decode(bytes: &[u8], n: usize) -> Result<Vec<Result<(), Errno>>, String> {
             }
         })
         .collect();
-    if answers.len() != n || bytes.len() % ANSWER != 0 {
+    if answers.len() != n || !bytes.len().is_multiple_of(ANSWER) {
         return Err(format!(
             "the checking process gave {} answers to {n} questions",
             answers.len()
