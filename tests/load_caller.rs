@@ -33,7 +33,7 @@ async fn manager(rtp: std::ops::RangeInclusive<u16>) -> (MockGemini, Manager, te
         cfg,
         Arc::new(GeminiLive::new()),
         store,
-        Some(Arc::new(FixedSummarizer("summary".into()))),
+        Some(Arc::new(FixedSummarizer::new("summary"))),
     )
     .await
     .unwrap();

@@ -159,7 +159,9 @@ pub struct CheckArgs {
     #[arg(long)]
     pub list_env: bool,
     /// Check the directories and files as this user (the service's, such
-    /// as `callbridge`) instead of the one running the check.
+    /// as `callbridge`) instead of the one running the check: the kernel
+    /// is asked in a child process with that user's ids and groups, so
+    /// ACLs count. Needs root unless NAME is the user running it.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 }

@@ -126,7 +126,13 @@ where
                     },
                     None => access::Who::current(),
                 };
-                let problems = access::problems(&s, &who);
+                let problems = match access::problems(&s, &who) {
+                    Ok(p) => p,
+                    Err(m) => {
+                        report(&m);
+                        return exit(2);
+                    }
+                };
                 if !problems.is_empty() {
                     report(&problems.join("\n"));
                     return exit(2);

@@ -207,8 +207,9 @@ fn webhook_config(
 
 /// Starts the webhook worker on a store connection of its own: for the
 /// global `[webhooks]` and for the routing profiles' own receivers
-/// (always, since `PUT /api/profiles` may add some at any time; an empty
-/// outbox costs one look every half second).
+/// (always, since `PUT /api/profiles` may add some at any time; an idle
+/// outbox costs one look per `FALLBACK_POLL`, 30 s: the manager wakes it
+/// when rows are written or the profiles change).
 async fn start_webhooks(
     settings: &Settings,
     cfg: Option<&callbridge_session::webhooks::WebhookConfig>,
@@ -231,6 +232,7 @@ async fn start_webhooks(
         Arc::new(manager.clone()),
         settings.tls_roots,
         settings.node.as_str().to_owned(),
+        manager.webhook_wake(),
         stop.clone(),
     )
     .await?;

@@ -277,12 +277,37 @@ pub struct SessionView {
     pub recording_bytes: Option<u64>,
     /// The post-call summary.
     pub summary: Option<String>,
-    /// Model input tokens.
+    /// Model input tokens: the realtime model's, or for GPT-Live (which
+    /// bills audio time) those of the text model it delegated to.
     pub input_tokens: Option<u64>,
-    /// Model output tokens.
+    /// Model output tokens (see `input_tokens`).
     pub output_tokens: Option<u64>,
     /// Audio streamed to the model, in milliseconds.
     pub audio_ms: Option<u64>,
+    /// Of `input_tokens`, the audio ones, when the provider reported
+    /// the audio/text split for every response of the call (Gemini,
+    /// OpenAI Realtime); `null` where it did not (GPT-Live, the mock
+    /// when it reports none) and for calls stored before the split.
+    #[serde(default)]
+    pub input_audio_tokens: Option<u64>,
+    /// Of `input_tokens`, the text ones (see `input_audio_tokens`).
+    #[serde(default)]
+    pub input_text_tokens: Option<u64>,
+    /// Of `output_tokens`, the audio ones (see `input_audio_tokens`).
+    #[serde(default)]
+    pub output_audio_tokens: Option<u64>,
+    /// Of `output_tokens`, the text ones (see `input_audio_tokens`).
+    #[serde(default)]
+    pub output_text_tokens: Option<u64>,
+    /// Input tokens of the post-call summary: its own text API and
+    /// model, not counted in `input_tokens`; `null` without a summary or
+    /// where the API reported no usage.
+    #[serde(default)]
+    pub summary_input_tokens: Option<u64>,
+    /// Output tokens of the post-call summary (see
+    /// `summary_input_tokens`).
+    #[serde(default)]
+    pub summary_output_tokens: Option<u64>,
     /// The routing profile the call took (issue 23); absent for calls
     /// from before profiles.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -163,7 +163,7 @@ pub use recovery::RecoveryReport;
 pub use session_types::AmdResult;
 pub use session_types::{
     Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session, SessionFilter,
-    SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    SessionOrder, SessionPage, SessionRecord, SessionUpdate, TokenSplit, Turn, Usage,
 };
 pub use sessions::{MAX_BATCH, MAX_PAGE, MAX_SIP_HEADER_LEN, MAX_SIP_HEADERS, MAX_TEXT};
 pub use store::{Backend, OpenOptions, Store, WriterId};

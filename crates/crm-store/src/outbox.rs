@@ -423,6 +423,25 @@ impl Store {
         to_u64(n, "outbox count")
     }
 
+    /// When the next pending row can be claimed: the earliest of each
+    /// pending row's `next_attempt_at`, or the end of its lease when
+    /// another claim holds it longer; `None` when nothing is pending. A
+    /// read only (the webhook worker's look at an idle outbox).
+    ///
+    /// # Errors
+    /// [`Error::Busy`], [`Error::Database`], or [`Error::Corrupt`] for a
+    /// stored time out of range.
+    pub fn outbox_next_due(&self) -> Result<Option<Timestamp>> {
+        let at: Option<i64> = self.conn.query_row(
+            "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > next_attempt_at \
+             THEN claimed_until ELSE next_attempt_at END) \
+             FROM webhook_outbox WHERE status = 'pending'",
+            params![],
+            |r| Ok::<_, Error>(r.get(0)?),
+        )?;
+        ts_opt(at)
+    }
+
     /// Deletes delivered and failed rows created before `before`; pending
     /// rows are never pruned. Returns how many went.
     ///

@@ -497,6 +497,22 @@ const V13_OUTBOX_TARGET: &str = r#"
 ALTER TABLE webhook_outbox ADD COLUMN target TEXT;
 "#;
 // --- end issue 23 (prof2) ---
+// --- issue 22 (ops3): v14, the audio/text token split ---
+/// v14: the model's tokens by modality on each session, as the provider
+/// split them (Gemini's `promptTokensDetails` / `responseTokensDetails`,
+/// OpenAI's `input_token_details` / `output_token_details`). All four
+/// `NULL` where the provider gave no split, and on rows written before.
+/// Beside them, the post-call summary's own tokens (another API and
+/// model than the call's, so kept apart from `input_tokens`).
+const V14_TOKEN_SPLIT: &str = r#"
+ALTER TABLE call_sessions ADD COLUMN input_audio_tokens INTEGER;
+ALTER TABLE call_sessions ADD COLUMN input_text_tokens INTEGER;
+ALTER TABLE call_sessions ADD COLUMN output_audio_tokens INTEGER;
+ALTER TABLE call_sessions ADD COLUMN output_text_tokens INTEGER;
+ALTER TABLE call_sessions ADD COLUMN summary_input_tokens INTEGER;
+ALTER TABLE call_sessions ADD COLUMN summary_output_tokens INTEGER;
+"#;
+// --- end issue 22 (ops3) ---
 
 /// Every migration, in order. Migration `i` takes the file from version `i`
 /// to `i + 1`. Append only.
@@ -572,6 +588,13 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: Postgres::Translated,
     },
     // --- end issue 23 (prof2) ---
+    // --- issue 22 (ops3): v14 ---
+    Migration {
+        description: "audio and text tokens and summary tokens on sessions",
+        sql: V14_TOKEN_SPLIT,
+        postgres: Postgres::Translated,
+    },
+    // --- end issue 22 (ops3) ---
 ];
 
 /// The schema version this build writes.

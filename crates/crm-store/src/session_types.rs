@@ -100,6 +100,27 @@ pub struct Usage {
     pub output_tokens: Option<u64>,
     /// Audio streamed, in milliseconds.
     pub audio_ms: Option<u64>,
+    /// The tokens by modality, when the provider reported them split
+    /// (schema v14; `None` where it did not, and for rows before v14).
+    pub split: Option<TokenSplit>,
+    /// Input tokens of the post-call summary (its own text API and
+    /// model, not in `input_tokens`; schema v14).
+    pub summary_input_tokens: Option<u64>,
+    /// Output tokens of the post-call summary (schema v14).
+    pub summary_output_tokens: Option<u64>,
+}
+
+/// Tokens by modality, input and output, as the provider split them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenSplit {
+    /// Input audio tokens.
+    pub input_audio: u64,
+    /// Input text tokens.
+    pub input_text: u64,
+    /// Output audio tokens.
+    pub output_audio: u64,
+    /// Output text tokens.
+    pub output_text: u64,
 }
 
 /// Fields set on a live or ended session; `None` leaves a field unchanged.

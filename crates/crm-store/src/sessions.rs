@@ -20,7 +20,8 @@ use crate::model::{
 };
 use crate::session_types::{
     AmdResult, Cursor, Event, Finish, FinishResult, NewEvent, NewSession, NewTurn, Session,
-    SessionFilter, SessionOrder, SessionPage, SessionRecord, SessionUpdate, Turn, Usage,
+    SessionFilter, SessionOrder, SessionPage, SessionRecord, SessionUpdate, TokenSplit, Turn,
+    Usage,
 };
 use crate::store::Store;
 use crate::stored::{ms, to_i64, to_u64, ts, ts_opt};
@@ -36,7 +37,8 @@ pub(crate) const SESSION_COLS: &str = "id, direction, campaign_id, lead_id, owne
      sip_call_id, state, end_reason, sip_status, model_provider, model, created_at, answered_at, \
      ended_at, duration_ms, recording_path, recording_bytes, summary, input_tokens, \
      output_tokens, audio_ms, transport, node, profile, sip_headers, amd_verdict, amd_decided_ms, \
-     amd_machine_end";
+     amd_machine_end, input_audio_tokens, input_text_tokens, output_audio_tokens, \
+     output_text_tokens, summary_input_tokens, summary_output_tokens";
 
 /// Most SIP headers kept on one session.
 pub const MAX_SIP_HEADERS: usize = 32;
@@ -121,6 +123,9 @@ pub(crate) fn session_from_row(r: &Row<'_>) -> Result<Session> {
             input_tokens: opt_u64(r.get(20)?, "input_tokens")?,
             output_tokens: opt_u64(r.get(21)?, "output_tokens")?,
             audio_ms: opt_u64(r.get(22)?, "audio_ms")?,
+            split: split_from_row(r)?,
+            summary_input_tokens: opt_u64(r.get(34)?, "summary_input_tokens")?,
+            summary_output_tokens: opt_u64(r.get(35)?, "summary_output_tokens")?,
         },
         node: r
             .get::<Option<String>>(24)?
@@ -129,6 +134,31 @@ pub(crate) fn session_from_row(r: &Row<'_>) -> Result<Session> {
         profile: r.get(25)?,
         sip_headers: headers_from_db(r.get(26)?)?,
         amd: amd_from_row(r)?,
+    })
+}
+
+/// The token split's columns (30 to 33 of [`SESSION_COLS`]): a split
+/// when all four are stored (they are written together).
+fn split_from_row(r: &Row<'_>) -> Result<Option<TokenSplit>> {
+    let cols = [
+        opt_u64(r.get(30)?, "input_audio_tokens")?,
+        opt_u64(r.get(31)?, "input_text_tokens")?,
+        opt_u64(r.get(32)?, "output_audio_tokens")?,
+        opt_u64(r.get(33)?, "output_text_tokens")?,
+    ];
+    Ok(match cols {
+        [
+            Some(input_audio),
+            Some(input_text),
+            Some(output_audio),
+            Some(output_text),
+        ] => Some(TokenSplit {
+            input_audio,
+            input_text,
+            output_audio,
+            output_text,
+        }),
+        _ => None,
     })
 }
 
@@ -530,6 +560,17 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
         opt(usage.output_tokens, "output_tokens")?,
         opt(usage.audio_ms, "audio_ms")?,
     );
+    let split = usage.split;
+    let (ia, itx, oa, otx) = (
+        opt(split.map(|s| s.input_audio), "input_audio_tokens")?,
+        opt(split.map(|s| s.input_text), "input_text_tokens")?,
+        opt(split.map(|s| s.output_audio), "output_audio_tokens")?,
+        opt(split.map(|s| s.output_text), "output_text_tokens")?,
+    );
+    let (si, so) = (
+        opt(usage.summary_input_tokens, "summary_input_tokens")?,
+        opt(usage.summary_output_tokens, "summary_output_tokens")?,
+    );
     let amd_decided = u
         .amd_verdict
         .map(|(_, d)| {
@@ -550,7 +591,13 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
              output_tokens = COALESCE(?9, output_tokens), audio_ms = COALESCE(?10, audio_ms), \
              amd_verdict = COALESCE(?11, amd_verdict), \
              amd_decided_ms = COALESCE(?12, amd_decided_ms), \
-             amd_machine_end = COALESCE(?13, amd_machine_end) \
+             amd_machine_end = COALESCE(?13, amd_machine_end), \
+             input_audio_tokens = COALESCE(?14, input_audio_tokens), \
+             input_text_tokens = COALESCE(?15, input_text_tokens), \
+             output_audio_tokens = COALESCE(?16, output_audio_tokens), \
+             output_text_tokens = COALESCE(?17, output_text_tokens), \
+             summary_input_tokens = COALESCE(?18, summary_input_tokens), \
+             summary_output_tokens = COALESCE(?19, summary_output_tokens) \
              WHERE id = ?1",
             params![
                 id.to_string(),
@@ -566,6 +613,12 @@ pub(crate) fn update_session_in(tx: &Tx<'_>, id: SessionId, u: &SessionUpdate) -
                 u.amd_verdict.map(|(v, _)| v.as_str()),
                 amd_decided,
                 u.amd_machine_end.map(MachineEnd::as_str),
+                ia,
+                itx,
+                oa,
+                otx,
+                si,
+                so,
             ],
         )
         .map_err(conflict_on_constraint(

@@ -203,7 +203,35 @@ fn a_rows_target_is_kept_through_its_claim_and_bounded() {
     }
 }
 
+fn the_next_due_time_is_when_a_row_can_next_be_claimed() {
+    let (_d, mut s) = fresh();
+    assert_eq!(s.outbox_next_due().unwrap(), None, "nothing pending");
+    let id = session(&mut s);
+    s.enqueue_outbox(id, &[row(id, 3, "http://a/h"), row(id, 5, "http://b/h")])
+        .unwrap();
+    assert_eq!(s.outbox_next_due().unwrap(), Some(t(3)));
+    // Claimed by another node: not before its lease ends; the other row
+    // is due first.
+    let got = s.claim_outbox(t(3), 1, LEASE, "n2").unwrap();
+    assert_eq!(got[0].key, format!("{id}:3"));
+    assert_eq!(s.outbox_next_due().unwrap(), Some(t(5)));
+    let other = s.claim_outbox(t(5), 1, LEASE, "n2").unwrap();
+    assert_eq!(
+        s.outbox_next_due().unwrap(),
+        Some(t(33)),
+        "the first lease's end"
+    );
+    // A retry is due at its time; a delivered row is no longer pending.
+    s.outbox_retry(got[0].id, t(100), "HTTP 503", Some(503))
+        .unwrap();
+    s.outbox_delivered(other[0].id, t(6), 204).unwrap();
+    assert_eq!(s.outbox_next_due().unwrap(), Some(t(100)));
+    s.outbox_failed(got[0].id, "gave up", None).unwrap();
+    assert_eq!(s.outbox_next_due().unwrap(), None);
+}
+
 on_both_backends!(
+    the_next_due_time_is_when_a_row_can_next_be_claimed,
     a_rows_target_is_kept_through_its_claim_and_bounded,
     rows_are_claimed_once_under_a_lease_and_delivered,
     a_failed_attempt_waits_for_its_retry_and_a_last_one_fails_the_row,

@@ -179,6 +179,13 @@ fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
                 input_tokens: Some(10),
                 output_tokens: Some(20),
                 audio_ms: None,
+                split: Some(TokenSplit {
+                    input_audio: 7,
+                    input_text: 3,
+                    output_audio: 15,
+                    output_text: 5,
+                }),
+                ..Usage::default()
             }),
             ..SessionUpdate::default()
         },
@@ -192,7 +199,71 @@ fn update_sets_recording_summary_and_usage_and_keeps_the_rest() {
     );
     assert_eq!(ses.recording_bytes, Some(1234));
     assert_eq!(ses.usage.output_tokens, Some(20));
+    assert_eq!(
+        ses.usage.split,
+        Some(TokenSplit {
+            input_audio: 7,
+            input_text: 3,
+            output_audio: 15,
+            output_text: 5,
+        })
+    );
     assert!(!format!("{ses:?}").contains("billing"));
+    // A later report without a split (a provider that gives none) keeps
+    // the stored one; a session never given one has none.
+    s.update_session(
+        id,
+        &SessionUpdate {
+            usage: Some(Usage {
+                input_tokens: Some(11),
+                ..Usage::default()
+            }),
+            ..SessionUpdate::default()
+        },
+    )
+    .unwrap();
+    let ses = s.get_session(id).unwrap();
+    assert_eq!(ses.usage.input_tokens, Some(11));
+    assert_eq!(ses.usage.split.map(|t| t.output_audio), Some(15));
+    let other = SessionId::new_v4();
+    s.create_session(&NewSession::inbound(other, t(1))).unwrap();
+    s.update_session(
+        other,
+        &SessionUpdate {
+            usage: Some(Usage {
+                input_tokens: Some(4),
+                output_tokens: Some(2),
+                ..Usage::default()
+            }),
+            ..SessionUpdate::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(s.get_session(other).unwrap().usage.split, None);
+    // The summary's tokens come later, on their own, and leave the
+    // call's alone.
+    s.update_session(
+        id,
+        &SessionUpdate {
+            usage: Some(Usage {
+                summary_input_tokens: Some(412),
+                summary_output_tokens: Some(38),
+                ..Usage::default()
+            }),
+            ..SessionUpdate::default()
+        },
+    )
+    .unwrap();
+    let u = s.get_session(id).unwrap().usage;
+    assert_eq!(
+        (
+            u.input_tokens,
+            u.summary_input_tokens,
+            u.summary_output_tokens
+        ),
+        (Some(11), Some(412), Some(38))
+    );
+    assert_eq!(u.split.map(|t| t.input_audio), Some(7));
 }
 
 fn list_filters_and_pages_newest_first_without_gaps_or_repeats() {

@@ -256,6 +256,12 @@ pub enum ModelEvent {
         /// Cumulative audio duration.
         total: Duration,
     },
+    /// Token usage of one response of the text model the session
+    /// delegated to (GPT-Live Responses delegation: the nested
+    /// `response.completed`'s `response.usage`): an increment, like
+    /// [`ModelEvent::Usage`], but of the delegation's backend model; no
+    /// audio/text split.
+    DelegationUsage(Usage),
     /// The provider's current rate limits (sent when a response starts).
     RateLimits(Vec<RateLimit>),
     /// A non-fatal problem; the session continues.

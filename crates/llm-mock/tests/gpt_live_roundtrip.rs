@@ -86,6 +86,25 @@ async fn transfer_and_end_call_go_through_responses_delegation() {
     // The reply follows the output and the response.create.
     let ev = events_until(&mut s, |e| matches!(e, ModelEvent::TurnComplete)).await;
     assert!(audio_ms(&ev) > 500, "{:?}", summary(&ev));
+    // The delegated response's usage (its `response.completed`, after
+    // the function call) is reported once, as the backend's tokens.
+    let delegated: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            ModelEvent::DelegationUsage(u) => Some((u.input_tokens, u.output_tokens, u.split)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        delegated,
+        vec![(
+            callbridge_llm_mock::gpt_live::DELEGATION_INPUT_TOKENS,
+            callbridge_llm_mock::gpt_live::DELEGATION_OUTPUT_TOKENS,
+            None
+        )],
+        "{:?}",
+        summary(&ev)
+    );
 
     send_ulaw(&mut s, &caller_turn_ulaw(600, 600));
     let ev = events_until(&mut s, |e| matches!(e, ModelEvent::EndCall { .. })).await;

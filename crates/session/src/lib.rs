@@ -39,4 +39,4 @@ pub use manager::{
     CallInfo, CarrierCall, EngineStatus, InboundOwners, Manager, ManagerConfig, ManagerError,
     OriginateRequest, OutboundAuth, Readiness, Snapshot,
 };
-pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability};
+pub use metrics::{HistogramSnapshot, MetricsSnapshot, ModelReachability, TokenPurpose};

@@ -1,7 +1,8 @@
 //! A provider per routing profile (issue 23): one manager whose default
 //! runs Gemini and whose `live` profile runs GPT-Live, each against its
 //! own strict mock; one call to each number, and each mock sees exactly
-//! its call; the session rows name their providers and models.
+//! its call; the session rows name their providers and models. A change
+//! of profiles wakes the webhook worker (it does not poll).
 
 mod support;
 
@@ -72,6 +73,29 @@ async fn one_call(caller: &mut Caller, r: &Rig, user: &str) {
     caller.sip.hangup(leg.call).await.unwrap();
     leg.media.close().await;
     r.idle().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_of_profiles_wakes_the_webhook_worker() {
+    let live = MockGptLive::start(GptLiveScript::default()).await.unwrap();
+    let r = rig(fast_script(), |_| {}).await;
+    let wake = r.manager.webhook_wake();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), wake.notified())
+            .await
+            .is_err(),
+        "no wake-up before anything changed"
+    );
+    // PUT /api/profiles ends here: a profile may have gained receivers.
+    let set = Profiles::load(&[live_profile("gpt-live")], None, &defaults(&live)).unwrap();
+    r.manager.set_profiles(set);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(1), wake.notified())
+            .await
+            .is_ok(),
+        "the worker is woken"
+    );
+    r.manager.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

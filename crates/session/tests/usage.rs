@@ -25,19 +25,24 @@ async fn one_call<M>(r: &Rig<M>) {
     caller.stop().await;
 }
 
-/// `callbridge_model_tokens_total` of `provider` and `direction` on the
-/// metrics page.
-fn tokens_on_page(m: &Manager, provider: &str, direction: &str) -> Option<u64> {
+/// `callbridge_model_tokens_total` of `provider`, `direction` and
+/// `purpose` on the metrics page.
+fn tokens_of(m: &Manager, provider: &str, direction: &str, purpose: &str) -> Option<u64> {
     let mut registry = prometheus_client::registry::Registry::default();
     m.register_metrics(&mut registry);
     let mut page = String::new();
     prometheus_client::encoding::text::encode(&mut page, &registry).unwrap();
     let series = format!(
-        "callbridge_model_tokens_total{{provider=\"{provider}\",direction=\"{direction}\"}} "
+        "callbridge_model_tokens_total{{provider=\"{provider}\",direction=\"{direction}\",purpose=\"{purpose}\"}} "
     );
     page.lines()
         .find_map(|l| l.strip_prefix(series.as_str()))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The call's own tokens (`purpose="call"`).
+fn tokens_on_page(m: &Manager, provider: &str, direction: &str) -> Option<u64> {
+    tokens_of(m, provider, direction, "call")
 }
 
 /// The `model` event with the call's usage totals.
@@ -68,6 +73,33 @@ async fn gemini_usage_reports_are_summed_on_the_row_and_counted() {
     assert_eq!(ev["split"]["output_audio"], o, "{ev}");
     assert_eq!(tokens_on_page(&r.manager, "gemini", "input"), Some(i));
     assert_eq!(tokens_on_page(&r.manager, "gemini", "output"), Some(o));
+    // The row has the split of every report.
+    let split = u
+        .split
+        .expect("every Gemini report had its modality details");
+    assert_eq!(split.input_audio + split.input_text, i, "{u:?}");
+    assert_eq!(split.output_audio, o, "{u:?}");
+    // The post-call summary's tokens: apart from the call's, on the row
+    // and under the summary API's own provider.
+    assert_eq!(
+        rec.session.summary.as_ref().map(|s| s.as_str()),
+        Some("a fixed summary")
+    );
+    assert_eq!(
+        (u.summary_input_tokens, u.summary_output_tokens),
+        (
+            Some(SUMMARY_USAGE.input_tokens),
+            Some(SUMMARY_USAGE.output_tokens)
+        )
+    );
+    assert_eq!(
+        tokens_of(&r.manager, "openai", "input", "summary"),
+        Some(SUMMARY_USAGE.input_tokens)
+    );
+    assert_eq!(
+        tokens_of(&r.manager, "openai", "output", "summary"),
+        Some(SUMMARY_USAGE.output_tokens)
+    );
     r.manager.shutdown().await;
 }
 
@@ -119,5 +151,53 @@ async fn gpt_live_reports_audio_time_and_no_tokens() {
     );
     assert_eq!(usage_event(&rec)["audio_ms"], audio);
     assert_eq!(tokens_on_page(&r.manager, "gpt-live", "input"), Some(0));
+    assert_eq!(
+        tokens_of(&r.manager, "gpt-live", "input", "delegation"),
+        None
+    );
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpt_live_delegated_responses_tokens_are_the_calls_tokens() {
+    use callbridge_llm_mock::gpt_live::{DELEGATION_INPUT_TOKENS, DELEGATION_OUTPUT_TOKENS};
+    // Under Responses delegation the caller's turn is delegated: the
+    // backend calls a tool (one the line does not have: answered with an
+    // error), its `response.completed` reports its tokens, then the
+    // live model replies.
+    let script = GptLiveScript {
+        playback_speed: 2.0,
+        tool_call_at_turn: Some((1, "lookup_order".into(), serde_json::json!({"order": "42"}))),
+        ..Default::default()
+    };
+    let provider = callbridge_llm_bridge::GptLive::new().with_delegation_model("gpt-5.5");
+    let r = rig_gpt_live_with(script, provider, |_| {}).await;
+    one_call(&r).await;
+    let rec = r.record(r.all_ids()[0]);
+    let u = rec.session.usage;
+    assert_eq!(
+        (u.input_tokens, u.output_tokens),
+        (
+            Some(DELEGATION_INPUT_TOKENS),
+            Some(DELEGATION_OUTPUT_TOKENS)
+        ),
+        "{u:?}"
+    );
+    assert_eq!(
+        u.split, None,
+        "the Responses backend reports no modality split"
+    );
+    assert!(u.audio_ms.is_some(), "{u:?}");
+    assert_eq!(
+        tokens_of(&r.manager, "gpt-live", "input", "delegation"),
+        Some(DELEGATION_INPUT_TOKENS)
+    );
+    assert_eq!(
+        tokens_of(&r.manager, "gpt-live", "output", "delegation"),
+        Some(DELEGATION_OUTPUT_TOKENS)
+    );
+    assert_eq!(tokens_on_page(&r.manager, "gpt-live", "input"), Some(0));
+    assert_eq!(r.mock.log().function_outputs.len(), 1);
+    r.mock.server().assert_no_violations();
     r.manager.shutdown().await;
 }

@@ -3,7 +3,8 @@
 //! signature and idempotency key on every request); a receiver that never
 //! answers 2xx is given up at the horizon (failed, with its last error);
 //! a profile's row is signed with that profile's secret, and a row whose
-//! profile has no webhooks any more is failed, not sent.
+//! profile has no webhooks any more is failed, not sent; a row the store
+//! writer writes while the worker idles goes out at once (no polling).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use callbridge_session::signing::{SIGNATURE_HEADER, verify};
 use callbridge_session::webhooks::{Backoff, NoProfiles, Targets, WebhookConfig, worker};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &[u8] = b"worker-test-secret";
@@ -123,6 +125,7 @@ async fn a_refused_attempt_is_retried_then_delivered_signed_with_its_key() {
         Arc::new(NoProfiles),
         TlsRoots::Bundled,
         "node-a".into(),
+        Arc::new(Notify::new()),
         stop.clone(),
     )
     .await
@@ -164,6 +167,7 @@ async fn a_receiver_that_never_takes_it_is_given_up_at_the_horizon() {
         Arc::new(NoProfiles),
         TlsRoots::Bundled,
         "node-a".into(),
+        Arc::new(Notify::new()),
         stop.clone(),
     )
     .await
@@ -215,6 +219,7 @@ async fn a_profiles_row_is_signed_with_its_secret_and_an_orphan_row_is_failed() 
         Arc::new(Sales(Arc::new(sales))),
         TlsRoots::Bundled,
         "node-a".into(),
+        Arc::new(Notify::new()),
         stop.clone(),
     )
     .await
@@ -252,4 +257,56 @@ async fn a_profiles_row_is_signed_with_its_secret_and_an_orphan_row_is_failed() 
         verify(SECRET, &sig, body.as_bytes(), at, 300).is_err(),
         "not the global secret"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_the_store_writer_writes_wakes_the_idle_worker_at_once() {
+    use callbridge_session::store_writer::{StoreOp, StoreWriter};
+    let (url, got) = receiver(vec![200]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.db");
+    let (writer, thread) = StoreWriter::start(Store::open(&db).unwrap()).unwrap();
+    let stop = CancellationToken::new();
+    let task = worker::start(
+        Store::open(&db).unwrap(),
+        cfg(&url, Duration::from_secs(60)),
+        Arc::new(NoProfiles),
+        TlsRoots::Bundled,
+        "node-a".into(),
+        writer.outbox_written(),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    // The worker has looked at the empty outbox and waits: its next
+    // look on its own is worker::FALLBACK_POLL away.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = SessionId::new_v4();
+    let now = jiff::Timestamp::now();
+    writer.create(NewSession::inbound(id, now)).await.unwrap();
+    let written = std::time::Instant::now();
+    writer
+        .send(StoreOp::Outbox(
+            id,
+            vec![NewOutbox::new(
+                format!("{id}:1"),
+                "call.started",
+                url.as_str(),
+                "{}",
+                now,
+            )],
+        ))
+        .await;
+    writer.drained().await;
+    assert_eq!(wait_status(&db, id, DeliveryStatus::Delivered).await, 1);
+    let took = written.elapsed();
+    assert!(
+        took < worker::FALLBACK_POLL / 4,
+        "delivered {took:?} after the write: woken, not polled"
+    );
+    assert_eq!(got.lock().unwrap().len(), 1);
+    stop.cancel();
+    task.await.unwrap();
+    drop(writer);
+    thread.join();
 }

@@ -137,9 +137,14 @@ fn page_of(r: SessionRecord, live: bool, chrome: Chrome) -> DetailPage {
     // The session row's verdict (schema v12); older calls' from their events.
     let amd = s.amd.as_ref().map_or(from_events, amd_shown);
     let mut usage = Vec::new();
+    let split = s.usage.split;
     for (name, v) in [
         ("input tokens", s.usage.input_tokens),
+        ("of which audio", split.map(|t| t.input_audio)),
         ("output tokens", s.usage.output_tokens),
+        ("of which audio", split.map(|t| t.output_audio)),
+        ("summary input tokens", s.usage.summary_input_tokens),
+        ("summary output tokens", s.usage.summary_output_tokens),
     ] {
         if let Some(v) = v {
             usage.push((name, v.to_string()));

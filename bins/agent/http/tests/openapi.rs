@@ -137,6 +137,15 @@ async fn the_description_carries_the_wire_types_and_the_bearer_scheme() {
             .unwrap()
             .contains("E.164")
     );
+    // The audio/text token split (schema v14) is described.
+    for k in ["input_audio_tokens", "output_text_tokens"] {
+        assert!(
+            schemas["SessionView"]["properties"][k]["description"]
+                .as_str()
+                .is_some_and(|d| !d.is_empty()),
+            "{k} undescribed"
+        );
+    }
     assert_eq!(
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"

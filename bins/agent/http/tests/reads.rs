@@ -854,3 +854,67 @@ async fn missing_recordings_are_404_never_500() {
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_split_shows_where_the_provider_gave_it_and_is_null_elsewhere() {
+    let r = rig(Callee::Ring, |_| {}).await;
+    let split = r.session(None, None, 2);
+    let plain = r.session(None, None, 1);
+    let usage = |s: Option<callbridge_crm_store::TokenSplit>| SessionUpdate {
+        usage: Some(callbridge_crm_store::Usage {
+            input_tokens: Some(30),
+            output_tokens: Some(11),
+            audio_ms: Some(4000),
+            split: s,
+            ..Default::default()
+        }),
+        ..SessionUpdate::default()
+    };
+    let s = callbridge_crm_store::TokenSplit {
+        input_audio: 24,
+        input_text: 6,
+        output_audio: 9,
+        output_text: 2,
+    };
+    r.store().update_session(split, &usage(Some(s))).unwrap();
+    r.store().update_session(plain, &usage(None)).unwrap();
+    let one = r
+        .get(&format!("/api/sessions/{split}"), &r.admin)
+        .await
+        .json()["session"]
+        .clone();
+    assert_eq!(
+        (
+            &one["input_tokens"],
+            &one["input_audio_tokens"],
+            &one["input_text_tokens"],
+            &one["output_audio_tokens"],
+            &one["output_text_tokens"]
+        ),
+        (&json!(30), &json!(24), &json!(6), &json!(9), &json!(2)),
+        "{one}"
+    );
+    let list = r.get("/api/sessions", &r.admin).await.json();
+    let rows = list["sessions"].as_array().unwrap();
+    let of = |id: SessionId| {
+        rows.iter()
+            .find(|v| v["id"] == id.to_string())
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(of(split)["output_audio_tokens"], 9);
+    let p = of(plain);
+    assert_eq!(p["input_tokens"], 30);
+    for k in [
+        "input_audio_tokens",
+        "input_text_tokens",
+        "output_audio_tokens",
+        "output_text_tokens",
+    ] {
+        assert!(p[k].is_null(), "{k}: {p}");
+        assert!(
+            p.as_object().unwrap().contains_key(k),
+            "{k} present as null"
+        );
+    }
+}

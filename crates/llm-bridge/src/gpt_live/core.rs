@@ -195,6 +195,7 @@ impl Core {
                 tracing::info!(%reason, "gpt-live session closed by the server");
             }
             Inbound::AudioUsage(total) => self.emit(ModelEvent::AudioUsage { total }),
+            Inbound::DelegationUsage(u) => self.emit(ModelEvent::DelegationUsage(u)),
         }
     }
 

@@ -596,6 +596,10 @@ pub enum Inbound {
     },
     /// `session.usage.updated`: the session's cumulative billed audio.
     AudioUsage(Duration),
+    /// The token usage of one delegated Responses response (a nested
+    /// `response.completed`, `response.incomplete` or `response.failed`
+    /// whose `response.usage` is set): an increment, one per response.
+    DelegationUsage(crate::Usage),
     /// A known event the bridge needs no action for.
     Ignored,
 }
@@ -632,6 +636,58 @@ const IGNORED: &[&str] = &[
     "transport.answered",
     "transport.failed",
 ];
+
+/// The Responses API's `ResponseUsage` (`openai.types.responses.
+/// ResponseUsage`): `input_tokens`, `output_tokens`, `total_tokens`, and
+/// details (cached input, reasoning output) that are parts of those, not
+/// additions. No audio/text split: the backend is a text model.
+#[derive(Deserialize)]
+struct RawResponsesUsage {
+    input_tokens: u64,
+    output_tokens: u64,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+}
+
+/// A nested terminal Responses event with its response's usage.
+#[derive(Deserialize)]
+struct NestedDone {
+    response: NestedResponse,
+}
+
+#[derive(Deserialize)]
+struct NestedResponse {
+    #[serde(default)]
+    usage: Option<RawResponsesUsage>,
+}
+
+/// What a `response.event` carries that the bridge acts on: a function
+/// call, or the usage of a finished delegated response.
+fn nested_event(event: Value) -> Inbound {
+    let kind = event
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if matches!(
+        kind,
+        "response.completed" | "response.incomplete" | "response.failed"
+    ) {
+        return match serde_json::from_value::<NestedDone>(event) {
+            Ok(NestedDone {
+                response: NestedResponse { usage: Some(u) },
+            }) => Inbound::DelegationUsage(crate::Usage {
+                input_tokens: u.input_tokens,
+                output_tokens: u.output_tokens,
+                total_tokens: u
+                    .total_tokens
+                    .unwrap_or(u.input_tokens.saturating_add(u.output_tokens)),
+                split: None,
+            }),
+            _ => Inbound::Ignored,
+        };
+    }
+    function_call(event)
+}
 
 fn function_call(event: Value) -> Inbound {
     let Ok(n) = serde_json::from_value::<NestedItemDone>(event) else {
@@ -696,7 +752,7 @@ pub fn decode_server_event(payload: &[u8]) -> Result<Inbound, DecodeError> {
             },
             delegation_id: delegation.id,
         },
-        Raw::ResponseEvent { event } => function_call(event),
+        Raw::ResponseEvent { event } => nested_event(event),
         Raw::Error { error } => Inbound::Error {
             message: format!(
                 "{}: {}",

@@ -14,10 +14,18 @@
 //!   "system", ...}, {"role": "user", "content": transcript}]}`; the text is
 //!   `choices[0].message.content` (a string; `null` with a `refusal` is an
 //!   error).
+//!
+//! Both answers report the request's token usage, read by [`TextApi::usage`]:
+//! Gemini `usageMetadata {promptTokenCount, candidatesTokenCount,
+//! thoughtsTokenCount?, totalTokenCount}` (thinking tokens are billed as
+//! output: they count as output here), OpenAI `usage {prompt_tokens,
+//! completion_tokens, total_tokens}` (reasoning tokens are already in
+//! `completion_tokens`).
 
 use serde_json::{Value, json};
 
 use super::summarizer::SummaryError;
+use crate::Usage;
 
 /// A provider's text API, as the summarizer speaks it.
 ///
@@ -101,6 +109,37 @@ impl TextApi {
         }
     }
 
+    /// The token usage a 2xx answer reports; `None` when it reports none
+    /// (or not as a count). No audio/text split: the input is text.
+    pub(super) fn usage(self, answer: &Value) -> Option<Usage> {
+        let count = |v: &Value, key: &str| v.get(key).and_then(Value::as_u64);
+        let (input, output, total) = match self {
+            TextApi::Gemini => {
+                let m = answer.get("usageMetadata")?;
+                let input = count(m, "promptTokenCount")?;
+                let output = count(m, "candidatesTokenCount")
+                    .unwrap_or(0)
+                    .saturating_add(count(m, "thoughtsTokenCount").unwrap_or(0));
+                (input, output, count(m, "totalTokenCount"))
+            }
+            TextApi::OpenAi => {
+                let u = answer.get("usage")?;
+                let input = count(u, "prompt_tokens")?;
+                (
+                    input,
+                    count(u, "completion_tokens")?,
+                    count(u, "total_tokens"),
+                )
+            }
+        };
+        Some(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            total_tokens: total.unwrap_or(input.saturating_add(output)),
+            split: None,
+        })
+    }
+
     /// The summary text of a 2xx answer.
     pub(super) fn parse(self, answer: &Value) -> Result<String, SummaryError> {
         match self {
@@ -182,6 +221,43 @@ mod tests {
         assert!(
             matches!(TextApi::OpenAi.parse(&v), Err(SummaryError::Provider(m)) if m.contains("refused"))
         );
+    }
+
+    #[test]
+    fn each_api_reports_its_usage_as_the_service_does() {
+        // generateContent (gemini-2.5-flash thinks: its thoughts are
+        // billed as output).
+        let g: Value = serde_json::from_str(
+            r#"{"candidates":[{"content":{"parts":[{"text":"S."}]}}],
+                "usageMetadata":{"promptTokenCount":412,"candidatesTokenCount":38,
+                "thoughtsTokenCount":120,"totalTokenCount":570,
+                "promptTokensDetails":[{"modality":"TEXT","tokenCount":412}]}}"#,
+        )
+        .unwrap();
+        let u = TextApi::Gemini.usage(&g).unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens, u.split),
+            (412, 158, 570, None)
+        );
+        // Chat Completions.
+        let o: Value = serde_json::from_str(
+            r#"{"choices":[{"message":{"content":"S."}}],
+                "usage":{"prompt_tokens":390,"completion_tokens":41,"total_tokens":431,
+                "prompt_tokens_details":{"cached_tokens":0},
+                "completion_tokens_details":{"reasoning_tokens":0}}}"#,
+        )
+        .unwrap();
+        let u = TextApi::OpenAi.usage(&o).unwrap();
+        assert_eq!(
+            (u.input_tokens, u.output_tokens, u.total_tokens),
+            (390, 41, 431)
+        );
+        // None reported, or not as counts: none.
+        let none: Value = serde_json::from_str(r#"{"choices":[]}"#).unwrap();
+        assert_eq!(TextApi::OpenAi.usage(&none), None);
+        assert_eq!(TextApi::Gemini.usage(&none), None);
+        let bad: Value = serde_json::from_str(r#"{"usage":{"prompt_tokens":"9"}}"#).unwrap();
+        assert_eq!(TextApi::OpenAi.usage(&bad), None);
     }
 
     #[test]

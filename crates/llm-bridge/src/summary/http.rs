@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::api::TextApi;
-use super::summarizer::{Summarizer, SummaryError, SummaryFuture, TranscriptLine};
+use super::summarizer::{Summarizer, Summary, SummaryError, SummaryFuture, TranscriptLine};
 use crate::provider::Provider;
 use crate::tls::TlsRoots;
 use callbridge_redact::Secret;
@@ -142,7 +142,7 @@ impl HttpSummarizer {
         &self.model
     }
 
-    async fn run(&self, transcript: &[TranscriptLine]) -> Result<String, SummaryError> {
+    async fn run(&self, transcript: &[TranscriptLine]) -> Result<Summary, SummaryError> {
         if transcript.is_empty() {
             return Err(SummaryError::Empty);
         }
@@ -150,7 +150,11 @@ impl HttpSummarizer {
         let body = self.api.request(&self.model, SYSTEM_PROMPT, &text);
         let url = self.api.url(&self.endpoint, &self.model);
         let answer = self.post_json(&url, &body).await?;
-        self.api.parse(&answer)
+        Ok(Summary {
+            text: self.api.parse(&answer)?,
+            usage: self.api.usage(&answer),
+            provider: self.api.name(),
+        })
     }
 }
 

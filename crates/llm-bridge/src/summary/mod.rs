@@ -23,4 +23,6 @@ mod tests;
 
 pub use api::TextApi;
 pub use http::{HttpSummarizer, summarizer_for};
-pub use summarizer::{FixedSummarizer, Summarizer, SummaryError, SummaryFuture, TranscriptLine};
+pub use summarizer::{
+    FixedSummarizer, Summarizer, Summary, SummaryError, SummaryFuture, TranscriptLine,
+};

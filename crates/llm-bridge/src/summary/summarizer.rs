@@ -6,9 +6,25 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::Usage;
+
 /// A boxed future, as [`Summarizer::summarize`] returns.
 pub type SummaryFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<String, SummaryError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Summary, SummaryError>> + Send + 'a>>;
+
+/// A call's summary and what making it cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The summary's text.
+    pub text: String,
+    /// The text API's token usage for it, when the answer reported one
+    /// (Gemini `usageMetadata`, OpenAI Chat Completions `usage`); never
+    /// an audio/text split.
+    pub usage: Option<Usage>,
+    /// Whose text API made it, as the metrics label providers (`gemini`,
+    /// `openai`; `fixed` for the [`FixedSummarizer`]).
+    pub provider: &'static str,
+}
 
 /// Why a summary could not be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,9 +53,41 @@ pub trait Summarizer: Send + Sync {
     fn summarize<'a>(&'a self, transcript: &'a [TranscriptLine]) -> SummaryFuture<'a>;
 }
 
-/// Returns the same summary for every non-empty transcript (tests, demo).
+/// Returns the same summary for every non-empty transcript (tests, demo),
+/// with the usage it is given (none by default).
+///
+/// ```
+/// use callbridge_llm_bridge::Usage;
+/// use callbridge_llm_bridge::summary::FixedSummarizer;
+/// let s = FixedSummarizer::new("sum").with_usage("openai", Usage {
+///     input_tokens: 200, output_tokens: 40, total_tokens: 240, split: None,
+/// });
+/// # let _ = s;
+/// ```
 #[derive(Debug, Clone)]
-pub struct FixedSummarizer(pub String);
+pub struct FixedSummarizer {
+    text: String,
+    usage: Option<Usage>,
+    provider: &'static str,
+}
+
+impl FixedSummarizer {
+    /// Summarizes every call as `text`, reporting no usage.
+    pub fn new(text: impl Into<String>) -> Self {
+        FixedSummarizer {
+            text: text.into(),
+            usage: None,
+            provider: "fixed",
+        }
+    }
+
+    /// Reports `usage` for each summary, as `provider`'s text API would.
+    pub fn with_usage(mut self, provider: &'static str, usage: Usage) -> Self {
+        self.usage = Some(usage);
+        self.provider = provider;
+        self
+    }
+}
 
 impl Summarizer for FixedSummarizer {
     fn summarize<'a>(&'a self, transcript: &'a [TranscriptLine]) -> SummaryFuture<'a> {
@@ -47,7 +95,11 @@ impl Summarizer for FixedSummarizer {
             if transcript.is_empty() {
                 Err(SummaryError::Empty)
             } else {
-                Ok(self.0.clone())
+                Ok(Summary {
+                    text: self.text.clone(),
+                    usage: self.usage,
+                    provider: self.provider,
+                })
             }
         })
     }

@@ -39,7 +39,7 @@ async fn summarizer_for_builds_each_provider_with_endpoint_and_model() {
         TlsRoots::Bundled,
     )
     .unwrap();
-    assert_eq!(s.summarize(&line).await.unwrap(), "g");
+    assert_eq!(s.summarize(&line).await.unwrap().text, "g");
     assert_eq!(req.await.unwrap().path, "/v1beta/models/gm:generateContent");
 
     let (base, req) = serve_one(Canned::json(
@@ -55,7 +55,7 @@ async fn summarizer_for_builds_each_provider_with_endpoint_and_model() {
         TlsRoots::Bundled,
     )
     .unwrap();
-    assert_eq!(s.summarize(&line).await.unwrap(), "o");
+    assert_eq!(s.summarize(&line).await.unwrap().text, "o");
     assert_eq!(req.await.unwrap().json()["model"], "om");
 }
 
@@ -132,7 +132,11 @@ fn gemini_transcript() -> Vec<TranscriptLine> {
 
 const GEMINI_OK: &str = r#"{"candidates":[{"content":{"role":"model","parts":[
     {"text":"Caller moved the appointment "},{"text":"to Friday 10:00."}]},
-    "finishReason":"STOP"}]}"#;
+    "finishReason":"STOP"}],
+    "usageMetadata":{"promptTokenCount":412,"candidatesTokenCount":38,"totalTokenCount":450,
+    "promptTokensDetails":[{"modality":"TEXT","tokenCount":412}],
+    "candidatesTokensDetails":[{"modality":"TEXT","tokenCount":38}]},
+    "modelVersion":"gemini-test"}"#;
 
 #[tokio::test]
 async fn success_posts_generate_content_with_header_key_and_parses_parts() {
@@ -142,7 +146,16 @@ async fn success_posts_generate_content_with_header_key_and_parses_parts() {
         .with_endpoint(&base)
         .with_model("models/gemini-test");
     let summary = s.summarize(&gemini_transcript()).await.unwrap();
-    assert_eq!(summary, "Caller moved the appointment to Friday 10:00.");
+    assert_eq!(
+        summary.text,
+        "Caller moved the appointment to Friday 10:00."
+    );
+    assert_eq!(summary.provider, "gemini");
+    let u = summary.usage.expect("generateContent reports its usage");
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.total_tokens),
+        (412, 38, 450)
+    );
 
     let req = req.await.unwrap();
     assert_eq!(req.method, "POST");
@@ -242,7 +255,10 @@ fn openai_transcript() -> Vec<TranscriptLine> {
 const OPENAI_OK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-test",
     "choices":[{"index":0,"message":{"role":"assistant",
     "content":" Outage reported; technician callback tomorrow. ","refusal":null},
-    "finish_reason":"stop"}]}"#;
+    "finish_reason":"stop"}],
+    "usage":{"prompt_tokens":390,"completion_tokens":41,"total_tokens":431,
+    "prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},
+    "completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0}}}"#;
 
 #[tokio::test]
 async fn success_posts_chat_completion_with_bearer_key_and_parses_content() {
@@ -252,7 +268,16 @@ async fn success_posts_chat_completion_with_bearer_key_and_parses_content() {
         .with_endpoint(format!("{base}/"))
         .with_model("gpt-test");
     let summary = s.summarize(&openai_transcript()).await.unwrap();
-    assert_eq!(summary, "Outage reported; technician callback tomorrow.");
+    assert_eq!(
+        summary.text,
+        "Outage reported; technician callback tomorrow."
+    );
+    assert_eq!(summary.provider, "openai");
+    let u = summary.usage.expect("a chat completion reports its usage");
+    assert_eq!(
+        (u.input_tokens, u.output_tokens, u.total_tokens),
+        (390, 41, 431)
+    );
 
     let req = req.await.unwrap();
     assert_eq!(req.method, "POST");

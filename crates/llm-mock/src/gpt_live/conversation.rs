@@ -484,6 +484,21 @@ impl Conversation {
                     "type": "response.output_item.done", "output_index": 0, "sequence_number": 1,
                     "item": {"type": "function_call", "id": item_id, "call_id": call_id, "name": name,
                              "arguments": args.to_string(), "status": "completed"}}}))
+                .await
+            // The backend response ends as a Responses stream ends: its
+            // `response.completed` carries the whole response with its
+            // `ResponseUsage` (details are parts of the totals).
+            && self
+                .send(conn, json!({"type": "response.event", "delegation_id": del, "event": {
+                    "type": "response.completed", "sequence_number": 2,
+                    "response": {"id": resp, "object": "response", "status": "completed",
+                        "output": [{"type": "function_call", "id": item_id, "call_id": call_id,
+                                    "name": name, "arguments": args.to_string(), "status": "completed"}],
+                        "usage": {"input_tokens": super::DELEGATION_INPUT_TOKENS,
+                                  "input_tokens_details": {"cached_tokens": 0},
+                                  "output_tokens": super::DELEGATION_OUTPUT_TOKENS,
+                                  "output_tokens_details": {"reasoning_tokens": 0},
+                                  "total_tokens": super::DELEGATION_INPUT_TOKENS + super::DELEGATION_OUTPUT_TOKENS}}}}))
                 .await;
         if ok { Flow::Continue } else { Flow::Stop }
     }

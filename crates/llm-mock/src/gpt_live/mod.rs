@@ -42,6 +42,14 @@ mod conversation;
 /// The path the mock is served under (any path is accepted).
 pub const MOCK_PATH: &str = "v1/live/sessions";
 
+/// Input tokens the mock's Responses backend reports for each delegated
+/// response (`response.completed`'s `response.usage`, inside
+/// `response.event`).
+pub const DELEGATION_INPUT_TOKENS: u64 = 120;
+/// Output tokens the mock's Responses backend reports for each delegated
+/// response.
+pub const DELEGATION_OUTPUT_TOKENS: u64 = 30;
+
 /// How the mock answers `session.start`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StartReply {

@@ -210,7 +210,11 @@ impl Call {
             }
             // Token usage (issue 22).
             ModelEvent::Usage(u) => {
-                self.on_model_usage(&u);
+                self.on_model_usage(&u, crate::metrics::TokenPurpose::Call);
+                return;
+            }
+            ModelEvent::DelegationUsage(u) => {
+                self.on_model_usage(&u, crate::metrics::TokenPurpose::Delegation);
                 return;
             }
             ModelEvent::AudioUsage { total } => {

@@ -9,6 +9,14 @@
 //! a running total): the last report is the call's `audio_ms`. The other
 //! providers report no audio time: their `audio_ms` is the caller audio
 //! the bridge streamed to the model (20 ms per frame sent).
+//!
+//! A GPT-Live session that delegates to a Responses backend reports that
+//! text model's tokens per delegated response: they are the call's only
+//! tokens (the live session bills audio time), so they are its
+//! `input_tokens` and `output_tokens` (no audio/text split), counted with
+//! `purpose="delegation"`. The post-call summary's tokens are kept apart
+//! (`summary_input_tokens`, `summary_output_tokens`; the manager writes
+//! them): another API and model, billed after the call.
 
 use std::time::Duration;
 
@@ -70,6 +78,17 @@ impl CallUsage {
             input_tokens: self.tokens.map(|t| t.input_tokens),
             output_tokens: self.tokens.map(|t| t.output_tokens),
             audio_ms,
+            // Provider-honest: only a split every report gave.
+            split: self
+                .tokens
+                .and_then(|t| t.split)
+                .map(|s| callbridge_crm_store::TokenSplit {
+                    input_audio: s.input_audio,
+                    input_text: s.input_text,
+                    output_audio: s.output_audio,
+                    output_text: s.output_text,
+                }),
+            ..Default::default()
         })
     }
 
@@ -97,11 +116,13 @@ impl CallUsage {
 }
 
 impl Call {
-    /// A token report of the model: counted now, summed for the row.
-    pub(super) fn on_model_usage(&mut self, u: &Usage) {
+    /// A token report of the model (`purpose` `Call`) or of the text
+    /// model it delegated to (`Delegation`): counted now, summed for the
+    /// row.
+    pub(super) fn on_model_usage(&mut self, u: &Usage, purpose: crate::metrics::TokenPurpose) {
         let provider = crate::metrics::provider_label(self.shared.model.provider());
         self.metrics
-            .model_tokens(provider, u.input_tokens, u.output_tokens);
+            .model_tokens(provider, purpose, u.input_tokens, u.output_tokens);
         self.usage.on_tokens(u);
     }
 
@@ -166,10 +187,21 @@ mod tests {
             u.detail().unwrap()["usage"]["split"],
             json!({"input_audio": 14, "input_text": 6, "output_audio": 8, "output_text": 2})
         );
+        assert_eq!(
+            row.split,
+            Some(callbridge_crm_store::TokenSplit {
+                input_audio: 14,
+                input_text: 6,
+                output_audio: 8,
+                output_text: 2,
+            })
+        );
         u.on_tokens(&report(1, 1, None));
         let d = u.detail().unwrap();
         assert_eq!(d["usage"]["input_tokens"], 31);
         assert!(d["usage"].get("split").is_none(), "{d}");
+        // The row no longer claims a split it cannot know.
+        assert_eq!(u.row().unwrap().split, None);
     }
 
     #[test]

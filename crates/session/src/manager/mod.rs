@@ -24,7 +24,7 @@
 //!     model,
 //! );
 //! let store = Store::open("callbridge.db")?;
-//! let summarizer = Arc::new(FixedSummarizer("summary".into()));
+//! let summarizer = Arc::new(FixedSummarizer::new("summary"));
 //! // Binds SIP, starts the SIP driver, the event router and the store thread.
 //! let manager = Manager::start(cfg, Arc::new(GeminiLive::new()), store, Some(summarizer)).await?;
 //! let id = manager

@@ -21,6 +21,17 @@ impl Manager {
     /// on; calls in progress keep the profile they started with.
     pub fn set_profiles(&self, p: Profiles) {
         self.shared.profiles.set(p);
+        // A profile may have gained (or changed) webhooks: rows waiting
+        // for them go out now rather than at the worker's next look.
+        self.shared.store.outbox_written().notify_one();
+    }
+
+    /// What wakes the webhook worker: outbox rows written by this
+    /// agent's calls, and a change of the routing profiles (the worker
+    /// polls only every [`crate::webhooks::worker::FALLBACK_POLL`] for
+    /// rows of other agents sharing the store).
+    pub fn webhook_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.shared.store.outbox_written()
     }
 
     /// The profile of an inbound call to `called` from `source`.

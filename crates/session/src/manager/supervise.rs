@@ -64,7 +64,21 @@ impl Manager {
                 && !r.transcript.is_empty()
             {
                 match s.summarize(&r.transcript).await {
-                    Ok(text) => {
+                    Ok(callbridge_llm_bridge::summary::Summary {
+                        text,
+                        usage,
+                        provider,
+                    }) => {
+                        // The summary's tokens: its own API's, apart from
+                        // the call's (token usage, issue 22).
+                        if let Some(u) = usage {
+                            shared.metrics.model_tokens(
+                                provider,
+                                crate::metrics::TokenPurpose::Summary,
+                                u.input_tokens,
+                                u.output_tokens,
+                            );
+                        }
                         if let Some(p) = r.events.as_mut() {
                             let e = p.publish(crate::events::CallEvent::SummaryReady {
                                 summary: text.clone(),
@@ -78,6 +92,11 @@ impl Manager {
                         }
                         let u = SessionUpdate {
                             summary: Some(callbridge_crm_store::Sensitive::new(text)),
+                            usage: usage.map(|u| callbridge_crm_store::Usage {
+                                summary_input_tokens: Some(u.input_tokens),
+                                summary_output_tokens: Some(u.output_tokens),
+                                ..Default::default()
+                            }),
                             ..Default::default()
                         };
                         shared.store.send(StoreOp::Update(id, Box::new(u))).await;

@@ -294,9 +294,16 @@ impl CallMetrics {
         self.shared.model_opened(ok);
     }
 
-    /// A model usage report of `provider` (token usage, issue 22).
-    pub(crate) fn model_tokens(&self, provider: &'static str, input: u64, output: u64) {
-        self.shared.model_tokens(provider, input, output);
+    /// A model usage report of `provider` for `purpose` (token usage,
+    /// issue 22).
+    pub(crate) fn model_tokens(
+        &self,
+        provider: &'static str,
+        purpose: super::TokenPurpose,
+        input: u64,
+        output: u64,
+    ) {
+        self.shared.model_tokens(provider, purpose, input, output);
     }
 
     /// The model session resumed on a new connection.

@@ -80,12 +80,16 @@
 //!   measured.
 //! - **Call duration**: the machine's `Metric::CallDuration`, from the
 //!   answer to the end (answered calls only).
-//! - **Model tokens** (`callbridge_model_tokens_total{provider,direction}`):
-//!   the input and output tokens of every usage report of the calls'
-//!   model sessions (Gemini `usageMetadata`, OpenAI `response.done`),
-//!   added when the report arrives. GPT-Live bills the live session by
-//!   audio time and reports no tokens (its audio goes to the session's
-//!   `audio_ms`).
+//! - **Model tokens**
+//!   (`callbridge_model_tokens_total{provider,direction,purpose}`): the
+//!   input and output tokens of every usage report, added when the report
+//!   arrives. `purpose="call"`: the calls' realtime model sessions
+//!   (Gemini `usageMetadata`, OpenAI `response.done`; GPT-Live bills the
+//!   live session by audio time and reports no tokens, its audio goes to
+//!   the session's `audio_ms`). `purpose="delegation"`: the text model a
+//!   GPT-Live session delegates to (Responses `response.completed`).
+//!   `purpose="summary"`: the post-call summaries' text API, under its
+//!   own provider (`gemini`, `openai`).
 //! - **Model reachability**: the outcome and time of the last model
 //!   session opening (success or failure).
 //!
@@ -218,10 +222,34 @@ pub struct Metrics {
     /// `callbridge_trunk_registrations`: trunk registrations in place
     /// now (ops, issue 22).
     trunk_registered: Gauge,
-    /// `callbridge_model_tokens_total{provider,direction}` (token usage,
-    /// issue 22).
-    model_tokens: Family<Labels<2>, Counter>,
+    /// `callbridge_model_tokens_total{provider,direction,purpose}` (token
+    /// usage, issue 22).
+    model_tokens: Family<Labels<3>, Counter>,
     model: Mutex<Option<ModelReachability>>,
+}
+
+/// What model tokens were spent on: the `purpose` label of
+/// `callbridge_model_tokens_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// The call's realtime model session.
+    Call,
+    /// The text model a GPT-Live session delegated work to (Responses
+    /// delegation).
+    Delegation,
+    /// The post-call summary.
+    Summary,
+}
+
+impl TokenPurpose {
+    /// The label value: `call`, `delegation`, `summary`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenPurpose::Call => "call",
+            TokenPurpose::Delegation => "delegation",
+            TokenPurpose::Summary => "summary",
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -501,24 +529,45 @@ impl Metrics {
         add(
             registry,
             "callbridge_model_tokens",
-            "Model tokens the provider reported, by provider and direction (input, output); providers that bill by audio time (gpt-live) report none.",
+            "Model tokens the provider reported, by provider, direction (input, output) and purpose (call: the realtime model; delegation: the text model a gpt-live session delegates to; summary: post-call summaries); gpt-live bills its live session by audio time and reports no call tokens.",
             self.model_tokens.clone(),
         );
     }
 
-    /// Counts the tokens of one model usage report (token usage, issue 22).
-    pub fn model_tokens(&self, provider: &'static str, input: u64, output: u64) {
+    /// Counts the tokens of one usage report of `provider`, made for
+    /// `purpose` (token usage, issue 22).
+    pub fn model_tokens(
+        &self,
+        provider: &'static str,
+        purpose: TokenPurpose,
+        input: u64,
+        output: u64,
+    ) {
         for (direction, n) in [("input", input), ("output", output)] {
             self.model_tokens
-                .get_or_create(&[("provider", provider), ("direction", direction)])
+                .get_or_create(&[
+                    ("provider", provider),
+                    ("direction", direction),
+                    ("purpose", purpose.as_str()),
+                ])
                 .inc_by(n);
         }
     }
 
-    /// The tokens counted for `provider` in `direction` (`input`, `output`).
-    pub fn model_tokens_counted(&self, provider: &'static str, direction: &'static str) -> u64 {
+    /// The tokens counted for `provider` in `direction` (`input`,
+    /// `output`) for `purpose`.
+    pub fn model_tokens_counted(
+        &self,
+        provider: &'static str,
+        direction: &'static str,
+        purpose: TokenPurpose,
+    ) -> u64 {
         self.model_tokens
-            .get_or_create(&[("provider", provider), ("direction", direction)])
+            .get_or_create(&[
+                ("provider", provider),
+                ("direction", direction),
+                ("purpose", purpose.as_str()),
+            ])
             .get()
     }
 
@@ -596,7 +645,7 @@ impl Metrics {
     /// ended (every direction and reason) for `provider` at zero, so rates
     /// over them work from the first call.
     pub fn prepare(&self, provider: &'static str) {
-        self.model_tokens(provider, 0, 0);
+        self.model_tokens(provider, TokenPurpose::Call, 0, 0);
         for d in Direction::ALL {
             let _ = self.started.get_or_create(&[
                 ("direction", d.as_str()),

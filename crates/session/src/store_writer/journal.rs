@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 use callbridge_crm_store::{
     AmdVerdict, EndReason, EventKind, Finish, MachineEnd, NewEvent, NewTurn, Sensitive, SessionId,
-    SessionState, SessionUpdate, SessionWrite, Speaker, Usage,
+    SessionState, SessionUpdate, SessionWrite, Speaker, TokenSplit, Usage,
 };
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +91,13 @@ enum Op {
         summary: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         usage: Option<[Option<u64>; 3]>,
+        /// The usage's token split: input audio, input text, output
+        /// audio, output text (issue 22; absent in older journals).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_split: Option<Box<[u64; 4]>>,
+        /// The summary's input and output tokens (issue 22).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        summary_tokens: Option<Box<[Option<u64>; 2]>>,
         // --- issue 19 (amd) ---
         /// The detection's first verdict and its time (ms from the answer).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +194,14 @@ impl Entry {
                 usage: u
                     .usage
                     .map(|u| [u.input_tokens, u.output_tokens, u.audio_ms]),
+                token_split: u.usage.and_then(|u| u.split).map(|s| {
+                    Box::new([s.input_audio, s.input_text, s.output_audio, s.output_text])
+                }),
+                summary_tokens: u
+                    .usage
+                    .map(|u| [u.summary_input_tokens, u.summary_output_tokens])
+                    .filter(|t| t.iter().any(Option::is_some))
+                    .map(Box::new),
                 amd_verdict: u.amd_verdict.map(|(v, d)| {
                     (
                         v.as_str().to_owned(),
@@ -276,6 +291,8 @@ impl Entry {
                 recording_bytes,
                 summary,
                 usage,
+                token_split,
+                summary_tokens,
                 amd_verdict,
                 amd_machine_end,
             } => SessionWrite::Update(Box::new(SessionUpdate {
@@ -288,6 +305,14 @@ impl Entry {
                     input_tokens: i,
                     output_tokens: o,
                     audio_ms: a,
+                    split: token_split.map(|t| *t).map(|[ia, it, oa, ot]| TokenSplit {
+                        input_audio: ia,
+                        input_text: it,
+                        output_audio: oa,
+                        output_text: ot,
+                    }),
+                    summary_input_tokens: summary_tokens.as_deref().and_then(|[i, _]| *i),
+                    summary_output_tokens: summary_tokens.as_deref().and_then(|[_, o]| *o),
                 }),
                 amd_verdict: amd_verdict
                     .map(|(v, ms)| {

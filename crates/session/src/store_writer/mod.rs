@@ -152,6 +152,8 @@ pub enum StoreOp {
 pub struct StoreWriter {
     tx: mpsc::Sender<StoreOp>,
     health: Arc<StoreHealth>,
+    /// Notified each time webhook outbox rows reach the store.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 /// The store thread; [`StoreThread::join`] waits for it after every
@@ -185,12 +187,13 @@ impl StoreWriter {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
-        let writer = Writer::new(store, cfg, Arc::clone(&health));
+        let outbox = Arc::new(tokio::sync::Notify::new());
+        let writer = Writer::new(store, cfg, Arc::clone(&health), Arc::clone(&outbox));
         let handle = std::thread::Builder::new()
             .name("callbridge-store".into())
             .spawn(move || rt.block_on(writer.run(rx)))?;
         Ok((
-            StoreWriter { tx, health },
+            StoreWriter { tx, health, outbox },
             StoreThread {
                 handle: Some(handle),
             },
@@ -206,6 +209,14 @@ impl StoreWriter {
     /// The shared health flag and counters.
     pub fn health(&self) -> &Arc<StoreHealth> {
         &self.health
+    }
+
+    /// Notified (`notify_one`: a wake-up is kept until taken) each time
+    /// webhook outbox rows are written to the store, live or replayed
+    /// from the journal: the webhook worker waits on it instead of
+    /// polling.
+    pub fn outbox_written(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.outbox)
     }
 
     /// Queues one operation, waiting while the queue is full.

@@ -119,6 +119,22 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
             amd_machine_end: Some(callbridge_crm_store::MachineEnd::Silence),
             ..Default::default()
         })),
+        SessionWrite::Update(Box::new(callbridge_crm_store::SessionUpdate {
+            usage: Some(callbridge_crm_store::Usage {
+                input_tokens: Some(30),
+                output_tokens: Some(11),
+                audio_ms: Some(4000),
+                split: Some(callbridge_crm_store::TokenSplit {
+                    input_audio: 24,
+                    input_text: 6,
+                    output_audio: 9,
+                    output_text: 2,
+                }),
+                summary_input_tokens: Some(412),
+                summary_output_tokens: Some(38),
+            }),
+            ..Default::default()
+        })),
         SessionWrite::Finish(fin),
         SessionWrite::Outbox(vec![callbridge_crm_store::NewOutbox::new(
             format!("{id}:4"),
@@ -151,6 +167,13 @@ fn journal_lines_read_back_as_the_writes_they_hold() {
         assert_eq!((back.session, back.seq), (id, i as u64 + 1));
         // The same line again: nothing was lost on the way.
         assert_eq!(back.to_line(), line);
+        if let SessionWrite::Update(u) = &back.write
+            && let Some(usage) = u.usage
+        {
+            assert_eq!(usage.audio_ms, Some(4000));
+            assert_eq!(usage.split.map(|s| s.output_audio), Some(9));
+            assert_eq!(usage.summary_output_tokens, Some(38));
+        }
         if let SessionWrite::Update(u) = &back.write
             && let Some((v, d)) = u.amd_verdict
         {

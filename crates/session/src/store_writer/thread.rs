@@ -34,10 +34,17 @@ pub(super) struct Writer {
     /// Run crash recovery once the journal found at start is replayed.
     recover_pending: bool,
     drain_waiters: Vec<oneshot::Sender<()>>,
+    /// Wakes the webhook worker when outbox rows reach the store.
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Writer {
-    pub(super) fn new(store: Store, cfg: WriterConfig, health: Arc<StoreHealth>) -> Writer {
+    pub(super) fn new(
+        store: Store,
+        cfg: WriterConfig,
+        health: Arc<StoreHealth>,
+        outbox: Arc<tokio::sync::Notify>,
+    ) -> Writer {
         let journal = cfg.spool_dir.as_deref().map(Journal::open);
         let recover_pending = cfg.recover_after_replay;
         Writer {
@@ -53,6 +60,14 @@ impl Writer {
             next_retry: None,
             recover_pending,
             drain_waiters: Vec::new(),
+            outbox,
+        }
+    }
+
+    /// A write reached the store: outbox rows wake the webhook worker.
+    fn applied(&self, w: &SessionWrite) {
+        if matches!(w, SessionWrite::Outbox(_)) {
+            self.outbox.notify_one();
         }
     }
 
@@ -174,7 +189,10 @@ impl Writer {
             return self.enqueue(e);
         }
         match self.store.apply_write(e.session, e.seq, &e.write) {
-            Ok(_) => self.ok(),
+            Ok(_) => {
+                self.ok();
+                self.applied(&e.write);
+            }
             Err(err) if err.is_transient() => {
                 self.fail(Some(e.write.kind()), &err);
                 self.enqueue(e);
@@ -313,6 +331,9 @@ impl Writer {
                     {
                         Ok(_) => {
                             self.health.replayed();
+                            if matches!(e.write, SessionWrite::Outbox(_)) {
+                                self.outbox.notify_one();
+                            }
                             j.advance(off, false);
                         }
                         Err(err) if err.is_transient() => {
@@ -340,7 +361,10 @@ impl Writer {
         }
         while let Some(e) = self.mem.front() {
             match self.store.apply_write(e.session, e.seq, &e.write) {
-                Ok(_) => self.health.replayed(),
+                Ok(_) => {
+                    self.health.replayed();
+                    self.applied(&e.write);
+                }
                 Err(err) if err.is_transient() => {
                     let kind = e.write.kind();
                     self.fail(Some(kind), &err);

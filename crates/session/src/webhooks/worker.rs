@@ -16,13 +16,23 @@
 //! named profile's own webhooks ([`Targets`]) for the others. A row whose
 //! profile has no webhooks any more is failed at once (`target profile
 //! has no webhooks`), never signed with another target's secret.
+//!
+//! The worker does not poll an idle outbox. It looks (one read: when is
+//! the next row due, [`Store::outbox_next_due`]) when woken (the store
+//! writer wakes it as this agent's outbox rows reach the store, the
+//! manager when the routing profiles change), when the next row it knows
+//! of falls due (a retry's time, another node's lease running out), and
+//! otherwise every [`FALLBACK_POLL`], for rows other agents sharing a
+//! PostgreSQL store wrote.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use callbridge_crm_store::{OutboxRow, Store};
 use callbridge_llm_bridge::TlsRoots;
 use rand::RngExt;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -32,8 +42,14 @@ use crate::signing::{SIGNATURE_HEADER, sign};
 
 /// Rows claimed at once.
 const BATCH: u32 = 32;
-/// The wait between two looks at an empty outbox.
-const IDLE: Duration = Duration::from_millis(500);
+/// The longest wait between two looks at the outbox: rows written by
+/// another agent sharing the store wake nobody here.
+pub const FALLBACK_POLL: Duration = Duration::from_secs(30);
+/// The shortest wait after a look that found a row due but claimed none
+/// (a clock step between the look and the claim): no busy loop.
+const MIN_WAIT: Duration = Duration::from_millis(50);
+/// The wait after a store call failed.
+const ERROR_WAIT: Duration = Duration::from_secs(1);
 /// How often delivered and failed rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -58,20 +74,38 @@ enum Attempt {
 
 /// Starts the worker for the global `cfg` and the profiles' `targets` on
 /// `store` (a connection of its own) as node `node`, until `stop` is
-/// cancelled. `cfg` without receivers still sets the retention of every
-/// row. This node's leases left by an earlier process are freed first,
-/// so what it was delivering when it stopped goes out again at once.
+/// cancelled; `wake` says new rows are in the store (the manager's
+/// [`crate::Manager::webhook_wake`]). `cfg` without receivers still sets
+/// the retention of every row. This node's leases left by an earlier
+/// process are freed first, so what it was delivering when it stopped
+/// goes out again at once.
 ///
 /// # Errors
 /// [`WorkerError`] when the client cannot be built or the store refuses.
 pub async fn start(
+    store: Store,
+    cfg: WebhookConfig,
+    targets: Arc<dyn Targets>,
+    roots: TlsRoots,
+    node: String,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
+    start_counted(store, cfg, targets, roots, node, wake, stop)
+        .await
+        .map(|(task, _)| task)
+}
+
+/// [`start`], also giving the count of the worker's looks at the outbox.
+async fn start_counted(
     mut store: Store,
     cfg: WebhookConfig,
     targets: Arc<dyn Targets>,
     roots: TlsRoots,
     node: String,
+    wake: Arc<Notify>,
     stop: CancellationToken,
-) -> Result<tokio::task::JoinHandle<()>, WorkerError> {
+) -> Result<(tokio::task::JoinHandle<()>, Arc<AtomicU64>), WorkerError> {
     let tls = roots
         .client_config()
         .map_err(|e| WorkerError::Client(e.to_string()))?;
@@ -94,14 +128,17 @@ pub async fn start(
             "webhook deliveries of the last run taken up again"
         );
     }
+    let looks = Arc::new(AtomicU64::new(0));
     let w = Worker {
         store: Arc::new(Mutex::new(store)),
         cfg: Arc::new(cfg),
         targets,
         client,
         node,
+        wake,
+        looks: Arc::clone(&looks),
     };
-    Ok(tokio::spawn(w.run(stop)))
+    Ok((tokio::spawn(w.run(stop)), looks))
 }
 
 struct Worker {
@@ -110,6 +147,10 @@ struct Worker {
     targets: Arc<dyn Targets>,
     client: reqwest::Client,
     node: String,
+    /// New rows are in the store (or the profiles changed).
+    wake: Arc<Notify>,
+    /// Looks at the outbox so far.
+    looks: Arc<AtomicU64>,
 }
 
 impl Worker {
@@ -171,20 +212,30 @@ impl Worker {
             // A read first: the worker always runs (a profile may gain
             // webhooks at any time), and an empty outbox must not cost a
             // write transaction every look.
-            let rows = if self.with_store(|s| s.outbox_pending()).await == Some(0) {
-                Vec::new()
-            } else {
-                let node = self.node.clone();
-                self.with_store(move |s| {
-                    s.claim_outbox(jiff::Timestamp::now(), BATCH, lease, &node)
-                })
-                .await
-                .unwrap_or_default()
+            self.looks.fetch_add(1, Ordering::Relaxed);
+            let next = self.with_store(|s| s.outbox_next_due()).await;
+            let now = jiff::Timestamp::now();
+            let rows = match next {
+                Some(Some(due)) if due <= now => {
+                    let node = self.node.clone();
+                    self.with_store(move |s| s.claim_outbox(now, BATCH, lease, &node))
+                        .await
+                        .unwrap_or_default()
+                }
+                _ => Vec::new(),
             };
             if rows.is_empty() {
+                let wait = match next {
+                    Some(Some(due)) => Duration::try_from(due.duration_since(now))
+                        .unwrap_or_default()
+                        .clamp(MIN_WAIT, FALLBACK_POLL),
+                    Some(None) => FALLBACK_POLL,
+                    None => ERROR_WAIT,
+                };
                 tokio::select! {
                     () = stop.cancelled() => break,
-                    () = tokio::time::sleep(IDLE) => continue,
+                    () = self.wake.notified() => continue,
+                    () = tokio::time::sleep(wait) => continue,
                 }
             }
             let mut set = JoinSet::new();
@@ -209,7 +260,10 @@ impl Worker {
                 self.record(row, &cfg, a).await;
             }
         }
-        debug!("webhook worker stopped");
+        debug!(
+            looks = self.looks.load(Ordering::Relaxed),
+            "webhook worker stopped"
+        );
     }
 
     async fn record(&self, row: OutboxRow, cfg: &WebhookConfig, a: Attempt) {
@@ -240,6 +294,9 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// One POST of one row.
 async fn attempt(client: &reqwest::Client, cfg: &WebhookConfig, row: &OutboxRow) -> Attempt {

@@ -110,8 +110,26 @@ pub async fn rig_openai(
 
 /// A rig with the mock GPT-Live model (µ-law both ways, as the agent
 /// configures it).
+/// What the rigs' summarizer reports for each summary, as an OpenAI Chat
+/// Completions answer's `usage` would.
+pub const SUMMARY_USAGE: callbridge_llm_bridge::Usage = callbridge_llm_bridge::Usage {
+    input_tokens: 200,
+    output_tokens: 40,
+    total_tokens: 240,
+    split: None,
+};
+
 pub async fn rig_gpt_live(
     script: callbridge_llm_mock::gpt_live::GptLiveScript,
+    tweak: impl FnOnce(&mut ManagerConfig),
+) -> Rig<callbridge_llm_mock::gpt_live::MockGptLive> {
+    rig_gpt_live_with(script, callbridge_llm_bridge::GptLive::new(), tweak).await
+}
+
+/// [`rig_gpt_live`] with the provider given (a delegation model).
+pub async fn rig_gpt_live_with(
+    script: callbridge_llm_mock::gpt_live::GptLiveScript,
+    provider: callbridge_llm_bridge::GptLive,
     tweak: impl FnOnce(&mut ManagerConfig),
 ) -> Rig<callbridge_llm_mock::gpt_live::MockGptLive> {
     let mock = callbridge_llm_mock::gpt_live::MockGptLive::start(script)
@@ -121,14 +139,7 @@ pub async fn rig_gpt_live(
     let mut model = SessionConfig::default();
     model.input_format = AudioFormat::Pcmu;
     model.output_format = AudioFormat::Pcmu;
-    rig_with(
-        mock,
-        url,
-        model,
-        Arc::new(callbridge_llm_bridge::GptLive::new()),
-        tweak,
-    )
-    .await
+    rig_with(mock, url, model, Arc::new(provider), tweak).await
 }
 
 async fn rig_with<M>(
@@ -161,7 +172,9 @@ async fn rig_with<M>(
         cfg,
         provider,
         store,
-        Some(Arc::new(FixedSummarizer("a fixed summary".into()))),
+        Some(Arc::new(
+            FixedSummarizer::new("a fixed summary").with_usage("openai", SUMMARY_USAGE),
+        )),
     )
     .await
     .unwrap();

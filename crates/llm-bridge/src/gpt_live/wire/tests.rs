@@ -282,6 +282,52 @@ fn usage_updated_is_the_sessions_cumulative_audio() {
     }
 }
 
+#[test]
+fn a_delegated_responses_usage_is_read_from_its_terminal_event() {
+    // The Responses API's streaming `response.completed` carries the
+    // whole `Response`, its `usage` a `ResponseUsage`: input, output and
+    // total tokens with details that are parts of them (cached input,
+    // reasoning output), not additions.
+    let ev = decode(
+        json!({"type": "response.event", "event_id": "e", "delegation_id": "del_4",
+        "event": {"type": "response.completed", "sequence_number": 7,
+            "response": {"id": "resp_1", "object": "response", "status": "completed",
+                "output": [],
+                "usage": {"input_tokens": 328, "input_tokens_details": {"cached_tokens": 128},
+                          "output_tokens": 52, "output_tokens_details": {"reasoning_tokens": 20},
+                          "total_tokens": 380}}}}),
+    );
+    assert_eq!(
+        ev,
+        Ok(Inbound::DelegationUsage(crate::Usage {
+            input_tokens: 328,
+            output_tokens: 52,
+            total_tokens: 380,
+            split: None,
+        }))
+    );
+    // A response cut short by max_output_tokens was billed too.
+    let ev = decode(
+        json!({"type": "response.event", "event": {"type": "response.incomplete",
+        "response": {"status": "incomplete", "usage": {"input_tokens": 10, "output_tokens": 4}}}}),
+    );
+    assert!(
+        matches!(ev, Ok(Inbound::DelegationUsage(u)) if u.total_tokens == 14),
+        "{ev:?}"
+    );
+    // No usage (a failed response may have none), or a malformed one:
+    // nothing to count, and nothing breaks.
+    for quiet in [
+        json!({"type": "response.failed", "response": {"status": "failed", "usage": null}}),
+        json!({"type": "response.completed", "response": {"usage": {"input_tokens": "x"}}}),
+        json!({"type": "response.completed"}),
+        json!({"type": "response.created", "response": {"usage": {"input_tokens": 1, "output_tokens": 1}}}),
+    ] {
+        let ev = decode(json!({"type": "response.event", "event": quiet.clone()}));
+        assert_eq!(ev, Ok(Inbound::Ignored), "{quiet}");
+    }
+}
+
 proptest! {
     #[test]
     fn the_decoder_never_panics_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
