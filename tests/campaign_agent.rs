@@ -128,13 +128,16 @@ fn busy_and_unanswered_leads_retry_at_the_policy_delay_then_fail_over_successive
             "--max-attempts",
             "2",
             "--retry-busy",
-            "3s",
+            "10s",
             "--retry-no-answer",
-            "4s",
+            "11s",
         ],
     );
     // The sipp scenario: +1555010... answers, +1555020... is busy,
-    // +1555030... never answers.
+    // +1555030... never answers. The retry delays outlast the first run:
+    // its answered call hears the campaign's greeting (~3 s of the mock's
+    // clip) and then the agent's 2 s no-speech timeout, and a retry due
+    // before the run ends would be dialled in that same run.
     let numbers = [
         "+15550100001",
         "+15550200001",
@@ -160,9 +163,9 @@ fn busy_and_unanswered_leads_retry_at_the_policy_delay_then_fail_over_successive
     let leads = env.leads(&c);
     assert_eq!(by_phone(&leads, numbers[0]).status, LeadStatus::Done);
     for (n, outcome, delay) in [
-        (numbers[1], Outcome::Busy, 3),
-        (numbers[2], Outcome::Busy, 3),
-        (numbers[3], Outcome::NoAnswer, 4),
+        (numbers[1], Outcome::Busy, 10),
+        (numbers[2], Outcome::Busy, 10),
+        (numbers[3], Outcome::NoAnswer, 11),
     ] {
         let l = by_phone(&leads, n);
         assert_eq!(
@@ -183,7 +186,7 @@ fn busy_and_unanswered_leads_retry_at_the_policy_delay_then_fail_over_successive
         .collect();
     assert_eq!(busy.len(), 2, "{sessions:?}");
     assert!(busy.iter().all(|s| s.state == SessionState::Failed));
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(11));
     let second = env.run_for(&run_args("mixed", &agent.url()), Duration::from_secs(60));
     assert!(
         second.status.success(),
