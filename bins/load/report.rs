@@ -125,7 +125,9 @@ pub struct AgentFigures {
     /// Average cores used over the calls phase.
     pub cores: f64,
     /// The same while every call of the run was talking at once (no call
-    /// set-up or tear-down in it); none when that lasted under 2 s.
+    /// set-up or tear-down in it); none when that lasted under 2 s, and
+    /// for runs of more calls than `--concurrent` (there replacements are
+    /// set up between readings).
     pub steady: Option<crate::drive::SteadyFigures>,
     /// RSS before the calls (after the warm-up call), MB.
     pub rss_idle_mb: f64,

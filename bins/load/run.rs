@@ -370,7 +370,13 @@ pub async fn run(args: RunArgs) -> Result<Report, String> {
             cpu_s,
             cpu_s_per_call_minute: (report.call_minutes > 0.0).then(|| cpu_s / report.call_minutes),
             cores: cpu_s / report.wall_s.max(1e-9),
-            steady: watch.steady.and_then(|w| w.figures()),
+            // Only when each slot holds one call: with more calls than
+            // slots, replacements are set up between two readings that
+            // both see every slot talking.
+            steady: watch
+                .steady
+                .filter(|_| total <= args.concurrent as u64)
+                .and_then(|w| w.figures()),
             rss_idle_mb: mb(base.rss),
             rss_peak_mb: mb(watch.peak_rss),
             rss_per_live_call_kb: (watch.peak_live > 0).then(|| {
