@@ -482,7 +482,6 @@ async fn over_capacity_invite_gets_503_and_no_session() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
-    use callbridge_rtp::stream::MediaStream;
     let r = rig(fast_script(), |_| {}).await;
     let mut callee = Caller::new().await;
     let callee_addr = callee.sip_addr().await;
@@ -542,27 +541,7 @@ async fn originate_writes_the_row_first_refuses_a_second_call_for_the_lead() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(row_call_id, Some(inc.call_id.to_string()));
-    let media = MediaStream::open(
-        &callee.engine,
-        &callee.pool,
-        callbridge_rtp::stream::MediaConfig::new(
-            callbridge_rtp::g711::Law::MuLaw,
-            None,
-            callbridge_rtp::ids::Ssrc(9),
-            callbridge_rtp::ids::SeqNo(1),
-            0,
-        ),
-    )
-    .unwrap();
-    let local = callbridge_sip::sdp::LocalMedia::new(LOCAL, media.local_addr().port());
-    let offer = callbridge_sip::sdp::Session::parse(&inc.offer).unwrap();
-    let (answer, n) = callbridge_sip::sdp::answer(&offer, &local).unwrap();
-    media.set_remote(n.remote_rtp);
-    callee
-        .sip
-        .answer(inc.call, answer.to_bytes())
-        .await
-        .unwrap();
+    let media = callee.answer_offer(&inc, 9).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(r.manager.snapshot().calls.len(), 1);
     callee.sip.hangup(inc.call).await.unwrap();

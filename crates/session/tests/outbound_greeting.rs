@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 
 use callbridge_llm_bridge::Greeting;
-use callbridge_rtp::stream::{MediaConfig, MediaStream};
+use callbridge_rtp::stream::MediaStream;
 use callbridge_sip::ua::Event;
 use support::*;
 
@@ -34,27 +34,7 @@ async fn answered_outbound(
             None => panic!("no INVITE reached the callee"),
         }
     };
-    let media = MediaStream::open(
-        &callee.engine,
-        &callee.pool,
-        MediaConfig::new(
-            callbridge_rtp::g711::Law::MuLaw,
-            None,
-            callbridge_rtp::ids::Ssrc(11),
-            callbridge_rtp::ids::SeqNo(1),
-            0,
-        ),
-    )
-    .unwrap();
-    let local = callbridge_sip::sdp::LocalMedia::new(LOCAL, media.local_addr().port());
-    let offer = callbridge_sip::sdp::Session::parse(&inc.offer).unwrap();
-    let (answer, n) = callbridge_sip::sdp::answer(&offer, &local).unwrap();
-    media.set_remote(n.remote_rtp);
-    callee
-        .sip
-        .answer(inc.call, answer.to_bytes())
-        .await
-        .unwrap();
+    let media = callee.answer_offer(&inc, 11).await;
     (media, inc.call)
 }
 

@@ -295,6 +295,23 @@ impl Caller {
         }
     }
 
+    /// Answers an INVITE the manager sent (an outbound call) with PCMU
+    /// on a new RTP stream of this peer, SSRC `ssrc`; returns the stream.
+    pub async fn answer_offer(&self, inc: &ua::IncomingCall, ssrc: u32) -> MediaStream {
+        let media = MediaStream::open(
+            &self.engine,
+            &self.pool,
+            MediaConfig::new(Law::MuLaw, None, Ssrc(ssrc), SeqNo(1), 0),
+        )
+        .unwrap();
+        let local = LocalMedia::new(LOCAL, media.local_addr().port());
+        let offer = sdp::Session::parse(&inc.offer).unwrap();
+        let (answer, n) = sdp::answer(&offer, &local).unwrap();
+        media.set_remote(n.remote_rtp);
+        self.sip.answer(inc.call, answer.to_bytes()).await.unwrap();
+        media
+    }
+
     /// The caller's SIP address.
     pub async fn sip_addr(&self) -> SocketAddr {
         self.addr
