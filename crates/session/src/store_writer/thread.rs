@@ -65,9 +65,11 @@ impl Writer {
     }
 
     /// A write reached the store: outbox rows wake the webhook worker.
-    fn applied(&self, w: &SessionWrite) {
+    /// (A function of the `Notify`, not of `self`: the journal replay
+    /// calls it while it borrows the journal.)
+    fn applied(outbox: &tokio::sync::Notify, w: &SessionWrite) {
         if matches!(w, SessionWrite::Outbox(_)) {
-            self.outbox.notify_one();
+            outbox.notify_one();
         }
     }
 
@@ -191,7 +193,7 @@ impl Writer {
         match self.store.apply_write(e.session, e.seq, &e.write) {
             Ok(_) => {
                 self.ok();
-                self.applied(&e.write);
+                Self::applied(&self.outbox, &e.write);
             }
             Err(err) if err.is_transient() => {
                 self.fail(Some(e.write.kind()), &err);
@@ -331,9 +333,7 @@ impl Writer {
                     {
                         Ok(_) => {
                             self.health.replayed();
-                            if matches!(e.write, SessionWrite::Outbox(_)) {
-                                self.outbox.notify_one();
-                            }
+                            Self::applied(&self.outbox, &e.write);
                             j.advance(off, false);
                         }
                         Err(err) if err.is_transient() => {
@@ -363,7 +363,7 @@ impl Writer {
             match self.store.apply_write(e.session, e.seq, &e.write) {
                 Ok(_) => {
                     self.health.replayed();
-                    self.applied(&e.write);
+                    Self::applied(&self.outbox, &e.write);
                 }
                 Err(err) if err.is_transient() => {
                     let kind = e.write.kind();
