@@ -483,7 +483,7 @@ impl Conversation {
     }
 
     /// Audio on a tracked connection: kept until a handle includes it, and
-    /// checked against what a resume must replay first.
+    /// checked against what a resume must replay first ([`replay_matches`]).
     fn track_audio(&mut self, conn: &MockConnection, index: u64, pcm: &[u8]) {
         if !self.script.track_model_audio {
             return;
@@ -493,7 +493,7 @@ impl Conversation {
         if want > 0 && self.replay_seen.len() < want {
             self.replay_seen.extend_from_slice(pcm);
             if self.replay_seen.len() >= want {
-                if self.replay_seen[..want] != self.replay_expect[..] {
+                if !replay_matches(&self.replay_expect, &self.replay_seen[..want]) {
                     conn.violation(format!(
                         "the resumed connection did not start with the {want} bytes of audio \
                          the handle's state left out (lastConsumedClientMessageIndex)"
@@ -823,5 +823,68 @@ impl Conversation {
             return Flow::Abort;
         }
         Flow::Continue
+    }
+}
+
+/// Whether `seen` (16 kHz s16le) is the replay of the left-out audio
+/// `expect`: as long, and the same audio either exactly or as a client
+/// that keeps it at telephone precision replays it (through 8 kHz G.711
+/// and back: 4 ms later, within 20 dB of the original, plus a floor for
+/// quiet audio).
+fn replay_matches(expect: &[u8], seen: &[u8]) -> bool {
+    if expect.len() != seen.len() {
+        return false;
+    }
+    if expect == seen {
+        return true;
+    }
+    let samples = |b: &[u8]| -> Vec<f64> {
+        b.chunks_exact(2)
+            .map(|s| f64::from(i16::from_le_bytes([s[0], s[1]])))
+            .collect()
+    };
+    let (e, s) = (samples(expect), samples(seen));
+    const LAG: usize = 64;
+    if e.len() <= LAG {
+        return false;
+    }
+    let n = e.len() - LAG;
+    let signal: f64 = e[..n].iter().map(|x| x * x).sum();
+    let error: f64 = e[..n]
+        .iter()
+        .zip(&s[LAG..])
+        .map(|(x, y)| (x - y).powi(2))
+        .sum();
+    error <= signal / 100.0 + n as f64 * 64.0 * 64.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replay_matches;
+
+    fn pcm(samples: impl Iterator<Item = i16>) -> Vec<u8> {
+        samples.flat_map(i16::to_le_bytes).collect()
+    }
+
+    fn tone(n: usize, level: f64) -> Vec<i16> {
+        (0..n)
+            .map(|k| ((k as f64 * std::f64::consts::TAU / 16.0).sin() * level) as i16)
+            .collect()
+    }
+
+    #[test]
+    fn a_replay_matches_exactly_or_4_ms_late_and_nothing_else() {
+        let t = tone(1600, 10_000.0);
+        let exact = pcm(t.iter().copied());
+        assert!(replay_matches(&exact, &exact));
+        // 4 ms late, the first 4 ms the filters' start.
+        let late = pcm(std::iter::repeat_n(0, 64).chain(t[..1600 - 64].iter().copied()));
+        assert!(replay_matches(&exact, &late));
+        // Another stretch of the audio (a chunk lost or repeated), another
+        // length, or silence: not the replay.
+        let other = pcm(tone(1600, 10_000.0).iter().skip(4).copied().chain([0; 4]));
+        assert!(!replay_matches(&exact, &other));
+        assert!(!replay_matches(&exact, &exact[..exact.len() - 2]));
+        assert!(!replay_matches(&exact, &pcm(std::iter::repeat_n(0, 1600))));
     }
 }

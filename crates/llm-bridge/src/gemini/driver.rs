@@ -36,7 +36,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message, Utf8Bytes};
 
 use super::resume::Resumption;
-use super::unconsumed::Unconsumed;
+use super::unconsumed::{self, Expander, Kept, Unconsumed};
 use super::wire::{self, Inbound};
 use crate::config::{CallMetadata, RetryPolicy, SessionConfig, TurnDetection};
 use crate::error::{ConnectFailure, Error};
@@ -149,6 +149,8 @@ pub(crate) struct Driver {
     /// Messages sent on this connection that the last resumption handle
     /// does not include (replayed on a resume).
     unconsumed: Unconsumed,
+    /// A replayed chunk's samples, expanded from what `unconsumed` kept.
+    replay_pcm: Vec<u8>,
 }
 
 impl Driver {
@@ -158,10 +160,9 @@ impl Driver {
         ctx: DriverContext,
         greeted: bool,
     ) -> Self {
-        // One chunk's message. Each sent message stays referenced by
-        // `unconsumed` until the server's state includes it, so `reserve`
-        // allocates afresh for most chunks rather than taking this
-        // allocation back.
+        // One chunk's message, reused: the sent text is dropped once the
+        // WebSocket has copied it into its frame, so `reserve` takes this
+        // allocation back (`unconsumed` keeps the samples, not the text).
         let out = BytesMut::with_capacity(wire::audio_message_len(
             params
                 .config
@@ -178,11 +179,13 @@ impl Driver {
             held: VecDeque::new(),
             held_audio_bytes: 0,
             // Bounded by the input a reconnect may hold
-            // (`max_buffered_input` of audio, as base64 JSON: 4/3 and some).
+            // (`max_buffered_input` of audio).
             unconsumed: Unconsumed::new(
                 MAX_UNCONSUMED_MESSAGES,
-                max_held_audio_bytes(&params).saturating_mul(3) / 2 + 64 * 1024,
+                (params.config.max_buffered_input.as_millis() as usize)
+                    .saturating_mul(unconsumed::AUDIO_BYTES_PER_MS),
             ),
+            replay_pcm: Vec::new(),
             params,
         }
     }
@@ -401,8 +404,8 @@ impl Driver {
         }
     }
 
-    /// Sends one message on the connection and keeps it until the server
-    /// reports it consumed.
+    /// Sends one message other than audio on the connection and keeps it
+    /// until the server reports it consumed.
     /// Kept before sending: a message whose send fails may still have
     /// reached the server, and the next update says whether it did.
     async fn send_kept(&mut self, text: Utf8Bytes) -> Result<(), tungstenite::Error> {
@@ -410,18 +413,46 @@ impl Driver {
         send_on(&mut self.conn, text).await
     }
 
+    /// Sends one chunk of 16 kHz s16le caller audio and keeps its samples
+    /// until the server reports it consumed.
+    async fn send_audio(&mut self, pcm: &[u8]) -> Result<(), tungstenite::Error> {
+        self.out.clear();
+        wire::encode_audio_into(pcm, &mut self.out);
+        let bytes = self.out.split().freeze();
+        // The encoder writes ASCII only (JSON punctuation and base64).
+        let text =
+            Utf8Bytes::try_from(bytes).map_err(|_| tungstenite::Error::Utf8(String::new()))?;
+        self.unconsumed.on_sent_audio(pcm);
+        send_on(&mut self.conn, text).await
+    }
+
+    /// Sends one kept message again (a resume's replay; `expander` runs
+    /// on through the replay's audio).
+    async fn send_replayed(
+        &mut self,
+        kept: Kept,
+        expander: Option<&mut Expander>,
+    ) -> Result<(), tungstenite::Error> {
+        match (kept, expander) {
+            (Kept::Audio(codes), Some(expander)) => {
+                let mut pcm = std::mem::take(&mut self.replay_pcm);
+                pcm.clear();
+                expander.expand(&codes, &mut pcm);
+                let sent = self.send_audio(&pcm).await;
+                self.replay_pcm = pcm;
+                sent
+            }
+            // No interpolator (the resampler supports 8 to 16 kHz: not
+            // reached): the chunk cannot be replayed.
+            (Kept::Audio(_), None) => Ok(()),
+            (Kept::Message(text), _) => self.send_kept(text).await,
+        }
+    }
+
     async fn send_command(&mut self, cmd: Command) -> Result<(), tungstenite::Error> {
         let manual = matches!(self.params.config.turn_detection, TurnDetection::Manual);
         match cmd {
-            Command::Audio(pcm) => {
-                self.out.clear();
-                wire::encode_audio_into(&pcm, &mut self.out);
-                let bytes = self.out.split().freeze();
-                // The encoder writes ASCII only (JSON punctuation and base64).
-                let text = Utf8Bytes::try_from(bytes)
-                    .map_err(|_| tungstenite::Error::Utf8(String::new()))?;
-                self.send_kept(text).await
-            }
+            Command::Audio(pcm) => self.send_audio(&pcm).await,
             Command::AudioStreamEnd if !manual => {
                 self.send_kept(wire::audio_stream_end_message().into())
                     .await
@@ -580,8 +611,9 @@ impl Driver {
                     messages = replay.messages.len(),
                     "gemini: replaying unconsumed input"
                 );
-                for text in replay.messages {
-                    if let Err(e) = self.send_kept(text).await {
+                let mut expander = Expander::new();
+                for kept in replay.messages {
+                    if let Err(e) = self.send_replayed(kept, expander.as_mut()).await {
                         tracing::warn!(error = %e, "gemini send failed after resumption");
                         return Step::End(CloseOutcome {
                             reason: CloseReason::ConnectionLost,

@@ -20,51 +20,172 @@
 //! the buffer falls back to what the docs describe: a new handle
 //! includes the messages sent before it, so they are dropped.
 //!
-//! Bounds: at most `max_messages` messages and `max_bytes` bytes of wire
-//! text. Beyond either, the oldest messages are dropped and the loss is
+//! Audio is kept as G.711 mu-law at 8 kHz (one byte per 8 kHz sample,
+//! 8 kB a second), not as the message's wire text (base64 of 16 kHz
+//! s16le, 42.7 kB a second): the service may report what it consumed
+//! only once per turn (the mock does; Google's docs name no cadence), so
+//! in a long call this buffer sits at its bound, and at 1,000 calls the
+//! wire text was 227 KB per call of the agent's heap (heaptrack,
+//! 2026-12-07). The 16 kHz audio is decimated to 8 kHz with the
+//! workspace's resampler (pass band flat to 3.4 kHz) and encoded; a replay
+//! decodes and interpolates it back to 16 kHz. Caller audio from a
+//! telephone call was 8 kHz G.711 before the session interpolated it for
+//! the model, so the replay is that call audio again, band-limited and
+//! quantised as it was; the two filters' 2 ms each shift the replayed
+//! stretch by 4 ms (its first 4 ms are the filters' start, its last 4 ms
+//! are not replayed). A 16 kHz caller (a Vonage WebSocket) is replayed in
+//! telephone band. Other messages (text, tool responses, activity
+//! signals) are rare and small and are kept as sent.
+//!
+//! Memory: the audio is one ring of mu-law bytes, reserved at its bound on
+//! the first chunk (pages become resident as the ring fills), so keeping
+//! a chunk allocates nothing; a message costs one slot of 16 bytes.
+//!
+//! Bounds: at most `max_messages` messages, `max_audio` bytes of kept
+//! audio (8 per millisecond) and [`MAX_TEXT_BYTES`] of other messages.
+//! Beyond any, the oldest messages are dropped and the loss is
 //! remembered: [`Unconsumed::take_replay`] reports it, and the caller
 //! tells the application (`ErrorKind::InputDropped`); what is left is
 //! still replayed.
 
 use std::collections::VecDeque;
 
+use callbridge_audio::g711::{linear_to_ulaw, ulaw_to_linear};
+use callbridge_audio::resample::Resampler;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// Bound on the wire text of kept messages other than audio.
+pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Room above the audio bound for the chunk kept before the oldest is
+/// dropped (a 60 ms chunk is 480 bytes), so the ring never reallocates.
+const AUDIO_SLACK: usize = 4096;
+
+/// Samples of 16 kHz audio decimated per step (on the stack).
+const STEP: usize = 480;
+
+/// Bytes of kept audio per millisecond (mu-law at 8 kHz).
+pub(crate) const AUDIO_BYTES_PER_MS: usize = 8;
+
+/// One kept message, as a replay gets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kept {
+    /// A `realtimeInput.audio` chunk: mu-law codes of its audio at 8 kHz
+    /// ([`Expander`] makes 16 kHz s16le of them again).
+    Audio(Box<[u8]>),
+    /// Any other message, as sent.
+    Message(Utf8Bytes),
+}
 
 /// What a resume replays.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
-    /// The messages, oldest first, as they were sent.
-    pub(crate) messages: Vec<Utf8Bytes>,
+    /// The messages, oldest first.
+    pub(crate) messages: Vec<Kept>,
     /// Whether unconsumed messages were dropped over the bounds.
     pub(crate) lost: bool,
 }
 
+/// Turns a replay's kept audio back into 16 kHz s16le, one stream: the
+/// interpolator's state runs on from chunk to chunk of one replay.
+pub(crate) struct Expander {
+    up: Resampler,
+}
+
+impl Expander {
+    /// A new stream (one per replay).
+    pub(crate) fn new() -> Option<Expander> {
+        Resampler::new(8000, 16_000).ok().map(|up| Expander { up })
+    }
+
+    /// Appends the 16 kHz s16le samples of mu-law `codes` to `out`.
+    pub(crate) fn expand(&mut self, codes: &[u8], out: &mut Vec<u8>) {
+        out.reserve(codes.len() * 4);
+        for step in codes.chunks(STEP / 2) {
+            let mut narrow = [0i16; STEP / 2];
+            for (n, &c) in narrow.iter_mut().zip(step) {
+                *n = ulaw_to_linear(c);
+            }
+            let mut wide = [0i16; STEP];
+            // `wide` holds twice the step: never too small.
+            let written = self
+                .up
+                .process(&narrow[..step.len()], &mut wide)
+                .unwrap_or(0);
+            for x in &wide[..written] {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// A kept message's slot, in sending order.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// This many bytes at the front of the audio ring.
+    Audio(u32),
+    /// The text at the front of the texts.
+    Message,
+}
+
 /// The unconsumed client messages of one connection.
-#[derive(Debug)]
 pub(crate) struct Unconsumed {
     /// Index of the next message sent on this connection.
     next: u64,
-    /// (index, message), oldest first.
-    entries: VecDeque<(u64, Utf8Bytes)>,
-    bytes: usize,
+    /// (index, slot), oldest first.
+    entries: VecDeque<(u64, Slot)>,
+    /// The audio of the `Audio` slots, in order (mu-law, 8 kHz).
+    audio: VecDeque<u8>,
+    /// The texts of the `Message` slots, in order.
+    texts: VecDeque<Utf8Bytes>,
+    text_bytes: usize,
     max_messages: usize,
-    max_bytes: usize,
+    max_audio: usize,
+    max_text: usize,
+    /// 16 kHz to 8 kHz, one stream for the whole session (`None` only
+    /// if the resampler refused the pair, which it supports: no audio
+    /// is kept then, and a replay reports the loss).
+    down: Option<Resampler>,
     /// Index of the newest message dropped over the bounds and not yet
     /// known to be consumed: a replay now would miss it.
     dropped_through: Option<u64>,
 }
 
+impl std::fmt::Debug for Unconsumed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unconsumed")
+            .field("next", &self.next)
+            .field("messages", &self.entries.len())
+            .field("audio_bytes", &self.audio.len())
+            .field("text_bytes", &self.text_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Unconsumed {
-    /// An empty buffer for a connection whose `setup` was message 0.
-    pub(crate) fn new(max_messages: usize, max_bytes: usize) -> Self {
+    /// An empty buffer for a connection whose `setup` was message 0,
+    /// keeping at most `max_messages` messages and `max_audio` bytes of
+    /// audio ([`AUDIO_BYTES_PER_MS`]).
+    pub(crate) fn new(max_messages: usize, max_audio: usize) -> Self {
         Unconsumed {
             next: 1,
             entries: VecDeque::new(),
-            bytes: 0,
+            audio: VecDeque::new(),
+            texts: VecDeque::new(),
+            text_bytes: 0,
             max_messages: max_messages.max(1),
-            max_bytes,
+            max_audio,
+            max_text: MAX_TEXT_BYTES,
+            down: Resampler::new(16_000, 8000).ok(),
             dropped_through: None,
         }
+    }
+
+    /// The same with another bound on the text of other messages.
+    #[cfg(test)]
+    pub(crate) fn with_max_text(mut self, max_text: usize) -> Self {
+        self.max_text = max_text;
+        self
     }
 
     /// Messages kept now.
@@ -73,18 +194,82 @@ impl Unconsumed {
         self.entries.len()
     }
 
-    /// One message was sent on the connection.
+    /// Bytes of audio kept now.
+    #[cfg(test)]
+    pub(crate) fn audio_bytes(&self) -> usize {
+        self.audio.len()
+    }
+
+    /// One message other than audio was sent on the connection.
     pub(crate) fn on_sent(&mut self, msg: &Utf8Bytes) {
+        self.text_bytes += msg.len();
+        self.texts.push_back(msg.clone());
+        self.push(Slot::Message);
+    }
+
+    /// One `realtimeInput.audio` message of these 16 kHz s16le samples
+    /// was sent on the connection (an odd trailing byte, which no whole
+    /// sample owns, is not kept).
+    pub(crate) fn on_sent_audio(&mut self, pcm: &[u8]) {
+        let Some(down) = self.down.as_mut() else {
+            let index = self.next;
+            self.next += 1;
+            self.dropped_through = Some(index);
+            return;
+        };
+        if self.audio.capacity() == 0 {
+            self.audio.reserve_exact(self.max_audio + AUDIO_SLACK);
+        }
+        let mut kept = 0usize;
+        for step in pcm.chunks(STEP * 2) {
+            let mut wide = [0i16; STEP];
+            let n = step.len() / 2;
+            for (w, s) in wide.iter_mut().zip(step.chunks_exact(2)) {
+                *w = i16::from_le_bytes([s[0], s[1]]);
+            }
+            let mut narrow = [0i16; STEP / 2 + 1];
+            // At most (STEP + 1) / 2 outputs for STEP inputs: never too small.
+            let written = down.process(&wide[..n], &mut narrow).unwrap_or(0);
+            self.audio
+                .extend(narrow[..written].iter().map(|&x| linear_to_ulaw(x)));
+            kept += written;
+        }
+        self.push(Slot::Audio(u32::try_from(kept).unwrap_or(u32::MAX)));
+    }
+
+    fn push(&mut self, slot: Slot) {
         let index = self.next;
         self.next += 1;
-        self.bytes += msg.len();
-        self.entries.push_back((index, msg.clone()));
-        while self.entries.len() > self.max_messages || self.bytes > self.max_bytes {
-            let Some((i, old)) = self.entries.pop_front() else {
+        self.entries.push_back((index, slot));
+        while self.entries.len() > self.max_messages
+            || self.audio.len() > self.max_audio
+            || self.text_bytes > self.max_text
+        {
+            let Some(i) = self.pop_oldest() else {
                 break;
             };
-            self.bytes -= old.len();
             self.dropped_through = Some(i);
+        }
+    }
+
+    /// Drops the oldest message; its index.
+    fn pop_oldest(&mut self) -> Option<u64> {
+        let (i, slot) = self.entries.pop_front()?;
+        self.release(slot);
+        Some(i)
+    }
+
+    fn release(&mut self, slot: Slot) {
+        match slot {
+            Slot::Audio(n) => {
+                let n = (n as usize).min(self.audio.len());
+                self.audio.drain(..n);
+            }
+            Slot::Message => {
+                if let Some(t) = self.texts.pop_front() {
+                    self.text_bytes -= t.len();
+                }
+            }
         }
     }
 
@@ -92,13 +277,8 @@ impl Unconsumed {
     /// includes are no longer needed (all sent so far without an index).
     pub(crate) fn on_update(&mut self, last_consumed: Option<u64>) {
         let last = last_consumed.unwrap_or(self.next.saturating_sub(1));
-        while let Some((i, _)) = self.entries.front() {
-            if *i > last {
-                break;
-            }
-            if let Some((_, old)) = self.entries.pop_front() {
-                self.bytes -= old.len();
-            }
+        while self.entries.front().is_some_and(|(i, _)| *i <= last) {
+            self.pop_oldest();
         }
         // What was dropped up to `last` is in the server's state now.
         if self.dropped_through.is_some_and(|d| d <= last) {
@@ -109,9 +289,23 @@ impl Unconsumed {
     /// Takes what the new connection must replay, and starts the numbering
     /// of that connection (its `setup` is message 0).
     pub(crate) fn take_replay(&mut self) -> Replay {
-        let messages = self.entries.drain(..).map(|(_, m)| m).collect();
+        let mut messages = Vec::with_capacity(self.entries.len());
+        while let Some((_, slot)) = self.entries.pop_front() {
+            messages.push(match slot {
+                Slot::Audio(n) => {
+                    let n = (n as usize).min(self.audio.len());
+                    Kept::Audio(self.audio.drain(..n).collect())
+                }
+                Slot::Message => match self.texts.pop_front() {
+                    Some(t) => Kept::Message(t),
+                    None => continue,
+                },
+            });
+        }
+        self.audio.clear();
+        self.texts.clear();
+        self.text_bytes = 0;
         let lost = self.dropped_through.take().is_some();
-        self.bytes = 0;
         self.next = 1;
         Replay { messages, lost }
     }
@@ -119,9 +313,14 @@ impl Unconsumed {
     /// A new session with no state to resume: nothing to replay.
     pub(crate) fn reset(&mut self) {
         self.entries.clear();
-        self.bytes = 0;
+        self.audio.clear();
+        self.texts.clear();
+        self.text_bytes = 0;
         self.next = 1;
         self.dropped_through = None;
+        if let Some(d) = self.down.as_mut() {
+            d.reset();
+        }
     }
 }
 
@@ -135,11 +334,31 @@ mod tests {
         Utf8Bytes::from(format!("{{\"chunk\":{i}}}"))
     }
 
+    fn kept(i: u32) -> Kept {
+        Kept::Message(msg(i))
+    }
+
+    /// 40 ms of 16 kHz s16le whose every sample is the mu-law value of
+    /// code `i` (a level that survives being kept: the decimator passes
+    /// a constant, and its mu-law code is exact).
+    fn chunk(i: u8) -> Vec<u8> {
+        ulaw_to_linear(i).to_le_bytes().repeat(640)
+    }
+
+    /// The code of a kept chunk made by [`chunk`]: its middle sample (the
+    /// filter's 2 ms at each edge blend in the neighbours).
+    fn chunk_code(k: &Kept) -> u8 {
+        let Kept::Audio(codes) = k else {
+            panic!("not audio: {k:?}");
+        };
+        codes[codes.len() / 2]
+    }
+
     #[test]
     fn a_message_dropped_alone_stays_lost_until_an_update_covers_it() {
         // One message larger than the byte bound: kept and dropped at once,
         // so the buffer is empty but the message was never consumed.
-        let mut u = Unconsumed::new(100, 8);
+        let mut u = Unconsumed::new(100, 1 << 20).with_max_text(8);
         u.on_sent(&msg(1)); // index 1, 11 bytes > 8
         assert_eq!(u.len(), 0);
         u.on_update(Some(0)); // the server has only the setup
@@ -161,7 +380,7 @@ mod tests {
         // Messages 1..=5 on the wire; the state includes up to 3.
         u.on_update(Some(3));
         let r = u.take_replay();
-        assert_eq!(r.messages, [msg(3), msg(4)]);
+        assert_eq!(r.messages, [kept(3), kept(4)]);
         assert!(!r.lost);
     }
 
@@ -172,7 +391,7 @@ mod tests {
         u.on_sent(&msg(1));
         u.on_update(None);
         u.on_sent(&msg(2));
-        assert_eq!(u.take_replay().messages, [msg(2)]);
+        assert_eq!(u.take_replay().messages, [kept(2)]);
     }
 
     #[test]
@@ -183,10 +402,10 @@ mod tests {
         }
         assert_eq!(u.len(), 3);
         let r = u.take_replay();
-        assert_eq!(r.messages, [msg(2), msg(3), msg(4)]);
+        assert_eq!(r.messages, [kept(2), kept(3), kept(4)]);
         assert!(r.lost);
         // Bytes bound too.
-        let mut u = Unconsumed::new(100, msg(0).len() * 2);
+        let mut u = Unconsumed::new(100, 1 << 20).with_max_text(msg(0).len() * 2);
         for i in 0..3 {
             u.on_sent(&msg(i));
         }
@@ -209,11 +428,14 @@ mod tests {
         assert_eq!(r.messages.len(), 2);
         // The replay is sent again on the new connection: messages 1, 2.
         for m in &r.messages {
+            let Kept::Message(m) = m else {
+                panic!("not a message: {m:?}")
+            };
             u.on_sent(m);
         }
         u.on_sent(&msg(2));
         u.on_update(Some(2));
-        assert_eq!(u.take_replay().messages, [msg(2)]);
+        assert_eq!(u.take_replay().messages, [kept(2)]);
     }
 
     /// The case on simulated time: a caller speaks for 2 s in 40 ms
@@ -238,7 +460,7 @@ mod tests {
         let mut sent = 0u32;
         while now < DROP_AT {
             if now >= CHUNK * sent && sent < chunks {
-                u.on_sent(&msg(sent));
+                u.on_sent_audio(&chunk(sent as u8));
                 received.push((next_index, sent));
                 next_index += 1;
                 sent += 1;
@@ -267,17 +489,81 @@ mod tests {
         assert!(model.len() < sent as usize, "the drop cut the utterance");
         let replay = u.take_replay();
         assert!(!replay.lost);
-        for m in replay.messages {
-            let text = m.as_str();
-            let n: u32 = text
-                .trim_start_matches("{\"chunk\":")
-                .trim_end_matches('}')
-                .parse()
-                .unwrap();
-            model.push(n);
+        for m in &replay.messages {
+            model.push(u32::from(chunk_code(m)));
         }
         // The rest of the utterance follows on the new connection.
         model.extend(sent..chunks);
         assert_eq!(model, (0..chunks).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn audio_is_kept_at_8_khz_and_replayed_within_g711_precision() {
+        let mut u = Unconsumed::new(100, 1 << 20);
+        // 400 ms of a 1 kHz tone at 16 kHz in 40 ms chunks.
+        let tone: Vec<i16> = (0..6400)
+            .map(|n| ((f64::from(n) * std::f64::consts::TAU / 16.0).sin() * 12_000.0) as i16)
+            .collect();
+        for c in tone.chunks(640) {
+            let pcm: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            u.on_sent_audio(&pcm);
+        }
+        assert_eq!(u.audio_bytes(), 3200, "one byte per 8 kHz sample");
+        let r = u.take_replay();
+        assert_eq!(r.messages.len(), 10);
+        let mut expander = Expander::new().unwrap();
+        let mut back = Vec::new();
+        for k in &r.messages {
+            let Kept::Audio(codes) = k else {
+                panic!("not audio: {k:?}");
+            };
+            expander.expand(codes, &mut back);
+        }
+        let back: Vec<i16> = back
+            .chunks_exact(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        assert_eq!(back.len(), tone.len(), "as long as what was sent");
+        // The two filters delay by 2 ms each: 64 samples at 16 kHz.
+        let (mut signal, mut noise) = (0f64, 0f64);
+        for (i, &x) in tone.iter().enumerate().take(tone.len() - 64).skip(160) {
+            let y = f64::from(back[i + 64]);
+            signal += f64::from(x).powi(2);
+            noise += (f64::from(x) - y).powi(2);
+        }
+        let snr = 10.0 * (signal / noise).log10();
+        assert!(snr >= 30.0, "SNR {snr:.1} dB");
+    }
+
+    #[test]
+    fn the_audio_bound_counts_the_kept_bytes() {
+        // 3 chunks of 320 kept bytes fit in 1,000; a fourth drops the first.
+        let mut u = Unconsumed::new(100, 1_000);
+        for i in 0..3 {
+            u.on_sent_audio(&chunk(i));
+        }
+        assert_eq!((u.len(), u.audio_bytes()), (3, 960));
+        u.on_sent_audio(&chunk(3));
+        let r = u.take_replay();
+        assert!(r.lost);
+        let codes: Vec<u8> = r.messages.iter().map(chunk_code).collect();
+        assert_eq!(codes, [1, 2, 3]);
+    }
+
+    #[test]
+    fn audio_and_messages_keep_their_order_through_updates() {
+        let mut u = Unconsumed::new(100, 1 << 20);
+        u.on_sent_audio(&chunk(10)); // 1
+        u.on_sent(&msg(1)); // 2
+        u.on_sent_audio(&chunk(11)); // 3
+        u.on_sent(&msg(2)); // 4
+        u.on_sent_audio(&chunk(12)); // 5
+        u.on_update(Some(2));
+        let r = u.take_replay();
+        assert_eq!(r.messages.len(), 3);
+        assert_eq!(chunk_code(&r.messages[0]), 11);
+        assert_eq!(r.messages[1], kept(2));
+        assert_eq!(chunk_code(&r.messages[2]), 12);
+        assert!(!r.lost);
     }
 }
