@@ -253,7 +253,12 @@ pub struct SessionConfig {
     pub command_capacity: usize,
     /// Capacity of the event queue.
     pub event_capacity: usize,
-    /// Input audio kept while a resumption reconnect is in progress.
+    /// Input audio kept while a resumption reconnect is in progress, and
+    /// (Gemini) the caller audio kept until the server reports it in its
+    /// session state, replayed on a transparent resume: at most this much
+    /// of the latest, kept as 8 kHz 4-bit ADPCM (4 kB a second per session;
+    /// more is dropped oldest first and `ErrorKind::InputDropped` says so
+    /// on the resume). Default 10 s.
     pub max_buffered_input: Duration,
     /// Attempts and backoff for resuming a session whose connection dropped
     /// unexpectedly mid-call (Gemini, with a known resumption handle).

@@ -828,9 +828,10 @@ impl Conversation {
 
 /// Whether `seen` (16 kHz s16le) is the replay of the left-out audio
 /// `expect`: as long, and the same audio either exactly or as a client
-/// that keeps it at telephone precision replays it (through 8 kHz G.711
-/// and back: 4 ms later, within 20 dB of the original, plus a floor for
-/// quiet audio).
+/// that keeps it at telephone precision replays it (through 8 kHz 4-bit
+/// ADPCM and back: 4 ms later, the error at least 13 dB below the
+/// audio, plus a floor for quiet audio; audio a quarter period off, a
+/// chunk lost or repeated, errs by 3 dB more than the audio itself).
 fn replay_matches(expect: &[u8], seen: &[u8]) -> bool {
     if expect.len() != seen.len() {
         return false;
@@ -855,7 +856,7 @@ fn replay_matches(expect: &[u8], seen: &[u8]) -> bool {
         .zip(&s[LAG..])
         .map(|(x, y)| (x - y).powi(2))
         .sum();
-    error <= signal / 100.0 + n as f64 * 64.0 * 64.0
+    error <= signal / 20.0 + n as f64 * 64.0 * 64.0
 }
 
 #[cfg(test)]

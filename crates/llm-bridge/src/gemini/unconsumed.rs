@@ -20,37 +20,41 @@
 //! the buffer falls back to what the docs describe: a new handle
 //! includes the messages sent before it, so they are dropped.
 //!
-//! Audio is kept as G.711 mu-law at 8 kHz (one byte per 8 kHz sample,
-//! 8 kB a second), not as the message's wire text (base64 of 16 kHz
-//! s16le, 42.7 kB a second): the service may report what it consumed
-//! only once per turn (the mock does; Google's docs name no cadence), so
-//! in a long call this buffer sits at its bound, and at 1,000 calls the
-//! wire text was 227 KB per call of the agent's heap (heaptrack,
-//! 2026-12-07). The 16 kHz audio is decimated to 8 kHz with the
-//! workspace's resampler (pass band flat to 3.4 kHz) and encoded; a replay
-//! decodes and interpolates it back to 16 kHz. Caller audio from a
-//! telephone call was 8 kHz G.711 before the session interpolated it for
-//! the model, so the replay is that call audio again, band-limited and
-//! quantised as it was; the two filters' 2 ms each shift the replayed
-//! stretch by 4 ms (its first 4 ms are the filters' start, its last 4 ms
-//! are not replayed). A 16 kHz caller (a Vonage WebSocket) is replayed in
-//! telephone band. Other messages (text, tool responses, activity
-//! signals) are rare and small and are kept as sent.
+//! Audio is kept at 8 kHz as 4-bit IMA ADPCM (4 kB a second), not as the
+//! message's wire text (base64 of 16 kHz s16le, 42.7 kB a second): the
+//! service may report what it consumed only once per turn (the mock does;
+//! Google's docs name no cadence), so in a long call this buffer sits at
+//! its bound, and at 1,000 calls the wire text was 227 KB per call of the
+//! agent's heap (heaptrack, 2026-12-07). The 16 kHz audio is decimated to
+//! 8 kHz with the workspace's resampler (pass band flat to 3.4 kHz) and
+//! encoded (`audio-codec-algorithms`, the IMA step tables; each chunk
+//! keeps the coder's state at its start, so any chunk decodes on its
+//! own); a replay decodes and interpolates it back to 16 kHz. Caller audio
+//! from a telephone call was 8 kHz before the session interpolated it for
+//! the model, so the replay is that call audio again, in its band, at
+//! ADPCM's precision (20.6 dB signal to noise on a 1 kHz tone through
+//! both filters and the coder, the test below; a line noisier than the
+//! live one, for the replayed stretch only); the two filters' 2 ms each shift the replayed stretch
+//! by 4 ms (its first 4 ms are the filters' start, its last 4 ms are not
+//! replayed). A 16 kHz caller (a Vonage WebSocket) is replayed in
+//! telephone band. A replay is the rare path (a dropped connection);
+//! what the model hears live is never touched. Other messages (text, tool
+//! responses, activity signals) are rare and small and are kept as sent.
 //!
-//! Memory: the audio is one ring of mu-law bytes, reserved at its bound on
+//! Memory: the audio is one ring of ADPCM bytes, reserved at its bound on
 //! the first chunk (pages become resident as the ring fills), so keeping
-//! a chunk allocates nothing; a message costs one slot of 16 bytes.
+//! a chunk allocates nothing; a message costs one slot of 24 bytes.
 //!
 //! Bounds: at most `max_messages` messages, `max_audio` bytes of kept
-//! audio (8 per millisecond) and [`MAX_TEXT_BYTES`] of other messages.
-//! Beyond any, the oldest messages are dropped and the loss is
+//! audio ([`AUDIO_BYTES_PER_MS`]) and [`MAX_TEXT_BYTES`] of other
+//! messages. Beyond any, the oldest messages are dropped and the loss is
 //! remembered: [`Unconsumed::take_replay`] reports it, and the caller
 //! tells the application (`ErrorKind::InputDropped`); what is left is
 //! still replayed.
 
 use std::collections::VecDeque;
 
-use callbridge_audio::g711::{linear_to_ulaw, ulaw_to_linear};
+use audio_codec_algorithms::{AdpcmImaState, decode_adpcm_ima, encode_adpcm_ima};
 use callbridge_audio::resample::Resampler;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -58,21 +62,21 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Room above the audio bound for the chunk kept before the oldest is
-/// dropped (a 60 ms chunk is 480 bytes), so the ring never reallocates.
+/// dropped (a 60 ms chunk is 240 bytes), so the ring never reallocates.
 const AUDIO_SLACK: usize = 4096;
 
 /// Samples of 16 kHz audio decimated per step (on the stack).
 const STEP: usize = 480;
 
-/// Bytes of kept audio per millisecond (mu-law at 8 kHz).
-pub(crate) const AUDIO_BYTES_PER_MS: usize = 8;
+/// Bytes of kept audio per millisecond (4-bit ADPCM at 8 kHz).
+pub(crate) const AUDIO_BYTES_PER_MS: usize = 4;
 
 /// One kept message, as a replay gets it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kept {
-    /// A `realtimeInput.audio` chunk: mu-law codes of its audio at 8 kHz
-    /// ([`Expander`] makes 16 kHz s16le of them again).
-    Audio(Box<[u8]>),
+    /// A `realtimeInput.audio` chunk, decoded: its audio at 8 kHz
+    /// ([`Expander`] makes 16 kHz s16le of it again).
+    Audio(Box<[i16]>),
     /// Any other message, as sent.
     Message(Utf8Bytes),
 }
@@ -98,20 +102,13 @@ impl Expander {
         Resampler::new(8000, 16_000).ok().map(|up| Expander { up })
     }
 
-    /// Appends the 16 kHz s16le samples of mu-law `codes` to `out`.
-    pub(crate) fn expand(&mut self, codes: &[u8], out: &mut Vec<u8>) {
-        out.reserve(codes.len() * 4);
-        for step in codes.chunks(STEP / 2) {
-            let mut narrow = [0i16; STEP / 2];
-            for (n, &c) in narrow.iter_mut().zip(step) {
-                *n = ulaw_to_linear(c);
-            }
+    /// Appends the 16 kHz s16le samples of 8 kHz `samples` to `out`.
+    pub(crate) fn expand(&mut self, samples: &[i16], out: &mut Vec<u8>) {
+        out.reserve(samples.len() * 4);
+        for step in samples.chunks(STEP / 2) {
             let mut wide = [0i16; STEP];
             // `wide` holds twice the step: never too small.
-            let written = self
-                .up
-                .process(&narrow[..step.len()], &mut wide)
-                .unwrap_or(0);
+            let written = self.up.process(step, &mut wide).unwrap_or(0);
             for x in &wide[..written] {
                 out.extend_from_slice(&x.to_le_bytes());
             }
@@ -120,12 +117,19 @@ impl Expander {
 }
 
 /// A kept message's slot, in sending order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Slot {
-    /// This many bytes at the front of the audio ring.
-    Audio(u32),
+    /// This many 8 kHz samples, `(n + 1) / 2` bytes at the front of the
+    /// audio ring, coded from `start`.
+    Audio { samples: u32, start: AdpcmImaState },
     /// The text at the front of the texts.
     Message,
+}
+
+impl Slot {
+    fn audio_bytes(samples: u32) -> usize {
+        (samples as usize).div_ceil(2)
+    }
 }
 
 /// The unconsumed client messages of one connection.
@@ -134,7 +138,9 @@ pub(crate) struct Unconsumed {
     next: u64,
     /// (index, slot), oldest first.
     entries: VecDeque<(u64, Slot)>,
-    /// The audio of the `Audio` slots, in order (mu-law, 8 kHz).
+    /// The audio of the `Audio` slots, in order (ADPCM, two samples a
+    /// byte, low nibble first; a chunk of an odd count ends on a padding
+    /// nibble).
     audio: VecDeque<u8>,
     /// The texts of the `Message` slots, in order.
     texts: VecDeque<Utf8Bytes>,
@@ -146,6 +152,8 @@ pub(crate) struct Unconsumed {
     /// if the resampler refused the pair, which it supports: no audio
     /// is kept then, and a replay reports the loss).
     down: Option<Resampler>,
+    /// The ADPCM coder's state after the last kept sample.
+    coder: AdpcmImaState,
     /// Index of the newest message dropped over the bounds and not yet
     /// known to be consumed: a replay now would miss it.
     dropped_through: Option<u64>,
@@ -177,6 +185,7 @@ impl Unconsumed {
             max_audio,
             max_text: MAX_TEXT_BYTES,
             down: Resampler::new(16_000, 8000).ok(),
+            coder: AdpcmImaState::new(),
             dropped_through: None,
         }
     }
@@ -220,7 +229,10 @@ impl Unconsumed {
         if self.audio.capacity() == 0 {
             self.audio.reserve_exact(self.max_audio + AUDIO_SLACK);
         }
-        let mut kept = 0usize;
+        let start = self.coder.clone();
+        let mut samples = 0u32;
+        // A low nibble waiting for its high one.
+        let mut low: Option<u8> = None;
         for step in pcm.chunks(STEP * 2) {
             let mut wide = [0i16; STEP];
             let n = step.len() / 2;
@@ -230,11 +242,19 @@ impl Unconsumed {
             let mut narrow = [0i16; STEP / 2 + 1];
             // At most (STEP + 1) / 2 outputs for STEP inputs: never too small.
             let written = down.process(&wide[..n], &mut narrow).unwrap_or(0);
-            self.audio
-                .extend(narrow[..written].iter().map(|&x| linear_to_ulaw(x)));
-            kept += written;
+            for &x in &narrow[..written] {
+                let nibble = encode_adpcm_ima(x, &mut self.coder);
+                match low.take() {
+                    None => low = Some(nibble),
+                    Some(l) => self.audio.push_back(l | nibble << 4),
+                }
+            }
+            samples += u32::try_from(written).unwrap_or(0);
         }
-        self.push(Slot::Audio(u32::try_from(kept).unwrap_or(u32::MAX)));
+        if let Some(l) = low {
+            self.audio.push_back(l);
+        }
+        self.push(Slot::Audio { samples, start });
     }
 
     fn push(&mut self, slot: Slot) {
@@ -255,14 +275,14 @@ impl Unconsumed {
     /// Drops the oldest message; its index.
     fn pop_oldest(&mut self) -> Option<u64> {
         let (i, slot) = self.entries.pop_front()?;
-        self.release(slot);
+        self.release(&slot);
         Some(i)
     }
 
-    fn release(&mut self, slot: Slot) {
+    fn release(&mut self, slot: &Slot) {
         match slot {
-            Slot::Audio(n) => {
-                let n = (n as usize).min(self.audio.len());
+            Slot::Audio { samples, .. } => {
+                let n = Slot::audio_bytes(*samples).min(self.audio.len());
                 self.audio.drain(..n);
             }
             Slot::Message => {
@@ -292,9 +312,17 @@ impl Unconsumed {
         let mut messages = Vec::with_capacity(self.entries.len());
         while let Some((_, slot)) = self.entries.pop_front() {
             messages.push(match slot {
-                Slot::Audio(n) => {
-                    let n = (n as usize).min(self.audio.len());
-                    Kept::Audio(self.audio.drain(..n).collect())
+                Slot::Audio { samples, mut start } => {
+                    let n = Slot::audio_bytes(samples).min(self.audio.len());
+                    let mut out = Vec::with_capacity(samples as usize);
+                    for b in self.audio.drain(..n) {
+                        for nibble in [b & 0x0f, b >> 4] {
+                            if out.len() < samples as usize {
+                                out.push(decode_adpcm_ima(nibble, &mut start));
+                            }
+                        }
+                    }
+                    Kept::Audio(out.into())
                 }
                 Slot::Message => match self.texts.pop_front() {
                     Some(t) => Kept::Message(t),
@@ -321,6 +349,7 @@ impl Unconsumed {
         if let Some(d) = self.down.as_mut() {
             d.reset();
         }
+        self.coder = AdpcmImaState::new();
     }
 }
 
@@ -338,20 +367,24 @@ mod tests {
         Kept::Message(msg(i))
     }
 
-    /// 40 ms of 16 kHz s16le whose every sample is the mu-law value of
-    /// code `i` (a level that survives being kept: the decimator passes
-    /// a constant, and its mu-law code is exact).
+    /// 40 ms of 16 kHz s16le at the constant level of chunk `i`.
     fn chunk(i: u8) -> Vec<u8> {
-        ulaw_to_linear(i).to_le_bytes().repeat(640)
+        level(i).to_le_bytes().repeat(640)
     }
 
-    /// The code of a kept chunk made by [`chunk`]: its middle sample (the
-    /// filter's 2 ms at each edge blend in the neighbours).
+    fn level(i: u8) -> i16 {
+        500 * i16::from(i) - 12_000
+    }
+
+    /// Which chunk made by [`chunk`] a kept one is: the level of its
+    /// middle sample (the filters' 2 ms at each edge blend in the
+    /// neighbours; ADPCM settles within a few samples).
     fn chunk_code(k: &Kept) -> u8 {
-        let Kept::Audio(codes) = k else {
+        let Kept::Audio(samples) = k else {
             panic!("not audio: {k:?}");
         };
-        codes[codes.len() / 2]
+        let mid = f64::from(samples[samples.len() / 2]);
+        ((mid + 12_000.0) / 500.0).round() as u8
     }
 
     #[test]
@@ -498,7 +531,7 @@ mod tests {
     }
 
     #[test]
-    fn audio_is_kept_at_8_khz_and_replayed_within_g711_precision() {
+    fn audio_is_kept_at_8_khz_in_adpcm_and_replayed_within_its_precision() {
         let mut u = Unconsumed::new(100, 1 << 20);
         // 400 ms of a 1 kHz tone at 16 kHz in 40 ms chunks.
         let tone: Vec<i16> = (0..6400)
@@ -508,16 +541,16 @@ mod tests {
             let pcm: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
             u.on_sent_audio(&pcm);
         }
-        assert_eq!(u.audio_bytes(), 3200, "one byte per 8 kHz sample");
+        assert_eq!(u.audio_bytes(), 1600, "half a byte per 8 kHz sample");
         let r = u.take_replay();
         assert_eq!(r.messages.len(), 10);
         let mut expander = Expander::new().unwrap();
         let mut back = Vec::new();
         for k in &r.messages {
-            let Kept::Audio(codes) = k else {
+            let Kept::Audio(samples) = k else {
                 panic!("not audio: {k:?}");
             };
-            expander.expand(codes, &mut back);
+            expander.expand(samples, &mut back);
         }
         let back: Vec<i16> = back
             .chunks_exact(2)
@@ -532,17 +565,18 @@ mod tests {
             noise += (f64::from(x) - y).powi(2);
         }
         let snr = 10.0 * (signal / noise).log10();
-        assert!(snr >= 30.0, "SNR {snr:.1} dB");
+        // 20.6 dB when written: 4-bit ADPCM's usual on a 1 kHz tone.
+        assert!(snr >= 18.0, "SNR {snr:.1} dB");
     }
 
     #[test]
     fn the_audio_bound_counts_the_kept_bytes() {
-        // 3 chunks of 320 kept bytes fit in 1,000; a fourth drops the first.
-        let mut u = Unconsumed::new(100, 1_000);
+        // 3 chunks of 160 kept bytes fit in 500; a fourth drops the first.
+        let mut u = Unconsumed::new(100, 500);
         for i in 0..3 {
             u.on_sent_audio(&chunk(i));
         }
-        assert_eq!((u.len(), u.audio_bytes()), (3, 960));
+        assert_eq!((u.len(), u.audio_bytes()), (3, 480));
         u.on_sent_audio(&chunk(3));
         let r = u.take_replay();
         assert!(r.lost);
