@@ -277,9 +277,26 @@ impl EventBus {
 /// subscribers are made from (kept in the registry). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CallFeed {
-    /// The ring; its lock also orders publishing against replays.
-    recent: Arc<Mutex<VecDeque<Published>>>,
-    sender: broadcast::Sender<Published>,
+    inner: Arc<Mutex<FeedInner>>,
+}
+
+/// A feed's ring and channel; the lock also orders publishing against
+/// replays.
+#[derive(Debug)]
+struct FeedInner {
+    recent: VecDeque<Published>,
+    /// Made by the first subscriber: most calls never have one, and a
+    /// channel allocates all its [`CALL_CAPACITY`] slots at once (8 KB a
+    /// call at 1,000 calls, heaptrack, 2026-12-07).
+    sender: Option<broadcast::Sender<Published>>,
+}
+
+impl FeedInner {
+    fn subscribe(&mut self) -> broadcast::Receiver<Published> {
+        self.sender
+            .get_or_insert_with(|| broadcast::Sender::new(CALL_CAPACITY))
+            .subscribe()
+    }
 }
 
 impl Default for CallFeed {
@@ -292,14 +309,20 @@ impl CallFeed {
     /// An empty feed.
     pub fn new() -> CallFeed {
         CallFeed {
-            recent: Arc::new(Mutex::new(VecDeque::with_capacity(16))),
-            sender: broadcast::Sender::new(CALL_CAPACITY),
+            inner: Arc::new(Mutex::new(FeedInner {
+                recent: VecDeque::with_capacity(16),
+                sender: None,
+            })),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FeedInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The call's events from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
-        self.sender.subscribe()
+        self.lock().subscribe()
     }
 
     /// The kept events numbered above `after` (0: all kept, at most
@@ -308,18 +331,25 @@ impl CallFeed {
     /// that the ring no longer holds are missing at the front (the first
     /// returned one's `seq` says how many).
     pub fn replay(&self, after: u64) -> (Vec<Published>, broadcast::Receiver<Published>) {
-        let ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        let kept = ring.iter().filter(|e| e.seq > after).cloned().collect();
-        (kept, self.sender.subscribe())
+        let mut inner = self.lock();
+        let kept = inner
+            .recent
+            .iter()
+            .filter(|e| e.seq > after)
+            .cloned()
+            .collect();
+        (kept, inner.subscribe())
     }
 
     fn publish(&self, e: &Published) {
-        let mut ring = self.recent.lock().unwrap_or_else(PoisonError::into_inner);
-        if ring.len() == REPLAY {
-            ring.pop_front();
+        let mut inner = self.lock();
+        if inner.recent.len() == REPLAY {
+            inner.recent.pop_front();
         }
-        ring.push_back(Arc::clone(e));
-        let _ = self.sender.send(Arc::clone(e));
+        inner.recent.push_back(Arc::clone(e));
+        if let Some(sender) = &inner.sender {
+            let _ = sender.send(Arc::clone(e));
+        }
     }
 }
 
