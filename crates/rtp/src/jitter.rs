@@ -28,9 +28,10 @@ use crate::g711::Law;
 use crate::ids::{ExtSeqNo, PayloadType, Ssrc};
 use crate::rtp::RtpPacket;
 
-/// Ring capacity in frames (1.28 s at 20 ms): bounds memory whatever the
-/// peer sends.
-pub const CAPACITY: usize = 64;
+/// Ring capacity in frames (640 ms at 20 ms, three times the largest
+/// adaptive depth of 200 ms; 64 frames were 6 KB more of every call):
+/// bounds memory whatever the peer sends.
+pub const CAPACITY: usize = 32;
 
 /// Payload bytes a slot holds: one 20 ms G.711 frame. A longer payload
 /// is played up to this length (and counted in [`JitterStats::bad_size`]).
