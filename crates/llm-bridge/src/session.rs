@@ -57,8 +57,10 @@ pub struct CloseOutcome {
 /// these onto its wire messages).
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// One chunk of caller audio, already in the model's input format.
-    Audio(Bytes),
+    /// One chunk of caller audio, already in the model's input format,
+    /// and the same audio at 8 kHz (s16le) when the session was given it
+    /// ([`ModelSession::send_audio_with_narrowband`]).
+    Audio(Bytes, Option<Bytes>),
     /// The caller's audio stream paused (mic closed).
     AudioStreamEnd,
     /// User text (also DTMF as text).
@@ -300,13 +302,43 @@ impl ModelSession {
     /// session is over (also for a frame that would only have been
     /// collected).
     pub fn send_audio(&mut self, frame: AudioFrame<'_>) -> Result<(), Error> {
+        self.send_audio_inner(frame, None)
+    }
+
+    /// [`send_audio`](Self::send_audio) of a frame interpolated from 8 kHz
+    /// telephone audio, with that audio (`narrow`: the 8 kHz samples). A
+    /// Gemini session keeps the caller audio its server has not yet
+    /// taken into its state (for a transparent resume) at 8 kHz: given
+    /// the samples, it need not decimate the frame again. Other providers
+    /// ignore them.
+    ///
+    /// # Errors
+    /// As [`send_audio`](Self::send_audio).
+    pub fn send_audio_with_narrowband(
+        &mut self,
+        frame: AudioFrame<'_>,
+        narrow: &[i16],
+    ) -> Result<(), Error> {
+        self.send_audio_inner(frame, Some(narrow))
+    }
+
+    fn send_audio_inner(
+        &mut self,
+        frame: AudioFrame<'_>,
+        narrow: Option<&[i16]>,
+    ) -> Result<(), Error> {
         if self.commands.is_closed() {
             return Err(Error::Closed);
         }
         // The handle is the driver edge of the sans-IO uplink: the time is
         // read here (tokio's clock, so paused-time tests drive it).
         let now = tokio::time::Instant::now().into_std();
-        let pushed = self.uplink.push(now, frame);
+        let pushed = match narrow {
+            Some(n) if self.provider == Provider::Gemini => {
+                self.uplink.push_with_narrowband(now, frame, n)
+            }
+            _ => self.uplink.push(now, frame),
+        };
         // A refused frame may still have made due audio ready.
         self.queue_ready_audio()?;
         pushed
@@ -322,12 +354,12 @@ impl ModelSession {
     }
 
     fn queue_ready_audio(&mut self) -> Result<(), Error> {
-        while let Some(chunk) = self.uplink.poll_chunk() {
+        while let Some((chunk, narrow)) = self.uplink.poll_chunk_with_narrowband() {
             tracing::trace!(
                 bytes = chunk.len(),
                 "caller audio chunk queued for the model"
             );
-            self.try_command(Command::Audio(chunk))?;
+            self.try_command(Command::Audio(chunk, narrow))?;
         }
         Ok(())
     }
@@ -336,8 +368,8 @@ impl ModelSession {
     /// that the message never overtakes it.
     async fn audio_before(&mut self) -> Result<(), Error> {
         self.uplink.flush();
-        while let Some(chunk) = self.uplink.poll_chunk() {
-            self.command(Command::Audio(chunk)).await?;
+        while let Some((chunk, narrow)) = self.uplink.poll_chunk_with_narrowband() {
+            self.command(Command::Audio(chunk, narrow)).await?;
         }
         Ok(())
     }

@@ -133,8 +133,14 @@ pub struct Uplink {
     buf: BytesMut,
     /// When the first pending byte was pushed (`None`: nothing pending).
     since: Option<Instant>,
-    /// Chunks ready to send, oldest first (at most two between polls).
-    ready: VecDeque<Bytes>,
+    /// The pending audio at 8 kHz (s16le) as its frames were given with
+    /// [`Uplink::push_with_narrowband`].
+    narrow: BytesMut,
+    /// Whether every frame pending came with its 8 kHz audio.
+    narrow_whole: bool,
+    /// Chunks ready to send, oldest first (at most two between polls),
+    /// each with its 8 kHz audio when every frame of it came with it.
+    ready: VecDeque<(Bytes, Option<Bytes>)>,
 }
 
 impl Uplink {
@@ -147,6 +153,8 @@ impl Uplink {
             chunk_bytes,
             buf: BytesMut::new(),
             since: None,
+            narrow: BytesMut::new(),
+            narrow_whole: true,
             ready: VecDeque::with_capacity(2),
         }
     }
@@ -168,6 +176,30 @@ impl Uplink {
     /// ([`Error::UnsupportedAudio`]) and adds nothing, but time has still
     /// moved on (the caller polls the ready chunks either way).
     pub fn push(&mut self, now: Instant, frame: AudioFrame<'_>) -> Result<(), Error> {
+        self.push_inner(now, frame, None)
+    }
+
+    /// [`push`](Self::push) of a frame that was interpolated from 8 kHz
+    /// telephone audio, with that audio (`narrow`, 8 kHz samples): a
+    /// chunk all of whose frames came with it carries it along
+    /// ([`poll_chunk_with_narrowband`](Self::poll_chunk_with_narrowband)),
+    /// for a driver that keeps caller audio at 8 kHz (Gemini, for a
+    /// resume) and need not decimate the chunk again.
+    pub fn push_with_narrowband(
+        &mut self,
+        now: Instant,
+        frame: AudioFrame<'_>,
+        narrow: &[i16],
+    ) -> Result<(), Error> {
+        self.push_inner(now, frame, Some(narrow))
+    }
+
+    fn push_inner(
+        &mut self,
+        now: Instant,
+        frame: AudioFrame<'_>,
+        narrow: Option<&[i16]>,
+    ) -> Result<(), Error> {
         if frame.is_empty() {
             return Ok(());
         }
@@ -178,6 +210,15 @@ impl Uplink {
             self.buf.reserve(self.chunk_bytes);
         }
         self.converter.convert_into(frame, &mut self.buf)?;
+        match narrow {
+            Some(n) if self.narrow_whole => {
+                self.narrow.reserve(self.chunk_bytes / 2);
+                for x in n {
+                    self.narrow.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            _ => self.narrow_whole = false,
+        }
         if self.since.is_none() && !self.buf.is_empty() {
             self.since = Some(now);
         }
@@ -191,8 +232,14 @@ impl Uplink {
     pub fn flush(&mut self) {
         self.since = None;
         if !self.buf.is_empty() {
-            self.ready.push_back(self.buf.split().freeze());
+            // The 8 kHz audio goes along only when it is this chunk's own:
+            // every frame came with it, half as many bytes (16 to 8 kHz).
+            let narrow = (self.narrow_whole && self.narrow.len() * 2 == self.buf.len())
+                .then(|| self.narrow.split().freeze());
+            self.ready.push_back((self.buf.split().freeze(), narrow));
         }
+        self.narrow.clear();
+        self.narrow_whole = true;
     }
 
     /// When pending audio is due: the next push at or after it sends the
@@ -211,6 +258,13 @@ impl Uplink {
 
     /// The next chunk to send, oldest first.
     pub fn poll_chunk(&mut self) -> Option<Bytes> {
+        self.ready.pop_front().map(|(pcm, _)| pcm)
+    }
+
+    /// The next chunk to send, oldest first, with its 8 kHz audio (s16le)
+    /// when every frame of it was pushed with
+    /// [`push_with_narrowband`](Self::push_with_narrowband).
+    pub fn poll_chunk_with_narrowband(&mut self) -> Option<(Bytes, Option<Bytes>)> {
         self.ready.pop_front()
     }
 

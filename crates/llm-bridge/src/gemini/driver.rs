@@ -348,7 +348,7 @@ impl Driver {
     /// Holds a command during a switch (bounded; the oldest audio goes first).
     async fn hold(&mut self, cmd: Command) {
         match &cmd {
-            Command::Audio(b) => {
+            Command::Audio(b, _) => {
                 self.held_audio_bytes += b.len();
                 let max = self.max_held_audio_bytes();
                 let mut dropped = false;
@@ -356,11 +356,11 @@ impl Driver {
                     let Some(pos) = self
                         .held
                         .iter()
-                        .position(|c| matches!(c, Command::Audio(_)))
+                        .position(|c| matches!(c, Command::Audio(..)))
                     else {
                         break;
                     };
-                    if let Some(Command::Audio(old)) = self.held.remove(pos) {
+                    if let Some(Command::Audio(old, _)) = self.held.remove(pos) {
                         self.held_audio_bytes -= old.len();
                         dropped = true;
                     }
@@ -413,16 +413,24 @@ impl Driver {
         send_on(&mut self.conn, text).await
     }
 
-    /// Sends one chunk of 16 kHz s16le caller audio and keeps its samples
-    /// until the server reports it consumed.
-    async fn send_audio(&mut self, pcm: &[u8]) -> Result<(), tungstenite::Error> {
+    /// Sends one chunk of 16 kHz s16le caller audio and keeps it (its
+    /// 8 kHz `narrow` s16le samples when given, else decimated) until the
+    /// server reports it consumed.
+    async fn send_audio(
+        &mut self,
+        pcm: &[u8],
+        narrow: Option<&[u8]>,
+    ) -> Result<(), tungstenite::Error> {
         self.out.clear();
         wire::encode_audio_into(pcm, &mut self.out);
         let bytes = self.out.split().freeze();
         // The encoder writes ASCII only (JSON punctuation and base64).
         let text =
             Utf8Bytes::try_from(bytes).map_err(|_| tungstenite::Error::Utf8(String::new()))?;
-        self.unconsumed.on_sent_audio(pcm);
+        match narrow {
+            Some(n) => self.unconsumed.on_sent_narrowband(n),
+            None => self.unconsumed.on_sent_audio(pcm),
+        }
         send_on(&mut self.conn, text).await
     }
 
@@ -434,11 +442,13 @@ impl Driver {
         expander: Option<&mut Expander>,
     ) -> Result<(), tungstenite::Error> {
         match (kept, expander) {
-            (Kept::Audio(codes), Some(expander)) => {
+            (Kept::Audio(samples), Some(expander)) => {
                 let mut pcm = std::mem::take(&mut self.replay_pcm);
                 pcm.clear();
-                expander.expand(&codes, &mut pcm);
-                let sent = self.send_audio(&pcm).await;
+                expander.expand(&samples, &mut pcm);
+                // Kept again from the decoded 8 kHz samples themselves.
+                let narrow: Vec<u8> = samples.iter().flat_map(|x| x.to_le_bytes()).collect();
+                let sent = self.send_audio(&pcm, Some(&narrow)).await;
                 self.replay_pcm = pcm;
                 sent
             }
@@ -452,7 +462,7 @@ impl Driver {
     async fn send_command(&mut self, cmd: Command) -> Result<(), tungstenite::Error> {
         let manual = matches!(self.params.config.turn_detection, TurnDetection::Manual);
         match cmd {
-            Command::Audio(pcm) => self.send_audio(&pcm).await,
+            Command::Audio(pcm, narrow) => self.send_audio(&pcm, narrow.as_deref()).await,
             Command::AudioStreamEnd if !manual => {
                 self.send_kept(wire::audio_stream_end_message().into())
                     .await

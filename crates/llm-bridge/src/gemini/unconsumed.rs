@@ -132,6 +132,15 @@ impl Slot {
     }
 }
 
+/// One chunk being coded into the ring.
+struct ChunkCoding {
+    /// The coder's state before its first sample.
+    start: AdpcmImaState,
+    samples: u32,
+    /// A low nibble waiting for its high one.
+    low: Option<u8>,
+}
+
 /// The unconsumed client messages of one connection.
 pub(crate) struct Unconsumed {
     /// Index of the next message sent on this connection.
@@ -220,19 +229,13 @@ impl Unconsumed {
     /// was sent on the connection (an odd trailing byte, which no whole
     /// sample owns, is not kept).
     pub(crate) fn on_sent_audio(&mut self, pcm: &[u8]) {
-        let Some(down) = self.down.as_mut() else {
+        let Some(mut down) = self.down.take() else {
             let index = self.next;
             self.next += 1;
             self.dropped_through = Some(index);
             return;
         };
-        if self.audio.capacity() == 0 {
-            self.audio.reserve_exact(self.max_audio + AUDIO_SLACK);
-        }
-        let start = self.coder.clone();
-        let mut samples = 0u32;
-        // A low nibble waiting for its high one.
-        let mut low: Option<u8> = None;
+        let mut chunk = self.start_chunk();
         for step in pcm.chunks(STEP * 2) {
             let mut wide = [0i16; STEP];
             let n = step.len() / 2;
@@ -242,28 +245,68 @@ impl Unconsumed {
             let mut narrow = [0i16; STEP / 2 + 1];
             // At most (STEP + 1) / 2 outputs for STEP inputs: never too small.
             let written = down.process(&wide[..n], &mut narrow).unwrap_or(0);
-            // Packed on the stack, then copied into the ring at once (a
-            // push per byte was half of this function's cost at 1,000
-            // calls, perf, 2026-12-07).
-            let mut packed = [0u8; STEP / 4 + 1];
-            let mut k = 0;
-            for &x in &narrow[..written] {
-                let nibble = encode_adpcm_ima(x, &mut self.coder);
-                match low.take() {
-                    None => low = Some(nibble),
-                    Some(l) => {
-                        packed[k] = l | nibble << 4;
-                        k += 1;
-                    }
+            self.code(&narrow[..written], &mut chunk);
+        }
+        self.down = Some(down);
+        self.end_chunk(chunk);
+    }
+
+    /// One `realtimeInput.audio` message was sent whose audio was
+    /// interpolated from these 8 kHz s16le samples: they are kept as they
+    /// are (no decimation).
+    pub(crate) fn on_sent_narrowband(&mut self, narrow: &[u8]) {
+        let mut chunk = self.start_chunk();
+        for step in narrow.chunks(STEP) {
+            let mut samples = [0i16; STEP / 2];
+            let n = step.len() / 2;
+            for (x, s) in samples.iter_mut().zip(step.chunks_exact(2)) {
+                *x = i16::from_le_bytes([s[0], s[1]]);
+            }
+            self.code(&samples[..n], &mut chunk);
+        }
+        self.end_chunk(chunk);
+    }
+
+    fn start_chunk(&mut self) -> ChunkCoding {
+        if self.audio.capacity() == 0 {
+            self.audio.reserve_exact(self.max_audio + AUDIO_SLACK);
+        }
+        ChunkCoding {
+            start: self.coder.clone(),
+            samples: 0,
+            low: None,
+        }
+    }
+
+    /// Codes 8 kHz samples (at most `STEP / 2 + 1`) into the ring.
+    fn code(&mut self, samples: &[i16], chunk: &mut ChunkCoding) {
+        // Packed on the stack, then copied into the ring at once (a push
+        // per byte was half of the keeping's cost at 1,000 calls, perf,
+        // 2026-12-07).
+        let mut packed = [0u8; STEP / 4 + 2];
+        let mut k = 0;
+        for &x in samples {
+            let nibble = encode_adpcm_ima(x, &mut self.coder);
+            match chunk.low.take() {
+                None => chunk.low = Some(nibble),
+                Some(l) => {
+                    packed[k] = l | nibble << 4;
+                    k += 1;
                 }
             }
-            self.audio.extend(&packed[..k]);
-            samples += u32::try_from(written).unwrap_or(0);
         }
-        if let Some(l) = low {
+        self.audio.extend(&packed[..k]);
+        chunk.samples += u32::try_from(samples.len()).unwrap_or(0);
+    }
+
+    fn end_chunk(&mut self, chunk: ChunkCoding) {
+        if let Some(l) = chunk.low {
             self.audio.push_back(l);
         }
-        self.push(Slot::Audio { samples, start });
+        self.push(Slot::Audio {
+            samples: chunk.samples,
+            start: chunk.start,
+        });
     }
 
     fn push(&mut self, slot: Slot) {
@@ -608,5 +651,37 @@ mod tests {
         assert_eq!(r.messages[1], kept(2));
         assert_eq!(chunk_code(&r.messages[2]), 12);
         assert!(!r.lost);
+    }
+
+    #[test]
+    fn audio_given_at_8_khz_is_kept_as_given_without_decimating() {
+        let mut u = Unconsumed::new(100, 1 << 20);
+        // 400 ms of a 500 Hz tone at 8 kHz in 40 ms chunks.
+        let tone: Vec<i16> = (0..3200)
+            .map(|n| ((f64::from(n) * std::f64::consts::TAU / 16.0).sin() * 12_000.0) as i16)
+            .collect();
+        for c in tone.chunks(320) {
+            let narrow: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
+            u.on_sent_narrowband(&narrow);
+        }
+        assert_eq!(u.audio_bytes(), 1600, "half a byte per sample");
+        let r = u.take_replay();
+        let back: Vec<i16> = r
+            .messages
+            .iter()
+            .flat_map(|k| match k {
+                Kept::Audio(samples) => samples.to_vec(),
+                Kept::Message(_) => panic!("not audio"),
+            })
+            .collect();
+        assert_eq!(back.len(), tone.len());
+        // Sample for sample (no filter delay), at ADPCM's precision.
+        let (mut signal, mut noise) = (0f64, 0f64);
+        for (&x, &y) in tone.iter().zip(&back).skip(80) {
+            signal += f64::from(x).powi(2);
+            noise += (f64::from(x) - f64::from(y)).powi(2);
+        }
+        let snr = 10.0 * (signal / noise).log10();
+        assert!(snr >= 18.0, "SNR {snr:.1} dB");
     }
 }

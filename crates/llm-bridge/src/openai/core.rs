@@ -427,7 +427,7 @@ impl Core {
     /// One command from the handle.
     pub(crate) fn handle_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Audio(audio) => {
+            Command::Audio(audio, _) => {
                 // The driver encodes audio into its own buffer (hot path);
                 // this is the same message for completeness.
                 let mut buf = BytesMut::new();

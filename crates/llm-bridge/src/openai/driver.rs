@@ -189,7 +189,7 @@ impl Driver {
     }
 
     async fn on_command(&mut self, cmd: Command) -> Step {
-        if let Command::Audio(audio) = cmd {
+        if let Command::Audio(audio, _) = cmd {
             // Hot path: encode into the reused buffer, no per-frame JSON value.
             self.out.clear();
             wire::encode_audio_into(&audio, &mut self.out);

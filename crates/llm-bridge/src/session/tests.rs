@@ -17,7 +17,7 @@ enum Seen {
 
 fn seen(cmd: &Command) -> Seen {
     match cmd {
-        Command::Audio(b) => Seen::Audio(b.len()),
+        Command::Audio(b, _) => Seen::Audio(b.len()),
         Command::AudioStreamEnd => Seen::Other("audio_stream_end"),
         Command::Text(_) => Seen::Other("text"),
         Command::ToolResult { .. } => Seen::Other("tool_result"),

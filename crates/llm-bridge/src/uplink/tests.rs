@@ -271,3 +271,38 @@ proptest! {
         prop_assert_eq!(input, output);
     }
 }
+
+#[test]
+fn a_chunk_carries_its_8_khz_audio_only_when_every_frame_came_with_it() {
+    let t0 = Instant::now();
+    let mut up = Uplink::new(AudioFormat::PCM_16K, UplinkChunk::Ms40);
+    let narrow = |v: i16| [v; 160];
+    // Two frames with their 8 kHz audio: one chunk with 40 ms of it.
+    up.push_with_narrowband(t0, pcm16(&frame16(1)), &narrow(1))
+        .unwrap();
+    up.push_with_narrowband(t0 + ms(20), pcm16(&frame16(2)), &narrow(2))
+        .unwrap();
+    let (pcm, n) = up.poll_chunk_with_narrowband().unwrap();
+    assert_eq!(pcm.len(), 1280);
+    let n = n.expect("both frames came with it");
+    let samples: Vec<i16> = n
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    assert_eq!(samples, [[1i16; 160], [2; 160]].concat());
+    // One frame without it: the chunk goes without, the next has it again.
+    up.push(t0 + ms(40), pcm16(&frame16(3))).unwrap();
+    up.push_with_narrowband(t0 + ms(60), pcm16(&frame16(4)), &narrow(4))
+        .unwrap();
+    assert_eq!(up.poll_chunk_with_narrowband().map(|(_, n)| n), Some(None));
+    up.push_with_narrowband(t0 + ms(80), pcm16(&frame16(5)), &narrow(5))
+        .unwrap();
+    up.flush();
+    let (pcm, n) = up.poll_chunk_with_narrowband().unwrap();
+    assert_eq!((pcm.len(), n.map(|n| n.len())), (640, Some(320)));
+    // Audio that is not half as long (not 16 kHz from 8 kHz): not carried.
+    up.push_with_narrowband(t0 + ms(100), pcm16(&frame16(6)), &[6; 100])
+        .unwrap();
+    up.flush();
+    assert_eq!(up.poll_chunk_with_narrowband().map(|(_, n)| n), Some(None));
+}

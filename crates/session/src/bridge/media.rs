@@ -114,7 +114,16 @@ impl Call {
         };
         let rate = SampleRate::new(up.rate());
         let samples = up.process(pcm);
-        match m.send_audio(AudioFrame::Pcm16 { rate, samples }) {
+        let frame = AudioFrame::Pcm16 { rate, samples };
+        // A frame interpolated from the call's 8 kHz audio goes with it: a
+        // Gemini session keeps caller audio at 8 kHz for a resume and is
+        // spared decimating it again.
+        let sent = if samples.len() == 2 * pcm.len() {
+            m.send_audio_with_narrowband(frame, pcm)
+        } else {
+            m.send_audio(frame)
+        };
+        match sent {
             Ok(()) => self.usage.on_streamed(),
             Err(e) => debug!(error = %e, "caller audio frame not sent to the model"),
         }
