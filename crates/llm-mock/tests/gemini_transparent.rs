@@ -15,6 +15,17 @@ use common::*;
 
 #[tokio::test]
 async fn a_drop_mid_utterance_resumes_and_the_model_hears_all_of_it() {
+    drop_mid_utterance(false).await;
+}
+
+/// The same with each frame's 8 kHz audio handed along (as the agent's
+/// session does): the driver keeps that instead of decimating.
+#[tokio::test]
+async fn a_drop_mid_utterance_with_the_8_khz_audio_handed_along_loses_nothing() {
+    drop_mid_utterance(true).await;
+}
+
+async fn drop_mid_utterance(narrowband: bool) {
     let tracked = GeminiScript {
         track_model_audio: true,
         ..fast_script()
@@ -32,7 +43,7 @@ async fn a_drop_mid_utterance_resumes_and_the_model_hears_all_of_it() {
     let mut s = open(mock.url()).await.unwrap();
     // 1.2 s of one utterance (no trailing silence: no turn ends), 20 ms
     // frames of 16 kHz PCM, the model's own input format (no conversion on
-    // the way out). The driver keeps unconsumed audio as 8 kHz G.711 and
+    // the way out). The driver keeps unconsumed audio as 8 kHz ADPCM and
     // replays it through the resampler, so the replayed stretch is not
     // the very bytes sent: each frame's tone has its own level (a pattern
     // over 5 frames), and the model must hold every frame at its level, in
@@ -40,12 +51,17 @@ async fn a_drop_mid_utterance_resumes_and_the_model_hears_all_of_it() {
     // the frames after it.
     let frames = patterned_turn(60);
     let mut sent: Vec<u8> = Vec::new();
-    for f in &frames {
-        s.send_audio(AudioFrame::Pcm16 {
+    for (i, f) in frames.iter().enumerate() {
+        let frame = AudioFrame::Pcm16 {
             rate: SampleRate::HZ_16000,
             samples: f,
-        })
-        .unwrap();
+        };
+        if narrowband {
+            s.send_audio_with_narrowband(frame, &patterned_frame(i, 8000))
+                .unwrap();
+        } else {
+            s.send_audio(frame).unwrap();
+        }
         sent.extend(f.iter().flat_map(|x| x.to_le_bytes()));
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -95,15 +111,17 @@ async fn a_drop_mid_utterance_resumes_and_the_model_hears_all_of_it() {
 /// `n` 20 ms frames of a 1 kHz tone at 16 kHz, frame `i` at level
 /// 3,000 + 6,000 * (i mod 5).
 fn patterned_turn(n: usize) -> Vec<Vec<i16>> {
-    (0..n)
-        .map(|i| {
-            let level = 3000.0 + 6000.0 * (i % 5) as f64;
-            (0..320)
-                .map(|k| {
-                    let t = (i * 320 + k) as f64;
-                    ((t * std::f64::consts::TAU / 16.0).sin() * level) as i16
-                })
-                .collect()
+    (0..n).map(|i| patterned_frame(i, 16_000)).collect()
+}
+
+/// Frame `i` of [`patterned_turn`] at `rate` Hz.
+fn patterned_frame(i: usize, rate: usize) -> Vec<i16> {
+    let level = 3000.0 + 6000.0 * (i % 5) as f64;
+    let per_frame = rate / 50;
+    (0..per_frame)
+        .map(|k| {
+            let t = (i * per_frame + k) as f64 / rate as f64;
+            ((t * std::f64::consts::TAU * 1000.0).sin() * level) as i16
         })
         .collect()
 }

@@ -25,21 +25,24 @@
 //! service may report what it consumed only once per turn (the mock does;
 //! Google's docs name no cadence), so in a long call this buffer sits at
 //! its bound, and at 1,000 calls the wire text was 227 KB per call of the
-//! agent's heap (heaptrack, 2026-12-07). The 16 kHz audio is decimated to
-//! 8 kHz with the workspace's resampler (pass band flat to 3.4 kHz) and
-//! encoded (`audio-codec-algorithms`, the IMA step tables; each chunk
-//! keeps the coder's state at its start, so any chunk decodes on its
-//! own); a replay decodes and interpolates it back to 16 kHz. Caller audio
-//! from a telephone call was 8 kHz before the session interpolated it for
-//! the model, so the replay is that call audio again, in its band, at
-//! ADPCM's precision (20.6 dB signal to noise on a 1 kHz tone through
-//! both filters and the coder, the test below; a line noisier than the
-//! live one, for the replayed stretch only); the two filters' 2 ms each shift the replayed stretch
-//! by 4 ms (its first 4 ms are the filters' start, its last 4 ms are not
-//! replayed). A 16 kHz caller (a Vonage WebSocket) is replayed in
-//! telephone band. A replay is the rare path (a dropped connection);
-//! what the model hears live is never touched. Other messages (text, tool
-//! responses, activity signals) are rare and small and are kept as sent.
+//! agent's heap (heaptrack, 2026-12-07).
+//!
+//! A chunk interpolated from 8 kHz telephone audio comes with that audio
+//! ([`Unconsumed::on_sent_narrowband`]: nothing to do but code it); any
+//! other is decimated to 8 kHz with the workspace's resampler (pass band
+//! flat to 3.4 kHz, [`Unconsumed::on_sent_audio`]; a 16 kHz caller, such
+//! as a Vonage WebSocket, is so replayed in telephone band). The coder is
+//! `audio-codec-algorithms`' IMA ADPCM; each chunk keeps the coder's
+//! state at its start, so any chunk decodes on its own. A replay decodes
+//! and interpolates back to 16 kHz ([`Expander`], the filter the session
+//! uses, so a telephone caller's replay lines up with what was sent; a
+//! decimated chunk comes back 4 ms late, its first 4 ms the filters'
+//! start). The cost is the coder's noise: 20.6 dB signal to noise on a
+//! 1 kHz tone through decimator, coder and interpolator (the test below),
+//! a line noisier than the live one, for the replayed stretch only: a
+//! replay is the rare path (a dropped connection), and what the model hears
+//! live is never touched. Other messages (text, tool responses, activity
+//! signals) are rare and small and are kept as sent.
 //!
 //! Memory: the audio is one ring of ADPCM bytes, reserved at its bound on
 //! the first chunk (pages become resident as the ring fills), so keeping
