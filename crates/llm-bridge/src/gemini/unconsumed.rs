@@ -442,6 +442,28 @@ mod tests {
         ((mid + 12_000.0) / 500.0).round() as u8
     }
 
+    /// `n` samples of a tone of a sixteenth of the rate, at 12,000.
+    fn tone(n: i32) -> Vec<i16> {
+        (0..n)
+            .map(|k| ((f64::from(k) * std::f64::consts::TAU / 16.0).sin() * 12_000.0) as i16)
+            .collect()
+    }
+
+    fn le(samples: &[i16]) -> Vec<u8> {
+        samples.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Signal to noise of `back` against `sent`, `back` `lag` samples
+    /// late, from sample `skip` on.
+    fn snr_db(sent: &[i16], back: &[i16], lag: usize, skip: usize) -> f64 {
+        let (mut signal, mut noise) = (0f64, 0f64);
+        for (i, &x) in sent.iter().enumerate().take(sent.len() - lag).skip(skip) {
+            signal += f64::from(x).powi(2);
+            noise += (f64::from(x) - f64::from(back[i + lag])).powi(2);
+        }
+        10.0 * (signal / noise).log10()
+    }
+
     #[test]
     fn a_message_dropped_alone_stays_lost_until_an_update_covers_it() {
         // One message larger than the byte bound: kept and dropped at once,
@@ -589,12 +611,9 @@ mod tests {
     fn audio_is_kept_at_8_khz_in_adpcm_and_replayed_within_its_precision() {
         let mut u = Unconsumed::new(100, 1 << 20);
         // 400 ms of a 1 kHz tone at 16 kHz in 40 ms chunks.
-        let tone: Vec<i16> = (0..6400)
-            .map(|n| ((f64::from(n) * std::f64::consts::TAU / 16.0).sin() * 12_000.0) as i16)
-            .collect();
+        let tone = tone(6400);
         for c in tone.chunks(640) {
-            let pcm: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
-            u.on_sent_audio(&pcm);
+            u.on_sent_audio(&le(c));
         }
         assert_eq!(u.audio_bytes(), 1600, "half a byte per 8 kHz sample");
         let r = u.take_replay();
@@ -613,13 +632,7 @@ mod tests {
             .collect();
         assert_eq!(back.len(), tone.len(), "as long as what was sent");
         // The two filters delay by 2 ms each: 64 samples at 16 kHz.
-        let (mut signal, mut noise) = (0f64, 0f64);
-        for (i, &x) in tone.iter().enumerate().take(tone.len() - 64).skip(160) {
-            let y = f64::from(back[i + 64]);
-            signal += f64::from(x).powi(2);
-            noise += (f64::from(x) - y).powi(2);
-        }
-        let snr = 10.0 * (signal / noise).log10();
+        let snr = snr_db(&tone, &back, 64, 160);
         // 20.6 dB when written: 4-bit ADPCM's usual on a 1 kHz tone.
         assert!(snr >= 18.0, "SNR {snr:.1} dB");
     }
@@ -660,12 +673,9 @@ mod tests {
     fn audio_given_at_8_khz_is_kept_as_given_without_decimating() {
         let mut u = Unconsumed::new(100, 1 << 20);
         // 400 ms of a 500 Hz tone at 8 kHz in 40 ms chunks.
-        let tone: Vec<i16> = (0..3200)
-            .map(|n| ((f64::from(n) * std::f64::consts::TAU / 16.0).sin() * 12_000.0) as i16)
-            .collect();
+        let tone = tone(3200);
         for c in tone.chunks(320) {
-            let narrow: Vec<u8> = c.iter().flat_map(|x| x.to_le_bytes()).collect();
-            u.on_sent_narrowband(&narrow);
+            u.on_sent_narrowband(&le(c));
         }
         assert_eq!(u.audio_bytes(), 1600, "half a byte per sample");
         let r = u.take_replay();
@@ -679,12 +689,7 @@ mod tests {
             .collect();
         assert_eq!(back.len(), tone.len());
         // Sample for sample (no filter delay), at ADPCM's precision.
-        let (mut signal, mut noise) = (0f64, 0f64);
-        for (&x, &y) in tone.iter().zip(&back).skip(80) {
-            signal += f64::from(x).powi(2);
-            noise += (f64::from(x) - f64::from(y)).powi(2);
-        }
-        let snr = 10.0 * (signal / noise).log10();
+        let snr = snr_db(&tone, &back, 0, 80);
         assert!(snr >= 18.0, "SNR {snr:.1} dB");
     }
 }
