@@ -33,7 +33,8 @@
 //! off it as `Bytes`; when the driver has encoded and dropped it (before
 //! the next chunk fills, in the steady state) the same allocation is taken
 //! back, so a session's uplink costs one chunk (1.9 KB at 60 ms of 16 kHz
-//! PCM), not a fixed scratch area.
+//! PCM), not a fixed scratch area; with the caller's 8 kHz audio handed
+//! along ([`Uplink::push_with_narrowband`]), half a chunk more.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
