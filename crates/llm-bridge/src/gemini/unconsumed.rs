@@ -65,8 +65,10 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 pub(crate) const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 /// Room above the audio bound for the chunk kept before the oldest is
-/// dropped (a 60 ms chunk is 240 bytes), so the ring never reallocates.
-const AUDIO_SLACK: usize = 4096;
+/// dropped (a 60 ms chunk is 240 bytes), so the ring does not reallocate
+/// for the uplink's chunks (a longer one grows it once). The ring wraps
+/// through all of its capacity, so the slack is resident in every call.
+const AUDIO_SLACK: usize = 512;
 
 /// Samples of 16 kHz audio decimated per step (on the stack).
 const STEP: usize = 480;
