@@ -286,8 +286,8 @@ pub struct CallFeed {
 struct FeedInner {
     recent: VecDeque<Published>,
     /// Made by the first subscriber: most calls never have one, and a
-    /// channel allocates all its [`CALL_CAPACITY`] slots at once (8 KB a
-    /// call at 1,000 calls, heaptrack, 2026-12-07).
+    /// channel allocates all its [`CALL_CAPACITY`] slots at once (8.3 KB
+    /// a call, heaptrack at 200 calls, 2026-12-07).
     sender: Option<broadcast::Sender<Published>>,
 }
 

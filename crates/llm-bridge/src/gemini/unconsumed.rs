@@ -137,6 +137,17 @@ impl Slot {
     }
 }
 
+/// Reads the s16le samples of `bytes` into `out` (as many as both hold;
+/// an odd trailing byte is no sample); their count.
+fn read_le(bytes: &[u8], out: &mut [i16]) -> usize {
+    let mut n = 0;
+    for (x, s) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *x = i16::from_le_bytes([s[0], s[1]]);
+        n += 1;
+    }
+    n
+}
+
 /// One chunk being coded into the ring.
 struct ChunkCoding {
     /// The coder's state before its first sample.
@@ -243,10 +254,7 @@ impl Unconsumed {
         let mut chunk = self.start_chunk();
         for step in pcm.chunks(STEP * 2) {
             let mut wide = [0i16; STEP];
-            let n = step.len() / 2;
-            for (w, s) in wide.iter_mut().zip(step.chunks_exact(2)) {
-                *w = i16::from_le_bytes([s[0], s[1]]);
-            }
+            let n = read_le(step, &mut wide);
             let mut narrow = [0i16; STEP / 2 + 1];
             // At most (STEP + 1) / 2 outputs for STEP inputs: never too small.
             let written = down.process(&wide[..n], &mut narrow).unwrap_or(0);
@@ -263,10 +271,7 @@ impl Unconsumed {
         let mut chunk = self.start_chunk();
         for step in narrow.chunks(STEP) {
             let mut samples = [0i16; STEP / 2];
-            let n = step.len() / 2;
-            for (x, s) in samples.iter_mut().zip(step.chunks_exact(2)) {
-                *x = i16::from_le_bytes([s[0], s[1]]);
-            }
+            let n = read_le(step, &mut samples);
             self.code(&samples[..n], &mut chunk);
         }
         self.end_chunk(chunk);
@@ -285,9 +290,9 @@ impl Unconsumed {
 
     /// Codes 8 kHz samples (at most `STEP / 2 + 1`) into the ring.
     fn code(&mut self, samples: &[i16], chunk: &mut ChunkCoding) {
-        // Packed on the stack, then copied into the ring at once (a push
-        // per byte was half of the keeping's cost at 1,000 calls, perf,
-        // 2026-12-07).
+        // Packed on the stack, then copied into the ring at once (with a
+        // push per byte the keeping took 7.5 % of the agent's samples at
+        // 1,000 calls, packed 5.7 %, perf, 2026-12-07).
         let mut packed = [0u8; STEP / 4 + 2];
         let mut k = 0;
         for &x in samples {
