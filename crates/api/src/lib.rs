@@ -23,10 +23,15 @@
 //!   bundled roots: [`TlsRoots`], from `callbridge-tls`) for
 //!   `POST /api/calls` and `GET /api/calls/{id}`. The agent, which only
 //!   serves the types, goes without it.
+//! - `conditional` (off by default): [`conditional`], the entity tag and
+//!   the conditional and range decisions for a file the agent serves (the
+//!   call recording), for servers built on `http` types.
 #![deny(missing_docs)]
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "conditional")]
+pub mod conditional;
 pub mod wire;
 
 #[cfg(feature = "client")]

@@ -1,8 +1,9 @@
 //! The recording's entity tag and the entity-tag preconditions (RFC 9110
 //! sections 8.8.3 and 13.1.1–13.1.2, evaluated in the order of section
 //! 13.2.2). tower-http's `ServeFile` sends `Last-Modified` and answers the
-//! date preconditions, but sends no `ETag`; this adds one, and decides
-//! `If-Match` and `If-None-Match` before the request reaches it.
+//! date preconditions, but sends no `ETag`; the agent adds one, and
+//! decides `If-Match` and `If-None-Match` with [`evaluate`] before the
+//! request reaches it.
 //!
 //! The tag is the file's length and modification time in nanoseconds,
 //! `"<len hex>-<mtime ns hex>"`: a recording that is rewritten changes
@@ -13,11 +14,11 @@
 
 use std::time::{Duration, SystemTime};
 
-use axum::http::{HeaderMap, HeaderValue, header};
+use http::{HeaderMap, HeaderValue, header};
 
 /// An entity tag: its opaque value (with the quotes) and whether it is weak.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct EntityTag {
+pub struct EntityTag {
     /// The quoted value, `"..."`.
     opaque: String,
     weak: bool,
@@ -26,7 +27,19 @@ pub(super) struct EntityTag {
 impl EntityTag {
     /// The tag of a file of `len` bytes last modified at `modified`, as of
     /// `now`; `None` without a usable modification time.
-    pub(super) fn of_file(len: u64, modified: Option<SystemTime>, now: SystemTime) -> Option<Self> {
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use callbridge_api::conditional::EntityTag;
+    ///
+    /// let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+    /// let old = EntityTag::of_file(16, Some(modified), modified + Duration::from_secs(2));
+    /// assert_eq!(old.unwrap().header_value().unwrap(), "\"10-3b9aca00\"");
+    /// // Within its own second the tag is weak.
+    /// let young = EntityTag::of_file(16, Some(modified), modified).unwrap();
+    /// assert_eq!(young.header_value().unwrap(), "W/\"10-3b9aca00\"");
+    /// ```
+    pub fn of_file(len: u64, modified: Option<SystemTime>, now: SystemTime) -> Option<Self> {
         let modified = modified?;
         let ns = modified
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -41,8 +54,9 @@ impl EntityTag {
         })
     }
 
-    /// The `ETag` header value.
-    pub(super) fn header_value(&self) -> Option<HeaderValue> {
+    /// The `ETag` header value (`None` only if the value is not a valid
+    /// header value, which a tag made by [`of_file`](Self::of_file) always is).
+    pub fn header_value(&self) -> Option<HeaderValue> {
         let v = if self.weak {
             format!("W/{}", self.opaque)
         } else {
@@ -64,7 +78,19 @@ impl EntityTag {
     /// Whether an `If-Range` value that is an entity tag names this one
     /// (strong comparison; `None` when the value is not an entity tag but
     /// a date).
-    pub(super) fn if_range(&self, value: &HeaderValue) -> Option<bool> {
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use callbridge_api::conditional::EntityTag;
+    /// use http::HeaderValue;
+    ///
+    /// let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+    /// let tag = EntityTag::of_file(16, Some(modified), modified + Duration::from_secs(2)).unwrap();
+    /// assert_eq!(tag.if_range(&tag.header_value().unwrap()), Some(true));
+    /// assert_eq!(tag.if_range(&HeaderValue::from_static("\"other\"")), Some(false));
+    /// assert_eq!(tag.if_range(&HeaderValue::from_static("Thu, 01 Jan 1970 00:00:01 GMT")), None);
+    /// ```
+    pub fn if_range(&self, value: &HeaderValue) -> Option<bool> {
         let v = value.to_str().ok()?.trim();
         if !(v.starts_with('"') || v.starts_with("W/")) {
             return None;
@@ -124,7 +150,7 @@ fn parse_list(v: &str) -> Option<List> {
 
 /// What the entity-tag preconditions decide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Precondition {
+pub enum Precondition {
     /// Go on to the date preconditions and the Range.
     Proceed,
     /// 304 (a GET or HEAD whose `If-None-Match` matched).
@@ -137,7 +163,22 @@ pub(super) enum Precondition {
 /// (section 13.2.2, steps 1 and 3), removing from `headers` the date
 /// preconditions they override (`If-Unmodified-Since` when `If-Match` is
 /// present, `If-Modified-Since` when `If-None-Match` is).
-pub(super) fn evaluate(headers: &mut HeaderMap, tag: Option<&EntityTag>) -> Precondition {
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use callbridge_api::conditional::{EntityTag, Precondition, evaluate};
+/// use http::{HeaderMap, HeaderValue, header};
+///
+/// let modified = SystemTime::UNIX_EPOCH + Duration::from_secs(1);
+/// let tag = EntityTag::of_file(16, Some(modified), modified + Duration::from_secs(2)).unwrap();
+/// let mut h = HeaderMap::new();
+/// h.insert(header::IF_NONE_MATCH, tag.header_value().unwrap());
+/// assert_eq!(evaluate(&mut h, Some(&tag)), Precondition::NotModified);
+/// h.clear();
+/// h.insert(header::IF_MATCH, HeaderValue::from_static("\"stale\""));
+/// assert_eq!(evaluate(&mut h, Some(&tag)), Precondition::Failed);
+/// ```
+pub fn evaluate(headers: &mut HeaderMap, tag: Option<&EntityTag>) -> Precondition {
     if let Some(v) = headers.get(header::IF_MATCH) {
         let met = match v.to_str().ok().and_then(parse_list) {
             Some(List::Any) => true,
