@@ -65,6 +65,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(had_if_none_match, "304 without If-None-Match");
     }
     let decision = decide(&headers, len, modified, tag.as_ref(), now);
+    let has_range = headers.contains_key(header::RANGE);
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     match decision {
         RangeDecision::Keep => {
@@ -85,7 +86,7 @@ fuzz_target!(|data: &[u8]| {
             let ranges = parse_range_header(v).expect("the replacement parses");
             assert!(ranges.validate(len).is_ok());
         }
-        RangeDecision::Unsatisfiable => assert!(range.is_some(), "416 without a Range"),
-        RangeDecision::Ignore => assert!(range.is_some(), "nothing to ignore"),
+        RangeDecision::Unsatisfiable => assert!(range.is_some(), "416 without a readable Range"),
+        RangeDecision::Ignore => assert!(has_range, "nothing to ignore"),
     }
 });
