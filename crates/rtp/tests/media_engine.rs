@@ -213,3 +213,34 @@ async fn dropping_the_engine_closes_its_calls_and_joins_its_threads() {
         assert!(!s.try_play([0; 160]), "a released stream takes no frames");
     }
 }
+
+/// A close is taken at once, also when no call is due: the engine reads
+/// the calls' close flags in the pass after one was set, not only when
+/// their ticks come (time stands still here).
+#[tokio::test]
+async fn on_a_simulated_clock_a_close_is_taken_without_time_passing() {
+    let (peer, peer_addr) = peer().await;
+    let pool = pool(44600, 4);
+    let clock = Arc::new(SimClock::new(Instant::now()));
+    let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
+    let open = |ssrc| {
+        let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(ssrc), SeqNo(0), 0);
+        MediaStream::open(&engine, &pool, cfg).unwrap()
+    };
+    let (first, mut second) = (open(1), open(2));
+    assert_eq!(pool.available(), 0);
+    tokio::time::timeout(Duration::from_secs(10), first.close())
+        .await
+        .expect("released within 10 s without the clock moving");
+    assert_eq!(pool.available(), 1);
+    // The other call keeps its schedule: one packet per period.
+    clock.advance(PTIME);
+    let ev = tokio::time::timeout(Duration::from_secs(10), second.recv())
+        .await
+        .expect("a tick event within 10 s")
+        .expect("stream open");
+    assert!(matches!(ev, MediaEvent::Audio { .. }));
+    assert_eq!(recv_rtp(&peer).await.ssrc(), Ssrc(2));
+    second.close().await;
+    assert_eq!(pool.available(), 2);
+}
