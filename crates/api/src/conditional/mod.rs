@@ -30,7 +30,7 @@ pub use etag::{EntityTag, Precondition, evaluate};
 /// What to do with a request's `Range` header (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RangeDecision {
-    /// Hand the request to [`ServeFile`] as it is (no Range, or one it
+    /// Hand the request to `ServeFile` as it is (no Range, or one it
     /// answers right).
     Keep,
     /// Drop the Range header: the whole file, 200.
