@@ -229,16 +229,6 @@ mod tests {
         );
     }
 
-    /// The seeds of the first `http_range` fuzz target (file length,
-    /// header), answered as the hand-written parser it fuzzed answered them.
-    #[test]
-    fn the_old_fuzz_seeds_are_decided_as_before() {
-        assert_eq!(d("bytes=0-499", 10_000), Keep);
-        assert_eq!(d("bytes=0-1,5-6", 10), Ignore);
-        assert_eq!(d("bytes=-500", 10_000), Keep);
-        assert_eq!(d("bytes=10-", 10), Unsatisfiable);
-    }
-
     proptest! {
         #[test]
         fn any_header_text_is_decided_without_panicking(s in "[ -~]{0,40}", len in 0u64..1000) {
