@@ -109,6 +109,7 @@ mod dnc;
 mod erasure;
 mod error;
 mod funnel;
+mod group;
 pub mod import;
 mod leads;
 mod maintenance;
@@ -138,6 +139,7 @@ pub use claims::{AttemptSession, Claim, MAX_CLAIMS_LISTED};
 pub use dnc::DncEntry;
 pub use erasure::{DeletedSession, EXPIRE_BATCH, Expired, NumberData, Retention};
 pub use error::{DbError, Entity, Error, FileFault, Result, RowError};
+pub use group::{GroupError, GroupOp};
 pub use import::{ImportMode, ImportReport};
 pub use jiff;
 pub use leads::{

@@ -243,70 +243,10 @@ impl Store {
     /// transaction as the insert: [`Error::ClaimNotHeld`] otherwise, and
     /// nothing is written (see the `claims` module docs).
     pub fn create_session(&mut self, s: &NewSession) -> Result<()> {
-        if s.state.is_terminal() {
-            return Err(Error::InvalidInput {
-                field: "state",
-                reason: "a new session cannot start in a terminal state",
-            });
-        }
-        if let Some(c) = &s.sip_call_id {
-            check_text(c, "sip_call_id")?;
-        }
-        if s.claim.is_some() && s.lead.is_none() {
-            return Err(Error::InvalidInput {
-                field: "claim_token",
-                reason: "a claim token needs the lead it was claimed for",
-            });
-        }
         let writer = self.writer.as_str().to_owned();
         let node = self.node.as_str().to_owned();
-        let recording = match &s.recording {
-            Some(p) => Some(p.to_str().ok_or(Error::InvalidInput {
-                field: "recording_path",
-                reason: "not UTF-8",
-            })?),
-            None => None,
-        };
-        if let Some(p) = &s.profile {
-            check_text(p, "profile")?;
-        }
-        let headers = headers_to_db(&s.sip_headers)?;
         let tx = self.write_tx()?;
-        if let (Some(token), Some(lead)) = (&s.claim, s.lead) {
-            check_claim_held(&tx, lead, token)?;
-        }
-        tx.execute(
-            "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
-             to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
-             recording_path, recording_bytes, node, profile, sip_headers) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-             CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16, ?17, ?18)",
-            params![
-                s.id.to_string(),
-                s.direction.as_str(),
-                s.campaign.map(|c| c.0),
-                s.lead.map(|l| l.0),
-                s.owner.map(|u| u.0),
-                s.from.as_ref().map(Party::as_str),
-                s.to.as_ref().map(Party::as_str),
-                s.sip_call_id,
-                s.state.as_str(),
-                s.model_provider,
-                s.model,
-                writer,
-                ms(s.created_at),
-                s.transport.as_str(),
-                recording,
-                node,
-                s.profile,
-                headers,
-            ],
-        )
-        .map_err(conflict_on_constraint(
-            Entity::Session,
-            "session id exists, or campaign/lead/owner does not",
-        ))?;
-        log_state_change(&tx, s.id, s.created_at, None, s.state, None)?;
+        create_session_in(&tx, s, &writer, &node)?;
         tx.commit()?;
         Ok(())
     }
@@ -729,5 +669,77 @@ pub(crate) fn append_events_in(tx: &Tx<'_>, id: SessionId, events: &[NewEvent]) 
             )?;
         }
     }
+    Ok(())
+}
+
+/// [`Store::create_session`] inside `tx`, with the store's writer and node
+/// ids (for [`Store::apply_group`]).
+pub(crate) fn create_session_in(
+    tx: &Tx<'_>,
+    s: &NewSession,
+    writer: &str,
+    node: &str,
+) -> Result<()> {
+    if s.state.is_terminal() {
+        return Err(Error::InvalidInput {
+            field: "state",
+            reason: "a new session cannot start in a terminal state",
+        });
+    }
+    if let Some(c) = &s.sip_call_id {
+        check_text(c, "sip_call_id")?;
+    }
+    if s.claim.is_some() && s.lead.is_none() {
+        return Err(Error::InvalidInput {
+            field: "claim_token",
+            reason: "a claim token needs the lead it was claimed for",
+        });
+    }
+    let recording = match &s.recording {
+        Some(p) => Some(p.to_str().ok_or(Error::InvalidInput {
+            field: "recording_path",
+            reason: "not UTF-8",
+        })?),
+        None => None,
+    };
+    if let Some(p) = &s.profile {
+        check_text(p, "profile")?;
+    }
+    let headers = headers_to_db(&s.sip_headers)?;
+    if let (Some(token), Some(lead)) = (&s.claim, s.lead) {
+        check_claim_held(tx, lead, token)?;
+    }
+    tx.execute(
+        "INSERT INTO call_sessions (id, direction, campaign_id, lead_id, owner, from_number, \
+         to_number, sip_call_id, state, model_provider, model, writer, created_at, transport, \
+         recording_path, recording_bytes, node, profile, sip_headers) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         CASE WHEN CAST(?15 AS TEXT) IS NULL THEN NULL ELSE 0 END, ?16, ?17, ?18)",
+        params![
+            s.id.to_string(),
+            s.direction.as_str(),
+            s.campaign.map(|c| c.0),
+            s.lead.map(|l| l.0),
+            s.owner.map(|u| u.0),
+            s.from.as_ref().map(Party::as_str),
+            s.to.as_ref().map(Party::as_str),
+            s.sip_call_id,
+            s.state.as_str(),
+            s.model_provider,
+            s.model,
+            writer,
+            ms(s.created_at),
+            s.transport.as_str(),
+            recording,
+            node,
+            s.profile,
+            headers,
+        ],
+    )
+    .map_err(conflict_on_constraint(
+        Entity::Session,
+        "session id exists, or campaign/lead/owner does not",
+    ))?;
+    log_state_change(tx, s.id, s.created_at, None, s.state, None)?;
     Ok(())
 }

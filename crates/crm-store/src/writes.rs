@@ -18,7 +18,7 @@
 use jiff::Timestamp;
 use rusqlite::params;
 
-use crate::db::Optional;
+use crate::db::{Optional, Tx};
 use crate::error::{Entity, Error, Result};
 use crate::model::{SessionId, SessionState};
 use crate::outbox::{NewOutbox, enqueue_outbox_in};
@@ -95,49 +95,12 @@ impl Store {
         seq: u64,
         write: &SessionWrite,
     ) -> Result<Applied> {
-        let seq_db = to_i64(seq, "write seq")?;
-        if seq_db < 1 {
-            return Err(Error::InvalidInput {
-                field: "write seq",
-                reason: "sequence numbers start at 1",
-            });
-        }
         let tx = self.write_tx()?;
-        let last: Option<i64> = tx
-            .query_row(
-                &format!(
-                    "SELECT write_seq FROM call_sessions WHERE id = ?1{}",
-                    tx.dialect().for_update()
-                ),
-                params![id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()?;
-        let Some(last) = last else {
-            return Err(Error::NotFound {
-                entity: Entity::Session,
-                id: id.to_string(),
-            });
-        };
-        if seq_db <= last {
-            return Ok(Applied::AlreadyApplied);
+        let applied = apply_write_in(&tx, id, seq, write)?;
+        if applied == Applied::Applied {
+            tx.commit()?;
         }
-        match write {
-            SessionWrite::State { to, at } => set_state_in(&tx, id, *to, *at)?,
-            SessionWrite::Turns(t) => append_turns_in(&tx, id, t)?,
-            SessionWrite::Events(e) => append_events_in(&tx, id, e)?,
-            SessionWrite::Update(u) => update_session_in(&tx, id, u)?,
-            SessionWrite::Finish(f) => {
-                finish_session_in(&tx, id, f)?;
-            }
-            SessionWrite::Outbox(rows) => enqueue_outbox_in(&tx, id, rows)?,
-        }
-        tx.execute(
-            "UPDATE call_sessions SET write_seq = ?2 WHERE id = ?1",
-            params![id.to_string(), seq_db],
-        )?;
-        tx.commit()?;
-        Ok(Applied::Applied)
+        Ok(applied)
     }
 
     /// Rewrites one small row, so the file must take a write: answers
@@ -156,6 +119,56 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+/// [`Store::apply_write`] inside `tx` (for [`Store::apply_group`]).
+pub(crate) fn apply_write_in(
+    tx: &Tx<'_>,
+    id: SessionId,
+    seq: u64,
+    write: &SessionWrite,
+) -> Result<Applied> {
+    let seq_db = to_i64(seq, "write seq")?;
+    if seq_db < 1 {
+        return Err(Error::InvalidInput {
+            field: "write seq",
+            reason: "sequence numbers start at 1",
+        });
+    }
+    let last: Option<i64> = tx
+        .query_row(
+            &format!(
+                "SELECT write_seq FROM call_sessions WHERE id = ?1{}",
+                tx.dialect().for_update()
+            ),
+            params![id.to_string()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(last) = last else {
+        return Err(Error::NotFound {
+            entity: Entity::Session,
+            id: id.to_string(),
+        });
+    };
+    if seq_db <= last {
+        return Ok(Applied::AlreadyApplied);
+    }
+    match write {
+        SessionWrite::State { to, at } => set_state_in(tx, id, *to, *at)?,
+        SessionWrite::Turns(t) => append_turns_in(tx, id, t)?,
+        SessionWrite::Events(e) => append_events_in(tx, id, e)?,
+        SessionWrite::Update(u) => update_session_in(tx, id, u)?,
+        SessionWrite::Finish(f) => {
+            finish_session_in(tx, id, f)?;
+        }
+        SessionWrite::Outbox(rows) => enqueue_outbox_in(tx, id, rows)?,
+    }
+    tx.execute(
+        "UPDATE call_sessions SET write_seq = ?2 WHERE id = ?1",
+        params![id.to_string(), seq_db],
+    )?;
+    Ok(Applied::Applied)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct StoreHealth {
     backlog: AtomicU64,
     in_memory: AtomicU64,
     refused_calls: AtomicU64,
+    written: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl Default for StoreHealth {
@@ -34,6 +36,8 @@ impl Default for StoreHealth {
             backlog: AtomicU64::new(0),
             in_memory: AtomicU64::new(0),
             refused_calls: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
         }
     }
 }
@@ -62,6 +66,12 @@ pub struct StoreStats {
     pub lost: u64,
     /// Calls refused because their session row could not be written.
     pub refused_calls: u64,
+    /// Session rows and writes committed to the store as they came (not
+    /// from the backlog: see `replayed`).
+    pub written: u64,
+    /// The transactions that committed them: `written / commits` is how
+    /// many writes a group commit carried on average.
+    pub commits: u64,
 }
 
 impl StoreHealth {
@@ -87,6 +97,8 @@ impl StoreHealth {
             rejected: l(&self.rejected),
             lost: l(&self.lost),
             refused_calls: l(&self.refused_calls),
+            written: l(&self.written),
+            commits: l(&self.commits),
         }
     }
 
@@ -102,6 +114,12 @@ impl StoreHealth {
 
     pub(crate) fn journaled(&self, n: u64) {
         self.journaled.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one transaction that committed `writes` writes.
+    pub(crate) fn committed(&self, writes: u64) {
+        self.written.fetch_add(writes, Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn replayed(&self) {

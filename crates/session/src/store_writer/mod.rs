@@ -13,6 +13,11 @@
 //!   one session's writes increase in the order they were made) and is
 //!   applied with [`Store::apply_write`], which records the number in the
 //!   same transaction: applying it twice is a no-op.
+//! - Writes queued together share one transaction ([`Store::apply_group`],
+//!   group commit), gathered for up to [`WriterConfig::commit_window`]
+//!   after the first; a call's row, a flush or a drain is not kept
+//!   waiting. A group that fails is rolled back whole and its operations
+//!   applied one by one, so each meets the fate the rules below give it.
 //! - A write that fails because the file cannot be written
 //!   ([`callbridge_crm_store::Error::is_transient`]: disk full, read-only,
 //!   I/O error, locked) goes, with every write after it, to the
@@ -98,6 +103,13 @@ pub struct WriterConfig {
     /// How often an idle, healthy writer checks the store takes writes.
     /// Default 10 s.
     pub probe_every: Duration,
+    /// How long the writer waits, after a write arrives, for more to
+    /// commit with it in one transaction (group commit: fewer transactions
+    /// and WAL appends, one fsync a group with `synchronous = FULL`). A
+    /// call's row, a flush or a drain ends the wait at once; zero never
+    /// waits (writes queued meanwhile still share a transaction). Writes
+    /// reach the store up to this much later. Default 10 ms.
+    pub commit_window: Duration,
     /// Run crash recovery ([`Store::recover`]) once a journal found at
     /// start has been replayed (the agent sets it when its own replay
     /// before recovery could not finish, and it skipped recovery).
@@ -112,6 +124,7 @@ impl Default for WriterConfig {
             retry_initial: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
             probe_every: Duration::from_secs(10),
+            commit_window: Duration::from_millis(10),
             recover_after_replay: false,
         }
     }

@@ -34,15 +34,15 @@ fn t(s: i64) -> jiff::Timestamp {
 
 /// The writes of one call after its row: the answer, `turns` turns (each
 /// batch of one), one event, the end.
-async fn run_call(w: &StoreWriter, id: SessionId, turns: u32) {
-    w.send(StoreOp::State(id, SessionState::Active)).await;
+fn call_ops(id: SessionId, turns: u32) -> Vec<StoreOp> {
+    let mut ops = vec![StoreOp::State(id, SessionState::Active)];
     for i in 0..turns {
         let who = if i % 2 == 0 {
             Speaker::Caller
         } else {
             Speaker::Agent
         };
-        w.send(StoreOp::Turns(
+        ops.push(StoreOp::Turns(
             id,
             vec![NewTurn::new(
                 i,
@@ -50,23 +50,28 @@ async fn run_call(w: &StoreWriter, id: SessionId, turns: u32) {
                 format!("turn {i}"),
                 u64::from(i) * 1000,
             )],
-        ))
-        .await;
+        ));
     }
-    w.send(StoreOp::Events(
+    ops.push(StoreOp::Events(
         id,
         vec![NewEvent {
             at: t(5),
             kind: EventKind::Note,
             detail: serde_json::json!({"n": 1}),
         }],
-    ))
-    .await;
-    w.send(StoreOp::Finish(
+    ));
+    ops.push(StoreOp::Finish(
         id,
         Finish::ended(EndReason::CallerHangup, t(9)),
-    ))
-    .await;
+    ));
+    ops
+}
+
+/// Sends [`call_ops`] to the store thread.
+async fn run_call(w: &StoreWriter, id: SessionId, turns: u32) {
+    for op in call_ops(id, turns) {
+        w.send(op).await;
+    }
 }
 
 fn assert_complete(db: &Path, id: SessionId, turns: u32) {
@@ -457,4 +462,201 @@ fn an_append_after_a_torn_line_starts_on_a_line_of_its_own() {
         again.advance(off, false);
     }
     assert_eq!(seqs, [1, 2]);
+}
+
+/// A writer driven by hand, without its thread: the tests below give it
+/// one batch as the thread would after `recv_many`.
+fn by_hand(db: &Path, spool: Option<PathBuf>) -> (Writer, Arc<StoreHealth>) {
+    let health = Arc::new(StoreHealth::default());
+    let w = Writer::new(
+        Store::open(db).unwrap(),
+        fast(spool),
+        Arc::clone(&health),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    (w, health)
+}
+
+type CreateAck = tokio::sync::oneshot::Receiver<Result<(), CreateRefused>>;
+
+fn create_op(id: SessionId) -> (StoreOp, CreateAck) {
+    let (ack, rx) = tokio::sync::oneshot::channel();
+    let op = StoreOp::Create(Box::new(NewSession::inbound(id, t(0))), Some(ack));
+    (op, rx)
+}
+
+#[tokio::test]
+async fn a_batch_is_one_transaction_and_answers_its_calls_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.sqlite");
+    let (mut w, health) = by_hand(&db, None);
+    let ids: Vec<SessionId> = (0..3).map(|_| SessionId::new_v4()).collect();
+    let mut batch = Vec::new();
+    let mut rows = Vec::new();
+    for id in &ids {
+        let (op, rx) = create_op(*id);
+        batch.push(op);
+        rows.push(rx);
+        batch.extend(call_ops(*id, 4));
+    }
+    let (flush, flushed) = tokio::sync::oneshot::channel();
+    batch.push(StoreOp::Flush(flush));
+    let mut acks = Vec::new();
+    w.handle_batch(&mut batch, &mut acks);
+    assert!(batch.is_empty());
+    let stats = health.stats();
+    // Each call: its row, the answer, 4 turns, an event and the end.
+    assert_eq!((stats.written, stats.commits), (3 * 8, 1), "{stats:?}");
+    assert_eq!(stats.backlog, 0);
+    for mut rx in rows {
+        assert_eq!(rx.try_recv(), Ok(Ok(())));
+    }
+    assert_eq!(acks.len(), 1, "the flush is answered with the batch");
+    for a in acks {
+        a.send(()).unwrap();
+    }
+    flushed.await.unwrap();
+    drop(w);
+    for id in ids {
+        assert_complete(&db, id, 4);
+    }
+}
+
+#[tokio::test]
+async fn a_refused_write_in_a_batch_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.sqlite");
+    let (mut w, health) = by_hand(&db, None);
+    let id = SessionId::new_v4();
+    let (op, mut row) = create_op(id);
+    let mut batch = vec![op];
+    batch.extend(call_ops(id, 2));
+    // A write to a session that does not exist, in the middle of the call's.
+    batch.insert(3, StoreOp::State(SessionId::new_v4(), SessionState::Active));
+    let mut acks = Vec::new();
+    w.handle_batch(&mut batch, &mut acks);
+    let stats = health.stats();
+    assert_eq!(stats.rejected, 1, "{stats:?}");
+    // The group failed on it; the rest went one by one.
+    assert_eq!((stats.written, stats.commits), (6, 6), "{stats:?}");
+    assert!(stats.healthy);
+    assert_eq!(row.try_recv(), Ok(Ok(())));
+    drop(w);
+    assert_complete(&db, id, 2);
+}
+
+#[tokio::test]
+async fn a_batch_meeting_a_full_disk_is_journaled_whole_and_lands_once_it_is_freed() {
+    let Some(fs) = Tmpfs::mount("3m", "this store-writer fault test") else {
+        return;
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let db = fs.path().join("crm.sqlite");
+    let (mut w, health) = by_hand(&db, Some(spool.path().into()));
+    let (a, b) = (SessionId::new_v4(), SessionId::new_v4());
+    let (op, mut row) = create_op(a);
+    let mut acks = Vec::new();
+    w.handle_batch(&mut vec![op], &mut acks);
+    assert_eq!(row.try_recv(), Ok(Ok(())));
+
+    let filler = fs.fill();
+    let (op, mut refused) = create_op(b);
+    let mut batch = call_ops(a, 5);
+    batch.push(op);
+    w.handle_batch(&mut batch, &mut acks);
+    w.journal_batch();
+    w.publish();
+    let stats = health.stats();
+    assert!(!stats.healthy);
+    assert_eq!((stats.backlog, stats.journaled), (8, 8), "{stats:?}");
+    assert_eq!(
+        refused.try_recv(),
+        Ok(Err(CreateRefused::Failed)),
+        "a new call's row is refused, not half-made"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    w.drain();
+    let stats = health.stats();
+    assert!(stats.healthy);
+    assert_eq!((stats.backlog, stats.replayed), (0, 8), "{stats:?}");
+    drop(w);
+    assert_complete(&db, a, 5);
+    assert!(matches!(
+        Store::open(&db).unwrap().load_session(b),
+        Err(callbridge_crm_store::Error::NotFound { .. })
+    ));
+}
+
+/// What the writer's commit window gathers: writes arriving within it join
+/// the batch; a call's row or a flush ends the wait; "off" never waits.
+/// On tokio's paused clock: the window's time passes only as the test says.
+#[tokio::test(start_paused = true)]
+async fn the_commit_window_gathers_writes_and_never_keeps_a_new_call_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("crm.sqlite");
+    let (w, _health) = by_hand(&db, None);
+    let id = SessionId::new_v4();
+    let turn = || StoreOp::Turns(id, vec![NewTurn::new(0, Speaker::Caller, "hi", 0)]);
+    let window = Duration::from_millis(10);
+    assert_eq!(WriterConfig::default().commit_window, window);
+
+    // Writes within the window join; one after it waits for the next batch.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    tx.send(turn()).await.unwrap();
+    let late = tokio::spawn({
+        let tx = tx.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(6)).await;
+            tx.send(StoreOp::State(id, SessionState::Active))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tx.send(StoreOp::Finish(
+                id,
+                Finish::ended(EndReason::CallerHangup, t(9)),
+            ))
+            .await
+            .unwrap();
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let mut batch = vec![turn()];
+    w.gather(&mut rx, &mut batch).await;
+    assert_eq!(start.elapsed(), window);
+    assert_eq!(batch.len(), 3, "the queued turn and the answer 6 ms later");
+    assert!(matches!(batch[2], StoreOp::State(..)));
+    late.await.unwrap();
+    assert!(matches!(rx.try_recv(), Ok(StoreOp::Finish(..))));
+
+    // A call's row ends the wait at once, and so does a flush.
+    let (row, _ack) = create_op(SessionId::new_v4());
+    let (flush, _flushed) = tokio::sync::oneshot::channel();
+    for urgent in [row, StoreOp::Flush(flush)] {
+        tx.send(turn()).await.unwrap();
+        tx.send(urgent).await.unwrap();
+        let start = tokio::time::Instant::now();
+        let mut batch = vec![turn()];
+        w.gather(&mut rx, &mut batch).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(batch.len(), 3);
+        assert!(matches!(batch[2], StoreOp::Create(..) | StoreOp::Flush(_)));
+    }
+    // A batch that starts with one does not wait either.
+    let (row, _ack) = create_op(SessionId::new_v4());
+    tx.send(turn()).await.unwrap();
+    let mut batch = vec![row];
+    w.gather(&mut rx, &mut batch).await;
+    assert_eq!(batch.len(), 1);
+    assert!(rx.try_recv().is_ok());
+
+    // "off": nothing is gathered.
+    let (mut off, _h) = by_hand(&db, None);
+    off.set_commit_window(Duration::ZERO);
+    tx.send(turn()).await.unwrap();
+    let mut batch = vec![turn()];
+    off.gather(&mut rx, &mut batch).await;
+    assert_eq!(batch.len(), 1);
+    // Dropped so the store files close before the directory goes.
+    drop((w, off));
 }

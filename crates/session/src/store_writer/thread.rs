@@ -6,7 +6,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use callbridge_crm_store::{EndReason, Finish, NewSession, SessionWrite, Store};
+use callbridge_crm_store::{
+    Applied, EndReason, Finish, GroupOp, NewSession, SessionId, SessionWrite, Store,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
@@ -93,10 +95,9 @@ impl Writer {
                     continue;
                 }
             }
+            self.gather(&mut rx, &mut batch).await;
             let mut acks = Vec::new();
-            for op in batch.drain(..) {
-                self.handle(op, &mut acks);
-            }
+            self.handle_batch(&mut batch, &mut acks);
             self.journal_batch();
             // Figures first: whoever waits on an ack may read them.
             self.publish();
@@ -121,6 +122,43 @@ impl Writer {
         self.publish();
         debug!("store thread stops");
         self.store
+    }
+
+    /// Sets the commit window (tests).
+    #[cfg(test)]
+    pub(super) fn set_commit_window(&mut self, window: std::time::Duration) {
+        self.cfg.commit_window = window;
+    }
+
+    /// Waits up to [`WriterConfig::commit_window`] for more writes to join
+    /// the batch, so one transaction carries them: not when the window is
+    /// zero, when the store is failing, or when something in the batch is
+    /// waited on (a call's row, a flush, a drain), which ends the wait too.
+    pub(super) async fn gather(&self, rx: &mut mpsc::Receiver<StoreOp>, batch: &mut Vec<StoreOp>) {
+        let urgent = |ops: &[StoreOp]| {
+            ops.iter().any(|op| {
+                matches!(
+                    op,
+                    StoreOp::Create(..) | StoreOp::Flush(_) | StoreOp::Drained(_)
+                )
+            })
+        };
+        let window = self.cfg.commit_window;
+        if window.is_zero() || self.failing || self.has_backlog() || urgent(batch) {
+            return;
+        }
+        let until = Instant::now() + window;
+        while batch.len() < BATCH {
+            let from = batch.len();
+            tokio::select! {
+                biased;
+                n = rx.recv_many(batch, BATCH - from) => if n == 0 { return },
+                () = tokio::time::sleep_until(until) => return,
+            }
+            if urgent(&batch[from..]) {
+                return;
+            }
+        }
     }
 
     fn has_backlog(&self) -> bool {
@@ -150,19 +188,81 @@ impl Writer {
         }
     }
 
-    fn handle(&mut self, op: StoreOp, acks: &mut Vec<oneshot::Sender<()>>) {
-        let (id, write) = match op {
-            StoreOp::Create(s, ack) => return self.create(*s, ack),
-            StoreOp::Flush(ack) => return acks.push(ack),
-            StoreOp::Drained(ack) => {
-                if self.has_backlog() {
-                    self.drain_waiters.push(ack);
-                } else {
-                    self.publish();
-                    let _ = ack.send(());
-                }
-                return;
+    /// Applies a batch: in one transaction ([`Store::apply_group`]) when
+    /// the store is taking writes and the batch holds more than one;
+    /// otherwise, or when the group fails, one by one (each operation's
+    /// own fate: refused, journaled, retried).
+    pub(super) fn handle_batch(
+        &mut self,
+        batch: &mut Vec<StoreOp>,
+        acks: &mut Vec<oneshot::Sender<()>>,
+    ) {
+        let writes = batch
+            .iter()
+            .filter(|op| !matches!(op, StoreOp::Flush(_) | StoreOp::Drained(_)))
+            .count();
+        if writes < 2 || self.failing || self.has_backlog() {
+            for op in batch.drain(..) {
+                self.handle(op, acks);
             }
+            return;
+        }
+        let mut items = Vec::with_capacity(writes);
+        let mut waiters = Vec::new();
+        for op in batch.drain(..) {
+            match op {
+                StoreOp::Create(s, ack) => {
+                    if ack.as_ref().is_some_and(oneshot::Sender::is_closed) {
+                        debug!(session = %s.id, "session row not written: the call gave up waiting");
+                    } else {
+                        items.push(Item::Create(s, ack));
+                    }
+                }
+                StoreOp::Flush(ack) => acks.push(ack),
+                StoreOp::Drained(ack) => waiters.push(ack),
+                op => {
+                    if let Some((id, write)) = Self::session_write(op) {
+                        items.push(Item::Write(self.sequenced(id, write)));
+                    }
+                }
+            }
+        }
+        let ops: Vec<GroupOp<'_>> = items.iter().map(Item::op).collect();
+        match self.store.apply_group(&ops) {
+            Ok(_) => {
+                self.ok();
+                self.health.committed(items.len() as u64);
+                for item in items {
+                    match item {
+                        Item::Create(s, ack) => self.answer_create(s.id, ack, Ok(())),
+                        Item::Write(e) => Self::applied(&self.outbox, &e.write),
+                    }
+                }
+            }
+            Err(e) => {
+                debug!(error = %e, ops = items.len(), "group commit failed; applying its operations one by one");
+                for item in items {
+                    match item {
+                        Item::Create(s, ack) => self.create(*s, ack),
+                        Item::Write(e) => self.write(e),
+                    }
+                }
+            }
+        }
+        // Answered with the flushes, after the figures are published.
+        for w in waiters {
+            if self.has_backlog() {
+                self.drain_waiters.push(w);
+            } else {
+                acks.push(w);
+            }
+        }
+    }
+
+    /// The session write an operation carries (`None` for a create, a
+    /// flush or a drain).
+    fn session_write(op: StoreOp) -> Option<(SessionId, SessionWrite)> {
+        Some(match op {
             StoreOp::State(id, to) => (
                 id,
                 SessionWrite::State {
@@ -175,14 +275,39 @@ impl Writer {
             StoreOp::Update(id, u) => (id, SessionWrite::Update(u)),
             StoreOp::Finish(id, f) => (id, SessionWrite::Finish(f)),
             StoreOp::Outbox(id, rows) => (id, SessionWrite::Outbox(rows)),
-        };
+            StoreOp::Create(..) | StoreOp::Flush(_) | StoreOp::Drained(_) => return None,
+        })
+    }
+
+    /// Gives a write the next sequence number.
+    fn sequenced(&mut self, session: SessionId, write: SessionWrite) -> Entry {
         self.seq += 1;
-        let e = Entry {
-            session: id,
+        Entry {
+            session,
             seq: self.seq,
             write,
-        };
-        self.write(e);
+        }
+    }
+
+    fn handle(&mut self, op: StoreOp, acks: &mut Vec<oneshot::Sender<()>>) {
+        match op {
+            StoreOp::Create(s, ack) => self.create(*s, ack),
+            StoreOp::Flush(ack) => acks.push(ack),
+            StoreOp::Drained(ack) => {
+                if self.has_backlog() {
+                    self.drain_waiters.push(ack);
+                } else {
+                    self.publish();
+                    let _ = ack.send(());
+                }
+            }
+            op => {
+                if let Some((id, write)) = Self::session_write(op) {
+                    let e = self.sequenced(id, write);
+                    self.write(e);
+                }
+            }
+        }
     }
 
     /// Applies a write now, or queues it behind the backlog.
@@ -191,8 +316,11 @@ impl Writer {
             return self.enqueue(e);
         }
         match self.store.apply_write(e.session, e.seq, &e.write) {
-            Ok(_) => {
+            Ok(a) => {
                 self.ok();
+                if a == Applied::Applied {
+                    self.health.committed(1);
+                }
                 Self::applied(&self.outbox, &e.write);
             }
             Err(err) if err.is_transient() => {
@@ -212,6 +340,7 @@ impl Writer {
         let reply = match &r {
             Ok(()) => {
                 self.ok();
+                self.health.committed(1);
                 Ok(())
             }
             Err(callbridge_crm_store::Error::ClaimNotHeld { .. }) => {
@@ -226,23 +355,29 @@ impl Writer {
                 Err(CreateRefused::Failed)
             }
         };
-        if let Some(ack) = ack
-            && ack.send(reply).is_err()
-            && r.is_ok()
-        {
-            // The call gave up (and was refused) after its row was written:
-            // a row must not stay live with no call behind it.
-            warn!(session = %s.id, "session row written too late for its call; ended as failed");
-            self.seq += 1;
-            let f = Finish::failed(EndReason::Error, jiff::Timestamp::now());
-            self.write(Entry {
-                session: s.id,
-                seq: self.seq,
-                write: SessionWrite::Finish(f),
-            });
-        }
+        self.answer_create(s.id, ack, reply);
         if r.is_ok() && self.has_backlog() {
             self.drain();
+        }
+    }
+
+    /// Answers the call waiting on its session row. A row written after
+    /// the call gave up (and was refused) must not stay live with no call
+    /// behind it: it is ended at once as failed.
+    fn answer_create(
+        &mut self,
+        id: SessionId,
+        ack: Option<oneshot::Sender<Result<(), CreateRefused>>>,
+        reply: Result<(), CreateRefused>,
+    ) {
+        if let Some(ack) = ack
+            && ack.send(reply).is_err()
+            && reply.is_ok()
+        {
+            warn!(session = %id, "session row written too late for its call; ended as failed");
+            let f = Finish::failed(EndReason::Error, jiff::Timestamp::now());
+            let e = self.sequenced(id, SessionWrite::Finish(f));
+            self.write(e);
         }
     }
 
@@ -267,7 +402,7 @@ impl Writer {
 
     /// Appends the batch's backlog to the journal (one fsync); what the
     /// journal does not take waits in memory.
-    fn journal_batch(&mut self) {
+    pub(super) fn journal_batch(&mut self) {
         if self.to_journal.is_empty() {
             return;
         }
@@ -306,7 +441,7 @@ impl Writer {
 
     /// Replays the backlog in order: the journal, then memory. Stops at
     /// the first write the store cannot take and schedules a retry.
-    fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         self.journal_batch();
         if self.failing {
             self.journal_mem();
@@ -441,10 +576,33 @@ impl Writer {
         self.health.rejected();
     }
 
-    fn publish(&self) {
+    pub(super) fn publish(&self) {
         let mem = self.mem.len() as u64;
         let file = self.journal.as_ref().map_or(0, Journal::pending);
         self.health
             .set_backlog(file + mem + self.to_journal.len() as u64, mem);
+    }
+}
+
+/// One operation of a group: a session row with the call waiting on it,
+/// or a sequenced write.
+enum Item {
+    Create(
+        Box<NewSession>,
+        Option<oneshot::Sender<Result<(), CreateRefused>>>,
+    ),
+    Write(Entry),
+}
+
+impl Item {
+    fn op(&self) -> GroupOp<'_> {
+        match self {
+            Item::Create(s, _) => GroupOp::Create(s),
+            Item::Write(e) => GroupOp::Write {
+                session: e.session,
+                seq: e.seq,
+                write: &e.write,
+            },
+        }
     }
 }
