@@ -23,7 +23,7 @@ use crate::procstat;
 use crate::report::{self, AgentFigures, Report, Timing};
 
 /// Counters reported (a name with labels picks that series).
-const COUNTERS: [&str; 11] = [
+const COUNTERS: [&str; 13] = [
     report::OVERLOAD_COUNTER,
     "callbridge_media_engine_late_ticks_total",
     "callbridge_calls_started_total",
@@ -35,6 +35,8 @@ const COUNTERS: [&str; 11] = [
     "callbridge_barge_ins_total",
     "callbridge_model_reconnects_total",
     "callbridge_model_reply_timeouts_total",
+    "callbridge_store_writes_committed_total",
+    "callbridge_store_commits_total",
 ];
 
 /// `run` options.

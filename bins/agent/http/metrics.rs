@@ -368,6 +368,16 @@ fn encode_store(encoder: &mut DescriptorEncoder<'_>, st: &StoreStats) -> fmt::Re
             st.rejected,
         ),
         (
+            "callbridge_store_writes_committed",
+            "Session rows and writes committed to the database as they came (not from the backlog).",
+            st.written,
+        ),
+        (
+            "callbridge_store_commits",
+            "Transactions that committed them (several writes queued at once share one: group commit).",
+            st.commits,
+        ),
+        (
             "callbridge_store_writes_lost",
             "Writes lost: neither the database, the journal nor the bounded memory backlog took them.",
             st.lost,

@@ -243,6 +243,7 @@ pub const KEYS: &[Key] = &[
     text("store.recordings_dir", "recordings"),
     optional("store.spool_dir"),
     text("store.synchronous", "normal"),
+    text("store.commit_window", "10ms"),
     // --- ops (issue 22): post-call summaries ---
     flag("summary.enabled", true),
     optional("summary.provider"),

@@ -124,6 +124,7 @@ impl Settings {
         cfg.greeting_prompt = self.greeting.clone();
         cfg.recordings_dir = Some(self.recordings_dir.clone());
         cfg.store_writer.spool_dir = Some(self.spool_dir.clone());
+        cfg.store_writer.commit_window = self.commit_window;
         cfg.file_access = self.file_access;
         cfg.shutdown_drain = self.drain_timeout;
         cfg.amd = self.amd.clone();

@@ -485,6 +485,31 @@ fn store_synchronous_defaults_to_normal_and_takes_full() {
 }
 
 #[test]
+fn store_commit_window_defaults_to_10ms_takes_off_and_refuses_more_than_1s() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.commit_window, Duration::from_millis(10));
+    assert_eq!(
+        s.manager_config(s.session_config(&Secrets::default(), None))
+            .store_writer
+            .commit_window,
+        Duration::from_millis(10)
+    );
+    let s = settings(GOOD, &[("CALLBRIDGE_STORE_COMMIT_WINDOW", "off")]).unwrap();
+    assert_eq!(s.commit_window, Duration::ZERO);
+    let s = settings(GOOD, &[("CALLBRIDGE_STORE_COMMIT_WINDOW", "2ms")]).unwrap();
+    assert_eq!(s.commit_window, Duration::from_millis(2));
+    for bad in ["2s", "0s", "soon"] {
+        let m = err(GOOD, &[("CALLBRIDGE_STORE_COMMIT_WINDOW", bad)]);
+        assert!(
+            m.starts_with(&format!(
+                "store.commit_window (from CALLBRIDGE_STORE_COMMIT_WINDOW) = \"{bad}\": expected a duration up to \"1s\""
+            )),
+            "{m}"
+        );
+    }
+}
+
+#[test]
 fn bad_store_and_log() {
     let m = err(GOOD, &[("CALLBRIDGE_STORE_DATABASE", " ")]);
     assert!(m.contains("store.database"), "{m}");

@@ -401,6 +401,11 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
         "store.synchronous",
         &[("normal", Synchronous::Normal), ("full", Synchronous::Full)],
     );
+    let commit_window = c.duration_or_off(
+        "store.commit_window",
+        Duration::from_secs(1),
+        "a duration up to \"1s\" like \"10ms\", or \"off\"",
+    );
     // Owners of inbound calls (ops, issue 22): user names, resolved
     // against the store at start.
     let default_owner = c
@@ -568,6 +573,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             node: node?,
             recordings_dir: recordings_dir?,
             synchronous: synchronous?,
+            commit_window: commit_window?.unwrap_or(Duration::ZERO),
             file_access: file_access?,
             spool_dir: spool_dir?,
             retention: retention?,

@@ -217,6 +217,9 @@ pub struct Settings {
     pub recordings_dir: PathBuf,
     /// SQLite durability of each commit.
     pub synchronous: Synchronous,
+    /// How long the store writer waits for more writes to commit with
+    /// one (`store.commit_window`; zero for "off").
+    pub commit_window: std::time::Duration,
     /// Who may read the files and directories the agent creates
     /// (`files.group_readable`).
     pub file_access: callbridge_files::Access,

@@ -268,6 +268,8 @@ fn healthy_store() -> StoreStats {
         rejected: 0,
         lost: 0,
         refused_calls: 0,
+        written: 0,
+        commits: 0,
     }
 }
 
@@ -308,6 +310,8 @@ const OTHERS: &[(&str, &str)] = &[
     ("callbridge_store_writes_replayed_total", "counter"),
     ("callbridge_store_writes_rejected_total", "counter"),
     ("callbridge_store_writes_lost_total", "counter"),
+    ("callbridge_store_writes_committed_total", "counter"),
+    ("callbridge_store_commits_total", "counter"),
     ("process_cpu_seconds_total", "counter"),
     ("process_open_fds", "gauge"),
     ("process_max_fds", "gauge"),
@@ -493,6 +497,8 @@ fn the_store_families_render_health_failures_refusals_and_backlog() {
         rejected: 0,
         lost: 0,
         refused_calls: 4,
+        written: 12,
+        commits: 5,
     };
     let page = render(&Metrics::default(), empty_snapshot(), 0, st);
     let f = check(&page).unwrap();
@@ -537,6 +543,11 @@ fn the_store_families_render_health_failures_refusals_and_backlog() {
         value(&f, "callbridge_store_writes_journaled_total", &[]),
         Some(5.0)
     );
+    assert_eq!(
+        value(&f, "callbridge_store_writes_committed_total", &[]),
+        Some(12.0)
+    );
+    assert_eq!(value(&f, "callbridge_store_commits_total", &[]), Some(5.0));
 }
 
 /// `promtool check metrics` (Prometheus' own parser and linter) accepts

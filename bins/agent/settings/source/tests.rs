@@ -189,6 +189,8 @@ fn every_key_has_its_variable() {
         // trunk (issue 20)
         "CALLBRIDGE_RTP_SRTP",
         "CALLBRIDGE_SIP_DNS_SERVERS",
+        // issue 17
+        "CALLBRIDGE_STORE_COMMIT_WINDOW",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -205,8 +207,10 @@ fn every_key_has_its_variable() {
             // deleg (issue 23): model.providers
             + 1
             // issue 19: amd.human_quick_greeting, _quick_silence, _verdict_by
-            + 3,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node, 11 SIP TCP/TLS keys, 17 amd keys, 8 [model.openai] keys, 8 webhooks keys, http.listen, 3 routing keys (issue 23: sip.keep_headers, routing.default_profile, routing.profiles_file), 3 retention keys, 2 inbound owner keys, 4 summary keys, rtp.srtp, model.providers, sip.dns_servers"
+            + 3
+            // issue 17: store.commit_window
+            + 1,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node, 11 SIP TCP/TLS keys, 17 amd keys, 8 [model.openai] keys, 8 webhooks keys, http.listen, 3 routing keys (issue 23: sip.keep_headers, routing.default_profile, routing.profiles_file), 3 retention keys, 2 inbound owner keys, 4 summary keys, rtp.srtp, model.providers, sip.dns_servers, store.commit_window"
     );
 }
 
