@@ -276,7 +276,11 @@ impl Call {
             }
             StoreState::Ringing => {
                 store
-                    .send(StoreOp::State(self.id, SessionState::Ringing))
+                    .send(StoreOp::State(
+                        self.id,
+                        SessionState::Ringing,
+                        jiff::Timestamp::now(),
+                    ))
                     .await
             }
             StoreState::Answered => {
@@ -284,13 +288,21 @@ impl Call {
                 self.answered_at = Some(at);
                 self.metrics.answered(at);
                 store
-                    .send(StoreOp::State(self.id, SessionState::Answered))
+                    .send(StoreOp::State(
+                        self.id,
+                        SessionState::Answered,
+                        jiff::Timestamp::now(),
+                    ))
                     .await;
                 self.publish(crate::events::CallEvent::Answered);
             }
             StoreState::Active => {
                 store
-                    .send(StoreOp::State(self.id, SessionState::Active))
+                    .send(StoreOp::State(
+                        self.id,
+                        SessionState::Active,
+                        jiff::Timestamp::now(),
+                    ))
                     .await
             }
         }

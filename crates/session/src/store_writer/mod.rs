@@ -139,8 +139,9 @@ pub enum StoreOp {
         Box<NewSession>,
         Option<oneshot::Sender<Result<(), CreateRefused>>>,
     ),
-    /// Move the session to a live state.
-    State(SessionId, SessionState),
+    /// Move the session to a live state, reached at the given time (the
+    /// caller's clock: the write may reach the store later).
+    State(SessionId, SessionState, jiff::Timestamp),
     /// Append transcript turns.
     Turns(SessionId, Vec<NewTurn>),
     /// Append call events.

@@ -35,7 +35,7 @@ fn t(s: i64) -> jiff::Timestamp {
 /// The writes of one call after its row: the answer, `turns` turns (each
 /// batch of one), one event, the end.
 fn call_ops(id: SessionId, turns: u32) -> Vec<StoreOp> {
-    let mut ops = vec![StoreOp::State(id, SessionState::Active)];
+    let mut ops = vec![StoreOp::State(id, SessionState::Active, t(1))];
     for i in 0..turns {
         let who = if i % 2 == 0 {
             Speaker::Caller
@@ -532,7 +532,10 @@ async fn a_refused_write_in_a_batch_costs_only_itself() {
     let mut batch = vec![op];
     batch.extend(call_ops(id, 2));
     // A write to a session that does not exist, in the middle of the call's.
-    batch.insert(3, StoreOp::State(SessionId::new_v4(), SessionState::Active));
+    batch.insert(
+        3,
+        StoreOp::State(SessionId::new_v4(), SessionState::Active, t(1)),
+    );
     let mut acks = Vec::new();
     w.handle_batch(&mut batch, &mut acks);
     let stats = health.stats();
@@ -608,7 +611,7 @@ async fn the_commit_window_gathers_writes_and_never_keeps_a_new_call_waiting() {
         let tx = tx.clone();
         async move {
             tokio::time::sleep(Duration::from_millis(6)).await;
-            tx.send(StoreOp::State(id, SessionState::Active))
+            tx.send(StoreOp::State(id, SessionState::Active, t(1)))
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;

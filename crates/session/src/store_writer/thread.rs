@@ -263,13 +263,7 @@ impl Writer {
     /// flush or a drain).
     fn session_write(op: StoreOp) -> Option<(SessionId, SessionWrite)> {
         Some(match op {
-            StoreOp::State(id, to) => (
-                id,
-                SessionWrite::State {
-                    to,
-                    at: jiff::Timestamp::now(),
-                },
-            ),
+            StoreOp::State(id, to, at) => (id, SessionWrite::State { to, at }),
             StoreOp::Turns(id, t) => (id, SessionWrite::Turns(t)),
             StoreOp::Events(id, e) => (id, SessionWrite::Events(e)),
             StoreOp::Update(id, u) => (id, SessionWrite::Update(u)),
