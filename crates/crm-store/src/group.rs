@@ -123,33 +123,12 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EndReason, EventKind, SessionState, Speaker};
-    use crate::session_types::{Finish, NewEvent, NewTurn};
-    use jiff::Timestamp;
-
-    fn t(s: i64) -> Timestamp {
-        Timestamp::from_second(1_700_000_000 + s).unwrap()
-    }
+    use crate::model::SessionState;
+    use crate::writes::tests::{t, writes};
 
     /// A call's writes after its row, numbered from `first`.
     fn call(first: u64) -> Vec<(u64, SessionWrite)> {
-        let w = vec![
-            SessionWrite::State {
-                to: SessionState::Active,
-                at: t(1),
-            },
-            SessionWrite::Turns(vec![
-                NewTurn::new(0, Speaker::Caller, "hello", 10),
-                NewTurn::new(1, Speaker::Agent, "hi there", 900),
-            ]),
-            SessionWrite::Events(vec![NewEvent {
-                at: t(2),
-                kind: EventKind::Note,
-                detail: serde_json::json!({"n": 1}),
-            }]),
-            SessionWrite::Finish(Finish::ended(EndReason::CallerHangup, t(3))),
-        ];
-        (first..).zip(w).collect()
+        (first..).zip(writes()).collect()
     }
 
     fn group<'a>(
@@ -175,7 +154,7 @@ mod tests {
         let writes: Vec<(SessionId, u64, SessionWrite)> = ids
             .iter()
             .enumerate()
-            .flat_map(|(i, id)| call(1 + 4 * i as u64).into_iter().map(|(s, w)| (*id, s, w)))
+            .flat_map(|(i, id)| call(1 + 5 * i as u64).into_iter().map(|(s, w)| (*id, s, w)))
             .collect();
 
         let mut grouped = Store::open(":memory:").unwrap();

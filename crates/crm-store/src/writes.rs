@@ -172,16 +172,18 @@ pub(crate) fn apply_write_in(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::{EndReason, EventKind, Speaker};
     use crate::session_types::NewSession;
 
-    fn t(s: i64) -> Timestamp {
+    pub(crate) fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).unwrap()
     }
 
-    fn writes() -> Vec<SessionWrite> {
+    /// One call's writes after its row: the answer, two turns, an event,
+    /// the end and an update.
+    pub(crate) fn writes() -> Vec<SessionWrite> {
         vec![
             SessionWrite::State {
                 to: SessionState::Active,
