@@ -419,11 +419,23 @@ async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
     stream.close().await;
 }
 
-/// Packets waiting on `s` now (drained).
+/// Packets waiting on `s` now (drained), read from the socket itself
+/// (`recv` with `MSG_DONTWAIT`). Not tokio's `try_recv`: it answers from
+/// the readiness tokio's I/O driver last saw, and the driver runs only
+/// when the test's task waits; a test whose awaits were all ready at once
+/// counted 0 with packets queued (the attacker test, once in 15 runs of
+/// this file).
 fn drain(s: &UdpSocket) -> usize {
+    use std::os::fd::AsRawFd;
     let mut buf = [0u8; 1500];
     let mut n = 0;
-    while s.try_recv(&mut buf).is_ok() {
+    while nix::sys::socket::recv(
+        s.as_raw_fd(),
+        &mut buf,
+        nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    )
+    .is_ok()
+    {
         n += 1;
     }
     n
