@@ -467,10 +467,14 @@ fn an_append_after_a_torn_line_starts_on_a_line_of_its_own() {
 /// A writer driven by hand, without its thread: the tests below give it
 /// one batch as the thread would after `recv_many`.
 fn by_hand(db: &Path, spool: Option<PathBuf>) -> (Writer, Arc<StoreHealth>) {
+    by_hand_with(db, fast(spool))
+}
+
+fn by_hand_with(db: &Path, cfg: WriterConfig) -> (Writer, Arc<StoreHealth>) {
     let health = Arc::new(StoreHealth::default());
     let w = Writer::new(
         Store::open(db).unwrap(),
-        fast(spool),
+        cfg,
         Arc::clone(&health),
         Arc::new(tokio::sync::Notify::new()),
     );
@@ -654,8 +658,13 @@ async fn the_commit_window_gathers_writes_and_never_keeps_a_new_call_waiting() {
     assert!(rx.try_recv().is_ok());
 
     // "off": nothing is gathered.
-    let (mut off, _h) = by_hand(&db, None);
-    off.set_commit_window(Duration::ZERO);
+    let (off, _h) = by_hand_with(
+        &db,
+        WriterConfig {
+            commit_window: Duration::ZERO,
+            ..fast(None)
+        },
+    );
     tx.send(turn()).await.unwrap();
     let mut batch = vec![turn()];
     off.gather(&mut rx, &mut batch).await;

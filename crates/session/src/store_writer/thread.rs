@@ -124,12 +124,6 @@ impl Writer {
         self.store
     }
 
-    /// Sets the commit window (tests).
-    #[cfg(test)]
-    pub(super) fn set_commit_window(&mut self, window: std::time::Duration) {
-        self.cfg.commit_window = window;
-    }
-
     /// Waits up to [`WriterConfig::commit_window`] for more writes to join
     /// the batch, so one transaction carries them: not when the window is
     /// zero, when the store is failing, or when something in the batch is
