@@ -258,6 +258,11 @@ fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::
             "99th percentile of the audio events a call task had not yet taken when the next came.",
             f64::from(e.backlog_p99),
         ),
+        (
+            "callbridge_media_engine_admission_ceiling_calls",
+            "Calls the admission keeps under, learned from the media engine's last overload (0: none learned yet).",
+            e.admission_ceiling as f64,
+        ),
     ];
     for (name, help, v) in gauges {
         gauge(encoder, name, help, v)?;

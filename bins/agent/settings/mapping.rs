@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use callbridge_llm_bridge::{ApiKey, AudioFormat, BuiltinTools, SessionConfig};
-use callbridge_rtp::engine::EngineConfig;
+use callbridge_rtp::engine::{AdmissionPolicy, EngineConfig};
 use callbridge_session::{ManagerConfig, OutboundAuth};
 use callbridge_sip::auth::Credentials;
 use callbridge_sip::driver::StreamConfig;
@@ -68,6 +68,10 @@ impl Settings {
         EngineConfig {
             threads: self.engine_threads,
             realtime_priority: self.realtime_priority,
+            admission: AdmissionPolicy {
+                step: self.admission_step,
+                ..AdmissionPolicy::default()
+            },
             ..EngineConfig::default()
         }
     }
@@ -112,6 +116,7 @@ impl Settings {
         cfg.max_calls = self.max_concurrent;
         cfg.machine.rtp_inactivity = Some(self.rtp_inactivity);
         cfg.barge_in_after = self.barge_in_after;
+        cfg.admission_wait = self.admission_wait;
         cfg.rtp_latch = self.rtp_latch;
         cfg.srtp = self.rtp_srtp;
         cfg.machine.no_speech = self.no_speech_timeout;

@@ -248,6 +248,41 @@ fn the_media_engine_defaults_to_one_thread_at_fifo_10_and_takes_overrides() {
 }
 
 #[test]
+fn the_admission_wait_defaults_to_2s_takes_off_and_refuses_more_than_10s() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(
+        s.manager_config(s.session_config(&Secrets::default(), None))
+            .admission_wait,
+        Duration::from_secs(2)
+    );
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ADMISSION_WAIT", "off")]).unwrap();
+    assert_eq!(s.admission_wait, Duration::ZERO);
+    let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ADMISSION_WAIT", "500ms")]).unwrap();
+    assert_eq!(s.admission_wait, Duration::from_millis(500));
+    for bad in ["11s", "0s", "later"] {
+        let m = err(GOOD, &[("CALLBRIDGE_CALLS_ADMISSION_WAIT", bad)]);
+        assert!(m.contains("calls.admission_wait"), "{bad}: {m}");
+    }
+}
+
+#[test]
+fn the_admission_step_defaults_to_100_calls_a_window_and_takes_overrides() {
+    let s = settings(GOOD, &[]).unwrap();
+    assert_eq!(s.engine_config().admission.step, 100);
+    let s = settings(GOOD, &[("CALLBRIDGE_MEDIA_ADMISSION_STEP", "250")]).unwrap();
+    let a = s.engine_config().admission;
+    assert_eq!(a.step, 250);
+    assert_eq!(
+        a.growth,
+        callbridge_rtp::engine::AdmissionPolicy::default().growth
+    );
+    for bad in ["0", "-3", "many"] {
+        let m = err(GOOD, &[("CALLBRIDGE_MEDIA_ADMISSION_STEP", bad)]);
+        assert!(m.contains("media.admission_step"), "{bad}: {m}");
+    }
+}
+
+#[test]
 fn reject_policy_maps_to_503() {
     let s = settings(GOOD, &[("CALLBRIDGE_CALLS_ON_MODEL_FAILURE", "reject")]).unwrap();
     assert!(matches!(

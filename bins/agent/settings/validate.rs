@@ -119,6 +119,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let rtp_srtp = c.choice("rtp.srtp", &SrtpPolicy::ALL.map(|p| (p.as_str(), p)));
     // [media]
     let engine_threads = c.count("media.engine_threads", 64);
+    let admission_step = c.count("media.admission_step", 100_000);
     let realtime_priority = c.text("media.realtime_priority").and_then(|v| {
         let v = v.trim();
         if v == "off" {
@@ -165,6 +166,11 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
     let ring_timeout = c.duration("calls.ring_timeout");
     let rtp_inactivity = c.duration("calls.rtp_inactivity");
     let drain_timeout = c.duration("calls.drain_timeout");
+    let admission_wait = c.duration_or_off(
+        "calls.admission_wait",
+        Duration::from_secs(10),
+        "a duration up to \"10s\" like \"2s\", or \"off\"",
+    );
     let on_model_failure = c.choice(
         "calls.on_model_failure",
         &[
@@ -537,6 +543,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             rtp_srtp: rtp_srtp?,
             engine_threads: engine_threads?,
             realtime_priority: realtime_priority?,
+            admission_step: admission_step?,
             max_concurrent: max_concurrent?,
             no_speech_timeout: no_speech_timeout?,
             model_reply_timeout: model_reply_timeout?,
@@ -545,6 +552,7 @@ pub fn build(c: &Check<'_>, base: &Path) -> (Option<Settings>, Needs) {
             rtp_inactivity: rtp_inactivity?,
             barge_in_after: barge_in_after?,
             drain_timeout: drain_timeout?,
+            admission_wait: admission_wait?.unwrap_or(Duration::ZERO),
             on_model_failure: on_model_failure?,
             fallback_clip: fallback_clip?,
             outbound_target: outbound_target?,

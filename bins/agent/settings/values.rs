@@ -141,6 +141,9 @@ pub struct Settings {
     pub engine_threads: usize,
     /// The media engine threads' scheduling (`media.realtime_priority`).
     pub realtime_priority: RealtimePriority,
+    /// New calls the engine takes per load window at least
+    /// (`media.admission_step`).
+    pub admission_step: usize,
     /// Most calls at once.
     pub max_concurrent: usize,
     /// No-speech timeout.
@@ -159,6 +162,9 @@ pub struct Settings {
     pub barge_in_after: Option<Duration>,
     /// Graceful shutdown drain.
     pub drain_timeout: Duration,
+    /// How long a call the media engine paces may wait for its next load
+    /// window (`calls.admission_wait`; zero for "off").
+    pub admission_wait: Duration,
     /// Inbound model failure before the answer.
     pub on_model_failure: ModelFailurePolicy,
     /// The clip played before hanging up on a model failure (checked

@@ -2,7 +2,10 @@
 //! on a simulated clock whose ticks are all served late refuses new calls:
 //! an INVITE gets 503 with the configured Retry-After, an originate
 //! `ManagerError::Overloaded`, no session is created and both refusals
-//! are counted in the manager's snapshot.
+//! are counted in the manager's snapshot. And the engine's pacing: an
+//! INVITE beyond the calls it takes per window waits (after its 100
+//! Trying) for the next window and is answered; one that finds no window
+//! within `admission_wait` gets 503.
 
 mod support;
 
@@ -10,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_rtp::clock::SimClock;
-use callbridge_rtp::engine::{EngineConfig, MediaEngine};
+use callbridge_rtp::engine::{AdmissionPolicy, EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaStream, PTIME};
@@ -87,5 +90,93 @@ async fn an_overloaded_engine_refuses_new_calls_with_503_and_retry_after_and_cou
     assert_eq!(snap.engine.headroom_permille, 0);
     assert!(r.all_ids().is_empty(), "no session for a refused call");
     stream.close().await;
+    r.manager.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_invite_waits_for_the_next_window_and_one_that_finds_none_gets_503() {
+    let clock = Arc::new(SimClock::new(Instant::now()));
+    let cfg = EngineConfig {
+        admission: AdmissionPolicy {
+            step: 1,
+            ..AdmissionPolicy::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = MediaEngine::new(cfg, clock.clone()).unwrap();
+    let e = engine.clone();
+    let r = rig(fast_script(), move |c| {
+        c.engine = Some(e);
+        c.retry_after = Duration::from_secs(11);
+        c.admission_wait = Duration::from_secs(1);
+    })
+    .await;
+    let offer_for = |p: &raw::RawPeer| {
+        raw::pcmu_offer(
+            p.rtp.local_addr().unwrap().port(),
+            "0",
+            "a=rtpmap:0 PCMU/8000\r\n",
+        )
+    };
+    // The engine's one call before its first window.
+    let mut a = raw::RawPeer::new(r.manager.sip_addr(), "raw-paced-a@127.0.0.1").await;
+    let offer = offer_for(&a);
+    assert!(a.invite(&offer).await.is_ok(), "the first call is admitted");
+    // The second is paced: 100 Trying, then it waits.
+    let mut b = raw::RawPeer::new(r.manager.sip_addr(), "raw-paced-b@127.0.0.1").await;
+    let inv = b.request(
+        "INVITE",
+        "z9hG4bK-paced-b",
+        "",
+        "application/sdp",
+        &offer_for(&b),
+    );
+    b.send(&inv).await;
+    let trying = b
+        .next(Duration::from_secs(5), |t| t.starts_with("SIP/2.0 100"))
+        .await;
+    assert!(trying.is_some(), "100 Trying while the call waits");
+    // A second of the simulated clock, a period at a time: the engine
+    // measures its call (the call task takes its audio) and its window
+    // lets the waiting INVITE in.
+    for _ in 0..55 {
+        clock.advance(PTIME);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let resp = b
+        .response("z9hG4bK-paced-b", Duration::from_secs(5))
+        .await
+        .expect("a final response for the paced INVITE");
+    assert_eq!(raw::status(&resp), 200, "{resp}");
+    // The third finds that window's budget spent and no other within
+    // admission_wait: 503 with the Retry-After, after about a second.
+    let mut c = raw::RawPeer::new(r.manager.sip_addr(), "raw-paced-c@127.0.0.1").await;
+    let inv = c.request(
+        "INVITE",
+        "z9hG4bK-paced-c",
+        "",
+        "application/sdp",
+        &offer_for(&c),
+    );
+    let sent = Instant::now();
+    c.send(&inv).await;
+    let resp = c
+        .response("z9hG4bK-paced-c", Duration::from_secs(5))
+        .await
+        .expect("a final response for the third INVITE");
+    assert_eq!(raw::status(&resp), 503, "{resp}");
+    assert_eq!(raw::header(&resp, "retry-after"), Some("11"), "{resp}");
+    assert!(
+        sent.elapsed() >= Duration::from_millis(900),
+        "refused only after admission_wait: {:?}",
+        sent.elapsed()
+    );
+    let snap = r.manager.snapshot();
+    assert_eq!(snap.engine.refused_overload, 1);
+    assert_eq!(
+        r.all_ids().len(),
+        2,
+        "sessions for the two admitted calls only"
+    );
     r.manager.shutdown().await;
 }

@@ -299,6 +299,7 @@ const OTHERS: &[(&str, &str)] = &[
     ("callbridge_media_engine_late_p99_seconds", "gauge"),
     ("callbridge_media_engine_busy_ratio", "gauge"),
     ("callbridge_media_engine_backlog_p99", "gauge"),
+    ("callbridge_media_engine_admission_ceiling_calls", "gauge"),
     ("callbridge_media_engine_late_ticks_total", "counter"),
     ("callbridge_store_healthy", "gauge"),
     ("callbridge_store_write_failures_total", "counter"),
@@ -606,6 +607,7 @@ fn the_engine_families_render_load_headroom_and_overload_refusals() {
         backlog_p99: 2,
         late_ticks: 9,
         refused_overload: 3,
+        admission_ceiling: 950,
     };
     let page = render(&Metrics::default(), snapshot, 0, healthy_store());
     let f = check(&page).unwrap();
@@ -615,6 +617,10 @@ fn the_engine_families_render_load_headroom_and_overload_refusals() {
     assert_eq!(v("callbridge_media_engine_busy_ratio"), Some(0.4));
     assert_eq!(v("callbridge_media_engine_backlog_p99"), Some(2.0));
     assert_eq!(v("callbridge_media_engine_late_ticks_total"), Some(9.0));
+    assert_eq!(
+        v("callbridge_media_engine_admission_ceiling_calls"),
+        Some(950.0)
+    );
     assert_eq!(
         value(
             &f,

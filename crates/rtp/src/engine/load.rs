@@ -11,8 +11,10 @@
 //! busy fraction is scaled by (calls + added) / calls
 //! ([`EngineLoad::with_added`]), and a burst of INVITEs stops being
 //! admitted once that estimate passes the limit. A thread that served no
-//! call in its last window has no measurement to scale: a burst that
-//! reaches an idle engine is admitted until the next window says more.
+//! call in its last window has no measurement to scale, and a call's cost
+//! reaches these signals only a second or two after its admission: the
+//! admission also paces new calls by the windows
+//! ([`admission`](super::admission)).
 //!
 //! The three signals, and why each:
 //!

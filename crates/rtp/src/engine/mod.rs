@@ -20,13 +20,16 @@
 //!
 //! The engine measures itself ([`load`]): tick lateness,
 //! busy fraction and how far behind the call tasks are, published once per
-//! window. [`MediaEngine::admits`] says whether it can take one more call
-//! on time, counting the calls handed to a thread since its last window
-//! in; the session manager refuses new calls (503) when it cannot.
+//! window. [`MediaEngine::admit`] admits a call when that load, counting
+//! the calls handed to a thread since its last window in, leaves room,
+//! and paces new calls by the windows ([`admission`]: a budget of new
+//! calls per window and a ceiling learned from overload); the session
+//! manager refuses new calls (503) when it does not.
 //!
 //! Dropping the last handle of the engine closes every call it still
 //! serves (an RTCP BYE each) and joins its threads.
 
+pub mod admission;
 mod io;
 pub(crate) mod link;
 pub mod load;
@@ -36,6 +39,7 @@ mod worker;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
 
+pub use self::admission::{AdmissionControl, AdmissionPolicy, Refusal};
 pub use self::load::{EngineCounters, EngineLoad, LoadLimits};
 pub use self::priority::RealtimePriority;
 use self::worker::WorkerShared;
@@ -52,6 +56,8 @@ pub struct EngineConfig {
     pub realtime_priority: RealtimePriority,
     /// When the engine refuses new calls.
     pub limits: LoadLimits,
+    /// How the engine paces new calls by its windows.
+    pub admission: AdmissionPolicy,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +66,7 @@ impl Default for EngineConfig {
             threads: 1,
             realtime_priority: RealtimePriority::Off,
             limits: LoadLimits::default(),
+            admission: AdmissionPolicy::default(),
         }
     }
 }
@@ -76,6 +83,9 @@ struct Inner {
     workers: Vec<Worker>,
     clock: Arc<dyn MediaClock>,
     limits: LoadLimits,
+    /// The admission state and the windows it has taken into account;
+    /// locked only by the tasks that admit calls.
+    admission: Mutex<(u64, AdmissionControl)>,
 }
 
 impl Drop for Inner {
@@ -124,6 +134,7 @@ impl MediaEngine {
             workers: Vec::new(),
             clock: Arc::clone(&clock),
             limits: cfg.limits,
+            admission: Mutex::new((0, AdmissionControl::new(cfg.admission))),
         };
         for i in 0..cfg.threads.max(1) {
             let shared = Arc::new(WorkerShared::new());
@@ -186,11 +197,91 @@ impl MediaEngine {
         self.load().headroom(&self.inner.limits)
     }
 
-    /// Whether the engine can take one more call and keep every call on
-    /// time (see [`load`]).
+    /// Whether the engine's load leaves room for one more call (see
+    /// [`load`]). [`admit`](Self::admit) also paces new calls.
     #[must_use]
     pub fn admits(&self) -> bool {
         !self.load().overloaded(&self.inner.limits)
+    }
+
+    /// Admits one more call, or says why not: the engine's load (its last
+    /// window, with the calls handed to it since counted in), the budget
+    /// of new calls until its next window and the ceiling learned from
+    /// its last overload ([`admission`]). The caller opens the call's
+    /// stream soon after.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use callbridge_rtp::clock::SystemClock;
+    /// use callbridge_rtp::engine::{AdmissionPolicy, EngineConfig, MediaEngine, Refusal};
+    ///
+    /// let cfg = EngineConfig {
+    ///     admission: AdmissionPolicy { step: 2, ..AdmissionPolicy::default() },
+    ///     ..EngineConfig::default()
+    /// };
+    /// let engine = MediaEngine::new(cfg, Arc::new(SystemClock)).unwrap();
+    /// assert_eq!(engine.admit(), Ok(()));
+    /// assert_eq!(engine.admit(), Ok(()));
+    /// // Two calls before the engine has measured any: the third waits
+    /// // for a window.
+    /// assert_eq!(engine.admit(), Err(Refusal::Paced));
+    /// ```
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn admit(&self) -> Result<(), Refusal> {
+        let windows: u64 = self.inner.workers.iter().map(|w| w.shared.windows()).sum();
+        let load = self.load();
+        let overloaded = load.overloaded(&self.inner.limits);
+        let pending: usize = self
+            .inner
+            .workers
+            .iter()
+            .map(|w| w.shared.inbox.len())
+            .sum();
+        let mut a = self
+            .inner
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (seen, control) = &mut *a;
+        if windows != *seen {
+            *seen = windows;
+            let window = self.window();
+            control.window(window.calls, window.overloaded(&self.inner.limits));
+        }
+        control.admit(load.calls + pending, overloaded)
+    }
+
+    /// The newest windows as measured: the least loaded thread's signals
+    /// (as [`load`](Self::load)) and the calls all threads served in them.
+    fn window(&self) -> EngineLoad {
+        let mut best: Option<EngineLoad> = None;
+        let mut calls = 0;
+        for w in &self.inner.workers {
+            let l = w.shared.window();
+            calls += l.calls;
+            let headroom = l.headroom(&self.inner.limits);
+            if best.is_none_or(|b| headroom > b.headroom(&self.inner.limits)) {
+                best = Some(l);
+            }
+        }
+        EngineLoad {
+            calls,
+            ..best.unwrap_or_default()
+        }
+    }
+
+    /// The admission's ceiling learned from the engine's last overload
+    /// (`None`: none yet), see [`admission`].
+    #[must_use]
+    pub fn admission_ceiling(&self) -> Option<usize> {
+        self.inner
+            .admission
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .ceiling()
     }
 
     /// The counters of all threads since the engine started.

@@ -83,6 +83,9 @@ pub(crate) struct WorkerShared {
     pub(crate) added: AtomicUsize,
     /// Calls served when the last window was published.
     window_calls: AtomicUsize,
+    /// Windows published (an idle engine's counts once, when it becomes
+    /// idle): admission takes each new one into account.
+    windows: AtomicU64,
     late_p99_us: AtomicU64,
     busy_permille: AtomicU64,
     backlog_p99: AtomicU64,
@@ -99,6 +102,7 @@ impl WorkerShared {
             calls: AtomicUsize::new(0),
             added: AtomicUsize::new(0),
             window_calls: AtomicUsize::new(0),
+            windows: AtomicU64::new(0),
             late_p99_us: AtomicU64::new(0),
             busy_permille: AtomicU64::new(0),
             backlog_p99: AtomicU64::new(0),
@@ -110,6 +114,7 @@ impl WorkerShared {
 
     /// Publishes a window measured with `calls` calls.
     fn publish(&self, l: &EngineLoad, calls: usize, c: &EngineCounters) {
+        let idle_again = calls == 0 && self.window_calls.load(Ordering::Relaxed) == 0;
         self.window_calls.store(calls, Ordering::Relaxed);
         self.added.store(0, Ordering::Relaxed);
         let us = u64::try_from(l.late_p99.as_micros()).unwrap_or(u64::MAX);
@@ -119,6 +124,15 @@ impl WorkerShared {
         self.backlog_p99
             .store(u64::from(l.backlog_p99), Ordering::Relaxed);
         self.publish_counters(c);
+        if !idle_again {
+            // Last: a reader that sees the new count sees the window.
+            self.windows.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// Windows published so far.
+    pub(crate) fn windows(&self) -> u64 {
+        self.windows.load(Ordering::Acquire)
     }
 
     fn publish_counters(&self, c: &EngineCounters) {
@@ -130,16 +144,22 @@ impl WorkerShared {
     /// The last window's load, with the calls added since counted in
     /// ([`EngineLoad::with_added`]).
     pub(crate) fn load(&self) -> EngineLoad {
-        let window = EngineLoad {
+        let window = self.window();
+        let mut l = window.with_added(self.added.load(Ordering::Relaxed));
+        l.calls = self.calls.load(Ordering::Relaxed);
+        l
+    }
+
+    /// The last window's load as measured, with the calls it was
+    /// measured with.
+    pub(crate) fn window(&self) -> EngineLoad {
+        EngineLoad {
             late_p99: std::time::Duration::from_micros(self.late_p99_us.load(Ordering::Relaxed)),
             busy: self.busy_permille.load(Ordering::Relaxed) as f64 / 1000.0,
             backlog_p99: u32::try_from(self.backlog_p99.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
             calls: self.window_calls.load(Ordering::Relaxed),
-        };
-        let mut l = window.with_added(self.added.load(Ordering::Relaxed));
-        l.calls = self.calls.load(Ordering::Relaxed);
-        l
+        }
     }
 
     pub(crate) fn counters(&self) -> EngineCounters {

@@ -31,6 +31,13 @@ pub struct ManagerConfig {
     pub max_calls: usize,
     /// The Retry-After of that 503.
     pub retry_after: Duration,
+    /// How long a new call the media engine paces (the calls it takes
+    /// before its next load window are taken, see
+    /// [`callbridge_rtp::engine::admission`]) may wait for a window that
+    /// lets it in before it is refused with 503; the INVITE has had its
+    /// 100 Trying. Zero refuses at once. Calls refused for the engine's
+    /// load or its learned ceiling do not wait.
+    pub admission_wait: Duration,
     /// How long the caller must speak over our reply before the call
     /// stops the reply itself and tells the model (a barge-in that does not
     /// wait for the model; shorter backchannels such as "mm-hm" do not cut
@@ -215,6 +222,7 @@ impl ManagerConfig {
             media_ip,
             max_calls: 100,
             retry_after: Duration::from_secs(30),
+            admission_wait: Duration::from_secs(2),
             barge_in_after: Some(Duration::from_millis(250)),
             rtp_latch: LatchPolicy::default(),
             srtp: callbridge_sip::sdp::SrtpPolicy::Off,

@@ -114,7 +114,12 @@ impl Manager {
                  media waits for a source rtp.latch allows"
             );
         }
-        if !self.inner.admission.admit() {
+        if !self
+            .inner
+            .admission
+            .admit(self.shared.cfg.admission_wait)
+            .await
+        {
             let after = self.shared.cfg.retry_after;
             if let Err(e) = sip
                 .reject_retry_after(inc.call, StatusCode::SERVICE_UNAVAILABLE, after)

@@ -66,7 +66,12 @@ impl Manager {
         let from =
             Uri::parse(&bytes::Bytes::from(req.from.clone())).map_err(|_| ManagerError::BadUri)?;
         let profile = self.outbound_profile(req.profile.as_deref())?;
-        if !self.inner.admission.admit() {
+        if !self
+            .inner
+            .admission
+            .admit(self.shared.cfg.admission_wait)
+            .await
+        {
             return Err(ManagerError::Overloaded);
         }
         // A domain is located now (RFC 3263), so the media's latch rules
