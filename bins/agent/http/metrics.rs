@@ -249,6 +249,11 @@ fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::
             e.late_p99_us as f64 / 1e6,
         ),
         (
+            "callbridge_media_engine_stalled_ratio",
+            "Share of the media engine's ticks over the last second whose packet went out more than 10 ms late.",
+            f64::from(e.stalled_ppm) / 1e6,
+        ),
+        (
             "callbridge_media_engine_busy_ratio",
             "Fraction of the last second the media engine thread spent serving calls.",
             f64::from(e.busy_permille) / 1000.0,

@@ -1,7 +1,8 @@
 //! The engine's admission on a simulated clock (issue 17, "Overload"): a
 //! burst at an idle engine gets one step of calls, the next step waits
 //! for a window that measured them, an overloaded window stops admission
-//! and leaves a ceiling under the calls it was overloaded with. The
+//! and two in a row leave a ceiling under the calls they were overloaded
+//! with. The
 //! clock moves only when the test moves it; each period's packets are
 //! awaited at the peers, so the engine has served the period before the
 //! test looks. Waits are bounded.
@@ -131,6 +132,11 @@ async fn an_overload_stops_admission_and_leaves_a_ceiling_under_its_calls() {
     }
     assert!(!engine.admits(), "call tasks behind overload the engine");
     assert_eq!(engine.admit(), Err(Refusal::Overloaded));
+    assert_eq!(engine.admission_ceiling(), None, "one window only pauses");
+    // A second window still behind: an overload, and a ceiling.
+    run(&clock, &mut calls, 55, false).await;
+    assert_eq!(engine.admit(), Err(Refusal::Overloaded));
+    assert_eq!(engine.admission_ceiling(), Some(2));
     // They catch up: periods until a healthy window.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !engine.admits() && Instant::now() < deadline {

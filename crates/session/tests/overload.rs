@@ -5,7 +5,8 @@
 //! are counted in the manager's snapshot. And the engine's pacing: an
 //! INVITE beyond the calls it takes per window waits (after its 100
 //! Trying) for the next window and is answered; one that finds no window
-//! within `admission_wait` gets 503.
+//! within `admission_wait` gets 503; one cancelled while it waits is not
+//! answered when the window comes.
 
 mod support;
 
@@ -171,6 +172,45 @@ async fn a_paced_invite_waits_for_the_next_window_and_one_that_finds_none_gets_5
         "refused only after admission_wait: {:?}",
         sent.elapsed()
     );
+    // A fourth, paced too, is cancelled while it waits: the SIP core
+    // answers 487, and the window that comes next opens nothing for it.
+    let mut d = raw::RawPeer::new(r.manager.sip_addr(), "raw-paced-d@127.0.0.1").await;
+    let inv = d.request(
+        "INVITE",
+        "z9hG4bK-paced-d",
+        "",
+        "application/sdp",
+        &offer_for(&d),
+    );
+    d.send(&inv).await;
+    assert!(
+        d.next(Duration::from_secs(5), |t| t.starts_with("SIP/2.0 100"))
+            .await
+            .is_some()
+    );
+    d.send(&cancel_of(&inv)).await;
+    let resp = d
+        .next(Duration::from_secs(5), |t| {
+            t.starts_with("SIP/2.0 487") && t.contains("INVITE")
+        })
+        .await;
+    assert!(
+        resp.is_some(),
+        "the SIP core ends the cancelled INVITE with 487"
+    );
+    for _ in 0..55 {
+        clock.advance(PTIME);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let answered = d
+        .next(Duration::from_millis(1500), |t| {
+            t.starts_with("SIP/2.0 2") && t.contains("INVITE")
+        })
+        .await;
+    assert!(
+        answered.is_none(),
+        "a cancelled INVITE is not answered: {answered:?}"
+    );
     let snap = r.manager.snapshot();
     assert_eq!(snap.engine.refused_overload, 1);
     assert_eq!(
@@ -179,4 +219,31 @@ async fn a_paced_invite_waits_for_the_next_window_and_one_that_finds_none_gets_5
         "sessions for the two admitted calls only"
     );
     r.manager.shutdown().await;
+}
+
+/// The CANCEL of `invite` (RFC 3261 section 9.1: its Request-URI, Via,
+/// From, To, Call-ID and CSeq number).
+fn cancel_of(invite: &str) -> String {
+    let mut out = String::new();
+    for (i, line) in invite.split("\r\n").enumerate() {
+        if line.is_empty() {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        if i == 0 {
+            out.push_str(&line.replacen("INVITE", "CANCEL", 1));
+        } else if lower.starts_with("cseq:") {
+            out.push_str(&line.replace("INVITE", "CANCEL"));
+        } else if ["via:", "max-forwards:", "from:", "to:", "call-id:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            out.push_str(line);
+        } else {
+            continue;
+        }
+        out.push_str("\r\n");
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out
 }

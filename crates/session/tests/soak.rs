@@ -79,6 +79,7 @@ async fn many_sequential_then_concurrent_calls_return_every_resource() {
                         max_late: Duration::from_secs(3600),
                         max_busy: f64::INFINITY,
                         max_backlog: u32::MAX,
+                        max_stalled: f64::INFINITY,
                     },
                     ..Default::default()
                 },

@@ -299,6 +299,7 @@ const OTHERS: &[(&str, &str)] = &[
     ("callbridge_media_engine_late_p99_seconds", "gauge"),
     ("callbridge_media_engine_busy_ratio", "gauge"),
     ("callbridge_media_engine_backlog_p99", "gauge"),
+    ("callbridge_media_engine_stalled_ratio", "gauge"),
     ("callbridge_media_engine_admission_ceiling_calls", "gauge"),
     ("callbridge_media_engine_late_ticks_total", "counter"),
     ("callbridge_store_healthy", "gauge"),
@@ -603,6 +604,7 @@ fn the_engine_families_render_load_headroom_and_overload_refusals() {
     snapshot.engine = callbridge_session::EngineStatus {
         headroom_permille: 250,
         late_p99_us: 1_500,
+        stalled_ppm: 2_000,
         busy_permille: 400,
         backlog_p99: 2,
         late_ticks: 9,
@@ -615,6 +617,7 @@ fn the_engine_families_render_load_headroom_and_overload_refusals() {
     assert_eq!(v("callbridge_media_engine_headroom_ratio"), Some(0.25));
     assert_eq!(v("callbridge_media_engine_late_p99_seconds"), Some(0.0015));
     assert_eq!(v("callbridge_media_engine_busy_ratio"), Some(0.4));
+    assert_eq!(v("callbridge_media_engine_stalled_ratio"), Some(0.002));
     assert_eq!(v("callbridge_media_engine_backlog_p99"), Some(2.0));
     assert_eq!(v("callbridge_media_engine_late_ticks_total"), Some(9.0));
     assert_eq!(

@@ -20,18 +20,19 @@
 //!   idle engine starts with one step. Telephony gear calls this a
 //!   calls-per-second limit; here it follows what the engine measured.
 //! - **A ceiling learned from overload** (multiplicative decrease,
-//!   additive probing): the first window over the limits after a healthy
-//!   one sets the ceiling to
-//!   `n` × (1 − [`AdmissionPolicy::backoff`]), `n` the fewest calls of
-//!   that window and the two before it (a call weighs on the signals a
-//!   window or two after its admission; the overloaded windows after
-//!   it show calls admitted before it, so they do not lower it again);
-//!   the engine takes
-//!   no call that would bring it to the ceiling, and each healthy window
-//!   whose calls reach the ceiling raises it by [`AdmissionPolicy::probe`]
-//!   of itself (at least one call), so capacity that a burst's set-up work hid is found again
-//!   in steady operation. The ceiling survives idle periods: it is what
-//!   the engine has learned about this machine.
+//!   additive probing): a second window over the limits in a row (one
+//!   alone pauses admission but may be a moment's noise: measured, a
+//!   single window with the call tasks' backlog at 9 of 8 among healthy
+//!   ones) sets the ceiling to `n` × (1 − [`AdmissionPolicy::backoff`]),
+//!   `n` the fewest calls of those two windows and the two before them (a
+//!   call weighs on the signals a window or two after its admission; the
+//!   overloaded windows after them show calls admitted before, so they do
+//!   not lower it again); the engine takes no call that would bring it to
+//!   the ceiling, and each healthy window whose calls reach the ceiling
+//!   raises it by [`AdmissionPolicy::probe`] of itself (at least one
+//!   call), so capacity that a burst's set-up work hid is found again in
+//!   steady operation. The ceiling survives idle periods: it is what the
+//!   engine has learned about this machine.
 //!
 //! [`AdmissionControl`] holds that state; the engine keeps one behind a
 //! lock taken only by the tasks that admit calls (never by an engine
@@ -46,7 +47,8 @@ pub struct AdmissionPolicy {
     /// After a healthy window, up to this fraction of the calls served
     /// may be added before the next (when more than `step`).
     pub growth: f64,
-    /// An overloaded window with `n` calls sets the ceiling to
+    /// Two overloaded windows in a row with `n` calls (the fewest of
+    /// them and the two windows before) set the ceiling to
     /// `n` × (1 − `backoff`).
     pub backoff: f64,
     /// Each healthy window raises the ceiling by this fraction of it (at
@@ -95,10 +97,12 @@ pub enum Refusal {
 /// a.window(2, false);
 /// assert_eq!(a.admit(2, false), Ok(()));
 ///
-/// // An engine overloaded with 100 calls: nothing until a healthy window,
-/// // and then no more than the ceiling learned (95, probed 1 % higher
-/// // when the calls reach it).
+/// // An engine overloaded with 100 calls for two windows: nothing until a
+/// // healthy window, and then no more than the ceiling learned (95,
+/// // probed 1 % higher when the calls reach it).
 /// let mut b = AdmissionControl::new(AdmissionPolicy::default());
+/// b.window(100, true);
+/// assert_eq!(b.ceiling(), None, "one overloaded window only pauses");
 /// b.window(100, true);
 /// assert_eq!(b.admit(50, false), Err(Refusal::Paced));
 /// b.window(94, false);
@@ -112,17 +116,20 @@ pub struct AdmissionControl {
     /// Calls that may still be taken before the next window.
     budget: usize,
     ceiling: Option<usize>,
-    /// The last window was overloaded.
-    overloaded: bool,
+    /// Overloaded windows in a row, up to the last.
+    streak: u32,
     /// The calls served at the windows before the last, newest first.
     recent: [usize; REMEMBERED],
 }
 
+/// Overloaded windows in a row that set the ceiling.
+const CONFIRM: u32 = 2;
+
 /// Windows whose calls an overload may reflect (besides the one that
-/// shows it): a call's load reaches the signals a window or two after its
-/// admission, so the calls that overloaded the engine are the fewest of
-/// these.
-const REMEMBERED: usize = 2;
+/// confirms it): the first overloaded one, and the two before it, since a
+/// call's load reaches the signals a window or two after its admission.
+/// The calls that overloaded the engine are the fewest of these.
+const REMEMBERED: usize = 3;
 
 impl AdmissionControl {
     /// An engine that has measured nothing: one step of budget, no ceiling.
@@ -132,7 +139,7 @@ impl AdmissionControl {
             policy,
             budget: policy.step,
             ceiling: None,
-            overloaded: false,
+            streak: 0,
             recent: [usize::MAX; REMEMBERED],
         }
     }
@@ -150,17 +157,17 @@ impl AdmissionControl {
     fn window_after(&mut self, calls: usize, overloaded: bool, recent: &[usize; REMEMBERED]) {
         if overloaded {
             self.budget = 0;
-            // One decrease per overload: the windows after the first show
-            // calls admitted before it, and would ratchet the ceiling down
-            // by the calls that end meanwhile.
-            if !self.overloaded {
+            self.streak = self.streak.saturating_add(1);
+            // One decrease per overload: the windows after the one that
+            // confirms it show calls admitted before, and would ratchet
+            // the ceiling down by the calls that end meanwhile.
+            if self.streak == CONFIRM {
                 let fewest = recent.iter().copied().fold(calls, usize::min);
                 self.ceiling = Some(scale(fewest, 1.0 - self.policy.backoff));
             }
-            self.overloaded = true;
             return;
         }
-        self.overloaded = false;
+        self.streak = 0;
         self.budget = self.policy.step.max(scale(calls, self.policy.growth));
         // Probing only while the ceiling binds: a ceiling raised while the
         // calls stay far below it has not been tried.

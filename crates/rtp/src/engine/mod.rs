@@ -224,13 +224,13 @@ impl MediaEngine {
     /// assert_eq!(engine.admit(), Ok(()));
     /// // Two calls before the engine has measured any: the third waits
     /// // for a window.
+    /// assert!(engine.paces());
     /// assert_eq!(engine.admit(), Err(Refusal::Paced));
     /// ```
     ///
     /// # Errors
     /// The [`Refusal`].
     pub fn admit(&self) -> Result<(), Refusal> {
-        let windows: u64 = self.inner.workers.iter().map(|w| w.shared.windows()).sum();
         let load = self.load();
         let overloaded = load.overloaded(&self.inner.limits);
         let pending: usize = self
@@ -239,6 +239,22 @@ impl MediaEngine {
             .iter()
             .map(|w| w.shared.inbox.len())
             .sum();
+        self.with_admission(|control| control.admit(load.calls + pending, overloaded))
+    }
+
+    /// Whether a call asking now would be paced: the calls the engine takes
+    /// before its next window are taken ([`Refusal::Paced`]). Takes
+    /// nothing; a caller that would wait for a window can tell before it
+    /// asks.
+    #[must_use]
+    pub fn paces(&self) -> bool {
+        self.with_admission(|control| control.budget() == 0)
+    }
+
+    /// Runs `f` on the admission state, once it has taken the windows
+    /// published since it last looked into account.
+    fn with_admission<T>(&self, f: impl FnOnce(&mut AdmissionControl) -> T) -> T {
+        let windows: u64 = self.inner.workers.iter().map(|w| w.shared.windows()).sum();
         let mut a = self
             .inner
             .admission
@@ -250,7 +266,7 @@ impl MediaEngine {
             let window = self.window();
             control.window(window.calls, window.overloaded(&self.inner.limits));
         }
-        control.admit(load.calls + pending, overloaded)
+        f(control)
     }
 
     /// The newest windows as measured: the least loaded thread's signals

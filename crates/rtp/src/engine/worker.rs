@@ -87,6 +87,8 @@ pub(crate) struct WorkerShared {
     /// idle): admission takes each new one into account.
     windows: AtomicU64,
     late_p99_us: AtomicU64,
+    /// [`EngineLoad::stalled`]'s bits.
+    stalled: AtomicU64,
     busy_permille: AtomicU64,
     backlog_p99: AtomicU64,
     ticks: AtomicU64,
@@ -104,6 +106,7 @@ impl WorkerShared {
             window_calls: AtomicUsize::new(0),
             windows: AtomicU64::new(0),
             late_p99_us: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
             busy_permille: AtomicU64::new(0),
             backlog_p99: AtomicU64::new(0),
             ticks: AtomicU64::new(0),
@@ -119,6 +122,7 @@ impl WorkerShared {
         self.added.store(0, Ordering::Relaxed);
         let us = u64::try_from(l.late_p99.as_micros()).unwrap_or(u64::MAX);
         self.late_p99_us.store(us, Ordering::Relaxed);
+        self.stalled.store(l.stalled.to_bits(), Ordering::Relaxed);
         self.busy_permille
             .store((l.busy * 1000.0) as u64, Ordering::Relaxed);
         self.backlog_p99
@@ -155,6 +159,7 @@ impl WorkerShared {
     pub(crate) fn window(&self) -> EngineLoad {
         EngineLoad {
             late_p99: std::time::Duration::from_micros(self.late_p99_us.load(Ordering::Relaxed)),
+            stalled: f64::from_bits(self.stalled.load(Ordering::Relaxed)),
             busy: self.busy_permille.load(Ordering::Relaxed) as f64 / 1000.0,
             backlog_p99: u32::try_from(self.backlog_p99.load(Ordering::Relaxed))
                 .unwrap_or(u32::MAX),
@@ -200,7 +205,7 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
                 .poll_timeout()
                 .is_some_and(|d| d <= now + WAKE_TOLERANCE);
             if due || slot.core.is_closed() || slot.link.is_closing() {
-                serve(slot, now, stamps.as_ref(), &mut batch, &mut meter);
+                serve(slot, now, clock, stamps.as_ref(), &mut batch, &mut meter);
             }
             if slot.core.is_closed() {
                 drop(calls.swap_remove(i));
@@ -240,6 +245,7 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
 fn serve(
     slot: &mut Slot,
     now: Instant,
+    clock: &dyn MediaClock,
     stamps: Option<&StampBase>,
     batch: &mut Batch,
     meter: &mut LoadMeter,
@@ -294,12 +300,12 @@ fn serve(
             let _ = batch.recv(rtcp, |data, src, _| core.handle_rtcp(now, data, src));
         }
     }
-    if let Some(d) = core.poll_timeout()
-        && d <= now + WAKE_TOLERANCE
-        && !core.is_closed()
-    {
-        meter.tick(now.saturating_duration_since(d));
-    }
+    // The tick's deadline; its lateness is taken once its packet is with
+    // the kernel: the socket calls before it (the kernel's receive work for
+    // other sockets may run inside them) count.
+    let deadline = core
+        .poll_timeout()
+        .filter(|d| *d <= now + WAKE_TOLERANCE && !core.is_closed());
     let skipped_before = core.skipped_ticks();
     loop {
         if batch.is_full() {
@@ -321,6 +327,9 @@ fn serve(
         }
     }
     flush(batch, io, core);
+    if let Some(d) = deadline {
+        meter.tick(clock.now().saturating_duration_since(d));
+    }
     meter.skipped(core.skipped_ticks() - skipped_before);
     let mut pushed = false;
     let mut dropped = 0;

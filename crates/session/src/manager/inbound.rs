@@ -22,8 +22,9 @@ use crate::profile::template::TemplateContext;
 
 impl Manager {
     /// Answers or refuses one inbound INVITE (the offer, admission, the
-    /// media, the session row), then starts its call task.
-    pub(super) async fn admit_inbound(&self, inc: &IncomingCall) {
+    /// media, the session row), then starts its call task. A call the
+    /// engine paces waits up to `wait` for its next load window.
+    pub(super) async fn admit_inbound(&self, inc: &IncomingCall, wait: std::time::Duration) {
         let sip = &self.shared.sip;
         let reject = |s: StatusCode| async move {
             let _ = sip.reject(inc.call, s).await;
@@ -114,19 +115,26 @@ impl Manager {
                  media waits for a source rtp.latch allows"
             );
         }
-        if !self
-            .inner
-            .admission
-            .admit(self.shared.cfg.admission_wait)
-            .await
-        {
+        if !self.inner.admission.admit(wait).await {
             let after = self.shared.cfg.retry_after;
             if let Err(e) = sip
                 .reject_retry_after(inc.call, StatusCode::SERVICE_UNAVAILABLE, after)
                 .await
             {
-                warn!(error = %e, "503 for an INVITE refused for overload not sent");
+                if wait.is_zero() {
+                    warn!(error = %e, "503 for an INVITE refused for overload not sent");
+                } else {
+                    // A paced INVITE may have been cancelled while it waited.
+                    info!(error = %e, "503 for a paced INVITE not sent");
+                }
             }
+            return;
+        }
+        // A call that waited for a load window (in a task of its own, off
+        // the router) rings now; one the caller cancelled meanwhile is gone
+        // from the SIP core, and nothing is opened for it.
+        if !wait.is_zero() && sip.ring(inc.call).await.is_err() {
+            info!(call_id = %call_id, "INVITE cancelled while it waited for admission");
             return;
         }
         let stream = match self.open_media(remote, rules, false, law, te, srtp) {

@@ -423,7 +423,18 @@ impl Manager {
         while let Some(ev) = events.recv().await {
             let call = match &ev {
                 SipEvent::IncomingCall(inc) => {
-                    self.admit_inbound(inc).await;
+                    // A call the engine paces waits for its next load
+                    // window in a task of its own: the router goes on
+                    // routing meanwhile (the SIP core answers a CANCEL of
+                    // the waiting INVITE itself).
+                    let wait = self.shared.cfg.admission_wait;
+                    if !wait.is_zero() && self.inner.admission.engine().paces() {
+                        let this = self.clone();
+                        let inc = inc.clone();
+                        tokio::spawn(async move { this.admit_inbound(&inc, wait).await });
+                    } else {
+                        self.admit_inbound(inc, std::time::Duration::ZERO).await;
+                    }
                     continue;
                 }
                 SipEvent::Confirmed { call }

@@ -32,6 +32,8 @@ pub struct EngineStatus {
     pub headroom_permille: u32,
     /// 99th percentile of tick lateness, in microseconds.
     pub late_p99_us: u64,
+    /// Share of ticks more than 10 ms late, in millionths.
+    pub stalled_ppm: u32,
     /// Fraction of the time the engine thread worked, in thousandths.
     pub busy_permille: u32,
     /// 99th percentile of the audio events a call had not yet taken.
@@ -97,6 +99,7 @@ impl Admission {
         if n.is_multiple_of(100) {
             tracing::warn!(
                 late_p99 = ?load.late_p99,
+                stalled = load.stalled,
                 busy = load.busy,
                 backlog_p99 = load.backlog_p99,
                 calls = load.calls,
@@ -113,6 +116,7 @@ impl Admission {
         EngineStatus {
             headroom_permille: (self.engine.headroom() * 1000.0) as u32,
             late_p99_us: u64::try_from(load.late_p99.as_micros()).unwrap_or(u64::MAX),
+            stalled_ppm: (load.stalled * 1e6) as u32,
             busy_permille: (load.busy * 1000.0) as u32,
             backlog_p99: load.backlog_p99,
             late_ticks: self.engine.counters().late,

@@ -122,28 +122,43 @@ fn with_calls_ending_the_engine_rides_at_its_capacity() {
 }
 
 #[test]
-fn an_overloaded_window_stops_admission_and_the_lowest_ceiling_holds() {
+fn two_overloaded_windows_set_the_ceiling_once_per_overload() {
     let mut a = AdmissionControl::new(AdmissionPolicy::default());
     a.window(1000, true);
-    assert_eq!(a.budget(), 0);
-    assert_eq!(a.ceiling(), Some(950));
+    assert_eq!(a.budget(), 0, "an overloaded window pauses admission");
+    assert_eq!(a.ceiling(), None, "one window alone is not an overload yet");
+    a.window(1000, false);
+    assert_eq!(a.budget(), 100);
+    a.window(1000, true);
+    a.window(1000, true);
+    assert_eq!(a.ceiling(), Some(950), "two in a row are");
     a.window(900, true);
     assert_eq!(a.ceiling(), Some(950), "one decrease per overload");
     a.window(945, false);
     assert_eq!(a.ceiling(), Some(959), "probing: 1 % a healthy window");
     assert_eq!(a.budget(), 100);
     a.window(800, true);
+    a.window(800, true);
     assert_eq!(a.ceiling(), Some(760), "the next overload sets it anew");
     a.window(700, false);
     assert_eq!(a.ceiling(), Some(760), "no probing far below the ceiling");
     a.window(753, false);
     assert_eq!(a.ceiling(), Some(767), "probing when the calls reach it");
-    assert_eq!(a.budget(), 100);
-    // A tiny ceiling still rises by one call a window.
+    // The fewest calls of the two windows and the two before them: the
+    // load seen may be that of calls admitted earlier.
     let mut b = AdmissionControl::new(AdmissionPolicy::default());
-    b.window(3, true);
-    b.window(2, false);
-    assert_eq!(b.ceiling(), Some(3));
+    for calls in [600, 700, 800, 900] {
+        b.window(calls, false);
+    }
+    b.window(1000, true);
+    b.window(1100, true);
+    assert_eq!(b.ceiling(), Some(760));
+    // A tiny ceiling still rises by one call a window.
+    let mut c = AdmissionControl::new(AdmissionPolicy::default());
+    c.window(3, true);
+    c.window(3, true);
+    c.window(2, false);
+    assert_eq!(c.ceiling(), Some(3));
 }
 
 #[test]
