@@ -36,7 +36,11 @@
 //!
 //! [`AdmissionControl`] holds that state; the engine keeps one behind a
 //! lock taken only by the tasks that admit calls (never by an engine
-//! thread: they publish their windows through atomics and a count).
+//! thread: they publish their windows through atomics and a count). It
+//! takes the newest window into account when a call asks (windows that
+//! ended while no call asked are not seen one by one), with the calls of
+//! every engine thread; with more than one thread each thread's window
+//! renews the budget, so the set-up rate grows with the threads.
 
 /// How the engine paces new calls by its windows. See the module docs.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -31,8 +31,9 @@ pub struct Readiness {
     pub at_capacity: bool,
     /// The store accepts writes ([`Manager::store_writable`]).
     pub store_writable: bool,
-    /// The media engine refuses new calls for its load (module
-    /// `overload`).
+    /// The media engine refuses new calls for its load, or its calls are
+    /// at the ceiling it learned from its last overload (module
+    /// `overload`; calls paced for a moment do not count).
     pub overloaded: bool,
 }
 
@@ -56,7 +57,10 @@ impl Manager {
             admitting,
             at_capacity: live >= self.shared.cfg.max_calls,
             store_writable: self.store_writable(),
-            overloaded: !self.inner.admission.engine().admits(),
+            overloaded: {
+                let e = self.inner.admission.engine();
+                !e.admits() || e.admission_ceiling().is_some_and(|c| e.calls() >= c)
+            },
         }
     }
 
