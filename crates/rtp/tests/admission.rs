@@ -148,11 +148,13 @@ async fn an_overload_stops_admission_and_leaves_a_ceiling_under_its_calls() {
     // that ceiling: refused until one ends.
     assert_eq!(engine.admit(), Err(Refusal::Ceiling));
     assert_eq!(engine.admission_ceiling(), Some(3));
+    assert!(engine.at_ceiling());
     let (s, _) = calls.pop().unwrap();
     s.close().await;
     // A pass after the one that let it go has counted the calls again.
     run(&clock, &mut calls, 2, true).await;
     assert_eq!(engine.load().calls, 2);
+    assert!(!engine.at_ceiling());
     assert_eq!(engine.admit(), Ok(()));
     for (s, _) in calls {
         s.close().await;

@@ -288,6 +288,21 @@ impl MediaEngine {
         }
     }
 
+    /// Whether the engine's calls are at the ceiling its admission learned
+    /// from its last overload: every new call is refused
+    /// ([`Refusal::Ceiling`]) until some end. Readiness probes report it.
+    #[must_use]
+    pub fn at_ceiling(&self) -> bool {
+        let pending: usize = self
+            .inner
+            .workers
+            .iter()
+            .map(|w| w.shared.inbox.len())
+            .sum();
+        self.admission_ceiling()
+            .is_some_and(|c| self.calls() + pending >= c)
+    }
+
     /// The admission's ceiling learned from the engine's last overload
     /// (`None`: none yet), see [`admission`].
     #[must_use]

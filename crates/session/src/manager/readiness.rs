@@ -59,7 +59,7 @@ impl Manager {
             store_writable: self.store_writable(),
             overloaded: {
                 let e = self.inner.admission.engine();
-                !e.admits() || e.admission_ceiling().is_some_and(|c| e.calls() >= c)
+                !e.admits() || e.at_ceiling()
             },
         }
     }
