@@ -191,6 +191,8 @@ fn every_key_has_its_variable() {
         "CALLBRIDGE_SIP_DNS_SERVERS",
         // issue 17
         "CALLBRIDGE_STORE_COMMIT_WINDOW",
+        "CALLBRIDGE_MEDIA_ADMISSION_STEP",
+        "CALLBRIDGE_CALLS_ADMISSION_WAIT",
     ] {
         assert!(vars.iter().any(|x| x == v), "{v} missing from {vars:?}");
     }
@@ -209,8 +211,10 @@ fn every_key_has_its_variable() {
             // issue 19: amd.human_quick_greeting, _quick_silence, _verdict_by
             + 3
             // issue 17: store.commit_window
-            + 1,
-        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node, 11 SIP TCP/TLS keys, 17 amd keys, 8 [model.openai] keys, 8 webhooks keys, http.listen, 3 routing keys (issue 23: sip.keep_headers, routing.default_profile, routing.profiles_file), 3 retention keys, 2 inbound owner keys, 4 summary keys, rtp.srtp, model.providers, sip.dns_servers, store.commit_window"
+            + 1
+            // issue 17: media.admission_step, calls.admission_wait
+            + 2,
+        "10 carrier keys, 7 http limits and binds, tls.roots, model.uplink_ms, 2 media engine keys, calls.barge_in_after, 3 session timer keys, model.delegation_model, store.url and store.node, 11 SIP TCP/TLS keys, 17 amd keys, 8 [model.openai] keys, 8 webhooks keys, http.listen, 3 routing keys (issue 23: sip.keep_headers, routing.default_profile, routing.profiles_file), 3 retention keys, 2 inbound owner keys, 4 summary keys, rtp.srtp, model.providers, sip.dns_servers, store.commit_window, media.admission_step, calls.admission_wait"
     );
 }
 

@@ -233,13 +233,8 @@ impl MediaEngine {
     pub fn admit(&self) -> Result<(), Refusal> {
         let load = self.load();
         let overloaded = load.overloaded(&self.inner.limits);
-        let pending: usize = self
-            .inner
-            .workers
-            .iter()
-            .map(|w| w.shared.inbox.len())
-            .sum();
-        self.with_admission(|control| control.admit(load.calls + pending, overloaded))
+        let calls = load.calls + self.handed();
+        self.with_admission(|control| control.admit(calls, overloaded))
     }
 
     /// Whether a call asking now would be paced: the calls the engine takes
@@ -293,14 +288,17 @@ impl MediaEngine {
     /// ([`Refusal::Ceiling`]) until some end. Readiness probes report it.
     #[must_use]
     pub fn at_ceiling(&self) -> bool {
-        let pending: usize = self
-            .inner
+        self.admission_ceiling()
+            .is_some_and(|c| self.calls() + self.handed() >= c)
+    }
+
+    /// Calls handed to the threads and not yet taken by them.
+    fn handed(&self) -> usize {
+        self.inner
             .workers
             .iter()
             .map(|w| w.shared.inbox.len())
-            .sum();
-        self.admission_ceiling()
-            .is_some_and(|c| self.calls() + pending >= c)
+            .sum()
     }
 
     /// The admission's ceiling learned from the engine's last overload
