@@ -2,7 +2,7 @@
 //! burst at an idle engine gets one step of calls, the next step waits
 //! for a window that measured them, an overloaded window stops admission
 //! and two in a row leave a ceiling under the calls they were overloaded
-//! with. The
+//! with; calls shorter than a window are never paced. The
 //! clock moves only when the test moves it; each period's packets are
 //! awaited at the peers, so the engine has served the period before the
 //! test looks. Waits are bounded.
@@ -159,4 +159,29 @@ async fn an_overload_stops_admission_and_leaves_a_ceiling_under_its_calls() {
     for (s, _) in calls {
         s.close().await;
     }
+}
+
+#[tokio::test]
+async fn calls_shorter_than_a_window_one_after_another_are_never_paced() {
+    // Each call ends before the engine completes a window: the thread
+    // going idle renews the budget, or the fourth call would be paced.
+    let clock = Arc::new(SimClock::new(Instant::now()));
+    let engine = engine(&clock);
+    let pool = pool(44780, 8);
+    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let a: SocketAddr = peer.local_addr().unwrap();
+    for i in 0..7u32 {
+        assert_eq!(engine.admit(), Ok(()), "call {i}");
+        let cfg = MediaConfig::new(Law::MuLaw, Some(a), Ssrc(i), SeqNo(0), 0);
+        let stream = MediaStream::open(&engine, &pool, cfg).unwrap();
+        clock.advance(PTIME);
+        stream.close().await;
+        // The pass that let it go has ended once the thread is idle again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while engine.paces() && Instant::now() < deadline {
+            clock.advance(PTIME);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+    assert_eq!(engine.admission_ceiling(), None);
 }

@@ -83,8 +83,9 @@ pub(crate) struct WorkerShared {
     pub(crate) added: AtomicUsize,
     /// Calls served when the last window was published.
     window_calls: AtomicUsize,
-    /// Windows published (an idle engine's counts once, when it becomes
-    /// idle): admission takes each new one into account.
+    /// Windows published (and each time the thread becomes idle: its
+    /// calls may all have been shorter than a window): admission takes
+    /// each new one into account.
     windows: AtomicU64,
     late_p99_us: AtomicU64,
     /// [`EngineLoad::stalled`]'s bits.
@@ -115,9 +116,10 @@ impl WorkerShared {
         }
     }
 
-    /// Publishes a window measured with `calls` calls.
-    fn publish(&self, l: &EngineLoad, calls: usize, c: &EngineCounters) {
-        let idle_again = calls == 0 && self.window_calls.load(Ordering::Relaxed) == 0;
+    /// Publishes a window measured with `calls` calls; `new` counts it
+    /// (an idle thread publishes an empty window on every pass, counted
+    /// once).
+    fn publish(&self, l: &EngineLoad, calls: usize, c: &EngineCounters, new: bool) {
         self.window_calls.store(calls, Ordering::Relaxed);
         self.added.store(0, Ordering::Relaxed);
         let us = u64::try_from(l.late_p99.as_micros()).unwrap_or(u64::MAX);
@@ -128,7 +130,7 @@ impl WorkerShared {
         self.backlog_p99
             .store(u64::from(l.backlog_p99), Ordering::Relaxed);
         self.publish_counters(c);
-        if !idle_again {
+        if new {
             // Last: a reader that sees the new count sees the window.
             self.windows.fetch_add(1, Ordering::Release);
         }
@@ -186,9 +188,12 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
     let mut calls: Vec<Box<Slot>> = Vec::new();
     let mut batch = Batch::new();
     let mut meter = LoadMeter::new(clock.now());
+    // Whether the thread served calls since it was last idle.
+    let mut busy = false;
     loop {
         while let Some(slot) = shared.inbox.pop() {
             calls.push(slot);
+            busy = true;
         }
         let stop = shared.stop.load(Ordering::Acquire);
         let now = clock.now();
@@ -221,11 +226,14 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
             // Nothing to serve: no load, and no stale window kept while
             // the thread waits without a deadline.
             meter.restart(clock.now());
-            shared.publish(&EngineLoad::default(), 0, &meter.counters());
+            shared.publish(&EngineLoad::default(), 0, &meter.counters(), busy);
+            busy = false;
         } else if let Some(load) = meter.pass(now, clock.now()) {
-            shared.publish(&load, calls.len(), &meter.counters());
+            shared.publish(&load, calls.len(), &meter.counters(), true);
+            busy = true;
         } else {
             shared.publish_counters(&meter.counters());
+            busy = true;
         }
         if stop && calls.is_empty() && shared.inbox.is_empty() {
             return;
