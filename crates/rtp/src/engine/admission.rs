@@ -17,7 +17,9 @@
 //!   is not overloaded the engine takes at most
 //!   max([`AdmissionPolicy::step`], [`AdmissionPolicy::growth`] × calls)
 //!   new calls until the next window; after an overloaded one, none. An
-//!   idle engine starts with one step. Telephony gear calls this a
+//!   engine starts with one step and gets one again each time it becomes
+//!   idle (its calls may all have been shorter than a window, and then it
+//!   never measured one). Telephony gear calls this a
 //!   calls-per-second limit; here it follows what the engine measured.
 //! - **A ceiling learned from overload** (multiplicative decrease,
 //!   additive probing): a second window over the limits in a row (one
