@@ -57,16 +57,16 @@ pub struct AdmissionPolicy {
     /// them and the two windows before) set the ceiling to
     /// `n` × (1 − `backoff`).
     pub backoff: f64,
-    /// Each healthy window raises the ceiling by this fraction of it (at
-    /// least one call).
+    /// Each healthy window whose calls reach the ceiling raises it by this
+    /// fraction of it (at least one call).
     pub probe: f64,
 }
 
 impl Default for AdmissionPolicy {
     /// Step 100 (twice the 50 calls a second of the 1,000-call target's
     /// ramp, so a ramp the engine can carry is never paced), growth 10 %,
-    /// backoff 5 %, probe 1 % a window (a ceiling of 900 is back to 950
-    /// after about six healthy seconds).
+    /// backoff 5 %, probe 1 % a window (a ceiling of 900 that the calls
+    /// keep reaching is back to 950 after about six healthy seconds).
     fn default() -> Self {
         AdmissionPolicy {
             step: 100,
