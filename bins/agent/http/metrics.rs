@@ -250,7 +250,7 @@ fn encode_engine(encoder: &mut DescriptorEncoder<'_>, e: &EngineStatus) -> fmt::
         ),
         (
             "callbridge_media_engine_stalled_ratio",
-            "Share of the media engine's ticks over the last second whose packet went out more than 10 ms late.",
+            "Share of the media engine's ticks over the last second whose packet went out 10 ms or more late.",
             f64::from(e.stalled_ppm) / 1e6,
         ),
         (

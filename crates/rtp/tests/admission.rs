@@ -7,26 +7,20 @@
 //! awaited at the peers, so the engine has served the period before the
 //! test looks. Waits are bounded.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use callbridge_rtp::clock::SimClock;
 use callbridge_rtp::engine::{AdmissionPolicy, EngineConfig, MediaEngine, Refusal};
 use callbridge_rtp::g711::Law;
-use callbridge_rtp::ports::{PortPool, PortPoolConfig};
+use callbridge_rtp::ports::PortPool;
 use callbridge_rtp::stream::{MediaConfig, MediaStream, PTIME};
 use callbridge_rtp::{SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
-fn pool(base: u16, ports: u16) -> PortPool {
-    PortPool::new(PortPoolConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        range: base..=base + ports - 1,
-        rtcp: false,
-    })
-    .unwrap()
-}
+use support::{peer, pool};
 
 /// An engine on a simulated clock taking three calls a window.
 fn engine(clock: &Arc<SimClock>) -> MediaEngine {
@@ -44,8 +38,7 @@ fn engine(clock: &Arc<SimClock>) -> MediaEngine {
 async fn three_calls(engine: &MediaEngine, pool: &PortPool) -> Vec<(MediaStream, UdpSocket)> {
     let mut calls = Vec::new();
     for i in 0..3u32 {
-        let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let a: SocketAddr = peer.local_addr().unwrap();
+        let (peer, a) = peer().await;
         let cfg = MediaConfig::new(Law::MuLaw, Some(a), Ssrc(i), SeqNo(0), 0);
         calls.push((MediaStream::open(engine, pool, cfg).unwrap(), peer));
     }
@@ -86,7 +79,7 @@ async fn take_events(stream: &mut MediaStream) {
 async fn a_burst_at_an_idle_engine_gets_one_step_and_the_next_after_a_window() {
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = engine(&clock);
-    let pool = pool(44700, 16);
+    let pool = pool(44700, 16, false);
     // Ten INVITEs at once: three are admitted, seven paced.
     let verdicts: Vec<_> = (0..10).map(|_| engine.admit()).collect();
     assert_eq!(verdicts.iter().filter(|v| v.is_ok()).count(), 3);
@@ -120,7 +113,7 @@ async fn a_burst_at_an_idle_engine_gets_one_step_and_the_next_after_a_window() {
 async fn an_overload_stops_admission_and_leaves_a_ceiling_under_its_calls() {
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = engine(&clock);
-    let pool = pool(44740, 16);
+    let pool = pool(44740, 16, false);
     for _ in 0..3 {
         assert_eq!(engine.admit(), Ok(()));
     }
@@ -167,9 +160,8 @@ async fn calls_shorter_than_a_window_one_after_another_are_never_paced() {
     // going idle renews the budget, or the fourth call would be paced.
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = engine(&clock);
-    let pool = pool(44780, 8);
-    let peer = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let a: SocketAddr = peer.local_addr().unwrap();
+    let pool = pool(44780, 8, false);
+    let (_peer, a) = peer().await;
     for i in 0..7u32 {
         assert_eq!(engine.admit(), Ok(()), "call {i}");
         let cfg = MediaConfig::new(Law::MuLaw, Some(a), Ssrc(i), SeqNo(0), 0);

@@ -3,7 +3,8 @@
 //! test. The assertions are about what is sent and reported, never about
 //! wall-clock speed; waits are bounded and generous.
 
-use std::net::SocketAddr;
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,25 +12,11 @@ use bytes::Bytes;
 use callbridge_rtp::clock::{MAX_CATCH_UP, SimClock, SystemClock};
 use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
-use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStream, PTIME};
 use callbridge_rtp::{RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
-fn pool(base: u16, ports: u16) -> PortPool {
-    PortPool::new(PortPoolConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        range: base..=base + ports - 1,
-        rtcp: false,
-    })
-    .unwrap()
-}
-
-async fn peer() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
+use support::{peer, pool};
 
 fn engine(threads: usize) -> MediaEngine {
     let cfg = EngineConfig {
@@ -52,7 +39,7 @@ async fn recv_rtp(s: &UdpSocket) -> RtpPacket {
 #[tokio::test]
 async fn the_engine_sends_queued_frames_then_silence_with_continuous_time() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(44000, 4);
+    let pool = pool(44000, 4, false);
     let engine = engine(1);
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(7), SeqNo(65530), 500);
     let mut stream = MediaStream::open(&engine, &pool, cfg).unwrap();
@@ -94,7 +81,7 @@ async fn many_streams_on_two_engine_threads_each_get_every_tick() {
     const N: usize = 40;
     // Twice the even ports the streams need: the peers' ephemeral ports
     // (and other processes) may hold some of the range.
-    let pool = pool(44100, 4 * N as u16);
+    let pool = pool(44100, 4 * N as u16, false);
     let engine = engine(2);
     let mut peers = Vec::new();
     let mut streams = Vec::new();
@@ -136,7 +123,7 @@ async fn many_streams_on_two_engine_threads_each_get_every_tick() {
 #[tokio::test]
 async fn clear_playback_drops_the_frames_the_core_holds_before_the_next_tick() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(44300, 4);
+    let pool = pool(44300, 4, false);
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(9), SeqNo(0), 0);
@@ -165,7 +152,7 @@ async fn clear_playback_drops_the_frames_the_core_holds_before_the_next_tick() {
 #[tokio::test]
 async fn on_a_simulated_clock_one_advance_of_a_period_sends_exactly_one_packet() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(44400, 4);
+    let pool = pool(44400, 4, false);
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
     let cfg = MediaConfig::new(Law::MuLaw, Some(peer_addr), Ssrc(3), SeqNo(10), 0);
@@ -198,7 +185,7 @@ async fn on_a_simulated_clock_one_advance_of_a_period_sends_exactly_one_packet()
 #[tokio::test]
 async fn dropping_the_engine_closes_its_calls_and_joins_its_threads() {
     let (_peer, peer_addr) = peer().await;
-    let pool = pool(44500, 8);
+    let pool = pool(44500, 8, false);
     let engine = engine(2);
     let mut streams = Vec::new();
     for i in 0..3 {
@@ -220,7 +207,7 @@ async fn dropping_the_engine_closes_its_calls_and_joins_its_threads() {
 #[tokio::test]
 async fn on_a_simulated_clock_a_close_is_taken_without_time_passing() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(44600, 4);
+    let pool = pool(44600, 4, false);
     let clock = Arc::new(SimClock::new(Instant::now()));
     let engine = MediaEngine::new(EngineConfig::default(), clock.clone()).unwrap();
     let open = |ssrc| {

@@ -5,6 +5,8 @@
 //! The engine's real-time pacing is tested in `media_engine.rs`; the same
 //! behaviours without sockets in the media core's unit tests.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,25 +17,11 @@ use callbridge_rtp::engine::{EngineConfig, MediaEngine};
 use callbridge_rtp::g711::Law;
 use callbridge_rtp::jitter::Playout;
 use callbridge_rtp::latch::{LatchPolicy, LatchRules, RejectReason};
-use callbridge_rtp::ports::{PortPool, PortPoolConfig};
 use callbridge_rtp::stream::{MediaConfig, MediaEvent, MediaStats, MediaStream};
 use callbridge_rtp::{PayloadType, RtpHeader, RtpPacket, SeqNo, Ssrc};
 use tokio::net::UdpSocket;
 
-fn pool(base: u16) -> PortPool {
-    PortPool::new(PortPoolConfig {
-        bind_ip: "127.0.0.1".parse().unwrap(),
-        range: base..=base + 19,
-        rtcp: true,
-    })
-    .unwrap()
-}
-
-async fn peer() -> (UdpSocket, SocketAddr) {
-    let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let a = s.local_addr().unwrap();
-    (s, a)
-}
+use support::{peer, pool};
 
 fn cfg(remote: Option<SocketAddr>) -> MediaConfig {
     let mut c = MediaConfig::new(Law::MuLaw, remote, Ssrc(0xabc), SeqNo(65534), 1000);
@@ -110,7 +98,7 @@ async fn stats_when(s: &mut MediaStream, ok: impl Fn(&MediaStats) -> bool) -> Me
 #[tokio::test]
 async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(42000);
+    let pool = pool(42000, 20, true);
     let engine = engine();
     let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     let mut got = Vec::new();
@@ -157,7 +145,7 @@ async fn paced_sender_sends_silence_then_marked_talkspurt_with_continuous_time()
 #[tokio::test]
 async fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
     let (peer, _) = peer().await;
-    let pool = pool(42100);
+    let pool = pool(42100, 20, true);
     let engine = engine();
     // No SDP address: nothing is sent until the peer's first packet.
     let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
@@ -223,7 +211,7 @@ async fn latches_to_sender_decodes_audio_and_reports_dtmf_once() {
 #[tokio::test]
 async fn source_outside_allowlist_is_ignored() {
     let (peer, _) = peer().await;
-    let pool = pool(42200);
+    let pool = pool(42200, 20, true);
     let engine = engine();
     let mut c = cfg(None);
     c.latch = LatchRules::new(
@@ -273,7 +261,7 @@ async fn source_outside_allowlist_is_ignored() {
 
 #[tokio::test]
 async fn inactivity_is_reported_once_after_the_configured_time() {
-    let pool = pool(42300);
+    let pool = pool(42300, 20, true);
     let engine = engine();
     // Read before the open: the engine may take a tick between the open
     // and a read after it.
@@ -297,7 +285,7 @@ async fn inactivity_is_reported_once_after_the_configured_time() {
 #[tokio::test]
 async fn rtcp_bye_from_peer_is_reported_and_ours_is_sent_on_close() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(42400);
+    let pool = pool(42400, 20, true);
     let engine = engine();
     let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     let rtcp_addr = SocketAddr::new(stream.local_addr().ip(), stream.local_addr().port() + 1);
@@ -322,7 +310,7 @@ async fn rtcp_bye_from_peer_is_reported_and_ours_is_sent_on_close() {
 #[tokio::test]
 async fn clear_playback_drops_queued_frames() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(42500);
+    let pool = pool(42500, 20, true);
     let engine = engine();
     let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     for _ in 0..20 {
@@ -343,7 +331,7 @@ async fn clear_playback_drops_queued_frames() {
 #[tokio::test]
 async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
     let (peer, peer_addr) = peer().await;
-    let pool = pool(42600);
+    let pool = pool(42600, 20, true);
     let engine = engine();
     let mut stream = MediaStream::open(&engine, &pool, cfg(Some(peer_addr))).unwrap();
     tick_and_recv(&mut stream, &peer).await;
@@ -379,7 +367,7 @@ async fn send_dtmf_emits_rfc4733_packets_in_place_of_audio() {
 #[tokio::test]
 async fn stats_report_the_jitter_buffer_depth_as_audio_time() {
     let (peer, _) = peer().await;
-    let pool = pool(43400);
+    let pool = pool(43400, 20, true);
     let engine = engine();
     let mut stream = MediaStream::open(&engine, &pool, cfg(None)).unwrap();
     assert_eq!(stream.stats().jitter_depth, Duration::ZERO);
@@ -461,7 +449,7 @@ async fn ticks(stream: &mut MediaStream, n: usize, level: i16) -> bool {
 async fn attacker_on_the_signalling_ip_sending_first_gets_only_the_ticks_before_the_caller() {
     let (caller, caller_addr) = peer().await;
     let (attacker, attacker_addr) = peer().await;
-    let pool = pool(42300);
+    let pool = pool(42300, 20, true);
     let engine = engine();
     let mut c = cfg(Some(caller_addr));
     c.latch = LatchRules::new(

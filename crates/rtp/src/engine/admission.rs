@@ -154,13 +154,9 @@ impl AdmissionControl {
     /// idle engine's window has 0 calls and is not overloaded: one step
     /// of budget).
     pub fn window(&mut self, calls: usize, overloaded: bool) {
-        let before = self.recent;
+        let fewest = self.recent.iter().copied().fold(calls, usize::min);
         self.recent.rotate_right(1);
         self.recent[0] = calls;
-        self.window_after(calls, overloaded, &before);
-    }
-
-    fn window_after(&mut self, calls: usize, overloaded: bool, recent: &[usize; REMEMBERED]) {
         if overloaded {
             self.budget = 0;
             self.streak = self.streak.saturating_add(1);
@@ -168,7 +164,6 @@ impl AdmissionControl {
             // confirms it show calls admitted before, and would ratchet
             // the ceiling down by the calls that end meanwhile.
             if self.streak == CONFIRM {
-                let fewest = recent.iter().copied().fold(calls, usize::min);
                 self.ceiling = Some(scale(fewest, 1.0 - self.policy.backoff));
             }
             return;

@@ -39,9 +39,10 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 /// [`EngineCounters::late`].
 pub const LATE: Duration = Duration::from_millis(2);
 
-/// A tick whose packet went out more than this after its deadline (half a
-/// period: what the load tool counts as a late packet) is a stall
-/// ([`EngineLoad::stalled`]).
+/// A tick whose packet went out this long or longer after its deadline
+/// (half a period: what the load tool counts as a late packet) is a stall
+/// ([`EngineLoad::stalled`]). A multiple of the lateness histogram's
+/// bucket, which counts them.
 pub const STALL: Duration = Duration::from_millis(10);
 
 /// Lateness histogram: 250 µs buckets up to 20 ms (the last holds the rest).
@@ -56,10 +57,12 @@ pub struct EngineLoad {
     /// 99th percentile of how late ticks were served (measured when the
     /// tick's packet had been handed to the kernel).
     pub late_p99: Duration,
-    /// Share of the ticks served more than [`STALL`] late (0.0..=1.0): the
-    /// rare long stalls a p99 does not see (measured on a 2-core machine
-    /// at 900 calls: a few windows a minute with hundreds of ticks 10 ms
-    /// late at once, inside the engine's own socket calls).
+    /// Share of the ticks served [`STALL`] or more late (0.0..=1.0): rare
+    /// stalls a p99 does not see. Seen on a 2-core machine at 900 calls:
+    /// the engine's count of ticks more than 2 ms late rose by a few
+    /// hundred within a quarter second a few times a minute, and 164 to
+    /// 1,621 packets a run reached the peer 10 ms late, while no call was
+    /// that late when its socket calls began.
     pub stalled: f64,
     /// Fraction of the window spent serving calls (0.0..=1.0).
     pub busy: f64,
@@ -103,7 +106,7 @@ impl Default for LoadLimits {
     /// behind: a task that waits a moment for the model or the store now
     /// and then stays well under it, a saturated runtime does not),
     /// stalled ticks 0.1 % (at 1,000 calls, 50 packets in a second going
-    /// out 10 ms late; one stall of the engine thread is hundreds).
+    /// out 10 ms late).
     fn default() -> Self {
         LoadLimits {
             max_late: Duration::from_millis(10),
@@ -195,8 +198,6 @@ pub(crate) struct LoadMeter {
     window_start: Instant,
     busy: Duration,
     late: [u32; LATE_BUCKETS],
-    /// Ticks this window served more than [`STALL`] late.
-    stalled: u32,
     backlog: [u32; BACKLOG_BUCKETS],
     counters: EngineCounters,
 }
@@ -234,7 +235,6 @@ impl LoadMeter {
             window_start: now,
             busy: Duration::ZERO,
             late: [0; LATE_BUCKETS],
-            stalled: 0,
             backlog: [0; BACKLOG_BUCKETS],
             counters: EngineCounters::default(),
         }
@@ -249,9 +249,6 @@ impl LoadMeter {
         self.counters.ticks += 1;
         if late > LATE {
             self.counters.late += 1;
-        }
-        if late > STALL {
-            self.stalled = self.stalled.saturating_add(1);
         }
     }
 
@@ -280,11 +277,15 @@ impl LoadMeter {
         });
         let backlog_p99 = p99(&self.backlog).map_or(0, |i| u32::try_from(i).unwrap_or(u32::MAX));
         let ticks: u64 = self.late.iter().map(|&n| u64::from(n)).sum();
-        // As for the percentiles: a few calls' one hiccup says nothing.
-        let stalled = if ticks == 0 || u64::from(self.stalled) < MIN_TAIL {
+        // The buckets from STALL up; as for the percentiles, a few calls'
+        // one hiccup (fewer than MIN_TAIL ticks) says nothing.
+        let first =
+            usize::try_from(STALL.as_micros() / u128::from(LATE_BUCKET_US)).unwrap_or(LATE_BUCKETS);
+        let stalled: u64 = self.late.iter().skip(first).map(|&n| u64::from(n)).sum();
+        let stalled = if stalled < MIN_TAIL {
             0.0
         } else {
-            f64::from(self.stalled) / ticks as f64
+            stalled as f64 / ticks as f64
         };
         let load = EngineLoad {
             late_p99,
@@ -296,7 +297,6 @@ impl LoadMeter {
         self.window_start = end;
         self.busy = Duration::ZERO;
         self.late = [0; LATE_BUCKETS];
-        self.stalled = 0;
         self.backlog = [0; BACKLOG_BUCKETS];
         Some(load)
     }
@@ -307,7 +307,6 @@ impl LoadMeter {
         self.window_start = now;
         self.busy = Duration::ZERO;
         self.late = [0; LATE_BUCKETS];
-        self.stalled = 0;
         self.backlog = [0; BACKLOG_BUCKETS];
     }
 

@@ -177,17 +177,10 @@ impl MediaEngine {
     /// counted in ([`EngineLoad::with_added`]), and the calls of all.
     #[must_use]
     pub fn load(&self) -> EngineLoad {
-        let mut best: Option<EngineLoad> = None;
-        for w in &self.inner.workers {
-            let l = w.shared.load();
-            let headroom = l.headroom(&self.inner.limits);
-            if best.is_none_or(|b| headroom > b.headroom(&self.inner.limits)) {
-                best = Some(l);
-            }
+        EngineLoad {
+            calls: self.calls(),
+            ..self.least_loaded(WorkerShared::load)
         }
-        let mut l = best.unwrap_or_default();
-        l.calls = self.calls();
-        l
     }
 
     /// The headroom left (0.0 overloaded ..= 1.0 idle), see
@@ -267,20 +260,30 @@ impl MediaEngine {
     /// The newest windows as measured: the least loaded thread's signals
     /// (as [`load`](Self::load)) and the calls all threads served in them.
     fn window(&self) -> EngineLoad {
-        let mut best: Option<EngineLoad> = None;
-        let mut calls = 0;
-        for w in &self.inner.workers {
-            let l = w.shared.window();
-            calls += l.calls;
-            let headroom = l.headroom(&self.inner.limits);
-            if best.is_none_or(|b| headroom > b.headroom(&self.inner.limits)) {
-                best = Some(l);
-            }
-        }
         EngineLoad {
-            calls,
-            ..best.unwrap_or_default()
+            calls: self
+                .inner
+                .workers
+                .iter()
+                .map(|w| w.shared.window().calls)
+                .sum(),
+            ..self.least_loaded(WorkerShared::window)
         }
+    }
+
+    /// The load `of` each thread with the most headroom: the thread a new
+    /// call goes to.
+    fn least_loaded(&self, of: impl Fn(&WorkerShared) -> EngineLoad) -> EngineLoad {
+        let limits = &self.inner.limits;
+        self.inner
+            .workers
+            .iter()
+            .map(|w| of(&w.shared))
+            .fold(None, |best: Option<EngineLoad>, l| match best {
+                Some(b) if b.headroom(limits) >= l.headroom(limits) => Some(b),
+                _ => Some(l),
+            })
+            .unwrap_or_default()
     }
 
     /// Whether the engine's calls are at the ceiling its admission learned

@@ -193,8 +193,8 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
     loop {
         while let Some(slot) = shared.inbox.pop() {
             calls.push(slot);
-            busy = true;
         }
+        busy |= !calls.is_empty();
         let stop = shared.stop.load(Ordering::Acquire);
         let now = clock.now();
         let stamps = clock.stamp_base();
@@ -230,10 +230,8 @@ pub(crate) fn run(shared: &WorkerShared, clock: &dyn MediaClock, want: RealtimeP
             busy = false;
         } else if let Some(load) = meter.pass(now, clock.now()) {
             shared.publish(&load, calls.len(), &meter.counters(), true);
-            busy = true;
         } else {
             shared.publish_counters(&meter.counters());
-            busy = true;
         }
         if stop && calls.is_empty() && shared.inbox.is_empty() {
             return;

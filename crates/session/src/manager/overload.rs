@@ -32,7 +32,7 @@ pub struct EngineStatus {
     pub headroom_permille: u32,
     /// 99th percentile of tick lateness, in microseconds.
     pub late_p99_us: u64,
-    /// Share of ticks more than 10 ms late, in millionths.
+    /// Share of ticks 10 ms or more late, in millionths.
     pub stalled_ppm: u32,
     /// Fraction of the time the engine thread worked, in thousandths.
     pub busy_permille: u32,
